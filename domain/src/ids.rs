@@ -1,0 +1,91 @@
+//! Identifier newtypes. All ids are UUIDs (the application mints UUIDv7, so
+//! they sort by creation time); the newtypes keep a delivery id from being
+//! passed where a subscription id is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub const fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+            pub const fn as_uuid(&self) -> &Uuid {
+                &self.0
+            }
+            /// Parses the textual form, naming what kind of id was expected
+            /// on failure.
+            ///
+            /// # Errors
+            /// When `s` is not a UUID.
+            pub fn parse(s: &str) -> Result<Self, crate::ValidationError> {
+                Uuid::parse_str(s.trim()).map(Self).map_err(|_| {
+                    crate::ValidationError::new(
+                        $what,
+                        format!("'{}' is not a valid {} (expected a UUID)", truncate_for_message(s), $what.replace('_', " ")),
+                    )
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = crate::ValidationError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+    };
+}
+
+/// Shortens user input quoted back in an error message.
+pub(crate) fn truncate_for_message(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(MAX).collect();
+        out.push('…');
+        out
+    }
+}
+
+uuid_id!(
+    /// A tenant: the owner of subscriptions, events and deliveries.
+    TenantId,
+    "tenant_id"
+);
+uuid_id!(
+    /// A subscription (also the id of its aggregate).
+    SubscriptionId,
+    "subscription_id"
+);
+uuid_id!(
+    /// A delivery: one event to one subscription (also the id of its aggregate).
+    DeliveryId,
+    "delivery_id"
+);
+uuid_id!(
+    /// A published business event.
+    EventId,
+    "event_id"
+);

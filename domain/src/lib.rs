@@ -1,0 +1,26 @@
+//! Hookline's domain: the value objects every other layer speaks in, the
+//! `Subscription` and `Delivery` aggregates, signature schemes, the retry
+//! policy and the classification of attempt outcomes.
+//!
+//! Everything here is pure: no IO, no clock, no randomness. Commands carry the
+//! times, ids and random draws they need, so every decision is reproducible
+//! from the command and the aggregate's past events.
+
+pub mod delivery;
+pub mod event_type;
+pub mod ids;
+pub mod outcome;
+pub mod retry;
+pub mod sealed;
+pub mod serde_helpers;
+pub mod signature;
+pub mod subscription;
+pub mod target_url;
+pub mod validation;
+
+pub use event_type::{EventFilter, EventPattern, EventType};
+pub use ids::{DeliveryId, EventId, SubscriptionId, TenantId};
+pub use sealed::{Sealed, SecretHint, SigningSecret};
+pub use signature::SignatureScheme;
+pub use target_url::{AllowList, TargetUrl};
+pub use validation::ValidationError;

@@ -1,0 +1,325 @@
+//! The Subscription aggregate: state rebuilt from its events, and `decide`,
+//! which turns a command into new events or a refusal.
+
+use super::commands::{RotateSecret, Subscribe, SubscriptionCommand, UpdateSubscription};
+use super::error::SubscriptionError;
+use super::events::SubscriptionEvent;
+use super::values::Description;
+use crate::sealed::{Sealed, SecretHint};
+use crate::{EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// Receives deliveries.
+    Active,
+    /// Kept, but receives nothing until enabled again (by a client, or
+    /// automatically disabled after a 410 Gone).
+    Disabled,
+    /// Soft-deleted: readable in history, never delivered to again.
+    Deleted,
+}
+
+impl SubscriptionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+/// The secret replaced by the latest rotation, valid until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub secret: Sealed,
+    pub hint: SecretHint,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionState {
+    pub id: SubscriptionId,
+    pub tenant_id: TenantId,
+    pub url: TargetUrl,
+    pub events: EventFilter,
+    pub header_names: Vec<String>,
+    pub headers: Option<Sealed>,
+    pub description: Option<Description>,
+    pub signature_scheme: SignatureScheme,
+    pub secret: Sealed,
+    pub secret_hint: SecretHint,
+    pub previous_secret: Option<PreviousSecret>,
+    pub status: SubscriptionStatus,
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    state: Option<SubscriptionState>,
+}
+
+impl Subscription {
+    /// `None` until `Subscribed`.
+    pub fn state(&self) -> Option<&SubscriptionState> {
+        self.state.as_ref()
+    }
+
+    /// The state of a subscription owned by `tenant`, not deleted.
+    fn live(&self, tenant: TenantId) -> Result<&SubscriptionState, SubscriptionError> {
+        let state = self
+            .state
+            .as_ref()
+            .filter(|s| s.tenant_id == tenant)
+            .ok_or(SubscriptionError::NotFound)?;
+        if state.status == SubscriptionStatus::Deleted {
+            return Err(SubscriptionError::Deleted);
+        }
+        Ok(state)
+    }
+
+    /// Decides which events `command` causes, without changing anything.
+    ///
+    /// # Errors
+    /// A [`SubscriptionError`] when the command is not allowed in the
+    /// current state.
+    pub fn decide(
+        &self,
+        command: SubscriptionCommand,
+    ) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
+        match command {
+            SubscriptionCommand::Subscribe(cmd) => self.subscribe(cmd),
+            SubscriptionCommand::Update(cmd) => self.update(cmd),
+            SubscriptionCommand::RotateSecret(cmd) => self.rotate(cmd),
+            SubscriptionCommand::Disable(cmd) => {
+                let state = self.live(cmd.tenant_id)?;
+                let reason = cmd.reason.trim();
+                if reason.is_empty() {
+                    return Err(SubscriptionError::EmptyReason);
+                }
+                if state.status == SubscriptionStatus::Disabled {
+                    return Ok(vec![]);
+                }
+                Ok(vec![SubscriptionEvent::SubscriptionDisabled {
+                    reason: crate::outcome::truncate_chars(reason, 500),
+                    disabled_at: cmd.at,
+                }])
+            }
+            SubscriptionCommand::Enable(cmd) => {
+                let state = self.live(cmd.tenant_id)?;
+                if state.status == SubscriptionStatus::Active {
+                    return Ok(vec![]);
+                }
+                Ok(vec![SubscriptionEvent::SubscriptionEnabled {
+                    enabled_at: cmd.at,
+                }])
+            }
+            SubscriptionCommand::Unsubscribe(cmd) => {
+                self.live(cmd.tenant_id)?;
+                Ok(vec![SubscriptionEvent::Unsubscribed {
+                    unsubscribed_at: cmd.at,
+                }])
+            }
+        }
+    }
+
+    fn subscribe(&self, cmd: Subscribe) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
+        if self.state.is_some() {
+            return Err(SubscriptionError::AlreadyExists);
+        }
+        Ok(vec![SubscriptionEvent::Subscribed {
+            subscription_id: cmd.subscription_id,
+            tenant_id: cmd.tenant_id,
+            url: cmd.url,
+            events: cmd.events,
+            header_names: cmd.header_names,
+            headers: cmd.headers,
+            description: cmd.description,
+            signature_scheme: cmd.signature_scheme,
+            secret: cmd.secret,
+            secret_hint: cmd.secret_hint,
+            subscribed_at: cmd.at,
+        }])
+    }
+
+    fn update(&self, cmd: UpdateSubscription) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
+        let state = self.live(cmd.tenant_id)?;
+        let url = cmd.url.filter(|u| *u != state.url);
+        let events = cmd.events.filter(|e| *e != state.events);
+        let description = cmd.description.filter(|d| *d != state.description);
+        let signature_scheme = cmd
+            .signature_scheme
+            .filter(|s| *s != state.signature_scheme);
+        // Sealed values never compare equal (fresh nonce), so a headers
+        // change is recorded unless both old and new are empty.
+        let headers = cmd
+            .headers
+            .filter(|(names, _)| !(names.is_empty() && state.header_names.is_empty()));
+        let (header_names, headers) = match headers {
+            Some((names, sealed)) => (Some(names), Some(sealed)),
+            None => (None, None),
+        };
+        if url.is_none()
+            && events.is_none()
+            && description.is_none()
+            && signature_scheme.is_none()
+            && headers.is_none()
+        {
+            return Ok(vec![]);
+        }
+        Ok(vec![SubscriptionEvent::SubscriptionUpdated {
+            url,
+            events,
+            header_names,
+            headers,
+            description,
+            signature_scheme,
+            updated_at: cmd.at,
+        }])
+    }
+
+    fn rotate(&self, cmd: RotateSecret) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
+        let state = self.live(cmd.tenant_id)?;
+        if cmd.previous_secret_expires_at < cmd.at {
+            return Err(SubscriptionError::OverlapInThePast);
+        }
+        Ok(vec![SubscriptionEvent::SecretRotated {
+            secret: cmd.secret,
+            secret_hint: cmd.secret_hint,
+            previous_secret_hint: state.secret_hint.clone(),
+            previous_secret_expires_at: cmd.previous_secret_expires_at,
+            rotated_at: cmd.at,
+        }])
+    }
+
+    /// Applies one event to the state (also used by read models that fold
+    /// an aggregate's history).
+    pub fn apply_event(&mut self, event: SubscriptionEvent) {
+        match event {
+            SubscriptionEvent::Subscribed {
+                subscription_id,
+                tenant_id,
+                url,
+                events,
+                header_names,
+                headers,
+                description,
+                signature_scheme,
+                secret,
+                secret_hint,
+                subscribed_at,
+            } => {
+                self.state = Some(SubscriptionState {
+                    id: subscription_id,
+                    tenant_id,
+                    url,
+                    events,
+                    header_names,
+                    headers,
+                    description,
+                    signature_scheme,
+                    secret,
+                    secret_hint,
+                    previous_secret: None,
+                    status: SubscriptionStatus::Active,
+                    disabled_reason: None,
+                    created_at: subscribed_at,
+                    updated_at: subscribed_at,
+                });
+            }
+            other => {
+                let Some(state) = self.state.as_mut() else {
+                    return;
+                };
+                state.updated_at = other.occurred_at();
+                match other {
+                    SubscriptionEvent::Subscribed { .. } => {}
+                    SubscriptionEvent::SubscriptionUpdated {
+                        url,
+                        events,
+                        header_names,
+                        headers,
+                        description,
+                        signature_scheme,
+                        ..
+                    } => {
+                        if let Some(url) = url {
+                            state.url = url;
+                        }
+                        if let Some(events) = events {
+                            state.events = events;
+                        }
+                        if let Some(names) = header_names {
+                            state.header_names = names;
+                        }
+                        if let Some(headers) = headers {
+                            state.headers = headers;
+                        }
+                        if let Some(description) = description {
+                            state.description = description;
+                        }
+                        if let Some(scheme) = signature_scheme {
+                            state.signature_scheme = scheme;
+                        }
+                    }
+                    SubscriptionEvent::SecretRotated {
+                        secret,
+                        secret_hint,
+                        previous_secret_expires_at,
+                        ..
+                    } => {
+                        let old_secret = std::mem::replace(&mut state.secret, secret);
+                        let old_hint = std::mem::replace(&mut state.secret_hint, secret_hint);
+                        state.previous_secret = Some(PreviousSecret {
+                            secret: old_secret,
+                            hint: old_hint,
+                            expires_at: previous_secret_expires_at,
+                        });
+                    }
+                    SubscriptionEvent::SubscriptionDisabled { reason, .. } => {
+                        state.status = SubscriptionStatus::Disabled;
+                        state.disabled_reason = Some(reason);
+                    }
+                    SubscriptionEvent::SubscriptionEnabled { .. } => {
+                        state.status = SubscriptionStatus::Active;
+                        state.disabled_reason = None;
+                    }
+                    SubscriptionEvent::Unsubscribed { .. } => {
+                        state.status = SubscriptionStatus::Deleted;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Aggregate for Subscription {
+    const TYPE: &'static str = "Subscription";
+    type Command = SubscriptionCommand;
+    type Event = SubscriptionEvent;
+    type Error = SubscriptionError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.apply_event(event);
+    }
+}

@@ -1,0 +1,17 @@
+//! Why a subscription refused a command.
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscriptionError {
+    #[error("the subscription already exists")]
+    AlreadyExists,
+    /// Also returned when the command's tenant does not own the
+    /// subscription: another tenant's subscription does not exist for you.
+    #[error("the subscription does not exist")]
+    NotFound,
+    #[error("the subscription has been deleted")]
+    Deleted,
+    #[error("the previous secret's overlap must end at or after the rotation")]
+    OverlapInThePast,
+    #[error("a disable reason must not be empty")]
+    EmptyReason,
+}

@@ -1,0 +1,111 @@
+//! What happened to a subscription. These are stored forever: fields are
+//! only ever added (with a new `event_version` and an upcaster), never
+//! renamed. Secrets and header values are sealed.
+
+use super::values::Description;
+use crate::sealed::{Sealed, SecretHint};
+use crate::serde_helpers::double_option;
+use crate::{EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+pub const SUBSCRIBED: &str = "Subscribed";
+pub const SUBSCRIPTION_UPDATED: &str = "SubscriptionUpdated";
+pub const SECRET_ROTATED: &str = "SecretRotated";
+pub const SUBSCRIPTION_DISABLED: &str = "SubscriptionDisabled";
+pub const SUBSCRIPTION_ENABLED: &str = "SubscriptionEnabled";
+pub const UNSUBSCRIBED: &str = "Unsubscribed";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum SubscriptionEvent {
+    Subscribed {
+        subscription_id: SubscriptionId,
+        tenant_id: TenantId,
+        url: TargetUrl,
+        events: EventFilter,
+        header_names: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        headers: Option<Sealed>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<Description>,
+        signature_scheme: SignatureScheme,
+        secret: Sealed,
+        secret_hint: SecretHint,
+        subscribed_at: DateTime<Utc>,
+    },
+    /// Only the fields that changed are present.
+    SubscriptionUpdated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<TargetUrl>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        events: Option<EventFilter>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_names: Option<Vec<String>>,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        headers: Option<Option<Sealed>>,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        description: Option<Option<Description>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature_scheme: Option<SignatureScheme>,
+        updated_at: DateTime<Utc>,
+    },
+    SecretRotated {
+        secret: Sealed,
+        secret_hint: SecretHint,
+        previous_secret_hint: SecretHint,
+        previous_secret_expires_at: DateTime<Utc>,
+        rotated_at: DateTime<Utc>,
+    },
+    SubscriptionDisabled {
+        reason: String,
+        disabled_at: DateTime<Utc>,
+    },
+    SubscriptionEnabled {
+        enabled_at: DateTime<Utc>,
+    },
+    Unsubscribed {
+        unsubscribed_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for SubscriptionEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::Subscribed { .. } => SUBSCRIBED,
+            Self::SubscriptionUpdated { .. } => SUBSCRIPTION_UPDATED,
+            Self::SecretRotated { .. } => SECRET_ROTATED,
+            Self::SubscriptionDisabled { .. } => SUBSCRIPTION_DISABLED,
+            Self::SubscriptionEnabled { .. } => SUBSCRIPTION_ENABLED,
+            Self::Unsubscribed { .. } => UNSUBSCRIBED,
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+impl SubscriptionEvent {
+    /// When the change happened (the time the command carried).
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        match self {
+            Self::Subscribed { subscribed_at, .. } => *subscribed_at,
+            Self::SubscriptionUpdated { updated_at, .. } => *updated_at,
+            Self::SecretRotated { rotated_at, .. } => *rotated_at,
+            Self::SubscriptionDisabled { disabled_at, .. } => *disabled_at,
+            Self::SubscriptionEnabled { enabled_at } => *enabled_at,
+            Self::Unsubscribed { unsubscribed_at } => *unsubscribed_at,
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The Subscription aggregate: a tenant's wish to receive some events at one
+//! URL, signed with one secret.
+
+mod aggregate;
+mod commands;
+mod error;
+mod events;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+pub use aggregate::{PreviousSecret, Subscription, SubscriptionState, SubscriptionStatus};
+pub use commands::{
+    DisableSubscription, EnableSubscription, RotateSecret, Subscribe, SubscriptionCommand,
+    Unsubscribe, UpdateSubscription,
+};
+pub use error::SubscriptionError;
+pub use events::SubscriptionEvent;
+pub use values::{CustomHeaders, Description, MAX_DESCRIPTION_CHARS, MAX_HEADERS};

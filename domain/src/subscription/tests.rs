@@ -1,0 +1,329 @@
+//! Given/when/then tests for every subscription command, accepted and refused.
+
+use super::*;
+use crate::sealed::{Sealed, SecretHint};
+use crate::{AllowList, EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+use uuid::Uuid;
+
+type Fixture = TestFramework<Subscription>;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+}
+fn tenant() -> TenantId {
+    TenantId::from_uuid(Uuid::from_u128(1))
+}
+fn other_tenant() -> TenantId {
+    TenantId::from_uuid(Uuid::from_u128(2))
+}
+fn sub_id() -> SubscriptionId {
+    SubscriptionId::from_uuid(Uuid::from_u128(10))
+}
+fn sealed(tag: &str) -> Sealed {
+    Sealed {
+        alg: "test".into(),
+        key_id: "k1".into(),
+        nonce: tag.into(),
+        ciphertext: tag.into(),
+    }
+}
+fn url(s: &str) -> TargetUrl {
+    TargetUrl::parse(s, &AllowList::default()).unwrap()
+}
+fn filter(items: &[&str]) -> EventFilter {
+    EventFilter::parse(items).unwrap()
+}
+
+fn subscribe_cmd() -> Subscribe {
+    Subscribe {
+        subscription_id: sub_id(),
+        tenant_id: tenant(),
+        url: url("https://example.com/hooks"),
+        events: filter(&["invoice.*"]),
+        header_names: vec![],
+        headers: None,
+        description: Some(Description::parse("billing").unwrap()),
+        signature_scheme: SignatureScheme::StandardWebhooks,
+        secret: sealed("s1"),
+        secret_hint: SecretHint::of("whsec_aaaaaaaaaaaaaaaaaaaaaaaa"),
+        at: t0(),
+    }
+}
+
+fn subscribed() -> SubscriptionEvent {
+    let c = subscribe_cmd();
+    SubscriptionEvent::Subscribed {
+        subscription_id: c.subscription_id,
+        tenant_id: c.tenant_id,
+        url: c.url,
+        events: c.events,
+        header_names: c.header_names,
+        headers: c.headers,
+        description: c.description,
+        signature_scheme: c.signature_scheme,
+        secret: c.secret,
+        secret_hint: c.secret_hint,
+        subscribed_at: c.at,
+    }
+}
+
+fn unsubscribed() -> SubscriptionEvent {
+    SubscriptionEvent::Unsubscribed {
+        unsubscribed_at: t0() + Duration::minutes(5),
+    }
+}
+
+fn update(url_: Option<&str>) -> UpdateSubscription {
+    UpdateSubscription {
+        tenant_id: tenant(),
+        url: url_.map(url),
+        events: None,
+        headers: None,
+        description: None,
+        signature_scheme: None,
+        at: t0() + Duration::minutes(1),
+    }
+}
+
+#[test]
+fn subscribe_creates_a_subscription() {
+    Fixture::with(())
+        .given_no_previous_events()
+        .when(SubscriptionCommand::Subscribe(subscribe_cmd()))
+        .then_expect_events(vec![subscribed()]);
+}
+
+#[test]
+fn subscribe_twice_is_refused() {
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Subscribe(subscribe_cmd()))
+        .then_expect_error(SubscriptionError::AlreadyExists);
+}
+
+#[test]
+fn update_records_only_changed_fields() {
+    let mut cmd = update(Some("https://example.org/new"));
+    cmd.events = Some(filter(&["invoice.*"])); // unchanged
+    cmd.description = Some(None); // cleared
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Update(cmd))
+        .then_expect_events(vec![SubscriptionEvent::SubscriptionUpdated {
+            url: Some(url("https://example.org/new")),
+            events: None,
+            header_names: None,
+            headers: None,
+            description: Some(None),
+            signature_scheme: None,
+            updated_at: t0() + Duration::minutes(1),
+        }]);
+}
+
+#[test]
+fn update_without_changes_records_nothing() {
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Update(update(Some(
+            "https://example.com/hooks",
+        ))))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn update_of_a_deleted_subscription_is_refused() {
+    Fixture::with(())
+        .given(vec![subscribed(), unsubscribed()])
+        .when(SubscriptionCommand::Update(update(Some(
+            "https://example.org/x",
+        ))))
+        .then_expect_error(SubscriptionError::Deleted);
+}
+
+#[test]
+fn update_of_a_missing_subscription_is_refused() {
+    Fixture::with(())
+        .given_no_previous_events()
+        .when(SubscriptionCommand::Update(update(None)))
+        .then_expect_error(SubscriptionError::NotFound);
+}
+
+#[test]
+fn another_tenant_cannot_touch_a_subscription() {
+    let mut cmd = update(Some("https://example.org/x"));
+    cmd.tenant_id = other_tenant();
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Update(cmd))
+        .then_expect_error(SubscriptionError::NotFound);
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Unsubscribe(Unsubscribe {
+            tenant_id: other_tenant(),
+            at: t0(),
+        }))
+        .then_expect_error(SubscriptionError::NotFound);
+}
+
+#[test]
+fn rotate_secret_keeps_the_old_one_for_the_overlap() {
+    let at = t0() + Duration::hours(1);
+    let expires = at + Duration::hours(24);
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::RotateSecret(RotateSecret {
+            tenant_id: tenant(),
+            secret: sealed("s2"),
+            secret_hint: SecretHint::of("whsec_bbbbbbbbbbbbbbbbbbbbbbbb"),
+            previous_secret_expires_at: expires,
+            at,
+        }))
+        .then_expect_events(vec![SubscriptionEvent::SecretRotated {
+            secret: sealed("s2"),
+            secret_hint: SecretHint::of("whsec_bbbbbbbbbbbbbbbbbbbbbbbb"),
+            previous_secret_hint: SecretHint::of("whsec_aaaaaaaaaaaaaaaaaaaaaaaa"),
+            previous_secret_expires_at: expires,
+            rotated_at: at,
+        }]);
+
+    let mut agg = Subscription::default();
+    agg.apply_event(subscribed());
+    agg.apply_event(SubscriptionEvent::SecretRotated {
+        secret: sealed("s2"),
+        secret_hint: SecretHint::of("x"),
+        previous_secret_hint: SecretHint::of("y"),
+        previous_secret_expires_at: expires,
+        rotated_at: at,
+    });
+    let state = agg.state().unwrap();
+    assert_eq!(state.secret, sealed("s2"));
+    assert_eq!(state.previous_secret.as_ref().unwrap().secret, sealed("s1"));
+}
+
+#[test]
+fn rotate_secret_refuses_an_overlap_in_the_past_and_deleted_subscriptions() {
+    let cmd = RotateSecret {
+        tenant_id: tenant(),
+        secret: sealed("s2"),
+        secret_hint: SecretHint::of("x"),
+        previous_secret_expires_at: t0(),
+        at: t0() + Duration::seconds(1),
+    };
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::RotateSecret(cmd.clone()))
+        .then_expect_error(SubscriptionError::OverlapInThePast);
+    Fixture::with(())
+        .given(vec![subscribed(), unsubscribed()])
+        .when(SubscriptionCommand::RotateSecret(cmd))
+        .then_expect_error(SubscriptionError::Deleted);
+}
+
+#[test]
+fn disable_then_enable() {
+    let disabled = SubscriptionEvent::SubscriptionDisabled {
+        reason: "endpoint answered 410 Gone".into(),
+        disabled_at: t0(),
+    };
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Disable(DisableSubscription {
+            tenant_id: tenant(),
+            reason: "endpoint answered 410 Gone".into(),
+            at: t0(),
+        }))
+        .then_expect_events(vec![disabled.clone()]);
+    // Disabling twice changes nothing (several deliveries may see 410).
+    Fixture::with(())
+        .given(vec![subscribed(), disabled.clone()])
+        .when(SubscriptionCommand::Disable(DisableSubscription {
+            tenant_id: tenant(),
+            reason: "again".into(),
+            at: t0(),
+        }))
+        .then_expect_events(vec![]);
+    Fixture::with(())
+        .given(vec![subscribed(), disabled])
+        .when(SubscriptionCommand::Enable(EnableSubscription {
+            tenant_id: tenant(),
+            at: t0(),
+        }))
+        .then_expect_events(vec![SubscriptionEvent::SubscriptionEnabled {
+            enabled_at: t0(),
+        }]);
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Enable(EnableSubscription {
+            tenant_id: tenant(),
+            at: t0(),
+        }))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn disable_needs_a_reason_and_a_live_subscription() {
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Disable(DisableSubscription {
+            tenant_id: tenant(),
+            reason: "  ".into(),
+            at: t0(),
+        }))
+        .then_expect_error(SubscriptionError::EmptyReason);
+    Fixture::with(())
+        .given(vec![subscribed(), unsubscribed()])
+        .when(SubscriptionCommand::Enable(EnableSubscription {
+            tenant_id: tenant(),
+            at: t0(),
+        }))
+        .then_expect_error(SubscriptionError::Deleted);
+}
+
+#[test]
+fn unsubscribe_is_soft_and_only_once() {
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Unsubscribe(Unsubscribe {
+            tenant_id: tenant(),
+            at: t0() + Duration::minutes(5),
+        }))
+        .then_expect_events(vec![unsubscribed()]);
+    Fixture::with(())
+        .given(vec![subscribed(), unsubscribed()])
+        .when(SubscriptionCommand::Unsubscribe(Unsubscribe {
+            tenant_id: tenant(),
+            at: t0(),
+        }))
+        .then_expect_error(SubscriptionError::Deleted);
+    let mut agg = Subscription::default();
+    agg.apply_event(subscribed());
+    agg.apply_event(unsubscribed());
+    assert_eq!(agg.state().unwrap().status, SubscriptionStatus::Deleted);
+}
+
+#[test]
+fn events_serialize_with_a_type_tag_and_no_plaintext() {
+    let json = serde_json::to_value(subscribed()).unwrap();
+    assert_eq!(json["type"], "Subscribed");
+    assert_eq!(json["secret_hint"], "whsec_…aaaa");
+    let back: SubscriptionEvent = serde_json::from_value(json).unwrap();
+    assert_eq!(back, subscribed());
+    let upd = SubscriptionEvent::SubscriptionUpdated {
+        url: None,
+        events: None,
+        header_names: None,
+        headers: None,
+        description: Some(None),
+        signature_scheme: None,
+        updated_at: t0(),
+    };
+    let json = serde_json::to_value(&upd).unwrap();
+    assert!(json.get("url").is_none());
+    assert!(json["description"].is_null());
+    assert_eq!(
+        serde_json::from_value::<SubscriptionEvent>(json).unwrap(),
+        upd
+    );
+}

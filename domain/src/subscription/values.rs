@@ -1,0 +1,234 @@
+//! Value objects only subscriptions use: custom headers and description.
+
+use crate::signature::SignatureScheme;
+use crate::ValidationError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub const MAX_HEADERS: usize = 20;
+pub const MAX_HEADER_NAME_LEN: usize = 256;
+pub const MAX_HEADER_VALUE_LEN: usize = 4096;
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
+
+/// Headers Hookline sets itself or that belong to the connection; a
+/// subscription may not override them.
+const RESERVED_HEADERS: [&str; 20] = [
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "expect",
+    "user-agent",
+    "x-request-id",
+    "x-event",
+    "date",
+    "cookie",
+    "set-cookie",
+];
+const RESERVED_PREFIXES: [&str; 2] = ["x-hookline-", "webhook-"];
+
+/// Extra headers sent with every delivery of a subscription (at most 20).
+/// Values may be credentials, so `Debug` prints names only and the log
+/// stores them sealed.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CustomHeaders(BTreeMap<String, String>);
+
+impl CustomHeaders {
+    /// # Errors
+    /// A [`ValidationError`] on `headers` or `headers.<name>`.
+    pub fn parse(map: BTreeMap<String, String>) -> Result<Self, ValidationError> {
+        if map.len() > MAX_HEADERS {
+            return Err(ValidationError::new(
+                "headers",
+                format!(
+                    "at most {MAX_HEADERS} custom headers are allowed (got {})",
+                    map.len()
+                ),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, value) in &map {
+            let field = format!("headers.{}", crate::ids::truncate_for_message(name));
+            if name.is_empty() || name.len() > MAX_HEADER_NAME_LEN {
+                return Err(ValidationError::new(
+                    field,
+                    format!("header names must be 1–{MAX_HEADER_NAME_LEN} characters"),
+                ));
+            }
+            if !name.bytes().all(is_token_byte) {
+                return Err(ValidationError::new(
+                    field,
+                    "is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)",
+                ));
+            }
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str())
+                || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
+                || SignatureScheme::header_names().contains(&lower.as_str())
+            {
+                return Err(ValidationError::new(
+                    field,
+                    "is set by Hookline (signature, content-type, request id, event or connection header) and cannot be overridden",
+                ));
+            }
+            if !seen.insert(lower) {
+                return Err(ValidationError::new(
+                    field,
+                    "is given twice (header names are case-insensitive)",
+                ));
+            }
+            if value.len() > MAX_HEADER_VALUE_LEN {
+                return Err(ValidationError::new(
+                    field,
+                    format!("header values must be at most {MAX_HEADER_VALUE_LEN} bytes"),
+                ));
+            }
+            if !value
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+                || value.starts_with([' ', '\t'])
+                || value.ends_with([' ', '\t'])
+            {
+                return Err(ValidationError::new(
+                    field,
+                    "header values must be printable ASCII without leading or trailing spaces, CR or LF",
+                ));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    /// Rebuilds headers unsealed from the log (validated when sealed).
+    pub fn from_trusted(map: BTreeMap<String, String>) -> Self {
+        Self(map)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CustomHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A free-text note on a subscription, at most 500 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Description(String);
+
+impl Description {
+    /// # Errors
+    /// When longer than 500 characters or holding control characters other
+    /// than newlines and tabs.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let len = s.chars().count();
+        if len > MAX_DESCRIPTION_CHARS {
+            return Err(ValidationError::new(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION_CHARS} characters (got {len})"),
+            ));
+        }
+        if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err(ValidationError::new(
+                "description",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Result<CustomHeaders, ValidationError> {
+        CustomHeaders::parse(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn accepts_ordinary_headers() {
+        let h = headers(&[
+            ("X-Custom-Secret", "shared-secret"),
+            ("Authorization", "Bearer abc"),
+        ])
+        .unwrap();
+        assert_eq!(h.names(), vec!["Authorization", "X-Custom-Secret"]);
+        assert!(!format!("{h:?}").contains("shared-secret"));
+    }
+
+    #[test]
+    fn rejects_reserved_and_malformed_headers() {
+        for (name, value) in [
+            ("Content-Type", "text/plain"),
+            ("webhook-signature", "v1,x"),
+            ("X-Signature", "sha256=x"),
+            ("x-inflow-hmac-sha256", "x"),
+            ("Connection", "close"),
+            ("Transfer-Encoding", "chunked"),
+            ("X-Hookline-Attempt", "9"),
+            ("Bad Name", "x"),
+            ("X-Ok", "line\r\nInjected: yes"),
+            ("X-Ok", " padded"),
+            ("", "x"),
+        ] {
+            let e = headers(&[(name, value)]).unwrap_err();
+            assert!(e.field.starts_with("headers"), "{name}");
+        }
+        let many: Vec<(String, String)> =
+            (0..21).map(|i| (format!("X-H{i}"), "v".into())).collect();
+        let e = CustomHeaders::parse(many.into_iter().collect()).unwrap_err();
+        assert_eq!(e.field, "headers");
+        assert!(headers(&[("x-a", "1"), ("X-A", "2")]).is_err());
+    }
+
+    #[test]
+    fn description_limits() {
+        assert!(Description::parse(&"d".repeat(500)).is_ok());
+        assert_eq!(
+            Description::parse(&"d".repeat(501)).unwrap_err().field,
+            "description"
+        );
+        assert!(Description::parse("two\nlines").is_ok());
+        assert!(Description::parse("bell\u{7}").is_err());
+    }
+}
