@@ -66,6 +66,13 @@ pub struct Subscription {
     state: Option<SubscriptionState>,
 }
 
+impl From<SubscriptionState> for Subscription {
+    /// Resumes folding from a stored state (read models keep the state).
+    fn from(state: SubscriptionState) -> Self {
+        Self { state: Some(state) }
+    }
+}
+
 impl Subscription {
     /// `None` until `Subscribed`.
     pub fn state(&self) -> Option<&SubscriptionState> {

@@ -1,0 +1,142 @@
+//! The API's error type and its one JSON shape.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hookline_application::AppError;
+use serde::Serialize;
+
+tokio::task_local! {
+    /// The current request's id, set by the request middleware so every
+    /// error body can name it.
+    pub static REQUEST_ID: String;
+}
+
+/// Marks responses whose body already has the error shape.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorShaped;
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub code: &'a str,
+    pub detail: &'a str,
+    pub request_id: &'a str,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    /// The error a bare status (from the framework or a layer) stands for.
+    pub fn from_status(status: StatusCode) -> Self {
+        let (code, detail) = match status {
+            StatusCode::NOT_FOUND => (
+                "not_found",
+                "no such route; see docs/api.md for the endpoints",
+            ),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                "this route does not accept that HTTP method",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                "the request body is larger than HOOKLINE_MAX_BODY_BYTES allows",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+            StatusCode::INTERNAL_SERVER_ERROR => (
+                "internal_error",
+                "an internal error occurred; quote the request id when reporting it",
+            ),
+            s if s.is_server_error() => (
+                "unavailable",
+                "the service cannot answer right now; retry later",
+            ),
+            _ => ("bad_request", "the request could not be processed"),
+        };
+        Self::new(status, code, detail)
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Validation(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "validation_error", e.to_string())
+            }
+            AppError::BadRequest(detail) => {
+                Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+            }
+            AppError::NotFound { .. } => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            AppError::Conflict { code, detail } => Self::new(StatusCode::CONFLICT, code, detail),
+            AppError::Unavailable(cause) => {
+                tracing::error!(cause = %cause, "dependency unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unreachable right now; retry later",
+                )
+            }
+            AppError::Internal(cause) => {
+                tracing::error!(cause = %cause, "internal error");
+                Self::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+}
+
+/// The current request id, or `-` outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "-".to_string())
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = current_request_id();
+        let body = ErrorBody {
+            code: &self.code,
+            detail: &self.detail,
+            request_id: &request_id,
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        }
+        response.extensions_mut().insert(ErrorShaped);
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,137 @@
+//! Request-wide concerns: the request id (taken from `X-Request-Id` or
+//! generated, echoed, put in the log span and in error bodies), the error
+//! shape of framework-made errors, and bearer authentication for `/v1`.
+
+use crate::error::{ApiError, ErrorShaped, REQUEST_ID};
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hookline_application::tenants::Principal;
+use hookline_application::RequestId;
+use std::time::Instant;
+use tracing::Instrument;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Outermost layer: assigns the request id and normalises error bodies.
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(RequestId::from_client)
+        .unwrap_or_else(RequestId::generate);
+    req.extensions_mut().insert(request_id.clone());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        tenant_id = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let id = request_id.to_string();
+    async move {
+        let mut response = REQUEST_ID
+            .scope(id.clone(), async move {
+                let response = next.run(req).await;
+                let status = response.status();
+                if (status.is_client_error() || status.is_server_error())
+                    && response.extensions().get::<ErrorShaped>().is_none()
+                {
+                    ApiError::from_status(status).into_response()
+                } else {
+                    response
+                }
+            })
+            .await;
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        let status = response.status().as_u16();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        if status >= 500 {
+            tracing::error!(status, elapsed_ms, "request failed");
+        } else {
+            tracing::info!(status, elapsed_ms, "request finished");
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// `/v1` guard: `Authorization: Bearer <api key>` or 401.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(value) = header else {
+        return ApiError::unauthorized(
+            "missing Authorization header; send `Authorization: Bearer <api key>`",
+        )
+        .into_response();
+    };
+    let Some(key) = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+    else {
+        return ApiError::unauthorized("the Authorization header must be `Bearer <api key>`")
+            .into_response();
+    };
+    match state.tenants.authenticate(key).await {
+        Ok(Some(principal)) => {
+            tracing::Span::current()
+                .record("tenant_id", tracing::field::display(principal.tenant_id));
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Ok(None) => ApiError::unauthorized("the API key is not valid").into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// The authenticated tenant of a `/v1` request.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .copied()
+            .map(Caller)
+            .ok_or_else(|| ApiError::unauthorized("authentication required"))
+    }
+}
+
+/// The request id of the current request.
+#[derive(Debug, Clone)]
+pub struct CurrentRequestId(pub RequestId);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CurrentRequestId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<RequestId>()
+                .cloned()
+                .unwrap_or_else(RequestId::generate),
+        ))
+    }
+}

@@ -1,0 +1,73 @@
+//! The router: health, admin, and the authenticated `/v1` API.
+
+pub mod admin;
+pub mod health;
+pub mod subscriptions;
+
+use crate::error::{ApiError, ApiResult};
+use crate::middleware::{authenticate, request_context, Caller, CurrentRequestId};
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hookline_application::commands::Written;
+use hookline_application::{Actor, CommandContext};
+use serde::Serialize;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Set on write responses when the read models had not caught up within the
+/// wait (the write itself is durable).
+pub const CONSISTENCY_HEADER: &str = "x-hookline-consistency";
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let v1 = Router::new().merge(subscriptions::router()).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), authenticate),
+    );
+    Router::new()
+        .nest("/v1", v1)
+        .merge(admin::router())
+        .merge(health::router())
+        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+        }))
+        .layer(axum::middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// The command context of an authenticated request.
+#[derive(Debug, Clone)]
+pub struct Ctx(pub CommandContext);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        let CurrentRequestId(request_id) =
+            CurrentRequestId::from_request_parts(parts, state).await?;
+        Ok(Self(CommandContext {
+            request_id,
+            tenant_id: principal.tenant_id,
+            actor: Actor::ApiKey(principal.key_id),
+        }))
+    }
+}
+
+/// A write's response: the value as JSON, and the consistency header when
+/// the read models lag.
+pub fn written<T: Serialize>(status: StatusCode, written: Written<T>) -> ApiResult<Response> {
+    let mut response = (status, axum::Json(written.value)).into_response();
+    if !written.consistent {
+        response
+            .headers_mut()
+            .insert(CONSISTENCY_HEADER, HeaderValue::from_static("pending"));
+    }
+    Ok(response)
+}

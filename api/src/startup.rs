@@ -1,0 +1,231 @@
+//! Wiring: open the database (embedded or `DATABASE_URL`), migrate, build
+//! the services, start projections, bind the listener, serve until a shutdown
+//! signal, then stop everything in order.
+
+use crate::routes;
+use crate::state::AppState;
+use anyhow::Context;
+use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
+use hookline_application::tenants::TenantService;
+use hookline_domain::subscription::Subscription;
+use hookline_infrastructure::cipher::XChaChaCipher;
+use hookline_infrastructure::clock::SystemClock;
+use hookline_infrastructure::config::Settings;
+use hookline_infrastructure::postgres::event_store::PgCommandStore;
+use hookline_infrastructure::postgres::local::LocalPostgres;
+use hookline_infrastructure::postgres::log_reader::PgEventLog;
+use hookline_infrastructure::postgres::pool::parse_url;
+use hookline_infrastructure::postgres::projections::subscriptions::{
+    PgSubscriptionReadModel, SubscriptionsProjection,
+};
+use hookline_infrastructure::postgres::projections::{Projection, Projections};
+use hookline_infrastructure::postgres::tenants::PgTenantDirectory;
+use hookline_infrastructure::postgres::wakeup::Wakeup;
+use hookline_infrastructure::postgres::{connect, migrate, Database};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The database a command works on, and the embedded cluster behind it if
+/// there is one.
+#[derive(Debug)]
+pub struct OpenDatabase {
+    pub db: Database,
+    pub local: Option<LocalPostgres>,
+}
+
+impl OpenDatabase {
+    /// Connects to `DATABASE_URL`, or starts/reuses the embedded cluster,
+    /// and applies migrations.
+    ///
+    /// # Errors
+    /// Unreachable database, missing Postgres binaries, failed migration.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let (options, local) = match &settings.database_url {
+            Some(url) => (parse_url(url.expose()).map_err(anyhow::Error::msg)?, None),
+            None => {
+                let local = LocalPostgres::ensure_running(settings.data_dir())
+                    .await
+                    .context("starting the embedded Postgres")?;
+                (
+                    local.options(hookline_infrastructure::postgres::local::DATABASE),
+                    Some(local),
+                )
+            }
+        };
+        let db = match connect(options, settings.db_max_connections).await {
+            Ok(db) => db,
+            Err(e) => {
+                if let Some(local) = local {
+                    drop(local.release(false).await);
+                }
+                return Err(anyhow::Error::new(e).context("connecting to the database"));
+            }
+        };
+        migrate(&db.pool)
+            .await
+            .context("applying database migrations")?;
+        Ok(Self { db, local })
+    }
+
+    /// Closes the pool and, if this process may, stops the embedded cluster.
+    pub async fn close(self, server: bool) {
+        self.db.pool.close().await;
+        if let Some(local) = self.local {
+            if let Err(e) = local.release(server).await {
+                tracing::error!(error = %e, "stopping the embedded Postgres failed");
+            }
+        }
+    }
+}
+
+pub struct Application {
+    listener: Option<tokio::net::TcpListener>,
+    router: axum::Router,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    database: OpenDatabase,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("address", &self.address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Builds everything and binds the listener (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// Database, key or bind failures, with what was being done.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let database = OpenDatabase::open(&settings).await?;
+        let pool = database.db.pool.clone();
+        let cipher = Arc::new(
+            XChaChaCipher::load_or_create(
+                settings.secret_key.as_ref().map(|k| k.expose()),
+                settings.data_dir(),
+            )
+            .context("loading the secret key")?,
+        );
+        let clock = Arc::new(SystemClock);
+        let wakeup = Wakeup::new();
+        let shutdown = CancellationToken::new();
+        let mut tasks = vec![wakeup.spawn_listener(&database.db, shutdown.clone())];
+
+        let projection_list: Vec<Arc<dyn Projection>> =
+            vec![Arc::new(SubscriptionsProjection::default())];
+        let (projections, runners) = Projections::new(projection_list, &pool, &wakeup);
+        for runner in runners {
+            tasks.push(tokio::spawn(runner.run(shutdown.clone())));
+        }
+
+        let subscriptions = Arc::new(SubscriptionService::new(
+            Arc::new(PgCommandStore::<Subscription>::new(
+                pool.clone(),
+                (),
+                wakeup.clone(),
+            )),
+            Arc::new(PgSubscriptionReadModel::new(pool.clone())),
+            Arc::new(PgEventLog::new(pool.clone())),
+            cipher,
+            clock.clone(),
+            Arc::new(projections.clone()),
+            SubscriptionSettings {
+                allow_list: settings.allow_private_targets.clone(),
+                rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
+                    .unwrap_or_else(|_| chrono::Duration::days(1)),
+                consistency_timeout: settings.consistency_timeout,
+            },
+        ));
+        let tenants = Arc::new(TenantService::new(
+            Arc::new(PgTenantDirectory::new(pool.clone())),
+            clock,
+        ));
+        let state = AppState {
+            subscriptions,
+            tenants,
+            admin_token: settings.admin_token.clone(),
+            pool,
+            projections,
+        };
+        let router = routes::router(state, settings.max_body_bytes);
+        let listener = if settings.role.serves_api() {
+            Some(
+                tokio::net::TcpListener::bind(settings.listen)
+                    .await
+                    .with_context(|| format!("listening on {}", settings.listen))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            listener,
+            router,
+            shutdown,
+            tasks,
+            database,
+        })
+    }
+
+    /// The bound address (`None` for a worker-only process).
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully:
+    /// in-flight requests finish, background tasks stop, the pool closes
+    /// and the embedded cluster is stopped.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            router,
+            shutdown,
+            tasks,
+            database,
+        } = self;
+        let stop = shutdown.clone();
+        let served = match listener {
+            Some(listener) => {
+                tracing::info!(address = %listener.local_addr()?, "Hookline is listening");
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        signal.await;
+                        stop.cancel();
+                    })
+                    .await
+                    .context("serving HTTP")
+            }
+            None => {
+                tracing::info!("Hookline worker running (no HTTP listener)");
+                signal.await;
+                stop.cancel();
+                Ok(())
+            }
+        };
+        shutdown.cancel();
+        tracing::info!("shutting down");
+        for task in tasks {
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a background task did not stop within 10 s");
+            }
+        }
+        database.close(true).await;
+        tracing::info!("stopped");
+        served
+    }
+}

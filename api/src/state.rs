@@ -1,0 +1,17 @@
+//! What handlers share.
+
+use hookline_application::subscriptions::SubscriptionService;
+use hookline_application::tenants::TenantService;
+use hookline_infrastructure::config::Secret;
+use hookline_infrastructure::postgres::projections::Projections;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub subscriptions: Arc<SubscriptionService>,
+    pub tenants: Arc<TenantService>,
+    pub admin_token: Option<Secret>,
+    pub pool: PgPool,
+    pub projections: Projections,
+}

@@ -1,0 +1,117 @@
+//! Who asks, on behalf of which tenant, under which request id: the context
+//! every command carries into its events' metadata.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hookline_domain::TenantId;
+use std::collections::HashMap;
+use std::fmt;
+use uuid::Uuid;
+
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The id that follows one API request through its commands, events,
+/// deliveries and attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// A client's `X-Request-Id` when it is a sane token: 1–128 characters
+    /// from letters, digits and `-_.:/+=@`.
+    pub fn from_client(value: &str) -> Option<Self> {
+        let ok = !value.is_empty()
+            && value.len() <= MAX_REQUEST_ID_LEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b));
+        ok.then(|| Self(value.to_string()))
+    }
+
+    /// A fresh id (UUIDv7, so ids sort by time).
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7().to_string())
+    }
+
+    /// An id for work no API request caused (`system:<component>:<uuid>`).
+    pub fn system(component: &str) -> Self {
+        Self(format!("system:{component}:{}", Uuid::now_v7()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who issued a command: an API key, or a component of Hookline itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    ApiKey(Uuid),
+    Admin,
+    System(&'static str),
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ApiKey(id) => write!(f, "api_key:{id}"),
+            Self::Admin => f.write_str("admin"),
+            Self::System(component) => write!(f, "system:{component}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub request_id: RequestId,
+    pub tenant_id: TenantId,
+    pub actor: Actor,
+}
+
+impl CommandContext {
+    /// The metadata stored with every event the command causes.
+    pub fn metadata(&self, occurred_at: DateTime<Utc>) -> HashMap<String, String> {
+        HashMap::from([
+            ("request_id".to_string(), self.request_id.to_string()),
+            ("tenant_id".to_string(), self.tenant_id.to_string()),
+            ("actor".to_string(), self.actor.to_string()),
+            (
+                "occurred_at".to_string(),
+                occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            ),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_only_sane_client_ids() {
+        assert!(RequestId::from_client("abc-123_X.y:z").is_some());
+        assert!(RequestId::from_client("").is_none());
+        assert!(RequestId::from_client(&"a".repeat(129)).is_none());
+        assert!(RequestId::from_client(&"a".repeat(128)).is_some());
+        assert!(RequestId::from_client("has space").is_none());
+        assert!(RequestId::from_client("new\nline").is_none());
+        assert!(RequestId::from_client("<script>").is_none());
+    }
+
+    #[test]
+    fn metadata_names_request_tenant_actor_time() {
+        let ctx = CommandContext {
+            request_id: RequestId::from_client("req-1").unwrap(),
+            tenant_id: TenantId::from_uuid(Uuid::nil()),
+            actor: Actor::System("worker"),
+        };
+        let m = ctx.metadata(chrono::DateTime::UNIX_EPOCH);
+        assert_eq!(m["request_id"], "req-1");
+        assert_eq!(m["actor"], "system:worker");
+        assert_eq!(m["occurred_at"], "1970-01-01T00:00:00.000000Z");
+    }
+}

@@ -1,0 +1,16 @@
+//! Hookline's application layer: one module per family of use cases, and the
+//! ports (traits) they need from the outside world. Adapters for Postgres,
+//! HTTP senders and the clock live in `hookline-infrastructure`; the API
+//! calls the services here and never touches storage itself.
+
+pub mod commands;
+pub mod context;
+pub mod error;
+pub mod history;
+pub mod pagination;
+pub mod ports;
+pub mod subscriptions;
+pub mod tenants;
+
+pub use context::{Actor, CommandContext, RequestId};
+pub use error::AppError;

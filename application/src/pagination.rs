@@ -1,0 +1,124 @@
+//! Keyset pagination shared by list endpoints: pages are newest first and a
+//! cursor is an opaque token for "items older than this one".
+
+use crate::error::AppError;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use cqrs_es::AggregateError;
+use serde::Serialize;
+use uuid::Uuid;
+
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 100;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Checks a client's `limit` (1–100, default 100).
+///
+/// # Errors
+/// A validation error on `limit`.
+pub fn parse_limit(limit: Option<u32>) -> Result<u32, AppError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(hookline_domain::ValidationError::new(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        )
+        .into()),
+    }
+}
+
+pub fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{id}", created_at.timestamp_micros()))
+}
+
+/// # Errors
+/// A validation error on `cursor` for anything `encode_cursor` did not make.
+pub fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
+    let bad = || {
+        AppError::invalid(hookline_domain::ValidationError::new(
+            "cursor",
+            "is not a cursor returned by this API (use next_cursor from the previous page)",
+        ))
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (micros, id) = text.split_once(':').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok((at, id))
+}
+
+/// Turns `limit + 1` fetched rows into a page and its next cursor.
+pub fn paginate<R, T>(
+    mut rows: Vec<R>,
+    limit: u32,
+    key: impl Fn(&R) -> (DateTime<Utc>, Uuid),
+    render: impl FnMut(R) -> Result<T, AppError>,
+) -> Result<Page<T>, AppError> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|r| {
+            let (at, id) = key(r);
+            encode_cursor(at, id)
+        })
+    } else {
+        None
+    };
+    let data = rows
+        .into_iter()
+        .map(render)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page { data, next_cursor })
+}
+
+/// Storage-side failures of a command, whatever the aggregate.
+pub(crate) fn map_store_error<E: std::error::Error>(e: AggregateError<E>) -> AppError {
+    match e {
+        AggregateError::UserError(inner) => AppError::BadRequest(inner.to_string()),
+        AggregateError::AggregateConflict => AppError::conflict(
+            "concurrent_modification",
+            "the resource was changed by another request at the same time; retry the request",
+        ),
+        AggregateError::DatabaseConnectionError(source) => {
+            AppError::Unavailable(source.to_string())
+        }
+        AggregateError::DeserializationError(source) => {
+            AppError::Internal(format!("stored event could not be read: {source}"))
+        }
+        AggregateError::UnexpectedError(source) => AppError::Internal(source.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_rejected() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
+        for bad in ["", "!!!", "bm90LWEtY3Vyc29y", "MTIzOm5vdC1hLXV1aWQ"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        assert_eq!(parse_limit(None).unwrap(), 100);
+        assert_eq!(parse_limit(Some(5)).unwrap(), 5);
+        assert!(parse_limit(Some(0)).is_err());
+        assert!(parse_limit(Some(101)).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! Ports: what the use cases need from the outside world. Each is a plain
+//! trait; `hookline-infrastructure` implements them over Postgres and the
+//! system clock, tests may implement them in memory.
+
+use crate::error::AppError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::{Aggregate, AggregateError};
+use hookline_domain::subscription::SubscriptionState;
+use hookline_domain::{Sealed, SubscriptionId, TenantId};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The current time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// AEAD sealing of secrets. `context` is bound to the ciphertext as
+/// associated data (e.g. the subscription id), so a sealed value cannot be
+/// moved to another subscription.
+pub trait SecretCipher: Send + Sync {
+    /// # Errors
+    /// When encryption fails (it does not with a valid key).
+    fn seal(&self, plaintext: &[u8], context: &str) -> Result<Sealed, AppError>;
+    /// # Errors
+    /// When the key id is unknown or the ciphertext was altered.
+    fn open(&self, sealed: &Sealed, context: &str) -> Result<Vec<u8>, AppError>;
+}
+
+/// A point in the event log's commit order: `(tx_id, global_position)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LogPosition {
+    pub tx_id: u64,
+    pub position: i64,
+}
+
+/// Runs commands against aggregates of one type with optimistic
+/// concurrency (cqrs-es underneath).
+#[async_trait]
+pub trait CommandStore<A: Aggregate>: Send + Sync {
+    /// Executes `command` and returns the log position of the aggregate's
+    /// latest event (after the command), if it has any.
+    ///
+    /// # Errors
+    /// The aggregate's refusal, a concurrency conflict or a storage error.
+    async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Option<LogPosition>, AggregateError<A::Error>>;
+
+    /// The aggregate rebuilt from all its events.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn load(&self, aggregate_id: &str) -> Result<A, AppError>;
+}
+
+/// One event as stored in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub position: i64,
+    pub tx_id: u64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// Where this event stands in commit order.
+    pub fn log_position(&self) -> LogPosition {
+        LogPosition {
+            tx_id: self.tx_id,
+            position: self.position,
+        }
+    }
+}
+
+/// Reads the log directly (history, audit).
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Every event of one aggregate, in sequence order.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn aggregate_history(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<StoredEvent>, AppError>;
+}
+
+/// Lets a command's response wait until the read models include its events.
+#[async_trait]
+pub trait ProjectionWaiter: Send + Sync {
+    /// True once every projection of `aggregate_type`'s events has passed
+    /// `position`, false on timeout.
+    async fn wait_for(
+        &self,
+        aggregate_type: &str,
+        position: LogPosition,
+        timeout: Duration,
+    ) -> bool;
+}
+
+/// A row of the subscriptions read model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRecord {
+    pub state: SubscriptionState,
+    /// Sequence of the last applied event.
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionListQuery {
+    /// Patterns a subscription must list at least one of (the patterns
+    /// that match an event name, see `EventType::matching_patterns`).
+    pub any_of_patterns: Option<Vec<String>>,
+    pub include_inactive: bool,
+    /// Keyset cursor: list items strictly older than this.
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: u32,
+}
+
+/// The subscriptions read model (a catch-up projection).
+#[async_trait]
+pub trait SubscriptionReadModel: Send + Sync {
+    /// # Errors
+    /// Storage errors.
+    async fn get(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+    ) -> Result<Option<SubscriptionRecord>, AppError>;
+
+    /// Newest first, `limit + 1` rows at most (the extra one tells whether
+    /// there is a next page).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn list(
+        &self,
+        tenant: TenantId,
+        query: &SubscriptionListQuery,
+    ) -> Result<Vec<SubscriptionRecord>, AppError>;
+
+    /// Active subscriptions of `tenant` with exactly this URL and event set.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn find_active_duplicate(
+        &self,
+        tenant: TenantId,
+        url: &str,
+        events: &[String],
+    ) -> Result<Option<SubscriptionId>, AppError>;
+}
+
+/// A tenant's stored API key (hashed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub key_id: Uuid,
+    pub tenant_id: TenantId,
+}
+
+/// Tenants and their API keys.
+#[async_trait]
+pub trait TenantDirectory: Send + Sync {
+    /// Stores a new tenant with one API key (only its hash).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn insert_tenant(
+        &self,
+        tenant_id: TenantId,
+        name: &str,
+        key_id: Uuid,
+        key_hash: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<(), AppError>;
+
+    /// # Errors
+    /// Storage errors.
+    async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, AppError>;
+}

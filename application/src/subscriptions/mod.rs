@@ -1,0 +1,39 @@
+//! Subscription use cases: create, list, read, update, rotate the secret,
+//! disable/enable, delete, and read the history.
+
+mod input;
+mod service;
+mod view;
+
+pub use input::{
+    CreateSubscriptionInput, DisableInput, GetSubscriptionParams, ListSubscriptionsParams,
+    RotateSecretInput, UpdateSubscriptionInput,
+};
+pub use service::{SubscriptionService, SubscriptionSettings};
+pub use view::{
+    open_headers, sealing_context, SubscriptionView, SEALING_CONTEXT_HEADERS,
+    SEALING_CONTEXT_SECRET,
+};
+
+use crate::error::AppError;
+use cqrs_es::AggregateError;
+use hookline_domain::subscription::SubscriptionError;
+
+/// How a subscription's refusals and storage errors look to callers.
+pub(crate) fn map_error(id: &str, e: AggregateError<SubscriptionError>) -> AppError {
+    match e {
+        AggregateError::UserError(SubscriptionError::NotFound) => {
+            AppError::not_found("subscription", id)
+        }
+        AggregateError::UserError(SubscriptionError::Deleted) => AppError::conflict(
+            "subscription_deleted",
+            format!("subscription '{id}' has been deleted and cannot be changed"),
+        ),
+        AggregateError::UserError(SubscriptionError::AlreadyExists) => AppError::conflict(
+            "subscription_exists",
+            format!("subscription '{id}' already exists"),
+        ),
+        AggregateError::UserError(other) => AppError::BadRequest(other.to_string()),
+        other => crate::pagination::map_store_error(other),
+    }
+}

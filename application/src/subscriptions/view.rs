@@ -1,0 +1,90 @@
+//! How a subscription looks in responses: everything but the secret, which
+//! appears masked (the full value only in the one response that creates or
+//! rotates it).
+
+use crate::error::AppError;
+use crate::ports::SecretCipher;
+use chrono::{DateTime, Utc};
+use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
+use hookline_domain::{SignatureScheme, SubscriptionId, TenantId};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Associated data binding a sealed secret to its subscription.
+pub const SEALING_CONTEXT_SECRET: &str = "subscription-secret";
+/// Associated data binding sealed custom headers to their subscription.
+pub const SEALING_CONTEXT_HEADERS: &str = "subscription-headers";
+
+pub fn sealing_context(kind: &str, id: SubscriptionId) -> String {
+    format!("{kind}:{id}")
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionView {
+    pub id: SubscriptionId,
+    pub tenant_id: TenantId,
+    pub url: String,
+    pub events: Vec<String>,
+    pub headers: BTreeMap<String, String>,
+    pub description: Option<String>,
+    pub signature_scheme: SignatureScheme,
+    pub status: SubscriptionStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// Masked (`whsec_…x7Qa`) except in the response that created or
+    /// rotated it.
+    pub secret: String,
+    /// While a rotation overlap lasts: when the previous secret stops
+    /// signing deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Opens a subscription's sealed custom headers.
+///
+/// # Errors
+/// When the sealing key is missing or the value was altered.
+pub fn open_headers(
+    state: &SubscriptionState,
+    cipher: &dyn SecretCipher,
+) -> Result<BTreeMap<String, String>, AppError> {
+    let Some(sealed) = &state.headers else {
+        return Ok(BTreeMap::new());
+    };
+    let bytes = cipher.open(sealed, &sealing_context(SEALING_CONTEXT_HEADERS, state.id))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        AppError::Internal(format!("sealed headers of {} are not a map: {e}", state.id))
+    })
+}
+
+impl SubscriptionView {
+    /// # Errors
+    /// When the headers cannot be unsealed.
+    pub fn render(
+        state: &SubscriptionState,
+        cipher: &dyn SecretCipher,
+        now: DateTime<Utc>,
+    ) -> Result<Self, AppError> {
+        Ok(Self {
+            id: state.id,
+            tenant_id: state.tenant_id,
+            url: state.url.to_string(),
+            events: state.events.to_strings(),
+            headers: open_headers(state, cipher)?,
+            description: state.description.as_ref().map(|d| d.as_str().to_string()),
+            signature_scheme: state.signature_scheme,
+            status: state.status,
+            disabled_reason: state.disabled_reason.clone(),
+            secret: state.secret_hint.to_string(),
+            previous_secret_expires_at: state
+                .previous_secret
+                .as_ref()
+                .map(|p| p.expires_at)
+                .filter(|at| *at > now),
+            created_at: state.created_at,
+            updated_at: state.updated_at,
+        })
+    }
+}

@@ -1,0 +1,196 @@
+//! Sealing secrets at rest: XChaCha20-Poly1305 under a 32-byte server key.
+//!
+//! The key comes from `HOOKLINE_SECRET_KEY` (base64), or from
+//! `<data dir>/secret.key`, which is generated once (mode 0600) with a
+//! warning when neither exists. Every sealed value records the id of the key
+//! that sealed it (the first 8 hex digits of the key's SHA-256), so keys can
+//! be rotated later without ambiguity.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hookline_application::ports::SecretCipher;
+use hookline_application::AppError;
+use hookline_domain::Sealed;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+pub const ALG: &str = "xchacha20poly1305";
+pub const KEY_FILE: &str = "secret.key";
+
+pub struct XChaChaCipher {
+    key_id: String,
+    aead: XChaCha20Poly1305,
+}
+
+impl fmt::Debug for XChaChaCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "XChaChaCipher(key {})", self.key_id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("HOOKLINE_SECRET_KEY must be base64 of exactly 32 bytes (e.g. from `openssl rand -base64 32`)")]
+    Malformed,
+    #[error("cannot use the key file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl XChaChaCipher {
+    /// # Errors
+    /// [`KeyError::Malformed`] unless `b64` decodes to 32 bytes.
+    pub fn from_base64(b64: &str) -> Result<Self, KeyError> {
+        let bytes = STANDARD
+            .decode(b64.trim())
+            .map_err(|_| KeyError::Malformed)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed)?;
+        Ok(Self::from_bytes(&key))
+    }
+
+    pub fn from_bytes(key: &[u8; 32]) -> Self {
+        let key_id = hex::encode(&Sha256::digest(key)[..4]);
+        Self {
+            key_id,
+            aead: XChaCha20Poly1305::new(key.into()),
+        }
+    }
+
+    /// The configured key, or the data directory's key file (created on
+    /// first use).
+    ///
+    /// # Errors
+    /// A malformed key, or a key file that cannot be read or written.
+    pub fn load_or_create(configured: Option<&str>, data_dir: &Path) -> Result<Self, KeyError> {
+        if let Some(b64) = configured {
+            return Self::from_base64(b64);
+        }
+        let path = data_dir.join(KEY_FILE);
+        let io = |source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(io)?;
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                file.write_all(STANDARD.encode(key).as_bytes())
+                    .map_err(io)?;
+                file.sync_all().map_err(io)?;
+                tracing::warn!(
+                    path = %path.display(),
+                    "no HOOKLINE_SECRET_KEY given: generated a secret key file; back it up, \
+                     subscription secrets cannot be read without it"
+                );
+                Ok(Self::from_bytes(&key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let text = std::fs::read_to_string(&path).map_err(io)?;
+                Self::from_base64(&text)
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
+impl SecretCipher for XChaChaCipher {
+    fn seal(&self, plaintext: &[u8], context: &str) -> Result<Sealed, AppError> {
+        let mut nonce = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ciphertext = self
+            .aead
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| AppError::Internal("sealing failed".into()))?;
+        Ok(Sealed {
+            alg: ALG.to_string(),
+            key_id: self.key_id.clone(),
+            nonce: STANDARD.encode(nonce),
+            ciphertext: STANDARD.encode(ciphertext),
+        })
+    }
+
+    fn open(&self, sealed: &Sealed, context: &str) -> Result<Vec<u8>, AppError> {
+        if sealed.alg != ALG || sealed.key_id != self.key_id {
+            return Err(AppError::Internal(format!(
+                "a secret was sealed with key '{}' ({}), but this server has key '{}': \
+                 configure the same HOOKLINE_SECRET_KEY on every Hookline process",
+                sealed.key_id, sealed.alg, self.key_id
+            )));
+        }
+        let nonce = STANDARD
+            .decode(&sealed.nonce)
+            .ok()
+            .filter(|n| n.len() == 24)
+            .ok_or_else(|| AppError::Internal("sealed value has a malformed nonce".into()))?;
+        let ciphertext = STANDARD
+            .decode(&sealed.ciphertext)
+            .map_err(|_| AppError::Internal("sealed value has malformed ciphertext".into()))?;
+        self.aead
+            .decrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| AppError::Internal("a sealed value failed authentication (altered, or bound to another subscription)".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_and_open_round_trip_bound_to_context() {
+        let c = XChaChaCipher::from_bytes(&[9u8; 32]);
+        let s = c.seal(b"whsec_abc", "sub:1").unwrap();
+        assert!(!s.ciphertext.contains("whsec"));
+        assert_eq!(c.open(&s, "sub:1").unwrap(), b"whsec_abc");
+        assert!(c.open(&s, "sub:2").is_err());
+        let mut tampered = s.clone();
+        tampered.ciphertext = STANDARD.encode(b"garbage-garbage-garbage-garbage");
+        assert!(c.open(&tampered, "sub:1").is_err());
+        let other = XChaChaCipher::from_bytes(&[8u8; 32]);
+        assert!(other.open(&s, "sub:1").is_err());
+    }
+
+    #[test]
+    fn key_file_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = XChaChaCipher::load_or_create(None, dir.path()).unwrap();
+        let b = XChaChaCipher::load_or_create(None, dir.path()).unwrap();
+        assert_eq!(a.key_id(), b.key_id());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(XChaChaCipher::from_base64("short").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Hookline's adapters: everything that talks to Postgres, the file system,
+//! the clock or the network on behalf of the application's ports.
+
+pub mod cipher;
+pub mod clock;
+pub mod config;
+pub mod postgres;
+pub mod telemetry;

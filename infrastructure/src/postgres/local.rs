@@ -1,0 +1,593 @@
+//! The embedded default: a private Postgres cluster under `<data dir>/pg`,
+//! run from the machine's Postgres binaries, reachable only through a Unix
+//! socket inside the data directory (no TCP port).
+//!
+//! * Binaries are found on `PATH` or under `/usr/lib/postgresql/*/bin`
+//!   (newest version first), or in `HOOKLINE_PG_BIN`.
+//! * As root, the cluster runs as the `postgres` system user (Postgres
+//!   refuses to run as root); the data directory is owned by it.
+//! * `serve` starts the cluster with `pg_ctl` (or reuses a running one) and
+//!   stops it on shutdown; other commands stop it only if they started it.
+//! * Tests use [`LocalPostgres::start_ephemeral`]: a cluster that stops and
+//!   deletes itself when the test process exits.
+
+use sha2::{Digest, Sha256};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use std::fmt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+pub const SUPERUSER: &str = "hookline";
+pub const DATABASE: &str = "hookline";
+const PORT: u16 = 5432;
+/// Longest Unix socket path the kernel accepts, minus a margin.
+const MAX_SOCKET_PATH: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalPgError {
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on PATH or under \
+         /usr/lib/postgresql/*/bin. Install them (Debian/Ubuntu: `apt-get install postgresql`; \
+         Fedora: `dnf install postgresql-server`; macOS: `brew install postgresql`), point \
+         HOOKLINE_PG_BIN at their directory, or set DATABASE_URL to use an existing server"
+    )]
+    BinariesMissing,
+    #[error("running as root needs a `postgres` system user to own the cluster (Postgres refuses to run as root); create one (`useradd --system postgres`) or run Hookline as another user")]
+    NoPostgresUser,
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{command} failed ({status}): {output}")]
+    Command {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("the cluster did not accept connections within {0:?}; see {1}")]
+    NotReady(Duration, String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalPgError {
+    let what = what.into();
+    move |source| LocalPgError::Io { what, source }
+}
+
+/// A uid/gid pair to run the Postgres binaries as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// How the cluster is tuned.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterTuning {
+    /// fsync and synchronous commit on (always, outside tests).
+    pub durable: bool,
+    pub max_connections: u32,
+}
+
+impl Default for ClusterTuning {
+    fn default() -> Self {
+        Self {
+            durable: true,
+            max_connections: 200,
+        }
+    }
+}
+
+pub struct LocalPostgres {
+    root: PathBuf,
+    data: PathBuf,
+    socket_dir: PathBuf,
+    bins: PathBuf,
+    owner: Option<Owner>,
+    started_here: bool,
+    /// Shared lock on `<dir>/pg.users` while this process uses the cluster,
+    /// so the last user out knows it may stop it.
+    users_lock: Option<std::fs::File>,
+}
+
+impl fmt::Debug for LocalPostgres {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalPostgres")
+            .field("data", &self.data)
+            .field("socket_dir", &self.socket_dir)
+            .field("started_here", &self.started_here)
+            .finish()
+    }
+}
+
+/// The directory holding `initdb`, `pg_ctl` and `postgres`.
+///
+/// # Errors
+/// [`LocalPgError::BinariesMissing`].
+pub fn find_binaries() -> Result<PathBuf, LocalPgError> {
+    let has_all = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
+    if let Some(dir) = std::env::var_os("HOOKLINE_PG_BIN").map(PathBuf::from) {
+        return if has_all(&dir) {
+            Ok(dir)
+        } else {
+            Err(LocalPgError::BinariesMissing)
+        };
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if has_all(&dir) {
+                return Ok(dir);
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            has_all(&bin).then_some((version, bin))
+        })
+        .collect();
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
+    versions
+        .into_iter()
+        .next()
+        .map(|(_, dir)| dir)
+        .ok_or(LocalPgError::BinariesMissing)
+}
+
+/// When running as root, the `postgres` user; otherwise `None` (run as
+/// ourselves).
+///
+/// # Errors
+/// [`LocalPgError::NoPostgresUser`] as root without such a user.
+pub fn cluster_owner() -> Result<Option<Owner>, LocalPgError> {
+    let euid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
+    if euid != 0 {
+        return Ok(None);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(io("reading /etc/passwd"))?;
+    passwd
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            if fields.len() >= 4 && fields[0] == "postgres" {
+                Some(Owner {
+                    uid: fields[2].parse().ok()?,
+                    gid: fields[3].parse().ok()?,
+                })
+            } else {
+                None
+            }
+        })
+        .map(Some)
+        .ok_or(LocalPgError::NoPostgresUser)
+}
+
+impl LocalPostgres {
+    /// Prepares `<dir>/pg` (initialising the cluster on first use) without
+    /// starting it.
+    async fn prepare(dir: &Path, tuning: ClusterTuning) -> Result<Self, LocalPgError> {
+        let bins = find_binaries()?;
+        let owner = cluster_owner()?;
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let dir = std::fs::canonicalize(dir).map_err(io(format!("resolving {}", dir.display())))?;
+        let root = dir.join("pg");
+        let data = root.join("data");
+        make_private_dir(&root, owner)?;
+        if let Some(owner) = owner {
+            make_traversable(&root, owner)?;
+        }
+        let socket_dir = {
+            let preferred = root.join("run");
+            if preferred.as_os_str().len() + ".s.PGSQL.5432".len() < MAX_SOCKET_PATH {
+                preferred
+            } else {
+                let digest = hex::encode(&Sha256::digest(root.as_os_str().as_encoded_bytes())[..6]);
+                PathBuf::from(format!("/tmp/hookline-{digest}"))
+            }
+        };
+        make_private_dir(&socket_dir, owner)?;
+        let this = Self {
+            root,
+            data,
+            socket_dir,
+            bins,
+            owner,
+            started_here: false,
+            users_lock: None,
+        };
+        if !this.data.join("PG_VERSION").exists() {
+            this.initdb(tuning).await?;
+        }
+        this.write_config(tuning)?;
+        Ok(this)
+    }
+
+    /// Starts (or reuses) the cluster under `<dir>/pg` with `pg_ctl`, and
+    /// makes sure the `hookline` database exists.
+    ///
+    /// # Errors
+    /// Missing binaries, permission problems, or a cluster that does not
+    /// start (the message points at its log).
+    pub async fn ensure_running(dir: &Path) -> Result<Self, LocalPgError> {
+        let lock_path = dir.join("pg.lock");
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        // Registered as a user first: waits while another process is
+        // stopping the cluster.
+        let users_path = dir.join("pg.users");
+        let users = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&users_path)
+            .map_err(io(format!("opening {}", users_path.display())))?;
+        let users = tokio::task::spawn_blocking(move || users.lock_shared().map(|()| users))
+            .await
+            .map_err(|e| LocalPgError::Io {
+                what: "locking the data directory".into(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(io(format!("locking {}", users_path.display())))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(format!("opening {}", lock_path.display())))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .map_err(|e| LocalPgError::Io {
+                what: "locking the data directory".into(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(io(format!("locking {}", lock_path.display())))?;
+        let mut this = Self::prepare(dir, ClusterTuning::default()).await?;
+        if !this.is_running().await? {
+            tracing::info!(data = %this.data.display(), "starting the embedded Postgres cluster");
+            let log = this.root.join("postgres.log");
+            this.run(
+                "pg_ctl",
+                &[
+                    "start".as_ref(),
+                    "-D".as_ref(),
+                    this.data.as_os_str(),
+                    "-l".as_ref(),
+                    log.as_os_str(),
+                    "-w".as_ref(),
+                    "-t".as_ref(),
+                    "120".as_ref(),
+                    "-s".as_ref(),
+                ],
+            )
+            .await?;
+            this.started_here = true;
+        } else {
+            tracing::info!(data = %this.data.display(), "using the running embedded Postgres cluster");
+        }
+        this.ensure_database().await?;
+        this.users_lock = Some(users);
+        drop(lock);
+        Ok(this)
+    }
+
+    /// Stops using the cluster. It is stopped when no other process uses it
+    /// and either `owner` (the server) asks, or this process started it.
+    ///
+    /// # Errors
+    /// When stopping fails.
+    pub async fn release(mut self, owner: bool) -> Result<(), LocalPgError> {
+        let Some(users) = self.users_lock.take() else {
+            return Ok(());
+        };
+        let last_user = users.try_lock().is_ok();
+        if last_user && (owner || self.started_here) {
+            let result = self.stop().await;
+            drop(users);
+            return result;
+        }
+        if !last_user {
+            tracing::info!(
+                "other Hookline processes still use the embedded cluster; leaving it running"
+            );
+        }
+        Ok(())
+    }
+
+    /// A throw-away cluster for tests: not durable, owned by this process,
+    /// stopped and deleted by a watchdog when the process exits.
+    ///
+    /// # Errors
+    /// As [`LocalPostgres::ensure_running`].
+    pub async fn start_ephemeral(dir: &Path) -> Result<Self, LocalPgError> {
+        let tuning = ClusterTuning {
+            durable: false,
+            max_connections: 400,
+        };
+        let mut this = Self::prepare(dir, tuning).await?;
+        let log = std::fs::File::create(this.root.join("postgres.log"))
+            .map_err(io("creating the postgres log"))?;
+        if let Some(owner) = this.owner {
+            std::os::unix::fs::chown(
+                this.root.join("postgres.log"),
+                Some(owner.uid),
+                Some(owner.gid),
+            )
+            .map_err(io("chown postgres.log"))?;
+        }
+        let mut cmd = std::process::Command::new(this.bins.join("postgres"));
+        cmd.arg("-D")
+            .arg(&this.data)
+            .current_dir(&this.root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io("postgres log"))?)
+            .stderr(log);
+        if let Some(owner) = this.owner {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(owner.uid).gid(owner.gid);
+        }
+        let child = cmd.spawn().map_err(io("starting postgres"))?;
+        // The watchdog outlives us: when this process is gone it stops the
+        // cluster and removes its directory.
+        let script = r#"while [ -d "/proc/$1" ]; do sleep 0.5; done
+kill -INT "$2" 2>/dev/null
+while [ -d "/proc/$2" ] && kill -0 "$2" 2>/dev/null; do sleep 0.2; done
+rm -rf "$3" "$4""#;
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("hookline-pg-watchdog")
+            .arg(std::process::id().to_string())
+            .arg(child.id().to_string())
+            .arg(dir)
+            .arg(&this.socket_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io("starting the cluster watchdog"))?;
+        this.started_here = true;
+        this.wait_ready(Duration::from_secs(60)).await?;
+        this.ensure_database().await?;
+        Ok(this)
+    }
+
+    async fn initdb(&self, tuning: ClusterTuning) -> Result<(), LocalPgError> {
+        tracing::info!(data = %self.data.display(), "initialising a new Postgres cluster");
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "-D".as_ref(),
+            self.data.as_os_str(),
+            "-U".as_ref(),
+            SUPERUSER.as_ref(),
+            "-A".as_ref(),
+            "trust".as_ref(),
+            "-E".as_ref(),
+            "UTF8".as_ref(),
+            "--no-locale".as_ref(),
+        ];
+        if !tuning.durable {
+            args.push("--no-sync".as_ref());
+        }
+        self.run("initdb", &args).await?;
+        let conf = self.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).map_err(io("reading postgresql.conf"))?;
+        text.push_str("\n# Hookline's settings, rewritten at every start.\ninclude_if_exists = 'hookline.conf'\n");
+        std::fs::write(&conf, text).map_err(io("writing postgresql.conf"))?;
+        Ok(())
+    }
+
+    fn write_config(&self, tuning: ClusterTuning) -> Result<(), LocalPgError> {
+        let on_off = |b: bool| if b { "on" } else { "off" };
+        let text = format!(
+            "listen_addresses = ''\n\
+             port = {PORT}\n\
+             unix_socket_directories = '{socket}'\n\
+             unix_socket_permissions = 0700\n\
+             max_connections = {max}\n\
+             shared_buffers = '128MB'\n\
+             fsync = {durable}\n\
+             synchronous_commit = {durable}\n\
+             full_page_writes = {durable}\n\
+             log_min_messages = warning\n\
+             log_line_prefix = '%m [%p] '\n",
+            socket = self.socket_dir.display().to_string().replace('\'', "''"),
+            max = tuning.max_connections,
+            durable = on_off(tuning.durable),
+        );
+        let path = self.data.join("hookline.conf");
+        std::fs::write(&path, text).map_err(io("writing hookline.conf"))?;
+        if let Some(owner) = self.owner {
+            std::os::unix::fs::chown(&path, Some(owner.uid), Some(owner.gid))
+                .map_err(io("chown hookline.conf"))?;
+        }
+        Ok(())
+    }
+
+    async fn run(&self, bin: &str, args: &[&std::ffi::OsStr]) -> Result<String, LocalPgError> {
+        let mut cmd = tokio::process::Command::new(self.bins.join(bin));
+        cmd.args(args)
+            .current_dir(&self.root)
+            .env_remove("PGDATA")
+            .stdin(Stdio::null())
+            .kill_on_drop(false);
+        if let Some(owner) = self.owner {
+            cmd.uid(owner.uid).gid(owner.gid);
+        }
+        let out = cmd.output().await.map_err(io(format!("running {bin}")))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(LocalPgError::Command {
+                command: bin.to_string(),
+                status: out.status.to_string(),
+                output: text.trim().chars().take(2000).collect(),
+            })
+        }
+    }
+
+    async fn is_running(&self) -> Result<bool, LocalPgError> {
+        match self
+            .run(
+                "pg_ctl",
+                &["status".as_ref(), "-D".as_ref(), self.data.as_os_str()],
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(LocalPgError::Command { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn wait_ready(&self, timeout: Duration) -> Result<(), LocalPgError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.options("postgres").connect().await {
+                Ok(conn) => {
+                    drop(conn.close().await);
+                    return Ok(());
+                }
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(_) => {
+                    return Err(LocalPgError::NotReady(
+                        timeout,
+                        self.root.join("postgres.log").display().to_string(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Creates `database` unless it exists.
+    ///
+    /// # Errors
+    /// Database errors other than "already exists".
+    pub async fn create_database(
+        &self,
+        database: &str,
+        template: Option<&str>,
+    ) -> Result<(), LocalPgError> {
+        let mut conn = self.options("postgres").connect().await?;
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(database)
+                .fetch_optional(&mut conn)
+                .await?;
+        if exists.is_none() {
+            let sql = match template {
+                Some(t) => format!("CREATE DATABASE \"{database}\" TEMPLATE \"{t}\""),
+                None => format!("CREATE DATABASE \"{database}\""),
+            };
+            match sqlx::query(&sql).execute(&mut conn).await {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        drop(conn.close().await);
+        Ok(())
+    }
+
+    async fn ensure_database(&self) -> Result<(), LocalPgError> {
+        self.create_database(DATABASE, None).await
+    }
+
+    /// Connection options for `database` over the private socket.
+    pub fn options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new_without_pgpass()
+            .socket(&self.socket_dir)
+            .port(PORT)
+            .username(SUPERUSER)
+            .database(database)
+            .log_statements(tracing::log::LevelFilter::Trace)
+    }
+
+    /// A `postgres://` URL for `database` (for child processes and tools).
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}@localhost:{PORT}/{database}?host={}",
+            self.socket_dir.display()
+        )
+    }
+
+    pub fn started_here(&self) -> bool {
+        self.started_here
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Stops the cluster (fast shutdown: open transactions roll back).
+    ///
+    /// # Errors
+    /// When `pg_ctl stop` fails.
+    pub async fn stop(&self) -> Result<(), LocalPgError> {
+        tracing::info!(data = %self.data.display(), "stopping the embedded Postgres cluster");
+        self.run(
+            "pg_ctl",
+            &[
+                "stop".as_ref(),
+                "-D".as_ref(),
+                self.data.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "-s".as_ref(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// Creates `dir` with mode 0700, owned by `owner` when given.
+fn make_private_dir(dir: &Path, owner: Option<Owner>) -> Result<(), LocalPgError> {
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("chmod {}", dir.display())))?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid))
+            .map_err(io(format!("chown {}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// The cluster owner must be able to reach its directory: add the
+/// "others may traverse" bit to ancestors that lack it (never read).
+fn make_traversable(dir: &Path, owner: Owner) -> Result<(), LocalPgError> {
+    for ancestor in dir.ancestors().skip(1) {
+        let meta =
+            std::fs::metadata(ancestor).map_err(io(format!("stat {}", ancestor.display())))?;
+        let mode = meta.permissions().mode();
+        let reachable = mode & 0o001 != 0
+            || (meta.uid() == owner.uid && mode & 0o100 != 0)
+            || (meta.gid() == owner.gid && mode & 0o010 != 0);
+        if !reachable {
+            tracing::info!(dir = %ancestor.display(), "letting the postgres user traverse this directory (o+x)");
+            std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(mode | 0o001))
+                .map_err(io(format!("chmod o+x {}", ancestor.display())))?;
+        }
+    }
+    Ok(())
+}

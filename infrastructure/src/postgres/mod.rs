@@ -1,0 +1,14 @@
+//! Everything Postgres: the pool and migrations, the embedded cluster, the
+//! event store behind cqrs-es, the position-tracked log reader, projections
+//! with their checkpoints, and the read-model and tenant adapters.
+
+pub mod checkpoints;
+pub mod event_store;
+pub mod local;
+pub mod log_reader;
+pub mod pool;
+pub mod projections;
+pub mod tenants;
+pub mod wakeup;
+
+pub use pool::{connect, migrate, Database};

@@ -1,0 +1,56 @@
+//! Connecting and migrating.
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A connected database: the pool plus the options used (so listeners and
+/// CLI tools can open their own connections).
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub pool: PgPool,
+    pub options: PgConnectOptions,
+}
+
+/// Parses a `postgres://` URL (a Unix socket directory may be given as
+/// `?host=/path`).
+///
+/// # Errors
+/// When the URL is malformed (the message does not repeat the URL, which
+/// may hold a password).
+pub fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
+    PgConnectOptions::from_str(url).map_err(|e| {
+        let msg = e.to_string();
+        format!(
+            "DATABASE_URL is not a valid postgres:// URL ({})",
+            msg.split(':').next().unwrap_or("invalid")
+        )
+    })
+}
+
+/// # Errors
+/// When the server cannot be reached within the acquire timeout.
+pub async fn connect(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> Result<Database, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.clone())
+        .await?;
+    Ok(Database { pool, options })
+}
+
+/// Applies pending migrations (concurrent callers are serialised by an
+/// advisory lock inside sqlx).
+///
+/// # Errors
+/// When a migration fails or the database is unreachable.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}

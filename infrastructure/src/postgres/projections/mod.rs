@@ -1,0 +1,330 @@
+//! Catch-up projections. Each projection reads the log in commit order from
+//! its checkpoint, applies a batch of events and moves its checkpoint in one
+//! transaction, so a crash never applies an event twice or skips one.
+//!
+//! Several processes may run the same projection: an advisory lock lets one
+//! apply a batch while the others only follow its checkpoint.
+
+pub mod subscriptions;
+
+use super::checkpoints;
+use super::log_reader::read_after;
+use super::wakeup::Wakeup;
+use async_trait::async_trait;
+use hookline_application::ports::{LogPosition, ProjectionWaiter, StoredEvent};
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Events per projection transaction.
+pub const BATCH_SIZE: i64 = 500;
+/// Fallback poll when no wake-up arrives.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event at position {position} ({event_type}) cannot be read: {reason}")]
+    BadEvent {
+        position: i64,
+        event_type: String,
+        reason: String,
+    },
+}
+
+impl ProjectionError {
+    pub fn bad_event(event: &StoredEvent, reason: impl fmt::Display) -> Self {
+        Self::BadEvent {
+            position: event.position,
+            event_type: event.event_type.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A read model built from one aggregate type's events.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Checkpoint name; unique per projection (and per target table).
+    fn name(&self) -> String;
+    fn aggregate_type(&self) -> &'static str;
+    /// Applies `events` (in commit order) inside the caller's transaction.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError>;
+    /// Called after the batch committed (refresh caches, wake workers).
+    fn after_commit(&self, _events: &[StoredEvent]) {}
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    caught_up: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+/// Runs one projection until shutdown.
+pub struct ProjectionRunner {
+    projection: Arc<dyn Projection>,
+    name: String,
+    lock_key: i64,
+    pool: PgPool,
+    wakeup: Wakeup,
+    progress: watch::Sender<LogPosition>,
+    health: Arc<Health>,
+}
+
+impl fmt::Debug for ProjectionRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProjectionRunner({})", self.name)
+    }
+}
+
+fn lock_key(name: &str) -> i64 {
+    let digest = Sha256::digest(format!("hookline-projection:{name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+impl ProjectionRunner {
+    /// Applies at most one batch. Returns how many events were applied.
+    ///
+    /// # Errors
+    /// Database errors and events the projection cannot read.
+    pub async fn step(&self) -> Result<usize, ProjectionError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(self.lock_key)
+            .fetch_one(&mut *tx)
+            .await?;
+        let checkpoint = checkpoints::read(&mut tx, &self.name).await?;
+        if !locked {
+            // Another process is applying this projection; follow it.
+            tx.rollback().await?;
+            self.publish(checkpoint);
+            return Ok(0);
+        }
+        let events = read_after(
+            &mut tx,
+            checkpoint,
+            Some(self.projection.aggregate_type()),
+            BATCH_SIZE,
+        )
+        .await?;
+        let Some(last) = events.last().map(StoredEvent::log_position) else {
+            tx.rollback().await?;
+            self.publish(checkpoint);
+            return Ok(0);
+        };
+        self.projection.apply(&mut tx, &events).await?;
+        checkpoints::write(&mut tx, &self.name, last).await?;
+        tx.commit().await?;
+        self.publish(last);
+        self.projection.after_commit(&events);
+        Ok(events.len())
+    }
+
+    fn publish(&self, at: LogPosition) {
+        self.progress.send_if_modified(|p| {
+            if at > *p {
+                *p = at;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Catches up whenever woken (or every [`POLL_INTERVAL`]) until
+    /// `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut wake = self.wakeup.subscribe();
+        while let Err(e) = checkpoints::ensure(&self.pool, &self.name).await {
+            self.record_error(&e.to_string());
+            if sleep_or_cancel(&shutdown, Duration::from_secs(1)).await {
+                return;
+            }
+        }
+        // After a wake-up that found nothing, the new events may still be
+        // behind a running transaction: look again soon, backing off.
+        let mut quick_retry: Option<Duration> = None;
+        loop {
+            wake.borrow_and_update();
+            match self.step().await {
+                Ok(n) if n as i64 >= BATCH_SIZE => {
+                    self.clear_error();
+                    quick_retry = None;
+                    continue;
+                }
+                Ok(n) => {
+                    self.clear_error();
+                    self.health.caught_up.store(true, Ordering::Relaxed);
+                    quick_retry = if n > 0 {
+                        Some(Duration::from_millis(2))
+                    } else {
+                        quick_retry.and_then(|d| (d < Duration::from_millis(128)).then_some(d * 2))
+                    };
+                }
+                Err(e) => {
+                    tracing::error!(projection = %self.name, error = %e, "projection failed; retrying");
+                    self.record_error(&e.to_string());
+                    if sleep_or_cancel(&shutdown, Duration::from_secs(1)).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            let wait = quick_retry.unwrap_or(POLL_INTERVAL);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = wake.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    quick_retry = Some(Duration::from_millis(1));
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn record_error(&self, e: &str) {
+        if let Ok(mut last) = self.health.last_error.lock() {
+            *last = Some(e.to_string());
+        }
+    }
+
+    fn clear_error(&self) {
+        if let Ok(mut last) = self.health.last_error.lock() {
+            *last = None;
+        }
+    }
+}
+
+/// Returns true when cancelled.
+async fn sleep_or_cancel(shutdown: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(d) => false,
+    }
+}
+
+/// All projections of a process: runs them, reports their progress to
+/// waiting commands and their health to `/readyz`.
+#[derive(Clone)]
+pub struct Projections {
+    entries: Arc<Vec<Entry>>,
+}
+
+struct Entry {
+    name: String,
+    aggregate_type: &'static str,
+    progress: watch::Receiver<LogPosition>,
+    health: Arc<Health>,
+}
+
+impl fmt::Debug for Projections {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|e| &e.name))
+            .finish()
+    }
+}
+
+impl Projections {
+    /// Builds runners for `projections`; start them with the returned
+    /// runners' `run`.
+    pub fn new(
+        projections: Vec<Arc<dyn Projection>>,
+        pool: &PgPool,
+        wakeup: &Wakeup,
+    ) -> (Self, Vec<ProjectionRunner>) {
+        let mut entries = Vec::new();
+        let mut runners = Vec::new();
+        for projection in projections {
+            let name = projection.name();
+            let (tx, rx) = watch::channel(LogPosition::default());
+            let health = Arc::new(Health::default());
+            entries.push(Entry {
+                name: name.clone(),
+                aggregate_type: projection.aggregate_type(),
+                progress: rx,
+                health: health.clone(),
+            });
+            runners.push(ProjectionRunner {
+                lock_key: lock_key(&name),
+                name,
+                projection,
+                pool: pool.clone(),
+                wakeup: wakeup.clone(),
+                progress: tx,
+                health,
+            });
+        }
+        (
+            Self {
+                entries: Arc::new(entries),
+            },
+            runners,
+        )
+    }
+
+    /// `Ok` when every projection has caught up since start and none is
+    /// failing; otherwise the reasons.
+    ///
+    /// # Errors
+    /// The names of lagging or failing projections.
+    pub fn readiness(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for e in self.entries.iter() {
+            if let Some(err) = e.health.last_error.lock().ok().and_then(|g| g.clone()) {
+                problems.push(format!("projection '{}' is failing: {err}", e.name));
+            } else if !e.health.caught_up.load(Ordering::Relaxed) {
+                problems.push(format!("projection '{}' is still catching up", e.name));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// Each projection's checkpoint as this process knows it.
+    pub fn positions(&self) -> HashMap<String, LogPosition> {
+        self.entries
+            .iter()
+            .map(|e| (e.name.clone(), *e.progress.borrow()))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ProjectionWaiter for Projections {
+    async fn wait_for(
+        &self,
+        aggregate_type: &str,
+        position: LogPosition,
+        timeout: Duration,
+    ) -> bool {
+        let waits = self
+            .entries
+            .iter()
+            .filter(|e| e.aggregate_type == aggregate_type)
+            .map(|e| {
+                let mut rx = e.progress.clone();
+                async move { rx.wait_for(|p| *p >= position).await.is_ok() }
+            });
+        let all = futures::future::join_all(waits);
+        matches!(tokio::time::timeout(timeout, all).await, Ok(results) if results.iter().all(|ok| *ok))
+    }
+}
