@@ -55,3 +55,63 @@ impl<T> Written<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::AppError;
+    use crate::ports::CommandStore;
+    use async_trait::async_trait;
+    use hookline_domain::subscription::{Subscription, SubscriptionCommand, SubscriptionError, Unsubscribe};
+    use hookline_domain::TenantId;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A store whose aggregate is always changed by someone else first.
+    struct AlwaysConflicting {
+        calls: AtomicUsize,
+        succeed_on: usize,
+    }
+
+    #[async_trait]
+    impl CommandStore<Subscription> for AlwaysConflicting {
+        async fn execute(
+            &self,
+            _id: &str,
+            _command: SubscriptionCommand,
+            _metadata: HashMap<String, String>,
+        ) -> Result<Option<LogPosition>, AggregateError<SubscriptionError>> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == self.succeed_on {
+                Ok(Some(LogPosition { tx_id: 1, position: 1 }))
+            } else {
+                Err(AggregateError::AggregateConflict)
+            }
+        }
+        async fn load(&self, _id: &str) -> Result<Subscription, AppError> {
+            Ok(Subscription::default())
+        }
+    }
+
+    fn cmd() -> SubscriptionCommand {
+        SubscriptionCommand::Unsubscribe(Unsubscribe {
+            tenant_id: TenantId::from_uuid(uuid::Uuid::nil()),
+            at: chrono::DateTime::UNIX_EPOCH,
+        })
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_retried_then_reported_as_409() {
+        let store = AlwaysConflicting { calls: AtomicUsize::new(0), succeed_on: usize::MAX };
+        let err = execute_with_retry(&store, "x", cmd, HashMap::new()).await.unwrap_err();
+        assert_eq!(store.calls.load(Ordering::SeqCst), CONFLICT_RETRIES + 1);
+        let mapped = crate::subscriptions::map_error_for_tests("x", err);
+        assert!(matches!(mapped, AppError::Conflict { code: "concurrent_modification", .. }), "{mapped:?}");
+    }
+
+    #[tokio::test]
+    async fn a_conflict_that_clears_succeeds() {
+        let store = AlwaysConflicting { calls: AtomicUsize::new(0), succeed_on: 3 };
+        let pos = execute_with_retry(&store, "x", cmd, HashMap::new()).await.unwrap();
+        assert_eq!(pos, Some(LogPosition { tx_id: 1, position: 1 }));
+    }
+}

@@ -37,3 +37,8 @@ pub(crate) fn map_error(id: &str, e: AggregateError<SubscriptionError>) -> AppEr
         other => crate::pagination::map_store_error(other),
     }
 }
+
+#[cfg(test)]
+pub(crate) fn map_error_for_tests(id: &str, e: AggregateError<SubscriptionError>) -> AppError {
+    map_error(id, e)
+}

@@ -1,0 +1,127 @@
+//! One error shape for every 4xx and 5xx, and no input that makes the server
+//! panic or answer 500.
+
+use hookline_tests::{expect_json, TestApp};
+use serde_json::{json, Value};
+
+fn assert_shape(body: &Value) {
+    let obj = body.as_object().expect("error body is an object");
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec!["code", "detail", "request_id"], "{body}");
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn malformed_requests_get_clear_4xx() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_MAX_BODY_BYTES".into(), "4096".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let post = |body: &'static str, ct: Option<&'static str>| {
+        let mut req = app.client.post(app.url("/v1/subscriptions")).bearer_auth(&t.api_key).body(body);
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        req.send()
+    };
+
+    let b = expect_json(post("{\"url\": ", Some("application/json")).await.unwrap(), 400).await;
+    assert_shape(&b);
+    assert_eq!(b["code"], "malformed_json");
+    let b = expect_json(post("[1,2]", Some("application/json")).await.unwrap(), 400).await;
+    assert_eq!(b["code"], "invalid_body");
+    let b = expect_json(post("{\"url\":\"https://example.com/x\",\"events\":[\"a.b\"],\"extra\":1}", Some("application/json")).await.unwrap(), 400).await;
+    assert!(b["detail"].as_str().unwrap().contains("extra"), "{b}");
+    let b = expect_json(post("{\"url\": 5, \"events\": \"a.b\"}", Some("application/json")).await.unwrap(), 400).await;
+    assert_shape(&b);
+    let b = expect_json(post("{}", Some("text/plain")).await.unwrap(), 415).await;
+    assert_shape(&b);
+    let b = expect_json(post("{}", None).await.unwrap(), 415).await;
+    assert_eq!(b["code"], "unsupported_media_type");
+
+    let big = json!({"url": "https://example.com/x", "events": ["a.b"], "description": "d".repeat(5000)});
+    let res = app.client.post(app.url("/v1/subscriptions")).bearer_auth(&t.api_key).json(&big).send().await.unwrap();
+    let b = expect_json(res, 413).await;
+    assert_shape(&b);
+    assert_eq!(b["code"], "payload_too_large");
+
+    let b = expect_json(app.get(&t, "/v1/subscriptions/not-a-uuid").await, 400).await;
+    assert_eq!(b["code"], "invalid_id");
+    assert!(b["detail"].as_str().unwrap().contains("not-a-uuid"));
+    let b = expect_json(app.get(&t, "/v1/subscriptions/0190b2a4-0000-7000-8000-000000000000").await, 404).await;
+    assert_shape(&b);
+    let b = expect_json(app.get(&t, "/v1/nothing-here").await, 404).await;
+    assert_shape(&b);
+    let res = app.client.put(app.url("/v1/subscriptions")).bearer_auth(&t.api_key).send().await.unwrap();
+    let b = expect_json(res, 405).await;
+    assert_shape(&b);
+    assert_eq!(b["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn hostile_input_never_panics_or_answers_500() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let s = app.subscribe(&t, json!({"url": "https://example.com/a", "events": ["a.b"]})).await;
+    let id = s["id"].as_str().unwrap().to_string();
+    let nested = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let bodies: Vec<String> = vec![
+        "null".into(),
+        "\"string\"".into(),
+        "{\"url\": null, \"events\": null}".into(),
+        "{\"url\": \"https://example.com/\\u0000\", \"events\": [\"a.b\"]}".into(),
+        "{\"url\": \"https://example.com/a\", \"events\": [\"a.b\\u0000\"]}".into(),
+        "{\"url\": \"https://example.com/a\", \"events\": [\"a.b\"], \"description\": \"\\u0000\"}".into(),
+        "{\"url\": \"https://example.com/a\", \"events\": [\"a.b\"], \"secret\": \"abcdefgh\\u0000\"}".into(),
+        "{\"url\": \"https://example.com/a\", \"events\": [\"a.b\"], \"headers\": {\"X-A\": \"\\u0000\"}}".into(),
+        "{\"url\": \"https://exa\u{1F600}mple.com/a\", \"events\": [\"a.b\"]}".into(),
+        "{\"url\": \"https://example.com/a\", \"events\": [1e999]}".into(),
+        "{\"url\": \"https://[::ffff:10.0.0.1]/a\", \"events\": [\"a.b\"]}".into(),
+        "{\"url\": \"https://0x7f000001/a\", \"events\": [\"a.b\"]}".into(),
+        "{\"url\": \"https://2130706433/a\", \"events\": [\"a.b\"]}".into(),
+        nested,
+        "\u{FEFF}{}".into(),
+        "{\"url\": \"https://example.com/a\", \"events\": [\"a.b\"], \"signature_scheme\": {}}".into(),
+    ];
+    let paths = [
+        ("POST", "/v1/subscriptions".to_string()),
+        ("PATCH", format!("/v1/subscriptions/{id}")),
+        ("POST", format!("/v1/subscriptions/{id}/rotate-secret")),
+        ("POST", format!("/v1/subscriptions/{id}/disable")),
+        ("POST", "/admin/tenants".to_string()),
+    ];
+    for (method, path) in &paths {
+        for body in &bodies {
+            let req = app
+                .client
+                .request(method.parse().unwrap(), app.url(path))
+                .header("content-type", "application/json")
+                .body(body.clone());
+            let req = if path.starts_with("/admin") {
+                req.bearer_auth(hookline_tests::server::ADMIN_TOKEN)
+            } else {
+                req.bearer_auth(&t.api_key)
+            };
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            assert!(status < 500, "{method} {path} {body:.80} -> {status}");
+            if status >= 400 {
+                let b: Value = res.json().await.unwrap();
+                assert_shape(&b);
+            }
+        }
+    }
+    for weird in ["%00", "..%2F..%2Fetc", "%F0%9F%98%80", "'%20OR%201=1", &"9".repeat(300)] {
+        let res = app.get(&t, &format!("/v1/subscriptions/{weird}")).await;
+        assert!(res.status().is_client_error(), "{weird}: {}", res.status());
+    }
+    for query in ["limit=-1", "limit=99999999999999999999", "cursor=%00", "event=%00"] {
+        let res = app.get(&t, &format!("/v1/subscriptions?{query}")).await;
+        assert!(res.status().is_client_error(), "{query}: {}", res.status());
+    }
+    // The subscription is intact.
+    let read = expect_json(app.get(&t, &format!("/v1/subscriptions/{id}")).await, 200).await;
+    assert_eq!(read["url"], "https://example.com/a");
+}

@@ -1,0 +1,99 @@
+//! The position-tracked reader: events committed out of position order are
+//! each seen exactly once, in commit order.
+
+use hookline_application::ports::LogPosition;
+use hookline_infrastructure::postgres::log_reader::read_after;
+use hookline_tests::fresh_database;
+use sqlx::{Acquire, Executor};
+
+async fn insert_event(conn: &mut sqlx::PgConnection, id: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('Test', $1, 1, 'Tested', '1.0', '{}', '{}') RETURNING global_position",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+async fn read_all(pool: &sqlx::PgPool, from: LogPosition) -> Vec<(String, LogPosition)> {
+    let mut conn = pool.acquire().await.unwrap();
+    read_after(&mut conn, from, Some("Test"), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.aggregate_id.clone(), e.log_position()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_slow_transaction_with_a_lower_position_is_not_skipped() {
+    let db = fresh_database().await;
+    let mut slow = db.pool.acquire().await.unwrap();
+    let mut fast = db.pool.acquire().await.unwrap();
+
+    // `slow` takes position p1 first but commits last.
+    let mut slow_tx = slow.begin().await.unwrap();
+    let p1 = insert_event(&mut slow_tx, "slow").await;
+    let mut fast_tx = fast.begin().await.unwrap();
+    let p2 = insert_event(&mut fast_tx, "fast").await;
+    assert!(p1 < p2);
+    fast_tx.commit().await.unwrap();
+
+    // A naive `global_position > checkpoint` reader would see p2 now, move
+    // its checkpoint past p1 and never see "slow". Ours waits.
+    let seen_early = read_all(&db.pool, LogPosition::default()).await;
+    assert!(seen_early.is_empty(), "read past a running transaction: {seen_early:?}");
+
+    slow_tx.commit().await.unwrap();
+    let seen = read_all(&db.pool, LogPosition::default()).await;
+    let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, vec!["slow", "fast"]);
+
+    // From the checkpoint after both, nothing is seen twice.
+    let checkpoint = seen.last().unwrap().1;
+    assert!(read_all(&db.pool, checkpoint).await.is_empty());
+    // Resuming from between them yields exactly the second.
+    let between = read_all(&db.pool, seen[0].1).await;
+    assert_eq!(between.len(), 1);
+    assert_eq!(between[0].0, "fast");
+}
+
+#[tokio::test]
+async fn commit_order_follows_transaction_ids_not_positions() {
+    let db = fresh_database().await;
+    let mut a = db.pool.acquire().await.unwrap();
+    let mut b = db.pool.acquire().await.unwrap();
+    a.execute("CREATE TEMP TABLE scratch (x int)").await.unwrap();
+
+    // Transaction A gets its transaction id first (by writing elsewhere)...
+    let mut a_tx = a.begin().await.unwrap();
+    sqlx::query("INSERT INTO scratch VALUES (1)").execute(&mut *a_tx).await.unwrap();
+    // ...B then appends (lower position) and commits...
+    let mut b_tx = b.begin().await.unwrap();
+    let pb = insert_event(&mut b_tx, "b").await;
+    b_tx.commit().await.unwrap();
+    assert!(read_all(&db.pool, LogPosition::default()).await.is_empty());
+    // ...and A appends later (higher position) and commits.
+    let pa = insert_event(&mut a_tx, "a").await;
+    a_tx.commit().await.unwrap();
+    assert!(pb < pa);
+
+    let seen = read_all(&db.pool, LogPosition::default()).await;
+    let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, vec!["a", "b"], "ordered by transaction, each exactly once");
+}
+
+#[tokio::test]
+async fn the_log_refuses_updates_and_deletes() {
+    let db = fresh_database().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    insert_event(&mut conn, "x").await;
+    let update = sqlx::query("UPDATE events SET payload = '{\"x\":1}'").execute(&db.pool).await;
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = sqlx::query("DELETE FROM events").execute(&db.pool).await;
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+    let truncate = sqlx::query("TRUNCATE events").execute(&db.pool).await;
+    assert!(truncate.is_err());
+}

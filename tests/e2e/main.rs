@@ -1,0 +1,15 @@
+//! End-to-end tests: the real server against a real Postgres (one private
+//! cluster for this binary, one database per test).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+
+mod admin;
+mod auth;
+mod errors;
+mod event_log;
+mod process;
+mod projections;
+mod request_ids;
+mod secrets;
+mod subscriptions;
+mod validation;

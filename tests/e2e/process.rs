@@ -1,0 +1,111 @@
+//! The binary as users run it: `serve` with the embedded Postgres, signals,
+//! restarts, and the CLI commands.
+
+use hookline_tests::process::{run_cli, ServerProcess};
+use hookline_tests::{expect_json, fresh_database};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn env() -> HashMap<String, String> {
+    HashMap::from([("HOOKLINE_ADMIN_TOKEN".to_string(), "proc-admin".to_string())])
+}
+
+#[tokio::test]
+async fn serve_with_the_embedded_postgres_survives_restarts_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_str = data.to_str().unwrap().to_string();
+    let env = env();
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, &data).await;
+    let client = reqwest::Client::new();
+    hookline_tests::server::wait_ready(&client, &server.url("/readyz")).await;
+    assert!(data.join("pg/data/PG_VERSION").exists());
+    assert!(data.join("pg/run/.s.PGSQL.5432").exists(), "a Unix socket inside the data dir");
+
+    // The CLI works against the same data directory while the server runs.
+    let out = run_cli(&["tenants", "create", "Acme", "--json", "--data-dir", &data_str], &env).await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let line = out.stdout.trim_end();
+    let parsed: Value = serde_json::from_str(line).unwrap();
+    let tenant_id = parsed["tenant_id"].as_str().unwrap();
+    let key = parsed["api_key"].as_str().unwrap();
+    assert_eq!(line, format!("{{\"tenant_id\": \"{tenant_id}\", \"api_key\": \"{key}\"}}"));
+
+    let plain = run_cli(&["tenants", "create", "Plain", "--data-dir", &data_str], &env).await;
+    assert_eq!(plain.code, Some(0));
+    assert!(plain.stdout.contains("tenant_id:") && plain.stdout.contains("hlk_"));
+
+    let created = client
+        .post(server.url("/v1/subscriptions"))
+        .bearer_auth(key)
+        .json(&json!({"url": "https://example.com/hook", "events": ["a.b"], "secret": "process-secret-4242", "headers": {"X-Token": "hdr-value-777"}}))
+        .send()
+        .await
+        .unwrap();
+    let created = expect_json(created, 201).await;
+    let id = created["id"].as_str().unwrap();
+
+    server.signal("TERM");
+    assert_eq!(server.wait(Duration::from_secs(30)).await, Some(0));
+    let logs = server.logs();
+    assert!(logs.contains("stopping the embedded Postgres cluster"), "{logs}");
+    assert!(!data.join("pg/data/postmaster.pid").exists(), "the cluster was stopped");
+    for secret in ["process-secret-4242", "hdr-value-777", key] {
+        assert!(!logs.contains(secret), "logs leak {secret}");
+    }
+
+    // Data survives a restart; SIGINT stops it as well.
+    let mut again = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, &data).await;
+    let read = client
+        .get(again.url(&format!("/v1/subscriptions/{id}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let read = expect_json(read, 200).await;
+    assert_eq!(read["url"], "https://example.com/hook");
+    again.signal("INT");
+    assert_eq!(again.wait(Duration::from_secs(30)).await, Some(0));
+    assert!(!data.join("pg/data/postmaster.pid").exists());
+
+    // A CLI command with the cluster stopped starts it and stops it again.
+    let out = run_cli(&["tenants", "create", "Later", "--json", "--data-dir", &data_str], &env).await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!data.join("pg/data/postmaster.pid").exists());
+}
+
+#[tokio::test]
+async fn migrate_and_cli_errors() {
+    let db = fresh_database().await;
+    let out = run_cli(&["migrate", "--database-url", &db.url], &HashMap::new()).await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("migrations applied"));
+
+    let out = run_cli(&["tenants", "create", "", "--database-url", &db.url], &HashMap::new()).await;
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("name"), "{}", out.stderr);
+
+    let out = run_cli(
+        &["migrate", "--database-url", "postgres://user:hunter2@127.0.0.1:1/db"],
+        &HashMap::new(),
+    )
+    .await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.starts_with("error:"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = HashMap::from([("HOOKLINE_PG_BIN".to_string(), "/nonexistent".to_string())]);
+    let out = run_cli(&["migrate", "--data-dir", dir.path().to_str().unwrap()], &missing).await;
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("apt-get install postgresql"), "{}", out.stderr);
+
+    let bad = HashMap::from([("HOOKLINE_MAX_BODY_BYTES".to_string(), "lots".to_string())]);
+    let out = run_cli(&["migrate", "--database-url", &db.url], &bad).await;
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("HOOKLINE_MAX_BODY_BYTES"));
+
+    let out = run_cli(&["frobnicate"], &HashMap::new()).await;
+    assert_ne!(out.code, Some(0));
+}

@@ -1,0 +1,31 @@
+//! Test support for Hookline's end-to-end tests: one private Postgres
+//! cluster per test binary (a fresh database per test, copied from a
+//! migrated template), the real server on port 0, and HTTP helpers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+
+pub mod cluster;
+pub mod process;
+pub mod server;
+
+pub use cluster::{cluster, fresh_database, TestDatabase};
+pub use server::{expect_json, Tenant, TestApp};
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+/// Use instead of sleeps: it returns as soon as the condition holds.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+    }
+}
