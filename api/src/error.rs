@@ -93,6 +93,9 @@ impl From<AppError> for ApiError {
             AppError::BadRequest(detail) => {
                 Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
             }
+            AppError::NothingFound { code, detail } => {
+                Self::new(StatusCode::NOT_FOUND, code, detail)
+            }
             AppError::NotFound { .. } => {
                 Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }

@@ -5,16 +5,26 @@
 use crate::routes;
 use crate::state::AppState;
 use anyhow::Context;
+use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::TenantService;
+use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
+use hookline_domain::delivery::Delivery;
 use hookline_domain::subscription::Subscription;
 use hookline_infrastructure::cipher::XChaChaCipher;
 use hookline_infrastructure::clock::SystemClock;
 use hookline_infrastructure::config::Settings;
+use hookline_infrastructure::postgres::appender::PgEventAppender;
+use hookline_infrastructure::postgres::deliveries::{PgDeliveryReadModel, PgDueQueue};
+use hookline_infrastructure::postgres::directory::CachedSubscriptions;
 use hookline_infrastructure::postgres::event_store::PgCommandStore;
 use hookline_infrastructure::postgres::local::LocalPostgres;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
 use hookline_infrastructure::postgres::pool::parse_url;
+use hookline_infrastructure::postgres::projections::deliveries::DeliveriesProjection;
+use hookline_infrastructure::postgres::projections::queue::{
+    QueueProjection, DUE_CHANNEL, TABLE as QUEUE_TABLE,
+};
 use hookline_infrastructure::postgres::projections::subscriptions::{
     PgSubscriptionReadModel, SubscriptionsProjection,
 };
@@ -22,6 +32,7 @@ use hookline_infrastructure::postgres::projections::{Projection, Projections};
 use hookline_infrastructure::postgres::tenants::PgTenantDirectory;
 use hookline_infrastructure::postgres::wakeup::Wakeup;
 use hookline_infrastructure::postgres::{connect, migrate, Database};
+use hookline_infrastructure::sender::{ReqwestSender, SenderSettings};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,6 +99,8 @@ pub struct Application {
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     database: OpenDatabase,
+    /// How long shutdown waits for background tasks (attempts in flight).
+    drain: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -115,27 +128,54 @@ impl Application {
         );
         let clock = Arc::new(SystemClock);
         let wakeup = Wakeup::new();
+        let due = Wakeup::new();
         let shutdown = CancellationToken::new();
-        let mut tasks = vec![wakeup.spawn_listener(&database.db, shutdown.clone())];
+        let mut tasks = vec![
+            wakeup.spawn_listener(
+                &database.db,
+                hookline_infrastructure::postgres::wakeup::CHANNEL,
+                shutdown.clone(),
+            ),
+            due.spawn_listener(&database.db, DUE_CHANNEL, shutdown.clone()),
+        ];
 
-        let projection_list: Vec<Arc<dyn Projection>> =
-            vec![Arc::new(SubscriptionsProjection::default())];
+        let projection_list: Vec<Arc<dyn Projection>> = vec![
+            Arc::new(SubscriptionsProjection::default()),
+            Arc::new(DeliveriesProjection::default()),
+            Arc::new(QueueProjection::new(QUEUE_TABLE, due.clone())),
+        ];
         let (projections, runners) = Projections::new(projection_list, &pool, &wakeup);
         for runner in runners {
             tasks.push(tokio::spawn(runner.run(shutdown.clone())));
         }
+        let waiter = Arc::new(projections.clone());
+        let log = Arc::new(PgEventLog::new(pool.clone()));
+        let subscription_store = Arc::new(PgCommandStore::<Subscription>::new(
+            pool.clone(),
+            (),
+            wakeup.clone(),
+        ));
+        let delivery_store = Arc::new(PgCommandStore::<Delivery>::new(
+            pool.clone(),
+            settings.retry_policy.clone(),
+            wakeup.clone(),
+        ));
+        let appender = Arc::new(PgEventAppender::new(pool.clone(), wakeup.clone()));
+        let directory = Arc::new(CachedSubscriptions::new(
+            pool.clone(),
+            projections
+                .progress("subscriptions")
+                .context("the subscriptions projection is missing")?,
+        ));
+        let subscription_read = Arc::new(PgSubscriptionReadModel::new(pool.clone()));
 
         let subscriptions = Arc::new(SubscriptionService::new(
-            Arc::new(PgCommandStore::<Subscription>::new(
-                pool.clone(),
-                (),
-                wakeup.clone(),
-            )),
-            Arc::new(PgSubscriptionReadModel::new(pool.clone())),
-            Arc::new(PgEventLog::new(pool.clone())),
-            cipher,
+            subscription_store.clone(),
+            subscription_read.clone(),
+            log.clone(),
+            cipher.clone(),
             clock.clone(),
-            Arc::new(projections.clone()),
+            waiter.clone(),
             SubscriptionSettings {
                 allow_list: settings.allow_private_targets.clone(),
                 rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
@@ -143,12 +183,68 @@ impl Application {
                 consistency_timeout: settings.consistency_timeout,
             },
         ));
+        let publish = Arc::new(PublishService::new(
+            directory.clone(),
+            appender.clone(),
+            clock.clone(),
+            waiter.clone(),
+            PublishSettings {
+                consistency_timeout: settings.consistency_timeout,
+                idempotency_ttl: settings.idempotency_ttl,
+            },
+        ));
+        let deliveries = Arc::new(DeliveryService::new(
+            delivery_store.clone(),
+            Arc::new(PgDeliveryReadModel::new(pool.clone())),
+            subscription_read,
+            log.clone(),
+            clock.clone(),
+            waiter,
+            settings.consistency_timeout,
+        ));
+        if settings.role.runs_workers() {
+            let worker_id = format!("worker-{}", uuid::Uuid::new_v4().simple());
+            let sender = ReqwestSender::new(&SenderSettings {
+                timeout: settings.webhook_timeout,
+                allow: settings.allow_private_targets.clone(),
+                pool_per_host: settings.worker_concurrency,
+            })
+            .context("building the HTTP client")?;
+            let recorder = Arc::new(OutcomeRecorder::new(
+                log,
+                appender,
+                delivery_store,
+                subscription_store,
+                clock.clone(),
+                settings.retry_policy.clone(),
+                worker_id.clone(),
+            ));
+            let worker = Arc::new(Worker::new(
+                Arc::new(PgDueQueue::new(pool.clone())),
+                Arc::new(sender),
+                directory,
+                cipher,
+                recorder,
+                clock.clone(),
+                WorkerSettings {
+                    worker_id,
+                    concurrency: settings.worker_concurrency,
+                    lease: settings.worker_lease,
+                    claim_batch: 200,
+                    poll_interval: Duration::from_millis(250),
+                    user_agent: settings.webhook_user_agent.clone(),
+                },
+            ));
+            tasks.push(tokio::spawn(worker.run(shutdown.clone(), due.subscribe())));
+        }
         let tenants = Arc::new(TenantService::new(
             Arc::new(PgTenantDirectory::new(pool.clone())),
             clock,
         ));
         let state = AppState {
             subscriptions,
+            publish,
+            deliveries,
             tenants,
             admin_token: settings.admin_token.clone(),
             pool,
@@ -170,6 +266,7 @@ impl Application {
             shutdown,
             tasks,
             database,
+            drain: settings.webhook_timeout + Duration::from_secs(5),
         })
     }
 
@@ -194,6 +291,7 @@ impl Application {
             shutdown,
             tasks,
             database,
+            drain,
         } = self;
         let stop = shutdown.clone();
         let served = match listener {
@@ -217,10 +315,7 @@ impl Application {
         shutdown.cancel();
         tracing::info!("shutting down");
         for task in tasks {
-            if tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(drain, task).await.is_err() {
                 tracing::warn!("a background task did not stop within 10 s");
             }
         }

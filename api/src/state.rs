@@ -1,5 +1,6 @@
 //! What handlers share.
 
+use hookline_application::deliveries::{DeliveryService, PublishService};
 use hookline_application::subscriptions::SubscriptionService;
 use hookline_application::tenants::TenantService;
 use hookline_infrastructure::config::Secret;
@@ -10,6 +11,8 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub subscriptions: Arc<SubscriptionService>,
+    pub publish: Arc<PublishService>,
+    pub deliveries: Arc<DeliveryService>,
     pub tenants: Arc<TenantService>,
     pub admin_token: Option<Secret>,
     pub pool: PgPool,

@@ -62,7 +62,9 @@ mod tests {
     use crate::error::AppError;
     use crate::ports::CommandStore;
     use async_trait::async_trait;
-    use hookline_domain::subscription::{Subscription, SubscriptionCommand, SubscriptionError, Unsubscribe};
+    use hookline_domain::subscription::{
+        Subscription, SubscriptionCommand, SubscriptionError, Unsubscribe,
+    };
     use hookline_domain::TenantId;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -82,7 +84,10 @@ mod tests {
         ) -> Result<Option<LogPosition>, AggregateError<SubscriptionError>> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
             if n == self.succeed_on {
-                Ok(Some(LogPosition { tx_id: 1, position: 1 }))
+                Ok(Some(LogPosition {
+                    tx_id: 1,
+                    position: 1,
+                }))
             } else {
                 Err(AggregateError::AggregateConflict)
             }
@@ -101,17 +106,42 @@ mod tests {
 
     #[tokio::test]
     async fn conflicts_are_retried_then_reported_as_409() {
-        let store = AlwaysConflicting { calls: AtomicUsize::new(0), succeed_on: usize::MAX };
-        let err = execute_with_retry(&store, "x", cmd, HashMap::new()).await.unwrap_err();
+        let store = AlwaysConflicting {
+            calls: AtomicUsize::new(0),
+            succeed_on: usize::MAX,
+        };
+        let err = execute_with_retry(&store, "x", cmd, HashMap::new())
+            .await
+            .unwrap_err();
         assert_eq!(store.calls.load(Ordering::SeqCst), CONFLICT_RETRIES + 1);
         let mapped = crate::subscriptions::map_error_for_tests("x", err);
-        assert!(matches!(mapped, AppError::Conflict { code: "concurrent_modification", .. }), "{mapped:?}");
+        assert!(
+            matches!(
+                mapped,
+                AppError::Conflict {
+                    code: "concurrent_modification",
+                    ..
+                }
+            ),
+            "{mapped:?}"
+        );
     }
 
     #[tokio::test]
     async fn a_conflict_that_clears_succeeds() {
-        let store = AlwaysConflicting { calls: AtomicUsize::new(0), succeed_on: 3 };
-        let pos = execute_with_retry(&store, "x", cmd, HashMap::new()).await.unwrap();
-        assert_eq!(pos, Some(LogPosition { tx_id: 1, position: 1 }));
+        let store = AlwaysConflicting {
+            calls: AtomicUsize::new(0),
+            succeed_on: 3,
+        };
+        let pos = execute_with_retry(&store, "x", cmd, HashMap::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            pos,
+            Some(LogPosition {
+                tx_id: 1,
+                position: 1
+            })
+        );
     }
 }

@@ -15,6 +15,9 @@ pub enum AppError {
     /// No such resource for this tenant.
     #[error("{resource} '{id}' was not found")]
     NotFound { resource: &'static str, id: String },
+    /// Nothing to act on, with a specific code (e.g. `no_subscriptions`).
+    #[error("{detail}")]
+    NothingFound { code: &'static str, detail: String },
     /// The request conflicts with the current state.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },

@@ -5,12 +5,14 @@
 
 pub mod commands;
 pub mod context;
+pub mod deliveries;
 pub mod error;
 pub mod history;
 pub mod pagination;
 pub mod ports;
 pub mod subscriptions;
 pub mod tenants;
+pub mod worker;
 
 pub use context::{Actor, CommandContext, RequestId};
 pub use error::AppError;

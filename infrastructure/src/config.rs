@@ -92,6 +92,10 @@ pub struct Settings {
     pub webhook_user_agent: String,
     pub retry_policy: RetryPolicy,
     pub worker_concurrency: usize,
+    /// How long a claimed delivery stays leased to its worker.
+    pub worker_lease: Duration,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
 }
 
 /// The file/environment layer: every field optional.
@@ -115,6 +119,8 @@ struct Raw {
     webhook_max_retries: Option<String>,
     retry_schedule: Option<String>,
     worker_concurrency: Option<String>,
+    worker_lease_seconds: Option<String>,
+    idempotency_ttl_seconds: Option<String>,
 }
 
 /// TOML values may be numbers or strings; both end up as text to parse.
@@ -215,7 +221,9 @@ impl Settings {
             webhook_user_agent,
             webhook_max_retries,
             retry_schedule,
-            worker_concurrency
+            worker_concurrency,
+            worker_lease_seconds,
+            idempotency_ttl_seconds
         );
         if raw.database_url.is_none() {
             raw.database_url = env("DATABASE_URL");
@@ -314,6 +322,19 @@ impl Settings {
                 "HOOKLINE_WORKER_CONCURRENCY must be 1–10000".into(),
             ));
         }
+        let worker_lease: u64 = match raw.worker_lease_seconds {
+            Some(v) => parse_num("HOOKLINE_WORKER_LEASE_SECONDS", &v)?,
+            None => webhook_timeout + 30,
+        };
+        if worker_lease <= webhook_timeout {
+            return Err(ConfigError(
+                "HOOKLINE_WORKER_LEASE_SECONDS must be longer than HOOKLINE_WEBHOOK_TIMEOUT_SECONDS".into(),
+            ));
+        }
+        let idempotency_ttl: u64 = match raw.idempotency_ttl_seconds {
+            Some(v) => parse_num("HOOKLINE_IDEMPOTENCY_TTL_SECONDS", &v)?,
+            None => 24 * 3600,
+        };
         let db_max_connections: u32 = match raw.db_max_connections {
             Some(v) => parse_num("HOOKLINE_DB_MAX_CONNECTIONS", &v)?,
             None => 16,
@@ -347,6 +368,8 @@ impl Settings {
                 ..RetryPolicy::default()
             },
             worker_concurrency,
+            worker_lease: Duration::from_secs(worker_lease),
+            idempotency_ttl: Duration::from_secs(idempotency_ttl),
         })
     }
 

@@ -5,4 +5,5 @@ pub mod cipher;
 pub mod clock;
 pub mod config;
 pub mod postgres;
+pub mod sender;
 pub mod telemetry;

@@ -16,28 +16,57 @@ async fn admin_creates_tenants_with_a_usable_key() {
         .await
         .unwrap();
     let body = expect_json(res, 201).await;
-    let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     assert_eq!(keys, vec!["api_key", "tenant_id"]);
     let key = body["api_key"].as_str().unwrap();
-    let ok = app.client.get(app.url("/v1/subscriptions")).bearer_auth(key).send().await.unwrap();
+    let ok = app
+        .client
+        .get(app.url("/v1/subscriptions"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     // The key is stored hashed only.
-    let stored: Vec<String> = sqlx::query_scalar("SELECT key_hash FROM api_keys").fetch_all(&app.db.pool).await.unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT key_hash FROM api_keys")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0], key);
     assert_eq!(stored[0].len(), 64);
 
     for (token, status) in [(None, 401), (Some("wrong"), 401)] {
-        let mut req = app.client.post(app.url("/admin/tenants")).json(&json!({"name": "x"}));
+        let mut req = app
+            .client
+            .post(app.url("/admin/tenants"))
+            .json(&json!({"name": "x"}));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
         let b = expect_json(req.send().await.unwrap(), status).await;
         assert_eq!(b["code"], "unauthorized");
     }
-    for bad in [json!({}), json!({"name": ""}), json!({"name": "x".repeat(201)}), json!({"name": "a", "plan": "gold"})] {
-        let res = app.client.post(app.url("/admin/tenants")).bearer_auth(ADMIN_TOKEN).json(&bad).send().await.unwrap();
+    for bad in [
+        json!({}),
+        json!({"name": ""}),
+        json!({"name": "x".repeat(201)}),
+        json!({"name": "a", "plan": "gold"}),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/admin/tenants"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
         expect_json(res, 400).await;
     }
 }
@@ -57,5 +86,8 @@ async fn the_admin_api_is_off_without_a_token() {
         .await
         .unwrap();
     let body = expect_json(res, 404).await;
-    assert!(body["detail"].as_str().unwrap().contains("HOOKLINE_ADMIN_TOKEN"));
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("HOOKLINE_ADMIN_TOKEN"));
 }

@@ -20,29 +20,63 @@ async fn malformed_requests_get_clear_4xx() {
     .await;
     let t = app.tenant("acme").await;
     let post = |body: &'static str, ct: Option<&'static str>| {
-        let mut req = app.client.post(app.url("/v1/subscriptions")).bearer_auth(&t.api_key).body(body);
+        let mut req = app
+            .client
+            .post(app.url("/v1/subscriptions"))
+            .bearer_auth(&t.api_key)
+            .body(body);
         if let Some(ct) = ct {
             req = req.header("content-type", ct);
         }
         req.send()
     };
 
-    let b = expect_json(post("{\"url\": ", Some("application/json")).await.unwrap(), 400).await;
+    let b = expect_json(
+        post("{\"url\": ", Some("application/json")).await.unwrap(),
+        400,
+    )
+    .await;
     assert_shape(&b);
     assert_eq!(b["code"], "malformed_json");
     let b = expect_json(post("[1,2]", Some("application/json")).await.unwrap(), 400).await;
     assert_eq!(b["code"], "invalid_body");
-    let b = expect_json(post("{\"url\":\"https://example.com/x\",\"events\":[\"a.b\"],\"extra\":1}", Some("application/json")).await.unwrap(), 400).await;
+    let b = expect_json(
+        post(
+            "{\"url\":\"https://example.com/x\",\"events\":[\"a.b\"],\"extra\":1}",
+            Some("application/json"),
+        )
+        .await
+        .unwrap(),
+        400,
+    )
+    .await;
     assert!(b["detail"].as_str().unwrap().contains("extra"), "{b}");
-    let b = expect_json(post("{\"url\": 5, \"events\": \"a.b\"}", Some("application/json")).await.unwrap(), 400).await;
+    let b = expect_json(
+        post(
+            "{\"url\": 5, \"events\": \"a.b\"}",
+            Some("application/json"),
+        )
+        .await
+        .unwrap(),
+        400,
+    )
+    .await;
     assert_shape(&b);
     let b = expect_json(post("{}", Some("text/plain")).await.unwrap(), 415).await;
     assert_shape(&b);
     let b = expect_json(post("{}", None).await.unwrap(), 415).await;
     assert_eq!(b["code"], "unsupported_media_type");
 
-    let big = json!({"url": "https://example.com/x", "events": ["a.b"], "description": "d".repeat(5000)});
-    let res = app.client.post(app.url("/v1/subscriptions")).bearer_auth(&t.api_key).json(&big).send().await.unwrap();
+    let big =
+        json!({"url": "https://example.com/x", "events": ["a.b"], "description": "d".repeat(5000)});
+    let res = app
+        .client
+        .post(app.url("/v1/subscriptions"))
+        .bearer_auth(&t.api_key)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     let b = expect_json(res, 413).await;
     assert_shape(&b);
     assert_eq!(b["code"], "payload_too_large");
@@ -50,11 +84,22 @@ async fn malformed_requests_get_clear_4xx() {
     let b = expect_json(app.get(&t, "/v1/subscriptions/not-a-uuid").await, 400).await;
     assert_eq!(b["code"], "invalid_id");
     assert!(b["detail"].as_str().unwrap().contains("not-a-uuid"));
-    let b = expect_json(app.get(&t, "/v1/subscriptions/0190b2a4-0000-7000-8000-000000000000").await, 404).await;
+    let b = expect_json(
+        app.get(&t, "/v1/subscriptions/0190b2a4-0000-7000-8000-000000000000")
+            .await,
+        404,
+    )
+    .await;
     assert_shape(&b);
     let b = expect_json(app.get(&t, "/v1/nothing-here").await, 404).await;
     assert_shape(&b);
-    let res = app.client.put(app.url("/v1/subscriptions")).bearer_auth(&t.api_key).send().await.unwrap();
+    let res = app
+        .client
+        .put(app.url("/v1/subscriptions"))
+        .bearer_auth(&t.api_key)
+        .send()
+        .await
+        .unwrap();
     let b = expect_json(res, 405).await;
     assert_shape(&b);
     assert_eq!(b["code"], "method_not_allowed");
@@ -64,7 +109,12 @@ async fn malformed_requests_get_clear_4xx() {
 async fn hostile_input_never_panics_or_answers_500() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
-    let s = app.subscribe(&t, json!({"url": "https://example.com/a", "events": ["a.b"]})).await;
+    let s = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/a", "events": ["a.b"]}),
+        )
+        .await;
     let id = s["id"].as_str().unwrap().to_string();
     let nested = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     let bodies: Vec<String> = vec![
@@ -113,11 +163,22 @@ async fn hostile_input_never_panics_or_answers_500() {
             }
         }
     }
-    for weird in ["%00", "..%2F..%2Fetc", "%F0%9F%98%80", "'%20OR%201=1", &"9".repeat(300)] {
+    for weird in [
+        "%00",
+        "..%2F..%2Fetc",
+        "%F0%9F%98%80",
+        "'%20OR%201=1",
+        &"9".repeat(300),
+    ] {
         let res = app.get(&t, &format!("/v1/subscriptions/{weird}")).await;
         assert!(res.status().is_client_error(), "{weird}: {}", res.status());
     }
-    for query in ["limit=-1", "limit=99999999999999999999", "cursor=%00", "event=%00"] {
+    for query in [
+        "limit=-1",
+        "limit=99999999999999999999",
+        "cursor=%00",
+        "event=%00",
+    ] {
         let res = app.get(&t, &format!("/v1/subscriptions?{query}")).await;
         assert!(res.status().is_client_error(), "{query}: {}", res.status());
     }

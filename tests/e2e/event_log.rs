@@ -44,7 +44,10 @@ async fn a_slow_transaction_with_a_lower_position_is_not_skipped() {
     // A naive `global_position > checkpoint` reader would see p2 now, move
     // its checkpoint past p1 and never see "slow". Ours waits.
     let seen_early = read_all(&db.pool, LogPosition::default()).await;
-    assert!(seen_early.is_empty(), "read past a running transaction: {seen_early:?}");
+    assert!(
+        seen_early.is_empty(),
+        "read past a running transaction: {seen_early:?}"
+    );
 
     slow_tx.commit().await.unwrap();
     let seen = read_all(&db.pool, LogPosition::default()).await;
@@ -65,11 +68,16 @@ async fn commit_order_follows_transaction_ids_not_positions() {
     let db = fresh_database().await;
     let mut a = db.pool.acquire().await.unwrap();
     let mut b = db.pool.acquire().await.unwrap();
-    a.execute("CREATE TEMP TABLE scratch (x int)").await.unwrap();
+    a.execute("CREATE TEMP TABLE scratch (x int)")
+        .await
+        .unwrap();
 
     // Transaction A gets its transaction id first (by writing elsewhere)...
     let mut a_tx = a.begin().await.unwrap();
-    sqlx::query("INSERT INTO scratch VALUES (1)").execute(&mut *a_tx).await.unwrap();
+    sqlx::query("INSERT INTO scratch VALUES (1)")
+        .execute(&mut *a_tx)
+        .await
+        .unwrap();
     // ...B then appends (lower position) and commits...
     let mut b_tx = b.begin().await.unwrap();
     let pb = insert_event(&mut b_tx, "b").await;
@@ -82,7 +90,11 @@ async fn commit_order_follows_transaction_ids_not_positions() {
 
     let seen = read_all(&db.pool, LogPosition::default()).await;
     let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids, vec!["a", "b"], "ordered by transaction, each exactly once");
+    assert_eq!(
+        ids,
+        vec!["a", "b"],
+        "ordered by transaction, each exactly once"
+    );
 }
 
 #[tokio::test]
@@ -90,7 +102,9 @@ async fn the_log_refuses_updates_and_deletes() {
     let db = fresh_database().await;
     let mut conn = db.pool.acquire().await.unwrap();
     insert_event(&mut conn, "x").await;
-    let update = sqlx::query("UPDATE events SET payload = '{\"x\":1}'").execute(&db.pool).await;
+    let update = sqlx::query("UPDATE events SET payload = '{\"x\":1}'")
+        .execute(&db.pool)
+        .await;
     assert!(update.unwrap_err().to_string().contains("append-only"));
     let delete = sqlx::query("DELETE FROM events").execute(&db.pool).await;
     assert!(delete.unwrap_err().to_string().contains("append-only"));

@@ -1,7 +1,11 @@
 //! End-to-end tests: the real server against a real Postgres (one private
 //! cluster for this binary, one database per test).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
 mod admin;
 mod auth;

@@ -21,18 +21,39 @@ async fn serve_with_the_embedded_postgres_survives_restarts_and_stops_cleanly() 
     let client = reqwest::Client::new();
     hookline_tests::server::wait_ready(&client, &server.url("/readyz")).await;
     assert!(data.join("pg/data/PG_VERSION").exists());
-    assert!(data.join("pg/run/.s.PGSQL.5432").exists(), "a Unix socket inside the data dir");
+    assert!(
+        data.join("pg/run/.s.PGSQL.5432").exists(),
+        "a Unix socket inside the data dir"
+    );
 
     // The CLI works against the same data directory while the server runs.
-    let out = run_cli(&["tenants", "create", "Acme", "--json", "--data-dir", &data_str], &env).await;
+    let out = run_cli(
+        &[
+            "tenants",
+            "create",
+            "Acme",
+            "--json",
+            "--data-dir",
+            &data_str,
+        ],
+        &env,
+    )
+    .await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let line = out.stdout.trim_end();
     let parsed: Value = serde_json::from_str(line).unwrap();
     let tenant_id = parsed["tenant_id"].as_str().unwrap();
     let key = parsed["api_key"].as_str().unwrap();
-    assert_eq!(line, format!("{{\"tenant_id\": \"{tenant_id}\", \"api_key\": \"{key}\"}}"));
+    assert_eq!(
+        line,
+        format!("{{\"tenant_id\": \"{tenant_id}\", \"api_key\": \"{key}\"}}")
+    );
 
-    let plain = run_cli(&["tenants", "create", "Plain", "--data-dir", &data_str], &env).await;
+    let plain = run_cli(
+        &["tenants", "create", "Plain", "--data-dir", &data_str],
+        &env,
+    )
+    .await;
     assert_eq!(plain.code, Some(0));
     assert!(plain.stdout.contains("tenant_id:") && plain.stdout.contains("hlk_"));
 
@@ -49,8 +70,14 @@ async fn serve_with_the_embedded_postgres_survives_restarts_and_stops_cleanly() 
     server.signal("TERM");
     assert_eq!(server.wait(Duration::from_secs(30)).await, Some(0));
     let logs = server.logs();
-    assert!(logs.contains("stopping the embedded Postgres cluster"), "{logs}");
-    assert!(!data.join("pg/data/postmaster.pid").exists(), "the cluster was stopped");
+    assert!(
+        logs.contains("stopping the embedded Postgres cluster"),
+        "{logs}"
+    );
+    assert!(
+        !data.join("pg/data/postmaster.pid").exists(),
+        "the cluster was stopped"
+    );
     for secret in ["process-secret-4242", "hdr-value-777", key] {
         assert!(!logs.contains(secret), "logs leak {secret}");
     }
@@ -70,7 +97,18 @@ async fn serve_with_the_embedded_postgres_survives_restarts_and_stops_cleanly() 
     assert!(!data.join("pg/data/postmaster.pid").exists());
 
     // A CLI command with the cluster stopped starts it and stops it again.
-    let out = run_cli(&["tenants", "create", "Later", "--json", "--data-dir", &data_str], &env).await;
+    let out = run_cli(
+        &[
+            "tenants",
+            "create",
+            "Later",
+            "--json",
+            "--data-dir",
+            &data_str,
+        ],
+        &env,
+    )
+    .await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!data.join("pg/data/postmaster.pid").exists());
 }
@@ -82,12 +120,20 @@ async fn migrate_and_cli_errors() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("migrations applied"));
 
-    let out = run_cli(&["tenants", "create", "", "--database-url", &db.url], &HashMap::new()).await;
+    let out = run_cli(
+        &["tenants", "create", "", "--database-url", &db.url],
+        &HashMap::new(),
+    )
+    .await;
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("name"), "{}", out.stderr);
 
     let out = run_cli(
-        &["migrate", "--database-url", "postgres://user:hunter2@127.0.0.1:1/db"],
+        &[
+            "migrate",
+            "--database-url",
+            "postgres://user:hunter2@127.0.0.1:1/db",
+        ],
         &HashMap::new(),
     )
     .await;
@@ -97,9 +143,17 @@ async fn migrate_and_cli_errors() {
 
     let dir = tempfile::tempdir().unwrap();
     let missing = HashMap::from([("HOOKLINE_PG_BIN".to_string(), "/nonexistent".to_string())]);
-    let out = run_cli(&["migrate", "--data-dir", dir.path().to_str().unwrap()], &missing).await;
+    let out = run_cli(
+        &["migrate", "--data-dir", dir.path().to_str().unwrap()],
+        &missing,
+    )
+    .await;
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("apt-get install postgresql"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("apt-get install postgresql"),
+        "{}",
+        out.stderr
+    );
 
     let bad = HashMap::from([("HOOKLINE_MAX_BODY_BYTES".to_string(), "lots".to_string())]);
     let out = run_cli(&["migrate", "--database-url", &db.url], &bad).await;

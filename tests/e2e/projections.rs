@@ -9,13 +9,25 @@ use std::time::Duration;
 async fn a_restarted_server_resumes_each_projection_from_its_checkpoint() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
-    let kept = app.subscribe(&t, json!({"url": "https://example.com/kept", "events": ["a.b"]})).await;
-    let dropped = app.subscribe(&t, json!({"url": "https://example.com/dropped", "events": ["a.b"]})).await;
+    let kept = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/kept", "events": ["a.b"]}),
+        )
+        .await;
+    let dropped = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/dropped", "events": ["a.b"]}),
+        )
+        .await;
     let pool = app.db.pool.clone();
-    let checkpoint: i64 = sqlx::query_scalar("SELECT last_position FROM projection_checkpoints WHERE name = 'subscriptions'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let checkpoint: i64 = sqlx::query_scalar(
+        "SELECT last_position FROM projection_checkpoints WHERE name = 'subscriptions'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert!(checkpoint > 0);
 
     let mut app = app;
@@ -30,14 +42,29 @@ async fn a_restarted_server_resumes_each_projection_from_its_checkpoint() {
         .unwrap();
     let app = app.restart().await;
     let t2 = t.clone();
-    let added = app.subscribe(&t2, json!({"url": "https://example.com/after", "events": ["a.b"]})).await;
+    let added = app
+        .subscribe(
+            &t2,
+            json!({"url": "https://example.com/after", "events": ["a.b"]}),
+        )
+        .await;
     let list = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
-    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec![added["id"].as_str().unwrap(), kept["id"].as_str().unwrap()]);
-    let after: i64 = sqlx::query_scalar("SELECT last_position FROM projection_checkpoints WHERE name = 'subscriptions'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![added["id"].as_str().unwrap(), kept["id"].as_str().unwrap()]
+    );
+    let after: i64 = sqlx::query_scalar(
+        "SELECT last_position FROM projection_checkpoints WHERE name = 'subscriptions'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert!(after > checkpoint);
 }
 
@@ -45,14 +72,29 @@ async fn a_restarted_server_resumes_each_projection_from_its_checkpoint() {
 async fn events_written_while_down_are_applied_on_start() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
-    let s = app.subscribe(&t, json!({"url": "https://example.com/a", "events": ["a.b"]})).await;
+    let s = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/a", "events": ["a.b"]}),
+        )
+        .await;
     let id = s["id"].as_str().unwrap().to_string();
     let pool = app.db.pool.clone();
     // A second server on the same database writes while the first is down.
     let mut first = app;
     first.stop().await;
     let second = first.restart().await;
-    expect_json(second.patch(&t, &format!("/v1/subscriptions/{id}"), json!({"description": "from the second"})).await, 200).await;
+    expect_json(
+        second
+            .patch(
+                &t,
+                &format!("/v1/subscriptions/{id}"),
+                json!({"description": "from the second"}),
+            )
+            .await,
+        200,
+    )
+    .await;
     let mut second = second;
     second.stop().await;
     // Rewind the checkpoint as if the projection had stopped before the patch.
@@ -65,12 +107,21 @@ async fn events_written_while_down_are_applied_on_start() {
         .await
         .unwrap();
     let third = second.restart().await;
-    eventually("the projection applies the missed event", Duration::from_secs(10), || async {
-        let read = expect_json(third.get(&t, &format!("/v1/subscriptions/{id}")).await, 200).await;
-        (read["description"] == "from the second").then_some(())
-    })
+    eventually(
+        "the projection applies the missed event",
+        Duration::from_secs(10),
+        || async {
+            let read =
+                expect_json(third.get(&t, &format!("/v1/subscriptions/{id}")).await, 200).await;
+            (read["description"] == "from the second").then_some(())
+        },
+    )
     .await;
-    let ready = expect_json(third.client.get(third.url("/readyz")).send().await.unwrap(), 200).await;
+    let ready = expect_json(
+        third.client.get(third.url("/readyz")).send().await.unwrap(),
+        200,
+    )
+    .await;
     assert_eq!(ready["status"], "ready");
 }
 
@@ -78,8 +129,16 @@ async fn events_written_while_down_are_applied_on_start() {
 async fn readyz_reports_an_unreachable_database() {
     let app = TestApp::spawn().await;
     app.ready().await;
-    let admin = sqlx::PgPool::connect_with(hookline_tests::cluster().options("postgres")).await.unwrap();
-    sqlx::query(&format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false", app.db.name)).execute(&admin).await.unwrap();
+    let admin = sqlx::PgPool::connect_with(hookline_tests::cluster().options("postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false",
+        app.db.name
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
         .bind(&app.db.name)
         .execute(&admin)
@@ -90,7 +149,13 @@ async fn readyz_reports_an_unreachable_database() {
     assert_eq!(body["code"], "not_ready");
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200, "alive even when not ready");
-    sqlx::query(&format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS true", app.db.name)).execute(&admin).await.unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS true",
+        app.db.name
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
     eventually("ready again", Duration::from_secs(15), || async {
         let res = app.client.get(app.url("/readyz")).send().await.unwrap();
         (res.status() == 200).then_some(())

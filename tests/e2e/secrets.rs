@@ -35,9 +35,23 @@ async fn no_plaintext_secret_anywhere_in_the_database() {
         .subscribe(&t, json!({"url": "https://example.com/b", "events": ["a.b"], "secret": "client-chosen-secret-987"}))
         .await;
     let path = format!("/v1/subscriptions/{}", chosen["id"].as_str().unwrap());
-    let rotated = expect_json(app.post(&t, &format!("{path}/rotate-secret"), json!({})).await, 200).await;
+    let rotated = expect_json(
+        app.post(&t, &format!("{path}/rotate-secret"), json!({}))
+            .await,
+        200,
+    )
+    .await;
     let rotated_secret = rotated["secret"].as_str().unwrap().to_string();
-    expect_json(app.patch(&t, &path, json!({"headers": {"X-Api-Token": "patched-token-555"}})).await, 200).await;
+    expect_json(
+        app.patch(
+            &t,
+            &path,
+            json!({"headers": {"X-Api-Token": "patched-token-555"}}),
+        )
+        .await,
+        200,
+    )
+    .await;
 
     let dump = dump_database(&app.db.pool).await;
     assert!(dump.contains("example.com"), "the dump covers the tables");
@@ -50,7 +64,10 @@ async fn no_plaintext_secret_anywhere_in_the_database() {
         &t.api_key,
         &t.api_key[4..],
     ] {
-        assert!(!dump.contains(plaintext), "found plaintext {plaintext:?} in the database");
+        assert!(
+            !dump.contains(plaintext),
+            "found plaintext {plaintext:?} in the database"
+        );
     }
     // The custom header names stay readable for auditors; values are sealed.
     assert!(dump.contains("Authorization"));
@@ -66,7 +83,10 @@ async fn a_server_with_another_key_cannot_read_sealed_values() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let s = app
-        .subscribe(&t, json!({"url": "https://example.com/a", "events": ["a.b"], "headers": {"X-A": "1"}}))
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/a", "events": ["a.b"], "headers": {"X-A": "1"}}),
+        )
         .await;
     let path = format!("/v1/subscriptions/{}", s["id"].as_str().unwrap());
     let mut app = app;

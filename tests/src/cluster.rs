@@ -33,9 +33,15 @@ pub fn cluster() -> &'static Cluster {
                 let pg = LocalPostgres::start_ephemeral(&dir)
                     .await
                     .expect("start the test Postgres cluster");
-                pg.create_database(TEMPLATE, None).await.expect("template db");
-                let pool = PgPool::connect_with(pg.options(TEMPLATE)).await.expect("connect template");
-                hookline_infrastructure::postgres::migrate(&pool).await.expect("migrate template");
+                pg.create_database(TEMPLATE, None)
+                    .await
+                    .expect("template db");
+                let pool = PgPool::connect_with(pg.options(TEMPLATE))
+                    .await
+                    .expect("connect template");
+                hookline_infrastructure::postgres::migrate(&pool)
+                    .await
+                    .expect("migrate template");
                 pool.close().await;
                 Cluster { pg }
             })
@@ -65,11 +71,15 @@ pub struct TestDatabase {
 pub async fn fresh_database() -> TestDatabase {
     let cluster = cluster();
     let name = format!("t_{}", Uuid::new_v4().simple());
-    let admin = PgPool::connect_with(cluster.options("postgres")).await.expect("connect postgres db");
-    sqlx::query(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{TEMPLATE}\""))
-        .execute(&admin)
+    let admin = PgPool::connect_with(cluster.options("postgres"))
         .await
-        .expect("create test database");
+        .expect("connect postgres db");
+    sqlx::query(&format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE \"{TEMPLATE}\""
+    ))
+    .execute(&admin)
+    .await
+    .expect("create test database");
     admin.close().await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(5)

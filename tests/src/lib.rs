@@ -2,7 +2,11 @@
 //! cluster per test binary (a fresh database per test, copied from a
 //! migrated template), the real server on port 0, and HTTP helpers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
 pub mod cluster;
 pub mod process;
@@ -24,7 +28,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(200));
     }

@@ -19,7 +19,11 @@ pub fn binary() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile> directory");
     let path = profile_dir.join("hookline-e2e");
-    assert!(path.exists(), "{} is missing: run the tests with cargo", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with cargo",
+        path.display()
+    );
     path
 }
 
@@ -104,10 +108,17 @@ impl ServerProcess {
             Ok(Ok(addr)) => addr,
             _ => {
                 let _ = child.start_kill();
-                panic!("hookline serve did not start; logs:\n{}", logs.lock().unwrap());
+                panic!(
+                    "hookline serve did not start; logs:\n{}",
+                    logs.lock().unwrap()
+                );
             }
         };
-        Self { child, address, logs }
+        Self {
+            child,
+            address,
+            logs,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

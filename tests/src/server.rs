@@ -59,7 +59,11 @@ impl TestApp {
         Self::start(db, data_dir, env).await
     }
 
-    async fn start(db: TestDatabase, data_dir: tempfile::TempDir, env: HashMap<String, String>) -> Self {
+    async fn start(
+        db: TestDatabase,
+        data_dir: tempfile::TempDir,
+        env: HashMap<String, String>,
+    ) -> Self {
         let cli = CliOverrides {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(data_dir.path().to_path_buf()),
@@ -131,7 +135,13 @@ impl TestApp {
     }
 
     /// An authenticated request with an optional JSON body.
-    pub async fn call(&self, tenant: &Tenant, method: Method, path: &str, body: Option<Value>) -> Response {
+    pub async fn call(
+        &self,
+        tenant: &Tenant,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
         let mut req = self
             .client
             .request(method, self.url(path))
@@ -179,9 +189,13 @@ pub async fn expect_json(res: Response, status: u16) -> Value {
 
 /// Polls a `/readyz` URL until it answers 200.
 pub async fn wait_ready(client: &reqwest::Client, url: &str) {
-    crate::eventually("the server is ready", std::time::Duration::from_secs(30), || async {
-        let res = client.get(url).send().await.ok()?;
-        (res.status() == 200).then_some(())
-    })
+    crate::eventually(
+        "the server is ready",
+        std::time::Duration::from_secs(30),
+        || async {
+            let res = client.get(url).send().await.ok()?;
+            (res.status() == 200).then_some(())
+        },
+    )
     .await;
 }

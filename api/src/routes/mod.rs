@@ -1,6 +1,7 @@
 //! The router: health, admin, and the authenticated `/v1` API.
 
 pub mod admin;
+pub mod deliveries;
 pub mod health;
 pub mod subscriptions;
 
@@ -21,9 +22,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub const CONSISTENCY_HEADER: &str = "x-hookline-consistency";
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let v1 = Router::new().merge(subscriptions::router()).route_layer(
-        axum::middleware::from_fn_with_state(state.clone(), authenticate),
-    );
+    let v1 = Router::new()
+        .merge(subscriptions::router())
+        .merge(deliveries::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ));
     Router::new()
         .nest("/v1", v1)
         .merge(admin::router())

@@ -130,6 +130,7 @@ impl Delivery {
                 }
                 Ok(vec![DeliveryEvent::RetryRequested {
                     previous_status: state.status,
+                    attempt: state.attempts + 1,
                     requested_at: cmd.at,
                     next_attempt_at: cmd.at,
                 }])
@@ -175,6 +176,7 @@ impl Delivery {
         self.expecting(cmd.tenant_id, cmd.attempt)?;
         Ok(vec![DeliveryEvent::DeliverySucceeded {
             attempt: cmd.attempt,
+            attempt_id: cmd.attempt_id,
             url: cmd.url,
             started_at: cmd.started_at,
             duration_ms: cmd.duration_ms,
@@ -209,6 +211,7 @@ impl Delivery {
         };
         let mut events = vec![DeliveryEvent::AttemptFailed {
             attempt: cmd.attempt,
+            attempt_id: cmd.attempt_id,
             url: cmd.url,
             started_at: cmd.started_at,
             duration_ms: cmd.duration_ms,

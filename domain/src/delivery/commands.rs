@@ -4,6 +4,7 @@
 use crate::outcome::ErrorKind;
 use crate::{DeliveryId, EventId, EventType, SubscriptionId, TenantId};
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryCommand {
@@ -36,6 +37,8 @@ pub struct EnqueueDelivery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptSuccess {
     pub tenant_id: TenantId,
+    /// Minted by the worker for this attempt.
+    pub attempt_id: Uuid,
     /// Which attempt this was (1 for the first); must be the next one.
     pub attempt: u32,
     pub url: String,
@@ -48,6 +51,7 @@ pub struct AttemptSuccess {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptFailure {
     pub tenant_id: TenantId,
+    pub attempt_id: Uuid,
     pub attempt: u32,
     pub url: String,
     pub started_at: DateTime<Utc>,

@@ -8,6 +8,7 @@ use crate::{DeliveryId, EventId, EventType, SubscriptionId, TenantId};
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 pub const DELIVERY_ENQUEUED: &str = "DeliveryEnqueued";
 pub const ATTEMPT_FAILED: &str = "AttemptFailed";
@@ -32,6 +33,7 @@ pub enum DeliveryEvent {
     },
     AttemptFailed {
         attempt: u32,
+        attempt_id: Uuid,
         url: String,
         started_at: DateTime<Utc>,
         duration_ms: u64,
@@ -52,6 +54,7 @@ pub enum DeliveryEvent {
     },
     DeliverySucceeded {
         attempt: u32,
+        attempt_id: Uuid,
         url: String,
         started_at: DateTime<Utc>,
         duration_ms: u64,
@@ -61,6 +64,8 @@ pub enum DeliveryEvent {
     },
     RetryRequested {
         previous_status: DeliveryStatus,
+        /// The number the next attempt will have.
+        attempt: u32,
         requested_at: DateTime<Utc>,
         next_attempt_at: DateTime<Utc>,
     },

@@ -19,6 +19,10 @@ fn tenant() -> TenantId {
 }
 const URL: &str = "https://example.com/hook";
 
+fn attempt_id(n: u32) -> Uuid {
+    Uuid::from_u128(1000 + u128::from(n))
+}
+
 fn enqueue_cmd() -> EnqueueDelivery {
     EnqueueDelivery {
         delivery_id: DeliveryId::from_uuid(Uuid::from_u128(5)),
@@ -39,6 +43,7 @@ fn enqueued() -> DeliveryEvent {
 fn failure(attempt: u32, status: Option<u16>, kind: ErrorKind) -> AttemptFailure {
     AttemptFailure {
         tenant_id: tenant(),
+        attempt_id: attempt_id(attempt),
         attempt,
         url: URL.into(),
         started_at: t0(),
@@ -55,6 +60,7 @@ fn failure(attempt: u32, status: Option<u16>, kind: ErrorKind) -> AttemptFailure
 fn success(attempt: u32) -> AttemptSuccess {
     AttemptSuccess {
         tenant_id: tenant(),
+        attempt_id: attempt_id(attempt),
         attempt,
         url: URL.into(),
         started_at: t0(),
@@ -67,6 +73,7 @@ fn success(attempt: u32) -> AttemptSuccess {
 fn succeeded(attempt: u32) -> DeliveryEvent {
     DeliveryEvent::DeliverySucceeded {
         attempt,
+        attempt_id: attempt_id(attempt),
         url: URL.into(),
         started_at: t0(),
         duration_ms: 20,
@@ -85,6 +92,7 @@ fn failed_event(
 ) -> DeliveryEvent {
     DeliveryEvent::AttemptFailed {
         attempt,
+        attempt_id: attempt_id(attempt),
         url: URL.into(),
         started_at: t0(),
         duration_ms: 1000,
@@ -392,6 +400,7 @@ fn retry_of_a_failed_delivery_starts_a_new_round() {
     let at = t0() + Duration::hours(1);
     let retried = DeliveryEvent::RetryRequested {
         previous_status: DeliveryStatus::Failed,
+        attempt: 2,
         requested_at: at,
         next_attempt_at: at,
     };

@@ -136,4 +136,25 @@ impl EventLog for PgEventLog {
             .collect::<Result<_, _>>()
             .map_err(unavailable)
     }
+
+    async fn events_of_many(
+        &self,
+        aggregate_type: &str,
+        aggregate_ids: &[String],
+    ) -> Result<Vec<StoredEvent>, AppError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
+             ORDER BY aggregate_id, sequence"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(aggregate_type)
+            .bind(aggregate_ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(decode)
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)
+    }
 }

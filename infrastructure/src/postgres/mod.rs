@@ -2,7 +2,10 @@
 //! event store behind cqrs-es, the position-tracked log reader, projections
 //! with their checkpoints, and the read-model and tenant adapters.
 
+pub mod appender;
 pub mod checkpoints;
+pub mod deliveries;
+pub mod directory;
 pub mod event_store;
 pub mod local;
 pub mod log_reader;

@@ -37,11 +37,12 @@ impl Wakeup {
         self.tx.subscribe()
     }
 
-    /// Listens for other processes' commits until `shutdown`, reconnecting
-    /// after errors.
+    /// Bumps on every notification on `channel` (from any process) until
+    /// `shutdown`, reconnecting after errors.
     pub fn spawn_listener(
         &self,
         db: &Database,
+        channel: &'static str,
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let wakeup = self.clone();
@@ -50,7 +51,7 @@ impl Wakeup {
             loop {
                 let listener = async {
                     let mut listener = PgListener::connect_with(&pool).await?;
-                    listener.listen(CHANNEL).await?;
+                    listener.listen(channel).await?;
                     // Anything committed while we were not listening.
                     wakeup.bump();
                     loop {

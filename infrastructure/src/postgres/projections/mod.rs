@@ -5,6 +5,8 @@
 //! Several processes may run the same projection: an advisory lock lets one
 //! apply a batch while the others only follow its checkpoint.
 
+pub mod deliveries;
+pub mod queue;
 pub mod subscriptions;
 
 use super::checkpoints;
@@ -297,6 +299,14 @@ impl Projections {
         } else {
             Err(problems.join("; "))
         }
+    }
+
+    /// Follows one projection's position (by name).
+    pub fn progress(&self, name: &str) -> Option<watch::Receiver<LogPosition>> {
+        self.entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.progress.clone())
     }
 
     /// Each projection's checkpoint as this process knows it.

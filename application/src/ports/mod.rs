@@ -97,6 +97,17 @@ pub trait EventLog: Send + Sync {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<StoredEvent>, AppError>;
+
+    /// Every event of several aggregates of one type, ordered by aggregate
+    /// id and sequence (for deciding a batch of commands at once).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn events_of_many(
+        &self,
+        aggregate_type: &str,
+        aggregate_ids: &[String],
+    ) -> Result<Vec<StoredEvent>, AppError>;
 }
 
 /// Lets a command's response wait until the read models include its events.
@@ -192,3 +203,6 @@ pub trait TenantDirectory: Send + Sync {
     /// Storage errors.
     async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, AppError>;
 }
+
+mod deliveries;
+pub use deliveries::*;

@@ -1,0 +1,250 @@
+//! The delivery process manager: leases due deliveries, makes the signed
+//! HTTP attempts with bounded concurrency, and reports each outcome back to
+//! the Delivery aggregate (in batches). No transaction is held across an
+//! HTTP call; a crash after an attempt and before its outcome is recorded
+//! leaves the lease to expire, and the attempt is made again (at least once,
+//! with a stable `webhook-id` for receivers to deduplicate).
+
+mod prepare;
+mod recorder;
+
+pub use prepare::{request_for, Prepared};
+pub use recorder::{Outcome, OutcomeRecorder};
+
+use crate::ports::{
+    Clock, DueDelivery, DueQueue, SecretCipher, SubscriptionDirectory, WebhookSender,
+};
+use hookline_domain::subscription::SubscriptionStatus;
+use hookline_domain::SubscriptionId;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub worker_id: String,
+    /// Attempts in flight at once.
+    pub concurrency: usize,
+    /// How long a claimed delivery stays leased (longer than an attempt).
+    pub lease: Duration,
+    /// Most deliveries claimed per query.
+    pub claim_batch: u32,
+    /// Fallback poll when no wake-up arrives.
+    pub poll_interval: Duration,
+    pub user_agent: String,
+}
+
+pub struct Worker {
+    queue: Arc<dyn DueQueue>,
+    sender: Arc<dyn WebhookSender>,
+    directory: Arc<dyn SubscriptionDirectory>,
+    cipher: Arc<dyn SecretCipher>,
+    recorder: Arc<OutcomeRecorder>,
+    clock: Arc<dyn Clock>,
+    settings: WorkerSettings,
+    prepared: Mutex<HashMap<SubscriptionId, Arc<Prepared>>>,
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    pub fn new(
+        queue: Arc<dyn DueQueue>,
+        sender: Arc<dyn WebhookSender>,
+        directory: Arc<dyn SubscriptionDirectory>,
+        cipher: Arc<dyn SecretCipher>,
+        recorder: Arc<OutcomeRecorder>,
+        clock: Arc<dyn Clock>,
+        settings: WorkerSettings,
+    ) -> Self {
+        Self {
+            queue,
+            sender,
+            directory,
+            cipher,
+            recorder,
+            clock,
+            settings,
+            prepared: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Claims and attempts deliveries until `shutdown`; then stops claiming,
+    /// lets attempts in flight finish and records their outcomes.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken, mut wake: watch::Receiver<u64>) {
+        let concurrency = self.settings.concurrency.max(1);
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let (tx, rx) = mpsc::channel::<Outcome>(concurrency * 2);
+        let recorder = tokio::spawn(self.recorder.clone().run(rx));
+        tracing::info!(worker = %self.settings.worker_id, concurrency, "delivery worker started");
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            wake.borrow_and_update();
+            // Wait for a free slot before claiming anything.
+            let first = tokio::select! {
+                () = shutdown.cancelled() => break,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let free = permits.available_permits() + 1;
+            let limit = u32::try_from(free)
+                .unwrap_or(u32::MAX)
+                .min(self.settings.claim_batch);
+            let claimed = match self
+                .queue
+                .claim(&self.settings.worker_id, limit, self.settings.lease)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming due deliveries failed");
+                    drop(first);
+                    if sleep_or_cancel(&shutdown, Duration::from_secs(1)).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let full = claimed.len() as u32 >= limit;
+            let mut first = Some(first);
+            for due in claimed {
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => match permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                let this = self.clone();
+                let tx = tx.clone();
+                let span = tracing::info_span!(
+                    "attempt",
+                    request_id = due.request_id.as_deref().unwrap_or("-"),
+                    tenant_id = %due.tenant_id,
+                    delivery_id = %due.delivery_id,
+                    attempt = due.attempt,
+                );
+                tokio::spawn(
+                    async move {
+                        if let Some(outcome) = this.attempt(due).await {
+                            let _ = tx.send(outcome).await;
+                        }
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            drop(first);
+            if full {
+                continue;
+            }
+            let wait = match self.queue.next_due_in().await {
+                Ok(Some(d)) => d.min(self.settings.poll_interval),
+                _ => self.settings.poll_interval,
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = wake.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        // Let attempts in flight finish (bounded by the lease).
+        let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+        if tokio::time::timeout(self.settings.lease, permits.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("attempts still in flight at shutdown; their leases will expire");
+        }
+        drop(tx);
+        let _ = recorder.await;
+        tracing::info!("delivery worker stopped");
+    }
+
+    /// One attempt, or `None` when it must wait (the lease then expires and
+    /// it is tried again).
+    async fn attempt(&self, due: DueDelivery) -> Option<Outcome> {
+        let prepared = match self.prepared_for(due.subscription_id).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Some(Outcome::Skipped {
+                    due,
+                    reason: "the subscription no longer exists".into(),
+                })
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot prepare the subscription's signing keys; the delivery waits");
+                return None;
+            }
+        };
+        match prepared.status {
+            SubscriptionStatus::Active => {}
+            SubscriptionStatus::Disabled => {
+                return Some(Outcome::Skipped {
+                    due,
+                    reason: "the subscription is disabled".into(),
+                })
+            }
+            SubscriptionStatus::Deleted => {
+                return Some(Outcome::Skipped {
+                    due,
+                    reason: "the subscription was deleted".into(),
+                })
+            }
+        }
+        let now = self.clock.now();
+        let request = request_for(&due, &prepared, &self.settings.user_agent, now);
+        let url = request.url.clone();
+        let result = self.sender.send(request).await;
+        tracing::debug!(?result.outcome, duration_ms = result.duration_ms, "attempt finished");
+        Some(Outcome::Attempted {
+            due,
+            attempt_id: Uuid::now_v7(),
+            url,
+            result,
+        })
+    }
+
+    /// The subscription's prepared target (unsealed keys and headers),
+    /// rebuilt when the subscription changed.
+    async fn prepared_for(
+        &self,
+        id: SubscriptionId,
+    ) -> Result<Option<Arc<Prepared>>, crate::AppError> {
+        let Some(state) = self.directory.get(id).await? else {
+            return Ok(None);
+        };
+        if let Some(hit) = self.prepared.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            if hit.updated_at == state.updated_at && hit.status == state.status {
+                return Ok(Some(hit));
+            }
+        }
+        let prepared = Arc::new(Prepared::build(&state, self.cipher.as_ref())?);
+        if let Ok(mut map) = self.prepared.lock() {
+            map.insert(id, prepared.clone());
+        }
+        Ok(Some(prepared))
+    }
+}
+
+async fn sleep_or_cancel(shutdown: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(d) => false,
+    }
+}

@@ -1,0 +1,116 @@
+//! What an attempt sends: the subscription's current URL, headers and
+//! signing keys (prepared once per subscription version), and the request
+//! built from them.
+
+use crate::error::AppError;
+use crate::ports::{DueDelivery, OutgoingRequest, SecretCipher};
+use crate::subscriptions::{open_headers, sealing_context, SEALING_CONTEXT_SECRET};
+use chrono::{DateTime, Utc};
+use hookline_domain::signature::{signature_headers, SigningKey};
+use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
+use hookline_domain::{Sealed, SigningSecret, SubscriptionId};
+use std::fmt;
+
+pub struct Prepared {
+    pub subscription_id: SubscriptionId,
+    pub status: SubscriptionStatus,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub current: SigningKey,
+    pub previous: Option<(SigningKey, DateTime<Utc>)>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("subscription_id", &self.subscription_id)
+            .field("status", &self.status)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unseal_secret(
+    sealed: &Sealed,
+    id: SubscriptionId,
+    cipher: &dyn SecretCipher,
+) -> Result<SigningSecret, AppError> {
+    let bytes = cipher.open(sealed, &sealing_context(SEALING_CONTEXT_SECRET, id))?;
+    String::from_utf8(bytes)
+        .map(SigningSecret::from_unsealed)
+        .map_err(|_| AppError::Internal(format!("the secret of {id} is not UTF-8")))
+}
+
+impl Prepared {
+    /// # Errors
+    /// When a sealed value cannot be opened (wrong key).
+    pub fn build(state: &SubscriptionState, cipher: &dyn SecretCipher) -> Result<Self, AppError> {
+        let secret = unseal_secret(&state.secret, state.id, cipher)?;
+        let previous = match &state.previous_secret {
+            Some(p) => Some((
+                SigningKey::new(
+                    state.signature_scheme,
+                    &unseal_secret(&p.secret, state.id, cipher)?,
+                ),
+                p.expires_at,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            subscription_id: state.id,
+            status: state.status,
+            url: state.url.to_string(),
+            headers: open_headers(state, cipher)?.into_iter().collect(),
+            current: SigningKey::new(state.signature_scheme, &secret),
+            previous,
+            updated_at: state.updated_at,
+        })
+    }
+
+    /// The keys that sign at `now`: the current one, and the previous one
+    /// while its overlap lasts.
+    pub fn keys_at(&self, now: DateTime<Utc>) -> Vec<SigningKey> {
+        let mut keys = vec![self.current.clone()];
+        if let Some((key, until)) = &self.previous {
+            if now < *until {
+                keys.push(key.clone());
+            }
+        }
+        keys
+    }
+}
+
+/// The signed request for one attempt.
+pub fn request_for(
+    due: &DueDelivery,
+    target: &Prepared,
+    user_agent: &str,
+    now: DateTime<Utc>,
+) -> OutgoingRequest {
+    let message_id = due.delivery_id.to_string();
+    let mut headers: Vec<(String, String)> = vec![
+        ("content-type".into(), "application/json".into()),
+        ("user-agent".into(), user_agent.to_string()),
+        ("x-event".into(), due.event_type.clone()),
+        ("x-hookline-delivery".into(), message_id.clone()),
+        ("x-hookline-attempt".into(), due.attempt.to_string()),
+    ];
+    if let Some(request_id) = &due.request_id {
+        headers.push(("x-request-id".into(), request_id.clone()));
+    }
+    headers.extend(target.headers.iter().cloned());
+    for (name, value) in signature_headers(
+        &target.keys_at(now),
+        &message_id,
+        now.timestamp(),
+        due.body.as_bytes(),
+    ) {
+        headers.push((name.to_string(), value));
+    }
+    OutgoingRequest {
+        url: target.url.clone(),
+        headers,
+        body: due.body.clone(),
+    }
+}

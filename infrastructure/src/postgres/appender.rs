@@ -1,0 +1,164 @@
+//! Appending many events in one statement (publish fan-out, batched attempt
+//! outcomes), with the optional idempotency record in the same transaction.
+
+use super::checkpoints::parse_xid8;
+use super::log_reader::unavailable;
+use super::wakeup::Wakeup;
+use async_trait::async_trait;
+use hookline_application::ports::{
+    AppendError, EventAppender, IdempotentAppend, LogPosition, NewEvent,
+};
+use hookline_application::AppError;
+use hookline_domain::TenantId;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool, Row};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct PgEventAppender {
+    pool: PgPool,
+    wakeup: Wakeup,
+}
+
+impl PgEventAppender {
+    pub fn new(pool: PgPool, wakeup: Wakeup) -> Self {
+        Self { pool, wakeup }
+    }
+}
+
+fn append_error(e: sqlx::Error) -> AppendError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => AppendError::Conflict,
+        _ => AppendError::Other(unavailable(e)),
+    }
+}
+
+/// One multi-row INSERT; returns the position of the last row.
+async fn insert_all(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+) -> Result<Option<LogPosition>, AppendError> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let mut types = Vec::with_capacity(events.len());
+    let mut ids = Vec::with_capacity(events.len());
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut event_types = Vec::with_capacity(events.len());
+    let mut versions = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    let mut metadata = Vec::with_capacity(events.len());
+    for e in events {
+        types.push(e.aggregate_type);
+        ids.push(e.aggregate_id.as_str());
+        seqs.push(e.sequence);
+        event_types.push(e.event_type.as_str());
+        versions.push(e.event_version.as_str());
+        payloads.push(e.payload.to_string());
+        metadata.push(e.metadata.to_string());
+    }
+    let rows = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT t, i, s, et, v, p::json, m::json
+           FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+             AS u(t, i, s, et, v, p, m)
+         RETURNING tx_id::text AS tx, global_position",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&seqs)
+    .bind(&event_types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(append_error)?;
+    let mut last: Option<LogPosition> = None;
+    for row in rows {
+        let tx: String = row
+            .try_get("tx")
+            .map_err(|e| AppendError::Other(unavailable(e)))?;
+        let position = LogPosition {
+            tx_id: parse_xid8(&tx).map_err(|e| AppendError::Other(unavailable(e)))?,
+            position: row
+                .try_get("global_position")
+                .map_err(|e| AppendError::Other(unavailable(e)))?,
+        };
+        last = last.max(Some(position));
+    }
+    Ok(last)
+}
+
+#[async_trait]
+impl EventAppender for PgEventAppender {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Option<LogPosition>, AppendError> {
+        let mut tx = self.pool.begin().await.map_err(append_error)?;
+        let position = insert_all(&mut tx, &events).await?;
+        tx.commit().await.map_err(append_error)?;
+        self.wakeup.bump();
+        Ok(position)
+    }
+
+    async fn append_idempotent(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        ttl: Duration,
+        response: &Value,
+        events: Vec<NewEvent>,
+    ) -> Result<IdempotentAppend, AppendError> {
+        let mut tx = self.pool.begin().await.map_err(append_error)?;
+        // Claims the key, or takes over one that has expired. A concurrent
+        // request with the same key waits here until the first commits.
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (tenant_id, key, response, created_at)
+             VALUES ($1, $2, $3, now())
+             ON CONFLICT (tenant_id, key) DO UPDATE
+                SET response = EXCLUDED.response, created_at = EXCLUDED.created_at
+                WHERE idempotency_keys.created_at < now() - make_interval(secs => $4)
+             RETURNING 1",
+        )
+        .bind(tenant.as_uuid())
+        .bind(key)
+        .bind(response)
+        .bind(ttl.as_secs_f64())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(append_error)?;
+        if claimed.is_none() {
+            let first: Value = sqlx::query_scalar(
+                "SELECT response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(append_error)?;
+            tx.rollback().await.map_err(append_error)?;
+            return Ok(IdempotentAppend::Replayed(first));
+        }
+        let position = insert_all(&mut tx, &events).await?;
+        tx.commit().await.map_err(append_error)?;
+        self.wakeup.bump();
+        Ok(IdempotentAppend::Appended(position))
+    }
+
+    async fn idempotent_response(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<Value>, AppError> {
+        sqlx::query_scalar(
+            "SELECT response FROM idempotency_keys
+             WHERE tenant_id = $1 AND key = $2 AND created_at >= now() - make_interval(secs => $3)",
+        )
+        .bind(tenant.as_uuid())
+        .bind(key)
+        .bind(ttl.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+}

@@ -1,0 +1,286 @@
+//! Delivery read models and the due queue's lease operations.
+
+use super::log_reader::unavailable;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookline_application::ports::{
+    AttemptRecord, DeliveryListQuery, DeliveryReadModel, DeliveryRecord, DueDelivery, DueQueue,
+};
+use hookline_application::AppError;
+use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+const DELIVERY_COLUMNS: &str = "id, tenant_id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, url, \
+     request_id, last_status_code, last_error_kind, last_error, created_at, updated_at, delivered_at";
+const ATTEMPT_COLUMNS: &str = "id, delivery_id, attempt, subscription_id, request_id, triggered_by, url, started_at, \
+     duration_ms, status_code, outcome, error_kind, error_message, response_excerpt, next_attempt_at";
+
+fn delivery(r: &PgRow) -> Result<DeliveryRecord, sqlx::Error> {
+    Ok(DeliveryRecord {
+        id: DeliveryId::from_uuid(r.try_get("id")?),
+        tenant_id: TenantId::from_uuid(r.try_get("tenant_id")?),
+        subscription_id: SubscriptionId::from_uuid(r.try_get("subscription_id")?),
+        event_id: EventId::from_uuid(r.try_get("event_id")?),
+        event_type: r.try_get("event_type")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        url: r.try_get("url")?,
+        request_id: r.try_get("request_id")?,
+        last_status_code: r.try_get("last_status_code")?,
+        last_error_kind: r.try_get("last_error_kind")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+    })
+}
+
+fn attempt(r: &PgRow) -> Result<AttemptRecord, sqlx::Error> {
+    Ok(AttemptRecord {
+        id: r.try_get("id")?,
+        delivery_id: DeliveryId::from_uuid(r.try_get("delivery_id")?),
+        attempt: r.try_get("attempt")?,
+        subscription_id: SubscriptionId::from_uuid(r.try_get("subscription_id")?),
+        request_id: r.try_get("request_id")?,
+        triggered_by: r.try_get("triggered_by")?,
+        url: r.try_get("url")?,
+        started_at: r.try_get("started_at")?,
+        duration_ms: r.try_get("duration_ms")?,
+        status_code: r.try_get("status_code")?,
+        outcome: r.try_get("outcome")?,
+        error_kind: r.try_get("error_kind")?,
+        error_message: r.try_get("error_message")?,
+        response_excerpt: r.try_get("response_excerpt")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+    })
+}
+
+fn all<T>(rows: &[PgRow], f: fn(&PgRow) -> Result<T, sqlx::Error>) -> Result<Vec<T>, AppError> {
+    rows.iter()
+        .map(f)
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)
+}
+
+/// `LIKE` pattern for names starting with `prefix.` (escaping `_` and `%`).
+fn like_prefix(prefix: &str) -> String {
+    let escaped = prefix
+        .replace('\\', "\\\\")
+        .replace('_', "\\_")
+        .replace('%', "\\%");
+    format!("{escaped}.%")
+}
+
+#[derive(Debug, Clone)]
+pub struct PgDeliveryReadModel {
+    pool: PgPool,
+}
+
+impl PgDeliveryReadModel {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl DeliveryReadModel for PgDeliveryReadModel {
+    async fn get(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+    ) -> Result<Option<DeliveryRecord>, AppError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries_view WHERE id = $1 AND tenant_id = $2"
+        ))
+        .bind(id.as_uuid())
+        .bind(tenant.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref().map(delivery).transpose().map_err(unavailable)
+    }
+
+    async fn list(
+        &self,
+        tenant: TenantId,
+        q: &DeliveryListQuery,
+    ) -> Result<Vec<DeliveryRecord>, AppError> {
+        let mut sql: QueryBuilder<'_, Postgres> = QueryBuilder::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries_view WHERE tenant_id = "
+        ));
+        sql.push_bind(tenant.as_uuid());
+        match q.event_type.as_deref() {
+            None | Some("*") => {}
+            Some(p) => match p.strip_suffix(".*") {
+                Some(prefix) => {
+                    sql.push(" AND event_type LIKE ")
+                        .push_bind(like_prefix(prefix));
+                }
+                None => {
+                    sql.push(" AND event_type = ").push_bind(p.to_string());
+                }
+            },
+        }
+        if let Some(status) = &q.status {
+            sql.push(" AND status = ").push_bind(status.clone());
+        }
+        if let Some(sub) = q.subscription_id {
+            sql.push(" AND subscription_id = ")
+                .push_bind(*sub.as_uuid());
+        }
+        if let Some(request_id) = &q.request_id {
+            sql.push(" AND request_id = ").push_bind(request_id.clone());
+        }
+        if let Some(since) = q.since {
+            sql.push(" AND created_at >= ").push_bind(since);
+        }
+        if let Some(until) = q.until {
+            sql.push(" AND created_at < ").push_bind(until);
+        }
+        if let Some((at, id)) = q.before {
+            sql.push(" AND (created_at, id) < (")
+                .push_bind(at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(q.limit) + 1);
+        let rows = sql
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        all(&rows, delivery)
+    }
+
+    async fn attempts(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+    ) -> Result<Vec<AttemptRecord>, AppError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY attempt"
+        ))
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        all(&rows, attempt)
+    }
+
+    async fn attempts_by_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<Vec<AttemptRecord>, AppError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts
+             WHERE tenant_id = $1 AND (request_id = $2 OR triggered_by = $2)
+             ORDER BY started_at, delivery_id, attempt LIMIT 10000"
+        ))
+        .bind(tenant.as_uuid())
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        all(&rows, attempt)
+    }
+
+    async fn recoverable(
+        &self,
+        tenant: TenantId,
+        subscription: SubscriptionId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryId>, AppError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM deliveries_view
+             WHERE tenant_id = $1 AND subscription_id = $2 AND status IN ('failed', 'abandoned') AND created_at >= $3
+             ORDER BY created_at, id",
+        )
+        .bind(tenant.as_uuid())
+        .bind(subscription.as_uuid())
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(ids.into_iter().map(DeliveryId::from_uuid).collect())
+    }
+}
+
+/// The due queue: leases with `FOR UPDATE SKIP LOCKED`, so any number of
+/// worker processes share it.
+#[derive(Debug, Clone)]
+pub struct PgDueQueue {
+    pool: PgPool,
+}
+
+impl PgDueQueue {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl DueQueue for PgDueQueue {
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<DueDelivery>, AppError> {
+        let rows = sqlx::query(
+            "UPDATE delivery_queue q
+                SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+              WHERE q.delivery_id IN (
+                    SELECT delivery_id FROM delivery_queue
+                     WHERE due_at <= now() AND (lease_until IS NULL OR lease_until < now())
+                     ORDER BY due_at
+                     LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+          RETURNING q.delivery_id, q.tenant_id, q.subscription_id, q.event_id, q.event_type, q.attempt, q.body,
+                    q.request_id, q.triggered_by",
+        )
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get("body")?;
+                let attempt: i32 = r.try_get("attempt")?;
+                Ok(DueDelivery {
+                    delivery_id: DeliveryId::from_uuid(r.try_get("delivery_id")?),
+                    tenant_id: TenantId::from_uuid(r.try_get("tenant_id")?),
+                    subscription_id: SubscriptionId::from_uuid(r.try_get("subscription_id")?),
+                    event_id: EventId::from_uuid(r.try_get("event_id")?),
+                    event_type: r.try_get("event_type")?,
+                    attempt: u32::try_from(attempt).unwrap_or(0),
+                    body: Arc::from(body),
+                    request_id: r.try_get("request_id")?,
+                    triggered_by: r.try_get("triggered_by")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    async fn next_due_in(&self) -> Result<Option<Duration>, AppError> {
+        let secs: Option<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM (min(GREATEST(due_at, COALESCE(lease_until, due_at))) - now()))::float8
+               FROM delivery_queue",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
+    }
+}

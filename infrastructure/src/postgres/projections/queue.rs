@@ -1,0 +1,335 @@
+//! The `delivery_queue` projection: keeps one row per delivery awaiting an
+//! attempt (with its body, due time and attempt number) for workers to
+//! lease. A batch is folded into one operation per delivery.
+
+use super::{Projection, ProjectionError};
+use crate::postgres::wakeup::Wakeup;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use hookline_application::ports::StoredEvent;
+use hookline_domain::delivery::{Delivery, DeliveryEvent, DeliveryStatus};
+use sqlx::{PgConnection, Row};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub const TABLE: &str = "delivery_queue";
+/// Notified when rows become due, so workers in other processes wake.
+pub const DUE_CHANNEL: &str = "hookline_due";
+
+#[derive(Debug, Clone)]
+pub struct QueueProjection {
+    table: String,
+    due: Wakeup,
+}
+
+impl QueueProjection {
+    pub fn new(table: impl Into<String>, due: Wakeup) -> Self {
+        Self {
+            table: table.into(),
+            due,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct QueueRow {
+    delivery_id: Uuid,
+    tenant_id: Uuid,
+    subscription_id: Uuid,
+    event_id: Uuid,
+    event_type: String,
+    attempt: i32,
+    due_at: DateTime<Utc>,
+    body: Option<String>,
+    request_id: Option<String>,
+    triggered_by: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Insert (or replace) the whole row; `body: None` means "fetch it
+    /// from the delivery's first event".
+    Put(QueueRow),
+    /// Next attempt of a queued delivery.
+    Reschedule {
+        attempt: i32,
+        due_at: DateTime<Utc>,
+    },
+    Delete,
+}
+
+fn to_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl QueueProjection {
+    /// Bodies, request ids and identity of deliveries re-queued by a manual
+    /// retry, from their `DeliveryEnqueued` events.
+    async fn fill_from_log(
+        &self,
+        conn: &mut PgConnection,
+        rows: &mut [&mut QueueRow],
+    ) -> Result<(), sqlx::Error> {
+        let ids: Vec<String> = rows.iter().map(|r| r.delivery_id.to_string()).collect();
+        let found = sqlx::query(
+            "SELECT aggregate_id, payload::jsonb AS payload, metadata->>'request_id' AS request_id FROM events
+             WHERE aggregate_type = $1 AND aggregate_id = ANY($2) AND sequence = 1",
+        )
+        .bind(Delivery::TYPE)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut by_id = HashMap::new();
+        for r in found {
+            let id: String = r.try_get("aggregate_id")?;
+            let payload: serde_json::Value = r.try_get("payload")?;
+            let request_id: Option<String> = r.try_get("request_id")?;
+            by_id.insert(id, (payload, request_id));
+        }
+        for row in rows.iter_mut() {
+            if let Some((payload, request_id)) = by_id.get(&row.delivery_id.to_string()) {
+                let field = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                row.body = field("body");
+                row.request_id = request_id.clone();
+                row.event_type = field("event_type").unwrap_or_default();
+                let uuid = |k: &str| {
+                    field(k)
+                        .and_then(|s| Uuid::parse_str(&s).ok())
+                        .unwrap_or_default()
+                };
+                row.tenant_id = uuid("tenant_id");
+                row.subscription_id = uuid("subscription_id");
+                row.event_id = uuid("event_id");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Projection for QueueProjection {
+    fn name(&self) -> String {
+        if self.table == TABLE {
+            "delivery_queue".to_string()
+        } else {
+            format!("delivery_queue:{}", self.table)
+        }
+    }
+
+    fn aggregate_type(&self) -> &'static str {
+        Delivery::TYPE
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut ops: HashMap<Uuid, Op> = HashMap::new();
+        let mut order: Vec<Uuid> = Vec::new();
+        for stored in events {
+            let id = Uuid::parse_str(&stored.aggregate_id)
+                .map_err(|e| ProjectionError::bad_event(stored, e))?;
+            let event: DeliveryEvent = serde_json::from_value(stored.payload.clone())
+                .map_err(|e| ProjectionError::bad_event(stored, e))?;
+            let previous = ops.remove(&id);
+            if previous.is_none() {
+                order.push(id);
+            }
+            let next = match (event, previous) {
+                (
+                    DeliveryEvent::DeliveryEnqueued {
+                        tenant_id,
+                        subscription_id,
+                        event_id,
+                        event_type,
+                        body,
+                        next_attempt_at,
+                        ..
+                    },
+                    _,
+                ) => Op::Put(QueueRow {
+                    delivery_id: id,
+                    tenant_id: *tenant_id.as_uuid(),
+                    subscription_id: *subscription_id.as_uuid(),
+                    event_id: *event_id.as_uuid(),
+                    event_type: event_type.to_string(),
+                    attempt: 1,
+                    due_at: next_attempt_at,
+                    body: Some(body),
+                    request_id: stored
+                        .metadata
+                        .get("request_id")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                    triggered_by: None,
+                }),
+                (
+                    DeliveryEvent::AttemptFailed {
+                        attempt,
+                        status: DeliveryStatus::Pending,
+                        next_attempt_at: Some(due_at),
+                        ..
+                    },
+                    previous,
+                ) => match previous {
+                    Some(Op::Put(mut row)) => {
+                        row.attempt = to_i32(attempt + 1);
+                        row.due_at = due_at;
+                        Op::Put(row)
+                    }
+                    _ => Op::Reschedule {
+                        attempt: to_i32(attempt + 1),
+                        due_at,
+                    },
+                },
+                (
+                    DeliveryEvent::RetryRequested {
+                        attempt,
+                        next_attempt_at,
+                        ..
+                    },
+                    previous,
+                ) => {
+                    let triggered_by = stored
+                        .metadata
+                        .get("request_id")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string);
+                    match previous {
+                        Some(Op::Put(mut row)) => {
+                            row.attempt = to_i32(attempt);
+                            row.due_at = next_attempt_at;
+                            row.triggered_by = triggered_by;
+                            Op::Put(row)
+                        }
+                        _ => Op::Put(QueueRow {
+                            delivery_id: id,
+                            tenant_id: Uuid::nil(),
+                            subscription_id: Uuid::nil(),
+                            event_id: Uuid::nil(),
+                            event_type: String::new(),
+                            attempt: to_i32(attempt),
+                            due_at: next_attempt_at,
+                            body: None,
+                            request_id: None,
+                            triggered_by,
+                        }),
+                    }
+                }
+                // Delivered, failed for good, or abandoned: off the queue.
+                _ => Op::Delete,
+            };
+            ops.insert(id, next);
+        }
+
+        let mut deletes = Vec::new();
+        let mut puts = Vec::new();
+        let mut reschedules = Vec::new();
+        for id in order {
+            match ops.remove(&id) {
+                Some(Op::Delete) => deletes.push(id),
+                Some(Op::Put(row)) => puts.push(row),
+                Some(Op::Reschedule { attempt, due_at }) => reschedules.push((id, attempt, due_at)),
+                None => {}
+            }
+        }
+        {
+            let mut missing: Vec<&mut QueueRow> =
+                puts.iter_mut().filter(|r| r.body.is_none()).collect();
+            if !missing.is_empty() {
+                self.fill_from_log(conn, &mut missing).await?;
+            }
+        }
+        if !deletes.is_empty() {
+            sqlx::query(&format!(
+                "DELETE FROM {} WHERE delivery_id = ANY($1)",
+                self.table
+            ))
+            .bind(&deletes)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let wakes = !puts.is_empty() || !reschedules.is_empty();
+        if !puts.is_empty() {
+            let n = puts.len();
+            let (
+                mut ids,
+                mut tenants,
+                mut subs,
+                mut evs,
+                mut types,
+                mut attempts,
+                mut dues,
+                mut bodies,
+                mut reqs,
+                mut trig,
+            ) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for r in puts {
+                ids.push(r.delivery_id);
+                tenants.push(r.tenant_id);
+                subs.push(r.subscription_id);
+                evs.push(r.event_id);
+                types.push(r.event_type);
+                attempts.push(r.attempt);
+                dues.push(r.due_at);
+                bodies.push(r.body.unwrap_or_default());
+                reqs.push(r.request_id);
+                trig.push(r.triggered_by);
+            }
+            sqlx::query(&format!(
+                "INSERT INTO {} (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt, due_at, body,
+                        request_id, triggered_by)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::int[],
+                        $7::timestamptz[], $8::text[], $9::text[], $10::text[])
+                 ON CONFLICT (delivery_id) DO UPDATE SET
+                    attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at, triggered_by = EXCLUDED.triggered_by,
+                    lease_owner = NULL, lease_until = NULL",
+                self.table
+            ))
+            .bind(ids).bind(tenants).bind(subs).bind(evs).bind(types).bind(attempts).bind(dues)
+            .bind(bodies).bind(reqs).bind(trig)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !reschedules.is_empty() {
+            let ids: Vec<Uuid> = reschedules.iter().map(|r| r.0).collect();
+            let attempts: Vec<i32> = reschedules.iter().map(|r| r.1).collect();
+            let dues: Vec<DateTime<Utc>> = reschedules.iter().map(|r| r.2).collect();
+            sqlx::query(&format!(
+                "UPDATE {} q SET attempt = u.attempt, due_at = u.due_at, lease_owner = NULL, lease_until = NULL
+                   FROM UNNEST($1::uuid[], $2::int[], $3::timestamptz[]) AS u(id, attempt, due_at)
+                  WHERE q.delivery_id = u.id",
+                self.table
+            ))
+            .bind(ids)
+            .bind(attempts)
+            .bind(dues)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if wakes {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(DUE_CHANNEL)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn after_commit(&self, _events: &[StoredEvent]) {
+        self.due.bump();
+    }
+}
