@@ -9,8 +9,12 @@
 
 mod admin;
 mod auth;
+mod crash;
+mod delivery;
 mod errors;
 mod event_log;
+mod manual_retry;
+mod outcomes;
 mod process;
 mod projections;
 mod request_ids;

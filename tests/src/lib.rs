@@ -10,7 +10,9 @@
 
 pub mod cluster;
 pub mod process;
+pub mod receiver;
 pub mod server;
+pub mod webhooks;
 
 pub use cluster::{cluster, fresh_database, TestDatabase};
 pub use server::{expect_json, Tenant, TestApp};

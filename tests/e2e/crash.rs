@@ -1,0 +1,196 @@
+//! Processes killed mid-flight and several workers on one queue: every
+//! accepted delivery still arrives.
+
+use hookline_tests::process::ServerProcess;
+use hookline_tests::receiver::{Reply, TestReceiver};
+use hookline_tests::server::wait_ready;
+use hookline_tests::{eventually, expect_json, fresh_database};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+fn env(db_url: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("HOOKLINE_DATABASE_URL".to_string(), db_url.to_string()),
+        (
+            "HOOKLINE_ADMIN_TOKEN".to_string(),
+            "crash-admin".to_string(),
+        ),
+        (
+            "HOOKLINE_ALLOW_PRIVATE_TARGETS".to_string(),
+            "127.0.0.0/8".to_string(),
+        ),
+        (
+            "HOOKLINE_SECRET_KEY".to_string(),
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
+        ),
+        ("HOOKLINE_WORKER_LEASE_SECONDS".to_string(), "3".to_string()),
+        (
+            "HOOKLINE_WEBHOOK_TIMEOUT_SECONDS".to_string(),
+            "2".to_string(),
+        ),
+        ("HOOKLINE_RETRY_SCHEDULE".to_string(), "1".to_string()),
+    ])
+}
+
+async fn tenant_and_subscription(
+    client: &reqwest::Client,
+    server: &ServerProcess,
+    rx: &TestReceiver,
+) -> String {
+    let t = client
+        .post(server.url("/admin/tenants"))
+        .bearer_auth("crash-admin")
+        .json(&json!({"name": "crash"}))
+        .send()
+        .await
+        .unwrap();
+    let key = expect_json(t, 201).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = client
+        .post(server.url("/v1/subscriptions"))
+        .bearer_auth(&key)
+        .json(&json!({"url": rx.url("/hook"), "events": ["load.*"]}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(s, 201).await;
+    key
+}
+
+/// Publishes `n` events with 16 concurrent clients; returns the accepted
+/// delivery ids.
+async fn publish_many(client: &reqwest::Client, url: &str, key: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    let mut pending = futures::stream::iter(0..n)
+        .map(|i| {
+            let client = client.clone();
+            let url = url.to_string();
+            let key = key.to_string();
+            async move {
+                let res = client
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({"event_type": "load.tested", "data": {"i": i}}))
+                    .send()
+                    .await
+                    .unwrap();
+                let body: Value = expect_json(res, 202).await;
+                body["deliveries"][0]["id"].as_str().unwrap().to_string()
+            }
+        })
+        .buffer_unordered(16);
+    while let Some(id) = futures::StreamExt::next(&mut pending).await {
+        ids.push(id);
+    }
+    ids
+}
+
+use futures::StreamExt as _;
+
+async fn delivered_count(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM deliveries_view WHERE status = 'delivered'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_server_killed_with_sigkill_mid_flight_loses_nothing() {
+    let db = fresh_database().await;
+    let rx = TestReceiver::start().await;
+    rx.default_reply(Reply::status(204).delay(Duration::from_millis(150)));
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(&db.url);
+    let client = reqwest::Client::new();
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, dir.path()).await;
+    wait_ready(&client, &server.url("/readyz")).await;
+    let key = tenant_and_subscription(&client, &server, &rx).await;
+
+    let accepted = publish_many(&client, &server.url("/v1/events"), &key, 1000).await;
+    assert_eq!(accepted.len(), 1000);
+    rx.wait_for(150, Duration::from_secs(60)).await;
+    server.signal("KILL");
+    server.wait(Duration::from_secs(10)).await;
+    let at_kill = rx.count();
+    assert!(
+        at_kill < 1000,
+        "the kill came too late to test anything ({at_kill} delivered)"
+    );
+
+    let mut restarted = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, dir.path()).await;
+    let expected: HashSet<String> = accepted.into_iter().collect();
+    eventually(
+        "every accepted delivery reached the receiver",
+        Duration::from_secs(120),
+        || async {
+            let seen: HashSet<String> = rx
+                .received()
+                .iter()
+                .filter_map(|r| r.header("webhook-id").map(str::to_string))
+                .collect();
+            expected.is_subset(&seen).then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "every delivery ends delivered",
+        Duration::from_secs(60),
+        || async { (delivered_count(&db.pool).await == 1000).then_some(()) },
+    )
+    .await;
+    restarted.signal("TERM");
+    assert_eq!(restarted.wait(Duration::from_secs(30)).await, Some(0));
+}
+
+#[tokio::test]
+async fn two_worker_processes_share_one_queue() {
+    let db = fresh_database().await;
+    let rx = TestReceiver::start().await;
+    rx.default_reply(Reply::status(200).delay(Duration::from_millis(20)));
+    let env = env(&db.url);
+    let client = reqwest::Client::new();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut api = ServerProcess::start(
+        &["--listen", "127.0.0.1:0", "--role", "api"],
+        &env,
+        dirs[0].path(),
+    )
+    .await;
+    wait_ready(&client, &api.url("/readyz")).await;
+    let mut w1 = ServerProcess::start(&["--role", "worker"], &env, dirs[1].path()).await;
+    let mut w2 = ServerProcess::start(&["--role", "worker"], &env, dirs[2].path()).await;
+    let key = tenant_and_subscription(&client, &api, &rx).await;
+
+    let accepted = publish_many(&client, &api.url("/v1/events"), &key, 300).await;
+    eventually("all delivered", Duration::from_secs(60), || async {
+        (delivered_count(&db.pool).await == 300).then_some(())
+    })
+    .await;
+    let workers: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT metadata->>'worker_id' FROM events WHERE event_type = 'DeliverySucceeded'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(workers.len(), 2, "both workers made attempts: {workers:?}");
+    // The API process itself runs no worker.
+    let succeeded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DeliverySucceeded'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(succeeded, 300);
+    let ids: HashSet<String> = rx
+        .received()
+        .iter()
+        .filter_map(|r| r.header("webhook-id").map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), accepted.len());
+    for p in [&mut api, &mut w1, &mut w2] {
+        p.signal("TERM");
+        assert_eq!(p.wait(Duration::from_secs(30)).await, Some(0));
+    }
+}

@@ -1,0 +1,350 @@
+//! What each kind of answer does: 2xx, 5xx then 2xx, Retry-After, 4xx, 410,
+//! redirects, timeouts, refused connections, exhausted retries, and the SSRF
+//! guard.
+
+use hookline_tests::receiver::{Reply, TestReceiver};
+use hookline_tests::webhooks::{publish, wait_status, wait_subscription_status};
+use hookline_tests::{expect_json, TestApp};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Retries after 1 s (± 10 %) so tests stay fast.
+async fn fast_app(extra: &[(&str, &str)]) -> TestApp {
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    TestApp::spawn_with(move |env| {
+        env.insert("HOOKLINE_RETRY_SCHEDULE".into(), "1".into());
+        env.insert("HOOKLINE_WEBHOOK_MAX_RETRIES".into(), "3".into());
+        for (k, v) in extra {
+            env.insert(k, v);
+        }
+    })
+    .await
+}
+
+fn first_delivery(accepted: &Value) -> String {
+    accepted["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_5xx_is_retried_and_the_history_shows_every_attempt() {
+    let app = fast_app(&[]).await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.script(vec![Reply::status(500).body("database down")]);
+    app.subscribe(&t, json!({"url": rx.url("/r"), "events": ["a.b"]}))
+        .await;
+    let id = first_delivery(&publish(&app, &t, "a.b", json!({"k": "v"})).await);
+
+    let detail = wait_status(&app, &t, &id, "delivered", WAIT).await;
+    let got = rx.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].header("x-hookline-attempt"), Some("1"));
+    assert_eq!(got[1].header("x-hookline-attempt"), Some("2"));
+    // Same message id and byte-identical body on every attempt.
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert_eq!(got[0].body, got[1].body);
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_millis(850), "retried after {gap:?}");
+
+    assert_eq!(detail["attempts"], 2);
+    let log = detail["attempt_log"].as_array().unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0]["attempt"], 1);
+    assert_eq!(log[0]["status_code"], 500);
+    assert_eq!(log[0]["outcome"], "pending");
+    assert_eq!(log[0]["error_kind"], "http_status");
+    assert!(log[0]["error_message"].as_str().unwrap().contains("500"));
+    assert_eq!(log[0]["response_excerpt"], "database down");
+    assert!(log[0]["next_attempt_at"].is_string());
+    assert!(log[0]["duration_ms"].is_number());
+    assert_eq!(log[1]["attempt"], 2);
+    assert_eq!(log[1]["status_code"], 200);
+    assert_eq!(log[1]["outcome"], "delivered");
+
+    let attempts = expect_json(
+        app.get(&t, &format!("/v1/deliveries/{id}/attempts")).await,
+        200,
+    )
+    .await;
+    assert_eq!(attempts["data"].as_array().unwrap().len(), 2);
+    let history = expect_json(
+        app.get(&t, &format!("/v1/deliveries/{id}/history")).await,
+        200,
+    )
+    .await;
+    let types: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        vec!["DeliveryEnqueued", "AttemptFailed", "DeliverySucceeded"]
+    );
+    assert_eq!(history["data"][1]["metadata"]["actor"], "system:worker");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let app = fast_app(&[]).await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.script(vec![Reply::status(429).header("retry-after", "3")]);
+    app.subscribe(&t, json!({"url": rx.url("/r"), "events": ["a.b"]}))
+        .await;
+    let id = first_delivery(&publish(&app, &t, "a.b", json!({})).await);
+    let detail = wait_status(&app, &t, &id, "delivered", WAIT).await;
+    let got = rx.received();
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_millis(2900),
+        "the receiver asked for 3 s, got {gap:?}"
+    );
+    let first = &detail["attempt_log"][0];
+    let started: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(first["started_at"].clone()).unwrap();
+    let next: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(first["next_attempt_at"].clone()).unwrap();
+    assert!(next - started >= chrono::Duration::seconds(3));
+}
+
+#[tokio::test]
+async fn a_4xx_or_a_redirect_fails_without_retry() {
+    let app = fast_app(&[]).await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.script(vec![
+        Reply::status(400).body("{\"error\": \"bad invoice\"}"),
+        Reply::status(302).header("location", "/elsewhere"),
+    ]);
+    app.subscribe(&t, json!({"url": rx.url("/r"), "events": ["a.b"]}))
+        .await;
+    let bad = first_delivery(&publish(&app, &t, "a.b", json!({})).await);
+    let d = wait_status(&app, &t, &bad, "failed", WAIT).await;
+    assert_eq!(d["attempts"], 1);
+    assert!(d["next_attempt_at"].is_null());
+    assert_eq!(d["last_status_code"], 400);
+    assert_eq!(
+        d["attempt_log"][0]["response_excerpt"],
+        "{\"error\": \"bad invoice\"}"
+    );
+
+    let redirected = first_delivery(&publish(&app, &t, "a.b", json!({})).await);
+    let d = wait_status(&app, &t, &redirected, "failed", WAIT).await;
+    assert_eq!(d["last_status_code"], 302);
+    // Nothing was queued for a retry, and the redirect was not followed.
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_queue")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(queued, 0);
+    let got = rx.received();
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|r| r.path == "/r"));
+}
+
+#[tokio::test]
+async fn a_410_fails_the_delivery_and_disables_the_subscription() {
+    let app = fast_app(&[]).await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.default_reply(Reply::status(410));
+    let sub = app
+        .subscribe(&t, json!({"url": rx.url("/gone"), "events": ["a.b"]}))
+        .await;
+    let sub_id = sub["id"].as_str().unwrap();
+    let id = first_delivery(&publish(&app, &t, "a.b", json!({})).await);
+    wait_status(&app, &t, &id, "failed", WAIT).await;
+    let disabled = wait_subscription_status(&app, &t, sub_id, "disabled").await;
+    assert!(
+        disabled["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("410"),
+        "{disabled}"
+    );
+    let history = expect_json(
+        app.get(&t, &format!("/v1/subscriptions/{sub_id}/history"))
+            .await,
+        200,
+    )
+    .await;
+    let last = history["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event_type"], "SubscriptionDisabled");
+    assert_eq!(last["metadata"]["actor"], "system:worker");
+    // A disabled subscription receives nothing.
+    let none = app
+        .post(&t, "/v1/events", json!({"event_type": "a.b", "data": {}}))
+        .await;
+    expect_json(none, 404).await;
+    assert_eq!(rx.count(), 1);
+}
+
+#[tokio::test]
+async fn timeouts_and_refused_connections_are_retried() {
+    let app = fast_app(&[("HOOKLINE_WEBHOOK_TIMEOUT_SECONDS", "1")]).await;
+    let t = app.tenant("acme").await;
+    let slow = TestReceiver::start().await;
+    slow.script(vec![Reply::status(200).delay(Duration::from_secs(3))]);
+    app.subscribe(&t, json!({"url": slow.url("/slow"), "events": ["slow.x"]}))
+        .await;
+    // A port nobody listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    app.subscribe(
+        &t,
+        json!({"url": format!("http://127.0.0.1:{closed}/x"), "events": ["refused.x"]}),
+    )
+    .await;
+
+    let timed_out = first_delivery(&publish(&app, &t, "slow.x", json!({})).await);
+    let refused = first_delivery(&publish(&app, &t, "refused.x", json!({})).await);
+
+    let d = wait_status(&app, &t, &timed_out, "delivered", WAIT).await;
+    let first = &d["attempt_log"][0];
+    assert_eq!(first["error_kind"], "timeout");
+    assert_eq!(first["outcome"], "pending");
+    assert!(first["status_code"].is_null());
+    let ms = first["duration_ms"].as_i64().unwrap();
+    assert!((900..2500).contains(&ms), "timeout after {ms} ms");
+
+    let d = hookline_tests::eventually("refused attempts", WAIT, || async {
+        let v: Value = app
+            .get(&t, &format!("/v1/deliveries/{refused}"))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (v["attempts"].as_i64()? >= 2).then_some(v)
+    })
+    .await;
+    assert_eq!(d["attempt_log"][0]["error_kind"], "connect");
+    assert_eq!(d["status"], "pending");
+}
+
+#[tokio::test]
+async fn exhausted_retries_abandon_the_delivery() {
+    let app = fast_app(&[("HOOKLINE_WEBHOOK_MAX_RETRIES", "1")]).await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.default_reply(Reply::status(503));
+    app.subscribe(&t, json!({"url": rx.url("/r"), "events": ["a.b"]}))
+        .await;
+    let id = first_delivery(&publish(&app, &t, "a.b", json!({})).await);
+    let d = wait_status(&app, &t, &id, "abandoned", WAIT).await;
+    assert_eq!(d["attempts"], 2);
+    assert_eq!(rx.count(), 2);
+    let history = expect_json(
+        app.get(&t, &format!("/v1/deliveries/{id}/history")).await,
+        200,
+    )
+    .await;
+    let types: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            "DeliveryEnqueued",
+            "AttemptFailed",
+            "AttemptFailed",
+            "DeliveryAbandoned"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_subscription_abandons_its_pending_deliveries() {
+    let app = fast_app(&[]).await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.default_reply(Reply::status(500));
+    let sub = app
+        .subscribe(&t, json!({"url": rx.url("/r"), "events": ["a.b"]}))
+        .await;
+    let id = first_delivery(&publish(&app, &t, "a.b", json!({})).await);
+    rx.wait_for(1, WAIT).await;
+    assert_eq!(
+        app.delete(
+            &t,
+            &format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap())
+        )
+        .await
+        .status(),
+        204
+    );
+    let d = wait_status(&app, &t, &id, "abandoned", WAIT).await;
+    assert!(d["last_error"].as_str().is_some());
+    let history = expect_json(
+        app.get(&t, &format!("/v1/deliveries/{id}/history")).await,
+        200,
+    )
+    .await;
+    let last = history["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event_type"], "DeliveryAbandoned");
+    assert!(last["payload"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("deleted"));
+}
+
+#[tokio::test]
+async fn ssrf_targets_are_blocked_without_connecting() {
+    // Subscriptions made while the private ranges were allowed…
+    let v6 = TestReceiver::start_on("[::1]:0").await;
+    let v4 = TestReceiver::start().await;
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "HOOKLINE_ALLOW_PRIVATE_TARGETS".into(),
+            "10.0.0.0/8,169.254.0.0/16,127.0.0.0/8,::1/128".into(),
+        );
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let targets = [
+        "http://10.0.0.1/hook".to_string(),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+        format!("http://[::1]:{}/hook", v6.address.port()),
+        format!("http://localhost:{}/hook", v4.address.port()),
+    ];
+    for url in &targets {
+        app.subscribe(&t, json!({"url": url, "events": ["a.b"]}))
+            .await;
+    }
+    // …are refused at send time once they are not: the guard resolves and
+    // checks every address, and never connects to a refused one.
+    let mut app = app;
+    app.env.insert(
+        "HOOKLINE_ALLOW_PRIVATE_TARGETS".into(),
+        "192.0.2.0/24".into(),
+    );
+    let app = app.restart().await;
+    let accepted = publish(&app, &t, "a.b", json!({})).await;
+    for d in accepted["deliveries"].as_array().unwrap() {
+        let id = d["id"].as_str().unwrap();
+        let detail = wait_status(&app, &t, id, "failed", WAIT).await;
+        let attempt = &detail["attempt_log"][0];
+        assert_eq!(attempt["error_kind"], "blocked_target", "{detail}");
+        assert!(
+            attempt["duration_ms"].as_i64().unwrap() < 1000,
+            "no connection was tried: {attempt}"
+        );
+        assert_eq!(detail["attempts"], 1, "not retried");
+    }
+    assert_eq!(v6.count(), 0);
+    assert_eq!(v4.count(), 0);
+}
