@@ -109,9 +109,14 @@ async fn a_server_killed_with_sigkill_mid_flight_loses_nothing() {
     wait_ready(&client, &server.url("/readyz")).await;
     let key = tenant_and_subscription(&client, &server, &rx).await;
 
+    // Hold deliveries while publishing, so that the kill finds most of them
+    // queued or in flight however slow the machine is.
+    rx.pause();
     let accepted = publish_many(&client, &server.url("/v1/events"), &key, 1000).await;
     assert_eq!(accepted.len(), 1000);
+    rx.resume();
     rx.wait_for(150, Duration::from_secs(60)).await;
+
     server.signal("KILL");
     server.wait(Duration::from_secs(10)).await;
     let at_kill = rx.count();

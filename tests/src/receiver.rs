@@ -74,17 +74,23 @@ struct Inner {
     default: Option<Reply>,
 }
 
+/// While closed, requests wait before they are recorded or answered.
+#[derive(Clone)]
+struct Gate(Arc<watch::Sender<bool>>);
+
 #[derive(Clone)]
 pub struct TestReceiver {
     pub address: SocketAddr,
     inner: Arc<Mutex<Inner>>,
     count: watch::Receiver<usize>,
+    gate: Gate,
 }
 
 #[derive(Clone)]
 struct AppState {
     inner: Arc<Mutex<Inner>>,
     count: Arc<watch::Sender<usize>>,
+    gate: Gate,
 }
 
 async fn handle(
@@ -93,6 +99,8 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let mut open = state.gate.0.subscribe();
+    let _ = open.wait_for(|o| *o).await;
     let reply = {
         let mut inner = state.inner.lock().unwrap();
         inner.received.push(Received {
@@ -132,9 +140,11 @@ impl TestReceiver {
     pub async fn start_on(bind: &str) -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let (tx, rx) = watch::channel(0usize);
+        let gate = Gate(Arc::new(watch::channel(true).0));
         let state = AppState {
             inner: inner.clone(),
             count: Arc::new(tx),
+            gate: gate.clone(),
         };
         let app = Router::new().fallback(handle).with_state(state);
         let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
@@ -146,8 +156,19 @@ impl TestReceiver {
             address,
             inner,
             count: rx,
+            gate,
         }
     }
+
+    /// Holds incoming requests (unrecorded, unanswered) until `resume`.
+    pub fn pause(&self) {
+        self.gate.0.send_replace(false);
+    }
+
+    pub fn resume(&self) {
+        self.gate.0.send_replace(true);
+    }
+
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
