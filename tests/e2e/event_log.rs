@@ -20,11 +20,15 @@ async fn insert_event(conn: &mut sqlx::PgConnection, id: &str) -> i64 {
 /// Reads until `n` events are visible: the horizon is cluster-wide, so
 /// other tests' open transactions may hold it back for a moment.
 async fn read_n(pool: &sqlx::PgPool, from: LogPosition, n: usize) -> Vec<(String, LogPosition)> {
-    hookline_tests::eventually("events become visible", std::time::Duration::from_secs(10), || async {
-        let seen = read_all(pool, from).await;
-        assert!(seen.len() <= n, "more events than written: {seen:?}");
-        (seen.len() == n).then_some(seen)
-    })
+    hookline_tests::eventually(
+        "events become visible",
+        std::time::Duration::from_secs(10),
+        || async {
+            let seen = read_all(pool, from).await;
+            assert!(seen.len() <= n, "more events than written: {seen:?}");
+            (seen.len() == n).then_some(seen)
+        },
+    )
     .await
 }
 

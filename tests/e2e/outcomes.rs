@@ -355,10 +355,19 @@ async fn a_tls_failure_is_reported_as_such_and_retried() {
     let t = app.tenant("acme").await;
     // A plain-HTTP server behind an https:// URL: the handshake fails.
     let rx = TestReceiver::start().await;
-    app.subscribe(&t, json!({"url": format!("https://127.0.0.1:{}/tls", rx.address.port()), "events": ["a.b"]})).await;
+    app.subscribe(
+        &t,
+        json!({"url": format!("https://127.0.0.1:{}/tls", rx.address.port()), "events": ["a.b"]}),
+    )
+    .await;
     let id = first_delivery(&publish(&app, &t, "a.b", json!({})).await);
     let d = hookline_tests::eventually("a failed TLS attempt", WAIT, || async {
-        let v: Value = app.get(&t, &format!("/v1/deliveries/{id}")).await.json().await.ok()?;
+        let v: Value = app
+            .get(&t, &format!("/v1/deliveries/{id}"))
+            .await
+            .json()
+            .await
+            .ok()?;
         (v["attempts"].as_i64()? >= 1).then_some(v)
     })
     .await;

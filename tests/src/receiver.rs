@@ -169,7 +169,6 @@ impl TestReceiver {
         self.gate.0.send_replace(true);
     }
 
-
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }

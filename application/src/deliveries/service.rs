@@ -174,12 +174,7 @@ impl DeliveryService {
             limit,
         };
         let rows = self.read.list(tenant, &query).await?;
-        paginate(
-            rows,
-            limit,
-            |r| (r.created_at, *r.id.as_uuid()),
-            |r| Ok(DeliveryView::from(r)),
-        )
+        paginate(rows, limit, |r| (r.created_at, *r.id.as_uuid()), Ok)
     }
 
     /// The delivery, its attempts and its body.
@@ -204,9 +199,9 @@ impl DeliveryService {
             .and_then(|b| serde_json::from_str(b).ok())
             .unwrap_or(serde_json::Value::Null);
         Ok(DeliveryDetail {
-            delivery: record.into(),
+            delivery: record,
             payload,
-            attempt_log: attempts.into_iter().map(AttemptView::from).collect(),
+            attempt_log: attempts,
         })
     }
 
@@ -220,13 +215,7 @@ impl DeliveryService {
         if self.read.get(tenant, id).await?.is_none() {
             return Err(AppError::not_found("delivery", id));
         }
-        Ok(self
-            .read
-            .attempts(tenant, id)
-            .await?
-            .into_iter()
-            .map(AttemptView::from)
-            .collect())
+        Ok(self.read.attempts(tenant, id).await?)
     }
 
     /// # Errors
@@ -267,13 +256,7 @@ impl DeliveryService {
                     "is required (1–128 characters)",
                 ))
             })?;
-        Ok(self
-            .read
-            .attempts_by_request(tenant, request_id)
-            .await?
-            .into_iter()
-            .map(AttemptView::from)
-            .collect())
+        Ok(self.read.attempts_by_request(tenant, request_id).await?)
     }
 
     async fn retry_one(
@@ -326,7 +309,7 @@ impl DeliveryService {
             .ok_or_else(|| AppError::not_found("delivery", id))?;
         tracing::info!("manual retry requested");
         Ok(Written {
-            value: view.into(),
+            value: view,
             consistent,
         })
     }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use hookline_domain::outcome::ErrorKind;
 use hookline_domain::subscription::SubscriptionState;
 use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
+use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,7 +172,7 @@ pub trait WebhookSender: Send + Sync {
 }
 
 /// A row of the deliveries read model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeliveryRecord {
     pub id: DeliveryId,
     pub tenant_id: TenantId,
@@ -191,8 +192,10 @@ pub struct DeliveryRecord {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-/// A row of the attempts read model.
-#[derive(Debug, Clone, PartialEq)]
+/// A row of the attempts read model. `outcome` is `delivered`, or the
+/// delivery's status after a failed attempt (`pending`, `failed`,
+/// `abandoned`); `triggered_by` names the manual retry that caused it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRecord {
     pub id: Uuid,
     pub delivery_id: DeliveryId,
