@@ -215,7 +215,7 @@ impl DeliveryService {
         if self.read.get(tenant, id).await?.is_none() {
             return Err(AppError::not_found("delivery", id));
         }
-        Ok(self.read.attempts(tenant, id).await?)
+        self.read.attempts(tenant, id).await
     }
 
     /// # Errors
@@ -256,7 +256,7 @@ impl DeliveryService {
                     "is required (1–128 characters)",
                 ))
             })?;
-        Ok(self.read.attempts_by_request(tenant, request_id).await?)
+        self.read.attempts_by_request(tenant, request_id).await
     }
 
     async fn retry_one(
