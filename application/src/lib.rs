@@ -3,6 +3,7 @@
 //! HTTP senders and the clock live in `hookline-infrastructure`; the API
 //! calls the services here and never touches storage itself.
 
+pub mod audit;
 pub mod commands;
 pub mod context;
 pub mod deliveries;

@@ -1,6 +1,7 @@
 //! Delivery use cases: publishing (fan-out), the read APIs, manual retry and
 //! recovery.
 
+pub mod fold;
 mod publish;
 mod service;
 mod view;

@@ -5,6 +5,7 @@ use super::checkpoints::parse_xid8;
 use super::log_reader::unavailable;
 use super::wakeup::Wakeup;
 use async_trait::async_trait;
+use hookline_application::audit::chain::{link, set_link, Linked, GENESIS};
 use hookline_application::ports::{
     AppendError, EventAppender, IdempotentAppend, LogPosition, NewEvent,
 };
@@ -12,6 +13,7 @@ use hookline_application::AppError;
 use hookline_domain::TenantId;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
+use std::collections::HashMap;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -33,7 +35,66 @@ fn append_error(e: sqlx::Error) -> AppendError {
     }
 }
 
+/// The links of the events before each aggregate's first new event (one
+/// query for the whole batch).
+async fn previous_links(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+) -> Result<HashMap<(String, String), String>, AppendError> {
+    let mut firsts: HashMap<(String, String), i64> = HashMap::new();
+    for e in events {
+        firsts
+            .entry((e.aggregate_type.to_string(), e.aggregate_id.clone()))
+            .or_insert(e.sequence);
+    }
+    let mut links: HashMap<(String, String), String> = HashMap::new();
+    let (mut types, mut ids, mut seqs) = (Vec::new(), Vec::new(), Vec::new());
+    for ((t, id), seq) in &firsts {
+        if *seq <= 1 {
+            links.insert((t.clone(), id.clone()), GENESIS.to_string());
+        } else {
+            types.push(t.clone());
+            ids.push(id.clone());
+            seqs.push(seq - 1);
+        }
+    }
+    if !ids.is_empty() {
+        let rows = sqlx::query(
+            "SELECT e.aggregate_type, e.aggregate_id, e.metadata->>'chain' AS chain
+               FROM events e
+               JOIN UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(t, i, s)
+                 ON e.aggregate_type = u.t AND e.aggregate_id = u.i AND e.sequence = u.s",
+        )
+        .bind(&types)
+        .bind(&ids)
+        .bind(&seqs)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(append_error)?;
+        for row in rows {
+            let key: (String, String) = (
+                row.try_get("aggregate_type")
+                    .map_err(|e| AppendError::Other(unavailable(e)))?,
+                row.try_get("aggregate_id")
+                    .map_err(|e| AppendError::Other(unavailable(e)))?,
+            );
+            let chain: Option<String> = row
+                .try_get("chain")
+                .map_err(|e| AppendError::Other(unavailable(e)))?;
+            let chain = chain.ok_or_else(|| {
+                AppendError::Other(AppError::Internal(format!(
+                    "{} {} has an event without a chain link",
+                    key.0, key.1
+                )))
+            })?;
+            links.insert(key, chain);
+        }
+    }
+    Ok(links)
+}
+
 /// One multi-row INSERT; returns the position of the last row.
+
 async fn insert_all(
     conn: &mut PgConnection,
     events: &[NewEvent],
@@ -41,6 +102,7 @@ async fn insert_all(
     if events.is_empty() {
         return Ok(None);
     }
+    let mut previous = previous_links(conn, events).await?;
     let mut types = Vec::with_capacity(events.len());
     let mut ids = Vec::with_capacity(events.len());
     let mut seqs = Vec::with_capacity(events.len());
@@ -55,7 +117,28 @@ async fn insert_all(
         event_types.push(e.event_type.as_str());
         versions.push(e.event_version.as_str());
         payloads.push(e.payload.to_string());
-        metadata.push(e.metadata.to_string());
+        let key = (e.aggregate_type.to_string(), e.aggregate_id.clone());
+        // A predecessor that is not there makes the insert conflict below.
+        let prev = previous
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| GENESIS.to_string());
+        let l = link(
+            &prev,
+            Linked {
+                aggregate_type: e.aggregate_type,
+                aggregate_id: &e.aggregate_id,
+                sequence: e.sequence,
+                event_type: &e.event_type,
+                event_version: &e.event_version,
+                payload: &e.payload,
+                metadata: &e.metadata,
+            },
+        );
+        let mut meta = e.metadata.clone();
+        set_link(&mut meta, l.clone());
+        previous.insert(key, l);
+        metadata.push(meta.to_string());
     }
     let rows = sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)

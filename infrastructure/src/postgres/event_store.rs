@@ -3,6 +3,7 @@
 //! twice in cqrs-es 0.5.0). After a commit it reports the log position of the
 //! aggregate's newest event and wakes local consumers.
 
+use super::chained::ChainedRepository;
 use super::log_reader::unavailable;
 use super::wakeup::Wakeup;
 use async_trait::async_trait;
@@ -10,12 +11,11 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 use hookline_application::ports::{CommandStore, LogPosition};
 use hookline_application::AppError;
-use postgres_es::PostgresEventRepository;
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;
 use std::fmt;
 
-type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
+type Store<A> = PersistedEventStore<ChainedRepository, A>;
 
 pub struct PgCommandStore<A: Aggregate> {
     cqrs: CqrsFramework<A, Store<A>>,
@@ -33,13 +33,13 @@ impl<A: Aggregate> fmt::Debug for PgCommandStore<A> {
 impl<A: Aggregate> PgCommandStore<A> {
     pub fn new(pool: PgPool, services: A::Services, wakeup: Wakeup) -> Self {
         let cqrs = CqrsFramework::new(
-            PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())),
+            PersistedEventStore::new_event_store(ChainedRepository::new(pool.clone())),
             vec![],
             services,
         );
         Self {
             cqrs,
-            store: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())),
+            store: PersistedEventStore::new_event_store(ChainedRepository::new(pool.clone())),
             pool,
             wakeup,
         }

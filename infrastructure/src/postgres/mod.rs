@@ -3,6 +3,7 @@
 //! with their checkpoints, and the read-model and tenant adapters.
 
 pub mod appender;
+pub mod chained;
 pub mod checkpoints;
 pub mod deliveries;
 pub mod directory;

@@ -1,14 +1,16 @@
 //! The `deliveries` projection: `deliveries_view` (one row per delivery,
 //! its status and latest attempt) and `delivery_attempts` (one row per
-//! attempt). A batch is folded in memory and written with two multi-row
-//! statements.
+//! attempt). A batch is folded in memory (with the application's delivery
+//! fold) and written with two multi-row statements.
 
 use super::{Projection, ProjectionError};
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use hookline_application::ports::StoredEvent;
+use hookline_application::deliveries::fold;
+use hookline_application::ports::{AttemptRecord, DeliveryRecord, StoredEvent};
 use hookline_domain::delivery::{Delivery, DeliveryEvent};
+use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
 use sqlx::{PgConnection, Row};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -28,6 +30,17 @@ impl Default for DeliveriesProjection {
     }
 }
 
+/// A folded record and the sequence of the last event applied to it.
+type Versioned = (Option<DeliveryRecord>, i64);
+
+/// An attempt with the columns only the table keeps.
+struct AttemptRow {
+    record: AttemptRecord,
+    tenant_id: Uuid,
+    worker: Option<String>,
+    position: i64,
+}
+
 impl DeliveriesProjection {
     pub fn new(view: impl Into<String>, attempts: impl Into<String>) -> Self {
         Self {
@@ -35,77 +48,12 @@ impl DeliveriesProjection {
             attempts: attempts.into(),
         }
     }
-}
 
-#[derive(Debug, Clone)]
-struct ViewRow {
-    id: Uuid,
-    tenant_id: Uuid,
-    subscription_id: Uuid,
-    event_id: Uuid,
-    event_type: String,
-    status: String,
-    attempts: i32,
-    next_attempt_at: Option<DateTime<Utc>>,
-    url: String,
-    request_id: Option<String>,
-    last_status_code: Option<i32>,
-    last_error_kind: Option<String>,
-    last_error: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    delivered_at: Option<DateTime<Utc>>,
-    version: i64,
-}
-
-#[derive(Debug, Clone)]
-struct AttemptRow {
-    id: Uuid,
-    delivery_id: Uuid,
-    attempt: i32,
-    tenant_id: Uuid,
-    subscription_id: Uuid,
-    request_id: Option<String>,
-    triggered_by: Option<String>,
-    worker: Option<String>,
-    url: String,
-    started_at: DateTime<Utc>,
-    duration_ms: i64,
-    status_code: Option<i32>,
-    outcome: String,
-    error_kind: Option<String>,
-    error_message: Option<String>,
-    response_excerpt: Option<String>,
-    next_attempt_at: Option<DateTime<Utc>>,
-    position: i64,
-}
-
-fn meta(event: &StoredEvent, key: &str) -> Option<String> {
-    event
-        .metadata
-        .get(key)
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-}
-
-fn ended(started_at: DateTime<Utc>, duration_ms: u64) -> DateTime<Utc> {
-    started_at + Duration::milliseconds(i64::try_from(duration_ms).unwrap_or(0))
-}
-
-fn parse(event: &StoredEvent) -> Result<(Uuid, DeliveryEvent), ProjectionError> {
-    let id =
-        Uuid::parse_str(&event.aggregate_id).map_err(|e| ProjectionError::bad_event(event, e))?;
-    let parsed = serde_json::from_value(event.payload.clone())
-        .map_err(|e| ProjectionError::bad_event(event, e))?;
-    Ok((id, parsed))
-}
-
-impl DeliveriesProjection {
     async fn load(
         &self,
         conn: &mut PgConnection,
         ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, ViewRow>, sqlx::Error> {
+    ) -> Result<HashMap<Uuid, Versioned>, sqlx::Error> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -120,28 +68,25 @@ impl DeliveriesProjection {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    r.try_get("id")?,
-                    ViewRow {
-                        id: r.try_get("id")?,
-                        tenant_id: r.try_get("tenant_id")?,
-                        subscription_id: r.try_get("subscription_id")?,
-                        event_id: r.try_get("event_id")?,
-                        event_type: r.try_get("event_type")?,
-                        status: r.try_get("status")?,
-                        attempts: r.try_get("attempts")?,
-                        next_attempt_at: r.try_get("next_attempt_at")?,
-                        url: r.try_get("url")?,
-                        request_id: r.try_get("request_id")?,
-                        last_status_code: r.try_get("last_status_code")?,
-                        last_error_kind: r.try_get("last_error_kind")?,
-                        last_error: r.try_get("last_error")?,
-                        created_at: r.try_get("created_at")?,
-                        updated_at: r.try_get("updated_at")?,
-                        delivered_at: r.try_get("delivered_at")?,
-                        version: r.try_get("version")?,
-                    },
-                ))
+                let record = DeliveryRecord {
+                    id: DeliveryId::from_uuid(r.try_get("id")?),
+                    tenant_id: TenantId::from_uuid(r.try_get("tenant_id")?),
+                    subscription_id: SubscriptionId::from_uuid(r.try_get("subscription_id")?),
+                    event_id: EventId::from_uuid(r.try_get("event_id")?),
+                    event_type: r.try_get("event_type")?,
+                    status: r.try_get("status")?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    url: r.try_get("url")?,
+                    request_id: r.try_get("request_id")?,
+                    last_status_code: r.try_get("last_status_code")?,
+                    last_error_kind: r.try_get("last_error_kind")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                    delivered_at: r.try_get("delivered_at")?,
+                };
+                Ok((*record.id.as_uuid(), (Some(record), r.try_get("version")?)))
             })
             .collect()
     }
@@ -149,49 +94,47 @@ impl DeliveriesProjection {
     async fn write_views(
         &self,
         conn: &mut PgConnection,
-        rows: Vec<ViewRow>,
+        rows: Vec<(DeliveryRecord, i64)>,
     ) -> Result<(), sqlx::Error> {
         if rows.is_empty() {
             return Ok(());
         }
         let n = rows.len();
-        let mut c = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for r in rows {
-            c.0.push(r.id);
-            c.1.push(r.tenant_id);
-            c.2.push(r.subscription_id);
-            c.3.push(r.event_id);
-            c.4.push(r.event_type);
-            c.5.push(r.status);
-            c.6.push(r.attempts);
-            c.7.push(r.next_attempt_at);
-            c.8.push(r.url);
-            c.9.push(r.request_id);
-            c.10.push(r.last_status_code);
-            c.11.push(r.last_error_kind);
-            c.12.push(r.last_error);
-            c.13.push(r.created_at);
-            c.14.push(r.updated_at);
-            c.15.push(r.delivered_at);
-            c.16.push(r.version);
+        let mut ids = Vec::with_capacity(n);
+        let mut tenants = Vec::with_capacity(n);
+        let mut subs = Vec::with_capacity(n);
+        let mut events = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
+        let mut statuses = Vec::with_capacity(n);
+        let mut attempts = Vec::with_capacity(n);
+        let mut next: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut urls = Vec::with_capacity(n);
+        let mut requests = Vec::with_capacity(n);
+        let mut codes = Vec::with_capacity(n);
+        let mut kinds = Vec::with_capacity(n);
+        let mut errors = Vec::with_capacity(n);
+        let mut created = Vec::with_capacity(n);
+        let mut updated = Vec::with_capacity(n);
+        let mut delivered: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut versions = Vec::with_capacity(n);
+        for (r, version) in rows {
+            ids.push(*r.id.as_uuid());
+            tenants.push(*r.tenant_id.as_uuid());
+            subs.push(*r.subscription_id.as_uuid());
+            events.push(*r.event_id.as_uuid());
+            types.push(r.event_type);
+            statuses.push(r.status);
+            attempts.push(r.attempts);
+            next.push(r.next_attempt_at);
+            urls.push(r.url);
+            requests.push(r.request_id);
+            codes.push(r.last_status_code);
+            kinds.push(r.last_error_kind);
+            errors.push(r.last_error);
+            created.push(r.created_at);
+            updated.push(r.updated_at);
+            delivered.push(r.delivered_at);
+            versions.push(version);
         }
         sqlx::query(&format!(
             "INSERT INTO {view} AS d (id, tenant_id, subscription_id, event_id, event_type, status, attempts,
@@ -208,8 +151,23 @@ impl DeliveriesProjection {
              WHERE d.version < EXCLUDED.version",
             view = self.view
         ))
-        .bind(c.0).bind(c.1).bind(c.2).bind(c.3).bind(c.4).bind(c.5).bind(c.6).bind(c.7).bind(c.8)
-        .bind(c.9).bind(c.10).bind(c.11).bind(c.12).bind(c.13).bind(c.14).bind(c.15).bind(c.16)
+        .bind(ids)
+        .bind(tenants)
+        .bind(subs)
+        .bind(events)
+        .bind(types)
+        .bind(statuses)
+        .bind(attempts)
+        .bind(next)
+        .bind(urls)
+        .bind(requests)
+        .bind(codes)
+        .bind(kinds)
+        .bind(errors)
+        .bind(created)
+        .bind(updated)
+        .bind(delivered)
+        .bind(versions)
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -224,45 +182,44 @@ impl DeliveriesProjection {
             return Ok(());
         }
         let n = rows.len();
-        let mut c = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for r in rows {
-            c.0.push(r.id);
-            c.1.push(r.delivery_id);
-            c.2.push(r.attempt);
-            c.3.push(r.tenant_id);
-            c.4.push(r.subscription_id);
-            c.5.push(r.request_id);
-            c.6.push(r.triggered_by);
-            c.7.push(r.worker);
-            c.8.push(r.url);
-            c.9.push(r.started_at);
-            c.10.push(r.duration_ms);
-            c.11.push(r.status_code);
-            c.12.push(r.outcome);
-            c.13.push(r.error_kind);
-            c.14.push(r.error_message);
-            c.15.push(r.response_excerpt);
-            c.16.push(r.next_attempt_at);
-            c.17.push(r.position);
+        let mut ids = Vec::with_capacity(n);
+        let mut deliveries = Vec::with_capacity(n);
+        let mut numbers = Vec::with_capacity(n);
+        let mut tenants = Vec::with_capacity(n);
+        let mut subs = Vec::with_capacity(n);
+        let mut requests = Vec::with_capacity(n);
+        let mut triggers = Vec::with_capacity(n);
+        let mut workers = Vec::with_capacity(n);
+        let mut urls = Vec::with_capacity(n);
+        let mut started = Vec::with_capacity(n);
+        let mut durations = Vec::with_capacity(n);
+        let mut codes = Vec::with_capacity(n);
+        let mut outcomes = Vec::with_capacity(n);
+        let mut kinds = Vec::with_capacity(n);
+        let mut messages = Vec::with_capacity(n);
+        let mut excerpts = Vec::with_capacity(n);
+        let mut next: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut positions = Vec::with_capacity(n);
+        for row in rows {
+            let a = row.record;
+            ids.push(a.id);
+            deliveries.push(*a.delivery_id.as_uuid());
+            numbers.push(a.attempt);
+            tenants.push(row.tenant_id);
+            subs.push(*a.subscription_id.as_uuid());
+            requests.push(a.request_id);
+            triggers.push(a.triggered_by);
+            workers.push(row.worker);
+            urls.push(a.url);
+            started.push(a.started_at);
+            durations.push(a.duration_ms);
+            codes.push(a.status_code);
+            outcomes.push(a.outcome);
+            kinds.push(a.error_kind);
+            messages.push(a.error_message);
+            excerpts.push(a.response_excerpt);
+            next.push(a.next_attempt_at);
+            positions.push(row.position);
         }
         sqlx::query(&format!(
             "INSERT INTO {attempts} (id, delivery_id, attempt, tenant_id, subscription_id, request_id, triggered_by,
@@ -274,8 +231,24 @@ impl DeliveriesProjection {
              ON CONFLICT DO NOTHING",
             attempts = self.attempts
         ))
-        .bind(c.0).bind(c.1).bind(c.2).bind(c.3).bind(c.4).bind(c.5).bind(c.6).bind(c.7).bind(c.8)
-        .bind(c.9).bind(c.10).bind(c.11).bind(c.12).bind(c.13).bind(c.14).bind(c.15).bind(c.16).bind(c.17)
+        .bind(ids)
+        .bind(deliveries)
+        .bind(numbers)
+        .bind(tenants)
+        .bind(subs)
+        .bind(requests)
+        .bind(triggers)
+        .bind(workers)
+        .bind(urls)
+        .bind(started)
+        .bind(durations)
+        .bind(codes)
+        .bind(outcomes)
+        .bind(kinds)
+        .bind(messages)
+        .bind(excerpts)
+        .bind(next)
+        .bind(positions)
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -301,183 +274,59 @@ impl Projection for DeliveriesProjection {
         conn: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let parsed: Vec<(Uuid, DeliveryEvent)> =
-            events.iter().map(parse).collect::<Result<_, _>>()?;
+        let mut parsed = Vec::with_capacity(events.len());
+        for stored in events {
+            let id = Uuid::parse_str(&stored.aggregate_id)
+                .map_err(|e| ProjectionError::bad_event(stored, e))?;
+            let event: DeliveryEvent = serde_json::from_value(stored.payload.clone())
+                .map_err(|e| ProjectionError::bad_event(stored, e))?;
+            parsed.push((stored, id, event));
+        }
         let to_load: Vec<Uuid> = parsed
             .iter()
-            .filter(|(_, e)| !matches!(e, DeliveryEvent::DeliveryEnqueued { .. }))
-            .map(|(id, _)| *id)
+            .filter(|(_, _, e)| !matches!(e, DeliveryEvent::DeliveryEnqueued { .. }))
+            .map(|(_, id, _)| *id)
             .collect();
         let mut rows = self.load(conn, &to_load).await?;
         let mut touched: Vec<Uuid> = Vec::new();
         let mut attempts = Vec::new();
-        for (stored, (id, event)) in events.iter().zip(parsed) {
-            if let DeliveryEvent::DeliveryEnqueued {
-                tenant_id,
-                subscription_id,
-                event_id,
-                event_type,
-                url,
-                enqueued_at,
-                next_attempt_at,
-                ..
-            } = event
-            {
-                rows.entry(id).or_insert_with(|| ViewRow {
-                    id,
-                    tenant_id: *tenant_id.as_uuid(),
-                    subscription_id: *subscription_id.as_uuid(),
-                    event_id: *event_id.as_uuid(),
-                    event_type: event_type.to_string(),
-                    status: "pending".into(),
-                    attempts: 0,
-                    next_attempt_at: Some(next_attempt_at),
-                    url,
-                    request_id: meta(stored, "request_id"),
-                    last_status_code: None,
-                    last_error_kind: None,
-                    last_error: None,
-                    created_at: enqueued_at,
-                    updated_at: enqueued_at,
-                    delivered_at: None,
-                    version: stored.sequence,
-                });
-                touched.push(id);
-                continue;
+        for (stored, id, event) in parsed {
+            let entry = rows.entry(id).or_insert((None, 0));
+            if stored.sequence <= entry.1 {
+                continue; // already applied
             }
-            let Some(row) = rows.get_mut(&id) else {
+            if entry.0.is_none() && !matches!(event, DeliveryEvent::DeliveryEnqueued { .. }) {
                 return Err(ProjectionError::bad_event(
                     stored,
                     "delivery event before its DeliveryEnqueued",
                 ));
-            };
-            if stored.sequence <= row.version {
-                continue;
             }
-            row.version = stored.sequence;
-            touched.push(id);
-            let (tenant_id, subscription_id) = (row.tenant_id, row.subscription_id);
-            let attempt_row = |attempt: u32,
-                               attempt_id: Uuid,
-                               url: &str,
-                               started_at: DateTime<Utc>,
-                               duration_ms: u64,
-                               status_code: Option<u16>,
-                               outcome: &str|
-             -> AttemptRow {
-                AttemptRow {
-                    id: attempt_id,
-                    delivery_id: id,
-                    attempt: i32::try_from(attempt).unwrap_or(i32::MAX),
-                    tenant_id,
-                    subscription_id,
-                    request_id: meta(stored, "request_id"),
-                    triggered_by: meta(stored, "triggered_by"),
-                    worker: meta(stored, "worker_id"),
-                    url: url.to_string(),
-                    started_at,
-                    duration_ms: i64::try_from(duration_ms).unwrap_or(i64::MAX),
-                    status_code: status_code.map(i32::from),
-                    outcome: outcome.to_string(),
-                    error_kind: None,
-                    error_message: None,
-                    response_excerpt: None,
-                    next_attempt_at: None,
+            if let Some(attempt) = fold::apply(&mut entry.0, stored, event) {
+                attempts.push(AttemptRow {
+                    tenant_id: entry
+                        .0
+                        .as_ref()
+                        .map(|r| *r.tenant_id.as_uuid())
+                        .unwrap_or_default(),
+                    worker: stored
+                        .metadata
+                        .get("worker_id")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
                     position: stored.position,
-                }
-            };
-            match event {
-                DeliveryEvent::DeliveryEnqueued { .. } => {}
-                DeliveryEvent::AttemptFailed {
-                    attempt,
-                    attempt_id,
-                    url,
-                    started_at,
-                    duration_ms,
-                    status_code,
-                    error_kind,
-                    error_message,
-                    response_excerpt,
-                    status,
-                    next_attempt_at,
-                    ..
-                } => {
-                    let mut a = attempt_row(
-                        attempt,
-                        attempt_id,
-                        &url,
-                        started_at,
-                        duration_ms,
-                        status_code,
-                        status.as_str(),
-                    );
-                    a.error_kind = Some(error_kind.as_str().to_string());
-                    a.error_message = Some(error_message.clone());
-                    a.response_excerpt = response_excerpt;
-                    a.next_attempt_at = next_attempt_at;
-                    attempts.push(a);
-                    row.status = status.as_str().to_string();
-                    row.attempts = i32::try_from(attempt).unwrap_or(i32::MAX);
-                    row.next_attempt_at = next_attempt_at;
-                    row.last_status_code = status_code.map(i32::from);
-                    row.last_error_kind = Some(error_kind.as_str().to_string());
-                    row.last_error = Some(error_message);
-                    row.updated_at = ended(started_at, duration_ms);
-                }
-                DeliveryEvent::DeliverySucceeded {
-                    attempt,
-                    attempt_id,
-                    url,
-                    started_at,
-                    duration_ms,
-                    status_code,
-                    response_excerpt,
-                } => {
-                    let mut a = attempt_row(
-                        attempt,
-                        attempt_id,
-                        &url,
-                        started_at,
-                        duration_ms,
-                        Some(status_code),
-                        "delivered",
-                    );
-                    a.response_excerpt = response_excerpt;
-                    attempts.push(a);
-                    row.status = "delivered".into();
-                    row.attempts = i32::try_from(attempt).unwrap_or(i32::MAX);
-                    row.next_attempt_at = None;
-                    row.last_status_code = Some(i32::from(status_code));
-                    row.last_error_kind = None;
-                    row.last_error = None;
-                    row.updated_at = ended(started_at, duration_ms);
-                    row.delivered_at = Some(row.updated_at);
-                }
-                DeliveryEvent::RetryRequested {
-                    requested_at,
-                    next_attempt_at,
-                    ..
-                } => {
-                    row.status = "pending".into();
-                    row.next_attempt_at = Some(next_attempt_at);
-                    row.updated_at = requested_at;
-                }
-                DeliveryEvent::DeliveryAbandoned {
-                    reason,
-                    abandoned_at,
-                } => {
-                    row.status = "abandoned".into();
-                    row.next_attempt_at = None;
-                    if row.last_error.is_none() || row.attempts == 0 {
-                        row.last_error = Some(reason);
-                    }
-                    row.updated_at = abandoned_at;
-                }
+                    record: attempt,
+                });
             }
+            entry.1 = stored.sequence;
+            touched.push(id);
         }
         touched.sort();
         touched.dedup();
-        let changed: Vec<ViewRow> = touched.iter().filter_map(|id| rows.remove(id)).collect();
+        let changed: Vec<(DeliveryRecord, i64)> = touched
+            .iter()
+            .filter_map(|id| rows.remove(id))
+            .filter_map(|(record, version)| record.map(|r| (r, version)))
+            .collect();
         self.write_views(conn, changed).await?;
         self.write_attempts(conn, attempts).await?;
         Ok(())

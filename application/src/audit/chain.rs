@@ -1,0 +1,185 @@
+//! The hash chain. Every event's metadata carries `chain`: the SHA-256 (hex)
+//! of the previous event's link (64 zeros for an aggregate's first event)
+//! and the event itself, per aggregate:
+//!
+//! ```text
+//! sha256("hookline-chain-v1\n" prev "\n" aggregate_type "\n" aggregate_id "\n"
+//!        sequence "\n" event_type "\n" event_version "\n"
+//!        canonical(payload) "\n" canonical(metadata without "chain"))
+//! ```
+//!
+//! `canonical` is compact JSON with object keys sorted by their UTF-8 bytes
+//! (`json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
+//! in Python gives the same text for the values Hookline stores).
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The link before an aggregate's first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The metadata key holding the link.
+pub const CHAIN_KEY: &str = "chain";
+const DOMAIN: &str = "hookline-chain-v1";
+
+/// Compact JSON with sorted keys, whatever order the map keeps.
+pub fn canonical(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// The metadata without its link.
+pub fn without_link(metadata: &Value) -> Value {
+    match metadata {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| k.as_str() != CHAIN_KEY)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// What one link covers.
+#[derive(Debug, Clone, Copy)]
+pub struct Linked<'a> {
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub sequence: i64,
+    pub event_type: &'a str,
+    pub event_version: &'a str,
+    pub payload: &'a Value,
+    /// With or without a `chain` key: it is ignored.
+    pub metadata: &'a Value,
+}
+
+/// The link of `event` after `previous`.
+pub fn link(previous: &str, event: Linked<'_>) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        DOMAIN,
+        previous,
+        event.aggregate_type,
+        event.aggregate_id,
+        &event.sequence.to_string(),
+        event.event_type,
+        event.event_version,
+        &canonical(event.payload),
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.update(canonical(&without_link(event.metadata)).as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Writes the link into `metadata` (an object).
+pub fn set_link(metadata: &mut Value, link: String) {
+    if let Value::Object(map) = metadata {
+        map.insert(CHAIN_KEY.to_string(), Value::String(link));
+    }
+}
+
+/// The link stored in an event's metadata.
+pub fn stored_link(metadata: &Value) -> Option<&str> {
+    metadata.get(CHAIN_KEY).and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_sorts_keys_at_every_depth_and_keeps_arrays() {
+        let v = json!({"b": 1, "a": {"z": [3, {"y": true, "x": null}], "é": "ü\n\"q\""}});
+        assert_eq!(
+            canonical(&v),
+            r#"{"a":{"z":[3,{"x":null,"y":true}],"é":"ü\n\"q\""},"b":1}"#
+        );
+    }
+
+    fn event(payload: &Value, metadata: &Value) -> Linked<'static> {
+        // Leak for the test's convenience.
+        let p: &'static Value = Box::leak(Box::new(payload.clone()));
+        let m: &'static Value = Box::leak(Box::new(metadata.clone()));
+        Linked {
+            aggregate_type: "Subscription",
+            aggregate_id: "s1",
+            sequence: 1,
+            event_type: "Subscribed",
+            event_version: "1.0",
+            payload: p,
+            metadata: m,
+        }
+    }
+
+    #[test]
+    fn links_depend_on_everything_but_the_link_itself() {
+        let payload = json!({"type": "Subscribed", "url": "https://x"});
+        let meta = json!({"request_id": "r1"});
+        let base = link(GENESIS, event(&payload, &meta));
+        assert_eq!(base.len(), 64);
+        let mut with_link = meta.clone();
+        set_link(&mut with_link, "ignored".into());
+        assert_eq!(link(GENESIS, event(&payload, &with_link)), base);
+        assert_ne!(link(&base, event(&payload, &meta)), base);
+        assert_ne!(
+            link(
+                GENESIS,
+                event(&json!({"type": "Subscribed", "url": "https://y"}), &meta)
+            ),
+            base
+        );
+        assert_ne!(
+            link(GENESIS, event(&payload, &json!({"request_id": "r2"}))),
+            base
+        );
+        let mut e = event(&payload, &meta);
+        e.sequence = 2;
+        assert_ne!(link(GENESIS, e), base);
+    }
+
+    #[test]
+    fn key_order_does_not_matter() {
+        let a: Value = serde_json::from_str(r#"{"x": 1, "y": {"b": 2, "a": 1}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"y": {"a": 1, "b": 2}, "x": 1}"#).unwrap();
+        assert_eq!(
+            link(GENESIS, event(&a, &json!({}))),
+            link(GENESIS, event(&b, &json!({})))
+        );
+    }
+}
