@@ -5,7 +5,10 @@
 use crate::routes;
 use crate::state::AppState;
 use anyhow::Context;
+use hookline_application::audit::AuditService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
+use hookline_infrastructure::postgres::audit::PgAuditLog;
+
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::TenantService;
 use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
@@ -193,9 +196,14 @@ impl Application {
                 idempotency_ttl: settings.idempotency_ttl,
             },
         ));
+        let delivery_read = Arc::new(PgDeliveryReadModel::new(pool.clone()));
+        let audit = Arc::new(AuditService::new(
+            Arc::new(PgAuditLog::new(pool.clone())),
+            delivery_read.clone(),
+        ));
         let deliveries = Arc::new(DeliveryService::new(
             delivery_store.clone(),
-            Arc::new(PgDeliveryReadModel::new(pool.clone())),
+            delivery_read,
             subscription_read,
             log.clone(),
             clock.clone(),
@@ -245,6 +253,7 @@ impl Application {
             subscriptions,
             publish,
             deliveries,
+            audit,
             tenants,
             admin_token: settings.admin_token.clone(),
             pool,

@@ -58,6 +58,25 @@ pub fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
     Ok((at, id))
 }
 
+/// Parses an RFC 3339 query parameter.
+///
+/// # Errors
+/// A validation error naming `field`.
+pub fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, AppError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    AppError::invalid(hookline_domain::ValidationError::new(
+                        field,
+                        "must be an RFC 3339 time such as 2026-01-31T12:00:00Z",
+                    ))
+                })
+        })
+        .transpose()
+}
+
 /// Turns `limit + 1` fetched rows into a page and its next cursor.
 pub fn paginate<R, T>(
     mut rows: Vec<R>,

@@ -8,6 +8,7 @@
 )]
 
 mod admin;
+mod audit;
 mod auth;
 mod crash;
 mod delivery;
@@ -20,4 +21,5 @@ mod projections;
 mod request_ids;
 mod secrets;
 mod subscriptions;
+mod support;
 mod validation;

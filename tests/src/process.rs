@@ -70,7 +70,10 @@ impl ServerProcess {
             .args(args)
             .envs(env)
             .env_remove("DATABASE_URL")
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                env.get("RUST_LOG").map_or("info", String::as_str),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -86,11 +89,17 @@ impl ServerProcess {
             let mut ready = Some(ready_tx);
             while let Ok(Some(line)) = lines.next_line().await {
                 if line.contains("Hookline is listening") {
-                    let addr = line
-                        .split("address=")
-                        .nth(1)
-                        .and_then(|rest| rest.split_whitespace().next())
-                        .and_then(|a| a.trim_matches('"').parse().ok());
+                    let addr = if line.starts_with('{') {
+                        serde_json::from_str::<serde_json::Value>(&line)
+                            .ok()
+                            .and_then(|v| v["address"].as_str().and_then(|a| a.parse().ok()))
+                    } else {
+                        line.split("address=")
+                            .nth(1)
+                            .and_then(|rest| rest.split_whitespace().next())
+                            .and_then(|a| a.trim_matches('"').parse().ok())
+                    };
+
                     if let Some(tx) = ready.take() {
                         let _ = tx.send(addr);
                     }

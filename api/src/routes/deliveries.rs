@@ -13,7 +13,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline_application::commands::Written;
 use hookline_application::deliveries::{
-    ListDeliveriesParams, PublishInput, Published, RecoverInput, SeedPublishInput,
+    GetDeliveryParams, ListDeliveriesParams, PublishInput, Published, RecoverInput,
+    SeedPublishInput,
 };
 use hookline_domain::{DeliveryId, SubscriptionId};
 use serde::Deserialize;
@@ -100,10 +101,11 @@ async fn read(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<GetDeliveryParams>,
 ) -> ApiResult<Response> {
     let detail = state
         .deliveries
-        .get(caller.tenant_id, delivery_id(&id)?)
+        .get(caller.tenant_id, delivery_id(&id)?, &params)
         .await?;
     Ok(Json(detail).into_response())
 }

@@ -1,6 +1,7 @@
 //! The router: health, admin, and the authenticated `/v1` API.
 
 pub mod admin;
+pub mod audit;
 pub mod deliveries;
 pub mod health;
 pub mod subscriptions;
@@ -25,6 +26,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let v1 = Router::new()
         .merge(subscriptions::router())
         .merge(deliveries::router())
+        .merge(audit::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,

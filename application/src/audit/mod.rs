@@ -2,4 +2,6 @@
 //! its verification.
 
 pub mod chain;
+mod service;
+pub use service::{AuditEvent, AuditPage, AuditParams, AuditService, RequestTrace};
 pub mod verify;

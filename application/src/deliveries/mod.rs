@@ -9,7 +9,9 @@ mod view;
 pub use publish::{
     PublishInput, PublishService, PublishSettings, Published, PublishedDelivery, SeedPublishInput,
 };
-pub use service::{DeliveryService, ListDeliveriesParams, RecoverInput, Recovered};
+pub use service::{
+    DeliveryService, GetDeliveryParams, ListDeliveriesParams, RecoverInput, Recovered,
+};
 pub use view::{AttemptView, DeliveryDetail, DeliveryView};
 
 use hookline_domain::delivery::DeliveryEvent;

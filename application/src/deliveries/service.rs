@@ -1,11 +1,13 @@
 //! Reading deliveries and attempts, manual retry and recovery.
 
+use super::fold;
 use super::view::{AttemptView, DeliveryDetail, DeliveryView};
 use crate::commands::{execute_with_retry, Written};
 use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::history::HistoryEntry;
-use crate::pagination::{decode_cursor, paginate, parse_limit, Page};
+use crate::pagination::{decode_cursor, paginate, parse_limit, parse_time, Page};
+use crate::ports::{AttemptRecord, DeliveryRecord};
 use crate::ports::{
     Clock, CommandStore, DeliveryListQuery, DeliveryReadModel, EventLog, LogPosition,
     ProjectionWaiter, SubscriptionReadModel,
@@ -13,8 +15,9 @@ use crate::ports::{
 use chrono::{DateTime, Utc};
 use cqrs_es::{Aggregate, AggregateError};
 use hookline_domain::delivery::{
-    Delivery, DeliveryCommand, DeliveryError, DeliveryStatus, RetryDelivery,
+    Delivery, DeliveryCommand, DeliveryError, DeliveryEvent, DeliveryStatus, RetryDelivery,
 };
+
 use hookline_domain::{DeliveryId, EventPattern, SubscriptionId, TenantId, ValidationError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -41,6 +44,15 @@ pub struct ListDeliveriesParams {
     pub cursor: Option<String>,
     #[serde(default)]
     pub limit: Option<u32>,
+}
+
+/// Query parameters of `GET /v1/deliveries/{id}`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GetDeliveryParams {
+    /// Read the delivery as it was at this time (RFC 3339).
+    #[serde(default)]
+    pub as_of: Option<String>,
 }
 
 /// Body of `POST /v1/subscriptions/{id}/recover`.
@@ -72,21 +84,6 @@ impl fmt::Debug for DeliveryService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeliveryService").finish_non_exhaustive()
     }
-}
-
-fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, AppError> {
-    value
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| {
-                    AppError::invalid(ValidationError::new(
-                        field,
-                        "must be an RFC 3339 time such as 2026-01-31T12:00:00Z",
-                    ))
-                })
-        })
-        .transpose()
 }
 
 fn map_error(id: DeliveryId, e: AggregateError<DeliveryError>) -> AppError {
@@ -177,17 +174,18 @@ impl DeliveryService {
         paginate(rows, limit, |r| (r.created_at, *r.id.as_uuid()), Ok)
     }
 
-    /// The delivery, its attempts and its body.
+    /// The delivery, its attempts and its body; with `as_of`, as they were
+    /// at that time (rebuilt from the events recorded until then).
     ///
     /// # Errors
-    /// 404 when the tenant has no such delivery.
-    pub async fn get(&self, tenant: TenantId, id: DeliveryId) -> Result<DeliveryDetail, AppError> {
-        let record = self
-            .read
-            .get(tenant, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("delivery", id))?;
-        let attempts = self.read.attempts(tenant, id).await?;
+    /// 404 when the tenant has no such delivery (at that time).
+    pub async fn get(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+        params: &GetDeliveryParams,
+    ) -> Result<DeliveryDetail, AppError> {
+        let as_of = parse_time("as_of", params.as_of.as_deref())?;
         let events = self
             .log
             .aggregate_history(Delivery::TYPE, &id.to_string())
@@ -198,11 +196,38 @@ impl DeliveryService {
             .and_then(|b| b.as_str())
             .and_then(|b| serde_json::from_str(b).ok())
             .unwrap_or(serde_json::Value::Null);
+        let (record, attempts) = match as_of {
+            Some(at) => Self::fold_until(&events, at)?,
+            None => {
+                let record = self.read.get(tenant, id).await?;
+                (record, self.read.attempts(tenant, id).await?)
+            }
+        };
+        let record = record
+            .filter(|r| r.tenant_id == tenant)
+            .ok_or_else(|| AppError::not_found("delivery", id))?;
         Ok(DeliveryDetail {
             delivery: record,
             payload,
             attempt_log: attempts,
         })
+    }
+
+    /// The delivery as its events recorded up to `at` describe it.
+    fn fold_until(
+        events: &[crate::ports::StoredEvent],
+        at: DateTime<Utc>,
+    ) -> Result<(Option<DeliveryRecord>, Vec<AttemptRecord>), AppError> {
+        let mut record = None;
+        let mut attempts = Vec::new();
+        for stored in events.iter().filter(|e| e.recorded_at <= at) {
+            let event: DeliveryEvent = serde_json::from_value(stored.payload.clone())
+                .map_err(|e| AppError::Internal(format!("delivery event unreadable: {e}")))?;
+            if let Some(a) = fold::apply(&mut record, stored, event) {
+                attempts.push(a);
+            }
+        }
+        Ok((record, attempts))
     }
 
     /// # Errors

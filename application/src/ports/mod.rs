@@ -206,3 +206,37 @@ pub trait TenantDirectory: Send + Sync {
 
 mod deliveries;
 pub use deliveries::*;
+
+/// What an audit page asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this tenant's events (`None`: every tenant, for operators).
+    pub tenant: Option<TenantId>,
+    /// Events after the event at this global position (0: from the start).
+    pub after: i64,
+    pub limit: u32,
+    pub aggregate_type: Option<String>,
+    pub event_type: Option<String>,
+}
+
+/// The log as auditors and support read it.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// The next events in commit order (never skipping one that commits
+    /// later with a lower position).
+    ///
+    /// # Errors
+    /// A validation error when `after` names no event; storage errors.
+    async fn page(&self, query: &AuditQuery) -> Result<Vec<StoredEvent>, AppError>;
+
+    /// Every event of `tenant` caused by `request_id` (as the request, or as
+    /// the manual retry that triggered an attempt), in commit order.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn by_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<Vec<StoredEvent>, AppError>;
+}

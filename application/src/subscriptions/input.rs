@@ -123,6 +123,10 @@ pub struct ListSubscriptionsParams {
 pub struct GetSubscriptionParams {
     #[serde(default)]
     pub include_inactive: Option<bool>,
+    /// Read the subscription as it was at this time (RFC 3339); deleted
+    /// ones are shown too.
+    #[serde(default)]
+    pub as_of: Option<String>,
 }
 
 /// Body of `POST /v1/subscriptions/{id}/disable` (optional).

@@ -12,7 +12,7 @@ use crate::commands::{execute_with_retry, Written};
 use crate::context::CommandContext;
 use crate::error::{AppError, Validator};
 use crate::history::HistoryEntry;
-use crate::pagination::{decode_cursor, paginate, parse_limit, Page};
+use crate::pagination::{decode_cursor, paginate, parse_limit, parse_time, Page};
 use crate::ports::{
     Clock, CommandStore, EventLog, LogPosition, ProjectionWaiter, SecretCipher,
     SubscriptionListQuery, SubscriptionReadModel,
@@ -20,8 +20,8 @@ use crate::ports::{
 use hookline_domain::sealed::GENERATED_SECRET_BYTES;
 use hookline_domain::subscription::{
     CustomHeaders, Description, DisableSubscription, EnableSubscription, RotateSecret, Subscribe,
-    Subscription, SubscriptionCommand, SubscriptionState, SubscriptionStatus, Unsubscribe,
-    UpdateSubscription,
+    Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionState, SubscriptionStatus,
+    Unsubscribe, UpdateSubscription,
 };
 use hookline_domain::{
     AllowList, EventFilter, EventPattern, Sealed, SignatureScheme, SigningSecret, SubscriptionId,
@@ -299,6 +299,9 @@ impl SubscriptionService {
         id: SubscriptionId,
         params: &GetSubscriptionParams,
     ) -> Result<SubscriptionView, AppError> {
+        if let Some(at) = parse_time("as_of", params.as_of.as_deref())? {
+            return self.get_as_of(tenant, id, at).await;
+        }
         let record = self
             .read
             .get(tenant, id)
@@ -310,6 +313,30 @@ impl SubscriptionService {
             return Err(AppError::not_found("subscription", id));
         }
         SubscriptionView::render(&record.state, self.cipher.as_ref(), self.clock.now())
+    }
+
+    /// The subscription as the events recorded up to `at` describe it.
+    async fn get_as_of(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<SubscriptionView, AppError> {
+        let events = self
+            .log
+            .aggregate_history(<Subscription as cqrs_es::Aggregate>::TYPE, &id.to_string())
+            .await?;
+        let mut aggregate = Subscription::default();
+        for stored in events.into_iter().filter(|e| e.recorded_at <= at) {
+            let event: SubscriptionEvent = serde_json::from_value(stored.payload)
+                .map_err(|e| AppError::Internal(format!("subscription event unreadable: {e}")))?;
+            aggregate.apply_event(event);
+        }
+        let state = aggregate
+            .state()
+            .filter(|s| s.tenant_id == tenant)
+            .ok_or_else(|| AppError::not_found("subscription", id))?;
+        SubscriptionView::render(state, self.cipher.as_ref(), at)
     }
 
     /// Newest first, keyset-paginated.

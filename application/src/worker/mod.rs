@@ -211,7 +211,26 @@ impl Worker {
         let request = request_for(&due, &prepared, &self.settings.user_agent, now);
         let url = request.url.clone();
         let result = self.sender.send(request).await;
-        tracing::debug!(?result.outcome, duration_ms = result.duration_ms, "attempt finished");
+        match &result.outcome {
+            crate::ports::SendOutcome::Response { status, .. } if (200..300).contains(status) => {
+                tracing::debug!(
+                    status,
+                    duration_ms = result.duration_ms,
+                    "attempt delivered"
+                );
+            }
+            crate::ports::SendOutcome::Response { status, .. } => {
+                tracing::info!(
+                    status,
+                    duration_ms = result.duration_ms,
+                    "attempt failed: the receiver answered {status}"
+                );
+            }
+            crate::ports::SendOutcome::Failed { kind, message } => {
+                tracing::info!(error_kind = %kind, duration_ms = result.duration_ms, "attempt failed: {message}");
+            }
+        }
+
         Some(Outcome::Attempted {
             due,
             attempt_id: Uuid::now_v7(),

@@ -94,7 +94,6 @@ async fn previous_links(
 }
 
 /// One multi-row INSERT; returns the position of the last row.
-
 async fn insert_all(
     conn: &mut PgConnection,
     events: &[NewEvent],

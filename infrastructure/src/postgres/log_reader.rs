@@ -106,7 +106,7 @@ impl PgEventLog {
     }
 }
 
-pub(crate) fn unavailable(e: sqlx::Error) -> AppError {
+pub fn unavailable(e: sqlx::Error) -> AppError {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             AppError::Unavailable(format!("database: {e}"))

@@ -3,6 +3,7 @@
 //! with their checkpoints, and the read-model and tenant adapters.
 
 pub mod appender;
+pub mod audit;
 pub mod chained;
 pub mod checkpoints;
 pub mod deliveries;
@@ -12,6 +13,7 @@ pub mod local;
 pub mod log_reader;
 pub mod pool;
 pub mod projections;
+pub mod replay;
 pub mod tenants;
 pub mod wakeup;
 

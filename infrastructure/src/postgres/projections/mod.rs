@@ -90,7 +90,8 @@ impl fmt::Debug for ProjectionRunner {
     }
 }
 
-fn lock_key(name: &str) -> i64 {
+/// The advisory lock a projection holds while it applies a batch.
+pub fn lock_key(name: &str) -> i64 {
     let digest = Sha256::digest(format!("hookline-projection:{name}").as_bytes());
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);

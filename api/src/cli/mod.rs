@@ -1,0 +1,334 @@
+//! The `hookline` command line.
+//!
+//! ```text
+//! hookline serve   [--listen ADDR] [--role api|worker|all]   [DB]
+//! hookline migrate                                           [DB]
+//! hookline tenants create NAME [--json]                      [DB]
+//! hookline audit export [--tenant ID] [--after POS] [--output FILE] [DB]
+//! hookline audit verify [--tenant ID] [--heads FILE]         [DB]
+//! hookline audit heads  [--tenant ID] [--output FILE]        [DB]
+//! hookline replay [--projection NAME|all] [--check]          [DB]
+//! hookline deliveries show ID                                [DB]
+//! ```
+//! `[DB]` is `--data-dir DIR` and/or `--database-url URL`. Without a
+//! database URL (flag, `DATABASE_URL` or `HOOKLINE_DATABASE_URL`) every
+//! command uses the embedded Postgres under the data directory.
+
+mod audit;
+mod deliveries;
+mod replay;
+
+use crate::startup::{Application, OpenDatabase};
+use clap::{Args, Parser, Subcommand};
+use hookline_application::tenants::TenantService;
+use hookline_domain::{DeliveryId, TenantId};
+use hookline_infrastructure::clock::SystemClock;
+use hookline_infrastructure::config::{CliOverrides, LogFormat, Settings};
+use hookline_infrastructure::postgres::tenants::PgTenantDirectory;
+use hookline_infrastructure::telemetry;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hookline",
+    version,
+    about = "Hookline: an event-sourced webhook platform"
+)]
+struct Cli {
+    /// Configuration file (TOML); keys are the HOOKLINE_* names in lowercase
+    /// without the prefix.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+struct DbArgs {
+    /// Data directory (embedded Postgres, secret key file). Default: ./.hookline
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Use this Postgres server instead of the embedded one.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API, projections and delivery workers.
+    Serve {
+        /// Address to listen on. Default: 127.0.0.1:8080
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Which parts to run: api, worker or all.
+        #[arg(long, value_name = "ROLE")]
+        role: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Manage tenants.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Export, verify and anchor the event log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Rebuild read models from the event log (or check them against it).
+    Replay {
+        /// subscriptions, deliveries, delivery_queue, or all.
+        #[arg(long, default_value = "all", value_name = "NAME")]
+        projection: String,
+        /// Rebuild aside and report differences from the live tables,
+        /// changing nothing (exit code 3 when they differ).
+        #[arg(long)]
+        check: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Inspect deliveries.
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantsCommand {
+    /// Create a tenant and print its id and API key (shown once).
+    Create {
+        /// The tenant's name.
+        name: String,
+        /// Print exactly {"tenant_id": "...", "api_key": "..."}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Write the log as JSON Lines in commit order.
+    Export {
+        /// Only this tenant's events.
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
+        /// Start after the event at this position.
+        #[arg(long, value_name = "POS", default_value_t = 0)]
+        after: i64,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Recompute every hash chain and check sequences (exit code 2 on tampering).
+    Verify {
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
+        /// Also check chain heads recorded earlier by `audit heads`.
+        #[arg(long, value_name = "FILE")]
+        heads: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print every aggregate's chain head and a digest, to anchor elsewhere.
+    Heads {
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeliveriesCommand {
+    /// Print a readable timeline of one delivery.
+    Show {
+        /// The delivery id.
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn overrides(config: Option<PathBuf>, db: &DbArgs) -> CliOverrides {
+    CliOverrides {
+        config_file: config,
+        data_dir: db.data_dir.clone(),
+        database_url: db.database_url.clone(),
+        ..CliOverrides::default()
+    }
+}
+
+/// Exit code for tampering found by `audit verify`.
+pub const EXIT_TAMPERED: u8 = 2;
+/// Exit code for read models that differ from the log (`replay --check`).
+pub const EXIT_DIFFERENT: u8 = 3;
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Settings and an open database for a one-shot command.
+async fn open(config: Option<PathBuf>, db: &DbArgs) -> anyhow::Result<(Settings, OpenDatabase)> {
+    let settings = Settings::from_env(&overrides(config, db))?;
+    quiet_logs(settings.log_format);
+    let database = OpenDatabase::open(&settings).await?;
+    Ok((settings, database))
+}
+
+fn tenant_arg(tenant: Option<String>) -> anyhow::Result<Option<TenantId>> {
+    tenant
+        .map(|t| TenantId::parse(&t).map_err(|e| anyhow::anyhow!("--tenant: {}", e.reason)))
+        .transpose()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { listen, role, db } => {
+            let mut o = overrides(cli.config, &db);
+            o.listen = listen;
+            o.role = role;
+            let settings = Settings::from_env(&o)?;
+            telemetry::init(settings.log_format);
+            let app = Application::build(settings).await?;
+            app.run(shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { db } => {
+            let (_, database) = open(cli.config, &db).await?;
+            database.close(false).await;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenants {
+            command: TenantsCommand::Create { name, json, db },
+        } => {
+            let (_, database) = open(cli.config, &db).await?;
+            let service = TenantService::new(
+                Arc::new(PgTenantDirectory::new(database.db.pool.clone())),
+                Arc::new(SystemClock),
+            );
+            let result = service.create(&name).await;
+            database.close(false).await;
+            let tenant = result?;
+            if json {
+                println!(
+                    "{{\"tenant_id\": \"{}\", \"api_key\": \"{}\"}}",
+                    tenant.tenant_id, tenant.api_key
+                );
+            } else {
+                println!("Created tenant '{}'.", name.trim());
+                println!("  tenant_id: {}", tenant.tenant_id);
+                println!("  api_key:   {}", tenant.api_key);
+                println!("The API key is shown only this once; store it now.");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command } => match command {
+            AuditCommand::Export {
+                tenant,
+                after,
+                output,
+                db,
+            } => {
+                let tenant = tenant_arg(tenant)?;
+                let (_, database) = open(cli.config, &db).await?;
+                let result = audit::export(&database, tenant, after, output.as_deref()).await;
+                database.close(false).await;
+                result
+            }
+            AuditCommand::Verify { tenant, heads, db } => {
+                let tenant = tenant_arg(tenant)?;
+                let (_, database) = open(cli.config, &db).await?;
+                let result = audit::verify(&database, tenant, heads.as_deref(), None).await;
+                database.close(false).await;
+                result
+            }
+            AuditCommand::Heads { tenant, output, db } => {
+                let tenant = tenant_arg(tenant)?;
+                let (_, database) = open(cli.config, &db).await?;
+                let result = audit::verify(&database, tenant, None, Some(output.as_deref())).await;
+                database.close(false).await;
+                result
+            }
+        },
+        Command::Replay {
+            projection,
+            check,
+            db,
+        } => {
+            let (settings, database) = open(cli.config, &db).await?;
+            let result = replay::run(&database, &settings, &projection, check).await;
+            database.close(false).await;
+            result
+        }
+        Command::Deliveries {
+            command: DeliveriesCommand::Show { id, db },
+        } => {
+            let id = DeliveryId::parse(&id).map_err(|e| anyhow::anyhow!("{}", e.reason))?;
+            let (_, database) = open(cli.config, &db).await?;
+            let result = deliveries::show(&database, id).await;
+            database.close(false).await;
+            result
+        }
+    }
+}
+
+/// One-shot commands log warnings and errors only, unless RUST_LOG says
+/// otherwise.
+fn quiet_logs(format: LogFormat) {
+    telemetry::init_with_default(format, "warn");
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

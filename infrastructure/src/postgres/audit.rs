@@ -1,0 +1,157 @@
+//! The log for auditors: pages in commit order (the audit API), and the
+//! streams behind `hookline audit export|verify|heads`.
+
+use super::checkpoints::parse_xid8;
+use super::log_reader::{decode, unavailable};
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use hookline_application::ports::{AuditLog, AuditQuery, LogPosition, StoredEvent};
+use hookline_application::AppError;
+use hookline_domain::{TenantId, ValidationError};
+use sqlx::{PgConnection, PgPool, Row};
+
+const COLUMNS: &str =
+    "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
+                       event_type, event_version, payload, metadata, recorded_at";
+
+/// The next `limit` events after `after` in commit order, below the
+/// horizon (see `log_reader`), optionally for one tenant, aggregate type or
+/// event type.
+///
+/// # Errors
+/// Database errors.
+pub async fn commit_order_page(
+    conn: &mut PgConnection,
+    tenant: Option<TenantId>,
+    after: LogPosition,
+    limit: i64,
+    aggregate_type: Option<&str>,
+    event_type: Option<&str>,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events
+          WHERE (tx_id, global_position) > ($1::text::xid8, $2)
+            AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+            AND ($3::text IS NULL OR metadata->>'tenant_id' = $3)
+            AND ($4::text IS NULL OR aggregate_type = $4)
+            AND ($5::text IS NULL OR event_type = $5)
+          ORDER BY tx_id, global_position
+          LIMIT $6"
+    ))
+    .bind(after.tx_id.to_string())
+    .bind(after.position)
+    .bind(tenant.map(|t| t.to_string()))
+    .bind(aggregate_type)
+    .bind(event_type)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Every event (or one tenant's) ordered by aggregate and sequence, as a
+/// stream, for chain verification.
+pub fn by_aggregate<'c>(
+    conn: &'c mut PgConnection,
+    tenant: Option<TenantId>,
+) -> BoxStream<'c, Result<StoredEvent, sqlx::Error>> {
+    sqlx::query(
+        "SELECT global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence,
+                event_type, event_version, payload, metadata, recorded_at
+           FROM events
+          WHERE ($1::text IS NULL OR metadata->>'tenant_id' = $1)
+          ORDER BY aggregate_type, aggregate_id, sequence",
+    )
+    .bind(tenant.map(|t| t.to_string()))
+    .fetch(conn)
+    .map(|row| row.and_then(|r| decode(&r)))
+    .boxed()
+}
+
+/// Where the event at `position` stands in commit order.
+///
+/// # Errors
+/// Database errors; `Ok(None)` when there is no such event.
+pub async fn position_of(
+    conn: &mut PgConnection,
+    position: i64,
+) -> Result<Option<LogPosition>, sqlx::Error> {
+    if position <= 0 {
+        return Ok(Some(LogPosition::default()));
+    }
+    let row = sqlx::query("SELECT tx_id::text AS tx FROM events WHERE global_position = $1")
+        .bind(position)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| {
+        Ok(LogPosition {
+            tx_id: parse_xid8(&r.try_get::<String, _>("tx")?)?,
+            position,
+        })
+    })
+    .transpose()
+}
+
+#[derive(Debug, Clone)]
+pub struct PgAuditLog {
+    pool: PgPool,
+}
+
+impl PgAuditLog {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl AuditLog for PgAuditLog {
+    async fn page(&self, q: &AuditQuery) -> Result<Vec<StoredEvent>, AppError> {
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let after = position_of(&mut conn, q.after)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                AppError::invalid(ValidationError::new(
+                    "after",
+                    format!(
+                        "no event has position {}; pass a position returned as next_after",
+                        q.after
+                    ),
+                ))
+            })?;
+        commit_order_page(
+            &mut conn,
+            q.tenant,
+            after,
+            i64::from(q.limit),
+            q.aggregate_type.as_deref(),
+            q.event_type.as_deref(),
+        )
+        .await
+        .map_err(unavailable)
+    }
+
+    async fn by_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<Vec<StoredEvent>, AppError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events
+              WHERE (metadata->>'request_id' = $2 OR metadata->>'triggered_by' = $2)
+                AND metadata->>'tenant_id' = $1
+              ORDER BY tx_id, global_position
+              LIMIT 10000"
+        ))
+        .bind(tenant.to_string())
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(decode)
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)
+    }
+}

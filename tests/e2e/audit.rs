@@ -1,0 +1,695 @@
+//! Auditors' workflow: the audit log API, export, tamper evidence, anchored
+//! heads, rebuilds and point-in-time reads.
+
+use hookline_tests::process::run_cli;
+use hookline_tests::receiver::{Reply, TestReceiver};
+use hookline_tests::webhooks::{publish, wait_status};
+use hookline_tests::{cluster, eventually, expect_json, TestApp};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn no_env() -> HashMap<String, String> {
+    HashMap::new()
+}
+
+async fn all_audit_pages(app: &TestApp, t: &hookline_tests::Tenant, limit: u32) -> Vec<Value> {
+    let mut after = 0;
+    let mut out = Vec::new();
+    loop {
+        let page = expect_json(
+            app.get(t, &format!("/v1/audit/events?after={after}&limit={limit}"))
+                .await,
+            200,
+        )
+        .await;
+        let data = page["data"].as_array().unwrap().clone();
+        assert!(data.len() <= limit as usize);
+        let next = page["next_after"].as_i64().unwrap();
+        if data.is_empty() {
+            assert_eq!(next, after, "an empty page keeps the cursor");
+            return out;
+        }
+        assert_eq!(next, data.last().unwrap()["position"].as_i64().unwrap());
+        after = next;
+        out.extend(data);
+    }
+}
+
+/// Inserts a raw event for `tenant` in the caller's transaction.
+async fn raw_event(conn: &mut sqlx::PgConnection, tenant: &str, id: &str) {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('Probe', $1, 1, 'Probed', '1.0', '{}', json_build_object('tenant_id', $2::text))",
+    )
+    .bind(id)
+    .bind(tenant)
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_audit_log_pages_in_commit_order_within_the_tenant() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let other = app.tenant("other").await;
+    let rx = TestReceiver::start().await;
+    let s = app
+        .subscribe(&t, json!({"url": rx.url("/a"), "events": ["a.*"]}))
+        .await;
+    app.subscribe(&other, json!({"url": rx.url("/o"), "events": ["a.*"]}))
+        .await;
+    for i in 0..3 {
+        publish(&app, &t, "a.b", json!({"i": i})).await;
+        publish(&app, &other, "a.b", json!({"i": i})).await;
+    }
+    rx.wait_for(6, WAIT).await;
+    expect_json(
+        app.patch(
+            &t,
+            &format!("/v1/subscriptions/{}", s["id"].as_str().unwrap()),
+            json!({"description": "x"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+
+    let events = eventually("all of the tenant's events are visible", WAIT, || async {
+        let e = all_audit_pages(&app, &t, 2).await;
+        (e.len() == 8).then_some(e)
+    })
+    .await;
+    // Subscribed, 3 × (DeliveryEnqueued, DeliverySucceeded), SubscriptionUpdated.
+    let mut positions: Vec<i64> = events
+        .iter()
+        .map(|e| e["position"].as_i64().unwrap())
+        .collect();
+    let unique = positions.len();
+    positions.dedup();
+    assert_eq!(positions.len(), unique, "each event exactly once");
+    for e in &events {
+        assert_eq!(e["metadata"]["tenant_id"], t.id.as_str());
+        for key in [
+            "aggregate_type",
+            "aggregate_id",
+            "sequence",
+            "event_type",
+            "event_version",
+            "payload",
+            "recorded_at",
+        ] {
+            assert!(!e[key].is_null(), "{key} in {e}");
+        }
+        assert_eq!(e["metadata"]["chain"].as_str().unwrap().len(), 64);
+    }
+    // Secrets stay sealed in the audit log.
+    let subscribed = events
+        .iter()
+        .find(|e| e["event_type"] == "Subscribed")
+        .unwrap();
+    assert_eq!(subscribed["payload"]["secret"]["alg"], "xchacha20poly1305");
+    assert!(!subscribed
+        .to_string()
+        .contains(&s["secret"].as_str().unwrap()[6..]));
+
+    let only = expect_json(
+        app.get(&t, "/v1/audit/events?aggregate_type=Subscription")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(only["data"].as_array().unwrap().len(), 2);
+    let succeeded = expect_json(
+        app.get(&t, "/v1/audit/events?event_type=DeliverySucceeded")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(succeeded["data"].as_array().unwrap().len(), 3);
+    for bad in [
+        "after=-1",
+        "after=999999",
+        "limit=0",
+        "limit=1001",
+        "event_type=x;drop",
+        "colour=1",
+    ] {
+        expect_json(app.get(&t, &format!("/v1/audit/events?{bad}")).await, 400).await;
+    }
+
+    // A slow transaction with a lower position is not skipped by paging.
+    let last = events.last().unwrap()["position"].as_i64().unwrap();
+    let mut slow = app.db.pool.acquire().await.unwrap();
+    let mut fast = app.db.pool.acquire().await.unwrap();
+    let mut slow_tx = sqlx::Acquire::begin(&mut *slow).await.unwrap();
+    raw_event(&mut slow_tx, &t.id, "slow").await;
+    raw_event(&mut fast, &t.id, "fast").await;
+    let page = expect_json(
+        app.get(&t, &format!("/v1/audit/events?after={last}")).await,
+        200,
+    )
+    .await;
+    assert!(
+        page["data"].as_array().unwrap().is_empty(),
+        "must wait for the slow transaction: {page}"
+    );
+    assert_eq!(page["next_after"], last);
+    slow_tx.commit().await.unwrap();
+    let ids = eventually("both visible", WAIT, || async {
+        let page = expect_json(
+            app.get(&t, &format!("/v1/audit/events?after={last}")).await,
+            200,
+        )
+        .await;
+        let ids: Vec<String> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["aggregate_id"].as_str().unwrap().to_string())
+            .collect();
+        (ids.len() == 2).then_some(ids)
+    })
+    .await;
+    assert_eq!(ids, vec!["slow", "fast"]);
+    // The other tenant sees none of it.
+    let theirs = all_audit_pages(&app, &other, 100).await;
+    assert!(theirs
+        .iter()
+        .all(|e| e["metadata"]["tenant_id"] == other.id.as_str()));
+    assert!(!theirs.iter().any(|e| e["aggregate_id"] == "slow"));
+}
+
+#[tokio::test]
+async fn export_writes_json_lines_and_fails_loudly_when_the_connection_drops() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    app.subscribe(&t, json!({"url": rx.url("/a"), "events": ["a.*"]}))
+        .await;
+    for i in 0..3 {
+        publish(&app, &t, "a.b", json!({"i": i})).await;
+    }
+    rx.wait_for(3, WAIT).await;
+    let expected = eventually("events visible", WAIT, || async {
+        let e = all_audit_pages(&app, &t, 100).await;
+        (e.len() == 7).then_some(e)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let out = run_cli(
+        &[
+            "audit",
+            "export",
+            "--tenant",
+            &t.id,
+            "--output",
+            file.to_str().unwrap(),
+            "--database-url",
+            &app.db.url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("exported 7 events"), "{}", out.stderr);
+    let lines: Vec<Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, expected);
+    // --after and stdout.
+    let after = expected[3]["position"].as_i64().unwrap().to_string();
+    let out = run_cli(
+        &[
+            "audit",
+            "export",
+            "--tenant",
+            &t.id,
+            "--after",
+            &after,
+            "--database-url",
+            &app.db.url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let tail: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(tail, expected[4..].to_vec());
+    let bad = run_cli(
+        &[
+            "audit",
+            "export",
+            "--tenant",
+            "nope",
+            "--database-url",
+            &app.db.url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(bad.code, Some(1));
+
+    // A long export whose connection is cut: non-zero, a message, no file.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'Bulk', g::text, 1, 'Filled', '1.0', json_build_object('n', g, 'pad', repeat('x', 200)), '{}'
+           FROM generate_series(1, 300000) g",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let big = dir.path().join("big.jsonl");
+    let partial = dir.path().join("big.jsonl.partial");
+    let child = tokio::process::Command::new(hookline_tests::process::binary())
+        .args([
+            "audit",
+            "export",
+            "--output",
+            big.to_str().unwrap(),
+            "--database-url",
+            &app.db.url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the export is under way", WAIT, || async {
+        let size = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        (size > 0).then_some(())
+    })
+    .await;
+    let admin = sqlx::PgPool::connect_with(cluster().options("postgres"))
+        .await
+        .unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hookline-audit-export' AND datname = $1",
+    )
+    .bind(&app.db.name)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, vec![true], "the export was still running");
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("incomplete"), "{stderr}");
+    assert!(
+        !big.exists() && !partial.exists(),
+        "no truncated file is left"
+    );
+}
+
+/// A stopped server's database, copied once per tampering.
+async fn copies(app: TestApp, n: usize) -> Vec<String> {
+    let mut app = app;
+    app.stop().await;
+    app.db.pool.close().await;
+    let admin = sqlx::PgPool::connect_with(cluster().options("postgres"))
+        .await
+        .unwrap();
+    let mut urls = Vec::new();
+    for i in 0..n {
+        let name = format!("{}_copy{i}", app.db.name);
+        sqlx::query(&format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE \"{}\"",
+            app.db.name
+        ))
+        .execute(&admin)
+        .await
+        .unwrap();
+        urls.push(name);
+    }
+    urls
+}
+
+async fn tamper(db: &str, sql: &str) {
+    let pool = sqlx::PgPool::connect_with(cluster().options(db))
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    // An attacker with database rights switches the append-only guard off.
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_immutable")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap();
+    drop(conn);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn verify_detects_altered_deleted_and_reordered_events() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.script(vec![Reply::status(500)]);
+    let s = app
+        .subscribe(&t, json!({"url": rx.url("/a"), "events": ["a.*"]}))
+        .await;
+    let sub_id = s["id"].as_str().unwrap().to_string();
+    expect_json(
+        app.patch(
+            &t,
+            &format!("/v1/subscriptions/{sub_id}"),
+            json!({"description": "one"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    expect_json(
+        app.patch(
+            &t,
+            &format!("/v1/subscriptions/{sub_id}"),
+            json!({"description": "two"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let d = publish(&app, &t, "a.b", json!({"x": 1})).await["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _ = wait_status(&app, &t, &d, "pending", WAIT).await;
+    let url = app.db.url.clone();
+    let ok = run_cli(&["audit", "verify", "--database-url", &url], &no_env()).await;
+    assert_eq!(ok.code, Some(0), "{}{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains("every chain is intact"));
+    let dir = tempfile::tempdir().unwrap();
+    let heads = dir.path().join("heads.jsonl");
+    let out = run_cli(
+        &[
+            "audit",
+            "heads",
+            "--output",
+            heads.to_str().unwrap(),
+            "--database-url",
+            &url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = std::fs::read_to_string(&heads).unwrap();
+    assert!(text.lines().last().unwrap().contains("digest"));
+
+    let dbs = copies(app, 5).await;
+    let url_of = |db: &str| cluster().url(db);
+    let cases = [
+        (&dbs[0], format!("UPDATE events SET payload = json_build_object('type', 'SubscriptionUpdated', 'description', 'forged', 'updated_at', payload->>'updated_at') WHERE aggregate_id = '{sub_id}' AND sequence = 2"), 2),
+        (&dbs[1], format!("DELETE FROM events WHERE aggregate_id = '{sub_id}' AND sequence = 2"), 3),
+        (&dbs[2], format!("UPDATE events SET sequence = sequence + 1000 WHERE aggregate_id = '{sub_id}' AND sequence IN (2, 3);
+                 UPDATE events SET sequence = CASE sequence WHEN 1002 THEN 3 ELSE 2 END WHERE aggregate_id = '{sub_id}' AND sequence IN (1002, 1003)"), 2),
+        (&dbs[3], format!("UPDATE events SET metadata = json_build_object('request_id', 'forged', 'tenant_id', metadata->>'tenant_id', 'actor', metadata->>'actor', 'occurred_at', metadata->>'occurred_at', 'chain', metadata->>'chain') WHERE aggregate_id = '{d}' AND sequence = 1"), 1),
+    ];
+    for (db, sql, sequence) in &cases {
+        tamper(db, sql).await;
+        let out = run_cli(
+            &["audit", "verify", "--database-url", &url_of(db)],
+            &no_env(),
+        )
+        .await;
+        assert_eq!(
+            out.code,
+            Some(2),
+            "not detected: {sql}\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(out.stderr.contains("TAMPERING DETECTED"), "{}", out.stderr);
+        let broken: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        assert_eq!(broken["sequence"], *sequence, "{sql}: {broken}");
+        assert!(broken["position"].as_i64().unwrap() > 0);
+        assert!(broken["aggregate_id"].is_string());
+    }
+    // Removing an aggregate's newest event leaves a shorter, valid chain:
+    // only heads anchored earlier reveal it.
+    tamper(
+        &dbs[4],
+        &format!("DELETE FROM events WHERE aggregate_id = '{sub_id}' AND sequence = 3"),
+    )
+    .await;
+    let plain = run_cli(
+        &["audit", "verify", "--database-url", &url_of(&dbs[4])],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(plain.code, Some(0));
+    let anchored = run_cli(
+        &[
+            "audit",
+            "verify",
+            "--heads",
+            heads.to_str().unwrap(),
+            "--database-url",
+            &url_of(&dbs[4]),
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(
+        anchored.code,
+        Some(2),
+        "{}{}",
+        anchored.stdout,
+        anchored.stderr
+    );
+    assert!(anchored.stderr.contains("no longer in the log"));
+}
+
+/// What clients see of the read models.
+async fn answers(app: &TestApp, t: &hookline_tests::Tenant, ids: &[String]) -> Vec<Value> {
+    let mut paths = vec![
+        "/v1/subscriptions?include_inactive=true".to_string(),
+        "/v1/deliveries".to_string(),
+    ];
+    paths.extend(ids.iter().map(|id| format!("/v1/deliveries/{id}/attempts")));
+    let mut out = Vec::new();
+    for path in paths {
+        let res = app.get(t, &path).await;
+        let status = res.status().as_u16();
+        let mut body: Value = res.json().await.unwrap();
+        if status >= 400 {
+            body["request_id"] = Value::Null;
+        }
+        out.push(json!({"path": path, "status": status, "body": body}));
+    }
+    out
+}
+
+#[tokio::test]
+async fn replay_rebuilds_read_models_while_serving_and_check_reports_differences() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_RETRY_SCHEDULE".into(), "1".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.script(vec![Reply::status(500), Reply::status(400)]);
+    let s = app
+        .subscribe(
+            &t,
+            json!({"url": rx.url("/a"), "events": ["a.*"], "description": "replayed"}),
+        )
+        .await;
+    app.subscribe(&t, json!({"url": rx.url("/b"), "events": ["b.*"]}))
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            publish(&app, &t, "a.b", json!({"i": i})).await["deliveries"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    for id in &ids {
+        eventually("settled", WAIT, || async {
+            let v: Value = app
+                .get(&t, &format!("/v1/deliveries/{id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (v["status"] == "delivered" || v["status"] == "failed").then_some(())
+        })
+        .await;
+    }
+    let before = answers(&app, &t, &ids).await;
+
+    let url = app.db.url.clone();
+    let check = run_cli(&["replay", "--check", "--database-url", &url], &no_env()).await;
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains("matches the log"));
+
+    // Lose read-model rows; the API now answers wrongly…
+    for sql in [
+        "DELETE FROM deliveries_view",
+        "DELETE FROM delivery_attempts",
+        "DELETE FROM subscriptions_view",
+    ] {
+        sqlx::query(sql).execute(&app.db.pool).await.unwrap();
+    }
+    assert_ne!(answers(&app, &t, &ids).await, before);
+    let check = run_cli(&["replay", "--check", "--database-url", &url], &no_env()).await;
+    assert_eq!(check.code, Some(3), "{}", check.stdout);
+    assert!(check.stdout.contains("DIFFERENCES"));
+    // …the rebuild, with the server running, restores every answer.
+    let out = run_cli(
+        &["replay", "--projection", "all", "--database-url", &url],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("events/s"), "{}", out.stdout);
+    assert_eq!(answers(&app, &t, &ids).await, before);
+    assert_eq!(
+        run_cli(&["replay", "--check", "--database-url", &url], &no_env())
+            .await
+            .code,
+        Some(0)
+    );
+
+    // A single altered row is a difference too.
+    sqlx::query("UPDATE deliveries_view SET status = 'abandoned' WHERE id = $1::uuid")
+        .bind(&ids[0])
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let check = run_cli(
+        &[
+            "replay",
+            "--projection",
+            "deliveries",
+            "--check",
+            "--database-url",
+            &url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(check.code, Some(3));
+    assert!(check.stdout.contains(&ids[0]), "{}", check.stdout);
+    let bad = run_cli(
+        &["replay", "--projection", "nope", "--database-url", &url],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(bad.code, Some(1));
+
+    // The server keeps projecting into the swapped-in tables.
+    let next = publish(&app, &t, "a.b", json!({"after": "replay"})).await["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_status(&app, &t, &next, "delivered", WAIT).await;
+    let sub = expect_json(
+        app.get(
+            &t,
+            &format!("/v1/subscriptions/{}", s["id"].as_str().unwrap()),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(sub["description"], "replayed");
+}
+
+#[tokio::test]
+async fn point_in_time_reads_rebuild_past_states() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_RETRY_SCHEDULE".into(), "1".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.script(vec![Reply::status(500)]);
+    let s = app
+        .subscribe(&t, json!({"url": rx.url("/one"), "events": ["a.*"]}))
+        .await;
+    let path = format!("/v1/subscriptions/{}", s["id"].as_str().unwrap());
+    expect_json(
+        app.patch(&t, &path, json!({"url": rx.url("/two")})).await,
+        200,
+    )
+    .await;
+    let d = publish(&app, &t, "a.b", json!({})).await["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_status(&app, &t, &d, "delivered", WAIT).await;
+    assert_eq!(app.delete(&t, &path).await.status(), 204);
+
+    let history = expect_json(app.get(&t, &format!("{path}/history?")).await, 200).await;
+    let times: Vec<chrono::DateTime<chrono::Utc>> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_value(e["recorded_at"].clone()).unwrap())
+        .collect();
+    let q = |at: chrono::DateTime<chrono::Utc>| {
+        format!("{path}?as_of={}", at.to_rfc3339().replace('+', "%2B"))
+    };
+    let us = chrono::Duration::microseconds(1);
+    expect_json(app.get(&t, &q(times[0] - us)).await, 404).await;
+    let v1 = expect_json(app.get(&t, &q(times[0])).await, 200).await;
+    assert_eq!(v1["url"], rx.url("/one"));
+    assert_eq!(v1["status"], "active");
+    let v2 = expect_json(app.get(&t, &q(times[1])).await, 200).await;
+    assert_eq!(v2["url"], rx.url("/two"));
+    let v3 = expect_json(app.get(&t, &q(times[2])).await, 200).await;
+    assert_eq!(v3["status"], "deleted");
+
+    let dh = expect_json(
+        app.get(&t, &format!("/v1/deliveries/{d}/history")).await,
+        200,
+    )
+    .await;
+    let dtimes: Vec<chrono::DateTime<chrono::Utc>> = dh["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_value(e["recorded_at"].clone()).unwrap())
+        .collect();
+    let dq = |at: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "/v1/deliveries/{d}?as_of={}",
+            at.to_rfc3339().replace('+', "%2B")
+        )
+    };
+    expect_json(app.get(&t, &dq(dtimes[0] - us)).await, 404).await;
+    let p0 = expect_json(app.get(&t, &dq(dtimes[0])).await, 200).await;
+    assert_eq!(
+        (p0["status"].as_str(), p0["attempts"].as_i64()),
+        (Some("pending"), Some(0))
+    );
+    let p1 = expect_json(app.get(&t, &dq(dtimes[1])).await, 200).await;
+    assert_eq!(
+        (p1["status"].as_str(), p1["attempts"].as_i64()),
+        (Some("pending"), Some(1))
+    );
+    assert_eq!(p1["attempt_log"].as_array().unwrap().len(), 1);
+    let p2 = expect_json(app.get(&t, &dq(dtimes[2])).await, 200).await;
+    assert_eq!(p2["status"], "delivered");
+    assert_eq!(p2["payload"]["event"], "a.b");
+
+    expect_json(app.get(&t, &format!("{path}?as_of=yesterday")).await, 400).await;
+    let other = app.tenant("other").await;
+    expect_json(app.get(&other, &q(times[0])).await, 404).await;
+    expect_json(app.get(&other, &dq(dtimes[2])).await, 404).await;
+}
