@@ -1,0 +1,125 @@
+//! Hookline's benchmark. Starts a private Postgres cluster (fsync and
+//! synchronous commit on), the release server as a separate process and a
+//! verifying receiver, drives load through the public HTTP API only, waits
+//! until every accepted delivery has arrived, and prints one table.
+//!
+//! ```text
+//! cargo run --release -p hookline-tests --bin bench -- [--scenario NAME|all] [--duration SECS] [--json FILE]
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+
+mod load;
+mod procstat;
+mod receiver;
+mod replay;
+mod report;
+
+use clap::Parser;
+use hookline_infrastructure::postgres::local::LocalPostgres;
+use report::{Outcome, Report};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "bench", about = "Hookline's benchmark")]
+struct Args {
+    /// steady, fanout, latency, retry-storm, replay, or all.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// Seconds of load per scenario.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Events generated for the replay scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    replay_events: u64,
+}
+
+pub const SECRET_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub const ADMIN_TOKEN: &str = "bench-admin";
+
+/// The shared cluster and where its data lives.
+pub struct Cluster {
+    pub pg: LocalPostgres,
+    pub dir: PathBuf,
+}
+
+impl Cluster {
+    pub async fn database(&self, name: &str) -> String {
+        self.pg.create_database(name, None).await.expect("create database");
+        self.pg.url(name)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.pg.data_dir()
+    }
+}
+
+fn main() -> ExitCode {
+    // The benchmark binary doubles as the server, so both come from the
+    // same (release) build.
+    let mut argv = std::env::args_os();
+    if std::env::args().nth(1).as_deref() == Some("hookline") {
+        let _ = argv.next();
+        return hookline_api::cli::main_from(argv);
+    }
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let scenarios: Vec<&str> = match args.scenario.as_str() {
+        "all" => vec!["steady", "fanout", "latency", "retry-storm", "replay"],
+        one @ ("steady" | "fanout" | "latency" | "retry-storm" | "replay") => vec![one],
+        other => {
+            eprintln!("error: unknown scenario '{other}' (steady, fanout, latency, retry-storm, replay, all)");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = tempfile::Builder::new().prefix("hookline-bench-").tempdir().expect("temp dir");
+    eprintln!("starting a private Postgres cluster (fsync on, synchronous_commit on)…");
+    let pg = match LocalPostgres::ensure_running(dir.path()).await {
+        Ok(pg) => pg,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cluster = Cluster {
+        pg,
+        dir: dir.path().to_path_buf(),
+    };
+    let duration = Duration::from_secs(args.duration);
+    let mut reports = Vec::new();
+    for name in scenarios {
+        eprintln!("── scenario {name} ──");
+        let report = match name {
+            "steady" => load::run(&cluster, load::Scenario::steady(duration)).await,
+            "fanout" => load::run(&cluster, load::Scenario::fanout(duration)).await,
+            "latency" => load::run(&cluster, load::Scenario::latency(duration)).await,
+            "retry-storm" => load::run(&cluster, load::Scenario::retry_storm(duration)).await,
+            _ => replay::run(&cluster, args.replay_events).await,
+        };
+        reports.push(report);
+    }
+    let Cluster { pg, .. } = cluster;
+    drop(pg.release(true).await);
+    report::print(&reports);
+    if let Some(path) = &args.json {
+        let json: Vec<HashMap<&str, serde_json::Value>> = reports.iter().map(Report::to_json).collect();
+        std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()).expect("write json");
+        eprintln!("wrote {}", path.display());
+    }
+    if reports.iter().any(|r| r.outcome == Outcome::Failed) {
+        eprintln!("FAILED: deliveries were lost or badly signed");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,83 @@
+//! The replay scenario: a log of N events (deliveries enqueued and
+//! delivered), then `hookline replay --projection all`, timed.
+
+use crate::report::{Report, Target};
+use crate::Cluster;
+use std::time::Instant;
+
+pub async fn run(cluster: &Cluster, events: u64) -> Report {
+    let mut report = Report::new("replay");
+    let url = cluster.database("bench_replay").await;
+    let exe = std::env::current_exe().expect("bench executable");
+    let migrate = tokio::process::Command::new(&exe)
+        .args(["hookline", "migrate", "--database-url", &url])
+        .output()
+        .await
+        .expect("migrate");
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let deliveries = events / 2;
+    eprintln!("  generating {} events ({deliveries} deliveries, enqueued then delivered)…", deliveries * 2);
+    let generated = Instant::now();
+    let chunk = 50_000u64;
+    let mut from = 0u64;
+    while from < deliveries {
+        let to = (from + chunk).min(deliveries);
+        sqlx::raw_sql(&format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT 'Delivery', id::text, 1, 'DeliveryEnqueued', '1.0',
+                    json_build_object('type', 'DeliveryEnqueued', 'delivery_id', id, 'tenant_id', '00000000-0000-7000-8000-000000000001',
+                        'subscription_id', '00000000-0000-7000-8000-000000000002', 'event_id', id, 'event_type', 'bench.tick',
+                        'url', 'https://example.com/hook',
+                        'body', json_build_object('id', id, 'event', 'bench.tick', 'data', json_build_object('seq', g))::text,
+                        'enqueued_at', now(), 'next_attempt_at', now()),
+                    json_build_object('request_id', 'bench-' || g, 'tenant_id', '00000000-0000-7000-8000-000000000001',
+                        'actor', 'system:bench', 'occurred_at', now())
+               FROM (SELECT g, md5('d' || g)::uuid AS id FROM generate_series({from}, {to} - 1) g) s;
+             INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT 'Delivery', id::text, 2, 'DeliverySucceeded', '1.0',
+                    json_build_object('type', 'DeliverySucceeded', 'attempt', 1, 'attempt_id', md5('a' || g)::uuid,
+                        'url', 'https://example.com/hook', 'started_at', now(), 'duration_ms', 12, 'status_code', 204),
+                    json_build_object('request_id', 'bench-' || g, 'tenant_id', '00000000-0000-7000-8000-000000000001',
+                        'actor', 'system:worker', 'worker_id', 'bench', 'occurred_at', now())
+               FROM (SELECT g, md5('d' || g)::uuid AS id FROM generate_series({from}, {to} - 1) g) s;"
+        ))
+        .execute(&pool)
+        .await
+        .expect("generate events");
+        from = to;
+    }
+    // The live projections are where a running server would have left them:
+    // at the end of the log.
+    sqlx::raw_sql(
+        "INSERT INTO projection_checkpoints (name, last_tx_id, last_position)
+         SELECT n, (SELECT max(tx_id) FROM events), (SELECT max(global_position) FROM events)
+           FROM unnest(ARRAY['subscriptions', 'deliveries', 'delivery_queue']) n
+         ON CONFLICT (name) DO UPDATE SET last_tx_id = EXCLUDED.last_tx_id, last_position = EXCLUDED.last_position",
+    )
+    .execute(&pool)
+    .await
+    .expect("checkpoints");
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    eprintln!("  generated {total} events in {:.1} s; replaying…", generated.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let out = tokio::process::Command::new(&exe)
+        .args(["hookline", "replay", "--projection", "all", "--database-url", &url])
+        .output()
+        .await
+        .expect("replay");
+    let secs = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        report.outcome = crate::report::Outcome::Failed;
+        report.notes.push(format!("replay failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    report.metric("log events", total as f64, "", None);
+    report.metric("replay --projection all", secs, "s", None);
+    report.metric("replay speed (log events / wall time)", total as f64 / secs, "/s", Some(Target::AtLeast(100_000.0)));
+    for line in stdout.lines() {
+        report.notes.push(line.trim().to_string());
+    }
+    report
+}
