@@ -121,6 +121,7 @@ impl Worker {
                 }
             };
             let full = claimed.len() as u32 >= limit;
+            let idle = claimed.is_empty();
             let mut first = Some(first);
             for due in claimed {
                 let permit = match first.take() {
@@ -153,10 +154,18 @@ impl Worker {
             if full {
                 continue;
             }
-            let wait = match self.queue.next_due_in().await {
-                Ok(Some(d)) => d.min(self.settings.poll_interval),
-                _ => self.settings.poll_interval,
+            // Attempts in flight will wake us through the projection when
+            // their retries are due; only an idle worker asks when the next
+            // delivery falls due.
+            let wait = if idle {
+                match self.queue.next_due_in().await {
+                    Ok(Some(d)) => d.min(self.settings.poll_interval),
+                    _ => self.settings.poll_interval,
+                }
+            } else {
+                self.settings.poll_interval
             };
+
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = wake.changed() => {}

@@ -65,3 +65,34 @@ pub fn parse_xid8(text: &str) -> Result<u64, sqlx::Error> {
     text.parse()
         .map_err(|e| sqlx::Error::Decode(format!("xid8 '{text}': {e}").into()))
 }
+
+/// Tries the projection's advisory lock and reads its checkpoint in one
+/// round trip.
+///
+/// # Errors
+/// Database errors.
+pub async fn try_lock_and_read(
+    conn: &mut PgConnection,
+    lock_key: i64,
+    name: &str,
+) -> Result<(bool, LogPosition), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT pg_try_advisory_xact_lock($1) AS locked, c.last_tx_id::text AS tx, c.last_position
+           FROM (SELECT 1) one
+           LEFT JOIN projection_checkpoints c ON c.name = $2",
+    )
+    .bind(lock_key)
+    .bind(name)
+    .fetch_one(conn)
+    .await?;
+    let tx: Option<String> = row.try_get("tx")?;
+    let position: Option<i64> = row.try_get("last_position")?;
+    let at = match (tx, position) {
+        (Some(tx), Some(position)) => LogPosition {
+            tx_id: parse_xid8(&tx)?,
+            position,
+        },
+        _ => LogPosition::default(),
+    };
+    Ok((row.try_get("locked")?, at))
+}

@@ -240,8 +240,8 @@ impl DueQueue for PgDueQueue {
                 SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
               WHERE q.delivery_id IN (
                     SELECT delivery_id FROM delivery_queue
-                     WHERE due_at <= now() AND (lease_until IS NULL OR lease_until < now())
-                     ORDER BY due_at
+                     WHERE COALESCE(lease_until, due_at) <= now()
+                     ORDER BY COALESCE(lease_until, due_at)
                      LIMIT $3
                      FOR UPDATE SKIP LOCKED)
           RETURNING q.delivery_id, q.tenant_id, q.subscription_id, q.event_id, q.event_type, q.attempt, q.body,
@@ -275,8 +275,9 @@ impl DueQueue for PgDueQueue {
 
     async fn next_due_in(&self) -> Result<Option<Duration>, AppError> {
         let secs: Option<f64> = sqlx::query_scalar(
-            "SELECT EXTRACT(EPOCH FROM (min(GREATEST(due_at, COALESCE(lease_until, due_at))) - now()))::float8
-               FROM delivery_queue",
+            "SELECT EXTRACT(EPOCH FROM (
+                    SELECT COALESCE(lease_until, due_at) FROM delivery_queue
+                     ORDER BY COALESCE(lease_until, due_at) LIMIT 1) - now())::float8",
         )
         .fetch_one(&self.pool)
         .await

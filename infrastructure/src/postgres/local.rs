@@ -402,10 +402,12 @@ rm -rf "$3" "$4""#;
              synchronous_commit = {durable}\n\
              full_page_writes = {durable}\n\
              log_min_messages = warning\n\
-             log_line_prefix = '%m [%p] '\n",
+             log_line_prefix = '%m [%p] '\n\
+             {extra}",
             socket = self.socket_dir.display().to_string().replace('\'', "''"),
             max = tuning.max_connections,
             durable = on_off(tuning.durable),
+            extra = extra_settings(),
         );
         let path = self.data.join("hookline.conf");
         std::fs::write(&path, text).map_err(io("writing hookline.conf"))?;
@@ -561,7 +563,20 @@ rm -rf "$3" "$4""#;
     }
 }
 
+/// Extra settings for the embedded cluster from `HOOKLINE_PG_CONF`
+/// (`name = value` pairs separated by `;`), one per line.
+fn extra_settings() -> String {
+    std::env::var("HOOKLINE_PG_CONF")
+        .unwrap_or_default()
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && !s.contains('\n'))
+        .map(|s| format!("{s}\n"))
+        .collect()
+}
+
 /// Creates `dir` with mode 0700, owned by `owner` when given.
+
 fn make_private_dir(dir: &Path, owner: Option<Owner>) -> Result<(), LocalPgError> {
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))

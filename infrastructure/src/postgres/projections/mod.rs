@@ -105,11 +105,9 @@ impl ProjectionRunner {
     /// Database errors and events the projection cannot read.
     pub async fn step(&self) -> Result<usize, ProjectionError> {
         let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(self.lock_key)
-            .fetch_one(&mut *tx)
-            .await?;
-        let checkpoint = checkpoints::read(&mut tx, &self.name).await?;
+        let (locked, checkpoint) =
+            checkpoints::try_lock_and_read(&mut tx, self.lock_key, &self.name).await?;
+
         if !locked {
             // Another process is applying this projection; follow it.
             tx.rollback().await?;
