@@ -17,17 +17,16 @@ use hookline_domain::subscription::Subscription;
 use hookline_infrastructure::cipher::XChaChaCipher;
 use hookline_infrastructure::clock::SystemClock;
 use hookline_infrastructure::config::Settings;
-use hookline_infrastructure::postgres::appender::PgEventAppender;
+use hookline_infrastructure::postgres::appender::{BatchedAppender, PgEventAppender};
 use hookline_infrastructure::postgres::deliveries::{PgDeliveryReadModel, PgDueQueue};
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
 use hookline_infrastructure::postgres::event_store::PgCommandStore;
 use hookline_infrastructure::postgres::local::LocalPostgres;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
 use hookline_infrastructure::postgres::pool::parse_url;
-use hookline_infrastructure::postgres::projections::deliveries::DeliveriesProjection;
-use hookline_infrastructure::postgres::projections::queue::{
-    QueueProjection, DUE_CHANNEL, TABLE as QUEUE_TABLE,
-};
+use hookline_infrastructure::postgres::projections::deliveries_projection;
+use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
+
 use hookline_infrastructure::postgres::projections::subscriptions::{
     PgSubscriptionReadModel, SubscriptionsProjection,
 };
@@ -144,8 +143,7 @@ impl Application {
 
         let projection_list: Vec<Arc<dyn Projection>> = vec![
             Arc::new(SubscriptionsProjection::default()),
-            Arc::new(DeliveriesProjection::default()),
-            Arc::new(QueueProjection::new(QUEUE_TABLE, due.clone())),
+            Arc::new(deliveries_projection("", due.clone())),
         ];
         let (projections, runners) = Projections::new(projection_list, &pool, &wakeup);
         for runner in runners {
@@ -164,6 +162,8 @@ impl Application {
             wakeup.clone(),
         ));
         let appender = Arc::new(PgEventAppender::new(pool.clone(), wakeup.clone()));
+        let (batched, batchers) = BatchedAppender::start(pool.clone(), wakeup.clone(), 3);
+        tasks.extend(batchers);
         let directory = Arc::new(CachedSubscriptions::new(
             pool.clone(),
             projections
@@ -188,7 +188,7 @@ impl Application {
         ));
         let publish = Arc::new(PublishService::new(
             directory.clone(),
-            appender.clone(),
+            Arc::new(batched),
             clock.clone(),
             waiter.clone(),
             PublishSettings {
@@ -315,7 +315,10 @@ impl Application {
                     .context("serving HTTP")
             }
             None => {
+                // Nothing will serve the routes; let go of what they hold.
+                drop(router);
                 tracing::info!("Hookline worker running (no HTTP listener)");
+
                 signal.await;
                 stop.cancel();
                 Ok(())

@@ -221,7 +221,7 @@ impl DeliveryService {
         let mut record = None;
         let mut attempts = Vec::new();
         for stored in events.iter().filter(|e| e.recorded_at <= at) {
-            let event: DeliveryEvent = serde_json::from_value(stored.payload.clone())
+            let event: DeliveryEvent = DeliveryEvent::deserialize(&stored.payload)
                 .map_err(|e| AppError::Internal(format!("delivery event unreadable: {e}")))?;
             if let Some(a) = fold::apply(&mut record, stored, event) {
                 attempts.push(a);

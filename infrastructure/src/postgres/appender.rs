@@ -244,3 +244,130 @@ impl EventAppender for PgEventAppender {
         .map_err(unavailable)
     }
 }
+
+/// Most events one batched transaction carries.
+pub const MAX_BATCH_EVENTS: usize = 2000;
+
+struct Job {
+    events: Vec<NewEvent>,
+    reply: tokio::sync::oneshot::Sender<Result<Option<LogPosition>, AppendError>>,
+}
+
+/// Group commit for publishing: concurrent `append` calls are gathered into
+/// one transaction (several such transactions may be in flight at once).
+/// A batch that fails is retried one request at a time, so one request's
+/// problem never fails another's.
+#[derive(Clone)]
+pub struct BatchedAppender {
+    jobs: tokio::sync::mpsc::Sender<Job>,
+    direct: PgEventAppender,
+}
+
+impl std::fmt::Debug for BatchedAppender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BatchedAppender")
+    }
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Job({} events)", self.events.len())
+    }
+}
+
+impl BatchedAppender {
+    /// Starts `lanes` batching tasks; they stop once every clone of the
+    /// appender is dropped.
+    pub fn start(pool: PgPool, wakeup: Wakeup, lanes: usize) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(4096);
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        let direct = PgEventAppender::new(pool, wakeup);
+        let handles = (0..lanes.max(1))
+            .map(|_| {
+                let rx = rx.clone();
+                let direct = direct.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let batch = {
+                            let mut rx = rx.lock().await;
+                            let Some(first) = rx.recv().await else { return };
+                            let mut batch = vec![first];
+                            let mut size = batch[0].events.len();
+                            while size < MAX_BATCH_EVENTS {
+                                match rx.try_recv() {
+                                    Ok(job) => {
+                                        size += job.events.len();
+                                        batch.push(job);
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            batch
+                        };
+                        direct.commit_batch(batch).await;
+                    }
+                })
+            })
+            .collect();
+        (Self { jobs: tx, direct }, handles)
+    }
+}
+
+impl PgEventAppender {
+    async fn commit_batch(&self, batch: Vec<Job>) {
+        let all: Vec<NewEvent> = batch.iter().flat_map(|j| j.events.iter().cloned()).collect();
+        let result: Result<Option<LogPosition>, AppendError> = async {
+            let mut tx = self.pool.begin().await.map_err(append_error)?;
+            let position = insert_all(&mut tx, &all).await?;
+            tx.commit().await.map_err(append_error)?;
+            Ok(position)
+        }
+        .await;
+        match result {
+            Ok(position) => {
+                self.wakeup.bump();
+                for job in batch {
+                    let _ = job.reply.send(Ok(position));
+                }
+            }
+            Err(e) => {
+                if batch.len() > 1 {
+                    tracing::warn!(error = %e, requests = batch.len(), "a batched append failed; appending one request at a time");
+                }
+                for job in batch {
+                    let result = self.append(job.events).await;
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventAppender for BatchedAppender {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Option<LogPosition>, AppendError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if let Err(rejected) = self.jobs.send(Job { events, reply }).await {
+            // The batchers are gone (shutting down): write directly.
+            return self.direct.append(rejected.0.events).await;
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(AppendError::Other(AppError::Unavailable("the event writer stopped".into()))))
+    }
+
+    async fn append_idempotent(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        ttl: Duration,
+        response: &Value,
+        events: Vec<NewEvent>,
+    ) -> Result<IdempotentAppend, AppendError> {
+        self.direct.append_idempotent(tenant, key, ttl, response, events).await
+    }
+
+    async fn idempotent_response(&self, tenant: TenantId, key: &str, ttl: Duration) -> Result<Option<Value>, AppError> {
+        self.direct.idempotent_response(tenant, key, ttl).await
+    }
+}

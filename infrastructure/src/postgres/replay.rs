@@ -6,8 +6,9 @@
 
 use super::checkpoints;
 use super::log_reader::decode;
-use super::projections::deliveries::{DeliveriesProjection, ATTEMPTS_TABLE, VIEW_TABLE};
-use super::projections::queue::{QueueProjection, TABLE as QUEUE_TABLE};
+use super::projections::deliveries::{ATTEMPTS_TABLE, VIEW_TABLE};
+use super::projections::deliveries_projection;
+use super::projections::queue::TABLE as QUEUE_TABLE;
 use super::projections::subscriptions::{SubscriptionsProjection, TABLE as SUBSCRIPTIONS_TABLE};
 use super::projections::{lock_key, Projection, ProjectionError};
 use super::wakeup::Wakeup;
@@ -22,12 +23,12 @@ pub const REPLAY_BATCH: i64 = 5000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rebuildable {
     Subscriptions,
+    /// The delivery views, attempts and the due queue (one projection).
     Deliveries,
-    DeliveryQueue,
 }
 
 impl Rebuildable {
-    pub const ALL: [Self; 3] = [Self::Subscriptions, Self::Deliveries, Self::DeliveryQueue];
+    pub const ALL: [Self; 2] = [Self::Subscriptions, Self::Deliveries];
 
     /// # Errors
     /// Names the valid projections.
@@ -36,9 +37,8 @@ impl Rebuildable {
             "all" => Ok(Self::ALL.to_vec()),
             "subscriptions" => Ok(vec![Self::Subscriptions]),
             "deliveries" => Ok(vec![Self::Deliveries]),
-            "delivery_queue" => Ok(vec![Self::DeliveryQueue]),
             other => Err(format!(
-                "unknown projection '{other}': use subscriptions, deliveries, delivery_queue or all"
+                "unknown projection '{other}': use subscriptions, deliveries or all"
             )),
         }
     }
@@ -48,23 +48,13 @@ impl Rebuildable {
         match self {
             Self::Subscriptions => "subscriptions",
             Self::Deliveries => "deliveries",
-            Self::DeliveryQueue => "delivery_queue",
         }
     }
 
     fn tables(self) -> &'static [&'static str] {
         match self {
             Self::Subscriptions => &[SUBSCRIPTIONS_TABLE],
-            Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE],
-            Self::DeliveryQueue => &[QUEUE_TABLE],
-        }
-    }
-
-    /// Columns that are not derived from the log (worker leases).
-    fn not_compared(self) -> &'static [&'static str] {
-        match self {
-            Self::DeliveryQueue => &["lease_owner", "lease_until"],
-            _ => &[],
+            Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE, QUEUE_TABLE],
         }
     }
 
@@ -73,14 +63,7 @@ impl Rebuildable {
             Self::Subscriptions => Arc::new(SubscriptionsProjection::new(format!(
                 "{SUBSCRIPTIONS_TABLE}{suffix}"
             ))),
-            Self::Deliveries => Arc::new(DeliveriesProjection::new(
-                format!("{VIEW_TABLE}{suffix}"),
-                format!("{ATTEMPTS_TABLE}{suffix}"),
-            )),
-            Self::DeliveryQueue => Arc::new(QueueProjection::new(
-                format!("{QUEUE_TABLE}{suffix}"),
-                Wakeup::new(),
-            )),
+            Self::Deliveries => Arc::new(deliveries_projection(suffix, Wakeup::new())),
         }
     }
 }
@@ -107,6 +90,15 @@ pub enum ReplayError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+}
+
+/// Columns that are not derived from the log (worker leases).
+fn not_compared(table: &str) -> &'static [&'static str] {
+    if table == QUEUE_TABLE {
+        &["lease_owner", "lease_until"]
+    } else {
+        &[]
+    }
 }
 
 /// Events of one aggregate type in `(after, until]`, in commit order.
@@ -255,7 +247,8 @@ pub async fn rebuild(
     for table in which.tables() {
         let rebuilt = format!("{table}{suffix}");
         if check {
-            let cols = columns(&mut conn, table, which.not_compared())
+            let cols = columns(&mut conn, table, not_compared(table))
+
                 .await?
                 .join(", ");
             let (missing, samples) = only_in(&mut conn, table, &rebuilt, &cols).await?;
@@ -276,7 +269,7 @@ pub async fn rebuild(
                 .execute(&mut *conn)
                 .await?;
         } else {
-            if which == Rebuildable::DeliveryQueue {
+            if *table == QUEUE_TABLE {
                 // Leases are the workers' state, not the log's: keep them.
                 sqlx::query(&format!(
                     "UPDATE {rebuilt} r SET lease_owner = l.lease_owner, lease_until = l.lease_until

@@ -3,6 +3,7 @@
 //! attempt). A batch is folded in memory (with the application's delivery
 //! fold) and written with two multi-row statements.
 
+use serde::Deserialize;
 use super::{Projection, ProjectionError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -278,7 +279,7 @@ impl Projection for DeliveriesProjection {
         for stored in events {
             let id = Uuid::parse_str(&stored.aggregate_id)
                 .map_err(|e| ProjectionError::bad_event(stored, e))?;
-            let event: DeliveryEvent = serde_json::from_value(stored.payload.clone())
+            let event: DeliveryEvent = DeliveryEvent::deserialize(&stored.payload)
                 .map_err(|e| ProjectionError::bad_event(stored, e))?;
             parsed.push((stored, id, event));
         }

@@ -2,6 +2,7 @@
 //! attempt (with its body, due time and attempt number) for workers to
 //! lease. A batch is folded into one operation per delivery.
 
+use serde::Deserialize;
 use super::{Projection, ProjectionError};
 use crate::postgres::wakeup::Wakeup;
 use async_trait::async_trait;
@@ -131,7 +132,7 @@ impl Projection for QueueProjection {
         for stored in events {
             let id = Uuid::parse_str(&stored.aggregate_id)
                 .map_err(|e| ProjectionError::bad_event(stored, e))?;
-            let event: DeliveryEvent = serde_json::from_value(stored.payload.clone())
+            let event: DeliveryEvent = DeliveryEvent::deserialize(&stored.payload)
                 .map_err(|e| ProjectionError::bad_event(stored, e))?;
             let previous = ops.remove(&id);
             if previous.is_none() {

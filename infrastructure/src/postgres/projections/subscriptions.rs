@@ -2,6 +2,7 @@
 //! per subscription with its folded state (secrets still sealed) and copies
 //! of the columns lists filter and sort on.
 
+use serde::Deserialize;
 use super::{Projection, ProjectionError};
 use crate::postgres::log_reader::unavailable;
 use async_trait::async_trait;
@@ -87,7 +88,7 @@ impl Projection for SubscriptionsProjection {
         for event in events {
             let id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|e| ProjectionError::bad_event(event, e))?;
-            let parsed: SubscriptionEvent = serde_json::from_value(event.payload.clone())
+            let parsed: SubscriptionEvent = SubscriptionEvent::deserialize(&event.payload)
                 .map_err(|e| ProjectionError::bad_event(event, e))?;
             let entry = rows
                 .entry(id)
