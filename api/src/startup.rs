@@ -27,12 +27,13 @@ use hookline_infrastructure::postgres::pool::parse_url;
 use hookline_infrastructure::postgres::projections::deliveries_projection;
 use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
 
+use cqrs_es::Aggregate;
 use hookline_infrastructure::postgres::projections::subscriptions::{
     PgSubscriptionReadModel, SubscriptionsProjection,
 };
 use hookline_infrastructure::postgres::projections::{Projection, Projections};
 use hookline_infrastructure::postgres::tenants::PgTenantDirectory;
-use hookline_infrastructure::postgres::wakeup::Wakeup;
+use hookline_infrastructure::postgres::wakeup::{LogWakeups, Wakeup};
 use hookline_infrastructure::postgres::{connect, migrate, Database};
 use hookline_infrastructure::sender::{ReqwestSender, SenderSettings};
 use std::future::Future;
@@ -87,6 +88,7 @@ impl OpenDatabase {
     /// Closes the pool and, if this process may, stops the embedded cluster.
     pub async fn close(self, server: bool) {
         self.db.pool.close().await;
+        self.db.background.close().await;
         if let Some(local) = self.local {
             if let Err(e) = local.release(server).await {
                 tracing::error!(error = %e, "stopping the embedded Postgres failed");
@@ -121,6 +123,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let database = OpenDatabase::open(&settings).await?;
         let pool = database.db.pool.clone();
+        let background = database.db.background.clone();
         let cipher = Arc::new(
             XChaChaCipher::load_or_create(
                 settings.secret_key.as_ref().map(|k| k.expose()),
@@ -129,15 +132,11 @@ impl Application {
             .context("loading the secret key")?,
         );
         let clock = Arc::new(SystemClock);
-        let wakeup = Wakeup::new();
+        let wakeups = LogWakeups::new(&[Subscription::TYPE, Delivery::TYPE]);
         let due = Wakeup::new();
         let shutdown = CancellationToken::new();
         let mut tasks = vec![
-            wakeup.spawn_listener(
-                &database.db,
-                hookline_infrastructure::postgres::wakeup::CHANNEL,
-                shutdown.clone(),
-            ),
+            wakeups.spawn_listener(&database.db, shutdown.clone()),
             due.spawn_listener(&database.db, DUE_CHANNEL, shutdown.clone()),
         ];
 
@@ -145,7 +144,7 @@ impl Application {
             Arc::new(SubscriptionsProjection::default()),
             Arc::new(deliveries_projection("", due.clone())),
         ];
-        let (projections, runners) = Projections::new(projection_list, &pool, &wakeup);
+        let (projections, runners) = Projections::new(projection_list, &background, &wakeups);
         for runner in runners {
             tasks.push(tokio::spawn(runner.run(shutdown.clone())));
         }
@@ -154,15 +153,15 @@ impl Application {
         let subscription_store = Arc::new(PgCommandStore::<Subscription>::new(
             pool.clone(),
             (),
-            wakeup.clone(),
+            wakeups.of(Subscription::TYPE),
         ));
         let delivery_store = Arc::new(PgCommandStore::<Delivery>::new(
             pool.clone(),
             settings.retry_policy.clone(),
-            wakeup.clone(),
+            wakeups.of(Delivery::TYPE),
         ));
-        let appender = Arc::new(PgEventAppender::new(pool.clone(), wakeup.clone()));
-        let (batched, batchers) = BatchedAppender::start(pool.clone(), wakeup.clone(), 3);
+        let appender = Arc::new(PgEventAppender::new(background.clone(), wakeups.clone()));
+        let (batched, batchers) = BatchedAppender::start(pool.clone(), wakeups.clone(), 3);
         tasks.extend(batchers);
         let directory = Arc::new(CachedSubscriptions::new(
             pool.clone(),
@@ -219,7 +218,7 @@ impl Application {
             })
             .context("building the HTTP client")?;
             let recorder = Arc::new(OutcomeRecorder::new(
-                log,
+                Arc::new(PgEventLog::new(background.clone())),
                 appender,
                 delivery_store,
                 subscription_store,
@@ -228,7 +227,7 @@ impl Application {
                 worker_id.clone(),
             ));
             let worker = Arc::new(Worker::new(
-                Arc::new(PgDueQueue::new(pool.clone())),
+                Arc::new(PgDueQueue::new(background.clone())),
                 Arc::new(sender),
                 directory,
                 cipher,

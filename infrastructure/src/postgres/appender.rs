@@ -3,7 +3,7 @@
 
 use super::checkpoints::parse_xid8;
 use super::log_reader::unavailable;
-use super::wakeup::Wakeup;
+use super::wakeup::LogWakeups;
 use async_trait::async_trait;
 use hookline_application::audit::chain::{link, set_link, Linked, GENESIS};
 use hookline_application::ports::{
@@ -19,12 +19,21 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct PgEventAppender {
     pool: PgPool,
-    wakeup: Wakeup,
+    wakeups: LogWakeups,
 }
 
 impl PgEventAppender {
-    pub fn new(pool: PgPool, wakeup: Wakeup) -> Self {
-        Self { pool, wakeup }
+    pub fn new(pool: PgPool, wakeups: LogWakeups) -> Self {
+        Self { pool, wakeups }
+    }
+
+    fn wake(&self, events: &[NewEvent]) {
+        let mut types: Vec<&str> = events.iter().map(|e| e.aggregate_type).collect();
+        types.sort_unstable();
+        types.dedup();
+        for t in types {
+            self.wakeups.bump(t);
+        }
     }
 }
 
@@ -178,7 +187,7 @@ impl EventAppender for PgEventAppender {
         let mut tx = self.pool.begin().await.map_err(append_error)?;
         let position = insert_all(&mut tx, &events).await?;
         tx.commit().await.map_err(append_error)?;
-        self.wakeup.bump();
+        self.wake(&events);
         Ok(position)
     }
 
@@ -222,7 +231,7 @@ impl EventAppender for PgEventAppender {
         }
         let position = insert_all(&mut tx, &events).await?;
         tx.commit().await.map_err(append_error)?;
-        self.wakeup.bump();
+        self.wake(&events);
         Ok(IdempotentAppend::Appended(position))
     }
 
@@ -278,10 +287,14 @@ impl std::fmt::Debug for Job {
 impl BatchedAppender {
     /// Starts `lanes` batching tasks; they stop once every clone of the
     /// appender is dropped.
-    pub fn start(pool: PgPool, wakeup: Wakeup, lanes: usize) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
+    pub fn start(
+        pool: PgPool,
+        wakeups: LogWakeups,
+        lanes: usize,
+    ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
         let (tx, rx) = tokio::sync::mpsc::channel::<Job>(4096);
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        let direct = PgEventAppender::new(pool, wakeup);
+        let direct = PgEventAppender::new(pool, wakeups);
         let handles = (0..lanes.max(1))
             .map(|_| {
                 let rx = rx.clone();
@@ -315,7 +328,10 @@ impl BatchedAppender {
 
 impl PgEventAppender {
     async fn commit_batch(&self, batch: Vec<Job>) {
-        let all: Vec<NewEvent> = batch.iter().flat_map(|j| j.events.iter().cloned()).collect();
+        let all: Vec<NewEvent> = batch
+            .iter()
+            .flat_map(|j| j.events.iter().cloned())
+            .collect();
         let result: Result<Option<LogPosition>, AppendError> = async {
             let mut tx = self.pool.begin().await.map_err(append_error)?;
             let position = insert_all(&mut tx, &all).await?;
@@ -325,7 +341,7 @@ impl PgEventAppender {
         .await;
         match result {
             Ok(position) => {
-                self.wakeup.bump();
+                self.wake(&all);
                 for job in batch {
                     let _ = job.reply.send(Ok(position));
                 }
@@ -351,9 +367,11 @@ impl EventAppender for BatchedAppender {
             // The batchers are gone (shutting down): write directly.
             return self.direct.append(rejected.0.events).await;
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(AppendError::Other(AppError::Unavailable("the event writer stopped".into()))))
+        answer.await.unwrap_or_else(|_| {
+            Err(AppendError::Other(AppError::Unavailable(
+                "the event writer stopped".into(),
+            )))
+        })
     }
 
     async fn append_idempotent(
@@ -364,10 +382,17 @@ impl EventAppender for BatchedAppender {
         response: &Value,
         events: Vec<NewEvent>,
     ) -> Result<IdempotentAppend, AppendError> {
-        self.direct.append_idempotent(tenant, key, ttl, response, events).await
+        self.direct
+            .append_idempotent(tenant, key, ttl, response, events)
+            .await
     }
 
-    async fn idempotent_response(&self, tenant: TenantId, key: &str, ttl: Duration) -> Result<Option<Value>, AppError> {
+    async fn idempotent_response(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<Value>, AppError> {
         self.direct.idempotent_response(tenant, key, ttl).await
     }
 }

@@ -11,7 +11,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// CLI tools can open their own connections).
 #[derive(Debug, Clone)]
 pub struct Database {
+    /// For API requests.
     pub pool: PgPool,
+    /// For projections, workers and outcome recording: kept apart so request
+    /// traffic never starves them of connections.
+    pub background: PgPool,
     pub options: PgConnectOptions,
 }
 
@@ -43,7 +47,17 @@ pub async fn connect(
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.clone())
         .await?;
-    Ok(Database { pool, options })
+    let background = PgPoolOptions::new()
+        .max_connections((max_connections / 2).clamp(4, 16))
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.clone())
+        .await?;
+    Ok(Database {
+        pool,
+        background,
+        options,
+    })
 }
 
 /// Applies pending migrations (concurrent callers are serialised by an

@@ -248,7 +248,6 @@ pub async fn rebuild(
         let rebuilt = format!("{table}{suffix}");
         if check {
             let cols = columns(&mut conn, table, not_compared(table))
-
                 .await?
                 .join(", ");
             let (missing, samples) = only_in(&mut conn, table, &rebuilt, &cols).await?;

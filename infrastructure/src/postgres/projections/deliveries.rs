@@ -3,7 +3,6 @@
 //! attempt). A batch is folded in memory (with the application's delivery
 //! fold) and written with two multi-row statements.
 
-use serde::Deserialize;
 use super::{Projection, ProjectionError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,6 +11,7 @@ use hookline_application::deliveries::fold;
 use hookline_application::ports::{AttemptRecord, DeliveryRecord, StoredEvent};
 use hookline_domain::delivery::{Delivery, DeliveryEvent};
 use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
+use serde::Deserialize;
 use sqlx::{PgConnection, Row};
 use std::collections::HashMap;
 use uuid::Uuid;

@@ -11,7 +11,7 @@ pub mod subscriptions;
 
 use super::checkpoints;
 use super::log_reader::read_after;
-use super::wakeup::Wakeup;
+use super::wakeup::{LogWakeups, Wakeup};
 use async_trait::async_trait;
 use hookline_application::ports::{LogPosition, ProjectionWaiter, StoredEvent};
 use sha2::{Digest, Sha256};
@@ -247,11 +247,13 @@ impl Projections {
     pub fn new(
         projections: Vec<Arc<dyn Projection>>,
         pool: &PgPool,
-        wakeup: &Wakeup,
+        wakeups: &LogWakeups,
     ) -> (Self, Vec<ProjectionRunner>) {
         let mut entries = Vec::new();
         let mut runners = Vec::new();
         for projection in projections {
+            let aggregate_type = projection.aggregate_type();
+
             let name = projection.name();
             let (tx, rx) = watch::channel(LogPosition::default());
             let health = Arc::new(Health::default());
@@ -266,7 +268,7 @@ impl Projections {
                 name,
                 projection,
                 pool: pool.clone(),
-                wakeup: wakeup.clone(),
+                wakeup: wakeups.of(aggregate_type),
                 progress: tx,
                 health,
             });
@@ -371,7 +373,11 @@ impl Projection for Composite {
         self.parts.first().map_or("", |p| p.aggregate_type())
     }
 
-    async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
         for part in &self.parts {
             part.apply(conn, events).await?;
         }

@@ -2,7 +2,6 @@
 //! attempt (with its body, due time and attempt number) for workers to
 //! lease. A batch is folded into one operation per delivery.
 
-use serde::Deserialize;
 use super::{Projection, ProjectionError};
 use crate::postgres::wakeup::Wakeup;
 use async_trait::async_trait;
@@ -10,6 +9,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hookline_application::ports::StoredEvent;
 use hookline_domain::delivery::{Delivery, DeliveryEvent, DeliveryStatus};
+use serde::Deserialize;
 use sqlx::{PgConnection, Row};
 use std::collections::HashMap;
 use uuid::Uuid;

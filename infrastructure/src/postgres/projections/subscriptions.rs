@@ -2,7 +2,6 @@
 //! per subscription with its folded state (secrets still sealed) and copies
 //! of the columns lists filter and sort on.
 
-use serde::Deserialize;
 use super::{Projection, ProjectionError};
 use crate::postgres::log_reader::unavailable;
 use async_trait::async_trait;
@@ -14,6 +13,7 @@ use hookline_application::ports::{
 use hookline_application::AppError;
 use hookline_domain::subscription::{Subscription, SubscriptionEvent, SubscriptionState};
 use hookline_domain::{SubscriptionId, TenantId};
+use serde::Deserialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::HashMap;

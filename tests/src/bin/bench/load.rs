@@ -28,13 +28,37 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn steady(duration: Duration) -> Self {
-        Self { name: "steady", duration, publishers: 32, rate: None, subscriptions: 1, storm: false, env: vec![] }
+        Self {
+            name: "steady",
+            duration,
+            publishers: 32,
+            rate: None,
+            subscriptions: 1,
+            storm: false,
+            env: vec![],
+        }
     }
     pub fn fanout(duration: Duration) -> Self {
-        Self { name: "fanout", duration, publishers: 32, rate: None, subscriptions: 5, storm: false, env: vec![] }
+        Self {
+            name: "fanout",
+            duration,
+            publishers: 32,
+            rate: None,
+            subscriptions: 5,
+            storm: false,
+            env: vec![],
+        }
     }
     pub fn latency(duration: Duration) -> Self {
-        Self { name: "latency", duration, publishers: 0, rate: Some(500.0), subscriptions: 1, storm: false, env: vec![] }
+        Self {
+            name: "latency",
+            duration,
+            publishers: 0,
+            rate: Some(500.0),
+            subscriptions: 1,
+            storm: false,
+            env: vec![],
+        }
     }
     pub fn retry_storm(duration: Duration) -> Self {
         Self {
@@ -59,7 +83,14 @@ async fn start_server(cluster: &Cluster, db_url: &str, name: &str, env: &[(&str,
     let exe = std::env::current_exe().expect("bench executable");
     let data_dir = cluster.dir.join(format!("server-{name}"));
     let mut child = Command::new(exe)
-        .args(["hookline", "serve", "--listen", "127.0.0.1:0", "--database-url", db_url])
+        .args([
+            "hookline",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            db_url,
+        ])
         .arg("--data-dir")
         .arg(&data_dir)
         .env("HOOKLINE_ALLOW_PRIVATE_TARGETS", "127.0.0.0/8")
@@ -93,7 +124,11 @@ async fn start_server(cluster: &Cluster, db_url: &str, name: &str, env: &[(&str,
         .await
         .unwrap_or_else(|_| panic!("the server did not start: {:?}", logs.lock().unwrap()))
         .expect("address");
-    Server { child, address, logs }
+    Server {
+        child,
+        address,
+        logs,
+    }
 }
 
 #[derive(Default)]
@@ -114,7 +149,13 @@ struct AcceptedDelivery {
     id: String,
 }
 
-async fn publish_one(client: &reqwest::Client, url: &str, key: &str, seq: u64, into: &Mutex<Published>) {
+async fn publish_one(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    seq: u64,
+    into: &Mutex<Published>,
+) {
     let body = json!({"event_type": "bench.tick", "data": {"seq": seq, "customer": "Acme Corp", "amount": "1500.00", "currency": "USD"}});
     let started = Instant::now();
     let result = client.post(url).bearer_auth(key).json(&body).send().await;
@@ -134,11 +175,22 @@ async fn publish_one(client: &reqwest::Client, url: &str, key: &str, seq: u64, i
     }
 }
 
-async fn closed_loop(client: &reqwest::Client, url: &str, key: &str, publishers: usize, until: Instant) -> Published {
+async fn closed_loop(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    publishers: usize,
+    until: Instant,
+) -> Published {
     let out = Arc::new(Mutex::new(Published::default()));
     let mut tasks = Vec::new();
     for p in 0..publishers {
-        let (client, url, key, out) = (client.clone(), url.to_string(), key.to_string(), out.clone());
+        let (client, url, key, out) = (
+            client.clone(),
+            url.to_string(),
+            key.to_string(),
+            out.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut seq = (p as u64) << 32;
             while Instant::now() < until {
@@ -153,7 +205,14 @@ async fn closed_loop(client: &reqwest::Client, url: &str, key: &str, publishers:
     Arc::try_unwrap(out).ok().unwrap().into_inner().unwrap()
 }
 
-async fn open_loop(client: &reqwest::Client, url: &str, key: &str, rate: f64, start: Instant, until: Instant) -> Published {
+async fn open_loop(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    rate: f64,
+    start: Instant,
+    until: Instant,
+) -> Published {
     let out = Arc::new(Mutex::new(Published::default()));
     let mut tasks = tokio::task::JoinSet::new();
     let interval = Duration::from_secs_f64(1.0 / rate);
@@ -164,7 +223,12 @@ async fn open_loop(client: &reqwest::Client, url: &str, key: &str, rate: f64, st
             break;
         }
         tokio::time::sleep_until(at.into()).await;
-        let (client, url, key, out) = (client.clone(), url.to_string(), key.to_string(), out.clone());
+        let (client, url, key, out) = (
+            client.clone(),
+            url.to_string(),
+            key.to_string(),
+            out.clone(),
+        );
         let seq = u64::from(n);
         tasks.spawn(async move { publish_one(&client, &url, &key, seq, &out).await });
         n += 1;
@@ -175,7 +239,9 @@ async fn open_loop(client: &reqwest::Client, url: &str, key: &str, rate: f64, st
 
 pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
     let mut report = Report::new(s.name);
-    let db = cluster.database(&format!("bench_{}", s.name.replace('-', "_"))).await;
+    let db = cluster
+        .database(&format!("bench_{}", s.name.replace('-', "_")))
+        .await;
     let receiver = Receiver::start(s.storm).await;
     let mut server = start_server(cluster, &db, s.name, &s.env).await;
     let base = format!("http://{}", server.address);
@@ -215,7 +281,10 @@ pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
         receiver.expect(&path, sub["secret"].as_str().unwrap());
     }
     let pid = server.child.id().expect("server pid");
-    let (server_cpu0, pg_cpu0) = (cpu_seconds(pid, false), postgres_cpu_seconds(cluster.data_dir()));
+    let (server_cpu0, pg_cpu0) = (
+        cpu_seconds(pid, false),
+        postgres_cpu_seconds(cluster.data_dir()),
+    );
     let url = format!("{base}/v1/events");
     let start = Instant::now();
     let until = start + s.duration;
@@ -226,7 +295,10 @@ pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
     let load_secs = start.elapsed().as_secs_f64();
     let load_end = Instant::now();
     let expected = published.deliveries.len();
-    eprintln!("  {} events accepted ({} deliveries), waiting for the receiver…", published.events, expected);
+    eprintln!(
+        "  {} events accepted ({} deliveries), waiting for the receiver…",
+        published.events, expected
+    );
     let drained = tokio::time::timeout(Duration::from_secs(300), async {
         loop {
             if receiver.stats.seen.lock().unwrap().len() >= expected {
@@ -238,14 +310,26 @@ pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
     .await
     .is_ok();
     let seen = receiver.stats.seen.lock().unwrap().clone();
-    let lost = published.deliveries.iter().filter(|id| !seen.contains(*id)).count();
-    let last = receiver.stats.last_arrival.lock().unwrap().unwrap_or(load_end);
+    let lost = published
+        .deliveries
+        .iter()
+        .filter(|id| !seen.contains(*id))
+        .count();
+    let last = receiver
+        .stats
+        .last_arrival
+        .lock()
+        .unwrap()
+        .unwrap_or(load_end);
     let (server_cpu, pg_cpu) = (
         cpu_seconds(pid, false) - server_cpu0,
         postgres_cpu_seconds(cluster.data_dir()) - pg_cpu0,
     );
     let rss = peak_rss_mb(pid);
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
     let _ = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await;
     let bad = receiver.stats.bad_signatures.load(Ordering::Relaxed);
 
@@ -253,43 +337,113 @@ pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
     let deliveries_per_s = seen.len() as f64 / last.duration_since(start).as_secs_f64().max(1e-3);
     let mut lat = receiver.stats.latencies.lock().unwrap().clone();
     let mine = s.name;
-    report.metric("events accepted/s", events_per_s, "/s", match mine {
-        "steady" => Some(Target::AtLeast(2000.0)),
-        _ => None,
-    });
-    report.metric("deliveries/s at receiver", deliveries_per_s, "/s", match mine {
-        "steady" => Some(Target::AtLeast(2000.0)),
-        "fanout" => Some(Target::AtLeast(4000.0)),
-        _ => None,
-    });
-    report.metric("publish p50", percentile(&mut published.latencies, 50.0), "ms", None);
-    report.metric("publish p95", percentile(&mut published.latencies, 95.0), "ms", None);
-    report.metric("publish p99", percentile(&mut published.latencies, 99.0), "ms", match mine {
-        "steady" => Some(Target::AtMost(30.0)),
-        _ => None,
-    });
-    report.metric("enqueue→receiver p50", percentile(&mut lat, 50.0), "ms", None);
-    report.metric("enqueue→receiver p95", percentile(&mut lat, 95.0), "ms", None);
-    report.metric("enqueue→receiver p99", percentile(&mut lat, 99.0), "ms", match mine {
-        "latency" => Some(Target::AtMost(25.0)),
-        _ => None,
-    });
+    report.metric(
+        "events accepted/s",
+        events_per_s,
+        "/s",
+        match mine {
+            "steady" => Some(Target::AtLeast(2000.0)),
+            _ => None,
+        },
+    );
+    report.metric(
+        "deliveries/s at receiver",
+        deliveries_per_s,
+        "/s",
+        match mine {
+            "steady" => Some(Target::AtLeast(2000.0)),
+            "fanout" => Some(Target::AtLeast(4000.0)),
+            _ => None,
+        },
+    );
+    report.metric(
+        "publish p50",
+        percentile(&mut published.latencies, 50.0),
+        "ms",
+        None,
+    );
+    report.metric(
+        "publish p95",
+        percentile(&mut published.latencies, 95.0),
+        "ms",
+        None,
+    );
+    report.metric(
+        "publish p99",
+        percentile(&mut published.latencies, 99.0),
+        "ms",
+        match mine {
+            "steady" => Some(Target::AtMost(30.0)),
+            _ => None,
+        },
+    );
+    report.metric(
+        "enqueue→receiver p50",
+        percentile(&mut lat, 50.0),
+        "ms",
+        None,
+    );
+    report.metric(
+        "enqueue→receiver p95",
+        percentile(&mut lat, 95.0),
+        "ms",
+        None,
+    );
+    report.metric(
+        "enqueue→receiver p99",
+        percentile(&mut lat, 99.0),
+        "ms",
+        match mine {
+            "latency" => Some(Target::AtMost(25.0)),
+            _ => None,
+        },
+    );
     if s.storm {
         let mut first = receiver.stats.first_attempts.lock().unwrap().clone();
-        report.metric("first attempt after enqueue p99", percentile(&mut first, 99.0), "ms", None);
-        report.metric("requests at receiver (incl. retries)", receiver.stats.requests.load(Ordering::Relaxed) as f64, "", None);
+        report.metric(
+            "first attempt after enqueue p99",
+            percentile(&mut first, 99.0),
+            "ms",
+            None,
+        );
+        report.metric(
+            "requests at receiver (incl. retries)",
+            receiver.stats.requests.load(Ordering::Relaxed) as f64,
+            "",
+            None,
+        );
     }
-    report.metric("drain time", last.saturating_duration_since(load_end).as_secs_f64(), "s", None);
+    report.metric(
+        "drain time",
+        last.saturating_duration_since(load_end).as_secs_f64(),
+        "s",
+        None,
+    );
     report.metric("server peak RSS", rss, "MB", Some(Target::AtMost(150.0)));
     report.metric("server CPU", server_cpu, "s", None);
     report.metric("Postgres CPU", pg_cpu, "s", None);
+    report.metric(
+        "server + Postgres CPU per delivery",
+        (server_cpu + pg_cpu) * 1e6 / (seen.len().max(1) as f64),
+        "µs",
+        None,
+    );
+
     report.metric("publish errors", published.errors as f64, "", None);
-    report.metric("accepted but never delivered", lost as f64, "", Some(Target::AtMost(0.0)));
+    report.metric(
+        "accepted but never delivered",
+        lost as f64,
+        "",
+        Some(Target::AtMost(0.0)),
+    );
     report.metric("bad signatures", bad as f64, "", Some(Target::AtMost(0.0)));
     if !drained || lost > 0 || bad > 0 {
         report.outcome = Outcome::Failed;
         let logs = server.logs.lock().unwrap();
-        report.notes.push(format!("server log tail: {:?}", logs.iter().rev().take(5).collect::<Vec<_>>()));
+        report.notes.push(format!(
+            "server log tail: {:?}",
+            logs.iter().rev().take(5).collect::<Vec<_>>()
+        ));
     }
     report
 }

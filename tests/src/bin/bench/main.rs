@@ -7,7 +7,11 @@
 //! cargo run --release -p hookline-tests --bin bench -- [--scenario NAME|all] [--duration SECS] [--json FILE]
 //! ```
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
 mod load;
 mod procstat;
@@ -51,7 +55,10 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn database(&self, name: &str) -> String {
-        self.pg.create_database(name, None).await.expect("create database");
+        self.pg
+            .create_database(name, None)
+            .await
+            .expect("create database");
         self.pg.url(name)
     }
 
@@ -69,7 +76,10 @@ fn main() -> ExitCode {
         return hookline_api::cli::main_from(argv);
     }
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(run(args))
 }
 
@@ -82,7 +92,10 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let dir = tempfile::Builder::new().prefix("hookline-bench-").tempdir().expect("temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix("hookline-bench-")
+        .tempdir()
+        .expect("temp dir");
     eprintln!("starting a private Postgres cluster (fsync on, synchronous_commit on)…");
     let pg = match LocalPostgres::ensure_running(dir.path()).await {
         Ok(pg) => pg,
@@ -112,7 +125,8 @@ async fn run(args: Args) -> ExitCode {
     drop(pg.release(true).await);
     report::print(&reports);
     if let Some(path) = &args.json {
-        let json: Vec<HashMap<&str, serde_json::Value>> = reports.iter().map(Report::to_json).collect();
+        let json: Vec<HashMap<&str, serde_json::Value>> =
+            reports.iter().map(Report::to_json).collect();
         std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()).expect("write json");
         eprintln!("wrote {}", path.display());
     }

@@ -16,14 +16,20 @@ fn clock_ticks() -> f64 {
 fn stat_fields(pid: u32) -> Option<Vec<u64>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 2..];
-    Some(rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect())
+    Some(
+        rest.split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
 }
 
 /// User + system CPU seconds of a process (with `children`, also of its
 /// waited-for children).
 pub fn cpu_seconds(pid: u32, children: bool) -> f64 {
     // After ')': state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14)
-    let Some(f) = stat_fields(pid) else { return 0.0 };
+    let Some(f) = stat_fields(pid) else {
+        return 0.0;
+    };
     let mut ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
     if children {
         ticks += f.get(13).copied().unwrap_or(0) + f.get(14).copied().unwrap_or(0);
@@ -56,7 +62,11 @@ pub fn postgres_cpu_seconds(data_dir: &Path) -> f64 {
     let mut total = cpu_seconds(pid, true);
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             if stat_fields(child).and_then(|f| f.get(1).copied()) == Some(u64::from(pid)) {

@@ -50,7 +50,9 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
 fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     let id = header(headers, "webhook-id");
     let ts = header(headers, "webhook-timestamp");
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { return false };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return false;
+    };
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(ts.as_bytes());
@@ -71,13 +73,23 @@ struct Envelope<'a> {
 fn since_publish(body: &[u8]) -> Option<f64> {
     let env: Envelope<'_> = serde_json::from_slice(body).ok()?;
     let at = chrono::DateTime::parse_from_rfc3339(env.timestamp).ok()?;
-    let ms = (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_microseconds()? as f64 / 1000.0;
+    let ms =
+        (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_microseconds()? as f64 / 1000.0;
     Some(ms.max(0.0))
 }
 
-async fn handle(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn handle(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     state.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let key = state.keys.read().ok().and_then(|k| k.get(uri.path()).cloned());
+    let key = state
+        .keys
+        .read()
+        .ok()
+        .and_then(|k| k.get(uri.path()).cloned());
     if !key.is_some_and(|k| verify(&k, &headers, &body)) {
         state.stats.bad_signatures.fetch_add(1, Ordering::Relaxed);
         return StatusCode::UNAUTHORIZED;
@@ -119,12 +131,18 @@ impl Receiver {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { address, stats, keys }
+        Self {
+            address,
+            stats,
+            keys,
+        }
     }
 
     /// Expects deliveries on `path` signed with `secret` (`whsec_…`).
     pub fn expect(&self, path: &str, secret: &str) {
-        let key = STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
+        let key = STANDARD
+            .decode(secret.trim_start_matches("whsec_"))
+            .unwrap();
         self.keys.write().unwrap().insert(path.to_string(), key);
     }
 

@@ -14,10 +14,17 @@ pub async fn run(cluster: &Cluster, events: u64) -> Report {
         .output()
         .await
         .expect("migrate");
-    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
     let deliveries = events / 2;
-    eprintln!("  generating {} events ({deliveries} deliveries, enqueued then delivered)…", deliveries * 2);
+    eprintln!(
+        "  generating {} events ({deliveries} deliveries, enqueued then delivered)…",
+        deliveries * 2
+    );
     let generated = Instant::now();
     let chunk = 50_000u64;
     let mut from = 0u64;
@@ -58,12 +65,25 @@ pub async fn run(cluster: &Cluster, events: u64) -> Report {
     .execute(&pool)
     .await
     .expect("checkpoints");
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     pool.close().await;
-    eprintln!("  generated {total} events in {:.1} s; replaying…", generated.elapsed().as_secs_f64());
+    eprintln!(
+        "  generated {total} events in {:.1} s; replaying…",
+        generated.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let out = tokio::process::Command::new(&exe)
-        .args(["hookline", "replay", "--projection", "all", "--database-url", &url])
+        .args([
+            "hookline",
+            "replay",
+            "--projection",
+            "all",
+            "--database-url",
+            &url,
+        ])
         .output()
         .await
         .expect("replay");
@@ -71,11 +91,19 @@ pub async fn run(cluster: &Cluster, events: u64) -> Report {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     if !out.status.success() {
         report.outcome = crate::report::Outcome::Failed;
-        report.notes.push(format!("replay failed: {}", String::from_utf8_lossy(&out.stderr)));
+        report.notes.push(format!(
+            "replay failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     report.metric("log events", total as f64, "", None);
     report.metric("replay --projection all", secs, "s", None);
-    report.metric("replay speed (log events / wall time)", total as f64 / secs, "/s", Some(Target::AtLeast(100_000.0)));
+    report.metric(
+        "replay speed (log events / wall time)",
+        total as f64 / secs,
+        "/s",
+        Some(Target::AtLeast(100_000.0)),
+    );
     for line in stdout.lines() {
         report.notes.push(line.trim().to_string());
     }

@@ -67,7 +67,10 @@ impl Report {
             .collect();
         HashMap::from([
             ("scenario", serde_json::json!(self.scenario)),
-            ("complete", serde_json::json!(self.outcome == Outcome::Complete)),
+            (
+                "complete",
+                serde_json::json!(self.outcome == Outcome::Complete),
+            ),
             ("metrics", serde_json::Value::Object(metrics)),
             ("notes", serde_json::json!(self.notes)),
             ("date", serde_json::json!(chrono::Utc::now().to_rfc3339())),
@@ -91,7 +94,11 @@ pub fn print(reports: &[Report]) {
     println!("|---|---|---|---|---|");
     for r in reports {
         for (name, value, unit, target) in &r.metrics {
-            let shown = if value.abs() >= 100.0 { format!("{value:.0} {unit}") } else { format!("{value:.1} {unit}") };
+            let shown = if value.abs() >= 100.0 {
+                format!("{value:.0} {unit}")
+            } else {
+                format!("{value:.1} {unit}")
+            };
             let (t, met) = match target {
                 Some(t) => (t.text(), if t.met(*value) { "yes" } else { "**no**" }),
                 None => (String::new(), ""),
