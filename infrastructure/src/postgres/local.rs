@@ -576,7 +576,6 @@ fn extra_settings() -> String {
 }
 
 /// Creates `dir` with mode 0700, owned by `owner` when given.
-
 fn make_private_dir(dir: &Path, owner: Option<Owner>) -> Result<(), LocalPgError> {
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
