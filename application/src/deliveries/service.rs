@@ -174,8 +174,9 @@ impl DeliveryService {
         paginate(rows, limit, |r| (r.created_at, *r.id.as_uuid()), Ok)
     }
 
-    /// The delivery, its attempts and its body; with `as_of`, as they were
-    /// at that time (rebuilt from the events recorded until then).
+    /// The delivery, its attempts and its body, folded from its events in
+    /// the log (exact, whatever the read models' lag); with `as_of`, as they
+    /// were at that time.
     ///
     /// # Errors
     /// 404 when the tenant has no such delivery (at that time).
@@ -196,13 +197,8 @@ impl DeliveryService {
             .and_then(|b| b.as_str())
             .and_then(|b| serde_json::from_str(b).ok())
             .unwrap_or(serde_json::Value::Null);
-        let (record, attempts) = match as_of {
-            Some(at) => Self::fold_until(&events, at)?,
-            None => {
-                let record = self.read.get(tenant, id).await?;
-                (record, self.read.attempts(tenant, id).await?)
-            }
-        };
+        let (record, attempts) =
+            Self::fold_until(&events, as_of.unwrap_or(DateTime::<Utc>::MAX_UTC))?;
         let record = record
             .filter(|r| r.tenant_id == tenant)
             .ok_or_else(|| AppError::not_found("delivery", id))?;
@@ -230,6 +226,8 @@ impl DeliveryService {
         Ok((record, attempts))
     }
 
+    /// A delivery's attempts, from the log.
+    ///
     /// # Errors
     /// 404 when the tenant has no such delivery.
     pub async fn attempts(
@@ -237,10 +235,8 @@ impl DeliveryService {
         tenant: TenantId,
         id: DeliveryId,
     ) -> Result<Vec<AttemptView>, AppError> {
-        if self.read.get(tenant, id).await?.is_none() {
-            return Err(AppError::not_found("delivery", id));
-        }
-        self.read.attempts(tenant, id).await
+        let detail = self.get(tenant, id, &GetDeliveryParams::default()).await?;
+        Ok(detail.attempt_log)
     }
 
     /// # Errors

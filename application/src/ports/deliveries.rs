@@ -28,6 +28,9 @@ pub struct NewEvent {
     pub event_version: String,
     pub payload: Value,
     pub metadata: Value,
+    /// The hash-chain link of the aggregate's previous event, when the
+    /// caller already knows it (saves looking it up).
+    pub previous_link: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

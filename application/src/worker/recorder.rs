@@ -29,6 +29,8 @@ use uuid::Uuid;
 
 /// Most outcomes recorded per transaction.
 pub const RECORD_BATCH: usize = 256;
+/// How long the first outcome of a batch waits for others.
+pub const GATHER: Duration = Duration::from_millis(5);
 
 /// What happened to one leased delivery.
 #[derive(Debug, Clone)]
@@ -130,11 +132,14 @@ impl OutcomeRecorder {
     /// Records outcomes as they arrive, in batches, until the channel closes.
     pub async fn run(self: Arc<Self>, mut rx: mpsc::Receiver<Outcome>) {
         while let Some(first) = rx.recv().await {
+            // Outcomes of attempts finishing together share a transaction:
+            // gather for a moment before writing.
             let mut batch = vec![first];
+            let until = tokio::time::Instant::now() + GATHER;
             while batch.len() < RECORD_BATCH {
-                match rx.try_recv() {
-                    Ok(o) => batch.push(o),
-                    Err(_) => break,
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(o)) => batch.push(o),
+                    _ => break,
                 }
             }
             self.record(batch).await;
@@ -277,20 +282,23 @@ impl OutcomeRecorder {
 
     async fn record_batch(&self, outcomes: &[Outcome], ids: &[String]) -> Result<(), AppError> {
         let stored = self.log.events_of_many(Delivery::TYPE, ids).await?;
-        let mut aggregates: HashMap<String, (Delivery, i64)> = HashMap::new();
+        // Each aggregate, its last sequence and that event's chain link.
+        let mut aggregates: HashMap<String, (Delivery, i64, Option<String>)> = HashMap::new();
         for event in stored {
             let parsed: DeliveryEvent = serde_json::from_value(event.payload)
                 .map_err(|e| AppError::Internal(format!("delivery event unreadable: {e}")))?;
+            let link = crate::audit::chain::stored_link(&event.metadata).map(str::to_string);
             let entry = aggregates.entry(event.aggregate_id).or_default();
             entry.0.apply_event(parsed);
             entry.1 = event.sequence;
+            entry.2 = link;
         }
         let mut decided = Vec::new();
         let mut new_events = Vec::new();
         for outcome in outcomes {
             let due = outcome.due();
             let key = due.delivery_id.to_string();
-            let Some((aggregate, sequence)) = aggregates.get_mut(&key) else {
+            let Some((aggregate, sequence, link)) = aggregates.get_mut(&key) else {
                 tracing::warn!(delivery_id = %due.delivery_id, "outcome for an unknown delivery dropped");
                 continue;
             };
@@ -310,6 +318,7 @@ impl OutcomeRecorder {
                             event_version: event.event_version(),
                             payload: crate::deliveries::payload_of(&event)?,
                             metadata: meta_json.clone(),
+                            previous_link: link.take(),
                         });
                         aggregate.apply_event(event);
                     }

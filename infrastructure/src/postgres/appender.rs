@@ -50,16 +50,18 @@ async fn previous_links(
     conn: &mut PgConnection,
     events: &[NewEvent],
 ) -> Result<HashMap<(String, String), String>, AppendError> {
-    let mut firsts: HashMap<(String, String), i64> = HashMap::new();
+    let mut firsts: HashMap<(String, String), (i64, Option<&String>)> = HashMap::new();
     for e in events {
         firsts
             .entry((e.aggregate_type.to_string(), e.aggregate_id.clone()))
-            .or_insert(e.sequence);
+            .or_insert((e.sequence, e.previous_link.as_ref()));
     }
     let mut links: HashMap<(String, String), String> = HashMap::new();
     let (mut types, mut ids, mut seqs) = (Vec::new(), Vec::new(), Vec::new());
-    for ((t, id), seq) in &firsts {
-        if *seq <= 1 {
+    for ((t, id), (seq, known)) in &firsts {
+        if let Some(link) = known {
+            links.insert((t.clone(), id.clone()), (*link).clone());
+        } else if *seq <= 1 {
             links.insert((t.clone(), id.clone()), GENESIS.to_string());
         } else {
             types.push(t.clone());

@@ -402,6 +402,7 @@ rm -rf "$3" "$4""#;
              synchronous_commit = {durable}\n\
              full_page_writes = {durable}\n\
              log_min_messages = warning\n\
+             autovacuum_naptime = 2\n\
              log_line_prefix = '%m [%p] '\n\
              {extra}",
             socket = self.socket_dir.display().to_string().replace('\'', "''"),

@@ -158,3 +158,26 @@ impl EventLog for PgEventLog {
             .map_err(unavailable)
     }
 }
+
+/// Whether any event of `aggregate_type` after `after` is visible to
+/// consumers yet (below the horizon).
+///
+/// # Errors
+/// Database errors.
+pub async fn anything_after(
+    pool: &PgPool,
+    after: LogPosition,
+    aggregate_type: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events
+                         WHERE aggregate_type = $1
+                           AND (tx_id, global_position) > ($2::text::xid8, $3)
+                           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()))",
+    )
+    .bind(aggregate_type)
+    .bind(after.tx_id.to_string())
+    .bind(after.position)
+    .fetch_one(pool)
+    .await
+}

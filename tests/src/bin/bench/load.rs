@@ -98,6 +98,9 @@ async fn start_server(cluster: &Cluster, db_url: &str, name: &str, env: &[(&str,
         .env("HOOKLINE_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "warn,hookline_api::startup=info")
         .envs(env.iter().copied())
+        .envs(
+            std::env::vars().filter(|(k, _)| k.starts_with("HOOKLINE_") && k != "HOOKLINE_PG_CONF"),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -281,9 +284,11 @@ pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
         receiver.expect(&path, sub["secret"].as_str().unwrap());
     }
     let pid = server.child.id().expect("server pid");
-    let (server_cpu0, pg_cpu0) = (
+    let me = std::process::id();
+    let (server_cpu0, pg_cpu0, bench_cpu0) = (
         cpu_seconds(pid, false),
         postgres_cpu_seconds(cluster.data_dir()),
+        cpu_seconds(me, false),
     );
     let url = format!("{base}/v1/events");
     let start = Instant::now();
@@ -321,9 +326,10 @@ pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
         .lock()
         .unwrap()
         .unwrap_or(load_end);
-    let (server_cpu, pg_cpu) = (
+    let (server_cpu, pg_cpu, bench_cpu) = (
         cpu_seconds(pid, false) - server_cpu0,
         postgres_cpu_seconds(cluster.data_dir()) - pg_cpu0,
+        cpu_seconds(me, false) - bench_cpu0,
     );
     let rss = peak_rss_mb(pid);
     let _ = std::process::Command::new("kill")
@@ -422,6 +428,7 @@ pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
     report.metric("server peak RSS", rss, "MB", Some(Target::AtMost(150.0)));
     report.metric("server CPU", server_cpu, "s", None);
     report.metric("Postgres CPU", pg_cpu, "s", None);
+    report.metric("load generator + receiver CPU", bench_cpu, "s", None);
     report.metric(
         "server + Postgres CPU per delivery",
         (server_cpu + pg_cpu) * 1e6 / (seen.len().max(1) as f64),
