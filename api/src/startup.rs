@@ -197,6 +197,8 @@ impl Application {
         let audit = Arc::new(AuditService::new(
             Arc::new(PgAuditLog::new(pool.clone())),
             delivery_read.clone(),
+            waiter.clone(),
+            settings.consistency_timeout,
         ));
         let deliveries = Arc::new(DeliveryService::new(
             delivery_store.clone(),

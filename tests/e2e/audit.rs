@@ -530,6 +530,7 @@ async fn replay_rebuilds_read_models_while_serving_and_check_reports_differences
         })
         .await;
     }
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
     let before = answers(&app, &t, &ids).await;
 
     let url = app.db.url.clone();

@@ -199,3 +199,100 @@ async fn two_worker_processes_share_one_queue() {
         assert_eq!(p.wait(Duration::from_secs(30)).await, Some(0));
     }
 }
+
+#[tokio::test]
+async fn publishers_that_disconnect_mid_request_lose_nothing_the_server_committed() {
+    let app = hookline_tests::TestApp::spawn().await;
+    let t = app.tenant("impatient").await;
+    let rx = TestReceiver::start().await;
+    app.subscribe(&t, json!({"url": rx.url("/d"), "events": ["load.*"]}))
+        .await;
+
+    // 600 publishes under load, each from a client that gives up after
+    // 2–120 ms: many are cut off before, during or after their commit.
+    let url = app.url("/v1/events");
+    let results = futures::stream::iter(0..600u64)
+        .map(|i| {
+            let url = url.clone();
+            let key = t.api_key.clone();
+            async move {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_millis(2 + (i * 37) % 119))
+                    .build()
+                    .unwrap();
+                let res = client
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({"event_type": "load.cancelled", "data": {"i": i}}))
+                    .send()
+                    .await;
+                match res {
+                    Ok(r) if r.status() == 202 => match r.json::<Value>().await {
+                        Ok(v) => Some(v["deliveries"][0]["id"].as_str().unwrap().to_string()),
+                        Err(_) => None,
+                    },
+                    _ => None,
+                }
+            }
+        })
+        .buffer_unordered(48)
+        .collect::<Vec<_>>()
+        .await;
+    let acknowledged: HashSet<String> = results.iter().flatten().cloned().collect();
+    let cut_off = results.iter().filter(|r| r.is_none()).count();
+    assert!(
+        cut_off > 0,
+        "no request was cut off; the test proves nothing"
+    );
+    assert!(
+        !acknowledged.is_empty(),
+        "no request got through; the test proves nothing"
+    );
+
+    // Whatever the server committed — acknowledged or not — is delivered.
+    let committed = eventually(
+        "in-flight requests have finished",
+        Duration::from_secs(30),
+        || async {
+            let n1: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM events WHERE event_type = 'DeliveryEnqueued'",
+            )
+            .fetch_one(&app.db.pool)
+            .await
+            .ok()?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT aggregate_id FROM events WHERE event_type = 'DeliveryEnqueued'",
+            )
+            .fetch_all(&app.db.pool)
+            .await
+            .ok()?;
+            (ids.len() as i64 == n1).then_some(ids.into_iter().collect::<HashSet<String>>())
+        },
+    )
+    .await;
+    assert!(
+        acknowledged.is_subset(&committed),
+        "an acknowledged publish was not committed"
+    );
+    eventually(
+        "every committed delivery reached the receiver",
+        Duration::from_secs(60),
+        || async {
+            let seen: HashSet<String> = rx
+                .received()
+                .iter()
+                .filter_map(|r| r.header("webhook-id").map(str::to_string))
+                .collect();
+            committed.is_subset(&seen).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "{} publishes: {} acknowledged, {} cut off, {} committed and delivered",
+        results.len(),
+        acknowledged.len(),
+        cut_off,
+        committed.len()
+    );
+}

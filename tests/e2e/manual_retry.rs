@@ -223,6 +223,7 @@ async fn delivery_lists_filter_paginate_and_stay_within_the_tenant() {
     for id in [&pay, &sent] {
         wait_status(&app, &t, id, "delivered", WAIT).await;
     }
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
 
     let all = expect_json(app.get(&t, "/v1/deliveries").await, 200).await;
     assert_eq!(ids(&all), vec![sent.clone(), pay.clone(), first.clone()]);

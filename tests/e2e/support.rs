@@ -62,6 +62,7 @@ async fn a_request_id_traces_everything_it_caused() {
     })
     .await;
     let failed = ids[settled.iter().position(|s| s == "failed").unwrap()].clone();
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
 
     let trace = expect_json(app.get(&t, "/v1/requests/ticket-1234").await, 200).await;
     assert_eq!(trace["request_id"], "ticket-1234");
@@ -113,6 +114,7 @@ async fn a_request_id_traces_everything_it_caused() {
         .unwrap();
     expect_json(res, 202).await;
     wait_status(&app, &t, &failed, "delivered", WAIT).await;
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
     let retry = expect_json(app.get(&t, "/v1/requests/ticket-1235").await, 200).await;
     let types: Vec<&str> = retry["events"]
         .as_array()

@@ -38,3 +38,24 @@ where
         pause = (pause * 2).min(std::time::Duration::from_millis(200));
     }
 }
+
+/// Waits until every projection has applied every event in the log (lists
+/// and traces are read models; single reads are folded from the log and can
+/// be ahead of them by a few milliseconds).
+pub async fn read_models_caught_up(pool: &sqlx::PgPool) {
+    eventually("the read models catch up", std::time::Duration::from_secs(15), || async {
+        let behind: bool = sqlx::query_scalar(
+            "SELECT EXISTS (
+                SELECT 1 FROM events e
+                  JOIN projection_checkpoints c
+                    ON c.name = CASE e.aggregate_type WHEN 'Delivery' THEN 'deliveries' ELSE 'subscriptions' END
+                 WHERE e.aggregate_type IN ('Delivery', 'Subscription')
+                   AND (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position))",
+        )
+        .fetch_one(pool)
+        .await
+        .ok()?;
+        (!behind).then_some(())
+    })
+    .await;
+}

@@ -2,7 +2,8 @@
 
 use crate::error::AppError;
 use crate::ports::{
-    AttemptRecord, AuditLog, AuditQuery, DeliveryReadModel, DeliveryRecord, StoredEvent,
+    AttemptRecord, AuditLog, AuditQuery, DeliveryReadModel, DeliveryRecord, ProjectionWaiter,
+    StoredEvent,
 };
 use chrono::{DateTime, Utc};
 use hookline_domain::{DeliveryId, TenantId, ValidationError};
@@ -81,6 +82,8 @@ pub struct RequestTrace {
 pub struct AuditService {
     log: Arc<dyn AuditLog>,
     deliveries: Arc<dyn DeliveryReadModel>,
+    waiter: Arc<dyn ProjectionWaiter>,
+    consistency_timeout: std::time::Duration,
 }
 
 impl fmt::Debug for AuditService {
@@ -106,8 +109,18 @@ fn check_name(field: &str, value: Option<String>) -> Result<Option<String>, AppE
 }
 
 impl AuditService {
-    pub fn new(log: Arc<dyn AuditLog>, deliveries: Arc<dyn DeliveryReadModel>) -> Self {
-        Self { log, deliveries }
+    pub fn new(
+        log: Arc<dyn AuditLog>,
+        deliveries: Arc<dyn DeliveryReadModel>,
+        waiter: Arc<dyn ProjectionWaiter>,
+        consistency_timeout: std::time::Duration,
+    ) -> Self {
+        Self {
+            log,
+            deliveries,
+            waiter,
+            consistency_timeout,
+        }
     }
 
     /// The tenant's events in commit order.
@@ -158,6 +171,11 @@ impl AuditService {
         if request_id.is_empty() || request_id.len() > 128 {
             return Err(ValidationError::new("request_id", "must be 1–128 characters").into());
         }
+        // The deliveries and attempts come from read models: let them catch
+        // up with the log first (bounded), so the trace is complete.
+        self.waiter
+            .wait_caught_up("Delivery", self.consistency_timeout)
+            .await;
         let events = self.log.by_request(tenant, request_id).await?;
         if events.is_empty() {
             return Err(AppError::not_found("request", request_id));

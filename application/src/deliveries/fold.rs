@@ -58,7 +58,7 @@ fn attempt_record(
 pub fn apply(
     record: &mut Option<DeliveryRecord>,
     stored: &StoredEvent,
-    event: DeliveryEvent,
+    event: &DeliveryEvent,
 ) -> Option<AttemptRecord> {
     if let DeliveryEvent::DeliveryEnqueued {
         delivery_id,
@@ -73,21 +73,21 @@ pub fn apply(
     } = event
     {
         *record = Some(DeliveryRecord {
-            id: delivery_id,
-            tenant_id,
-            subscription_id,
-            event_id,
+            id: *delivery_id,
+            tenant_id: *tenant_id,
+            subscription_id: *subscription_id,
+            event_id: *event_id,
             event_type: event_type.to_string(),
             status: "pending".into(),
             attempts: 0,
-            next_attempt_at: Some(next_attempt_at),
-            url,
+            next_attempt_at: Some(*next_attempt_at),
+            url: url.clone(),
             request_id: meta(stored, "request_id"),
             last_status_code: None,
             last_error_kind: None,
             last_error: None,
-            created_at: enqueued_at,
-            updated_at: enqueued_at,
+            created_at: *enqueued_at,
+            updated_at: *enqueued_at,
             delivered_at: None,
         });
         return None;
@@ -112,25 +112,25 @@ pub fn apply(
             let mut a = attempt_record(
                 row,
                 stored,
-                attempt,
-                attempt_id,
-                url,
-                started_at,
-                duration_ms,
-                status_code,
+                *attempt,
+                *attempt_id,
+                url.clone(),
+                *started_at,
+                *duration_ms,
+                *status_code,
                 status.as_str(),
             );
             a.error_kind = Some(error_kind.as_str().to_string());
             a.error_message = Some(error_message.clone());
-            a.response_excerpt = response_excerpt;
-            a.next_attempt_at = next_attempt_at;
+            a.response_excerpt.clone_from(response_excerpt);
+            a.next_attempt_at = *next_attempt_at;
             row.status = status.as_str().to_string();
-            row.attempts = to_i32(attempt);
-            row.next_attempt_at = next_attempt_at;
+            row.attempts = to_i32(*attempt);
+            row.next_attempt_at = *next_attempt_at;
             row.last_status_code = status_code.map(i32::from);
             row.last_error_kind = Some(error_kind.as_str().to_string());
-            row.last_error = Some(error_message);
-            row.updated_at = ended(started_at, duration_ms);
+            row.last_error = Some(error_message.clone());
+            row.updated_at = ended(*started_at, *duration_ms);
             Some(a)
         }
         DeliveryEvent::DeliverySucceeded {
@@ -145,22 +145,22 @@ pub fn apply(
             let mut a = attempt_record(
                 row,
                 stored,
-                attempt,
-                attempt_id,
-                url,
-                started_at,
-                duration_ms,
-                Some(status_code),
+                *attempt,
+                *attempt_id,
+                url.clone(),
+                *started_at,
+                *duration_ms,
+                Some(*status_code),
                 "delivered",
             );
-            a.response_excerpt = response_excerpt;
+            a.response_excerpt.clone_from(response_excerpt);
             row.status = "delivered".into();
-            row.attempts = to_i32(attempt);
+            row.attempts = to_i32(*attempt);
             row.next_attempt_at = None;
-            row.last_status_code = Some(i32::from(status_code));
+            row.last_status_code = Some(i32::from(*status_code));
             row.last_error_kind = None;
             row.last_error = None;
-            row.updated_at = ended(started_at, duration_ms);
+            row.updated_at = ended(*started_at, *duration_ms);
             row.delivered_at = Some(row.updated_at);
             Some(a)
         }
@@ -170,8 +170,8 @@ pub fn apply(
             ..
         } => {
             row.status = "pending".into();
-            row.next_attempt_at = Some(next_attempt_at);
-            row.updated_at = requested_at;
+            row.next_attempt_at = Some(*next_attempt_at);
+            row.updated_at = *requested_at;
             None
         }
         DeliveryEvent::DeliveryAbandoned {
@@ -181,9 +181,9 @@ pub fn apply(
             row.status = "abandoned".into();
             row.next_attempt_at = None;
             if row.last_error.is_none() || row.attempts == 0 {
-                row.last_error = Some(reason);
+                row.last_error = Some(reason.clone());
             }
-            row.updated_at = abandoned_at;
+            row.updated_at = *abandoned_at;
             None
         }
     }

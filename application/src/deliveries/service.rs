@@ -219,7 +219,7 @@ impl DeliveryService {
         for stored in events.iter().filter(|e| e.recorded_at <= at) {
             let event: DeliveryEvent = DeliveryEvent::deserialize(&stored.payload)
                 .map_err(|e| AppError::Internal(format!("delivery event unreadable: {e}")))?;
-            if let Some(a) = fold::apply(&mut record, stored, event) {
+            if let Some(a) = fold::apply(&mut record, stored, &event) {
                 attempts.push(a);
             }
         }

@@ -121,6 +121,10 @@ pub trait ProjectionWaiter: Send + Sync {
         position: LogPosition,
         timeout: Duration,
     ) -> bool;
+
+    /// True once the projections of `aggregate_type` have applied every
+    /// event committed before the call, false on timeout.
+    async fn wait_caught_up(&self, aggregate_type: &str, timeout: Duration) -> bool;
 }
 
 /// A row of the subscriptions read model.

@@ -181,3 +181,29 @@ pub async fn anything_after(
     .fetch_one(pool)
     .await
 }
+
+/// The newest committed event of `aggregate_type` (whether or not the
+/// horizon has passed it yet).
+///
+/// # Errors
+/// Database errors.
+pub async fn committed_head(
+    pool: &PgPool,
+    aggregate_type: &str,
+) -> Result<Option<LogPosition>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT tx_id::text AS tx, global_position FROM events
+          WHERE aggregate_type = $1
+          ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+    )
+    .bind(aggregate_type)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(LogPosition {
+            tx_id: parse_xid8(&r.try_get::<String, _>("tx")?)?,
+            position: r.try_get("global_position")?,
+        })
+    })
+    .transpose()
+}

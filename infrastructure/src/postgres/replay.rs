@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Events per replay transaction.
-pub const REPLAY_BATCH: i64 = 5000;
+pub const REPLAY_BATCH: i64 = 20_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rebuildable {
@@ -92,6 +92,127 @@ pub enum ReplayError {
     Projection(#[from] ProjectionError),
 }
 
+/// A live table's primary key, other indexes and storage options, so a
+/// rebuild can load a bare copy fast and index it once.
+#[derive(Debug)]
+struct Layout {
+    table: String,
+    primary_key: Option<(String, String)>,
+    indexes: Vec<(String, String)>,
+    options: Option<String>,
+}
+
+impl Layout {
+    async fn of(conn: &mut PgConnection, table: &str) -> Result<Self, sqlx::Error> {
+        let primary_key: Option<(String, String)> = sqlx::query_as(
+            "SELECT c.conname::text, pg_get_constraintdef(c.oid)
+               FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+              WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace AND c.contype = 'p'",
+        )
+        .bind(table)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT i.relname::text, pg_get_indexdef(i.oid)
+               FROM pg_index x
+               JOIN pg_class i ON i.oid = x.indexrelid
+               JOIN pg_class t ON t.oid = x.indrelid
+              WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace AND NOT x.indisprimary",
+        )
+        .bind(table)
+        .fetch_all(&mut *conn)
+        .await?;
+        let options: Option<Vec<String>> = sqlx::query_scalar(
+            "SELECT reloptions FROM pg_class WHERE relname = $1 AND relnamespace = current_schema()::regnamespace",
+        )
+        .bind(table)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(Self {
+            table: table.to_string(),
+            primary_key,
+            indexes,
+            options: options.filter(|o| !o.is_empty()).map(|o| o.join(", ")),
+        })
+    }
+
+    /// The copy with its columns, defaults, checks and primary key only.
+    async fn create_bare(&self, conn: &mut PgConnection, suffix: &str) -> Result<(), sqlx::Error> {
+        let (table, copy) = (&self.table, format!("{}{suffix}", self.table));
+        sqlx::query(&format!("DROP TABLE IF EXISTS {copy}"))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(&format!(
+            "CREATE TABLE {copy} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        if let Some((name, definition)) = &self.primary_key {
+            sqlx::query(&format!(
+                "ALTER TABLE {copy} ADD CONSTRAINT {name}{suffix} {definition}"
+            ))
+            .execute(&mut *conn)
+            .await?;
+        }
+        if let Some(options) = &self.options {
+            sqlx::query(&format!("ALTER TABLE {copy} SET ({options})"))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Builds the copy's secondary indexes, once, after the bulk of the
+    /// rows are in (faster than maintaining them row by row).
+    async fn finish(&self, conn: &mut PgConnection, suffix: &str) -> Result<(), sqlx::Error> {
+        self.create_indexes(conn, suffix).await
+    }
+
+    async fn create_indexes(
+        &self,
+        conn: &mut PgConnection,
+        suffix: &str,
+    ) -> Result<(), sqlx::Error> {
+        for (name, definition) in &self.indexes {
+            // "CREATE [UNIQUE] INDEX name ON schema.table USING …"
+            let Some((head, tail)) = definition.split_once(" ON ") else {
+                continue;
+            };
+            let Some((_, rest)) = tail.split_once(' ') else {
+                continue;
+            };
+            let head = head.replacen(name.as_str(), &format!("{name}{suffix}"), 1);
+            sqlx::query(&format!("{head} ON {}{suffix} {rest}", self.table))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// After a swap, the swapped-in table's constraint and indexes take the
+    /// original names back.
+    async fn restore_names(
+        &self,
+        conn: &mut PgConnection,
+        suffix: &str,
+    ) -> Result<(), sqlx::Error> {
+        if let Some((name, _)) = &self.primary_key {
+            sqlx::query(&format!(
+                "ALTER TABLE {} RENAME CONSTRAINT {name}{suffix} TO {name}",
+                self.table
+            ))
+            .execute(&mut *conn)
+            .await?;
+        }
+        for (name, _) in &self.indexes {
+            sqlx::query(&format!("ALTER INDEX {name}{suffix} RENAME TO {name}"))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Columns that are not derived from the log (worker leases).
 fn not_compared(table: &str) -> &'static [&'static str] {
     if table == QUEUE_TABLE {
@@ -127,6 +248,79 @@ async fn read_between(
     .fetch_all(conn)
     .await?;
     rows.iter().map(decode).collect()
+}
+
+/// Like [`catch_up`] in separate transactions, with the next batches read
+/// (and decoded) on another connection while the current one is applied.
+async fn catch_up_pipelined(
+    pool: &PgPool,
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    from: LogPosition,
+    until: LogPosition,
+) -> Result<(LogPosition, u64), ReplayError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
+    let reader_pool = pool.clone();
+    let aggregate_type = projection.aggregate_type();
+    let reader = tokio::spawn(async move {
+        let mut rconn = reader_pool.acquire().await?;
+        let mut cursor = from;
+        loop {
+            let batch = read_between(&mut rconn, cursor, until, aggregate_type).await?;
+            let Some(last) = batch.last() else { break };
+            cursor = last.log_position();
+            if tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+        Ok::<(), sqlx::Error>(())
+    });
+    // Aggregates are independent of each other: two lanes, each with its
+    // own connection, apply disjoint halves of every batch at once.
+    let mut lane_conn = pool.acquire().await?;
+    let mut cursor = from;
+    let mut applied = 0;
+    while let Some(batch) = rx.recv().await {
+        let Some(last) = batch.last() else { continue };
+        cursor = last.log_position();
+        applied += batch.len() as u64;
+        let (left, right): (Vec<StoredEvent>, Vec<StoredEvent>) = batch
+            .into_iter()
+            .partition(|e| lane_of(&e.aggregate_id) == 0);
+        let (a, b) = tokio::join!(
+            apply_in_transaction(&mut *conn, projection, &left),
+            apply_in_transaction(&mut lane_conn, projection, &right),
+        );
+        a?;
+        b?;
+    }
+    match reader.await {
+        Ok(result) => result?,
+        Err(e) => {
+            return Err(ReplayError::Database(sqlx::Error::Protocol(format!(
+                "log reader failed: {e}"
+            ))))
+        }
+    }
+    Ok((cursor, applied))
+}
+
+fn lane_of(aggregate_id: &str) -> u8 {
+    aggregate_id.bytes().fold(0u8, |acc, b| acc.wrapping_add(b)) % 2
+}
+
+async fn apply_in_transaction(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    events: &[StoredEvent],
+) -> Result<(), ReplayError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("BEGIN").execute(&mut *conn).await?;
+    projection.apply(conn, events).await?;
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// Applies every event in `(from, until]`; returns where it stopped and how
@@ -209,29 +403,30 @@ pub async fn rebuild(
     let suffix = if check { "_check" } else { "_rebuild" };
     let live = which.name();
     let mut conn = pool.acquire().await?;
+    let mut layouts = Vec::new();
     for table in which.tables() {
-        sqlx::query(&format!("DROP TABLE IF EXISTS {table}{suffix}"))
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(&format!(
-            "CREATE TABLE {table}{suffix} (LIKE {table} INCLUDING ALL)"
-        ))
-        .execute(&mut *conn)
-        .await?;
+        let layout = Layout::of(&mut conn, table).await?;
+        layout.create_bare(&mut conn, suffix).await?;
+        layouts.push(layout);
     }
     let projection = which.projection(suffix);
     checkpoints::ensure(pool, live).await?;
     let started = Instant::now();
     // Phase 1, without blocking anyone: up to where the live projection was.
     let target = checkpoints::read(&mut conn, live).await?;
-    let (cursor, mut events) = catch_up(
+    let (cursor, mut events) = catch_up_pipelined(
+        pool,
         &mut conn,
         projection.as_ref(),
         LogPosition::default(),
         target,
-        true,
     )
     .await?;
+
+    // Loaded without secondary indexes so far: build each once now.
+    for layout in &layouts {
+        layout.finish(&mut conn, suffix).await?;
+    }
 
     // Phase 2, holding the live projection's lock: the rest, then swap or
     // compare at exactly the live checkpoint.
@@ -286,6 +481,9 @@ pub async fn rebuild(
             sqlx::query(&format!("DROP TABLE {table}_replaced"))
                 .execute(&mut *conn)
                 .await?;
+            if let Some(layout) = layouts.iter().find(|l| l.table == *table) {
+                layout.restore_names(&mut conn, suffix).await?;
+            }
         }
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;

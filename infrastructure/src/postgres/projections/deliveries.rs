@@ -3,6 +3,7 @@
 //! attempt). A batch is folded in memory (with the application's delivery
 //! fold) and written with two multi-row statements.
 
+use super::queue::{parse_all, QueueProjection};
 use super::{Projection, ProjectionError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,7 +12,6 @@ use hookline_application::deliveries::fold;
 use hookline_application::ports::{AttemptRecord, DeliveryRecord, StoredEvent};
 use hookline_domain::delivery::{Delivery, DeliveryEvent};
 use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
-use serde::Deserialize;
 use sqlx::{PgConnection, Row};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -23,6 +23,9 @@ pub const ATTEMPTS_TABLE: &str = "delivery_attempts";
 pub struct DeliveriesProjection {
     view: String,
     attempts: String,
+    /// The due queue, maintained in the same transaction from the same
+    /// parsed events.
+    queue: Option<QueueProjection>,
 }
 
 impl Default for DeliveriesProjection {
@@ -47,7 +50,14 @@ impl DeliveriesProjection {
         Self {
             view: view.into(),
             attempts: attempts.into(),
+            queue: None,
         }
+    }
+
+    #[must_use]
+    pub fn with_queue(mut self, queue: QueueProjection) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     async fn load(
@@ -275,14 +285,7 @@ impl Projection for DeliveriesProjection {
         conn: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let mut parsed = Vec::with_capacity(events.len());
-        for stored in events {
-            let id = Uuid::parse_str(&stored.aggregate_id)
-                .map_err(|e| ProjectionError::bad_event(stored, e))?;
-            let event: DeliveryEvent = DeliveryEvent::deserialize(&stored.payload)
-                .map_err(|e| ProjectionError::bad_event(stored, e))?;
-            parsed.push((stored, id, event));
-        }
+        let parsed = parse_all(events)?;
         let to_load: Vec<Uuid> = parsed
             .iter()
             .filter(|(_, _, e)| !matches!(e, DeliveryEvent::DeliveryEnqueued { .. }))
@@ -291,7 +294,8 @@ impl Projection for DeliveriesProjection {
         let mut rows = self.load(conn, &to_load).await?;
         let mut touched: Vec<Uuid> = Vec::new();
         let mut attempts = Vec::new();
-        for (stored, id, event) in parsed {
+        for (stored, id, event) in &parsed {
+            let (stored, id) = (*stored, *id);
             let entry = rows.entry(id).or_insert((None, 0));
             if stored.sequence <= entry.1 {
                 continue; // already applied
@@ -330,6 +334,15 @@ impl Projection for DeliveriesProjection {
             .collect();
         self.write_views(conn, changed).await?;
         self.write_attempts(conn, attempts).await?;
+        if let Some(queue) = &self.queue {
+            queue.apply_parsed(conn, parsed).await?;
+        }
         Ok(())
+    }
+
+    fn after_commit(&self, events: &[StoredEvent]) {
+        if let Some(queue) = &self.queue {
+            queue.after_commit(events);
+        }
     }
 }

@@ -248,6 +248,7 @@ async fn sleep_or_cancel(shutdown: &CancellationToken, d: Duration) -> bool {
 #[derive(Clone)]
 pub struct Projections {
     entries: Arc<Vec<Entry>>,
+    pool: PgPool,
 }
 
 struct Entry {
@@ -300,6 +301,7 @@ impl Projections {
         (
             Self {
                 entries: Arc::new(entries),
+                pool: pool.clone(),
             },
             runners,
         )
@@ -362,55 +364,19 @@ impl ProjectionWaiter for Projections {
         let all = futures::future::join_all(waits);
         matches!(tokio::time::timeout(timeout, all).await, Ok(results) if results.iter().all(|ok| *ok))
     }
-}
 
-/// Several projections of one aggregate type that move together: one read
-/// of the log, one transaction and one checkpoint per batch for all of them.
-pub struct Composite {
-    name: String,
-    parts: Vec<Arc<dyn Projection>>,
-}
-
-impl fmt::Debug for Composite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Composite({})", self.name)
-    }
-}
-
-impl Composite {
-    /// `parts` share one aggregate type.
-    pub fn new(name: impl Into<String>, parts: Vec<Arc<dyn Projection>>) -> Self {
-        Self {
-            name: name.into(),
-            parts,
-        }
-    }
-}
-
-#[async_trait]
-impl Projection for Composite {
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
-    fn aggregate_type(&self) -> &'static str {
-        self.parts.first().map_or("", |p| p.aggregate_type())
-    }
-
-    async fn apply(
-        &self,
-        conn: &mut PgConnection,
-        events: &[StoredEvent],
-    ) -> Result<(), ProjectionError> {
-        for part in &self.parts {
-            part.apply(conn, events).await?;
-        }
-        Ok(())
-    }
-
-    fn after_commit(&self, events: &[StoredEvent]) {
-        for part in &self.parts {
-            part.after_commit(events);
+    async fn wait_caught_up(&self, aggregate_type: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        match super::log_reader::committed_head(&self.pool, aggregate_type).await {
+            Ok(Some(head)) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                self.wait_for(aggregate_type, head, left).await
+            }
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the log head failed");
+                false
+            }
         }
     }
 }
@@ -418,20 +384,10 @@ impl Projection for Composite {
 /// The delivery read models (`deliveries_view`, `delivery_attempts`) and the
 /// due queue, maintained together as the `deliveries` projection. `suffix`
 /// names fresh tables for a rebuild.
-pub fn deliveries_projection(suffix: &str, due: Wakeup) -> Composite {
+pub fn deliveries_projection(suffix: &str, due: Wakeup) -> deliveries::DeliveriesProjection {
     let view = format!("{}{suffix}", deliveries::VIEW_TABLE);
     let attempts = format!("{}{suffix}", deliveries::ATTEMPTS_TABLE);
     let queue = format!("{}{suffix}", queue::TABLE);
-    let name = if suffix.is_empty() {
-        "deliveries".to_string()
-    } else {
-        format!("deliveries{suffix}")
-    };
-    Composite::new(
-        name,
-        vec![
-            Arc::new(deliveries::DeliveriesProjection::new(view, attempts)),
-            Arc::new(queue::QueueProjection::new(queue, due)),
-        ],
-    )
+    deliveries::DeliveriesProjection::new(view, attempts)
+        .with_queue(queue::QueueProjection::new(queue, due))
 }

@@ -15,6 +15,26 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 pub const TABLE: &str = "delivery_queue";
+/// An event with its delivery id and parsed payload.
+pub type Parsed<'a> = (&'a StoredEvent, Uuid, DeliveryEvent);
+
+/// Parses a batch once.
+///
+/// # Errors
+/// An event whose id or payload is not a delivery's.
+pub fn parse_all(events: &[StoredEvent]) -> Result<Vec<Parsed<'_>>, ProjectionError> {
+    events
+        .iter()
+        .map(|stored| {
+            let id = Uuid::parse_str(&stored.aggregate_id)
+                .map_err(|e| ProjectionError::bad_event(stored, e))?;
+            let event = DeliveryEvent::deserialize(&stored.payload)
+                .map_err(|e| ProjectionError::bad_event(stored, e))?;
+            Ok((stored, id, event))
+        })
+        .collect()
+}
+
 /// Notified when rows become due, so workers in other processes wake.
 pub const DUE_CHANNEL: &str = "hookline_due";
 
@@ -106,37 +126,27 @@ impl QueueProjection {
         }
         Ok(())
     }
-}
 
-#[async_trait]
-impl Projection for QueueProjection {
-    fn name(&self) -> String {
-        if self.table == TABLE {
-            "delivery_queue".to_string()
-        } else {
-            format!("delivery_queue:{}", self.table)
-        }
-    }
-
-    fn aggregate_type(&self) -> &'static str {
-        Delivery::TYPE
-    }
-
-    async fn apply(
+    /// Applies events already parsed (the deliveries projection shares its
+    /// parse with this one).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn apply_parsed(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: Vec<Parsed<'_>>,
     ) -> Result<(), ProjectionError> {
         let mut ops: HashMap<Uuid, Op> = HashMap::new();
         let mut order: Vec<Uuid> = Vec::new();
-        for stored in events {
-            let id = Uuid::parse_str(&stored.aggregate_id)
-                .map_err(|e| ProjectionError::bad_event(stored, e))?;
-            let event: DeliveryEvent = DeliveryEvent::deserialize(&stored.payload)
-                .map_err(|e| ProjectionError::bad_event(stored, e))?;
+        let mut created_here: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+        for (stored, id, event) in events {
             let previous = ops.remove(&id);
             if previous.is_none() {
                 order.push(id);
+            }
+            if matches!(event, DeliveryEvent::DeliveryEnqueued { .. }) {
+                created_here.insert(id);
             }
             let next = match (event, previous) {
                 (
@@ -230,6 +240,8 @@ impl Projection for QueueProjection {
         let mut reschedules = Vec::new();
         for id in order {
             match ops.remove(&id) {
+                // Queued and finished within this batch: never written.
+                Some(Op::Delete) if created_here.contains(&id) => {}
                 Some(Op::Delete) => deletes.push(id),
                 Some(Op::Put(row)) => puts.push(row),
                 Some(Op::Reschedule { attempt, due_at }) => reschedules.push((id, attempt, due_at)),
@@ -328,6 +340,29 @@ impl Projection for QueueProjection {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Projection for QueueProjection {
+    fn name(&self) -> String {
+        if self.table == TABLE {
+            "delivery_queue".to_string()
+        } else {
+            format!("delivery_queue:{}", self.table)
+        }
+    }
+
+    fn aggregate_type(&self) -> &'static str {
+        Delivery::TYPE
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        self.apply_parsed(conn, parse_all(events)?).await
     }
 
     fn after_commit(&self, _events: &[StoredEvent]) {

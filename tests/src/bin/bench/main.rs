@@ -44,6 +44,9 @@ struct Args {
     replay_events: u64,
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub const SECRET_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 pub const ADMIN_TOKEN: &str = "bench-admin";
 

@@ -30,24 +30,28 @@ pub async fn run(cluster: &Cluster, events: u64) -> Report {
     let mut from = 0u64;
     while from < deliveries {
         let to = (from + chunk).min(deliveries);
+        // Realistic order: each delivery's outcome follows its enqueue
+        // closely in the log.
         sqlx::raw_sql(&format!(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-             SELECT 'Delivery', id::text, 1, 'DeliveryEnqueued', '1.0',
-                    json_build_object('type', 'DeliveryEnqueued', 'delivery_id', id, 'tenant_id', '00000000-0000-7000-8000-000000000001',
-                        'subscription_id', '00000000-0000-7000-8000-000000000002', 'event_id', id, 'event_type', 'bench.tick',
-                        'url', 'https://example.com/hook',
-                        'body', json_build_object('id', id, 'event', 'bench.tick', 'data', json_build_object('seq', g))::text,
-                        'enqueued_at', now(), 'next_attempt_at', now()),
-                    json_build_object('request_id', 'bench-' || g, 'tenant_id', '00000000-0000-7000-8000-000000000001',
-                        'actor', 'system:bench', 'occurred_at', now())
-               FROM (SELECT g, md5('d' || g)::uuid AS id FROM generate_series({from}, {to} - 1) g) s;
-             INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-             SELECT 'Delivery', id::text, 2, 'DeliverySucceeded', '1.0',
-                    json_build_object('type', 'DeliverySucceeded', 'attempt', 1, 'attempt_id', md5('a' || g)::uuid,
-                        'url', 'https://example.com/hook', 'started_at', now(), 'duration_ms', 12, 'status_code', 204),
-                    json_build_object('request_id', 'bench-' || g, 'tenant_id', '00000000-0000-7000-8000-000000000001',
-                        'actor', 'system:worker', 'worker_id', 'bench', 'occurred_at', now())
-               FROM (SELECT g, md5('d' || g)::uuid AS id FROM generate_series({from}, {to} - 1) g) s;"
+             SELECT 'Delivery', id::text, seq, event_type, '1.0', payload, metadata FROM (
+               SELECT g, 1 AS seq, id, 'DeliveryEnqueued' AS event_type,
+                      json_build_object('type', 'DeliveryEnqueued', 'delivery_id', id, 'tenant_id', '00000000-0000-7000-8000-000000000001',
+                          'subscription_id', '00000000-0000-7000-8000-000000000002', 'event_id', id, 'event_type', 'bench.tick',
+                          'url', 'https://example.com/hook',
+                          'body', json_build_object('id', id, 'event', 'bench.tick', 'data', json_build_object('seq', g))::text,
+                          'enqueued_at', now(), 'next_attempt_at', now()) AS payload,
+                      json_build_object('request_id', 'bench-' || g, 'tenant_id', '00000000-0000-7000-8000-000000000001',
+                          'actor', 'system:bench', 'occurred_at', now()) AS metadata
+                 FROM (SELECT g, md5('d' || g)::uuid AS id FROM generate_series({from}, {to} - 1) g) s
+               UNION ALL
+               SELECT g, 2, id, 'DeliverySucceeded',
+                      json_build_object('type', 'DeliverySucceeded', 'attempt', 1, 'attempt_id', md5('a' || g)::uuid,
+                          'url', 'https://example.com/hook', 'started_at', now(), 'duration_ms', 12, 'status_code', 204),
+                      json_build_object('request_id', 'bench-' || g, 'tenant_id', '00000000-0000-7000-8000-000000000001',
+                          'actor', 'system:worker', 'worker_id', 'bench', 'occurred_at', now())
+                 FROM (SELECT g, md5('d' || g)::uuid AS id FROM generate_series({from}, {to} - 1) g) s
+             ) x ORDER BY g, seq"
         ))
         .execute(&pool)
         .await
