@@ -534,6 +534,7 @@ async fn replay_rebuilds_read_models_while_serving_and_check_reports_differences
     let before = answers(&app, &t, &ids).await;
 
     let url = app.db.url.clone();
+    let schema_before = read_model_schema(&app.db.pool).await;
     let check = run_cli(&["replay", "--check", "--database-url", &url], &no_env()).await;
     assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
     assert!(check.stdout.contains("matches the log"));
@@ -559,6 +560,9 @@ async fn replay_rebuilds_read_models_while_serving_and_check_reports_differences
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("events/s"), "{}", out.stdout);
     assert_eq!(answers(&app, &t, &ids).await, before);
+    // The swapped-in tables are the live ones in every respect: same
+    // indexes, constraints (names included) and storage options.
+    assert_eq!(read_model_schema(&app.db.pool).await, schema_before);
     assert_eq!(
         run_cli(&["replay", "--check", "--database-url", &url], &no_env())
             .await
@@ -609,6 +613,26 @@ async fn replay_rebuilds_read_models_while_serving_and_check_reports_differences
     )
     .await;
     assert_eq!(sub["description"], "replayed");
+}
+
+/// Indexes, constraints and storage options of the read-model tables.
+async fn read_model_schema(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT 'index ' || indexdef FROM pg_indexes
+          WHERE tablename IN ('deliveries_view', 'delivery_attempts', 'delivery_queue', 'subscriptions_view')
+         UNION ALL
+         SELECT 'constraint ' || conname || ' ' || conrelid::regclass::text || ' ' || pg_get_constraintdef(oid)
+           FROM pg_constraint
+          WHERE conrelid::regclass::text IN ('deliveries_view', 'delivery_attempts', 'delivery_queue', 'subscriptions_view')
+         UNION ALL
+         SELECT 'options ' || relname || ' ' || coalesce(array_to_string(reloptions, ','), '')
+           FROM pg_class
+          WHERE relname IN ('deliveries_view', 'delivery_attempts', 'delivery_queue', 'subscriptions_view')
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
 
 #[tokio::test]

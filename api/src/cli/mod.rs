@@ -85,7 +85,7 @@ enum Command {
     },
     /// Rebuild read models from the event log (or check them against it).
     Replay {
-        /// subscriptions, deliveries, delivery_queue, or all.
+        /// subscriptions, deliveries (views, attempts and the due queue), or all.
         #[arg(long, default_value = "all", value_name = "NAME")]
         projection: String,
         /// Rebuild aside and report differences from the live tables,

@@ -6,6 +6,7 @@ pub mod appender;
 pub mod audit;
 pub mod chained;
 pub mod checkpoints;
+pub mod copy;
 pub mod deliveries;
 pub mod directory;
 pub mod event_store;

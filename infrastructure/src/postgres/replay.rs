@@ -98,7 +98,8 @@ pub enum ReplayError {
 struct Layout {
     table: String,
     primary_key: Option<(String, String)>,
-    indexes: Vec<(String, String)>,
+    /// (name, definition, whether a UNIQUE constraint owns it).
+    indexes: Vec<(String, String, bool)>,
     options: Option<String>,
 }
 
@@ -112,8 +113,9 @@ impl Layout {
         .bind(table)
         .fetch_optional(&mut *conn)
         .await?;
-        let indexes: Vec<(String, String)> = sqlx::query_as(
-            "SELECT i.relname::text, pg_get_indexdef(i.oid)
+        let indexes: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT i.relname::text, pg_get_indexdef(i.oid),
+                    EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid AND c.contype = 'u')
                FROM pg_index x
                JOIN pg_class i ON i.oid = x.indexrelid
                JOIN pg_class t ON t.oid = x.indrelid
@@ -159,21 +161,22 @@ impl Layout {
                 .execute(&mut *conn)
                 .await?;
         }
+        // Autovacuum would otherwise start on the freshly loaded copy and
+        // hold up its index builds (CREATE INDEX waits for it); the live
+        // settings come back with the swap.
+        sqlx::query(&format!(
+            "ALTER TABLE {copy} SET (autovacuum_enabled = false)"
+        ))
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 
-    /// Builds the copy's secondary indexes, once, after the bulk of the
-    /// rows are in (faster than maintaining them row by row).
-    async fn finish(&self, conn: &mut PgConnection, suffix: &str) -> Result<(), sqlx::Error> {
-        self.create_indexes(conn, suffix).await
-    }
-
-    async fn create_indexes(
-        &self,
-        conn: &mut PgConnection,
-        suffix: &str,
-    ) -> Result<(), sqlx::Error> {
-        for (name, definition) in &self.indexes {
+    /// The statements that build the copy's secondary indexes (and the
+    /// UNIQUE constraints over them), in order, one list per index.
+    fn index_statements(&self, suffix: &str) -> Vec<Vec<String>> {
+        let mut statements = Vec::new();
+        for (name, definition, constraint) in &self.indexes {
             // "CREATE [UNIQUE] INDEX name ON schema.table USING …"
             let Some((head, tail)) = definition.split_once(" ON ") else {
                 continue;
@@ -182,15 +185,20 @@ impl Layout {
                 continue;
             };
             let head = head.replacen(name.as_str(), &format!("{name}{suffix}"), 1);
-            sqlx::query(&format!("{head} ON {}{suffix} {rest}", self.table))
-                .execute(&mut *conn)
-                .await?;
+            let mut steps = vec![format!("{head} ON {}{suffix} {rest}", self.table)];
+            if *constraint {
+                steps.push(format!(
+                    "ALTER TABLE {table}{suffix} ADD CONSTRAINT {name}{suffix} UNIQUE USING INDEX {name}{suffix}",
+                    table = self.table
+                ));
+            }
+            statements.push(steps);
         }
-        Ok(())
+        statements
     }
 
     /// After a swap, the swapped-in table's constraint and indexes take the
-    /// original names back.
+    /// original names back, and its storage options the live ones.
     async fn restore_names(
         &self,
         conn: &mut PgConnection,
@@ -204,13 +212,52 @@ impl Layout {
             .execute(&mut *conn)
             .await?;
         }
-        for (name, _) in &self.indexes {
-            sqlx::query(&format!("ALTER INDEX {name}{suffix} RENAME TO {name}"))
+        for (name, _, constraint) in &self.indexes {
+            let rename = if *constraint {
+                format!(
+                    "ALTER TABLE {} RENAME CONSTRAINT {name}{suffix} TO {name}",
+                    self.table
+                )
+            } else {
+                format!("ALTER INDEX {name}{suffix} RENAME TO {name}")
+            };
+            sqlx::query(&rename).execute(&mut *conn).await?;
+        }
+        sqlx::query(&format!(
+            "ALTER TABLE {} RESET (autovacuum_enabled)",
+            self.table
+        ))
+        .execute(&mut *conn)
+        .await?;
+        if let Some(options) = &self.options {
+            sqlx::query(&format!("ALTER TABLE {} SET ({options})", self.table))
                 .execute(&mut *conn)
                 .await?;
         }
         Ok(())
     }
+}
+
+/// Runs index builds on two connections at once (different indexes of the
+/// same table may be built concurrently).
+async fn build_indexes(pool: &PgPool, work: Vec<Vec<String>>) -> Result<(), sqlx::Error> {
+    type Queue = std::sync::Mutex<Vec<Vec<String>>>;
+    let queue = Arc::new(Queue::new(work));
+    let next = |queue: &Queue| match queue.lock() {
+        Ok(mut work) => work.pop(),
+        Err(poisoned) => poisoned.into_inner().pop(),
+    };
+    let worker = |queue: Arc<Queue>| async move {
+        let mut conn = pool.acquire().await?;
+        while let Some(steps) = next(&queue) {
+            for statement in steps {
+                sqlx::query(&statement).execute(&mut *conn).await?;
+            }
+        }
+        Ok::<(), sqlx::Error>(())
+    };
+    let (a, b) = tokio::join!(worker(queue.clone()), worker(queue));
+    a.and(b)
 }
 
 /// Columns that are not derived from the log (worker leases).
@@ -250,63 +297,87 @@ async fn read_between(
     rows.iter().map(decode).collect()
 }
 
-/// Like [`catch_up`] in separate transactions, with the next batches read
-/// (and decoded) on another connection while the current one is applied.
+/// Apply lanes: aggregates are independent of each other, so each lane
+/// applies its share of the aggregates on its own connection, at its own
+/// pace. More lanes than cores keeps the CPUs busy while a lane waits for
+/// its commit to reach the disk.
+const LANES: usize = 3;
+
+/// Like [`catch_up`] in separate transactions: one task reads (and
+/// decodes) the log ahead and deals each batch out to the apply lanes.
 async fn catch_up_pipelined(
     pool: &PgPool,
-    conn: &mut PgConnection,
-    projection: &dyn Projection,
+    projection: Arc<dyn Projection>,
     from: LogPosition,
     until: LogPosition,
 ) -> Result<(LogPosition, u64), ReplayError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
-    let reader_pool = pool.clone();
-    let aggregate_type = projection.aggregate_type();
-    let reader = tokio::spawn(async move {
-        let mut rconn = reader_pool.acquire().await?;
-        let mut cursor = from;
-        loop {
-            let batch = read_between(&mut rconn, cursor, until, aggregate_type).await?;
-            let Some(last) = batch.last() else { break };
-            cursor = last.log_position();
-            if tx.send(batch).await.is_err() {
-                break;
+    let mut senders = Vec::with_capacity(LANES);
+    let mut lanes = Vec::with_capacity(LANES);
+    for _ in 0..LANES {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
+        senders.push(tx);
+        let mut conn = pool.acquire().await?;
+        let projection = projection.clone();
+        lanes.push(tokio::spawn(async move {
+            while let Some(events) = rx.recv().await {
+                apply_in_transaction(&mut conn, projection.as_ref(), &events).await?;
             }
-        }
-        Ok::<(), sqlx::Error>(())
-    });
-    // Aggregates are independent of each other: two lanes, each with its
-    // own connection, apply disjoint halves of every batch at once.
-    let mut lane_conn = pool.acquire().await?;
+            Ok::<(), ReplayError>(())
+        }));
+    }
+    let mut rconn = pool.acquire().await?;
+    let aggregate_type = projection.aggregate_type();
     let mut cursor = from;
     let mut applied = 0;
-    while let Some(batch) = rx.recv().await {
-        let Some(last) = batch.last() else { continue };
+    let mut read_error = None;
+    loop {
+        let batch = match read_between(&mut rconn, cursor, until, aggregate_type).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        };
+        let Some(last) = batch.last() else { break };
         cursor = last.log_position();
         applied += batch.len() as u64;
-        let (left, right): (Vec<StoredEvent>, Vec<StoredEvent>) = batch
-            .into_iter()
-            .partition(|e| lane_of(&e.aggregate_id) == 0);
-        let (a, b) = tokio::join!(
-            apply_in_transaction(&mut *conn, projection, &left),
-            apply_in_transaction(&mut lane_conn, projection, &right),
-        );
-        a?;
-        b?;
-    }
-    match reader.await {
-        Ok(result) => result?,
-        Err(e) => {
-            return Err(ReplayError::Database(sqlx::Error::Protocol(format!(
-                "log reader failed: {e}"
-            ))))
+        let mut shares: Vec<Vec<StoredEvent>> = (0..LANES)
+            .map(|_| Vec::with_capacity(batch.len() / LANES + 1))
+            .collect();
+        for event in batch {
+            shares[lane_of(&event.aggregate_id)].push(event);
         }
+        let mut lane_gone = false;
+        for (share, sender) in shares.into_iter().zip(&senders) {
+            if !share.is_empty() && sender.send(share).await.is_err() {
+                lane_gone = true; // its error is reported below
+            }
+        }
+        if lane_gone {
+            break;
+        }
+    }
+    drop(senders);
+    for lane in lanes {
+        match lane.await {
+            Ok(result) => result?,
+            Err(e) => {
+                return Err(ReplayError::Database(sqlx::Error::Protocol(format!(
+                    "replay lane failed: {e}"
+                ))))
+            }
+        }
+    }
+    if let Some(e) = read_error {
+        return Err(e.into());
     }
     Ok((cursor, applied))
 }
 
-fn lane_of(aggregate_id: &str) -> u8 {
-    aggregate_id.bytes().fold(0u8, |acc, b| acc.wrapping_add(b)) % 2
+fn lane_of(aggregate_id: &str) -> usize {
+    aggregate_id.bytes().fold(0usize, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(usize::from(b))
+    }) % LANES
 }
 
 async fn apply_in_transaction(
@@ -414,19 +485,17 @@ pub async fn rebuild(
     let started = Instant::now();
     // Phase 1, without blocking anyone: up to where the live projection was.
     let target = checkpoints::read(&mut conn, live).await?;
-    let (cursor, mut events) = catch_up_pipelined(
-        pool,
-        &mut conn,
-        projection.as_ref(),
-        LogPosition::default(),
-        target,
-    )
-    .await?;
+    let (cursor, mut events) =
+        catch_up_pipelined(pool, projection.clone(), LogPosition::default(), target).await?;
 
+    tracing::debug!(projection = live, events, elapsed = ?started.elapsed(), "replay: log applied");
     // Loaded without secondary indexes so far: build each once now.
-    for layout in &layouts {
-        layout.finish(&mut conn, suffix).await?;
-    }
+    let statements = layouts
+        .iter()
+        .flat_map(|layout| layout.index_statements(suffix))
+        .collect();
+    build_indexes(pool, statements).await?;
+    tracing::debug!(projection = live, elapsed = ?started.elapsed(), "replay: indexes built");
 
     // Phase 2, holding the live projection's lock: the rest, then swap or
     // compare at exactly the live checkpoint.

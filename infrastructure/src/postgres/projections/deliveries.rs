@@ -5,6 +5,7 @@
 
 use super::queue::{parse_all, QueueProjection};
 use super::{Projection, ProjectionError};
+use crate::postgres::copy::BinaryRows;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -13,7 +14,7 @@ use hookline_application::ports::{AttemptRecord, DeliveryRecord, StoredEvent};
 use hookline_domain::delivery::{Delivery, DeliveryEvent};
 use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
 use sqlx::{PgConnection, Row};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 pub const VIEW_TABLE: &str = "deliveries_view";
@@ -34,8 +35,13 @@ impl Default for DeliveriesProjection {
     }
 }
 
-/// A folded record and the sequence of the last event applied to it.
-type Versioned = (Option<DeliveryRecord>, i64);
+/// A folded record, the sequence of the last event applied to it, and
+/// whether the table already has its row.
+struct Versioned {
+    record: Option<DeliveryRecord>,
+    version: i64,
+    stored: bool,
+}
 
 /// An attempt with the columns only the table keeps.
 struct AttemptRow {
@@ -97,12 +103,19 @@ impl DeliveriesProjection {
                     updated_at: r.try_get("updated_at")?,
                     delivered_at: r.try_get("delivered_at")?,
                 };
-                Ok((*record.id.as_uuid(), (Some(record), r.try_get("version")?)))
+                let id = *record.id.as_uuid();
+                let versioned = Versioned {
+                    record: Some(record),
+                    version: r.try_get("version")?,
+                    stored: true,
+                };
+                Ok((id, versioned))
             })
             .collect()
     }
 
-    async fn write_views(
+    /// Deliveries already in the table: updated in place.
+    async fn update_views(
         &self,
         conn: &mut PgConnection,
         rows: Vec<(DeliveryRecord, i64)>,
@@ -184,83 +197,83 @@ impl DeliveriesProjection {
         Ok(())
     }
 
+    /// Attempts are new by construction (each attempt event is applied
+    /// once, under the projection's lock, with its checkpoint): loaded
+    /// with `COPY`.
     async fn write_attempts(
         &self,
         conn: &mut PgConnection,
         rows: Vec<AttemptRow>,
     ) -> Result<(), sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(());
+        let mut copy = BinaryRows::new(18);
+        for row in &rows {
+            let a = &row.record;
+            copy.row()
+                .uuid(&a.id)
+                .uuid(a.delivery_id.as_uuid())
+                .int4(a.attempt)
+                .uuid(&row.tenant_id)
+                .uuid(a.subscription_id.as_uuid())
+                .opt_text(a.request_id.as_deref())
+                .opt_text(a.triggered_by.as_deref())
+                .opt_text(row.worker.as_deref())
+                .text(&a.url)
+                .timestamptz(&a.started_at)
+                .int8(a.duration_ms)
+                .opt_int4(a.status_code)
+                .text(&a.outcome)
+                .opt_text(a.error_kind.as_deref())
+                .opt_text(a.error_message.as_deref())
+                .opt_text(a.response_excerpt.as_deref())
+                .opt_timestamptz(a.next_attempt_at.as_ref())
+                .int8(row.position);
         }
-        let n = rows.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut deliveries = Vec::with_capacity(n);
-        let mut numbers = Vec::with_capacity(n);
-        let mut tenants = Vec::with_capacity(n);
-        let mut subs = Vec::with_capacity(n);
-        let mut requests = Vec::with_capacity(n);
-        let mut triggers = Vec::with_capacity(n);
-        let mut workers = Vec::with_capacity(n);
-        let mut urls = Vec::with_capacity(n);
-        let mut started = Vec::with_capacity(n);
-        let mut durations = Vec::with_capacity(n);
-        let mut codes = Vec::with_capacity(n);
-        let mut outcomes = Vec::with_capacity(n);
-        let mut kinds = Vec::with_capacity(n);
-        let mut messages = Vec::with_capacity(n);
-        let mut excerpts = Vec::with_capacity(n);
-        let mut next: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-        let mut positions = Vec::with_capacity(n);
-        for row in rows {
-            let a = row.record;
-            ids.push(a.id);
-            deliveries.push(*a.delivery_id.as_uuid());
-            numbers.push(a.attempt);
-            tenants.push(row.tenant_id);
-            subs.push(*a.subscription_id.as_uuid());
-            requests.push(a.request_id);
-            triggers.push(a.triggered_by);
-            workers.push(row.worker);
-            urls.push(a.url);
-            started.push(a.started_at);
-            durations.push(a.duration_ms);
-            codes.push(a.status_code);
-            outcomes.push(a.outcome);
-            kinds.push(a.error_kind);
-            messages.push(a.error_message);
-            excerpts.push(a.response_excerpt);
-            next.push(a.next_attempt_at);
-            positions.push(row.position);
+        copy.copy_into(
+            conn,
+            &self.attempts,
+            "id, delivery_id, attempt, tenant_id, subscription_id, request_id, triggered_by, worker, url,
+             started_at, duration_ms, status_code, outcome, error_kind, error_message, response_excerpt,
+             next_attempt_at, position",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deliveries first seen in this batch: not in the table yet (the
+    /// batch holds their `DeliveryEnqueued`), loaded with `COPY`.
+    async fn insert_views(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[(DeliveryRecord, i64)],
+    ) -> Result<(), sqlx::Error> {
+        let mut copy = BinaryRows::new(17);
+        for (r, version) in rows {
+            copy.row()
+                .uuid(r.id.as_uuid())
+                .uuid(r.tenant_id.as_uuid())
+                .uuid(r.subscription_id.as_uuid())
+                .uuid(r.event_id.as_uuid())
+                .text(&r.event_type)
+                .text(&r.status)
+                .int4(r.attempts)
+                .opt_timestamptz(r.next_attempt_at.as_ref())
+                .text(&r.url)
+                .opt_text(r.request_id.as_deref())
+                .opt_int4(r.last_status_code)
+                .opt_text(r.last_error_kind.as_deref())
+                .opt_text(r.last_error.as_deref())
+                .timestamptz(&r.created_at)
+                .timestamptz(&r.updated_at)
+                .opt_timestamptz(r.delivered_at.as_ref())
+                .int8(*version);
         }
-        sqlx::query(&format!(
-            "INSERT INTO {attempts} (id, delivery_id, attempt, tenant_id, subscription_id, request_id, triggered_by,
-                    worker, url, started_at, duration_ms, status_code, outcome, error_kind, error_message,
-                    response_excerpt, next_attempt_at, position)
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
-                    $8::text[], $9::text[], $10::timestamptz[], $11::bigint[], $12::int[], $13::text[], $14::text[],
-                    $15::text[], $16::text[], $17::timestamptz[], $18::bigint[])
-             ON CONFLICT DO NOTHING",
-            attempts = self.attempts
-        ))
-        .bind(ids)
-        .bind(deliveries)
-        .bind(numbers)
-        .bind(tenants)
-        .bind(subs)
-        .bind(requests)
-        .bind(triggers)
-        .bind(workers)
-        .bind(urls)
-        .bind(started)
-        .bind(durations)
-        .bind(codes)
-        .bind(outcomes)
-        .bind(kinds)
-        .bind(messages)
-        .bind(excerpts)
-        .bind(next)
-        .bind(positions)
-        .execute(&mut *conn)
+        copy.copy_into(
+            conn,
+            &self.view,
+            "id, tenant_id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, url,
+             request_id, last_status_code, last_error_kind, last_error, created_at, updated_at, delivered_at,
+             version",
+        )
         .await?;
         Ok(())
     }
@@ -286,30 +299,42 @@ impl Projection for DeliveriesProjection {
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
         let parsed = parse_all(events)?;
-        let to_load: Vec<Uuid> = parsed
+        // A delivery whose DeliveryEnqueued is in this batch has no row yet.
+        let enqueued_here: HashSet<Uuid> = parsed
             .iter()
-            .filter(|(_, _, e)| !matches!(e, DeliveryEvent::DeliveryEnqueued { .. }))
+            .filter(|(_, _, e)| matches!(e, DeliveryEvent::DeliveryEnqueued { .. }))
             .map(|(_, id, _)| *id)
             .collect();
+        let mut to_load: Vec<Uuid> = parsed
+            .iter()
+            .map(|(_, id, _)| *id)
+            .filter(|id| !enqueued_here.contains(id))
+            .collect();
+        to_load.sort_unstable();
+        to_load.dedup();
         let mut rows = self.load(conn, &to_load).await?;
         let mut touched: Vec<Uuid> = Vec::new();
         let mut attempts = Vec::new();
         for (stored, id, event) in &parsed {
             let (stored, id) = (*stored, *id);
-            let entry = rows.entry(id).or_insert((None, 0));
-            if stored.sequence <= entry.1 {
+            let entry = rows.entry(id).or_insert(Versioned {
+                record: None,
+                version: 0,
+                stored: false,
+            });
+            if stored.sequence <= entry.version {
                 continue; // already applied
             }
-            if entry.0.is_none() && !matches!(event, DeliveryEvent::DeliveryEnqueued { .. }) {
+            if entry.record.is_none() && !matches!(event, DeliveryEvent::DeliveryEnqueued { .. }) {
                 return Err(ProjectionError::bad_event(
                     stored,
                     "delivery event before its DeliveryEnqueued",
                 ));
             }
-            if let Some(attempt) = fold::apply(&mut entry.0, stored, event) {
+            if let Some(attempt) = fold::apply(&mut entry.record, stored, event) {
                 attempts.push(AttemptRow {
                     tenant_id: entry
-                        .0
+                        .record
                         .as_ref()
                         .map(|r| *r.tenant_id.as_uuid())
                         .unwrap_or_default(),
@@ -322,17 +347,28 @@ impl Projection for DeliveriesProjection {
                     record: attempt,
                 });
             }
-            entry.1 = stored.sequence;
+            entry.version = stored.sequence;
             touched.push(id);
         }
-        touched.sort();
+        touched.sort_unstable();
         touched.dedup();
-        let changed: Vec<(DeliveryRecord, i64)> = touched
-            .iter()
-            .filter_map(|id| rows.remove(id))
-            .filter_map(|(record, version)| record.map(|r| (r, version)))
-            .collect();
-        self.write_views(conn, changed).await?;
+        let (mut new, mut changed) = (Vec::new(), Vec::new());
+        for id in &touched {
+            if let Some(Versioned {
+                record: Some(record),
+                version,
+                stored,
+            }) = rows.remove(id)
+            {
+                if stored {
+                    changed.push((record, version));
+                } else {
+                    new.push((record, version));
+                }
+            }
+        }
+        self.insert_views(conn, &new).await?;
+        self.update_views(conn, changed).await?;
         self.write_attempts(conn, attempts).await?;
         if let Some(queue) = &self.queue {
             queue.apply_parsed(conn, parsed).await?;

@@ -17,6 +17,8 @@ pub struct Report {
     /// (metric, value, unit, target) in display order.
     pub metrics: Vec<(String, f64, &'static str, Option<Target>)>,
     pub notes: Vec<String>,
+    /// What `Complete` and `Failed` mean for this scenario.
+    pub verdicts: (&'static str, &'static str),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +49,10 @@ impl Report {
             outcome: Outcome::Complete,
             metrics: Vec::new(),
             notes: Vec::new(),
+            verdicts: (
+                "every accepted delivery arrived, signatures valid",
+                "**FAILED: lost or badly signed deliveries**",
+            ),
         }
     }
 
@@ -106,8 +112,8 @@ pub fn print(reports: &[Report]) {
             println!("| {} | {name} | {shown} | {t} | {met} |", r.scenario);
         }
         let status = match r.outcome {
-            Outcome::Complete => "every accepted delivery arrived, signatures valid",
-            Outcome::Failed => "**FAILED: lost or badly signed deliveries**",
+            Outcome::Complete => r.verdicts.0,
+            Outcome::Failed => r.verdicts.1,
         };
         println!("| {} | result | {status} | | |", r.scenario);
         for note in &r.notes {
