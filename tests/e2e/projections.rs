@@ -162,3 +162,89 @@ async fn readyz_reports_an_unreachable_database() {
     })
     .await;
 }
+
+/// The statements projections run many times a second are prepared, and
+/// Postgres switches prepared statements to a generic plan after a few
+/// runs. Those plans must still be short index range scans on a big log,
+/// entered at the cursor: a scan of the log (or of one type) per probe once
+/// cost a full CPU core under load.
+#[tokio::test]
+async fn hot_log_queries_stay_short_index_scans_under_generic_plans() {
+    use hookline_infrastructure::postgres::log_reader::{
+        read_after_sql, ANYTHING_AFTER, COMMITTED_HEAD,
+    };
+    let db = hookline_tests::cluster::fresh_database().await;
+    sqlx::raw_sql(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'Delivery', g::text, 1, 'DeliveryEnqueued', '1.0', '{}', '{}'
+           FROM generate_series(1, 200000) g;
+         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('Subscription', 's', 1, 'Subscribed', '1.0', '{}', '{}');
+         ANALYZE events;",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let (tx, last): (String, i64) = sqlx::query_as(
+        "SELECT tx_id::text, global_position FROM events WHERE aggregate_type = 'Delivery'
+          ORDER BY global_position DESC LIMIT 1 OFFSET 10",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let typed_read = read_after_sql(true);
+    let statements = [
+        ("anything_after", ANYTHING_AFTER, "(text, text, bigint)"),
+        ("committed_head", COMMITTED_HEAD, "(text)"),
+        (
+            "read_after",
+            typed_read.as_str(),
+            "(text, bigint, bigint, text)",
+        ),
+    ];
+    for (name, sql, types) in statements {
+        sqlx::raw_sql(&format!("PREPARE {name} {types} AS {sql}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    // Near the end of the big type, and a rare type after the big one.
+    let runs = [
+        format!("anything_after('Delivery', '{tx}', {last})"),
+        "anything_after('Subscription', '0', 0)".to_string(),
+        "committed_head('Delivery')".to_string(),
+        "committed_head('Subscription')".to_string(),
+        format!("read_after('{tx}', {last}, 100, 'Delivery')"),
+        "read_after('0', 0, 100, 'Subscription')".to_string(),
+    ];
+    for run in runs {
+        let plan: Vec<String> =
+            sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS) EXECUTE {run}"))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        let scan = plan
+            .iter()
+            .position(|l| l.contains("Scan"))
+            .unwrap_or_else(|| panic!("{run}: no scan in {plan:#?}"));
+        assert!(
+            plan[scan].contains("events_type_commit_order"),
+            "{run}: {plan:#?}"
+        );
+        let pages: u64 = plan[scan..]
+            .iter()
+            .find(|l| l.contains("Buffers:"))
+            .map(|l| {
+                l.split([' ', '='])
+                    .filter_map(|w| w.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        assert!(pages < 30, "{run} read {pages} pages: {plan:#?}");
+    }
+}

@@ -34,6 +34,28 @@ pub fn decode(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
     })
 }
 
+/// Parameters: transaction id (text), position, limit, and with `typed`
+/// the aggregate type.
+pub fn read_after_sql(typed: bool) -> String {
+    if typed {
+        format!(
+            "SELECT {COLUMNS} FROM events
+             WHERE (aggregate_type, tx_id, global_position) > ($4, $1::text::xid8, $2)
+               AND (aggregate_type, tx_id) < ($4, pg_snapshot_xmin(pg_current_snapshot()))
+             ORDER BY aggregate_type, tx_id, global_position
+             LIMIT $3"
+        )
+    } else {
+        format!(
+            "SELECT {COLUMNS} FROM events
+             WHERE (tx_id, global_position) > ($1::text::xid8, $2)
+               AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY tx_id, global_position
+             LIMIT $3"
+        )
+    }
+}
+
 /// The next events after `after` in commit order, only from transactions
 /// that can no longer be followed by an earlier-positioned commit.
 ///
@@ -45,19 +67,7 @@ pub async fn read_after(
     aggregate_type: Option<&str>,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let type_filter = if aggregate_type.is_some() {
-        "AND aggregate_type = $4"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM events
-         WHERE (tx_id, global_position) > ($1::text::xid8, $2)
-           AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-           {type_filter}
-         ORDER BY tx_id, global_position
-         LIMIT $3"
-    );
+    let sql = read_after_sql(aggregate_type.is_some());
     let mut query = sqlx::query(&sql)
         .bind(after.tx_id.to_string())
         .bind(after.position)
@@ -66,32 +76,6 @@ pub async fn read_after(
         query = query.bind(t);
     }
     query.fetch_all(conn).await?.iter().map(decode).collect()
-}
-
-/// The newest event a consumer can see now (for lag and readiness).
-///
-/// # Errors
-/// Database errors.
-pub async fn visible_head(
-    pool: &PgPool,
-    aggregate_type: Option<&str>,
-) -> Result<Option<LogPosition>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT tx_id::text AS tx, global_position FROM events
-         WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-           AND ($1::text IS NULL OR aggregate_type = $1)
-         ORDER BY tx_id DESC, global_position DESC LIMIT 1",
-    )
-    .bind(aggregate_type)
-    .fetch_optional(pool)
-    .await?;
-    row.map(|r| {
-        Ok(LogPosition {
-            tx_id: parse_xid8(&r.try_get::<String, _>("tx")?)?,
-            position: r.try_get("global_position")?,
-        })
-    })
-    .transpose()
 }
 
 /// The log read directly, for histories.
@@ -159,6 +143,29 @@ impl EventLog for PgEventLog {
     }
 }
 
+/// Parameters: aggregate type, transaction id (text), position.
+///
+/// Statements reading one aggregate type in commit order bound the range
+/// with two row comparisons over `(aggregate_type, tx_id,
+/// global_position)` and nothing else, so that the only way to serve them
+/// is a short range scan of `events_type_commit_order`. With the type as a
+/// separate `aggregate_type = $1`, Postgres' generic plans (used for
+/// prepared statements after a few runs) walked `events_commit_order` and
+/// filtered, and even the right index was entered at the start of the type
+/// rather than at the cursor: scans of the whole log, or of the type.
+pub const ANYTHING_AFTER: &str = "SELECT 1 FROM events
+      WHERE (aggregate_type, tx_id, global_position) > ($1, $2::text::xid8, $3)
+        AND (aggregate_type, tx_id) < ($1, pg_snapshot_xmin(pg_current_snapshot()))
+      ORDER BY aggregate_type, tx_id, global_position
+      LIMIT 1";
+
+/// Parameter: aggregate type.
+pub const COMMITTED_HEAD: &str = "SELECT tx_id::text AS tx, global_position FROM events
+      WHERE (aggregate_type, tx_id, global_position)
+            <= ($1, '18446744073709551615'::xid8, 9223372036854775807)
+        AND (aggregate_type, tx_id, global_position) > ($1, '0'::xid8, -9223372036854775808)
+      ORDER BY aggregate_type DESC, tx_id DESC, global_position DESC LIMIT 1";
+
 /// Whether any event of `aggregate_type` after `after` is visible to
 /// consumers yet (below the horizon).
 ///
@@ -169,17 +176,13 @@ pub async fn anything_after(
     after: LogPosition,
     aggregate_type: &str,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events
-                         WHERE aggregate_type = $1
-                           AND (tx_id, global_position) > ($2::text::xid8, $3)
-                           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()))",
-    )
-    .bind(aggregate_type)
-    .bind(after.tx_id.to_string())
-    .bind(after.position)
-    .fetch_one(pool)
-    .await
+    let first: Option<i32> = sqlx::query_scalar(ANYTHING_AFTER)
+        .bind(aggregate_type)
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .fetch_optional(pool)
+        .await?;
+    Ok(first.is_some())
 }
 
 /// The newest committed event of `aggregate_type` (whether or not the
@@ -191,14 +194,10 @@ pub async fn committed_head(
     pool: &PgPool,
     aggregate_type: &str,
 ) -> Result<Option<LogPosition>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT tx_id::text AS tx, global_position FROM events
-          WHERE aggregate_type = $1
-          ORDER BY tx_id DESC, global_position DESC LIMIT 1",
-    )
-    .bind(aggregate_type)
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(COMMITTED_HEAD)
+        .bind(aggregate_type)
+        .fetch_optional(pool)
+        .await?;
     row.map(|r| {
         Ok(LogPosition {
             tx_id: parse_xid8(&r.try_get::<String, _>("tx")?)?,

@@ -280,10 +280,9 @@ async fn read_between(
         "SELECT global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence,
                 event_type, event_version, payload, metadata, recorded_at
            FROM events
-          WHERE aggregate_type = $1
-            AND (tx_id, global_position) > ($2::text::xid8, $3)
-            AND (tx_id, global_position) <= ($4::text::xid8, $5)
-          ORDER BY tx_id, global_position
+          WHERE (aggregate_type, tx_id, global_position) > ($1, $2::text::xid8, $3)
+            AND (aggregate_type, tx_id, global_position) <= ($1, $4::text::xid8, $5)
+          ORDER BY aggregate_type, tx_id, global_position
           LIMIT $6",
     )
     .bind(aggregate_type)

@@ -174,6 +174,11 @@ impl ProjectionRunner {
         // After a wake-up that found nothing, the new events may still be
         // behind a running transaction: look again soon, backing off.
         let mut quick_retry: Option<Duration> = None;
+        // Wake-ups are not typed (every commit to the log wakes every
+        // projection), so a projection whose type is not being written
+        // would look after every commit; successive empty looks back off
+        // instead (1, 2, 4, 8 then 16 ms apart at most).
+        let mut empty_looks: u32 = 0;
         loop {
             wake.borrow_and_update();
             let started = tokio::time::Instant::now();
@@ -186,6 +191,11 @@ impl ProjectionRunner {
                 }
                 Ok(n) => {
                     busy = n > 0;
+                    empty_looks = if busy {
+                        0
+                    } else {
+                        empty_looks.saturating_add(1)
+                    };
                     self.clear_error();
                     self.health.caught_up.store(true, Ordering::Relaxed);
                     quick_retry = if n > 0 {
@@ -218,6 +228,9 @@ impl ProjectionRunner {
             // so each transaction carries more of them.
             if busy {
                 tokio::time::sleep_until(started + GATHER).await;
+            } else if empty_looks > 0 {
+                let spacing = Duration::from_millis(1 << (empty_looks - 1).min(4));
+                tokio::time::sleep_until(started + spacing).await;
             }
         }
     }

@@ -134,7 +134,7 @@ async fn run(args: Args) -> ExitCode {
         eprintln!("wrote {}", path.display());
     }
     if reports.iter().any(|r| r.outcome == Outcome::Failed) {
-        eprintln!("FAILED: deliveries were lost or badly signed");
+        eprintln!("FAILED: see the result rows above");
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
