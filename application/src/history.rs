@@ -26,7 +26,7 @@ impl HistoryEntry {
             event_type: event.event_type,
             event_version: event.event_version,
             recorded_at: event.recorded_at,
-            payload: mask_sealed(event.payload),
+            payload: mask_sealed(event.payload.to_value()),
             metadata: event.metadata,
         }
     }

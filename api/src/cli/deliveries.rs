@@ -29,7 +29,7 @@ pub async fn show(database: &OpenDatabase, id: DeliveryId) -> anyhow::Result<Exi
             .get("request_id")
             .and_then(|v| v.as_str())
             .unwrap_or("-");
-        let event: DeliveryEvent = serde_json::from_value(stored.payload.clone())?;
+        let event: DeliveryEvent = stored.payload.parse()?;
         match event {
             DeliveryEvent::DeliveryEnqueued {
                 tenant_id,

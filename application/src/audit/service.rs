@@ -41,7 +41,7 @@ impl From<StoredEvent> for AuditEvent {
             sequence: e.sequence,
             event_type: e.event_type,
             event_version: e.event_version,
-            payload: e.payload,
+            payload: e.payload.to_value(),
             metadata: e.metadata,
             recorded_at: e.recorded_at,
         }

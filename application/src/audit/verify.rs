@@ -84,6 +84,7 @@ impl ChainVerifier {
                 )
             }));
         }
+        let payload = e.payload.to_value();
         let computed = link(
             &previous,
             Linked {
@@ -92,7 +93,7 @@ impl ChainVerifier {
                 sequence: e.sequence,
                 event_type: &e.event_type,
                 event_version: &e.event_version,
-                payload: &e.payload,
+                payload: &payload,
                 metadata: &e.metadata,
             },
         );
@@ -160,7 +161,7 @@ mod tests {
                     sequence: seq,
                     event_type: "T".into(),
                     event_version: "1.0".into(),
-                    payload,
+                    payload: crate::ports::Payload::from_value(&payload).unwrap(),
                     metadata,
                     recorded_at: chrono::DateTime::UNIX_EPOCH,
                 }
@@ -185,7 +186,8 @@ mod tests {
     #[test]
     fn alteration_deletion_and_reordering_are_found() {
         let mut altered = chained(3);
-        altered[1].payload = json!({"type": "T", "n": 99});
+        altered[1].payload =
+            crate::ports::Payload::from_value(&json!({"type": "T", "n": 99})).unwrap();
         assert_eq!(run(&altered).unwrap_err().sequence, 2);
 
         let mut deleted = chained(3);

@@ -193,9 +193,8 @@ impl DeliveryService {
             .await?;
         let payload = events
             .first()
-            .and_then(|e| e.payload.get("body"))
-            .and_then(|b| b.as_str())
-            .and_then(|b| serde_json::from_str(b).ok())
+            .and_then(|e| e.payload.str_field("body"))
+            .and_then(|b| serde_json::from_str(&b).ok())
             .unwrap_or(serde_json::Value::Null);
         let (record, attempts) =
             Self::fold_until(&events, as_of.unwrap_or(DateTime::<Utc>::MAX_UTC))?;
@@ -217,7 +216,9 @@ impl DeliveryService {
         let mut record = None;
         let mut attempts = Vec::new();
         for stored in events.iter().filter(|e| e.recorded_at <= at) {
-            let event: DeliveryEvent = DeliveryEvent::deserialize(&stored.payload)
+            let event: DeliveryEvent = stored
+                .payload
+                .parse()
                 .map_err(|e| AppError::Internal(format!("delivery event unreadable: {e}")))?;
             if let Some(a) = fold::apply(&mut record, stored, &event) {
                 attempts.push(a);
@@ -252,9 +253,8 @@ impl DeliveryService {
             .await?;
         let owner = events
             .first()
-            .and_then(|e| e.payload.get("tenant_id"))
-            .and_then(|t| t.as_str());
-        if owner != Some(tenant.to_string().as_str()) {
+            .and_then(|e| e.payload.str_field("tenant_id"));
+        if owner != Some(tenant.to_string()) {
             return Err(AppError::not_found("delivery", id));
         }
         Ok(events.into_iter().map(HistoryEntry::from_stored).collect())

@@ -328,7 +328,9 @@ impl SubscriptionService {
             .await?;
         let mut aggregate = Subscription::default();
         for stored in events.into_iter().filter(|e| e.recorded_at <= at) {
-            let event: SubscriptionEvent = serde_json::from_value(stored.payload)
+            let event: SubscriptionEvent = stored
+                .payload
+                .parse()
                 .map_err(|e| AppError::Internal(format!("subscription event unreadable: {e}")))?;
             aggregate.apply_event(event);
         }
@@ -591,10 +593,8 @@ impl SubscriptionService {
             .await?;
         let owner = events
             .first()
-            .and_then(|e| e.payload.get("tenant_id"))
-            .and_then(|t| t.as_str())
-            .map(str::to_string);
-        if owner.as_deref() != Some(tenant.to_string().as_str()) {
+            .and_then(|e| e.payload.str_field("tenant_id"));
+        if owner != Some(tenant.to_string()) {
             return Err(AppError::not_found("subscription", id));
         }
         Ok(events.into_iter().map(HistoryEntry::from_stored).collect())

@@ -285,7 +285,9 @@ impl OutcomeRecorder {
         // Each aggregate, its last sequence and that event's chain link.
         let mut aggregates: HashMap<String, (Delivery, i64, Option<String>)> = HashMap::new();
         for event in stored {
-            let parsed: DeliveryEvent = serde_json::from_value(event.payload)
+            let parsed: DeliveryEvent = event
+                .payload
+                .parse()
                 .map_err(|e| AppError::Internal(format!("delivery event unreadable: {e}")))?;
             let link = crate::audit::chain::stored_link(&event.metadata).map(str::to_string);
             let entry = aggregates.entry(event.aggregate_id).or_default();

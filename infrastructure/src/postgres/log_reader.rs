@@ -8,7 +8,7 @@
 
 use super::checkpoints::parse_xid8;
 use async_trait::async_trait;
-use hookline_application::ports::{EventLog, LogPosition, StoredEvent};
+use hookline_application::ports::{EventLog, LogPosition, Payload, StoredEvent};
 use hookline_application::AppError;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -28,7 +28,10 @@ pub fn decode(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
         sequence: row.try_get("sequence")?,
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
-        payload: row.try_get("payload")?,
+        payload: Payload::new(
+            row.try_get::<sqlx::types::Json<Box<serde_json::value::RawValue>>, _>("payload")?
+                .0,
+        ),
         metadata: row.try_get("metadata")?,
         recorded_at: row.try_get("recorded_at")?,
     })

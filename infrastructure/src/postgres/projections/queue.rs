@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hookline_application::ports::StoredEvent;
 use hookline_domain::delivery::{Delivery, DeliveryEvent, DeliveryStatus};
-use serde::Deserialize;
 use sqlx::{PgConnection, Row};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -28,7 +27,9 @@ pub fn parse_all(events: &[StoredEvent]) -> Result<Vec<Parsed<'_>>, ProjectionEr
         .map(|stored| {
             let id = Uuid::parse_str(&stored.aggregate_id)
                 .map_err(|e| ProjectionError::bad_event(stored, e))?;
-            let event = DeliveryEvent::deserialize(&stored.payload)
+            let event: DeliveryEvent = stored
+                .payload
+                .parse()
                 .map_err(|e| ProjectionError::bad_event(stored, e))?;
             Ok((stored, id, event))
         })

@@ -13,7 +13,6 @@ use hookline_application::ports::{
 use hookline_application::AppError;
 use hookline_domain::subscription::{Subscription, SubscriptionEvent, SubscriptionState};
 use hookline_domain::{SubscriptionId, TenantId};
-use serde::Deserialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::HashMap;
@@ -88,7 +87,9 @@ impl Projection for SubscriptionsProjection {
         for event in events {
             let id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|e| ProjectionError::bad_event(event, e))?;
-            let parsed: SubscriptionEvent = SubscriptionEvent::deserialize(&event.payload)
+            let parsed: SubscriptionEvent = event
+                .payload
+                .parse()
                 .map_err(|e| ProjectionError::bad_event(event, e))?;
             let entry = rows
                 .entry(id)
