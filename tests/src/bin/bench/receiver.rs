@@ -50,6 +50,16 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
 fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     let id = header(headers, "webhook-id");
     let ts = header(headers, "webhook-timestamp");
+    // Like the official verifiers: a timestamp more than five minutes off
+    // is refused (replay protection).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    match ts.parse::<i64>() {
+        Ok(t) if (now - t).abs() <= 300 => {}
+        _ => return false,
+    }
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
         return false;
     };
