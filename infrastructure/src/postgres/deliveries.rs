@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-const DELIVERY_COLUMNS: &str = "id, tenant_id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, url, \
+/// The `deliveries_view` columns a [`DeliveryRecord`] is read from.
+pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, url, \
      request_id, last_status_code, last_error_kind, last_error, created_at, updated_at, delivered_at";
 const ATTEMPT_COLUMNS: &str = "id, delivery_id, attempt, subscription_id, request_id, triggered_by, url, started_at, \
      duration_ms, status_code, outcome, error_kind, error_message, response_excerpt, next_attempt_at";
 
-fn delivery(r: &PgRow) -> Result<DeliveryRecord, sqlx::Error> {
+/// A `deliveries_view` row (selected with [`DELIVERY_COLUMNS`]).
+pub(crate) fn delivery(r: &PgRow) -> Result<DeliveryRecord, sqlx::Error> {
     Ok(DeliveryRecord {
         id: DeliveryId::from_uuid(r.try_get("id")?),
         tenant_id: TenantId::from_uuid(r.try_get("tenant_id")?),

@@ -6,13 +6,13 @@
 use super::queue::{parse_all, QueueProjection};
 use super::{Projection, ProjectionError};
 use crate::postgres::copy::BinaryRows;
+use crate::postgres::deliveries::{delivery, DELIVERY_COLUMNS};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hookline_application::deliveries::fold;
 use hookline_application::ports::{AttemptRecord, DeliveryRecord, StoredEvent};
 use hookline_domain::delivery::{Delivery, DeliveryEvent};
-use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
 use sqlx::{PgConnection, Row};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -75,9 +75,7 @@ impl DeliveriesProjection {
             return Ok(HashMap::new());
         }
         let rows = sqlx::query(&format!(
-            "SELECT id, tenant_id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, url,
-                    request_id, last_status_code, last_error_kind, last_error, created_at, updated_at, delivered_at, version
-               FROM {} WHERE id = ANY($1)",
+            "SELECT {DELIVERY_COLUMNS}, version FROM {} WHERE id = ANY($1)",
             self.view
         ))
         .bind(ids)
@@ -85,24 +83,7 @@ impl DeliveriesProjection {
         .await?;
         rows.iter()
             .map(|r| {
-                let record = DeliveryRecord {
-                    id: DeliveryId::from_uuid(r.try_get("id")?),
-                    tenant_id: TenantId::from_uuid(r.try_get("tenant_id")?),
-                    subscription_id: SubscriptionId::from_uuid(r.try_get("subscription_id")?),
-                    event_id: EventId::from_uuid(r.try_get("event_id")?),
-                    event_type: r.try_get("event_type")?,
-                    status: r.try_get("status")?,
-                    attempts: r.try_get("attempts")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    url: r.try_get("url")?,
-                    request_id: r.try_get("request_id")?,
-                    last_status_code: r.try_get("last_status_code")?,
-                    last_error_kind: r.try_get("last_error_kind")?,
-                    last_error: r.try_get("last_error")?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                    delivered_at: r.try_get("delivered_at")?,
-                };
+                let record = delivery(r)?;
                 let id = *record.id.as_uuid();
                 let versioned = Versioned {
                     record: Some(record),
