@@ -114,7 +114,9 @@ impl Payload {
     /// One top-level string field.
     pub fn str_field(&self, key: &str) -> Option<String> {
         #[derive(serde::Deserialize)]
-        struct Any<'a>(#[serde(borrow)] HashMap<&'a str, &'a serde_json::value::RawValue>);
+        struct Any<'a>(
+            #[serde(borrow)] HashMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>,
+        );
         let Any(fields) = self.parse().ok()?;
         fields
             .get(key)
@@ -308,4 +310,38 @@ pub trait AuditLog: Send + Sync {
         tenant: TenantId,
         request_id: &str,
     ) -> Result<Vec<StoredEvent>, AppError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Payload;
+    use serde_json::json;
+
+    fn payload(text: &str) -> Payload {
+        Payload::new(serde_json::value::RawValue::from_string(text.to_string()).unwrap())
+    }
+
+    #[test]
+    fn a_payload_keeps_its_text_and_reads_fields_without_a_tree() {
+        let p = payload(r#"{"type": "X", "body": "{\"a\": 1}", "n": 3, "k\u0065y": "v"}"#);
+        assert_eq!(
+            p.as_str(),
+            r#"{"type": "X", "body": "{\"a\": 1}", "n": 3, "k\u0065y": "v"}"#
+        );
+        assert_eq!(p.str_field("body").as_deref(), Some(r#"{"a": 1}"#));
+        assert_eq!(p.str_field("key").as_deref(), Some("v"), "escaped keys");
+        assert_eq!(p.str_field("n"), None, "not a string");
+        assert_eq!(p.str_field("missing"), None);
+        assert_eq!(p.to_value()["n"], json!(3));
+        assert_eq!(payload("[1]").str_field("type"), None);
+        #[derive(serde::Deserialize)]
+        struct T {
+            n: u32,
+        }
+        assert_eq!(p.parse::<T>().unwrap().n, 3);
+        assert_eq!(
+            Payload::from_value(&json!({"n": 3})).unwrap(),
+            payload(r#"{"n":3}"#)
+        );
+    }
 }

@@ -470,6 +470,22 @@ pub async fn rebuild(
     which: Rebuildable,
     check: bool,
 ) -> Result<ReplayReport, ReplayError> {
+    // Its own connections (the lanes, the reader, the index builders and
+    // the one holding the lock), whatever the size of the caller's pool.
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(u32::try_from(LANES).unwrap_or(3) + 3)
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await?;
+    let result = rebuild_with(&own, which, check).await;
+    own.close().await;
+    result
+}
+
+async fn rebuild_with(
+    pool: &PgPool,
+    which: Rebuildable,
+    check: bool,
+) -> Result<ReplayReport, ReplayError> {
     let suffix = if check { "_check" } else { "_rebuild" };
     let live = which.name();
     let mut conn = pool.acquire().await?;
