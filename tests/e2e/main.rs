@@ -18,6 +18,7 @@ mod manual_retry;
 mod outcomes;
 mod process;
 mod projections;
+mod receiver_example;
 mod request_ids;
 mod secrets;
 mod subscriptions;
