@@ -113,6 +113,68 @@ async fn serve_with_the_embedded_postgres_survives_restarts_and_stops_cleanly() 
     assert!(!data.join("pg/data/postmaster.pid").exists());
 }
 
+/// A crash of the whole machine's processes: Hookline and its Postgres both
+/// killed with SIGKILL. The next start finds a stale pid file (and, for a
+/// moment, a postmaster nobody reaped yet), waits it out, lets Postgres
+/// recover, and serves the data committed before.
+#[tokio::test]
+async fn the_embedded_postgres_recovers_after_hookline_and_postgres_are_both_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = env();
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, &data).await;
+    let client = reqwest::Client::new();
+    let tenant = client
+        .post(server.url("/admin/tenants"))
+        .bearer_auth("proc-admin")
+        .json(&json!({"name": "Crashy"}))
+        .send()
+        .await
+        .unwrap();
+    let tenant = expect_json(tenant, 201).await;
+    let key = tenant["api_key"].as_str().unwrap();
+    let created = client
+        .post(server.url("/v1/subscriptions"))
+        .bearer_auth(key)
+        .json(&json!({"url": "https://example.com/crash", "events": ["a.b"]}))
+        .send()
+        .await
+        .unwrap();
+    let id = expect_json(created, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let pid_file = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
+    let postmaster = pid_file.lines().next().unwrap().trim().to_string();
+    server.signal("KILL");
+    server.wait(Duration::from_secs(10)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &postmaster])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(
+        data.join("pg/data/postmaster.pid").exists(),
+        "a stale pid file stays behind"
+    );
+
+    let mut again = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, &data).await;
+    let read = client
+        .get(again.url(&format!("/v1/subscriptions/{id}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_json(read, 200).await["url"],
+        "https://example.com/crash"
+    );
+    again.signal("TERM");
+    assert_eq!(again.wait(Duration::from_secs(30)).await, Some(0));
+    assert!(!data.join("pg/data/postmaster.pid").exists());
+}
+
 #[tokio::test]
 async fn migrate_and_cli_errors() {
     let db = fresh_database().await;

@@ -25,6 +25,8 @@ pub const DATABASE: &str = "hookline";
 const PORT: u16 = 5432;
 /// Longest Unix socket path the kernel accepts, minus a margin.
 const MAX_SOCKET_PATH: usize = 100;
+/// How long a starting (or recovering) cluster may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalPgError {
@@ -256,7 +258,7 @@ impl LocalPostgres {
             })?
             .map_err(io(format!("locking {}", lock_path.display())))?;
         let mut this = Self::prepare(dir, ClusterTuning::default()).await?;
-        if !this.is_running().await? {
+        if !this.running_and_ready().await? {
             tracing::info!(data = %this.data.display(), "starting the embedded Postgres cluster");
             let log = this.root.join("postgres.log");
             this.run(
@@ -360,7 +362,7 @@ rm -rf "$3" "$4""#;
             .spawn()
             .map_err(io("starting the cluster watchdog"))?;
         this.started_here = true;
-        this.wait_ready(Duration::from_secs(60)).await?;
+        this.wait_ready(READY_TIMEOUT).await?;
         this.ensure_database().await?;
         Ok(this)
     }
@@ -457,6 +459,31 @@ rm -rf "$3" "$4""#;
             Ok(_) => Ok(true),
             Err(LocalPgError::Command { .. }) => Ok(false),
             Err(other) => Err(other),
+        }
+    }
+
+    /// Whether a cluster is running on the data directory, waiting until it
+    /// accepts connections. A postmaster killed a moment ago can still look
+    /// alive (its pid file stays, and until its parent reaps it the process
+    /// exists): wait until it is either ready or gone, so that a crash of
+    /// both Hookline and Postgres is followed by a normal start.
+    async fn running_and_ready(&self) -> Result<bool, LocalPgError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if !self.is_running().await? {
+                return Ok(false);
+            }
+            if let Ok(conn) = self.options("postgres").connect().await {
+                drop(conn.close().await);
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Err(LocalPgError::NotReady(
+                    READY_TIMEOUT,
+                    self.root.join("postgres.log").display().to_string(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
