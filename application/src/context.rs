@@ -2,7 +2,7 @@
 //! every command carries into its events' metadata.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_domain::TenantId;
+use hookline_domain::{TenantId, ValidationError};
 use std::collections::HashMap;
 use std::fmt;
 use uuid::Uuid;
@@ -24,6 +24,22 @@ impl RequestId {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b));
         ok.then(|| Self(value.to_string()))
+    }
+
+    /// A request id a client looks up (`/v1/requests/{id}`, `?request_id=`):
+    /// anything Hookline could have recorded, that is a sane token (as
+    /// [`RequestId::from_client`]); otherwise a validation error naming
+    /// `field`.
+    ///
+    /// # Errors
+    /// When `value` could not be a request id.
+    pub fn lookup(field: &str, value: &str) -> Result<Self, ValidationError> {
+        Self::from_client(value).ok_or_else(|| {
+            ValidationError::new(
+                field,
+                "must be 1–128 characters from letters, digits and -_.:/+=@",
+            )
+        })
     }
 
     /// A fresh id (UUIDv7, so ids sort by time).

@@ -84,31 +84,51 @@ pub fn classify_error(kind: ErrorKind, status: Option<u16>) -> Verdict {
     }
 }
 
-/// Cuts `s` to at most `max` characters, marking the cut.
+/// Text from outside (a receiver's answer, an error it caused) made fit for
+/// storage: NUL characters, which Postgres text cannot hold, become U+FFFD.
+pub fn storable_text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// Cuts `s` to at most `max` characters, marking the cut ([`storable_text`]
+/// first).
 pub fn truncate_chars(s: &str, max: usize) -> String {
+    let s = storable_text(s);
     if s.chars().count() <= max {
-        return s.to_string();
+        return s;
     }
     let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
 }
 
-/// Cuts `s` to at most `max` bytes on a character boundary.
+/// Cuts `s` to at most `max` bytes on a character boundary
+/// ([`storable_text`] first).
 pub fn truncate_bytes(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
+    let mut s = storable_text(s);
+    if s.len() > max {
+        let mut end = max;
+        while end > 0 && !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
     }
-    let mut end = max;
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_text_holds_no_nul_and_stays_within_bounds() {
+        assert_eq!(storable_text("a\0b"), "a\u{FFFD}b");
+        assert_eq!(truncate_chars("\0\0\0", 2), "\u{FFFD}…");
+        let cut = truncate_bytes(&"\0".repeat(10), 10);
+        assert_eq!(cut, "\u{FFFD}".repeat(3));
+        assert!(cut.len() <= 10);
+        assert_eq!(truncate_bytes("plain", 10), "plain");
+    }
 
     #[test]
     fn statuses_classify_as_the_policy_says() {

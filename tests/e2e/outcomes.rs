@@ -152,6 +152,67 @@ async fn a_4xx_or_a_redirect_fails_without_retry() {
     assert!(got.iter().all(|r| r.path == "/r"));
 }
 
+/// A receiver's answer is outside text: NUL characters in it (which
+/// Postgres text cannot hold) must neither fail the outcome nor stall the
+/// read models every tenant shares.
+#[tokio::test]
+async fn an_answer_full_of_nul_bytes_is_recorded_and_stalls_nothing() {
+    let app = fast_app(&[]).await;
+    let t = app.tenant("acme").await;
+    let hostile = TestReceiver::start().await;
+    hostile.default_reply(Reply::status(400).body("bad\0bytes\0"));
+    let fine = TestReceiver::start().await;
+    app.subscribe(&t, json!({"url": hostile.url("/r"), "events": ["a.b"]}))
+        .await;
+    app.subscribe(&t, json!({"url": fine.url("/r"), "events": ["c.d"]}))
+        .await;
+
+    let bad = first_delivery(&publish(&app, &t, "a.b", json!({})).await);
+    let d = wait_status(&app, &t, &bad, "failed", WAIT).await;
+    assert_eq!(
+        d["attempt_log"][0]["response_excerpt"],
+        "bad\u{FFFD}bytes\u{FFFD}"
+    );
+
+    let good = first_delivery(&publish(&app, &t, "c.d", json!({})).await);
+    wait_status(&app, &t, &good, "delivered", WAIT).await;
+    // The lists (read models) include both: the projection went past the
+    // hostile answer.
+    let listed = hookline_tests::eventually("both deliveries listed", WAIT, || async {
+        let page: Value = app.get(&t, "/v1/deliveries").await.json().await.ok()?;
+        let statuses: Vec<(String, String)> = page["data"]
+            .as_array()?
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap_or_default().to_string(),
+                    d["status"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        (statuses.len() == 2 && statuses.iter().all(|(_, s)| s != "pending")).then_some(statuses)
+    })
+    .await;
+    assert!(
+        listed.contains(&(bad.clone(), "failed".to_string())),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&(good, "delivered".to_string())),
+        "{listed:?}"
+    );
+    let attempts: Value = app
+        .get(&t, &format!("/v1/deliveries/{bad}/attempts"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        attempts["data"][0]["response_excerpt"],
+        "bad\u{FFFD}bytes\u{FFFD}"
+    );
+}
+
 #[tokio::test]
 async fn a_410_fails_the_delivery_and_disables_the_subscription() {
     let app = fast_app(&[]).await;

@@ -127,6 +127,24 @@ async fn a_request_id_traces_everything_it_caused() {
     assert_eq!(retry["attempts"][0]["triggered_by"], "ticket-1235");
 
     expect_json(app.get(&t, "/v1/requests/never-seen").await, 404).await;
+    // What could not be a request id is a clear 400, on every lookup.
+    let long = "a".repeat(129);
+    for path in [
+        "/v1/requests/a%00b".to_string(),
+        "/v1/requests/two%20words".to_string(),
+        format!("/v1/requests/{long}"),
+        "/v1/attempts?request_id=a%00b".to_string(),
+        "/v1/attempts?request_id=".to_string(),
+        "/v1/attempts".to_string(),
+        "/v1/deliveries?request_id=a%00b".to_string(),
+    ] {
+        let body = expect_json(app.get(&t, &path).await, 400).await;
+        assert_eq!(body["code"], "validation_error", "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().starts_with("request_id"),
+            "{path}: {body}"
+        );
+    }
     let other = app.tenant("other").await;
     expect_json(app.get(&other, "/v1/requests/ticket-1234").await, 404).await;
 

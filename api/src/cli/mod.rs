@@ -376,7 +376,10 @@ mod tests {
     fn error_chains_name_each_cause_once() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let error = anyhow::Error::new(Wrapping(io)).context("starting the embedded Postgres");
-        assert_eq!(error_chain(&error), "starting the embedded Postgres: database: refused");
+        assert_eq!(
+            error_chain(&error),
+            "starting the embedded Postgres: database: refused"
+        );
 
         let plain = anyhow::anyhow!("inner").context("outer");
         assert_eq!(error_chain(&plain), "outer: inner");

@@ -1,5 +1,6 @@
 //! The audit log API and support's request traces.
 
+use crate::context::RequestId;
 use crate::error::AppError;
 use crate::ports::{
     AttemptRecord, AuditLog, AuditQuery, DeliveryReadModel, DeliveryRecord, ProjectionWaiter,
@@ -168,9 +169,7 @@ impl AuditService {
         tenant: TenantId,
         request_id: &str,
     ) -> Result<RequestTrace, AppError> {
-        if request_id.is_empty() || request_id.len() > 128 {
-            return Err(ValidationError::new("request_id", "must be 1–128 characters").into());
-        }
+        RequestId::lookup("request_id", request_id)?;
         // The deliveries and attempts come from read models: let them catch
         // up with the log first (bounded), so the trace is complete.
         self.waiter

@@ -4,6 +4,7 @@
 use crate::ports::{AttemptRecord, DeliveryRecord, StoredEvent};
 use chrono::{DateTime, Duration, Utc};
 use hookline_domain::delivery::DeliveryEvent;
+use hookline_domain::outcome::storable_text;
 
 fn meta(event: &StoredEvent, key: &str) -> Option<String> {
     event
@@ -121,15 +122,15 @@ pub fn apply(
                 status.as_str(),
             );
             a.error_kind = Some(error_kind.as_str().to_string());
-            a.error_message = Some(error_message.clone());
-            a.response_excerpt.clone_from(response_excerpt);
+            a.error_message = Some(storable_text(error_message));
+            a.response_excerpt = response_excerpt.as_deref().map(storable_text);
             a.next_attempt_at = *next_attempt_at;
             row.status = status.as_str().to_string();
             row.attempts = to_i32(*attempt);
             row.next_attempt_at = *next_attempt_at;
             row.last_status_code = status_code.map(i32::from);
             row.last_error_kind = Some(error_kind.as_str().to_string());
-            row.last_error = Some(error_message.clone());
+            row.last_error = a.error_message.clone();
             row.updated_at = ended(*started_at, *duration_ms);
             Some(a)
         }
@@ -153,7 +154,7 @@ pub fn apply(
                 Some(*status_code),
                 "delivered",
             );
-            a.response_excerpt.clone_from(response_excerpt);
+            a.response_excerpt = response_excerpt.as_deref().map(storable_text);
             row.status = "delivered".into();
             row.attempts = to_i32(*attempt);
             row.next_attempt_at = None;
@@ -181,7 +182,7 @@ pub fn apply(
             row.status = "abandoned".into();
             row.next_attempt_at = None;
             if row.last_error.is_none() || row.attempts == 0 {
-                row.last_error = Some(reason.clone());
+                row.last_error = Some(storable_text(reason));
             }
             row.updated_at = *abandoned_at;
             None

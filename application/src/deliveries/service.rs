@@ -3,7 +3,7 @@
 use super::fold;
 use super::view::{AttemptView, DeliveryDetail, DeliveryView};
 use crate::commands::{execute_with_retry, Written};
-use crate::context::CommandContext;
+use crate::context::{CommandContext, RequestId};
 use crate::error::AppError;
 use crate::history::HistoryEntry;
 use crate::pagination::{decode_cursor, paginate, parse_limit, parse_time, Page};
@@ -156,9 +156,7 @@ impl DeliveryService {
             .map(SubscriptionId::parse)
             .transpose()?;
         if let Some(r) = &params.request_id {
-            if r.is_empty() || r.len() > 128 {
-                return Err(ValidationError::new("request_id", "must be 1–128 characters").into());
-            }
+            RequestId::lookup("request_id", r)?;
         }
         let query = DeliveryListQuery {
             event_type,
@@ -270,14 +268,11 @@ impl DeliveryService {
         request_id: Option<&str>,
     ) -> Result<Vec<AttemptView>, AppError> {
         let request_id = request_id
-            .filter(|r| !r.is_empty() && r.len() <= 128)
-            .ok_or_else(|| {
-                AppError::invalid(ValidationError::new(
-                    "request_id",
-                    "is required (1–128 characters)",
-                ))
-            })?;
-        self.read.attempts_by_request(tenant, request_id).await
+            .ok_or_else(|| AppError::invalid(ValidationError::new("request_id", "is required")))?;
+        let request_id = RequestId::lookup("request_id", request_id)?;
+        self.read
+            .attempts_by_request(tenant, request_id.as_str())
+            .await
     }
 
     async fn retry_one(
