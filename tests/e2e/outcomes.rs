@@ -142,6 +142,8 @@ async fn a_4xx_or_a_redirect_fails_without_retry() {
     let d = wait_status(&app, &t, &redirected, "failed", WAIT).await;
     assert_eq!(d["last_status_code"], 302);
     // Nothing was queued for a retry, and the redirect was not followed.
+    // (The queue is a read model: let it catch up with the log first.)
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_queue")
         .fetch_one(&app.db.pool)
         .await
