@@ -315,3 +315,89 @@ async fn delivery_lists_filter_paginate_and_stay_within_the_tenant() {
     let trace = expect_json(app.get(&t, "/v1/attempts?request_id=req-pay").await, 200).await;
     assert_eq!(trace["data"][0]["delivery_id"].as_str().unwrap(), pay);
 }
+
+/// A retry while the next attempt is due or under way would send that
+/// attempt twice, only one of which the log could record: refused. A
+/// delivery of a subscription that no longer receives events is not queued
+/// again either.
+#[tokio::test]
+async fn retries_never_send_an_attempt_twice_nor_revive_an_inactive_subscription() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.default_reply(Reply::status(400));
+    let sub = app
+        .subscribe(&t, json!({"url": rx.url("/r"), "events": ["a.b"]}))
+        .await;
+    let sub_id = sub["id"].as_str().unwrap();
+    let id = publish(&app, &t, "a.b", json!({})).await["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_status(&app, &t, &id, "failed", WAIT).await;
+
+    // The second attempt is slow: it is under way while more retries come.
+    rx.script(vec![Reply::status(400).delay(Duration::from_millis(800))]);
+    let retry = format!("/v1/deliveries/{id}/retry");
+    expect_json(app.post(&t, &retry, json!({})).await, 202).await;
+    let burst = futures::future::join_all((0..10).map(|_| app.post(&t, &retry, json!({})))).await;
+    for res in burst {
+        let body = expect_json(res, 409).await;
+        assert_eq!(body["code"], "attempt_due", "{body}");
+    }
+    let d = wait_status(&app, &t, &id, "failed", WAIT).await;
+    let attempts: Vec<i64> = d["attempt_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(attempts, vec![1, 2]);
+    // Every request the receiver got is in the log, and none twice.
+    let sent: Vec<String> = rx
+        .received()
+        .iter()
+        .map(|r| r.header("x-hookline-attempt").unwrap().to_string())
+        .collect();
+    assert_eq!(sent, vec!["1", "2"]);
+
+    // Disabled: neither a retry nor a recovery queues anything.
+    expect_json(
+        app.post(
+            &t,
+            &format!("/v1/subscriptions/{sub_id}/disable"),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let refused = expect_json(app.post(&t, &retry, json!({})).await, 409).await;
+    assert_eq!(refused["code"], "subscription_inactive", "{refused}");
+    let recover = format!("/v1/subscriptions/{sub_id}/recover");
+    let refused = expect_json(
+        app.post(&t, &recover, json!({"since": "2020-01-01T00:00:00Z"}))
+            .await,
+        409,
+    )
+    .await;
+    assert_eq!(refused["code"], "subscription_inactive", "{refused}");
+
+    // Deleted: the same, and a test send says so too.
+    assert_eq!(
+        app.delete(&t, &format!("/v1/subscriptions/{sub_id}"))
+            .await
+            .status(),
+        204
+    );
+    let refused = expect_json(app.post(&t, &retry, json!({})).await, 409).await;
+    assert_eq!(refused["code"], "subscription_deleted", "{refused}");
+    let refused = expect_json(
+        app.post(&t, &format!("/v1/subscriptions/{sub_id}/test"), json!({}))
+            .await,
+        409,
+    )
+    .await;
+    assert_eq!(refused["code"], "subscription_deleted", "{refused}");
+    assert_eq!(rx.count(), 2);
+}

@@ -266,8 +266,14 @@ impl PublishService {
             .directory
             .get(id)
             .await?
-            .filter(|s| s.tenant_id == ctx.tenant_id && s.status != SubscriptionStatus::Deleted)
+            .filter(|s| s.tenant_id == ctx.tenant_id)
             .ok_or_else(|| AppError::not_found("subscription", id))?;
+        if state.status == SubscriptionStatus::Deleted {
+            return Err(AppError::conflict(
+                "subscription_deleted",
+                format!("subscription '{id}' has been deleted; it receives no more events"),
+            ));
+        }
         if state.status != SubscriptionStatus::Active {
             return Err(AppError::conflict(
                 "subscription_inactive",

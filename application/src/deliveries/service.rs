@@ -18,6 +18,7 @@ use hookline_domain::delivery::{
     Delivery, DeliveryCommand, DeliveryError, DeliveryEvent, DeliveryStatus, RetryDelivery,
 };
 
+use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::{DeliveryId, EventPattern, SubscriptionId, TenantId, ValidationError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -92,6 +93,12 @@ fn map_error(id: DeliveryId, e: AggregateError<DeliveryError>) -> AppError {
         AggregateError::UserError(DeliveryError::AlreadyDelivered) => AppError::conflict(
             "already_delivered",
             format!("delivery '{id}' was already delivered; there is nothing to retry"),
+        ),
+        AggregateError::UserError(DeliveryError::AttemptDue) => AppError::conflict(
+            "attempt_due",
+            format!(
+                "delivery '{id}' already has an attempt due or under way; retry it after that attempt's outcome"
+            ),
         ),
         AggregateError::UserError(other) => {
             AppError::conflict("delivery_conflict", other.to_string())
@@ -295,6 +302,30 @@ impl DeliveryService {
         .map_err(|e| map_error(id, e))
     }
 
+    /// Deliveries are attempted again only for an active subscription (the
+    /// worker abandons the others): 404 for a missing one, 409 otherwise.
+    async fn ensure_active(&self, tenant: TenantId, id: SubscriptionId) -> Result<(), AppError> {
+        let record = self
+            .subscriptions
+            .get(tenant, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("subscription", id))?;
+        match record.state.status {
+            SubscriptionStatus::Active => Ok(()),
+            SubscriptionStatus::Deleted => Err(AppError::conflict(
+                "subscription_deleted",
+                format!("subscription '{id}' has been deleted; its deliveries cannot be retried"),
+            )),
+            other => Err(AppError::conflict(
+                "subscription_inactive",
+                format!(
+                    "subscription '{id}' is {}; enable it before retrying its deliveries",
+                    other.as_str()
+                ),
+            )),
+        }
+    }
+
     async fn settle(&self, position: Option<LogPosition>) -> bool {
         match position {
             Some(p) => {
@@ -316,6 +347,15 @@ impl DeliveryService {
         ctx: &CommandContext,
         id: DeliveryId,
     ) -> Result<Written<DeliveryView>, AppError> {
+        let current = self
+            .read
+            .get(ctx.tenant_id, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("delivery", id))?;
+        if current.status != DeliveryStatus::Delivered.as_str() {
+            self.ensure_active(ctx.tenant_id, current.subscription_id)
+                .await?;
+        }
         let position = self.retry_one(ctx, id).await?;
         let consistent = self.settle(position).await;
         let view = self
@@ -348,14 +388,7 @@ impl DeliveryService {
                 "is required (an RFC 3339 time)",
             ))
         })?;
-        if self
-            .subscriptions
-            .get(ctx.tenant_id, subscription)
-            .await?
-            .is_none()
-        {
-            return Err(AppError::not_found("subscription", subscription));
-        }
+        self.ensure_active(ctx.tenant_id, subscription).await?;
         let candidates = self
             .read
             .recoverable(ctx.tenant_id, subscription, since)

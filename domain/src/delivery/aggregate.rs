@@ -128,6 +128,15 @@ impl Delivery {
                 if state.status == DeliveryStatus::Delivered {
                     return Err(DeliveryError::AlreadyDelivered);
                 }
+                // A pending delivery whose next attempt is already due may
+                // have it under way right now: a second request for the
+                // same attempt would be sent twice. Only a later attempt
+                // (waiting out a backoff) can be brought forward.
+                if state.status == DeliveryStatus::Pending
+                    && state.next_attempt_at.is_none_or(|due| due <= cmd.at)
+                {
+                    return Err(DeliveryError::AttemptDue);
+                }
                 Ok(vec![DeliveryEvent::RetryRequested {
                     previous_status: state.status,
                     attempt: state.attempts + 1,

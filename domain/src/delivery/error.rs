@@ -11,6 +11,9 @@ pub enum DeliveryError {
     NotFound,
     #[error("the delivery was already delivered")]
     AlreadyDelivered,
+    /// A manual retry while the next attempt is due or under way.
+    #[error("the delivery's next attempt is already due or under way")]
+    AttemptDue,
     #[error("the delivery is {0}, not pending")]
     NotPending(DeliveryStatus),
     /// An outcome for an attempt that is not the next one: reported twice,

@@ -482,3 +482,62 @@ fn long_messages_and_excerpts_are_bounded() {
     assert_eq!(error_message.chars().count(), 500);
     assert_eq!(response_excerpt.as_ref().unwrap().len(), 4096);
 }
+
+#[test]
+fn retry_while_the_next_attempt_is_due_is_refused() {
+    // Just enqueued: attempt 1 is due (perhaps being sent right now).
+    fixture()
+        .given(vec![enqueued()])
+        .when(DeliveryCommand::Retry(RetryDelivery {
+            tenant_id: tenant(),
+            at: t0(),
+        }))
+        .then_expect_error(DeliveryError::AttemptDue);
+    // Retried a moment ago: attempt 2 is due; a second retry must not
+    // request attempt 2 again.
+    let failed = failed_event(
+        1,
+        Some(400),
+        ErrorKind::HttpStatus,
+        DeliveryStatus::Failed,
+        None,
+        false,
+    );
+    let at = t0() + Duration::hours(1);
+    let retried = DeliveryEvent::RetryRequested {
+        previous_status: DeliveryStatus::Failed,
+        attempt: 2,
+        requested_at: at,
+        next_attempt_at: at,
+    };
+    fixture()
+        .given(vec![enqueued(), failed, retried])
+        .when(DeliveryCommand::Retry(RetryDelivery {
+            tenant_id: tenant(),
+            at: at + Duration::milliseconds(5),
+        }))
+        .then_expect_error(DeliveryError::AttemptDue);
+}
+
+#[test]
+fn retry_brings_a_backed_off_attempt_forward() {
+    // A 5xx scheduled attempt 2 for t0 + 6 s; a retry at t0 + 2 s makes it
+    // due then.
+    let evs = events_of(
+        vec![enqueued()],
+        DeliveryCommand::AttemptFailed(failure(1, Some(500), ErrorKind::HttpStatus)),
+    );
+    let at = t0() + Duration::seconds(2);
+    fixture()
+        .given(vec![enqueued(), evs[0].clone()])
+        .when(DeliveryCommand::Retry(RetryDelivery {
+            tenant_id: tenant(),
+            at,
+        }))
+        .then_expect_events(vec![DeliveryEvent::RetryRequested {
+            previous_status: DeliveryStatus::Pending,
+            attempt: 2,
+            requested_at: at,
+            next_attempt_at: at,
+        }]);
+}
