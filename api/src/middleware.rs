@@ -5,18 +5,33 @@
 use crate::error::{ApiError, ErrorShaped, REQUEST_ID};
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hookline_application::tenants::Principal;
 use hookline_application::RequestId;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Outermost layer: assigns the request id and normalises error bodies.
-pub async fn request_context(mut req: Request, next: Next) -> Response {
+/// What one request may take: the body size, and the time to read it and
+/// answer.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub max_body_bytes: usize,
+    pub timeout: Duration,
+}
+
+/// Outermost layer: assigns the request id, normalises error bodies,
+/// refuses a declared body over the limit before reading it (and before a
+/// `100 Continue`), and answers `408` when reading the request and
+/// answering it takes longer than the request timeout.
+pub async fn request_context(
+    State(limits): State<RequestLimits>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let request_id = req
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -36,7 +51,28 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     async move {
         let mut response = REQUEST_ID
             .scope(id.clone(), async move {
-                let response = next.run(req).await;
+                let declared = req
+                    .headers()
+                    .get(axum::http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let too_large = declared.is_some_and(|n| n > limits.max_body_bytes as u64);
+                let response = if too_large {
+                    ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into_response()
+                } else {
+                    match tokio::time::timeout(limits.timeout, next.run(req)).await {
+                        Ok(response) => response,
+                        Err(_) => ApiError::new(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "request_timeout",
+                            format!(
+                                "the request was not received and answered within {} s",
+                                limits.timeout.as_secs()
+                            ),
+                        )
+                        .into_response(),
+                    }
+                };
                 let status = response.status();
                 if (status.is_client_error() || status.is_server_error())
                     && response.extensions().get::<ErrorShaped>().is_none()

@@ -2,7 +2,9 @@
 //! the services, start projections, bind the listener, serve until a shutdown
 //! signal, then stop everything in order.
 
+use crate::middleware::RequestLimits;
 use crate::routes;
+use crate::serve::ConnectionLimits;
 use crate::state::AppState;
 use anyhow::Context;
 use hookline_application::audit::AuditService;
@@ -105,6 +107,7 @@ pub struct Application {
     database: OpenDatabase,
     /// How long shutdown waits for background tasks (attempts in flight).
     drain: Duration,
+    connections: ConnectionLimits,
 }
 
 impl std::fmt::Debug for Application {
@@ -258,7 +261,13 @@ impl Application {
             pool,
             projections,
         };
-        let router = routes::router(state, settings.max_body_bytes);
+        let router = routes::router(
+            state,
+            RequestLimits {
+                max_body_bytes: settings.max_body_bytes,
+                timeout: settings.request_timeout,
+            },
+        );
         let listener = if settings.role.serves_api() {
             Some(
                 tokio::net::TcpListener::bind(settings.listen)
@@ -275,6 +284,11 @@ impl Application {
             tasks,
             database,
             drain: settings.webhook_timeout + Duration::from_secs(5),
+            connections: ConnectionLimits {
+                header_read_timeout: settings.request_timeout,
+                max_connections: settings.max_connections,
+                drain: settings.request_timeout,
+            },
         })
     }
 
@@ -300,18 +314,18 @@ impl Application {
             tasks,
             database,
             drain,
+            connections,
         } = self;
         let stop = shutdown.clone();
         let served = match listener {
             Some(listener) => {
                 tracing::info!(address = %listener.local_addr()?, "Hookline is listening");
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        signal.await;
-                        stop.cancel();
-                    })
-                    .await
-                    .context("serving HTTP")
+                crate::serve::serve(listener, router, connections, async move {
+                    signal.await;
+                    stop.cancel();
+                })
+                .await;
+                Ok(())
             }
             None => {
                 // Nothing will serve the routes; let go of what they hold.

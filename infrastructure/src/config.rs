@@ -84,6 +84,12 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     pub allow_private_targets: AllowList,
     pub max_body_bytes: usize,
+    /// A request must be read and answered within this (else 408), and a
+    /// connection must send a complete request head within it (so slow or
+    /// idle clients cannot hold connections open).
+    pub request_timeout: Duration,
+    /// Open HTTP connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
     pub secret_rotation_overlap: Duration,
     pub consistency_timeout: Duration,
     pub log_format: LogFormat,
@@ -110,6 +116,8 @@ struct Raw {
     admin_token: Option<String>,
     allow_private_targets: Option<String>,
     max_body_bytes: Option<String>,
+    request_timeout_seconds: Option<String>,
+    max_connections: Option<String>,
     secret_rotation_overlap_seconds: Option<String>,
     consistency_timeout_ms: Option<String>,
     log_format: Option<String>,
@@ -213,6 +221,8 @@ impl Settings {
             admin_token,
             allow_private_targets,
             max_body_bytes,
+            request_timeout_seconds,
+            max_connections,
             secret_rotation_overlap_seconds,
             consistency_timeout_ms,
             log_format,
@@ -261,6 +271,24 @@ impl Settings {
         if max_body_bytes < 1024 {
             return Err(ConfigError(
                 "HOOKLINE_MAX_BODY_BYTES must be at least 1024".into(),
+            ));
+        }
+        let request_timeout: u64 = match raw.request_timeout_seconds {
+            Some(v) => parse_num("HOOKLINE_REQUEST_TIMEOUT_SECONDS", &v)?,
+            None => 30,
+        };
+        if !(1..=3600).contains(&request_timeout) {
+            return Err(ConfigError(
+                "HOOKLINE_REQUEST_TIMEOUT_SECONDS must be 1–3600".into(),
+            ));
+        }
+        let max_connections: usize = match raw.max_connections {
+            Some(v) => parse_num("HOOKLINE_MAX_CONNECTIONS", &v)?,
+            None => 1024,
+        };
+        if !(1..=1_000_000).contains(&max_connections) {
+            return Err(ConfigError(
+                "HOOKLINE_MAX_CONNECTIONS must be 1–1000000".into(),
             ));
         }
         let overlap: u64 = match raw.secret_rotation_overlap_seconds {
@@ -353,6 +381,8 @@ impl Settings {
             admin_token: non_empty(raw.admin_token).map(Secret::new),
             allow_private_targets,
             max_body_bytes,
+            request_timeout: Duration::from_secs(request_timeout),
+            max_connections,
             secret_rotation_overlap: Duration::from_secs(overlap),
             consistency_timeout: Duration::from_millis(consistency_ms),
             log_format,

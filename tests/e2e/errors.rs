@@ -186,3 +186,81 @@ async fn hostile_input_never_panics_or_answers_500() {
     let read = expect_json(app.get(&t, &format!("/v1/subscriptions/{id}")).await, 200).await;
     assert_eq!(read["url"], "https://example.com/a");
 }
+
+/// Reads what the server sends until it closes the connection (or `limit`
+/// passes, which fails the test).
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut got))
+        .await
+        .expect("the server closed the connection in time")
+        .ok();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Slow or silent clients cannot hold connections open: a connection that
+/// sends no complete request head is closed, a body that never finishes gets
+/// a 408, and a declared body over the limit is refused before it is sent.
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_REQUEST_TIMEOUT_SECONDS".into(), "1".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let addr = app
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let limit = std::time::Duration::from_secs(10);
+
+    // Connected, silent.
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(read_until_closed(&mut silent, limit).await, "");
+
+    // Half a request head.
+    let mut half = TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_until_closed(&mut half, limit).await, "");
+
+    // A body that never completes: 408 in the error shape.
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/subscriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nX-Request-Id: slow-body-1\r\nContent-Length: 100\r\n\r\n{{\"",
+        t.api_key
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut slow, limit).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_shape(&body);
+    assert_eq!(body["code"], "request_timeout");
+    assert_eq!(body["request_id"], "slow-body-1");
+
+    // A declared body over the limit: 413 at once, no `100 Continue`.
+    let mut large = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/subscriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n",
+        t.api_key
+    );
+    large.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut large, limit).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_shape(&body);
+    assert_eq!(body["code"], "payload_too_large");
+
+    // Ordinary requests are unaffected.
+    expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+}

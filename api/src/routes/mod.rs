@@ -7,7 +7,7 @@ pub mod health;
 pub mod subscriptions;
 
 use crate::error::{ApiError, ApiResult};
-use crate::middleware::{authenticate, request_context, Caller, CurrentRequestId};
+use crate::middleware::{authenticate, request_context, Caller, CurrentRequestId, RequestLimits};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode};
@@ -22,7 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 /// wait (the write itself is durable).
 pub const CONSISTENCY_HEADER: &str = "x-hookline-consistency";
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, limits: RequestLimits) -> Router {
     let v1 = Router::new()
         .merge(subscriptions::router())
         .merge(deliveries::router())
@@ -36,12 +36,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(admin::router())
         .merge(health::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");
             ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
         }))
-        .layer(axum::middleware::from_fn(request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            request_context,
+        ))
         .with_state(state)
 }
 
