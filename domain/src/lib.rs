@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod event_type;
 pub mod ids;
 pub mod outcome;
+pub mod payload;
 pub mod retry;
 pub mod sealed;
 pub mod serde_helpers;

@@ -348,11 +348,17 @@ async fn an_idempotency_key_returns_the_first_answer_and_creates_nothing_new() {
     .await;
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first = expect_json(first, 202).await;
-    let second = send(
-        "order-42",
-        json!({"event_type": "order.created", "data": {"n": 2}}),
-    )
-    .await;
+    // The same request again (however its JSON is formatted): the first answer.
+    let second = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&t.api_key)
+        .header("idempotency-key", "order-42")
+        .header("content-type", "application/json")
+        .body(r#"{ "data": { "n" : 1 },  "event_type": "order.created" }"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(second.headers()["idempotent-replayed"], "true");
     let second = expect_json(second, 202).await;
     assert_eq!(first, second);
@@ -361,13 +367,22 @@ async fn an_idempotency_key_returns_the_first_answer_and_creates_nothing_new() {
         app.post(
             &t,
             "/v1/events",
-            json!({"event_type": "order.created", "data": {}, "idempotency_key": "order-42"}),
+            json!({"event_type": "order.created", "data": {"n": 1}, "idempotency_key": "order-42"}),
         )
         .await,
         202,
     )
     .await;
     assert_eq!(first, third);
+    // The key reused for a different event is refused, not silently dropped.
+    for other in [
+        json!({"event_type": "order.created", "data": {"n": 2}}),
+        json!({"event_type": "order.updated", "data": {"n": 1}}),
+        json!({"event_type": "order.created", "data": {"n": 1}, "resource_id": "o-1"}),
+    ] {
+        let refused = expect_json(send("order-42", other).await, 409).await;
+        assert_eq!(refused["code"], "idempotency_key_reused", "{refused}");
+    }
     // Concurrent requests with a fresh key: one event, one answer.
     let racers = (0..6).map(|_| send("race-1", json!({"event_type": "order.created", "data": {}})));
     let answers: Vec<Value> =
@@ -470,4 +485,87 @@ async fn the_seed_form_and_test_sends() {
         404,
     )
     .await;
+}
+
+/// `data` is sent byte for byte, so what JSON libraries could read
+/// differently is refused when published; what is accepted is shown exactly
+/// as sent (big numbers stay digits).
+#[tokio::test]
+async fn data_is_checked_for_portability_and_shown_exactly_as_sent() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    app.subscribe(&t, json!({"url": rx.url("/hook"), "events": ["a.b"]}))
+        .await;
+    let raw = |path: &str, body: String| {
+        app.client
+            .post(app.url(path))
+            .bearer_auth(&t.api_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    for (data, says) in [
+        (r#"{"a": 1, "a": 2}"#.to_string(), "duplicate key \"a\""),
+        (r#"{"n": 1e999}"#.to_string(), "number out of range"),
+        (r#"{"s": "\ud800"}"#.to_string(), "not portable JSON"),
+        (format!(r#"{{"d": {deep}}}"#), "deeper than 64"),
+        ("[1]".to_string(), "must be a JSON object"),
+    ] {
+        let res = raw(
+            "/v1/events",
+            format!(r#"{{"event_type": "a.b", "data": {data}}}"#),
+        )
+        .await
+        .unwrap();
+        let body = expect_json(res, 400).await;
+        assert_eq!(body["code"], "validation_error");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("data: ") && detail.contains(says),
+            "{detail}"
+        );
+        // The seeds' form names its own field.
+        let res = raw(
+            "/v1/deliveries",
+            format!(r#"{{"event": "a.b", "payload": {data}}}"#),
+        )
+        .await
+        .unwrap();
+        let body = expect_json(res, 400).await;
+        assert!(
+            body["detail"].as_str().unwrap().starts_with("payload: "),
+            "{body}"
+        );
+    }
+    let res = raw("/v1/deliveries", r#"{"payload": {}}"#.into())
+        .await
+        .unwrap();
+    assert!(expect_json(res, 400).await["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("event: "));
+
+    let data = r#"{"big": 12345678901234567890123, "exact": 1.10, "nested": {"k": [1, 2]}}"#;
+    let res = raw(
+        "/v1/events",
+        format!(r#"{{"event_type": "a.b", "data": {data}}}"#),
+    )
+    .await
+    .unwrap();
+    let id = expect_json(res, 202).await["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let got = rx.wait_for(1, WAIT).await;
+    let sent = std::str::from_utf8(&got[0].body).unwrap().to_string();
+    assert!(sent.contains(data), "{sent}");
+    let detail = app
+        .get(&t, &format!("/v1/deliveries/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(detail.contains(&format!(r#""payload":{sent}"#)), "{detail}");
 }

@@ -7,7 +7,8 @@ use crate::commands::Written;
 use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::ports::{
-    AppendError, Clock, EventAppender, IdempotentAppend, NewEvent, SubscriptionDirectory,
+    AppendError, Clock, EventAppender, FirstAnswer, IdempotencyKey, IdempotentAppend, NewEvent,
+    SubscriptionDirectory,
 };
 use chrono::SecondsFormat;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -16,6 +17,7 @@ use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::{DeliveryId, EventId, EventType, SubscriptionId, TenantId, ValidationError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,9 @@ pub struct PublishInput {
     pub resource_id: Option<String>,
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Came as the seeds' form: errors name its fields (`event`, `payload`).
+    #[serde(skip)]
+    pub seed_form: bool,
 }
 
 /// `POST /v1/deliveries`, the seeds' form: `{"event", "payload"}`.
@@ -71,6 +76,7 @@ impl From<SeedPublishInput> for PublishInput {
             resource_type: s.resource_type,
             resource_id: s.resource_id,
             idempotency_key: s.idempotency_key,
+            seed_form: true,
         }
     }
 }
@@ -193,14 +199,23 @@ impl PublishService {
         header_key: Option<String>,
     ) -> Result<Written<Published>, AppError> {
         let key = idempotency_key(input.idempotency_key, header_key)?;
+        let (type_field, data_field) = if input.seed_form {
+            ("event", "payload")
+        } else {
+            ("event_type", "data")
+        };
         let event_type = match input.event_type.as_deref() {
-            Some(e) => EventType::parse(e, "event_type")?,
-            None => return Err(ValidationError::new("event_type", "is required").into()),
+            Some(e) => EventType::parse(e, type_field)?,
+            None => return Err(ValidationError::new(type_field, "is required").into()),
         };
         let data = match input.data {
-            Some(d) if d.get().trim_start().starts_with('{') => d,
-            Some(_) => return Err(ValidationError::new("data", "must be a JSON object").into()),
-            None => return Err(ValidationError::new("data", "is required (a JSON object)").into()),
+            Some(d) => {
+                hookline_domain::payload::check_object(data_field, d.get())?;
+                d
+            }
+            None => {
+                return Err(ValidationError::new(data_field, "is required (a JSON object)").into())
+            }
         };
         check_text(
             "resource_type",
@@ -213,13 +228,26 @@ impl PublishService {
             MAX_RESOURCE_LEN,
         )?;
 
-        if let Some(key) = &key {
-            if let Some(first) = self
-                .appender
-                .idempotent_response(ctx.tenant_id, key, self.settings.idempotency_ttl)
-                .await?
-            {
-                return replay(first);
+        let fingerprint = key.as_ref().map(|_| {
+            fingerprint(
+                &event_type,
+                &data,
+                input.resource_type.as_deref(),
+                input.resource_id.as_deref(),
+            )
+        });
+        let idempotency = match (&key, &fingerprint) {
+            (Some(key), Some(fingerprint)) => Some(IdempotencyKey {
+                tenant: ctx.tenant_id,
+                key,
+                fingerprint,
+                ttl: self.settings.idempotency_ttl,
+            }),
+            _ => None,
+        };
+        if let Some(idempotency) = &idempotency {
+            if let Some(first) = self.appender.idempotent_response(idempotency).await? {
+                return replay(idempotency, first);
             }
         }
         let subscriptions = self.directory.active_for_tenant(ctx.tenant_id).await?;
@@ -247,7 +275,7 @@ impl PublishService {
             resource_type: input.resource_type.as_deref(),
             resource_id: input.resource_id.as_deref(),
         };
-        self.fan_out(ctx, &event_type, &envelope, &matching, key.as_deref())
+        self.fan_out(ctx, &event_type, &envelope, &matching, idempotency.as_ref())
             .await
     }
 
@@ -312,7 +340,7 @@ impl PublishService {
         event_type: &EventType,
         envelope: &Envelope<'_>,
         subscriptions: &[&SubscriptionState],
-        key: Option<&str>,
+        idempotency: Option<&IdempotencyKey<'_>>,
     ) -> Result<Written<Published>, AppError> {
         let body = serde_json::to_string(envelope)
             .map_err(|e| AppError::Internal(format!("event body did not serialise: {e}")))?;
@@ -356,24 +384,18 @@ impl PublishService {
         // Publishing does not wait for the read models: single deliveries
         // are read from the log (always exact), lists catch up within
         // milliseconds. Waiting would double publish latency under load.
-        match key {
-            Some(key) => {
+        match idempotency {
+            Some(idempotency) => {
                 let response = serde_json::to_value(&published)
                     .map_err(|e| AppError::Internal(e.to_string()))?;
                 match self
                     .appender
-                    .append_idempotent(
-                        ctx.tenant_id,
-                        key,
-                        self.settings.idempotency_ttl,
-                        &response,
-                        events,
-                    )
+                    .append_idempotent(idempotency, &response, events)
                     .await
                     .map_err(append_error)?
                 {
                     IdempotentAppend::Appended(_) => {}
-                    IdempotentAppend::Replayed(first) => return replay(first),
+                    IdempotentAppend::Replayed(first) => return replay(idempotency, first),
                 }
             }
             None => {
@@ -388,8 +410,37 @@ impl PublishService {
     }
 }
 
-fn replay(first: serde_json::Value) -> Result<Written<Published>, AppError> {
-    let mut published: Published = serde_json::from_value(first).map_err(|e| {
+/// What a publish request asks for, as a digest: the event type, the data
+/// (as parsed JSON, so formatting and key order do not matter) and the
+/// resource fields.
+fn fingerprint(
+    event_type: &EventType,
+    data: &RawValue,
+    resource_type: Option<&str>,
+    resource_id: Option<&str>,
+) -> String {
+    let data: serde_json::Value =
+        serde_json::from_str(data.get()).unwrap_or_else(|_| data.get().into());
+    let canonical = serde_json::json!([event_type.as_str(), data, resource_type, resource_id]);
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// The first answer under a key, when this request is the same one again.
+fn replay(key: &IdempotencyKey<'_>, first: FirstAnswer) -> Result<Written<Published>, AppError> {
+    if first
+        .fingerprint
+        .as_deref()
+        .is_some_and(|f| f != key.fingerprint)
+    {
+        return Err(AppError::conflict(
+            "idempotency_key_reused",
+            format!(
+                "idempotency key '{}' was used for a different request (event type, data or resource) within its lifetime; use a new key for a new event",
+                key.key
+            ),
+        ));
+    }
+    let mut published: Published = serde_json::from_value(first.response).map_err(|e| {
         AppError::Internal(format!("stored idempotent response is unreadable: {e}"))
     })?;
     published.replayed = true;

@@ -21,6 +21,7 @@ use hookline_domain::delivery::{
 use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::{DeliveryId, EventPattern, SubscriptionId, TenantId, ValidationError};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,8 +200,13 @@ impl DeliveryService {
         let payload = events
             .first()
             .and_then(|e| e.payload.str_field("body"))
-            .and_then(|b| serde_json::from_str(&b).ok())
-            .unwrap_or(serde_json::Value::Null);
+            .map(|body| {
+                RawValue::from_string(body.clone())
+                    .or_else(|_| RawValue::from_string(serde_json::Value::String(body).to_string()))
+            })
+            .transpose()
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .unwrap_or_else(|| RawValue::NULL.to_owned());
         let (record, attempts) =
             Self::fold_until(&events, as_of.unwrap_or(DateTime::<Utc>::MAX_UTC))?;
         let record = record

@@ -13,7 +13,8 @@ pub type AttemptView = AttemptRecord;
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: DeliveryView,
-    /// The request body as sent (parsed for readability).
-    pub payload: serde_json::Value,
+    /// The request body exactly as sent (embedded as JSON; a body that
+    /// is not JSON, from before publishing checked it, as a string).
+    pub payload: Box<serde_json::value::RawValue>,
     pub attempt_log: Vec<AttemptView>,
 }

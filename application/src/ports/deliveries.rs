@@ -47,7 +47,27 @@ pub enum AppendError {
 pub enum IdempotentAppend {
     Appended(Option<LogPosition>),
     /// The key was used within its lifetime; this is the first answer.
-    Replayed(Value),
+    Replayed(FirstAnswer),
+}
+
+/// A publish request's idempotency key.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyKey<'a> {
+    pub tenant: TenantId,
+    pub key: &'a str,
+    /// A digest of what the request asks for: a key reused for a different
+    /// request is refused rather than answered with the first response.
+    pub fingerprint: &'a str,
+    /// How long the key is remembered.
+    pub ttl: Duration,
+}
+
+/// The answer first given under a key, and that request's fingerprint
+/// (`None` for keys stored before fingerprints were kept).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirstAnswer {
+    pub response: Value,
+    pub fingerprint: Option<String>,
 }
 
 #[async_trait]
@@ -66,9 +86,7 @@ pub trait EventAppender: Send + Sync {
     /// As [`EventAppender::append`].
     async fn append_idempotent(
         &self,
-        tenant: TenantId,
-        key: &str,
-        ttl: Duration,
+        key: &IdempotencyKey<'_>,
         response: &Value,
         events: Vec<NewEvent>,
     ) -> Result<IdempotentAppend, AppendError>;
@@ -79,10 +97,8 @@ pub trait EventAppender: Send + Sync {
     /// Storage errors.
     async fn idempotent_response(
         &self,
-        tenant: TenantId,
-        key: &str,
-        ttl: Duration,
-    ) -> Result<Option<Value>, AppError>;
+        key: &IdempotencyKey<'_>,
+    ) -> Result<Option<FirstAnswer>, AppError>;
 }
 
 /// Active subscriptions for publishing and attempts, served from memory and

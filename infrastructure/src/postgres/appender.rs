@@ -7,14 +7,13 @@ use super::wakeup::LogWakeups;
 use async_trait::async_trait;
 use hookline_application::audit::chain::{link, set_link, Linked, GENESIS};
 use hookline_application::ports::{
-    AppendError, EventAppender, IdempotentAppend, LogPosition, NewEvent,
+    AppendError, EventAppender, FirstAnswer, IdempotencyKey, IdempotentAppend, LogPosition,
+    NewEvent,
 };
 use hookline_application::AppError;
-use hookline_domain::TenantId;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::HashMap;
-use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct PgEventAppender {
@@ -195,9 +194,7 @@ impl EventAppender for PgEventAppender {
 
     async fn append_idempotent(
         &self,
-        tenant: TenantId,
-        key: &str,
-        ttl: Duration,
+        key: &IdempotencyKey<'_>,
         response: &Value,
         events: Vec<NewEvent>,
     ) -> Result<IdempotentAppend, AppendError> {
@@ -205,31 +202,36 @@ impl EventAppender for PgEventAppender {
         // Claims the key, or takes over one that has expired. A concurrent
         // request with the same key waits here until the first commits.
         let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (tenant_id, key, response, created_at)
-             VALUES ($1, $2, $3, now())
+            "INSERT INTO idempotency_keys (tenant_id, key, response, created_at, fingerprint)
+             VALUES ($1, $2, $3, now(), $5)
              ON CONFLICT (tenant_id, key) DO UPDATE
-                SET response = EXCLUDED.response, created_at = EXCLUDED.created_at
+                SET response = EXCLUDED.response, created_at = EXCLUDED.created_at,
+                    fingerprint = EXCLUDED.fingerprint
                 WHERE idempotency_keys.created_at < now() - make_interval(secs => $4)
              RETURNING 1",
         )
-        .bind(tenant.as_uuid())
-        .bind(key)
+        .bind(key.tenant.as_uuid())
+        .bind(key.key)
         .bind(response)
-        .bind(ttl.as_secs_f64())
+        .bind(key.ttl.as_secs_f64())
+        .bind(key.fingerprint)
         .fetch_optional(&mut *tx)
         .await
         .map_err(append_error)?;
         if claimed.is_none() {
-            let first: Value = sqlx::query_scalar(
-                "SELECT response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+            let (response, fingerprint) = sqlx::query_as(
+                "SELECT response, fingerprint FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
             )
-            .bind(tenant.as_uuid())
-            .bind(key)
+            .bind(key.tenant.as_uuid())
+            .bind(key.key)
             .fetch_one(&mut *tx)
             .await
             .map_err(append_error)?;
             tx.rollback().await.map_err(append_error)?;
-            return Ok(IdempotentAppend::Replayed(first));
+            return Ok(IdempotentAppend::Replayed(FirstAnswer {
+                response,
+                fingerprint,
+            }));
         }
         let position = insert_all(&mut tx, &events).await?;
         tx.commit().await.map_err(append_error)?;
@@ -239,20 +241,22 @@ impl EventAppender for PgEventAppender {
 
     async fn idempotent_response(
         &self,
-        tenant: TenantId,
-        key: &str,
-        ttl: Duration,
-    ) -> Result<Option<Value>, AppError> {
-        sqlx::query_scalar(
-            "SELECT response FROM idempotency_keys
+        key: &IdempotencyKey<'_>,
+    ) -> Result<Option<FirstAnswer>, AppError> {
+        let row: Option<(Value, Option<String>)> = sqlx::query_as(
+            "SELECT response, fingerprint FROM idempotency_keys
              WHERE tenant_id = $1 AND key = $2 AND created_at >= now() - make_interval(secs => $3)",
         )
-        .bind(tenant.as_uuid())
-        .bind(key)
-        .bind(ttl.as_secs_f64())
+        .bind(key.tenant.as_uuid())
+        .bind(key.key)
+        .bind(key.ttl.as_secs_f64())
         .fetch_optional(&self.pool)
         .await
-        .map_err(unavailable)
+        .map_err(unavailable)?;
+        Ok(row.map(|(response, fingerprint)| FirstAnswer {
+            response,
+            fingerprint,
+        }))
     }
 }
 
@@ -378,23 +382,17 @@ impl EventAppender for BatchedAppender {
 
     async fn append_idempotent(
         &self,
-        tenant: TenantId,
-        key: &str,
-        ttl: Duration,
+        key: &IdempotencyKey<'_>,
         response: &Value,
         events: Vec<NewEvent>,
     ) -> Result<IdempotentAppend, AppendError> {
-        self.direct
-            .append_idempotent(tenant, key, ttl, response, events)
-            .await
+        self.direct.append_idempotent(key, response, events).await
     }
 
     async fn idempotent_response(
         &self,
-        tenant: TenantId,
-        key: &str,
-        ttl: Duration,
-    ) -> Result<Option<Value>, AppError> {
-        self.direct.idempotent_response(tenant, key, ttl).await
+        key: &IdempotencyKey<'_>,
+    ) -> Result<Option<FirstAnswer>, AppError> {
+        self.direct.idempotent_response(key).await
     }
 }
