@@ -43,6 +43,15 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is an object; serde would also read a struct from an
+    // array of its fields in order, which nobody means.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| b"[\"-0123456789tfn".contains(b)) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object ({…})",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
             ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
@@ -113,7 +122,11 @@ fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, ApiE
     .map_err(|e| {
         ApiError::bad_request(
             "invalid_query",
-            format!("invalid query parameters: {}", e.body_text()),
+            format!(
+                "invalid query parameters: {}",
+                e.body_text()
+                    .trim_start_matches("Failed to deserialize query string: ")
+            ),
         )
     })
 }

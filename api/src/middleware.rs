@@ -5,7 +5,7 @@
 use crate::error::{ApiError, ErrorShaped, REQUEST_ID};
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hookline_application::tenants::Principal;
@@ -59,6 +59,12 @@ pub async fn request_context(
                 let too_large = declared.is_some_and(|n| n > limits.max_body_bytes as u64);
                 let response = if too_large {
                     ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into_response()
+                } else if !decodes_to_utf8(req.uri().path()) {
+                    ApiError::bad_request(
+                        "invalid_path",
+                        "the URL path does not decode to UTF-8 text (check its %-escapes)",
+                    )
+                    .into_response()
                 } else {
                     match tokio::time::timeout(limits.timeout, next.run(req)).await {
                         Ok(response) => response,
@@ -99,25 +105,36 @@ pub async fn request_context(
     .await
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme in
+/// any case), or a 401 that says what is wrong; `what` names the token.
+///
+/// # Errors
+/// Missing, non-ASCII, or another scheme.
+pub fn bearer_token<'h>(headers: &'h HeaderMap, what: &str) -> Result<&'h str, ApiError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Err(ApiError::unauthorized(format!(
+            "missing Authorization header; send `Authorization: Bearer <{what}>`"
+        )));
+    };
+    let shape = || {
+        ApiError::unauthorized(format!(
+            "the Authorization header must be `Bearer <{what}>` in visible ASCII"
+        ))
+    };
+    let value = value.to_str().map_err(|_| shape())?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(shape)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(shape());
+    }
+    Ok(token)
+}
+
 /// `/v1` guard: `Authorization: Bearer <api key>` or 401.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let Some(value) = header else {
-        return ApiError::unauthorized(
-            "missing Authorization header; send `Authorization: Bearer <api key>`",
-        )
-        .into_response();
-    };
-    let Some(key) = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-    else {
-        return ApiError::unauthorized("the Authorization header must be `Bearer <api key>`")
-            .into_response();
+    let key = match bearer_token(req.headers(), "api key") {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
     };
     match state.tenants.authenticate(key).await {
         Ok(Some(principal)) => {
@@ -169,5 +186,48 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CurrentRequestId {
                 .cloned()
                 .unwrap_or_else(RequestId::generate),
         ))
+    }
+}
+
+/// Whether `path`, %-decoded, is UTF-8 (a malformed escape counts as
+/// literal text).
+fn decodes_to_utf8(path: &str) -> bool {
+    if !path.contains('%') {
+        return true;
+    }
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                decoded.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decodes_to_utf8;
+
+    #[test]
+    fn paths_decode_to_utf8_or_not() {
+        assert!(decodes_to_utf8("/v1/subscriptions/abc"));
+        assert!(decodes_to_utf8("/v1/requests/a%20b%C3%A9"));
+        assert!(decodes_to_utf8("/v1/requests/100%"));
+        assert!(!decodes_to_utf8("/v1/subscriptions/%ff"));
+        assert!(!decodes_to_utf8("/v1/requests/%C3"));
     }
 }

@@ -166,6 +166,10 @@ impl TargetUrl {
         if input.trim() != input {
             return Err(err("must not start or end with spaces".into()));
         }
+        // The URL parser would silently drop or rewrite these.
+        if input.chars().any(char::is_control) {
+            return Err(err("must not contain control characters".into()));
+        }
         let url = url::Url::parse(input).map_err(|e| {
             err(format!(
                 "'{}' is not a valid URL: {e}",
@@ -183,6 +187,11 @@ impl TargetUrl {
             ));
         }
         let host = url.host().ok_or_else(|| err("must name a host".into()))?;
+        if url.port() == Some(0) {
+            return Err(err(
+                "port 0 cannot be connected to; use a port from 1 to 65535".into(),
+            ));
+        }
         let allowed_private = match host {
             url::Host::Ipv4(v4) => Some(check_ip(IpAddr::V4(v4), allow).map_err(err)?),
             url::Host::Ipv6(v6) => Some(check_ip(IpAddr::V6(v6), allow).map_err(err)?),
@@ -331,6 +340,13 @@ mod tests {
             ("https://[::1]:8080/hook", "private"),
             ("https://localhost:8080/hook", "localhost"),
             ("not a url at all", "not a valid URL"),
+            ("https://example.com:0/hook", "port 0"),
+            (
+                "https://example.com/\r\nX-Injected: y",
+                "control characters",
+            ),
+            ("https://example.com/a\0b", "control characters"),
+            ("https://example.com/\tx", "control characters"),
         ];
         for (input, needle) in cases {
             let e = TargetUrl::parse(input, &none).unwrap_err();

@@ -27,3 +27,25 @@ impl fmt::Display for ValidationError {
 }
 
 impl std::error::Error for ValidationError {}
+
+/// Free text a person writes (a description, a reason): at most `max`
+/// characters, no control characters but newlines and tabs.
+///
+/// # Errors
+/// A [`ValidationError`] on `field`.
+pub fn check_free_text(field: &str, s: &str, max: usize) -> Result<(), ValidationError> {
+    let len = s.chars().count();
+    if len > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters (got {len})"),
+        ));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}

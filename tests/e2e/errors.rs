@@ -134,6 +134,8 @@ async fn hostile_input_never_panics_or_answers_500() {
         nested,
         "\u{FEFF}{}".into(),
         "{\"url\": \"https://example.com/a\", \"events\": [\"a.b\"], \"signature_scheme\": {}}".into(),
+        "{\"reason\": \"a\\u0000b\"}".into(),
+        "[\"https://example.com/b\", [\"a.b\"]]".into(),
     ];
     let paths = [
         ("POST", "/v1/subscriptions".to_string()),
@@ -263,4 +265,124 @@ async fn slow_and_silent_clients_are_cut_off() {
 
     // Ordinary requests are unaffected.
     expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+}
+
+/// Hostile input gets the precise answer, not just any 4xx.
+#[tokio::test]
+async fn hostile_input_gets_precise_answers() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let s = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/a", "events": ["a.b"]}),
+        )
+        .await;
+    let id = s["id"].as_str().unwrap().to_string();
+    let send = |method: &str, path: &str, body: &str| {
+        app.client
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(&t.api_key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+
+    // A positional array is not an object, even if serde could read one.
+    let b = expect_json(
+        send(
+            "POST",
+            "/v1/subscriptions",
+            r#"["https://example.com/b", ["a.b"]]"#,
+        )
+        .await
+        .unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(b["code"], "invalid_body", "{b}");
+    // Control characters in a disable reason, and port 0 or control
+    // characters in a URL, are refused and name the field.
+    for (path, body, field) in [
+        (
+            format!("/v1/subscriptions/{id}/disable"),
+            r#"{"reason": "a\u0000b"}"#,
+            "reason: ",
+        ),
+        (
+            format!("/v1/subscriptions/{id}/disable"),
+            r#"{"reason": "bell\u0007"}"#,
+            "reason: ",
+        ),
+        (
+            "/v1/subscriptions".to_string(),
+            r#"{"url": "https://example.com:0/x", "events": ["a.b"]}"#,
+            "url: ",
+        ),
+        (
+            "/v1/subscriptions".to_string(),
+            r#"{"url": "https://example.com/\r\nX: y", "events": ["a.b"]}"#,
+            "url: ",
+        ),
+    ] {
+        let b = expect_json(send("POST", &path, body).await.unwrap(), 400).await;
+        assert_eq!(b["code"], "validation_error", "{b}");
+        assert!(b["detail"].as_str().unwrap().starts_with(field), "{b}");
+    }
+    let read = expect_json(app.get(&t, &format!("/v1/subscriptions/{id}")).await, 200).await;
+    assert_eq!(read["status"], "active");
+    let listed = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        1,
+        "nothing else was created"
+    );
+
+    // A path that does not decode to text.
+    let b = expect_json(app.get(&t, "/v1/subscriptions/%ff").await, 400).await;
+    assert_eq!(b["code"], "invalid_path", "{b}");
+    // Query parameters: the message speaks of the parameter, not the parser.
+    let b = expect_json(app.get(&t, "/v1/subscriptions?limit=-1").await, 400).await;
+    let detail = b["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("limit") && !detail.contains("Failed to deserialize"),
+        "{detail}"
+    );
+
+    // Authorization: the scheme in any case; a malformed header is called so.
+    let res = app
+        .client
+        .get(app.url("/v1/subscriptions"))
+        .header("authorization", format!("bEaReR {}", t.api_key))
+        .send()
+        .await
+        .unwrap();
+    expect_json(res, 200).await;
+    let res = app
+        .client
+        .get(app.url("/v1/subscriptions"))
+        .header(
+            "authorization",
+            http::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let b = expect_json(res, 401).await;
+    assert!(
+        b["detail"].as_str().unwrap().contains("visible ASCII"),
+        "{b}"
+    );
+    let res = app
+        .client
+        .post(app.url("/admin/tenants"))
+        .header(
+            "authorization",
+            format!("bearer {}", hookline_tests::server::ADMIN_TOKEN),
+        )
+        .json(&json!({"name": "lowercase"}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(res, 201).await;
 }

@@ -29,11 +29,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
             "the admin API is disabled; set HOOKLINE_ADMIN_TOKEN to enable it",
         ));
     };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let given = crate::middleware::bearer_token(headers, "HOOKLINE_ADMIN_TOKEN")?;
     if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
         Ok(())
     } else {

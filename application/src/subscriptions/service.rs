@@ -511,9 +511,7 @@ impl SubscriptionService {
             .reason
             .filter(|r| !r.trim().is_empty())
             .unwrap_or_else(|| "disabled through the API".to_string());
-        if reason.chars().count() > 500 {
-            return Err(ValidationError::new("reason", "must be at most 500 characters").into());
-        }
+        hookline_domain::validation::check_free_text("reason", &reason, 500)?;
         let consistent = self
             .run(ctx, id, || {
                 SubscriptionCommand::Disable(DisableSubscription {

@@ -151,19 +151,7 @@ impl Description {
     /// When longer than 500 characters or holding control characters other
     /// than newlines and tabs.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        let len = s.chars().count();
-        if len > MAX_DESCRIPTION_CHARS {
-            return Err(ValidationError::new(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_CHARS} characters (got {len})"),
-            ));
-        }
-        if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-            return Err(ValidationError::new(
-                "description",
-                "must not contain control characters",
-            ));
-        }
+        crate::validation::check_free_text("description", s, MAX_DESCRIPTION_CHARS)?;
         Ok(Self(s.to_string()))
     }
 
