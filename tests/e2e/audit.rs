@@ -677,7 +677,14 @@ async fn point_in_time_reads_rebuild_past_states() {
     assert_eq!(v1["status"], "active");
     let v2 = expect_json(app.get(&t, &q(times[1])).await, 200).await;
     assert_eq!(v2["url"], rx.url("/two"));
-    let v3 = expect_json(app.get(&t, &q(times[2])).await, 200).await;
+    // Deleted by then: like a plain read, only with include_inactive.
+    expect_json(app.get(&t, &q(times[2])).await, 404).await;
+    let v3 = expect_json(
+        app.get(&t, &format!("{}&include_inactive=true", q(times[2])))
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(v3["status"], "deleted");
 
     let dh = expect_json(

@@ -299,20 +299,22 @@ impl SubscriptionService {
         id: SubscriptionId,
         params: &GetSubscriptionParams,
     ) -> Result<SubscriptionView, AppError> {
-        if let Some(at) = parse_time("as_of", params.as_of.as_deref())? {
-            return self.get_as_of(tenant, id, at).await;
-        }
-        let record = self
-            .read
-            .get(tenant, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("subscription", id))?;
-        if record.state.status == SubscriptionStatus::Deleted
-            && params.include_inactive != Some(true)
-        {
+        let view = match parse_time("as_of", params.as_of.as_deref())? {
+            Some(at) => self.get_as_of(tenant, id, at).await?,
+            None => {
+                let record = self
+                    .read
+                    .get(tenant, id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("subscription", id))?;
+                SubscriptionView::render(&record.state, self.cipher.as_ref(), self.clock.now())?
+            }
+        };
+        // Deleted ones (now, or at `as_of`) only when asked for.
+        if view.status == SubscriptionStatus::Deleted && params.include_inactive != Some(true) {
             return Err(AppError::not_found("subscription", id));
         }
-        SubscriptionView::render(&record.state, self.cipher.as_ref(), self.clock.now())
+        Ok(view)
     }
 
     /// The subscription as the events recorded up to `at` describe it.
