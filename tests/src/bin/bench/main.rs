@@ -65,6 +65,26 @@ impl Cluster {
         self.pg.url(name)
     }
 
+    /// Drops a finished scenario's database and checkpoints, so the next
+    /// scenario starts on a quiet cluster (no flush or vacuum of the last
+    /// one's data running under it).
+    pub async fn settle(&self, database: &str) {
+        use sqlx::{ConnectOptions, Connection};
+        let Ok(mut conn) = self.pg.options("postgres").connect().await else {
+            eprintln!("warning: could not connect to drop {database}");
+            return;
+        };
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+            "CHECKPOINT".to_string(),
+        ] {
+            if let Err(e) = sqlx::query(&sql).execute(&mut conn).await {
+                eprintln!("warning: {sql}: {e}");
+            }
+        }
+        drop(conn.close().await);
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.pg.data_dir()
     }
@@ -123,6 +143,9 @@ async fn run(args: Args) -> ExitCode {
             _ => replay::run(&cluster, args.replay_events).await,
         };
         reports.push(report);
+        cluster
+            .settle(&format!("bench_{}", name.replace('-', "_")))
+            .await;
     }
     let Cluster { pg, .. } = cluster;
     drop(pg.release(true).await);
