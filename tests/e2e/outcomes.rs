@@ -438,3 +438,50 @@ async fn a_tls_failure_is_reported_as_such_and_retried() {
     assert_eq!(attempt["error_kind"], "tls", "{attempt}");
     assert_eq!(attempt["outcome"], "pending");
 }
+
+/// One tenant's slow receiver must not hold every attempt slot: with 4
+/// slots, a subscription gets at most 2, so another tenant's delivery goes
+/// out at once instead of waiting behind the slow attempts.
+#[tokio::test]
+async fn a_slow_receiver_does_not_hold_up_other_tenants() {
+    let app = fast_app(&[("HOOKLINE_WORKER_CONCURRENCY", "4")]).await;
+    let slow_tenant = app.tenant("slow").await;
+    let other = app.tenant("other").await;
+    let slow = TestReceiver::start().await;
+    let hold = Duration::from_secs(4);
+    slow.default_reply(Reply::status(204).delay(hold));
+    let fast = TestReceiver::start().await;
+    app.subscribe(
+        &slow_tenant,
+        json!({"url": slow.url("/slow"), "events": ["a.b"]}),
+    )
+    .await;
+    app.subscribe(&other, json!({"url": fast.url("/fast"), "events": ["c.d"]}))
+        .await;
+
+    for n in 0..8 {
+        publish(&app, &slow_tenant, "a.b", json!({"n": n})).await;
+    }
+    slow.wait_for(1, WAIT).await;
+    let asked = std::time::Instant::now();
+    publish(&app, &other, "c.d", json!({})).await;
+    let got = fast.wait_for(1, WAIT).await;
+    let waited = got[0].at.duration_since(asked);
+    assert!(
+        waited < Duration::from_secs(3),
+        "the other tenant's delivery waited {waited:?} behind the slow receiver"
+    );
+    // The slow subscription never had more than its share in flight: no
+    // more than 2 of its requests arrived within one hold period.
+    let arrivals: Vec<std::time::Instant> = slow.received().iter().map(|r| r.at).collect();
+    for (i, first) in arrivals.iter().enumerate() {
+        let within = arrivals[i..]
+            .iter()
+            .filter(|at| at.duration_since(*first) < hold - Duration::from_millis(500))
+            .count();
+        assert!(
+            within <= 2,
+            "{within} slow attempts overlapped: {arrivals:?}"
+        );
+    }
+}

@@ -151,6 +151,18 @@ pub trait DueQueue: Send + Sync {
         lease: Duration,
     ) -> Result<Vec<DueDelivery>, AppError>;
 
+    /// Puts leased deliveries back for a while (each with its own wait):
+    /// they are claimed again once it has passed. Only this worker's
+    /// leases are touched.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn defer(
+        &self,
+        worker: &str,
+        deliveries: &[(DeliveryId, Duration)],
+    ) -> Result<(), AppError>;
+
     /// How long until the next delivery falls due (`None`: nothing queued).
     ///
     /// # Errors

@@ -5,9 +5,11 @@
 //! leaves the lease to expire, and the attempt is made again (at least once,
 //! with a stable `webhook-id` for receivers to deduplicate).
 
+mod fairness;
 mod prepare;
 mod recorder;
 
+pub use fairness::{Admission, Fairness};
 pub use prepare::{request_for, Prepared};
 pub use recorder::{Outcome, OutcomeRecorder};
 
@@ -15,11 +17,11 @@ use crate::ports::{
     Clock, DueDelivery, DueQueue, SecretCipher, SubscriptionDirectory, WebhookSender,
 };
 use hookline_domain::subscription::SubscriptionStatus;
-use hookline_domain::SubscriptionId;
+use hookline_domain::{DeliveryId, SubscriptionId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -48,6 +50,7 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     settings: WorkerSettings,
     prepared: Mutex<HashMap<SubscriptionId, Arc<Prepared>>>,
+    fairness: Fairness,
 }
 
 impl fmt::Debug for Worker {
@@ -75,6 +78,7 @@ impl Worker {
             cipher,
             recorder,
             clock,
+            fairness: Fairness::new(settings.concurrency.max(1)),
             settings,
             prepared: Mutex::new(HashMap::new()),
         }
@@ -123,7 +127,17 @@ impl Worker {
             let full = claimed.len() as u32 >= limit;
             let idle = claimed.is_empty();
             let mut first = Some(first);
+            let mut deferred: Vec<(DeliveryId, Duration)> = Vec::new();
             for due in claimed {
+                let subscription = due.subscription_id;
+                if let Some(wait) = self
+                    .fairness
+                    .admit(subscription, Instant::now())
+                    .defer_for()
+                {
+                    deferred.push((due.delivery_id, wait));
+                    continue;
+                }
                 let permit = match first.take() {
                     Some(p) => p,
                     None => match permits.clone().acquire_owned().await {
@@ -142,7 +156,11 @@ impl Worker {
                 );
                 tokio::spawn(
                     async move {
-                        if let Some(outcome) = this.attempt(due).await {
+                        let started = Instant::now();
+                        let outcome = this.attempt(due).await;
+                        this.fairness
+                            .release(subscription, started.elapsed(), Instant::now());
+                        if let Some(outcome) = outcome {
                             let _ = tx.send(outcome).await;
                         }
                         drop(permit);
@@ -151,6 +169,16 @@ impl Worker {
                 );
             }
             drop(first);
+            if !deferred.is_empty() {
+                tracing::debug!(
+                    deferred = deferred.len(),
+                    "deliveries over their subscription's share of the worker wait"
+                );
+                if let Err(e) = self.queue.defer(&self.settings.worker_id, &deferred).await {
+                    // Their leases expire instead; they are claimed again then.
+                    tracing::warn!(error = %e, "could not put deferred deliveries back");
+                }
+            }
             if full {
                 continue;
             }

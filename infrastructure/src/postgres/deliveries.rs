@@ -275,6 +275,27 @@ impl DueQueue for PgDueQueue {
             .map_err(unavailable)
     }
 
+    async fn defer(
+        &self,
+        worker: &str,
+        deliveries: &[(DeliveryId, Duration)],
+    ) -> Result<(), AppError> {
+        let ids: Vec<Uuid> = deliveries.iter().map(|(id, _)| *id.as_uuid()).collect();
+        let waits: Vec<f64> = deliveries.iter().map(|(_, d)| d.as_secs_f64()).collect();
+        sqlx::query(
+            "UPDATE delivery_queue q SET lease_until = now() + make_interval(secs => d.wait)
+               FROM UNNEST($2::uuid[], $3::float8[]) AS d(id, wait)
+              WHERE q.delivery_id = d.id AND q.lease_owner = $1",
+        )
+        .bind(worker)
+        .bind(ids)
+        .bind(waits)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn next_due_in(&self) -> Result<Option<Duration>, AppError> {
         let secs: Option<f64> = sqlx::query_scalar(
             "SELECT EXTRACT(EPOCH FROM (
