@@ -126,6 +126,12 @@ fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, ApiE
                 "invalid query parameters: {}",
                 e.body_text()
                     .trim_start_matches("Failed to deserialize query string: ")
+                    .replace("invalid digit found in string", "must be a whole number")
+                    .replace("number too large to fit in target type", "is too large")
+                    .replace(
+                        "cannot parse integer from empty string",
+                        "must not be empty"
+                    )
             ),
         )
     })

@@ -34,6 +34,8 @@ fn reason(e: &serde_json::Error) -> String {
     // the problem in a large object.
     if text.starts_with("recursion limit exceeded") {
         format!("nests objects and arrays deeper than {MAX_DEPTH} levels")
+    } else if text.contains("surrogate") || text.contains("hex escape") {
+        format!("is not portable JSON: a \\u escape is not a character (a lone UTF-16 surrogate such as \\ud800 without its pair?): {text}")
     } else {
         format!("is not portable JSON: {text}")
     }

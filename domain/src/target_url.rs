@@ -213,7 +213,15 @@ impl TargetUrl {
                     .into(),
             ));
         }
-        Ok(Self(url.to_string()))
+        // Non-ASCII text is %-encoded: the URL as sent must fit too.
+        let normalized = url.to_string();
+        if normalized.len() > MAX_URL_LEN {
+            return Err(err(format!(
+                "must be at most {MAX_URL_LEN} characters once encoded (got {})",
+                normalized.len()
+            )));
+        }
+        Ok(Self(normalized))
     }
 
     /// Rebuilds a URL that was validated before (from the event log),
@@ -347,6 +355,10 @@ mod tests {
             ),
             ("https://example.com/a\0b", "control characters"),
             ("https://example.com/\tx", "control characters"),
+            (
+                &format!("https://example.com/{}", "\u{1F600}".repeat(1000)),
+                "once encoded",
+            ),
         ];
         for (input, needle) in cases {
             let e = TargetUrl::parse(input, &none).unwrap_err();

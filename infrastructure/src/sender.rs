@@ -200,8 +200,10 @@ async fn read_excerpt(mut response: reqwest::Response) -> Result<Option<String>,
 /// `Retry-After`: delay-seconds or an HTTP date.
 pub fn parse_retry_after(value: &str) -> Option<u64> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(secs);
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More seconds than a u64 holds is still "a very long time" (the
+        // policy caps it), not "no Retry-After".
+        return Some(value.parse::<u64>().unwrap_or(u64::MAX));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let delta = at.with_timezone(&Utc) - Utc::now();
@@ -218,9 +220,30 @@ fn chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static
     out
 }
 
+/// A TLS failure: a rustls error, which reaches us inside `io::Error`s
+/// (nested; their `source()` skips the error they wrap, hence `get_ref`).
+fn is_tls(link: &(dyn StdError + 'static)) -> bool {
+    if link.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    let mut io = link.downcast_ref::<std::io::Error>();
+    while let Some(inner) = io.and_then(std::io::Error::get_ref) {
+        if inner.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        io = inner.downcast_ref::<std::io::Error>();
+    }
+    false
+}
+
 fn classify(e: &reqwest::Error) -> SendOutcome {
     let links = chain(e);
-    let text: Vec<String> = links.iter().map(ToString::to_string).collect();
+    let mut text: Vec<String> = links.iter().map(ToString::to_string).collect();
+    // The attempt records its URL already; a long one would crowd the
+    // cause out of the 500-character message.
+    if let (Some(url), Some(first)) = (e.url(), text.first_mut()) {
+        *first = first.replace(&format!(" for url ({url})"), "");
+    }
     let message = hookline_domain::outcome::truncate_chars(&text.join(": "), 500);
     let kind = if links
         .iter()
@@ -234,10 +257,7 @@ fn classify(e: &reqwest::Error) -> SendOutcome {
         .any(|l| l.downcast_ref::<DnsFailure>().is_some())
     {
         ErrorKind::Dns
-    } else if text.iter().any(|t| {
-        let t = t.to_ascii_lowercase();
-        t.contains("certificate") || t.contains("tls") || t.contains("handshake")
-    }) {
+    } else if links.iter().any(|l| is_tls(*l)) {
         ErrorKind::Tls
     } else if e.is_connect() {
         ErrorKind::Connect
@@ -269,6 +289,9 @@ mod tests {
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("120"), Some(120));
         assert_eq!(parse_retry_after(" 7 "), Some(7));
+        assert_eq!(parse_retry_after("18446744073709551616"), Some(u64::MAX));
+        assert_eq!(parse_retry_after("-5"), None);
+        assert_eq!(parse_retry_after(""), None);
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(0));
         let future = (Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
         let secs = parse_retry_after(&future).unwrap();

@@ -420,7 +420,7 @@ async fn a_tls_failure_is_reported_as_such_and_retried() {
     let rx = TestReceiver::start().await;
     app.subscribe(
         &t,
-        json!({"url": format!("https://127.0.0.1:{}/tls", rx.address.port()), "events": ["a.b"]}),
+        json!({"url": format!("https://127.0.0.1:{}/hook", rx.address.port()), "events": ["a.b"]}),
     )
     .await;
     let id = first_delivery(&publish(&app, &t, "a.b", json!({})).await);
@@ -436,6 +436,9 @@ async fn a_tls_failure_is_reported_as_such_and_retried() {
     .await;
     let attempt = &d["attempt_log"][0];
     assert_eq!(attempt["error_kind"], "tls", "{attempt}");
+    // The message names the cause, not the (already recorded) URL.
+    let message = attempt["error_message"].as_str().unwrap();
+    assert!(!message.contains("127.0.0.1"), "{message}");
     assert_eq!(attempt["outcome"], "pending");
 }
 

@@ -407,9 +407,10 @@ impl DeliveryService {
                     last = position.max(last);
                     recovered.push(id);
                 }
-                // Delivered meanwhile: nothing to recover.
+                // Delivered meanwhile, or queued again meanwhile (by a
+                // retry or a concurrent recover): nothing to recover.
                 Err(AppError::Conflict {
-                    code: "already_delivered",
+                    code: "already_delivered" | "attempt_due",
                     ..
                 }) => {}
                 Err(e) => return Err(e),
