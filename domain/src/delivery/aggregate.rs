@@ -57,6 +57,10 @@ impl fmt::Display for DeliveryStatus {
     }
 }
 
+/// A manual retry brings a backed-off attempt forward only when it is due
+/// later than this from now (sooner, it may be claimed meanwhile).
+const RETRY_MARGIN: Duration = Duration::seconds(1);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryState {
     pub id: DeliveryId,
@@ -128,14 +132,20 @@ impl Delivery {
                 if state.status == DeliveryStatus::Delivered {
                     return Err(DeliveryError::AlreadyDelivered);
                 }
-                // A pending delivery whose next attempt is already due may
-                // have it under way right now: a second request for the
-                // same attempt would be sent twice. Only a later attempt
-                // (waiting out a backoff) can be brought forward.
-                if state.status == DeliveryStatus::Pending
-                    && state.next_attempt_at.is_none_or(|due| due <= cmd.at)
-                {
-                    return Err(DeliveryError::AttemptDue);
+                // A pending delivery whose next attempt is due may have it
+                // under way right now: asking for that attempt again would
+                // send it twice. Only an attempt waiting out a backoff (a
+                // failure in this round, due more than a moment from now)
+                // can be brought forward; one requested by the enqueue or
+                // by another retry is due already, whatever the clocks say.
+                if state.status == DeliveryStatus::Pending {
+                    let backing_off = state.failures_in_round > 0
+                        && state
+                            .next_attempt_at
+                            .is_some_and(|due| due > cmd.at + RETRY_MARGIN);
+                    if !backing_off {
+                        return Err(DeliveryError::AttemptDue);
+                    }
                 }
                 Ok(vec![DeliveryEvent::RetryRequested {
                     previous_status: state.status,

@@ -511,10 +511,40 @@ fn retry_while_the_next_attempt_is_due_is_refused() {
         next_attempt_at: at,
     };
     fixture()
-        .given(vec![enqueued(), failed, retried])
+        .given(vec![enqueued(), failed, retried.clone()])
         .when(DeliveryCommand::Retry(RetryDelivery {
             tenant_id: tenant(),
             at: at + Duration::milliseconds(5),
+        }))
+        .then_expect_error(DeliveryError::AttemptDue);
+    // Even when the second request's clock reading is older than the first
+    // retry (it was taken before the first one committed).
+    let failed = failed_event(
+        1,
+        Some(400),
+        ErrorKind::HttpStatus,
+        DeliveryStatus::Failed,
+        None,
+        false,
+    );
+    fixture()
+        .given(vec![enqueued(), failed, retried])
+        .when(DeliveryCommand::Retry(RetryDelivery {
+            tenant_id: tenant(),
+            at: at - Duration::milliseconds(5),
+        }))
+        .then_expect_error(DeliveryError::AttemptDue);
+    // A backoff about to end is not brought forward either (it may be
+    // claimed meanwhile).
+    let evs = events_of(
+        vec![enqueued()],
+        DeliveryCommand::AttemptFailed(failure(1, Some(500), ErrorKind::HttpStatus)),
+    );
+    fixture()
+        .given(vec![enqueued(), evs[0].clone()])
+        .when(DeliveryCommand::Retry(RetryDelivery {
+            tenant_id: tenant(),
+            at: t0() + Duration::milliseconds(5500),
         }))
         .then_expect_error(DeliveryError::AttemptDue);
 }
