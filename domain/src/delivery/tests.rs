@@ -40,6 +40,36 @@ fn enqueued() -> DeliveryEvent {
     Delivery::enqueue_new(enqueue_cmd())
 }
 
+/// Attempt 1 answered 400: failed, no retry scheduled.
+fn failed_400() -> DeliveryEvent {
+    failed_event(
+        1,
+        Some(400),
+        ErrorKind::HttpStatus,
+        DeliveryStatus::Failed,
+        None,
+        false,
+    )
+}
+
+/// A manual retry of the failed delivery at `at`, as recorded.
+fn retried_at(at: DateTime<Utc>) -> DeliveryEvent {
+    DeliveryEvent::RetryRequested {
+        previous_status: DeliveryStatus::Failed,
+        attempt: 2,
+        requested_at: at,
+        next_attempt_at: at,
+    }
+}
+
+/// The retry command at `at`.
+fn retry_at(at: DateTime<Utc>) -> DeliveryCommand {
+    DeliveryCommand::Retry(RetryDelivery {
+        tenant_id: tenant(),
+        at,
+    })
+}
+
 fn failure(attempt: u32, status: Option<u16>, kind: ErrorKind) -> AttemptFailure {
     AttemptFailure {
         tenant_id: tenant(),
@@ -362,14 +392,7 @@ fn failing_an_abandoned_or_failed_delivery_is_refused() {
             ErrorKind::HttpStatus,
         )))
         .then_expect_error(DeliveryError::NotPending(DeliveryStatus::Abandoned));
-    let failed = failed_event(
-        1,
-        Some(400),
-        ErrorKind::HttpStatus,
-        DeliveryStatus::Failed,
-        None,
-        false,
-    );
+    let failed = failed_400();
     fixture()
         .given(vec![enqueued(), failed])
         .when(DeliveryCommand::Delivered(success(2)))
@@ -380,36 +403,18 @@ fn failing_an_abandoned_or_failed_delivery_is_refused() {
 fn retry_of_a_delivered_delivery_is_refused() {
     fixture()
         .given(vec![enqueued(), succeeded(1)])
-        .when(DeliveryCommand::Retry(RetryDelivery {
-            tenant_id: tenant(),
-            at: t0(),
-        }))
+        .when(retry_at(t0()))
         .then_expect_error(DeliveryError::AlreadyDelivered);
 }
 
 #[test]
 fn retry_of_a_failed_delivery_starts_a_new_round() {
-    let failed = failed_event(
-        1,
-        Some(400),
-        ErrorKind::HttpStatus,
-        DeliveryStatus::Failed,
-        None,
-        false,
-    );
+    let failed = failed_400();
     let at = t0() + Duration::hours(1);
-    let retried = DeliveryEvent::RetryRequested {
-        previous_status: DeliveryStatus::Failed,
-        attempt: 2,
-        requested_at: at,
-        next_attempt_at: at,
-    };
+    let retried = retried_at(at);
     fixture()
         .given(vec![enqueued(), failed.clone()])
-        .when(DeliveryCommand::Retry(RetryDelivery {
-            tenant_id: tenant(),
-            at,
-        }))
+        .when(retry_at(at))
         .then_expect_events(vec![retried.clone()]);
     // The next failure is attempt 2 but uses the first delay again.
     let evs = events_of(
@@ -458,10 +463,7 @@ fn another_tenant_sees_no_delivery() {
         .then_expect_error(DeliveryError::NotFound);
     fixture()
         .given_no_previous_events()
-        .when(DeliveryCommand::Retry(RetryDelivery {
-            tenant_id: tenant(),
-            at: t0(),
-        }))
+        .when(retry_at(t0()))
         .then_expect_error(DeliveryError::NotFound);
 }
 
@@ -488,51 +490,23 @@ fn retry_while_the_next_attempt_is_due_is_refused() {
     // Just enqueued: attempt 1 is due (perhaps being sent right now).
     fixture()
         .given(vec![enqueued()])
-        .when(DeliveryCommand::Retry(RetryDelivery {
-            tenant_id: tenant(),
-            at: t0(),
-        }))
+        .when(retry_at(t0()))
         .then_expect_error(DeliveryError::AttemptDue);
     // Retried a moment ago: attempt 2 is due; a second retry must not
     // request attempt 2 again.
-    let failed = failed_event(
-        1,
-        Some(400),
-        ErrorKind::HttpStatus,
-        DeliveryStatus::Failed,
-        None,
-        false,
-    );
+    let failed = failed_400();
     let at = t0() + Duration::hours(1);
-    let retried = DeliveryEvent::RetryRequested {
-        previous_status: DeliveryStatus::Failed,
-        attempt: 2,
-        requested_at: at,
-        next_attempt_at: at,
-    };
+    let retried = retried_at(at);
     fixture()
         .given(vec![enqueued(), failed, retried.clone()])
-        .when(DeliveryCommand::Retry(RetryDelivery {
-            tenant_id: tenant(),
-            at: at + Duration::milliseconds(5),
-        }))
+        .when(retry_at(at + Duration::milliseconds(5)))
         .then_expect_error(DeliveryError::AttemptDue);
     // Even when the second request's clock reading is older than the first
     // retry (it was taken before the first one committed).
-    let failed = failed_event(
-        1,
-        Some(400),
-        ErrorKind::HttpStatus,
-        DeliveryStatus::Failed,
-        None,
-        false,
-    );
+    let failed = failed_400();
     fixture()
         .given(vec![enqueued(), failed, retried])
-        .when(DeliveryCommand::Retry(RetryDelivery {
-            tenant_id: tenant(),
-            at: at - Duration::milliseconds(5),
-        }))
+        .when(retry_at(at - Duration::milliseconds(5)))
         .then_expect_error(DeliveryError::AttemptDue);
     // A backoff about to end is not brought forward either (it may be
     // claimed meanwhile).
@@ -542,10 +516,7 @@ fn retry_while_the_next_attempt_is_due_is_refused() {
     );
     fixture()
         .given(vec![enqueued(), evs[0].clone()])
-        .when(DeliveryCommand::Retry(RetryDelivery {
-            tenant_id: tenant(),
-            at: t0() + Duration::milliseconds(5500),
-        }))
+        .when(retry_at(t0() + Duration::milliseconds(5500)))
         .then_expect_error(DeliveryError::AttemptDue);
 }
 
@@ -560,10 +531,7 @@ fn retry_brings_a_backed_off_attempt_forward() {
     let at = t0() + Duration::seconds(2);
     fixture()
         .given(vec![enqueued(), evs[0].clone()])
-        .when(DeliveryCommand::Retry(RetryDelivery {
-            tenant_id: tenant(),
-            at,
-        }))
+        .when(retry_at(at))
         .then_expect_events(vec![DeliveryEvent::RetryRequested {
             previous_status: DeliveryStatus::Pending,
             attempt: 2,
