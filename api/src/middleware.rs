@@ -37,7 +37,7 @@ pub async fn request_context(
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(RequestId::from_client)
-        .unwrap_or_else(RequestId::generate);
+        .unwrap_or_else(|| RequestId::generated(uuid::Uuid::now_v7()));
     req.extensions_mut().insert(request_id.clone());
     let span = tracing::info_span!(
         "request",
@@ -136,7 +136,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
-    match state.tenants.authenticate(key).await {
+    match state.auth.authenticate(key).await {
         Ok(Some(principal)) => {
             tracing::Span::current()
                 .record("tenant_id", tracing::field::display(principal.tenant_id));
@@ -184,7 +184,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CurrentRequestId {
                 .extensions
                 .get::<RequestId>()
                 .cloned()
-                .unwrap_or_else(RequestId::generate),
+                .unwrap_or_else(|| RequestId::generated(uuid::Uuid::now_v7())),
         ))
     }
 }

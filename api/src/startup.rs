@@ -1,40 +1,46 @@
 //! Wiring: open the database (embedded or `DATABASE_URL`), migrate, build
-//! the services, start projections, bind the listener, serve until a shutdown
-//! signal, then stop everything in order.
+//! the adapters and the application services over them, start projections
+//! and workers, bind the listener, serve until a shutdown signal, then stop
+//! everything in order. This is the only place `api` touches
+//! infrastructure.
 
 use crate::middleware::RequestLimits;
 use crate::routes;
 use crate::serve::ConnectionLimits;
 use crate::state::AppState;
 use anyhow::Context;
+use cqrs_es::Aggregate;
 use hookline_application::audit::AuditService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
-use hookline_infrastructure::postgres::audit::PgAuditLog;
-
+use hookline_application::health::HealthService;
+use hookline_application::replay::ReplayService;
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
-use hookline_application::tenants::TenantService;
+use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
+use hookline_application::Shared;
 use hookline_domain::delivery::Delivery;
 use hookline_domain::subscription::Subscription;
+use hookline_domain::tenant::Tenant;
 use hookline_infrastructure::cipher::XChaChaCipher;
-use hookline_infrastructure::clock::SystemClock;
+use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
-use hookline_infrastructure::postgres::appender::{BatchedAppender, PgEventAppender};
+use hookline_infrastructure::postgres::audit::{PgAuditLog, PgLogArchive};
 use hookline_infrastructure::postgres::deliveries::{PgDeliveryReadModel, PgDueQueue};
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
-use hookline_infrastructure::postgres::event_store::PgCommandStore;
+use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::local::LocalPostgres;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
 use hookline_infrastructure::postgres::pool::parse_url;
-use hookline_infrastructure::postgres::projections::deliveries_projection;
 use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
-
-use cqrs_es::Aggregate;
 use hookline_infrastructure::postgres::projections::subscriptions::{
     PgSubscriptionReadModel, SubscriptionsProjection,
 };
-use hookline_infrastructure::postgres::projections::{Projection, Projections};
-use hookline_infrastructure::postgres::tenants::PgTenantDirectory;
+use hookline_infrastructure::postgres::projections::{
+    deliveries_projection, Projection, ProjectionRunner, Projections,
+};
+use hookline_infrastructure::postgres::replay::PgRebuilder;
+use hookline_infrastructure::postgres::store::{GroupCommit, PgAggregateStore, PgLog};
+use hookline_infrastructure::postgres::tenants::{PgTenantReadModel, TenantsProjection};
 use hookline_infrastructure::postgres::wakeup::{LogWakeups, Wakeup};
 use hookline_infrastructure::postgres::{connect, migrate, Database};
 use hookline_infrastructure::sender::{ReqwestSender, SenderSettings};
@@ -99,6 +105,249 @@ impl OpenDatabase {
     }
 }
 
+/// Which projections a process runs: a server runs them all; a one-shot
+/// command only the tenants one (so a key it issues works at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    Everything,
+    TenantsOnly,
+}
+
+/// The application services over Postgres, and what a worker needs.
+pub struct Services {
+    pub subscriptions: Arc<SubscriptionService>,
+    pub publish: Arc<PublishService>,
+    pub deliveries: Arc<DeliveryService>,
+    pub audit: Arc<AuditService>,
+    pub tenants: Arc<TenantService>,
+    pub auth: Arc<Authenticator>,
+    pub health: Arc<HealthService>,
+    pub replay: Arc<ReplayService>,
+    shared: Shared,
+    subscription_store: Arc<PgAggregateStore<Subscription>>,
+    directory: Arc<CachedSubscriptions>,
+    background_log: PgLog,
+    due: Wakeup,
+    runners: Vec<ProjectionRunner>,
+    listeners: Vec<JoinHandle<()>>,
+    batchers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+fn projections_for(runs: Runs, due: &Wakeup) -> Vec<Arc<dyn Projection>> {
+    let mut list: Vec<Arc<dyn Projection>> = vec![Arc::new(TenantsProjection::default())];
+    if runs == Runs::Everything {
+        list.push(Arc::new(SubscriptionsProjection::default()));
+        list.push(Arc::new(deliveries_projection("", due.clone())));
+    }
+    list
+}
+
+impl Services {
+    /// Builds every adapter and service over `database`; projections are
+    /// started with [`Services::start`].
+    ///
+    /// # Errors
+    /// A missing or unreadable secret key.
+    pub fn build(
+        settings: &Settings,
+        database: &OpenDatabase,
+        runs: Runs,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let pool = database.db.pool.clone();
+        let background = database.db.background.clone();
+        let cipher = Arc::new(
+            XChaChaCipher::load_or_create(
+                settings.secret_key.as_ref().map(|k| k.expose()),
+                settings.data_dir(),
+            )
+            .context("loading the secret key")?,
+        );
+        let wakeups = LogWakeups::new(&[Tenant::TYPE, Subscription::TYPE, Delivery::TYPE]);
+        let due = Wakeup::new();
+        let mut listeners = vec![wakeups.spawn_listener(&database.db, shutdown.clone())];
+        if runs == Runs::Everything {
+            listeners.push(due.spawn_listener(&database.db, DUE_CHANNEL, shutdown.clone()));
+        }
+        let (projections, runners) =
+            Projections::new(projections_for(runs, &due), &background, &wakeups);
+        let progress = |name: &str| {
+            projections
+                .progress(name)
+                .with_context(|| format!("the {name} projection is missing"))
+        };
+        let shared = Shared {
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(SystemEntropy),
+            cipher,
+            log: Arc::new(PgEventLog::new(pool.clone())),
+            waiter: Arc::new(projections.clone()),
+            consistency_timeout: settings.consistency_timeout,
+        };
+        let log = PgLog::new(pool.clone(), wakeups.clone());
+        let tenant_store = Arc::new(PgAggregateStore::<Tenant>::new(log.clone(), ()));
+        let subscription_store = Arc::new(PgAggregateStore::<Subscription>::new(log.clone(), ()));
+        let delivery_store = Arc::new(PgAggregateStore::<Delivery>::new(
+            log.clone(),
+            settings.retry_policy.clone(),
+        ));
+        let (batched, batchers) = GroupCommit::start(delivery_store.clone(), 3);
+        let directory = Arc::new(CachedSubscriptions::new(
+            pool.clone(),
+            match runs {
+                Runs::Everything => progress("subscriptions")?,
+                Runs::TenantsOnly => tokio::sync::watch::channel(Default::default()).1,
+            },
+        ));
+        let subscription_read = Arc::new(PgSubscriptionReadModel::new(pool.clone()));
+        let delivery_read = Arc::new(PgDeliveryReadModel::new(pool.clone()));
+        let tenant_read = Arc::new(PgTenantReadModel::new(pool.clone(), progress("tenants")?));
+        let subscriptions = Arc::new(SubscriptionService::new(
+            shared.clone(),
+            subscription_store.clone(),
+            subscription_read.clone(),
+            SubscriptionSettings {
+                allow_list: settings.allow_private_targets.clone(),
+                rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
+                    .unwrap_or_else(|_| chrono::Duration::days(1)),
+            },
+        ));
+        Ok(Self {
+            publish: Arc::new(PublishService::new(
+                shared.clone(),
+                directory.clone(),
+                Arc::new(batched),
+                Arc::new(log.clone()),
+                PublishSettings {
+                    idempotency_ttl: settings.idempotency_ttl,
+                },
+            )),
+            deliveries: Arc::new(DeliveryService::new(
+                shared.clone(),
+                delivery_store,
+                delivery_read.clone(),
+                subscription_read,
+            )),
+            audit: Arc::new(AuditService::new(
+                Arc::new(PgAuditLog::new(pool.clone())),
+                Arc::new(PgLogArchive::new(database.db.options.clone())),
+                delivery_read,
+                shared.waiter.clone(),
+                settings.consistency_timeout,
+            )),
+            tenants: Arc::new(TenantService::new(
+                shared.clone(),
+                tenant_store,
+                tenant_read.clone(),
+                subscriptions.clone(),
+            )),
+            auth: Arc::new(Authenticator::new(
+                tenant_read,
+                shared.clock.clone(),
+                shared.waiter.clone(),
+                settings.consistency_timeout,
+            )),
+            health: Arc::new(HealthService::new(Arc::new(PgReadiness::new(
+                pool.clone(),
+                projections,
+            )))),
+            replay: Arc::new(ReplayService::new(Arc::new(PgRebuilder::new(pool)))),
+            subscriptions,
+            shared,
+            subscription_store,
+            directory,
+            background_log: PgLog::new(background, wakeups),
+            due,
+            runners,
+            listeners,
+            batchers,
+        })
+    }
+
+    /// Starts the projections (and, with `settings` asking for them, the
+    /// delivery workers) until `shutdown`; returns their tasks.
+    ///
+    /// # Errors
+    /// When the HTTP client for attempts cannot be built.
+    pub fn start(
+        &mut self,
+        settings: Option<&Settings>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        let mut tasks: Vec<JoinHandle<()>> = self.listeners.drain(..).collect();
+        tasks.append(&mut self.batchers);
+        for runner in self.runners.drain(..) {
+            tasks.push(tokio::spawn(runner.run(shutdown.clone())));
+        }
+        if let Some(settings) = settings.filter(|s| s.role.runs_workers()) {
+            tasks.push(self.start_worker(settings, shutdown)?);
+        }
+        Ok(tasks)
+    }
+
+    fn start_worker(
+        &self,
+        settings: &Settings,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<JoinHandle<()>> {
+        let worker_id = format!("worker-{}", uuid::Uuid::new_v4().simple());
+        let sender = ReqwestSender::new(&SenderSettings {
+            timeout: settings.webhook_timeout,
+            allow: settings.allow_private_targets.clone(),
+            pool_per_host: settings.worker_concurrency,
+        })
+        .context("building the HTTP client")?;
+        let recorder = Arc::new(OutcomeRecorder::new(
+            self.shared.clone(),
+            Arc::new(PgAggregateStore::<Delivery>::new(
+                self.background_log.clone(),
+                settings.retry_policy.clone(),
+            )),
+            self.subscription_store.clone(),
+            settings.retry_policy.clone(),
+            worker_id.clone(),
+        ));
+        let worker = Arc::new(Worker::new(
+            self.shared.clone(),
+            Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
+            Arc::new(sender),
+            self.directory.clone(),
+            recorder,
+            WorkerSettings {
+                worker_id,
+                concurrency: settings.worker_concurrency,
+                lease: settings.worker_lease,
+                claim_batch: 200,
+                poll_interval: Duration::from_millis(250),
+                user_agent: settings.webhook_user_agent.clone(),
+            },
+        ));
+        Ok(tokio::spawn(
+            worker.run(shutdown.clone(), self.due.subscribe()),
+        ))
+    }
+
+    /// The state the HTTP handlers share.
+    pub fn state(&self, settings: &Settings) -> AppState {
+        AppState {
+            subscriptions: self.subscriptions.clone(),
+            publish: self.publish.clone(),
+            deliveries: self.deliveries.clone(),
+            audit: self.audit.clone(),
+            tenants: self.tenants.clone(),
+            auth: self.auth.clone(),
+            health: self.health.clone(),
+            admin_token: settings.admin_token.clone(),
+        }
+    }
+}
+
 pub struct Application {
     listener: Option<tokio::net::TcpListener>,
     router: axum::Router,
@@ -125,144 +374,11 @@ impl Application {
     /// Database, key or bind failures, with what was being done.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let database = OpenDatabase::open(&settings).await?;
-        let pool = database.db.pool.clone();
-        let background = database.db.background.clone();
-        let cipher = Arc::new(
-            XChaChaCipher::load_or_create(
-                settings.secret_key.as_ref().map(|k| k.expose()),
-                settings.data_dir(),
-            )
-            .context("loading the secret key")?,
-        );
-        let clock = Arc::new(SystemClock);
-        let wakeups = LogWakeups::new(&[Subscription::TYPE, Delivery::TYPE]);
-        let due = Wakeup::new();
         let shutdown = CancellationToken::new();
-        let mut tasks = vec![
-            wakeups.spawn_listener(&database.db, shutdown.clone()),
-            due.spawn_listener(&database.db, DUE_CHANNEL, shutdown.clone()),
-        ];
-
-        let projection_list: Vec<Arc<dyn Projection>> = vec![
-            Arc::new(SubscriptionsProjection::default()),
-            Arc::new(deliveries_projection("", due.clone())),
-        ];
-        let (projections, runners) = Projections::new(projection_list, &background, &wakeups);
-        for runner in runners {
-            tasks.push(tokio::spawn(runner.run(shutdown.clone())));
-        }
-        let waiter = Arc::new(projections.clone());
-        let log = Arc::new(PgEventLog::new(pool.clone()));
-        let subscription_store = Arc::new(PgCommandStore::<Subscription>::new(
-            pool.clone(),
-            (),
-            wakeups.of(Subscription::TYPE),
-        ));
-        let delivery_store = Arc::new(PgCommandStore::<Delivery>::new(
-            pool.clone(),
-            settings.retry_policy.clone(),
-            wakeups.of(Delivery::TYPE),
-        ));
-        let appender = Arc::new(PgEventAppender::new(background.clone(), wakeups.clone()));
-        let (batched, batchers) = BatchedAppender::start(pool.clone(), wakeups.clone(), 3);
-        tasks.extend(batchers);
-        let directory = Arc::new(CachedSubscriptions::new(
-            pool.clone(),
-            projections
-                .progress("subscriptions")
-                .context("the subscriptions projection is missing")?,
-        ));
-        let subscription_read = Arc::new(PgSubscriptionReadModel::new(pool.clone()));
-
-        let subscriptions = Arc::new(SubscriptionService::new(
-            subscription_store.clone(),
-            subscription_read.clone(),
-            log.clone(),
-            cipher.clone(),
-            clock.clone(),
-            waiter.clone(),
-            SubscriptionSettings {
-                allow_list: settings.allow_private_targets.clone(),
-                rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
-                    .unwrap_or_else(|_| chrono::Duration::days(1)),
-                consistency_timeout: settings.consistency_timeout,
-            },
-        ));
-        let publish = Arc::new(PublishService::new(
-            directory.clone(),
-            Arc::new(batched),
-            clock.clone(),
-            PublishSettings {
-                idempotency_ttl: settings.idempotency_ttl,
-            },
-        ));
-        let delivery_read = Arc::new(PgDeliveryReadModel::new(pool.clone()));
-        let audit = Arc::new(AuditService::new(
-            Arc::new(PgAuditLog::new(pool.clone())),
-            delivery_read.clone(),
-            waiter.clone(),
-            settings.consistency_timeout,
-        ));
-        let deliveries = Arc::new(DeliveryService::new(
-            delivery_store.clone(),
-            delivery_read,
-            subscription_read,
-            log.clone(),
-            clock.clone(),
-            waiter,
-            settings.consistency_timeout,
-        ));
-        if settings.role.runs_workers() {
-            let worker_id = format!("worker-{}", uuid::Uuid::new_v4().simple());
-            let sender = ReqwestSender::new(&SenderSettings {
-                timeout: settings.webhook_timeout,
-                allow: settings.allow_private_targets.clone(),
-                pool_per_host: settings.worker_concurrency,
-            })
-            .context("building the HTTP client")?;
-            let recorder = Arc::new(OutcomeRecorder::new(
-                Arc::new(PgEventLog::new(background.clone())),
-                appender,
-                delivery_store,
-                subscription_store,
-                clock.clone(),
-                settings.retry_policy.clone(),
-                worker_id.clone(),
-            ));
-            let worker = Arc::new(Worker::new(
-                Arc::new(PgDueQueue::new(background.clone())),
-                Arc::new(sender),
-                directory,
-                cipher,
-                recorder,
-                clock.clone(),
-                WorkerSettings {
-                    worker_id,
-                    concurrency: settings.worker_concurrency,
-                    lease: settings.worker_lease,
-                    claim_batch: 200,
-                    poll_interval: Duration::from_millis(250),
-                    user_agent: settings.webhook_user_agent.clone(),
-                },
-            ));
-            tasks.push(tokio::spawn(worker.run(shutdown.clone(), due.subscribe())));
-        }
-        let tenants = Arc::new(TenantService::new(
-            Arc::new(PgTenantDirectory::new(pool.clone())),
-            clock,
-        ));
-        let state = AppState {
-            subscriptions,
-            publish,
-            deliveries,
-            audit,
-            tenants,
-            admin_token: settings.admin_token.clone(),
-            pool,
-            projections,
-        };
+        let mut services = Services::build(&settings, &database, Runs::Everything, &shutdown)?;
+        let tasks = services.start(Some(&settings), &shutdown)?;
         let router = routes::router(
-            state,
+            services.state(&settings),
             RequestLimits {
                 max_body_bytes: settings.max_body_bytes,
                 timeout: settings.request_timeout,
@@ -317,7 +433,7 @@ impl Application {
             connections,
         } = self;
         let stop = shutdown.clone();
-        let served = match listener {
+        match listener {
             Some(listener) => {
                 tracing::info!(address = %listener.local_addr()?, "Hookline is listening");
                 crate::serve::serve(listener, router, connections, async move {
@@ -325,27 +441,24 @@ impl Application {
                     stop.cancel();
                 })
                 .await;
-                Ok(())
             }
             None => {
                 // Nothing will serve the routes; let go of what they hold.
                 drop(router);
                 tracing::info!("Hookline worker running (no HTTP listener)");
-
                 signal.await;
                 stop.cancel();
-                Ok(())
             }
-        };
+        }
         shutdown.cancel();
         tracing::info!("shutting down");
         for task in tasks {
             if tokio::time::timeout(drain, task).await.is_err() {
-                tracing::warn!("a background task did not stop within 10 s");
+                tracing::warn!("a background task did not stop within the drain time");
             }
         }
         database.close(true).await;
         tracing::info!("stopped");
-        served
+        Ok(())
     }
 }

@@ -1,12 +1,11 @@
-//! What handlers share.
+//! What handlers share: the application services, nothing of storage.
 
 use hookline_application::audit::AuditService;
 use hookline_application::deliveries::{DeliveryService, PublishService};
+use hookline_application::health::HealthService;
 use hookline_application::subscriptions::SubscriptionService;
-use hookline_application::tenants::TenantService;
+use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_infrastructure::config::Secret;
-use hookline_infrastructure::postgres::projections::Projections;
-use sqlx::PgPool;
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
@@ -16,7 +15,7 @@ pub struct AppState {
     pub deliveries: Arc<DeliveryService>,
     pub audit: Arc<AuditService>,
     pub tenants: Arc<TenantService>,
+    pub auth: Arc<Authenticator>,
+    pub health: Arc<HealthService>,
     pub admin_token: Option<Secret>,
-    pub pool: PgPool,
-    pub projections: Projections,
 }

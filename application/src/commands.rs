@@ -2,9 +2,9 @@
 //! writer appended to the same aggregate first) the command is rebuilt and
 //! tried again a few times before giving up.
 
-use crate::ports::{CommandStore, LogPosition};
+use crate::metadata::EventMetadata;
+use crate::ports::{AggregateStore, LogPosition};
 use cqrs_es::{Aggregate, AggregateError};
-use std::collections::HashMap;
 
 /// Tries after the first before a conflict is reported.
 pub const CONFLICT_RETRIES: usize = 4;
@@ -15,18 +15,18 @@ pub const CONFLICT_RETRIES: usize = 4;
 /// The aggregate's refusal, a conflict that persisted through every retry,
 /// or a storage error.
 pub async fn execute_with_retry<A, F>(
-    store: &dyn CommandStore<A>,
+    store: &dyn AggregateStore<A>,
     aggregate_id: &str,
     mut make: F,
-    metadata: HashMap<String, String>,
+    metadata: &EventMetadata,
 ) -> Result<Option<LogPosition>, AggregateError<A::Error>>
 where
-    A: Aggregate,
+    A: Aggregate + 'static,
     F: FnMut() -> A::Command + Send,
 {
     let mut tries = 0;
     loop {
-        match store.execute(aggregate_id, make(), metadata.clone()).await {
+        match store.execute(aggregate_id, make(), metadata).await {
             Err(AggregateError::AggregateConflict) if tries < CONFLICT_RETRIES => {
                 tries += 1;
                 tracing::debug!(aggregate_id, tries, "aggregate conflict, retrying");
@@ -56,46 +56,31 @@ impl<T> Written<T> {
     }
 }
 
+/// Storage-side failures of a command, whatever the aggregate.
+pub(crate) fn map_store_error<E: std::error::Error>(e: AggregateError<E>) -> crate::AppError {
+    use crate::AppError;
+    match e {
+        AggregateError::UserError(inner) => AppError::BadRequest(inner.to_string()),
+        AggregateError::AggregateConflict => AppError::conflict(
+            "concurrent_modification",
+            "the resource was changed by another request at the same time; retry the request",
+        ),
+        AggregateError::DatabaseConnectionError(source) => {
+            AppError::Unavailable(source.to_string())
+        }
+        AggregateError::DeserializationError(source) => {
+            AppError::Internal(format!("stored event could not be read: {source}"))
+        }
+        AggregateError::UnexpectedError(source) => AppError::Internal(source.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::AppError;
-    use crate::ports::CommandStore;
-    use async_trait::async_trait;
-    use hookline_domain::subscription::{
-        Subscription, SubscriptionCommand, SubscriptionError, Unsubscribe,
-    };
+    use crate::testing::{metadata, MemoryStore};
+    use hookline_domain::subscription::{Subscription, SubscriptionCommand, Unsubscribe};
     use hookline_domain::TenantId;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A store whose aggregate is always changed by someone else first.
-    struct AlwaysConflicting {
-        calls: AtomicUsize,
-        succeed_on: usize,
-    }
-
-    #[async_trait]
-    impl CommandStore<Subscription> for AlwaysConflicting {
-        async fn execute(
-            &self,
-            _id: &str,
-            _command: SubscriptionCommand,
-            _metadata: HashMap<String, String>,
-        ) -> Result<Option<LogPosition>, AggregateError<SubscriptionError>> {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            if n == self.succeed_on {
-                Ok(Some(LogPosition {
-                    tx_id: 1,
-                    position: 1,
-                }))
-            } else {
-                Err(AggregateError::AggregateConflict)
-            }
-        }
-        async fn load(&self, _id: &str) -> Result<Subscription, AppError> {
-            Ok(Subscription::default())
-        }
-    }
 
     fn cmd() -> SubscriptionCommand {
         SubscriptionCommand::Unsubscribe(Unsubscribe {
@@ -106,19 +91,17 @@ mod tests {
 
     #[tokio::test]
     async fn conflicts_are_retried_then_reported_as_409() {
-        let store = AlwaysConflicting {
-            calls: AtomicUsize::new(0),
-            succeed_on: usize::MAX,
-        };
-        let err = execute_with_retry(&store, "x", cmd, HashMap::new())
+        let store = MemoryStore::<Subscription>::default();
+        store.conflict_next(usize::MAX);
+        let err = execute_with_retry(&store, "x", cmd, &metadata())
             .await
             .unwrap_err();
-        assert_eq!(store.calls.load(Ordering::SeqCst), CONFLICT_RETRIES + 1);
+        assert_eq!(store.executions(), CONFLICT_RETRIES + 1);
         let mapped = crate::subscriptions::map_error_for_tests("x", err);
         assert!(
             matches!(
                 mapped,
-                AppError::Conflict {
+                crate::AppError::Conflict {
                     code: "concurrent_modification",
                     ..
                 }
@@ -128,20 +111,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_conflict_that_clears_succeeds() {
-        let store = AlwaysConflicting {
-            calls: AtomicUsize::new(0),
-            succeed_on: 3,
-        };
-        let pos = execute_with_retry(&store, "x", cmd, HashMap::new())
+    async fn a_conflict_that_clears_is_retried_until_it_runs() {
+        let store = MemoryStore::<Subscription>::default();
+        store.conflict_next(2);
+        // The subscription does not exist: the command runs and is refused.
+        let err = execute_with_retry(&store, "x", cmd, &metadata())
             .await
-            .unwrap();
-        assert_eq!(
-            pos,
-            Some(LogPosition {
-                tx_id: 1,
-                position: 1
-            })
-        );
+            .unwrap_err();
+        assert_eq!(store.executions(), 3);
+        assert!(matches!(err, AggregateError::UserError(_)), "{err:?}");
     }
 }

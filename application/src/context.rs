@@ -1,9 +1,9 @@
 //! Who asks, on behalf of which tenant, under which request id: the context
 //! every command carries into its events' metadata.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::metadata::EventMetadata;
+use chrono::{DateTime, Utc};
 use hookline_domain::{TenantId, ValidationError};
-use std::collections::HashMap;
 use std::fmt;
 use uuid::Uuid;
 
@@ -42,14 +42,15 @@ impl RequestId {
         })
     }
 
-    /// A fresh id (UUIDv7, so ids sort by time).
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7().to_string())
+    /// The id of a request that brought none of its own (a UUIDv7 from the
+    /// id source, so ids sort by time).
+    pub fn generated(id: Uuid) -> Self {
+        Self(id.to_string())
     }
 
-    /// An id for work no API request caused (`system:<component>:<uuid>`).
-    pub fn system(component: &str) -> Self {
-        Self(format!("system:{component}:{}", Uuid::now_v7()))
+    /// An id for work no API request caused (`system:<component>:<id>`).
+    pub fn system(component: &str, id: impl fmt::Display) -> Self {
+        Self(format!("system:{component}:{id}"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -90,16 +91,26 @@ pub struct CommandContext {
 
 impl CommandContext {
     /// The metadata stored with every event the command causes.
-    pub fn metadata(&self, occurred_at: DateTime<Utc>) -> HashMap<String, String> {
-        HashMap::from([
-            ("request_id".to_string(), self.request_id.to_string()),
-            ("tenant_id".to_string(), self.tenant_id.to_string()),
-            ("actor".to_string(), self.actor.to_string()),
-            (
-                "occurred_at".to_string(),
-                occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            ),
-        ])
+    pub fn metadata(&self, occurred_at: DateTime<Utc>) -> EventMetadata {
+        EventMetadata {
+            request_id: self.request_id.to_string(),
+            tenant_id: self.tenant_id,
+            actor: self.actor.to_string(),
+            occurred_at,
+            worker_id: None,
+            triggered_by: None,
+            chain: None,
+        }
+    }
+
+    /// The same request acting for another tenant (operators acting on a
+    /// tenant's behalf).
+    #[must_use]
+    pub fn for_tenant(&self, tenant_id: TenantId) -> Self {
+        Self {
+            tenant_id,
+            ..self.clone()
+        }
     }
 }
 
@@ -125,7 +136,7 @@ mod tests {
             tenant_id: TenantId::from_uuid(Uuid::nil()),
             actor: Actor::System("worker"),
         };
-        let m = ctx.metadata(chrono::DateTime::UNIX_EPOCH);
+        let m = ctx.metadata(chrono::DateTime::UNIX_EPOCH).to_map();
         assert_eq!(m["request_id"], "req-1");
         assert_eq!(m["actor"], "system:worker");
         assert_eq!(m["occurred_at"], "1970-01-01T00:00:00.000000Z");

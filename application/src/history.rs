@@ -4,10 +4,9 @@
 
 use crate::ports::StoredEvent;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HistoryEntry {
     pub sequence: i64,
     pub position: i64,

@@ -1,19 +1,30 @@
 //! Hookline's application layer: one module per family of use cases, and the
 //! ports (traits) they need from the outside world. Adapters for Postgres,
 //! HTTP senders and the clock live in `hookline-infrastructure`; the API
-//! calls the services here and never touches storage itself.
+//! turns requests into the typed commands and queries here and never
+//! touches storage itself.
 
 pub mod audit;
 pub mod commands;
 pub mod context;
 pub mod deliveries;
 pub mod error;
+pub mod fold;
+pub mod health;
 pub mod history;
+pub mod metadata;
 pub mod pagination;
 pub mod ports;
+pub mod replay;
+pub mod shared;
 pub mod subscriptions;
 pub mod tenants;
 pub mod worker;
 
+#[cfg(test)]
+mod testing;
+
 pub use context::{Actor, CommandContext, RequestId};
 pub use error::AppError;
+pub use metadata::EventMetadata;
+pub use shared::Shared;

@@ -5,19 +5,56 @@ use crate::error::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use cqrs_es::AggregateError;
-use serde::Serialize;
 use uuid::Uuid;
 
 pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 100;
 
-#[derive(Debug, Clone, Serialize)]
+/// One page of a list, newest first.
+#[derive(Debug, Clone)]
 pub struct Page<T> {
     pub data: Vec<T>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Where the next page starts; `None` on the last page.
     pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            data: self.data.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+}
+
+/// Which page a client asks for: at most `limit` items strictly older than
+/// the cursor's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_LIMIT,
+            before: None,
+        }
+    }
+}
+
+impl PageRequest {
+    /// A client's `limit` and `cursor`, checked.
+    ///
+    /// # Errors
+    /// A validation error naming `limit` or `cursor`.
+    pub fn parse(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, AppError> {
+        Ok(Self {
+            limit: parse_limit(limit)?,
+            before: cursor.map(decode_cursor).transpose()?,
+        })
+    }
 }
 
 /// Checks a client's `limit` (1–100, default 100).
@@ -99,24 +136,6 @@ pub fn paginate<R, T>(
         .map(render)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Page { data, next_cursor })
-}
-
-/// Storage-side failures of a command, whatever the aggregate.
-pub(crate) fn map_store_error<E: std::error::Error>(e: AggregateError<E>) -> AppError {
-    match e {
-        AggregateError::UserError(inner) => AppError::BadRequest(inner.to_string()),
-        AggregateError::AggregateConflict => AppError::conflict(
-            "concurrent_modification",
-            "the resource was changed by another request at the same time; retry the request",
-        ),
-        AggregateError::DatabaseConnectionError(source) => {
-            AppError::Unavailable(source.to_string())
-        }
-        AggregateError::DeserializationError(source) => {
-            AppError::Internal(format!("stored event could not be read: {source}"))
-        }
-        AggregateError::UnexpectedError(source) => AppError::Internal(source.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Hookline's domain: the value objects every other layer speaks in, the
-//! `Subscription` and `Delivery` aggregates, signature schemes, the retry
+//! `Subscription`, `Delivery` and `Tenant` aggregates, signature schemes, the retry
 //! policy and the classification of attempt outcomes.
 //!
 //! Everything here is pure: no IO, no clock, no randomness. Commands carry the
@@ -17,6 +17,7 @@ pub mod serde_helpers;
 pub mod signature;
 pub mod subscription;
 pub mod target_url;
+pub mod tenant;
 pub mod validation;
 
 pub use event_type::{EventFilter, EventPattern, EventType};

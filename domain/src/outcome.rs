@@ -32,6 +32,22 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [Self; 8] = [
+        Self::HttpStatus,
+        Self::Timeout,
+        Self::Connect,
+        Self::Dns,
+        Self::Tls,
+        Self::BlockedTarget,
+        Self::InvalidTarget,
+        Self::Other,
+    ];
+
+    /// The kind named `s` (as [`ErrorKind::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HttpStatus => "http_status",

@@ -34,7 +34,7 @@ async fn admin_creates_tenants_with_a_usable_key() {
         .unwrap();
     assert_eq!(ok.status(), 200);
     // The key is stored hashed only.
-    let stored: Vec<String> = sqlx::query_scalar("SELECT key_hash FROM api_keys")
+    let stored: Vec<String> = sqlx::query_scalar("SELECT key_hash FROM tenant_keys")
         .fetch_all(&app.db.pool)
         .await
         .unwrap();

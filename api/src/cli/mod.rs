@@ -4,6 +4,11 @@
 //! hookline serve   [--listen ADDR] [--role api|worker|all]   [DB]
 //! hookline migrate                                           [DB]
 //! hookline tenants create NAME [--json]                      [DB]
+//! hookline tenants list [--include-deleted] [--json]         [DB]
+//! hookline tenants show|delete ID                            [DB]
+//! hookline tenants rename ID NAME                            [DB]
+//! hookline tenants keys create|list ID                       [DB]
+//! hookline tenants keys revoke ID KEY_ID                     [DB]
 //! hookline audit export [--tenant ID] [--after POS] [--output FILE] [DB]
 //! hookline audit verify [--tenant ID] [--heads FILE]         [DB]
 //! hookline audit heads  [--tenant ID] [--output FILE]        [DB]
@@ -17,18 +22,18 @@
 mod audit;
 mod deliveries;
 mod replay;
+mod tenants;
 
-use crate::startup::{Application, OpenDatabase};
+use crate::startup::{Application, OpenDatabase, Runs, Services};
 use clap::{Args, Parser, Subcommand};
-use hookline_application::tenants::TenantService;
+use hookline_application::{Actor, CommandContext, RequestId};
 use hookline_domain::{DeliveryId, TenantId};
-use hookline_infrastructure::clock::SystemClock;
 use hookline_infrastructure::config::{CliOverrides, LogFormat, Settings};
-use hookline_infrastructure::postgres::tenants::PgTenantDirectory;
 use hookline_infrastructure::telemetry;
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -102,19 +107,7 @@ enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum TenantsCommand {
-    /// Create a tenant and print its id and API key (shown once).
-    Create {
-        /// The tenant's name.
-        name: String,
-        /// Print exactly {"tenant_id": "...", "api_key": "..."}.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-}
+use tenants::TenantsCommand;
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
@@ -126,9 +119,13 @@ enum AuditCommand {
         /// Start after the event at this position.
         #[arg(long, value_name = "POS", default_value_t = 0)]
         after: i64,
-        /// Write here instead of standard output.
+        /// Write here instead of standard output (refused if it exists,
+        /// unless --force).
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Replace an existing --output file.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -231,12 +228,43 @@ fn error_chain(error: &anyhow::Error) -> String {
     text
 }
 
-/// Settings and an open database for a one-shot command.
-async fn open(config: Option<PathBuf>, db: &DbArgs) -> anyhow::Result<(Settings, OpenDatabase)> {
+/// Settings, an open database and the services over it, for a one-shot
+/// command; closes everything when `work` is done.
+async fn with_services<F, Fut>(
+    config: Option<PathBuf>,
+    db: &DbArgs,
+    work: F,
+) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Services) -> Fut,
+    Fut: Future<Output = anyhow::Result<ExitCode>>,
+{
     let settings = Settings::from_env(&overrides(config, db))?;
     quiet_logs(settings.log_format);
     let database = OpenDatabase::open(&settings).await?;
-    Ok((settings, database))
+    let shutdown = CancellationToken::new();
+    let result = async {
+        let mut services = Services::build(&settings, &database, Runs::TenantsOnly, &shutdown)?;
+        let tasks = services.start(None, &shutdown)?;
+        let result = work(services).await;
+        shutdown.cancel();
+        for task in tasks {
+            drop(task.await);
+        }
+        result
+    }
+    .await;
+    database.close(false).await;
+    result
+}
+
+/// The context of an operator's command on the command line.
+fn operator() -> CommandContext {
+    CommandContext {
+        request_id: RequestId::system("cli", uuid::Uuid::now_v7()),
+        tenant_id: TenantId::from_uuid(uuid::Uuid::nil()),
+        actor: Actor::System("cli"),
+    }
 }
 
 fn tenant_arg(tenant: Option<String>) -> anyhow::Result<Option<TenantId>> {
@@ -246,9 +274,10 @@ fn tenant_arg(tenant: Option<String>) -> anyhow::Result<Option<TenantId>> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config;
     match cli.command {
         Command::Serve { listen, role, db } => {
-            let mut o = overrides(cli.config, &db);
+            let mut o = overrides(config, &db);
             o.listen = listen;
             o.role = role;
             let settings = Settings::from_env(&o)?;
@@ -258,81 +287,55 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { db } => {
-            let (_, database) = open(cli.config, &db).await?;
-            database.close(false).await;
+            let settings = Settings::from_env(&overrides(config, &db))?;
+            quiet_logs(settings.log_format);
+            OpenDatabase::open(&settings).await?.close(false).await;
             println!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Tenants {
-            command: TenantsCommand::Create { name, json, db },
-        } => {
-            let (_, database) = open(cli.config, &db).await?;
-            let service = TenantService::new(
-                Arc::new(PgTenantDirectory::new(database.db.pool.clone())),
-                Arc::new(SystemClock),
-            );
-            let result = service.create(&name).await;
-            database.close(false).await;
-            let tenant = result?;
-            if json {
-                println!(
-                    "{{\"tenant_id\": \"{}\", \"api_key\": \"{}\"}}",
-                    tenant.tenant_id, tenant.api_key
-                );
-            } else {
-                println!("Created tenant '{}'.", name.trim());
-                println!("  tenant_id: {}", tenant.tenant_id);
-                println!("  api_key:   {}", tenant.api_key);
-                println!("The API key is shown only this once; store it now.");
-            }
-            Ok(ExitCode::SUCCESS)
+        Command::Tenants { command } => {
+            let db = command.db().clone();
+            with_services(config, &db, |s| tenants::run(s, command)).await
         }
         Command::Audit { command } => match command {
             AuditCommand::Export {
                 tenant,
                 after,
                 output,
+                force,
                 db,
             } => {
                 let tenant = tenant_arg(tenant)?;
-                let (_, database) = open(cli.config, &db).await?;
-                let result = audit::export(&database, tenant, after, output.as_deref()).await;
-                database.close(false).await;
-                result
+                with_services(config, &db, |s| async move {
+                    audit::export(&s, tenant, after, output.as_deref(), force).await
+                })
+                .await
             }
             AuditCommand::Verify { tenant, heads, db } => {
                 let tenant = tenant_arg(tenant)?;
-                let (_, database) = open(cli.config, &db).await?;
-                let result = audit::verify(&database, tenant, heads.as_deref(), None).await;
-                database.close(false).await;
-                result
+                with_services(config, &db, |s| async move {
+                    audit::verify(&s, tenant, heads.as_deref(), None).await
+                })
+                .await
             }
             AuditCommand::Heads { tenant, output, db } => {
                 let tenant = tenant_arg(tenant)?;
-                let (_, database) = open(cli.config, &db).await?;
-                let result = audit::verify(&database, tenant, None, Some(output.as_deref())).await;
-                database.close(false).await;
-                result
+                with_services(config, &db, |s| async move {
+                    audit::verify(&s, tenant, None, Some(output.as_deref())).await
+                })
+                .await
             }
         },
         Command::Replay {
             projection,
             check,
             db,
-        } => {
-            let (settings, database) = open(cli.config, &db).await?;
-            let result = replay::run(&database, &settings, &projection, check).await;
-            database.close(false).await;
-            result
-        }
+        } => with_services(config, &db, |s| replay::run(s, projection, check)).await,
         Command::Deliveries {
             command: DeliveriesCommand::Show { id, db },
         } => {
             let id = DeliveryId::parse(&id).map_err(|e| anyhow::anyhow!("{}", e.reason))?;
-            let (_, database) = open(cli.config, &db).await?;
-            let result = deliveries::show(&database, id).await;
-            database.close(false).await;
-            result
+            with_services(config, &db, |s| deliveries::show(s, id)).await
         }
     }
 }

@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
-use std::time::Duration;
+use serde::Serialize;
+use std::collections::BTreeMap;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -17,42 +17,30 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+#[derive(Debug, Serialize)]
+struct Healthy {
+    status: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct Ready {
+    status: &'static str,
+    /// Each projection's position in this process.
+    projections: BTreeMap<String, i64>,
+}
+
+async fn healthz() -> Json<Healthy> {
+    Json(Healthy { status: "ok" })
 }
 
 async fn readyz(State(state): State<AppState>) -> ApiResult<Response> {
-    let ping = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool),
-    )
-    .await;
-    match ping {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                format!("the database is unreachable: {e}"),
-            ))
-        }
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "the database did not answer within 2 s",
-            ))
-        }
-    }
-    state
-        .projections
-        .readiness()
-        .map_err(|reason| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason))?;
-    let positions: serde_json::Map<String, serde_json::Value> = state
-        .projections
-        .positions()
-        .into_iter()
-        .map(|(name, p)| (name, json!(p.position)))
-        .collect();
-    Ok(Json(json!({ "status": "ready", "projections": positions })).into_response())
+    let projections =
+        state.health.ready().await.map_err(|reason| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason)
+        })?;
+    Ok(Json(Ready {
+        status: "ready",
+        projections,
+    })
+    .into_response())
 }

@@ -1,10 +1,14 @@
-//! The router: health, admin, and the authenticated `/v1` API.
+//! The router: health, admin, and the authenticated `/v1` API. Each
+//! resource has its routes in `mod.rs` and its request and response types
+//! in `dto.rs`; handlers turn a request into a typed command or query, call
+//! the application, and turn the result into a response.
 
-pub mod admin;
 pub mod audit;
+pub mod common;
 pub mod deliveries;
 pub mod health;
 pub mod subscriptions;
+pub mod tenants;
 
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::{authenticate, request_context, Caller, CurrentRequestId, RequestLimits};
@@ -27,13 +31,19 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(subscriptions::router())
         .merge(deliveries::router())
         .merge(audit::router())
+        .merge(tenants::own_router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
         ));
     Router::new()
         .nest("/v1", v1)
-        .merge(admin::router())
+        .merge(
+            tenants::admin_router().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                tenants::admin_only,
+            )),
+        )
         .merge(health::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -75,9 +85,23 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
 pub fn written<T: Serialize>(status: StatusCode, written: Written<T>) -> ApiResult<Response> {
     let mut response = (status, axum::Json(written.value)).into_response();
     if !written.consistent {
-        response
-            .headers_mut()
-            .insert(CONSISTENCY_HEADER, HeaderValue::from_static("pending"));
+        mark_pending(&mut response);
     }
     Ok(response)
+}
+
+/// A write answered without a body (204), with the consistency header
+/// when the read models lag.
+pub fn no_content(written: Written<()>) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if !written.consistent {
+        mark_pending(&mut response);
+    }
+    response
+}
+
+fn mark_pending(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(CONSISTENCY_HEADER, HeaderValue::from_static("pending"));
 }

@@ -106,6 +106,79 @@ pub fn link(previous: &str, event: Linked<'_>) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// An event about to be appended, not yet linked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unlinked {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+}
+
+impl Unlinked {
+    fn linked(&self) -> Linked<'_> {
+        Linked {
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+            sequence: self.sequence,
+            event_type: &self.event_type,
+            event_version: &self.event_version,
+            payload: &self.payload,
+            metadata: &self.metadata,
+        }
+    }
+}
+
+/// An aggregate, as `(aggregate_type, aggregate_id)`.
+pub type AggregateKey = (String, String);
+
+/// The aggregates of `events` whose first event in the batch follows one
+/// already stored, with that event's sequence: the links to look up
+/// before [`link_all`].
+pub fn predecessors(events: &[Unlinked]) -> Vec<(AggregateKey, i64)> {
+    let mut seen = std::collections::HashSet::new();
+    events
+        .iter()
+        .filter(|e| seen.insert((e.aggregate_type.as_str(), e.aggregate_id.as_str())))
+        .filter(|e| e.sequence > 1)
+        .map(|e| {
+            (
+                (e.aggregate_type.clone(), e.aggregate_id.clone()),
+                e.sequence - 1,
+            )
+        })
+        .collect()
+}
+
+/// Links `events` in order and writes each link into its metadata: an
+/// aggregate's first event in the batch follows `previous` (the genesis
+/// value for a first event, or when the predecessor is missing, which the
+/// append then refuses as a conflict), each later one the event before it.
+pub fn link_all(
+    events: &mut [Unlinked],
+    previous: &std::collections::HashMap<AggregateKey, String>,
+) {
+    let mut last: std::collections::HashMap<AggregateKey, String> =
+        std::collections::HashMap::new();
+    for event in events.iter_mut() {
+        let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+        let prev = match last.get(&key) {
+            Some(l) => l.clone(),
+            None if event.sequence <= 1 => GENESIS.to_string(),
+            None => previous
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| GENESIS.to_string()),
+        };
+        let l = link(&prev, event.linked());
+        set_link(&mut event.metadata, l.clone());
+        last.insert(key, l);
+    }
+}
+
 /// Writes the link into `metadata` (an object).
 pub fn set_link(metadata: &mut Value, link: String) {
     if let Value::Object(map) = metadata {

@@ -1,7 +1,11 @@
-//! Auditing: the hash chain that makes tampering with the log evident, and
-//! its verification.
+//! Auditing: the hash chain that makes tampering with the log evident, its
+//! verification, exports, and support's request traces.
 
 pub mod chain;
 mod service;
-pub use service::{AuditEvent, AuditPage, AuditParams, AuditService, RequestTrace};
 pub mod verify;
+
+pub use service::{
+    AnchoredHeads, AuditEvent, AuditPage, AuditPageRequest, AuditService, LogName, RequestTrace,
+    Verification, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT,
+};

@@ -1,18 +1,11 @@
-//! How a delivery's events become its record and attempt list. The
-//! `deliveries` projection and point-in-time reads share this fold.
+//! How a delivery's events become its read-model record and attempt list
+//! (not the aggregate: that is `crate::fold`). The `deliveries`
+//! projection and point-in-time reads share this.
 
 use crate::ports::{AttemptRecord, DeliveryRecord, StoredEvent};
 use chrono::{DateTime, Duration, Utc};
-use hookline_domain::delivery::DeliveryEvent;
+use hookline_domain::delivery::{DeliveryEvent, DeliveryStatus};
 use hookline_domain::outcome::storable_text;
-
-fn meta(event: &StoredEvent, key: &str) -> Option<String> {
-    event
-        .metadata
-        .get(key)
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-}
 
 fn ended(started_at: DateTime<Utc>, duration_ms: u64) -> DateTime<Utc> {
     started_at + Duration::milliseconds(i64::try_from(duration_ms).unwrap_or(0))
@@ -32,20 +25,21 @@ fn attempt_record(
     started_at: DateTime<Utc>,
     duration_ms: u64,
     status_code: Option<u16>,
-    outcome: &str,
+    outcome: DeliveryStatus,
 ) -> AttemptRecord {
+    let meta = stored.meta();
     AttemptRecord {
         id: attempt_id,
         delivery_id: record.id,
         attempt: to_i32(attempt),
         subscription_id: record.subscription_id,
-        request_id: meta(stored, "request_id"),
-        triggered_by: meta(stored, "triggered_by"),
+        request_id: meta.as_ref().map(|m| m.request_id.clone()),
+        triggered_by: meta.and_then(|m| m.triggered_by),
         url,
         started_at,
         duration_ms: i64::try_from(duration_ms).unwrap_or(i64::MAX),
         status_code: status_code.map(i32::from),
-        outcome: outcome.to_string(),
+        outcome,
         error_kind: None,
         error_message: None,
         response_excerpt: None,
@@ -79,11 +73,11 @@ pub fn apply(
             subscription_id: *subscription_id,
             event_id: *event_id,
             event_type: event_type.to_string(),
-            status: "pending".into(),
+            status: DeliveryStatus::Pending,
             attempts: 0,
             next_attempt_at: Some(*next_attempt_at),
             url: url.clone(),
-            request_id: meta(stored, "request_id"),
+            request_id: stored.meta().map(|m| m.request_id),
             last_status_code: None,
             last_error_kind: None,
             last_error: None,
@@ -119,17 +113,17 @@ pub fn apply(
                 *started_at,
                 *duration_ms,
                 *status_code,
-                status.as_str(),
+                *status,
             );
-            a.error_kind = Some(error_kind.as_str().to_string());
+            a.error_kind = Some(*error_kind);
             a.error_message = Some(storable_text(error_message));
             a.response_excerpt = response_excerpt.as_deref().map(storable_text);
             a.next_attempt_at = *next_attempt_at;
-            row.status = status.as_str().to_string();
+            row.status = *status;
             row.attempts = to_i32(*attempt);
             row.next_attempt_at = *next_attempt_at;
             row.last_status_code = status_code.map(i32::from);
-            row.last_error_kind = Some(error_kind.as_str().to_string());
+            row.last_error_kind = Some(*error_kind);
             row.last_error = a.error_message.clone();
             row.updated_at = ended(*started_at, *duration_ms);
             Some(a)
@@ -152,10 +146,10 @@ pub fn apply(
                 *started_at,
                 *duration_ms,
                 Some(*status_code),
-                "delivered",
+                DeliveryStatus::Delivered,
             );
             a.response_excerpt = response_excerpt.as_deref().map(storable_text);
-            row.status = "delivered".into();
+            row.status = DeliveryStatus::Delivered;
             row.attempts = to_i32(*attempt);
             row.next_attempt_at = None;
             row.last_status_code = Some(i32::from(*status_code));
@@ -170,7 +164,7 @@ pub fn apply(
             next_attempt_at,
             ..
         } => {
-            row.status = "pending".into();
+            row.status = DeliveryStatus::Pending;
             row.next_attempt_at = Some(*next_attempt_at);
             row.updated_at = *requested_at;
             None
@@ -179,7 +173,7 @@ pub fn apply(
             reason,
             abandoned_at,
         } => {
-            row.status = "abandoned".into();
+            row.status = DeliveryStatus::Abandoned;
             row.next_attempt_at = None;
             if row.last_error.is_none() || row.attempts == 0 {
                 row.last_error = Some(storable_text(reason));
@@ -188,4 +182,24 @@ pub fn apply(
             None
         }
     }
+}
+
+/// A delivery's record and attempts as its events recorded up to `until`
+/// describe them (`None` before its `DeliveryEnqueued`).
+///
+/// # Errors
+/// A stored event that is not a delivery's.
+pub fn records_until(
+    events: &[StoredEvent],
+    until: DateTime<Utc>,
+) -> Result<(Option<DeliveryRecord>, Vec<AttemptRecord>), crate::AppError> {
+    let mut record = None;
+    let mut attempts = Vec::new();
+    for stored in events.iter().filter(|e| e.recorded_at <= until) {
+        let event = crate::fold::parse::<hookline_domain::delivery::Delivery>(stored)?;
+        if let Some(a) = apply(&mut record, stored, &event) {
+            attempts.push(a);
+        }
+    }
+    Ok((record, attempts))
 }

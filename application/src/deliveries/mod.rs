@@ -7,20 +7,11 @@ mod service;
 mod view;
 
 pub use publish::{
-    PublishInput, PublishService, PublishSettings, Published, PublishedDelivery, SeedPublishInput,
+    IdempotencyKey, PublishEvent, PublishService, PublishSettings, Published, PublishedDelivery,
+    ResourceField, MAX_IDEMPOTENCY_KEY_LEN, MAX_RESOURCE_LEN, TEST_EVENT,
 };
-pub use service::{
-    DeliveryService, GetDeliveryParams, ListDeliveriesParams, RecoverInput, Recovered,
-};
-pub use view::{AttemptView, DeliveryDetail, DeliveryView};
+pub use service::{DeliveryService, ListDeliveries, Recovered};
+pub use view::DeliveryDetail;
 
-use hookline_domain::delivery::DeliveryEvent;
-
-/// Serialises a domain event for the log (`payload` column).
-///
-/// # Errors
-/// Never for these types; mapped to an internal error for completeness.
-pub(crate) fn payload_of(event: &DeliveryEvent) -> Result<serde_json::Value, crate::AppError> {
-    serde_json::to_value(event)
-        .map_err(|e| crate::AppError::Internal(format!("event did not serialise: {e}")))
-}
+#[cfg(test)]
+mod tests;

@@ -2,16 +2,15 @@
 //! `DeliveryEnqueued` per match, and append them all in one transaction
 //! (with the idempotency key, when given).
 
-use super::payload_of;
 use crate::commands::Written;
 use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::ports::{
-    AppendError, Clock, EventAppender, FirstAnswer, IdempotencyKey, IdempotentAppend, NewEvent,
+    AggregateStore, AppendError, Appended, Change, FirstAnswer, IdempotencyClaim, IdempotencyKeys,
     SubscriptionDirectory,
 };
-use chrono::SecondsFormat;
-use cqrs_es::{Aggregate, DomainEvent};
+use crate::shared::Shared;
+use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_domain::delivery::{Delivery, EnqueueDelivery};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::{DeliveryId, EventId, EventType, SubscriptionId, TenantId, ValidationError};
@@ -21,7 +20,6 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-use uuid::Uuid;
 
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 pub const MAX_RESOURCE_LEN: usize = 200;
@@ -33,52 +31,67 @@ pub struct PublishSettings {
     pub idempotency_ttl: Duration,
 }
 
-/// `POST /v1/events`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PublishInput {
-    #[serde(default)]
-    pub event_type: Option<String>,
-    #[serde(default)]
-    pub data: Option<Box<RawValue>>,
-    #[serde(default)]
-    pub resource_type: Option<String>,
-    #[serde(default)]
-    pub resource_id: Option<String>,
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-    /// Came as the seeds' form: errors name its fields (`event`, `payload`).
-    #[serde(skip)]
-    pub seed_form: bool,
-}
+/// A client's idempotency key: 1–255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
 
-/// `POST /v1/deliveries`, the seeds' form: `{"event", "payload"}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedPublishInput {
-    #[serde(default)]
-    pub event: Option<String>,
-    #[serde(default)]
-    pub payload: Option<Box<RawValue>>,
-    #[serde(default)]
-    pub resource_type: Option<String>,
-    #[serde(default)]
-    pub resource_id: Option<String>,
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-}
-
-impl From<SeedPublishInput> for PublishInput {
-    fn from(s: SeedPublishInput) -> Self {
-        Self {
-            event_type: s.event,
-            data: s.payload,
-            resource_type: s.resource_type,
-            resource_id: s.resource_id,
-            idempotency_key: s.idempotency_key,
-            seed_form: true,
+impl IdempotencyKey {
+    /// # Errors
+    /// A validation error on `idempotency_key`.
+    pub fn parse(key: &str) -> Result<Self, ValidationError> {
+        if key.is_empty()
+            || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+            || !key.bytes().all(|b| (0x21..0x7f).contains(&b))
+        {
+            return Err(ValidationError::new(
+                "idempotency_key",
+                format!("must be 1–{MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+            ));
         }
+        Ok(Self(key.to_string()))
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `resource_type` or `resource_id`: 1–200 characters, no control
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceField(String);
+
+impl ResourceField {
+    /// # Errors
+    /// A validation error naming `field`.
+    pub fn parse(field: &str, value: &str) -> Result<Self, ValidationError> {
+        if value.is_empty()
+            || value.chars().count() > MAX_RESOURCE_LEN
+            || value.chars().any(char::is_control)
+        {
+            return Err(ValidationError::new(
+                field,
+                format!("must be 1–{MAX_RESOURCE_LEN} characters without control characters"),
+            ));
+        }
+        Ok(Self(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Publishes one business event to every matching subscription.
+#[derive(Debug, Clone)]
+pub struct PublishEvent {
+    pub event_type: EventType,
+    /// A JSON object (checked by the caller with
+    /// `hookline_domain::payload::check_object`), sent exactly as given.
+    pub data: Box<RawValue>,
+    pub resource_type: Option<ResourceField>,
+    pub resource_id: Option<ResourceField>,
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +100,8 @@ pub struct PublishedDelivery {
     pub subscription_id: SubscriptionId,
 }
 
+/// What publishing did; stored as the first answer to an idempotent
+/// request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
     pub event_id: EventId,
@@ -112,9 +127,10 @@ struct Envelope<'a> {
 }
 
 pub struct PublishService {
+    shared: Shared,
     directory: Arc<dyn SubscriptionDirectory>,
-    appender: Arc<dyn EventAppender>,
-    clock: Arc<dyn Clock>,
+    store: Arc<dyn AggregateStore<Delivery>>,
+    keys: Arc<dyn IdempotencyKeys>,
     settings: PublishSettings,
 }
 
@@ -126,156 +142,78 @@ impl fmt::Debug for PublishService {
     }
 }
 
-fn check_text(field: &str, value: Option<&str>, max: usize) -> Result<(), AppError> {
-    if let Some(v) = value {
-        if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                field,
-                format!("must be 1–{max} characters without control characters"),
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// Checks an idempotency key from the body and/or the `Idempotency-Key`
-/// header.
-///
-/// # Errors
-/// A validation error when malformed or when the two differ.
-pub fn idempotency_key(
-    body: Option<String>,
-    header: Option<String>,
-) -> Result<Option<String>, AppError> {
-    let key = match (body, header) {
-        (Some(b), Some(h)) if b != h => {
-            return Err(ValidationError::new(
-                "idempotency_key",
-                "differs from the Idempotency-Key header; send one or make them equal",
-            )
-            .into())
-        }
-        (Some(k), _) | (None, Some(k)) => k,
-        (None, None) => return Ok(None),
-    };
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
-        || !key.bytes().all(|b| (0x21..0x7f).contains(&b))
-    {
-        return Err(ValidationError::new(
-            "idempotency_key",
-            format!("must be 1–{MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
-        )
-        .into());
-    }
-    Ok(Some(key))
-}
-
 impl PublishService {
     pub fn new(
+        shared: Shared,
         directory: Arc<dyn SubscriptionDirectory>,
-        appender: Arc<dyn EventAppender>,
-        clock: Arc<dyn Clock>,
+        store: Arc<dyn AggregateStore<Delivery>>,
+        keys: Arc<dyn IdempotencyKeys>,
         settings: PublishSettings,
     ) -> Self {
         Self {
+            shared,
             directory,
-            appender,
-            clock,
+            store,
+            keys,
             settings,
         }
+    }
+
+    fn envelope_time(&self) -> (DateTime<Utc>, String) {
+        let now = self.shared.clock.now();
+        (now, now.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 
     /// Publishes an event to every matching active subscription.
     ///
     /// # Errors
-    /// Validation errors; 404 `no_subscriptions` when nothing matches.
+    /// 404 `no_subscriptions` when nothing matches; 409
+    /// `idempotency_key_reused` for a key used for another request.
     #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id))]
     pub async fn publish(
         &self,
         ctx: &CommandContext,
-        input: PublishInput,
-        header_key: Option<String>,
+        event: PublishEvent,
     ) -> Result<Written<Published>, AppError> {
-        let key = idempotency_key(input.idempotency_key, header_key)?;
-        let (type_field, data_field) = if input.seed_form {
-            ("event", "payload")
-        } else {
-            ("event_type", "data")
-        };
-        let event_type = match input.event_type.as_deref() {
-            Some(e) => EventType::parse(e, type_field)?,
-            None => return Err(ValidationError::new(type_field, "is required").into()),
-        };
-        let data = match input.data {
-            Some(d) => {
-                hookline_domain::payload::check_object(data_field, d.get())?;
-                d
-            }
-            None => {
-                return Err(ValidationError::new(data_field, "is required (a JSON object)").into())
-            }
-        };
-        check_text(
-            "resource_type",
-            input.resource_type.as_deref(),
-            MAX_RESOURCE_LEN,
-        )?;
-        check_text(
-            "resource_id",
-            input.resource_id.as_deref(),
-            MAX_RESOURCE_LEN,
-        )?;
-
-        let fingerprint = key.as_ref().map(|_| {
-            fingerprint(
-                &event_type,
-                &data,
-                input.resource_type.as_deref(),
-                input.resource_id.as_deref(),
-            )
-        });
-        let idempotency = match (&key, &fingerprint) {
-            (Some(key), Some(fingerprint)) => Some(IdempotencyKey {
-                tenant: ctx.tenant_id,
-                key,
-                fingerprint,
-                ttl: self.settings.idempotency_ttl,
-            }),
-            _ => None,
-        };
-        if let Some(idempotency) = &idempotency {
-            if let Some(first) = self.appender.idempotent_response(idempotency).await? {
-                return replay(idempotency, first);
+        let fingerprint = fingerprint(&event);
+        if let Some(key) = &event.idempotency_key {
+            if let Some(first) = self
+                .keys
+                .first_answer(ctx.tenant_id, key.as_str(), self.settings.idempotency_ttl)
+                .await?
+            {
+                return replay(key, &fingerprint, first);
             }
         }
         let subscriptions = self.directory.active_for_tenant(ctx.tenant_id).await?;
         let matching: Vec<&SubscriptionState> = subscriptions
             .iter()
-            .filter(|s| s.events.matches(&event_type))
+            .filter(|s| s.events.matches(&event.event_type))
             .collect();
         if matching.is_empty() {
             return Err(AppError::NothingFound {
                 code: "no_subscriptions",
                 detail: format!(
-                    "no active subscription of this tenant listens to '{event_type}'; nothing was enqueued"
+                    "no active subscription of this tenant listens to '{}'; nothing was enqueued",
+                    event.event_type
                 ),
             });
         }
+        let (at, timestamp) = self.envelope_time();
         let envelope = Envelope {
-            id: EventId::from_uuid(Uuid::now_v7()),
-            timestamp: self
-                .clock
-                .now()
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-            event: event_type.as_str(),
-            data: &data,
+            id: EventId::from_uuid(self.shared.entropy.new_id()),
+            timestamp,
+            event: event.event_type.as_str(),
+            data: &event.data,
             tenant_id: ctx.tenant_id,
-            resource_type: input.resource_type.as_deref(),
-            resource_id: input.resource_id.as_deref(),
+            resource_type: event.resource_type.as_ref().map(ResourceField::as_str),
+            resource_id: event.resource_id.as_ref().map(ResourceField::as_str),
         };
-        self.fan_out(ctx, &event_type, &envelope, &matching, idempotency.as_ref())
+        let key = event
+            .idempotency_key
+            .as_ref()
+            .map(|k| (k, fingerprint.as_str()));
+        self.fan_out(ctx, &event.event_type, &envelope, at, &matching, key)
             .await
     }
 
@@ -296,20 +234,20 @@ impl PublishService {
             .await?
             .filter(|s| s.tenant_id == ctx.tenant_id)
             .ok_or_else(|| AppError::not_found("subscription", id))?;
-        if state.status == SubscriptionStatus::Deleted {
-            return Err(AppError::conflict(
-                "subscription_deleted",
-                format!("subscription '{id}' has been deleted; it receives no more events"),
-            ));
-        }
-        if state.status != SubscriptionStatus::Active {
-            return Err(AppError::conflict(
-                "subscription_inactive",
-                format!(
-                    "subscription '{id}' is {}; enable it before sending a test",
-                    state.status.as_str()
-                ),
-            ));
+        match state.status {
+            SubscriptionStatus::Active => {}
+            SubscriptionStatus::Deleted => {
+                return Err(AppError::conflict(
+                    "subscription_deleted",
+                    format!("subscription '{id}' has been deleted; it receives no more events"),
+                ))
+            }
+            SubscriptionStatus::Disabled => {
+                return Err(AppError::conflict(
+                    "subscription_inactive",
+                    format!("subscription '{id}' is disabled; enable it before sending a test"),
+                ))
+            }
         }
         let event_type = EventType::parse(TEST_EVENT, "event_type")?;
         let data = serde_json::to_string(&serde_json::json!({
@@ -318,19 +256,17 @@ impl PublishService {
         }))
         .map_err(|e| AppError::Internal(e.to_string()))?;
         let data = RawValue::from_string(data).map_err(|e| AppError::Internal(e.to_string()))?;
+        let (at, timestamp) = self.envelope_time();
         let envelope = Envelope {
-            id: EventId::from_uuid(Uuid::now_v7()),
-            timestamp: self
-                .clock
-                .now()
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            id: EventId::from_uuid(self.shared.entropy.new_id()),
+            timestamp,
             event: TEST_EVENT,
             data: &data,
             tenant_id: ctx.tenant_id,
             resource_type: None,
             resource_id: None,
         };
-        self.fan_out(ctx, &event_type, &envelope, &[state.as_ref()], None)
+        self.fan_out(ctx, &event_type, &envelope, at, &[state.as_ref()], None)
             .await
     }
 
@@ -339,18 +275,17 @@ impl PublishService {
         ctx: &CommandContext,
         event_type: &EventType,
         envelope: &Envelope<'_>,
+        at: DateTime<Utc>,
         subscriptions: &[&SubscriptionState],
-        idempotency: Option<&IdempotencyKey<'_>>,
+        key: Option<(&IdempotencyKey, &str)>,
     ) -> Result<Written<Published>, AppError> {
         let body = serde_json::to_string(envelope)
             .map_err(|e| AppError::Internal(format!("event body did not serialise: {e}")))?;
-        let at = self.clock.now();
-        let metadata = serde_json::to_value(ctx.metadata(at))
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        let mut events = Vec::with_capacity(subscriptions.len());
+        let metadata = ctx.metadata(at);
+        let mut changes = Vec::with_capacity(subscriptions.len());
         let mut deliveries = Vec::with_capacity(subscriptions.len());
         for sub in subscriptions {
-            let delivery_id = DeliveryId::from_uuid(Uuid::now_v7());
+            let delivery_id = DeliveryId::from_uuid(self.shared.entropy.new_id());
             let event = Delivery::enqueue_new(EnqueueDelivery {
                 delivery_id,
                 tenant_id: ctx.tenant_id,
@@ -361,15 +296,11 @@ impl PublishService {
                 body: body.clone(),
                 at,
             });
-            events.push(NewEvent {
-                aggregate_type: Delivery::TYPE,
+            changes.push(Change {
                 aggregate_id: delivery_id.to_string(),
-                sequence: 1,
-                event_type: event.event_type(),
-                event_version: event.event_version(),
-                payload: payload_of(&event)?,
+                version: 0,
+                events: vec![event],
                 metadata: metadata.clone(),
-                previous_link: None,
             });
             deliveries.push(PublishedDelivery {
                 id: delivery_id,
@@ -381,26 +312,32 @@ impl PublishService {
             deliveries,
             replayed: false,
         };
+        let response =
+            serde_json::to_value(&published).map_err(|e| AppError::Internal(e.to_string()))?;
+        let claim = key.map(|(key, fingerprint)| IdempotencyClaim {
+            tenant: ctx.tenant_id,
+            key: key.as_str(),
+            fingerprint,
+            ttl: self.settings.idempotency_ttl,
+            response: &response,
+        });
         // Publishing does not wait for the read models: single deliveries
         // are read from the log (always exact), lists catch up within
         // milliseconds. Waiting would double publish latency under load.
-        match idempotency {
-            Some(idempotency) => {
-                let response = serde_json::to_value(&published)
-                    .map_err(|e| AppError::Internal(e.to_string()))?;
-                match self
-                    .appender
-                    .append_idempotent(idempotency, &response, events)
-                    .await
-                    .map_err(append_error)?
-                {
-                    IdempotentAppend::Appended(_) => {}
-                    IdempotentAppend::Replayed(first) => return replay(idempotency, first),
+        match self.store.append(changes, claim).await {
+            Ok(Appended::Written(_)) => {}
+            Ok(Appended::Replayed(first)) => {
+                if let Some((key, fingerprint)) = key {
+                    return replay(key, fingerprint, first);
                 }
+                return Err(AppError::Internal(
+                    "an append without a key was answered as a repeat".into(),
+                ));
             }
-            None => {
-                self.appender.append(events).await.map_err(append_error)?;
+            Err(AppendError::Conflict) => {
+                return Err(AppError::Internal("fresh delivery ids collided".into()))
             }
+            Err(AppendError::Other(e)) => return Err(e),
         }
         tracing::info!(event_id = %published.event_id, deliveries = published.deliveries.len(), "event published");
         Ok(Written {
@@ -413,30 +350,34 @@ impl PublishService {
 /// What a publish request asks for, as a digest: the event type, the data
 /// (as parsed JSON, so formatting and key order do not matter) and the
 /// resource fields.
-fn fingerprint(
-    event_type: &EventType,
-    data: &RawValue,
-    resource_type: Option<&str>,
-    resource_id: Option<&str>,
-) -> String {
+fn fingerprint(event: &PublishEvent) -> String {
     let data: serde_json::Value =
-        serde_json::from_str(data.get()).unwrap_or_else(|_| data.get().into());
-    let canonical = serde_json::json!([event_type.as_str(), data, resource_type, resource_id]);
+        serde_json::from_str(event.data.get()).unwrap_or_else(|_| event.data.get().into());
+    let canonical = serde_json::json!([
+        event.event_type.as_str(),
+        data,
+        event.resource_type.as_ref().map(ResourceField::as_str),
+        event.resource_id.as_ref().map(ResourceField::as_str)
+    ]);
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
 /// The first answer under a key, when this request is the same one again.
-fn replay(key: &IdempotencyKey<'_>, first: FirstAnswer) -> Result<Written<Published>, AppError> {
+fn replay(
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    first: FirstAnswer,
+) -> Result<Written<Published>, AppError> {
     if first
         .fingerprint
         .as_deref()
-        .is_some_and(|f| f != key.fingerprint)
+        .is_some_and(|f| f != fingerprint)
     {
         return Err(AppError::conflict(
             "idempotency_key_reused",
             format!(
                 "idempotency key '{}' was used for a different request (event type, data or resource) within its lifetime; use a new key for a new event",
-                key.key
+                key.as_str()
             ),
         ));
     }
@@ -450,35 +391,22 @@ fn replay(key: &IdempotencyKey<'_>, first: FirstAnswer) -> Result<Written<Publis
     })
 }
 
-fn append_error(e: AppendError) -> AppError {
-    match e {
-        AppendError::Conflict => AppError::Internal("fresh delivery ids collided".into()),
-        AppendError::Other(e) => e,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn idempotency_keys_from_body_or_header() {
-        assert_eq!(idempotency_key(None, None).unwrap(), None);
+    fn idempotency_keys_are_visible_ascii() {
+        assert!(IdempotencyKey::parse("a-b_c.1").is_ok());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("has space").is_err());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+        assert!(ResourceField::parse("resource_id", "inv-1").is_ok());
         assert_eq!(
-            idempotency_key(Some("a".into()), None).unwrap(),
-            Some("a".into())
+            ResourceField::parse("resource_id", "a\nb")
+                .unwrap_err()
+                .field,
+            "resource_id"
         );
-        assert_eq!(
-            idempotency_key(None, Some("b".into())).unwrap(),
-            Some("b".into())
-        );
-        assert_eq!(
-            idempotency_key(Some("c".into()), Some("c".into())).unwrap(),
-            Some("c".into())
-        );
-        assert!(idempotency_key(Some("c".into()), Some("d".into())).is_err());
-        assert!(idempotency_key(Some(String::new()), None).is_err());
-        assert!(idempotency_key(Some("has space".into()), None).is_err());
-        assert!(idempotency_key(Some("k".repeat(256)), None).is_err());
     }
 }

@@ -1,105 +1,17 @@
-//! Ports of the delivery pipeline: appending events in batches, the due
-//! queue, the HTTP sender, the subscription directory, and the delivery
-//! read models.
+//! Ports of the delivery pipeline: the subscription directory, the due
+//! queue, the HTTP sender, and the delivery read models.
 
+use crate::context::RequestId;
 use crate::error::AppError;
-use crate::ports::LogPosition;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hookline_domain::delivery::DeliveryStatus;
 use hookline_domain::outcome::ErrorKind;
 use hookline_domain::subscription::SubscriptionState;
-use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
-use serde::Serialize;
-use serde_json::Value;
+use hookline_domain::{DeliveryId, EventId, EventPattern, SubscriptionId, TenantId};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-
-/// An event to append directly (batched writes that bypass cqrs-es: the
-/// domain still decides every event).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
-    pub aggregate_type: &'static str,
-    pub aggregate_id: String,
-    /// The sequence the aggregate expects next; a taken sequence is a
-    /// conflict.
-    pub sequence: i64,
-    pub event_type: String,
-    pub event_version: String,
-    pub payload: Value,
-    pub metadata: Value,
-    /// The hash-chain link of the aggregate's previous event, when the
-    /// caller already knows it (saves looking it up).
-    pub previous_link: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AppendError {
-    /// Some `(aggregate, sequence)` was already taken: nothing was written.
-    #[error("an aggregate changed concurrently")]
-    Conflict,
-    #[error(transparent)]
-    Other(#[from] AppError),
-}
-
-/// The stored first answer to an idempotent request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum IdempotentAppend {
-    Appended(Option<LogPosition>),
-    /// The key was used within its lifetime; this is the first answer.
-    Replayed(FirstAnswer),
-}
-
-/// A publish request's idempotency key.
-#[derive(Debug, Clone, Copy)]
-pub struct IdempotencyKey<'a> {
-    pub tenant: TenantId,
-    pub key: &'a str,
-    /// A digest of what the request asks for: a key reused for a different
-    /// request is refused rather than answered with the first response.
-    pub fingerprint: &'a str,
-    /// How long the key is remembered.
-    pub ttl: Duration,
-}
-
-/// The answer first given under a key, and that request's fingerprint
-/// (`None` for keys stored before fingerprints were kept).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FirstAnswer {
-    pub response: Value,
-    pub fingerprint: Option<String>,
-}
-
-#[async_trait]
-pub trait EventAppender: Send + Sync {
-    /// Appends `events` in one transaction.
-    ///
-    /// # Errors
-    /// [`AppendError::Conflict`] when a sequence is taken (nothing written).
-    async fn append(&self, events: Vec<NewEvent>) -> Result<Option<LogPosition>, AppendError>;
-
-    /// Appends `events` and records `response` under `(tenant, key)` in one
-    /// transaction, unless the key was used less than `ttl` ago: then
-    /// nothing is written and the first response is returned.
-    ///
-    /// # Errors
-    /// As [`EventAppender::append`].
-    async fn append_idempotent(
-        &self,
-        key: &IdempotencyKey<'_>,
-        response: &Value,
-        events: Vec<NewEvent>,
-    ) -> Result<IdempotentAppend, AppendError>;
-
-    /// The first response stored under a key still alive.
-    ///
-    /// # Errors
-    /// Storage errors.
-    async fn idempotent_response(
-        &self,
-        key: &IdempotencyKey<'_>,
-    ) -> Result<Option<FirstAnswer>, AppError>;
-}
 
 /// Active subscriptions for publishing and attempts, served from memory and
 /// refreshed as the subscriptions projection moves.
@@ -203,30 +115,31 @@ pub trait WebhookSender: Send + Sync {
 }
 
 /// A row of the deliveries read model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRecord {
     pub id: DeliveryId,
     pub tenant_id: TenantId,
     pub subscription_id: SubscriptionId,
     pub event_id: EventId,
     pub event_type: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub url: String,
     pub request_id: Option<String>,
     pub last_status_code: Option<i32>,
-    pub last_error_kind: Option<String>,
+    pub last_error_kind: Option<ErrorKind>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-/// A row of the attempts read model. `outcome` is `delivered`, or the
-/// delivery's status after a failed attempt (`pending`, `failed`,
-/// `abandoned`); `triggered_by` names the manual retry that caused it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A row of the attempts read model. `outcome` is the delivery's status
+/// after the attempt: `delivered`, or after a failure `pending` (a retry is
+/// scheduled), `failed` or `abandoned`; `triggered_by` names the manual
+/// retry that caused it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
     pub id: Uuid,
     pub delivery_id: DeliveryId,
@@ -238,8 +151,8 @@ pub struct AttemptRecord {
     pub started_at: DateTime<Utc>,
     pub duration_ms: i64,
     pub status_code: Option<i32>,
-    pub outcome: String,
-    pub error_kind: Option<String>,
+    pub outcome: DeliveryStatus,
+    pub error_kind: Option<ErrorKind>,
     pub error_message: Option<String>,
     pub response_excerpt: Option<String>,
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -247,10 +160,11 @@ pub struct AttemptRecord {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryListQuery {
-    pub event_type: Option<String>,
-    pub status: Option<String>,
+    /// An event name or a `prefix.*` pattern.
+    pub event_type: Option<EventPattern>,
+    pub status: Option<DeliveryStatus>,
     pub subscription_id: Option<SubscriptionId>,
-    pub request_id: Option<String>,
+    pub request_id: Option<RequestId>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub before: Option<(DateTime<Utc>, Uuid)>,

@@ -3,9 +3,9 @@
 //! system clock, tests may implement them in memory.
 
 use crate::error::AppError;
+use crate::metadata::EventMetadata;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cqrs_es::{Aggregate, AggregateError};
 use hookline_domain::subscription::SubscriptionState;
 use hookline_domain::{Sealed, SubscriptionId, TenantId};
 use serde_json::Value;
@@ -16,6 +16,16 @@ use uuid::Uuid;
 /// The current time.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// Ids and random draws, so that services are deterministic under test.
+pub trait Entropy: Send + Sync {
+    /// A new unique id (UUIDv7 in production: ids sort by creation time).
+    fn new_id(&self) -> Uuid;
+    /// Fills `buf` with unpredictable bytes (secrets and keys).
+    fn fill(&self, buf: &mut [u8]);
+    /// A number in [-1, 1] (the jitter of retry delays).
+    fn jitter(&self) -> f64;
 }
 
 /// AEAD sealing of secrets. `context` is bound to the ciphertext as
@@ -35,29 +45,6 @@ pub trait SecretCipher: Send + Sync {
 pub struct LogPosition {
     pub tx_id: u64,
     pub position: i64,
-}
-
-/// Runs commands against aggregates of one type with optimistic
-/// concurrency (cqrs-es underneath).
-#[async_trait]
-pub trait CommandStore<A: Aggregate>: Send + Sync {
-    /// Executes `command` and returns the log position of the aggregate's
-    /// latest event (after the command), if it has any.
-    ///
-    /// # Errors
-    /// The aggregate's refusal, a concurrency conflict or a storage error.
-    async fn execute(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-        metadata: HashMap<String, String>,
-    ) -> Result<Option<LogPosition>, AggregateError<A::Error>>;
-
-    /// The aggregate rebuilt from all its events.
-    ///
-    /// # Errors
-    /// Storage errors.
-    async fn load(&self, aggregate_id: &str) -> Result<A, AppError>;
 }
 
 /// One event as stored in the log.
@@ -143,6 +130,11 @@ impl serde::Serialize for Payload {
 }
 
 impl StoredEvent {
+    /// The metadata, typed (`None` for metadata without the usual keys).
+    pub fn meta(&self) -> Option<EventMetadata> {
+        EventMetadata::from_value(&self.metadata)
+    }
+
     /// Where this event stands in commit order.
     pub fn log_position(&self) -> LogPosition {
         LogPosition {
@@ -163,17 +155,6 @@ pub trait EventLog: Send + Sync {
         &self,
         aggregate_type: &str,
         aggregate_id: &str,
-    ) -> Result<Vec<StoredEvent>, AppError>;
-
-    /// Every event of several aggregates of one type, ordered by aggregate
-    /// id and sequence (for deciding a batch of commands at once).
-    ///
-    /// # Errors
-    /// Storage errors.
-    async fn events_of_many(
-        &self,
-        aggregate_type: &str,
-        aggregate_ids: &[String],
     ) -> Result<Vec<StoredEvent>, AppError>;
 }
 
@@ -247,36 +228,14 @@ pub trait SubscriptionReadModel: Send + Sync {
     ) -> Result<Option<SubscriptionId>, AppError>;
 }
 
-/// A tenant's stored API key (hashed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRecord {
-    pub key_id: Uuid,
-    pub tenant_id: TenantId,
-}
-
-/// Tenants and their API keys.
-#[async_trait]
-pub trait TenantDirectory: Send + Sync {
-    /// Stores a new tenant with one API key (only its hash).
-    ///
-    /// # Errors
-    /// Storage errors.
-    async fn insert_tenant(
-        &self,
-        tenant_id: TenantId,
-        name: &str,
-        key_id: Uuid,
-        key_hash: &str,
-        created_at: DateTime<Utc>,
-    ) -> Result<(), AppError>;
-
-    /// # Errors
-    /// Storage errors.
-    async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, AppError>;
-}
-
 mod deliveries;
+mod operations;
+mod store;
+mod tenants;
 pub use deliveries::*;
+pub use operations::*;
+pub use store::*;
+pub use tenants::*;
 
 /// What an audit page asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,14 +1,11 @@
 //! Subscription use cases: create, list, read, update, rotate the secret,
 //! disable/enable, delete, and read the history.
 
-mod input;
+mod commands;
 mod service;
 mod view;
 
-pub use input::{
-    CreateSubscriptionInput, DisableInput, GetSubscriptionParams, ListSubscriptionsParams,
-    RotateSecretInput, UpdateSubscriptionInput,
-};
+pub use commands::{CreateSubscription, ListSubscriptions, ReadSubscription, SubscriptionChanges};
 pub use service::{SubscriptionService, SubscriptionSettings};
 pub use view::{
     open_headers, sealing_context, SubscriptionView, SEALING_CONTEXT_HEADERS,
@@ -34,7 +31,7 @@ pub(crate) fn map_error(id: &str, e: AggregateError<SubscriptionError>) -> AppEr
             format!("subscription '{id}' already exists"),
         ),
         AggregateError::UserError(other) => AppError::BadRequest(other.to_string()),
-        other => crate::pagination::map_store_error(other),
+        other => crate::commands::map_store_error(other),
     }
 }
 
@@ -42,3 +39,6 @@ pub(crate) fn map_error(id: &str, e: AggregateError<SubscriptionError>) -> AppEr
 pub(crate) fn map_error_for_tests(id: &str, e: AggregateError<SubscriptionError>) -> AppError {
     map_error(id, e)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,7 @@
 //! The subscription use cases.
 
-use super::input::{
-    CreateSubscriptionInput, DisableInput, GetSubscriptionParams, ListSubscriptionsParams,
-    RotateSecretInput, UpdateSubscriptionInput,
+use super::commands::{
+    CreateSubscription, ListSubscriptions, ReadSubscription, SubscriptionChanges,
 };
 use super::map_error;
 use super::view::{
@@ -10,46 +9,39 @@ use super::view::{
 };
 use crate::commands::{execute_with_retry, Written};
 use crate::context::CommandContext;
-use crate::error::{AppError, Validator};
+use crate::error::AppError;
+use crate::fold;
 use crate::history::HistoryEntry;
-use crate::pagination::{decode_cursor, paginate, parse_limit, parse_time, Page};
-use crate::ports::{
-    Clock, CommandStore, EventLog, LogPosition, ProjectionWaiter, SecretCipher,
-    SubscriptionListQuery, SubscriptionReadModel,
-};
+use crate::pagination::{paginate, Page};
+use crate::ports::{AggregateStore, SubscriptionListQuery, SubscriptionReadModel};
+use crate::shared::Shared;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use hookline_domain::sealed::GENERATED_SECRET_BYTES;
 use hookline_domain::subscription::{
-    CustomHeaders, Description, DisableSubscription, EnableSubscription, RotateSecret, Subscribe,
-    Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionState, SubscriptionStatus,
-    Unsubscribe, UpdateSubscription,
+    CustomHeaders, DisableSubscription, EnableSubscription, RotateSecret, Subscribe, Subscription,
+    SubscriptionCommand, SubscriptionState, SubscriptionStatus, Unsubscribe, UpdateSubscription,
 };
 use hookline_domain::{
-    AllowList, EventFilter, EventPattern, Sealed, SignatureScheme, SigningSecret, SubscriptionId,
-    TargetUrl, TenantId, ValidationError,
+    AllowList, EventFilter, EventPattern, Sealed, SigningSecret, SubscriptionId, TargetUrl,
+    TenantId,
 };
-use rand::RngCore;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
-use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct SubscriptionSettings {
+    /// Private address ranges targets may use (URLs are checked against
+    /// it when the API parses them).
     pub allow_list: AllowList,
     /// How long a rotated-out secret keeps signing deliveries.
     pub rotation_overlap: chrono::Duration,
-    /// How long a write waits for the read models before answering.
-    pub consistency_timeout: Duration,
 }
 
 pub struct SubscriptionService {
-    store: Arc<dyn CommandStore<Subscription>>,
+    shared: Shared,
+    store: Arc<dyn AggregateStore<Subscription>>,
     read: Arc<dyn SubscriptionReadModel>,
-    log: Arc<dyn EventLog>,
-    cipher: Arc<dyn SecretCipher>,
-    clock: Arc<dyn Clock>,
-    waiter: Arc<dyn ProjectionWaiter>,
     settings: SubscriptionSettings,
     /// Serialises "check for a duplicate, then write" within this process.
     write_lock: tokio::sync::Mutex<()>,
@@ -63,35 +55,29 @@ impl fmt::Debug for SubscriptionService {
     }
 }
 
-fn missing(field: &str) -> ValidationError {
-    ValidationError::new(field, "is required")
-}
-
 impl SubscriptionService {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Arc<dyn CommandStore<Subscription>>,
+        shared: Shared,
+        store: Arc<dyn AggregateStore<Subscription>>,
         read: Arc<dyn SubscriptionReadModel>,
-        log: Arc<dyn EventLog>,
-        cipher: Arc<dyn SecretCipher>,
-        clock: Arc<dyn Clock>,
-        waiter: Arc<dyn ProjectionWaiter>,
         settings: SubscriptionSettings,
     ) -> Self {
         Self {
+            shared,
             store,
             read,
-            log,
-            cipher,
-            clock,
-            waiter,
             settings,
             write_lock: tokio::sync::Mutex::new(()),
         }
     }
 
+    /// The private ranges target URLs may use.
+    pub fn allow_list(&self) -> &AllowList {
+        &self.settings.allow_list
+    }
+
     fn seal_secret(&self, id: SubscriptionId, secret: &SigningSecret) -> Result<Sealed, AppError> {
-        self.cipher.seal(
+        self.shared.cipher.seal(
             secret.expose().as_bytes(),
             &sealing_context(SEALING_CONTEXT_SECRET, id),
         )
@@ -108,17 +94,22 @@ impl SubscriptionService {
         let bytes = serde_json::to_vec(headers.as_map())
             .map_err(|e| AppError::Internal(format!("headers did not serialise: {e}")))?;
         let sealed = self
+            .shared
             .cipher
             .seal(&bytes, &sealing_context(SEALING_CONTEXT_HEADERS, id))?;
         Ok((headers.names(), Some(sealed)))
     }
 
-    fn new_secret() -> SigningSecret {
-        let mut bytes = [0u8; GENERATED_SECRET_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        SigningSecret::from_random_bytes(&bytes)
+    fn new_secret(&self) -> SigningSecret {
+        SigningSecret::from_random_bytes(&self.shared.random_bytes::<GENERATED_SECRET_BYTES>())
     }
 
+    fn now(&self) -> DateTime<Utc> {
+        self.shared.clock.now()
+    }
+
+    /// Runs a command (rebuilt on conflicts) and waits, bounded, for the
+    /// read models; true when they caught up.
     async fn run(
         &self,
         ctx: &CommandContext,
@@ -126,31 +117,11 @@ impl SubscriptionService {
         make: impl FnMut() -> SubscriptionCommand + Send,
     ) -> Result<bool, AppError> {
         let key = id.to_string();
-        let position = execute_with_retry(
-            self.store.as_ref(),
-            &key,
-            make,
-            ctx.metadata(self.clock.now()),
-        )
-        .await
-        .map_err(|e| map_error(&key, e))?;
-        Ok(self.settle(position).await)
-    }
-
-    /// Waits (bounded) for the read models to include `position`.
-    async fn settle(&self, position: Option<LogPosition>) -> bool {
-        match position {
-            Some(p) => {
-                self.waiter
-                    .wait_for(
-                        <Subscription as cqrs_es::Aggregate>::TYPE,
-                        p,
-                        self.settings.consistency_timeout,
-                    )
-                    .await
-            }
-            None => true,
-        }
+        let position =
+            execute_with_retry(self.store.as_ref(), &key, make, &ctx.metadata(self.now()))
+                .await
+                .map_err(|e| map_error(&key, e))?;
+        Ok(self.shared.settle(Subscription::TYPE, position).await)
     }
 
     async fn load_state(
@@ -158,11 +129,12 @@ impl SubscriptionService {
         tenant: TenantId,
         id: SubscriptionId,
     ) -> Result<SubscriptionState, AppError> {
-        let aggregate = self.store.load(&id.to_string()).await?;
-        aggregate
-            .state()
+        let key = id.to_string();
+        let mut loaded = self.store.load(std::slice::from_ref(&key)).await?;
+        loaded
+            .remove(&key)
+            .and_then(|l| l.aggregate.state().cloned())
             .filter(|s| s.tenant_id == tenant)
-            .cloned()
             .ok_or_else(|| AppError::not_found("subscription", id))
     }
 
@@ -172,7 +144,7 @@ impl SubscriptionService {
         id: SubscriptionId,
     ) -> Result<SubscriptionView, AppError> {
         let state = self.load_state(tenant, id).await?;
-        SubscriptionView::render(&state, self.cipher.as_ref(), self.clock.now())
+        SubscriptionView::render(&state, self.shared.cipher.as_ref(), self.now())
     }
 
     async fn reject_duplicate(
@@ -197,90 +169,40 @@ impl SubscriptionService {
         }
     }
 
-    /// Creates a subscription. The response carries the full secret, the
-    /// only time it is ever shown.
+    /// Creates a subscription. The answer carries the full secret, the only
+    /// time it is ever shown.
     ///
     /// # Errors
-    /// Validation errors naming each bad field; 409 for an active duplicate.
+    /// 409 for an active duplicate.
     #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id))]
     pub async fn create(
         &self,
         ctx: &CommandContext,
-        input: CreateSubscriptionInput,
+        input: CreateSubscription,
     ) -> Result<Written<SubscriptionView>, AppError> {
-        let mut v = Validator::default();
-        let url = match &input.url {
-            Some(u) => v.check(TargetUrl::parse(u, &self.settings.allow_list)),
-            None => {
-                v.fail(missing("url"));
-                None
-            }
-        };
-        let events = match (&input.events, &input.event) {
-            (Some(list), None) => v.check(EventFilter::parse(list)),
-            (None, Some(one)) => v.check(EventFilter::parse(std::slice::from_ref(one))),
-            (Some(_), Some(_)) => {
-                v.fail(ValidationError::new(
-                    "events",
-                    "give either 'events' (a list) or 'event', not both",
-                ));
-                None
-            }
-            (None, None) => {
-                v.fail(missing("events"));
-                None
-            }
-        };
-        let secret = match &input.secret {
-            Some(s) => v.check(SigningSecret::parse(s)),
-            None => Some(Self::new_secret()),
-        };
-        let headers = match input.headers {
-            Some(map) => v.check(CustomHeaders::parse(map)),
-            None => Some(CustomHeaders::default()),
-        };
-        let description = match input.description.as_deref() {
-            Some("") | None => Some(None),
-            Some(d) => v.check(Description::parse(d)).map(Some),
-        };
-        let scheme = match input.signature_scheme.as_deref() {
-            Some(s) => v.check(SignatureScheme::parse(s)),
-            None => Some(SignatureScheme::default()),
-        };
-        v.finish()?;
-        let (Some(url), Some(events), Some(secret), Some(headers), Some(description), Some(scheme)) =
-            (url, events, secret, headers, description, scheme)
-        else {
-            return Err(AppError::Internal(
-                "validation passed without values".into(),
-            ));
-        };
-
-        let id = SubscriptionId::from_uuid(Uuid::now_v7());
-        let sealed_secret = self.seal_secret(id, &secret)?;
-        let (header_names, sealed_headers) = self.seal_headers(id, &headers)?;
-        let at = self.clock.now();
+        let secret = input.secret.unwrap_or_else(|| self.new_secret());
+        let id = SubscriptionId::from_uuid(self.shared.entropy.new_id());
+        let (header_names, headers) = self.seal_headers(id, &input.headers)?;
         let command = Subscribe {
             subscription_id: id,
             tenant_id: ctx.tenant_id,
-            url: url.clone(),
-            events: events.clone(),
+            url: input.url,
+            events: input.events,
             header_names,
-            headers: sealed_headers,
-            description,
-            signature_scheme: scheme,
-            secret: sealed_secret,
+            headers,
+            description: input.description,
+            signature_scheme: input.signature_scheme,
+            secret: self.seal_secret(id, &secret)?,
             secret_hint: secret.hint(),
-            at,
+            at: self.now(),
         };
-
-        let _guard = self.write_lock.lock().await;
-        self.reject_duplicate(ctx.tenant_id, &url, &events, None)
+        let guard = self.write_lock.lock().await;
+        self.reject_duplicate(ctx.tenant_id, &command.url, &command.events, None)
             .await?;
         let consistent = self
             .run(ctx, id, || SubscriptionCommand::Subscribe(command.clone()))
             .await?;
-        drop(_guard);
+        drop(guard);
         let mut view = self.render_current(ctx.tenant_id, id).await?;
         view.secret = secret.expose().to_string();
         tracing::info!(subscription_id = %id, "subscription created");
@@ -297,9 +219,9 @@ impl SubscriptionService {
         &self,
         tenant: TenantId,
         id: SubscriptionId,
-        params: &GetSubscriptionParams,
+        how: ReadSubscription,
     ) -> Result<SubscriptionView, AppError> {
-        let view = match parse_time("as_of", params.as_of.as_deref())? {
+        let view = match how.as_of {
             Some(at) => self.get_as_of(tenant, id, at).await?,
             None => {
                 let record = self
@@ -307,11 +229,11 @@ impl SubscriptionService {
                     .get(tenant, id)
                     .await?
                     .ok_or_else(|| AppError::not_found("subscription", id))?;
-                SubscriptionView::render(&record.state, self.cipher.as_ref(), self.clock.now())?
+                SubscriptionView::render(&record.state, self.shared.cipher.as_ref(), self.now())?
             }
         };
         // Deleted ones (now, or at `as_of`) only when asked for.
-        if view.status == SubscriptionStatus::Deleted && params.include_inactive != Some(true) {
+        if view.status == SubscriptionStatus::Deleted && !how.include_inactive {
             return Err(AppError::not_found("subscription", id));
         }
         Ok(view)
@@ -322,140 +244,95 @@ impl SubscriptionService {
         &self,
         tenant: TenantId,
         id: SubscriptionId,
-        at: chrono::DateTime<chrono::Utc>,
+        at: DateTime<Utc>,
     ) -> Result<SubscriptionView, AppError> {
         let events = self
+            .shared
             .log
-            .aggregate_history(<Subscription as cqrs_es::Aggregate>::TYPE, &id.to_string())
+            .aggregate_history(Subscription::TYPE, &id.to_string())
             .await?;
-        let mut aggregate = Subscription::default();
-        for stored in events.into_iter().filter(|e| e.recorded_at <= at) {
-            let event: SubscriptionEvent = stored
-                .payload
-                .parse()
-                .map_err(|e| AppError::Internal(format!("subscription event unreadable: {e}")))?;
-            aggregate.apply_event(event);
-        }
-        let state = aggregate
+        let loaded = fold::rebuild_as_of::<Subscription>(&events, at)?;
+        let state = loaded
+            .aggregate
             .state()
             .filter(|s| s.tenant_id == tenant)
             .ok_or_else(|| AppError::not_found("subscription", id))?;
-        SubscriptionView::render(state, self.cipher.as_ref(), at)
+        SubscriptionView::render(state, self.shared.cipher.as_ref(), at)
     }
 
     /// Newest first, keyset-paginated.
     ///
     /// # Errors
-    /// Validation errors for a bad `event`, `limit` or `cursor`.
+    /// Storage errors.
     pub async fn list(
         &self,
         tenant: TenantId,
-        params: ListSubscriptionsParams,
+        query: ListSubscriptions,
     ) -> Result<Page<SubscriptionView>, AppError> {
-        let limit = parse_limit(params.limit)?;
-        let before = params.cursor.as_deref().map(decode_cursor).transpose()?;
-        let any_of_patterns = params
-            .event
-            .as_deref()
-            .map(|e| EventPattern::parse(e, "event").map(|p| patterns_covering(&p)))
-            .transpose()?;
-        let query = SubscriptionListQuery {
-            any_of_patterns,
-            include_inactive: params.include_inactive == Some(true),
-            before,
-            limit,
-        };
-        let rows = self.read.list(tenant, &query).await?;
-        let now = self.clock.now();
+        let limit = query.page.limit;
+        let rows = self
+            .read
+            .list(
+                tenant,
+                &SubscriptionListQuery {
+                    any_of_patterns: query.event.as_ref().map(patterns_covering),
+                    include_inactive: query.include_inactive,
+                    before: query.page.before,
+                    limit,
+                },
+            )
+            .await?;
+        let now = self.now();
         paginate(
             rows,
             limit,
             |r| (r.state.created_at, *r.state.id.as_uuid()),
-            |r| SubscriptionView::render(&r.state, self.cipher.as_ref(), now),
+            |r| SubscriptionView::render(&r.state, self.shared.cipher.as_ref(), now),
         )
     }
 
     /// # Errors
-    /// Validation errors, 404, 409 for a deleted subscription or when the
+    /// 400 for no change, 404, 409 for a deleted subscription or when the
     /// change would duplicate another active subscription.
     #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id, subscription_id = %id))]
     pub async fn update(
         &self,
         ctx: &CommandContext,
         id: SubscriptionId,
-        input: UpdateSubscriptionInput,
+        changes: SubscriptionChanges,
     ) -> Result<Written<SubscriptionView>, AppError> {
-        if input.secret.is_some() {
-            return Err(ValidationError::new(
-                "secret",
-                format!(
-                    "cannot be changed with PATCH; use POST /v1/subscriptions/{id}/rotate-secret"
-                ),
-            )
-            .into());
-        }
-        if input.url.is_none()
-            && input.events.is_none()
-            && input.headers.is_none()
-            && input.description.is_none()
-            && input.signature_scheme.is_none()
-        {
+        if changes.is_empty() {
             return Err(AppError::BadRequest(
                 "the body must set at least one of url, events, headers, description, signature_scheme".into(),
             ));
         }
-        let mut v = Validator::default();
-        let url = input
-            .url
-            .as_deref()
-            .and_then(|u| v.check(TargetUrl::parse(u, &self.settings.allow_list)));
-        let events = input
-            .events
+        let headers = changes
+            .headers
             .as_ref()
-            .and_then(|e| v.check(EventFilter::parse(e)));
-        let headers = match input.headers {
-            None => None,
-            Some(None) => Some(CustomHeaders::default()),
-            Some(Some(map)) => v.check(CustomHeaders::parse(map)),
-        };
-        let description = match input.description {
-            None => None,
-            Some(None) => Some(None),
-            Some(Some(d)) if d.is_empty() => Some(None),
-            Some(Some(d)) => v.check(Description::parse(&d)).map(Some),
-        };
-        let scheme = input
-            .signature_scheme
-            .as_deref()
-            .and_then(|s| v.check(SignatureScheme::parse(s)));
-        v.finish()?;
-        let headers = headers.map(|h| self.seal_headers(id, &h)).transpose()?;
-
-        let _guard = self.write_lock.lock().await;
-        if url.is_some() || events.is_some() {
+            .map(|h| self.seal_headers(id, h))
+            .transpose()?;
+        let guard = self.write_lock.lock().await;
+        if changes.url.is_some() || changes.events.is_some() {
             let current = self.load_state(ctx.tenant_id, id).await?;
-            let new_url = url.clone().unwrap_or(current.url);
-            let new_events = events.clone().unwrap_or(current.events);
-            self.reject_duplicate(ctx.tenant_id, &new_url, &new_events, Some(id))
+            let url = changes.url.clone().unwrap_or(current.url);
+            let events = changes.events.clone().unwrap_or(current.events);
+            self.reject_duplicate(ctx.tenant_id, &url, &events, Some(id))
                 .await?;
         }
-        let command = UpdateSubscription {
-            tenant_id: ctx.tenant_id,
-            url,
-            events,
-            headers,
-            description,
-            signature_scheme: scheme,
-            at: self.clock.now(),
-        };
         let consistent = self
             .run(ctx, id, || {
-                let mut c = command.clone();
-                c.at = self.clock.now();
-                SubscriptionCommand::Update(c)
+                SubscriptionCommand::Update(UpdateSubscription {
+                    tenant_id: ctx.tenant_id,
+                    url: changes.url.clone(),
+                    events: changes.events.clone(),
+                    headers: headers.clone(),
+                    description: changes.description.clone(),
+                    signature_scheme: changes.signature_scheme,
+                    at: self.now(),
+                })
             })
             .await?;
-        drop(_guard);
+        drop(guard);
         let view = self.render_current(ctx.tenant_id, id).await?;
         Ok(Written {
             value: view,
@@ -463,26 +340,24 @@ impl SubscriptionService {
         })
     }
 
-    /// Replaces the secret; the old one keeps signing for the configured
-    /// overlap. The response carries the new secret in full, once.
+    /// Replaces the secret (with `secret`, or a generated one); the old one
+    /// keeps signing for the configured overlap. The answer carries the new
+    /// secret in full, once.
     ///
     /// # Errors
-    /// Validation errors for a supplied secret, 404, 409 when deleted.
+    /// 404, 409 when deleted.
     #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id, subscription_id = %id))]
     pub async fn rotate_secret(
         &self,
         ctx: &CommandContext,
         id: SubscriptionId,
-        input: RotateSecretInput,
+        secret: Option<SigningSecret>,
     ) -> Result<Written<SubscriptionView>, AppError> {
-        let secret = match input.secret.as_deref() {
-            Some(s) => SigningSecret::parse(s)?,
-            None => Self::new_secret(),
-        };
+        let secret = secret.unwrap_or_else(|| self.new_secret());
         let sealed = self.seal_secret(id, &secret)?;
         let consistent = self
             .run(ctx, id, || {
-                let at = self.clock.now();
+                let at = self.now();
                 SubscriptionCommand::RotateSecret(RotateSecret {
                     tenant_id: ctx.tenant_id,
                     secret: sealed.clone(),
@@ -501,25 +376,22 @@ impl SubscriptionService {
         })
     }
 
+    /// Stops deliveries to the subscription until it is enabled again.
+    ///
     /// # Errors
     /// 404, 409 when deleted.
     pub async fn disable(
         &self,
         ctx: &CommandContext,
         id: SubscriptionId,
-        input: DisableInput,
+        reason: String,
     ) -> Result<Written<SubscriptionView>, AppError> {
-        let reason = input
-            .reason
-            .filter(|r| !r.trim().is_empty())
-            .unwrap_or_else(|| "disabled through the API".to_string());
-        hookline_domain::validation::check_free_text("reason", &reason, 500)?;
         let consistent = self
             .run(ctx, id, || {
                 SubscriptionCommand::Disable(DisableSubscription {
                     tenant_id: ctx.tenant_id,
                     reason: reason.clone(),
-                    at: self.clock.now(),
+                    at: self.now(),
                 })
             })
             .await?;
@@ -541,7 +413,7 @@ impl SubscriptionService {
             .run(ctx, id, || {
                 SubscriptionCommand::Enable(EnableSubscription {
                     tenant_id: ctx.tenant_id,
-                    at: self.clock.now(),
+                    at: self.now(),
                 })
             })
             .await?;
@@ -567,7 +439,7 @@ impl SubscriptionService {
             .run(ctx, id, || {
                 SubscriptionCommand::Unsubscribe(Unsubscribe {
                     tenant_id: ctx.tenant_id,
-                    at: self.clock.now(),
+                    at: self.now(),
                 })
             })
             .await?;
@@ -576,6 +448,35 @@ impl SubscriptionService {
             value: (),
             consistent,
         })
+    }
+
+    /// Every subscription of a tenant that still exists (active or
+    /// disabled), for cascades such as a tenant's deletion.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn ids_of(&self, tenant: TenantId) -> Result<Vec<SubscriptionId>, AppError> {
+        let mut ids = Vec::new();
+        let mut before = None;
+        loop {
+            let rows = self
+                .read
+                .list(
+                    tenant,
+                    &SubscriptionListQuery {
+                        any_of_patterns: None,
+                        include_inactive: false,
+                        before,
+                        limit: crate::pagination::MAX_LIMIT,
+                    },
+                )
+                .await?;
+            let Some(last) = rows.last() else { break };
+            before = Some((last.state.created_at, *last.state.id.as_uuid()));
+            ids.extend(rows.iter().map(|r| r.state.id));
+        }
+        ids.dedup();
+        Ok(ids)
     }
 
     /// The subscription's events in order, secrets masked.
@@ -588,27 +489,15 @@ impl SubscriptionService {
         id: SubscriptionId,
     ) -> Result<Vec<HistoryEntry>, AppError> {
         let events = self
+            .shared
             .log
-            .aggregate_history(<Subscription as cqrs_es::Aggregate>::TYPE, &id.to_string())
+            .aggregate_history(Subscription::TYPE, &id.to_string())
             .await?;
-        let owner = events
-            .first()
-            .and_then(|e| e.payload.str_field("tenant_id"));
-        if owner != Some(tenant.to_string()) {
+        let owner = events.first().and_then(|e| e.meta()).map(|m| m.tenant_id);
+        if owner != Some(tenant) {
             return Err(AppError::not_found("subscription", id));
         }
         Ok(events.into_iter().map(HistoryEntry::from_stored).collect())
-    }
-
-    /// The headers a subscription sends, unsealed (for deliveries).
-    ///
-    /// # Errors
-    /// When the headers cannot be unsealed.
-    pub fn headers_of(
-        &self,
-        state: &SubscriptionState,
-    ) -> Result<BTreeMap<String, String>, AppError> {
-        super::view::open_headers(state, self.cipher.as_ref())
     }
 }
 

@@ -7,7 +7,6 @@ use crate::ports::SecretCipher;
 use chrono::{DateTime, Utc};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::{SignatureScheme, SubscriptionId, TenantId};
-use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Associated data binding a sealed secret to its subscription.
@@ -19,7 +18,7 @@ pub fn sealing_context(kind: &str, id: SubscriptionId) -> String {
     format!("{kind}:{id}")
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SubscriptionView {
     pub id: SubscriptionId,
     pub tenant_id: TenantId,
@@ -29,14 +28,12 @@ pub struct SubscriptionView {
     pub description: Option<String>,
     pub signature_scheme: SignatureScheme,
     pub status: SubscriptionStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
     /// Masked (`whsec_…x7Qa`) except in the response that created or
     /// rotated it.
     pub secret: String,
     /// While a rotation overlap lasts: when the previous secret stops
     /// signing deliveries.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -13,9 +13,8 @@ pub use fairness::{Admission, Fairness};
 pub use prepare::{request_for, Prepared};
 pub use recorder::{Outcome, OutcomeRecorder};
 
-use crate::ports::{
-    Clock, DueDelivery, DueQueue, SecretCipher, SubscriptionDirectory, WebhookSender,
-};
+use crate::ports::{DueDelivery, DueQueue, SubscriptionDirectory, WebhookSender};
+use crate::shared::Shared;
 use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::{DeliveryId, SubscriptionId};
 use std::collections::HashMap;
@@ -25,7 +24,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -42,12 +40,11 @@ pub struct WorkerSettings {
 }
 
 pub struct Worker {
+    shared: Shared,
     queue: Arc<dyn DueQueue>,
     sender: Arc<dyn WebhookSender>,
     directory: Arc<dyn SubscriptionDirectory>,
-    cipher: Arc<dyn SecretCipher>,
     recorder: Arc<OutcomeRecorder>,
-    clock: Arc<dyn Clock>,
     settings: WorkerSettings,
     prepared: Mutex<HashMap<SubscriptionId, Arc<Prepared>>>,
     fairness: Fairness,
@@ -63,21 +60,19 @@ impl fmt::Debug for Worker {
 
 impl Worker {
     pub fn new(
+        shared: Shared,
         queue: Arc<dyn DueQueue>,
         sender: Arc<dyn WebhookSender>,
         directory: Arc<dyn SubscriptionDirectory>,
-        cipher: Arc<dyn SecretCipher>,
         recorder: Arc<OutcomeRecorder>,
-        clock: Arc<dyn Clock>,
         settings: WorkerSettings,
     ) -> Self {
         Self {
+            shared,
             queue,
             sender,
             directory,
-            cipher,
             recorder,
-            clock,
             fairness: Fairness::new(settings.concurrency.max(1)),
             settings,
             prepared: Mutex::new(HashMap::new()),
@@ -244,7 +239,7 @@ impl Worker {
                 })
             }
         }
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         let request = request_for(&due, &prepared, &self.settings.user_agent, now);
         let url = request.url.clone();
         let result = self.sender.send(request).await;
@@ -270,7 +265,7 @@ impl Worker {
 
         Some(Outcome::Attempted {
             due,
-            attempt_id: Uuid::now_v7(),
+            attempt_id: self.shared.entropy.new_id(),
             url,
             result,
         })
@@ -290,7 +285,7 @@ impl Worker {
                 return Ok(Some(hit));
             }
         }
-        let prepared = Arc::new(Prepared::build(&state, self.cipher.as_ref())?);
+        let prepared = Arc::new(Prepared::build(&state, self.shared.cipher.as_ref())?);
         if let Ok(mut map) = self.prepared.lock() {
             map.insert(id, prepared.clone());
         }
@@ -304,3 +299,6 @@ async fn sleep_or_cancel(shutdown: &CancellationToken, d: Duration) -> bool {
         () = tokio::time::sleep(d) => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,13 +4,12 @@
 //! the batch falls back to one command at a time through cqrs-es.
 
 use crate::commands::execute_with_retry;
+use crate::context::Actor;
 use crate::error::AppError;
-use crate::ports::{
-    AppendError, Clock, CommandStore, DueDelivery, EventAppender, EventLog, NewEvent, SendOutcome,
-    SendResult,
-};
-use chrono::SecondsFormat;
-use cqrs_es::{Aggregate, AggregateError, DomainEvent};
+use crate::metadata::EventMetadata;
+use crate::ports::{AggregateStore, AppendError, Change, DueDelivery, SendOutcome, SendResult};
+use crate::shared::Shared;
+use cqrs_es::AggregateError;
 use hookline_domain::delivery::{
     AbandonDelivery, AttemptFailure, AttemptSuccess, Delivery, DeliveryCommand, DeliveryError,
     DeliveryEvent,
@@ -18,9 +17,7 @@ use hookline_domain::delivery::{
 use hookline_domain::outcome::ErrorKind;
 use hookline_domain::retry::RetryPolicy;
 use hookline_domain::subscription::{DisableSubscription, Subscription, SubscriptionCommand};
-use hookline_domain::DeliveryId;
-use rand::Rng;
-use std::collections::HashMap;
+use hookline_domain::{DeliveryId, SubscriptionId, TenantId};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,11 +52,9 @@ impl Outcome {
 }
 
 pub struct OutcomeRecorder {
-    log: Arc<dyn EventLog>,
-    appender: Arc<dyn EventAppender>,
-    deliveries: Arc<dyn CommandStore<Delivery>>,
-    subscriptions: Arc<dyn CommandStore<Subscription>>,
-    clock: Arc<dyn Clock>,
+    shared: Shared,
+    deliveries: Arc<dyn AggregateStore<Delivery>>,
+    subscriptions: Arc<dyn AggregateStore<Subscription>>,
     policy: RetryPolicy,
     worker_id: String,
 }
@@ -76,8 +71,9 @@ impl fmt::Debug for OutcomeRecorder {
 struct Decided {
     id: DeliveryId,
     command: DeliveryCommand,
-    metadata: HashMap<String, String>,
-    gone: Option<String>,
+    metadata: EventMetadata,
+    /// The subscription to disable (its endpoint answered 410 Gone).
+    gone: Option<(SubscriptionId, TenantId, String)>,
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -110,20 +106,16 @@ fn http_reason(status: u16) -> Option<&'static str> {
 
 impl OutcomeRecorder {
     pub fn new(
-        log: Arc<dyn EventLog>,
-        appender: Arc<dyn EventAppender>,
-        deliveries: Arc<dyn CommandStore<Delivery>>,
-        subscriptions: Arc<dyn CommandStore<Subscription>>,
-        clock: Arc<dyn Clock>,
+        shared: Shared,
+        deliveries: Arc<dyn AggregateStore<Delivery>>,
+        subscriptions: Arc<dyn AggregateStore<Subscription>>,
         policy: RetryPolicy,
         worker_id: String,
     ) -> Self {
         Self {
-            log,
-            appender,
+            shared,
             deliveries,
             subscriptions,
-            clock,
             policy,
             worker_id,
         }
@@ -146,110 +138,83 @@ impl OutcomeRecorder {
         }
     }
 
-    fn metadata(&self, due: &DueDelivery) -> HashMap<String, String> {
-        let mut m = HashMap::from([
-            (
-                "request_id".to_string(),
-                due.request_id
-                    .clone()
-                    .unwrap_or_else(|| format!("system:worker:{}", due.delivery_id)),
-            ),
-            ("tenant_id".to_string(), due.tenant_id.to_string()),
-            ("actor".to_string(), "system:worker".to_string()),
-            ("worker_id".to_string(), self.worker_id.clone()),
-            (
-                "occurred_at".to_string(),
-                self.clock
-                    .now()
-                    .to_rfc3339_opts(SecondsFormat::Micros, true),
-            ),
-        ]);
-        if let Some(t) = &due.triggered_by {
-            m.insert("triggered_by".to_string(), t.clone());
+    fn metadata(&self, due: &DueDelivery) -> EventMetadata {
+        EventMetadata {
+            request_id: due
+                .request_id
+                .clone()
+                .unwrap_or_else(|| format!("system:worker:{}", due.delivery_id)),
+            tenant_id: due.tenant_id,
+            actor: Actor::System("worker").to_string(),
+            occurred_at: self.shared.clock.now(),
+            worker_id: Some(self.worker_id.clone()),
+            triggered_by: due.triggered_by.clone(),
+            chain: None,
         }
-        m
     }
 
-    fn command_for(&self, outcome: &Outcome) -> (DeliveryCommand, Option<String>) {
-        match outcome {
-            Outcome::Skipped { due, reason } => (
-                DeliveryCommand::Abandon(AbandonDelivery {
+    /// The command an outcome stands for.
+    pub fn command_for(&self, outcome: &Outcome) -> DeliveryCommand {
+        let (due, attempt_id, url, result) = match outcome {
+            Outcome::Skipped { due, reason } => {
+                return DeliveryCommand::Abandon(AbandonDelivery {
                     tenant_id: due.tenant_id,
                     reason: reason.clone(),
-                    at: self.clock.now(),
-                }),
-                None,
-            ),
+                    at: self.shared.clock.now(),
+                })
+            }
             Outcome::Attempted {
                 due,
                 attempt_id,
                 url,
                 result,
-            } => match &result.outcome {
-                SendOutcome::Response {
-                    status, excerpt, ..
-                } if (200..300).contains(status) => (
-                    DeliveryCommand::Delivered(AttemptSuccess {
-                        tenant_id: due.tenant_id,
-                        attempt_id: *attempt_id,
-                        attempt: due.attempt,
-                        url: url.clone(),
-                        started_at: result.started_at,
-                        duration_ms: result.duration_ms,
-                        status_code: *status,
-                        response_excerpt: excerpt.clone(),
-                    }),
-                    None,
-                ),
-                SendOutcome::Response {
-                    status,
-                    retry_after_secs,
-                    excerpt,
-                } => (
-                    DeliveryCommand::AttemptFailed(AttemptFailure {
-                        tenant_id: due.tenant_id,
-                        attempt_id: *attempt_id,
-                        attempt: due.attempt,
-                        url: url.clone(),
-                        started_at: result.started_at,
-                        duration_ms: result.duration_ms,
-                        status_code: Some(*status),
-                        error_kind: ErrorKind::HttpStatus,
-                        error_message: format!(
-                            "the receiver answered {status} {}",
-                            reason_phrase(*status)
-                        )
-                        .trim_end()
-                        .to_string(),
-                        response_excerpt: excerpt.clone(),
-                        retry_after_secs: *retry_after_secs,
-                        jitter: rand::thread_rng().gen_range(-1.0..=1.0),
-                    }),
-                    (*status == 410).then(|| {
-                        format!(
-                            "the endpoint answered 410 Gone to delivery {}",
-                            due.delivery_id
-                        )
-                    }),
-                ),
-                SendOutcome::Failed { kind, message } => (
-                    DeliveryCommand::AttemptFailed(AttemptFailure {
-                        tenant_id: due.tenant_id,
-                        attempt_id: *attempt_id,
-                        attempt: due.attempt,
-                        url: url.clone(),
-                        started_at: result.started_at,
-                        duration_ms: result.duration_ms,
-                        status_code: None,
-                        error_kind: *kind,
-                        error_message: message.clone(),
-                        response_excerpt: None,
-                        retry_after_secs: None,
-                        jitter: rand::thread_rng().gen_range(-1.0..=1.0),
-                    }),
-                    None,
-                ),
-            },
+            } => (due, *attempt_id, url.clone(), result),
+        };
+        let failure = |status_code, error_kind, error_message, response_excerpt, retry_after| {
+            DeliveryCommand::AttemptFailed(AttemptFailure {
+                tenant_id: due.tenant_id,
+                attempt_id,
+                attempt: due.attempt,
+                url: url.clone(),
+                started_at: result.started_at,
+                duration_ms: result.duration_ms,
+                status_code,
+                error_kind,
+                error_message,
+                response_excerpt,
+                retry_after_secs: retry_after,
+                jitter: self.shared.entropy.jitter(),
+            })
+        };
+        match &result.outcome {
+            SendOutcome::Response {
+                status, excerpt, ..
+            } if (200..300).contains(status) => DeliveryCommand::Delivered(AttemptSuccess {
+                tenant_id: due.tenant_id,
+                attempt_id,
+                attempt: due.attempt,
+                url,
+                started_at: result.started_at,
+                duration_ms: result.duration_ms,
+                status_code: *status,
+                response_excerpt: excerpt.clone(),
+            }),
+            SendOutcome::Response {
+                status,
+                retry_after_secs,
+                excerpt,
+            } => failure(
+                Some(*status),
+                ErrorKind::HttpStatus,
+                format!("the receiver answered {status} {}", reason_phrase(*status))
+                    .trim_end()
+                    .to_string(),
+                excerpt.clone(),
+                *retry_after_secs,
+            ),
+            SendOutcome::Failed { kind, message } => {
+                failure(None, *kind, message.clone(), None, None)
+            }
         }
     }
 
@@ -258,15 +223,9 @@ impl OutcomeRecorder {
     /// a log line; storage failures are retried, and if they persist the
     /// leases expire and the attempts are made again.
     pub async fn record(&self, outcomes: Vec<Outcome>) {
-        let mut ids: Vec<String> = outcomes
-            .iter()
-            .map(|o| o.due().delivery_id.to_string())
-            .collect();
-        ids.sort();
-        ids.dedup();
         let mut pause = Duration::from_millis(100);
         for round in 0..4 {
-            match self.record_batch(&outcomes, &ids).await {
+            match self.record_batch(&outcomes).await {
                 Ok(()) => return,
                 Err(e) if round < 3 => {
                     tracing::warn!(error = %e, "recording attempt outcomes failed; retrying");
@@ -280,70 +239,78 @@ impl OutcomeRecorder {
         }
     }
 
-    async fn record_batch(&self, outcomes: &[Outcome], ids: &[String]) -> Result<(), AppError> {
-        let stored = self.log.events_of_many(Delivery::TYPE, ids).await?;
-        // Each aggregate, its last sequence and that event's chain link.
-        let mut aggregates: HashMap<String, (Delivery, i64, Option<String>)> = HashMap::new();
-        for event in stored {
-            let parsed: DeliveryEvent = event
-                .payload
-                .parse()
-                .map_err(|e| AppError::Internal(format!("delivery event unreadable: {e}")))?;
-            let link = crate::audit::chain::stored_link(&event.metadata).map(str::to_string);
-            let entry = aggregates.entry(event.aggregate_id).or_default();
-            entry.0.apply_event(parsed);
-            entry.1 = event.sequence;
-            entry.2 = link;
-        }
+    async fn record_batch(&self, outcomes: &[Outcome]) -> Result<(), AppError> {
+        let mut ids: Vec<String> = outcomes
+            .iter()
+            .map(|o| o.due().delivery_id.to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut loaded = self.deliveries.load(&ids).await?;
         let mut decided = Vec::new();
-        let mut new_events = Vec::new();
+        let mut changes: Vec<Change<Delivery>> = Vec::new();
         for outcome in outcomes {
             let due = outcome.due();
             let key = due.delivery_id.to_string();
-            let Some((aggregate, sequence, link)) = aggregates.get_mut(&key) else {
+            let Some(current) = loaded.get_mut(&key) else {
                 tracing::warn!(delivery_id = %due.delivery_id, "outcome for an unknown delivery dropped");
                 continue;
             };
-            let (command, gone) = self.command_for(outcome);
-            match aggregate.decide(command.clone(), &self.policy) {
+            let command = self.command_for(outcome);
+            match current.aggregate.decide(command.clone(), &self.policy) {
                 Ok(events) => {
                     let metadata = self.metadata(due);
-                    let meta_json = serde_json::to_value(&metadata)
-                        .map_err(|e| AppError::Internal(e.to_string()))?;
-                    for event in events {
-                        *sequence += 1;
-                        new_events.push(NewEvent {
-                            aggregate_type: Delivery::TYPE,
-                            aggregate_id: key.clone(),
-                            sequence: *sequence,
-                            event_type: event.event_type(),
-                            event_version: event.event_version(),
-                            payload: crate::deliveries::payload_of(&event)?,
-                            metadata: meta_json.clone(),
-                            previous_link: link.take(),
-                        });
-                        aggregate.apply_event(event);
+                    let gone = events.iter().any(|e| {
+                        matches!(
+                            e,
+                            DeliveryEvent::AttemptFailed {
+                                endpoint_gone: true,
+                                ..
+                            }
+                        )
+                    });
+                    let version = current.version;
+                    for event in &events {
+                        current.aggregate.apply_event(event.clone());
+                        current.version += 1;
                     }
+                    changes.push(Change {
+                        aggregate_id: key,
+                        version,
+                        events,
+                        metadata: metadata.clone(),
+                    });
                     decided.push(Decided {
                         id: due.delivery_id,
                         command,
                         metadata,
-                        gone,
+                        gone: gone.then(|| {
+                            (
+                                due.subscription_id,
+                                due.tenant_id,
+                                format!(
+                                    "the endpoint answered 410 Gone to delivery {}",
+                                    due.delivery_id
+                                ),
+                            )
+                        }),
                     });
                 }
                 Err(refusal) => log_refusal(due, &refusal),
             }
         }
-        if new_events.is_empty() {
+        if changes.is_empty() {
             return Ok(());
         }
-        match self.appender.append(new_events).await {
+        match self.deliveries.append(changes, None).await {
             Ok(_) => {}
             Err(AppendError::Conflict) => self.one_by_one(&decided).await?,
             Err(AppendError::Other(e)) => return Err(e),
         }
-        for d in decided.iter().filter(|d| d.gone.is_some()) {
-            self.disable_gone(d, outcomes).await;
+        for d in &decided {
+            if let Some(gone) = &d.gone {
+                self.disable_gone(gone, &d.metadata).await;
+            }
         }
         Ok(())
     }
@@ -355,7 +322,7 @@ impl OutcomeRecorder {
                 self.deliveries.as_ref(),
                 &d.id.to_string(),
                 || d.command.clone(),
-                d.metadata.clone(),
+                &d.metadata,
             )
             .await;
             match result {
@@ -363,40 +330,36 @@ impl OutcomeRecorder {
                 Err(AggregateError::UserError(refusal)) => {
                     tracing::info!(delivery_id = %d.id, %refusal, "outcome refused by the delivery");
                 }
-                Err(e) => return Err(crate::pagination::map_store_error(e)),
+                Err(e) => return Err(crate::commands::map_store_error(e)),
             }
         }
         Ok(())
     }
 
-    async fn disable_gone(&self, d: &Decided, outcomes: &[Outcome]) {
-        let Some(reason) = &d.gone else { return };
-        let Some(due) = outcomes
-            .iter()
-            .map(Outcome::due)
-            .find(|due| due.delivery_id == d.id)
-        else {
-            return;
-        };
+    async fn disable_gone(
+        &self,
+        (subscription, tenant, reason): &(SubscriptionId, TenantId, String),
+        metadata: &EventMetadata,
+    ) {
         let result = execute_with_retry(
             self.subscriptions.as_ref(),
-            &due.subscription_id.to_string(),
+            &subscription.to_string(),
             || {
                 SubscriptionCommand::Disable(DisableSubscription {
-                    tenant_id: due.tenant_id,
+                    tenant_id: *tenant,
                     reason: reason.clone(),
-                    at: self.clock.now(),
+                    at: self.shared.clock.now(),
                 })
             },
-            d.metadata.clone(),
+            metadata,
         )
         .await;
         match result {
             Ok(_) => {
-                tracing::warn!(subscription_id = %due.subscription_id, "subscription disabled: its endpoint answered 410 Gone")
+                tracing::warn!(subscription_id = %subscription, "subscription disabled: its endpoint answered 410 Gone")
             }
             Err(e) => {
-                tracing::info!(subscription_id = %due.subscription_id, error = %e, "could not disable the subscription after 410")
+                tracing::info!(subscription_id = %subscription, error = %e, "could not disable the subscription after 410")
             }
         }
     }

@@ -6,7 +6,9 @@ use super::log_reader::{decode, unavailable};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use hookline_application::ports::{AuditLog, AuditQuery, LogPosition, StoredEvent};
+use hookline_application::ports::{
+    AuditLog, AuditQuery, LogArchive, LogPosition, LogSnapshot, StoredEvent,
+};
 use hookline_application::AppError;
 use hookline_domain::{TenantId, ValidationError};
 use sqlx::{PgConnection, PgPool, Row};
@@ -153,5 +155,102 @@ impl AuditLog for PgAuditLog {
             .map(decode)
             .collect::<Result<_, _>>()
             .map_err(unavailable)
+    }
+}
+
+/// The whole log for auditors' tools, each read on a connection of its own
+/// (if it drops, the command fails instead of carrying on with another).
+#[derive(Debug, Clone)]
+pub struct PgLogArchive {
+    options: sqlx::postgres::PgConnectOptions,
+}
+
+impl PgLogArchive {
+    pub fn new(options: sqlx::postgres::PgConnectOptions) -> Self {
+        Self { options }
+    }
+
+    async fn connect(&self, name: &str) -> Result<PgConnection, AppError> {
+        use sqlx::ConnectOptions;
+        self.options
+            .clone()
+            .application_name(name)
+            .connect()
+            .await
+            .map_err(unavailable)
+    }
+}
+
+/// A repeatable-read transaction on its own connection.
+struct PgSnapshot {
+    conn: PgConnection,
+}
+
+#[async_trait]
+impl LogSnapshot for PgSnapshot {
+    async fn position_of(&mut self, position: i64) -> Result<Option<LogPosition>, AppError> {
+        position_of(&mut self.conn, position)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn page(
+        &mut self,
+        tenant: Option<TenantId>,
+        after: LogPosition,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, AppError> {
+        commit_order_page(&mut self.conn, tenant, after, i64::from(limit), None, None)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), AppError> {
+        sqlx::query("COMMIT")
+            .execute(&mut self.conn)
+            .await
+            .map_err(unavailable)?;
+        use sqlx::Connection;
+        drop(self.conn.close().await);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LogArchive for PgLogArchive {
+    async fn snapshot(&self) -> Result<Box<dyn LogSnapshot>, AppError> {
+        let mut conn = self.connect("hookline-audit-export").await?;
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(Box::new(PgSnapshot { conn }))
+    }
+
+    fn by_aggregate(
+        &self,
+        tenant: Option<TenantId>,
+    ) -> BoxStream<'static, Result<StoredEvent, AppError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<StoredEvent, AppError>>(1000);
+        let archive = self.clone();
+        tokio::spawn(async move {
+            let mut conn = match archive.connect("hookline-audit-verify").await {
+                Ok(c) => c,
+                Err(e) => {
+                    drop(tx.send(Err(e)).await);
+                    return;
+                }
+            };
+            let mut rows = by_aggregate(&mut conn, tenant);
+            while let Some(row) = rows.next().await {
+                if tx.send(row.map_err(unavailable)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .boxed()
     }
 }

@@ -7,7 +7,9 @@ use hookline_application::ports::{
     AttemptRecord, DeliveryListQuery, DeliveryReadModel, DeliveryRecord, DueDelivery, DueQueue,
 };
 use hookline_application::AppError;
-use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
+use hookline_domain::delivery::DeliveryStatus;
+use hookline_domain::outcome::ErrorKind;
+use hookline_domain::{DeliveryId, EventId, EventPattern, SubscriptionId, TenantId};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use std::sync::Arc;
@@ -20,6 +22,22 @@ pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, subscription_id, event
 const ATTEMPT_COLUMNS: &str = "id, delivery_id, attempt, subscription_id, request_id, triggered_by, url, started_at, \
      duration_ms, status_code, outcome, error_kind, error_message, response_excerpt, next_attempt_at";
 
+fn status(r: &PgRow, column: &str) -> Result<DeliveryStatus, sqlx::Error> {
+    let text: String = r.try_get(column)?;
+    DeliveryStatus::parse(&text)
+        .ok_or_else(|| sqlx::Error::Decode(format!("{column}: unknown status '{text}'").into()))
+}
+
+fn error_kind(r: &PgRow, column: &str) -> Result<Option<ErrorKind>, sqlx::Error> {
+    let text: Option<String> = r.try_get(column)?;
+    text.map(|t| {
+        ErrorKind::parse(&t).ok_or_else(|| {
+            sqlx::Error::Decode(format!("{column}: unknown error kind '{t}'").into())
+        })
+    })
+    .transpose()
+}
+
 /// A `deliveries_view` row (selected with [`DELIVERY_COLUMNS`]).
 pub(crate) fn delivery(r: &PgRow) -> Result<DeliveryRecord, sqlx::Error> {
     Ok(DeliveryRecord {
@@ -28,13 +46,13 @@ pub(crate) fn delivery(r: &PgRow) -> Result<DeliveryRecord, sqlx::Error> {
         subscription_id: SubscriptionId::from_uuid(r.try_get("subscription_id")?),
         event_id: EventId::from_uuid(r.try_get("event_id")?),
         event_type: r.try_get("event_type")?,
-        status: r.try_get("status")?,
+        status: status(r, "status")?,
         attempts: r.try_get("attempts")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
         url: r.try_get("url")?,
         request_id: r.try_get("request_id")?,
         last_status_code: r.try_get("last_status_code")?,
-        last_error_kind: r.try_get("last_error_kind")?,
+        last_error_kind: error_kind(r, "last_error_kind")?,
         last_error: r.try_get("last_error")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -54,8 +72,8 @@ fn attempt(r: &PgRow) -> Result<AttemptRecord, sqlx::Error> {
         started_at: r.try_get("started_at")?,
         duration_ms: r.try_get("duration_ms")?,
         status_code: r.try_get("status_code")?,
-        outcome: r.try_get("outcome")?,
-        error_kind: r.try_get("error_kind")?,
+        outcome: status(r, "outcome")?,
+        error_kind: error_kind(r, "error_kind")?,
         error_message: r.try_get("error_message")?,
         response_excerpt: r.try_get("response_excerpt")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
@@ -116,27 +134,26 @@ impl DeliveryReadModel for PgDeliveryReadModel {
             "SELECT {DELIVERY_COLUMNS} FROM deliveries_view WHERE tenant_id = "
         ));
         sql.push_bind(tenant.as_uuid());
-        match q.event_type.as_deref() {
-            None | Some("*") => {}
-            Some(p) => match p.strip_suffix(".*") {
-                Some(prefix) => {
-                    sql.push(" AND event_type LIKE ")
-                        .push_bind(like_prefix(prefix));
-                }
-                None => {
-                    sql.push(" AND event_type = ").push_bind(p.to_string());
-                }
-            },
+        match &q.event_type {
+            None | Some(EventPattern::All) => {}
+            Some(EventPattern::Prefix(prefix)) => {
+                sql.push(" AND event_type LIKE ")
+                    .push_bind(like_prefix(prefix));
+            }
+            Some(EventPattern::Exact(name)) => {
+                sql.push(" AND event_type = ").push_bind(name.to_string());
+            }
         }
-        if let Some(status) = &q.status {
-            sql.push(" AND status = ").push_bind(status.clone());
+        if let Some(status) = q.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
         }
         if let Some(sub) = q.subscription_id {
             sql.push(" AND subscription_id = ")
                 .push_bind(*sub.as_uuid());
         }
         if let Some(request_id) = &q.request_id {
-            sql.push(" AND request_id = ").push_bind(request_id.clone());
+            sql.push(" AND request_id = ")
+                .push_bind(request_id.as_str().to_string());
         }
         if let Some(since) = q.since {
             sql.push(" AND created_at >= ").push_bind(since);

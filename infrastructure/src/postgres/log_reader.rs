@@ -13,7 +13,7 @@ use hookline_application::AppError;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
                        event_type, event_version, payload, metadata, recorded_at";
 
@@ -115,27 +115,6 @@ impl EventLog for PgEventLog {
         let rows = sqlx::query(&sql)
             .bind(aggregate_type)
             .bind(aggregate_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        rows.iter()
-            .map(decode)
-            .collect::<Result<_, _>>()
-            .map_err(unavailable)
-    }
-
-    async fn events_of_many(
-        &self,
-        aggregate_type: &str,
-        aggregate_ids: &[String],
-    ) -> Result<Vec<StoredEvent>, AppError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
-             ORDER BY aggregate_id, sequence"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(aggregate_type)
-            .bind(aggregate_ids)
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;

@@ -2,19 +2,18 @@
 //! event store behind cqrs-es, the position-tracked log reader, projections
 //! with their checkpoints, and the read-model and tenant adapters.
 
-pub mod appender;
 pub mod audit;
-pub mod chained;
 pub mod checkpoints;
 pub mod copy;
 pub mod deliveries;
 pub mod directory;
-pub mod event_store;
+pub mod health;
 pub mod local;
 pub mod log_reader;
 pub mod pool;
 pub mod projections;
 pub mod replay;
+pub mod store;
 pub mod tenants;
 pub mod wakeup;
 

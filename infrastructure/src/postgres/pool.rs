@@ -60,11 +60,28 @@ pub async fn connect(
     })
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(transparent)]
+    Schema(#[from] sqlx::migrate::MigrateError),
+    #[error("turning tenants stored as rows into events: {0}")]
+    Tenants(hookline_application::AppError),
+}
+
 /// Applies pending migrations (concurrent callers are serialised by an
-/// advisory lock inside sqlx).
+/// advisory lock inside sqlx), then turns tenants stored as plain rows by
+/// earlier versions into events of the log.
 ///
 /// # Errors
 /// When a migration fails or the database is unreachable.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+pub async fn migrate(pool: &PgPool) -> Result<(), MigrationError> {
+    MIGRATOR.run(pool).await?;
+    let store = super::store::PgAggregateStore::<hookline_domain::tenant::Tenant>::new(
+        super::store::PgLog::new(pool.clone(), super::wakeup::LogWakeups::new(&[])),
+        (),
+    );
+    super::tenants::adopt_legacy_rows(pool, &store)
+        .await
+        .map_err(MigrationError::Tenants)?;
+    Ok(())
 }

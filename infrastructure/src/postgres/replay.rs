@@ -6,46 +6,43 @@
 
 use super::checkpoints;
 use super::log_reader::decode;
+use super::log_reader::unavailable;
 use super::projections::deliveries::{ATTEMPTS_TABLE, VIEW_TABLE};
 use super::projections::deliveries_projection;
 use super::projections::queue::TABLE as QUEUE_TABLE;
 use super::projections::subscriptions::{SubscriptionsProjection, TABLE as SUBSCRIPTIONS_TABLE};
 use super::projections::{lock_key, Projection, ProjectionError};
+use super::tenants::{TenantsProjection, KEYS_TABLE as TENANT_KEYS, VIEW_TABLE as TENANTS_VIEW};
 use super::wakeup::Wakeup;
-use hookline_application::ports::{LogPosition, StoredEvent};
+use hookline_application::ports::{LogPosition, ReadModelRebuilder, RebuildReport, StoredEvent};
+use hookline_application::AppError;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Events per replay transaction.
 pub const REPLAY_BATCH: i64 = 20_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rebuildable {
+    Tenants,
     Subscriptions,
     /// The delivery views, attempts and the due queue (one projection).
     Deliveries,
 }
 
 impl Rebuildable {
-    pub const ALL: [Self; 2] = [Self::Subscriptions, Self::Deliveries];
+    pub const ALL: [Self; 3] = [Self::Tenants, Self::Subscriptions, Self::Deliveries];
 
-    /// # Errors
-    /// Names the valid projections.
-    pub fn parse(name: &str) -> Result<Vec<Self>, String> {
-        match name {
-            "all" => Ok(Self::ALL.to_vec()),
-            "subscriptions" => Ok(vec![Self::Subscriptions]),
-            "deliveries" => Ok(vec![Self::Deliveries]),
-            other => Err(format!(
-                "unknown projection '{other}': use subscriptions, deliveries or all"
-            )),
-        }
+    /// The read model called `name` (its live projection's checkpoint).
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
     }
 
     /// The live projection's checkpoint name.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Tenants => "tenants",
             Self::Subscriptions => "subscriptions",
             Self::Deliveries => "deliveries",
         }
@@ -53,6 +50,7 @@ impl Rebuildable {
 
     fn tables(self) -> &'static [&'static str] {
         match self {
+            Self::Tenants => &[TENANTS_VIEW, TENANT_KEYS],
             Self::Subscriptions => &[SUBSCRIPTIONS_TABLE],
             Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE, QUEUE_TABLE],
         }
@@ -60,6 +58,7 @@ impl Rebuildable {
 
     fn projection(self, suffix: &str) -> Arc<dyn Projection> {
         match self {
+            Self::Tenants => Arc::new(TenantsProjection::new(suffix)),
             Self::Subscriptions => Arc::new(SubscriptionsProjection::new(format!(
                 "{SUBSCRIPTIONS_TABLE}{suffix}"
             ))),
@@ -68,19 +67,33 @@ impl Rebuildable {
     }
 }
 
+/// The application's `ReadModelRebuilder` port over [`rebuild`].
 #[derive(Debug, Clone)]
-pub struct ReplayReport {
-    pub projection: &'static str,
-    pub events: u64,
-    pub elapsed: Duration,
-    /// With `check`: every difference found (rows only in one of the
-    /// tables), empty when the live read model matches the log.
-    pub differences: Vec<String>,
+pub struct PgRebuilder {
+    pool: PgPool,
 }
 
-impl ReplayReport {
-    pub fn events_per_second(&self) -> f64 {
-        self.events as f64 / self.elapsed.as_secs_f64().max(1e-6)
+impl PgRebuilder {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadModelRebuilder for PgRebuilder {
+    fn names(&self) -> Vec<&'static str> {
+        Rebuildable::ALL.iter().map(|r| r.name()).collect()
+    }
+
+    async fn rebuild(&self, name: &str, check: bool) -> Result<RebuildReport, AppError> {
+        let which =
+            Rebuildable::named(name).ok_or_else(|| AppError::not_found("read model", name))?;
+        rebuild(&self.pool, which, check)
+            .await
+            .map_err(|e| match e {
+                ReplayError::Database(e) => unavailable(e),
+                ReplayError::Projection(e) => AppError::Internal(e.to_string()),
+            })
     }
 }
 
@@ -469,7 +482,7 @@ pub async fn rebuild(
     pool: &PgPool,
     which: Rebuildable,
     check: bool,
-) -> Result<ReplayReport, ReplayError> {
+) -> Result<RebuildReport, ReplayError> {
     // Its own connections (the lanes, the reader, the index builders and
     // the one holding the lock), whatever the size of the caller's pool.
     let own = sqlx::postgres::PgPoolOptions::new()
@@ -485,7 +498,7 @@ async fn rebuild_with(
     pool: &PgPool,
     which: Rebuildable,
     check: bool,
-) -> Result<ReplayReport, ReplayError> {
+) -> Result<RebuildReport, ReplayError> {
     let suffix = if check { "_check" } else { "_rebuild" };
     let live = which.name();
     let mut conn = pool.acquire().await?;
@@ -571,8 +584,8 @@ async fn rebuild_with(
         }
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
-    Ok(ReplayReport {
-        projection: live,
+    Ok(RebuildReport {
+        projection: live.to_string(),
         events,
         elapsed: started.elapsed(),
         differences,

@@ -13,6 +13,7 @@ use cqrs_es::Aggregate;
 use hookline_application::deliveries::fold;
 use hookline_application::ports::{AttemptRecord, DeliveryRecord, StoredEvent};
 use hookline_domain::delivery::{Delivery, DeliveryEvent};
+use hookline_domain::outcome::ErrorKind;
 use sqlx::{PgConnection, Row};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -128,13 +129,13 @@ impl DeliveriesProjection {
             subs.push(*r.subscription_id.as_uuid());
             events.push(*r.event_id.as_uuid());
             types.push(r.event_type);
-            statuses.push(r.status);
+            statuses.push(r.status.as_str());
             attempts.push(r.attempts);
             next.push(r.next_attempt_at);
             urls.push(r.url);
             requests.push(r.request_id);
             codes.push(r.last_status_code);
-            kinds.push(r.last_error_kind);
+            kinds.push(r.last_error_kind.map(ErrorKind::as_str));
             errors.push(r.last_error);
             created.push(r.created_at);
             updated.push(r.updated_at);
@@ -202,8 +203,8 @@ impl DeliveriesProjection {
                 .timestamptz(&a.started_at)
                 .int8(a.duration_ms)
                 .opt_int4(a.status_code)
-                .text(&a.outcome)
-                .opt_text(a.error_kind.as_deref())
+                .text(a.outcome.as_str())
+                .opt_text(a.error_kind.map(ErrorKind::as_str))
                 .opt_text(a.error_message.as_deref())
                 .opt_text(a.response_excerpt.as_deref())
                 .opt_timestamptz(a.next_attempt_at.as_ref())
@@ -235,13 +236,13 @@ impl DeliveriesProjection {
                 .uuid(r.subscription_id.as_uuid())
                 .uuid(r.event_id.as_uuid())
                 .text(&r.event_type)
-                .text(&r.status)
+                .text(r.status.as_str())
                 .int4(r.attempts)
                 .opt_timestamptz(r.next_attempt_at.as_ref())
                 .text(&r.url)
                 .opt_text(r.request_id.as_deref())
                 .opt_int4(r.last_status_code)
-                .opt_text(r.last_error_kind.as_deref())
+                .opt_text(r.last_error_kind.map(ErrorKind::as_str))
                 .opt_text(r.last_error.as_deref())
                 .timestamptz(&r.created_at)
                 .timestamptz(&r.updated_at)
@@ -319,11 +320,7 @@ impl Projection for DeliveriesProjection {
                         .as_ref()
                         .map(|r| *r.tenant_id.as_uuid())
                         .unwrap_or_default(),
-                    worker: stored
-                        .metadata
-                        .get("worker_id")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string),
+                    worker: stored.meta().and_then(|m| m.worker_id),
                     position: stored.position,
                     record: attempt,
                 });

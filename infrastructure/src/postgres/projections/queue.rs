@@ -170,11 +170,7 @@ impl QueueProjection {
                     attempt: 1,
                     due_at: next_attempt_at,
                     body: Some(body),
-                    request_id: stored
-                        .metadata
-                        .get("request_id")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string),
+                    request_id: stored.meta().map(|m| m.request_id),
                     triggered_by: None,
                 }),
                 (
@@ -204,11 +200,7 @@ impl QueueProjection {
                     },
                     previous,
                 ) => {
-                    let triggered_by = stored
-                        .metadata
-                        .get("request_id")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string);
+                    let triggered_by = stored.meta().map(|m| m.request_id);
                     match previous {
                         Some(Op::Put(mut row)) => {
                             row.attempt = to_i32(attempt);

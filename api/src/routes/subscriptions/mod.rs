@@ -1,7 +1,10 @@
 //! `/v1/subscriptions`: create, list, read, update, rotate, disable/enable,
 //! delete, history.
 
-use super::{written, Ctx};
+pub mod dto;
+
+use super::common::{history, PageResponse};
+use super::{no_content, written, Ctx};
 use crate::error::ApiResult;
 use crate::extract::{parse_id, ApiJson, ApiQuery, OptionalJson};
 use crate::middleware::Caller;
@@ -11,12 +14,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookline_application::subscriptions::{
-    CreateSubscriptionInput, DisableInput, GetSubscriptionParams, ListSubscriptionsParams,
-    RotateSecretInput, UpdateSubscriptionInput,
+use dto::{
+    CreateSubscriptionRequest, DisableRequest, GetSubscriptionQuery, ListSubscriptionsQuery,
+    RotateSecretRequest, SubscriptionResponse, UpdateSubscriptionRequest,
 };
 use hookline_domain::SubscriptionId;
-use serde_json::json;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,57 +30,58 @@ pub fn router() -> Router<AppState> {
         .route("/subscriptions/{id}/rotate-secret", post(rotate_secret))
         .route("/subscriptions/{id}/disable", post(disable))
         .route("/subscriptions/{id}/enable", post(enable))
-        .route("/subscriptions/{id}/history", get(history))
+        .route("/subscriptions/{id}/history", get(read_history))
 }
 
-fn sub_id(raw: &str) -> ApiResult<SubscriptionId> {
+pub(crate) fn sub_id(raw: &str) -> ApiResult<SubscriptionId> {
     parse_id(raw, SubscriptionId::parse)
 }
 
 async fn create(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    ApiJson(input): ApiJson<CreateSubscriptionInput>,
+    ApiJson(input): ApiJson<CreateSubscriptionRequest>,
 ) -> ApiResult<Response> {
-    written(
-        StatusCode::CREATED,
-        state.subscriptions.create(&ctx, input).await?,
-    )
+    let command = input.into_command(state.subscriptions.allow_list())?;
+    let created = state.subscriptions.create(&ctx, command).await?;
+    written(StatusCode::CREATED, created.map(SubscriptionResponse::from))
 }
 
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    ApiQuery(params): ApiQuery<ListSubscriptionsParams>,
+    ApiQuery(query): ApiQuery<ListSubscriptionsQuery>,
 ) -> ApiResult<Response> {
-    let page = state.subscriptions.list(caller.tenant_id, params).await?;
-    Ok(Json(page).into_response())
+    let page = state
+        .subscriptions
+        .list(caller.tenant_id, query.into_query()?)
+        .await?;
+    Ok(Json(PageResponse::from_page(page, SubscriptionResponse::from)).into_response())
 }
 
 async fn read(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    ApiQuery(params): ApiQuery<GetSubscriptionParams>,
+    ApiQuery(query): ApiQuery<GetSubscriptionQuery>,
 ) -> ApiResult<Response> {
     let view = state
         .subscriptions
-        .get(caller.tenant_id, sub_id(&id)?, &params)
+        .get(caller.tenant_id, sub_id(&id)?, query.into_query()?)
         .await?;
-    Ok(Json(view).into_response())
+    Ok(Json(SubscriptionResponse::from(view)).into_response())
 }
 
 async fn update(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
-    ApiJson(input): ApiJson<UpdateSubscriptionInput>,
+    ApiJson(input): ApiJson<UpdateSubscriptionRequest>,
 ) -> ApiResult<Response> {
     let id = sub_id(&id)?;
-    written(
-        StatusCode::OK,
-        state.subscriptions.update(&ctx, id, input).await?,
-    )
+    let changes = input.into_changes(id, state.subscriptions.allow_list())?;
+    let updated = state.subscriptions.update(&ctx, id, changes).await?;
+    written(StatusCode::OK, updated.map(SubscriptionResponse::from))
 }
 
 async fn delete(
@@ -87,41 +90,35 @@ async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = sub_id(&id)?;
-    let result = state.subscriptions.delete(&ctx, id).await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    if !result.consistent {
-        response.headers_mut().insert(
-            super::CONSISTENCY_HEADER,
-            axum::http::HeaderValue::from_static("pending"),
-        );
-    }
-    Ok(response)
+    Ok(no_content(state.subscriptions.delete(&ctx, id).await?))
 }
 
 async fn rotate_secret(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
-    OptionalJson(input): OptionalJson<RotateSecretInput>,
+    OptionalJson(input): OptionalJson<RotateSecretRequest>,
 ) -> ApiResult<Response> {
     let id = sub_id(&id)?;
-    written(
-        StatusCode::OK,
-        state.subscriptions.rotate_secret(&ctx, id, input).await?,
-    )
+    let rotated = state
+        .subscriptions
+        .rotate_secret(&ctx, id, input.into_secret()?)
+        .await?;
+    written(StatusCode::OK, rotated.map(SubscriptionResponse::from))
 }
 
 async fn disable(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
-    OptionalJson(input): OptionalJson<DisableInput>,
+    OptionalJson(input): OptionalJson<DisableRequest>,
 ) -> ApiResult<Response> {
     let id = sub_id(&id)?;
-    written(
-        StatusCode::OK,
-        state.subscriptions.disable(&ctx, id, input).await?,
-    )
+    let disabled = state
+        .subscriptions
+        .disable(&ctx, id, input.into_reason()?)
+        .await?;
+    written(StatusCode::OK, disabled.map(SubscriptionResponse::from))
 }
 
 async fn enable(
@@ -130,10 +127,11 @@ async fn enable(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = sub_id(&id)?;
-    written(StatusCode::OK, state.subscriptions.enable(&ctx, id).await?)
+    let enabled = state.subscriptions.enable(&ctx, id).await?;
+    written(StatusCode::OK, enabled.map(SubscriptionResponse::from))
 }
 
-async fn history(
+async fn read_history(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
@@ -142,5 +140,5 @@ async fn history(
         .subscriptions
         .history(caller.tenant_id, sub_id(&id)?)
         .await?;
-    Ok(Json(json!({ "data": events })).into_response())
+    Ok(Json(history(events)).into_response())
 }

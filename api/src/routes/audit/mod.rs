@@ -1,6 +1,8 @@
 //! `/v1/audit/events` (the tenant's log in commit order) and
 //! `/v1/requests/{request_id}` (everything one request caused).
 
+pub mod dto;
+
 use crate::error::ApiResult;
 use crate::extract::ApiQuery;
 use crate::middleware::Caller;
@@ -9,7 +11,8 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use hookline_application::audit::AuditParams;
+use dto::{AuditPageResponse, AuditQuery, TraceResponse};
+use hookline_application::RequestId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -20,9 +23,13 @@ pub fn router() -> Router<AppState> {
 async fn events(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    ApiQuery(params): ApiQuery<AuditParams>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
-    Ok(Json(state.audit.page(caller.tenant_id, params).await?).into_response())
+    let page = state
+        .audit
+        .page(caller.tenant_id, query.into_request()?)
+        .await?;
+    Ok(Json(AuditPageResponse::from(page)).into_response())
 }
 
 async fn trace(
@@ -30,5 +37,8 @@ async fn trace(
     Caller(caller): Caller,
     Path(request_id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(Json(state.audit.trace(caller.tenant_id, &request_id).await?).into_response())
+    let request_id = RequestId::lookup("request_id", &request_id)
+        .map_err(hookline_application::AppError::from)?;
+    let trace = state.audit.trace(caller.tenant_id, &request_id).await?;
+    Ok(Json(TraceResponse::from(trace)).into_response())
 }

@@ -1,6 +1,10 @@
-//! Publishing (`/v1/events`, the seeds' `/v1/deliveries`), delivery reads,
-//! manual retry, recovery, test sends and the attempts trace.
+//! Publishing (`/v1/events`, the seed form's `/v1/deliveries`), delivery
+//! reads, manual retry, recovery, test sends and the attempts trace.
 
+pub mod dto;
+
+use super::common::{history, DataResponse, PageResponse};
+use super::subscriptions::sub_id;
 use super::{written, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, ApiQuery};
@@ -11,14 +15,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookline_application::commands::Written;
-use hookline_application::deliveries::{
-    GetDeliveryParams, ListDeliveriesParams, PublishInput, Published, RecoverInput,
-    SeedPublishInput,
+use dto::{
+    AttemptResponse, AttemptsQuery, DeliveryDetailResponse, DeliveryResponse, GetDeliveryQuery,
+    ListDeliveriesQuery, PublishRequest, PublishedResponse, RecoverRequest, RecoveredResponse,
+    SeedPublishRequest, TestSendResponse,
 };
-use hookline_domain::{DeliveryId, SubscriptionId};
-use serde::Deserialize;
-use serde_json::json;
+use hookline_application::commands::Written;
+use hookline_application::deliveries::Published;
+use hookline_domain::DeliveryId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -26,7 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/deliveries", post(publish_seed).get(list))
         .route("/deliveries/{id}", get(read))
         .route("/deliveries/{id}/attempts", get(attempts))
-        .route("/deliveries/{id}/history", get(history))
+        .route("/deliveries/{id}/history", get(read_history))
         .route("/deliveries/{id}/retry", post(retry))
         .route("/subscriptions/{id}/recover", post(recover))
         .route("/subscriptions/{id}/test", post(test_send))
@@ -49,14 +53,10 @@ fn idempotency_header(headers: &HeaderMap) -> ApiResult<Option<String>> {
 
 fn accepted(published: Written<Published>, with_count: bool) -> ApiResult<Response> {
     let replayed = published.value.replayed;
-    let value = if with_count {
-        let count = published.value.deliveries.len();
-        published
-            .map(|p| json!({"event_id": p.event_id, "deliveries": p.deliveries, "count": count}))
-    } else {
-        published.map(|p| json!({"event_id": p.event_id, "deliveries": p.deliveries}))
-    };
-    let mut response = written(StatusCode::ACCEPTED, value)?;
+    let mut response = written(
+        StatusCode::ACCEPTED,
+        published.map(|p| PublishedResponse::new(p, with_count)),
+    )?;
     if replayed {
         response
             .headers_mut()
@@ -69,20 +69,20 @@ async fn publish(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     headers: HeaderMap,
-    ApiJson(input): ApiJson<PublishInput>,
+    ApiJson(input): ApiJson<PublishRequest>,
 ) -> ApiResult<Response> {
-    let key = idempotency_header(&headers)?;
-    accepted(state.publish.publish(&ctx, input, key).await?, false)
+    let event = input.into_command(idempotency_header(&headers)?)?;
+    accepted(state.publish.publish(&ctx, event).await?, false)
 }
 
 async fn publish_seed(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     headers: HeaderMap,
-    ApiJson(input): ApiJson<SeedPublishInput>,
+    ApiJson(input): ApiJson<SeedPublishRequest>,
 ) -> ApiResult<Response> {
-    let key = idempotency_header(&headers)?;
-    accepted(state.publish.publish(&ctx, input.into(), key).await?, true)
+    let event = input.into_command(idempotency_header(&headers)?)?;
+    accepted(state.publish.publish(&ctx, event).await?, true)
 }
 
 fn delivery_id(raw: &str) -> ApiResult<DeliveryId> {
@@ -92,22 +92,27 @@ fn delivery_id(raw: &str) -> ApiResult<DeliveryId> {
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    ApiQuery(params): ApiQuery<ListDeliveriesParams>,
+    ApiQuery(query): ApiQuery<ListDeliveriesQuery>,
 ) -> ApiResult<Response> {
-    Ok(Json(state.deliveries.list(caller.tenant_id, params).await?).into_response())
+    let page = state
+        .deliveries
+        .list(caller.tenant_id, query.into_query()?)
+        .await?;
+    Ok(Json(PageResponse::from_page(page, DeliveryResponse::from)).into_response())
 }
 
 async fn read(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    ApiQuery(params): ApiQuery<GetDeliveryParams>,
+    ApiQuery(query): ApiQuery<GetDeliveryQuery>,
 ) -> ApiResult<Response> {
+    let as_of = super::common::time("as_of", query.as_of.as_deref())?;
     let detail = state
         .deliveries
-        .get(caller.tenant_id, delivery_id(&id)?, &params)
+        .get(caller.tenant_id, delivery_id(&id)?, as_of)
         .await?;
-    Ok(Json(detail).into_response())
+    Ok(Json(DeliveryDetailResponse::from(detail)).into_response())
 }
 
 async fn attempts(
@@ -119,19 +124,22 @@ async fn attempts(
         .deliveries
         .attempts(caller.tenant_id, delivery_id(&id)?)
         .await?;
-    Ok(Json(json!({ "data": data })).into_response())
+    Ok(Json(DataResponse {
+        data: data.into_iter().map(AttemptResponse::from).collect(),
+    })
+    .into_response())
 }
 
-async fn history(
+async fn read_history(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let data = state
+    let events = state
         .deliveries
         .history(caller.tenant_id, delivery_id(&id)?)
         .await?;
-    Ok(Json(json!({ "data": data })).into_response())
+    Ok(Json(history(events)).into_response())
 }
 
 async fn retry(
@@ -140,23 +148,22 @@ async fn retry(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = delivery_id(&id)?;
-    written(
-        StatusCode::ACCEPTED,
-        state.deliveries.retry(&ctx, id).await?,
-    )
+    let retried = state.deliveries.retry(&ctx, id).await?;
+    written(StatusCode::ACCEPTED, retried.map(DeliveryResponse::from))
 }
 
 async fn recover(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
-    ApiJson(input): ApiJson<RecoverInput>,
+    ApiJson(input): ApiJson<RecoverRequest>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, SubscriptionId::parse)?;
-    written(
-        StatusCode::ACCEPTED,
-        state.deliveries.recover(&ctx, id, input).await?,
-    )
+    let id = sub_id(&id)?;
+    let recovered = state
+        .deliveries
+        .recover(&ctx, id, input.into_since()?)
+        .await?;
+    written(StatusCode::ACCEPTED, recovered.map(RecoveredResponse::from))
 }
 
 async fn test_send(
@@ -164,32 +171,28 @@ async fn test_send(
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, SubscriptionId::parse)?;
+    let id = sub_id(&id)?;
     let published = state.publish.test_send(&ctx, id).await?;
-    let value = published.map(|p| {
-        json!({
-            "event_id": p.event_id,
-            "delivery_id": p.deliveries.first().map(|d| d.id),
-        })
-    });
-    written(StatusCode::ACCEPTED, value)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AttemptsQuery {
-    #[serde(default)]
-    request_id: Option<String>,
+    written(
+        StatusCode::ACCEPTED,
+        published.map(|p| TestSendResponse {
+            event_id: p.event_id,
+            delivery_id: p.deliveries.first().map(|d| d.id),
+        }),
+    )
 }
 
 async fn attempts_by_request(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    ApiQuery(q): ApiQuery<AttemptsQuery>,
+    ApiQuery(query): ApiQuery<AttemptsQuery>,
 ) -> ApiResult<Response> {
     let data = state
         .deliveries
-        .attempts_by_request(caller.tenant_id, q.request_id.as_deref())
+        .attempts_by_request(caller.tenant_id, &query.into_request_id()?)
         .await?;
-    Ok(Json(json!({ "data": data })).into_response())
+    Ok(Json(DataResponse {
+        data: data.into_iter().map(AttemptResponse::from).collect(),
+    })
+    .into_response())
 }

@@ -1,0 +1,128 @@
+//! Response bodies and query parameters of `/v1/audit/events` and
+//! `/v1/requests/{id}`.
+
+use super::super::deliveries::dto::{AttemptResponse, DeliveryResponse};
+use chrono::{DateTime, Utc};
+use hookline_application::audit::{
+    AuditEvent, AuditPage, AuditPageRequest, LogName, RequestTrace, DEFAULT_AUDIT_LIMIT,
+    MAX_AUDIT_LIMIT,
+};
+use hookline_application::AppError;
+use hookline_domain::ValidationError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Query parameters of `GET /v1/audit/events`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub after: Option<i64>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub aggregate_type: Option<String>,
+    #[serde(default)]
+    pub event_type: Option<String>,
+}
+
+impl AuditQuery {
+    /// # Errors
+    /// Validation errors naming each bad parameter.
+    pub fn into_request(self) -> Result<AuditPageRequest, AppError> {
+        let limit = match self.limit {
+            None => DEFAULT_AUDIT_LIMIT,
+            Some(n) if (1..=MAX_AUDIT_LIMIT).contains(&n) => n,
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "limit",
+                    format!("must be between 1 and {MAX_AUDIT_LIMIT}"),
+                )
+                .into())
+            }
+        };
+        let after = u64::try_from(self.after.unwrap_or(0))
+            .map_err(|_| ValidationError::new("after", "must be 0 or a position"))?;
+        Ok(AuditPageRequest {
+            after,
+            limit,
+            aggregate_type: self
+                .aggregate_type
+                .map(|v| LogName::parse("aggregate_type", &v))
+                .transpose()?,
+            event_type: self
+                .event_type
+                .map(|v| LogName::parse("event_type", &v))
+                .transpose()?,
+        })
+    }
+}
+
+/// One event as auditors see it: everything the log stores (sealed values
+/// stay sealed) and where it stands in commit order.
+#[derive(Debug, Serialize)]
+pub struct AuditEventResponse {
+    pub position: i64,
+    pub tx_id: u64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<AuditEvent> for AuditEventResponse {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            position: e.position,
+            tx_id: e.tx_id,
+            aggregate_type: e.aggregate_type,
+            aggregate_id: e.aggregate_id,
+            sequence: e.sequence,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            payload: e.payload,
+            metadata: e.metadata,
+            recorded_at: e.recorded_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditPageResponse {
+    pub data: Vec<AuditEventResponse>,
+    /// Pass as `after` for the next page.
+    pub next_after: i64,
+}
+
+impl From<AuditPage> for AuditPageResponse {
+    fn from(p: AuditPage) -> Self {
+        Self {
+            data: p.data.into_iter().map(Into::into).collect(),
+            next_after: p.next_after,
+        }
+    }
+}
+
+/// Everything one request caused.
+#[derive(Debug, Serialize)]
+pub struct TraceResponse {
+    pub request_id: String,
+    pub events: Vec<AuditEventResponse>,
+    pub deliveries: Vec<DeliveryResponse>,
+    pub attempts: Vec<AttemptResponse>,
+}
+
+impl From<RequestTrace> for TraceResponse {
+    fn from(t: RequestTrace) -> Self {
+        Self {
+            request_id: t.request_id,
+            events: t.events.into_iter().map(Into::into).collect(),
+            deliveries: t.deliveries.into_iter().map(Into::into).collect(),
+            attempts: t.attempts.into_iter().map(Into::into).collect(),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Response and query shapes several resources share: pages, histories,
+//! and the conversion of request fields into typed values with errors that
+//! name the request's own fields.
+
+use crate::error::{ApiError, ApiResult};
+use chrono::{DateTime, Utc};
+use hookline_application::history::HistoryEntry;
+use hookline_application::pagination::{Page, PageRequest};
+use hookline_application::AppError;
+use serde::Serialize;
+use serde_json::Value;
+
+/// One page of a list, newest first.
+#[derive(Debug, Serialize)]
+pub struct PageResponse<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> PageResponse<T> {
+    pub fn from_page<U>(page: Page<U>, f: impl FnMut(U) -> T) -> Self {
+        let page = page.map(f);
+        Self {
+            data: page.data,
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+/// `{"data": [...]}` for lists that are not paginated.
+#[derive(Debug, Serialize)]
+pub struct DataResponse<T> {
+    pub data: Vec<T>,
+}
+
+/// One event of an aggregate's history, sealed values masked.
+#[derive(Debug, Serialize)]
+pub struct HistoryEntryResponse {
+    pub sequence: i64,
+    pub position: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub recorded_at: DateTime<Utc>,
+    pub payload: Value,
+    pub metadata: Value,
+}
+
+impl From<HistoryEntry> for HistoryEntryResponse {
+    fn from(e: HistoryEntry) -> Self {
+        Self {
+            sequence: e.sequence,
+            position: e.position,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            recorded_at: e.recorded_at,
+            payload: e.payload,
+            metadata: e.metadata,
+        }
+    }
+}
+
+/// A history as `{"data": [...]}`.
+pub fn history(entries: Vec<HistoryEntry>) -> DataResponse<HistoryEntryResponse> {
+    DataResponse {
+        data: entries.into_iter().map(Into::into).collect(),
+    }
+}
+
+/// `limit` and `cursor` as a page request.
+///
+/// # Errors
+/// 400 naming `limit` or `cursor`.
+pub fn page(limit: Option<u32>, cursor: Option<&str>) -> ApiResult<PageRequest> {
+    Ok(PageRequest::parse(limit, cursor)?)
+}
+
+/// An RFC 3339 query parameter.
+///
+/// # Errors
+/// 400 naming `field`.
+pub fn time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, AppError> {
+    hookline_application::pagination::parse_time(field, value)
+}
+
+/// Maps an application error (the common case in conversions).
+pub fn app(e: impl Into<AppError>) -> ApiError {
+    ApiError::from(e.into())
+}

@@ -1,0 +1,174 @@
+//! Request and response bodies of `/admin/tenants` and
+//! `/v1/api-keys/rotate`.
+
+use chrono::{DateTime, Utc};
+use hookline_application::pagination::PageRequest;
+use hookline_application::tenants::{ApiKeyView, IssuedKey, NewTenant, TenantView};
+use hookline_application::AppError;
+use hookline_domain::tenant::{TenantName, TenantStatus};
+use hookline_domain::TenantId;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use uuid::Uuid;
+
+/// `POST /admin/tenants` and `PATCH /admin/tenants/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl TenantRequest {
+    /// # Errors
+    /// A validation error naming `name`.
+    pub fn into_name(self) -> Result<TenantName, AppError> {
+        let name = self.name.unwrap_or_default();
+        Ok(TenantName::parse(&name)?)
+    }
+}
+
+/// Query parameters of `GET /admin/tenants`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListTenantsQuery {
+    #[serde(default)]
+    pub include_deleted: Option<bool>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+impl ListTenantsQuery {
+    /// # Errors
+    /// Validation errors for `limit` or `cursor`.
+    pub fn into_query(self) -> Result<(bool, PageRequest), AppError> {
+        Ok((
+            self.include_deleted == Some(true),
+            PageRequest::parse(self.limit, self.cursor.as_deref())?,
+        ))
+    }
+}
+
+/// What creating a tenant answers: its id and its first key, shown once.
+#[derive(Serialize)]
+pub struct CreatedTenantResponse {
+    pub tenant_id: TenantId,
+    pub api_key: String,
+}
+
+impl fmt::Debug for CreatedTenantResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedTenantResponse")
+            .field("tenant_id", &self.tenant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<NewTenant> for CreatedTenantResponse {
+    fn from(t: NewTenant) -> Self {
+        Self {
+            tenant_id: t.tenant.id,
+            api_key: t.key.api_key,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantResponse {
+    pub id: TenantId,
+    pub name: String,
+    pub status: TenantStatus,
+    /// Keys that work now.
+    pub active_keys: usize,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<TenantView> for TenantResponse {
+    fn from(t: TenantView) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            status: t.status,
+            active_keys: t.active_keys,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// A key just issued: the only time it is shown.
+#[derive(Serialize)]
+pub struct IssuedKeyResponse {
+    pub id: Uuid,
+    pub api_key: String,
+    pub hint: String,
+    pub created_at: DateTime<Utc>,
+    /// After a rotation: the key it replaces, and until when that one
+    /// still works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_key_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_key_expires_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for IssuedKeyResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedKeyResponse")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<IssuedKey> for IssuedKeyResponse {
+    fn from(k: IssuedKey) -> Self {
+        Self {
+            id: k.id,
+            api_key: k.api_key,
+            hint: k.hint,
+            created_at: k.created_at,
+            previous_key_id: None,
+            previous_key_expires_at: None,
+        }
+    }
+}
+
+/// A key as lists show it: never the key itself.
+#[derive(Debug, Serialize)]
+pub struct ApiKeyResponse {
+    pub id: Uuid,
+    pub hint: String,
+    pub created_at: DateTime<Utc>,
+    /// When it stops (or stopped) working, once revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub active: bool,
+}
+
+impl From<ApiKeyView> for ApiKeyResponse {
+    fn from(k: ApiKeyView) -> Self {
+        Self {
+            id: k.id,
+            hint: k.hint,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+            active: k.active,
+        }
+    }
+}
+
+/// `POST /v1/api-keys/rotate` (optional body).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    /// How long the calling key keeps working (default 0: it stops now).
+    #[serde(default)]
+    pub overlap_seconds: Option<u32>,
+}
+
+impl RotateKeyRequest {
+    pub fn overlap(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::from(self.overlap_seconds.unwrap_or(0)))
+    }
+}

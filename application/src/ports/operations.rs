@@ -1,0 +1,104 @@
+//! Ports for operating Hookline: readiness, the log as auditors export and
+//! verify it, and rebuilding read models.
+
+use crate::error::AppError;
+use crate::ports::{LogPosition, StoredEvent};
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use hookline_domain::TenantId;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What `/readyz` checks.
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    /// Whether the database answers within `timeout`.
+    ///
+    /// # Errors
+    /// Why it does not, in words.
+    async fn database(&self, timeout: Duration) -> Result<(), String>;
+
+    /// Each projection's position when all of them have caught up since
+    /// start and none is failing.
+    ///
+    /// # Errors
+    /// The lagging or failing projections, in words.
+    fn projections(&self) -> Result<BTreeMap<String, i64>, String>;
+}
+
+/// One consistent snapshot of the log (a repeatable-read transaction), for
+/// exports that must not mix two moments.
+#[async_trait]
+pub trait LogSnapshot: Send {
+    /// Where the event at `position` stands in commit order (`Some(start)`
+    /// for 0); `None` when there is no such event.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn position_of(&mut self, position: i64) -> Result<Option<LogPosition>, AppError>;
+
+    /// The next events after `after` in commit order.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn page(
+        &mut self,
+        tenant: Option<TenantId>,
+        after: LogPosition,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, AppError>;
+
+    /// Ends the snapshot.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn close(self: Box<Self>) -> Result<(), AppError>;
+}
+
+/// The whole log, read by auditors' tools.
+#[async_trait]
+pub trait LogArchive: Send + Sync {
+    /// Opens a snapshot on a connection of its own (if it drops, the export
+    /// fails instead of carrying on with another).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn snapshot(&self) -> Result<Box<dyn LogSnapshot>, AppError>;
+
+    /// Every event (or one tenant's) ordered by aggregate and sequence.
+    fn by_aggregate(
+        &self,
+        tenant: Option<TenantId>,
+    ) -> BoxStream<'static, Result<StoredEvent, AppError>>;
+}
+
+/// What rebuilding one read model found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebuildReport {
+    pub projection: String,
+    pub events: u64,
+    pub elapsed: Duration,
+    /// With `check`: how the rebuilt tables differ from the live ones.
+    pub differences: Vec<String>,
+}
+
+impl RebuildReport {
+    pub fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Rebuilds read models from the log.
+#[async_trait]
+pub trait ReadModelRebuilder: Send + Sync {
+    /// The read models that can be rebuilt, by name.
+    fn names(&self) -> Vec<&'static str>;
+
+    /// Rebuilds `name` from position 0 into fresh tables and swaps them in;
+    /// with `check`, compares them with the live ones instead and changes
+    /// nothing.
+    ///
+    /// # Errors
+    /// An unknown name; storage errors.
+    async fn rebuild(&self, name: &str, check: bool) -> Result<RebuildReport, AppError>;
+}

@@ -1,0 +1,408 @@
+//! The tenant use cases, for operators (`/admin`, the CLI) and for a
+//! tenant rotating its own key.
+
+use super::auth::{hash_key, Principal, API_KEY_PREFIX};
+use super::map_error;
+use crate::commands::{execute_with_retry, Written};
+use crate::context::CommandContext;
+use crate::error::AppError;
+use crate::pagination::{paginate, Page, PageRequest};
+use crate::ports::{AggregateStore, TenantListQuery, TenantReadModel};
+use crate::shared::Shared;
+use crate::subscriptions::SubscriptionService;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use hookline_domain::tenant::{
+    CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey, Tenant, TenantCommand,
+    TenantName, TenantState, TenantStatus,
+};
+use hookline_domain::TenantId;
+use std::fmt;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Longest overlap a rotated key may keep working.
+pub const MAX_KEY_OVERLAP: chrono::Duration = chrono::Duration::days(7);
+
+/// A tenant as responses show it (keys are listed separately).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantView {
+    pub id: TenantId,
+    pub name: String,
+    pub status: TenantStatus,
+    /// Keys that work now.
+    pub active_keys: usize,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A key as lists show it: never the key, only a hint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyView {
+    pub id: Uuid,
+    pub hint: String,
+    pub created_at: DateTime<Utc>,
+    /// When it stops (or stopped) working, once revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Whether it works now.
+    pub active: bool,
+}
+
+/// A key just issued: the only time it is visible.
+#[derive(Clone, PartialEq)]
+pub struct IssuedKey {
+    pub id: Uuid,
+    pub api_key: String,
+    pub hint: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("id", &self.id)
+            .field("api_key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// What creating a tenant returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTenant {
+    pub tenant: TenantView,
+    pub key: IssuedKey,
+}
+
+pub struct TenantService {
+    shared: Shared,
+    store: Arc<dyn AggregateStore<Tenant>>,
+    read: Arc<dyn TenantReadModel>,
+    subscriptions: Arc<SubscriptionService>,
+}
+
+impl fmt::Debug for TenantService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantService").finish_non_exhaustive()
+    }
+}
+
+fn view(state: &TenantState, now: DateTime<Utc>) -> TenantView {
+    TenantView {
+        id: state.id,
+        name: state.name.to_string(),
+        status: state.status,
+        active_keys: if state.status == TenantStatus::Active {
+            state.keys.iter().filter(|k| k.works_at(now)).count()
+        } else {
+            0
+        },
+        created_at: state.created_at,
+        updated_at: state.updated_at,
+    }
+}
+
+impl TenantService {
+    pub fn new(
+        shared: Shared,
+        store: Arc<dyn AggregateStore<Tenant>>,
+        read: Arc<dyn TenantReadModel>,
+        subscriptions: Arc<SubscriptionService>,
+    ) -> Self {
+        Self {
+            shared,
+            store,
+            read,
+            subscriptions,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.shared.clock.now()
+    }
+
+    async fn run(
+        &self,
+        ctx: &CommandContext,
+        id: TenantId,
+        make: impl FnMut() -> TenantCommand + Send,
+    ) -> Result<bool, AppError> {
+        let key = id.to_string();
+        let position = execute_with_retry(
+            self.store.as_ref(),
+            &key,
+            make,
+            &ctx.for_tenant(id).metadata(self.now()),
+        )
+        .await
+        .map_err(|e| map_error(&key, e))?;
+        Ok(self.shared.settle(Tenant::TYPE, position).await)
+    }
+
+    /// The tenant as its events leave it (exact, whatever the read
+    /// model's lag).
+    async fn state(&self, id: TenantId) -> Result<TenantState, AppError> {
+        let key = id.to_string();
+        self.store
+            .load(std::slice::from_ref(&key))
+            .await?
+            .remove(&key)
+            .and_then(|l| l.aggregate.state().cloned())
+            .ok_or_else(|| AppError::not_found("tenant", id))
+    }
+
+    fn new_key(&self) -> (IssueApiKey, IssuedKey) {
+        let secret = self.shared.random_bytes::<32>();
+        let api_key = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
+        let hint = format!(
+            "{API_KEY_PREFIX}…{}",
+            &api_key[api_key.len().saturating_sub(4)..]
+        );
+        let id = self.shared.entropy.new_id();
+        let at = self.now();
+        (
+            IssueApiKey {
+                key_id: id,
+                key_hash: hash_key(&api_key),
+                hint: hint.clone(),
+                at,
+            },
+            IssuedKey {
+                id,
+                api_key,
+                hint,
+                created_at: at,
+            },
+        )
+    }
+
+    /// Creates a tenant and its first API key (shown once).
+    ///
+    /// # Errors
+    /// Storage errors.
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id))]
+    pub async fn create(
+        &self,
+        ctx: &CommandContext,
+        name: TenantName,
+    ) -> Result<Written<NewTenant>, AppError> {
+        let id = TenantId::from_uuid(self.shared.entropy.new_id());
+        let at = self.now();
+        self.run(ctx, id, || {
+            TenantCommand::Create(CreateTenant {
+                tenant_id: id,
+                name: name.clone(),
+                at,
+            })
+        })
+        .await?;
+        let issued = self.issue_key(ctx, id).await?;
+        let state = self.state(id).await?;
+        tracing::info!(tenant_id = %id, "tenant created");
+        Ok(issued.map(|key| NewTenant {
+            tenant: view(&state, self.now()),
+            key,
+        }))
+    }
+
+    /// Newest first, keyset-paginated.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list(
+        &self,
+        include_deleted: bool,
+        page: PageRequest,
+    ) -> Result<Page<TenantView>, AppError> {
+        let rows = self
+            .read
+            .list(&TenantListQuery {
+                include_deleted,
+                before: page.before,
+                limit: page.limit,
+            })
+            .await?;
+        let now = self.now();
+        paginate(
+            rows,
+            page.limit,
+            |s| (s.created_at, *s.id.as_uuid()),
+            |s| Ok(view(&s, now)),
+        )
+    }
+
+    /// # Errors
+    /// 404 for an unknown tenant.
+    pub async fn get(&self, id: TenantId) -> Result<TenantView, AppError> {
+        Ok(view(&self.state(id).await?, self.now()))
+    }
+
+    /// # Errors
+    /// 404, 409 for a deleted tenant.
+    pub async fn rename(
+        &self,
+        ctx: &CommandContext,
+        id: TenantId,
+        name: TenantName,
+    ) -> Result<Written<TenantView>, AppError> {
+        let consistent = self
+            .run(ctx, id, || {
+                TenantCommand::Rename(RenameTenant {
+                    name: name.clone(),
+                    at: self.now(),
+                })
+            })
+            .await?;
+        Ok(Written {
+            value: self.get(id).await?,
+            consistent,
+        })
+    }
+
+    /// Soft delete: the tenant's keys stop working and each of its
+    /// subscriptions is deleted (so nothing more is delivered). Deleting a
+    /// deleted tenant again finishes a cascade an earlier call left
+    /// unfinished.
+    ///
+    /// # Errors
+    /// 404 for an unknown tenant.
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %id))]
+    pub async fn delete(
+        &self,
+        ctx: &CommandContext,
+        id: TenantId,
+    ) -> Result<Written<()>, AppError> {
+        let consistent = match self
+            .run(ctx, id, || {
+                TenantCommand::Delete(DeleteTenant { at: self.now() })
+            })
+            .await
+        {
+            Ok(c) => c,
+            Err(AppError::Conflict {
+                code: "tenant_deleted",
+                ..
+            }) => true,
+            Err(e) => return Err(e),
+        };
+        let ctx = ctx.for_tenant(id);
+        let mut all_settled = consistent;
+        for subscription in self.subscriptions.ids_of(id).await? {
+            match self.subscriptions.delete(&ctx, subscription).await {
+                Ok(w) => all_settled &= w.consistent,
+                Err(AppError::Conflict { .. } | AppError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tracing::info!("tenant deleted");
+        Ok(Written {
+            value: (),
+            consistent: all_settled,
+        })
+    }
+
+    /// Issues another key for the tenant (shown once).
+    ///
+    /// # Errors
+    /// 404, 409 for a deleted tenant or one holding too many keys.
+    pub async fn issue_key(
+        &self,
+        ctx: &CommandContext,
+        id: TenantId,
+    ) -> Result<Written<IssuedKey>, AppError> {
+        let (command, issued) = self.new_key();
+        let consistent = self
+            .run(ctx, id, || TenantCommand::IssueKey(command.clone()))
+            .await?;
+        Ok(Written {
+            value: issued,
+            consistent,
+        })
+    }
+
+    /// The tenant's keys, oldest first, masked.
+    ///
+    /// # Errors
+    /// 404 for an unknown tenant.
+    pub async fn keys(&self, id: TenantId) -> Result<Vec<ApiKeyView>, AppError> {
+        let state = self.state(id).await?;
+        let now = self.now();
+        Ok(state
+            .keys
+            .iter()
+            .map(|k| ApiKeyView {
+                id: k.key_id,
+                hint: k.hint.clone(),
+                created_at: k.issued_at,
+                revoked_at: k.revoked_from,
+                active: state.status == TenantStatus::Active && k.works_at(now),
+            })
+            .collect())
+    }
+
+    /// Revokes a key from now on.
+    ///
+    /// # Errors
+    /// 404 for an unknown tenant or key.
+    pub async fn revoke_key(
+        &self,
+        ctx: &CommandContext,
+        id: TenantId,
+        key_id: Uuid,
+    ) -> Result<Written<()>, AppError> {
+        let consistent = self
+            .run(ctx, id, || {
+                let at = self.now();
+                TenantCommand::RevokeKey(RevokeApiKey {
+                    key_id,
+                    effective_at: at,
+                    at,
+                })
+            })
+            .await?;
+        Ok(Written {
+            value: (),
+            consistent,
+        })
+    }
+
+    /// A tenant replaces the key it calls with: a new key is issued and the
+    /// calling one keeps working for `overlap` (0: stops now).
+    ///
+    /// # Errors
+    /// 400 for an overlap over [`MAX_KEY_OVERLAP`]; 409 for too many keys.
+    pub async fn rotate_own_key(
+        &self,
+        ctx: &CommandContext,
+        caller: Principal,
+        overlap: chrono::Duration,
+    ) -> Result<Written<(IssuedKey, DateTime<Utc>)>, AppError> {
+        if overlap < chrono::Duration::zero() || overlap > MAX_KEY_OVERLAP {
+            return Err(hookline_domain::ValidationError::new(
+                "overlap_seconds",
+                format!(
+                    "must be between 0 and {} seconds",
+                    MAX_KEY_OVERLAP.num_seconds()
+                ),
+            )
+            .into());
+        }
+        let issued = self.issue_key(ctx, caller.tenant_id).await?;
+        let at = self.now();
+        let until = at + overlap;
+        let consistent = self
+            .run(ctx, caller.tenant_id, || {
+                TenantCommand::RevokeKey(RevokeApiKey {
+                    key_id: caller.key_id,
+                    effective_at: until,
+                    at,
+                })
+            })
+            .await?;
+        Ok(Written {
+            value: (issued.value, until),
+            consistent: consistent && issued.consistent,
+        })
+    }
+}

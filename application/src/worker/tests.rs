@@ -1,0 +1,383 @@
+//! Attempt outcomes decided against in-memory ports: which events each
+//! outcome records (retry, final failure, abandonment, 410), and the
+//! worker's whole round from claim to recorded outcome.
+
+use super::*;
+use crate::ports::{AggregateStore, Change, SendOutcome, SendResult};
+use crate::testing::{t0, tenant, MemoryQueue, ScriptedSender, World};
+use chrono::Duration;
+use cqrs_es::Aggregate;
+use hookline_domain::delivery::{Delivery, DeliveryEvent, DeliveryStatus, EnqueueDelivery};
+use hookline_domain::outcome::ErrorKind;
+use hookline_domain::retry::RetryPolicy;
+use hookline_domain::subscription::{
+    Subscribe, Subscription, SubscriptionCommand, SubscriptionEvent,
+};
+use hookline_domain::{
+    AllowList, DeliveryId, EventFilter, EventId, EventType, SecretHint, SignatureScheme,
+    SigningSecret, SubscriptionId, TargetUrl,
+};
+use std::sync::Arc;
+use uuid::Uuid;
+
+fn policy() -> RetryPolicy {
+    RetryPolicy {
+        schedule_secs: vec![5, 60],
+        max_retries: 2,
+        jitter: 0.0,
+        ..RetryPolicy::default()
+    }
+}
+
+struct Setup {
+    world: World,
+    deliveries: Arc<crate::testing::MemoryStore<Delivery>>,
+    subscriptions: Arc<crate::testing::MemoryStore<Subscription>>,
+    recorder: Arc<OutcomeRecorder>,
+    sub: SubscriptionId,
+}
+
+async fn setup() -> Setup {
+    let world = World::default();
+    let deliveries = world.store::<Delivery>(policy());
+    let subscriptions = world.store::<Subscription>(());
+    let sub = SubscriptionId::from_uuid(Uuid::from_u128(7));
+    let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let sealed = world
+        .shared
+        .cipher
+        .seal(
+            secret.expose().as_bytes(),
+            &crate::subscriptions::sealing_context(
+                crate::subscriptions::SEALING_CONTEXT_SECRET,
+                sub,
+            ),
+        )
+        .unwrap();
+    subscriptions
+        .execute(
+            &sub.to_string(),
+            SubscriptionCommand::Subscribe(Subscribe {
+                subscription_id: sub,
+                tenant_id: tenant(1),
+                url: TargetUrl::parse("https://a.example/h", &AllowList::default()).unwrap(),
+                events: EventFilter::parse(&["*"]).unwrap(),
+                header_names: vec![],
+                headers: None,
+                description: None,
+                signature_scheme: SignatureScheme::default(),
+                secret: sealed,
+                secret_hint: SecretHint::of(secret.expose()),
+                at: t0(),
+            }),
+            &crate::testing::metadata(),
+        )
+        .await
+        .unwrap();
+    let recorder = Arc::new(OutcomeRecorder::new(
+        world.shared.clone(),
+        deliveries.clone(),
+        subscriptions.clone(),
+        policy(),
+        "w1".into(),
+    ));
+    Setup {
+        world,
+        deliveries,
+        subscriptions,
+        recorder,
+        sub,
+    }
+}
+
+impl Setup {
+    async fn enqueue(&self, n: u128) -> DueDelivery {
+        let id = DeliveryId::from_uuid(Uuid::from_u128(100 + n));
+        let event = Delivery::enqueue_new(EnqueueDelivery {
+            delivery_id: id,
+            tenant_id: tenant(1),
+            subscription_id: self.sub,
+            event_id: EventId::from_uuid(Uuid::from_u128(n)),
+            event_type: EventType::parse("a.b", "e").unwrap(),
+            url: "https://a.example/h".into(),
+            body: "{}".into(),
+            at: t0(),
+        });
+        self.deliveries
+            .append(
+                vec![Change {
+                    aggregate_id: id.to_string(),
+                    version: 0,
+                    events: vec![event],
+                    metadata: crate::testing::metadata(),
+                }],
+                None,
+            )
+            .await
+            .unwrap();
+        DueDelivery {
+            delivery_id: id,
+            tenant_id: tenant(1),
+            subscription_id: self.sub,
+            event_id: EventId::from_uuid(Uuid::from_u128(n)),
+            event_type: "a.b".into(),
+            attempt: 1,
+            body: Arc::from("{}"),
+            request_id: Some("req-pub".into()),
+            triggered_by: None,
+        }
+    }
+
+    fn attempted(&self, due: &DueDelivery, outcome: SendOutcome) -> Outcome {
+        Outcome::Attempted {
+            due: due.clone(),
+            attempt_id: Uuid::from_u128(900 + u128::from(due.attempt)),
+            url: "https://a.example/h".into(),
+            result: SendResult {
+                started_at: t0(),
+                duration_ms: 10,
+                outcome,
+            },
+        }
+    }
+
+    fn events_of(&self, due: &DueDelivery) -> Vec<DeliveryEvent> {
+        self.world
+            .log
+            .of(Delivery::TYPE)
+            .iter()
+            .filter(|e| e.aggregate_id == due.delivery_id.to_string())
+            .map(|e| crate::fold::parse::<Delivery>(e).unwrap())
+            .skip(1)
+            .collect()
+    }
+}
+
+fn status(code: u16) -> SendOutcome {
+    SendOutcome::Response {
+        status: code,
+        retry_after_secs: None,
+        excerpt: None,
+    }
+}
+
+#[tokio::test]
+async fn a_2xx_delivers_and_the_metadata_names_the_worker_and_the_request() {
+    let s = setup().await;
+    let due = s.enqueue(1).await;
+    s.recorder
+        .record(vec![s.attempted(&due, status(204))])
+        .await;
+    let events = s.events_of(&due);
+    assert!(matches!(
+        events.as_slice(),
+        [DeliveryEvent::DeliverySucceeded {
+            attempt: 1,
+            status_code: 204,
+            ..
+        }]
+    ));
+    let stored = s.world.log.of(Delivery::TYPE);
+    let meta = stored.last().unwrap().meta().unwrap();
+    assert_eq!(meta.request_id, "req-pub");
+    assert_eq!(meta.worker_id.as_deref(), Some("w1"));
+    assert_eq!(meta.actor, "system:worker");
+}
+
+#[tokio::test]
+async fn failures_are_retried_on_schedule_then_abandoned() {
+    let s = setup().await;
+    let mut due = s.enqueue(1).await;
+    s.recorder
+        .record(vec![s.attempted(&due, status(503))])
+        .await;
+    match s.events_of(&due).as_slice() {
+        [DeliveryEvent::AttemptFailed {
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(next),
+            error_kind: ErrorKind::HttpStatus,
+            ..
+        }] => assert_eq!(
+            *next,
+            t0() + Duration::milliseconds(10) + Duration::seconds(5)
+        ),
+        other => panic!("{other:?}"),
+    }
+    due.attempt = 2;
+    let timeout = SendOutcome::Failed {
+        kind: ErrorKind::Timeout,
+        message: "no answer".into(),
+    };
+    s.recorder
+        .record(vec![s.attempted(&due, timeout.clone())])
+        .await;
+    due.attempt = 3;
+    s.recorder.record(vec![s.attempted(&due, timeout)]).await;
+    let events = s.events_of(&due);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [
+                DeliveryEvent::AttemptFailed { .. },
+                DeliveryEvent::AttemptFailed {
+                    status: DeliveryStatus::Pending,
+                    ..
+                },
+                DeliveryEvent::AttemptFailed {
+                    status: DeliveryStatus::Abandoned,
+                    next_attempt_at: None,
+                    ..
+                },
+                DeliveryEvent::DeliveryAbandoned { .. },
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_4xx_fails_for_good_and_a_410_also_disables_the_subscription() {
+    let s = setup().await;
+    let rejected = s.enqueue(1).await;
+    let gone = s.enqueue(2).await;
+    s.recorder
+        .record(vec![
+            s.attempted(&rejected, status(400)),
+            s.attempted(&gone, status(410)),
+        ])
+        .await;
+    assert!(matches!(
+        s.events_of(&rejected).as_slice(),
+        [DeliveryEvent::AttemptFailed {
+            status: DeliveryStatus::Failed,
+            endpoint_gone: false,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        s.events_of(&gone).as_slice(),
+        [DeliveryEvent::AttemptFailed {
+            status: DeliveryStatus::Failed,
+            endpoint_gone: true,
+            ..
+        }]
+    ));
+    let subscription: Vec<SubscriptionEvent> = s
+        .world
+        .log
+        .of(Subscription::TYPE)
+        .iter()
+        .map(|e| crate::fold::parse::<Subscription>(e).unwrap())
+        .collect();
+    assert!(matches!(
+        subscription.last(),
+        Some(SubscriptionEvent::SubscriptionDisabled { reason, .. }) if reason.contains("410")
+    ));
+    assert_eq!(s.subscriptions.executions(), 2, "subscribe, then disable");
+}
+
+#[tokio::test]
+async fn stale_outcomes_are_dropped_and_conflicts_fall_back_to_single_commands() {
+    let s = setup().await;
+    let due = s.enqueue(1).await;
+    // Recorded once; the same attempt reported again changes nothing.
+    s.recorder
+        .record(vec![s.attempted(&due, status(200))])
+        .await;
+    s.recorder
+        .record(vec![s.attempted(&due, status(200))])
+        .await;
+    assert_eq!(s.events_of(&due).len(), 1);
+    // A batch append that conflicts is retried one command at a time.
+    let other = s.enqueue(2).await;
+    s.deliveries.conflict_next(1);
+    s.recorder
+        .record(vec![s.attempted(&other, status(200))])
+        .await;
+    assert!(matches!(
+        s.events_of(&other).as_slice(),
+        [DeliveryEvent::DeliverySucceeded { .. }]
+    ));
+    // Skipped (the subscription went away): abandoned.
+    let skipped = s.enqueue(3).await;
+    s.recorder
+        .record(vec![Outcome::Skipped {
+            due: skipped.clone(),
+            reason: "the subscription was deleted".into(),
+        }])
+        .await;
+    assert!(matches!(
+        s.events_of(&skipped).as_slice(),
+        [DeliveryEvent::DeliveryAbandoned { .. }]
+    ));
+}
+
+#[tokio::test]
+async fn the_worker_claims_signs_sends_and_records() {
+    let s = setup().await;
+    let queue = Arc::new(MemoryQueue::default());
+    for n in 1..=3 {
+        let due = s.enqueue(n).await;
+        queue.due.lock().unwrap().push_back(due);
+    }
+    let sender = Arc::new(ScriptedSender::default());
+    sender.answer(status(500));
+    let worker = Arc::new(Worker::new(
+        s.world.shared.clone(),
+        queue.clone(),
+        sender.clone(),
+        s.world.subscriptions(),
+        s.recorder.clone(),
+        WorkerSettings {
+            worker_id: "w1".into(),
+            concurrency: 4,
+            lease: std::time::Duration::from_secs(30),
+            claim_batch: 10,
+            poll_interval: std::time::Duration::from_millis(5),
+            user_agent: "Hookline/test".into(),
+        },
+    ));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (_wake, rx) = tokio::sync::watch::channel(0);
+    let running = tokio::spawn(worker.run(shutdown.clone(), rx));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while s.world.log.of(Delivery::TYPE).len() < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outcomes not recorded"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    shutdown.cancel();
+    running.await.unwrap();
+    let sent = sender.sent.lock().unwrap();
+    assert_eq!(sent.len(), 3);
+    for request in sent.iter() {
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert!(header("webhook-signature").unwrap().starts_with("v1,"));
+        assert_eq!(header("x-request-id").as_deref(), Some("req-pub"));
+        assert_eq!(header("user-agent").as_deref(), Some("Hookline/test"));
+    }
+    let outcomes: Vec<DeliveryEvent> = s
+        .world
+        .log
+        .of(Delivery::TYPE)
+        .iter()
+        .filter(|e| e.sequence == 2)
+        .map(|e| crate::fold::parse::<Delivery>(e).unwrap())
+        .collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|e| matches!(e, DeliveryEvent::DeliverySucceeded { .. }))
+            .count(),
+        2
+    );
+}

@@ -1,0 +1,235 @@
+//! The Tenant aggregate: state rebuilt from its events, and `decide`.
+
+use super::commands::{IssueApiKey, RevokeApiKey, TenantCommand};
+use super::error::TenantError;
+use super::events::TenantEvent;
+use super::{TenantName, MAX_ACTIVE_KEYS};
+use crate::TenantId;
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    Active,
+    /// Soft-deleted: its keys stop working, it stays in the log.
+    Deleted,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyState {
+    pub key_id: Uuid,
+    pub key_hash: String,
+    pub hint: String,
+    pub issued_at: DateTime<Utc>,
+    /// When the key stops working, once revoked.
+    pub revoked_from: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyState {
+    /// Whether the key still authenticates at `now`.
+    pub fn works_at(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_from.is_none_or(|from| now < from)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantState {
+    pub id: TenantId,
+    pub name: TenantName,
+    pub status: TenantStatus,
+    pub keys: Vec<ApiKeyState>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TenantState {
+    pub fn key(&self, id: Uuid) -> Option<&ApiKeyState> {
+        self.keys.iter().find(|k| k.key_id == id)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    state: Option<TenantState>,
+}
+
+impl From<TenantState> for Tenant {
+    /// Resumes folding from a stored state (read models keep the state).
+    fn from(state: TenantState) -> Self {
+        Self { state: Some(state) }
+    }
+}
+
+impl Tenant {
+    /// `None` until `TenantCreated`.
+    pub fn state(&self) -> Option<&TenantState> {
+        self.state.as_ref()
+    }
+
+    fn live(&self) -> Result<&TenantState, TenantError> {
+        let state = self.state.as_ref().ok_or(TenantError::NotFound)?;
+        if state.status == TenantStatus::Deleted {
+            return Err(TenantError::Deleted);
+        }
+        Ok(state)
+    }
+
+    /// Decides which events `command` causes, without changing anything.
+    ///
+    /// # Errors
+    /// A [`TenantError`] when the command is not allowed in this state.
+    pub fn decide(&self, command: TenantCommand) -> Result<Vec<TenantEvent>, TenantError> {
+        match command {
+            TenantCommand::Create(cmd) => {
+                if self.state.is_some() {
+                    return Err(TenantError::AlreadyExists);
+                }
+                Ok(vec![TenantEvent::TenantCreated {
+                    tenant_id: cmd.tenant_id,
+                    name: cmd.name,
+                    created_at: cmd.at,
+                }])
+            }
+            TenantCommand::Rename(cmd) => {
+                let state = self.live()?;
+                if state.name == cmd.name {
+                    return Ok(vec![]);
+                }
+                Ok(vec![TenantEvent::TenantRenamed {
+                    name: cmd.name,
+                    renamed_at: cmd.at,
+                }])
+            }
+            TenantCommand::IssueKey(cmd) => self.issue(cmd),
+            TenantCommand::RevokeKey(cmd) => self.revoke(&cmd),
+            TenantCommand::Delete(cmd) => {
+                self.live()?;
+                Ok(vec![TenantEvent::TenantDeleted { deleted_at: cmd.at }])
+            }
+        }
+    }
+
+    fn issue(&self, cmd: IssueApiKey) -> Result<Vec<TenantEvent>, TenantError> {
+        let state = self.live()?;
+        if state.key(cmd.key_id).is_some() {
+            return Err(TenantError::KeyExists);
+        }
+        let active = state.keys.iter().filter(|k| k.works_at(cmd.at)).count();
+        if active >= MAX_ACTIVE_KEYS {
+            return Err(TenantError::TooManyKeys(active));
+        }
+        Ok(vec![TenantEvent::ApiKeyIssued {
+            key_id: cmd.key_id,
+            key_hash: cmd.key_hash,
+            hint: cmd.hint,
+            issued_at: cmd.at,
+        }])
+    }
+
+    fn revoke(&self, cmd: &RevokeApiKey) -> Result<Vec<TenantEvent>, TenantError> {
+        let state = self.live()?;
+        let key = state.key(cmd.key_id).ok_or(TenantError::KeyNotFound)?;
+        if cmd.effective_at < cmd.at {
+            return Err(TenantError::RevocationInThePast);
+        }
+        // Already refused from then on (or earlier): nothing changes.
+        if key
+            .revoked_from
+            .is_some_and(|from| from <= cmd.effective_at)
+        {
+            return Ok(vec![]);
+        }
+        Ok(vec![TenantEvent::ApiKeyRevoked {
+            key_id: cmd.key_id,
+            revoked_at: cmd.at,
+            effective_at: cmd.effective_at,
+        }])
+    }
+
+    /// Applies one event to the state.
+    pub fn apply_event(&mut self, event: TenantEvent) {
+        if let TenantEvent::TenantCreated {
+            tenant_id,
+            name,
+            created_at,
+        } = event
+        {
+            self.state = Some(TenantState {
+                id: tenant_id,
+                name,
+                status: TenantStatus::Active,
+                keys: vec![],
+                created_at,
+                updated_at: created_at,
+            });
+            return;
+        }
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        state.updated_at = event.occurred_at();
+        match event {
+            TenantEvent::TenantCreated { .. } => {}
+            TenantEvent::TenantRenamed { name, .. } => state.name = name,
+            TenantEvent::ApiKeyIssued {
+                key_id,
+                key_hash,
+                hint,
+                issued_at,
+            } => state.keys.push(ApiKeyState {
+                key_id,
+                key_hash,
+                hint,
+                issued_at,
+                revoked_from: None,
+            }),
+            TenantEvent::ApiKeyRevoked {
+                key_id,
+                effective_at,
+                ..
+            } => {
+                if let Some(key) = state.keys.iter_mut().find(|k| k.key_id == key_id) {
+                    key.revoked_from = Some(effective_at);
+                }
+            }
+            TenantEvent::TenantDeleted { .. } => state.status = TenantStatus::Deleted,
+        }
+    }
+}
+
+impl Aggregate for Tenant {
+    const TYPE: &'static str = "Tenant";
+    type Command = TenantCommand;
+    type Event = TenantEvent;
+    type Error = TenantError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.apply_event(event);
+    }
+}

@@ -1,0 +1,53 @@
+//! What operators (and a tenant, for its own keys) ask a tenant to do.
+//! Every command carries the time it happens.
+
+use super::TenantName;
+use crate::TenantId;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TenantCommand {
+    Create(CreateTenant),
+    Rename(RenameTenant),
+    IssueKey(IssueApiKey),
+    RevokeKey(RevokeApiKey),
+    Delete(DeleteTenant),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateTenant {
+    pub tenant_id: TenantId,
+    pub name: TenantName,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenameTenant {
+    pub name: TenantName,
+    pub at: DateTime<Utc>,
+}
+
+/// A new key: its id, the SHA-256 digest of the key (never the key) and a
+/// hint for lists (`hlk_…AbCd`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueApiKey {
+    pub key_id: Uuid,
+    pub key_hash: String,
+    pub hint: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Revokes a key from `effective_at` on (`at` for at once; later while a
+/// rotation's overlap lasts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevokeApiKey {
+    pub key_id: Uuid,
+    pub effective_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeleteTenant {
+    pub at: DateTime<Utc>,
+}

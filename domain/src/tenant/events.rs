@@ -1,0 +1,77 @@
+//! What happened to a tenant. Stored forever: fields are only ever added
+//! (with a new `event_version` and an upcaster), never renamed. API keys
+//! appear only as SHA-256 digests.
+
+use super::TenantName;
+use crate::TenantId;
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const TENANT_CREATED: &str = "TenantCreated";
+pub const TENANT_RENAMED: &str = "TenantRenamed";
+pub const API_KEY_ISSUED: &str = "ApiKeyIssued";
+pub const API_KEY_REVOKED: &str = "ApiKeyRevoked";
+pub const TENANT_DELETED: &str = "TenantDeleted";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum TenantEvent {
+    TenantCreated {
+        tenant_id: TenantId,
+        name: TenantName,
+        created_at: DateTime<Utc>,
+    },
+    TenantRenamed {
+        name: TenantName,
+        renamed_at: DateTime<Utc>,
+    },
+    ApiKeyIssued {
+        key_id: Uuid,
+        /// Hex SHA-256 of the key.
+        key_hash: String,
+        hint: String,
+        issued_at: DateTime<Utc>,
+    },
+    ApiKeyRevoked {
+        key_id: Uuid,
+        revoked_at: DateTime<Utc>,
+        /// From when the key is refused (later than `revoked_at` while a
+        /// rotation's overlap lasts).
+        effective_at: DateTime<Utc>,
+    },
+    TenantDeleted {
+        deleted_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for TenantEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::TenantCreated { .. } => TENANT_CREATED,
+            Self::TenantRenamed { .. } => TENANT_RENAMED,
+            Self::ApiKeyIssued { .. } => API_KEY_ISSUED,
+            Self::ApiKeyRevoked { .. } => API_KEY_REVOKED,
+            Self::TenantDeleted { .. } => TENANT_DELETED,
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+impl TenantEvent {
+    /// When the change happened (the time the command carried).
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        match self {
+            Self::TenantCreated { created_at, .. } => *created_at,
+            Self::TenantRenamed { renamed_at, .. } => *renamed_at,
+            Self::ApiKeyIssued { issued_at, .. } => *issued_at,
+            Self::ApiKeyRevoked { revoked_at, .. } => *revoked_at,
+            Self::TenantDeleted { deleted_at } => *deleted_at,
+        }
+    }
+}

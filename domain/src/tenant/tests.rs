@@ -1,0 +1,183 @@
+//! Given/when/then tests for every tenant command, accepted and refused.
+
+use super::*;
+use crate::TenantId;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+use uuid::Uuid;
+
+type Fixture = TestFramework<Tenant>;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+}
+fn id() -> TenantId {
+    TenantId::from_uuid(Uuid::from_u128(1))
+}
+fn key(n: u128) -> Uuid {
+    Uuid::from_u128(100 + n)
+}
+fn name(s: &str) -> TenantName {
+    TenantName::parse(s).unwrap()
+}
+fn created() -> TenantEvent {
+    TenantEvent::TenantCreated {
+        tenant_id: id(),
+        name: name("Acme"),
+        created_at: t0(),
+    }
+}
+fn issued(n: u128) -> TenantEvent {
+    TenantEvent::ApiKeyIssued {
+        key_id: key(n),
+        key_hash: format!("hash{n}"),
+        hint: format!("hlk_…{n}"),
+        issued_at: t0(),
+    }
+}
+fn issue(n: u128) -> TenantCommand {
+    TenantCommand::IssueKey(IssueApiKey {
+        key_id: key(n),
+        key_hash: format!("hash{n}"),
+        hint: format!("hlk_…{n}"),
+        at: t0(),
+    })
+}
+fn revoke(n: u128, effective_in: Duration) -> TenantCommand {
+    TenantCommand::RevokeKey(RevokeApiKey {
+        key_id: key(n),
+        effective_at: t0() + Duration::minutes(1) + effective_in,
+        at: t0() + Duration::minutes(1),
+    })
+}
+
+#[test]
+fn a_tenant_is_created_once() {
+    let create = TenantCommand::Create(CreateTenant {
+        tenant_id: id(),
+        name: name("Acme"),
+        at: t0(),
+    });
+    Fixture::with(())
+        .given_no_previous_events()
+        .when(create.clone())
+        .then_expect_events(vec![created()]);
+    Fixture::with(())
+        .given(vec![created()])
+        .when(create)
+        .then_expect_error(TenantError::AlreadyExists);
+}
+
+#[test]
+fn renaming_to_the_same_name_records_nothing() {
+    let rename = |n: &str| {
+        TenantCommand::Rename(RenameTenant {
+            name: name(n),
+            at: t0(),
+        })
+    };
+    Fixture::with(())
+        .given(vec![created()])
+        .when(rename("Acme"))
+        .then_expect_events(vec![]);
+    Fixture::with(())
+        .given(vec![created()])
+        .when(rename("Acme Corp"))
+        .then_expect_events(vec![TenantEvent::TenantRenamed {
+            name: name("Acme Corp"),
+            renamed_at: t0(),
+        }]);
+}
+
+#[test]
+fn keys_are_issued_up_to_the_cap_and_ids_are_unique() {
+    Fixture::with(())
+        .given(vec![created()])
+        .when(issue(1))
+        .then_expect_events(vec![issued(1)]);
+    Fixture::with(())
+        .given(vec![created(), issued(1)])
+        .when(issue(1))
+        .then_expect_error(TenantError::KeyExists);
+    let mut history = vec![created()];
+    history.extend((0..MAX_ACTIVE_KEYS as u128).map(issued));
+    Fixture::with(())
+        .given(history)
+        .when(issue(99))
+        .then_expect_error(TenantError::TooManyKeys(MAX_ACTIVE_KEYS));
+}
+
+#[test]
+fn a_revocation_takes_effect_then_and_can_only_be_brought_forward() {
+    let later = TenantEvent::ApiKeyRevoked {
+        key_id: key(1),
+        revoked_at: t0() + Duration::minutes(1),
+        effective_at: t0() + Duration::minutes(61),
+    };
+    Fixture::with(())
+        .given(vec![created(), issued(1)])
+        .when(revoke(1, Duration::hours(1)))
+        .then_expect_events(vec![later.clone()]);
+    // Revoking again, later still, changes nothing.
+    Fixture::with(())
+        .given(vec![created(), issued(1), later.clone()])
+        .when(revoke(1, Duration::hours(2)))
+        .then_expect_events(vec![]);
+    // Revoking now brings it forward.
+    Fixture::with(())
+        .given(vec![created(), issued(1), later])
+        .when(revoke(1, Duration::zero()))
+        .then_expect_events(vec![TenantEvent::ApiKeyRevoked {
+            key_id: key(1),
+            revoked_at: t0() + Duration::minutes(1),
+            effective_at: t0() + Duration::minutes(1),
+        }]);
+    Fixture::with(())
+        .given(vec![created()])
+        .when(revoke(7, Duration::zero()))
+        .then_expect_error(TenantError::KeyNotFound);
+}
+
+#[test]
+fn a_deleted_tenant_accepts_nothing_more() {
+    let deleted = TenantEvent::TenantDeleted { deleted_at: t0() };
+    Fixture::with(())
+        .given(vec![created()])
+        .when(TenantCommand::Delete(DeleteTenant { at: t0() }))
+        .then_expect_events(vec![deleted.clone()]);
+    Fixture::with(())
+        .given(vec![created(), deleted.clone()])
+        .when(issue(1))
+        .then_expect_error(TenantError::Deleted);
+    Fixture::with(())
+        .given(vec![created(), deleted])
+        .when(TenantCommand::Delete(DeleteTenant { at: t0() }))
+        .then_expect_error(TenantError::Deleted);
+}
+
+#[test]
+fn keys_work_until_their_revocation_takes_effect() {
+    let mut t = Tenant::default();
+    for e in [
+        created(),
+        issued(1),
+        TenantEvent::ApiKeyRevoked {
+            key_id: key(1),
+            revoked_at: t0(),
+            effective_at: t0() + Duration::hours(1),
+        },
+    ] {
+        t.apply_event(e);
+    }
+    let k = t.state().unwrap().key(key(1)).unwrap();
+    assert!(k.works_at(t0() + Duration::minutes(59)));
+    assert!(!k.works_at(t0() + Duration::hours(1)));
+}
+
+#[test]
+fn names_are_trimmed_and_checked() {
+    assert_eq!(TenantName::parse("  Acme ").unwrap().as_str(), "Acme");
+    assert!(TenantName::parse("").is_err());
+    assert!(TenantName::parse("a\u{7}b").is_err());
+    assert!(TenantName::parse(&"x".repeat(201)).is_err());
+}

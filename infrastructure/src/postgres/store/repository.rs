@@ -1,0 +1,102 @@
+//! postgres-es's event repository, with the hash chain: before cqrs-es
+//! persists a command's events, each gets its link. Loads go to
+//! postgres-es unchanged.
+
+use super::log::PgLog;
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::Aggregate;
+use hookline_application::audit::chain::Unlinked;
+use hookline_application::ports::AppendError;
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct PgRepository {
+    inner: Arc<PostgresEventRepository>,
+    log: PgLog,
+}
+
+impl std::fmt::Debug for PgRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgRepository")
+    }
+}
+
+impl PgRepository {
+    pub fn new(log: PgLog) -> Self {
+        Self {
+            inner: Arc::new(PostgresEventRepository::new(log.pool().clone())),
+            log,
+        }
+    }
+}
+
+fn persistence_error(e: AppendError) -> PersistenceError {
+    match e {
+        AppendError::Conflict => PersistenceError::OptimisticLockError,
+        AppendError::Other(e) => PersistenceError::ConnectionError(Box::new(e)),
+    }
+}
+
+impl PersistedEventRepository for PgRepository {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.inner.get_events::<A>(aggregate_id).await
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.inner
+            .get_last_events::<A>(aggregate_id, last_sequence)
+            .await
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        self.inner.get_snapshot::<A>(aggregate_id).await
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let mut rows: Vec<Unlinked> = events.iter().map(Unlinked::from_serialized).collect();
+        let mut conn = self
+            .log
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
+        self.log
+            .link(&mut conn, &mut rows)
+            .await
+            .map_err(persistence_error)?;
+        drop(conn);
+        let linked: Vec<SerializedEvent> = rows.iter().map(Unlinked::to_serialized).collect();
+        self.inner.persist::<A>(&linked, snapshot_update).await?;
+        self.log.wake(&rows);
+        Ok(())
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        self.inner.stream_events::<A>(aggregate_id).await
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        self.inner.stream_all_events::<A>().await
+    }
+}
