@@ -13,6 +13,7 @@ use cqrs_es::Aggregate;
 use hookline_application::audit::AuditService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
 use hookline_application::health::HealthService;
+use hookline_application::ports::SecretCipher;
 use hookline_application::replay::ReplayService;
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::{Authenticator, TenantService};
@@ -21,7 +22,7 @@ use hookline_application::Shared;
 use hookline_domain::delivery::Delivery;
 use hookline_domain::subscription::Subscription;
 use hookline_domain::tenant::Tenant;
-use hookline_infrastructure::cipher::XChaChaCipher;
+use hookline_infrastructure::cipher::{NoKey, XChaChaCipher};
 use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
 use hookline_infrastructure::postgres::audit::{PgAuditLog, PgLogArchive};
@@ -162,13 +163,23 @@ impl Services {
     ) -> anyhow::Result<Self> {
         let pool = database.db.pool.clone();
         let background = database.db.background.clone();
-        let cipher = Arc::new(
-            XChaChaCipher::load_or_create(
-                settings.secret_key.as_ref().map(|k| k.expose()),
-                settings.data_dir(),
-            )
-            .context("loading the secret key")?,
-        );
+        let configured = settings.secret_key.as_ref().map(|k| k.expose());
+        // A server creates the key on first start; one-shot commands seal
+        // nothing and never leave a key file behind.
+        let cipher: Arc<dyn SecretCipher> = match runs {
+            Runs::Everything => Arc::new(
+                XChaChaCipher::load_or_create(configured, settings.data_dir())
+                    .context("loading the secret key")?,
+            ),
+            Runs::TenantsOnly => {
+                match XChaChaCipher::load_existing(configured, settings.data_dir())
+                    .context("loading the secret key")?
+                {
+                    Some(c) => Arc::new(c),
+                    None => Arc::new(NoKey),
+                }
+            }
+        };
         let wakeups = LogWakeups::new(&[Tenant::TYPE, Subscription::TYPE, Delivery::TYPE]);
         let due = Wakeup::new();
         let mut listeners = vec![wakeups.spawn_listener(&database.db, shutdown.clone())];

@@ -106,8 +106,48 @@ impl XChaChaCipher {
         }
     }
 
+    /// The configured key, or the data directory's key file if there is
+    /// one (never created: for commands that seal nothing).
+    ///
+    /// # Errors
+    /// A malformed key, or a key file that cannot be read.
+    pub fn load_existing(
+        configured: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<Option<Self>, KeyError> {
+        if let Some(b64) = configured {
+            return Self::from_base64(b64).map(Some);
+        }
+        let path = data_dir.join(KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_base64(&text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(KeyError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
     pub fn key_id(&self) -> &str {
         &self.key_id
+    }
+}
+
+/// Stands in for the cipher where no secret key exists yet: anything that
+/// would seal or open a secret fails with a clear message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoKey;
+
+impl SecretCipher for NoKey {
+    fn seal(&self, _plaintext: &[u8], _context: &str) -> Result<Sealed, AppError> {
+        Err(AppError::Unavailable(
+            "no secret key: set HOOKLINE_SECRET_KEY or start the server once to create one".into(),
+        ))
+    }
+
+    fn open(&self, _sealed: &Sealed, _context: &str) -> Result<Vec<u8>, AppError> {
+        self.seal(&[], "").map(|_| Vec::new())
     }
 }
 

@@ -23,4 +23,5 @@ mod request_ids;
 mod secrets;
 mod subscriptions;
 mod support;
+mod tenants;
 mod validation;

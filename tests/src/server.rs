@@ -59,6 +59,12 @@ impl TestApp {
         Self::start(db, data_dir, env).await
     }
 
+    /// A server with the default test settings on `db`.
+    pub async fn on(db: TestDatabase) -> Self {
+        let data_dir = tempfile::tempdir().expect("data dir");
+        Self::start(db, data_dir, default_env()).await
+    }
+
     async fn start(
         db: TestDatabase,
         data_dir: tempfile::TempDir,

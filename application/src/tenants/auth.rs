@@ -94,7 +94,11 @@ impl Authenticator {
         if found.is_none() {
             // Issued a moment ago (perhaps by another process): give the
             // read model a moment to include it.
-            if self.waiter.wait_caught_up(Tenant::TYPE, self.catch_up).await {
+            if self
+                .waiter
+                .wait_caught_up(Tenant::TYPE, self.catch_up)
+                .await
+            {
                 found = self.lookup(&hash).await?;
             }
         }
