@@ -15,47 +15,57 @@ fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn attempt_record(
-    record: &DeliveryRecord,
-    stored: &StoredEvent,
+/// What every attempt event carries.
+struct Attempt<'a> {
     attempt: u32,
     attempt_id: uuid::Uuid,
-    url: String,
+    url: &'a str,
     started_at: DateTime<Utc>,
     duration_ms: u64,
     status_code: Option<u16>,
-    outcome: DeliveryStatus,
-) -> AttemptRecord {
-    let meta = stored.meta();
-    AttemptRecord {
-        id: attempt_id,
-        delivery_id: record.id,
-        attempt: to_i32(attempt),
-        subscription_id: record.subscription_id,
-        request_id: meta.as_ref().map(|m| m.request_id.clone()),
-        triggered_by: meta.and_then(|m| m.triggered_by),
-        url,
-        started_at,
-        duration_ms: i64::try_from(duration_ms).unwrap_or(i64::MAX),
-        status_code: status_code.map(i32::from),
-        outcome,
-        error_kind: None,
-        error_message: None,
-        response_excerpt: None,
-        next_attempt_at: None,
+}
+
+impl Attempt<'_> {
+    /// The attempts read model's row; `outcome` is the delivery's status
+    /// after it.
+    fn record(
+        &self,
+        row: &DeliveryRecord,
+        stored: &StoredEvent,
+        outcome: DeliveryStatus,
+    ) -> AttemptRecord {
+        let meta = stored.meta();
+        AttemptRecord {
+            id: self.attempt_id,
+            delivery_id: row.id,
+            attempt: to_i32(self.attempt),
+            subscription_id: row.subscription_id,
+            request_id: meta.as_ref().map(|m| m.request_id.clone()),
+            triggered_by: meta.and_then(|m| m.triggered_by),
+            url: self.url.to_string(),
+            started_at: self.started_at,
+            duration_ms: i64::try_from(self.duration_ms).unwrap_or(i64::MAX),
+            status_code: self.status_code.map(i32::from),
+            outcome,
+            error_kind: None,
+            error_message: None,
+            response_excerpt: None,
+            next_attempt_at: None,
+        }
+    }
+
+    /// What the attempt leaves on the delivery's row.
+    fn mark(&self, row: &mut DeliveryRecord, status: DeliveryStatus) {
+        row.status = status;
+        row.attempts = to_i32(self.attempt);
+        row.last_status_code = self.status_code.map(i32::from);
+        row.updated_at = ended(self.started_at, self.duration_ms);
     }
 }
 
-/// Applies one event (already parsed from `stored`) to the record; returns
-/// the attempt it records, if any. Events before `DeliveryEnqueued` are
-/// ignored.
-pub fn apply(
-    record: &mut Option<DeliveryRecord>,
-    stored: &StoredEvent,
-    event: &DeliveryEvent,
-) -> Option<AttemptRecord> {
-    if let DeliveryEvent::DeliveryEnqueued {
+/// The record a `DeliveryEnqueued` starts.
+fn enqueued(stored: &StoredEvent, event: &DeliveryEvent) -> Option<DeliveryRecord> {
+    let DeliveryEvent::DeliveryEnqueued {
         delivery_id,
         tenant_id,
         subscription_id,
@@ -66,25 +76,39 @@ pub fn apply(
         next_attempt_at,
         ..
     } = event
-    {
-        *record = Some(DeliveryRecord {
-            id: *delivery_id,
-            tenant_id: *tenant_id,
-            subscription_id: *subscription_id,
-            event_id: *event_id,
-            event_type: event_type.to_string(),
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            next_attempt_at: Some(*next_attempt_at),
-            url: url.clone(),
-            request_id: stored.meta().map(|m| m.request_id),
-            last_status_code: None,
-            last_error_kind: None,
-            last_error: None,
-            created_at: *enqueued_at,
-            updated_at: *enqueued_at,
-            delivered_at: None,
-        });
+    else {
+        return None;
+    };
+    Some(DeliveryRecord {
+        id: *delivery_id,
+        tenant_id: *tenant_id,
+        subscription_id: *subscription_id,
+        event_id: *event_id,
+        event_type: event_type.to_string(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: Some(*next_attempt_at),
+        url: url.clone(),
+        request_id: stored.meta().map(|m| m.request_id),
+        last_status_code: None,
+        last_error_kind: None,
+        last_error: None,
+        created_at: *enqueued_at,
+        updated_at: *enqueued_at,
+        delivered_at: None,
+    })
+}
+
+/// Applies one event (already parsed from `stored`) to the record; returns
+/// the attempt it records, if any. Events before `DeliveryEnqueued` are
+/// ignored.
+pub fn apply(
+    record: &mut Option<DeliveryRecord>,
+    stored: &StoredEvent,
+    event: &DeliveryEvent,
+) -> Option<AttemptRecord> {
+    if let Some(started) = enqueued(stored, event) {
+        *record = Some(started);
         return None;
     }
     let row = record.as_mut()?;
@@ -104,28 +128,23 @@ pub fn apply(
             next_attempt_at,
             ..
         } => {
-            let mut a = attempt_record(
-                row,
-                stored,
-                *attempt,
-                *attempt_id,
-                url.clone(),
-                *started_at,
-                *duration_ms,
-                *status_code,
-                *status,
-            );
+            let made = Attempt {
+                attempt: *attempt,
+                attempt_id: *attempt_id,
+                url,
+                started_at: *started_at,
+                duration_ms: *duration_ms,
+                status_code: *status_code,
+            };
+            let mut a = made.record(row, stored, *status);
             a.error_kind = Some(*error_kind);
             a.error_message = Some(storable_text(error_message));
             a.response_excerpt = response_excerpt.as_deref().map(storable_text);
             a.next_attempt_at = *next_attempt_at;
-            row.status = *status;
-            row.attempts = to_i32(*attempt);
+            made.mark(row, *status);
             row.next_attempt_at = *next_attempt_at;
-            row.last_status_code = status_code.map(i32::from);
             row.last_error_kind = Some(*error_kind);
             row.last_error = a.error_message.clone();
-            row.updated_at = ended(*started_at, *duration_ms);
             Some(a)
         }
         DeliveryEvent::DeliverySucceeded {
@@ -137,25 +156,20 @@ pub fn apply(
             status_code,
             response_excerpt,
         } => {
-            let mut a = attempt_record(
-                row,
-                stored,
-                *attempt,
-                *attempt_id,
-                url.clone(),
-                *started_at,
-                *duration_ms,
-                Some(*status_code),
-                DeliveryStatus::Delivered,
-            );
+            let made = Attempt {
+                attempt: *attempt,
+                attempt_id: *attempt_id,
+                url,
+                started_at: *started_at,
+                duration_ms: *duration_ms,
+                status_code: Some(*status_code),
+            };
+            let mut a = made.record(row, stored, DeliveryStatus::Delivered);
             a.response_excerpt = response_excerpt.as_deref().map(storable_text);
-            row.status = DeliveryStatus::Delivered;
-            row.attempts = to_i32(*attempt);
+            made.mark(row, DeliveryStatus::Delivered);
             row.next_attempt_at = None;
-            row.last_status_code = Some(i32::from(*status_code));
             row.last_error_kind = None;
             row.last_error = None;
-            row.updated_at = ended(*started_at, *duration_ms);
             row.delivered_at = Some(row.updated_at);
             Some(a)
         }

@@ -2,6 +2,7 @@
 //! disable/enable, delete, and read the history.
 
 mod commands;
+mod queries;
 mod service;
 mod view;
 

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -88,9 +88,6 @@ impl Worker {
         let recorder = tokio::spawn(self.recorder.clone().run(rx));
         tracing::info!(worker = %self.settings.worker_id, concurrency, "delivery worker started");
         loop {
-            if shutdown.is_cancelled() {
-                break;
-            }
             wake.borrow_and_update();
             // Wait for a free slot before claiming anything.
             let first = tokio::select! {
@@ -100,95 +97,18 @@ impl Worker {
                     Err(_) => break,
                 },
             };
-            let free = permits.available_permits() + 1;
-            let limit = u32::try_from(free)
-                .unwrap_or(u32::MAX)
-                .min(self.settings.claim_batch);
-            let claimed = match self
-                .queue
-                .claim(&self.settings.worker_id, limit, self.settings.lease)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "claiming due deliveries failed");
-                    drop(first);
-                    if sleep_or_cancel(&shutdown, Duration::from_secs(1)).await {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let full = claimed.len() as u32 >= limit;
-            let idle = claimed.is_empty();
-            let mut first = Some(first);
-            let mut deferred: Vec<(DeliveryId, Duration)> = Vec::new();
-            for due in claimed {
-                let subscription = due.subscription_id;
-                if let Some(wait) = self
-                    .fairness
-                    .admit(subscription, Instant::now())
-                    .defer_for()
-                {
-                    deferred.push((due.delivery_id, wait));
-                    continue;
-                }
-                let permit = match first.take() {
-                    Some(p) => p,
-                    None => match permits.clone().acquire_owned().await {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                };
-                let this = self.clone();
-                let tx = tx.clone();
-                let span = tracing::info_span!(
-                    "attempt",
-                    request_id = due.request_id.as_deref().unwrap_or("-"),
-                    tenant_id = %due.tenant_id,
-                    delivery_id = %due.delivery_id,
-                    attempt = due.attempt,
-                );
-                tokio::spawn(
-                    async move {
-                        let started = Instant::now();
-                        let outcome = this.attempt(due).await;
-                        this.fairness
-                            .release(subscription, started.elapsed(), Instant::now());
-                        if let Some(outcome) = outcome {
-                            let _ = tx.send(outcome).await;
-                        }
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
-            }
-            drop(first);
-            if !deferred.is_empty() {
-                tracing::debug!(
-                    deferred = deferred.len(),
-                    "deliveries over their subscription's share of the worker wait"
-                );
-                if let Err(e) = self.queue.defer(&self.settings.worker_id, &deferred).await {
-                    // Their leases expire instead; they are claimed again then.
-                    tracing::warn!(error = %e, "could not put deferred deliveries back");
-                }
-            }
-            if full {
-                continue;
-            }
-            // Attempts in flight will wake us through the projection when
-            // their retries are due; only an idle worker asks when the next
-            // delivery falls due.
-            let wait = if idle {
-                match self.queue.next_due_in().await {
+            let wait = match self.round(first, &permits, &tx).await {
+                Round::Full => continue,
+                Round::Busy => self.settings.poll_interval,
+                // Attempts in flight wake us through the projection when
+                // their retries are due; only an idle worker asks when the
+                // next delivery falls due.
+                Round::Idle => match self.queue.next_due_in().await {
                     Ok(Some(d)) => d.min(self.settings.poll_interval),
                     _ => self.settings.poll_interval,
-                }
-            } else {
-                self.settings.poll_interval
+                },
+                Round::Failed => Duration::from_secs(1),
             };
-
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = wake.changed() => {}
@@ -204,8 +124,102 @@ impl Worker {
             tracing::warn!("attempts still in flight at shutdown; their leases will expire");
         }
         drop(tx);
-        let _ = recorder.await;
+        drop(recorder.await);
         tracing::info!("delivery worker stopped");
+    }
+
+    /// Claims as many due deliveries as there are free slots, starts the
+    /// attempts its fairness shares admit, and puts the others back.
+    async fn round(
+        self: &Arc<Self>,
+        first: OwnedSemaphorePermit,
+        permits: &Arc<Semaphore>,
+        tx: &mpsc::Sender<Outcome>,
+    ) -> Round {
+        let free = permits.available_permits() + 1;
+        let limit = u32::try_from(free)
+            .unwrap_or(u32::MAX)
+            .min(self.settings.claim_batch);
+        let claimed = match self
+            .queue
+            .claim(&self.settings.worker_id, limit, self.settings.lease)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming due deliveries failed");
+                return Round::Failed;
+            }
+        };
+        let round = if claimed.is_empty() {
+            Round::Idle
+        } else if claimed.len() as u32 >= limit {
+            Round::Full
+        } else {
+            Round::Busy
+        };
+        let mut first = Some(first);
+        let mut deferred: Vec<(DeliveryId, Duration)> = Vec::new();
+        for due in claimed {
+            if let Some(wait) = self
+                .fairness
+                .admit(due.subscription_id, Instant::now())
+                .defer_for()
+            {
+                deferred.push((due.delivery_id, wait));
+                continue;
+            }
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match permits.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            self.dispatch(due, permit, tx.clone());
+        }
+        if !deferred.is_empty() {
+            tracing::debug!(
+                deferred = deferred.len(),
+                "deliveries over their subscription's share of the worker wait"
+            );
+            if let Err(e) = self.queue.defer(&self.settings.worker_id, &deferred).await {
+                // Their leases expire instead; they are claimed again then.
+                tracing::warn!(error = %e, "could not put deferred deliveries back");
+            }
+        }
+        round
+    }
+
+    /// Makes one attempt in the background, holding `permit` until done.
+    fn dispatch(
+        self: &Arc<Self>,
+        due: DueDelivery,
+        permit: OwnedSemaphorePermit,
+        tx: mpsc::Sender<Outcome>,
+    ) {
+        let subscription = due.subscription_id;
+        let span = tracing::info_span!(
+            "attempt",
+            request_id = due.request_id.as_deref().unwrap_or("-"),
+            tenant_id = %due.tenant_id,
+            delivery_id = %due.delivery_id,
+            attempt = due.attempt,
+        );
+        let this = self.clone();
+        tokio::spawn(
+            async move {
+                let started = Instant::now();
+                let outcome = this.attempt(due).await;
+                this.fairness
+                    .release(subscription, started.elapsed(), Instant::now());
+                if let Some(outcome) = outcome {
+                    drop(tx.send(outcome).await);
+                }
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
 
     /// One attempt, or `None` when it must wait (the lease then expires and
@@ -293,11 +307,17 @@ impl Worker {
     }
 }
 
-async fn sleep_or_cancel(shutdown: &CancellationToken, d: Duration) -> bool {
-    tokio::select! {
-        () = shutdown.cancelled() => true,
-        () = tokio::time::sleep(d) => false,
-    }
+/// How a claim round went, and so how long to wait before the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// As many claimed as asked for: claim again at once.
+    Full,
+    /// Fewer: wait for a wake-up or the poll interval.
+    Busy,
+    /// None due: wait until the next one falls due.
+    Idle,
+    /// The queue could not be read: back off.
+    Failed,
 }
 
 #[cfg(test)]

@@ -242,66 +242,72 @@ impl Subscription {
                 });
             }
             other => {
-                let Some(state) = self.state.as_mut() else {
-                    return;
-                };
-                state.updated_at = other.occurred_at();
-                match other {
-                    SubscriptionEvent::Subscribed { .. } => {}
-                    SubscriptionEvent::SubscriptionUpdated {
-                        url,
-                        events,
-                        header_names,
-                        headers,
-                        description,
-                        signature_scheme,
-                        ..
-                    } => {
-                        if let Some(url) = url {
-                            state.url = url;
-                        }
-                        if let Some(events) = events {
-                            state.events = events;
-                        }
-                        if let Some(names) = header_names {
-                            state.header_names = names;
-                        }
-                        if let Some(headers) = headers {
-                            state.headers = headers;
-                        }
-                        if let Some(description) = description {
-                            state.description = description;
-                        }
-                        if let Some(scheme) = signature_scheme {
-                            state.signature_scheme = scheme;
-                        }
-                    }
-                    SubscriptionEvent::SecretRotated {
-                        secret,
-                        secret_hint,
-                        previous_secret_expires_at,
-                        ..
-                    } => {
-                        let old_secret = std::mem::replace(&mut state.secret, secret);
-                        let old_hint = std::mem::replace(&mut state.secret_hint, secret_hint);
-                        state.previous_secret = Some(PreviousSecret {
-                            secret: old_secret,
-                            hint: old_hint,
-                            expires_at: previous_secret_expires_at,
-                        });
-                    }
-                    SubscriptionEvent::SubscriptionDisabled { reason, .. } => {
-                        state.status = SubscriptionStatus::Disabled;
-                        state.disabled_reason = Some(reason);
-                    }
-                    SubscriptionEvent::SubscriptionEnabled { .. } => {
-                        state.status = SubscriptionStatus::Active;
-                        state.disabled_reason = None;
-                    }
-                    SubscriptionEvent::Unsubscribed { .. } => {
-                        state.status = SubscriptionStatus::Deleted;
-                    }
+                if let Some(state) = self.state.as_mut() {
+                    state.apply_change(other);
                 }
+            }
+        }
+    }
+}
+
+impl SubscriptionState {
+    /// Applies an event that changes an existing subscription.
+    fn apply_change(&mut self, event: SubscriptionEvent) {
+        self.updated_at = event.occurred_at();
+        match event {
+            SubscriptionEvent::Subscribed { .. } => {}
+            SubscriptionEvent::SubscriptionUpdated {
+                url,
+                events,
+                header_names,
+                headers,
+                description,
+                signature_scheme,
+                ..
+            } => {
+                if let Some(url) = url {
+                    self.url = url;
+                }
+                if let Some(events) = events {
+                    self.events = events;
+                }
+                if let Some(names) = header_names {
+                    self.header_names = names;
+                }
+                if let Some(headers) = headers {
+                    self.headers = headers;
+                }
+                if let Some(description) = description {
+                    self.description = description;
+                }
+                if let Some(scheme) = signature_scheme {
+                    self.signature_scheme = scheme;
+                }
+            }
+            SubscriptionEvent::SecretRotated {
+                secret,
+                secret_hint,
+                previous_secret_expires_at,
+                ..
+            } => {
+                let old_secret = std::mem::replace(&mut self.secret, secret);
+                let old_hint = std::mem::replace(&mut self.secret_hint, secret_hint);
+                self.previous_secret = Some(PreviousSecret {
+                    secret: old_secret,
+                    hint: old_hint,
+                    expires_at: previous_secret_expires_at,
+                });
+            }
+            SubscriptionEvent::SubscriptionDisabled { reason, .. } => {
+                self.status = SubscriptionStatus::Disabled;
+                self.disabled_reason = Some(reason);
+            }
+            SubscriptionEvent::SubscriptionEnabled { .. } => {
+                self.status = SubscriptionStatus::Active;
+                self.disabled_reason = None;
+            }
+            SubscriptionEvent::Unsubscribed { .. } => {
+                self.status = SubscriptionStatus::Deleted;
             }
         }
     }

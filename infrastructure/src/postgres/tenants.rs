@@ -278,6 +278,50 @@ pub async fn adopt_legacy_rows(
     result
 }
 
+/// The commands that turn one tenant row and its key rows into events.
+async fn legacy_commands(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    name: &str,
+    created_at: DateTime<Utc>,
+) -> Result<Vec<TenantCommand>, AppError> {
+    let id = *tenant.as_uuid();
+    let keys = sqlx::query(
+        "SELECT id, key_hash, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    let name = TenantName::parse(name)
+        .or_else(|_| TenantName::parse(&format!("tenant {id}")))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut commands = vec![TenantCommand::Create(CreateTenant {
+        tenant_id: tenant,
+        name,
+        at: created_at,
+    })];
+    for key in keys {
+        let key_id: Uuid = key.try_get("id").map_err(unavailable)?;
+        let issued_at: DateTime<Utc> = key.try_get("created_at").map_err(unavailable)?;
+        commands.push(TenantCommand::IssueKey(IssueApiKey {
+            key_id,
+            key_hash: key.try_get("key_hash").map_err(unavailable)?,
+            hint: "hlk_… (issued before keys were listed)".into(),
+            at: issued_at,
+        }));
+        let revoked: Option<DateTime<Utc>> = key.try_get("revoked_at").map_err(unavailable)?;
+        if let Some(at) = revoked {
+            commands.push(TenantCommand::RevokeKey(RevokeApiKey {
+                key_id,
+                effective_at: at,
+                at,
+            }));
+        }
+    }
+    Ok(commands)
+}
+
 async fn adopt(
     conn: &mut PgConnection,
     store: &PgAggregateStore<Tenant>,
@@ -303,40 +347,8 @@ async fn adopt(
         let id: Uuid = row.try_get("id").map_err(unavailable)?;
         let name: String = row.try_get("name").map_err(unavailable)?;
         let created_at: DateTime<Utc> = row.try_get("created_at").map_err(unavailable)?;
-        let keys = sqlx::query(
-            "SELECT id, key_hash, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(unavailable)?;
         let tenant = TenantId::from_uuid(id);
-        let name = TenantName::parse(&name)
-            .or_else(|_| TenantName::parse(&format!("tenant {id}")))
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        let mut commands = vec![TenantCommand::Create(CreateTenant {
-            tenant_id: tenant,
-            name,
-            at: created_at,
-        })];
-        for key in keys {
-            let key_id: Uuid = key.try_get("id").map_err(unavailable)?;
-            let issued_at: DateTime<Utc> = key.try_get("created_at").map_err(unavailable)?;
-            commands.push(TenantCommand::IssueKey(IssueApiKey {
-                key_id,
-                key_hash: key.try_get("key_hash").map_err(unavailable)?,
-                hint: "hlk_… (issued before keys were listed)".into(),
-                at: issued_at,
-            }));
-            let revoked: Option<DateTime<Utc>> = key.try_get("revoked_at").map_err(unavailable)?;
-            if let Some(at) = revoked {
-                commands.push(TenantCommand::RevokeKey(RevokeApiKey {
-                    key_id,
-                    effective_at: at,
-                    at,
-                }));
-            }
-        }
+        let commands = legacy_commands(&mut *conn, tenant, &name, created_at).await?;
         let metadata = EventMetadata {
             request_id: format!("system:migration:tenant-{id}"),
             tenant_id: tenant,

@@ -138,9 +138,158 @@ impl QueueProjection {
         conn: &mut PgConnection,
         events: Vec<Parsed<'_>>,
     ) -> Result<(), ProjectionError> {
+        let Plan {
+            deletes,
+            mut puts,
+            reschedules,
+        } = Plan::of(events);
+        {
+            let mut missing: Vec<&mut QueueRow> =
+                puts.iter_mut().filter(|r| r.body.is_none()).collect();
+            if !missing.is_empty() {
+                self.fill_from_log(conn, &mut missing).await?;
+            }
+        }
+        let wakes = !puts.is_empty() || !reschedules.is_empty();
+        self.delete(conn, &deletes).await?;
+        self.put(conn, puts).await?;
+        self.reschedule(conn, &reschedules).await?;
+        if wakes {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(DUE_CHANNEL)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(&format!(
+            "DELETE FROM {} WHERE delivery_id = ANY($1)",
+            self.table
+        ))
+        .bind(ids)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn put(&self, conn: &mut PgConnection, rows: Vec<QueueRow>) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut c = Columns::with_capacity(rows.len());
+        for r in rows {
+            c.ids.push(r.delivery_id);
+            c.tenants.push(r.tenant_id);
+            c.subs.push(r.subscription_id);
+            c.events.push(r.event_id);
+            c.types.push(r.event_type);
+            c.attempts.push(r.attempt);
+            c.dues.push(r.due_at);
+            c.bodies.push(r.body.unwrap_or_default());
+            c.requests.push(r.request_id);
+            c.triggers.push(r.triggered_by);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {} (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt, due_at, body,
+                    request_id, triggered_by)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::int[],
+                    $7::timestamptz[], $8::text[], $9::text[], $10::text[])
+             ON CONFLICT (delivery_id) DO UPDATE SET
+                attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at, triggered_by = EXCLUDED.triggered_by,
+                lease_owner = NULL, lease_until = NULL",
+            self.table
+        ))
+        .bind(c.ids)
+        .bind(c.tenants)
+        .bind(c.subs)
+        .bind(c.events)
+        .bind(c.types)
+        .bind(c.attempts)
+        .bind(c.dues)
+        .bind(c.bodies)
+        .bind(c.requests)
+        .bind(c.triggers)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn reschedule(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[(Uuid, i32, DateTime<Utc>)],
+    ) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+        let attempts: Vec<i32> = rows.iter().map(|r| r.1).collect();
+        let dues: Vec<DateTime<Utc>> = rows.iter().map(|r| r.2).collect();
+        sqlx::query(&format!(
+            "UPDATE {} q SET attempt = u.attempt, due_at = u.due_at, lease_owner = NULL, lease_until = NULL
+               FROM UNNEST($1::uuid[], $2::int[], $3::timestamptz[]) AS u(id, attempt, due_at)
+              WHERE q.delivery_id = u.id",
+            self.table
+        ))
+        .bind(ids)
+        .bind(attempts)
+        .bind(dues)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The queue rows' columns, for one multi-row statement.
+#[derive(Default)]
+struct Columns {
+    ids: Vec<Uuid>,
+    tenants: Vec<Uuid>,
+    subs: Vec<Uuid>,
+    events: Vec<Uuid>,
+    types: Vec<String>,
+    attempts: Vec<i32>,
+    dues: Vec<DateTime<Utc>>,
+    bodies: Vec<String>,
+    requests: Vec<Option<String>>,
+    triggers: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(n),
+            tenants: Vec::with_capacity(n),
+            subs: Vec::with_capacity(n),
+            events: Vec::with_capacity(n),
+            types: Vec::with_capacity(n),
+            attempts: Vec::with_capacity(n),
+            dues: Vec::with_capacity(n),
+            bodies: Vec::with_capacity(n),
+            requests: Vec::with_capacity(n),
+            triggers: Vec::with_capacity(n),
+        }
+    }
+}
+
+/// What a batch does to the queue: one operation per delivery, in order.
+#[derive(Debug, Default)]
+struct Plan {
+    deletes: Vec<Uuid>,
+    puts: Vec<QueueRow>,
+    reschedules: Vec<(Uuid, i32, DateTime<Utc>)>,
+}
+
+impl Plan {
+    fn of(events: Vec<Parsed<'_>>) -> Self {
         let mut ops: HashMap<Uuid, Op> = HashMap::new();
         let mut order: Vec<Uuid> = Vec::new();
-        let mut created_here: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+        let mut created_here = std::collections::HashSet::new();
         for (stored, id, event) in events {
             let previous = ops.remove(&id);
             if previous.is_none() {
@@ -149,190 +298,100 @@ impl QueueProjection {
             if matches!(event, DeliveryEvent::DeliveryEnqueued { .. }) {
                 created_here.insert(id);
             }
-            let next = match (event, previous) {
-                (
-                    DeliveryEvent::DeliveryEnqueued {
-                        tenant_id,
-                        subscription_id,
-                        event_id,
-                        event_type,
-                        body,
-                        next_attempt_at,
-                        ..
-                    },
-                    _,
-                ) => Op::Put(QueueRow {
-                    delivery_id: id,
-                    tenant_id: *tenant_id.as_uuid(),
-                    subscription_id: *subscription_id.as_uuid(),
-                    event_id: *event_id.as_uuid(),
-                    event_type: event_type.to_string(),
-                    attempt: 1,
-                    due_at: next_attempt_at,
-                    body: Some(body),
-                    request_id: stored.meta().map(|m| m.request_id),
-                    triggered_by: None,
-                }),
-                (
-                    DeliveryEvent::AttemptFailed {
-                        attempt,
-                        status: DeliveryStatus::Pending,
-                        next_attempt_at: Some(due_at),
-                        ..
-                    },
-                    previous,
-                ) => match previous {
-                    Some(Op::Put(mut row)) => {
-                        row.attempt = to_i32(attempt + 1);
-                        row.due_at = due_at;
-                        Op::Put(row)
-                    }
-                    _ => Op::Reschedule {
-                        attempt: to_i32(attempt + 1),
-                        due_at,
-                    },
-                },
-                (
-                    DeliveryEvent::RetryRequested {
-                        attempt,
-                        next_attempt_at,
-                        ..
-                    },
-                    previous,
-                ) => {
-                    let triggered_by = stored.meta().map(|m| m.request_id);
-                    match previous {
-                        Some(Op::Put(mut row)) => {
-                            row.attempt = to_i32(attempt);
-                            row.due_at = next_attempt_at;
-                            row.triggered_by = triggered_by;
-                            Op::Put(row)
-                        }
-                        _ => Op::Put(QueueRow {
-                            delivery_id: id,
-                            tenant_id: Uuid::nil(),
-                            subscription_id: Uuid::nil(),
-                            event_id: Uuid::nil(),
-                            event_type: String::new(),
-                            attempt: to_i32(attempt),
-                            due_at: next_attempt_at,
-                            body: None,
-                            request_id: None,
-                            triggered_by,
-                        }),
-                    }
-                }
-                // Delivered, failed for good, or abandoned: off the queue.
-                _ => Op::Delete,
-            };
-            ops.insert(id, next);
+            ops.insert(id, next_op(stored, id, event, previous));
         }
-
-        let mut deletes = Vec::new();
-        let mut puts = Vec::new();
-        let mut reschedules = Vec::new();
+        let mut plan = Self::default();
         for id in order {
             match ops.remove(&id) {
                 // Queued and finished within this batch: never written.
                 Some(Op::Delete) if created_here.contains(&id) => {}
-                Some(Op::Delete) => deletes.push(id),
-                Some(Op::Put(row)) => puts.push(row),
-                Some(Op::Reschedule { attempt, due_at }) => reschedules.push((id, attempt, due_at)),
+                Some(Op::Delete) => plan.deletes.push(id),
+                Some(Op::Put(row)) => plan.puts.push(row),
+                Some(Op::Reschedule { attempt, due_at }) => {
+                    plan.reschedules.push((id, attempt, due_at));
+                }
                 None => {}
             }
         }
-        {
-            let mut missing: Vec<&mut QueueRow> =
-                puts.iter_mut().filter(|r| r.body.is_none()).collect();
-            if !missing.is_empty() {
-                self.fill_from_log(conn, &mut missing).await?;
+        plan
+    }
+}
+
+/// The operation a delivery's queue row needs after `event`, given the
+/// one the batch already planned for it.
+fn next_op(stored: &StoredEvent, id: Uuid, event: DeliveryEvent, previous: Option<Op>) -> Op {
+    match event {
+        DeliveryEvent::DeliveryEnqueued {
+            tenant_id,
+            subscription_id,
+            event_id,
+            event_type,
+            body,
+            next_attempt_at,
+            ..
+        } => Op::Put(QueueRow {
+            delivery_id: id,
+            tenant_id: *tenant_id.as_uuid(),
+            subscription_id: *subscription_id.as_uuid(),
+            event_id: *event_id.as_uuid(),
+            event_type: event_type.to_string(),
+            attempt: 1,
+            due_at: next_attempt_at,
+            body: Some(body),
+            request_id: stored.meta().map(|m| m.request_id),
+            triggered_by: None,
+        }),
+        DeliveryEvent::AttemptFailed {
+            attempt,
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(due_at),
+            ..
+        } => match previous {
+            Some(Op::Put(mut row)) => {
+                row.attempt = to_i32(attempt + 1);
+                row.due_at = due_at;
+                Op::Put(row)
             }
+            _ => Op::Reschedule {
+                attempt: to_i32(attempt + 1),
+                due_at,
+            },
+        },
+        DeliveryEvent::RetryRequested {
+            attempt,
+            next_attempt_at,
+            ..
+        } => {
+            let mut row = match previous {
+                Some(Op::Put(row)) => row,
+                // Its identity and body come from its first event.
+                _ => QueueRow::unfilled(id),
+            };
+            row.attempt = to_i32(attempt);
+            row.due_at = next_attempt_at;
+            row.triggered_by = stored.meta().map(|m| m.request_id);
+            Op::Put(row)
         }
-        if !deletes.is_empty() {
-            sqlx::query(&format!(
-                "DELETE FROM {} WHERE delivery_id = ANY($1)",
-                self.table
-            ))
-            .bind(&deletes)
-            .execute(&mut *conn)
-            .await?;
+        // Delivered, failed for good, or abandoned: off the queue.
+        _ => Op::Delete,
+    }
+}
+
+impl QueueRow {
+    /// A row whose identity, body and request id `fill_from_log` adds.
+    fn unfilled(id: Uuid) -> Self {
+        Self {
+            delivery_id: id,
+            tenant_id: Uuid::nil(),
+            subscription_id: Uuid::nil(),
+            event_id: Uuid::nil(),
+            event_type: String::new(),
+            attempt: 0,
+            due_at: DateTime::<Utc>::MIN_UTC,
+            body: None,
+            request_id: None,
+            triggered_by: None,
         }
-        let wakes = !puts.is_empty() || !reschedules.is_empty();
-        if !puts.is_empty() {
-            let n = puts.len();
-            let (
-                mut ids,
-                mut tenants,
-                mut subs,
-                mut evs,
-                mut types,
-                mut attempts,
-                mut dues,
-                mut bodies,
-                mut reqs,
-                mut trig,
-            ) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for r in puts {
-                ids.push(r.delivery_id);
-                tenants.push(r.tenant_id);
-                subs.push(r.subscription_id);
-                evs.push(r.event_id);
-                types.push(r.event_type);
-                attempts.push(r.attempt);
-                dues.push(r.due_at);
-                bodies.push(r.body.unwrap_or_default());
-                reqs.push(r.request_id);
-                trig.push(r.triggered_by);
-            }
-            sqlx::query(&format!(
-                "INSERT INTO {} (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt, due_at, body,
-                        request_id, triggered_by)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::int[],
-                        $7::timestamptz[], $8::text[], $9::text[], $10::text[])
-                 ON CONFLICT (delivery_id) DO UPDATE SET
-                    attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at, triggered_by = EXCLUDED.triggered_by,
-                    lease_owner = NULL, lease_until = NULL",
-                self.table
-            ))
-            .bind(ids).bind(tenants).bind(subs).bind(evs).bind(types).bind(attempts).bind(dues)
-            .bind(bodies).bind(reqs).bind(trig)
-            .execute(&mut *conn)
-            .await?;
-        }
-        if !reschedules.is_empty() {
-            let ids: Vec<Uuid> = reschedules.iter().map(|r| r.0).collect();
-            let attempts: Vec<i32> = reschedules.iter().map(|r| r.1).collect();
-            let dues: Vec<DateTime<Utc>> = reschedules.iter().map(|r| r.2).collect();
-            sqlx::query(&format!(
-                "UPDATE {} q SET attempt = u.attempt, due_at = u.due_at, lease_owner = NULL, lease_until = NULL
-                   FROM UNNEST($1::uuid[], $2::int[], $3::timestamptz[]) AS u(id, attempt, due_at)
-                  WHERE q.delivery_id = u.id",
-                self.table
-            ))
-            .bind(ids)
-            .bind(attempts)
-            .bind(dues)
-            .execute(&mut *conn)
-            .await?;
-        }
-        if wakes {
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(DUE_CHANNEL)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
     }
 }
 

@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use std::fmt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -27,6 +26,10 @@ const PORT: u16 = 5432;
 const MAX_SOCKET_PATH: usize = 100;
 /// How long a starting (or recovering) cluster may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+mod host;
+pub use host::{cluster_owner, find_binaries, Owner};
+use host::{extra_settings, make_private_dir, make_traversable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalPgError {
@@ -59,13 +62,6 @@ pub enum LocalPgError {
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalPgError {
     let what = what.into();
     move |source| LocalPgError::Io { what, source }
-}
-
-/// A uid/gid pair to run the Postgres binaries as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
-    pub uid: u32,
-    pub gid: u32,
 }
 
 /// How the cluster is tuned.
@@ -105,78 +101,6 @@ impl fmt::Debug for LocalPostgres {
             .field("started_here", &self.started_here)
             .finish()
     }
-}
-
-/// The directory holding `initdb`, `pg_ctl` and `postgres`.
-///
-/// # Errors
-/// [`LocalPgError::BinariesMissing`].
-pub fn find_binaries() -> Result<PathBuf, LocalPgError> {
-    let has_all = |dir: &Path| {
-        ["initdb", "pg_ctl", "postgres"]
-            .iter()
-            .all(|b| dir.join(b).is_file())
-    };
-    if let Some(dir) = std::env::var_os("HOOKLINE_PG_BIN").map(PathBuf::from) {
-        return if has_all(&dir) {
-            Ok(dir)
-        } else {
-            Err(LocalPgError::BinariesMissing)
-        };
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            if has_all(&dir) {
-                return Ok(dir);
-            }
-        }
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let bin = entry.path().join("bin");
-            has_all(&bin).then_some((version, bin))
-        })
-        .collect();
-    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
-    versions
-        .into_iter()
-        .next()
-        .map(|(_, dir)| dir)
-        .ok_or(LocalPgError::BinariesMissing)
-}
-
-/// When running as root, the `postgres` user; otherwise `None` (run as
-/// ourselves).
-///
-/// # Errors
-/// [`LocalPgError::NoPostgresUser`] as root without such a user.
-pub fn cluster_owner() -> Result<Option<Owner>, LocalPgError> {
-    let euid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX);
-    if euid != 0 {
-        return Ok(None);
-    }
-    let passwd = std::fs::read_to_string("/etc/passwd").map_err(io("reading /etc/passwd"))?;
-    passwd
-        .lines()
-        .find_map(|line| {
-            let fields: Vec<&str> = line.split(':').collect();
-            if fields.len() >= 4 && fields[0] == "postgres" {
-                Some(Owner {
-                    uid: fields[2].parse().ok()?,
-                    gid: fields[3].parse().ok()?,
-                })
-            } else {
-                None
-            }
-        })
-        .map(Some)
-        .ok_or(LocalPgError::NoPostgresUser)
 }
 
 impl LocalPostgres {
@@ -589,47 +513,4 @@ rm -rf "$3" "$4""#;
         .await
         .map(drop)
     }
-}
-
-/// Extra settings for the embedded cluster from `HOOKLINE_PG_CONF`
-/// (`name = value` pairs separated by `;`), one per line.
-fn extra_settings() -> String {
-    std::env::var("HOOKLINE_PG_CONF")
-        .unwrap_or_default()
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && !s.contains('\n'))
-        .map(|s| format!("{s}\n"))
-        .collect()
-}
-
-/// Creates `dir` with mode 0700, owned by `owner` when given.
-fn make_private_dir(dir: &Path, owner: Option<Owner>) -> Result<(), LocalPgError> {
-    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(io(format!("chmod {}", dir.display())))?;
-    if let Some(owner) = owner {
-        std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid))
-            .map_err(io(format!("chown {}", dir.display())))?;
-    }
-    Ok(())
-}
-
-/// The cluster owner must be able to reach its directory: add the
-/// "others may traverse" bit to ancestors that lack it (never read).
-fn make_traversable(dir: &Path, owner: Owner) -> Result<(), LocalPgError> {
-    for ancestor in dir.ancestors().skip(1) {
-        let meta =
-            std::fs::metadata(ancestor).map_err(io(format!("stat {}", ancestor.display())))?;
-        let mode = meta.permissions().mode();
-        let reachable = mode & 0o001 != 0
-            || (meta.uid() == owner.uid && mode & 0o100 != 0)
-            || (meta.gid() == owner.gid && mode & 0o010 != 0);
-        if !reachable {
-            tracing::info!(dir = %ancestor.display(), "letting the postgres user traverse this directory (o+x)");
-            std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(mode | 0o001))
-                .map_err(io(format!("chmod o+x {}", ancestor.display())))?;
-        }
-    }
-    Ok(())
 }

@@ -4,13 +4,16 @@
 //! Every key of the file is the environment variable's name without the
 //! `HOOKLINE_` prefix, in lowercase (`max_body_bytes = 262144`).
 
-use hookline_domain::retry::{RetryPolicy, DEFAULT_SCHEDULE_SECS};
+use hookline_domain::retry::RetryPolicy;
 use hookline_domain::AllowList;
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod read;
+use read::*;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = ".hookline";
@@ -171,12 +174,6 @@ pub struct CliOverrides {
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
-fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
-    v.trim()
-        .parse()
-        .map_err(|_| ConfigError(format!("{name} must be a whole number (got '{v}')")))
-}
-
 impl Settings {
     /// Loads settings from the optional file, the given environment and the
     /// command line.
@@ -255,151 +252,43 @@ impl Settings {
 
     fn validate(raw: Raw) -> Result<Self, ConfigError> {
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = listen_text.parse().map_err(|_| {
-            ConfigError(format!(
-                "HOOKLINE_LISTEN must be an address such as 127.0.0.1:8080 (got '{listen_text}')"
-            ))
-        })?;
-        let allow_private_targets =
-            AllowList::parse(raw.allow_private_targets.as_deref().unwrap_or(""))
-                .map_err(|e| ConfigError(format!("HOOKLINE_ALLOW_PRIVATE_TARGETS: {e}")))?;
-        let max_body_bytes = match raw.max_body_bytes {
-            Some(v) => parse_num("HOOKLINE_MAX_BODY_BYTES", &v)?,
-            None => DEFAULT_MAX_BODY_BYTES,
-        };
-        if max_body_bytes < 1024 {
-            return Err(ConfigError(
-                "HOOKLINE_MAX_BODY_BYTES must be at least 1024".into(),
-            ));
-        }
-        let request_timeout: u64 = match raw.request_timeout_seconds {
-            Some(v) => parse_num("HOOKLINE_REQUEST_TIMEOUT_SECONDS", &v)?,
-            None => 30,
-        };
-        if !(1..=3600).contains(&request_timeout) {
-            return Err(ConfigError(
-                "HOOKLINE_REQUEST_TIMEOUT_SECONDS must be 1–3600".into(),
-            ));
-        }
-        let max_connections: usize = match raw.max_connections {
-            Some(v) => parse_num("HOOKLINE_MAX_CONNECTIONS", &v)?,
-            None => 1024,
-        };
-        if !(1..=1_000_000).contains(&max_connections) {
-            return Err(ConfigError(
-                "HOOKLINE_MAX_CONNECTIONS must be 1–1000000".into(),
-            ));
-        }
-        let overlap: u64 = match raw.secret_rotation_overlap_seconds {
-            Some(v) => parse_num("HOOKLINE_SECRET_ROTATION_OVERLAP_SECONDS", &v)?,
-            None => 24 * 3600,
-        };
-        let consistency_ms: u64 = match raw.consistency_timeout_ms {
-            Some(v) => parse_num("HOOKLINE_CONSISTENCY_TIMEOUT_MS", &v)?,
-            None => 2000,
-        };
-        let log_format = match raw
-            .log_format
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError(format!(
-                    "HOOKLINE_LOG_FORMAT must be text or json (got '{other}')"
-                )))
-            }
-        };
-        let role = Role::parse(raw.role.as_deref().unwrap_or("all"))
-            .map_err(|e| ConfigError(format!("--role/HOOKLINE_ROLE: {e}")))?;
-        let webhook_timeout: u64 = match raw.webhook_timeout_seconds {
-            Some(v) => parse_num("HOOKLINE_WEBHOOK_TIMEOUT_SECONDS", &v)?,
-            None => 10,
-        };
-        if !(1..=300).contains(&webhook_timeout) {
-            return Err(ConfigError(
-                "HOOKLINE_WEBHOOK_TIMEOUT_SECONDS must be 1–300".into(),
-            ));
-        }
-        let schedule: Vec<u64> = match raw.retry_schedule {
-            Some(v) => v
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| parse_num("HOOKLINE_RETRY_SCHEDULE", s))
-                .collect::<Result<_, _>>()?,
-            None => DEFAULT_SCHEDULE_SECS.to_vec(),
-        };
-        if schedule.is_empty() {
-            return Err(ConfigError(
-                "HOOKLINE_RETRY_SCHEDULE must list at least one delay in seconds".into(),
-            ));
-        }
-        let max_retries: u32 = match raw.webhook_max_retries {
-            Some(v) => parse_num("HOOKLINE_WEBHOOK_MAX_RETRIES", &v)?,
-            None => u32::try_from(schedule.len()).unwrap_or(u32::MAX),
-        };
-        let worker_concurrency: usize = match raw.worker_concurrency {
-            Some(v) => parse_num("HOOKLINE_WORKER_CONCURRENCY", &v)?,
-            None => 64,
-        };
-        if !(1..=10_000).contains(&worker_concurrency) {
-            return Err(ConfigError(
-                "HOOKLINE_WORKER_CONCURRENCY must be 1–10000".into(),
-            ));
-        }
-        let worker_lease: u64 = match raw.worker_lease_seconds {
-            Some(v) => parse_num("HOOKLINE_WORKER_LEASE_SECONDS", &v)?,
-            None => webhook_timeout + 30,
-        };
-        if worker_lease <= webhook_timeout {
-            return Err(ConfigError(
-                "HOOKLINE_WORKER_LEASE_SECONDS must be longer than HOOKLINE_WEBHOOK_TIMEOUT_SECONDS".into(),
-            ));
-        }
-        let idempotency_ttl: u64 = match raw.idempotency_ttl_seconds {
-            Some(v) => parse_num("HOOKLINE_IDEMPOTENCY_TTL_SECONDS", &v)?,
-            None => 24 * 3600,
-        };
-        let db_max_connections: u32 = match raw.db_max_connections {
-            Some(v) => parse_num("HOOKLINE_DB_MAX_CONNECTIONS", &v)?,
-            None => 16,
-        };
-        if !(2..=1000).contains(&db_max_connections) {
-            return Err(ConfigError(
-                "HOOKLINE_DB_MAX_CONNECTIONS must be 2–1000".into(),
-            ));
-        }
+        let webhook_timeout = WEBHOOK_TIMEOUT_SECONDS.read(raw.webhook_timeout_seconds)?;
         Ok(Self {
-            listen,
+            listen: listen(raw.listen)?,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.to_string())),
             database_url: non_empty(raw.database_url).map(Secret::new),
-            db_max_connections,
+            db_max_connections: DB_MAX_CONNECTIONS.read(raw.db_max_connections)?,
             secret_key: non_empty(raw.secret_key).map(Secret::new),
             admin_token: non_empty(raw.admin_token).map(Secret::new),
-            allow_private_targets,
-            max_body_bytes,
-            request_timeout: Duration::from_secs(request_timeout),
-            max_connections,
-            secret_rotation_overlap: Duration::from_secs(overlap),
-            consistency_timeout: Duration::from_millis(consistency_ms),
-            log_format,
-            role,
+            allow_private_targets: AllowList::parse(
+                raw.allow_private_targets.as_deref().unwrap_or(""),
+            )
+            .map_err(|e| ConfigError(format!("HOOKLINE_ALLOW_PRIVATE_TARGETS: {e}")))?,
+            max_body_bytes: MAX_BODY_BYTES.read(raw.max_body_bytes)?,
+            request_timeout: Duration::from_secs(
+                REQUEST_TIMEOUT_SECONDS.read(raw.request_timeout_seconds)?,
+            ),
+            max_connections: MAX_CONNECTIONS.read(raw.max_connections)?,
+            secret_rotation_overlap: Duration::from_secs(
+                ROTATION_OVERLAP_SECONDS.read(raw.secret_rotation_overlap_seconds)?,
+            ),
+            consistency_timeout: Duration::from_millis(
+                CONSISTENCY_TIMEOUT_MS.read(raw.consistency_timeout_ms)?,
+            ),
+            log_format: log_format(raw.log_format.as_deref())?,
+            role: Role::parse(raw.role.as_deref().unwrap_or("all"))
+                .map_err(|e| ConfigError(format!("--role/HOOKLINE_ROLE: {e}")))?,
             webhook_timeout: Duration::from_secs(webhook_timeout),
             webhook_user_agent: raw
                 .webhook_user_agent
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| format!("Hookline/{}", env!("CARGO_PKG_VERSION"))),
-            retry_policy: RetryPolicy {
-                schedule_secs: schedule,
-                max_retries,
-                ..RetryPolicy::default()
-            },
-            worker_concurrency,
-            worker_lease: Duration::from_secs(worker_lease),
-            idempotency_ttl: Duration::from_secs(idempotency_ttl),
+            retry_policy: retry_policy(raw.retry_schedule, raw.webhook_max_retries)?,
+            worker_concurrency: WORKER_CONCURRENCY.read(raw.worker_concurrency)?,
+            worker_lease: worker_lease(raw.worker_lease_seconds, webhook_timeout)?,
+            idempotency_ttl: Duration::from_secs(
+                IDEMPOTENCY_TTL_SECONDS.read(raw.idempotency_ttl_seconds)?,
+            ),
         })
     }
 
@@ -417,87 +306,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn load(env: &[(&str, &str)], cli: CliOverrides) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
-        Settings::load(&cli, |k| map.get(k).cloned())
-    }
-
-    #[test]
-    fn defaults() {
-        let s = load(&[], CliOverrides::default()).unwrap();
-        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(s.max_body_bytes, 256 * 1024);
-        assert!(s.database_url.is_none());
-        assert_eq!(s.retry_policy.max_retries, 8);
-        assert_eq!(s.webhook_timeout, Duration::from_secs(10));
-        assert!(s.webhook_user_agent.starts_with("Hookline/"));
-    }
-
-    #[test]
-    fn file_then_env_then_cli() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("hookline.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nmax_body_bytes = 4096\nallow_private_targets = [\"127.0.0.0/8\"]\n").unwrap();
-        let cli = CliOverrides {
-            config_file: Some(file.clone()),
-            ..CliOverrides::default()
-        };
-        let s = load(&[("HOOKLINE_MAX_BODY_BYTES", "8192")], cli.clone()).unwrap();
-        assert_eq!(s.listen.to_string(), "127.0.0.1:1");
-        assert_eq!(s.max_body_bytes, 8192);
-        assert!(s.allow_private_targets.allows("127.0.0.1".parse().unwrap()));
-        let cli = CliOverrides {
-            listen: Some("127.0.0.1:2".into()),
-            ..cli
-        };
-        assert_eq!(load(&[], cli).unwrap().listen.to_string(), "127.0.0.1:2");
-    }
-
-    #[test]
-    fn bad_values_name_the_setting() {
-        let e = load(
-            &[("HOOKLINE_MAX_BODY_BYTES", "lots")],
-            CliOverrides::default(),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("HOOKLINE_MAX_BODY_BYTES"));
-        let e = load(
-            &[("HOOKLINE_ALLOW_PRIVATE_TARGETS", "nope")],
-            CliOverrides::default(),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("HOOKLINE_ALLOW_PRIVATE_TARGETS"));
-        let e = load(&[("HOOKLINE_LOG_FORMAT", "xml")], CliOverrides::default()).unwrap_err();
-        assert!(e.to_string().contains("HOOKLINE_LOG_FORMAT"));
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.toml");
-        std::fs::write(&file, "no_such_key = 1\n").unwrap();
-        let cli = CliOverrides {
-            config_file: Some(file),
-            ..CliOverrides::default()
-        };
-        assert!(load(&[], cli).is_err());
-    }
-
-    #[test]
-    fn secrets_do_not_print() {
-        let s = load(
-            &[
-                ("HOOKLINE_ADMIN_TOKEN", "topsecret"),
-                ("DATABASE_URL", "postgres://u:pw@h/db"),
-            ],
-            CliOverrides::default(),
-        )
-        .unwrap();
-        let dbg = format!("{s:?}");
-        assert!(!dbg.contains("topsecret"));
-        assert!(!dbg.contains("pw@"));
-    }
-}
+mod tests;

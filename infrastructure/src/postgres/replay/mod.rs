@@ -20,6 +20,9 @@ use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod layout;
+use layout::{build_indexes, Layout};
+
 /// Events per replay transaction.
 pub const REPLAY_BATCH: i64 = 20_000;
 
@@ -103,174 +106,6 @@ pub enum ReplayError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
-}
-
-/// A live table's primary key, other indexes and storage options, so a
-/// rebuild can load a bare copy fast and index it once.
-#[derive(Debug)]
-struct Layout {
-    table: String,
-    primary_key: Option<(String, String)>,
-    /// (name, definition, whether a UNIQUE constraint owns it).
-    indexes: Vec<(String, String, bool)>,
-    options: Option<String>,
-}
-
-impl Layout {
-    async fn of(conn: &mut PgConnection, table: &str) -> Result<Self, sqlx::Error> {
-        let primary_key: Option<(String, String)> = sqlx::query_as(
-            "SELECT c.conname::text, pg_get_constraintdef(c.oid)
-               FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
-              WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace AND c.contype = 'p'",
-        )
-        .bind(table)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let indexes: Vec<(String, String, bool)> = sqlx::query_as(
-            "SELECT i.relname::text, pg_get_indexdef(i.oid),
-                    EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid AND c.contype = 'u')
-               FROM pg_index x
-               JOIN pg_class i ON i.oid = x.indexrelid
-               JOIN pg_class t ON t.oid = x.indrelid
-              WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace AND NOT x.indisprimary",
-        )
-        .bind(table)
-        .fetch_all(&mut *conn)
-        .await?;
-        let options: Option<Vec<String>> = sqlx::query_scalar(
-            "SELECT reloptions FROM pg_class WHERE relname = $1 AND relnamespace = current_schema()::regnamespace",
-        )
-        .bind(table)
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(Self {
-            table: table.to_string(),
-            primary_key,
-            indexes,
-            options: options.filter(|o| !o.is_empty()).map(|o| o.join(", ")),
-        })
-    }
-
-    /// The copy with its columns, defaults, checks and primary key only.
-    async fn create_bare(&self, conn: &mut PgConnection, suffix: &str) -> Result<(), sqlx::Error> {
-        let (table, copy) = (&self.table, format!("{}{suffix}", self.table));
-        sqlx::query(&format!("DROP TABLE IF EXISTS {copy}"))
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(&format!(
-            "CREATE TABLE {copy} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
-        ))
-        .execute(&mut *conn)
-        .await?;
-        if let Some((name, definition)) = &self.primary_key {
-            sqlx::query(&format!(
-                "ALTER TABLE {copy} ADD CONSTRAINT {name}{suffix} {definition}"
-            ))
-            .execute(&mut *conn)
-            .await?;
-        }
-        if let Some(options) = &self.options {
-            sqlx::query(&format!("ALTER TABLE {copy} SET ({options})"))
-                .execute(&mut *conn)
-                .await?;
-        }
-        // Autovacuum would otherwise start on the freshly loaded copy and
-        // hold up its index builds (CREATE INDEX waits for it); the live
-        // settings come back with the swap.
-        sqlx::query(&format!(
-            "ALTER TABLE {copy} SET (autovacuum_enabled = false)"
-        ))
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    /// The statements that build the copy's secondary indexes (and the
-    /// UNIQUE constraints over them), in order, one list per index.
-    fn index_statements(&self, suffix: &str) -> Vec<Vec<String>> {
-        let mut statements = Vec::new();
-        for (name, definition, constraint) in &self.indexes {
-            // "CREATE [UNIQUE] INDEX name ON schema.table USING …"
-            let Some((head, tail)) = definition.split_once(" ON ") else {
-                continue;
-            };
-            let Some((_, rest)) = tail.split_once(' ') else {
-                continue;
-            };
-            let head = head.replacen(name.as_str(), &format!("{name}{suffix}"), 1);
-            let mut steps = vec![format!("{head} ON {}{suffix} {rest}", self.table)];
-            if *constraint {
-                steps.push(format!(
-                    "ALTER TABLE {table}{suffix} ADD CONSTRAINT {name}{suffix} UNIQUE USING INDEX {name}{suffix}",
-                    table = self.table
-                ));
-            }
-            statements.push(steps);
-        }
-        statements
-    }
-
-    /// After a swap, the swapped-in table's constraint and indexes take the
-    /// original names back, and its storage options the live ones.
-    async fn restore_names(
-        &self,
-        conn: &mut PgConnection,
-        suffix: &str,
-    ) -> Result<(), sqlx::Error> {
-        if let Some((name, _)) = &self.primary_key {
-            sqlx::query(&format!(
-                "ALTER TABLE {} RENAME CONSTRAINT {name}{suffix} TO {name}",
-                self.table
-            ))
-            .execute(&mut *conn)
-            .await?;
-        }
-        for (name, _, constraint) in &self.indexes {
-            let rename = if *constraint {
-                format!(
-                    "ALTER TABLE {} RENAME CONSTRAINT {name}{suffix} TO {name}",
-                    self.table
-                )
-            } else {
-                format!("ALTER INDEX {name}{suffix} RENAME TO {name}")
-            };
-            sqlx::query(&rename).execute(&mut *conn).await?;
-        }
-        sqlx::query(&format!(
-            "ALTER TABLE {} RESET (autovacuum_enabled)",
-            self.table
-        ))
-        .execute(&mut *conn)
-        .await?;
-        if let Some(options) = &self.options {
-            sqlx::query(&format!("ALTER TABLE {} SET ({options})", self.table))
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-/// Runs index builds on two connections at once (different indexes of the
-/// same table may be built concurrently).
-async fn build_indexes(pool: &PgPool, work: Vec<Vec<String>>) -> Result<(), sqlx::Error> {
-    type Queue = std::sync::Mutex<Vec<Vec<String>>>;
-    let queue = Arc::new(Queue::new(work));
-    let next = |queue: &Queue| match queue.lock() {
-        Ok(mut work) => work.pop(),
-        Err(poisoned) => poisoned.into_inner().pop(),
-    };
-    let worker = |queue: Arc<Queue>| async move {
-        let mut conn = pool.acquire().await?;
-        while let Some(steps) = next(&queue) {
-            for statement in steps {
-                sqlx::query(&statement).execute(&mut *conn).await?;
-            }
-        }
-        Ok::<(), sqlx::Error>(())
-    };
-    let (a, b) = tokio::join!(worker(queue.clone()), worker(queue));
-    a.and(b)
 }
 
 /// Columns that are not derived from the log (worker leases).
@@ -472,6 +307,66 @@ async fn only_in(
     Ok((count, samples))
 }
 
+/// How the live `table` differs from the `rebuilt` one (dropped after).
+async fn compare(
+    conn: &mut PgConnection,
+    table: &str,
+    rebuilt: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let cols = columns(&mut *conn, table, not_compared(table))
+        .await?
+        .join(", ");
+    let mut differences = Vec::new();
+    let (missing, samples) = only_in(&mut *conn, table, rebuilt, &cols).await?;
+    if missing > 0 {
+        differences.push(format!(
+            "{table}: {missing} live rows are not what the log says: {}",
+            samples.join(" ")
+        ));
+    }
+    let (extra, samples) = only_in(&mut *conn, rebuilt, table, &cols).await?;
+    if extra > 0 {
+        differences.push(format!(
+            "{table}: {extra} rows the log implies are missing or different: {}",
+            samples.join(" ")
+        ));
+    }
+    sqlx::query(&format!("DROP TABLE {rebuilt}"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(differences)
+}
+
+/// Puts the `rebuilt` table in place of the live one, with its names.
+async fn swap(
+    conn: &mut PgConnection,
+    table: &str,
+    rebuilt: &str,
+    layout: Option<&Layout>,
+    suffix: &str,
+) -> Result<(), sqlx::Error> {
+    if table == QUEUE_TABLE {
+        // Leases are the workers' state, not the log's: keep them.
+        sqlx::query(&format!(
+            "UPDATE {rebuilt} r SET lease_owner = l.lease_owner, lease_until = l.lease_until
+               FROM {table} l WHERE l.delivery_id = r.delivery_id"
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    for statement in [
+        format!("ALTER TABLE {table} RENAME TO {table}_replaced"),
+        format!("ALTER TABLE {rebuilt} RENAME TO {table}"),
+        format!("DROP TABLE {table}_replaced"),
+    ] {
+        sqlx::query(&statement).execute(&mut *conn).await?;
+    }
+    if let Some(layout) = layout {
+        layout.restore_names(conn, suffix).await?;
+    }
+    Ok(())
+}
+
 /// Rebuilds one projection from position zero. With `check`, compares with
 /// the live tables and changes nothing; otherwise swaps the rebuilt tables
 /// in.
@@ -539,48 +434,10 @@ async fn rebuild_with(
     for table in which.tables() {
         let rebuilt = format!("{table}{suffix}");
         if check {
-            let cols = columns(&mut conn, table, not_compared(table))
-                .await?
-                .join(", ");
-            let (missing, samples) = only_in(&mut conn, table, &rebuilt, &cols).await?;
-            if missing > 0 {
-                differences.push(format!(
-                    "{table}: {missing} live rows are not what the log says: {}",
-                    samples.join(" ")
-                ));
-            }
-            let (extra, samples) = only_in(&mut conn, &rebuilt, table, &cols).await?;
-            if extra > 0 {
-                differences.push(format!(
-                    "{table}: {extra} rows the log implies are missing or different: {}",
-                    samples.join(" ")
-                ));
-            }
-            sqlx::query(&format!("DROP TABLE {rebuilt}"))
-                .execute(&mut *conn)
-                .await?;
+            differences.extend(compare(&mut conn, table, &rebuilt).await?);
         } else {
-            if *table == QUEUE_TABLE {
-                // Leases are the workers' state, not the log's: keep them.
-                sqlx::query(&format!(
-                    "UPDATE {rebuilt} r SET lease_owner = l.lease_owner, lease_until = l.lease_until
-                       FROM {table} l WHERE l.delivery_id = r.delivery_id"
-                ))
-                .execute(&mut *conn)
-                .await?;
-            }
-            sqlx::query(&format!("ALTER TABLE {table} RENAME TO {table}_replaced"))
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(&format!("ALTER TABLE {rebuilt} RENAME TO {table}"))
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(&format!("DROP TABLE {table}_replaced"))
-                .execute(&mut *conn)
-                .await?;
-            if let Some(layout) = layouts.iter().find(|l| l.table == *table) {
-                layout.restore_names(&mut conn, suffix).await?;
-            }
+            let layout = layouts.iter().find(|l| l.table == *table);
+            swap(&mut conn, table, &rebuilt, layout, suffix).await?;
         }
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;

@@ -1,0 +1,192 @@
+//! Wiring: open the database (embedded or `DATABASE_URL`), migrate, build
+//! the adapters and the application services over them, start projections
+//! and workers, bind the listener, serve until a shutdown signal, then stop
+//! everything in order. This is the only place `api` touches
+//! infrastructure.
+
+mod services;
+
+pub use services::{Runs, Services};
+
+use crate::middleware::RequestLimits;
+use crate::routes;
+use crate::serve::ConnectionLimits;
+use anyhow::Context;
+use hookline_infrastructure::config::Settings;
+use hookline_infrastructure::postgres::local::LocalPostgres;
+use hookline_infrastructure::postgres::pool::parse_url;
+use hookline_infrastructure::postgres::{connect, migrate, Database};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The database a command works on, and the embedded cluster behind it if
+/// there is one.
+#[derive(Debug)]
+pub struct OpenDatabase {
+    pub db: Database,
+    pub local: Option<LocalPostgres>,
+}
+
+impl OpenDatabase {
+    /// Connects to `DATABASE_URL`, or starts/reuses the embedded cluster,
+    /// and applies migrations.
+    ///
+    /// # Errors
+    /// Unreachable database, missing Postgres binaries, failed migration.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let (options, local) = match &settings.database_url {
+            Some(url) => (parse_url(url.expose()).map_err(anyhow::Error::msg)?, None),
+            None => {
+                let local = LocalPostgres::ensure_running(settings.data_dir())
+                    .await
+                    .context("starting the embedded Postgres")?;
+                (
+                    local.options(hookline_infrastructure::postgres::local::DATABASE),
+                    Some(local),
+                )
+            }
+        };
+        let db = match connect(options, settings.db_max_connections).await {
+            Ok(db) => db,
+            Err(e) => {
+                if let Some(local) = local {
+                    drop(local.release(false).await);
+                }
+                return Err(anyhow::Error::new(e).context("connecting to the database"));
+            }
+        };
+        migrate(&db.pool)
+            .await
+            .context("applying database migrations")?;
+        Ok(Self { db, local })
+    }
+
+    /// Closes the pool and, if this process may, stops the embedded cluster.
+    pub async fn close(self, server: bool) {
+        self.db.pool.close().await;
+        self.db.background.close().await;
+        if let Some(local) = self.local {
+            if let Err(e) = local.release(server).await {
+                tracing::error!(error = %e, "stopping the embedded Postgres failed");
+            }
+        }
+    }
+}
+
+pub struct Application {
+    listener: Option<tokio::net::TcpListener>,
+    router: axum::Router,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    database: OpenDatabase,
+    /// How long shutdown waits for background tasks (attempts in flight).
+    drain: Duration,
+    connections: ConnectionLimits,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("address", &self.address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Builds everything and binds the listener (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// Database, key or bind failures, with what was being done.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let database = OpenDatabase::open(&settings).await?;
+        let shutdown = CancellationToken::new();
+        let mut services = Services::build(&settings, &database, Runs::Everything, &shutdown)?;
+        let tasks = services.start(Some(&settings), &shutdown)?;
+        let router = routes::router(
+            services.state(&settings),
+            RequestLimits {
+                max_body_bytes: settings.max_body_bytes,
+                timeout: settings.request_timeout,
+            },
+        );
+        let listener = if settings.role.serves_api() {
+            Some(
+                tokio::net::TcpListener::bind(settings.listen)
+                    .await
+                    .with_context(|| format!("listening on {}", settings.listen))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            listener,
+            router,
+            shutdown,
+            tasks,
+            database,
+            drain: settings.webhook_timeout + Duration::from_secs(5),
+            connections: ConnectionLimits {
+                header_read_timeout: settings.request_timeout,
+                max_connections: settings.max_connections,
+                drain: settings.request_timeout,
+            },
+        })
+    }
+
+    /// The bound address (`None` for a worker-only process).
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully:
+    /// in-flight requests finish, background tasks stop, the pool closes
+    /// and the embedded cluster is stopped.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            router,
+            shutdown,
+            tasks,
+            database,
+            drain,
+            connections,
+        } = self;
+        let stop = shutdown.clone();
+        match listener {
+            Some(listener) => {
+                tracing::info!(address = %listener.local_addr()?, "Hookline is listening");
+                crate::serve::serve(listener, router, connections, async move {
+                    signal.await;
+                    stop.cancel();
+                })
+                .await;
+            }
+            None => {
+                // Nothing will serve the routes; let go of what they hold.
+                drop(router);
+                tracing::info!("Hookline worker running (no HTTP listener)");
+                signal.await;
+                stop.cancel();
+            }
+        }
+        shutdown.cancel();
+        tracing::info!("shutting down");
+        for task in tasks {
+            if tokio::time::timeout(drain, task).await.is_err() {
+                tracing::warn!("a background task did not stop within the drain time");
+            }
+        }
+        database.close(true).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

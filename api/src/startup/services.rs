@@ -1,0 +1,338 @@
+//! The application services over Postgres, built in three steps: the
+//! projections and wake-ups, the adapters (stores and read models), and the
+//! services over them.
+
+use crate::state::AppState;
+use anyhow::Context;
+use cqrs_es::Aggregate;
+use hookline_application::audit::AuditService;
+use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
+use hookline_application::health::HealthService;
+use hookline_application::ports::SecretCipher;
+use hookline_application::replay::ReplayService;
+use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
+use hookline_application::tenants::{Authenticator, TenantService};
+use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
+use hookline_application::Shared;
+use hookline_domain::delivery::Delivery;
+use hookline_domain::subscription::Subscription;
+use hookline_domain::tenant::Tenant;
+use hookline_infrastructure::cipher::{NoKey, XChaChaCipher};
+use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
+use hookline_infrastructure::config::Settings;
+use hookline_infrastructure::postgres::audit::{PgAuditLog, PgLogArchive};
+use hookline_infrastructure::postgres::deliveries::{PgDeliveryReadModel, PgDueQueue};
+use hookline_infrastructure::postgres::directory::CachedSubscriptions;
+use hookline_infrastructure::postgres::health::PgReadiness;
+use hookline_infrastructure::postgres::log_reader::PgEventLog;
+use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
+use hookline_infrastructure::postgres::projections::subscriptions::{
+    PgSubscriptionReadModel, SubscriptionsProjection,
+};
+use hookline_infrastructure::postgres::projections::{
+    deliveries_projection, Projection, ProjectionRunner, Projections,
+};
+use hookline_infrastructure::postgres::replay::PgRebuilder;
+use hookline_infrastructure::postgres::store::{GroupCommit, PgAggregateStore, PgLog};
+use hookline_infrastructure::postgres::tenants::{PgTenantReadModel, TenantsProjection};
+use hookline_infrastructure::postgres::wakeup::{LogWakeups, Wakeup};
+use hookline_infrastructure::sender::{ReqwestSender, SenderSettings};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::OpenDatabase;
+
+/// Which projections a process runs: a server runs them all; a one-shot
+/// command only the tenants one (so a key it issues works at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    Everything,
+    TenantsOnly,
+}
+
+/// The application services over Postgres, and what a worker needs.
+pub struct Services {
+    pub subscriptions: Arc<SubscriptionService>,
+    pub publish: Arc<PublishService>,
+    pub deliveries: Arc<DeliveryService>,
+    pub audit: Arc<AuditService>,
+    pub tenants: Arc<TenantService>,
+    pub auth: Arc<Authenticator>,
+    pub health: Arc<HealthService>,
+    pub replay: Arc<ReplayService>,
+    shared: Shared,
+    subscription_store: Arc<PgAggregateStore<Subscription>>,
+    directory: Arc<CachedSubscriptions>,
+    background_log: PgLog,
+    due: Wakeup,
+    runners: Vec<ProjectionRunner>,
+    listeners: Vec<JoinHandle<()>>,
+    batchers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+/// A server creates the key on first start; one-shot commands seal
+/// nothing and never leave a key file behind.
+fn cipher(settings: &Settings, runs: Runs) -> anyhow::Result<Arc<dyn SecretCipher>> {
+    let configured = settings.secret_key.as_ref().map(|k| k.expose());
+    Ok(match runs {
+        Runs::Everything => Arc::new(
+            XChaChaCipher::load_or_create(configured, settings.data_dir())
+                .context("loading the secret key")?,
+        ),
+        Runs::TenantsOnly => {
+            match XChaChaCipher::load_existing(configured, settings.data_dir())
+                .context("loading the secret key")?
+            {
+                Some(c) => Arc::new(c),
+                None => Arc::new(NoKey),
+            }
+        }
+    })
+}
+
+/// Projections, their runners and the wake-ups that drive them.
+struct Consumers {
+    projections: Projections,
+    runners: Vec<ProjectionRunner>,
+    listeners: Vec<JoinHandle<()>>,
+    wakeups: LogWakeups,
+    due: Wakeup,
+}
+
+impl Consumers {
+    fn new(database: &OpenDatabase, runs: Runs, shutdown: &CancellationToken) -> Self {
+        let wakeups = LogWakeups::new(&[Tenant::TYPE, Subscription::TYPE, Delivery::TYPE]);
+        let due = Wakeup::new();
+        let mut listeners = vec![wakeups.spawn_listener(&database.db, shutdown.clone())];
+        let mut list: Vec<Arc<dyn Projection>> = vec![Arc::new(TenantsProjection::default())];
+        if runs == Runs::Everything {
+            listeners.push(due.spawn_listener(&database.db, DUE_CHANNEL, shutdown.clone()));
+            list.push(Arc::new(SubscriptionsProjection::default()));
+            list.push(Arc::new(deliveries_projection("", due.clone())));
+        }
+        let (projections, runners) = Projections::new(list, &database.db.background, &wakeups);
+        Self {
+            projections,
+            runners,
+            listeners,
+            wakeups,
+            due,
+        }
+    }
+
+    /// A projection's position in this process (a still one when this
+    /// process does not run it).
+    fn progress(
+        &self,
+        name: &str,
+    ) -> tokio::sync::watch::Receiver<hookline_application::ports::LogPosition> {
+        self.projections
+            .progress(name)
+            .unwrap_or_else(|| tokio::sync::watch::channel(Default::default()).1)
+    }
+}
+
+/// The Postgres adapters the services use.
+struct Adapters {
+    log: PgLog,
+    tenants: Arc<PgAggregateStore<Tenant>>,
+    subscriptions: Arc<PgAggregateStore<Subscription>>,
+    deliveries: Arc<PgAggregateStore<Delivery>>,
+    subscription_read: Arc<PgSubscriptionReadModel>,
+    delivery_read: Arc<PgDeliveryReadModel>,
+    tenant_read: Arc<PgTenantReadModel>,
+    directory: Arc<CachedSubscriptions>,
+}
+
+impl Adapters {
+    fn new(settings: &Settings, database: &OpenDatabase, consumers: &Consumers) -> Self {
+        let pool = &database.db.pool;
+        let log = PgLog::new(pool.clone(), consumers.wakeups.clone());
+        Self {
+            tenants: Arc::new(PgAggregateStore::new(log.clone(), ())),
+            subscriptions: Arc::new(PgAggregateStore::new(log.clone(), ())),
+            deliveries: Arc::new(PgAggregateStore::new(
+                log.clone(),
+                settings.retry_policy.clone(),
+            )),
+            log,
+            subscription_read: Arc::new(PgSubscriptionReadModel::new(pool.clone())),
+            delivery_read: Arc::new(PgDeliveryReadModel::new(pool.clone())),
+            tenant_read: Arc::new(PgTenantReadModel::new(
+                pool.clone(),
+                consumers.progress("tenants"),
+            )),
+            directory: Arc::new(CachedSubscriptions::new(
+                pool.clone(),
+                consumers.progress("subscriptions"),
+            )),
+        }
+    }
+}
+
+impl Services {
+    /// Builds every adapter and service over `database`; projections are
+    /// started with [`Services::start`].
+    ///
+    /// # Errors
+    /// A missing or unreadable secret key.
+    pub fn build(
+        settings: &Settings,
+        database: &OpenDatabase,
+        runs: Runs,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let consumers = Consumers::new(database, runs, shutdown);
+        let shared = Shared {
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(SystemEntropy),
+            cipher: cipher(settings, runs)?,
+            log: Arc::new(PgEventLog::new(database.db.pool.clone())),
+            waiter: Arc::new(consumers.projections.clone()),
+            consistency_timeout: settings.consistency_timeout,
+        };
+        let a = Adapters::new(settings, database, &consumers);
+        let (batched, batchers) = GroupCommit::start(a.deliveries.clone(), 3);
+        let subscriptions = Arc::new(SubscriptionService::new(
+            shared.clone(),
+            a.subscriptions.clone(),
+            a.subscription_read.clone(),
+            SubscriptionSettings {
+                allow_list: settings.allow_private_targets.clone(),
+                rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
+                    .unwrap_or_else(|_| chrono::Duration::days(1)),
+            },
+        ));
+        let pool = database.db.pool.clone();
+        Ok(Self {
+            publish: Arc::new(PublishService::new(
+                shared.clone(),
+                a.directory.clone(),
+                Arc::new(batched),
+                Arc::new(a.log.clone()),
+                PublishSettings {
+                    idempotency_ttl: settings.idempotency_ttl,
+                },
+            )),
+            deliveries: Arc::new(DeliveryService::new(
+                shared.clone(),
+                a.deliveries,
+                a.delivery_read.clone(),
+                a.subscription_read,
+            )),
+            audit: Arc::new(AuditService::new(
+                Arc::new(PgAuditLog::new(pool.clone())),
+                Arc::new(PgLogArchive::new(database.db.options.clone())),
+                a.delivery_read,
+                shared.waiter.clone(),
+                settings.consistency_timeout,
+            )),
+            tenants: Arc::new(TenantService::new(
+                shared.clone(),
+                a.tenants,
+                a.tenant_read.clone(),
+                subscriptions.clone(),
+            )),
+            auth: Arc::new(Authenticator::new(
+                a.tenant_read,
+                shared.clock.clone(),
+                shared.waiter.clone(),
+                settings.consistency_timeout,
+            )),
+            health: Arc::new(HealthService::new(Arc::new(PgReadiness::new(
+                pool.clone(),
+                consumers.projections,
+            )))),
+            replay: Arc::new(ReplayService::new(Arc::new(PgRebuilder::new(pool)))),
+            subscriptions,
+            shared,
+            subscription_store: a.subscriptions,
+            directory: a.directory,
+            background_log: PgLog::new(database.db.background.clone(), consumers.wakeups),
+            due: consumers.due,
+            runners: consumers.runners,
+            listeners: consumers.listeners,
+            batchers,
+        })
+    }
+
+    pub fn start(
+        &mut self,
+        settings: Option<&Settings>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        let mut tasks: Vec<JoinHandle<()>> = self.listeners.drain(..).collect();
+        tasks.append(&mut self.batchers);
+        for runner in self.runners.drain(..) {
+            tasks.push(tokio::spawn(runner.run(shutdown.clone())));
+        }
+        if let Some(settings) = settings.filter(|s| s.role.runs_workers()) {
+            tasks.push(self.start_worker(settings, shutdown)?);
+        }
+        Ok(tasks)
+    }
+
+    fn start_worker(
+        &self,
+        settings: &Settings,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<JoinHandle<()>> {
+        let worker_id = format!("worker-{}", uuid::Uuid::new_v4().simple());
+        let sender = ReqwestSender::new(&SenderSettings {
+            timeout: settings.webhook_timeout,
+            allow: settings.allow_private_targets.clone(),
+            pool_per_host: settings.worker_concurrency,
+        })
+        .context("building the HTTP client")?;
+        let recorder = Arc::new(OutcomeRecorder::new(
+            self.shared.clone(),
+            Arc::new(PgAggregateStore::<Delivery>::new(
+                self.background_log.clone(),
+                settings.retry_policy.clone(),
+            )),
+            self.subscription_store.clone(),
+            settings.retry_policy.clone(),
+            worker_id.clone(),
+        ));
+        let worker = Arc::new(Worker::new(
+            self.shared.clone(),
+            Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
+            Arc::new(sender),
+            self.directory.clone(),
+            recorder,
+            WorkerSettings {
+                worker_id,
+                concurrency: settings.worker_concurrency,
+                lease: settings.worker_lease,
+                claim_batch: 200,
+                poll_interval: Duration::from_millis(250),
+                user_agent: settings.webhook_user_agent.clone(),
+            },
+        ));
+        Ok(tokio::spawn(
+            worker.run(shutdown.clone(), self.due.subscribe()),
+        ))
+    }
+
+    /// The state the HTTP handlers share.
+    pub fn state(&self, settings: &Settings) -> AppState {
+        AppState {
+            subscriptions: self.subscriptions.clone(),
+            publish: self.publish.clone(),
+            deliveries: self.deliveries.clone(),
+            audit: self.audit.clone(),
+            tenants: self.tenants.clone(),
+            auth: self.auth.clone(),
+            health: self.health.clone(),
+            admin_token: settings.admin_token.clone(),
+        }
+    }
+}

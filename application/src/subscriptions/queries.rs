@@ -1,0 +1,178 @@
+//! Reading subscriptions: one (now or as of a time), lists, histories.
+
+use super::commands::{ListSubscriptions, ReadSubscription};
+use super::service::SubscriptionService;
+use super::view::SubscriptionView;
+use crate::error::AppError;
+use crate::fold;
+use crate::history::HistoryEntry;
+use crate::pagination::{paginate, Page};
+use crate::ports::SubscriptionListQuery;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use hookline_domain::subscription::{Subscription, SubscriptionStatus};
+use hookline_domain::{EventPattern, SubscriptionId, TenantId};
+
+impl SubscriptionService {
+    /// # Errors
+    /// 404 for a subscription the tenant does not have (or, without
+    /// `include_inactive`, a deleted one).
+    pub async fn get(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+        how: ReadSubscription,
+    ) -> Result<SubscriptionView, AppError> {
+        let view = match how.as_of {
+            Some(at) => self.get_as_of(tenant, id, at).await?,
+            None => {
+                let record = self
+                    .read
+                    .get(tenant, id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("subscription", id))?;
+                SubscriptionView::render(&record.state, self.shared.cipher.as_ref(), self.now())?
+            }
+        };
+        // Deleted ones (now, or at `as_of`) only when asked for.
+        if view.status == SubscriptionStatus::Deleted && !how.include_inactive {
+            return Err(AppError::not_found("subscription", id));
+        }
+        Ok(view)
+    }
+
+    /// The subscription as the events recorded up to `at` describe it.
+    async fn get_as_of(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+        at: DateTime<Utc>,
+    ) -> Result<SubscriptionView, AppError> {
+        let events = self
+            .shared
+            .log
+            .aggregate_history(Subscription::TYPE, &id.to_string())
+            .await?;
+        let loaded = fold::rebuild_as_of::<Subscription>(&events, at)?;
+        let state = loaded
+            .aggregate
+            .state()
+            .filter(|s| s.tenant_id == tenant)
+            .ok_or_else(|| AppError::not_found("subscription", id))?;
+        SubscriptionView::render(state, self.shared.cipher.as_ref(), at)
+    }
+
+    /// Newest first, keyset-paginated.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        query: ListSubscriptions,
+    ) -> Result<Page<SubscriptionView>, AppError> {
+        let limit = query.page.limit;
+        let rows = self
+            .read
+            .list(
+                tenant,
+                &SubscriptionListQuery {
+                    any_of_patterns: query.event.as_ref().map(patterns_covering),
+                    include_inactive: query.include_inactive,
+                    before: query.page.before,
+                    limit,
+                },
+            )
+            .await?;
+        let now = self.now();
+        paginate(
+            rows,
+            limit,
+            |r| (r.state.created_at, *r.state.id.as_uuid()),
+            |r| SubscriptionView::render(&r.state, self.shared.cipher.as_ref(), now),
+        )
+    }
+
+    /// Every subscription of a tenant that still exists (active or
+    /// disabled), for cascades such as a tenant's deletion.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn ids_of(&self, tenant: TenantId) -> Result<Vec<SubscriptionId>, AppError> {
+        let mut ids = Vec::new();
+        let mut before = None;
+        loop {
+            let rows = self
+                .read
+                .list(
+                    tenant,
+                    &SubscriptionListQuery {
+                        any_of_patterns: None,
+                        include_inactive: false,
+                        before,
+                        limit: crate::pagination::MAX_LIMIT,
+                    },
+                )
+                .await?;
+            let Some(last) = rows.last() else { break };
+            before = Some((last.state.created_at, *last.state.id.as_uuid()));
+            ids.extend(rows.iter().map(|r| r.state.id));
+        }
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The subscription's events in order, secrets masked.
+    ///
+    /// # Errors
+    /// 404 when the tenant has no such subscription.
+    pub async fn history(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+    ) -> Result<Vec<HistoryEntry>, AppError> {
+        let events = self
+            .shared
+            .log
+            .aggregate_history(Subscription::TYPE, &id.to_string())
+            .await?;
+        let owner = events.first().and_then(|e| e.meta()).map(|m| m.tenant_id);
+        if owner != Some(tenant) {
+            return Err(AppError::not_found("subscription", id));
+        }
+        Ok(events.into_iter().map(HistoryEntry::from_stored).collect())
+    }
+}
+/// Filter patterns at least as broad as `pattern`: a subscription listing
+/// any of them receives every event `pattern` names.
+fn patterns_covering(pattern: &EventPattern) -> Vec<String> {
+    match pattern {
+        EventPattern::Exact(name) => name.matching_patterns(),
+        EventPattern::All => vec!["*".to_string()],
+        EventPattern::Prefix(prefix) => {
+            let mut out = vec!["*".to_string()];
+            let mut acc = String::new();
+            for (i, seg) in prefix.split('.').enumerate() {
+                if i > 0 {
+                    acc.push('.');
+                }
+                acc.push_str(seg);
+                out.push(format!("{acc}.*"));
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covering_patterns() {
+        let p = EventPattern::parse("a.b.*", "e").unwrap();
+        assert_eq!(patterns_covering(&p), vec!["*", "a.*", "a.b.*"]);
+        let e = EventPattern::parse("a.b", "e").unwrap();
+        assert_eq!(patterns_covering(&e), vec!["*", "a.*", "a.b"]);
+    }
+}

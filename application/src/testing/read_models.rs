@@ -1,0 +1,293 @@
+//! Read models folded from the memory log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::deliveries::fold::records_until;
+use crate::error::AppError;
+use crate::fold;
+use crate::ports::{
+    AttemptRecord, DeliveryListQuery, DeliveryReadModel, DeliveryRecord, StoredEvent,
+    SubscriptionDirectory, SubscriptionListQuery, SubscriptionReadModel, SubscriptionRecord,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use hookline_domain::delivery::Delivery;
+use hookline_domain::subscription::{Subscription, SubscriptionState, SubscriptionStatus};
+use hookline_domain::{DeliveryId, SubscriptionId, TenantId};
+use std::sync::Arc;
+
+/// The subscriptions read model and directory, folded from the log.
+#[derive(Debug, Clone)]
+pub struct LogSubscriptions(pub Arc<MemoryLog>);
+
+impl LogSubscriptions {
+    fn all(&self) -> Vec<(SubscriptionState, i64)> {
+        let events = self.0.of(Subscription::TYPE);
+        let mut ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
+        ids.dedup();
+        let folded = fold::rebuild_each::<Subscription>(&events).unwrap();
+        let mut out: Vec<(SubscriptionState, i64)> = folded
+            .into_values()
+            .filter_map(|l| l.aggregate.state().cloned().map(|s| (s, l.version)))
+            .collect();
+        out.sort_by_key(|(s, _)| std::cmp::Reverse((s.created_at, *s.id.as_uuid())));
+        out
+    }
+}
+
+#[async_trait]
+impl SubscriptionReadModel for LogSubscriptions {
+    async fn get(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+    ) -> Result<Option<SubscriptionRecord>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .find(|(s, _)| s.id == id && s.tenant_id == tenant)
+            .map(|(state, version)| SubscriptionRecord { state, version }))
+    }
+
+    async fn list(
+        &self,
+        tenant: TenantId,
+        q: &SubscriptionListQuery,
+    ) -> Result<Vec<SubscriptionRecord>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .filter(|(s, _)| s.tenant_id == tenant)
+            .filter(|(s, _)| q.include_inactive || s.status != SubscriptionStatus::Deleted)
+            .filter(|(s, _)| {
+                q.any_of_patterns
+                    .as_ref()
+                    .is_none_or(|p| s.events.to_strings().iter().any(|e| p.contains(e)))
+            })
+            .filter(|(s, _)| q.before.is_none_or(|b| (s.created_at, *s.id.as_uuid()) < b))
+            .take(q.limit as usize + 1)
+            .map(|(state, version)| SubscriptionRecord { state, version })
+            .collect())
+    }
+
+    async fn find_active_duplicate(
+        &self,
+        tenant: TenantId,
+        url: &str,
+        events: &[String],
+    ) -> Result<Option<SubscriptionId>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .find(|(s, _)| {
+                s.tenant_id == tenant
+                    && s.status == SubscriptionStatus::Active
+                    && s.url.as_str() == url
+                    && s.events.to_strings() == events
+            })
+            .map(|(s, _)| s.id))
+    }
+}
+
+#[async_trait]
+impl SubscriptionDirectory for LogSubscriptions {
+    async fn active_for_tenant(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Arc<Vec<SubscriptionState>>, AppError> {
+        let mut active: Vec<SubscriptionState> = self
+            .all()
+            .into_iter()
+            .map(|(s, _)| s)
+            .filter(|s| s.tenant_id == tenant && s.status == SubscriptionStatus::Active)
+            .collect();
+        active.reverse();
+        Ok(Arc::new(active))
+    }
+
+    async fn get(&self, id: SubscriptionId) -> Result<Option<Arc<SubscriptionState>>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .find(|(s, _)| s.id == id)
+            .map(|(s, _)| Arc::new(s)))
+    }
+}
+
+/// The deliveries read model, folded from the log.
+#[derive(Debug, Clone)]
+pub struct LogDeliveries(pub Arc<MemoryLog>);
+
+impl LogDeliveries {
+    fn all(&self) -> Vec<(DeliveryRecord, Vec<AttemptRecord>)> {
+        let events = self.0.of(Delivery::TYPE);
+        let mut ids: Vec<String> = events.iter().map(|e| e.aggregate_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let mut out: Vec<_> = ids
+            .iter()
+            .filter_map(|id| {
+                let mine: Vec<StoredEvent> = events
+                    .iter()
+                    .filter(|e| &e.aggregate_id == id)
+                    .cloned()
+                    .collect();
+                let (record, attempts) = records_until(&mine, DateTime::<Utc>::MAX_UTC).unwrap();
+                record.map(|r| (r, attempts))
+            })
+            .collect();
+        out.sort_by_key(|(r, _)| std::cmp::Reverse((r.created_at, *r.id.as_uuid())));
+        out
+    }
+}
+
+#[async_trait]
+impl DeliveryReadModel for LogDeliveries {
+    async fn get(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+    ) -> Result<Option<DeliveryRecord>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .map(|(r, _)| r)
+            .find(|r| r.id == id && r.tenant_id == tenant))
+    }
+
+    async fn list(
+        &self,
+        tenant: TenantId,
+        q: &DeliveryListQuery,
+    ) -> Result<Vec<DeliveryRecord>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .map(|(r, _)| r)
+            .filter(|r| r.tenant_id == tenant)
+            .filter(|r| q.status.is_none_or(|s| r.status == s))
+            .filter(|r| q.subscription_id.is_none_or(|s| r.subscription_id == s))
+            .take(q.limit as usize + 1)
+            .collect())
+    }
+
+    async fn attempts(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+    ) -> Result<Vec<AttemptRecord>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .find(|(r, _)| r.id == id && r.tenant_id == tenant)
+            .map(|(_, a)| a)
+            .unwrap_or_default())
+    }
+
+    async fn attempts_by_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<Vec<AttemptRecord>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .filter(|(r, _)| r.tenant_id == tenant)
+            .flat_map(|(_, a)| a)
+            .filter(|a| {
+                a.request_id.as_deref() == Some(request_id)
+                    || a.triggered_by.as_deref() == Some(request_id)
+            })
+            .collect())
+    }
+
+    async fn recoverable(
+        &self,
+        tenant: TenantId,
+        subscription: SubscriptionId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryId>, AppError> {
+        use hookline_domain::delivery::DeliveryStatus;
+        Ok(self
+            .all()
+            .into_iter()
+            .map(|(r, _)| r)
+            .filter(|r| {
+                r.tenant_id == tenant
+                    && r.subscription_id == subscription
+                    && r.created_at >= since
+                    && matches!(r.status, DeliveryStatus::Failed | DeliveryStatus::Abandoned)
+            })
+            .map(|r| r.id)
+            .collect())
+    }
+}
+
+/// The tenants read model, folded from the log; its version is the log's
+/// length, so every change invalidates cached keys.
+#[derive(Debug, Clone)]
+pub struct LogTenants(pub Arc<MemoryLog>);
+
+impl LogTenants {
+    fn all(&self) -> Vec<hookline_domain::tenant::TenantState> {
+        use hookline_domain::tenant::Tenant;
+        let events = self.0.of(Tenant::TYPE);
+        let mut out: Vec<_> = fold::rebuild_each::<Tenant>(&events)
+            .unwrap()
+            .into_values()
+            .filter_map(|l| l.aggregate.state().cloned())
+            .collect();
+        out.sort_by_key(|s| std::cmp::Reverse((s.created_at, *s.id.as_uuid())));
+        out
+    }
+}
+
+#[async_trait]
+impl crate::ports::TenantReadModel for LogTenants {
+    async fn get(
+        &self,
+        id: TenantId,
+    ) -> Result<Option<hookline_domain::tenant::TenantState>, AppError> {
+        Ok(self.all().into_iter().find(|s| s.id == id))
+    }
+
+    async fn list(
+        &self,
+        q: &crate::ports::TenantListQuery,
+    ) -> Result<Vec<hookline_domain::tenant::TenantState>, AppError> {
+        use hookline_domain::tenant::TenantStatus;
+        Ok(self
+            .all()
+            .into_iter()
+            .filter(|s| q.include_deleted || s.status != TenantStatus::Deleted)
+            .take(q.limit as usize + 1)
+            .collect())
+    }
+
+    async fn find_key(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<crate::ports::ApiKeyRecord>, AppError> {
+        use hookline_domain::tenant::TenantStatus;
+        Ok(self.all().into_iter().find_map(|s| {
+            let deleted = (s.status == TenantStatus::Deleted).then_some(s.updated_at);
+            s.keys
+                .iter()
+                .find(|k| k.key_hash == key_hash)
+                .map(|k| crate::ports::ApiKeyRecord {
+                    key_id: k.key_id,
+                    tenant_id: s.id,
+                    refused_from: match (k.revoked_from, deleted) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                })
+        }))
+    }
+
+    fn version(&self) -> u64 {
+        self.0.all().len() as u64
+    }
+}
