@@ -38,7 +38,7 @@ where
 }
 
 /// A command's result together with whether the read models already
-/// include it (see ARCHITECTURE.md §10).
+/// include it (see docs/architecture.md, "Consistency").
 #[derive(Debug, Clone)]
 pub struct Written<T> {
     pub value: T,

@@ -154,7 +154,9 @@ fn unreachable_hmac() -> ! {
 }
 
 /// The signature headers of one attempt. `keys` holds the current key first
-/// and, during a rotation overlap, the previous one.
+/// and, while rotation overlaps last, the replaced ones. Standard Webhooks
+/// carries one signature per key (space-separated); the legacy schemes
+/// carry a single signature, by the current key.
 pub fn signature_headers(
     keys: &[SigningKey],
     message_id: &str,
@@ -164,24 +166,28 @@ pub fn signature_headers(
     let Some(first) = keys.first() else {
         return Vec::new();
     };
-    let joined = keys
-        .iter()
-        .map(|k| k.sign(message_id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ");
     match first.scheme() {
         SignatureScheme::StandardWebhooks => vec![
             (HEADER_WEBHOOK_ID, message_id.to_string()),
             (HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string()),
-            (HEADER_WEBHOOK_SIGNATURE, joined),
+            (
+                HEADER_WEBHOOK_SIGNATURE,
+                keys.iter()
+                    .map(|k| k.sign(message_id, timestamp, body))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
         ],
         SignatureScheme::HmacSha256Hex => vec![
             (HEADER_WEBHOOK_ID, message_id.to_string()),
-            (HEADER_X_SIGNATURE, joined),
+            (HEADER_X_SIGNATURE, first.sign(message_id, timestamp, body)),
         ],
         SignatureScheme::HmacSha256Base64 => vec![
             (HEADER_WEBHOOK_ID, message_id.to_string()),
-            (HEADER_INFLOW_SIGNATURE, joined),
+            (
+                HEADER_INFLOW_SIGNATURE,
+                first.sign(message_id, timestamp, body),
+            ),
         ],
     }
 }

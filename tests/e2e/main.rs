@@ -20,6 +20,7 @@ mod process;
 mod projections;
 mod receiver_example;
 mod request_ids;
+mod rotations;
 mod secrets;
 mod subscriptions;
 mod support;

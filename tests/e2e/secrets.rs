@@ -42,7 +42,7 @@ async fn no_plaintext_secret_anywhere_in_the_database() {
     )
     .await;
     let rotated_secret = rotated["secret"].as_str().unwrap().to_string();
-    expect_json(
+    let patched = expect_json(
         app.patch(
             &t,
             &path,
@@ -73,9 +73,33 @@ async fn no_plaintext_secret_anywhere_in_the_database() {
     assert!(dump.contains("Authorization"));
     assert!(dump.contains("xchacha20poly1305"));
 
-    // The owner still gets the header values back.
+    // The response that set the header values shows them in full; reads
+    // (plain, listed, as of a time) show them masked, like the secret.
+    assert_eq!(patched["headers"]["X-Api-Token"], "patched-token-555");
+    assert_eq!(
+        generated["headers"]["Authorization"],
+        "Bearer header-credential-xyz"
+    );
     let read = expect_json(app.get(&t, &path).await, 200).await;
-    assert_eq!(read["headers"]["X-Api-Token"], "patched-token-555");
+    assert_eq!(read["headers"]["X-Api-Token"], "…-555");
+    let as_of = expect_json(
+        app.get(
+            &t,
+            &format!(
+                "{path}?as_of={}",
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(as_of["headers"]["X-Api-Token"], "…-555");
+    let listed = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+    let everywhere = listed.to_string();
+    assert!(
+        !everywhere.contains("patched-token-555") && !everywhere.contains("header-credential-xyz")
+    );
 }
 
 #[tokio::test]

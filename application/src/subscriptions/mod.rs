@@ -31,6 +31,9 @@ pub(crate) fn map_error(id: &str, e: AggregateError<SubscriptionError>) -> AppEr
             "subscription_exists",
             format!("subscription '{id}' already exists"),
         ),
+        AggregateError::UserError(e @ SubscriptionError::TooManySecrets(_)) => {
+            AppError::conflict("too_many_secrets", e.to_string())
+        }
         AggregateError::UserError(other) => AppError::BadRequest(other.to_string()),
         other => crate::commands::map_store_error(other),
     }

@@ -108,7 +108,7 @@ impl SubscriptionService {
                     tenant,
                     &SubscriptionListQuery {
                         any_of_patterns: None,
-                        include_inactive: false,
+                        include_inactive: true,
                         before,
                         limit: crate::pagination::MAX_LIMIT,
                     },
@@ -116,7 +116,11 @@ impl SubscriptionService {
                 .await?;
             let Some(last) = rows.last() else { break };
             before = Some((last.state.created_at, *last.state.id.as_uuid()));
-            ids.extend(rows.iter().map(|r| r.state.id));
+            ids.extend(
+                rows.iter()
+                    .filter(|r| r.state.status != SubscriptionStatus::Deleted)
+                    .map(|r| r.state.id),
+            );
         }
         ids.dedup();
         Ok(ids)

@@ -141,6 +141,16 @@ impl SubscriptionService {
         SubscriptionView::render(&state, self.shared.cipher.as_ref(), self.now())
     }
 
+    /// The answer to a request that set the headers: them in full.
+    async fn render_revealed(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+    ) -> Result<SubscriptionView, AppError> {
+        let state = self.load_state(tenant, id).await?;
+        SubscriptionView::render_revealed(&state, self.shared.cipher.as_ref(), self.now())
+    }
+
     async fn reject_duplicate(
         &self,
         tenant: TenantId,
@@ -197,7 +207,7 @@ impl SubscriptionService {
             .run(ctx, id, || SubscriptionCommand::Subscribe(command.clone()))
             .await?;
         drop(guard);
-        let mut view = self.render_current(ctx.tenant_id, id).await?;
+        let mut view = self.render_revealed(ctx.tenant_id, id).await?;
         view.secret = secret.expose().to_string();
         tracing::info!(subscription_id = %id, "subscription created");
         Ok(Written {
@@ -248,7 +258,7 @@ impl SubscriptionService {
             })
             .await?;
         drop(guard);
-        let view = self.render_current(ctx.tenant_id, id).await?;
+        let view = self.render_revealed(ctx.tenant_id, id).await?;
         Ok(Written {
             value: view,
             consistent,

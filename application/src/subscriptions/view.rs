@@ -1,6 +1,6 @@
-//! How a subscription looks in responses: everything but the secret, which
-//! appears masked (the full value only in the one response that creates or
-//! rotates it).
+//! How a subscription looks in responses: everything but the secret and
+//! the custom header values, which appear masked (in full only in the
+//! response that sets them).
 
 use crate::error::AppError;
 use crate::ports::SecretCipher;
@@ -56,10 +56,42 @@ pub fn open_headers(
     })
 }
 
+/// A header value as reads show it: they often carry credentials, so only
+/// their last four characters (of values long enough to keep the rest
+/// unguessable), like the secret's hint.
+pub fn mask_header_value(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    if chars.len() >= 12 {
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("…{tail}")
+    } else {
+        "…".to_string()
+    }
+}
+
 impl SubscriptionView {
+    /// The subscription as reads show it: secret and header values masked.
+    ///
     /// # Errors
     /// When the headers cannot be unsealed.
     pub fn render(
+        state: &SubscriptionState,
+        cipher: &dyn SecretCipher,
+        now: DateTime<Utc>,
+    ) -> Result<Self, AppError> {
+        let mut view = Self::render_revealed(state, cipher, now)?;
+        for value in view.headers.values_mut() {
+            *value = mask_header_value(value);
+        }
+        Ok(view)
+    }
+
+    /// With the header values in full: only for the answers to the
+    /// requests that set them (create and update).
+    ///
+    /// # Errors
+    /// When the headers cannot be unsealed.
+    pub fn render_revealed(
         state: &SubscriptionState,
         cipher: &dyn SecretCipher,
         now: DateTime<Utc>,
@@ -75,11 +107,7 @@ impl SubscriptionView {
             status: state.status,
             disabled_reason: state.disabled_reason.clone(),
             secret: state.secret_hint.to_string(),
-            previous_secret_expires_at: state
-                .previous_secret
-                .as_ref()
-                .map(|p| p.expires_at)
-                .filter(|at| *at > now),
+            previous_secret_expires_at: state.previous_secrets_at(now).map(|p| p.expires_at).max(),
             created_at: state.created_at,
             updated_at: state.updated_at,
         })

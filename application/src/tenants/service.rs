@@ -15,8 +15,8 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hookline_domain::tenant::{
-    CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey, Tenant, TenantCommand,
-    TenantName, TenantState, TenantStatus,
+    CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey, RotateApiKey, Tenant,
+    TenantCommand, TenantName, TenantState, TenantStatus,
 };
 use hookline_domain::TenantId;
 use std::fmt;
@@ -188,22 +188,27 @@ impl TenantService {
         name: TenantName,
     ) -> Result<Written<NewTenant>, AppError> {
         let id = TenantId::from_uuid(self.shared.entropy.new_id());
+        let (first_key, key) = self.new_key();
         let at = self.now();
-        self.run(ctx, id, || {
-            TenantCommand::Create(CreateTenant {
-                tenant_id: id,
-                name: name.clone(),
-                at,
+        let consistent = self
+            .run(ctx, id, || {
+                TenantCommand::Create(CreateTenant {
+                    tenant_id: id,
+                    name: name.clone(),
+                    first_key: Some(first_key.clone()),
+                    at,
+                })
             })
-        })
-        .await?;
-        let issued = self.issue_key(ctx, id).await?;
+            .await?;
         let state = self.state(id).await?;
         tracing::info!(tenant_id = %id, "tenant created");
-        Ok(issued.map(|key| NewTenant {
-            tenant: view(&state, self.now()),
-            key,
-        }))
+        Ok(Written {
+            value: NewTenant {
+                tenant: view(&state, self.now()),
+                key,
+            },
+            consistent,
+        })
     }
 
     /// Newest first, keyset-paginated.
@@ -388,21 +393,28 @@ impl TenantService {
             )
             .into());
         }
-        let issued = self.issue_key(ctx, caller.tenant_id).await?;
+        let (new_key, issued) = self.new_key();
         let at = self.now();
-        let until = at + overlap;
         let consistent = self
             .run(ctx, caller.tenant_id, || {
-                TenantCommand::RevokeKey(RevokeApiKey {
-                    key_id: caller.key_id,
-                    effective_at: until,
+                TenantCommand::RotateKey(RotateApiKey {
+                    new_key: new_key.clone(),
+                    old_key_id: caller.key_id,
+                    old_until: at + overlap,
                     at,
                 })
             })
             .await?;
+        // An earlier rotation may already stop the key sooner.
+        let until = self
+            .state(caller.tenant_id)
+            .await?
+            .key(caller.key_id)
+            .and_then(|k| k.revoked_from)
+            .unwrap_or(at + overlap);
         Ok(Written {
-            value: (issued.value, until),
-            consistent: consistent && issued.consistent,
+            value: (issued, until),
+            consistent,
         })
     }
 }

@@ -60,7 +60,7 @@ impl SubscriptionReadModel for LogSubscriptions {
             .all()
             .into_iter()
             .filter(|(s, _)| s.tenant_id == tenant)
-            .filter(|(s, _)| q.include_inactive || s.status != SubscriptionStatus::Deleted)
+            .filter(|(s, _)| q.include_inactive || s.status == SubscriptionStatus::Active)
             .filter(|(s, _)| {
                 q.any_of_patterns
                     .as_ref()

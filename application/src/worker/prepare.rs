@@ -17,7 +17,8 @@ pub struct Prepared {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub current: SigningKey,
-    pub previous: Option<(SigningKey, DateTime<Utc>)>,
+    /// Replaced secrets' keys and when each stops signing.
+    pub previous: Vec<(SigningKey, DateTime<Utc>)>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -47,16 +48,20 @@ impl Prepared {
     /// When a sealed value cannot be opened (wrong key).
     pub fn build(state: &SubscriptionState, cipher: &dyn SecretCipher) -> Result<Self, AppError> {
         let secret = unseal_secret(&state.secret, state.id, cipher)?;
-        let previous = match &state.previous_secret {
-            Some(p) => Some((
-                SigningKey::new(
-                    state.signature_scheme,
-                    &unseal_secret(&p.secret, state.id, cipher)?,
-                ),
-                p.expires_at,
-            )),
-            None => None,
-        };
+        let previous = state
+            .previous_secrets
+            .iter()
+            .rev()
+            .map(|p| {
+                Ok((
+                    SigningKey::new(
+                        state.signature_scheme,
+                        &unseal_secret(&p.secret, state.id, cipher)?,
+                    ),
+                    p.expires_at,
+                ))
+            })
+            .collect::<Result<_, AppError>>()?;
         Ok(Self {
             subscription_id: state.id,
             status: state.status,
@@ -68,15 +73,16 @@ impl Prepared {
         })
     }
 
-    /// The keys that sign at `now`: the current one, and the previous one
-    /// while its overlap lasts.
+    /// The keys that sign at `now`: the current one first, then each
+    /// replaced one (newest first) while its overlap lasts.
     pub fn keys_at(&self, now: DateTime<Utc>) -> Vec<SigningKey> {
         let mut keys = vec![self.current.clone()];
-        if let Some((key, until)) = &self.previous {
-            if now < *until {
-                keys.push(key.clone());
-            }
-        }
+        keys.extend(
+            self.previous
+                .iter()
+                .filter(|(_, until)| now < *until)
+                .map(|(key, _)| key.clone()),
+        );
         keys
     }
 }

@@ -34,7 +34,12 @@ impl SubscriptionStatus {
     }
 }
 
-/// The secret replaced by the latest rotation, valid until `expires_at`.
+/// Most secrets that sign a delivery at once: the current one and those
+/// replaced by rotations whose overlap has not ended. A rotation past it is
+/// refused rather than cutting a promised overlap short.
+pub const MAX_SIGNING_SECRETS: usize = 5;
+
+/// A secret replaced by a rotation, still signing until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreviousSecret {
     pub secret: Sealed,
@@ -43,6 +48,7 @@ pub struct PreviousSecret {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredState")]
 pub struct SubscriptionState {
     pub id: SubscriptionId,
     pub tenant_id: TenantId,
@@ -54,11 +60,69 @@ pub struct SubscriptionState {
     pub signature_scheme: SignatureScheme,
     pub secret: Sealed,
     pub secret_hint: SecretHint,
-    pub previous_secret: Option<PreviousSecret>,
+    /// Replaced secrets whose overlap may not have ended yet, oldest first.
+    pub previous_secrets: Vec<PreviousSecret>,
     pub status: SubscriptionStatus,
     pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl SubscriptionState {
+    /// The replaced secrets still signing at `at`.
+    pub fn previous_secrets_at(&self, at: DateTime<Utc>) -> impl Iterator<Item = &PreviousSecret> {
+        self.previous_secrets
+            .iter()
+            .filter(move |p| p.expires_at > at)
+    }
+}
+
+/// The state as read models stored it: before several overlaps were kept,
+/// it had one `previous_secret`.
+#[derive(Deserialize)]
+struct StoredState {
+    id: SubscriptionId,
+    tenant_id: TenantId,
+    url: TargetUrl,
+    events: EventFilter,
+    header_names: Vec<String>,
+    headers: Option<Sealed>,
+    description: Option<Description>,
+    signature_scheme: SignatureScheme,
+    secret: Sealed,
+    secret_hint: SecretHint,
+    #[serde(default)]
+    previous_secrets: Vec<PreviousSecret>,
+    #[serde(default)]
+    previous_secret: Option<PreviousSecret>,
+    status: SubscriptionStatus,
+    disabled_reason: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<StoredState> for SubscriptionState {
+    fn from(s: StoredState) -> Self {
+        let mut previous_secrets = s.previous_secrets;
+        previous_secrets.extend(s.previous_secret);
+        Self {
+            id: s.id,
+            tenant_id: s.tenant_id,
+            url: s.url,
+            events: s.events,
+            header_names: s.header_names,
+            headers: s.headers,
+            description: s.description,
+            signature_scheme: s.signature_scheme,
+            secret: s.secret,
+            secret_hint: s.secret_hint,
+            previous_secrets,
+            status: s.status,
+            disabled_reason: s.disabled_reason,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -197,6 +261,12 @@ impl Subscription {
         if cmd.previous_secret_expires_at < cmd.at {
             return Err(SubscriptionError::OverlapInThePast);
         }
+        // The current secret and every overlap still running must keep
+        // signing: refuse rather than drop one.
+        let signing = 1 + state.previous_secrets_at(cmd.at).count();
+        if signing >= MAX_SIGNING_SECRETS {
+            return Err(SubscriptionError::TooManySecrets(MAX_SIGNING_SECRETS));
+        }
         Ok(vec![SubscriptionEvent::SecretRotated {
             secret: cmd.secret,
             secret_hint: cmd.secret_hint,
@@ -234,7 +304,7 @@ impl Subscription {
                     signature_scheme,
                     secret,
                     secret_hint,
-                    previous_secret: None,
+                    previous_secrets: Vec::new(),
                     status: SubscriptionStatus::Active,
                     disabled_reason: None,
                     created_at: subscribed_at,
@@ -288,11 +358,14 @@ impl SubscriptionState {
                 secret,
                 secret_hint,
                 previous_secret_expires_at,
+                rotated_at,
                 ..
             } => {
                 let old_secret = std::mem::replace(&mut self.secret, secret);
                 let old_hint = std::mem::replace(&mut self.secret_hint, secret_hint);
-                self.previous_secret = Some(PreviousSecret {
+                // Overlaps that ended by now sign nothing more.
+                self.previous_secrets.retain(|p| p.expires_at > rotated_at);
+                self.previous_secrets.push(PreviousSecret {
                     secret: old_secret,
                     hint: old_hint,
                     expires_at: previous_secret_expires_at,

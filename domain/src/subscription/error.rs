@@ -14,4 +14,8 @@ pub enum SubscriptionError {
     OverlapInThePast,
     #[error("a disable reason must not be empty")]
     EmptyReason,
+    /// A rotation while this many secrets already sign deliveries (the
+    /// current one and earlier ones whose overlap has not ended).
+    #[error("{0} secrets already sign this subscription's deliveries (the current one and rotated-out ones whose overlap has not ended); rotate again once an overlap ends")]
+    TooManySecrets(usize),
 }

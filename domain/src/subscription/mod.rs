@@ -10,7 +10,9 @@ mod values;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{PreviousSecret, Subscription, SubscriptionState, SubscriptionStatus};
+pub use aggregate::{
+    PreviousSecret, Subscription, SubscriptionState, SubscriptionStatus, MAX_SIGNING_SECRETS,
+};
 pub use commands::{
     DisableSubscription, EnableSubscription, RotateSecret, Subscribe, SubscriptionCommand,
     Unsubscribe, UpdateSubscription,

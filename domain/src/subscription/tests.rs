@@ -199,7 +199,90 @@ fn rotate_secret_keeps_the_old_one_for_the_overlap() {
     });
     let state = agg.state().unwrap();
     assert_eq!(state.secret, sealed("s2"));
-    assert_eq!(state.previous_secret.as_ref().unwrap().secret, sealed("s1"));
+    assert_eq!(state.previous_secrets.len(), 1);
+    assert_eq!(state.previous_secrets[0].secret, sealed("s1"));
+}
+
+fn rotated(n: i64, overlap: Duration) -> SubscriptionEvent {
+    let at = t0() + Duration::minutes(n);
+    SubscriptionEvent::SecretRotated {
+        secret: sealed(&format!("s{}", n + 1)),
+        secret_hint: SecretHint::of("x"),
+        previous_secret_hint: SecretHint::of("y"),
+        previous_secret_expires_at: at + overlap,
+        rotated_at: at,
+    }
+}
+
+#[test]
+fn every_overlap_promised_keeps_running_up_to_the_cap() {
+    // Rotated twice a minute apart with a day's overlap: both replaced
+    // secrets still sign.
+    let mut agg = Subscription::default();
+    for e in [
+        subscribed(),
+        rotated(1, Duration::days(1)),
+        rotated(2, Duration::days(1)),
+    ] {
+        agg.apply_event(e);
+    }
+    let state = agg.state().unwrap();
+    let signing: Vec<&Sealed> = state
+        .previous_secrets_at(t0() + Duration::minutes(3))
+        .map(|p| &p.secret)
+        .collect();
+    assert_eq!(signing, [&sealed("s1"), &sealed("s2")]);
+    // A short overlap that ended is dropped at the next rotation.
+    let mut agg = Subscription::default();
+    for e in [
+        subscribed(),
+        rotated(1, Duration::seconds(5)),
+        rotated(2, Duration::days(1)),
+    ] {
+        agg.apply_event(e);
+    }
+    assert_eq!(agg.state().unwrap().previous_secrets.len(), 1);
+    // At the cap, another rotation is refused instead of cutting one short.
+    let mut history = vec![subscribed()];
+    history.extend((1..MAX_SIGNING_SECRETS as i64).map(|n| rotated(n, Duration::days(1))));
+    let rotate = RotateSecret {
+        tenant_id: tenant(),
+        secret: sealed("next"),
+        secret_hint: SecretHint::of("x"),
+        previous_secret_expires_at: t0() + Duration::days(1),
+        at: t0() + Duration::hours(1),
+    };
+    Fixture::with(())
+        .given(history.clone())
+        .when(SubscriptionCommand::RotateSecret(rotate.clone()))
+        .then_expect_error(SubscriptionError::TooManySecrets(MAX_SIGNING_SECRETS));
+    // Once the overlaps have ended, rotating works again.
+    let mut later = rotate;
+    later.at = t0() + Duration::days(2);
+    later.previous_secret_expires_at = later.at + Duration::hours(1);
+    let events = Fixture::with(())
+        .given(history)
+        .when(SubscriptionCommand::RotateSecret(later));
+    events.then_expect_events(vec![SubscriptionEvent::SecretRotated {
+        secret: sealed("next"),
+        secret_hint: SecretHint::of("x"),
+        previous_secret_hint: SecretHint::of("x"),
+        previous_secret_expires_at: t0() + Duration::days(2) + Duration::hours(1),
+        rotated_at: t0() + Duration::days(2),
+    }]);
+}
+
+#[test]
+fn a_state_stored_with_one_previous_secret_still_reads() {
+    let mut agg = Subscription::default();
+    agg.apply_event(subscribed());
+    agg.apply_event(rotated(1, Duration::days(1)));
+    let mut json = serde_json::to_value(agg.state().unwrap()).unwrap();
+    let list = json["previous_secrets"].take();
+    json["previous_secret"] = list[0].clone();
+    json.as_object_mut().unwrap().remove("previous_secrets");
+    let read: SubscriptionState = serde_json::from_value(json).unwrap();
+    assert_eq!(&read, agg.state().unwrap());
 }
 
 #[test]

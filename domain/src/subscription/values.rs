@@ -94,15 +94,13 @@ impl CustomHeaders {
                     format!("header values must be at most {MAX_HEADER_VALUE_LEN} bytes"),
                 ));
             }
-            if !value
-                .bytes()
-                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
-                || value.starts_with([' ', '\t'])
-                || value.ends_with([' ', '\t'])
+            if !value.bytes().all(|b| (0x20..0x7f).contains(&b))
+                || value.starts_with(' ')
+                || value.ends_with(' ')
             {
                 return Err(ValidationError::new(
                     field,
-                    "header values must be printable ASCII without leading or trailing spaces, CR or LF",
+                    "header values must be printable ASCII (no tabs, CR or LF) without leading or trailing spaces",
                 ));
             }
         }

@@ -1,6 +1,6 @@
 //! The Tenant aggregate: state rebuilt from its events, and `decide`.
 
-use super::commands::{IssueApiKey, RevokeApiKey, TenantCommand};
+use super::commands::{IssueApiKey, RevokeApiKey, RotateApiKey, TenantCommand};
 use super::error::TenantError;
 use super::events::TenantEvent;
 use super::{TenantName, MAX_ACTIVE_KEYS};
@@ -97,11 +97,15 @@ impl Tenant {
                 if self.state.is_some() {
                     return Err(TenantError::AlreadyExists);
                 }
-                Ok(vec![TenantEvent::TenantCreated {
+                let mut events = vec![TenantEvent::TenantCreated {
                     tenant_id: cmd.tenant_id,
                     name: cmd.name,
                     created_at: cmd.at,
-                }])
+                }];
+                if let Some(key) = cmd.first_key {
+                    events.push(issued(key));
+                }
+                Ok(events)
             }
             TenantCommand::Rename(cmd) => {
                 let state = self.live()?;
@@ -115,6 +119,7 @@ impl Tenant {
             }
             TenantCommand::IssueKey(cmd) => self.issue(cmd),
             TenantCommand::RevokeKey(cmd) => self.revoke(&cmd),
+            TenantCommand::RotateKey(cmd) => self.rotate(cmd),
             TenantCommand::Delete(cmd) => {
                 self.live()?;
                 Ok(vec![TenantEvent::TenantDeleted { deleted_at: cmd.at }])
@@ -131,12 +136,20 @@ impl Tenant {
         if active >= MAX_ACTIVE_KEYS {
             return Err(TenantError::TooManyKeys(active));
         }
-        Ok(vec![TenantEvent::ApiKeyIssued {
-            key_id: cmd.key_id,
-            key_hash: cmd.key_hash,
-            hint: cmd.hint,
-            issued_at: cmd.at,
-        }])
+        Ok(vec![issued(cmd)])
+    }
+
+    fn rotate(&self, cmd: RotateApiKey) -> Result<Vec<TenantEvent>, TenantError> {
+        let revoke = RevokeApiKey {
+            key_id: cmd.old_key_id,
+            effective_at: cmd.old_until,
+            at: cmd.at,
+        };
+        // Checked first: a rotation that cannot revoke issues nothing.
+        let mut revoked = self.revoke(&revoke)?;
+        let mut events = self.issue(cmd.new_key)?;
+        events.append(&mut revoked);
+        Ok(events)
     }
 
     fn revoke(&self, cmd: &RevokeApiKey) -> Result<Vec<TenantEvent>, TenantError> {
@@ -207,6 +220,15 @@ impl Tenant {
             }
             TenantEvent::TenantDeleted { .. } => state.status = TenantStatus::Deleted,
         }
+    }
+}
+
+fn issued(cmd: IssueApiKey) -> TenantEvent {
+    TenantEvent::ApiKeyIssued {
+        key_id: cmd.key_id,
+        key_hash: cmd.key_hash,
+        hint: cmd.hint,
+        issued_at: cmd.at,
     }
 }
 

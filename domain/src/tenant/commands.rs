@@ -12,6 +12,9 @@ pub enum TenantCommand {
     Rename(RenameTenant),
     IssueKey(IssueApiKey),
     RevokeKey(RevokeApiKey),
+    /// Issues a new key and revokes the caller's (after an overlap) in one
+    /// step, so a rotation is never half done.
+    RotateKey(RotateApiKey),
     Delete(DeleteTenant),
 }
 
@@ -19,6 +22,8 @@ pub enum TenantCommand {
 pub struct CreateTenant {
     pub tenant_id: TenantId,
     pub name: TenantName,
+    /// Issued with the tenant, in the same step.
+    pub first_key: Option<IssueApiKey>,
     pub at: DateTime<Utc>,
 }
 
@@ -44,6 +49,15 @@ pub struct IssueApiKey {
 pub struct RevokeApiKey {
     pub key_id: Uuid,
     pub effective_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotateApiKey {
+    pub new_key: IssueApiKey,
+    /// The key being replaced, and until when it keeps working.
+    pub old_key_id: Uuid,
+    pub old_until: DateTime<Utc>,
     pub at: DateTime<Utc>,
 }
 

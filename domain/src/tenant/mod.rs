@@ -13,7 +13,8 @@ mod tests;
 
 pub use aggregate::{ApiKeyState, Tenant, TenantState, TenantStatus};
 pub use commands::{
-    CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey, TenantCommand,
+    CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey, RotateApiKey,
+    TenantCommand,
 };
 pub use error::TenantError;
 pub use events::TenantEvent;

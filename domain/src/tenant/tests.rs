@@ -56,6 +56,7 @@ fn a_tenant_is_created_once() {
     let create = TenantCommand::Create(CreateTenant {
         tenant_id: id(),
         name: name("Acme"),
+        first_key: None,
         at: t0(),
     });
     Fixture::with(())
@@ -66,6 +67,64 @@ fn a_tenant_is_created_once() {
         .given(vec![created()])
         .when(create)
         .then_expect_error(TenantError::AlreadyExists);
+}
+
+#[test]
+fn a_tenant_is_created_with_its_first_key_in_one_step() {
+    let IssueApiKey {
+        key_id,
+        key_hash,
+        hint,
+        at,
+    } = match issue(1) {
+        TenantCommand::IssueKey(k) => k,
+        _ => unreachable!(),
+    };
+    Fixture::with(())
+        .given_no_previous_events()
+        .when(TenantCommand::Create(CreateTenant {
+            tenant_id: id(),
+            name: name("Acme"),
+            first_key: Some(IssueApiKey {
+                key_id,
+                key_hash,
+                hint,
+                at,
+            }),
+            at: t0(),
+        }))
+        .then_expect_events(vec![created(), issued(1)]);
+}
+
+#[test]
+fn a_rotation_issues_and_revokes_together_or_not_at_all() {
+    let new_key = match issue(2) {
+        TenantCommand::IssueKey(k) => k,
+        _ => unreachable!(),
+    };
+    let rotate = |old: u128| {
+        TenantCommand::RotateKey(RotateApiKey {
+            new_key: new_key.clone(),
+            old_key_id: key(old),
+            old_until: t0() + Duration::hours(1),
+            at: t0(),
+        })
+    };
+    Fixture::with(())
+        .given(vec![created(), issued(1)])
+        .when(rotate(1))
+        .then_expect_events(vec![
+            issued(2),
+            TenantEvent::ApiKeyRevoked {
+                key_id: key(1),
+                revoked_at: t0(),
+                effective_at: t0() + Duration::hours(1),
+            },
+        ]);
+    Fixture::with(())
+        .given(vec![created(), issued(1)])
+        .when(rotate(9))
+        .then_expect_error(TenantError::KeyNotFound);
 }
 
 #[test]

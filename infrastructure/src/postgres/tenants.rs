@@ -8,15 +8,12 @@ use super::store::PgAggregateStore;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use hookline_application::commands::execute_with_retry;
 use hookline_application::ports::{
-    ApiKeyRecord, LogPosition, StoredEvent, TenantListQuery, TenantReadModel,
+    AggregateStore, ApiKeyRecord, Change, LogPosition, StoredEvent, TenantListQuery,
+    TenantReadModel,
 };
 use hookline_application::{AppError, EventMetadata};
-use hookline_domain::tenant::{
-    CreateTenant, IssueApiKey, RevokeApiKey, Tenant, TenantCommand, TenantEvent, TenantName,
-    TenantState, TenantStatus,
-};
+use hookline_domain::tenant::{Tenant, TenantEvent, TenantName, TenantState, TenantStatus};
 use hookline_domain::TenantId;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -278,13 +275,15 @@ pub async fn adopt_legacy_rows(
     result
 }
 
-/// The commands that turn one tenant row and its key rows into events.
-async fn legacy_commands(
+/// The events one tenant row and its key rows stand for. They are facts
+/// from before tenants were events (not commands the aggregate decides
+/// now), so the key cap does not apply to them.
+async fn legacy_events(
     conn: &mut PgConnection,
     tenant: TenantId,
     name: &str,
     created_at: DateTime<Utc>,
-) -> Result<Vec<TenantCommand>, AppError> {
+) -> Result<Vec<TenantEvent>, AppError> {
     let id = *tenant.as_uuid();
     let keys = sqlx::query(
         "SELECT id, key_hash, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
@@ -293,33 +292,34 @@ async fn legacy_commands(
     .fetch_all(&mut *conn)
     .await
     .map_err(unavailable)?;
+    // A name earlier versions accepted but that no longer passes is kept
+    // as the tenant's id.
     let name = TenantName::parse(name)
         .or_else(|_| TenantName::parse(&format!("tenant {id}")))
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    let mut commands = vec![TenantCommand::Create(CreateTenant {
+    let mut events = vec![TenantEvent::TenantCreated {
         tenant_id: tenant,
         name,
-        at: created_at,
-    })];
+        created_at,
+    }];
     for key in keys {
         let key_id: Uuid = key.try_get("id").map_err(unavailable)?;
-        let issued_at: DateTime<Utc> = key.try_get("created_at").map_err(unavailable)?;
-        commands.push(TenantCommand::IssueKey(IssueApiKey {
+        events.push(TenantEvent::ApiKeyIssued {
             key_id,
             key_hash: key.try_get("key_hash").map_err(unavailable)?,
             hint: "hlk_… (issued before keys were listed)".into(),
-            at: issued_at,
-        }));
+            issued_at: key.try_get("created_at").map_err(unavailable)?,
+        });
         let revoked: Option<DateTime<Utc>> = key.try_get("revoked_at").map_err(unavailable)?;
         if let Some(at) = revoked {
-            commands.push(TenantCommand::RevokeKey(RevokeApiKey {
+            events.push(TenantEvent::ApiKeyRevoked {
                 key_id,
+                revoked_at: at,
                 effective_at: at,
-                at,
-            }));
+            });
         }
     }
-    Ok(commands)
+    Ok(events)
 }
 
 async fn adopt(
@@ -348,7 +348,7 @@ async fn adopt(
         let name: String = row.try_get("name").map_err(unavailable)?;
         let created_at: DateTime<Utc> = row.try_get("created_at").map_err(unavailable)?;
         let tenant = TenantId::from_uuid(id);
-        let commands = legacy_commands(&mut *conn, tenant, &name, created_at).await?;
+        let events = legacy_events(&mut *conn, tenant, &name, created_at).await?;
         let metadata = EventMetadata {
             request_id: format!("system:migration:tenant-{id}"),
             tenant_id: tenant,
@@ -358,11 +358,17 @@ async fn adopt(
             triggered_by: None,
             chain: None,
         };
-        for command in commands {
-            execute_with_retry(store, &id.to_string(), || command.clone(), &metadata)
-                .await
-                .map_err(|e| AppError::Internal(format!("adopting tenant {id}: {e}")))?;
-        }
+        // One transaction per tenant: adopted whole, or not at all.
+        let change = Change {
+            aggregate_id: id.to_string(),
+            version: 0,
+            events,
+            metadata,
+        };
+        store
+            .append(vec![change], None)
+            .await
+            .map_err(|e| AppError::Internal(format!("adopting tenant {id}: {e}")))?;
     }
     for table in ["api_keys", "tenants"] {
         sqlx::query(&format!("DROP TABLE {table}"))
