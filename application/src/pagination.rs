@@ -114,6 +114,25 @@ pub fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Ut
         .transpose()
 }
 
+/// Turns `limit + 1` attempts fetched in start order into a page whose
+/// cursor continues after the last one.
+pub fn paginate_after(
+    mut rows: Vec<crate::ports::AttemptRecord>,
+    limit: u32,
+) -> Result<Page<crate::ports::AttemptRecord>, AppError> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|a| encode_cursor(a.started_at, a.id))
+    } else {
+        None
+    };
+    Ok(Page {
+        data: rows,
+        next_cursor,
+    })
+}
+
 /// Turns `limit + 1` fetched rows into a page and its next cursor.
 pub fn paginate<R, T>(
     mut rows: Vec<R>,

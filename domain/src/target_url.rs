@@ -233,6 +233,14 @@ impl TargetUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Where attempts go: the host and port as written in the URL
+    /// (`example.com:8443`), for sharing attempt slots fairly per
+    /// destination.
+    pub fn destination(&self) -> &str {
+        let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
+        rest.split(['/', '?', '#']).next().unwrap_or(rest)
+    }
 }
 
 /// Ok(true) when the address is private but allow-listed, Ok(false) when
@@ -270,6 +278,26 @@ impl<'de> Deserialize<'de> for TargetUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destinations_are_host_and_port() {
+        let any = AllowList::default();
+        for (url, dest) in [
+            ("https://example.com/hooks?x=1", "example.com"),
+            ("https://example.com:8443/a", "example.com:8443"),
+            ("https://Example.COM", "example.com"),
+            ("https://[2001:db8::1]:9/x", "[2001:db8::1]:9"),
+        ] {
+            let parsed = TargetUrl::parse(url, &any);
+            if let Ok(u) = parsed {
+                assert_eq!(u.destination(), dest, "{url}");
+            }
+        }
+        assert_eq!(
+            TargetUrl::from_trusted("http://127.0.0.1:9000#f".into()).destination(),
+            "127.0.0.1:9000"
+        );
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

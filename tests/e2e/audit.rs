@@ -20,8 +20,11 @@ async fn all_audit_pages(app: &TestApp, t: &hookline_tests::Tenant, limit: u32) 
     let mut out = Vec::new();
     loop {
         let page = expect_json(
-            app.get(t, &format!("/v1/audit/events?after={after}&limit={limit}"))
-                .await,
+            app.get(
+                t,
+                &format!("/v1/audit/events?after={after}&limit={limit}&include_payload=true"),
+            )
+            .await,
             200,
         )
         .await;

@@ -10,6 +10,7 @@
 mod admin;
 mod audit;
 mod auth;
+mod bounded;
 mod crash;
 mod delivery;
 mod errors;

@@ -488,3 +488,47 @@ async fn a_slow_receiver_does_not_hold_up_other_tenants() {
         );
     }
 }
+
+/// The hostile sweep's case: tenant F has 200 subscriptions to one host
+/// whose receiver takes 8 s (past the 5 s attempt timeout) and publishes
+/// three times; tenant E's deliveries must still go out within a second,
+/// because slots are shared across tenants and hosts, not only across
+/// subscriptions.
+#[tokio::test]
+async fn many_slow_subscriptions_of_one_tenant_do_not_starve_another() {
+    let app = fast_app(&[("HOOKLINE_WEBHOOK_TIMEOUT_SECONDS", "5")]).await;
+    let f = app.tenant("F").await;
+    let e = app.tenant("E").await;
+    let slow = TestReceiver::start().await;
+    slow.default_reply(Reply::status(204).delay(Duration::from_secs(8)));
+    let fast = TestReceiver::start().await;
+    for n in 0..200 {
+        app.subscribe(
+            &f,
+            json!({"url": slow.url(&format!("/s{n}")), "events": ["f.*"]}),
+        )
+        .await;
+    }
+    app.subscribe(&e, json!({"url": fast.url("/e"), "events": ["e.*"]}))
+        .await;
+    for n in 0..3 {
+        publish(&app, &f, "f.x", json!({"n": n})).await;
+    }
+    slow.wait_for(1, WAIT).await;
+    // For the next seconds F's 600 deliveries are in flight or waiting.
+    let mut waits = Vec::new();
+    for n in 0..20 {
+        let asked = std::time::Instant::now();
+        publish(&app, &e, "e.x", json!({"n": n})).await;
+        let got = fast.wait_for(n + 1, WAIT).await;
+        waits.push(got[n].at.duration_since(asked));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    waits.sort();
+    let worst = *waits.last().unwrap();
+    assert!(
+        worst < Duration::from_secs(1),
+        "E's deliveries waited up to {worst:?} behind F's slow host: {waits:?}"
+    );
+    assert!(slow.count() < 600, "F's deliveries were still in flight");
+}

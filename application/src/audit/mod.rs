@@ -7,5 +7,6 @@ pub mod verify;
 
 pub use service::{
     AnchoredHeads, AuditEvent, AuditPage, AuditPageRequest, AuditService, LogName, RequestTrace,
-    Verification, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT,
+    TracePage, TraceSummary, Verification, DEFAULT_AUDIT_LIMIT, DEFAULT_TRACE_LIMIT,
+    MAX_AUDIT_LIMIT, MAX_PAGE_BYTES,
 };

@@ -4,6 +4,7 @@
 use super::verify::{BrokenLink, ChainHead, ChainVerifier};
 use crate::context::RequestId;
 use crate::error::AppError;
+use crate::pagination::{decode_cursor, paginate_after, Page};
 use crate::ports::{
     AttemptRecord, AuditLog, AuditQuery, DeliveryReadModel, DeliveryRecord, LogArchive,
     ProjectionWaiter, StoredEvent,
@@ -22,6 +23,11 @@ use std::time::Duration;
 
 pub const DEFAULT_AUDIT_LIMIT: u32 = 100;
 pub const MAX_AUDIT_LIMIT: u32 = 1000;
+/// Most bytes of events one page carries: a page of large events (webhook
+/// bodies included) ends early, and its cursor continues from there.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Items per page of a request trace's parts.
+pub const DEFAULT_TRACE_LIMIT: u32 = 100;
 /// Events per page of an export.
 const EXPORT_PAGE: u32 = 2000;
 
@@ -40,6 +46,39 @@ pub struct AuditEvent {
     pub payload: Value,
     pub metadata: Value,
     pub recorded_at: DateTime<Utc>,
+}
+
+impl AuditEvent {
+    /// Leaves out the webhook body an event carries (`body`), noting its
+    /// size in `body_bytes`: lists show it only when asked to.
+    #[must_use]
+    pub fn without_body(mut self) -> Self {
+        if let Value::Object(map) = &mut self.payload {
+            if let Some(Value::String(body)) = map.remove("body") {
+                map.insert("body_bytes".into(), Value::from(body.len()));
+            }
+        }
+        self
+    }
+}
+
+/// Events for a list: bodies left out unless asked for, and no more than
+/// [`MAX_PAGE_BYTES`] of them (at least one).
+fn bounded(events: Vec<StoredEvent>, include_payload: bool) -> Vec<AuditEvent> {
+    let mut bytes = 0usize;
+    let mut out = Vec::with_capacity(events.len());
+    for stored in events {
+        let mut event = AuditEvent::from(stored);
+        if !include_payload {
+            event = event.without_body();
+        }
+        bytes += serde_json::to_string(&event).map_or(0, |t| t.len());
+        if bytes > MAX_PAGE_BYTES && !out.is_empty() {
+            break;
+        }
+        out.push(event);
+    }
+    out
 }
 
 impl From<StoredEvent> for AuditEvent {
@@ -88,6 +127,8 @@ pub struct AuditPageRequest {
     pub limit: u32,
     pub aggregate_type: Option<LogName>,
     pub event_type: Option<LogName>,
+    /// Webhook bodies too (left out by default).
+    pub include_payload: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -98,13 +139,32 @@ pub struct AuditPage {
     pub next_after: i64,
 }
 
-/// Everything one request caused, for support.
+/// Everything one request caused, for support: how much, then the first
+/// page of each part (webhook bodies left out); the rest by page.
 #[derive(Debug, Clone)]
 pub struct RequestTrace {
     pub request_id: String,
-    pub events: Vec<AuditEvent>,
-    pub deliveries: Vec<DeliveryRecord>,
-    pub attempts: Vec<AttemptRecord>,
+    pub summary: TraceSummary,
+    pub events: AuditPage,
+    pub deliveries: Page<DeliveryRecord>,
+    pub attempts: Page<AttemptRecord>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceSummary {
+    pub events: u64,
+    pub deliveries: u64,
+    pub attempts: u64,
+}
+
+/// Which page of one part of a request trace.
+#[derive(Debug, Clone, Default)]
+pub struct TracePage {
+    /// Events: after this position; deliveries and attempts: the cursor
+    /// of the previous page.
+    pub after: Option<String>,
+    pub limit: u32,
+    pub include_payload: bool,
 }
 
 /// How verifying the log ended.
@@ -182,16 +242,14 @@ impl AuditService {
             aggregate_type: request.aggregate_type.map(|n| n.0),
             event_type: request.event_type.map(|n| n.0),
         };
-        let events = self.log.page(&query).await?;
-        let next_after = events.last().map_or(after, |e| e.position);
-        Ok(AuditPage {
-            data: events.into_iter().map(AuditEvent::from).collect(),
-            next_after,
-        })
+        let data = bounded(self.log.page(&query).await?, request.include_payload);
+        let next_after = data.last().map_or(after, |e| e.position);
+        Ok(AuditPage { data, next_after })
     }
 
-    /// Everything `request_id` caused for `tenant`: its events (any
-    /// aggregate), the deliveries involved, and every attempt.
+    /// Everything `request_id` caused for `tenant`: how much, and the
+    /// first page of its events (any aggregate), of the deliveries they
+    /// touch and of the attempts it caused.
     ///
     /// # Errors
     /// 404 when the request caused nothing for this tenant.
@@ -205,33 +263,105 @@ impl AuditService {
         self.waiter
             .wait_caught_up(Delivery::TYPE, self.consistency_timeout)
             .await;
-        let events = self.log.by_request(tenant, request_id.as_str()).await?;
-        if events.is_empty() {
+        let counts = self.log.request_counts(tenant, request_id.as_str()).await?;
+        if counts.events == 0 {
             return Err(AppError::not_found("request", request_id));
         }
-        let mut ids: Vec<DeliveryId> = events
-            .iter()
-            .filter(|e| e.aggregate_type == Delivery::TYPE)
-            .filter_map(|e| DeliveryId::parse(&e.aggregate_id).ok())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        let mut deliveries = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(d) = self.deliveries.get(tenant, id).await? {
-                deliveries.push(d);
-            }
-        }
-        let attempts = self
-            .deliveries
-            .attempts_by_request(tenant, request_id.as_str())
-            .await?;
+        let first = TracePage {
+            after: None,
+            limit: DEFAULT_TRACE_LIMIT,
+            include_payload: false,
+        };
         Ok(RequestTrace {
             request_id: request_id.to_string(),
-            events: events.into_iter().map(AuditEvent::from).collect(),
-            deliveries,
-            attempts,
+            summary: TraceSummary {
+                events: counts.events,
+                deliveries: counts.deliveries,
+                attempts: self
+                    .deliveries
+                    .count_attempts_by_request(tenant, request_id.as_str())
+                    .await?,
+            },
+            events: self.trace_events(tenant, request_id, &first).await?,
+            deliveries: self.trace_deliveries(tenant, request_id, &first).await?,
+            attempts: self.trace_attempts(tenant, request_id, &first).await?,
         })
+    }
+
+    /// A page of the events a request caused, in commit order.
+    ///
+    /// # Errors
+    /// A validation error for a cursor that names no event.
+    pub async fn trace_events(
+        &self,
+        tenant: TenantId,
+        request_id: &RequestId,
+        page: &TracePage,
+    ) -> Result<AuditPage, AppError> {
+        let after = match page.after.as_deref() {
+            None => 0,
+            Some(a) => a.parse::<i64>().ok().filter(|p| *p >= 0).ok_or_else(|| {
+                ValidationError::new("after", "must be a position returned as next_after")
+            })?,
+        };
+        let events = self
+            .log
+            .by_request(tenant, request_id.as_str(), after, page.limit)
+            .await?;
+        let data = bounded(events, page.include_payload);
+        let next_after = data.last().map_or(after, |e| e.position);
+        Ok(AuditPage { data, next_after })
+    }
+
+    /// A page of the deliveries a request's events touch, by id.
+    ///
+    /// # Errors
+    /// A validation error for a malformed cursor.
+    pub async fn trace_deliveries(
+        &self,
+        tenant: TenantId,
+        request_id: &RequestId,
+        page: &TracePage,
+    ) -> Result<Page<DeliveryRecord>, AppError> {
+        let after = page
+            .after
+            .as_deref()
+            .map(|c| {
+                DeliveryId::parse(c).map_err(|_| {
+                    ValidationError::new("cursor", "is not a cursor returned by this API")
+                })
+            })
+            .transpose()?;
+        let mut ids = self
+            .log
+            .deliveries_of_request(tenant, request_id.as_str(), after, page.limit + 1)
+            .await?;
+        let more = ids.len() > page.limit as usize;
+        ids.truncate(page.limit as usize);
+        let mut data = self.deliveries.get_many(tenant, &ids).await?;
+        data.sort_by_key(|d| d.id);
+        Ok(Page {
+            next_cursor: more.then(|| ids.last().map(ToString::to_string)).flatten(),
+            data,
+        })
+    }
+
+    /// A page of the attempts a request caused, by start time.
+    ///
+    /// # Errors
+    /// A validation error for a malformed cursor.
+    pub async fn trace_attempts(
+        &self,
+        tenant: TenantId,
+        request_id: &RequestId,
+        page: &TracePage,
+    ) -> Result<Page<AttemptRecord>, AppError> {
+        let after = page.after.as_deref().map(decode_cursor).transpose()?;
+        let rows = self
+            .deliveries
+            .attempts_by_request(tenant, request_id.as_str(), after, page.limit)
+            .await?;
+        paginate_after(rows, page.limit)
     }
 
     /// Writes the log (or one tenant's events) after position `after` in

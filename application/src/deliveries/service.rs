@@ -225,7 +225,8 @@ impl DeliveryService {
             .collect()
     }
 
-    /// Every attempt a request caused (its publish, or a manual retry).
+    /// The attempts a request caused (its publish, or a manual retry), a
+    /// page at a time in order of their start.
     ///
     /// # Errors
     /// Storage errors.
@@ -233,10 +234,13 @@ impl DeliveryService {
         &self,
         tenant: TenantId,
         request_id: &RequestId,
-    ) -> Result<Vec<AttemptRecord>, AppError> {
-        self.read
-            .attempts_by_request(tenant, request_id.as_str())
-            .await
+        page: PageRequest,
+    ) -> Result<Page<AttemptRecord>, AppError> {
+        let rows = self
+            .read
+            .attempts_by_request(tenant, request_id.as_str(), page.before, page.limit)
+            .await?;
+        crate::pagination::paginate_after(rows, page.limit)
     }
 
     async fn retry_one(

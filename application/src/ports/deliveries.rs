@@ -198,7 +198,9 @@ pub trait DeliveryReadModel: Send + Sync {
         tenant: TenantId,
         id: DeliveryId,
     ) -> Result<Vec<AttemptRecord>, AppError>;
-    /// Attempts caused by a request (its publish or a manual retry).
+    /// Attempts caused by a request (its publish or a manual retry), in
+    /// order of their start, after `after` (start time and attempt id),
+    /// `limit + 1` at most.
     ///
     /// # Errors
     /// Storage errors.
@@ -206,7 +208,29 @@ pub trait DeliveryReadModel: Send + Sync {
         &self,
         tenant: TenantId,
         request_id: &str,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
     ) -> Result<Vec<AttemptRecord>, AppError>;
+
+    /// How many attempts a request caused.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn count_attempts_by_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<u64, AppError>;
+
+    /// Several deliveries by id (those of another tenant left out).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn get_many(
+        &self,
+        tenant: TenantId,
+        ids: &[DeliveryId],
+    ) -> Result<Vec<DeliveryRecord>, AppError>;
     /// Failed and abandoned deliveries of a subscription created since `since`.
     ///
     /// # Errors

@@ -259,16 +259,48 @@ pub trait AuditLog: Send + Sync {
     /// A validation error when `after` names no event; storage errors.
     async fn page(&self, query: &AuditQuery) -> Result<Vec<StoredEvent>, AppError>;
 
-    /// Every event of `tenant` caused by `request_id` (as the request, or as
-    /// the manual retry that triggered an attempt), in commit order.
+    /// The next events of `tenant` caused by `request_id` (as the request,
+    /// or as the manual retry that triggered an attempt) after the event at
+    /// position `after`, in commit order.
     ///
     /// # Errors
-    /// Storage errors.
+    /// A validation error when `after` names no event; storage errors.
     async fn by_request(
         &self,
         tenant: TenantId,
         request_id: &str,
+        after: i64,
+        limit: u32,
     ) -> Result<Vec<StoredEvent>, AppError>;
+
+    /// How much a request caused: its events and the deliveries they touch.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn request_counts(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<RequestCounts, AppError>;
+
+    /// The deliveries a request's events touch, by id, after `after`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn deliveries_of_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+        after: Option<hookline_domain::DeliveryId>,
+        limit: u32,
+    ) -> Result<Vec<hookline_domain::DeliveryId>, AppError>;
+}
+
+/// The size of what one request caused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub events: u64,
+    pub deliveries: u64,
 }
 
 #[cfg(test)]

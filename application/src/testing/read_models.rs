@@ -190,8 +190,10 @@ impl DeliveryReadModel for LogDeliveries {
         &self,
         tenant: TenantId,
         request_id: &str,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
     ) -> Result<Vec<AttemptRecord>, AppError> {
-        Ok(self
+        let mut all: Vec<AttemptRecord> = self
             .all()
             .into_iter()
             .filter(|(r, _)| r.tenant_id == tenant)
@@ -200,6 +202,34 @@ impl DeliveryReadModel for LogDeliveries {
                 a.request_id.as_deref() == Some(request_id)
                     || a.triggered_by.as_deref() == Some(request_id)
             })
+            .filter(|a| after.is_none_or(|c| (a.started_at, a.id) > c))
+            .collect();
+        all.sort_by_key(|a| (a.started_at, a.id));
+        all.truncate(limit as usize + 1);
+        Ok(all)
+    }
+
+    async fn count_attempts_by_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<u64, AppError> {
+        Ok(self
+            .attempts_by_request(tenant, request_id, None, u32::MAX - 1)
+            .await?
+            .len() as u64)
+    }
+
+    async fn get_many(
+        &self,
+        tenant: TenantId,
+        ids: &[DeliveryId],
+    ) -> Result<Vec<DeliveryRecord>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .map(|(r, _)| r)
+            .filter(|r| r.tenant_id == tenant && ids.contains(&r.id))
             .collect())
     }
 

@@ -1,34 +1,55 @@
-//! Keeps one subscription from holding every attempt slot of a worker: a
-//! receiver that answers slowly (or never, until the timeout) would
-//! otherwise make every other tenant's deliveries wait behind it.
+//! Shares a worker's attempt slots fairly, so that one tenant's slow
+//! receivers never make everyone else's deliveries wait: first across
+//! tenants, then across destination hosts, then across subscriptions.
 //!
 //! A subscription whose receiver answers fast (a running average under
-//! [`FAST_ATTEMPT`]) may use every slot: its attempts free them within
-//! milliseconds. One not known to be fast yet, or slower, may have at most
-//! half the slots in flight; once one of its attempts has been slow (took
-//! [`SLOW_ATTEMPT`] or more), at most a sixteenth, until [`SLOW_MEMORY`] has
-//! passed without another. Deliveries over the cap go back to the queue for
-//! a moment ([`Admission::defer_for`]) instead of taking a slot.
+//! [`FAST_ATTEMPT`]) is not capped: its attempts free their slots within
+//! milliseconds. Every other attempt is *risky* (the subscription is slow,
+//! or not known to be fast yet) and must fit under three caps at once:
+//!
+//! | level | cap on risky attempts in flight |
+//! |---|---|
+//! | subscription | half the slots; a sixteenth once one of its attempts was slow |
+//! | destination host | half; a sixteenth once an attempt to it was slow |
+//! | tenant | half; a sixteenth once one of its attempts was slow |
+//!
+//! An attempt is slow when it takes [`SLOW_ATTEMPT`] or more; a level stays
+//! slow for [`SLOW_MEMORY`] after its last slow attempt. So a tenant with
+//! many slow subscriptions, or many tenants' subscriptions to one slow
+//! host, hold at most a sixteenth of the slots between them, and the rest
+//! stay free for everyone else. Deliveries over a cap go back to the queue
+//! for a moment ([`Admission::defer_for`]) instead of taking a slot.
 
-use hookline_domain::SubscriptionId;
+use hookline_domain::{SubscriptionId, TenantId};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Below this running average, a subscription's attempts are not capped.
 pub const FAST_ATTEMPT: Duration = Duration::from_millis(250);
-/// An attempt this long marks its subscription slow.
+/// An attempt this long marks its subscription, host and tenant slow.
 pub const SLOW_ATTEMPT: Duration = Duration::from_secs(2);
-/// How long a subscription stays slow after its last slow attempt.
+/// How long a level stays slow after its last slow attempt.
 pub const SLOW_MEMORY: Duration = Duration::from_secs(60);
-/// How long a delivery over its subscription's cap waits before it is
-/// claimed again: briefly for a busy but fast receiver, longer for a slow
-/// one (whose attempts in flight take seconds to finish).
+/// How long a delivery over a cap waits before it is claimed again:
+/// briefly when the level is merely busy, longer when it is slow (its
+/// attempts in flight take seconds to finish).
 const DEFER_BUSY: Duration = Duration::from_millis(100);
 const DEFER_SLOW: Duration = Duration::from_secs(5);
 
+/// Who an attempt's slot counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub tenant: TenantId,
+    /// The destination (`host:port`), when known.
+    pub host: Option<Arc<str>>,
+    pub subscription: SubscriptionId,
+}
+
 #[derive(Debug, Default)]
 struct Load {
+    /// Risky attempts in flight (at the subscription level: all of them).
     running: usize,
     slow_until: Option<Instant>,
     /// Running average of attempt durations, seconds.
@@ -43,82 +64,135 @@ impl Load {
     fn fast(&self) -> bool {
         self.average.is_some_and(|a| a < FAST_ATTEMPT.as_secs_f64())
     }
+
+    fn finished(&mut self, took: Duration, now: Instant) {
+        self.running = self.running.saturating_sub(1);
+        let took_secs = took.as_secs_f64();
+        self.average = Some(match self.average {
+            Some(a) => 0.8 * a + 0.2 * took_secs,
+            None => took_secs,
+        });
+        if took >= SLOW_ATTEMPT {
+            self.slow_until = Some(now + SLOW_MEMORY);
+        }
+    }
 }
 
 /// Whether a claimed delivery may start now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    Start,
-    /// Over its subscription's cap: back to the queue for this long.
+    /// Start; `risky` is what to pass back to [`Fairness::release`].
+    Start { risky: bool },
+    /// Over a cap: back to the queue for this long.
     Defer(Duration),
 }
 
 impl Admission {
     pub fn defer_for(self) -> Option<Duration> {
         match self {
-            Self::Start => None,
+            Self::Start { .. } => None,
             Self::Defer(d) => Some(d),
         }
     }
 }
 
-/// Attempts in flight per subscription, and which subscriptions are slow.
+#[derive(Debug, Default)]
+struct Loads {
+    tenants: HashMap<TenantId, Load>,
+    hosts: HashMap<Arc<str>, Load>,
+    subscriptions: HashMap<SubscriptionId, Load>,
+}
+
+/// Attempts in flight per tenant, host and subscription, and which of them
+/// are slow.
 #[derive(Debug)]
 pub struct Fairness {
-    all: usize,
     cap: usize,
     slow_cap: usize,
-    loads: Mutex<HashMap<SubscriptionId, Load>>,
+    loads: Mutex<Loads>,
+}
+
+/// The cap at one level, and the wait for a delivery over it.
+fn limit(load: Option<&Load>, cap: usize, slow_cap: usize, now: Instant) -> (usize, Duration) {
+    match load {
+        Some(l) if l.slow(now) => (slow_cap, DEFER_SLOW),
+        _ => (cap, DEFER_BUSY),
+    }
+}
+
+fn over(load: Option<&Load>, cap: usize, slow_cap: usize, now: Instant) -> Option<Duration> {
+    let (cap, wait) = limit(load, cap, slow_cap, now);
+    (load.map_or(0, |l| l.running) >= cap).then_some(wait)
+}
+
+fn finished<K: Eq + Hash>(map: &mut HashMap<K, Load>, key: &K, took: Duration, now: Instant) {
+    if let Some(load) = map.get_mut(key) {
+        load.finished(took, now);
+    }
 }
 
 impl Fairness {
     /// For a worker with `concurrency` slots.
     pub fn new(concurrency: usize) -> Self {
         Self {
-            all: concurrency.max(1),
             cap: (concurrency / 2).max(1),
             slow_cap: (concurrency / 16).max(1),
-            loads: Mutex::new(HashMap::new()),
+            loads: Mutex::new(Loads::default()),
         }
     }
 
-    /// Takes a slot for `sub` when it is under its cap.
-    pub fn admit(&self, sub: SubscriptionId, now: Instant) -> Admission {
+    /// Takes a slot for `share` when every level is under its cap.
+    pub fn admit(&self, share: &Share, now: Instant) -> Admission {
         let Ok(mut loads) = self.loads.lock() else {
-            return Admission::Start;
+            return Admission::Start { risky: false };
         };
-        let load = loads.entry(sub).or_default();
-        let slow = load.slow(now);
-        let cap = if slow {
-            self.slow_cap
-        } else if load.fast() {
-            self.all
-        } else {
-            self.cap
-        };
-        if load.running >= cap {
-            return Admission::Defer(if slow { DEFER_SLOW } else { DEFER_BUSY });
+        let sub = loads.subscriptions.entry(share.subscription).or_default();
+        if sub.fast() && !sub.slow(now) {
+            sub.running += 1;
+            return Admission::Start { risky: false };
         }
-        load.running += 1;
-        Admission::Start
+        let (cap, slow_cap) = (self.cap, self.slow_cap);
+        let waits = [
+            over(Some(sub), cap, slow_cap, now),
+            over(loads.tenants.get(&share.tenant), cap, slow_cap, now),
+            share
+                .host
+                .as_ref()
+                .and_then(|h| over(loads.hosts.get(h), cap, slow_cap, now)),
+        ];
+        if let Some(wait) = waits.into_iter().flatten().max() {
+            return Admission::Defer(wait);
+        }
+        loads
+            .subscriptions
+            .entry(share.subscription)
+            .or_default()
+            .running += 1;
+        loads.tenants.entry(share.tenant).or_default().running += 1;
+        if let Some(host) = &share.host {
+            loads.hosts.entry(host.clone()).or_default().running += 1;
+        }
+        Admission::Start { risky: true }
     }
 
     /// Gives back the slot of an attempt that took `took`.
-    pub fn release(&self, sub: SubscriptionId, took: Duration, now: Instant) {
+    pub fn release(&self, share: &Share, risky: bool, took: Duration, now: Instant) {
         let Ok(mut loads) = self.loads.lock() else {
             return;
         };
-        let Some(load) = loads.get_mut(&sub) else {
-            return;
-        };
-        load.running = load.running.saturating_sub(1);
-        let took_secs = took.as_secs_f64();
-        load.average = Some(match load.average {
-            Some(a) => 0.8 * a + 0.2 * took_secs,
-            None => took_secs,
-        });
-        if took >= SLOW_ATTEMPT {
-            load.slow_until = Some(now + SLOW_MEMORY);
+        finished(&mut loads.subscriptions, &share.subscription, took, now);
+        if risky {
+            finished(&mut loads.tenants, &share.tenant, took, now);
+            if let Some(host) = &share.host {
+                finished(&mut loads.hosts, host, took, now);
+            }
+        } else if took >= SLOW_ATTEMPT {
+            // A fast subscription turned slow: its tenant and host are
+            // slow from now on too.
+            loads.tenants.entry(share.tenant).or_default().slow_until = Some(now + SLOW_MEMORY);
+            if let Some(host) = &share.host {
+                loads.hosts.entry(host.clone()).or_default().slow_until = Some(now + SLOW_MEMORY);
+            }
         }
     }
 }
@@ -128,64 +202,106 @@ mod tests {
     use super::*;
     use uuid::Uuid;
 
-    fn sub(n: u128) -> SubscriptionId {
-        SubscriptionId::from_uuid(Uuid::from_u128(n))
+    fn share(tenant: u128, host: &str, sub: u128) -> Share {
+        Share {
+            tenant: TenantId::from_uuid(Uuid::from_u128(tenant)),
+            host: Some(Arc::from(host)),
+            subscription: SubscriptionId::from_uuid(Uuid::from_u128(sub)),
+        }
+    }
+
+    fn started(a: Admission) -> bool {
+        matches!(a, Admission::Start { .. })
     }
 
     #[test]
     fn an_unknown_subscription_gets_at_most_half_the_slots_a_fast_one_all() {
         let f = Fairness::new(8);
         let now = Instant::now();
+        let one = share(1, "a:1", 1);
         for _ in 0..4 {
-            assert_eq!(f.admit(sub(1), now), Admission::Start);
+            assert_eq!(f.admit(&one, now), Admission::Start { risky: true });
         }
-        assert_eq!(f.admit(sub(1), now), Admission::Defer(DEFER_BUSY));
-        // Another subscription is not affected.
-        assert_eq!(f.admit(sub(2), now), Admission::Start);
+        assert_eq!(f.admit(&one, now), Admission::Defer(DEFER_BUSY));
+        // Another tenant's subscription elsewhere is not affected.
+        assert!(started(f.admit(&share(2, "b:1", 2), now)));
         // Answers in milliseconds: no cap but the worker's own.
-        f.release(sub(1), Duration::from_millis(5), now);
-        for _ in 0..5 {
-            assert_eq!(f.admit(sub(1), now), Admission::Start);
+        f.release(&one, true, Duration::from_millis(5), now);
+        for _ in 0..6 {
+            assert_eq!(f.admit(&one, now), Admission::Start { risky: false });
         }
-    }
-
-    #[test]
-    fn a_middling_subscription_stays_at_half() {
-        let f = Fairness::new(8);
-        let now = Instant::now();
-        assert_eq!(f.admit(sub(1), now), Admission::Start);
-        f.release(sub(1), Duration::from_millis(800), now);
-        for _ in 0..4 {
-            assert_eq!(f.admit(sub(1), now), Admission::Start);
-        }
-        assert_eq!(f.admit(sub(1), now), Admission::Defer(DEFER_BUSY));
     }
 
     #[test]
     fn a_slow_subscription_is_held_to_a_sixteenth_for_a_while() {
         let f = Fairness::new(32);
         let now = Instant::now();
-        assert_eq!(f.admit(sub(1), now), Admission::Start);
-        f.release(sub(1), Duration::from_secs(10), now);
-        assert_eq!(f.admit(sub(1), now), Admission::Start);
-        assert_eq!(f.admit(sub(1), now), Admission::Start);
-        assert_eq!(f.admit(sub(1), now), Admission::Defer(DEFER_SLOW));
-        f.release(sub(1), Duration::from_millis(5), now);
-        f.release(sub(1), Duration::from_millis(5), now);
+        let s = share(1, "a:1", 1);
+        assert!(started(f.admit(&s, now)));
+        f.release(&s, true, Duration::from_secs(10), now);
+        assert!(started(f.admit(&s, now)));
+        assert!(started(f.admit(&s, now)));
+        assert_eq!(f.admit(&s, now), Admission::Defer(DEFER_SLOW));
+        f.release(&s, true, Duration::from_millis(5), now);
+        f.release(&s, true, Duration::from_millis(5), now);
         // A while later, its average (still above 250 ms) keeps it at half.
         let later = now + SLOW_MEMORY + Duration::from_secs(1);
         for _ in 0..16 {
-            assert_eq!(f.admit(sub(1), later), Admission::Start);
+            assert!(started(f.admit(&s, later)));
         }
-        assert_eq!(f.admit(sub(1), later), Admission::Defer(DEFER_BUSY));
+        assert_eq!(f.admit(&s, later), Admission::Defer(DEFER_BUSY));
+    }
+
+    #[test]
+    fn many_slow_subscriptions_of_one_tenant_or_one_host_share_a_sixteenth() {
+        let f = Fairness::new(64);
+        let now = Instant::now();
+        // Tenant 1 has a subscription known to be fast…
+        let fast = share(1, "fast:1", 900);
+        assert!(started(f.admit(&fast, now)));
+        f.release(&fast, true, Duration::from_millis(3), now);
+        // …and its first attempt to host "slow" took 8 s.
+        let first = share(1, "slow:1", 1);
+        assert!(started(f.admit(&first, now)));
+        f.release(&first, true, Duration::from_secs(8), now);
+        // Its 200 other subscriptions there (unknown ones) get 4 slots.
+        let admitted = (2..202)
+            .filter(|n| started(f.admit(&share(1, "slow:1", *n), now)))
+            .count();
+        assert_eq!(admitted, 4);
+        // Another tenant's subscriptions to the same host share the host's
+        // sixteenth: nothing more for them there…
+        assert_eq!(
+            f.admit(&share(2, "slow:1", 500), now),
+            Admission::Defer(DEFER_SLOW)
+        );
+        // …while tenant 2 elsewhere, and tenant 1's fast subscription, run.
+        assert!(started(f.admit(&share(2, "fast:1", 501), now)));
+        for _ in 0..40 {
+            assert_eq!(f.admit(&fast, now), Admission::Start { risky: false });
+        }
+    }
+
+    #[test]
+    fn a_tenant_with_slow_subscriptions_on_many_hosts_gets_a_sixteenth() {
+        let f = Fairness::new(64);
+        let now = Instant::now();
+        let first = share(1, "h0:1", 1);
+        assert!(started(f.admit(&first, now)));
+        f.release(&first, true, Duration::from_secs(5), now);
+        let admitted = (2..100)
+            .filter(|n| started(f.admit(&share(1, &format!("h{n}:1"), *n), now)))
+            .count();
+        assert_eq!(admitted, 4);
+        assert!(started(f.admit(&share(2, "h1:1", 1000), now)));
     }
 
     #[test]
     fn a_single_slot_worker_still_admits_one() {
         let f = Fairness::new(1);
         let now = Instant::now();
-        assert_eq!(f.admit(sub(1), now), Admission::Start);
-        assert_eq!(f.admit(sub(2), now), Admission::Start);
-        assert!(f.admit(sub(1), now).defer_for().is_some());
+        assert!(started(f.admit(&share(1, "a:1", 1), now)));
+        assert!(started(f.admit(&share(2, "b:1", 2), now)));
+        assert!(f.admit(&share(1, "a:1", 1), now).defer_for().is_some());
     }
 }

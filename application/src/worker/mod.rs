@@ -9,7 +9,7 @@ mod fairness;
 mod prepare;
 mod recorder;
 
-pub use fairness::{Admission, Fairness};
+pub use fairness::{Admission, Fairness, Share};
 pub use prepare::{request_for, Prepared};
 pub use recorder::{Outcome, OutcomeRecorder};
 
@@ -161,27 +161,31 @@ impl Worker {
         let mut first = Some(first);
         let mut deferred: Vec<(DeliveryId, Duration)> = Vec::new();
         for due in claimed {
-            if let Some(wait) = self
-                .fairness
-                .admit(due.subscription_id, Instant::now())
-                .defer_for()
-            {
-                deferred.push((due.delivery_id, wait));
-                continue;
-            }
+            let share = self.share_of(&due).await;
+            let risky = match self.fairness.admit(&share, Instant::now()) {
+                Admission::Defer(wait) => {
+                    deferred.push((due.delivery_id, wait));
+                    continue;
+                }
+                Admission::Start { risky } => risky,
+            };
             let permit = match first.take() {
                 Some(p) => p,
                 None => match permits.clone().acquire_owned().await {
                     Ok(p) => p,
-                    Err(_) => break,
+                    Err(_) => {
+                        self.fairness
+                            .release(&share, risky, Duration::ZERO, Instant::now());
+                        break;
+                    }
                 },
             };
-            self.dispatch(due, permit, tx.clone());
+            self.dispatch(due, (share, risky), permit, tx.clone());
         }
         if !deferred.is_empty() {
             tracing::debug!(
                 deferred = deferred.len(),
-                "deliveries over their subscription's share of the worker wait"
+                "deliveries over their tenant's, host's or subscription's share of the worker wait"
             );
             if let Err(e) = self.queue.defer(&self.settings.worker_id, &deferred).await {
                 // Their leases expire instead; they are claimed again then.
@@ -191,14 +195,28 @@ impl Worker {
         round
     }
 
-    /// Makes one attempt in the background, holding `permit` until done.
+    /// Whom a delivery's attempt counts against.
+    async fn share_of(&self, due: &DueDelivery) -> Share {
+        let host = match self.prepared_for(due.subscription_id).await {
+            Ok(Some(p)) => Some(p.destination.clone()),
+            _ => None,
+        };
+        Share {
+            tenant: due.tenant_id,
+            host,
+            subscription: due.subscription_id,
+        }
+    }
+
+    /// Makes one attempt in the background, holding `permit` (and its
+    /// fairness share) until done.
     fn dispatch(
         self: &Arc<Self>,
         due: DueDelivery,
+        (share, risky): (Share, bool),
         permit: OwnedSemaphorePermit,
         tx: mpsc::Sender<Outcome>,
     ) {
-        let subscription = due.subscription_id;
         let span = tracing::info_span!(
             "attempt",
             request_id = due.request_id.as_deref().unwrap_or("-"),
@@ -212,7 +230,7 @@ impl Worker {
                 let started = Instant::now();
                 let outcome = this.attempt(due).await;
                 this.fairness
-                    .release(subscription, started.elapsed(), Instant::now());
+                    .release(&share, risky, started.elapsed(), Instant::now());
                 if let Some(outcome) = outcome {
                     drop(tx.send(outcome).await);
                 }

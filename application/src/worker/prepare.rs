@@ -15,6 +15,8 @@ pub struct Prepared {
     pub subscription_id: SubscriptionId,
     pub status: SubscriptionStatus,
     pub url: String,
+    /// `host:port` of the URL: the fairness shares' destination.
+    pub destination: std::sync::Arc<str>,
     pub headers: Vec<(String, String)>,
     pub current: SigningKey,
     /// Replaced secrets' keys and when each stops signing.
@@ -66,6 +68,7 @@ impl Prepared {
             subscription_id: state.id,
             status: state.status,
             url: state.url.to_string(),
+            destination: std::sync::Arc::from(state.url.destination()),
             headers: open_headers(state, cipher)?.into_iter().collect(),
             current: SigningKey::new(state.signature_scheme, &secret),
             previous,

@@ -6,11 +6,12 @@ use super::log_reader::{decode, unavailable};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use hookline_application::ports::RequestCounts;
 use hookline_application::ports::{
     AuditLog, AuditQuery, LogArchive, LogPosition, LogSnapshot, StoredEvent,
 };
 use hookline_application::AppError;
-use hookline_domain::{TenantId, ValidationError};
+use hookline_domain::{DeliveryId, TenantId, ValidationError};
 use sqlx::{PgConnection, PgPool, Row};
 
 const COLUMNS: &str =
@@ -138,23 +139,90 @@ impl AuditLog for PgAuditLog {
         &self,
         tenant: TenantId,
         request_id: &str,
+        after: i64,
+        limit: u32,
     ) -> Result<Vec<StoredEvent>, AppError> {
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let after = position_of(&mut conn, after)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                AppError::invalid(ValidationError::new(
+                    "after",
+                    "is not a position returned as next_after",
+                ))
+            })?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM events
               WHERE (metadata->>'request_id' = $2 OR metadata->>'triggered_by' = $2)
                 AND metadata->>'tenant_id' = $1
+                AND (tx_id, global_position) > ($3::text::xid8, $4)
+                AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
               ORDER BY tx_id, global_position
-              LIMIT 10000"
+              LIMIT $5"
         ))
         .bind(tenant.to_string())
         .bind(request_id)
-        .fetch_all(&self.pool)
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
         .await
         .map_err(unavailable)?;
         rows.iter()
             .map(decode)
             .collect::<Result<_, _>>()
             .map_err(unavailable)
+    }
+
+    async fn request_counts(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<RequestCounts, AppError> {
+        let (events, deliveries): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(DISTINCT aggregate_id) FILTER (WHERE aggregate_type = 'Delivery')
+               FROM events
+              WHERE (metadata->>'request_id' = $2 OR metadata->>'triggered_by' = $2)
+                AND metadata->>'tenant_id' = $1",
+        )
+        .bind(tenant.to_string())
+        .bind(request_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(RequestCounts {
+            events: u64::try_from(events).unwrap_or_default(),
+            deliveries: u64::try_from(deliveries).unwrap_or_default(),
+        })
+    }
+
+    async fn deliveries_of_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+        after: Option<DeliveryId>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryId>, AppError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT aggregate_id FROM events
+              WHERE aggregate_type = 'Delivery'
+                AND (metadata->>'request_id' = $2 OR metadata->>'triggered_by' = $2)
+                AND metadata->>'tenant_id' = $1
+                AND aggregate_id > $3
+              ORDER BY aggregate_id LIMIT $4",
+        )
+        .bind(tenant.to_string())
+        .bind(request_id)
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| DeliveryId::parse(id).ok())
+            .collect())
     }
 }
 

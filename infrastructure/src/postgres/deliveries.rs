@@ -198,18 +198,58 @@ impl DeliveryReadModel for PgDeliveryReadModel {
         &self,
         tenant: TenantId,
         request_id: &str,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
     ) -> Result<Vec<AttemptRecord>, AppError> {
         let rows = sqlx::query(&format!(
             "SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts
              WHERE tenant_id = $1 AND (request_id = $2 OR triggered_by = $2)
-             ORDER BY started_at, delivery_id, attempt LIMIT 10000"
+               AND ($3::timestamptz IS NULL OR (started_at, id) > ($3, $4))
+             ORDER BY started_at, id LIMIT $5"
         ))
         .bind(tenant.as_uuid())
         .bind(request_id)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
         all(&rows, attempt)
+    }
+
+    async fn count_attempts_by_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<u64, AppError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM delivery_attempts
+             WHERE tenant_id = $1 AND (request_id = $2 OR triggered_by = $2)",
+        )
+        .bind(tenant.as_uuid())
+        .bind(request_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    async fn get_many(
+        &self,
+        tenant: TenantId,
+        ids: &[DeliveryId],
+    ) -> Result<Vec<DeliveryRecord>, AppError> {
+        let ids: Vec<Uuid> = ids.iter().map(|d| *d.as_uuid()).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries_view WHERE tenant_id = $1 AND id = ANY($2)"
+        ))
+        .bind(tenant.as_uuid())
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        all(&rows, delivery)
     }
 
     async fn recoverable(

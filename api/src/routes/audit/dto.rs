@@ -4,8 +4,8 @@
 use super::super::deliveries::dto::{AttemptResponse, DeliveryResponse};
 use chrono::{DateTime, Utc};
 use hookline_application::audit::{
-    AuditEvent, AuditPage, AuditPageRequest, LogName, RequestTrace, DEFAULT_AUDIT_LIMIT,
-    MAX_AUDIT_LIMIT,
+    AuditEvent, AuditPage, AuditPageRequest, LogName, RequestTrace, TracePage, DEFAULT_AUDIT_LIMIT,
+    DEFAULT_TRACE_LIMIT, MAX_AUDIT_LIMIT,
 };
 use hookline_application::AppError;
 use hookline_domain::ValidationError;
@@ -24,6 +24,9 @@ pub struct AuditQuery {
     pub aggregate_type: Option<String>,
     #[serde(default)]
     pub event_type: Option<String>,
+    /// Webhook bodies too (left out of lists by default).
+    #[serde(default)]
+    pub include_payload: Option<bool>,
 }
 
 impl AuditQuery {
@@ -54,6 +57,46 @@ impl AuditQuery {
                 .event_type
                 .map(|v| LogName::parse("event_type", &v))
                 .transpose()?,
+            include_payload: self.include_payload == Some(true),
+        })
+    }
+}
+
+/// Query parameters of the pages of a request trace.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracePageQuery {
+    /// Events: `next_after` of the previous page; deliveries and attempts:
+    /// its `next_cursor`.
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub include_payload: Option<bool>,
+}
+
+impl TracePageQuery {
+    /// # Errors
+    /// A validation error for `limit`.
+    pub fn into_page(self) -> Result<TracePage, AppError> {
+        let limit = match self.limit {
+            None => DEFAULT_TRACE_LIMIT,
+            Some(n) if (1..=MAX_AUDIT_LIMIT).contains(&n) => n,
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "limit",
+                    format!("must be between 1 and {MAX_AUDIT_LIMIT}"),
+                )
+                .into())
+            }
+        };
+        Ok(TracePage {
+            after: self.after.or(self.cursor),
+            limit,
+            include_payload: self.include_payload == Some(true),
         })
     }
 }
@@ -107,22 +150,56 @@ impl From<AuditPage> for AuditPageResponse {
     }
 }
 
-/// Everything one request caused.
+/// Everything one request caused: how much, then the first page of each
+/// part (webhook bodies left out); `next` says where each part continues.
 #[derive(Debug, Serialize)]
 pub struct TraceResponse {
     pub request_id: String,
+    pub summary: TraceSummaryResponse,
     pub events: Vec<AuditEventResponse>,
     pub deliveries: Vec<DeliveryResponse>,
     pub attempts: Vec<AttemptResponse>,
+    pub next: TraceNext,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TraceSummaryResponse {
+    pub events: u64,
+    pub deliveries: u64,
+    pub attempts: u64,
+}
+
+/// Where each part of a trace continues (absent when complete):
+/// `GET /v1/requests/{id}/events?after=…`, `…/deliveries?cursor=…`,
+/// `…/attempts?cursor=…`.
+#[derive(Debug, Serialize)]
+pub struct TraceNext {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_after: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_cursor: Option<String>,
 }
 
 impl From<RequestTrace> for TraceResponse {
     fn from(t: RequestTrace) -> Self {
+        let events_left = t.summary.events > t.events.data.len() as u64;
         Self {
             request_id: t.request_id,
-            events: t.events.into_iter().map(Into::into).collect(),
-            deliveries: t.deliveries.into_iter().map(Into::into).collect(),
-            attempts: t.attempts.into_iter().map(Into::into).collect(),
+            summary: TraceSummaryResponse {
+                events: t.summary.events,
+                deliveries: t.summary.deliveries,
+                attempts: t.summary.attempts,
+            },
+            next: TraceNext {
+                events_after: events_left.then_some(t.events.next_after),
+                deliveries_cursor: t.deliveries.next_cursor,
+                attempts_cursor: t.attempts.next_cursor,
+            },
+            events: t.events.data.into_iter().map(Into::into).collect(),
+            deliveries: t.deliveries.data.into_iter().map(Into::into).collect(),
+            attempts: t.attempts.data.into_iter().map(Into::into).collect(),
         }
     }
 }

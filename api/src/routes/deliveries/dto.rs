@@ -300,16 +300,23 @@ impl From<Recovered> for RecoveredResponse {
 pub struct AttemptsQuery {
     #[serde(default)]
     pub request_id: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
 }
 
 impl AttemptsQuery {
     /// # Errors
-    /// A validation error naming `request_id`.
-    pub fn into_request_id(self) -> Result<RequestId, AppError> {
+    /// A validation error naming `request_id`, `cursor` or `limit`.
+    pub fn into_query(self) -> Result<(RequestId, PageRequest), AppError> {
         let id = self
             .request_id
             .ok_or_else(|| ValidationError::new("request_id", "is required"))?;
-        Ok(RequestId::lookup("request_id", &id)?)
+        Ok((
+            RequestId::lookup("request_id", &id)?,
+            PageRequest::parse(self.limit, self.cursor.as_deref())?,
+        ))
     }
 }
 

@@ -187,12 +187,10 @@ async fn attempts_by_request(
     Caller(caller): Caller,
     ApiQuery(query): ApiQuery<AttemptsQuery>,
 ) -> ApiResult<Response> {
-    let data = state
+    let (request_id, page) = query.into_query()?;
+    let page = state
         .deliveries
-        .attempts_by_request(caller.tenant_id, &query.into_request_id()?)
+        .attempts_by_request(caller.tenant_id, &request_id, page)
         .await?;
-    Ok(Json(DataResponse {
-        data: data.into_iter().map(AttemptResponse::from).collect(),
-    })
-    .into_response())
+    Ok(Json(PageResponse::from_page(page, AttemptResponse::from)).into_response())
 }
