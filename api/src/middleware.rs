@@ -10,6 +10,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hookline_application::tenants::Principal;
 use hookline_application::RequestId;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -66,18 +69,7 @@ pub async fn request_context(
                     )
                     .into_response()
                 } else {
-                    match tokio::time::timeout(limits.timeout, next.run(req)).await {
-                        Ok(response) => response,
-                        Err(_) => ApiError::new(
-                            StatusCode::REQUEST_TIMEOUT,
-                            "request_timeout",
-                            format!(
-                                "the request was not received and answered within {} s",
-                                limits.timeout.as_secs()
-                            ),
-                        )
-                        .into_response(),
-                    }
+                    answer_within(limits.timeout, next.run(req)).await
                 };
                 let status = response.status();
                 if (status.is_client_error() || status.is_server_error())
@@ -103,6 +95,46 @@ pub async fn request_context(
     }
     .instrument(span)
     .await
+}
+
+/// Runs the handler, bounded by `timeout`. A request whose writes have
+/// reached the point of no return when the timeout strikes is not answered
+/// "timed out" (the work is done or being done): it gets its real answer,
+/// or, if that takes another `timeout` too, a 503 saying plainly that the
+/// outcome is unknown and where to look it up.
+async fn answer_within(timeout: Duration, handler: impl Future<Output = Response>) -> Response {
+    let committing = Arc::new(AtomicBool::new(false));
+    let work = hookline_application::commitment::watch(committing.clone(), handler);
+    tokio::pin!(work);
+    if let Ok(response) = tokio::time::timeout(timeout, &mut work).await {
+        return response;
+    }
+    if !committing.load(Ordering::SeqCst) {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request was not received and answered within {} s; nothing was stored",
+                timeout.as_secs()
+            ),
+        )
+        .into_response();
+    }
+    match tokio::time::timeout(timeout, &mut work).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome_unknown",
+            format!(
+                "the request was received and its changes were being committed when it took over {} s; \
+                 whether they were stored is not known yet. Look it up with GET /v1/requests/{}; \
+                 repeat it only with the same Idempotency-Key",
+                2 * timeout.as_secs(),
+                crate::error::current_request_id()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme in

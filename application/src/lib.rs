@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod commands;
+pub mod commitment;
 pub mod context;
 pub mod deliveries;
 pub mod error;

@@ -26,4 +26,5 @@ mod secrets;
 mod subscriptions;
 mod support;
 mod tenants;
+mod timeouts;
 mod validation;

@@ -160,6 +160,8 @@ where
             rows.extend(change.to_rows()?);
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
+        // Once handed over, the batch commits whether or not we wait.
+        hookline_application::commitment::point_of_no_return();
         if let Err(rejected) = self.jobs.send(Job { rows, reply }).await {
             // The batchers are gone (shutting down): write directly.
             return self.inner.log().append(rejected.0.rows, None).await;

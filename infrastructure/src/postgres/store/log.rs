@@ -254,6 +254,7 @@ impl PgLog {
         }
         self.link(&mut tx, &mut rows).await?;
         let position = Self::insert(&mut tx, &rows).await?;
+        hookline_application::commitment::point_of_no_return();
         tx.commit().await.map_err(append_error)?;
         self.wake(&rows);
         Ok(Appended::Written(position))

@@ -84,6 +84,7 @@ impl PersistedEventRepository for PgRepository {
             .map_err(persistence_error)?;
         drop(conn);
         let linked: Vec<SerializedEvent> = rows.iter().map(Unlinked::to_serialized).collect();
+        hookline_application::commitment::point_of_no_return();
         self.inner.persist::<A>(&linked, snapshot_update).await?;
         self.log.wake(&rows);
         Ok(())

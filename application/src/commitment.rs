@@ -1,0 +1,44 @@
+//! Whether a request's writes have passed the point of no return.
+//!
+//! A request may be cut off by the request timeout while it waits. Before
+//! its events are handed to the database for good (sent to the group
+//! commit, or a transaction's `COMMIT` issued), the store marks the request
+//! as committing; the HTTP layer then waits for the real result instead of
+//! answering "timed out" for work that was in fact done.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+tokio::task_local! {
+    static COMMITTING: Arc<AtomicBool>;
+}
+
+/// Runs `work` with `flag` set once any of its writes reaches the point of
+/// no return.
+pub async fn watch<F: Future>(flag: Arc<AtomicBool>, work: F) -> F::Output {
+    COMMITTING.scope(flag, work).await
+}
+
+/// Marks the current request's writes as committing (nothing outside a
+/// watched request).
+pub fn point_of_no_return() {
+    COMMITTING
+        .try_with(|flag| flag.store(true, Ordering::SeqCst))
+        .ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_watched_request_is_marked() {
+        point_of_no_return();
+        let flag = Arc::new(AtomicBool::new(false));
+        watch(flag.clone(), async {}).await;
+        assert!(!flag.load(Ordering::SeqCst));
+        watch(flag.clone(), async { point_of_no_return() }).await;
+        assert!(flag.load(Ordering::SeqCst));
+    }
+}
