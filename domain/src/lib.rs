@@ -9,6 +9,7 @@
 pub mod delivery;
 pub mod event_type;
 pub mod ids;
+pub mod message;
 pub mod outcome;
 pub mod payload;
 pub mod retry;

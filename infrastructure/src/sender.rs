@@ -151,7 +151,8 @@ impl ReqwestSender {
                 builder = builder.header(n, v);
             }
         }
-        let response = match builder.body(request.body.as_bytes().to_vec()).send().await {
+        let body = bytes::Bytes::from_owner(ArcBytes(request.body.clone()));
+        let response = match builder.body(body).send().await {
             Ok(r) => r,
             Err(e) => return classify(&e),
         };
@@ -278,6 +279,16 @@ impl WebhookSender for ReqwestSender {
             duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
             outcome,
         }
+    }
+}
+
+/// A body shared by every attempt of a message, handed to the HTTP client
+/// without copying.
+struct ArcBytes(std::sync::Arc<str>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

@@ -83,11 +83,11 @@ async fn the_audit_log_pages_in_commit_order_within_the_tenant() {
 
     let events = eventually("all of the tenant's events are visible", WAIT, || async {
         let e = all_audit_pages(&app, &t, 2).await;
-        (e.len() == 10).then_some(e)
+        (e.len() == 13).then_some(e)
     })
     .await;
-    // TenantCreated, ApiKeyIssued, Subscribed, 3 × (DeliveryEnqueued,
-    // DeliverySucceeded), SubscriptionUpdated.
+    // TenantCreated, ApiKeyIssued, Subscribed, 3 × (MessagePublished,
+    // DeliveryEnqueued, DeliverySucceeded), SubscriptionUpdated.
     let mut positions: Vec<i64> = events
         .iter()
         .map(|e| e["position"].as_i64().unwrap())
@@ -200,8 +200,9 @@ async fn export_writes_json_lines_and_fails_loudly_when_the_connection_drops() {
     rx.wait_for(3, WAIT).await;
     let expected = eventually("events visible", WAIT, || async {
         let e = all_audit_pages(&app, &t, 100).await;
-        // TenantCreated, ApiKeyIssued, Subscribed, 3 × (Enqueued, Succeeded).
-        (e.len() == 9).then_some(e)
+        // TenantCreated, ApiKeyIssued, Subscribed, 3 × (MessagePublished,
+        // DeliveryEnqueued, DeliverySucceeded).
+        (e.len() == 12).then_some(e)
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -221,7 +222,7 @@ async fn export_writes_json_lines_and_fails_loudly_when_the_connection_drops() {
     )
     .await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains("exported 9 events"), "{}", out.stderr);
+    assert!(out.stderr.contains("exported 12 events"), "{}", out.stderr);
     let lines: Vec<Value> = std::fs::read_to_string(&file)
         .unwrap()
         .lines()

@@ -12,47 +12,49 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn audit_pages_leave_bodies_out_unless_asked_and_stop_at_the_byte_cap() {
-    let app = TestApp::spawn_with(|env| {
-        env.insert("HOOKLINE_MAX_BODY_BYTES".into(), "1048576".into());
-    })
-    .await;
+    let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let rx = TestReceiver::start().await;
-    for n in 0..30 {
+    for n in 0..3 {
         app.subscribe(
             &t,
             json!({"url": rx.url(&format!("/r{n}")), "events": ["big.*"]}),
         )
         .await;
     }
+    // 25 events of 200 KB, each sent to three subscriptions: every body is
+    // stored once, in its MessagePublished event.
     let blob = "x".repeat(200 * 1024);
-    let res = app
-        .client
-        .post(app.url("/v1/events"))
-        .bearer_auth(&t.api_key)
-        .header("x-request-id", "big-publish")
-        .json(&json!({"event_type": "big.one", "data": {"blob": blob}}))
-        .send()
-        .await
-        .unwrap();
-    expect_json(res, 202).await;
-    rx.wait_for(30, WAIT).await;
+    for n in 0..25 {
+        let res = app
+            .post(
+                &t,
+                "/v1/events",
+                json!({"event_type": "big.one", "data": {"n": n, "blob": blob}}),
+            )
+            .await;
+        expect_json(res, 202).await;
+    }
+    rx.wait_for(75, WAIT).await;
     read_models_caught_up(&app.db.pool).await;
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE payload::text LIKE '%xxxxxxxxxxxxxxxxxxxx%'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 25, "one body per event, not one per delivery");
 
     // Without asking: no bodies, their sizes instead, all in one page.
-    let page = expect_json(
-        app.get(&t, "/v1/audit/events?aggregate_type=Delivery&limit=1000")
-            .await,
-        200,
-    )
-    .await;
-    let events = page["data"].as_array().unwrap();
-    let enqueued: Vec<&Value> = events
+    let page = expect_json(app.get(&t, "/v1/audit/events?limit=1000").await, 200).await;
+    let published: Vec<&Value> = page["data"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter(|e| e["event_type"] == "DeliveryEnqueued")
+        .filter(|e| e["event_type"] == "MessagePublished")
         .collect();
-    assert_eq!(enqueued.len(), 30);
-    for e in &enqueued {
+    assert_eq!(published.len(), 25);
+    for e in &published {
         assert!(e["payload"].get("body").is_none(), "{e}");
         assert!(e["payload"]["body_bytes"].as_u64().unwrap() > 200 * 1024);
     }
@@ -66,7 +68,7 @@ async fn audit_pages_leave_bodies_out_unless_asked_and_stop_at_the_byte_cap() {
         let res = app
             .get(
                 &t,
-                &format!("/v1/audit/events?aggregate_type=Delivery&limit=1000&include_payload=true&after={after}"),
+                &format!("/v1/audit/events?aggregate_type=Message&limit=1000&include_payload=true&after={after}"),
             )
             .await;
         let text = res.text().await.unwrap();
@@ -91,7 +93,7 @@ async fn audit_pages_leave_bodies_out_unless_asked_and_stop_at_the_byte_cap() {
             .count();
         after = page["next_after"].as_i64().unwrap();
     }
-    assert_eq!(bodies, 30, "every body, across pages");
+    assert_eq!(bodies, 25, "every body, across pages");
     assert!(pages >= 2, "the cap split the bodies over pages");
 }
 
@@ -124,7 +126,10 @@ async fn a_request_trace_is_a_summary_then_pages() {
     })
     .await;
     assert_eq!(trace["summary"]["deliveries"], 5);
-    assert_eq!(trace["summary"]["events"], 10, "5 enqueued, 5 delivered");
+    assert_eq!(
+        trace["summary"]["events"], 11,
+        "the message, 5 enqueued, 5 delivered"
+    );
     assert!(trace["events"]
         .as_array()
         .unwrap()
@@ -189,6 +194,7 @@ async fn a_request_trace_is_a_summary_then_pages() {
     )
     .await;
     assert_eq!(events["data"].as_array().unwrap().len(), 4);
+    assert_eq!(events["data"][0]["event_type"], "MessagePublished");
     assert!(events["data"][0]["payload"]["body"].is_string());
     // The same attempts, through /v1/attempts, page too.
     let listed = expect_json(

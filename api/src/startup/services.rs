@@ -15,13 +15,16 @@ use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
 use hookline_application::Shared;
 use hookline_domain::delivery::Delivery;
+use hookline_domain::message::Message;
 use hookline_domain::subscription::Subscription;
 use hookline_domain::tenant::Tenant;
 use hookline_infrastructure::cipher::{NoKey, XChaChaCipher};
 use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
 use hookline_infrastructure::postgres::audit::{PgAuditLog, PgLogArchive};
-use hookline_infrastructure::postgres::deliveries::{PgDeliveryReadModel, PgDueQueue};
+use hookline_infrastructure::postgres::deliveries::{
+    PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
+};
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
@@ -109,7 +112,12 @@ struct Consumers {
 
 impl Consumers {
     fn new(database: &OpenDatabase, runs: Runs, shutdown: &CancellationToken) -> Self {
-        let wakeups = LogWakeups::new(&[Tenant::TYPE, Subscription::TYPE, Delivery::TYPE]);
+        let wakeups = LogWakeups::new(&[
+            Tenant::TYPE,
+            Subscription::TYPE,
+            Delivery::TYPE,
+            Message::TYPE,
+        ]);
         let due = Wakeup::new();
         let mut listeners = vec![wakeups.spawn_listener(&database.db, shutdown.clone())];
         let mut list: Vec<Arc<dyn Projection>> = vec![Arc::new(TenantsProjection::default())];
@@ -305,6 +313,7 @@ impl Services {
         let worker = Arc::new(Worker::new(
             self.shared.clone(),
             Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
+            Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
             Arc::new(sender),
             self.directory.clone(),
             recorder,

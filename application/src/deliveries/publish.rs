@@ -1,4 +1,5 @@
-//! Publishing: match the tenant's active subscriptions, decide one
+//! Publishing: match the tenant's active subscriptions, record the event
+//! once (`MessagePublished`, with the body its deliveries send), decide one
 //! `DeliveryEnqueued` per match, and append them all in one transaction
 //! (with the idempotency key, when given).
 
@@ -6,12 +7,13 @@ use crate::commands::Written;
 use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::ports::{
-    AggregateStore, AppendError, Appended, Change, FirstAnswer, IdempotencyClaim, IdempotencyKeys,
-    SubscriptionDirectory,
+    AggregateStore, AppendError, Appended, Batch, Change, FirstAnswer, IdempotencyClaim,
+    IdempotencyKeys, SubscriptionDirectory,
 };
 use crate::shared::Shared;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_domain::delivery::{Delivery, EnqueueDelivery};
+use hookline_domain::message::{Message, PublishMessage};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::{DeliveryId, EventId, EventType, SubscriptionId, TenantId, ValidationError};
 use serde::{Deserialize, Serialize};
@@ -282,26 +284,36 @@ impl PublishService {
         let body = serde_json::to_string(envelope)
             .map_err(|e| AppError::Internal(format!("event body did not serialise: {e}")))?;
         let metadata = ctx.metadata(at);
-        let mut changes = Vec::with_capacity(subscriptions.len());
+        // The body once, in the message; each delivery refers to it.
+        let mut batch = Batch::of(vec![Change::<Message> {
+            aggregate_id: envelope.id.to_string(),
+            version: 0,
+            events: vec![Message::publish_new(PublishMessage {
+                event_id: envelope.id,
+                tenant_id: ctx.tenant_id,
+                event_type: event_type.clone(),
+                body,
+                at,
+            })],
+            metadata: metadata.clone(),
+        }])?;
         let mut deliveries = Vec::with_capacity(subscriptions.len());
         for sub in subscriptions {
             let delivery_id = DeliveryId::from_uuid(self.shared.entropy.new_id());
-            let event = Delivery::enqueue_new(EnqueueDelivery {
-                delivery_id,
-                tenant_id: ctx.tenant_id,
-                subscription_id: sub.id,
-                event_id: envelope.id,
-                event_type: event_type.clone(),
-                url: sub.url.to_string(),
-                body: body.clone(),
-                at,
-            });
-            changes.push(Change {
+            batch.add(Change::<Delivery> {
                 aggregate_id: delivery_id.to_string(),
                 version: 0,
-                events: vec![event],
+                events: vec![Delivery::enqueue_new(EnqueueDelivery {
+                    delivery_id,
+                    tenant_id: ctx.tenant_id,
+                    subscription_id: sub.id,
+                    event_id: envelope.id,
+                    event_type: event_type.clone(),
+                    url: sub.url.to_string(),
+                    at,
+                })],
                 metadata: metadata.clone(),
-            });
+            })?;
             deliveries.push(PublishedDelivery {
                 id: delivery_id,
                 subscription_id: sub.id,
@@ -324,7 +336,7 @@ impl PublishService {
         // Publishing does not wait for the read models: single deliveries
         // are read from the log (always exact), lists catch up within
         // milliseconds. Waiting would double publish latency under load.
-        match self.store.append(changes, claim).await {
+        match self.store.append(batch, claim).await {
             Ok(Appended::Written(_)) => {}
             Ok(Appended::Replayed(first)) => {
                 if let Some((key, fingerprint)) = key {

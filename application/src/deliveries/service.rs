@@ -136,9 +136,12 @@ impl DeliveryService {
             .log
             .aggregate_history(Delivery::TYPE, &id.to_string())
             .await?;
-        let payload = events
-            .first()
-            .and_then(|e| e.payload.str_field("body"))
+        let inline = events.first().and_then(|e| e.payload.str_field("body"));
+        let body = match inline {
+            Some(body) => Some(body),
+            None => self.message_body(&events).await?,
+        };
+        let payload = body
             .map(|body| {
                 RawValue::from_string(body.clone())
                     .or_else(|_| RawValue::from_string(serde_json::Value::String(body).to_string()))
@@ -156,6 +159,23 @@ impl DeliveryService {
             payload,
             attempt_log: attempts,
         })
+    }
+
+    /// The body a delivery's message holds (deliveries enqueued from
+    /// version 2.0 on carry none of their own).
+    async fn message_body(
+        &self,
+        events: &[crate::ports::StoredEvent],
+    ) -> Result<Option<String>, AppError> {
+        let Some(message) = events.first().and_then(|e| e.payload.str_field("event_id")) else {
+            return Ok(None);
+        };
+        let stored = self
+            .shared
+            .log
+            .aggregate_history(hookline_domain::message::Message::TYPE, &message)
+            .await?;
+        Ok(stored.first().and_then(|e| e.payload.str_field("body")))
     }
 
     /// A delivery's attempts, from the log.

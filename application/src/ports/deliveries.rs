@@ -9,6 +9,7 @@ use hookline_domain::delivery::DeliveryStatus;
 use hookline_domain::outcome::ErrorKind;
 use hookline_domain::subscription::SubscriptionState;
 use hookline_domain::{DeliveryId, EventId, EventPattern, SubscriptionId, TenantId};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -43,7 +44,9 @@ pub struct DueDelivery {
     pub event_type: String,
     /// The attempt number this lease is for.
     pub attempt: u32,
-    pub body: Arc<str>,
+    /// The body to send: inline for deliveries enqueued with it (1.0),
+    /// otherwise read from the message before the attempt.
+    pub body: Option<Arc<str>>,
     /// The request that published the event.
     pub request_id: Option<String>,
     /// The request that asked for this round of attempts (a manual retry).
@@ -80,6 +83,16 @@ pub trait DueQueue: Send + Sync {
     /// # Errors
     /// Storage errors.
     async fn next_due_in(&self) -> Result<Option<Duration>, AppError>;
+}
+
+/// The bodies of published events (messages), stored once each.
+#[async_trait]
+pub trait MessageBodies: Send + Sync {
+    /// The bodies of these messages, by id (unknown ids left out).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn bodies(&self, ids: &[EventId]) -> Result<HashMap<EventId, Arc<str>>, AppError>;
 }
 
 /// One HTTP attempt to make.

@@ -60,6 +60,48 @@ impl<A: Aggregate> Change<A> {
     }
 }
 
+/// Changes to any aggregates, appended together in one transaction; each
+/// is typed when added.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    rows: Vec<Unlinked>,
+}
+
+impl Batch {
+    /// A batch of changes to aggregates of one type.
+    ///
+    /// # Errors
+    /// An event that does not serialise.
+    pub fn of<A: Aggregate>(changes: Vec<Change<A>>) -> Result<Self, AppError> {
+        let mut batch = Self::default();
+        for change in changes {
+            batch.add(change)?;
+        }
+        Ok(batch)
+    }
+
+    /// Adds a change.
+    ///
+    /// # Errors
+    /// An event that does not serialise.
+    pub fn add<A: Aggregate>(&mut self, change: Change<A>) -> Result<(), AppError> {
+        self.rows.extend(change.to_rows()?);
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn rows(&self) -> &[Unlinked] {
+        &self.rows
+    }
+
+    pub fn into_rows(self) -> Vec<Unlinked> {
+        self.rows
+    }
+}
+
 impl Unlinked {
     /// A row cqrs-es is about to persist.
     pub fn from_serialized(event: &SerializedEvent) -> Self {
@@ -156,16 +198,17 @@ where
     /// Storage errors, or a stored event that is not an `A::Event`.
     async fn load(&self, aggregate_ids: &[String]) -> Result<HashMap<String, Loaded<A>>, AppError>;
 
-    /// Appends events decided outside cqrs-es in one transaction. With a
-    /// claim, only if its key is fresh (else nothing is written and the
-    /// first answer comes back).
+    /// Appends events decided outside cqrs-es (of this aggregate type or
+    /// others: a publish appends its message and its deliveries) in one
+    /// transaction. With a claim, only if its key is fresh (else nothing
+    /// is written and the first answer comes back).
     ///
     /// # Errors
     /// [`AppendError::Conflict`] when an aggregate moved past its `version`
     /// (nothing written); storage errors.
     async fn append(
         &self,
-        changes: Vec<Change<A>>,
+        batch: Batch,
         claim: Option<IdempotencyClaim<'_>>,
     ) -> Result<Appended, AppendError>;
 }

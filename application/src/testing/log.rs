@@ -8,7 +8,7 @@ use crate::error::AppError;
 use crate::fold;
 use crate::metadata::EventMetadata;
 use crate::ports::{
-    AggregateStore, AppendError, Appended, Change, Clock, EventLog, FirstAnswer, IdempotencyClaim,
+    AggregateStore, AppendError, Appended, Batch, Clock, EventLog, FirstAnswer, IdempotencyClaim,
     IdempotencyKeys, Loaded, LogPosition, Payload, StoredEvent,
 };
 use async_trait::async_trait;
@@ -299,7 +299,7 @@ where
 
     async fn append(
         &self,
-        changes: Vec<Change<A>>,
+        batch: Batch,
         claim: Option<IdempotencyClaim<'_>>,
     ) -> Result<Appended, AppendError> {
         self.appends.fetch_add(1, Ordering::SeqCst);
@@ -315,11 +315,7 @@ where
                 return Ok(Appended::Replayed(first));
             }
         }
-        let mut rows = Vec::new();
-        for change in &changes {
-            rows.extend(change.to_rows()?);
-        }
-        let position = self.log.write(rows)?;
+        let position = self.log.write(batch.into_rows())?;
         if let Some(claim) = claim {
             self.log.keys.lock().unwrap().insert(
                 (claim.tenant, claim.key.to_string()),
@@ -333,5 +329,24 @@ where
             );
         }
         Ok(Appended::Written(position))
+    }
+}
+
+#[async_trait]
+impl crate::ports::MessageBodies for MemoryLog {
+    async fn bodies(
+        &self,
+        ids: &[hookline_domain::EventId],
+    ) -> Result<HashMap<hookline_domain::EventId, Arc<str>>, AppError> {
+        use hookline_domain::message::{Message, MessageEvent};
+        let mut out = HashMap::new();
+        for stored in self.of(Message::TYPE) {
+            let MessageEvent::MessagePublished { event_id, body, .. } =
+                fold::parse::<Message>(&stored)?;
+            if ids.contains(&event_id) {
+                out.insert(event_id, Arc::from(body));
+            }
+        }
+        Ok(out)
     }
 }

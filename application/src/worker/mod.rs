@@ -5,6 +5,7 @@
 //! leaves the lease to expire, and the attempt is made again (at least once,
 //! with a stable `webhook-id` for receivers to deduplicate).
 
+mod bodies;
 mod fairness;
 mod prepare;
 mod recorder;
@@ -13,8 +14,9 @@ pub use fairness::{Admission, Fairness, Share};
 pub use prepare::{request_for, Prepared};
 pub use recorder::{Outcome, OutcomeRecorder};
 
-use crate::ports::{DueDelivery, DueQueue, SubscriptionDirectory, WebhookSender};
+use crate::ports::{DueDelivery, DueQueue, MessageBodies, SubscriptionDirectory, WebhookSender};
 use crate::shared::Shared;
+use bodies::Bodies;
 use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::{DeliveryId, SubscriptionId};
 use std::collections::HashMap;
@@ -42,6 +44,7 @@ pub struct WorkerSettings {
 pub struct Worker {
     shared: Shared,
     queue: Arc<dyn DueQueue>,
+    bodies: Bodies,
     sender: Arc<dyn WebhookSender>,
     directory: Arc<dyn SubscriptionDirectory>,
     recorder: Arc<OutcomeRecorder>,
@@ -62,6 +65,7 @@ impl Worker {
     pub fn new(
         shared: Shared,
         queue: Arc<dyn DueQueue>,
+        bodies: Arc<dyn MessageBodies>,
         sender: Arc<dyn WebhookSender>,
         directory: Arc<dyn SubscriptionDirectory>,
         recorder: Arc<OutcomeRecorder>,
@@ -70,6 +74,7 @@ impl Worker {
         Self {
             shared,
             queue,
+            bodies: Bodies::new(bodies),
             sender,
             directory,
             recorder,
@@ -140,7 +145,7 @@ impl Worker {
         let limit = u32::try_from(free)
             .unwrap_or(u32::MAX)
             .min(self.settings.claim_batch);
-        let claimed = match self
+        let mut claimed = match self
             .queue
             .claim(&self.settings.worker_id, limit, self.settings.lease)
             .await
@@ -151,6 +156,12 @@ impl Worker {
                 return Round::Failed;
             }
         };
+        if let Err(e) = self.bodies.fill(&mut claimed).await {
+            // The deliveries wait: their leases expire and they are
+            // claimed again.
+            tracing::error!(error = %e, "reading the bodies of claimed deliveries failed");
+            return Round::Failed;
+        }
         let round = if claimed.is_empty() {
             Round::Idle
         } else if claimed.len() as u32 >= limit {
@@ -272,7 +283,11 @@ impl Worker {
             }
         }
         let now = self.shared.clock.now();
-        let request = request_for(&due, &prepared, &self.settings.user_agent, now);
+        let Some(body) = due.body.clone() else {
+            tracing::error!(event_id = %due.event_id, "the delivery's message has no body; the delivery waits");
+            return None;
+        };
+        let request = request_for(&due, &body, &prepared, &self.settings.user_agent, now);
         let url = request.url.clone();
         let result = self.sender.send(request).await;
         match &result.outcome {

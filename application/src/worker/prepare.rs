@@ -10,6 +10,7 @@ use hookline_domain::signature::{signature_headers, SigningKey};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::{Sealed, SigningSecret, SubscriptionId};
 use std::fmt;
+use std::sync::Arc;
 
 pub struct Prepared {
     pub subscription_id: SubscriptionId,
@@ -93,6 +94,7 @@ impl Prepared {
 /// The signed request for one attempt.
 pub fn request_for(
     due: &DueDelivery,
+    body: &Arc<str>,
     target: &Prepared,
     user_agent: &str,
     now: DateTime<Utc>,
@@ -113,13 +115,13 @@ pub fn request_for(
         &target.keys_at(now),
         &message_id,
         now.timestamp(),
-        due.body.as_bytes(),
+        body.as_bytes(),
     ) {
         headers.push((name.to_string(), value));
     }
     OutgoingRequest {
         url: target.url.clone(),
         headers,
-        body: due.body.clone(),
+        body: body.clone(),
     }
 }

@@ -7,7 +7,9 @@ use crate::commands::execute_with_retry;
 use crate::context::Actor;
 use crate::error::AppError;
 use crate::metadata::EventMetadata;
-use crate::ports::{AggregateStore, AppendError, Change, DueDelivery, SendOutcome, SendResult};
+use crate::ports::{
+    AggregateStore, AppendError, Batch, Change, DueDelivery, SendOutcome, SendResult,
+};
 use crate::shared::Shared;
 use cqrs_es::AggregateError;
 use hookline_domain::delivery::{
@@ -302,7 +304,7 @@ impl OutcomeRecorder {
         if changes.is_empty() {
             return Ok(());
         }
-        match self.deliveries.append(changes, None).await {
+        match self.deliveries.append(Batch::of(changes)?, None).await {
             Ok(_) => {}
             Err(AppendError::Conflict) => self.one_by_one(&decided).await?,
             Err(AppendError::Other(e)) => return Err(e),

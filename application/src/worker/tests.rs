@@ -3,7 +3,7 @@
 //! worker's whole round from claim to recorded outcome.
 
 use super::*;
-use crate::ports::{AggregateStore, Change, SendOutcome, SendResult};
+use crate::ports::{AggregateStore, Batch, Change, SendOutcome, SendResult};
 use crate::testing::{t0, tenant, MemoryQueue, ScriptedSender, World};
 use chrono::Duration;
 use cqrs_es::Aggregate;
@@ -100,17 +100,17 @@ impl Setup {
             event_id: EventId::from_uuid(Uuid::from_u128(n)),
             event_type: EventType::parse("a.b", "e").unwrap(),
             url: "https://a.example/h".into(),
-            body: "{}".into(),
             at: t0(),
         });
         self.deliveries
             .append(
-                vec![Change {
+                Batch::of(vec![Change::<Delivery> {
                     aggregate_id: id.to_string(),
                     version: 0,
                     events: vec![event],
                     metadata: crate::testing::metadata(),
-                }],
+                }])
+                .unwrap(),
                 None,
             )
             .await
@@ -122,7 +122,7 @@ impl Setup {
             event_id: EventId::from_uuid(Uuid::from_u128(n)),
             event_type: "a.b".into(),
             attempt: 1,
-            body: Arc::from("{}"),
+            body: Some(Arc::from("{}")),
             request_id: Some("req-pub".into()),
             triggered_by: None,
         }
@@ -325,6 +325,7 @@ async fn the_worker_claims_signs_sends_and_records() {
     let worker = Arc::new(Worker::new(
         s.world.shared.clone(),
         queue.clone(),
+        s.world.log.clone(),
         sender.clone(),
         s.world.subscriptions(),
         s.recorder.clone(),

@@ -178,7 +178,7 @@ impl Delivery {
             event_id: cmd.event_id,
             event_type: cmd.event_type,
             url: cmd.url,
-            body: cmd.body,
+            body: None,
             enqueued_at: cmd.at,
             next_attempt_at: cmd.at,
         }

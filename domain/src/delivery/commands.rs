@@ -28,9 +28,6 @@ pub struct EnqueueDelivery {
     pub event_type: EventType,
     /// The subscription's URL when the delivery was enqueued.
     pub url: String,
-    /// The exact request body, serialised once and sent byte-identical on
-    /// every attempt.
-    pub body: String,
     pub at: DateTime<Utc>,
 }
 

@@ -26,8 +26,11 @@ pub enum DeliveryEvent {
         event_id: EventId,
         event_type: EventType,
         url: String,
-        /// The request body exactly as sent.
-        body: String,
+        /// The request body exactly as sent, in version 1.0 events. From
+        /// 2.0 the body is stored once, in the `MessagePublished` event of
+        /// the message `event_id` names, and this is absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
         enqueued_at: DateTime<Utc>,
         next_attempt_at: DateTime<Utc>,
     },
@@ -88,6 +91,11 @@ impl DomainEvent for DeliveryEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        match self {
+            // 2.0: the body moved to the message.
+            Self::DeliveryEnqueued { body: None, .. } => "2.0",
+            _ => "1.0",
+        }
+        .to_string()
     }
 }

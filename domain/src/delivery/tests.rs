@@ -6,6 +6,7 @@ use crate::retry::RetryPolicy;
 use crate::{DeliveryId, EventId, EventType, SubscriptionId, TenantId};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
+use cqrs_es::DomainEvent;
 use uuid::Uuid;
 
 fn fixture() -> TestFramework<Delivery> {
@@ -31,7 +32,6 @@ fn enqueue_cmd() -> EnqueueDelivery {
         event_id: EventId::from_uuid(Uuid::from_u128(7)),
         event_type: EventType::parse("invoice.created", "e").unwrap(),
         url: URL.into(),
-        body: r#"{"id":"x"}"#.into(),
         at: t0(),
     }
 }
@@ -538,4 +538,20 @@ fn retry_brings_a_backed_off_attempt_forward() {
             requested_at: at,
             next_attempt_at: at,
         }]);
+}
+
+#[test]
+fn enqueued_events_leave_the_body_to_the_message_from_version_2() {
+    let e = enqueued();
+    assert_eq!(e.event_version(), "2.0");
+    let json = serde_json::to_value(&e).unwrap();
+    assert!(json.get("body").is_none());
+    // A 1.0 event, with its body inline, still reads.
+    let mut old = json;
+    old["body"] = serde_json::json!("{\"id\":\"x\"}");
+    let read: DeliveryEvent = serde_json::from_value(old).unwrap();
+    assert_eq!(read.event_version(), "1.0");
+    let mut d = Delivery::default();
+    d.apply_event(read);
+    assert_eq!(d.state().unwrap().attempts, 0);
 }

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookline_application::ports::{
     AttemptRecord, DeliveryListQuery, DeliveryReadModel, DeliveryRecord, DueDelivery, DueQueue,
+    MessageBodies,
 };
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryStatus;
@@ -314,7 +315,7 @@ impl DueQueue for PgDueQueue {
         .map_err(unavailable)?;
         rows.iter()
             .map(|r| {
-                let body: String = r.try_get("body")?;
+                let body: Option<String> = r.try_get("body")?;
                 let attempt: i32 = r.try_get("attempt")?;
                 Ok(DueDelivery {
                     delivery_id: DeliveryId::from_uuid(r.try_get("delivery_id")?),
@@ -323,7 +324,7 @@ impl DueQueue for PgDueQueue {
                     event_id: EventId::from_uuid(r.try_get("event_id")?),
                     event_type: r.try_get("event_type")?,
                     attempt: u32::try_from(attempt).unwrap_or(0),
-                    body: Arc::from(body),
+                    body: body.map(Arc::from),
                     request_id: r.try_get("request_id")?,
                     triggered_by: r.try_get("triggered_by")?,
                 })
@@ -363,5 +364,40 @@ impl DueQueue for PgDueQueue {
         .await
         .map_err(unavailable)?;
         Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
+    }
+}
+
+/// The bodies of published events, read from their `MessagePublished`
+/// events.
+#[derive(Debug, Clone)]
+pub struct PgMessageBodies {
+    pool: PgPool,
+}
+
+impl PgMessageBodies {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl MessageBodies for PgMessageBodies {
+    async fn bodies(
+        &self,
+        ids: &[EventId],
+    ) -> Result<std::collections::HashMap<EventId, Arc<str>>, AppError> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT aggregate_id, payload->>'body' FROM events
+              WHERE aggregate_type = 'Message' AND aggregate_id = ANY($1) AND sequence = 1",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, body)| Some((EventId::parse(&id).ok()?, Arc::from(body?))))
+            .collect())
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hookline_application::ports::{
-    AggregateStore, ApiKeyRecord, Change, LogPosition, StoredEvent, TenantListQuery,
+    AggregateStore, ApiKeyRecord, Batch, Change, LogPosition, StoredEvent, TenantListQuery,
     TenantReadModel,
 };
 use hookline_application::{AppError, EventMetadata};
@@ -359,14 +359,14 @@ async fn adopt(
             chain: None,
         };
         // One transaction per tenant: adopted whole, or not at all.
-        let change = Change {
+        let change = Change::<Tenant> {
             aggregate_id: id.to_string(),
             version: 0,
             events,
             metadata,
         };
         store
-            .append(vec![change], None)
+            .append(Batch::of(vec![change])?, None)
             .await
             .map_err(|e| AppError::Internal(format!("adopting tenant {id}: {e}")))?;
     }

@@ -63,15 +63,19 @@ struct QueueRow {
     event_type: String,
     attempt: i32,
     due_at: DateTime<Utc>,
+    /// The body, for deliveries enqueued with it inline (version 1.0
+    /// events); `None` when the message holds it.
     body: Option<String>,
     request_id: Option<String>,
     triggered_by: Option<String>,
+    /// Identity, body and request id still to be read from the log (a
+    /// delivery queued again by a manual retry).
+    unfilled: bool,
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// Insert (or replace) the whole row; `body: None` means "fetch it
-    /// from the delivery's first event".
+    /// Insert (or replace) the whole row.
     Put(QueueRow),
     /// Next attempt of a queued delivery.
     Reschedule {
@@ -111,6 +115,7 @@ impl QueueProjection {
         }
         for row in rows.iter_mut() {
             if let Some((payload, request_id)) = by_id.get(&row.delivery_id.to_string()) {
+                row.unfilled = false;
                 let field = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::to_string);
                 row.body = field("body");
                 row.request_id = request_id.clone();
@@ -144,8 +149,7 @@ impl QueueProjection {
             reschedules,
         } = Plan::of(events);
         {
-            let mut missing: Vec<&mut QueueRow> =
-                puts.iter_mut().filter(|r| r.body.is_none()).collect();
+            let mut missing: Vec<&mut QueueRow> = puts.iter_mut().filter(|r| r.unfilled).collect();
             if !missing.is_empty() {
                 self.fill_from_log(conn, &mut missing).await?;
             }
@@ -190,7 +194,7 @@ impl QueueProjection {
             c.types.push(r.event_type);
             c.attempts.push(r.attempt);
             c.dues.push(r.due_at);
-            c.bodies.push(r.body.unwrap_or_default());
+            c.bodies.push(r.body);
             c.requests.push(r.request_id);
             c.triggers.push(r.triggered_by);
         }
@@ -255,7 +259,7 @@ struct Columns {
     types: Vec<String>,
     attempts: Vec<i32>,
     dues: Vec<DateTime<Utc>>,
-    bodies: Vec<String>,
+    bodies: Vec<Option<String>>,
     requests: Vec<Option<String>>,
     triggers: Vec<Option<String>>,
 }
@@ -337,9 +341,10 @@ fn next_op(stored: &StoredEvent, id: Uuid, event: DeliveryEvent, previous: Optio
             event_type: event_type.to_string(),
             attempt: 1,
             due_at: next_attempt_at,
-            body: Some(body),
+            body,
             request_id: stored.meta().map(|m| m.request_id),
             triggered_by: None,
+            unfilled: false,
         }),
         DeliveryEvent::AttemptFailed {
             attempt,
@@ -391,6 +396,7 @@ impl QueueRow {
             body: None,
             request_id: None,
             triggered_by: None,
+            unfilled: true,
         }
     }
 }

@@ -11,7 +11,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use hookline_application::audit::chain::stored_link;
 use hookline_application::fold;
 use hookline_application::ports::{
-    AggregateStore, AppendError, Appended, Change, IdempotencyClaim, Loaded, LogPosition,
+    AggregateStore, AppendError, Appended, Batch, IdempotencyClaim, Loaded, LogPosition,
 };
 use hookline_application::{AppError, EventMetadata};
 use std::collections::HashMap;
@@ -44,22 +44,6 @@ impl<A: Aggregate> PgAggregateStore<A> {
 
     pub fn log(&self) -> &PgLog {
         &self.log
-    }
-
-    /// Appends changes' rows (any number of aggregates) in one transaction.
-    ///
-    /// # Errors
-    /// As [`AggregateStore::append`].
-    pub async fn append_changes(
-        &self,
-        changes: &[Change<A>],
-        claim: Option<&IdempotencyClaim<'_>>,
-    ) -> Result<Appended, AppendError> {
-        let mut rows = Vec::with_capacity(changes.len());
-        for change in changes {
-            rows.extend(change.to_rows()?);
-        }
-        self.log.append(rows, claim).await
     }
 }
 
@@ -122,9 +106,9 @@ where
 
     async fn append(
         &self,
-        changes: Vec<Change<A>>,
+        batch: Batch,
         claim: Option<IdempotencyClaim<'_>>,
     ) -> Result<Appended, AppendError> {
-        self.append_changes(&changes, claim.as_ref()).await
+        self.log.append(batch.into_rows(), claim.as_ref()).await
     }
 }

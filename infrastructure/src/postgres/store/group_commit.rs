@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use cqrs_es::{Aggregate, AggregateError};
 use hookline_application::audit::chain::Unlinked;
 use hookline_application::ports::{
-    AggregateStore, AppendError, Appended, Change, IdempotencyClaim, Loaded, LogPosition,
+    AggregateStore, AppendError, Appended, Batch, IdempotencyClaim, Loaded, LogPosition,
 };
 use hookline_application::{AppError, EventMetadata};
 use std::collections::HashMap;
@@ -149,16 +149,13 @@ where
 
     async fn append(
         &self,
-        changes: Vec<Change<A>>,
+        batch: Batch,
         claim: Option<IdempotencyClaim<'_>>,
     ) -> Result<Appended, AppendError> {
         if claim.is_some() {
-            return self.inner.append(changes, claim).await;
+            return self.inner.append(batch, claim).await;
         }
-        let mut rows = Vec::with_capacity(changes.len());
-        for change in &changes {
-            rows.extend(change.to_rows()?);
-        }
+        let rows = batch.into_rows();
         let (reply, answer) = tokio::sync::oneshot::channel();
         // Once handed over, the batch commits whether or not we wait.
         hookline_application::commitment::point_of_no_return();
