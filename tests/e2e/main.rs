@@ -16,6 +16,7 @@ mod delivery;
 mod errors;
 mod event_log;
 mod manual_retry;
+mod memory;
 mod outcomes;
 mod process;
 mod projections;

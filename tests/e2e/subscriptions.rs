@@ -565,3 +565,41 @@ async fn concurrent_updates_of_one_subscription_all_land() {
     );
     assert_eq!(seqs.len() - 1, landed, "each landed update recorded once");
 }
+
+#[tokio::test]
+async fn a_tenant_holds_at_most_its_subscription_limit() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT".into(), "2".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    for n in 0..2 {
+        app.subscribe(
+            &t,
+            json!({"url": format!("https://example.com/{n}"), "events": ["a.b"]}),
+        )
+        .await;
+    }
+    let refused = expect_json(
+        app.post(
+            &t,
+            "/v1/subscriptions",
+            json!({"url": "https://example.com/x", "events": ["a.b"]}),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert_eq!(refused["code"], "subscription_limit_reached");
+    assert!(refused["detail"]
+        .as_str()
+        .unwrap()
+        .contains("HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT"));
+    // Another tenant has a limit of its own.
+    let other = app.tenant("other").await;
+    app.subscribe(
+        &other,
+        json!({"url": "https://example.com/x", "events": ["a.b"]}),
+    )
+    .await;
+}

@@ -153,6 +153,23 @@ impl ServerProcess {
         }
     }
 
+    /// The process's resident memory now and at its peak, in bytes (from
+    /// `/proc/<pid>/status`).
+    pub fn memory(&self) -> (u64, u64) {
+        let pid = self.child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .expect("a memory field")
+                * 1024
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }

@@ -72,6 +72,9 @@ struct Inner {
     received: Vec<Received>,
     script: VecDeque<Reply>,
     default: Option<Reply>,
+    /// Record requests without their bodies (for tests sending many
+    /// large ones).
+    forget_bodies: bool,
 }
 
 /// While closed, requests wait before they are recorded or answered.
@@ -103,6 +106,11 @@ async fn handle(
     let _ = open.wait_for(|o| *o).await;
     let reply = {
         let mut inner = state.inner.lock().unwrap();
+        let body = if inner.forget_bodies {
+            Bytes::new()
+        } else {
+            body
+        };
         inner.received.push(Received {
             path: uri.path().to_string(),
             headers,
@@ -181,6 +189,11 @@ impl TestReceiver {
     /// Answers this once the script is used up.
     pub fn default_reply(&self, reply: Reply) {
         self.inner.lock().unwrap().default = Some(reply);
+    }
+
+    /// Records requests without their bodies from now on.
+    pub fn forget_bodies(&self) {
+        self.inner.lock().unwrap().forget_bodies = true;
     }
 
     pub fn received(&self) -> Vec<Received> {

@@ -217,6 +217,7 @@ impl Services {
                 allow_list: settings.allow_private_targets.clone(),
                 rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
                     .unwrap_or_else(|_| chrono::Duration::days(1)),
+                max_per_tenant: settings.max_subscriptions_per_tenant,
             },
         ));
         let pool = database.db.pool.clone();

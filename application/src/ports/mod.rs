@@ -216,6 +216,12 @@ pub trait SubscriptionReadModel: Send + Sync {
         query: &SubscriptionListQuery,
     ) -> Result<Vec<SubscriptionRecord>, AppError>;
 
+    /// How many subscriptions `tenant` has that are not deleted.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn count(&self, tenant: TenantId) -> Result<u64, AppError>;
+
     /// Active subscriptions of `tenant` with exactly this URL and event set.
     ///
     /// # Errors

@@ -30,6 +30,8 @@ pub struct SubscriptionSettings {
     pub allow_list: AllowList,
     /// How long a rotated-out secret keeps signing deliveries.
     pub rotation_overlap: chrono::Duration,
+    /// Most subscriptions (not deleted) one tenant may have.
+    pub max_per_tenant: u64,
 }
 
 pub struct SubscriptionService {
@@ -201,6 +203,15 @@ impl SubscriptionService {
             at: self.now(),
         };
         let guard = self.write_lock.lock().await;
+        let held = self.read.count(ctx.tenant_id).await?;
+        if held >= self.settings.max_per_tenant {
+            return Err(AppError::conflict(
+                "subscription_limit_reached",
+                format!(
+                    "this tenant already has {held} subscriptions, the most HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT allows; delete one first"
+                ),
+            ));
+        }
         self.reject_duplicate(ctx.tenant_id, &command.url, &command.events, None)
             .await?;
         let consistent = self

@@ -16,6 +16,7 @@ fn service(world: &World) -> SubscriptionService {
         SubscriptionSettings {
             allow_list: AllowList::default(),
             rotation_overlap: chrono::Duration::hours(24),
+            max_per_tenant: 3,
         },
     )
 }
@@ -126,4 +127,46 @@ async fn a_rotation_keeps_the_old_secret_for_the_overlap() {
     // Another tenant's subscription does not exist for us.
     let theirs = s.enable(&world.ctx(tenant(2)), created.id).await;
     assert!(matches!(theirs, Err(AppError::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn a_tenant_holds_at_most_its_subscription_limit() {
+    let world = World::default();
+    let s = service(&world);
+    let ctx = world.ctx(tenant(1));
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let created = s
+            .create(&ctx, create(&format!("https://a.example/{n}"), &["a.*"]))
+            .await
+            .unwrap();
+        ids.push(created.value.id);
+    }
+    let over = s
+        .create(&ctx, create("https://a.example/x", &["a.*"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        over,
+        AppError::Conflict {
+            code: "subscription_limit_reached",
+            ..
+        }
+    ));
+    // Disabled ones count; deleted ones do not; other tenants are apart.
+    s.disable(&ctx, ids[0], "paused".into()).await.unwrap();
+    assert!(s
+        .create(&ctx, create("https://a.example/y", &["a.*"]))
+        .await
+        .is_err());
+    s.delete(&ctx, ids[1]).await.unwrap();
+    s.create(&ctx, create("https://a.example/z", &["a.*"]))
+        .await
+        .unwrap();
+    s.create(
+        &world.ctx(tenant(2)),
+        create("https://a.example/z", &["a.*"]),
+    )
+    .await
+    .unwrap();
 }

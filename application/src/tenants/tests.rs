@@ -27,6 +27,7 @@ fn setup() -> Setup {
         SubscriptionSettings {
             allow_list: AllowList::default(),
             rotation_overlap: chrono::Duration::hours(1),
+            max_per_tenant: 1000,
         },
     ));
     let tenants = TenantService::new(

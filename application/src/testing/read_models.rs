@@ -72,6 +72,14 @@ impl SubscriptionReadModel for LogSubscriptions {
             .collect())
     }
 
+    async fn count(&self, tenant: TenantId) -> Result<u64, AppError> {
+        Ok(self
+            .all()
+            .iter()
+            .filter(|(s, _)| s.tenant_id == tenant && s.status != SubscriptionStatus::Deleted)
+            .count() as u64)
+    }
+
     async fn find_active_duplicate(
         &self,
         tenant: TenantId,

@@ -105,6 +105,8 @@ pub struct Settings {
     pub worker_lease: Duration,
     /// How long an idempotency key is remembered.
     pub idempotency_ttl: Duration,
+    /// Most subscriptions (not deleted) one tenant may have.
+    pub max_subscriptions_per_tenant: u64,
 }
 
 /// The file/environment layer: every field optional.
@@ -132,6 +134,7 @@ struct Raw {
     worker_concurrency: Option<String>,
     worker_lease_seconds: Option<String>,
     idempotency_ttl_seconds: Option<String>,
+    max_subscriptions_per_tenant: Option<String>,
 }
 
 /// TOML values may be numbers or strings; both end up as text to parse.
@@ -230,7 +233,8 @@ impl Settings {
             retry_schedule,
             worker_concurrency,
             worker_lease_seconds,
-            idempotency_ttl_seconds
+            idempotency_ttl_seconds,
+            max_subscriptions_per_tenant
         );
         if raw.database_url.is_none() {
             raw.database_url = env("DATABASE_URL");
@@ -289,6 +293,8 @@ impl Settings {
             idempotency_ttl: Duration::from_secs(
                 IDEMPOTENCY_TTL_SECONDS.read(raw.idempotency_ttl_seconds)?,
             ),
+            max_subscriptions_per_tenant: MAX_SUBSCRIPTIONS_PER_TENANT
+                .read(raw.max_subscriptions_per_tenant)?,
         })
     }
 

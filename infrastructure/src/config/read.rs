@@ -91,6 +91,12 @@ pub(super) const IDEMPOTENCY_TTL_SECONDS: Number<u64> = Number {
     max: 30 * 24 * 3600,
     default: 24 * 3600,
 };
+pub(super) const MAX_SUBSCRIPTIONS_PER_TENANT: Number<u64> = Number {
+    name: "HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT",
+    min: 1,
+    max: 1_000_000,
+    default: 1000,
+};
 pub(super) const DB_MAX_CONNECTIONS: Number<u32> = Number {
     name: "HOOKLINE_DB_MAX_CONNECTIONS",
     min: 2,

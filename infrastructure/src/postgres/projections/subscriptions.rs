@@ -206,6 +206,17 @@ impl SubscriptionReadModel for PgSubscriptionReadModel {
         rows.iter().map(record).collect()
     }
 
+    async fn count(&self, tenant: TenantId) -> Result<u64, AppError> {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {TABLE} WHERE tenant_id = $1 AND status <> 'deleted'"
+        ))
+        .bind(tenant.as_uuid())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
     async fn find_active_duplicate(
         &self,
         tenant: TenantId,

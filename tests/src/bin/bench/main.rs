@@ -44,8 +44,10 @@ struct Args {
     replay_events: u64,
 }
 
+/// The allocator the `hookline` binary uses (the bench binary contains the
+/// server).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 pub const SECRET_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 pub const ADMIN_TOKEN: &str = "bench-admin";
