@@ -1,6 +1,7 @@
 //! What handlers share: the application services, nothing of storage.
 
 use hookline_application::audit::AuditService;
+use hookline_application::catalogue::CatalogueService;
 use hookline_application::deliveries::{DeliveryService, PublishService};
 use hookline_application::health::HealthService;
 use hookline_application::subscriptions::SubscriptionService;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub subscriptions: Arc<SubscriptionService>,
     pub publish: Arc<PublishService>,
+    pub catalogue: Arc<CatalogueService>,
     pub deliveries: Arc<DeliveryService>,
     pub audit: Arc<AuditService>,
     pub tenants: Arc<TenantService>,

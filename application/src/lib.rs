@@ -5,6 +5,7 @@
 //! touches storage itself.
 
 pub mod audit;
+pub mod catalogue;
 pub mod commands;
 pub mod commitment;
 pub mod context;

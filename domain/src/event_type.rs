@@ -12,8 +12,10 @@ pub const MAX_EVENT_NAME_LEN: usize = 100;
 /// Most patterns one subscription may list.
 pub const MAX_FILTER_PATTERNS: usize = 100;
 
-/// A business event name: lowercase `resource.action`, letters, digits and
-/// `_` in dot-separated segments, at least two segments, 1–100 characters.
+/// A business event name: `resource.action`, ASCII letters of either case,
+/// digits and `_` in dot-separated segments, at least two segments, 1–100
+/// characters. Names compare case-sensitively: `salesOrder.created` (InFlow)
+/// and `sales_order.created` are different events (ADR 0010).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventType(String);
 
@@ -49,10 +51,7 @@ impl EventType {
 }
 
 fn segment_ok(seg: &str) -> bool {
-    !seg.is_empty()
-        && seg
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Checks a dotted name. With `allow_single`, one segment is enough (the
@@ -68,12 +67,6 @@ fn check_name(s: &str, field: &str, allow_single: bool) -> Result<(), Validation
         ));
     }
     let shown = truncate_for_message(s);
-    if s.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(ValidationError::new(
-            field,
-            format!("'{shown}' must be lowercase"),
-        ));
-    }
     if s.chars().any(char::is_whitespace) {
         return Err(ValidationError::new(
             field,
@@ -85,7 +78,7 @@ fn check_name(s: &str, field: &str, allow_single: bool) -> Result<(), Validation
         return Err(ValidationError::new(
             field,
             format!(
-                "'{shown}' is not a valid event name: use lowercase letters, digits and '_' in dot-separated segments, such as 'invoice.created'"
+                "'{shown}' is not a valid event name: use ASCII letters, digits and '_' in dot-separated segments, such as 'invoice.created'"
             ),
         ));
     }
@@ -146,7 +139,7 @@ impl EventPattern {
                 ValidationError::new(
                     field,
                     format!(
-                        "'{}' is not a valid wildcard: use 'resource.*' with a lowercase resource name",
+                        "'{}' is not a valid wildcard: use 'resource.*' where the resource is letters, digits and '_'",
                         truncate_for_message(s)
                     ),
                 )
@@ -270,7 +263,15 @@ mod tests {
 
     #[test]
     fn accepts_resource_action_names() {
-        for ok in ["invoice.created", "sales_order.confirmed", "a.b.c", "v2.x1"] {
+        for ok in [
+            "invoice.created",
+            "sales_order.confirmed",
+            "a.b.c",
+            "v2.x1",
+            "salesOrder.created",
+            "purchaseOrder.updated",
+            "Invoice.Created",
+        ] {
             assert!(EventType::parse(ok, "e").is_ok(), "{ok}");
         }
     }
@@ -280,7 +281,6 @@ mod tests {
         for bad in [
             "",
             "invoice",
-            "Invoice.created",
             "invoice created",
             "invoice..created",
             ".invoice",
@@ -323,7 +323,22 @@ mod tests {
         assert_eq!(err.field, "events[1]");
         assert_eq!(EventFilter::parse::<&str>(&[]).unwrap_err().field, "events");
         assert!(EventFilter::parse(&["*.created"]).is_err());
-        assert!(EventFilter::parse(&["Invoice.*"]).is_err());
+        assert!(EventFilter::parse(&["Invoice.*"]).is_ok());
+        assert!(EventFilter::parse(&["sales-order.*"]).is_err());
+    }
+
+    #[test]
+    fn camel_case_names_match_case_sensitively() {
+        let f = EventFilter::parse(&["salesOrder.*", "purchaseOrder.updated"]).unwrap();
+        assert!(f.matches(&et("salesOrder.created")));
+        assert!(f.matches(&et("purchaseOrder.updated")));
+        assert!(!f.matches(&et("salesorder.created")));
+        assert!(!f.matches(&et("sales_order.created")));
+        assert!(!f.matches(&et("purchaseorder.updated")));
+        assert_eq!(
+            et("salesOrder.created").matching_patterns(),
+            vec!["*", "salesOrder.*", "salesOrder.created"]
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! times, ids and random draws they need, so every decision is reproducible
 //! from the command and the aggregate's past events.
 
+pub mod catalogue;
 pub mod delivery;
 pub mod event_type;
 pub mod ids;

@@ -5,5 +5,6 @@ pub mod cipher;
 pub mod clock;
 pub mod config;
 pub mod postgres;
+pub mod schema;
 pub mod sender;
 pub mod telemetry;

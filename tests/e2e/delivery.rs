@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hookline_tests::receiver::TestReceiver;
 use hookline_tests::webhooks::{
-    hmac_sha256, official_verify, publish, standard_signature, wait_status,
+    hmac_sha256, invoice, official_verify, publish, standard_signature, wait_status,
 };
 use hookline_tests::{expect_json, TestApp};
 use serde_json::{json, Value};
@@ -31,7 +31,7 @@ async fn a_published_event_arrives_signed_with_every_header() {
         .bearer_auth(&t.api_key)
         .header("x-request-id", "publish-req-1")
         .header("content-type", "application/json")
-        .body(r#"{"event_type": "invoice.created", "data": {"invoice_number": "001", "amount": "1500.00", "z": 1, "a": 2},
+        .body(r#"{"event_type": "invoice.created", "data": {"invoice_id": "inv-123", "invoice_number": "001", "amount": "1500.00", "currency": "USD", "z": 1, "a": 2},
                   "resource_type": "invoice", "resource_id": "inv-123"}"#)
         .send()
         .await
@@ -56,7 +56,7 @@ async fn a_published_event_arrives_signed_with_every_header() {
     // The client's data is sent as given (key order kept).
     assert!(std::str::from_utf8(&r.body)
         .unwrap()
-        .contains(r#""data":{"invoice_number": "001", "amount": "1500.00", "z": 1, "a": 2}"#));
+        .contains(r#""data":{"invoice_id": "inv-123", "invoice_number": "001", "amount": "1500.00", "currency": "USD", "z": 1, "a": 2}"#));
 
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("user-agent"), Some("Acme-Hooks/2"));
@@ -223,7 +223,7 @@ async fn an_event_fans_out_to_every_matching_active_subscription() {
     app.subscribe(&other, json!({"url": rx.url("/foreign"), "events": ["*"]}))
         .await;
 
-    let accepted = publish(&app, &t, "invoice.created", json!({"n": 1})).await;
+    let accepted = publish(&app, &t, "invoice.created", invoice()).await;
     let mut got: Vec<String> = accepted["deliveries"]
         .as_array()
         .unwrap()
@@ -423,7 +423,7 @@ async fn the_seed_form_and_test_sends() {
         .post(
             &t,
             "/v1/deliveries",
-            json!({"event": "invoice.created", "payload": {"invoice_id": "inv-1"}}),
+            json!({"event": "invoice.created", "payload": {"invoice_id": "inv-1", "invoice_number": "001", "amount": "9.50", "currency": "USD"}}),
         )
         .await;
     let body = expect_json(res, 202).await;
@@ -432,7 +432,7 @@ async fn the_seed_form_and_test_sends() {
         .post(
             &t,
             "/v1/deliveries",
-            json!({"event": "payment.failed", "payload": {}}),
+            json!({"event": "payment.failed", "payload": {"payment_id": "p-1", "reason": "card_declined"}}),
         )
         .await;
     assert_eq!(expect_json(none, 404).await["code"], "no_subscriptions");

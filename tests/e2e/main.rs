@@ -11,6 +11,7 @@ mod admin;
 mod audit;
 mod auth;
 mod bounded;
+mod catalogue;
 mod crash;
 mod delivery;
 mod errors;

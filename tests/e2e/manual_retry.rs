@@ -2,7 +2,7 @@
 //! trace by request id, and tenant isolation of every read.
 
 use hookline_tests::receiver::{Reply, TestReceiver};
-use hookline_tests::webhooks::{publish, wait_status};
+use hookline_tests::webhooks::{invoice, publish, wait_status};
 use hookline_tests::{expect_json, TestApp};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -193,7 +193,7 @@ async fn delivery_lists_filter_paginate_and_stay_within_the_tenant() {
     app.subscribe(&other, json!({"url": rx.url("/o"), "events": ["*"]}))
         .await;
 
-    let first = publish(&app, &t, "invoice.created", json!({})).await["deliveries"][0]["id"]
+    let first = publish(&app, &t, "invoice.created", invoice()).await["deliveries"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -203,7 +203,7 @@ async fn delivery_lists_filter_paginate_and_stay_within_the_tenant() {
         .post(app.url("/v1/events"))
         .bearer_auth(&t.api_key)
         .header("x-request-id", "req-pay")
-        .json(&json!({"event_type": "payment.received", "data": {}}))
+        .json(&json!({"event_type": "payment.received", "data": {"payment_id": "p-1", "amount": "5.00"}}))
         .send()
         .await
         .unwrap();
@@ -211,11 +211,17 @@ async fn delivery_lists_filter_paginate_and_stay_within_the_tenant() {
         .as_str()
         .unwrap()
         .to_string();
-    let sent = publish(&app, &t, "invoice.sent", json!({})).await["deliveries"][0]["id"]
+    let sent = publish(
+        &app,
+        &t,
+        "invoice.sent",
+        json!({"invoice_id": "inv-1", "sent_at": "2026-01-01T00:00:00"}),
+    )
+    .await["deliveries"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let foreign = publish(&app, &other, "invoice.created", json!({})).await["deliveries"][0]["id"]
+    let foreign = publish(&app, &other, "invoice.created", invoice()).await["deliveries"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();

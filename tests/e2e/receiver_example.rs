@@ -117,7 +117,7 @@ async fn the_example_receiver_verifies_every_scheme_and_rejects_a_wrong_secret()
         &app,
         &t,
         "invoice.created",
-        json!({"number": "F-001", "total": "99.50"}),
+        json!({"invoice_id": "inv-1", "invoice_number": "F-001", "amount": "99.50", "currency": "USD"}),
     )
     .await;
     let deliveries = accepted["deliveries"].as_array().unwrap();
@@ -136,7 +136,10 @@ async fn the_example_receiver_verifies_every_scheme_and_rejects_a_wrong_secret()
         assert_eq!(line["duplicate"], false);
         assert_eq!(line["event"], "invoice.created");
         assert_eq!(line["attempt"], "1");
-        assert_eq!(line["data"], json!({"number": "F-001", "total": "99.50"}));
+        assert_eq!(
+            line["data"],
+            json!({"invoice_id": "inv-1", "invoice_number": "F-001", "amount": "99.50", "currency": "USD"})
+        );
         let id = line["delivery"].as_str().unwrap();
         wait_status(&app, &t, id, "delivered", WAIT).await;
     }

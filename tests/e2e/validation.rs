@@ -76,7 +76,7 @@ async fn event_filters() {
     rejected(
         &app,
         &t,
-        json!({"url": url, "events": ["Invoice.Created"]}),
+        json!({"url": url, "events": ["sales.órden"]}),
         "events[0]",
     )
     .await;

@@ -10,6 +10,11 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use std::time::Duration;
 
+/// `data` the built-in `invoice.created` type's schema accepts.
+pub fn invoice() -> Value {
+    json!({"invoice_id": "inv-1", "invoice_number": "001", "amount": "1500.00", "currency": "USD"})
+}
+
 /// Publishes an event and returns the 202 body.
 pub async fn publish(app: &TestApp, t: &Tenant, event_type: &str, data: Value) -> Value {
     let res = app

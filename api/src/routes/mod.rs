@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod common;
 pub mod deliveries;
+pub mod event_types;
 pub mod health;
 pub mod subscriptions;
 pub mod tenants;
@@ -30,6 +31,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
     let v1 = Router::new()
         .merge(subscriptions::router())
         .merge(deliveries::router())
+        .merge(event_types::router())
         .merge(audit::router())
         .merge(tenants::own_router())
         .route_layer(axum::middleware::from_fn_with_state(

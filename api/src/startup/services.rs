@@ -6,6 +6,7 @@ use crate::state::AppState;
 use anyhow::Context;
 use cqrs_es::Aggregate;
 use hookline_application::audit::AuditService;
+use hookline_application::catalogue::CatalogueService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
 use hookline_application::health::HealthService;
 use hookline_application::ports::SecretCipher;
@@ -14,6 +15,7 @@ use hookline_application::subscriptions::{SubscriptionService, SubscriptionSetti
 use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
 use hookline_application::Shared;
+use hookline_domain::catalogue::CatalogueEntry;
 use hookline_domain::delivery::Delivery;
 use hookline_domain::message::Message;
 use hookline_domain::subscription::Subscription;
@@ -22,6 +24,7 @@ use hookline_infrastructure::cipher::{NoKey, XChaChaCipher};
 use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
 use hookline_infrastructure::postgres::audit::{PgAuditLog, PgLogArchive};
+use hookline_infrastructure::postgres::catalogue::{EventTypesProjection, PgCatalogueReadModel};
 use hookline_infrastructure::postgres::deliveries::{
     PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
 };
@@ -39,6 +42,7 @@ use hookline_infrastructure::postgres::replay::PgRebuilder;
 use hookline_infrastructure::postgres::store::{GroupCommit, PgAggregateStore, PgLog};
 use hookline_infrastructure::postgres::tenants::{PgTenantReadModel, TenantsProjection};
 use hookline_infrastructure::postgres::wakeup::{LogWakeups, Wakeup};
+use hookline_infrastructure::schema::JsonSchemaCompiler;
 use hookline_infrastructure::sender::{ReqwestSender, SenderSettings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +63,7 @@ pub enum Runs {
 pub struct Services {
     pub subscriptions: Arc<SubscriptionService>,
     pub publish: Arc<PublishService>,
+    pub catalogue: Arc<CatalogueService>,
     pub deliveries: Arc<DeliveryService>,
     pub audit: Arc<AuditService>,
     pub tenants: Arc<TenantService>,
@@ -114,6 +119,7 @@ impl Consumers {
     fn new(database: &OpenDatabase, runs: Runs, shutdown: &CancellationToken) -> Self {
         let wakeups = LogWakeups::new(&[
             Tenant::TYPE,
+            CatalogueEntry::TYPE,
             Subscription::TYPE,
             Delivery::TYPE,
             Message::TYPE,
@@ -123,6 +129,7 @@ impl Consumers {
         let mut list: Vec<Arc<dyn Projection>> = vec![Arc::new(TenantsProjection::default())];
         if runs == Runs::Everything {
             listeners.push(due.spawn_listener(&database.db, DUE_CHANNEL, shutdown.clone()));
+            list.push(Arc::new(EventTypesProjection::default()));
             list.push(Arc::new(SubscriptionsProjection::default()));
             list.push(Arc::new(deliveries_projection("", due.clone())));
         }
@@ -152,11 +159,13 @@ impl Consumers {
 struct Adapters {
     log: PgLog,
     tenants: Arc<PgAggregateStore<Tenant>>,
+    catalogue: Arc<PgAggregateStore<CatalogueEntry>>,
     subscriptions: Arc<PgAggregateStore<Subscription>>,
     deliveries: Arc<PgAggregateStore<Delivery>>,
     subscription_read: Arc<PgSubscriptionReadModel>,
     delivery_read: Arc<PgDeliveryReadModel>,
     tenant_read: Arc<PgTenantReadModel>,
+    catalogue_read: Arc<PgCatalogueReadModel>,
     directory: Arc<CachedSubscriptions>,
 }
 
@@ -166,6 +175,7 @@ impl Adapters {
         let log = PgLog::new(pool.clone(), consumers.wakeups.clone());
         Self {
             tenants: Arc::new(PgAggregateStore::new(log.clone(), ())),
+            catalogue: Arc::new(PgAggregateStore::new(log.clone(), ())),
             subscriptions: Arc::new(PgAggregateStore::new(log.clone(), ())),
             deliveries: Arc::new(PgAggregateStore::new(
                 log.clone(),
@@ -177,6 +187,10 @@ impl Adapters {
             tenant_read: Arc::new(PgTenantReadModel::new(
                 pool.clone(),
                 consumers.progress("tenants"),
+            )),
+            catalogue_read: Arc::new(PgCatalogueReadModel::new(
+                pool.clone(),
+                consumers.progress("event_types"),
             )),
             directory: Arc::new(CachedSubscriptions::new(
                 pool.clone(),
@@ -220,10 +234,18 @@ impl Services {
                 max_per_tenant: settings.max_subscriptions_per_tenant,
             },
         ));
+        let catalogue = Arc::new(CatalogueService::new(
+            shared.clone(),
+            a.catalogue,
+            a.catalogue_read,
+            a.tenant_read.clone(),
+            Arc::new(JsonSchemaCompiler),
+        ));
         let pool = database.db.pool.clone();
         Ok(Self {
             publish: Arc::new(PublishService::new(
                 shared.clone(),
+                catalogue.clone(),
                 a.directory.clone(),
                 Arc::new(batched),
                 Arc::new(a.log.clone()),
@@ -261,6 +283,7 @@ impl Services {
                 consumers.projections,
             )))),
             replay: Arc::new(ReplayService::new(Arc::new(PgRebuilder::new(pool)))),
+            catalogue,
             subscriptions,
             shared,
             subscription_store: a.subscriptions,
@@ -337,6 +360,7 @@ impl Services {
         AppState {
             subscriptions: self.subscriptions.clone(),
             publish: self.publish.clone(),
+            catalogue: self.catalogue.clone(),
             deliveries: self.deliveries.clone(),
             audit: self.audit.clone(),
             tenants: self.tenants.clone(),

@@ -6,6 +6,7 @@ mod publish;
 mod service;
 mod view;
 
+pub(crate) use publish::Envelope;
 pub use publish::{
     IdempotencyKey, PublishEvent, PublishService, PublishSettings, Published, PublishedDelivery,
     ResourceField, MAX_IDEMPOTENCY_KEY_LEN, MAX_RESOURCE_LEN, TEST_EVENT,

@@ -3,6 +3,7 @@
 //! `DeliveryEnqueued` per match, and append them all in one transaction
 //! (with the idempotency key, when given).
 
+use crate::catalogue::CatalogueService;
 use crate::commands::Written;
 use crate::context::CommandContext;
 use crate::error::AppError;
@@ -112,24 +113,28 @@ pub struct Published {
     /// request.
     #[serde(skip)]
     pub replayed: bool,
+    /// Set when the event type is deprecated in the catalogue: since when.
+    #[serde(skip)]
+    pub deprecated_since: Option<DateTime<Utc>>,
 }
 
 /// The request body receivers get, serialised once per published event.
 #[derive(Serialize)]
-struct Envelope<'a> {
-    id: EventId,
-    timestamp: String,
-    event: &'a str,
-    data: &'a RawValue,
-    tenant_id: TenantId,
+pub(crate) struct Envelope<'a> {
+    pub id: EventId,
+    pub timestamp: String,
+    pub event: &'a str,
+    pub data: &'a RawValue,
+    pub tenant_id: TenantId,
     #[serde(skip_serializing_if = "Option::is_none")]
-    resource_type: Option<&'a str>,
+    pub resource_type: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    resource_id: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
 }
 
 pub struct PublishService {
     shared: Shared,
+    catalogue: Arc<CatalogueService>,
     directory: Arc<dyn SubscriptionDirectory>,
     store: Arc<dyn AggregateStore<Delivery>>,
     keys: Arc<dyn IdempotencyKeys>,
@@ -147,6 +152,7 @@ impl fmt::Debug for PublishService {
 impl PublishService {
     pub fn new(
         shared: Shared,
+        catalogue: Arc<CatalogueService>,
         directory: Arc<dyn SubscriptionDirectory>,
         store: Arc<dyn AggregateStore<Delivery>>,
         keys: Arc<dyn IdempotencyKeys>,
@@ -154,6 +160,7 @@ impl PublishService {
     ) -> Self {
         Self {
             shared,
+            catalogue,
             directory,
             store,
             keys,
@@ -166,10 +173,13 @@ impl PublishService {
         (now, now.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 
-    /// Publishes an event to every matching active subscription.
+    /// Publishes an event to every matching active subscription, once its
+    /// data satisfies the type's schema (and, in strict mode, the type is
+    /// in the catalogue).
     ///
     /// # Errors
-    /// 404 `no_subscriptions` when nothing matches; 409
+    /// 400 for data the schema refuses (or an unknown type in strict
+    /// mode); 404 `no_subscriptions` when nothing matches; 409
     /// `idempotency_key_reused` for a key used for another request.
     #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id))]
     pub async fn publish(
@@ -184,9 +194,14 @@ impl PublishService {
                 .first_answer(ctx.tenant_id, key.as_str(), self.settings.idempotency_ttl)
                 .await?
             {
+                // The first answer stands, whatever the catalogue says now.
                 return replay(key, &fingerprint, first);
             }
         }
+        let admission = self
+            .catalogue
+            .admit(ctx.tenant_id, &event.event_type, &event.data)
+            .await?;
         let subscriptions = self.directory.active_for_tenant(ctx.tenant_id).await?;
         let matching: Vec<&SubscriptionState> = subscriptions
             .iter()
@@ -215,8 +230,11 @@ impl PublishService {
             .idempotency_key
             .as_ref()
             .map(|k| (k, fingerprint.as_str()));
-        self.fan_out(ctx, &event.event_type, &envelope, at, &matching, key)
-            .await
+        let mut written = self
+            .fan_out(ctx, &event.event_type, &envelope, at, &matching, key)
+            .await?;
+        written.value.deprecated_since = admission.deprecated_since;
+        Ok(written)
     }
 
     /// Sends a `webhook.test` event to one subscription, whatever its filter.
@@ -323,6 +341,7 @@ impl PublishService {
             event_id: envelope.id,
             deliveries,
             replayed: false,
+            deprecated_since: None,
         };
         let response =
             serde_json::to_value(&published).map_err(|e| AppError::Internal(e.to_string()))?;

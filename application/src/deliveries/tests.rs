@@ -38,6 +38,7 @@ fn setup() -> Setup {
     let store = world.store::<Delivery>(RetryPolicy::default());
     let publish = PublishService::new(
         world.shared.clone(),
+        world.catalogue(),
         world.subscriptions(),
         store.clone(),
         world.log.clone(),
@@ -119,7 +120,7 @@ async fn an_event_reaches_exactly_the_tenants_active_matching_subscriptions() {
     let (me, other) = (tenant(1), tenant(2));
     let wildcard = s.subscribe(me, "https://a.example/h", &["invoice.*"]).await;
     let exact = s
-        .subscribe(me, "https://b.example/h", &["invoice.created"])
+        .subscribe(me, "https://b.example/h", &["invoice.paid"])
         .await;
     let everything = s.subscribe(me, "https://c.example/h", &["*"]).await;
     s.subscribe(me, "https://d.example/h", &["payment.*"]).await;
@@ -131,7 +132,7 @@ async fn an_event_reaches_exactly_the_tenants_active_matching_subscriptions() {
     s.subscribe(other, "https://f.example/h", &["*"]).await;
 
     let published = s
-        .publish(me, "invoice.created", r#"{"number": "F-1"}"#, None)
+        .publish(me, "invoice.paid", r#"{"number": "F-1"}"#, None)
         .await
         .unwrap();
     let mut reached: Vec<SubscriptionId> = published
@@ -155,7 +156,7 @@ async fn an_event_reaches_exactly_the_tenants_active_matching_subscriptions() {
     let hookline_domain::message::MessageEvent::MessagePublished { body, .. } =
         crate::fold::parse::<hookline_domain::message::Message>(&messages[0]).unwrap();
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body["event"], "invoice.created");
+    assert_eq!(body["event"], "invoice.paid");
     assert_eq!(body["data"]["number"], "F-1");
     assert_eq!(body["id"], published.event_id.to_string());
     // Every event records the request.
@@ -177,7 +178,7 @@ async fn nothing_matching_is_a_404_and_writes_nothing() {
     s.subscribe(tenant(1), "https://a.example/h", &["payment.*"])
         .await;
     let err = s
-        .publish(tenant(1), "invoice.created", "{}", None)
+        .publish(tenant(1), "invoice.paid", "{}", None)
         .await
         .unwrap_err();
     assert!(matches!(

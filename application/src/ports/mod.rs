@@ -234,10 +234,12 @@ pub trait SubscriptionReadModel: Send + Sync {
     ) -> Result<Option<SubscriptionId>, AppError>;
 }
 
+mod catalogue;
 mod deliveries;
 mod operations;
 mod store;
 mod tenants;
+pub use catalogue::*;
 pub use deliveries::*;
 pub use operations::*;
 pub use store::*;

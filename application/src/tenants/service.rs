@@ -15,8 +15,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hookline_domain::tenant::{
-    CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey, RotateApiKey, Tenant,
-    TenantCommand, TenantName, TenantState, TenantStatus,
+    ChangeSettings, CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey,
+    RotateApiKey, SettingsChanges, Tenant, TenantCommand, TenantName, TenantSettings, TenantState,
+    TenantStatus,
 };
 use hookline_domain::TenantId;
 use std::fmt;
@@ -414,6 +415,44 @@ impl TenantService {
             .unwrap_or(at + overlap);
         Ok(Written {
             value: (issued, until),
+            consistent,
+        })
+    }
+
+    /// The tenant's settings.
+    ///
+    /// # Errors
+    /// 404 for an unknown tenant.
+    pub async fn settings(&self, id: TenantId) -> Result<TenantSettings, AppError> {
+        Ok(self.state(id).await?.settings)
+    }
+
+    /// Changes the caller's tenant's settings.
+    ///
+    /// # Errors
+    /// 400 for no change asked; 409 for a deleted tenant.
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id))]
+    pub async fn change_settings(
+        &self,
+        ctx: &CommandContext,
+        changes: SettingsChanges,
+    ) -> Result<Written<TenantSettings>, AppError> {
+        if changes == SettingsChanges::default() {
+            return Err(AppError::BadRequest(
+                "nothing to change: give at least one setting, such as strict_event_types".into(),
+            ));
+        }
+        let at = self.now();
+        let consistent = self
+            .run(ctx, ctx.tenant_id, || {
+                TenantCommand::ChangeSettings(ChangeSettings {
+                    changes: changes.clone(),
+                    at,
+                })
+            })
+            .await?;
+        Ok(Written {
+            value: self.settings(ctx.tenant_id).await?,
             consistent,
         })
     }

@@ -81,6 +81,16 @@ impl World {
         Arc::new(LogTenants(self.log.clone()))
     }
 
+    pub fn catalogue(&self) -> Arc<crate::catalogue::CatalogueService> {
+        Arc::new(crate::catalogue::CatalogueService::new(
+            self.shared.clone(),
+            self.store(()),
+            Arc::new(LogCatalogue(self.log.clone())),
+            self.tenants(),
+            Arc::new(TinySchemas),
+        ))
+    }
+
     pub fn ctx(&self, tenant_id: TenantId) -> crate::CommandContext {
         crate::CommandContext {
             request_id: crate::RequestId::from_client("req-1").unwrap(),

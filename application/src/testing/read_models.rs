@@ -329,3 +329,27 @@ impl crate::ports::TenantReadModel for LogTenants {
         self.0.all().len() as u64
     }
 }
+
+/// The catalogue read model, folded from the log on demand.
+pub struct LogCatalogue(pub Arc<MemoryLog>);
+
+#[async_trait]
+impl crate::ports::CatalogueReadModel for LogCatalogue {
+    async fn entries(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<hookline_domain::catalogue::EventTypeState>, AppError> {
+        use hookline_domain::catalogue::CatalogueEntry;
+        let events = self.0.of(CatalogueEntry::TYPE);
+        Ok(fold::rebuild_each::<CatalogueEntry>(&events)
+            .unwrap()
+            .into_values()
+            .filter_map(|l| l.aggregate.state().cloned())
+            .filter(|s| s.tenant_id == tenant)
+            .collect())
+    }
+
+    fn version(&self) -> u64 {
+        self.0.all().len() as u64
+    }
+}

@@ -1,6 +1,6 @@
 //! The Tenant aggregate: state rebuilt from its events, and `decide`.
 
-use super::commands::{IssueApiKey, RevokeApiKey, RotateApiKey, TenantCommand};
+use super::commands::{ChangeSettings, IssueApiKey, RevokeApiKey, RotateApiKey, TenantCommand};
 use super::error::TenantError;
 use super::events::TenantEvent;
 use super::{TenantName, MAX_ACTIVE_KEYS};
@@ -45,12 +45,24 @@ impl ApiKeyState {
     }
 }
 
+/// What a tenant chose about how Hookline treats its requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantSettings {
+    /// Refuse publishing event types that are not in the catalogue (or are
+    /// archived).
+    #[serde(default)]
+    pub strict_event_types: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantState {
     pub id: TenantId,
     pub name: TenantName,
     pub status: TenantStatus,
     pub keys: Vec<ApiKeyState>,
+    /// Absent in states stored before settings existed.
+    #[serde(default)]
+    pub settings: TenantSettings,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -124,7 +136,23 @@ impl Tenant {
                 self.live()?;
                 Ok(vec![TenantEvent::TenantDeleted { deleted_at: cmd.at }])
             }
+            TenantCommand::ChangeSettings(cmd) => self.change_settings(cmd),
         }
+    }
+
+    fn change_settings(&self, cmd: ChangeSettings) -> Result<Vec<TenantEvent>, TenantError> {
+        let state = self.live()?;
+        let strict_event_types = cmd
+            .changes
+            .strict_event_types
+            .filter(|s| *s != state.settings.strict_event_types);
+        if strict_event_types.is_none() {
+            return Ok(vec![]);
+        }
+        Ok(vec![TenantEvent::TenantSettingsChanged {
+            strict_event_types,
+            changed_at: cmd.at,
+        }])
     }
 
     fn issue(&self, cmd: IssueApiKey) -> Result<Vec<TenantEvent>, TenantError> {
@@ -185,6 +213,7 @@ impl Tenant {
                 name,
                 status: TenantStatus::Active,
                 keys: vec![],
+                settings: TenantSettings::default(),
                 created_at,
                 updated_at: created_at,
             });
@@ -219,6 +248,13 @@ impl Tenant {
                 }
             }
             TenantEvent::TenantDeleted { .. } => state.status = TenantStatus::Deleted,
+            TenantEvent::TenantSettingsChanged {
+                strict_event_types, ..
+            } => {
+                if let Some(strict) = strict_event_types {
+                    state.settings.strict_event_types = strict;
+                }
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ pub enum TenantCommand {
     /// step, so a rotation is never half done.
     RotateKey(RotateApiKey),
     Delete(DeleteTenant),
+    ChangeSettings(ChangeSettings),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,5 +64,17 @@ pub struct RotateApiKey {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteTenant {
+    pub at: DateTime<Utc>,
+}
+
+/// `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChanges {
+    pub strict_event_types: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeSettings {
+    pub changes: SettingsChanges,
     pub at: DateTime<Utc>,
 }

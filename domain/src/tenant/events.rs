@@ -14,6 +14,7 @@ pub const TENANT_RENAMED: &str = "TenantRenamed";
 pub const API_KEY_ISSUED: &str = "ApiKeyIssued";
 pub const API_KEY_REVOKED: &str = "ApiKeyRevoked";
 pub const TENANT_DELETED: &str = "TenantDeleted";
+pub const TENANT_SETTINGS_CHANGED: &str = "TenantSettingsChanged";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -44,6 +45,12 @@ pub enum TenantEvent {
     TenantDeleted {
         deleted_at: DateTime<Utc>,
     },
+    /// Only the settings that changed are present.
+    TenantSettingsChanged {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strict_event_types: Option<bool>,
+        changed_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for TenantEvent {
@@ -54,6 +61,7 @@ impl DomainEvent for TenantEvent {
             Self::ApiKeyIssued { .. } => API_KEY_ISSUED,
             Self::ApiKeyRevoked { .. } => API_KEY_REVOKED,
             Self::TenantDeleted { .. } => TENANT_DELETED,
+            Self::TenantSettingsChanged { .. } => TENANT_SETTINGS_CHANGED,
         }
         .to_string()
     }
@@ -72,6 +80,7 @@ impl TenantEvent {
             Self::ApiKeyIssued { issued_at, .. } => *issued_at,
             Self::ApiKeyRevoked { revoked_at, .. } => *revoked_at,
             Self::TenantDeleted { deleted_at } => *deleted_at,
+            Self::TenantSettingsChanged { changed_at, .. } => *changed_at,
         }
     }
 }

@@ -11,10 +11,10 @@ mod events;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{ApiKeyState, Tenant, TenantState, TenantStatus};
+pub use aggregate::{ApiKeyState, Tenant, TenantSettings, TenantState, TenantStatus};
 pub use commands::{
-    CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey, RotateApiKey,
-    TenantCommand,
+    ChangeSettings, CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey,
+    RotateApiKey, SettingsChanges, TenantCommand,
 };
 pub use error::TenantError;
 pub use events::TenantEvent;

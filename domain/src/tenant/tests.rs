@@ -240,3 +240,53 @@ fn names_are_trimmed_and_checked() {
     assert!(TenantName::parse("a\u{7}b").is_err());
     assert!(TenantName::parse(&"x".repeat(201)).is_err());
 }
+
+#[test]
+fn settings_change_only_when_they_differ() {
+    let strict = |on| {
+        TenantCommand::ChangeSettings(ChangeSettings {
+            changes: SettingsChanges {
+                strict_event_types: Some(on),
+            },
+            at: t0(),
+        })
+    };
+    let changed = TenantEvent::TenantSettingsChanged {
+        strict_event_types: Some(true),
+        changed_at: t0(),
+    };
+    Fixture::with(())
+        .given(vec![created()])
+        .when(strict(true))
+        .then_expect_events(vec![changed.clone()]);
+    Fixture::with(())
+        .given(vec![created()])
+        .when(strict(false))
+        .then_expect_events(vec![]);
+    Fixture::with(())
+        .given(vec![created(), changed.clone()])
+        .when(strict(true))
+        .then_expect_events(vec![]);
+    Fixture::with(())
+        .given(vec![
+            created(),
+            TenantEvent::TenantDeleted { deleted_at: t0() },
+        ])
+        .when(strict(true))
+        .then_expect_error(TenantError::Deleted);
+    let mut tenant = Tenant::default();
+    for e in [created(), changed] {
+        tenant.apply_event(e);
+    }
+    assert!(tenant.state().unwrap().settings.strict_event_types);
+}
+
+#[test]
+fn states_stored_before_settings_read_with_the_defaults() {
+    let mut tenant = Tenant::default();
+    tenant.apply_event(created());
+    let mut json = serde_json::to_value(tenant.state().unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("settings");
+    let state: TenantState = serde_json::from_value(json).unwrap();
+    assert!(!state.settings.strict_event_types);
+}

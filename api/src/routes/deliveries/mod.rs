@@ -53,6 +53,7 @@ fn idempotency_header(headers: &HeaderMap) -> ApiResult<Option<String>> {
 
 fn accepted(published: Written<Published>, with_count: bool) -> ApiResult<Response> {
     let replayed = published.value.replayed;
+    let deprecated = published.value.deprecated_since;
     let mut response = written(
         StatusCode::ACCEPTED,
         published.map(|p| PublishedResponse::new(p, with_count)),
@@ -61,6 +62,12 @@ fn accepted(published: Written<Published>, with_count: bool) -> ApiResult<Respon
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    // RFC 9745: the event type is deprecated in the catalogue, since then.
+    if let Some(since) = deprecated {
+        if let Ok(value) = HeaderValue::from_str(&format!("@{}", since.timestamp())) {
+            response.headers_mut().insert("deprecation", value);
+        }
     }
     Ok(response)
 }

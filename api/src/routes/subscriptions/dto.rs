@@ -68,7 +68,25 @@ fn description(d: Option<&str>) -> Result<Option<Description>, ValidationError> 
     }
 }
 
+/// The filter entries as the request lists them (invalid ones left out;
+/// `into_command` reports those), for the catalogue's warnings.
+fn listed(items: &[String]) -> Vec<EventPattern> {
+    items
+        .iter()
+        .map(|s| EventPattern::parse(s, "events").unwrap_or(EventPattern::All))
+        .collect()
+}
+
 impl CreateSubscriptionRequest {
+    /// The filter entries in request order.
+    pub fn patterns(&self) -> Vec<EventPattern> {
+        match (&self.events, &self.event) {
+            (Some(list), _) => listed(list),
+            (None, Some(one)) => listed(std::slice::from_ref(one)),
+            (None, None) => vec![],
+        }
+    }
+
     /// The command, or every broken field at once.
     ///
     /// # Errors
@@ -176,6 +194,11 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 }
 
 impl UpdateSubscriptionRequest {
+    /// The filter entries in request order (none when unchanged).
+    pub fn patterns(&self) -> Vec<EventPattern> {
+        self.events.as_deref().map(listed).unwrap_or_default()
+    }
+
     /// # Errors
     /// Validation errors naming each bad field; 400 for an empty change.
     pub fn into_changes(
@@ -352,6 +375,18 @@ pub struct SubscriptionResponse {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Filter entries naming event types the catalogue does not have
+    /// (the subscription is saved all the same), in create and update
+    /// responses only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl SubscriptionResponse {
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
+    }
 }
 
 impl From<SubscriptionView> for SubscriptionResponse {
@@ -370,6 +405,7 @@ impl From<SubscriptionView> for SubscriptionResponse {
             previous_secret_expires_at: v.previous_secret_expires_at,
             created_at: v.created_at,
             updated_at: v.updated_at,
+            warnings: vec![],
         }
     }
 }

@@ -42,9 +42,17 @@ async fn create(
     Ctx(ctx): Ctx,
     ApiJson(input): ApiJson<CreateSubscriptionRequest>,
 ) -> ApiResult<Response> {
+    let patterns = input.patterns();
     let command = input.into_command(state.subscriptions.allow_list())?;
     let created = state.subscriptions.create(&ctx, command).await?;
-    written(StatusCode::CREATED, created.map(SubscriptionResponse::from))
+    let warnings = state
+        .catalogue
+        .filter_warnings(ctx.tenant_id, &patterns)
+        .await;
+    written(
+        StatusCode::CREATED,
+        created.map(|v| SubscriptionResponse::from(v).with_warnings(warnings)),
+    )
 }
 
 async fn list(
@@ -79,9 +87,17 @@ async fn update(
     ApiJson(input): ApiJson<UpdateSubscriptionRequest>,
 ) -> ApiResult<Response> {
     let id = sub_id(&id)?;
+    let patterns = input.patterns();
     let changes = input.into_changes(id, state.subscriptions.allow_list())?;
     let updated = state.subscriptions.update(&ctx, id, changes).await?;
-    written(StatusCode::OK, updated.map(SubscriptionResponse::from))
+    let warnings = state
+        .catalogue
+        .filter_warnings(ctx.tenant_id, &patterns)
+        .await;
+    written(
+        StatusCode::OK,
+        updated.map(|v| SubscriptionResponse::from(v).with_warnings(warnings)),
+    )
 }
 
 async fn delete(

@@ -4,6 +4,7 @@
 //! lock, so the server keeps serving throughout) or compared with the live
 //! tables (`--check`).
 
+use super::catalogue::{EventTypesProjection, TABLE as EVENT_TYPES};
 use super::checkpoints;
 use super::log_reader::decode;
 use super::log_reader::unavailable;
@@ -29,13 +30,19 @@ pub const REPLAY_BATCH: i64 = 20_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rebuildable {
     Tenants,
+    EventTypes,
     Subscriptions,
     /// The delivery views, attempts and the due queue (one projection).
     Deliveries,
 }
 
 impl Rebuildable {
-    pub const ALL: [Self; 3] = [Self::Tenants, Self::Subscriptions, Self::Deliveries];
+    pub const ALL: [Self; 4] = [
+        Self::Tenants,
+        Self::EventTypes,
+        Self::Subscriptions,
+        Self::Deliveries,
+    ];
 
     /// The read model called `name` (its live projection's checkpoint).
     pub fn named(name: &str) -> Option<Self> {
@@ -46,6 +53,7 @@ impl Rebuildable {
     pub fn name(self) -> &'static str {
         match self {
             Self::Tenants => "tenants",
+            Self::EventTypes => "event_types",
             Self::Subscriptions => "subscriptions",
             Self::Deliveries => "deliveries",
         }
@@ -54,6 +62,7 @@ impl Rebuildable {
     fn tables(self) -> &'static [&'static str] {
         match self {
             Self::Tenants => &[TENANTS_VIEW, TENANT_KEYS],
+            Self::EventTypes => &[EVENT_TYPES],
             Self::Subscriptions => &[SUBSCRIPTIONS_TABLE],
             Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE, QUEUE_TABLE],
         }
@@ -62,6 +71,7 @@ impl Rebuildable {
     fn projection(self, suffix: &str) -> Arc<dyn Projection> {
         match self {
             Self::Tenants => Arc::new(TenantsProjection::new(suffix)),
+            Self::EventTypes => Arc::new(EventTypesProjection::new(suffix)),
             Self::Subscriptions => Arc::new(SubscriptionsProjection::new(format!(
                 "{SUBSCRIPTIONS_TABLE}{suffix}"
             ))),

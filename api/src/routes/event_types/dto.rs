@@ -1,0 +1,249 @@
+//! Request and response bodies of `/v1/event-types` and `/v1/settings`.
+
+use crate::routes::common::time;
+use chrono::{DateTime, Utc};
+use hookline_application::catalogue::{
+    CataloguePage, EventTypeChanges, EventTypeView, GroupView, ListEventTypes, NewEventType,
+};
+use hookline_application::error::Validator;
+use hookline_application::AppError;
+use hookline_domain::catalogue::EventTypeSpec;
+use hookline_domain::tenant::{SettingsChanges, TenantSettings};
+use hookline_domain::{EventType, ValidationError};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `POST /v1/event-types`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventTypeRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Defaults to the name's first segment (`invoice` for
+    /// `invoice.paid`).
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub schema: Option<Value>,
+    #[serde(default)]
+    pub example: Option<Value>,
+}
+
+impl CreateEventTypeRequest {
+    /// # Errors
+    /// Validation errors naming each bad field.
+    pub fn into_command(self) -> Result<NewEventType, AppError> {
+        let mut v = Validator::default();
+        let name = match self.name.as_deref() {
+            Some(n) => v.check(EventType::parse(n, "name")),
+            None => {
+                v.fail(ValidationError::new("name", "is required"));
+                None
+            }
+        };
+        let group = self.group.or_else(|| {
+            name.as_ref()
+                .and_then(|n| n.as_str().split('.').next())
+                .map(str::to_string)
+        });
+        let spec = EventTypeSpec {
+            group: group.unwrap_or_default(),
+            description: self.description.unwrap_or_default(),
+            schema: self.schema,
+            example: self.example,
+        };
+        v.check(spec.check());
+        v.finish()?;
+        let name =
+            name.ok_or_else(|| AppError::Internal("validation passed without a name".into()))?;
+        Ok(NewEventType { name, spec })
+    }
+}
+
+/// `PATCH /v1/event-types/{name}`: absent fields stay as they are; `null`
+/// clears `schema` and `example`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEventTypeRequest {
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub schema: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub example: Option<Option<Value>>,
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+}
+
+impl From<UpdateEventTypeRequest> for EventTypeChanges {
+    fn from(r: UpdateEventTypeRequest) -> Self {
+        Self {
+            group: r.group,
+            description: r.description,
+            schema: r.schema,
+            example: r.example,
+            deprecated: r.deprecated,
+        }
+    }
+}
+
+/// `GET /v1/event-types`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListEventTypesQuery {
+    #[serde(default)]
+    pub include_archived: Option<bool>,
+    /// Only this display group.
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+impl ListEventTypesQuery {
+    /// # Errors
+    /// Validation errors for `limit` or `cursor`.
+    pub fn into_query(self) -> Result<ListEventTypes, AppError> {
+        ListEventTypes::parse(
+            self.include_archived == Some(true),
+            self.group,
+            self.limit,
+            self.cursor.as_deref(),
+        )
+    }
+}
+
+/// `GET /v1/event-types/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetEventTypeQuery {
+    /// Read the type as it was at this time (RFC 3339).
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+impl GetEventTypeQuery {
+    /// # Errors
+    /// A validation error for `as_of`.
+    pub fn as_of(&self) -> Result<Option<DateTime<Utc>>, AppError> {
+        time("as_of", self.as_of.as_deref())
+    }
+}
+
+/// An event type of the tenant's catalogue.
+#[derive(Debug, Serialize)]
+pub struct EventTypeResponse {
+    pub name: String,
+    pub group: String,
+    pub description: String,
+    /// JSON Schema (draft 2020-12) that `data` must satisfy.
+    pub schema: Option<Value>,
+    /// Example `data`.
+    pub example: Option<Value>,
+    pub deprecated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deprecated_at: Option<DateTime<Utc>>,
+    pub archived: bool,
+    /// One of the types every tenant starts with.
+    pub builtin: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<EventTypeView> for EventTypeResponse {
+    fn from(v: EventTypeView) -> Self {
+        Self {
+            name: v.name,
+            group: v.group,
+            description: v.description,
+            schema: v.schema,
+            example: v.example,
+            deprecated: v.deprecated,
+            deprecated_at: v.deprecated_at,
+            archived: v.archived,
+            builtin: v.builtin,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+        }
+    }
+}
+
+/// The names of one group's types on a page.
+#[derive(Debug, Serialize)]
+pub struct GroupResponse {
+    pub name: String,
+    pub event_types: Vec<String>,
+}
+
+impl From<GroupView> for GroupResponse {
+    fn from(g: GroupView) -> Self {
+        Self {
+            name: g.name,
+            event_types: g.event_types,
+        }
+    }
+}
+
+/// A page of the catalogue, ordered by group and then name.
+#[derive(Debug, Serialize)]
+pub struct EventTypePageResponse {
+    pub data: Vec<EventTypeResponse>,
+    /// This page's types by group.
+    pub groups: Vec<GroupResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl From<CataloguePage> for EventTypePageResponse {
+    fn from(p: CataloguePage) -> Self {
+        Self {
+            data: p.data.into_iter().map(Into::into).collect(),
+            groups: p.groups.into_iter().map(Into::into).collect(),
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
+/// `PATCH /v1/settings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsRequest {
+    /// Refuse publishing event types that are not in the catalogue (or
+    /// are archived).
+    #[serde(default)]
+    pub strict_event_types: Option<bool>,
+}
+
+impl From<SettingsRequest> for SettingsChanges {
+    fn from(r: SettingsRequest) -> Self {
+        Self {
+            strict_event_types: r.strict_event_types,
+        }
+    }
+}
+
+/// The tenant's settings.
+#[derive(Debug, Serialize)]
+pub struct SettingsResponse {
+    pub strict_event_types: bool,
+}
+
+impl From<TenantSettings> for SettingsResponse {
+    fn from(s: TenantSettings) -> Self {
+        Self {
+            strict_event_types: s.strict_event_types,
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Given/when/then tests of the catalogue's commands.
+
+use super::*;
+use chrono::TimeZone;
+use cqrs_es::test::TestFramework;
+use serde_json::json;
+use uuid::Uuid;
+
+type Fixture = TestFramework<CatalogueEntry>;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+}
+fn tenant() -> TenantId {
+    TenantId::from_uuid(Uuid::from_u128(1))
+}
+fn name(s: &str) -> EventType {
+    EventType::parse(s, "name").unwrap()
+}
+fn spec(group: &str) -> EventTypeSpec {
+    EventTypeSpec {
+        group: group.into(),
+        description: "d".into(),
+        schema: Some(json!({"type": "object"})),
+        example: Some(json!({"a": 1})),
+    }
+}
+fn defined_custom() -> CatalogueEvent {
+    defined(tenant(), name("order.shipped"), spec("Orders"), false, t0())
+}
+fn update(base: Option<EventTypeSpec>) -> UpdateEventType {
+    UpdateEventType {
+        tenant_id: tenant(),
+        name: name("invoice.created"),
+        group: Some("Billing".into()),
+        description: None,
+        schema: Some(None),
+        example: None,
+        deprecated: Some(true),
+        base,
+        at: t0(),
+    }
+}
+
+#[test]
+fn a_type_is_defined_once_and_again_only_after_archiving() {
+    let define = CatalogueCommand::Define(DefineEventType {
+        tenant_id: tenant(),
+        name: name("order.shipped"),
+        spec: spec("Orders"),
+        base: None,
+        at: t0(),
+    });
+    Fixture::with(())
+        .given_no_previous_events()
+        .when(define.clone())
+        .then_expect_events(vec![defined_custom()]);
+    // A built-in the tenant never archived is already there.
+    let mut over_builtin = define.clone();
+    if let CatalogueCommand::Define(d) = &mut over_builtin {
+        d.base = Some(spec("Invoices"));
+    }
+    Fixture::with(())
+        .given_no_previous_events()
+        .when(over_builtin)
+        .then_expect_error(CatalogueError::AlreadyExists);
+    Fixture::with(())
+        .given(vec![defined_custom()])
+        .when(define.clone())
+        .then_expect_error(CatalogueError::AlreadyExists);
+    Fixture::with(())
+        .given(vec![
+            defined_custom(),
+            CatalogueEvent::EventTypeArchived { archived_at: t0() },
+        ])
+        .when(define)
+        .then_expect_events(vec![defined_custom()]);
+}
+
+#[test]
+fn changing_a_builtin_records_it_first() {
+    let base = spec("Invoices");
+    Fixture::with(())
+        .given_no_previous_events()
+        .when(CatalogueCommand::Update(update(Some(base.clone()))))
+        .then_expect_events(vec![
+            defined(tenant(), name("invoice.created"), base, true, t0()),
+            CatalogueEvent::EventTypeUpdated {
+                group: Some("Billing".into()),
+                description: None,
+                schema: Some(None),
+                example: None,
+                updated_at: t0(),
+            },
+            CatalogueEvent::EventTypeDeprecated {
+                deprecated: true,
+                changed_at: t0(),
+            },
+        ]);
+    // Not a built-in and never defined: not found.
+    Fixture::with(())
+        .given_no_previous_events()
+        .when(CatalogueCommand::Update(update(None)))
+        .then_expect_error(CatalogueError::NotFound);
+}
+
+#[test]
+fn archived_types_accept_no_changes_and_archiving_twice_records_nothing() {
+    let archived = CatalogueEvent::EventTypeArchived { archived_at: t0() };
+    let mut cmd = update(None);
+    cmd.name = name("order.shipped");
+    Fixture::with(())
+        .given(vec![defined_custom(), archived.clone()])
+        .when(CatalogueCommand::Update(cmd))
+        .then_expect_error(CatalogueError::Archived);
+    Fixture::with(())
+        .given(vec![defined_custom(), archived])
+        .when(CatalogueCommand::Archive(ArchiveEventType {
+            tenant_id: tenant(),
+            name: name("order.shipped"),
+            base: None,
+            at: t0(),
+        }))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_unchanged_update_records_nothing() {
+    let mut cmd = update(None);
+    cmd.name = name("order.shipped");
+    cmd.group = Some("Orders".into());
+    cmd.schema = Some(Some(json!({"type": "object"})));
+    cmd.deprecated = Some(false);
+    Fixture::with(())
+        .given(vec![defined_custom()])
+        .when(CatalogueCommand::Update(cmd))
+        .then_expect_events(vec![]);
+}
