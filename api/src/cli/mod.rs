@@ -90,8 +90,8 @@ enum Command {
     },
     /// Rebuild read models from the event log (or check them against it).
     Replay {
-        /// tenants, subscriptions, deliveries (views, attempts and the due
-        /// queue), or all.
+        /// tenants, event_types, subscriptions, deliveries (views, attempts
+        /// and the due queue), or all.
         #[arg(long, default_value = "all", value_name = "NAME")]
         projection: String,
         /// Rebuild aside and report differences from the live tables,
