@@ -19,7 +19,9 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
-use utoipa::openapi::schema::{AllOfBuilder, OneOfBuilder, Schema, SchemaType};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, OneOfBuilder, Schema, SchemaType,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Required, Response as Answer, Type,
@@ -262,6 +264,21 @@ fn string_schema(pattern: Option<&str>) -> RefOr<utoipa::openapi::Schema> {
 /// non-`GET`) may answer with the consistency header and, when a commit
 /// outlives the timeout, `outcome_unknown`.
 pub fn finish(api: &mut OpenApi) {
+    // `CustomHeaders::parse`, as far as a schema can say it (the names
+    // Hookline sets itself are refused too).
+    for component in ["CreateSubscriptionRequest", "UpdateSubscriptionRequest"] {
+        custom_headers(api, component);
+    }
+    // A PATCH that changes nothing is refused (`bad_request`).
+    for component in ["UpdateSubscriptionRequest", "UpdateEventTypeRequest"] {
+        if let Some(RefOr::T(Schema::Object(object))) = api
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut(component))
+        {
+            object.min_properties = Some(1);
+        }
+    }
     // `CreateSubscriptionRequest::into_command`: the filter as `events` or
     // as `event`, exactly one of the two (a `null` counts as absent).
     exactly_one_of(
@@ -440,6 +457,38 @@ fn not_null(schema: &mut RefOr<Schema>) {
     if let Some(r) = replacement {
         *schema = r;
     }
+}
+
+/// The `headers` map of `component`: at most 20 entries, token names of
+/// 1–256 characters, values of printable ASCII up to 4096 bytes without
+/// leading or trailing spaces.
+fn custom_headers(api: &mut OpenApi, component: &str) {
+    let Some(RefOr::T(Schema::Object(object))) = api
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut(component))
+    else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(headers))) = object.properties.get_mut("headers") else {
+        return;
+    };
+    headers.max_properties = Some(20);
+    headers.property_names = Some(Box::new(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$"))
+            .build()
+            .into(),
+    ));
+    headers.additional_properties = Some(Box::new(AdditionalProperties::RefOr(RefOr::T(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(4096))
+            .pattern(Some("^([!-~]([ -~]*[!-~])?)?$"))
+            .build()
+            .into(),
+    ))));
 }
 
 /// Requires exactly one of `alternatives` (non-null) in the object schema

@@ -18,8 +18,9 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Events after this log position (`next_after` of the previous page;
-    /// 0, the default, is the start).
+    /// Events after this log position: 0 (the default) for the start, or
+    /// the position of an event (`next_after` of the previous page);
+    /// another number is refused.
     #[serde(default)]
     #[param(minimum = 0)]
     pub after: Option<i64>,

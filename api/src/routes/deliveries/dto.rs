@@ -42,11 +42,19 @@ pub struct PublishRequest {
     pub data: Option<Box<RawValue>>,
     /// What the event is about (1–200 characters, no control characters).
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub resource_type: Option<String>,
     /// Which one (1–200 characters, no control characters).
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub resource_id: Option<String>,
     /// The same as the `Idempotency-Key` header (when both are given they
     /// must be equal): 1–255 visible ASCII characters.
@@ -71,10 +79,18 @@ pub struct SeedPublishRequest {
     #[schema(value_type = Object, required = true)]
     pub payload: Option<Box<RawValue>>,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub resource_type: Option<String>,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub resource_id: Option<String>,
     #[serde(default)]
     #[schema(pattern = "^[!-~]{1,255}$", min_length = 1, max_length = 255)]

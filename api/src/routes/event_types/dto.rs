@@ -32,20 +32,25 @@ pub struct CreateEventTypeRequest {
     /// The display group, at most 100 characters; defaults to the name's
     /// first segment (`invoice` for `invoice.paid`).
     #[serde(default)]
-    #[schema(max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
     pub group: Option<String>,
     /// At most 1000 characters.
     #[serde(default)]
-    #[schema(max_length = 1000)]
+    #[schema(max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
     /// A JSON Schema (draft 2020-12, at most 64 KiB, no remote `$ref`s)
     /// that published `data` must satisfy.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub schema: Option<Value>,
-    /// Example `data`; must satisfy `schema`.
+    /// Example `data`; must satisfy `schema`. Any JSON value is stored,
+    /// though only an object can be published as `data`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub example: Option<Value>,
 }
 
@@ -86,16 +91,20 @@ impl CreateEventTypeRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateEventTypeRequest {
     #[serde(default)]
-    #[schema(max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
     pub group: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 1000)]
+    #[schema(max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub schema: Option<Option<Value>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub example: Option<Option<Value>>,
     /// Deprecate (publishing it then answers with a `Deprecation` header)
     /// or un-deprecate the type.
@@ -175,10 +184,10 @@ pub struct EventTypeResponse {
     pub group: String,
     pub description: String,
     /// JSON Schema (draft 2020-12) that `data` must satisfy.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub schema: Option<Value>,
     /// Example `data`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub example: Option<Value>,
     pub deprecated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -342,3 +342,60 @@ fn a_subscription_needs_exactly_one_filter_form() {
     assert!(!v.is_valid(&json!({"url": url, "events": ["a.b"], "event": "a.b"})));
     assert!(!v.is_valid(&json!({"events": ["a.b"]})));
 }
+
+/// Header maps, tenant names and free text: the schema refuses what the
+/// domain refuses (the names Hookline sets itself aside).
+#[test]
+fn text_rules_agree_with_the_domain() {
+    use hookline_domain::subscription::CustomHeaders;
+    use hookline_domain::tenant::TenantName;
+    let d = doc();
+    let sub = validator(
+        &d,
+        &json!({"$ref": "#/components/schemas/CreateSubscriptionRequest"}),
+    );
+    for (name, value) in [
+        ("X-Erp-Token", "abc"),
+        ("X-Empty", ""),
+        ("", "x"),
+        ("Bad Name", "x"),
+        ("X-Ok", " padded"),
+        ("X-Ok", "tab\there"),
+        ("X-Ok", "line\r\nInjected: yes"),
+        ("X-Ok", "ünïcode"),
+    ] {
+        let body = json!({"url": examples::URL, "events": ["a.b"], "headers": {name: value}});
+        let map = [(name.to_string(), value.to_string())]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            sub.is_valid(&body),
+            CustomHeaders::parse(map).is_ok(),
+            "{name:?}: {value:?}"
+        );
+    }
+    let tenant = validator(&d, &json!({"$ref": "#/components/schemas/TenantRequest"}));
+    for name in [
+        "Acme",
+        " Acme ",
+        "",
+        "   ",
+        "Ac\u{7}me",
+        "Ac\u{85}me",
+        "Ácme",
+    ] {
+        assert_eq!(
+            tenant.is_valid(&json!({"name": name})),
+            TenantName::parse(name).is_ok(),
+            "{name:?}"
+        );
+    }
+    for text in ["ok", "two\nlines\tand a tab", "bell\u{7}", "cr\r", ""] {
+        let body = json!({"url": examples::URL, "events": ["a.b"], "description": text});
+        assert_eq!(
+            sub.is_valid(&body),
+            hookline_domain::validation::check_free_text("description", text, 500).is_ok(),
+            "{text:?}"
+        );
+    }
+}

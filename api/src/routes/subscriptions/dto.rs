@@ -60,7 +60,11 @@ pub struct CreateSubscriptionRequest {
     /// one starting with `whsec_` must continue in base64. Generated
     /// (`whsec_` + 24 random bytes) when absent.
     #[serde(default)]
-    #[schema(min_length = 8, max_length = 500)]
+    #[schema(
+        min_length = 8,
+        max_length = 500,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub secret: Option<String>,
     /// Extra headers sent with every delivery: at most 20, names of
     /// 1–256 token characters (not the signature, content, connection,
@@ -72,7 +76,7 @@ pub struct CreateSubscriptionRequest {
     /// A note for people, at most 500 characters (newlines and tabs
     /// allowed, no other control characters); empty means none.
     #[serde(default)]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
     /// Defaults to `standard-webhooks`.
     #[serde(default)]
@@ -206,7 +210,7 @@ pub struct UpdateSubscriptionRequest {
     pub headers: Option<Option<BTreeMap<String, String>>>,
     /// `null` or `""` removes it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 500)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub description: Option<Option<String>>,
     #[serde(default)]
     #[schema(value_type = Option<SignatureSchemeSchema>)]
@@ -298,7 +302,11 @@ pub struct RotateSecretRequest {
     /// A secret of the client's choosing (the rules of creation);
     /// generated when absent.
     #[serde(default)]
-    #[schema(min_length = 8, max_length = 500)]
+    #[schema(
+        min_length = 8,
+        max_length = 500,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub secret: Option<String>,
 }
 
@@ -329,7 +337,7 @@ pub struct DisableRequest {
     /// Why, at most 500 characters (no control characters but newlines
     /// and tabs); blank means "disabled through the API".
     #[serde(default)]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub reason: Option<String>,
 }
 
