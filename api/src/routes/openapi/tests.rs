@@ -71,6 +71,7 @@ fn routes_are_registered_only_with_their_documentation() {
         include_str!("../audit/mod.rs"),
         include_str!("../tenants/mod.rs"),
         include_str!("../health.rs"),
+        include_str!("../docs_ui.rs"),
         include_str!("../openapi.rs"),
     ];
     for source in sources {
@@ -107,13 +108,15 @@ fn routes_are_registered_only_with_their_documentation() {
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/assets/{file}"),
     ] {
         assert!(
             ops.iter().any(|(m, p, _)| m == method && p == path),
             "{method} {path}"
         );
     }
-    assert_eq!(ops.len(), 45, "operations: {ids:?}");
+    assert_eq!(ops.len(), 47, "operations: {ids:?}");
 }
 
 #[test]
