@@ -147,6 +147,10 @@ def main():
         if proc.poll() is not None:
             say("the server exited during the run:\n" + "".join(logs[-40:]))
             ok = False
+        if run.returncode != 0:
+            errors = [line for line in logs if " ERROR " in line]
+            if errors:
+                say("the server logged errors (the cause of any 5xx):\n" + "".join(errors[-20:]))
         panics = [line for line in logs if "panicked" in line]
         if panics:
             say("the server logged panics:\n" + "".join(panics[:10]))

@@ -72,8 +72,10 @@ async fn page() -> Response {
     params(("file" = String, Path, description = "The asset's name.",
         pattern = r"^(docs\.js|swagger-ui-5\.35\.0\.(js|css))$", example = "docs.js")),
     responses(
-        (status = 200, description = "The file.", body = String, content_type = "text/javascript",
-            example = json!("window.addEventListener(\"load\", …);")),
+        (status = 200, description = "The file: a script or a style sheet.", content(
+            (String = "text/javascript", example = json!("window.addEventListener(\"load\", …);")),
+            (String = "text/css", example = json!(".swagger-ui { … }")),
+        )),
         (status = 404, description = "- `not_found`: no such asset", body = crate::error::ErrorBody),
     )
 )]
