@@ -8,6 +8,7 @@ pub mod common;
 pub mod deliveries;
 pub mod event_types;
 pub mod health;
+pub mod portal_sessions;
 pub mod subscriptions;
 pub mod tenants;
 
@@ -34,6 +35,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(event_types::router())
         .merge(audit::router())
         .merge(tenants::own_router())
+        .merge(portal_sessions::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
@@ -47,6 +49,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
             )),
         )
         .merge(health::router())
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
