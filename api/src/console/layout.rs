@@ -175,7 +175,7 @@ pub fn bare_page(locale: Locale, title: &str, path: &str, content: Markup) -> Ma
 
 /// A failure as a page: the translated message, and the application's
 /// own detail.
-pub fn error_page(locale: Locale, failure: &Failure) -> Response {
+pub fn error_page(locale: Locale, failure: &Failure, path: &str) -> Response {
     let message = super::i18n::error_message(locale, &failure.code);
     let content = html! {
         h1 { (M::ErrorTitle.text(locale)) }
@@ -189,7 +189,7 @@ pub fn error_page(locale: Locale, failure: &Failure) -> Response {
     };
     let mut r = html_status(
         failure.status,
-        bare_page(locale, M::ErrorTitle.text(locale), "/console", content),
+        bare_page(locale, M::ErrorTitle.text(locale), path, content),
     );
     if failure.status == StatusCode::TOO_MANY_REQUESTS {
         r.headers_mut().insert(

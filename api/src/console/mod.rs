@@ -123,7 +123,6 @@ pub fn router() -> Router<AppState> {
         .fallback(web::not_found);
     Router::new()
         .nest("/console", routes)
-        .route("/console", get(auth::home))
         .layer(axum::middleware::from_fn(web::security_headers))
 }
 

@@ -459,9 +459,20 @@ pub fn see_other(to: &str) -> Response {
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let locale = locale(req.headers());
     let is_asset = req.uri().path().starts_with("/console/assets/");
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/console", |p| p.as_str())
+        .to_string();
     let mut response = next.run(req).await;
     if let Some(failure) = response.extensions().get::<Failure>().cloned() {
-        response = super::layout::error_page(locale, &failure);
+        // After a failed POST, the language switch goes back to the console.
+        let back = if response.status() == StatusCode::METHOD_NOT_ALLOWED || path.len() > 1000 {
+            "/console"
+        } else {
+            &path
+        };
+        response = super::layout::error_page(locale, &failure, back);
     }
     let h = response.headers_mut();
     h.insert(
@@ -475,7 +486,7 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",

@@ -17,7 +17,7 @@ pub const PORTAL_LINK_OPENED: &str = "PortalLinkOpened";
 pub const PORTAL_LINK_REVOKED: &str = "PortalLinkRevoked";
 
 /// Shortest and longest life of a link.
-pub const MIN_LINK_SECONDS: i64 = 60;
+pub const MIN_LINK_SECONDS: i64 = 1;
 pub const MAX_LINK_SECONDS: i64 = 7 * 24 * 3600;
 /// Default life: one hour.
 pub const DEFAULT_LINK_SECONDS: i64 = 3600;

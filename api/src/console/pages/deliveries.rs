@@ -284,7 +284,7 @@ fn attempts_table(locale: Locale, attempts: &[AttemptRecord]) -> Markup {
                     @if let Some(x) = &a.response_excerpt {
                         details open {
                             summary { (t(M::ResponseExcerpt)) }
-                            pre.excerpt { (x) }
+                            pre.excerpt tabindex="0" { (x) }
                         }
                     }
                 }
@@ -347,7 +347,7 @@ pub async fn detail(
             }
         }
         h2 { (t(M::PayloadSent)) }
-        pre #payload { (pretty_json(detail.payload.get())) }
+        pre #payload tabindex="0" { (pretty_json(detail.payload.get())) }
         h2 { (t(M::Attempts)) }
         div #attempts data-live={ "/console/deliveries/" (d.id) "/attempts" } aria-live="polite" {
             (attempts_table(locale, &detail.attempt_log))
@@ -451,7 +451,7 @@ pub async fn history(
                     }
                     details {
                         summary { (t(M::WhatChanged)) }
-                        pre { (changes(&e.payload)) }
+                        pre tabindex="0" { (changes(&e.payload)) }
                     }
                 }
             }

@@ -102,9 +102,9 @@ pub async fn detail(
             dt { (t(M::Updated)) } dd { (time(view.updated_at)) }
         }
         h2 { (t(M::Schema)) }
-        @if let Some(s) = &view.schema { pre { (pretty(s)) } } @else { p.muted { (t(M::NoSchema)) } }
+        @if let Some(s) = &view.schema { pre tabindex="0" { (pretty(s)) } } @else { p.muted { (t(M::NoSchema)) } }
         h2 { (t(M::ExamplePayload)) }
-        @if let Some(e) = &example { pre #example { (pretty(e)) } } @else { p.muted { (t(M::NoExample)) } }
+        @if let Some(e) = &example { pre #example tabindex="0" { (pretty(e)) } } @else { p.muted { (t(M::NoExample)) } }
     };
     Ok(shell(&state, &viewer, &view.name, Nav::EventTypes, &uri, content).await)
 }
