@@ -192,7 +192,7 @@ messages! {
     KeyOnce => "This is the only time the key is shown. Copy it now.", "Esta es la única vez que se muestra la clave. Cópiela ahora.";
     Language => "Language", "Idioma";
     LastDelivery => "Last delivery", "Última entrega";
-    LastError => "Last error", "Último error";
+    LastError => "Last response or error", "Última respuesta o error";
     LimitHint => "Leave all unchecked for every subscription. A limited link cannot create subscriptions.", "Deje todo sin marcar para todas las suscripciones. Un enlace limitado no puede crear suscripciones.";
     LimitToSubscriptions => "Limit to these subscriptions", "Limitar a estas suscripciones";
     LiveHint => "This log refreshes by itself every few seconds.", "Este registro se actualiza solo cada pocos segundos.";
