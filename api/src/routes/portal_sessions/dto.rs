@@ -5,21 +5,25 @@ use hookline_application::portal::{IssueLink, PortalLinkView};
 use hookline_application::AppError;
 use hookline_domain::SubscriptionId;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// `POST /v1/portal-sessions` (every field optional).
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePortalSessionRequest {
-    /// Seconds the link stays valid: 60–604800, default 3600.
+    /// Seconds the link stays valid: 1–604800 (7 days), default 3600.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 604800, nullable = false)]
     pub expires_in: Option<i64>,
-    /// The link's holder can look but not change anything.
+    /// The link's holder can look but not change anything (default false).
     #[serde(default)]
+    #[schema(nullable = false)]
     pub read_only: Option<bool>,
-    /// Only these subscriptions (of the caller's tenant) are visible, and
-    /// none can be created.
+    /// Only these subscriptions (of the caller's tenant, not deleted) are
+    /// visible, and none can be created; absent: the whole tenant.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, min_items = 1, max_items = 100, nullable = false)]
     pub subscription_filter: Option<Vec<String>>,
 }
 
@@ -44,33 +48,48 @@ impl CreatePortalSessionRequest {
 }
 
 /// What creating a portal session answers: the link (shown only here).
-#[derive(Debug, Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PortalSessionCreatedResponse {
     pub id: Uuid,
+    /// The link to hand to the customer; its token is shown only here.
+    #[schema(format = "uri")]
     pub url: String,
     pub expires_at: DateTime<Utc>,
     pub read_only: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, nullable = false)]
     pub subscription_filter: Option<Vec<SubscriptionId>>,
 }
 
-#[derive(Debug, Serialize)]
+impl std::fmt::Debug for PortalSessionCreatedResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalSessionCreatedResponse")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One opening of the link.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PortalUseResponse {
     pub opened_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub request_id: Option<String>,
 }
 
 /// A portal session (link) and every use of it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PortalSessionResponse {
     pub id: Uuid,
     pub read_only: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, nullable = false)]
     pub subscription_filter: Option<Vec<SubscriptionId>>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub revoked_at: Option<DateTime<Utc>>,
     pub uses: Vec<PortalUseResponse>,
 }

@@ -11,15 +11,16 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use dto::{CreatePortalSessionRequest, PortalSessionCreatedResponse, PortalSessionResponse};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/portal-sessions", post(create))
-        .route("/portal-sessions/{id}", get(read).delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(read, revoke))
 }
 
 fn link_id(raw: &str) -> ApiResult<Uuid> {
@@ -31,6 +32,27 @@ fn link_id(raw: &str) -> ApiResult<Uuid> {
     })
 }
 
+/// Create a portal session
+///
+/// A signed link that opens the console for one of the tenant's own
+/// customers, for `expires_in` seconds (default one hour), optionally
+/// read-only and limited to some subscriptions. Every opening is recorded;
+/// the link can be revoked. Its token is shown only in this answer.
+#[utoipa::path(
+    post,
+    path = "/portal-sessions",
+    operation_id = "create_portal_session",
+    tag = "portal-sessions",
+    request_body(content = Option<CreatePortalSessionRequest>, description = "Optional.",
+        example = json!({"read_only": true, "expires_in": 900})),
+    responses(
+        (status = 201, description = "The link.", body = PortalSessionCreatedResponse,
+            example = json!({"id": "01938f6e-5c1a-7b2e-9f00-3a1b2c3d4e5f",
+                "url": "https://hooks.example.com/console/portal?token=hlp_AZOPblwaey6fADobLD1OX0sSxNgDT2a5rGh0mq0eyAJq6i3DdmB1nM4hNZ3ZwGkr",
+                "expires_at": "2026-12-03T10:15:00Z", "read_only": true})),
+        (status = 400, description = "- `validation_error`: `expires_in` is not 1–604800, or `subscription_filter` is empty, over 100, not UUIDs or names a subscription the tenant does not have"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -51,6 +73,24 @@ async fn create(
     )
 }
 
+/// Read a portal session
+///
+/// The link and every opening of it.
+#[utoipa::path(
+    get,
+    path = "/portal-sessions/{id}",
+    operation_id = "get_portal_session",
+    tag = "portal-sessions",
+    params(("id" = Uuid, Path, description = "The link's id.")),
+    responses(
+        (status = 200, description = "The link and its uses.", body = PortalSessionResponse,
+            example = json!({"id": "01938f6e-5c1a-7b2e-9f00-3a1b2c3d4e5f", "read_only": true,
+                "created_at": "2026-12-03T10:00:00Z", "expires_at": "2026-12-03T10:15:00Z",
+                "uses": [{"opened_at": "2026-12-03T10:02:11Z", "request_id": "01938f70-1d2e-7c3f-8a4b-5c6d7e8f9a0b"}]})),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 404, description = "- `not_found`: the tenant has no such portal session"),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -60,6 +100,23 @@ async fn read(
     Ok(Json(PortalSessionResponse::from(view)).into_response())
 }
 
+/// Revoke a portal session
+///
+/// The link stops opening, and console sessions opened with it end at
+/// their next request. Revoking twice is the same as once.
+#[utoipa::path(
+    delete,
+    path = "/portal-sessions/{id}",
+    operation_id = "revoke_portal_session",
+    tag = "portal-sessions",
+    params(("id" = Uuid, Path, description = "The link's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 404, description = "- `not_found`: the tenant has no such portal session"),
+        (status = 409, description = "- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
