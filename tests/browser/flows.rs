@@ -172,7 +172,7 @@ fn send_test_shows_a_delivered_entry_in_the_log_as_it_happens() {
         let row = find(&c, "#delivery-log tr[data-status='delivered']").await;
         assert!(row.text().await.unwrap().contains("webhook.test"));
         assert_eq!(rx.count(), 1);
-        assert_eq!(rx.received()[0].header("webhook-id").is_some(), true);
+        assert!(rx.received()[0].header("webhook-id").is_some());
         screenshot(&c, "subscription").await;
     });
 }
@@ -537,7 +537,7 @@ fn history_dashboard_event_types_and_request_traces_show_the_log() {
             .unwrap();
         wait_text(&c, "Subscribed").await;
         let page = body_text(&c).await;
-        assert!(page.contains(&format!("api_key:")), "who");
+        assert!(page.contains("api_key:"), "who");
         assert!(
             !page.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
             "secrets never shown"

@@ -43,8 +43,10 @@ fn start() -> Harness {
     let port = free_port();
     let me = std::process::id();
     // chromedriver and the browser it starts live in a process group of
-    // their own; the watchdog ends the group once this process is gone.
-    std::process::Command::new("setsid")
+    // their own; the watchdog ends the group once this process is gone (it
+    // outlives this process by design, so it is not waited for).
+    #[allow(clippy::zombie_processes)]
+    let _watchdog = std::process::Command::new("setsid")
         .arg("sh")
         .arg("-c")
         .arg(format!(
