@@ -13,6 +13,7 @@ pub mod ids;
 pub mod message;
 pub mod outcome;
 pub mod payload;
+pub mod portal;
 pub mod retry;
 pub mod sealed;
 pub mod serde_helpers;

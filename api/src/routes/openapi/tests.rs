@@ -104,6 +104,8 @@ fn routes_are_registered_only_with_their_documentation() {
         ("GET", "/v1/audit/events"),
         ("PATCH", "/v1/settings"),
         ("POST", "/v1/api-keys/rotate"),
+        ("POST", "/v1/portal-sessions"),
+        ("DELETE", "/v1/portal-sessions/{id}"),
         ("DELETE", "/admin/tenants/{id}/keys/{key_id}"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
@@ -116,7 +118,7 @@ fn routes_are_registered_only_with_their_documentation() {
             "{method} {path}"
         );
     }
-    assert_eq!(ops.len(), 47, "operations: {ids:?}");
+    assert_eq!(ops.len(), 50, "operations: {ids:?}");
 }
 
 #[test]
