@@ -11,6 +11,7 @@ pub mod commitment;
 pub mod context;
 pub mod deliveries;
 pub mod error;
+pub mod flow;
 pub mod fold;
 pub mod health;
 pub mod history;

@@ -8,6 +8,7 @@ use cqrs_es::Aggregate;
 use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
+use hookline_application::flow::FlowController;
 use hookline_application::health::HealthService;
 use hookline_application::ports::SecretCipher;
 use hookline_application::replay::ReplayService;
@@ -29,6 +30,7 @@ use hookline_infrastructure::postgres::deliveries::{
     PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
 };
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
+use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
 use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
@@ -223,17 +225,20 @@ impl Services {
         };
         let a = Adapters::new(settings, database, &consumers);
         let (batched, batchers) = GroupCommit::start(a.deliveries.clone(), 3);
-        let subscriptions = Arc::new(SubscriptionService::new(
-            shared.clone(),
-            a.subscriptions.clone(),
-            a.subscription_read.clone(),
-            SubscriptionSettings {
-                allow_list: settings.allow_private_targets.clone(),
-                rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
-                    .unwrap_or_else(|_| chrono::Duration::days(1)),
-                max_per_tenant: settings.max_subscriptions_per_tenant,
-            },
-        ));
+        let subscriptions = Arc::new(
+            SubscriptionService::new(
+                shared.clone(),
+                a.subscriptions.clone(),
+                a.subscription_read.clone(),
+                SubscriptionSettings {
+                    allow_list: settings.allow_private_targets.clone(),
+                    rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
+                        .unwrap_or_else(|_| chrono::Duration::days(1)),
+                    max_per_tenant: settings.max_subscriptions_per_tenant,
+                },
+            )
+            .with_flow(Arc::new(PgFlowControl::new(database.db.pool.clone()))),
+        );
         let catalogue = Arc::new(CatalogueService::new(
             shared.clone(),
             a.catalogue,
@@ -308,6 +313,13 @@ impl Services {
         }
         if let Some(settings) = settings.filter(|s| s.role.runs_workers()) {
             tasks.push(self.start_worker(settings, shutdown)?);
+            let controller = Arc::new(FlowController::new(
+                self.shared.clone(),
+                self.subscription_store.clone(),
+                Arc::new(PgFlowControl::new(self.background_log.pool().clone())),
+                settings.flow.clone(),
+            ));
+            tasks.push(tokio::spawn(controller.run(shutdown.clone())));
         }
         Ok(tasks)
     }
@@ -341,6 +353,7 @@ impl Services {
             Arc::new(sender),
             self.directory.clone(),
             recorder,
+            Arc::new(PgFlowControl::new(self.background_log.pool().clone())),
             WorkerSettings {
                 worker_id,
                 concurrency: settings.worker_concurrency,

@@ -13,7 +13,7 @@ use crate::ports::{
 };
 use crate::shared::Shared;
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_domain::delivery::{Delivery, EnqueueDelivery};
+use hookline_domain::delivery::{Delivery, EnqueueDelivery, SkipDelivery};
 use hookline_domain::message::{Message, PublishMessage};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::{DeliveryId, EventId, EventType, SubscriptionId, TenantId, ValidationError};
@@ -101,6 +101,10 @@ pub struct PublishEvent {
 pub struct PublishedDelivery {
     pub id: DeliveryId,
     pub subscription_id: SubscriptionId,
+    /// Recorded but not attempted: the subscription is disabled (first
+    /// answers stored before skipping existed have none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 /// What publishing did; stored as the first answer to an idempotent
@@ -202,7 +206,7 @@ impl PublishService {
             .catalogue
             .admit(ctx.tenant_id, &event.event_type, &event.data)
             .await?;
-        let subscriptions = self.directory.active_for_tenant(ctx.tenant_id).await?;
+        let subscriptions = self.directory.live_for_tenant(ctx.tenant_id).await?;
         let matching: Vec<&SubscriptionState> = subscriptions
             .iter()
             .filter(|s| s.events.matches(&event.event_type))
@@ -211,7 +215,7 @@ impl PublishService {
             return Err(AppError::NothingFound {
                 code: "no_subscriptions",
                 detail: format!(
-                    "no active subscription of this tenant listens to '{}'; nothing was enqueued",
+                    "no subscription of this tenant (active or disabled) listens to '{}'; nothing was enqueued",
                     event.event_type
                 ),
             });
@@ -318,23 +322,35 @@ impl PublishService {
         let mut deliveries = Vec::with_capacity(subscriptions.len());
         for sub in subscriptions {
             let delivery_id = DeliveryId::from_uuid(self.shared.entropy.new_id());
+            let mut events = vec![Delivery::enqueue_new(EnqueueDelivery {
+                delivery_id,
+                tenant_id: ctx.tenant_id,
+                subscription_id: sub.id,
+                event_id: envelope.id,
+                event_type: event_type.clone(),
+                url: sub.url.to_string(),
+                at,
+            })];
+            // Nothing is lost while a subscription is disabled: the
+            // delivery is recorded, skipped, and sent by a later recovery.
+            let skipped = sub.status == SubscriptionStatus::Disabled;
+            if skipped {
+                events.push(Delivery::skip_new(SkipDelivery {
+                    tenant_id: ctx.tenant_id,
+                    reason: "the subscription is disabled".into(),
+                    at,
+                }));
+            }
             batch.add(Change::<Delivery> {
                 aggregate_id: delivery_id.to_string(),
                 version: 0,
-                events: vec![Delivery::enqueue_new(EnqueueDelivery {
-                    delivery_id,
-                    tenant_id: ctx.tenant_id,
-                    subscription_id: sub.id,
-                    event_id: envelope.id,
-                    event_type: event_type.clone(),
-                    url: sub.url.to_string(),
-                    at,
-                })],
+                events,
                 metadata: metadata.clone(),
             })?;
             deliveries.push(PublishedDelivery {
                 id: delivery_id,
                 subscription_id: sub.id,
+                skipped,
             });
         }
         let published = Published {

@@ -236,11 +236,13 @@ pub trait SubscriptionReadModel: Send + Sync {
 
 mod catalogue;
 mod deliveries;
+mod flow;
 mod operations;
 mod store;
 mod tenants;
 pub use catalogue::*;
 pub use deliveries::*;
+pub use flow::*;
 pub use operations::*;
 pub use store::*;
 pub use tenants::*;

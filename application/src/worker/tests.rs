@@ -68,6 +68,7 @@ async fn setup() -> Setup {
                 signature_scheme: SignatureScheme::default(),
                 secret: sealed,
                 secret_hint: SecretHint::of(secret.expose()),
+                rate_limit: None,
                 at: t0(),
             }),
             &crate::testing::metadata(),
@@ -298,17 +299,29 @@ async fn stale_outcomes_are_dropped_and_conflicts_fall_back_to_single_commands()
         s.events_of(&other).as_slice(),
         [DeliveryEvent::DeliverySucceeded { .. }]
     ));
-    // Skipped (the subscription went away): abandoned.
-    let skipped = s.enqueue(3).await;
+    // The subscription went away: abandoned.
+    let gone = s.enqueue(3).await;
     s.recorder
-        .record(vec![Outcome::Skipped {
-            due: skipped.clone(),
+        .record(vec![Outcome::Abandoned {
+            due: gone.clone(),
             reason: "the subscription was deleted".into(),
         }])
         .await;
     assert!(matches!(
-        s.events_of(&skipped).as_slice(),
+        s.events_of(&gone).as_slice(),
         [DeliveryEvent::DeliveryAbandoned { .. }]
+    ));
+    // The subscription is disabled: skipped, kept for a recovery.
+    let skipped = s.enqueue(4).await;
+    s.recorder
+        .record(vec![Outcome::Skipped {
+            due: skipped.clone(),
+            reason: "the subscription is disabled".into(),
+        }])
+        .await;
+    assert!(matches!(
+        s.events_of(&skipped).as_slice(),
+        [DeliveryEvent::DeliverySkipped { .. }]
     ));
 }
 
@@ -329,6 +342,7 @@ async fn the_worker_claims_signs_sends_and_records() {
         sender.clone(),
         s.world.subscriptions(),
         s.recorder.clone(),
+        Arc::new(crate::testing::MemoryFlow::new(s.world.clock.clone())),
         WorkerSettings {
             worker_id: "w1".into(),
             concurrency: 4,

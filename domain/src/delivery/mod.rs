@@ -11,7 +11,7 @@ mod tests;
 
 pub use aggregate::{Delivery, DeliveryState, DeliveryStatus};
 pub use commands::{
-    AbandonDelivery, AttemptFailure, AttemptSuccess, DeliveryCommand, EnqueueDelivery,
+    AbandonDelivery, SkipDelivery, AttemptFailure, AttemptSuccess, DeliveryCommand, EnqueueDelivery,
     RetryDelivery,
 };
 pub use error::DeliveryError;

@@ -4,6 +4,7 @@
 //! Every key of the file is the environment variable's name without the
 //! `HOOKLINE_` prefix, in lowercase (`max_body_bytes = 262144`).
 
+use hookline_application::flow::FlowSettings;
 use hookline_domain::retry::RetryPolicy;
 use hookline_domain::AllowList;
 use serde::Deserialize;
@@ -107,6 +108,8 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     /// Most subscriptions (not deleted) one tenant may have.
     pub max_subscriptions_per_tenant: u64,
+    /// Circuit breaker and auto-disable.
+    pub flow: FlowSettings,
 }
 
 /// The file/environment layer: every field optional.
@@ -135,6 +138,10 @@ struct Raw {
     worker_lease_seconds: Option<String>,
     idempotency_ttl_seconds: Option<String>,
     max_subscriptions_per_tenant: Option<String>,
+    circuit_failure_threshold: Option<String>,
+    circuit_probe_min_seconds: Option<String>,
+    circuit_probe_max_seconds: Option<String>,
+    auto_disable_after: Option<String>,
 }
 
 /// TOML values may be numbers or strings; both end up as text to parse.
@@ -234,7 +241,11 @@ impl Settings {
             worker_concurrency,
             worker_lease_seconds,
             idempotency_ttl_seconds,
-            max_subscriptions_per_tenant
+            max_subscriptions_per_tenant,
+            circuit_failure_threshold,
+            circuit_probe_min_seconds,
+            circuit_probe_max_seconds,
+            auto_disable_after
         );
         if raw.database_url.is_none() {
             raw.database_url = env("DATABASE_URL");
@@ -295,6 +306,12 @@ impl Settings {
             ),
             max_subscriptions_per_tenant: MAX_SUBSCRIPTIONS_PER_TENANT
                 .read(raw.max_subscriptions_per_tenant)?,
+            flow: flow_settings(
+                raw.circuit_failure_threshold,
+                raw.circuit_probe_min_seconds,
+                raw.circuit_probe_max_seconds,
+                raw.auto_disable_after,
+            )?,
         })
     }
 

@@ -8,6 +8,7 @@ pub mod checkpoints;
 pub mod copy;
 pub mod deliveries;
 pub mod directory;
+pub mod flow;
 pub mod health;
 pub mod local;
 pub mod log_reader;

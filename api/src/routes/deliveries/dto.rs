@@ -163,6 +163,9 @@ pub struct PublishedResponse {
 pub struct PublishedDeliveryResponse {
     pub id: DeliveryId,
     pub subscription_id: SubscriptionId,
+    /// `pending` (it will be attempted) or `skipped` (its subscription is
+    /// disabled: recorded, sent by a recovery after enabling it).
+    pub status: &'static str,
 }
 
 impl From<PublishedDelivery> for PublishedDeliveryResponse {
@@ -170,6 +173,7 @@ impl From<PublishedDelivery> for PublishedDeliveryResponse {
         Self {
             id: d.id,
             subscription_id: d.subscription_id,
+            status: if d.skipped { "skipped" } else { "pending" },
         }
     }
 }

@@ -20,11 +20,13 @@ use uuid::Uuid;
 
 pub const VIEW_TABLE: &str = "deliveries_view";
 pub const ATTEMPTS_TABLE: &str = "delivery_attempts";
+pub const HEALTH_TABLE: &str = "subscription_health";
 
 #[derive(Debug, Clone)]
 pub struct DeliveriesProjection {
     view: String,
     attempts: String,
+    health: String,
     /// The due queue, maintained in the same transaction from the same
     /// parsed events.
     queue: Option<QueueProjection>,
@@ -32,7 +34,40 @@ pub struct DeliveriesProjection {
 
 impl Default for DeliveriesProjection {
     fn default() -> Self {
-        Self::new(VIEW_TABLE, ATTEMPTS_TABLE)
+        Self::new("")
+    }
+}
+
+/// What a batch's attempts say about one subscription's run of failures.
+#[derive(Debug, Default)]
+struct Run {
+    tenant_id: Uuid,
+    /// Failures after the batch's last success (all of them without one).
+    failures: i32,
+    /// The first of those failures.
+    failing_since: Option<DateTime<Utc>>,
+    /// The batch's last success.
+    success: Option<(DateTime<Utc>, Uuid)>,
+    last_failure: Option<serde_json::Value>,
+}
+
+impl Run {
+    fn add(&mut self, a: &AttemptRecord) {
+        if a.outcome == hookline_domain::delivery::DeliveryStatus::Delivered {
+            self.success = Some((a.started_at, *a.delivery_id.as_uuid()));
+            self.failures = 0;
+            self.failing_since = None;
+        } else {
+            self.failures += 1;
+            self.failing_since.get_or_insert(a.started_at);
+            self.last_failure = Some(serde_json::json!({
+                "delivery_id": a.delivery_id,
+                "error_kind": a.error_kind.unwrap_or(ErrorKind::Other),
+                "status_code": a.status_code,
+                "message": a.error_message.clone().unwrap_or_default(),
+                "failed_at": a.started_at,
+            }));
+        }
     }
 }
 
@@ -53,12 +88,82 @@ struct AttemptRow {
 }
 
 impl DeliveriesProjection {
-    pub fn new(view: impl Into<String>, attempts: impl Into<String>) -> Self {
+    /// `suffix` names fresh tables for a rebuild.
+    pub fn new(suffix: &str) -> Self {
         Self {
-            view: view.into(),
-            attempts: attempts.into(),
+            view: format!("{VIEW_TABLE}{suffix}"),
+            attempts: format!("{ATTEMPTS_TABLE}{suffix}"),
+            health: format!("{HEALTH_TABLE}{suffix}"),
             queue: None,
         }
+    }
+
+    /// Folds the batch's attempts into each subscription's run of
+    /// failures: one statement for every subscription the batch touched.
+    async fn update_health(
+        &self,
+        conn: &mut PgConnection,
+        attempts: &[AttemptRow],
+    ) -> Result<(), sqlx::Error> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut runs: HashMap<Uuid, Run> = HashMap::new();
+        for a in attempts {
+            let run = runs.entry(*a.record.subscription_id.as_uuid()).or_default();
+            run.tenant_id = a.tenant_id;
+            run.add(&a.record);
+        }
+        let n = runs.len();
+        let (mut subs, mut tenants, mut failures) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut since, mut success_at, mut success_delivery, mut last) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (sub, run) in runs {
+            subs.push(sub);
+            tenants.push(run.tenant_id);
+            failures.push(run.failures);
+            since.push(run.failing_since);
+            success_at.push(run.success.map(|s| s.0));
+            success_delivery.push(run.success.map(|s| s.1));
+            last.push(run.last_failure);
+        }
+        // A batch with a success starts the run afresh; one without extends
+        // it.
+        sqlx::query(&format!(
+            "INSERT INTO {t} AS h (subscription_id, tenant_id, consecutive_failures, failing_since,
+                                   last_success_at, last_success_delivery, last_failure)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[], $4::timestamptz[],
+                                  $5::timestamptz[], $6::uuid[], $7::jsonb[])
+             ON CONFLICT (subscription_id) DO UPDATE SET
+               consecutive_failures = CASE WHEN EXCLUDED.last_success_at IS NOT NULL
+                   THEN EXCLUDED.consecutive_failures
+                   ELSE h.consecutive_failures + EXCLUDED.consecutive_failures END,
+               failing_since = CASE WHEN EXCLUDED.last_success_at IS NOT NULL
+                   THEN EXCLUDED.failing_since
+                   ELSE COALESCE(h.failing_since, EXCLUDED.failing_since) END,
+               last_success_at = COALESCE(EXCLUDED.last_success_at, h.last_success_at),
+               last_success_delivery = COALESCE(EXCLUDED.last_success_delivery, h.last_success_delivery),
+               last_failure = COALESCE(EXCLUDED.last_failure, h.last_failure)",
+            t = self.health
+        ))
+        .bind(subs)
+        .bind(tenants)
+        .bind(failures)
+        .bind(since)
+        .bind(success_at)
+        .bind(success_delivery)
+        .bind(last)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     #[must_use]
@@ -347,6 +452,7 @@ impl Projection for DeliveriesProjection {
         }
         self.insert_views(conn, &new).await?;
         self.update_views(conn, changed).await?;
+        self.update_health(conn, &attempts).await?;
         self.write_attempts(conn, attempts).await?;
         if let Some(queue) = &self.queue {
             queue.apply_parsed(conn, parsed).await?;

@@ -394,13 +394,11 @@ impl ProjectionWaiter for Projections {
     }
 }
 
-/// The delivery read models (`deliveries_view`, `delivery_attempts`) and the
-/// due queue, maintained together as the `deliveries` projection. `suffix`
-/// names fresh tables for a rebuild.
+/// The delivery read models (`deliveries_view`, `delivery_attempts`,
+/// `subscription_health`) and the due queue, maintained together as the
+/// `deliveries` projection. `suffix` names fresh tables for a rebuild.
 pub fn deliveries_projection(suffix: &str, due: Wakeup) -> deliveries::DeliveriesProjection {
-    let view = format!("{}{suffix}", deliveries::VIEW_TABLE);
-    let attempts = format!("{}{suffix}", deliveries::ATTEMPTS_TABLE);
     let queue = format!("{}{suffix}", queue::TABLE);
-    deliveries::DeliveriesProjection::new(view, attempts)
+    deliveries::DeliveriesProjection::new(suffix)
         .with_queue(queue::QueueProjection::new(queue, due))
 }

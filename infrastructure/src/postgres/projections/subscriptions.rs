@@ -2,6 +2,7 @@
 //! per subscription with its folded state (secrets still sealed) and copies
 //! of the columns lists filter and sort on.
 
+use super::deliveries::HEALTH_TABLE;
 use super::{Projection, ProjectionError};
 use crate::postgres::log_reader::unavailable;
 use async_trait::async_trait;
@@ -84,6 +85,7 @@ impl Projection for SubscriptionsProjection {
             rows.insert(id, (Subscription::from(state), row.try_get("version")?));
         }
         let mut touched = Vec::new();
+        let mut restarted: Vec<Uuid> = Vec::new();
         for event in events {
             let id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|e| ProjectionError::bad_event(event, e))?;
@@ -96,6 +98,13 @@ impl Projection for SubscriptionsProjection {
                 .or_insert_with(|| (Subscription::default(), 0));
             if event.sequence <= entry.1 {
                 continue; // already applied (a rebuild restarted mid-way)
+            }
+            if matches!(
+                parsed,
+                SubscriptionEvent::SubscriptionEnabled { .. }
+                    | SubscriptionEvent::EndpointCircuitClosed { .. }
+            ) {
+                restarted.push(id);
             }
             entry.0.apply_event(parsed);
             entry.1 = event.sequence;
@@ -129,6 +138,18 @@ impl Projection for SubscriptionsProjection {
             .bind(state.updated_at)
             .bind(*version)
             .bind(json)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // Enabling a subscription or closing its circuit starts its run of
+        // failures afresh (the live read model only: a rebuild's copy has
+        // its own projection of attempts).
+        if self.table == TABLE && !restarted.is_empty() {
+            sqlx::query(&format!(
+                "UPDATE {HEALTH_TABLE} SET consecutive_failures = 0, failing_since = NULL
+                  WHERE subscription_id = ANY($1)"
+            ))
+            .bind(&restarted)
             .execute(&mut *conn)
             .await?;
         }

@@ -8,7 +8,7 @@ use super::catalogue::{EventTypesProjection, TABLE as EVENT_TYPES};
 use super::checkpoints;
 use super::log_reader::decode;
 use super::log_reader::unavailable;
-use super::projections::deliveries::{ATTEMPTS_TABLE, VIEW_TABLE};
+use super::projections::deliveries::{ATTEMPTS_TABLE, HEALTH_TABLE, VIEW_TABLE};
 use super::projections::deliveries_projection;
 use super::projections::queue::TABLE as QUEUE_TABLE;
 use super::projections::subscriptions::{SubscriptionsProjection, TABLE as SUBSCRIPTIONS_TABLE};
@@ -64,7 +64,7 @@ impl Rebuildable {
             Self::Tenants => &[TENANTS_VIEW, TENANT_KEYS],
             Self::EventTypes => &[EVENT_TYPES],
             Self::Subscriptions => &[SUBSCRIPTIONS_TABLE],
-            Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE, QUEUE_TABLE],
+            Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE, HEALTH_TABLE, QUEUE_TABLE],
         }
     }
 
