@@ -18,6 +18,7 @@ mod errors;
 mod event_log;
 mod manual_retry;
 mod memory;
+mod openapi;
 mod outcomes;
 mod process;
 mod projections;

@@ -111,7 +111,8 @@ impl Application {
                 max_body_bytes: settings.max_body_bytes,
                 timeout: settings.request_timeout,
             },
-        );
+        )
+        .context("serialising the OpenAPI document")?;
         let listener = if settings.role.serves_api() {
             Some(
                 tokio::net::TcpListener::bind(settings.listen)
