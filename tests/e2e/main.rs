@@ -16,6 +16,7 @@ mod crash;
 mod delivery;
 mod errors;
 mod event_log;
+mod flow;
 mod manual_retry;
 mod memory;
 mod openapi;

@@ -154,7 +154,12 @@ async fn an_event_reaches_the_tenants_matching_subscriptions_and_is_skipped_for_
         .map(|d| d.subscription_id)
         .collect();
     assert_eq!(skipped, vec![disabled]);
-    assert!(s.world.log.of(Delivery::TYPE).iter().any(|e| e.event_type == "DeliverySkipped"));
+    assert!(s
+        .world
+        .log
+        .of(Delivery::TYPE)
+        .iter()
+        .any(|e| e.event_type == "DeliverySkipped"));
     // One body for all, stored once in the message the deliveries name.
     let enqueued = s.enqueued();
     assert_eq!(enqueued.len(), 4);

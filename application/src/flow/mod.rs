@@ -157,7 +157,11 @@ impl FlowController {
     pub async fn tick(&self) -> Result<Tick, AppError> {
         let mut done = Tick::default();
         let now = self.shared.clock.now();
-        for f in self.control.failing(self.settings.circuit_threshold).await? {
+        for f in self
+            .control
+            .failing(self.settings.circuit_threshold)
+            .await?
+        {
             let Some(cause) = f.last_failure else {
                 continue;
             };
@@ -176,7 +180,9 @@ impl FlowController {
                     tracing::warn!(subscription_id = %id, failures = f.consecutive_failures, parked, "circuit opened");
                     done.opened += 1;
                 }
-                Err(e) => tracing::warn!(subscription_id = %id, error = %e, "could not open the circuit"),
+                Err(e) => {
+                    tracing::warn!(subscription_id = %id, error = %e, "could not open the circuit")
+                }
             }
         }
         for r in self.control.recovered().await? {
@@ -192,7 +198,9 @@ impl FlowController {
                     tracing::info!(subscription_id = %id, released, "circuit closed");
                     done.closed += 1;
                 }
-                Err(e) => tracing::warn!(subscription_id = %id, error = %e, "could not close the circuit"),
+                Err(e) => {
+                    tracing::warn!(subscription_id = %id, error = %e, "could not close the circuit")
+                }
             }
         }
         for p in self.control.probes_due(now).await? {
@@ -212,7 +220,9 @@ impl FlowController {
                     tracing::info!(subscription_id = %id, delivery_id = %p.delivery_id, "circuit probe released");
                     done.probed += 1;
                 }
-                Err(e) => tracing::warn!(subscription_id = %id, error = %e, "could not release a probe"),
+                Err(e) => {
+                    tracing::warn!(subscription_id = %id, error = %e, "could not release a probe")
+                }
             }
         }
         let cutoff: DateTime<Utc> = now - chrono(self.settings.auto_disable_after);

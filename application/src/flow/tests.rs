@@ -11,7 +11,7 @@ use cqrs_es::Aggregate;
 use hookline_domain::outcome::ErrorKind;
 use hookline_domain::subscription::{FailureCause, Subscribe, SubscriptionStatus};
 use hookline_domain::{
-    AllowList, DeliveryId, EventFilter, SecretHint, Sealed, SignatureScheme, SubscriptionId,
+    AllowList, DeliveryId, EventFilter, Sealed, SecretHint, SignatureScheme, SubscriptionId,
     TargetUrl,
 };
 use uuid::Uuid;

@@ -59,8 +59,11 @@ pub trait FlowControl: Send + Sync {
     ///
     /// # Errors
     /// Storage errors.
-    async fn park(&self, subscription: SubscriptionId, until: DateTime<Utc>)
-        -> Result<u64, AppError>;
+    async fn park(
+        &self,
+        subscription: SubscriptionId,
+        until: DateTime<Utc>,
+    ) -> Result<u64, AppError>;
 
     /// Parks deliveries this worker leased (of open circuits) until
     /// `until`, like `park` does.

@@ -31,8 +31,11 @@ impl SubscriptionService {
                     .get(tenant, id)
                     .await?
                     .ok_or_else(|| AppError::not_found("subscription", id))?;
-                let mut view =
-                    SubscriptionView::render(&record.state, self.shared.cipher.as_ref(), self.now())?;
+                let mut view = SubscriptionView::render(
+                    &record.state,
+                    self.shared.cipher.as_ref(),
+                    self.now(),
+                )?;
                 self.fill_backlog(std::slice::from_mut(&mut view)).await?;
                 view
             }
@@ -99,7 +102,10 @@ impl SubscriptionService {
     }
 
     /// Each view's waiting deliveries (one query for all of them).
-    pub(super) async fn fill_backlog(&self, views: &mut [SubscriptionView]) -> Result<(), AppError> {
+    pub(super) async fn fill_backlog(
+        &self,
+        views: &mut [SubscriptionView],
+    ) -> Result<(), AppError> {
         let Some(flow) = &self.flow else {
             return Ok(());
         };

@@ -349,7 +349,10 @@ impl crate::ports::FlowControl for MemoryFlow {
         Ok(std::mem::take(&mut *self.failing_since.lock().unwrap()))
     }
 
-    async fn probes_due(&self, _now: DateTime<Utc>) -> Result<Vec<crate::ports::ProbeDue>, AppError> {
+    async fn probes_due(
+        &self,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<crate::ports::ProbeDue>, AppError> {
         Ok(std::mem::take(&mut *self.probes.lock().unwrap()))
     }
 

@@ -258,7 +258,9 @@ impl DeliveryReadModel for LogDeliveries {
                     && r.created_at >= since
                     && matches!(
                         r.status,
-                        DeliveryStatus::Failed | DeliveryStatus::Abandoned | DeliveryStatus::Skipped
+                        DeliveryStatus::Failed
+                            | DeliveryStatus::Abandoned
+                            | DeliveryStatus::Skipped
                     )
             })
             .map(|r| r.id)

@@ -200,11 +200,7 @@ impl Worker {
             parked,
         } = self.sort(claimed).await;
         for (until, ids) in parked {
-            if let Err(e) = self
-                .flow
-                .hold(&self.settings.worker_id, &ids, until)
-                .await
-            {
+            if let Err(e) = self.flow.hold(&self.settings.worker_id, &ids, until).await {
                 // Their leases expire instead; they are held again then.
                 tracing::warn!(error = %e, "could not park deliveries behind an open circuit");
             }

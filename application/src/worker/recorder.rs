@@ -51,9 +51,9 @@ pub enum Outcome {
 impl Outcome {
     fn due(&self) -> &DueDelivery {
         match self {
-            Self::Attempted { due, .. } | Self::Skipped { due, .. } | Self::Abandoned { due, .. } => {
-                due
-            }
+            Self::Attempted { due, .. }
+            | Self::Skipped { due, .. }
+            | Self::Abandoned { due, .. } => due,
         }
     }
 }

@@ -11,8 +11,8 @@ mod tests;
 
 pub use aggregate::{Delivery, DeliveryState, DeliveryStatus};
 pub use commands::{
-    AbandonDelivery, SkipDelivery, AttemptFailure, AttemptSuccess, DeliveryCommand, EnqueueDelivery,
-    RetryDelivery,
+    AbandonDelivery, AttemptFailure, AttemptSuccess, DeliveryCommand, EnqueueDelivery,
+    RetryDelivery, SkipDelivery,
 };
 pub use error::DeliveryError;
 pub use events::DeliveryEvent;

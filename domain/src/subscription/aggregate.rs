@@ -254,7 +254,10 @@ impl Subscription {
         }
     }
 
-    fn close_circuit(&self, cmd: &CloseCircuit) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
+    fn close_circuit(
+        &self,
+        cmd: &CloseCircuit,
+    ) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
         let state = self.live(cmd.tenant_id)?;
         if state.circuit.is_none() {
             return Ok(vec![]);

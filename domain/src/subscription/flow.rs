@@ -74,7 +74,9 @@ pub struct Circuit {
 /// with each probe, at most `max`.
 pub fn probe_interval(probes: u32, min: Duration, max: Duration) -> Duration {
     let factor = 1i32.checked_shl(probes.min(20)).unwrap_or(i32::MAX);
-    min.checked_mul(factor).map_or(max, |d| d.min(max)).max(min.min(max))
+    min.checked_mul(factor)
+        .map_or(max, |d| d.min(max))
+        .max(min.min(max))
 }
 
 #[cfg(test)]
@@ -96,7 +98,9 @@ mod tests {
     #[test]
     fn probe_intervals_grow_to_the_maximum() {
         let (min, max) = (Duration::seconds(30), Duration::minutes(10));
-        let got: Vec<i64> = (0..7).map(|p| probe_interval(p, min, max).num_seconds()).collect();
+        let got: Vec<i64> = (0..7)
+            .map(|p| probe_interval(p, min, max).num_seconds())
+            .collect();
         assert_eq!(got, [30, 60, 120, 240, 480, 600, 600]);
         assert_eq!(probe_interval(u32::MAX, min, max), max);
     }

@@ -140,7 +140,9 @@ pub(super) fn auto_disable_after(raw: Option<String>) -> Result<Duration, Config
         }
     };
     let n: u64 = parse_num(NAME, digits)?;
-    let secs = n.checked_mul(factor).filter(|s| (1..=3650 * 24 * 3600).contains(s));
+    let secs = n
+        .checked_mul(factor)
+        .filter(|s| (1..=3650 * 24 * 3600).contains(s));
     secs.map(Duration::from_secs).ok_or_else(|| {
         ConfigError(format!(
             "{NAME} must be between 1 second and 3650 days (got '{text}')"

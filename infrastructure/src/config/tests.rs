@@ -106,16 +106,25 @@ fn flow_settings_read_durations_with_units_and_check_ranges() {
     assert_eq!(s.auto_disable_after, Duration::from_secs(90));
     assert_eq!(s.circuit_threshold, 3);
     assert_eq!(
-        load(&[("HOOKLINE_AUTO_DISABLE_AFTER", "2h")]).unwrap().flow.auto_disable_after,
+        load(&[("HOOKLINE_AUTO_DISABLE_AFTER", "2h")])
+            .unwrap()
+            .flow
+            .auto_disable_after,
         Duration::from_secs(7200)
     );
     assert_eq!(
-        load(&[("HOOKLINE_AUTO_DISABLE_AFTER", "45")]).unwrap().flow.auto_disable_after,
+        load(&[("HOOKLINE_AUTO_DISABLE_AFTER", "45")])
+            .unwrap()
+            .flow
+            .auto_disable_after,
         Duration::from_secs(45)
     );
     for bad in ["0", "5w", "-1d", "d", ""] {
         let err = load(&[("HOOKLINE_AUTO_DISABLE_AFTER", bad)]).unwrap_err();
-        assert!(err.to_string().contains("HOOKLINE_AUTO_DISABLE_AFTER"), "{bad}: {err}");
+        assert!(
+            err.to_string().contains("HOOKLINE_AUTO_DISABLE_AFTER"),
+            "{bad}: {err}"
+        );
     }
     let err = load(&[
         ("HOOKLINE_CIRCUIT_PROBE_MIN_SECONDS", "60"),

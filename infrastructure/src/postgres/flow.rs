@@ -21,7 +21,8 @@ pub const PARKED: &str = "circuit";
 
 /// An open circuit, in SQL over `subscriptions_view s` (matches the
 /// partial index `subscriptions_view_circuit_open`).
-const CIRCUIT_OPEN: &str = "s.state -> 'circuit' IS NOT NULL AND s.state -> 'circuit' <> 'null'::jsonb";
+const CIRCUIT_OPEN: &str =
+    "s.state -> 'circuit' IS NOT NULL AND s.state -> 'circuit' <> 'null'::jsonb";
 
 #[derive(Debug, Clone)]
 pub struct PgFlowControl {
@@ -222,7 +223,9 @@ impl FlowControl for PgFlowControl {
             .map(|r| {
                 let probes: Option<i32> = r.try_get("probes").map_err(unavailable)?;
                 Ok(ProbeDue {
-                    subscription_id: SubscriptionId::from_uuid(r.try_get("id").map_err(unavailable)?),
+                    subscription_id: SubscriptionId::from_uuid(
+                        r.try_get("id").map_err(unavailable)?,
+                    ),
                     tenant_id: TenantId::from_uuid(r.try_get("tenant_id").map_err(unavailable)?),
                     probes: probes.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
                     delivery_id: DeliveryId::from_uuid(
@@ -245,9 +248,12 @@ impl FlowControl for PgFlowControl {
         .map_err(unavailable)?;
         rows.iter()
             .map(|r| {
-                let delivery: Option<Uuid> = r.try_get("last_success_delivery").map_err(unavailable)?;
+                let delivery: Option<Uuid> =
+                    r.try_get("last_success_delivery").map_err(unavailable)?;
                 Ok(Recovered {
-                    subscription_id: SubscriptionId::from_uuid(r.try_get("id").map_err(unavailable)?),
+                    subscription_id: SubscriptionId::from_uuid(
+                        r.try_get("id").map_err(unavailable)?,
+                    ),
                     tenant_id: TenantId::from_uuid(r.try_get("tenant_id").map_err(unavailable)?),
                     delivery_id: delivery.map(DeliveryId::from_uuid),
                 })

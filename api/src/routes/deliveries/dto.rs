@@ -213,6 +213,7 @@ pub struct PublishedDeliveryResponse {
     pub subscription_id: SubscriptionId,
     /// `pending` (it will be attempted) or `skipped` (its subscription is
     /// disabled: recorded, sent by a recovery after enabling it).
+    #[schema(value_type = String, pattern = "^(pending|skipped)$", example = "pending")]
     pub status: &'static str,
 }
 

@@ -84,8 +84,10 @@ pub struct CreateSubscriptionRequest {
     #[serde(default)]
     #[schema(value_type = Option<SignatureSchemeSchema>)]
     pub signature_scheme: Option<String>,
-    /// Attempts per second at most (1–10000); absent or null: no limit.
+    /// Attempts per second at most, across every worker (1–10000);
+    /// absent or null: no limit. Deliveries over it wait in the queue.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit: Option<i64>,
 }
 
@@ -176,7 +178,15 @@ impl CreateSubscriptionRequest {
             None => Some(None),
         };
         v.finish()?;
-        match (url, events, secret, headers, description, scheme, rate_limit) {
+        match (
+            url,
+            events,
+            secret,
+            headers,
+            description,
+            scheme,
+            rate_limit,
+        ) {
             (
                 Some(url),
                 Some(events),
@@ -227,8 +237,9 @@ pub struct UpdateSubscriptionRequest {
     #[serde(default)]
     #[schema(value_type = Option<SignatureSchemeSchema>)]
     pub signature_scheme: Option<String>,
-    /// `null` removes the limit.
+    /// Attempts per second at most (1–10000); `null` removes the limit.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000)]
     pub rate_limit: Option<Option<i64>>,
     /// Accepted only to explain that secrets change through rotation.
     #[serde(default)]
@@ -483,6 +494,7 @@ pub struct SubscriptionResponse {
     pub circuit: Option<CircuitResponse>,
     /// Deliveries waiting in the queue (in current reads).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub backlog: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -524,9 +536,11 @@ impl From<SubscriptionView> for SubscriptionResponse {
     }
 }
 
-/// An open circuit.
-#[derive(Debug, Serialize)]
+/// An open circuit: attempts stop but for one probe per interval.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CircuitResponse {
+    /// Always `open` (a closed circuit is `null`).
+    #[schema(value_type = String, example = "open")]
     pub state: &'static str,
     pub opened_at: DateTime<Utc>,
     pub consecutive_failures: u32,
@@ -536,9 +550,12 @@ pub struct CircuitResponse {
     pub next_probe_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+/// The failed attempt that opened a circuit.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CircuitCauseResponse {
+    #[schema(value_type = uuid::Uuid)]
     pub delivery_id: hookline_domain::DeliveryId,
+    #[schema(value_type = crate::routes::openapi::schemas::ErrorKindSchema)]
     pub error_kind: hookline_domain::outcome::ErrorKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,

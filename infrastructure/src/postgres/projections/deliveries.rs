@@ -452,7 +452,9 @@ impl Projection for DeliveriesProjection {
         }
         self.insert_views(conn, &new).await?;
         self.update_views(conn, changed).await?;
-        self.update_health(conn, &attempts).await?;
+        if self.health == HEALTH_TABLE {
+            self.update_health(conn, &attempts).await?;
+        }
         self.write_attempts(conn, attempts).await?;
         if let Some(queue) = &self.queue {
             queue.apply_parsed(conn, parsed).await?;
@@ -464,5 +466,51 @@ impl Projection for DeliveriesProjection {
         if let Some(queue) = &self.queue {
             queue.after_commit(events);
         }
+    }
+
+    /// A rebuild computes each subscription's run of failures from its
+    /// attempts at the end (its lanes apply deliveries in parallel, so the
+    /// live, batch-by-batch update cannot run during it): failed attempts
+    /// started after the last success and after the subscription was last
+    /// enabled or its circuit closed.
+    async fn rebuilt(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::query(&format!(
+            "WITH ok AS (
+                 SELECT DISTINCT ON (subscription_id) subscription_id, started_at, delivery_id
+                   FROM {a} WHERE outcome = 'delivered'
+                  ORDER BY subscription_id, started_at DESC, position DESC),
+             since AS (
+                 SELECT s.id AS subscription_id,
+                        GREATEST(ok.started_at, (s.state ->> 'flow_reset_at')::timestamptz) AS after
+                   FROM subscriptions_view s LEFT JOIN ok ON ok.subscription_id = s.id),
+             runs AS (
+                 SELECT a.subscription_id, count(*)::int AS n, min(a.started_at) AS first
+                   FROM {a} a LEFT JOIN since USING (subscription_id)
+                  WHERE a.outcome <> 'delivered' AND (since.after IS NULL OR a.started_at > since.after)
+                  GROUP BY a.subscription_id),
+             last_failure AS (
+                 SELECT DISTINCT ON (subscription_id) subscription_id,
+                        jsonb_build_object('delivery_id', delivery_id,
+                                           'error_kind', COALESCE(error_kind, 'other'),
+                                           'status_code', status_code,
+                                           'message', COALESCE(error_message, ''),
+                                           'failed_at', started_at) AS j
+                   FROM {a} WHERE outcome <> 'delivered'
+                  ORDER BY subscription_id, started_at DESC, position DESC),
+             subs AS (SELECT DISTINCT subscription_id, tenant_id FROM {a})
+             INSERT INTO {h} (subscription_id, tenant_id, consecutive_failures, failing_since,
+                              last_success_at, last_success_delivery, last_failure)
+             SELECT subs.subscription_id, subs.tenant_id, COALESCE(runs.n, 0), runs.first,
+                    ok.started_at, ok.delivery_id, last_failure.j
+               FROM subs
+               LEFT JOIN runs USING (subscription_id)
+               LEFT JOIN ok USING (subscription_id)
+               LEFT JOIN last_failure USING (subscription_id)",
+            a = self.attempts,
+            h = self.health
+        ))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 }

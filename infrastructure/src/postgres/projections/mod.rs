@@ -68,6 +68,11 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
     /// Called after the batch committed (refresh caches, wake workers).
     fn after_commit(&self, _events: &[StoredEvent]) {}
+    /// Called once a rebuild has applied every event, before its tables
+    /// are compared or swapped in (tables derived from the others).
+    async fn rebuilt(&self, _conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default)]
