@@ -14,7 +14,7 @@ use hookline_application::ports::SecretCipher;
 use hookline_application::replay::ReplayService;
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::{Authenticator, TenantService};
-use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
+use hookline_application::worker::{OutcomeRecorder, Worker, WorkerPorts, WorkerSettings};
 use hookline_application::Shared;
 use hookline_domain::catalogue::CatalogueEntry;
 use hookline_domain::delivery::Delivery;
@@ -348,12 +348,14 @@ impl Services {
         ));
         let worker = Arc::new(Worker::new(
             self.shared.clone(),
-            Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
-            Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
-            Arc::new(sender),
-            self.directory.clone(),
-            recorder,
-            Arc::new(PgFlowControl::new(self.background_log.pool().clone())),
+            WorkerPorts {
+                queue: Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
+                bodies: Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
+                sender: Arc::new(sender),
+                directory: self.directory.clone(),
+                recorder,
+                flow: Arc::new(PgFlowControl::new(self.background_log.pool().clone())),
+            },
             WorkerSettings {
                 worker_id,
                 concurrency: settings.worker_concurrency,

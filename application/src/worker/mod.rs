@@ -44,6 +44,22 @@ pub struct WorkerSettings {
     pub user_agent: String,
 }
 
+/// What a worker works with.
+pub struct WorkerPorts {
+    pub queue: Arc<dyn DueQueue>,
+    pub bodies: Arc<dyn MessageBodies>,
+    pub sender: Arc<dyn WebhookSender>,
+    pub directory: Arc<dyn SubscriptionDirectory>,
+    pub recorder: Arc<OutcomeRecorder>,
+    pub flow: Arc<dyn FlowControl>,
+}
+
+impl fmt::Debug for WorkerPorts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPorts").finish_non_exhaustive()
+    }
+}
+
 pub struct Worker {
     shared: Shared,
     queue: Arc<dyn DueQueue>,
@@ -85,24 +101,15 @@ impl fmt::Debug for Worker {
 }
 
 impl Worker {
-    pub fn new(
-        shared: Shared,
-        queue: Arc<dyn DueQueue>,
-        bodies: Arc<dyn MessageBodies>,
-        sender: Arc<dyn WebhookSender>,
-        directory: Arc<dyn SubscriptionDirectory>,
-        recorder: Arc<OutcomeRecorder>,
-        flow: Arc<dyn FlowControl>,
-        settings: WorkerSettings,
-    ) -> Self {
+    pub fn new(shared: Shared, ports: WorkerPorts, settings: WorkerSettings) -> Self {
         Self {
             shared,
-            queue,
-            bodies: Bodies::new(bodies),
-            sender,
-            directory,
-            recorder,
-            flow,
+            queue: ports.queue,
+            bodies: Bodies::new(ports.bodies),
+            sender: ports.sender,
+            directory: ports.directory,
+            recorder: ports.recorder,
+            flow: ports.flow,
             fairness: Fairness::new(settings.concurrency.max(1)),
             settings,
             prepared: Mutex::new(HashMap::new()),

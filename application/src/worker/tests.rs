@@ -337,12 +337,14 @@ async fn the_worker_claims_signs_sends_and_records() {
     sender.answer(status(500));
     let worker = Arc::new(Worker::new(
         s.world.shared.clone(),
-        queue.clone(),
-        s.world.log.clone(),
-        sender.clone(),
-        s.world.subscriptions(),
-        s.recorder.clone(),
-        Arc::new(crate::testing::MemoryFlow::new(s.world.clock.clone())),
+        WorkerPorts {
+            queue: queue.clone(),
+            bodies: s.world.log.clone(),
+            sender: sender.clone(),
+            directory: s.world.subscriptions(),
+            recorder: s.recorder.clone(),
+            flow: Arc::new(crate::testing::MemoryFlow::new(s.world.clock.clone())),
+        },
         WorkerSettings {
             worker_id: "w1".into(),
             concurrency: 4,
