@@ -20,6 +20,7 @@ mod flow;
 mod manual_retry;
 mod memory;
 mod openapi;
+mod operational;
 mod outcomes;
 mod process;
 mod projections;

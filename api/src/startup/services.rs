@@ -10,6 +10,7 @@ use hookline_application::catalogue::CatalogueService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
 use hookline_application::flow::FlowController;
 use hookline_application::health::HealthService;
+use hookline_application::operational::Notifier;
 use hookline_application::ports::SecretCipher;
 use hookline_application::replay::ReplayService;
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
@@ -33,6 +34,7 @@ use hookline_infrastructure::postgres::directory::CachedSubscriptions;
 use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
+use hookline_infrastructure::postgres::notices::PgNoticeOutbox;
 use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
 use hookline_infrastructure::postgres::projections::subscriptions::{
     PgSubscriptionReadModel, SubscriptionsProjection,
@@ -320,6 +322,14 @@ impl Services {
                 settings.flow.clone(),
             ));
             tasks.push(tokio::spawn(controller.run(shutdown.clone())));
+            let notifier = Arc::new(Notifier::new(
+                self.shared.clone(),
+                Arc::new(PgNoticeOutbox::new(self.background_log.pool().clone())),
+                self.directory.clone(),
+                self.publish.clone(),
+                settings.flow.tick,
+            ));
+            tasks.push(tokio::spawn(notifier.run(shutdown.clone())));
         }
         Ok(tasks)
     }
