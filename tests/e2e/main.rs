@@ -14,6 +14,7 @@ mod bounded;
 mod catalogue;
 mod crash;
 mod delivery;
+mod docs_ui;
 mod errors;
 mod event_log;
 mod flow;

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod common;
 pub mod deliveries;
+pub mod docs_ui;
 pub mod event_types;
 pub mod health;
 pub mod openapi;
@@ -54,6 +55,7 @@ fn routes(
         .nest("/v1", guard_v1(v1))
         .merge(guard_admin(admin))
         .merge(health::router())
+        .merge(docs_ui::router())
         .routes(routes!(openapi::serve))
         .split_for_parts()
 }
