@@ -9,13 +9,15 @@ use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
 use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
+use hookline_application::flow::FlowController;
 use hookline_application::health::HealthService;
+use hookline_application::operational::Notifier;
 use hookline_application::portal::PortalService;
 use hookline_application::ports::{LinkSigner, SecretCipher};
 use hookline_application::replay::ReplayService;
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::{Authenticator, TenantService};
-use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
+use hookline_application::worker::{OutcomeRecorder, Worker, WorkerPorts, WorkerSettings};
 use hookline_application::Shared;
 use hookline_domain::catalogue::CatalogueEntry;
 use hookline_domain::delivery::Delivery;
@@ -33,8 +35,10 @@ use hookline_infrastructure::postgres::deliveries::{
     PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
 };
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
+use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
+use hookline_infrastructure::postgres::notices::PgNoticeOutbox;
 use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
 use hookline_infrastructure::postgres::projections::subscriptions::{
     PgSubscriptionReadModel, SubscriptionsProjection,
@@ -235,17 +239,20 @@ impl Services {
         };
         let a = Adapters::new(settings, database, &consumers);
         let (batched, batchers) = GroupCommit::start(a.deliveries.clone(), 3);
-        let subscriptions = Arc::new(SubscriptionService::new(
-            shared.clone(),
-            a.subscriptions.clone(),
-            a.subscription_read.clone(),
-            SubscriptionSettings {
-                allow_list: settings.allow_private_targets.clone(),
-                rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
-                    .unwrap_or_else(|_| chrono::Duration::days(1)),
-                max_per_tenant: settings.max_subscriptions_per_tenant,
-            },
-        ));
+        let subscriptions = Arc::new(
+            SubscriptionService::new(
+                shared.clone(),
+                a.subscriptions.clone(),
+                a.subscription_read.clone(),
+                SubscriptionSettings {
+                    allow_list: settings.allow_private_targets.clone(),
+                    rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
+                        .unwrap_or_else(|_| chrono::Duration::days(1)),
+                    max_per_tenant: settings.max_subscriptions_per_tenant,
+                },
+            )
+            .with_flow(Arc::new(PgFlowControl::new(database.db.pool.clone()))),
+        );
         let catalogue = Arc::new(CatalogueService::new(
             shared.clone(),
             a.catalogue,
@@ -331,6 +338,21 @@ impl Services {
         }
         if let Some(settings) = settings.filter(|s| s.role.runs_workers()) {
             tasks.push(self.start_worker(settings, shutdown)?);
+            let controller = Arc::new(FlowController::new(
+                self.shared.clone(),
+                self.subscription_store.clone(),
+                Arc::new(PgFlowControl::new(self.background_log.pool().clone())),
+                settings.flow.clone(),
+            ));
+            tasks.push(tokio::spawn(controller.run(shutdown.clone())));
+            let notifier = Arc::new(Notifier::new(
+                self.shared.clone(),
+                Arc::new(PgNoticeOutbox::new(self.background_log.pool().clone())),
+                self.directory.clone(),
+                self.publish.clone(),
+                settings.flow.tick,
+            ));
+            tasks.push(tokio::spawn(notifier.run(shutdown.clone())));
         }
         Ok(tasks)
     }
@@ -359,11 +381,14 @@ impl Services {
         ));
         let worker = Arc::new(Worker::new(
             self.shared.clone(),
-            Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
-            Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
-            Arc::new(sender),
-            self.directory.clone(),
-            recorder,
+            WorkerPorts {
+                queue: Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
+                bodies: Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
+                sender: Arc::new(sender),
+                directory: self.directory.clone(),
+                recorder,
+                flow: Arc::new(PgFlowControl::new(self.background_log.pool().clone())),
+            },
             WorkerSettings {
                 worker_id,
                 concurrency: settings.worker_concurrency,

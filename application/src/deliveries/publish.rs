@@ -7,13 +7,15 @@ use crate::catalogue::CatalogueService;
 use crate::commands::Written;
 use crate::context::CommandContext;
 use crate::error::AppError;
+use crate::operational::Notice;
 use crate::ports::{
     AggregateStore, AppendError, Appended, Batch, Change, FirstAnswer, IdempotencyClaim,
     IdempotencyKeys, SubscriptionDirectory,
 };
 use crate::shared::Shared;
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_domain::delivery::{Delivery, EnqueueDelivery};
+use hookline_domain::delivery::{Delivery, EnqueueDelivery, SkipDelivery};
+use hookline_domain::event_type::OPERATIONAL_NAMESPACE;
 use hookline_domain::message::{Message, PublishMessage};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::{DeliveryId, EventId, EventType, SubscriptionId, TenantId, ValidationError};
@@ -101,6 +103,10 @@ pub struct PublishEvent {
 pub struct PublishedDelivery {
     pub id: DeliveryId,
     pub subscription_id: SubscriptionId,
+    /// Recorded but not attempted: the subscription is disabled (first
+    /// answers stored before skipping existed have none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 /// What publishing did; stored as the first answer to an idempotent
@@ -187,6 +193,16 @@ impl PublishService {
         ctx: &CommandContext,
         event: PublishEvent,
     ) -> Result<Written<Published>, AppError> {
+        if event.event_type.is_operational() {
+            return Err(ValidationError::new(
+                "event_type",
+                format!(
+                    "'{}' is in the '{OPERATIONAL_NAMESPACE}.' namespace, which only Hookline publishes (operational events)",
+                    event.event_type
+                ),
+            )
+            .into());
+        }
         let fingerprint = fingerprint(&event);
         if let Some(key) = &event.idempotency_key {
             if let Some(first) = self
@@ -202,7 +218,7 @@ impl PublishService {
             .catalogue
             .admit(ctx.tenant_id, &event.event_type, &event.data)
             .await?;
-        let subscriptions = self.directory.active_for_tenant(ctx.tenant_id).await?;
+        let subscriptions = self.directory.live_for_tenant(ctx.tenant_id).await?;
         let matching: Vec<&SubscriptionState> = subscriptions
             .iter()
             .filter(|s| s.events.matches(&event.event_type))
@@ -211,7 +227,7 @@ impl PublishService {
             return Err(AppError::NothingFound {
                 code: "no_subscriptions",
                 detail: format!(
-                    "no active subscription of this tenant listens to '{}'; nothing was enqueued",
+                    "no subscription of this tenant (active or disabled) listens to '{}'; nothing was enqueued",
                     event.event_type
                 ),
             });
@@ -232,7 +248,8 @@ impl PublishService {
             .map(|k| (k, fingerprint.as_str()));
         let mut written = self
             .fan_out(ctx, &event.event_type, &envelope, at, &matching, key)
-            .await?;
+            .await?
+            .ok_or_else(|| AppError::Internal("a fresh event id collided".into()))?;
         written.value.deprecated_since = admission.deprecated_since;
         Ok(written)
     }
@@ -287,7 +304,50 @@ impl PublishService {
             resource_id: None,
         };
         self.fan_out(ctx, &event_type, &envelope, at, &[state.as_ref()], None)
-            .await
+            .await?
+            .ok_or_else(|| AppError::Internal("a fresh event id collided".into()))
+    }
+
+    /// Publishes one of Hookline's operational events (a [`Notice`]) to the
+    /// tenant's subscriptions that ask for it by name, except the one it is
+    /// about. The event's id is the notice's, so publishing a notice twice
+    /// records it once.
+    ///
+    /// Returns whether it was recorded now (`false`: nobody listens, or it
+    /// was already published).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn publish_operational(
+        &self,
+        ctx: &CommandContext,
+        notice: &Notice,
+    ) -> Result<bool, AppError> {
+        let event_type = EventType::parse(notice.event_type, "event_type")?;
+        let subscriptions = self.directory.live_for_tenant(ctx.tenant_id).await?;
+        let matching: Vec<&SubscriptionState> = subscriptions
+            .iter()
+            .filter(|s| Some(s.id) != notice.about && s.events.matches(&event_type))
+            .collect();
+        if matching.is_empty() {
+            return Ok(false);
+        }
+        let data = RawValue::from_string(notice.data.to_string())
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let (at, timestamp) = self.envelope_time();
+        let envelope = Envelope {
+            id: notice.id,
+            timestamp,
+            event: notice.event_type,
+            data: &data,
+            tenant_id: ctx.tenant_id,
+            resource_type: None,
+            resource_id: None,
+        };
+        Ok(self
+            .fan_out(ctx, &event_type, &envelope, at, &matching, None)
+            .await?
+            .is_some())
     }
 
     async fn fan_out(
@@ -298,7 +358,7 @@ impl PublishService {
         at: DateTime<Utc>,
         subscriptions: &[&SubscriptionState],
         key: Option<(&IdempotencyKey, &str)>,
-    ) -> Result<Written<Published>, AppError> {
+    ) -> Result<Option<Written<Published>>, AppError> {
         let body = serde_json::to_string(envelope)
             .map_err(|e| AppError::Internal(format!("event body did not serialise: {e}")))?;
         let metadata = ctx.metadata(at);
@@ -318,23 +378,35 @@ impl PublishService {
         let mut deliveries = Vec::with_capacity(subscriptions.len());
         for sub in subscriptions {
             let delivery_id = DeliveryId::from_uuid(self.shared.entropy.new_id());
+            let mut events = vec![Delivery::enqueue_new(EnqueueDelivery {
+                delivery_id,
+                tenant_id: ctx.tenant_id,
+                subscription_id: sub.id,
+                event_id: envelope.id,
+                event_type: event_type.clone(),
+                url: sub.url.to_string(),
+                at,
+            })];
+            // Nothing is lost while a subscription is disabled: the
+            // delivery is recorded, skipped, and sent by a later recovery.
+            let skipped = sub.status == SubscriptionStatus::Disabled;
+            if skipped {
+                events.push(Delivery::skip_new(SkipDelivery {
+                    tenant_id: ctx.tenant_id,
+                    reason: "the subscription is disabled".into(),
+                    at,
+                }));
+            }
             batch.add(Change::<Delivery> {
                 aggregate_id: delivery_id.to_string(),
                 version: 0,
-                events: vec![Delivery::enqueue_new(EnqueueDelivery {
-                    delivery_id,
-                    tenant_id: ctx.tenant_id,
-                    subscription_id: sub.id,
-                    event_id: envelope.id,
-                    event_type: event_type.clone(),
-                    url: sub.url.to_string(),
-                    at,
-                })],
+                events,
                 metadata: metadata.clone(),
             })?;
             deliveries.push(PublishedDelivery {
                 id: delivery_id,
                 subscription_id: sub.id,
+                skipped,
             });
         }
         let published = Published {
@@ -359,22 +431,22 @@ impl PublishService {
             Ok(Appended::Written(_)) => {}
             Ok(Appended::Replayed(first)) => {
                 if let Some((key, fingerprint)) = key {
-                    return replay(key, fingerprint, first);
+                    return replay(key, fingerprint, first).map(Some);
                 }
                 return Err(AppError::Internal(
                     "an append without a key was answered as a repeat".into(),
                 ));
             }
-            Err(AppendError::Conflict) => {
-                return Err(AppError::Internal("fresh delivery ids collided".into()))
-            }
+            // The event id is taken: only an operational notice published
+            // again reuses one.
+            Err(AppendError::Conflict) => return Ok(None),
             Err(AppendError::Other(e)) => return Err(e),
         }
         tracing::info!(event_id = %published.event_id, deliveries = published.deliveries.len(), "event published");
-        Ok(Written {
+        Ok(Some(Written {
             value: published,
             consistent: true,
-        })
+        }))
     }
 }
 

@@ -74,6 +74,7 @@ impl Setup {
                     headers: CustomHeaders::default(),
                     description: None,
                     signature_scheme: SignatureScheme::default(),
+                    rate_limit: None,
                 },
             )
             .await
@@ -115,7 +116,7 @@ impl Setup {
 }
 
 #[tokio::test]
-async fn an_event_reaches_exactly_the_tenants_active_matching_subscriptions() {
+async fn an_event_reaches_the_tenants_matching_subscriptions_and_is_skipped_for_disabled_ones() {
     let s = setup();
     let (me, other) = (tenant(1), tenant(2));
     let wildcard = s.subscribe(me, "https://a.example/h", &["invoice.*"]).await;
@@ -138,15 +139,30 @@ async fn an_event_reaches_exactly_the_tenants_active_matching_subscriptions() {
     let mut reached: Vec<SubscriptionId> = published
         .deliveries
         .iter()
+        .filter(|d| !d.skipped)
         .map(|d| d.subscription_id)
         .collect();
     reached.sort();
     let mut expected = vec![wildcard, exact, everything];
     expected.sort();
     assert_eq!(reached, expected);
+    // The disabled one's delivery is recorded, skipped.
+    let skipped: Vec<SubscriptionId> = published
+        .deliveries
+        .iter()
+        .filter(|d| d.skipped)
+        .map(|d| d.subscription_id)
+        .collect();
+    assert_eq!(skipped, vec![disabled]);
+    assert!(s
+        .world
+        .log
+        .of(Delivery::TYPE)
+        .iter()
+        .any(|e| e.event_type == "DeliverySkipped"));
     // One body for all, stored once in the message the deliveries name.
     let enqueued = s.enqueued();
-    assert_eq!(enqueued.len(), 3);
+    assert_eq!(enqueued.len(), 4);
     assert!(enqueued.iter().all(|e| matches!(
         e,
         DeliveryEvent::DeliveryEnqueued { body: None, event_id, .. } if *event_id == published.event_id

@@ -249,12 +249,14 @@ pub trait SubscriptionReadModel: Send + Sync {
 mod catalogue;
 mod dashboard;
 mod deliveries;
+mod flow;
 mod operations;
 mod store;
 mod tenants;
 pub use catalogue::*;
 pub use dashboard::*;
 pub use deliveries::*;
+pub use flow::*;
 pub use operations::*;
 pub use store::*;
 pub use tenants::*;

@@ -4,7 +4,7 @@
 
 use crate::pagination::PageRequest;
 use chrono::{DateTime, Utc};
-use hookline_domain::subscription::{CustomHeaders, Description};
+use hookline_domain::subscription::{CustomHeaders, Description, RateLimit};
 use hookline_domain::{EventFilter, EventPattern, SignatureScheme, SigningSecret, TargetUrl};
 
 /// Creates a subscription; a secret is generated when none is given.
@@ -16,6 +16,7 @@ pub struct CreateSubscription {
     pub headers: CustomHeaders,
     pub description: Option<Description>,
     pub signature_scheme: SignatureScheme,
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A partial update: `None` leaves a field as it is;
@@ -27,6 +28,8 @@ pub struct SubscriptionChanges {
     pub headers: Option<CustomHeaders>,
     pub description: Option<Option<Description>>,
     pub signature_scheme: Option<SignatureScheme>,
+    /// `Some(None)` removes the limit.
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 impl SubscriptionChanges {
@@ -36,6 +39,7 @@ impl SubscriptionChanges {
             && self.headers.is_none()
             && self.description.is_none()
             && self.signature_scheme.is_none()
+            && self.rate_limit.is_none()
     }
 }
 

@@ -8,7 +8,7 @@ use super::view::{
 use crate::commands::{execute_with_retry, Written};
 use crate::context::CommandContext;
 use crate::error::AppError;
-use crate::ports::{AggregateStore, SubscriptionReadModel};
+use crate::ports::{AggregateStore, FlowControl, SubscriptionReadModel};
 use crate::shared::Shared;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -39,6 +39,8 @@ pub struct SubscriptionService {
     pub(super) store: Arc<dyn AggregateStore<Subscription>>,
     pub(super) read: Arc<dyn SubscriptionReadModel>,
     pub(super) settings: SubscriptionSettings,
+    /// The due queue's backlog per subscription, for reads.
+    pub(super) flow: Option<Arc<dyn FlowControl>>,
     /// Serialises "check for a duplicate, then write" within this process.
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -63,8 +65,16 @@ impl SubscriptionService {
             store,
             read,
             settings,
+            flow: None,
             write_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Reads show each subscription's backlog from `flow`.
+    #[must_use]
+    pub fn with_flow(mut self, flow: Arc<dyn FlowControl>) -> Self {
+        self.flow = Some(flow);
+        self
     }
 
     /// The private ranges target URLs may use.
@@ -150,7 +160,10 @@ impl SubscriptionService {
         id: SubscriptionId,
     ) -> Result<SubscriptionView, AppError> {
         let state = self.load_state(tenant, id).await?;
-        SubscriptionView::render_revealed(&state, self.shared.cipher.as_ref(), self.now())
+        let mut view =
+            SubscriptionView::render_revealed(&state, self.shared.cipher.as_ref(), self.now())?;
+        self.fill_backlog(std::slice::from_mut(&mut view)).await?;
+        Ok(view)
     }
 
     async fn reject_duplicate(
@@ -200,6 +213,7 @@ impl SubscriptionService {
             signature_scheme: input.signature_scheme,
             secret: self.seal_secret(id, &secret)?,
             secret_hint: secret.hint(),
+            rate_limit: input.rate_limit,
             at: self.now(),
         };
         let guard = self.write_lock.lock().await;
@@ -264,6 +278,7 @@ impl SubscriptionService {
                     headers: headers.clone(),
                     description: changes.description.clone(),
                     signature_scheme: changes.signature_scheme,
+                    rate_limit: changes.rate_limit,
                     at: self.now(),
                 })
             })

@@ -33,6 +33,7 @@ fn create(url: &str, events: &[&str]) -> CreateSubscription {
         .unwrap(),
         description: None,
         signature_scheme: SignatureScheme::default(),
+        rate_limit: None,
     }
 }
 

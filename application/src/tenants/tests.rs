@@ -146,6 +146,7 @@ async fn a_deleted_tenant_loses_its_keys_and_its_subscriptions() {
                 headers: CustomHeaders::default(),
                 description: None,
                 signature_scheme: SignatureScheme::default(),
+                rate_limit: None,
             },
         )
         .await

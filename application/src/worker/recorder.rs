@@ -14,7 +14,7 @@ use crate::shared::Shared;
 use cqrs_es::AggregateError;
 use hookline_domain::delivery::{
     AbandonDelivery, AttemptFailure, AttemptSuccess, Delivery, DeliveryCommand, DeliveryError,
-    DeliveryEvent,
+    DeliveryEvent, SkipDelivery,
 };
 use hookline_domain::outcome::ErrorKind;
 use hookline_domain::retry::RetryPolicy;
@@ -41,14 +41,19 @@ pub enum Outcome {
         url: String,
         result: SendResult,
     },
-    /// No attempt: the subscription is gone or disabled.
+    /// No attempt: the subscription is disabled (the delivery is kept,
+    /// `skipped`, for a retry or a recovery once it is enabled).
     Skipped { due: DueDelivery, reason: String },
+    /// No attempt ever: the subscription is gone.
+    Abandoned { due: DueDelivery, reason: String },
 }
 
 impl Outcome {
     fn due(&self) -> &DueDelivery {
         match self {
-            Self::Attempted { due, .. } | Self::Skipped { due, .. } => due,
+            Self::Attempted { due, .. }
+            | Self::Skipped { due, .. }
+            | Self::Abandoned { due, .. } => due,
         }
     }
 }
@@ -159,6 +164,13 @@ impl OutcomeRecorder {
     pub fn command_for(&self, outcome: &Outcome) -> DeliveryCommand {
         let (due, attempt_id, url, result) = match outcome {
             Outcome::Skipped { due, reason } => {
+                return DeliveryCommand::Skip(SkipDelivery {
+                    tenant_id: due.tenant_id,
+                    reason: reason.clone(),
+                    at: self.shared.clock.now(),
+                })
+            }
+            Outcome::Abandoned { due, reason } => {
                 return DeliveryCommand::Abandon(AbandonDelivery {
                     tenant_id: due.tenant_id,
                     reason: reason.clone(),

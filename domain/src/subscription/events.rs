@@ -2,10 +2,11 @@
 //! only ever added (with a new `event_version` and an upcaster), never
 //! renamed. Secrets and header values are sealed.
 
+use super::flow::{FailureCause, RateLimit};
 use super::values::Description;
 use crate::sealed::{Sealed, SecretHint};
 use crate::serde_helpers::double_option;
-use crate::{EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
+use crate::{DeliveryId, EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,9 @@ pub const SECRET_ROTATED: &str = "SecretRotated";
 pub const SUBSCRIPTION_DISABLED: &str = "SubscriptionDisabled";
 pub const SUBSCRIPTION_ENABLED: &str = "SubscriptionEnabled";
 pub const UNSUBSCRIBED: &str = "Unsubscribed";
+pub const ENDPOINT_CIRCUIT_OPENED: &str = "EndpointCircuitOpened";
+pub const ENDPOINT_CIRCUIT_PROBE_RELEASED: &str = "EndpointCircuitProbeReleased";
+pub const ENDPOINT_CIRCUIT_CLOSED: &str = "EndpointCircuitClosed";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -33,6 +37,9 @@ pub enum SubscriptionEvent {
         signature_scheme: SignatureScheme,
         secret: Sealed,
         secret_hint: SecretHint,
+        /// Attempts per second (version 1.1; absent: no limit).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate_limit: Option<RateLimit>,
         subscribed_at: DateTime<Utc>,
     },
     /// Only the fields that changed are present.
@@ -57,6 +64,13 @@ pub enum SubscriptionEvent {
         description: Option<Option<Description>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signature_scheme: Option<SignatureScheme>,
+        /// Version 1.1: `null` removes the limit.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        rate_limit: Option<Option<RateLimit>>,
         updated_at: DateTime<Utc>,
     },
     SecretRotated {
@@ -76,6 +90,29 @@ pub enum SubscriptionEvent {
     Unsubscribed {
         unsubscribed_at: DateTime<Utc>,
     },
+    /// Consecutive failed attempts reached the threshold: attempts stop but
+    /// for one probe per interval, from `next_probe_at`.
+    EndpointCircuitOpened {
+        consecutive_failures: u32,
+        /// The last failed attempt.
+        cause: FailureCause,
+        opened_at: DateTime<Utc>,
+        next_probe_at: DateTime<Utc>,
+    },
+    /// One waiting delivery let through to test the receiver; if it fails,
+    /// the next probe goes at `next_probe_at`.
+    EndpointCircuitProbeReleased {
+        delivery_id: DeliveryId,
+        released_at: DateTime<Utc>,
+        next_probe_at: DateTime<Utc>,
+    },
+    /// An attempt succeeded: deliveries flow again.
+    EndpointCircuitClosed {
+        /// The delivery whose attempt succeeded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery_id: Option<DeliveryId>,
+        closed_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for SubscriptionEvent {
@@ -87,12 +124,27 @@ impl DomainEvent for SubscriptionEvent {
             Self::SubscriptionDisabled { .. } => SUBSCRIPTION_DISABLED,
             Self::SubscriptionEnabled { .. } => SUBSCRIPTION_ENABLED,
             Self::Unsubscribed { .. } => UNSUBSCRIBED,
+            Self::EndpointCircuitOpened { .. } => ENDPOINT_CIRCUIT_OPENED,
+            Self::EndpointCircuitProbeReleased { .. } => ENDPOINT_CIRCUIT_PROBE_RELEASED,
+            Self::EndpointCircuitClosed { .. } => ENDPOINT_CIRCUIT_CLOSED,
         }
         .to_string()
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        match self {
+            // 1.1: a rate limit.
+            Self::Subscribed {
+                rate_limit: Some(_),
+                ..
+            }
+            | Self::SubscriptionUpdated {
+                rate_limit: Some(_),
+                ..
+            } => "1.1",
+            _ => "1.0",
+        }
+        .to_string()
     }
 }
 
@@ -106,6 +158,9 @@ impl SubscriptionEvent {
             Self::SubscriptionDisabled { disabled_at, .. } => *disabled_at,
             Self::SubscriptionEnabled { enabled_at } => *enabled_at,
             Self::Unsubscribed { unsubscribed_at } => *unsubscribed_at,
+            Self::EndpointCircuitOpened { opened_at, .. } => *opened_at,
+            Self::EndpointCircuitProbeReleased { released_at, .. } => *released_at,
+            Self::EndpointCircuitClosed { closed_at, .. } => *closed_at,
         }
     }
 }

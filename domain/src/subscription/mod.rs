@@ -5,6 +5,7 @@ mod aggregate;
 mod commands;
 mod error;
 mod events;
+mod flow;
 mod values;
 
 #[cfg(test)]
@@ -14,9 +15,10 @@ pub use aggregate::{
     PreviousSecret, Subscription, SubscriptionState, SubscriptionStatus, MAX_SIGNING_SECRETS,
 };
 pub use commands::{
-    DisableSubscription, EnableSubscription, RotateSecret, Subscribe, SubscriptionCommand,
-    Unsubscribe, UpdateSubscription,
+    CloseCircuit, DisableSubscription, EnableSubscription, OpenCircuit, ReleaseProbe, RotateSecret,
+    Subscribe, SubscriptionCommand, Unsubscribe, UpdateSubscription,
 };
 pub use error::SubscriptionError;
 pub use events::SubscriptionEvent;
+pub use flow::{probe_interval, Circuit, FailureCause, RateLimit, MAX_RATE_LIMIT};
 pub use values::{CustomHeaders, Description, MAX_DESCRIPTION_CHARS, MAX_HEADERS};

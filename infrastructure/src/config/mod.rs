@@ -4,6 +4,7 @@
 //! Every key of the file is the environment variable's name without the
 //! `HOOKLINE_` prefix, in lowercase (`max_body_bytes = 262144`).
 
+use hookline_application::flow::FlowSettings;
 use hookline_domain::retry::RetryPolicy;
 use hookline_domain::AllowList;
 use serde::Deserialize;
@@ -115,6 +116,8 @@ pub struct Settings {
     pub console_idle_timeout: Duration,
     /// …and after this long in any case.
     pub console_session_lifetime: Duration,
+    /// Circuit breaker and auto-disable.
+    pub flow: FlowSettings,
 }
 
 /// The file/environment layer: every field optional.
@@ -146,6 +149,10 @@ struct Raw {
     public_url: Option<String>,
     console_idle_timeout_seconds: Option<String>,
     console_session_lifetime_seconds: Option<String>,
+    circuit_failure_threshold: Option<String>,
+    circuit_probe_min_seconds: Option<String>,
+    circuit_probe_max_seconds: Option<String>,
+    auto_disable_after: Option<String>,
 }
 
 /// TOML values may be numbers or strings; both end up as text to parse.
@@ -248,7 +255,11 @@ impl Settings {
             max_subscriptions_per_tenant,
             public_url,
             console_idle_timeout_seconds,
-            console_session_lifetime_seconds
+            console_session_lifetime_seconds,
+            circuit_failure_threshold,
+            circuit_probe_min_seconds,
+            circuit_probe_max_seconds,
+            auto_disable_after
         );
         if raw.database_url.is_none() {
             raw.database_url = env("DATABASE_URL");
@@ -316,6 +327,12 @@ impl Settings {
             console_session_lifetime: Duration::from_secs(
                 CONSOLE_SESSION_LIFETIME_SECONDS.read(raw.console_session_lifetime_seconds)?,
             ),
+            flow: flow_settings(
+                raw.circuit_failure_threshold,
+                raw.circuit_probe_min_seconds,
+                raw.circuit_probe_max_seconds,
+                raw.auto_disable_after,
+            )?,
         })
     }
 

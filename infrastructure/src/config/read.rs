@@ -97,6 +97,82 @@ pub(super) const MAX_SUBSCRIPTIONS_PER_TENANT: Number<u64> = Number {
     max: 1_000_000,
     default: 1000,
 };
+pub(super) const CIRCUIT_FAILURE_THRESHOLD: Number<u32> = Number {
+    name: "HOOKLINE_CIRCUIT_FAILURE_THRESHOLD",
+    min: 1,
+    max: 100_000,
+    default: 10,
+};
+pub(super) const CIRCUIT_PROBE_MIN_SECONDS: Number<u64> = Number {
+    name: "HOOKLINE_CIRCUIT_PROBE_MIN_SECONDS",
+    min: 1,
+    max: 24 * 3600,
+    default: 30,
+};
+pub(super) const CIRCUIT_PROBE_MAX_SECONDS: Number<u64> = Number {
+    name: "HOOKLINE_CIRCUIT_PROBE_MAX_SECONDS",
+    min: 1,
+    max: 7 * 24 * 3600,
+    default: 600,
+};
+
+/// `HOOKLINE_AUTO_DISABLE_AFTER`: seconds, or a number with `s`, `m`, `h`
+/// or `d` (`5d`, the default); at least one second.
+pub(super) fn auto_disable_after(raw: Option<String>) -> Result<Duration, ConfigError> {
+    const NAME: &str = "HOOKLINE_AUTO_DISABLE_AFTER";
+    let Some(text) = raw else {
+        return Ok(Duration::from_secs(5 * 24 * 3600));
+    };
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c),
+        _ => (t, 's'),
+    };
+    let factor: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 24 * 3600,
+        _ => {
+            return Err(ConfigError(format!(
+                "{NAME} must be seconds or a number with s, m, h or d such as 5d (got '{text}')"
+            )))
+        }
+    };
+    let n: u64 = parse_num(NAME, digits)?;
+    let secs = n
+        .checked_mul(factor)
+        .filter(|s| (1..=3650 * 24 * 3600).contains(s));
+    secs.map(Duration::from_secs).ok_or_else(|| {
+        ConfigError(format!(
+            "{NAME} must be between 1 second and 3650 days (got '{text}')"
+        ))
+    })
+}
+
+/// The flow controller's settings.
+pub(super) fn flow_settings(
+    threshold: Option<String>,
+    probe_min: Option<String>,
+    probe_max: Option<String>,
+    auto_disable: Option<String>,
+) -> Result<hookline_application::flow::FlowSettings, ConfigError> {
+    let probe_min = CIRCUIT_PROBE_MIN_SECONDS.read(probe_min)?;
+    let probe_max = CIRCUIT_PROBE_MAX_SECONDS.read(probe_max)?;
+    if probe_max < probe_min {
+        return Err(ConfigError(format!(
+            "HOOKLINE_CIRCUIT_PROBE_MAX_SECONDS ({probe_max}) must not be below HOOKLINE_CIRCUIT_PROBE_MIN_SECONDS ({probe_min})"
+        )));
+    }
+    Ok(hookline_application::flow::FlowSettings {
+        circuit_threshold: CIRCUIT_FAILURE_THRESHOLD.read(threshold)?,
+        probe_min: Duration::from_secs(probe_min),
+        probe_max: Duration::from_secs(probe_max),
+        auto_disable_after: auto_disable_after(auto_disable)?,
+        ..hookline_application::flow::FlowSettings::default()
+    })
+}
+
 pub(super) const DB_MAX_CONNECTIONS: Number<u32> = Number {
     name: "HOOKLINE_DB_MAX_CONNECTIONS",
     min: 2,

@@ -74,6 +74,9 @@ pub fn subscription(revealed: bool) -> Value {
         "signature_scheme": "standard-webhooks",
         "status": "active",
         "secret": if revealed { SECRET } else { "whsec_…bcY4" },
+        "rate_limit": 50,
+        "circuit": null,
+        "backlog": 0,
         "created_at": CREATED_AT,
         "updated_at": CREATED_AT
     })
@@ -142,7 +145,7 @@ pub fn publish_seed() -> Value {
 pub fn published(count: bool) -> Value {
     let mut v = json!({
         "event_id": EVENT_ID,
-        "deliveries": [{"id": DELIVERY_ID, "subscription_id": SUBSCRIPTION_ID}]
+        "deliveries": [{"id": DELIVERY_ID, "subscription_id": SUBSCRIPTION_ID, "status": "pending"}]
     });
     if count {
         v["count"] = json!(1);

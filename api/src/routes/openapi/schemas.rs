@@ -36,7 +36,9 @@ pub enum SubscriptionStatusSchema {
 }
 
 /// `pending` waits for its next attempt; `delivered` got a 2xx; `failed`
-/// failed in a way retrying would not fix; `abandoned` ran out of retries.
+/// failed in a way retrying would not fix; `abandoned` ran out of retries;
+/// `skipped` was not attempted because its subscription was disabled (a
+/// recovery after enabling it sends it).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = DeliveryStatus)]
 #[serde(rename_all = "snake_case")]
@@ -45,6 +47,7 @@ pub enum DeliveryStatusSchema {
     Delivered,
     Failed,
     Abandoned,
+    Skipped,
 }
 
 /// Why an attempt got no 2xx.
@@ -263,6 +266,7 @@ mod tests {
                 DeliveryStatus::Delivered => DeliveryStatusSchema::Delivered,
                 DeliveryStatus::Failed => DeliveryStatusSchema::Failed,
                 DeliveryStatus::Abandoned => DeliveryStatusSchema::Abandoned,
+                DeliveryStatus::Skipped => DeliveryStatusSchema::Skipped,
             };
             same(&s, &doc);
         }

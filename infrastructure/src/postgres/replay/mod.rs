@@ -8,7 +8,7 @@ use super::catalogue::{EventTypesProjection, TABLE as EVENT_TYPES};
 use super::checkpoints;
 use super::log_reader::decode;
 use super::log_reader::unavailable;
-use super::projections::deliveries::{ATTEMPTS_TABLE, VIEW_TABLE};
+use super::projections::deliveries::{ATTEMPTS_TABLE, HEALTH_TABLE, VIEW_TABLE};
 use super::projections::deliveries_projection;
 use super::projections::queue::TABLE as QUEUE_TABLE;
 use super::projections::subscriptions::{SubscriptionsProjection, TABLE as SUBSCRIPTIONS_TABLE};
@@ -64,7 +64,7 @@ impl Rebuildable {
             Self::Tenants => &[TENANTS_VIEW, TENANT_KEYS],
             Self::EventTypes => &[EVENT_TYPES],
             Self::Subscriptions => &[SUBSCRIPTIONS_TABLE],
-            Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE, QUEUE_TABLE],
+            Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE, HEALTH_TABLE, QUEUE_TABLE],
         }
     }
 
@@ -125,6 +125,16 @@ fn not_compared(table: &str) -> &'static [&'static str] {
     } else {
         &[]
     }
+}
+
+/// Tables a check leaves out: each subscription's run of failures follows
+/// commit order live and is recomputed from the attempts by a rebuild
+/// (whose lanes apply deliveries in parallel); the two agree except for
+/// attempts committed out of start order, so comparing them would report
+/// differences that are not tampering. The attempts themselves are
+/// compared.
+fn compared(table: &str) -> bool {
+    table != HEALTH_TABLE
 }
 
 /// Events of one aggregate type in `(after, until]`, in commit order.
@@ -440,10 +450,15 @@ async fn rebuild_with(
     let live_at = checkpoints::read(&mut conn, live).await?;
     let (_, more) = catch_up(&mut conn, projection.as_ref(), cursor, live_at, false).await?;
     events += more;
+    projection.rebuilt(&mut conn).await?;
     let mut differences = Vec::new();
     for table in which.tables() {
         let rebuilt = format!("{table}{suffix}");
-        if check {
+        if check && !compared(table) {
+            sqlx::query(&format!("DROP TABLE {rebuilt}"))
+                .execute(&mut *conn)
+                .await?;
+        } else if check {
             differences.extend(compare(&mut conn, table, &rebuilt).await?);
         } else {
             let layout = layouts.iter().find(|l| l.table == *table);
