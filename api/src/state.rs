@@ -4,6 +4,7 @@ use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
 use hookline_application::deliveries::{DeliveryService, PublishService};
 use hookline_application::health::HealthService;
+use hookline_application::metrics::MetricsService;
 use hookline_application::subscriptions::SubscriptionService;
 use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_infrastructure::config::Secret;
@@ -20,4 +21,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub health: Arc<HealthService>,
     pub admin_token: Option<Secret>,
+    pub metrics: Arc<MetricsService>,
+    /// `GET /metrics` asks for it when set (else: loopback clients only).
+    pub metrics_token: Option<Secret>,
 }

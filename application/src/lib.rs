@@ -16,6 +16,7 @@ pub mod fold;
 pub mod health;
 pub mod history;
 pub mod metadata;
+pub mod metrics;
 pub mod pagination;
 pub mod ports;
 pub mod replay;

@@ -237,12 +237,14 @@ pub trait SubscriptionReadModel: Send + Sync {
 mod catalogue;
 mod deliveries;
 mod flow;
+mod metrics;
 mod operations;
 mod store;
 mod tenants;
 pub use catalogue::*;
 pub use deliveries::*;
 pub use flow::*;
+pub use metrics::*;
 pub use operations::*;
 pub use store::*;
 pub use tenants::*;

@@ -12,6 +12,7 @@ pub mod flow;
 pub mod health;
 pub mod local;
 pub mod log_reader;
+pub mod metrics;
 pub mod pool;
 pub mod projections;
 pub mod replay;
