@@ -19,6 +19,7 @@ mod event_log;
 mod flow;
 mod manual_retry;
 mod memory;
+mod metrics;
 mod openapi;
 mod outcomes;
 mod process;
