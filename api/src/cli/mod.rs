@@ -1,7 +1,7 @@
 //! The `hookline` command line.
 //!
 //! ```text
-//! hookline serve   [--listen ADDR] [--role api|worker|all]   [DB]
+//! hookline serve   [--listen ADDR] [--role api|worker|all] [--metrics-listen ADDR] [DB]
 //! hookline migrate                                           [DB]
 //! hookline tenants create NAME [--json]                      [DB]
 //! hookline tenants list [--include-deleted] [--json]         [DB]
