@@ -102,3 +102,34 @@ pub fn time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, A
 pub fn app(e: impl Into<AppError>) -> ApiError {
     ApiError::from(e.into())
 }
+
+/// An optional whole number, given as `3` or `3.0` (JSON Schema's
+/// `integer` allows both, and clients generated from the document may send
+/// either). Anything else is refused as the wrong type.
+///
+/// # Errors
+/// A value that is not a whole number in `T`'s range.
+pub fn whole_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error as _;
+    use serde::Deserialize as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f <= i64::MAX as f64)
+            .map(|f| f as i64)
+    });
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "invalid value: {n}, expected a whole number in range"
+            ))
+        })
+}

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod common;
 pub mod deliveries;
+pub mod docs_ui;
 pub mod event_types;
 pub mod health;
 pub mod metrics;
@@ -57,6 +58,7 @@ fn routes(
         .nest("/v1", guard_v1(v1))
         .merge(guard_admin(admin))
         .merge(health::router())
+        .merge(docs_ui::router())
         .merge(metrics::router())
         .routes(routes!(openapi::serve))
         .split_for_parts()

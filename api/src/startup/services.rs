@@ -11,6 +11,7 @@ use hookline_application::deliveries::{DeliveryService, PublishService, PublishS
 use hookline_application::flow::FlowController;
 use hookline_application::health::HealthService;
 use hookline_application::metrics::MetricsService;
+use hookline_application::operational::Notifier;
 use hookline_application::ports::SecretCipher;
 use hookline_application::replay::ReplayService;
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
@@ -36,6 +37,7 @@ use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
 use hookline_infrastructure::postgres::metrics::PgGauges;
+use hookline_infrastructure::postgres::notices::PgNoticeOutbox;
 use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
 use hookline_infrastructure::postgres::projections::subscriptions::{
     PgSubscriptionReadModel, SubscriptionsProjection,
@@ -344,6 +346,14 @@ impl Services {
                 settings.flow.clone(),
             ));
             tasks.push(tokio::spawn(controller.run(shutdown.clone())));
+            let notifier = Arc::new(Notifier::new(
+                self.shared.clone(),
+                Arc::new(PgNoticeOutbox::new(self.background_log.pool().clone())),
+                self.directory.clone(),
+                self.publish.clone(),
+                settings.flow.tick,
+            ));
+            tasks.push(tokio::spawn(notifier.run(shutdown.clone())));
         }
         Ok(tasks)
     }

@@ -7,6 +7,7 @@ use crate::catalogue::CatalogueService;
 use crate::commands::Written;
 use crate::context::CommandContext;
 use crate::error::AppError;
+use crate::operational::Notice;
 use crate::ports::{
     AggregateStore, AppendError, Appended, Batch, Change, FirstAnswer, IdempotencyClaim,
     IdempotencyKeys, Metrics, NoMetrics, SubscriptionDirectory,
@@ -14,6 +15,7 @@ use crate::ports::{
 use crate::shared::Shared;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_domain::delivery::{Delivery, EnqueueDelivery, SkipDelivery};
+use hookline_domain::event_type::OPERATIONAL_NAMESPACE;
 use hookline_domain::message::{Message, PublishMessage};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::{DeliveryId, EventId, EventType, SubscriptionId, TenantId, ValidationError};
@@ -200,6 +202,16 @@ impl PublishService {
         ctx: &CommandContext,
         event: PublishEvent,
     ) -> Result<Written<Published>, AppError> {
+        if event.event_type.is_operational() {
+            return Err(ValidationError::new(
+                "event_type",
+                format!(
+                    "'{}' is in the '{OPERATIONAL_NAMESPACE}.' namespace, which only Hookline publishes (operational events)",
+                    event.event_type
+                ),
+            )
+            .into());
+        }
         let fingerprint = fingerprint(&event);
         if let Some(key) = &event.idempotency_key {
             if let Some(first) = self
@@ -245,7 +257,8 @@ impl PublishService {
             .map(|k| (k, fingerprint.as_str()));
         let mut written = self
             .fan_out(ctx, &event.event_type, &envelope, at, &matching, key)
-            .await?;
+            .await?
+            .ok_or_else(|| AppError::Internal("a fresh event id collided".into()))?;
         written.value.deprecated_since = admission.deprecated_since;
         Ok(written)
     }
@@ -300,7 +313,50 @@ impl PublishService {
             resource_id: None,
         };
         self.fan_out(ctx, &event_type, &envelope, at, &[state.as_ref()], None)
-            .await
+            .await?
+            .ok_or_else(|| AppError::Internal("a fresh event id collided".into()))
+    }
+
+    /// Publishes one of Hookline's operational events (a [`Notice`]) to the
+    /// tenant's subscriptions that ask for it by name, except the one it is
+    /// about. The event's id is the notice's, so publishing a notice twice
+    /// records it once.
+    ///
+    /// Returns whether it was recorded now (`false`: nobody listens, or it
+    /// was already published).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn publish_operational(
+        &self,
+        ctx: &CommandContext,
+        notice: &Notice,
+    ) -> Result<bool, AppError> {
+        let event_type = EventType::parse(notice.event_type, "event_type")?;
+        let subscriptions = self.directory.live_for_tenant(ctx.tenant_id).await?;
+        let matching: Vec<&SubscriptionState> = subscriptions
+            .iter()
+            .filter(|s| Some(s.id) != notice.about && s.events.matches(&event_type))
+            .collect();
+        if matching.is_empty() {
+            return Ok(false);
+        }
+        let data = RawValue::from_string(notice.data.to_string())
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let (at, timestamp) = self.envelope_time();
+        let envelope = Envelope {
+            id: notice.id,
+            timestamp,
+            event: notice.event_type,
+            data: &data,
+            tenant_id: ctx.tenant_id,
+            resource_type: None,
+            resource_id: None,
+        };
+        Ok(self
+            .fan_out(ctx, &event_type, &envelope, at, &matching, None)
+            .await?
+            .is_some())
     }
 
     async fn fan_out(
@@ -311,7 +367,7 @@ impl PublishService {
         at: DateTime<Utc>,
         subscriptions: &[&SubscriptionState],
         key: Option<(&IdempotencyKey, &str)>,
-    ) -> Result<Written<Published>, AppError> {
+    ) -> Result<Option<Written<Published>>, AppError> {
         let body = serde_json::to_string(envelope)
             .map_err(|e| AppError::Internal(format!("event body did not serialise: {e}")))?;
         let metadata = ctx.metadata(at);
@@ -384,15 +440,15 @@ impl PublishService {
             Ok(Appended::Written(_)) => {}
             Ok(Appended::Replayed(first)) => {
                 if let Some((key, fingerprint)) = key {
-                    return replay(key, fingerprint, first);
+                    return replay(key, fingerprint, first).map(Some);
                 }
                 return Err(AppError::Internal(
                     "an append without a key was answered as a repeat".into(),
                 ));
             }
-            Err(AppendError::Conflict) => {
-                return Err(AppError::Internal("fresh delivery ids collided".into()))
-            }
+            // The event id is taken: only an operational notice published
+            // again reuses one.
+            Err(AppendError::Conflict) => return Ok(None),
             Err(AppendError::Other(e)) => return Err(e),
         }
         self.metrics.published(
@@ -401,10 +457,10 @@ impl PublishService {
             published.deliveries.iter().filter(|d| d.skipped).count(),
         );
         tracing::info!(event_id = %published.event_id, deliveries = published.deliveries.len(), "event published");
-        Ok(Written {
+        Ok(Some(Written {
             value: published,
             consistent: true,
-        })
+        }))
     }
 }
 

@@ -136,3 +136,32 @@ fn an_unchanged_update_records_nothing() {
         .when(CatalogueCommand::Update(cmd))
         .then_expect_events(vec![]);
 }
+
+#[test]
+fn schemas_and_examples_with_nul_characters_are_refused() {
+    let mut with_nul_key = spec("G");
+    with_nul_key.example = Some(serde_json::json!({"a\u{0}": 1}));
+    assert_eq!(with_nul_key.check().unwrap_err().field, "example");
+    let mut with_nul_string = spec("G");
+    with_nul_string.schema = Some(serde_json::json!({"description": ["x\u{0}"]}));
+    assert_eq!(with_nul_string.check().unwrap_err().field, "schema");
+    let mut fine = spec("G");
+    fine.example = Some(serde_json::json!({"a": "\u{1}"}));
+    fine.schema = Some(serde_json::json!({"type": "object"}));
+    assert!(fine.check().is_ok());
+}
+
+/// Postgres keeps a number in a stored event as its exact decimal digits
+/// (`-1.7976931348623157e308` comes back as 309 digits); reading them
+/// must give the same number again, not "number out of range".
+#[test]
+fn numbers_read_back_from_their_exact_decimal_digits() {
+    let digits = format!("-17976931348623157{}", "0".repeat(292));
+    let back: serde_json::Value = serde_json::from_str(&digits).unwrap();
+    assert_eq!(back.as_f64(), Some(f64::MIN));
+    let spec: EventTypeSpec = serde_json::from_str(&format!(
+        r#"{{"group":"G","description":"d","example":{{"n":{digits}}}}}"#
+    ))
+    .unwrap();
+    assert_eq!(spec.example.unwrap()["n"].as_f64(), Some(f64::MIN));
+}

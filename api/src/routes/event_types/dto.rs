@@ -1,7 +1,7 @@
 //! Request and response bodies of `/v1/event-types` and `/v1/settings`.
 
 use crate::routes::common::time;
-use crate::routes::openapi::schemas::EventNameSchema;
+use crate::routes::openapi::schemas::{EventNameSchema, JsonSchemaSchema};
 use chrono::{DateTime, Utc};
 use hookline_application::catalogue::{
     CataloguePage, EventTypeChanges, EventTypeView, GroupView, ListEventTypes, NewEventType,
@@ -45,12 +45,12 @@ pub struct CreateEventTypeRequest {
     /// A JSON Schema (draft 2020-12, at most 64 KiB, no remote `$ref`s)
     /// that published `data` must satisfy.
     #[serde(default)]
-    #[schema(value_type = Option<Value>)]
+    #[schema(value_type = Option<JsonSchemaSchema>)]
     pub schema: Option<Value>,
-    /// Example `data`; must satisfy `schema`. Any JSON value is stored,
-    /// though only an object can be published as `data`.
+    /// Example `data` (a JSON object, at most 64 KiB); must satisfy
+    /// `schema`.
     #[serde(default)]
-    #[schema(value_type = Option<Value>)]
+    #[schema(value_type = Option<Object>)]
     pub example: Option<Value>,
 }
 
@@ -101,10 +101,11 @@ pub struct UpdateEventTypeRequest {
     #[schema(max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Value>)]
+    #[schema(value_type = Option<JsonSchemaSchema>)]
     pub schema: Option<Option<Value>>,
+    /// A JSON object; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Value>)]
+    #[schema(value_type = Option<Object>)]
     pub example: Option<Option<Value>>,
     /// Deprecate (publishing it then answers with a `Deprecation` header)
     /// or un-deprecate the type.
@@ -184,10 +185,10 @@ pub struct EventTypeResponse {
     pub group: String,
     pub description: String,
     /// JSON Schema (draft 2020-12) that `data` must satisfy.
-    #[schema(value_type = Option<Value>)]
+    #[schema(value_type = Option<JsonSchemaSchema>)]
     pub schema: Option<Value>,
     /// Example `data`.
-    #[schema(value_type = Option<Value>)]
+    #[schema(value_type = Option<Object>)]
     pub example: Option<Value>,
     pub deprecated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

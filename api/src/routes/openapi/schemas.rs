@@ -122,6 +122,75 @@ string_schema!(
     "invoice.*"
 );
 
+/// `SigningSecret::parse` (domain): 8–500 characters without control
+/// characters; one starting with `whsec_` continues in canonical base64
+/// (the Standard Webhooks form).
+#[derive(Debug)]
+pub struct SecretSchema;
+
+/// Canonical base64 after `whsec_`: whole quanta, the last padded with
+/// its unused bits zero.
+pub const WHSEC_PATTERN: &str = r"^whsec_(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$";
+
+impl utoipa::PartialSchema for SecretSchema {
+    fn schema() -> RefOr<Schema> {
+        // Either `whsec_` and canonical base64, or anything not starting
+        // with `whsec_` (no look-ahead: spelled out letter by letter).
+        let whsec = format!(
+            "^(?:{}|(?:[^w]|w[^h]|wh[^s]|whs[^e]|whse[^c]|whsec[^_]))",
+            &WHSEC_PATTERN[1..]
+        );
+        utoipa::openapi::schema::AllOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(8))
+                    .max_length(Some(500))
+                    .pattern(Some(r"^[^\x00-\x1F\x7F-\x9F]*$")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(whsec)),
+            )
+            .description(Some(
+                "A signing secret: 8–500 characters without control characters; one starting \
+                 with `whsec_` must continue in base64 (`whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw`).",
+            ))
+            .examples([serde_json::json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")])
+            .into()
+    }
+}
+
+impl ToSchema for SecretSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SigningSecret")
+    }
+}
+
+/// A JSON Schema (draft 2020-12): an object, or `true`/`false`.
+#[derive(Debug)]
+pub struct JsonSchemaSchema;
+
+impl utoipa::PartialSchema for JsonSchemaSchema {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Object))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .description(Some(
+                "A JSON Schema (draft 2020-12, at most 64 KiB, no remote `$ref`s): an object, or `true`/`false`.",
+            ))
+            .examples([serde_json::json!({"type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "string"}}})])
+            .into()
+    }
+}
+
+impl ToSchema for JsonSchemaSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("JsonSchema")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -71,6 +71,7 @@ fn routes_are_registered_only_with_their_documentation() {
         include_str!("../audit/mod.rs"),
         include_str!("../tenants/mod.rs"),
         include_str!("../health.rs"),
+        include_str!("../docs_ui.rs"),
         include_str!("../openapi.rs"),
     ];
     for source in sources {
@@ -107,6 +108,8 @@ fn routes_are_registered_only_with_their_documentation() {
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/assets/{file}"),
         ("GET", "/metrics"),
     ] {
         assert!(
@@ -114,7 +117,7 @@ fn routes_are_registered_only_with_their_documentation() {
             "{method} {path}"
         );
     }
-    assert_eq!(ops.len(), 46, "operations: {ids:?}");
+    assert_eq!(ops.len(), 48, "operations: {ids:?}");
 }
 
 #[test]
@@ -409,4 +412,53 @@ fn text_rules_agree_with_the_domain() {
             "{text:?}"
         );
     }
+}
+
+/// Secrets: the document's rule is the domain's, `whsec_` base64 included.
+#[test]
+fn secret_rules_agree_with_the_domain() {
+    use hookline_domain::SigningSecret;
+    let d = doc();
+    let sub = validator(
+        &d,
+        &json!({"$ref": "#/components/schemas/CreateSubscriptionRequest"}),
+    );
+    for secret in [
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsec_AAAA",
+        "whsec_AA==",
+        "whsec_AB==",
+        "whsec_AAA=",
+        "whsec_AAB=",
+        "whsec_AAAAA",
+        "whsec_!!!!!!",
+        "whsec_",
+        "whsec_ab",
+        "plain-secret",
+        "short",
+        "tab\tsecret",
+        "my-webhook-secret",
+    ] {
+        let body = json!({"url": examples::URL, "events": ["a.b"], "secret": secret});
+        assert_eq!(
+            sub.is_valid(&body),
+            SigningSecret::parse(secret).is_ok(),
+            "{secret:?}"
+        );
+    }
+}
+
+/// An event type's schema is an object or a boolean; its example is an
+/// object (the `data` of an event), as the server checks.
+#[test]
+fn event_type_bodies_take_schemas_and_object_examples() {
+    let d = doc();
+    let create = validator(
+        &d,
+        &json!({"$ref": "#/components/schemas/CreateEventTypeRequest"}),
+    );
+    assert!(create.is_valid(&json!({"name": "a.b", "schema": true})));
+    assert!(create.is_valid(&json!({"name": "a.b", "schema": {"type": "object"}, "example": {}})));
+    assert!(!create.is_valid(&json!({"name": "a.b", "schema": 0})));
+    assert!(!create.is_valid(&json!({"name": "a.b", "example": [1]})));
 }

@@ -4,7 +4,7 @@
 
 use crate::routes::common::time;
 use crate::routes::openapi::schemas::{
-    EventPatternSchema, SignatureSchemeSchema, SubscriptionStatusSchema,
+    EventPatternSchema, SecretSchema, SignatureSchemeSchema, SubscriptionStatusSchema,
 };
 use chrono::{DateTime, Utc};
 use hookline_application::error::Validator;
@@ -62,11 +62,7 @@ pub struct CreateSubscriptionRequest {
     /// one starting with `whsec_` must continue in base64. Generated
     /// (`whsec_` + 24 random bytes) when absent.
     #[serde(default)]
-    #[schema(
-        min_length = 8,
-        max_length = 500,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
-    )]
+    #[schema(value_type = Option<SecretSchema>)]
     pub secret: Option<String>,
     /// Extra headers sent with every delivery: at most 20, names of
     /// 1–256 token characters (not the signature, content, connection,
@@ -333,11 +329,7 @@ pub struct RotateSecretRequest {
     /// A secret of the client's choosing (the rules of creation);
     /// generated when absent.
     #[serde(default)]
-    #[schema(
-        min_length = 8,
-        max_length = 500,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
-    )]
+    #[schema(value_type = Option<SecretSchema>)]
     pub secret: Option<String>,
 }
 

@@ -189,7 +189,7 @@ impl From<ApiKeyView> for ApiKeyResponse {
 pub struct RotateKeyRequest {
     /// How long the calling key keeps working, 0–604800 seconds (7 days;
     /// default 0: it stops now).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
     #[schema(minimum = 0, maximum = 604800)]
     pub overlap_seconds: Option<u32>,
 }

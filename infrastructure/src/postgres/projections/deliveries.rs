@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hookline_application::deliveries::fold;
+use hookline_application::operational::delivery_notice;
 use hookline_application::ports::{AttemptRecord, DeliveryRecord, StoredEvent};
 use hookline_domain::delivery::{Delivery, DeliveryEvent};
 use hookline_domain::outcome::ErrorKind;
@@ -402,6 +403,10 @@ impl Projection for DeliveriesProjection {
         let mut rows = self.load(conn, &to_load).await?;
         let mut touched: Vec<Uuid> = Vec::new();
         let mut attempts = Vec::new();
+        // The live read model also keeps the operational notices (a
+        // rebuild's copy never does).
+        let live = self.health == HEALTH_TABLE;
+        let mut notices = Vec::new();
         for (stored, id, event) in &parsed {
             let (stored, id) = (*stored, *id);
             let entry = rows.entry(id).or_insert(Versioned {
@@ -418,7 +423,13 @@ impl Projection for DeliveriesProjection {
                     "delivery event before its DeliveryEnqueued",
                 ));
             }
-            if let Some(attempt) = fold::apply(&mut entry.record, stored, event) {
+            let attempt = fold::apply(&mut entry.record, stored, event);
+            if live {
+                if let Some(record) = &entry.record {
+                    notices.extend(delivery_notice(record, event, stored));
+                }
+            }
+            if let Some(attempt) = attempt {
                 attempts.push(AttemptRow {
                     tenant_id: entry
                         .record
@@ -452,8 +463,9 @@ impl Projection for DeliveriesProjection {
         }
         self.insert_views(conn, &new).await?;
         self.update_views(conn, changed).await?;
-        if self.health == HEALTH_TABLE {
+        if live {
             self.update_health(conn, &attempts).await?;
+            crate::postgres::notices::keep(conn, &notices).await?;
         }
         self.write_attempts(conn, attempts).await?;
         if let Some(queue) = &self.queue {

@@ -8,6 +8,7 @@ use crate::postgres::log_reader::unavailable;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
+use hookline_application::operational::subscription_notice;
 use hookline_application::ports::{
     StoredEvent, SubscriptionListQuery, SubscriptionReadModel, SubscriptionRecord,
 };
@@ -86,6 +87,7 @@ impl Projection for SubscriptionsProjection {
         }
         let mut touched = Vec::new();
         let mut restarted: Vec<Uuid> = Vec::new();
+        let mut notices = Vec::new();
         for event in events {
             let id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|e| ProjectionError::bad_event(event, e))?;
@@ -106,8 +108,14 @@ impl Projection for SubscriptionsProjection {
             ) {
                 restarted.push(id);
             }
+            // The live read model also keeps the operational notices the
+            // event causes (a rebuild's copy never does).
+            let noticed = (self.table == TABLE).then(|| parsed.clone());
             entry.0.apply_event(parsed);
             entry.1 = event.sequence;
+            if let (Some(parsed), Some(state)) = (noticed, entry.0.state()) {
+                notices.extend(subscription_notice(state, &parsed, event));
+            }
             if !touched.contains(&id) {
                 touched.push(id);
             }
@@ -141,6 +149,7 @@ impl Projection for SubscriptionsProjection {
             .execute(&mut *conn)
             .await?;
         }
+        crate::postgres::notices::keep(conn, &notices).await?;
         // Enabling a subscription or closing its circuit starts its run of
         // failures afresh (the live read model only: a rebuild's copy has
         // its own projection of attempts).
