@@ -631,3 +631,73 @@ fn the_grafana_dashboard_parses_and_queries_known_series() {
         );
     }
 }
+
+#[tokio::test]
+async fn open_circuits_parked_backlogs_and_skipped_deliveries_show() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_CIRCUIT_FAILURE_THRESHOLD".into(), "2".into());
+        // Probes far apart: the backlog stays parked while the test looks.
+        env.insert("HOOKLINE_CIRCUIT_PROBE_MIN_SECONDS".into(), "600".into());
+        env.insert("HOOKLINE_CIRCUIT_PROBE_MAX_SECONDS".into(), "600".into());
+        env.insert("HOOKLINE_RETRY_SCHEDULE".into(), "1".into());
+        env.insert("HOOKLINE_WEBHOOK_MAX_RETRIES".into(), "50".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let dead = TestReceiver::start().await;
+    dead.default_reply(Reply::status(503));
+    let quiet = TestReceiver::start().await;
+    app.subscribe(&t, json!({"url": dead.url("/dead"), "events": ["order.*"]}))
+        .await;
+    let paused = app
+        .subscribe(&t, json!({"url": quiet.url("/q"), "events": ["audit.*"]}))
+        .await;
+    let paused = paused["id"].as_str().unwrap();
+    publish(&app, &t, "order.placed", json!({"i": 0})).await;
+    eventually("the circuit opens", WAIT, || async {
+        let s = scrape(&app).await;
+        (sum(&s, "hookline_subscriptions", &[("state", "circuit_open")]) == 1.0).then_some(())
+    })
+    .await;
+    for i in 0..10 {
+        publish(&app, &t, "order.placed", json!({"backlog": i})).await;
+    }
+    let s = eventually("the backlog is parked", WAIT, || async {
+        let s = scrape(&app).await;
+        (sum(&s, "hookline_queue_deliveries", &[("state", "parked")]) >= 10.0).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        sum(&s, "hookline_subscriptions", &[("state", "active")]),
+        1.0
+    );
+    assert!(sum(&s, "hookline_attempts_total", &[("outcome", "retry")]) >= 2.0);
+    // Parked deliveries are not due: they do not age the oldest-due gauge
+    // (only the one the failed attempts left due could).
+    assert!(sum(&s, "hookline_queue_deliveries", &[("state", "due")]) <= 1.0);
+
+    // A disabled subscription's deliveries are skipped, and counted so.
+    let res = app
+        .post(
+            &t,
+            &format!("/v1/subscriptions/{paused}/disable"),
+            json!({"reason": "maintenance"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    publish(&app, &t, "audit.logged", json!({})).await;
+    let s = eventually("the skipped delivery is counted", WAIT, || async {
+        let s = scrape(&app).await;
+        (sum(&s, "hookline_subscriptions", &[("state", "disabled")]) == 1.0).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        sum(
+            &s,
+            "hookline_deliveries_not_attempted_total",
+            &[("reason", "skipped")]
+        ),
+        1.0
+    );
+    assert_eq!(quiet.count(), 0);
+}
