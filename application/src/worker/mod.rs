@@ -262,7 +262,14 @@ impl Worker {
         let mut limited: HashMap<SubscriptionId, (RateLimit, Vec<DueDelivery>)> = HashMap::new();
         for due in claimed {
             let prepared = self.prepared_for(due.subscription_id).await.ok().flatten();
-            if let Some(p) = &prepared {
+            // Only an active subscription's deliveries wait for its circuit
+            // or its rate limit: a disabled one's are skipped and a deleted
+            // one's abandoned right away (by the attempt path), not parked
+            // and claimed again and again.
+            if let Some(p) = prepared
+                .as_ref()
+                .filter(|p| p.status == SubscriptionStatus::Active)
+            {
                 if let Some((probe, next_probe_at)) = p.circuit {
                     if probe != Some(due.delivery_id) {
                         let min = chrono::Duration::from_std(CIRCUIT_HOLD_MIN).unwrap_or_default();

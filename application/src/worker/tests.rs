@@ -481,3 +481,88 @@ async fn recorded_outcomes_are_counted_once_each_and_refused_ones_not_at_all() {
     // Enqueued at t0, the attempt started at t0 and took 10 ms.
     assert_eq!(*counted.latencies.lock().unwrap(), vec![ms]);
 }
+
+/// Runs a worker over `queue` until `done` holds for the log.
+async fn run_worker_until(
+    s: &Setup,
+    queue: Arc<MemoryQueue>,
+    sender: Arc<ScriptedSender>,
+    flow: Arc<crate::testing::MemoryFlow>,
+    done: impl Fn(&Setup) -> bool,
+) {
+    let worker = Arc::new(Worker::new(
+        s.world.shared.clone(),
+        WorkerPorts {
+            queue,
+            bodies: s.world.log.clone(),
+            sender,
+            directory: s.world.subscriptions(),
+            recorder: s.recorder.clone(),
+            flow,
+        },
+        WorkerSettings {
+            worker_id: "w1".into(),
+            concurrency: 4,
+            lease: std::time::Duration::from_secs(30),
+            claim_batch: 10,
+            poll_interval: std::time::Duration::from_millis(5),
+            user_agent: "Hookline/test".into(),
+        },
+    ));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (_wake, rx) = tokio::sync::watch::channel(0);
+    let running = tokio::spawn(worker.run(shutdown.clone(), rx));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done(s) {
+        assert!(std::time::Instant::now() < deadline, "not done in time");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    shutdown.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_disabled_subscription_with_an_open_circuit_skips_rather_than_parks() {
+    let s = setup().await;
+    for command in [
+        SubscriptionCommand::OpenCircuit(hookline_domain::subscription::OpenCircuit {
+            tenant_id: tenant(1),
+            consecutive_failures: 10,
+            cause: hookline_domain::subscription::FailureCause {
+                delivery_id: DeliveryId::from_uuid(Uuid::from_u128(1)),
+                error_kind: ErrorKind::HttpStatus,
+                status_code: Some(503),
+                message: "503".into(),
+                failed_at: t0(),
+            },
+            at: t0(),
+            next_probe_at: t0() + Duration::hours(1),
+        }),
+        SubscriptionCommand::Disable(hookline_domain::subscription::DisableSubscription {
+            tenant_id: tenant(1),
+            reason: "auto: failing since then".into(),
+            at: t0(),
+        }),
+    ] {
+        s.subscriptions
+            .execute(&s.sub.to_string(), command, &crate::testing::metadata())
+            .await
+            .unwrap();
+    }
+    let queue = Arc::new(MemoryQueue::default());
+    let due = s.enqueue(1).await;
+    queue.due.lock().unwrap().push_back(due.clone());
+    let sender = Arc::new(ScriptedSender::default());
+    let flow = Arc::new(crate::testing::MemoryFlow::new(s.world.clock.clone()));
+    run_worker_until(&s, queue.clone(), sender.clone(), flow.clone(), |s| {
+        s.events_of(&due)
+            .iter()
+            .any(|e| matches!(e, DeliveryEvent::DeliverySkipped { .. }))
+    })
+    .await;
+    assert!(sender.sent.lock().unwrap().is_empty());
+    assert!(
+        flow.held.lock().unwrap().is_empty(),
+        "a disabled subscription's delivery was parked"
+    );
+}

@@ -198,7 +198,7 @@ pub const BUILTINS: [Builtin; 24] = [
         schema: schema!("subscription_id", "url", "reason", "disabled_at";
             "subscription_id": "string", "url": "string", "description": "string", "reason": "string",
             "automatic": "boolean", "disabled_at": "string"),
-        example: r#"{"subscription_id":"0193f2c4-5b6e-7c3a-9d2e-6f1a2b3c4d5e","url":"https://erp.example.com/hooks","description":"ERP","reason":"auto: failing since 2024-02-09T18:00:00.000Z","automatic":true,"disabled_at":"2024-02-14T18:00:00.000Z"}"#,
+        example: r#"{"subscription_id":"0193f2c4-5b6e-7c3a-9d2e-6f1a2b3c4d5e","url":"https://erp.example.com/hooks","description":"ERP","reason":"auto: failing since 2024-02-09T18:00:00Z","automatic":true,"disabled_at":"2024-02-14T18:00:00.000Z"}"#,
     },
     Builtin {
         name: "hookline.subscription.enabled",
@@ -220,7 +220,7 @@ pub const BUILTINS: [Builtin; 24] = [
     Builtin {
         name: "hookline.circuit.closed",
         group: "hookline",
-        description: "A subscription's circuit closed: a probe succeeded (or the subscription was enabled again), and its waiting deliveries go out in due order within its rate limit.",
+        description: "A subscription's circuit closed: a probe succeeded, and its waiting deliveries go out in due order within its rate limit. (Enabling a subscription also clears its circuit, announced as hookline.subscription.enabled.)",
         schema: schema!("subscription_id", "url", "closed_at";
             "subscription_id": "string", "url": "string", "description": "string",
             "delivery_id": "string", "closed_at": "string"),

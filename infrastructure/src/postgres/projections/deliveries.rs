@@ -152,7 +152,12 @@ impl DeliveriesProjection {
                    ELSE COALESCE(h.failing_since, EXCLUDED.failing_since) END,
                last_success_at = COALESCE(EXCLUDED.last_success_at, h.last_success_at),
                last_success_delivery = COALESCE(EXCLUDED.last_success_delivery, h.last_success_delivery),
-               last_failure = COALESCE(EXCLUDED.last_failure, h.last_failure)",
+               last_failure = COALESCE(EXCLUDED.last_failure, h.last_failure)
+             -- A batch of successes for a subscription that is not failing
+             -- changes nothing the flow controller reads: no new row
+             -- version (the common case under load).
+             WHERE EXCLUDED.last_success_at IS NULL OR EXCLUDED.consecutive_failures > 0
+                OR h.consecutive_failures > 0 OR h.failing_since IS NOT NULL",
             t = self.health
         ))
         .bind(subs)
