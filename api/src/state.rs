@@ -5,6 +5,7 @@ use hookline_application::catalogue::CatalogueService;
 use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService};
 use hookline_application::health::HealthService;
+use hookline_application::metrics::MetricsService;
 use hookline_application::portal::PortalService;
 use hookline_application::ports::Clock;
 use hookline_application::subscriptions::SubscriptionService;
@@ -28,6 +29,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The console's sessions and settings.
     pub console: Arc<crate::console::Console>,
+    pub metrics: Arc<MetricsService>,
+    /// `GET /metrics` asks for it when set (else: loopback clients only).
+    pub metrics_token: Option<Secret>,
 }
 
 impl std::fmt::Debug for AppState {

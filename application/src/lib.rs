@@ -17,6 +17,7 @@ pub mod fold;
 pub mod health;
 pub mod history;
 pub mod metadata;
+pub mod metrics;
 pub mod operational;
 pub mod pagination;
 pub mod portal;

@@ -4,6 +4,7 @@
 pub mod cipher;
 pub mod clock;
 pub mod config;
+pub mod metrics;
 pub mod postgres;
 pub mod schema;
 pub mod sender;

@@ -21,6 +21,7 @@ mod event_log;
 mod flow;
 mod manual_retry;
 mod memory;
+mod metrics;
 mod openapi;
 mod operational;
 mod outcomes;

@@ -1,7 +1,7 @@
 //! The `hookline` command line.
 //!
 //! ```text
-//! hookline serve   [--listen ADDR] [--role api|worker|all]   [DB]
+//! hookline serve   [--listen ADDR] [--role api|worker|all] [--metrics-listen ADDR] [DB]
 //! hookline migrate                                           [DB]
 //! hookline tenants create NAME [--json]                      [DB]
 //! hookline tenants list [--include-deleted] [--json]         [DB]
@@ -70,6 +70,9 @@ enum Command {
         /// Which parts to run: api, worker or all.
         #[arg(long, value_name = "ROLE")]
         role: Option<String>,
+        /// Also serve GET /metrics (and nothing else) on this address.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -277,10 +280,16 @@ fn tenant_arg(tenant: Option<String>) -> anyhow::Result<Option<TenantId>> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config;
     match cli.command {
-        Command::Serve { listen, role, db } => {
+        Command::Serve {
+            listen,
+            role,
+            metrics_listen,
+            db,
+        } => {
             let mut o = overrides(config, &db);
             o.listen = listen;
             o.role = role;
+            o.metrics_listen = metrics_listen;
             let settings = Settings::from_env(&o)?;
             telemetry::init(settings.log_format);
             let app = Application::build(settings).await?;

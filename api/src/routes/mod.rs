@@ -9,13 +9,16 @@ pub mod deliveries;
 pub mod docs_ui;
 pub mod event_types;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod portal_sessions;
 pub mod subscriptions;
 pub mod tenants;
 
 use crate::error::{ApiError, ApiResult};
-use crate::middleware::{authenticate, request_context, Caller, CurrentRequestId, RequestLimits};
+use crate::middleware::{
+    authenticate, request_context, Caller, CurrentRequestId, RequestLimits, RequestScope,
+};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode};
@@ -58,6 +61,7 @@ fn routes(
         .merge(guard_admin(admin))
         .merge(health::router())
         .merge(docs_ui::router())
+        .merge(metrics::router())
         .routes(routes!(openapi::serve))
         .split_for_parts()
 }
@@ -91,6 +95,10 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
     );
     openapi::finish(&mut api);
     let document = openapi::Document(openapi::to_json(&api)?);
+    let scope = RequestScope {
+        limits,
+        metrics: state.metrics.clone(),
+    };
     Ok(router
         .layer(Extension(document))
         .merge(crate::console::router())
@@ -100,11 +108,30 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
             tracing::error!("a handler panicked");
             ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
         }))
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            request_context,
-        ))
+        .layer(axum::middleware::from_fn_with_state(scope, request_context))
         .with_state(state))
+}
+
+/// The metrics-only listener's routes: `GET /metrics` (answering every
+/// client that reaches it; still asking for HOOKLINE_METRICS_TOKEN when it
+/// is set), and 404 for anything else.
+pub fn metrics_router(state: AppState, limits: RequestLimits) -> Router {
+    let (router, _) = OpenApiRouter::new()
+        .merge(metrics::router())
+        .split_for_parts();
+    let scope = RequestScope {
+        limits,
+        metrics: state.metrics.clone(),
+    };
+    router
+        .layer(Extension(metrics::MetricsListener))
+        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+        }))
+        .layer(axum::middleware::from_fn_with_state(scope, request_context))
+        .with_state(state)
 }
 
 /// The command context of an authenticated request.

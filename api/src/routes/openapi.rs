@@ -40,7 +40,9 @@ the full history in an append-only event log.
 (`Authorization: Bearer hlk_…`, security scheme `tenant_api_key`); every \
 `/admin` operation takes the operator's token (`HOOKLINE_ADMIN_TOKEN`, scheme \
 `admin_token`; without it configured those routes answer 404). The health \
-routes and this document are public.
+routes and this document are public. `GET /metrics` takes \
+HOOKLINE_METRICS_TOKEN (scheme `metrics_token`) when it is set, and answers \
+loopback clients only when it is not.
 
 **Errors.** Every 4xx and 5xx answer has the body `Error`: \
 `{\"code\", \"detail\", \"request_id\"}`. Each operation's error responses \
@@ -83,7 +85,7 @@ pages by position (`after`, `next_after`).";
         (name = "api-keys", description = "The calling tenant's own API keys."),
         (name = "portal-sessions", description = "Signed, short-lived links to the console that a tenant hands to its own customers."),
         (name = "admin", description = "Operators: tenants and their API keys (admin token)."),
-        (name = "service", description = "Liveness, readiness and this document (public)."),
+        (name = "service", description = "Liveness, readiness, metrics and this document."),
     )
 )]
 pub struct ApiDoc;
@@ -104,6 +106,18 @@ impl Modify for SecuritySchemes {
                         "A tenant's API key (`hlk_…`), from `POST /admin/tenants`, \
                          `POST /admin/tenants/{id}/keys`, `POST /v1/api-keys/rotate` \
                          or `hookline tenants create`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "HOOKLINE_METRICS_TOKEN, for `GET /metrics`. While it is not set, \
+                         `/metrics` answers loopback clients without credentials.",
                     ))
                     .build(),
             ),
@@ -206,6 +220,7 @@ fn title(status: &str) -> &'static str {
     match status {
         "400" => "The request is malformed or breaks a rule",
         "401" => "Not authenticated",
+        "403" => "Not allowed from this client",
         "404" => "Not found",
         "408" => "The request was not received and answered in time; nothing was stored",
         "409" => "The request conflicts with the current state",
@@ -290,7 +305,14 @@ pub fn finish(api: &mut OpenApi) {
     for (path, item) in api.paths.paths.iter_mut() {
         for (method, op) in operations_mut(item) {
             let write = method != "get";
-            let guarded = op.security.is_some();
+            // Behind a guard that always asks for credentials (an
+            // operation that also accepts none, like `/metrics`, is not).
+            let guarded = op.security.as_ref().is_some_and(|alternatives| {
+                !alternatives.iter().any(|r| {
+                    serde_json::to_value(r)
+                        .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+                })
+            });
             let has_query = op
                 .parameters
                 .iter()

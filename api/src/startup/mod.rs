@@ -79,6 +79,8 @@ impl OpenDatabase {
 pub struct Application {
     listener: Option<tokio::net::TcpListener>,
     router: axum::Router,
+    /// `HOOKLINE_METRICS_LISTEN`: a listener serving only `/metrics`.
+    metrics: Option<(tokio::net::TcpListener, axum::Router)>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     database: OpenDatabase,
@@ -105,14 +107,21 @@ impl Application {
         let shutdown = CancellationToken::new();
         let mut services = Services::build(&settings, &database, Runs::Everything, &shutdown)?;
         let tasks = services.start(Some(&settings), &shutdown)?;
-        let router = routes::router(
-            services.state(&settings),
-            RequestLimits {
-                max_body_bytes: settings.max_body_bytes,
-                timeout: settings.request_timeout,
-            },
-        )
-        .context("serialising the OpenAPI document")?;
+        let limits = RequestLimits {
+            max_body_bytes: settings.max_body_bytes,
+            timeout: settings.request_timeout,
+        };
+        let router = routes::router(services.state(&settings), limits)
+            .context("serialising the OpenAPI document")?;
+        let metrics = match settings.metrics_listen {
+            Some(address) => Some((
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening for /metrics on {address}"))?,
+                routes::metrics_router(services.state(&settings), limits),
+            )),
+            None => None,
+        };
         let listener = if settings.role.serves_api() {
             Some(
                 tokio::net::TcpListener::bind(settings.listen)
@@ -125,6 +134,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            metrics,
             shutdown,
             tasks,
             database,
@@ -142,6 +152,11 @@ impl Application {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The address of the metrics-only listener, when there is one.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// Serves until `signal` completes, then shuts down gracefully:
     /// in-flight requests finish, background tasks stop, the pool closes
     /// and the embedded cluster is stopped.
@@ -155,6 +170,7 @@ impl Application {
         let Self {
             listener,
             router,
+            metrics,
             shutdown,
             tasks,
             database,
@@ -162,6 +178,18 @@ impl Application {
             connections,
         } = self;
         let stop = shutdown.clone();
+        let metrics_server = metrics.map(|(listener, router)| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "serving /metrics");
+            }
+            let stopped = shutdown.clone();
+            tokio::spawn(crate::serve::serve(
+                listener,
+                router,
+                connections,
+                async move { stopped.cancelled().await },
+            ))
+        });
         match listener {
             Some(listener) => {
                 tracing::info!(address = %listener.local_addr()?, "Hookline is listening");
@@ -181,6 +209,9 @@ impl Application {
         }
         shutdown.cancel();
         tracing::info!("shutting down");
+        if let Some(server) = metrics_server {
+            drop(server.await);
+        }
         for task in tasks {
             if tokio::time::timeout(drain, task).await.is_err() {
                 tracing::warn!("a background task did not stop within the drain time");

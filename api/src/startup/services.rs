@@ -11,6 +11,7 @@ use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
 use hookline_application::flow::FlowController;
 use hookline_application::health::HealthService;
+use hookline_application::metrics::MetricsService;
 use hookline_application::operational::Notifier;
 use hookline_application::portal::PortalService;
 use hookline_application::ports::{LinkSigner, SecretCipher};
@@ -28,6 +29,7 @@ use hookline_domain::tenant::Tenant;
 use hookline_infrastructure::cipher::{NoKey, XChaChaCipher};
 use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
+use hookline_infrastructure::metrics::{Exposition, Registry};
 use hookline_infrastructure::postgres::audit::{PgAuditLog, PgLogArchive};
 use hookline_infrastructure::postgres::catalogue::{EventTypesProjection, PgCatalogueReadModel};
 use hookline_infrastructure::postgres::dashboard::PgDeliveryStats;
@@ -38,6 +40,7 @@ use hookline_infrastructure::postgres::directory::CachedSubscriptions;
 use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
+use hookline_infrastructure::postgres::metrics::PgGauges;
 use hookline_infrastructure::postgres::notices::PgNoticeOutbox;
 use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
 use hookline_infrastructure::postgres::projections::subscriptions::{
@@ -80,6 +83,10 @@ pub struct Services {
     pub replay: Arc<ReplayService>,
     pub portal: Arc<PortalService>,
     pub dashboard: Arc<DashboardService>,
+    pub metrics: Arc<MetricsService>,
+    /// The in-process series the publish path, the worker and the HTTP
+    /// layer count in.
+    registry: Arc<Registry>,
     shared: Shared,
     subscription_store: Arc<PgAggregateStore<Subscription>>,
     directory: Arc<CachedSubscriptions>,
@@ -238,6 +245,18 @@ impl Services {
             consistency_timeout: settings.consistency_timeout,
         };
         let a = Adapters::new(settings, database, &consumers);
+        let registry = Arc::new(Registry::new(settings.metrics_per_tenant));
+        let metrics = Arc::new(MetricsService::new(
+            registry.clone(),
+            Arc::new(Exposition::new(
+                registry.clone(),
+                PgGauges::new(database.db.pool.clone(), consumers.projections.kinds()),
+                vec![
+                    ("api", database.db.pool.clone()),
+                    ("background", database.db.background.clone()),
+                ],
+            )),
+        ));
         let (batched, batchers) = GroupCommit::start(a.deliveries.clone(), 3);
         let subscriptions = Arc::new(
             SubscriptionService::new(
@@ -273,16 +292,19 @@ impl Services {
             dashboard: Arc::new(DashboardService::new(Arc::new(PgDeliveryStats::new(
                 pool.clone(),
             )))),
-            publish: Arc::new(PublishService::new(
-                shared.clone(),
-                catalogue.clone(),
-                a.directory.clone(),
-                Arc::new(batched),
-                Arc::new(a.log.clone()),
-                PublishSettings {
-                    idempotency_ttl: settings.idempotency_ttl,
-                },
-            )),
+            publish: Arc::new(
+                PublishService::new(
+                    shared.clone(),
+                    catalogue.clone(),
+                    a.directory.clone(),
+                    Arc::new(batched),
+                    Arc::new(a.log.clone()),
+                    PublishSettings {
+                        idempotency_ttl: settings.idempotency_ttl,
+                    },
+                )
+                .with_metrics(registry.clone()),
+            ),
             deliveries: Arc::new(DeliveryService::new(
                 shared.clone(),
                 a.deliveries,
@@ -315,6 +337,8 @@ impl Services {
             replay: Arc::new(ReplayService::new(Arc::new(PgRebuilder::new(pool)))),
             catalogue,
             subscriptions,
+            metrics,
+            registry,
             shared,
             subscription_store: a.subscriptions,
             directory: a.directory,
@@ -369,16 +393,19 @@ impl Services {
             pool_per_host: settings.worker_concurrency,
         })
         .context("building the HTTP client")?;
-        let recorder = Arc::new(OutcomeRecorder::new(
-            self.shared.clone(),
-            Arc::new(PgAggregateStore::<Delivery>::new(
-                self.background_log.clone(),
+        let recorder = Arc::new(
+            OutcomeRecorder::new(
+                self.shared.clone(),
+                Arc::new(PgAggregateStore::<Delivery>::new(
+                    self.background_log.clone(),
+                    settings.retry_policy.clone(),
+                )),
+                self.subscription_store.clone(),
                 settings.retry_policy.clone(),
-            )),
-            self.subscription_store.clone(),
-            settings.retry_policy.clone(),
-            worker_id.clone(),
-        ));
+                worker_id.clone(),
+            )
+            .with_metrics(self.registry.clone()),
+        );
         let worker = Arc::new(Worker::new(
             self.shared.clone(),
             WorkerPorts {
@@ -425,6 +452,8 @@ impl Services {
                     lifetime: settings.console_session_lifetime,
                 },
             )),
+            metrics: self.metrics.clone(),
+            metrics_token: settings.metrics_token.clone(),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::error::AppError;
 use crate::operational::Notice;
 use crate::ports::{
     AggregateStore, AppendError, Appended, Batch, Change, FirstAnswer, IdempotencyClaim,
-    IdempotencyKeys, SubscriptionDirectory,
+    IdempotencyKeys, Metrics, NoMetrics, SubscriptionDirectory,
 };
 use crate::shared::Shared;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -145,6 +145,7 @@ pub struct PublishService {
     store: Arc<dyn AggregateStore<Delivery>>,
     keys: Arc<dyn IdempotencyKeys>,
     settings: PublishSettings,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl fmt::Debug for PublishService {
@@ -171,7 +172,15 @@ impl PublishService {
             store,
             keys,
             settings,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Counts published events and enqueued deliveries in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn envelope_time(&self) -> (DateTime<Utc>, String) {
@@ -442,6 +451,11 @@ impl PublishService {
             Err(AppendError::Conflict) => return Ok(None),
             Err(AppendError::Other(e)) => return Err(e),
         }
+        self.metrics.published(
+            ctx.tenant_id,
+            published.deliveries.len(),
+            published.deliveries.iter().filter(|d| d.skipped).count(),
+        );
         tracing::info!(event_id = %published.event_id, deliveries = published.deliveries.len(), "event published");
         Ok(Some(Written {
             value: published,

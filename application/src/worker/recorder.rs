@@ -8,13 +8,14 @@ use crate::context::Actor;
 use crate::error::AppError;
 use crate::metadata::EventMetadata;
 use crate::ports::{
-    AggregateStore, AppendError, Batch, Change, DueDelivery, SendOutcome, SendResult,
+    AggregateStore, AppendError, AttemptMeasure, AttemptOutcome, Batch, Change, DueDelivery,
+    Metrics, NoMetrics, NotAttempted, SendOutcome, SendResult,
 };
 use crate::shared::Shared;
 use cqrs_es::AggregateError;
 use hookline_domain::delivery::{
     AbandonDelivery, AttemptFailure, AttemptSuccess, Delivery, DeliveryCommand, DeliveryError,
-    DeliveryEvent, SkipDelivery,
+    DeliveryEvent, DeliveryStatus, SkipDelivery,
 };
 use hookline_domain::outcome::ErrorKind;
 use hookline_domain::retry::RetryPolicy;
@@ -64,6 +65,7 @@ pub struct OutcomeRecorder {
     subscriptions: Arc<dyn AggregateStore<Subscription>>,
     policy: RetryPolicy,
     worker_id: String,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl fmt::Debug for OutcomeRecorder {
@@ -81,6 +83,77 @@ struct Decided {
     metadata: EventMetadata,
     /// The subscription to disable (its endpoint answered 410 Gone).
     gone: Option<(SubscriptionId, TenantId, String)>,
+    /// What the metrics count once it is written.
+    measure: Option<Measure>,
+}
+
+/// What one written outcome adds to the metrics.
+#[derive(Debug, Clone, Copy)]
+enum Measure {
+    Attempt {
+        attempt: AttemptMeasure,
+        /// Enqueue to delivered, for a delivered attempt.
+        latency: Option<Duration>,
+    },
+    NotAttempted(NotAttempted),
+}
+
+impl Measure {
+    /// Read from the events an outcome decided (`enqueued_at`: when the
+    /// delivery was enqueued).
+    fn of(
+        events: &[DeliveryEvent],
+        enqueued_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Option<Self> {
+        events.iter().find_map(|event| match event {
+            DeliveryEvent::DeliverySucceeded {
+                started_at,
+                duration_ms,
+                status_code,
+                ..
+            } => {
+                let duration = Duration::from_millis(*duration_ms);
+                let done = *started_at
+                    + chrono::Duration::from_std(duration)
+                        .unwrap_or_else(|_| chrono::Duration::zero());
+                Some(Self::Attempt {
+                    attempt: AttemptMeasure {
+                        outcome: AttemptOutcome::Delivered,
+                        error_kind: None,
+                        status: Some(*status_code),
+                        duration,
+                    },
+                    latency: enqueued_at.and_then(|at| (done - at).to_std().ok()),
+                })
+            }
+            DeliveryEvent::AttemptFailed {
+                duration_ms,
+                status_code,
+                error_kind,
+                status,
+                ..
+            } => Some(Self::Attempt {
+                attempt: AttemptMeasure {
+                    outcome: match status {
+                        DeliveryStatus::Pending => AttemptOutcome::Retry,
+                        DeliveryStatus::Abandoned => AttemptOutcome::Abandoned,
+                        _ => AttemptOutcome::Failed,
+                    },
+                    error_kind: Some(*error_kind),
+                    status: *status_code,
+                    duration: Duration::from_millis(*duration_ms),
+                },
+                latency: None,
+            }),
+            DeliveryEvent::DeliverySkipped { .. } => {
+                Some(Self::NotAttempted(NotAttempted::Skipped))
+            }
+            DeliveryEvent::DeliveryAbandoned { .. } => {
+                Some(Self::NotAttempted(NotAttempted::Abandoned))
+            }
+            _ => None,
+        })
+    }
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -125,6 +198,27 @@ impl OutcomeRecorder {
             subscriptions,
             policy,
             worker_id,
+            metrics: Arc::new(NoMetrics),
+        }
+    }
+
+    /// Counts what it records in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn count(&self, tenant: TenantId, measure: Option<Measure>) {
+        match measure {
+            Some(Measure::Attempt { attempt, latency }) => {
+                self.metrics.attempt(tenant, attempt);
+                if let Some(latency) = latency {
+                    self.metrics.delivered_after(tenant, latency);
+                }
+            }
+            Some(Measure::NotAttempted(why)) => self.metrics.not_attempted(tenant, why),
+            None => {}
         }
     }
 
@@ -274,6 +368,8 @@ impl OutcomeRecorder {
             match current.aggregate.decide(command.clone(), &self.policy) {
                 Ok(events) => {
                     let metadata = self.metadata(due);
+                    let measure =
+                        Measure::of(&events, current.aggregate.state().map(|s| s.created_at));
                     let gone = events.iter().any(|e| {
                         matches!(
                             e,
@@ -308,6 +404,7 @@ impl OutcomeRecorder {
                                 ),
                             )
                         }),
+                        measure,
                     });
                 }
                 Err(refusal) => log_refusal(due, &refusal),
@@ -317,7 +414,11 @@ impl OutcomeRecorder {
             return Ok(());
         }
         match self.deliveries.append(Batch::of(changes)?, None).await {
-            Ok(_) => {}
+            Ok(_) => {
+                for d in &decided {
+                    self.count(d.metadata.tenant_id, d.measure);
+                }
+            }
             Err(AppendError::Conflict) => self.one_by_one(&decided).await?,
             Err(AppendError::Other(e)) => return Err(e),
         }
@@ -340,7 +441,7 @@ impl OutcomeRecorder {
             )
             .await;
             match result {
-                Ok(_) => {}
+                Ok(_) => self.count(d.metadata.tenant_id, d.measure),
                 Err(AggregateError::UserError(refusal)) => {
                     tracing::info!(delivery_id = %d.id, %refusal, "outcome refused by the delivery");
                 }

@@ -399,6 +399,89 @@ async fn the_worker_claims_signs_sends_and_records() {
     );
 }
 
+/// Metrics that remember what they were told.
+#[derive(Default)]
+struct Counted {
+    attempts: std::sync::Mutex<Vec<crate::ports::AttemptMeasure>>,
+    latencies: std::sync::Mutex<Vec<std::time::Duration>>,
+}
+
+impl crate::ports::Metrics for Counted {
+    fn attempt(&self, _tenant: hookline_domain::TenantId, attempt: crate::ports::AttemptMeasure) {
+        self.attempts.lock().unwrap().push(attempt);
+    }
+    fn delivered_after(&self, _tenant: hookline_domain::TenantId, latency: std::time::Duration) {
+        self.latencies.lock().unwrap().push(latency);
+    }
+}
+
+#[tokio::test]
+async fn recorded_outcomes_are_counted_once_each_and_refused_ones_not_at_all() {
+    use crate::ports::{AttemptMeasure, AttemptOutcome};
+    let s = setup().await;
+    let counted = Arc::new(Counted::default());
+    let recorder = OutcomeRecorder::new(
+        s.world.shared.clone(),
+        s.deliveries.clone(),
+        s.subscriptions.clone(),
+        policy(),
+        "w1".into(),
+    )
+    .with_metrics(counted.clone());
+    let ok = s.enqueue(1).await;
+    let mut bad = s.enqueue(2).await;
+    recorder
+        .record(vec![
+            s.attempted(&ok, status(204)),
+            s.attempted(&bad, status(503)),
+        ])
+        .await;
+    // The same outcome again is refused (stale): not counted.
+    recorder.record(vec![s.attempted(&ok, status(204))]).await;
+    let timeout = SendOutcome::Failed {
+        kind: ErrorKind::Timeout,
+        message: "no answer".into(),
+    };
+    for attempt in [2, 3] {
+        bad.attempt = attempt;
+        recorder
+            .record(vec![s.attempted(&bad, timeout.clone())])
+            .await;
+    }
+    let ms = std::time::Duration::from_millis(10);
+    assert_eq!(
+        *counted.attempts.lock().unwrap(),
+        vec![
+            AttemptMeasure {
+                outcome: AttemptOutcome::Delivered,
+                error_kind: None,
+                status: Some(204),
+                duration: ms,
+            },
+            AttemptMeasure {
+                outcome: AttemptOutcome::Retry,
+                error_kind: Some(ErrorKind::HttpStatus),
+                status: Some(503),
+                duration: ms,
+            },
+            AttemptMeasure {
+                outcome: AttemptOutcome::Retry,
+                error_kind: Some(ErrorKind::Timeout),
+                status: None,
+                duration: ms,
+            },
+            AttemptMeasure {
+                outcome: AttemptOutcome::Abandoned,
+                error_kind: Some(ErrorKind::Timeout),
+                status: None,
+                duration: ms,
+            },
+        ]
+    );
+    // Enqueued at t0, the attempt started at t0 and took 10 ms.
+    assert_eq!(*counted.latencies.lock().unwrap(), vec![ms]);
+}
+
 /// Runs a worker over `queue` until `done` holds for the log.
 async fn run_worker_until(
     s: &Setup,

@@ -118,6 +118,14 @@ pub struct Settings {
     pub console_session_lifetime: Duration,
     /// Circuit breaker and auto-disable.
     pub flow: FlowSettings,
+    /// `GET /metrics` asks for `Authorization: Bearer <token>` when set;
+    /// otherwise it answers loopback clients only.
+    pub metrics_token: Option<Secret>,
+    /// A `tenant` label on the delivery counters.
+    pub metrics_per_tenant: bool,
+    /// A second listener serving only `/metrics` (the way a worker-only
+    /// process exposes its metrics).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The file/environment layer: every field optional.
@@ -153,6 +161,9 @@ struct Raw {
     circuit_probe_min_seconds: Option<String>,
     circuit_probe_max_seconds: Option<String>,
     auto_disable_after: Option<String>,
+    metrics_token: Option<String>,
+    metrics_per_tenant: Option<String>,
+    metrics_listen: Option<String>,
 }
 
 /// TOML values may be numbers or strings; both end up as text to parse.
@@ -189,6 +200,7 @@ pub struct CliOverrides {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub role: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,7 +271,10 @@ impl Settings {
             circuit_failure_threshold,
             circuit_probe_min_seconds,
             circuit_probe_max_seconds,
-            auto_disable_after
+            auto_disable_after,
+            metrics_token,
+            metrics_per_tenant,
+            metrics_listen
         );
         if raw.database_url.is_none() {
             raw.database_url = env("DATABASE_URL");
@@ -275,6 +290,9 @@ impl Settings {
         }
         if let Some(v) = &cli.role {
             raw.role = Some(v.clone());
+        }
+        if let Some(v) = &cli.metrics_listen {
+            raw.metrics_listen = Some(v.clone());
         }
         Self::validate(raw)
     }
@@ -333,6 +351,9 @@ impl Settings {
                 raw.circuit_probe_max_seconds,
                 raw.auto_disable_after,
             )?,
+            metrics_token: non_empty(raw.metrics_token).map(Secret::new),
+            metrics_per_tenant: flag("HOOKLINE_METRICS_PER_TENANT", raw.metrics_per_tenant)?,
+            metrics_listen: metrics_listen(raw.metrics_listen)?,
         })
     }
 

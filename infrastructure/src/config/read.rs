@@ -189,6 +189,30 @@ pub(super) fn listen(raw: Option<String>) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// `HOOKLINE_METRICS_LISTEN`: an address for a listener serving only
+/// `/metrics`, or nothing.
+pub(super) fn metrics_listen(raw: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
+    match raw.filter(|s| !s.trim().is_empty()) {
+        None => Ok(None),
+        Some(text) => text.trim().parse().map(Some).map_err(|_| {
+            ConfigError(format!(
+                "HOOKLINE_METRICS_LISTEN/--metrics-listen must be an address such as 127.0.0.1:9464 (got '{text}')"
+            ))
+        }),
+    }
+}
+
+/// A `true`/`false` setting (also `1`/`0`, `yes`/`no`, `on`/`off`).
+pub(super) fn flag(name: &str, raw: Option<String>) -> Result<bool, ConfigError> {
+    match raw.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("false" | "0" | "no" | "off") => Ok(false),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some(other) => Err(ConfigError(format!(
+            "{name} must be true or false (got '{other}')"
+        ))),
+    }
+}
+
 pub(super) fn log_format(raw: Option<&str>) -> Result<LogFormat, ConfigError> {
     match raw.map(str::to_ascii_lowercase).as_deref() {
         None | Some("text") => Ok(LogFormat::Text),

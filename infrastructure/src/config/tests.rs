@@ -134,3 +134,44 @@ fn flow_settings_read_durations_with_units_and_check_ranges() {
     assert!(err.to_string().contains("PROBE_MAX"));
     assert!(load(&[("HOOKLINE_CIRCUIT_FAILURE_THRESHOLD", "0")]).is_err());
 }
+
+#[test]
+fn metrics_settings() {
+    let s = load(&[], CliOverrides::default()).unwrap();
+    assert!(s.metrics_token.is_none());
+    assert!(!s.metrics_per_tenant);
+    assert!(s.metrics_listen.is_none());
+    let s = load(
+        &[
+            ("HOOKLINE_METRICS_TOKEN", "scrape-me"),
+            ("HOOKLINE_METRICS_PER_TENANT", "true"),
+            ("HOOKLINE_METRICS_LISTEN", "127.0.0.1:9464"),
+        ],
+        CliOverrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.metrics_token.unwrap().expose(), "scrape-me");
+    assert!(s.metrics_per_tenant);
+    assert_eq!(s.metrics_listen.unwrap().to_string(), "127.0.0.1:9464");
+    let cli = CliOverrides {
+        metrics_listen: Some("127.0.0.1:9465".into()),
+        ..CliOverrides::default()
+    };
+    let s = load(&[("HOOKLINE_METRICS_LISTEN", "127.0.0.1:9464")], cli).unwrap();
+    assert_eq!(s.metrics_listen.unwrap().to_string(), "127.0.0.1:9465");
+    let err = load(
+        &[("HOOKLINE_METRICS_PER_TENANT", "maybe")],
+        CliOverrides::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("HOOKLINE_METRICS_PER_TENANT"),
+        "{err}"
+    );
+    let err = load(
+        &[("HOOKLINE_METRICS_LISTEN", "nowhere")],
+        CliOverrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("METRICS_LISTEN"), "{err}");
+}

@@ -13,6 +13,7 @@ pub mod flow;
 pub mod health;
 pub mod local;
 pub mod log_reader;
+pub mod metrics;
 pub mod notices;
 pub mod pool;
 pub mod projections;

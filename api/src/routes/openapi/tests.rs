@@ -112,13 +112,14 @@ fn routes_are_registered_only_with_their_documentation() {
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/assets/{file}"),
+        ("GET", "/metrics"),
     ] {
         assert!(
             ops.iter().any(|(m, p, _)| m == method && p == path),
             "{method} {path}"
         );
     }
-    assert_eq!(ops.len(), 50, "operations: {ids:?}");
+    assert_eq!(ops.len(), 51, "operations: {ids:?}");
 }
 
 #[test]
@@ -141,10 +142,20 @@ fn every_operation_is_complete() {
             assert!(op["summary"].is_string(), "{name}: summary");
             let tag = op["tags"][0].as_str().unwrap();
             assert!(tags.contains(&tag), "{name}: tag {tag}");
-            // Security: the guard of the path's prefix, and only it.
-            let scheme = op["security"][0].as_object().map(|s| {
-                assert_eq!(s.len(), 1);
-                s.keys().next().unwrap().clone()
+            // Security: the guard of the path's prefix, and only it;
+            // `/metrics` accepts no credentials (loopback) or its token.
+            if path == "/metrics" {
+                assert_eq!(
+                    op["security"],
+                    serde_json::json!([{}, {"metrics_token": []}]),
+                    "{name}: security"
+                );
+                assert!(op["responses"]["401"].is_object(), "{name}: 401");
+                assert!(op["responses"]["403"].is_object(), "{name}: 403");
+            }
+            let scheme = op["security"][0].as_object().and_then(|s| {
+                assert!(s.len() <= 1);
+                s.keys().next().cloned()
             });
             let expected = if path.starts_with("/v1/") {
                 Some("tenant_api_key")

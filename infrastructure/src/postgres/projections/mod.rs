@@ -354,6 +354,14 @@ impl Projections {
             .map(|e| e.progress.clone())
     }
 
+    /// Each projection's name and the aggregate type it follows.
+    pub fn kinds(&self) -> Vec<(String, &'static str)> {
+        self.entries
+            .iter()
+            .map(|e| (e.name.clone(), e.aggregate_type))
+            .collect()
+    }
+
     /// Each projection's checkpoint as this process knows it.
     pub fn positions(&self) -> HashMap<String, LogPosition> {
         self.entries
