@@ -70,6 +70,8 @@ pub enum Actor {
     ApiKey(Uuid),
     Admin,
     System(&'static str),
+    /// An inbound webhook, authenticated by its source's secret.
+    Source(hookline_domain::SourceId),
 }
 
 impl fmt::Display for Actor {
@@ -78,6 +80,7 @@ impl fmt::Display for Actor {
             Self::ApiKey(id) => write!(f, "api_key:{id}"),
             Self::Admin => f.write_str("admin"),
             Self::System(component) => write!(f, "system:{component}"),
+            Self::Source(id) => write!(f, "source:{id}"),
         }
     }
 }

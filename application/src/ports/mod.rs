@@ -235,13 +235,17 @@ pub trait SubscriptionReadModel: Send + Sync {
 }
 
 mod catalogue;
+mod connectors;
 mod deliveries;
 mod operations;
+mod sources;
 mod store;
 mod tenants;
 pub use catalogue::*;
+pub use connectors::*;
 pub use deliveries::*;
 pub use operations::*;
+pub use sources::*;
 pub use store::*;
 pub use tenants::*;
 
