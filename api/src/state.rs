@@ -2,8 +2,10 @@
 
 use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
+use hookline_application::connectors::SiigoService;
 use hookline_application::deliveries::{DeliveryService, PublishService};
 use hookline_application::health::HealthService;
+use hookline_application::sources::{InboundService, SourceService};
 use hookline_application::subscriptions::SubscriptionService;
 use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_infrastructure::config::Secret;
@@ -19,5 +21,10 @@ pub struct AppState {
     pub tenants: Arc<TenantService>,
     pub auth: Arc<Authenticator>,
     pub health: Arc<HealthService>,
+    pub sources: Arc<SourceService>,
+    pub inbound: Arc<InboundService>,
+    pub siigo: Arc<SiigoService>,
+    /// Private ranges URLs given over the API may use.
+    pub allow_list: hookline_domain::AllowList,
     pub admin_token: Option<Secret>,
 }

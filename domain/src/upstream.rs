@@ -1,8 +1,9 @@
 //! The UpstreamSubscription aggregate: webhook subscriptions Hookline
 //! provisioned *at* a provider (Siigo) for a tenant. The provider's ids
-//! and what was asked are in the clear; the credentials used (and the
-//! custom header values, which may carry a verification secret) are
-//! sealed, in an event of their own.
+//! and what was asked are in the clear (`UpstreamSubscriptionProvisioned`);
+//! the credentials used, and the custom header values, which may carry a
+//! verification secret, are sealed in an event of their own that follows
+//! it (`UpstreamCredentialsStored`).
 
 use crate::sealed::Sealed;
 use crate::{SourceId, TenantId, UpstreamId};
@@ -149,7 +150,8 @@ pub struct UpstreamState {
     pub description: Option<String>,
     pub header_names: Vec<String>,
     pub source_id: Option<SourceId>,
-    pub credentials: Sealed,
+    /// `None` only between the two events of a provisioning.
+    pub credentials: Option<Sealed>,
     pub account_hint: String,
     pub status: UpstreamStatus,
     pub created_at: DateTime<Utc>,
@@ -158,17 +160,12 @@ pub struct UpstreamState {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamSubscription {
-    /// Sealed credentials seen before the provisioning event.
-    pending: Option<(Sealed, String)>,
     state: Option<UpstreamState>,
 }
 
 impl From<UpstreamState> for UpstreamSubscription {
     fn from(state: UpstreamState) -> Self {
-        Self {
-            pending: None,
-            state: Some(state),
-        }
+        Self { state: Some(state) }
     }
 }
 
@@ -177,18 +174,10 @@ impl UpstreamSubscription {
         self.state.as_ref()
     }
 
-    /// The provisioning, decided as a plain function: the sealed
-    /// credentials, then what was provisioned.
+    /// The provisioning, decided as a plain function: what was
+    /// provisioned, then the sealed credentials.
     pub fn provision_new(cmd: ProvisionUpstream) -> Vec<UpstreamEvent> {
         vec![
-            UpstreamEvent::UpstreamCredentialsStored {
-                subscription_id: cmd.id,
-                tenant_id: cmd.tenant_id,
-                provider: cmd.provider,
-                credentials: cmd.credentials,
-                account_hint: cmd.account_hint,
-                stored_at: cmd.at,
-            },
             UpstreamEvent::UpstreamSubscriptionProvisioned {
                 subscription_id: cmd.id,
                 tenant_id: cmd.tenant_id,
@@ -200,6 +189,14 @@ impl UpstreamSubscription {
                 header_names: cmd.header_names,
                 source_id: cmd.source_id,
                 provisioned_at: cmd.at,
+            },
+            UpstreamEvent::UpstreamCredentialsStored {
+                subscription_id: cmd.id,
+                tenant_id: cmd.tenant_id,
+                provider: cmd.provider,
+                credentials: cmd.credentials,
+                account_hint: cmd.account_hint,
+                stored_at: cmd.at,
             },
         ]
     }
@@ -226,17 +223,6 @@ impl UpstreamSubscription {
 
     pub fn apply_event(&mut self, event: UpstreamEvent) {
         match event {
-            UpstreamEvent::UpstreamCredentialsStored {
-                credentials,
-                account_hint,
-                ..
-            } => match self.state.as_mut() {
-                Some(state) => {
-                    state.credentials = credentials;
-                    state.account_hint = account_hint;
-                }
-                None => self.pending = Some((credentials, account_hint)),
-            },
             UpstreamEvent::UpstreamSubscriptionProvisioned {
                 subscription_id,
                 tenant_id,
@@ -249,9 +235,6 @@ impl UpstreamSubscription {
                 source_id,
                 provisioned_at,
             } => {
-                let Some((credentials, account_hint)) = self.pending.take() else {
-                    return;
-                };
                 self.state = Some(UpstreamState {
                     id: subscription_id,
                     tenant_id,
@@ -262,12 +245,24 @@ impl UpstreamSubscription {
                     description,
                     header_names,
                     source_id,
-                    credentials,
-                    account_hint,
+                    credentials: None,
+                    account_hint: String::new(),
                     status: UpstreamStatus::Active,
                     created_at: provisioned_at,
                     updated_at: provisioned_at,
                 });
+            }
+            UpstreamEvent::UpstreamCredentialsStored {
+                credentials,
+                account_hint,
+                stored_at,
+                ..
+            } => {
+                if let Some(state) = self.state.as_mut() {
+                    state.credentials = Some(credentials);
+                    state.account_hint = account_hint;
+                    state.updated_at = stored_at;
+                }
             }
             UpstreamEvent::UpstreamSubscriptionRemoved { removed_at } => {
                 if let Some(state) = self.state.as_mut() {

@@ -7,4 +7,5 @@ pub mod config;
 pub mod postgres;
 pub mod schema;
 pub mod sender;
+pub mod siigo;
 pub mod telemetry;

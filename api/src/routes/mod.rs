@@ -5,9 +5,12 @@
 
 pub mod audit;
 pub mod common;
+pub mod connectors;
 pub mod deliveries;
 pub mod event_types;
 pub mod health;
+pub mod inbound;
+pub mod sources;
 pub mod subscriptions;
 pub mod tenants;
 
@@ -34,6 +37,8 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(event_types::router())
         .merge(audit::router())
         .merge(tenants::own_router())
+        .merge(sources::router())
+        .merge(connectors::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
@@ -47,6 +52,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
             )),
         )
         .merge(health::router())
+        .merge(inbound::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {

@@ -7,19 +7,24 @@ use anyhow::Context;
 use cqrs_es::Aggregate;
 use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
+use hookline_application::connectors::SiigoService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
 use hookline_application::health::HealthService;
 use hookline_application::ports::SecretCipher;
 use hookline_application::replay::ReplayService;
+use hookline_application::sources::{InboundService, SourceService, SourceSettings};
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
 use hookline_application::Shared;
 use hookline_domain::catalogue::CatalogueEntry;
 use hookline_domain::delivery::Delivery;
+use hookline_domain::inbound::Inbound;
 use hookline_domain::message::Message;
+use hookline_domain::source::Source;
 use hookline_domain::subscription::Subscription;
 use hookline_domain::tenant::Tenant;
+use hookline_domain::upstream::UpstreamSubscription;
 use hookline_infrastructure::cipher::{NoKey, XChaChaCipher};
 use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
@@ -39,11 +44,16 @@ use hookline_infrastructure::postgres::projections::{
     deliveries_projection, Projection, ProjectionRunner, Projections,
 };
 use hookline_infrastructure::postgres::replay::PgRebuilder;
+use hookline_infrastructure::postgres::sources::{
+    sources_projection, upstream_projection, PgRejectionLog, PgSourceReadModel,
+    PgUpstreamReadModel, SOURCES_TABLE, UPSTREAM_TABLE,
+};
 use hookline_infrastructure::postgres::store::{GroupCommit, PgAggregateStore, PgLog};
 use hookline_infrastructure::postgres::tenants::{PgTenantReadModel, TenantsProjection};
 use hookline_infrastructure::postgres::wakeup::{LogWakeups, Wakeup};
 use hookline_infrastructure::schema::JsonSchemaCompiler;
 use hookline_infrastructure::sender::{ReqwestSender, SenderSettings};
+use hookline_infrastructure::siigo::{SiigoClient, SiigoSettings};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -57,6 +67,9 @@ use super::OpenDatabase;
 pub enum Runs {
     Everything,
     TenantsOnly,
+    /// As `TenantsOnly`, for a command that seals secrets (it uses the
+    /// server's key file, creating it if the server never ran).
+    TenantsOnlySealing,
 }
 
 /// The application services over Postgres, and what a worker needs.
@@ -70,6 +83,11 @@ pub struct Services {
     pub auth: Arc<Authenticator>,
     pub health: Arc<HealthService>,
     pub replay: Arc<ReplayService>,
+    pub sources: Arc<SourceService>,
+    pub inbound: Arc<InboundService>,
+    pub siigo: Arc<SiigoService>,
+    /// `HOOKLINE_ALLOW_PRIVATE_TARGETS`.
+    pub allow_list: hookline_domain::AllowList,
     shared: Shared,
     subscription_store: Arc<PgAggregateStore<Subscription>>,
     directory: Arc<CachedSubscriptions>,
@@ -91,7 +109,7 @@ impl std::fmt::Debug for Services {
 fn cipher(settings: &Settings, runs: Runs) -> anyhow::Result<Arc<dyn SecretCipher>> {
     let configured = settings.secret_key.as_ref().map(|k| k.expose());
     Ok(match runs {
-        Runs::Everything => Arc::new(
+        Runs::Everything | Runs::TenantsOnlySealing => Arc::new(
             XChaChaCipher::load_or_create(configured, settings.data_dir())
                 .context("loading the secret key")?,
         ),
@@ -123,6 +141,9 @@ impl Consumers {
             Subscription::TYPE,
             Delivery::TYPE,
             Message::TYPE,
+            Source::TYPE,
+            Inbound::TYPE,
+            UpstreamSubscription::TYPE,
         ]);
         let due = Wakeup::new();
         let mut listeners = vec![wakeups.spawn_listener(&database.db, shutdown.clone())];
@@ -132,6 +153,8 @@ impl Consumers {
             list.push(Arc::new(EventTypesProjection::default()));
             list.push(Arc::new(SubscriptionsProjection::default()));
             list.push(Arc::new(deliveries_projection("", due.clone())));
+            list.push(Arc::new(sources_projection("")));
+            list.push(Arc::new(upstream_projection("")));
         }
         let (projections, runners) = Projections::new(list, &database.db.background, &wakeups);
         Self {
@@ -162,6 +185,9 @@ struct Adapters {
     catalogue: Arc<PgAggregateStore<CatalogueEntry>>,
     subscriptions: Arc<PgAggregateStore<Subscription>>,
     deliveries: Arc<PgAggregateStore<Delivery>>,
+    sources: Arc<PgAggregateStore<Source>>,
+    inbound: Arc<PgAggregateStore<Inbound>>,
+    upstream: Arc<PgAggregateStore<UpstreamSubscription>>,
     subscription_read: Arc<PgSubscriptionReadModel>,
     delivery_read: Arc<PgDeliveryReadModel>,
     tenant_read: Arc<PgTenantReadModel>,
@@ -181,6 +207,9 @@ impl Adapters {
                 log.clone(),
                 settings.retry_policy.clone(),
             )),
+            sources: Arc::new(PgAggregateStore::new(log.clone(), ())),
+            inbound: Arc::new(PgAggregateStore::new(log.clone(), ())),
+            upstream: Arc::new(PgAggregateStore::new(log.clone(), ())),
             log,
             subscription_read: Arc::new(PgSubscriptionReadModel::new(pool.clone())),
             delivery_read: Arc::new(PgDeliveryReadModel::new(pool.clone())),
@@ -198,6 +227,67 @@ impl Adapters {
             )),
         }
     }
+}
+
+/// Sources, receiving on them, and the Siigo connector.
+fn connectors(
+    settings: &Settings,
+    shared: &Shared,
+    a: &Adapters,
+    publish: Arc<PublishService>,
+    database: &OpenDatabase,
+    runs: Runs,
+) -> anyhow::Result<(Arc<SourceService>, Arc<InboundService>, Arc<SiigoService>)> {
+    let pool = &database.db.pool;
+    let rejections = Arc::new(PgRejectionLog::new(pool.clone()));
+    let sources = Arc::new(SourceService::new(
+        shared.clone(),
+        a.sources.clone(),
+        Arc::new(PgSourceReadModel::new(pool.clone(), SOURCES_TABLE)),
+        rejections.clone(),
+        SourceSettings {
+            public_url: settings.public_url.clone(),
+            rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
+                .unwrap_or_else(|_| chrono::Duration::days(1)),
+        },
+    ));
+    let inbound = Arc::new(InboundService::new(
+        shared.clone(),
+        a.sources.clone(),
+        a.inbound.clone(),
+        Arc::new(a.log.clone()),
+        publish,
+        a.tenant_read.clone(),
+        rejections,
+    ));
+    // The operator's command line may reach a sandbox on this machine.
+    let mut allow = settings.allow_private_targets.clone();
+    if runs != Runs::Everything {
+        let listed = allow
+            .nets()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
+        allow =
+            hookline_domain::AllowList::parse(&format!("{},127.0.0.0/8,::1/128", listed.join(",")))
+                .unwrap_or(allow);
+    }
+    let client = SiigoClient::new(
+        SiigoSettings {
+            allow,
+            ..SiigoSettings::default()
+        },
+        Some((pool.clone(), shared.cipher.clone())),
+    )
+    .context("building the Siigo client")?;
+    let siigo = Arc::new(SiigoService::new(
+        shared.clone(),
+        Arc::new(client),
+        a.upstream.clone(),
+        Arc::new(PgUpstreamReadModel::new(pool.clone(), UPSTREAM_TABLE)),
+        sources.clone(),
+    ));
+    Ok((sources, inbound, siigo))
 }
 
 impl Services {
@@ -236,23 +326,30 @@ impl Services {
         ));
         let catalogue = Arc::new(CatalogueService::new(
             shared.clone(),
-            a.catalogue,
-            a.catalogue_read,
+            a.catalogue.clone(),
+            a.catalogue_read.clone(),
             a.tenant_read.clone(),
             Arc::new(JsonSchemaCompiler),
         ));
         let pool = database.db.pool.clone();
+        let publish = Arc::new(PublishService::new(
+            shared.clone(),
+            catalogue.clone(),
+            a.directory.clone(),
+            Arc::new(batched),
+            Arc::new(a.log.clone()),
+            PublishSettings {
+                idempotency_ttl: settings.idempotency_ttl,
+            },
+        ));
+        let (sources, inbound, siigo) =
+            connectors(settings, &shared, &a, publish.clone(), database, runs)?;
         Ok(Self {
-            publish: Arc::new(PublishService::new(
-                shared.clone(),
-                catalogue.clone(),
-                a.directory.clone(),
-                Arc::new(batched),
-                Arc::new(a.log.clone()),
-                PublishSettings {
-                    idempotency_ttl: settings.idempotency_ttl,
-                },
-            )),
+            allow_list: settings.allow_private_targets.clone(),
+            publish,
+            sources,
+            inbound,
+            siigo,
             deliveries: Arc::new(DeliveryService::new(
                 shared.clone(),
                 a.deliveries,
@@ -366,6 +463,10 @@ impl Services {
             tenants: self.tenants.clone(),
             auth: self.auth.clone(),
             health: self.health.clone(),
+            sources: self.sources.clone(),
+            inbound: self.inbound.clone(),
+            siigo: self.siigo.clone(),
+            allow_list: settings.allow_private_targets.clone(),
             admin_token: settings.admin_token.clone(),
         }
     }

@@ -469,10 +469,12 @@ impl SiigoService {
                 AggregateError::UserError(UpstreamError::Removed),
             ));
         }
-        let bytes = self
-            .shared
-            .cipher
-            .open(&state.credentials, &sealing_context(id))?;
+        let credentials = state.credentials.as_ref().ok_or_else(|| {
+            AppError::Internal(format!(
+                "upstream subscription {id} has no stored credentials"
+            ))
+        })?;
+        let bytes = self.shared.cipher.open(credentials, &sealing_context(id))?;
         let sealed: Sealable = serde_json::from_slice(&bytes).map_err(|e| {
             AppError::Internal(format!("sealed credentials of {id} are unreadable: {e}"))
         })?;

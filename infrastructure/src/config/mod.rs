@@ -107,6 +107,9 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     /// Most subscriptions (not deleted) one tenant may have.
     pub max_subscriptions_per_tenant: u64,
+    /// Where providers reach this Hookline (sources' ingest URLs start
+    /// with it); `http://<listen>` unless set.
+    pub public_url: String,
 }
 
 /// The file/environment layer: every field optional.
@@ -135,6 +138,7 @@ struct Raw {
     worker_lease_seconds: Option<String>,
     idempotency_ttl_seconds: Option<String>,
     max_subscriptions_per_tenant: Option<String>,
+    public_url: Option<String>,
 }
 
 /// TOML values may be numbers or strings; both end up as text to parse.
@@ -234,7 +238,8 @@ impl Settings {
             worker_concurrency,
             worker_lease_seconds,
             idempotency_ttl_seconds,
-            max_subscriptions_per_tenant
+            max_subscriptions_per_tenant,
+            public_url
         );
         if raw.database_url.is_none() {
             raw.database_url = env("DATABASE_URL");
@@ -257,8 +262,10 @@ impl Settings {
     fn validate(raw: Raw) -> Result<Self, ConfigError> {
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let webhook_timeout = WEBHOOK_TIMEOUT_SECONDS.read(raw.webhook_timeout_seconds)?;
+        let listen = listen(raw.listen)?;
         Ok(Self {
-            listen: listen(raw.listen)?,
+            public_url: public_url(raw.public_url.as_deref(), listen)?,
+            listen,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.to_string())),
             database_url: non_empty(raw.database_url).map(Secret::new),
             db_max_connections: DB_MAX_CONNECTIONS.read(raw.db_max_connections)?,

@@ -174,3 +174,21 @@ pub(super) fn worker_lease(
     })?;
     Ok(Duration::from_secs(lease))
 }
+
+/// `HOOKLINE_PUBLIC_URL`: an http(s) URL without query or fragment (its
+/// trailing `/` dropped); `http://<listen>` when unset.
+pub(super) fn public_url(raw: Option<&str>, listen: SocketAddr) -> Result<String, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(format!("http://{listen}"));
+    };
+    let bad = |why: &str| ConfigError(format!("HOOKLINE_PUBLIC_URL {why} (got '{raw}')"));
+    let url =
+        url::Url::parse(raw).map_err(|_| bad("must be a URL such as https://hooks.example.com"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad("must be an http:// or https:// URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("must not have a query, fragment or credentials"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}

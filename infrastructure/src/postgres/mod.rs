@@ -14,6 +14,7 @@ pub mod log_reader;
 pub mod pool;
 pub mod projections;
 pub mod replay;
+pub mod sources;
 pub mod store;
 pub mod tenants;
 pub mod wakeup;
