@@ -25,6 +25,7 @@ mod receiver_example;
 mod request_ids;
 mod rotations;
 mod secrets;
+mod sources;
 mod subscriptions;
 mod support;
 mod tenants;

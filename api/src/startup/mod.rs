@@ -100,8 +100,20 @@ impl Application {
     ///
     /// # Errors
     /// Database, key or bind failures, with what was being done.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         let database = OpenDatabase::open(&settings).await?;
+        let listener = if settings.role.serves_api() {
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("listening on {}", settings.listen))?;
+            if settings.public_url.is_none() {
+                // Port 0 is only known once bound.
+                settings.public_url = Some(format!("http://{}", listener.local_addr()?));
+            }
+            Some(listener)
+        } else {
+            None
+        };
         let shutdown = CancellationToken::new();
         let mut services = Services::build(&settings, &database, Runs::Everything, &shutdown)?;
         let tasks = services.start(Some(&settings), &shutdown)?;
@@ -112,15 +124,6 @@ impl Application {
                 timeout: settings.request_timeout,
             },
         );
-        let listener = if settings.role.serves_api() {
-            Some(
-                tokio::net::TcpListener::bind(settings.listen)
-                    .await
-                    .with_context(|| format!("listening on {}", settings.listen))?,
-            )
-        } else {
-            None
-        };
         Ok(Self {
             listener,
             router,

@@ -246,7 +246,10 @@ fn connectors(
         Arc::new(PgSourceReadModel::new(pool.clone(), SOURCES_TABLE)),
         rejections.clone(),
         SourceSettings {
-            public_url: settings.public_url.clone(),
+            public_url: settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.listen)),
             rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
                 .unwrap_or_else(|_| chrono::Duration::days(1)),
         },

@@ -108,8 +108,9 @@ pub struct Settings {
     /// Most subscriptions (not deleted) one tenant may have.
     pub max_subscriptions_per_tenant: u64,
     /// Where providers reach this Hookline (sources' ingest URLs start
-    /// with it); `http://<listen>` unless set.
-    pub public_url: String,
+    /// with it); when unset, `http://` and the address the server listens
+    /// on.
+    pub public_url: Option<String>,
 }
 
 /// The file/environment layer: every field optional.
@@ -264,7 +265,7 @@ impl Settings {
         let webhook_timeout = WEBHOOK_TIMEOUT_SECONDS.read(raw.webhook_timeout_seconds)?;
         let listen = listen(raw.listen)?;
         Ok(Self {
-            public_url: public_url(raw.public_url.as_deref(), listen)?,
+            public_url: public_url(raw.public_url.as_deref())?,
             listen,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.to_string())),
             database_url: non_empty(raw.database_url).map(Secret::new),

@@ -176,10 +176,10 @@ pub(super) fn worker_lease(
 }
 
 /// `HOOKLINE_PUBLIC_URL`: an http(s) URL without query or fragment (its
-/// trailing `/` dropped); `http://<listen>` when unset.
-pub(super) fn public_url(raw: Option<&str>, listen: SocketAddr) -> Result<String, ConfigError> {
+/// trailing `/` dropped).
+pub(super) fn public_url(raw: Option<&str>) -> Result<Option<String>, ConfigError> {
     let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(format!("http://{listen}"));
+        return Ok(None);
     };
     let bad = |why: &str| ConfigError(format!("HOOKLINE_PUBLIC_URL {why} (got '{raw}')"));
     let url =
@@ -190,5 +190,5 @@ pub(super) fn public_url(raw: Option<&str>, listen: SocketAddr) -> Result<String
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return Err(bad("must not have a query, fragment or credentials"));
     }
-    Ok(raw.trim_end_matches('/').to_string())
+    Ok(Some(raw.trim_end_matches('/').to_string()))
 }
