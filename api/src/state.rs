@@ -26,5 +26,8 @@ pub struct AppState {
     pub siigo: Arc<SiigoService>,
     /// Private ranges URLs given over the API may use.
     pub allow_list: hookline_domain::AllowList,
+    /// `HOOKLINE_SIIGO_URL`: where Siigo is unless a request names a
+    /// sandbox.
+    pub siigo_url: String,
     pub admin_token: Option<Secret>,
 }

@@ -164,7 +164,7 @@ pub(super) async fn subscribe(s: Services, a: &SubscribeArgs) -> anyhow::Result<
         .await
         .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
     let input = request
-        .into_provision(&local_allow(&s.allow_list))
+        .into_provision(&s.siigo_url, &local_allow(&s.allow_list))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let created = s
         .siigo

@@ -12,29 +12,36 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Extension, Json, Router};
+use super::openapi::examples as ex;
+use axum::{Extension, Json};
 use hookline_application::sources::{InboundError, InboundRequest, RefusalStatus};
 use hookline_domain::{EventId, InboundId};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The address a connection came from (set by the accept loop).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/in/{source_id}", post(receive))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive))
 }
 
 /// The answer to an accepted (or repeated) inbound webhook.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InboundResponse {
     /// `accepted`, or `duplicate` for a repeat of an accepted delivery.
+    #[schema(value_type = String, pattern = "^(accepted|duplicate)$")]
     pub status: &'static str,
+    #[schema(value_type = uuid::Uuid)]
     pub inbound_id: InboundId,
+    /// The published event (absent when no subscription matched).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<uuid::Uuid>, nullable = false)]
     pub event_id: Option<EventId>,
     /// Deliveries enqueued to the tenant's subscriptions.
     pub deliveries: usize,
@@ -51,6 +58,58 @@ fn headers(map: &HeaderMap) -> BTreeMap<String, String> {
     out
 }
 
+/// Receive a webhook from a provider
+///
+/// Where a source's provider delivers (the source's `ingest_url`). There
+/// is no API key: the provider's signature over the raw body bytes, or the
+/// secret header, is the authentication, as the source's `kind` says:
+///
+/// - `inflow`: `x-inflow-hmac-sha256: base64(HMAC-SHA256(secret, body))`;
+/// - `hmac-sha256-hex`: `X-Signature: sha256=<hex HMAC-SHA256(secret, body)>`;
+/// - `standard-webhooks`: `webhook-id`, `webhook-timestamp` (within 5
+///   minutes) and `webhook-signature: v1,<base64>`;
+/// - `header-secret` and `siigo`: the secret itself in the source's
+///   `header_name`.
+///
+/// The body is the provider's own: any JSON object, kept byte for byte.
+/// The event name and data are read from it as the source says
+/// (`event_type`, `data`). A verified webhook is recorded
+/// (`InboundReceived`) and published to the tenant's matching
+/// subscriptions in one transaction; a repeat of a delivery (the same
+/// delivery id, or the same body, within the source's window) is answered
+/// `duplicate` and publishes nothing. A refused request is recorded in the
+/// source's rejections (never as an event).
+#[utoipa::path(
+    post,
+    path = "/in/{source_id}",
+    operation_id = "receive_inbound",
+    tag = "inbound",
+    params(
+        ("source_id" = String, Path, description = "The source's id (from its `ingest_url`)."),
+        ("x-inflow-hmac-sha256" = Option<String>, Header, description = "`inflow` sources: the base64 HMAC-SHA256 of the raw body, keyed with the secret's text."),
+        ("X-Signature" = Option<String>, Header, description = "`hmac-sha256-hex` sources: `sha256=` and the hex HMAC-SHA256 of the raw body."),
+        ("webhook-id" = Option<String>, Header, description = "`standard-webhooks` sources: the message id."),
+        ("webhook-timestamp" = Option<String>, Header, description = "`standard-webhooks` sources: Unix seconds, within 5 minutes of now."),
+        ("webhook-signature" = Option<String>, Header, description = "`standard-webhooks` sources: `v1,<base64>` signatures, space-separated."),
+    ),
+    request_body(
+        description = "The provider's webhook, exactly as it sends it: any JSON object (InFlow: `{\"event\", \"data\", \"timestamp\"}`; Siigo: the resource with `topic` and `company_key`).",
+        content = Object,
+        content_type = "application/json",
+        example = json!(ex::inflow_delivery()),
+    ),
+    responses(
+        (status = 200, description = "Accepted (or a repeat of an accepted delivery).",
+            body = InboundResponse, example = json!(ex::inbound_accepted())),
+        (status = 400, description = "- `invalid_body`: the body is not a JSON object (or not UTF-8)"),
+        (status = 401, description = "- `signature_missing`: the signature (or secret) header is absent\n- `signature_malformed`: it is not in the kind's format (bad base64 or hex, no `v1,`)\n- `signature_invalid`: it does not match the body under any of the source's secrets\n- `timestamp_outside_tolerance`: a Standard Webhooks timestamp more than 5 minutes from now (a replay)\n- `secret_missing`: the source's secret header is absent\n- `secret_invalid`: the secret header's value is wrong"),
+        (status = 404, description = "- `source_not_found`: no source has this id"),
+        (status = 410, description = "- `source_deleted`: the source was deleted"),
+        (status = 413, description = "- `payload_too_large`: the body is larger than HOOKLINE_MAX_BODY_BYTES allows"),
+        (status = 422, description = "- `event_type_unresolved`: the event name is not where the source says, or not a valid event name\n- `data_unresolved`: the data is not where the source says\n- `event_refused`: the tenant's catalogue refuses the event (its schema, or strict mode)"),
+        (status = 503, description = "- `unavailable`: the database is unreachable right now; the provider should retry"),
+    )
+)]
 async fn receive(
     State(state): State<AppState>,
     CurrentRequestId(request_id): CurrentRequestId,

@@ -123,7 +123,8 @@ impl Application {
                 max_body_bytes: settings.max_body_bytes,
                 timeout: settings.request_timeout,
             },
-        );
+        )
+        .context("serialising the OpenAPI document")?;
         Ok(Self {
             listener,
             router,

@@ -88,6 +88,8 @@ pub struct Services {
     pub siigo: Arc<SiigoService>,
     /// `HOOKLINE_ALLOW_PRIVATE_TARGETS`.
     pub allow_list: hookline_domain::AllowList,
+    /// `HOOKLINE_SIIGO_URL`.
+    pub siigo_url: String,
     shared: Shared,
     subscription_store: Arc<PgAggregateStore<Subscription>>,
     directory: Arc<CachedSubscriptions>,
@@ -349,6 +351,7 @@ impl Services {
             connectors(settings, &shared, &a, publish.clone(), database, runs)?;
         Ok(Self {
             allow_list: settings.allow_private_targets.clone(),
+            siigo_url: settings.siigo_url.clone(),
             publish,
             sources,
             inbound,
@@ -470,6 +473,7 @@ impl Services {
             inbound: self.inbound.clone(),
             siigo: self.siigo.clone(),
             allow_list: settings.allow_private_targets.clone(),
+            siigo_url: settings.siigo_url.clone(),
             admin_token: settings.admin_token.clone(),
         }
     }

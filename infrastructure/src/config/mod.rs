@@ -111,6 +111,9 @@ pub struct Settings {
     /// with it); when unset, `http://` and the address the server listens
     /// on.
     pub public_url: Option<String>,
+    /// Where Hookline calls Siigo (`HOOKLINE_SIIGO_URL`, default
+    /// `https://api.siigo.com`): a loopback stand-in for tests and demos.
+    pub siigo_url: String,
 }
 
 /// The file/environment layer: every field optional.
@@ -140,6 +143,7 @@ struct Raw {
     idempotency_ttl_seconds: Option<String>,
     max_subscriptions_per_tenant: Option<String>,
     public_url: Option<String>,
+    siigo_url: Option<String>,
 }
 
 /// TOML values may be numbers or strings; both end up as text to parse.
@@ -240,7 +244,8 @@ impl Settings {
             worker_lease_seconds,
             idempotency_ttl_seconds,
             max_subscriptions_per_tenant,
-            public_url
+            public_url,
+            siigo_url
         );
         if raw.database_url.is_none() {
             raw.database_url = env("DATABASE_URL");
@@ -266,6 +271,7 @@ impl Settings {
         let listen = listen(raw.listen)?;
         Ok(Self {
             public_url: public_url(raw.public_url.as_deref())?,
+            siigo_url: siigo_url(raw.siigo_url.as_deref())?,
             listen,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.to_string())),
             database_url: non_empty(raw.database_url).map(Secret::new),

@@ -192,3 +192,28 @@ pub(super) fn public_url(raw: Option<&str>) -> Result<Option<String>, ConfigErro
     }
     Ok(Some(raw.trim_end_matches('/').to_string()))
 }
+
+/// `HOOKLINE_SIIGO_URL`: Siigo's base URL, an https URL (plain http only
+/// to a loopback address: a local stand-in) without path, query or
+/// fragment; `https://api.siigo.com` when unset.
+pub(super) fn siigo_url(raw: Option<&str>) -> Result<String, ConfigError> {
+    const DEFAULT: &str = "https://api.siigo.com";
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(DEFAULT.to_string());
+    };
+    let bad = |why: &str| ConfigError(format!("HOOKLINE_SIIGO_URL {why} (got '{raw}')"));
+    let url = url::Url::parse(raw).map_err(|_| bad("must be a URL such as https://api.siigo.com"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => return Err(bad("must have a host")),
+    };
+    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+        return Err(bad("must be https:// (http:// only to a loopback address)"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("must not have a query, fragment or credentials"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}

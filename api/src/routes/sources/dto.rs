@@ -13,21 +13,29 @@ use hookline_domain::source::{
     DeliveryKey, EventTypeRule, HeaderName, Idempotency, SourceKind, SourceName, SourceStatus,
 };
 use hookline_domain::{SigningSecret, SourceId, TenantId, ValidationError};
+use crate::routes::openapi::schemas::{SecretSchema, SourceKindSchema, SourceStatusSchema};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use utoipa::{IntoParams, ToSchema};
 
-/// `idempotency`: where the provider's delivery id is.
-#[derive(Debug, Deserialize, Serialize, Default, Clone)]
+/// `idempotency`: where the provider's delivery id is, as a header or a
+/// JSON pointer (not both); with neither, or when a request lacks it, the
+/// SHA-256 of the raw body identifies the delivery.
+#[derive(Debug, Deserialize, Serialize, Default, Clone, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdempotencyBody {
-    /// A header holding the provider's delivery id.
+    /// A header holding the provider's delivery id (not a connection
+    /// header such as `content-type` or `host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
     pub header: Option<String>,
-    /// A JSON pointer to the delivery id in the body.
+    /// A JSON pointer to the delivery id in the body (such as `/id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200, pattern = r"^/[^\x00-\x1F\x7F-\x9F]*$")]
     pub pointer: Option<String>,
     /// How long a repeat is recognised (60 s – 30 days; default 1 day).
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 2592000)]
     pub window_seconds: Option<u32>,
 }
 
@@ -57,23 +65,43 @@ impl IdempotencyBody {
     }
 }
 
-/// `POST /v1/sources`.
-#[derive(Deserialize)]
+/// `POST /v1/sources`: a provider that delivers webhooks to Hookline.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSourceRequest {
+    /// 1–200 characters, no control characters.
     #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub name: Option<String>,
+    /// How the provider signs its webhooks.
     #[serde(default)]
+    #[schema(value_type = SourceKindSchema, required = true)]
     pub kind: Option<String>,
+    /// The secret shared with the provider; generated when absent (a
+    /// `whsec_` key for `standard-webhooks`, 32 random bytes in base64
+    /// otherwise) and shown in full only in this answer. For the header
+    /// kinds it is sent as a header value: visible ASCII without spaces.
     #[serde(default)]
+    #[schema(value_type = Option<SecretSchema>)]
     pub secret: Option<String>,
+    /// The header carrying the secret, for `header-secret` and `siigo`
+    /// (default `x-hookline-secret`).
     #[serde(default)]
+    #[schema(pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
     pub header_name: Option<String>,
+    /// Where the event name comes from: a JSON pointer into the body
+    /// (`/event`; the default depends on the kind) or a fixed event name
+    /// (`salesOrder.updated`).
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^(/[^\x00-\x1F\x7F-\x9F]*|[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+)$")]
     pub event_type: Option<String>,
+    /// Which part of the body becomes the event's data, as a JSON pointer
+    /// (`/data` for InFlow; `""`, the whole body, otherwise).
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^(/[^\x00-\x1F\x7F-\x9F]*)?$")]
     pub data: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<IdempotencyBody>)]
     pub idempotency: Option<IdempotencyBody>,
 }
 
@@ -157,24 +185,32 @@ impl CreateSourceRequest {
     }
 }
 
-/// `PATCH /v1/sources/{id}`: absent fields stay as they are.
-#[derive(Deserialize, Default)]
+/// `PATCH /v1/sources/{id}`: absent fields stay as they are. The secret
+/// changes with rotate-secret, and the kind never.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSourceRequest {
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
     pub header_name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^(/[^\x00-\x1F\x7F-\x9F]*|[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+)$")]
     pub event_type: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^(/[^\x00-\x1F\x7F-\x9F]*)?$")]
     pub data: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<IdempotencyBody>)]
     pub idempotency: Option<IdempotencyBody>,
-    /// Accepted only to explain how these change.
+    /// Read only to explain how these change (refused with 400).
     #[serde(default)]
+    #[schema(ignore)]
     pub secret: Option<serde_json::Value>,
     #[serde(default)]
+    #[schema(ignore)]
     pub kind: Option<serde_json::Value>,
 }
 
@@ -230,10 +266,12 @@ impl UpdateSourceRequest {
 }
 
 /// `POST /v1/sources/{id}/rotate-secret` (optional body).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSourceSecretRequest {
+    /// The new secret; generated when absent.
     #[serde(default)]
+    #[schema(value_type = Option<SecretSchema>)]
     pub secret: Option<String>,
 }
 
@@ -257,14 +295,19 @@ impl RotateSourceSecretRequest {
 }
 
 /// Query of `GET /v1/sources`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListSourcesQuery {
+    /// Deleted sources too.
     #[serde(default)]
     pub include_deleted: Option<bool>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Page size, 1–100 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -280,50 +323,72 @@ impl ListSourcesQuery {
 }
 
 /// Query of `GET /v1/sources/{id}`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetSourceQuery {
+    /// Show a deleted source too (otherwise 404).
     #[serde(default)]
     pub include_deleted: Option<bool>,
 }
 
 /// Query of `GET /v1/sources/{id}/rejections`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RejectionsQuery {
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Page size, 1–100 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+/// Where the delivery id is read (neither: the body's SHA-256).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IdempotencyResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub header: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub pointer: Option<String>,
     pub window_seconds: u32,
 }
 
 /// A source: everything but the secret, which appears masked (in full
 /// only in the answers that create or rotate it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SourceResponse {
+    #[schema(value_type = uuid::Uuid)]
     pub id: SourceId,
+    #[schema(value_type = uuid::Uuid)]
     pub tenant_id: TenantId,
     pub name: String,
+    #[schema(value_type = SourceKindSchema)]
     pub kind: SourceKind,
-    /// Give this URL to the provider: `POST` only, no API key.
+    /// Give this URL to the provider: `POST` only, no API key
+    /// (`HOOKLINE_PUBLIC_URL` + `/in/{id}`).
+    #[schema(format = "uri")]
     pub ingest_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub header_name: Option<String>,
+    /// A JSON pointer or a fixed event name.
     pub event_type: String,
+    /// A JSON pointer (`""`: the whole body).
     pub data: String,
     pub idempotency: IdempotencyResponse,
+    #[schema(value_type = SourceStatusSchema)]
     pub status: SourceStatus,
+    /// In full only when created or rotated; masked otherwise.
     pub secret: String,
+    /// While a rotation's overlap lasts: when the previous secret stops
+    /// being accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -355,13 +420,17 @@ impl From<SourceView> for SourceResponse {
 }
 
 /// A refused inbound request (no body: its SHA-256 and size).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RejectionResponse {
     pub id: i64,
+    #[schema(value_type = uuid::Uuid)]
     pub source_id: SourceId,
+    /// The code the provider was answered with, such as
+    /// `signature_invalid`.
     pub reason: String,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub remote_addr: Option<String>,
     pub request_id: String,
     pub body_sha256: String,
