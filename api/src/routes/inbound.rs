@@ -4,6 +4,7 @@
 //! webhook is recorded with what it publishes; a provider's retry of the
 //! same delivery gets the same answer and publishes nothing new.
 
+use super::openapi::examples as ex;
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
@@ -12,7 +13,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use super::openapi::examples as ex;
 use axum::{Extension, Json};
 use hookline_application::sources::{InboundError, InboundRequest, RefusalStatus};
 use hookline_domain::{EventId, InboundId};

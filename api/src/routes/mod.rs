@@ -11,6 +11,7 @@ pub mod docs_ui;
 pub mod event_types;
 pub mod health;
 pub mod inbound;
+pub mod inflow;
 pub mod openapi;
 pub mod sources;
 pub mod subscriptions;
@@ -42,7 +43,7 @@ type Layered = fn(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>;
 /// behind `guard_admin`, the health routes and the document public. The
 /// returned document is the one the routes describe, before [`openapi::finish`].
 fn routes(
-    guard_v1: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+    guard_v1: impl Fn(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
     guard_admin: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
 ) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let mut v1 = OpenApiRouter::new()
@@ -54,10 +55,14 @@ fn routes(
         .merge(sources::router())
         .merge(connectors::router());
     openapi::guard(v1.get_openapi_mut(), Guard::TenantKey);
+    // InFlow's subscription API: the tenant's key, outside `/v1`.
+    let mut inflow = inflow::router();
+    openapi::guard(inflow.get_openapi_mut(), Guard::TenantKey);
     let mut admin = tenants::admin_router();
     openapi::guard(admin.get_openapi_mut(), Guard::AdminToken);
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/v1", guard_v1(v1))
+        .merge(guard_v1(inflow))
         .merge(guard_admin(admin))
         .merge(health::router())
         .merge(inbound::router())

@@ -202,7 +202,8 @@ pub(super) fn siigo_url(raw: Option<&str>) -> Result<String, ConfigError> {
         return Ok(DEFAULT.to_string());
     };
     let bad = |why: &str| ConfigError(format!("HOOKLINE_SIIGO_URL {why} (got '{raw}')"));
-    let url = url::Url::parse(raw).map_err(|_| bad("must be a URL such as https://api.siigo.com"))?;
+    let url =
+        url::Url::parse(raw).map_err(|_| bad("must be a URL such as https://api.siigo.com"))?;
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

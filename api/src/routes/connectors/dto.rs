@@ -1,6 +1,7 @@
 //! Request and response bodies of `/v1/connectors/siigo/subscriptions`,
 //! and the checks the HTTP API and the CLI share.
 
+use crate::routes::openapi::schemas::UpstreamStatusSchema;
 use crate::routes::sources::dto::SourceResponse;
 use chrono::{DateTime, Utc};
 use hookline_application::connectors::{
@@ -13,7 +14,6 @@ use hookline_domain::subscription::CustomHeaders;
 use hookline_domain::upstream::{UpstreamStatus, UpstreamTopic};
 use hookline_domain::validation::check_free_text;
 use hookline_domain::{AllowList, SourceId, TargetUrl, TenantId, UpstreamId, ValidationError};
-use crate::routes::openapi::schemas::UpstreamStatusSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -182,8 +182,8 @@ pub fn siigo_base(
         return Ok(default.to_string());
     };
     let bad = |why: &str| ValidationError::new("sandbox_url", why);
-    let url = url::Url::parse(raw)
-        .map_err(|_| bad("must be a URL such as http://127.0.0.1:8089"))?;
+    let url =
+        url::Url::parse(raw).map_err(|_| bad("must be a URL such as http://127.0.0.1:8089"))?;
     let ip = match url.host() {
         Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
         Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
@@ -203,7 +203,9 @@ pub fn siigo_base(
         return Err(bad("must be https:// (plain http:// only on loopback)"));
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(bad("must be a base URL without query, fragment or credentials"));
+        return Err(bad(
+            "must be a base URL without query, fragment or credentials",
+        ));
     }
     if url.port() == Some(0) {
         return Err(bad("must not use port 0"));

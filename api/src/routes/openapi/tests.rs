@@ -73,6 +73,7 @@ fn routes_are_registered_only_with_their_documentation() {
         include_str!("../sources/mod.rs"),
         include_str!("../connectors/mod.rs"),
         include_str!("../inbound.rs"),
+        include_str!("../inflow/mod.rs"),
         include_str!("../health.rs"),
         include_str!("../docs_ui.rs"),
         include_str!("../openapi.rs"),
@@ -116,6 +117,8 @@ fn routes_are_registered_only_with_their_documentation() {
         ("POST", "/v1/sources"),
         ("GET", "/v1/sources/{id}/rejections"),
         ("POST", "/in/{source_id}"),
+        ("PUT", "/inflow/{companyId}/webhooks"),
+        ("DELETE", "/inflow/{companyId}/webhooks/{webHookId}"),
         ("POST", "/v1/connectors/siigo/subscriptions"),
     ] {
         assert!(
@@ -123,7 +126,7 @@ fn routes_are_registered_only_with_their_documentation() {
             "{method} {path}"
         );
     }
-    assert_eq!(ops.len(), 60, "operations: {ids:?}");
+    assert_eq!(ops.len(), 64, "operations: {ids:?}");
 }
 
 #[test]
@@ -151,7 +154,7 @@ fn every_operation_is_complete() {
                 assert_eq!(s.len(), 1);
                 s.keys().next().unwrap().clone()
             });
-            let expected = if path.starts_with("/v1/") {
+            let expected = if path.starts_with("/v1/") || path.starts_with("/inflow/") {
                 Some("tenant_api_key")
             } else if path.starts_with("/admin/") {
                 Some("admin_token")

@@ -1,6 +1,7 @@
 //! Request and response bodies of `/v1/sources`, and their conversion
 //! into typed values. Unknown fields are refused.
 
+use crate::routes::openapi::schemas::{SecretSchema, SourceKindSchema, SourceStatusSchema};
 use chrono::{DateTime, Utc};
 use hookline_application::error::Validator;
 use hookline_application::pagination::PageRequest;
@@ -13,7 +14,6 @@ use hookline_domain::source::{
     DeliveryKey, EventTypeRule, HeaderName, Idempotency, SourceKind, SourceName, SourceStatus,
 };
 use hookline_domain::{SigningSecret, SourceId, TenantId, ValidationError};
-use crate::routes::openapi::schemas::{SecretSchema, SourceKindSchema, SourceStatusSchema};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use utoipa::{IntoParams, ToSchema};
@@ -93,7 +93,10 @@ pub struct CreateSourceRequest {
     /// (`/event`; the default depends on the kind) or a fixed event name
     /// (`salesOrder.updated`).
     #[serde(default)]
-    #[schema(max_length = 200, pattern = r"^(/[^\x00-\x1F\x7F-\x9F]*|[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+)$")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^(/[^\x00-\x1F\x7F-\x9F]*|[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+)$"
+    )]
     pub event_type: Option<String>,
     /// Which part of the body becomes the event's data, as a JSON pointer
     /// (`/data` for InFlow; `""`, the whole body, otherwise).
@@ -191,13 +194,19 @@ impl CreateSourceRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateSourceRequest {
     #[serde(default)]
-    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
     #[serde(default)]
     #[schema(pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
     pub header_name: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 200, pattern = r"^(/[^\x00-\x1F\x7F-\x9F]*|[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+)$")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^(/[^\x00-\x1F\x7F-\x9F]*|[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+)$"
+    )]
     pub event_type: Option<String>,
     #[serde(default)]
     #[schema(max_length = 200, pattern = r"^(/[^\x00-\x1F\x7F-\x9F]*)?$")]
