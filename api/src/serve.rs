@@ -6,6 +6,7 @@
 //! handlers are bounded by the same timeout in
 //! [`crate::middleware::request_context`].
 
+use crate::routes::inbound::PeerAddr;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -81,6 +82,7 @@ pub async fn serve(
                     req.extensions_mut()
                         .insert(crate::console::web::ClientAddr(peer));
                     req.extensions_mut().insert(Peer(peer));
+                    req.extensions_mut().insert(PeerAddr(peer));
                     req
                 });
         let connection =

@@ -2,12 +2,14 @@
 
 use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
+use hookline_application::connectors::SiigoService;
 use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService};
 use hookline_application::health::HealthService;
 use hookline_application::metrics::MetricsService;
 use hookline_application::portal::PortalService;
 use hookline_application::ports::Clock;
+use hookline_application::sources::{InboundService, SourceService};
 use hookline_application::subscriptions::SubscriptionService;
 use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_infrastructure::config::Secret;
@@ -23,6 +25,14 @@ pub struct AppState {
     pub tenants: Arc<TenantService>,
     pub auth: Arc<Authenticator>,
     pub health: Arc<HealthService>,
+    pub sources: Arc<SourceService>,
+    pub inbound: Arc<InboundService>,
+    pub siigo: Arc<SiigoService>,
+    /// Private ranges URLs given over the API may use.
+    pub allow_list: hookline_domain::AllowList,
+    /// `HOOKLINE_SIIGO_URL`: where Siigo is unless a request names a
+    /// sandbox.
+    pub siigo_url: String,
     pub admin_token: Option<Secret>,
     pub portal: Arc<PortalService>,
     pub dashboard: Arc<DashboardService>,

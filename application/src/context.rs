@@ -72,6 +72,8 @@ pub enum Actor {
     /// A console session opened with a portal link (its id).
     Portal(Uuid),
     System(&'static str),
+    /// An inbound webhook, authenticated by its source's secret.
+    Source(hookline_domain::SourceId),
 }
 
 impl fmt::Display for Actor {
@@ -81,6 +83,7 @@ impl fmt::Display for Actor {
             Self::Admin => f.write_str("admin"),
             Self::Portal(id) => write!(f, "portal:{id}"),
             Self::System(component) => write!(f, "system:{component}"),
+            Self::Source(id) => write!(f, "source:{id}"),
         }
     }
 }

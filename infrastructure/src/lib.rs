@@ -8,4 +8,5 @@ pub mod metrics;
 pub mod postgres;
 pub mod schema;
 pub mod sender;
+pub mod siigo;
 pub mod telemetry;

@@ -5,13 +5,17 @@
 
 pub mod audit;
 pub mod common;
+pub mod connectors;
 pub mod deliveries;
 pub mod docs_ui;
 pub mod event_types;
 pub mod health;
+pub mod inbound;
+pub mod inflow;
 pub mod metrics;
 pub mod openapi;
 pub mod portal_sessions;
+pub mod sources;
 pub mod subscriptions;
 pub mod tenants;
 
@@ -43,7 +47,7 @@ type Layered = fn(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>;
 /// behind `guard_admin`, the health routes and the document public. The
 /// returned document is the one the routes describe, before [`openapi::finish`].
 fn routes(
-    guard_v1: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+    guard_v1: impl Fn(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
     guard_admin: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
 ) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let mut v1 = OpenApiRouter::new()
@@ -52,14 +56,21 @@ fn routes(
         .merge(event_types::router())
         .merge(audit::router())
         .merge(tenants::own_router())
-        .merge(portal_sessions::router());
+        .merge(portal_sessions::router())
+        .merge(sources::router())
+        .merge(connectors::router());
     openapi::guard(v1.get_openapi_mut(), Guard::TenantKey);
+    // InFlow's subscription API: the tenant's key, outside `/v1`.
+    let mut inflow = inflow::router();
+    openapi::guard(inflow.get_openapi_mut(), Guard::TenantKey);
     let mut admin = tenants::admin_router();
     openapi::guard(admin.get_openapi_mut(), Guard::AdminToken);
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/v1", guard_v1(v1))
+        .merge(guard_v1(inflow))
         .merge(guard_admin(admin))
         .merge(health::router())
+        .merge(inbound::router())
         .merge(docs_ui::router())
         .merge(metrics::router())
         .routes(routes!(openapi::serve))

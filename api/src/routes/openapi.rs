@@ -84,6 +84,10 @@ pages by position (`after`, `next_after`).";
         (name = "audit", description = "The tenant's event log in commit order, and everything one request id caused."),
         (name = "api-keys", description = "The calling tenant's own API keys."),
         (name = "portal-sessions", description = "Signed, short-lived links to the console that a tenant hands to its own customers."),
+        (name = "sources", description = "Inbound sources: providers (InFlow, Siigo, Standard Webhooks senders, the seeds' `X-Signature` senders) whose webhooks Hookline verifies, records and fans out to the tenant's subscriptions."),
+        (name = "inbound", description = "Where providers deliver to a source (no API key: the signature is the authentication)."),
+        (name = "connectors", description = "Webhook subscriptions Hookline provisions at a provider (Siigo) for the tenant."),
+        (name = "inflow", description = "InFlow's webhook subscription API, mounted for tools written for InFlow: `companyId` is the tenant id, authentication the tenant's API key; the subscriptions are ordinary Hookline subscriptions signed `hmac-sha256-base64`."),
         (name = "admin", description = "Operators: tenants and their API keys (admin token)."),
         (name = "service", description = "Liveness, readiness, metrics and this document."),
     )
@@ -224,9 +228,12 @@ fn title(status: &str) -> &'static str {
         "404" => "Not found",
         "408" => "The request was not received and answered in time; nothing was stored",
         "409" => "The request conflicts with the current state",
+        "410" => "Gone",
         "413" => "The body is too large",
         "415" => "The body is not JSON",
+        "422" => "The request was understood but cannot be carried out",
         "500" => "An internal error",
+        "502" => "A provider Hookline called failed",
         "503" => "The service cannot answer right now",
         _ => "An error",
     }
@@ -319,6 +326,9 @@ pub fn finish(api: &mut OpenApi) {
                 .flatten()
                 .any(|p| p.parameter_in == ParameterIn::Query);
             let has_body = op.request_body.is_some();
+            // `POST /in/{source_id}` reads the provider's raw bytes (no
+            // JSON extractor, any content type): its body errors are its own.
+            let raw_body = path.starts_with("/in/");
             // Neither a parameter nor a body is ever JSON `null` (an
             // optional body is an empty one; `null` is refused).
             for p in op.parameters.iter_mut().flatten() {
@@ -346,7 +356,7 @@ pub fn finish(api: &mut OpenApi) {
                     "an unknown query parameter, or one of the wrong type (`limit=ten`)",
                 ));
             }
-            if has_body {
+            if has_body && !raw_body {
                 bad.push(("malformed_json", "the body is not valid JSON"));
                 bad.push((
                     "invalid_body",
@@ -364,7 +374,7 @@ pub fn finish(api: &mut OpenApi) {
                     "reading the request and answering took longer than HOOKLINE_REQUEST_TIMEOUT; nothing was stored",
                 )],
             );
-            if has_body {
+            if has_body && !raw_body {
                 add_codes(
                     op,
                     413,

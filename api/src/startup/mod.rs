@@ -102,8 +102,19 @@ impl Application {
     ///
     /// # Errors
     /// Database, key or bind failures, with what was being done.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         let database = OpenDatabase::open(&settings).await?;
+        let listener = if settings.role.serves_api() {
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("listening on {}", settings.listen))?;
+            // Port 0 is only known once bound: sources' ingest URLs fall
+            // back to the address really listened on.
+            settings.listen = listener.local_addr()?;
+            Some(listener)
+        } else {
+            None
+        };
         let shutdown = CancellationToken::new();
         let mut services = Services::build(&settings, &database, Runs::Everything, &shutdown)?;
         let tasks = services.start(Some(&settings), &shutdown)?;
@@ -121,15 +132,6 @@ impl Application {
                 routes::metrics_router(services.state(&settings), limits),
             )),
             None => None,
-        };
-        let listener = if settings.role.serves_api() {
-            Some(
-                tokio::net::TcpListener::bind(settings.listen)
-                    .await
-                    .with_context(|| format!("listening on {}", settings.listen))?,
-            )
-        } else {
-            None
         };
         Ok(Self {
             listener,

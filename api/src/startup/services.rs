@@ -7,6 +7,7 @@ use anyhow::Context;
 use cqrs_es::Aggregate;
 use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
+use hookline_application::connectors::SiigoService;
 use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
 use hookline_application::flow::FlowController;
@@ -16,16 +17,20 @@ use hookline_application::operational::Notifier;
 use hookline_application::portal::PortalService;
 use hookline_application::ports::{LinkSigner, SecretCipher};
 use hookline_application::replay::ReplayService;
+use hookline_application::sources::{InboundService, SourceService, SourceSettings};
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_application::worker::{OutcomeRecorder, Worker, WorkerPorts, WorkerSettings};
 use hookline_application::Shared;
 use hookline_domain::catalogue::CatalogueEntry;
 use hookline_domain::delivery::Delivery;
+use hookline_domain::inbound::Inbound;
 use hookline_domain::message::Message;
 use hookline_domain::portal::PortalLink;
+use hookline_domain::source::Source;
 use hookline_domain::subscription::Subscription;
 use hookline_domain::tenant::Tenant;
+use hookline_domain::upstream::UpstreamSubscription;
 use hookline_infrastructure::cipher::{NoKey, XChaChaCipher};
 use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
@@ -50,11 +55,16 @@ use hookline_infrastructure::postgres::projections::{
     deliveries_projection, Projection, ProjectionRunner, Projections,
 };
 use hookline_infrastructure::postgres::replay::PgRebuilder;
+use hookline_infrastructure::postgres::sources::{
+    sources_projection, upstream_projection, PgRejectionLog, PgSourceReadModel,
+    PgUpstreamReadModel, SOURCES_TABLE, UPSTREAM_TABLE,
+};
 use hookline_infrastructure::postgres::store::{GroupCommit, PgAggregateStore, PgLog};
 use hookline_infrastructure::postgres::tenants::{PgTenantReadModel, TenantsProjection};
 use hookline_infrastructure::postgres::wakeup::{LogWakeups, Wakeup};
 use hookline_infrastructure::schema::JsonSchemaCompiler;
 use hookline_infrastructure::sender::{ReqwestSender, SenderSettings};
+use hookline_infrastructure::siigo::{SiigoClient, SiigoSettings};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -68,6 +78,9 @@ use super::OpenDatabase;
 pub enum Runs {
     Everything,
     TenantsOnly,
+    /// As `TenantsOnly`, for a command that seals secrets (it uses the
+    /// server's key file, creating it if the server never ran).
+    TenantsOnlySealing,
 }
 
 /// The application services over Postgres, and what a worker needs.
@@ -87,6 +100,13 @@ pub struct Services {
     /// The in-process series the publish path, the worker and the HTTP
     /// layer count in.
     registry: Arc<Registry>,
+    pub sources: Arc<SourceService>,
+    pub inbound: Arc<InboundService>,
+    pub siigo: Arc<SiigoService>,
+    /// `HOOKLINE_ALLOW_PRIVATE_TARGETS`.
+    pub allow_list: hookline_domain::AllowList,
+    /// `HOOKLINE_SIIGO_URL`.
+    pub siigo_url: String,
     shared: Shared,
     subscription_store: Arc<PgAggregateStore<Subscription>>,
     directory: Arc<CachedSubscriptions>,
@@ -112,7 +132,7 @@ fn cipher(
 ) -> anyhow::Result<(Arc<dyn SecretCipher>, Arc<dyn LinkSigner>)> {
     let configured = settings.secret_key.as_ref().map(|k| k.expose());
     let cipher = match runs {
-        Runs::Everything => Some(
+        Runs::Everything | Runs::TenantsOnlySealing => Some(
             XChaChaCipher::load_or_create(configured, settings.data_dir())
                 .context("loading the secret key")?,
         ),
@@ -145,6 +165,9 @@ impl Consumers {
             Subscription::TYPE,
             Delivery::TYPE,
             Message::TYPE,
+            Source::TYPE,
+            Inbound::TYPE,
+            UpstreamSubscription::TYPE,
         ]);
         let due = Wakeup::new();
         let mut listeners = vec![wakeups.spawn_listener(&database.db, shutdown.clone())];
@@ -154,6 +177,8 @@ impl Consumers {
             list.push(Arc::new(EventTypesProjection::default()));
             list.push(Arc::new(SubscriptionsProjection::default()));
             list.push(Arc::new(deliveries_projection("", due.clone())));
+            list.push(Arc::new(sources_projection("")));
+            list.push(Arc::new(upstream_projection("")));
         }
         let (projections, runners) = Projections::new(list, &database.db.background, &wakeups);
         Self {
@@ -184,6 +209,9 @@ struct Adapters {
     catalogue: Arc<PgAggregateStore<CatalogueEntry>>,
     subscriptions: Arc<PgAggregateStore<Subscription>>,
     deliveries: Arc<PgAggregateStore<Delivery>>,
+    sources: Arc<PgAggregateStore<Source>>,
+    inbound: Arc<PgAggregateStore<Inbound>>,
+    upstream: Arc<PgAggregateStore<UpstreamSubscription>>,
     subscription_read: Arc<PgSubscriptionReadModel>,
     delivery_read: Arc<PgDeliveryReadModel>,
     tenant_read: Arc<PgTenantReadModel>,
@@ -203,6 +231,9 @@ impl Adapters {
                 log.clone(),
                 settings.retry_policy.clone(),
             )),
+            sources: Arc::new(PgAggregateStore::new(log.clone(), ())),
+            inbound: Arc::new(PgAggregateStore::new(log.clone(), ())),
+            upstream: Arc::new(PgAggregateStore::new(log.clone(), ())),
             log,
             subscription_read: Arc::new(PgSubscriptionReadModel::new(pool.clone())),
             delivery_read: Arc::new(PgDeliveryReadModel::new(pool.clone())),
@@ -220,6 +251,74 @@ impl Adapters {
             )),
         }
     }
+}
+
+/// Sources, receiving on them, and the Siigo connector.
+fn connectors(
+    settings: &Settings,
+    shared: &Shared,
+    a: &Adapters,
+    publish: Arc<PublishService>,
+    database: &OpenDatabase,
+    runs: Runs,
+) -> anyhow::Result<(Arc<SourceService>, Arc<InboundService>, Arc<SiigoService>)> {
+    let pool = &database.db.pool;
+    let rejections = Arc::new(PgRejectionLog::new(pool.clone()));
+    let sources = Arc::new(SourceService::new(
+        shared.clone(),
+        a.sources.clone(),
+        Arc::new(PgSourceReadModel::new(pool.clone(), SOURCES_TABLE)),
+        rejections.clone(),
+        SourceSettings {
+            public_url: settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.listen)),
+            rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
+                .unwrap_or_else(|_| chrono::Duration::days(1)),
+        },
+    ));
+    let inbound = Arc::new(InboundService::new(
+        shared.clone(),
+        a.sources.clone(),
+        a.inbound.clone(),
+        Arc::new(a.log.clone()),
+        publish,
+        a.tenant_read.clone(),
+        rejections,
+    ));
+    // The operator's command line may reach a sandbox on this machine, and
+    // so may the server when the operator points HOOKLINE_SIIGO_URL at one.
+    let mut allow = settings.allow_private_targets.clone();
+    let local_siigo = url::Url::parse(&settings.siigo_url)
+        .map(|u| u.scheme() == "http")
+        .unwrap_or(false);
+    if runs != Runs::Everything || local_siigo {
+        let listed = allow
+            .nets()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
+        allow =
+            hookline_domain::AllowList::parse(&format!("{},127.0.0.0/8,::1/128", listed.join(",")))
+                .unwrap_or(allow);
+    }
+    let client = SiigoClient::new(
+        SiigoSettings {
+            allow,
+            ..SiigoSettings::default()
+        },
+        Some((pool.clone(), shared.cipher.clone())),
+    )
+    .context("building the Siigo client")?;
+    let siigo = Arc::new(SiigoService::new(
+        shared.clone(),
+        Arc::new(client),
+        a.upstream.clone(),
+        Arc::new(PgUpstreamReadModel::new(pool.clone(), UPSTREAM_TABLE)),
+        sources.clone(),
+    ));
+    Ok((sources, inbound, siigo))
 }
 
 impl Services {
@@ -274,8 +373,8 @@ impl Services {
         );
         let catalogue = Arc::new(CatalogueService::new(
             shared.clone(),
-            a.catalogue,
-            a.catalogue_read,
+            a.catalogue.clone(),
+            a.catalogue_read.clone(),
             a.tenant_read.clone(),
             Arc::new(JsonSchemaCompiler),
         ));
@@ -287,24 +386,32 @@ impl Services {
             a.subscription_read.clone(),
             a.tenant_read.clone(),
         ));
+        let publish = Arc::new(
+            PublishService::new(
+                shared.clone(),
+                catalogue.clone(),
+                a.directory.clone(),
+                Arc::new(batched),
+                Arc::new(a.log.clone()),
+                PublishSettings {
+                    idempotency_ttl: settings.idempotency_ttl,
+                },
+            )
+            .with_metrics(registry.clone()),
+        );
+        let (sources, inbound, siigo) =
+            connectors(settings, &shared, &a, publish.clone(), database, runs)?;
         Ok(Self {
             portal,
             dashboard: Arc::new(DashboardService::new(Arc::new(PgDeliveryStats::new(
                 pool.clone(),
             )))),
-            publish: Arc::new(
-                PublishService::new(
-                    shared.clone(),
-                    catalogue.clone(),
-                    a.directory.clone(),
-                    Arc::new(batched),
-                    Arc::new(a.log.clone()),
-                    PublishSettings {
-                        idempotency_ttl: settings.idempotency_ttl,
-                    },
-                )
-                .with_metrics(registry.clone()),
-            ),
+            allow_list: settings.allow_private_targets.clone(),
+            siigo_url: settings.siigo_url.clone(),
+            publish,
+            sources,
+            inbound,
+            siigo,
             deliveries: Arc::new(DeliveryService::new(
                 shared.clone(),
                 a.deliveries,
@@ -441,6 +548,11 @@ impl Services {
             tenants: self.tenants.clone(),
             auth: self.auth.clone(),
             health: self.health.clone(),
+            sources: self.sources.clone(),
+            inbound: self.inbound.clone(),
+            siigo: self.siigo.clone(),
+            allow_list: settings.allow_private_targets.clone(),
+            siigo_url: settings.siigo_url.clone(),
             admin_token: settings.admin_token.clone(),
             portal: self.portal.clone(),
             dashboard: self.dashboard.clone(),

@@ -124,6 +124,13 @@ pub struct Published {
     pub deprecated_since: Option<DateTime<Utc>>,
 }
 
+/// A publish decided but not appended: the changes and the answer.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub batch: Batch,
+    pub published: Published,
+}
+
 /// The request body receivers get, serialised once per published event.
 #[derive(Serialize)]
 pub(crate) struct Envelope<'a> {
@@ -202,16 +209,7 @@ impl PublishService {
         ctx: &CommandContext,
         event: PublishEvent,
     ) -> Result<Written<Published>, AppError> {
-        if event.event_type.is_operational() {
-            return Err(ValidationError::new(
-                "event_type",
-                format!(
-                    "'{}' is in the '{OPERATIONAL_NAMESPACE}.' namespace, which only Hookline publishes (operational events)",
-                    event.event_type
-                ),
-            )
-            .into());
-        }
+        refuse_operational(&event.event_type)?;
         let fingerprint = fingerprint(&event);
         if let Some(key) = &event.idempotency_key {
             if let Some(first) = self
@@ -359,15 +357,17 @@ impl PublishService {
             .is_some())
     }
 
-    async fn fan_out(
+    /// Decides what publishing `envelope` to `subscriptions` appends: the
+    /// message (the body, once) and one `DeliveryEnqueued` per
+    /// subscription, not yet appended.
+    fn build(
         &self,
         ctx: &CommandContext,
         event_type: &EventType,
         envelope: &Envelope<'_>,
         at: DateTime<Utc>,
         subscriptions: &[&SubscriptionState],
-        key: Option<(&IdempotencyKey, &str)>,
-    ) -> Result<Option<Written<Published>>, AppError> {
+    ) -> Result<Planned, AppError> {
         let body = serde_json::to_string(envelope)
             .map_err(|e| AppError::Internal(format!("event body did not serialise: {e}")))?;
         let metadata = ctx.metadata(at);
@@ -418,12 +418,69 @@ impl PublishService {
                 skipped,
             });
         }
-        let published = Published {
-            event_id: envelope.id,
-            deliveries,
-            replayed: false,
-            deprecated_since: None,
+        Ok(Planned {
+            batch,
+            published: Published {
+                event_id: envelope.id,
+                deliveries,
+                replayed: false,
+                deprecated_since: None,
+            },
+        })
+    }
+
+    /// What publishing `data` as `event_type` would append, for a caller
+    /// that appends it together with changes of its own (an inbound
+    /// webhook's `InboundReceived`, in the same transaction): the data is
+    /// admitted by the tenant's catalogue and matched against its active
+    /// subscriptions. `None` when no subscription listens.
+    ///
+    /// # Errors
+    /// Validation errors from the catalogue (schema, strict mode); storage
+    /// errors.
+    pub async fn plan(
+        &self,
+        ctx: &CommandContext,
+        event_type: &EventType,
+        data: &RawValue,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Planned>, AppError> {
+        refuse_operational(event_type)?;
+        self.catalogue
+            .admit(ctx.tenant_id, event_type, data)
+            .await?;
+        let subscriptions = self.directory.live_for_tenant(ctx.tenant_id).await?;
+        let matching: Vec<&SubscriptionState> = subscriptions
+            .iter()
+            .filter(|s| s.events.matches(event_type))
+            .collect();
+        if matching.is_empty() {
+            return Ok(None);
+        }
+        let envelope = Envelope {
+            id: EventId::from_uuid(self.shared.entropy.new_id()),
+            timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            event: event_type.as_str(),
+            data,
+            tenant_id: ctx.tenant_id,
+            resource_type: None,
+            resource_id: None,
         };
+        self.build(ctx, event_type, &envelope, at, &matching)
+            .map(Some)
+    }
+
+    async fn fan_out(
+        &self,
+        ctx: &CommandContext,
+        event_type: &EventType,
+        envelope: &Envelope<'_>,
+        at: DateTime<Utc>,
+        subscriptions: &[&SubscriptionState],
+        key: Option<(&IdempotencyKey, &str)>,
+    ) -> Result<Option<Written<Published>>, AppError> {
+        let Planned { batch, published } =
+            self.build(ctx, event_type, envelope, at, subscriptions)?;
         let response =
             serde_json::to_value(&published).map_err(|e| AppError::Internal(e.to_string()))?;
         let claim = key.map(|(key, fingerprint)| IdempotencyClaim {
@@ -462,6 +519,20 @@ impl PublishService {
             consistent: true,
         }))
     }
+}
+
+/// Only Hookline publishes operational events (`hookline.…`).
+fn refuse_operational(event_type: &EventType) -> Result<(), AppError> {
+    if event_type.is_operational() {
+        return Err(ValidationError::new(
+            "event_type",
+            format!(
+                "'{event_type}' is in the '{OPERATIONAL_NAMESPACE}.' namespace, which only Hookline publishes (operational events)"
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// What a publish request asks for, as a digest: the event type, the data

@@ -199,8 +199,33 @@ impl SubscriptionService {
         ctx: &CommandContext,
         input: CreateSubscription,
     ) -> Result<Written<SubscriptionView>, AppError> {
-        let secret = input.secret.unwrap_or_else(|| self.new_secret());
         let id = SubscriptionId::from_uuid(self.shared.entropy.new_id());
+        self.create_with_id(ctx, id, input).await
+    }
+
+    /// A secret of 32 random bytes in standard base64, as InFlow's
+    /// subscription API hands out (used by its compatible API).
+    pub fn new_base64_secret(&self) -> SigningSecret {
+        use base64::Engine as _;
+        SigningSecret::from_unsealed(
+            base64::engine::general_purpose::STANDARD.encode(self.shared.random_bytes::<32>()),
+        )
+    }
+
+    /// Creates a subscription with an id the client chose (InFlow's
+    /// `webHookSubscriptionId`). The answer carries the full secret.
+    ///
+    /// # Errors
+    /// 409 for an active duplicate, or when the id is taken (by any
+    /// tenant: `subscription_exists`).
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id, subscription_id = %id))]
+    pub async fn create_with_id(
+        &self,
+        ctx: &CommandContext,
+        id: SubscriptionId,
+        input: CreateSubscription,
+    ) -> Result<Written<SubscriptionView>, AppError> {
+        let secret = input.secret.unwrap_or_else(|| self.new_secret());
         let (header_names, headers) = self.seal_headers(id, &input.headers)?;
         let command = Subscribe {
             subscription_id: id,

@@ -108,9 +108,11 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     /// Most subscriptions (not deleted) one tenant may have.
     pub max_subscriptions_per_tenant: u64,
-    /// Where clients reach this server (`https://hooks.example.com`):
-    /// portal links point there, and the console's cookies are `Secure`
-    /// when it is HTTPS. Without it, portal links use the request's `Host`.
+    /// Where clients and providers reach this server
+    /// (`https://hooks.example.com`): portal links and sources' ingest URLs
+    /// start with it, and the console's cookies are `Secure` when it is
+    /// HTTPS. Without it, portal links use the request's `Host` and ingest
+    /// URLs `http://` and the listen address.
     pub public_url: Option<String>,
     /// A console session ends after this long without a request…
     pub console_idle_timeout: Duration,
@@ -126,6 +128,9 @@ pub struct Settings {
     /// A second listener serving only `/metrics` (the way a worker-only
     /// process exposes its metrics).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where Hookline calls Siigo (`HOOKLINE_SIIGO_URL`, default
+    /// `https://api.siigo.com`): a loopback stand-in for tests and demos.
+    pub siigo_url: String,
 }
 
 /// The file/environment layer: every field optional.
@@ -164,6 +169,7 @@ struct Raw {
     metrics_token: Option<String>,
     metrics_per_tenant: Option<String>,
     metrics_listen: Option<String>,
+    siigo_url: Option<String>,
 }
 
 /// TOML values may be numbers or strings; both end up as text to parse.
@@ -274,7 +280,8 @@ impl Settings {
             auto_disable_after,
             metrics_token,
             metrics_per_tenant,
-            metrics_listen
+            metrics_listen,
+            siigo_url
         );
         if raw.database_url.is_none() {
             raw.database_url = env("DATABASE_URL");
@@ -300,8 +307,11 @@ impl Settings {
     fn validate(raw: Raw) -> Result<Self, ConfigError> {
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let webhook_timeout = WEBHOOK_TIMEOUT_SECONDS.read(raw.webhook_timeout_seconds)?;
+        let listen = listen(raw.listen)?;
         Ok(Self {
-            listen: listen(raw.listen)?,
+            public_url: public_url(raw.public_url.as_deref())?,
+            siigo_url: siigo_url(raw.siigo_url.as_deref())?,
+            listen,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.to_string())),
             database_url: non_empty(raw.database_url).map(Secret::new),
             db_max_connections: DB_MAX_CONNECTIONS.read(raw.db_max_connections)?,
@@ -338,7 +348,6 @@ impl Settings {
             ),
             max_subscriptions_per_tenant: MAX_SUBSCRIPTIONS_PER_TENANT
                 .read(raw.max_subscriptions_per_tenant)?,
-            public_url: public_url(raw.public_url)?,
             console_idle_timeout: Duration::from_secs(
                 CONSOLE_IDLE_TIMEOUT_SECONDS.read(raw.console_idle_timeout_seconds)?,
             ),

@@ -288,24 +288,46 @@ pub(super) const CONSOLE_SESSION_LIFETIME_SECONDS: Number<u64> = Number {
     default: 8 * 3600,
 };
 
-/// `HOOKLINE_PUBLIC_URL`: an http(s) origin, without a trailing slash.
-pub(super) fn public_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {
-    let Some(v) = raw.map(|v| v.trim().trim_end_matches('/').to_string()) else {
+/// `HOOKLINE_PUBLIC_URL`: an http(s) URL without query or fragment (its
+/// trailing `/` dropped).
+pub(super) fn public_url(raw: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    if v.is_empty() {
-        return Ok(None);
+    let bad = |why: &str| ConfigError(format!("HOOKLINE_PUBLIC_URL {why} (got '{raw}')"));
+    let url =
+        url::Url::parse(raw).map_err(|_| bad("must be a URL such as https://hooks.example.com"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad("must be an http:// or https:// URL with a host"));
     }
-    let ok = (v.starts_with("https://") || v.starts_with("http://"))
-        && v.split("://").nth(1).is_some_and(|rest| {
-            !rest.is_empty()
-                && rest.chars().all(|c| c.is_ascii_graphic())
-                && !rest.contains(['?', '#'])
-        });
-    if !ok {
-        return Err(ConfigError(format!(
-            "HOOKLINE_PUBLIC_URL must be an http:// or https:// URL such as https://hooks.example.com (got '{v}')"
-        )));
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("must not have a query, fragment or credentials"));
     }
-    Ok(Some(v))
+    Ok(Some(raw.trim_end_matches('/').to_string()))
+}
+
+/// `HOOKLINE_SIIGO_URL`: Siigo's base URL, an https URL (plain http only
+/// to a loopback address: a local stand-in) without path, query or
+/// fragment; `https://api.siigo.com` when unset.
+pub(super) fn siigo_url(raw: Option<&str>) -> Result<String, ConfigError> {
+    const DEFAULT: &str = "https://api.siigo.com";
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(DEFAULT.to_string());
+    };
+    let bad = |why: &str| ConfigError(format!("HOOKLINE_SIIGO_URL {why} (got '{raw}')"));
+    let url =
+        url::Url::parse(raw).map_err(|_| bad("must be a URL such as https://api.siigo.com"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => return Err(bad("must have a host")),
+    };
+    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+        return Err(bad("must be https:// (http:// only to a loopback address)"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("must not have a query, fragment or credentials"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
 }

@@ -18,6 +18,7 @@ pub mod notices;
 pub mod pool;
 pub mod projections;
 pub mod replay;
+pub mod sources;
 pub mod store;
 pub mod tenants;
 pub mod wakeup;

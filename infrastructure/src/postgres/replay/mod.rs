@@ -13,6 +13,7 @@ use super::projections::deliveries_projection;
 use super::projections::queue::TABLE as QUEUE_TABLE;
 use super::projections::subscriptions::{SubscriptionsProjection, TABLE as SUBSCRIPTIONS_TABLE};
 use super::projections::{lock_key, Projection, ProjectionError};
+use super::sources::{sources_projection, upstream_projection, SOURCES_TABLE, UPSTREAM_TABLE};
 use super::tenants::{TenantsProjection, KEYS_TABLE as TENANT_KEYS, VIEW_TABLE as TENANTS_VIEW};
 use super::wakeup::Wakeup;
 use hookline_application::ports::{LogPosition, ReadModelRebuilder, RebuildReport, StoredEvent};
@@ -34,14 +35,18 @@ pub enum Rebuildable {
     Subscriptions,
     /// The delivery views, attempts and the due queue (one projection).
     Deliveries,
+    Sources,
+    UpstreamSubscriptions,
 }
 
 impl Rebuildable {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::Tenants,
         Self::EventTypes,
         Self::Subscriptions,
         Self::Deliveries,
+        Self::Sources,
+        Self::UpstreamSubscriptions,
     ];
 
     /// The read model called `name` (its live projection's checkpoint).
@@ -56,6 +61,8 @@ impl Rebuildable {
             Self::EventTypes => "event_types",
             Self::Subscriptions => "subscriptions",
             Self::Deliveries => "deliveries",
+            Self::Sources => "sources",
+            Self::UpstreamSubscriptions => "upstream_subscriptions",
         }
     }
 
@@ -65,6 +72,8 @@ impl Rebuildable {
             Self::EventTypes => &[EVENT_TYPES],
             Self::Subscriptions => &[SUBSCRIPTIONS_TABLE],
             Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE, HEALTH_TABLE, QUEUE_TABLE],
+            Self::Sources => &[SOURCES_TABLE],
+            Self::UpstreamSubscriptions => &[UPSTREAM_TABLE],
         }
     }
 
@@ -76,6 +85,8 @@ impl Rebuildable {
                 "{SUBSCRIPTIONS_TABLE}{suffix}"
             ))),
             Self::Deliveries => Arc::new(deliveries_projection(suffix, Wakeup::new())),
+            Self::Sources => Arc::new(sources_projection(suffix)),
+            Self::UpstreamSubscriptions => Arc::new(upstream_projection(suffix)),
         }
     }
 }
