@@ -449,11 +449,16 @@ impl Worker {
             }
         }
 
+        // An open circuit's probe that fails waits for the next probe.
+        let hold_until = prepared.circuit.and_then(|(probe, next_probe_at)| {
+            (probe == Some(due.delivery_id)).then_some(next_probe_at)
+        });
         Some(Outcome::Attempted {
             due,
             attempt_id: self.shared.entropy.new_id(),
             url,
             result,
+            hold_until,
         })
     }
 

@@ -12,6 +12,7 @@ use crate::ports::{
     Metrics, NoMetrics, NotAttempted, SendOutcome, SendResult,
 };
 use crate::shared::Shared;
+use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use hookline_domain::delivery::{
     AbandonDelivery, AttemptFailure, AttemptSuccess, Delivery, DeliveryCommand, DeliveryError,
@@ -41,6 +42,10 @@ pub enum Outcome {
         attempt_id: Uuid,
         url: String,
         result: SendResult,
+        /// A failure is retried no earlier than this: set for an open
+        /// circuit's probe, whose retry waits for the next probe time
+        /// (one attempt per probe interval, across every worker).
+        hold_until: Option<DateTime<Utc>>,
     },
     /// No attempt: the subscription is disabled (the delivery is kept,
     /// `skipped`, for a retry or a recovery once it is enabled).
@@ -256,7 +261,7 @@ impl OutcomeRecorder {
 
     /// The command an outcome stands for.
     pub fn command_for(&self, outcome: &Outcome) -> DeliveryCommand {
-        let (due, attempt_id, url, result) = match outcome {
+        let attempted = match outcome {
             Outcome::Skipped { due, reason } => {
                 return DeliveryCommand::Skip(SkipDelivery {
                     tenant_id: due.tenant_id,
@@ -276,24 +281,37 @@ impl OutcomeRecorder {
                 attempt_id,
                 url,
                 result,
-            } => (due, *attempt_id, url.clone(), result),
+                hold_until,
+            } => (due, *attempt_id, url.clone(), result, *hold_until),
         };
-        let failure = |status_code, error_kind, error_message, response_excerpt, retry_after| {
-            DeliveryCommand::AttemptFailed(AttemptFailure {
-                tenant_id: due.tenant_id,
-                attempt_id,
-                attempt: due.attempt,
-                url: url.clone(),
-                started_at: result.started_at,
-                duration_ms: result.duration_ms,
-                status_code,
-                error_kind,
-                error_message,
-                response_excerpt,
-                retry_after_secs: retry_after,
-                jitter: self.shared.entropy.jitter(),
-            })
-        };
+        let (due, attempt_id, url, result, hold_until) = attempted;
+        // A probe's retry waits for the next probe time, whatever the
+        // receiver or the schedule says.
+        let held = hold_until.map(|until| {
+            let secs = (until - result.started_at).num_seconds().max(1);
+            u64::try_from(secs).unwrap_or(u64::MAX)
+        });
+        let failure =
+            |status_code, error_kind, error_message, response_excerpt, retry_after: Option<u64>| {
+                let retry_after = match (retry_after, held) {
+                    (Some(a), Some(h)) => Some(a.max(h)),
+                    (a, h) => a.or(h),
+                };
+                DeliveryCommand::AttemptFailed(AttemptFailure {
+                    tenant_id: due.tenant_id,
+                    attempt_id,
+                    attempt: due.attempt,
+                    url: url.clone(),
+                    started_at: result.started_at,
+                    duration_ms: result.duration_ms,
+                    status_code,
+                    error_kind,
+                    error_message,
+                    response_excerpt,
+                    retry_after_secs: retry_after,
+                    jitter: self.shared.entropy.jitter(),
+                })
+            };
         match &result.outcome {
             SendOutcome::Response {
                 status, excerpt, ..

@@ -139,6 +139,7 @@ impl Setup {
                 duration_ms: 10,
                 outcome,
             },
+            hold_until: None,
         }
     }
 
@@ -565,4 +566,28 @@ async fn a_disabled_subscription_with_an_open_circuit_skips_rather_than_parks() 
         flow.held.lock().unwrap().is_empty(),
         "a disabled subscription's delivery was parked"
     );
+}
+
+#[tokio::test]
+async fn a_failed_probe_is_retried_no_earlier_than_the_next_probe() {
+    let s = setup().await;
+    let due = s.enqueue(1).await;
+    let next_probe = t0() + Duration::minutes(10);
+    let timeout = SendOutcome::Failed {
+        kind: ErrorKind::Timeout,
+        message: "no answer".into(),
+    };
+    let mut probe = s.attempted(&due, timeout);
+    if let Outcome::Attempted { hold_until, .. } = &mut probe {
+        *hold_until = Some(next_probe);
+    }
+    s.recorder.record(vec![probe]).await;
+    match s.events_of(&due).as_slice() {
+        [DeliveryEvent::AttemptFailed {
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(next),
+            ..
+        }] => assert!(*next >= next_probe, "{next} before {next_probe}"),
+        other => panic!("{other:?}"),
+    }
 }
