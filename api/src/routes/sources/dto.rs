@@ -346,6 +346,9 @@ pub struct GetSourceQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RejectionsQuery {
+    /// A deleted source's refusals too (otherwise 404).
+    #[serde(default)]
+    pub include_deleted: Option<bool>,
     /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,

@@ -232,7 +232,7 @@ async fn rotate_secret(
     path = "/sources/{id}/history",
     operation_id = "get_source_history",
     tag = "sources",
-    params(("id" = Uuid, Path, description = "The source's id.")),
+    params(("id" = Uuid, Path, description = "The source's id."), GetSourceQuery),
     responses(
         (status = 200, description = "The source's events.", body = DataResponse<HistoryEntryResponse>,
             example = json!(ex::history("SourceCreated", json!({"SourceCreated": {
@@ -243,18 +243,22 @@ async fn rotate_secret(
                 "secret": "[sealed]"
             }})))),
         (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
-        (status = 404, description = "- `not_found`: no such source for this tenant"),
+        (status = 404, description = "- `not_found`: no such source for this tenant (or deleted, without `include_deleted`)"),
     )
 )]
 async fn read_history(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<GetSourceQuery>,
 ) -> ApiResult<Response> {
-    let events = state
+    let id = source_id(&id)?;
+    // A deleted source is 404 unless asked for, as `GET /v1/sources/{id}`.
+    state
         .sources
-        .history(caller.tenant_id, source_id(&id)?)
+        .get(caller.tenant_id, id, query.include_deleted == Some(true))
         .await?;
+    let events = state.sources.history(caller.tenant_id, id).await?;
     Ok(Json(history(events)).into_response())
 }
 
@@ -272,7 +276,7 @@ async fn read_history(
         (status = 200, description = "A page of refusals.", body = PageResponse<RejectionResponse>,
             example = json!(ex::rejection())),
         (status = 400, description = "- `invalid_id`: `id` is not a UUID\n- `validation_error`: `limit` or `cursor` is malformed"),
-        (status = 404, description = "- `not_found`: no such source for this tenant"),
+        (status = 404, description = "- `not_found`: no such source for this tenant (or deleted, without `include_deleted`)"),
     )
 )]
 async fn rejections(
@@ -281,11 +285,16 @@ async fn rejections(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<RejectionsQuery>,
 ) -> ApiResult<Response> {
+    let id = source_id(&id)?;
+    state
+        .sources
+        .get(caller.tenant_id, id, query.include_deleted == Some(true))
+        .await?;
     let page = state
         .sources
         .rejections(
             caller.tenant_id,
-            source_id(&id)?,
+            id,
             query.limit.unwrap_or(DEFAULT_LIMIT),
             query.cursor.as_deref(),
         )
