@@ -159,6 +159,23 @@ async fn inflow_webhooks_are_verified_fanned_out_traced_and_retries_are_recognis
         .starts_with("127.0.0.1:"));
     assert_eq!(rows[1]["body_bytes"], forged.len());
     assert!(rows[1].get("body").is_none(), "no body is kept");
+    // The refusals are counted in /metrics too, by code.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "hookline_inbound_refused_total{code=\"signature_invalid\"} 1",
+        "hookline_inbound_refused_total{code=\"signature_missing\"} 1",
+        "hookline_inbound_requests_total{outcome=\"accepted\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
 
     // InFlow retries the first delivery: 200, the same inbound id, nothing new.
     let res = inflow_send(

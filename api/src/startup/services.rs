@@ -345,7 +345,7 @@ impl Services {
         };
         let a = Adapters::new(settings, database, &consumers);
         let registry = Arc::new(Registry::new(settings.metrics_per_tenant));
-        let metrics = Arc::new(MetricsService::new(
+        let metrics = MetricsService::new(
             registry.clone(),
             Arc::new(Exposition::new(
                 registry.clone(),
@@ -355,7 +355,7 @@ impl Services {
                     ("background", database.db.background.clone()),
                 ],
             )),
-        ));
+        );
         let (batched, batchers) = GroupCommit::start(a.deliveries.clone(), 3);
         let subscriptions = Arc::new(
             SubscriptionService::new(
@@ -401,6 +401,7 @@ impl Services {
         );
         let (sources, inbound, siigo) =
             connectors(settings, &shared, &a, publish.clone(), database, runs)?;
+        let metrics = Arc::new(metrics.with_inbound(inbound.clone()));
         Ok(Self {
             portal,
             dashboard: Arc::new(DashboardService::new(Arc::new(PgDeliveryStats::new(
