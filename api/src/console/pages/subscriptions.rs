@@ -321,6 +321,20 @@ impl SubForm {
         }
     }
 
+    /// The values a posted form holds, to show again.
+    fn posted(form: &FormData, events: Vec<String>, custom_events: String) -> Self {
+        Self {
+            url: form.get("url").unwrap_or("").to_string(),
+            description: form.get("description").unwrap_or("").to_string(),
+            events,
+            custom_events,
+            scheme: form.get("signature_scheme").unwrap_or("").to_string(),
+            headers: form.get("headers").unwrap_or("").to_string(),
+            rate_limit: form.get("rate_limit").unwrap_or("").trim().to_string(),
+            ..Self::default()
+        }
+    }
+
     fn error(&self, field: &str) -> Option<&str> {
         self.errors.get(field).map(String::as_str)
     }
@@ -557,6 +571,29 @@ fn field_errors(locale: Locale, e: &AppError) -> Option<BTreeMap<String, String>
     }
 }
 
+/// The form again with the errors already put in `form`, answered 400.
+async fn field_refused(
+    state: &AppState,
+    viewer: &Viewer,
+    uri: &Uri,
+    form: SubForm,
+    editing: Option<&SubscriptionView>,
+) -> PageResult {
+    form_failed(
+        state,
+        viewer,
+        uri,
+        form,
+        AppError::Validation(vec![]),
+        editing,
+    )
+    .await
+    .map(|mut r| {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        r
+    })
+}
+
 async fn form_failed(
     state: &AppState,
     viewer: &Viewer,
@@ -609,16 +646,7 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
     let ctx = viewer.ctx()?;
     let catalogue = catalogue(&state, &viewer).await?;
     let (events, custom) = selected_events(&form, &catalogue);
-    let mut shown = SubForm {
-        url: form.get("url").unwrap_or("").to_string(),
-        description: form.get("description").unwrap_or("").to_string(),
-        events: events.clone(),
-        custom_events: custom,
-        scheme: form.get("signature_scheme").unwrap_or("").to_string(),
-        headers: form.get("headers").unwrap_or("").to_string(),
-        rate_limit: form.get("rate_limit").unwrap_or("").trim().to_string(),
-        ..SubForm::default()
-    };
+    let mut shown = SubForm::posted(&form, events.clone(), custom);
     let rate_limit = match rate_limit_of(&shown.rate_limit) {
         Ok(n) => n,
         Err(()) => {
@@ -626,19 +654,7 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
                 "rate_limit".into(),
                 viewer.t(M::RateLimitInvalid).to_string(),
             );
-            return form_failed(
-                &state,
-                &viewer,
-                &uri,
-                shown,
-                AppError::Validation(vec![]),
-                None,
-            )
-            .await
-            .map(|mut r| {
-                *r.status_mut() = StatusCode::BAD_REQUEST;
-                r
-            });
+            return field_refused(&state, &viewer, &uri, shown, None).await;
         }
     };
     let headers = match parse_headers(&shown.headers) {
@@ -648,19 +664,7 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
                 "headers".into(),
                 crate::console::i18n::fill(viewer.t(M::HeaderLineInvalid), &[&line]),
             );
-            return form_failed(
-                &state,
-                &viewer,
-                &uri,
-                shown,
-                AppError::Validation(vec![]),
-                None,
-            )
-            .await
-            .map(|mut r| {
-                *r.status_mut() = StatusCode::BAD_REQUEST;
-                r
-            });
+            return field_refused(&state, &viewer, &uri, shown, None).await;
         }
     };
     let request = CreateSubscriptionRequest {
@@ -761,16 +765,7 @@ pub async fn update(
     let ctx = viewer.ctx()?;
     let catalogue = catalogue(&state, &viewer).await?;
     let (events, custom) = selected_events(&form, &catalogue);
-    let mut shown = SubForm {
-        url: form.get("url").unwrap_or("").to_string(),
-        description: form.get("description").unwrap_or("").to_string(),
-        events: events.clone(),
-        custom_events: custom,
-        scheme: form.get("signature_scheme").unwrap_or("").to_string(),
-        headers: form.get("headers").unwrap_or("").to_string(),
-        rate_limit: form.get("rate_limit").unwrap_or("").trim().to_string(),
-        ..SubForm::default()
-    };
+    let mut shown = SubForm::posted(&form, events.clone(), custom);
     let rate_limit = match rate_limit_of(&shown.rate_limit) {
         Ok(n) => n,
         Err(()) => {
@@ -778,19 +773,7 @@ pub async fn update(
                 "rate_limit".into(),
                 viewer.t(M::RateLimitInvalid).to_string(),
             );
-            return form_failed(
-                &state,
-                &viewer,
-                &uri,
-                shown,
-                AppError::Validation(vec![]),
-                Some(&current),
-            )
-            .await
-            .map(|mut r| {
-                *r.status_mut() = StatusCode::BAD_REQUEST;
-                r
-            });
+            return field_refused(&state, &viewer, &uri, shown, Some(&current)).await;
         }
     };
     let headers = if form.checked("clear_headers") {
