@@ -42,6 +42,7 @@ use hookline_infrastructure::postgres::deliveries::{
     PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
 };
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
+use hookline_infrastructure::postgres::feed::PgDeliveryFeed;
 use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
@@ -518,6 +519,7 @@ impl Services {
             self.shared.clone(),
             WorkerPorts {
                 queue: Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
+                feed: Arc::new(PgDeliveryFeed::new(self.background_log.pool().clone())),
                 bodies: Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
                 sender: Arc::new(sender),
                 directory: self.directory.clone(),
@@ -533,6 +535,25 @@ impl Services {
                 user_agent: settings.webhook_user_agent.clone(),
             },
         ));
+        // New deliveries are taken straight from the log: a commit of
+        // Delivery events (here or, through LISTEN, elsewhere) wakes the
+        // worker as a due retry does.
+        let mut deliveries = self.background_log.wakeups().of(Delivery::TYPE).subscribe();
+        let due = self.due.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    changed = deliveries.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        due.bump();
+                    }
+                }
+            }
+        });
         Ok(tokio::spawn(
             worker.run(shutdown.clone(), self.due.subscribe()),
         ))

@@ -126,6 +126,7 @@ impl Setup {
             body: Some(Arc::from("{}")),
             request_id: Some("req-pub".into()),
             triggered_by: None,
+            span: None,
         }
     }
 
@@ -340,6 +341,7 @@ async fn the_worker_claims_signs_sends_and_records() {
         s.world.shared.clone(),
         WorkerPorts {
             queue: queue.clone(),
+            feed: Arc::new(crate::ports::NoFeed),
             bodies: s.world.log.clone(),
             sender: sender.clone(),
             directory: s.world.subscriptions(),
@@ -495,6 +497,7 @@ async fn run_worker_until(
         s.world.shared.clone(),
         WorkerPorts {
             queue,
+            feed: Arc::new(crate::ports::NoFeed),
             bodies: s.world.log.clone(),
             sender,
             directory: s.world.subscriptions(),
