@@ -29,3 +29,7 @@ SELECT 'first_attempts', last_tx_id, last_position, now()
   FROM projection_checkpoints WHERE name = 'deliveries'
 ON CONFLICT (name) DO NOTHING;
 INSERT INTO projection_checkpoints (name) VALUES ('first_attempts') ON CONFLICT (name) DO NOTHING;
+
+-- A span is inserted and deleted per take: vacuum the small table often.
+ALTER TABLE delivery_feed_spans SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+    autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 1000);

@@ -42,7 +42,7 @@ use hookline_infrastructure::postgres::deliveries::{
     PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
 };
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
-use hookline_infrastructure::postgres::feed::PgDeliveryFeed;
+use hookline_infrastructure::postgres::feed::{PgBacklog, PgDeliveryFeed, BACKLOG_BOUND};
 use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
@@ -398,7 +398,11 @@ impl Services {
                     idempotency_ttl: settings.idempotency_ttl,
                 },
             )
-            .with_metrics(registry.clone()),
+            .with_metrics(registry.clone())
+            .with_backlog(Arc::new(PgBacklog::new(
+                database.db.pool.clone(),
+                BACKLOG_BOUND,
+            ))),
         );
         let (sources, inbound, siigo) =
             connectors(settings, &shared, &a, publish.clone(), database, runs)?;

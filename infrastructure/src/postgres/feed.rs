@@ -38,6 +38,10 @@ const EXPIRY_CHECK: Duration = Duration::from_secs(1);
 pub struct PgDeliveryFeed {
     pool: PgPool,
     next_expiry_check: Mutex<Instant>,
+    /// The last take found no delivery: the next one also moves the
+    /// cursor past events that are not deliveries (other aggregates), so
+    /// the distance to the log's head measures deliveries' backlog.
+    idle: std::sync::atomic::AtomicBool,
 }
 
 impl PgDeliveryFeed {
@@ -45,6 +49,7 @@ impl PgDeliveryFeed {
         Self {
             pool,
             next_expiry_check: Mutex::new(Instant::now()),
+            idle: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -158,12 +163,34 @@ impl PgDeliveryFeed {
         limit: u32,
         lease: Duration,
         finished: &[i64],
+        skip_others: bool,
     ) -> Result<Taken, sqlx::Error> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(LOCK)
             .execute(&mut *conn)
             .await?;
         let cursor = checkpoints::read(&mut *conn, CURSOR).await?;
+        // The newest event below the horizon, read before the window: if the
+        // window then holds every delivery after the cursor, nothing up to
+        // it is left to take.
+        let head = if skip_others {
+            sqlx::query(
+                "SELECT tx_id::text AS tx, global_position FROM events
+                  WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                  ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| -> Result<LogPosition, sqlx::Error> {
+                Ok(LogPosition {
+                    tx_id: checkpoints::parse_xid8(&r.try_get::<String, _>("tx")?)?,
+                    position: r.try_get("global_position")?,
+                })
+            })
+            .transpose()?
+        } else {
+            None
+        };
         // A delivery row per message row at worst; enough to fill `limit`.
         let fetch = i64::from(limit) * 2 + 8;
         let rows = sqlx::query(&format!(
@@ -182,7 +209,14 @@ impl PgDeliveryFeed {
         let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         let full = i64::try_from(events.len()).unwrap_or(i64::MAX) >= fetch;
         let window = Window::read(&events, limit as usize, full);
-        let Some(until) = window.until else {
+        let until = match (window.until, head) {
+            (Some(until), Some(head)) if !full && window.deliveries.len() < limit as usize => {
+                Some(until.max(head))
+            }
+            (None, Some(head)) if !full && head > cursor => Some(head),
+            (until, _) => until,
+        };
+        let Some(until) = until else {
             if !finished.is_empty() {
                 release(&mut *conn, finished).await?;
             }
@@ -343,9 +377,17 @@ impl DeliveryFeed for PgDeliveryFeed {
                 }
                 taken
             }
-            _ => Self::next(&mut tx, worker, limit, lease, finished)
-                .await
-                .map_err(unavailable)?,
+            _ => {
+                let idle = self.idle.load(std::sync::atomic::Ordering::Relaxed);
+                let taken = Self::next(&mut tx, worker, limit, lease, finished, idle)
+                    .await
+                    .map_err(unavailable)?;
+                self.idle.store(
+                    taken.deliveries.is_empty(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                taken
+            }
         };
         tx.commit().await.map_err(unavailable)?;
         Ok(taken)
@@ -354,5 +396,73 @@ impl DeliveryFeed for PgDeliveryFeed {
     async fn release(&self, finished: &[i64]) -> Result<(), AppError> {
         let mut conn = self.pool.acquire().await.map_err(unavailable)?;
         release(&mut conn, finished).await.map_err(unavailable)
+    }
+}
+
+/// Most log positions new deliveries may be behind the first-attempt
+/// cursor before publishing waits (about 4,500 deliveries of a 1:1 publish,
+/// a second or two of delivery on a small machine).
+pub const BACKLOG_BOUND: i64 = 10_000;
+/// How old a reading of the backlog may be.
+const BACKLOG_FRESH: Duration = Duration::from_millis(50);
+
+/// The distance between the log's head and the first-attempt cursor, read
+/// at most every 50 ms and shared by every publish of the process
+/// (`DeliveryBacklog`: publishing waits while it is over its bound).
+#[derive(Debug)]
+pub struct PgBacklog {
+    pool: PgPool,
+    bound: i64,
+    reading: tokio::sync::Mutex<(Option<Instant>, i64)>,
+}
+
+impl PgBacklog {
+    pub fn new(pool: PgPool, bound: i64) -> Self {
+        Self {
+            pool,
+            bound,
+            reading: tokio::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// Log positions after the cursor (a fresh enough reading).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn behind(&self) -> Result<i64, sqlx::Error> {
+        let mut reading = self.reading.lock().await;
+        if let (Some(at), behind) = *reading {
+            if at.elapsed() < BACKLOG_FRESH {
+                return Ok(behind);
+            }
+        }
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT GREATEST(COALESCE((SELECT max(global_position) FROM events), 0)
+                   - COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0), 0)",
+        )
+        .bind(CURSOR)
+        .fetch_one(&self.pool)
+        .await?;
+        *reading = (Some(Instant::now()), behind);
+        Ok(behind)
+    }
+}
+
+#[async_trait]
+impl hookline_application::ports::DeliveryBacklog for PgBacklog {
+    async fn admit(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.behind().await {
+                Ok(behind) if behind <= self.bound => return true,
+                Ok(_) => {}
+                // The append that follows reports the database's state.
+                Err(_) => return true,
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(BACKLOG_FRESH).await;
+        }
     }
 }
