@@ -142,6 +142,27 @@ pub trait DeliveryFeed: Send + Sync {
     async fn release(&self, finished: &[i64]) -> Result<(), AppError>;
 }
 
+/// How far first attempts are behind the log. Publishing asks it before
+/// appending: while the backlog is over its bound a publish waits for it
+/// to shrink, and is refused (nothing written) if it does not in time.
+#[async_trait]
+pub trait DeliveryBacklog: Send + Sync {
+    /// True at once while the backlog is under its bound; otherwise waits
+    /// up to `wait` for it to get there.
+    async fn admit(&self, wait: Duration) -> bool;
+}
+
+/// No bound (unit tests, one-shot commands).
+#[derive(Debug, Default)]
+pub struct Unbounded;
+
+#[async_trait]
+impl DeliveryBacklog for Unbounded {
+    async fn admit(&self, _wait: Duration) -> bool {
+        true
+    }
+}
+
 /// No feed: every delivery comes from the due queue (unit tests).
 #[derive(Debug, Default)]
 pub struct NoFeed;
@@ -376,4 +397,32 @@ pub trait DeliveryReadModel: Send + Sync {
         subscription: SubscriptionId,
         since: DateTime<Utc>,
     ) -> Result<Vec<DeliveryId>, AppError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_is_finished_when_its_last_delivery_lets_go_unless_one_failed() {
+        let finished: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let done = Arc::new(SpanTicket::new(7, finished.clone()));
+        let held_by_another = done.clone();
+        drop(done);
+        assert!(
+            finished.lock().unwrap().is_empty(),
+            "a delivery still holds it"
+        );
+        drop(held_by_another);
+        assert_eq!(*finished.lock().unwrap(), vec![7]);
+
+        let failed = Arc::new(SpanTicket::new(8, finished.clone()));
+        failed.fail();
+        drop(failed);
+        assert_eq!(
+            *finished.lock().unwrap(),
+            vec![7],
+            "a failed span is left to expire and be taken again"
+        );
+    }
 }
