@@ -81,7 +81,12 @@ fn machine_settings(durable: bool) -> String {
     // A sixteenth of the memory, between 128 MB and 1 GB: the hot tables
     // (the log's recent pages, the delivery views) stay in Postgres's own
     // buffers, and the rest is left to the page cache and the server.
-    let shared = (memory / 16).clamp(128 * MB, 1024 * MB) / MB;
+    // Throw-away test clusters (several may run at once) keep the default.
+    let shared = if durable {
+        (memory / 16).clamp(128 * MB, 1024 * MB) / MB
+    } else {
+        128
+    };
     let mut text = format!(
         "shared_buffers = '{shared}MB'\n\
          wal_buffers = '16MB'\n"
