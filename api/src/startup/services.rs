@@ -539,10 +539,12 @@ impl Services {
                 user_agent: settings.webhook_user_agent.clone(),
             },
         ));
-        // New deliveries are taken straight from the log: a commit of
-        // Delivery events (here or, through LISTEN, elsewhere) wakes the
-        // worker as a due retry does.
-        let mut deliveries = self.background_log.wakeups().of(Delivery::TYPE).subscribe();
+        // New deliveries are taken straight from the log: a commit of a
+        // published message (here, or through LISTEN elsewhere) wakes the
+        // worker as a due retry does. Every publish writes its message and
+        // its deliveries together; outcomes write no message, so the
+        // worker's own commits do not wake it.
+        let mut deliveries = self.background_log.wakeups().of(Message::TYPE).subscribe();
         let due = self.due.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {

@@ -31,6 +31,8 @@ pub const CURSOR: &str = "first_attempts";
 const LOCK: i64 = 0x686f_6f6b_6665_6564; // "hookfeed"
 const DELIVERY_ENQUEUED: &str = "DeliveryEnqueued";
 const DELIVERY_SKIPPED: &str = "DeliverySkipped";
+/// How often an idle take also moves the cursor past other events.
+const SKIP_OTHERS: Duration = Duration::from_millis(250);
 /// How often a process looks for expired spans.
 const EXPIRY_CHECK: Duration = Duration::from_secs(1);
 
@@ -38,10 +40,12 @@ const EXPIRY_CHECK: Duration = Duration::from_secs(1);
 pub struct PgDeliveryFeed {
     pool: PgPool,
     next_expiry_check: Mutex<Instant>,
-    /// The last take found no delivery: the next one also moves the
-    /// cursor past events that are not deliveries (other aggregates), so
-    /// the distance to the log's head measures deliveries' backlog.
+    /// When a take found no delivery, a later one (at most every
+    /// [`SKIP_OTHERS`]) also moves the cursor past events that are not
+    /// deliveries (other aggregates), so the distance to the log's head
+    /// measures deliveries' backlog.
     idle: std::sync::atomic::AtomicBool,
+    next_skip: Mutex<Instant>,
 }
 
 impl PgDeliveryFeed {
@@ -50,6 +54,7 @@ impl PgDeliveryFeed {
             pool,
             next_expiry_check: Mutex::new(Instant::now()),
             idle: std::sync::atomic::AtomicBool::new(true),
+            next_skip: Mutex::new(Instant::now()),
         }
     }
 
@@ -378,7 +383,15 @@ impl DeliveryFeed for PgDeliveryFeed {
                 taken
             }
             _ => {
-                let idle = self.idle.load(std::sync::atomic::Ordering::Relaxed);
+                let idle = self.idle.load(std::sync::atomic::Ordering::Relaxed)
+                    && self.next_skip.lock().is_ok_and(|mut next| {
+                        let now = Instant::now();
+                        let due = now >= *next;
+                        if due {
+                            *next = now + SKIP_OTHERS;
+                        }
+                        due
+                    });
                 let taken = Self::next(&mut tx, worker, limit, lease, finished, idle)
                     .await
                     .map_err(unavailable)?;
