@@ -14,13 +14,17 @@ pub mod error;
 pub mod fold;
 pub mod health;
 pub mod history;
+pub mod idempotency;
+pub mod messages;
 pub mod metadata;
+pub mod operators;
 pub mod pagination;
 pub mod ports;
 pub mod replay;
 pub mod shared;
 pub mod subscriptions;
 pub mod tenants;
+pub mod uids;
 pub mod worker;
 
 #[cfg(test)]

@@ -7,10 +7,13 @@
 //! from the command and the aggregate's past events.
 
 pub mod catalogue;
+pub mod channel;
 pub mod delivery;
 pub mod event_type;
 pub mod ids;
 pub mod message;
+pub mod operator;
+pub mod metadata;
 pub mod outcome;
 pub mod payload;
 pub mod retry;
@@ -20,6 +23,8 @@ pub mod signature;
 pub mod subscription;
 pub mod target_url;
 pub mod tenant;
+pub mod uid;
+pub mod uid_claim;
 pub mod validation;
 
 pub use event_type::{EventFilter, EventPattern, EventType};

@@ -236,11 +236,15 @@ pub trait SubscriptionReadModel: Send + Sync {
 
 mod catalogue;
 mod deliveries;
+mod idempotency;
+mod messages;
 mod operations;
 mod store;
 mod tenants;
 pub use catalogue::*;
 pub use deliveries::*;
+pub use idempotency::*;
+pub use messages::*;
 pub use operations::*;
 pub use store::*;
 pub use tenants::*;

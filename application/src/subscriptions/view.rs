@@ -5,7 +5,10 @@
 use crate::error::AppError;
 use crate::ports::SecretCipher;
 use chrono::{DateTime, Utc};
-use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
+use hookline_domain::channel::Channels;
+use hookline_domain::metadata::Metadata;
+use hookline_domain::subscription::{PayloadFormat, SubscriptionState, SubscriptionStatus};
+use hookline_domain::uid::Uid;
 use hookline_domain::{SignatureScheme, SubscriptionId, TenantId};
 use std::collections::BTreeMap;
 
@@ -37,6 +40,10 @@ pub struct SubscriptionView {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub payload_format: PayloadFormat,
+    pub channels: Option<Channels>,
+    pub uid: Option<Uid>,
+    pub metadata: Metadata,
 }
 
 /// Opens a subscription's sealed custom headers.
@@ -110,6 +117,10 @@ impl SubscriptionView {
             previous_secret_expires_at: state.previous_secrets_at(now).map(|p| p.expires_at).max(),
             created_at: state.created_at,
             updated_at: state.updated_at,
+            payload_format: state.payload_format,
+            channels: state.channels.clone(),
+            uid: state.uid.clone(),
+            metadata: state.metadata.clone(),
         })
     }
 }

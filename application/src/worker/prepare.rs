@@ -7,7 +7,7 @@ use crate::ports::{DueDelivery, OutgoingRequest, SecretCipher};
 use crate::subscriptions::{open_headers, sealing_context, SEALING_CONTEXT_SECRET};
 use chrono::{DateTime, Utc};
 use hookline_domain::signature::{signature_headers, SigningKey};
-use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
+use hookline_domain::subscription::{PayloadFormat, SubscriptionState, SubscriptionStatus};
 use hookline_domain::{Sealed, SigningSecret, SubscriptionId};
 use std::fmt;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ pub struct Prepared {
     /// Replaced secrets' keys and when each stops signing.
     pub previous: Vec<(SigningKey, DateTime<Utc>)>,
     pub updated_at: DateTime<Utc>,
+    pub payload_format: PayloadFormat,
 }
 
 impl fmt::Debug for Prepared {
@@ -35,7 +36,11 @@ impl fmt::Debug for Prepared {
     }
 }
 
-fn unseal_secret(
+/// Opens a subscription's sealed secret.
+///
+/// # Errors
+/// When the key is missing or the value was altered.
+pub fn unseal_secret(
     sealed: &Sealed,
     id: SubscriptionId,
     cipher: &dyn SecretCipher,
@@ -74,6 +79,7 @@ impl Prepared {
             current: SigningKey::new(state.signature_scheme, &secret),
             previous,
             updated_at: state.updated_at,
+            payload_format: state.payload_format,
         })
     }
 
@@ -91,7 +97,9 @@ impl Prepared {
     }
 }
 
-/// The signed request for one attempt.
+/// The signed request for one attempt (`body` in the subscription's
+/// payload format). The signature's id is the delivery's, or for the `svix`
+/// scheme the message's.
 pub fn request_for(
     due: &DueDelivery,
     body: &Arc<str>,
@@ -99,12 +107,15 @@ pub fn request_for(
     user_agent: &str,
     now: DateTime<Utc>,
 ) -> OutgoingRequest {
-    let message_id = due.delivery_id.to_string();
+    let message_id = target
+        .current
+        .scheme()
+        .webhook_id(&due.delivery_id, &due.event_id);
     let mut headers: Vec<(String, String)> = vec![
         ("content-type".into(), "application/json".into()),
         ("user-agent".into(), user_agent.to_string()),
         ("x-event".into(), due.event_type.clone()),
-        ("x-hookline-delivery".into(), message_id.clone()),
+        ("x-hookline-delivery".into(), due.delivery_id.to_string()),
         ("x-hookline-attempt".into(), due.attempt.to_string()),
     ];
     if let Some(request_id) = &due.request_id {

@@ -4,8 +4,11 @@
 use super::commands::{RotateSecret, Subscribe, SubscriptionCommand, UpdateSubscription};
 use super::error::SubscriptionError;
 use super::events::SubscriptionEvent;
-use super::values::Description;
+use super::values::{Description, PayloadFormat};
+use crate::channel::Channels;
+use crate::metadata::Metadata;
 use crate::sealed::{Sealed, SecretHint};
+use crate::uid::Uid;
 use crate::{EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -66,9 +69,20 @@ pub struct SubscriptionState {
     pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub payload_format: PayloadFormat,
+    /// `None`: every channel.
+    pub channels: Option<Channels>,
+    pub uid: Option<Uid>,
+    pub metadata: Metadata,
 }
 
 impl SubscriptionState {
+    /// Whether a message of this type and these channels is for this
+    /// subscription (its event filter and its channels admit it).
+    pub fn wants(&self, event: &crate::EventType, channels: Option<&Channels>) -> bool {
+        self.events.matches(event) && Channels::admits(self.channels.as_ref(), channels)
+    }
+
     /// The replaced secrets still signing at `at`.
     pub fn previous_secrets_at(&self, at: DateTime<Utc>) -> impl Iterator<Item = &PreviousSecret> {
         self.previous_secrets
@@ -99,6 +113,14 @@ struct StoredState {
     disabled_reason: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    #[serde(default)]
+    payload_format: PayloadFormat,
+    #[serde(default)]
+    channels: Option<Channels>,
+    #[serde(default)]
+    uid: Option<Uid>,
+    #[serde(default)]
+    metadata: Metadata,
 }
 
 impl From<StoredState> for SubscriptionState {
@@ -121,6 +143,10 @@ impl From<StoredState> for SubscriptionState {
             disabled_reason: s.disabled_reason,
             created_at: s.created_at,
             updated_at: s.updated_at,
+            payload_format: s.payload_format,
+            channels: s.channels,
+            uid: s.uid,
+            metadata: s.metadata,
         }
     }
 }
@@ -198,6 +224,12 @@ impl Subscription {
                     unsubscribed_at: cmd.at,
                 }])
             }
+            SubscriptionCommand::RevealSecret(cmd) => {
+                self.live(cmd.tenant_id)?;
+                Ok(vec![SubscriptionEvent::SecretRevealed {
+                    revealed_at: cmd.at,
+                }])
+            }
         }
     }
 
@@ -217,6 +249,10 @@ impl Subscription {
             secret: cmd.secret,
             secret_hint: cmd.secret_hint,
             subscribed_at: cmd.at,
+            payload_format: Some(cmd.payload_format).filter(|f| !f.is_default()),
+            channels: cmd.channels,
+            uid: cmd.uid,
+            metadata: Some(cmd.metadata).filter(|m| !m.is_empty()),
         }])
     }
 
@@ -228,6 +264,9 @@ impl Subscription {
         let signature_scheme = cmd
             .signature_scheme
             .filter(|s| *s != state.signature_scheme);
+        let channels = cmd.channels.filter(|c| *c != state.channels);
+        let uid = cmd.uid.filter(|u| *u != state.uid);
+        let metadata = cmd.metadata.filter(|m| *m != state.metadata);
         // Sealed values never compare equal (fresh nonce), so a headers
         // change is recorded unless both old and new are empty.
         let headers = cmd
@@ -242,6 +281,9 @@ impl Subscription {
             && description.is_none()
             && signature_scheme.is_none()
             && headers.is_none()
+            && channels.is_none()
+            && uid.is_none()
+            && metadata.is_none()
         {
             return Ok(vec![]);
         }
@@ -253,6 +295,9 @@ impl Subscription {
             description,
             signature_scheme,
             updated_at: cmd.at,
+            channels,
+            uid,
+            metadata,
         }])
     }
 
@@ -292,6 +337,10 @@ impl Subscription {
                 secret,
                 secret_hint,
                 subscribed_at,
+                payload_format,
+                channels,
+                uid,
+                metadata,
             } => {
                 self.state = Some(SubscriptionState {
                     id: subscription_id,
@@ -309,6 +358,10 @@ impl Subscription {
                     disabled_reason: None,
                     created_at: subscribed_at,
                     updated_at: subscribed_at,
+                    payload_format: payload_format.unwrap_or_default(),
+                    channels,
+                    uid,
+                    metadata: metadata.unwrap_or_default(),
                 });
             }
             other => {
@@ -323,9 +376,13 @@ impl Subscription {
 impl SubscriptionState {
     /// Applies an event that changes an existing subscription.
     fn apply_change(&mut self, event: SubscriptionEvent) {
+        // Reading the secret changes nothing about the subscription.
+        if let SubscriptionEvent::SecretRevealed { .. } = event {
+            return;
+        }
         self.updated_at = event.occurred_at();
         match event {
-            SubscriptionEvent::Subscribed { .. } => {}
+            SubscriptionEvent::Subscribed { .. } | SubscriptionEvent::SecretRevealed { .. } => {}
             SubscriptionEvent::SubscriptionUpdated {
                 url,
                 events,
@@ -333,8 +390,20 @@ impl SubscriptionState {
                 headers,
                 description,
                 signature_scheme,
+                channels,
+                uid,
+                metadata,
                 ..
             } => {
+                if let Some(channels) = channels {
+                    self.channels = channels;
+                }
+                if let Some(uid) = uid {
+                    self.uid = uid;
+                }
+                if let Some(metadata) = metadata {
+                    self.metadata = metadata;
+                }
                 if let Some(url) = url {
                     self.url = url;
                 }

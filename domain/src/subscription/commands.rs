@@ -1,8 +1,11 @@
 //! What clients (through the application) ask a subscription to do. Every
 //! command carries the tenant it is issued for and the time it happens.
 
-use super::values::Description;
+use super::values::{Description, PayloadFormat};
+use crate::channel::Channels;
+use crate::metadata::Metadata;
 use crate::sealed::{Sealed, SecretHint};
+use crate::uid::Uid;
 use crate::{EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Utc};
 
@@ -14,6 +17,7 @@ pub enum SubscriptionCommand {
     Disable(DisableSubscription),
     Enable(EnableSubscription),
     Unsubscribe(Unsubscribe),
+    RevealSecret(RevealSecret),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +33,11 @@ pub struct Subscribe {
     pub signature_scheme: SignatureScheme,
     pub secret: Sealed,
     pub secret_hint: SecretHint,
+    pub payload_format: PayloadFormat,
+    /// `None`: every channel.
+    pub channels: Option<Channels>,
+    pub uid: Option<Uid>,
+    pub metadata: Metadata,
     pub at: DateTime<Utc>,
 }
 
@@ -42,6 +51,36 @@ pub struct UpdateSubscription {
     pub headers: Option<(Vec<String>, Option<Sealed>)>,
     pub description: Option<Option<Description>>,
     pub signature_scheme: Option<SignatureScheme>,
+    /// `Some(None)` listens on every channel again.
+    pub channels: Option<Option<Channels>>,
+    /// `Some(None)` removes the uid.
+    pub uid: Option<Option<Uid>>,
+    pub metadata: Option<Metadata>,
+    pub at: DateTime<Utc>,
+}
+
+impl UpdateSubscription {
+    /// An update that changes nothing yet (fields are then set one by one).
+    pub fn nothing(tenant_id: TenantId, at: DateTime<Utc>) -> Self {
+        Self {
+            tenant_id,
+            url: None,
+            events: None,
+            headers: None,
+            description: None,
+            signature_scheme: None,
+            channels: None,
+            uid: None,
+            metadata: None,
+            at,
+        }
+    }
+}
+
+/// Records that the plaintext secret was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevealSecret {
+    pub tenant_id: TenantId,
     pub at: DateTime<Utc>,
 }
 
@@ -84,6 +123,7 @@ impl SubscriptionCommand {
             Self::Disable(c) => c.tenant_id,
             Self::Enable(c) => c.tenant_id,
             Self::Unsubscribe(c) => c.tenant_id,
+            Self::RevealSecret(c) => c.tenant_id,
         }
     }
 }

@@ -2,8 +2,11 @@
 //! only ever added (with a new `event_version` and an upcaster), never
 //! renamed. Secrets and header values are sealed.
 
-use super::values::Description;
+use super::values::{Description, PayloadFormat};
+use crate::channel::Channels;
+use crate::metadata::Metadata;
 use crate::sealed::{Sealed, SecretHint};
+use crate::uid::Uid;
 use crate::serde_helpers::double_option;
 use crate::{EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Utc};
@@ -16,6 +19,7 @@ pub const SECRET_ROTATED: &str = "SecretRotated";
 pub const SUBSCRIPTION_DISABLED: &str = "SubscriptionDisabled";
 pub const SUBSCRIPTION_ENABLED: &str = "SubscriptionEnabled";
 pub const UNSUBSCRIBED: &str = "Unsubscribed";
+pub const SECRET_REVEALED: &str = "SecretRevealed";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -34,6 +38,18 @@ pub enum SubscriptionEvent {
         secret: Sealed,
         secret_hint: SecretHint,
         subscribed_at: DateTime<Utc>,
+        /// 1.1: absent means `hookline`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload_format: Option<PayloadFormat>,
+        /// 1.1: absent means every channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channels: Option<Channels>,
+        /// 1.1: the client's own name for the subscription.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<Uid>,
+        /// 1.1: absent means none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Metadata>,
     },
     /// Only the fields that changed are present.
     SubscriptionUpdated {
@@ -58,6 +74,23 @@ pub enum SubscriptionEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signature_scheme: Option<SignatureScheme>,
         updated_at: DateTime<Utc>,
+        /// 1.1; `null` listens on every channel again.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        channels: Option<Option<Channels>>,
+        /// 1.1; `null` removes the uid.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        uid: Option<Option<Uid>>,
+        /// 1.1: the whole new metadata.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Metadata>,
     },
     SecretRotated {
         secret: Sealed,
@@ -76,6 +109,11 @@ pub enum SubscriptionEvent {
     Unsubscribed {
         unsubscribed_at: DateTime<Utc>,
     },
+    /// Someone read the plaintext secret (the Svix-compatible API's
+    /// `GET …/secret`); the metadata names who.
+    SecretRevealed {
+        revealed_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for SubscriptionEvent {
@@ -87,12 +125,36 @@ impl DomainEvent for SubscriptionEvent {
             Self::SubscriptionDisabled { .. } => SUBSCRIPTION_DISABLED,
             Self::SubscriptionEnabled { .. } => SUBSCRIPTION_ENABLED,
             Self::Unsubscribed { .. } => UNSUBSCRIBED,
+            Self::SecretRevealed { .. } => SECRET_REVEALED,
         }
         .to_string()
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        // Versioned by content: 1.1 adds the payload format, channels, uid
+        // and metadata.
+        let extended = match self {
+            Self::Subscribed {
+                payload_format,
+                channels,
+                uid,
+                metadata,
+                ..
+            } => {
+                payload_format.is_some()
+                    || channels.is_some()
+                    || uid.is_some()
+                    || metadata.is_some()
+            }
+            Self::SubscriptionUpdated {
+                channels,
+                uid,
+                metadata,
+                ..
+            } => channels.is_some() || uid.is_some() || metadata.is_some(),
+            _ => false,
+        };
+        if extended { "1.1" } else { "1.0" }.to_string()
     }
 }
 
@@ -106,6 +168,7 @@ impl SubscriptionEvent {
             Self::SubscriptionDisabled { disabled_at, .. } => *disabled_at,
             Self::SubscriptionEnabled { enabled_at } => *enabled_at,
             Self::Unsubscribed { unsubscribed_at } => *unsubscribed_at,
+            Self::SecretRevealed { revealed_at } => *revealed_at,
         }
     }
 }

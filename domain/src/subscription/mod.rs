@@ -14,9 +14,9 @@ pub use aggregate::{
     PreviousSecret, Subscription, SubscriptionState, SubscriptionStatus, MAX_SIGNING_SECRETS,
 };
 pub use commands::{
-    DisableSubscription, EnableSubscription, RotateSecret, Subscribe, SubscriptionCommand,
-    Unsubscribe, UpdateSubscription,
+    DisableSubscription, EnableSubscription, RevealSecret, RotateSecret, Subscribe,
+    SubscriptionCommand, Unsubscribe, UpdateSubscription,
 };
 pub use error::SubscriptionError;
 pub use events::SubscriptionEvent;
-pub use values::{CustomHeaders, Description, MAX_DESCRIPTION_CHARS, MAX_HEADERS};
+pub use values::{CustomHeaders, Description, PayloadFormat, MAX_DESCRIPTION_CHARS, MAX_HEADERS};

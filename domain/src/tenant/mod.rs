@@ -13,7 +13,7 @@ mod tests;
 
 pub use aggregate::{ApiKeyState, Tenant, TenantSettings, TenantState, TenantStatus};
 pub use commands::{
-    ChangeSettings, CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey,
+    ChangeDetails, ChangeSettings, CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey,
     RotateApiKey, SettingsChanges, TenantCommand,
 };
 pub use error::TenantError;
