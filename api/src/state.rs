@@ -4,6 +4,9 @@ use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
 use hookline_application::deliveries::{DeliveryService, PublishService};
 use hookline_application::health::HealthService;
+use hookline_application::idempotency::IdempotencyService;
+use hookline_application::messages::MessageService;
+use hookline_application::operators::OperatorService;
 use hookline_application::subscriptions::SubscriptionService;
 use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_infrastructure::config::Secret;
@@ -19,5 +22,10 @@ pub struct AppState {
     pub tenants: Arc<TenantService>,
     pub auth: Arc<Authenticator>,
     pub health: Arc<HealthService>,
+    pub messages: Arc<MessageService>,
+    pub operators: Arc<OperatorService>,
+    pub idempotency: Arc<IdempotencyService>,
     pub admin_token: Option<Secret>,
+    /// The request body limit of the Svix-compatible API.
+    pub svix_max_body_bytes: usize,
 }

@@ -9,17 +9,23 @@ use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
 use hookline_application::health::HealthService;
+use hookline_application::idempotency::{IdempotencyService, IdempotencySettings};
+use hookline_application::messages::MessageService;
+use hookline_application::operators::OperatorService;
 use hookline_application::ports::SecretCipher;
 use hookline_application::replay::ReplayService;
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::{Authenticator, TenantService};
+use hookline_application::uids::UidClaims;
 use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
 use hookline_application::Shared;
 use hookline_domain::catalogue::CatalogueEntry;
 use hookline_domain::delivery::Delivery;
 use hookline_domain::message::Message;
+use hookline_domain::operator::Operators;
 use hookline_domain::subscription::Subscription;
 use hookline_domain::tenant::Tenant;
+use hookline_domain::uid_claim::UidClaim;
 use hookline_infrastructure::cipher::{NoKey, XChaChaCipher};
 use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
@@ -30,7 +36,9 @@ use hookline_infrastructure::postgres::deliveries::{
 };
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
 use hookline_infrastructure::postgres::health::PgReadiness;
+use hookline_infrastructure::postgres::idempotency::PgIdempotentRequests;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
+use hookline_infrastructure::postgres::messages::{MessagesProjection, PgMessageReadModel};
 use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
 use hookline_infrastructure::postgres::projections::subscriptions::{
     PgSubscriptionReadModel, SubscriptionsProjection,
@@ -51,6 +59,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::OpenDatabase;
 
+/// How long the Svix-compatible API remembers answers to idempotent
+/// requests (as Svix does).
+pub const SVIX_IDEMPOTENCY_TTL: Duration = Duration::from_secs(12 * 3600);
+
 /// Which projections a process runs: a server runs them all; a one-shot
 /// command only the tenants one (so a key it issues works at once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +82,9 @@ pub struct Services {
     pub auth: Arc<Authenticator>,
     pub health: Arc<HealthService>,
     pub replay: Arc<ReplayService>,
+    pub messages: Arc<MessageService>,
+    pub operators: Arc<OperatorService>,
+    pub idempotency: Arc<IdempotencyService>,
     shared: Shared,
     subscription_store: Arc<PgAggregateStore<Subscription>>,
     directory: Arc<CachedSubscriptions>,
@@ -132,6 +147,7 @@ impl Consumers {
             list.push(Arc::new(EventTypesProjection::default()));
             list.push(Arc::new(SubscriptionsProjection::default()));
             list.push(Arc::new(deliveries_projection("", due.clone())));
+            list.push(Arc::new(MessagesProjection::default()));
         }
         let (projections, runners) = Projections::new(list, &database.db.background, &wakeups);
         Self {
@@ -164,7 +180,10 @@ struct Adapters {
     deliveries: Arc<PgAggregateStore<Delivery>>,
     subscription_read: Arc<PgSubscriptionReadModel>,
     delivery_read: Arc<PgDeliveryReadModel>,
+    message_read: Arc<PgMessageReadModel>,
     tenant_read: Arc<PgTenantReadModel>,
+    uids: UidClaims,
+    operators: Arc<PgAggregateStore<Operators>>,
     catalogue_read: Arc<PgCatalogueReadModel>,
     directory: Arc<CachedSubscriptions>,
 }
@@ -181,9 +200,12 @@ impl Adapters {
                 log.clone(),
                 settings.retry_policy.clone(),
             )),
+            uids: UidClaims::new(Arc::new(PgAggregateStore::<UidClaim>::new(log.clone(), ()))),
+            operators: Arc::new(PgAggregateStore::new(log.clone(), ())),
             log,
             subscription_read: Arc::new(PgSubscriptionReadModel::new(pool.clone())),
             delivery_read: Arc::new(PgDeliveryReadModel::new(pool.clone())),
+            message_read: Arc::new(PgMessageReadModel::new(pool.clone())),
             tenant_read: Arc::new(PgTenantReadModel::new(
                 pool.clone(),
                 consumers.progress("tenants"),
@@ -227,6 +249,7 @@ impl Services {
             shared.clone(),
             a.subscriptions.clone(),
             a.subscription_read.clone(),
+            a.uids.clone(),
             SubscriptionSettings {
                 allow_list: settings.allow_private_targets.clone(),
                 rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
@@ -271,6 +294,24 @@ impl Services {
                 a.tenants,
                 a.tenant_read.clone(),
                 subscriptions.clone(),
+                a.uids.clone(),
+            )),
+            messages: Arc::new(MessageService::new(
+                shared.clone(),
+                a.message_read,
+                Arc::new(PgMessageBodies::new(pool.clone())),
+            )),
+            operators: Arc::new(OperatorService::new(shared.clone(), a.operators)),
+            idempotency: Arc::new(IdempotencyService::new(
+                Arc::new(PgIdempotentRequests::new(pool.clone())),
+                IdempotencySettings {
+                    ttl: SVIX_IDEMPOTENCY_TTL,
+                    // A request is answered within the request timeout
+                    // (twice that while it commits): a claim older than
+                    // that was abandoned.
+                    stale: settings.request_timeout * 3,
+                    wait: Duration::from_secs(5),
+                },
             )),
             auth: Arc::new(Authenticator::new(
                 a.tenant_read,
@@ -366,7 +407,11 @@ impl Services {
             tenants: self.tenants.clone(),
             auth: self.auth.clone(),
             health: self.health.clone(),
+            messages: self.messages.clone(),
+            operators: self.operators.clone(),
+            idempotency: self.idempotency.clone(),
             admin_token: settings.admin_token.clone(),
+            svix_max_body_bytes: settings.svix_max_body_bytes,
         }
     }
 }

@@ -444,12 +444,27 @@ impl crate::ports::TenantReadModel for LogTenants {
         q: &crate::ports::TenantListQuery,
     ) -> Result<Vec<hookline_domain::tenant::TenantState>, AppError> {
         use hookline_domain::tenant::TenantStatus;
-        Ok(self
+        let mut all: Vec<_> = self
             .all()
             .into_iter()
             .filter(|s| q.include_deleted || s.status != TenantStatus::Deleted)
-            .take(q.limit as usize + 1)
-            .collect())
+            .collect();
+        all.sort_by_key(|s| (s.created_at, *s.id.as_uuid()));
+        if !q.oldest_first {
+            all.reverse();
+        }
+        if let Some(c) = q.before {
+            all.retain(|s| {
+                let at = (s.created_at, *s.id.as_uuid());
+                if q.oldest_first {
+                    at > c
+                } else {
+                    at < c
+                }
+            });
+        }
+        all.truncate(q.limit as usize + 1);
+        Ok(all)
     }
 
     async fn find_key(

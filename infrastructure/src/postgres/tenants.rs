@@ -204,12 +204,22 @@ impl TenantReadModel for PgTenantReadModel {
     }
 
     async fn list(&self, q: &TenantListQuery) -> Result<Vec<TenantState>, AppError> {
-        let (at, id) = q.before.unwrap_or((DateTime::<Utc>::MAX_UTC, Uuid::max()));
-        let rows = sqlx::query(
-            "SELECT state FROM tenants_view
-              WHERE ($1 OR status <> 'deleted') AND (created_at, id) < ($2, $3)
-              ORDER BY created_at DESC, id DESC LIMIT $4",
-        )
+        let (sql, (at, id)) = if q.oldest_first {
+            (
+                "SELECT state FROM tenants_view
+                  WHERE ($1 OR status <> 'deleted') AND (created_at, id) > ($2, $3)
+                  ORDER BY created_at, id LIMIT $4",
+                q.before.unwrap_or((DateTime::<Utc>::MIN_UTC, Uuid::nil())),
+            )
+        } else {
+            (
+                "SELECT state FROM tenants_view
+                  WHERE ($1 OR status <> 'deleted') AND (created_at, id) < ($2, $3)
+                  ORDER BY created_at DESC, id DESC LIMIT $4",
+                q.before.unwrap_or((DateTime::<Utc>::MAX_UTC, Uuid::max())),
+            )
+        };
+        let rows = sqlx::query(sql)
         .bind(q.include_deleted)
         .bind(at)
         .bind(id)
@@ -301,6 +311,8 @@ async fn legacy_events(
         tenant_id: tenant,
         name,
         created_at,
+        uid: None,
+        metadata: None,
     }];
     for key in keys {
         let key_id: Uuid = key.try_get("id").map_err(unavailable)?;

@@ -9,7 +9,9 @@ use hookline_application::subscriptions::{
     CreateSubscription, ListSubscriptions, ReadSubscription, SubscriptionChanges, SubscriptionView,
 };
 use hookline_application::AppError;
-use hookline_domain::subscription::{CustomHeaders, Description, SubscriptionStatus};
+use hookline_domain::subscription::{
+    CustomHeaders, Description, PayloadFormat, SubscriptionStatus,
+};
 use hookline_domain::validation::check_free_text;
 use hookline_domain::{
     AllowList, EventFilter, EventPattern, SignatureScheme, SigningSecret, SubscriptionId,
@@ -42,6 +44,9 @@ pub struct CreateSubscriptionRequest {
     pub description: Option<String>,
     #[serde(default)]
     pub signature_scheme: Option<String>,
+    /// `hookline` (the envelope, default) or `raw` (the event's data only).
+    #[serde(default)]
+    pub payload_format: Option<String>,
 }
 
 impl fmt::Debug for CreateSubscriptionRequest {
@@ -57,6 +62,7 @@ impl fmt::Debug for CreateSubscriptionRequest {
             )
             .field("description", &self.description)
             .field("signature_scheme", &self.signature_scheme)
+            .field("payload_format", &self.payload_format)
             .finish()
     }
 }
@@ -125,8 +131,12 @@ impl CreateSubscriptionRequest {
             Some(s) => v.check(SignatureScheme::parse(s)),
             None => Some(SignatureScheme::default()),
         };
+        let format = match self.payload_format.as_deref() {
+            Some(f) => v.check(PayloadFormat::parse(f)),
+            None => Some(PayloadFormat::default()),
+        };
         v.finish()?;
-        match (url, events, secret, headers, description, scheme) {
+        match (url, events, secret, headers, description, scheme, format) {
             (
                 Some(url),
                 Some(events),
@@ -134,13 +144,14 @@ impl CreateSubscriptionRequest {
                 Some(headers),
                 Some(description),
                 Some(signature_scheme),
+                Some(payload_format),
             ) => Ok(CreateSubscription {
-                url,
-                events,
                 secret,
                 headers,
                 description,
                 signature_scheme,
+                payload_format,
+                ..CreateSubscription::new(url, events)
             }),
             _ => Err(AppError::Internal(
                 "validation passed without values".into(),
@@ -237,6 +248,7 @@ impl UpdateSubscriptionRequest {
                 .signature_scheme
                 .as_deref()
                 .and_then(|s| v.check(SignatureScheme::parse(s))),
+            ..SubscriptionChanges::default()
         };
         v.finish()?;
         Ok(changes)
@@ -375,6 +387,15 @@ pub struct SubscriptionResponse {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub payload_format: PayloadFormat,
+    /// The channels it listens on (absent: every channel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    /// The client's own name for it (set through the Svix-compatible API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
     /// Filter entries naming event types the catalogue does not have
     /// (the subscription is saved all the same), in create and update
     /// responses only.
@@ -405,6 +426,10 @@ impl From<SubscriptionView> for SubscriptionResponse {
             previous_secret_expires_at: v.previous_secret_expires_at,
             created_at: v.created_at,
             updated_at: v.updated_at,
+            payload_format: v.payload_format,
+            channels: v.channels.as_ref().map(|c| c.to_strings()),
+            uid: v.uid.as_ref().map(|u| u.as_str().to_string()),
+            metadata: v.metadata.as_map().clone(),
             warnings: vec![],
         }
     }

@@ -8,6 +8,7 @@ use super::catalogue::{EventTypesProjection, TABLE as EVENT_TYPES};
 use super::checkpoints;
 use super::log_reader::decode;
 use super::log_reader::unavailable;
+use super::messages::{MessagesProjection, TABLE as MESSAGES_TABLE};
 use super::projections::deliveries::{ATTEMPTS_TABLE, VIEW_TABLE};
 use super::projections::deliveries_projection;
 use super::projections::queue::TABLE as QUEUE_TABLE;
@@ -34,14 +35,16 @@ pub enum Rebuildable {
     Subscriptions,
     /// The delivery views, attempts and the due queue (one projection).
     Deliveries,
+    Messages,
 }
 
 impl Rebuildable {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Tenants,
         Self::EventTypes,
         Self::Subscriptions,
         Self::Deliveries,
+        Self::Messages,
     ];
 
     /// The read model called `name` (its live projection's checkpoint).
@@ -56,6 +59,7 @@ impl Rebuildable {
             Self::EventTypes => "event_types",
             Self::Subscriptions => "subscriptions",
             Self::Deliveries => "deliveries",
+            Self::Messages => "messages",
         }
     }
 
@@ -65,6 +69,7 @@ impl Rebuildable {
             Self::EventTypes => &[EVENT_TYPES],
             Self::Subscriptions => &[SUBSCRIPTIONS_TABLE],
             Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE, QUEUE_TABLE],
+            Self::Messages => &[MESSAGES_TABLE],
         }
     }
 
@@ -76,6 +81,7 @@ impl Rebuildable {
                 "{SUBSCRIPTIONS_TABLE}{suffix}"
             ))),
             Self::Deliveries => Arc::new(deliveries_projection(suffix, Wakeup::new())),
+            Self::Messages => Arc::new(MessagesProjection::new(suffix)),
         }
     }
 }
