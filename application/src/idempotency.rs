@@ -63,7 +63,12 @@ impl IdempotencyService {
     /// 409 `idempotency_key_reused` for a key used with a different
     /// request, `request_in_progress` when the first request is still
     /// unanswered after the wait; storage errors.
-    pub async fn begin(&self, scope: &str, key: &str, fingerprint: &str) -> Result<Begun, AppError> {
+    pub async fn begin(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Begun, AppError> {
         let deadline = Instant::now() + self.settings.wait;
         let mut pause = Duration::from_millis(10);
         loop {
@@ -134,9 +139,13 @@ impl IdempotencyService {
         };
         if due {
             match self.store.forget_expired(self.settings.ttl).await {
-                Ok(n) if n > 0 => tracing::debug!(forgotten = n, "expired idempotency records forgotten"),
+                Ok(n) if n > 0 => {
+                    tracing::debug!(forgotten = n, "expired idempotency records forgotten")
+                }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "forgetting expired idempotency records failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "forgetting expired idempotency records failed")
+                }
             }
         }
     }
@@ -148,9 +157,11 @@ mod tests {
     use async_trait::async_trait;
     use std::collections::HashMap;
 
+    type Claims = HashMap<(String, String), (String, Option<RememberedAnswer>)>;
+
     /// Claims in memory, with no time passing.
     #[derive(Default)]
-    struct Memory(Mutex<HashMap<(String, String), (String, Option<RememberedAnswer>)>>);
+    struct Memory(Mutex<Claims>);
 
     #[async_trait]
     impl IdempotentRequests for Memory {
@@ -175,7 +186,12 @@ mod tests {
                 }
             })
         }
-        async fn answer(&self, scope: &str, key: &str, a: &RememberedAnswer) -> Result<(), AppError> {
+        async fn answer(
+            &self,
+            scope: &str,
+            key: &str,
+            a: &RememberedAnswer,
+        ) -> Result<(), AppError> {
             if let Some(e) = self.0.lock().unwrap().get_mut(&(scope.into(), key.into())) {
                 e.1 = Some(a.clone());
             }
@@ -210,10 +226,19 @@ mod tests {
             body: b"{}".to_vec(),
         };
         s.finish("a", "k", Some(answer.clone())).await.unwrap();
-        assert_eq!(s.begin("a", "k", "f1").await.unwrap(), Begun::Replay(answer));
+        assert_eq!(
+            s.begin("a", "k", "f1").await.unwrap(),
+            Begun::Replay(answer)
+        );
         let e = s.begin("a", "k", "f2").await.unwrap_err();
         assert!(
-            matches!(e, AppError::Conflict { code: "idempotency_key_reused", .. }),
+            matches!(
+                e,
+                AppError::Conflict {
+                    code: "idempotency_key_reused",
+                    ..
+                }
+            ),
             "{e:?}"
         );
         // Another scope (caller or route) is another key.
@@ -226,7 +251,13 @@ mod tests {
         assert_eq!(s.begin("a", "k", "f").await.unwrap(), Begun::Proceed);
         let e = s.begin("a", "k", "f").await.unwrap_err();
         assert!(
-            matches!(e, AppError::Conflict { code: "request_in_progress", .. }),
+            matches!(
+                e,
+                AppError::Conflict {
+                    code: "request_in_progress",
+                    ..
+                }
+            ),
             "{e:?}"
         );
         s.finish("a", "k", None).await.unwrap();

@@ -96,7 +96,11 @@ impl MessageService {
             id: state.event_id,
             tenant_id: state.tenant_id,
             event_type: state.event_type.to_string(),
-            channels: state.channels.as_ref().map(Channels::to_strings).unwrap_or_default(),
+            channels: state
+                .channels
+                .as_ref()
+                .map(Channels::to_strings)
+                .unwrap_or_default(),
             uid: state.uid.as_ref().map(|u| u.as_str().to_string()),
             published_at: state.published_at,
             body: Some(Arc::from(state.body.as_str())),
@@ -109,12 +113,10 @@ impl MessageService {
     /// 404 when there is none.
     pub async fn get_by_uid(&self, tenant: TenantId, uid: &Uid) -> Result<MessageView, AppError> {
         let id = hookline_domain::message::message_id_for_uid(tenant, uid);
-        self.get(tenant, id)
-            .await
-            .map_err(|e| match e {
-                AppError::NotFound { .. } => AppError::not_found("message", uid),
-                other => other,
-            })
+        self.get(tenant, id).await.map_err(|e| match e {
+            AppError::NotFound { .. } => AppError::not_found("message", uid),
+            other => other,
+        })
     }
 
     /// A page of the tenant's messages, and whether more follow.

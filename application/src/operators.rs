@@ -178,7 +178,11 @@ impl OperatorService {
     /// # Errors
     /// 404 for an unknown key.
     #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, key_id = %key_id))]
-    pub async fn revoke(&self, ctx: &CommandContext, key_id: Uuid) -> Result<Written<()>, AppError> {
+    pub async fn revoke(
+        &self,
+        ctx: &CommandContext,
+        key_id: Uuid,
+    ) -> Result<Written<()>, AppError> {
         self.run(ctx, || {
             OperatorCommand::Revoke(RevokeOperatorKey {
                 key_id,

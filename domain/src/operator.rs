@@ -189,10 +189,7 @@ impl Operators {
                 issued_at,
                 revoked_at: None,
             }),
-            OperatorEvent::OperatorKeyRevoked {
-                key_id,
-                revoked_at,
-            } => {
+            OperatorEvent::OperatorKeyRevoked { key_id, revoked_at } => {
                 if let Some(k) = self.keys.iter_mut().find(|k| k.key_id == key_id) {
                     k.revoked_at = Some(revoked_at);
                 }
@@ -272,7 +269,10 @@ mod tests {
         for n in 0..20 {
             fold(&mut ops, issue(n)).unwrap();
         }
-        assert_eq!(fold(&mut ops, issue(99)), Err(OperatorError::TooManyKeys(20)));
+        assert_eq!(
+            fold(&mut ops, issue(99)),
+            Err(OperatorError::TooManyKeys(20))
+        );
         assert!(KeyName::parse("  ").is_err());
         assert!(KeyName::parse("a\nb").is_err());
     }

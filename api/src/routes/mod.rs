@@ -8,7 +8,9 @@ pub mod common;
 pub mod deliveries;
 pub mod event_types;
 pub mod health;
+pub mod operators;
 pub mod subscriptions;
+pub mod svix;
 pub mod tenants;
 
 use crate::error::{ApiError, ApiResult};
@@ -41,12 +43,15 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
     Router::new()
         .nest("/v1", v1)
         .merge(
-            tenants::admin_router().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                tenants::admin_only,
-            )),
+            tenants::admin_router()
+                .merge(operators::admin_router())
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    tenants::admin_only,
+                )),
         )
         .merge(health::router())
+        .merge(svix::router(&state))
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {

@@ -109,6 +109,7 @@ impl Application {
             services.state(&settings),
             RequestLimits {
                 max_body_bytes: settings.max_body_bytes,
+                svix_max_body_bytes: settings.svix_max_body_bytes,
                 timeout: settings.request_timeout,
             },
         );

@@ -13,8 +13,8 @@ use crate::ports::{
 };
 use crate::shared::Shared;
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_domain::delivery::{Delivery, EnqueueDelivery};
 use hookline_domain::channel::Channels;
+use hookline_domain::delivery::{Delivery, EnqueueDelivery};
 use hookline_domain::message::{message_id_for_uid, Message, PublishMessage};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::uid::Uid;

@@ -46,8 +46,12 @@ pub trait IdempotentRequests: Send + Sync {
     ///
     /// # Errors
     /// Storage errors.
-    async fn answer(&self, scope: &str, key: &str, answer: &RememberedAnswer)
-        -> Result<(), AppError>;
+    async fn answer(
+        &self,
+        scope: &str,
+        key: &str,
+        answer: &RememberedAnswer,
+    ) -> Result<(), AppError>;
 
     /// Lets go of a claim whose request got no answer worth keeping (an
     /// error), so that the request may be tried again.

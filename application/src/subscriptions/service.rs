@@ -154,6 +154,19 @@ impl SubscriptionService {
         SubscriptionView::render(&state, self.shared.cipher.as_ref(), self.now())
     }
 
+    /// The subscription as its events leave it (exact, whatever the read
+    /// model's lag), header values masked; deleted ones too.
+    ///
+    /// # Errors
+    /// 404 for a subscription the tenant does not have.
+    pub async fn current(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+    ) -> Result<SubscriptionView, AppError> {
+        self.render_current(tenant, id).await
+    }
+
     /// The answer to a request that set the headers: them in full.
     async fn render_revealed(
         &self,
@@ -243,17 +256,19 @@ impl SubscriptionService {
             || async {
                 let mut batch = Batch::default();
                 if let Some(uid) = uid {
-                    let claim = self
-                        .uids
-                        .claim(
-                            UidScope::Subscriptions(ctx.tenant_id),
-                            uid,
-                            &key,
-                            |holder| async move { self.holds_uid(ctx.tenant_id, &holder, uid).await },
-                            at,
-                            &metadata,
-                        )
-                        .await?;
+                    let claim =
+                        self.uids
+                            .claim(
+                                UidScope::Subscriptions(ctx.tenant_id),
+                                uid,
+                                &key,
+                                |holder| async move {
+                                    self.holds_uid(ctx.tenant_id, &holder, uid).await
+                                },
+                                at,
+                                &metadata,
+                            )
+                            .await?;
                     if let Some(claim) = claim {
                         batch.add(claim)?;
                     }

@@ -112,7 +112,11 @@ async fn a_rotation_keeps_the_old_secret_for_the_overlap() {
         .await
         .unwrap()
         .value;
-    let rotated = s.rotate_secret(&ctx, created.id, None, None).await.unwrap().value;
+    let rotated = s
+        .rotate_secret(&ctx, created.id, None, None)
+        .await
+        .unwrap()
+        .value;
     assert_ne!(rotated.secret, created.secret);
     assert_eq!(
         rotated.previous_secret_expires_at,

@@ -18,8 +18,8 @@ use cqrs_es::{Aggregate, AggregateError};
 use hookline_domain::metadata::Metadata;
 use hookline_domain::tenant::{
     ChangeDetails, ChangeSettings, CreateTenant, DeleteTenant, IssueApiKey, RenameTenant,
-    RevokeApiKey, RotateApiKey, SettingsChanges, Tenant, TenantCommand, TenantName,
-    TenantSettings, TenantState, TenantStatus,
+    RevokeApiKey, RotateApiKey, SettingsChanges, Tenant, TenantCommand, TenantName, TenantSettings,
+    TenantState, TenantStatus,
 };
 use hookline_domain::uid::Uid;
 use hookline_domain::uid_claim::UidScope;

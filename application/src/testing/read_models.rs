@@ -56,17 +56,33 @@ impl SubscriptionReadModel for LogSubscriptions {
         tenant: TenantId,
         q: &SubscriptionListQuery,
     ) -> Result<Vec<SubscriptionRecord>, AppError> {
-        Ok(self
+        let mut all: Vec<_> = self
             .all()
             .into_iter()
             .filter(|(s, _)| s.tenant_id == tenant)
             .filter(|(s, _)| q.include_inactive || s.status == SubscriptionStatus::Active)
+            .filter(|(s, _)| !(q.exclude_deleted && s.status == SubscriptionStatus::Deleted))
             .filter(|(s, _)| {
                 q.any_of_patterns
                     .as_ref()
                     .is_none_or(|p| s.events.to_strings().iter().any(|e| p.contains(e)))
             })
-            .filter(|(s, _)| q.before.is_none_or(|b| (s.created_at, *s.id.as_uuid()) < b))
+            .collect();
+        if q.oldest_first {
+            all.reverse();
+        }
+        Ok(all
+            .into_iter()
+            .filter(|(s, _)| {
+                q.before.is_none_or(|b| {
+                    let at = (s.created_at, *s.id.as_uuid());
+                    if q.oldest_first {
+                        at > b
+                    } else {
+                        at < b
+                    }
+                })
+            })
             .take(q.limit as usize + 1)
             .map(|(state, version)| SubscriptionRecord { state, version })
             .collect())
@@ -299,9 +315,7 @@ impl DeliveryReadModel for LogDeliveries {
             })
             .filter(|row| match q.result {
                 None => true,
-                Some(AttemptResult::Succeeded) => {
-                    row.attempt.outcome == DeliveryStatus::Delivered
-                }
+                Some(AttemptResult::Succeeded) => row.attempt.outcome == DeliveryStatus::Delivered,
                 Some(AttemptResult::Failed) => row.attempt.outcome != DeliveryStatus::Delivered,
             })
             .filter(|row| {

@@ -10,11 +10,11 @@
 use crate::channel::Channels;
 use crate::uid::Uid;
 use crate::{EventId, EventType, TenantId};
-use sha2::{Digest, Sha256};
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 pub const MESSAGE_PUBLISHED: &str = "MessagePublished";
 
@@ -226,7 +226,10 @@ mod tests {
     #[test]
     fn raw_data_is_cut_from_the_envelope_byte_for_byte() {
         let body = r#"{"id":"x","timestamp":"t","event":"a.b","data":{"z": 1, "a":"\u00e9", "n":1.50},"tenant_id":"t"}"#;
-        assert_eq!(envelope_data(body), Some(r#"{"z": 1, "a":"\u00e9", "n":1.50}"#));
+        assert_eq!(
+            envelope_data(body),
+            Some(r#"{"z": 1, "a":"\u00e9", "n":1.50}"#)
+        );
         assert_eq!(envelope_data("[1]"), None);
         assert_eq!(envelope_data("{}"), None);
     }

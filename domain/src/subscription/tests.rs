@@ -6,10 +6,10 @@ use crate::metadata::Metadata;
 use crate::sealed::{Sealed, SecretHint};
 use crate::uid::Uid;
 use crate::EventType;
-use cqrs_es::DomainEvent;
 use crate::{AllowList, EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
+use cqrs_es::DomainEvent;
 use uuid::Uuid;
 
 type Fixture = TestFramework<Subscription>;
@@ -488,7 +488,10 @@ fn revealing_the_secret_is_recorded_and_changes_nothing() {
             at: t0() + Duration::minutes(3),
         }))
         .unwrap();
-    assert!(matches!(events[0], SubscriptionEvent::SecretRevealed { .. }));
+    assert!(matches!(
+        events[0],
+        SubscriptionEvent::SecretRevealed { .. }
+    ));
     let mut after = agg.clone();
     after.apply_event(events[0].clone());
     assert_eq!(after.state(), agg.state());

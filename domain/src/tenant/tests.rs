@@ -4,9 +4,9 @@ use super::*;
 use crate::metadata::Metadata;
 use crate::uid::Uid;
 use crate::TenantId;
-use cqrs_es::DomainEvent;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
+use cqrs_es::DomainEvent;
 use uuid::Uuid;
 
 type Fixture = TestFramework<Tenant>;

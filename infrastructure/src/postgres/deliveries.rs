@@ -368,12 +368,14 @@ impl DeliveryReadModel for PgDeliveryReadModel {
         tenant: TenantId,
         attempt: Uuid,
     ) -> Result<Option<DateTime<Utc>>, AppError> {
-        sqlx::query_scalar("SELECT started_at FROM delivery_attempts WHERE id = $1 AND tenant_id = $2")
-            .bind(attempt)
-            .bind(tenant.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)
+        sqlx::query_scalar(
+            "SELECT started_at FROM delivery_attempts WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(attempt)
+        .bind(tenant.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
     }
 }
 

@@ -7,9 +7,7 @@ use super::projections::{Projection, ProjectionError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use hookline_application::ports::{
-    MessageListQuery, MessageReadModel, MessageRecord, StoredEvent,
-};
+use hookline_application::ports::{MessageListQuery, MessageReadModel, MessageRecord, StoredEvent};
 use hookline_application::AppError;
 use hookline_domain::message::Message;
 use hookline_domain::{EventId, TenantId};
@@ -93,7 +91,10 @@ impl Projection for MessagesProjection {
             tenants.push(p.tenant_id);
             types.push(p.event_type);
             // One text per row: arrays of arrays must be rectangular.
-            channels.push(serde_json::to_string(&p.channels.unwrap_or_default()).unwrap_or_else(|_| "[]".into()));
+            channels.push(
+                serde_json::to_string(&p.channels.unwrap_or_default())
+                    .unwrap_or_else(|_| "[]".into()),
+            );
             uids.push(p.uid);
             times.push(p.published_at);
         }
@@ -150,7 +151,9 @@ impl MessageReadModel for PgMessageReadModel {
                 .push(")");
         }
         if let Some(channel) = &q.channel {
-            sql.push(" AND ").push_bind(channel.clone()).push(" = ANY(channels)");
+            sql.push(" AND ")
+                .push_bind(channel.clone())
+                .push(" = ANY(channels)");
         }
         if let Some(since) = q.since {
             sql.push(" AND published_at > ").push_bind(since);

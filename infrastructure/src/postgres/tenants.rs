@@ -220,13 +220,13 @@ impl TenantReadModel for PgTenantReadModel {
             )
         };
         let rows = sqlx::query(sql)
-        .bind(q.include_deleted)
-        .bind(at)
-        .bind(id)
-        .bind(i64::from(q.limit) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
+            .bind(q.include_deleted)
+            .bind(at)
+            .bind(id)
+            .bind(i64::from(q.limit) + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         rows.iter().map(state).collect()
     }
 
