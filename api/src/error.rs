@@ -15,10 +15,26 @@ tokio::task_local! {
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorShaped;
 
-#[derive(Debug, Serialize)]
+/// The body of every 4xx and 5xx answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(
+    as = Error,
+    examples(json!({
+        "code": "not_found",
+        "detail": "subscription '0193a4f2-8c1e-7b3d-9f20-5a6b7c8d9e0f' was not found",
+        "request_id": "0193a4f2-7d00-7c11-8a52-3e4f5a6b7c8d"
+    }))
+)]
 pub struct ErrorBody<'a> {
+    /// What went wrong, as a stable snake_case code to branch on; each
+    /// operation's error responses list the codes it can answer.
+    #[schema(pattern = "^[a-z][a-z_]*$")]
     pub code: &'a str,
+    /// What went wrong, in words a person can act on (validation errors
+    /// name each field: `url: must use https://`).
     pub detail: &'a str,
+    /// The request's id (also in the `X-Request-Id` response header); quote
+    /// it when reporting a problem.
     pub request_id: &'a str,
 }
 

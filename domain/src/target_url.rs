@@ -14,6 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const MIN_URL_LEN: usize = 10;
 pub const MAX_URL_LEN: usize = 2048;
+/// Longest URL once non-ASCII text is percent-encoded (as stored and
+/// sent): room for a URL of [`MAX_URL_LEN`] characters with some
+/// non-ASCII text, not for one made of it.
+pub const MAX_ENCODED_URL_LEN: usize = 4 * MAX_URL_LEN;
 
 /// Address ranges that targets may use although they are not global
 /// (configured by `HOOKLINE_ALLOW_PRIVATE_TARGETS`, e.g. `127.0.0.0/8,::1/128`).
@@ -215,9 +219,9 @@ impl TargetUrl {
         }
         // Non-ASCII text is %-encoded: the URL as sent must fit too.
         let normalized = url.to_string();
-        if normalized.len() > MAX_URL_LEN {
+        if normalized.len() > MAX_ENCODED_URL_LEN {
             return Err(err(format!(
-                "must be at most {MAX_URL_LEN} characters once encoded (got {})",
+                "must be at most {MAX_ENCODED_URL_LEN} characters once non-ASCII text is percent-encoded (got {})",
                 normalized.len()
             )));
         }
@@ -385,7 +389,7 @@ mod tests {
             ("https://example.com/\tx", "control characters"),
             (
                 &format!("https://example.com/{}", "\u{1F600}".repeat(1000)),
-                "once encoded",
+                "percent-encoded",
             ),
         ];
         for (input, needle) in cases {

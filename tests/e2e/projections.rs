@@ -117,6 +117,8 @@ async fn events_written_while_down_are_applied_on_start() {
         },
     )
     .await;
+    // Every projection catches up, not only the one rewound.
+    third.ready().await;
     let ready = expect_json(
         third.client.get(third.url("/readyz")).send().await.unwrap(),
         200,

@@ -9,13 +9,15 @@ use hookline_application::pagination::{Page, PageRequest};
 use hookline_application::AppError;
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// One page of a list, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PageResponse<T> {
     pub data: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next_cursor: Option<String>,
 }
 
@@ -30,22 +32,34 @@ impl<T> PageResponse<T> {
 }
 
 /// `{"data": [...]}` for lists that are not paginated.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DataResponse<T> {
     pub data: Vec<T>,
 }
 
 /// One event of an aggregate's history, sealed values masked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryEntryResponse {
+    /// The event's number within its aggregate, from 1.
     pub sequence: i64,
+    /// The event's position in the whole log (commit order).
     pub position: i64,
+    /// The event's name, such as `Subscribed` or `AttemptFailed`.
     pub event_type: String,
+    /// The event's shape version, such as `1.0`.
     pub event_version: String,
     pub recorded_at: DateTime<Utc>,
+    /// The event as stored (sealed values stay sealed).
+    #[schema(value_type = Object)]
     pub payload: Value,
+    /// `request_id`, `tenant_id`, `actor` and `occurred_at` of the request
+    /// that caused it.
+    #[schema(value_type = Object)]
     pub metadata: Value,
 }
+
+/// An aggregate's history, oldest first.
+pub type HistoryResponse = DataResponse<HistoryEntryResponse>;
 
 impl From<HistoryEntry> for HistoryEntryResponse {
     fn from(e: HistoryEntry) -> Self {
@@ -62,7 +76,7 @@ impl From<HistoryEntry> for HistoryEntryResponse {
 }
 
 /// A history as `{"data": [...]}`.
-pub fn history(entries: Vec<HistoryEntry>) -> DataResponse<HistoryEntryResponse> {
+pub fn history(entries: Vec<HistoryEntry>) -> HistoryResponse {
     DataResponse {
         data: entries.into_iter().map(Into::into).collect(),
     }
@@ -87,4 +101,35 @@ pub fn time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, A
 /// Maps an application error (the common case in conversions).
 pub fn app(e: impl Into<AppError>) -> ApiError {
     ApiError::from(e.into())
+}
+
+/// An optional whole number, given as `3` or `3.0` (JSON Schema's
+/// `integer` allows both, and clients generated from the document may send
+/// either). Anything else is refused as the wrong type.
+///
+/// # Errors
+/// A value that is not a whole number in `T`'s range.
+pub fn whole_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error as _;
+    use serde::Deserialize as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f <= i64::MAX as f64)
+            .map(|f| f as i64)
+    });
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "invalid value: {n}, expected a whole number in range"
+            ))
+        })
 }

@@ -6,8 +6,10 @@
 pub mod audit;
 pub mod common;
 pub mod deliveries;
+pub mod docs_ui;
 pub mod event_types;
 pub mod health;
+pub mod openapi;
 pub mod operators;
 pub mod subscriptions;
 pub mod svix;
@@ -19,39 +21,79 @@ use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::{Extension, Router};
 use hookline_application::commands::Written;
 use hookline_application::{Actor, CommandContext};
+use openapi::Guard;
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Set on write responses when the read models had not caught up within the
 /// wait (the write itself is durable).
 pub const CONSISTENCY_HEADER: &str = "x-hookline-consistency";
 
-pub fn router(state: AppState, limits: RequestLimits) -> Router {
-    let v1 = Router::new()
+type Layered = fn(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>;
+
+/// Every route with its documentation: `/v1` behind `guard_v1`, `/admin`
+/// behind `guard_admin`, the health routes and the document public. The
+/// returned document is the one the routes describe, before [`openapi::finish`].
+fn routes(
+    guard_v1: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+    guard_admin: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let mut v1 = OpenApiRouter::new()
         .merge(subscriptions::router())
         .merge(deliveries::router())
         .merge(event_types::router())
         .merge(audit::router())
-        .merge(tenants::own_router())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            authenticate,
-        ));
-    Router::new()
-        .nest("/v1", v1)
-        .merge(
-            tenants::admin_router()
-                .merge(operators::admin_router())
-                .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    tenants::admin_only,
-                )),
-        )
+        .merge(tenants::own_router());
+    openapi::guard(v1.get_openapi_mut(), Guard::TenantKey);
+    let mut admin = tenants::admin_router().merge(operators::admin_router());
+    openapi::guard(admin.get_openapi_mut(), Guard::AdminToken);
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/v1", guard_v1(v1))
+        .merge(guard_admin(admin))
         .merge(health::router())
+        .merge(docs_ui::router())
+        .routes(routes!(openapi::serve))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of [`router`], complete.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let unguarded: Layered = |r| r;
+    let (_, mut api) = routes(unguarded, unguarded);
+    openapi::finish(&mut api);
+    api
+}
+
+/// The whole HTTP surface.
+///
+/// # Errors
+/// When the OpenAPI document cannot be serialised.
+pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_json::Error> {
+    let (router, mut api) = routes(
+        |v1| {
+            v1.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                authenticate,
+            ))
+        },
+        |admin| {
+            admin.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                tenants::admin_only,
+            ))
+        },
+    );
+    openapi::finish(&mut api);
+    let document = openapi::Document(openapi::to_json(&api)?);
+    Ok(router
         .merge(svix::router(&state))
+        .layer(Extension(document))
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
@@ -62,7 +104,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
             limits,
             request_context,
         ))
-        .with_state(state)
+        .with_state(state))
 }
 
 /// The command context of an authenticated request.

@@ -112,7 +112,8 @@ impl Application {
                 svix_max_body_bytes: settings.svix_max_body_bytes,
                 timeout: settings.request_timeout,
             },
-        );
+        )
+        .context("serialising the OpenAPI document")?;
         let listener = if settings.role.serves_api() {
             Some(
                 tokio::net::TcpListener::bind(settings.listen)

@@ -76,6 +76,15 @@ impl EventTypeChanges {
                 hookline_domain::catalogue::MAX_DESCRIPTION_CHARS,
             ));
         }
+        if let Some(Some(schema)) = &self.schema {
+            v.check(hookline_domain::catalogue::check_storable_json(
+                "schema",
+                Some(schema),
+            ));
+        }
+        if let Some(Some(example)) = &self.example {
+            v.check(hookline_domain::catalogue::check_example(Some(example)));
+        }
         v.finish()
     }
 }

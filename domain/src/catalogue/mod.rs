@@ -50,7 +50,9 @@ impl EventTypeSpec {
     /// A validation error naming `group` or `description`.
     pub fn check(&self) -> Result<(), ValidationError> {
         check_group(&self.group)?;
-        check_free_text("description", &self.description, MAX_DESCRIPTION_CHARS)
+        check_free_text("description", &self.description, MAX_DESCRIPTION_CHARS)?;
+        check_storable_json("schema", self.schema.as_ref())?;
+        check_example(self.example.as_ref())
     }
 
     /// A built-in type's definition.
@@ -64,6 +66,44 @@ impl EventTypeSpec {
             schema: Some(serde_json::from_str(b.schema)?),
             example: Some(serde_json::from_str(b.example)?),
         })
+    }
+}
+
+/// An example is the `data` of an event: a JSON object.
+///
+/// # Errors
+/// A validation error naming `example`.
+pub fn check_example(example: Option<&Value>) -> Result<(), ValidationError> {
+    match example {
+        Some(v) if !v.is_object() => Err(ValidationError::new(
+            "example",
+            "must be a JSON object (the `data` of an event)",
+        )),
+        _ => check_storable_json("example", example),
+    }
+}
+
+/// A schema or an example is kept as JSON in the catalogue's read model,
+/// where the NUL character (`\u0000`) cannot be stored: it is refused in
+/// any key or string.
+///
+/// # Errors
+/// A validation error naming `field`.
+pub fn check_storable_json(field: &str, value: Option<&Value>) -> Result<(), ValidationError> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    match value {
+        Some(v) if has_nul(v) => Err(ValidationError::new(
+            field,
+            "must not contain the NUL character (\\u0000) in any key or string",
+        )),
+        _ => Ok(()),
     }
 }
 

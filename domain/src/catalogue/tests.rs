@@ -136,3 +136,17 @@ fn an_unchanged_update_records_nothing() {
         .when(CatalogueCommand::Update(cmd))
         .then_expect_events(vec![]);
 }
+
+#[test]
+fn schemas_and_examples_with_nul_characters_are_refused() {
+    let mut with_nul_key = spec("G");
+    with_nul_key.example = Some(serde_json::json!({"a\u{0}": 1}));
+    assert_eq!(with_nul_key.check().unwrap_err().field, "example");
+    let mut with_nul_string = spec("G");
+    with_nul_string.schema = Some(serde_json::json!({"description": ["x\u{0}"]}));
+    assert_eq!(with_nul_string.check().unwrap_err().field, "schema");
+    let mut fine = spec("G");
+    fine.example = Some(serde_json::json!({"a": "\u{1}"}));
+    fine.schema = Some(serde_json::json!({"type": "object"}));
+    assert!(fine.check().is_ok());
+}

@@ -11,18 +11,30 @@ use hookline_application::AppError;
 use hookline_domain::ValidationError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 /// Query parameters of `GET /v1/audit/events`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Events after this log position: 0 (the default) for the start, or
+    /// the position of an event (`next_after` of the previous page);
+    /// another number is refused.
     #[serde(default)]
+    #[param(minimum = 0)]
     pub after: Option<i64>,
+    /// Page size, 1–1000 (default 100); a page also stops at 4 MiB.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// Only events of this aggregate type, such as `Delivery`.
     #[serde(default)]
+    #[param(pattern = "^[A-Za-z0-9_]{1,100}$")]
     pub aggregate_type: Option<String>,
+    /// Only events of this name, such as `AttemptFailed`.
     #[serde(default)]
+    #[param(pattern = "^[A-Za-z0-9_]{1,100}$")]
     pub event_type: Option<String>,
     /// Webhook bodies too (left out of lists by default).
     #[serde(default)]
@@ -63,17 +75,23 @@ impl AuditQuery {
 }
 
 /// Query parameters of the pages of a request trace.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TracePageQuery {
-    /// Events: `next_after` of the previous page; deliveries and attempts:
-    /// its `next_cursor`.
+    /// Events: `next_after` of the previous page (or of the trace's
+    /// `next.events_after`); deliveries and attempts: its `next_cursor`.
+    /// `after` and `cursor` are the same parameter (`after` wins).
     #[serde(default)]
     pub after: Option<String>,
+    /// The same as `after`.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Page size, 1–1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// Webhook bodies too (left out by default).
     #[serde(default)]
     pub include_payload: Option<bool>,
 }
@@ -103,16 +121,23 @@ impl TracePageQuery {
 
 /// One event as auditors see it: everything the log stores (sealed values
 /// stay sealed) and where it stands in commit order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventResponse {
+    /// Position in the whole log.
     pub position: i64,
+    /// The committing transaction (events are in `(tx_id, position)`
+    /// order).
     pub tx_id: u64,
+    /// `Subscription`, `Delivery`, `Tenant`, `EventType`, `Message`…
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
+    /// The event as stored; webhook bodies left out unless asked for.
+    #[schema(value_type = Object)]
     pub payload: Value,
+    #[schema(value_type = Object)]
     pub metadata: Value,
     pub recorded_at: DateTime<Utc>,
 }
@@ -134,7 +159,8 @@ impl From<AuditEvent> for AuditEventResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the log in commit order.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPageResponse {
     pub data: Vec<AuditEventResponse>,
     /// Pass as `after` for the next page.
@@ -152,7 +178,7 @@ impl From<AuditPage> for AuditPageResponse {
 
 /// Everything one request caused: how much, then the first page of each
 /// part (webhook bodies left out); `next` says where each part continues.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TraceResponse {
     pub request_id: String,
     pub summary: TraceSummaryResponse,
@@ -162,7 +188,8 @@ pub struct TraceResponse {
     pub next: TraceNext,
 }
 
-#[derive(Debug, Serialize)]
+/// How many of each the request caused.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TraceSummaryResponse {
     pub events: u64,
     pub deliveries: u64,
@@ -172,13 +199,16 @@ pub struct TraceSummaryResponse {
 /// Where each part of a trace continues (absent when complete):
 /// `GET /v1/requests/{id}/events?after=…`, `…/deliveries?cursor=…`,
 /// `…/attempts?cursor=…`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TraceNext {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub events_after: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub deliveries_cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub attempts_cursor: Option<String>,
 }
 

@@ -1,6 +1,9 @@
 //! Request and response bodies of publishing and of `/v1/deliveries`.
 
 use crate::routes::common::time;
+use crate::routes::openapi::schemas::{
+    DeliveryStatusSchema, ErrorKindSchema, EventNameSchema, EventPatternSchema,
+};
 use chrono::{DateTime, Utc};
 use hookline_application::context::RequestId;
 use hookline_application::deliveries::{
@@ -17,21 +20,46 @@ use hookline_domain::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-/// `POST /v1/events`.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/events`: one business event, sent to every active
+/// subscription whose filter matches it.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishRequest {
+    /// The event's name. When the tenant's catalogue has this type, `data`
+    /// must satisfy its JSON Schema; with `strict_event_types` on, the type
+    /// must be in the catalogue and not archived.
     #[serde(default)]
+    #[schema(value_type = EventNameSchema, required = true)]
     pub event_type: Option<String>,
+    /// The event's data: a JSON object, sent to receivers byte for byte.
+    /// Refused: duplicate keys, numbers out of range, lone UTF-16
+    /// surrogates, nesting deeper than 64 levels.
     #[serde(default)]
+    #[schema(value_type = Object, required = true)]
     pub data: Option<Box<RawValue>>,
+    /// What the event is about (1–200 characters, no control characters).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub resource_type: Option<String>,
+    /// Which one (1–200 characters, no control characters).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub resource_id: Option<String>,
+    /// The same as the `Idempotency-Key` header (when both are given they
+    /// must be equal): 1–255 visible ASCII characters.
     #[serde(default)]
+    #[schema(pattern = "^[!-~]{1,255}$", min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
 }
 
@@ -39,18 +67,33 @@ pub struct PublishRequest {
 /// Hookline grew from published events as `{"event", "payload"}` on this
 /// route; it is kept so its clients work unchanged, and its errors name its
 /// own fields (`event`, `payload`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeedPublishRequest {
+    /// The event's name (`event_type` of `POST /v1/events`).
     #[serde(default)]
+    #[schema(value_type = EventNameSchema, required = true)]
     pub event: Option<String>,
+    /// The event's data (`data` of `POST /v1/events`): a JSON object.
     #[serde(default)]
+    #[schema(value_type = Object, required = true)]
     pub payload: Option<Box<RawValue>>,
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub resource_type: Option<String>,
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub resource_id: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[!-~]{1,255}$", min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
 }
 
@@ -148,19 +191,24 @@ pub fn idempotency_key(
     Ok(Some(IdempotencyKey::parse(&key)?))
 }
 
-/// What publishing answers.
-#[derive(Debug, Serialize)]
+/// What publishing answers: the event's id and one delivery per matching
+/// subscription.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PublishedResponse {
+    #[schema(value_type = Uuid)]
     pub event_id: EventId,
     pub deliveries: Vec<PublishedDeliveryResponse>,
-    /// Only in the seed form's answer.
+    /// How many deliveries were enqueued; only in the seed form's answer.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub count: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PublishedDeliveryResponse {
+    #[schema(value_type = Uuid)]
     pub id: DeliveryId,
+    #[schema(value_type = Uuid)]
     pub subscription_id: SubscriptionId,
 }
 
@@ -184,31 +232,49 @@ impl PublishedResponse {
 }
 
 /// What a test send answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TestSendResponse {
+    #[schema(value_type = Uuid)]
     pub event_id: EventId,
+    /// The `webhook.test` delivery to the subscription.
+    #[schema(value_type = Option<Uuid>)]
     pub delivery_id: Option<DeliveryId>,
 }
 
 /// Query parameters of `GET /v1/deliveries`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListDeliveriesQuery {
+    /// Only deliveries of events this pattern matches.
     #[serde(default)]
+    #[param(value_type = Option<EventPatternSchema>)]
     pub event: Option<String>,
     #[serde(default)]
+    #[param(value_type = Option<DeliveryStatusSchema>)]
     pub status: Option<String>,
     #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
     pub subscription_id: Option<String>,
+    /// Only deliveries caused by this request id (1–128 characters from
+    /// letters, digits and `-_.:/+=@`).
     #[serde(default)]
+    #[param(pattern = "^[A-Za-z0-9._:/+=@-]{1,128}$")]
     pub request_id: Option<String>,
+    /// Created at or after this time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
+    /// Created before this time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<String>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Page size, 1–100 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -252,19 +318,24 @@ impl ListDeliveriesQuery {
 }
 
 /// Query parameters of `GET /v1/deliveries/{id}`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetDeliveryQuery {
     /// Read the delivery as it was at this time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<String>,
 }
 
 /// Body of `POST /v1/subscriptions/{id}/recover`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverRequest {
+    /// Queue again the failed and abandoned deliveries created since this
+    /// time (RFC 3339).
     #[serde(default)]
+    #[schema(value_type = String, format = DateTime, required = true)]
     pub since: Option<String>,
 }
 
@@ -277,10 +348,11 @@ impl RecoverRequest {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RecoveredResponse {
     /// How many failed or abandoned deliveries were queued again.
     pub recovered: usize,
+    #[schema(value_type = Vec<Uuid>)]
     pub delivery_ids: Vec<DeliveryId>,
 }
 
@@ -294,14 +366,25 @@ impl From<Recovered> for RecoveredResponse {
 }
 
 /// Query parameters of `GET /v1/attempts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AttemptsQuery {
+    /// The attempts this request id caused or triggered (1–128
+    /// characters from letters, digits and `-_.:/+=@`).
     #[serde(default)]
+    #[param(
+        value_type = String,
+        required = true,
+        pattern = "^[A-Za-z0-9._:/+=@-]{1,128}$"
+    )]
     pub request_id: Option<String>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Page size, 1–100 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -320,19 +403,29 @@ impl AttemptsQuery {
 }
 
 /// A delivery as lists show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryResponse {
+    #[schema(value_type = Uuid)]
     pub id: DeliveryId,
+    #[schema(value_type = Uuid)]
     pub tenant_id: TenantId,
+    #[schema(value_type = Uuid)]
     pub subscription_id: SubscriptionId,
+    #[schema(value_type = Uuid)]
     pub event_id: EventId,
     pub event_type: String,
+    #[schema(value_type = DeliveryStatusSchema)]
     pub status: DeliveryStatus,
+    /// Attempts made so far.
     pub attempts: i32,
+    /// When the next attempt is due, while `pending`.
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub url: String,
+    /// The request that published the event.
     pub request_id: Option<String>,
+    /// The HTTP status of the last attempt, if it got one.
     pub last_status_code: Option<i32>,
+    #[schema(value_type = Option<ErrorKindSchema>)]
     pub last_error_kind: Option<ErrorKind>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -366,11 +459,14 @@ impl From<DeliveryRecord> for DeliveryResponse {
 /// One HTTP attempt. `outcome` is the delivery's status after it:
 /// `delivered`, or `pending` (a retry is scheduled), `failed` or
 /// `abandoned`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptResponse {
     pub id: Uuid,
+    #[schema(value_type = Uuid)]
     pub delivery_id: DeliveryId,
+    /// Its number among the delivery's attempts, from 1.
     pub attempt: i32,
+    #[schema(value_type = Uuid)]
     pub subscription_id: SubscriptionId,
     pub request_id: Option<String>,
     /// The manual retry that asked for it.
@@ -379,7 +475,9 @@ pub struct AttemptResponse {
     pub started_at: DateTime<Utc>,
     pub duration_ms: i64,
     pub status_code: Option<i32>,
+    #[schema(value_type = DeliveryStatusSchema)]
     pub outcome: DeliveryStatus,
+    #[schema(value_type = Option<ErrorKindSchema>)]
     pub error_kind: Option<ErrorKind>,
     pub error_message: Option<String>,
     pub response_excerpt: Option<String>,
@@ -409,11 +507,13 @@ impl From<AttemptRecord> for AttemptResponse {
 }
 
 /// One delivery with its attempts and the exact body it sends.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryDetailResponse {
     #[serde(flatten)]
     pub delivery: DeliveryResponse,
-    /// The request body exactly as sent.
+    /// The request body exactly as sent: the envelope `{id, timestamp,
+    /// event, data, tenant_id, resource_type?, resource_id?}`.
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub attempt_log: Vec<AttemptResponse>,
 }

@@ -1,6 +1,7 @@
 //! Request and response bodies of `/v1/event-types` and `/v1/settings`.
 
 use crate::routes::common::time;
+use crate::routes::openapi::schemas::{EventNameSchema, JsonSchemaSchema};
 use chrono::{DateTime, Utc};
 use hookline_application::catalogue::{
     CataloguePage, EventTypeChanges, EventTypeView, GroupView, ListEventTypes, NewEventType,
@@ -12,6 +13,7 @@ use hookline_domain::tenant::{SettingsChanges, TenantSettings};
 use hookline_domain::{EventType, ValidationError};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     d: D,
@@ -19,21 +21,36 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// `POST /v1/event-types`.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/event-types`: a type of the tenant's own, or a built-in one
+/// defined again after it was archived.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEventTypeRequest {
     #[serde(default)]
+    #[schema(value_type = EventNameSchema, required = true)]
     pub name: Option<String>,
-    /// Defaults to the name's first segment (`invoice` for
-    /// `invoice.paid`).
+    /// The display group, at most 100 characters; defaults to the name's
+    /// first segment (`invoice` for `invoice.paid`).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
     pub group: Option<String>,
+    /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
+    /// A JSON Schema (draft 2020-12, at most 64 KiB, no remote `$ref`s)
+    /// that published `data` must satisfy.
     #[serde(default)]
+    #[schema(value_type = Option<JsonSchemaSchema>)]
     pub schema: Option<Value>,
+    /// Example `data` (a JSON object, at most 64 KiB); must satisfy
+    /// `schema`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub example: Option<Value>,
 }
 
@@ -69,18 +86,29 @@ impl CreateEventTypeRequest {
 }
 
 /// `PATCH /v1/event-types/{name}`: absent fields stay as they are; `null`
-/// clears `schema` and `example`.
-#[derive(Debug, Default, Deserialize)]
+/// clears `schema` and `example`. At least one change is required.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEventTypeRequest {
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
     pub group: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<JsonSchemaSchema>)]
     pub schema: Option<Option<Value>>,
+    /// A JSON object; `null` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
     pub example: Option<Option<Value>>,
+    /// Deprecate (publishing it then answers with a `Deprecation` header)
+    /// or un-deprecate the type.
     #[serde(default)]
     pub deprecated: Option<bool>,
 }
@@ -98,17 +126,22 @@ impl From<UpdateEventTypeRequest> for EventTypeChanges {
 }
 
 /// `GET /v1/event-types`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListEventTypesQuery {
+    /// Archived types too.
     #[serde(default)]
     pub include_archived: Option<bool>,
     /// Only this display group.
     #[serde(default)]
     pub group: Option<String>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Page size, 1–100 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -126,11 +159,13 @@ impl ListEventTypesQuery {
 }
 
 /// `GET /v1/event-types/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetEventTypeQuery {
     /// Read the type as it was at this time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<String>,
 }
 
@@ -143,17 +178,21 @@ impl GetEventTypeQuery {
 }
 
 /// An event type of the tenant's catalogue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventTypeResponse {
+    #[schema(value_type = EventNameSchema)]
     pub name: String,
     pub group: String,
     pub description: String,
     /// JSON Schema (draft 2020-12) that `data` must satisfy.
+    #[schema(value_type = Option<JsonSchemaSchema>)]
     pub schema: Option<Value>,
     /// Example `data`.
+    #[schema(value_type = Option<Object>)]
     pub example: Option<Value>,
     pub deprecated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub deprecated_at: Option<DateTime<Utc>>,
     pub archived: bool,
     /// One of the types every tenant starts with.
@@ -181,9 +220,10 @@ impl From<EventTypeView> for EventTypeResponse {
 }
 
 /// The names of one group's types on a page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GroupResponse {
     pub name: String,
+    #[schema(value_type = Vec<EventNameSchema>)]
     pub event_types: Vec<String>,
 }
 
@@ -197,12 +237,14 @@ impl From<GroupView> for GroupResponse {
 }
 
 /// A page of the catalogue, ordered by group and then name.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventTypePageResponse {
     pub data: Vec<EventTypeResponse>,
     /// This page's types by group.
     pub groups: Vec<GroupResponse>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next_cursor: Option<String>,
 }
 
@@ -216,13 +258,14 @@ impl From<CataloguePage> for EventTypePageResponse {
     }
 }
 
-/// `PATCH /v1/settings`.
-#[derive(Debug, Deserialize)]
+/// `PATCH /v1/settings`: at least one setting (there is one so far).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsRequest {
     /// Refuse publishing event types that are not in the catalogue (or
     /// are archived).
     #[serde(default)]
+    #[schema(value_type = bool, required = true)]
     pub strict_event_types: Option<bool>,
 }
 
@@ -235,7 +278,7 @@ impl From<SettingsRequest> for SettingsChanges {
 }
 
 /// The tenant's settings.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SettingsResponse {
     pub strict_event_types: bool,
 }

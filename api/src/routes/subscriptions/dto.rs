@@ -3,6 +3,10 @@
 //! refused so a typo is never silently ignored.
 
 use crate::routes::common::time;
+use crate::routes::openapi::schemas::{
+    EventPatternSchema, PayloadFormatSchema, SecretSchema, SignatureSchemeSchema,
+    SubscriptionStatusSchema,
+};
 use chrono::{DateTime, Utc};
 use hookline_application::error::Validator;
 use hookline_application::subscriptions::{
@@ -20,32 +24,66 @@ use hookline_domain::{
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use utoipa::{IntoParams, ToSchema};
 
 fn missing(field: &str) -> ValidationError {
     ValidationError::new(field, "is required")
 }
 
-/// `POST /v1/subscriptions`.
-#[derive(Deserialize)]
+/// `POST /v1/subscriptions`: where to send which events. The filter is
+/// given either as `events` (a list) or, in the seeds' single-event form,
+/// as `event`: exactly one of the two.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscriptionRequest {
+    /// Where deliveries are POSTed: `https://` (plain `http://` only for
+    /// hosts in HOOKLINE_ALLOW_PRIVATE_TARGETS), 10–2048 characters, no
+    /// user-info (`user:password@`), no port 0, and no private, loopback or
+    /// otherwise non-global address unless allow-listed.
     #[serde(default)]
+    #[schema(
+        value_type = String,
+        format = "uri",
+        min_length = 10,
+        max_length = 2048,
+        required = true
+    )]
     pub url: Option<String>,
+    /// Which events to send: 1–100 exact names, `resource.*` wildcards or
+    /// `*`.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EventPatternSchema>>, min_items = 1, max_items = 100)]
     pub events: Option<Vec<String>>,
-    /// The seeds' single-event form: `"event": "invoice.created"`.
+    /// The seeds' single-event form: `"event": "invoice.created"` (the same
+    /// as `"events": ["invoice.created"]`).
     #[serde(default)]
+    #[schema(value_type = Option<EventPatternSchema>)]
     pub event: Option<String>,
+    /// The signing secret, 8–500 characters without control characters;
+    /// one starting with `whsec_` must continue in base64. Generated
+    /// (`whsec_` + 24 random bytes) when absent.
     #[serde(default)]
+    #[schema(value_type = Option<SecretSchema>)]
     pub secret: Option<String>,
+    /// Extra headers sent with every delivery: at most 20, names of
+    /// 1–256 token characters (not the signature, content, connection,
+    /// request-id or `x-hookline-*`/`webhook-*` headers Hookline sets),
+    /// values of printable ASCII up to 4096 bytes without leading or
+    /// trailing spaces. Reads show the values masked.
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
+    /// A note for people, at most 500 characters (newlines and tabs
+    /// allowed, no other control characters); empty means none.
     #[serde(default)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
+    /// Defaults to `standard-webhooks`.
     #[serde(default)]
+    #[schema(value_type = Option<SignatureSchemeSchema>)]
     pub signature_scheme: Option<String>,
     /// `hookline` (the envelope, default) or `raw` (the event's data only).
     #[serde(default)]
+    #[schema(value_type = Option<PayloadFormatSchema>)]
     pub payload_format: Option<String>,
 }
 
@@ -161,22 +199,34 @@ impl CreateSubscriptionRequest {
 }
 
 /// `PATCH /v1/subscriptions/{id}`: absent fields stay as they are; `null`
-/// clears `description` and `headers`.
-#[derive(Deserialize, Default)]
+/// clears `description` and `headers` (and leaves `url`, `events` and
+/// `signature_scheme` as they are). At least one change is required. The
+/// rules of each field are those of creation. The secret changes only
+/// through `POST /v1/subscriptions/{id}/rotate-secret`: a `secret` field
+/// is refused with `validation_error`.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSubscriptionRequest {
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = "uri", min_length = 10, max_length = 2048)]
     pub url: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EventPatternSchema>>, min_items = 1, max_items = 100)]
     pub events: Option<Vec<String>>,
+    /// Replaces every custom header; `null` or `{}` removes them all.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub headers: Option<Option<BTreeMap<String, String>>>,
+    /// `null` or `""` removes it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub description: Option<Option<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<SignatureSchemeSchema>)]
     pub signature_scheme: Option<String>,
     /// Accepted only to explain that secrets change through rotation.
     #[serde(default)]
+    #[schema(ignore)]
     pub secret: Option<serde_json::Value>,
 }
 
@@ -256,11 +306,13 @@ impl UpdateSubscriptionRequest {
 }
 
 /// `POST /v1/subscriptions/{id}/rotate-secret` (optional body).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecretRequest {
-    /// A secret of the client's choosing; generated when absent.
+    /// A secret of the client's choosing (the rules of creation);
+    /// generated when absent.
     #[serde(default)]
+    #[schema(value_type = Option<SecretSchema>)]
     pub secret: Option<String>,
 }
 
@@ -285,10 +337,13 @@ impl RotateSecretRequest {
 }
 
 /// `POST /v1/subscriptions/{id}/disable` (optional body).
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisableRequest {
+    /// Why, at most 500 characters (no control characters but newlines
+    /// and tabs); blank means "disabled through the API".
     #[serde(default)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub reason: Option<String>,
 }
 
@@ -308,17 +363,24 @@ impl DisableRequest {
 }
 
 /// Query parameters of `GET /v1/subscriptions`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListSubscriptionsQuery {
-    /// Only subscriptions that would receive this event (wildcards count).
+    /// Only subscriptions that would receive this event (wildcards count),
+    /// or whose filter is this pattern.
     #[serde(default)]
+    #[param(value_type = Option<EventPatternSchema>)]
     pub event: Option<String>,
+    /// Disabled and deleted subscriptions too.
     #[serde(default)]
     pub include_inactive: Option<bool>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Page size, 1–100 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -342,14 +404,17 @@ impl ListSubscriptionsQuery {
 }
 
 /// Query parameters of `GET /v1/subscriptions/{id}`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetSubscriptionQuery {
+    /// Show a deleted subscription too (otherwise 404).
     #[serde(default)]
     pub include_inactive: Option<bool>,
     /// Read the subscription as it was at this time (RFC 3339); deleted
     /// ones are shown too.
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<String>,
 }
 
@@ -366,17 +431,28 @@ impl GetSubscriptionQuery {
 
 /// A subscription: everything but the secret, which appears masked (the
 /// full value only in the response that creates or rotates it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionResponse {
+    #[schema(value_type = uuid::Uuid)]
     pub id: SubscriptionId,
+    #[schema(value_type = uuid::Uuid)]
     pub tenant_id: TenantId,
+    #[schema(format = "uri")]
     pub url: String,
+    /// The filter, sorted and without duplicates.
+    #[schema(value_type = Vec<EventPatternSchema>)]
     pub events: Vec<String>,
+    /// Custom header names with masked values (in full only in create and
+    /// update responses).
     pub headers: BTreeMap<String, String>,
     pub description: Option<String>,
+    #[schema(value_type = SignatureSchemeSchema)]
     pub signature_scheme: SignatureScheme,
+    #[schema(value_type = SubscriptionStatusSchema)]
     pub status: SubscriptionStatus,
+    /// Why it was disabled, while it is.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub disabled_reason: Option<String>,
     /// Masked (`whsec_…x7Qa`) except in the response that created or
     /// rotated it.
@@ -384,16 +460,23 @@ pub struct SubscriptionResponse {
     /// While a rotation overlap lasts: when the previous secret stops
     /// signing deliveries.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[schema(value_type = PayloadFormatSchema)]
     pub payload_format: PayloadFormat,
-    /// The channels it listens on (absent: every channel).
+    /// The channels it listens on (set through the Svix-compatible API;
+    /// absent: every channel).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub channels: Option<Vec<String>>,
     /// The client's own name for it (set through the Svix-compatible API).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub uid: Option<String>,
+    /// Key-value pairs set through the Svix-compatible API (absent when
+    /// empty).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Filter entries naming event types the catalogue does not have

@@ -3,7 +3,8 @@
 
 pub mod dto;
 
-use super::common::{history, PageResponse};
+use super::common::{history, DataResponse, HistoryEntryResponse, PageResponse};
+use super::openapi::examples as ex;
 use super::{no_content, written, Ctx};
 use crate::error::ApiResult;
 use crate::extract::{parse_id, ApiJson, ApiQuery, OptionalJson};
@@ -12,31 +13,68 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use dto::{
     CreateSubscriptionRequest, DisableRequest, GetSubscriptionQuery, ListSubscriptionsQuery,
     RotateSecretRequest, SubscriptionResponse, UpdateSubscriptionRequest,
 };
 use hookline_domain::SubscriptionId;
+use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/subscriptions", post(create).get(list))
-        .route(
-            "/subscriptions/{id}",
-            get(read).patch(update).delete(delete),
-        )
-        .route("/subscriptions/{id}/rotate-secret", post(rotate_secret))
-        .route("/subscriptions/{id}/disable", post(disable))
-        .route("/subscriptions/{id}/enable", post(enable))
-        .route("/subscriptions/{id}/history", get(read_history))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, update, delete))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(disable))
+        .routes(routes!(enable))
+        .routes(routes!(read_history))
 }
 
 pub(crate) fn sub_id(raw: &str) -> ApiResult<SubscriptionId> {
     parse_id(raw, SubscriptionId::parse)
 }
 
+/// Create a subscription
+///
+/// Where to send which events. The answer carries the signing secret in
+/// full (the only time it is shown) and `warnings` for filter entries the
+/// catalogue does not have.
+#[utoipa::path(
+    post,
+    path = "/subscriptions",
+    operation_id = "create_subscription",
+    tag = "subscriptions",
+    request_body(content = CreateSubscriptionRequest, example = json!(ex::create_subscription())),
+    responses(
+        (status = 201, description = "Created.", body = SubscriptionResponse,
+            links(
+                ("GetSubscription" = (operation_id = "get_subscription",
+                    parameters(("id" = "$response.body#/id")))),
+                ("UpdateSubscription" = (operation_id = "update_subscription",
+                    parameters(("id" = "$response.body#/id")))),
+                ("DeleteSubscription" = (operation_id = "delete_subscription",
+                    parameters(("id" = "$response.body#/id")))),
+                ("RotateSubscriptionSecret" = (operation_id = "rotate_subscription_secret",
+                    parameters(("id" = "$response.body#/id")))),
+                ("DisableSubscription" = (operation_id = "disable_subscription",
+                    parameters(("id" = "$response.body#/id")))),
+                ("EnableSubscription" = (operation_id = "enable_subscription",
+                    parameters(("id" = "$response.body#/id")))),
+                ("GetSubscriptionHistory" = (operation_id = "get_subscription_history",
+                    parameters(("id" = "$response.body#/id")))),
+                ("SendTestEvent" = (operation_id = "send_test_event",
+                    parameters(("id" = "$response.body#/id")))),
+                ("RecoverDeliveries" = (operation_id = "recover_deliveries",
+                    parameters(("id" = "$response.body#/id")))),
+            ),
+            example = json!(ex::subscription(true))),
+        (status = 400, description = "- `validation_error`: a field breaks its rules (each broken field is named: `url`, `events`, `events[2]`, `event`, `secret`, `headers.<name>`, `description`, `signature_scheme`), `url` or the filter is missing, or both `events` and `event` are given"),
+        (status = 409, description = "- `duplicate_subscription`: an active subscription already sends these events to this URL\n- `subscription_limit_reached`: the tenant has HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT subscriptions\n- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -55,6 +93,21 @@ async fn create(
     )
 }
 
+/// List subscriptions
+///
+/// Newest first; active ones unless `include_inactive`.
+#[utoipa::path(
+    get,
+    path = "/subscriptions",
+    operation_id = "list_subscriptions",
+    tag = "subscriptions",
+    params(ListSubscriptionsQuery),
+    responses(
+        (status = 200, description = "A page of subscriptions (secrets and header values masked).",
+            body = PageResponse<SubscriptionResponse>, example = json!(ex::subscription_page())),
+        (status = 400, description = "- `validation_error`: `event`, `limit` or `cursor` is malformed"),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -67,6 +120,23 @@ async fn list(
     Ok(Json(PageResponse::from_page(page, SubscriptionResponse::from)).into_response())
 }
 
+/// Get a subscription
+#[utoipa::path(
+    get,
+    path = "/subscriptions/{id}",
+    operation_id = "get_subscription",
+    tag = "subscriptions",
+    params(
+        ("id" = Uuid, Path, description = "The subscription's id."),
+        GetSubscriptionQuery,
+    ),
+    responses(
+        (status = 200, description = "The subscription (secret and header values masked).",
+            body = SubscriptionResponse, example = json!(ex::subscription(false))),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID\n- `validation_error`: `as_of` is not an RFC 3339 time"),
+        (status = 404, description = "- `not_found`: no such subscription for this tenant (or deleted, without `include_inactive`/`as_of`; or not yet created at `as_of`)"),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -80,6 +150,24 @@ async fn read(
     Ok(Json(SubscriptionResponse::from(view)).into_response())
 }
 
+/// Update a subscription
+///
+/// Changes the given fields; the answer shows custom header values in full.
+#[utoipa::path(
+    patch,
+    path = "/subscriptions/{id}",
+    operation_id = "update_subscription",
+    tag = "subscriptions",
+    params(("id" = Uuid, Path, description = "The subscription's id.")),
+    request_body(content = UpdateSubscriptionRequest, example = json!(ex::update_subscription())),
+    responses(
+        (status = 200, description = "The updated subscription.", body = SubscriptionResponse,
+            example = json!(ex::updated_subscription())),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID\n- `validation_error`: a field breaks its rules (each is named), or `secret` is given\n- `bad_request`: the body changes nothing"),
+        (status = 404, description = "- `not_found`: no such subscription for this tenant"),
+        (status = 409, description = "- `subscription_deleted`: it has been deleted\n- `duplicate_subscription`: the change would duplicate another active subscription\n- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -100,6 +188,23 @@ async fn update(
     )
 }
 
+/// Delete a subscription
+///
+/// Soft: it receives nothing more, and stays readable in its history and
+/// with `include_inactive=true`.
+#[utoipa::path(
+    delete,
+    path = "/subscriptions/{id}",
+    operation_id = "delete_subscription",
+    tag = "subscriptions",
+    params(("id" = Uuid, Path, description = "The subscription's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 404, description = "- `not_found`: no such subscription for this tenant"),
+        (status = 409, description = "- `subscription_deleted`: it was already deleted\n- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -109,6 +214,28 @@ async fn delete(
     Ok(no_content(state.subscriptions.delete(&ctx, id).await?))
 }
 
+/// Rotate a subscription's signing secret
+///
+/// The new secret (given or generated) signs from now on; the previous one
+/// keeps signing too until `previous_secret_expires_at`, so receivers can
+/// switch over. The answer shows the new secret in full, the only time.
+#[utoipa::path(
+    post,
+    path = "/subscriptions/{id}/rotate-secret",
+    operation_id = "rotate_subscription_secret",
+    tag = "subscriptions",
+    params(("id" = Uuid, Path, description = "The subscription's id.")),
+    request_body(content = Option<RotateSecretRequest>,
+        description = "Optional: an empty body generates the secret.",
+        example = json!({"secret": "whsec_JTovS3efa/bKLU8R/B/654AvxjVeRuUz"})),
+    responses(
+        (status = 200, description = "The subscription with its new secret in full.",
+            body = SubscriptionResponse, example = json!(ex::rotated_subscription())),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID\n- `validation_error`: `secret` breaks its rules"),
+        (status = 404, description = "- `not_found`: no such subscription for this tenant"),
+        (status = 409, description = "- `subscription_deleted`: it has been deleted\n- `too_many_secrets`: five secrets already sign its deliveries; rotate again once an overlap ends\n- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn rotate_secret(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -123,6 +250,26 @@ async fn rotate_secret(
     written(StatusCode::OK, rotated.map(SubscriptionResponse::from))
 }
 
+/// Disable a subscription
+///
+/// It is kept but receives nothing until enabled; disabling a disabled one
+/// changes nothing.
+#[utoipa::path(
+    post,
+    path = "/subscriptions/{id}/disable",
+    operation_id = "disable_subscription",
+    tag = "subscriptions",
+    params(("id" = Uuid, Path, description = "The subscription's id.")),
+    request_body(content = Option<DisableRequest>, description = "Optional.",
+        example = json!({"reason": "ERP maintenance window"})),
+    responses(
+        (status = 200, description = "The disabled subscription.", body = SubscriptionResponse,
+            example = json!(ex::disabled_subscription())),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID\n- `validation_error`: `reason` is too long or has control characters"),
+        (status = 404, description = "- `not_found`: no such subscription for this tenant"),
+        (status = 409, description = "- `subscription_deleted`: it has been deleted\n- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn disable(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -137,6 +284,23 @@ async fn disable(
     written(StatusCode::OK, disabled.map(SubscriptionResponse::from))
 }
 
+/// Enable a subscription
+///
+/// Enabling an active one changes nothing.
+#[utoipa::path(
+    post,
+    path = "/subscriptions/{id}/enable",
+    operation_id = "enable_subscription",
+    tag = "subscriptions",
+    params(("id" = Uuid, Path, description = "The subscription's id.")),
+    responses(
+        (status = 200, description = "The active subscription.", body = SubscriptionResponse,
+            example = json!(ex::subscription(false))),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 404, description = "- `not_found`: no such subscription for this tenant"),
+        (status = 409, description = "- `subscription_deleted`: it has been deleted\n- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn enable(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -147,6 +311,29 @@ async fn enable(
     written(StatusCode::OK, enabled.map(SubscriptionResponse::from))
 }
 
+/// A subscription's history
+///
+/// Every event of the subscription, oldest first, sealed values masked.
+#[utoipa::path(
+    get,
+    path = "/subscriptions/{id}/history",
+    operation_id = "get_subscription_history",
+    tag = "subscriptions",
+    params(("id" = Uuid, Path, description = "The subscription's id.")),
+    responses(
+        (status = 200, description = "The subscription's events.", body = DataResponse<HistoryEntryResponse>,
+            example = json!(ex::history("Subscribed", json!({"Subscribed": {
+                "subscription_id": ex::SUBSCRIPTION_ID,
+                "tenant_id": ex::TENANT_ID,
+                "url": ex::URL,
+                "events": ["invoice.created", "payment.received"],
+                "secret": "[sealed]",
+                "signature_scheme": "standard-webhooks"
+            }})))),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 404, description = "- `not_found`: no such subscription for this tenant"),
+    )
+)]
 async fn read_history(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -1,6 +1,7 @@
 //! Request and response bodies of `/admin/tenants` and
 //! `/v1/api-keys/rotate`.
 
+use crate::routes::openapi::schemas::TenantStatusSchema;
 use chrono::{DateTime, Utc};
 use hookline_application::pagination::PageRequest;
 use hookline_application::tenants::{ApiKeyView, IssuedKey, NewTenant, TenantView};
@@ -9,13 +10,23 @@ use hookline_domain::tenant::{TenantName, TenantStatus};
 use hookline_domain::TenantId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// `POST /admin/tenants` and `PATCH /admin/tenants/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantRequest {
+    /// The display name: 1–200 characters once trimmed, no control
+    /// characters.
     #[serde(default)]
+    #[schema(
+        value_type = String,
+        required = true,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
 }
 
@@ -29,14 +40,19 @@ impl TenantRequest {
 }
 
 /// Query parameters of `GET /admin/tenants`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListTenantsQuery {
+    /// Deleted tenants too.
     #[serde(default)]
     pub include_deleted: Option<bool>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Page size, 1–100 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -52,9 +68,12 @@ impl ListTenantsQuery {
 }
 
 /// What creating a tenant answers: its id and its first key, shown once.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedTenantResponse {
+    #[schema(value_type = Uuid)]
     pub tenant_id: TenantId,
+    /// The tenant's first API key (`Authorization: Bearer <api_key>` on
+    /// `/v1`); stored hashed, never shown again.
     pub api_key: String,
 }
 
@@ -75,10 +94,12 @@ impl From<NewTenant> for CreatedTenantResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantResponse {
+    #[schema(value_type = Uuid)]
     pub id: TenantId,
     pub name: String,
+    #[schema(value_type = TenantStatusSchema)]
     pub status: TenantStatus,
     /// Keys that work now.
     pub active_keys: usize,
@@ -86,7 +107,10 @@ pub struct TenantResponse {
     pub updated_at: DateTime<Utc>,
     /// The client's own name for the tenant (a Svix application's uid).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub uid: Option<String>,
+    /// Key-value pairs set through the Svix-compatible API (absent when
+    /// empty).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub metadata: std::collections::BTreeMap<String, String>,
 }
@@ -107,17 +131,21 @@ impl From<TenantView> for TenantResponse {
 }
 
 /// A key just issued: the only time it is shown.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct IssuedKeyResponse {
     pub id: Uuid,
+    /// The key itself, shown only here.
     pub api_key: String,
+    /// A recognisable, harmless part of the key.
     pub hint: String,
     pub created_at: DateTime<Utc>,
     /// After a rotation: the key it replaces, and until when that one
     /// still works.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub previous_key_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub previous_key_expires_at: Option<DateTime<Utc>>,
 }
 
@@ -143,7 +171,7 @@ impl From<IssuedKey> for IssuedKeyResponse {
 }
 
 /// A key as lists show it: never the key itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyResponse {
     pub id: Uuid,
     pub hint: String,
@@ -166,11 +194,13 @@ impl From<ApiKeyView> for ApiKeyResponse {
 }
 
 /// `POST /v1/api-keys/rotate` (optional body).
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyRequest {
-    /// How long the calling key keeps working (default 0: it stops now).
-    #[serde(default)]
+    /// How long the calling key keeps working, 0–604800 seconds (7 days;
+    /// default 0: it stops now).
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
+    #[schema(minimum = 0, maximum = 604800)]
     pub overlap_seconds: Option<u32>,
 }
 

@@ -5,6 +5,7 @@
 pub mod dto;
 
 use super::common::{DataResponse, PageResponse};
+use super::openapi::examples as ex;
 use super::{no_content, written, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, ApiQuery, OptionalJson};
@@ -14,8 +15,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use dto::{
     ApiKeyResponse, CreatedTenantResponse, IssuedKeyResponse, ListTenantsQuery, RotateKeyRequest,
     TenantRequest, TenantResponse,
@@ -23,21 +23,20 @@ use dto::{
 use hookline_application::{Actor, CommandContext};
 use hookline_domain::TenantId;
 use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn admin_router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/tenants", post(create).get(list))
-        .route(
-            "/admin/tenants/{id}",
-            get(read).patch(rename).delete(remove),
-        )
-        .route("/admin/tenants/{id}/keys", post(issue_key).get(keys))
-        .route("/admin/tenants/{id}/keys/{key_id}", delete(revoke_key))
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, rename, remove))
+        .routes(routes!(issue_key, keys))
+        .routes(routes!(revoke_key))
 }
 
-pub fn own_router() -> Router<AppState> {
-    Router::new().route("/api-keys/rotate", post(rotate_own_key))
+pub fn own_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(rotate_own_key))
 }
 
 /// The admin routes' guard: 404 when the admin API is disabled, 401
@@ -86,6 +85,34 @@ fn tenant_id(raw: &str) -> ApiResult<TenantId> {
     parse_id(raw, TenantId::parse)
 }
 
+/// Create a tenant
+///
+/// The answer carries the tenant's first API key, the only time it is
+/// shown.
+#[utoipa::path(
+    post,
+    path = "/admin/tenants",
+    operation_id = "create_tenant",
+    tag = "admin",
+    request_body(content = TenantRequest, example = json!(ex::tenant_request())),
+    responses(
+        (status = 201, description = "Created.", body = CreatedTenantResponse,
+            links(
+                ("GetTenant" = (operation_id = "get_tenant",
+                    parameters(("id" = "$response.body#/tenant_id")))),
+                ("RenameTenant" = (operation_id = "rename_tenant",
+                    parameters(("id" = "$response.body#/tenant_id")))),
+                ("DeleteTenant" = (operation_id = "delete_tenant",
+                    parameters(("id" = "$response.body#/tenant_id")))),
+                ("IssueApiKey" = (operation_id = "issue_api_key",
+                    parameters(("id" = "$response.body#/tenant_id")))),
+                ("ListApiKeys" = (operation_id = "list_api_keys",
+                    parameters(("id" = "$response.body#/tenant_id")))),
+            ),
+            example = json!(ex::created_tenant())),
+        (status = 400, description = "- `validation_error`: `name` is missing, blank, longer than 200 characters or has control characters"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     AdminCtx(ctx): AdminCtx,
@@ -98,6 +125,19 @@ async fn create(
     )
 }
 
+/// List tenants
+#[utoipa::path(
+    get,
+    path = "/admin/tenants",
+    operation_id = "list_tenants",
+    tag = "admin",
+    params(ListTenantsQuery),
+    responses(
+        (status = 200, description = "A page of tenants, newest first.",
+            body = PageResponse<TenantResponse>, example = json!(ex::tenant_page())),
+        (status = 400, description = "- `validation_error`: `limit` or `cursor` is malformed"),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListTenantsQuery>,
@@ -107,11 +147,47 @@ async fn list(
     Ok(Json(PageResponse::from_page(page, TenantResponse::from)).into_response())
 }
 
+/// Get a tenant
+#[utoipa::path(
+    get,
+    path = "/admin/tenants/{id}",
+    operation_id = "get_tenant",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The tenant.", body = TenantResponse, example = json!(ex::tenant())),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 404, description = "- `not_found`: no such tenant"),
+    )
+)]
 async fn read(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let tenant = state.tenants.get(tenant_id(&id)?).await?;
     Ok(Json(TenantResponse::from(tenant)).into_response())
 }
 
+/// Rename a tenant
+#[utoipa::path(
+    patch,
+    path = "/admin/tenants/{id}",
+    operation_id = "rename_tenant",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "The tenant's id.")),
+    request_body(content = TenantRequest, example = json!({"name": "Acme Corporation"})),
+    responses(
+        (status = 200, description = "The renamed tenant.", body = TenantResponse,
+            example = json!({
+                "id": ex::TENANT_ID,
+                "name": "Acme Corporation",
+                "status": "active",
+                "active_keys": 1,
+                "created_at": ex::CREATED_AT,
+                "updated_at": ex::UPDATED_AT
+            })),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID\n- `validation_error`: `name` is missing, blank, longer than 200 characters or has control characters"),
+        (status = 404, description = "- `not_found`: no such tenant"),
+        (status = 409, description = "- `tenant_deleted`: it has been deleted\n- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn rename(
     State(state): State<AppState>,
     AdminCtx(ctx): AdminCtx,
@@ -123,6 +199,23 @@ async fn rename(
     written(StatusCode::OK, renamed.map(TenantResponse::from))
 }
 
+/// Delete a tenant
+///
+/// Soft: its keys stop working at once and its subscriptions are deleted;
+/// everything stays in the log. Deleting a deleted tenant changes nothing.
+#[utoipa::path(
+    delete,
+    path = "/admin/tenants/{id}",
+    operation_id = "delete_tenant",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "The tenant's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 404, description = "- `not_found`: no such tenant"),
+        (status = 409, description = "- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     AdminCtx(ctx): AdminCtx,
@@ -132,6 +225,28 @@ async fn remove(
     Ok(no_content(state.tenants.delete(&ctx, id).await?))
 }
 
+/// Issue an API key
+///
+/// An additional key for the tenant (the others keep working), shown only
+/// in this answer.
+#[utoipa::path(
+    post,
+    path = "/admin/tenants/{id}/keys",
+    operation_id = "issue_api_key",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "The tenant's id.")),
+    responses(
+        (status = 201, description = "Issued.", body = IssuedKeyResponse,
+            links(
+                ("RevokeApiKey" = (operation_id = "revoke_api_key",
+                    parameters(("id" = "$request.path.id"), ("key_id" = "$response.body#/id")))),
+            ),
+            example = json!(ex::issued_key(false))),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 404, description = "- `not_found`: no such tenant"),
+        (status = 409, description = "- `tenant_deleted`: it has been deleted\n- `too_many_keys`: it holds 20 active keys; revoke one first\n- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn issue_key(
     State(state): State<AppState>,
     AdminCtx(ctx): AdminCtx,
@@ -142,6 +257,22 @@ async fn issue_key(
     written(StatusCode::CREATED, issued.map(IssuedKeyResponse::from))
 }
 
+/// List a tenant's API keys
+///
+/// Hints only, never the keys.
+#[utoipa::path(
+    get,
+    path = "/admin/tenants/{id}/keys",
+    operation_id = "list_api_keys",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "Every key, revoked ones too.", body = DataResponse<ApiKeyResponse>,
+            example = json!(ex::api_keys())),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 404, description = "- `not_found`: no such tenant"),
+    )
+)]
 async fn keys(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let keys = state.tenants.keys(tenant_id(&id)?).await?;
     Ok(Json(DataResponse {
@@ -150,6 +281,25 @@ async fn keys(State(state): State<AppState>, Path(id): Path<String>) -> ApiResul
     .into_response())
 }
 
+/// Revoke an API key
+///
+/// It stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/admin/tenants/{id}/keys/{key_id}",
+    operation_id = "revoke_api_key",
+    tag = "admin",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id."),
+        ("key_id" = Uuid, Path, description = "The key's id."),
+    ),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, description = "- `invalid_id`: `id` or `key_id` is not a UUID"),
+        (status = 404, description = "- `not_found`: no such tenant, or it has no such key"),
+        (status = 409, description = "- `tenant_deleted`: it has been deleted\n- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn revoke_key(
     State(state): State<AppState>,
     AdminCtx(ctx): AdminCtx,
@@ -167,6 +317,25 @@ async fn revoke_key(
     ))
 }
 
+/// Rotate the calling API key
+///
+/// Issues a new key for the caller's tenant; the calling key keeps working
+/// for `overlap_seconds` (default 0: it stops now). The new key is shown
+/// only in this answer.
+#[utoipa::path(
+    post,
+    path = "/api-keys/rotate",
+    operation_id = "rotate_api_key",
+    tag = "api-keys",
+    request_body(content = Option<RotateKeyRequest>, description = "Optional.",
+        example = json!({"overlap_seconds": 3600})),
+    responses(
+        (status = 201, description = "The new key, and until when the calling one still works.",
+            body = IssuedKeyResponse, example = json!(ex::issued_key(true))),
+        (status = 400, description = "- `validation_error`: `overlap_seconds` is more than 604800 (7 days)"),
+        (status = 409, description = "- `too_many_keys`: the tenant holds 20 active keys; revoke one first\n- `tenant_deleted`: the tenant has been deleted\n- `concurrent_modification`: another request changed it at the same time; retry"),
+    )
+)]
 async fn rotate_own_key(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,

@@ -1,0 +1,169 @@
+"""Contract tests: the OpenAPI document checked against the running server.
+
+1. Starts `hookline serve` (its own embedded Postgres in a temporary
+   directory, the API role only, so no webhook is ever sent anywhere).
+2. Validates the served /openapi.json and the committed docs/openapi.json
+   with openapi-spec-validator (OpenAPI 3.1).
+3. Runs schemathesis over every operation: examples, coverage, fuzzing and
+   stateful phases, all checks, a fixed seed and a bounded number of
+   examples per operation (CONTRACT_MAX_EXAMPLES, default 8; a longer sweep:
+   CONTRACT_MAX_EXAMPLES=200 CONTRACT_SEED=$RANDOM).
+
+Usage: run.py PATH/TO/hookline   (scripts/test runs it with the venv's python)
+Exit status: 0 when everything passed.
+"""
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+def say(msg):
+    print(f"contract: {msg}", file=sys.stderr, flush=True)
+
+
+def start_server(binary, data_dir, admin_token):
+    env = dict(os.environ)
+    env.pop("DATABASE_URL", None)
+    env.update(
+        {
+            "HOOKLINE_ADMIN_TOKEN": admin_token,
+            "RUST_LOG": "info",
+        }
+    )
+    proc = subprocess.Popen(
+        [binary, "serve", "--listen", "127.0.0.1:0", "--role", "api", "--data-dir", data_dir],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    found = {}
+    logs = []
+
+    def read():
+        for line in proc.stderr:
+            logs.append(line)
+            if "Hookline is listening" in line and "address" not in found:
+                m = re.search(r'"address":"([^"]+)"', line) or re.search(r"address=\"?([0-9.:\[\]]+)", line)
+                if m:
+                    found["address"] = m.group(1)
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + 90
+    while "address" not in found:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            sys.exit("contract: hookline serve did not start:\n" + "".join(logs[-40:]))
+        time.sleep(0.05)
+    return proc, f"http://{found['address']}", logs
+
+
+def validate(document_path):
+    out = subprocess.run(
+        [os.path.join(VENV_BIN, "openapi-spec-validator"), "--schema", "3.1", document_path],
+        capture_output=True,
+        text=True,
+    )
+    say(f"openapi-spec-validator {os.path.relpath(document_path, ROOT)}: {out.stdout.strip() or out.stderr.strip()}")
+    return out.returncode == 0
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    binary = os.path.abspath(sys.argv[1])
+    work = tempfile.mkdtemp(prefix="hookline-contract-")
+    admin_token = secrets.token_urlsafe(24)
+    proc, url, logs = start_server(binary, os.path.join(work, "data"), admin_token)
+    ok = True
+    try:
+        served = os.path.join(work, "openapi.json")
+        with urllib.request.urlopen(f"{url}/openapi.json", timeout=10) as res, open(served, "wb") as f:
+            f.write(res.read())
+        ok &= validate(served)
+        ok &= validate(os.path.join(ROOT, "docs", "openapi.json"))
+        with open(served) as a, open(os.path.join(ROOT, "docs", "openapi.json")) as b:
+            if json.load(a) != json.load(b):
+                say("docs/openapi.json differs from what the server serves (the e2e test openapi says how to regenerate it)")
+                ok = False
+        report_dir = os.path.join(ROOT, "target", "contract")
+        shutil.rmtree(report_dir, ignore_errors=True)
+        env = dict(os.environ)
+        env.update(
+            {
+                "SCHEMATHESIS_HOOKS": "hooks",
+                "PYTHONPATH": HERE,
+                "HOOKLINE_CONTRACT_URL": url,
+                "HOOKLINE_ADMIN_TOKEN": admin_token,
+            }
+        )
+        cmd = [
+            os.path.join(VENV_BIN, "st"),
+            "--config-file",
+            os.path.join(HERE, "schemathesis.toml"),
+            "run",
+            f"{url}/openapi.json",
+            "--url",
+            url,
+            "--checks",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--seed",
+            os.environ.get("CONTRACT_SEED", "42"),
+            "--max-examples",
+            os.environ.get("CONTRACT_MAX_EXAMPLES", "8"),
+            "--generation-database",
+            "none",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "20",
+            "--report",
+            "junit",
+            "--report-dir",
+            report_dir,
+            "--no-color",
+        ]
+        say("schemathesis " + " ".join(cmd[4:]))
+        started = time.monotonic()
+        run = subprocess.run(cmd, env=env, cwd=work)
+        say(f"schemathesis finished in {time.monotonic() - started:.0f} s with status {run.returncode}")
+        ok &= run.returncode == 0
+        if proc.poll() is not None:
+            say("the server exited during the run:\n" + "".join(logs[-40:]))
+            ok = False
+        if run.returncode != 0:
+            errors = [line for line in logs if " ERROR " in line]
+            if errors:
+                say("the server logged errors (the cause of any 5xx):\n" + "".join(errors[-20:]))
+        panics = [line for line in logs if "panicked" in line]
+        if panics:
+            say("the server logged panics:\n" + "".join(panics[:10]))
+            ok = False
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
