@@ -204,25 +204,23 @@ impl TenantReadModel for PgTenantReadModel {
     }
 
     async fn list(&self, q: &TenantListQuery) -> Result<Vec<TenantState>, AppError> {
-        let (sql, (at, id)) = if q.oldest_first {
-            (
-                "SELECT state FROM tenants_view
-                  WHERE ($1 OR status <> 'deleted') AND (created_at, id) > ($2, $3)
-                  ORDER BY created_at, id LIMIT $4",
-                q.before.unwrap_or((DateTime::<Utc>::MIN_UTC, Uuid::nil())),
-            )
+        // No cursor: no bound (chrono's extremes are outside Postgres's
+        // timestamp range).
+        let sql = if q.oldest_first {
+            "SELECT state FROM tenants_view
+              WHERE ($1 OR status <> 'deleted')
+                AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+              ORDER BY created_at, id LIMIT $4"
         } else {
-            (
-                "SELECT state FROM tenants_view
-                  WHERE ($1 OR status <> 'deleted') AND (created_at, id) < ($2, $3)
-                  ORDER BY created_at DESC, id DESC LIMIT $4",
-                q.before.unwrap_or((DateTime::<Utc>::MAX_UTC, Uuid::max())),
-            )
+            "SELECT state FROM tenants_view
+              WHERE ($1 OR status <> 'deleted')
+                AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+              ORDER BY created_at DESC, id DESC LIMIT $4"
         };
         let rows = sqlx::query(sql)
             .bind(q.include_deleted)
-            .bind(at)
-            .bind(id)
+            .bind(q.before.map(|(at, _)| at))
+            .bind(q.before.map(|(_, id)| id))
             .bind(i64::from(q.limit) + 1)
             .fetch_all(&self.pool)
             .await
