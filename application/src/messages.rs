@@ -76,6 +76,17 @@ impl MessageService {
         }
     }
 
+    /// Waits (bounded by the consistency timeout) until the message lists
+    /// include every message recorded before the call: what the
+    /// Svix-compatible API does after a create, since Svix clients expect
+    /// a message they were answered for to be listed. True when they do.
+    pub async fn settle(&self) -> bool {
+        self.shared
+            .waiter
+            .wait_caught_up(Message::TYPE, self.shared.consistency_timeout)
+            .await
+    }
+
     /// The message with this id, as the log has it.
     ///
     /// # Errors

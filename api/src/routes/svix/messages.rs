@@ -294,11 +294,22 @@ async fn create(
         .messages
         .get(tenant.id, published.value.event_id)
         .await?;
-    Ok((
+    // Unlike `/v1/events`, answer once the lists show the message (Svix
+    // clients list right after creating); the header says when they did
+    // not within the wait.
+    let listed = state.messages.settle().await;
+    let mut response = (
         StatusCode::ACCEPTED,
         Json(MessageOut::of(&message, with_content)),
     )
-        .into_response())
+        .into_response();
+    if !listed {
+        response.headers_mut().insert(
+            crate::routes::CONSISTENCY_HEADER,
+            axum::http::HeaderValue::from_static("pending"),
+        );
+    }
+    Ok(response)
 }
 
 async fn list(
