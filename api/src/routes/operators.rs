@@ -147,7 +147,8 @@ async fn issue(
     AdminCtx(ctx): AdminCtx,
     ApiJson(input): ApiJson<IssueRequest>,
 ) -> ApiResult<Response> {
-    let name = KeyName::parse(input.name.as_deref().unwrap_or_default()).map_err(hookline_application::AppError::from)?;
+    let name = KeyName::parse(input.name.as_deref().unwrap_or_default())
+        .map_err(hookline_application::AppError::from)?;
     let issued = state.operators.issue(&ctx, name).await?;
     written(
         StatusCode::CREATED,
