@@ -91,8 +91,9 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
     );
     openapi::finish(&mut api);
     let document = openapi::Document(openapi::to_json(&api)?);
-    Ok(router
-        .merge(svix::router(&state))
+    let svix = svix::router(&state)?;
+    let app = router
+        .merge(svix)
         .layer(Extension(document))
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -104,7 +105,12 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
             limits,
             request_context,
         ))
-        .with_state(state))
+        .with_state(state);
+    // Rewrites before routing (a layer of `app` runs after it).
+    Ok(Router::new().fallback_service(tower::util::MapRequest::new(
+        app,
+        svix::without_trailing_slash,
+    )))
 }
 
 /// The command context of an authenticated request.

@@ -5,13 +5,12 @@
 use super::error::{Invalid, SvixError, SvixResult};
 use super::extract::{svix_time, ListResponse, Params, SvixJson};
 use super::ids::{self, Ref};
-use super::{app, context, Organisation, Routes};
+use super::{app, context, Organisation};
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_application::tenants::{ListOrder, TenantChanges, TenantDetails, TenantView};
@@ -22,15 +21,14 @@ use hookline_domain::uid::Uid;
 use hookline_domain::TenantId;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Routes {
-    vec![
-        ("/api/v1/app", get(list).post(create)),
-        (
-            "/api/v1/app/{app_id}",
-            get(read).put(upsert).patch(patch).delete(remove),
-        ),
-    ]
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, upsert, patch, remove))
 }
 
 /// A present JSON field, `null` included (`Some(None)`).
@@ -41,38 +39,52 @@ pub(super) fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 }
 
 /// `ApplicationIn`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
+    /// The tenant's name: 1–200 characters, no control characters.
     #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    /// The client's own id for it: 1–256 of `a-zA-Z0-9-_.`, not starting
+    /// with `app_`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<String>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Accepted (1–65535) and not kept: Hookline has no per-application
+    /// rate.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 65535)]
     pub throttle_rate: Option<i64>,
     /// SDK 1.x's name for `throttleRate`.
     #[serde(default)]
+    #[schema(deprecated, minimum = 1, maximum = 65535)]
     pub rate_limit: Option<i64>,
 }
 
 /// `ApplicationPatch`: absent fields stay; `uid: null` removes the uid.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
     #[serde(default)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    /// `null` removes the uid.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<Option<String>>,
     #[serde(default)]
+    #[schema(nullable = false)]
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 65535)]
     pub throttle_rate: Option<Option<i64>>,
 }
 
 /// `ApplicationOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationOut {
     pub id: String,
@@ -145,6 +157,23 @@ fn created(status: StatusCode, t: TenantView) -> Response {
     (status, Json(ApplicationOut::from(t))).into_response()
 }
 
+/// Create Application
+///
+/// With `get_if_exists=true`, an application with this `uid` is answered
+/// (200) as it is instead of a 409.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app",
+    operation_id = "v1.application.create",
+    tag = "Application",
+    params(("get_if_exists" = Option<bool>, Query, description = "Answer the existing application with this uid (200) instead of 409.")),
+    request_body = ApplicationIn,
+    responses(
+        (status = 201, description = "Created.", body = ApplicationOut),
+        (status = 200, description = "`get_if_exists=true`: the existing application.", body = ApplicationOut),
+        (status = 409, description = "- `conflict`: an application with this uid exists"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     org: Organisation,
@@ -184,6 +213,19 @@ async fn create(
     }
 }
 
+/// List Applications
+#[utoipa::path(
+    get,
+    path = "/api/v1/app",
+    operation_id = "v1.application.list",
+    tag = "Application",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
+        ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
+        ("order" = Option<String>, Query, description = "`ascending` (default) or `descending` by creation."),
+    ),
+    responses((status = 200, description = "A page.", body = ListResponse<ApplicationOut>))
+)]
 async fn list(
     State(state): State<AppState>,
     params: Params,
@@ -236,6 +278,18 @@ async fn list(
     )))
 }
 
+/// Get Application
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}",
+    operation_id = "v1.application.get",
+    tag = "Application",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid.")),
+    responses(
+        (status = 200, description = "The application.", body = ApplicationOut),
+        (status = 404, description = "- `not_found`: no such application"),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
@@ -243,6 +297,23 @@ async fn read(
     Ok(Json(app(&state, &app_id).await?.into()))
 }
 
+/// Update Application
+///
+/// Creates it (201) when the path names none (a uid in the path becomes
+/// its uid); otherwise replaces its name, uid and metadata (200).
+#[utoipa::path(
+    put,
+    path = "/api/v1/app/{app_id}",
+    operation_id = "v1.application.update",
+    tag = "Application",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid.")),
+    request_body = ApplicationIn,
+    responses(
+        (status = 200, description = "Updated.", body = ApplicationOut),
+        (status = 201, description = "Created.", body = ApplicationOut),
+        (status = 409, description = "- `conflict`: another application has this uid"),
+    )
+)]
 async fn upsert(
     State(state): State<AppState>,
     org: Organisation,
@@ -292,6 +363,20 @@ async fn upsert(
     }
 }
 
+/// Patch Application
+#[utoipa::path(
+    patch,
+    path = "/api/v1/app/{app_id}",
+    operation_id = "v1.application.patch",
+    tag = "Application",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid.")),
+    request_body = ApplicationPatch,
+    responses(
+        (status = 200, description = "Patched.", body = ApplicationOut),
+        (status = 404, description = "- `not_found`: no such application"),
+        (status = 409, description = "- `conflict`: another application has this uid"),
+    )
+)]
 async fn patch(
     State(state): State<AppState>,
     org: Organisation,
@@ -316,6 +401,20 @@ async fn patch(
     Ok(Json(changed.value.into()))
 }
 
+/// Delete Application
+///
+/// Deletes the tenant (soft: its history stays; its uid is free again).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/app/{app_id}",
+    operation_id = "v1.application.delete",
+    tag = "Application",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "- `not_found`: no such application"),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     org: Organisation,

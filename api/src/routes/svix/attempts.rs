@@ -6,13 +6,12 @@ use super::error::{Invalid, SvixError, SvixResult};
 use super::extract::{svix_time, ListResponse, Params};
 use super::ids;
 use super::messages::message;
-use super::{app, context, endpoint, Organisation, Routes};
+use super::{app, context, endpoint, Organisation};
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_application::deliveries::ListAttempts;
@@ -22,23 +21,19 @@ use hookline_domain::channel::Channel;
 use hookline_domain::delivery::DeliveryStatus;
 use hookline_domain::{EventId, SubscriptionId, TenantId};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Routes {
-    vec![
-        (
-            "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
-            get(by_endpoint),
-        ),
-        ("/api/v1/app/{app_id}/attempt/msg/{msg_id}", get(by_message)),
-        (
-            "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
-            post(resend),
-        ),
-    ]
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(by_endpoint))
+        .routes(routes!(by_message))
+        .routes(routes!(resend))
 }
 
 /// `MessageAttemptOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageAttemptOut {
     pub id: String,
@@ -51,7 +46,10 @@ pub struct MessageAttemptOut {
     /// `0` when there was no response.
     pub response_status_code: i32,
     pub response_duration_ms: i64,
+    /// `0` success, `2` fail.
     pub status: u8,
+    /// `success` or `fail`.
+    #[schema(value_type = String)]
     pub status_text: &'static str,
     /// `0` scheduled, `1` manual (a resend, retry or recovery).
     pub trigger_type: u8,
@@ -188,6 +186,31 @@ async fn page(
     )))
 }
 
+/// List Attempts By Endpoint
+///
+/// Newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
+    operation_id = "v1.message-attempt.list-by-endpoint",
+    tag = "Message Attempt",
+    params(
+        ("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
+        ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
+        ("status" = Option<u8>, Query, maximum = 4, description = "`0` success, `2` fail (`1`, `3`, `4`: none; Hookline lists attempts once made)."),
+        ("status_code_class" = Option<u16>, Query, description = "`0` (no response), `100`, `200`, `300`, `400` or `500`."),
+        ("channel" = Option<String>, Query, description = "Only attempts of messages on this channel."),
+        ("event_types" = Option<String>, Query, description = "Only attempts of messages of these types, comma-separated."),
+        ("before" = Option<String>, Query, format = DateTime, description = "Only attempts made before."),
+        ("after" = Option<String>, Query, format = DateTime, description = "Only attempts made after."),
+        ("with_content" = Option<bool>, Query, description = "Include the response body (default true; the SDKs send false)."),
+    ),
+    responses(
+        (status = 200, description = "A page.", body = ListResponse<MessageAttemptOut>),
+        (status = 404, description = "- `not_found`: no such application, or it has no such endpoint"),
+    )
+)]
 async fn by_endpoint(
     State(state): State<AppState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -198,6 +221,32 @@ async fn by_endpoint(
     page(&state, tenant.id, &params, (None, Some(target.id))).await
 }
 
+/// List Attempts By Msg
+///
+/// Newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}",
+    operation_id = "v1.message-attempt.list-by-msg",
+    tag = "Message Attempt",
+    params(
+        ("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("msg_id" = String, Path, description = "The message's id (`msg_…`) or `eventId`."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
+        ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
+        ("status" = Option<u8>, Query, maximum = 4, description = "`0` success, `2` fail (`1`, `3`, `4`: none; Hookline lists attempts once made)."),
+        ("status_code_class" = Option<u16>, Query, description = "`0` (no response), `100`, `200`, `300`, `400` or `500`."),
+        ("channel" = Option<String>, Query, description = "Only attempts of messages on this channel."),
+        ("event_types" = Option<String>, Query, description = "Only attempts of messages of these types, comma-separated."),
+        ("before" = Option<String>, Query, format = DateTime, description = "Only attempts made before."),
+        ("after" = Option<String>, Query, format = DateTime, description = "Only attempts made after."),
+        ("with_content" = Option<bool>, Query, description = "Include the response body (default true; the SDKs send false)."),
+        ("endpoint_id" = Option<String>, Query, description = "Only attempts to this endpoint (id or uid)."),
+    ),
+    responses(
+        (status = 200, description = "A page.", body = ListResponse<MessageAttemptOut>),
+        (status = 404, description = "- `not_found`: no such application, message or endpoint"),
+    )
+)]
 async fn by_message(
     State(state): State<AppState>,
     Path((app_id, msg_id)): Path<(String, String)>,
@@ -214,6 +263,22 @@ async fn by_message(
 
 /// `202 {}`: a new delivery of the message to the endpoint, whatever its
 /// filters, triggered by hand.
+/// Resend Webhook
+///
+/// A new delivery of the message to the endpoint, whatever its filters
+/// (`triggerType` 1). No body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+    operation_id = "v1.message-attempt.resend",
+    tag = "Message Attempt",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("msg_id" = String, Path, description = "The message's id (`msg_…`) or `eventId`."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
+    responses(
+        (status = 202, description = "Queued: `{}`.", body = Object),
+        (status = 404, description = "- `not_found`: no such application, message or endpoint"),
+        (status = 409, description = "- `subscription_inactive`: the endpoint is disabled"),
+    )
+)]
 async fn resend(
     State(state): State<AppState>,
     org: Organisation,

@@ -8,13 +8,12 @@ use super::apps::{metadata, present, rate};
 use super::error::{Invalid, SvixError, SvixResult};
 use super::extract::{parse_time, svix_time, ListResponse, Params, SvixBody, SvixJson};
 use super::ids::{self, Ref};
-use super::{app, context, endpoint, Organisation, Routes};
+use super::{app, context, endpoint, Organisation};
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -34,27 +33,17 @@ use hookline_domain::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Routes {
-    vec![
-        ("/api/v1/app/{app_id}/endpoint", get(list).post(create)),
-        (
-            "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
-            get(read).put(upsert).patch(patch).delete(remove),
-        ),
-        (
-            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
-            get(read_secret),
-        ),
-        (
-            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
-            post(rotate),
-        ),
-        (
-            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
-            post(recover),
-        ),
-    ]
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, upsert, patch, remove))
+        .routes(routes!(read_secret))
+        .routes(routes!(rotate))
+        .routes(routes!(recover))
 }
 
 /// Why an endpoint made through this API is disabled.
@@ -69,63 +58,92 @@ const MAX_RECOVER_WINDOW: Duration = Duration::minutes(14 * 24 * 60 + 5);
 
 /// `EndpointIn` (and `EndpointUpdate`, which is it without `secret` and
 /// `headers`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
+    /// Where deliveries go: an http(s) URL that Hookline's target rules
+    /// allow.
     #[serde(default)]
+    #[schema(value_type = String, required = true, format = "uri")]
     pub url: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// The client's own id for it: 1–256 of `a-zA-Z0-9-_.`, not starting
+    /// with `ep_`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<String>,
     #[serde(default)]
     pub disabled: Option<bool>,
+    /// The event types it receives, matched exactly (no wildcards);
+    /// absent or `null`: every type.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub event_types: Option<Vec<String>>,
     /// SDK 1.x's name for `eventTypes`.
     #[serde(default)]
+    #[schema(deprecated)]
     pub filter_types: Option<Vec<String>>,
+    /// It receives only messages on one of these channels; absent or
+    /// `null`: every message.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 10)]
     pub channels: Option<Vec<String>>,
+    /// `whsec_` and the base64 of 24–75 bytes; absent: generated.
     #[serde(default)]
+    #[schema(pattern = r"^(whsec_)?[a-zA-Z0-9+/=]{32,100}$")]
     pub secret: Option<String>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Headers sent with every delivery (create only).
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
+    /// Accepted (1–65535) and not kept.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 65535)]
     pub throttle_rate: Option<i64>,
+    /// SDK 1.x's name for `throttleRate`.
     #[serde(default)]
+    #[schema(deprecated, minimum = 1, maximum = 65535)]
     pub rate_limit: Option<i64>,
 }
 
 /// `EndpointPatch`: absent fields stay; `null` clears `uid`, `eventTypes`
 /// (every type again) and `channels` (every channel again).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
     #[serde(default)]
+    #[schema(nullable = false, format = "uri")]
     pub url: Option<String>,
     #[serde(default)]
+    #[schema(nullable = false)]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<Option<String>>,
     #[serde(default)]
+    #[schema(nullable = false)]
     pub disabled: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, min_items = 1)]
     pub event_types: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, deprecated)]
     pub filter_types: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, min_items = 1, max_items = 10)]
     pub channels: Option<Option<Vec<String>>>,
     #[serde(default)]
+    #[schema(nullable = false)]
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 65535)]
     pub throttle_rate: Option<Option<i64>>,
 }
 
 /// `EndpointOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointOut {
     pub id: String,
@@ -170,36 +188,50 @@ impl From<SubscriptionView> for EndpointOut {
 }
 
 /// `EndpointSecretOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EndpointSecretOut {
     pub key: String,
 }
 
 /// `EndpointSecretRotateIn`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = EndpointSecretRotateIn)]
 #[serde(rename_all = "camelCase")]
 pub struct RotateIn {
+    /// The new secret (`whsec_…`); absent: generated.
     #[serde(default)]
+    #[schema(pattern = r"^(whsec_)?[a-zA-Z0-9+/=]{32,100}$")]
     pub key: Option<String>,
+    /// How long the previous secret keeps signing (default 86400).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 604800)]
     pub grace_period_seconds: Option<i64>,
 }
 
 /// `RecoverIn`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RecoverIn {
+    /// RFC 3339 (without an offset: UTC).
     #[serde(default)]
+    #[schema(value_type = String, required = true, format = DateTime)]
     pub since: Option<String>,
+    /// Default: now.
+    #[schema(format = DateTime)]
     #[serde(default)]
     pub until: Option<String>,
 }
 
 /// `RecoverOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoverOut {
     pub id: String,
+    /// `finished`: Hookline queues the recovery's deliveries before
+    /// answering.
+    #[schema(value_type = String)]
     pub status: &'static str,
+    /// `endpoint.recover`.
+    #[schema(value_type = String)]
     pub task: &'static str,
     #[serde(serialize_with = "svix_time")]
     pub updated_at: DateTime<Utc>,
@@ -321,6 +353,25 @@ fn map_write(e: AppError) -> SvixError {
     }
 }
 
+/// Create Endpoint
+///
+/// A subscription that receives messages' payloads exactly, signed as Svix
+/// signs (`svix-*` and `webhook-*` headers). Without `secret`, one is
+/// generated.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint",
+    operation_id = "v1.endpoint.create",
+    tag = "Endpoint",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid.")),
+    request_body = EndpointIn,
+    responses(
+        (status = 201, description = "Created.", body = EndpointOut),
+        (status = 400, description = "- `limit_reached`: the application has as many endpoints as allowed"),
+        (status = 404, description = "- `not_found`: no such application"),
+        (status = 409, description = "- `conflict`: another endpoint of the application has this uid"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     org: Organisation,
@@ -339,6 +390,23 @@ async fn create(
     Ok((StatusCode::CREATED, Json(EndpointOut::from(made.value))).into_response())
 }
 
+/// List Endpoints
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint",
+    operation_id = "v1.endpoint.list",
+    tag = "Endpoint",
+    params(
+        ("app_id" = String, Path, description = "The application's id (`app_…`) or uid."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
+        ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
+        ("order" = Option<String>, Query, description = "`descending` (default) or `ascending` by creation."),
+    ),
+    responses(
+        (status = 200, description = "A page.", body = ListResponse<EndpointOut>),
+        (status = 404, description = "- `not_found`: no such application"),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
@@ -388,6 +456,18 @@ async fn list(
     )))
 }
 
+/// Get Endpoint
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.get",
+    tag = "Endpoint",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
+    responses(
+        (status = 200, description = "The endpoint.", body = EndpointOut),
+        (status = 404, description = "- `not_found`: no such application, or it has no such endpoint"),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -398,6 +478,25 @@ async fn read(
     ))
 }
 
+/// Update Endpoint
+///
+/// Replaces its fields (200; `secret` and `headers` are ignored), or
+/// creates it (201) when the path names none (a uid in the path becomes
+/// its uid).
+#[utoipa::path(
+    put,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.update",
+    tag = "Endpoint",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
+    request_body = EndpointIn,
+    responses(
+        (status = 200, description = "Updated.", body = EndpointOut),
+        (status = 201, description = "Created.", body = EndpointOut),
+        (status = 404, description = "- `not_found`: no such application"),
+        (status = 409, description = "- `conflict`: another endpoint has this uid"),
+    )
+)]
 async fn upsert(
     State(state): State<AppState>,
     org: Organisation,
@@ -459,6 +558,20 @@ async fn upsert(
     }
 }
 
+/// Patch Endpoint
+#[utoipa::path(
+    patch,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.patch",
+    tag = "Endpoint",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
+    request_body = EndpointPatch,
+    responses(
+        (status = 200, description = "Patched.", body = EndpointOut),
+        (status = 404, description = "- `not_found`: no such application, or it has no such endpoint"),
+        (status = 409, description = "- `conflict`: another endpoint has this uid"),
+    )
+)]
 async fn patch(
     State(state): State<AppState>,
     org: Organisation,
@@ -505,6 +618,20 @@ async fn patch(
     Ok(Json(changed.value.into()))
 }
 
+/// Delete Endpoint
+///
+/// Deletes the subscription (soft: its history stays).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.delete",
+    tag = "Endpoint",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "- `not_found`: no such application, or it has no such endpoint"),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     org: Organisation,
@@ -534,6 +661,22 @@ async fn secret_of(
     })
 }
 
+/// Get Endpoint Secret
+///
+/// The signing secret in full. Hookline seals secrets and can open them;
+/// each reveal is recorded in the log (`SecretRevealed`), so the audit
+/// shows who read it and when.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
+    operation_id = "v1.endpoint.get-secret",
+    tag = "Endpoint",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
+    responses(
+        (status = 200, description = "The current secret.", body = EndpointSecretOut),
+        (status = 404, description = "- `not_found`: no such application, or it has no such endpoint"),
+    )
+)]
 async fn read_secret(
     State(state): State<AppState>,
     org: Organisation,
@@ -547,6 +690,25 @@ async fn read_secret(
 
 /// Answers `200 {"key": <the new secret>}` rather than Svix's `204`: the
 /// Python SDK (from 2.7) reads the new key from the answer.
+/// Rotate Endpoint Secret
+///
+/// Makes `key` (or a generated secret) current; the previous one keeps
+/// signing too for `gracePeriodSeconds` (default 86400). Answers
+/// `200 {"key"}` with the new secret (Svix answers 204; the Python SDK
+/// from 2.7 reads the key).
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+    operation_id = "v1.endpoint.rotate-secret",
+    tag = "Endpoint",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
+    request_body(content = Option<RotateIn>, description = "Optional."),
+    responses(
+        (status = 200, description = "Rotated: the new secret.", body = EndpointSecretOut),
+        (status = 400, description = "- `limit_reached`: too many previous secrets still sign; wait for them to expire"),
+        (status = 404, description = "- `not_found`: no such application, or it has no such endpoint"),
+    )
+)]
 async fn rotate(
     State(state): State<AppState>,
     org: Organisation,
@@ -585,6 +747,22 @@ async fn rotate(
     }))
 }
 
+/// Recover Failed Webhooks
+///
+/// Sends again, once, every message whose deliveries to this endpoint
+/// failed between `since` and `until` (default now), at most 14 days.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+    operation_id = "v1.endpoint.recover",
+    tag = "Endpoint",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
+    request_body = RecoverIn,
+    responses(
+        (status = 202, description = "Recovery queued.", body = RecoverOut),
+        (status = 404, description = "- `not_found`: no such application, or it has no such endpoint"),
+    )
+)]
 async fn recover(
     State(state): State<AppState>,
     org: Organisation,

@@ -5,13 +5,12 @@
 
 use super::error::{Invalid, SvixError, SvixResult};
 use super::extract::{svix_time, ListResponse, Params, SvixJson};
-use super::{context, Organisation, Routes};
+use super::{context, Organisation};
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_application::catalogue::{EventTypeChanges, EventTypeView, NewEventType};
@@ -20,23 +19,24 @@ use hookline_domain::catalogue::EventTypeSpec;
 use hookline_domain::{EventType, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Routes {
-    vec![
-        ("/api/v1/event-type", get(list).post(create)),
-        (
-            "/api/v1/event-type/{event_type_name}",
-            get(read).put(upsert).patch(patch).delete(remove),
-        ),
-    ]
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, upsert, patch, remove))
 }
 
 /// `EventTypeIn` (and `EventTypeUpdate`, `EventTypePatch`: every field
 /// optional here, checked per route).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
+    /// Required on create: 1–256 of `a-zA-Z0-9-_.`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
@@ -44,20 +44,24 @@ pub struct EventTypeIn {
     pub archived: Option<bool>,
     #[serde(default)]
     pub deprecated: Option<bool>,
+    /// JSON Schemas by version (`{"1": {…}}`); Hookline keeps the newest
+    /// and checks published payloads against it.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub schemas: Option<Value>,
     #[serde(default)]
     pub group_name: Option<String>,
 }
 
 /// `EventTypeOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeOut {
     pub name: String,
     pub description: String,
     pub archived: bool,
     pub deprecated: bool,
+    #[schema(value_type = Option<Object>)]
     pub schemas: Option<Value>,
     pub group_name: Option<String>,
     pub feature_flag: Option<String>,
@@ -185,6 +189,21 @@ async fn define(
     Ok(view)
 }
 
+/// Create Event Type
+///
+/// An organisation-wide catalogue entry (every application inherits it).
+/// Creating an archived name defines it again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/event-type",
+    operation_id = "v1.event-type.create",
+    tag = "Event Type",
+    request_body = EventTypeIn,
+    responses(
+        (status = 201, description = "Created.", body = EventTypeOut),
+        (status = 409, description = "- `event_type_exists`: an event type with this name exists"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     org: Organisation,
@@ -206,6 +225,22 @@ async fn create(
     Ok((StatusCode::CREATED, Json(EventTypeOut::of(view, true))).into_response())
 }
 
+/// List Event Types
+///
+/// By name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/event-type",
+    operation_id = "v1.event-type.list",
+    tag = "Event Type",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
+        ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
+        ("include_archived" = Option<bool>, Query, description = "Archived ones too (default false)."),
+        ("with_content" = Option<bool>, Query, description = "Include `schemas` (default false)."),
+    ),
+    responses((status = 200, description = "A page.", body = ListResponse<EventTypeOut>))
+)]
 async fn list(
     State(state): State<AppState>,
     params: Params,
@@ -241,6 +276,18 @@ async fn list(
     )))
 }
 
+/// Get Event Type
+#[utoipa::path(
+    get,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.get",
+    tag = "Event Type",
+    params(("event_type_name" = String, Path, description = "The event type's name.")),
+    responses(
+        (status = 200, description = "The event type.", body = EventTypeOut),
+        (status = 404, description = "- `not_found`: no such event type"),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     Path(event_type_name): Path<String>,
@@ -290,6 +337,21 @@ async fn change(
     Ok(view)
 }
 
+/// Update Event Type
+///
+/// Creates it (201) or replaces its fields (200).
+#[utoipa::path(
+    put,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.update",
+    tag = "Event Type",
+    params(("event_type_name" = String, Path, description = "The event type's name.")),
+    request_body = EventTypeIn,
+    responses(
+        (status = 200, description = "Updated.", body = EventTypeOut),
+        (status = 201, description = "Created.", body = EventTypeOut),
+    )
+)]
 async fn upsert(
     State(state): State<AppState>,
     org: Organisation,
@@ -316,6 +378,19 @@ async fn upsert(
     }
 }
 
+/// Patch Event Type
+#[utoipa::path(
+    patch,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.patch",
+    tag = "Event Type",
+    params(("event_type_name" = String, Path, description = "The event type's name.")),
+    request_body = EventTypeIn,
+    responses(
+        (status = 200, description = "Patched.", body = EventTypeOut),
+        (status = 404, description = "- `not_found`: no such event type"),
+    )
+)]
 async fn patch(
     State(state): State<AppState>,
     org: Organisation,
@@ -332,6 +407,18 @@ async fn patch(
 }
 
 /// Archives the type (Svix's default; its history stays in the log).
+/// Delete Event Type
+#[utoipa::path(
+    delete,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.delete",
+    tag = "Event Type",
+    params(("event_type_name" = String, Path, description = "The event type's name.")),
+    responses(
+        (status = 204, description = "Archived."),
+        (status = 404, description = "- `not_found`: no such event type"),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     org: Organisation,

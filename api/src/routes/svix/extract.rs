@@ -239,12 +239,17 @@ pub fn svix_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok,
 
 /// One page: `iterator` (always present) continues after the last item,
 /// `prevIterator` goes back from the first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListResponse<T> {
     pub data: Vec<T>,
+    /// Pass it as `iterator` for the next page (present, maybe `null`).
+    #[schema(required = true)]
     pub iterator: Option<String>,
+    /// Pass it as `iterator` for the previous page.
     #[serde(rename = "prevIterator", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub prev_iterator: Option<String>,
+    /// No more items follow.
     pub done: bool,
 }
 

@@ -7,13 +7,12 @@ use super::apps::ApplicationIn;
 use super::error::{Invalid, SvixError, SvixResult};
 use super::extract::{svix_time, ListResponse, Params, SvixJson};
 use super::ids::{self, Ref};
-use super::{app, context, Organisation, Routes};
+use super::{app, context, Organisation};
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_application::deliveries::{IdempotencyKey, PublishEvent};
@@ -25,41 +24,56 @@ use hookline_domain::tenant::TenantName;
 use hookline_domain::{EventId, EventType, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Routes {
-    vec![
-        ("/api/v1/app/{app_id}/msg", get(list).post(create)),
-        ("/api/v1/app/{app_id}/msg/{msg_id}", get(read)),
-    ]
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read))
 }
 
 /// Svix's payload limit.
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransformationsParams {
+    /// Sent instead of `payload`: it must be a JSON object's text.
     #[serde(default)]
     pub raw_payload: Option<String>,
 }
 
 /// `MessageIn`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIn {
+    /// 1–256 of `a-zA-Z0-9-_.`; need not be in the catalogue.
     #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub event_type: Option<String>,
+    /// A JSON object, up to 1 MiB; endpoints receive it exactly as sent.
     #[serde(default)]
+    #[schema(value_type = Object, required = true)]
     pub payload: Option<Box<RawValue>>,
+    /// The client's id for it, unique in the application: 1–256 of
+    /// `a-zA-Z0-9-_.`, not starting with `msg_`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub event_id: Option<String>,
+    /// Endpoints with channels receive it only on one of theirs.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 10)]
     pub channels: Option<Vec<String>>,
+    /// The application to create when the path names none.
     #[serde(default)]
     pub application: Option<ApplicationIn>,
     #[serde(default)]
     pub transformations_params: Option<TransformationsParams>,
+    /// Refused: Hookline does not schedule messages.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub deliver_at: Option<String>,
     /// Accepted; Hookline keeps every message.
     #[serde(default)]
@@ -71,12 +85,13 @@ pub struct MessageIn {
 }
 
 /// `MessageOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     pub id: String,
     pub event_type: String,
     /// The payload, or `{}` when asked `with_content=false`.
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub event_id: Option<String>,
     pub channels: Option<Vec<String>>,
@@ -269,6 +284,26 @@ async fn app_or_create(
     }
 }
 
+/// Create Message
+///
+/// Publishes an event: recorded even when no endpoint wants it (202), and
+/// sent to every endpoint whose filters match. A second message with the
+/// same `eventId` in the application is a 409. When the application does
+/// not exist and the body has `application` (with the path's uid), it is
+/// created.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/msg",
+    operation_id = "v1.message.create",
+    tag = "Message",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("with_content" = Option<bool>, Query, description = "Include the payload (default true; the SDKs send false).")),
+    request_body = MessageIn,
+    responses(
+        (status = 202, description = "Recorded.", body = MessageOut),
+        (status = 404, description = "- `not_found`: no such application"),
+        (status = 409, description = "- `conflict`: the application has a message with this `eventId`"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     org: Organisation,
@@ -312,6 +347,29 @@ async fn create(
     Ok(response)
 }
 
+/// List Messages
+///
+/// Newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg",
+    operation_id = "v1.message.list",
+    tag = "Message",
+    params(
+        ("app_id" = String, Path, description = "The application's id (`app_…`) or uid."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
+        ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
+        ("channel" = Option<String>, Query, description = "Only messages on this channel."),
+        ("before" = Option<String>, Query, format = DateTime, description = "Only messages published before (RFC 3339; no offset: UTC)."),
+        ("after" = Option<String>, Query, format = DateTime, description = "Only messages published after."),
+        ("with_content" = Option<bool>, Query, description = "Include the payload (default true; the SDKs send false)."),
+        ("event_types" = Option<String>, Query, description = "Only these event types, comma-separated (`a.b,c.d`)."),
+    ),
+    responses(
+        (status = 200, description = "A page.", body = ListResponse<MessageOut>),
+        (status = 404, description = "- `not_found`: no such application"),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
@@ -392,6 +450,18 @@ pub(super) async fn message(
     })
 }
 
+/// Get Message
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}",
+    operation_id = "v1.message.get",
+    tag = "Message",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("msg_id" = String, Path, description = "The message's id (`msg_…`) or `eventId`."), ("with_content" = Option<bool>, Query, description = "Include the payload (default true; the SDKs send false).")),
+    responses(
+        (status = 200, description = "The message.", body = MessageOut),
+        (status = 404, description = "- `not_found`: no such application, or it has no such message"),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     Path((app_id, msg_id)): Path<(String, String)>,

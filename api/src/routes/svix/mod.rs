@@ -17,14 +17,15 @@ pub mod health;
 pub mod idempotency;
 pub mod ids;
 pub mod messages;
+pub mod openapi;
 
 use crate::middleware::bearer_token;
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::Uri;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::MethodRouter;
-use axum::Router;
+use axum::{Extension, Router};
 use error::{SvixError, SvixResult};
 use hookline_application::subscriptions::SubscriptionView;
 use hookline_application::tenants::TenantView;
@@ -35,46 +36,77 @@ use hookline_domain::{SubscriptionId, TenantId};
 use ids::Ref;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes' prefix.
 pub const BASE: &str = "/api/v1";
 
-type Routes = Vec<(&'static str, MethodRouter<AppState>)>;
-
-/// Every route, also with a trailing slash (Svix's documents write them
-/// so, and its server serves both).
-fn both(routes: Routes) -> Router<AppState> {
-    routes
-        .into_iter()
-        .fold(Router::new(), |router, (path, method)| {
-            router
-                .route(path, method.clone())
-                .route(&format!("{path}/"), method)
-        })
+/// Every route with its documentation: the organisation's routes behind
+/// `guard`, health and the document public.
+fn parts(
+    guard: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let mut authenticated = OpenApiRouter::new()
+        .merge(apps::router())
+        .merge(endpoints::router())
+        .merge(messages::router())
+        .merge(attempts::router())
+        .merge(event_types::router());
+    openapi::guard(authenticated.get_openapi_mut());
+    OpenApiRouter::with_openapi(openapi::SvixDoc::openapi())
+        .merge(guard(authenticated))
+        .merge(health::router())
+        .routes(routes!(openapi::serve))
+        .split_for_parts()
 }
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let authenticated = both(
-        [
-            apps::routes(),
-            endpoints::routes(),
-            messages::routes(),
-            attempts::routes(),
-            event_types::routes(),
-        ]
-        .concat(),
-    )
-    .route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        idempotency::remember,
-    ))
-    .route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        authenticate,
-    ));
-    authenticated
-        .merge(both(health::routes()))
-        .layer(DefaultBodyLimit::max(state.svix_max_body_bytes))
+/// The Svix-compatible API's OpenAPI document, complete.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut api) = parts(|r| r);
+    openapi::finish(&mut api);
+    api
+}
+
+/// The Svix-compatible API's routes.
+///
+/// # Errors
+/// When its OpenAPI document cannot be serialised.
+pub fn router(state: &AppState) -> Result<Router<AppState>, serde_json::Error> {
+    let (router, mut api) = parts(|r| {
+        r.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::remember,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
+    });
+    openapi::finish(&mut api);
+    let document = openapi::SvixDocument(openapi::json(&api)?);
+    Ok(router
+        .layer(Extension(document))
+        .layer(DefaultBodyLimit::max(state.svix_max_body_bytes)))
+}
+
+/// Serves `/api/v1/…/` as `/api/v1/…`: Svix's documents write paths with
+/// a trailing slash and its server answers both. Applied before routing.
+pub fn without_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if !path.starts_with("/api/v1/") || !path.ends_with('/') {
+        return req;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let rewritten = match req.uri().query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_string(),
+    };
+    if let Ok(uri) = rewritten.parse::<Uri>() {
+        *req.uri_mut() = uri;
+    }
+    req
 }
 
 /// The organisation calling: who (the admin token or an operator key) and
