@@ -44,7 +44,7 @@ pub(super) fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 pub struct ApplicationIn {
     /// The tenant's name: 1–200 characters, no control characters.
     #[serde(default)]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 200)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub name: Option<String>,
     /// The client's own id for it: 1–256 of `a-zA-Z0-9-_.`, not starting
     /// with `app_`.
@@ -68,15 +68,20 @@ pub struct ApplicationIn {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
+    /// Absent or `null`: unchanged.
     #[serde(default)]
-    #[schema(nullable = false, min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
     /// `null` removes the uid.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<Option<String>>,
+    /// Absent or `null`: unchanged.
     #[serde(default)]
-    #[schema(nullable = false)]
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 65535)]
@@ -140,7 +145,8 @@ pub(super) fn rate(r: Option<i64>) -> SvixResult<()> {
 
 impl ApplicationIn {
     fn into_details(self) -> SvixResult<TenantDetails> {
-        rate(self.throttle_rate.or(self.rate_limit))?;
+        rate(self.throttle_rate)?;
+        rate(self.rate_limit)?;
         Ok(TenantDetails {
             name: name(self.name.as_deref())?,
             uid: self
@@ -222,7 +228,7 @@ async fn create(
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
         ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
-        ("order" = Option<String>, Query, description = "`ascending` (default) or `descending` by creation."),
+        ("order" = Option<super::openapi::Ordering>, Query, description = "By creation: `ascending` (default) or `descending`."),
     ),
     responses((status = 200, description = "A page.", body = ListResponse<ApplicationOut>))
 )]

@@ -76,7 +76,9 @@ pub struct EndpointIn {
     #[serde(default)]
     pub disabled: Option<bool>,
     /// The event types it receives, matched exactly (no wildcards);
-    /// absent or `null`: every type.
+    /// absent or `null`: every type. Each is a Hookline event name
+    /// (`resource.action`: letters, digits and `_` in dot-separated
+    /// segments, at most 100 characters).
     #[serde(default)]
     #[schema(min_items = 1)]
     pub event_types: Option<Vec<String>>,
@@ -113,17 +115,17 @@ pub struct EndpointIn {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
+    /// Absent or `null`: unchanged (so for `description`, `disabled` and
+    /// `metadata`).
     #[serde(default)]
-    #[schema(nullable = false, format = "uri")]
+    #[schema(format = "uri")]
     pub url: Option<String>,
     #[serde(default)]
-    #[schema(nullable = false)]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<Option<String>>,
     #[serde(default)]
-    #[schema(nullable = false)]
     pub disabled: Option<bool>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>, min_items = 1)]
@@ -135,7 +137,6 @@ pub struct EndpointPatch {
     #[schema(value_type = Option<Vec<String>>, min_items = 1, max_items = 10)]
     pub channels: Option<Option<Vec<String>>>,
     #[serde(default)]
-    #[schema(nullable = false)]
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 65535)]
@@ -307,7 +308,8 @@ fn endpoint_uid(u: &str) -> SvixResult<Uid> {
 
 impl EndpointIn {
     fn into_command(self, allow: &AllowList) -> SvixResult<CreateSubscription> {
-        rate(self.throttle_rate.or(self.rate_limit))?;
+        rate(self.throttle_rate)?;
+        rate(self.rate_limit)?;
         let types = self.event_types.or(self.filter_types);
         Ok(CreateSubscription {
             secret: self
@@ -400,7 +402,7 @@ async fn create(
         ("app_id" = String, Path, description = "The application's id (`app_…`) or uid."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
         ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
-        ("order" = Option<String>, Query, description = "`descending` (default) or `ascending` by creation."),
+        ("order" = Option<super::openapi::Ordering>, Query, description = "By creation: `descending` (default) or `ascending`."),
     ),
     responses(
         (status = 200, description = "A page.", body = ListResponse<EndpointOut>),
@@ -515,7 +517,8 @@ async fn upsert(
     input.headers = None;
     match endpoint(&state, tenant.id, &endpoint_id).await {
         Ok(current) => {
-            rate(input.throttle_rate.or(input.rate_limit))?;
+            rate(input.throttle_rate)?;
+            rate(input.rate_limit)?;
             let types = input.event_types.or(input.filter_types);
             let uid = match input.uid.as_deref() {
                 Some(u) => Some(endpoint_uid(u)?),
@@ -702,7 +705,7 @@ async fn read_secret(
     operation_id = "v1.endpoint.rotate-secret",
     tag = "Endpoint",
     params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
-    request_body(content = Option<RotateIn>, description = "Optional."),
+    request_body(content = RotateIn, description = "May be empty (as `{}`)."),
     responses(
         (status = 200, description = "Rotated: the new secret.", body = EndpointSecretOut),
         (status = 400, description = "- `limit_reached`: too many previous secrets still sign; wait for them to expire"),

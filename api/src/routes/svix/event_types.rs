@@ -34,9 +34,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
-    /// Required on create: 1–256 of `a-zA-Z0-9-_.`.
+    /// Required on create (ignored on update and patch): a Hookline event
+    /// name, `resource.action` (letters, digits and `_` in dot-separated
+    /// segments, at most 100 characters; narrower than Svix's).
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    #[schema(
+        min_length = 3,
+        max_length = 100,
+        pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$"
+    )]
     pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,

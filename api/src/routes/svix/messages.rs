@@ -49,9 +49,11 @@ pub struct TransformationsParams {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIn {
-    /// 1–256 of `a-zA-Z0-9-_.`; need not be in the catalogue.
+    /// A Hookline event name (`resource.action`: letters, digits and `_`
+    /// in dot-separated segments, at most 100 characters; narrower than
+    /// Svix's); it need not be in the catalogue.
     #[serde(default)]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    #[schema(value_type = String, required = true, min_length = 3, max_length = 100, pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$")]
     pub event_type: Option<String>,
     /// A JSON object, up to 1 MiB; endpoints receive it exactly as sent.
     #[serde(default)]
@@ -359,7 +361,7 @@ async fn create(
         ("app_id" = String, Path, description = "The application's id (`app_…`) or uid."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
         ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
-        ("channel" = Option<String>, Query, description = "Only messages on this channel."),
+        ("channel" = Option<String>, Query, max_length = 128, pattern = r"^[a-zA-Z0-9\-_.:+]+$", description = "Only messages on this channel."),
         ("before" = Option<String>, Query, format = DateTime, description = "Only messages published before (RFC 3339; no offset: UTC)."),
         ("after" = Option<String>, Query, format = DateTime, description = "Only messages published after."),
         ("with_content" = Option<bool>, Query, description = "Include the payload (default true; the SDKs send false)."),

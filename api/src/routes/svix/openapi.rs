@@ -52,6 +52,14 @@ messages). Every path is also served with a trailing slash.
 **Idempotency.** Every POST honours `idempotency-key`: the first answer is \
 replayed for 12 hours; the same key with another body is a 409.";
 
+/// A list's order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    Ascending,
+    Descending,
+}
+
 /// `HttpErrorOut`: every error but 422.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = HttpErrorOut)]
@@ -168,6 +176,18 @@ fn answer(op: &mut Operation, status: u16, description: &str) {
 pub fn finish(api: &mut OpenApi) {
     each_operation(api, |method, op| {
         let has_input = op.request_body.is_some() || op.parameters.is_some();
+        let has_query = op
+            .parameters
+            .iter()
+            .flatten()
+            .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query);
+        if has_query {
+            answer(
+                op,
+                400,
+                "- `generic_error`: a query parameter is not of its type (`limit=ten`, `with_content=maybe`)",
+            );
+        }
         if has_input {
             answer(
                 op,
