@@ -29,6 +29,7 @@ mod rotations;
 mod secrets;
 mod subscriptions;
 mod support;
+mod svix_api;
 mod svix_sdk;
 mod tenants;
 mod timeouts;
