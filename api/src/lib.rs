@@ -5,6 +5,7 @@
 //! `{"code", "detail", "request_id"}`, for every 4xx and 5xx.
 
 pub mod cli;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod middleware;

@@ -2,17 +2,20 @@
 
 use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
+use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService};
 use hookline_application::health::HealthService;
 use hookline_application::idempotency::IdempotencyService;
 use hookline_application::messages::MessageService;
 use hookline_application::operators::OperatorService;
+use hookline_application::portal::PortalService;
+use hookline_application::ports::Clock;
 use hookline_application::subscriptions::SubscriptionService;
 use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_infrastructure::config::Secret;
 use std::sync::Arc;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     pub subscriptions: Arc<SubscriptionService>,
     pub publish: Arc<PublishService>,
@@ -28,4 +31,15 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     /// The request body limit of the Svix-compatible API.
     pub svix_max_body_bytes: usize,
+    pub portal: Arc<PortalService>,
+    pub dashboard: Arc<DashboardService>,
+    pub clock: Arc<dyn Clock>,
+    /// The console's sessions and settings.
+    pub console: Arc<crate::console::Console>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
 }

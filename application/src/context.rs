@@ -71,6 +71,8 @@ pub enum Actor {
     Admin,
     /// An operator API key (acting for the organisation).
     OperatorKey(Uuid),
+    /// A console session opened with a portal link (its id).
+    Portal(Uuid),
     System(&'static str),
 }
 
@@ -80,6 +82,7 @@ impl fmt::Display for Actor {
             Self::ApiKey(id) => write!(f, "api_key:{id}"),
             Self::Admin => f.write_str("admin"),
             Self::OperatorKey(id) => write!(f, "operator_key:{id}"),
+            Self::Portal(id) => write!(f, "portal:{id}"),
             Self::System(component) => write!(f, "system:{component}"),
         }
     }

@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod operator;
 pub mod outcome;
 pub mod payload;
+pub mod portal;
 pub mod retry;
 pub mod sealed;
 pub mod serde_helpers;

@@ -26,6 +26,9 @@ pub const KEY_FILE: &str = "secret.key";
 pub struct XChaChaCipher {
     key_id: String,
     aead: XChaCha20Poly1305,
+    /// A key for message authentication, derived from the server key
+    /// (never the server key itself).
+    mac_key: [u8; 32],
 }
 
 impl fmt::Debug for XChaChaCipher {
@@ -58,10 +61,19 @@ impl XChaChaCipher {
 
     pub fn from_bytes(key: &[u8; 32]) -> Self {
         let key_id = hex::encode(&Sha256::digest(key)[..4]);
+        let mut derive = Sha256::new();
+        derive.update(b"hookline:mac-key:v1:");
+        derive.update(key);
         Self {
             key_id,
             aead: XChaCha20Poly1305::new(key.into()),
+            mac_key: derive.finalize().into(),
         }
+    }
+
+    /// A signer with a key derived from this server key.
+    pub fn signer(&self) -> HmacSigner {
+        HmacSigner { key: self.mac_key }
     }
 
     /// The configured key, or the data directory's key file (created on
@@ -201,6 +213,56 @@ impl SecretCipher for XChaChaCipher {
     }
 }
 
+/// HMAC-SHA256 tags under a key derived from the server key (portal
+/// links).
+pub struct HmacSigner {
+    key: [u8; 32],
+}
+
+impl fmt::Debug for HmacSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacSigner")
+    }
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+impl HmacSigner {
+    fn mac(&self, message: &[u8]) -> Result<HmacSha256, AppError> {
+        use hmac::Mac;
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key)
+            .map_err(|e| AppError::Internal(format!("HMAC key: {e}")))?;
+        mac.update(message);
+        Ok(mac)
+    }
+}
+
+impl hookline_application::ports::LinkSigner for HmacSigner {
+    fn sign(&self, message: &[u8]) -> Result<[u8; 32], AppError> {
+        use hmac::Mac;
+        Ok(self.mac(message)?.finalize().into_bytes().into())
+    }
+
+    fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        use hmac::Mac;
+        self.mac(message)
+            .map(|m| m.verify_slice(tag).is_ok())
+            .unwrap_or(false)
+    }
+}
+
+impl hookline_application::ports::LinkSigner for NoKey {
+    fn sign(&self, _message: &[u8]) -> Result<[u8; 32], AppError> {
+        Err(AppError::Unavailable(
+            "no secret key: set HOOKLINE_SECRET_KEY or start the server once to create one".into(),
+        ))
+    }
+
+    fn verify(&self, _message: &[u8], _tag: &[u8]) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +294,17 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(XChaChaCipher::from_base64("short").is_err());
+    }
+
+    #[test]
+    fn signer_tags_verify_only_under_the_same_key() {
+        use hookline_application::ports::LinkSigner;
+        let a = XChaChaCipher::from_bytes(&[9u8; 32]).signer();
+        let b = XChaChaCipher::from_bytes(&[8u8; 32]).signer();
+        let tag = a.sign(b"link").unwrap();
+        assert!(a.verify(b"link", &tag));
+        assert!(!a.verify(b"other", &tag));
+        assert!(!b.verify(b"link", &tag));
+        assert!(!a.verify(b"link", &tag[..16]));
     }
 }

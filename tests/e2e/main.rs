@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod bounded;
 mod catalogue;
+mod console;
 mod crash;
 mod delivery;
 mod docs_ui;

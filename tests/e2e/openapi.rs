@@ -115,5 +115,5 @@ async fn every_documented_operation_is_routed_and_guarded_as_documented() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 50);
+    assert_eq!(checked, 53);
 }

@@ -11,6 +11,7 @@ pub mod event_types;
 pub mod health;
 pub mod openapi;
 pub mod operators;
+pub mod portal_sessions;
 pub mod subscriptions;
 pub mod svix;
 pub mod tenants;
@@ -49,7 +50,8 @@ fn routes(
         .merge(deliveries::router())
         .merge(event_types::router())
         .merge(audit::router())
-        .merge(tenants::own_router());
+        .merge(tenants::own_router())
+        .merge(portal_sessions::router());
     openapi::guard(v1.get_openapi_mut(), Guard::TenantKey);
     let mut admin = tenants::admin_router().merge(operators::admin_router());
     openapi::guard(admin.get_openapi_mut(), Guard::AdminToken);
@@ -95,6 +97,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
     let app = router
         .merge(svix)
         .layer(Extension(document))
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {

@@ -81,6 +81,7 @@ pages by position (`after`, `next_after`).";
         (name = "settings", description = "The tenant's settings."),
         (name = "audit", description = "The tenant's event log in commit order, and everything one request id caused."),
         (name = "api-keys", description = "The calling tenant's own API keys."),
+        (name = "portal-sessions", description = "Signed, short-lived links to the console that a tenant hands to its own customers."),
         (name = "admin", description = "Operators: tenants and their API keys (admin token)."),
         (name = "service", description = "Liveness, readiness and this document (public)."),
     )

@@ -7,12 +7,14 @@ use anyhow::Context;
 use cqrs_es::Aggregate;
 use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
+use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
 use hookline_application::health::HealthService;
 use hookline_application::idempotency::{IdempotencyService, IdempotencySettings};
 use hookline_application::messages::MessageService;
 use hookline_application::operators::OperatorService;
-use hookline_application::ports::SecretCipher;
+use hookline_application::portal::PortalService;
+use hookline_application::ports::{LinkSigner, SecretCipher};
 use hookline_application::replay::ReplayService;
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::{Authenticator, TenantService};
@@ -23,6 +25,7 @@ use hookline_domain::catalogue::CatalogueEntry;
 use hookline_domain::delivery::Delivery;
 use hookline_domain::message::Message;
 use hookline_domain::operator::Operators;
+use hookline_domain::portal::PortalLink;
 use hookline_domain::subscription::Subscription;
 use hookline_domain::tenant::Tenant;
 use hookline_domain::uid_claim::UidClaim;
@@ -31,6 +34,7 @@ use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
 use hookline_infrastructure::postgres::audit::{PgAuditLog, PgLogArchive};
 use hookline_infrastructure::postgres::catalogue::{EventTypesProjection, PgCatalogueReadModel};
+use hookline_infrastructure::postgres::dashboard::PgDeliveryStats;
 use hookline_infrastructure::postgres::deliveries::{
     PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
 };
@@ -85,6 +89,8 @@ pub struct Services {
     pub messages: Arc<MessageService>,
     pub operators: Arc<OperatorService>,
     pub idempotency: Arc<IdempotencyService>,
+    pub portal: Arc<PortalService>,
+    pub dashboard: Arc<DashboardService>,
     shared: Shared,
     subscription_store: Arc<PgAggregateStore<Subscription>>,
     directory: Arc<CachedSubscriptions>,
@@ -102,22 +108,27 @@ impl std::fmt::Debug for Services {
 }
 
 /// A server creates the key on first start; one-shot commands seal
-/// nothing and never leave a key file behind.
-fn cipher(settings: &Settings, runs: Runs) -> anyhow::Result<Arc<dyn SecretCipher>> {
+/// nothing and never leave a key file behind. The signer (portal links)
+/// uses a key derived from the same server key.
+fn cipher(
+    settings: &Settings,
+    runs: Runs,
+) -> anyhow::Result<(Arc<dyn SecretCipher>, Arc<dyn LinkSigner>)> {
     let configured = settings.secret_key.as_ref().map(|k| k.expose());
-    Ok(match runs {
-        Runs::Everything => Arc::new(
+    let cipher = match runs {
+        Runs::Everything => Some(
             XChaChaCipher::load_or_create(configured, settings.data_dir())
                 .context("loading the secret key")?,
         ),
-        Runs::TenantsOnly => {
-            match XChaChaCipher::load_existing(configured, settings.data_dir())
-                .context("loading the secret key")?
-            {
-                Some(c) => Arc::new(c),
-                None => Arc::new(NoKey),
-            }
+        Runs::TenantsOnly => XChaChaCipher::load_existing(configured, settings.data_dir())
+            .context("loading the secret key")?,
+    };
+    Ok(match cipher {
+        Some(c) => {
+            let signer = c.signer();
+            (Arc::new(c), Arc::new(signer))
         }
+        None => (Arc::new(NoKey), Arc::new(NoKey)),
     })
 }
 
@@ -235,10 +246,11 @@ impl Services {
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Self> {
         let consumers = Consumers::new(database, runs, shutdown);
+        let (cipher, signer) = cipher(settings, runs)?;
         let shared = Shared {
             clock: Arc::new(SystemClock),
             entropy: Arc::new(SystemEntropy),
-            cipher: cipher(settings, runs)?,
+            cipher,
             log: Arc::new(PgEventLog::new(database.db.pool.clone())),
             waiter: Arc::new(consumers.projections.clone()),
             consistency_timeout: settings.consistency_timeout,
@@ -265,7 +277,18 @@ impl Services {
             Arc::new(JsonSchemaCompiler),
         ));
         let pool = database.db.pool.clone();
+        let portal = Arc::new(PortalService::new(
+            shared.clone(),
+            Arc::new(PgAggregateStore::<PortalLink>::new(a.log.clone(), ())),
+            signer,
+            a.subscription_read.clone(),
+            a.tenant_read.clone(),
+        ));
         Ok(Self {
+            portal,
+            dashboard: Arc::new(DashboardService::new(Arc::new(PgDeliveryStats::new(
+                pool.clone(),
+            )))),
             publish: Arc::new(PublishService::new(
                 shared.clone(),
                 catalogue.clone(),
@@ -412,6 +435,16 @@ impl Services {
             idempotency: self.idempotency.clone(),
             admin_token: settings.admin_token.clone(),
             svix_max_body_bytes: settings.svix_max_body_bytes,
+            portal: self.portal.clone(),
+            dashboard: self.dashboard.clone(),
+            clock: self.shared.clock.clone(),
+            console: Arc::new(crate::console::Console::new(
+                &crate::console::ConsoleSettings {
+                    public_url: settings.public_url.clone(),
+                    idle_timeout: settings.console_idle_timeout,
+                    lifetime: settings.console_session_lifetime,
+                },
+            )),
         }
     }
 }

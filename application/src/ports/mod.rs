@@ -40,6 +40,18 @@ pub trait SecretCipher: Send + Sync {
     fn open(&self, sealed: &Sealed, context: &str) -> Result<Vec<u8>, AppError>;
 }
 
+/// Message authentication with a server key (portal links): a tag only
+/// this server can make, checked in constant time.
+pub trait LinkSigner: Send + Sync {
+    /// The tag of `message`.
+    ///
+    /// # Errors
+    /// When this process has no server key.
+    fn sign(&self, message: &[u8]) -> Result<[u8; 32], AppError>;
+    /// Whether `tag` is the tag of `message` (constant time).
+    fn verify(&self, message: &[u8], tag: &[u8]) -> bool;
+}
+
 /// A point in the event log's commit order: `(tx_id, global_position)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct LogPosition {
@@ -240,6 +252,7 @@ pub trait SubscriptionReadModel: Send + Sync {
 }
 
 mod catalogue;
+mod dashboard;
 mod deliveries;
 mod idempotency;
 mod messages;
@@ -247,6 +260,7 @@ mod operations;
 mod store;
 mod tenants;
 pub use catalogue::*;
+pub use dashboard::*;
 pub use deliveries::*;
 pub use idempotency::*;
 pub use messages::*;

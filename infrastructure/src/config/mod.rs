@@ -112,6 +112,14 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     /// Most subscriptions (not deleted) one tenant may have.
     pub max_subscriptions_per_tenant: u64,
+    /// Where clients reach this server (`https://hooks.example.com`):
+    /// portal links point there, and the console's cookies are `Secure`
+    /// when it is HTTPS. Without it, portal links use the request's `Host`.
+    pub public_url: Option<String>,
+    /// A console session ends after this long without a request…
+    pub console_idle_timeout: Duration,
+    /// …and after this long in any case.
+    pub console_session_lifetime: Duration,
 }
 
 /// The file/environment layer: every field optional.
@@ -141,6 +149,9 @@ struct Raw {
     worker_lease_seconds: Option<String>,
     idempotency_ttl_seconds: Option<String>,
     max_subscriptions_per_tenant: Option<String>,
+    public_url: Option<String>,
+    console_idle_timeout_seconds: Option<String>,
+    console_session_lifetime_seconds: Option<String>,
 }
 
 /// TOML values may be numbers or strings; both end up as text to parse.
@@ -241,7 +252,10 @@ impl Settings {
             worker_concurrency,
             worker_lease_seconds,
             idempotency_ttl_seconds,
-            max_subscriptions_per_tenant
+            max_subscriptions_per_tenant,
+            public_url,
+            console_idle_timeout_seconds,
+            console_session_lifetime_seconds
         );
         if raw.database_url.is_none() {
             raw.database_url = env("DATABASE_URL");
@@ -303,6 +317,13 @@ impl Settings {
             ),
             max_subscriptions_per_tenant: MAX_SUBSCRIPTIONS_PER_TENANT
                 .read(raw.max_subscriptions_per_tenant)?,
+            public_url: public_url(raw.public_url)?,
+            console_idle_timeout: Duration::from_secs(
+                CONSOLE_IDLE_TIMEOUT_SECONDS.read(raw.console_idle_timeout_seconds)?,
+            ),
+            console_session_lifetime: Duration::from_secs(
+                CONSOLE_SESSION_LIFETIME_SECONDS.read(raw.console_session_lifetime_seconds)?,
+            ),
         })
     }
 

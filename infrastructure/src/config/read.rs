@@ -182,3 +182,38 @@ pub(super) fn worker_lease(
     })?;
     Ok(Duration::from_secs(lease))
 }
+
+pub(super) const CONSOLE_IDLE_TIMEOUT_SECONDS: Number<u64> = Number {
+    name: "HOOKLINE_CONSOLE_IDLE_TIMEOUT_SECONDS",
+    min: 60,
+    max: 7 * 24 * 3600,
+    default: 30 * 60,
+};
+pub(super) const CONSOLE_SESSION_LIFETIME_SECONDS: Number<u64> = Number {
+    name: "HOOKLINE_CONSOLE_SESSION_LIFETIME_SECONDS",
+    min: 60,
+    max: 30 * 24 * 3600,
+    default: 8 * 3600,
+};
+
+/// `HOOKLINE_PUBLIC_URL`: an http(s) origin, without a trailing slash.
+pub(super) fn public_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(v) = raw.map(|v| v.trim().trim_end_matches('/').to_string()) else {
+        return Ok(None);
+    };
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let ok = (v.starts_with("https://") || v.starts_with("http://"))
+        && v.split("://").nth(1).is_some_and(|rest| {
+            !rest.is_empty()
+                && rest.chars().all(|c| c.is_ascii_graphic())
+                && !rest.contains(['?', '#'])
+        });
+    if !ok {
+        return Err(ConfigError(format!(
+            "HOOKLINE_PUBLIC_URL must be an http:// or https:// URL such as https://hooks.example.com (got '{v}')"
+        )));
+    }
+    Ok(Some(v))
+}

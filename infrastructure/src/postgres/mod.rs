@@ -6,6 +6,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod checkpoints;
 pub mod copy;
+pub mod dashboard;
 pub mod deliveries;
 pub mod directory;
 pub mod health;

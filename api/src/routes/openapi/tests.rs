@@ -116,6 +116,8 @@ fn routes_are_registered_only_with_their_documentation() {
         ("GET", "/v1/audit/events"),
         ("PATCH", "/v1/settings"),
         ("POST", "/v1/api-keys/rotate"),
+        ("POST", "/v1/portal-sessions"),
+        ("DELETE", "/v1/portal-sessions/{id}"),
         ("DELETE", "/admin/tenants/{id}/keys/{key_id}"),
         ("POST", "/admin/operator-keys"),
         ("DELETE", "/admin/operator-keys/{id}"),
@@ -130,7 +132,7 @@ fn routes_are_registered_only_with_their_documentation() {
             "{method} {path}"
         );
     }
-    assert_eq!(ops.len(), 50, "operations: {ids:?}");
+    assert_eq!(ops.len(), 53, "operations: {ids:?}");
 }
 
 #[test]

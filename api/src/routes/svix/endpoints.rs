@@ -2,7 +2,7 @@
 //! that deliver the message's payload exactly (`raw`), signed with the
 //! `svix` scheme, filtered by exact event types and by channels. Their
 //! secret can be read back: each read is recorded in the log
-//! (`SecretRevealed`, ADR 0011).
+//! (`SecretRevealed`, ADR 0012).
 
 use super::apps::{metadata, present, rate};
 use super::error::{Invalid, SvixError, SvixResult};

@@ -1,0 +1,129 @@
+// Hookline console: small progressive enhancements. Every page works
+// without this file; with it, secrets copy with one click, a group's events
+// are selected at once, fields are checked as you type, and delivery logs
+// update while deliveries happen. Loaded from our own origin only (CSP).
+(function () {
+  "use strict";
+
+  function onReady(fn) {
+    if (document.readyState !== "loading") fn();
+    else document.addEventListener("DOMContentLoaded", fn);
+  }
+
+  // Copy buttons: <button data-copy="#target" data-copied="Copied">.
+  function setupCopy() {
+    document.querySelectorAll("button[data-copy]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var target = document.querySelector(button.getAttribute("data-copy"));
+        if (!target) return;
+        var text = target.textContent.trim();
+        var status = document.getElementById(button.getAttribute("aria-describedby") || "");
+        var done = function () {
+          if (status) status.textContent = button.getAttribute("data-copied") || "";
+        };
+        if (navigator.clipboard && navigator.clipboard.writeText) {
+          navigator.clipboard.writeText(text).then(done, function () { selectText(target); });
+        } else {
+          selectText(target);
+        }
+      });
+    });
+  }
+
+  function selectText(el) {
+    var range = document.createRange();
+    range.selectNodeContents(el);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  // "Select all" per event group.
+  function setupGroups() {
+    document.querySelectorAll("input[data-select-all]").forEach(function (all) {
+      var group = all.getAttribute("data-select-all");
+      var items = function () {
+        return Array.prototype.slice.call(
+          document.querySelectorAll('input[data-group="' + CSS.escape(group) + '"]'));
+      };
+      var sync = function () {
+        var boxes = items();
+        var on = boxes.filter(function (b) { return b.checked; }).length;
+        all.checked = boxes.length > 0 && on === boxes.length;
+        all.indeterminate = on > 0 && on < boxes.length;
+      };
+      all.addEventListener("change", function () {
+        items().forEach(function (b) { b.checked = all.checked; });
+        all.indeterminate = false;
+      });
+      items().forEach(function (b) { b.addEventListener("change", sync); });
+      sync();
+    });
+  }
+
+  // Inline validation with the API's own rules: <input data-validate="url">.
+  function setupValidation() {
+    document.querySelectorAll("input[data-validate]").forEach(function (input) {
+      var field = input.getAttribute("data-validate");
+      var out = document.getElementById(input.id + "-error");
+      var seq = 0;
+      var check = function () {
+        if (!out) return;
+        var value = input.value;
+        if (value === "" && field === "secret") {
+          out.textContent = "";
+          input.removeAttribute("aria-invalid");
+          return;
+        }
+        var mine = ++seq;
+        fetch("/console/validate?field=" + encodeURIComponent(field) + "&value=" + encodeURIComponent(value),
+              { headers: { "x-console-fetch": "1" }, credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (res) {
+            if (!res || mine !== seq) return;
+            out.textContent = res.ok ? "" : res.message;
+            if (res.ok) input.removeAttribute("aria-invalid");
+            else input.setAttribute("aria-invalid", "true");
+          })
+          .catch(function () {});
+      };
+      input.addEventListener("change", check);
+      input.addEventListener("blur", check);
+    });
+  }
+
+  // Live parts: <tbody data-live="/console/...">, refreshed every 2 s while
+  // the page is visible.
+  function setupLive() {
+    document.querySelectorAll("[data-live]").forEach(function (el) {
+      var url = el.getAttribute("data-live");
+      var stopped = false;
+      var tick = function () {
+        if (stopped) return;
+        if (document.hidden) { setTimeout(tick, 2000); return; }
+        fetch(url, { headers: { "x-console-fetch": "1" }, credentials: "same-origin" })
+          .then(function (r) {
+            if (r.status === 401) { stopped = true; return null; }
+            return r.ok ? r.text() : null;
+          })
+          .then(function (html) {
+            if (html !== null && html !== undefined && html !== el.innerHTML) {
+              el.innerHTML = html;
+              el.setAttribute("data-refreshed", String(Date.now()));
+            }
+          })
+          .catch(function () {})
+          .then(function () { setTimeout(tick, 2000); });
+      };
+      setTimeout(tick, 2000);
+    });
+  }
+
+  onReady(function () {
+    setupCopy();
+    setupGroups();
+    setupValidation();
+    setupLive();
+  });
+})();

@@ -1,0 +1,249 @@
+//! Signing in (API key or admin token), signing out, the language switch,
+//! opening a portal link, and the built-in help page.
+
+use crate::console::i18n::{Locale, M};
+use crate::console::layout::bare_page;
+use crate::console::session::{Role, Session};
+use crate::console::web::{
+    admin_fingerprint, html, html_status, locale, see_other, session_cookie, AnonymousPost,
+    Failure, PageResult, PostedAny, LANG_COOKIE,
+};
+use crate::middleware::CurrentRequestId;
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use hookline_application::AppError;
+use maud::html as markup;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// `/console`: the dashboard, or sign-in without a session.
+pub async fn home() -> Response {
+    see_other("/console/dashboard")
+}
+
+fn sign_in_form(locale: Locale, admin: bool, error: Option<M>, status: StatusCode) -> Response {
+    let t = |m: M| m.text(locale);
+    let content = markup! {
+        div.signin {
+            h1 { (t(M::SignInTitle)) }
+            p.lead { (t(M::SignInLead)) }
+            @if let Some(e) = error {
+                div.notice.error role="alert" { (t(e)) }
+            }
+            form method="post" action="/console/sign-in" {
+                input type="hidden" name="kind" value="tenant";
+                div.field {
+                    label for="api_key" { (t(M::ApiKey)) }
+                    input #api_key type="password" name="credential" autocomplete="off" required
+                        aria-describedby="api_key-hint";
+                    p.hint #api_key-hint { (t(M::ApiKeyHint)) }
+                }
+                button type="submit" { (t(M::SignIn)) }
+            }
+            @if admin {
+                h2 { (t(M::OperatorSignIn)) }
+                form method="post" action="/console/sign-in" {
+                    input type="hidden" name="kind" value="operator";
+                    div.field {
+                        label for="admin_token" { (t(M::AdminToken)) }
+                        input #admin_token type="password" name="credential" autocomplete="off" required
+                            aria-describedby="admin_token-hint";
+                        p.hint #admin_token-hint { (t(M::AdminTokenHint)) }
+                    }
+                    button.secondary type="submit" { (t(M::SignInAsOperator)) }
+                }
+            }
+        }
+    };
+    html_status(
+        status,
+        bare_page(locale, t(M::SignInTitle), "/console/sign-in", content),
+    )
+}
+
+/// `GET /console/sign-in`.
+pub async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    sign_in_form(
+        locale(&headers),
+        state.admin_token.is_some(),
+        None,
+        StatusCode::OK,
+    )
+}
+
+fn start(state: &AppState, session: Session, to: &str) -> Response {
+    let token = state.console.sessions.start(session);
+    let mut r = see_other(to);
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&token, state.console.secure(), None)) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn csrf_token() -> String {
+    crate::console::session::new_token()
+}
+
+/// `POST /console/sign-in`.
+pub async fn sign_in(State(state): State<AppState>, post: AnonymousPost) -> PageResult {
+    let AnonymousPost {
+        form,
+        locale,
+        client,
+    } = post;
+    let admin = state.admin_token.is_some();
+    if state.console.sign_ins.blocked(client).is_some() {
+        return Ok(sign_in_form(
+            locale,
+            admin,
+            Some(M::TooManySignIns),
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
+    let credential = form.get("credential").unwrap_or("").trim();
+    let session = match form.get("kind") {
+        Some("operator") => match &state.admin_token {
+            Some(token)
+                if !credential.is_empty()
+                    && bool::from(credential.as_bytes().ct_eq(token.expose().as_bytes())) =>
+            {
+                Some(Session::new(
+                    Role::Operator { viewing: None },
+                    csrf_token(),
+                    Some(admin_fingerprint(token.expose())),
+                ))
+            }
+            _ => None,
+        },
+        _ => state
+            .auth
+            .authenticate(credential)
+            .await
+            .map_err(Failure::from)?
+            .map(|p| {
+                Session::new(
+                    Role::Tenant {
+                        tenant_id: p.tenant_id,
+                        key_id: p.key_id,
+                    },
+                    csrf_token(),
+                    None,
+                )
+            }),
+    };
+    let Some(session) = session else {
+        state.console.sign_ins.failed(client);
+        tracing::warn!(%client, "console sign-in refused");
+        return Ok(sign_in_form(
+            locale,
+            admin,
+            Some(M::SignInFailed),
+            StatusCode::UNAUTHORIZED,
+        ));
+    };
+    state.console.sign_ins.succeeded(client);
+    let to = match session.role {
+        Role::Operator { .. } => "/console/tenants",
+        _ => "/console/dashboard",
+    };
+    Ok(start(&state, session, to))
+}
+
+/// `POST /console/sign-out`.
+pub async fn sign_out(State(state): State<AppState>, PostedAny(post): PostedAny) -> Response {
+    state.console.sessions.end(&post.viewer.token);
+    let mut r = see_other("/console/sign-in");
+    if let Ok(v) = HeaderValue::from_str(&session_cookie("", state.console.secure(), Some(0))) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LangQuery {
+    #[serde(default)]
+    set: Option<String>,
+    #[serde(default)]
+    back: Option<String>,
+}
+
+/// `GET /console/lang?set=es&back=/console/...`: remembers the language
+/// (a preference cookie; nothing on the server changes).
+pub async fn language(State(state): State<AppState>, Query(q): Query<LangQuery>) -> Response {
+    let back = q
+        .back
+        .filter(|b| b.starts_with("/console") && !b.starts_with("//") && !b.contains('\\'))
+        .unwrap_or_else(|| "/console".to_string());
+    let mut r = see_other(&back);
+    if let Some(l) = q.set.as_deref().and_then(Locale::from_code) {
+        let mut c = format!(
+            "{LANG_COOKIE}={}; Path=/console; SameSite=Strict; Max-Age=31536000",
+            l.code()
+        );
+        if state.console.secure() {
+            c.push_str("; Secure");
+        }
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PortalQuery {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /console/portal?token=hlp_…`: checks the link, records its use, and
+/// starts a session scoped to the link's tenant.
+pub async fn open_portal(
+    State(state): State<AppState>,
+    CurrentRequestId(request_id): CurrentRequestId,
+    Query(q): Query<PortalQuery>,
+) -> PageResult {
+    let token = q.token.unwrap_or_default();
+    let grant = match state.portal.open(token.trim(), request_id).await {
+        Ok(grant) => grant,
+        Err(AppError::Conflict { code, detail }) => {
+            return Err(Failure {
+                status: StatusCode::GONE,
+                code: code.to_string(),
+                detail,
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let session = Session::new(Role::Portal(grant), csrf_token(), None);
+    Ok(start(&state, session, "/console/subscriptions"))
+}
+
+/// `GET /console/docs`: what the console is for and where to read more.
+pub async fn docs(headers: HeaderMap) -> Response {
+    let locale = locale(&headers);
+    let t = |m: M| m.text(locale);
+    let content = markup! {
+        h1 { (t(M::HelpTitle)) }
+        p { (t(M::HelpIntro)) }
+        h2 { (t(M::HelpSubscriptionsTitle)) }
+        p { (t(M::HelpSubscriptions)) }
+        h2 { (t(M::HelpVerifyTitle)) }
+        p { (t(M::HelpVerify)) }
+        h2 { (t(M::HelpDeliveriesTitle)) }
+        p { (t(M::HelpDeliveries)) }
+        h2 { (t(M::HelpPortalTitle)) }
+        p { (t(M::HelpPortal)) }
+        h2 { (t(M::HelpMoreTitle)) }
+        p { (t(M::HelpMore)) }
+        ul {
+            li { code { "docs/console.md" } }
+            li { code { "docs/api.md" } }
+            li { code { "docs/receiving.md" } }
+        }
+        p { a href="/console" { (t(M::BackToConsole)) } }
+    };
+    html(bare_page(locale, t(M::HelpTitle), "/console/docs", content))
+}

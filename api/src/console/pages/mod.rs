@@ -1,0 +1,46 @@
+//! The console's pages, one module per area. Handlers call the same
+//! application services as the `/v1` routes.
+
+pub mod auth;
+pub mod dashboard;
+pub mod deliveries;
+pub mod event_types;
+pub mod operator;
+pub mod portal_links;
+pub mod subscriptions;
+
+use super::layout::{self, Nav};
+use super::web::{html, Viewer};
+use crate::state::AppState;
+use axum::http::Uri;
+use axum::response::Response;
+use maud::Markup;
+
+/// The name of the tenant the viewer works in (for the header).
+pub async fn tenant_name(state: &AppState, viewer: &Viewer) -> Option<String> {
+    let id = viewer.tenant()?;
+    state.tenants.get(id).await.ok().map(|t| t.name)
+}
+
+/// A signed-in page with the shell around `content`.
+pub async fn shell(
+    state: &AppState,
+    viewer: &Viewer,
+    title: &str,
+    nav: Nav,
+    uri: &Uri,
+    content: Markup,
+) -> Response {
+    let name = tenant_name(state, viewer).await;
+    let path = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
+    html(layout::page(
+        viewer,
+        name.as_deref(),
+        title,
+        nav,
+        &path,
+        content,
+    ))
+}

@@ -1,0 +1,310 @@
+//! The operator's pages (signed in with `HOOKLINE_ADMIN_TOKEN`): every
+//! tenant, creating tenants, issuing and revoking their keys, and opening a
+//! tenant's console (what the operator then does is recorded with actor
+//! `admin`).
+
+use super::shell;
+use crate::console::i18n::M;
+use crate::console::layout::{csrf, time, urlencode, Nav};
+use crate::console::session::Role;
+use crate::console::web::{see_other, Failure, PageResult, Posted, PostedAny, Viewer};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri};
+use hookline_application::pagination::PageRequest;
+use hookline_application::tenants::IssuedKey;
+use hookline_application::{Actor, CommandContext};
+use hookline_domain::tenant::{TenantName, TenantStatus};
+use hookline_domain::TenantId;
+use maud::{html, Markup};
+use serde::Deserialize;
+use uuid::Uuid;
+
+fn require_operator(viewer: &Viewer) -> Result<(), Failure> {
+    if viewer.is_operator() {
+        Ok(())
+    } else {
+        Err(Failure::new(StatusCode::FORBIDDEN, "operator_only"))
+    }
+}
+
+fn admin_ctx(viewer: &Viewer) -> CommandContext {
+    CommandContext {
+        request_id: viewer.request_id.clone(),
+        tenant_id: TenantId::from_uuid(Uuid::nil()),
+        actor: Actor::Admin,
+    }
+}
+
+fn tenant_id(raw: &str) -> Result<TenantId, Failure> {
+    TenantId::parse(raw).map_err(|_| Failure::new(StatusCode::NOT_FOUND, "page_not_found"))
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    done: Option<String>,
+}
+
+fn create_form(viewer: &Viewer, value: &str, error: Option<&str>) -> Markup {
+    let t = |m: M| viewer.t(m);
+    html! {
+        h2 { (t(M::CreateTenant)) }
+        form method="post" action="/console/tenants" novalidate {
+            (csrf(viewer))
+            div.field {
+                label for="tenant-name" { (t(M::TenantName)) }
+                input #tenant-name type="text" name="name" value=(value) required
+                    aria-describedby="tenant-name-error" aria-invalid=[error.map(|_| "true")];
+                p.error-text #tenant-name-error role="alert" { @if let Some(e) = error { (e) } }
+            }
+            button type="submit" { (t(M::CreateTenant)) }
+        }
+    }
+}
+
+/// `GET /console/tenants`.
+pub async fn tenants(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Query(q): Query<ListQuery>,
+) -> PageResult {
+    require_operator(&viewer)?;
+    let page = state
+        .tenants
+        .list(false, PageRequest::parse(Some(100), q.cursor.as_deref())?)
+        .await?;
+    let t = |m: M| viewer.t(m);
+    let content = html! {
+        h1 { (t(M::Tenants)) }
+        (crate::console::layout::done_notice(viewer.locale, q.done.as_deref()))
+        @if page.data.is_empty() {
+            div.empty { p { (t(M::NoTenants)) } }
+        } @else {
+            div.table-wrap { table #tenants {
+                thead { tr { th scope="col" { (t(M::TenantName)) } th scope="col" { (t(M::ActiveKeys)) } th scope="col" { (t(M::Created)) } th scope="col" { (t(M::Actions)) } } }
+                tbody {
+                    @for tenant in &page.data {
+                        tr data-tenant=(tenant.id) {
+                            td { a href={ "/console/tenants/" (tenant.id) } { (tenant.name) } }
+                            td { (tenant.active_keys) }
+                            td { (time(tenant.created_at)) }
+                            td {
+                                form.inline method="post" action={ "/console/tenants/" (tenant.id) "/open" } {
+                                    (csrf(&viewer))
+                                    button.secondary type="submit" { (t(M::OpenConsole)) span.visually-hidden { " " (tenant.name) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+        @if let Some(next) = &page.next_cursor {
+            p { a href={ "/console/tenants?cursor=" (urlencode(next)) } { (t(M::NextPage)) } }
+        }
+        (create_form(&viewer, "", None))
+    };
+    Ok(shell(&state, &viewer, t(M::Tenants), Nav::Tenants, &uri, content).await)
+}
+
+fn key_once(viewer: &Viewer, key: &IssuedKey) -> Markup {
+    let t = |m: M| viewer.t(m);
+    html! {
+        div.notice.warn role="status" {
+            p { strong { (t(M::KeyOnce)) } }
+            div.secret {
+                code #key-value { (key.api_key) }
+                button.secondary type="button" data-copy="#key-value" data-copied=(t(M::Copied)) aria-describedby="copy-status" hidden { (t(M::Copy)) }
+                span #copy-status role="status" aria-live="polite" {}
+            }
+        }
+    }
+}
+
+/// `POST /console/tenants`.
+pub async fn create_tenant(State(state): State<AppState>, uri: Uri, post: Posted) -> PageResult {
+    let Posted { viewer, form } = post;
+    require_operator(&viewer)?;
+    let raw = form.get("name").unwrap_or("").to_string();
+    let name = match TenantName::parse(&raw) {
+        Ok(n) => n,
+        Err(e) => {
+            let msg = crate::console::i18n::field_error(viewer.locale, &e);
+            let content =
+                html! { h1 { (viewer.t(M::Tenants)) } (create_form(&viewer, &raw, Some(&msg))) };
+            let mut r = shell(
+                &state,
+                &viewer,
+                viewer.t(M::Tenants),
+                Nav::Tenants,
+                &uri,
+                content,
+            )
+            .await;
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            return Ok(r);
+        }
+    };
+    let created = state.tenants.create(&admin_ctx(&viewer), name).await?.value;
+    let t = |m: M| viewer.t(m);
+    let content = html! {
+        h1 { (t(M::TenantCreated)) ": " (created.tenant.name) }
+        (key_once(&viewer, &created.key))
+        p { a.button href={ "/console/tenants/" (created.tenant.id) } { (t(M::Continue)) } }
+    };
+    let mut r = shell(
+        &state,
+        &viewer,
+        t(M::TenantCreated),
+        Nav::Tenants,
+        &uri,
+        content,
+    )
+    .await;
+    *r.status_mut() = StatusCode::CREATED;
+    Ok(r)
+}
+
+/// `GET /console/tenants/{id}`.
+pub async fn tenant(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> PageResult {
+    require_operator(&viewer)?;
+    let id = tenant_id(&id)?;
+    let view = state.tenants.get(id).await?;
+    let keys = state.tenants.keys(id).await?;
+    Ok(tenant_page(&state, &viewer, &uri, &view, &keys, None, q.done.as_deref()).await)
+}
+
+async fn tenant_page(
+    state: &AppState,
+    viewer: &Viewer,
+    uri: &Uri,
+    view: &hookline_application::tenants::TenantView,
+    keys: &[hookline_application::tenants::ApiKeyView],
+    issued: Option<&IssuedKey>,
+    done: Option<&str>,
+) -> axum::response::Response {
+    let t = |m: M| viewer.t(m);
+    let content = html! {
+        p { a href="/console/tenants" { "← " (t(M::Tenants)) } }
+        h1 { (view.name) }
+        (crate::console::layout::done_notice(viewer.locale, done))
+        @if let Some(k) = issued { (key_once(viewer, k)) }
+        dl.props {
+            dt { "ID" } dd { code { (view.id) } }
+            dt { (t(M::Status)) } dd { @if view.status == TenantStatus::Active { span.badge.ok { (t(M::StatusActive)) } } @else { span.badge.muted { (t(M::StatusDeleted)) } } }
+            dt { (t(M::Created)) } dd { (time(view.created_at)) }
+        }
+        div.actions {
+            form.inline method="post" action={ "/console/tenants/" (view.id) "/open" } {
+                (csrf(viewer)) button type="submit" { (t(M::OpenConsole)) }
+            }
+            form.inline method="post" action={ "/console/tenants/" (view.id) "/keys" } {
+                (csrf(viewer)) button.secondary type="submit" { (t(M::IssueKey)) }
+            }
+        }
+        h2 { (t(M::ApiKeys)) }
+        div.table-wrap { table #keys {
+            thead { tr { th scope="col" { (t(M::Key)) } th scope="col" { (t(M::Created)) } th scope="col" { (t(M::Status)) } th scope="col" { (t(M::Actions)) } } }
+            tbody {
+                @for k in keys {
+                    tr {
+                        td { code { (k.hint) } }
+                        td { (time(k.created_at)) }
+                        td { @if k.active { span.badge.ok { (t(M::StatusActive)) } } @else { span.badge.muted { (t(M::Revoked)) } } }
+                        td { @if k.active {
+                            form.inline method="post" action={ "/console/tenants/" (view.id) "/keys/" (k.id) "/revoke" } {
+                                (csrf(viewer)) button.danger type="submit" { (t(M::Revoke)) span.visually-hidden { " " (k.hint) } }
+                            }
+                        } }
+                    }
+                }
+            }
+        } }
+    };
+    shell(state, viewer, &view.name, Nav::Tenants, uri, content).await
+}
+
+/// `POST /console/tenants/{id}/keys`: shows the new key once.
+pub async fn issue_key(
+    State(state): State<AppState>,
+    uri: Uri,
+    Path(id): Path<String>,
+    post: Posted,
+) -> PageResult {
+    require_operator(&post.viewer)?;
+    let id = tenant_id(&id)?;
+    let issued = state
+        .tenants
+        .issue_key(&admin_ctx(&post.viewer), id)
+        .await?
+        .value;
+    let view = state.tenants.get(id).await?;
+    let keys = state.tenants.keys(id).await?;
+    let mut r = tenant_page(
+        &state,
+        &post.viewer,
+        &uri,
+        &view,
+        &keys,
+        Some(&issued),
+        None,
+    )
+    .await;
+    *r.status_mut() = StatusCode::CREATED;
+    Ok(r)
+}
+
+/// `POST /console/tenants/{id}/keys/{key_id}/revoke`.
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Path((id, key_id)): Path<(String, String)>,
+    post: Posted,
+) -> PageResult {
+    require_operator(&post.viewer)?;
+    let id = tenant_id(&id)?;
+    let key_id = Uuid::parse_str(&key_id)
+        .map_err(|_| Failure::new(StatusCode::NOT_FOUND, "page_not_found"))?;
+    state
+        .tenants
+        .revoke_key(&admin_ctx(&post.viewer), id, key_id)
+        .await?;
+    Ok(see_other(&format!("/console/tenants/{id}?done=revoked")))
+}
+
+/// `POST /console/tenants/{id}/open`: the operator works in this tenant's
+/// console.
+pub async fn open_tenant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Posted,
+) -> PageResult {
+    require_operator(&post.viewer)?;
+    let id = tenant_id(&id)?;
+    let view = state.tenants.get(id).await?;
+    if view.status != TenantStatus::Active {
+        return Err(Failure::new(StatusCode::CONFLICT, "tenant_deleted"));
+    }
+    state.console.sessions.update(&post.viewer.token, |s| {
+        s.role = Role::Operator { viewing: Some(id) };
+    });
+    Ok(see_other("/console/subscriptions"))
+}
+
+/// `POST /console/tenants/leave`: back to the tenant list.
+pub async fn leave(State(state): State<AppState>, PostedAny(post): PostedAny) -> PageResult {
+    require_operator(&post.viewer)?;
+    state.console.sessions.update(&post.viewer.token, |s| {
+        s.role = Role::Operator { viewing: None };
+    });
+    Ok(see_other("/console/tenants"))
+}

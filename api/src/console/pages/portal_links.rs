@@ -1,0 +1,263 @@
+//! Portal links, for a tenant (not for portal sessions themselves): issue
+//! one for a customer (its URL shown once), see its uses, revoke it.
+
+use super::shell;
+use crate::console::i18n::{field_error, M};
+use crate::console::layout::{csrf, done_notice, time, Nav};
+use crate::console::web::{see_other, Failure, PageResult, Posted, Viewer};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use hookline_application::pagination::PageRequest;
+use hookline_application::portal::IssueLink;
+use hookline_application::subscriptions::{ListSubscriptions, SubscriptionView};
+use hookline_application::AppError;
+use hookline_domain::SubscriptionId;
+use maud::{html, Markup};
+use serde::Deserialize;
+use uuid::Uuid;
+
+fn tenant_only(viewer: &Viewer) -> Result<(), Failure> {
+    if viewer.portal().is_some() {
+        return Err(Failure::new(StatusCode::FORBIDDEN, "read_only"));
+    }
+    viewer.require_tenant().map(|_| ())
+}
+
+const LIFETIMES: [(i64, M); 4] = [
+    (900, M::Minutes15),
+    (3600, M::Hour1),
+    (8 * 3600, M::Hours8),
+    (24 * 3600, M::Hours24),
+];
+
+fn form(viewer: &Viewer, subs: &[SubscriptionView], error: Option<&str>) -> Markup {
+    let t = |m: M| viewer.t(m);
+    html! {
+        form method="post" action="/console/portal-links" {
+            (csrf(viewer))
+            @if let Some(e) = error { div.notice.error role="alert" { (e) } }
+            div.field {
+                label for="expires_in" { (t(M::ValidFor)) }
+                select #expires_in name="expires_in" {
+                    @for (secs, m) in LIFETIMES { option value=(secs) selected[secs == 3600] { (t(m)) } }
+                }
+            }
+            div.field.check {
+                input #read_only type="checkbox" name="read_only" value="1" checked;
+                label for="read_only" { (t(M::ReadOnlyLink)) }
+            }
+            @if !subs.is_empty() {
+                fieldset {
+                    legend { (t(M::LimitToSubscriptions)) }
+                    p.hint { (t(M::LimitHint)) }
+                    div.checks {
+                        @for s in subs {
+                            div.check {
+                                input type="checkbox" id={ "sub-" (s.id) } name="subscription" value=(s.id);
+                                label for={ "sub-" (s.id) } { (s.url) }
+                            }
+                        }
+                    }
+                }
+            }
+            button type="submit" { (t(M::CreatePortalLink)) }
+        }
+    }
+}
+
+async fn subscriptions(
+    state: &AppState,
+    viewer: &Viewer,
+) -> Result<Vec<SubscriptionView>, Failure> {
+    Ok(state
+        .subscriptions
+        .list(
+            viewer.require_tenant()?,
+            ListSubscriptions {
+                event: None,
+                include_inactive: false,
+                page: PageRequest::parse(Some(100), None)?,
+            },
+        )
+        .await?
+        .data)
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct DoneQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// `GET /console/portal-links`.
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Query(q): Query<DoneQuery>,
+) -> PageResult {
+    tenant_only(&viewer)?;
+    let subs = subscriptions(&state, &viewer).await?;
+    let t = |m: M| viewer.t(m);
+    let content = html! {
+        h1 { (t(M::PortalLinks)) }
+        (done_notice(viewer.locale, q.done.as_deref()))
+        p.lead { (t(M::PortalLead)) }
+        (form(&viewer, &subs, None))
+    };
+    Ok(shell(
+        &state,
+        &viewer,
+        t(M::PortalLinks),
+        Nav::PortalLinks,
+        &uri,
+        content,
+    )
+    .await)
+}
+
+/// `POST /console/portal-links`: issues a link and shows its URL once.
+pub async fn create(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    post: Posted,
+) -> PageResult {
+    let Posted { viewer, form: data } = post;
+    tenant_only(&viewer)?;
+    let ids: Result<Vec<SubscriptionId>, _> = data
+        .all("subscription")
+        .into_iter()
+        .map(SubscriptionId::parse)
+        .collect();
+    let issued = match ids.map_err(AppError::from).and_then(|ids| {
+        IssueLink::new(
+            data.get("expires_in").and_then(|v| v.parse().ok()),
+            data.checked("read_only"),
+            (!ids.is_empty()).then_some(ids),
+        )
+    }) {
+        Ok(input) => state.portal.issue(&viewer.ctx()?, input).await,
+        Err(e) => Err(e),
+    };
+    let issued = match issued {
+        Ok(i) => i.value,
+        Err(AppError::Validation(list)) => {
+            let msg = list
+                .first()
+                .map(|v| field_error(viewer.locale, v))
+                .unwrap_or_default();
+            let subs = subscriptions(&state, &viewer).await?;
+            let content =
+                html! { h1 { (viewer.t(M::PortalLinks)) } (form(&viewer, &subs, Some(&msg))) };
+            let mut r = shell(
+                &state,
+                &viewer,
+                viewer.t(M::PortalLinks),
+                Nav::PortalLinks,
+                &uri,
+                content,
+            )
+            .await;
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            return Ok(r);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let url = crate::console::portal_url(&state.console, &headers, &issued.token);
+    let t = |m: M| viewer.t(m);
+    let content = html! {
+        h1 { (t(M::PortalLinkCreated)) }
+        div.notice.warn role="status" {
+            p { strong { (t(M::PortalLinkOnce)) } }
+            div.secret {
+                code #portal-url { (url) }
+                button.secondary type="button" data-copy="#portal-url" data-copied=(t(M::Copied)) aria-describedby="copy-status" hidden { (t(M::Copy)) }
+                span #copy-status role="status" aria-live="polite" {}
+            }
+        }
+        dl.props {
+            dt { (t(M::Expires)) } dd { (time(issued.expires_at)) }
+            dt { (t(M::ReadOnly)) } dd { @if issued.read_only { (t(M::Yes)) } @else { (t(M::No)) } }
+        }
+        p { a.button.secondary href={ "/console/portal-links/" (issued.id) } { (t(M::ViewLink)) } }
+    };
+    let mut r = shell(
+        &state,
+        &viewer,
+        t(M::PortalLinkCreated),
+        Nav::PortalLinks,
+        &uri,
+        content,
+    )
+    .await;
+    *r.status_mut() = StatusCode::CREATED;
+    Ok(r)
+}
+
+fn link_id(raw: &str) -> Result<Uuid, Failure> {
+    Uuid::parse_str(raw).map_err(|_| Failure::new(StatusCode::NOT_FOUND, "page_not_found"))
+}
+
+/// `GET /console/portal-links/{id}`: the link and every use.
+pub async fn detail(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path(id): Path<String>,
+    Query(q): Query<DoneQuery>,
+) -> PageResult {
+    tenant_only(&viewer)?;
+    let link = state
+        .portal
+        .get(viewer.require_tenant()?, link_id(&id)?)
+        .await?;
+    let t = |m: M| viewer.t(m);
+    let content = html! {
+        p { a href="/console/portal-links" { "← " (t(M::PortalLinks)) } }
+        h1 { (t(M::PortalLink)) " " code { (link.id) } }
+        (done_notice(viewer.locale, q.done.as_deref()))
+        dl.props {
+            dt { (t(M::Created)) } dd { (time(link.issued_at)) }
+            dt { (t(M::Expires)) } dd { (time(link.expires_at)) }
+            dt { (t(M::ReadOnly)) } dd { @if link.read_only { (t(M::Yes)) } @else { (t(M::No)) } }
+            dt { (t(M::Status)) } dd { @if let Some(r) = link.revoked_at { span.badge.muted { (t(M::Revoked)) } " " (time(r)) } @else { span.badge.ok { (t(M::StatusActive)) } } }
+            @if let Some(ids) = &link.subscription_filter {
+                dt { (t(M::LimitToSubscriptions)) } dd { @for id in ids { code { (id) } br; } }
+            }
+        }
+        h2 { (t(M::Uses)) }
+        @if link.uses.is_empty() { p.muted { (t(M::NotUsedYet)) } } @else {
+            ul { @for u in &link.uses { li { (time(u.opened_at)) @if let Some(r) = &u.request_id { " · " code { (r) } } } } }
+        }
+        @if link.revoked_at.is_none() {
+            form method="post" action={ "/console/portal-links/" (link.id) "/revoke" } {
+                (csrf(&viewer)) button.danger type="submit" { (t(M::RevokeLink)) }
+            }
+        }
+    };
+    Ok(shell(
+        &state,
+        &viewer,
+        t(M::PortalLink),
+        Nav::PortalLinks,
+        &uri,
+        content,
+    )
+    .await)
+}
+
+/// `POST /console/portal-links/{id}/revoke`.
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Posted,
+) -> PageResult {
+    tenant_only(&post.viewer)?;
+    let id = link_id(&id)?;
+    state.portal.revoke(&post.viewer.ctx()?, id).await?;
+    Ok(see_other(&format!(
+        "/console/portal-links/{id}?done=revoked"
+    )))
+}

@@ -1,0 +1,963 @@
+//! Subscriptions: the list (search, filters, last outcome, empty state),
+//! the create and edit form (the API's own request types and rules, their
+//! messages next to each field), and the actions: send test, enable,
+//! disable, rotate the secret, delete with a confirmation.
+
+use super::deliveries::{log_section, LogFilters};
+use super::shell;
+use crate::console::i18n::{field_error, Locale, M};
+use crate::console::layout::{
+    csrf, done_notice, subscription_status, time, urlencode, Nav, DOCS_URL,
+};
+use crate::console::web::{see_other, Failure, FormData, PageResult, Posted, Viewer};
+use crate::routes::subscriptions::dto::{CreateSubscriptionRequest, UpdateSubscriptionRequest};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hookline_application::catalogue::EventTypeView;
+use hookline_application::catalogue::ListEventTypes;
+use hookline_application::pagination::PageRequest;
+use hookline_application::subscriptions::{ListSubscriptions, ReadSubscription, SubscriptionView};
+use hookline_application::AppError;
+use hookline_domain::subscription::SubscriptionStatus;
+use hookline_domain::{EventPattern, SignatureScheme, SigningSecret, SubscriptionId, TargetUrl};
+use maud::{html, Markup};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+
+pub(crate) fn sub_id(raw: &str) -> Result<SubscriptionId, Failure> {
+    SubscriptionId::parse(raw).map_err(|_| Failure::new(StatusCode::NOT_FOUND, "page_not_found"))
+}
+
+/// One subscription the viewer may see.
+pub(crate) async fn load(
+    state: &AppState,
+    viewer: &Viewer,
+    id: SubscriptionId,
+) -> Result<SubscriptionView, Failure> {
+    viewer.check_covers(id)?;
+    Ok(state
+        .subscriptions
+        .get(
+            viewer.require_tenant()?,
+            id,
+            ReadSubscription {
+                include_inactive: false,
+                as_of: None,
+            },
+        )
+        .await?)
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ValidateQuery {
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// `GET /console/validate?field=url|secret&value=…`: the API's rule for
+/// one field, the message in the viewer's language.
+pub async fn validate(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<ValidateQuery>,
+) -> Response {
+    let result = match q.field.as_str() {
+        "url" => TargetUrl::parse(&q.value, state.subscriptions.allow_list()).map(|_| ()),
+        "secret" => SigningSecret::parse(&q.value).map(|_| ()),
+        _ => Ok(()),
+    };
+    let body = match result {
+        Ok(()) => serde_json::json!({"ok": true}),
+        Err(e) => serde_json::json!({"ok": false, "message": field_error(viewer.locale, &e)}),
+    };
+    Json(body).into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// `GET /console/subscriptions`.
+pub async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Query(q): Query<ListQuery>,
+) -> PageResult {
+    let tenant = viewer.require_tenant()?;
+    let locale = viewer.locale;
+    let t = |m: M| m.text(locale);
+    let event = q
+        .event
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| EventPattern::parse(e, "event"))
+        .transpose();
+    let (event, event_error) = match event {
+        Ok(e) => (e, None),
+        Err(e) => (None, Some(field_error(locale, &e))),
+    };
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let page = state
+        .subscriptions
+        .list(
+            tenant,
+            ListSubscriptions {
+                event,
+                include_inactive: false,
+                page: PageRequest::parse(Some(100), q.cursor.as_deref())?,
+            },
+        )
+        .await?;
+    let filtering =
+        search.is_some() || status.is_some() || q.event.as_deref().is_some_and(|e| !e.is_empty());
+    let rows: Vec<&SubscriptionView> = page
+        .data
+        .iter()
+        .filter(|s| viewer.covers(s.id))
+        .filter(|s| status.is_none_or(|st| status_code(s) == st))
+        .filter(|s| {
+            search.is_none_or(|needle| {
+                let needle = needle.to_lowercase();
+                s.url.to_lowercase().contains(&needle)
+                    || s.description
+                        .as_deref()
+                        .is_some_and(|d| d.to_lowercase().contains(&needle))
+            })
+        })
+        .collect();
+    let ids: Vec<SubscriptionId> = rows.iter().map(|s| s.id).collect();
+    let outcomes: HashMap<SubscriptionId, _> = state
+        .dashboard
+        .last_outcomes(tenant, &ids)
+        .await?
+        .into_iter()
+        .map(|o| (o.subscription_id, o))
+        .collect();
+    let content = html! {
+        div.row {
+            h1 { (t(M::Subscriptions)) }
+            @if viewer.can_create() {
+                a.button.push href="/console/subscriptions/new" { (t(M::NewSubscription)) }
+            }
+        }
+        (done_notice(locale, q.done.as_deref()))
+        @if page.data.is_empty() && !filtering && q.cursor.is_none() {
+            div.empty {
+                h2 { (t(M::EmptyTitle)) }
+                p { (t(M::EmptyExplain)) }
+                p { (t(M::EmptyNext)) }
+                @if viewer.can_create() {
+                    p { a.button href="/console/subscriptions/new" { (t(M::CreateFirst)) } }
+                }
+                p { a href=(DOCS_URL) { (t(M::ReadTheDocs)) } }
+            }
+        } @else {
+            form.filters method="get" action="/console/subscriptions" role="search" {
+                div.field {
+                    label for="q" { (t(M::Search)) }
+                    input #q type="search" name="q" value=(search.unwrap_or("")) placeholder=(t(M::SearchPlaceholder));
+                }
+                div.field {
+                    label for="event" { (t(M::FilterEvent)) }
+                    input #event type="text" name="event" value=(q.event.as_deref().unwrap_or(""))
+                        placeholder="invoice.created" aria-describedby="event-error";
+                    p.error-text #event-error role="alert" { @if let Some(e) = &event_error { (e) } }
+                }
+                div.field {
+                    label for="status" { (t(M::FilterStatus)) }
+                    select #status name="status" {
+                        option value="" { (t(M::AnyStatus)) }
+                        @for (code, m) in [("active", M::StatusActive), ("disabled", M::StatusDisabled)] {
+                            option value=(code) selected[status == Some(code)] { (t(m)) }
+                        }
+                    }
+                }
+                button.secondary type="submit" { (t(M::ApplyFilters)) }
+            }
+            @if rows.is_empty() {
+                p.notice { (t(M::NoMatches)) }
+            } @else {
+                div.table-wrap {
+                    table #subscriptions {
+                        caption.muted { (t(M::SubscriptionsCaption)) }
+                        thead { tr {
+                            th scope="col" { (t(M::Url)) }
+                            th scope="col" { (t(M::Description)) }
+                            th scope="col" { (t(M::Events)) }
+                            th scope="col" { (t(M::Status)) }
+                            th scope="col" { (t(M::LastDelivery)) }
+                        } }
+                        tbody {
+                            @for s in &rows {
+                                tr data-subscription=(s.id) {
+                                    td.url { a href={ "/console/subscriptions/" (s.id) } { (s.url) } }
+                                    td.wrap { (s.description.as_deref().unwrap_or("")) }
+                                    td { @for (i, e) in s.events.iter().enumerate() { @if i > 0 { ", " } code { (e) } } }
+                                    td { (status_badge(locale, s)) }
+                                    td {
+                                        @if let Some(o) = outcomes.get(&s.id) {
+                                            (crate::console::layout::delivery_status(locale, o.status))
+                                            @if let Some(code) = o.status_code { " " span.muted { "HTTP " (code) } }
+                                            br; small.muted { (time(o.at)) }
+                                        } @else {
+                                            span.muted { (t(M::NoDeliveriesYet)) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(next) = &page.next_cursor {
+                p { a href={ "/console/subscriptions?cursor=" (urlencode(next)) } { (t(M::NextPage)) } }
+            }
+        }
+    };
+    Ok(shell(
+        &state,
+        &viewer,
+        t(M::Subscriptions),
+        Nav::Subscriptions,
+        &uri,
+        content,
+    )
+    .await)
+}
+
+/// The status filter's code of a subscription.
+fn status_code(s: &SubscriptionView) -> &'static str {
+    match s.status {
+        SubscriptionStatus::Active => "active",
+        SubscriptionStatus::Disabled => "disabled",
+        SubscriptionStatus::Deleted => "deleted",
+    }
+}
+
+/// A subscription's status badge (the one place new states slot in).
+pub(crate) fn status_badge(locale: Locale, s: &SubscriptionView) -> Markup {
+    subscription_status(locale, s.status)
+}
+
+/// The catalogue, every page of it.
+async fn catalogue(state: &AppState, viewer: &Viewer) -> Result<Vec<EventTypeView>, Failure> {
+    let tenant = viewer.require_tenant()?;
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let page = state
+            .catalogue
+            .list(
+                tenant,
+                ListEventTypes::parse(false, None, Some(100), cursor.as_deref())?,
+            )
+            .await?;
+        out.extend(page.data);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// What the form shows: the values entered and each field's error.
+#[derive(Debug, Default)]
+struct SubForm {
+    url: String,
+    description: String,
+    events: Vec<String>,
+    custom_events: String,
+    scheme: String,
+    headers: String,
+    errors: BTreeMap<String, String>,
+    general: Option<String>,
+}
+
+impl SubForm {
+    fn of(view: &SubscriptionView) -> Self {
+        Self {
+            url: view.url.clone(),
+            description: view.description.clone().unwrap_or_default(),
+            events: view.events.clone(),
+            scheme: view.signature_scheme.as_str().to_string(),
+            ..Self::default()
+        }
+    }
+
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors.get(field).map(String::as_str)
+    }
+}
+
+/// The event names the form selected: checkboxes, groups selected whole
+/// (without JavaScript), and custom names, in order and without repeats.
+fn selected_events(form: &FormData, catalogue: &[EventTypeView]) -> (Vec<String>, String) {
+    let mut events: Vec<String> = Vec::new();
+    let mut push = |e: &str| {
+        if !e.is_empty() && !events.iter().any(|x| x == e) {
+            events.push(e.to_string());
+        }
+    };
+    for group in form.all("select_all") {
+        for t in catalogue.iter().filter(|t| t.group == group) {
+            push(&t.name);
+        }
+    }
+    for e in form.all("events") {
+        push(e.trim());
+    }
+    let custom = form.get("custom_events").unwrap_or("").to_string();
+    for e in custom.split([',', ' ', '\n', '\r', '\t']) {
+        push(e.trim());
+    }
+    (events, custom)
+}
+
+/// `Name: value` lines as a header map.
+fn parse_headers(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').ok_or_else(|| line.to_string())?;
+        map.insert(name.trim().to_string(), value.trim().to_string());
+    }
+    Ok(map)
+}
+
+/// The group's wildcards: one per first name segment its types share.
+fn group_wildcards(types: &[&EventTypeView]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in types {
+        if let Some((first, _)) = t.name.split_once('.') {
+            let w = format!("{first}.*");
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+    }
+    out
+}
+
+fn field_msg(id: &str, error: Option<&str>) -> Markup {
+    html! { p.error-text id={ (id) "-error" } role="alert" { @if let Some(e) = error { (e) } } }
+}
+
+fn render_form(
+    viewer: &Viewer,
+    catalogue: &[EventTypeView],
+    form: &SubForm,
+    editing: Option<&SubscriptionView>,
+) -> Markup {
+    let locale = viewer.locale;
+    let t = |m: M| m.text(locale);
+    let mut groups: Vec<(String, Vec<&EventTypeView>)> = Vec::new();
+    for ty in catalogue {
+        match groups.iter_mut().find(|(g, _)| *g == ty.group) {
+            Some((_, list)) => list.push(ty),
+            None => groups.push((ty.group.clone(), vec![ty])),
+        }
+    }
+    let known: Vec<String> = catalogue
+        .iter()
+        .map(|t| t.name.clone())
+        .chain(groups.iter().flat_map(|(_, ts)| group_wildcards(ts)))
+        .collect();
+    let custom: Vec<&str> = if form.custom_events.is_empty() {
+        form.events
+            .iter()
+            .filter(|e| !known.contains(e))
+            .map(String::as_str)
+            .collect()
+    } else {
+        vec![form.custom_events.as_str()]
+    };
+    let action = match editing {
+        Some(s) => format!("/console/subscriptions/{}", s.id),
+        None => "/console/subscriptions".to_string(),
+    };
+    let invalid = |f: &str| form.error(f).map(|_| "true");
+    html! {
+        @if let Some(g) = &form.general {
+            div.notice.error role="alert" { (g) }
+        }
+        @if !form.errors.is_empty() {
+            div.notice.error role="alert" #form-errors {
+                p { (t(M::FixErrors)) }
+            }
+        }
+        form method="post" action=(action) novalidate {
+            (csrf(viewer))
+            div.field {
+                label for="url" { (t(M::Url)) }
+                input #url type="url" name="url" value=(form.url) required data-validate="url"
+                    aria-describedby="url-hint url-error" aria-invalid=[invalid("url")]
+                    placeholder="https://example.com/webhooks";
+                p.hint #url-hint { (t(M::UrlHint)) }
+                (field_msg("url", form.error("url")))
+            }
+            div.field {
+                label for="description" { (t(M::Description)) }
+                input #description type="text" name="description" value=(form.description)
+                    aria-describedby="description-error" aria-invalid=[invalid("description")];
+                (field_msg("description", form.error("description")))
+            }
+            fieldset #events-field aria-describedby="events-hint events-error" {
+                legend { (t(M::Events)) }
+                p.hint #events-hint { (t(M::EventsHint)) }
+                div.groups {
+                    @for (gi, (group, types)) in groups.iter().enumerate() {
+                        fieldset.group {
+                            legend { (group) }
+                            div.checks {
+                                div.check.all {
+                                    input type="checkbox" id={ "all-" (gi) } name="select_all" value=(group) data-select-all=(group);
+                                    label for={ "all-" (gi) } { (t(M::SelectAll)) " (" (group) ")" }
+                                }
+                                @for w in group_wildcards(types) {
+                                    div.check.wild {
+                                        input type="checkbox" id={ "wild-" (w) } name="events" value=(w) checked[form.events.contains(&w)];
+                                        label for={ "wild-" (w) } { code { (w) } " " span.muted { (t(M::WildcardHint)) } }
+                                    }
+                                }
+                                @for ty in types {
+                                    div.check {
+                                        input type="checkbox" id={ "ev-" (ty.name) } name="events" value=(ty.name)
+                                            data-group=(group) checked[form.events.contains(&ty.name)];
+                                        label for={ "ev-" (ty.name) } { code { (ty.name) } @if ty.deprecated { " " span.badge.muted { (t(M::Deprecated)) } } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                div.field {
+                    label for="custom_events" { (t(M::CustomEvents)) }
+                    input #custom_events type="text" name="custom_events" value=(custom.join(", "))
+                        placeholder="order.shipped, order.*" aria-describedby="custom_events-hint";
+                    p.hint #custom_events-hint { (t(M::CustomEventsHint)) }
+                }
+                (field_msg("events", form.error("events")))
+            }
+            @if editing.is_none() {
+                div.field {
+                    label for="secret" { (t(M::Secret)) }
+                    input #secret type="password" name="secret" autocomplete="new-password" data-validate="secret"
+                        aria-describedby="secret-hint secret-error" aria-invalid=[invalid("secret")];
+                    p.hint #secret-hint { (t(M::SecretHint)) }
+                    (field_msg("secret", form.error("secret")))
+                }
+            }
+            div.field {
+                label for="signature_scheme" { (t(M::SignatureScheme)) }
+                select #signature_scheme name="signature_scheme" aria-describedby="signature_scheme-error" {
+                    @for s in SignatureScheme::ALL {
+                        option value=(s.as_str()) selected[form.scheme == s.as_str() || (form.scheme.is_empty() && s == SignatureScheme::default())] { (s.as_str()) }
+                    }
+                }
+                (field_msg("signature_scheme", form.error("signature_scheme")))
+            }
+            div.field {
+                label for="headers" { (t(M::CustomHeaders)) }
+                textarea #headers name="headers" aria-describedby="headers-hint headers-error" aria-invalid=[invalid("headers")] { (form.headers) }
+                p.hint #headers-hint {
+                    (t(M::HeadersHint))
+                    @if let Some(s) = editing { @if !s.headers.is_empty() { " " (t(M::HeadersKept)) " " @for (i, n) in s.headers.keys().enumerate() { @if i > 0 { ", " } code { (n) } } } }
+                }
+                (field_msg("headers", form.error("headers")))
+                @if editing.is_some_and(|s| !s.headers.is_empty()) {
+                    div.check {
+                        input #clear_headers type="checkbox" name="clear_headers" value="1";
+                        label for="clear_headers" { (t(M::ClearHeaders)) }
+                    }
+                }
+            }
+            div.actions {
+                button type="submit" { @if editing.is_some() { (t(M::SaveChanges)) } @else { (t(M::CreateSubscription)) } }
+                a.button.secondary href=(editing.map_or_else(|| "/console/subscriptions".to_string(), |s| format!("/console/subscriptions/{}", s.id))) { (t(M::Cancel)) }
+            }
+        }
+    }
+}
+
+/// `GET /console/subscriptions/new`.
+pub async fn new_form(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> PageResult {
+    if !viewer.can_create() {
+        return Err(Failure::new(StatusCode::FORBIDDEN, "read_only"));
+    }
+    let catalogue = catalogue(&state, &viewer).await?;
+    let t = |m: M| viewer.t(m);
+    let content = html! {
+        h1 { (t(M::NewSubscription)) }
+        (render_form(&viewer, &catalogue, &SubForm::default(), None))
+    };
+    Ok(shell(
+        &state,
+        &viewer,
+        t(M::NewSubscription),
+        Nav::Subscriptions,
+        &uri,
+        content,
+    )
+    .await)
+}
+
+/// The validation errors of an application error, by field (`None` when
+/// it is not about fields).
+fn field_errors(locale: Locale, e: &AppError) -> Option<BTreeMap<String, String>> {
+    match e {
+        AppError::Validation(list) => Some(
+            list.iter()
+                .map(|v| (v.field.clone(), field_error(locale, v)))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+async fn form_failed(
+    state: &AppState,
+    viewer: &Viewer,
+    uri: &Uri,
+    mut form: SubForm,
+    e: AppError,
+    editing: Option<&SubscriptionView>,
+) -> PageResult {
+    let catalogue = catalogue(state, viewer).await?;
+    let status = match field_errors(viewer.locale, &e) {
+        Some(errors) => {
+            form.errors = errors;
+            StatusCode::BAD_REQUEST
+        }
+        None => {
+            let f = Failure::from(e);
+            form.general =
+                Some(crate::console::i18n::error_message(viewer.locale, &f.code).to_string());
+            f.status
+        }
+    };
+    let title = if editing.is_some() {
+        M::EditSubscription
+    } else {
+        M::NewSubscription
+    };
+    let content = html! {
+        h1 { (viewer.t(title)) }
+        (render_form(viewer, &catalogue, &form, editing))
+    };
+    let mut r = shell(
+        state,
+        viewer,
+        viewer.t(title),
+        Nav::Subscriptions,
+        uri,
+        content,
+    )
+    .await;
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+/// `POST /console/subscriptions`.
+pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> PageResult {
+    let Posted { viewer, form } = post;
+    if !viewer.can_create() {
+        return Err(Failure::new(StatusCode::FORBIDDEN, "read_only"));
+    }
+    let ctx = viewer.ctx()?;
+    let catalogue = catalogue(&state, &viewer).await?;
+    let (events, custom) = selected_events(&form, &catalogue);
+    let mut shown = SubForm {
+        url: form.get("url").unwrap_or("").to_string(),
+        description: form.get("description").unwrap_or("").to_string(),
+        events: events.clone(),
+        custom_events: custom,
+        scheme: form.get("signature_scheme").unwrap_or("").to_string(),
+        headers: form.get("headers").unwrap_or("").to_string(),
+        ..SubForm::default()
+    };
+    let headers = match parse_headers(&shown.headers) {
+        Ok(h) => h,
+        Err(line) => {
+            shown.errors.insert(
+                "headers".into(),
+                crate::console::i18n::fill(viewer.t(M::HeaderLineInvalid), &[&line]),
+            );
+            return form_failed(
+                &state,
+                &viewer,
+                &uri,
+                shown,
+                AppError::Validation(vec![]),
+                None,
+            )
+            .await
+            .map(|mut r| {
+                *r.status_mut() = StatusCode::BAD_REQUEST;
+                r
+            });
+        }
+    };
+    let request = CreateSubscriptionRequest {
+        url: Some(shown.url.clone()),
+        events: Some(events),
+        event: None,
+        secret: form
+            .get("secret")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        headers: Some(headers),
+        description: Some(shown.description.clone()),
+        signature_scheme: form.text("signature_scheme"),
+        payload_format: None,
+    };
+    let result = match request.into_command(state.subscriptions.allow_list()) {
+        Ok(command) => state.subscriptions.create(&ctx, command).await,
+        Err(e) => Err(e),
+    };
+    let created = match result {
+        Ok(c) => c.value,
+        Err(e) => return form_failed(&state, &viewer, &uri, shown, e, None).await,
+    };
+    Ok(secret_page(&state, &viewer, &uri, &created, M::SubscriptionCreated).await)
+}
+
+/// The page that shows a secret once (after creating or rotating).
+async fn secret_page(
+    state: &AppState,
+    viewer: &Viewer,
+    uri: &Uri,
+    view: &SubscriptionView,
+    heading: M,
+) -> Response {
+    let t = |m: M| viewer.t(m);
+    let content = html! {
+        h1 { (t(heading)) }
+        div.notice.warn role="status" {
+            p { strong { (t(M::SecretOnce)) } }
+            div.secret {
+                code #secret-value { (view.secret) }
+                button.secondary type="button" data-copy="#secret-value" data-copied=(t(M::Copied)) aria-describedby="copy-status" hidden { (t(M::Copy)) }
+                span #copy-status role="status" aria-live="polite" {}
+            }
+        }
+        dl.props {
+            dt { (t(M::Url)) } dd { (view.url) }
+            dt { (t(M::Events)) } dd { @for (i, e) in view.events.iter().enumerate() { @if i > 0 { ", " } code { (e) } } }
+        }
+        p { a.button href={ "/console/subscriptions/" (view.id) } { (t(M::ContinueToSubscription)) } }
+    };
+    let mut r = shell(state, viewer, t(heading), Nav::Subscriptions, uri, content).await;
+    *r.status_mut() = if heading == M::SubscriptionCreated {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    r
+}
+
+/// `GET /console/subscriptions/{id}/edit`.
+pub async fn edit_form(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> PageResult {
+    if !viewer.can_write() {
+        return Err(Failure::new(StatusCode::FORBIDDEN, "read_only"));
+    }
+    let view = load(&state, &viewer, sub_id(&id)?).await?;
+    let catalogue = catalogue(&state, &viewer).await?;
+    let content = html! {
+        h1 { (viewer.t(M::EditSubscription)) }
+        (render_form(&viewer, &catalogue, &SubForm::of(&view), Some(&view)))
+    };
+    Ok(shell(
+        &state,
+        &viewer,
+        viewer.t(M::EditSubscription),
+        Nav::Subscriptions,
+        &uri,
+        content,
+    )
+    .await)
+}
+
+/// `POST /console/subscriptions/{id}`: saves the edit form.
+pub async fn update(
+    State(state): State<AppState>,
+    uri: Uri,
+    Path(id): Path<String>,
+    post: Posted,
+) -> PageResult {
+    let Posted { viewer, form } = post;
+    let id = sub_id(&id)?;
+    let current = load(&state, &viewer, id).await?;
+    let ctx = viewer.ctx()?;
+    let catalogue = catalogue(&state, &viewer).await?;
+    let (events, custom) = selected_events(&form, &catalogue);
+    let mut shown = SubForm {
+        url: form.get("url").unwrap_or("").to_string(),
+        description: form.get("description").unwrap_or("").to_string(),
+        events: events.clone(),
+        custom_events: custom,
+        scheme: form.get("signature_scheme").unwrap_or("").to_string(),
+        headers: form.get("headers").unwrap_or("").to_string(),
+        ..SubForm::default()
+    };
+    let headers = if form.checked("clear_headers") {
+        Some(None)
+    } else if shown.headers.trim().is_empty() {
+        None
+    } else {
+        match parse_headers(&shown.headers) {
+            Ok(h) => Some(Some(h)),
+            Err(line) => {
+                shown.errors.insert(
+                    "headers".into(),
+                    crate::console::i18n::fill(viewer.t(M::HeaderLineInvalid), &[&line]),
+                );
+                return form_failed(
+                    &state,
+                    &viewer,
+                    &uri,
+                    shown,
+                    AppError::Validation(vec![]),
+                    Some(&current),
+                )
+                .await;
+            }
+        }
+    };
+    let description = shown.description.trim().to_string();
+    let request = UpdateSubscriptionRequest {
+        url: Some(shown.url.clone()),
+        events: Some(events),
+        headers,
+        description: Some((!description.is_empty()).then_some(description)),
+        signature_scheme: form.text("signature_scheme"),
+        secret: None,
+    };
+    let result = match request.into_changes(id, state.subscriptions.allow_list()) {
+        Ok(changes) => state.subscriptions.update(&ctx, id, changes).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => Ok(see_other(&format!(
+            "/console/subscriptions/{id}?done=updated"
+        ))),
+        Err(e) => form_failed(&state, &viewer, &uri, shown, e, Some(&current)).await,
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct DetailQuery {
+    #[serde(default)]
+    done: Option<String>,
+    #[serde(flatten)]
+    filters: LogFilters,
+}
+
+/// `GET /console/subscriptions/{id}`: the subscription, its actions and its
+/// delivery log.
+pub async fn detail(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path(id): Path<String>,
+    Query(q): Query<DetailQuery>,
+) -> PageResult {
+    let view = load(&state, &viewer, sub_id(&id)?).await?;
+    let locale = viewer.locale;
+    let t = |m: M| m.text(locale);
+    let log = log_section(&state, &viewer, &view, &q.filters).await?;
+    let content = html! {
+        p { a href="/console/subscriptions" { "← " (t(M::Subscriptions)) } }
+        h1.url { (view.url) }
+        (done_notice(locale, q.done.as_deref()))
+        dl.props {
+            dt { (t(M::Status)) } dd { (status_badge(locale, &view))
+                @if let Some(r) = &view.disabled_reason { " " span.muted { (r) } } }
+            dt { (t(M::Description)) } dd { (view.description.as_deref().unwrap_or("—")) }
+            dt { (t(M::Events)) } dd { @for (i, e) in view.events.iter().enumerate() { @if i > 0 { ", " } code { (e) } } }
+            dt { (t(M::SignatureScheme)) } dd { code { (view.signature_scheme.as_str()) } }
+            dt { (t(M::Secret)) } dd { code { (view.secret) } }
+            @if !view.headers.is_empty() {
+                dt { (t(M::CustomHeaders)) } dd { @for (n, v) in &view.headers { code { (n) ": " (v) } br; } }
+            }
+            dt { (t(M::Created)) } dd { (time(view.created_at)) }
+            dt { "ID" } dd { code { (view.id) } }
+        }
+        @if viewer.can_write() {
+            div.actions {
+                form.inline method="post" action={ "/console/subscriptions/" (view.id) "/test" } {
+                    (csrf(&viewer)) button type="submit" { (t(M::SendTest)) }
+                }
+                a.button.secondary href={ "/console/subscriptions/" (view.id) "/edit" } { (t(M::Edit)) }
+                @if view.status == SubscriptionStatus::Active {
+                    form.inline method="post" action={ "/console/subscriptions/" (view.id) "/disable" } {
+                        (csrf(&viewer)) button.secondary type="submit" { (t(M::Disable)) }
+                    }
+                } @else {
+                    form.inline method="post" action={ "/console/subscriptions/" (view.id) "/enable" } {
+                        (csrf(&viewer)) button.secondary type="submit" { (t(M::Enable)) }
+                    }
+                }
+                form.inline method="post" action={ "/console/subscriptions/" (view.id) "/rotate" } {
+                    (csrf(&viewer)) button.secondary type="submit" { (t(M::RotateSecret)) }
+                }
+                a.button.danger href={ "/console/subscriptions/" (view.id) "/delete" } { (t(M::Delete)) }
+            }
+        }
+        p { a href={ "/console/subscriptions/" (view.id) "/history" } { (t(M::ViewHistory)) } }
+        (log)
+    };
+    Ok(shell(
+        &state,
+        &viewer,
+        &view.url,
+        Nav::Subscriptions,
+        &uri,
+        content,
+    )
+    .await)
+}
+
+/// `POST /console/subscriptions/{id}/test`: the seeds' "Probar".
+pub async fn test_send(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Posted,
+) -> PageResult {
+    let id = sub_id(&id)?;
+    load(&state, &post.viewer, id).await?;
+    let published = state.publish.test_send(&post.viewer.ctx()?, id).await?;
+    let delivery = published
+        .value
+        .deliveries
+        .first()
+        .map(|d| format!("&delivery={}", d.id))
+        .unwrap_or_default();
+    Ok(see_other(&format!(
+        "/console/subscriptions/{id}?done=test_sent{delivery}#deliveries"
+    )))
+}
+
+/// `POST /console/subscriptions/{id}/enable`.
+pub async fn enable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Posted,
+) -> PageResult {
+    let id = sub_id(&id)?;
+    load(&state, &post.viewer, id).await?;
+    state.subscriptions.enable(&post.viewer.ctx()?, id).await?;
+    Ok(see_other(&format!(
+        "/console/subscriptions/{id}?done=enabled"
+    )))
+}
+
+/// `POST /console/subscriptions/{id}/disable`.
+pub async fn disable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Posted,
+) -> PageResult {
+    let id = sub_id(&id)?;
+    load(&state, &post.viewer, id).await?;
+    state
+        .subscriptions
+        .disable(
+            &post.viewer.ctx()?,
+            id,
+            "disabled in the console".to_string(),
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "/console/subscriptions/{id}?done=disabled"
+    )))
+}
+
+/// `POST /console/subscriptions/{id}/rotate`: shows the new secret once.
+pub async fn rotate(
+    State(state): State<AppState>,
+    uri: Uri,
+    Path(id): Path<String>,
+    post: Posted,
+) -> PageResult {
+    let id = sub_id(&id)?;
+    load(&state, &post.viewer, id).await?;
+    let rotated = state
+        .subscriptions
+        .rotate_secret(&post.viewer.ctx()?, id, None, None)
+        .await?;
+    Ok(secret_page(&state, &post.viewer, &uri, &rotated.value, M::SecretRotated).await)
+}
+
+/// `GET /console/subscriptions/{id}/delete`: the confirmation, naming the
+/// URL.
+pub async fn confirm_delete(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> PageResult {
+    if !viewer.can_write() {
+        return Err(Failure::new(StatusCode::FORBIDDEN, "read_only"));
+    }
+    let view = load(&state, &viewer, sub_id(&id)?).await?;
+    let t = |m: M| viewer.t(m);
+    let content = html! {
+        div.confirm {
+            h1 { (t(M::DeleteTitle)) }
+            p { (t(M::DeleteQuestion)) }
+            p { strong #delete-url { (view.url) } }
+            p.muted { (t(M::DeleteExplain)) }
+            div.actions {
+                form.inline method="post" action={ "/console/subscriptions/" (view.id) "/delete" } {
+                    (csrf(&viewer))
+                    button.danger type="submit" { (t(M::ConfirmDelete)) }
+                }
+                a.button.secondary href={ "/console/subscriptions/" (view.id) } { (t(M::Cancel)) }
+            }
+        }
+    };
+    Ok(shell(
+        &state,
+        &viewer,
+        t(M::DeleteTitle),
+        Nav::Subscriptions,
+        &uri,
+        content,
+    )
+    .await)
+}
+
+/// `POST /console/subscriptions/{id}/delete`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Posted,
+) -> PageResult {
+    let id = sub_id(&id)?;
+    load(&state, &post.viewer, id).await?;
+    state.subscriptions.delete(&post.viewer.ctx()?, id).await?;
+    Ok(see_other("/console/subscriptions?done=deleted"))
+}

@@ -1,0 +1,222 @@
+//! Console sessions: an opaque random id in an HttpOnly, SameSite=Strict
+//! cookie, the session itself in this process's memory (only the SHA-256
+//! of the id is kept). Sessions end after an idle time and after a
+//! lifetime; signing out removes them. Failed sign-ins are counted per
+//! client address and refused for a while past a limit.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hookline_application::portal::PortalGrant;
+use hookline_domain::TenantId;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Most sessions kept at once; past it the least recently used go first.
+const MAX_SESSIONS: usize = 10_000;
+
+/// Who a session acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Signed in with one of the tenant's API keys.
+    Tenant { tenant_id: TenantId, key_id: Uuid },
+    /// Signed in with `HOOKLINE_ADMIN_TOKEN`; `viewing` is the tenant whose
+    /// console the operator opened, if any.
+    Operator { viewing: Option<TenantId> },
+    /// Opened with a portal link.
+    Portal(PortalGrant),
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub role: Role,
+    /// Sent back with every state change (forms and fetches).
+    pub csrf: String,
+    /// Fingerprint of the admin token an operator signed in with: sessions
+    /// end when the token changes.
+    pub admin_fingerprint: Option<[u8; 32]>,
+    created: Instant,
+    last_seen: Instant,
+}
+
+impl Session {
+    pub fn new(role: Role, csrf: String, admin_fingerprint: Option<[u8; 32]>) -> Self {
+        let now = Instant::now();
+        Self {
+            role,
+            csrf,
+            admin_fingerprint,
+            created: now,
+            last_seen: now,
+        }
+    }
+}
+
+/// A session's id as the cookie carries it.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand_fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn rand_fill(buf: &mut [u8]) {
+    use rand::RngCore;
+    rand::rngs::OsRng.fill_bytes(buf);
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[derive(Debug)]
+pub struct Sessions {
+    idle: Duration,
+    lifetime: Duration,
+    map: Mutex<HashMap<[u8; 32], Session>>,
+}
+
+impl Sessions {
+    pub fn new(idle: Duration, lifetime: Duration) -> Self {
+        Self {
+            idle,
+            lifetime,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn live(&self, s: &Session, now: Instant) -> bool {
+        now.duration_since(s.last_seen) < self.idle && now.duration_since(s.created) < self.lifetime
+    }
+
+    /// Starts a session; returns the cookie value.
+    pub fn start(&self, session: Session) -> String {
+        let token = new_token();
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_SESSIONS {
+            map.retain(|_, s| self.live(s, now));
+        }
+        if map.len() >= MAX_SESSIONS {
+            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k) {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(digest(&token), session);
+        token
+    }
+
+    /// The live session of a cookie value (its idle clock restarted).
+    pub fn get(&self, token: &str) -> Option<Session> {
+        let key = digest(token);
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let live = map.get(&key).is_some_and(|s| self.live(s, now));
+        if !live {
+            map.remove(&key);
+            return None;
+        }
+        let session = map.get_mut(&key)?;
+        session.last_seen = now;
+        Some(session.clone())
+    }
+
+    /// Changes a session in place (an operator switching tenants).
+    pub fn update(&self, token: &str, f: impl FnOnce(&mut Session)) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.get_mut(&digest(token)) {
+            f(s);
+        }
+    }
+
+    pub fn end(&self, token: &str) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&digest(token));
+    }
+}
+
+/// Failed sign-ins per client address: past `limit` within `window`, more
+/// attempts are refused until the window has passed.
+#[derive(Debug)]
+pub struct SignInLimiter {
+    limit: u32,
+    window: Duration,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl SignInLimiter {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            limit,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(wait)` when `client` must wait before trying again.
+    pub fn blocked(&self, client: IpAddr) -> Option<Duration> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, since) = map.get(&client)?;
+        let elapsed = since.elapsed();
+        (*count >= self.limit && elapsed < self.window).then(|| self.window - elapsed)
+    }
+
+    pub fn failed(&self, client: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            let window = self.window;
+            map.retain(|_, (_, since)| since.elapsed() < window);
+        }
+        let entry = map.entry(client).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= self.window {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    pub fn succeeded(&self, client: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&client);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_end_when_idle_and_on_sign_out() {
+        let sessions = Sessions::new(Duration::from_millis(50), Duration::from_secs(60));
+        let token = sessions.start(Session::new(
+            Role::Operator { viewing: None },
+            "c".into(),
+            None,
+        ));
+        assert!(sessions.get(&token).is_some());
+        assert!(sessions.get("not-a-session").is_none());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(sessions.get(&token).is_none(), "idle too long");
+        let token = sessions.start(Session::new(
+            Role::Operator { viewing: None },
+            "c".into(),
+            None,
+        ));
+        sessions.end(&token);
+        assert!(sessions.get(&token).is_none());
+    }
+
+    #[test]
+    fn sign_ins_are_refused_past_the_limit() {
+        let limiter = SignInLimiter::new(3, Duration::from_secs(60));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiter.blocked(ip).is_none());
+            limiter.failed(ip);
+        }
+        assert!(limiter.blocked(ip).is_some());
+        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        assert!(limiter.blocked(other).is_none());
+    }
+}

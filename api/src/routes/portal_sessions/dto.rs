@@ -1,0 +1,116 @@
+//! Request and response bodies of `/v1/portal-sessions`.
+
+use chrono::{DateTime, Utc};
+use hookline_application::portal::{IssueLink, PortalLinkView};
+use hookline_application::AppError;
+use hookline_domain::SubscriptionId;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `POST /v1/portal-sessions` (every field optional).
+#[derive(Debug, Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePortalSessionRequest {
+    /// Seconds the link stays valid: 1–604800 (7 days), default 3600.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 604800, nullable = false)]
+    pub expires_in: Option<i64>,
+    /// The link's holder can look but not change anything (default false).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    pub read_only: Option<bool>,
+    /// Only these subscriptions (of the caller's tenant, not deleted) are
+    /// visible, and none can be created; absent: the whole tenant.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, min_items = 1, max_items = 100, nullable = false)]
+    pub subscription_filter: Option<Vec<String>>,
+}
+
+impl CreatePortalSessionRequest {
+    /// # Errors
+    /// Validation errors naming the field.
+    pub fn into_input(self) -> Result<IssueLink, AppError> {
+        let filter = self
+            .subscription_filter
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| {
+                        SubscriptionId::parse(id).map_err(|e| {
+                            hookline_domain::ValidationError::new("subscription_filter", e.reason)
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        IssueLink::new(self.expires_in, self.read_only.unwrap_or(false), filter)
+    }
+}
+
+/// What creating a portal session answers: the link (shown only here).
+#[derive(Serialize, ToSchema)]
+pub struct PortalSessionCreatedResponse {
+    pub id: Uuid,
+    /// The link to hand to the customer; its token is shown only here.
+    #[schema(format = "uri")]
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+    pub read_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, nullable = false)]
+    pub subscription_filter: Option<Vec<SubscriptionId>>,
+}
+
+impl std::fmt::Debug for PortalSessionCreatedResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalSessionCreatedResponse")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One opening of the link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PortalUseResponse {
+    pub opened_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub request_id: Option<String>,
+}
+
+/// A portal session (link) and every use of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PortalSessionResponse {
+    pub id: Uuid,
+    pub read_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, nullable = false)]
+    pub subscription_filter: Option<Vec<SubscriptionId>>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub uses: Vec<PortalUseResponse>,
+}
+
+impl From<PortalLinkView> for PortalSessionResponse {
+    fn from(v: PortalLinkView) -> Self {
+        Self {
+            id: v.id,
+            read_only: v.read_only,
+            subscription_filter: v.subscription_filter,
+            created_at: v.issued_at,
+            expires_at: v.expires_at,
+            revoked_at: v.revoked_at,
+            uses: v
+                .uses
+                .into_iter()
+                .map(|u| PortalUseResponse {
+                    opened_at: u.opened_at,
+                    request_id: u.request_id,
+                })
+                .collect(),
+        }
+    }
+}

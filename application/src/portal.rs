@@ -1,0 +1,419 @@
+//! Portal links: a tenant issues a signed, short-lived link for one of its
+//! own customers; opening it starts a console session scoped to the tenant
+//! (optionally read-only, optionally to some subscriptions). Every opening
+//! and the revocation are events of the link's `PortalLink` aggregate.
+//!
+//! The token is `hlp_` + base64url(link id ‖ HMAC-SHA256(server key, link
+//! id)): unforgeable without the server key, and nothing in the log lets
+//! its reader rebuild it.
+
+use crate::commands::{execute_with_retry, Written};
+use crate::context::{Actor, CommandContext, RequestId};
+use crate::error::AppError;
+use crate::ports::{AggregateStore, LinkSigner, SubscriptionReadModel, TenantReadModel};
+use crate::shared::Shared;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use cqrs_es::{Aggregate, AggregateError};
+use hookline_domain::portal::{
+    IssuePortalLink, PortalLink, PortalLinkCommand, PortalLinkError, PortalLinkEvent,
+    PortalLinkState, DEFAULT_LINK_SECONDS, MAX_FILTER_IDS, MAX_LINK_SECONDS, MIN_LINK_SECONDS,
+};
+use hookline_domain::subscription::SubscriptionStatus;
+use hookline_domain::tenant::TenantStatus;
+use hookline_domain::{SubscriptionId, TenantId, ValidationError};
+use std::fmt;
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub const PORTAL_TOKEN_PREFIX: &str = "hlp_";
+const SIGNING_CONTEXT: &[u8] = b"hookline:portal-link:v1:";
+
+/// What a tenant asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueLink {
+    pub expires_in: chrono::Duration,
+    pub read_only: bool,
+    pub subscription_filter: Option<Vec<SubscriptionId>>,
+}
+
+impl IssueLink {
+    /// Checks the requested life and filter size.
+    ///
+    /// # Errors
+    /// Validation errors naming `expires_in` or `subscription_filter`.
+    pub fn new(
+        expires_in: Option<i64>,
+        read_only: bool,
+        subscription_filter: Option<Vec<SubscriptionId>>,
+    ) -> Result<Self, AppError> {
+        let seconds = expires_in.unwrap_or(DEFAULT_LINK_SECONDS);
+        if !(MIN_LINK_SECONDS..=MAX_LINK_SECONDS).contains(&seconds) {
+            return Err(ValidationError::new(
+                "expires_in",
+                format!("must be {MIN_LINK_SECONDS}–{MAX_LINK_SECONDS} seconds"),
+            )
+            .into());
+        }
+        if let Some(ids) = &subscription_filter {
+            if ids.is_empty() || ids.len() > MAX_FILTER_IDS {
+                return Err(ValidationError::new(
+                    "subscription_filter",
+                    format!("must list 1–{MAX_FILTER_IDS} subscription ids (or be left out)"),
+                )
+                .into());
+            }
+        }
+        let mut filter = subscription_filter;
+        if let Some(ids) = filter.as_mut() {
+            ids.sort();
+            ids.dedup();
+        }
+        Ok(Self {
+            expires_in: chrono::Duration::seconds(seconds),
+            read_only,
+            subscription_filter: filter,
+        })
+    }
+}
+
+/// A link just issued: the only time its token is visible.
+#[derive(Clone, PartialEq)]
+pub struct IssuedLink {
+    pub id: Uuid,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub read_only: bool,
+    pub subscription_filter: Option<Vec<SubscriptionId>>,
+}
+
+impl fmt::Debug for IssuedLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedLink")
+            .field("id", &self.id)
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an open link allows: the scope of the console session it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalGrant {
+    pub link_id: Uuid,
+    pub tenant_id: TenantId,
+    pub read_only: bool,
+    pub subscription_filter: Option<Vec<SubscriptionId>>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl PortalGrant {
+    /// Whether the grant reaches this subscription.
+    pub fn covers(&self, id: SubscriptionId) -> bool {
+        self.subscription_filter
+            .as_ref()
+            .is_none_or(|ids| ids.contains(&id))
+    }
+
+    /// The command context of what the link's holder does.
+    pub fn context(&self, request_id: RequestId) -> CommandContext {
+        CommandContext {
+            request_id,
+            tenant_id: self.tenant_id,
+            actor: Actor::Portal(self.link_id),
+        }
+    }
+}
+
+impl From<&PortalLinkState> for PortalGrant {
+    fn from(s: &PortalLinkState) -> Self {
+        Self {
+            link_id: s.link_id,
+            tenant_id: s.tenant_id,
+            read_only: s.read_only,
+            subscription_filter: s.subscription_filter.clone(),
+            expires_at: s.expires_at,
+        }
+    }
+}
+
+/// One opening of a link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkUse {
+    pub opened_at: DateTime<Utc>,
+    pub request_id: Option<String>,
+}
+
+/// A link as its tenant sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortalLinkView {
+    pub id: Uuid,
+    pub read_only: bool,
+    pub subscription_filter: Option<Vec<SubscriptionId>>,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub uses: Vec<LinkUse>,
+}
+
+pub struct PortalService {
+    shared: Shared,
+    store: Arc<dyn AggregateStore<PortalLink>>,
+    signer: Arc<dyn LinkSigner>,
+    subscriptions: Arc<dyn SubscriptionReadModel>,
+    tenants: Arc<dyn TenantReadModel>,
+}
+
+impl fmt::Debug for PortalService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortalService").finish_non_exhaustive()
+    }
+}
+
+fn map_error(id: Uuid, e: AggregateError<PortalLinkError>) -> AppError {
+    match e {
+        AggregateError::UserError(PortalLinkError::NotFound) => {
+            AppError::not_found("portal session", id)
+        }
+        AggregateError::UserError(PortalLinkError::Expired) => AppError::conflict(
+            "portal_link_expired",
+            "this portal link has expired; ask for a new one",
+        ),
+        AggregateError::UserError(PortalLinkError::Revoked) => AppError::conflict(
+            "portal_link_revoked",
+            "this portal link has been revoked; ask for a new one",
+        ),
+        AggregateError::UserError(other) => {
+            AppError::conflict("portal_link_conflict", other.to_string())
+        }
+        other => crate::commands::map_store_error(other),
+    }
+}
+
+fn invalid_link() -> AppError {
+    AppError::NothingFound {
+        code: "portal_link_invalid",
+        detail: "this portal link is not valid; check that it was copied whole".into(),
+    }
+}
+
+impl PortalService {
+    pub fn new(
+        shared: Shared,
+        store: Arc<dyn AggregateStore<PortalLink>>,
+        signer: Arc<dyn LinkSigner>,
+        subscriptions: Arc<dyn SubscriptionReadModel>,
+        tenants: Arc<dyn TenantReadModel>,
+    ) -> Self {
+        Self {
+            shared,
+            store,
+            signer,
+            subscriptions,
+            tenants,
+        }
+    }
+
+    fn message(id: Uuid) -> Vec<u8> {
+        let mut m = SIGNING_CONTEXT.to_vec();
+        m.extend_from_slice(id.as_bytes());
+        m
+    }
+
+    fn token(&self, id: Uuid) -> Result<String, AppError> {
+        let tag = self.signer.sign(&Self::message(id))?;
+        let mut raw = id.as_bytes().to_vec();
+        raw.extend_from_slice(&tag);
+        Ok(format!(
+            "{PORTAL_TOKEN_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(raw)
+        ))
+    }
+
+    /// The link id a token names, if its signature holds.
+    pub fn verify_token(&self, token: &str) -> Option<Uuid> {
+        let raw = URL_SAFE_NO_PAD
+            .decode(token.strip_prefix(PORTAL_TOKEN_PREFIX)?)
+            .ok()?;
+        if raw.len() != 48 {
+            return None;
+        }
+        let id = Uuid::from_slice(&raw[..16]).ok()?;
+        self.signer
+            .verify(&Self::message(id), &raw[16..])
+            .then_some(id)
+    }
+
+    async fn load(&self, id: Uuid) -> Result<Option<PortalLinkState>, AppError> {
+        let key = id.to_string();
+        Ok(self
+            .store
+            .load(std::slice::from_ref(&key))
+            .await?
+            .remove(&key)
+            .and_then(|l| l.aggregate.state().cloned()))
+    }
+
+    /// Issues a link for the caller's tenant. With a filter, every listed
+    /// subscription must be the tenant's and not deleted.
+    ///
+    /// # Errors
+    /// Validation errors for unknown subscriptions.
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id))]
+    pub async fn issue(
+        &self,
+        ctx: &CommandContext,
+        input: IssueLink,
+    ) -> Result<Written<IssuedLink>, AppError> {
+        if let Some(ids) = &input.subscription_filter {
+            for id in ids {
+                let found = self.subscriptions.get(ctx.tenant_id, *id).await?;
+                if found.is_none_or(|r| r.state.status == SubscriptionStatus::Deleted) {
+                    return Err(ValidationError::new(
+                        "subscription_filter",
+                        format!("subscription '{id}' was not found"),
+                    )
+                    .into());
+                }
+            }
+        }
+        let id = self.shared.entropy.new_id();
+        let token = self.token(id)?;
+        let at = self.shared.clock.now();
+        let expires_at = at + input.expires_in;
+        let command = IssuePortalLink {
+            link_id: id,
+            tenant_id: ctx.tenant_id,
+            read_only: input.read_only,
+            subscription_filter: input.subscription_filter.clone(),
+            expires_at,
+            at,
+        };
+        execute_with_retry(
+            self.store.as_ref(),
+            &id.to_string(),
+            || PortalLinkCommand::Issue(command.clone()),
+            &ctx.metadata(at),
+        )
+        .await
+        .map_err(|e| map_error(id, e))?;
+        tracing::info!(link_id = %id, "portal link issued");
+        Ok(Written {
+            value: IssuedLink {
+                id,
+                token,
+                expires_at,
+                read_only: input.read_only,
+                subscription_filter: input.subscription_filter,
+            },
+            consistent: true,
+        })
+    }
+
+    /// Opens a link: checks its signature, that it is neither expired nor
+    /// revoked and that its tenant still exists, and records the use.
+    ///
+    /// # Errors
+    /// 404 `portal_link_invalid` for a forged or unknown token; 409
+    /// `portal_link_expired` / `portal_link_revoked`.
+    pub async fn open(&self, token: &str, request_id: RequestId) -> Result<PortalGrant, AppError> {
+        let id = self.verify_token(token).ok_or_else(invalid_link)?;
+        let state = self.load(id).await?.ok_or_else(invalid_link)?;
+        self.tenant_active(state.tenant_id).await?;
+        let grant = PortalGrant::from(&state);
+        let at = self.shared.clock.now();
+        execute_with_retry(
+            self.store.as_ref(),
+            &id.to_string(),
+            || PortalLinkCommand::Open { at },
+            &grant.context(request_id.clone()).metadata(at),
+        )
+        .await
+        .map_err(|e| map_error(id, e))?;
+        tracing::info!(link_id = %id, tenant_id = %state.tenant_id, "portal link opened");
+        Ok(grant)
+    }
+
+    async fn tenant_active(&self, tenant: TenantId) -> Result<(), AppError> {
+        match self.tenants.get(tenant).await? {
+            Some(t) if t.status == TenantStatus::Active => Ok(()),
+            _ => Err(invalid_link()),
+        }
+    }
+
+    /// Whether a session opened with link `id` may still act: the link is
+    /// neither revoked (by any process) nor expired.
+    ///
+    /// # Errors
+    /// As [`PortalService::open`].
+    pub async fn check(&self, id: Uuid) -> Result<PortalGrant, AppError> {
+        let state = self.load(id).await?.ok_or_else(invalid_link)?;
+        state
+            .usable_at(self.shared.clock.now())
+            .map_err(|e| map_error(id, AggregateError::UserError(e)))?;
+        self.tenant_active(state.tenant_id).await?;
+        Ok(PortalGrant::from(&state))
+    }
+
+    /// Revokes one of the caller's tenant's links: it no longer opens, and
+    /// sessions opened with it end at their next request.
+    ///
+    /// # Errors
+    /// 404 for a link of another tenant or none.
+    pub async fn revoke(&self, ctx: &CommandContext, id: Uuid) -> Result<Written<()>, AppError> {
+        let at = self.shared.clock.now();
+        execute_with_retry(
+            self.store.as_ref(),
+            &id.to_string(),
+            || PortalLinkCommand::Revoke {
+                tenant_id: ctx.tenant_id,
+                at,
+            },
+            &ctx.metadata(at),
+        )
+        .await
+        .map_err(|e| map_error(id, e))?;
+        Ok(Written {
+            value: (),
+            consistent: true,
+        })
+    }
+
+    /// A link of the tenant, with every use, from its events.
+    ///
+    /// # Errors
+    /// 404 for a link of another tenant or none.
+    pub async fn get(&self, tenant: TenantId, id: Uuid) -> Result<PortalLinkView, AppError> {
+        let events = self
+            .shared
+            .log
+            .aggregate_history(PortalLink::TYPE, &id.to_string())
+            .await?;
+        let mut link = PortalLink::default();
+        let mut uses = Vec::new();
+        for stored in &events {
+            let event: PortalLinkEvent = crate::fold::parse::<PortalLink>(stored)?;
+            if let PortalLinkEvent::PortalLinkOpened { opened_at } = &event {
+                uses.push(LinkUse {
+                    opened_at: *opened_at,
+                    request_id: stored.meta().map(|m| m.request_id),
+                });
+            }
+            link.apply_event(event);
+        }
+        let state = link
+            .state()
+            .filter(|s| s.tenant_id == tenant)
+            .ok_or_else(|| AppError::not_found("portal session", id))?;
+        Ok(PortalLinkView {
+            id,
+            read_only: state.read_only,
+            subscription_filter: state.subscription_filter.clone(),
+            issued_at: state.issued_at,
+            expires_at: state.expires_at,
+            revoked_at: state.revoked_at,
+            uses,
+        })
+    }
+}

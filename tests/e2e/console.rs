@@ -1,0 +1,481 @@
+//! The console over plain HTTP: portal sessions through the API (and what
+//! the log records of them), session cookies, security headers, cached
+//! assets, CSRF tokens and the sign-in limit. (Flows in a browser are in
+//! tests/browser.)
+
+use hookline_tests::receiver::TestReceiver;
+use hookline_tests::{expect_json, TestApp};
+use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn session_cookie(headers: &HeaderMap) -> String {
+    let raw = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("hookline_console="))
+        .expect("a session cookie");
+    raw.split(';').next().unwrap().to_string()
+}
+
+/// Signs in with the form (as a browser would) and returns the cookie.
+async fn sign_in(app: &TestApp, key: &str) -> String {
+    let res = no_redirects()
+        .post(app.url("/console/sign-in"))
+        .form(&[("kind", "tenant"), ("credential", key)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let set = res
+        .headers()
+        .get(SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && set.contains("Path=/console"),
+        "{set}"
+    );
+    assert!(
+        !set.contains("Secure"),
+        "plain HTTP without a public https URL"
+    );
+    session_cookie(res.headers())
+}
+
+#[tokio::test]
+async fn portal_sessions_are_issued_read_and_revoked_and_the_log_keeps_no_token() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let other = app.tenant("globex").await;
+    let rx = TestReceiver::start().await;
+    let sub = app
+        .subscribe(
+            &t,
+            json!({"url": rx.url("/a"), "events": ["order.created"]}),
+        )
+        .await;
+    let sub_id = sub["id"].as_str().unwrap();
+    let theirs = app
+        .subscribe(
+            &other,
+            json!({"url": rx.url("/b"), "events": ["order.created"]}),
+        )
+        .await;
+
+    // Defaults: one hour, read-write, the whole tenant.
+    let res = app
+        .client
+        .post(app.url("/v1/portal-sessions"))
+        .bearer_auth(&t.api_key)
+        .send()
+        .await
+        .unwrap();
+    let link = expect_json(res, 201).await;
+    let url = link["url"].as_str().unwrap();
+    let token = url.split("token=").nth(1).unwrap();
+    assert!(token.starts_with("hlp_"));
+    assert_eq!(link["read_only"], false);
+    let expires: chrono::DateTime<chrono::Utc> =
+        link["expires_at"].as_str().unwrap().parse().unwrap();
+    let left = expires - chrono::Utc::now();
+    assert!(
+        left > chrono::Duration::minutes(59) && left <= chrono::Duration::hours(1),
+        "{left}"
+    );
+
+    // Bad input is refused with the field named.
+    for (body, field) in [
+        (json!({"expires_in": 0}), "expires_in"),
+        (json!({"expires_in": 10_000_000}), "expires_in"),
+        (json!({"subscription_filter": []}), "subscription_filter"),
+        (
+            json!({"subscription_filter": ["nope"]}),
+            "subscription_filter",
+        ),
+        (
+            json!({"subscription_filter": [theirs["id"]]}),
+            "subscription_filter",
+        ),
+    ] {
+        let e = expect_json(app.post(&t, "/v1/portal-sessions", body.clone()).await, 400).await;
+        assert!(e["detail"].as_str().unwrap().contains(field), "{body}: {e}");
+    }
+    let e = expect_json(
+        app.post(&t, "/v1/portal-sessions", json!({"readonly": true}))
+            .await,
+        400,
+    )
+    .await;
+    assert_eq!(e["code"], "invalid_body");
+
+    // Opening it records a use and starts a session scoped to the tenant.
+    let opened = no_redirects()
+        .get(app.url(&format!("/console/portal?token={token}")))
+        .header("x-request-id", "portal-open-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 303);
+    assert_eq!(opened.headers()[LOCATION], "/console/subscriptions");
+    let cookie = session_cookie(opened.headers());
+    let page = no_redirects()
+        .get(app.url("/console/subscriptions"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&rx.url("/a")) && !page.contains(&rx.url("/b")));
+
+    // A forged or altered token opens nothing.
+    let mut forged = token.to_string();
+    forged.replace_range(10..11, if &token[10..11] == "A" { "B" } else { "A" });
+    for bad in [forged.as_str(), "hlp_AAAA", "nonsense"] {
+        let res = no_redirects()
+            .get(app.url(&format!("/console/portal?token={bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{bad}");
+        assert!(res.headers().get(SET_COOKIE).is_none());
+    }
+
+    let id = link["id"].as_str().unwrap();
+    let read = expect_json(app.get(&t, &format!("/v1/portal-sessions/{id}")).await, 200).await;
+    assert_eq!(read["uses"].as_array().unwrap().len(), 1);
+    assert_eq!(read["uses"][0]["request_id"], "portal-open-1");
+    // Another tenant cannot see or revoke it.
+    expect_json(
+        app.get(&other, &format!("/v1/portal-sessions/{id}")).await,
+        404,
+    )
+    .await;
+    assert_eq!(
+        app.delete(&other, &format!("/v1/portal-sessions/{id}"))
+            .await
+            .status(),
+        404
+    );
+
+    // Revoked: the session ends, the link no longer opens; revoking twice is fine.
+    assert_eq!(
+        app.delete(&t, &format!("/v1/portal-sessions/{id}"))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        app.delete(&t, &format!("/v1/portal-sessions/{id}"))
+            .await
+            .status(),
+        204
+    );
+    let after = no_redirects()
+        .get(app.url("/console/subscriptions"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 303);
+    assert_eq!(after.headers()[LOCATION], "/console/sign-in");
+    let again = no_redirects()
+        .get(app.url(&format!("/console/portal?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410);
+
+    // The log: issued, opened (by the portal, under the opening request), revoked; no token.
+    let events: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT event_type, event_version, payload::text, metadata::text FROM events
+          WHERE aggregate_type = 'PortalLink' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(id)
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        types,
+        vec!["PortalLinkIssued", "PortalLinkOpened", "PortalLinkRevoked"]
+    );
+    assert!(events.iter().all(|e| e.1 == "1.0"));
+    assert!(events[1].3.contains(&format!("portal:{id}")) && events[1].3.contains("portal-open-1"));
+    for e in &events {
+        assert!(
+            !e.2.contains(&token[4..20]) && !e.3.contains(&token[4..20]),
+            "no token in the log"
+        );
+    }
+
+    // Scoped to a subscription: only that one is visible.
+    let scoped = expect_json(
+        app.post(
+            &t,
+            "/v1/portal-sessions",
+            json!({"subscription_filter": [sub_id], "read_only": true, "expires_in": 600}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(scoped["subscription_filter"], json!([sub_id]));
+}
+
+#[tokio::test]
+async fn console_pages_carry_a_strict_csp_and_assets_are_cached() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/console/sign-in"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'")
+            && csp.contains("default-src 'none'")
+            && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["cache-control"], "no-store");
+    let html = res.text().await.unwrap();
+    assert!(!html.contains("<script>"), "no inline script");
+    let css = html
+        .split("href=\"")
+        .find_map(|p| p.split('"').next().filter(|u| u.ends_with(".css")))
+        .unwrap()
+        .to_string();
+    assert!(css.starts_with("/console/assets/console-"), "{css}");
+    let asset = app.client.get(app.url(&css)).send().await.unwrap();
+    assert_eq!(asset.status(), 200);
+    assert_eq!(
+        asset.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = asset.headers()["etag"].to_str().unwrap().to_string();
+    let again = app
+        .client
+        .get(app.url(&css))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    let missing = app
+        .client
+        .get(app.url("/console/assets/nope.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    // Not signed in: to the sign-in page.
+    let res = no_redirects()
+        .get(app.url("/console/subscriptions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()[LOCATION], "/console/sign-in");
+}
+
+#[tokio::test]
+async fn a_post_without_the_sessions_csrf_token_or_from_another_origin_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    let sub = app
+        .subscribe(
+            &t,
+            json!({"url": rx.url("/a"), "events": ["order.created"]}),
+        )
+        .await;
+    let id = sub["id"].as_str().unwrap();
+    let cookie = sign_in(&app, &t.api_key).await;
+    let path = format!("/console/subscriptions/{id}/delete");
+    for (token, origin) in [
+        (None, None),
+        (Some("wrong"), None),
+        (None, Some("http://evil.example")),
+    ] {
+        let mut req = no_redirects().post(app.url(&path)).header(COOKIE, &cookie);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let form: Vec<(&str, &str)> = token.map(|t| vec![("_csrf", t)]).unwrap_or_default();
+        let res = req.form(&form).send().await.unwrap();
+        assert_eq!(res.status(), 403, "{token:?} {origin:?}");
+    }
+    expect_json(app.get(&t, &format!("/v1/subscriptions/{id}")).await, 200).await;
+    // With the page's token it works.
+    let page = no_redirects()
+        .get(app.url(&path))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap();
+    let res = no_redirects()
+        .post(app.url(&path))
+        .header(COOKIE, &cookie)
+        .header("origin", &app.base)
+        .form(&[("_csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    expect_json(app.get(&t, &format!("/v1/subscriptions/{id}")).await, 404).await;
+    // Signing out ends the session on the server.
+    let out = no_redirects()
+        .post(app.url("/console/sign-out"))
+        .header(COOKIE, &cookie)
+        .form(&[("_csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let after = no_redirects()
+        .get(app.url("/console/dashboard"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.headers()[LOCATION], "/console/sign-in");
+}
+
+#[tokio::test]
+async fn sign_ins_are_rate_limited_and_sessions_end_with_their_key() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "HOOKLINE_PUBLIC_URL".into(),
+            "https://hooks.example.com".into(),
+        );
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let client = no_redirects();
+    for i in 0..10 {
+        let res = client
+            .post(app.url("/console/sign-in"))
+            .form(&[("kind", "tenant"), ("credential", "hlk_wrong")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "attempt {i}");
+    }
+    let res = client
+        .post(app.url("/console/sign-in"))
+        .form(&[("kind", "tenant"), ("credential", t.api_key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        429,
+        "even a right key waits once the limit is reached"
+    );
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many failed sign-ins"));
+    let operator = client
+        .post(app.url("/console/sign-in"))
+        .form(&[
+            ("kind", "operator"),
+            ("credential", hookline_tests::server::ADMIN_TOKEN),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(operator.status(), 429);
+
+    // On another server (limits are per process), a session ends when its key is revoked;
+    // with an https public URL the cookie is Secure.
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "HOOKLINE_PUBLIC_URL".into(),
+            "https://hooks.example.com".into(),
+        );
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let res = client
+        .post(app.url("/console/sign-in"))
+        .form(&[("kind", "tenant"), ("credential", t.api_key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(res.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
+    let cookie = session_cookie(res.headers());
+    let ok = client
+        .get(app.url("/console/dashboard"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let keys = expect_json(
+        app.client
+            .get(app.url(&format!("/admin/tenants/{}/keys", t.id)))
+            .bearer_auth(hookline_tests::server::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let key_id = keys["data"][0]["id"].as_str().unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/admin/tenants/{}/keys/{key_id}", t.id)))
+        .bearer_auth(hookline_tests::server::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let gone = client
+        .get(app.url("/console/dashboard"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 303);
+    assert_eq!(gone.headers()[LOCATION], "/console/sign-in");
+    // A portal link on that server points at the public URL.
+    let t2 = app.tenant("globex").await;
+    let link = expect_json(app.post(&t2, "/v1/portal-sessions", json!({})).await, 201).await;
+    assert!(link["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://hooks.example.com/console/portal?token=hlp_"));
+}
