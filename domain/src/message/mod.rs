@@ -45,6 +45,11 @@ pub fn envelope_data(body: &str) -> Option<&str> {
         #[serde(borrow)]
         data: &'a serde_json::value::RawValue,
     }
+    // serde reads a struct from a JSON array too (`[1]`); an envelope is
+    // an object.
+    if !body.trim_start().starts_with('{') {
+        return None;
+    }
     serde_json::from_str::<Envelope<'_>>(body)
         .ok()
         .map(|e| e.data.get())
