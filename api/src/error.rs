@@ -124,6 +124,19 @@ impl From<AppError> for ApiError {
                     "the database is unreachable right now; retry later",
                 )
             }
+            AppError::Upstream {
+                unavailable,
+                code,
+                detail,
+            } => Self::new(
+                if unavailable {
+                    StatusCode::BAD_GATEWAY
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                },
+                code,
+                detail,
+            ),
             AppError::Internal(cause) => {
                 tracing::error!(cause = %cause, "internal error");
                 Self::from_status(StatusCode::INTERNAL_SERVER_ERROR)

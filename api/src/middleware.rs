@@ -4,10 +4,11 @@
 
 use crate::error::{ApiError, ErrorShaped, REQUEST_ID};
 use crate::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hookline_application::metrics::MetricsService;
 use hookline_application::tenants::Principal;
 use hookline_application::RequestId;
 use std::future::Future;
@@ -39,15 +40,33 @@ impl RequestLimits {
     }
 }
 
+/// What the outermost layer needs: the limits, and the metrics it counts
+/// every answered request in.
+#[derive(Debug, Clone)]
+pub struct RequestScope {
+    pub limits: RequestLimits,
+    pub metrics: Arc<MetricsService>,
+}
+
+/// The route template a request matched (`/v1/subscriptions/{id}`); the
+/// metrics say `unmatched` without one, never the raw path, so the label
+/// stays bounded.
+fn route_of(req: &Request) -> Option<MatchedPath> {
+    req.extensions().get::<MatchedPath>().cloned()
+}
+
 /// Outermost layer: assigns the request id, normalises error bodies,
 /// refuses a declared body over the limit before reading it (and before a
 /// `100 Continue`), and answers `408` when reading the request and
 /// answering it takes longer than the request timeout.
 pub async fn request_context(
-    State(limits): State<RequestLimits>,
+    State(scope): State<RequestScope>,
     mut req: Request,
     next: Next,
 ) -> Response {
+    let limits = scope.limits;
+    let route = route_of(&req);
+    let method = req.method().clone();
     let request_id = req
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -99,7 +118,14 @@ pub async fn request_context(
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         let status = response.status().as_u16();
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        scope.metrics.http_request(
+            method.as_str(),
+            route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            status,
+            elapsed,
+        );
+        let elapsed_ms = elapsed.as_millis() as u64;
         if status >= 500 {
             tracing::error!(status, elapsed_ms, "request failed");
         } else {

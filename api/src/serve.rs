@@ -6,16 +6,22 @@
 //! handlers are bounded by the same timeout in
 //! [`crate::middleware::request_context`].
 
+use crate::routes::inbound::PeerAddr;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
+
+/// The client's address, in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
 
 /// Connection limits of [`serve`].
 #[derive(Debug, Clone, Copy)]
@@ -67,13 +73,16 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
         // Handlers that need the client's address (the console's sign-in
-        // limiter) find it in the request's extensions.
+        // limiter, the metrics endpoint's loopback check) find it in the
+        // request's extensions.
         let service =
             router
                 .clone()
                 .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut()
                         .insert(crate::console::web::ClientAddr(peer));
+                    req.extensions_mut().insert(Peer(peer));
+                    req.extensions_mut().insert(PeerAddr(peer));
                     req
                 });
         let connection =

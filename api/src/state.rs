@@ -2,14 +2,17 @@
 
 use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
+use hookline_application::connectors::SiigoService;
 use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService};
 use hookline_application::health::HealthService;
 use hookline_application::idempotency::IdempotencyService;
 use hookline_application::messages::MessageService;
+use hookline_application::metrics::MetricsService;
 use hookline_application::operators::OperatorService;
 use hookline_application::portal::PortalService;
 use hookline_application::ports::Clock;
+use hookline_application::sources::{InboundService, SourceService};
 use hookline_application::subscriptions::SubscriptionService;
 use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_infrastructure::config::Secret;
@@ -28,6 +31,14 @@ pub struct AppState {
     pub messages: Arc<MessageService>,
     pub operators: Arc<OperatorService>,
     pub idempotency: Arc<IdempotencyService>,
+    pub sources: Arc<SourceService>,
+    pub inbound: Arc<InboundService>,
+    pub siigo: Arc<SiigoService>,
+    /// Private ranges URLs given over the API may use.
+    pub allow_list: hookline_domain::AllowList,
+    /// `HOOKLINE_SIIGO_URL`: where Siigo is unless a request names a
+    /// sandbox.
+    pub siigo_url: String,
     pub admin_token: Option<Secret>,
     /// The request body limit of the Svix-compatible API.
     pub svix_max_body_bytes: usize,
@@ -36,6 +47,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The console's sessions and settings.
     pub console: Arc<crate::console::Console>,
+    pub metrics: Arc<MetricsService>,
+    /// `GET /metrics` asks for it when set (else: loopback clients only).
+    pub metrics_token: Option<Secret>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -74,6 +74,8 @@ pub enum Actor {
     /// A console session opened with a portal link (its id).
     Portal(Uuid),
     System(&'static str),
+    /// An inbound webhook, authenticated by its source's secret.
+    Source(hookline_domain::SourceId),
 }
 
 impl fmt::Display for Actor {
@@ -84,6 +86,7 @@ impl fmt::Display for Actor {
             Self::OperatorKey(id) => write!(f, "operator_key:{id}"),
             Self::Portal(id) => write!(f, "portal:{id}"),
             Self::System(component) => write!(f, "system:{component}"),
+            Self::Source(id) => write!(f, "source:{id}"),
         }
     }
 }

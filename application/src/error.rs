@@ -24,6 +24,15 @@ pub enum AppError {
     /// A dependency (the database) is unreachable; retrying later may work.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A provider Hookline called for the tenant (Siigo) refused the
+    /// request (`unavailable: false`: the credentials or what was asked)
+    /// or could not answer; `detail` says what it answered.
+    #[error("{detail}")]
+    Upstream {
+        unavailable: bool,
+        code: &'static str,
+        detail: String,
+    },
     /// A bug or an unexpected state; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),

@@ -19,7 +19,19 @@ pub const MAX_FILTER_PATTERNS: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventType(String);
 
+/// The namespace of Hookline's own operational events
+/// (`hookline.circuit.opened`, …). Tenants cannot publish into it.
+pub const OPERATIONAL_NAMESPACE: &str = "hookline";
+
 impl EventType {
+    /// Whether this is one of Hookline's operational events
+    /// (`hookline.…`), which only Hookline publishes.
+    pub fn is_operational(&self) -> bool {
+        self.0
+            .strip_prefix(OPERATIONAL_NAMESPACE)
+            .is_some_and(|rest| rest.starts_with('.'))
+    }
+
     /// # Errors
     /// When `s` is not a valid event name; the error names `field`.
     pub fn parse(s: &str, field: &str) -> Result<Self, ValidationError> {
@@ -158,9 +170,13 @@ impl EventPattern {
         EventType::parse(s, field).map(Self::Exact)
     }
 
+    /// Whether `event` is one this pattern asks for. `*` asks for every
+    /// business event, not for Hookline's own operational events
+    /// (`hookline.*`): a subscription receives those only when a pattern
+    /// names them (`hookline.*`, `hookline.circuit.*`, an exact name).
     pub fn matches(&self, event: &EventType) -> bool {
         match self {
-            Self::All => true,
+            Self::All => !event.is_operational(),
             Self::Prefix(prefix) => event
                 .as_str()
                 .strip_prefix(prefix.as_str())

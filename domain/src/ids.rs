@@ -100,3 +100,20 @@ impl TenantId {
         *self == Self::ORGANISATION
     }
 }
+uuid_id!(
+    /// An inbound source: an endpoint (`POST /in/{id}`) where a provider
+    /// delivers webhooks to Hookline (also the id of its aggregate).
+    SourceId,
+    "source_id"
+);
+uuid_id!(
+    /// One verified inbound webhook (also the id of its aggregate).
+    InboundId,
+    "inbound_id"
+);
+uuid_id!(
+    /// A subscription Hookline provisioned at a provider (Siigo), as
+    /// Hookline records it (also the id of its aggregate).
+    UpstreamId,
+    "upstream_subscription_id"
+);

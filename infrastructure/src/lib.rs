@@ -4,7 +4,9 @@
 pub mod cipher;
 pub mod clock;
 pub mod config;
+pub mod metrics;
 pub mod postgres;
 pub mod schema;
 pub mod sender;
+pub mod siigo;
 pub mod telemetry;

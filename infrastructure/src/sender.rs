@@ -42,8 +42,8 @@ impl fmt::Display for DnsFailure {
 impl StdError for DnsFailure {}
 
 /// Resolves with the system resolver and keeps only permitted addresses.
-struct GuardedResolver {
-    allow: AllowList,
+pub(crate) struct GuardedResolver {
+    pub(crate) allow: AllowList,
 }
 
 impl Resolve for GuardedResolver {

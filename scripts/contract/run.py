@@ -1,7 +1,10 @@
 """Contract tests: the OpenAPI document checked against the running server.
 
 1. Starts `hookline serve` (its own embedded Postgres in a temporary
-   directory, the API role only, so no webhook is ever sent anywhere).
+   directory, the API role only, so no webhook is ever sent anywhere),
+   with HOOKLINE_SIIGO_URL pointing at a local Siigo stand-in
+   (`hookline connectors siigo sandbox`), so provisioning calls stay on
+   this machine.
 2. Validates the served /openapi.json and the committed docs/openapi.json
    with openapi-spec-validator (OpenAPI 3.1).
 3. Runs schemathesis over every operation: examples, coverage, fuzzing and
@@ -34,12 +37,31 @@ def say(msg):
     print(f"contract: {msg}", file=sys.stderr, flush=True)
 
 
-def start_server(binary, data_dir, admin_token):
+def start_sandbox(binary):
+    """The Siigo stand-in on a free loopback port: (process, base URL)."""
+    proc = subprocess.Popen(
+        [binary, "connectors", "siigo", "sandbox", "--listen", "127.0.0.1:0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    for line in proc.stdout:
+        m = re.search(r"listening on (http://\S+)", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            return proc, m.group(1)
+    proc.kill()
+    sys.exit("contract: the Siigo sandbox did not start")
+
+
+def start_server(binary, data_dir, admin_token, siigo_url):
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     env.update(
         {
             "HOOKLINE_ADMIN_TOKEN": admin_token,
+            "HOOKLINE_SIIGO_URL": siigo_url,
             "RUST_LOG": "info",
         }
     )
@@ -88,7 +110,8 @@ def main():
     binary = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="hookline-contract-")
     admin_token = secrets.token_urlsafe(24)
-    proc, url, logs = start_server(binary, os.path.join(work, "data"), admin_token)
+    sandbox, siigo_url = start_sandbox(binary)
+    proc, url, logs = start_server(binary, os.path.join(work, "data"), admin_token, siigo_url)
     ok = True
     try:
         served = os.path.join(work, "openapi.json")
@@ -156,6 +179,7 @@ def main():
             say("the server logged panics:\n" + "".join(panics[:10]))
             ok = False
     finally:
+        sandbox.terminate()
         proc.terminate()
         try:
             proc.wait(timeout=30)

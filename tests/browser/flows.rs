@@ -673,3 +673,125 @@ fn the_pages_pass_axe_and_fit_a_phone() {
         assert_eq!(focused, json!("skip"));
     });
 }
+
+#[test]
+fn flow_control_shows_a_rate_limit_an_open_circuit_and_skipped_deliveries() {
+    run("flow_control", |c| async move {
+        let app = TestApp::spawn_with(|env| {
+            env.insert("HOOKLINE_CIRCUIT_FAILURE_THRESHOLD".into(), "2".into());
+            env.insert("HOOKLINE_CIRCUIT_PROBE_MIN_SECONDS".into(), "600".into());
+            env.insert("HOOKLINE_RETRY_SCHEDULE".into(), "1".into());
+            env.insert("HOOKLINE_WEBHOOK_MAX_RETRIES".into(), "5".into());
+        })
+        .await;
+        let t = app.tenant("Acme").await;
+        let rx = TestReceiver::start().await;
+        sign_in(&c, &app, &t).await;
+        // A rate limit set in the form reaches the subscription; a bad one
+        // is refused inline.
+        c.goto(&app.url("/console/subscriptions/new"))
+            .await
+            .unwrap();
+        type_into(&c, "#url", &rx.url("/limited")).await;
+        click(&c, "input[id='ev-payment.received']").await;
+        type_into(&c, "#rate_limit", "0").await;
+        js(
+            &c,
+            "document.querySelector('form[action=\"/console/subscriptions\"]').noValidate = true",
+        )
+        .await;
+        click(
+            &c,
+            "form[action='/console/subscriptions'] button[type=submit]",
+        )
+        .await;
+        wait_text_in(&c, "#rate_limit-error", "1").await;
+        let field = find(&c, "#rate_limit").await;
+        field.clear().await.unwrap();
+        type_into(&c, "#rate_limit", "25").await;
+        click(
+            &c,
+            "form[action='/console/subscriptions'] button[type=submit]",
+        )
+        .await;
+        find(&c, "#secret-value").await;
+        let list = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+        assert_eq!(list["data"][0]["rate_limit"], 25);
+        let limited = list["data"][0]["id"].as_str().unwrap().to_string();
+        c.goto(&app.url(&format!("/console/subscriptions/{limited}")))
+            .await
+            .unwrap();
+        wait_text(&c, "25 / s").await;
+
+        // A dead receiver opens its circuit: the list says so and filters
+        // on it.
+        let dead = TestReceiver::start().await;
+        dead.default_reply(Reply::status(503));
+        let d = app
+            .subscribe(&t, json!({"url": dead.url("/dead"), "events": ["order.*"]}))
+            .await;
+        let dead_id = d["id"].as_str().unwrap().to_string();
+        app.post(
+            &t,
+            "/v1/events",
+            json!({"event_type": "order.created", "data": {}}),
+        )
+        .await;
+        eventually("the circuit opens", WAIT, || async {
+            let s = expect_json(
+                app.get(&t, &format!("/v1/subscriptions/{dead_id}")).await,
+                200,
+            )
+            .await;
+            (!s["circuit"].is_null()).then_some(())
+        })
+        .await;
+        c.goto(&app.url("/console/subscriptions?status=circuit_open"))
+            .await
+            .unwrap();
+        wait_text_in(&c, "#subscriptions", "circuit open").await;
+        let page = body_text(&c).await;
+        assert!(page.contains(&dead.url("/dead")), "{page}");
+        assert!(!page.contains(&rx.url("/limited")), "{page}");
+        c.goto(&app.url(&format!("/console/subscriptions/{dead_id}")))
+            .await
+            .unwrap();
+        wait_text(&c, "consecutive failures").await;
+        screenshot(&c, "circuit-open").await;
+
+        // Disabled: a published event is recorded as skipped and shown so.
+        expect_json(
+            app.post(
+                &t,
+                &format!("/v1/subscriptions/{dead_id}/disable"),
+                json!({}),
+            )
+            .await,
+            200,
+        )
+        .await;
+        let published = expect_json(
+            app.post(
+                &t,
+                "/v1/events",
+                json!({"event_type": "order.created", "data": {}}),
+            )
+            .await,
+            202,
+        )
+        .await;
+        let skipped = published["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["subscription_id"] == dead_id.as_str())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        c.goto(&app.url(&format!("/console/deliveries/{skipped}")))
+            .await
+            .unwrap();
+        wait_text_in(&c, "#delivery-status", "skipped").await;
+    });
+}

@@ -228,11 +228,22 @@ async fn an_event_fans_out_to_every_matching_active_subscription() {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|d| d["status"] == "pending")
         .map(|d| d["subscription_id"].as_str().unwrap().to_string())
         .collect();
     got.sort();
     expect.sort();
     assert_eq!(got, expect);
+    // The disabled one's is recorded as skipped (sent by a recovery once
+    // enabled); the deleted one gets nothing.
+    let skipped: Vec<&Value> = accepted["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "skipped")
+        .collect();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["subscription_id"], disabled["id"]);
     let received = rx.wait_for(3, WAIT).await;
     let mut paths: Vec<String> = received.iter().map(|r| r.path.clone()).collect();
     paths.sort();

@@ -53,6 +53,9 @@ fn concrete(path: &str) -> String {
         .replace("{name}", "invoice.created")
         .replace("{request_id}", "req-openapi-1")
         .replace("{file}", "docs.js")
+        .replace("{source_id}", "01936f2e-5b7a-7c3d-9e4f-1a2b3c4d5e6f")
+        .replace("{companyId}", "01936f2e-4a10-7c3d-8e4f-1a2b3c4d5e01")
+        .replace("{webHookId}", "01936f2e-5b7a-7c3d-9e4f-1a2b3c4d5e6f")
 }
 
 /// Every documented operation exists: the guarded ones answer 401 with
@@ -102,6 +105,19 @@ async fn every_documented_operation_is_routed_and_guarded_as_documented() {
                         assert_eq!(body["code"], "unauthorized", "{id}");
                     }
                 }
+                None if id == "receive_inbound" => {
+                    // Public, and routed: an unknown source is its own 404
+                    // (the fallback's is `not_found`).
+                    let res = app
+                        .client
+                        .request(method.clone(), &url)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), 404, "{id}: {method} {path}");
+                    let body: Value = res.json().await.unwrap();
+                    assert_eq!(body["code"], "source_not_found", "{id}");
+                }
                 None => {
                     let res = app
                         .client
@@ -115,5 +131,5 @@ async fn every_documented_operation_is_routed_and_guarded_as_documented() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 53);
+    assert_eq!(checked, 71);
 }

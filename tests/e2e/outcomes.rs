@@ -244,11 +244,15 @@ async fn a_410_fails_the_delivery_and_disables_the_subscription() {
     let last = history["data"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["event_type"], "SubscriptionDisabled");
     assert_eq!(last["metadata"]["actor"], "system:worker");
-    // A disabled subscription receives nothing.
-    let none = app
+    // A disabled subscription receives nothing: the event is recorded for
+    // it as a skipped delivery.
+    let skipped = app
         .post(&t, "/v1/events", json!({"event_type": "a.b", "data": {}}))
         .await;
-    expect_json(none, 404).await;
+    assert_eq!(
+        expect_json(skipped, 202).await["deliveries"][0]["status"],
+        "skipped"
+    );
     assert_eq!(rx.count(), 1);
 }
 

@@ -202,8 +202,21 @@ async fn operators_list_rename_and_delete_tenants_and_manage_their_keys() {
     .await;
     assert_eq!(res.status(), 204);
     assert_eq!(works(&app, &b.api_key).await, 401);
+    // Once deleted it is 404, unless asked for with include_deleted.
+    assert_eq!(
+        admin(&app, Method::GET, &format!("/admin/tenants/{}", b.id), None)
+            .await
+            .status(),
+        404
+    );
     let shown = expect_json(
-        admin(&app, Method::GET, &format!("/admin/tenants/{}", b.id), None).await,
+        admin(
+            &app,
+            Method::GET,
+            &format!("/admin/tenants/{}?include_deleted=true", b.id),
+            None,
+        )
+        .await,
         200,
     )
     .await;

@@ -79,6 +79,10 @@ fn describe(
             state.0 = DeliveryStatus::Abandoned;
             format!("{}  abandoned: {reason}", time(abandoned_at))
         }
+        DeliveryEvent::DeliverySkipped { reason, skipped_at } => {
+            state.0 = DeliveryStatus::Skipped;
+            format!("{}  skipped: {reason}", time(skipped_at))
+        }
     }
 }
 

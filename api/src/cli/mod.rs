@@ -1,7 +1,7 @@
 //! The `hookline` command line.
 //!
 //! ```text
-//! hookline serve   [--listen ADDR] [--role api|worker|all]   [DB]
+//! hookline serve   [--listen ADDR] [--role api|worker|all] [--metrics-listen ADDR] [DB]
 //! hookline migrate                                           [DB]
 //! hookline tenants create NAME [--json]                      [DB]
 //! hookline tenants list [--include-deleted] [--json]         [DB]
@@ -14,14 +14,20 @@
 //! hookline audit heads  [--tenant ID] [--output FILE]        [DB]
 //! hookline replay [--projection NAME|all] [--check]          [DB]
 //! hookline deliveries show ID                                [DB]
+//! hookline connectors siigo subscribe [URL] EVENTS USERNAME ACCESS_KEY CLIENT_ID CLIENT_SECRET
+//!          --tenant ID [--via-source] [--description D] [--header K=V]... [--sandbox-url URL] [--json] [DB]
+//! hookline connectors siigo list|remove …                     [DB]
+//! hookline connectors siigo sandbox --listen ADDR
 //! ```
 //! `[DB]` is `--data-dir DIR` and/or `--database-url URL`. Without a
 //! database URL (flag, `DATABASE_URL` or `HOOKLINE_DATABASE_URL`) every
 //! command uses the embedded Postgres under the data directory.
 
 mod audit;
+mod connectors;
 mod deliveries;
 mod replay;
+mod siigo_sandbox;
 mod tenants;
 
 use crate::startup::{Application, OpenDatabase, Runs, Services};
@@ -70,6 +76,9 @@ enum Command {
         /// Which parts to run: api, worker or all.
         #[arg(long, value_name = "ROLE")]
         role: Option<String>,
+        /// Also serve GET /metrics (and nothing else) on this address.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -105,6 +114,11 @@ enum Command {
     Deliveries {
         #[command(subcommand)]
         command: DeliveriesCommand,
+    },
+    /// Connectors to other systems (Siigo).
+    Connectors {
+        #[command(subcommand)]
+        command: connectors::ConnectorsCommand,
     },
 }
 
@@ -240,12 +254,26 @@ where
     F: FnOnce(Services) -> Fut,
     Fut: Future<Output = anyhow::Result<ExitCode>>,
 {
+    with_services_running(config, db, Runs::TenantsOnly, work).await
+}
+
+/// As [`with_services`], with the services `runs` names.
+async fn with_services_running<F, Fut>(
+    config: Option<PathBuf>,
+    db: &DbArgs,
+    runs: Runs,
+    work: F,
+) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Services) -> Fut,
+    Fut: Future<Output = anyhow::Result<ExitCode>>,
+{
     let settings = Settings::from_env(&overrides(config, db))?;
     quiet_logs(settings.log_format);
     let database = OpenDatabase::open(&settings).await?;
     let shutdown = CancellationToken::new();
     let result = async {
-        let mut services = Services::build(&settings, &database, Runs::TenantsOnly, &shutdown)?;
+        let mut services = Services::build(&settings, &database, runs, &shutdown)?;
         let tasks = services.start(None, &shutdown)?;
         let result = work(services).await;
         shutdown.cancel();
@@ -277,10 +305,16 @@ fn tenant_arg(tenant: Option<String>) -> anyhow::Result<Option<TenantId>> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config;
     match cli.command {
-        Command::Serve { listen, role, db } => {
+        Command::Serve {
+            listen,
+            role,
+            metrics_listen,
+            db,
+        } => {
             let mut o = overrides(config, &db);
             o.listen = listen;
             o.role = role;
+            o.metrics_listen = metrics_listen;
             let settings = Settings::from_env(&o)?;
             telemetry::init(settings.log_format);
             let app = Application::build(settings).await?;
@@ -337,6 +371,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let id = DeliveryId::parse(&id).map_err(|e| anyhow::anyhow!("{}", e.reason))?;
             with_services(config, &db, |s| deliveries::show(s, id)).await
+        }
+        Command::Connectors { command } => run_connectors(config, command).await,
+    }
+}
+
+async fn run_connectors(
+    config: Option<PathBuf>,
+    command: connectors::ConnectorsCommand,
+) -> anyhow::Result<ExitCode> {
+    use connectors::{ConnectorsCommand, SiigoCommand};
+    let db = command.db().cloned().unwrap_or_default();
+    let ConnectorsCommand::Siigo { command } = command;
+    match command {
+        SiigoCommand::Sandbox { listen } => connectors::sandbox(&listen).await,
+        SiigoCommand::Subscribe(args) => {
+            with_services_running(config, &db, Runs::TenantsOnlySealing, |s| async move {
+                connectors::subscribe(s, &args).await
+            })
+            .await
+        }
+        SiigoCommand::List {
+            tenant,
+            include_removed,
+            json,
+            ..
+        } => {
+            with_services(config, &db, |s| async move {
+                connectors::list(s, &tenant, include_removed, json).await
+            })
+            .await
+        }
+        SiigoCommand::Remove { id, tenant, .. } => {
+            with_services_running(config, &db, Runs::TenantsOnlySealing, |s| async move {
+                connectors::remove(s, &id, &tenant).await
+            })
+            .await
         }
     }
 }

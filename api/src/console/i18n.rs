@@ -264,6 +264,16 @@ messages! {
     Status => "Status", "Estado";
     StatusAbandoned => "abandoned", "abandonada";
     StatusActive => "active", "activa";
+    StatusCircuitOpen => "circuit open", "circuito abierto";
+    StatusSkipped => "skipped", "omitida";
+    RateLimit => "Rate limit (attempts per second)", "Límite de envíos (intentos por segundo)";
+    RateLimitHint => "Optional, 1–10000. Deliveries over the limit wait in the queue; none is dropped. Empty: no limit.", "Opcional, 1–10000. Las entregas por encima del límite esperan en la cola; ninguna se pierde. Vacío: sin límite.";
+    RateLimitInvalid => "Enter a whole number from 1 to 10000, or leave it empty.", "Escriba un número entero de 1 a 10000, o déjelo vacío.";
+    Circuit => "Circuit breaker", "Cortacircuitos";
+    CircuitOpenSince => "open since", "abierto desde";
+    ConsecutiveFailures => "consecutive failures", "fallos consecutivos";
+    NextProbe => "next probe", "próxima prueba";
+    Backlog => "Waiting deliveries", "Entregas en espera";
     StatusCode => "Status code", "Código de estado";
     StatusDeleted => "deleted", "eliminada";
     StatusDelivered => "delivered", "entregada";

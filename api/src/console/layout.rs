@@ -211,6 +211,7 @@ pub fn delivery_status(locale: Locale, s: DeliveryStatus) -> Markup {
         DeliveryStatus::Delivered => (M::StatusDelivered, "ok"),
         DeliveryStatus::Failed => (M::StatusFailed, "bad"),
         DeliveryStatus::Abandoned => (M::StatusAbandoned, "bad"),
+        DeliveryStatus::Skipped => (M::StatusSkipped, "muted"),
     };
     html! { span class={ "badge " (class) } data-status=(s.as_str()) { (m.text(locale)) } }
 }

@@ -5,19 +5,26 @@
 
 pub mod audit;
 pub mod common;
+pub mod connectors;
 pub mod deliveries;
 pub mod docs_ui;
 pub mod event_types;
 pub mod health;
+pub mod inbound;
+pub mod inflow;
+pub mod metrics;
 pub mod openapi;
 pub mod operators;
 pub mod portal_sessions;
+pub mod sources;
 pub mod subscriptions;
 pub mod svix;
 pub mod tenants;
 
 use crate::error::{ApiError, ApiResult};
-use crate::middleware::{authenticate, request_context, Caller, CurrentRequestId, RequestLimits};
+use crate::middleware::{
+    authenticate, request_context, Caller, CurrentRequestId, RequestLimits, RequestScope,
+};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode};
@@ -42,7 +49,7 @@ type Layered = fn(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>;
 /// behind `guard_admin`, the health routes and the document public. The
 /// returned document is the one the routes describe, before [`openapi::finish`].
 fn routes(
-    guard_v1: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+    guard_v1: impl Fn(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
     guard_admin: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
 ) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let mut v1 = OpenApiRouter::new()
@@ -51,15 +58,23 @@ fn routes(
         .merge(event_types::router())
         .merge(audit::router())
         .merge(tenants::own_router())
-        .merge(portal_sessions::router());
+        .merge(portal_sessions::router())
+        .merge(sources::router())
+        .merge(connectors::router());
     openapi::guard(v1.get_openapi_mut(), Guard::TenantKey);
+    // InFlow's subscription API: the tenant's key, outside `/v1`.
+    let mut inflow = inflow::router();
+    openapi::guard(inflow.get_openapi_mut(), Guard::TenantKey);
     let mut admin = tenants::admin_router().merge(operators::admin_router());
     openapi::guard(admin.get_openapi_mut(), Guard::AdminToken);
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/v1", guard_v1(v1))
+        .merge(guard_v1(inflow))
         .merge(guard_admin(admin))
         .merge(health::router())
+        .merge(inbound::router())
         .merge(docs_ui::router())
+        .merge(metrics::router())
         .routes(routes!(openapi::serve))
         .split_for_parts()
 }
@@ -94,6 +109,10 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
     openapi::finish(&mut api);
     let document = openapi::Document(openapi::to_json(&api)?);
     let svix = svix::router(&state)?;
+    let scope = RequestScope {
+        limits,
+        metrics: state.metrics.clone(),
+    };
     let app = router
         .merge(svix)
         .layer(Extension(document))
@@ -104,16 +123,35 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
             tracing::error!("a handler panicked");
             ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
         }))
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            request_context,
-        ))
+        .layer(axum::middleware::from_fn_with_state(scope, request_context))
         .with_state(state);
     // Rewrites before routing (a layer of `app` runs after it).
     Ok(Router::new().fallback_service(tower::util::MapRequest::new(
         app,
         svix::without_trailing_slash,
     )))
+}
+
+/// The metrics-only listener's routes: `GET /metrics` (answering every
+/// client that reaches it; still asking for HOOKLINE_METRICS_TOKEN when it
+/// is set), and 404 for anything else.
+pub fn metrics_router(state: AppState, limits: RequestLimits) -> Router {
+    let (router, _) = OpenApiRouter::new()
+        .merge(metrics::router())
+        .split_for_parts();
+    let scope = RequestScope {
+        limits,
+        metrics: state.metrics.clone(),
+    };
+    router
+        .layer(Extension(metrics::MetricsListener))
+        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+        }))
+        .layer(axum::middleware::from_fn_with_state(scope, request_context))
+        .with_state(state)
 }
 
 /// The command context of an authenticated request.

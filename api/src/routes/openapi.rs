@@ -40,7 +40,9 @@ the full history in an append-only event log.
 (`Authorization: Bearer hlk_…`, security scheme `tenant_api_key`); every \
 `/admin` operation takes the operator's token (`HOOKLINE_ADMIN_TOKEN`, scheme \
 `admin_token`; without it configured those routes answer 404). The health \
-routes and this document are public.
+routes and this document are public. `GET /metrics` takes \
+HOOKLINE_METRICS_TOKEN (scheme `metrics_token`) when it is set, and answers \
+loopback clients only when it is not.
 
 **Errors.** Every 4xx and 5xx answer has the body `Error`: \
 `{\"code\", \"detail\", \"request_id\"}`. Each operation's error responses \
@@ -82,8 +84,12 @@ pages by position (`after`, `next_after`).";
         (name = "audit", description = "The tenant's event log in commit order, and everything one request id caused."),
         (name = "api-keys", description = "The calling tenant's own API keys."),
         (name = "portal-sessions", description = "Signed, short-lived links to the console that a tenant hands to its own customers."),
+        (name = "sources", description = "Inbound sources: providers (InFlow, Siigo, Standard Webhooks senders, the seeds' `X-Signature` senders) whose webhooks Hookline verifies, records and fans out to the tenant's subscriptions."),
+        (name = "inbound", description = "Where providers deliver to a source (no API key: the signature is the authentication)."),
+        (name = "connectors", description = "Webhook subscriptions Hookline provisions at a provider (Siigo) for the tenant."),
+        (name = "inflow", description = "InFlow's webhook subscription API, mounted for tools written for InFlow: `companyId` is the tenant id, authentication the tenant's API key; the subscriptions are ordinary Hookline subscriptions signed `hmac-sha256-base64`."),
         (name = "admin", description = "Operators: tenants and their API keys (admin token)."),
-        (name = "service", description = "Liveness, readiness and this document (public)."),
+        (name = "service", description = "Liveness, readiness, metrics and this document."),
     )
 )]
 pub struct ApiDoc;
@@ -104,6 +110,18 @@ impl Modify for SecuritySchemes {
                         "A tenant's API key (`hlk_…`), from `POST /admin/tenants`, \
                          `POST /admin/tenants/{id}/keys`, `POST /v1/api-keys/rotate` \
                          or `hookline tenants create`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "HOOKLINE_METRICS_TOKEN, for `GET /metrics`. While it is not set, \
+                         `/metrics` answers loopback clients without credentials.",
                     ))
                     .build(),
             ),
@@ -206,12 +224,16 @@ fn title(status: &str) -> &'static str {
     match status {
         "400" => "The request is malformed or breaks a rule",
         "401" => "Not authenticated",
+        "403" => "Not allowed from this client",
         "404" => "Not found",
         "408" => "The request was not received and answered in time; nothing was stored",
         "409" => "The request conflicts with the current state",
+        "410" => "Gone",
         "413" => "The body is too large",
         "415" => "The body is not JSON",
+        "422" => "The request was understood but cannot be carried out",
         "500" => "An internal error",
+        "502" => "A provider Hookline called failed",
         "503" => "The service cannot answer right now",
         _ => "An error",
     }
@@ -290,13 +312,23 @@ pub fn finish(api: &mut OpenApi) {
     for (path, item) in api.paths.paths.iter_mut() {
         for (method, op) in operations_mut(item) {
             let write = method != "get";
-            let guarded = op.security.is_some();
+            // Behind a guard that always asks for credentials (an
+            // operation that also accepts none, like `/metrics`, is not).
+            let guarded = op.security.as_ref().is_some_and(|alternatives| {
+                !alternatives.iter().any(|r| {
+                    serde_json::to_value(r)
+                        .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+                })
+            });
             let has_query = op
                 .parameters
                 .iter()
                 .flatten()
                 .any(|p| p.parameter_in == ParameterIn::Query);
             let has_body = op.request_body.is_some();
+            // `POST /in/{source_id}` reads the provider's raw bytes (no
+            // JSON extractor, any content type): its body errors are its own.
+            let raw_body = path.starts_with("/in/");
             // Neither a parameter nor a body is ever JSON `null` (an
             // optional body is an empty one; `null` is refused).
             for p in op.parameters.iter_mut().flatten() {
@@ -324,7 +356,7 @@ pub fn finish(api: &mut OpenApi) {
                     "an unknown query parameter, or one of the wrong type (`limit=ten`)",
                 ));
             }
-            if has_body {
+            if has_body && !raw_body {
                 bad.push(("malformed_json", "the body is not valid JSON"));
                 bad.push((
                     "invalid_body",
@@ -342,7 +374,7 @@ pub fn finish(api: &mut OpenApi) {
                     "reading the request and answering took longer than HOOKLINE_REQUEST_TIMEOUT; nothing was stored",
                 )],
             );
-            if has_body {
+            if has_body && !raw_body {
                 add_codes(
                     op,
                     413,

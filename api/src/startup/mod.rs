@@ -79,6 +79,8 @@ impl OpenDatabase {
 pub struct Application {
     listener: Option<tokio::net::TcpListener>,
     router: axum::Router,
+    /// `HOOKLINE_METRICS_LISTEN`: a listener serving only `/metrics`.
+    metrics: Option<(tokio::net::TcpListener, axum::Router)>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     database: OpenDatabase,
@@ -100,32 +102,42 @@ impl Application {
     ///
     /// # Errors
     /// Database, key or bind failures, with what was being done.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         let database = OpenDatabase::open(&settings).await?;
+        let listener = if settings.role.serves_api() {
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("listening on {}", settings.listen))?;
+            // Port 0 is only known once bound: sources' ingest URLs fall
+            // back to the address really listened on.
+            settings.listen = listener.local_addr()?;
+            Some(listener)
+        } else {
+            None
+        };
         let shutdown = CancellationToken::new();
         let mut services = Services::build(&settings, &database, Runs::Everything, &shutdown)?;
         let tasks = services.start(Some(&settings), &shutdown)?;
-        let router = routes::router(
-            services.state(&settings),
-            RequestLimits {
-                max_body_bytes: settings.max_body_bytes,
-                svix_max_body_bytes: settings.svix_max_body_bytes,
-                timeout: settings.request_timeout,
-            },
-        )
-        .context("serialising the OpenAPI document")?;
-        let listener = if settings.role.serves_api() {
-            Some(
-                tokio::net::TcpListener::bind(settings.listen)
+        let limits = RequestLimits {
+            max_body_bytes: settings.max_body_bytes,
+            svix_max_body_bytes: settings.svix_max_body_bytes,
+            timeout: settings.request_timeout,
+        };
+        let router = routes::router(services.state(&settings), limits)
+            .context("serialising the OpenAPI document")?;
+        let metrics = match settings.metrics_listen {
+            Some(address) => Some((
+                tokio::net::TcpListener::bind(address)
                     .await
-                    .with_context(|| format!("listening on {}", settings.listen))?,
-            )
-        } else {
-            None
+                    .with_context(|| format!("listening for /metrics on {address}"))?,
+                routes::metrics_router(services.state(&settings), limits),
+            )),
+            None => None,
         };
         Ok(Self {
             listener,
             router,
+            metrics,
             shutdown,
             tasks,
             database,
@@ -143,6 +155,11 @@ impl Application {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The address of the metrics-only listener, when there is one.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// Serves until `signal` completes, then shuts down gracefully:
     /// in-flight requests finish, background tasks stop, the pool closes
     /// and the embedded cluster is stopped.
@@ -156,6 +173,7 @@ impl Application {
         let Self {
             listener,
             router,
+            metrics,
             shutdown,
             tasks,
             database,
@@ -163,6 +181,18 @@ impl Application {
             connections,
         } = self;
         let stop = shutdown.clone();
+        let metrics_server = metrics.map(|(listener, router)| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "serving /metrics");
+            }
+            let stopped = shutdown.clone();
+            tokio::spawn(crate::serve::serve(
+                listener,
+                router,
+                connections,
+                async move { stopped.cancelled().await },
+            ))
+        });
         match listener {
             Some(listener) => {
                 tracing::info!(address = %listener.local_addr()?, "Hookline is listening");
@@ -182,6 +212,9 @@ impl Application {
         }
         shutdown.cancel();
         tracing::info!("shutting down");
+        if let Some(server) = metrics_server {
+            drop(server.await);
+        }
         for task in tasks {
             if tokio::time::timeout(drain, task).await.is_err() {
                 tracing::warn!("a background task did not stop within the drain time");

@@ -7,31 +7,40 @@ use anyhow::Context;
 use cqrs_es::Aggregate;
 use hookline_application::audit::AuditService;
 use hookline_application::catalogue::CatalogueService;
+use hookline_application::connectors::SiigoService;
 use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
+use hookline_application::flow::FlowController;
 use hookline_application::health::HealthService;
 use hookline_application::idempotency::{IdempotencyService, IdempotencySettings};
 use hookline_application::messages::MessageService;
+use hookline_application::metrics::MetricsService;
+use hookline_application::operational::Notifier;
 use hookline_application::operators::OperatorService;
 use hookline_application::portal::PortalService;
 use hookline_application::ports::{LinkSigner, SecretCipher};
 use hookline_application::replay::ReplayService;
+use hookline_application::sources::{InboundService, SourceService, SourceSettings};
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_application::uids::UidClaims;
-use hookline_application::worker::{OutcomeRecorder, Worker, WorkerSettings};
+use hookline_application::worker::{OutcomeRecorder, Worker, WorkerPorts, WorkerSettings};
 use hookline_application::Shared;
 use hookline_domain::catalogue::CatalogueEntry;
 use hookline_domain::delivery::Delivery;
+use hookline_domain::inbound::Inbound;
 use hookline_domain::message::Message;
 use hookline_domain::operator::Operators;
 use hookline_domain::portal::PortalLink;
+use hookline_domain::source::Source;
 use hookline_domain::subscription::Subscription;
 use hookline_domain::tenant::Tenant;
 use hookline_domain::uid_claim::UidClaim;
+use hookline_domain::upstream::UpstreamSubscription;
 use hookline_infrastructure::cipher::{NoKey, XChaChaCipher};
 use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
+use hookline_infrastructure::metrics::{Exposition, Registry};
 use hookline_infrastructure::postgres::audit::{PgAuditLog, PgLogArchive};
 use hookline_infrastructure::postgres::catalogue::{EventTypesProjection, PgCatalogueReadModel};
 use hookline_infrastructure::postgres::dashboard::PgDeliveryStats;
@@ -39,10 +48,13 @@ use hookline_infrastructure::postgres::deliveries::{
     PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
 };
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
+use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::idempotency::PgIdempotentRequests;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
 use hookline_infrastructure::postgres::messages::{MessagesProjection, PgMessageReadModel};
+use hookline_infrastructure::postgres::metrics::PgGauges;
+use hookline_infrastructure::postgres::notices::PgNoticeOutbox;
 use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
 use hookline_infrastructure::postgres::projections::subscriptions::{
     PgSubscriptionReadModel, SubscriptionsProjection,
@@ -51,11 +63,16 @@ use hookline_infrastructure::postgres::projections::{
     deliveries_projection, Projection, ProjectionRunner, Projections,
 };
 use hookline_infrastructure::postgres::replay::PgRebuilder;
+use hookline_infrastructure::postgres::sources::{
+    sources_projection, upstream_projection, PgRejectionLog, PgSourceReadModel,
+    PgUpstreamReadModel, SOURCES_TABLE, UPSTREAM_TABLE,
+};
 use hookline_infrastructure::postgres::store::{GroupCommit, PgAggregateStore, PgLog};
 use hookline_infrastructure::postgres::tenants::{PgTenantReadModel, TenantsProjection};
 use hookline_infrastructure::postgres::wakeup::{LogWakeups, Wakeup};
 use hookline_infrastructure::schema::JsonSchemaCompiler;
 use hookline_infrastructure::sender::{ReqwestSender, SenderSettings};
+use hookline_infrastructure::siigo::{SiigoClient, SiigoSettings};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -73,6 +90,9 @@ pub const SVIX_IDEMPOTENCY_TTL: Duration = Duration::from_secs(12 * 3600);
 pub enum Runs {
     Everything,
     TenantsOnly,
+    /// As `TenantsOnly`, for a command that seals secrets (it uses the
+    /// server's key file, creating it if the server never ran).
+    TenantsOnlySealing,
 }
 
 /// The application services over Postgres, and what a worker needs.
@@ -91,6 +111,17 @@ pub struct Services {
     pub idempotency: Arc<IdempotencyService>,
     pub portal: Arc<PortalService>,
     pub dashboard: Arc<DashboardService>,
+    pub metrics: Arc<MetricsService>,
+    /// The in-process series the publish path, the worker and the HTTP
+    /// layer count in.
+    registry: Arc<Registry>,
+    pub sources: Arc<SourceService>,
+    pub inbound: Arc<InboundService>,
+    pub siigo: Arc<SiigoService>,
+    /// `HOOKLINE_ALLOW_PRIVATE_TARGETS`.
+    pub allow_list: hookline_domain::AllowList,
+    /// `HOOKLINE_SIIGO_URL`.
+    pub siigo_url: String,
     shared: Shared,
     subscription_store: Arc<PgAggregateStore<Subscription>>,
     directory: Arc<CachedSubscriptions>,
@@ -116,7 +147,7 @@ fn cipher(
 ) -> anyhow::Result<(Arc<dyn SecretCipher>, Arc<dyn LinkSigner>)> {
     let configured = settings.secret_key.as_ref().map(|k| k.expose());
     let cipher = match runs {
-        Runs::Everything => Some(
+        Runs::Everything | Runs::TenantsOnlySealing => Some(
             XChaChaCipher::load_or_create(configured, settings.data_dir())
                 .context("loading the secret key")?,
         ),
@@ -149,6 +180,9 @@ impl Consumers {
             Subscription::TYPE,
             Delivery::TYPE,
             Message::TYPE,
+            Source::TYPE,
+            Inbound::TYPE,
+            UpstreamSubscription::TYPE,
         ]);
         let due = Wakeup::new();
         let mut listeners = vec![wakeups.spawn_listener(&database.db, shutdown.clone())];
@@ -159,6 +193,8 @@ impl Consumers {
             list.push(Arc::new(SubscriptionsProjection::default()));
             list.push(Arc::new(deliveries_projection("", due.clone())));
             list.push(Arc::new(MessagesProjection::default()));
+            list.push(Arc::new(sources_projection("")));
+            list.push(Arc::new(upstream_projection("")));
         }
         let (projections, runners) = Projections::new(list, &database.db.background, &wakeups);
         Self {
@@ -189,6 +225,9 @@ struct Adapters {
     catalogue: Arc<PgAggregateStore<CatalogueEntry>>,
     subscriptions: Arc<PgAggregateStore<Subscription>>,
     deliveries: Arc<PgAggregateStore<Delivery>>,
+    sources: Arc<PgAggregateStore<Source>>,
+    inbound: Arc<PgAggregateStore<Inbound>>,
+    upstream: Arc<PgAggregateStore<UpstreamSubscription>>,
     subscription_read: Arc<PgSubscriptionReadModel>,
     delivery_read: Arc<PgDeliveryReadModel>,
     message_read: Arc<PgMessageReadModel>,
@@ -213,6 +252,9 @@ impl Adapters {
             )),
             uids: UidClaims::new(Arc::new(PgAggregateStore::<UidClaim>::new(log.clone(), ()))),
             operators: Arc::new(PgAggregateStore::new(log.clone(), ())),
+            sources: Arc::new(PgAggregateStore::new(log.clone(), ())),
+            inbound: Arc::new(PgAggregateStore::new(log.clone(), ())),
+            upstream: Arc::new(PgAggregateStore::new(log.clone(), ())),
             log,
             subscription_read: Arc::new(PgSubscriptionReadModel::new(pool.clone())),
             delivery_read: Arc::new(PgDeliveryReadModel::new(pool.clone())),
@@ -231,6 +273,74 @@ impl Adapters {
             )),
         }
     }
+}
+
+/// Sources, receiving on them, and the Siigo connector.
+fn connectors(
+    settings: &Settings,
+    shared: &Shared,
+    a: &Adapters,
+    publish: Arc<PublishService>,
+    database: &OpenDatabase,
+    runs: Runs,
+) -> anyhow::Result<(Arc<SourceService>, Arc<InboundService>, Arc<SiigoService>)> {
+    let pool = &database.db.pool;
+    let rejections = Arc::new(PgRejectionLog::new(pool.clone()));
+    let sources = Arc::new(SourceService::new(
+        shared.clone(),
+        a.sources.clone(),
+        Arc::new(PgSourceReadModel::new(pool.clone(), SOURCES_TABLE)),
+        rejections.clone(),
+        SourceSettings {
+            public_url: settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.listen)),
+            rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
+                .unwrap_or_else(|_| chrono::Duration::days(1)),
+        },
+    ));
+    let inbound = Arc::new(InboundService::new(
+        shared.clone(),
+        a.sources.clone(),
+        a.inbound.clone(),
+        Arc::new(a.log.clone()),
+        publish,
+        a.tenant_read.clone(),
+        rejections,
+    ));
+    // The operator's command line may reach a sandbox on this machine, and
+    // so may the server when the operator points HOOKLINE_SIIGO_URL at one.
+    let mut allow = settings.allow_private_targets.clone();
+    let local_siigo = url::Url::parse(&settings.siigo_url)
+        .map(|u| u.scheme() == "http")
+        .unwrap_or(false);
+    if runs != Runs::Everything || local_siigo {
+        let listed = allow
+            .nets()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
+        allow =
+            hookline_domain::AllowList::parse(&format!("{},127.0.0.0/8,::1/128", listed.join(",")))
+                .unwrap_or(allow);
+    }
+    let client = SiigoClient::new(
+        SiigoSettings {
+            allow,
+            ..SiigoSettings::default()
+        },
+        Some((pool.clone(), shared.cipher.clone())),
+    )
+    .context("building the Siigo client")?;
+    let siigo = Arc::new(SiigoService::new(
+        shared.clone(),
+        Arc::new(client),
+        a.upstream.clone(),
+        Arc::new(PgUpstreamReadModel::new(pool.clone(), UPSTREAM_TABLE)),
+        sources.clone(),
+    ));
+    Ok((sources, inbound, siigo))
 }
 
 impl Services {
@@ -256,23 +366,38 @@ impl Services {
             consistency_timeout: settings.consistency_timeout,
         };
         let a = Adapters::new(settings, database, &consumers);
+        let registry = Arc::new(Registry::new(settings.metrics_per_tenant));
+        let metrics = MetricsService::new(
+            registry.clone(),
+            Arc::new(Exposition::new(
+                registry.clone(),
+                PgGauges::new(database.db.pool.clone(), consumers.projections.kinds()),
+                vec![
+                    ("api", database.db.pool.clone()),
+                    ("background", database.db.background.clone()),
+                ],
+            )),
+        );
         let (batched, batchers) = GroupCommit::start(a.deliveries.clone(), 3);
-        let subscriptions = Arc::new(SubscriptionService::new(
-            shared.clone(),
-            a.subscriptions.clone(),
-            a.subscription_read.clone(),
-            a.uids.clone(),
-            SubscriptionSettings {
-                allow_list: settings.allow_private_targets.clone(),
-                rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
-                    .unwrap_or_else(|_| chrono::Duration::days(1)),
-                max_per_tenant: settings.max_subscriptions_per_tenant,
-            },
-        ));
+        let subscriptions = Arc::new(
+            SubscriptionService::new(
+                shared.clone(),
+                a.subscriptions.clone(),
+                a.subscription_read.clone(),
+                a.uids.clone(),
+                SubscriptionSettings {
+                    allow_list: settings.allow_private_targets.clone(),
+                    rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
+                        .unwrap_or_else(|_| chrono::Duration::days(1)),
+                    max_per_tenant: settings.max_subscriptions_per_tenant,
+                },
+            )
+            .with_flow(Arc::new(PgFlowControl::new(database.db.pool.clone()))),
+        );
         let catalogue = Arc::new(CatalogueService::new(
             shared.clone(),
-            a.catalogue,
-            a.catalogue_read,
+            a.catalogue.clone(),
+            a.catalogue_read.clone(),
             a.tenant_read.clone(),
             Arc::new(JsonSchemaCompiler),
         ));
@@ -284,12 +409,8 @@ impl Services {
             a.subscription_read.clone(),
             a.tenant_read.clone(),
         ));
-        Ok(Self {
-            portal,
-            dashboard: Arc::new(DashboardService::new(Arc::new(PgDeliveryStats::new(
-                pool.clone(),
-            )))),
-            publish: Arc::new(PublishService::new(
+        let publish = Arc::new(
+            PublishService::new(
                 shared.clone(),
                 catalogue.clone(),
                 a.directory.clone(),
@@ -298,7 +419,23 @@ impl Services {
                 PublishSettings {
                     idempotency_ttl: settings.idempotency_ttl,
                 },
-            )),
+            )
+            .with_metrics(registry.clone()),
+        );
+        let (sources, inbound, siigo) =
+            connectors(settings, &shared, &a, publish.clone(), database, runs)?;
+        let metrics = Arc::new(metrics.with_inbound(inbound.clone()));
+        Ok(Self {
+            portal,
+            dashboard: Arc::new(DashboardService::new(Arc::new(PgDeliveryStats::new(
+                pool.clone(),
+            )))),
+            allow_list: settings.allow_private_targets.clone(),
+            siigo_url: settings.siigo_url.clone(),
+            publish,
+            sources,
+            inbound,
+            siigo,
             deliveries: Arc::new(DeliveryService::new(
                 shared.clone(),
                 a.deliveries,
@@ -349,6 +486,8 @@ impl Services {
             replay: Arc::new(ReplayService::new(Arc::new(PgRebuilder::new(pool)))),
             catalogue,
             subscriptions,
+            metrics,
+            registry,
             shared,
             subscription_store: a.subscriptions,
             directory: a.directory,
@@ -372,6 +511,21 @@ impl Services {
         }
         if let Some(settings) = settings.filter(|s| s.role.runs_workers()) {
             tasks.push(self.start_worker(settings, shutdown)?);
+            let controller = Arc::new(FlowController::new(
+                self.shared.clone(),
+                self.subscription_store.clone(),
+                Arc::new(PgFlowControl::new(self.background_log.pool().clone())),
+                settings.flow.clone(),
+            ));
+            tasks.push(tokio::spawn(controller.run(shutdown.clone())));
+            let notifier = Arc::new(Notifier::new(
+                self.shared.clone(),
+                Arc::new(PgNoticeOutbox::new(self.background_log.pool().clone())),
+                self.directory.clone(),
+                self.publish.clone(),
+                settings.flow.tick,
+            ));
+            tasks.push(tokio::spawn(notifier.run(shutdown.clone())));
         }
         Ok(tasks)
     }
@@ -388,23 +542,29 @@ impl Services {
             pool_per_host: settings.worker_concurrency,
         })
         .context("building the HTTP client")?;
-        let recorder = Arc::new(OutcomeRecorder::new(
-            self.shared.clone(),
-            Arc::new(PgAggregateStore::<Delivery>::new(
-                self.background_log.clone(),
+        let recorder = Arc::new(
+            OutcomeRecorder::new(
+                self.shared.clone(),
+                Arc::new(PgAggregateStore::<Delivery>::new(
+                    self.background_log.clone(),
+                    settings.retry_policy.clone(),
+                )),
+                self.subscription_store.clone(),
                 settings.retry_policy.clone(),
-            )),
-            self.subscription_store.clone(),
-            settings.retry_policy.clone(),
-            worker_id.clone(),
-        ));
+                worker_id.clone(),
+            )
+            .with_metrics(self.registry.clone()),
+        );
         let worker = Arc::new(Worker::new(
             self.shared.clone(),
-            Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
-            Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
-            Arc::new(sender),
-            self.directory.clone(),
-            recorder,
+            WorkerPorts {
+                queue: Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
+                bodies: Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
+                sender: Arc::new(sender),
+                directory: self.directory.clone(),
+                recorder,
+                flow: Arc::new(PgFlowControl::new(self.background_log.pool().clone())),
+            },
             WorkerSettings {
                 worker_id,
                 concurrency: settings.worker_concurrency,
@@ -433,6 +593,11 @@ impl Services {
             messages: self.messages.clone(),
             operators: self.operators.clone(),
             idempotency: self.idempotency.clone(),
+            sources: self.sources.clone(),
+            inbound: self.inbound.clone(),
+            siigo: self.siigo.clone(),
+            allow_list: settings.allow_private_targets.clone(),
+            siigo_url: settings.siigo_url.clone(),
             admin_token: settings.admin_token.clone(),
             svix_max_body_bytes: settings.svix_max_body_bytes,
             portal: self.portal.clone(),
@@ -445,6 +610,8 @@ impl Services {
                     lifetime: settings.console_session_lifetime,
                 },
             )),
+            metrics: self.metrics.clone(),
+            metrics_token: settings.metrics_token.clone(),
         }
     }
 }

@@ -195,6 +195,13 @@ pub fn apply(
             row.updated_at = *abandoned_at;
             None
         }
+        DeliveryEvent::DeliverySkipped { reason, skipped_at } => {
+            row.status = DeliveryStatus::Skipped;
+            row.next_attempt_at = None;
+            row.last_error = Some(storable_text(reason));
+            row.updated_at = *skipped_at;
+            None
+        }
     }
 }
 

@@ -8,8 +8,8 @@ mod view;
 
 pub(crate) use publish::Envelope;
 pub use publish::{
-    IdempotencyKey, PublishEvent, PublishService, PublishSettings, Published, PublishedDelivery,
-    ResourceField, MAX_IDEMPOTENCY_KEY_LEN, MAX_RESOURCE_LEN, TEST_EVENT,
+    IdempotencyKey, Planned, PublishEvent, PublishService, PublishSettings, Published,
+    PublishedDelivery, ResourceField, MAX_IDEMPOTENCY_KEY_LEN, MAX_RESOURCE_LEN, TEST_EVENT,
 };
 pub use service::{DeliveryService, ListAttempts, ListDeliveries, Recovered};
 pub use view::DeliveryDetail;

@@ -7,14 +7,16 @@ use crate::catalogue::CatalogueService;
 use crate::commands::Written;
 use crate::context::CommandContext;
 use crate::error::AppError;
+use crate::operational::Notice;
 use crate::ports::{
     AggregateStore, AppendError, Appended, Batch, Change, FirstAnswer, IdempotencyClaim,
-    IdempotencyKeys, SubscriptionDirectory,
+    IdempotencyKeys, Metrics, NoMetrics, SubscriptionDirectory,
 };
 use crate::shared::Shared;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_domain::channel::Channels;
-use hookline_domain::delivery::{Delivery, EnqueueDelivery};
+use hookline_domain::delivery::{Delivery, EnqueueDelivery, SkipDelivery};
+use hookline_domain::event_type::OPERATIONAL_NAMESPACE;
 use hookline_domain::message::{message_id_for_uid, Message, PublishMessage};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::uid::Uid;
@@ -128,6 +130,10 @@ impl PublishEvent {
 pub struct PublishedDelivery {
     pub id: DeliveryId,
     pub subscription_id: SubscriptionId,
+    /// Recorded but not attempted: the subscription is disabled (first
+    /// answers stored before skipping existed have none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 /// What publishing did; stored as the first answer to an idempotent
@@ -147,6 +153,13 @@ pub struct Published {
     /// Set when the event type is deprecated in the catalogue: since when.
     #[serde(skip)]
     pub deprecated_since: Option<DateTime<Utc>>,
+}
+
+/// A publish decided but not appended: the changes and the answer.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub batch: Batch,
+    pub published: Published,
 }
 
 /// The request body receivers get, serialised once per published event.
@@ -170,6 +183,7 @@ pub struct PublishService {
     store: Arc<dyn AggregateStore<Delivery>>,
     keys: Arc<dyn IdempotencyKeys>,
     settings: PublishSettings,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl fmt::Debug for PublishService {
@@ -196,7 +210,15 @@ impl PublishService {
             store,
             keys,
             settings,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Counts published events and enqueued deliveries in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn envelope_time(&self) -> (DateTime<Utc>, String) {
@@ -219,6 +241,7 @@ impl PublishService {
         ctx: &CommandContext,
         event: PublishEvent,
     ) -> Result<Written<Published>, AppError> {
+        refuse_operational(&event.event_type)?;
         let fingerprint = fingerprint(&event);
         if let Some(key) = &event.idempotency_key {
             if let Some(first) = self
@@ -234,7 +257,7 @@ impl PublishService {
             .catalogue
             .admit(ctx.tenant_id, &event.event_type, &event.data)
             .await?;
-        let subscriptions = self.directory.active_for_tenant(ctx.tenant_id).await?;
+        let subscriptions = self.directory.live_for_tenant(ctx.tenant_id).await?;
         let matching: Vec<&SubscriptionState> = subscriptions
             .iter()
             .filter(|s| s.wants(&event.event_type, event.channels.as_ref()))
@@ -243,7 +266,7 @@ impl PublishService {
             return Err(AppError::NothingFound {
                 code: "no_subscriptions",
                 detail: format!(
-                    "no active subscription of this tenant listens to '{}'; nothing was enqueued",
+                    "no subscription of this tenant (active or disabled) listens to '{}'; nothing was enqueued",
                     event.event_type
                 ),
             });
@@ -273,7 +296,8 @@ impl PublishService {
         };
         let mut written = self
             .fan_out(ctx, message, &envelope, at, &matching, key)
-            .await?;
+            .await?
+            .ok_or_else(|| AppError::Internal("a fresh event id collided".into()))?;
         written.value.deprecated_since = admission.deprecated_since;
         Ok(written)
     }
@@ -333,18 +357,68 @@ impl PublishService {
             uid: None,
         };
         self.fan_out(ctx, message, &envelope, at, &[state.as_ref()], None)
-            .await
+            .await?
+            .ok_or_else(|| AppError::Internal("a fresh event id collided".into()))
     }
 
-    async fn fan_out(
+    /// Publishes one of Hookline's operational events (a [`Notice`]) to the
+    /// tenant's subscriptions that ask for it by name, except the one it is
+    /// about. The event's id is the notice's, so publishing a notice twice
+    /// records it once.
+    ///
+    /// Returns whether it was recorded now (`false`: nobody listens, or it
+    /// was already published).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn publish_operational(
+        &self,
+        ctx: &CommandContext,
+        notice: &Notice,
+    ) -> Result<bool, AppError> {
+        let event_type = EventType::parse(notice.event_type, "event_type")?;
+        let subscriptions = self.directory.live_for_tenant(ctx.tenant_id).await?;
+        let matching: Vec<&SubscriptionState> = subscriptions
+            .iter()
+            .filter(|s| Some(s.id) != notice.about && s.events.matches(&event_type))
+            .collect();
+        if matching.is_empty() {
+            return Ok(false);
+        }
+        let data = RawValue::from_string(notice.data.to_string())
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let (at, timestamp) = self.envelope_time();
+        let envelope = Envelope {
+            id: notice.id,
+            timestamp,
+            event: notice.event_type,
+            data: &data,
+            tenant_id: ctx.tenant_id,
+            resource_type: None,
+            resource_id: None,
+        };
+        let message = Recorded {
+            event_type: &event_type,
+            channels: None,
+            uid: None,
+        };
+        Ok(self
+            .fan_out(ctx, message, &envelope, at, &matching, None)
+            .await?
+            .is_some())
+    }
+
+    /// Decides what publishing `envelope` to `subscriptions` appends: the
+    /// message (the body, once) and one `DeliveryEnqueued` per
+    /// subscription, not yet appended.
+    fn build(
         &self,
         ctx: &CommandContext,
         message: Recorded<'_>,
         envelope: &Envelope<'_>,
         at: DateTime<Utc>,
         subscriptions: &[&SubscriptionState],
-        key: Option<(&IdempotencyKey, &str)>,
-    ) -> Result<Written<Published>, AppError> {
+    ) -> Result<Planned, AppError> {
         let body = serde_json::to_string(envelope)
             .map_err(|e| AppError::Internal(format!("event body did not serialise: {e}")))?;
         let metadata = ctx.metadata(at);
@@ -366,32 +440,104 @@ impl PublishService {
         let mut deliveries = Vec::with_capacity(subscriptions.len());
         for sub in subscriptions {
             let delivery_id = DeliveryId::from_uuid(self.shared.entropy.new_id());
+            let mut events = vec![Delivery::enqueue_new(EnqueueDelivery {
+                delivery_id,
+                tenant_id: ctx.tenant_id,
+                subscription_id: sub.id,
+                event_id: envelope.id,
+                event_type: message.event_type.clone(),
+                url: sub.url.to_string(),
+                at,
+            })];
+            // Nothing is lost while a subscription is disabled: the
+            // delivery is recorded, skipped, and sent by a later recovery.
+            let skipped = sub.status == SubscriptionStatus::Disabled;
+            if skipped {
+                events.push(Delivery::skip_new(SkipDelivery {
+                    tenant_id: ctx.tenant_id,
+                    reason: "the subscription is disabled".into(),
+                    at,
+                }));
+            }
             batch.add(Change::<Delivery> {
                 aggregate_id: delivery_id.to_string(),
                 version: 0,
-                events: vec![Delivery::enqueue_new(EnqueueDelivery {
-                    delivery_id,
-                    tenant_id: ctx.tenant_id,
-                    subscription_id: sub.id,
-                    event_id: envelope.id,
-                    event_type: message.event_type.clone(),
-                    url: sub.url.to_string(),
-                    at,
-                })],
+                events,
                 metadata: metadata.clone(),
             })?;
             deliveries.push(PublishedDelivery {
                 id: delivery_id,
                 subscription_id: sub.id,
+                skipped,
             });
         }
-        let published = Published {
-            event_id: envelope.id,
-            deliveries,
-            published_at: Some(at),
-            replayed: false,
-            deprecated_since: None,
+        Ok(Planned {
+            batch,
+            published: Published {
+                event_id: envelope.id,
+                deliveries,
+                published_at: Some(at),
+                replayed: false,
+                deprecated_since: None,
+            },
+        })
+    }
+
+    /// What publishing `data` as `event_type` would append, for a caller
+    /// that appends it together with changes of its own (an inbound
+    /// webhook's `InboundReceived`, in the same transaction): the data is
+    /// admitted by the tenant's catalogue and matched against its active
+    /// subscriptions. `None` when no subscription listens.
+    ///
+    /// # Errors
+    /// Validation errors from the catalogue (schema, strict mode); storage
+    /// errors.
+    pub async fn plan(
+        &self,
+        ctx: &CommandContext,
+        event_type: &EventType,
+        data: &RawValue,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Planned>, AppError> {
+        refuse_operational(event_type)?;
+        self.catalogue
+            .admit(ctx.tenant_id, event_type, data)
+            .await?;
+        let subscriptions = self.directory.live_for_tenant(ctx.tenant_id).await?;
+        let matching: Vec<&SubscriptionState> = subscriptions
+            .iter()
+            .filter(|s| s.wants(event_type, None))
+            .collect();
+        if matching.is_empty() {
+            return Ok(None);
+        }
+        let envelope = Envelope {
+            id: EventId::from_uuid(self.shared.entropy.new_id()),
+            timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            event: event_type.as_str(),
+            data,
+            tenant_id: ctx.tenant_id,
+            resource_type: None,
+            resource_id: None,
         };
+        let message = Recorded {
+            event_type,
+            channels: None,
+            uid: None,
+        };
+        self.build(ctx, message, &envelope, at, &matching).map(Some)
+    }
+
+    async fn fan_out(
+        &self,
+        ctx: &CommandContext,
+        message: Recorded<'_>,
+        envelope: &Envelope<'_>,
+        at: DateTime<Utc>,
+        subscriptions: &[&SubscriptionState],
+        key: Option<(&IdempotencyKey, &str)>,
+    ) -> Result<Option<Written<Published>>, AppError> {
+        let Planned { batch, published } = self.build(ctx, message, envelope, at, subscriptions)?;
         let response =
             serde_json::to_value(&published).map_err(|e| AppError::Internal(e.to_string()))?;
         let claim = key.map(|(key, fingerprint)| IdempotencyClaim {
@@ -408,7 +554,7 @@ impl PublishService {
             Ok(Appended::Written(_)) => {}
             Ok(Appended::Replayed(first)) => {
                 if let Some((key, fingerprint)) = key {
-                    return replay(key, fingerprint, first);
+                    return replay(key, fingerprint, first).map(Some);
                 }
                 return Err(AppError::Internal(
                     "an append without a key was answered as a repeat".into(),
@@ -425,16 +571,21 @@ impl PublishService {
                     ),
                 ))
             }
-            Err(AppendError::Conflict) => {
-                return Err(AppError::Internal("fresh delivery ids collided".into()))
-            }
+            // The event id is taken otherwise: only an operational notice
+            // published again reuses one.
+            Err(AppendError::Conflict) => return Ok(None),
             Err(AppendError::Other(e)) => return Err(e),
         }
+        self.metrics.published(
+            ctx.tenant_id,
+            published.deliveries.len(),
+            published.deliveries.iter().filter(|d| d.skipped).count(),
+        );
         tracing::info!(event_id = %published.event_id, deliveries = published.deliveries.len(), "event published");
-        Ok(Written {
+        Ok(Some(Written {
             value: published,
             consistent: true,
-        })
+        }))
     }
 }
 
@@ -444,6 +595,20 @@ struct Recorded<'a> {
     event_type: &'a EventType,
     channels: Option<&'a Channels>,
     uid: Option<&'a Uid>,
+}
+
+/// Only Hookline publishes operational events (`hookline.…`).
+fn refuse_operational(event_type: &EventType) -> Result<(), AppError> {
+    if event_type.is_operational() {
+        return Err(ValidationError::new(
+            "event_type",
+            format!(
+                "'{event_type}' is in the '{OPERATIONAL_NAMESPACE}.' namespace, which only Hookline publishes (operational events)"
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// What a publish request asks for, as a digest: the event type, the data

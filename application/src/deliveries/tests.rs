@@ -111,7 +111,7 @@ impl Setup {
 }
 
 #[tokio::test]
-async fn an_event_reaches_exactly_the_tenants_active_matching_subscriptions() {
+async fn an_event_reaches_the_tenants_matching_subscriptions_and_is_skipped_for_disabled_ones() {
     let s = setup();
     let (me, other) = (tenant(1), tenant(2));
     let wildcard = s.subscribe(me, "https://a.example/h", &["invoice.*"]).await;
@@ -134,15 +134,30 @@ async fn an_event_reaches_exactly_the_tenants_active_matching_subscriptions() {
     let mut reached: Vec<SubscriptionId> = published
         .deliveries
         .iter()
+        .filter(|d| !d.skipped)
         .map(|d| d.subscription_id)
         .collect();
     reached.sort();
     let mut expected = vec![wildcard, exact, everything];
     expected.sort();
     assert_eq!(reached, expected);
+    // The disabled one's delivery is recorded, skipped.
+    let skipped: Vec<SubscriptionId> = published
+        .deliveries
+        .iter()
+        .filter(|d| d.skipped)
+        .map(|d| d.subscription_id)
+        .collect();
+    assert_eq!(skipped, vec![disabled]);
+    assert!(s
+        .world
+        .log
+        .of(Delivery::TYPE)
+        .iter()
+        .any(|e| e.event_type == "DeliverySkipped"));
     // One body for all, stored once in the message the deliveries name.
     let enqueued = s.enqueued();
-    assert_eq!(enqueued.len(), 3);
+    assert_eq!(enqueued.len(), 4);
     assert!(enqueued.iter().all(|e| matches!(
         e,
         DeliveryEvent::DeliveryEnqueued { body: None, event_id, .. } if *event_id == published.event_id
@@ -277,4 +292,61 @@ async fn manual_retries_are_refused_when_they_could_send_twice_or_reach_nobody()
         }
     ));
     assert_eq!(s.store.appends(), 1, "only the publish appended");
+}
+
+/// Metrics that remember each publish.
+#[derive(Default)]
+struct CountedPublishes(std::sync::Mutex<Vec<(TenantId, usize, usize)>>);
+
+impl crate::ports::Metrics for CountedPublishes {
+    fn published(&self, tenant: TenantId, deliveries: usize, skipped: usize) {
+        self.0.lock().unwrap().push((tenant, deliveries, skipped));
+    }
+}
+
+#[tokio::test]
+async fn each_publish_is_counted_once_with_its_deliveries_but_not_its_repeats() {
+    let s = setup();
+    let counted = Arc::new(CountedPublishes::default());
+    let publish = PublishService::new(
+        s.world.shared.clone(),
+        s.world.catalogue(),
+        s.world.subscriptions(),
+        s.store.clone(),
+        s.world.log.clone(),
+        PublishSettings {
+            idempotency_ttl: std::time::Duration::from_secs(3600),
+        },
+    )
+    .with_metrics(counted.clone());
+    let me = tenant(1);
+    s.subscribe(me, "https://a.example/h", &["*"]).await;
+    let disabled = s.subscribe(me, "https://b.example/h", &["*"]).await;
+    s.subscriptions
+        .disable(&s.world.ctx(me), disabled, "paused".into())
+        .await
+        .unwrap();
+    let event = |key: Option<&str>| PublishEvent {
+        idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+        ..PublishEvent::new(
+            EventType::parse("invoice.paid", "event_type").unwrap(),
+            RawValue::from_string("{}".into()).unwrap(),
+        )
+    };
+    publish
+        .publish(&s.world.ctx(me), event(Some("k1")))
+        .await
+        .unwrap();
+    // The same key again answers the first result: nothing new counted.
+    let again = publish
+        .publish(&s.world.ctx(me), event(Some("k1")))
+        .await
+        .unwrap();
+    assert!(again.value.replayed);
+    // Nothing matches another tenant's event: refused, not counted.
+    assert!(publish
+        .publish(&s.world.ctx(tenant(2)), event(None))
+        .await
+        .is_err());
+    assert_eq!(*counted.0.lock().unwrap(), vec![(me, 2, 1)]);
 }

@@ -18,11 +18,12 @@ use uuid::Uuid;
 /// refreshed as the subscriptions projection moves.
 #[async_trait]
 pub trait SubscriptionDirectory: Send + Sync {
-    /// The tenant's active subscriptions.
+    /// The tenant's subscriptions that are not deleted (active and
+    /// disabled: a disabled one's matching events are recorded as skipped).
     ///
     /// # Errors
     /// Storage errors.
-    async fn active_for_tenant(
+    async fn live_for_tenant(
         &self,
         tenant: TenantId,
     ) -> Result<Arc<Vec<SubscriptionState>>, AppError>;

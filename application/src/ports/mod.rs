@@ -252,19 +252,27 @@ pub trait SubscriptionReadModel: Send + Sync {
 }
 
 mod catalogue;
+mod connectors;
 mod dashboard;
 mod deliveries;
+mod flow;
 mod idempotency;
 mod messages;
+mod metrics;
 mod operations;
+mod sources;
 mod store;
 mod tenants;
 pub use catalogue::*;
+pub use connectors::*;
 pub use dashboard::*;
 pub use deliveries::*;
+pub use flow::*;
 pub use idempotency::*;
 pub use messages::*;
+pub use metrics::*;
 pub use operations::*;
+pub use sources::*;
 pub use store::*;
 pub use tenants::*;
 

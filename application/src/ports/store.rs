@@ -89,6 +89,11 @@ impl Batch {
         Ok(())
     }
 
+    /// Adds every change of `other`, after this batch's.
+    pub fn extend(&mut self, other: Batch) {
+        self.rows.extend(other.rows);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }

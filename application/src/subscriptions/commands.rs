@@ -6,7 +6,7 @@ use crate::pagination::PageRequest;
 use chrono::{DateTime, Utc};
 use hookline_domain::channel::Channels;
 use hookline_domain::metadata::Metadata;
-use hookline_domain::subscription::{CustomHeaders, Description, PayloadFormat};
+use hookline_domain::subscription::{CustomHeaders, Description, PayloadFormat, RateLimit};
 use hookline_domain::uid::Uid;
 use hookline_domain::{EventFilter, EventPattern, SignatureScheme, SigningSecret, TargetUrl};
 
@@ -19,6 +19,8 @@ pub struct CreateSubscription {
     pub headers: CustomHeaders,
     pub description: Option<Description>,
     pub signature_scheme: SignatureScheme,
+    /// Attempts per second (`None`: no limit).
+    pub rate_limit: Option<RateLimit>,
     pub payload_format: PayloadFormat,
     /// `None`: every channel.
     pub channels: Option<Channels>,
@@ -43,6 +45,7 @@ impl CreateSubscription {
             headers: CustomHeaders::default(),
             description: None,
             signature_scheme: SignatureScheme::default(),
+            rate_limit: None,
             payload_format: PayloadFormat::default(),
             channels: None,
             uid: None,
@@ -77,6 +80,8 @@ pub struct SubscriptionChanges {
     pub status: Option<StatusChange>,
     /// As in [`CreateSubscription::allow_duplicates`].
     pub allow_duplicates: bool,
+    /// `Some(None)` removes the limit.
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 impl SubscriptionChanges {
@@ -90,6 +95,7 @@ impl SubscriptionChanges {
             && self.uid.is_none()
             && self.metadata.is_none()
             && self.status.is_none()
+            && self.rate_limit.is_none()
     }
 }
 

@@ -31,7 +31,13 @@ impl SubscriptionService {
                     .get(tenant, id)
                     .await?
                     .ok_or_else(|| AppError::not_found("subscription", id))?;
-                SubscriptionView::render(&record.state, self.shared.cipher.as_ref(), self.now())?
+                let mut view = SubscriptionView::render(
+                    &record.state,
+                    self.shared.cipher.as_ref(),
+                    self.now(),
+                )?;
+                self.fill_backlog(std::slice::from_mut(&mut view)).await?;
+                view
             }
         };
         // Deleted ones (now, or at `as_of`) only when asked for.
@@ -86,12 +92,30 @@ impl SubscriptionService {
             )
             .await?;
         let now = self.now();
-        paginate(
+        let mut page = paginate(
             rows,
             limit,
             |r| (r.state.created_at, *r.state.id.as_uuid()),
             |r| SubscriptionView::render(&r.state, self.shared.cipher.as_ref(), now),
-        )
+        )?;
+        self.fill_backlog(&mut page.data).await?;
+        Ok(page)
+    }
+
+    /// Each view's waiting deliveries (one query for all of them).
+    pub(super) async fn fill_backlog(
+        &self,
+        views: &mut [SubscriptionView],
+    ) -> Result<(), AppError> {
+        let Some(flow) = &self.flow else {
+            return Ok(());
+        };
+        let ids: Vec<SubscriptionId> = views.iter().map(|v| v.id).collect();
+        let backlog = flow.backlog(&ids).await?;
+        for v in views {
+            v.backlog = Some(backlog.get(&v.id).copied().unwrap_or(0));
+        }
+        Ok(())
     }
 
     /// The tenant's subscriptions that are not deleted (active or

@@ -9,7 +9,7 @@ use crate::commands::{append_decided, execute_with_retry, Written};
 use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::metadata::EventMetadata;
-use crate::ports::{AggregateStore, Batch, SubscriptionReadModel};
+use crate::ports::{AggregateStore, Batch, FlowControl, SubscriptionReadModel};
 use crate::shared::Shared;
 use crate::uids::UidClaims;
 use chrono::{DateTime, Utc};
@@ -48,6 +48,8 @@ pub struct SubscriptionService {
     pub(super) read: Arc<dyn SubscriptionReadModel>,
     pub(super) settings: SubscriptionSettings,
     pub(super) uids: UidClaims,
+    /// The due queue's backlog per subscription, for reads.
+    pub(super) flow: Option<Arc<dyn FlowControl>>,
     /// Serialises "check for a duplicate, then write" within this process.
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -74,8 +76,16 @@ impl SubscriptionService {
             read,
             settings,
             uids,
+            flow: None,
             write_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Reads show each subscription's backlog from `flow`.
+    #[must_use]
+    pub fn with_flow(mut self, flow: Arc<dyn FlowControl>) -> Self {
+        self.flow = Some(flow);
+        self
     }
 
     /// The private ranges target URLs may use.
@@ -174,7 +184,10 @@ impl SubscriptionService {
         id: SubscriptionId,
     ) -> Result<SubscriptionView, AppError> {
         let state = self.load_state(tenant, id).await?;
-        SubscriptionView::render_revealed(&state, self.shared.cipher.as_ref(), self.now())
+        let mut view =
+            SubscriptionView::render_revealed(&state, self.shared.cipher.as_ref(), self.now())?;
+        self.fill_backlog(std::slice::from_mut(&mut view)).await?;
+        Ok(view)
     }
 
     async fn reject_duplicate(
@@ -293,8 +306,33 @@ impl SubscriptionService {
         ctx: &CommandContext,
         input: CreateSubscription,
     ) -> Result<Written<SubscriptionView>, AppError> {
-        let secret = input.secret.clone().unwrap_or_else(|| self.new_secret());
         let id = SubscriptionId::from_uuid(self.shared.entropy.new_id());
+        self.create_with_id(ctx, id, input).await
+    }
+
+    /// A secret of 32 random bytes in standard base64, as InFlow's
+    /// subscription API hands out (used by its compatible API).
+    pub fn new_base64_secret(&self) -> SigningSecret {
+        use base64::Engine as _;
+        SigningSecret::from_unsealed(
+            base64::engine::general_purpose::STANDARD.encode(self.shared.random_bytes::<32>()),
+        )
+    }
+
+    /// Creates a subscription with an id the client chose (InFlow's
+    /// `webHookSubscriptionId`). The answer carries the full secret.
+    ///
+    /// # Errors
+    /// 409 for an active duplicate, or when the id is taken (by any
+    /// tenant: `subscription_exists`).
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id, subscription_id = %id))]
+    pub async fn create_with_id(
+        &self,
+        ctx: &CommandContext,
+        id: SubscriptionId,
+        input: CreateSubscription,
+    ) -> Result<Written<SubscriptionView>, AppError> {
+        let secret = input.secret.unwrap_or_else(|| self.new_secret());
         let (header_names, headers) = self.seal_headers(id, &input.headers)?;
         let at = self.now();
         let command = Subscribe {
@@ -308,6 +346,7 @@ impl SubscriptionService {
             signature_scheme: input.signature_scheme,
             secret: self.seal_secret(id, &secret)?,
             secret_hint: secret.hint(),
+            rate_limit: input.rate_limit,
             payload_format: input.payload_format,
             channels: input.channels,
             uid: input.uid.clone(),
@@ -398,6 +437,7 @@ impl SubscriptionService {
                         headers: headers.clone(),
                         description: changes.description.clone(),
                         signature_scheme: changes.signature_scheme,
+                        rate_limit: changes.rate_limit,
                         channels: changes.channels.clone(),
                         uid: changes.uid.clone(),
                         metadata: changes.metadata.clone(),

@@ -7,7 +7,9 @@ use crate::ports::SecretCipher;
 use chrono::{DateTime, Utc};
 use hookline_domain::channel::Channels;
 use hookline_domain::metadata::Metadata;
-use hookline_domain::subscription::{PayloadFormat, SubscriptionState, SubscriptionStatus};
+use hookline_domain::subscription::{
+    Circuit, PayloadFormat, SubscriptionState, SubscriptionStatus,
+};
 use hookline_domain::uid::Uid;
 use hookline_domain::{SignatureScheme, SubscriptionId, TenantId};
 use std::collections::BTreeMap;
@@ -38,6 +40,12 @@ pub struct SubscriptionView {
     /// While a rotation overlap lasts: when the previous secret stops
     /// signing deliveries.
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Attempts per second.
+    pub rate_limit: Option<u32>,
+    /// Set while the circuit breaker holds deliveries back.
+    pub circuit: Option<Circuit>,
+    /// Deliveries waiting in the queue (current reads only).
+    pub backlog: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub payload_format: PayloadFormat,
@@ -115,6 +123,9 @@ impl SubscriptionView {
             disabled_reason: state.disabled_reason.clone(),
             secret: state.secret_hint.to_string(),
             previous_secret_expires_at: state.previous_secrets_at(now).map(|p| p.expires_at).max(),
+            rate_limit: state.rate_limit.map(|r| r.per_second()),
+            circuit: state.circuit.clone(),
+            backlog: None,
             created_at: state.created_at,
             updated_at: state.updated_at,
             payload_format: state.payload_format,

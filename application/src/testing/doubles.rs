@@ -247,3 +247,123 @@ impl crate::ports::SchemaCompiler for TinySchemas {
         Ok(Arc::new(TinySchema(schema.clone())))
     }
 }
+
+/// Flow control in memory: slots per subscription on the given clock, and
+/// whatever the test says is failing, due for a probe or recovered.
+pub struct MemoryFlow {
+    clock: Arc<FixedClock>,
+    pub next: Mutex<HashMap<hookline_domain::SubscriptionId, DateTime<Utc>>>,
+    pub failing: Mutex<Vec<crate::ports::Failing>>,
+    pub failing_since: Mutex<Vec<crate::ports::Failing>>,
+    pub probes: Mutex<Vec<crate::ports::ProbeDue>>,
+    pub recovered: Mutex<Vec<crate::ports::Recovered>>,
+    pub parked: Mutex<Vec<(hookline_domain::SubscriptionId, DateTime<Utc>)>>,
+    pub unparked: Mutex<Vec<hookline_domain::SubscriptionId>>,
+    pub held: Mutex<Vec<(DeliveryId, DateTime<Utc>)>>,
+    pub released: Mutex<Vec<(hookline_domain::SubscriptionId, DeliveryId, DateTime<Utc>)>>,
+}
+
+impl MemoryFlow {
+    pub fn new(clock: Arc<FixedClock>) -> Self {
+        Self {
+            clock,
+            next: Mutex::default(),
+            failing: Mutex::default(),
+            failing_since: Mutex::default(),
+            probes: Mutex::default(),
+            recovered: Mutex::default(),
+            parked: Mutex::default(),
+            unparked: Mutex::default(),
+            held: Mutex::default(),
+            released: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::FlowControl for MemoryFlow {
+    async fn reserve(
+        &self,
+        wants: &[(hookline_domain::SubscriptionId, u32, std::time::Duration)],
+    ) -> Result<HashMap<hookline_domain::SubscriptionId, DateTime<Utc>>, AppError> {
+        use crate::ports::Clock;
+        let now = self.clock.now();
+        let mut next = self.next.lock().unwrap();
+        let mut out = HashMap::new();
+        for (sub, n, spacing) in wants {
+            let start = next.get(sub).copied().unwrap_or(now).max(now);
+            next.insert(*sub, start + Duration::from_std(*spacing * *n).unwrap());
+            out.insert(*sub, start);
+        }
+        Ok(out)
+    }
+
+    async fn park(
+        &self,
+        subscription: hookline_domain::SubscriptionId,
+        until: DateTime<Utc>,
+    ) -> Result<u64, AppError> {
+        self.parked.lock().unwrap().push((subscription, until));
+        Ok(1)
+    }
+
+    async fn hold(
+        &self,
+        _worker: &str,
+        deliveries: &[DeliveryId],
+        until: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        self.held
+            .lock()
+            .unwrap()
+            .extend(deliveries.iter().map(|d| (*d, until)));
+        Ok(())
+    }
+
+    async fn unpark(&self, subscription: hookline_domain::SubscriptionId) -> Result<u64, AppError> {
+        self.unparked.lock().unwrap().push(subscription);
+        Ok(1)
+    }
+
+    async fn release_probe(
+        &self,
+        subscription: hookline_domain::SubscriptionId,
+        probe: DeliveryId,
+        others_until: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        self.released
+            .lock()
+            .unwrap()
+            .push((subscription, probe, others_until));
+        Ok(())
+    }
+
+    async fn failing(&self, _threshold: u32) -> Result<Vec<crate::ports::Failing>, AppError> {
+        Ok(std::mem::take(&mut *self.failing.lock().unwrap()))
+    }
+
+    async fn failing_since(
+        &self,
+        _since: DateTime<Utc>,
+    ) -> Result<Vec<crate::ports::Failing>, AppError> {
+        Ok(std::mem::take(&mut *self.failing_since.lock().unwrap()))
+    }
+
+    async fn probes_due(
+        &self,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<crate::ports::ProbeDue>, AppError> {
+        Ok(std::mem::take(&mut *self.probes.lock().unwrap()))
+    }
+
+    async fn recovered(&self) -> Result<Vec<crate::ports::Recovered>, AppError> {
+        Ok(std::mem::take(&mut *self.recovered.lock().unwrap()))
+    }
+
+    async fn backlog(
+        &self,
+        _subscriptions: &[hookline_domain::SubscriptionId],
+    ) -> Result<HashMap<hookline_domain::SubscriptionId, u64>, AppError> {
+        Ok(HashMap::new())
+    }
+}

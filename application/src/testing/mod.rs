@@ -8,10 +8,12 @@
 mod doubles;
 mod log;
 mod read_models;
+mod sources;
 
 pub use doubles::*;
 pub use log::*;
 pub use read_models::*;
+pub use sources::*;
 
 use crate::metadata::EventMetadata;
 use crate::shared::Shared;

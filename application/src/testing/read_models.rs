@@ -117,7 +117,7 @@ impl SubscriptionReadModel for LogSubscriptions {
 
 #[async_trait]
 impl SubscriptionDirectory for LogSubscriptions {
-    async fn active_for_tenant(
+    async fn live_for_tenant(
         &self,
         tenant: TenantId,
     ) -> Result<Arc<Vec<SubscriptionState>>, AppError> {
@@ -125,7 +125,7 @@ impl SubscriptionDirectory for LogSubscriptions {
             .all()
             .into_iter()
             .map(|(s, _)| s)
-            .filter(|s| s.tenant_id == tenant && s.status == SubscriptionStatus::Active)
+            .filter(|s| s.tenant_id == tenant && s.status != SubscriptionStatus::Deleted)
             .collect();
         active.reverse();
         Ok(Arc::new(active))
@@ -274,7 +274,12 @@ impl DeliveryReadModel for LogDeliveries {
                     && r.subscription_id == subscription
                     && r.created_at >= since
                     && until.is_none_or(|u| r.created_at < u)
-                    && matches!(r.status, DeliveryStatus::Failed | DeliveryStatus::Abandoned)
+                    && matches!(
+                        r.status,
+                        DeliveryStatus::Failed
+                            | DeliveryStatus::Abandoned
+                            | DeliveryStatus::Skipped
+                    )
             })
             .map(|r| r.id)
             .collect())

@@ -14,10 +14,13 @@ pub use fairness::{Admission, Fairness, Share};
 pub use prepare::{request_for, unseal_secret, Prepared};
 pub use recorder::{Outcome, OutcomeRecorder};
 
-use crate::ports::{DueDelivery, DueQueue, MessageBodies, SubscriptionDirectory, WebhookSender};
+use crate::ports::{
+    DueDelivery, DueQueue, FlowControl, MessageBodies, SubscriptionDirectory, WebhookSender,
+};
 use crate::shared::Shared;
 use bodies::Bodies;
-use hookline_domain::subscription::SubscriptionStatus;
+use chrono::{DateTime, Utc};
+use hookline_domain::subscription::{RateLimit, SubscriptionStatus};
 use hookline_domain::{DeliveryId, SubscriptionId};
 use std::collections::HashMap;
 use std::fmt;
@@ -41,6 +44,22 @@ pub struct WorkerSettings {
     pub user_agent: String,
 }
 
+/// What a worker works with.
+pub struct WorkerPorts {
+    pub queue: Arc<dyn DueQueue>,
+    pub bodies: Arc<dyn MessageBodies>,
+    pub sender: Arc<dyn WebhookSender>,
+    pub directory: Arc<dyn SubscriptionDirectory>,
+    pub recorder: Arc<OutcomeRecorder>,
+    pub flow: Arc<dyn FlowControl>,
+}
+
+impl fmt::Debug for WorkerPorts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPorts").finish_non_exhaustive()
+    }
+}
+
 pub struct Worker {
     shared: Shared,
     queue: Arc<dyn DueQueue>,
@@ -48,9 +67,29 @@ pub struct Worker {
     sender: Arc<dyn WebhookSender>,
     directory: Arc<dyn SubscriptionDirectory>,
     recorder: Arc<OutcomeRecorder>,
+    flow: Arc<dyn FlowControl>,
     settings: WorkerSettings,
     prepared: Mutex<HashMap<SubscriptionId, Arc<Prepared>>>,
     fairness: Fairness,
+}
+
+/// A rate-limited subscription's attempts are paced at most this far ahead
+/// per claim round; the rest of its claimed deliveries go back to the
+/// queue until their turn.
+const PACING_HORIZON: Duration = Duration::from_secs(1);
+/// Deliveries of an open circuit claimed just before their parking took
+/// effect wait at least this long.
+const CIRCUIT_HOLD_MIN: Duration = Duration::from_secs(1);
+
+/// Deliveries claimed in one round, sorted by what they may do now.
+struct Sorted {
+    /// May go now, or at the given time (a rate-limit slot).
+    ready: Vec<(DueDelivery, Option<DateTime<Utc>>)>,
+    /// Go back to the queue for the given while.
+    held: Vec<(DeliveryId, Duration)>,
+    /// Behind an open circuit: parked until the given time (its next
+    /// probe), and released with the circuit.
+    parked: HashMap<DateTime<Utc>, Vec<DeliveryId>>,
 }
 
 impl fmt::Debug for Worker {
@@ -62,22 +101,15 @@ impl fmt::Debug for Worker {
 }
 
 impl Worker {
-    pub fn new(
-        shared: Shared,
-        queue: Arc<dyn DueQueue>,
-        bodies: Arc<dyn MessageBodies>,
-        sender: Arc<dyn WebhookSender>,
-        directory: Arc<dyn SubscriptionDirectory>,
-        recorder: Arc<OutcomeRecorder>,
-        settings: WorkerSettings,
-    ) -> Self {
+    pub fn new(shared: Shared, ports: WorkerPorts, settings: WorkerSettings) -> Self {
         Self {
             shared,
-            queue,
-            bodies: Bodies::new(bodies),
-            sender,
-            directory,
-            recorder,
+            queue: ports.queue,
+            bodies: Bodies::new(ports.bodies),
+            sender: ports.sender,
+            directory: ports.directory,
+            recorder: ports.recorder,
+            flow: ports.flow,
             fairness: Fairness::new(settings.concurrency.max(1)),
             settings,
             prepared: Mutex::new(HashMap::new()),
@@ -169,9 +201,19 @@ impl Worker {
         } else {
             Round::Busy
         };
+        let Sorted {
+            ready,
+            held: mut deferred,
+            parked,
+        } = self.sort(claimed).await;
+        for (until, ids) in parked {
+            if let Err(e) = self.flow.hold(&self.settings.worker_id, &ids, until).await {
+                // Their leases expire instead; they are held again then.
+                tracing::warn!(error = %e, "could not park deliveries behind an open circuit");
+            }
+        }
         let mut first = Some(first);
-        let mut deferred: Vec<(DeliveryId, Duration)> = Vec::new();
-        for due in claimed {
+        for (due, not_before) in ready {
             let share = self.share_of(&due).await;
             let risky = match self.fairness.admit(&share, Instant::now()) {
                 Admission::Defer(wait) => {
@@ -191,12 +233,12 @@ impl Worker {
                     }
                 },
             };
-            self.dispatch(due, (share, risky), permit, tx.clone());
+            self.dispatch(due, not_before, (share, risky), permit, tx.clone());
         }
         if !deferred.is_empty() {
             tracing::debug!(
                 deferred = deferred.len(),
-                "deliveries over their tenant's, host's or subscription's share of the worker wait"
+                "deliveries over a share of the worker, a rate limit or behind an open circuit wait"
             );
             if let Err(e) = self.queue.defer(&self.settings.worker_id, &deferred).await {
                 // Their leases expire instead; they are claimed again then.
@@ -204,6 +246,94 @@ impl Worker {
             }
         }
         round
+    }
+
+    /// Holds back the deliveries of open circuits (all but the probe) and
+    /// paces rate-limited subscriptions: slots are reserved in one query per
+    /// round for all of them, shared with every other worker. Deliveries of
+    /// subscriptions with neither cost nothing here.
+    async fn sort(&self, claimed: Vec<DueDelivery>) -> Sorted {
+        let now = self.shared.clock.now();
+        let mut sorted = Sorted {
+            ready: Vec::with_capacity(claimed.len()),
+            held: Vec::new(),
+            parked: HashMap::new(),
+        };
+        let mut limited: HashMap<SubscriptionId, (RateLimit, Vec<DueDelivery>)> = HashMap::new();
+        for due in claimed {
+            let prepared = self.prepared_for(due.subscription_id).await.ok().flatten();
+            // Only an active subscription's deliveries wait for its circuit
+            // or its rate limit: a disabled one's are skipped and a deleted
+            // one's abandoned right away (by the attempt path), not parked
+            // and claimed again and again.
+            if let Some(p) = prepared
+                .as_ref()
+                .filter(|p| p.status == SubscriptionStatus::Active)
+            {
+                if let Some((probe, next_probe_at)) = p.circuit {
+                    if probe != Some(due.delivery_id) {
+                        let min = chrono::Duration::from_std(CIRCUIT_HOLD_MIN).unwrap_or_default();
+                        sorted
+                            .parked
+                            .entry(next_probe_at.max(now + min))
+                            .or_default()
+                            .push(due.delivery_id);
+                        continue;
+                    }
+                }
+                if let Some(limit) = p.rate_limit {
+                    limited
+                        .entry(due.subscription_id)
+                        .or_insert_with(|| (limit, Vec::new()))
+                        .1
+                        .push(due);
+                    continue;
+                }
+            }
+            sorted.ready.push((due, None));
+        }
+        if limited.is_empty() {
+            return sorted;
+        }
+        let wants: Vec<(SubscriptionId, u32, Duration)> = limited
+            .iter()
+            .map(|(sub, (limit, dues))| {
+                let per_round = (f64::from(limit.per_second()) * PACING_HORIZON.as_secs_f64())
+                    .ceil()
+                    .max(1.0);
+                let n = dues.len().min(per_round as usize);
+                (*sub, u32::try_from(n).unwrap_or(u32::MAX), limit.spacing())
+            })
+            .collect();
+        let starts = match self.flow.reserve(&wants).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not reserve rate-limit slots; the deliveries wait");
+                HashMap::new()
+            }
+        };
+        for (sub, n, spacing) in wants {
+            let Some((_, dues)) = limited.remove(&sub) else {
+                continue;
+            };
+            let start = starts.get(&sub).copied();
+            for (i, due) in dues.into_iter().enumerate() {
+                let i = u32::try_from(i).unwrap_or(u32::MAX);
+                match start {
+                    Some(start) if i < n => {
+                        let offset = chrono::Duration::from_std(spacing * i).unwrap_or_default();
+                        sorted.ready.push((due, Some(start + offset)));
+                    }
+                    // Its turn comes after the slots just reserved.
+                    Some(start) => {
+                        let ahead = (start - now).to_std().unwrap_or_default();
+                        sorted.held.push((due.delivery_id, ahead + spacing * i));
+                    }
+                    None => sorted.held.push((due.delivery_id, CIRCUIT_HOLD_MIN)),
+                }
+            }
+        }
+        sorted
     }
 
     /// Whom a delivery's attempt counts against.
@@ -224,6 +354,7 @@ impl Worker {
     fn dispatch(
         self: &Arc<Self>,
         due: DueDelivery,
+        not_before: Option<DateTime<Utc>>,
         (share, risky): (Share, bool),
         permit: OwnedSemaphorePermit,
         tx: mpsc::Sender<Outcome>,
@@ -238,6 +369,14 @@ impl Worker {
         let this = self.clone();
         tokio::spawn(
             async move {
+                // A rate-limit slot: wait for it (at most about the pacing
+                // horizon, holding the slot of this worker meanwhile).
+                if let Some(at) = not_before {
+                    let wait = (at - this.shared.clock.now()).to_std().unwrap_or_default();
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
                 let started = Instant::now();
                 let outcome = this.attempt(due).await;
                 this.fairness
@@ -257,7 +396,7 @@ impl Worker {
         let prepared = match self.prepared_for(due.subscription_id).await {
             Ok(Some(p)) => p,
             Ok(None) => {
-                return Some(Outcome::Skipped {
+                return Some(Outcome::Abandoned {
                     due,
                     reason: "the subscription no longer exists".into(),
                 })
@@ -276,7 +415,7 @@ impl Worker {
                 })
             }
             SubscriptionStatus::Deleted => {
-                return Some(Outcome::Skipped {
+                return Some(Outcome::Abandoned {
                     due,
                     reason: "the subscription was deleted".into(),
                 })
@@ -313,11 +452,16 @@ impl Worker {
             }
         }
 
+        // An open circuit's probe that fails waits for the next probe.
+        let hold_until = prepared.circuit.and_then(|(probe, next_probe_at)| {
+            (probe == Some(due.delivery_id)).then_some(next_probe_at)
+        });
         Some(Outcome::Attempted {
             due,
             attempt_id: self.shared.entropy.new_id(),
             url,
             result,
+            hold_until,
         })
     }
 

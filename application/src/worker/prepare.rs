@@ -7,8 +7,10 @@ use crate::ports::{DueDelivery, OutgoingRequest, SecretCipher};
 use crate::subscriptions::{open_headers, sealing_context, SEALING_CONTEXT_SECRET};
 use chrono::{DateTime, Utc};
 use hookline_domain::signature::{signature_headers, SigningKey};
-use hookline_domain::subscription::{PayloadFormat, SubscriptionState, SubscriptionStatus};
-use hookline_domain::{Sealed, SigningSecret, SubscriptionId};
+use hookline_domain::subscription::{
+    PayloadFormat, RateLimit, SubscriptionState, SubscriptionStatus,
+};
+use hookline_domain::{DeliveryId, Sealed, SigningSecret, SubscriptionId};
 use std::fmt;
 use std::sync::Arc;
 
@@ -22,6 +24,10 @@ pub struct Prepared {
     pub current: SigningKey,
     /// Replaced secrets' keys and when each stops signing.
     pub previous: Vec<(SigningKey, DateTime<Utc>)>,
+    pub rate_limit: Option<RateLimit>,
+    /// While the circuit is open: the delivery let through as a probe (if
+    /// any) and when the next probe may go.
+    pub circuit: Option<(Option<DeliveryId>, DateTime<Utc>)>,
     pub updated_at: DateTime<Utc>,
     pub payload_format: PayloadFormat,
 }
@@ -78,6 +84,8 @@ impl Prepared {
             headers: open_headers(state, cipher)?.into_iter().collect(),
             current: SigningKey::new(state.signature_scheme, &secret),
             previous,
+            rate_limit: state.rate_limit,
+            circuit: state.circuit.as_ref().map(|c| (c.probe, c.next_probe_at)),
             updated_at: state.updated_at,
             payload_format: state.payload_format,
         })

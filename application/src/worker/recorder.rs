@@ -8,13 +8,15 @@ use crate::context::Actor;
 use crate::error::AppError;
 use crate::metadata::EventMetadata;
 use crate::ports::{
-    AggregateStore, AppendError, Batch, Change, DueDelivery, SendOutcome, SendResult,
+    AggregateStore, AppendError, AttemptMeasure, AttemptOutcome, Batch, Change, DueDelivery,
+    Metrics, NoMetrics, NotAttempted, SendOutcome, SendResult,
 };
 use crate::shared::Shared;
+use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use hookline_domain::delivery::{
     AbandonDelivery, AttemptFailure, AttemptSuccess, Delivery, DeliveryCommand, DeliveryError,
-    DeliveryEvent,
+    DeliveryEvent, DeliveryStatus, SkipDelivery,
 };
 use hookline_domain::outcome::ErrorKind;
 use hookline_domain::retry::RetryPolicy;
@@ -40,15 +42,24 @@ pub enum Outcome {
         attempt_id: Uuid,
         url: String,
         result: SendResult,
+        /// A failure is retried no earlier than this: set for an open
+        /// circuit's probe, whose retry waits for the next probe time
+        /// (one attempt per probe interval, across every worker).
+        hold_until: Option<DateTime<Utc>>,
     },
-    /// No attempt: the subscription is gone or disabled.
+    /// No attempt: the subscription is disabled (the delivery is kept,
+    /// `skipped`, for a retry or a recovery once it is enabled).
     Skipped { due: DueDelivery, reason: String },
+    /// No attempt ever: the subscription is gone.
+    Abandoned { due: DueDelivery, reason: String },
 }
 
 impl Outcome {
     fn due(&self) -> &DueDelivery {
         match self {
-            Self::Attempted { due, .. } | Self::Skipped { due, .. } => due,
+            Self::Attempted { due, .. }
+            | Self::Skipped { due, .. }
+            | Self::Abandoned { due, .. } => due,
         }
     }
 }
@@ -59,6 +70,7 @@ pub struct OutcomeRecorder {
     subscriptions: Arc<dyn AggregateStore<Subscription>>,
     policy: RetryPolicy,
     worker_id: String,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl fmt::Debug for OutcomeRecorder {
@@ -76,6 +88,77 @@ struct Decided {
     metadata: EventMetadata,
     /// The subscription to disable (its endpoint answered 410 Gone).
     gone: Option<(SubscriptionId, TenantId, String)>,
+    /// What the metrics count once it is written.
+    measure: Option<Measure>,
+}
+
+/// What one written outcome adds to the metrics.
+#[derive(Debug, Clone, Copy)]
+enum Measure {
+    Attempt {
+        attempt: AttemptMeasure,
+        /// Enqueue to delivered, for a delivered attempt.
+        latency: Option<Duration>,
+    },
+    NotAttempted(NotAttempted),
+}
+
+impl Measure {
+    /// Read from the events an outcome decided (`enqueued_at`: when the
+    /// delivery was enqueued).
+    fn of(
+        events: &[DeliveryEvent],
+        enqueued_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Option<Self> {
+        events.iter().find_map(|event| match event {
+            DeliveryEvent::DeliverySucceeded {
+                started_at,
+                duration_ms,
+                status_code,
+                ..
+            } => {
+                let duration = Duration::from_millis(*duration_ms);
+                let done = *started_at
+                    + chrono::Duration::from_std(duration)
+                        .unwrap_or_else(|_| chrono::Duration::zero());
+                Some(Self::Attempt {
+                    attempt: AttemptMeasure {
+                        outcome: AttemptOutcome::Delivered,
+                        error_kind: None,
+                        status: Some(*status_code),
+                        duration,
+                    },
+                    latency: enqueued_at.and_then(|at| (done - at).to_std().ok()),
+                })
+            }
+            DeliveryEvent::AttemptFailed {
+                duration_ms,
+                status_code,
+                error_kind,
+                status,
+                ..
+            } => Some(Self::Attempt {
+                attempt: AttemptMeasure {
+                    outcome: match status {
+                        DeliveryStatus::Pending => AttemptOutcome::Retry,
+                        DeliveryStatus::Abandoned => AttemptOutcome::Abandoned,
+                        _ => AttemptOutcome::Failed,
+                    },
+                    error_kind: Some(*error_kind),
+                    status: *status_code,
+                    duration: Duration::from_millis(*duration_ms),
+                },
+                latency: None,
+            }),
+            DeliveryEvent::DeliverySkipped { .. } => {
+                Some(Self::NotAttempted(NotAttempted::Skipped))
+            }
+            DeliveryEvent::DeliveryAbandoned { .. } => {
+                Some(Self::NotAttempted(NotAttempted::Abandoned))
+            }
+            _ => None,
+        })
+    }
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -120,6 +203,27 @@ impl OutcomeRecorder {
             subscriptions,
             policy,
             worker_id,
+            metrics: Arc::new(NoMetrics),
+        }
+    }
+
+    /// Counts what it records in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn count(&self, tenant: TenantId, measure: Option<Measure>) {
+        match measure {
+            Some(Measure::Attempt { attempt, latency }) => {
+                self.metrics.attempt(tenant, attempt);
+                if let Some(latency) = latency {
+                    self.metrics.delivered_after(tenant, latency);
+                }
+            }
+            Some(Measure::NotAttempted(why)) => self.metrics.not_attempted(tenant, why),
+            None => {}
         }
     }
 
@@ -157,8 +261,15 @@ impl OutcomeRecorder {
 
     /// The command an outcome stands for.
     pub fn command_for(&self, outcome: &Outcome) -> DeliveryCommand {
-        let (due, attempt_id, url, result) = match outcome {
+        let attempted = match outcome {
             Outcome::Skipped { due, reason } => {
+                return DeliveryCommand::Skip(SkipDelivery {
+                    tenant_id: due.tenant_id,
+                    reason: reason.clone(),
+                    at: self.shared.clock.now(),
+                })
+            }
+            Outcome::Abandoned { due, reason } => {
                 return DeliveryCommand::Abandon(AbandonDelivery {
                     tenant_id: due.tenant_id,
                     reason: reason.clone(),
@@ -170,24 +281,37 @@ impl OutcomeRecorder {
                 attempt_id,
                 url,
                 result,
-            } => (due, *attempt_id, url.clone(), result),
+                hold_until,
+            } => (due, *attempt_id, url.clone(), result, *hold_until),
         };
-        let failure = |status_code, error_kind, error_message, response_excerpt, retry_after| {
-            DeliveryCommand::AttemptFailed(AttemptFailure {
-                tenant_id: due.tenant_id,
-                attempt_id,
-                attempt: due.attempt,
-                url: url.clone(),
-                started_at: result.started_at,
-                duration_ms: result.duration_ms,
-                status_code,
-                error_kind,
-                error_message,
-                response_excerpt,
-                retry_after_secs: retry_after,
-                jitter: self.shared.entropy.jitter(),
-            })
-        };
+        let (due, attempt_id, url, result, hold_until) = attempted;
+        // A probe's retry waits for the next probe time, whatever the
+        // receiver or the schedule says.
+        let held = hold_until.map(|until| {
+            let secs = (until - result.started_at).num_seconds().max(1);
+            u64::try_from(secs).unwrap_or(u64::MAX)
+        });
+        let failure =
+            |status_code, error_kind, error_message, response_excerpt, retry_after: Option<u64>| {
+                let retry_after = match (retry_after, held) {
+                    (Some(a), Some(h)) => Some(a.max(h)),
+                    (a, h) => a.or(h),
+                };
+                DeliveryCommand::AttemptFailed(AttemptFailure {
+                    tenant_id: due.tenant_id,
+                    attempt_id,
+                    attempt: due.attempt,
+                    url: url.clone(),
+                    started_at: result.started_at,
+                    duration_ms: result.duration_ms,
+                    status_code,
+                    error_kind,
+                    error_message,
+                    response_excerpt,
+                    retry_after_secs: retry_after,
+                    jitter: self.shared.entropy.jitter(),
+                })
+            };
         match &result.outcome {
             SendOutcome::Response {
                 status, excerpt, ..
@@ -262,6 +386,8 @@ impl OutcomeRecorder {
             match current.aggregate.decide(command.clone(), &self.policy) {
                 Ok(events) => {
                     let metadata = self.metadata(due);
+                    let measure =
+                        Measure::of(&events, current.aggregate.state().map(|s| s.created_at));
                     let gone = events.iter().any(|e| {
                         matches!(
                             e,
@@ -296,6 +422,7 @@ impl OutcomeRecorder {
                                 ),
                             )
                         }),
+                        measure,
                     });
                 }
                 Err(refusal) => log_refusal(due, &refusal),
@@ -305,7 +432,11 @@ impl OutcomeRecorder {
             return Ok(());
         }
         match self.deliveries.append(Batch::of(changes)?, None).await {
-            Ok(_) => {}
+            Ok(_) => {
+                for d in &decided {
+                    self.count(d.metadata.tenant_id, d.measure);
+                }
+            }
             Err(AppendError::Conflict) => self.one_by_one(&decided).await?,
             Err(AppendError::Other(e)) => return Err(e),
         }
@@ -328,7 +459,7 @@ impl OutcomeRecorder {
             )
             .await;
             match result {
-                Ok(_) => {}
+                Ok(_) => self.count(d.metadata.tenant_id, d.measure),
                 Err(AggregateError::UserError(refusal)) => {
                     tracing::info!(delivery_id = %d.id, %refusal, "outcome refused by the delivery");
                 }

@@ -72,6 +72,7 @@ async fn setup() -> Setup {
                 channels: None,
                 uid: None,
                 metadata: Default::default(),
+                rate_limit: None,
                 at: t0(),
             }),
             &crate::testing::metadata(),
@@ -142,6 +143,7 @@ impl Setup {
                 duration_ms: 10,
                 outcome,
             },
+            hold_until: None,
         }
     }
 
@@ -302,17 +304,29 @@ async fn stale_outcomes_are_dropped_and_conflicts_fall_back_to_single_commands()
         s.events_of(&other).as_slice(),
         [DeliveryEvent::DeliverySucceeded { .. }]
     ));
-    // Skipped (the subscription went away): abandoned.
-    let skipped = s.enqueue(3).await;
+    // The subscription went away: abandoned.
+    let gone = s.enqueue(3).await;
     s.recorder
-        .record(vec![Outcome::Skipped {
-            due: skipped.clone(),
+        .record(vec![Outcome::Abandoned {
+            due: gone.clone(),
             reason: "the subscription was deleted".into(),
         }])
         .await;
     assert!(matches!(
-        s.events_of(&skipped).as_slice(),
+        s.events_of(&gone).as_slice(),
         [DeliveryEvent::DeliveryAbandoned { .. }]
+    ));
+    // The subscription is disabled: skipped, kept for a recovery.
+    let skipped = s.enqueue(4).await;
+    s.recorder
+        .record(vec![Outcome::Skipped {
+            due: skipped.clone(),
+            reason: "the subscription is disabled".into(),
+        }])
+        .await;
+    assert!(matches!(
+        s.events_of(&skipped).as_slice(),
+        [DeliveryEvent::DeliverySkipped { .. }]
     ));
 }
 
@@ -328,11 +342,14 @@ async fn the_worker_claims_signs_sends_and_records() {
     sender.answer(status(500));
     let worker = Arc::new(Worker::new(
         s.world.shared.clone(),
-        queue.clone(),
-        s.world.log.clone(),
-        sender.clone(),
-        s.world.subscriptions(),
-        s.recorder.clone(),
+        WorkerPorts {
+            queue: queue.clone(),
+            bodies: s.world.log.clone(),
+            sender: sender.clone(),
+            directory: s.world.subscriptions(),
+            recorder: s.recorder.clone(),
+            flow: Arc::new(crate::testing::MemoryFlow::new(s.world.clock.clone())),
+        },
         WorkerSettings {
             worker_id: "w1".into(),
             concurrency: 4,
@@ -385,4 +402,196 @@ async fn the_worker_claims_signs_sends_and_records() {
             .count(),
         2
     );
+}
+
+/// Metrics that remember what they were told.
+#[derive(Default)]
+struct Counted {
+    attempts: std::sync::Mutex<Vec<crate::ports::AttemptMeasure>>,
+    latencies: std::sync::Mutex<Vec<std::time::Duration>>,
+}
+
+impl crate::ports::Metrics for Counted {
+    fn attempt(&self, _tenant: hookline_domain::TenantId, attempt: crate::ports::AttemptMeasure) {
+        self.attempts.lock().unwrap().push(attempt);
+    }
+    fn delivered_after(&self, _tenant: hookline_domain::TenantId, latency: std::time::Duration) {
+        self.latencies.lock().unwrap().push(latency);
+    }
+}
+
+#[tokio::test]
+async fn recorded_outcomes_are_counted_once_each_and_refused_ones_not_at_all() {
+    use crate::ports::{AttemptMeasure, AttemptOutcome};
+    let s = setup().await;
+    let counted = Arc::new(Counted::default());
+    let recorder = OutcomeRecorder::new(
+        s.world.shared.clone(),
+        s.deliveries.clone(),
+        s.subscriptions.clone(),
+        policy(),
+        "w1".into(),
+    )
+    .with_metrics(counted.clone());
+    let ok = s.enqueue(1).await;
+    let mut bad = s.enqueue(2).await;
+    recorder
+        .record(vec![
+            s.attempted(&ok, status(204)),
+            s.attempted(&bad, status(503)),
+        ])
+        .await;
+    // The same outcome again is refused (stale): not counted.
+    recorder.record(vec![s.attempted(&ok, status(204))]).await;
+    let timeout = SendOutcome::Failed {
+        kind: ErrorKind::Timeout,
+        message: "no answer".into(),
+    };
+    for attempt in [2, 3] {
+        bad.attempt = attempt;
+        recorder
+            .record(vec![s.attempted(&bad, timeout.clone())])
+            .await;
+    }
+    let ms = std::time::Duration::from_millis(10);
+    assert_eq!(
+        *counted.attempts.lock().unwrap(),
+        vec![
+            AttemptMeasure {
+                outcome: AttemptOutcome::Delivered,
+                error_kind: None,
+                status: Some(204),
+                duration: ms,
+            },
+            AttemptMeasure {
+                outcome: AttemptOutcome::Retry,
+                error_kind: Some(ErrorKind::HttpStatus),
+                status: Some(503),
+                duration: ms,
+            },
+            AttemptMeasure {
+                outcome: AttemptOutcome::Retry,
+                error_kind: Some(ErrorKind::Timeout),
+                status: None,
+                duration: ms,
+            },
+            AttemptMeasure {
+                outcome: AttemptOutcome::Abandoned,
+                error_kind: Some(ErrorKind::Timeout),
+                status: None,
+                duration: ms,
+            },
+        ]
+    );
+    // Enqueued at t0, the attempt started at t0 and took 10 ms.
+    assert_eq!(*counted.latencies.lock().unwrap(), vec![ms]);
+}
+
+/// Runs a worker over `queue` until `done` holds for the log.
+async fn run_worker_until(
+    s: &Setup,
+    queue: Arc<MemoryQueue>,
+    sender: Arc<ScriptedSender>,
+    flow: Arc<crate::testing::MemoryFlow>,
+    done: impl Fn(&Setup) -> bool,
+) {
+    let worker = Arc::new(Worker::new(
+        s.world.shared.clone(),
+        WorkerPorts {
+            queue,
+            bodies: s.world.log.clone(),
+            sender,
+            directory: s.world.subscriptions(),
+            recorder: s.recorder.clone(),
+            flow,
+        },
+        WorkerSettings {
+            worker_id: "w1".into(),
+            concurrency: 4,
+            lease: std::time::Duration::from_secs(30),
+            claim_batch: 10,
+            poll_interval: std::time::Duration::from_millis(5),
+            user_agent: "Hookline/test".into(),
+        },
+    ));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (_wake, rx) = tokio::sync::watch::channel(0);
+    let running = tokio::spawn(worker.run(shutdown.clone(), rx));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done(s) {
+        assert!(std::time::Instant::now() < deadline, "not done in time");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    shutdown.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_disabled_subscription_with_an_open_circuit_skips_rather_than_parks() {
+    let s = setup().await;
+    for command in [
+        SubscriptionCommand::OpenCircuit(hookline_domain::subscription::OpenCircuit {
+            tenant_id: tenant(1),
+            consecutive_failures: 10,
+            cause: hookline_domain::subscription::FailureCause {
+                delivery_id: DeliveryId::from_uuid(Uuid::from_u128(1)),
+                error_kind: ErrorKind::HttpStatus,
+                status_code: Some(503),
+                message: "503".into(),
+                failed_at: t0(),
+            },
+            at: t0(),
+            next_probe_at: t0() + Duration::hours(1),
+        }),
+        SubscriptionCommand::Disable(hookline_domain::subscription::DisableSubscription {
+            tenant_id: tenant(1),
+            reason: "auto: failing since then".into(),
+            at: t0(),
+        }),
+    ] {
+        s.subscriptions
+            .execute(&s.sub.to_string(), command, &crate::testing::metadata())
+            .await
+            .unwrap();
+    }
+    let queue = Arc::new(MemoryQueue::default());
+    let due = s.enqueue(1).await;
+    queue.due.lock().unwrap().push_back(due.clone());
+    let sender = Arc::new(ScriptedSender::default());
+    let flow = Arc::new(crate::testing::MemoryFlow::new(s.world.clock.clone()));
+    run_worker_until(&s, queue.clone(), sender.clone(), flow.clone(), |s| {
+        s.events_of(&due)
+            .iter()
+            .any(|e| matches!(e, DeliveryEvent::DeliverySkipped { .. }))
+    })
+    .await;
+    assert!(sender.sent.lock().unwrap().is_empty());
+    assert!(
+        flow.held.lock().unwrap().is_empty(),
+        "a disabled subscription's delivery was parked"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_probe_is_retried_no_earlier_than_the_next_probe() {
+    let s = setup().await;
+    let due = s.enqueue(1).await;
+    let next_probe = t0() + Duration::minutes(10);
+    let timeout = SendOutcome::Failed {
+        kind: ErrorKind::Timeout,
+        message: "no answer".into(),
+    };
+    let mut probe = s.attempted(&due, timeout);
+    if let Outcome::Attempted { hold_until, .. } = &mut probe {
+        *hold_until = Some(next_probe);
+    }
+    s.recorder.record(vec![probe]).await;
+    match s.events_of(&due).as_slice() {
+        [DeliveryEvent::AttemptFailed {
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(next),
+            ..
+        }] => assert!(*next >= next_probe, "{next} before {next_probe}"),
+        other => panic!("{other:?}"),
+    }
 }

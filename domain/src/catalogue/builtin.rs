@@ -35,7 +35,7 @@ macro_rules! schema {
     };
 }
 
-pub const BUILTINS: [Builtin; 18] = [
+pub const BUILTINS: [Builtin; 24] = [
     Builtin {
         name: "invoice.created",
         group: "Invoices",
@@ -186,10 +186,64 @@ pub const BUILTINS: [Builtin; 18] = [
     },
     Builtin {
         name: "webhook.test",
-        group: "Hookline",
+        group: "hookline",
         description: "A test event, sent by POST /v1/subscriptions/{id}/test to one subscription whatever its filter.",
         schema: schema!("message", "subscription_id"; "message": "string", "subscription_id": "string"),
         example: r#"{"message":"This is a test event sent by Hookline.","subscription_id":"0193f2c4-5b6e-7c3a-9d2e-6f1a2b3c4d5e"}"#,
+    },
+    Builtin {
+        name: "hookline.subscription.disabled",
+        group: "hookline",
+        description: "One of the tenant's subscriptions was disabled: by an API client, after its receiver answered 410 Gone, or automatically after failing for HOOKLINE_AUTO_DISABLE_AFTER (reason `auto: failing since …`). Events it matches are recorded as skipped deliveries until it is enabled.",
+        schema: schema!("subscription_id", "url", "reason", "disabled_at";
+            "subscription_id": "string", "url": "string", "description": "string", "reason": "string",
+            "automatic": "boolean", "disabled_at": "string"),
+        example: r#"{"subscription_id":"0193f2c4-5b6e-7c3a-9d2e-6f1a2b3c4d5e","url":"https://erp.example.com/hooks","description":"ERP","reason":"auto: failing since 2024-02-09T18:00:00Z","automatic":true,"disabled_at":"2024-02-14T18:00:00.000Z"}"#,
+    },
+    Builtin {
+        name: "hookline.subscription.enabled",
+        group: "hookline",
+        description: "One of the tenant's subscriptions was enabled again; `POST /v1/subscriptions/{id}/recover` sends what was skipped meanwhile.",
+        schema: schema!("subscription_id", "url", "enabled_at";
+            "subscription_id": "string", "url": "string", "description": "string", "enabled_at": "string"),
+        example: r#"{"subscription_id":"0193f2c4-5b6e-7c3a-9d2e-6f1a2b3c4d5e","url":"https://erp.example.com/hooks","description":"ERP","enabled_at":"2024-02-14T19:00:00.000Z"}"#,
+    },
+    Builtin {
+        name: "hookline.circuit.opened",
+        group: "hookline",
+        description: "A subscription's circuit opened after HOOKLINE_CIRCUIT_FAILURE_THRESHOLD consecutive failed attempts: its deliveries wait (using up no retries) while one probe per interval tests the receiver.",
+        schema: schema!("subscription_id", "url", "consecutive_failures", "cause", "opened_at", "next_probe_at";
+            "subscription_id": "string", "url": "string", "description": "string",
+            "consecutive_failures": "integer", "cause": "object", "opened_at": "string", "next_probe_at": "string"),
+        example: r#"{"subscription_id":"0193f2c4-5b6e-7c3a-9d2e-6f1a2b3c4d5e","url":"https://erp.example.com/hooks","description":"ERP","consecutive_failures":10,"cause":{"delivery_id":"0193f2c5-0000-7000-8000-000000000001","error_kind":"http_status","status_code":503,"message":"the receiver answered 503","failed_at":"2024-02-14T18:00:00.000Z"},"opened_at":"2024-02-14T18:00:01.000Z","next_probe_at":"2024-02-14T18:00:31.000Z"}"#,
+    },
+    Builtin {
+        name: "hookline.circuit.closed",
+        group: "hookline",
+        description: "A subscription's circuit closed: a probe succeeded, and its waiting deliveries go out in due order within its rate limit. (Enabling a subscription also clears its circuit, announced as hookline.subscription.enabled.)",
+        schema: schema!("subscription_id", "url", "closed_at";
+            "subscription_id": "string", "url": "string", "description": "string",
+            "delivery_id": "string", "closed_at": "string"),
+        example: r#"{"subscription_id":"0193f2c4-5b6e-7c3a-9d2e-6f1a2b3c4d5e","url":"https://erp.example.com/hooks","description":"ERP","delivery_id":"0193f2c5-0000-7000-8000-000000000001","closed_at":"2024-02-14T18:10:00.000Z"}"#,
+    },
+    Builtin {
+        name: "hookline.delivery.abandoned",
+        group: "hookline",
+        description: "A delivery used up its retries without success. `POST /v1/deliveries/{id}/retry` sends it again. Never sent about deliveries of operational events.",
+        schema: schema!("delivery_id", "subscription_id", "event_id", "event_type", "url", "attempts", "abandoned_at";
+            "delivery_id": "string", "subscription_id": "string", "event_id": "string", "event_type": "string",
+            "url": "string", "attempts": "integer", "last_status_code": "integer", "last_error_kind": "string",
+            "last_error": "string", "request_id": "string", "abandoned_at": "string"),
+        example: r#"{"delivery_id":"0193f2c5-0000-7000-8000-000000000001","subscription_id":"0193f2c4-5b6e-7c3a-9d2e-6f1a2b3c4d5e","event_id":"0193f2c5-0000-7000-8000-000000000002","event_type":"invoice.created","url":"https://erp.example.com/hooks","attempts":6,"last_status_code":500,"last_error_kind":"http_status","last_error":"the receiver answered 500","request_id":"req-42","abandoned_at":"2024-02-14T20:00:00.000Z"}"#,
+    },
+    Builtin {
+        name: "hookline.secret.rotation_ending",
+        group: "hookline",
+        description: "A subscription's previous signing secret stops being used for signatures in an hour (or sooner, for a shorter overlap): receivers still verifying with it must switch to the new one.",
+        schema: schema!("subscription_id", "url", "previous_secret_hint", "secret_hint", "previous_secret_expires_at";
+            "subscription_id": "string", "url": "string", "description": "string",
+            "previous_secret_hint": "string", "secret_hint": "string", "previous_secret_expires_at": "string"),
+        example: r#"{"subscription_id":"0193f2c4-5b6e-7c3a-9d2e-6f1a2b3c4d5e","url":"https://erp.example.com/hooks","description":"ERP","previous_secret_hint":"whsec_…a1b2","secret_hint":"whsec_…c3d4","previous_secret_expires_at":"2024-02-15T18:00:00.000Z"}"#,
     },
 ];
 

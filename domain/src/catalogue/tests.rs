@@ -150,3 +150,18 @@ fn schemas_and_examples_with_nul_characters_are_refused() {
     fine.schema = Some(serde_json::json!({"type": "object"}));
     assert!(fine.check().is_ok());
 }
+
+/// Postgres keeps a number in a stored event as its exact decimal digits
+/// (`-1.7976931348623157e308` comes back as 309 digits); reading them
+/// must give the same number again, not "number out of range".
+#[test]
+fn numbers_read_back_from_their_exact_decimal_digits() {
+    let digits = format!("-17976931348623157{}", "0".repeat(292));
+    let back: serde_json::Value = serde_json::from_str(&digits).unwrap();
+    assert_eq!(back.as_f64(), Some(f64::MIN));
+    let spec: EventTypeSpec = serde_json::from_str(&format!(
+        r#"{{"group":"G","description":"d","example":{{"n":{digits}}}}}"#
+    ))
+    .unwrap();
+    assert_eq!(spec.example.unwrap()["n"].as_f64(), Some(f64::MIN));
+}

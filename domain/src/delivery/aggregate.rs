@@ -1,7 +1,9 @@
 //! The Delivery aggregate and its decisions: attempt numbering, status
 //! transitions and, with the [`RetryPolicy`], when to try again.
 
-use super::commands::{AttemptFailure, AttemptSuccess, DeliveryCommand, EnqueueDelivery};
+use super::commands::{
+    AttemptFailure, AttemptSuccess, DeliveryCommand, EnqueueDelivery, SkipDelivery,
+};
 use super::error::DeliveryError;
 use super::events::DeliveryEvent;
 use crate::outcome::{
@@ -27,14 +29,18 @@ pub enum DeliveryStatus {
     Failed,
     /// The retry policy gave up, or the delivery was abandoned.
     Abandoned,
+    /// Not attempted: its subscription was disabled. Recovering the
+    /// subscription after enabling it sends it.
+    Skipped,
 }
 
 impl DeliveryStatus {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Pending,
         Self::Delivered,
         Self::Failed,
         Self::Abandoned,
+        Self::Skipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +49,7 @@ impl DeliveryStatus {
             Self::Delivered => "delivered",
             Self::Failed => "failed",
             Self::Abandoned => "abandoned",
+            Self::Skipped => "skipped",
         }
     }
 
@@ -165,6 +172,23 @@ impl Delivery {
                     other => Err(DeliveryError::NotPending(other)),
                 }
             }
+            DeliveryCommand::Skip(cmd) => {
+                let state = self.owned(cmd.tenant_id)?;
+                match state.status {
+                    DeliveryStatus::Pending => Ok(vec![Self::skip_new(cmd)]),
+                    DeliveryStatus::Delivered => Err(DeliveryError::AlreadyDelivered),
+                    other => Err(DeliveryError::NotPending(other)),
+                }
+            }
+        }
+    }
+
+    /// The skip decision as a plain function, for a delivery published to
+    /// a disabled subscription (enqueued and skipped in one batch).
+    pub fn skip_new(cmd: SkipDelivery) -> DeliveryEvent {
+        DeliveryEvent::DeliverySkipped {
+            reason: truncate_chars(&cmd.reason, MAX_ERROR_MESSAGE_CHARS),
+            skipped_at: cmd.at,
         }
     }
 
@@ -324,6 +348,11 @@ impl Delivery {
                         state.failures_in_round = 0;
                         state.next_attempt_at = Some(next_attempt_at);
                         state.updated_at = requested_at;
+                    }
+                    DeliveryEvent::DeliverySkipped { skipped_at, .. } => {
+                        state.status = DeliveryStatus::Skipped;
+                        state.next_attempt_at = None;
+                        state.updated_at = skipped_at;
                     }
                     DeliveryEvent::DeliveryAbandoned { abandoned_at, .. } => {
                         state.status = DeliveryStatus::Abandoned;

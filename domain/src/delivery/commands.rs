@@ -17,6 +17,15 @@ pub enum DeliveryCommand {
     Retry(RetryDelivery),
     /// Stop trying (for instance: the subscription was deleted).
     Abandon(AbandonDelivery),
+    /// Do not attempt it while its subscription is disabled.
+    Skip(SkipDelivery),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkipDelivery {
+    pub tenant_id: TenantId,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +93,7 @@ impl DeliveryCommand {
             Self::AttemptFailed(c) => c.tenant_id,
             Self::Retry(c) => c.tenant_id,
             Self::Abandon(c) => c.tenant_id,
+            Self::Skip(c) => c.tenant_id,
         }
     }
 }

@@ -15,6 +15,7 @@ pub const ATTEMPT_FAILED: &str = "AttemptFailed";
 pub const DELIVERY_SUCCEEDED: &str = "DeliverySucceeded";
 pub const RETRY_REQUESTED: &str = "RetryRequested";
 pub const DELIVERY_ABANDONED: &str = "DeliveryAbandoned";
+pub const DELIVERY_SKIPPED: &str = "DeliverySkipped";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -76,6 +77,12 @@ pub enum DeliveryEvent {
         reason: String,
         abandoned_at: DateTime<Utc>,
     },
+    /// Not attempted because its subscription is disabled; a retry (or
+    /// recovering the subscription) sends it later.
+    DeliverySkipped {
+        reason: String,
+        skipped_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for DeliveryEvent {
@@ -86,6 +93,7 @@ impl DomainEvent for DeliveryEvent {
             Self::DeliverySucceeded { .. } => DELIVERY_SUCCEEDED,
             Self::RetryRequested { .. } => RETRY_REQUESTED,
             Self::DeliveryAbandoned { .. } => DELIVERY_ABANDONED,
+            Self::DeliverySkipped { .. } => DELIVERY_SKIPPED,
         }
         .to_string()
     }

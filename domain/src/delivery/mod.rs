@@ -12,7 +12,7 @@ mod tests;
 pub use aggregate::{Delivery, DeliveryState, DeliveryStatus};
 pub use commands::{
     AbandonDelivery, AttemptFailure, AttemptSuccess, DeliveryCommand, EnqueueDelivery,
-    RetryDelivery,
+    RetryDelivery, SkipDelivery,
 };
 pub use error::DeliveryError;
 pub use events::DeliveryEvent;

@@ -1,9 +1,13 @@
 //! The Subscription aggregate: state rebuilt from its events, and `decide`,
 //! which turns a command into new events or a refusal.
 
-use super::commands::{RotateSecret, Subscribe, SubscriptionCommand, UpdateSubscription};
+use super::commands::{
+    CloseCircuit, OpenCircuit, ReleaseProbe, RotateSecret, Subscribe, SubscriptionCommand,
+    UpdateSubscription,
+};
 use super::error::SubscriptionError;
 use super::events::SubscriptionEvent;
+use super::flow::{Circuit, RateLimit};
 use super::values::{Description, PayloadFormat};
 use crate::channel::Channels;
 use crate::metadata::Metadata;
@@ -67,6 +71,13 @@ pub struct SubscriptionState {
     pub previous_secrets: Vec<PreviousSecret>,
     pub status: SubscriptionStatus,
     pub disabled_reason: Option<String>,
+    /// Attempts per second, across every worker.
+    pub rate_limit: Option<RateLimit>,
+    /// Set while the circuit breaker holds deliveries back.
+    pub circuit: Option<Circuit>,
+    /// When failures last stopped counting (enabled, or circuit closed):
+    /// only failures after it open the circuit or disable it.
+    pub flow_reset_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub payload_format: PayloadFormat,
@@ -111,6 +122,12 @@ struct StoredState {
     previous_secret: Option<PreviousSecret>,
     status: SubscriptionStatus,
     disabled_reason: Option<String>,
+    #[serde(default)]
+    rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    circuit: Option<Circuit>,
+    #[serde(default)]
+    flow_reset_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     #[serde(default)]
@@ -141,6 +158,9 @@ impl From<StoredState> for SubscriptionState {
             previous_secrets,
             status: s.status,
             disabled_reason: s.disabled_reason,
+            rate_limit: s.rate_limit,
+            circuit: s.circuit,
+            flow_reset_at: s.flow_reset_at,
             created_at: s.created_at,
             updated_at: s.updated_at,
             payload_format: s.payload_format,
@@ -230,7 +250,54 @@ impl Subscription {
                     revealed_at: cmd.at,
                 }])
             }
+            SubscriptionCommand::OpenCircuit(cmd) => self.open_circuit(cmd),
+            SubscriptionCommand::ReleaseProbe(cmd) => self.release_probe(cmd),
+            SubscriptionCommand::CloseCircuit(cmd) => self.close_circuit(&cmd),
         }
+    }
+
+    fn open_circuit(&self, cmd: OpenCircuit) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
+        let state = self.live(cmd.tenant_id)?;
+        if state.status != SubscriptionStatus::Active || state.circuit.is_some() {
+            return Ok(vec![]);
+        }
+        Ok(vec![SubscriptionEvent::EndpointCircuitOpened {
+            consecutive_failures: cmd.consecutive_failures,
+            cause: cmd.cause,
+            opened_at: cmd.at,
+            next_probe_at: cmd.next_probe_at.max(cmd.at),
+        }])
+    }
+
+    fn release_probe(
+        &self,
+        cmd: ReleaseProbe,
+    ) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
+        let state = self.live(cmd.tenant_id)?;
+        match &state.circuit {
+            Some(c) if state.status == SubscriptionStatus::Active && c.next_probe_at <= cmd.at => {
+                Ok(vec![SubscriptionEvent::EndpointCircuitProbeReleased {
+                    delivery_id: cmd.delivery_id,
+                    released_at: cmd.at,
+                    next_probe_at: cmd.next_probe_at.max(cmd.at),
+                }])
+            }
+            _ => Ok(vec![]),
+        }
+    }
+
+    fn close_circuit(
+        &self,
+        cmd: &CloseCircuit,
+    ) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
+        let state = self.live(cmd.tenant_id)?;
+        if state.circuit.is_none() {
+            return Ok(vec![]);
+        }
+        Ok(vec![SubscriptionEvent::EndpointCircuitClosed {
+            delivery_id: cmd.delivery_id,
+            closed_at: cmd.at,
+        }])
     }
 
     fn subscribe(&self, cmd: Subscribe) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
@@ -248,6 +315,7 @@ impl Subscription {
             signature_scheme: cmd.signature_scheme,
             secret: cmd.secret,
             secret_hint: cmd.secret_hint,
+            rate_limit: cmd.rate_limit,
             subscribed_at: cmd.at,
             payload_format: Some(cmd.payload_format).filter(|f| !f.is_default()),
             channels: cmd.channels,
@@ -267,6 +335,7 @@ impl Subscription {
         let channels = cmd.channels.filter(|c| *c != state.channels);
         let uid = cmd.uid.filter(|u| *u != state.uid);
         let metadata = cmd.metadata.filter(|m| *m != state.metadata);
+        let rate_limit = cmd.rate_limit.filter(|r| *r != state.rate_limit);
         // Sealed values never compare equal (fresh nonce), so a headers
         // change is recorded unless both old and new are empty.
         let headers = cmd
@@ -284,6 +353,7 @@ impl Subscription {
             && channels.is_none()
             && uid.is_none()
             && metadata.is_none()
+            && rate_limit.is_none()
         {
             return Ok(vec![]);
         }
@@ -294,6 +364,7 @@ impl Subscription {
             headers,
             description,
             signature_scheme,
+            rate_limit,
             updated_at: cmd.at,
             channels,
             uid,
@@ -336,6 +407,7 @@ impl Subscription {
                 signature_scheme,
                 secret,
                 secret_hint,
+                rate_limit,
                 subscribed_at,
                 payload_format,
                 channels,
@@ -356,6 +428,9 @@ impl Subscription {
                     previous_secrets: Vec::new(),
                     status: SubscriptionStatus::Active,
                     disabled_reason: None,
+                    rate_limit,
+                    circuit: None,
+                    flow_reset_at: None,
                     created_at: subscribed_at,
                     updated_at: subscribed_at,
                     payload_format: payload_format.unwrap_or_default(),
@@ -393,6 +468,7 @@ impl SubscriptionState {
                 channels,
                 uid,
                 metadata,
+                rate_limit,
                 ..
             } => {
                 if let Some(channels) = channels {
@@ -422,6 +498,9 @@ impl SubscriptionState {
                 if let Some(scheme) = signature_scheme {
                     self.signature_scheme = scheme;
                 }
+                if let Some(limit) = rate_limit {
+                    self.rate_limit = limit;
+                }
             }
             SubscriptionEvent::SecretRotated {
                 secret,
@@ -444,12 +523,45 @@ impl SubscriptionState {
                 self.status = SubscriptionStatus::Disabled;
                 self.disabled_reason = Some(reason);
             }
-            SubscriptionEvent::SubscriptionEnabled { .. } => {
+            SubscriptionEvent::SubscriptionEnabled { enabled_at } => {
                 self.status = SubscriptionStatus::Active;
                 self.disabled_reason = None;
+                // A fresh start: earlier failures no longer count.
+                self.circuit = None;
+                self.flow_reset_at = Some(enabled_at);
             }
             SubscriptionEvent::Unsubscribed { .. } => {
                 self.status = SubscriptionStatus::Deleted;
+            }
+            SubscriptionEvent::EndpointCircuitOpened {
+                consecutive_failures,
+                cause,
+                opened_at,
+                next_probe_at,
+            } => {
+                self.circuit = Some(Circuit {
+                    opened_at,
+                    cause,
+                    consecutive_failures,
+                    probes: 0,
+                    probe: None,
+                    next_probe_at,
+                });
+            }
+            SubscriptionEvent::EndpointCircuitProbeReleased {
+                delivery_id,
+                next_probe_at,
+                ..
+            } => {
+                if let Some(c) = self.circuit.as_mut() {
+                    c.probes = c.probes.saturating_add(1);
+                    c.probe = Some(delivery_id);
+                    c.next_probe_at = next_probe_at;
+                }
+            }
+            SubscriptionEvent::EndpointCircuitClosed { closed_at, .. } => {
+                self.circuit = None;
+                self.flow_reset_at = Some(closed_at);
             }
         }
     }

@@ -1,12 +1,13 @@
 //! What clients (through the application) ask a subscription to do. Every
 //! command carries the tenant it is issued for and the time it happens.
 
+use super::flow::{FailureCause, RateLimit};
 use super::values::{Description, PayloadFormat};
 use crate::channel::Channels;
 use crate::metadata::Metadata;
 use crate::sealed::{Sealed, SecretHint};
 use crate::uid::Uid;
-use crate::{EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
+use crate::{DeliveryId, EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +19,9 @@ pub enum SubscriptionCommand {
     Enable(EnableSubscription),
     Unsubscribe(Unsubscribe),
     RevealSecret(RevealSecret),
+    OpenCircuit(OpenCircuit),
+    ReleaseProbe(ReleaseProbe),
+    CloseCircuit(CloseCircuit),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +42,7 @@ pub struct Subscribe {
     pub channels: Option<Channels>,
     pub uid: Option<Uid>,
     pub metadata: Metadata,
+    pub rate_limit: Option<RateLimit>,
     pub at: DateTime<Utc>,
 }
 
@@ -51,6 +56,8 @@ pub struct UpdateSubscription {
     pub headers: Option<(Vec<String>, Option<Sealed>)>,
     pub description: Option<Option<Description>>,
     pub signature_scheme: Option<SignatureScheme>,
+    /// `Some(None)` removes the limit.
+    pub rate_limit: Option<Option<RateLimit>>,
     /// `Some(None)` listens on every channel again.
     pub channels: Option<Option<Channels>>,
     /// `Some(None)` removes the uid.
@@ -69,6 +76,7 @@ impl UpdateSubscription {
             headers: None,
             description: None,
             signature_scheme: None,
+            rate_limit: None,
             channels: None,
             uid: None,
             metadata: None,
@@ -113,6 +121,34 @@ pub struct Unsubscribe {
     pub at: DateTime<Utc>,
 }
 
+/// Opens the circuit of an active subscription (nothing when it is open).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenCircuit {
+    pub tenant_id: TenantId,
+    pub consecutive_failures: u32,
+    pub cause: FailureCause,
+    pub at: DateTime<Utc>,
+    pub next_probe_at: DateTime<Utc>,
+}
+
+/// Lets `delivery_id` through as a probe, once the open circuit's next
+/// probe is due (nothing otherwise).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseProbe {
+    pub tenant_id: TenantId,
+    pub delivery_id: DeliveryId,
+    pub at: DateTime<Utc>,
+    pub next_probe_at: DateTime<Utc>,
+}
+
+/// Closes an open circuit after a successful attempt (nothing when closed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloseCircuit {
+    pub tenant_id: TenantId,
+    pub delivery_id: Option<DeliveryId>,
+    pub at: DateTime<Utc>,
+}
+
 impl SubscriptionCommand {
     /// The tenant the command is issued for.
     pub fn tenant_id(&self) -> TenantId {
@@ -124,6 +160,9 @@ impl SubscriptionCommand {
             Self::Enable(c) => c.tenant_id,
             Self::Unsubscribe(c) => c.tenant_id,
             Self::RevealSecret(c) => c.tenant_id,
+            Self::OpenCircuit(c) => c.tenant_id,
+            Self::ReleaseProbe(c) => c.tenant_id,
+            Self::CloseCircuit(c) => c.tenant_id,
         }
     }
 }

@@ -2,13 +2,14 @@
 //! only ever added (with a new `event_version` and an upcaster), never
 //! renamed. Secrets and header values are sealed.
 
+use super::flow::{FailureCause, RateLimit};
 use super::values::{Description, PayloadFormat};
 use crate::channel::Channels;
 use crate::metadata::Metadata;
 use crate::sealed::{Sealed, SecretHint};
 use crate::serde_helpers::double_option;
 use crate::uid::Uid;
-use crate::{EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
+use crate::{DeliveryId, EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,9 @@ pub const SUBSCRIPTION_DISABLED: &str = "SubscriptionDisabled";
 pub const SUBSCRIPTION_ENABLED: &str = "SubscriptionEnabled";
 pub const UNSUBSCRIBED: &str = "Unsubscribed";
 pub const SECRET_REVEALED: &str = "SecretRevealed";
+pub const ENDPOINT_CIRCUIT_OPENED: &str = "EndpointCircuitOpened";
+pub const ENDPOINT_CIRCUIT_PROBE_RELEASED: &str = "EndpointCircuitProbeReleased";
+pub const ENDPOINT_CIRCUIT_CLOSED: &str = "EndpointCircuitClosed";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -37,6 +41,9 @@ pub enum SubscriptionEvent {
         signature_scheme: SignatureScheme,
         secret: Sealed,
         secret_hint: SecretHint,
+        /// Attempts per second (version 1.1; absent: no limit).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate_limit: Option<RateLimit>,
         subscribed_at: DateTime<Utc>,
         /// 1.1: absent means `hookline`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +80,13 @@ pub enum SubscriptionEvent {
         description: Option<Option<Description>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signature_scheme: Option<SignatureScheme>,
+        /// Version 1.1: `null` removes the limit.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        rate_limit: Option<Option<RateLimit>>,
         updated_at: DateTime<Utc>,
         /// 1.1; `null` listens on every channel again.
         #[serde(
@@ -114,6 +128,29 @@ pub enum SubscriptionEvent {
     SecretRevealed {
         revealed_at: DateTime<Utc>,
     },
+    /// Consecutive failed attempts reached the threshold: attempts stop but
+    /// for one probe per interval, from `next_probe_at`.
+    EndpointCircuitOpened {
+        consecutive_failures: u32,
+        /// The last failed attempt.
+        cause: FailureCause,
+        opened_at: DateTime<Utc>,
+        next_probe_at: DateTime<Utc>,
+    },
+    /// One waiting delivery let through to test the receiver; if it fails,
+    /// the next probe goes at `next_probe_at`.
+    EndpointCircuitProbeReleased {
+        delivery_id: DeliveryId,
+        released_at: DateTime<Utc>,
+        next_probe_at: DateTime<Utc>,
+    },
+    /// An attempt succeeded: deliveries flow again.
+    EndpointCircuitClosed {
+        /// The delivery whose attempt succeeded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery_id: Option<DeliveryId>,
+        closed_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for SubscriptionEvent {
@@ -126,32 +163,39 @@ impl DomainEvent for SubscriptionEvent {
             Self::SubscriptionEnabled { .. } => SUBSCRIPTION_ENABLED,
             Self::Unsubscribed { .. } => UNSUBSCRIBED,
             Self::SecretRevealed { .. } => SECRET_REVEALED,
+            Self::EndpointCircuitOpened { .. } => ENDPOINT_CIRCUIT_OPENED,
+            Self::EndpointCircuitProbeReleased { .. } => ENDPOINT_CIRCUIT_PROBE_RELEASED,
+            Self::EndpointCircuitClosed { .. } => ENDPOINT_CIRCUIT_CLOSED,
         }
         .to_string()
     }
 
     fn event_version(&self) -> String {
-        // Versioned by content: 1.1 adds the payload format, channels, uid
-        // and metadata.
+        // Versioned by content: 1.1 is any of the optional fields added
+        // after 1.0 (a rate limit; the payload format, channels, uid and
+        // metadata). A 1.0 reader-side default fills each when absent.
         let extended = match self {
             Self::Subscribed {
+                rate_limit,
                 payload_format,
                 channels,
                 uid,
                 metadata,
                 ..
             } => {
-                payload_format.is_some()
+                rate_limit.is_some()
+                    || payload_format.is_some()
                     || channels.is_some()
                     || uid.is_some()
                     || metadata.is_some()
             }
             Self::SubscriptionUpdated {
+                rate_limit,
                 channels,
                 uid,
                 metadata,
                 ..
-            } => channels.is_some() || uid.is_some() || metadata.is_some(),
+            } => rate_limit.is_some() || channels.is_some() || uid.is_some() || metadata.is_some(),
             _ => false,
         };
         if extended { "1.1" } else { "1.0" }.to_string()
@@ -169,6 +213,9 @@ impl SubscriptionEvent {
             Self::SubscriptionEnabled { enabled_at } => *enabled_at,
             Self::Unsubscribed { unsubscribed_at } => *unsubscribed_at,
             Self::SecretRevealed { revealed_at } => *revealed_at,
+            Self::EndpointCircuitOpened { opened_at, .. } => *opened_at,
+            Self::EndpointCircuitProbeReleased { released_at, .. } => *released_at,
+            Self::EndpointCircuitClosed { closed_at, .. } => *closed_at,
         }
     }
 }

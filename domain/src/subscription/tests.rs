@@ -57,6 +57,7 @@ fn subscribe_cmd() -> Subscribe {
         channels: None,
         uid: None,
         metadata: Metadata::default(),
+        rate_limit: None,
         at: t0(),
     }
 }
@@ -74,6 +75,7 @@ fn subscribed() -> SubscriptionEvent {
         signature_scheme: c.signature_scheme,
         secret: c.secret,
         secret_hint: c.secret_hint,
+        rate_limit: c.rate_limit,
         subscribed_at: c.at,
         payload_format: None,
         channels: None,
@@ -125,6 +127,7 @@ fn update_records_only_changed_fields() {
             headers: None,
             description: Some(None),
             signature_scheme: None,
+            rate_limit: None,
             updated_at: t0() + Duration::minutes(1),
             channels: None,
             uid: None,
@@ -410,6 +413,7 @@ fn events_serialize_with_a_type_tag_and_no_plaintext() {
         headers: None,
         description: Some(None),
         signature_scheme: None,
+        rate_limit: None,
         updated_at: t0(),
         channels: None,
         uid: None,
@@ -512,4 +516,152 @@ fn agg_with(events: Vec<SubscriptionEvent>) -> Subscription {
         agg.apply_event(e);
     }
     agg
+}
+
+fn cause() -> FailureCause {
+    FailureCause {
+        delivery_id: crate::DeliveryId::from_uuid(uuid::Uuid::from_u128(9)),
+        error_kind: crate::outcome::ErrorKind::HttpStatus,
+        status_code: Some(503),
+        message: "the receiver answered 503".into(),
+        failed_at: t0(),
+    }
+}
+
+fn opened() -> SubscriptionEvent {
+    SubscriptionEvent::EndpointCircuitOpened {
+        consecutive_failures: 10,
+        cause: cause(),
+        opened_at: t0(),
+        next_probe_at: t0() + Duration::seconds(30),
+    }
+}
+
+fn open_cmd() -> SubscriptionCommand {
+    SubscriptionCommand::OpenCircuit(OpenCircuit {
+        tenant_id: tenant(),
+        consecutive_failures: 10,
+        cause: cause(),
+        at: t0(),
+        next_probe_at: t0() + Duration::seconds(30),
+    })
+}
+
+#[test]
+fn a_circuit_opens_once_probes_when_due_and_closes() {
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(open_cmd())
+        .then_expect_events(vec![opened()]);
+    Fixture::with(())
+        .given(vec![subscribed(), opened()])
+        .when(open_cmd())
+        .then_expect_events(vec![]);
+    let probe = |at: DateTime<Utc>| {
+        SubscriptionCommand::ReleaseProbe(ReleaseProbe {
+            tenant_id: tenant(),
+            delivery_id: crate::DeliveryId::from_uuid(uuid::Uuid::from_u128(7)),
+            at,
+            next_probe_at: at + Duration::seconds(60),
+        })
+    };
+    // Not before the probe is due.
+    Fixture::with(())
+        .given(vec![subscribed(), opened()])
+        .when(probe(t0() + Duration::seconds(29)))
+        .then_expect_events(vec![]);
+    let released = SubscriptionEvent::EndpointCircuitProbeReleased {
+        delivery_id: crate::DeliveryId::from_uuid(uuid::Uuid::from_u128(7)),
+        released_at: t0() + Duration::seconds(30),
+        next_probe_at: t0() + Duration::seconds(90),
+    };
+    Fixture::with(())
+        .given(vec![subscribed(), opened()])
+        .when(probe(t0() + Duration::seconds(30)))
+        .then_expect_events(vec![released.clone()]);
+    let closed = SubscriptionEvent::EndpointCircuitClosed {
+        delivery_id: None,
+        closed_at: t0() + Duration::seconds(31),
+    };
+    Fixture::with(())
+        .given(vec![subscribed(), opened(), released.clone()])
+        .when(SubscriptionCommand::CloseCircuit(CloseCircuit {
+            tenant_id: tenant(),
+            delivery_id: None,
+            at: t0() + Duration::seconds(31),
+        }))
+        .then_expect_events(vec![closed.clone()]);
+    let mut agg = Subscription::default();
+    for e in [subscribed(), opened(), released] {
+        agg.apply_event(e);
+    }
+    let c = agg.state().unwrap().circuit.clone().unwrap();
+    assert_eq!(c.probes, 1);
+    assert_eq!(c.next_probe_at, t0() + Duration::seconds(90));
+    agg.apply_event(closed);
+    assert!(agg.state().unwrap().circuit.is_none());
+    assert_eq!(
+        agg.state().unwrap().flow_reset_at,
+        Some(t0() + Duration::seconds(31))
+    );
+}
+
+#[test]
+fn a_disabled_subscription_opens_no_circuit_and_enabling_resets_it() {
+    let disabled = SubscriptionEvent::SubscriptionDisabled {
+        reason: "x".into(),
+        disabled_at: t0(),
+    };
+    Fixture::with(())
+        .given(vec![subscribed(), disabled])
+        .when(open_cmd())
+        .then_expect_events(vec![]);
+    let mut agg = Subscription::default();
+    for e in [
+        subscribed(),
+        opened(),
+        SubscriptionEvent::SubscriptionEnabled {
+            enabled_at: t0() + Duration::hours(1),
+        },
+    ] {
+        agg.apply_event(e);
+    }
+    assert!(agg.state().unwrap().circuit.is_none());
+}
+
+#[test]
+fn rate_limits_are_set_changed_and_removed_with_version_1_1() {
+    let limit = RateLimit::parse(5).unwrap();
+    let mut cmd = update(None);
+    cmd.rate_limit = Some(Some(limit));
+    let set = SubscriptionEvent::SubscriptionUpdated {
+        url: None,
+        events: None,
+        header_names: None,
+        headers: None,
+        description: None,
+        signature_scheme: None,
+        rate_limit: Some(Some(limit)),
+        updated_at: t0() + Duration::minutes(1),
+        channels: None,
+        uid: None,
+        metadata: None,
+    };
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Update(cmd.clone()))
+        .then_expect_events(vec![set.clone()]);
+    assert_eq!(cqrs_es::DomainEvent::event_version(&set), "1.1");
+    assert_eq!(cqrs_es::DomainEvent::event_version(&subscribed()), "1.0");
+    // Unchanged: nothing.
+    Fixture::with(())
+        .given(vec![subscribed(), set.clone()])
+        .when(SubscriptionCommand::Update(cmd))
+        .then_expect_events(vec![]);
+    let json = serde_json::to_value(&set).unwrap();
+    assert_eq!(json["rate_limit"], 5);
+    let mut agg = Subscription::default();
+    agg.apply_event(subscribed());
+    agg.apply_event(set);
+    assert_eq!(agg.state().unwrap().rate_limit, Some(limit));
 }

@@ -4,6 +4,7 @@
 //! Every key of the file is the environment variable's name without the
 //! `HOOKLINE_` prefix, in lowercase (`max_body_bytes = 262144`).
 
+use hookline_application::flow::FlowSettings;
 use hookline_domain::retry::RetryPolicy;
 use hookline_domain::AllowList;
 use serde::Deserialize;
@@ -112,14 +113,29 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     /// Most subscriptions (not deleted) one tenant may have.
     pub max_subscriptions_per_tenant: u64,
-    /// Where clients reach this server (`https://hooks.example.com`):
-    /// portal links point there, and the console's cookies are `Secure`
-    /// when it is HTTPS. Without it, portal links use the request's `Host`.
+    /// Where clients and providers reach this server
+    /// (`https://hooks.example.com`): portal links and sources' ingest URLs
+    /// start with it, and the console's cookies are `Secure` when it is
+    /// HTTPS. Without it, portal links use the request's `Host` and ingest
+    /// URLs `http://` and the listen address.
     pub public_url: Option<String>,
     /// A console session ends after this long without a request…
     pub console_idle_timeout: Duration,
     /// …and after this long in any case.
     pub console_session_lifetime: Duration,
+    /// Circuit breaker and auto-disable.
+    pub flow: FlowSettings,
+    /// `GET /metrics` asks for `Authorization: Bearer <token>` when set;
+    /// otherwise it answers loopback clients only.
+    pub metrics_token: Option<Secret>,
+    /// A `tenant` label on the delivery counters.
+    pub metrics_per_tenant: bool,
+    /// A second listener serving only `/metrics` (the way a worker-only
+    /// process exposes its metrics).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where Hookline calls Siigo (`HOOKLINE_SIIGO_URL`, default
+    /// `https://api.siigo.com`): a loopback stand-in for tests and demos.
+    pub siigo_url: String,
 }
 
 /// The file/environment layer: every field optional.
@@ -152,6 +168,14 @@ struct Raw {
     public_url: Option<String>,
     console_idle_timeout_seconds: Option<String>,
     console_session_lifetime_seconds: Option<String>,
+    circuit_failure_threshold: Option<String>,
+    circuit_probe_min_seconds: Option<String>,
+    circuit_probe_max_seconds: Option<String>,
+    auto_disable_after: Option<String>,
+    metrics_token: Option<String>,
+    metrics_per_tenant: Option<String>,
+    metrics_listen: Option<String>,
+    siigo_url: Option<String>,
 }
 
 /// TOML values may be numbers or strings; both end up as text to parse.
@@ -188,6 +212,7 @@ pub struct CliOverrides {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub role: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,7 +280,15 @@ impl Settings {
             max_subscriptions_per_tenant,
             public_url,
             console_idle_timeout_seconds,
-            console_session_lifetime_seconds
+            console_session_lifetime_seconds,
+            circuit_failure_threshold,
+            circuit_probe_min_seconds,
+            circuit_probe_max_seconds,
+            auto_disable_after,
+            metrics_token,
+            metrics_per_tenant,
+            metrics_listen,
+            siigo_url
         );
         if raw.database_url.is_none() {
             raw.database_url = env("DATABASE_URL");
@@ -272,14 +305,20 @@ impl Settings {
         if let Some(v) = &cli.role {
             raw.role = Some(v.clone());
         }
+        if let Some(v) = &cli.metrics_listen {
+            raw.metrics_listen = Some(v.clone());
+        }
         Self::validate(raw)
     }
 
     fn validate(raw: Raw) -> Result<Self, ConfigError> {
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let webhook_timeout = WEBHOOK_TIMEOUT_SECONDS.read(raw.webhook_timeout_seconds)?;
+        let listen = listen(raw.listen)?;
         Ok(Self {
-            listen: listen(raw.listen)?,
+            public_url: public_url(raw.public_url.as_deref())?,
+            siigo_url: siigo_url(raw.siigo_url.as_deref())?,
+            listen,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.to_string())),
             database_url: non_empty(raw.database_url).map(Secret::new),
             db_max_connections: DB_MAX_CONNECTIONS.read(raw.db_max_connections)?,
@@ -317,13 +356,21 @@ impl Settings {
             ),
             max_subscriptions_per_tenant: MAX_SUBSCRIPTIONS_PER_TENANT
                 .read(raw.max_subscriptions_per_tenant)?,
-            public_url: public_url(raw.public_url)?,
             console_idle_timeout: Duration::from_secs(
                 CONSOLE_IDLE_TIMEOUT_SECONDS.read(raw.console_idle_timeout_seconds)?,
             ),
             console_session_lifetime: Duration::from_secs(
                 CONSOLE_SESSION_LIFETIME_SECONDS.read(raw.console_session_lifetime_seconds)?,
             ),
+            flow: flow_settings(
+                raw.circuit_failure_threshold,
+                raw.circuit_probe_min_seconds,
+                raw.circuit_probe_max_seconds,
+                raw.auto_disable_after,
+            )?,
+            metrics_token: non_empty(raw.metrics_token).map(Secret::new),
+            metrics_per_tenant: flag("HOOKLINE_METRICS_PER_TENANT", raw.metrics_per_tenant)?,
+            metrics_listen: metrics_listen(raw.metrics_listen)?,
         })
     }
 

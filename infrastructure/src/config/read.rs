@@ -105,6 +105,82 @@ pub(super) const MAX_SUBSCRIPTIONS_PER_TENANT: Number<u64> = Number {
     max: 1_000_000,
     default: 1000,
 };
+pub(super) const CIRCUIT_FAILURE_THRESHOLD: Number<u32> = Number {
+    name: "HOOKLINE_CIRCUIT_FAILURE_THRESHOLD",
+    min: 1,
+    max: 100_000,
+    default: 10,
+};
+pub(super) const CIRCUIT_PROBE_MIN_SECONDS: Number<u64> = Number {
+    name: "HOOKLINE_CIRCUIT_PROBE_MIN_SECONDS",
+    min: 1,
+    max: 24 * 3600,
+    default: 30,
+};
+pub(super) const CIRCUIT_PROBE_MAX_SECONDS: Number<u64> = Number {
+    name: "HOOKLINE_CIRCUIT_PROBE_MAX_SECONDS",
+    min: 1,
+    max: 7 * 24 * 3600,
+    default: 600,
+};
+
+/// `HOOKLINE_AUTO_DISABLE_AFTER`: seconds, or a number with `s`, `m`, `h`
+/// or `d` (`5d`, the default); at least one second.
+pub(super) fn auto_disable_after(raw: Option<String>) -> Result<Duration, ConfigError> {
+    const NAME: &str = "HOOKLINE_AUTO_DISABLE_AFTER";
+    let Some(text) = raw else {
+        return Ok(Duration::from_secs(5 * 24 * 3600));
+    };
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c),
+        _ => (t, 's'),
+    };
+    let factor: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 24 * 3600,
+        _ => {
+            return Err(ConfigError(format!(
+                "{NAME} must be seconds or a number with s, m, h or d such as 5d (got '{text}')"
+            )))
+        }
+    };
+    let n: u64 = parse_num(NAME, digits)?;
+    let secs = n
+        .checked_mul(factor)
+        .filter(|s| (1..=3650 * 24 * 3600).contains(s));
+    secs.map(Duration::from_secs).ok_or_else(|| {
+        ConfigError(format!(
+            "{NAME} must be between 1 second and 3650 days (got '{text}')"
+        ))
+    })
+}
+
+/// The flow controller's settings.
+pub(super) fn flow_settings(
+    threshold: Option<String>,
+    probe_min: Option<String>,
+    probe_max: Option<String>,
+    auto_disable: Option<String>,
+) -> Result<hookline_application::flow::FlowSettings, ConfigError> {
+    let probe_min = CIRCUIT_PROBE_MIN_SECONDS.read(probe_min)?;
+    let probe_max = CIRCUIT_PROBE_MAX_SECONDS.read(probe_max)?;
+    if probe_max < probe_min {
+        return Err(ConfigError(format!(
+            "HOOKLINE_CIRCUIT_PROBE_MAX_SECONDS ({probe_max}) must not be below HOOKLINE_CIRCUIT_PROBE_MIN_SECONDS ({probe_min})"
+        )));
+    }
+    Ok(hookline_application::flow::FlowSettings {
+        circuit_threshold: CIRCUIT_FAILURE_THRESHOLD.read(threshold)?,
+        probe_min: Duration::from_secs(probe_min),
+        probe_max: Duration::from_secs(probe_max),
+        auto_disable_after: auto_disable_after(auto_disable)?,
+        ..hookline_application::flow::FlowSettings::default()
+    })
+}
+
 pub(super) const DB_MAX_CONNECTIONS: Number<u32> = Number {
     name: "HOOKLINE_DB_MAX_CONNECTIONS",
     min: 2,
@@ -119,6 +195,30 @@ pub(super) fn listen(raw: Option<String>) -> Result<SocketAddr, ConfigError> {
             "HOOKLINE_LISTEN must be an address such as 127.0.0.1:8080 (got '{text}')"
         ))
     })
+}
+
+/// `HOOKLINE_METRICS_LISTEN`: an address for a listener serving only
+/// `/metrics`, or nothing.
+pub(super) fn metrics_listen(raw: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
+    match raw.filter(|s| !s.trim().is_empty()) {
+        None => Ok(None),
+        Some(text) => text.trim().parse().map(Some).map_err(|_| {
+            ConfigError(format!(
+                "HOOKLINE_METRICS_LISTEN/--metrics-listen must be an address such as 127.0.0.1:9464 (got '{text}')"
+            ))
+        }),
+    }
+}
+
+/// A `true`/`false` setting (also `1`/`0`, `yes`/`no`, `on`/`off`).
+pub(super) fn flag(name: &str, raw: Option<String>) -> Result<bool, ConfigError> {
+    match raw.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("false" | "0" | "no" | "off") => Ok(false),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some(other) => Err(ConfigError(format!(
+            "{name} must be true or false (got '{other}')"
+        ))),
+    }
 }
 
 pub(super) fn log_format(raw: Option<&str>) -> Result<LogFormat, ConfigError> {
@@ -196,24 +296,46 @@ pub(super) const CONSOLE_SESSION_LIFETIME_SECONDS: Number<u64> = Number {
     default: 8 * 3600,
 };
 
-/// `HOOKLINE_PUBLIC_URL`: an http(s) origin, without a trailing slash.
-pub(super) fn public_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {
-    let Some(v) = raw.map(|v| v.trim().trim_end_matches('/').to_string()) else {
+/// `HOOKLINE_PUBLIC_URL`: an http(s) URL without query or fragment (its
+/// trailing `/` dropped).
+pub(super) fn public_url(raw: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    if v.is_empty() {
-        return Ok(None);
+    let bad = |why: &str| ConfigError(format!("HOOKLINE_PUBLIC_URL {why} (got '{raw}')"));
+    let url =
+        url::Url::parse(raw).map_err(|_| bad("must be a URL such as https://hooks.example.com"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad("must be an http:// or https:// URL with a host"));
     }
-    let ok = (v.starts_with("https://") || v.starts_with("http://"))
-        && v.split("://").nth(1).is_some_and(|rest| {
-            !rest.is_empty()
-                && rest.chars().all(|c| c.is_ascii_graphic())
-                && !rest.contains(['?', '#'])
-        });
-    if !ok {
-        return Err(ConfigError(format!(
-            "HOOKLINE_PUBLIC_URL must be an http:// or https:// URL such as https://hooks.example.com (got '{v}')"
-        )));
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("must not have a query, fragment or credentials"));
     }
-    Ok(Some(v))
+    Ok(Some(raw.trim_end_matches('/').to_string()))
+}
+
+/// `HOOKLINE_SIIGO_URL`: Siigo's base URL, an https URL (plain http only
+/// to a loopback address: a local stand-in) without path, query or
+/// fragment; `https://api.siigo.com` when unset.
+pub(super) fn siigo_url(raw: Option<&str>) -> Result<String, ConfigError> {
+    const DEFAULT: &str = "https://api.siigo.com";
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(DEFAULT.to_string());
+    };
+    let bad = |why: &str| ConfigError(format!("HOOKLINE_SIIGO_URL {why} (got '{raw}')"));
+    let url =
+        url::Url::parse(raw).map_err(|_| bad("must be a URL such as https://api.siigo.com"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => return Err(bad("must have a host")),
+    };
+    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+        return Err(bad("must be https:// (http:// only to a loopback address)"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("must not have a query, fragment or credentials"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
 }

@@ -82,3 +82,96 @@ fn secrets_do_not_print() {
     assert!(!dbg.contains("topsecret"));
     assert!(!dbg.contains("pw@"));
 }
+
+#[test]
+fn flow_settings_read_durations_with_units_and_check_ranges() {
+    let load = |pairs: &[(&str, &str)]| {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        Settings::load(&CliOverrides::default(), |k| map.get(k).cloned())
+    };
+    let d = load(&[]).unwrap().flow;
+    assert_eq!(d.circuit_threshold, 10);
+    assert_eq!(d.auto_disable_after, Duration::from_secs(5 * 24 * 3600));
+    assert_eq!(d.probe_min, Duration::from_secs(30));
+    assert_eq!(d.probe_max, Duration::from_secs(600));
+    let s = load(&[
+        ("HOOKLINE_AUTO_DISABLE_AFTER", "90s"),
+        ("HOOKLINE_CIRCUIT_FAILURE_THRESHOLD", "3"),
+    ])
+    .unwrap()
+    .flow;
+    assert_eq!(s.auto_disable_after, Duration::from_secs(90));
+    assert_eq!(s.circuit_threshold, 3);
+    assert_eq!(
+        load(&[("HOOKLINE_AUTO_DISABLE_AFTER", "2h")])
+            .unwrap()
+            .flow
+            .auto_disable_after,
+        Duration::from_secs(7200)
+    );
+    assert_eq!(
+        load(&[("HOOKLINE_AUTO_DISABLE_AFTER", "45")])
+            .unwrap()
+            .flow
+            .auto_disable_after,
+        Duration::from_secs(45)
+    );
+    for bad in ["0", "5w", "-1d", "d", ""] {
+        let err = load(&[("HOOKLINE_AUTO_DISABLE_AFTER", bad)]).unwrap_err();
+        assert!(
+            err.to_string().contains("HOOKLINE_AUTO_DISABLE_AFTER"),
+            "{bad}: {err}"
+        );
+    }
+    let err = load(&[
+        ("HOOKLINE_CIRCUIT_PROBE_MIN_SECONDS", "60"),
+        ("HOOKLINE_CIRCUIT_PROBE_MAX_SECONDS", "30"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("PROBE_MAX"));
+    assert!(load(&[("HOOKLINE_CIRCUIT_FAILURE_THRESHOLD", "0")]).is_err());
+}
+
+#[test]
+fn metrics_settings() {
+    let s = load(&[], CliOverrides::default()).unwrap();
+    assert!(s.metrics_token.is_none());
+    assert!(!s.metrics_per_tenant);
+    assert!(s.metrics_listen.is_none());
+    let s = load(
+        &[
+            ("HOOKLINE_METRICS_TOKEN", "scrape-me"),
+            ("HOOKLINE_METRICS_PER_TENANT", "true"),
+            ("HOOKLINE_METRICS_LISTEN", "127.0.0.1:9464"),
+        ],
+        CliOverrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.metrics_token.unwrap().expose(), "scrape-me");
+    assert!(s.metrics_per_tenant);
+    assert_eq!(s.metrics_listen.unwrap().to_string(), "127.0.0.1:9464");
+    let cli = CliOverrides {
+        metrics_listen: Some("127.0.0.1:9465".into()),
+        ..CliOverrides::default()
+    };
+    let s = load(&[("HOOKLINE_METRICS_LISTEN", "127.0.0.1:9464")], cli).unwrap();
+    assert_eq!(s.metrics_listen.unwrap().to_string(), "127.0.0.1:9465");
+    let err = load(
+        &[("HOOKLINE_METRICS_PER_TENANT", "maybe")],
+        CliOverrides::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("HOOKLINE_METRICS_PER_TENANT"),
+        "{err}"
+    );
+    let err = load(
+        &[("HOOKLINE_METRICS_LISTEN", "nowhere")],
+        CliOverrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("METRICS_LISTEN"), "{err}");
+}

@@ -47,7 +47,7 @@ impl CachedSubscriptions {
 
 #[async_trait]
 impl SubscriptionDirectory for CachedSubscriptions {
-    async fn active_for_tenant(
+    async fn live_for_tenant(
         &self,
         tenant: TenantId,
     ) -> Result<Arc<Vec<SubscriptionState>>, AppError> {
@@ -63,7 +63,7 @@ impl SubscriptionDirectory for CachedSubscriptions {
             }
         }
         let rows: Vec<serde_json::Value> = sqlx::query_scalar(
-            "SELECT state FROM subscriptions_view WHERE tenant_id = $1 AND status = 'active' ORDER BY created_at",
+            "SELECT state FROM subscriptions_view WHERE tenant_id = $1 AND status <> 'deleted' ORDER BY created_at",
         )
         .bind(tenant.as_uuid())
         .fetch_all(&self.pool)

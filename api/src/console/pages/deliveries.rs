@@ -226,6 +226,7 @@ fn status_text(locale: Locale, s: DeliveryStatus) -> &'static str {
         DeliveryStatus::Delivered => M::StatusDelivered,
         DeliveryStatus::Failed => M::StatusFailed,
         DeliveryStatus::Abandoned => M::StatusAbandoned,
+        DeliveryStatus::Skipped => M::StatusSkipped,
     }
     .text(locale)
 }

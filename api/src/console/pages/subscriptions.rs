@@ -185,7 +185,7 @@ pub async fn list(
                     label for="status" { (t(M::FilterStatus)) }
                     select #status name="status" {
                         option value="" { (t(M::AnyStatus)) }
-                        @for (code, m) in [("active", M::StatusActive), ("disabled", M::StatusDisabled)] {
+                        @for (code, m) in [("active", M::StatusActive), ("circuit_open", M::StatusCircuitOpen), ("disabled", M::StatusDisabled)] {
                             option value=(code) selected[status == Some(code)] { (t(m)) }
                         }
                     }
@@ -243,9 +243,19 @@ pub async fn list(
     .await)
 }
 
+/// The rate-limit field: empty for no limit, else a whole number (its
+/// range is checked with the rest of the request).
+fn rate_limit_of(text: &str) -> Result<Option<i64>, ()> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<i64>().map(Some).map_err(|_| ())
+}
+
 /// The status filter's code of a subscription.
 fn status_code(s: &SubscriptionView) -> &'static str {
     match s.status {
+        SubscriptionStatus::Active if s.circuit.is_some() => "circuit_open",
         SubscriptionStatus::Active => "active",
         SubscriptionStatus::Disabled => "disabled",
         SubscriptionStatus::Deleted => "deleted",
@@ -254,6 +264,11 @@ fn status_code(s: &SubscriptionView) -> &'static str {
 
 /// A subscription's status badge (the one place new states slot in).
 pub(crate) fn status_badge(locale: Locale, s: &SubscriptionView) -> Markup {
+    if s.status == SubscriptionStatus::Active && s.circuit.is_some() {
+        return html! {
+            span class="badge bad" data-status="circuit_open" { (M::StatusCircuitOpen.text(locale)) }
+        };
+    }
     subscription_status(locale, s.status)
 }
 
@@ -288,6 +303,8 @@ struct SubForm {
     custom_events: String,
     scheme: String,
     headers: String,
+    /// Attempts per second, as typed (empty: no limit).
+    rate_limit: String,
     errors: BTreeMap<String, String>,
     general: Option<String>,
 }
@@ -299,6 +316,21 @@ impl SubForm {
             description: view.description.clone().unwrap_or_default(),
             events: view.events.clone(),
             scheme: view.signature_scheme.as_str().to_string(),
+            rate_limit: view.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
+            ..Self::default()
+        }
+    }
+
+    /// The values a posted form holds, to show again.
+    fn posted(form: &FormData, events: Vec<String>, custom_events: String) -> Self {
+        Self {
+            url: form.get("url").unwrap_or("").to_string(),
+            description: form.get("description").unwrap_or("").to_string(),
+            events,
+            custom_events,
+            scheme: form.get("signature_scheme").unwrap_or("").to_string(),
+            headers: form.get("headers").unwrap_or("").to_string(),
+            rate_limit: form.get("rate_limit").unwrap_or("").trim().to_string(),
             ..Self::default()
         }
     }
@@ -475,6 +507,13 @@ fn render_form(
                 (field_msg("signature_scheme", form.error("signature_scheme")))
             }
             div.field {
+                label for="rate_limit" { (t(M::RateLimit)) }
+                input #rate_limit type="number" name="rate_limit" min="1" max="10000" step="1" value=(form.rate_limit)
+                    aria-describedby="rate_limit-hint rate_limit-error" aria-invalid=[invalid("rate_limit")];
+                p.hint #rate_limit-hint { (t(M::RateLimitHint)) }
+                (field_msg("rate_limit", form.error("rate_limit")))
+            }
+            div.field {
                 label for="headers" { (t(M::CustomHeaders)) }
                 textarea #headers name="headers" aria-describedby="headers-hint headers-error" aria-invalid=[invalid("headers")] { (form.headers) }
                 p.hint #headers-hint {
@@ -532,6 +571,29 @@ fn field_errors(locale: Locale, e: &AppError) -> Option<BTreeMap<String, String>
     }
 }
 
+/// The form again with the errors already put in `form`, answered 400.
+async fn field_refused(
+    state: &AppState,
+    viewer: &Viewer,
+    uri: &Uri,
+    form: SubForm,
+    editing: Option<&SubscriptionView>,
+) -> PageResult {
+    form_failed(
+        state,
+        viewer,
+        uri,
+        form,
+        AppError::Validation(vec![]),
+        editing,
+    )
+    .await
+    .map(|mut r| {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        r
+    })
+}
+
 async fn form_failed(
     state: &AppState,
     viewer: &Viewer,
@@ -584,14 +646,16 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
     let ctx = viewer.ctx()?;
     let catalogue = catalogue(&state, &viewer).await?;
     let (events, custom) = selected_events(&form, &catalogue);
-    let mut shown = SubForm {
-        url: form.get("url").unwrap_or("").to_string(),
-        description: form.get("description").unwrap_or("").to_string(),
-        events: events.clone(),
-        custom_events: custom,
-        scheme: form.get("signature_scheme").unwrap_or("").to_string(),
-        headers: form.get("headers").unwrap_or("").to_string(),
-        ..SubForm::default()
+    let mut shown = SubForm::posted(&form, events.clone(), custom);
+    let rate_limit = match rate_limit_of(&shown.rate_limit) {
+        Ok(n) => n,
+        Err(()) => {
+            shown.errors.insert(
+                "rate_limit".into(),
+                viewer.t(M::RateLimitInvalid).to_string(),
+            );
+            return field_refused(&state, &viewer, &uri, shown, None).await;
+        }
     };
     let headers = match parse_headers(&shown.headers) {
         Ok(h) => h,
@@ -600,19 +664,7 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
                 "headers".into(),
                 crate::console::i18n::fill(viewer.t(M::HeaderLineInvalid), &[&line]),
             );
-            return form_failed(
-                &state,
-                &viewer,
-                &uri,
-                shown,
-                AppError::Validation(vec![]),
-                None,
-            )
-            .await
-            .map(|mut r| {
-                *r.status_mut() = StatusCode::BAD_REQUEST;
-                r
-            });
+            return field_refused(&state, &viewer, &uri, shown, None).await;
         }
     };
     let request = CreateSubscriptionRequest {
@@ -627,6 +679,7 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
         description: Some(shown.description.clone()),
         signature_scheme: form.text("signature_scheme"),
         payload_format: None,
+        rate_limit,
     };
     let result = match request.into_command(state.subscriptions.allow_list()) {
         Ok(command) => state.subscriptions.create(&ctx, command).await,
@@ -713,14 +766,16 @@ pub async fn update(
     let ctx = viewer.ctx()?;
     let catalogue = catalogue(&state, &viewer).await?;
     let (events, custom) = selected_events(&form, &catalogue);
-    let mut shown = SubForm {
-        url: form.get("url").unwrap_or("").to_string(),
-        description: form.get("description").unwrap_or("").to_string(),
-        events: events.clone(),
-        custom_events: custom,
-        scheme: form.get("signature_scheme").unwrap_or("").to_string(),
-        headers: form.get("headers").unwrap_or("").to_string(),
-        ..SubForm::default()
+    let mut shown = SubForm::posted(&form, events.clone(), custom);
+    let rate_limit = match rate_limit_of(&shown.rate_limit) {
+        Ok(n) => n,
+        Err(()) => {
+            shown.errors.insert(
+                "rate_limit".into(),
+                viewer.t(M::RateLimitInvalid).to_string(),
+            );
+            return field_refused(&state, &viewer, &uri, shown, Some(&current)).await;
+        }
     };
     let headers = if form.checked("clear_headers") {
         Some(None)
@@ -754,6 +809,8 @@ pub async fn update(
         description: Some((!description.is_empty()).then_some(description)),
         signature_scheme: form.text("signature_scheme"),
         secret: None,
+        // An empty field removes the limit.
+        rate_limit: Some(rate_limit),
     };
     let result = match request.into_changes(id, state.subscriptions.allow_list()) {
         Ok(changes) => state.subscriptions.update(&ctx, id, changes).await,
@@ -798,6 +855,15 @@ pub async fn detail(
             dt { (t(M::Description)) } dd { (view.description.as_deref().unwrap_or("—")) }
             dt { (t(M::Events)) } dd { @for (i, e) in view.events.iter().enumerate() { @if i > 0 { ", " } code { (e) } } }
             dt { (t(M::SignatureScheme)) } dd { code { (view.signature_scheme.as_str()) } }
+            dt { (t(M::RateLimit)) } dd { @if let Some(n) = view.rate_limit { (n) " / s" } @else { "—" } }
+            @if let Some(c) = &view.circuit {
+                dt { (t(M::Circuit)) } dd.circuit {
+                    (t(M::CircuitOpenSince)) " " (time(c.opened_at)) " · "
+                    (c.consecutive_failures) " " (t(M::ConsecutiveFailures)) " · "
+                    (t(M::NextProbe)) " " (time(c.next_probe_at))
+                }
+            }
+            @if let Some(b) = view.backlog { dt { (t(M::Backlog)) } dd { (b) } }
             dt { (t(M::Secret)) } dd { code { (view.secret) } }
             @if !view.headers.is_empty() {
                 dt { (t(M::CustomHeaders)) } dd { @for (n, v) in &view.headers { code { (n) ": " (v) } br; } }

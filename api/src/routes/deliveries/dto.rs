@@ -210,6 +210,10 @@ pub struct PublishedDeliveryResponse {
     pub id: DeliveryId,
     #[schema(value_type = Uuid)]
     pub subscription_id: SubscriptionId,
+    /// `pending` (it will be attempted) or `skipped` (its subscription is
+    /// disabled: recorded, sent by a recovery after enabling it).
+    #[schema(value_type = String, pattern = "^(pending|skipped)$", example = "pending")]
+    pub status: &'static str,
 }
 
 impl From<PublishedDelivery> for PublishedDeliveryResponse {
@@ -217,6 +221,7 @@ impl From<PublishedDelivery> for PublishedDeliveryResponse {
         Self {
             id: d.id,
             subscription_id: d.subscription_id,
+            status: if d.skipped { "skipped" } else { "pending" },
         }
     }
 }

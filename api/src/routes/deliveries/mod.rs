@@ -104,7 +104,7 @@ fn accepted(published: Written<Published>, with_count: bool) -> ApiResult<Respon
             ),
             example = json!(ex::published(false))),
         (status = 400, description = "- `validation_error`: a field breaks its rules (each broken field is named: `event_type`, `data`, `resource_type`, `resource_id`, `idempotency_key`), `data` fails the event type's JSON Schema (named by JSON pointer: `/data/amount`), or, with `strict_event_types` on, the type is not in the catalogue or is archived; also an `Idempotency-Key` header that is not visible ASCII or differs from `idempotency_key`"),
-        (status = 404, description = "- `no_subscriptions`: no active subscription of this tenant listens to this event; nothing was enqueued"),
+        (status = 404, description = "- `no_subscriptions`: no subscription of this tenant (active or disabled) listens to this event; nothing was enqueued"),
         (status = 409, description = "- `idempotency_key_reused`: the key was used for a different request (event type, data or resource) within its lifetime"),
     )
 )]
@@ -145,7 +145,7 @@ async fn publish(
             ),
             example = json!(ex::published(true))),
         (status = 400, description = "- `validation_error`: a field breaks its rules (each broken field is named: `event`, `payload`, `resource_type`, `resource_id`, `idempotency_key`), `payload` fails the event type's JSON Schema (named by JSON pointer: `/data/amount`), or, with `strict_event_types` on, the type is not in the catalogue or is archived; also an `Idempotency-Key` header that is not visible ASCII or differs from `idempotency_key`"),
-        (status = 404, description = "- `no_subscriptions`: no active subscription of this tenant listens to this event; nothing was enqueued"),
+        (status = 404, description = "- `no_subscriptions`: no subscription of this tenant (active or disabled) listens to this event; nothing was enqueued"),
         (status = 409, description = "- `idempotency_key_reused`: the key was used for a different request (event type, data or resource) within its lifetime"),
     )
 )]

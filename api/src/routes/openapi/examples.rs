@@ -75,6 +75,9 @@ pub fn subscription(revealed: bool) -> Value {
         "payload_format": "hookline",
         "status": "active",
         "secret": if revealed { SECRET } else { "whsec_…bcY4" },
+        "rate_limit": 50,
+        "circuit": null,
+        "backlog": 0,
         "created_at": CREATED_AT,
         "updated_at": CREATED_AT
     })
@@ -143,7 +146,7 @@ pub fn publish_seed() -> Value {
 pub fn published(count: bool) -> Value {
     let mut v = json!({
         "event_id": EVENT_ID,
-        "deliveries": [{"id": DELIVERY_ID, "subscription_id": SUBSCRIPTION_ID}]
+        "deliveries": [{"id": DELIVERY_ID, "subscription_id": SUBSCRIPTION_ID, "status": "pending"}]
     });
     if count {
         v["count"] = json!(1);
@@ -440,4 +443,141 @@ pub fn api_keys() -> Value {
     json!({"data": [
         {"id": KEY_ID, "hint": "hlk_…qGEI", "created_at": CREATED_AT, "revoked_at": null, "active": true}
     ]})
+}
+
+pub const SOURCE_ID: &str = "01936f2f-1a20-7b44-9c55-6d7e8f901a2b";
+pub const UPSTREAM_ID: &str = "01936f2f-2b30-7c55-8d66-7e8f901a2b3c";
+pub const SOURCE_SECRET: &str = "c2VjcmV0LWZyb20taW5mbG93LTEyMzQ1Njc4OTA=";
+
+/// An InFlow source as created (secret in full) or read (masked).
+pub fn source(revealed: bool) -> Value {
+    json!({
+        "id": SOURCE_ID,
+        "tenant_id": TENANT_ID,
+        "name": "InFlow sales orders",
+        "kind": "inflow",
+        "ingest_url": format!("https://hooks.example.com/in/{SOURCE_ID}"),
+        "event_type": "/event",
+        "data": "/data",
+        "idempotency": {"window_seconds": 86400},
+        "status": "active",
+        "secret": if revealed { SOURCE_SECRET } else { "c2Vj…OTA=" },
+        "created_at": CREATED_AT,
+        "updated_at": CREATED_AT
+    })
+}
+
+pub fn create_source() -> Value {
+    json!({
+        "name": "InFlow sales orders",
+        "kind": "inflow",
+        "event_type": "/event",
+        "data": "/data"
+    })
+}
+
+pub fn update_source() -> Value {
+    json!({"name": "InFlow sales orders (warehouse 2)"})
+}
+
+pub fn rejection() -> Value {
+    json!({"data": [{
+        "id": 17,
+        "source_id": SOURCE_ID,
+        "reason": "signature_invalid",
+        "detail": "the x-inflow-hmac-sha256 signature does not match the body",
+        "remote_addr": "203.0.113.7:50312",
+        "request_id": REQUEST_ID,
+        "body_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "body_bytes": 88,
+        "received_at": CREATED_AT
+    }]})
+}
+
+/// InFlow's delivery, as its seed shows it.
+pub fn inflow_delivery() -> Value {
+    json!({
+        "event": "salesOrder.updated",
+        "data": {"salesOrderId": "8d0bb46c-3c4e-4c8f-9a0f-5d2a5b7e1c11"},
+        "timestamp": "2025-10-28T12:00:00Z"
+    })
+}
+
+pub fn inbound_accepted() -> Value {
+    json!({
+        "status": "accepted",
+        "inbound_id": "01936f2f-3c40-7d66-9e77-8f901a2b3c4d",
+        "event_id": EVENT_ID,
+        "deliveries": 2
+    })
+}
+
+pub fn provision_siigo() -> Value {
+    json!({
+        "via_source": true,
+        "events": ["products.create", "products.stock.update"],
+        "username": "api@acme.example.com",
+        "access_key": "YTk5ZWM3ZjEtYWNtZS1rZXk=",
+        "client_id": "AcmeHookline",
+        "client_secret": "acme-client-secret",
+        "description": "Acme stock to the ERP",
+        "headers": {"X-Erp-Token": "erp-token-5f2c81d9"}
+    })
+}
+
+pub fn upstream(with_source: bool) -> Value {
+    let mut v = json!({
+        "id": UPSTREAM_ID,
+        "tenant_id": TENANT_ID,
+        "provider": "siigo",
+        "base_url": "https://api.siigo.com",
+        "url": format!("https://hooks.example.com/in/{SOURCE_ID}"),
+        "events": [
+            {"event": "products.create", "topic": "public.siigoapi.products.create",
+             "upstream_id": "a5e1c1b0-1d3f-4e57-9c61-0f4a3e2b1c01"},
+            {"event": "products.stock.update", "topic": "public.siigoapi.products.stock.update",
+             "upstream_id": "a5e1c1b0-1d3f-4e57-9c61-0f4a3e2b1c02"}
+        ],
+        "upstream_ids": ["a5e1c1b0-1d3f-4e57-9c61-0f4a3e2b1c01", "a5e1c1b0-1d3f-4e57-9c61-0f4a3e2b1c02"],
+        "description": "Acme stock to the ERP",
+        "header_names": ["x-erp-token", "x-hookline-secret"],
+        "source_id": SOURCE_ID,
+        "account": "api@a…e.com",
+        "status": "active",
+        "created_at": CREATED_AT,
+        "updated_at": CREATED_AT
+    });
+    if with_source {
+        let mut s = source(true);
+        s["name"] = json!("Siigo products");
+        s["kind"] = json!("header-secret");
+        s["header_name"] = json!("x-hookline-secret");
+        s["event_type"] = json!("/topic");
+        s["data"] = json!("");
+        s["secret"] = json!("Q2zV8b1mX3nR5tY7uI9oP1aS3dF5gH7j");
+        v["source"] = s;
+    }
+    v
+}
+
+pub fn inflow_subscribe() -> Value {
+    json!({
+        "webHookSubscriptionId": SUBSCRIPTION_ID,
+        "webHookSubscriptionRequestId": "5b1f0c2e-8a44-4d0e-9b57-1c2d3e4f5a6b",
+        "url": URL,
+        "events": ["salesOrder.created", "salesOrder.updated"]
+    })
+}
+
+pub fn inflow_subscription(revealed: bool) -> Value {
+    let mut v = json!({
+        "webHookSubscriptionId": SUBSCRIPTION_ID,
+        "url": URL,
+        "events": ["salesOrder.created", "salesOrder.updated"],
+        "isDisabled": false
+    });
+    if revealed {
+        v["secret"] = json!(SOURCE_SECRET);
+    }
+    v
 }

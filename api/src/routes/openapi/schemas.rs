@@ -51,7 +51,9 @@ pub enum SubscriptionStatusSchema {
 }
 
 /// `pending` waits for its next attempt; `delivered` got a 2xx; `failed`
-/// failed in a way retrying would not fix; `abandoned` ran out of retries.
+/// failed in a way retrying would not fix; `abandoned` ran out of retries;
+/// `skipped` was not attempted because its subscription was disabled (a
+/// recovery after enabling it sends it).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = DeliveryStatus)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +62,7 @@ pub enum DeliveryStatusSchema {
     Delivered,
     Failed,
     Abandoned,
+    Skipped,
 }
 
 /// Why an attempt got no 2xx.
@@ -84,6 +87,44 @@ pub enum ErrorKindSchema {
 pub enum TenantStatusSchema {
     Active,
     Deleted,
+}
+
+/// What a source verifies: `inflow` (`x-inflow-hmac-sha256`, base64
+/// HMAC-SHA256 of the raw body), `siigo` and `header-secret` (the secret
+/// itself in a header), `standard-webhooks` (`webhook-id`,
+/// `webhook-timestamp`, `webhook-signature`, 5 minutes' tolerance) or
+/// `hmac-sha256-hex` (`X-Signature: sha256=<hex>`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SourceKind)]
+pub enum SourceKindSchema {
+    #[serde(rename = "inflow")]
+    Inflow,
+    #[serde(rename = "siigo")]
+    Siigo,
+    #[serde(rename = "standard-webhooks")]
+    StandardWebhooks,
+    #[serde(rename = "hmac-sha256-hex")]
+    HmacSha256Hex,
+    #[serde(rename = "header-secret")]
+    HeaderSecret,
+}
+
+/// `active` accepts webhooks; `deleted` answers 410 and stays in the log.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SourceStatus)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatusSchema {
+    Active,
+    Deleted,
+}
+
+/// `removed` subscriptions were deleted at the provider.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UpstreamStatus)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamStatusSchema {
+    Active,
+    Removed,
 }
 
 /// A schema the derive cannot express (a `pattern` on a string): its
@@ -291,6 +332,7 @@ mod tests {
                 DeliveryStatus::Delivered => DeliveryStatusSchema::Delivered,
                 DeliveryStatus::Failed => DeliveryStatusSchema::Failed,
                 DeliveryStatus::Abandoned => DeliveryStatusSchema::Abandoned,
+                DeliveryStatus::Skipped => DeliveryStatusSchema::Skipped,
             };
             same(&s, &doc);
         }
@@ -329,5 +371,40 @@ mod tests {
             same(&s, &doc);
         }
         assert_eq!(listed::<TenantStatusSchema>(), values(all));
+    }
+
+    #[test]
+    fn source_kinds_and_statuses_match_the_domain() {
+        use hookline_domain::source::{SourceKind, SourceStatus};
+        use hookline_domain::upstream::UpstreamStatus;
+        for k in SourceKind::ALL {
+            let doc = match k {
+                SourceKind::Inflow => SourceKindSchema::Inflow,
+                SourceKind::Siigo => SourceKindSchema::Siigo,
+                SourceKind::StandardWebhooks => SourceKindSchema::StandardWebhooks,
+                SourceKind::HmacSha256Hex => SourceKindSchema::HmacSha256Hex,
+                SourceKind::HeaderSecret => SourceKindSchema::HeaderSecret,
+            };
+            same(&k, &doc);
+        }
+        assert_eq!(listed::<SourceKindSchema>(), values(SourceKind::ALL));
+        let all = [SourceStatus::Active, SourceStatus::Deleted];
+        for s in all {
+            let doc = match s {
+                SourceStatus::Active => SourceStatusSchema::Active,
+                SourceStatus::Deleted => SourceStatusSchema::Deleted,
+            };
+            same(&s, &doc);
+        }
+        assert_eq!(listed::<SourceStatusSchema>(), values(all));
+        let all = [UpstreamStatus::Active, UpstreamStatus::Removed];
+        for s in all {
+            let doc = match s {
+                UpstreamStatus::Active => UpstreamStatusSchema::Active,
+                UpstreamStatus::Removed => UpstreamStatusSchema::Removed,
+            };
+            same(&s, &doc);
+        }
+        assert_eq!(listed::<UpstreamStatusSchema>(), values(all));
     }
 }

@@ -13,17 +13,16 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct CreatePortalSessionRequest {
     /// Seconds the link stays valid: 1–604800 (7 days), default 3600.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 604800, nullable = false)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
+    #[schema(minimum = 1, maximum = 604800)]
     pub expires_in: Option<i64>,
     /// The link's holder can look but not change anything (default false).
     #[serde(default)]
-    #[schema(nullable = false)]
     pub read_only: Option<bool>,
     /// Only these subscriptions (of the caller's tenant, not deleted) are
     /// visible, and none can be created; absent: the whole tenant.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<uuid::Uuid>>, min_items = 1, max_items = 100, nullable = false)]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, min_items = 1, max_items = 100)]
     pub subscription_filter: Option<Vec<String>>,
 }
 

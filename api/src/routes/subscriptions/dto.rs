@@ -14,7 +14,7 @@ use hookline_application::subscriptions::{
 };
 use hookline_application::AppError;
 use hookline_domain::subscription::{
-    CustomHeaders, Description, PayloadFormat, SubscriptionStatus,
+    Circuit, CustomHeaders, Description, PayloadFormat, RateLimit, SubscriptionStatus,
 };
 use hookline_domain::validation::check_free_text;
 use hookline_domain::{
@@ -85,6 +85,11 @@ pub struct CreateSubscriptionRequest {
     #[serde(default)]
     #[schema(value_type = Option<PayloadFormatSchema>)]
     pub payload_format: Option<String>,
+    /// Attempts per second at most, across every worker (1–10000);
+    /// absent or null: no limit. Deliveries over it wait in the queue.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<i64>,
 }
 
 impl fmt::Debug for CreateSubscriptionRequest {
@@ -101,6 +106,7 @@ impl fmt::Debug for CreateSubscriptionRequest {
             .field("description", &self.description)
             .field("signature_scheme", &self.signature_scheme)
             .field("payload_format", &self.payload_format)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -173,8 +179,21 @@ impl CreateSubscriptionRequest {
             Some(f) => v.check(PayloadFormat::parse(f)),
             None => Some(PayloadFormat::default()),
         };
+        let rate_limit = match self.rate_limit {
+            Some(n) => v.check(RateLimit::parse(n)).map(Some),
+            None => Some(None),
+        };
         v.finish()?;
-        match (url, events, secret, headers, description, scheme, format) {
+        match (
+            url,
+            events,
+            secret,
+            headers,
+            description,
+            scheme,
+            format,
+            rate_limit,
+        ) {
             (
                 Some(url),
                 Some(events),
@@ -183,12 +202,14 @@ impl CreateSubscriptionRequest {
                 Some(description),
                 Some(signature_scheme),
                 Some(payload_format),
+                Some(rate_limit),
             ) => Ok(CreateSubscription {
                 secret,
                 headers,
                 description,
                 signature_scheme,
                 payload_format,
+                rate_limit,
                 ..CreateSubscription::new(url, events)
             }),
             _ => Err(AppError::Internal(
@@ -224,6 +245,10 @@ pub struct UpdateSubscriptionRequest {
     #[serde(default)]
     #[schema(value_type = Option<SignatureSchemeSchema>)]
     pub signature_scheme: Option<String>,
+    /// Attempts per second at most (1–10000); `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<Option<i64>>,
     /// Accepted only to explain that secrets change through rotation.
     #[serde(default)]
     #[schema(ignore)]
@@ -298,6 +323,11 @@ impl UpdateSubscriptionRequest {
                 .signature_scheme
                 .as_deref()
                 .and_then(|s| v.check(SignatureScheme::parse(s))),
+            rate_limit: match self.rate_limit {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(n)) => v.check(RateLimit::parse(n)).map(Some),
+            },
             ..SubscriptionChanges::default()
         };
         v.finish()?;
@@ -462,6 +492,15 @@ pub struct SubscriptionResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Attempts per second at most (null: no limit).
+    pub rate_limit: Option<u32>,
+    /// While the circuit breaker holds deliveries back (null otherwise):
+    /// when it opened and why, probes sent, when the next may go.
+    pub circuit: Option<CircuitResponse>,
+    /// Deliveries waiting in the queue (in current reads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub backlog: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[schema(value_type = PayloadFormatSchema)]
@@ -507,6 +546,9 @@ impl From<SubscriptionView> for SubscriptionResponse {
             disabled_reason: v.disabled_reason,
             secret: v.secret,
             previous_secret_expires_at: v.previous_secret_expires_at,
+            rate_limit: v.rate_limit,
+            circuit: v.circuit.map(CircuitResponse::from),
+            backlog: v.backlog,
             created_at: v.created_at,
             updated_at: v.updated_at,
             payload_format: v.payload_format,
@@ -514,6 +556,52 @@ impl From<SubscriptionView> for SubscriptionResponse {
             uid: v.uid.as_ref().map(|u| u.as_str().to_string()),
             metadata: v.metadata.as_map().clone(),
             warnings: vec![],
+        }
+    }
+}
+
+/// An open circuit: attempts stop but for one probe per interval.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CircuitResponse {
+    /// Always `open` (a closed circuit is `null`).
+    #[schema(value_type = String, example = "open")]
+    pub state: &'static str,
+    pub opened_at: DateTime<Utc>,
+    pub consecutive_failures: u32,
+    /// The failed attempt that opened it.
+    pub cause: CircuitCauseResponse,
+    pub probes: u32,
+    pub next_probe_at: DateTime<Utc>,
+}
+
+/// The failed attempt that opened a circuit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CircuitCauseResponse {
+    #[schema(value_type = uuid::Uuid)]
+    pub delivery_id: hookline_domain::DeliveryId,
+    #[schema(value_type = crate::routes::openapi::schemas::ErrorKindSchema)]
+    pub error_kind: hookline_domain::outcome::ErrorKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    pub message: String,
+    pub failed_at: DateTime<Utc>,
+}
+
+impl From<Circuit> for CircuitResponse {
+    fn from(c: Circuit) -> Self {
+        Self {
+            state: "open",
+            opened_at: c.opened_at,
+            consecutive_failures: c.consecutive_failures,
+            cause: CircuitCauseResponse {
+                delivery_id: c.cause.delivery_id,
+                error_kind: c.cause.error_kind,
+                status_code: c.cause.status_code,
+                message: c.cause.message,
+                failed_at: c.cause.failed_at,
+            },
+            probes: c.probes,
+            next_probe_at: c.next_probe_at,
         }
     }
 }

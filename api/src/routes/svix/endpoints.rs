@@ -2,7 +2,7 @@
 //! that deliver the message's payload exactly (`raw`), signed with the
 //! `svix` scheme, filtered by exact event types and by channels. Their
 //! secret can be read back: each read is recorded in the log
-//! (`SecretRevealed`, ADR 0012).
+//! (`SecretRevealed`, ADR 0015).
 
 use super::apps::{metadata, present, rate};
 use super::error::{Invalid, SvixError, SvixResult};
@@ -25,7 +25,7 @@ use hookline_application::AppError;
 use hookline_domain::channel::Channels;
 use hookline_domain::sealed::SECRET_PREFIX;
 use hookline_domain::subscription::{
-    CustomHeaders, Description, PayloadFormat, SubscriptionStatus,
+    CustomHeaders, Description, PayloadFormat, RateLimit, SubscriptionStatus, MAX_RATE_LIMIT,
 };
 use hookline_domain::uid::Uid;
 use hookline_domain::{
@@ -100,7 +100,8 @@ pub struct EndpointIn {
     /// Headers sent with every delivery (create only).
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
-    /// Accepted (1–65535) and not kept.
+    /// Deliveries per second at most (1–65535); Hookline keeps it as the
+    /// subscription's rate limit, capped at 10000.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 65535)]
     pub throttle_rate: Option<i64>,
@@ -152,8 +153,8 @@ pub struct EndpointOut {
     pub url: String,
     pub description: String,
     pub version: u8,
-    /// Accepted, not kept.
-    pub throttle_rate: Option<u16>,
+    /// The subscription's rate limit (deliveries per second).
+    pub throttle_rate: Option<u32>,
     pub disabled: bool,
     pub event_types: Option<Vec<String>>,
     /// SDK 1.x's name for `eventTypes`.
@@ -176,7 +177,7 @@ impl From<SubscriptionView> for EndpointOut {
             url: v.url,
             description: v.description.unwrap_or_default(),
             version: 1,
-            throttle_rate: None,
+            throttle_rate: v.rate_limit,
             disabled: v.status == SubscriptionStatus::Disabled,
             filter_types: types.clone(),
             event_types: types,
@@ -308,8 +309,7 @@ fn endpoint_uid(u: &str) -> SvixResult<Uid> {
 
 impl EndpointIn {
     fn into_command(self, allow: &AllowList) -> SvixResult<CreateSubscription> {
-        rate(self.throttle_rate)?;
-        rate(self.rate_limit)?;
+        let rate_limit = throttle(self.throttle_rate.or(self.rate_limit))?;
         let types = self.event_types.or(self.filter_types);
         Ok(CreateSubscription {
             secret: self
@@ -321,6 +321,7 @@ impl EndpointIn {
             description: description(self.description.as_deref())?,
             signature_scheme: SignatureScheme::Svix,
             payload_format: PayloadFormat::Raw,
+            rate_limit,
             channels: channels(self.channels.as_deref())?,
             uid: self.uid.as_deref().map(endpoint_uid).transpose()?,
             metadata: metadata(self.metadata)?,
@@ -333,6 +334,15 @@ impl EndpointIn {
             )
         })
     }
+}
+
+/// Svix's `throttleRate` (1–65535) as the subscription's rate limit: values
+/// over Hookline's maximum (10000 per second) are kept as that maximum.
+fn throttle(r: Option<i64>) -> SvixResult<Option<RateLimit>> {
+    rate(r)?;
+    r.map(|n| RateLimit::parse(n.min(i64::from(MAX_RATE_LIMIT))))
+        .transpose()
+        .map_err(SvixError::from)
 }
 
 fn status_change(disabled: Option<bool>, current: SubscriptionStatus) -> Option<StatusChange> {
@@ -517,8 +527,7 @@ async fn upsert(
     input.headers = None;
     match endpoint(&state, tenant.id, &endpoint_id).await {
         Ok(current) => {
-            rate(input.throttle_rate)?;
-            rate(input.rate_limit)?;
+            let rate_limit = throttle(input.throttle_rate.or(input.rate_limit))?;
             let types = input.event_types.or(input.filter_types);
             let uid = match input.uid.as_deref() {
                 Some(u) => Some(endpoint_uid(u)?),
@@ -532,6 +541,8 @@ async fn upsert(
                 uid: Some(uid),
                 metadata: Some(metadata(input.metadata)?),
                 status: status_change(Some(input.disabled == Some(true)), current.status),
+                // `EndpointUpdate` is the whole endpoint: no rate, no limit.
+                rate_limit: Some(rate_limit),
                 allow_duplicates: true,
                 ..SubscriptionChanges::default()
             };
@@ -584,7 +595,10 @@ async fn patch(
 ) -> SvixResult<Json<EndpointOut>> {
     let tenant = app(&state, &app_id).await?;
     let current = endpoint(&state, tenant.id, &endpoint_id).await?;
-    rate(input.throttle_rate.flatten())?;
+    let rate_limit = match input.throttle_rate {
+        None => None,
+        Some(r) => Some(throttle(r)?),
+    };
     let types = input.event_types.or(input.filter_types);
     let changes = SubscriptionChanges {
         url: input
@@ -606,6 +620,7 @@ async fn patch(
         },
         metadata: input.metadata.map(|m| metadata(Some(m))).transpose()?,
         status: status_change(input.disabled, current.status),
+        rate_limit,
         allow_duplicates: true,
         ..SubscriptionChanges::default()
     };

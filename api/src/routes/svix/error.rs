@@ -135,6 +135,8 @@ impl From<AppError> for SvixError {
                 detail,
             } => Self::conflict(detail),
             AppError::Conflict { code, detail } => Self::new(StatusCode::CONFLICT, code, detail),
+            // A provider's answer (connectors): as Hookline's own API says it.
+            e @ AppError::Upstream { .. } => Self::from(crate::error::ApiError::from(e)),
             AppError::Unavailable(cause) => {
                 tracing::error!(cause = %cause, "dependency unavailable");
                 Self::new(

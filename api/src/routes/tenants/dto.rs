@@ -67,6 +67,16 @@ impl ListTenantsQuery {
     }
 }
 
+/// Query parameters of `GET /admin/tenants/{id}`.
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReadTenantQuery {
+    /// A deleted tenant too (otherwise it is `404`, as once deleted).
+    #[serde(default)]
+    pub include_deleted: Option<bool>,
+}
+
 /// What creating a tenant answers: its id and its first key, shown once.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedTenantResponse {

@@ -17,10 +17,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dto::{
-    ApiKeyResponse, CreatedTenantResponse, IssuedKeyResponse, ListTenantsQuery, RotateKeyRequest,
-    TenantRequest, TenantResponse,
+    ApiKeyResponse, CreatedTenantResponse, IssuedKeyResponse, ListTenantsQuery, ReadTenantQuery,
+    RotateKeyRequest, TenantRequest, TenantResponse,
 };
-use hookline_application::{Actor, CommandContext};
+use hookline_application::{Actor, AppError, CommandContext};
+use hookline_domain::tenant::TenantStatus;
 use hookline_domain::TenantId;
 use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
@@ -153,15 +154,23 @@ async fn list(
     path = "/admin/tenants/{id}",
     operation_id = "get_tenant",
     tag = "admin",
-    params(("id" = Uuid, Path, description = "The tenant's id.")),
+    params(("id" = Uuid, Path, description = "The tenant's id."), ReadTenantQuery),
     responses(
         (status = 200, description = "The tenant.", body = TenantResponse, example = json!(ex::tenant())),
-        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
-        (status = 404, description = "- `not_found`: no such tenant"),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID\n- `invalid_query`: an unknown or malformed query parameter"),
+        (status = 404, description = "- `not_found`: no such tenant, or a deleted one without `include_deleted=true`"),
     )
 )]
-async fn read(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let tenant = state.tenants.get(tenant_id(&id)?).await?;
+async fn read(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<ReadTenantQuery>,
+) -> ApiResult<Response> {
+    let id = tenant_id(&id)?;
+    let tenant = state.tenants.get(id).await?;
+    if tenant.status == TenantStatus::Deleted && query.include_deleted != Some(true) {
+        return Err(AppError::not_found("tenant", id).into());
+    }
     Ok(Json(TenantResponse::from(tenant)).into_response())
 }
 

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hookline_application::deliveries::fold;
+use hookline_application::operational::delivery_notice;
 use hookline_application::ports::{AttemptRecord, DeliveryRecord, StoredEvent};
 use hookline_domain::delivery::{Delivery, DeliveryEvent};
 use hookline_domain::outcome::ErrorKind;
@@ -20,11 +21,13 @@ use uuid::Uuid;
 
 pub const VIEW_TABLE: &str = "deliveries_view";
 pub const ATTEMPTS_TABLE: &str = "delivery_attempts";
+pub const HEALTH_TABLE: &str = "subscription_health";
 
 #[derive(Debug, Clone)]
 pub struct DeliveriesProjection {
     view: String,
     attempts: String,
+    health: String,
     /// The due queue, maintained in the same transaction from the same
     /// parsed events.
     queue: Option<QueueProjection>,
@@ -32,7 +35,40 @@ pub struct DeliveriesProjection {
 
 impl Default for DeliveriesProjection {
     fn default() -> Self {
-        Self::new(VIEW_TABLE, ATTEMPTS_TABLE)
+        Self::new("")
+    }
+}
+
+/// What a batch's attempts say about one subscription's run of failures.
+#[derive(Debug, Default)]
+struct Run {
+    tenant_id: Uuid,
+    /// Failures after the batch's last success (all of them without one).
+    failures: i32,
+    /// The first of those failures.
+    failing_since: Option<DateTime<Utc>>,
+    /// The batch's last success.
+    success: Option<(DateTime<Utc>, Uuid)>,
+    last_failure: Option<serde_json::Value>,
+}
+
+impl Run {
+    fn add(&mut self, a: &AttemptRecord) {
+        if a.outcome == hookline_domain::delivery::DeliveryStatus::Delivered {
+            self.success = Some((a.started_at, *a.delivery_id.as_uuid()));
+            self.failures = 0;
+            self.failing_since = None;
+        } else {
+            self.failures += 1;
+            self.failing_since.get_or_insert(a.started_at);
+            self.last_failure = Some(serde_json::json!({
+                "delivery_id": a.delivery_id,
+                "error_kind": a.error_kind.unwrap_or(ErrorKind::Other),
+                "status_code": a.status_code,
+                "message": a.error_message.clone().unwrap_or_default(),
+                "failed_at": a.started_at,
+            }));
+        }
     }
 }
 
@@ -53,12 +89,87 @@ struct AttemptRow {
 }
 
 impl DeliveriesProjection {
-    pub fn new(view: impl Into<String>, attempts: impl Into<String>) -> Self {
+    /// `suffix` names fresh tables for a rebuild.
+    pub fn new(suffix: &str) -> Self {
         Self {
-            view: view.into(),
-            attempts: attempts.into(),
+            view: format!("{VIEW_TABLE}{suffix}"),
+            attempts: format!("{ATTEMPTS_TABLE}{suffix}"),
+            health: format!("{HEALTH_TABLE}{suffix}"),
             queue: None,
         }
+    }
+
+    /// Folds the batch's attempts into each subscription's run of
+    /// failures: one statement for every subscription the batch touched.
+    async fn update_health(
+        &self,
+        conn: &mut PgConnection,
+        attempts: &[AttemptRow],
+    ) -> Result<(), sqlx::Error> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut runs: HashMap<Uuid, Run> = HashMap::new();
+        for a in attempts {
+            let run = runs.entry(*a.record.subscription_id.as_uuid()).or_default();
+            run.tenant_id = a.tenant_id;
+            run.add(&a.record);
+        }
+        let n = runs.len();
+        let (mut subs, mut tenants, mut failures) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut since, mut success_at, mut success_delivery, mut last) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (sub, run) in runs {
+            subs.push(sub);
+            tenants.push(run.tenant_id);
+            failures.push(run.failures);
+            since.push(run.failing_since);
+            success_at.push(run.success.map(|s| s.0));
+            success_delivery.push(run.success.map(|s| s.1));
+            last.push(run.last_failure);
+        }
+        // A batch with a success starts the run afresh; one without extends
+        // it.
+        sqlx::query(&format!(
+            "INSERT INTO {t} AS h (subscription_id, tenant_id, consecutive_failures, failing_since,
+                                   last_success_at, last_success_delivery, last_failure)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[], $4::timestamptz[],
+                                  $5::timestamptz[], $6::uuid[], $7::jsonb[])
+             ON CONFLICT (subscription_id) DO UPDATE SET
+               consecutive_failures = CASE WHEN EXCLUDED.last_success_at IS NOT NULL
+                   THEN EXCLUDED.consecutive_failures
+                   ELSE h.consecutive_failures + EXCLUDED.consecutive_failures END,
+               failing_since = CASE WHEN EXCLUDED.last_success_at IS NOT NULL
+                   THEN EXCLUDED.failing_since
+                   ELSE COALESCE(h.failing_since, EXCLUDED.failing_since) END,
+               last_success_at = COALESCE(EXCLUDED.last_success_at, h.last_success_at),
+               last_success_delivery = COALESCE(EXCLUDED.last_success_delivery, h.last_success_delivery),
+               last_failure = COALESCE(EXCLUDED.last_failure, h.last_failure)
+             -- A batch of successes for a subscription that is not failing
+             -- changes nothing the flow controller reads: no new row
+             -- version (the common case under load).
+             WHERE EXCLUDED.last_success_at IS NULL OR EXCLUDED.consecutive_failures > 0
+                OR h.consecutive_failures > 0 OR h.failing_since IS NOT NULL",
+            t = self.health
+        ))
+        .bind(subs)
+        .bind(tenants)
+        .bind(failures)
+        .bind(since)
+        .bind(success_at)
+        .bind(success_delivery)
+        .bind(last)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     #[must_use]
@@ -297,6 +408,10 @@ impl Projection for DeliveriesProjection {
         let mut rows = self.load(conn, &to_load).await?;
         let mut touched: Vec<Uuid> = Vec::new();
         let mut attempts = Vec::new();
+        // The live read model also keeps the operational notices (a
+        // rebuild's copy never does).
+        let live = self.health == HEALTH_TABLE;
+        let mut notices = Vec::new();
         for (stored, id, event) in &parsed {
             let (stored, id) = (*stored, *id);
             let entry = rows.entry(id).or_insert(Versioned {
@@ -313,7 +428,13 @@ impl Projection for DeliveriesProjection {
                     "delivery event before its DeliveryEnqueued",
                 ));
             }
-            if let Some(attempt) = fold::apply(&mut entry.record, stored, event) {
+            let attempt = fold::apply(&mut entry.record, stored, event);
+            if live {
+                if let Some(record) = &entry.record {
+                    notices.extend(delivery_notice(record, event, stored));
+                }
+            }
+            if let Some(attempt) = attempt {
                 attempts.push(AttemptRow {
                     tenant_id: entry
                         .record
@@ -347,6 +468,10 @@ impl Projection for DeliveriesProjection {
         }
         self.insert_views(conn, &new).await?;
         self.update_views(conn, changed).await?;
+        if live {
+            self.update_health(conn, &attempts).await?;
+            crate::postgres::notices::keep(conn, &notices).await?;
+        }
         self.write_attempts(conn, attempts).await?;
         if let Some(queue) = &self.queue {
             queue.apply_parsed(conn, parsed).await?;
@@ -358,5 +483,51 @@ impl Projection for DeliveriesProjection {
         if let Some(queue) = &self.queue {
             queue.after_commit(events);
         }
+    }
+
+    /// A rebuild computes each subscription's run of failures from its
+    /// attempts at the end (its lanes apply deliveries in parallel, so the
+    /// live, batch-by-batch update cannot run during it): failed attempts
+    /// started after the last success and after the subscription was last
+    /// enabled or its circuit closed.
+    async fn rebuilt(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::query(&format!(
+            "WITH ok AS (
+                 SELECT DISTINCT ON (subscription_id) subscription_id, started_at, delivery_id
+                   FROM {a} WHERE outcome = 'delivered'
+                  ORDER BY subscription_id, started_at DESC, position DESC),
+             since AS (
+                 SELECT s.id AS subscription_id,
+                        GREATEST(ok.started_at, (s.state ->> 'flow_reset_at')::timestamptz) AS after
+                   FROM subscriptions_view s LEFT JOIN ok ON ok.subscription_id = s.id),
+             runs AS (
+                 SELECT a.subscription_id, count(*)::int AS n, min(a.started_at) AS first
+                   FROM {a} a LEFT JOIN since USING (subscription_id)
+                  WHERE a.outcome <> 'delivered' AND (since.after IS NULL OR a.started_at > since.after)
+                  GROUP BY a.subscription_id),
+             last_failure AS (
+                 SELECT DISTINCT ON (subscription_id) subscription_id,
+                        jsonb_build_object('delivery_id', delivery_id,
+                                           'error_kind', COALESCE(error_kind, 'other'),
+                                           'status_code', status_code,
+                                           'message', COALESCE(error_message, ''),
+                                           'failed_at', started_at) AS j
+                   FROM {a} WHERE outcome <> 'delivered'
+                  ORDER BY subscription_id, started_at DESC, position DESC),
+             subs AS (SELECT DISTINCT subscription_id, tenant_id FROM {a})
+             INSERT INTO {h} (subscription_id, tenant_id, consecutive_failures, failing_since,
+                              last_success_at, last_success_delivery, last_failure)
+             SELECT subs.subscription_id, subs.tenant_id, COALESCE(runs.n, 0), runs.first,
+                    ok.started_at, ok.delivery_id, last_failure.j
+               FROM subs
+               LEFT JOIN runs USING (subscription_id)
+               LEFT JOIN ok USING (subscription_id)
+               LEFT JOIN last_failure USING (subscription_id)",
+            a = self.attempts,
+            h = self.health
+        ))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 }

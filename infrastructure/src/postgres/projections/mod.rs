@@ -68,6 +68,11 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
     /// Called after the batch committed (refresh caches, wake workers).
     fn after_commit(&self, _events: &[StoredEvent]) {}
+    /// Called once a rebuild has applied every event, before its tables
+    /// are compared or swapped in (tables derived from the others).
+    async fn rebuilt(&self, _conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -349,6 +354,14 @@ impl Projections {
             .map(|e| e.progress.clone())
     }
 
+    /// Each projection's name and the aggregate type it follows.
+    pub fn kinds(&self) -> Vec<(String, &'static str)> {
+        self.entries
+            .iter()
+            .map(|e| (e.name.clone(), e.aggregate_type))
+            .collect()
+    }
+
     /// Each projection's checkpoint as this process knows it.
     pub fn positions(&self) -> HashMap<String, LogPosition> {
         self.entries
@@ -394,13 +407,11 @@ impl ProjectionWaiter for Projections {
     }
 }
 
-/// The delivery read models (`deliveries_view`, `delivery_attempts`) and the
-/// due queue, maintained together as the `deliveries` projection. `suffix`
-/// names fresh tables for a rebuild.
+/// The delivery read models (`deliveries_view`, `delivery_attempts`,
+/// `subscription_health`) and the due queue, maintained together as the
+/// `deliveries` projection. `suffix` names fresh tables for a rebuild.
 pub fn deliveries_projection(suffix: &str, due: Wakeup) -> deliveries::DeliveriesProjection {
-    let view = format!("{}{suffix}", deliveries::VIEW_TABLE);
-    let attempts = format!("{}{suffix}", deliveries::ATTEMPTS_TABLE);
     let queue = format!("{}{suffix}", queue::TABLE);
-    deliveries::DeliveriesProjection::new(view, attempts)
+    deliveries::DeliveriesProjection::new(suffix)
         .with_queue(queue::QueueProjection::new(queue, due))
 }

@@ -2,11 +2,13 @@
 //! per subscription with its folded state (secrets still sealed) and copies
 //! of the columns lists filter and sort on.
 
+use super::deliveries::HEALTH_TABLE;
 use super::{Projection, ProjectionError};
 use crate::postgres::log_reader::unavailable;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
+use hookline_application::operational::subscription_notice;
 use hookline_application::ports::{
     StoredEvent, SubscriptionListQuery, SubscriptionReadModel, SubscriptionRecord,
 };
@@ -84,6 +86,8 @@ impl Projection for SubscriptionsProjection {
             rows.insert(id, (Subscription::from(state), row.try_get("version")?));
         }
         let mut touched = Vec::new();
+        let mut restarted: Vec<Uuid> = Vec::new();
+        let mut notices = Vec::new();
         for event in events {
             let id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|e| ProjectionError::bad_event(event, e))?;
@@ -97,8 +101,21 @@ impl Projection for SubscriptionsProjection {
             if event.sequence <= entry.1 {
                 continue; // already applied (a rebuild restarted mid-way)
             }
+            if matches!(
+                parsed,
+                SubscriptionEvent::SubscriptionEnabled { .. }
+                    | SubscriptionEvent::EndpointCircuitClosed { .. }
+            ) {
+                restarted.push(id);
+            }
+            // The live read model also keeps the operational notices the
+            // event causes (a rebuild's copy never does).
+            let noticed = (self.table == TABLE).then(|| parsed.clone());
             entry.0.apply_event(parsed);
             entry.1 = event.sequence;
+            if let (Some(parsed), Some(state)) = (noticed, entry.0.state()) {
+                notices.extend(subscription_notice(state, &parsed, event));
+            }
             if !touched.contains(&id) {
                 touched.push(id);
             }
@@ -129,6 +146,19 @@ impl Projection for SubscriptionsProjection {
             .bind(state.updated_at)
             .bind(*version)
             .bind(json)
+            .execute(&mut *conn)
+            .await?;
+        }
+        crate::postgres::notices::keep(conn, &notices).await?;
+        // Enabling a subscription or closing its circuit starts its run of
+        // failures afresh (the live read model only: a rebuild's copy has
+        // its own projection of attempts).
+        if self.table == TABLE && !restarted.is_empty() {
+            sqlx::query(&format!(
+                "UPDATE {HEALTH_TABLE} SET consecutive_failures = 0, failing_since = NULL
+                  WHERE subscription_id = ANY($1)"
+            ))
+            .bind(&restarted)
             .execute(&mut *conn)
             .await?;
         }

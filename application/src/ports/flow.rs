@@ -1,0 +1,133 @@
+//! Ports of flow control: rate-limit slots shared by every worker, the due
+//! queue's parking for open circuits, and the queries the flow controller
+//! decides from (the deliveries read model keeps each subscription's run
+//! of failed attempts).
+
+use crate::error::AppError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookline_domain::subscription::FailureCause;
+use hookline_domain::{DeliveryId, SubscriptionId, TenantId};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A subscription whose attempts keep failing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failing {
+    pub subscription_id: SubscriptionId,
+    pub tenant_id: TenantId,
+    /// Failed attempts in a row (since the last success, and since the
+    /// subscription was last enabled or its circuit closed).
+    pub consecutive_failures: u32,
+    /// The first failure of the run.
+    pub failing_since: DateTime<Utc>,
+    pub last_failure: Option<FailureCause>,
+}
+
+/// An open circuit whose next probe is due, and the delivery to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeDue {
+    pub subscription_id: SubscriptionId,
+    pub tenant_id: TenantId,
+    pub probes: u32,
+    pub delivery_id: DeliveryId,
+}
+
+/// An open circuit whose subscription has had a successful attempt since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub subscription_id: SubscriptionId,
+    pub tenant_id: TenantId,
+    pub delivery_id: Option<DeliveryId>,
+}
+
+#[async_trait]
+pub trait FlowControl: Send + Sync {
+    /// Reserves attempt slots: for each `(subscription, n, spacing)`, `n`
+    /// slots `spacing` apart, after every slot reserved before (by any
+    /// worker). Returns when each subscription's first reserved slot is.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn reserve(
+        &self,
+        wants: &[(SubscriptionId, u32, Duration)],
+    ) -> Result<HashMap<SubscriptionId, DateTime<Utc>>, AppError>;
+
+    /// Holds the subscription's queued deliveries (those no worker holds)
+    /// until `until`. Returns how many.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn park(
+        &self,
+        subscription: SubscriptionId,
+        until: DateTime<Utc>,
+    ) -> Result<u64, AppError>;
+
+    /// Parks deliveries this worker leased (of open circuits) until
+    /// `until`, like `park` does.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn hold(
+        &self,
+        worker: &str,
+        deliveries: &[DeliveryId],
+        until: DateTime<Utc>,
+    ) -> Result<(), AppError>;
+
+    /// Releases the subscription's parked deliveries: they are due again in
+    /// their order. Returns how many.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn unpark(&self, subscription: SubscriptionId) -> Result<u64, AppError>;
+
+    /// Lets `probe` through now and holds the subscription's other queued
+    /// deliveries until `others_until`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn release_probe(
+        &self,
+        subscription: SubscriptionId,
+        probe: DeliveryId,
+        others_until: DateTime<Utc>,
+    ) -> Result<(), AppError>;
+
+    /// Active subscriptions without an open circuit with at least
+    /// `threshold` consecutive failed attempts.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn failing(&self, threshold: u32) -> Result<Vec<Failing>, AppError>;
+
+    /// Active subscriptions whose attempts have all failed since before
+    /// `since`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn failing_since(&self, since: DateTime<Utc>) -> Result<Vec<Failing>, AppError>;
+
+    /// Open circuits due for a probe at `now` that have a delivery waiting.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn probes_due(&self, now: DateTime<Utc>) -> Result<Vec<ProbeDue>, AppError>;
+
+    /// Open circuits with a successful attempt since they opened.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn recovered(&self) -> Result<Vec<Recovered>, AppError>;
+
+    /// Deliveries waiting in the queue, per subscription (absent: none).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn backlog(
+        &self,
+        subscriptions: &[SubscriptionId],
+    ) -> Result<HashMap<SubscriptionId, u64>, AppError>;
+}

@@ -1,0 +1,171 @@
+//! The gauges every process reads alike from the database at scrape time:
+//! the due queue, each projection's lag behind the log, subscriptions by
+//! state. Three small queries (index lookups, and one count over the queue
+//! and one over the subscriptions), shared for a second between scrapes.
+
+use super::flow::PARKED;
+use sqlx::{PgPool, Row};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// How long one reading answers scrapes.
+pub const GAUGE_CACHE: Duration = Duration::from_secs(1);
+
+/// The due queue.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueGauges {
+    /// Claimable now (due, or a lease that has expired).
+    pub due: i64,
+    /// Due later (a retry's back-off, a rate-limit wait).
+    pub scheduled: i64,
+    /// Leased by a worker (in flight, or waiting for its turn).
+    pub leased: i64,
+    /// Held behind an open circuit until its next probe.
+    pub parked: i64,
+    /// How long the oldest claimable delivery has been waiting (0 when
+    /// none is).
+    pub oldest_due_age_seconds: f64,
+}
+
+/// One projection's distance behind the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectionLag {
+    pub name: String,
+    /// Log positions between its checkpoint and the newest committed event
+    /// of its aggregate type.
+    pub positions: i64,
+    /// How long ago the oldest event it has not applied was recorded.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gauges {
+    pub queue: QueueGauges,
+    pub projections: Vec<ProjectionLag>,
+    /// `(state, count)`: `active`, `circuit_open`, `disabled`.
+    pub subscriptions: Vec<(&'static str, i64)>,
+}
+
+#[derive(Debug)]
+pub struct PgGauges {
+    pool: PgPool,
+    /// Projection name and aggregate type.
+    projections: Vec<(String, &'static str)>,
+    cache: Mutex<Option<(Instant, Arc<Gauges>)>>,
+}
+
+impl PgGauges {
+    pub fn new(pool: PgPool, projections: Vec<(String, &'static str)>) -> Self {
+        Self {
+            pool,
+            projections,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The gauges, read at most once a second (concurrent scrapes share a
+    /// reading).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn read(&self) -> Result<Arc<Gauges>, sqlx::Error> {
+        let mut cache = self.cache.lock().await;
+        if let Some((at, gauges)) = cache.as_ref() {
+            if at.elapsed() < GAUGE_CACHE {
+                return Ok(gauges.clone());
+            }
+        }
+        let gauges = Arc::new(Gauges {
+            queue: self.queue().await?,
+            projections: self.lags().await?,
+            subscriptions: self.subscriptions().await?,
+        });
+        *cache = Some((Instant::now(), gauges.clone()));
+        Ok(gauges)
+    }
+
+    async fn queue(&self) -> Result<QueueGauges, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT count(*) FILTER (WHERE COALESCE(lease_until, due_at) <= now()) AS due,
+                    count(*) FILTER (WHERE lease_until IS NULL AND due_at > now()) AS scheduled,
+                    count(*) FILTER (WHERE lease_until > now() AND lease_owner IS DISTINCT FROM $1) AS leased,
+                    count(*) FILTER (WHERE lease_until > now() AND lease_owner = $1) AS parked,
+                    COALESCE(EXTRACT(EPOCH FROM now() - (
+                        SELECT COALESCE(lease_until, due_at) FROM delivery_queue
+                         WHERE COALESCE(lease_until, due_at) <= now()
+                         ORDER BY COALESCE(lease_until, due_at) LIMIT 1))::float8, 0) AS oldest
+               FROM delivery_queue",
+        )
+        .bind(PARKED)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(QueueGauges {
+            due: row.try_get("due")?,
+            scheduled: row.try_get("scheduled")?,
+            leased: row.try_get("leased")?,
+            parked: row.try_get("parked")?,
+            oldest_due_age_seconds: row.try_get::<f64, _>("oldest")?.max(0.0),
+        })
+    }
+
+    async fn lags(&self) -> Result<Vec<ProjectionLag>, sqlx::Error> {
+        let names: Vec<String> = self.projections.iter().map(|p| p.0.clone()).collect();
+        let types: Vec<String> = self.projections.iter().map(|p| p.1.to_string()).collect();
+        // Both lateral lookups are short range scans of
+        // `events_type_commit_order` (see `log_reader`).
+        let rows = sqlx::query(
+            "SELECT p.name,
+                    GREATEST(COALESCE(head.global_position - COALESCE(c.last_position, 0), 0), 0) AS positions,
+                    COALESCE(GREATEST(EXTRACT(EPOCH FROM now() - next.recorded_at)::float8, 0), 0) AS seconds
+               FROM UNNEST($1::text[], $2::text[]) AS p(name, type)
+               LEFT JOIN projection_checkpoints c ON c.name = p.name
+               LEFT JOIN LATERAL (
+                    SELECT e.global_position FROM events e
+                     WHERE (e.aggregate_type, e.tx_id, e.global_position)
+                           <= (p.type, '18446744073709551615'::xid8, 9223372036854775807)
+                       AND (e.aggregate_type, e.tx_id, e.global_position)
+                           > (p.type, '0'::xid8, -9223372036854775808)
+                     ORDER BY e.aggregate_type DESC, e.tx_id DESC, e.global_position DESC LIMIT 1) head ON true
+               LEFT JOIN LATERAL (
+                    SELECT e.recorded_at FROM events e
+                     WHERE (e.aggregate_type, e.tx_id, e.global_position)
+                           > (p.type, COALESCE(c.last_tx_id, '0'::xid8), COALESCE(c.last_position, 0))
+                       AND (e.aggregate_type, e.tx_id, e.global_position)
+                           <= (p.type, '18446744073709551615'::xid8, 9223372036854775807)
+                     ORDER BY e.aggregate_type, e.tx_id, e.global_position LIMIT 1) next ON true
+              ORDER BY p.name",
+        )
+        .bind(&names)
+        .bind(&types)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ProjectionLag {
+                    name: row.try_get("name")?,
+                    positions: row.try_get("positions")?,
+                    seconds: row.try_get("seconds")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<(&'static str, i64)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT count(*) FILTER (WHERE s.status = 'active' AND NOT s.open) AS active,
+                    count(*) FILTER (WHERE s.status = 'active' AND s.open) AS circuit_open,
+                    count(*) FILTER (WHERE s.status = 'disabled') AS disabled
+               FROM (SELECT status,
+                            (state -> 'circuit' IS NOT NULL AND state -> 'circuit' <> 'null'::jsonb) AS open
+                       FROM subscriptions_view WHERE status <> 'deleted') s",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(vec![
+            ("active", row.try_get("active")?),
+            ("circuit_open", row.try_get("circuit_open")?),
+            ("disabled", row.try_get("disabled")?),
+        ])
+    }
+}

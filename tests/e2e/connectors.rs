@@ -1,0 +1,566 @@
+//! Connectors end to end, with real processes on 127.0.0.1:
+//!
+//! - Siigo: the sandbox (`hookline connectors siigo sandbox`, its own
+//!   process) stands in for Siigo; `hookline connectors siigo subscribe`
+//!   (another process) provisions through it, and the test reads what the
+//!   sandbox received: the token request's payload, the bearer, the
+//!   subscription payloads with headers and events. A second provision
+//!   reuses the token; after a forced 401 the client refreshes once. The
+//!   sandbox fires a webhook that arrives through the header-secret source
+//!   at a Hookline subscriber.
+//! - InFlow's subscription API at `/inflow/{companyId}/webhooks`: PUT,
+//!   GET, DELETE, a repeated request id, and a delivery that passes the
+//!   seed's own Python verification snippet.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hookline_tests::process::{binary, run_cli};
+use hookline_tests::receiver::TestReceiver;
+use hookline_tests::webhooks::publish;
+use hookline_tests::{expect_json, Tenant, TestApp};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The sandbox process and its base URL.
+struct Sandbox {
+    _child: Child,
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Sandbox {
+    async fn start() -> Self {
+        let mut child = Command::new(binary())
+            .args(["connectors", "siigo", "sandbox", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the sandbox");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = next_line(&mut lines).await;
+        assert!(
+            first.starts_with("THIS IS TEST EQUIPMENT"),
+            "the sandbox says what it is: {first}"
+        );
+        let second = next_line(&mut lines).await;
+        let url = second
+            .strip_prefix("Siigo sandbox listening on ")
+            .unwrap_or_else(|| panic!("unexpected line {second:?}"))
+            .to_string();
+        Self {
+            _child: child,
+            url,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Everything the sandbox received, in order.
+    async fn requests(&self) -> Vec<Value> {
+        let all: Value = self
+            .client
+            .get(format!("{}/sandbox/requests", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all.as_array().cloned().unwrap_or_default()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "sandbox {path}");
+        res.json().await.unwrap()
+    }
+}
+
+async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+    tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("the sandbox printed in time")
+        .unwrap()
+        .expect("the sandbox is running")
+}
+
+fn of<'a>(requests: &'a [Value], method: &str, path: &str) -> Vec<&'a Value> {
+    requests
+        .iter()
+        .filter(|r| r["method"] == method && r["path"] == path)
+        .collect()
+}
+
+/// The CLI's environment: the server's own settings (the same sealing key)
+/// and where providers reach the server.
+fn cli_env(app: &TestApp) -> HashMap<String, String> {
+    let mut env = app.env.clone();
+    env.insert("HOOKLINE_PUBLIC_URL".into(), app.base.clone());
+    env
+}
+
+#[tokio::test]
+async fn siigo_is_provisioned_through_the_sandbox_and_its_webhooks_arrive_through_a_source() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("siigo").await;
+    let sandbox = Sandbox::start().await;
+    let erp = TestReceiver::start().await;
+    app.subscribe(
+        &t,
+        json!({"url": erp.url("/siigo"), "events": ["public.siigoapi.*"]}),
+    )
+    .await;
+
+    // 1. The seed tool's arguments, through the CLI process.
+    let out = run_cli(
+        &[
+            "connectors",
+            "siigo",
+            "subscribe",
+            "--via-source",
+            "products.create,products.stock.update",
+            "api@acme.example",
+            "access-key-0001",
+            "AcmeClient1",
+            "client-secret-0001",
+            "--tenant",
+            &t.id,
+            "--description",
+            "Acme stock to the ERP",
+            "--header",
+            "X-Erp-Token=erp-token-1",
+            "--header",
+            "X-Warehouse=main",
+            "--sandbox-url",
+            &sandbox.url,
+            "--json",
+            "--database-url",
+            &app.db.url,
+        ],
+        &cli_env(&app),
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let made: Value = serde_json::from_str(&out.stdout).expect("--json prints the subscription");
+    assert_eq!(made["upstream_ids"].as_array().unwrap().len(), 2, "{made}");
+    let source = &made["source"];
+    let secret = source["secret"].as_str().unwrap().to_string();
+    let header = source["header_name"].as_str().unwrap().to_string();
+    assert!(source["ingest_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}/in/", app.base)));
+    assert!(!out.stdout.contains("access-key-0001") && !out.stdout.contains("client-secret-0001"));
+
+    let requests = sandbox.requests().await;
+    let auth = of(&requests, "POST", "/auth");
+    assert_eq!(auth.len(), 1, "{requests:?}");
+    // The token request's payload: exactly Siigo's two fields.
+    assert_eq!(
+        auth[0]["body"],
+        json!({"username": "api@acme.example", "access_key": "access-key-0001"})
+    );
+    let creates = of(&requests, "POST", "/v1/webhooks");
+    assert_eq!(creates.len(), 2, "one subscription per event");
+    let mut topics = vec![];
+    let mut bearer = String::new();
+    for c in &creates {
+        let h = &c["headers"];
+        let auth_header = h["authorization"].as_str().unwrap();
+        assert!(
+            auth_header.starts_with("Bearer sandbox-token-1-"),
+            "{auth_header}"
+        );
+        bearer = auth_header.to_string();
+        assert_eq!(h["partner-id"], "AcmeClient1");
+        let b = &c["body"];
+        assert_eq!(b["url"], source["ingest_url"]);
+        assert_eq!(b["name"], "Acme stock to the ERP");
+        assert_eq!(b["headers"]["X-Erp-Token"], "erp-token-1");
+        assert_eq!(b["headers"]["X-Warehouse"], "main");
+        // The source's secret travels in the custom header Siigo replays.
+        let sent: HashMap<String, String> = serde_json::from_value(b["headers"].clone()).unwrap();
+        assert!(
+            sent.iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case(&header) && *v == secret),
+            "{sent:?}"
+        );
+        topics.push(b["topic"].as_str().unwrap().to_string());
+    }
+    topics.sort();
+    assert_eq!(
+        topics,
+        [
+            "public.siigoapi.products.create",
+            "public.siigoapi.products.stock.update"
+        ]
+    );
+
+    // 2. A second provision within 25 minutes (another process) reuses
+    // the token.
+    let out = run_cli(
+        &[
+            "connectors",
+            "siigo",
+            "subscribe",
+            &erp.url("/direct"),
+            "products.update",
+            "api@acme.example",
+            "access-key-0001",
+            "AcmeClient1",
+            "client-secret-0001",
+            "--tenant",
+            &t.id,
+            "--sandbox-url",
+            &sandbox.url,
+            "--database-url",
+            &app.db.url,
+        ],
+        &cli_env(&app),
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "prints Siigo's id: {}",
+        out.stdout
+    );
+    let requests = sandbox.requests().await;
+    assert_eq!(
+        of(&requests, "POST", "/auth").len(),
+        1,
+        "the token was reused"
+    );
+    let creates = of(&requests, "POST", "/v1/webhooks");
+    assert_eq!(creates.len(), 3);
+    assert_eq!(creates[2]["headers"]["authorization"], bearer.as_str());
+
+    // 3. Siigo forgets the token: one 401, one refresh, then success (over
+    // HTTP this time).
+    sandbox.post("/sandbox/revoke-tokens", json!({})).await;
+    let res = app
+        .post(
+            &t,
+            "/v1/connectors/siigo/subscriptions",
+            json!({
+                "url": erp.url("/direct"),
+                "events": ["products.create"],
+                "username": "api@acme.example",
+                "access_key": "access-key-0001",
+                "client_id": "AcmeClient1",
+                "sandbox_url": sandbox.url,
+            }),
+        )
+        .await;
+    let created = expect_json(res, 201).await;
+    let requests = sandbox.requests().await;
+    assert_eq!(of(&requests, "POST", "/auth").len(), 2, "refreshed once");
+    let creates = of(&requests, "POST", "/v1/webhooks");
+    assert_eq!(creates.len(), 5, "the refused call and its retry");
+    assert_eq!(creates[3]["headers"]["authorization"], bearer.as_str());
+    assert_ne!(creates[4]["headers"]["authorization"], bearer.as_str());
+    assert!(created.get("access_key").is_none());
+    let listed = expect_json(app.get(&t, "/v1/connectors/siigo/subscriptions").await, 200).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 3);
+    // No credential in the log, not even sealed ones in plain sight.
+    let log: Vec<String> = sqlx::query_scalar("SELECT payload::text FROM events")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    for payload in &log {
+        for secret_text in ["access-key-0001", "client-secret-0001", secret.as_str()] {
+            assert!(!payload.contains(secret_text), "{payload}");
+        }
+    }
+
+    // 4. The sandbox fires: Siigo's webhook reaches the ERP through the
+    // header-secret source.
+    let fired = sandbox
+        .post(
+            "/sandbox/fire",
+            json!({"topic": "public.siigoapi.products.stock.update", "body": {"available_quantity": 7}}),
+        )
+        .await;
+    assert_eq!(fired["sent"][0]["status"], 200, "{fired}");
+    let got = erp.wait_for(1, WAIT).await;
+    let body = got[0].json();
+    assert_eq!(body["event"], "public.siigoapi.products.stock.update");
+    assert_eq!(body["data"]["available_quantity"], 7);
+    assert_eq!(body["data"]["company_key"], "sandbox-company");
+
+    // Removing it deletes the subscriptions at Siigo.
+    let id = made["id"].as_str().unwrap();
+    let res = app
+        .delete(&t, &format!("/v1/connectors/siigo/subscriptions/{id}"))
+        .await;
+    assert_eq!(res.status(), 204);
+    let requests = sandbox.requests().await;
+    assert_eq!(
+        requests.iter().filter(|r| r["method"] == "DELETE").count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn siigo_cli_errors_are_clear_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("siigo-bad").await;
+    let sandbox = Sandbox::start().await;
+    let run = |args: Vec<String>| {
+        let env = cli_env(&app);
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_cli(&refs, &env).await
+        }
+    };
+    let base = |extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "connectors",
+            "siigo",
+            "subscribe",
+            "--via-source",
+            "products.create",
+            "api@acme.example",
+            "k",
+            "AcmeClient1",
+            "s",
+            "--database-url",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        v.push(app.db.url.clone());
+        v.extend(extra.iter().map(ToString::to_string));
+        v
+    };
+    let out = run(base(&[
+        "--tenant",
+        &t.id,
+        "--header",
+        "no-equals-sign",
+        "--sandbox-url",
+        &sandbox.url,
+    ]))
+    .await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("KEY=VALUE"), "{}", out.stderr);
+    let out = run(base(&[
+        "--tenant",
+        "not-a-uuid",
+        "--sandbox-url",
+        &sandbox.url,
+    ]))
+    .await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("--tenant"), "{}", out.stderr);
+    let out = run(base(&[
+        "--tenant",
+        &t.id,
+        "--sandbox-url",
+        "http://203.0.113.9:1",
+    ]))
+    .await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("sandbox_url"), "{}", out.stderr);
+    assert!(sandbox.requests().await.is_empty(), "nothing reached Siigo");
+    let listed = expect_json(app.get(&t, "/v1/connectors/siigo/subscriptions").await, 200).await;
+    assert_eq!(listed["data"], json!([]));
+}
+
+/// The seed's verification snippet (003), run as written: base64-decode
+/// the header, HMAC-SHA256 of the raw body keyed with the secret's UTF-8
+/// bytes, constant-time compare.
+async fn seed_python_verifies(secret: &str, body: &[u8], signature_header: &str) -> bool {
+    const SNIPPET: &str = r#"
+import hmac, hashlib, base64, sys
+YOUR_WEBHOOK_SECRET = sys.argv[1]
+signature_header = sys.argv[2]
+payload = sys.stdin.buffer.read()  # Raw bytes
+expected_signature = base64.b64decode(signature_header)
+secret_key = YOUR_WEBHOOK_SECRET.encode('utf-8')
+calculated_hmac = hmac.new(secret_key, payload, hashlib.sha256).digest()
+is_valid = hmac.compare_digest(calculated_hmac, expected_signature)
+print("valid" if is_valid else "invalid")
+"#;
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = Command::new("python3")
+        .args(["-c", SNIPPET, secret, signature_header])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(body).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success());
+    match String::from_utf8_lossy(&out.stdout).trim() {
+        "valid" => true,
+        "invalid" => false,
+        other => panic!("unexpected output {other}"),
+    }
+}
+
+async fn inflow(
+    app: &TestApp,
+    t: &Tenant,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .request(method, app.url(&format!("/inflow/{}{path}", t.id)))
+        .bearer_auth(&t.api_key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn inflow_subscription_api_manages_ordinary_subscriptions_that_the_seed_verifies() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    let t = app.tenant("inflow-tools").await;
+    let other = app.tenant("someone-else").await;
+    let rx = TestReceiver::start().await;
+    let hook_id = "6f1d2c3b-4a59-4e8f-9d0c-1b2a3c4d5e6f";
+    let put = json!({
+        "webHookSubscriptionId": hook_id,
+        "webHookSubscriptionRequestId": "0b5e2f71-9c3d-4a1e-8f60-7d2c1b0a9e8f",
+        "url": rx.url("/inflow"),
+        "events": ["salesOrder.created", "salesOrder.updated"],
+    });
+
+    // PUT subscribes; the base64 secret is shown only here.
+    let res = inflow(&app, &t, Method::PUT, "/webhooks", Some(put.clone())).await;
+    let created = expect_json(res, 200).await;
+    assert_eq!(created["webHookSubscriptionId"], hook_id);
+    let secret = created["secret"].as_str().unwrap().to_string();
+    assert_eq!(
+        STANDARD.decode(&secret).unwrap().len(),
+        32,
+        "base64 of 32 bytes"
+    );
+    assert_eq!(created["isDisabled"], false);
+
+    // The same request again: the same subscription, nothing new, no secret.
+    let res = inflow(&app, &t, Method::PUT, "/webhooks", Some(put.clone())).await;
+    let again = expect_json(res, 200).await;
+    assert_eq!(again["webHookSubscriptionId"], hook_id);
+    assert!(again.get("secret").is_none());
+    // The same request id with another body is refused.
+    let mut changed = put.clone();
+    changed["events"] = json!(["product.created"]);
+    let res = inflow(&app, &t, Method::PUT, "/webhooks", Some(changed)).await;
+    assert_eq!(expect_json(res, 409).await["code"], "request_id_reused");
+    // An ordinary subscription, visible in /v1, InFlow-signed.
+    let v1 = expect_json(
+        app.get(&t, &format!("/v1/subscriptions/{hook_id}")).await,
+        200,
+    )
+    .await;
+    assert_eq!(v1["signature_scheme"], "hmac-sha256-base64");
+    let all = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 1);
+
+    // GET lists and reads, never with the secret.
+    let list = expect_json(inflow(&app, &t, Method::GET, "/webhooks", None).await, 200).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(list[0].get("secret").is_none());
+    assert_eq!(
+        list[0]["events"],
+        json!(["salesOrder.created", "salesOrder.updated"])
+    );
+    let one = expect_json(
+        inflow(&app, &t, Method::GET, &format!("/webhooks/{hook_id}"), None).await,
+        200,
+    )
+    .await;
+    assert!(one.get("secret").is_none());
+    // Another tenant's key does not reach this company.
+    let res = app
+        .client
+        .get(app.url(&format!("/inflow/{}/webhooks", t.id)))
+        .bearer_auth(&other.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_json(res, 404).await["code"], "not_found");
+
+    // A camelCase event is delivered in InFlow's shape, signed as InFlow
+    // signs, and the seed's own snippet accepts it.
+    let data = json!({"salesOrderId": "8d0bb46c-3c4e-4c8f-9a0f-5d2a5b7e1c11"});
+    publish(&app, &t, "salesOrder.created", data.clone()).await;
+    let got = rx.wait_for(1, WAIT).await;
+    let body = got[0].json();
+    assert_eq!(body["event"], "salesOrder.created");
+    assert_eq!(body["data"], data);
+    assert!(chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap()).is_ok());
+    let signature = got[0].header("x-inflow-hmac-sha256").unwrap().to_string();
+    assert!(seed_python_verifies(&secret, &got[0].body, &signature).await);
+    assert!(!seed_python_verifies("not-the-secret", &got[0].body, &signature).await);
+    let mut tampered = got[0].body.to_vec();
+    tampered.push(b' ');
+    assert!(!seed_python_verifies(&secret, &tampered, &signature).await);
+
+    // A PUT with a new request id updates it.
+    let mut update = put.clone();
+    update["webHookSubscriptionRequestId"] = json!("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d");
+    update["events"] = json!(["salesOrder.updated"]);
+    let res = inflow(&app, &t, Method::PUT, "/webhooks", Some(update)).await;
+    let updated = expect_json(res, 200).await;
+    assert_eq!(updated["events"], json!(["salesOrder.updated"]));
+    assert!(updated.get("secret").is_none());
+
+    // Bad input: a clear 400.
+    let res = inflow(
+        &app,
+        &t,
+        Method::PUT,
+        "/webhooks",
+        Some(json!({"webHookSubscriptionId": "nope", "url": "ftp://x", "events": []})),
+    )
+    .await;
+    let err = expect_json(res, 400).await;
+    assert_eq!(err["code"], "validation_error");
+    assert!(err["request_id"].is_string());
+
+    // DELETE answers 200; it is gone from InFlow's view, kept in /v1's.
+    let res = inflow(
+        &app,
+        &t,
+        Method::DELETE,
+        &format!("/webhooks/{hook_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let res = inflow(&app, &t, Method::GET, &format!("/webhooks/{hook_id}"), None).await;
+    assert_eq!(res.status(), 404);
+    let v1 = expect_json(
+        app.get(
+            &t,
+            &format!("/v1/subscriptions/{hook_id}?include_inactive=true"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(v1["status"], "deleted");
+}
