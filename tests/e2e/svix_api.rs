@@ -112,7 +112,12 @@ async fn objects_made_here_are_ordinary_hookline_objects_and_a_secret_read_is_in
             &app,
             Method::POST,
             "/api/v1/app/acme/endpoint",
-            Some(json!({"url": receiver.url("/hook"), "uid": "main", "channels": ["eu"]})),
+            Some(json!({
+                "url": receiver.url("/hook"),
+                "uid": "main",
+                "channels": ["eu"],
+                "throttleRate": 20000
+            })),
         )
         .await,
         201,
@@ -127,6 +132,9 @@ async fn objects_made_here_are_ordinary_hookline_objects_and_a_secret_read_is_in
     )
     .unwrap()
     .to_string();
+    // Svix's throttleRate is the subscription's rate limit, capped at
+    // Hookline's maximum.
+    assert_eq!(endpoint["throttleRate"], 10000, "{endpoint}");
     let secret = expect_json(
         svix(
             &app,
@@ -179,6 +187,27 @@ async fn objects_made_here_are_ordinary_hookline_objects_and_a_secret_read_is_in
     assert_eq!(sub["payload_format"], "raw");
     assert_eq!(sub["uid"], "main");
     assert_eq!(sub["channels"], json!(["eu"]));
+    assert_eq!(sub["rate_limit"], 10000);
+    for (rate, expected) in [(json!(5), json!(5)), (Value::Null, Value::Null)] {
+        let patched = expect_json(
+            svix(
+                &app,
+                Method::PATCH,
+                "/api/v1/app/acme/endpoint/main",
+                Some(json!({ "throttleRate": rate })),
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(patched["throttleRate"], expected, "{patched}");
+        let sub = expect_json(
+            app.get(&t, &format!("/v1/subscriptions/{ep_uuid}")).await,
+            200,
+        )
+        .await;
+        assert_eq!(sub["rate_limit"], expected, "{sub}");
+    }
     assert!(
         sub["secret"].as_str().unwrap().contains('…'),
         "masked in /v1"
