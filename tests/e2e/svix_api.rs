@@ -337,3 +337,68 @@ async fn svix_errors_and_limits() {
         assert_eq!(res.status(), status, "body {n}");
     }
 }
+
+/// Found by the contract run (scripts/contract): every rate and filter an
+/// input carries is checked, also SDK 1.x's `rateLimit` and `filterTypes`
+/// beside `throttleRate` and `eventTypes`,
+/// and an event type's `name` in a PUT or PATCH body must be a name.
+#[tokio::test]
+async fn svix_checks_every_rate_and_name_it_is_given() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Rates", "uid": "rates"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    for method in [Method::POST, Method::PUT] {
+        let path = if method == Method::POST {
+            "/api/v1/app/rates/endpoint".to_string()
+        } else {
+            "/api/v1/app/rates/endpoint/ep-rates".to_string()
+        };
+        let body = json!({"url": "https://example.com/hook", "throttleRate": 1, "rateLimit": 0});
+        let err = expect_json(svix(&app, method.clone(), &path, Some(body)).await, 422).await;
+        assert_eq!(
+            err["detail"][0]["loc"],
+            json!(["body", "throttleRate"]),
+            "{method} {err}"
+        );
+    }
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "rate.checked", "description": "d"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    for method in [Method::PUT, Method::PATCH] {
+        let body = json!({"name": "000", "description": "d"});
+        let err = expect_json(
+            svix(
+                &app,
+                method.clone(),
+                "/api/v1/event-type/rate.checked",
+                Some(body),
+            )
+            .await,
+            422,
+        )
+        .await;
+        assert_eq!(
+            err["detail"][0]["loc"],
+            json!(["body", "name"]),
+            "{method} {err}"
+        );
+    }
+}

@@ -88,12 +88,17 @@ impl MessageAttemptOut {
 /// The filters both lists share, from the query. `None`: the filters ask
 /// for something no attempt can be (a pending or sending attempt).
 fn filters(params: &Params) -> SvixResult<Option<ListAttempts>> {
+    // Pending, sending, canceled: Hookline records attempts once made, so
+    // such a status lists nothing; the other parameters are still checked.
+    let mut none = false;
     let result = match params.number("status")? {
         None => None,
         Some(0) => Some(AttemptResult::Succeeded),
         Some(2) => Some(AttemptResult::Failed),
-        // Pending, sending, canceled: Hookline records attempts once made.
-        Some(1 | 3 | 4) => return Ok(None),
+        Some(1 | 3 | 4) => {
+            none = true;
+            None
+        }
         Some(other) => {
             return Err(SvixError::invalid(Invalid::query(
                 "status",
@@ -134,6 +139,9 @@ fn filters(params: &Params) -> SvixResult<Option<ListAttempts>> {
             })
         })
         .transpose()?;
+    if none {
+        return Ok(None);
+    }
     Ok(Some(ListAttempts {
         result,
         status_codes,
@@ -199,7 +207,7 @@ async fn page(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
         ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
         ("status" = Option<u8>, Query, maximum = 4, description = "`0` success, `2` fail (`1`, `3`, `4`: none; Hookline lists attempts once made)."),
-        ("status_code_class" = Option<u16>, Query, description = "`0` (no response), `100`, `200`, `300`, `400` or `500`."),
+        ("status_code_class" = Option<super::openapi::StatusCodeClass>, Query, description = "`0` (no response), `100`, `200`, `300`, `400` or `500`."),
         ("channel" = Option<String>, Query, max_length = 128, pattern = r"^[a-zA-Z0-9\-_.:+]+$", description = "Only attempts of messages on this channel."),
         ("event_types" = Option<String>, Query, description = "Only attempts of messages of these types, comma-separated."),
         ("before" = Option<String>, Query, format = DateTime, description = "Only attempts made before."),
@@ -234,7 +242,7 @@ async fn by_endpoint(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
         ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
         ("status" = Option<u8>, Query, maximum = 4, description = "`0` success, `2` fail (`1`, `3`, `4`: none; Hookline lists attempts once made)."),
-        ("status_code_class" = Option<u16>, Query, description = "`0` (no response), `100`, `200`, `300`, `400` or `500`."),
+        ("status_code_class" = Option<super::openapi::StatusCodeClass>, Query, description = "`0` (no response), `100`, `200`, `300`, `400` or `500`."),
         ("channel" = Option<String>, Query, max_length = 128, pattern = r"^[a-zA-Z0-9\-_.:+]+$", description = "Only attempts of messages on this channel."),
         ("event_types" = Option<String>, Query, description = "Only attempts of messages of these types, comma-separated."),
         ("before" = Option<String>, Query, format = DateTime, description = "Only attempts made before."),

@@ -309,7 +309,9 @@ fn endpoint_uid(u: &str) -> SvixResult<Uid> {
 
 impl EndpointIn {
     fn into_command(self, allow: &AllowList) -> SvixResult<CreateSubscription> {
+        rate(self.rate_limit)?;
         let rate_limit = throttle(self.throttle_rate.or(self.rate_limit))?;
+        event_filter(self.filter_types.as_deref())?;
         let types = self.event_types.or(self.filter_types);
         Ok(CreateSubscription {
             secret: self
@@ -527,7 +529,9 @@ async fn upsert(
     input.headers = None;
     match endpoint(&state, tenant.id, &endpoint_id).await {
         Ok(current) => {
+            rate(input.rate_limit)?;
             let rate_limit = throttle(input.throttle_rate.or(input.rate_limit))?;
+            event_filter(input.filter_types.as_deref())?;
             let types = input.event_types.or(input.filter_types);
             let uid = match input.uid.as_deref() {
                 Some(u) => Some(endpoint_uid(u)?),

@@ -288,7 +288,7 @@ async fn list(
     path = "/api/v1/event-type/{event_type_name}",
     operation_id = "v1.event-type.get",
     tag = "Event Type",
-    params(("event_type_name" = String, Path, description = "The event type's name.")),
+    params(("event_type_name" = String, Path, min_length = 3, max_length = 100, pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$", description = "The event type's name.")),
     responses(
         (status = 200, description = "The event type.", body = EventTypeOut),
         (status = 404, description = "- `not_found`: no such event type"),
@@ -351,7 +351,7 @@ async fn change(
     path = "/api/v1/event-type/{event_type_name}",
     operation_id = "v1.event-type.update",
     tag = "Event Type",
-    params(("event_type_name" = String, Path, description = "The event type's name.")),
+    params(("event_type_name" = String, Path, min_length = 3, max_length = 100, pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$", description = "The event type's name.")),
     request_body = EventTypeIn,
     responses(
         (status = 200, description = "Updated.", body = EventTypeOut),
@@ -365,6 +365,10 @@ async fn upsert(
     Path(event_type_name): Path<String>,
     SvixJson(input): SvixJson<EventTypeIn>,
 ) -> SvixResult<Response> {
+    // The path names the event type; a `name` in the body must still be one.
+    if let Some(n) = input.name.as_deref() {
+        name(n, "name")?;
+    }
     let name = name(&event_type_name, "event_type_name")?;
     let ctx = org_ctx(&org, request_id);
     match find(&state, &name).await? {
@@ -390,7 +394,7 @@ async fn upsert(
     path = "/api/v1/event-type/{event_type_name}",
     operation_id = "v1.event-type.patch",
     tag = "Event Type",
-    params(("event_type_name" = String, Path, description = "The event type's name.")),
+    params(("event_type_name" = String, Path, min_length = 3, max_length = 100, pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$", description = "The event type's name.")),
     request_body = EventTypeIn,
     responses(
         (status = 200, description = "Patched.", body = EventTypeOut),
@@ -404,6 +408,10 @@ async fn patch(
     Path(event_type_name): Path<String>,
     SvixJson(input): SvixJson<EventTypeIn>,
 ) -> SvixResult<Json<EventTypeOut>> {
+    // The path names the event type; a `name` in the body must still be one.
+    if let Some(n) = input.name.as_deref() {
+        name(n, "name")?;
+    }
     let missing = || SvixError::not_found("Event type not found");
     let name = EventType::parse(&event_type_name, "event_type_name").map_err(|_| missing())?;
     let current = find(&state, &name).await?.ok_or_else(missing)?;
@@ -419,7 +427,7 @@ async fn patch(
     path = "/api/v1/event-type/{event_type_name}",
     operation_id = "v1.event-type.delete",
     tag = "Event Type",
-    params(("event_type_name" = String, Path, description = "The event type's name.")),
+    params(("event_type_name" = String, Path, min_length = 3, max_length = 100, pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$", description = "The event type's name.")),
     responses(
         (status = 204, description = "Archived."),
         (status = 404, description = "- `not_found`: no such event type"),

@@ -18,9 +18,10 @@ use axum::Extension;
 use bytes::Bytes;
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response as Answer};
-use utoipa::{Modify, ToSchema};
+use utoipa::{Modify, PartialSchema, ToSchema};
 
 /// The security scheme of every operation but health and this document.
 pub const SCHEME: &str = "organisation_token";
@@ -60,6 +61,25 @@ pub enum Ordering {
     Descending,
 }
 
+/// `StatusCodeClass`: a class of HTTP status codes, `0` for attempts that
+/// got no response.
+#[derive(Debug)]
+pub struct StatusCodeClass;
+
+impl PartialSchema for StatusCodeClass {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .enum_values(Some([0, 100, 200, 300, 400, 500]))
+            .description(Some(
+                "`0` (no response), `100`, `200`, `300`, `400` or `500`.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for StatusCodeClass {}
+
 /// `HttpErrorOut`: every error but 422.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = HttpErrorOut)]
@@ -98,7 +118,13 @@ pub struct HttpValidationErrorSchema {
         description = DESCRIPTION,
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    components(schemas(HttpErrorOutSchema, HttpValidationErrorSchema, ValidationErrorSchema)),
+    components(schemas(
+        HttpErrorOutSchema,
+        HttpValidationErrorSchema,
+        ValidationErrorSchema,
+        Ordering,
+        StatusCodeClass,
+    )),
     modifiers(&Security),
     tags(
         (name = "Application", description = "Applications: Hookline tenants."),
@@ -174,7 +200,14 @@ fn answer(op: &mut Operation, status: u16, description: &str) {
 /// the 409 of a reused idempotency key, and Svix's error bodies on every
 /// error response.
 pub fn finish(api: &mut OpenApi) {
+    constrain_inputs(api);
     each_operation(api, |method, op| {
+        // Rotating takes an empty body as `{}`.
+        if op.operation_id.as_deref() == Some("v1.endpoint.rotate-secret") {
+            if let Some(body) = op.request_body.as_mut() {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+        }
         let has_input = op.request_body.is_some() || op.parameters.is_some();
         let has_query = op
             .parameters
@@ -232,6 +265,99 @@ pub fn finish(api: &mut OpenApi) {
             }
         }
     });
+}
+
+/// No control characters (`char::is_control`).
+const NO_CONTROLS: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+/// An event type name (`hookline_domain`'s rule).
+const EVENT_NAME: &str = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$";
+/// `whsec_` (optional) and canonical, padded base64 of 24–75 bytes.
+const SECRET: &str = "^(whsec_)?(?:[A-Za-z0-9+/]{4}){8,24}\
+    (?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$";
+
+fn string(min: Option<usize>, max: usize, pattern: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(min)
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .into()
+}
+
+/// The rules the server checks in the input schemas (`…In`, `…Patch`)
+/// that their Rust types cannot say: metadata keys and values, channel
+/// and event type names in lists, event type groups, secrets.
+fn constrain_inputs(api: &mut OpenApi) {
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    for (name, schema) in &mut components.schemas {
+        if !name.ends_with("In") && !name.ends_with("Patch") {
+            continue;
+        }
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
+        };
+        for (field, property) in &mut object.properties {
+            match (field.as_str(), property) {
+                ("metadata", RefOr::T(Schema::Object(map))) => {
+                    map.max_properties = Some(hookline_domain::metadata::MAX_METADATA_ENTRIES);
+                    map.property_names = Some(Box::new(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .max_length(Some(hookline_domain::metadata::MAX_METADATA_KEY_CHARS))
+                            .pattern(Some(NO_CONTROLS))
+                            .build()
+                            .into(),
+                    ));
+                    map.additional_properties =
+                        Some(Box::new(AdditionalProperties::RefOr(string(
+                            None,
+                            hookline_domain::metadata::MAX_METADATA_VALUE_CHARS,
+                            NO_CONTROLS,
+                        ))));
+                }
+                ("channels", RefOr::T(Schema::Array(list))) => {
+                    list.items = ArrayItems::RefOrSchema(Box::new(string(
+                        Some(1),
+                        hookline_domain::channel::MAX_CHANNEL_LEN,
+                        r"^[a-zA-Z0-9\-_.:+]+$",
+                    )));
+                }
+                ("eventTypes" | "filterTypes", RefOr::T(Schema::Array(list))) => {
+                    list.min_items = Some(1);
+                    list.items =
+                        ArrayItems::RefOrSchema(Box::new(string(Some(3), 100, EVENT_NAME)));
+                }
+                ("groupName", RefOr::T(Schema::Object(text))) => {
+                    text.max_length = Some(100);
+                    text.pattern = Some(
+                        r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+                            .to_string(),
+                    );
+                }
+                ("headers", RefOr::T(Schema::Object(map))) => {
+                    // As Hookline's `headers` (CustomHeaders).
+                    map.max_properties = Some(20);
+                    map.property_names = Some(Box::new(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$"))
+                            .build()
+                            .into(),
+                    ));
+                    map.additional_properties = Some(Box::new(AdditionalProperties::RefOr(
+                        string(None, 4096, "^([!-~]([ -~]*[!-~])?)?$"),
+                    )));
+                }
+                ("secret" | "key", RefOr::T(Schema::Object(text))) => {
+                    text.pattern = Some(SECRET.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// The serialised document, shared by the routes.
