@@ -79,7 +79,7 @@ impl ApiError {
             ),
             StatusCode::PAYLOAD_TOO_LARGE => (
                 "payload_too_large",
-                "the request body is larger than HOOKLINE_MAX_BODY_BYTES allows",
+                "the request body is larger than the limit allows (HOOKLINE_MAX_BODY_BYTES, or HOOKLINE_SVIX_MAX_BODY_BYTES under /api/v1)",
             ),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (
                 "unsupported_media_type",

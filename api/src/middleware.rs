@@ -24,7 +24,20 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
     pub max_body_bytes: usize,
+    /// The body limit of the Svix-compatible API (`/api/v1`).
+    pub svix_max_body_bytes: usize,
     pub timeout: Duration,
+}
+
+impl RequestLimits {
+    /// The body limit of a request to `path`.
+    pub fn body_limit(&self, path: &str) -> usize {
+        if path == "/api/v1" || path.starts_with("/api/v1/") {
+            self.svix_max_body_bytes
+        } else {
+            self.max_body_bytes
+        }
+    }
 }
 
 /// What the outermost layer needs: the limits, and the metrics it counts
@@ -78,7 +91,8 @@ pub async fn request_context(
                     .get(axum::http::header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
-                let too_large = declared.is_some_and(|n| n > limits.max_body_bytes as u64);
+                let limit = limits.body_limit(req.uri().path());
+                let too_large = declared.is_some_and(|n| n > limit as u64);
                 let response = if too_large {
                     ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into_response()
                 } else if !decodes_to_utf8(req.uri().path()) {

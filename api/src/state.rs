@@ -6,7 +6,10 @@ use hookline_application::connectors::SiigoService;
 use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService};
 use hookline_application::health::HealthService;
+use hookline_application::idempotency::IdempotencyService;
+use hookline_application::messages::MessageService;
 use hookline_application::metrics::MetricsService;
+use hookline_application::operators::OperatorService;
 use hookline_application::portal::PortalService;
 use hookline_application::ports::Clock;
 use hookline_application::sources::{InboundService, SourceService};
@@ -25,6 +28,9 @@ pub struct AppState {
     pub tenants: Arc<TenantService>,
     pub auth: Arc<Authenticator>,
     pub health: Arc<HealthService>,
+    pub messages: Arc<MessageService>,
+    pub operators: Arc<OperatorService>,
+    pub idempotency: Arc<IdempotencyService>,
     pub sources: Arc<SourceService>,
     pub inbound: Arc<InboundService>,
     pub siigo: Arc<SiigoService>,
@@ -34,6 +40,8 @@ pub struct AppState {
     /// sandbox.
     pub siigo_url: String,
     pub admin_token: Option<Secret>,
+    /// The request body limit of the Svix-compatible API.
+    pub svix_max_body_bytes: usize,
     pub portal: Arc<PortalService>,
     pub dashboard: Arc<DashboardService>,
     pub clock: Arc<dyn Clock>,

@@ -2,9 +2,11 @@
 //! writer appended to the same aggregate first) the command is rebuilt and
 //! tried again a few times before giving up.
 
+use crate::error::AppError;
 use crate::metadata::EventMetadata;
-use crate::ports::{AggregateStore, LogPosition};
+use crate::ports::{AggregateStore, AppendError, Appended, Batch, Change, LogPosition};
 use cqrs_es::{Aggregate, AggregateError};
+use std::future::Future;
 
 /// Tries after the first before a conflict is reported.
 pub const CONFLICT_RETRIES: usize = 4;
@@ -35,6 +37,91 @@ where
             other => return other,
         }
     }
+}
+
+/// An aggregate whose decisions can be taken outside cqrs-es (to append
+/// them together with other aggregates' changes).
+pub trait Decide: Aggregate {
+    /// # Errors
+    /// The aggregate's refusal.
+    fn decide_command(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+}
+
+impl Decide for hookline_domain::subscription::Subscription {
+    fn decide_command(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error> {
+        self.decide(command)
+    }
+}
+
+impl Decide for hookline_domain::tenant::Tenant {
+    fn decide_command(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error> {
+        self.decide(command)
+    }
+}
+
+/// Decides `commands` in turn on the aggregate as stored (each on the
+/// state the previous left) and appends all their events, with whatever
+/// other changes `with` adds (a uid claim), in one transaction; on a
+/// conflict everything is decided again, a few times. Nothing is written
+/// when the commands change nothing.
+///
+/// # Errors
+/// The aggregate's refusal (mapped by `refused`), what `with` refuses, a
+/// conflict that persisted (409 `concurrent_modification`), storage
+/// errors.
+pub async fn append_decided<A, C, W, Fut>(
+    store: &dyn AggregateStore<A>,
+    aggregate_id: &str,
+    commands: C,
+    refused: impl Fn(A::Error) -> AppError,
+    with: W,
+    metadata: &EventMetadata,
+) -> Result<Option<LogPosition>, AppError>
+where
+    A: Decide + 'static,
+    C: Fn() -> Vec<A::Command>,
+    W: Fn() -> Fut,
+    Fut: Future<Output = Result<Batch, AppError>>,
+{
+    for _ in 0..=CONFLICT_RETRIES {
+        let loaded = store
+            .load(&[aggregate_id.to_string()])
+            .await?
+            .remove(aggregate_id)
+            .unwrap_or_default();
+        let mut aggregate = loaded.aggregate;
+        let mut events = Vec::new();
+        for command in commands() {
+            for event in aggregate.decide_command(command).map_err(&refused)? {
+                aggregate.apply(event.clone());
+                events.push(event);
+            }
+        }
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let mut batch = with().await?;
+        batch.add(Change::<A> {
+            aggregate_id: aggregate_id.to_string(),
+            version: loaded.version,
+            events,
+            metadata: metadata.clone(),
+        })?;
+        match store.append(batch, None).await {
+            Ok(Appended::Written(position)) => return Ok(position),
+            Ok(Appended::Replayed(_)) => {
+                return Err(AppError::Internal(
+                    "an append without a key was answered as a repeat".into(),
+                ))
+            }
+            Err(AppendError::Conflict) => tokio::task::yield_now().await,
+            Err(AppendError::Other(e)) => return Err(e),
+        }
+    }
+    Err(AppError::conflict(
+        "concurrent_modification",
+        "the resource was changed by another request at the same time; retry the request",
+    ))
 }
 
 /// A command's result together with whether the read models already

@@ -69,6 +69,8 @@ impl fmt::Display for RequestId {
 pub enum Actor {
     ApiKey(Uuid),
     Admin,
+    /// An operator API key (acting for the organisation).
+    OperatorKey(Uuid),
     /// A console session opened with a portal link (its id).
     Portal(Uuid),
     System(&'static str),
@@ -81,6 +83,7 @@ impl fmt::Display for Actor {
         match self {
             Self::ApiKey(id) => write!(f, "api_key:{id}"),
             Self::Admin => f.write_str("admin"),
+            Self::OperatorKey(id) => write!(f, "operator_key:{id}"),
             Self::Portal(id) => write!(f, "portal:{id}"),
             Self::System(component) => write!(f, "system:{component}"),
             Self::Source(id) => write!(f, "source:{id}"),

@@ -17,9 +17,12 @@ pub mod flow;
 pub mod fold;
 pub mod health;
 pub mod history;
+pub mod idempotency;
+pub mod messages;
 pub mod metadata;
 pub mod metrics;
 pub mod operational;
+pub mod operators;
 pub mod pagination;
 pub mod portal;
 pub mod ports;
@@ -28,6 +31,7 @@ pub mod shared;
 pub mod sources;
 pub mod subscriptions;
 pub mod tenants;
+pub mod uids;
 pub mod worker;
 
 #[cfg(test)]

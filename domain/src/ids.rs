@@ -89,6 +89,17 @@ uuid_id!(
     EventId,
     "event_id"
 );
+
+impl TenantId {
+    /// The organisation: the scope of what belongs to no single tenant
+    /// (operator keys, event types every tenant inherits). No tenant has
+    /// this id (tenants get UUIDv7s).
+    pub const ORGANISATION: Self = Self(Uuid::nil());
+
+    pub fn is_organisation(&self) -> bool {
+        *self == Self::ORGANISATION
+    }
+}
 uuid_id!(
     /// An inbound source: an endpoint (`POST /in/{id}`) where a provider
     /// delivers webhooks to Hookline (also the id of its aggregate).

@@ -7,11 +7,14 @@
 //! from the command and the aggregate's past events.
 
 pub mod catalogue;
+pub mod channel;
 pub mod delivery;
 pub mod event_type;
 pub mod ids;
 pub mod inbound;
 pub mod message;
+pub mod metadata;
+pub mod operator;
 pub mod outcome;
 pub mod payload;
 pub mod pointer;
@@ -24,6 +27,8 @@ pub mod source;
 pub mod subscription;
 pub mod target_url;
 pub mod tenant;
+pub mod uid;
+pub mod uid_claim;
 pub mod upstream;
 pub mod validation;
 

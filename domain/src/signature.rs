@@ -4,6 +4,10 @@
 //!   `webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
 //! * `hmac-sha256-hex`: `X-Signature: sha256=<hex HMAC-SHA256(secret, body)>`.
 //! * `hmac-sha256-base64`: `x-inflow-hmac-sha256: <base64 HMAC-SHA256(secret, body)>`.
+//! * `svix`: Svix's headers `svix-id`, `svix-timestamp`, `svix-signature`
+//!   (signed as Standard Webhooks) and the same values as `webhook-*`. The
+//!   id is the message's (`msg_<event id>`), the same for every
+//!   subscription and attempt, where the other schemes send the delivery id.
 //!
 //! During a secret rotation overlap each signature header carries one
 //! signature per valid secret, newest first, separated by a space.
@@ -25,6 +29,17 @@ pub const HEADER_WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 pub const HEADER_WEBHOOK_SIGNATURE: &str = "webhook-signature";
 pub const HEADER_X_SIGNATURE: &str = "x-signature";
 pub const HEADER_INFLOW_SIGNATURE: &str = "x-inflow-hmac-sha256";
+pub const HEADER_SVIX_ID: &str = "svix-id";
+pub const HEADER_SVIX_TIMESTAMP: &str = "svix-timestamp";
+pub const HEADER_SVIX_SIGNATURE: &str = "svix-signature";
+/// The prefix of a message id as Svix shows it.
+pub const SVIX_MESSAGE_PREFIX: &str = "msg_";
+
+/// A published event's id as Svix shows it: `msg_` and the UUID's 32 hex
+/// digits. The `svix` scheme signs deliveries with it.
+pub fn svix_message_id(event: &crate::EventId) -> String {
+    format!("{SVIX_MESSAGE_PREFIX}{}", event.as_uuid().simple())
+}
 
 /// Which signature a subscription's deliveries carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -36,13 +51,16 @@ pub enum SignatureScheme {
     HmacSha256Hex,
     #[serde(rename = "hmac-sha256-base64")]
     HmacSha256Base64,
+    #[serde(rename = "svix")]
+    Svix,
 }
 
 impl SignatureScheme {
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::StandardWebhooks,
         Self::HmacSha256Hex,
         Self::HmacSha256Base64,
+        Self::Svix,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +68,16 @@ impl SignatureScheme {
             Self::StandardWebhooks => "standard-webhooks",
             Self::HmacSha256Hex => "hmac-sha256-hex",
             Self::HmacSha256Base64 => "hmac-sha256-base64",
+            Self::Svix => "svix",
+        }
+    }
+
+    /// The id a delivery's signature and `webhook-id` carry: the delivery
+    /// id, or for `svix` the message id (the same for every subscription).
+    pub fn webhook_id(self, delivery: &crate::DeliveryId, event: &crate::EventId) -> String {
+        match self {
+            Self::Svix => svix_message_id(event),
+            _ => delivery.to_string(),
         }
     }
 
@@ -62,19 +90,22 @@ impl SignatureScheme {
             .ok_or_else(|| {
                 ValidationError::new(
                     "signature_scheme",
-                    "must be one of 'standard-webhooks', 'hmac-sha256-hex', 'hmac-sha256-base64'",
+                    "must be one of 'standard-webhooks', 'hmac-sha256-hex', 'hmac-sha256-base64', 'svix'",
                 )
             })
     }
 
     /// Header names this scheme sets; custom headers may not override them.
-    pub fn header_names() -> [&'static str; 5] {
+    pub fn header_names() -> [&'static str; 8] {
         [
             HEADER_WEBHOOK_ID,
             HEADER_WEBHOOK_TIMESTAMP,
             HEADER_WEBHOOK_SIGNATURE,
             HEADER_X_SIGNATURE,
             HEADER_INFLOW_SIGNATURE,
+            HEADER_SVIX_ID,
+            HEADER_SVIX_TIMESTAMP,
+            HEADER_SVIX_SIGNATURE,
         ]
     }
 }
@@ -109,7 +140,9 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     pub fn new(scheme: SignatureScheme, secret: &SigningSecret) -> Self {
         let key = match scheme {
-            SignatureScheme::StandardWebhooks => secret.standard_webhooks_key(),
+            SignatureScheme::StandardWebhooks | SignatureScheme::Svix => {
+                secret.standard_webhooks_key()
+            }
             SignatureScheme::HmacSha256Hex | SignatureScheme::HmacSha256Base64 => {
                 secret.raw_key().to_vec()
             }
@@ -136,7 +169,7 @@ impl SigningKey {
     /// One signature value in the scheme's format.
     pub fn sign(&self, message_id: &str, timestamp: i64, body: &[u8]) -> String {
         match self.scheme {
-            SignatureScheme::StandardWebhooks => {
+            SignatureScheme::StandardWebhooks | SignatureScheme::Svix => {
                 let ts = timestamp.to_string();
                 let mac = self.mac(&[message_id.as_bytes(), b".", ts.as_bytes(), b".", body]);
                 format!("v1,{}", STANDARD.encode(mac))
@@ -155,8 +188,8 @@ fn unreachable_hmac() -> ! {
 
 /// The signature headers of one attempt. `keys` holds the current key first
 /// and, while rotation overlaps last, the replaced ones. Standard Webhooks
-/// carries one signature per key (space-separated); the legacy schemes
-/// carry a single signature, by the current key.
+/// (and `svix`) carries one signature per key (space-separated); the legacy
+/// schemes carry a single signature, by the current key.
 pub fn signature_headers(
     keys: &[SigningKey],
     message_id: &str,
@@ -166,18 +199,29 @@ pub fn signature_headers(
     let Some(first) = keys.first() else {
         return Vec::new();
     };
+    let all_signatures = || {
+        keys.iter()
+            .map(|k| k.sign(message_id, timestamp, body))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     match first.scheme() {
         SignatureScheme::StandardWebhooks => vec![
             (HEADER_WEBHOOK_ID, message_id.to_string()),
             (HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string()),
-            (
-                HEADER_WEBHOOK_SIGNATURE,
-                keys.iter()
-                    .map(|k| k.sign(message_id, timestamp, body))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
+            (HEADER_WEBHOOK_SIGNATURE, all_signatures()),
         ],
+        SignatureScheme::Svix => {
+            let signatures = all_signatures();
+            vec![
+                (HEADER_SVIX_ID, message_id.to_string()),
+                (HEADER_SVIX_TIMESTAMP, timestamp.to_string()),
+                (HEADER_SVIX_SIGNATURE, signatures.clone()),
+                (HEADER_WEBHOOK_ID, message_id.to_string()),
+                (HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string()),
+                (HEADER_WEBHOOK_SIGNATURE, signatures),
+            ]
+        }
         SignatureScheme::HmacSha256Hex => vec![
             (HEADER_WEBHOOK_ID, message_id.to_string()),
             (HEADER_X_SIGNATURE, first.sign(message_id, timestamp, body)),
@@ -240,6 +284,47 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], keys[0].sign("id1", 10, b"{}"));
         assert_eq!(parts[1], keys[1].sign("id1", 10, b"{}"));
+    }
+
+    #[test]
+    fn svix_scheme_sends_both_header_sets_signed_alike() {
+        let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let key = SigningKey::new(SignatureScheme::Svix, &secret);
+        let headers = signature_headers(
+            std::slice::from_ref(&key),
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            br#"{"test": 2432232314}"#,
+        );
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap()
+        };
+        assert_eq!(
+            get(HEADER_SVIX_SIGNATURE),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        assert_eq!(get(HEADER_SVIX_SIGNATURE), get(HEADER_WEBHOOK_SIGNATURE));
+        assert_eq!(get(HEADER_SVIX_ID), "msg_p5jXN8AQM9LWM0D4loKWxJek");
+        assert_eq!(get(HEADER_WEBHOOK_ID), get(HEADER_SVIX_ID));
+        assert_eq!(get(HEADER_SVIX_TIMESTAMP), "1614265330");
+    }
+
+    #[test]
+    fn svix_ids_are_the_message_not_the_delivery() {
+        let event = crate::EventId::from_uuid(uuid::Uuid::from_u128(0xabc));
+        let delivery = crate::DeliveryId::from_uuid(uuid::Uuid::from_u128(0xdef));
+        assert_eq!(
+            SignatureScheme::Svix.webhook_id(&delivery, &event),
+            "msg_00000000000000000000000000000abc"
+        );
+        assert_eq!(
+            SignatureScheme::StandardWebhooks.webhook_id(&delivery, &event),
+            delivery.to_string()
+        );
     }
 
     #[test]

@@ -5,12 +5,15 @@
    with HOOKLINE_SIIGO_URL pointing at a local Siigo stand-in
    (`hookline connectors siigo sandbox`), so provisioning calls stay on
    this machine.
-2. Validates the served /openapi.json and the committed docs/openapi.json
-   with openapi-spec-validator (OpenAPI 3.1).
-3. Runs schemathesis over every operation: examples, coverage, fuzzing and
+2. Validates the served /openapi.json and /api/v1/openapi.json (the
+   Svix-compatible API) and their committed copies docs/openapi.json and
+   docs/svix-openapi.json with openapi-spec-validator (OpenAPI 3.1).
+3. Runs schemathesis over every operation of each document (the Svix one
+   with the admin token as the organisation token): examples, coverage, fuzzing and
    stateful phases, all checks, a fixed seed and a bounded number of
    examples per operation (CONTRACT_MAX_EXAMPLES, default 8; a longer sweep:
-   CONTRACT_MAX_EXAMPLES=200 CONTRACT_SEED=$RANDOM).
+   CONTRACT_MAX_EXAMPLES=200 CONTRACT_SEED=$RANDOM; one document only:
+   CONTRACT_ONLY=hookline or CONTRACT_ONLY=svix).
 
 Usage: run.py PATH/TO/hookline   (scripts/test runs it with the venv's python)
 Exit status: 0 when everything passed.
@@ -104,6 +107,60 @@ def validate(document_path):
     return out.returncode == 0
 
 
+def check_copy(url, work, path, committed, how):
+    """Validates the document served at `path` and its committed copy
+    docs/`committed`, and checks that they are the same."""
+    served = os.path.join(work, committed)
+    with urllib.request.urlopen(f"{url}{path}", timeout=10) as res, open(served, "wb") as f:
+        f.write(res.read())
+    copy = os.path.join(ROOT, "docs", committed)
+    ok = validate(served)
+    ok &= validate(copy)
+    with open(served) as a, open(copy) as b:
+        if json.load(a) != json.load(b):
+            say(f"docs/{committed} differs from what the server serves at {path} ({how} says how to regenerate it)")
+            ok = False
+    return ok
+
+
+def schemathesis(label, document, url, env, work, report_dir):
+    """Runs schemathesis over every operation of `document`: True when
+    everything passed."""
+    cmd = [
+        os.path.join(VENV_BIN, "st"),
+        "--config-file",
+        os.path.join(HERE, "schemathesis.toml"),
+        "run",
+        document,
+        "--url",
+        url,
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--seed",
+        os.environ.get("CONTRACT_SEED", "42"),
+        "--max-examples",
+        os.environ.get("CONTRACT_MAX_EXAMPLES", "8"),
+        "--generation-database",
+        "none",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "20",
+        "--report",
+        "junit",
+        "--report-dir",
+        report_dir,
+        "--no-color",
+    ]
+    say(f"{label}: schemathesis " + " ".join(cmd[4:]))
+    started = time.monotonic()
+    run = subprocess.run(cmd, env=env, cwd=work)
+    say(f"{label}: schemathesis finished in {time.monotonic() - started:.0f} s with status {run.returncode}")
+    return run.returncode == 0
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -114,15 +171,8 @@ def main():
     proc, url, logs = start_server(binary, os.path.join(work, "data"), admin_token, siigo_url)
     ok = True
     try:
-        served = os.path.join(work, "openapi.json")
-        with urllib.request.urlopen(f"{url}/openapi.json", timeout=10) as res, open(served, "wb") as f:
-            f.write(res.read())
-        ok &= validate(served)
-        ok &= validate(os.path.join(ROOT, "docs", "openapi.json"))
-        with open(served) as a, open(os.path.join(ROOT, "docs", "openapi.json")) as b:
-            if json.load(a) != json.load(b):
-                say("docs/openapi.json differs from what the server serves (the e2e test openapi says how to regenerate it)")
-                ok = False
+        ok &= check_copy(url, work, "/openapi.json", "openapi.json", "the e2e test openapi")
+        ok &= check_copy(url, work, "/api/v1/openapi.json", "svix-openapi.json", "the unit test the_committed_svix_copy_is_current")
         report_dir = os.path.join(ROOT, "target", "contract")
         shutil.rmtree(report_dir, ignore_errors=True)
         env = dict(os.environ)
@@ -134,43 +184,19 @@ def main():
                 "HOOKLINE_ADMIN_TOKEN": admin_token,
             }
         )
-        cmd = [
-            os.path.join(VENV_BIN, "st"),
-            "--config-file",
-            os.path.join(HERE, "schemathesis.toml"),
-            "run",
-            f"{url}/openapi.json",
-            "--url",
-            url,
-            "--checks",
-            "all",
-            "--phases",
-            "examples,coverage,fuzzing,stateful",
-            "--seed",
-            os.environ.get("CONTRACT_SEED", "42"),
-            "--max-examples",
-            os.environ.get("CONTRACT_MAX_EXAMPLES", "8"),
-            "--generation-database",
-            "none",
-            "--workers",
-            "1",
-            "--request-timeout",
-            "20",
-            "--report",
-            "junit",
-            "--report-dir",
-            report_dir,
-            "--no-color",
+        runs = [
+            ("hookline", "Hookline's API", f"{url}/openapi.json"),
+            ("svix", "the Svix-compatible API", f"{url}/api/v1/openapi.json"),
         ]
-        say("schemathesis " + " ".join(cmd[4:]))
-        started = time.monotonic()
-        run = subprocess.run(cmd, env=env, cwd=work)
-        say(f"schemathesis finished in {time.monotonic() - started:.0f} s with status {run.returncode}")
-        ok &= run.returncode == 0
+        only = os.environ.get("CONTRACT_ONLY")
+        for name, label, document in runs:
+            if only and only != name:
+                continue
+            ok &= schemathesis(label, document, url, env, work, os.path.join(report_dir, name))
         if proc.poll() is not None:
             say("the server exited during the run:\n" + "".join(logs[-40:]))
             ok = False
-        if run.returncode != 0:
+        if not ok:
             errors = [line for line in logs if " ERROR " in line]
             if errors:
                 say("the server logged errors (the cause of any 5xx):\n" + "".join(errors[-20:]))

@@ -141,10 +141,12 @@ pub async fn body_text(c: &Client) -> String {
         .unwrap_or_default()
 }
 
-/// Waits until the page's text contains `text`.
+/// Waits until the page's text contains `text` (looking again while a
+/// navigation has no body yet).
 pub async fn wait_text(c: &Client, text: &str) {
     eventually(&format!("the page shows {text:?}"), WAIT, || async {
-        body_text(c).await.contains(text).then_some(())
+        let body = c.find(Locator::Css("body")).await.ok()?;
+        body.text().await.ok()?.contains(text).then_some(())
     })
     .await;
 }

@@ -35,6 +35,8 @@ mod secrets;
 mod sources;
 mod subscriptions;
 mod support;
+mod svix_api;
+mod svix_sdk;
 mod tenants;
 mod timeouts;
 mod validation;

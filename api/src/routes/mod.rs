@@ -14,9 +14,11 @@ pub mod inbound;
 pub mod inflow;
 pub mod metrics;
 pub mod openapi;
+pub mod operators;
 pub mod portal_sessions;
 pub mod sources;
 pub mod subscriptions;
+pub mod svix;
 pub mod tenants;
 
 use crate::error::{ApiError, ApiResult};
@@ -63,7 +65,7 @@ fn routes(
     // InFlow's subscription API: the tenant's key, outside `/v1`.
     let mut inflow = inflow::router();
     openapi::guard(inflow.get_openapi_mut(), Guard::TenantKey);
-    let mut admin = tenants::admin_router();
+    let mut admin = tenants::admin_router().merge(operators::admin_router());
     openapi::guard(admin.get_openapi_mut(), Guard::AdminToken);
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/v1", guard_v1(v1))
@@ -106,11 +108,13 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
     );
     openapi::finish(&mut api);
     let document = openapi::Document(openapi::to_json(&api)?);
+    let svix = svix::router(&state)?;
     let scope = RequestScope {
         limits,
         metrics: state.metrics.clone(),
     };
-    Ok(router
+    let app = router
+        .merge(svix)
         .layer(Extension(document))
         .merge(crate::console::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
@@ -120,7 +124,12 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
             ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
         }))
         .layer(axum::middleware::from_fn_with_state(scope, request_context))
-        .with_state(state))
+        .with_state(state);
+    // Rewrites before routing (a layer of `app` runs after it).
+    Ok(Router::new().fallback_service(tower::util::MapRequest::new(
+        app,
+        svix::without_trailing_slash,
+    )))
 }
 
 /// The metrics-only listener's routes: `GET /metrics` (answering every

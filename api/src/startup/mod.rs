@@ -120,6 +120,7 @@ impl Application {
         let tasks = services.start(Some(&settings), &shutdown)?;
         let limits = RequestLimits {
             max_body_bytes: settings.max_body_bytes,
+            svix_max_body_bytes: settings.svix_max_body_bytes,
             timeout: settings.request_timeout,
         };
         let router = routes::router(services.state(&settings), limits)

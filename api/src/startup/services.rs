@@ -12,24 +12,30 @@ use hookline_application::dashboard::DashboardService;
 use hookline_application::deliveries::{DeliveryService, PublishService, PublishSettings};
 use hookline_application::flow::FlowController;
 use hookline_application::health::HealthService;
+use hookline_application::idempotency::{IdempotencyService, IdempotencySettings};
+use hookline_application::messages::MessageService;
 use hookline_application::metrics::MetricsService;
 use hookline_application::operational::Notifier;
+use hookline_application::operators::OperatorService;
 use hookline_application::portal::PortalService;
 use hookline_application::ports::{LinkSigner, SecretCipher};
 use hookline_application::replay::ReplayService;
 use hookline_application::sources::{InboundService, SourceService, SourceSettings};
 use hookline_application::subscriptions::{SubscriptionService, SubscriptionSettings};
 use hookline_application::tenants::{Authenticator, TenantService};
+use hookline_application::uids::UidClaims;
 use hookline_application::worker::{OutcomeRecorder, Worker, WorkerPorts, WorkerSettings};
 use hookline_application::Shared;
 use hookline_domain::catalogue::CatalogueEntry;
 use hookline_domain::delivery::Delivery;
 use hookline_domain::inbound::Inbound;
 use hookline_domain::message::Message;
+use hookline_domain::operator::Operators;
 use hookline_domain::portal::PortalLink;
 use hookline_domain::source::Source;
 use hookline_domain::subscription::Subscription;
 use hookline_domain::tenant::Tenant;
+use hookline_domain::uid_claim::UidClaim;
 use hookline_domain::upstream::UpstreamSubscription;
 use hookline_infrastructure::cipher::{NoKey, XChaChaCipher};
 use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
@@ -45,7 +51,9 @@ use hookline_infrastructure::postgres::directory::CachedSubscriptions;
 use hookline_infrastructure::postgres::feed::{PgBacklog, PgDeliveryFeed, BACKLOG_BOUND};
 use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
+use hookline_infrastructure::postgres::idempotency::PgIdempotentRequests;
 use hookline_infrastructure::postgres::log_reader::PgEventLog;
+use hookline_infrastructure::postgres::messages::{MessagesProjection, PgMessageReadModel};
 use hookline_infrastructure::postgres::metrics::PgGauges;
 use hookline_infrastructure::postgres::notices::PgNoticeOutbox;
 use hookline_infrastructure::postgres::projections::queue::DUE_CHANNEL;
@@ -73,6 +81,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::OpenDatabase;
 
+/// How long the Svix-compatible API remembers answers to idempotent
+/// requests (as Svix does).
+pub const SVIX_IDEMPOTENCY_TTL: Duration = Duration::from_secs(12 * 3600);
+
 /// Which projections a process runs: a server runs them all; a one-shot
 /// command only the tenants one (so a key it issues works at once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +107,9 @@ pub struct Services {
     pub auth: Arc<Authenticator>,
     pub health: Arc<HealthService>,
     pub replay: Arc<ReplayService>,
+    pub messages: Arc<MessageService>,
+    pub operators: Arc<OperatorService>,
+    pub idempotency: Arc<IdempotencyService>,
     pub portal: Arc<PortalService>,
     pub dashboard: Arc<DashboardService>,
     pub metrics: Arc<MetricsService>,
@@ -178,6 +193,7 @@ impl Consumers {
             list.push(Arc::new(EventTypesProjection::default()));
             list.push(Arc::new(SubscriptionsProjection::default()));
             list.push(Arc::new(deliveries_projection("", due.clone())));
+            list.push(Arc::new(MessagesProjection::default()));
             list.push(Arc::new(sources_projection("")));
             list.push(Arc::new(upstream_projection("")));
         }
@@ -215,7 +231,10 @@ struct Adapters {
     upstream: Arc<PgAggregateStore<UpstreamSubscription>>,
     subscription_read: Arc<PgSubscriptionReadModel>,
     delivery_read: Arc<PgDeliveryReadModel>,
+    message_read: Arc<PgMessageReadModel>,
     tenant_read: Arc<PgTenantReadModel>,
+    uids: UidClaims,
+    operators: Arc<PgAggregateStore<Operators>>,
     catalogue_read: Arc<PgCatalogueReadModel>,
     directory: Arc<CachedSubscriptions>,
 }
@@ -232,12 +251,15 @@ impl Adapters {
                 log.clone(),
                 settings.retry_policy.clone(),
             )),
+            uids: UidClaims::new(Arc::new(PgAggregateStore::<UidClaim>::new(log.clone(), ()))),
+            operators: Arc::new(PgAggregateStore::new(log.clone(), ())),
             sources: Arc::new(PgAggregateStore::new(log.clone(), ())),
             inbound: Arc::new(PgAggregateStore::new(log.clone(), ())),
             upstream: Arc::new(PgAggregateStore::new(log.clone(), ())),
             log,
             subscription_read: Arc::new(PgSubscriptionReadModel::new(pool.clone())),
             delivery_read: Arc::new(PgDeliveryReadModel::new(pool.clone())),
+            message_read: Arc::new(PgMessageReadModel::new(pool.clone())),
             tenant_read: Arc::new(PgTenantReadModel::new(
                 pool.clone(),
                 consumers.progress("tenants"),
@@ -363,6 +385,7 @@ impl Services {
                 shared.clone(),
                 a.subscriptions.clone(),
                 a.subscription_read.clone(),
+                a.uids.clone(),
                 SubscriptionSettings {
                     allow_list: settings.allow_private_targets.clone(),
                     rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
@@ -436,6 +459,24 @@ impl Services {
                 a.tenants,
                 a.tenant_read.clone(),
                 subscriptions.clone(),
+                a.uids.clone(),
+            )),
+            messages: Arc::new(MessageService::new(
+                shared.clone(),
+                a.message_read,
+                Arc::new(PgMessageBodies::new(pool.clone())),
+            )),
+            operators: Arc::new(OperatorService::new(shared.clone(), a.operators)),
+            idempotency: Arc::new(IdempotencyService::new(
+                Arc::new(PgIdempotentRequests::new(pool.clone())),
+                IdempotencySettings {
+                    ttl: SVIX_IDEMPOTENCY_TTL,
+                    // A request is answered within the request timeout
+                    // (twice that while it commits): a claim older than
+                    // that was abandoned.
+                    stale: settings.request_timeout * 3,
+                    wait: Duration::from_secs(5),
+                },
             )),
             auth: Arc::new(Authenticator::new(
                 a.tenant_read,
@@ -576,12 +617,16 @@ impl Services {
             tenants: self.tenants.clone(),
             auth: self.auth.clone(),
             health: self.health.clone(),
+            messages: self.messages.clone(),
+            operators: self.operators.clone(),
+            idempotency: self.idempotency.clone(),
             sources: self.sources.clone(),
             inbound: self.inbound.clone(),
             siigo: self.siigo.clone(),
             allow_list: settings.allow_private_targets.clone(),
             siigo_url: settings.siigo_url.clone(),
             admin_token: settings.admin_token.clone(),
+            svix_max_body_bytes: settings.svix_max_body_bytes,
             portal: self.portal.clone(),
             dashboard: self.dashboard.clone(),
             clock: self.shared.clock.clone(),

@@ -1,6 +1,7 @@
 //! Each tenant's catalogue in memory, for the publish path: the types (the
-//! built-ins it never touched and its stored ones) with their compiled
-//! schemas, and its strict setting. An entry is used while the catalogue
+//! built-ins it never touched, the organisation's, and its own stored ones,
+//! each overriding the one before) with their compiled schemas, and its
+//! strict setting. An entry is used while the catalogue
 //! and tenants read models stand where they stood when it was loaded, and
 //! reloaded on first use after either moved.
 
@@ -20,6 +21,8 @@ const MAX_CACHED_TENANTS: usize = 10_000;
 pub(crate) struct Known {
     pub state: EventTypeState,
     pub schema: Option<Arc<dyn DataSchema>>,
+    /// Defined or changed by someone (not a built-in as shipped).
+    pub stored: bool,
 }
 
 pub(crate) struct TenantCatalogue {
@@ -105,12 +108,27 @@ impl CatalogueCache {
                 Arc::new(Known {
                     state,
                     schema: b.schema.clone(),
+                    stored: false,
                 }),
             );
         }
-        for state in entries {
+        // The organisation's types, which every tenant has unless it
+        // defined its own of that name.
+        let inherited = if tenant.is_organisation() {
+            Vec::new()
+        } else {
+            read.entries(TenantId::ORGANISATION).await?
+        };
+        for state in inherited.into_iter().chain(entries) {
             let schema = self.compiled(&state, compiler);
-            types.insert(state.name.clone(), Arc::new(Known { state, schema }));
+            types.insert(
+                state.name.clone(),
+                Arc::new(Known {
+                    state,
+                    schema,
+                    stored: true,
+                }),
+            );
         }
         let catalogue = Arc::new(TenantCatalogue {
             stamp,

@@ -290,6 +290,26 @@ impl CatalogueService {
         Ok(CataloguePage::new(data, next_cursor))
     }
 
+    /// The types defined or changed in exactly this scope (a tenant, or the
+    /// organisation): no untouched built-ins, no inherited types; by name.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn defined(
+        &self,
+        scope: TenantId,
+        include_archived: bool,
+    ) -> Result<Vec<EventTypeView>, AppError> {
+        let catalogue = self.catalogue(scope).await?;
+        Ok(catalogue
+            .types
+            .values()
+            .filter(|k| k.stored && k.state.tenant_id == scope)
+            .filter(|k| include_archived || !k.state.archived)
+            .map(|k| EventTypeView::from(&k.state))
+            .collect())
+    }
+
     /// One type, now (archived ones too) or as the log recorded it at
     /// `as_of`.
     ///

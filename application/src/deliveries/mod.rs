@@ -11,7 +11,7 @@ pub use publish::{
     IdempotencyKey, Planned, PublishEvent, PublishService, PublishSettings, Published,
     PublishedDelivery, ResourceField, MAX_IDEMPOTENCY_KEY_LEN, MAX_RESOURCE_LEN, TEST_EVENT,
 };
-pub use service::{DeliveryService, ListDeliveries, Recovered};
+pub use service::{DeliveryService, ListAttempts, ListDeliveries, Recovered};
 pub use view::DeliveryDetail;
 
 #[cfg(test)]

@@ -14,10 +14,12 @@ use crate::ports::{
 };
 use crate::shared::Shared;
 use chrono::{DateTime, SecondsFormat, Utc};
+use hookline_domain::channel::Channels;
 use hookline_domain::delivery::{Delivery, EnqueueDelivery, SkipDelivery};
 use hookline_domain::event_type::OPERATIONAL_NAMESPACE;
-use hookline_domain::message::{Message, PublishMessage};
+use hookline_domain::message::{message_id_for_uid, Message, PublishMessage};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
+use hookline_domain::uid::Uid;
 use hookline_domain::{DeliveryId, EventId, EventType, SubscriptionId, TenantId, ValidationError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -97,6 +99,31 @@ pub struct PublishEvent {
     pub resource_type: Option<ResourceField>,
     pub resource_id: Option<ResourceField>,
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The channels the event is published on (`None`: none).
+    pub channels: Option<Channels>,
+    /// The client's own id of the event: the message's id derives from it,
+    /// and publishing it again is refused (409 `duplicate_event_id`).
+    pub uid: Option<Uid>,
+    /// Record the event even when no subscription wants it (otherwise 404
+    /// `no_subscriptions` and nothing is stored).
+    pub keep_unmatched: bool,
+}
+
+impl PublishEvent {
+    /// An event with no channels, uid or resource fields, refused when no
+    /// subscription wants it.
+    pub fn new(event_type: EventType, data: Box<RawValue>) -> Self {
+        Self {
+            event_type,
+            data,
+            resource_type: None,
+            resource_id: None,
+            idempotency_key: None,
+            channels: None,
+            uid: None,
+            keep_unmatched: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +142,10 @@ pub struct PublishedDelivery {
 pub struct Published {
     pub event_id: EventId,
     pub deliveries: Vec<PublishedDelivery>,
+    /// When the message was recorded (absent in answers stored before it
+    /// was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<DateTime<Utc>>,
     /// True when this answer is the stored first answer to an idempotent
     /// request.
     #[serde(skip)]
@@ -216,8 +247,9 @@ impl PublishService {
     ///
     /// # Errors
     /// 400 for data the schema refuses (or an unknown type in strict
-    /// mode); 404 `no_subscriptions` when nothing matches; 409
-    /// `idempotency_key_reused` for a key used for another request.
+    /// mode); 404 `no_subscriptions` when nothing matches (unless
+    /// `keep_unmatched`); 409 `idempotency_key_reused` for a key used for
+    /// another request, `duplicate_event_id` for a uid published before.
     #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id))]
     pub async fn publish(
         &self,
@@ -243,9 +275,9 @@ impl PublishService {
         let subscriptions = self.directory.live_for_tenant(ctx.tenant_id).await?;
         let matching: Vec<&SubscriptionState> = subscriptions
             .iter()
-            .filter(|s| s.events.matches(&event.event_type))
+            .filter(|s| s.wants(&event.event_type, event.channels.as_ref()))
             .collect();
-        if matching.is_empty() {
+        if matching.is_empty() && !event.keep_unmatched {
             return Err(AppError::NothingFound {
                 code: "no_subscriptions",
                 detail: format!(
@@ -266,8 +298,12 @@ impl PublishService {
             });
         }
         let (at, timestamp) = self.envelope_time();
+        let id = match &event.uid {
+            Some(uid) => message_id_for_uid(ctx.tenant_id, uid),
+            None => EventId::from_uuid(self.shared.entropy.new_id()),
+        };
         let envelope = Envelope {
-            id: EventId::from_uuid(self.shared.entropy.new_id()),
+            id,
             timestamp,
             event: event.event_type.as_str(),
             data: &event.data,
@@ -279,8 +315,13 @@ impl PublishService {
             .idempotency_key
             .as_ref()
             .map(|k| (k, fingerprint.as_str()));
+        let message = Recorded {
+            event_type: &event.event_type,
+            channels: event.channels.as_ref(),
+            uid: event.uid.as_ref(),
+        };
         let mut written = self
-            .fan_out(ctx, &event.event_type, &envelope, at, &matching, key)
+            .fan_out(ctx, message, &envelope, at, &matching, key)
             .await?
             .ok_or_else(|| AppError::Internal("a fresh event id collided".into()))?;
         written.value.deprecated_since = admission.deprecated_since;
@@ -336,7 +377,12 @@ impl PublishService {
             resource_type: None,
             resource_id: None,
         };
-        self.fan_out(ctx, &event_type, &envelope, at, &[state.as_ref()], None)
+        let message = Recorded {
+            event_type: &event_type,
+            channels: None,
+            uid: None,
+        };
+        self.fan_out(ctx, message, &envelope, at, &[state.as_ref()], None)
             .await?
             .ok_or_else(|| AppError::Internal("a fresh event id collided".into()))
     }
@@ -377,8 +423,13 @@ impl PublishService {
             resource_type: None,
             resource_id: None,
         };
+        let message = Recorded {
+            event_type: &event_type,
+            channels: None,
+            uid: None,
+        };
         Ok(self
-            .fan_out(ctx, &event_type, &envelope, at, &matching, None)
+            .fan_out(ctx, message, &envelope, at, &matching, None)
             .await?
             .is_some())
     }
@@ -389,7 +440,7 @@ impl PublishService {
     fn build(
         &self,
         ctx: &CommandContext,
-        event_type: &EventType,
+        message: Recorded<'_>,
         envelope: &Envelope<'_>,
         at: DateTime<Utc>,
         subscriptions: &[&SubscriptionState],
@@ -404,8 +455,10 @@ impl PublishService {
             events: vec![Message::publish_new(PublishMessage {
                 event_id: envelope.id,
                 tenant_id: ctx.tenant_id,
-                event_type: event_type.clone(),
+                event_type: message.event_type.clone(),
                 body,
+                channels: message.channels.cloned(),
+                uid: message.uid.cloned(),
                 at,
             })],
             metadata: metadata.clone(),
@@ -418,7 +471,7 @@ impl PublishService {
                 tenant_id: ctx.tenant_id,
                 subscription_id: sub.id,
                 event_id: envelope.id,
-                event_type: event_type.clone(),
+                event_type: message.event_type.clone(),
                 url: sub.url.to_string(),
                 at,
             })];
@@ -449,6 +502,7 @@ impl PublishService {
             published: Published {
                 event_id: envelope.id,
                 deliveries,
+                published_at: Some(at),
                 replayed: false,
                 deprecated_since: None,
             },
@@ -478,7 +532,7 @@ impl PublishService {
         let subscriptions = self.directory.live_for_tenant(ctx.tenant_id).await?;
         let matching: Vec<&SubscriptionState> = subscriptions
             .iter()
-            .filter(|s| s.events.matches(event_type))
+            .filter(|s| s.wants(event_type, None))
             .collect();
         if matching.is_empty() {
             return Ok(None);
@@ -492,21 +546,24 @@ impl PublishService {
             resource_type: None,
             resource_id: None,
         };
-        self.build(ctx, event_type, &envelope, at, &matching)
-            .map(Some)
+        let message = Recorded {
+            event_type,
+            channels: None,
+            uid: None,
+        };
+        self.build(ctx, message, &envelope, at, &matching).map(Some)
     }
 
     async fn fan_out(
         &self,
         ctx: &CommandContext,
-        event_type: &EventType,
+        message: Recorded<'_>,
         envelope: &Envelope<'_>,
         at: DateTime<Utc>,
         subscriptions: &[&SubscriptionState],
         key: Option<(&IdempotencyKey, &str)>,
     ) -> Result<Option<Written<Published>>, AppError> {
-        let Planned { batch, published } =
-            self.build(ctx, event_type, envelope, at, subscriptions)?;
+        let Planned { batch, published } = self.build(ctx, message, envelope, at, subscriptions)?;
         let response =
             serde_json::to_value(&published).map_err(|e| AppError::Internal(e.to_string()))?;
         let claim = key.map(|(key, fingerprint)| IdempotencyClaim {
@@ -529,8 +586,19 @@ impl PublishService {
                     "an append without a key was answered as a repeat".into(),
                 ));
             }
-            // The event id is taken: only an operational notice published
-            // again reuses one.
+            // The message's id derives from the uid: it was published
+            // before (delivery ids are fresh and cannot collide).
+            Err(AppendError::Conflict) if message.uid.is_some() => {
+                return Err(AppError::conflict(
+                    "duplicate_event_id",
+                    format!(
+                        "an event with the id '{}' was already published by this tenant",
+                        message.uid.map(Uid::as_str).unwrap_or_default()
+                    ),
+                ))
+            }
+            // The event id is taken otherwise: only an operational notice
+            // published again reuses one.
             Err(AppendError::Conflict) => return Ok(None),
             Err(AppendError::Other(e)) => return Err(e),
         }
@@ -545,6 +613,14 @@ impl PublishService {
             consistent: true,
         }))
     }
+}
+
+/// What the message records besides its body.
+#[derive(Debug, Clone, Copy)]
+struct Recorded<'a> {
+    event_type: &'a EventType,
+    channels: Option<&'a Channels>,
+    uid: Option<&'a Uid>,
 }
 
 /// Only Hookline publishes operational events (`hookline.…`).
@@ -562,17 +638,26 @@ fn refuse_operational(event_type: &EventType) -> Result<(), AppError> {
 }
 
 /// What a publish request asks for, as a digest: the event type, the data
-/// (as parsed JSON, so formatting and key order do not matter) and the
-/// resource fields.
+/// (as parsed JSON, so formatting and key order do not matter), the
+/// resource fields, and the channels and uid when given (left out
+/// otherwise, so digests stored before they existed still compare).
 fn fingerprint(event: &PublishEvent) -> String {
     let data: serde_json::Value =
         serde_json::from_str(event.data.get()).unwrap_or_else(|_| event.data.get().into());
-    let canonical = serde_json::json!([
-        event.event_type.as_str(),
+    let mut canonical = vec![
+        serde_json::json!(event.event_type.as_str()),
         data,
-        event.resource_type.as_ref().map(ResourceField::as_str),
-        event.resource_id.as_ref().map(ResourceField::as_str)
-    ]);
+        serde_json::json!(event.resource_type.as_ref().map(ResourceField::as_str)),
+        serde_json::json!(event.resource_id.as_ref().map(ResourceField::as_str)),
+    ];
+    if event.channels.is_some() || event.uid.is_some() {
+        canonical.push(serde_json::json!(event
+            .channels
+            .as_ref()
+            .map(Channels::to_strings)));
+        canonical.push(serde_json::json!(event.uid.as_ref().map(Uid::as_str)));
+    }
+    let canonical = serde_json::Value::Array(canonical);
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 

@@ -9,17 +9,20 @@ use crate::history::HistoryEntry;
 use crate::metadata::EventMetadata;
 use crate::pagination::{paginate, Page, PageRequest};
 use crate::ports::{
-    AggregateStore, AttemptRecord, DeliveryListQuery, DeliveryReadModel, DeliveryRecord,
-    LogPosition, SubscriptionReadModel,
+    AggregateStore, AppendError, Appended, AttemptListQuery, AttemptListRow, AttemptRecord,
+    AttemptResult, Batch, Change, DeliveryListQuery, DeliveryReadModel, DeliveryRecord,
+    LogPosition, SubscriptionReadModel, SubscriptionRecord,
 };
 use crate::shared::Shared;
 use chrono::{DateTime, Utc};
 use cqrs_es::{Aggregate, AggregateError};
 use hookline_domain::delivery::{
-    Delivery, DeliveryCommand, DeliveryError, DeliveryEvent, DeliveryStatus, RetryDelivery,
+    Delivery, DeliveryCommand, DeliveryError, DeliveryEvent, DeliveryStatus, EnqueueDelivery,
+    RetryDelivery,
 };
+use hookline_domain::message::Message;
 use hookline_domain::subscription::SubscriptionStatus;
-use hookline_domain::{DeliveryId, EventPattern, SubscriptionId, TenantId};
+use hookline_domain::{DeliveryId, EventId, EventPattern, EventType, SubscriptionId, TenantId};
 use serde_json::value::RawValue;
 use std::fmt;
 use std::sync::Arc;
@@ -34,6 +37,26 @@ pub struct ListDeliveries {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub page: PageRequest,
+}
+
+/// Which attempts to list (of one message, one subscription, or both).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListAttempts {
+    pub event_id: Option<EventId>,
+    pub subscription_id: Option<SubscriptionId>,
+    pub result: Option<AttemptResult>,
+    /// Response status codes in this range (inclusive); `(0, 99)` also
+    /// matches attempts that got no response.
+    pub status_codes: Option<(i32, i32)>,
+    pub event_types: Option<Vec<String>>,
+    pub channel: Option<String>,
+    /// Started strictly after / before.
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Attempts past this one in the list's order.
+    pub after: Option<uuid::Uuid>,
+    pub oldest_first: bool,
+    pub limit: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -285,14 +308,18 @@ impl DeliveryService {
 
     /// Deliveries are attempted again only for an active subscription (the
     /// worker abandons the others): 404 for a missing one, 409 otherwise.
-    async fn ensure_active(&self, tenant: TenantId, id: SubscriptionId) -> Result<(), AppError> {
+    async fn ensure_active(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+    ) -> Result<SubscriptionRecord, AppError> {
         let record = self
             .subscriptions
             .get(tenant, id)
             .await?
             .ok_or_else(|| AppError::not_found("subscription", id))?;
         match record.state.status {
-            SubscriptionStatus::Active => Ok(()),
+            SubscriptionStatus::Active => Ok(record),
             SubscriptionStatus::Deleted => Err(AppError::conflict(
                 "subscription_deleted",
                 format!("subscription '{id}' has been deleted; its deliveries cannot be retried"),
@@ -340,8 +367,115 @@ impl DeliveryService {
         })
     }
 
+    /// Attempts of a message or a subscription, newest first (or oldest
+    /// first), and whether more follow. The read model follows the log
+    /// within milliseconds.
+    ///
+    /// # Errors
+    /// 404 for an `after` attempt the tenant does not have.
+    pub async fn list_attempts(
+        &self,
+        tenant: TenantId,
+        query: ListAttempts,
+    ) -> Result<(Vec<AttemptListRow>, bool), AppError> {
+        let cursor = match query.after {
+            Some(id) => {
+                let started = self
+                    .read
+                    .attempt_started(tenant, id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("attempt", id))?;
+                Some((started, id))
+            }
+            None => None,
+        };
+        let mut rows = self
+            .read
+            .attempts_matching(
+                tenant,
+                &AttemptListQuery {
+                    event_id: query.event_id,
+                    subscription_id: query.subscription_id,
+                    result: query.result,
+                    status_codes: query.status_codes,
+                    event_types: query.event_types,
+                    channel: query.channel,
+                    since: query.since,
+                    until: query.until,
+                    cursor,
+                    oldest_first: query.oldest_first,
+                    limit: query.limit,
+                },
+            )
+            .await?;
+        let more = rows.len() > query.limit as usize;
+        rows.truncate(query.limit as usize);
+        Ok((rows, more))
+    }
+
+    /// Sends a published event to one subscription again, whatever its
+    /// filters and earlier deliveries: a new delivery of the message,
+    /// marked as manually triggered (its attempts carry `triggered_by`).
+    ///
+    /// # Errors
+    /// 404 for a message or subscription the tenant does not have, 409 for
+    /// an inactive subscription.
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id, event_id = %event, subscription_id = %subscription))]
+    pub async fn resend(
+        &self,
+        ctx: &CommandContext,
+        event: EventId,
+        subscription: SubscriptionId,
+    ) -> Result<Written<DeliveryId>, AppError> {
+        let stored = self
+            .shared
+            .log
+            .aggregate_history(Message::TYPE, &event.to_string())
+            .await?;
+        let message = crate::fold::rebuild::<Message>(&stored)?;
+        let message = message
+            .aggregate
+            .state()
+            .filter(|m| m.tenant_id == ctx.tenant_id)
+            .ok_or_else(|| AppError::not_found("message", event))?;
+        let target = self.ensure_active(ctx.tenant_id, subscription).await?;
+        let at = self.shared.clock.now();
+        let delivery_id = DeliveryId::from_uuid(self.shared.entropy.new_id());
+        let mut metadata = ctx.metadata(at);
+        metadata.triggered_by = Some(ctx.request_id.to_string());
+        let batch = Batch::of(vec![Change::<Delivery> {
+            aggregate_id: delivery_id.to_string(),
+            version: 0,
+            events: vec![Delivery::enqueue_new(EnqueueDelivery {
+                delivery_id,
+                tenant_id: ctx.tenant_id,
+                subscription_id: subscription,
+                event_id: event,
+                event_type: EventType::clone(&message.event_type),
+                url: target.state.url.to_string(),
+                at,
+            })],
+            metadata,
+        }])?;
+        let position = match self.store.append(batch, None).await {
+            Ok(Appended::Written(position)) => position,
+            Ok(Appended::Replayed(_)) | Err(AppendError::Conflict) => {
+                return Err(AppError::Internal(
+                    "a fresh delivery collided with another".into(),
+                ))
+            }
+            Err(AppendError::Other(e)) => return Err(e),
+        };
+        let consistent = self.shared.settle(Delivery::TYPE, position).await;
+        tracing::info!(delivery_id = %delivery_id, "message sent again");
+        Ok(Written {
+            value: delivery_id,
+            consistent,
+        })
+    }
+
     /// Queues again every failed or abandoned delivery of a subscription
-    /// created since `since`.
+    /// created since `since` (and before `until`, when given).
     ///
     /// # Errors
     /// 404 for another tenant's subscription, 409 for an inactive one.
@@ -351,11 +485,12 @@ impl DeliveryService {
         ctx: &CommandContext,
         subscription: SubscriptionId,
         since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Written<Recovered>, AppError> {
         self.ensure_active(ctx.tenant_id, subscription).await?;
         let candidates = self
             .read
-            .recoverable(ctx.tenant_id, subscription, since)
+            .recoverable(ctx.tenant_id, subscription, since, until)
             .await?;
         let mut recovered = Vec::new();
         let mut last = None;

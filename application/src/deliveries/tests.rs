@@ -9,8 +9,7 @@ use crate::AppError;
 use cqrs_es::Aggregate;
 use hookline_domain::delivery::{Delivery, DeliveryEvent};
 use hookline_domain::retry::RetryPolicy;
-use hookline_domain::subscription::CustomHeaders;
-use hookline_domain::{AllowList, EventFilter, EventType, SignatureScheme, SubscriptionId};
+use hookline_domain::{AllowList, EventFilter, EventType, SubscriptionId};
 use hookline_domain::{TargetUrl, TenantId};
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -29,6 +28,7 @@ fn setup() -> Setup {
         world.shared.clone(),
         world.store(()),
         world.subscriptions(),
+        world.uids(),
         SubscriptionSettings {
             allow_list: AllowList::default(),
             rotation_overlap: chrono::Duration::hours(1),
@@ -67,15 +67,10 @@ impl Setup {
             .subscriptions
             .create(
                 &self.world.ctx(owner),
-                CreateSubscription {
-                    url: TargetUrl::parse(url, &AllowList::default()).unwrap(),
-                    events: EventFilter::parse(events).unwrap(),
-                    secret: None,
-                    headers: CustomHeaders::default(),
-                    description: None,
-                    signature_scheme: SignatureScheme::default(),
-                    rate_limit: None,
-                },
+                CreateSubscription::new(
+                    TargetUrl::parse(url, &AllowList::default()).unwrap(),
+                    EventFilter::parse(events).unwrap(),
+                ),
             )
             .await
             .unwrap();
@@ -93,11 +88,11 @@ impl Setup {
             .publish(
                 &self.world.ctx(owner),
                 PublishEvent {
-                    event_type: EventType::parse(event, "event_type").unwrap(),
-                    data: RawValue::from_string(data.to_string()).unwrap(),
-                    resource_type: None,
-                    resource_id: None,
                     idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+                    ..PublishEvent::new(
+                        EventType::parse(event, "event_type").unwrap(),
+                        RawValue::from_string(data.to_string()).unwrap(),
+                    )
                 },
             )
             .await
@@ -332,11 +327,11 @@ async fn each_publish_is_counted_once_with_its_deliveries_but_not_its_repeats() 
         .await
         .unwrap();
     let event = |key: Option<&str>| PublishEvent {
-        event_type: EventType::parse("invoice.paid", "event_type").unwrap(),
-        data: RawValue::from_string("{}".into()).unwrap(),
-        resource_type: None,
-        resource_id: None,
         idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+        ..PublishEvent::new(
+            EventType::parse("invoice.paid", "event_type").unwrap(),
+            RawValue::from_string("{}".into()).unwrap(),
+        )
     };
     publish
         .publish(&s.world.ctx(me), event(Some("k1")))

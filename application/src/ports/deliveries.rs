@@ -387,7 +387,8 @@ pub trait DeliveryReadModel: Send + Sync {
         tenant: TenantId,
         ids: &[DeliveryId],
     ) -> Result<Vec<DeliveryRecord>, AppError>;
-    /// Failed and abandoned deliveries of a subscription created since `since`.
+    /// Failed and abandoned deliveries of a subscription created since
+    /// `since` (and before `until`, when given).
     ///
     /// # Errors
     /// Storage errors.
@@ -396,7 +397,67 @@ pub trait DeliveryReadModel: Send + Sync {
         tenant: TenantId,
         subscription: SubscriptionId,
         since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Vec<DeliveryId>, AppError>;
+
+    /// Attempts matching `query`, newest first (oldest first when asked),
+    /// `limit + 1` at most, each with its message's id and type.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn attempts_matching(
+        &self,
+        tenant: TenantId,
+        query: &AttemptListQuery,
+    ) -> Result<Vec<AttemptListRow>, AppError>;
+
+    /// When an attempt of `tenant` started (a list cursor's position).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn attempt_started(
+        &self,
+        tenant: TenantId,
+        attempt: Uuid,
+    ) -> Result<Option<DateTime<Utc>>, AppError>;
+}
+
+/// Whether an attempt got a 2xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    Succeeded,
+    Failed,
+}
+
+/// Which attempts to list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptListQuery {
+    /// Attempts of deliveries of this message.
+    pub event_id: Option<EventId>,
+    pub subscription_id: Option<SubscriptionId>,
+    pub result: Option<AttemptResult>,
+    /// Response status codes in this range (inclusive); `(0, 99)` also
+    /// matches attempts that got no response.
+    pub status_codes: Option<(i32, i32)>,
+    /// Of messages of these types.
+    pub event_types: Option<Vec<String>>,
+    /// Of messages published on this channel.
+    pub channel: Option<String>,
+    /// Started after / before.
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset cursor: attempts strictly past this in the list's order.
+    pub cursor: Option<(DateTime<Utc>, Uuid)>,
+    pub oldest_first: bool,
+    pub limit: u32,
+}
+
+/// An attempt with what a list shows of its message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptListRow {
+    pub attempt: AttemptRecord,
+    pub event_id: EventId,
+    pub event_type: String,
 }
 
 #[cfg(test)]

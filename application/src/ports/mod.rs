@@ -201,9 +201,14 @@ pub struct SubscriptionListQuery {
     /// that match an event name, see `EventType::matching_patterns`).
     pub any_of_patterns: Option<Vec<String>>,
     pub include_inactive: bool,
-    /// Keyset cursor: list items strictly older than this.
+    /// With `include_inactive`: disabled ones but not deleted ones.
+    pub exclude_deleted: bool,
+    /// Keyset cursor: list items strictly past this in the list's order
+    /// (older than it newest first, newer than it oldest first).
     pub before: Option<(DateTime<Utc>, Uuid)>,
     pub limit: u32,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
 }
 
 /// The subscriptions read model (a catch-up projection).
@@ -251,6 +256,8 @@ mod connectors;
 mod dashboard;
 mod deliveries;
 mod flow;
+mod idempotency;
+mod messages;
 mod metrics;
 mod operations;
 mod sources;
@@ -261,6 +268,8 @@ pub use connectors::*;
 pub use dashboard::*;
 pub use deliveries::*;
 pub use flow::*;
+pub use idempotency::*;
+pub use messages::*;
 pub use metrics::*;
 pub use operations::*;
 pub use sources::*;

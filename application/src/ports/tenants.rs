@@ -26,9 +26,12 @@ impl ApiKeyRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantListQuery {
     pub include_deleted: bool,
-    /// Keyset cursor: tenants strictly older than this.
+    /// Keyset cursor: tenants strictly past this in the list's order
+    /// (older than it newest first, newer than it oldest first).
     pub before: Option<(DateTime<Utc>, Uuid)>,
     pub limit: u32,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
 }
 
 #[async_trait]
@@ -37,7 +40,7 @@ pub trait TenantReadModel: Send + Sync {
     /// Storage errors.
     async fn get(&self, id: TenantId) -> Result<Option<TenantState>, AppError>;
 
-    /// Newest first, `limit + 1` rows at most.
+    /// Newest first (or oldest first), `limit + 1` rows at most.
     ///
     /// # Errors
     /// Storage errors.

@@ -15,7 +15,6 @@ use hookline_domain::message::Message;
 use hookline_domain::retry::RetryPolicy;
 use hookline_domain::signature::{SignatureScheme, SigningKey};
 use hookline_domain::source::{EventTypeRule, Source, SourceKind, SourceName};
-use hookline_domain::subscription::CustomHeaders;
 use hookline_domain::tenant::{CreateTenant, Tenant, TenantCommand, TenantName};
 use hookline_domain::{AllowList, EventFilter, SigningSecret, SourceId, TargetUrl, TenantId};
 use std::collections::BTreeMap;
@@ -40,6 +39,8 @@ async fn setup() -> Setup {
                 tenant_id: tenant(1),
                 name: TenantName::parse("acme").unwrap(),
                 first_key: None,
+                uid: None,
+                metadata: Default::default(),
                 at: crate::testing::t0(),
             }),
             &crate::testing::metadata(),
@@ -50,6 +51,7 @@ async fn setup() -> Setup {
         world.shared.clone(),
         world.store(()),
         world.subscriptions(),
+        world.uids(),
         SubscriptionSettings {
             allow_list: AllowList::default(),
             rotation_overlap: chrono::Duration::hours(1),
@@ -107,15 +109,10 @@ impl Setup {
         self.subscriptions
             .create(
                 &self.world.ctx(owner),
-                CreateSubscription {
-                    url: TargetUrl::parse(url, &AllowList::default()).unwrap(),
-                    events: EventFilter::parse(events).unwrap(),
-                    secret: None,
-                    headers: CustomHeaders::default(),
-                    description: None,
-                    signature_scheme: SignatureScheme::default(),
-                    rate_limit: None,
-                },
+                CreateSubscription::new(
+                    TargetUrl::parse(url, &AllowList::default()).unwrap(),
+                    EventFilter::parse(events).unwrap(),
+                ),
             )
             .await
             .unwrap();

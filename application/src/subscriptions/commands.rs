@@ -4,7 +4,10 @@
 
 use crate::pagination::PageRequest;
 use chrono::{DateTime, Utc};
-use hookline_domain::subscription::{CustomHeaders, Description, RateLimit};
+use hookline_domain::channel::Channels;
+use hookline_domain::metadata::Metadata;
+use hookline_domain::subscription::{CustomHeaders, Description, PayloadFormat, RateLimit};
+use hookline_domain::uid::Uid;
 use hookline_domain::{EventFilter, EventPattern, SignatureScheme, SigningSecret, TargetUrl};
 
 /// Creates a subscription; a secret is generated when none is given.
@@ -16,7 +19,48 @@ pub struct CreateSubscription {
     pub headers: CustomHeaders,
     pub description: Option<Description>,
     pub signature_scheme: SignatureScheme,
+    /// Attempts per second (`None`: no limit).
     pub rate_limit: Option<RateLimit>,
+    pub payload_format: PayloadFormat,
+    /// `None`: every channel.
+    pub channels: Option<Channels>,
+    /// Unique among the tenant's subscriptions that are not deleted.
+    pub uid: Option<Uid>,
+    pub metadata: Metadata,
+    /// Created disabled, for this reason.
+    pub disabled: Option<String>,
+    /// Allow another active subscription with the same URL and events
+    /// (refused with 409 `duplicate_subscription` otherwise).
+    pub allow_duplicates: bool,
+}
+
+impl CreateSubscription {
+    /// A subscription with Hookline's defaults for everything but its URL
+    /// and events.
+    pub fn new(url: TargetUrl, events: EventFilter) -> Self {
+        Self {
+            url,
+            events,
+            secret: None,
+            headers: CustomHeaders::default(),
+            description: None,
+            signature_scheme: SignatureScheme::default(),
+            rate_limit: None,
+            payload_format: PayloadFormat::default(),
+            channels: None,
+            uid: None,
+            metadata: Metadata::default(),
+            disabled: None,
+            allow_duplicates: false,
+        }
+    }
+}
+
+/// Disables (with a reason) or enables a subscription as part of a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusChange {
+    Disable(String),
+    Enable,
 }
 
 /// A partial update: `None` leaves a field as it is;
@@ -28,6 +72,14 @@ pub struct SubscriptionChanges {
     pub headers: Option<CustomHeaders>,
     pub description: Option<Option<Description>>,
     pub signature_scheme: Option<SignatureScheme>,
+    /// `Some(None)` listens on every channel again.
+    pub channels: Option<Option<Channels>>,
+    /// `Some(None)` removes the uid.
+    pub uid: Option<Option<Uid>>,
+    pub metadata: Option<Metadata>,
+    pub status: Option<StatusChange>,
+    /// As in [`CreateSubscription::allow_duplicates`].
+    pub allow_duplicates: bool,
     /// `Some(None)` removes the limit.
     pub rate_limit: Option<Option<RateLimit>>,
 }
@@ -39,6 +91,10 @@ impl SubscriptionChanges {
             && self.headers.is_none()
             && self.description.is_none()
             && self.signature_scheme.is_none()
+            && self.channels.is_none()
+            && self.uid.is_none()
+            && self.metadata.is_none()
+            && self.status.is_none()
             && self.rate_limit.is_none()
     }
 }

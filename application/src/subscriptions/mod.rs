@@ -6,7 +6,9 @@ mod queries;
 mod service;
 mod view;
 
-pub use commands::{CreateSubscription, ListSubscriptions, ReadSubscription, SubscriptionChanges};
+pub use commands::{
+    CreateSubscription, ListSubscriptions, ReadSubscription, StatusChange, SubscriptionChanges,
+};
 pub use service::{SubscriptionService, SubscriptionSettings};
 pub use view::{
     open_headers, sealing_context, SubscriptionView, SEALING_CONTEXT_HEADERS,

@@ -87,6 +87,7 @@ impl SubscriptionService {
                     include_inactive: query.include_inactive,
                     before: query.page.before,
                     limit,
+                    ..SubscriptionListQuery::default()
                 },
             )
             .await?;
@@ -117,6 +118,50 @@ impl SubscriptionService {
         Ok(())
     }
 
+    /// The tenant's subscriptions that are not deleted (active or
+    /// disabled), in creation order either way, after `after` in that
+    /// order, and whether more follow.
+    ///
+    /// # Errors
+    /// 404 for an `after` subscription the tenant does not have.
+    pub async fn list_in_order(
+        &self,
+        tenant: TenantId,
+        oldest_first: bool,
+        after: Option<SubscriptionId>,
+        limit: u32,
+    ) -> Result<(Vec<SubscriptionView>, bool), AppError> {
+        let cursor = match after {
+            Some(id) => {
+                let s = self.load_state(tenant, id).await?;
+                Some((s.created_at, *s.id.as_uuid()))
+            }
+            None => None,
+        };
+        let mut rows = self
+            .read
+            .list(
+                tenant,
+                &SubscriptionListQuery {
+                    include_inactive: true,
+                    exclude_deleted: true,
+                    before: cursor,
+                    limit,
+                    oldest_first,
+                    ..SubscriptionListQuery::default()
+                },
+            )
+            .await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let now = self.now();
+        let views = rows
+            .iter()
+            .map(|r| SubscriptionView::render(&r.state, self.shared.cipher.as_ref(), now))
+            .collect::<Result<_, _>>()?;
+        Ok((views, more))
+    }
+
     /// Every subscription of a tenant that still exists (active or
     /// disabled), for cascades such as a tenant's deletion.
     ///
@@ -131,10 +176,10 @@ impl SubscriptionService {
                 .list(
                     tenant,
                     &SubscriptionListQuery {
-                        any_of_patterns: None,
                         include_inactive: true,
                         before,
                         limit: crate::pagination::MAX_LIMIT,
+                        ..SubscriptionListQuery::default()
                     },
                 )
                 .await?;

@@ -1,22 +1,27 @@
 //! The subscription use cases.
 
-use super::commands::{CreateSubscription, SubscriptionChanges};
+use super::commands::{CreateSubscription, StatusChange, SubscriptionChanges};
 use super::map_error;
 use super::view::{
     sealing_context, SubscriptionView, SEALING_CONTEXT_HEADERS, SEALING_CONTEXT_SECRET,
 };
-use crate::commands::{execute_with_retry, Written};
+use crate::commands::{append_decided, execute_with_retry, Written};
 use crate::context::CommandContext;
 use crate::error::AppError;
-use crate::ports::{AggregateStore, FlowControl, SubscriptionReadModel};
+use crate::metadata::EventMetadata;
+use crate::ports::{AggregateStore, Batch, FlowControl, SubscriptionReadModel};
 use crate::shared::Shared;
+use crate::uids::UidClaims;
 use chrono::{DateTime, Utc};
-use cqrs_es::Aggregate;
+use cqrs_es::{Aggregate, AggregateError};
 use hookline_domain::sealed::GENERATED_SECRET_BYTES;
 use hookline_domain::subscription::{
-    CustomHeaders, DisableSubscription, EnableSubscription, RotateSecret, Subscribe, Subscription,
-    SubscriptionCommand, SubscriptionState, Unsubscribe, UpdateSubscription,
+    CustomHeaders, DisableSubscription, EnableSubscription, RevealSecret, RotateSecret, Subscribe,
+    Subscription, SubscriptionCommand, SubscriptionState, SubscriptionStatus, Unsubscribe,
+    UpdateSubscription,
 };
+use hookline_domain::uid::Uid;
+use hookline_domain::uid_claim::UidScope;
 use hookline_domain::{
     AllowList, EventFilter, Sealed, SigningSecret, SubscriptionId, TargetUrl, TenantId,
 };
@@ -34,11 +39,15 @@ pub struct SubscriptionSettings {
     pub max_per_tenant: u64,
 }
 
+/// Longest overlap a rotation may give the replaced secret.
+pub const MAX_ROTATION_OVERLAP: chrono::Duration = chrono::Duration::days(7);
+
 pub struct SubscriptionService {
     pub(super) shared: Shared,
     pub(super) store: Arc<dyn AggregateStore<Subscription>>,
     pub(super) read: Arc<dyn SubscriptionReadModel>,
     pub(super) settings: SubscriptionSettings,
+    pub(super) uids: UidClaims,
     /// The due queue's backlog per subscription, for reads.
     pub(super) flow: Option<Arc<dyn FlowControl>>,
     /// Serialises "check for a duplicate, then write" within this process.
@@ -58,6 +67,7 @@ impl SubscriptionService {
         shared: Shared,
         store: Arc<dyn AggregateStore<Subscription>>,
         read: Arc<dyn SubscriptionReadModel>,
+        uids: UidClaims,
         settings: SubscriptionSettings,
     ) -> Self {
         Self {
@@ -65,6 +75,7 @@ impl SubscriptionService {
             store,
             read,
             settings,
+            uids,
             flow: None,
             write_lock: tokio::sync::Mutex::new(()),
         }
@@ -153,6 +164,19 @@ impl SubscriptionService {
         SubscriptionView::render(&state, self.shared.cipher.as_ref(), self.now())
     }
 
+    /// The subscription as its events leave it (exact, whatever the read
+    /// model's lag), header values masked; deleted ones too.
+    ///
+    /// # Errors
+    /// 404 for a subscription the tenant does not have.
+    pub async fn current(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+    ) -> Result<SubscriptionView, AppError> {
+        self.render_current(tenant, id).await
+    }
+
     /// The answer to a request that set the headers: them in full.
     async fn render_revealed(
         &self,
@@ -188,11 +212,94 @@ impl SubscriptionService {
         }
     }
 
+    /// Whether subscription `holder` (of `tenant`) still has `uid`: it
+    /// exists, is not deleted and was not given another uid since.
+    async fn holds_uid(&self, tenant: TenantId, holder: &str, uid: &Uid) -> Result<bool, AppError> {
+        let Ok(id) = SubscriptionId::parse(holder) else {
+            return Ok(false);
+        };
+        match self.load_state(tenant, id).await {
+            Ok(state) => {
+                Ok(state.status != SubscriptionStatus::Deleted && state.uid.as_ref() == Some(uid))
+            }
+            Err(AppError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The tenant's subscription (not deleted) whose uid is `uid`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn find_by_uid(
+        &self,
+        tenant: TenantId,
+        uid: &Uid,
+    ) -> Result<Option<SubscriptionId>, AppError> {
+        let Some(claimant) = self
+            .uids
+            .claimant(UidScope::Subscriptions(tenant), uid)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if !self.holds_uid(tenant, &claimant, uid).await? {
+            return Ok(None);
+        }
+        Ok(SubscriptionId::parse(&claimant).ok())
+    }
+
+    /// Appends what `commands` decide on subscription `id`, with the claim
+    /// of `uid` when it gets one, and waits (bounded) for the read models.
+    async fn write(
+        &self,
+        ctx: &CommandContext,
+        id: SubscriptionId,
+        commands: impl Fn() -> Vec<SubscriptionCommand>,
+        uid: Option<&Uid>,
+    ) -> Result<bool, AppError> {
+        let key = id.to_string();
+        let at = self.now();
+        let metadata: EventMetadata = ctx.metadata(at);
+        let position = append_decided(
+            self.store.as_ref(),
+            &key,
+            commands,
+            |e| map_error(&key, AggregateError::UserError(e)),
+            || async {
+                let mut batch = Batch::default();
+                if let Some(uid) = uid {
+                    let claim =
+                        self.uids
+                            .claim(
+                                UidScope::Subscriptions(ctx.tenant_id),
+                                uid,
+                                &key,
+                                |holder| async move {
+                                    self.holds_uid(ctx.tenant_id, &holder, uid).await
+                                },
+                                at,
+                                &metadata,
+                            )
+                            .await?;
+                    if let Some(claim) = claim {
+                        batch.add(claim)?;
+                    }
+                }
+                Ok(batch)
+            },
+            &metadata,
+        )
+        .await?;
+        Ok(self.shared.settle(Subscription::TYPE, position).await)
+    }
+
     /// Creates a subscription. The answer carries the full secret, the only
     /// time it is ever shown.
     ///
     /// # Errors
-    /// 409 for an active duplicate.
+    /// 409 for an active duplicate (unless allowed), a uid another
+    /// subscription of the tenant has, or too many subscriptions.
     #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id))]
     pub async fn create(
         &self,
@@ -227,6 +334,7 @@ impl SubscriptionService {
     ) -> Result<Written<SubscriptionView>, AppError> {
         let secret = input.secret.unwrap_or_else(|| self.new_secret());
         let (header_names, headers) = self.seal_headers(id, &input.headers)?;
+        let at = self.now();
         let command = Subscribe {
             subscription_id: id,
             tenant_id: ctx.tenant_id,
@@ -239,7 +347,11 @@ impl SubscriptionService {
             secret: self.seal_secret(id, &secret)?,
             secret_hint: secret.hint(),
             rate_limit: input.rate_limit,
-            at: self.now(),
+            payload_format: input.payload_format,
+            channels: input.channels,
+            uid: input.uid.clone(),
+            metadata: input.metadata,
+            at,
         };
         let guard = self.write_lock.lock().await;
         let held = self.read.count(ctx.tenant_id).await?;
@@ -251,10 +363,27 @@ impl SubscriptionService {
                 ),
             ));
         }
-        self.reject_duplicate(ctx.tenant_id, &command.url, &command.events, None)
-            .await?;
+        if !input.allow_duplicates {
+            self.reject_duplicate(ctx.tenant_id, &command.url, &command.events, None)
+                .await?;
+        }
         let consistent = self
-            .run(ctx, id, || SubscriptionCommand::Subscribe(command.clone()))
+            .write(
+                ctx,
+                id,
+                || {
+                    let mut commands = vec![SubscriptionCommand::Subscribe(command.clone())];
+                    if let Some(reason) = &input.disabled {
+                        commands.push(SubscriptionCommand::Disable(DisableSubscription {
+                            tenant_id: ctx.tenant_id,
+                            reason: reason.clone(),
+                            at,
+                        }));
+                    }
+                    commands
+                },
+                input.uid.as_ref(),
+            )
             .await?;
         drop(guard);
         let mut view = self.render_revealed(ctx.tenant_id, id).await?;
@@ -267,8 +396,9 @@ impl SubscriptionService {
     }
 
     /// # Errors
-    /// 400 for no change, 404, 409 for a deleted subscription or when the
-    /// change would duplicate another active subscription.
+    /// 400 for no change, 404, 409 for a deleted subscription, when the
+    /// change would duplicate another active subscription (unless allowed)
+    /// or give it a uid another subscription has.
     #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id, subscription_id = %id))]
     pub async fn update(
         &self,
@@ -287,26 +417,52 @@ impl SubscriptionService {
             .map(|h| self.seal_headers(id, h))
             .transpose()?;
         let guard = self.write_lock.lock().await;
-        if changes.url.is_some() || changes.events.is_some() {
+        if (changes.url.is_some() || changes.events.is_some()) && !changes.allow_duplicates {
             let current = self.load_state(ctx.tenant_id, id).await?;
             let url = changes.url.clone().unwrap_or(current.url);
             let events = changes.events.clone().unwrap_or(current.events);
             self.reject_duplicate(ctx.tenant_id, &url, &events, Some(id))
                 .await?;
         }
+        let at = self.now();
+        let new_uid = changes.uid.clone().flatten();
         let consistent = self
-            .run(ctx, id, || {
-                SubscriptionCommand::Update(UpdateSubscription {
-                    tenant_id: ctx.tenant_id,
-                    url: changes.url.clone(),
-                    events: changes.events.clone(),
-                    headers: headers.clone(),
-                    description: changes.description.clone(),
-                    signature_scheme: changes.signature_scheme,
-                    rate_limit: changes.rate_limit,
-                    at: self.now(),
-                })
-            })
+            .write(
+                ctx,
+                id,
+                || {
+                    let mut commands = vec![SubscriptionCommand::Update(UpdateSubscription {
+                        url: changes.url.clone(),
+                        events: changes.events.clone(),
+                        headers: headers.clone(),
+                        description: changes.description.clone(),
+                        signature_scheme: changes.signature_scheme,
+                        rate_limit: changes.rate_limit,
+                        channels: changes.channels.clone(),
+                        uid: changes.uid.clone(),
+                        metadata: changes.metadata.clone(),
+                        ..UpdateSubscription::nothing(ctx.tenant_id, at)
+                    })];
+                    match &changes.status {
+                        Some(StatusChange::Disable(reason)) => {
+                            commands.push(SubscriptionCommand::Disable(DisableSubscription {
+                                tenant_id: ctx.tenant_id,
+                                reason: reason.clone(),
+                                at,
+                            }));
+                        }
+                        Some(StatusChange::Enable) => {
+                            commands.push(SubscriptionCommand::Enable(EnableSubscription {
+                                tenant_id: ctx.tenant_id,
+                                at,
+                            }));
+                        }
+                        None => {}
+                    }
+                    commands
+                },
+                new_uid.as_ref(),
+            )
             .await?;
         drop(guard);
         let view = self.render_revealed(ctx.tenant_id, id).await?;
@@ -316,19 +472,62 @@ impl SubscriptionService {
         })
     }
 
-    /// Replaces the secret (with `secret`, or a generated one); the old one
-    /// keeps signing for the configured overlap. The answer carries the new
-    /// secret in full, once.
+    /// The subscription's current secret in full. Each reveal is recorded
+    /// (`SecretRevealed`, with who asked in its metadata) before the
+    /// secret is handed out.
     ///
     /// # Errors
     /// 404, 409 when deleted.
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id, subscription_id = %id))]
+    pub async fn reveal_secret(
+        &self,
+        ctx: &CommandContext,
+        id: SubscriptionId,
+    ) -> Result<SigningSecret, AppError> {
+        let key = id.to_string();
+        execute_with_retry(
+            self.store.as_ref(),
+            &key,
+            || {
+                SubscriptionCommand::RevealSecret(RevealSecret {
+                    tenant_id: ctx.tenant_id,
+                    at: self.now(),
+                })
+            },
+            &ctx.metadata(self.now()),
+        )
+        .await
+        .map_err(|e| map_error(&key, e))?;
+        let state = self.load_state(ctx.tenant_id, id).await?;
+        tracing::info!("secret revealed");
+        crate::worker::unseal_secret(&state.secret, id, self.shared.cipher.as_ref())
+    }
+
+    /// Replaces the secret (with `secret`, or a generated one); the old one
+    /// keeps signing for `overlap` (the configured overlap when `None`).
+    /// The answer carries the new secret in full, once.
+    ///
+    /// # Errors
+    /// 400 for an overlap outside 0–7 days; 404, 409 when deleted.
     #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id, subscription_id = %id))]
     pub async fn rotate_secret(
         &self,
         ctx: &CommandContext,
         id: SubscriptionId,
         secret: Option<SigningSecret>,
+        overlap: Option<chrono::Duration>,
     ) -> Result<Written<SubscriptionView>, AppError> {
+        let overlap = overlap.unwrap_or(self.settings.rotation_overlap);
+        if overlap < chrono::Duration::zero() || overlap > MAX_ROTATION_OVERLAP {
+            return Err(hookline_domain::ValidationError::new(
+                "overlap",
+                format!(
+                    "must be between 0 and {} seconds",
+                    MAX_ROTATION_OVERLAP.num_seconds()
+                ),
+            )
+            .into());
+        }
         let secret = secret.unwrap_or_else(|| self.new_secret());
         let sealed = self.seal_secret(id, &secret)?;
         let consistent = self
@@ -338,7 +537,7 @@ impl SubscriptionService {
                     tenant_id: ctx.tenant_id,
                     secret: sealed.clone(),
                     secret_hint: secret.hint(),
-                    previous_secret_expires_at: at + self.settings.rotation_overlap,
+                    previous_secret_expires_at: at + overlap,
                     at,
                 })
             })

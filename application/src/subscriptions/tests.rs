@@ -13,6 +13,7 @@ fn service(world: &World) -> SubscriptionService {
         world.shared.clone(),
         world.store(()),
         world.subscriptions(),
+        world.uids(),
         SubscriptionSettings {
             allow_list: AllowList::default(),
             rotation_overlap: chrono::Duration::hours(24),
@@ -23,17 +24,16 @@ fn service(world: &World) -> SubscriptionService {
 
 fn create(url: &str, events: &[&str]) -> CreateSubscription {
     CreateSubscription {
-        url: TargetUrl::parse(url, &AllowList::default()).unwrap(),
-        events: EventFilter::parse(events).unwrap(),
-        secret: None,
         headers: CustomHeaders::parse(BTreeMap::from([(
             "Authorization".to_string(),
             "Bearer s3cr3t".to_string(),
         )]))
         .unwrap(),
-        description: None,
         signature_scheme: SignatureScheme::default(),
-        rate_limit: None,
+        ..CreateSubscription::new(
+            TargetUrl::parse(url, &AllowList::default()).unwrap(),
+            EventFilter::parse(events).unwrap(),
+        )
     }
 }
 
@@ -112,7 +112,11 @@ async fn a_rotation_keeps_the_old_secret_for_the_overlap() {
         .await
         .unwrap()
         .value;
-    let rotated = s.rotate_secret(&ctx, created.id, None).await.unwrap().value;
+    let rotated = s
+        .rotate_secret(&ctx, created.id, None, None)
+        .await
+        .unwrap()
+        .value;
     assert_ne!(rotated.secret, created.secret);
     assert_eq!(
         rotated.previous_secret_expires_at,

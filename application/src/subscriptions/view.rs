@@ -5,7 +5,12 @@
 use crate::error::AppError;
 use crate::ports::SecretCipher;
 use chrono::{DateTime, Utc};
-use hookline_domain::subscription::{Circuit, SubscriptionState, SubscriptionStatus};
+use hookline_domain::channel::Channels;
+use hookline_domain::metadata::Metadata;
+use hookline_domain::subscription::{
+    Circuit, PayloadFormat, SubscriptionState, SubscriptionStatus,
+};
+use hookline_domain::uid::Uid;
 use hookline_domain::{SignatureScheme, SubscriptionId, TenantId};
 use std::collections::BTreeMap;
 
@@ -43,6 +48,10 @@ pub struct SubscriptionView {
     pub backlog: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub payload_format: PayloadFormat,
+    pub channels: Option<Channels>,
+    pub uid: Option<Uid>,
+    pub metadata: Metadata,
 }
 
 /// Opens a subscription's sealed custom headers.
@@ -119,6 +128,10 @@ impl SubscriptionView {
             backlog: None,
             created_at: state.created_at,
             updated_at: state.updated_at,
+            payload_format: state.payload_format,
+            channels: state.channels.clone(),
+            uid: state.uid.clone(),
+            metadata: state.metadata.clone(),
         })
     }
 }

@@ -6,7 +6,10 @@ mod auth;
 mod service;
 
 pub use auth::{hash_key, Authenticator, Principal, API_KEY_PREFIX};
-pub use service::{ApiKeyView, IssuedKey, NewTenant, TenantService, TenantView, MAX_KEY_OVERLAP};
+pub use service::{
+    ApiKeyView, IssuedKey, ListOrder, NewTenant, TenantChanges, TenantDetails, TenantService,
+    TenantView, MAX_KEY_OVERLAP,
+};
 
 use crate::error::AppError;
 use cqrs_es::AggregateError;

@@ -3,22 +3,26 @@
 
 use super::auth::{hash_key, Principal, API_KEY_PREFIX};
 use super::map_error;
-use crate::commands::{execute_with_retry, Written};
+use crate::commands::{append_decided, execute_with_retry, Written};
 use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::pagination::{paginate, Page, PageRequest};
-use crate::ports::{AggregateStore, TenantListQuery, TenantReadModel};
+use crate::ports::{AggregateStore, Batch, TenantListQuery, TenantReadModel};
 use crate::shared::Shared;
 use crate::subscriptions::SubscriptionService;
+use crate::uids::UidClaims;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use cqrs_es::Aggregate;
+use cqrs_es::{Aggregate, AggregateError};
+use hookline_domain::metadata::Metadata;
 use hookline_domain::tenant::{
-    ChangeSettings, CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey,
-    RotateApiKey, SettingsChanges, Tenant, TenantCommand, TenantName, TenantSettings, TenantState,
-    TenantStatus,
+    ChangeDetails, ChangeSettings, CreateTenant, DeleteTenant, IssueApiKey, RenameTenant,
+    RevokeApiKey, RotateApiKey, SettingsChanges, Tenant, TenantCommand, TenantName, TenantSettings,
+    TenantState, TenantStatus,
 };
+use hookline_domain::uid::Uid;
+use hookline_domain::uid_claim::UidScope;
 use hookline_domain::TenantId;
 use std::fmt;
 use std::sync::Arc;
@@ -37,6 +41,35 @@ pub struct TenantView {
     pub active_keys: usize,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The client's own name for the tenant, unique among live tenants.
+    pub uid: Option<Uid>,
+    pub metadata: Metadata,
+}
+
+/// A tenant to create without an API key (the Svix-compatible API's
+/// applications), with its uid and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantDetails {
+    pub name: TenantName,
+    pub uid: Option<Uid>,
+    pub metadata: Metadata,
+}
+
+/// What to change about a tenant; `None` leaves a field as it is,
+/// `uid: Some(None)` removes the uid.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TenantChanges {
+    pub name: Option<TenantName>,
+    pub uid: Option<Option<Uid>>,
+    pub metadata: Option<Metadata>,
+}
+
+/// Which way a list runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    #[default]
+    NewestFirst,
+    OldestFirst,
 }
 
 /// A key as lists show it: never the key, only a hint.
@@ -81,6 +114,7 @@ pub struct TenantService {
     store: Arc<dyn AggregateStore<Tenant>>,
     read: Arc<dyn TenantReadModel>,
     subscriptions: Arc<SubscriptionService>,
+    uids: UidClaims,
 }
 
 impl fmt::Debug for TenantService {
@@ -101,6 +135,8 @@ fn view(state: &TenantState, now: DateTime<Utc>) -> TenantView {
         },
         created_at: state.created_at,
         updated_at: state.updated_at,
+        uid: state.uid.clone(),
+        metadata: state.metadata.clone(),
     }
 }
 
@@ -110,12 +146,14 @@ impl TenantService {
         store: Arc<dyn AggregateStore<Tenant>>,
         read: Arc<dyn TenantReadModel>,
         subscriptions: Arc<SubscriptionService>,
+        uids: UidClaims,
     ) -> Self {
         Self {
             shared,
             store,
             read,
             subscriptions,
+            uids,
         }
     }
 
@@ -197,6 +235,8 @@ impl TenantService {
                     tenant_id: id,
                     name: name.clone(),
                     first_key: Some(first_key.clone()),
+                    uid: None,
+                    metadata: Metadata::default(),
                     at,
                 })
             })
@@ -210,6 +250,192 @@ impl TenantService {
             },
             consistent,
         })
+    }
+
+    /// Whether tenant `holder` still has `uid` (it is live and was not
+    /// given another uid since).
+    async fn holds_uid(&self, holder: &str, uid: &Uid) -> Result<bool, AppError> {
+        let Ok(id) = TenantId::parse(holder) else {
+            return Ok(false);
+        };
+        match self.state(id).await {
+            Ok(s) => Ok(s.status == TenantStatus::Active && s.uid.as_ref() == Some(uid)),
+            Err(AppError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The live tenant whose uid is `uid`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn find_by_uid(&self, uid: &Uid) -> Result<Option<TenantId>, AppError> {
+        let Some(claimant) = self.uids.claimant(UidScope::Tenants, uid).await? else {
+            return Ok(None);
+        };
+        if !self.holds_uid(&claimant, uid).await? {
+            return Ok(None);
+        }
+        Ok(TenantId::parse(&claimant).ok())
+    }
+
+    /// Appends what `commands` decide on tenant `id`, with the claim of
+    /// `uid` when it gets one, and waits (bounded) for the read models.
+    async fn write(
+        &self,
+        ctx: &CommandContext,
+        id: TenantId,
+        commands: impl Fn() -> Vec<TenantCommand>,
+        uid: Option<&Uid>,
+    ) -> Result<bool, AppError> {
+        let key = id.to_string();
+        let at = self.now();
+        let metadata = ctx.for_tenant(id).metadata(at);
+        let position = append_decided(
+            self.store.as_ref(),
+            &key,
+            commands,
+            |e| map_error(&key, AggregateError::UserError(e)),
+            || async {
+                let mut batch = Batch::default();
+                if let Some(uid) = uid {
+                    let claim = self
+                        .uids
+                        .claim(
+                            UidScope::Tenants,
+                            uid,
+                            &key,
+                            |holder| async move { self.holds_uid(&holder, uid).await },
+                            at,
+                            &metadata,
+                        )
+                        .await?;
+                    if let Some(claim) = claim {
+                        batch.add(claim)?;
+                    }
+                }
+                Ok(batch)
+            },
+            &metadata,
+        )
+        .await?;
+        Ok(self.shared.settle(Tenant::TYPE, position).await)
+    }
+
+    /// Creates a tenant without an API key, with a uid (unique among live
+    /// tenants) and metadata.
+    ///
+    /// # Errors
+    /// 409 `uid_taken` when a live tenant has the uid.
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id))]
+    pub async fn create_with(
+        &self,
+        ctx: &CommandContext,
+        details: TenantDetails,
+    ) -> Result<Written<TenantView>, AppError> {
+        let id = TenantId::from_uuid(self.shared.entropy.new_id());
+        let at = self.now();
+        let consistent = self
+            .write(
+                ctx,
+                id,
+                || {
+                    vec![TenantCommand::Create(CreateTenant {
+                        tenant_id: id,
+                        name: details.name.clone(),
+                        first_key: None,
+                        uid: details.uid.clone(),
+                        metadata: details.metadata.clone(),
+                        at,
+                    })]
+                },
+                details.uid.as_ref(),
+            )
+            .await?;
+        tracing::info!(tenant_id = %id, "tenant created");
+        Ok(Written {
+            value: self.get(id).await?,
+            consistent,
+        })
+    }
+
+    /// Renames a tenant and changes its uid and metadata, in one step.
+    ///
+    /// # Errors
+    /// 404; 409 for a deleted tenant or a uid another live tenant has.
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %id))]
+    pub async fn change(
+        &self,
+        ctx: &CommandContext,
+        id: TenantId,
+        changes: TenantChanges,
+    ) -> Result<Written<TenantView>, AppError> {
+        let at = self.now();
+        let new_uid = changes.uid.clone().flatten();
+        // A missing tenant is refused by its aggregate even when nothing
+        // would change.
+        self.state(id).await?;
+        let consistent = self
+            .write(
+                ctx,
+                id,
+                || {
+                    let mut commands = Vec::new();
+                    if let Some(name) = &changes.name {
+                        commands.push(TenantCommand::Rename(RenameTenant {
+                            name: name.clone(),
+                            at,
+                        }));
+                    }
+                    if changes.uid.is_some() || changes.metadata.is_some() {
+                        commands.push(TenantCommand::ChangeDetails(ChangeDetails {
+                            uid: changes.uid.clone(),
+                            metadata: changes.metadata.clone(),
+                            at,
+                        }));
+                    }
+                    commands
+                },
+                new_uid.as_ref(),
+            )
+            .await?;
+        Ok(Written {
+            value: self.get(id).await?,
+            consistent,
+        })
+    }
+
+    /// Live tenants in creation order (either way), after the tenant
+    /// `after` in that order, and whether more follow.
+    ///
+    /// # Errors
+    /// 404 for an `after` tenant that does not exist.
+    pub async fn list_in_order(
+        &self,
+        order: ListOrder,
+        after: Option<TenantId>,
+        limit: u32,
+    ) -> Result<(Vec<TenantView>, bool), AppError> {
+        let cursor = match after {
+            Some(id) => {
+                let s = self.state(id).await?;
+                Some((s.created_at, *s.id.as_uuid()))
+            }
+            None => None,
+        };
+        let mut rows = self
+            .read
+            .list(&TenantListQuery {
+                include_deleted: false,
+                before: cursor,
+                limit,
+                oldest_first: order == ListOrder::OldestFirst,
+            })
+            .await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let now = self.now();
+        Ok((rows.iter().map(|s| view(s, now)).collect(), more))
     }
 
     /// Newest first, keyset-paginated.
@@ -227,6 +453,7 @@ impl TenantService {
                 include_deleted,
                 before: page.before,
                 limit: page.limit,
+                oldest_first: false,
             })
             .await?;
         let now = self.now();

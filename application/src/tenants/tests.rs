@@ -6,9 +6,9 @@ use super::*;
 use crate::subscriptions::{CreateSubscription, SubscriptionService, SubscriptionSettings};
 use crate::testing::{NoWait, World};
 use crate::AppError;
-use hookline_domain::subscription::{CustomHeaders, SubscriptionStatus};
+use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::tenant::TenantName;
-use hookline_domain::{AllowList, EventFilter, SignatureScheme, TargetUrl, TenantId};
+use hookline_domain::{AllowList, EventFilter, TargetUrl, TenantId};
 use std::sync::Arc;
 
 struct Setup {
@@ -24,6 +24,7 @@ fn setup() -> Setup {
         world.shared.clone(),
         world.store(()),
         world.subscriptions(),
+        world.uids(),
         SubscriptionSettings {
             allow_list: AllowList::default(),
             rotation_overlap: chrono::Duration::hours(1),
@@ -35,6 +36,7 @@ fn setup() -> Setup {
         world.store(()),
         world.tenants(),
         subscriptions.clone(),
+        world.uids(),
     );
     let auth = Authenticator::new(
         world.tenants(),
@@ -139,15 +141,10 @@ async fn a_deleted_tenant_loses_its_keys_and_its_subscriptions() {
         .subscriptions
         .create(
             &s.world.ctx(id),
-            CreateSubscription {
-                url: TargetUrl::parse("https://a.example/h", &AllowList::default()).unwrap(),
-                events: EventFilter::parse(&["*"]).unwrap(),
-                secret: None,
-                headers: CustomHeaders::default(),
-                description: None,
-                signature_scheme: SignatureScheme::default(),
-                rate_limit: None,
-            },
+            CreateSubscription::new(
+                TargetUrl::parse("https://a.example/h", &AllowList::default()).unwrap(),
+                EventFilter::parse(&["*"]).unwrap(),
+            ),
         )
         .await
         .unwrap()

@@ -71,6 +71,10 @@ impl World {
         Arc::new(MemoryStore::new(self.log.clone(), services))
     }
 
+    pub fn uids(&self) -> crate::uids::UidClaims {
+        crate::uids::UidClaims::new(self.store(()))
+    }
+
     pub fn subscriptions(&self) -> Arc<LogSubscriptions> {
         Arc::new(LogSubscriptions(self.log.clone()))
     }

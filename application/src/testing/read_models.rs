@@ -56,17 +56,33 @@ impl SubscriptionReadModel for LogSubscriptions {
         tenant: TenantId,
         q: &SubscriptionListQuery,
     ) -> Result<Vec<SubscriptionRecord>, AppError> {
-        Ok(self
+        let mut all: Vec<_> = self
             .all()
             .into_iter()
             .filter(|(s, _)| s.tenant_id == tenant)
             .filter(|(s, _)| q.include_inactive || s.status == SubscriptionStatus::Active)
+            .filter(|(s, _)| !(q.exclude_deleted && s.status == SubscriptionStatus::Deleted))
             .filter(|(s, _)| {
                 q.any_of_patterns
                     .as_ref()
                     .is_none_or(|p| s.events.to_strings().iter().any(|e| p.contains(e)))
             })
-            .filter(|(s, _)| q.before.is_none_or(|b| (s.created_at, *s.id.as_uuid()) < b))
+            .collect();
+        if q.oldest_first {
+            all.reverse();
+        }
+        Ok(all
+            .into_iter()
+            .filter(|(s, _)| {
+                q.before.is_none_or(|b| {
+                    let at = (s.created_at, *s.id.as_uuid());
+                    if q.oldest_first {
+                        at > b
+                    } else {
+                        at < b
+                    }
+                })
+            })
             .take(q.limit as usize + 1)
             .map(|(state, version)| SubscriptionRecord { state, version })
             .collect())
@@ -246,6 +262,7 @@ impl DeliveryReadModel for LogDeliveries {
         tenant: TenantId,
         subscription: SubscriptionId,
         since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Vec<DeliveryId>, AppError> {
         use hookline_domain::delivery::DeliveryStatus;
         Ok(self
@@ -256,6 +273,7 @@ impl DeliveryReadModel for LogDeliveries {
                 r.tenant_id == tenant
                     && r.subscription_id == subscription
                     && r.created_at >= since
+                    && until.is_none_or(|u| r.created_at < u)
                     && matches!(
                         r.status,
                         DeliveryStatus::Failed
@@ -265,6 +283,150 @@ impl DeliveryReadModel for LogDeliveries {
             })
             .map(|r| r.id)
             .collect())
+    }
+
+    async fn attempts_matching(
+        &self,
+        tenant: TenantId,
+        q: &crate::ports::AttemptListQuery,
+    ) -> Result<Vec<crate::ports::AttemptListRow>, AppError> {
+        use crate::ports::{AttemptListRow, AttemptResult};
+        use hookline_domain::delivery::DeliveryStatus;
+        let messages = LogMessages(self.0.clone()).all();
+        let mut rows: Vec<AttemptListRow> = self
+            .all()
+            .into_iter()
+            .filter(|(r, _)| r.tenant_id == tenant)
+            .filter(|(r, _)| q.event_id.is_none_or(|e| r.event_id == e))
+            .filter(|(r, _)| q.subscription_id.is_none_or(|s| r.subscription_id == s))
+            .filter(|(r, _)| {
+                q.event_types
+                    .as_ref()
+                    .is_none_or(|t| t.contains(&r.event_type))
+            })
+            .filter(|(r, _)| {
+                q.channel.as_ref().is_none_or(|c| {
+                    messages
+                        .iter()
+                        .any(|m| m.id == r.event_id && m.channels.contains(c))
+                })
+            })
+            .flat_map(|(r, attempts)| {
+                attempts.into_iter().map(move |a| AttemptListRow {
+                    attempt: a,
+                    event_id: r.event_id,
+                    event_type: r.event_type.clone(),
+                })
+            })
+            .filter(|row| match q.result {
+                None => true,
+                Some(AttemptResult::Succeeded) => row.attempt.outcome == DeliveryStatus::Delivered,
+                Some(AttemptResult::Failed) => row.attempt.outcome != DeliveryStatus::Delivered,
+            })
+            .filter(|row| {
+                q.status_codes.is_none_or(|(lo, hi)| {
+                    let code = row.attempt.status_code.unwrap_or(0);
+                    (lo..=hi).contains(&code)
+                })
+            })
+            .filter(|row| q.since.is_none_or(|t| row.attempt.started_at > t))
+            .filter(|row| q.until.is_none_or(|t| row.attempt.started_at < t))
+            .collect();
+        rows.sort_by_key(|row| (row.attempt.started_at, row.attempt.id));
+        if !q.oldest_first {
+            rows.reverse();
+        }
+        if let Some(c) = q.cursor {
+            rows.retain(|row| {
+                let at = (row.attempt.started_at, row.attempt.id);
+                if q.oldest_first {
+                    at > c
+                } else {
+                    at < c
+                }
+            });
+        }
+        rows.truncate(q.limit as usize + 1);
+        Ok(rows)
+    }
+
+    async fn attempt_started(
+        &self,
+        tenant: TenantId,
+        attempt: uuid::Uuid,
+    ) -> Result<Option<DateTime<Utc>>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .filter(|(r, _)| r.tenant_id == tenant)
+            .flat_map(|(_, a)| a)
+            .find(|a| a.id == attempt)
+            .map(|a| a.started_at))
+    }
+}
+
+/// The messages read model, folded from the log.
+#[derive(Debug, Clone)]
+pub struct LogMessages(pub Arc<MemoryLog>);
+
+impl LogMessages {
+    fn all(&self) -> Vec<crate::ports::MessageRecord> {
+        use hookline_domain::message::Message;
+        self.0
+            .of(Message::TYPE)
+            .iter()
+            .filter_map(|e| {
+                let loaded = fold::rebuild::<Message>(std::slice::from_ref(e)).ok()?;
+                let s = loaded.aggregate.state()?.clone();
+                Some(crate::ports::MessageRecord {
+                    id: s.event_id,
+                    tenant_id: s.tenant_id,
+                    event_type: s.event_type.to_string(),
+                    channels: s.channels.map(|c| c.to_strings()).unwrap_or_default(),
+                    uid: s.uid.map(|u| u.as_str().to_string()),
+                    published_at: s.published_at,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl crate::ports::MessageReadModel for LogMessages {
+    async fn list(
+        &self,
+        tenant: TenantId,
+        q: &crate::ports::MessageListQuery,
+    ) -> Result<Vec<crate::ports::MessageRecord>, AppError> {
+        let mut rows: Vec<_> = self
+            .all()
+            .into_iter()
+            .filter(|m| m.tenant_id == tenant)
+            .filter(|m| {
+                q.event_types
+                    .as_ref()
+                    .is_none_or(|t| t.contains(&m.event_type))
+            })
+            .filter(|m| q.channel.as_ref().is_none_or(|c| m.channels.contains(c)))
+            .filter(|m| q.since.is_none_or(|t| m.published_at > t))
+            .filter(|m| q.until.is_none_or(|t| m.published_at < t))
+            .collect();
+        rows.sort_by_key(|m| (m.published_at, *m.id.as_uuid()));
+        if !q.oldest_first {
+            rows.reverse();
+        }
+        if let Some(c) = q.cursor {
+            rows.retain(|m| {
+                let at = (m.published_at, *m.id.as_uuid());
+                if q.oldest_first {
+                    at > c
+                } else {
+                    at < c
+                }
+            });
+        }
+        rows.truncate(q.limit as usize + 1);
+        Ok(rows)
     }
 }
 
@@ -301,12 +463,27 @@ impl crate::ports::TenantReadModel for LogTenants {
         q: &crate::ports::TenantListQuery,
     ) -> Result<Vec<hookline_domain::tenant::TenantState>, AppError> {
         use hookline_domain::tenant::TenantStatus;
-        Ok(self
+        let mut all: Vec<_> = self
             .all()
             .into_iter()
             .filter(|s| q.include_deleted || s.status != TenantStatus::Deleted)
-            .take(q.limit as usize + 1)
-            .collect())
+            .collect();
+        all.sort_by_key(|s| (s.created_at, *s.id.as_uuid()));
+        if !q.oldest_first {
+            all.reverse();
+        }
+        if let Some(c) = q.before {
+            all.retain(|s| {
+                let at = (s.created_at, *s.id.as_uuid());
+                if q.oldest_first {
+                    at > c
+                } else {
+                    at < c
+                }
+            });
+        }
+        all.truncate(q.limit as usize + 1);
+        Ok(all)
     }
 
     async fn find_key(

@@ -11,7 +11,7 @@ mod prepare;
 mod recorder;
 
 pub use fairness::{Admission, Fairness, Share};
-pub use prepare::{request_for, Prepared};
+pub use prepare::{request_for, unseal_secret, Prepared};
 pub use recorder::{Outcome, OutcomeRecorder};
 
 use crate::ports::{
@@ -584,10 +584,13 @@ impl Worker {
             }
         }
         let now = self.shared.clock.now();
-        let Some(body) = due.body.clone() else {
+        let Some(envelope) = due.body.clone() else {
             tracing::error!(event_id = %due.event_id, "the delivery's message has no body; the delivery waits");
             return None;
         };
+        let body = self
+            .bodies
+            .formatted(due.event_id, &envelope, prepared.payload_format);
         let request = request_for(&due, &body, &prepared, &self.settings.user_agent, now);
         let url = request.url.clone();
         let result = self.sender.send(request).await;

@@ -7,7 +7,9 @@ use crate::ports::{DueDelivery, OutgoingRequest, SecretCipher};
 use crate::subscriptions::{open_headers, sealing_context, SEALING_CONTEXT_SECRET};
 use chrono::{DateTime, Utc};
 use hookline_domain::signature::{signature_headers, SigningKey};
-use hookline_domain::subscription::{RateLimit, SubscriptionState, SubscriptionStatus};
+use hookline_domain::subscription::{
+    PayloadFormat, RateLimit, SubscriptionState, SubscriptionStatus,
+};
 use hookline_domain::{DeliveryId, Sealed, SigningSecret, SubscriptionId};
 use std::fmt;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ pub struct Prepared {
     /// any) and when the next probe may go.
     pub circuit: Option<(Option<DeliveryId>, DateTime<Utc>)>,
     pub updated_at: DateTime<Utc>,
+    pub payload_format: PayloadFormat,
 }
 
 impl fmt::Debug for Prepared {
@@ -39,7 +42,11 @@ impl fmt::Debug for Prepared {
     }
 }
 
-fn unseal_secret(
+/// Opens a subscription's sealed secret.
+///
+/// # Errors
+/// When the key is missing or the value was altered.
+pub fn unseal_secret(
     sealed: &Sealed,
     id: SubscriptionId,
     cipher: &dyn SecretCipher,
@@ -80,6 +87,7 @@ impl Prepared {
             rate_limit: state.rate_limit,
             circuit: state.circuit.as_ref().map(|c| (c.probe, c.next_probe_at)),
             updated_at: state.updated_at,
+            payload_format: state.payload_format,
         })
     }
 
@@ -97,7 +105,9 @@ impl Prepared {
     }
 }
 
-/// The signed request for one attempt.
+/// The signed request for one attempt (`body` in the subscription's
+/// payload format). The signature's id is the delivery's, or for the `svix`
+/// scheme the message's.
 pub fn request_for(
     due: &DueDelivery,
     body: &Arc<str>,
@@ -105,12 +115,15 @@ pub fn request_for(
     user_agent: &str,
     now: DateTime<Utc>,
 ) -> OutgoingRequest {
-    let message_id = due.delivery_id.to_string();
+    let message_id = target
+        .current
+        .scheme()
+        .webhook_id(&due.delivery_id, &due.event_id);
     let mut headers: Vec<(String, String)> = vec![
         ("content-type".into(), "application/json".into()),
         ("user-agent".into(), user_agent.to_string()),
         ("x-event".into(), due.event_type.clone()),
-        ("x-hookline-delivery".into(), message_id.clone()),
+        ("x-hookline-delivery".into(), due.delivery_id.to_string()),
         ("x-hookline-attempt".into(), due.attempt.to_string()),
     ];
     if let Some(request_id) = &due.request_id {

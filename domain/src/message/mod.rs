@@ -1,12 +1,20 @@
 //! The Message aggregate: one published business event, with the body its
 //! deliveries send, stored once however many subscriptions receive it.
 //! Deliveries refer to it by its id (the event id).
+//!
+//! A message published with the client's own id (`uid`, Svix's `eventId`)
+//! gets an id derived from the tenant and that uid, so publishing the same
+//! uid twice collides on the message's first event: the log itself keeps
+//! such uids unique per tenant.
 
+use crate::channel::Channels;
+use crate::uid::Uid;
 use crate::{EventId, EventType, TenantId};
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 pub const MESSAGE_PUBLISHED: &str = "MessagePublished";
 
@@ -23,7 +31,37 @@ pub struct PublishMessage {
     /// The request body receivers get, serialised once and sent
     /// byte-identical on every attempt.
     pub body: String,
+    pub channels: Option<Channels>,
+    pub uid: Option<Uid>,
     pub at: DateTime<Utc>,
+}
+
+/// The published `data` inside a message's body (Hookline's envelope),
+/// exactly as it was sent: what a `raw` subscription receives. `None` for a
+/// body that is not an envelope.
+pub fn envelope_data(body: &str) -> Option<&str> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        data: &'a serde_json::value::RawValue,
+    }
+    // serde reads a struct from a JSON array too (`[1]`); an envelope is
+    // an object.
+    if !body.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<Envelope<'_>>(body)
+        .ok()
+        .map(|e| e.data.get())
+}
+
+/// The id of the message a tenant publishes under its own `uid`: a
+/// UUIDv8 of the SHA-256 of both, the same on every try.
+pub fn message_id_for_uid(tenant: TenantId, uid: &Uid) -> EventId {
+    let digest = Sha256::digest(format!("hookline-message:{tenant}:{}", uid.as_str()).as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    EventId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +73,12 @@ pub enum MessageEvent {
         event_type: EventType,
         body: String,
         published_at: DateTime<Utc>,
+        /// 1.1: the channels the message was published on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channels: Option<Channels>,
+        /// 1.1: the client's id of the event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<Uid>,
     },
 }
 
@@ -44,7 +88,13 @@ impl DomainEvent for MessageEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        let Self::MessagePublished { channels, uid, .. } = self;
+        if channels.is_some() || uid.is_some() {
+            "1.1"
+        } else {
+            "1.0"
+        }
+        .to_string()
     }
 }
 
@@ -61,6 +111,10 @@ pub struct MessageState {
     pub event_type: EventType,
     pub body: String,
     pub published_at: DateTime<Utc>,
+    #[serde(default)]
+    pub channels: Option<Channels>,
+    #[serde(default)]
+    pub uid: Option<Uid>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -82,6 +136,8 @@ impl Message {
             event_type: cmd.event_type,
             body: cmd.body,
             published_at: cmd.at,
+            channels: cmd.channels,
+            uid: cmd.uid,
         }
     }
 
@@ -105,6 +161,8 @@ impl Message {
             event_type,
             body,
             published_at,
+            channels,
+            uid,
         } = event;
         self.state = Some(MessageState {
             event_id,
@@ -112,6 +170,8 @@ impl Message {
             event_type,
             body,
             published_at,
+            channels,
+            uid,
         });
     }
 }
@@ -153,6 +213,8 @@ mod tests {
             tenant_id: TenantId::from_uuid(Uuid::from_u128(2)),
             event_type: EventType::parse("a.b", "event_type").unwrap(),
             body: "{}".into(),
+            channels: None,
+            uid: None,
             at: DateTime::UNIX_EPOCH,
         };
         let published = Message::publish_new(cmd.clone());
@@ -164,5 +226,39 @@ mod tests {
             .given(vec![published])
             .when(MessageCommand::Publish(cmd))
             .then_expect_error(MessageError::AlreadyPublished);
+    }
+
+    #[test]
+    fn raw_data_is_cut_from_the_envelope_byte_for_byte() {
+        let body = r#"{"id":"x","timestamp":"t","event":"a.b","data":{"z": 1, "a":"\u00e9", "n":1.50},"tenant_id":"t"}"#;
+        assert_eq!(
+            envelope_data(body),
+            Some(r#"{"z": 1, "a":"\u00e9", "n":1.50}"#)
+        );
+        assert_eq!(envelope_data("[1]"), None);
+        assert_eq!(envelope_data("{}"), None);
+    }
+
+    #[test]
+    fn uid_messages_have_stable_ids_per_tenant_and_version_1_1() {
+        let t1 = TenantId::from_uuid(Uuid::from_u128(1));
+        let t2 = TenantId::from_uuid(Uuid::from_u128(2));
+        let uid = Uid::parse("evt-1", "eventId").unwrap();
+        assert_eq!(message_id_for_uid(t1, &uid), message_id_for_uid(t1, &uid));
+        assert_ne!(message_id_for_uid(t1, &uid), message_id_for_uid(t2, &uid));
+        assert_eq!(message_id_for_uid(t1, &uid).as_uuid().get_version_num(), 8);
+        let event = Message::publish_new(PublishMessage {
+            event_id: message_id_for_uid(t1, &uid),
+            tenant_id: t1,
+            event_type: EventType::parse("a.b", "event_type").unwrap(),
+            body: "{}".into(),
+            channels: Some(Channels::parse(&["eu"], "channels").unwrap()),
+            uid: Some(uid),
+            at: DateTime::UNIX_EPOCH,
+        });
+        assert_eq!(event.event_version(), "1.1");
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["channels"], serde_json::json!(["eu"]));
+        assert_eq!(json["uid"], "evt-1");
     }
 }

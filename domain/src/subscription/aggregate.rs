@@ -8,8 +8,11 @@ use super::commands::{
 use super::error::SubscriptionError;
 use super::events::SubscriptionEvent;
 use super::flow::{Circuit, RateLimit};
-use super::values::Description;
+use super::values::{Description, PayloadFormat};
+use crate::channel::Channels;
+use crate::metadata::Metadata;
 use crate::sealed::{Sealed, SecretHint};
+use crate::uid::Uid;
 use crate::{EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -77,9 +80,20 @@ pub struct SubscriptionState {
     pub flow_reset_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub payload_format: PayloadFormat,
+    /// `None`: every channel.
+    pub channels: Option<Channels>,
+    pub uid: Option<Uid>,
+    pub metadata: Metadata,
 }
 
 impl SubscriptionState {
+    /// Whether a message of this type and these channels is for this
+    /// subscription (its event filter and its channels admit it).
+    pub fn wants(&self, event: &crate::EventType, channels: Option<&Channels>) -> bool {
+        self.events.matches(event) && Channels::admits(self.channels.as_ref(), channels)
+    }
+
     /// The replaced secrets still signing at `at`.
     pub fn previous_secrets_at(&self, at: DateTime<Utc>) -> impl Iterator<Item = &PreviousSecret> {
         self.previous_secrets
@@ -116,6 +130,14 @@ struct StoredState {
     flow_reset_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    #[serde(default)]
+    payload_format: PayloadFormat,
+    #[serde(default)]
+    channels: Option<Channels>,
+    #[serde(default)]
+    uid: Option<Uid>,
+    #[serde(default)]
+    metadata: Metadata,
 }
 
 impl From<StoredState> for SubscriptionState {
@@ -141,6 +163,10 @@ impl From<StoredState> for SubscriptionState {
             flow_reset_at: s.flow_reset_at,
             created_at: s.created_at,
             updated_at: s.updated_at,
+            payload_format: s.payload_format,
+            channels: s.channels,
+            uid: s.uid,
+            metadata: s.metadata,
         }
     }
 }
@@ -218,6 +244,12 @@ impl Subscription {
                     unsubscribed_at: cmd.at,
                 }])
             }
+            SubscriptionCommand::RevealSecret(cmd) => {
+                self.live(cmd.tenant_id)?;
+                Ok(vec![SubscriptionEvent::SecretRevealed {
+                    revealed_at: cmd.at,
+                }])
+            }
             SubscriptionCommand::OpenCircuit(cmd) => self.open_circuit(cmd),
             SubscriptionCommand::ReleaseProbe(cmd) => self.release_probe(cmd),
             SubscriptionCommand::CloseCircuit(cmd) => self.close_circuit(&cmd),
@@ -285,6 +317,10 @@ impl Subscription {
             secret_hint: cmd.secret_hint,
             rate_limit: cmd.rate_limit,
             subscribed_at: cmd.at,
+            payload_format: Some(cmd.payload_format).filter(|f| !f.is_default()),
+            channels: cmd.channels,
+            uid: cmd.uid,
+            metadata: Some(cmd.metadata).filter(|m| !m.is_empty()),
         }])
     }
 
@@ -296,6 +332,9 @@ impl Subscription {
         let signature_scheme = cmd
             .signature_scheme
             .filter(|s| *s != state.signature_scheme);
+        let channels = cmd.channels.filter(|c| *c != state.channels);
+        let uid = cmd.uid.filter(|u| *u != state.uid);
+        let metadata = cmd.metadata.filter(|m| *m != state.metadata);
         let rate_limit = cmd.rate_limit.filter(|r| *r != state.rate_limit);
         // Sealed values never compare equal (fresh nonce), so a headers
         // change is recorded unless both old and new are empty.
@@ -311,6 +350,9 @@ impl Subscription {
             && description.is_none()
             && signature_scheme.is_none()
             && headers.is_none()
+            && channels.is_none()
+            && uid.is_none()
+            && metadata.is_none()
             && rate_limit.is_none()
         {
             return Ok(vec![]);
@@ -324,6 +366,9 @@ impl Subscription {
             signature_scheme,
             rate_limit,
             updated_at: cmd.at,
+            channels,
+            uid,
+            metadata,
         }])
     }
 
@@ -364,6 +409,10 @@ impl Subscription {
                 secret_hint,
                 rate_limit,
                 subscribed_at,
+                payload_format,
+                channels,
+                uid,
+                metadata,
             } => {
                 self.state = Some(SubscriptionState {
                     id: subscription_id,
@@ -384,6 +433,10 @@ impl Subscription {
                     flow_reset_at: None,
                     created_at: subscribed_at,
                     updated_at: subscribed_at,
+                    payload_format: payload_format.unwrap_or_default(),
+                    channels,
+                    uid,
+                    metadata: metadata.unwrap_or_default(),
                 });
             }
             other => {
@@ -398,9 +451,13 @@ impl Subscription {
 impl SubscriptionState {
     /// Applies an event that changes an existing subscription.
     fn apply_change(&mut self, event: SubscriptionEvent) {
+        // Reading the secret changes nothing about the subscription.
+        if let SubscriptionEvent::SecretRevealed { .. } = event {
+            return;
+        }
         self.updated_at = event.occurred_at();
         match event {
-            SubscriptionEvent::Subscribed { .. } => {}
+            SubscriptionEvent::Subscribed { .. } | SubscriptionEvent::SecretRevealed { .. } => {}
             SubscriptionEvent::SubscriptionUpdated {
                 url,
                 events,
@@ -408,9 +465,21 @@ impl SubscriptionState {
                 headers,
                 description,
                 signature_scheme,
+                channels,
+                uid,
+                metadata,
                 rate_limit,
                 ..
             } => {
+                if let Some(channels) = channels {
+                    self.channels = channels;
+                }
+                if let Some(uid) = uid {
+                    self.uid = uid;
+                }
+                if let Some(metadata) = metadata {
+                    self.metadata = metadata;
+                }
                 if let Some(url) = url {
                     self.url = url;
                 }

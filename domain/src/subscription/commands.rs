@@ -2,8 +2,11 @@
 //! command carries the tenant it is issued for and the time it happens.
 
 use super::flow::{FailureCause, RateLimit};
-use super::values::Description;
+use super::values::{Description, PayloadFormat};
+use crate::channel::Channels;
+use crate::metadata::Metadata;
 use crate::sealed::{Sealed, SecretHint};
+use crate::uid::Uid;
 use crate::{DeliveryId, EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Utc};
 
@@ -15,6 +18,7 @@ pub enum SubscriptionCommand {
     Disable(DisableSubscription),
     Enable(EnableSubscription),
     Unsubscribe(Unsubscribe),
+    RevealSecret(RevealSecret),
     OpenCircuit(OpenCircuit),
     ReleaseProbe(ReleaseProbe),
     CloseCircuit(CloseCircuit),
@@ -33,6 +37,11 @@ pub struct Subscribe {
     pub signature_scheme: SignatureScheme,
     pub secret: Sealed,
     pub secret_hint: SecretHint,
+    pub payload_format: PayloadFormat,
+    /// `None`: every channel.
+    pub channels: Option<Channels>,
+    pub uid: Option<Uid>,
+    pub metadata: Metadata,
     pub rate_limit: Option<RateLimit>,
     pub at: DateTime<Utc>,
 }
@@ -49,6 +58,37 @@ pub struct UpdateSubscription {
     pub signature_scheme: Option<SignatureScheme>,
     /// `Some(None)` removes the limit.
     pub rate_limit: Option<Option<RateLimit>>,
+    /// `Some(None)` listens on every channel again.
+    pub channels: Option<Option<Channels>>,
+    /// `Some(None)` removes the uid.
+    pub uid: Option<Option<Uid>>,
+    pub metadata: Option<Metadata>,
+    pub at: DateTime<Utc>,
+}
+
+impl UpdateSubscription {
+    /// An update that changes nothing yet (fields are then set one by one).
+    pub fn nothing(tenant_id: TenantId, at: DateTime<Utc>) -> Self {
+        Self {
+            tenant_id,
+            url: None,
+            events: None,
+            headers: None,
+            description: None,
+            signature_scheme: None,
+            rate_limit: None,
+            channels: None,
+            uid: None,
+            metadata: None,
+            at,
+        }
+    }
+}
+
+/// Records that the plaintext secret was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevealSecret {
+    pub tenant_id: TenantId,
     pub at: DateTime<Utc>,
 }
 
@@ -119,6 +159,7 @@ impl SubscriptionCommand {
             Self::Disable(c) => c.tenant_id,
             Self::Enable(c) => c.tenant_id,
             Self::Unsubscribe(c) => c.tenant_id,
+            Self::RevealSecret(c) => c.tenant_id,
             Self::OpenCircuit(c) => c.tenant_id,
             Self::ReleaseProbe(c) => c.tenant_id,
             Self::CloseCircuit(c) => c.tenant_id,

@@ -3,9 +3,12 @@
 //! renamed. Secrets and header values are sealed.
 
 use super::flow::{FailureCause, RateLimit};
-use super::values::Description;
+use super::values::{Description, PayloadFormat};
+use crate::channel::Channels;
+use crate::metadata::Metadata;
 use crate::sealed::{Sealed, SecretHint};
 use crate::serde_helpers::double_option;
+use crate::uid::Uid;
 use crate::{DeliveryId, EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
@@ -17,6 +20,7 @@ pub const SECRET_ROTATED: &str = "SecretRotated";
 pub const SUBSCRIPTION_DISABLED: &str = "SubscriptionDisabled";
 pub const SUBSCRIPTION_ENABLED: &str = "SubscriptionEnabled";
 pub const UNSUBSCRIBED: &str = "Unsubscribed";
+pub const SECRET_REVEALED: &str = "SecretRevealed";
 pub const ENDPOINT_CIRCUIT_OPENED: &str = "EndpointCircuitOpened";
 pub const ENDPOINT_CIRCUIT_PROBE_RELEASED: &str = "EndpointCircuitProbeReleased";
 pub const ENDPOINT_CIRCUIT_CLOSED: &str = "EndpointCircuitClosed";
@@ -41,6 +45,18 @@ pub enum SubscriptionEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rate_limit: Option<RateLimit>,
         subscribed_at: DateTime<Utc>,
+        /// 1.1: absent means `hookline`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload_format: Option<PayloadFormat>,
+        /// 1.1: absent means every channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channels: Option<Channels>,
+        /// 1.1: the client's own name for the subscription.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<Uid>,
+        /// 1.1: absent means none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Metadata>,
     },
     /// Only the fields that changed are present.
     SubscriptionUpdated {
@@ -72,6 +88,23 @@ pub enum SubscriptionEvent {
         )]
         rate_limit: Option<Option<RateLimit>>,
         updated_at: DateTime<Utc>,
+        /// 1.1; `null` listens on every channel again.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        channels: Option<Option<Channels>>,
+        /// 1.1; `null` removes the uid.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        uid: Option<Option<Uid>>,
+        /// 1.1: the whole new metadata.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Metadata>,
     },
     SecretRotated {
         secret: Sealed,
@@ -89,6 +122,11 @@ pub enum SubscriptionEvent {
     },
     Unsubscribed {
         unsubscribed_at: DateTime<Utc>,
+    },
+    /// Someone read the plaintext secret (the Svix-compatible API's
+    /// `GET …/secret`); the metadata names who.
+    SecretRevealed {
+        revealed_at: DateTime<Utc>,
     },
     /// Consecutive failed attempts reached the threshold: attempts stop but
     /// for one probe per interval, from `next_probe_at`.
@@ -124,6 +162,7 @@ impl DomainEvent for SubscriptionEvent {
             Self::SubscriptionDisabled { .. } => SUBSCRIPTION_DISABLED,
             Self::SubscriptionEnabled { .. } => SUBSCRIPTION_ENABLED,
             Self::Unsubscribed { .. } => UNSUBSCRIBED,
+            Self::SecretRevealed { .. } => SECRET_REVEALED,
             Self::EndpointCircuitOpened { .. } => ENDPOINT_CIRCUIT_OPENED,
             Self::EndpointCircuitProbeReleased { .. } => ENDPOINT_CIRCUIT_PROBE_RELEASED,
             Self::EndpointCircuitClosed { .. } => ENDPOINT_CIRCUIT_CLOSED,
@@ -132,19 +171,34 @@ impl DomainEvent for SubscriptionEvent {
     }
 
     fn event_version(&self) -> String {
-        match self {
-            // 1.1: a rate limit.
+        // Versioned by content: 1.1 is any of the optional fields added
+        // after 1.0 (a rate limit; the payload format, channels, uid and
+        // metadata). A 1.0 reader-side default fills each when absent.
+        let extended = match self {
             Self::Subscribed {
-                rate_limit: Some(_),
+                rate_limit,
+                payload_format,
+                channels,
+                uid,
+                metadata,
                 ..
+            } => {
+                rate_limit.is_some()
+                    || payload_format.is_some()
+                    || channels.is_some()
+                    || uid.is_some()
+                    || metadata.is_some()
             }
-            | Self::SubscriptionUpdated {
-                rate_limit: Some(_),
+            Self::SubscriptionUpdated {
+                rate_limit,
+                channels,
+                uid,
+                metadata,
                 ..
-            } => "1.1",
-            _ => "1.0",
-        }
-        .to_string()
+            } => rate_limit.is_some() || channels.is_some() || uid.is_some() || metadata.is_some(),
+            _ => false,
+        };
+        if extended { "1.1" } else { "1.0" }.to_string()
     }
 }
 
@@ -158,6 +212,7 @@ impl SubscriptionEvent {
             Self::SubscriptionDisabled { disabled_at, .. } => *disabled_at,
             Self::SubscriptionEnabled { enabled_at } => *enabled_at,
             Self::Unsubscribed { unsubscribed_at } => *unsubscribed_at,
+            Self::SecretRevealed { revealed_at } => *revealed_at,
             Self::EndpointCircuitOpened { opened_at, .. } => *opened_at,
             Self::EndpointCircuitProbeReleased { released_at, .. } => *released_at,
             Self::EndpointCircuitClosed { closed_at, .. } => *closed_at,

@@ -15,10 +15,10 @@ pub use aggregate::{
     PreviousSecret, Subscription, SubscriptionState, SubscriptionStatus, MAX_SIGNING_SECRETS,
 };
 pub use commands::{
-    CloseCircuit, DisableSubscription, EnableSubscription, OpenCircuit, ReleaseProbe, RotateSecret,
-    Subscribe, SubscriptionCommand, Unsubscribe, UpdateSubscription,
+    CloseCircuit, DisableSubscription, EnableSubscription, OpenCircuit, ReleaseProbe, RevealSecret,
+    RotateSecret, Subscribe, SubscriptionCommand, Unsubscribe, UpdateSubscription,
 };
 pub use error::SubscriptionError;
 pub use events::SubscriptionEvent;
 pub use flow::{probe_interval, Circuit, FailureCause, RateLimit, MAX_RATE_LIMIT};
-pub use values::{CustomHeaders, Description, MAX_DESCRIPTION_CHARS, MAX_HEADERS};
+pub use values::{CustomHeaders, Description, PayloadFormat, MAX_DESCRIPTION_CHARS, MAX_HEADERS};

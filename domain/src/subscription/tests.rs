@@ -1,10 +1,15 @@
 //! Given/when/then tests for every subscription command, accepted and refused.
 
 use super::*;
+use crate::channel::Channels;
+use crate::metadata::Metadata;
 use crate::sealed::{Sealed, SecretHint};
+use crate::uid::Uid;
+use crate::EventType;
 use crate::{AllowList, EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
+use cqrs_es::DomainEvent;
 use uuid::Uuid;
 
 type Fixture = TestFramework<Subscription>;
@@ -48,6 +53,10 @@ fn subscribe_cmd() -> Subscribe {
         signature_scheme: SignatureScheme::StandardWebhooks,
         secret: sealed("s1"),
         secret_hint: SecretHint::of("whsec_aaaaaaaaaaaaaaaaaaaaaaaa"),
+        payload_format: PayloadFormat::Hookline,
+        channels: None,
+        uid: None,
+        metadata: Metadata::default(),
         rate_limit: None,
         at: t0(),
     }
@@ -68,6 +77,10 @@ fn subscribed() -> SubscriptionEvent {
         secret_hint: c.secret_hint,
         rate_limit: c.rate_limit,
         subscribed_at: c.at,
+        payload_format: None,
+        channels: None,
+        uid: None,
+        metadata: None,
     }
 }
 
@@ -78,16 +91,9 @@ fn unsubscribed() -> SubscriptionEvent {
 }
 
 fn update(url_: Option<&str>) -> UpdateSubscription {
-    UpdateSubscription {
-        tenant_id: tenant(),
-        url: url_.map(url),
-        events: None,
-        headers: None,
-        description: None,
-        signature_scheme: None,
-        rate_limit: None,
-        at: t0() + Duration::minutes(1),
-    }
+    let mut cmd = UpdateSubscription::nothing(tenant(), t0() + Duration::minutes(1));
+    cmd.url = url_.map(url);
+    cmd
 }
 
 #[test]
@@ -123,6 +129,9 @@ fn update_records_only_changed_fields() {
             signature_scheme: None,
             rate_limit: None,
             updated_at: t0() + Duration::minutes(1),
+            channels: None,
+            uid: None,
+            metadata: None,
         }]);
 }
 
@@ -406,6 +415,9 @@ fn events_serialize_with_a_type_tag_and_no_plaintext() {
         signature_scheme: None,
         rate_limit: None,
         updated_at: t0(),
+        channels: None,
+        uid: None,
+        metadata: None,
     };
     let json = serde_json::to_value(&upd).unwrap();
     assert!(json.get("url").is_none());
@@ -414,6 +426,96 @@ fn events_serialize_with_a_type_tag_and_no_plaintext() {
         serde_json::from_value::<SubscriptionEvent>(json).unwrap(),
         upd
     );
+}
+
+#[test]
+fn svix_fields_are_recorded_at_version_1_1_and_plain_ones_stay_1_0() {
+    assert_eq!(subscribed().event_version(), "1.0");
+    let mut cmd = subscribe_cmd();
+    cmd.payload_format = PayloadFormat::Raw;
+    cmd.channels = Some(Channels::parse(&["eu"], "channels").unwrap());
+    cmd.uid = Some(Uid::parse("ep-1", "uid").unwrap());
+    cmd.metadata = Metadata::parse(
+        [("team".to_string(), "billing".to_string())].into(),
+        "metadata",
+    )
+    .unwrap();
+    let events = Subscription::default()
+        .decide(SubscriptionCommand::Subscribe(cmd))
+        .unwrap();
+    assert_eq!(events[0].event_version(), "1.1");
+    let json = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(json["payload_format"], "raw");
+    assert_eq!(json["channels"], serde_json::json!(["eu"]));
+    let mut agg = Subscription::default();
+    agg.apply_event(events[0].clone());
+    let state = agg.state().unwrap();
+    assert_eq!(state.payload_format, PayloadFormat::Raw);
+    assert_eq!(state.uid.as_ref().unwrap().as_str(), "ep-1");
+    let event = EventType::parse("invoice.paid", "e").unwrap();
+    let eu = Channels::parse(&["eu", "us"], "channels").unwrap();
+    assert!(state.wants(&event, Some(&eu)));
+    assert!(!state.wants(&event, None));
+    // A plain subscription of the default format keeps version 1.0 and
+    // stores no payload_format.
+    let plain = serde_json::to_value(subscribed()).unwrap();
+    assert!(plain.get("payload_format").is_none());
+}
+
+#[test]
+fn channels_uid_and_metadata_change_and_clear() {
+    let mut cmd = update(None);
+    cmd.channels = Some(Some(Channels::parse(&["eu"], "channels").unwrap()));
+    cmd.uid = Some(Some(Uid::parse("x", "uid").unwrap()));
+    let events = agg_with(vec![subscribed()])
+        .decide(SubscriptionCommand::Update(cmd))
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_version(), "1.1");
+    let mut agg = agg_with(vec![subscribed(), events[0].clone()]);
+    assert!(agg.state().unwrap().channels.is_some());
+    let mut clear = update(None);
+    clear.channels = Some(None);
+    clear.uid = Some(None);
+    let events = agg.decide(SubscriptionCommand::Update(clear)).unwrap();
+    agg.apply_event(events[0].clone());
+    assert!(agg.state().unwrap().channels.is_none());
+    assert!(agg.state().unwrap().uid.is_none());
+}
+
+#[test]
+fn revealing_the_secret_is_recorded_and_changes_nothing() {
+    let agg = agg_with(vec![subscribed()]);
+    let events = agg
+        .decide(SubscriptionCommand::RevealSecret(RevealSecret {
+            tenant_id: tenant(),
+            at: t0() + Duration::minutes(3),
+        }))
+        .unwrap();
+    assert!(matches!(
+        events[0],
+        SubscriptionEvent::SecretRevealed { .. }
+    ));
+    let mut after = agg.clone();
+    after.apply_event(events[0].clone());
+    assert_eq!(after.state(), agg.state());
+    assert_eq!(
+        agg_with(vec![subscribed(), unsubscribed()])
+            .decide(SubscriptionCommand::RevealSecret(RevealSecret {
+                tenant_id: tenant(),
+                at: t0(),
+            }))
+            .unwrap_err(),
+        SubscriptionError::Deleted
+    );
+}
+
+fn agg_with(events: Vec<SubscriptionEvent>) -> Subscription {
+    let mut agg = Subscription::default();
+    for e in events {
+        agg.apply_event(e);
+    }
+    agg
 }
 
 fn cause() -> FailureCause {
@@ -541,6 +643,9 @@ fn rate_limits_are_set_changed_and_removed_with_version_1_1() {
         signature_scheme: None,
         rate_limit: Some(Some(limit)),
         updated_at: t0() + Duration::minutes(1),
+        channels: None,
+        uid: None,
+        metadata: None,
     };
     Fixture::with(())
         .given(vec![subscribed()])

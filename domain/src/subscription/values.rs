@@ -1,4 +1,5 @@
-//! Value objects only subscriptions use: custom headers and description.
+//! Value objects only subscriptions use: custom headers, description and
+//! the delivery payload format.
 
 use crate::signature::SignatureScheme;
 use crate::ValidationError;
@@ -35,7 +36,7 @@ const RESERVED_HEADERS: [&str; 20] = [
     "cookie",
     "set-cookie",
 ];
-const RESERVED_PREFIXES: [&str; 2] = ["x-hookline-", "webhook-"];
+const RESERVED_PREFIXES: [&str; 3] = ["x-hookline-", "webhook-", "svix-"];
 
 /// Extra headers sent with every delivery of a subscription (at most 20).
 /// Values may be credentials, so `Debug` prints names only and the log
@@ -139,6 +140,51 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// What a subscription's deliveries carry as their body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormat {
+    /// Hookline's envelope: `{id, timestamp, event, data, tenant_id, …}`.
+    #[default]
+    Hookline,
+    /// The published event's `data` exactly, without an envelope (what
+    /// Svix endpoints receive).
+    Raw,
+}
+
+impl PayloadFormat {
+    pub const ALL: [Self; 2] = [Self::Hookline, Self::Raw];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hookline => "hookline",
+            Self::Raw => "raw",
+        }
+    }
+
+    /// # Errors
+    /// Names the accepted formats.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                ValidationError::new("payload_format", "must be one of 'hookline', 'raw'")
+            })
+    }
+
+    /// Whether this is the default (left out of events).
+    pub fn is_default(&self) -> bool {
+        *self == Self::Hookline
+    }
+}
+
+impl fmt::Display for PayloadFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A free-text note on a subscription, at most 500 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -189,6 +235,8 @@ mod tests {
             ("webhook-signature", "v1,x"),
             ("X-Signature", "sha256=x"),
             ("x-inflow-hmac-sha256", "x"),
+            ("svix-signature", "v1,x"),
+            ("Svix-Id", "msg_1"),
             ("Connection", "close"),
             ("Transfer-Encoding", "chunked"),
             ("X-Hookline-Attempt", "9"),
@@ -205,6 +253,20 @@ mod tests {
         let e = CustomHeaders::parse(many.into_iter().collect()).unwrap_err();
         assert_eq!(e.field, "headers");
         assert!(headers(&[("x-a", "1"), ("X-A", "2")]).is_err());
+    }
+
+    #[test]
+    fn payload_formats_parse_by_name() {
+        assert_eq!(PayloadFormat::parse("raw").unwrap(), PayloadFormat::Raw);
+        assert_eq!(PayloadFormat::default(), PayloadFormat::Hookline);
+        assert_eq!(
+            serde_json::to_string(&PayloadFormat::Raw).unwrap(),
+            "\"raw\""
+        );
+        assert_eq!(
+            PayloadFormat::parse("envelope").unwrap_err().field,
+            "payload_format"
+        );
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! The Tenant aggregate: state rebuilt from its events, and `decide`.
 
-use super::commands::{ChangeSettings, IssueApiKey, RevokeApiKey, RotateApiKey, TenantCommand};
+use super::commands::{
+    ChangeDetails, ChangeSettings, IssueApiKey, RevokeApiKey, RotateApiKey, TenantCommand,
+};
 use super::error::TenantError;
 use super::events::TenantEvent;
 use super::{TenantName, MAX_ACTIVE_KEYS};
+use crate::metadata::Metadata;
+use crate::uid::Uid;
 use crate::TenantId;
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -65,6 +69,11 @@ pub struct TenantState {
     pub settings: TenantSettings,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Absent in states stored before uids existed.
+    #[serde(default)]
+    pub uid: Option<Uid>,
+    #[serde(default)]
+    pub metadata: Metadata,
 }
 
 impl TenantState {
@@ -113,6 +122,8 @@ impl Tenant {
                     tenant_id: cmd.tenant_id,
                     name: cmd.name,
                     created_at: cmd.at,
+                    uid: cmd.uid,
+                    metadata: Some(cmd.metadata).filter(|m| !m.is_empty()),
                 }];
                 if let Some(key) = cmd.first_key {
                     events.push(issued(key));
@@ -137,7 +148,22 @@ impl Tenant {
                 Ok(vec![TenantEvent::TenantDeleted { deleted_at: cmd.at }])
             }
             TenantCommand::ChangeSettings(cmd) => self.change_settings(cmd),
+            TenantCommand::ChangeDetails(cmd) => self.change_details(cmd),
         }
+    }
+
+    fn change_details(&self, cmd: ChangeDetails) -> Result<Vec<TenantEvent>, TenantError> {
+        let state = self.live()?;
+        let uid = cmd.uid.filter(|u| *u != state.uid);
+        let metadata = cmd.metadata.filter(|m| *m != state.metadata);
+        if uid.is_none() && metadata.is_none() {
+            return Ok(vec![]);
+        }
+        Ok(vec![TenantEvent::TenantDetailsChanged {
+            uid,
+            metadata,
+            changed_at: cmd.at,
+        }])
     }
 
     fn change_settings(&self, cmd: ChangeSettings) -> Result<Vec<TenantEvent>, TenantError> {
@@ -206,6 +232,8 @@ impl Tenant {
             tenant_id,
             name,
             created_at,
+            uid,
+            metadata,
         } = event
         {
             self.state = Some(TenantState {
@@ -216,6 +244,8 @@ impl Tenant {
                 settings: TenantSettings::default(),
                 created_at,
                 updated_at: created_at,
+                uid,
+                metadata: metadata.unwrap_or_default(),
             });
             return;
         }
@@ -253,6 +283,14 @@ impl Tenant {
             } => {
                 if let Some(strict) = strict_event_types {
                     state.settings.strict_event_types = strict;
+                }
+            }
+            TenantEvent::TenantDetailsChanged { uid, metadata, .. } => {
+                if let Some(uid) = uid {
+                    state.uid = uid;
+                }
+                if let Some(metadata) = metadata {
+                    state.metadata = metadata;
                 }
             }
         }

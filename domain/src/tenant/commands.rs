@@ -2,6 +2,8 @@
 //! Every command carries the time it happens.
 
 use super::TenantName;
+use crate::metadata::Metadata;
+use crate::uid::Uid;
 use crate::TenantId;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -17,6 +19,7 @@ pub enum TenantCommand {
     RotateKey(RotateApiKey),
     Delete(DeleteTenant),
     ChangeSettings(ChangeSettings),
+    ChangeDetails(ChangeDetails),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +28,8 @@ pub struct CreateTenant {
     pub name: TenantName,
     /// Issued with the tenant, in the same step.
     pub first_key: Option<IssueApiKey>,
+    pub uid: Option<Uid>,
+    pub metadata: Metadata,
     pub at: DateTime<Utc>,
 }
 
@@ -71,6 +76,14 @@ pub struct DeleteTenant {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SettingsChanges {
     pub strict_event_types: Option<bool>,
+}
+
+/// `None` leaves a detail as it is; `uid: Some(None)` removes the uid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeDetails {
+    pub uid: Option<Option<Uid>>,
+    pub metadata: Option<Metadata>,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -3,6 +3,9 @@
 //! appear only as SHA-256 digests.
 
 use super::TenantName;
+use crate::metadata::Metadata;
+use crate::serde_helpers::double_option;
+use crate::uid::Uid;
 use crate::TenantId;
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
@@ -15,6 +18,7 @@ pub const API_KEY_ISSUED: &str = "ApiKeyIssued";
 pub const API_KEY_REVOKED: &str = "ApiKeyRevoked";
 pub const TENANT_DELETED: &str = "TenantDeleted";
 pub const TENANT_SETTINGS_CHANGED: &str = "TenantSettingsChanged";
+pub const TENANT_DETAILS_CHANGED: &str = "TenantDetailsChanged";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -23,6 +27,12 @@ pub enum TenantEvent {
         tenant_id: TenantId,
         name: TenantName,
         created_at: DateTime<Utc>,
+        /// 1.1: the client's own name for the tenant (Svix's app `uid`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<Uid>,
+        /// 1.1: absent means none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Metadata>,
     },
     TenantRenamed {
         name: TenantName,
@@ -51,6 +61,19 @@ pub enum TenantEvent {
         strict_event_types: Option<bool>,
         changed_at: DateTime<Utc>,
     },
+    /// The uid or the metadata changed; only what changed is present
+    /// (`uid: null` removes it).
+    TenantDetailsChanged {
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        uid: Option<Option<Uid>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Metadata>,
+        changed_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for TenantEvent {
@@ -62,12 +85,20 @@ impl DomainEvent for TenantEvent {
             Self::ApiKeyRevoked { .. } => API_KEY_REVOKED,
             Self::TenantDeleted { .. } => TENANT_DELETED,
             Self::TenantSettingsChanged { .. } => TENANT_SETTINGS_CHANGED,
+            Self::TenantDetailsChanged { .. } => TENANT_DETAILS_CHANGED,
         }
         .to_string()
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        match self {
+            // 1.1 adds the uid and metadata.
+            Self::TenantCreated { uid, metadata, .. } if uid.is_some() || metadata.is_some() => {
+                "1.1"
+            }
+            _ => "1.0",
+        }
+        .to_string()
     }
 }
 
@@ -80,7 +111,8 @@ impl TenantEvent {
             Self::ApiKeyIssued { issued_at, .. } => *issued_at,
             Self::ApiKeyRevoked { revoked_at, .. } => *revoked_at,
             Self::TenantDeleted { deleted_at } => *deleted_at,
-            Self::TenantSettingsChanged { changed_at, .. } => *changed_at,
+            Self::TenantSettingsChanged { changed_at, .. }
+            | Self::TenantDetailsChanged { changed_at, .. } => *changed_at,
         }
     }
 }

@@ -13,8 +13,8 @@ mod tests;
 
 pub use aggregate::{ApiKeyState, Tenant, TenantSettings, TenantState, TenantStatus};
 pub use commands::{
-    ChangeSettings, CreateTenant, DeleteTenant, IssueApiKey, RenameTenant, RevokeApiKey,
-    RotateApiKey, SettingsChanges, TenantCommand,
+    ChangeDetails, ChangeSettings, CreateTenant, DeleteTenant, IssueApiKey, RenameTenant,
+    RevokeApiKey, RotateApiKey, SettingsChanges, TenantCommand,
 };
 pub use error::TenantError;
 pub use events::TenantEvent;

@@ -1,9 +1,12 @@
 //! Given/when/then tests for every tenant command, accepted and refused.
 
 use super::*;
+use crate::metadata::Metadata;
+use crate::uid::Uid;
 use crate::TenantId;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
+use cqrs_es::DomainEvent;
 use uuid::Uuid;
 
 type Fixture = TestFramework<Tenant>;
@@ -25,6 +28,8 @@ fn created() -> TenantEvent {
         tenant_id: id(),
         name: name("Acme"),
         created_at: t0(),
+        uid: None,
+        metadata: None,
     }
 }
 fn issued(n: u128) -> TenantEvent {
@@ -57,6 +62,8 @@ fn a_tenant_is_created_once() {
         tenant_id: id(),
         name: name("Acme"),
         first_key: None,
+        uid: None,
+        metadata: Metadata::default(),
         at: t0(),
     });
     Fixture::with(())
@@ -91,6 +98,8 @@ fn a_tenant_is_created_with_its_first_key_in_one_step() {
                 hint,
                 at,
             }),
+            uid: None,
+            metadata: Metadata::default(),
             at: t0(),
         }))
         .then_expect_events(vec![created(), issued(1)]);
@@ -289,4 +298,46 @@ fn states_stored_before_settings_read_with_the_defaults() {
     json.as_object_mut().unwrap().remove("settings");
     let state: TenantState = serde_json::from_value(json).unwrap();
     assert!(!state.settings.strict_event_types);
+}
+
+#[test]
+fn uid_and_metadata_are_kept_and_changed() {
+    let uid = Uid::parse("acme", "uid").unwrap();
+    let events = Tenant::default()
+        .decide(TenantCommand::Create(CreateTenant {
+            tenant_id: id(),
+            name: name("Acme"),
+            first_key: None,
+            uid: Some(uid.clone()),
+            metadata: Metadata::default(),
+            at: t0(),
+        }))
+        .unwrap();
+    assert_eq!(events[0].event_version(), "1.1");
+    assert_eq!(created().event_version(), "1.0");
+    let mut tenant = Tenant::default();
+    tenant.apply_event(events[0].clone());
+    assert_eq!(tenant.state().unwrap().uid.as_ref(), Some(&uid));
+    let labels = Metadata::parse([("k".to_string(), "v".to_string())].into(), "metadata").unwrap();
+    let unchanged = tenant
+        .decide(TenantCommand::ChangeDetails(ChangeDetails {
+            uid: Some(Some(uid)),
+            metadata: None,
+            at: t0(),
+        }))
+        .unwrap();
+    assert!(unchanged.is_empty());
+    let changed = tenant
+        .decide(TenantCommand::ChangeDetails(ChangeDetails {
+            uid: Some(None),
+            metadata: Some(labels.clone()),
+            at: t0(),
+        }))
+        .unwrap();
+    tenant.apply_event(changed[0].clone());
+    assert_eq!(tenant.state().unwrap().uid, None);
+    assert_eq!(tenant.state().unwrap().metadata, labels);
+    let json = serde_json::to_value(&changed[0]).unwrap();
+    assert_eq!(json["type"], "TenantDetailsChanged");
+    assert!(json["uid"].is_null());
 }

@@ -19,6 +19,9 @@ use read::*;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = ".hookline";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// The Svix-compatible API's request limit: a 1 MiB payload (Svix's
+/// limit) with room for the rest of the request.
+pub const DEFAULT_SVIX_MAX_BODY_BYTES: usize = 1024 * 1024 + 64 * 1024;
 
 /// A string that must never be printed (tokens, keys, database URLs with
 /// passwords).
@@ -88,6 +91,8 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     pub allow_private_targets: AllowList,
     pub max_body_bytes: usize,
+    /// The request body limit of the Svix-compatible API (`/api/v1`).
+    pub svix_max_body_bytes: usize,
     /// A request must be read and answered within this (else 408), and a
     /// connection must send a complete request head within it (so slow or
     /// idle clients cannot hold connections open).
@@ -145,6 +150,7 @@ struct Raw {
     admin_token: Option<String>,
     allow_private_targets: Option<String>,
     max_body_bytes: Option<String>,
+    svix_max_body_bytes: Option<String>,
     request_timeout_seconds: Option<String>,
     max_connections: Option<String>,
     secret_rotation_overlap_seconds: Option<String>,
@@ -257,6 +263,7 @@ impl Settings {
             admin_token,
             allow_private_targets,
             max_body_bytes,
+            svix_max_body_bytes,
             request_timeout_seconds,
             max_connections,
             secret_rotation_overlap_seconds,
@@ -322,6 +329,7 @@ impl Settings {
             )
             .map_err(|e| ConfigError(format!("HOOKLINE_ALLOW_PRIVATE_TARGETS: {e}")))?,
             max_body_bytes: MAX_BODY_BYTES.read(raw.max_body_bytes)?,
+            svix_max_body_bytes: SVIX_MAX_BODY_BYTES.read(raw.svix_max_body_bytes)?,
             request_timeout: Duration::from_secs(
                 REQUEST_TIMEOUT_SECONDS.read(raw.request_timeout_seconds)?,
             ),

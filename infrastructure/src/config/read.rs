@@ -1,7 +1,9 @@
 //! Reading each setting: whole numbers with their ranges and defaults (one
 //! table), and the few settings with a shape of their own.
 
-use super::{ConfigError, LogFormat, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES};
+use super::{
+    ConfigError, LogFormat, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_SVIX_MAX_BODY_BYTES,
+};
 use hookline_domain::retry::{RetryPolicy, DEFAULT_SCHEDULE_SECS};
 use std::fmt;
 use std::net::SocketAddr;
@@ -48,6 +50,12 @@ pub(super) const MAX_BODY_BYTES: Number<usize> = Number {
     min: 1024,
     max: 1 << 30,
     default: DEFAULT_MAX_BODY_BYTES,
+};
+pub(super) const SVIX_MAX_BODY_BYTES: Number<usize> = Number {
+    name: "HOOKLINE_SVIX_MAX_BODY_BYTES",
+    min: 1024,
+    max: 1 << 30,
+    default: DEFAULT_SVIX_MAX_BODY_BYTES,
 };
 pub(super) const REQUEST_TIMEOUT_SECONDS: Number<u64> = Number {
     name: "HOOKLINE_REQUEST_TIMEOUT_SECONDS",

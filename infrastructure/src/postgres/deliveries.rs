@@ -4,8 +4,8 @@ use super::log_reader::unavailable;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookline_application::ports::{
-    AttemptRecord, DeliveryListQuery, DeliveryReadModel, DeliveryRecord, DueDelivery, DueQueue,
-    MessageBodies,
+    AttemptListQuery, AttemptListRow, AttemptRecord, AttemptResult, DeliveryListQuery,
+    DeliveryReadModel, DeliveryRecord, DueDelivery, DueQueue, MessageBodies,
 };
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryStatus;
@@ -258,19 +258,124 @@ impl DeliveryReadModel for PgDeliveryReadModel {
         tenant: TenantId,
         subscription: SubscriptionId,
         since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Vec<DeliveryId>, AppError> {
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT id FROM deliveries_view
              WHERE tenant_id = $1 AND subscription_id = $2 AND status IN ('failed', 'abandoned', 'skipped') AND created_at >= $3
+               AND ($4::timestamptz IS NULL OR created_at < $4)
              ORDER BY created_at, id",
         )
         .bind(tenant.as_uuid())
         .bind(subscription.as_uuid())
         .bind(since)
+        .bind(until)
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
         Ok(ids.into_iter().map(DeliveryId::from_uuid).collect())
+    }
+
+    async fn attempts_matching(
+        &self,
+        tenant: TenantId,
+        q: &AttemptListQuery,
+    ) -> Result<Vec<AttemptListRow>, AppError> {
+        let columns = ATTEMPT_COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT {columns}, d.event_id AS message_id, d.event_type AS message_type
+               FROM delivery_attempts a JOIN deliveries_view d ON d.id = a.delivery_id
+              WHERE a.tenant_id = "
+        ));
+        sql.push_bind(*tenant.as_uuid());
+        if let Some(event) = q.event_id {
+            sql.push(" AND d.event_id = ").push_bind(*event.as_uuid());
+        }
+        if let Some(sub) = q.subscription_id {
+            sql.push(" AND a.subscription_id = ")
+                .push_bind(*sub.as_uuid());
+        }
+        match q.result {
+            Some(AttemptResult::Succeeded) => {
+                sql.push(" AND a.outcome = 'delivered'");
+            }
+            Some(AttemptResult::Failed) => {
+                sql.push(" AND a.outcome <> 'delivered'");
+            }
+            None => {}
+        }
+        if let Some((lo, hi)) = q.status_codes {
+            sql.push(" AND COALESCE(a.status_code, 0) BETWEEN ")
+                .push_bind(lo)
+                .push(" AND ")
+                .push_bind(hi);
+        }
+        if let Some(types) = &q.event_types {
+            sql.push(" AND d.event_type = ANY(")
+                .push_bind(types.clone())
+                .push(")");
+        }
+        if let Some(channel) = &q.channel {
+            sql.push(" AND EXISTS (SELECT 1 FROM messages_view m WHERE m.id = d.event_id AND ")
+                .push_bind(channel.clone())
+                .push(" = ANY(m.channels))");
+        }
+        if let Some(since) = q.since {
+            sql.push(" AND a.started_at > ").push_bind(since);
+        }
+        if let Some(until) = q.until {
+            sql.push(" AND a.started_at < ").push_bind(until);
+        }
+        let (cmp, order) = if q.oldest_first {
+            (">", "ASC")
+        } else {
+            ("<", "DESC")
+        };
+        if let Some((at, id)) = q.cursor {
+            sql.push(format!(" AND (a.started_at, a.id) {cmp} ("))
+                .push_bind(at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        sql.push(format!(
+            " ORDER BY a.started_at {order}, a.id {order} LIMIT "
+        ))
+        .push_bind(i64::from(q.limit) + 1);
+        let rows = sql
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptListRow {
+                    attempt: attempt(r)?,
+                    event_id: EventId::from_uuid(r.try_get("message_id")?),
+                    event_type: r.try_get("message_type")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    async fn attempt_started(
+        &self,
+        tenant: TenantId,
+        attempt: Uuid,
+    ) -> Result<Option<DateTime<Utc>>, AppError> {
+        sqlx::query_scalar(
+            "SELECT started_at FROM delivery_attempts WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(attempt)
+        .bind(tenant.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
     }
 }
 

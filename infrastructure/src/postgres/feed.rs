@@ -344,6 +344,9 @@ fn due_from(event: &StoredEvent, bodies: &HashMap<&str, Arc<str>>) -> Option<Due
     let body = body
         .map(Arc::from)
         .or_else(|| bodies.get(event_id.to_string().as_str()).cloned());
+    let (request_id, triggered_by) = event
+        .meta()
+        .map_or((None, None), |m| (Some(m.request_id), m.triggered_by));
     Some(DueDelivery {
         delivery_id,
         tenant_id,
@@ -352,8 +355,10 @@ fn due_from(event: &StoredEvent, bodies: &HashMap<&str, Arc<str>>) -> Option<Due
         event_type: event_type.to_string(),
         attempt: 1,
         body,
-        request_id: event.meta().map(|m| m.request_id),
-        triggered_by: None,
+        request_id,
+        // A delivery a request asked for by hand (a resend): its attempts
+        // carry the request as `triggered_by`, as from the queue.
+        triggered_by,
         span: None,
     })
 }

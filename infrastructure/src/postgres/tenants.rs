@@ -204,19 +204,27 @@ impl TenantReadModel for PgTenantReadModel {
     }
 
     async fn list(&self, q: &TenantListQuery) -> Result<Vec<TenantState>, AppError> {
-        let (at, id) = q.before.unwrap_or((DateTime::<Utc>::MAX_UTC, Uuid::max()));
-        let rows = sqlx::query(
+        // No cursor: no bound (chrono's extremes are outside Postgres's
+        // timestamp range).
+        let sql = if q.oldest_first {
             "SELECT state FROM tenants_view
-              WHERE ($1 OR status <> 'deleted') AND (created_at, id) < ($2, $3)
-              ORDER BY created_at DESC, id DESC LIMIT $4",
-        )
-        .bind(q.include_deleted)
-        .bind(at)
-        .bind(id)
-        .bind(i64::from(q.limit) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
+              WHERE ($1 OR status <> 'deleted')
+                AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+              ORDER BY created_at, id LIMIT $4"
+        } else {
+            "SELECT state FROM tenants_view
+              WHERE ($1 OR status <> 'deleted')
+                AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+              ORDER BY created_at DESC, id DESC LIMIT $4"
+        };
+        let rows = sqlx::query(sql)
+            .bind(q.include_deleted)
+            .bind(q.before.map(|(at, _)| at))
+            .bind(q.before.map(|(_, id)| id))
+            .bind(i64::from(q.limit) + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         rows.iter().map(state).collect()
     }
 
@@ -301,6 +309,8 @@ async fn legacy_events(
         tenant_id: tenant,
         name,
         created_at,
+        uid: None,
+        metadata: None,
     }];
     for key in keys {
         let key_id: Uuid = key.try_get("id").map_err(unavailable)?;

@@ -400,7 +400,7 @@ pub async fn recover(
         .map_err(|e| Failure::from(hookline_application::AppError::invalid(e)))?;
     state
         .deliveries
-        .recover(&post.viewer.ctx()?, id, since)
+        .recover(&post.viewer.ctx()?, id, since, None)
         .await?;
     Ok(see_other(&format!(
         "/console/subscriptions/{id}?done=recovered#deliveries"

@@ -678,6 +678,7 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
         headers: Some(headers),
         description: Some(shown.description.clone()),
         signature_scheme: form.text("signature_scheme"),
+        payload_format: None,
         rate_limit,
     };
     let result = match request.into_command(state.subscriptions.allow_list()) {
@@ -971,7 +972,7 @@ pub async fn rotate(
     load(&state, &post.viewer, id).await?;
     let rotated = state
         .subscriptions
-        .rotate_secret(&post.viewer.ctx()?, id, None)
+        .rotate_secret(&post.viewer.ctx()?, id, None, None)
         .await?;
     Ok(secret_page(&state, &post.viewer, &uri, &rotated.value, M::SecretRotated).await)
 }

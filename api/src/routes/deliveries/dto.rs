@@ -155,8 +155,6 @@ impl PublishFields {
             }
         };
         Ok(PublishEvent {
-            event_type,
-            data,
             resource_type: self
                 .resource_type
                 .map(|v| ResourceField::parse("resource_type", &v))
@@ -166,6 +164,7 @@ impl PublishFields {
                 .map(|v| ResourceField::parse("resource_id", &v))
                 .transpose()?,
             idempotency_key: key,
+            ..PublishEvent::new(event_type, data)
         })
     }
 }

@@ -343,7 +343,7 @@ async fn recover(
     let id = sub_id(&id)?;
     let recovered = state
         .deliveries
-        .recover(&ctx, id, input.into_since()?)
+        .recover(&ctx, id, input.into_since()?, None)
         .await?;
     written(StatusCode::ACCEPTED, recovered.map(RecoveredResponse::from))
 }

@@ -28,7 +28,7 @@ use hookline_application::subscriptions::{
     CreateSubscription, ListSubscriptions, ReadSubscription, SubscriptionChanges, SubscriptionView,
 };
 use hookline_application::AppError;
-use hookline_domain::subscription::{CustomHeaders, Description, SubscriptionStatus};
+use hookline_domain::subscription::{Description, SubscriptionStatus};
 use hookline_domain::{
     EventFilter, SignatureScheme, SubscriptionId, TargetUrl, TenantId, ValidationError,
 };
@@ -238,13 +238,10 @@ async fn subscribe(
     };
     let Some(current) = existing else {
         let command = CreateSubscription {
-            url,
-            events,
             secret: Some(state.subscriptions.new_base64_secret()),
-            headers: CustomHeaders::default(),
             description: Some(note),
             signature_scheme: SignatureScheme::HmacSha256Base64,
-            rate_limit: None,
+            ..CreateSubscription::new(url, events)
         };
         let created = match id {
             Some(id) => {

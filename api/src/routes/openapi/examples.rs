@@ -72,6 +72,7 @@ pub fn subscription(revealed: bool) -> Value {
         "headers": {"X-Erp-Token": if revealed { "erp-token-5f2c81d9" } else { "…81d9" }},
         "description": "ERP sync for Acme Corp",
         "signature_scheme": "standard-webhooks",
+        "payload_format": "hookline",
         "status": "active",
         "secret": if revealed { SECRET } else { "whsec_…bcY4" },
         "rate_limit": 50,

@@ -9,9 +9,11 @@ use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::ToSchema;
 
 /// Which signature a subscription's deliveries carry: Standard Webhooks
-/// (`webhook-id`, `webhook-timestamp`, `webhook-signature`), or the seeds'
+/// (`webhook-id`, `webhook-timestamp`, `webhook-signature`), the seeds'
 /// legacy schemes `X-Signature: sha256=<hex>` (`hmac-sha256-hex`) and
-/// `x-inflow-hmac-sha256: <base64>` (`hmac-sha256-base64`).
+/// `x-inflow-hmac-sha256: <base64>` (`hmac-sha256-base64`), or Svix's
+/// (`svix-id`, `svix-timestamp`, `svix-signature` and the `webhook-*` set,
+/// the id being the message id, the same for every subscription).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = SignatureScheme)]
 pub enum SignatureSchemeSchema {
@@ -21,6 +23,19 @@ pub enum SignatureSchemeSchema {
     HmacSha256Hex,
     #[serde(rename = "hmac-sha256-base64")]
     HmacSha256Base64,
+    #[serde(rename = "svix")]
+    Svix,
+}
+
+/// What a subscription's deliveries carry as their body: Hookline's
+/// envelope (`hookline`: `{id, timestamp, event, data, tenant_id, …}`) or
+/// the published event's `data` exactly (`raw`, what Svix endpoints get).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PayloadFormat)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormatSchema {
+    Hookline,
+    Raw,
 }
 
 /// `active` receives deliveries; `disabled` is kept but receives nothing
@@ -235,7 +250,7 @@ mod tests {
     use super::*;
     use hookline_domain::delivery::DeliveryStatus;
     use hookline_domain::outcome::ErrorKind;
-    use hookline_domain::subscription::SubscriptionStatus;
+    use hookline_domain::subscription::{PayloadFormat, SubscriptionStatus};
     use hookline_domain::tenant::TenantStatus;
     use hookline_domain::SignatureScheme;
     use serde_json::Value;
@@ -269,6 +284,7 @@ mod tests {
                 SignatureScheme::StandardWebhooks => SignatureSchemeSchema::StandardWebhooks,
                 SignatureScheme::HmacSha256Hex => SignatureSchemeSchema::HmacSha256Hex,
                 SignatureScheme::HmacSha256Base64 => SignatureSchemeSchema::HmacSha256Base64,
+                SignatureScheme::Svix => SignatureSchemeSchema::Svix,
             };
             same(&s, &doc);
         }
@@ -276,6 +292,18 @@ mod tests {
             listed::<SignatureSchemeSchema>(),
             values(SignatureScheme::ALL)
         );
+    }
+
+    #[test]
+    fn payload_formats_match_the_domain() {
+        for f in PayloadFormat::ALL {
+            let doc = match f {
+                PayloadFormat::Hookline => PayloadFormatSchema::Hookline,
+                PayloadFormat::Raw => PayloadFormatSchema::Raw,
+            };
+            same(&f, &doc);
+        }
+        assert_eq!(listed::<PayloadFormatSchema>(), values(PayloadFormat::ALL));
     }
 
     #[test]

@@ -77,14 +77,26 @@ fn routes_are_registered_only_with_their_documentation() {
         include_str!("../health.rs"),
         include_str!("../docs_ui.rs"),
         include_str!("../openapi.rs"),
+        include_str!("../operators.rs"),
+        include_str!("../svix/mod.rs"),
+        include_str!("../svix/apps.rs"),
+        include_str!("../svix/endpoints.rs"),
+        include_str!("../svix/messages.rs"),
+        include_str!("../svix/attempts.rs"),
+        include_str!("../svix/event_types.rs"),
+        include_str!("../svix/health.rs"),
+        include_str!("../svix/openapi.rs"),
     ];
     for source in sources {
         assert!(
             !source.contains(".route(\""),
             "a route registered with `.route(` would be missing from the document; use routes!()"
         );
+        // The one plain Router that has no route of its own: the wrapper
+        // that trims `/api/v1` paths' trailing slash before routing.
+        let wrappers = source.matches("Router::new().fallback_service(").count();
         assert_eq!(
-            source.matches("Router::new()").count(),
+            source.matches("Router::new()").count() - wrappers,
             source.matches("OpenApiRouter::new()").count(),
             "a plain axum Router's routes would be missing from the document; use OpenApiRouter"
         );
@@ -111,6 +123,8 @@ fn routes_are_registered_only_with_their_documentation() {
         ("POST", "/v1/portal-sessions"),
         ("DELETE", "/v1/portal-sessions/{id}"),
         ("DELETE", "/admin/tenants/{id}/keys/{key_id}"),
+        ("POST", "/admin/operator-keys"),
+        ("DELETE", "/admin/operator-keys/{id}"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/openapi.json"),
@@ -129,7 +143,7 @@ fn routes_are_registered_only_with_their_documentation() {
             "{method} {path}"
         );
     }
-    assert_eq!(ops.len(), 68, "operations: {ids:?}");
+    assert_eq!(ops.len(), 71, "operations: {ids:?}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 
 use crate::routes::common::time;
 use crate::routes::openapi::schemas::{
-    EventPatternSchema, SecretSchema, SignatureSchemeSchema, SubscriptionStatusSchema,
+    EventPatternSchema, PayloadFormatSchema, SecretSchema, SignatureSchemeSchema,
+    SubscriptionStatusSchema,
 };
 use chrono::{DateTime, Utc};
 use hookline_application::error::Validator;
@@ -13,7 +14,7 @@ use hookline_application::subscriptions::{
 };
 use hookline_application::AppError;
 use hookline_domain::subscription::{
-    Circuit, CustomHeaders, Description, RateLimit, SubscriptionStatus,
+    Circuit, CustomHeaders, Description, PayloadFormat, RateLimit, SubscriptionStatus,
 };
 use hookline_domain::validation::check_free_text;
 use hookline_domain::{
@@ -80,6 +81,10 @@ pub struct CreateSubscriptionRequest {
     #[serde(default)]
     #[schema(value_type = Option<SignatureSchemeSchema>)]
     pub signature_scheme: Option<String>,
+    /// `hookline` (the envelope, default) or `raw` (the event's data only).
+    #[serde(default)]
+    #[schema(value_type = Option<PayloadFormatSchema>)]
+    pub payload_format: Option<String>,
     /// Attempts per second at most, across every worker (1–10000);
     /// absent or null: no limit. Deliveries over it wait in the queue.
     #[serde(default)]
@@ -100,6 +105,7 @@ impl fmt::Debug for CreateSubscriptionRequest {
             )
             .field("description", &self.description)
             .field("signature_scheme", &self.signature_scheme)
+            .field("payload_format", &self.payload_format)
             .field("rate_limit", &self.rate_limit)
             .finish()
     }
@@ -169,6 +175,10 @@ impl CreateSubscriptionRequest {
             Some(s) => v.check(SignatureScheme::parse(s)),
             None => Some(SignatureScheme::default()),
         };
+        let format = match self.payload_format.as_deref() {
+            Some(f) => v.check(PayloadFormat::parse(f)),
+            None => Some(PayloadFormat::default()),
+        };
         let rate_limit = match self.rate_limit {
             Some(n) => v.check(RateLimit::parse(n)).map(Some),
             None => Some(None),
@@ -181,6 +191,7 @@ impl CreateSubscriptionRequest {
             headers,
             description,
             scheme,
+            format,
             rate_limit,
         ) {
             (
@@ -190,15 +201,16 @@ impl CreateSubscriptionRequest {
                 Some(headers),
                 Some(description),
                 Some(signature_scheme),
+                Some(payload_format),
                 Some(rate_limit),
             ) => Ok(CreateSubscription {
-                url,
-                events,
                 secret,
                 headers,
                 description,
                 signature_scheme,
+                payload_format,
                 rate_limit,
+                ..CreateSubscription::new(url, events)
             }),
             _ => Err(AppError::Internal(
                 "validation passed without values".into(),
@@ -316,6 +328,7 @@ impl UpdateSubscriptionRequest {
                 Some(None) => Some(None),
                 Some(Some(n)) => v.check(RateLimit::parse(n)).map(Some),
             },
+            ..SubscriptionChanges::default()
         };
         v.finish()?;
         Ok(changes)
@@ -490,6 +503,21 @@ pub struct SubscriptionResponse {
     pub backlog: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[schema(value_type = PayloadFormatSchema)]
+    pub payload_format: PayloadFormat,
+    /// The channels it listens on (set through the Svix-compatible API;
+    /// absent: every channel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub channels: Option<Vec<String>>,
+    /// The client's own name for it (set through the Svix-compatible API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub uid: Option<String>,
+    /// Key-value pairs set through the Svix-compatible API (absent when
+    /// empty).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
     /// Filter entries naming event types the catalogue does not have
     /// (the subscription is saved all the same), in create and update
     /// responses only.
@@ -523,6 +551,10 @@ impl From<SubscriptionView> for SubscriptionResponse {
             backlog: v.backlog,
             created_at: v.created_at,
             updated_at: v.updated_at,
+            payload_format: v.payload_format,
+            channels: v.channels.as_ref().map(|c| c.to_strings()),
+            uid: v.uid.as_ref().map(|u| u.as_str().to_string()),
+            metadata: v.metadata.as_map().clone(),
             warnings: vec![],
         }
     }

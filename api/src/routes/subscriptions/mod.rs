@@ -245,7 +245,7 @@ async fn rotate_secret(
     let id = sub_id(&id)?;
     let rotated = state
         .subscriptions
-        .rotate_secret(&ctx, id, input.into_secret()?)
+        .rotate_secret(&ctx, id, input.into_secret()?, None)
         .await?;
     written(StatusCode::OK, rotated.map(SubscriptionResponse::from))
 }

@@ -115,6 +115,14 @@ pub struct TenantResponse {
     pub active_keys: usize,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The client's own name for the tenant (a Svix application's uid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub uid: Option<String>,
+    /// Key-value pairs set through the Svix-compatible API (absent when
+    /// empty).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl From<TenantView> for TenantResponse {
@@ -126,6 +134,8 @@ impl From<TenantView> for TenantResponse {
             active_keys: t.active_keys,
             created_at: t.created_at,
             updated_at: t.updated_at,
+            uid: t.uid.map(|u| u.as_str().to_string()),
+            metadata: t.metadata.as_map().clone(),
         }
     }
 }

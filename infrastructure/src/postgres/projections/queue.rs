@@ -384,7 +384,8 @@ fn next_op(stored: &StoredEvent, id: Uuid, event: DeliveryEvent, previous: Optio
             due_at: next_attempt_at,
             body,
             request_id: stored.meta().map(|m| m.request_id),
-            triggered_by: None,
+            // A delivery a request asked for by hand (a resend).
+            triggered_by: stored.meta().and_then(|m| m.triggered_by),
             unfilled: false,
         }),
         DeliveryEvent::AttemptFailed {

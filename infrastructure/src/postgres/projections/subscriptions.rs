@@ -215,13 +215,19 @@ impl SubscriptionReadModel for PgSubscriptionReadModel {
             Some((at, id)) => (Some(at), Some(id)),
             None => (None, None),
         };
+        let (cmp, order) = if query.oldest_first {
+            (">", "ASC")
+        } else {
+            ("<", "DESC")
+        };
         let rows = sqlx::query(&format!(
             "SELECT state, version FROM {TABLE}
              WHERE tenant_id = $1
                AND ($2 OR status = 'active')
+               AND NOT ($7 AND status = 'deleted')
                AND ($3::text[] IS NULL OR events && $3)
-               AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))
-             ORDER BY created_at DESC, id DESC
+               AND ($4::timestamptz IS NULL OR (created_at, id) {cmp} ($4, $5))
+             ORDER BY created_at {order}, id {order}
              LIMIT $6"
         ))
         .bind(tenant.as_uuid())
@@ -230,6 +236,7 @@ impl SubscriptionReadModel for PgSubscriptionReadModel {
         .bind(before_at)
         .bind(before_id)
         .bind(i64::from(query.limit) + 1)
+        .bind(query.exclude_deleted)
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;

@@ -8,6 +8,7 @@ use super::catalogue::{EventTypesProjection, TABLE as EVENT_TYPES};
 use super::checkpoints;
 use super::log_reader::decode;
 use super::log_reader::unavailable;
+use super::messages::{MessagesProjection, TABLE as MESSAGES_TABLE};
 use super::projections::deliveries::{ATTEMPTS_TABLE, HEALTH_TABLE, VIEW_TABLE};
 use super::projections::deliveries_projection;
 use super::projections::queue::TABLE as QUEUE_TABLE;
@@ -35,16 +36,18 @@ pub enum Rebuildable {
     Subscriptions,
     /// The delivery views, attempts and the due queue (one projection).
     Deliveries,
+    Messages,
     Sources,
     UpstreamSubscriptions,
 }
 
 impl Rebuildable {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Tenants,
         Self::EventTypes,
         Self::Subscriptions,
         Self::Deliveries,
+        Self::Messages,
         Self::Sources,
         Self::UpstreamSubscriptions,
     ];
@@ -61,6 +64,7 @@ impl Rebuildable {
             Self::EventTypes => "event_types",
             Self::Subscriptions => "subscriptions",
             Self::Deliveries => "deliveries",
+            Self::Messages => "messages",
             Self::Sources => "sources",
             Self::UpstreamSubscriptions => "upstream_subscriptions",
         }
@@ -72,6 +76,7 @@ impl Rebuildable {
             Self::EventTypes => &[EVENT_TYPES],
             Self::Subscriptions => &[SUBSCRIPTIONS_TABLE],
             Self::Deliveries => &[VIEW_TABLE, ATTEMPTS_TABLE, HEALTH_TABLE, QUEUE_TABLE],
+            Self::Messages => &[MESSAGES_TABLE],
             Self::Sources => &[SOURCES_TABLE],
             Self::UpstreamSubscriptions => &[UPSTREAM_TABLE],
         }
@@ -85,6 +90,7 @@ impl Rebuildable {
                 "{SUBSCRIPTIONS_TABLE}{suffix}"
             ))),
             Self::Deliveries => Arc::new(deliveries_projection(suffix, Wakeup::new())),
+            Self::Messages => Arc::new(MessagesProjection::new(suffix)),
             Self::Sources => Arc::new(sources_projection(suffix)),
             Self::UpstreamSubscriptions => Arc::new(upstream_projection(suffix)),
         }

@@ -1,0 +1,302 @@
+//! Attempts (`/api/v1/app/{app_id}/attempt/…`) and resending a message to
+//! an endpoint. An attempt's `status` is `0` (success) or `2` (fail): a
+//! failed attempt stays failed when a retry follows it, as in Svix.
+
+use super::error::{Invalid, SvixError, SvixResult};
+use super::extract::{svix_time, ListResponse, Params};
+use super::ids;
+use super::messages::message;
+use super::{app, context, endpoint, Organisation};
+use crate::middleware::CurrentRequestId;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use hookline_application::deliveries::ListAttempts;
+use hookline_application::ports::{AttemptListRow, AttemptResult};
+use hookline_application::AppError;
+use hookline_domain::channel::Channel;
+use hookline_domain::delivery::DeliveryStatus;
+use hookline_domain::{EventId, SubscriptionId, TenantId};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(by_endpoint))
+        .routes(routes!(by_message))
+        .routes(routes!(resend))
+}
+
+/// `MessageAttemptOut`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageAttemptOut {
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    /// The response's body (an excerpt), the error for attempts that got no
+    /// response, or `{}` when asked `with_content=false`.
+    pub response: String,
+    /// `0` when there was no response.
+    pub response_status_code: i32,
+    pub response_duration_ms: i64,
+    /// `0` success, `2` fail.
+    pub status: u8,
+    /// `success` or `fail`.
+    #[schema(value_type = String)]
+    pub status_text: &'static str,
+    /// `0` scheduled, `1` manual (a resend, retry or recovery).
+    pub trigger_type: u8,
+    #[serde(serialize_with = "svix_time")]
+    pub timestamp: DateTime<Utc>,
+}
+
+impl MessageAttemptOut {
+    fn of(row: &AttemptListRow, with_content: bool) -> Self {
+        let a = &row.attempt;
+        let succeeded = a.outcome == DeliveryStatus::Delivered;
+        let response = if with_content {
+            a.response_excerpt
+                .clone()
+                .or_else(|| a.error_message.clone())
+                .unwrap_or_default()
+        } else {
+            "{}".to_string()
+        };
+        Self {
+            id: ids::attempt(&a.id),
+            msg_id: ids::message(&row.event_id),
+            endpoint_id: ids::endpoint(&a.subscription_id),
+            url: a.url.clone(),
+            response,
+            response_status_code: a.status_code.unwrap_or(0),
+            response_duration_ms: a.duration_ms,
+            status: if succeeded { 0 } else { 2 },
+            status_text: if succeeded { "success" } else { "fail" },
+            trigger_type: u8::from(a.triggered_by.is_some()),
+            timestamp: a.started_at,
+        }
+    }
+}
+
+/// The filters both lists share, from the query. `None`: the filters ask
+/// for something no attempt can be (a pending or sending attempt).
+fn filters(params: &Params) -> SvixResult<Option<ListAttempts>> {
+    // Pending, sending, canceled: Hookline records attempts once made, so
+    // such a status lists nothing; the other parameters are still checked.
+    let mut none = false;
+    let result = match params.number("status")? {
+        None => None,
+        Some(0) => Some(AttemptResult::Succeeded),
+        Some(2) => Some(AttemptResult::Failed),
+        Some(1 | 3 | 4) => {
+            none = true;
+            None
+        }
+        Some(other) => {
+            return Err(SvixError::invalid(Invalid::query(
+                "status",
+                format!("{other} is not a message status (0–4)"),
+            )))
+        }
+    };
+    let status_codes = match params.number("status_code_class")? {
+        None => None,
+        Some(0) => Some((0, 99)),
+        Some(c @ (100 | 200 | 300 | 400 | 500)) => {
+            let c = i32::try_from(c).unwrap_or(0);
+            Some((c, c + 99))
+        }
+        Some(other) => {
+            return Err(SvixError::invalid(Invalid::query(
+                "status_code_class",
+                format!("{other} is not one of 0, 100, 200, 300, 400, 500"),
+            )))
+        }
+    };
+    let channel = params
+        .get("channel")
+        .map(|c| {
+            Channel::parse(c, "channel")
+                .map(|c| c.as_str().to_string())
+                .map_err(|e| SvixError::invalid(Invalid::query("channel", e.reason)))
+        })
+        .transpose()?;
+    let cursor = params.iterator();
+    let after = cursor
+        .map(|c| {
+            ids::attempt_id(c.id).map_err(|_| {
+                SvixError::invalid(Invalid::query(
+                    "iterator",
+                    "is not an attempt id from a previous page",
+                ))
+            })
+        })
+        .transpose()?;
+    if none {
+        return Ok(None);
+    }
+    Ok(Some(ListAttempts {
+        result,
+        status_codes,
+        event_types: params.list("event_types"),
+        channel,
+        since: params.time("after")?,
+        until: params.time("before")?,
+        after,
+        oldest_first: cursor.is_some_and(|c| c.backwards),
+        limit: params.limit()?,
+        ..ListAttempts::default()
+    }))
+}
+
+async fn page(
+    state: &AppState,
+    tenant: TenantId,
+    params: &Params,
+    scope: (Option<EventId>, Option<SubscriptionId>),
+) -> SvixResult<Json<ListResponse<MessageAttemptOut>>> {
+    let with_content = params.flag("with_content", true)?;
+    let backwards = params.iterator().is_some_and(|c| c.backwards);
+    let Some(query) = filters(params)? else {
+        return Ok(Json(ListResponse::page(vec![], false, false, |_| {
+            String::new()
+        })));
+    };
+    let query = ListAttempts {
+        event_id: scope.0,
+        subscription_id: scope.1,
+        ..query
+    };
+    let (rows, more) = state
+        .deliveries
+        .list_attempts(tenant, query)
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound { .. } => {
+                SvixError::invalid(Invalid::query("iterator", "names no attempt"))
+            }
+            other => other.into(),
+        })?;
+    Ok(Json(ListResponse::page(
+        rows.iter()
+            .map(|r| MessageAttemptOut::of(r, with_content))
+            .collect(),
+        more,
+        backwards,
+        |a| a.id.clone(),
+    )))
+}
+
+/// List Attempts By Endpoint
+///
+/// Newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
+    operation_id = "v1.message-attempt.list-by-endpoint",
+    tag = "Message Attempt",
+    params(
+        ("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
+        ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
+        ("status" = Option<u8>, Query, maximum = 4, description = "`0` success, `2` fail (`1`, `3`, `4`: none; Hookline lists attempts once made)."),
+        ("status_code_class" = Option<super::openapi::StatusCodeClass>, Query, description = "`0` (no response), `100`, `200`, `300`, `400` or `500`."),
+        ("channel" = Option<String>, Query, max_length = 128, pattern = r"^[a-zA-Z0-9\-_.:+]+$", description = "Only attempts of messages on this channel."),
+        ("event_types" = Option<String>, Query, description = "Only attempts of messages of these types, comma-separated."),
+        ("before" = Option<String>, Query, format = DateTime, description = "Only attempts made before."),
+        ("after" = Option<String>, Query, format = DateTime, description = "Only attempts made after."),
+        ("with_content" = Option<bool>, Query, description = "Include the response body (default true; the SDKs send false)."),
+    ),
+    responses(
+        (status = 200, description = "A page.", body = ListResponse<MessageAttemptOut>),
+        (status = 404, description = "- `not_found`: no such application, or it has no such endpoint"),
+    )
+)]
+async fn by_endpoint(
+    State(state): State<AppState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    params: Params,
+) -> SvixResult<Json<ListResponse<MessageAttemptOut>>> {
+    let tenant = app(&state, &app_id).await?;
+    let target = endpoint(&state, tenant.id, &endpoint_id).await?;
+    page(&state, tenant.id, &params, (None, Some(target.id))).await
+}
+
+/// List Attempts By Msg
+///
+/// Newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}",
+    operation_id = "v1.message-attempt.list-by-msg",
+    tag = "Message Attempt",
+    params(
+        ("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("msg_id" = String, Path, description = "The message's id (`msg_…`) or `eventId`."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
+        ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
+        ("status" = Option<u8>, Query, maximum = 4, description = "`0` success, `2` fail (`1`, `3`, `4`: none; Hookline lists attempts once made)."),
+        ("status_code_class" = Option<super::openapi::StatusCodeClass>, Query, description = "`0` (no response), `100`, `200`, `300`, `400` or `500`."),
+        ("channel" = Option<String>, Query, max_length = 128, pattern = r"^[a-zA-Z0-9\-_.:+]+$", description = "Only attempts of messages on this channel."),
+        ("event_types" = Option<String>, Query, description = "Only attempts of messages of these types, comma-separated."),
+        ("before" = Option<String>, Query, format = DateTime, description = "Only attempts made before."),
+        ("after" = Option<String>, Query, format = DateTime, description = "Only attempts made after."),
+        ("with_content" = Option<bool>, Query, description = "Include the response body (default true; the SDKs send false)."),
+        ("endpoint_id" = Option<String>, Query, description = "Only attempts to this endpoint (id or uid)."),
+    ),
+    responses(
+        (status = 200, description = "A page.", body = ListResponse<MessageAttemptOut>),
+        (status = 404, description = "- `not_found`: no such application, message or endpoint"),
+    )
+)]
+async fn by_message(
+    State(state): State<AppState>,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    params: Params,
+) -> SvixResult<Json<ListResponse<MessageAttemptOut>>> {
+    let tenant = app(&state, &app_id).await?;
+    let m = message(&state, tenant.id, &msg_id).await?;
+    let target = match params.get("endpoint_id") {
+        Some(e) => Some(endpoint(&state, tenant.id, e).await?.id),
+        None => None,
+    };
+    page(&state, tenant.id, &params, (Some(m.id), target)).await
+}
+
+/// `202 {}`: a new delivery of the message to the endpoint, whatever its
+/// filters, triggered by hand.
+/// Resend Webhook
+///
+/// A new delivery of the message to the endpoint, whatever its filters
+/// (`triggerType` 1). No body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+    operation_id = "v1.message-attempt.resend",
+    tag = "Message Attempt",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("msg_id" = String, Path, description = "The message's id (`msg_…`) or `eventId`."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
+    responses(
+        (status = 202, description = "Queued: `{}`.", body = Object),
+        (status = 404, description = "- `not_found`: no such application, message or endpoint"),
+        (status = 409, description = "- `subscription_inactive`: the endpoint is disabled"),
+    )
+)]
+async fn resend(
+    State(state): State<AppState>,
+    org: Organisation,
+    CurrentRequestId(request_id): CurrentRequestId,
+    Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
+) -> SvixResult<Response> {
+    let tenant = app(&state, &app_id).await?;
+    let m = message(&state, tenant.id, &msg_id).await?;
+    let target = endpoint(&state, tenant.id, &endpoint_id).await?;
+    let ctx = context(&org, request_id, tenant.id);
+    state.deliveries.resend(&ctx, m.id, target.id).await?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))).into_response())
+}

@@ -1,0 +1,452 @@
+//! Event types (`/api/v1/event-type`): Svix's are the organisation's, so
+//! they are the organisation's catalogue entries, which every tenant
+//! inherits (a tenant's own definition of a name wins). `schemas` holds
+//! one JSON Schema (`{"1": …}`), which Hookline enforces on publish.
+
+use super::error::{Invalid, SvixError, SvixResult};
+use super::extract::{svix_time, ListResponse, Params, SvixJson};
+use super::{context, Organisation};
+use crate::middleware::CurrentRequestId;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use hookline_application::catalogue::{EventTypeChanges, EventTypeView, NewEventType};
+use hookline_application::{AppError, CommandContext};
+use hookline_domain::catalogue::EventTypeSpec;
+use hookline_domain::{EventType, TenantId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, upsert, patch, remove))
+}
+
+/// `EventTypeIn` (and `EventTypeUpdate`, `EventTypePatch`: every field
+/// optional here, checked per route).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeIn {
+    /// Required on create (ignored on update and patch): a Hookline event
+    /// name, `resource.action` (letters, digits and `_` in dot-separated
+    /// segments, at most 100 characters; narrower than Svix's).
+    #[serde(default)]
+    #[schema(
+        min_length = 3,
+        max_length = 100,
+        pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$"
+    )]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+    /// JSON Schemas by version (`{"1": {…}}`); Hookline keeps the newest
+    /// and checks published payloads against it.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub schemas: Option<Value>,
+    #[serde(default)]
+    pub group_name: Option<String>,
+}
+
+/// `EventTypeOut`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeOut {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    #[schema(value_type = Option<Object>)]
+    pub schemas: Option<Value>,
+    pub group_name: Option<String>,
+    pub feature_flag: Option<String>,
+    pub feature_flags: Option<Vec<String>>,
+    #[serde(serialize_with = "svix_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "svix_time")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EventTypeOut {
+    fn of(v: EventTypeView, with_content: bool) -> Self {
+        let schemas = v
+            .schema
+            .filter(|_| with_content)
+            .map(|s| Value::Object(Map::from_iter([("1".to_string(), s)])));
+        Self {
+            name: v.name,
+            description: v.description,
+            archived: v.archived,
+            deprecated: v.deprecated,
+            schemas,
+            group_name: Some(v.group),
+            feature_flag: None,
+            feature_flags: None,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+        }
+    }
+}
+
+/// The schema of the newest version in Svix's `schemas` (`{"1": {...}}`).
+fn schema(schemas: Option<Value>) -> SvixResult<Option<Value>> {
+    match schemas {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => {
+            let newest = map
+                .into_iter()
+                .filter_map(|(k, v)| k.parse::<u64>().ok().map(|n| (n, v)))
+                .max_by_key(|(n, _)| *n);
+            Ok(newest.map(|(_, v)| v))
+        }
+        Some(_) => Err(SvixError::invalid(Invalid::body(
+            "schemas",
+            "must be an object of JSON Schemas by version, such as {\"1\": {...}}",
+        ))),
+    }
+}
+
+fn name(n: &str, field: &str) -> SvixResult<EventType> {
+    EventType::parse(n, field).map_err(SvixError::from)
+}
+
+fn org_ctx(org: &Organisation, request_id: hookline_application::RequestId) -> CommandContext {
+    context(org, request_id, TenantId::ORGANISATION)
+}
+
+/// The organisation's type of this name (archived ones too).
+async fn find(state: &AppState, name: &EventType) -> SvixResult<Option<EventTypeView>> {
+    Ok(state
+        .catalogue
+        .defined(TenantId::ORGANISATION, true)
+        .await?
+        .into_iter()
+        .find(|t| t.name == name.as_str()))
+}
+
+fn map_catalogue(e: AppError) -> SvixError {
+    match e {
+        AppError::Conflict {
+            code: "event_type_exists",
+            ..
+        } => SvixError::new(
+            StatusCode::CONFLICT,
+            "event_type_exists",
+            "An event_type with this name already exists",
+        ),
+        other => other.into(),
+    }
+}
+
+/// Defines `name` (again, when archived) and applies `deprecated` and
+/// `archived`.
+async fn define(
+    state: &AppState,
+    ctx: &CommandContext,
+    name: EventType,
+    input: EventTypeIn,
+) -> SvixResult<EventTypeView> {
+    let group = input.group_name.clone().unwrap_or_else(|| {
+        name.as_str()
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    });
+    let spec = EventTypeSpec {
+        group,
+        description: input.description.clone().unwrap_or_default(),
+        schema: schema(input.schemas)?,
+        example: None,
+    };
+    let mut view = state
+        .catalogue
+        .define(
+            ctx,
+            NewEventType {
+                name: name.clone(),
+                spec,
+            },
+        )
+        .await
+        .map_err(map_catalogue)?
+        .value;
+    if input.deprecated == Some(true) {
+        let changes = EventTypeChanges {
+            deprecated: Some(true),
+            ..EventTypeChanges::default()
+        };
+        view = state.catalogue.update(ctx, &name, changes).await?.value;
+    }
+    if input.archived == Some(true) {
+        view = state.catalogue.archive(ctx, &name).await?.value;
+    }
+    Ok(view)
+}
+
+/// Create Event Type
+///
+/// An organisation-wide catalogue entry (every application inherits it).
+/// Creating an archived name defines it again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/event-type",
+    operation_id = "v1.event-type.create",
+    tag = "Event Type",
+    request_body = EventTypeIn,
+    responses(
+        (status = 201, description = "Created.", body = EventTypeOut),
+        (status = 409, description = "- `event_type_exists`: an event type with this name exists"),
+    )
+)]
+async fn create(
+    State(state): State<AppState>,
+    org: Organisation,
+    CurrentRequestId(request_id): CurrentRequestId,
+    SvixJson(input): SvixJson<EventTypeIn>,
+) -> SvixResult<Response> {
+    let name = match input.name.as_deref() {
+        Some(n) => name(n, "name")?,
+        None => return Err(SvixError::invalid(Invalid::body("name", "field required"))),
+    };
+    if input.description.is_none() {
+        return Err(SvixError::invalid(Invalid::body(
+            "description",
+            "field required",
+        )));
+    }
+    let ctx = org_ctx(&org, request_id);
+    let view = define(&state, &ctx, name, input).await?;
+    Ok((StatusCode::CREATED, Json(EventTypeOut::of(view, true))).into_response())
+}
+
+/// List Event Types
+///
+/// By name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/event-type",
+    operation_id = "v1.event-type.list",
+    tag = "Event Type",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
+        ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
+        ("include_archived" = Option<bool>, Query, description = "Archived ones too (default false)."),
+        ("with_content" = Option<bool>, Query, description = "Include `schemas` (default false)."),
+    ),
+    responses((status = 200, description = "A page.", body = ListResponse<EventTypeOut>))
+)]
+async fn list(
+    State(state): State<AppState>,
+    params: Params,
+) -> SvixResult<Json<ListResponse<EventTypeOut>>> {
+    let limit = params.limit()? as usize;
+    let with_content = params.flag("with_content", false)?;
+    let include_archived = params.flag("include_archived", false)?;
+    let mut all = state
+        .catalogue
+        .defined(TenantId::ORGANISATION, include_archived)
+        .await?;
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    let cursor = params.iterator();
+    let backwards = cursor.is_some_and(|c| c.backwards);
+    let mut page: Vec<EventTypeView> = match cursor {
+        Some(c) if c.backwards => all
+            .into_iter()
+            .rev()
+            .filter(|t| t.name.as_str() < c.id)
+            .collect(),
+        Some(c) => all.into_iter().filter(|t| t.name.as_str() > c.id).collect(),
+        None => all,
+    };
+    let more = page.len() > limit;
+    page.truncate(limit);
+    Ok(Json(ListResponse::page(
+        page.into_iter()
+            .map(|t| EventTypeOut::of(t, with_content))
+            .collect(),
+        more,
+        backwards,
+        |t| t.name.clone(),
+    )))
+}
+
+/// Get Event Type
+#[utoipa::path(
+    get,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.get",
+    tag = "Event Type",
+    params(("event_type_name" = String, Path, min_length = 3, max_length = 100, pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$", description = "The event type's name.")),
+    responses(
+        (status = 200, description = "The event type.", body = EventTypeOut),
+        (status = 404, description = "- `not_found`: no such event type"),
+    )
+)]
+async fn read(
+    State(state): State<AppState>,
+    Path(event_type_name): Path<String>,
+) -> SvixResult<Json<EventTypeOut>> {
+    let missing = || SvixError::not_found("Event type not found");
+    let name = EventType::parse(&event_type_name, "event_type_name").map_err(|_| missing())?;
+    let found = find(&state, &name).await?.ok_or_else(missing)?;
+    Ok(Json(EventTypeOut::of(found, true)))
+}
+
+/// Applies a change to an existing type: its fields, deprecation, and
+/// archiving (or defining again when un-archived).
+async fn change(
+    state: &AppState,
+    ctx: &CommandContext,
+    current: EventTypeView,
+    name: EventType,
+    input: EventTypeIn,
+) -> SvixResult<EventTypeView> {
+    if current.archived && input.archived == Some(false) {
+        let full = EventTypeIn {
+            description: input.description.or(Some(current.description)),
+            group_name: input.group_name.or(Some(current.group)),
+            schemas: input.schemas.or_else(|| {
+                current
+                    .schema
+                    .map(|s| Value::Object(Map::from_iter([("1".to_string(), s)])))
+            }),
+            ..input
+        };
+        return define(state, ctx, name, full).await;
+    }
+    let changes = EventTypeChanges {
+        group: input.group_name,
+        description: input.description,
+        schema: input.schemas.map(|s| schema(Some(s))).transpose()?,
+        example: None,
+        deprecated: input.deprecated,
+    };
+    let mut view = current;
+    if !changes.is_empty() && !view.archived {
+        view = state.catalogue.update(ctx, &name, changes).await?.value;
+    }
+    if input.archived == Some(true) && !view.archived {
+        view = state.catalogue.archive(ctx, &name).await?.value;
+    }
+    Ok(view)
+}
+
+/// Update Event Type
+///
+/// Creates it (201) or replaces its fields (200).
+#[utoipa::path(
+    put,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.update",
+    tag = "Event Type",
+    params(("event_type_name" = String, Path, min_length = 3, max_length = 100, pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$", description = "The event type's name.")),
+    request_body = EventTypeIn,
+    responses(
+        (status = 200, description = "Updated.", body = EventTypeOut),
+        (status = 201, description = "Created.", body = EventTypeOut),
+    )
+)]
+async fn upsert(
+    State(state): State<AppState>,
+    org: Organisation,
+    CurrentRequestId(request_id): CurrentRequestId,
+    Path(event_type_name): Path<String>,
+    SvixJson(input): SvixJson<EventTypeIn>,
+) -> SvixResult<Response> {
+    // The path names the event type; a `name` in the body must still be one.
+    if let Some(n) = input.name.as_deref() {
+        name(n, "name")?;
+    }
+    let name = name(&event_type_name, "event_type_name")?;
+    let ctx = org_ctx(&org, request_id);
+    match find(&state, &name).await? {
+        Some(current) => {
+            let input = EventTypeIn {
+                archived: Some(input.archived.unwrap_or(false)),
+                deprecated: Some(input.deprecated.unwrap_or(false)),
+                ..input
+            };
+            let view = change(&state, &ctx, current, name, input).await?;
+            Ok((StatusCode::OK, Json(EventTypeOut::of(view, true))).into_response())
+        }
+        None => {
+            let view = define(&state, &ctx, name, input).await?;
+            Ok((StatusCode::CREATED, Json(EventTypeOut::of(view, true))).into_response())
+        }
+    }
+}
+
+/// Patch Event Type
+#[utoipa::path(
+    patch,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.patch",
+    tag = "Event Type",
+    params(("event_type_name" = String, Path, min_length = 3, max_length = 100, pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$", description = "The event type's name.")),
+    request_body = EventTypeIn,
+    responses(
+        (status = 200, description = "Patched.", body = EventTypeOut),
+        (status = 404, description = "- `not_found`: no such event type"),
+    )
+)]
+async fn patch(
+    State(state): State<AppState>,
+    org: Organisation,
+    CurrentRequestId(request_id): CurrentRequestId,
+    Path(event_type_name): Path<String>,
+    SvixJson(input): SvixJson<EventTypeIn>,
+) -> SvixResult<Json<EventTypeOut>> {
+    // The path names the event type; a `name` in the body must still be one.
+    if let Some(n) = input.name.as_deref() {
+        name(n, "name")?;
+    }
+    let missing = || SvixError::not_found("Event type not found");
+    let name = EventType::parse(&event_type_name, "event_type_name").map_err(|_| missing())?;
+    let current = find(&state, &name).await?.ok_or_else(missing)?;
+    let ctx = org_ctx(&org, request_id);
+    let view = change(&state, &ctx, current, name, input).await?;
+    Ok(Json(EventTypeOut::of(view, true)))
+}
+
+/// Archives the type (Svix's default; its history stays in the log).
+/// Delete Event Type
+#[utoipa::path(
+    delete,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.delete",
+    tag = "Event Type",
+    params(("event_type_name" = String, Path, min_length = 3, max_length = 100, pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$", description = "The event type's name.")),
+    responses(
+        (status = 204, description = "Archived."),
+        (status = 404, description = "- `not_found`: no such event type"),
+    )
+)]
+async fn remove(
+    State(state): State<AppState>,
+    org: Organisation,
+    CurrentRequestId(request_id): CurrentRequestId,
+    Path(event_type_name): Path<String>,
+) -> SvixResult<StatusCode> {
+    let missing = || SvixError::not_found("Event type not found");
+    let name = EventType::parse(&event_type_name, "event_type_name").map_err(|_| missing())?;
+    let current = find(&state, &name).await?.ok_or_else(missing)?;
+    if !current.archived {
+        state
+            .catalogue
+            .archive(&org_ctx(&org, request_id), &name)
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

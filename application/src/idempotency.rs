@@ -1,0 +1,266 @@
+//! Idempotent requests: the first answer to a request sent with an
+//! idempotency key is remembered for a while and given again to every
+//! repeat (the same request under the same key); the same key with a
+//! different request is refused. A repeat that arrives while the first is
+//! still being answered waits for that answer (a few seconds at most).
+
+use crate::error::AppError;
+use crate::ports::{IdempotentRequests, KeyClaim, RememberedAnswer};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often expired records are forgotten (by whichever request comes).
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencySettings {
+    /// How long an answer is remembered.
+    pub ttl: Duration,
+    /// A claim not answered within this is taken to be abandoned (its
+    /// process died): the key may be used again.
+    pub stale: Duration,
+    /// How long a repeat waits for the first request's answer.
+    pub wait: Duration,
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// Answer it; then [`IdempotencyService::finish`].
+    Proceed,
+    /// Give this remembered answer again.
+    Replay(RememberedAnswer),
+}
+
+pub struct IdempotencyService {
+    store: Arc<dyn IdempotentRequests>,
+    settings: IdempotencySettings,
+    last_sweep: Mutex<Option<Instant>>,
+}
+
+impl fmt::Debug for IdempotencyService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdempotencyService")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdempotencyService {
+    pub fn new(store: Arc<dyn IdempotentRequests>, settings: IdempotencySettings) -> Self {
+        Self {
+            store,
+            settings,
+            last_sweep: Mutex::new(None),
+        }
+    }
+
+    /// Claims `key` in `scope` for a request with this `fingerprint` (a
+    /// digest of what it asks for).
+    ///
+    /// # Errors
+    /// 409 `idempotency_key_reused` for a key used with a different
+    /// request, `request_in_progress` when the first request is still
+    /// unanswered after the wait; storage errors.
+    pub async fn begin(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Begun, AppError> {
+        let deadline = Instant::now() + self.settings.wait;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self
+                .store
+                .claim(scope, key, fingerprint, self.settings.ttl, self.settings.stale)
+                .await?
+            {
+                KeyClaim::Claimed => {
+                    self.sweep().await;
+                    return Ok(Begun::Proceed);
+                }
+                KeyClaim::Taken { fingerprint: f, .. } if f != fingerprint => {
+                    return Err(AppError::conflict(
+                        "idempotency_key_reused",
+                        format!(
+                            "the idempotency key '{key}' was used for a different request within the last {} hours; use a new key for a new request",
+                            self.settings.ttl.as_secs() / 3600
+                        ),
+                    ))
+                }
+                KeyClaim::Taken {
+                    answer: Some(answer),
+                    ..
+                } => return Ok(Begun::Replay(answer)),
+                KeyClaim::Taken { answer: None, .. } => {
+                    if Instant::now() >= deadline {
+                        return Err(AppError::conflict(
+                            "request_in_progress",
+                            format!("a request with the idempotency key '{key}' is still being answered; try again in a moment"),
+                        ));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    /// Remembers the answer to a claimed request (`None`: an answer not
+    /// worth repeating, such as an error: the key is let go).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn finish(
+        &self,
+        scope: &str,
+        key: &str,
+        answer: Option<RememberedAnswer>,
+    ) -> Result<(), AppError> {
+        match answer {
+            Some(a) => self.store.answer(scope, key, &a).await,
+            None => self.store.release(scope, key).await,
+        }
+    }
+
+    /// Forgets expired records now and then (best effort).
+    async fn sweep(&self) {
+        let due = match self.last_sweep.lock() {
+            Ok(mut last) => {
+                let due = last.is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
+                if due {
+                    *last = Some(Instant::now());
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due {
+            match self.store.forget_expired(self.settings.ttl).await {
+                Ok(n) if n > 0 => {
+                    tracing::debug!(forgotten = n, "expired idempotency records forgotten")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "forgetting expired idempotency records failed")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::collections::HashMap;
+
+    type Claims = HashMap<(String, String), (String, Option<RememberedAnswer>)>;
+
+    /// Claims in memory, with no time passing.
+    #[derive(Default)]
+    struct Memory(Mutex<Claims>);
+
+    #[async_trait]
+    impl IdempotentRequests for Memory {
+        async fn claim(
+            &self,
+            scope: &str,
+            key: &str,
+            fingerprint: &str,
+            _ttl: Duration,
+            _stale: Duration,
+        ) -> Result<KeyClaim, AppError> {
+            let mut map = self.0.lock().unwrap();
+            let k = (scope.to_string(), key.to_string());
+            Ok(match map.get(&k) {
+                Some((f, answer)) => KeyClaim::Taken {
+                    fingerprint: f.clone(),
+                    answer: answer.clone(),
+                },
+                None => {
+                    map.insert(k, (fingerprint.to_string(), None));
+                    KeyClaim::Claimed
+                }
+            })
+        }
+        async fn answer(
+            &self,
+            scope: &str,
+            key: &str,
+            a: &RememberedAnswer,
+        ) -> Result<(), AppError> {
+            if let Some(e) = self.0.lock().unwrap().get_mut(&(scope.into(), key.into())) {
+                e.1 = Some(a.clone());
+            }
+            Ok(())
+        }
+        async fn release(&self, scope: &str, key: &str) -> Result<(), AppError> {
+            self.0.lock().unwrap().remove(&(scope.into(), key.into()));
+            Ok(())
+        }
+        async fn forget_expired(&self, _ttl: Duration) -> Result<u64, AppError> {
+            Ok(0)
+        }
+    }
+
+    fn service() -> IdempotencyService {
+        IdempotencyService::new(
+            Arc::new(Memory::default()),
+            IdempotencySettings {
+                ttl: Duration::from_secs(12 * 3600),
+                stale: Duration::from_secs(60),
+                wait: Duration::from_millis(30),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn the_first_answer_is_given_again_and_a_different_request_refused() {
+        let s = service();
+        assert_eq!(s.begin("a", "k", "f1").await.unwrap(), Begun::Proceed);
+        let answer = RememberedAnswer {
+            status: 201,
+            body: b"{}".to_vec(),
+        };
+        s.finish("a", "k", Some(answer.clone())).await.unwrap();
+        assert_eq!(
+            s.begin("a", "k", "f1").await.unwrap(),
+            Begun::Replay(answer)
+        );
+        let e = s.begin("a", "k", "f2").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AppError::Conflict {
+                    code: "idempotency_key_reused",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // Another scope (caller or route) is another key.
+        assert_eq!(s.begin("b", "k", "f2").await.unwrap(), Begun::Proceed);
+    }
+
+    #[tokio::test]
+    async fn an_error_lets_the_key_go_and_a_repeat_in_flight_waits_then_gives_up() {
+        let s = service();
+        assert_eq!(s.begin("a", "k", "f").await.unwrap(), Begun::Proceed);
+        let e = s.begin("a", "k", "f").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AppError::Conflict {
+                    code: "request_in_progress",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        s.finish("a", "k", None).await.unwrap();
+        assert_eq!(s.begin("a", "k", "f").await.unwrap(), Begun::Proceed);
+    }
+}

@@ -1,0 +1,121 @@
+//! Remembered answers to requests sent with an idempotency key
+//! (`idempotent_requests`). A plain table, not events: what it keeps is a
+//! cache of responses, not a fact about Hookline's objects.
+
+use super::log_reader::unavailable;
+use async_trait::async_trait;
+use hookline_application::ports::{IdempotentRequests, KeyClaim, RememberedAnswer};
+use hookline_application::AppError;
+use sqlx::{PgPool, Row};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct PgIdempotentRequests {
+    pool: PgPool,
+}
+
+impl PgIdempotentRequests {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl IdempotentRequests for PgIdempotentRequests {
+    async fn claim(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        ttl: Duration,
+        stale: Duration,
+    ) -> Result<KeyClaim, AppError> {
+        // A record past its lifetime, or a claim left unanswered for too
+        // long (its process stopped), is taken over.
+        let claimed = sqlx::query(
+            "INSERT INTO idempotent_requests AS r (scope, key, fingerprint, claimed_at)
+             VALUES ($1, $2, $3, now())
+             ON CONFLICT (scope, key) DO UPDATE
+                SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL,
+                    claimed_at = now(), answered_at = NULL
+              WHERE r.claimed_at < now() - make_interval(secs => $4)
+                 OR (r.answered_at IS NULL AND r.claimed_at < now() - make_interval(secs => $5))
+             RETURNING 1",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(ttl.as_secs_f64())
+        .bind(stale.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if claimed.is_some() {
+            return Ok(KeyClaim::Claimed);
+        }
+        let row = sqlx::query(
+            "SELECT fingerprint, status, body FROM idempotent_requests WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let Some(row) = row else {
+            // Released between the two statements: free again.
+            return Box::pin(self.claim(scope, key, fingerprint, ttl, stale)).await;
+        };
+        let status: Option<i32> = row.try_get("status").map_err(unavailable)?;
+        let body: Option<Vec<u8>> = row.try_get("body").map_err(unavailable)?;
+        Ok(KeyClaim::Taken {
+            fingerprint: row.try_get("fingerprint").map_err(unavailable)?,
+            answer: status.map(|status| RememberedAnswer {
+                status: u16::try_from(status).unwrap_or(200),
+                body: body.unwrap_or_default(),
+            }),
+        })
+    }
+
+    async fn answer(
+        &self,
+        scope: &str,
+        key: &str,
+        answer: &RememberedAnswer,
+    ) -> Result<(), AppError> {
+        sqlx::query(
+            "UPDATE idempotent_requests SET status = $3, body = $4, answered_at = now()
+              WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(i32::from(answer.status))
+        .bind(&answer.body)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn release(&self, scope: &str, key: &str) -> Result<(), AppError> {
+        sqlx::query(
+            "DELETE FROM idempotent_requests WHERE scope = $1 AND key = $2 AND answered_at IS NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn forget_expired(&self, ttl: Duration) -> Result<u64, AppError> {
+        let done = sqlx::query(
+            "DELETE FROM idempotent_requests WHERE claimed_at < now() - make_interval(secs => $1)",
+        )
+        .bind(ttl.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected())
+    }
+}

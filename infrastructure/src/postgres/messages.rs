@@ -1,0 +1,197 @@
+//! Published events in Postgres: the `messages` projection
+//! (`messages_view`, one row per MessagePublished, without the body) and
+//! the read model over it.
+
+use super::log_reader::unavailable;
+use super::projections::{Projection, ProjectionError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use hookline_application::ports::{MessageListQuery, MessageReadModel, MessageRecord, StoredEvent};
+use hookline_application::AppError;
+use hookline_domain::message::Message;
+use hookline_domain::{EventId, TenantId};
+use serde::Deserialize;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+pub const TABLE: &str = "messages_view";
+
+/// What the table keeps of a `MessagePublished` (the body is skipped).
+#[derive(Deserialize)]
+struct Published {
+    event_id: Uuid,
+    tenant_id: Uuid,
+    event_type: String,
+    published_at: DateTime<Utc>,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    #[serde(default)]
+    uid: Option<String>,
+}
+
+/// Applies Message events to `messages_view` (or a fresh copy during a
+/// rebuild).
+#[derive(Debug, Clone)]
+pub struct MessagesProjection {
+    table: String,
+}
+
+impl Default for MessagesProjection {
+    fn default() -> Self {
+        Self::new("")
+    }
+}
+
+impl MessagesProjection {
+    /// `suffix` names a fresh table for a rebuild.
+    pub fn new(suffix: &str) -> Self {
+        Self {
+            table: format!("{TABLE}{suffix}"),
+        }
+    }
+}
+
+#[async_trait]
+impl Projection for MessagesProjection {
+    fn name(&self) -> String {
+        if self.table == TABLE {
+            "messages".to_string()
+        } else {
+            format!("messages:{}", self.table)
+        }
+    }
+
+    fn aggregate_type(&self) -> &'static str {
+        Message::TYPE
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let n = events.len();
+        let (mut ids, mut tenants, mut types) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut channels, mut uids, mut times) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for event in events {
+            let p: Published = event
+                .payload
+                .parse()
+                .map_err(|e| ProjectionError::bad_event(event, e))?;
+            ids.push(p.event_id);
+            tenants.push(p.tenant_id);
+            types.push(p.event_type);
+            // One text per row: arrays of arrays must be rectangular.
+            channels.push(
+                serde_json::to_string(&p.channels.unwrap_or_default())
+                    .unwrap_or_else(|_| "[]".into()),
+            );
+            uids.push(p.uid);
+            times.push(p.published_at);
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {} (id, tenant_id, event_type, channels, uid, published_at)
+             SELECT m.id, m.tenant_id, m.event_type,
+                    ARRAY(SELECT jsonb_array_elements_text(m.channels::jsonb)), m.uid, m.published_at
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+                    AS m(id, tenant_id, event_type, channels, uid, published_at)
+             ON CONFLICT (id) DO NOTHING",
+            self.table
+        ))
+        .bind(ids)
+        .bind(tenants)
+        .bind(types)
+        .bind(channels)
+        .bind(uids)
+        .bind(times)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Queries over `messages_view`.
+#[derive(Debug, Clone)]
+pub struct PgMessageReadModel {
+    pool: PgPool,
+}
+
+impl PgMessageReadModel {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl MessageReadModel for PgMessageReadModel {
+    async fn list(
+        &self,
+        tenant: TenantId,
+        q: &MessageListQuery,
+    ) -> Result<Vec<MessageRecord>, AppError> {
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT id, tenant_id, event_type, channels, uid, published_at FROM messages_view WHERE tenant_id = ",
+        );
+        sql.push_bind(*tenant.as_uuid());
+        if let Some(types) = &q.event_types {
+            sql.push(" AND event_type = ANY(")
+                .push_bind(types.clone())
+                .push(")");
+        }
+        if let Some(channel) = &q.channel {
+            sql.push(" AND ")
+                .push_bind(channel.clone())
+                .push(" = ANY(channels)");
+        }
+        if let Some(since) = q.since {
+            sql.push(" AND published_at > ").push_bind(since);
+        }
+        if let Some(until) = q.until {
+            sql.push(" AND published_at < ").push_bind(until);
+        }
+        let (cmp, order) = if q.oldest_first {
+            (">", "ASC")
+        } else {
+            ("<", "DESC")
+        };
+        if let Some((at, id)) = q.cursor {
+            sql.push(format!(" AND (published_at, id) {cmp} ("))
+                .push_bind(at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        sql.push(format!(" ORDER BY published_at {order}, id {order} LIMIT "))
+            .push_bind(i64::from(q.limit) + 1);
+        let rows = sql
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(MessageRecord {
+                    id: EventId::from_uuid(r.try_get("id")?),
+                    tenant_id: TenantId::from_uuid(r.try_get("tenant_id")?),
+                    event_type: r.try_get("event_type")?,
+                    channels: r.try_get("channels")?,
+                    uid: r.try_get("uid")?,
+                    published_at: r.try_get("published_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+}

@@ -1,0 +1,404 @@
+//! The Svix-compatible API (`/api/v1`) seen from Hookline's side: its own
+//! OpenAPI document, its guard, the secret reveal in the log, its objects
+//! in `/v1` and `/admin`, trailing slashes and the body limit. (The SDKs'
+//! flows are in `svix_sdk.rs`.)
+
+use hookline_tests::receiver::TestReceiver;
+use hookline_tests::server::ADMIN_TOKEN;
+use hookline_tests::{expect_json, Tenant, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+async fn svix(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap()
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{app_id}", "app-x")
+        .replace("{endpoint_id}", "ep-x")
+        .replace("{msg_id}", "msg-x")
+        .replace("{event_type_name}", "invoice.paid")
+}
+
+#[tokio::test]
+async fn its_document_is_the_committed_one_and_every_operation_is_guarded_as_documented() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let served = res.bytes().await.unwrap();
+    let committed =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/svix-openapi.json"))
+            .unwrap();
+    assert!(
+        committed == served.as_ref(),
+        "docs/svix-openapi.json differs from GET /api/v1/openapi.json; regenerate it with \
+         HOOKLINE_WRITE_OPENAPI=1 cargo test -p hookline-api the_committed_"
+    );
+    let doc: Value = serde_json::from_slice(&served).unwrap();
+    let t = app.tenant("svix-guard").await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let url = app.url(&concrete(path));
+            if op.get("security").is_some() {
+                // No token, then a tenant's API key (not an organisation
+                // token): 401 in Svix's shape.
+                for auth in [None, Some(t.api_key.clone())] {
+                    let mut req = app.client.request(method.clone(), &url);
+                    if let Some(token) = &auth {
+                        req = req.bearer_auth(token);
+                    }
+                    let res = req.send().await.unwrap();
+                    let body = expect_json(res, 401).await;
+                    assert_eq!(body["code"], "authentication_failed", "{method} {path}");
+                    assert!(body["detail"].is_string(), "{method} {path}");
+                }
+            } else {
+                let res = app
+                    .client
+                    .request(method.clone(), &url)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(
+                    res.status().is_success(),
+                    "{method} {path}: {}",
+                    res.status()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 30);
+}
+
+#[tokio::test]
+async fn objects_made_here_are_ordinary_hookline_objects_and_a_secret_read_is_in_the_log() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    let receiver = TestReceiver::start().await;
+    let made = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/",
+            Some(json!({"name": "Acme", "uid": "acme", "metadata": {"plan": "pro"}})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let app_id = made["id"].as_str().unwrap();
+    let tenant_id = app_id.strip_prefix("app_").unwrap();
+    let tenant_uuid = uuid::Uuid::parse_str(tenant_id).unwrap().to_string();
+    let endpoint = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/acme/endpoint",
+            Some(json!({
+                "url": receiver.url("/hook"),
+                "uid": "main",
+                "channels": ["eu"],
+                "throttleRate": 20000
+            })),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let ep_uuid = uuid::Uuid::parse_str(
+        endpoint["id"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("ep_")
+            .unwrap(),
+    )
+    .unwrap()
+    .to_string();
+    // Svix's throttleRate is the subscription's rate limit, capped at
+    // Hookline's maximum.
+    assert_eq!(endpoint["throttleRate"], 10000, "{endpoint}");
+    let secret = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            "/api/v1/app/acme/endpoint/main/secret",
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(secret["key"].as_str().unwrap().starts_with("whsec_"));
+
+    // The tenant, in /admin, with its uid and metadata.
+    let tenant = expect_json(
+        app.client
+            .get(app.url(&format!("/admin/tenants/{tenant_uuid}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(tenant["uid"], "acme");
+    assert_eq!(tenant["metadata"], json!({"plan": "pro"}));
+
+    // A key for it: /v1 sees the subscription and its history, with the
+    // secret reveal (who, which request), never the secret.
+    let key = expect_json(
+        app.client
+            .post(app.url(&format!("/admin/tenants/{tenant_uuid}/keys")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let t = Tenant {
+        id: tenant_uuid.clone(),
+        api_key: key["api_key"].as_str().unwrap().to_string(),
+    };
+    let sub = expect_json(
+        app.get(&t, &format!("/v1/subscriptions/{ep_uuid}")).await,
+        200,
+    )
+    .await;
+    assert_eq!(sub["signature_scheme"], "svix");
+    assert_eq!(sub["payload_format"], "raw");
+    assert_eq!(sub["uid"], "main");
+    assert_eq!(sub["channels"], json!(["eu"]));
+    assert_eq!(sub["rate_limit"], 10000);
+    for (rate, expected) in [(json!(5), json!(5)), (Value::Null, Value::Null)] {
+        let patched = expect_json(
+            svix(
+                &app,
+                Method::PATCH,
+                "/api/v1/app/acme/endpoint/main",
+                Some(json!({ "throttleRate": rate })),
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(patched["throttleRate"], expected, "{patched}");
+        let sub = expect_json(
+            app.get(&t, &format!("/v1/subscriptions/{ep_uuid}")).await,
+            200,
+        )
+        .await;
+        assert_eq!(sub["rate_limit"], expected, "{sub}");
+    }
+    assert!(
+        sub["secret"].as_str().unwrap().contains('…'),
+        "masked in /v1"
+    );
+    let history = expect_json(
+        app.get(&t, &format!("/v1/subscriptions/{ep_uuid}/history"))
+            .await,
+        200,
+    )
+    .await;
+    let events: Vec<&Value> = history["data"].as_array().unwrap().iter().collect();
+    let reveal = events
+        .iter()
+        .find(|e| e["event_type"] == "SecretRevealed")
+        .unwrap_or_else(|| panic!("no SecretRevealed in {history}"));
+    assert_eq!(reveal["metadata"]["actor"], "admin", "{reveal}");
+    let text = history.to_string();
+    assert!(
+        !text.contains(secret["key"].as_str().unwrap()),
+        "the secret is never in the history"
+    );
+
+    // A message published here is delivered as Svix delivers it: the
+    // payload's bytes exactly (key order and spacing kept).
+    let payload = r#"{"b": 1, "a": [true, 1.50]}"#;
+    let res = app
+        .client
+        .post(app.url("/api/v1/app/acme/msg"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"eventType": "invoice.paid", "payload": {payload}, "channels": ["eu"]}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let msg = expect_json(res, 202).await;
+    let got = receiver.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(got[0].header("svix-id"), msg["id"].as_str());
+    assert_eq!(got[0].header("webhook-id"), msg["id"].as_str());
+    assert_eq!(String::from_utf8_lossy(&got[0].body), payload);
+}
+
+#[tokio::test]
+async fn svix_errors_and_limits() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Limits", "uid": "limits"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    // Bad JSON, a wrong type, a missing field: 422 with a located list.
+    for body in [
+        json!({"payload": {}}),
+        json!({"eventType": "a.b", "payload": 5}),
+    ] {
+        let res = svix(&app, Method::POST, "/api/v1/app/limits/msg", Some(body)).await;
+        let err = expect_json(res, 422).await;
+        let detail = err["detail"].as_array().unwrap();
+        assert!(
+            !detail.is_empty()
+                && detail.iter().all(|d| d["loc"][0] == "body"
+                    && d["msg"].is_string()
+                    && d["type"].is_string()),
+            "{err}"
+        );
+    }
+    // A payload over 1 MiB: 413 in Svix's shape (the /api/v1 body limit is
+    // larger than Hookline's own).
+    let big = "x".repeat(1024 * 1024);
+    let res = svix(
+        &app,
+        Method::POST,
+        "/api/v1/app/limits/msg",
+        Some(json!({"eventType": "a.b", "payload": {"big": big}})),
+    )
+    .await;
+    let err = expect_json(res, 413).await;
+    assert_eq!(err["code"], "payload_too_large");
+    // Unknown routes and apps: 404 with code and detail.
+    let err = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            "/api/v1/app/limits/endpoint/x/stats",
+            None,
+        )
+        .await,
+        404,
+    )
+    .await;
+    assert_eq!(err["code"], "not_found");
+    let err = expect_json(
+        svix(&app, Method::GET, "/api/v1/app/nobody", None).await,
+        404,
+    )
+    .await;
+    assert_eq!(err["code"], "not_found");
+    // A body-less POST (resend) is read as empty, never as a 415.
+    let res = app
+        .client
+        .post(app.url("/api/v1/app/limits/msg/msg-none/endpoint/ep-none/resend"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // The same idempotency key with another body is a conflict.
+    for (n, status) in [(1, 202), (2, 409)] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/app/limits/msg"))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("idempotency-key", "k-1")
+            .json(&json!({"eventType": "a.b", "payload": {"n": n}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "body {n}");
+    }
+}
+
+/// Found by the contract run (scripts/contract): every rate and filter an
+/// input carries is checked, also SDK 1.x's `rateLimit` and `filterTypes`
+/// beside `throttleRate` and `eventTypes`,
+/// and an event type's `name` in a PUT or PATCH body must be a name.
+#[tokio::test]
+async fn svix_checks_every_rate_and_name_it_is_given() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Rates", "uid": "rates"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    for method in [Method::POST, Method::PUT] {
+        let path = if method == Method::POST {
+            "/api/v1/app/rates/endpoint".to_string()
+        } else {
+            "/api/v1/app/rates/endpoint/ep-rates".to_string()
+        };
+        let body = json!({"url": "https://example.com/hook", "throttleRate": 1, "rateLimit": 0});
+        let err = expect_json(svix(&app, method.clone(), &path, Some(body)).await, 422).await;
+        assert_eq!(
+            err["detail"][0]["loc"],
+            json!(["body", "throttleRate"]),
+            "{method} {err}"
+        );
+    }
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "rate.checked", "description": "d"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    for method in [Method::PUT, Method::PATCH] {
+        let body = json!({"name": "000", "description": "d"});
+        let err = expect_json(
+            svix(
+                &app,
+                method.clone(),
+                "/api/v1/event-type/rate.checked",
+                Some(body),
+            )
+            .await,
+            422,
+        )
+        .await;
+        assert_eq!(
+            err["detail"][0]["loc"],
+            json!(["body", "name"]),
+            "{method} {err}"
+        );
+    }
+}
