@@ -134,8 +134,6 @@ def schemathesis(label, document, url, env, work, report_dir):
         document,
         "--url",
         url,
-        "--checks",
-        "all",
         "--phases",
         "examples,coverage,fuzzing,stateful",
         "--seed",
