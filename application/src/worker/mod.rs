@@ -291,7 +291,10 @@ impl Worker {
     /// retries, deferred) and new ones straight from the log, the two
     /// taking turns going first. `None` when neither could be read.
     async fn claim(&self, limit: u32) -> Option<Vec<DueDelivery>> {
-        let log_first = self.rounds.fetch_add(1, Ordering::Relaxed) % 2 == 0;
+        let log_first = self
+            .rounds
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(2);
         let mut claimed = Vec::new();
         let mut failures = 0;
         for from_log in [log_first, !log_first] {
