@@ -97,6 +97,17 @@ async fn delivered_count(pool: &sqlx::PgPool) -> i64 {
         .unwrap()
 }
 
+/// A process serving the API only (`--role api`), once it is ready.
+async fn api_process(
+    client: &reqwest::Client,
+    env: &HashMap<String, String>,
+    dir: &std::path::Path,
+) -> ServerProcess {
+    let api = ServerProcess::start(&["--listen", "127.0.0.1:0", "--role", "api"], env, dir).await;
+    wait_ready(client, &api.url("/readyz")).await;
+    api
+}
+
 #[tokio::test]
 async fn a_server_killed_with_sigkill_mid_flight_loses_nothing() {
     let db = fresh_database().await;
@@ -158,13 +169,7 @@ async fn two_worker_processes_share_one_queue() {
     let env = env(&db.url);
     let client = reqwest::Client::new();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut api = ServerProcess::start(
-        &["--listen", "127.0.0.1:0", "--role", "api"],
-        &env,
-        dirs[0].path(),
-    )
-    .await;
-    wait_ready(&client, &api.url("/readyz")).await;
+    let mut api = api_process(&client, &env, dirs[0].path()).await;
     let mut w1 = ServerProcess::start(&["--role", "worker"], &env, dirs[1].path()).await;
     let mut w2 = ServerProcess::start(&["--role", "worker"], &env, dirs[2].path()).await;
     let key = tenant_and_subscription(&client, &api, &rx).await;
@@ -328,13 +333,7 @@ async fn a_worker_killed_during_first_attempts_from_the_log_loses_nothing() {
     env.insert("HOOKLINE_WORKER_CONCURRENCY".into(), "8".into());
     let client = reqwest::Client::new();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut api = ServerProcess::start(
-        &["--listen", "127.0.0.1:0", "--role", "api"],
-        &env,
-        dirs[0].path(),
-    )
-    .await;
-    wait_ready(&client, &api.url("/readyz")).await;
+    let mut api = api_process(&client, &env, dirs[0].path()).await;
     let key = tenant_and_subscription(&client, &api, &rx).await;
     let mut w1 = ServerProcess::start(&["--role", "worker"], &env, dirs[1].path()).await;
 

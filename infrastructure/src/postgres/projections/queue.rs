@@ -204,34 +204,11 @@ impl QueueProjection {
         Ok(())
     }
 
+    /// Writes whole rows; an existing row takes the new attempt, due time
+    /// and `triggered_by`, and loses its lease.
     async fn put(&self, conn: &mut PgConnection, rows: Vec<QueueRow>) -> Result<(), sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let c = Columns::of(rows);
-        sqlx::query(&format!(
-            "INSERT INTO {} (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt, due_at, body,
-                    request_id, triggered_by)
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::int[],
-                    $7::timestamptz[], $8::text[], $9::text[], $10::text[])
-             ON CONFLICT (delivery_id) DO UPDATE SET
-                attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at, triggered_by = EXCLUDED.triggered_by,
-                lease_owner = NULL, lease_until = NULL",
-            self.table
-        ))
-        .bind(c.ids)
-        .bind(c.tenants)
-        .bind(c.subs)
-        .bind(c.events)
-        .bind(c.types)
-        .bind(c.attempts)
-        .bind(c.dues)
-        .bind(c.bodies)
-        .bind(c.requests)
-        .bind(c.triggers)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        self.upsert(conn, rows, ", triggered_by = EXCLUDED.triggered_by")
+            .await
     }
 
     /// The next attempt of a delivery: its row rescheduled, or written
@@ -242,17 +219,29 @@ impl QueueProjection {
         conn: &mut PgConnection,
         rows: Vec<QueueRow>,
     ) -> Result<(), sqlx::Error> {
+        self.upsert(conn, rows, "").await
+    }
+
+    /// One multi-row `INSERT … ON CONFLICT DO UPDATE` of `rows`; an
+    /// existing row takes the new attempt and due time (and what `also`
+    /// sets) and loses its lease.
+    async fn upsert(
+        &self,
+        conn: &mut PgConnection,
+        rows: Vec<QueueRow>,
+        also: &str,
+    ) -> Result<(), sqlx::Error> {
         if rows.is_empty() {
             return Ok(());
         }
         let c = Columns::of(rows);
         sqlx::query(&format!(
-            "INSERT INTO {} AS q (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt, due_at,
+            "INSERT INTO {} (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt, due_at,
                     body, request_id, triggered_by)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::int[],
                     $7::timestamptz[], $8::text[], $9::text[], $10::text[])
              ON CONFLICT (delivery_id) DO UPDATE SET
-                attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at, lease_owner = NULL, lease_until = NULL",
+                attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at{also}, lease_owner = NULL, lease_until = NULL",
             self.table
         ))
         .bind(c.ids)
