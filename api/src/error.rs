@@ -116,6 +116,9 @@ impl From<AppError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
             AppError::Conflict { code, detail } => Self::new(StatusCode::CONFLICT, code, detail),
+            AppError::Busy { code, detail } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+            }
             AppError::Unavailable(cause) => {
                 tracing::error!(cause = %cause, "dependency unavailable");
                 Self::new(

@@ -21,6 +21,10 @@ pub enum AppError {
     /// The request conflicts with the current state.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// Hookline is behind on its own work (the delivery backlog is at its
+    /// bound): nothing was done; retrying shortly will work.
+    #[error("{detail}")]
+    Busy { code: &'static str, detail: String },
     /// A dependency (the database) is unreachable; retrying later may work.
     #[error("service unavailable: {0}")]
     Unavailable(String),

@@ -97,6 +97,17 @@ async fn delivered_count(pool: &sqlx::PgPool) -> i64 {
         .unwrap()
 }
 
+/// A process serving the API only (`--role api`), once it is ready.
+async fn api_process(
+    client: &reqwest::Client,
+    env: &HashMap<String, String>,
+    dir: &std::path::Path,
+) -> ServerProcess {
+    let api = ServerProcess::start(&["--listen", "127.0.0.1:0", "--role", "api"], env, dir).await;
+    wait_ready(client, &api.url("/readyz")).await;
+    api
+}
+
 #[tokio::test]
 async fn a_server_killed_with_sigkill_mid_flight_loses_nothing() {
     let db = fresh_database().await;
@@ -158,13 +169,7 @@ async fn two_worker_processes_share_one_queue() {
     let env = env(&db.url);
     let client = reqwest::Client::new();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut api = ServerProcess::start(
-        &["--listen", "127.0.0.1:0", "--role", "api"],
-        &env,
-        dirs[0].path(),
-    )
-    .await;
-    wait_ready(&client, &api.url("/readyz")).await;
+    let mut api = api_process(&client, &env, dirs[0].path()).await;
     let mut w1 = ServerProcess::start(&["--role", "worker"], &env, dirs[1].path()).await;
     let mut w2 = ServerProcess::start(&["--role", "worker"], &env, dirs[2].path()).await;
     let key = tenant_and_subscription(&client, &api, &rx).await;
@@ -295,4 +300,160 @@ async fn publishers_that_disconnect_mid_request_lose_nothing_the_server_committe
         cut_off,
         committed.len()
     );
+}
+
+/// How many times the receiver got each delivery (by `webhook-id`).
+fn arrivals(rx: &TestReceiver) -> HashMap<String, usize> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in rx.received() {
+        if let Some(id) = r.header("webhook-id") {
+            *seen.entry(id.to_string()).or_default() += 1;
+        }
+    }
+    seen
+}
+
+/// First attempts come straight from the log, a leased span at a time
+/// (ADR 0017). A worker killed while its spans are in flight loses
+/// nothing: once the lease expires another worker takes the spans over and
+/// attempts exactly the deliveries that have no outcome yet. A delivery
+/// whose outcome was recorded before the kill is never sent again; one
+/// in flight at the kill may arrive twice (at least once, same
+/// `webhook-id`), never more.
+#[tokio::test]
+async fn a_worker_killed_during_first_attempts_from_the_log_loses_nothing() {
+    let db = fresh_database().await;
+    let rx = TestReceiver::start().await;
+    // Fast enough for the worker's fairness to leave the subscription
+    // uncapped (a slow one's deliveries would wait on the queue instead).
+    rx.default_reply(Reply::status(204).delay(Duration::from_millis(150)));
+    let mut env = env(&db.url);
+    // Few attempts at once, so the kill finds spans in flight however
+    // fast the machine is.
+    env.insert("HOOKLINE_WORKER_CONCURRENCY".into(), "8".into());
+    let client = reqwest::Client::new();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut api = api_process(&client, &env, dirs[0].path()).await;
+    let key = tenant_and_subscription(&client, &api, &rx).await;
+    let mut w1 = ServerProcess::start(&["--role", "worker"], &env, dirs[1].path()).await;
+
+    let n = 200;
+    let accepted = publish_many(&client, &api.url("/v1/events"), &key, n).await;
+    assert_eq!(accepted.len(), n);
+    eventually(
+        "the worker took spans of the log",
+        Duration::from_secs(30),
+        || async {
+            let spans: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_feed_spans")
+                .fetch_one(&db.pool)
+                .await
+                .ok()?;
+            (spans > 0).then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "some outcomes are recorded",
+        Duration::from_secs(30),
+        || async {
+            let done: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM events WHERE event_type = 'DeliverySucceeded'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .ok()?;
+            (done >= 10).then_some(())
+        },
+    )
+    .await;
+
+    w1.signal("KILL");
+    w1.wait(Duration::from_secs(10)).await;
+    let recorded: HashSet<String> = sqlx::query_scalar(
+        "SELECT aggregate_id FROM events WHERE aggregate_type = 'Delivery' AND sequence > 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    assert!(
+        recorded.len() < n,
+        "the kill came too late to test anything ({} recorded)",
+        recorded.len()
+    );
+    let unfinished: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_feed_spans")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_queue")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    eprintln!(
+        "at the kill: {} recorded, {unfinished} spans unfinished, {queued} queued, {} received",
+        recorded.len(),
+        rx.count()
+    );
+    assert!(
+        unfinished > 0,
+        "the killed worker left no span to take over"
+    );
+
+    let mut w2 = ServerProcess::start(&["--role", "worker"], &env, dirs[2].path()).await;
+    let expected: HashSet<String> = accepted.into_iter().collect();
+    eventually(
+        "every accepted delivery reached the receiver",
+        Duration::from_secs(60),
+        || async {
+            let seen: HashSet<String> = arrivals(&rx).into_keys().collect();
+            expected.is_subset(&seen).then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "every delivery ends delivered and every span is finished",
+        Duration::from_secs(60),
+        || async {
+            let spans: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_feed_spans")
+                .fetch_one(&db.pool)
+                .await
+                .ok()?;
+            (delivered_count(&db.pool).await == n as i64 && spans == 0).then_some(())
+        },
+    )
+    .await;
+    let seen = arrivals(&rx);
+    for (id, times) in &seen {
+        assert!(expected.contains(id), "unknown delivery {id} arrived");
+        assert!(*times <= 2, "{id} arrived {times} times");
+        if recorded.contains(id) {
+            assert_eq!(
+                *times, 1,
+                "{id} was sent again after its outcome was recorded"
+            );
+        }
+    }
+    let succeeded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DeliverySucceeded'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(succeeded, n as i64, "one outcome per delivery");
+    let workers: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT metadata->>'worker_id') FROM events WHERE event_type = 'DeliverySucceeded'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(workers, 2, "the second worker took over the spans");
+    let twice = seen.values().filter(|t| **t == 2).count();
+    eprintln!(
+        "{n} deliveries: {} recorded before the kill, {twice} sent twice (in flight at the kill)",
+        recorded.len()
+    );
+    for p in [&mut api, &mut w2] {
+        p.signal("TERM");
+        assert_eq!(p.wait(Duration::from_secs(30)).await, Some(0));
+    }
 }

@@ -72,7 +72,9 @@ async fn manual_retry_makes_a_new_attempt_and_keeps_the_history() {
     )
     .await;
 
-    // Support's trace: the publish request and the retry request.
+    // Support's trace: the publish request and the retry request. Traces
+    // are read models; the delivery above was folded from the log.
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
     let trace = expect_json(
         app.get(&t, "/v1/attempts?request_id=support-retry-7").await,
         200,

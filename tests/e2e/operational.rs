@@ -160,7 +160,9 @@ async fn each_operational_event_reaches_a_subscriber_that_asks_signed() {
     let all: Vec<Value> = everything.received().iter().map(Received::json).collect();
     assert_eq!(all.len(), 2, "{all:?}");
     assert!(all.iter().all(|b| b["event"] == "order.placed"), "{all:?}");
-    // They are listed like any delivery, and their type is in the catalogue.
+    // They are listed like any delivery (lists are read models: wait for
+    // them to catch up with the log), and their type is in the catalogue.
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
     let listed = expect_json(
         app.get(&t, "/v1/deliveries?event=hookline.*&status=delivered")
             .await,

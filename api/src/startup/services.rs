@@ -48,6 +48,7 @@ use hookline_infrastructure::postgres::deliveries::{
     PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
 };
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
+use hookline_infrastructure::postgres::feed::{PgBacklog, PgDeliveryFeed, BACKLOG_BOUND};
 use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::idempotency::PgIdempotentRequests;
@@ -420,7 +421,11 @@ impl Services {
                     idempotency_ttl: settings.idempotency_ttl,
                 },
             )
-            .with_metrics(registry.clone()),
+            .with_metrics(registry.clone())
+            .with_backlog(Arc::new(PgBacklog::new(
+                database.db.pool.clone(),
+                BACKLOG_BOUND,
+            ))),
         );
         let (sources, inbound, siigo) =
             connectors(settings, &shared, &a, publish.clone(), database, runs)?;
@@ -559,6 +564,7 @@ impl Services {
             self.shared.clone(),
             WorkerPorts {
                 queue: Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
+                feed: Arc::new(PgDeliveryFeed::new(self.background_log.pool().clone())),
                 bodies: Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
                 sender: Arc::new(sender),
                 directory: self.directory.clone(),
@@ -574,6 +580,27 @@ impl Services {
                 user_agent: settings.webhook_user_agent.clone(),
             },
         ));
+        // New deliveries are taken straight from the log: a commit of a
+        // published message (here, or through LISTEN elsewhere) wakes the
+        // worker as a due retry does. Every publish writes its message and
+        // its deliveries together; outcomes write no message, so the
+        // worker's own commits do not wake it.
+        let mut deliveries = self.background_log.wakeups().of(Message::TYPE).subscribe();
+        let due = self.due.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    changed = deliveries.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        due.bump();
+                    }
+                }
+            }
+        });
         Ok(tokio::spawn(
             worker.run(shutdown.clone(), self.due.subscribe()),
         ))

@@ -9,8 +9,8 @@ use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::operational::Notice;
 use crate::ports::{
-    AggregateStore, AppendError, Appended, Batch, Change, FirstAnswer, IdempotencyClaim,
-    IdempotencyKeys, Metrics, NoMetrics, SubscriptionDirectory,
+    AggregateStore, AppendError, Appended, Batch, Change, DeliveryBacklog, FirstAnswer,
+    IdempotencyClaim, IdempotencyKeys, Metrics, NoMetrics, SubscriptionDirectory, Unbounded,
 };
 use crate::shared::Shared;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -184,7 +184,12 @@ pub struct PublishService {
     keys: Arc<dyn IdempotencyKeys>,
     settings: PublishSettings,
     metrics: Arc<dyn Metrics>,
+    backlog: Arc<dyn DeliveryBacklog>,
 }
+
+/// How long a publish waits for the delivery backlog to get under its
+/// bound before it is refused.
+pub const BACKLOG_WAIT: Duration = Duration::from_secs(2);
 
 impl fmt::Debug for PublishService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -211,7 +216,17 @@ impl PublishService {
             keys,
             settings,
             metrics: Arc::new(NoMetrics),
+            backlog: Arc::new(Unbounded),
         }
+    }
+
+    /// Publishes wait while the delivery backlog is over its bound
+    /// (pushing back on publishers instead of accepting more than the
+    /// workers deliver).
+    #[must_use]
+    pub fn with_backlog(mut self, backlog: Arc<dyn DeliveryBacklog>) -> Self {
+        self.backlog = backlog;
+        self
     }
 
     /// Counts published events and enqueued deliveries in `metrics`.
@@ -268,6 +283,17 @@ impl PublishService {
                 detail: format!(
                     "no subscription of this tenant (active or disabled) listens to '{}'; nothing was enqueued",
                     event.event_type
+                ),
+            });
+        }
+        // Push back while the workers are behind: the backlog stays
+        // bounded and the answer says so rather than accepting more.
+        if !self.backlog.admit(BACKLOG_WAIT).await {
+            return Err(AppError::Busy {
+                code: "backlog_full",
+                detail: format!(
+                    "the delivery backlog is at its bound and did not shrink within {} s; nothing was published, retry shortly",
+                    BACKLOG_WAIT.as_secs()
                 ),
             });
         }

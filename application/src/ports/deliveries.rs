@@ -10,7 +10,8 @@ use hookline_domain::outcome::ErrorKind;
 use hookline_domain::subscription::SubscriptionState;
 use hookline_domain::{DeliveryId, EventId, EventPattern, SubscriptionId, TenantId};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -52,6 +53,135 @@ pub struct DueDelivery {
     pub request_id: Option<String>,
     /// The request that asked for this round of attempts (a manual retry).
     pub triggered_by: Option<String>,
+    /// Taken straight from the log (a first attempt): the span of the log
+    /// it came in, finished once all its deliveries are. `None` for a
+    /// delivery claimed from the due queue.
+    pub span: Option<Arc<SpanTicket>>,
+}
+
+/// A span of the log a worker took first attempts from. Once every clone
+/// is dropped without [`SpanTicket::fail`] (each delivery's outcome was
+/// recorded, or it went to the due queue), its id joins the worker's list
+/// of finished spans, released at its next take. A failed span is left to
+/// expire: another take reads it again and attempts what in it has
+/// neither an outcome nor a queue row.
+#[derive(Debug)]
+pub struct SpanTicket {
+    id: i64,
+    failed: AtomicBool,
+    finished: Arc<Mutex<Vec<i64>>>,
+}
+
+impl SpanTicket {
+    pub fn new(id: i64, finished: Arc<Mutex<Vec<i64>>>) -> Self {
+        Self {
+            id,
+            failed: AtomicBool::new(false),
+            finished,
+        }
+    }
+
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// One of its deliveries has no recorded outcome: leave the span to
+    /// expire and be read again.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for SpanTicket {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Drop for SpanTicket {
+    fn drop(&mut self) {
+        if !self.failed.load(Ordering::Relaxed) {
+            if let Ok(mut finished) = self.finished.lock() {
+                finished.push(self.id);
+            }
+        }
+    }
+}
+
+/// What a take from the log gave: the span (when it holds deliveries to
+/// attempt) and those deliveries.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub span: Option<i64>,
+    pub deliveries: Vec<DueDelivery>,
+}
+
+/// New deliveries straight from the log: workers share one cursor over
+/// the log's commit order and take a span after it at a time, leased like
+/// a queue row (ADR 0017).
+#[async_trait]
+pub trait DeliveryFeed: Send + Sync {
+    /// Releases the `finished` spans, then takes up to `limit` deliveries
+    /// leased for `lease` to `worker`: those of an expired span that have
+    /// neither an outcome nor a queue row, or else the next new ones.
+    ///
+    /// # Errors
+    /// Storage errors (nothing is taken or released then).
+    async fn take(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+        finished: &[i64],
+    ) -> Result<Taken, AppError>;
+
+    /// Releases finished spans (at shutdown).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn release(&self, finished: &[i64]) -> Result<(), AppError>;
+}
+
+/// How far first attempts are behind the log. Publishing asks it before
+/// appending: while the backlog is over its bound a publish waits for it
+/// to shrink, and is refused (nothing written) if it does not in time.
+#[async_trait]
+pub trait DeliveryBacklog: Send + Sync {
+    /// True at once while the backlog is under its bound; otherwise waits
+    /// up to `wait` for it to get there.
+    async fn admit(&self, wait: Duration) -> bool;
+}
+
+/// No bound (unit tests, one-shot commands).
+#[derive(Debug, Default)]
+pub struct Unbounded;
+
+#[async_trait]
+impl DeliveryBacklog for Unbounded {
+    async fn admit(&self, _wait: Duration) -> bool {
+        true
+    }
+}
+
+/// No feed: every delivery comes from the due queue (unit tests).
+#[derive(Debug, Default)]
+pub struct NoFeed;
+
+#[async_trait]
+impl DeliveryFeed for NoFeed {
+    async fn take(
+        &self,
+        _worker: &str,
+        _limit: u32,
+        _lease: Duration,
+        _finished: &[i64],
+    ) -> Result<Taken, AppError> {
+        Ok(Taken::default())
+    }
+
+    async fn release(&self, _finished: &[i64]) -> Result<(), AppError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -77,6 +207,18 @@ pub trait DueQueue: Send + Sync {
         &self,
         worker: &str,
         deliveries: &[(DeliveryId, Duration)],
+    ) -> Result<(), AppError>;
+
+    /// Puts deliveries taken from the log on the queue, leased to `worker`
+    /// for the given while (each its own): deferred or parked first
+    /// attempts. A delivery already queued is left as it is.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn hand_over(
+        &self,
+        worker: &str,
+        deliveries: &[(DueDelivery, Duration)],
     ) -> Result<(), AppError>;
 
     /// How long until the next delivery falls due (`None`: nothing queued).
@@ -316,4 +458,32 @@ pub struct AttemptListRow {
     pub attempt: AttemptRecord,
     pub event_id: EventId,
     pub event_type: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_is_finished_when_its_last_delivery_lets_go_unless_one_failed() {
+        let finished: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let done = Arc::new(SpanTicket::new(7, finished.clone()));
+        let held_by_another = done.clone();
+        drop(done);
+        assert!(
+            finished.lock().unwrap().is_empty(),
+            "a delivery still holds it"
+        );
+        drop(held_by_another);
+        assert_eq!(*finished.lock().unwrap(), vec![7]);
+
+        let failed = Arc::new(SpanTicket::new(8, finished.clone()));
+        failed.fail();
+        drop(failed);
+        assert_eq!(
+            *finished.lock().unwrap(),
+            vec![7],
+            "a failed span is left to expire and be taken again"
+        );
+    }
 }

@@ -170,6 +170,25 @@ impl DueQueue for MemoryQueue {
         Ok(())
     }
 
+    async fn hand_over(
+        &self,
+        _worker: &str,
+        deliveries: &[(DueDelivery, std::time::Duration)],
+    ) -> Result<(), AppError> {
+        self.deferred
+            .lock()
+            .unwrap()
+            .extend(deliveries.iter().map(|(d, wait)| (d.delivery_id, *wait)));
+        let mut due = self.due.lock().unwrap();
+        for (d, _) in deliveries {
+            due.push_back(DueDelivery {
+                span: None,
+                ..d.clone()
+            });
+        }
+        Ok(())
+    }
+
     async fn next_due_in(&self) -> Result<Option<std::time::Duration>, AppError> {
         Ok(None)
     }

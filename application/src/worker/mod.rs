@@ -15,7 +15,8 @@ pub use prepare::{request_for, unseal_secret, Prepared};
 pub use recorder::{Outcome, OutcomeRecorder};
 
 use crate::ports::{
-    DueDelivery, DueQueue, FlowControl, MessageBodies, SubscriptionDirectory, WebhookSender,
+    DeliveryFeed, DueDelivery, DueQueue, FlowControl, MessageBodies, SpanTicket,
+    SubscriptionDirectory, WebhookSender,
 };
 use crate::shared::Shared;
 use bodies::Bodies;
@@ -24,6 +25,7 @@ use hookline_domain::subscription::{RateLimit, SubscriptionStatus};
 use hookline_domain::{DeliveryId, SubscriptionId};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -47,6 +49,8 @@ pub struct WorkerSettings {
 /// What a worker works with.
 pub struct WorkerPorts {
     pub queue: Arc<dyn DueQueue>,
+    /// New deliveries straight from the log (first attempts).
+    pub feed: Arc<dyn DeliveryFeed>,
     pub bodies: Arc<dyn MessageBodies>,
     pub sender: Arc<dyn WebhookSender>,
     pub directory: Arc<dyn SubscriptionDirectory>,
@@ -63,6 +67,12 @@ impl fmt::Debug for WorkerPorts {
 pub struct Worker {
     shared: Shared,
     queue: Arc<dyn DueQueue>,
+    feed: Arc<dyn DeliveryFeed>,
+    /// Spans of the log whose deliveries are all done, released at the
+    /// next take.
+    finished: Arc<Mutex<Vec<i64>>>,
+    /// Claim rounds so far: the queue and the log take turns going first.
+    rounds: AtomicU64,
     bodies: Bodies,
     sender: Arc<dyn WebhookSender>,
     directory: Arc<dyn SubscriptionDirectory>,
@@ -105,6 +115,9 @@ impl Worker {
         Self {
             shared,
             queue: ports.queue,
+            feed: ports.feed,
+            finished: Arc::default(),
+            rounds: AtomicU64::new(0),
             bodies: Bodies::new(ports.bodies),
             sender: ports.sender,
             directory: ports.directory,
@@ -162,6 +175,12 @@ impl Worker {
         }
         drop(tx);
         drop(recorder.await);
+        let finished = self.take_finished();
+        if !finished.is_empty() {
+            if let Err(e) = self.feed.release(&finished).await {
+                tracing::warn!(error = %e, "could not release finished spans of the log; they expire");
+            }
+        }
         tracing::info!("delivery worker stopped");
     }
 
@@ -177,21 +196,14 @@ impl Worker {
         let limit = u32::try_from(free)
             .unwrap_or(u32::MAX)
             .min(self.settings.claim_batch);
-        let mut claimed = match self
-            .queue
-            .claim(&self.settings.worker_id, limit, self.settings.lease)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "claiming due deliveries failed");
-                return Round::Failed;
-            }
+        let Some(mut claimed) = self.claim(limit).await else {
+            return Round::Failed;
         };
         if let Err(e) = self.bodies.fill(&mut claimed).await {
             // The deliveries wait: their leases expire and they are
             // claimed again.
             tracing::error!(error = %e, "reading the bodies of claimed deliveries failed");
+            fail_spans(&claimed);
             return Round::Failed;
         }
         let round = if claimed.is_empty() {
@@ -201,11 +213,27 @@ impl Worker {
         } else {
             Round::Busy
         };
+        // First attempts taken from the log that do not go now are put on
+        // the queue (their span is done with them once they are there).
+        let from_log: HashMap<DeliveryId, DueDelivery> = claimed
+            .iter()
+            .filter(|d| d.span.is_some())
+            .map(|d| (d.delivery_id, d.clone()))
+            .collect();
         let Sorted {
             ready,
             held: mut deferred,
             parked,
         } = self.sort(claimed).await;
+        if !from_log.is_empty() {
+            let now = self.shared.clock.now();
+            let mut waits: Vec<(DeliveryId, Duration)> = Vec::new();
+            for (until, ids) in &parked {
+                let wait = (*until - now).to_std().unwrap_or_default();
+                waits.extend(ids.iter().map(|id| (*id, wait)));
+            }
+            self.hand_over(&from_log, waits).await;
+        }
         for (until, ids) in parked {
             if let Err(e) = self.flow.hold(&self.settings.worker_id, &ids, until).await {
                 // Their leases expire instead; they are held again then.
@@ -213,7 +241,8 @@ impl Worker {
             }
         }
         let mut first = Some(first);
-        for (due, not_before) in ready {
+        let mut ready = ready.into_iter();
+        while let Some((due, not_before)) = ready.next() {
             let share = self.share_of(&due).await;
             let risky = match self.fairness.admit(&share, Instant::now()) {
                 Admission::Defer(wait) => {
@@ -229,12 +258,22 @@ impl Worker {
                     Err(_) => {
                         self.fairness
                             .release(&share, risky, Duration::ZERO, Instant::now());
+                        let rest: Vec<DueDelivery> = std::iter::once(due)
+                            .chain(ready.by_ref().map(|(d, _)| d))
+                            .collect();
+                        fail_spans(&rest);
                         break;
                     }
                 },
             };
             self.dispatch(due, not_before, (share, risky), permit, tx.clone());
         }
+        if !from_log.is_empty() {
+            // Queued already with their wait.
+            self.hand_over(&from_log, deferred.clone()).await;
+            deferred.retain(|(id, _)| !from_log.contains_key(id));
+        }
+        drop(from_log);
         if !deferred.is_empty() {
             tracing::debug!(
                 deferred = deferred.len(),
@@ -246,6 +285,110 @@ impl Worker {
             }
         }
         round
+    }
+
+    /// Up to `limit` deliveries: due ones from the queue (retries, manual
+    /// retries, deferred) and new ones straight from the log, the two
+    /// taking turns going first. `None` when neither could be read.
+    async fn claim(&self, limit: u32) -> Option<Vec<DueDelivery>> {
+        let log_first = self
+            .rounds
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(2);
+        let mut claimed = Vec::new();
+        let mut failures = 0;
+        for from_log in [log_first, !log_first] {
+            let left = limit.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+            if left == 0 {
+                break;
+            }
+            let got = if from_log {
+                self.take_from_log(left).await
+            } else {
+                self.queue
+                    .claim(&self.settings.worker_id, left, self.settings.lease)
+                    .await
+            };
+            match got {
+                Ok(mut got) => claimed.append(&mut got),
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(error = %e, from_log, "claiming due deliveries failed");
+                }
+            }
+        }
+        (failures < 2).then_some(claimed)
+    }
+
+    /// New deliveries from the log, each holding its span's ticket.
+    async fn take_from_log(&self, limit: u32) -> Result<Vec<DueDelivery>, crate::AppError> {
+        let finished = self.take_finished();
+        let taken = match self
+            .feed
+            .take(
+                &self.settings.worker_id,
+                limit,
+                self.settings.lease,
+                &finished,
+            )
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                // Released at the next take.
+                if let Ok(mut list) = self.finished.lock() {
+                    list.extend(finished);
+                }
+                return Err(e);
+            }
+        };
+        let Some(span) = taken.span else {
+            return Ok(taken.deliveries);
+        };
+        let ticket = Arc::new(SpanTicket::new(span, self.finished.clone()));
+        Ok(taken
+            .deliveries
+            .into_iter()
+            .map(|mut d| {
+                d.span = Some(ticket.clone());
+                d
+            })
+            .collect())
+    }
+
+    /// Puts those of `waits` taken from the log on the queue (leased to
+    /// this worker for their wait), so their span is done with them.
+    async fn hand_over(
+        &self,
+        from_log: &HashMap<DeliveryId, DueDelivery>,
+        waits: Vec<(DeliveryId, Duration)>,
+    ) {
+        let handed: Vec<(DueDelivery, Duration)> = waits
+            .into_iter()
+            .filter_map(|(id, wait)| from_log.get(&id).map(|d| (d.clone(), wait)))
+            .collect();
+        if handed.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .queue
+            .hand_over(&self.settings.worker_id, &handed)
+            .await
+        {
+            tracing::warn!(error = %e, "could not put first attempts that wait on the queue; their span expires");
+            for (d, _) in &handed {
+                if let Some(span) = &d.span {
+                    span.fail();
+                }
+            }
+        }
+    }
+
+    fn take_finished(&self) -> Vec<i64> {
+        self.finished
+            .lock()
+            .map(|mut list| std::mem::take(&mut *list))
+            .unwrap_or_default()
     }
 
     /// Holds back the deliveries of open circuits (all but the probe) and
@@ -282,6 +425,13 @@ impl Worker {
                     }
                 }
                 if let Some(limit) = p.rate_limit {
+                    // A paced delivery waits on the queue for its slot
+                    // (where it counts in its subscription's backlog), not
+                    // in a span of the log.
+                    if due.span.is_some() {
+                        sorted.held.push((due.delivery_id, Duration::ZERO));
+                        continue;
+                    }
                     limited
                         .entry(due.subscription_id)
                         .or_insert_with(|| (limit, Vec::new()))
@@ -378,12 +528,27 @@ impl Worker {
                     }
                 }
                 let started = Instant::now();
+                let span = due.span.clone();
                 let outcome = this.attempt(due).await;
                 this.fairness
                     .release(&share, risky, started.elapsed(), Instant::now());
-                if let Some(outcome) = outcome {
-                    drop(tx.send(outcome).await);
+                match outcome {
+                    Some(outcome) => {
+                        if let Err(unsent) = tx.send(outcome).await {
+                            if let Some(span) = &unsent.0.due().span {
+                                span.fail();
+                            }
+                        }
+                    }
+                    // Not attempted: its lease (or span) expires and it is
+                    // taken again.
+                    None => {
+                        if let Some(span) = &span {
+                            span.fail();
+                        }
+                    }
                 }
+                drop(span);
                 drop(permit);
             }
             .instrument(span),
@@ -484,6 +649,14 @@ impl Worker {
             map.insert(id, prepared.clone());
         }
         Ok(Some(prepared))
+    }
+}
+
+/// Leaves the spans of these deliveries (taken from the log, not
+/// attempted) to expire, so that they are taken again.
+fn fail_spans(deliveries: &[DueDelivery]) {
+    for span in deliveries.iter().filter_map(|d| d.span.as_ref()) {
+        span.fail();
     }
 }
 

@@ -55,7 +55,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn due(&self) -> &DueDelivery {
+    pub(crate) fn due(&self) -> &DueDelivery {
         match self {
             Self::Attempted { due, .. }
             | Self::Skipped { due, .. }
@@ -360,6 +360,11 @@ impl OutcomeRecorder {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, outcomes = outcomes.len(), "could not record attempt outcomes; the deliveries will be attempted again when their leases expire");
+                    for o in &outcomes {
+                        if let Some(span) = &o.due().span {
+                            span.fail();
+                        }
+                    }
                 }
             }
         }

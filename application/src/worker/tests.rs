@@ -130,6 +130,7 @@ impl Setup {
             body: Some(Arc::from("{}")),
             request_id: Some("req-pub".into()),
             triggered_by: None,
+            span: None,
         }
     }
 
@@ -344,6 +345,7 @@ async fn the_worker_claims_signs_sends_and_records() {
         s.world.shared.clone(),
         WorkerPorts {
             queue: queue.clone(),
+            feed: Arc::new(crate::ports::NoFeed),
             bodies: s.world.log.clone(),
             sender: sender.clone(),
             directory: s.world.subscriptions(),
@@ -499,6 +501,7 @@ async fn run_worker_until(
         s.world.shared.clone(),
         WorkerPorts {
             queue,
+            feed: Arc::new(crate::ports::NoFeed),
             bodies: s.world.log.clone(),
             sender,
             directory: s.world.subscriptions(),

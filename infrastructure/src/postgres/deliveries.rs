@@ -432,6 +432,7 @@ impl DueQueue for PgDueQueue {
                     body: body.map(Arc::from),
                     request_id: r.try_get("request_id")?,
                     triggered_by: r.try_get("triggered_by")?,
+                    span: None,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -452,6 +453,70 @@ impl DueQueue for PgDueQueue {
         )
         .bind(worker)
         .bind(ids)
+        .bind(waits)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn hand_over(
+        &self,
+        worker: &str,
+        deliveries: &[(DueDelivery, Duration)],
+    ) -> Result<(), AppError> {
+        let n = deliveries.len();
+        let mut c = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut attempts, mut bodies, mut requests, mut waits) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (d, wait) in deliveries {
+            c.0.push(*d.delivery_id.as_uuid());
+            c.1.push(*d.tenant_id.as_uuid());
+            c.2.push(*d.subscription_id.as_uuid());
+            c.3.push(*d.event_id.as_uuid());
+            c.4.push(d.event_type.as_str());
+            c.5.push(d.triggered_by.as_deref());
+            attempts.push(i32::try_from(d.attempt).unwrap_or(i32::MAX));
+            bodies.push(d.body.as_deref());
+            requests.push(d.request_id.as_deref());
+            waits.push(wait.as_secs_f64());
+        }
+        // The body stays with its message; only a delivery enqueued with
+        // it inline (1.0, no message) keeps it here.
+        sqlx::query(
+            "INSERT INTO delivery_queue (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt,
+                    due_at, body, request_id, triggered_by, lease_owner, lease_until)
+             SELECT d.id, d.tenant, d.sub, d.event, d.type, d.attempt, now(),
+                    CASE WHEN EXISTS (SELECT 1 FROM events e WHERE e.aggregate_type = 'Message'
+                                         AND e.aggregate_id = d.event::text AND e.sequence = 1)
+                         THEN NULL ELSE d.body END,
+                    d.request, d.trigger, $1, now() + make_interval(secs => d.wait)
+               FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::int[], $8::text[],
+                           $9::text[], $10::text[], $11::float8[])
+                 AS d(id, tenant, sub, event, type, attempt, body, request, trigger, wait)
+             ON CONFLICT (delivery_id) DO NOTHING",
+        )
+        .bind(worker)
+        .bind(c.0)
+        .bind(c.1)
+        .bind(c.2)
+        .bind(c.3)
+        .bind(c.4)
+        .bind(attempts)
+        .bind(bodies)
+        .bind(requests)
+        .bind(c.5)
         .bind(waits)
         .execute(&self.pool)
         .await

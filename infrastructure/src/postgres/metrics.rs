@@ -15,7 +15,9 @@ pub const GAUGE_CACHE: Duration = Duration::from_secs(1);
 /// The due queue.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueGauges {
-    /// Claimable now (due, or a lease that has expired).
+    /// Claimable now (due, or a lease that has expired), with the new
+    /// deliveries not yet taken from the log (counted up to
+    /// [`NEW_COUNTED`]).
     pub due: i64,
     /// Due later (a retry's back-off, a rate-limit wait).
     pub scheduled: i64,
@@ -27,6 +29,10 @@ pub struct QueueGauges {
     /// none is).
     pub oldest_due_age_seconds: f64,
 }
+
+/// Most new deliveries behind the first-attempt cursor a scrape counts
+/// (the scan stays bounded however large a backlog grows).
+pub const NEW_COUNTED: i64 = 100_000;
 
 /// One projection's distance behind the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,12 +106,33 @@ impl PgGauges {
         .bind(PARKED)
         .fetch_one(&self.pool)
         .await?;
+        // New deliveries not yet taken from the log (ADR 0017) are due as
+        // well: they wait behind the first-attempt cursor, not on the queue.
+        let cursor = {
+            let mut conn = self.pool.acquire().await?;
+            super::checkpoints::read(&mut conn, super::feed::CURSOR).await?
+        };
+        let new = sqlx::query(
+            "SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(recorded_at))::float8, 0) AS oldest
+               FROM (SELECT recorded_at FROM events
+                      WHERE (tx_id, global_position) > ($1::text::xid8, $2)
+                        AND event_type = 'DeliveryEnqueued'
+                      ORDER BY tx_id, global_position
+                      LIMIT $3) new",
+        )
+        .bind(cursor.tx_id.to_string())
+        .bind(cursor.position)
+        .bind(NEW_COUNTED)
+        .fetch_one(&self.pool)
+        .await?;
+        let due: i64 = row.try_get("due")?;
+        let oldest = row.try_get::<f64, _>("oldest")?;
         Ok(QueueGauges {
-            due: row.try_get("due")?,
+            due: due + new.try_get::<i64, _>("n")?,
             scheduled: row.try_get("scheduled")?,
             leased: row.try_get("leased")?,
             parked: row.try_get("parked")?,
-            oldest_due_age_seconds: row.try_get::<f64, _>("oldest")?.max(0.0),
+            oldest_due_age_seconds: oldest.max(new.try_get::<f64, _>("oldest")?).max(0.0),
         })
     }
 

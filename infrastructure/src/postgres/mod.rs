@@ -9,6 +9,7 @@ pub mod copy;
 pub mod dashboard;
 pub mod deliveries;
 pub mod directory;
+pub mod feed;
 pub mod flow;
 pub mod health;
 pub mod idempotency;

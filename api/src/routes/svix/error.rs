@@ -137,6 +137,10 @@ impl From<AppError> for SvixError {
             AppError::Conflict { code, detail } => Self::new(StatusCode::CONFLICT, code, detail),
             // A provider's answer (connectors): as Hookline's own API says it.
             e @ AppError::Upstream { .. } => Self::from(crate::error::ApiError::from(e)),
+            // The delivery backlog at its bound: a 503 the SDKs retry.
+            AppError::Busy { code, detail } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+            }
             AppError::Unavailable(cause) => {
                 tracing::error!(cause = %cause, "dependency unavailable");
                 Self::new(

@@ -68,6 +68,11 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
     /// Called after the batch committed (refresh caches, wake workers).
     fn after_commit(&self, _events: &[StoredEvent]) {}
+    /// Under load, the least time between two batches, and the most events
+    /// one carries.
+    fn pace(&self) -> (Duration, i64) {
+        (GATHER, BATCH_SIZE)
+    }
     /// Called once a rebuild has applied every event, before its tables
     /// are compared or swapped in (tables derived from the others).
     async fn rebuilt(&self, _conn: &mut PgConnection) -> Result<(), ProjectionError> {
@@ -139,7 +144,7 @@ impl ProjectionRunner {
             &mut tx,
             checkpoint,
             Some(self.projection.aggregate_type()),
-            BATCH_SIZE,
+            self.projection.pace().1,
         )
         .await?;
         let Some(last) = events.last().map(StoredEvent::log_position) else {
@@ -184,12 +189,13 @@ impl ProjectionRunner {
         // would look after every commit; successive empty looks back off
         // instead (1, 2, 4, 8 then 16 ms apart at most).
         let mut empty_looks: u32 = 0;
+        let (gather, batch_size) = self.projection.pace();
         loop {
             wake.borrow_and_update();
             let started = tokio::time::Instant::now();
             let busy;
             match self.step().await {
-                Ok(n) if n as i64 >= BATCH_SIZE => {
+                Ok(n) if n as i64 >= batch_size => {
                     self.clear_error();
                     quick_retry = None;
                     continue;
@@ -232,7 +238,7 @@ impl ProjectionRunner {
             // While events keep coming, let a few milliseconds' worth gather
             // so each transaction carries more of them.
             if busy {
-                tokio::time::sleep_until(started + GATHER).await;
+                tokio::time::sleep_until(started + gather).await;
             } else if empty_looks > 0 {
                 let spacing = Duration::from_millis(1 << (empty_looks - 1).min(4));
                 tokio::time::sleep_until(started + spacing).await;

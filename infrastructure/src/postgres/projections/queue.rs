@@ -1,6 +1,9 @@
-//! The `delivery_queue` projection: keeps one row per delivery awaiting an
-//! attempt (with its body, due time and attempt number) for workers to
-//! lease. A batch is folded into one operation per delivery.
+//! The `delivery_queue` projection: keeps one row per delivery awaiting a
+//! retry or a manual retry (with its due time and attempt number) for
+//! workers to lease. New deliveries get no row: workers take their first
+//! attempts straight from the log (`postgres::feed`, ADR 0017), and put on
+//! the queue only those that must wait. A batch is folded into one
+//! operation per delivery.
 
 use super::{Projection, ProjectionError};
 use crate::postgres::wakeup::Wakeup;
@@ -75,6 +78,9 @@ struct QueueRow {
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// Enqueued in this batch: no row (its first attempt is taken from the
+    /// log), but what a later event of the batch needs to write one.
+    Fresh(QueueRow),
     /// Insert (or replace) the whole row.
     Put(QueueRow),
     /// Next attempt of a queued delivery.
@@ -148,16 +154,33 @@ impl QueueProjection {
             mut puts,
             reschedules,
         } = Plan::of(events);
+        // A retry may find no row (its first attempt came from the log):
+        // it is written whole, with its identity from the log.
+        let mut reschedules: Vec<QueueRow> = reschedules
+            .into_iter()
+            .map(|(id, attempt, due_at)| {
+                let mut row = QueueRow::unfilled(id);
+                row.attempt = attempt;
+                row.due_at = due_at;
+                row
+            })
+            .collect();
         {
-            let mut missing: Vec<&mut QueueRow> = puts.iter_mut().filter(|r| r.unfilled).collect();
+            let mut missing: Vec<&mut QueueRow> = puts
+                .iter_mut()
+                .chain(reschedules.iter_mut())
+                .filter(|r| r.unfilled)
+                .collect();
             if !missing.is_empty() {
                 self.fill_from_log(conn, &mut missing).await?;
             }
         }
+        puts.retain(|r| !r.unfilled);
+        reschedules.retain(|r| !r.unfilled);
         let wakes = !puts.is_empty() || !reschedules.is_empty();
         self.delete(conn, &deletes).await?;
         self.put(conn, puts).await?;
-        self.reschedule(conn, &reschedules).await?;
+        self.reschedule(conn, reschedules).await?;
         if wakes {
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(DUE_CHANNEL)
@@ -181,31 +204,44 @@ impl QueueProjection {
         Ok(())
     }
 
+    /// Writes whole rows; an existing row takes the new attempt, due time
+    /// and `triggered_by`, and loses its lease.
     async fn put(&self, conn: &mut PgConnection, rows: Vec<QueueRow>) -> Result<(), sqlx::Error> {
+        self.upsert(conn, rows, ", triggered_by = EXCLUDED.triggered_by")
+            .await
+    }
+
+    /// The next attempt of a delivery: its row rescheduled, or written
+    /// (its earlier attempt was taken from the log). A manual retry's
+    /// `triggered_by` stays.
+    async fn reschedule(
+        &self,
+        conn: &mut PgConnection,
+        rows: Vec<QueueRow>,
+    ) -> Result<(), sqlx::Error> {
+        self.upsert(conn, rows, "").await
+    }
+
+    /// One multi-row `INSERT … ON CONFLICT DO UPDATE` of `rows`; an
+    /// existing row takes the new attempt and due time (and what `also`
+    /// sets) and loses its lease.
+    async fn upsert(
+        &self,
+        conn: &mut PgConnection,
+        rows: Vec<QueueRow>,
+        also: &str,
+    ) -> Result<(), sqlx::Error> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut c = Columns::with_capacity(rows.len());
-        for r in rows {
-            c.ids.push(r.delivery_id);
-            c.tenants.push(r.tenant_id);
-            c.subs.push(r.subscription_id);
-            c.events.push(r.event_id);
-            c.types.push(r.event_type);
-            c.attempts.push(r.attempt);
-            c.dues.push(r.due_at);
-            c.bodies.push(r.body);
-            c.requests.push(r.request_id);
-            c.triggers.push(r.triggered_by);
-        }
+        let c = Columns::of(rows);
         sqlx::query(&format!(
-            "INSERT INTO {} (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt, due_at, body,
-                    request_id, triggered_by)
+            "INSERT INTO {} (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt, due_at,
+                    body, request_id, triggered_by)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::int[],
                     $7::timestamptz[], $8::text[], $9::text[], $10::text[])
              ON CONFLICT (delivery_id) DO UPDATE SET
-                attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at, triggered_by = EXCLUDED.triggered_by,
-                lease_owner = NULL, lease_until = NULL",
+                attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at{also}, lease_owner = NULL, lease_until = NULL",
             self.table
         ))
         .bind(c.ids)
@@ -218,31 +254,6 @@ impl QueueProjection {
         .bind(c.bodies)
         .bind(c.requests)
         .bind(c.triggers)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    async fn reschedule(
-        &self,
-        conn: &mut PgConnection,
-        rows: &[(Uuid, i32, DateTime<Utc>)],
-    ) -> Result<(), sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-        let attempts: Vec<i32> = rows.iter().map(|r| r.1).collect();
-        let dues: Vec<DateTime<Utc>> = rows.iter().map(|r| r.2).collect();
-        sqlx::query(&format!(
-            "UPDATE {} q SET attempt = u.attempt, due_at = u.due_at, lease_owner = NULL, lease_until = NULL
-               FROM UNNEST($1::uuid[], $2::int[], $3::timestamptz[]) AS u(id, attempt, due_at)
-              WHERE q.delivery_id = u.id",
-            self.table
-        ))
-        .bind(ids)
-        .bind(attempts)
-        .bind(dues)
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -265,6 +276,23 @@ struct Columns {
 }
 
 impl Columns {
+    fn of(rows: Vec<QueueRow>) -> Self {
+        let mut c = Self::with_capacity(rows.len());
+        for r in rows {
+            c.ids.push(r.delivery_id);
+            c.tenants.push(r.tenant_id);
+            c.subs.push(r.subscription_id);
+            c.events.push(r.event_id);
+            c.types.push(r.event_type);
+            c.attempts.push(r.attempt);
+            c.dues.push(r.due_at);
+            c.bodies.push(r.body);
+            c.requests.push(r.request_id);
+            c.triggers.push(r.triggered_by);
+        }
+        c
+    }
+
     fn with_capacity(n: usize) -> Self {
         Self {
             ids: Vec::with_capacity(n),
@@ -310,6 +338,8 @@ impl Plan {
                 // Queued and finished within this batch: never written.
                 Some(Op::Delete) if created_here.contains(&id) => {}
                 Some(Op::Delete) => plan.deletes.push(id),
+                // Its first attempt is taken from the log.
+                Some(Op::Fresh(_)) => {}
                 Some(Op::Put(row)) => plan.puts.push(row),
                 Some(Op::Reschedule { attempt, due_at }) => {
                     plan.reschedules.push((id, attempt, due_at));
@@ -333,7 +363,7 @@ fn next_op(stored: &StoredEvent, id: Uuid, event: DeliveryEvent, previous: Optio
             body,
             next_attempt_at,
             ..
-        } => Op::Put(QueueRow {
+        } => Op::Fresh(QueueRow {
             delivery_id: id,
             tenant_id: *tenant_id.as_uuid(),
             subscription_id: *subscription_id.as_uuid(),
@@ -353,7 +383,7 @@ fn next_op(stored: &StoredEvent, id: Uuid, event: DeliveryEvent, previous: Optio
             next_attempt_at: Some(due_at),
             ..
         } => match previous {
-            Some(Op::Put(mut row)) => {
+            Some(Op::Put(mut row) | Op::Fresh(mut row)) => {
                 row.attempt = to_i32(attempt + 1);
                 row.due_at = due_at;
                 Op::Put(row)
@@ -369,7 +399,7 @@ fn next_op(stored: &StoredEvent, id: Uuid, event: DeliveryEvent, previous: Optio
             ..
         } => {
             let mut row = match previous {
-                Some(Op::Put(row)) => row,
+                Some(Op::Put(row) | Op::Fresh(row)) => row,
                 // Its identity and body come from its first event.
                 _ => QueueRow::unfilled(id),
             };

@@ -73,11 +73,9 @@ impl Layout {
             .execute(&mut *conn)
             .await?;
         }
-        if let Some(options) = &self.options {
-            sqlx::query(&format!("ALTER TABLE {copy} SET ({options})"))
-                .execute(&mut *conn)
-                .await?;
-        }
+        // The live storage options (a fillfactor that leaves room for
+        // updates) come with the swap: rebuilt rows are mostly final, and
+        // loading them into full pages writes fewer pages and less WAL.
         // Autovacuum would otherwise start on the freshly loaded copy and
         // hold up its index builds (CREATE INDEX waits for it); the live
         // settings come back with the swap.

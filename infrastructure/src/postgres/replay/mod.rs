@@ -374,6 +374,27 @@ async fn compare(
     Ok(differences)
 }
 
+/// Queue rows workers wrote for first attempts taken from the log that
+/// had to wait (deferred or parked) are workers' state, like leases: the
+/// log implies no row for them (their first attempt is not made yet), so a
+/// rebuild keeps them from the live table.
+async fn keep_handed_over(
+    conn: &mut PgConnection,
+    table: &str,
+    rebuilt: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO {rebuilt} SELECT l.* FROM {table} l
+          WHERE NOT EXISTS (SELECT 1 FROM {rebuilt} r WHERE r.delivery_id = l.delivery_id)
+            AND NOT EXISTS (SELECT 1 FROM events e
+                             WHERE e.aggregate_type = 'Delivery' AND e.aggregate_id = l.delivery_id::text
+                               AND e.sequence > 1)"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Puts the `rebuilt` table in place of the live one, with its names.
 async fn swap(
     conn: &mut PgConnection,
@@ -471,6 +492,9 @@ async fn rebuild_with(
     let mut differences = Vec::new();
     for table in which.tables() {
         let rebuilt = format!("{table}{suffix}");
+        if *table == QUEUE_TABLE {
+            keep_handed_over(&mut conn, table, &rebuilt).await?;
+        }
         if check && !compared(table) {
             sqlx::query(&format!("DROP TABLE {rebuilt}"))
                 .execute(&mut *conn)

@@ -79,9 +79,29 @@ struct Server {
     logs: Arc<Mutex<Vec<String>>>,
 }
 
+/// `BENCH_PROCESSES=split`: two API processes (publishers split between
+/// them) and two worker processes on the one database, instead of one
+/// process doing everything (`docs/scaling.md`).
+fn split_processes() -> bool {
+    std::env::var("BENCH_PROCESSES").is_ok_and(|v| v == "split")
+}
+
 async fn start_server(cluster: &Cluster, db_url: &str, name: &str, env: &[(&str, &str)]) -> Server {
+    start_role(cluster, db_url, name, env, None).await
+}
+
+/// A server process; with a role, `--role <role>` (a worker listens on
+/// no port: its address is left empty).
+async fn start_role(
+    cluster: &Cluster,
+    db_url: &str,
+    name: &str,
+    env: &[(&str, &str)],
+    role: Option<&str>,
+) -> Server {
     let exe = std::env::current_exe().expect("bench executable");
     let data_dir = cluster.dir.join(format!("server-{name}"));
+    let worker = role == Some("worker");
     let mut child = Command::new(exe)
         .args([
             "hookline",
@@ -93,6 +113,7 @@ async fn start_server(cluster: &Cluster, db_url: &str, name: &str, env: &[(&str,
         ])
         .arg("--data-dir")
         .arg(&data_dir)
+        .args(role.map(|r| vec!["--role", r]).unwrap_or_default())
         .env("HOOKLINE_ALLOW_PRIVATE_TARGETS", "127.0.0.0/8")
         .env("HOOKLINE_SECRET_KEY", SECRET_KEY)
         .env("HOOKLINE_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -123,10 +144,15 @@ async fn start_server(cluster: &Cluster, db_url: &str, name: &str, env: &[(&str,
             sink.lock().unwrap().push(line);
         }
     });
-    let address = tokio::time::timeout(Duration::from_secs(60), rx)
-        .await
-        .unwrap_or_else(|_| panic!("the server did not start: {:?}", logs.lock().unwrap()))
-        .expect("address");
+    let address = if worker {
+        drop(rx);
+        String::new()
+    } else {
+        tokio::time::timeout(Duration::from_secs(60), rx)
+            .await
+            .unwrap_or_else(|_| panic!("the server did not start: {:?}", logs.lock().unwrap()))
+            .expect("address")
+    };
     Server {
         child,
         address,
@@ -246,7 +272,37 @@ pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
         .database(&format!("bench_{}", s.name.replace('-', "_")))
         .await;
     let receiver = Receiver::start(s.storm).await;
-    let mut server = start_server(cluster, &db, s.name, &s.env).await;
+    let split = split_processes();
+    let mut server = if split {
+        start_role(cluster, &db, s.name, &s.env, Some("api")).await
+    } else {
+        start_server(cluster, &db, s.name, &s.env).await
+    };
+    let mut others: Vec<Server> = Vec::new();
+    if split {
+        others.push(
+            start_role(
+                cluster,
+                &db,
+                &format!("{}-api2", s.name),
+                &s.env,
+                Some("api"),
+            )
+            .await,
+        );
+        for w in 1..=2 {
+            others.push(
+                start_role(
+                    cluster,
+                    &db,
+                    &format!("{}-worker{w}", s.name),
+                    &s.env,
+                    Some("worker"),
+                )
+                .await,
+            );
+        }
+    }
     let base = format!("http://{}", server.address);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -284,18 +340,36 @@ pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
         receiver.expect(&path, sub["secret"].as_str().unwrap());
     }
     let pid = server.child.id().expect("server pid");
+    let pids: Vec<u32> = std::iter::once(pid)
+        .chain(others.iter().filter_map(|o| o.child.id()))
+        .collect();
+    let servers_cpu = |pids: &[u32]| pids.iter().map(|p| cpu_seconds(*p, false)).sum::<f64>();
     let me = std::process::id();
     let (server_cpu0, pg_cpu0, bench_cpu0) = (
-        cpu_seconds(pid, false),
+        servers_cpu(&pids),
         postgres_cpu_seconds(cluster.data_dir()),
         cpu_seconds(me, false),
     );
     let url = format!("{base}/v1/events");
     let start = Instant::now();
     let until = start + s.duration;
-    let mut published = match s.rate {
-        Some(rate) => open_loop(&client, &url, &key, rate, start, until).await,
-        None => closed_loop(&client, &url, &key, s.publishers, until).await,
+    let mut published = match (s.rate, others.first().filter(|_| split)) {
+        (Some(rate), _) => open_loop(&client, &url, &key, rate, start, until).await,
+        (None, None) => closed_loop(&client, &url, &key, s.publishers, until).await,
+        // Half the publishers on each API process.
+        (None, Some(api2)) => {
+            let url2 = format!("http://{}/v1/events", api2.address);
+            let half = s.publishers / 2;
+            let (mut a, b) = tokio::join!(
+                closed_loop(&client, &url, &key, s.publishers - half, until),
+                closed_loop(&client, &url2, &key, half, until)
+            );
+            a.events += b.events;
+            a.errors += b.errors;
+            a.latencies.extend(b.latencies);
+            a.deliveries.extend(b.deliveries);
+            a
+        }
     };
     let load_secs = start.elapsed().as_secs_f64();
     let load_end = Instant::now();
@@ -327,16 +401,21 @@ pub async fn run(cluster: &Cluster, s: Scenario) -> Report {
         .unwrap()
         .unwrap_or(load_end);
     let (server_cpu, pg_cpu, bench_cpu) = (
-        cpu_seconds(pid, false) - server_cpu0,
+        servers_cpu(&pids) - server_cpu0,
         postgres_cpu_seconds(cluster.data_dir()) - pg_cpu0,
         cpu_seconds(me, false) - bench_cpu0,
     );
-    let rss = peak_rss_mb(pid);
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
+    let rss = pids.iter().map(|p| peak_rss_mb(*p)).fold(0.0, f64::max);
+    for p in &pids {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(p.to_string())
+            .status();
+    }
     let _ = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await;
+    for mut o in others {
+        let _ = tokio::time::timeout(Duration::from_secs(30), o.child.wait()).await;
+    }
     let bad = receiver.stats.bad_signatures.load(Ordering::Relaxed);
 
     let events_per_s = published.events as f64 / load_secs;

@@ -1,0 +1,486 @@
+//! First attempts straight from the log (ADR 0017): workers share one
+//! cursor over the log's commit order (`first_attempts` in
+//! `projection_checkpoints`) and take the span after it a round at a time,
+//! with the bodies of its messages from the same read. A span is one row in
+//! `delivery_feed_spans`, leased like a queue row; the deliveries in it cost
+//! no queue row at all unless they have to wait.
+//!
+//! A span whose lease expired (its worker died, or could not record an
+//! outcome) is taken again: its deliveries that have neither an outcome in
+//! the log nor a queue row are attempted again, as an expired queue lease
+//! would be.
+
+use super::checkpoints;
+use super::log_reader::{decode, unavailable, COLUMNS};
+use async_trait::async_trait;
+use hookline_application::ports::{DeliveryFeed, DueDelivery, LogPosition, StoredEvent, Taken};
+use hookline_application::AppError;
+use hookline_domain::delivery::DeliveryEvent;
+use hookline_domain::message::MESSAGE_PUBLISHED;
+use sqlx::{PgConnection, PgPool, Row};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The cursor's row in `projection_checkpoints`.
+pub const CURSOR: &str = "first_attempts";
+/// Serialises takes after the cursor across processes (transaction-scoped
+/// advisory lock; it assigns no transaction id, so a take does not hold
+/// back other readers of the log).
+const LOCK: i64 = 0x686f_6f6b_6665_6564; // "hookfeed"
+const DELIVERY_ENQUEUED: &str = "DeliveryEnqueued";
+const DELIVERY_SKIPPED: &str = "DeliverySkipped";
+/// How often an idle take also moves the cursor past other events.
+const SKIP_OTHERS: Duration = Duration::from_millis(250);
+/// How often a process looks for expired spans.
+const EXPIRY_CHECK: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub struct PgDeliveryFeed {
+    pool: PgPool,
+    next_expiry_check: Mutex<Instant>,
+    /// When a take found no delivery, a later one (at most every
+    /// [`SKIP_OTHERS`]) also moves the cursor past events that are not
+    /// deliveries (other aggregates), so the distance to the log's head
+    /// measures deliveries' backlog.
+    idle: std::sync::atomic::AtomicBool,
+    next_skip: Mutex<Instant>,
+}
+
+impl PgDeliveryFeed {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            next_expiry_check: Mutex::new(Instant::now()),
+            idle: std::sync::atomic::AtomicBool::new(true),
+            next_skip: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn expiry_check_due(&self) -> bool {
+        let Ok(mut next) = self.next_expiry_check.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        if now < *next {
+            return false;
+        }
+        *next = now + EXPIRY_CHECK;
+        true
+    }
+
+    /// An expired span, leased again to `worker`, with its deliveries that
+    /// are still waiting for their first attempt (the span is removed
+    /// when none is).
+    async fn retake(
+        conn: &mut PgConnection,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Taken>, sqlx::Error> {
+        let Some(span) = sqlx::query(
+            "UPDATE delivery_feed_spans
+                SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+              WHERE id = (SELECT id FROM delivery_feed_spans WHERE lease_until < now()
+                           ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+          RETURNING id, after_tx::text AS after_tx, after_position, until_tx::text AS until_tx,
+                    until_position",
+        )
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = span.try_get("id")?;
+        let after = LogPosition {
+            tx_id: checkpoints::parse_xid8(&span.try_get::<String, _>("after_tx")?)?,
+            position: span.try_get("after_position")?,
+        };
+        let until = LogPosition {
+            tx_id: checkpoints::parse_xid8(&span.try_get::<String, _>("until_tx")?)?,
+            position: span.try_get("until_position")?,
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events
+              WHERE (tx_id, global_position) > ($1::text::xid8, $2)
+                AND (tx_id, global_position) <= ($3::text::xid8, $4)
+                AND event_type IN ('{MESSAGE_PUBLISHED}', '{DELIVERY_ENQUEUED}', '{DELIVERY_SKIPPED}')
+              ORDER BY tx_id, global_position"
+        ))
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(until.tx_id.to_string())
+        .bind(until.position)
+        .fetch_all(&mut *conn)
+        .await?;
+        let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let mut window = Window::read(&events, usize::MAX, false);
+        let ids: Vec<String> = window
+            .deliveries
+            .iter()
+            .map(|d| d.delivery_id.to_string())
+            .collect();
+        let settled: HashSet<String> = sqlx::query_scalar(
+            "SELECT aggregate_id FROM events
+              WHERE aggregate_type = 'Delivery' AND aggregate_id = ANY($1) AND sequence > 1
+             UNION ALL
+             SELECT delivery_id::text FROM delivery_queue WHERE delivery_id = ANY($2)",
+        )
+        .bind(&ids)
+        .bind(
+            window
+                .deliveries
+                .iter()
+                .map(|d| *d.delivery_id.as_uuid())
+                .collect::<Vec<Uuid>>(),
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        window
+            .deliveries
+            .retain(|d| !settled.contains(&d.delivery_id.to_string()));
+        if window.deliveries.is_empty() {
+            sqlx::query("DELETE FROM delivery_feed_spans WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(Some(Taken::default()));
+        }
+        tracing::info!(
+            span = id,
+            deliveries = window.deliveries.len(),
+            "taking over an expired span of first attempts"
+        );
+        Ok(Some(Taken {
+            span: Some(id),
+            deliveries: window.deliveries,
+        }))
+    }
+
+    /// The next span after the cursor.
+    async fn next(
+        conn: &mut PgConnection,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+        finished: &[i64],
+        skip_others: bool,
+    ) -> Result<Taken, sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(LOCK)
+            .execute(&mut *conn)
+            .await?;
+        let cursor = checkpoints::read(&mut *conn, CURSOR).await?;
+        // The newest event below the horizon, read before the window: if the
+        // window then holds every delivery after the cursor, nothing up to
+        // it is left to take.
+        let head = if skip_others {
+            sqlx::query(
+                "SELECT tx_id::text AS tx, global_position FROM events
+                  WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                  ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| -> Result<LogPosition, sqlx::Error> {
+                Ok(LogPosition {
+                    tx_id: checkpoints::parse_xid8(&r.try_get::<String, _>("tx")?)?,
+                    position: r.try_get("global_position")?,
+                })
+            })
+            .transpose()?
+        } else {
+            None
+        };
+        // A delivery row per message row at worst; enough to fill `limit`.
+        let fetch = i64::from(limit) * 2 + 8;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events
+              WHERE (tx_id, global_position) > ($1::text::xid8, $2)
+                AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                AND event_type IN ('{MESSAGE_PUBLISHED}', '{DELIVERY_ENQUEUED}', '{DELIVERY_SKIPPED}')
+              ORDER BY tx_id, global_position
+              LIMIT $3"
+        ))
+        .bind(cursor.tx_id.to_string())
+        .bind(cursor.position)
+        .bind(fetch)
+        .fetch_all(&mut *conn)
+        .await?;
+        let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let full = i64::try_from(events.len()).unwrap_or(i64::MAX) >= fetch;
+        let window = Window::read(&events, limit as usize, full);
+        let until = match (window.until, head) {
+            (Some(until), Some(head)) if !full && window.deliveries.len() < limit as usize => {
+                Some(until.max(head))
+            }
+            (None, Some(head)) if !full && head > cursor => Some(head),
+            (until, _) => until,
+        };
+        let Some(until) = until else {
+            if !finished.is_empty() {
+                release(&mut *conn, finished).await?;
+            }
+            return Ok(Taken::default());
+        };
+        let took = !window.deliveries.is_empty();
+        let span: Option<i64> = sqlx::query_scalar(
+            "WITH released AS (DELETE FROM delivery_feed_spans WHERE id = ANY($1)),
+                  moved AS (UPDATE projection_checkpoints
+                               SET last_tx_id = $2::text::xid8, last_position = $3, updated_at = now()
+                             WHERE name = $4)
+             INSERT INTO delivery_feed_spans (after_tx, after_position, until_tx, until_position,
+                                              lease_owner, lease_until)
+             SELECT $5::text::xid8, $6, $2::text::xid8, $3, $7, now() + make_interval(secs => $8)
+              WHERE $9
+             RETURNING id",
+        )
+        .bind(finished)
+        .bind(until.tx_id.to_string())
+        .bind(until.position)
+        .bind(CURSOR)
+        .bind(cursor.tx_id.to_string())
+        .bind(cursor.position)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .bind(took)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(Taken {
+            span,
+            deliveries: window.deliveries,
+        })
+    }
+}
+
+async fn release(conn: &mut PgConnection, finished: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM delivery_feed_spans WHERE id = ANY($1)")
+        .bind(finished)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What a read of the log gives: the deliveries to attempt (with their
+/// bodies when their message was in the read) and how far it was consumed.
+struct Window {
+    deliveries: Vec<DueDelivery>,
+    until: Option<LogPosition>,
+}
+
+#[derive(serde::Deserialize)]
+struct MessageBody {
+    body: String,
+}
+
+impl Window {
+    /// Takes up to `limit` deliveries from `events` (messages, enqueued and
+    /// skipped deliveries in commit order). With `full` (the read was cut
+    /// by its limit), a delivery on the last row is left for the next read:
+    /// the row after it may be its `DeliverySkipped`.
+    fn read(events: &[StoredEvent], limit: usize, full: bool) -> Self {
+        let mut bodies: HashMap<&str, Arc<str>> = HashMap::new();
+        let mut deliveries: Vec<DueDelivery> = Vec::new();
+        let mut skipped: HashSet<&str> = HashSet::new();
+        let mut until: Option<LogPosition> = None;
+        let mut last_not_message: Option<LogPosition> = None;
+        let mut cut = false;
+        for (i, event) in events.iter().enumerate() {
+            let position = event.log_position();
+            match event.event_type.as_str() {
+                MESSAGE_PUBLISHED => {
+                    if let Ok(m) = event.payload.parse::<MessageBody>() {
+                        bodies.insert(event.aggregate_id.as_str(), Arc::from(m.body));
+                    }
+                }
+                DELIVERY_ENQUEUED => {
+                    if deliveries.len() >= limit || (full && i + 1 == events.len()) {
+                        cut = true;
+                        break;
+                    }
+                    match due_from(event, &bodies) {
+                        Some(due) => deliveries.push(due),
+                        None => tracing::error!(
+                            delivery_id = %event.aggregate_id,
+                            "a DeliveryEnqueued event could not be read; it is not attempted from the log"
+                        ),
+                    }
+                    last_not_message = Some(position);
+                }
+                _ => {
+                    skipped.insert(event.aggregate_id.as_str());
+                    last_not_message = Some(position);
+                }
+            }
+            until = Some(position);
+        }
+        // Cut short: messages read after the last delivery taken are read
+        // again with their deliveries next time.
+        if cut && last_not_message.is_some() {
+            until = last_not_message;
+        }
+        deliveries.retain(|d| !skipped.contains(d.delivery_id.to_string().as_str()));
+        Self { deliveries, until }
+    }
+}
+
+fn due_from(event: &StoredEvent, bodies: &HashMap<&str, Arc<str>>) -> Option<DueDelivery> {
+    let DeliveryEvent::DeliveryEnqueued {
+        delivery_id,
+        tenant_id,
+        subscription_id,
+        event_id,
+        event_type,
+        body,
+        ..
+    } = event.payload.parse::<DeliveryEvent>().ok()?
+    else {
+        return None;
+    };
+    let body = body
+        .map(Arc::from)
+        .or_else(|| bodies.get(event_id.to_string().as_str()).cloned());
+    let (request_id, triggered_by) = event
+        .meta()
+        .map_or((None, None), |m| (Some(m.request_id), m.triggered_by));
+    Some(DueDelivery {
+        delivery_id,
+        tenant_id,
+        subscription_id,
+        event_id,
+        event_type: event_type.to_string(),
+        attempt: 1,
+        body,
+        request_id,
+        // A delivery a request asked for by hand (a resend): its attempts
+        // carry the request as `triggered_by`, as from the queue.
+        triggered_by,
+        span: None,
+    })
+}
+
+#[async_trait]
+impl DeliveryFeed for PgDeliveryFeed {
+    async fn take(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+        finished: &[i64],
+    ) -> Result<Taken, AppError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let taken = if self.expiry_check_due() {
+            Self::retake(&mut tx, worker, lease)
+                .await
+                .map_err(unavailable)?
+        } else {
+            None
+        };
+        let taken = match taken {
+            Some(taken) if taken.span.is_some() => {
+                if !finished.is_empty() {
+                    release(&mut tx, finished).await.map_err(unavailable)?;
+                }
+                taken
+            }
+            _ => {
+                let idle = self.idle.load(std::sync::atomic::Ordering::Relaxed)
+                    && self.next_skip.lock().is_ok_and(|mut next| {
+                        let now = Instant::now();
+                        let due = now >= *next;
+                        if due {
+                            *next = now + SKIP_OTHERS;
+                        }
+                        due
+                    });
+                let taken = Self::next(&mut tx, worker, limit, lease, finished, idle)
+                    .await
+                    .map_err(unavailable)?;
+                self.idle.store(
+                    taken.deliveries.is_empty(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                taken
+            }
+        };
+        tx.commit().await.map_err(unavailable)?;
+        Ok(taken)
+    }
+
+    async fn release(&self, finished: &[i64]) -> Result<(), AppError> {
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        release(&mut conn, finished).await.map_err(unavailable)
+    }
+}
+
+/// Most log positions new deliveries may be behind the first-attempt
+/// cursor before publishing waits (about 4,500 deliveries of a 1:1 publish,
+/// a second or two of delivery on a small machine).
+pub const BACKLOG_BOUND: i64 = 10_000;
+/// How old a reading of the backlog may be.
+const BACKLOG_FRESH: Duration = Duration::from_millis(50);
+
+/// The distance between the log's head and the first-attempt cursor, read
+/// at most every 50 ms and shared by every publish of the process
+/// (`DeliveryBacklog`: publishing waits while it is over its bound).
+#[derive(Debug)]
+pub struct PgBacklog {
+    pool: PgPool,
+    bound: i64,
+    reading: tokio::sync::Mutex<(Option<Instant>, i64)>,
+}
+
+impl PgBacklog {
+    pub fn new(pool: PgPool, bound: i64) -> Self {
+        Self {
+            pool,
+            bound,
+            reading: tokio::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// Log positions after the cursor (a fresh enough reading).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn behind(&self) -> Result<i64, sqlx::Error> {
+        let mut reading = self.reading.lock().await;
+        if let (Some(at), behind) = *reading {
+            if at.elapsed() < BACKLOG_FRESH {
+                return Ok(behind);
+            }
+        }
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT GREATEST(COALESCE((SELECT max(global_position) FROM events), 0)
+                   - COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0), 0)",
+        )
+        .bind(CURSOR)
+        .fetch_one(&self.pool)
+        .await?;
+        *reading = (Some(Instant::now()), behind);
+        Ok(behind)
+    }
+}
+
+#[async_trait]
+impl hookline_application::ports::DeliveryBacklog for PgBacklog {
+    async fn admit(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.behind().await {
+                Ok(behind) if behind <= self.bound => return true,
+                Ok(_) => {}
+                // The append that follows reports the database's state.
+                Err(_) => return true,
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(BACKLOG_FRESH).await;
+        }
+    }
+}
