@@ -1,5 +1,6 @@
 //! Processes killed mid-flight and several workers on one queue: every
-//! accepted delivery still arrives.
+//! accepted delivery still arrives. Publishing pushes back while first
+//! attempts are too far behind.
 
 use hookline_tests::process::ServerProcess;
 use hookline_tests::receiver::{Reply, TestReceiver};
@@ -453,6 +454,78 @@ async fn a_worker_killed_during_first_attempts_from_the_log_loses_nothing() {
         recorded.len()
     );
     for p in [&mut api, &mut w2] {
+        p.signal("TERM");
+        assert_eq!(p.wait(Duration::from_secs(30)).await, Some(0));
+    }
+}
+
+#[tokio::test]
+async fn publishing_pushes_back_while_first_attempts_are_behind_and_resumes_when_they_catch_up() {
+    let db = fresh_database().await;
+    let rx = TestReceiver::start().await;
+    let mut env = env(&db.url);
+    env.insert("HOOKLINE_DELIVERY_BACKLOG_BOUND".into(), "40".into());
+    let client = reqwest::Client::new();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // No worker yet: each publish moves the log's head (its message and its
+    // delivery), nothing moves the first-attempt cursor.
+    let mut api = api_process(&client, &env, dirs[0].path()).await;
+    let key = tenant_and_subscription(&client, &api, &rx).await;
+    let publish = |i: usize| {
+        client
+            .post(api.url("/v1/events"))
+            .bearer_auth(&key)
+            .json(&json!({"event_type": "load.tested", "data": {"i": i}}))
+            .send()
+    };
+    let mut accepted = 0;
+    let refused = loop {
+        assert!(
+            accepted < 40,
+            "40 publishes were accepted over a bound of 40 positions"
+        );
+        let res = publish(accepted).await.unwrap();
+        if res.status() == 503 {
+            break expect_json(res, 503).await;
+        }
+        expect_json(res, 202).await;
+        accepted += 1;
+    };
+    assert_eq!(refused["code"], "backlog_full", "{refused}");
+    assert!(refused["request_id"].is_string(), "{refused}");
+    // The refused publish wrote nothing.
+    let messages: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'MessagePublished'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(messages, i64::try_from(accepted).unwrap());
+    // /readyz says so, and stays ready: this is load, not a fault.
+    let ready = expect_json(client.get(api.url("/readyz")).send().await.unwrap(), 200).await;
+    let backlog = &ready["delivery_backlog"];
+    assert_eq!(backlog["bound"], 40, "{ready}");
+    assert_eq!(backlog["full"], true, "{ready}");
+    assert!(backlog["behind"].as_i64().unwrap() > 40, "{ready}");
+
+    // A worker takes the backlog: everything accepted arrives, the backlog
+    // empties and publishing is accepted again.
+    let mut worker = ServerProcess::start(&["--role", "worker"], &env, dirs[1].path()).await;
+    rx.wait_for(accepted, Duration::from_secs(30)).await;
+    eventually("the backlog emptied", Duration::from_secs(30), || async {
+        let ready: Value = client
+            .get(api.url("/readyz"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (ready["delivery_backlog"]["full"] == false).then_some(())
+    })
+    .await;
+    expect_json(publish(accepted).await.unwrap(), 202).await;
+    rx.wait_for(accepted + 1, Duration::from_secs(30)).await;
+    for p in [&mut api, &mut worker] {
         p.signal("TERM");
         assert_eq!(p.wait(Duration::from_secs(30)).await, Some(0));
     }

@@ -48,7 +48,7 @@ use hookline_infrastructure::postgres::deliveries::{
     PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
 };
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
-use hookline_infrastructure::postgres::feed::{PgBacklog, PgDeliveryFeed, BACKLOG_BOUND};
+use hookline_infrastructure::postgres::feed::{PgBacklog, PgDeliveryFeed};
 use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::idempotency::PgIdempotentRequests;
@@ -424,7 +424,7 @@ impl Services {
             .with_metrics(registry.clone())
             .with_backlog(Arc::new(PgBacklog::new(
                 database.db.pool.clone(),
-                BACKLOG_BOUND,
+                settings.delivery_backlog_bound,
             ))),
         );
         let (sources, inbound, siigo) =

@@ -9,8 +9,9 @@ use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::operational::Notice;
 use crate::ports::{
-    AggregateStore, AppendError, Appended, Batch, Change, DeliveryBacklog, FirstAnswer,
-    IdempotencyClaim, IdempotencyKeys, Metrics, NoMetrics, SubscriptionDirectory, Unbounded,
+    AggregateStore, AppendError, Appended, BacklogLevel, Batch, Change, DeliveryBacklog,
+    FirstAnswer, IdempotencyClaim, IdempotencyKeys, Metrics, NoMetrics, SubscriptionDirectory,
+    Unbounded,
 };
 use crate::shared::Shared;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -227,6 +228,14 @@ impl PublishService {
     pub fn with_backlog(mut self, backlog: Arc<dyn DeliveryBacklog>) -> Self {
         self.backlog = backlog;
         self
+    }
+
+    /// The delivery backlog against its bound (`None` without one).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn backlog(&self) -> Result<Option<BacklogLevel>, AppError> {
+        self.backlog.level().await
     }
 
     /// Counts published events and enqueued deliveries in `metrics`.

@@ -150,6 +150,21 @@ pub trait DeliveryBacklog: Send + Sync {
     /// True at once while the backlog is under its bound; otherwise waits
     /// up to `wait` for it to get there.
     async fn admit(&self, wait: Duration) -> bool;
+
+    /// How far behind first attempts are, when there is a bound.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn level(&self) -> Result<Option<BacklogLevel>, AppError>;
+}
+
+/// The delivery backlog against its bound (`/readyz` shows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BacklogLevel {
+    /// Log positions the first-attempt cursor is behind the log's head.
+    pub behind: i64,
+    /// Over this, publishing waits and then answers `503 backlog_full`.
+    pub bound: i64,
 }
 
 /// No bound (unit tests, one-shot commands).
@@ -160,6 +175,10 @@ pub struct Unbounded;
 impl DeliveryBacklog for Unbounded {
     async fn admit(&self, _wait: Duration) -> bool {
         true
+    }
+
+    async fn level(&self) -> Result<Option<BacklogLevel>, AppError> {
+        Ok(None)
     }
 }
 

@@ -93,6 +93,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// The request body limit of the Svix-compatible API (`/api/v1`).
     pub svix_max_body_bytes: usize,
+    /// Log positions first attempts may be behind before publishing waits
+    /// (and after 2 s answers `503 backlog_full`).
+    pub delivery_backlog_bound: i64,
     /// A request must be read and answered within this (else 408), and a
     /// connection must send a complete request head within it (so slow or
     /// idle clients cannot hold connections open).
@@ -151,6 +154,7 @@ struct Raw {
     allow_private_targets: Option<String>,
     max_body_bytes: Option<String>,
     svix_max_body_bytes: Option<String>,
+    delivery_backlog_bound: Option<String>,
     request_timeout_seconds: Option<String>,
     max_connections: Option<String>,
     secret_rotation_overlap_seconds: Option<String>,
@@ -264,6 +268,7 @@ impl Settings {
             allow_private_targets,
             max_body_bytes,
             svix_max_body_bytes,
+            delivery_backlog_bound,
             request_timeout_seconds,
             max_connections,
             secret_rotation_overlap_seconds,
@@ -330,6 +335,7 @@ impl Settings {
             .map_err(|e| ConfigError(format!("HOOKLINE_ALLOW_PRIVATE_TARGETS: {e}")))?,
             max_body_bytes: MAX_BODY_BYTES.read(raw.max_body_bytes)?,
             svix_max_body_bytes: SVIX_MAX_BODY_BYTES.read(raw.svix_max_body_bytes)?,
+            delivery_backlog_bound: DELIVERY_BACKLOG_BOUND.read(raw.delivery_backlog_bound)?,
             request_timeout: Duration::from_secs(
                 REQUEST_TIMEOUT_SECONDS.read(raw.request_timeout_seconds)?,
             ),

@@ -57,6 +57,12 @@ pub(super) const SVIX_MAX_BODY_BYTES: Number<usize> = Number {
     max: 1 << 30,
     default: DEFAULT_SVIX_MAX_BODY_BYTES,
 };
+pub(super) const DELIVERY_BACKLOG_BOUND: Number<i64> = Number {
+    name: "HOOKLINE_DELIVERY_BACKLOG_BOUND",
+    min: 1,
+    max: 100_000_000,
+    default: crate::postgres::feed::BACKLOG_BOUND,
+};
 pub(super) const REQUEST_TIMEOUT_SECONDS: Number<u64> = Number {
     name: "HOOKLINE_REQUEST_TIMEOUT_SECONDS",
     min: 1,

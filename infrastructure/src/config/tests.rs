@@ -175,3 +175,26 @@ fn metrics_settings() {
     .unwrap_err();
     assert!(err.to_string().contains("METRICS_LISTEN"), "{err}");
 }
+
+#[test]
+fn the_delivery_backlog_bound_is_checked() {
+    let s = load(&[], CliOverrides::default()).unwrap();
+    assert_eq!(s.delivery_backlog_bound, 10_000);
+    let s = load(
+        &[("HOOKLINE_DELIVERY_BACKLOG_BOUND", "500")],
+        CliOverrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.delivery_backlog_bound, 500);
+    for bad in ["0", "-5", "many"] {
+        let e = load(
+            &[("HOOKLINE_DELIVERY_BACKLOG_BOUND", bad)],
+            CliOverrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("HOOKLINE_DELIVERY_BACKLOG_BOUND"),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -13,7 +13,9 @@
 use super::checkpoints;
 use super::log_reader::{decode, unavailable, COLUMNS};
 use async_trait::async_trait;
-use hookline_application::ports::{DeliveryFeed, DueDelivery, LogPosition, StoredEvent, Taken};
+use hookline_application::ports::{
+    BacklogLevel, DeliveryFeed, DueDelivery, LogPosition, StoredEvent, Taken,
+};
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryEvent;
 use hookline_domain::message::MESSAGE_PUBLISHED;
@@ -482,5 +484,13 @@ impl hookline_application::ports::DeliveryBacklog for PgBacklog {
             }
             tokio::time::sleep(BACKLOG_FRESH).await;
         }
+    }
+
+    async fn level(&self) -> Result<Option<BacklogLevel>, AppError> {
+        let behind = self.behind().await.map_err(unavailable)?;
+        Ok(Some(BacklogLevel {
+            behind,
+            bound: self.bound,
+        }))
     }
 }
