@@ -216,10 +216,12 @@ impl PgDeliveryFeed {
         let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         let full = i64::try_from(events.len()).unwrap_or(i64::MAX) >= fetch;
         let window = Window::read(&events, limit as usize, full);
+        // Only a window that read every delivery after the cursor may move
+        // it to the head: a cut one left deliveries behind `until` (its
+        // count of deliveries may still be under `limit` once the skipped
+        // ones are left out).
         let until = match (window.until, head) {
-            (Some(until), Some(head)) if !full && window.deliveries.len() < limit as usize => {
-                Some(until.max(head))
-            }
+            (Some(until), Some(head)) if !full && !window.cut => Some(until.max(head)),
             (None, Some(head)) if !full && head > cursor => Some(head),
             (until, _) => until,
         };
@@ -272,6 +274,9 @@ async fn release(conn: &mut PgConnection, finished: &[i64]) -> Result<(), sqlx::
 struct Window {
     deliveries: Vec<DueDelivery>,
     until: Option<LogPosition>,
+    /// The read stopped at `limit` (or before the read's last row) with
+    /// deliveries after `until` left for the next take.
+    cut: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -326,7 +331,11 @@ impl Window {
             until = last_not_message;
         }
         deliveries.retain(|d| !skipped.contains(d.delivery_id.to_string().as_str()));
-        Self { deliveries, until }
+        Self {
+            deliveries,
+            until,
+            cut,
+        }
     }
 }
 
@@ -384,6 +393,11 @@ impl DeliveryFeed for PgDeliveryFeed {
         };
         let taken = match taken {
             Some(taken) if taken.span.is_some() => {
+                // A crashed worker may have left several: look again at
+                // the next take rather than a second later.
+                if let Ok(mut next) = self.next_expiry_check.lock() {
+                    *next = Instant::now();
+                }
                 if !finished.is_empty() {
                     release(&mut tx, finished).await.map_err(unavailable)?;
                 }
@@ -492,5 +506,116 @@ impl hookline_application::ports::DeliveryBacklog for PgBacklog {
             behind,
             bound: self.bound,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use hookline_application::ports::Payload;
+    use hookline_domain::{DeliveryId, EventId, EventType, SubscriptionId, TenantId};
+
+    fn stored(
+        position: i64,
+        aggregate_id: String,
+        event_type: &str,
+        payload: String,
+    ) -> StoredEvent {
+        StoredEvent {
+            position,
+            tx_id: 100,
+            aggregate_type: if event_type == MESSAGE_PUBLISHED {
+                "Message".into()
+            } else {
+                "Delivery".into()
+            },
+            aggregate_id,
+            sequence: 1,
+            event_type: event_type.into(),
+            event_version: "1.0".into(),
+            payload: Payload::new(serde_json::value::RawValue::from_string(payload).unwrap()),
+            metadata: serde_json::json!({}),
+            recorded_at: Utc::now(),
+        }
+    }
+
+    fn enqueued(position: i64, message: EventId) -> (DeliveryId, StoredEvent) {
+        let id = DeliveryId::from_uuid(Uuid::now_v7());
+        let event = DeliveryEvent::DeliveryEnqueued {
+            delivery_id: id,
+            tenant_id: TenantId::from_uuid(Uuid::nil()),
+            subscription_id: SubscriptionId::from_uuid(Uuid::now_v7()),
+            event_id: message,
+            event_type: EventType::parse("a.b", "e").unwrap(),
+            url: "https://example.com/h".into(),
+            body: None,
+            enqueued_at: Utc::now(),
+            next_attempt_at: Utc::now(),
+        };
+        let payload = serde_json::to_string(&event).unwrap();
+        (
+            id,
+            stored(position, id.to_string(), DELIVERY_ENQUEUED, payload),
+        )
+    }
+
+    fn skipped(position: i64, id: DeliveryId) -> StoredEvent {
+        let event = DeliveryEvent::DeliverySkipped {
+            reason: "subscription_disabled".into(),
+            skipped_at: Utc::now(),
+        };
+        stored(
+            position,
+            id.to_string(),
+            DELIVERY_SKIPPED,
+            serde_json::to_string(&event).unwrap(),
+        )
+    }
+
+    /// A message to a disabled subscription and two active ones, read two
+    /// deliveries at a time.
+    fn burst() -> (Vec<StoredEvent>, [DeliveryId; 3]) {
+        let message = EventId::from_uuid(Uuid::now_v7());
+        let m = stored(
+            1,
+            message.to_string(),
+            MESSAGE_PUBLISHED,
+            serde_json::json!({"type": "MessagePublished", "body": "{}"}).to_string(),
+        );
+        let (d1, e1) = enqueued(2, message);
+        let s1 = skipped(3, d1);
+        let (d2, e2) = enqueued(4, message);
+        let (d3, e3) = enqueued(5, message);
+        (vec![m, e1, s1, e2, e3], [d1, d2, d3])
+    }
+
+    #[test]
+    fn a_window_cut_at_its_limit_says_so_even_when_skipped_deliveries_left_it_short() {
+        let (events, [_, d2, d3]) = burst();
+        let window = Window::read(&events, 2, false);
+        // d1 counted towards the limit and was then left out (skipped): the
+        // window holds fewer deliveries than the limit, yet d3 is after
+        // `until` and must not be jumped over.
+        assert_eq!(
+            window
+                .deliveries
+                .iter()
+                .map(|d| d.delivery_id)
+                .collect::<Vec<_>>(),
+            [d2]
+        );
+        assert!(window.cut);
+        assert_eq!(window.until.map(|u| u.position), Some(4));
+        assert!(!window.deliveries.iter().any(|d| d.delivery_id == d3));
+        // Read with room for all: nothing is left behind.
+        let all = Window::read(&events, 10, false);
+        assert!(!all.cut);
+        assert_eq!(all.deliveries.len(), 2);
+        assert_eq!(all.until.map(|u| u.position), Some(5));
+        assert!(all
+            .deliveries
+            .iter()
+            .all(|d| d.body.as_deref() == Some("{}")));
     }
 }

@@ -492,6 +492,15 @@ async fn rebuild_with(
     let mut differences = Vec::new();
     for table in which.tables() {
         let rebuilt = format!("{table}{suffix}");
+        if *table == QUEUE_TABLE && !check {
+            // Workers write the live queue outside the projection's lock
+            // (hand-overs, leases): hold their writes until the swap, so a
+            // row written after the copy below is not dropped with the old
+            // table. Reads go on.
+            sqlx::query(&format!("LOCK TABLE {table} IN EXCLUSIVE MODE"))
+                .execute(&mut *conn)
+                .await?;
+        }
         if *table == QUEUE_TABLE {
             keep_handed_over(&mut conn, table, &rebuilt).await?;
         }
