@@ -115,7 +115,12 @@ async fn a_server_killed_with_sigkill_mid_flight_loses_nothing() {
     let rx = TestReceiver::start().await;
     rx.default_reply(Reply::status(204).delay(Duration::from_millis(150)));
     let dir = tempfile::tempdir().unwrap();
-    let env = env(&db.url);
+    let mut env = env(&db.url);
+    // Attempts held by the paused receiver must not time out while a slow
+    // machine publishes (failures would open the subscription's circuit,
+    // whose first probe waits 30 s): this test is about the kill.
+    env.insert("HOOKLINE_WEBHOOK_TIMEOUT_SECONDS".into(), "20".into());
+    env.insert("HOOKLINE_WORKER_LEASE_SECONDS".into(), "21".into());
     let client = reqwest::Client::new();
     let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, dir.path()).await;
     wait_ready(&client, &server.url("/readyz")).await;
