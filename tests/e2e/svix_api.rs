@@ -282,6 +282,26 @@ async fn svix_errors_and_limits() {
             "{err}"
         );
     }
+    // A list's iterator must be an id of what it lists, its order one of
+    // two words: 422 located at the query parameter.
+    for (path, param) in [
+        (
+            "/api/v1/app?iterator=ep_0190b2a400007000800000000000000a",
+            "iterator",
+        ),
+        ("/api/v1/app/limits/endpoint?iterator=app_x", "iterator"),
+        ("/api/v1/app/limits/msg?iterator=limits", "iterator"),
+        ("/api/v1/app?order=sideways", "order"),
+        ("/api/v1/app/limits/endpoint?order=up", "order"),
+    ] {
+        let res = svix(&app, Method::GET, path, None).await;
+        let err = expect_json(res, 422).await;
+        assert_eq!(
+            err["detail"][0]["loc"],
+            json!(["query", param]),
+            "{path}: {err}"
+        );
+    }
     // A payload over 1 MiB: 413 in Svix's shape (the /api/v1 body limit is
     // larger than Hookline's own).
     let big = "x".repeat(1024 * 1024);

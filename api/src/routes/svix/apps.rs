@@ -237,30 +237,8 @@ async fn list(
     params: Params,
 ) -> SvixResult<Json<ListResponse<ApplicationOut>>> {
     let limit = params.limit()?;
-    let ascending = match params.get("order") {
-        None | Some("ascending") => true,
-        Some("descending") => false,
-        Some(other) => {
-            return Err(SvixError::invalid(Invalid::query(
-                "order",
-                format!("'{other}' is not 'ascending' or 'descending'"),
-            )))
-        }
-    };
-    let cursor = params.iterator();
-    let after = match cursor {
-        Some(c) => match ids::app_ref(c.id) {
-            Ok(Ref::Id(id)) => Some(id),
-            _ => {
-                return Err(SvixError::invalid(Invalid::query(
-                    "iterator",
-                    "is not an application id from a previous page",
-                )))
-            }
-        },
-        None => None,
-    };
-    let backwards = cursor.is_some_and(|c| c.backwards);
+    let ascending = params.ascending(true)?;
+    let (after, backwards) = params.page_start("an application", |c| ids::app_ref(c).ok()?.id())?;
     let order = if ascending != backwards {
         ListOrder::OldestFirst
     } else {

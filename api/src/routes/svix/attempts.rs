@@ -128,17 +128,7 @@ fn filters(params: &Params) -> SvixResult<Option<ListAttempts>> {
                 .map_err(|e| SvixError::invalid(Invalid::query("channel", e.reason)))
         })
         .transpose()?;
-    let cursor = params.iterator();
-    let after = cursor
-        .map(|c| {
-            ids::attempt_id(c.id).map_err(|_| {
-                SvixError::invalid(Invalid::query(
-                    "iterator",
-                    "is not an attempt id from a previous page",
-                ))
-            })
-        })
-        .transpose()?;
+    let (after, backwards) = params.page_start("an attempt", |c| ids::attempt_id(c).ok())?;
     if none {
         return Ok(None);
     }
@@ -150,7 +140,7 @@ fn filters(params: &Params) -> SvixResult<Option<ListAttempts>> {
         since: params.time("after")?,
         until: params.time("before")?,
         after,
-        oldest_first: cursor.is_some_and(|c| c.backwards),
+        oldest_first: backwards,
         limit: params.limit()?,
         ..ListAttempts::default()
     }))

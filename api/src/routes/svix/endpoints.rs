@@ -428,30 +428,9 @@ async fn list(
 ) -> SvixResult<Json<ListResponse<EndpointOut>>> {
     let tenant = app(&state, &app_id).await?;
     let limit = params.limit()?;
-    let ascending = match params.get("order") {
-        None | Some("descending") => false,
-        Some("ascending") => true,
-        Some(other) => {
-            return Err(SvixError::invalid(Invalid::query(
-                "order",
-                format!("'{other}' is not 'ascending' or 'descending'"),
-            )))
-        }
-    };
-    let cursor = params.iterator();
-    let after = match cursor {
-        Some(c) => match ids::endpoint_ref(c.id) {
-            Ok(Ref::Id(id)) => Some(id),
-            _ => {
-                return Err(SvixError::invalid(Invalid::query(
-                    "iterator",
-                    "is not an endpoint id from a previous page",
-                )))
-            }
-        },
-        None => None,
-    };
-    let backwards = cursor.is_some_and(|c| c.backwards);
+    let ascending = params.ascending(false)?;
+    let (after, backwards) =
+        params.page_start("an endpoint", |c| ids::endpoint_ref(c).ok()?.id())?;
     let (views, more) = state
         .subscriptions
         .list_in_order(tenant.id, ascending != backwards, after, limit)

@@ -186,6 +186,46 @@ impl Params {
         })
     }
 
+    /// Where a page starts: the id the `iterator` names, read by `parse`
+    /// (`None` from it: not `what`'s id), and whether the page runs
+    /// backwards.
+    ///
+    /// # Errors
+    /// 422 for an iterator that is not `what`'s id.
+    pub fn page_start<T>(
+        &self,
+        what: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> SvixResult<(Option<T>, bool)> {
+        let Some(cursor) = self.iterator() else {
+            return Ok((None, false));
+        };
+        let id = parse(cursor.id).ok_or_else(|| {
+            SvixError::invalid(Invalid::query(
+                "iterator",
+                format!("is not {what} id from a previous page"),
+            ))
+        })?;
+        Ok((Some(id), cursor.backwards))
+    }
+
+    /// `order`: `ascending` or `descending`; `ascending_by_default` when
+    /// absent.
+    ///
+    /// # Errors
+    /// 422 for any other value.
+    pub fn ascending(&self, ascending_by_default: bool) -> SvixResult<bool> {
+        match self.get("order") {
+            None => Ok(ascending_by_default),
+            Some("ascending") => Ok(true),
+            Some("descending") => Ok(false),
+            Some(other) => Err(SvixError::invalid(Invalid::query(
+                "order",
+                format!("'{other}' is not 'ascending' or 'descending'"),
+            ))),
+        }
+    }
+
     /// A timestamp parameter.
     ///
     /// # Errors

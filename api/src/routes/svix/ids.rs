@@ -50,6 +50,16 @@ pub enum Ref<T> {
     Uid(Uid),
 }
 
+impl<T> Ref<T> {
+    /// The id, when named by id.
+    pub fn id(self) -> Option<T> {
+        match self {
+            Self::Id(id) => Some(id),
+            Self::Uid(_) => None,
+        }
+    }
+}
+
 /// A path segment naming something by `prefix`ed id or uid; a value that
 /// is neither names nothing (404).
 fn reference<T>(s: &str, prefix: &str, what: &str, wrap: fn(Uuid) -> T) -> SvixResult<Ref<T>> {

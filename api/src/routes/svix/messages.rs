@@ -21,7 +21,7 @@ use hookline_application::tenants::{TenantDetails, TenantView};
 use hookline_application::AppError;
 use hookline_domain::channel::{Channel, Channels};
 use hookline_domain::tenant::TenantName;
-use hookline_domain::{EventId, EventType, TenantId};
+use hookline_domain::{EventType, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -380,20 +380,7 @@ async fn list(
     let tenant = app(&state, &app_id).await?;
     let limit = params.limit()?;
     let with_content = params.flag("with_content", true)?;
-    let cursor = params.iterator();
-    let after: Option<EventId> = match cursor {
-        Some(c) => match ids::message_ref(c.id) {
-            Ok(Ref::Id(id)) => Some(id),
-            _ => {
-                return Err(SvixError::invalid(Invalid::query(
-                    "iterator",
-                    "is not a message id from a previous page",
-                )))
-            }
-        },
-        None => None,
-    };
-    let backwards = cursor.is_some_and(|c| c.backwards);
+    let (after, backwards) = params.page_start("a message", |c| ids::message_ref(c).ok()?.id())?;
     let channel = params
         .get("channel")
         .map(|c| {
