@@ -308,7 +308,10 @@ def run(server: str, token: str) -> None:
     check(failed.data and all(a.status.value == 2 and a.response_status_code == 500 for a in failed.data), "status filter")
     only_ep = svix.message_attempt.list_by_msg(uid, msg.id, MessageAttemptListByMsgOptions(endpoint_id="all"))
     check({a.endpoint_id for a in only_ep.data} == {ep_all.id}, "endpoint_id filter (by uid)")
-    by_ep = svix.message_attempt.list_by_endpoint(uid, ep_all.id)
+    # Attempt lists are read models: wait for both messages' attempts.
+    by_ep = eventually("attempts by endpoint", lambda: (
+        lambda a: a if {msg.id, eu.id} <= {x.msg_id for x in a.data} else None)(
+            svix.message_attempt.list_by_endpoint(uid, ep_all.id)))
     check({msg.id, eu.id} <= {a.msg_id for a in by_ep.data}, "attempts by endpoint")
     by_ep_paid = svix.message_attempt.list_by_endpoint(
         uid, ep_all.id, MessageAttemptListByEndpointOptions(event_types=[et_name])

@@ -203,8 +203,12 @@ async function run(server, token) {
     check(a.id.startsWith("atmpt_") && a.status === MessageStatus.Success, `attempt ${JSON.stringify(a)}`);
     check(a.timestamp instanceof Date && !Number.isNaN(a.timestamp.getTime()), "attempt timestamp");
   }
-  const byEp = await svix.messageAttempt.listByEndpoint(uid, epAll.id, { status: MessageStatus.Success });
-  const attempted = new Set(byEp.data.map((a) => a.msgId));
+  // Attempt lists are read models: wait for both messages' attempts.
+  const attempted = await eventually("attempts by endpoint", async () => {
+    const byEp = await svix.messageAttempt.listByEndpoint(uid, epAll.id, { status: MessageStatus.Success });
+    const ids = new Set(byEp.data.map((a) => a.msgId));
+    return ids.has(msg.id) && ids.has(eu.id) ? ids : null;
+  });
   check(attempted.has(msg.id) && attempted.has(eu.id), "attempts by endpoint");
 
   step("7. resend");
