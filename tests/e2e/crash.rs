@@ -464,6 +464,123 @@ async fn a_worker_killed_during_first_attempts_from_the_log_loses_nothing() {
     }
 }
 
+/// A worker that takes over an expired span takes no more of it than it
+/// has free slots for; the rest stays an expired span for the next take.
+/// Otherwise a worker with one slot holds a span of many deliveries past
+/// its lease, a third worker takes the same span over, and deliveries that
+/// were never in flight at the crash go out twice (or three times).
+#[tokio::test]
+async fn a_span_taken_over_by_a_worker_with_few_slots_is_not_sent_twice() {
+    let db = fresh_database().await;
+    let rx = TestReceiver::start().await;
+    // Held long enough for the first worker to be killed with one large
+    // span in flight.
+    rx.default_reply(Reply::status(204).delay(Duration::from_secs(1)));
+    let mut env = env(&db.url);
+    let client = reqwest::Client::new();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut api = api_process(&client, &env, dirs[0].path()).await;
+    let key = tenant_and_subscription(&client, &api, &rx).await;
+    let n = 120;
+    let accepted = publish_many(&client, &api.url("/v1/events"), &key, n).await;
+    assert_eq!(accepted.len(), n);
+
+    // Started after the publishes: its first take is one span of as many
+    // deliveries as it has slots.
+    env.insert("HOOKLINE_WORKER_CONCURRENCY".into(), "64".into());
+    let mut w1 = ServerProcess::start(&["--role", "worker"], &env, dirs[1].path()).await;
+    rx.wait_for(32, Duration::from_secs(30)).await;
+    let spans: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, lease_owner FROM delivery_feed_spans ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    w1.signal("KILL");
+    w1.wait(Duration::from_secs(10)).await;
+    let (span, first_owner) = spans.first().cloned().expect("the worker took a span");
+    // What reached the receiver from the killed worker (its requests in
+    // flight may still be read after the kill).
+    let mut at_kill = rx.count();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = rx.count();
+        if now == at_kill {
+            break;
+        }
+        at_kill = now;
+    }
+    let in_flight: HashSet<String> = arrivals(&rx).into_keys().collect();
+    assert!(
+        in_flight.len() >= 32 && in_flight.len() < n,
+        "{} deliveries were in flight at the kill",
+        in_flight.len()
+    );
+    rx.default_reply(Reply::status(204).delay(Duration::from_millis(150)));
+
+    // One slot: the span's deliveries take it far longer than a lease.
+    env.insert("HOOKLINE_WORKER_CONCURRENCY".into(), "1".into());
+    let mut w2 = ServerProcess::start(&["--role", "worker"], &env, dirs[2].path()).await;
+    eventually(
+        "the one-slot worker took the killed worker's span over",
+        Duration::from_secs(30),
+        || async {
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT lease_owner FROM delivery_feed_spans WHERE id = $1")
+                    .bind(span)
+                    .fetch_optional(&db.pool)
+                    .await
+                    .ok()?;
+            // Gone: taken over and finished (or found settled) already.
+            owner.is_none_or(|o| o != first_owner).then_some(())
+        },
+    )
+    .await;
+    env.insert("HOOKLINE_WORKER_CONCURRENCY".into(), "4".into());
+    let mut w3 = ServerProcess::start(&["--role", "worker"], &env, dirs[3].path()).await;
+
+    let expected: HashSet<String> = accepted.into_iter().collect();
+    eventually(
+        "every delivery ends delivered and every span is finished",
+        Duration::from_secs(90),
+        || async {
+            let spans: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_feed_spans")
+                .fetch_one(&db.pool)
+                .await
+                .ok()?;
+            (delivered_count(&db.pool).await == n as i64 && spans == 0).then_some(())
+        },
+    )
+    .await;
+    let seen = arrivals(&rx);
+    assert_eq!(
+        seen.keys().cloned().collect::<HashSet<String>>(),
+        expected,
+        "every accepted delivery arrived, nothing else"
+    );
+    for (id, times) in &seen {
+        if in_flight.contains(id) {
+            assert!(
+                *times <= 2,
+                "{id} (in flight at the kill) arrived {times} times"
+            );
+        } else {
+            assert_eq!(
+                *times, 1,
+                "{id} (not sent before the kill) arrived {times} times"
+            );
+        }
+    }
+    let again = seen.values().filter(|t| **t == 2).count();
+    eprintln!(
+        "{n} deliveries: {} in flight at the kill, {again} of them sent again",
+        in_flight.len()
+    );
+    for p in [&mut api, &mut w2, &mut w3] {
+        p.signal("TERM");
+        assert_eq!(p.wait(Duration::from_secs(30)).await, Some(0));
+    }
+}
+
 #[tokio::test]
 async fn publishing_pushes_back_while_first_attempts_are_behind_and_resumes_when_they_catch_up() {
     let db = fresh_database().await;

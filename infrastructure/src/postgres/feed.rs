@@ -72,12 +72,17 @@ impl PgDeliveryFeed {
         true
     }
 
-    /// An expired span, leased again to `worker`, with its deliveries that
-    /// are still waiting for their first attempt (the span is removed
-    /// when none is).
+    /// An expired span, leased again to `worker`, with up to `limit` of its
+    /// deliveries that are still waiting for their first attempt (the span
+    /// is removed when none is). When more are waiting, the span is
+    /// narrowed to the ones taken and the rest is left as an expired span
+    /// of its own, for the next take of any worker: a worker with few free
+    /// slots must not hold more than it can attempt within its lease, or
+    /// another worker takes them over again and sends them twice.
     async fn retake(
         conn: &mut PgConnection,
         worker: &str,
+        limit: u32,
         lease: Duration,
     ) -> Result<Option<Taken>, sqlx::Error> {
         let Some(span) = sqlx::query(
@@ -151,6 +156,25 @@ impl PgDeliveryFeed {
                 .execute(&mut *conn)
                 .await?;
             return Ok(Some(Taken::default()));
+        }
+        if let Some(split) = split_after(&events, &window.deliveries, limit) {
+            window.deliveries.truncate(split.taken);
+            sqlx::query(
+                "WITH narrowed AS (UPDATE delivery_feed_spans
+                                      SET until_tx = $2::text::xid8, until_position = $3
+                                    WHERE id = $1)
+                 INSERT INTO delivery_feed_spans (after_tx, after_position, until_tx, until_position,
+                                                  lease_owner, lease_until)
+                 VALUES ($2::text::xid8, $3, $4::text::xid8, $5, $6, '-infinity')",
+            )
+            .bind(id)
+            .bind(split.at.tx_id.to_string())
+            .bind(split.at.position)
+            .bind(until.tx_id.to_string())
+            .bind(until.position)
+            .bind(worker)
+            .execute(&mut *conn)
+            .await?;
         }
         tracing::info!(
             span = id,
@@ -259,6 +283,25 @@ impl PgDeliveryFeed {
             deliveries: window.deliveries,
         })
     }
+}
+
+/// Where to cut a span taken over whose waiting deliveries are more than
+/// `limit`: after the `DeliveryEnqueued` of the last one taken.
+struct Split {
+    taken: usize,
+    at: LogPosition,
+}
+
+fn split_after(events: &[StoredEvent], waiting: &[DueDelivery], limit: u32) -> Option<Split> {
+    let taken = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    let last = waiting.get(taken.checked_sub(1)?)?;
+    waiting.get(taken)?;
+    let last = last.delivery_id.to_string();
+    let at = events
+        .iter()
+        .find(|e| e.event_type == DELIVERY_ENQUEUED && e.aggregate_id == last)?
+        .log_position();
+    Some(Split { taken, at })
 }
 
 async fn release(conn: &mut PgConnection, finished: &[i64]) -> Result<(), sqlx::Error> {
@@ -385,7 +428,7 @@ impl DeliveryFeed for PgDeliveryFeed {
     ) -> Result<Taken, AppError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let taken = if self.expiry_check_due() {
-            Self::retake(&mut tx, worker, lease)
+            Self::retake(&mut tx, worker, limit, lease)
                 .await
                 .map_err(unavailable)?
         } else {
@@ -617,5 +660,23 @@ mod tests {
             .deliveries
             .iter()
             .all(|d| d.body.as_deref() == Some("{}")));
+    }
+
+    #[test]
+    fn a_span_taken_over_is_cut_after_the_last_delivery_the_worker_has_room_for() {
+        let (events, [_, d2, d3]) = burst();
+        let waiting = Window::read(&events, usize::MAX, false).deliveries;
+        assert_eq!(waiting.len(), 2);
+        // Room for one: the span ends at d2's enqueue (position 4), d3 is
+        // left for another take.
+        let split = split_after(&events, &waiting, 1).unwrap();
+        assert_eq!(split.taken, 1);
+        assert_eq!(split.at.position, 4);
+        assert_eq!(waiting[0].delivery_id, d2);
+        assert_eq!(waiting[1].delivery_id, d3);
+        // A limit of zero still takes one; room for all cuts nothing.
+        assert_eq!(split_after(&events, &waiting, 0).map(|s| s.taken), Some(1));
+        assert!(split_after(&events, &waiting, 2).is_none());
+        assert!(split_after(&events, &waiting, 200).is_none());
     }
 }
