@@ -236,6 +236,75 @@ async fn a_dead_receiver_opens_the_circuit_which_probes_and_closes() {
     assert_eq!(open_event["payload"]["cause"]["error_kind"], "http_status");
 }
 
+/// First attempts taken from the log behind an open circuit are parked on
+/// the queue until the next probe; the probe that closes the circuit
+/// releases them at once, not at the probe after it.
+#[tokio::test]
+async fn a_closing_circuit_releases_the_first_attempts_parked_behind_it() {
+    const PROBE: Duration = Duration::from_secs(12);
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_CIRCUIT_FAILURE_THRESHOLD".into(), "3".into());
+        env.insert("HOOKLINE_CIRCUIT_PROBE_MIN_SECONDS".into(), "12".into());
+        env.insert("HOOKLINE_CIRCUIT_PROBE_MAX_SECONDS".into(), "12".into());
+        env.insert("HOOKLINE_RETRY_SCHEDULE".into(), "1".into());
+        env.insert("HOOKLINE_WEBHOOK_MAX_RETRIES".into(), "50".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.default_reply(Reply::status(503));
+    let sub = app
+        .subscribe(&t, json!({"url": rx.url("/flaky"), "events": ["order.*"]}))
+        .await;
+    let id = sub["id"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        publish(&app, &t, "order.placed", json!({"i": i})).await;
+    }
+    eventually("the circuit opens", WAIT, || async {
+        let s = subscription(&app, &t, &id).await;
+        (!s["circuit"].is_null()).then_some(())
+    })
+    .await;
+    for i in 0..30 {
+        publish(&app, &t, "order.placed", json!({"backlog": i})).await;
+    }
+    eventually("the new deliveries are parked", WAIT, || async {
+        let parked = count(
+            &app,
+            "SELECT count(*) FROM delivery_queue WHERE lease_owner = 'circuit'",
+        )
+        .await;
+        (parked >= 30).then_some(())
+    })
+    .await;
+    assert_eq!(
+        rx.count(),
+        3,
+        "nothing behind the open circuit was attempted"
+    );
+    rx.default_reply(Reply::status(204));
+    eventually("the probe closes the circuit", WAIT, || async {
+        let s = subscription(&app, &t, &id).await;
+        s["circuit"].is_null().then_some(())
+    })
+    .await;
+    let closed = Instant::now();
+    eventually("every delivery arrives", WAIT, || async {
+        let pending = count(
+            &app,
+            "SELECT count(*) FROM deliveries_view WHERE status <> 'delivered'",
+        )
+        .await;
+        (pending == 0).then_some(())
+    })
+    .await;
+    assert!(
+        closed.elapsed() < PROBE / 2,
+        "the parked deliveries waited {:?} after the circuit closed (the next probe was {PROBE:?} away)",
+        closed.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_subscription_failing_past_the_setting_is_disabled() {
     let app = TestApp::spawn_with(|env| {
