@@ -1,6 +1,7 @@
 //! Delivery read models and the due queue's lease operations.
 
 use super::log_reader::unavailable;
+use super::time_page::TimePage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookline_application::ports::{
@@ -324,28 +325,14 @@ impl DeliveryReadModel for PgDeliveryReadModel {
                 .push_bind(channel.clone())
                 .push(" = ANY(m.channels))");
         }
-        if let Some(since) = q.since {
-            sql.push(" AND a.started_at > ").push_bind(since);
+        TimePage {
+            since: q.since,
+            until: q.until,
+            cursor: q.cursor,
+            oldest_first: q.oldest_first,
+            limit: q.limit,
         }
-        if let Some(until) = q.until {
-            sql.push(" AND a.started_at < ").push_bind(until);
-        }
-        let (cmp, order) = if q.oldest_first {
-            (">", "ASC")
-        } else {
-            ("<", "DESC")
-        };
-        if let Some((at, id)) = q.cursor {
-            sql.push(format!(" AND (a.started_at, a.id) {cmp} ("))
-                .push_bind(at)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
-        }
-        sql.push(format!(
-            " ORDER BY a.started_at {order}, a.id {order} LIMIT "
-        ))
-        .push_bind(i64::from(q.limit) + 1);
+        .push(&mut sql, "a.started_at", "a.id");
         let rows = sql
             .build()
             .fetch_all(&self.pool)

@@ -4,6 +4,7 @@
 
 use super::log_reader::unavailable;
 use super::projections::{Projection, ProjectionError};
+use super::time_page::TimePage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -155,26 +156,14 @@ impl MessageReadModel for PgMessageReadModel {
                 .push_bind(channel.clone())
                 .push(" = ANY(channels)");
         }
-        if let Some(since) = q.since {
-            sql.push(" AND published_at > ").push_bind(since);
+        TimePage {
+            since: q.since,
+            until: q.until,
+            cursor: q.cursor,
+            oldest_first: q.oldest_first,
+            limit: q.limit,
         }
-        if let Some(until) = q.until {
-            sql.push(" AND published_at < ").push_bind(until);
-        }
-        let (cmp, order) = if q.oldest_first {
-            (">", "ASC")
-        } else {
-            ("<", "DESC")
-        };
-        if let Some((at, id)) = q.cursor {
-            sql.push(format!(" AND (published_at, id) {cmp} ("))
-                .push_bind(at)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
-        }
-        sql.push(format!(" ORDER BY published_at {order}, id {order} LIMIT "))
-            .push_bind(i64::from(q.limit) + 1);
+        .push(&mut sql, "published_at", "id");
         let rows = sql
             .build()
             .fetch_all(&self.pool)

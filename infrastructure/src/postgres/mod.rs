@@ -24,6 +24,7 @@ pub mod replay;
 pub mod sources;
 pub mod store;
 pub mod tenants;
+pub mod time_page;
 pub mod wakeup;
 
 pub use pool::{connect, migrate, Database};
