@@ -29,9 +29,10 @@ use hookline_domain::subscription::{
     probe_interval, CloseCircuit, DisableSubscription, OpenCircuit, ReleaseProbe, Subscription,
     SubscriptionCommand,
 };
-use hookline_domain::TenantId;
+use hookline_domain::{SubscriptionId, TenantId};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -70,11 +71,18 @@ pub struct Tick {
     pub disabled: usize,
 }
 
+/// How long after closing a circuit the controller waits for the
+/// subscriptions read model to show it closed (see [`FlowController::tick`]).
+const CLOSING_WATCH: chrono::Duration = chrono::Duration::minutes(5);
+
 pub struct FlowController {
     shared: Shared,
     store: Arc<dyn AggregateStore<Subscription>>,
     control: Arc<dyn FlowControl>,
     settings: FlowSettings,
+    /// Circuits closed whose close the read model did not show yet, with
+    /// when they were closed.
+    closing: Mutex<HashMap<SubscriptionId, DateTime<Utc>>>,
 }
 
 impl fmt::Debug for FlowController {
@@ -101,6 +109,7 @@ impl FlowController {
             store,
             control,
             settings,
+            closing: Mutex::new(HashMap::new()),
         }
     }
 
@@ -185,6 +194,32 @@ impl FlowController {
                 }
             }
         }
+        // Workers park by their view of the subscription, which may trail
+        // a close: one may park deliveries again after the close released
+        // them (until the next probe, minutes away). Once the read model
+        // shows the circuit closed no worker parks by it any more; what
+        // was parked until then is released here.
+        let closing: Vec<(SubscriptionId, DateTime<Utc>)> = self
+            .closing
+            .lock()
+            .map(|m| m.iter().map(|(id, at)| (*id, *at)).collect())
+            .unwrap_or_default();
+        for (id, closed_at) in closing {
+            let settled = match self.control.unpark_closed(id).await? {
+                Some(released) => {
+                    if released > 0 {
+                        tracing::info!(subscription_id = %id, released, "deliveries parked by a view from before the circuit closed released");
+                    }
+                    true
+                }
+                None => now - closed_at > CLOSING_WATCH,
+            };
+            if settled {
+                if let Ok(mut m) = self.closing.lock() {
+                    m.remove(&id);
+                }
+            }
+        }
         for r in self.control.recovered().await? {
             let id = r.subscription_id.to_string();
             let close = SubscriptionCommand::CloseCircuit(CloseCircuit {
@@ -195,6 +230,9 @@ impl FlowController {
             match self.command(r.tenant_id, &id, close).await {
                 Ok(()) => {
                     let released = self.control.unpark(r.subscription_id).await?;
+                    if let Ok(mut m) = self.closing.lock() {
+                        m.insert(r.subscription_id, now);
+                    }
                     tracing::info!(subscription_id = %id, released, "circuit closed");
                     done.closed += 1;
                 }

@@ -142,9 +142,23 @@ async fn a_failing_subscription_opens_probes_and_closes() {
         tenant_id: tenant(1),
         delivery_id: Some(delivery(2)),
     });
+    flow.still_open.lock().unwrap().push(sub());
     assert_eq!(controller.tick().await.unwrap().closed, 1);
     assert!(state(&world).circuit.is_none());
     assert_eq!(*flow.unparked.lock().unwrap(), vec![sub()]);
+    // Until the read model shows the circuit closed, a worker may park its
+    // deliveries again: the controller looks at every tick and releases
+    // them once it does, then stops looking.
+    assert!(flow.unparked_closed.lock().unwrap().is_empty());
+    controller.tick().await.unwrap();
+    assert_eq!(*flow.unparked_closed.lock().unwrap(), vec![(sub(), false)]);
+    flow.still_open.lock().unwrap().clear();
+    controller.tick().await.unwrap();
+    controller.tick().await.unwrap();
+    assert_eq!(
+        *flow.unparked_closed.lock().unwrap(),
+        vec![(sub(), false), (sub(), true)]
+    );
     assert_eq!(
         kinds(&world),
         [

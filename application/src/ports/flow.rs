@@ -66,7 +66,10 @@ pub trait FlowControl: Send + Sync {
     ) -> Result<u64, AppError>;
 
     /// Parks deliveries this worker leased (of open circuits) until
-    /// `until`, like `park` does.
+    /// `until`, like `park` does — as long as the subscriptions read model
+    /// still shows the circuit open. A worker decides from its cached view,
+    /// which may trail a closing circuit: when the read model shows it
+    /// closed, the deliveries are released (due now) instead.
     ///
     /// # Errors
     /// Storage errors.
@@ -83,6 +86,16 @@ pub trait FlowControl: Send + Sync {
     /// # Errors
     /// Storage errors.
     async fn unpark(&self, subscription: SubscriptionId) -> Result<u64, AppError>;
+
+    /// Releases the subscription's parked deliveries once the subscriptions
+    /// read model shows its circuit closed: `None` while it still shows it
+    /// open (a worker may still park deliveries by it), else how many were
+    /// released. What `unpark` released right after the close, a worker
+    /// with a view from before the close may have parked again.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn unpark_closed(&self, subscription: SubscriptionId) -> Result<Option<u64>, AppError>;
 
     /// Lets `probe` through now and holds the subscription's other queued
     /// deliveries until `others_until`.

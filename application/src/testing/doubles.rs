@@ -278,6 +278,10 @@ pub struct MemoryFlow {
     pub recovered: Mutex<Vec<crate::ports::Recovered>>,
     pub parked: Mutex<Vec<(hookline_domain::SubscriptionId, DateTime<Utc>)>>,
     pub unparked: Mutex<Vec<hookline_domain::SubscriptionId>>,
+    /// Subscriptions whose circuit the read model still shows open.
+    pub still_open: Mutex<Vec<hookline_domain::SubscriptionId>>,
+    /// Calls of `unpark_closed`, with what they answered.
+    pub unparked_closed: Mutex<Vec<(hookline_domain::SubscriptionId, bool)>>,
     pub held: Mutex<Vec<(DeliveryId, DateTime<Utc>)>>,
     pub released: Mutex<Vec<(hookline_domain::SubscriptionId, DeliveryId, DateTime<Utc>)>>,
 }
@@ -293,6 +297,8 @@ impl MemoryFlow {
             recovered: Mutex::default(),
             parked: Mutex::default(),
             unparked: Mutex::default(),
+            still_open: Mutex::default(),
+            unparked_closed: Mutex::default(),
             held: Mutex::default(),
             released: Mutex::default(),
         }
@@ -342,6 +348,18 @@ impl crate::ports::FlowControl for MemoryFlow {
     async fn unpark(&self, subscription: hookline_domain::SubscriptionId) -> Result<u64, AppError> {
         self.unparked.lock().unwrap().push(subscription);
         Ok(1)
+    }
+
+    async fn unpark_closed(
+        &self,
+        subscription: hookline_domain::SubscriptionId,
+    ) -> Result<Option<u64>, AppError> {
+        let closed = !self.still_open.lock().unwrap().contains(&subscription);
+        self.unparked_closed
+            .lock()
+            .unwrap()
+            .push((subscription, closed));
+        Ok(closed.then_some(0))
     }
 
     async fn release_probe(

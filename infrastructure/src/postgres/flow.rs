@@ -119,10 +119,15 @@ impl FlowControl for PgFlowControl {
         until: DateTime<Utc>,
     ) -> Result<(), AppError> {
         let ids: Vec<Uuid> = deliveries.iter().map(|d| *d.as_uuid()).collect();
-        sqlx::query(
-            "UPDATE delivery_queue SET lease_owner = $3, lease_until = $4
-              WHERE delivery_id = ANY($1) AND lease_owner = $2",
-        )
+        // The worker's view of the circuit may trail its close: parked only
+        // while the read model still shows it open, due now otherwise.
+        sqlx::query(&format!(
+            "UPDATE delivery_queue q
+                SET lease_owner = CASE WHEN o.open THEN $3 END,
+                    lease_until = CASE WHEN o.open THEN $4 END
+               FROM (SELECT s.id, {CIRCUIT_OPEN} AS open FROM subscriptions_view s) o
+              WHERE q.delivery_id = ANY($1) AND q.lease_owner = $2 AND o.id = q.subscription_id"
+        ))
         .bind(&ids)
         .bind(worker)
         .bind(PARKED)
@@ -144,6 +149,23 @@ impl FlowControl for PgFlowControl {
         .await
         .map_err(unavailable)?;
         Ok(done.rows_affected())
+    }
+
+    async fn unpark_closed(&self, subscription: SubscriptionId) -> Result<Option<u64>, AppError> {
+        let done = sqlx::query_scalar::<_, Option<i64>>(&format!(
+            "WITH closed AS (SELECT 1 FROM subscriptions_view s WHERE s.id = $1 AND NOT ({CIRCUIT_OPEN})),
+                  released AS (UPDATE delivery_queue SET lease_owner = NULL, lease_until = NULL
+                                WHERE subscription_id = $1 AND lease_owner = $2
+                                  AND EXISTS (SELECT 1 FROM closed)
+                               RETURNING 1)
+             SELECT CASE WHEN EXISTS (SELECT 1 FROM closed) THEN (SELECT count(*) FROM released) END"
+        ))
+        .bind(subscription.as_uuid())
+        .bind(PARKED)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(done.map(|n| u64::try_from(n).unwrap_or(0)))
     }
 
     async fn release_probe(
