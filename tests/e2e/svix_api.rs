@@ -422,3 +422,132 @@ async fn svix_checks_every_rate_and_name_it_is_given() {
         );
     }
 }
+
+/// `PUT` is idempotent: requests racing to put one new uid all succeed,
+/// one creating it (201) and the others updating it (200), for
+/// applications and endpoints alike.
+#[tokio::test]
+async fn concurrent_puts_of_one_new_uid_create_it_once_and_update_it() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let puts = (0..8).map(|i| {
+        svix(
+            &app,
+            Method::PUT,
+            "/api/v1/app/put-race",
+            Some(json!({"name": format!("racer {i}")})),
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(puts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 201),
+        "{statuses:?}"
+    );
+    let apps = expect_json(
+        svix(&app, Method::GET, "/api/v1/app?limit=250", None).await,
+        200,
+    )
+    .await;
+    let racers = apps["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["uid"] == "put-race")
+        .count();
+    assert_eq!(racers, 1);
+
+    let puts = (0..8).map(|i| {
+        svix(
+            &app,
+            Method::PUT,
+            "/api/v1/app/put-race/endpoint/ep-race",
+            Some(json!({"url": rx.url(&format!("/r{i}"))})),
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(puts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 201),
+        "{statuses:?}"
+    );
+    let endpoints = expect_json(
+        svix(&app, Method::GET, "/api/v1/app/put-race/endpoint", None).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        endpoints["data"].as_array().unwrap().len(),
+        1,
+        "{endpoints}"
+    );
+}
+
+/// A time is the same wherever it is read: the create response, the
+/// message, the list (read model) and the application.
+#[tokio::test]
+async fn a_message_and_an_application_read_the_same_times_everywhere() {
+    let app = TestApp::spawn().await;
+    let made = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "clock", "uid": "clock"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert!(at(&made["updatedAt"]) >= at(&made["createdAt"]), "{made}");
+    let sent = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/clock/msg",
+            Some(json!({"eventType": "a.b", "payload": {}})),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let id = sent["id"].as_str().unwrap();
+    let one = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            &format!("/api/v1/app/clock/msg/{id}"),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
+    let list = expect_json(
+        svix(&app, Method::GET, "/api/v1/app/clock/msg", None).await,
+        200,
+    )
+    .await;
+    let listed = &list["data"][0];
+    assert_eq!(listed["id"], sent["id"]);
+    assert_eq!(sent["timestamp"], one["timestamp"]);
+    assert_eq!(sent["timestamp"], listed["timestamp"], "{sent} {listed}");
+}

@@ -252,7 +252,9 @@ impl Tenant {
         let Some(state) = self.state.as_mut() else {
             return;
         };
-        state.updated_at = event.occurred_at();
+        // Never backwards: events of one command may carry times read a
+        // moment apart (a key issued with its tenant).
+        state.updated_at = state.updated_at.max(event.occurred_at());
         match event {
             TenantEvent::TenantCreated { .. } => {}
             TenantEvent::TenantRenamed { name, .. } => state.name = name,

@@ -341,3 +341,20 @@ fn uid_and_metadata_are_kept_and_changed() {
     assert_eq!(json["type"], "TenantDetailsChanged");
     assert!(json["uid"].is_null());
 }
+
+#[test]
+fn updated_at_never_goes_before_created_at() {
+    // A key issued with its tenant may carry a time read a moment earlier.
+    let mut tenant = Tenant::default();
+    tenant.apply_event(created());
+    tenant.apply_event(TenantEvent::ApiKeyIssued {
+        key_id: key(1),
+        key_hash: "hash1".into(),
+        hint: "hlk_…1".into(),
+        issued_at: t0() - Duration::microseconds(20),
+    });
+    let state = tenant.state().unwrap();
+    assert_eq!(state.created_at, t0());
+    assert_eq!(state.updated_at, t0());
+    assert_eq!(state.keys.len(), 1);
+}

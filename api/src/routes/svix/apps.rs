@@ -305,45 +305,55 @@ async fn upsert(
     Path(app_id): Path<String>,
     SvixJson(input): SvixJson<ApplicationIn>,
 ) -> SvixResult<Response> {
-    let mut details = input.into_details()?;
+    let details = input.into_details()?;
     // Named by a uid that names nothing yet: the new application gets it.
     let path_uid = match ids::app_ref(&app_id) {
         Ok(Ref::Uid(uid)) => Some(uid),
         _ => None,
     };
-    match app(&state, &app_id).await {
-        Ok(existing) => {
-            let uid = details
-                .uid
-                .take()
-                .or(path_uid.filter(|u| existing.uid.as_ref() == Some(u)));
-            let ctx = context(&org, request_id, existing.id);
-            let changed = state
-                .tenants
-                .change(
-                    &ctx,
-                    existing.id,
-                    TenantChanges {
-                        name: Some(details.name),
-                        uid: Some(uid),
-                        metadata: Some(details.metadata),
-                    },
-                )
-                .await?;
-            Ok(created(StatusCode::OK, changed.value))
-        }
-        Err(SvixError::Http {
-            status: StatusCode::NOT_FOUND,
-            ..
-        }) => {
-            if details.uid.is_none() {
-                details.uid = path_uid;
+    // Two requests putting a new uid at once: the one whose create finds
+    // the uid taken updates what the other created (a PUT is idempotent).
+    let mut raced = false;
+    loop {
+        match app(&state, &app_id).await {
+            Ok(existing) => {
+                let uid = details
+                    .uid
+                    .or(path_uid.filter(|u| existing.uid.as_ref() == Some(u)));
+                let ctx = context(&org, request_id, existing.id);
+                let changed = state
+                    .tenants
+                    .change(
+                        &ctx,
+                        existing.id,
+                        TenantChanges {
+                            name: Some(details.name),
+                            uid: Some(uid),
+                            metadata: Some(details.metadata),
+                        },
+                    )
+                    .await?;
+                return Ok(created(StatusCode::OK, changed.value));
             }
-            let ctx = context(&org, request_id, TenantId::ORGANISATION);
-            let made = state.tenants.create_with(&ctx, details).await?;
-            Ok(created(StatusCode::CREATED, made.value))
+            Err(SvixError::Http {
+                status: StatusCode::NOT_FOUND,
+                ..
+            }) => {
+                let mut new = details.clone();
+                if new.uid.is_none() {
+                    new.uid.clone_from(&path_uid);
+                }
+                let ctx = context(&org, request_id.clone(), TenantId::ORGANISATION);
+                match state.tenants.create_with(&ctx, new).await {
+                    Ok(made) => return Ok(created(StatusCode::CREATED, made.value)),
+                    Err(AppError::Conflict {
+                        code: "uid_taken", ..
+                    }) if path_uid.is_some() && !raced => raced = true,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => Err(e),
     }
 }
 

@@ -58,7 +58,7 @@ const MAX_RECOVER_WINDOW: Duration = Duration::minutes(14 * 24 * 60 + 5);
 
 /// `EndpointIn` (and `EndpointUpdate`, which is it without `secret` and
 /// `headers`).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
     /// Where deliveries go: an http(s) URL that Hookline's target rules
@@ -506,52 +506,62 @@ async fn upsert(
     // `EndpointUpdate` has neither; they change through their own routes.
     input.secret = None;
     input.headers = None;
-    match endpoint(&state, tenant.id, &endpoint_id).await {
-        Ok(current) => {
-            rate(input.rate_limit)?;
-            let rate_limit = throttle(input.throttle_rate.or(input.rate_limit))?;
-            event_filter(input.filter_types.as_deref())?;
-            let types = input.event_types.or(input.filter_types);
-            let uid = match input.uid.as_deref() {
-                Some(u) => Some(endpoint_uid(u)?),
-                None => path_uid.or(current.uid.clone()),
-            };
-            let changes = SubscriptionChanges {
-                url: Some(url(input.url.as_deref(), state.subscriptions.allow_list())?),
-                events: Some(event_filter(types.as_deref())?),
-                description: Some(description(input.description.as_deref())?),
-                channels: Some(channels(input.channels.as_deref())?),
-                uid: Some(uid),
-                metadata: Some(metadata(input.metadata)?),
-                status: status_change(Some(input.disabled == Some(true)), current.status),
-                // `EndpointUpdate` is the whole endpoint: no rate, no limit.
-                rate_limit: Some(rate_limit),
-                allow_duplicates: true,
-                ..SubscriptionChanges::default()
-            };
-            let changed = state
-                .subscriptions
-                .update(&ctx, current.id, changes)
-                .await
-                .map_err(map_write)?;
-            Ok((StatusCode::OK, Json(EndpointOut::from(changed.value))).into_response())
-        }
-        Err(SvixError::Http {
-            status: StatusCode::NOT_FOUND,
-            ..
-        }) => {
-            if input.uid.is_none() {
-                input.uid = path_uid.map(|u| u.as_str().to_string());
+    // Two requests putting a new uid at once: the one whose create finds
+    // the uid taken updates what the other created (a PUT is idempotent).
+    let mut raced = false;
+    loop {
+        match endpoint(&state, tenant.id, &endpoint_id).await {
+            Ok(current) => {
+                rate(input.rate_limit)?;
+                let rate_limit = throttle(input.throttle_rate.or(input.rate_limit))?;
+                event_filter(input.filter_types.as_deref())?;
+                let types = input.event_types.or(input.filter_types);
+                let uid = match input.uid.as_deref() {
+                    Some(u) => Some(endpoint_uid(u)?),
+                    None => path_uid.or(current.uid.clone()),
+                };
+                let changes = SubscriptionChanges {
+                    url: Some(url(input.url.as_deref(), state.subscriptions.allow_list())?),
+                    events: Some(event_filter(types.as_deref())?),
+                    description: Some(description(input.description.as_deref())?),
+                    channels: Some(channels(input.channels.as_deref())?),
+                    uid: Some(uid),
+                    metadata: Some(metadata(input.metadata)?),
+                    status: status_change(Some(input.disabled == Some(true)), current.status),
+                    // `EndpointUpdate` is the whole endpoint: no rate, no limit.
+                    rate_limit: Some(rate_limit),
+                    allow_duplicates: true,
+                    ..SubscriptionChanges::default()
+                };
+                let changed = state
+                    .subscriptions
+                    .update(&ctx, current.id, changes)
+                    .await
+                    .map_err(map_write)?;
+                return Ok((StatusCode::OK, Json(EndpointOut::from(changed.value))).into_response());
             }
-            let command = input.into_command(state.subscriptions.allow_list())?;
-            let made = state
-                .subscriptions
-                .create(&ctx, command)
-                .await
-                .map_err(map_write)?;
-            Ok((StatusCode::CREATED, Json(EndpointOut::from(made.value))).into_response())
+            Err(SvixError::Http {
+                status: StatusCode::NOT_FOUND,
+                ..
+            }) => {
+                let mut new = input.clone();
+                if new.uid.is_none() {
+                    new.uid = path_uid.as_ref().map(|u| u.as_str().to_string());
+                }
+                let command = new.into_command(state.subscriptions.allow_list())?;
+                match state.subscriptions.create(&ctx, command).await {
+                    Ok(made) => {
+                        return Ok((StatusCode::CREATED, Json(EndpointOut::from(made.value)))
+                            .into_response())
+                    }
+                    Err(AppError::Conflict {
+                        code: "uid_taken", ..
+                    }) if path_uid.is_some() && !raced => raced = true,
+                    Err(e) => return Err(map_write(e)),
+                }
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => Err(e),
     }
 }
 
