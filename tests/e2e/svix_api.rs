@@ -551,3 +551,115 @@ async fn a_message_and_an_application_read_the_same_times_everywhere() {
     assert_eq!(sent["timestamp"], one["timestamp"]);
     assert_eq!(sent["timestamp"], listed["timestamp"], "{sent} {listed}");
 }
+
+/// What Hookline does not keep is refused, not dropped: message tags (and
+/// the `tag` filter, which would otherwise answer every message), schemas
+/// under keys that are not versions; and a recovery window that ends
+/// before it starts. The newest schema version is kept.
+#[tokio::test]
+async fn what_hookline_does_not_keep_is_refused_not_dropped() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Refusals", "uid": "refusals"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let located = |err: &Value, place: &str, field: &str| {
+        assert_eq!(err["detail"][0]["loc"], json!([place, field]), "{err}");
+    };
+    let err = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/refusals/msg",
+            Some(json!({"eventType": "a.b", "payload": {}, "tags": ["t1"]})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    located(&err, "body", "tags");
+    // An empty list keeps nothing: accepted.
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/refusals/msg",
+            Some(json!({"eventType": "a.b", "payload": {}, "tags": []})),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let err = expect_json(
+        svix(&app, Method::GET, "/api/v1/app/refusals/msg?tag=t1", None).await,
+        422,
+    )
+    .await;
+    located(&err, "query", "tag");
+
+    for schemas in [
+        json!({"abc": {"type": "object"}}),
+        json!({"0": {}}),
+        json!({"1": 5}),
+    ] {
+        let err = expect_json(
+            svix(
+                &app,
+                Method::POST,
+                "/api/v1/event-type",
+                Some(json!({"name": "sch.bad", "description": "d", "schemas": schemas})),
+            )
+            .await,
+            422,
+        )
+        .await;
+        located(&err, "body", "schemas");
+    }
+    let made = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "sch.good", "description": "d", "schemas": {
+                "2": {"type": "object", "title": "two"},
+                "10": {"type": "object", "title": "ten"},
+            }})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(made["schemas"]["1"]["title"], "ten", "{made}");
+
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/refusals/endpoint",
+            Some(json!({"url": rx.url("/r"), "uid": "ep"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let err = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/refusals/endpoint/ep/recover",
+            Some(json!({"since": "2026-12-03T00:00:00Z", "until": "2026-12-01T00:00:00Z"})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    located(&err, "body", "until");
+}

@@ -798,6 +798,12 @@ async fn recover(
         .map(|v| when("until", v))
         .transpose()?;
     let now = Utc::now();
+    if until.is_some_and(|u| u < since) {
+        return Err(SvixError::invalid(Invalid::body(
+            "until",
+            "must not be before since",
+        )));
+    }
     if since < until.unwrap_or(now) - MAX_RECOVER_WINDOW {
         return Err(SvixError::invalid(Invalid::body(
             "since",

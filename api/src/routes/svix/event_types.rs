@@ -53,10 +53,28 @@ pub struct EventTypeIn {
     /// JSON Schemas by version (`{"1": {…}}`); Hookline keeps the newest
     /// and checks published payloads against it.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = schemas_by_version)]
     pub schemas: Option<Value>,
     #[serde(default)]
     pub group_name: Option<String>,
+}
+
+/// `schemas` as the document says it: JSON Schema objects under versions
+/// that are positive whole numbers.
+fn schemas_by_version() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some(
+            "JSON Schemas by version (`{\"1\": {…}}`); Hookline keeps the newest and checks published payloads against it.",
+        ))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[1-9][0-9]{0,17}$")),
+        ))
+        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::Object)))
+        .build()
 }
 
 /// `EventTypeOut`.
@@ -99,21 +117,35 @@ impl EventTypeOut {
     }
 }
 
-/// The schema of the newest version in Svix's `schemas` (`{"1": {...}}`).
+/// The schema of the newest version in Svix's `schemas` (`{"1": {...}}`):
+/// versions are positive whole numbers, and Hookline keeps the newest
+/// (read back as version 1).
 fn schema(schemas: Option<Value>) -> SvixResult<Option<Value>> {
+    const SHAPE: &str = "must be an object of JSON Schemas by version, such as {\"1\": {...}}";
     match schemas {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => {
-            let newest = map
-                .into_iter()
-                .filter_map(|(k, v)| k.parse::<u64>().ok().map(|n| (n, v)))
-                .max_by_key(|(n, _)| *n);
+            let mut newest: Option<(u64, Value)> = None;
+            for (k, v) in map {
+                let Some(n) = k.parse::<u64>().ok().filter(|n| *n > 0) else {
+                    return Err(SvixError::invalid(Invalid::body(
+                        "schemas",
+                        format!("'{k}' is not a version: {SHAPE}"),
+                    )));
+                };
+                if !v.is_object() {
+                    return Err(SvixError::invalid(Invalid::body(
+                        "schemas",
+                        format!("version {k} is not a JSON Schema object"),
+                    )));
+                }
+                if newest.as_ref().is_none_or(|(m, _)| n > *m) {
+                    newest = Some((n, v));
+                }
+            }
             Ok(newest.map(|(_, v)| v))
         }
-        Some(_) => Err(SvixError::invalid(Invalid::body(
-            "schemas",
-            "must be an object of JSON Schemas by version, such as {\"1\": {...}}",
-        ))),
+        Some(_) => Err(SvixError::invalid(Invalid::body("schemas", SHAPE))),
     }
 }
 

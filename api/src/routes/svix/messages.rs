@@ -82,6 +82,7 @@ pub struct MessageIn {
     pub payload_retention_period: Option<i64>,
     #[serde(default)]
     pub payload_retention_hours: Option<i64>,
+    /// Refused when not empty: Hookline does not keep message tags.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
 }
@@ -137,6 +138,12 @@ impl MessageIn {
             return Err(SvixError::invalid(Invalid::body(
                 "deliverAt",
                 "Hookline does not schedule messages; leave deliverAt out",
+            )));
+        }
+        if self.tags.as_ref().is_some_and(|t| !t.is_empty()) {
+            return Err(SvixError::invalid(Invalid::body(
+                "tags",
+                "Hookline does not keep message tags; leave tags out (channels route and filter messages)",
             )));
         }
         let mut errors = Vec::new();
@@ -378,6 +385,13 @@ async fn list(
     params: Params,
 ) -> SvixResult<Json<ListResponse<MessageOut>>> {
     let tenant = app(&state, &app_id).await?;
+    if params.get("tag").is_some() {
+        // Not ignored: a list that ignored it would answer every message.
+        return Err(SvixError::invalid(Invalid::query(
+            "tag",
+            "Hookline does not keep message tags; filter by channel or event_types",
+        )));
+    }
     let limit = params.limit()?;
     let with_content = params.flag("with_content", true)?;
     let (after, backwards) = params.page_start("a message", |c| ids::message_ref(c).ok()?.id())?;
