@@ -414,7 +414,10 @@ impl Worker {
                 .filter(|p| p.status == SubscriptionStatus::Active)
             {
                 if let Some((probe, next_probe_at)) = p.circuit {
-                    if probe != Some(due.delivery_id) {
+                    // A probe goes once per interval: the released one
+                    // retried at (or after) the next probe time is no
+                    // longer it (the controller releases the next).
+                    if probe != Some(due.delivery_id) || now >= next_probe_at {
                         let min = chrono::Duration::from_std(CIRCUIT_HOLD_MIN).unwrap_or_default();
                         sorted
                             .parked

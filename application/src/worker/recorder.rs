@@ -287,9 +287,13 @@ impl OutcomeRecorder {
         let (due, attempt_id, url, result, hold_until) = attempted;
         // A probe's retry waits for the next probe time, whatever the
         // receiver or the schedule says.
+        // Rounded up: a retry due a moment before the next probe would go
+        // as the same probe again.
         let held = hold_until.map(|until| {
-            let secs = (until - result.started_at).num_seconds().max(1);
-            u64::try_from(secs).unwrap_or(u64::MAX)
+            let ms = (until - result.started_at).num_milliseconds();
+            u64::try_from(ms.saturating_add(999) / 1000)
+                .unwrap_or(0)
+                .max(1)
         });
         let failure =
             |status_code, error_kind, error_message, response_excerpt, retry_after: Option<u64>| {

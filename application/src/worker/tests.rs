@@ -598,3 +598,76 @@ async fn a_failed_probe_is_retried_no_earlier_than_the_next_probe() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_failed_probe_waits_for_the_next_probe_to_the_second_rounded_up() {
+    // 1.99 s to the next probe: a retry a second later (rounded down)
+    // would go as the same probe again before the controller releases the
+    // next one.
+    let s = setup().await;
+    let due = s.enqueue(1).await;
+    let next_probe = t0() + Duration::milliseconds(1_990);
+    let timeout = SendOutcome::Failed {
+        kind: ErrorKind::Timeout,
+        message: "no answer".into(),
+    };
+    let mut probe = s.attempted(&due, timeout);
+    if let Outcome::Attempted { hold_until, .. } = &mut probe {
+        *hold_until = Some(next_probe);
+    }
+    s.recorder.record(vec![probe]).await;
+    match s.events_of(&due).as_slice() {
+        [DeliveryEvent::AttemptFailed {
+            next_attempt_at: Some(next),
+            ..
+        }] => assert!(*next >= next_probe, "{next} before {next_probe}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_released_probe_claimed_again_after_its_probe_time_is_parked_not_sent() {
+    let s = setup().await;
+    let due = s.enqueue(1).await;
+    let cause = hookline_domain::subscription::FailureCause {
+        delivery_id: DeliveryId::from_uuid(Uuid::from_u128(1)),
+        error_kind: ErrorKind::HttpStatus,
+        status_code: Some(503),
+        message: "503".into(),
+        failed_at: t0(),
+    };
+    for command in [
+        SubscriptionCommand::OpenCircuit(hookline_domain::subscription::OpenCircuit {
+            tenant_id: tenant(1),
+            consecutive_failures: 10,
+            cause,
+            at: t0() - Duration::seconds(4),
+            next_probe_at: t0() - Duration::seconds(2),
+        }),
+        // Released as the probe 2 s ago; its probe time has come again.
+        SubscriptionCommand::ReleaseProbe(hookline_domain::subscription::ReleaseProbe {
+            tenant_id: tenant(1),
+            delivery_id: due.delivery_id,
+            at: t0() - Duration::seconds(2),
+            next_probe_at: t0(),
+        }),
+    ] {
+        s.subscriptions
+            .execute(&s.sub.to_string(), command, &crate::testing::metadata())
+            .await
+            .unwrap();
+    }
+    let queue = Arc::new(MemoryQueue::default());
+    queue.due.lock().unwrap().push_back(due.clone());
+    let sender = Arc::new(ScriptedSender::default());
+    let flow = Arc::new(crate::testing::MemoryFlow::new(s.world.clock.clone()));
+    run_worker_until(&s, queue.clone(), sender.clone(), flow.clone(), |_| {
+        !flow.held.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(
+        sender.sent.lock().unwrap().is_empty(),
+        "the old probe went again"
+    );
+    assert_eq!(flow.held.lock().unwrap()[0].0, due.delivery_id);
+}
