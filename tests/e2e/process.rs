@@ -175,6 +175,126 @@ async fn the_embedded_postgres_recovers_after_hookline_and_postgres_are_both_kil
     assert!(!data.join("pg/data/postmaster.pid").exists());
 }
 
+/// A server whose embedded Postgres dies (killed, out of memory) starts it
+/// again and goes on serving: nothing committed is lost, and `/readyz`
+/// comes back without anyone restarting anything.
+#[tokio::test]
+async fn a_server_starts_its_embedded_postgres_again_when_the_postmaster_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = env();
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, &data).await;
+    let client = reqwest::Client::new();
+    let tenant = client
+        .post(server.url("/admin/tenants"))
+        .bearer_auth("proc-admin")
+        .json(&json!({"name": "Phoenix"}))
+        .send()
+        .await
+        .unwrap();
+    let tenant = expect_json(tenant, 201).await;
+    let key = tenant["api_key"].as_str().unwrap();
+
+    let pid_file = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
+    let postmaster = pid_file.lines().next().unwrap().trim().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &postmaster])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    hookline_tests::eventually(
+        "the server started its Postgres again and is ready",
+        Duration::from_secs(60),
+        || async {
+            let ready = client.get(server.url("/readyz")).send().await.ok()?;
+            (ready.status() == 200).then_some(())
+        },
+    )
+    .await;
+    let again = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
+    assert_ne!(again.lines().next().unwrap().trim(), postmaster);
+    assert!(
+        server.logs().contains("starting it again"),
+        "{}",
+        server.logs()
+    );
+    let created = client
+        .post(server.url("/v1/subscriptions"))
+        .bearer_auth(key)
+        .json(&json!({"url": "https://example.com/again", "events": ["a.b"]}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(created, 201).await;
+    server.signal("TERM");
+    assert_eq!(server.wait(Duration::from_secs(30)).await, Some(0));
+    assert!(!data.join("pg/data/postmaster.pid").exists());
+}
+
+/// `serve` on a port in use fails before it starts the embedded cluster:
+/// nothing is left running.
+#[tokio::test]
+async fn serve_on_a_port_in_use_leaves_no_postgres_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let out = run_cli(
+        &[
+            "serve",
+            "--listen",
+            &address,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &env(),
+    )
+    .await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("listening on {address}")),
+        "{}",
+        out.stderr
+    );
+    assert!(!data.join("pg/data/postmaster.pid").exists());
+    drop(taken);
+}
+
+/// A command whose standard output is closed (`| head`, a pager quit
+/// early) says so and exits 1: no panic, and the cluster it started is
+/// stopped.
+#[tokio::test]
+async fn a_command_whose_output_is_closed_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_str = data.to_str().unwrap();
+    let made = run_cli(
+        &["tenants", "create", "Piped", "--data-dir", data_str],
+        &env(),
+    )
+    .await;
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let mut child = tokio::process::Command::new(hookline_tests::process::binary())
+        .args(["tenants", "list", "--data-dir", data_str])
+        .envs(env())
+        .env_remove("DATABASE_URL")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before anything is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("writing to standard output"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!data.join("pg/data/postmaster.pid").exists());
+}
+
 #[tokio::test]
 async fn migrate_and_cli_errors() {
     let db = fresh_database().await;

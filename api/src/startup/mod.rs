@@ -103,7 +103,8 @@ impl Application {
     /// # Errors
     /// Database, key or bind failures, with what was being done.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
-        let database = OpenDatabase::open(&settings).await?;
+        // Bound before the database opens: a port in use is refused
+        // without starting (and leaving behind) the embedded cluster.
         let listener = if settings.role.serves_api() {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
@@ -115,25 +116,37 @@ impl Application {
         } else {
             None
         };
-        let shutdown = CancellationToken::new();
-        let mut services = Services::build(&settings, &database, Runs::Everything, &shutdown)?;
-        let tasks = services.start(Some(&settings), &shutdown)?;
-        let limits = RequestLimits {
-            max_body_bytes: settings.max_body_bytes,
-            svix_max_body_bytes: settings.svix_max_body_bytes,
-            timeout: settings.request_timeout,
-        };
-        let router = routes::router(services.state(&settings), limits)
-            .context("serialising the OpenAPI document")?;
-        let metrics = match settings.metrics_listen {
-            Some(address) => Some((
+        let metrics_listener = match settings.metrics_listen {
+            Some(address) => Some(
                 tokio::net::TcpListener::bind(address)
                     .await
                     .with_context(|| format!("listening for /metrics on {address}"))?,
-                routes::metrics_router(services.state(&settings), limits),
-            )),
+            ),
             None => None,
         };
+        if settings
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < MIN_ADMIN_TOKEN)
+        {
+            tracing::warn!(
+                "HOOKLINE_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN} characters: whoever guesses it administers every tenant (use e.g. `openssl rand -hex 32`)"
+            );
+        }
+        let database = OpenDatabase::open(&settings).await?;
+        let shutdown = CancellationToken::new();
+        let wired = Self::wire(&settings, &database, &shutdown);
+        let (tasks, router, metrics_router) = match wired {
+            Ok(wired) => wired,
+            Err(e) => {
+                // Whatever started stops, and so does a cluster this
+                // process started.
+                shutdown.cancel();
+                database.close(true).await;
+                return Err(e);
+            }
+        };
+        let metrics = metrics_listener.map(|l| (l, metrics_router));
         Ok(Self {
             listener,
             router,
@@ -148,6 +161,28 @@ impl Application {
                 drain: settings.request_timeout,
             },
         })
+    }
+
+    /// The services, their background tasks and the routers over them.
+    fn wire(
+        settings: &Settings,
+        database: &OpenDatabase,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<(Vec<JoinHandle<()>>, axum::Router, axum::Router)> {
+        let mut services = Services::build(settings, database, Runs::Everything, shutdown)?;
+        let mut tasks = services.start(Some(settings), shutdown)?;
+        if let Some(local) = &database.local {
+            tasks.push(tokio::spawn(keep_running(local.keeper(), shutdown.clone())));
+        }
+        let limits = RequestLimits {
+            max_body_bytes: settings.max_body_bytes,
+            svix_max_body_bytes: settings.svix_max_body_bytes,
+            timeout: settings.request_timeout,
+        };
+        let router = routes::router(services.state(settings), limits)
+            .context("serialising the OpenAPI document")?;
+        let metrics = routes::metrics_router(services.state(settings), limits);
+        Ok((tasks, router, metrics))
     }
 
     /// The bound address (`None` for a worker-only process).
@@ -223,5 +258,32 @@ impl Application {
         database.close(true).await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Below this, an admin token is warned about at start.
+const MIN_ADMIN_TOKEN: usize = 16;
+
+/// How often a server looks whether its embedded cluster still runs.
+const KEEP_RUNNING_EVERY: Duration = Duration::from_secs(2);
+
+/// Starts the embedded cluster again when its postmaster died, until
+/// `shutdown`: the pool reconnects on its own once it is back.
+async fn keep_running(
+    keeper: hookline_infrastructure::postgres::local::Keeper,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(KEEP_RUNNING_EVERY) => {}
+        }
+        match keeper.restart_if_stopped().await {
+            Ok(true) => tracing::info!("the embedded Postgres is running again"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the embedded Postgres could not be started again; trying again");
+            }
+        }
     }
 }

@@ -207,38 +207,10 @@ impl LocalPostgres {
                 source: std::io::Error::other(e),
             })?
             .map_err(io(format!("locking {}", users_path.display())))?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(format!("opening {}", lock_path.display())))?;
-        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
-            .await
-            .map_err(|e| LocalPgError::Io {
-                what: "locking the data directory".into(),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(io(format!("locking {}", lock_path.display())))?;
+        let lock = lock_exclusive(&lock_path).await?;
         let mut this = Self::prepare(dir, ClusterTuning::default()).await?;
         if !this.running_and_ready().await? {
-            tracing::info!(data = %this.data.display(), "starting the embedded Postgres cluster");
-            let log = this.root.join("postgres.log");
-            this.run(
-                "pg_ctl",
-                &[
-                    "start".as_ref(),
-                    "-D".as_ref(),
-                    this.data.as_os_str(),
-                    "-l".as_ref(),
-                    log.as_os_str(),
-                    "-w".as_ref(),
-                    "-t".as_ref(),
-                    "120".as_ref(),
-                    "-s".as_ref(),
-                ],
-            )
-            .await?;
+            this.start().await?;
             this.started_here = true;
         } else {
             tracing::info!(data = %this.data.display(), "using the running embedded Postgres cluster");
@@ -247,6 +219,41 @@ impl LocalPostgres {
         this.users_lock = Some(users);
         drop(lock);
         Ok(this)
+    }
+
+    async fn start(&self) -> Result<(), LocalPgError> {
+        tracing::info!(data = %self.data.display(), "starting the embedded Postgres cluster");
+        let log = self.root.join("postgres.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "start".as_ref(),
+                "-D".as_ref(),
+                self.data.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "120".as_ref(),
+                "-s".as_ref(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// What a server needs to keep the cluster running (see
+    /// [`Keeper::restart_if_stopped`]).
+    pub fn keeper(&self) -> Keeper {
+        Keeper(Self {
+            root: self.root.clone(),
+            data: self.data.clone(),
+            socket_dir: self.socket_dir.clone(),
+            bins: self.bins.clone(),
+            owner: self.owner,
+            started_here: false,
+            users_lock: None,
+        })
     }
 
     /// Stops using the cluster. It is stopped when no other process uses it
@@ -378,9 +385,22 @@ rm -rf "$3" "$4""#;
         );
         let path = self.data.join("hookline.conf");
         std::fs::write(&path, text).map_err(io("writing hookline.conf"))?;
+        // Trust over the socket (whose directory only the cluster's owner
+        // may enter), nothing over TCP: initdb's file also trusts
+        // 127.0.0.1, which a `listen_addresses` in HOOKLINE_PG_CONF would
+        // open to every local user.
+        let hba = self.data.join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "# Written by Hookline at every start: the socket only.\n\
+             local all all trust\n",
+        )
+        .map_err(io("writing pg_hba.conf"))?;
         if let Some(owner) = self.owner {
-            std::os::unix::fs::chown(&path, Some(owner.uid), Some(owner.gid))
-                .map_err(io("chown hookline.conf"))?;
+            for p in [&path, &hba] {
+                std::os::unix::fs::chown(p, Some(owner.uid), Some(owner.gid))
+                    .map_err(io("chown the cluster's configuration"))?;
+            }
         }
         Ok(())
     }
@@ -552,5 +572,57 @@ rm -rf "$3" "$4""#;
         )
         .await
         .map(drop)
+    }
+}
+
+async fn lock_exclusive(path: &Path) -> Result<std::fs::File, LocalPgError> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|e| LocalPgError::Io {
+            what: "locking the data directory".into(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(io(format!("locking {}", path.display())))
+}
+
+/// Keeps the embedded cluster of a running server up: a postmaster that
+/// died (killed, out of memory) is started again, as `serve` would at its
+/// start, instead of leaving the server without a database until someone
+/// restarts it.
+#[derive(Debug)]
+pub struct Keeper(LocalPostgres);
+
+impl Keeper {
+    /// Starts the cluster when no postmaster runs on its data directory;
+    /// whether it did. Other processes of the data directory wait (its
+    /// lock) rather than start it twice.
+    ///
+    /// # Errors
+    /// When the cluster does not start (its log says why).
+    pub async fn restart_if_stopped(&self) -> Result<bool, LocalPgError> {
+        let pg = &self.0;
+        if pg.is_running().await? {
+            return Ok(false);
+        }
+        let lock_path = pg
+            .root
+            .parent()
+            .map_or_else(|| pg.root.join("pg.lock"), |dir| dir.join("pg.lock"));
+        let lock = lock_exclusive(&lock_path).await?;
+        let started = if pg.is_running().await? {
+            false
+        } else {
+            tracing::warn!(data = %pg.data.display(), "the embedded Postgres is not running; starting it again");
+            pg.start().await?;
+            true
+        };
+        drop(lock);
+        Ok(started)
     }
 }
