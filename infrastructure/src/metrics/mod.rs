@@ -16,6 +16,9 @@ use hookline_application::AppError;
 use sqlx::PgPool;
 use std::sync::Arc;
 
+/// How long a scrape waits for the database gauges.
+const GAUGES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Everything `GET /metrics` shows.
 #[derive(Debug)]
 pub struct Exposition {
@@ -39,7 +42,16 @@ impl Exposition {
     }
 
     async fn database(&self, t: &mut Text) {
-        let gauges = match self.gauges.read().await {
+        // A database that does not answer must not hold the scrape past
+        // Prometheus's timeout (10 s by default, the pool's own wait):
+        // `hookline_database_up 0` is the answer then.
+        let read = match tokio::time::timeout(GAUGES_TIMEOUT, self.gauges.read()).await {
+            Ok(read) => read.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "the database did not answer within {GAUGES_TIMEOUT:?}"
+            )),
+        };
+        let gauges = match read {
             Ok(g) => g,
             Err(e) => {
                 // The process's own series still answer.
@@ -171,5 +183,47 @@ impl MetricsExposition for Exposition {
         self.pools(&mut t);
         process::render(&mut t);
         Ok(t.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A database that accepts connections and never answers (a hung
+    /// server, a stopped postmaster's socket): the scrape still answers,
+    /// within the gauges' timeout, saying the database is down.
+    #[tokio::test]
+    async fn a_database_that_does_not_answer_does_not_hold_the_scrape() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((conn, _)) = silent.accept().await {
+                conns.push(conn);
+            }
+        });
+        let options = sqlx::postgres::PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(port)
+            .username("nobody");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(options);
+        let exposition = Exposition::new(
+            Arc::new(Registry::new(false)),
+            PgGauges::new(pool, Vec::new()),
+            Vec::new(),
+        );
+        let started = Instant::now();
+        let text = exposition.render().await.unwrap();
+        assert!(
+            started.elapsed() < GAUGES_TIMEOUT + Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(text.contains("hookline_database_up 0"), "{text}");
+        held.abort();
     }
 }
