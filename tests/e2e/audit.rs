@@ -427,6 +427,37 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let text = std::fs::read_to_string(&heads).unwrap();
     assert!(text.lines().last().unwrap().contains("digest"));
+    // An anchored heads file is evidence: not replaced unless forced.
+    let heads_args = |force: bool| {
+        let mut args = vec![
+            "audit".to_string(),
+            "heads".into(),
+            "--output".into(),
+            heads.to_str().unwrap().into(),
+            "--database-url".into(),
+            url.clone(),
+        ];
+        if force {
+            args.push("--force".into());
+        }
+        args
+    };
+    let args = heads_args(false);
+    let again = run_cli(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &no_env(),
+    )
+    .await;
+    assert_eq!(again.code, Some(1), "{}", again.stderr);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert_eq!(std::fs::read_to_string(&heads).unwrap(), text);
+    let args = heads_args(true);
+    let forced = run_cli(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &no_env(),
+    )
+    .await;
+    assert_eq!(forced.code, Some(0), "{}", forced.stderr);
 
     let dbs = copies(app, 5).await;
     let url_of = |db: &str| cluster().url(db);
@@ -744,4 +775,55 @@ async fn point_in_time_reads_rebuild_past_states() {
     let other = app.tenant("other").await;
     expect_json(app.get(&other, &q(times[0])).await, 404).await;
     expect_json(app.get(&other, &dq(dtimes[2])).await, 404).await;
+}
+
+/// One replay of a projection at a time: a second one says so and exits
+/// 1, touching nothing (two used to build and drop the same copies under
+/// each other and fail with raw database errors).
+#[tokio::test]
+async fn a_replay_while_another_runs_says_so() {
+    let app = TestApp::spawn().await;
+    let mut holder = app.db.pool.acquire().await.unwrap();
+    let key = hookline_infrastructure::postgres::projections::lock_key("replay:deliveries");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let url = app.db.url.clone();
+    let busy = run_cli(
+        &[
+            "replay",
+            "--projection",
+            "deliveries",
+            "--database-url",
+            &url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(busy.code, Some(1), "{}{}", busy.stdout, busy.stderr);
+    assert!(
+        busy.stderr
+            .contains("another replay of deliveries is running"),
+        "{}",
+        busy.stderr
+    );
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let done = run_cli(
+        &[
+            "replay",
+            "--projection",
+            "deliveries",
+            "--database-url",
+            &url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(done.code, Some(0), "{}{}", done.stdout, done.stderr);
 }

@@ -156,19 +156,22 @@ fn read_anchors(path: &Path) -> anyhow::Result<AnchoredHeads> {
 }
 
 /// Verifies every chain; with `heads_out`, prints the chain heads and their
-/// digest; with `anchored`, also checks heads recorded earlier.
+/// digest (to a file that must not exist yet unless forced: an anchored
+/// heads file is evidence); with `anchored`, also checks heads recorded
+/// earlier.
 pub async fn verify(
     s: &Services,
     tenant: Option<TenantId>,
     anchored: Option<&Path>,
-    heads_out: Option<Option<&Path>>,
+    heads_out: Option<(Option<&Path>, bool)>,
 ) -> anyhow::Result<ExitCode> {
     let expected = match anchored {
         Some(path) => read_anchors(path)?,
         None => AnchoredHeads::new(),
     };
+    let force = heads_out.is_some_and(|(_, force)| force);
     let mut out = match heads_out {
-        Some(path) => Some(Output::open(path, true)?),
+        Some((path, force)) => Some(Output::open(path, force)?),
         None => None,
     };
     let mut digest = Sha256::new();
@@ -222,11 +225,11 @@ pub async fn verify(
                 "generated_at": chrono::Utc::now(),
             });
             writeln!(o.writer, "{footer}")?;
-            o.finish(true)?;
+            o.finish(force)?;
             eprintln!("{summary}");
         }
-        None if !expected.is_empty() => println!("{summary}; {matched} anchored heads match"),
-        None => println!("{summary}"),
+        None if !expected.is_empty() => out!("{summary}; {matched} anchored heads match"),
+        None => out!("{summary}"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -235,7 +238,7 @@ fn report_tampering(broken: &Verification) -> anyhow::Result<()> {
     match broken {
         Verification::Broken(link) => {
             eprintln!("TAMPERING DETECTED: {link}");
-            println!("{}", serde_json::to_string(link)?);
+            out!("{}", serde_json::to_string(link)?);
         }
         Verification::AnchorDiffers {
             aggregate_type,

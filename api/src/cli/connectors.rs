@@ -173,10 +173,10 @@ pub(super) async fn subscribe(s: Services, a: &SubscribeArgs) -> anyhow::Result<
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let view = UpstreamResponse::from(created.value);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        out!("{}", serde_json::to_string_pretty(&view)?);
     } else {
         for id in &view.upstream_ids {
-            println!("{id}");
+            out!("{id}");
         }
         eprintln!("recorded as upstream subscription {}", view.id);
         if let Some(source) = &view.source {
@@ -211,9 +211,9 @@ pub(super) async fn list(
         for v in found.data {
             let v = UpstreamResponse::from(v);
             if json {
-                println!("{}", serde_json::to_string(&v)?);
+                out!("{}", serde_json::to_string(&v)?);
             } else {
-                println!(
+                out!(
                     "{}  {:<7} {}  {}",
                     v.id,
                     v.status.as_str(),
@@ -237,7 +237,7 @@ pub(super) async fn remove(s: Services, id: &str, tenant_raw: &str) -> anyhow::R
         .remove(&context(tenant_id), id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("removed {id}");
+    out!("removed {id}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -95,10 +95,10 @@ pub async fn show(s: Services, id: DeliveryId) -> anyhow::Result<ExitCode> {
     let mut state = (DeliveryStatus::Pending, 0);
     for (meta, event) in s.deliveries.timeline(tenant, id).await? {
         let request = meta.map(|m| m.request_id).unwrap_or_else(|| "-".into());
-        println!("{}", describe(id, &request, event, &mut state));
+        out!("{}", describe(id, &request, event, &mut state));
     }
     let (status, attempts) = state;
-    println!(
+    out!(
         "final state: {status} after {attempts} attempt{}",
         if attempts == 1 { "" } else { "s" }
     );

@@ -11,7 +11,7 @@
 //! hookline tenants keys revoke ID KEY_ID                     [DB]
 //! hookline audit export [--tenant ID] [--after POS] [--output FILE] [DB]
 //! hookline audit verify [--tenant ID] [--heads FILE]         [DB]
-//! hookline audit heads  [--tenant ID] [--output FILE]        [DB]
+//! hookline audit heads  [--tenant ID] [--output FILE [--force]] [DB]
 //! hookline replay [--projection NAME|all] [--check]          [DB]
 //! hookline deliveries show ID                                [DB]
 //! hookline connectors siigo subscribe [URL] EVENTS USERNAME ACCESS_KEY CLIENT_ID CLIENT_SECRET
@@ -22,6 +22,17 @@
 //! `[DB]` is `--data-dir DIR` and/or `--database-url URL`. Without a
 //! database URL (flag, `DATABASE_URL` or `HOOKLINE_DATABASE_URL`) every
 //! command uses the embedded Postgres under the data directory.
+
+/// `println!` that does not panic: a closed standard output (`| head`, a
+/// pager quit early) is an error the command reports and exits 1 on,
+/// after stopping what it started.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+            .map_err(|e| anyhow::anyhow!("writing to standard output: {e}"))?
+    }};
+}
 
 mod audit;
 mod connectors;
@@ -100,7 +111,8 @@ enum Command {
     /// Rebuild read models from the event log (or check them against it).
     Replay {
         /// tenants, event_types, subscriptions, deliveries (views, attempts
-        /// and the due queue), or all.
+        /// and the due queue), messages, sources, upstream_subscriptions,
+        /// or all.
         #[arg(long, default_value = "all", value_name = "NAME")]
         projection: String,
         /// Rebuild aside and report differences from the live tables,
@@ -158,8 +170,13 @@ enum AuditCommand {
     Heads {
         #[arg(long, value_name = "ID")]
         tenant: Option<String>,
+        /// Write here instead of standard output (refused if it exists,
+        /// unless --force).
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Replace an existing --output file.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -325,7 +342,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = Settings::from_env(&overrides(config, &db))?;
             quiet_logs(settings.log_format);
             OpenDatabase::open(&settings).await?.close(false).await;
-            println!("migrations applied");
+            out!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
         Command::Tenants { command } => {
@@ -353,10 +370,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })
                 .await
             }
-            AuditCommand::Heads { tenant, output, db } => {
+            AuditCommand::Heads {
+                tenant,
+                output,
+                force,
+                db,
+            } => {
                 let tenant = tenant_arg(tenant)?;
                 with_services(config, &db, |s| async move {
-                    audit::verify(&s, tenant, None, Some(output.as_deref())).await
+                    audit::verify(&s, tenant, None, Some((output.as_deref(), force))).await
                 })
                 .await
             }

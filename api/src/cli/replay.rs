@@ -19,20 +19,20 @@ pub async fn run(s: Services, projection: String, check: bool) -> anyhow::Result
             report.events_per_second()
         );
         if !check {
-            println!(
+            out!(
                 "{}: rebuilt from position 0, {speed}; swapped in",
                 report.projection
             );
         } else if report.differences.is_empty() {
-            println!(
+            out!(
                 "{}: replayed {speed}; the live read model matches the log",
                 report.projection
             );
         } else {
             differ = true;
-            println!("{}: replayed {speed}; DIFFERENCES:", report.projection);
+            out!("{}: replayed {speed}; DIFFERENCES:", report.projection);
             for d in &report.differences {
-                println!("  {d}");
+                out!("  {d}");
             }
         }
     }

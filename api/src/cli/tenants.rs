@@ -133,15 +133,16 @@ pub(super) async fn run(s: Services, command: TenantsCommand) -> anyhow::Result<
         TenantsCommand::Create { name: n, json, .. } => {
             let created = s.tenants.create(&ctx, name(&n)?).await?.value;
             if json {
-                println!(
+                out!(
                     "{{\"tenant_id\": \"{}\", \"api_key\": \"{}\"}}",
-                    created.tenant.id, created.key.api_key
+                    created.tenant.id,
+                    created.key.api_key
                 );
             } else {
-                println!("Created tenant '{}'.", created.tenant.name);
-                println!("  tenant_id: {}", created.tenant.id);
-                println!("  api_key:   {}", created.key.api_key);
-                println!("The API key is shown only this once; store it now.");
+                out!("Created tenant '{}'.", created.tenant.name);
+                out!("  tenant_id: {}", created.tenant.id);
+                out!("  api_key:   {}", created.key.api_key);
+                out!("The API key is shown only this once; store it now.");
             }
         }
         TenantsCommand::List {
@@ -157,9 +158,9 @@ pub(super) async fn run(s: Services, command: TenantsCommand) -> anyhow::Result<
                 let tenants = s.tenants.list(include_deleted, page).await?;
                 for t in &tenants.data {
                     if as_json {
-                        println!("{}", json(t));
+                        out!("{}", json(t));
                     } else {
-                        println!("{}", line(t));
+                        out!("{}", line(t));
                     }
                 }
                 let Some(last) = tenants
@@ -174,15 +175,15 @@ pub(super) async fn run(s: Services, command: TenantsCommand) -> anyhow::Result<
         }
         TenantsCommand::Show { id, .. } => {
             let t = s.tenants.get(tenant(&id)?).await?;
-            println!("{}", serde_json::to_string_pretty(&json(&t))?);
+            out!("{}", serde_json::to_string_pretty(&json(&t))?);
         }
         TenantsCommand::Rename { id, name: n, .. } => {
             let t = s.tenants.rename(&ctx, tenant(&id)?, name(&n)?).await?;
-            println!("{}", line(&t.value));
+            out!("{}", line(&t.value));
         }
         TenantsCommand::Delete { id, .. } => {
             s.tenants.delete(&ctx, tenant(&id)?).await?;
-            println!("tenant {id} deleted: its keys no longer work");
+            out!("tenant {id} deleted: its keys no longer work");
         }
         TenantsCommand::Keys { command } => keys(&s, command).await?,
     }
@@ -194,9 +195,9 @@ async fn keys(s: &Services, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create { tenant: t, .. } => {
             let key = s.tenants.issue_key(&ctx, tenant(&t)?).await?.value;
-            println!("key_id:  {}", key.id);
-            println!("api_key: {}", key.api_key);
-            println!("The API key is shown only this once; store it now.");
+            out!("key_id:  {}", key.id);
+            out!("api_key: {}", key.api_key);
+            out!("The API key is shown only this once; store it now.");
         }
         KeysCommand::List { tenant: t, .. } => {
             for k in s.tenants.keys(tenant(&t)?).await? {
@@ -206,7 +207,7 @@ async fn keys(s: &Services, command: KeysCommand) -> anyhow::Result<()> {
                     (false, Some(at)) => format!("revoked {at}"),
                     (false, None) => "inactive (tenant deleted)".to_string(),
                 };
-                println!("{}  {:<28} {}", k.id, k.hint, state);
+                out!("{}  {:<28} {}", k.id, k.hint, state);
             }
         }
         KeysCommand::Revoke {
@@ -215,7 +216,7 @@ async fn keys(s: &Services, command: KeysCommand) -> anyhow::Result<()> {
             let key = Uuid::parse_str(key_id.trim())
                 .map_err(|_| anyhow::anyhow!("'{key_id}' is not a key id (expected a UUID)"))?;
             s.tenants.revoke_key(&ctx, tenant(&t)?, key).await?;
-            println!("key {key} revoked: it is refused from now on");
+            out!("key {key} revoked: it is refused from now on");
         }
     }
     Ok(())

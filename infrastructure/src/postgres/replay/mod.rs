@@ -123,6 +123,9 @@ impl ReadModelRebuilder for PgRebuilder {
             .map_err(|e| match e {
                 ReplayError::Database(e) => unavailable(e),
                 ReplayError::Projection(e) => AppError::Internal(e.to_string()),
+                busy @ ReplayError::Busy(_) => {
+                    AppError::conflict("replay_running", busy.to_string())
+                }
             })
     }
 }
@@ -133,6 +136,8 @@ pub enum ReplayError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+    #[error("another replay of {0} is running (or its check); wait for it to finish")]
+    Busy(String),
 }
 
 /// Columns that are not derived from the log (worker leases).
@@ -436,13 +441,35 @@ pub async fn rebuild(
     which: Rebuildable,
     check: bool,
 ) -> Result<RebuildReport, ReplayError> {
-    // Its own connections (the lanes, the reader, the index builders and
-    // the one holding the lock), whatever the size of the caller's pool.
+    // Its own connections (the lanes, the reader, the index builders, the
+    // one holding the projection's lock and the one holding the replay's),
+    // whatever the size of the caller's pool.
     let own = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(u32::try_from(LANES).unwrap_or(3) + 3)
+        .max_connections(u32::try_from(LANES).unwrap_or(3) + 4)
         .connect_with(pool.connect_options().as_ref().clone())
         .await?;
+    // One rebuild of a projection at a time: two would build (and drop)
+    // the same copies under each other. Held by its own session until the
+    // end, whatever happens in between.
+    let mut guard = own.acquire().await?;
+    let key = lock_key(&format!("replay:{}", which.name()));
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut *guard)
+        .await?;
+    if !locked {
+        drop(guard);
+        own.close().await;
+        return Err(ReplayError::Busy(which.name().to_string()));
+    }
     let result = rebuild_with(&own, which, check).await;
+    drop(
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(key)
+            .execute(&mut *guard)
+            .await,
+    );
+    drop(guard);
     own.close().await;
     result
 }
