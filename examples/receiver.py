@@ -74,6 +74,10 @@ def main() -> None:
     parser.add_argument("--secret", required=True, help="the subscription's secret")
     parser.add_argument("--scheme", choices=sorted(VERIFIERS), default="standard-webhooks")
     args = parser.parse_args()
+    if not args.secret.strip():
+        # An empty secret verifies nothing and answers every delivery 401,
+        # which Hookline does not retry.
+        parser.error("--secret is empty: pass the subscription's secret (whsec_… for standard-webhooks)")
     verify = VERIFIERS[args.scheme]
     seen = set()
 

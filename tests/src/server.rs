@@ -40,6 +40,15 @@ fn default_env() -> HashMap<String, String> {
             "HOOKLINE_SECRET_KEY".to_string(),
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
         ),
+        // Tests share two cores and one cluster with tests that load it
+        // hard (a 300,000-event insert, rebuilds): a read model may trail
+        // its log by more than the default 2 s there, and a key issued a
+        // moment earlier would then be unknown. Waiting longer changes
+        // nothing when they keep up.
+        (
+            "HOOKLINE_CONSISTENCY_TIMEOUT_MS".to_string(),
+            "10000".to_string(),
+        ),
     ])
 }
 

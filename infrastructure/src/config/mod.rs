@@ -223,6 +223,31 @@ pub struct CliOverrides {
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
+/// `HOOKLINE_ADMIN_TOKEN`: unset or empty leaves the admin API off; a
+/// value of blanks (which used to turn it off silently) or with spaces or
+/// control characters is refused.
+fn admin_token(raw: Option<String>) -> Result<Option<Secret>, ConfigError> {
+    match raw.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) if s.chars().all(|c| c.is_ascii_graphic()) => Ok(Some(Secret::new(s))),
+        Some(_) => Err(ConfigError(
+            "HOOKLINE_ADMIN_TOKEN: must be printable ASCII without spaces (leave it empty to turn the admin API off)".into(),
+        )),
+    }
+}
+
+/// `HOOKLINE_WEBHOOK_USER_AGENT`: a header value (printable ASCII, at most
+/// 256 characters); empty means the default.
+fn user_agent(raw: Option<String>) -> Result<String, ConfigError> {
+    match raw.filter(|s| !s.is_empty()) {
+        None => Ok(format!("Hookline/{}", env!("CARGO_PKG_VERSION"))),
+        Some(s) if s.len() <= 256 && s.chars().all(|c| (' '..='~').contains(&c)) => Ok(s),
+        Some(_) => Err(ConfigError(
+            "HOOKLINE_WEBHOOK_USER_AGENT: must be printable ASCII (letters, digits, spaces, punctuation), at most 256 characters".into(),
+        )),
+    }
+}
+
 impl Settings {
     /// Loads settings from the optional file, the given environment and the
     /// command line.
@@ -328,7 +353,7 @@ impl Settings {
             database_url: non_empty(raw.database_url).map(Secret::new),
             db_max_connections: DB_MAX_CONNECTIONS.read(raw.db_max_connections)?,
             secret_key: non_empty(raw.secret_key).map(Secret::new),
-            admin_token: non_empty(raw.admin_token).map(Secret::new),
+            admin_token: admin_token(raw.admin_token)?,
             allow_private_targets: AllowList::parse(
                 raw.allow_private_targets.as_deref().unwrap_or(""),
             )
@@ -350,10 +375,7 @@ impl Settings {
             role: Role::parse(raw.role.as_deref().unwrap_or("all"))
                 .map_err(|e| ConfigError(format!("--role/HOOKLINE_ROLE: {e}")))?,
             webhook_timeout: Duration::from_secs(webhook_timeout),
-            webhook_user_agent: raw
-                .webhook_user_agent
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| format!("Hookline/{}", env!("CARGO_PKG_VERSION"))),
+            webhook_user_agent: user_agent(raw.webhook_user_agent)?,
             retry_policy: retry_policy(raw.retry_schedule, raw.webhook_max_retries)?,
             worker_concurrency: WORKER_CONCURRENCY.read(raw.worker_concurrency)?,
             worker_lease: worker_lease(raw.worker_lease_seconds, webhook_timeout)?,

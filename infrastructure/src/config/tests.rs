@@ -198,3 +198,37 @@ fn the_delivery_backlog_bound_is_checked() {
         );
     }
 }
+
+#[test]
+fn a_user_agent_must_be_a_header_value() {
+    for bad in ["a\nb", "caf\u{e9}", &"x".repeat(257)] {
+        let e = load(
+            &[("HOOKLINE_WEBHOOK_USER_AGENT", bad)],
+            CliOverrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("HOOKLINE_WEBHOOK_USER_AGENT"), "{e:?}");
+    }
+    let s = load(
+        &[(
+            "HOOKLINE_WEBHOOK_USER_AGENT",
+            "Acme-Hooks/2.1 (+https://acme.example)",
+        )],
+        CliOverrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        s.webhook_user_agent,
+        "Acme-Hooks/2.1 (+https://acme.example)"
+    );
+}
+
+#[test]
+fn an_admin_token_of_blanks_is_refused_not_ignored() {
+    for bad in ["   ", "two words", "tab\there"] {
+        let e = load(&[("HOOKLINE_ADMIN_TOKEN", bad)], CliOverrides::default()).unwrap_err();
+        assert!(e.0.contains("HOOKLINE_ADMIN_TOKEN"), "{e:?}");
+    }
+    let off = load(&[("HOOKLINE_ADMIN_TOKEN", "")], CliOverrides::default()).unwrap();
+    assert!(off.admin_token.is_none());
+}
