@@ -488,6 +488,14 @@ impl DeliveryService {
         until: Option<DateTime<Utc>>,
     ) -> Result<Written<Recovered>, AppError> {
         self.ensure_active(ctx.tenant_id, subscription).await?;
+        // The candidates come from the deliveries read model, which trails
+        // the log (by up to ~100 ms while busy): an outcome a caller has
+        // already seen (a delivery read is folded from the log) must be in
+        // it, or that delivery is left out. Bounded, like every write.
+        self.shared
+            .waiter
+            .wait_caught_up(Delivery::TYPE, self.shared.consistency_timeout)
+            .await;
         let candidates = self
             .read
             .recoverable(ctx.tenant_id, subscription, since, until)
