@@ -203,17 +203,23 @@ async fn a_server_starts_its_embedded_postgres_again_when_the_postmaster_dies() 
         .unwrap();
     assert!(killed.success());
 
+    // Until the old postmaster is gone, its pid file and a connection or
+    // a cached readiness may still look alive: wait for a new postmaster,
+    // then for readiness.
     hookline_tests::eventually(
         "the server started its Postgres again and is ready",
         Duration::from_secs(60),
         || async {
+            let pid = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).ok()?;
+            let pid = pid.lines().next()?.trim().to_string();
+            if pid == postmaster {
+                return None;
+            }
             let ready = client.get(server.url("/readyz")).send().await.ok()?;
             (ready.status() == 200).then_some(())
         },
     )
     .await;
-    let again = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
-    assert_ne!(again.lines().next().unwrap().trim(), postmaster);
     assert!(
         server.logs().contains("starting it again"),
         "{}",
@@ -341,6 +347,28 @@ async fn migrate_and_cli_errors() {
     let out = run_cli(&["migrate", "--database-url", &db.url], &bad).await;
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("HOOKLINE_MAX_BODY_BYTES"));
+
+    // A server that is not there: said at once, with the reason.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let started = std::time::Instant::now();
+    let out = run_cli(
+        &[
+            "migrate",
+            "--database-url",
+            &format!("postgres://nobody@127.0.0.1:{port}/none"),
+        ],
+        &HashMap::new(),
+    )
+    .await;
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("refused"), "{}", out.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
 
     let out = run_cli(&["frobnicate"], &HashMap::new()).await;
     assert_ne!(out.code, Some(0));

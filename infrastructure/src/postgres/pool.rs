@@ -1,7 +1,7 @@
 //! Connecting and migrating.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection as _, PgConnection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -41,6 +41,16 @@ pub async fn connect(
     options: PgConnectOptions,
     max_connections: u32,
 ) -> Result<Database, sqlx::Error> {
+    // One connection first: a refused or misnamed server is reported as
+    // such, where the pool would only say that it timed out.
+    if let Ok(first) = tokio::time::timeout(
+        Duration::from_secs(10),
+        PgConnection::connect_with(&options),
+    )
+    .await
+    {
+        drop(first?.close().await);
+    }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
