@@ -313,7 +313,9 @@ async fn upsert(
     };
     // Two requests putting a new uid at once: the one whose create finds
     // the uid taken updates what the other created (a PUT is idempotent).
-    let mut raced = false;
+    // The winner's object may take a moment to be found by its uid (read
+    // models trail the log): look again a few times, a little later each.
+    let mut races: u64 = 0;
     loop {
         match app(&state, &app_id).await {
             Ok(existing) => {
@@ -348,7 +350,10 @@ async fn upsert(
                     Ok(made) => return Ok(created(StatusCode::CREATED, made.value)),
                     Err(AppError::Conflict {
                         code: "uid_taken", ..
-                    }) if path_uid.is_some() && !raced => raced = true,
+                    }) if path_uid.is_some() && races < 8 => {
+                        races += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(25 * races)).await;
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -508,7 +508,9 @@ async fn upsert(
     input.headers = None;
     // Two requests putting a new uid at once: the one whose create finds
     // the uid taken updates what the other created (a PUT is idempotent).
-    let mut raced = false;
+    // The winner's object may take a moment to be found by its uid (read
+    // models trail the log): look again a few times, a little later each.
+    let mut races: u64 = 0;
     loop {
         match endpoint(&state, tenant.id, &endpoint_id).await {
             Ok(current) => {
@@ -556,7 +558,10 @@ async fn upsert(
                     }
                     Err(AppError::Conflict {
                         code: "uid_taken", ..
-                    }) if path_uid.is_some() && !raced => raced = true,
+                    }) if path_uid.is_some() && races < 8 => {
+                        races += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(25 * races)).await;
+                    }
                     Err(e) => return Err(map_write(e)),
                 }
             }
