@@ -343,6 +343,24 @@ async fn migrate_and_cli_errors() {
         out.stderr
     );
 
+    // A setting the embedded cluster owns is refused before it starts.
+    let owned = HashMap::from([(
+        "HOOKLINE_PG_CONF".to_string(),
+        "work_mem = 8MB; port = 5999".to_string(),
+    )]);
+    let out = run_cli(
+        &["migrate", "--data-dir", dir.path().to_str().unwrap()],
+        &owned,
+    )
+    .await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("HOOKLINE_PG_CONF: 'port = 5999'"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("pg/data/postmaster.pid").exists());
+
     let bad = HashMap::from([("HOOKLINE_MAX_BODY_BYTES".to_string(), "lots".to_string())]);
     let out = run_cli(&["migrate", "--database-url", &db.url], &bad).await;
     assert_eq!(out.code, Some(1));

@@ -300,8 +300,10 @@ where
         result
     }
     .await;
-    database.close(false).await;
-    result
+    let closed = database.close(false).await;
+    let code = result?;
+    closed?;
+    Ok(code)
 }
 
 /// The context of an operator's command on the command line.
@@ -341,7 +343,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate { db } => {
             let settings = Settings::from_env(&overrides(config, &db))?;
             quiet_logs(settings.log_format);
-            OpenDatabase::open(&settings).await?.close(false).await;
+            OpenDatabase::open(&settings).await?.close(false).await?;
             out!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }

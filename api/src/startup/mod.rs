@@ -65,14 +65,20 @@ impl OpenDatabase {
     }
 
     /// Closes the pool and, if this process may, stops the embedded cluster.
-    pub async fn close(self, server: bool) {
+    ///
+    /// # Errors
+    /// When the embedded cluster could not be stopped (it is logged too):
+    /// the process should not report a clean exit.
+    pub async fn close(self, server: bool) -> anyhow::Result<()> {
         self.db.pool.close().await;
         self.db.background.close().await;
         if let Some(local) = self.local {
             if let Err(e) = local.release(server).await {
                 tracing::error!(error = %e, "stopping the embedded Postgres failed");
+                return Err(anyhow::Error::new(e).context("stopping the embedded Postgres"));
             }
         }
+        Ok(())
     }
 }
 
@@ -142,7 +148,9 @@ impl Application {
                 // Whatever started stops, and so does a cluster this
                 // process started.
                 shutdown.cancel();
-                database.close(true).await;
+                // A failure to stop is logged; the startup error is the
+                // one to report.
+                drop(database.close(true).await);
                 return Err(e);
             }
         };
@@ -255,7 +263,7 @@ impl Application {
                 tracing::warn!("a background task did not stop within the drain time");
             }
         }
-        database.close(true).await;
+        database.close(true).await?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -242,10 +242,20 @@ pub(super) fn retry_policy(
     max_retries: Option<String>,
 ) -> Result<RetryPolicy, ConfigError> {
     let schedule: Vec<u64> = match schedule {
+        // An empty list is refused below; an empty entry (`5,,6`) is a
+        // typo, not a delay.
+        Some(v) if v.trim().is_empty() => Vec::new(),
         Some(v) => v
             .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| parse_num("HOOKLINE_RETRY_SCHEDULE", s))
+            .map(|s| {
+                if s.trim().is_empty() {
+                    Err(ConfigError(format!(
+                        "HOOKLINE_RETRY_SCHEDULE has an empty entry in '{v}' (expected delays in seconds separated by commas, e.g. 5,30,300)"
+                    )))
+                } else {
+                    parse_num("HOOKLINE_RETRY_SCHEDULE", s)
+                }
+            })
             .collect::<Result<_, _>>()?,
         None => DEFAULT_SCHEDULE_SECS.to_vec(),
     };

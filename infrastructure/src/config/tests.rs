@@ -232,3 +232,20 @@ fn an_admin_token_of_blanks_is_refused_not_ignored() {
     let off = load(&[("HOOKLINE_ADMIN_TOKEN", "")], CliOverrides::default()).unwrap();
     assert!(off.admin_token.is_none());
 }
+
+#[test]
+fn a_retry_schedule_with_an_empty_entry_is_refused() {
+    for bad in ["5,,6", "5,", ",5", "", " ", "5, ,6"] {
+        let e = load(&[("HOOKLINE_RETRY_SCHEDULE", bad)], CliOverrides::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("HOOKLINE_RETRY_SCHEDULE"),
+            "{bad}: {e}"
+        );
+    }
+    let s = load(
+        &[("HOOKLINE_RETRY_SCHEDULE", " 5, 30 ,300")],
+        CliOverrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.retry_policy.schedule_secs, vec![5, 30, 300]);
+}

@@ -84,16 +84,59 @@ pub fn cluster_owner() -> Result<Option<Owner>, LocalPgError> {
         .ok_or(LocalPgError::NoPostgresUser)
 }
 
+/// Settings the embedded cluster owns: where it listens, who may connect
+/// and which files it reads. `HOOKLINE_PG_CONF` may not change them (a
+/// `port` made the cluster unreachable for Hookline; `listen_addresses`
+/// opened it to the network).
+const OWNED_SETTINGS: &[&str] = &[
+    "listen_addresses",
+    "port",
+    "unix_socket_directories",
+    "unix_socket_group",
+    "unix_socket_permissions",
+    "data_directory",
+    "config_file",
+    "hba_file",
+    "ident_file",
+    "external_pid_file",
+    "include",
+    "include_if_exists",
+    "include_dir",
+];
+
 /// Extra settings for the embedded cluster from `HOOKLINE_PG_CONF`
 /// (`name = value` pairs separated by `;`), one per line.
-pub(super) fn extra_settings() -> String {
-    std::env::var("HOOKLINE_PG_CONF")
-        .unwrap_or_default()
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && !s.contains('\n'))
-        .map(|s| format!("{s}\n"))
-        .collect()
+///
+/// # Errors
+/// An entry that is not `name = value`, or names a setting Hookline owns.
+pub(super) fn extra_settings() -> Result<String, LocalPgError> {
+    parse_extra_settings(&std::env::var("HOOKLINE_PG_CONF").unwrap_or_default())
+}
+
+fn parse_extra_settings(raw: &str) -> Result<String, LocalPgError> {
+    let mut out = String::new();
+    for entry in raw.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let refuse =
+            |why: &str| LocalPgError::Setting(format!("HOOKLINE_PG_CONF: '{entry}' {why}"));
+        let (name, value) = entry
+            .split_once('=')
+            .ok_or_else(|| refuse("is not name = value"))?;
+        let (name, value) = (name.trim(), value.trim());
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+        if name.is_empty() || !name.chars().all(plain) {
+            return Err(refuse("does not start with a setting's name"));
+        }
+        if value.is_empty() || value.chars().any(char::is_control) {
+            return Err(refuse("has no value, or a control character in it"));
+        }
+        if OWNED_SETTINGS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(refuse(
+                "changes a setting the embedded cluster owns (where it listens and what it reads)",
+            ));
+        }
+        out.push_str(&format!("{name} = {value}\n"));
+    }
+    Ok(out)
 }
 
 /// Creates `dir` with mode 0700, owned by `owner` when given.
@@ -125,4 +168,35 @@ pub(super) fn make_traversable(dir: &Path, owner: Owner) -> Result<(), LocalPgEr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_extra_settings;
+
+    #[test]
+    fn extra_settings_are_name_value_pairs_hookline_does_not_own() {
+        assert_eq!(
+            parse_extra_settings(" shared_buffers = 64MB ;; log_line_prefix='%m [%p] ' ;").ok(),
+            Some("shared_buffers = 64MB\nlog_line_prefix = '%m [%p] '\n".to_string())
+        );
+        assert_eq!(parse_extra_settings("").ok(), Some(String::new()));
+        for bad in [
+            "port = 5433",
+            "PORT=5433",
+            "listen_addresses = '*'",
+            "include = '/etc/passwd'",
+            "shared_buffers",
+            "= 5",
+            "shared buffers = 5",
+            "shared_buffers =",
+            "work_mem = 4MB\nport = 1",
+        ] {
+            let refused = parse_extra_settings(bad);
+            assert!(
+                matches!(&refused, Err(e) if e.to_string().starts_with("HOOKLINE_PG_CONF: ")),
+                "{bad}: {refused:?}"
+            );
+        }
+    }
 }

@@ -57,6 +57,8 @@ pub enum LocalPgError {
     NotReady(Duration, String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Setting(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalPgError {
@@ -381,7 +383,7 @@ rm -rf "$3" "$4""#;
             max = tuning.max_connections,
             durable = on_off(tuning.durable),
             machine = machine_settings(tuning.durable),
-            extra = extra_settings(),
+            extra = extra_settings()?,
         );
         let path = self.data.join("hookline.conf");
         std::fs::write(&path, text).map_err(io("writing hookline.conf"))?;
@@ -552,12 +554,21 @@ rm -rf "$3" "$4""#;
         &self.data
     }
 
-    /// Stops the cluster (fast shutdown: open transactions roll back).
+    /// Stops the cluster: a fast shutdown (open transactions roll back)
+    /// for up to 30 s, then an immediate one (the next start recovers from
+    /// the WAL, as after a crash; nothing committed is lost).
     ///
     /// # Errors
-    /// When `pg_ctl stop` fails.
+    /// When neither stopped it (a hung postmaster).
     pub async fn stop(&self) -> Result<(), LocalPgError> {
         tracing::info!(data = %self.data.display(), "stopping the embedded Postgres cluster");
+        let fast = self.pg_ctl_stop("fast", "30").await;
+        let Err(e) = fast else { return Ok(()) };
+        tracing::warn!(error = %e, "a fast shutdown of the embedded Postgres did not finish; trying an immediate one");
+        self.pg_ctl_stop("immediate", "10").await
+    }
+
+    async fn pg_ctl_stop(&self, mode: &str, seconds: &str) -> Result<(), LocalPgError> {
         self.run(
             "pg_ctl",
             &[
@@ -565,7 +576,9 @@ rm -rf "$3" "$4""#;
                 "-D".as_ref(),
                 self.data.as_os_str(),
                 "-m".as_ref(),
-                "fast".as_ref(),
+                mode.as_ref(),
+                "-t".as_ref(),
+                seconds.as_ref(),
                 "-w".as_ref(),
                 "-s".as_ref(),
             ],
