@@ -93,14 +93,13 @@ impl Authenticator {
         let mut found = self.lookup(&hash).await?;
         if found.is_none() {
             // Issued a moment ago (perhaps by another process): give the
-            // read model a moment to include it.
-            if self
-                .waiter
+            // read model a moment to include it, and look again even when
+            // it did not catch up with the whole log in that time: it may
+            // have applied the key meanwhile.
+            self.waiter
                 .wait_caught_up(Tenant::TYPE, self.catch_up)
-                .await
-            {
-                found = self.lookup(&hash).await?;
-            }
+                .await;
+            found = self.lookup(&hash).await?;
         }
         let now = self.clock.now();
         Ok(found.filter(|r| r.works_at(now)).map(|r| Principal {

@@ -179,3 +179,72 @@ async fn a_deleted_tenant_loses_its_keys_and_its_subscriptions() {
         })
     ));
 }
+
+/// A tenants read model that misses a key the first time it is asked
+/// (still applying it), and a waiter that times out.
+struct Lagging {
+    inner: Arc<dyn crate::ports::TenantReadModel>,
+    missed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl crate::ports::TenantReadModel for Lagging {
+    async fn get(
+        &self,
+        id: TenantId,
+    ) -> Result<Option<hookline_domain::tenant::TenantState>, AppError> {
+        self.inner.get(id).await
+    }
+    async fn list(
+        &self,
+        query: &crate::ports::TenantListQuery,
+    ) -> Result<Vec<hookline_domain::tenant::TenantState>, AppError> {
+        self.inner.list(query).await
+    }
+    async fn find_key(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<crate::ports::ApiKeyRecord>, AppError> {
+        if !self.missed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
+        self.inner.find_key(key_hash).await
+    }
+    fn version(&self) -> u64 {
+        u64::from(self.missed.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+struct TimesOut;
+
+#[async_trait::async_trait]
+impl crate::ports::ProjectionWaiter for TimesOut {
+    async fn wait_for(
+        &self,
+        _: &str,
+        _: crate::ports::LogPosition,
+        _: std::time::Duration,
+    ) -> bool {
+        false
+    }
+    async fn wait_caught_up(&self, _: &str, _: std::time::Duration) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn a_key_the_read_model_applies_while_the_wait_times_out_is_known() {
+    let s = setup();
+    let (tenant, key) = s.tenant().await;
+    let auth = Authenticator::new(
+        Arc::new(Lagging {
+            inner: s.world.tenants(),
+            missed: std::sync::atomic::AtomicBool::new(false),
+        }),
+        s.world.clock.clone(),
+        Arc::new(TimesOut),
+        std::time::Duration::ZERO,
+    );
+    let caller = auth.authenticate(&key).await.unwrap();
+    assert_eq!(caller.map(|p| p.tenant_id), Some(tenant));
+}
