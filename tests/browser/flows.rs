@@ -362,7 +362,21 @@ fn a_read_only_portal_link_shows_but_changes_nothing_and_reaches_no_other_tenant
             "{url}"
         );
         c.delete_all_cookies().await.ok();
-        c.goto(&url).await.unwrap();
+        // Opened the way customers meet it: a link on another site (the
+        // tenant's own app; localhost is not 127.0.0.1). The session cookie
+        // must go along with the redirect that follows.
+        let site = TestReceiver::start().await;
+        site.default_reply(
+            Reply::status(200)
+                .header("content-type", "text/html")
+                .body(&format!(
+                    "<!doctype html><title>App</title><a id=go href=\"{url}\">Webhooks</a>"
+                )),
+        );
+        c.goto(&format!("http://localhost:{}/app", site.address.port()))
+            .await
+            .unwrap();
+        crate::harness::click(&c, "#go").await;
         wait_path(&c, "/console/subscriptions").await;
         wait_text_in(&c, "#subscriptions", &rx.url("/mine")).await;
         let page = body_text(&c).await;

@@ -117,8 +117,9 @@ fn a_form_posted_from_another_site_is_refused() {
                 .header("content-type", "text/html")
                 .body(&attack_page(&target)),
         );
-        // Another site (localhost is not 127.0.0.1): the SameSite=Strict
-        // cookie is not sent, so the post is not even signed in.
+        // Another site (localhost is not 127.0.0.1): the SameSite=Lax
+        // cookie is not sent with a cross-site POST, so the post is not even
+        // signed in.
         c.goto(&format!("http://localhost:{}/attack", evil.address.port()))
             .await
             .unwrap();

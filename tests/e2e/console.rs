@@ -43,9 +43,7 @@ async fn sign_in(app: &TestApp, key: &str) -> String {
         .unwrap()
         .to_string();
     assert!(
-        set.contains("HttpOnly")
-            && set.contains("SameSite=Strict")
-            && set.contains("Path=/console"),
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/console"),
         "{set}"
     );
     assert!(
@@ -379,15 +377,28 @@ async fn sign_ins_are_rate_limited_and_sessions_end_with_their_key() {
     .await;
     let t = app.tenant("acme").await;
     let client = no_redirects();
-    for i in 0..10 {
-        let res = client
+    let wrong = || async {
+        client
             .post(app.url("/console/sign-in"))
             .form(&[("kind", "tenant"), ("credential", "hlk_wrong")])
             .send()
             .await
-            .unwrap();
-        assert_eq!(res.status(), 401, "attempt {i}");
+            .unwrap()
+            .status()
+    };
+    for i in 0..9 {
+        assert_eq!(wrong().await, 401, "attempt {i}");
     }
+    // A success in between does not clear the failures (one valid key
+    // must not allow guessing the admin token without limit).
+    let res = client
+        .post(app.url("/console/sign-in"))
+        .form(&[("kind", "tenant"), ("credential", t.api_key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(wrong().await, 401, "the tenth failure");
     let res = client
         .post(app.url("/console/sign-in"))
         .form(&[("kind", "tenant"), ("credential", t.api_key.as_str())])
@@ -478,4 +489,288 @@ async fn sign_ins_are_rate_limited_and_sessions_end_with_their_key() {
         .as_str()
         .unwrap()
         .starts_with("https://hooks.example.com/console/portal?token=hlp_"));
+}
+
+/// The CSRF token of a console page.
+async fn csrf_of(app: &TestApp, cookie: &str, path: &str) -> String {
+    let page = no_redirects()
+        .get(app.url(path))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    page.split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF token on {path}: {page}"))
+        .to_string()
+}
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
+    let res = no_redirects()
+        .get(app.url(path))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_subscription_list_shows_disabled_ones_and_filters_the_whole_list() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    // The oldest: a description to search for, beyond the first page.
+    let needle = app
+        .subscribe(
+            &t,
+            json!({"url": rx.url("/needle"), "events": ["order.created"], "description": "The NEEDLE one"}),
+        )
+        .await;
+    for i in 0..100 {
+        app.subscribe(
+            &t,
+            json!({"url": rx.url(&format!("/hay-{i}")), "events": ["order.created"]}),
+        )
+        .await;
+    }
+    let off = app
+        .subscribe(
+            &t,
+            json!({"url": rx.url("/switched-off"), "events": ["order.created"]}),
+        )
+        .await;
+    let off_id = off["id"].as_str().unwrap();
+    let res = app
+        .post(
+            &t,
+            &format!("/v1/subscriptions/{off_id}/disable"),
+            json!({}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let cookie = sign_in(&app, &t.api_key).await;
+    let until_listed = || async {
+        hookline_tests::eventually(
+            "the disabled subscription is listed",
+            std::time::Duration::from_secs(10),
+            || async {
+                let (_, body) = page(&app, &cookie, "/console/subscriptions?status=disabled").await;
+                body.contains("/switched-off").then_some(body)
+            },
+        )
+        .await
+    };
+    // Disabled: listed, and the filter finds it (and only it).
+    let disabled = until_listed().await;
+    assert!(!disabled.contains("/hay-"), "only the disabled one");
+    let (_, all) = page(&app, &cookie, "/console/subscriptions").await;
+    assert!(all.contains("/switched-off"), "listed without a filter");
+    // A search covers the whole list, not the first page of 100.
+    let (_, found) = page(&app, &cookie, "/console/subscriptions?q=needle").await;
+    assert!(found.contains("/needle"), "{found}");
+    assert!(!found.contains("/hay-"));
+    assert!(needle["id"].is_string());
+    // The next page keeps the filters (101 active ones match: the needle
+    // and the hay; the disabled one does not).
+    let (_, active) = page(
+        &app,
+        &cookie,
+        "/console/subscriptions?status=active&q=127.0.0.1",
+    )
+    .await;
+    assert!(!active.contains("/switched-off"));
+    let next = active
+        .split("href=\"/console/subscriptions?cursor=")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a next page");
+    assert!(
+        next.contains("&amp;q=127.0.0.1") && next.contains("&amp;status=active"),
+        "{next}"
+    );
+    let (_, second) = page(
+        &app,
+        &cookie,
+        &format!(
+            "/console/subscriptions?cursor={}",
+            next.replace("&amp;", "&")
+        ),
+    )
+    .await;
+    assert!(second.contains("/needle"), "the oldest on the second page");
+    assert!(!second.contains("/switched-off") && !second.contains("/hay-"));
+    // The language switch comes back to the same page with its filters.
+    assert!(
+        active.contains("back=%2Fconsole%2Fsubscriptions%3Fstatus%3Dactive%26q%3D127.0.0.1"),
+        "language switch link"
+    );
+}
+
+#[tokio::test]
+async fn console_forms_and_addresses_answer_with_their_errors() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let cookie = sign_in(&app, &t.api_key).await;
+    let csrf = csrf_of(&app, &cookie, "/console/subscriptions/new").await;
+    let post = |form: Vec<(&'static str, String)>| {
+        let cookie = cookie.clone();
+        let url = app.url("/console/subscriptions");
+        let base = app.base.clone();
+        async move {
+            let res = no_redirects()
+                .post(url)
+                .header(COOKIE, cookie)
+                .header("origin", base)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let base = |extra: Vec<(&'static str, String)>| {
+        let mut f = vec![
+            ("_csrf", csrf.clone()),
+            ("url", "https://example.com/hook".to_string()),
+            ("events", "order.created".to_string()),
+        ];
+        f.extend(extra);
+        f
+    };
+    // The console's own checks: the message is on the form.
+    let (status, body) = post(base(vec![("headers", "novalue".into())])).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("“novalue” is not a header line"),
+        "the header line is named"
+    );
+    let (status, body) = post(base(vec![("rate_limit", "1.5".into())])).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("Enter a whole number from 1 to 10000"),
+        "rate limit message"
+    );
+    // The API's errors on indexed or keyed fields are marked on theirs.
+    let (status, body) = post(base(vec![("headers", "X Bad: v".into())])).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("id=\"headers-error\" role=\"alert\">headers.X Bad"),
+        "{body}"
+    );
+    let (status, body) = post(vec![
+        ("_csrf", csrf.clone()),
+        ("url", "https://example.com/hook".to_string()),
+        ("custom_events", "bad-name.x".to_string()),
+    ])
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("id=\"events-error\" role=\"alert\">events"),
+        "{body}"
+    );
+
+    // A GET of an action's address is a page, not an empty 405.
+    let (status, body) = page(
+        &app,
+        &cookie,
+        "/console/subscriptions/00000000-0000-0000-0000-000000000000/rotate",
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert!(body.contains("This address is an action"), "{body}");
+    // A language switch's return address with a line break is not followed.
+    let res = no_redirects()
+        .get(app.url("/console/lang?set=es&back=/console%0d%0aX-Evil:%201"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()[LOCATION], "/console");
+    // A portal link's validity that is not a number is refused.
+    let csrf = csrf_of(&app, &cookie, "/console/portal-links").await;
+    let res = no_redirects()
+        .post(app.url("/console/portal-links"))
+        .header(COOKIE, &cookie)
+        .header("origin", &app.base)
+        .form(&[("_csrf", csrf.as_str()), ("expires_in", "abc")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("must be a whole number of seconds"), "{body}");
+    assert!(!body.contains("hlp_"), "no link was issued");
+}
+
+#[tokio::test]
+async fn an_operator_leaves_the_console_of_a_tenant_deleted_meanwhile() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("doomed").await;
+    let res = no_redirects()
+        .post(app.url("/console/sign-in"))
+        .form(&[
+            ("kind", "operator"),
+            ("credential", hookline_tests::server::ADMIN_TOKEN),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = session_cookie(res.headers());
+    let tenant_page = format!("/console/tenants/{}", t.id);
+    let csrf = csrf_of(&app, &cookie, &tenant_page).await;
+    let res = no_redirects()
+        .post(app.url(&format!("{tenant_page}/open")))
+        .header(COOKIE, &cookie)
+        .header("origin", &app.base)
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let (status, _) = page(&app, &cookie, "/console/subscriptions").await;
+    assert_eq!(status, 200, "working in the tenant's console");
+    let res = app
+        .client
+        .delete(app.url(&format!("/admin/tenants/{}", t.id)))
+        .bearer_auth(hookline_tests::server::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = no_redirects()
+        .post(app.url("/console/subscriptions"))
+        .header(COOKIE, &cookie)
+        .header("origin", &app.base)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("url", "https://example.com/late"),
+            ("events", "order.created"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        404,
+        "no tenant is open any more: nothing is created in the deleted one"
+    );
+    let subs = expect_json(
+        app.client
+            .get(app.url(&format!("/admin/tenants/{}?include_deleted=true", t.id)))
+            .bearer_auth(hookline_tests::server::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(subs["status"], "deleted");
+    let (status, _) = page(&app, &cookie, "/console/tenants").await;
+    assert_eq!(status, 200, "still signed in as the operator");
 }

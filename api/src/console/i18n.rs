@@ -310,6 +310,8 @@ messages! {
     ErrReadOnly => "This link is read-only: nothing can be changed with it.", "Este enlace es de solo lectura: no se puede cambiar nada con él.";
     ErrNotFound => "It was not found (or it belongs to another account).", "No se encontró (o pertenece a otra cuenta).";
     ErrPageNotFound => "There is no such page.", "No existe esa página.";
+    ScopedDashboard => "This link covers some of the tenant's subscriptions: their failures are below; figures for the whole tenant are not shown.", "Este enlace cubre algunas de las suscripciones del cliente: sus fallos están abajo; las cifras de todo el cliente no se muestran.";
+    ErrActionOnly => "This address is an action, taken with its button; it has no page of its own. Go back to the page the button was on.", "Esta dirección es una acción que se realiza con su botón; no tiene página propia. Vuelva a la página donde estaba el botón.";
     ErrDuplicate => "Another active subscription already sends these events to this URL.", "Otra suscripción activa ya envía estos eventos a esta URL.";
     ErrLimit => "This account has reached its maximum number of subscriptions.", "Esta cuenta alcanzó su número máximo de suscripciones.";
     ErrAlreadyDelivered => "This delivery was already delivered; there is nothing to retry.", "Esta entrega ya se entregó; no hay nada que reintentar.";
@@ -344,7 +346,11 @@ messages! {
     VRequired => "is required", "es obligatorio";
     VEmpty => "must not be empty", "no debe estar vacío";
     VWhsec => "a secret starting with whsec_ must continue with base64", "un secreto que empieza por whsec_ debe continuar en base64";
-    VEventName => "has an event name that is not valid (letters, digits, dots, - and _; a wildcard only as .* at the end)", "tiene un nombre de evento no válido (letras, dígitos, puntos, - y _; un comodín solo como .* al final)";
+    VEventName => "has an event name that is not valid (ASCII letters, digits and _ in dot-separated segments such as invoice.created; a wildcard only as .* at the end, or * alone)", "tiene un nombre de evento no válido (letras ASCII, dígitos y _ en segmentos separados por puntos, como invoice.created; un comodín solo como .* al final, o * solo)";
+    VAtLeastOneEvent => "must list at least one event name, resource.* wildcard or *", "debe incluir al menos un nombre de evento, un comodín recurso.* o *";
+    VAtMostEntries => "must list at most {0} entries", "debe incluir como máximo {0} elementos";
+    VMaxChars => "must be at most {0} characters", "debe tener como máximo {0} caracteres";
+    VRateLimit => "must be a whole number of attempts per second, 1–{0}, or empty for none", "debe ser un número entero de intentos por segundo, de 1 a {0}, o vacío para no limitar";
     VOther => "is not valid", "no es válido";
     VDate => "must be a date and time such as 2026-12-03T10:30", "debe ser una fecha y hora como 2026-12-03T10:30";
     VHeader => "has a header that is not allowed or not valid", "tiene una cabecera no permitida o no válida";
@@ -362,6 +368,7 @@ messages! {
     FEvent => "Event", "Evento";
     FExpires => "Valid for", "Válido durante";
     FFilter => "Subscriptions", "Suscripciones";
+    FRateLimit => "Rate limit", "Límite de envíos";
 }
 
 /// Replaces `{0}`, `{1}`… with `args`.
@@ -380,6 +387,7 @@ pub fn error_message(locale: Locale, code: &str) -> &'static str {
         "read_only" => M::ErrReadOnly,
         "not_found" | "nothing_found" => M::ErrNotFound,
         "page_not_found" => M::ErrPageNotFound,
+        "action_only" => M::ErrActionOnly,
         "duplicate_subscription" => M::ErrDuplicate,
         "subscription_limit_reached" => M::ErrLimit,
         "already_delivered" => M::ErrAlreadyDelivered,
@@ -418,6 +426,7 @@ fn field_name(field: &str) -> Option<M> {
         "event" => M::FEvent,
         "expires_in" => M::FExpires,
         "subscription_filter" => M::FFilter,
+        "rate_limit" => M::FRateLimit,
         _ => return None,
     })
 }
@@ -437,11 +446,26 @@ pub fn field_error(locale: Locale, e: &ValidationError) -> String {
         return e.to_string();
     }
     let r = e.reason.as_str();
+    let field = e.field.split(['[', '.']).next().unwrap_or(&e.field);
+    let n = numbers(r);
     let rule = if r.starts_with("must be between") || r.starts_with("must be at most") {
-        let n = numbers(r);
-        match n.as_slice() {
-            [a, b, c] => fill(M::VLength.text(locale), &[a, b, c]),
+        match (n.as_slice(), r.contains("characters")) {
+            ([a, b, c], _) => fill(M::VLength.text(locale), &[a, b, c]),
+            ([max, ..], true) => fill(M::VMaxChars.text(locale), &[max]),
             _ => M::VRange.text(locale).to_string(),
+        }
+    } else if r.starts_with("must list at least one") {
+        M::VAtLeastOneEvent.text(locale).to_string()
+    } else if r.starts_with("must list at most") {
+        match n.first() {
+            Some(max) => fill(M::VAtMostEntries.text(locale), &[max]),
+            None => M::VRange.text(locale).to_string(),
+        }
+    } else if field == "rate_limit" {
+        // "…attempts per second, 1–1000…": the limit is the last number.
+        match n.last() {
+            Some(max) => fill(M::VRateLimit.text(locale), &[max]),
+            None => M::VOther.text(locale).to_string(),
         }
     } else if r.contains("https://") && r.starts_with("must use") {
         M::VHttps.text(locale).to_string()
@@ -471,16 +495,16 @@ pub fn field_error(locale: Locale, e: &ValidationError) -> String {
         M::VWhsec.text(locale).to_string()
     } else if r.contains("date and time") || r.contains("RFC 3339") {
         M::VDate.text(locale).to_string()
-    } else if e.field == "events" || e.field == "event" {
+    } else if field == "events" || field == "event" {
         M::VEventName.text(locale).to_string()
-    } else if e.field == "headers" {
+    } else if field == "headers" {
         M::VHeader.text(locale).to_string()
     } else if r.contains("was not found") {
         M::VNotFoundSub.text(locale).to_string()
     } else {
         M::VOther.text(locale).to_string()
     };
-    match field_name(&e.field) {
+    match field_name(field) {
         Some(f) => format!("{}: {rule}", f.text(locale)),
         None => format!("{}: {rule}", e.field),
     }
@@ -518,5 +542,38 @@ mod tests {
         );
         let e = ValidationError::new("url", "must use https:// (got 'ftp:')");
         assert!(field_error(Locale::Es, &e).starts_with("URL: debe usar https://"));
+        // The domain's own reasons, each to its own rule.
+        let es = |field: &str, reason: &str| {
+            field_error(Locale::Es, &ValidationError::new(field, reason))
+        };
+        assert_eq!(
+            es(
+                "events",
+                "must list at least one event name, 'resource.*' wildcard or '*'"
+            ),
+            "Eventos: debe incluir al menos un nombre de evento, un comodín recurso.* o *"
+        );
+        assert_eq!(
+            es("events", "must list at most 100 entries"),
+            "Eventos: debe incluir como máximo 100 elementos"
+        );
+        assert_eq!(
+            es("description", "must be at most 500 characters (got 501)"),
+            "Descripción: debe tener como máximo 500 caracteres"
+        );
+        assert!(es(
+            "rate_limit",
+            "must be a whole number of attempts per second, 1–10000, or null for none"
+        )
+        .starts_with(
+            "Límite de envíos: debe ser un número entero de intentos por segundo, de 1 a 10000"
+        ));
+        assert!(es(
+            "events[2]",
+            "'<b>.x' is not a valid event name: use ASCII letters"
+        )
+        .starts_with("Eventos: tiene un nombre de evento no válido (letras ASCII"));
+        assert!(es("headers.X Bad", "is not a valid header name")
+            .starts_with("Cabeceras personalizadas: "));
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Security: every page is rendered with escaping by default (maud), under
 //! a strict Content-Security-Policy (scripts and styles only from our own
-//! embedded files); sessions are opaque ids in an HttpOnly, SameSite=Strict
+//! embedded files); sessions are opaque ids in an HttpOnly, SameSite=Lax
 //! cookie (Secure over HTTPS) that expire; every state change is a POST
 //! that must carry the session's CSRF token and come from our own origin;
 //! sign-in failures are rate-limited per client address.
@@ -120,7 +120,8 @@ pub fn router() -> Router<AppState> {
             post(operator::revoke_key),
         )
         .route("/tenants/{id}/open", post(operator::open_tenant))
-        .fallback(web::not_found);
+        .fallback(web::not_found)
+        .method_not_allowed_fallback(web::method_not_allowed);
     Router::new()
         .nest("/console", routes)
         .layer(axum::middleware::from_fn(web::security_headers))

@@ -1,4 +1,4 @@
-//! Console sessions: an opaque random id in an HttpOnly, SameSite=Strict
+//! Console sessions: an opaque random id in an HttpOnly, SameSite=Lax
 //! cookie, the session itself in this process's memory (only the SHA-256
 //! of the id is kept). Sessions end after an idle time and after a
 //! lifetime; signing out removes them. Failed sign-ins are counted per
@@ -110,6 +110,16 @@ impl Sessions {
 
     /// The live session of a cookie value (its idle clock restarted).
     pub fn get(&self, token: &str) -> Option<Session> {
+        self.find(token, true)
+    }
+
+    /// The live session of a cookie value, its idle clock left alone: for
+    /// the pages' own refreshes, which are not the user's activity.
+    pub fn peek(&self, token: &str) -> Option<Session> {
+        self.find(token, false)
+    }
+
+    fn find(&self, token: &str, touch: bool) -> Option<Session> {
         let key = digest(token);
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -119,7 +129,9 @@ impl Sessions {
             return None;
         }
         let session = map.get_mut(&key)?;
-        session.last_seen = now;
+        if touch {
+            session.last_seen = now;
+        }
         Some(session.clone())
     }
 
@@ -175,11 +187,6 @@ impl SignInLimiter {
         }
         entry.0 += 1;
     }
-
-    pub fn succeeded(&self, client: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&client);
-    }
 }
 
 #[cfg(test)]
@@ -205,6 +212,20 @@ mod tests {
         ));
         sessions.end(&token);
         assert!(sessions.get(&token).is_none());
+    }
+
+    #[test]
+    fn a_peek_does_not_keep_a_session_alive() {
+        let sessions = Sessions::new(Duration::from_millis(80), Duration::from_secs(60));
+        let token = sessions.start(Session::new(
+            Role::Operator { viewing: None },
+            "c".into(),
+            None,
+        ));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(sessions.peek(&token).is_some());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(sessions.peek(&token).is_none(), "idle for 100 ms");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use hookline_application::{Actor, AppError, CommandContext, RequestId};
+use hookline_domain::tenant::TenantStatus;
 use hookline_domain::{SubscriptionId, TenantId};
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -59,7 +60,7 @@ pub fn locale(headers: &HeaderMap) -> Locale {
 
 /// A `Set-Cookie` value for the session.
 pub fn session_cookie(value: &str, secure: bool, max_age: Option<u64>) -> String {
-    let mut c = format!("{SESSION_COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict");
+    let mut c = format!("{SESSION_COOKIE}={value}; Path=/console; HttpOnly; SameSite=Lax");
     if secure {
         c.push_str("; Secure");
     }
@@ -233,10 +234,25 @@ async fn still_valid(state: &AppState, session: &mut Session) -> Result<bool, Fa
             };
             Ok(keys.iter().any(|k| k.id == *key_id && k.active))
         }
-        Role::Operator { .. } => Ok(match (&state.admin_token, session.admin_fingerprint) {
-            (Some(token), Some(fp)) => bool::from(admin_fingerprint(token.expose()).ct_eq(&fp)),
-            _ => false,
-        }),
+        Role::Operator { viewing } => {
+            let token_same = match (&state.admin_token, session.admin_fingerprint) {
+                (Some(token), Some(fp)) => bool::from(admin_fingerprint(token.expose()).ct_eq(&fp)),
+                _ => false,
+            };
+            // A tenant deleted while the operator works in its console is
+            // no longer open to them (writes to it would still be taken).
+            if let (true, Some(id)) = (token_same, *viewing) {
+                let open = match state.tenants.get(id).await {
+                    Ok(view) => view.status == TenantStatus::Active,
+                    Err(AppError::NotFound { .. }) => false,
+                    Err(e) => return Err(e.into()),
+                };
+                if !open {
+                    *viewing = None;
+                }
+            }
+            Ok(token_same)
+        }
         Role::Portal(grant) => match state.portal.check(grant.link_id).await {
             Ok(fresh) => {
                 *grant = fresh;
@@ -260,7 +276,16 @@ impl FromRequestParts<AppState> for Viewer {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
             return Err(to_sign_in(parts));
         };
-        let Some(mut session) = state.console.sessions.get(&token) else {
+        let refresh = parts
+            .headers
+            .get("x-console-fetch")
+            .is_some_and(|v| v.as_bytes() == b"live");
+        let found = if refresh {
+            state.console.sessions.peek(&token)
+        } else {
+            state.console.sessions.get(&token)
+        };
+        let Some(mut session) = found else {
             return Err(to_sign_in(parts));
         };
         match still_valid(state, &mut session).await {
@@ -507,6 +532,12 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
 /// Anything under /console that is not a page.
 pub async fn not_found() -> Failure {
     Failure::new(StatusCode::NOT_FOUND, "page_not_found")
+}
+
+/// A GET of an action's address (Enter in the address bar, a tab
+/// reopened after a POST): a page saying so, not an empty 405.
+pub async fn method_not_allowed() -> Failure {
+    Failure::new(StatusCode::METHOD_NOT_ALLOWED, "action_only")
 }
 
 /// `Body` re-export for handlers that stream.

@@ -203,12 +203,52 @@ pub struct SubscriptionListQuery {
     pub include_inactive: bool,
     /// With `include_inactive`: disabled ones but not deleted ones.
     pub exclude_deleted: bool,
+    /// Only those in this state.
+    pub status: Option<ListedStatus>,
+    /// Only those whose URL or description contains this text, compared
+    /// in lower case.
+    pub search: Option<String>,
     /// Keyset cursor: list items strictly past this in the list's order
     /// (older than it newest first, newer than it oldest first).
     pub before: Option<(DateTime<Utc>, Uuid)>,
     pub limit: u32,
     /// Oldest first instead of newest first.
     pub oldest_first: bool,
+}
+
+/// A subscription's state as lists filter it: an active subscription
+/// whose circuit is open is `CircuitOpen`, not `Active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedStatus {
+    Active,
+    CircuitOpen,
+    Disabled,
+}
+
+impl ListedStatus {
+    pub fn of(state: &hookline_domain::subscription::SubscriptionState) -> Option<Self> {
+        use hookline_domain::subscription::SubscriptionStatus;
+        match state.status {
+            SubscriptionStatus::Active if state.circuit.is_some() => Some(Self::CircuitOpen),
+            SubscriptionStatus::Active => Some(Self::Active),
+            SubscriptionStatus::Disabled => Some(Self::Disabled),
+            SubscriptionStatus::Deleted => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::CircuitOpen => "circuit_open",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Active, Self::CircuitOpen, Self::Disabled]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
 }
 
 /// The subscriptions read model (a catch-up projection).

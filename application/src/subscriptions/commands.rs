@@ -105,6 +105,12 @@ pub struct ListSubscriptions {
     /// Only those that would receive this event (wildcards count).
     pub event: Option<EventPattern>,
     pub include_inactive: bool,
+    /// With `include_inactive`: disabled ones but not deleted ones.
+    pub exclude_deleted: bool,
+    /// Only those in this state.
+    pub status: Option<crate::ports::ListedStatus>,
+    /// Only those whose URL or description contains this text (any case).
+    pub search: Option<String>,
     pub page: PageRequest,
 }
 

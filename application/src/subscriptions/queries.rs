@@ -84,7 +84,16 @@ impl SubscriptionService {
                 tenant,
                 &SubscriptionListQuery {
                     any_of_patterns: query.event.as_ref().map(patterns_covering),
-                    include_inactive: query.include_inactive,
+                    include_inactive: query.include_inactive
+                        || query.status == Some(crate::ports::ListedStatus::Disabled),
+                    exclude_deleted: query.exclude_deleted,
+                    status: query.status,
+                    search: query
+                        .search
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_lowercase),
                     before: query.page.before,
                     limit,
                     ..SubscriptionListQuery::default()

@@ -63,6 +63,18 @@ impl SubscriptionReadModel for LogSubscriptions {
             .filter(|(s, _)| q.include_inactive || s.status == SubscriptionStatus::Active)
             .filter(|(s, _)| !(q.exclude_deleted && s.status == SubscriptionStatus::Deleted))
             .filter(|(s, _)| {
+                q.status
+                    .is_none_or(|st| crate::ports::ListedStatus::of(s) == Some(st))
+            })
+            .filter(|(s, _)| {
+                q.search.as_deref().is_none_or(|needle| {
+                    s.url.as_str().to_lowercase().contains(needle)
+                        || s.description
+                            .as_ref()
+                            .is_some_and(|d| d.as_str().to_lowercase().contains(needle))
+                })
+            })
+            .filter(|(s, _)| {
                 q.any_of_patterns
                     .as_ref()
                     .is_none_or(|p| s.events.to_strings().iter().any(|e| p.contains(e)))

@@ -102,7 +102,9 @@
       var tick = function () {
         if (stopped) return;
         if (document.hidden) { setTimeout(tick, 2000); return; }
-        fetch(url, { headers: { "x-console-fetch": "1" }, credentials: "same-origin" })
+        // "live": a refresh, not the user's activity (the session's idle
+        // clock is not restarted by it).
+        fetch(url, { headers: { "x-console-fetch": "live" }, credentials: "same-origin" })
           .then(function (r) {
             if (r.status === 401) { stopped = true; return null; }
             return r.ok ? r.text() : null;

@@ -143,7 +143,8 @@ pub async fn sign_in(State(state): State<AppState>, post: AnonymousPost) -> Page
             StatusCode::UNAUTHORIZED,
         ));
     };
-    state.console.sign_ins.succeeded(client);
+    // A success does not clear the client's failures: one valid key
+    // would otherwise let it guess the admin token without limit.
     let to = match session.role {
         Role::Operator { .. } => "/console/tenants",
         _ => "/console/dashboard",
@@ -174,7 +175,11 @@ pub struct LangQuery {
 pub async fn language(State(state): State<AppState>, Query(q): Query<LangQuery>) -> Response {
     let back = q
         .back
-        .filter(|b| b.starts_with("/console") && !b.starts_with("//") && !b.contains('\\'))
+        .filter(|b| {
+            b.starts_with("/console")
+                && !b.contains('\\')
+                && b.bytes().all(|c| c.is_ascii_graphic())
+        })
         .unwrap_or_else(|| "/console".to_string());
     let mut r = see_other(&back);
     if let Some(l) = q.set.as_deref().and_then(Locale::from_code) {

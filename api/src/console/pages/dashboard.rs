@@ -116,7 +116,12 @@ pub async fn page(
         .iter()
         .filter(|f| viewer.covers(f.subscription_id))
         .collect();
-    let verification = if q.verify.is_some() {
+    // A portal link limited to some subscriptions sees only theirs: the
+    // tenant-wide figures, charts and audit chain are not shown.
+    let scoped = viewer
+        .portal()
+        .is_some_and(|g| g.subscription_filter.is_some());
+    let verification = if q.verify.is_some() && !scoped {
         Some(
             state
                 .audit
@@ -139,6 +144,9 @@ pub async fn page(
     );
     let content = html! {
         h1 { (t(M::Dashboard)) }
+        @if scoped {
+            p.notice #scoped { (t(M::ScopedDashboard)) }
+        } @else {
         p.lead { (t(M::DashboardLead)) " " (time(d.since)) }
         div.cards {
             div.card { div.value #total { (d.total) } div.label { (t(M::DeliveriesLastDay)) } }
@@ -154,6 +162,7 @@ pub async fn page(
         figure.chart {
             figcaption { (t(M::SuccessRateChart)) }
             (success_chart(&d, t(M::SuccessRateChart), &summary))
+        }
         }
         h2 { (t(M::FailingSubscriptions)) }
         @if failing.is_empty() {
@@ -172,6 +181,7 @@ pub async fn page(
                 }
             } }
         }
+        @if !scoped {
         h2 { (t(M::AuditChain)) }
         p { (t(M::AuditExplain)) }
         @match &verification {
@@ -189,6 +199,7 @@ pub async fn page(
         form method="get" action="/console/dashboard" {
             input type="hidden" name="verify" value="1";
             button.secondary type="submit" { (t(M::VerifyNow)) }
+        }
         }
     };
     Ok(shell(

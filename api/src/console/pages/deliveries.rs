@@ -91,6 +91,8 @@ impl LogFilters {
             ("event", &self.event),
             ("since", &self.since),
             ("until", &self.until),
+            // The delivery just sent stays highlighted across refreshes.
+            ("delivery", &self.delivery),
         ] {
             if let Some(v) = non_empty(v) {
                 parts.push(format!("{k}={}", urlencode(v)));
@@ -506,12 +508,29 @@ pub async fn trace(
     };
     let locale = viewer.locale;
     let t = |m: M| m.text(locale);
+    // A portal link limited to some subscriptions counts what it sees.
+    let scoped = viewer
+        .portal()
+        .is_some_and(|g| g.subscription_filter.is_some());
+    let (events, delivery_count, attempt_count) = if scoped {
+        (
+            trace.events.data.iter().filter(|e| visible(e)).count() as u64,
+            deliveries.len() as u64,
+            attempts.len() as u64,
+        )
+    } else {
+        (
+            trace.summary.events,
+            trace.summary.deliveries,
+            trace.summary.attempts,
+        )
+    };
     let content = markup! {
         h1 { (t(M::RequestTrace)) " " code { (trace.request_id) } }
         div.cards {
-            div.card { div.value { (trace.summary.events) } div.label { (t(M::EventsInLog)) } }
-            div.card { div.value { (trace.summary.deliveries) } div.label { (t(M::Deliveries)) } }
-            div.card { div.value { (trace.summary.attempts) } div.label { (t(M::Attempts)) } }
+            div.card { div.value { (events) } div.label { (t(M::EventsInLog)) } }
+            div.card { div.value { (delivery_count) } div.label { (t(M::Deliveries)) } }
+            div.card { div.value { (attempt_count) } div.label { (t(M::Attempts)) } }
         }
         h2 { (t(M::EventsInLog)) }
         div.table-wrap { table {

@@ -32,9 +32,17 @@ pub async fn shell(
     content: Markup,
 ) -> Response {
     let name = tenant_name(state, viewer).await;
-    let path = uri
+    // Handlers see the path inside the console (`/subscriptions?q=…`, the
+    // router is nested): the language switch must come back to the whole
+    // path, filters included.
+    let inner = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
+    let path = if inner.starts_with("/console") {
+        inner
+    } else {
+        format!("/console{inner}")
+    };
     html(layout::page(
         viewer,
         name.as_deref(),

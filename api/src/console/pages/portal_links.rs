@@ -70,18 +70,29 @@ async fn subscriptions(
     state: &AppState,
     viewer: &Viewer,
 ) -> Result<Vec<SubscriptionView>, Failure> {
-    Ok(state
-        .subscriptions
-        .list(
-            viewer.require_tenant()?,
-            ListSubscriptions {
-                event: None,
-                include_inactive: false,
-                page: PageRequest::parse(Some(100), None)?,
-            },
-        )
-        .await?
-        .data)
+    // Every one the tenant has (disabled ones too), not the first page.
+    let tenant = viewer.require_tenant()?;
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = state
+            .subscriptions
+            .list(
+                tenant,
+                ListSubscriptions {
+                    include_inactive: true,
+                    exclude_deleted: true,
+                    page: PageRequest::parse(Some(100), cursor.as_deref())?,
+                    ..ListSubscriptions::default()
+                },
+            )
+            .await?;
+        all.extend(page.data);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(all),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -131,13 +142,30 @@ pub async fn create(
         .into_iter()
         .map(SubscriptionId::parse)
         .collect();
-    let issued = match ids.map_err(AppError::from).and_then(|ids| {
-        IssueLink::new(
-            data.get("expires_in").and_then(|v| v.parse().ok()),
-            data.checked("read_only"),
-            (!ids.is_empty()).then_some(ids),
-        )
-    }) {
+    // A validity that is not a number is refused, not taken as the default.
+    let expires_in = match data
+        .get("expires_in")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            AppError::Validation(vec![hookline_domain::ValidationError::new(
+                "expires_in",
+                "must be a whole number of seconds",
+            )])
+        }),
+    };
+    let issued = match ids
+        .map_err(AppError::from)
+        .and_then(|ids| Ok((ids, expires_in?)))
+        .and_then(|(ids, expires_in)| {
+            IssueLink::new(
+                expires_in,
+                data.checked("read_only"),
+                (!ids.is_empty()).then_some(ids),
+            )
+        }) {
         Ok(input) => state.portal.issue(&viewer.ctx()?, input).await,
         Err(e) => Err(e),
     };

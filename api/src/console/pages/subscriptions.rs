@@ -19,6 +19,7 @@ use axum::Json;
 use hookline_application::catalogue::EventTypeView;
 use hookline_application::catalogue::ListEventTypes;
 use hookline_application::pagination::PageRequest;
+use hookline_application::ports::ListedStatus;
 use hookline_application::subscriptions::{ListSubscriptions, ReadSubscription, SubscriptionView};
 use hookline_application::AppError;
 use hookline_domain::subscription::SubscriptionStatus;
@@ -114,35 +115,46 @@ pub async fn list(
         Err(e) => (None, Some(field_error(locale, &e))),
     };
     let status = q.status.as_deref().filter(|s| !s.is_empty());
+    let listed = status.map(ListedStatus::parse);
     let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    // Filters apply to the whole list, not to one page of it: the read
+    // model filters, and the next page's link keeps them.
     let page = state
         .subscriptions
         .list(
             tenant,
             ListSubscriptions {
                 event,
-                include_inactive: false,
+                include_inactive: true,
+                exclude_deleted: true,
+                status: listed.flatten(),
+                search: search.map(str::to_string),
                 page: PageRequest::parse(Some(100), q.cursor.as_deref())?,
             },
         )
         .await?;
     let filtering =
         search.is_some() || status.is_some() || q.event.as_deref().is_some_and(|e| !e.is_empty());
+    // An unknown status matches nothing.
+    let unknown_status = matches!(listed, Some(None));
     let rows: Vec<&SubscriptionView> = page
         .data
         .iter()
-        .filter(|s| viewer.covers(s.id))
-        .filter(|s| status.is_none_or(|st| status_code(s) == st))
-        .filter(|s| {
-            search.is_none_or(|needle| {
-                let needle = needle.to_lowercase();
-                s.url.to_lowercase().contains(&needle)
-                    || s.description
-                        .as_deref()
-                        .is_some_and(|d| d.to_lowercase().contains(&needle))
-            })
-        })
+        .filter(|s| !unknown_status && viewer.covers(s.id))
         .collect();
+    let next_link = page.next_cursor.as_ref().map(|next| {
+        let mut link = format!("/console/subscriptions?cursor={}", urlencode(next));
+        for (name, value) in [
+            ("q", search),
+            ("status", status),
+            ("event", q.event.as_deref()),
+        ] {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                link.push_str(&format!("&{name}={}", urlencode(v)));
+            }
+        }
+        link
+    });
     let ids: Vec<SubscriptionId> = rows.iter().map(|s| s.id).collect();
     let outcomes: HashMap<SubscriptionId, _> = state
         .dashboard
@@ -227,8 +239,8 @@ pub async fn list(
                     }
                 }
             }
-            @if let Some(next) = &page.next_cursor {
-                p { a href={ "/console/subscriptions?cursor=" (urlencode(next)) } { (t(M::NextPage)) } }
+            @if let Some(next) = &next_link {
+                p { a href=(next) { (t(M::NextPage)) } }
             }
         }
     };
@@ -250,16 +262,6 @@ fn rate_limit_of(text: &str) -> Result<Option<i64>, ()> {
         return Ok(None);
     }
     text.parse::<i64>().map(Some).map_err(|_| ())
-}
-
-/// The status filter's code of a subscription.
-fn status_code(s: &SubscriptionView) -> &'static str {
-    match s.status {
-        SubscriptionStatus::Active if s.circuit.is_some() => "circuit_open",
-        SubscriptionStatus::Active => "active",
-        SubscriptionStatus::Disabled => "disabled",
-        SubscriptionStatus::Deleted => "deleted",
-    }
 }
 
 /// A subscription's status badge (the one place new states slot in).
@@ -560,13 +562,39 @@ pub async fn new_form(State(state): State<AppState>, viewer: Viewer, uri: Uri) -
 
 /// The validation errors of an application error, by field (`None` when
 /// it is not about fields).
+/// The form's fields a request field belongs to: `events[0]` is the
+/// events field, `headers.X-Bad` the headers field.
+const FORM_FIELDS: [&str; 7] = [
+    "url",
+    "description",
+    "events",
+    "secret",
+    "signature_scheme",
+    "rate_limit",
+    "headers",
+];
+
+fn form_field(field: &str) -> &str {
+    let base = field.split(['[', '.']).next().unwrap_or(field);
+    FORM_FIELDS
+        .into_iter()
+        .find(|f| *f == base)
+        .unwrap_or("general")
+}
+
+/// The first error of each form field (`general` for one the form has no
+/// place for).
 fn field_errors(locale: Locale, e: &AppError) -> Option<BTreeMap<String, String>> {
     match e {
-        AppError::Validation(list) => Some(
-            list.iter()
-                .map(|v| (v.field.clone(), field_error(locale, v)))
-                .collect(),
-        ),
+        AppError::Validation(list) => {
+            let mut errors = BTreeMap::new();
+            for v in list {
+                errors
+                    .entry(form_field(&v.field).to_string())
+                    .or_insert_with(|| field_error(locale, v));
+            }
+            Some(errors)
+        }
         _ => None,
     }
 }
@@ -604,8 +632,14 @@ async fn form_failed(
 ) -> PageResult {
     let catalogue = catalogue(state, viewer).await?;
     let status = match field_errors(viewer.locale, &e) {
-        Some(errors) => {
-            form.errors = errors;
+        Some(mut errors) => {
+            // The console's own errors (put in `form` before) are kept.
+            if let Some(general) = errors.remove("general") {
+                form.general.get_or_insert(general);
+            }
+            for (field, error) in errors {
+                form.errors.entry(field).or_insert(error);
+            }
             StatusCode::BAD_REQUEST
         }
         None => {
@@ -801,12 +835,14 @@ pub async fn update(
             }
         }
     };
-    let description = shown.description.trim().to_string();
+    // As typed, as on create (trimming changed an unchanged description
+    // and recorded an update); a blank field removes it.
+    let description = shown.description.clone();
     let request = UpdateSubscriptionRequest {
         url: Some(shown.url.clone()),
         events: Some(events),
         headers,
-        description: Some((!description.is_empty()).then_some(description)),
+        description: Some((!description.trim().is_empty()).then_some(description)),
         signature_scheme: form.text("signature_scheme"),
         secret: None,
         // An empty field removes the limit.
@@ -1026,4 +1062,27 @@ pub async fn delete(
     load(&state, &post.viewer, id).await?;
     state.subscriptions.delete(&post.viewer.ctx()?, id).await?;
     Ok(see_other("/console/subscriptions?done=deleted"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookline_domain::ValidationError;
+
+    #[test]
+    fn request_fields_belong_to_the_forms_fields_and_the_first_error_of_each_is_shown() {
+        assert_eq!(form_field("events[3]"), "events");
+        assert_eq!(form_field("headers.X Bad"), "headers");
+        assert_eq!(form_field("rate_limit"), "rate_limit");
+        assert_eq!(form_field("payload_format"), "general");
+        let e = AppError::Validation(vec![
+            ValidationError::new("events[0]", "'<b>.x' is not a valid event name"),
+            ValidationError::new("events[1]", "second"),
+            ValidationError::new("headers.Host", "is not allowed"),
+        ]);
+        let errors = field_errors(Locale::En, &e).unwrap();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors["events"].contains("not a valid event name"));
+        assert!(errors["headers"].contains("not allowed"));
+    }
 }

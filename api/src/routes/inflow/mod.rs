@@ -136,9 +136,8 @@ async fn list(
             .list(
                 caller.tenant_id,
                 ListSubscriptions {
-                    event: None,
-                    include_inactive: false,
                     page: PageRequest::parse(Some(100), cursor.as_deref())?,
+                    ..ListSubscriptions::default()
                 },
             )
             .await?;

@@ -429,6 +429,7 @@ impl ListSubscriptionsQuery {
                 self.limit,
                 self.cursor.as_deref(),
             )?,
+            ..ListSubscriptions::default()
         })
     }
 }

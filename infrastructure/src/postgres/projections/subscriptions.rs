@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hookline_application::operational::subscription_notice;
 use hookline_application::ports::{
-    StoredEvent, SubscriptionListQuery, SubscriptionReadModel, SubscriptionRecord,
+    ListedStatus, StoredEvent, SubscriptionListQuery, SubscriptionReadModel, SubscriptionRecord,
 };
 use hookline_application::AppError;
 use hookline_domain::subscription::{Subscription, SubscriptionEvent, SubscriptionState};
@@ -227,6 +227,15 @@ impl SubscriptionReadModel for PgSubscriptionReadModel {
                AND NOT ($7 AND status = 'deleted')
                AND ($3::text[] IS NULL OR events && $3)
                AND ($4::timestamptz IS NULL OR (created_at, id) {cmp} ($4, $5))
+               AND CASE $8::text
+                     WHEN 'active' THEN status = 'active' AND jsonb_typeof(state -> 'circuit') IS DISTINCT FROM 'object'
+                     WHEN 'circuit_open' THEN status = 'active' AND jsonb_typeof(state -> 'circuit') = 'object'
+                     WHEN 'disabled' THEN status = 'disabled'
+                     ELSE true
+                   END
+               AND ($9::text IS NULL
+                    OR strpos(lower(url), $9) > 0
+                    OR strpos(lower(COALESCE(state ->> 'description', '')), $9) > 0)
              ORDER BY created_at {order}, id {order}
              LIMIT $6"
         ))
@@ -237,6 +246,8 @@ impl SubscriptionReadModel for PgSubscriptionReadModel {
         .bind(before_id)
         .bind(i64::from(query.limit) + 1)
         .bind(query.exclude_deleted)
+        .bind(query.status.map(ListedStatus::as_str))
+        .bind(query.search.as_deref())
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
