@@ -249,6 +249,15 @@ async fn objects_made_here_are_ordinary_hookline_objects_and_a_secret_read_is_in
     assert_eq!(got[0].header("svix-id"), msg["id"].as_str());
     assert_eq!(got[0].header("webhook-id"), msg["id"].as_str());
     assert_eq!(String::from_utf8_lossy(&got[0].body), payload);
+    // /v1 shows the delivery's payload as it was sent: the data alone.
+    let delivery = got[0].header("x-hookline-delivery").unwrap().to_string();
+    let res = app.get(&t, &format!("/v1/deliveries/{delivery}")).await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains(&format!("\"payload\":{payload}")),
+        "the bytes as sent: {text}"
+    );
 }
 
 #[tokio::test]

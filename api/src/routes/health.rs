@@ -82,7 +82,7 @@ async fn healthz() -> Json<Healthy> {
     responses(
         (status = 200, description = "Ready to serve.", body = Ready, example = json!({
             "status": "ready",
-            "projections": {"deliveries": 1043, "subscriptions": 1042, "queue": 1043},
+            "projections": {"deliveries": 1043, "subscriptions": 1042, "tenants": 1040},
             "delivery_backlog": {"behind": 12, "bound": 10000, "full": false}
         })),
         (status = 503, description = "- `not_ready`: the database does not answer, or a projection has not caught up yet"),

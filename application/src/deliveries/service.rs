@@ -20,8 +20,8 @@ use hookline_domain::delivery::{
     Delivery, DeliveryCommand, DeliveryError, DeliveryEvent, DeliveryStatus, EnqueueDelivery,
     RetryDelivery,
 };
-use hookline_domain::message::Message;
-use hookline_domain::subscription::SubscriptionStatus;
+use hookline_domain::message::{envelope_data, Message};
+use hookline_domain::subscription::{PayloadFormat, SubscriptionStatus};
 use hookline_domain::{DeliveryId, EventId, EventPattern, EventType, SubscriptionId, TenantId};
 use serde_json::value::RawValue;
 use std::fmt;
@@ -164,6 +164,24 @@ impl DeliveryService {
             Some(body) => Some(body),
             None => self.message_body(&events).await?,
         };
+        let (record, attempts) =
+            fold::records_until(&events, as_of.unwrap_or(DateTime::<Utc>::MAX_UTC))?;
+        let record = record
+            .filter(|r| r.tenant_id == tenant)
+            .ok_or_else(|| AppError::not_found("delivery", id))?;
+        // What the receiver gets: a `raw` subscription only the published
+        // `data` (as the worker sends it), the others the whole envelope.
+        let raw = self
+            .subscriptions
+            .get(tenant, record.subscription_id)
+            .await?
+            .is_some_and(|s| s.state.payload_format == PayloadFormat::Raw);
+        let body = match body {
+            Some(envelope) if raw => {
+                Some(envelope_data(&envelope).map_or(envelope.clone(), str::to_string))
+            }
+            other => other,
+        };
         let payload = body
             .map(|body| {
                 RawValue::from_string(body.clone())
@@ -172,11 +190,6 @@ impl DeliveryService {
             .transpose()
             .map_err(|e| AppError::Internal(e.to_string()))?
             .unwrap_or_else(|| RawValue::NULL.to_owned());
-        let (record, attempts) =
-            fold::records_until(&events, as_of.unwrap_or(DateTime::<Utc>::MAX_UTC))?;
-        let record = record
-            .filter(|r| r.tenant_id == tenant)
-            .ok_or_else(|| AppError::not_found("delivery", id))?;
         Ok(DeliveryDetail {
             delivery: record,
             payload,

@@ -517,7 +517,8 @@ pub struct DeliveryDetailResponse {
     #[serde(flatten)]
     pub delivery: DeliveryResponse,
     /// The request body exactly as sent: the envelope `{id, timestamp,
-    /// event, data, tenant_id, resource_type?, resource_id?}`.
+    /// event, data, tenant_id, resource_type?, resource_id?}`, or for a
+    /// subscription with `payload_format: raw` the published `data` alone.
     #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub attempt_log: Vec<AttemptResponse>,

@@ -84,8 +84,9 @@ pub struct CreateSourceRequest {
     #[serde(default)]
     #[schema(value_type = Option<SecretSchema>)]
     pub secret: Option<String>,
-    /// The header carrying the secret, for `header-secret` and `siigo`
-    /// (default `x-hookline-secret`).
+    /// The header carrying the secret: required for `header-secret`,
+    /// optional for `siigo` (default `x-hookline-secret`), refused for the
+    /// other kinds.
     #[serde(default)]
     #[schema(pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
     pub header_name: Option<String>,
