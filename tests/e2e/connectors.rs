@@ -276,6 +276,31 @@ async fn siigo_is_provisioned_through_the_sandbox_and_its_webhooks_arrive_throug
     assert!(created.get("access_key").is_none());
     let listed = expect_json(app.get(&t, "/v1/connectors/siigo/subscriptions").await, 200).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 3);
+    // Through a source, over HTTP: answered as soon as both read models
+    // have it, not marked pending after the whole consistency timeout.
+    let started = std::time::Instant::now();
+    let res = app
+        .post(
+            &t,
+            "/v1/connectors/siigo/subscriptions",
+            json!({
+                "via_source": true,
+                "events": ["products.update"],
+                "username": "api@acme.example",
+                "access_key": "access-key-0001",
+                "client_id": "AcmeClient1",
+                "sandbox_url": sandbox.url,
+            }),
+        )
+        .await;
+    assert!(
+        res.headers().get("x-hookline-consistency").is_none(),
+        "{:?} after {:?}",
+        res.headers().get("x-hookline-consistency"),
+        started.elapsed()
+    );
+    let via = expect_json(res, 201).await;
+    assert!(via["source"]["id"].is_string(), "{via}");
     // No credential in the log, not even sealed ones in plain sight.
     let log: Vec<String> = sqlx::query_scalar("SELECT payload::text FROM events")
         .fetch_all(&app.db.pool)

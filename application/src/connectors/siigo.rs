@@ -410,11 +410,21 @@ impl SiigoService {
                 });
             }
         };
-        let consistent = self
+        let mut consistent = self
             .shared
             .settle(UpstreamSubscription::TYPE, position)
-            .await
-            & self.shared.settle(Source::TYPE, position).await;
+            .await;
+        if source_view.is_some() && position.is_some() {
+            // The batch's position is its last event, the upstream
+            // subscription's: the sources projection never reaches it (it
+            // applies Source events only), so waiting for it took the whole
+            // consistency timeout and answered "pending" every time.
+            consistent &= self
+                .shared
+                .waiter
+                .wait_caught_up(Source::TYPE, self.shared.consistency_timeout)
+                .await;
+        }
         let mut view = self.render(ctx.tenant_id, id).await?;
         view.source = source_view;
         tracing::info!(upstream_subscription_id = %id, topics = made.len(), "Siigo subscriptions provisioned");
