@@ -589,3 +589,36 @@ async fn inflow_subscription_api_manages_ordinary_subscriptions_that_the_seed_ve
     .await;
     assert_eq!(v1["status"], "deleted");
 }
+
+#[tokio::test]
+async fn concurrent_inflow_puts_of_one_new_id_create_it_once_and_update_it() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    let t = app.tenant("inflow-race").await;
+    let rx = TestReceiver::start().await;
+    let hook_id = uuid::Uuid::now_v7().to_string();
+    let puts = (0..8).map(|i| {
+        let body = json!({
+            "webHookSubscriptionId": hook_id,
+            "webHookSubscriptionRequestId": uuid::Uuid::now_v7().to_string(),
+            "url": rx.url(&format!("/inflow-{i}")),
+            "events": ["salesOrder.created"],
+        });
+        let (app, t) = (&app, &t);
+        async move {
+            let res = inflow(app, t, Method::PUT, "/webhooks", Some(body)).await;
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures::future::join_all(puts).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{answers:?}");
+    let with_secret = answers
+        .iter()
+        .filter(|(_, b)| b.get("secret").is_some())
+        .count();
+    assert_eq!(with_secret, 1, "created once: {answers:?}");
+    let all = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 1, "{all}");
+}

@@ -173,7 +173,7 @@ async fn list(
             body = WebHookSubscriptionResponse, example = json!(ex::inflow_subscription(true))),
         (status = 400, description = "- `validation_error`: a field breaks its rules (each is named: `url`, `events`, `webHookSubscriptionId`, `webHookSubscriptionRequestId`), or `url`/`events` is missing"),
         (status = 404, description = "- `not_found`: `companyId` is not the API key's tenant"),
-        (status = 409, description = "- `request_id_reused`: this `webHookSubscriptionRequestId` last wrote the subscription with another `url` or `events`\n- `not_an_inflow_subscription`: the id belongs to a subscription not signed for InFlow (`hmac-sha256-base64`), or to another tenant\n- `subscription_deleted`: it has been deleted\n- `duplicate_subscription`: an active subscription already sends these events to this URL\n- `subscription_limit_reached`: the tenant has HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT subscriptions\n- `concurrent_modification`: another request changed it at the same time; retry"),
+        (status = 409, description = "- `request_id_reused`: this `webHookSubscriptionRequestId` last wrote the subscription with another `url` or `events`\n- `not_an_inflow_subscription`: the id belongs to a subscription not signed for InFlow (`hmac-sha256-base64`), or to another tenant\n- `subscription_deleted`: it has been deleted\n- `duplicate_subscription`: an active subscription already sends these events to this URL\n- `subscription_limit_reached`: the tenant has HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT subscriptions\n- `concurrent_modification`: another request changed it at the same time, or the id is taken; retry (PUTs of one new id sent at once: one creates it, the others update it)"),
     )
 )]
 async fn subscribe(
@@ -216,31 +216,38 @@ async fn subscribe(
         return Err(AppError::Internal("validation passed without values".into()).into());
     };
     let listed: Vec<String> = input.events.unwrap_or_default();
-    let existing = match id {
-        Some(id) => match state
-            .subscriptions
-            .get(
-                ctx.tenant_id,
-                SubscriptionId::from_uuid(id),
-                ReadSubscription {
-                    include_inactive: true,
-                    as_of: None,
-                },
-            )
-            .await
-        {
-            Ok(view) => Some(view),
-            Err(AppError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
-    };
-    let Some(current) = existing else {
+    // A PUT that loses the race to create a new id (several sent at once)
+    // looks the winner's subscription up again and updates it, as a PUT
+    // sent after it would.
+    let mut tries = 0u64;
+    let current = loop {
+        let existing = match id {
+            Some(id) => match state
+                .subscriptions
+                .get(
+                    ctx.tenant_id,
+                    SubscriptionId::from_uuid(id),
+                    ReadSubscription {
+                        include_inactive: true,
+                        as_of: None,
+                    },
+                )
+                .await
+            {
+                Ok(view) => Some(view),
+                Err(AppError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        if let Some(view) = existing {
+            break view;
+        }
         let command = CreateSubscription {
             secret: Some(state.subscriptions.new_base64_secret()),
-            description: Some(note),
+            description: Some(note.clone()),
             signature_scheme: SignatureScheme::HmacSha256Base64,
-            ..CreateSubscription::new(url, events)
+            ..CreateSubscription::new(url.clone(), events.clone())
         };
         let created = match id {
             Some(id) => {
@@ -250,21 +257,33 @@ async fn subscribe(
                     .await
             }
             None => state.subscriptions.create(&ctx, command).await,
-        }
-        .map_err(|e| match e {
-            AppError::Conflict {
+        };
+        match created {
+            Ok(created) => {
+                return super::written(
+                    StatusCode::OK,
+                    created.map(|v| WebHookSubscriptionResponse::from_view(v, true)),
+                )
+            }
+            Err(AppError::Conflict {
                 code: "subscription_exists",
                 ..
-            } => AppError::conflict(
-                "not_an_inflow_subscription",
-                "this webHookSubscriptionId is taken; generate another",
-            ),
-            other => other,
-        })?;
-        return super::written(
-            StatusCode::OK,
-            created.map(|v| WebHookSubscriptionResponse::from_view(v, true)),
-        );
+            }) if tries < 8 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(25 * tries)).await;
+            }
+            Err(AppError::Conflict {
+                code: "subscription_exists",
+                ..
+            }) => {
+                return Err(AppError::conflict(
+                    "concurrent_modification",
+                    "this webHookSubscriptionId is being written by another request, or is taken: retry, or generate another",
+                )
+                .into())
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
     if current.signature_scheme != SignatureScheme::HmacSha256Base64 {
         return Err(AppError::conflict(
