@@ -92,7 +92,10 @@ pub async fn request_context(
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
                 let limit = limits.body_limit(req.uri().path());
-                let too_large = declared.is_some_and(|n| n > limit as u64);
+                // `/in/{source_id}` refuses its own (with the same limit):
+                // the source's tenant sees the refusal in its rejections.
+                let inbound = req.uri().path().starts_with("/in/");
+                let too_large = !inbound && declared.is_some_and(|n| n > limit as u64);
                 let response = if too_large {
                     ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into_response()
                 } else if !decodes_to_utf8(req.uri().path()) {

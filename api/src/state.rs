@@ -42,6 +42,8 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     /// The request body limit of the Svix-compatible API.
     pub svix_max_body_bytes: usize,
+    /// `HOOKLINE_MAX_BODY_BYTES`: the request body limit elsewhere.
+    pub max_body_bytes: usize,
     pub portal: Arc<PortalService>,
     pub dashboard: Arc<DashboardService>,
     pub clock: Arc<dyn Clock>,

@@ -493,6 +493,29 @@ async fn hostile_input_on_in_gets_a_clear_4xx_never_a_5xx() {
         .await,
     );
     answers.push(chunked_post(app.address, &inflow_url, &sig, big.as_bytes()).await);
+    // A huge declared length with `Expect: 100-continue`: refused at
+    // once, without inviting the body.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let path = inflow_url.split_once(&app.address.to_string()).unwrap().1;
+        let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut first = vec![0u8; 200];
+        let n = tokio::time::timeout(WAIT, stream.read(&mut first))
+            .await
+            .expect("an answer without the body")
+            .unwrap();
+        let head = String::from_utf8_lossy(&first[..n]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    }
     // Missing headers, bad base64, a signature of the wrong length.
     let body = r#"{"event":"a.b","data":{}}"#;
     answers.push(
@@ -722,7 +745,17 @@ async fn hostile_input_on_in_gets_a_clear_4xx_never_a_5xx() {
         200,
     )
     .await;
-    assert_eq!(rejections["data"].as_array().unwrap().len(), 10);
+    let listed = rejections["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 13, "{rejections}");
+    // Bodies over the limit, refused unread, are listed too.
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|r| r["reason"] == "payload_too_large")
+            .count(),
+        3,
+        "{rejections}"
+    );
     // The server still answers.
     let good = r#"{"event":"a.b","data":{"ok":true}}"#;
     let res = app

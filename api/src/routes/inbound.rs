@@ -8,8 +8,6 @@ use super::openapi::examples as ex;
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -116,23 +114,52 @@ async fn receive(
     peer: Option<Extension<PeerAddr>>,
     Path(source_id): Path<String>,
     header_map: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> ApiResult<Response> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
-        } else {
-            ApiError::bad_request(
-                "invalid_body",
-                format!("the request body could not be read: {rejection}"),
+    let remote_addr = peer.map(|Extension(PeerAddr(addr))| addr.to_string());
+    // Over the limit: refused before reading (no `100 Continue`), and still
+    // listed in the source's rejections and counted, as every refusal is.
+    let declared = header_map
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = state.max_body_bytes;
+    let read = match declared {
+        Some(n) if n > limit as u64 => None,
+        _ => match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) => Some(bytes),
+            Err(e) if is_too_large(&e) => None,
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    format!("the request body could not be read: {e}"),
+                ))
+            }
+        },
+    };
+    let Some(body) = read else {
+        let request = InboundRequest {
+            source_id,
+            headers: headers(&header_map),
+            body: Vec::new(),
+            remote_addr,
+            request_id,
+        };
+        let declared = declared.map_or_else(String::new, |n| format!(" ({n} bytes declared)"));
+        let refused = state
+            .inbound
+            .refuse_too_large(
+                request,
+                format!("the body{declared} is larger than the {limit} bytes this server accepts (HOOKLINE_MAX_BODY_BYTES)"),
             )
-        }
-    })?;
+            .await;
+        return Ok(refusal_response(refused));
+    };
     let request = InboundRequest {
         source_id,
         headers: headers(&header_map),
         body: body.to_vec(),
-        remote_addr: peer.map(|Extension(PeerAddr(addr))| addr.to_string()),
+        remote_addr,
         request_id,
     };
     match state.inbound.receive(request).await {
@@ -147,9 +174,16 @@ async fn receive(
             deliveries: accepted.deliveries,
         })
         .into_response()),
-        Err(InboundError::Refused(r)) => {
+        Err(e) => Ok(refusal_response(e)),
+    }
+}
+
+fn refusal_response(e: InboundError) -> Response {
+    match e {
+        InboundError::Refused(r) => {
             let status = match r.status {
                 RefusalStatus::NotFound => StatusCode::NOT_FOUND,
+                RefusalStatus::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 RefusalStatus::Gone => StatusCode::GONE,
                 RefusalStatus::Unauthorized => StatusCode::UNAUTHORIZED,
                 RefusalStatus::BadRequest => StatusCode::BAD_REQUEST,
@@ -158,8 +192,20 @@ async fn receive(
             let mut response = ApiError::new(status, r.code, r.detail).into_response();
             // Not a bearer-authenticated route.
             response.headers_mut().remove("www-authenticate");
-            Ok(response)
+            response
         }
-        Err(InboundError::Failed(e)) => Err(e.into()),
+        InboundError::Failed(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// Whether reading the body stopped at the size limit.
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }

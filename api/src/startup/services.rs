@@ -627,6 +627,7 @@ impl Services {
             siigo_url: settings.siigo_url.clone(),
             admin_token: settings.admin_token.clone(),
             svix_max_body_bytes: settings.svix_max_body_bytes,
+            max_body_bytes: settings.max_body_bytes,
             portal: self.portal.clone(),
             dashboard: self.dashboard.clone(),
             clock: self.shared.clock.clone(),

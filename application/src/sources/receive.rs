@@ -78,6 +78,8 @@ pub struct InboundAccepted {
 pub enum RefusalStatus {
     /// 404: no such source.
     NotFound,
+    /// 413: the body is larger than the server accepts (not read).
+    TooLarge,
     /// 410: the source (or its tenant) was deleted.
     Gone,
     /// 401: the proof is missing, malformed or wrong.
@@ -290,6 +292,28 @@ impl InboundService {
         }
         tracing::info!(source_id = %state.id, reason = code, "inbound request refused");
         refusal(status, code, detail)
+    }
+
+    /// A request whose body is over the size limit, refused before it was
+    /// read: recorded for the source's tenant and counted like any other
+    /// refusal (`req.body` is empty; `detail` says what was declared).
+    pub async fn refuse_too_large(&self, req: InboundRequest, detail: String) -> InboundError {
+        let code = "payload_too_large";
+        let source = match SourceId::parse(&req.source_id) {
+            Ok(id) => self.prepared(id).await.ok().flatten(),
+            Err(_) => None,
+        };
+        match source {
+            Some(p) if p.state.status != SourceStatus::Deleted => {
+                let now = self.shared.clock.now();
+                self.refuse(&p.state, &req, now, RefusalStatus::TooLarge, code, detail)
+                    .await
+            }
+            _ => {
+                self.stats.refused(code);
+                refusal(RefusalStatus::TooLarge, code, detail)
+            }
+        }
     }
 
     /// Handles one request to `/in/{source_id}`.
