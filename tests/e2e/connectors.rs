@@ -622,3 +622,67 @@ async fn concurrent_inflow_puts_of_one_new_id_create_it_once_and_update_it() {
     let all = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
     assert_eq!(all["data"].as_array().unwrap().len(), 1, "{all}");
 }
+
+#[tokio::test]
+async fn a_siigo_provisioning_cut_off_by_the_request_timeout_still_ends_recorded() {
+    use hookline_tests::receiver::Reply;
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_REQUEST_TIMEOUT_SECONDS".into(), "1".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    // A Siigo that is slow to create the second subscription.
+    let siigo = TestReceiver::start().await;
+    let hook = |id: &str, topic: &str| {
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(
+                &json!({"id": id, "url": "https://erp.example/hook", "topic": topic, "active": true})
+                    .to_string(),
+            )
+    };
+    siigo.script(vec![
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(
+                &json!({"access_token": "tok", "expires_in": 86400, "token_type": "Bearer"})
+                    .to_string(),
+            ),
+        hook("up-1", "public.siigoapi.products.create"),
+        hook("up-2", "public.siigoapi.products.update").delay(std::time::Duration::from_secs(3)),
+    ]);
+    let res = app
+        .post(
+            &t,
+            "/v1/connectors/siigo/subscriptions",
+            json!({
+                "url": "https://erp.example/hook",
+                "events": ["products.create", "products.update"],
+                "username": "api@acme.example",
+                "access_key": "access-key-0001",
+                "sandbox_url": siigo.url(""),
+            }),
+        )
+        .await;
+    // Not "timed out, nothing stored": the outcome was not known yet.
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("outcome_unknown")),
+        "{body}"
+    );
+    // The provisioning went on to its end: both of Siigo's subscriptions
+    // are recorded, none is left behind unknown to Hookline.
+    let listed = hookline_tests::eventually("the provisioning is recorded", WAIT, || async {
+        let listed =
+            expect_json(app.get(&t, "/v1/connectors/siigo/subscriptions").await, 200).await;
+        (listed["data"].as_array().map(Vec::len) == Some(1)).then_some(listed)
+    })
+    .await;
+    assert_eq!(
+        listed["data"][0]["upstream_ids"],
+        json!(["up-1", "up-2"]),
+        "{listed}"
+    );
+}

@@ -63,7 +63,21 @@ async fn provision(
     ApiJson(input): ApiJson<ProvisionRequest>,
 ) -> ApiResult<Response> {
     let input = input.into_provision(&state.siigo_url, &state.allow_list)?;
-    let created = state.siigo.provision(&ctx, input).await?;
+    // Siigo is changed from here on: the provisioning runs to its end
+    // (recorded, or undone at Siigo) in a task of its own, even when the
+    // request timeout gives up on this answer, and the timeout waits for
+    // it as for a commit (then `503 outcome_unknown`, see the request's
+    // trace). Cut off half-way, it left subscriptions at Siigo that
+    // Hookline had no record of.
+    hookline_application::commitment::point_of_no_return();
+    let siigo = state.siigo.clone();
+    let created = tokio::spawn(async move { siigo.provision(&ctx, input).await })
+        .await
+        .map_err(|e| {
+            hookline_application::AppError::Internal(format!(
+                "the Siigo provisioning task failed: {e}"
+            ))
+        })??;
     written(StatusCode::CREATED, created.map(UpstreamResponse::from))
 }
 
