@@ -408,7 +408,7 @@ impl SubscriptionService {
     ) -> Result<Written<SubscriptionView>, AppError> {
         if changes.is_empty() {
             return Err(AppError::BadRequest(
-                "the body must set at least one of url, events, headers, description, signature_scheme".into(),
+                "the body must set at least one of url, events, headers, description, signature_scheme, rate_limit".into(),
             ));
         }
         let headers = changes

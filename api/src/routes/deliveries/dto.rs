@@ -298,10 +298,9 @@ impl ListDeliveriesQuery {
                 .as_deref()
                 .map(|s| {
                     DeliveryStatus::parse(s).ok_or_else(|| {
-                        ValidationError::new(
-                            "status",
-                            "must be one of pending, delivered, failed, abandoned",
-                        )
+                        let all: Vec<&str> =
+                            DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
+                        ValidationError::new("status", format!("must be one of {}", all.join(", ")))
                     })
                 })
                 .transpose()?,
