@@ -8,8 +8,10 @@ Standard library only. Run it, point a subscription at it, publish an event:
 
 It answers 204 to every request whose signature verifies and 401 otherwise,
 skips repeats of a delivery it already processed (deduplicating on
-`webhook-id`), and prints one JSON line per request on stdout. `--port 0`
-picks a free port; the first line printed says which.
+`X-Hookline-Delivery`, else `webhook-id`: with the `svix` scheme
+`webhook-id` is the message's, the same for every subscription), and prints
+one JSON line per request on stdout. `--port 0` picks a free port; the first
+line printed says which.
 """
 
 import argparse
@@ -62,6 +64,9 @@ def verify_base64(secret: str, headers, body: bytes) -> bool:
 
 VERIFIERS = {
     "standard-webhooks": verify_standard,
+    # svix-* headers, and the same values as webhook-*: verified as
+    # Standard Webhooks.
+    "svix": verify_standard,
     "hmac-sha256-hex": verify_hex,
     "hmac-sha256-base64": verify_base64,
 }
@@ -85,7 +90,7 @@ def main() -> None:
         def do_POST(self):  # noqa: N802 (the stdlib's naming)
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
-            delivery = self.headers.get("webhook-id")
+            delivery = self.headers.get("x-hookline-delivery") or self.headers.get("webhook-id")
             line = {
                 "delivery": delivery,
                 "attempt": self.headers.get("x-hookline-attempt"),
@@ -100,7 +105,11 @@ def main() -> None:
                 line["duplicate"] = delivery in seen
                 seen.add(delivery)
                 if not line["duplicate"]:
-                    line["data"] = json.loads(body).get("data")
+                    # The envelope's data; a `raw` subscription's body is
+                    # the data itself (any JSON).
+                    payload = json.loads(body)
+                    is_envelope = isinstance(payload, dict) and "data" in payload
+                    line["data"] = payload["data"] if is_envelope else payload
                 self.send_response(204)
             self.end_headers()
             print(json.dumps(line), flush=True)

@@ -105,6 +105,20 @@ async fn the_example_receiver_verifies_every_scheme_and_rejects_a_wrong_secret()
         Some("inflow-secret-1"),
     )
     .await;
+    // Two svix-scheme subscriptions to one receiver: their webhook-id is
+    // the message's, the same for both; neither is a duplicate.
+    let svix_secret = "whsec_c3ZpeC1yZWNlaXZlci1zZWNyZXQtMDE=";
+    let mut svix = PyReceiver::start(svix_secret, "svix").await;
+    for path in ["", "again/"] {
+        subscribe(
+            &app,
+            &t,
+            &format!("{}{path}", svix.url),
+            "svix",
+            Some(svix_secret),
+        )
+        .await;
+    }
     // A receiver holding the wrong secret must refuse what it gets.
     let mut wrong = PyReceiver::start(
         "whsec_d3JvbmctLXNlY3JldC0tMTIzNDU2Nzg=",
@@ -121,7 +135,7 @@ async fn the_example_receiver_verifies_every_scheme_and_rejects_a_wrong_secret()
     )
     .await;
     let deliveries = accepted["deliveries"].as_array().unwrap();
-    assert_eq!(deliveries.len(), 4);
+    assert_eq!(deliveries.len(), 6);
     let delivery_for = |sub: &Value| {
         deliveries
             .iter()
@@ -130,8 +144,12 @@ async fn the_example_receiver_verifies_every_scheme_and_rejects_a_wrong_secret()
             .unwrap()
     };
 
-    for rx in [&mut standard, &mut hex, &mut b64] {
-        let line = rx.next().await;
+    let mut lines = Vec::new();
+    for rx in [&mut standard, &mut hex, &mut b64, &mut svix] {
+        lines.push(rx.next().await);
+    }
+    lines.push(svix.next().await);
+    for line in lines {
         assert_eq!(line["verified"], true, "{line}");
         assert_eq!(line["duplicate"], false);
         assert_eq!(line["event"], "invoice.created");
