@@ -188,6 +188,43 @@ pub fn written<T: Serialize>(status: StatusCode, written: Written<T>) -> ApiResu
 
 /// A write answered without a body (204), with the consistency header
 /// when the read models lag.
+/// The pauses of a request that lost the race to create a new id or uid
+/// and looks the winner's object up again: it can take a moment to be
+/// found under load (read models and the log's commit horizon trail
+/// commits), so the loser looks again, a little later each time, for up
+/// to 5 s in all.
+#[derive(Debug)]
+pub struct LostRace {
+    started: std::time::Instant,
+    tries: u64,
+}
+
+impl LostRace {
+    pub fn new() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            tries: 0,
+        }
+    }
+
+    /// Waits a little and says whether to look again (false once 5 s
+    /// have passed).
+    pub async fn again(&mut self) -> bool {
+        if self.started.elapsed() >= std::time::Duration::from_secs(5) {
+            return false;
+        }
+        self.tries += 1;
+        tokio::time::sleep(std::time::Duration::from_millis((25 * self.tries).min(200))).await;
+        true
+    }
+}
+
+impl Default for LostRace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 pub fn no_content(written: Written<()>) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     if !written.consistent {

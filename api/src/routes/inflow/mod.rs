@@ -219,7 +219,7 @@ async fn subscribe(
     // A PUT that loses the race to create a new id (several sent at once)
     // looks the winner's subscription up again and updates it, as a PUT
     // sent after it would.
-    let mut tries = 0u64;
+    let mut race = crate::routes::LostRace::new();
     let current = loop {
         let existing = match id {
             Some(id) => match state
@@ -268,10 +268,7 @@ async fn subscribe(
             Err(AppError::Conflict {
                 code: "subscription_exists",
                 ..
-            }) if tries < 8 => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(25 * tries)).await;
-            }
+            }) if race.again().await => {}
             Err(AppError::Conflict {
                 code: "subscription_exists",
                 ..

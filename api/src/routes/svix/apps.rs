@@ -314,8 +314,9 @@ async fn upsert(
     // Two requests putting a new uid at once: the one whose create finds
     // the uid taken updates what the other created (a PUT is idempotent).
     // The winner's object may take a moment to be found by its uid (read
-    // models trail the log): look again a few times, a little later each.
-    let mut races: u64 = 0;
+    // models trail the log): look again, a little later each time, for up
+    // to 5 s (`LostRace`).
+    let mut race = crate::routes::LostRace::new();
     loop {
         match app(&state, &app_id).await {
             Ok(existing) => {
@@ -350,10 +351,7 @@ async fn upsert(
                     Ok(made) => return Ok(created(StatusCode::CREATED, made.value)),
                     Err(AppError::Conflict {
                         code: "uid_taken", ..
-                    }) if path_uid.is_some() && races < 8 => {
-                        races += 1;
-                        tokio::time::sleep(std::time::Duration::from_millis(25 * races)).await;
-                    }
+                    }) if path_uid.is_some() && race.again().await => {}
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -509,8 +509,9 @@ async fn upsert(
     // Two requests putting a new uid at once: the one whose create finds
     // the uid taken updates what the other created (a PUT is idempotent).
     // The winner's object may take a moment to be found by its uid (read
-    // models trail the log): look again a few times, a little later each.
-    let mut races: u64 = 0;
+    // models trail the log): look again, a little later each time, for up
+    // to 5 s (`LostRace`).
+    let mut race = crate::routes::LostRace::new();
     loop {
         match endpoint(&state, tenant.id, &endpoint_id).await {
             Ok(current) => {
@@ -558,10 +559,7 @@ async fn upsert(
                     }
                     Err(AppError::Conflict {
                         code: "uid_taken", ..
-                    }) if path_uid.is_some() && races < 8 => {
-                        races += 1;
-                        tokio::time::sleep(std::time::Duration::from_millis(25 * races)).await;
-                    }
+                    }) if path_uid.is_some() && race.again().await => {}
                     Err(e) => return Err(map_write(e)),
                 }
             }
