@@ -649,6 +649,12 @@ async fn console_forms_and_addresses_answer_with_their_errors() {
         body.contains("“novalue” is not a header line"),
         "the header line is named"
     );
+    let (status, body) = post(base(vec![("headers", "X-Ok: a\nx-ok: b".into())])).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("is given twice"),
+        "a repeated header is refused"
+    );
     let (status, body) = post(base(vec![("rate_limit", "1.5".into())])).await;
     assert_eq!(status, 400);
     assert!(
@@ -773,4 +779,125 @@ async fn an_operator_leaves_the_console_of_a_tenant_deleted_meanwhile() {
     assert_eq!(subs["status"], "deleted");
     let (status, _) = page(&app, &cookie, "/console/tenants").await;
     assert_eq!(status, 200, "still signed in as the operator");
+}
+
+/// The value of a hidden field of a console page.
+async fn hidden_of(app: &TestApp, cookie: &str, path: &str, name: &str) -> String {
+    let (_, page) = page(app, cookie, path).await;
+    page.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} on {path}: {page}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_page_shown_for_one_tenant_or_version_changes_nothing_once_either_moved_on() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("acme").await;
+    let beta = app.tenant("beta").await;
+    let res = no_redirects()
+        .post(app.url("/console/sign-in"))
+        .form(&[
+            ("kind", "operator"),
+            ("credential", hookline_tests::server::ADMIN_TOKEN),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(res.headers());
+    let open = |id: String| {
+        let cookie = cookie.clone();
+        let app = &app;
+        async move {
+            let path = format!("/console/tenants/{id}");
+            let csrf = csrf_of(app, &cookie, &path).await;
+            let res = no_redirects()
+                .post(app.url(&format!("{path}/open")))
+                .header(COOKIE, &cookie)
+                .header("origin", &app.base)
+                .form(&[("_csrf", csrf.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 303);
+        }
+    };
+    // Tab A: the new-subscription form of Acme; tab B then opens Beta.
+    open(acme.id.clone()).await;
+    let csrf = csrf_of(&app, &cookie, "/console/subscriptions/new").await;
+    let shown_for = hidden_of(&app, &cookie, "/console/subscriptions/new", "_tenant").await;
+    assert_eq!(shown_for, acme.id);
+    open(beta.id.clone()).await;
+    let res = no_redirects()
+        .post(app.url("/console/subscriptions"))
+        .header(COOKIE, &cookie)
+        .header("origin", &app.base)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("_tenant", shown_for.as_str()),
+            ("url", "https://example.com/meant-for-acme"),
+            ("events", "order.created"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("another tenant"));
+    for t in [&acme, &beta] {
+        let subs = expect_json(app.get(t, "/v1/subscriptions").await, 200).await;
+        assert_eq!(subs["data"].as_array().map(Vec::len), Some(0), "{subs}");
+    }
+
+    // An edit form saved after another change to the subscription.
+    let rx = TestReceiver::start().await;
+    let sub = app
+        .subscribe(
+            &acme,
+            json!({"url": rx.url("/a"), "events": ["order.created"]}),
+        )
+        .await;
+    let id = sub["id"].as_str().unwrap();
+    let tenant_cookie = sign_in(&app, &acme.api_key).await;
+    let edit = format!("/console/subscriptions/{id}/edit");
+    let csrf = csrf_of(&app, &tenant_cookie, &edit).await;
+    let seen = hidden_of(&app, &tenant_cookie, &edit, "_seen").await;
+    let res = app
+        .patch(
+            &acme,
+            &format!("/v1/subscriptions/{id}"),
+            json!({"events": ["order.created", "order.paid"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = no_redirects()
+        .post(app.url(&format!("/console/subscriptions/{id}")))
+        .header(COOKIE, &tenant_cookie)
+        .header("origin", &app.base)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("_seen", seen.as_str()),
+            ("url", rx.url("/a").as_str()),
+            ("events", "order.created"),
+            ("description", "only the description"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("changed after you opened the form"));
+    let now = expect_json(
+        app.get(&acme, &format!("/v1/subscriptions/{id}")).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        now["events"],
+        json!(["order.created", "order.paid"]),
+        "{now}"
+    );
 }

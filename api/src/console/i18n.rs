@@ -167,6 +167,7 @@ messages! {
     FixErrors => "Please correct the fields marked below.", "Corrija los campos marcados abajo.";
     From => "From (UTC)", "Desde (UTC)";
     Group => "Group", "Grupo";
+    HeaderTwice => "The header “{0}” is given twice: keep one line for it.", "La cabecera «{0}» aparece dos veces: deje una sola línea.";
     HeaderLineInvalid => "“{0}” is not a header line: write Name: value.", "«{0}» no es una línea de cabecera: escriba Nombre: valor.";
     HeadersHint => "One per line, as Name: value. Values are stored encrypted and shown masked.", "Una por línea, como Nombre: valor. Los valores se guardan cifrados y se muestran ocultos.";
     HeadersKept => "Leave empty to keep the current ones:", "Déjelo vacío para conservar las actuales:";
@@ -311,6 +312,9 @@ messages! {
     ErrNotFound => "It was not found (or it belongs to another account).", "No se encontró (o pertenece a otra cuenta).";
     ErrPageNotFound => "There is no such page.", "No existe esa página.";
     ScopedDashboard => "This link covers some of the tenant's subscriptions: their failures are below; figures for the whole tenant are not shown.", "Este enlace cubre algunas de las suscripciones del cliente: sus fallos están abajo; las cifras de todo el cliente no se muestran.";
+    ErrTenantChanged => "This page was shown for another tenant than the one this session works in now (it was changed in another tab or window): nothing was changed. Open the page again and retry.", "Esta página se mostró para otro cliente distinto del que esta sesión usa ahora (se cambió en otra pestaña o ventana): no se cambió nada. Abra la página de nuevo y vuelva a intentarlo.";
+    ErrChangedMeanwhile => "This subscription was changed after you opened the form (in another tab, or through the API): nothing was saved, so that change is kept. Open the form again to see it, then make yours.", "Esta suscripción cambió después de abrir el formulario (en otra pestaña o por la API): no se guardó nada, así que ese cambio se conserva. Abra el formulario de nuevo para verlo y haga el suyo.";
+    ErrCreateNotAllowed => "A portal link cannot do this: it issues no portal links, and creates no subscriptions when it covers only some of them.", "Un enlace de portal no puede hacer esto: no emite enlaces de portal, ni crea suscripciones cuando solo cubre algunas.";
     ErrActionOnly => "This address is an action, taken with its button; it has no page of its own. Go back to the page the button was on.", "Esta dirección es una acción que se realiza con su botón; no tiene página propia. Vuelva a la página donde estaba el botón.";
     ErrDuplicate => "Another active subscription already sends these events to this URL.", "Otra suscripción activa ya envía estos eventos a esta URL.";
     ErrLimit => "This account has reached its maximum number of subscriptions.", "Esta cuenta alcanzó su número máximo de suscripciones.";
@@ -387,6 +391,9 @@ pub fn error_message(locale: Locale, code: &str) -> &'static str {
         "read_only" => M::ErrReadOnly,
         "not_found" | "nothing_found" => M::ErrNotFound,
         "page_not_found" => M::ErrPageNotFound,
+        "tenant_changed" => M::ErrTenantChanged,
+        "changed_meanwhile" => M::ErrChangedMeanwhile,
+        "create_not_allowed" => M::ErrCreateNotAllowed,
         "action_only" => M::ErrActionOnly,
         "duplicate_subscription" => M::ErrDuplicate,
         "subscription_limit_reached" => M::ErrLimit,

@@ -57,9 +57,16 @@ fn language_switch(locale: Locale, back: &str) -> Markup {
     }
 }
 
-/// A hidden field with the session's CSRF token.
+/// A hidden field with the session's CSRF token, and for an operator the
+/// tenant the page was shown for (a change posted after the session moved
+/// to another tenant, in another tab, is refused).
 pub fn csrf(viewer: &Viewer) -> Markup {
-    html! { input type="hidden" name="_csrf" value=(viewer.session.csrf); }
+    html! {
+        input type="hidden" name="_csrf" value=(viewer.session.csrf);
+        @if viewer.is_operator() {
+            @if let Some(t) = viewer.tenant() { input type="hidden" name="_tenant" value=(t); }
+        }
+    }
 }
 
 /// `%`-encodes a query value.

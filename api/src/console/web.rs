@@ -174,6 +174,17 @@ impl Viewer {
                 .is_none_or(|g| g.subscription_filter.is_none())
     }
 
+    /// Why this session may not create: a read-only link, or one scoped to
+    /// some subscriptions (or any portal link, for portal links).
+    pub fn refuse_create(&self) -> Failure {
+        let code = if self.can_write() {
+            "create_not_allowed"
+        } else {
+            "read_only"
+        };
+        Failure::new(StatusCode::FORBIDDEN, code)
+    }
+
     /// Whether the session reaches this subscription.
     pub fn covers(&self, id: SubscriptionId) -> bool {
         self.portal().is_none_or(|g| g.covers(id))
@@ -402,11 +413,23 @@ pub struct PostedAny(pub Posted);
 
 async fn posted(req: Request, state: &AppState) -> Result<Posted, Response> {
     check_origin(state, req.headers()).map_err(IntoResponse::into_response)?;
+    // Operator pages name their tenant in the path; the others act on the
+    // tenant the session shows.
+    let names_tenant = req.uri().path().starts_with("/console/tenants");
     let (mut parts, form) = read_form(req).await.map_err(IntoResponse::into_response)?;
     let viewer = Viewer::from_request_parts(&mut parts, state).await?;
     let given = form.get("_csrf").unwrap_or("");
     if !bool::from(given.as_bytes().ct_eq(viewer.session.csrf.as_bytes())) {
         return Err(Failure::new(StatusCode::FORBIDDEN, "csrf").into_response());
+    }
+    // A page shown for one tenant, posted after the operator opened
+    // another in another tab: it would act on the wrong tenant.
+    if viewer.is_operator() && !names_tenant {
+        let shown_for = form.get("_tenant").filter(|t| !t.is_empty());
+        let now = viewer.tenant().map(|t| t.to_string());
+        if shown_for.is_some() && shown_for != now.as_deref() {
+            return Err(Failure::new(StatusCode::CONFLICT, "tenant_changed").into_response());
+        }
     }
     Ok(Posted { viewer, form })
 }

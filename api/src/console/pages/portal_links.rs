@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 fn tenant_only(viewer: &Viewer) -> Result<(), Failure> {
     if viewer.portal().is_some() {
-        return Err(Failure::new(StatusCode::FORBIDDEN, "read_only"));
+        return Err(viewer.refuse_create());
     }
     viewer.require_tenant().map(|_| ())
 }

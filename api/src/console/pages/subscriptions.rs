@@ -367,11 +367,23 @@ fn selected_events(form: &FormData, catalogue: &[EventTypeView]) -> (Vec<String>
 }
 
 /// `Name: value` lines as a header map.
-fn parse_headers(text: &str) -> Result<BTreeMap<String, String>, String> {
+/// `Name: value` lines; the error is the message (in `locale`) naming the
+/// line: not a header line, or a name given twice (any case; the API
+/// refuses those too, and a map would keep only the last).
+fn parse_headers(locale: Locale, text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut map = BTreeMap::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':').ok_or_else(|| line.to_string())?;
-        map.insert(name.trim().to_string(), value.trim().to_string());
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            crate::console::i18n::fill(M::HeaderLineInvalid.text(locale), &[line])
+        })?;
+        let name = name.trim();
+        if map.keys().any(|k: &String| k.eq_ignore_ascii_case(name)) {
+            return Err(crate::console::i18n::fill(
+                M::HeaderTwice.text(locale),
+                &[name],
+            ));
+        }
+        map.insert(name.to_string(), value.trim().to_string());
     }
     Ok(map)
 }
@@ -439,6 +451,9 @@ fn render_form(
         }
         form method="post" action=(action) novalidate {
             (csrf(viewer))
+            // The version the form shows: a save after another change is
+            // refused instead of undoing that change.
+            @if let Some(v) = editing { input type="hidden" name="_seen" value=(v.updated_at.timestamp_micros()); }
             div.field {
                 label for="url" { (t(M::Url)) }
                 input #url type="url" name="url" value=(form.url) required data-validate="url"
@@ -541,7 +556,7 @@ fn render_form(
 /// `GET /console/subscriptions/new`.
 pub async fn new_form(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> PageResult {
     if !viewer.can_create() {
-        return Err(Failure::new(StatusCode::FORBIDDEN, "read_only"));
+        return Err(viewer.refuse_create());
     }
     let catalogue = catalogue(&state, &viewer).await?;
     let t = |m: M| viewer.t(m);
@@ -675,7 +690,7 @@ async fn form_failed(
 pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> PageResult {
     let Posted { viewer, form } = post;
     if !viewer.can_create() {
-        return Err(Failure::new(StatusCode::FORBIDDEN, "read_only"));
+        return Err(viewer.refuse_create());
     }
     let ctx = viewer.ctx()?;
     let catalogue = catalogue(&state, &viewer).await?;
@@ -691,13 +706,10 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
             return field_refused(&state, &viewer, &uri, shown, None).await;
         }
     };
-    let headers = match parse_headers(&shown.headers) {
+    let headers = match parse_headers(viewer.locale, &shown.headers) {
         Ok(h) => h,
-        Err(line) => {
-            shown.errors.insert(
-                "headers".into(),
-                crate::console::i18n::fill(viewer.t(M::HeaderLineInvalid), &[&line]),
-            );
+        Err(message) => {
+            shown.errors.insert("headers".into(), message);
             return field_refused(&state, &viewer, &uri, shown, None).await;
         }
     };
@@ -797,6 +809,12 @@ pub async fn update(
     let Posted { viewer, form } = post;
     let id = sub_id(&id)?;
     let current = load(&state, &viewer, id).await?;
+    if form
+        .get("_seen")
+        .is_some_and(|seen| seen != current.updated_at.timestamp_micros().to_string())
+    {
+        return Err(Failure::new(StatusCode::CONFLICT, "changed_meanwhile"));
+    }
     let ctx = viewer.ctx()?;
     let catalogue = catalogue(&state, &viewer).await?;
     let (events, custom) = selected_events(&form, &catalogue);
@@ -816,13 +834,10 @@ pub async fn update(
     } else if shown.headers.trim().is_empty() {
         None
     } else {
-        match parse_headers(&shown.headers) {
+        match parse_headers(viewer.locale, &shown.headers) {
             Ok(h) => Some(Some(h)),
-            Err(line) => {
-                shown.errors.insert(
-                    "headers".into(),
-                    crate::console::i18n::fill(viewer.t(M::HeaderLineInvalid), &[&line]),
-                );
+            Err(message) => {
+                shown.errors.insert("headers".into(), message);
                 return form_failed(
                     &state,
                     &viewer,
