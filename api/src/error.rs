@@ -15,6 +15,10 @@ tokio::task_local! {
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorShaped;
 
+/// The `code` of an error answer, for the request's log line.
+#[derive(Debug, Clone)]
+pub struct ErrorCode(pub String);
+
 /// The body of every 4xx and 5xx answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(
@@ -170,6 +174,7 @@ impl IntoResponse for ApiError {
                 .insert("www-authenticate", HeaderValue::from_static("Bearer"));
         }
         response.extensions_mut().insert(ErrorShaped);
+        response.extensions_mut().insert(ErrorCode(self.code));
         response
     }
 }

@@ -129,8 +129,19 @@ pub async fn request_context(
             elapsed,
         );
         let elapsed_ms = elapsed.as_millis() as u64;
-        if status >= 500 {
-            tracing::error!(status, elapsed_ms, "request failed");
+        let code = response
+            .extensions()
+            .get::<crate::error::ErrorCode>()
+            .map_or("", |c| c.0.as_str());
+        if status == 503 {
+            // Unavailable for now (push-back such as `backlog_full`, a
+            // database that is down, not ready yet): the client retries;
+            // not an error of this server.
+            tracing::warn!(status, code, elapsed_ms, "request refused for now");
+        } else if status >= 500 {
+            tracing::error!(status, code, elapsed_ms, "request failed");
+        } else if status >= 400 {
+            tracing::info!(status, code, elapsed_ms, "request finished");
         } else {
             tracing::info!(status, elapsed_ms, "request finished");
         }
