@@ -446,6 +446,19 @@ async fn two_processes_on_one_database_report_the_same_queue_and_lag() {
     let rx = TestReceiver::start().await;
     app.subscribe(&t, json!({"url": rx.url("/hook"), "events": ["q.*"]}))
         .await;
+    // A disabled subscription's deliveries are skipped as they are
+    // enqueued: they are not due.
+    let off = app
+        .subscribe(&t, json!({"url": rx.url("/off"), "events": ["q.*"]}))
+        .await;
+    let res = app
+        .post(
+            &t,
+            &format!("/v1/subscriptions/{}/disable", off["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
     let n = 5;
     for i in 0..n {
         publish(&app, &t, "q.item", json!({"i": i})).await;

@@ -108,16 +108,24 @@ impl PgGauges {
         .await?;
         // New deliveries not yet taken from the log (ADR 0017) are due as
         // well: they wait behind the first-attempt cursor, not on the queue.
+        // Those skipped when they were enqueued (a disabled subscription:
+        // `DeliverySkipped` in the same append) wait for nothing.
         let cursor = {
             let mut conn = self.pool.acquire().await?;
             super::checkpoints::read(&mut conn, super::feed::CURSOR).await?
         };
         let new = sqlx::query(
             "SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(recorded_at))::float8, 0) AS oldest
-               FROM (SELECT recorded_at FROM events
-                      WHERE (tx_id, global_position) > ($1::text::xid8, $2)
-                        AND event_type = 'DeliveryEnqueued'
-                      ORDER BY tx_id, global_position
+               FROM (SELECT e.recorded_at FROM events e
+                      WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2)
+                        AND e.event_type = 'DeliveryEnqueued'
+                        AND NOT EXISTS (
+                            SELECT 1 FROM events s
+                             WHERE s.aggregate_type = e.aggregate_type
+                               AND s.aggregate_id = e.aggregate_id
+                               AND s.sequence = e.sequence + 1
+                               AND s.event_type = 'DeliverySkipped')
+                      ORDER BY e.tx_id, e.global_position
                       LIMIT $3) new",
         )
         .bind(cursor.tx_id.to_string())
