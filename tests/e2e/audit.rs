@@ -521,6 +521,16 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
         anchored.stderr
     );
     assert!(anchored.stderr.contains("no longer in the log"));
+    // Where: the removed event's aggregate and sequence, as JSON.
+    let report: Value = serde_json::from_str(anchored.stdout.trim()).unwrap();
+    assert_eq!(report["reason"], "anchored_heads_missing", "{report}");
+    assert_eq!(report["count"], 1);
+    assert_eq!(
+        report["missing"][0]["aggregate_id"],
+        sub_id.as_str(),
+        "{report}"
+    );
+    assert_eq!(report["missing"][0]["sequence"], 3);
 }
 
 /// What clients see of the read models.

@@ -245,12 +245,47 @@ fn report_tampering(broken: &Verification) -> anyhow::Result<()> {
             aggregate_id,
             sequence,
             position,
-        } => eprintln!(
-            "TAMPERING DETECTED: {aggregate_type} {aggregate_id} sequence {sequence} (position {position}) does not match the anchored head"
-        ),
-        Verification::AnchorsMissing(n) => eprintln!(
-            "TAMPERING DETECTED: {n} anchored chain heads are no longer in the log (events were removed)"
-        ),
+        } => {
+            eprintln!(
+                "TAMPERING DETECTED: {aggregate_type} {aggregate_id} sequence {sequence} (position {position}) does not match the anchored head"
+            );
+            out!(
+                "{}",
+                serde_json::json!({
+                    "reason": "anchor_differs",
+                    "aggregate_type": aggregate_type,
+                    "aggregate_id": aggregate_id,
+                    "sequence": sequence,
+                    "position": position,
+                })
+            );
+        }
+        Verification::AnchorsMissing { count, first } => {
+            let named: Vec<String> = first
+                .iter()
+                .take(5)
+                .map(|(t, id, seq)| format!("{t} {id} sequence {seq}"))
+                .collect();
+            eprintln!(
+                "TAMPERING DETECTED: {count} anchored chain heads are no longer in the log (events were removed): {}{}",
+                named.join(", "),
+                if *count > named.len() { ", …" } else { "" }
+            );
+            let missing: Vec<serde_json::Value> = first
+                .iter()
+                .map(|(t, id, seq)| {
+                    serde_json::json!({"aggregate_type": t, "aggregate_id": id, "sequence": seq})
+                })
+                .collect();
+            out!(
+                "{}",
+                serde_json::json!({
+                    "reason": "anchored_heads_missing",
+                    "count": count,
+                    "missing": missing,
+                })
+            );
+        }
         Verification::Intact { .. } => {}
     }
     Ok(())

@@ -186,8 +186,13 @@ pub enum Verification {
         sequence: i64,
         position: i64,
     },
-    /// Anchored heads that are no longer in the log (events were removed).
-    AnchorsMissing(usize),
+    /// Anchored heads that are no longer in the log (events were
+    /// removed): how many, and the first of them (aggregate type, id and
+    /// sequence, in order; at most 100).
+    AnchorsMissing {
+        count: usize,
+        first: Vec<(String, String, i64)>,
+    },
 }
 
 /// Heads recorded earlier (`audit heads`), by aggregate and sequence.
@@ -417,6 +422,8 @@ impl AuditService {
     ) -> Result<Verification, AppError> {
         let mut verifier = ChainVerifier::default();
         let mut matched = 0usize;
+        let mut found: std::collections::HashSet<(String, String, i64)> =
+            std::collections::HashSet::new();
         let mut stream = self.archive.by_aggregate(tenant);
         while let Some(event) = stream.next().await {
             let event = event?;
@@ -441,13 +448,25 @@ impl AuditService {
                     });
                 }
                 matched += 1;
+                found.insert(key);
             }
         }
         if let Some(head) = verifier.finish() {
             heads(head)?;
         }
         if matched < anchored.len() {
-            return Ok(Verification::AnchorsMissing(anchored.len() - matched));
+            let mut missing: Vec<(String, String, i64)> = anchored
+                .keys()
+                .filter(|k| !found.contains(*k))
+                .cloned()
+                .collect();
+            missing.sort();
+            let count = missing.len();
+            missing.truncate(100);
+            return Ok(Verification::AnchorsMissing {
+                count,
+                first: missing,
+            });
         }
         Ok(Verification::Intact {
             events: verifier.events,
