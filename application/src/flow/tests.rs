@@ -182,3 +182,30 @@ async fn a_subscription_failing_too_long_is_disabled_with_the_reason() {
         Some("auto: failing since 2026-01-02T03:04:05Z")
     );
 }
+
+#[tokio::test]
+async fn a_disabled_subscription_shows_no_open_circuit() {
+    let (world, flow, controller) = setup().await;
+    flow.failing.lock().unwrap().push(failing(10));
+    assert_eq!(controller.tick().await.unwrap().opened, 1);
+    world
+        .store::<Subscription>(())
+        .execute(
+            &sub().to_string(),
+            SubscriptionCommand::Disable(hookline_domain::subscription::DisableSubscription {
+                tenant_id: tenant(1),
+                reason: "auto: failing since …".into(),
+                at: t0(),
+            }),
+            &crate::testing::metadata(),
+        )
+        .await
+        .unwrap();
+    let s = state(&world);
+    assert_eq!(s.status, SubscriptionStatus::Disabled);
+    assert!(s.circuit.is_some(), "the log keeps it until enabled");
+    let view =
+        crate::subscriptions::SubscriptionView::render(&s, world.shared.cipher.as_ref(), t0())
+            .unwrap();
+    assert!(view.circuit.is_none(), "no probe is due: not shown as open");
+}

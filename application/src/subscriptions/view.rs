@@ -124,7 +124,12 @@ impl SubscriptionView {
             secret: state.secret_hint.to_string(),
             previous_secret_expires_at: state.previous_secrets_at(now).map(|p| p.expires_at).max(),
             rate_limit: state.rate_limit.map(|r| r.per_second()),
-            circuit: state.circuit.clone(),
+            // A disabled subscription sends nothing and has no probes due
+            // (enabling it clears the circuit): not shown as open.
+            circuit: state
+                .circuit
+                .clone()
+                .filter(|_| state.status == SubscriptionStatus::Active),
             backlog: None,
             created_at: state.created_at,
             updated_at: state.updated_at,
