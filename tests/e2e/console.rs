@@ -901,3 +901,57 @@ async fn a_page_shown_for_one_tenant_or_version_changes_nothing_once_either_move
         "{now}"
     );
 }
+
+#[tokio::test]
+async fn a_new_secret_is_shown_once_after_a_redirect_and_a_reload_rotates_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    let sub = app
+        .subscribe(
+            &t,
+            json!({"url": rx.url("/a"), "events": ["order.created"]}),
+        )
+        .await;
+    let id = sub["id"].as_str().unwrap();
+    let cookie = sign_in(&app, &t.api_key).await;
+    let csrf = csrf_of(&app, &cookie, &format!("/console/subscriptions/{id}")).await;
+    let res = no_redirects()
+        .post(app.url(&format!("/console/subscriptions/{id}/rotate")))
+        .header(COOKIE, &cookie)
+        .header("origin", &app.base)
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let to = res.headers()[LOCATION].to_str().unwrap().to_string();
+    assert_eq!(to, format!("/console/subscriptions/{id}/secret"));
+    let (status, shown) = page(&app, &cookie, &to).await;
+    assert_eq!(status, 200);
+    let secret = shown
+        .split("id=\"secret-value\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .to_string();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    // Reloaded: the subscription's page, the secret no longer shown, and
+    // no second rotation.
+    let (status, again) = page(&app, &cookie, &to).await;
+    assert_eq!(status, 303);
+    assert!(!again.contains(&secret));
+    let history = expect_json(
+        app.get(&t, &format!("/v1/subscriptions/{id}/history"))
+            .await,
+        200,
+    )
+    .await;
+    let rotations = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "SecretRotated")
+        .count();
+    assert_eq!(rotations, 1, "{history}");
+}

@@ -90,6 +90,10 @@ pub fn router() -> Router<AppState> {
         .route("/subscriptions/{id}/disable", post(subscriptions::disable))
         .route("/subscriptions/{id}/rotate", post(subscriptions::rotate))
         .route(
+            "/subscriptions/{id}/secret",
+            get(subscriptions::shown_secret),
+        )
+        .route(
             "/subscriptions/{id}/delete",
             get(subscriptions::confirm_delete).post(subscriptions::delete),
         )

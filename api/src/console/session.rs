@@ -38,8 +38,19 @@ pub struct Session {
     /// Fingerprint of the admin token an operator signed in with: sessions
     /// end when the token changes.
     pub admin_fingerprint: Option<[u8; 32]>,
+    /// A secret just created or rotated, shown once by the page the POST
+    /// redirects to (a reload then does not rotate again).
+    pub shown_once: Option<ShownOnce>,
     created: Instant,
     last_seen: Instant,
+}
+
+/// What the secret page shows once: the subscription with its secret in
+/// full, and whether it was just created (else rotated).
+#[derive(Debug, Clone)]
+pub struct ShownOnce {
+    pub view: hookline_application::subscriptions::SubscriptionView,
+    pub created: bool,
 }
 
 impl Session {
@@ -49,6 +60,7 @@ impl Session {
             role,
             csrf,
             admin_fingerprint,
+            shown_once: None,
             created: now,
             last_seen: now,
         }

@@ -735,7 +735,46 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
         Ok(c) => c.value,
         Err(e) => return form_failed(&state, &viewer, &uri, shown, e, None).await,
     };
-    Ok(secret_page(&state, &viewer, &uri, &created, M::SubscriptionCreated).await)
+    Ok(show_once(&state, &viewer, created, true))
+}
+
+/// After a POST that made a secret: the secret goes into the session and
+/// the browser to the page that shows it once (post/redirect/get: a reload
+/// of that page does not post again, which rotated the secret again).
+fn show_once(state: &AppState, viewer: &Viewer, view: SubscriptionView, created: bool) -> Response {
+    let id = view.id;
+    state.console.sessions.update(&viewer.token, |s| {
+        s.shown_once = Some(crate::console::session::ShownOnce { view, created });
+    });
+    see_other(&format!("/console/subscriptions/{id}/secret"))
+}
+
+/// `GET /console/subscriptions/{id}/secret`: the secret just made, once;
+/// afterwards the subscription's page.
+pub async fn shown_secret(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id = sub_id(&id)?;
+    let mut once = None;
+    state.console.sessions.update(&viewer.token, |s| {
+        if s.shown_once.as_ref().is_some_and(|o| o.view.id == id) {
+            once = s.shown_once.take();
+        }
+    });
+    match once {
+        Some(o) => {
+            let heading = if o.created {
+                M::SubscriptionCreated
+            } else {
+                M::SecretRotated
+            };
+            Ok(secret_page(&state, &viewer, &uri, &o.view, heading).await)
+        }
+        None => Ok(see_other(&format!("/console/subscriptions/{id}"))),
+    }
 }
 
 /// The page that shows a secret once (after creating or rotating).
@@ -763,13 +802,7 @@ async fn secret_page(
         }
         p { a.button href={ "/console/subscriptions/" (view.id) } { (t(M::ContinueToSubscription)) } }
     };
-    let mut r = shell(state, viewer, t(heading), Nav::Subscriptions, uri, content).await;
-    *r.status_mut() = if heading == M::SubscriptionCreated {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    r
+    shell(state, viewer, t(heading), Nav::Subscriptions, uri, content).await
 }
 
 /// `GET /console/subscriptions/{id}/edit`.
@@ -1015,7 +1048,6 @@ pub async fn disable(
 /// `POST /console/subscriptions/{id}/rotate`: shows the new secret once.
 pub async fn rotate(
     State(state): State<AppState>,
-    uri: Uri,
     Path(id): Path<String>,
     post: Posted,
 ) -> PageResult {
@@ -1025,7 +1057,7 @@ pub async fn rotate(
         .subscriptions
         .rotate_secret(&post.viewer.ctx()?, id, None, None)
         .await?;
-    Ok(secret_page(&state, &post.viewer, &uri, &rotated.value, M::SecretRotated).await)
+    Ok(show_once(&state, &post.viewer, rotated.value, false))
 }
 
 /// `GET /console/subscriptions/{id}/delete`: the confirmation, naming the
