@@ -954,4 +954,23 @@ async fn a_new_secret_is_shown_once_after_a_redirect_and_a_reload_rotates_nothin
         .filter(|e| e["event_type"] == "SecretRotated")
         .count();
     assert_eq!(rotations, 1, "{history}");
+    // The trace of a request that caused no delivery says so (not "the
+    // delivery is queued").
+    let res = app
+        .client
+        .post(app.url("/v1/subscriptions"))
+        .bearer_auth(&t.api_key)
+        .header("x-request-id", "made-no-delivery")
+        .json(&json!({"url": rx.url("/b"), "events": ["order.paid"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let (status, trace) = page(&app, &cookie, "/console/requests/made-no-delivery").await;
+    assert_eq!(status, 200);
+    assert!(
+        trace.contains("No delivery was attempted for this request."),
+        "{trace}"
+    );
+    assert!(!trace.contains("the delivery is queued"));
 }

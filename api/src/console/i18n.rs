@@ -205,6 +205,7 @@ messages! {
     NextPage => "Next page", "Página siguiente";
     No => "No", "No";
     NoAttemptsYet => "No attempt yet: the delivery is queued.", "Aún no hay intentos: la entrega está en cola.";
+    NoAttemptsInTrace => "No delivery was attempted for this request.", "No se intentó ninguna entrega para esta solicitud.";
     NoDeliveries => "No deliveries match.", "Ninguna entrega coincide.";
     NoDeliveriesYet => "None yet", "Ninguna aún";
     NoErrors => "none", "ninguno";

@@ -558,7 +558,13 @@ pub async fn trace(
             }
         } }
         h2 { (t(M::Attempts)) }
-        (attempts_table(locale, &attempts))
+        // "No attempt yet: queued" is about one delivery; a request may
+        // have caused none (or none this session sees).
+        @if attempts.is_empty() && deliveries.is_empty() {
+            p.muted { (t(M::NoAttemptsInTrace)) }
+        } @else {
+            (attempts_table(locale, &attempts))
+        }
     };
     Ok(shell(
         &state,
