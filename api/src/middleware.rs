@@ -181,8 +181,9 @@ async fn answer_within(timeout: Duration, handler: impl Future<Output = Response
             "outcome_unknown",
             format!(
                 "the request was received and its changes were being committed when it took over {} s; \
-                 whether they were stored is not known yet. Look it up with GET /v1/requests/{}; \
-                 repeat it only with the same Idempotency-Key",
+                 whether they were stored is not known yet. Look it up with GET /v1/requests/{} \
+                 before repeating it (POST /v1/events and the Svix-compatible API's POSTs, repeated \
+                 with the same Idempotency-Key, are not done twice; other requests are not)",
                 2 * timeout.as_secs(),
                 crate::error::current_request_id()
             ),

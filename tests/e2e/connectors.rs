@@ -621,6 +621,32 @@ async fn concurrent_inflow_puts_of_one_new_id_create_it_once_and_update_it() {
     assert_eq!(with_secret, 1, "created once: {answers:?}");
     let all = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
     assert_eq!(all["data"].as_array().unwrap().len(), 1, "{all}");
+    // The same request sent several times at once (a client's retries):
+    // the losers are not told they duplicate their own subscription.
+    let same = json!({
+        "webHookSubscriptionId": uuid::Uuid::now_v7().to_string(),
+        "webHookSubscriptionRequestId": uuid::Uuid::now_v7().to_string(),
+        "url": rx.url("/inflow-same"),
+        "events": ["salesOrder.created"],
+    });
+    let puts = (0..8).map(|_| {
+        let (app, t, body) = (&app, &t, same.clone());
+        async move {
+            let res = inflow(app, t, Method::PUT, "/webhooks", Some(body)).await;
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures::future::join_all(puts).await;
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|(_, b)| b.get("secret").is_some())
+            .count(),
+        1,
+        "{answers:?}"
+    );
 }
 
 #[tokio::test]

@@ -571,6 +571,10 @@ async fn the_subscription_list_shows_disabled_ones_and_filters_the_whole_list() 
     let (_, all) = page(&app, &cookie, "/console/subscriptions").await;
     assert!(all.contains("/switched-off"), "listed without a filter");
     // A search covers the whole list, not the first page of 100.
+    // A NUL is in no subscription (and is no error).
+    let (status, none) = page(&app, &cookie, "/console/subscriptions?q=a%00b").await;
+    assert_eq!(status, 200);
+    assert!(!none.contains("/hay-") && !none.contains("/needle"));
     let (_, found) = page(&app, &cookie, "/console/subscriptions?q=needle").await;
     assert!(found.contains("/needle"), "{found}");
     assert!(!found.contains("/hay-"));

@@ -363,6 +363,15 @@ impl SubscriptionService {
                 ),
             ));
         }
+        // The id first: a request that lost the race to create this very
+        // subscription is told the id is taken (and may look it up), not
+        // that it duplicates itself.
+        if self.read.get(ctx.tenant_id, id).await?.is_some() {
+            return Err(AppError::conflict(
+                "subscription_exists",
+                format!("a subscription with the id '{id}' exists"),
+            ));
+        }
         if !input.allow_duplicates {
             self.reject_duplicate(ctx.tenant_id, &command.url, &command.events, None)
                 .await?;

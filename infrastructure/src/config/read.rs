@@ -237,6 +237,9 @@ pub(super) fn log_format(raw: Option<&str>) -> Result<LogFormat, ConfigError> {
     }
 }
 
+/// The longest delay before a retry: 30 days.
+const MAX_RETRY_DELAY_SECS: u64 = 30 * 24 * 3600;
+
 pub(super) fn retry_policy(
     schedule: Option<String>,
     max_retries: Option<String>,
@@ -253,7 +256,15 @@ pub(super) fn retry_policy(
                         "HOOKLINE_RETRY_SCHEDULE has an empty entry in '{v}' (expected delays in seconds separated by commas, e.g. 5,30,300)"
                     )))
                 } else {
-                    parse_num("HOOKLINE_RETRY_SCHEDULE", s)
+                    let delay: u64 = parse_num("HOOKLINE_RETRY_SCHEDULE", s)?;
+                    // A delay must give a time (a huge one overflowed the
+                    // next attempt's time and panicked the worker).
+                    if delay > MAX_RETRY_DELAY_SECS {
+                        return Err(ConfigError(format!(
+                            "HOOKLINE_RETRY_SCHEDULE: each delay must be at most {MAX_RETRY_DELAY_SECS} seconds (30 days; got {delay})"
+                        )));
+                    }
+                    Ok(delay)
                 }
             })
             .collect::<Result<_, _>>()?,

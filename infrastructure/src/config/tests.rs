@@ -235,7 +235,16 @@ fn an_admin_token_of_blanks_is_refused_not_ignored() {
 
 #[test]
 fn a_retry_schedule_with_an_empty_entry_is_refused() {
-    for bad in ["5,,6", "5,", ",5", "", " ", "5, ,6"] {
+    for bad in [
+        "5,,6",
+        "5,",
+        ",5",
+        "",
+        " ",
+        "5, ,6",
+        "18446744073709551615",
+        "5,2592001",
+    ] {
         let e = load(&[("HOOKLINE_RETRY_SCHEDULE", bad)], CliOverrides::default()).unwrap_err();
         assert!(
             e.to_string().contains("HOOKLINE_RETRY_SCHEDULE"),

@@ -211,6 +211,11 @@ impl SubscriptionReadModel for PgSubscriptionReadModel {
         tenant: TenantId,
         query: &SubscriptionListQuery,
     ) -> Result<Vec<SubscriptionRecord>, AppError> {
+        // Postgres text holds no NUL: nothing contains one (and binding it
+        // is an error).
+        if query.search.as_deref().is_some_and(|s| s.contains('\0')) {
+            return Ok(Vec::new());
+        }
         let (before_at, before_id): (Option<DateTime<Utc>>, Option<Uuid>) = match query.before {
             Some((at, id)) => (Some(at), Some(id)),
             None => (None, None),
