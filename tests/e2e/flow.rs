@@ -277,11 +277,15 @@ async fn a_closing_circuit_releases_the_first_attempts_parked_behind_it() {
         (parked >= 30).then_some(())
     })
     .await;
-    assert_eq!(
-        rx.count(),
-        3,
-        "nothing behind the open circuit was attempted"
-    );
+    // Nothing published behind the open circuit was attempted. (A retry
+    // of the first three may still go out just before the circuit opens:
+    // the controller decides once a second, as documented.)
+    let behind = rx
+        .received()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("backlog"))
+        .count();
+    assert_eq!(behind, 0, "nothing behind the open circuit was attempted");
     rx.default_reply(Reply::status(204));
     eventually("the probe closes the circuit", WAIT, || async {
         let s = subscription(&app, &t, &id).await;
