@@ -320,23 +320,31 @@ async fn upsert(
     loop {
         match app(&state, &app_id).await {
             Ok(existing) => {
-                let uid = details
-                    .uid
-                    .or(path_uid.filter(|u| existing.uid.as_ref() == Some(u)));
-                let ctx = context(&org, request_id, existing.id);
+                let uid = details.uid.clone().or(path_uid
+                    .clone()
+                    .filter(|u| existing.uid.as_ref() == Some(u)));
+                let ctx = context(&org, request_id.clone(), existing.id);
                 let changed = state
                     .tenants
                     .change(
                         &ctx,
                         existing.id,
                         TenantChanges {
-                            name: Some(details.name),
+                            name: Some(details.name.clone()),
                             uid: Some(uid),
-                            metadata: Some(details.metadata),
+                            metadata: Some(details.metadata.clone()),
                         },
                     )
-                    .await?;
-                return Ok(created(StatusCode::OK, changed.value));
+                    .await;
+                match changed {
+                    Ok(changed) => return Ok(created(StatusCode::OK, changed.value)),
+                    // The other racers update it at the same time: again.
+                    Err(AppError::Conflict {
+                        code: "concurrent_modification",
+                        ..
+                    }) if race.again().await => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             Err(SvixError::Http {
                 status: StatusCode::NOT_FOUND,

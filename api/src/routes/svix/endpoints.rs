@@ -518,10 +518,10 @@ async fn upsert(
                 rate(input.rate_limit)?;
                 let rate_limit = throttle(input.throttle_rate.or(input.rate_limit))?;
                 event_filter(input.filter_types.as_deref())?;
-                let types = input.event_types.or(input.filter_types);
+                let types = input.event_types.clone().or(input.filter_types.clone());
                 let uid = match input.uid.as_deref() {
                     Some(u) => Some(endpoint_uid(u)?),
-                    None => path_uid.or(current.uid.clone()),
+                    None => path_uid.clone().or(current.uid.clone()),
                 };
                 let changes = SubscriptionChanges {
                     url: Some(url(input.url.as_deref(), state.subscriptions.allow_list())?),
@@ -529,19 +529,25 @@ async fn upsert(
                     description: Some(description(input.description.as_deref())?),
                     channels: Some(channels(input.channels.as_deref())?),
                     uid: Some(uid),
-                    metadata: Some(metadata(input.metadata)?),
+                    metadata: Some(metadata(input.metadata.clone())?),
                     status: status_change(Some(input.disabled == Some(true)), current.status),
                     // `EndpointUpdate` is the whole endpoint: no rate, no limit.
                     rate_limit: Some(rate_limit),
                     allow_duplicates: true,
                     ..SubscriptionChanges::default()
                 };
-                let changed = state
-                    .subscriptions
-                    .update(&ctx, current.id, changes)
-                    .await
-                    .map_err(map_write)?;
-                return Ok((StatusCode::OK, Json(EndpointOut::from(changed.value))).into_response());
+                match state.subscriptions.update(&ctx, current.id, changes).await {
+                    Ok(changed) => {
+                        return Ok((StatusCode::OK, Json(EndpointOut::from(changed.value)))
+                            .into_response())
+                    }
+                    // The other racers update it at the same time: again.
+                    Err(AppError::Conflict {
+                        code: "concurrent_modification",
+                        ..
+                    }) if race.again().await => {}
+                    Err(e) => return Err(map_write(e)),
+                }
             }
             Err(SvixError::Http {
                 status: StatusCode::NOT_FOUND,
