@@ -105,7 +105,7 @@ const OWNED_SETTINGS: &[&str] = &[
 ];
 
 /// Extra settings for the embedded cluster from `HOOKLINE_PG_CONF`
-/// (`name = value` pairs separated by `;`), one per line.
+/// (`name = value` pairs separated by `;` outside quotes), one per line.
 ///
 /// # Errors
 /// An entry that is not `name = value`, or names a setting Hookline owns.
@@ -113,9 +113,40 @@ pub(super) fn extra_settings() -> Result<String, LocalPgError> {
     parse_extra_settings(&std::env::var("HOOKLINE_PG_CONF").unwrap_or_default())
 }
 
+/// `raw` split at each `;` outside a single-quoted value (`''` inside one
+/// is a quote, as in `postgresql.conf`).
+///
+/// # Errors
+/// A quote left open.
+fn split_entries(raw: &str) -> Result<Vec<&str>, LocalPgError> {
+    let (mut entries, mut start, mut quoted) = (Vec::new(), 0, false);
+    for (i, c) in raw.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            ';' if !quoted => {
+                entries.push(&raw[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err(LocalPgError::Setting(format!(
+            "HOOKLINE_PG_CONF: a quote is not closed in '{}'",
+            raw[start..].trim()
+        )));
+    }
+    entries.push(&raw[start..]);
+    Ok(entries)
+}
+
 fn parse_extra_settings(raw: &str) -> Result<String, LocalPgError> {
     let mut out = String::new();
-    for entry in raw.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+    for entry in split_entries(raw)?
+        .into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let refuse =
             |why: &str| LocalPgError::Setting(format!("HOOKLINE_PG_CONF: '{entry}' {why}"));
         let (name, value) = entry
@@ -181,6 +212,10 @@ mod tests {
             Some("shared_buffers = 64MB\nlog_line_prefix = '%m [%p] '\n".to_string())
         );
         assert_eq!(parse_extra_settings("").ok(), Some(String::new()));
+        assert_eq!(
+            parse_extra_settings("log_line_prefix = '%m; %p ''x;y'' ' ; work_mem=4MB").ok(),
+            Some("log_line_prefix = '%m; %p ''x;y'' '\nwork_mem = 4MB\n".to_string())
+        );
         for bad in [
             "port = 5433",
             "PORT=5433",
@@ -191,6 +226,8 @@ mod tests {
             "shared buffers = 5",
             "shared_buffers =",
             "work_mem = 4MB\nport = 1",
+            "log_line_prefix = '%m; port = 1",
+            "a = 'x'; port = 1",
         ] {
             let refused = parse_extra_settings(bad);
             assert!(
