@@ -894,6 +894,21 @@ async fn a_page_shown_for_one_tenant_or_version_changes_nothing_once_either_move
         .await
         .unwrap()
         .contains("changed after you opened the form"));
+    // A form without the version it was made from changes nothing either.
+    let res = no_redirects()
+        .post(app.url(&format!("/console/subscriptions/{id}")))
+        .header(COOKIE, &tenant_cookie)
+        .header("origin", &app.base)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("url", rx.url("/a").as_str()),
+            ("events", "order.created"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("out of date"));
     let now = expect_json(
         app.get(&acme, &format!("/v1/subscriptions/{id}")).await,
         200,

@@ -314,6 +314,7 @@ messages! {
     ErrPageNotFound => "There is no such page.", "No existe esa página.";
     ScopedDashboard => "This link covers some of the tenant's subscriptions: their failures are below; figures for the whole tenant are not shown.", "Este enlace cubre algunas de las suscripciones del cliente: sus fallos están abajo; las cifras de todo el cliente no se muestran.";
     ErrTenantChanged => "This page was shown for another tenant than the one this session works in now (it was changed in another tab or window): nothing was changed. Open the page again and retry.", "Esta página se mostró para otro cliente distinto del que esta sesión usa ahora (se cambió en otra pestaña o ventana): no se cambió nada. Abra la página de nuevo y vuelva a intentarlo.";
+    ErrStaleForm => "This form is incomplete or out of date: nothing was saved. Open it again from the subscription's page.", "Este formulario está incompleto o desactualizado: no se guardó nada. Ábralo de nuevo desde la página de la suscripción.";
     ErrChangedMeanwhile => "This subscription was changed after you opened the form (in another tab, or through the API): nothing was saved, so that change is kept. Open the form again to see it, then make yours.", "Esta suscripción cambió después de abrir el formulario (en otra pestaña o por la API): no se guardó nada, así que ese cambio se conserva. Abra el formulario de nuevo para verlo y haga el suyo.";
     ErrCreateNotAllowed => "A portal link cannot do this: it issues no portal links, and creates no subscriptions when it covers only some of them.", "Un enlace de portal no puede hacer esto: no emite enlaces de portal, ni crea suscripciones cuando solo cubre algunas.";
     ErrActionOnly => "This address is an action, taken with its button; it has no page of its own. Go back to the page the button was on.", "Esta dirección es una acción que se realiza con su botón; no tiene página propia. Vuelva a la página donde estaba el botón.";
@@ -394,6 +395,7 @@ pub fn error_message(locale: Locale, code: &str) -> &'static str {
         "page_not_found" => M::ErrPageNotFound,
         "tenant_changed" => M::ErrTenantChanged,
         "changed_meanwhile" => M::ErrChangedMeanwhile,
+        "stale_form" => M::ErrStaleForm,
         "create_not_allowed" => M::ErrCreateNotAllowed,
         "action_only" => M::ErrActionOnly,
         "duplicate_subscription" => M::ErrDuplicate,

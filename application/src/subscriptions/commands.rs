@@ -82,6 +82,10 @@ pub struct SubscriptionChanges {
     pub allow_duplicates: bool,
     /// `Some(None)` removes the limit.
     pub rate_limit: Option<Option<RateLimit>>,
+    /// Refuse the changes (409 `changed_meanwhile`) unless the
+    /// subscription's `updated_at` is still this: they were made from
+    /// that version.
+    pub unchanged_since: Option<DateTime<Utc>>,
 }
 
 impl SubscriptionChanges {

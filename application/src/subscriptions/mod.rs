@@ -33,6 +33,9 @@ pub(crate) fn map_error(id: &str, e: AggregateError<SubscriptionError>) -> AppEr
             "subscription_exists",
             format!("subscription '{id}' already exists"),
         ),
+        AggregateError::UserError(e @ SubscriptionError::ChangedMeanwhile) => {
+            AppError::conflict("changed_meanwhile", format!("subscription '{id}': {e}"))
+        }
         AggregateError::UserError(e @ SubscriptionError::TooManySecrets(_)) => {
             AppError::conflict("too_many_secrets", e.to_string())
         }

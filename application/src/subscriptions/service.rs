@@ -450,6 +450,7 @@ impl SubscriptionService {
                         channels: changes.channels.clone(),
                         uid: changes.uid.clone(),
                         metadata: changes.metadata.clone(),
+                        unchanged_since: changes.unchanged_since,
                         ..UpdateSubscription::nothing(ctx.tenant_id, at)
                     })];
                     match &changes.status {

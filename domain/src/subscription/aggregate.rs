@@ -326,6 +326,12 @@ impl Subscription {
 
     fn update(&self, cmd: UpdateSubscription) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
         let state = self.live(cmd.tenant_id)?;
+        if cmd
+            .unchanged_since
+            .is_some_and(|t| t.timestamp_micros() != state.updated_at.timestamp_micros())
+        {
+            return Err(SubscriptionError::ChangedMeanwhile);
+        }
         let url = cmd.url.filter(|u| *u != state.url);
         let events = cmd.events.filter(|e| *e != state.events);
         let description = cmd.description.filter(|d| *d != state.description);

@@ -63,6 +63,10 @@ pub struct UpdateSubscription {
     /// `Some(None)` removes the uid.
     pub uid: Option<Option<Uid>>,
     pub metadata: Option<Metadata>,
+    /// Refuse the update (`ChangedMeanwhile`) unless the subscription last
+    /// changed at this time (to the microsecond): it was made from that
+    /// version.
+    pub unchanged_since: Option<DateTime<Utc>>,
     pub at: DateTime<Utc>,
 }
 
@@ -80,6 +84,7 @@ impl UpdateSubscription {
             channels: None,
             uid: None,
             metadata: None,
+            unchanged_since: None,
             at,
         }
     }

@@ -18,4 +18,8 @@ pub enum SubscriptionError {
     /// current one and earlier ones whose overlap has not ended).
     #[error("{0} secrets already sign this subscription's deliveries (the current one and rotated-out ones whose overlap has not ended); rotate again once an overlap ends")]
     TooManySecrets(usize),
+    /// An update based on a version that is no longer the latest: the
+    /// subscription changed after the one the request was made from.
+    #[error("the subscription changed after the version this change was based on")]
+    ChangedMeanwhile,
 }

@@ -146,6 +146,51 @@ fn update_without_changes_records_nothing() {
 }
 
 #[test]
+fn update_made_from_an_older_version_is_refused() {
+    // Made from the subscription as subscribed (updated at `t0`), after an
+    // update at `t0 + 1 min`.
+    let first = update(Some("https://example.org/first"));
+    let earlier = SubscriptionEvent::SubscriptionUpdated {
+        url: Some(url("https://example.org/first")),
+        events: None,
+        header_names: None,
+        headers: None,
+        description: None,
+        signature_scheme: None,
+        rate_limit: None,
+        updated_at: first.at,
+        channels: None,
+        uid: None,
+        metadata: None,
+    };
+    let mut stale = update(Some("https://example.org/second"));
+    stale.unchanged_since = Some(subscribe_cmd().at);
+    Fixture::with(())
+        .given(vec![subscribed(), earlier])
+        .when(SubscriptionCommand::Update(stale))
+        .then_expect_error(SubscriptionError::ChangedMeanwhile);
+
+    let mut current = update(Some("https://example.org/second"));
+    current.unchanged_since = Some(subscribe_cmd().at);
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Update(current))
+        .then_expect_events(vec![SubscriptionEvent::SubscriptionUpdated {
+            url: Some(url("https://example.org/second")),
+            events: None,
+            header_names: None,
+            headers: None,
+            description: None,
+            signature_scheme: None,
+            rate_limit: None,
+            updated_at: t0() + Duration::minutes(1),
+            channels: None,
+            uid: None,
+            metadata: None,
+        }]);
+}
+
+#[test]
 fn update_of_a_deleted_subscription_is_refused() {
     Fixture::with(())
         .given(vec![subscribed(), unsubscribed()])

@@ -20,7 +20,9 @@ use hookline_application::catalogue::EventTypeView;
 use hookline_application::catalogue::ListEventTypes;
 use hookline_application::pagination::PageRequest;
 use hookline_application::ports::ListedStatus;
-use hookline_application::subscriptions::{ListSubscriptions, ReadSubscription, SubscriptionView};
+use hookline_application::subscriptions::{
+    ListSubscriptions, ReadSubscription, SubscriptionChanges, SubscriptionView,
+};
 use hookline_application::AppError;
 use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::{EventPattern, SignatureScheme, SigningSecret, SubscriptionId, TargetUrl};
@@ -842,10 +844,15 @@ pub async fn update(
     let Posted { viewer, form } = post;
     let id = sub_id(&id)?;
     let current = load(&state, &viewer, id).await?;
-    if form
+    // The version the form was made from: the update is refused in the
+    // same command that would record it when the subscription changed
+    // since (two saves at once cannot both pass).
+    let seen = form
         .get("_seen")
-        .is_some_and(|seen| seen != current.updated_at.timestamp_micros().to_string())
-    {
+        .and_then(|seen| seen.parse::<i64>().ok())
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(|| Failure::new(StatusCode::BAD_REQUEST, "stale_form"))?;
+    if seen.timestamp_micros() != current.updated_at.timestamp_micros() {
         return Err(Failure::new(StatusCode::CONFLICT, "changed_meanwhile"));
     }
     let ctx = viewer.ctx()?;
@@ -897,7 +904,13 @@ pub async fn update(
         rate_limit: Some(rate_limit),
     };
     let result = match request.into_changes(id, state.subscriptions.allow_list()) {
-        Ok(changes) => state.subscriptions.update(&ctx, id, changes).await,
+        Ok(changes) => {
+            let changes = SubscriptionChanges {
+                unchanged_since: Some(seen),
+                ..changes
+            };
+            state.subscriptions.update(&ctx, id, changes).await
+        }
         Err(e) => Err(e),
     };
     match result {
