@@ -848,6 +848,21 @@ async fn a_page_shown_for_one_tenant_or_version_changes_nothing_once_either_move
         .unwrap();
     assert_eq!(res.status(), 409);
     assert!(res.text().await.unwrap().contains("another tenant"));
+    // A form that does not say which tenant it was shown for is refused
+    // the same way.
+    let res = no_redirects()
+        .post(app.url("/console/subscriptions"))
+        .header(COOKIE, &cookie)
+        .header("origin", &app.base)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("url", "https://example.com/tenant-unknown"),
+            ("events", "order.created"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
     for t in [&acme, &beta] {
         let subs = expect_json(app.get(t, "/v1/subscriptions").await, 200).await;
         assert_eq!(subs["data"].as_array().map(Vec::len), Some(0), "{subs}");

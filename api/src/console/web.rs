@@ -411,23 +411,30 @@ pub struct Posted {
 #[derive(Debug)]
 pub struct PostedAny(pub Posted);
 
-async fn posted(req: Request, state: &AppState) -> Result<Posted, Response> {
+async fn posted(req: Request, state: &AppState, changes: bool) -> Result<Posted, Response> {
     check_origin(state, req.headers()).map_err(IntoResponse::into_response)?;
     // Operator pages name their tenant in the path; the others act on the
     // tenant the session shows.
-    let names_tenant = req.uri().path().starts_with("/console/tenants");
+    // (The console is nested under `/console`: its routes see the rest.)
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().path(), |o| o.0.path());
+    let names_tenant = path.starts_with("/console/tenants/") || path == "/console/tenants";
     let (mut parts, form) = read_form(req).await.map_err(IntoResponse::into_response)?;
     let viewer = Viewer::from_request_parts(&mut parts, state).await?;
     let given = form.get("_csrf").unwrap_or("");
     if !bool::from(given.as_bytes().ct_eq(viewer.session.csrf.as_bytes())) {
         return Err(Failure::new(StatusCode::FORBIDDEN, "csrf").into_response());
     }
-    // A page shown for one tenant, posted after the operator opened
-    // another in another tab: it would act on the wrong tenant.
-    if viewer.is_operator() && !names_tenant {
+    // A change from a page shown for one tenant (or for none), posted
+    // after the operator opened another in another tab: it would act on
+    // the wrong tenant. Every form carries the tenant it was shown for
+    // (`layout::csrf`); signing out and leaving a tenant act on none.
+    if changes && viewer.is_operator() && !names_tenant {
         let shown_for = form.get("_tenant").filter(|t| !t.is_empty());
         let now = viewer.tenant().map(|t| t.to_string());
-        if shown_for.is_some() && shown_for != now.as_deref() {
+        if shown_for != now.as_deref() {
             return Err(Failure::new(StatusCode::CONFLICT, "tenant_changed").into_response());
         }
     }
@@ -438,7 +445,7 @@ impl FromRequest<AppState> for Posted {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
-        let p = posted(req, state).await?;
+        let p = posted(req, state, true).await?;
         if !p.viewer.can_write() {
             return Err(Failure::new(StatusCode::FORBIDDEN, "read_only").into_response());
         }
@@ -450,7 +457,7 @@ impl FromRequest<AppState> for PostedAny {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
-        posted(req, state).await.map(PostedAny)
+        posted(req, state, false).await.map(PostedAny)
     }
 }
 
