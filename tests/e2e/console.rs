@@ -988,6 +988,53 @@ async fn a_new_secret_is_shown_once_after_a_redirect_and_a_reload_rotates_nothin
         .filter(|e| e["event_type"] == "SecretRotated")
         .count();
     assert_eq!(rotations, 1, "{history}");
+    // Two rotations of two subscriptions before either page is opened:
+    // each page shows its own secret.
+    let other = app
+        .subscribe(
+            &t,
+            json!({"url": rx.url("/c"), "events": ["order.created"]}),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap();
+    for sub in [id, other] {
+        let res = no_redirects()
+            .post(app.url(&format!("/console/subscriptions/{sub}/rotate")))
+            .header(COOKIE, &cookie)
+            .header("origin", &app.base)
+            .form(&[("_csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+    }
+    let mut shown_secrets = Vec::new();
+    for sub in [id, other] {
+        let (status, shown) = page(
+            &app,
+            &cookie,
+            &format!("/console/subscriptions/{sub}/secret"),
+        )
+        .await;
+        assert_eq!(status, 200, "{sub}");
+        assert!(
+            shown.contains(&format!("/console/subscriptions/{sub}")),
+            "{shown}"
+        );
+        let secret = shown
+            .split("id=\"secret-value\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap()
+            .to_string();
+        assert!(
+            secret.starts_with("whsec_") && secret != "whsec_",
+            "{secret}"
+        );
+        shown_secrets.push(secret);
+    }
+    assert_ne!(shown_secrets[0], shown_secrets[1]);
+    assert_ne!(shown_secrets[0], secret);
     // The trace of a request that caused no delivery says so (not "the
     // delivery is queued").
     let res = app

@@ -38,9 +38,10 @@ pub struct Session {
     /// Fingerprint of the admin token an operator signed in with: sessions
     /// end when the token changes.
     pub admin_fingerprint: Option<[u8; 32]>,
-    /// A secret just created or rotated, shown once by the page the POST
-    /// redirects to (a reload then does not rotate again).
-    pub shown_once: Option<ShownOnce>,
+    /// Secrets just created or rotated, one per subscription, each shown
+    /// once by the page the POST redirects to (a reload then does not
+    /// rotate again). At most [`SHOWN_ONCE_HELD`], the oldest dropped.
+    pub shown_once: Vec<ShownOnce>,
     created: Instant,
     last_seen: Instant,
 }
@@ -53,6 +54,9 @@ pub struct ShownOnce {
     pub created: bool,
 }
 
+/// How many secrets a session holds until their pages are opened.
+pub const SHOWN_ONCE_HELD: usize = 16;
+
 impl Session {
     pub fn new(role: Role, csrf: String, admin_fingerprint: Option<[u8; 32]>) -> Self {
         let now = Instant::now();
@@ -60,10 +64,26 @@ impl Session {
             role,
             csrf,
             admin_fingerprint,
-            shown_once: None,
+            shown_once: Vec::new(),
             created: now,
             last_seen: now,
         }
+    }
+
+    /// Holds `once` for its page, replacing what was held for the same
+    /// subscription (its secret has been replaced since).
+    pub fn hold_shown_once(&mut self, once: ShownOnce) {
+        self.shown_once.retain(|o| o.view.id != once.view.id);
+        if self.shown_once.len() >= SHOWN_ONCE_HELD {
+            self.shown_once.remove(0);
+        }
+        self.shown_once.push(once);
+    }
+
+    /// What is held for subscription `id`, handed out once.
+    pub fn take_shown_once(&mut self, id: hookline_domain::SubscriptionId) -> Option<ShownOnce> {
+        let at = self.shown_once.iter().position(|o| o.view.id == id)?;
+        Some(self.shown_once.remove(at))
     }
 }
 

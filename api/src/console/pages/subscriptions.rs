@@ -746,7 +746,7 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
 fn show_once(state: &AppState, viewer: &Viewer, view: SubscriptionView, created: bool) -> Response {
     let id = view.id;
     state.console.sessions.update(&viewer.token, |s| {
-        s.shown_once = Some(crate::console::session::ShownOnce { view, created });
+        s.hold_shown_once(crate::console::session::ShownOnce { view, created });
     });
     see_other(&format!("/console/subscriptions/{id}/secret"))
 }
@@ -762,9 +762,7 @@ pub async fn shown_secret(
     let id = sub_id(&id)?;
     let mut once = None;
     state.console.sessions.update(&viewer.token, |s| {
-        if s.shown_once.as_ref().is_some_and(|o| o.view.id == id) {
-            once = s.shown_once.take();
-        }
+        once = s.take_shown_once(id);
     });
     match once {
         Some(o) => {
