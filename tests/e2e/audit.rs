@@ -531,6 +531,32 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
         "{report}"
     );
     assert_eq!(report["missing"][0]["sequence"], 3);
+    // A broken chain as well: both are named, the broken chain first and
+    // the removed head last (one did not hide the other).
+    tamper(&dbs[4], &cases[3].1).await;
+    let both = run_cli(
+        &[
+            "audit",
+            "verify",
+            "--heads",
+            heads.to_str().unwrap(),
+            "--database-url",
+            &url_of(&dbs[4]),
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(both.code, Some(2), "{}{}", both.stdout, both.stderr);
+    let lines: Vec<Value> = both
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", both.stdout);
+    assert_eq!(lines[0]["aggregate_id"], d.as_str(), "{}", both.stdout);
+    assert_eq!(lines[0]["sequence"], 1);
+    assert_eq!(lines[1]["reason"], "anchored_heads_missing");
+    assert_eq!(lines[1]["missing"][0]["aggregate_id"], sub_id.as_str());
 }
 
 /// What clients see of the read models.

@@ -286,6 +286,11 @@ fn report_tampering(broken: &Verification) -> anyhow::Result<()> {
                 })
             );
         }
+        Verification::Several(findings) => {
+            for finding in findings {
+                report_tampering(finding)?;
+            }
+        }
         Verification::Intact { .. } => {}
     }
     Ok(())

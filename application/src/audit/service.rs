@@ -193,7 +193,14 @@ pub enum Verification {
         count: usize,
         first: Vec<(String, String, i64)>,
     },
+    /// More than one of the above, in log order (removed heads last; at
+    /// most [`MAX_FINDINGS`] broken chains and differing anchors).
+    Several(Vec<Verification>),
 }
+
+/// How many broken chains and differing anchors `verify` names before it
+/// only counts on to the end (removed heads are always named).
+pub const MAX_FINDINGS: usize = 100;
 
 /// Heads recorded earlier (`audit heads`), by aggregate and sequence.
 pub type AnchoredHeads = HashMap<(String, String, i64), String>;
@@ -424,37 +431,61 @@ impl AuditService {
         let mut matched = 0usize;
         let mut found: std::collections::HashSet<(String, String, i64)> =
             std::collections::HashSet::new();
+        // Every chain is checked to the end: a broken one is left at its
+        // break (the rest of its aggregate is skipped) and the next one
+        // checked, so that one tampering does not hide others, nor the
+        // removed heads only the anchors reveal.
+        let mut findings: Vec<Verification> = Vec::new();
+        let mut skipping: Option<(String, String)> = None;
         let mut stream = self.archive.by_aggregate(tenant);
         while let Some(event) = stream.next().await {
             let event = event?;
-            match verifier.push(&event) {
-                Ok(Some(head)) => heads(head)?,
-                Ok(None) => {}
-                Err(broken) => return Ok(Verification::Broken(broken)),
-            }
             let key = (
                 event.aggregate_type.clone(),
                 event.aggregate_id.clone(),
                 event.sequence,
             );
-            if let Some(link) = anchored.get(&key) {
+            let anchor = anchored.get(&key);
+            if anchor.is_some() {
+                found.insert(key.clone());
+            }
+            if skipping
+                .as_ref()
+                .is_some_and(|(t, id)| *t == key.0 && *id == key.1)
+            {
+                continue;
+            }
+            skipping = None;
+            match verifier.push(&event) {
+                Ok(Some(head)) => heads(head)?,
+                Ok(None) => {}
+                Err(broken) => {
+                    if findings.len() < MAX_FINDINGS {
+                        findings.push(Verification::Broken(broken));
+                    }
+                    verifier.abandon();
+                    skipping = Some((key.0, key.1));
+                    continue;
+                }
+            }
+            if let Some(link) = anchor {
                 let stored = super::chain::stored_link(&event.metadata).unwrap_or_default();
-                if stored != link {
-                    return Ok(Verification::AnchorDiffers {
+                if stored == link {
+                    matched += 1;
+                } else if findings.len() < MAX_FINDINGS {
+                    findings.push(Verification::AnchorDiffers {
                         aggregate_type: key.0,
                         aggregate_id: key.1,
                         sequence: key.2,
                         position: event.position,
                     });
                 }
-                matched += 1;
-                found.insert(key);
             }
         }
         if let Some(head) = verifier.finish() {
             heads(head)?;
         }
-        if matched < anchored.len() {
+        if found.len() < anchored.len() {
             let mut missing: Vec<(String, String, i64)> = anchored
                 .keys()
                 .filter(|k| !found.contains(*k))
@@ -463,10 +494,16 @@ impl AuditService {
             missing.sort();
             let count = missing.len();
             missing.truncate(100);
-            return Ok(Verification::AnchorsMissing {
+            findings.push(Verification::AnchorsMissing {
                 count,
                 first: missing,
             });
+        }
+        if findings.len() > 1 {
+            return Ok(Verification::Several(findings));
+        }
+        if let Some(only) = findings.pop() {
+            return Ok(only);
         }
         Ok(Verification::Intact {
             events: verifier.events,

@@ -121,6 +121,12 @@ impl ChainVerifier {
         Ok(finished)
     }
 
+    /// Stops checking the current aggregate (its chain broke): the next
+    /// event pushed starts an aggregate's chain.
+    pub fn abandon(&mut self) {
+        self.current = None;
+    }
+
     /// The last aggregate's head.
     pub fn finish(&mut self) -> Option<ChainHead> {
         self.current.take()
