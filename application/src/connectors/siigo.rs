@@ -353,8 +353,7 @@ impl SiigoService {
                     upstream_id: hook.id,
                 }),
                 Err(e) => {
-                    self.undo(&input.account, &made).await;
-                    return Err(upstream_error(e));
+                    return Err(self.undo(&input.account, &made, upstream_error(e)).await);
                 }
             }
         }
@@ -368,10 +367,7 @@ impl SiigoService {
         .and_then(|bytes| self.shared.cipher.seal(&bytes, &sealing_context(id)));
         let sealed = match sealed {
             Ok(s) => s,
-            Err(e) => {
-                self.undo(&input.account, &made).await;
-                return Err(e);
-            }
+            Err(e) => return Err(self.undo(&input.account, &made, e).await),
         };
         let mut batch = Batch::default();
         let mut source_view = None;
@@ -403,11 +399,11 @@ impl SiigoService {
             Ok(Appended::Replayed(_)) => None,
             Err(e) => {
                 tracing::error!(upstream_ids = ?made.iter().map(|m| &m.upstream_id).collect::<Vec<_>>(), "provisioned at Siigo but recording failed; removing them at Siigo");
-                self.undo(&input.account, &made).await;
-                return Err(match e {
+                let failure = match e {
                     AppendError::Conflict => AppError::Internal("fresh ids collided".into()),
                     AppendError::Other(e) => e,
-                });
+                };
+                return Err(self.undo(&input.account, &made, failure).await);
             }
         };
         let mut consistent = self
@@ -434,12 +430,43 @@ impl SiigoService {
         })
     }
 
-    /// Deletes at Siigo what a failed provisioning made (best effort).
-    async fn undo(&self, account: &SiigoAccount, made: &[UpstreamTopic]) {
+    /// Deletes at Siigo what a failed provisioning made, and tells the
+    /// caller in `failure` what could not be deleted (it is still at Siigo,
+    /// and Hookline has no record of it).
+    async fn undo(
+        &self,
+        account: &SiigoAccount,
+        made: &[UpstreamTopic],
+        failure: AppError,
+    ) -> AppError {
+        let mut left = Vec::new();
         for m in made {
             if let Err(e) = self.siigo.delete_webhook(account, &m.upstream_id).await {
                 tracing::warn!(upstream_id = %m.upstream_id, error = %e, "could not remove a Siigo subscription after a failed provisioning");
+                left.push(format!("{} ({})", m.upstream_id, m.topic));
             }
+        }
+        if left.is_empty() {
+            return failure;
+        }
+        let leftover = format!(
+            "; nothing was recorded, but {} subscription(s) made at Siigo before the failure could not be removed and are still there: {}. Remove them at Siigo",
+            left.len(),
+            left.join(", ")
+        );
+        match failure {
+            AppError::Upstream {
+                unavailable,
+                code,
+                detail,
+            } => AppError::Upstream {
+                unavailable,
+                code,
+                detail: detail + &leftover,
+            },
+            AppError::Unavailable(detail) => AppError::Unavailable(detail + &leftover),
+            // Not shown to the caller: logged above.
+            other => other,
         }
     }
 

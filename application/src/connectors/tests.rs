@@ -23,7 +23,7 @@ fn account() -> SiigoAccount {
     }
 }
 
-fn service(world: &World, siigo: Arc<FakeSiigo>) -> SiigoService {
+fn service(world: &World, siigo: Arc<dyn crate::ports::SiigoApi>) -> SiigoService {
     let sources = Arc::new(SourceService::new(
         world.shared.clone(),
         world.store::<Source>(()),
@@ -190,21 +190,9 @@ async fn a_failure_undoes_what_was_made_and_records_nothing() {
             }
         }
         let _ = s;
-        SiigoService::new(
-            world.shared.clone(),
+        service(
+            &world,
             Arc::new(SecondFails(siigo.clone(), Default::default())),
-            world.store::<UpstreamSubscription>(()),
-            Arc::new(LogUpstream(world.log.clone())),
-            Arc::new(SourceService::new(
-                world.shared.clone(),
-                world.store::<Source>(()),
-                Arc::new(LogSources(world.log.clone())),
-                Arc::new(MemoryRejections::default()),
-                SourceSettings {
-                    public_url: "https://hooks.example".into(),
-                    rotation_overlap: chrono::Duration::hours(1),
-                },
-            )),
         )
     };
     let err = s2
@@ -223,5 +211,51 @@ async fn a_failure_undoes_what_was_made_and_records_nothing() {
         "{err:?}"
     );
     assert_eq!(*siigo.deleted.lock().unwrap(), vec!["siigo-1"]);
+    assert!(world.log.all().is_empty(), "nothing recorded");
+}
+
+#[tokio::test]
+async fn what_a_failed_provisioning_could_not_undo_is_named_in_the_answer() {
+    struct Stubborn(Arc<FakeSiigo>);
+    #[async_trait::async_trait]
+    impl crate::ports::SiigoApi for Stubborn {
+        async fn create_webhook(
+            &self,
+            a: &SiigoAccount,
+            r: &crate::ports::SiigoWebhookRequest,
+        ) -> Result<crate::ports::SiigoWebhook, UpstreamFailure> {
+            if r.topic.ends_with("update") {
+                return Err(UpstreamFailure::Refused {
+                    status: 400,
+                    detail: "invalid_reference".into(),
+                });
+            }
+            self.0.create_webhook(a, r).await
+        }
+        async fn delete_webhook(&self, _: &SiigoAccount, _: &str) -> Result<(), UpstreamFailure> {
+            Err(UpstreamFailure::Unavailable("connection reset".into()))
+        }
+    }
+    let world = World::default();
+    let siigo = Arc::new(FakeSiigo::default());
+    let s = service(&world, Arc::new(Stubborn(siigo.clone())));
+    let input = SiigoProvision {
+        target: SiigoTarget::Url("https://erp.example/siigo".into()),
+        events: SiigoEvents::parse_list(&["products.create,products.update".into()]).unwrap(),
+        account: account(),
+        description: None,
+        headers: BTreeMap::new(),
+    };
+    let err = s.provision(&world.ctx(tenant(1)), input).await.unwrap_err();
+    let crate::AppError::Upstream { code, detail, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*code, "upstream_refused");
+    assert!(detail.contains("invalid_reference"), "{detail}");
+    assert!(
+        detail.contains("1 subscription(s) made at Siigo before the failure could not be removed")
+            && detail.contains("siigo-1"),
+        "{detail}"
+    );
     assert!(world.log.all().is_empty(), "nothing recorded");
 }
