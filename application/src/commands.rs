@@ -26,16 +26,58 @@ where
     A: Aggregate + 'static,
     F: FnMut() -> A::Command + Send,
 {
-    let mut tries = 0;
+    let mut contention = Contention::default();
     loop {
         match store.execute(aggregate_id, make(), metadata).await {
-            Err(AggregateError::AggregateConflict) if tries < CONFLICT_RETRIES => {
-                tries += 1;
-                tracing::debug!(aggregate_id, tries, "aggregate conflict, retrying");
-                tokio::task::yield_now().await;
+            Err(AggregateError::AggregateConflict) if contention.again().await => {
+                tracing::debug!(
+                    aggregate_id,
+                    tries = contention.tries,
+                    "aggregate conflict, retrying"
+                );
             }
             other => return other,
         }
+    }
+}
+
+/// Retries of a command that lost a race to append to its aggregate. Each
+/// conflict means another request's change landed, so every retry makes
+/// progress; many requests at once on one aggregate (a burst of secret
+/// reads and rotations) need more than a few. At least
+/// [`CONFLICT_RETRIES`] retries, then more while under 2 s have passed
+/// (at most 64), each a little later than the last (up to 10 ms).
+#[derive(Debug)]
+pub struct Contention {
+    started: std::time::Instant,
+    tries: usize,
+}
+
+impl Default for Contention {
+    fn default() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            tries: 0,
+        }
+    }
+}
+
+impl Contention {
+    /// Waits a little and says whether to try again.
+    pub async fn again(&mut self) -> bool {
+        let within = self.tries < CONFLICT_RETRIES
+            || (self.tries < 64 && self.started.elapsed() < std::time::Duration::from_secs(2));
+        if !within {
+            return false;
+        }
+        self.tries += 1;
+        if self.tries <= CONFLICT_RETRIES {
+            tokio::task::yield_now().await;
+        } else {
+            let ms = u64::try_from(self.tries.min(10)).unwrap_or(10);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        true
     }
 }
 
@@ -83,7 +125,8 @@ where
     W: Fn() -> Fut,
     Fut: Future<Output = Result<Batch, AppError>>,
 {
-    for _ in 0..=CONFLICT_RETRIES {
+    let mut contention = Contention::default();
+    loop {
         let loaded = store
             .load(&[aggregate_id.to_string()])
             .await?
@@ -114,7 +157,8 @@ where
                     "an append without a key was answered as a repeat".into(),
                 ))
             }
-            Err(AppendError::Conflict) => tokio::task::yield_now().await,
+            Err(AppendError::Conflict) if contention.again().await => {}
+            Err(AppendError::Conflict) => break,
             Err(AppendError::Other(e)) => return Err(e),
         }
     }
