@@ -672,3 +672,233 @@ async fn what_hookline_does_not_keep_is_refused_not_dropped() {
     .await;
     located(&err, "body", "until");
 }
+
+/// The built-in event types every application has are the organisation's
+/// event types here too: listed, read, replaced by a create, cleared of
+/// their schema; PUTs of one new name at once, and PUTs naming an id that
+/// names nothing, behave as upserts should.
+#[tokio::test]
+async fn built_in_event_types_are_the_organisations_and_upserts_hold_under_races() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let builtin = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            "/api/v1/event-type/customer.created",
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(builtin["schemas"]["1"].is_object(), "{builtin}");
+    let listed = expect_json(
+        svix(&app, Method::GET, "/api/v1/event-type?limit=250", None).await,
+        200,
+    )
+    .await;
+    assert!(
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "customer.created"),
+        "{listed}"
+    );
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Built-ins", "uid": "builtins"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let message = json!({"eventType": "customer.created", "payload": {"id": "cus_1"}});
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/builtins/msg",
+            Some(message.clone()),
+        )
+        .await,
+        422,
+    )
+    .await;
+    // A client's create of that name replaces the built-in: no schema.
+    let mine = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "customer.created", "description": "mine"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(mine["description"], "mine", "{mine}");
+    assert!(mine["schemas"].is_null(), "{mine}");
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/builtins/msg",
+            Some(message),
+        )
+        .await,
+        202,
+    )
+    .await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "customer.created", "description": "again"})),
+        )
+        .await,
+        409,
+    )
+    .await;
+
+    // `schemas: null` in a patch removes the schema.
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/event-type",
+            Some(
+                json!({"name": "sch.cleared", "description": "d", "schemas": {
+                    "1": {"type": "object", "required": ["id"]},
+                }}),
+            ),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let empty = json!({"eventType": "sch.cleared", "payload": {}});
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/builtins/msg",
+            Some(empty.clone()),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let patched = expect_json(
+        svix(
+            &app,
+            Method::PATCH,
+            "/api/v1/event-type/sch.cleared",
+            Some(json!({"schemas": null})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(patched["schemas"].is_null(), "{patched}");
+    expect_json(
+        svix(&app, Method::POST, "/api/v1/app/builtins/msg", Some(empty)).await,
+        202,
+    )
+    .await;
+
+    // PUTs of one new event type at once: one creates it, the others
+    // update it.
+    let puts = (0..8).map(|i| {
+        svix(
+            &app,
+            Method::PUT,
+            "/api/v1/event-type/race.put",
+            Some(json!({"description": format!("racer {i}")})),
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(puts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 201),
+        "{statuses:?}"
+    );
+
+    // A PUT naming an id that names nothing creates nothing.
+    let unknown_app = "/api/v1/app/app_0123456789abcdef0123456789abcdef";
+    for _ in 0..2 {
+        expect_json(
+            svix(&app, Method::PUT, unknown_app, Some(json!({"name": "x"}))).await,
+            404,
+        )
+        .await;
+    }
+    let unknown_endpoint = "/api/v1/app/builtins/endpoint/ep_0123456789abcdef0123456789abcdef";
+    expect_json(
+        svix(
+            &app,
+            Method::PUT,
+            unknown_endpoint,
+            Some(json!({"url": rx.url("/put")})),
+        )
+        .await,
+        404,
+    )
+    .await;
+    let endpoints = expect_json(
+        svix(&app, Method::GET, "/api/v1/app/builtins/endpoint", None).await,
+        200,
+    )
+    .await;
+    assert_eq!(endpoints["data"], json!([]), "{endpoints}");
+
+    // Secret reads and rotations at once on one endpoint all succeed.
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/builtins/endpoint",
+            Some(json!({"url": rx.url("/s"), "uid": "busy"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    // (Four rotations: five secrets may sign at once.)
+    let calls = (0..12).map(|i| {
+        if i % 3 == 0 {
+            svix(
+                &app,
+                Method::POST,
+                "/api/v1/app/builtins/endpoint/busy/secret/rotate",
+                Some(json!({})),
+            )
+        } else {
+            svix(
+                &app,
+                Method::GET,
+                "/api/v1/app/builtins/endpoint/busy/secret",
+                None,
+            )
+        }
+    });
+    let statuses: Vec<u16> = futures::future::join_all(calls)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}

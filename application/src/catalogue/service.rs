@@ -310,6 +310,28 @@ impl CatalogueService {
             .collect())
     }
 
+    /// Every type of exactly this scope's catalogue, by name: for the
+    /// organisation, the built-ins (as it changed them, or untouched) and
+    /// its own types; for a tenant, its own and the built-ins, not the
+    /// organisation's it inherits.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn scope_types(
+        &self,
+        scope: TenantId,
+        include_archived: bool,
+    ) -> Result<Vec<EventTypeView>, AppError> {
+        let catalogue = self.catalogue(scope).await?;
+        Ok(catalogue
+            .types
+            .values()
+            .filter(|k| k.state.tenant_id == scope)
+            .filter(|k| include_archived || !k.state.archived)
+            .map(|k| EventTypeView::from(&k.state))
+            .collect())
+    }
+
     /// One type, now (archived ones too) or as the log recorded it at
     /// `as_of`.
     ///

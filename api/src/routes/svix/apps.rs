@@ -283,8 +283,9 @@ async fn read(
 
 /// Update Application
 ///
-/// Creates it (201) when the path names none (a uid in the path becomes
-/// its uid); otherwise replaces its name, uid and metadata (200).
+/// Creates it (201) when the path's uid names none (it becomes its uid);
+/// otherwise replaces its name, uid and metadata (200). An id (`app_…`)
+/// that names no application is a 404: ids are given out by the server.
 #[utoipa::path(
     put,
     path = "/api/v1/app/{app_id}",
@@ -295,6 +296,7 @@ async fn read(
     responses(
         (status = 200, description = "Updated.", body = ApplicationOut),
         (status = 201, description = "Created.", body = ApplicationOut),
+        (status = 404, description = "- `not_found`: the path is an id (`app_…`) that names no application"),
         (status = 409, description = "- `conflict`: another application has this uid"),
     )
 )]
@@ -346,6 +348,15 @@ async fn upsert(
                     Err(e) => return Err(e.into()),
                 }
             }
+            // Named by an id (`app_…`) that names no application: ids
+            // are given out by the server, so there is nothing to create
+            // under it (each PUT made another application).
+            Err(
+                e @ SvixError::Http {
+                    status: StatusCode::NOT_FOUND,
+                    ..
+                },
+            ) if path_uid.is_none() => return Err(e),
             Err(SvixError::Http {
                 status: StatusCode::NOT_FOUND,
                 ..

@@ -474,8 +474,8 @@ async fn read(
 /// Update Endpoint
 ///
 /// Replaces its fields (200; `secret` and `headers` are ignored), or
-/// creates it (201) when the path names none (a uid in the path becomes
-/// its uid).
+/// creates it (201) when the path's uid names none (it becomes its uid).
+/// An id (`ep_…`) that names no endpoint of the application is a 404.
 #[utoipa::path(
     put,
     path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
@@ -486,7 +486,7 @@ async fn read(
     responses(
         (status = 200, description = "Updated.", body = EndpointOut),
         (status = 201, description = "Created.", body = EndpointOut),
-        (status = 404, description = "- `not_found`: no such application"),
+        (status = 404, description = "- `not_found`: no such application, or the path is an id (`ep_…`) that names no endpoint of it"),
         (status = 409, description = "- `conflict`: another endpoint has this uid"),
     )
 )]
@@ -549,6 +549,15 @@ async fn upsert(
                     Err(e) => return Err(map_write(e)),
                 }
             }
+            // Named by an id (`ep_…`) that names no endpoint of this
+            // application: ids are given out by the server, so there is
+            // nothing to create under it (each PUT made another endpoint).
+            Err(
+                e @ SvixError::Http {
+                    status: StatusCode::NOT_FOUND,
+                    ..
+                },
+            ) if path_uid.is_none() => return Err(e),
             Err(SvixError::Http {
                 status: StatusCode::NOT_FOUND,
                 ..

@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// `EventTypeIn` (and `EventTypeUpdate`, `EventTypePatch`: every field
 /// optional here, checked per route).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
     /// Required on create (ignored on update and patch): a Hookline event
@@ -52,9 +52,10 @@ pub struct EventTypeIn {
     pub deprecated: Option<bool>,
     /// JSON Schemas by version (`{"1": {…}}`); Hookline keeps the newest
     /// and checks published payloads against it.
-    #[serde(default)]
+    /// `null` (on update and patch) removes the schema.
+    #[serde(default, deserialize_with = "super::apps::present")]
     #[schema(schema_with = schemas_by_version)]
-    pub schemas: Option<Value>,
+    pub schemas: Option<Option<Value>>,
     #[serde(default)]
     pub group_name: Option<String>,
 }
@@ -157,14 +158,27 @@ fn org_ctx(org: &Organisation, request_id: hookline_application::RequestId) -> C
     context(org, request_id, TenantId::ORGANISATION)
 }
 
-/// The organisation's type of this name (archived ones too).
+/// The organisation's type of this name (archived ones too), the
+/// built-ins included: every application has them, so a Svix client sees,
+/// changes and archives them like its own.
 async fn find(state: &AppState, name: &EventType) -> SvixResult<Option<EventTypeView>> {
+    Ok(state
+        .catalogue
+        .scope_types(TenantId::ORGANISATION, true)
+        .await?
+        .into_iter()
+        .find(|t| t.name == name.as_str()))
+}
+
+/// Whether the organisation has recorded a type of this name (a built-in
+/// it never changed has not been).
+async fn recorded(state: &AppState, name: &EventType) -> SvixResult<bool> {
     Ok(state
         .catalogue
         .defined(TenantId::ORGANISATION, true)
         .await?
-        .into_iter()
-        .find(|t| t.name == name.as_str()))
+        .iter()
+        .any(|t| t.name == name.as_str()))
 }
 
 fn map_catalogue(e: AppError) -> SvixError {
@@ -189,17 +203,11 @@ async fn define(
     name: EventType,
     input: EventTypeIn,
 ) -> SvixResult<EventTypeView> {
-    let group = input.group_name.clone().unwrap_or_else(|| {
-        name.as_str()
-            .split('.')
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    });
+    let group = input.group_name.clone().unwrap_or_else(|| group_of(&name));
     let spec = EventTypeSpec {
         group,
         description: input.description.clone().unwrap_or_default(),
-        schema: schema(input.schemas)?,
+        schema: schema(input.schemas.flatten())?,
         example: None,
     };
     let mut view = state
@@ -230,7 +238,8 @@ async fn define(
 /// Create Event Type
 ///
 /// An organisation-wide catalogue entry (every application inherits it).
-/// Creating an archived name defines it again.
+/// Creating an archived name defines it again; creating the name of a
+/// built-in type nobody changed replaces it (201).
 #[utoipa::path(
     post,
     path = "/api/v1/event-type",
@@ -239,7 +248,7 @@ async fn define(
     request_body = EventTypeIn,
     responses(
         (status = 201, description = "Created.", body = EventTypeOut),
-        (status = 409, description = "- `event_type_exists`: an event type with this name exists"),
+        (status = 409, description = "- `event_type_exists`: an event type with this name exists (a built-in one only once changed)"),
     )
 )]
 async fn create(
@@ -259,8 +268,38 @@ async fn create(
         )));
     }
     let ctx = org_ctx(&org, request_id);
-    let view = define(&state, &ctx, name, input).await?;
+    // A built-in nobody changed was not made by this client: creating its
+    // name replaces it (description, group and schema as given; no schema
+    // when none is given), as creating a new type would.
+    let untouched = match find(&state, &name).await? {
+        Some(found) if found.builtin && !found.archived => !recorded(&state, &name).await?,
+        _ => false,
+    };
+    let view = if untouched {
+        let current = find(&state, &name)
+            .await?
+            .ok_or_else(|| SvixError::not_found("Event type not found"))?;
+        let replacing = EventTypeIn {
+            group_name: Some(input.group_name.clone().unwrap_or_else(|| group_of(&name))),
+            schemas: Some(input.schemas.clone().flatten()),
+            deprecated: Some(input.deprecated.unwrap_or(false)),
+            archived: Some(input.archived.unwrap_or(false)),
+            ..input
+        };
+        change(&state, &ctx, current, name, replacing).await?
+    } else {
+        define(&state, &ctx, name, input).await?
+    };
     Ok((StatusCode::CREATED, Json(EventTypeOut::of(view, true))).into_response())
+}
+
+/// A name's group when none is given: its first segment.
+fn group_of(name: &EventType) -> String {
+    name.as_str()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// List Event Types
@@ -288,7 +327,7 @@ async fn list(
     let include_archived = params.flag("include_archived", false)?;
     let mut all = state
         .catalogue
-        .defined(TenantId::ORGANISATION, include_archived)
+        .scope_types(TenantId::ORGANISATION, include_archived)
         .await?;
     all.sort_by(|a, b| a.name.cmp(&b.name));
     let cursor = params.iterator();
@@ -350,9 +389,11 @@ async fn change(
             description: input.description.or(Some(current.description)),
             group_name: input.group_name.or(Some(current.group)),
             schemas: input.schemas.or_else(|| {
-                current
-                    .schema
-                    .map(|s| Value::Object(Map::from_iter([("1".to_string(), s)])))
+                Some(
+                    current
+                        .schema
+                        .map(|s| Value::Object(Map::from_iter([("1".to_string(), s)]))),
+                )
             }),
             ..input
         };
@@ -361,7 +402,7 @@ async fn change(
     let changes = EventTypeChanges {
         group: input.group_name,
         description: input.description,
-        schema: input.schemas.map(|s| schema(Some(s))).transpose()?,
+        schema: input.schemas.map(schema).transpose()?,
         example: None,
         deprecated: input.deprecated,
     };
@@ -403,19 +444,35 @@ async fn upsert(
     }
     let name = name(&event_type_name, "event_type_name")?;
     let ctx = org_ctx(&org, request_id);
-    match find(&state, &name).await? {
-        Some(current) => {
-            let input = EventTypeIn {
-                archived: Some(input.archived.unwrap_or(false)),
-                deprecated: Some(input.deprecated.unwrap_or(false)),
-                ..input
-            };
-            let view = change(&state, &ctx, current, name, input).await?;
-            Ok((StatusCode::OK, Json(EventTypeOut::of(view, true))).into_response())
-        }
-        None => {
-            let view = define(&state, &ctx, name, input).await?;
-            Ok((StatusCode::CREATED, Json(EventTypeOut::of(view, true))).into_response())
+    let input = EventTypeIn {
+        archived: Some(input.archived.unwrap_or(false)),
+        deprecated: Some(input.deprecated.unwrap_or(false)),
+        ..input
+    };
+    // Two requests putting a new name at once: the one whose create finds
+    // the name taken updates what the other created (a PUT is idempotent),
+    // as the others racing to update it do (`LostRace`).
+    let mut race = crate::routes::LostRace::new();
+    loop {
+        let written = match find(&state, &name).await? {
+            Some(current) => change(&state, &ctx, current, name.clone(), input.clone())
+                .await
+                .map(|view| (StatusCode::OK, view)),
+            None => define(&state, &ctx, name.clone(), input.clone())
+                .await
+                .map(|view| (StatusCode::CREATED, view)),
+        };
+        match written {
+            Ok((status, view)) => {
+                return Ok((status, Json(EventTypeOut::of(view, true))).into_response())
+            }
+            Err(SvixError::Http {
+                status: StatusCode::CONFLICT,
+                code,
+                ..
+            }) if (code == "event_type_exists" || code == "concurrent_modification")
+                && race.again().await => {}
+            Err(e) => return Err(e),
         }
     }
 }
