@@ -613,6 +613,18 @@ async fn what_hookline_does_not_keep_is_refused_not_dropped() {
     )
     .await;
     located(&err, "query", "tag");
+    let err = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            "/api/v1/app/refusals/msg?event_types=a.b,bad%20name",
+            None,
+        )
+        .await,
+        422,
+    )
+    .await;
+    located(&err, "query", "event_types");
 
     for schemas in [
         json!({"abc": {"type": "object"}}),

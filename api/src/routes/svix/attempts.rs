@@ -135,7 +135,7 @@ fn filters(params: &Params) -> SvixResult<Option<ListAttempts>> {
     Ok(Some(ListAttempts {
         result,
         status_codes,
-        event_types: params.list("event_types"),
+        event_types: params.event_types()?,
         channel,
         since: params.time("after")?,
         until: params.time("before")?,

@@ -121,6 +121,26 @@ impl Params {
         (!values.is_empty()).then_some(values)
     }
 
+    /// The event type names of an `event_types` filter.
+    ///
+    /// # Errors
+    /// 422 naming `event_types` for a value that cannot be an event type's
+    /// name (a filter that matched nothing would hide the mistake).
+    pub fn event_types(&self) -> SvixResult<Option<Vec<String>>> {
+        let Some(names) = self.list("event_types") else {
+            return Ok(None);
+        };
+        for name in &names {
+            hookline_domain::EventType::parse(name, "event_types").map_err(|e| {
+                SvixError::invalid(Invalid::query(
+                    "event_types",
+                    format!("'{name}': {}", e.reason),
+                ))
+            })?;
+        }
+        Ok(Some(names))
+    }
+
     /// # Errors
     /// 400 for a value that is not `true` or `false`.
     pub fn flag(&self, name: &str, default: bool) -> SvixResult<bool> {

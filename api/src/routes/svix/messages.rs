@@ -408,7 +408,7 @@ async fn list(
         .list(
             tenant.id,
             ListMessages {
-                event_types: params.list("event_types"),
+                event_types: params.event_types()?,
                 channel,
                 since: params.time("after")?,
                 until: params.time("before")?,
