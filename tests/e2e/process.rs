@@ -391,3 +391,57 @@ async fn migrate_and_cli_errors() {
     let out = run_cli(&["frobnicate"], &HashMap::new()).await;
     assert_ne!(out.code, Some(0));
 }
+
+/// A command that only reads refuses a data directory without a cluster
+/// (a mistyped one read as an empty, intact log); a cluster whose first
+/// start was cut short before it got Hookline's settings is set aside and
+/// made again (started as it was, it listened on the default port and
+/// socket), and a killed `initdb`'s staging directory is removed.
+#[tokio::test]
+async fn reads_need_a_cluster_and_an_interrupted_initialisation_is_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_str = data.to_str().unwrap();
+    for args in [
+        vec!["audit", "verify", "--data-dir", data_str],
+        vec!["tenants", "list", "--data-dir", data_str],
+    ] {
+        let out = run_cli(&args, &env()).await;
+        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("holds no Hookline database"),
+            "{}",
+            out.stderr
+        );
+        assert!(!data.join("pg/data").exists(), "{args:?} made a cluster");
+    }
+
+    // What an earlier version killed during its first start left: an
+    // initialised cluster without Hookline's settings, and a staging
+    // directory of a killed initdb.
+    std::fs::create_dir_all(data.join("pg/data")).unwrap();
+    std::fs::write(data.join("pg/data/PG_VERSION"), "15\n").unwrap();
+    std::fs::write(data.join("pg/data/postgresql.conf"), "# stock\n").unwrap();
+    std::fs::create_dir_all(data.join("pg/data.new-999/base")).unwrap();
+    let made = run_cli(
+        &["tenants", "create", "Again", "--data-dir", data_str],
+        &env(),
+    )
+    .await;
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let conf = std::fs::read_to_string(data.join("pg/data/postgresql.conf")).unwrap();
+    assert!(
+        conf.contains("include_if_exists = 'hookline.conf'"),
+        "{conf}"
+    );
+    assert!(!data.join("pg/data.new-999").exists());
+    let aside: Vec<String> = std::fs::read_dir(data.join("pg"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("data.unfinished-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let listed = run_cli(&["tenants", "list", "--data-dir", data_str], &env()).await;
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    assert!(listed.stdout.contains("Again"), "{}", listed.stdout);
+}

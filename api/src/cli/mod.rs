@@ -75,6 +75,10 @@ struct DbArgs {
     /// Use this Postgres server instead of the embedded one.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Whether the command may initialise a new embedded cluster (it
+    /// creates something); the others need an existing one.
+    #[arg(skip)]
+    initialise: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,7 +291,7 @@ where
 {
     let settings = Settings::from_env(&overrides(config, db))?;
     quiet_logs(settings.log_format);
-    let database = OpenDatabase::open(&settings).await?;
+    let database = OpenDatabase::open_for(&settings, db.initialise).await?;
     let shutdown = CancellationToken::new();
     let result = async {
         let mut services = Services::build(&settings, &database, runs, &shutdown)?;
@@ -348,7 +352,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tenants { command } => {
-            let db = command.db().clone();
+            let db = DbArgs {
+                initialise: matches!(command, TenantsCommand::Create { .. }),
+                ..command.db().clone()
+            };
             with_services(config, &db, |s| tenants::run(s, command)).await
         }
         Command::Audit { command } => match command {

@@ -37,8 +37,24 @@ impl OpenDatabase {
     /// # Errors
     /// Unreachable database, missing Postgres binaries, failed migration.
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        Self::open_for(settings, true).await
+    }
+
+    /// As [`OpenDatabase::open`]; without `may_initialise`, a data
+    /// directory with no embedded cluster is refused instead of getting a
+    /// new, empty one (a command that reads would report on nothing).
+    ///
+    /// # Errors
+    /// As [`OpenDatabase::open`], and a data directory without a cluster.
+    pub async fn open_for(settings: &Settings, may_initialise: bool) -> anyhow::Result<Self> {
         let (options, local) = match &settings.database_url {
             Some(url) => (parse_url(url.expose()).map_err(anyhow::Error::msg)?, None),
+            None if !may_initialise && !LocalPostgres::exists(settings.data_dir()) => {
+                anyhow::bail!(
+                    "{} holds no Hookline database (no embedded cluster under it): give the data directory `serve` uses (--data-dir, HOOKLINE_DATA_DIR) or --database-url",
+                    settings.data_dir().display()
+                );
+            }
             None => {
                 let local = LocalPostgres::ensure_running(settings.data_dir())
                     .await

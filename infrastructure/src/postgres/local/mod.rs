@@ -26,6 +26,11 @@ const PORT: u16 = 5432;
 const MAX_SOCKET_PATH: usize = 100;
 /// How long a starting (or recovering) cluster may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The line of `postgresql.conf` that brings in Hookline's settings.
+const INCLUDE_LINE: &str = "include_if_exists = 'hookline.conf'";
+/// Where `initdb` makes a new cluster (`<root>/data.new-<pid>`) before it
+/// is moved to `<root>/data`.
+const STAGING_PREFIX: &str = "data.new-";
 
 mod host;
 pub use host::{cluster_owner, find_binaries, Owner};
@@ -177,11 +182,57 @@ impl LocalPostgres {
             started_here: false,
             users_lock: None,
         };
+        this.set_aside_unfinished()?;
         if !this.data.join("PG_VERSION").exists() {
             this.initdb(tuning).await?;
         }
         this.write_config(tuning)?;
         Ok(this)
+    }
+
+    /// Whether `<dir>` holds an initialised embedded cluster (commands
+    /// that only read refuse to make one: a mistyped directory would read
+    /// as an empty, intact log).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("pg/data/PG_VERSION").is_file()
+    }
+
+    /// What an initialisation cut short left behind: staging directories
+    /// of killed `initdb` runs are removed, and a cluster that never got
+    /// Hookline's settings (made by an earlier version killed during its
+    /// first start: it never ran with them, and started without them it
+    /// listened on the default port and socket) is moved aside, so that a
+    /// new one is made.
+    fn set_aside_unfinished(&self) -> Result<(), LocalPgError> {
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if name.to_string_lossy().starts_with(STAGING_PREFIX) {
+                    tracing::warn!(dir = %entry.path().display(), "removing what an interrupted cluster initialisation left");
+                    if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                        tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove it");
+                    }
+                }
+            }
+        }
+        if !self.data.join("PG_VERSION").exists() {
+            return Ok(());
+        }
+        let conf = std::fs::read_to_string(self.data.join("postgresql.conf")).unwrap_or_default();
+        if conf.contains(INCLUDE_LINE) {
+            return Ok(());
+        }
+        let aside = self.root.join(format!(
+            "data.unfinished-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        ));
+        tracing::warn!(data = %self.data.display(), aside = %aside.display(), "the cluster's initialisation was interrupted before it was ever started: moving it aside and initialising a new one");
+        std::fs::rename(&self.data, &aside).map_err(io(format!(
+            "moving the unfinished cluster {} aside",
+            self.data.display()
+        )))
     }
 
     /// Starts (or reuses) the cluster under `<dir>/pg` with `pg_ctl`, and
@@ -217,7 +268,15 @@ impl LocalPostgres {
         } else {
             tracing::info!(data = %this.data.display(), "using the running embedded Postgres cluster");
         }
-        this.ensure_database().await?;
+        if let Err(e) = this.ensure_database().await {
+            // Not left running for nobody.
+            if this.started_here {
+                if let Err(stop) = this.stop().await {
+                    tracing::error!(error = %stop, "stopping the cluster this start began failed");
+                }
+            }
+            return Err(e);
+        }
         this.users_lock = Some(users);
         drop(lock);
         Ok(this)
@@ -339,11 +398,18 @@ rm -rf "$3" "$4""#;
         Ok(this)
     }
 
+    /// Initialises the cluster in a staging directory and moves it to
+    /// its place once complete, with Hookline's settings included: a
+    /// process killed meanwhile leaves no cluster that would start
+    /// without them.
     async fn initdb(&self, tuning: ClusterTuning) -> Result<(), LocalPgError> {
         tracing::info!(data = %self.data.display(), "initialising a new Postgres cluster");
+        let staging = self
+            .root
+            .join(format!("{STAGING_PREFIX}{}", std::process::id()));
         let mut args: Vec<&std::ffi::OsStr> = vec![
             "-D".as_ref(),
-            self.data.as_os_str(),
+            staging.as_os_str(),
             "-U".as_ref(),
             SUPERUSER.as_ref(),
             "-A".as_ref(),
@@ -356,11 +422,16 @@ rm -rf "$3" "$4""#;
             args.push("--no-sync".as_ref());
         }
         self.run("initdb", &args).await?;
-        let conf = self.data.join("postgresql.conf");
+        let conf = staging.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).map_err(io("reading postgresql.conf"))?;
-        text.push_str("\n# Hookline's settings, rewritten at every start.\ninclude_if_exists = 'hookline.conf'\n");
+        text.push_str(&format!(
+            "\n# Hookline's settings, rewritten at every start.\n{INCLUDE_LINE}\n"
+        ));
         std::fs::write(&conf, text).map_err(io("writing postgresql.conf"))?;
-        Ok(())
+        std::fs::rename(&staging, &self.data).map_err(io(format!(
+            "moving the new cluster to {}",
+            self.data.display()
+        )))
     }
 
     fn write_config(&self, tuning: ClusterTuning) -> Result<(), LocalPgError> {
