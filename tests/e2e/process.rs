@@ -445,3 +445,27 @@ async fn reads_need_a_cluster_and_an_interrupted_initialisation_is_made_again() 
     assert_eq!(listed.code, Some(0), "{}", listed.stderr);
     assert!(listed.stdout.contains("Again"), "{}", listed.stdout);
 }
+
+/// A connection the server ends (stopping, crashing: SQLSTATE 57P01) is
+/// "unavailable" (503, retry later), not an internal error (500).
+#[tokio::test]
+async fn a_connection_the_database_ends_is_unavailable_not_internal() {
+    use hookline_application::AppError;
+    use hookline_infrastructure::postgres::log_reader::unavailable;
+    let db = fresh_database().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let ended = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&ended, sqlx::Error::Database(e) if e.code().as_deref() == Some("57P01")),
+        "{ended:?}"
+    );
+    assert!(matches!(unavailable(ended), AppError::Unavailable(_)));
+    let wrong = sqlx::query("SELECT * FROM no_such_table")
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    assert!(matches!(unavailable(wrong), AppError::Internal(_)));
+}

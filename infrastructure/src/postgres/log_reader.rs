@@ -94,11 +94,25 @@ impl PgEventLog {
 }
 
 pub fn unavailable(e: sqlx::Error) -> AppError {
+    if is_unavailable(&e) {
+        AppError::Unavailable(format!("database: {e}"))
+    } else {
+        AppError::Internal(format!("database: {e}"))
+    }
+}
+
+/// Whether `e` says the database cannot be reached or used right now
+/// (rather than that a statement is wrong): no connection, a connection
+/// lost, or the server refusing work while it stops, crashes, recovers
+/// or runs out of connections (SQLSTATE classes 08 and 57, 53300). A
+/// retry later may work, so it is a 503, not a 500.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            AppError::Unavailable(format!("database: {e}"))
-        }
-        other => AppError::Internal(format!("database: {other}")),
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57") || code == "53300"
+        }),
+        _ => false,
     }
 }
 
