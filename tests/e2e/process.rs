@@ -469,3 +469,43 @@ async fn a_connection_the_database_ends_is_unavailable_not_internal() {
         .unwrap_err();
     assert!(matches!(unavailable(wrong), AppError::Internal(_)));
 }
+
+/// A data directory or setting that is not UTF-8 is refused, not read as
+/// another directory (bytes replaced) or as unset.
+#[tokio::test]
+async fn settings_that_are_not_utf8_are_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = dir.path().as_os_str().as_bytes().to_vec();
+    raw.extend_from_slice(b"/x\xff");
+    let bad = std::ffi::OsStr::from_bytes(&raw);
+    let by_flag = tokio::process::Command::new(hookline_tests::process::binary())
+        .arg("tenants")
+        .arg("list")
+        .arg("--data-dir")
+        .arg(bad)
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    let by_env = tokio::process::Command::new(hookline_tests::process::binary())
+        .args(["tenants", "list"])
+        .env("HOOKLINE_DATA_DIR", bad)
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    for (out, says) in [(by_flag, "--data-dir"), (by_env, "HOOKLINE_DATA_DIR")] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains("not valid UTF-8"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing made"
+    );
+}

@@ -327,7 +327,18 @@ impl Settings {
             raw.listen = Some(v.clone());
         }
         if let Some(v) = &cli.data_dir {
-            raw.data_dir = Some(v.display().to_string());
+            // Not `display()`: it replaced bytes that are not UTF-8, and
+            // the data directory silently became another one.
+            raw.data_dir = Some(
+                v.to_str()
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "--data-dir: '{}' is not valid UTF-8; use a path that is",
+                            v.display()
+                        ))
+                    })?
+                    .to_string(),
+            );
         }
         if let Some(v) = &cli.database_url {
             raw.database_url = Some(v.clone());
@@ -407,6 +418,15 @@ impl Settings {
     /// # Errors
     /// As [`Settings::load`].
     pub fn from_env(cli: &CliOverrides) -> Result<Self, ConfigError> {
+        // A setting that is not UTF-8 would read as unset (another data
+        // directory, no admin token): refused instead.
+        for (name, value) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if (name.starts_with("HOOKLINE_") || name == "DATABASE_URL") && value.to_str().is_none()
+            {
+                return Err(ConfigError(format!("{name} is not valid UTF-8")));
+            }
+        }
         Self::load(cli, |k| std::env::var(k).ok())
     }
 
