@@ -26,6 +26,14 @@ pub struct Database {
 /// When the URL is malformed (the message does not repeat the URL, which
 /// may hold a password).
 pub fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
+    // sqlx reads any scheme (`garbage://`) as Postgres on the defaults.
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
+        return Err(
+            "DATABASE_URL is not a valid postgres:// URL (it must start with postgres:// or postgresql://)"
+                .into(),
+        );
+    }
     PgConnectOptions::from_str(url).map_err(|e| {
         let msg = e.to_string();
         format!(
@@ -94,4 +102,22 @@ pub async fn migrate(pool: &PgPool) -> Result<(), MigrationError> {
         .await
         .map_err(MigrationError::Tenants)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::parse_url;
+
+    #[test]
+    fn only_postgres_urls_are_read() {
+        assert!(parse_url("postgres://u@localhost/db").is_ok());
+        assert!(parse_url("postgresql://u@localhost:5433/db").is_ok());
+        for bad in ["garbage://", "mysql://u@localhost/db", "localhost/db", ""] {
+            let refused = parse_url(bad);
+            assert!(
+                matches!(&refused, Err(e) if e.contains("postgres://")),
+                "{bad}: {refused:?}"
+            );
+        }
+    }
 }
