@@ -123,7 +123,8 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
     if seg[..6] == [0, 0, 0, 0, 0, 0] {
         return false;
     }
-    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+    // SIIT (::ffff:0:a.b.c.d, RFC 6052/7915) embeds one too.
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || seg[..6] == [0, 0, 0, 0, 0xffff, 0] {
         let v4 = Ipv4Addr::new(
             (seg[6] >> 8) as u8,
             seg[6] as u8,
@@ -131,6 +132,11 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
             seg[7] as u8,
         );
         return is_global_v4(v4);
+    }
+    // The rest of ::/64 is not global unicast; nor is the local-use NAT64
+    // prefix 64:ff9b:1::/48 (RFC 8215), which may embed any address.
+    if seg[..4] == [0, 0, 0, 0] || seg[..3] == [0x64, 0xff9b, 1] {
+        return false;
     }
     // 6to4 (2002::/16) embeds an IPv4 address in bits 16..48.
     if seg[0] == 0x2002 {
@@ -332,6 +338,11 @@ mod tests {
             "::ffff:127.0.0.1",
             "64:ff9b::a00:1",
             "2002:a00:1::1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b:1::7f00:1",
+            "64:ff9b:1::808:808",
+            "::1:0:0:1",
         ] {
             assert!(!is_global(ip(private)), "{private} should not be global");
         }
@@ -340,6 +351,8 @@ mod tests {
             "1.1.1.1",
             "2606:4700:4700::1111",
             "::ffff:8.8.8.8",
+            "::ffff:0:808:808",
+            "64:ff9b::808:808",
             "172.32.0.1",
         ] {
             assert!(is_global(ip(public)), "{public} should be global");
