@@ -1055,3 +1055,67 @@ async fn a_new_secret_is_shown_once_after_a_redirect_and_a_reload_rotates_nothin
     );
     assert!(!trace.contains("the delivery is queued"));
 }
+
+/// A portal link opened by a browser already signed in asks first: a link
+/// from another site would otherwise move the session into another
+/// tenant's console unnoticed. Confirmed (from this origin only), the old
+/// session ends and the link's starts.
+#[tokio::test]
+async fn a_portal_link_asks_before_it_replaces_a_session() {
+    let app = TestApp::spawn().await;
+    let mine = app.tenant("mine").await;
+    let theirs = app.tenant("theirs").await;
+    let link = expect_json(
+        app.post(&theirs, "/v1/portal-sessions", json!({})).await,
+        201,
+    )
+    .await;
+    let url = link["url"].as_str().unwrap();
+    let token = url.split("token=").nth(1).unwrap().to_string();
+    let cookie = sign_in(&app, &mine.api_key).await;
+    let asked = no_redirects()
+        .get(app.url(&format!("/console/portal?token={token}")))
+        .header(COOKIE, &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 200);
+    assert!(asked.headers().get(SET_COOKIE).is_none());
+    assert!(asked
+        .text()
+        .await
+        .unwrap()
+        .contains("Open this portal link?"));
+    let (status, _) = page(&app, &cookie, "/console/subscriptions").await;
+    assert_eq!(status, 200, "the session is still there");
+
+    // A confirmation posted from another site is refused.
+    let forged = no_redirects()
+        .post(app.url("/console/portal"))
+        .header(COOKIE, &cookie)
+        .header("origin", "https://evil.example")
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let (status, _) = page(&app, &cookie, "/console/subscriptions").await;
+    assert_eq!(status, 200);
+
+    let confirmed = no_redirects()
+        .post(app.url("/console/portal"))
+        .header(COOKIE, &cookie)
+        .header("origin", &app.base)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), 303);
+    let portal = session_cookie(confirmed.headers());
+    assert_ne!(portal, cookie);
+    let (status, _) = page(&app, &portal, "/console/subscriptions").await;
+    assert_eq!(status, 200);
+    let (status, _) = page(&app, &cookie, "/console/subscriptions").await;
+    assert_eq!(status, 303, "the earlier session ended");
+}

@@ -327,6 +327,10 @@ messages! {
     ErrConflict => "It was changed by someone else at the same time. Reload and try again.", "Otra persona lo cambió al mismo tiempo. Recargue e inténtelo de nuevo.";
     ErrUnavailable => "The service cannot answer right now. Try again in a moment.", "El servicio no puede responder ahora. Inténtelo de nuevo en un momento.";
     ErrInternal => "An internal error occurred. Quote the request id when reporting it.", "Ocurrió un error interno. Indique el id de petición al informarlo.";
+    PortalSwitchTitle => "Open this portal link?", "¿Abrir este enlace al portal?";
+    PortalSwitchBody => "This browser is signed in to the console. Opening the link ends that session and shows the portal the link gives access to instead. Open it only if you expected it.", "Este navegador tiene una sesión abierta en la consola. Abrir el enlace cierra esa sesión y muestra en su lugar el portal al que da acceso. Ábralo solo si lo esperaba.";
+    PortalSwitchOpen => "Open the link", "Abrir el enlace";
+    PortalSwitchKeep => "Keep my session", "Mantener mi sesión";
     ErrPortalExpired => "This portal link has expired. Ask for a new one.", "Este enlace al portal caducó. Pida uno nuevo.";
     ErrPortalRevoked => "This portal link has been revoked. Ask for a new one.", "Este enlace al portal fue revocado. Pida uno nuevo.";
     ErrPortalInvalid => "This portal link is not valid. Check that it was copied whole.", "Este enlace al portal no es válido. Compruebe que se copió completo.";

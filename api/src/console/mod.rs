@@ -70,7 +70,7 @@ pub fn router() -> Router<AppState> {
         .route("/sign-in", get(auth::sign_in_page).post(auth::sign_in))
         .route("/sign-out", post(auth::sign_out))
         .route("/lang", get(auth::language))
-        .route("/portal", get(auth::open_portal))
+        .route("/portal", get(auth::open_portal).post(auth::confirm_portal))
         .route("/assets/{file}", get(assets::serve))
         .route("/docs", get(auth::docs))
         .route("/validate", get(subscriptions::validate))

@@ -5,8 +5,8 @@ use crate::console::i18n::{Locale, M};
 use crate::console::layout::bare_page;
 use crate::console::session::{Role, Session};
 use crate::console::web::{
-    admin_fingerprint, html, html_status, locale, see_other, session_cookie, AnonymousPost,
-    Failure, PageResult, PostedAny, LANG_COOKIE,
+    admin_fingerprint, cookie, html, html_status, locale, see_other, session_cookie, AnonymousPost,
+    Failure, PageResult, PostedAny, LANG_COOKIE, SESSION_COOKIE,
 };
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
@@ -204,13 +204,60 @@ pub struct PortalQuery {
 }
 
 /// `GET /console/portal?token=hlp_…`: checks the link, records its use, and
-/// starts a session scoped to the link's tenant.
+/// starts a session scoped to the link's tenant. A browser already signed
+/// in to the console is asked first: a link opened from another site would
+/// otherwise move it into another tenant's console unnoticed.
 pub async fn open_portal(
     State(state): State<AppState>,
     CurrentRequestId(request_id): CurrentRequestId,
+    headers: HeaderMap,
     Query(q): Query<PortalQuery>,
 ) -> PageResult {
     let token = q.token.unwrap_or_default();
+    let signed_in = cookie(&headers, SESSION_COOKIE)
+        .is_some_and(|current| state.console.sessions.peek(current).is_some());
+    if signed_in {
+        let locale = locale(&headers);
+        let t = |m: M| m.text(locale);
+        let content = markup! {
+            h1 { (t(M::PortalSwitchTitle)) }
+            p { (t(M::PortalSwitchBody)) }
+            form method="post" action="/console/portal" {
+                input type="hidden" name="token" value=(token);
+                button type="submit" { (t(M::PortalSwitchOpen)) }
+            }
+            p { a href="/console" { (t(M::PortalSwitchKeep)) } }
+        };
+        return Ok(html(bare_page(
+            locale,
+            t(M::PortalSwitchTitle),
+            "/console/portal",
+            content,
+        )));
+    }
+    open_link(&state, request_id, &token).await
+}
+
+/// `POST /console/portal` (the confirmation's form, from this origin
+/// only): ends the session this browser had and opens the link.
+pub async fn confirm_portal(
+    State(state): State<AppState>,
+    CurrentRequestId(request_id): CurrentRequestId,
+    headers: HeaderMap,
+    post: AnonymousPost,
+) -> PageResult {
+    if let Some(current) = cookie(&headers, SESSION_COOKIE) {
+        state.console.sessions.end(current);
+    }
+    let token = post.form.get("token").unwrap_or_default().to_string();
+    open_link(&state, request_id, &token).await
+}
+
+async fn open_link(
+    state: &AppState,
+    request_id: hookline_application::RequestId,
+    token: &str,
+) -> PageResult {
     let grant = match state.portal.open(token.trim(), request_id).await {
         Ok(grant) => grant,
         Err(AppError::Conflict { code, detail }) => {
@@ -223,7 +270,7 @@ pub async fn open_portal(
         Err(e) => return Err(e.into()),
     };
     let session = Session::new(Role::Portal(grant), csrf_token(), None);
-    Ok(start(&state, session, "/console/subscriptions"))
+    Ok(start(state, session, "/console/subscriptions"))
 }
 
 /// `GET /console/docs`: what the console is for and where to read more.
