@@ -357,6 +357,10 @@ async fn a_tenant_rotates_its_own_key_with_or_without_an_overlap() {
     assert!(rotated["previous_key_expires_at"].is_string());
     assert_eq!(works(&app, &new_key).await, 200);
     assert_eq!(works(&app, &t.api_key).await, 200, "within the overlap");
+    // A key being retired cannot rotate: a leaked one would get a key that
+    // outlives it.
+    let refused = expect_json(rotate(t.api_key.clone(), None).await, 409).await;
+    assert_eq!(refused["code"], "key_retiring", "{refused}");
     eventually("the old key stops after its overlap", WAIT, || async {
         (works(&app, &t.api_key).await == 401).then_some(())
     })

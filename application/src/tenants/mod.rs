@@ -30,6 +30,9 @@ pub(crate) fn map_error(id: &str, e: AggregateError<TenantError>) -> AppError {
         AggregateError::UserError(e @ TenantError::TooManyKeys(_)) => {
             AppError::conflict("too_many_keys", e.to_string())
         }
+        AggregateError::UserError(e @ TenantError::KeyRetiring) => {
+            AppError::conflict("key_retiring", e.to_string())
+        }
         AggregateError::UserError(other) => {
             AppError::conflict("tenant_conflict", other.to_string())
         }

@@ -194,6 +194,11 @@ impl Tenant {
     }
 
     fn rotate(&self, cmd: RotateApiKey) -> Result<Vec<TenantEvent>, TenantError> {
+        let state = self.live()?;
+        let old = state.key(cmd.old_key_id).ok_or(TenantError::KeyNotFound)?;
+        if old.revoked_from.is_some() {
+            return Err(TenantError::KeyRetiring);
+        }
         let revoke = RevokeApiKey {
             key_id: cmd.old_key_id,
             effective_at: cmd.old_until,

@@ -16,4 +16,9 @@ pub enum TenantError {
     TooManyKeys(usize),
     #[error("a key's revocation cannot take effect before it is revoked")]
     RevocationInThePast,
+    /// A key an earlier rotation (or a revocation) is retiring cannot
+    /// rotate: whoever holds a leaked key during its overlap would get a
+    /// key that outlives it.
+    #[error("this API key is being retired (an earlier rotation or revocation ends it); rotate with the key that replaced it")]
+    KeyRetiring,
 }

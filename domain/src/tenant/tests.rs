@@ -134,6 +134,20 @@ fn a_rotation_issues_and_revokes_together_or_not_at_all() {
         .given(vec![created(), issued(1)])
         .when(rotate(9))
         .then_expect_error(TenantError::KeyNotFound);
+    // A key an earlier rotation is retiring cannot rotate again.
+    Fixture::with(())
+        .given(vec![
+            created(),
+            issued(1),
+            issued(3),
+            TenantEvent::ApiKeyRevoked {
+                key_id: key(1),
+                revoked_at: t0(),
+                effective_at: t0() + Duration::hours(1),
+            },
+        ])
+        .when(rotate(1))
+        .then_expect_error(TenantError::KeyRetiring);
 }
 
 #[test]

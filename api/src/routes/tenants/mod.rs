@@ -342,7 +342,7 @@ async fn revoke_key(
         (status = 201, description = "The new key, and until when the calling one still works.",
             body = IssuedKeyResponse, example = json!(ex::issued_key(true))),
         (status = 400, description = "- `validation_error`: `overlap_seconds` is more than 604800 (7 days)"),
-        (status = 409, description = "- `too_many_keys`: the tenant holds 20 active keys; revoke one first\n- `tenant_deleted`: the tenant has been deleted\n- `concurrent_modification`: another request changed it at the same time; retry"),
+        (status = 409, description = "- `too_many_keys`: the tenant holds 20 active keys; revoke one first\n- `key_retiring`: the calling key is being retired by an earlier rotation or a revocation; rotate with the key that replaced it\n- `tenant_deleted`: the tenant has been deleted\n- `concurrent_modification`: another request changed it at the same time; retry"),
     )
 )]
 async fn rotate_own_key(
