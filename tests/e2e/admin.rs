@@ -91,3 +91,57 @@ async fn the_admin_api_is_off_without_a_token() {
         .unwrap()
         .contains("HOOKLINE_ADMIN_TOKEN"));
 }
+
+/// Wrong organisation tokens count against the client's address on
+/// `/admin` and `/api/v1` alike: past 100 in ten minutes, even the right
+/// token waits (429 with `Retry-After`), so the admin token cannot be
+/// guessed through the APIs either. No token at all is not a guess.
+#[tokio::test]
+async fn wrong_admin_tokens_are_limited_per_address() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("other").await;
+    for _ in 0..20 {
+        let res = app
+            .client
+            .get(app.url("/admin/tenants"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    for i in 0..100 {
+        let path = if i % 2 == 0 {
+            "/admin/tenants"
+        } else {
+            "/api/v1/app"
+        };
+        let res = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(format!("guess-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "guess {i} on {path}");
+    }
+    for path in ["/admin/tenants", "/api/v1/app"] {
+        let res = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 429, "{path}");
+        assert!(res.headers().get("retry-after").is_some(), "{path}");
+    }
+    // Tenants' own API is not affected.
+    let res = app
+        .client
+        .get(app.url("/v1/subscriptions"))
+        .bearer_auth(&t.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

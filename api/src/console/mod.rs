@@ -38,17 +38,26 @@ pub struct Console {
     pub settings: ConsoleSettings,
     pub sessions: Sessions,
     pub sign_ins: SignInLimiter,
+    /// Wrong organisation credentials (admin token, operator keys) sent to
+    /// `/admin` and `/api/v1`, per client address: a looser budget than
+    /// the console's sign-in (clients make many calls), still far too few
+    /// to guess a token.
+    pub api_guesses: SignInLimiter,
 }
 
 /// Failed sign-ins one client address may make within the window.
 pub const SIGN_IN_LIMIT: u32 = 10;
 pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(600);
+/// Wrong organisation credentials one client address may send to the
+/// APIs within the window.
+pub const API_GUESS_LIMIT: u32 = 100;
 
 impl Console {
     pub fn new(settings: &ConsoleSettings) -> Self {
         Self {
             sessions: Sessions::new(settings.idle_timeout, settings.lifetime),
             sign_ins: SignInLimiter::new(SIGN_IN_LIMIT, SIGN_IN_WINDOW),
+            api_guesses: SignInLimiter::new(API_GUESS_LIMIT, SIGN_IN_WINDOW),
             settings: settings.clone(),
         }
     }

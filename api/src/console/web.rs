@@ -461,6 +461,13 @@ impl FromRequest<AppState> for PostedAny {
     }
 }
 
+/// The client's address (unspecified when the server did not record it).
+pub fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ClientAddr>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
 /// A POST before sign-in: origin checked, form read.
 #[derive(Debug)]
 pub struct AnonymousPost {
@@ -475,10 +482,7 @@ impl FromRequest<AppState> for AnonymousPost {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         check_origin(state, req.headers()).map_err(IntoResponse::into_response)?;
         let locale = locale(req.headers());
-        let client = req
-            .extensions()
-            .get::<ClientAddr>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let client = client_ip(&req);
         let (_, form) = read_form(req).await.map_err(IntoResponse::into_response)?;
         Ok(Self {
             form,

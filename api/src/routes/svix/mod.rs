@@ -129,8 +129,27 @@ pub fn context(org: &Organisation, request_id: RequestId, tenant: TenantId) -> C
 /// `/api/v1` guard: `Authorization: Bearer <token>` with the admin token
 /// or an operator key (the organisation's tokens), else 401.
 async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    // Wrong tokens count against the client's address (shared with
+    // `/admin`): past the limit, even a right token waits.
+    let client = crate::console::web::client_ip(&req);
+    if let Some(wait) = state.console.api_guesses.blocked(client) {
+        let mut r = SvixError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit",
+            format!(
+                "too many failed attempts from this address; retry in {} s",
+                wait.as_secs().max(1)
+            ),
+        )
+        .into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let token = match bearer_token(req.headers(), "operator key") {
         Ok(t) => t.to_string(),
+        // No token, or not a bearer one: not a guess.
         Err(e) => return SvixError::unauthorized(e.detail).into_response(),
     };
     let admin = state
@@ -143,10 +162,11 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         match state.operators.authenticate(&token).await {
             Ok(Some(key)) => Actor::OperatorKey(key),
             Ok(None) => {
+                state.console.api_guesses.failed(client);
                 return SvixError::unauthorized(
                     "Invalid token: send an operator key (hlo_…, issued with POST /admin/operator-keys) or HOOKLINE_ADMIN_TOKEN",
                 )
-                .into_response()
+                .into_response();
             }
             Err(e) => return SvixError::from(e).into_response(),
         }

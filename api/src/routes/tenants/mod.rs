@@ -49,16 +49,41 @@ pub async fn admin_only(State(state): State<AppState>, req: Request, next: Next)
         )
         .into_response();
     };
+    // Wrong tokens count against the client's address, as the console's
+    // sign-ins do: past the limit, even the right token waits.
+    let client = crate::console::web::client_ip(&req);
+    if let Some(wait) = state.console.api_guesses.blocked(client) {
+        return too_many_guesses(wait);
+    }
     let given = match crate::middleware::bearer_token(req.headers(), "HOOKLINE_ADMIN_TOKEN") {
         Ok(given) => given,
+        // No token, or not a bearer one: not a guess.
         Err(e) => return e.into_response(),
     };
     if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
         next.run(req).await
     } else {
+        state.console.api_guesses.failed(client);
         ApiError::unauthorized("send `Authorization: Bearer <HOOKLINE_ADMIN_TOKEN>`")
             .into_response()
     }
+}
+
+/// 429 for a client past its failed-credential limit.
+fn too_many_guesses(wait: std::time::Duration) -> Response {
+    let mut r = ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        format!(
+            "too many failed attempts from this address; retry in {} s",
+            wait.as_secs().max(1)
+        ),
+    )
+    .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    r
 }
 
 /// The command context of an operator's request.
