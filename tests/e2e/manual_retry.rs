@@ -53,6 +53,21 @@ async fn manual_retry_makes_a_new_attempt_and_keeps_the_history() {
     assert_eq!(got[1].header("x-hookline-attempt"), Some("2"));
     assert_eq!(got[0].body, got[1].body);
 
+    // A retry right after the publish finds the delivery (the read model
+    // may not have it yet): never a 404.
+    for n in 0..10 {
+        let fresh = publish(&app, &t, "a.b", json!({"n": n})).await;
+        let fresh = fresh["deliveries"][0]["id"].as_str().unwrap().to_string();
+        let res = app
+            .post(&t, &format!("/v1/deliveries/{fresh}/retry"), json!({}))
+            .await;
+        assert!(
+            [202, 409].contains(&res.status().as_u16()),
+            "{}",
+            res.text().await.unwrap()
+        );
+    }
+
     // Retrying a delivered delivery conflicts.
     let again = expect_json(
         app.post(&t, &format!("/v1/deliveries/{id}/retry"), json!({}))

@@ -346,6 +346,24 @@ impl DeliveryService {
         }
     }
 
+    /// The delivery from the read model, or folded from the log when the
+    /// read model does not have it yet (just published: a retry answered
+    /// 404 for a delivery `GET` showed).
+    async fn record(&self, tenant: TenantId, id: DeliveryId) -> Result<DeliveryRecord, AppError> {
+        if let Some(found) = self.read.get(tenant, id).await? {
+            return Ok(found);
+        }
+        let events = self
+            .shared
+            .log
+            .aggregate_history(Delivery::TYPE, &id.to_string())
+            .await?;
+        fold::records_until(&events, DateTime::<Utc>::MAX_UTC)?
+            .0
+            .filter(|r| r.tenant_id == tenant)
+            .ok_or_else(|| AppError::not_found("delivery", id))
+    }
+
     /// Queues another attempt now (history keeps every earlier attempt).
     ///
     /// # Errors
@@ -357,22 +375,14 @@ impl DeliveryService {
         ctx: &CommandContext,
         id: DeliveryId,
     ) -> Result<Written<DeliveryRecord>, AppError> {
-        let current = self
-            .read
-            .get(ctx.tenant_id, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("delivery", id))?;
+        let current = self.record(ctx.tenant_id, id).await?;
         if current.status != DeliveryStatus::Delivered {
             self.ensure_active(ctx.tenant_id, current.subscription_id)
                 .await?;
         }
         let position = self.retry_one(ctx, id).await?;
         let consistent = self.shared.settle(Delivery::TYPE, position).await;
-        let view = self
-            .read
-            .get(ctx.tenant_id, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("delivery", id))?;
+        let view = self.record(ctx.tenant_id, id).await?;
         tracing::info!("manual retry requested");
         Ok(Written {
             value: view,
