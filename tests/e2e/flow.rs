@@ -172,6 +172,32 @@ async fn a_dead_receiver_opens_the_circuit_which_probes_and_closes() {
         "SELECT count(*) FROM events WHERE event_type = 'AttemptFailed'",
     )
     .await;
+    // The released probe, once it failed, cannot be sent again at once by
+    // a manual retry (each went straight to the dead receiver).
+    eventually("a probe is sent", WAIT, || async {
+        (dead.count() > before).then_some(())
+    })
+    .await;
+    let probe = eventually("a probe is released", WAIT, || async {
+        let probe: Option<String> = sqlx::query_scalar(
+            "SELECT state->'circuit'->>'probe' FROM subscriptions_view WHERE id = $1::uuid",
+        )
+        .bind(&id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        probe
+    })
+    .await;
+    for _ in 0..3 {
+        let refused = expect_json(
+            app.post(&t, &format!("/v1/deliveries/{probe}/retry"), json!({}))
+                .await,
+            409,
+        )
+        .await;
+        assert_eq!(refused["code"], "attempt_due", "{refused}");
+    }
     tokio::time::sleep(Duration::from_secs(5)).await; // a window of probes (every 2 s)
     let probes = dead.count() - before;
     assert!(

@@ -377,8 +377,26 @@ impl DeliveryService {
     ) -> Result<Written<DeliveryRecord>, AppError> {
         let current = self.record(ctx.tenant_id, id).await?;
         if current.status != DeliveryStatus::Delivered {
-            self.ensure_active(ctx.tenant_id, current.subscription_id)
+            let subscription = self
+                .ensure_active(ctx.tenant_id, current.subscription_id)
                 .await?;
+            // The open circuit's probe goes once per probe interval: a
+            // manual retry of it would go at once, again and again, to an
+            // endpoint the circuit holds back.
+            if let Some(circuit) = subscription
+                .state
+                .circuit
+                .as_ref()
+                .filter(|c| c.probe == Some(id))
+            {
+                return Err(AppError::conflict(
+                    "attempt_due",
+                    format!(
+                        "delivery '{id}' is the probe of its subscription's open circuit: its next attempt goes at {}",
+                        circuit.next_probe_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                ));
+            }
         }
         let position = self.retry_one(ctx, id).await?;
         let consistent = self.shared.settle(Delivery::TYPE, position).await;
