@@ -465,3 +465,79 @@ async fn events_published_while_disabled_are_skipped_then_recovered() {
     ns.sort_unstable();
     assert_eq!(ns, [1, 2, 3]);
 }
+
+/// "No duplicate subscription" and the per-tenant limit hold across API
+/// processes on one database: identical creates and PATCHes to the same
+/// URL sent through two processes at once leave one active subscription
+/// (each process had found no duplicate, and both wrote one).
+#[tokio::test]
+async fn no_duplicate_subscription_across_two_api_processes() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_ROLE".into(), "api".into());
+    })
+    .await;
+    let mut env = app.env.clone();
+    env.insert("HOOKLINE_DATABASE_URL".into(), app.db.url.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = ServerProcess::start(&["--role", "api"], &env, dir.path()).await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    let body = json!({"url": rx.url("/same"), "events": ["order.*"]});
+    let creates = (0..12).map(|i| {
+        let url = if i % 2 == 0 {
+            app.url("/v1/subscriptions")
+        } else {
+            other.url("/v1/subscriptions")
+        };
+        app.client
+            .post(url)
+            .bearer_auth(&t.api_key)
+            .json(&body)
+            .send()
+    });
+    let statuses: Vec<u16> = futures::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [201, 409].contains(s)),
+        "{statuses:?}"
+    );
+
+    // Two subscriptions PATCHed to one URL at once, through each process.
+    let a = app
+        .subscribe(&t, json!({"url": rx.url("/a"), "events": ["order.*"]}))
+        .await;
+    let b = app
+        .subscribe(&t, json!({"url": rx.url("/b"), "events": ["order.*"]}))
+        .await;
+    let to = json!({"url": rx.url("/together")});
+    let patches = [
+        app.client
+            .patch(app.url(&format!("/v1/subscriptions/{}", a["id"].as_str().unwrap())))
+            .bearer_auth(&t.api_key)
+            .json(&to)
+            .send(),
+        app.client
+            .patch(other.url(&format!("/v1/subscriptions/{}", b["id"].as_str().unwrap())))
+            .bearer_auth(&t.api_key)
+            .json(&to)
+            .send(),
+    ];
+    let statuses: Vec<u16> = futures::future::join_all(patches)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![200, 409], "{statuses:?}");
+    other.signal("TERM");
+    assert_eq!(other.wait(Duration::from_secs(30)).await, Some(0));
+}

@@ -71,6 +71,7 @@ use hookline_infrastructure::postgres::sources::{
 use hookline_infrastructure::postgres::store::{GroupCommit, PgAggregateStore, PgLog};
 use hookline_infrastructure::postgres::tenants::{PgTenantReadModel, TenantsProjection};
 use hookline_infrastructure::postgres::wakeup::{LogWakeups, Wakeup};
+use hookline_infrastructure::postgres::write_locks::PgWriteLocks;
 use hookline_infrastructure::schema::JsonSchemaCompiler;
 use hookline_infrastructure::sender::{ReqwestSender, SenderSettings};
 use hookline_infrastructure::siigo::{SiigoClient, SiigoSettings};
@@ -393,7 +394,8 @@ impl Services {
                     max_per_tenant: settings.max_subscriptions_per_tenant,
                 },
             )
-            .with_flow(Arc::new(PgFlowControl::new(database.db.pool.clone()))),
+            .with_flow(Arc::new(PgFlowControl::new(database.db.pool.clone())))
+            .with_locks(Arc::new(PgWriteLocks::new(database.db.pool.clone()))),
         );
         let catalogue = Arc::new(CatalogueService::new(
             shared.clone(),

@@ -18,6 +18,27 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// Serialises a "check, then write" (no duplicate subscription, the
+/// tenant's limit) across every process that shares the database, as a
+/// mutex does within one.
+#[async_trait]
+pub trait WriteLocks: Send + Sync {
+    /// Holds the lock `name` until the guard is dropped.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn hold(&self, name: &str) -> Result<WriteLockGuard, AppError>;
+}
+
+/// A held [`WriteLocks`] lock; dropping it releases the lock.
+pub struct WriteLockGuard(pub Box<dyn Send>);
+
+impl std::fmt::Debug for WriteLockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteLockGuard")
+    }
+}
+
 /// Ids and random draws, so that services are deterministic under test.
 pub trait Entropy: Send + Sync {
     /// A new unique id (UUIDv7 in production: ids sort by creation time).

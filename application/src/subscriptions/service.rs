@@ -52,6 +52,8 @@ pub struct SubscriptionService {
     pub(super) flow: Option<Arc<dyn FlowControl>>,
     /// Serialises "check for a duplicate, then write" within this process.
     write_lock: tokio::sync::Mutex<()>,
+    /// And across processes (per tenant), when set.
+    locks: Option<Arc<dyn crate::ports::WriteLocks>>,
 }
 
 impl fmt::Debug for SubscriptionService {
@@ -78,7 +80,36 @@ impl SubscriptionService {
             uids,
             flow: None,
             write_lock: tokio::sync::Mutex::new(()),
+            locks: None,
         }
+    }
+
+    /// "Check, then write" is serialised across processes with `locks`
+    /// too (per tenant): two processes each found no duplicate and both
+    /// created one.
+    pub fn with_locks(mut self, locks: Arc<dyn crate::ports::WriteLocks>) -> Self {
+        self.locks = Some(locks);
+        self
+    }
+
+    /// Holds the in-process mutex and, when set, the tenant's lock across
+    /// processes, for a check that must still hold when its write lands.
+    async fn hold_writes(
+        &self,
+        tenant: TenantId,
+    ) -> Result<
+        (
+            tokio::sync::MutexGuard<'_, ()>,
+            Option<crate::ports::WriteLockGuard>,
+        ),
+        AppError,
+    > {
+        let local = self.write_lock.lock().await;
+        let shared = match &self.locks {
+            Some(locks) => Some(locks.hold(&format!("subscriptions:{tenant}")).await?),
+            None => None,
+        };
+        Ok((local, shared))
     }
 
     /// Reads show each subscription's backlog from `flow`.
@@ -353,7 +384,7 @@ impl SubscriptionService {
             metadata: input.metadata,
             at,
         };
-        let guard = self.write_lock.lock().await;
+        let guard = self.hold_writes(ctx.tenant_id).await?;
         let held = self.read.count(ctx.tenant_id).await?;
         if held >= self.settings.max_per_tenant {
             return Err(AppError::conflict(
@@ -425,7 +456,7 @@ impl SubscriptionService {
             .as_ref()
             .map(|h| self.seal_headers(id, h))
             .transpose()?;
-        let guard = self.write_lock.lock().await;
+        let guard = self.hold_writes(ctx.tenant_id).await?;
         if (changes.url.is_some() || changes.events.is_some()) && !changes.allow_duplicates {
             let current = self.load_state(ctx.tenant_id, id).await?;
             let url = changes.url.clone().unwrap_or(current.url);

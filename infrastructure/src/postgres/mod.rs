@@ -26,5 +26,6 @@ pub mod store;
 pub mod tenants;
 pub mod time_page;
 pub mod wakeup;
+pub mod write_locks;
 
 pub use pool::{connect, migrate, Database};
