@@ -22,6 +22,27 @@ async fn svix(app: &TestApp, method: Method, path: &str, body: Option<Value>) ->
     req.send().await.unwrap()
 }
 
+/// Racing PUTs of one new object: one creates it (201), the others
+/// update it (200).
+async fn one_created_the_rest_updated(
+    puts: impl Iterator<Item = impl std::future::Future<Output = reqwest::Response>>,
+) {
+    let statuses: Vec<u16> = futures::future::join_all(puts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 201),
+        "{statuses:?}"
+    );
+}
+
 fn concrete(path: &str) -> String {
     path.replace("{app_id}", "app-x")
         .replace("{endpoint_id}", "ep-x")
@@ -447,20 +468,7 @@ async fn concurrent_puts_of_one_new_uid_create_it_once_and_update_it() {
             Some(json!({"name": format!("racer {i}")})),
         )
     });
-    let statuses: Vec<u16> = futures::future::join_all(puts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 201),
-        "{statuses:?}"
-    );
+    one_created_the_rest_updated(puts).await;
     let apps = expect_json(
         svix(&app, Method::GET, "/api/v1/app?limit=250", None).await,
         200,
@@ -482,20 +490,7 @@ async fn concurrent_puts_of_one_new_uid_create_it_once_and_update_it() {
             Some(json!({"url": rx.url(&format!("/r{i}"))})),
         )
     });
-    let statuses: Vec<u16> = futures::future::join_all(puts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 201),
-        "{statuses:?}"
-    );
+    one_created_the_rest_updated(puts).await;
     let endpoints = expect_json(
         svix(&app, Method::GET, "/api/v1/app/put-race/endpoint", None).await,
         200,
@@ -834,20 +829,7 @@ async fn built_in_event_types_are_the_organisations_and_upserts_hold_under_races
             Some(json!({"description": format!("racer {i}")})),
         )
     });
-    let statuses: Vec<u16> = futures::future::join_all(puts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 201),
-        "{statuses:?}"
-    );
+    one_created_the_rest_updated(puts).await;
 
     // A PUT naming an id that names nothing creates nothing.
     let unknown_app = "/api/v1/app/app_0123456789abcdef0123456789abcdef";

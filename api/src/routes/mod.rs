@@ -225,6 +225,26 @@ impl Default for LostRace {
     }
 }
 
+/// What a client past its failed-credential limit is told, and in how
+/// many seconds it may try again.
+pub fn guesses_wait(wait: std::time::Duration) -> (String, u64) {
+    let seconds = wait.as_secs().max(1);
+    (
+        format!("too many failed attempts from this address; retry in {seconds} s"),
+        seconds,
+    )
+}
+
+/// `response` with `Retry-After: seconds`.
+pub fn retry_after(mut response: Response, seconds: u64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, v);
+    }
+    response
+}
+
 pub fn no_content(written: Written<()>) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     if !written.consistent {

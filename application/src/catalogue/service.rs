@@ -300,11 +300,20 @@ impl CatalogueService {
         scope: TenantId,
         include_archived: bool,
     ) -> Result<Vec<EventTypeView>, AppError> {
+        self.of_scope(scope, include_archived, true).await
+    }
+
+    async fn of_scope(
+        &self,
+        scope: TenantId,
+        include_archived: bool,
+        stored_only: bool,
+    ) -> Result<Vec<EventTypeView>, AppError> {
         let catalogue = self.catalogue(scope).await?;
         Ok(catalogue
             .types
             .values()
-            .filter(|k| k.stored && k.state.tenant_id == scope)
+            .filter(|k| (k.stored || !stored_only) && k.state.tenant_id == scope)
             .filter(|k| include_archived || !k.state.archived)
             .map(|k| EventTypeView::from(&k.state))
             .collect())
@@ -322,14 +331,7 @@ impl CatalogueService {
         scope: TenantId,
         include_archived: bool,
     ) -> Result<Vec<EventTypeView>, AppError> {
-        let catalogue = self.catalogue(scope).await?;
-        Ok(catalogue
-            .types
-            .values()
-            .filter(|k| k.state.tenant_id == scope)
-            .filter(|k| include_archived || !k.state.archived)
-            .map(|k| EventTypeView::from(&k.state))
-            .collect())
+        self.of_scope(scope, include_archived, false).await
     }
 
     /// One type, now (archived ones too) or as the log recorded it at

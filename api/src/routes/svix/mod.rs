@@ -133,19 +133,14 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     // `/admin`): past the limit, even a right token waits.
     let client = crate::console::web::client_ip(&req);
     if let Some(wait) = state.console.api_guesses.blocked(client) {
-        let mut r = SvixError::new(
+        let (detail, seconds) = crate::routes::guesses_wait(wait);
+        let r = SvixError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "rate_limit",
-            format!(
-                "too many failed attempts from this address; retry in {} s",
-                wait.as_secs().max(1)
-            ),
+            detail,
         )
         .into_response();
-        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-        }
-        return r;
+        return crate::routes::retry_after(r, seconds);
     }
     let token = match bearer_token(req.headers(), "operator key") {
         Ok(t) => t.to_string(),

@@ -71,19 +71,14 @@ pub async fn admin_only(State(state): State<AppState>, req: Request, next: Next)
 
 /// 429 for a client past its failed-credential limit.
 fn too_many_guesses(wait: std::time::Duration) -> Response {
-    let mut r = ApiError::new(
+    let (detail, seconds) = crate::routes::guesses_wait(wait);
+    let r = ApiError::new(
         axum::http::StatusCode::TOO_MANY_REQUESTS,
         "too_many_requests",
-        format!(
-            "too many failed attempts from this address; retry in {} s",
-            wait.as_secs().max(1)
-        ),
+        detail,
     )
     .into_response();
-    if let Ok(v) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-        r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-    }
-    r
+    crate::routes::retry_after(r, seconds)
 }
 
 /// The command context of an operator's request.
