@@ -338,14 +338,7 @@ async fn a_post_without_the_sessions_csrf_token_or_from_another_origin_changes_n
         .nth(1)
         .and_then(|r| r.split('"').next())
         .unwrap();
-    let res = no_redirects()
-        .post(app.url(&path))
-        .header(COOKIE, &cookie)
-        .header("origin", &app.base)
-        .form(&[("_csrf", csrf)])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&app, &cookie, &path, &[("_csrf", csrf)]).await;
     assert_eq!(res.status(), 303);
     expect_json(app.get(&t, &format!("/v1/subscriptions/{id}")).await, 404).await;
     // Signing out ends the session on the server.
@@ -492,6 +485,23 @@ async fn sign_ins_are_rate_limited_and_sessions_end_with_their_key() {
 }
 
 /// The CSRF token of a console page.
+/// A console form posted from the console's own origin with `cookie`.
+async fn post_form(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    no_redirects()
+        .post(app.url(path))
+        .header(COOKIE, cookie)
+        .header("origin", &app.base)
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn csrf_of(app: &TestApp, cookie: &str, path: &str) -> String {
     let page = no_redirects()
         .get(app.url(path))
@@ -703,14 +713,13 @@ async fn console_forms_and_addresses_answer_with_their_errors() {
     assert_eq!(res.headers()[LOCATION], "/console");
     // A portal link's validity that is not a number is refused.
     let csrf = csrf_of(&app, &cookie, "/console/portal-links").await;
-    let res = no_redirects()
-        .post(app.url("/console/portal-links"))
-        .header(COOKIE, &cookie)
-        .header("origin", &app.base)
-        .form(&[("_csrf", csrf.as_str()), ("expires_in", "abc")])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(
+        &app,
+        &cookie,
+        "/console/portal-links",
+        &[("_csrf", csrf.as_str()), ("expires_in", "abc")],
+    )
+    .await;
     assert_eq!(res.status(), 400);
     let body = res.text().await.unwrap();
     assert!(body.contains("must be a whole number of seconds"), "{body}");
@@ -734,14 +743,13 @@ async fn an_operator_leaves_the_console_of_a_tenant_deleted_meanwhile() {
     let cookie = session_cookie(res.headers());
     let tenant_page = format!("/console/tenants/{}", t.id);
     let csrf = csrf_of(&app, &cookie, &tenant_page).await;
-    let res = no_redirects()
-        .post(app.url(&format!("{tenant_page}/open")))
-        .header(COOKIE, &cookie)
-        .header("origin", &app.base)
-        .form(&[("_csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(
+        &app,
+        &cookie,
+        &format!("{tenant_page}/open"),
+        &[("_csrf", csrf.as_str())],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     let (status, _) = page(&app, &cookie, "/console/subscriptions").await;
     assert_eq!(status, 200, "working in the tenant's console");
@@ -753,18 +761,17 @@ async fn an_operator_leaves_the_console_of_a_tenant_deleted_meanwhile() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    let res = no_redirects()
-        .post(app.url("/console/subscriptions"))
-        .header(COOKIE, &cookie)
-        .header("origin", &app.base)
-        .form(&[
+    let res = post_form(
+        &app,
+        &cookie,
+        "/console/subscriptions",
+        &[
             ("_csrf", csrf.as_str()),
             ("url", "https://example.com/late"),
             ("events", "order.created"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(
         res.status(),
         404,
@@ -816,14 +823,13 @@ async fn a_page_shown_for_one_tenant_or_version_changes_nothing_once_either_move
         async move {
             let path = format!("/console/tenants/{id}");
             let csrf = csrf_of(app, &cookie, &path).await;
-            let res = no_redirects()
-                .post(app.url(&format!("{path}/open")))
-                .header(COOKIE, &cookie)
-                .header("origin", &app.base)
-                .form(&[("_csrf", csrf.as_str())])
-                .send()
-                .await
-                .unwrap();
+            let res = post_form(
+                &app,
+                &cookie,
+                &format!("{path}/open"),
+                &[("_csrf", csrf.as_str())],
+            )
+            .await;
             assert_eq!(res.status(), 303);
         }
     };
@@ -833,35 +839,33 @@ async fn a_page_shown_for_one_tenant_or_version_changes_nothing_once_either_move
     let shown_for = hidden_of(&app, &cookie, "/console/subscriptions/new", "_tenant").await;
     assert_eq!(shown_for, acme.id);
     open(beta.id.clone()).await;
-    let res = no_redirects()
-        .post(app.url("/console/subscriptions"))
-        .header(COOKIE, &cookie)
-        .header("origin", &app.base)
-        .form(&[
+    let res = post_form(
+        &app,
+        &cookie,
+        "/console/subscriptions",
+        &[
             ("_csrf", csrf.as_str()),
             ("_tenant", shown_for.as_str()),
             ("url", "https://example.com/meant-for-acme"),
             ("events", "order.created"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 409);
     assert!(res.text().await.unwrap().contains("another tenant"));
     // A form that does not say which tenant it was shown for is refused
     // the same way.
-    let res = no_redirects()
-        .post(app.url("/console/subscriptions"))
-        .header(COOKIE, &cookie)
-        .header("origin", &app.base)
-        .form(&[
+    let res = post_form(
+        &app,
+        &cookie,
+        "/console/subscriptions",
+        &[
             ("_csrf", csrf.as_str()),
             ("url", "https://example.com/tenant-unknown"),
             ("events", "order.created"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 409);
     for t in [&acme, &beta] {
         let subs = expect_json(app.get(t, "/v1/subscriptions").await, 200).await;
@@ -889,20 +893,19 @@ async fn a_page_shown_for_one_tenant_or_version_changes_nothing_once_either_move
         )
         .await;
     assert_eq!(res.status(), 200);
-    let res = no_redirects()
-        .post(app.url(&format!("/console/subscriptions/{id}")))
-        .header(COOKIE, &tenant_cookie)
-        .header("origin", &app.base)
-        .form(&[
+    let res = post_form(
+        &app,
+        &tenant_cookie,
+        &format!("/console/subscriptions/{id}"),
+        &[
             ("_csrf", csrf.as_str()),
             ("_seen", seen.as_str()),
             ("url", rx.url("/a").as_str()),
             ("events", "order.created"),
             ("description", "only the description"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 409);
     assert!(res
         .text()
@@ -910,18 +913,17 @@ async fn a_page_shown_for_one_tenant_or_version_changes_nothing_once_either_move
         .unwrap()
         .contains("changed after you opened the form"));
     // A form without the version it was made from changes nothing either.
-    let res = no_redirects()
-        .post(app.url(&format!("/console/subscriptions/{id}")))
-        .header(COOKIE, &tenant_cookie)
-        .header("origin", &app.base)
-        .form(&[
+    let res = post_form(
+        &app,
+        &tenant_cookie,
+        &format!("/console/subscriptions/{id}"),
+        &[
             ("_csrf", csrf.as_str()),
             ("url", rx.url("/a").as_str()),
             ("events", "order.created"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("out of date"));
     let now = expect_json(
@@ -950,14 +952,13 @@ async fn a_new_secret_is_shown_once_after_a_redirect_and_a_reload_rotates_nothin
     let id = sub["id"].as_str().unwrap();
     let cookie = sign_in(&app, &t.api_key).await;
     let csrf = csrf_of(&app, &cookie, &format!("/console/subscriptions/{id}")).await;
-    let res = no_redirects()
-        .post(app.url(&format!("/console/subscriptions/{id}/rotate")))
-        .header(COOKIE, &cookie)
-        .header("origin", &app.base)
-        .form(&[("_csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(
+        &app,
+        &cookie,
+        &format!("/console/subscriptions/{id}/rotate"),
+        &[("_csrf", csrf.as_str())],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     let to = res.headers()[LOCATION].to_str().unwrap().to_string();
     assert_eq!(to, format!("/console/subscriptions/{id}/secret"));
@@ -998,14 +999,13 @@ async fn a_new_secret_is_shown_once_after_a_redirect_and_a_reload_rotates_nothin
         .await;
     let other = other["id"].as_str().unwrap();
     for sub in [id, other] {
-        let res = no_redirects()
-            .post(app.url(&format!("/console/subscriptions/{sub}/rotate")))
-            .header(COOKIE, &cookie)
-            .header("origin", &app.base)
-            .form(&[("_csrf", csrf.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let res = post_form(
+            &app,
+            &cookie,
+            &format!("/console/subscriptions/{sub}/rotate"),
+            &[("_csrf", csrf.as_str())],
+        )
+        .await;
         assert_eq!(res.status(), 303);
     }
     let mut shown_secrets = Vec::new();
@@ -1103,14 +1103,13 @@ async fn a_portal_link_asks_before_it_replaces_a_session() {
     let (status, _) = page(&app, &cookie, "/console/subscriptions").await;
     assert_eq!(status, 200);
 
-    let confirmed = no_redirects()
-        .post(app.url("/console/portal"))
-        .header(COOKIE, &cookie)
-        .header("origin", &app.base)
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let confirmed = post_form(
+        &app,
+        &cookie,
+        "/console/portal",
+        &[("token", token.as_str())],
+    )
+    .await;
     assert_eq!(confirmed.status(), 303);
     let portal = session_cookie(confirmed.headers());
     assert_ne!(portal, cookie);
