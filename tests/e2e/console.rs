@@ -824,7 +824,7 @@ async fn a_page_shown_for_one_tenant_or_version_changes_nothing_once_either_move
             let path = format!("/console/tenants/{id}");
             let csrf = csrf_of(app, &cookie, &path).await;
             let res = post_form(
-                &app,
+                app,
                 &cookie,
                 &format!("{path}/open"),
                 &[("_csrf", csrf.as_str())],
