@@ -281,7 +281,20 @@ impl PortalService {
         let id = self.shared.entropy.new_id();
         let token = self.token(id)?;
         let at = self.shared.clock.now();
-        let expires_at = at + input.expires_in;
+        let mut expires_at = at + input.expires_in;
+        // A link made with an API key that is being retired (an earlier
+        // rotation's overlap, a revocation taking effect later) ends when
+        // the key does: a leaked key must not mint access that outlives it.
+        if let crate::context::Actor::ApiKey(key_id) = &ctx.actor {
+            let retires = self
+                .tenants
+                .get(ctx.tenant_id)
+                .await?
+                .and_then(|t| t.key(*key_id).and_then(|k| k.revoked_from));
+            if let Some(retires) = retires {
+                expires_at = expires_at.min(retires);
+            }
+        }
         let command = IssuePortalLink {
             link_id: id,
             tenant_id: ctx.tenant_id,

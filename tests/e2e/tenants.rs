@@ -361,6 +361,24 @@ async fn a_tenant_rotates_its_own_key_with_or_without_an_overlap() {
     // outlives it.
     let refused = expect_json(rotate(t.api_key.clone(), None).await, 409).await;
     assert_eq!(refused["code"], "key_retiring", "{refused}");
+    // Nor can it make a portal link that outlives it: the link ends with
+    // the key.
+    let link = expect_json(
+        app.client
+            .post(app.url("/v1/portal-sessions"))
+            .bearer_auth(&t.api_key)
+            .json(&json!({"expires_in": 604_800}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let ends = chrono::DateTime::parse_from_rfc3339(link["expires_at"].as_str().unwrap()).unwrap();
+    let key_ends =
+        chrono::DateTime::parse_from_rfc3339(rotated["previous_key_expires_at"].as_str().unwrap())
+            .unwrap();
+    assert!(ends <= key_ends, "{ends} after {key_ends}");
     eventually("the old key stops after its overlap", WAIT, || async {
         (works(&app, &t.api_key).await == 401).then_some(())
     })
