@@ -736,6 +736,20 @@ async fn built_in_event_types_are_the_organisations_and_upserts_hold_under_races
         422,
     )
     .await;
+    // A schema of the client's own on a built-in (which comes with an
+    // example the client cannot see) is taken, not refused on `/example`.
+    let own = expect_json(
+        svix(
+            &app,
+            Method::PATCH,
+            "/api/v1/event-type/customer.updated",
+            Some(json!({"schemas": {"1": {"type": "object", "required": ["zzz"]}}})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(own["schemas"]["1"]["required"], json!(["zzz"]), "{own}");
     // A client's create of that name replaces the built-in: no schema.
     let mine = expect_json(
         svix(

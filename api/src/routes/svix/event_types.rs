@@ -399,11 +399,15 @@ async fn change(
         };
         return define(state, ctx, name, full).await;
     }
+    // Svix has no examples: a schema set here drops the one a built-in
+    // type came with (a client could neither see nor change it, and a new
+    // schema it does not satisfy was refused naming `/example`).
+    let example = input.schemas.as_ref().map(|_| None);
     let changes = EventTypeChanges {
         group: input.group_name,
         description: input.description,
         schema: input.schemas.map(schema).transpose()?,
-        example: None,
+        example,
         deprecated: input.deprecated,
     };
     let mut view = current;
