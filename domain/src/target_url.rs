@@ -133,9 +133,10 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
         );
         return is_global_v4(v4);
     }
-    // The rest of ::/64 is not global unicast; nor is the local-use NAT64
-    // prefix 64:ff9b:1::/48 (RFC 8215), which may embed any address.
-    if seg[..4] == [0, 0, 0, 0] || seg[..3] == [0x64, 0xff9b, 1] {
+    // The rest of ::/8 (reserved by the IETF) is not global unicast; nor
+    // is the local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215), which may
+    // embed any address.
+    if seg[0] <= 0x00ff || seg[..3] == [0x64, 0xff9b, 1] {
         return false;
     }
     // 6to4 (2002::/16) embeds an IPv4 address in bits 16..48.
@@ -343,6 +344,8 @@ mod tests {
             "64:ff9b:1::7f00:1",
             "64:ff9b:1::808:808",
             "::1:0:0:1",
+            "::ffff:0:0:a00:1",
+            "ff::1",
         ] {
             assert!(!is_global(ip(private)), "{private} should not be global");
         }

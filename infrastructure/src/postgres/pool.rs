@@ -30,14 +30,14 @@ pub fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
         return Err(
-            "DATABASE_URL is not a valid postgres:// URL (it must start with postgres:// or postgresql://)"
+            "the database URL (--database-url, HOOKLINE_DATABASE_URL or DATABASE_URL) is not a valid postgres:// URL (it must start with postgres:// or postgresql://)"
                 .into(),
         );
     }
     PgConnectOptions::from_str(url).map_err(|e| {
         let msg = e.to_string();
         format!(
-            "DATABASE_URL is not a valid postgres:// URL ({})",
+            "the database URL (--database-url, HOOKLINE_DATABASE_URL or DATABASE_URL) is not a valid postgres:// URL ({})",
             msg.split(':').next().unwrap_or("invalid")
         )
     })
