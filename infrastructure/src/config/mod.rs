@@ -363,7 +363,7 @@ impl Settings {
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.to_string())),
             database_url: non_empty(raw.database_url).map(Secret::new),
             db_max_connections: DB_MAX_CONNECTIONS.read(raw.db_max_connections)?,
-            secret_key: non_empty(raw.secret_key).map(Secret::new),
+            secret_key: secret_key(non_empty(raw.secret_key))?,
             admin_token: admin_token(raw.admin_token)?,
             allow_private_targets: AllowList::parse(
                 raw.allow_private_targets.as_deref().unwrap_or(""),
@@ -432,6 +432,19 @@ impl Settings {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+}
+
+/// `HOOKLINE_SECRET_KEY`, checked before anything starts (it was read
+/// only once the embedded cluster was up).
+fn secret_key(raw: Option<String>) -> Result<Option<Secret>, ConfigError> {
+    match raw {
+        Some(key) => {
+            crate::cipher::XChaChaCipher::from_base64(&key)
+                .map_err(|e| ConfigError(e.to_string()))?;
+            Ok(Some(Secret::new(key)))
+        }
+        None => Ok(None),
     }
 }
 

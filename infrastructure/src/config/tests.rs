@@ -258,3 +258,23 @@ fn a_retry_schedule_with_an_empty_entry_is_refused() {
     .unwrap();
     assert_eq!(s.retry_policy.schedule_secs, vec![5, 30, 300]);
 }
+
+#[test]
+fn a_malformed_secret_key_is_refused_before_anything_starts() {
+    let refused = load(
+        &[("HOOKLINE_SECRET_KEY", "notbase64")],
+        CliOverrides::default(),
+    );
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("HOOKLINE_SECRET_KEY")),
+        "{refused:?}"
+    );
+    let ok = load(
+        &[(
+            "HOOKLINE_SECRET_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )],
+        CliOverrides::default(),
+    );
+    assert!(ok.is_ok_and(|s| s.secret_key.is_some()));
+}
