@@ -527,6 +527,22 @@ async fn inflow_subscription_api_manages_ordinary_subscriptions_that_the_seed_ve
         .await
         .unwrap();
     assert_eq!(expect_json(res, 404).await["code"], "not_found");
+    // Another tenant putting this id is told at once that it is taken.
+    let started = std::time::Instant::now();
+    let res = inflow(
+        &app,
+        &other,
+        Method::PUT,
+        "/webhooks",
+        Some(json!({"webHookSubscriptionId": hook_id, "url": rx.url("/theirs"), "events": ["salesOrder.created"]})),
+    )
+    .await;
+    assert_eq!(expect_json(res, 409).await["code"], "subscription_id_taken");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A camelCase event is delivered in InFlow's shape, signed as InFlow
     // signs, and the seed's own snippet accepts it.

@@ -33,6 +33,10 @@ pub(crate) fn map_error(id: &str, e: AggregateError<SubscriptionError>) -> AppEr
             "subscription_exists",
             format!("subscription '{id}' already exists"),
         ),
+        AggregateError::UserError(SubscriptionError::IdTaken) => AppError::conflict(
+            "subscription_id_taken",
+            format!("the id '{id}' is taken; generate another"),
+        ),
         AggregateError::UserError(e @ SubscriptionError::ChangedMeanwhile) => {
             AppError::conflict("changed_meanwhile", format!("subscription '{id}': {e}"))
         }

@@ -301,8 +301,12 @@ impl Subscription {
     }
 
     fn subscribe(&self, cmd: Subscribe) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
-        if self.state.is_some() {
-            return Err(SubscriptionError::AlreadyExists);
+        if let Some(state) = &self.state {
+            return Err(if state.tenant_id == cmd.tenant_id {
+                SubscriptionError::AlreadyExists
+            } else {
+                SubscriptionError::IdTaken
+            });
         }
         Ok(vec![SubscriptionEvent::Subscribed {
             subscription_id: cmd.subscription_id,

@@ -4,6 +4,10 @@
 pub enum SubscriptionError {
     #[error("the subscription already exists")]
     AlreadyExists,
+    /// A subscription of another tenant has this id (ids are global; the
+    /// client chose one that is taken).
+    #[error("the subscription id is taken")]
+    IdTaken,
     /// Also returned when the command's tenant does not own the
     /// subscription: another tenant's subscription does not exist for you.
     #[error("the subscription does not exist")]

@@ -110,6 +110,14 @@ fn subscribe_twice_is_refused() {
         .given(vec![subscribed()])
         .when(SubscriptionCommand::Subscribe(subscribe_cmd()))
         .then_expect_error(SubscriptionError::AlreadyExists);
+    // Another tenant choosing the same id: taken.
+    Fixture::with(())
+        .given(vec![subscribed()])
+        .when(SubscriptionCommand::Subscribe(Subscribe {
+            tenant_id: other_tenant(),
+            ..subscribe_cmd()
+        }))
+        .then_expect_error(SubscriptionError::IdTaken);
 }
 
 #[test]

@@ -173,7 +173,7 @@ async fn list(
             body = WebHookSubscriptionResponse, example = json!(ex::inflow_subscription(true))),
         (status = 400, description = "- `validation_error`: a field breaks its rules (each is named: `url`, `events`, `webHookSubscriptionId`, `webHookSubscriptionRequestId`), or `url`/`events` is missing"),
         (status = 404, description = "- `not_found`: `companyId` is not the API key's tenant"),
-        (status = 409, description = "- `request_id_reused`: this `webHookSubscriptionRequestId` last wrote the subscription with another `url` or `events`\n- `not_an_inflow_subscription`: the id belongs to a subscription not signed for InFlow (`hmac-sha256-base64`), or to another tenant\n- `subscription_deleted`: it has been deleted\n- `duplicate_subscription`: an active subscription already sends these events to this URL\n- `subscription_limit_reached`: the tenant has HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT subscriptions\n- `concurrent_modification`: another request changed it at the same time, or the id is taken; retry (PUTs of one new id sent at once: one creates it, the others update it)"),
+        (status = 409, description = "- `request_id_reused`: this `webHookSubscriptionRequestId` last wrote the subscription with another `url` or `events`\n- `not_an_inflow_subscription`: the id belongs to a subscription not signed for InFlow (`hmac-sha256-base64`)\n- `subscription_id_taken`: another tenant's subscription has this id; generate another\n- `subscription_deleted`: it has been deleted\n- `duplicate_subscription`: an active subscription already sends these events to this URL\n- `subscription_limit_reached`: the tenant has HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT subscriptions\n- `concurrent_modification`: another request changed it at the same time; retry (PUTs of one new id sent at once: one creates it, the others update it)"),
     )
 )]
 async fn subscribe(
@@ -275,7 +275,7 @@ async fn subscribe(
             }) => {
                 return Err(AppError::conflict(
                     "concurrent_modification",
-                    "this webHookSubscriptionId is being written by another request, or is taken: retry, or generate another",
+                    "this webHookSubscriptionId is being written by another request: retry",
                 )
                 .into())
             }
