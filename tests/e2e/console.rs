@@ -1082,11 +1082,23 @@ async fn a_portal_link_asks_before_it_replaces_a_session() {
         .unwrap();
     assert_eq!(asked.status(), 200);
     assert!(asked.headers().get(SET_COOKIE).is_none());
-    assert!(asked
-        .text()
+    let asking = asked.text().await.unwrap();
+    assert!(asking.contains("Open this portal link?"));
+    // Its language switch comes back to the question, with the link.
+    let switch = asking
+        .split("href=\"")
+        .map(|s| s.split('"').next().unwrap().replace("&amp;", "&"))
+        .find(|h| h.starts_with("/console/lang?set=es"))
+        .expect("a switch to Spanish");
+    let switched = no_redirects()
+        .get(app.url(&switch))
+        .header(COOKIE, &cookie)
+        .send()
         .await
-        .unwrap()
-        .contains("Open this portal link?"));
+        .unwrap();
+    assert_eq!(switched.status(), 303);
+    let back = switched.headers()[LOCATION].to_str().unwrap().to_string();
+    assert_eq!(back, format!("/console/portal?token={token}"));
     let (status, _) = page(&app, &cookie, "/console/subscriptions").await;
     assert_eq!(status, 200, "the session is still there");
 

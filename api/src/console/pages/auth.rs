@@ -2,7 +2,7 @@
 //! opening a portal link, and the built-in help page.
 
 use crate::console::i18n::{Locale, M};
-use crate::console::layout::bare_page;
+use crate::console::layout::{bare_page, urlencode};
 use crate::console::session::{Role, Session};
 use crate::console::web::{
     admin_fingerprint, cookie, html, html_status, locale, see_other, session_cookie, AnonymousPost,
@@ -228,10 +228,12 @@ pub async fn open_portal(
             }
             p { a href="/console" { (t(M::PortalSwitchKeep)) } }
         };
+        // The language switch comes back to this page, link and all.
+        let here = format!("/console/portal?token={}", urlencode(&token));
         return Ok(html(bare_page(
             locale,
             t(M::PortalSwitchTitle),
-            "/console/portal",
+            &here,
             content,
         )));
     }
