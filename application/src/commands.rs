@@ -26,6 +26,11 @@ where
     A: Aggregate + 'static,
     F: FnMut() -> A::Command + Send,
 {
+    // Commands on one aggregate from this process take turns: they would
+    // otherwise race each other to append, and a burst of them (secret
+    // reads, each recording itself) could exhaust the retries. Writers in
+    // other processes still conflict, and are retried.
+    let _turn = turn_for(A::TYPE, aggregate_id).lock().await;
     let mut contention = Contention::default();
     loop {
         match store.execute(aggregate_id, make(), metadata).await {
@@ -39,6 +44,20 @@ where
             other => return other,
         }
     }
+}
+
+/// Locks shared by aggregates whose type and id hash alike: few enough to
+/// keep, many enough that unrelated commands seldom wait for each other.
+const TURNS: usize = 256;
+
+fn turn_for(aggregate_type: &str, aggregate_id: &str) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    static LOCKS: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
+        std::sync::LazyLock::new(|| (0..TURNS).map(|_| tokio::sync::Mutex::new(())).collect());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (aggregate_type, aggregate_id).hash(&mut hasher);
+    let slot = usize::try_from(hasher.finish() % TURNS as u64).unwrap_or(0);
+    &LOCKS[slot]
 }
 
 /// Retries of a command that lost a race to append to its aggregate. Each
