@@ -445,7 +445,9 @@ async fn run_connectors(
 /// One-shot commands log warnings and errors only, unless RUST_LOG says
 /// otherwise.
 fn quiet_logs(format: LogFormat) {
-    telemetry::init_with_default(format, "warn");
+    // Reading the whole log (audit, replay) takes statements of seconds by
+    // design: sqlx's slow-statement warnings would only be noise here.
+    telemetry::init_with_default(format, "warn,sqlx::query=error");
 }
 
 /// Completes on SIGINT or SIGTERM.
