@@ -96,6 +96,28 @@ async fn every_tenant_starts_with_the_builtins_grouped_and_paginated() {
     assert!(bad_name["detail"].as_str().unwrap().contains("name"));
     let unknown = expect_json(app.get(&t, "/v1/event-types/no.such").await, 404).await;
     assert_eq!(unknown["code"], "not_found");
+
+    // Operational types are listed, but only Hookline describes them.
+    let opened = "/v1/event-types/hookline.circuit.opened";
+    assert_eq!(
+        expect_json(app.get(&t, opened).await, 200).await["builtin"],
+        true
+    );
+    for refused in [
+        app.patch(&t, opened, json!({"description": "mine"})).await,
+        app.delete(&t, opened).await,
+        app.post(&t, "/v1/event-types", json!({"name": "hookline.mine.made"}))
+            .await,
+    ] {
+        let body = expect_json(refused, 400).await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("operational"),
+            "{body}"
+        );
+    }
+    let kept = expect_json(app.get(&t, opened).await, 200).await;
+    assert_eq!(kept["archived"], false);
+    assert_ne!(kept["description"], "mine");
 }
 
 #[tokio::test]

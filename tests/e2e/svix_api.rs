@@ -312,6 +312,22 @@ async fn svix_errors_and_limits() {
             "{err}"
         );
     }
+    // Hookline's operational event types are its own to describe.
+    for (method, body) in [
+        (Method::PUT, Some(json!({"description": "mine"}))),
+        (Method::PATCH, Some(json!({"description": "mine"}))),
+        (Method::DELETE, None),
+    ] {
+        let res = svix(
+            &app,
+            method,
+            "/api/v1/event-type/hookline.circuit.opened",
+            body,
+        )
+        .await;
+        let err = expect_json(res, 422).await;
+        assert!(err.to_string().contains("operational"), "{err}");
+    }
     // A list's iterator must be an id of what it lists, its order one of
     // two words: 422 located at the query parameter.
     for (path, param) in [

@@ -22,6 +22,7 @@ use hookline_domain::catalogue::{
     aggregate_id, check_group, ArchiveEventType, CatalogueCommand, CatalogueEntry, DefineEventType,
     EventTypeSpec, EventTypeState, UpdateEventType,
 };
+use hookline_domain::event_type::OPERATIONAL_NAMESPACE;
 use hookline_domain::validation::check_free_text;
 use hookline_domain::{EventId, EventPattern, EventType, TenantId, ValidationError};
 use serde_json::value::RawValue;
@@ -164,6 +165,21 @@ fn violations(field: &str, found: Vec<SchemaViolation>) -> Vec<ValidationError> 
         .into_iter()
         .map(|v| ValidationError::new(format!("{field}{}", v.pointer), v.message))
         .collect()
+}
+
+/// Hookline's operational events (`hookline.…`) are described by Hookline:
+/// a tenant cannot define, change or archive them (nor publish them).
+fn refuse_operational(name: &EventType) -> Result<(), AppError> {
+    if name.is_operational() {
+        return Err(ValidationError::new(
+            "name",
+            format!(
+                "'{name}' is in the '{OPERATIONAL_NAMESPACE}.' namespace of Hookline's operational events, which Hookline describes: it cannot be defined, changed or archived"
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn json_size(value: &Value) -> usize {
@@ -402,6 +418,7 @@ impl CatalogueService {
         name: &EventType,
         make: impl FnMut() -> CatalogueCommand + Send,
     ) -> Result<Written<EventTypeView>, AppError> {
+        refuse_operational(name)?;
         let id = aggregate_id(ctx.tenant_id, name);
         let position =
             execute_with_retry(self.store.as_ref(), &id, make, &ctx.metadata(self.now()))

@@ -271,3 +271,38 @@ async fn as_of_reads_and_histories_follow_the_log() {
     assert_eq!(example["data"]["payment_id"], "pay-457");
     assert_eq!(example["tenant_id"], t.to_string());
 }
+
+#[tokio::test]
+async fn operational_types_are_hooklines_to_describe() {
+    let world = World::default();
+    let cat = world.catalogue();
+    let t = tenant(1);
+    let ctx = world.ctx(t);
+    let opened = name("hookline.circuit.opened");
+    let refused = |e: AppError| match e {
+        AppError::Validation(v) => {
+            assert_eq!(v[0].field, "name");
+            assert!(v[0].reason.contains("operational"), "{}", v[0].reason);
+        }
+        other => panic!("not a validation error: {other:?}"),
+    };
+    refused(cat.archive(&ctx, &opened).await.unwrap_err());
+    refused(
+        cat.update(
+            &ctx,
+            &opened,
+            EventTypeChanges {
+                description: Some("mine now".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err(),
+    );
+    let mut own = shipped(None);
+    own.name = name("hookline.mine.made");
+    refused(cat.define(&ctx, own).await.unwrap_err());
+    // The built-in is untouched and still listed.
+    let got = cat.get(t, &opened, None).await.unwrap();
+    assert!(got.builtin && !got.archived);
+}
