@@ -119,7 +119,14 @@ impl CatalogueCache {
         } else {
             read.entries(TenantId::ORGANISATION).await?
         };
-        for state in inherited.into_iter().chain(entries) {
+        // Operational types (`hookline.…`) are Hookline's: changes a
+        // tenant stored before they were refused are not shown (their
+        // events stay in the log and its history).
+        for state in inherited
+            .into_iter()
+            .chain(entries)
+            .filter(|s| !s.name.is_operational())
+        {
             let schema = self.compiled(&state, compiler);
             types.insert(
                 state.name.clone(),
