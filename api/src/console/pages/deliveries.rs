@@ -3,7 +3,7 @@
 //! subscription's history from the log, and a request's trace.
 
 use super::shell;
-use super::subscriptions::{load, sub_id};
+use super::subscriptions::{sub_id, visible};
 use crate::console::i18n::{field_error, Locale, M};
 use crate::console::layout::{
     csrf, delivery_status, done_notice, pretty_json, time, urlencode, Nav,
@@ -241,8 +241,7 @@ pub async fn log_rows(
     Path(id): Path<String>,
     Query(filters): Query<LogFilters>,
 ) -> PageResult {
-    let id = sub_id(&id)?;
-    load(&state, &viewer, id).await?;
+    let id = visible(&state, &viewer, &id).await?;
     let list = list_for(&state, &viewer, id, &filters)
         .await?
         .unwrap_or_default();
@@ -395,8 +394,7 @@ pub async fn recover(
     Path(id): Path<String>,
     post: Posted,
 ) -> PageResult {
-    let id = sub_id(&id)?;
-    load(&state, &post.viewer, id).await?;
+    let id = visible(&state, &post.viewer, &id).await?;
     let since = post.form.get("since").unwrap_or("").trim();
     let since = parse_local("since", since)
         .map_err(|e| Failure::from(hookline_application::AppError::invalid(e)))?;

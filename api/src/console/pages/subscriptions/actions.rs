@@ -1,7 +1,7 @@
 //! What a subscription's page posts: send test, enable, disable, rotate
 //! the secret (shown once), delete with a confirmation.
 
-use super::{load, sub_id};
+use super::{load, sub_id, visible};
 use crate::console::i18n::M;
 use crate::console::layout::{csrf, Nav};
 use crate::console::pages::shell;
@@ -89,8 +89,7 @@ pub async fn test_send(
     Path(id): Path<String>,
     post: Posted,
 ) -> PageResult {
-    let id = sub_id(&id)?;
-    load(&state, &post.viewer, id).await?;
+    let id = visible(&state, &post.viewer, &id).await?;
     let published = state.publish.test_send(&post.viewer.ctx()?, id).await?;
     let delivery = published
         .value
@@ -109,8 +108,7 @@ pub async fn enable(
     Path(id): Path<String>,
     post: Posted,
 ) -> PageResult {
-    let id = sub_id(&id)?;
-    load(&state, &post.viewer, id).await?;
+    let id = visible(&state, &post.viewer, &id).await?;
     state.subscriptions.enable(&post.viewer.ctx()?, id).await?;
     Ok(see_other(&format!(
         "/console/subscriptions/{id}?done=enabled"
@@ -123,8 +121,7 @@ pub async fn disable(
     Path(id): Path<String>,
     post: Posted,
 ) -> PageResult {
-    let id = sub_id(&id)?;
-    load(&state, &post.viewer, id).await?;
+    let id = visible(&state, &post.viewer, &id).await?;
     state
         .subscriptions
         .disable(
@@ -144,8 +141,7 @@ pub async fn rotate(
     Path(id): Path<String>,
     post: Posted,
 ) -> PageResult {
-    let id = sub_id(&id)?;
-    load(&state, &post.viewer, id).await?;
+    let id = visible(&state, &post.viewer, &id).await?;
     let rotated = state
         .subscriptions
         .rotate_secret(&post.viewer.ctx()?, id, None, None)
@@ -198,8 +194,7 @@ pub async fn delete(
     Path(id): Path<String>,
     post: Posted,
 ) -> PageResult {
-    let id = sub_id(&id)?;
-    load(&state, &post.viewer, id).await?;
+    let id = visible(&state, &post.viewer, &id).await?;
     state.subscriptions.delete(&post.viewer.ctx()?, id).await?;
     Ok(see_other("/console/subscriptions?done=deleted"))
 }

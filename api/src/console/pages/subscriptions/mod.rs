@@ -37,6 +37,17 @@ pub(crate) fn sub_id(raw: &str) -> Result<SubscriptionId, Failure> {
     SubscriptionId::parse(raw).map_err(|_| Failure::new(StatusCode::NOT_FOUND, "page_not_found"))
 }
 
+/// The id in a page's path, of a subscription the viewer may see.
+pub(crate) async fn visible(
+    state: &AppState,
+    viewer: &Viewer,
+    raw: &str,
+) -> Result<SubscriptionId, Failure> {
+    let id = sub_id(raw)?;
+    load(state, viewer, id).await?;
+    Ok(id)
+}
+
 /// One subscription the viewer may see.
 pub(crate) async fn load(
     state: &AppState,
