@@ -216,12 +216,13 @@ impl Verifier {
                 "webhook-timestamp is not a whole number of seconds since 1970",
             )
         })?;
-        if (now - ts).abs() > STANDARD_WEBHOOKS_TOLERANCE_SECS {
+        // Any i64 may come in: the difference is taken without overflow.
+        let skew = now.abs_diff(ts);
+        if skew > STANDARD_WEBHOOKS_TOLERANCE_SECS.unsigned_abs() {
             return Err(reject(
                 RejectionReason::TimestampOutsideTolerance,
                 format!(
-                    "webhook-timestamp is {} s from Hookline's clock; at most {STANDARD_WEBHOOKS_TOLERANCE_SECS} s are accepted (a replayed or delayed request)",
-                    (now - ts).abs()
+                    "webhook-timestamp is {skew} s from Hookline's clock; at most {STANDARD_WEBHOOKS_TOLERANCE_SECS} s are accepted (a replayed or delayed request)"
                 ),
             ));
         }
@@ -407,6 +408,15 @@ mod tests {
             check(&v, &headers(&good), body, 1_614_265_330 + 301),
             Err(RejectionReason::TimestampOutsideTolerance)
         );
+        // Timestamps at the ends of i64 are refused, not an overflow.
+        for far in ["-9223372036854775808", "9223372036854775807"] {
+            let mut extreme = good;
+            extreme[1].1 = far;
+            assert_eq!(
+                check(&v, &headers(&extreme), body, 1_614_265_330),
+                Err(RejectionReason::TimestampOutsideTolerance)
+            );
+        }
         let svix: Vec<(&str, &str)> = good
             .iter()
             .map(|(k, v)| (if *k == "webhook-id" { "svix-id" } else { *k }, *v))
