@@ -90,9 +90,18 @@ pub fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (micros, id) = text.split_once(':').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    let at = DateTime::from_timestamp_micros(micros)
+        .filter(|at| within_api_range(*at))
+        .ok_or_else(bad)?;
     let id = Uuid::parse_str(id).map_err(|_| bad())?;
     Ok((at, id))
+}
+
+/// Whether a client's instant is one the API takes: years 0000 to 9999,
+/// what RFC 3339 can write. chrono reaches further than Postgres can
+/// store (4713 BC), so times parsed other ways are checked with this.
+pub fn within_api_range(at: DateTime<Utc>) -> bool {
+    (0..=9999).contains(&chrono::Datelike::year(&at))
 }
 
 /// Parses an RFC 3339 query parameter.

@@ -724,6 +724,30 @@ async fn console_forms_and_addresses_answer_with_their_errors() {
     let body = res.text().await.unwrap();
     assert!(body.contains("must be a whole number of seconds"), "{body}");
     assert!(!body.contains("hlp_"), "no link was issued");
+    // A date before what Postgres stores is the filter's error, not a 500.
+    let sub = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/dated", "events": ["a.b"]}),
+        )
+        .await;
+    let id = sub["id"].as_str().unwrap();
+    let (status, body) = page(
+        &app,
+        &cookie,
+        &format!("/console/subscriptions/{id}?since=-5000-01-01T00:00"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("since: must be a date and time"), "{body}");
+    // The log's live fragment shows no rows for a filter it cannot read.
+    let (status, _) = page(
+        &app,
+        &cookie,
+        &format!("/console/subscriptions/{id}/deliveries?until=-5000-01-01T00:00"),
+    )
+    .await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

@@ -180,9 +180,17 @@ async fn hostile_input_never_panics_or_answers_500() {
         "limit=99999999999999999999",
         "cursor=%00",
         "event=%00",
+        // A forged cursor one microsecond before Postgres's earliest time.
+        "cursor=LTIxMDg2NjgwMzIwMDAwMDAwMTowMWEyM2Y0NS03YzYyLTcwNDctYTMyYy01YWEyZWYxNGIwZmE",
     ] {
-        let res = app.get(&t, &format!("/v1/subscriptions?{query}")).await;
-        assert!(res.status().is_client_error(), "{query}: {}", res.status());
+        for list in ["/v1/subscriptions", "/v1/deliveries", "/v1/sources"] {
+            let res = app.get(&t, &format!("{list}?{query}")).await;
+            assert!(
+                res.status().is_client_error(),
+                "{list}?{query}: {}",
+                res.status()
+            );
+        }
     }
     // The subscription is intact.
     let read = expect_json(app.get(&t, &format!("/v1/subscriptions/{id}")).await, 200).await;

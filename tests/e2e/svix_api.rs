@@ -694,6 +694,36 @@ async fn what_hookline_does_not_keep_is_refused_not_dropped() {
     )
     .await;
     located(&err, "body", "until");
+    // Times chrono reads but Postgres cannot store: 422, not a 500.
+    for (since, field) in [
+        ("-262143-01-01T00:00:00", "since"),
+        ("-5000-01-01T00:00:00", "since"),
+    ] {
+        let err = expect_json(
+            svix(
+                &app,
+                Method::POST,
+                "/api/v1/app/refusals/endpoint/ep/recover",
+                Some(json!({"since": since, "until": since})),
+            )
+            .await,
+            422,
+        )
+        .await;
+        located(&err, "body", field);
+    }
+    let err = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            "/api/v1/app/refusals/msg?before=-5000-01-01T00:00:00",
+            None,
+        )
+        .await,
+        422,
+    )
+    .await;
+    located(&err, "query", "before");
 }
 
 /// The built-in event types every application has are the organisation's

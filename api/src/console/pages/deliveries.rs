@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hookline_application::deliveries::ListDeliveries;
-use hookline_application::pagination::PageRequest;
+use hookline_application::pagination::{within_api_range, PageRequest};
 use hookline_application::ports::{AttemptRecord, DeliveryRecord};
 use hookline_application::subscriptions::SubscriptionView;
 use hookline_application::RequestId;
@@ -45,13 +45,16 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
 
 /// A `datetime-local` value (or RFC 3339) read as UTC.
 fn parse_local(field: &str, v: &str) -> Result<DateTime<Utc>, ValidationError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
-        .map(|n| n.and_utc())
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
+                .map(|n| n.and_utc())
+        })
+        .filter(|t| within_api_range(*t))
         .ok_or_else(|| {
             ValidationError::new(field, "must be a date and time such as 2026-12-03T10:30")
         })

@@ -803,7 +803,10 @@ async fn recover(
     let current = endpoint(&state, tenant.id, &endpoint_id).await?;
     let when = |field: &str, v: &str| {
         parse_time(v).ok_or_else(|| {
-            SvixError::invalid(Invalid::body(field, format!("'{v}' is not a date-time")))
+            SvixError::invalid(Invalid::body(
+                field,
+                format!("'{v}' is not a date-time of the years 0000 to 9999"),
+            ))
         })
     };
     let since = match input.since.as_deref() {

@@ -9,6 +9,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use hookline_application::pagination::within_api_range;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -256,7 +257,7 @@ impl Params {
                 parse_time(v).ok_or_else(|| {
                     SvixError::invalid(Invalid::query(
                         name,
-                        format!("'{v}' is not an RFC 3339 date-time"),
+                        format!("'{v}' is not an RFC 3339 date-time of the years 0000 to 9999"),
                     ))
                 })
             })
@@ -273,9 +274,10 @@ pub struct Cursor<'a> {
 
 /// An RFC 3339 date-time; one without an offset (as the Python SDK sends
 /// naive datetimes) is taken as UTC.
+/// Years outside 0000–9999 (which `%Y` reads, signed) are refused.
 pub fn parse_time(value: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Some(t.with_timezone(&Utc));
+        return Some(t.with_timezone(&Utc)).filter(|t| within_api_range(*t));
     }
     [
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -285,6 +287,7 @@ pub fn parse_time(value: &str) -> Option<DateTime<Utc>> {
     .iter()
     .find_map(|f| NaiveDateTime::parse_from_str(value, f).ok())
     .map(|t| t.and_utc())
+    .filter(|t| within_api_range(*t))
 }
 
 /// A timestamp as Svix writes it: RFC 3339 in UTC with `Z`.
@@ -377,6 +380,9 @@ mod tests {
             "2024-01-01T12:00:00.123456Z"
         );
         assert!(parse_time("yesterday").is_none());
+        assert!(parse_time("-5000-01-01T00:00:00").is_none());
+        assert!(parse_time("+10000-01-01T00:00:00").is_none());
+        assert!(parse_time("0000-01-01T00:00:00Z").is_some());
     }
 
     #[test]
