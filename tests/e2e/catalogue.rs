@@ -115,6 +115,28 @@ async fn every_tenant_starts_with_the_builtins_grouped_and_paginated() {
             "{body}"
         );
     }
+    // An example nested deeper than data may be is refused, and the
+    // catalogue stays readable.
+    let deep: Value =
+        serde_json::from_str(&format!("{}1{}", "{\"a\":".repeat(126), "}".repeat(126))).unwrap();
+    let refused = expect_json(
+        app.post(
+            &t,
+            "/v1/event-types",
+            json!({"name": "deep.example", "example": deep}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("deeper than 64"),
+        "{refused}"
+    );
+    expect_json(app.get(&t, "/v1/event-types").await, 200).await;
     let kept = expect_json(app.get(&t, opened).await, 200).await;
     assert_eq!(kept["archived"], false);
     assert_ne!(kept["description"], "mine");

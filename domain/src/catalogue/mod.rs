@@ -11,6 +11,7 @@ mod tests;
 
 pub use builtin::{builtin, Builtin, BUILTINS};
 
+use crate::payload::MAX_DEPTH;
 use crate::serde_helpers::double_option;
 use crate::validation::check_free_text;
 use crate::{EventType, TenantId, ValidationError};
@@ -85,7 +86,9 @@ pub fn check_example(example: Option<&Value>) -> Result<(), ValidationError> {
 
 /// A schema or an example is kept as JSON in the catalogue's read model,
 /// where the NUL character (`\u0000`) cannot be stored: it is refused in
-/// any key or string.
+/// any key or string. Nor may it nest deeper than an event's `data` may
+/// ([`MAX_DEPTH`] levels): the type is read back inside its state, and
+/// JSON readers stop at 128 levels.
 ///
 /// # Errors
 /// A validation error naming `field`.
@@ -98,10 +101,23 @@ pub fn check_storable_json(field: &str, value: Option<&Value>) -> Result<(), Val
             _ => false,
         }
     }
+    /// Whether `v` nests objects and arrays deeper than `room` levels.
+    fn too_deep(v: &Value, room: usize) -> bool {
+        let deeper = |i: &Value| room == 0 || too_deep(i, room - 1);
+        match v {
+            Value::Array(items) => room == 0 || items.iter().any(deeper),
+            Value::Object(map) => room == 0 || map.values().any(deeper),
+            _ => false,
+        }
+    }
     match value {
         Some(v) if has_nul(v) => Err(ValidationError::new(
             field,
             "must not contain the NUL character (\\u0000) in any key or string",
+        )),
+        Some(v) if too_deep(v, MAX_DEPTH) => Err(ValidationError::new(
+            field,
+            format!("nests objects and arrays deeper than {MAX_DEPTH} levels"),
         )),
         _ => Ok(()),
     }

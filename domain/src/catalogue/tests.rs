@@ -151,6 +151,27 @@ fn schemas_and_examples_with_nul_characters_are_refused() {
     assert!(fine.check().is_ok());
 }
 
+/// Schemas and examples nest no deeper than an event's data: a type is
+/// read back inside its state, and JSON readers stop at 128 levels.
+#[test]
+fn schemas_and_examples_nest_no_deeper_than_event_data() {
+    let nested = |levels: usize| {
+        let text = format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels));
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let mut deep = spec("G");
+    deep.example = Some(nested(crate::payload::MAX_DEPTH + 1));
+    let err = deep.check().unwrap_err();
+    assert_eq!(err.field, "example");
+    assert!(err.reason.contains("deeper than 64"), "{}", err.reason);
+    let mut deep_schema = spec("G");
+    deep_schema.schema = Some(nested(100));
+    assert_eq!(deep_schema.check().unwrap_err().field, "schema");
+    let mut fine = spec("G");
+    fine.example = Some(nested(crate::payload::MAX_DEPTH));
+    assert!(fine.check().is_ok());
+}
+
 /// Postgres keeps a number in a stored event as its exact decimal digits
 /// (`-1.7976931348623157e308` comes back as 309 digits); reading them
 /// must give the same number again, not "number out of range".
