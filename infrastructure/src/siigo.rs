@@ -431,23 +431,28 @@ fn refused(answer: &Answer) -> UpstreamFailure {
     }
 }
 
+/// Text from Siigo's answer that Hookline records: 1–256 characters, none
+/// of them a control character (a NUL cannot be stored in the read
+/// models, and would stop them for every tenant).
+fn recordable(text: &str) -> Option<&str> {
+    let fits =
+        !text.is_empty() && text.chars().count() <= 256 && !text.chars().any(char::is_control);
+    fits.then_some(text)
+}
+
+/// Siigo's subscription in its answer; `None` when it has no id Hookline
+/// can record.
 fn webhook(item: &Value, topic: &str) -> Option<SiigoWebhook> {
     let id = match item.get("id")? {
-        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::String(s) => recordable(s)?.to_string(),
         Value::Number(n) => n.to_string(),
         _ => return None,
     };
+    let text = |field: &str| item.get(field).and_then(Value::as_str).and_then(recordable);
     Some(SiigoWebhook {
         id,
-        topic: item
-            .get("topic")
-            .and_then(Value::as_str)
-            .unwrap_or(topic)
-            .to_string(),
-        company_key: item
-            .get("company_key")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        topic: text("topic").unwrap_or(topic).to_string(),
+        company_key: text("company_key").map(str::to_string),
     })
 }
 
@@ -560,7 +565,7 @@ impl SiigoApi for SiigoClient {
                 Ok(answer) if answer.status.is_success() => {
                     return webhook(&answer.body, &request.topic).ok_or_else(|| {
                         UpstreamFailure::Protocol(
-                            "/v1/webhooks answered without the subscription's id".into(),
+                            "/v1/webhooks answered without an id Hookline can record for the subscription (1–256 characters, no control characters)".into(),
                         )
                     })
                 }
@@ -608,6 +613,21 @@ fn url_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_recordable_text_from_siigos_answer_is_kept() {
+        let made = |v: Value| webhook(&v, "public.siigoapi.products.create");
+        let ok =
+            made(serde_json::json!({"id": "ab-1", "topic": "t\u{0}x", "company_key": "c\u{0}"}))
+                .unwrap();
+        assert_eq!(ok.id, "ab-1");
+        assert_eq!(ok.topic, "public.siigoapi.products.create");
+        assert_eq!(ok.company_key, None);
+        assert!(made(serde_json::json!({"id": "ab\u{0}cd"})).is_none());
+        assert!(made(serde_json::json!({"id": ""})).is_none());
+        assert!(made(serde_json::json!({"id": "x".repeat(257)})).is_none());
+        assert_eq!(made(serde_json::json!({"id": 42})).unwrap().id, "42");
+    }
 
     #[test]
     fn error_details_read_siigos_shape() {
