@@ -109,11 +109,8 @@ async fn every_tenant_starts_with_the_builtins_grouped_and_paginated() {
         app.post(&t, "/v1/event-types", json!({"name": "hookline.mine.made"}))
             .await,
     ] {
-        let body = expect_json(refused, 400).await;
-        assert!(
-            body["detail"].as_str().unwrap().contains("operational"),
-            "{body}"
-        );
+        let body = expect_json(refused, 409).await;
+        assert_eq!(body["code"], "event_type_reserved", "{body}");
     }
     // An example nested deeper than data may be is refused, and the
     // catalogue stays readable.

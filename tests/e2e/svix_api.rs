@@ -325,8 +325,8 @@ async fn svix_errors_and_limits() {
             body,
         )
         .await;
-        let err = expect_json(res, 422).await;
-        assert!(err.to_string().contains("operational"), "{err}");
+        let err = expect_json(res, 409).await;
+        assert_eq!(err["code"], "event_type_reserved", "{err}");
     }
     // A list's iterator must be an id of what it lists, its order one of
     // two words: 422 located at the query parameter.

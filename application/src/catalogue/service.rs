@@ -171,13 +171,12 @@ fn violations(field: &str, found: Vec<SchemaViolation>) -> Vec<ValidationError> 
 /// a tenant cannot define, change or archive them (nor publish them).
 fn refuse_operational(name: &EventType) -> Result<(), AppError> {
     if name.is_operational() {
-        return Err(ValidationError::new(
-            "name",
+        return Err(AppError::conflict(
+            "event_type_reserved",
             format!(
                 "'{name}' is in the '{OPERATIONAL_NAMESPACE}.' namespace of Hookline's operational events, which Hookline describes: it cannot be defined, changed or archived"
             ),
-        )
-        .into());
+        ));
     }
     Ok(())
 }

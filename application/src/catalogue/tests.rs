@@ -280,11 +280,11 @@ async fn operational_types_are_hooklines_to_describe() {
     let ctx = world.ctx(t);
     let opened = name("hookline.circuit.opened");
     let refused = |e: AppError| match e {
-        AppError::Validation(v) => {
-            assert_eq!(v[0].field, "name");
-            assert!(v[0].reason.contains("operational"), "{}", v[0].reason);
+        AppError::Conflict { code, detail } => {
+            assert_eq!(code, "event_type_reserved");
+            assert!(detail.contains("operational"), "{detail}");
         }
-        other => panic!("not a validation error: {other:?}"),
+        other => panic!("not a conflict: {other:?}"),
     };
     refused(cat.archive(&ctx, &opened).await.unwrap_err());
     refused(

@@ -91,7 +91,7 @@ async fn list(
             ),
             example = json!(ex::event_type())),
         (status = 400, description = "- `validation_error`: a field breaks its rules (each is named: `name`, `group`, `description`, `schema`, `example`), `schema` is not a usable JSON Schema, or `example` does not satisfy it (named by JSON pointer: `/example/amount`)"),
-        (status = 409, description = "- `event_type_exists`: the type is already in the catalogue\n- `event_type_limit_reached`: the tenant has 1000 types of its own; archive one first\n- `concurrent_modification`: another request changed it at the same time; retry"),
+        (status = 409, description = "- `event_type_exists`: the type is already in the catalogue\n- `event_type_reserved`: the name is in the `hookline.` namespace of the operational events, which Hookline describes\n- `event_type_limit_reached`: the tenant has 1000 types of its own; archive one first\n- `concurrent_modification`: another request changed it at the same time; retry"),
     )
 )]
 async fn create(
@@ -148,7 +148,7 @@ async fn read(
             example = json!(ex::updated_event_type())),
         (status = 400, description = "- `validation_error`: `name` is not a valid event name\n- `validation_error`: a field breaks its rules, or the example does not satisfy the schema\n- `bad_request`: the body changes nothing"),
         (status = 404, description = "- `not_found`: the catalogue has no such type"),
-        (status = 409, description = "- `event_type_archived`: it is archived; define it again with POST /v1/event-types\n- `concurrent_modification`: another request changed it at the same time; retry"),
+        (status = 409, description = "- `event_type_archived`: it is archived; define it again with POST /v1/event-types\n- `event_type_reserved`: an operational event type (`hookline.…`), which Hookline describes\n- `concurrent_modification`: another request changed it at the same time; retry"),
     )
 )]
 async fn update(
@@ -176,7 +176,7 @@ async fn update(
         (status = 204, description = "Archived."),
         (status = 400, description = "- `validation_error`: `name` is not a valid event name"),
         (status = 404, description = "- `not_found`: the catalogue has no such type"),
-        (status = 409, description = "- `event_type_archived`: it is already archived\n- `concurrent_modification`: another request changed it at the same time; retry"),
+        (status = 409, description = "- `event_type_archived`: it is already archived\n- `event_type_reserved`: an operational event type (`hookline.…`), which Hookline describes\n- `concurrent_modification`: another request changed it at the same time; retry"),
     )
 )]
 async fn archive(

@@ -248,7 +248,7 @@ async fn define(
     request_body = EventTypeIn,
     responses(
         (status = 201, description = "Created.", body = EventTypeOut),
-        (status = 409, description = "- `event_type_exists`: an event type with this name exists (a built-in one only once changed)"),
+        (status = 409, description = "- `event_type_exists`: an event type with this name exists (a built-in one only once changed)\n- `event_type_reserved`: the name is in the `hookline.` namespace of the operational events, which Hookline describes"),
     )
 )]
 async fn create(
@@ -433,6 +433,7 @@ async fn change(
     responses(
         (status = 200, description = "Updated.", body = EventTypeOut),
         (status = 201, description = "Created.", body = EventTypeOut),
+        (status = 409, description = "- `event_type_reserved`: an operational event type (`hookline.…`), which Hookline describes"),
     )
 )]
 async fn upsert(
@@ -492,6 +493,7 @@ async fn upsert(
     responses(
         (status = 200, description = "Patched.", body = EventTypeOut),
         (status = 404, description = "- `not_found`: no such event type"),
+        (status = 409, description = "- `event_type_reserved`: an operational event type (`hookline.…`), which Hookline describes"),
     )
 )]
 async fn patch(
@@ -524,6 +526,7 @@ async fn patch(
     responses(
         (status = 204, description = "Archived."),
         (status = 404, description = "- `not_found`: no such event type"),
+        (status = 409, description = "- `event_type_reserved`: an operational event type (`hookline.…`), which Hookline describes"),
     )
 )]
 async fn remove(
