@@ -276,6 +276,32 @@ async fn siigo_is_provisioned_through_the_sandbox_and_its_webhooks_arrive_throug
     assert!(created.get("access_key").is_none());
     let listed = expect_json(app.get(&t, "/v1/connectors/siigo/subscriptions").await, 200).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 3);
+    // A provisioning repeated with its Idempotency-Key (its answer lost)
+    // gets the first record, and Siigo is called once.
+    let provision = || {
+        reqwest::Client::new()
+            .post(app.url("/v1/connectors/siigo/subscriptions"))
+            .bearer_auth(&t.api_key)
+            .header("Idempotency-Key", "provision-direct-2")
+            .json(&json!({
+                "url": erp.url("/again"),
+                "events": ["products.delete"],
+                "username": "api@acme.example",
+                "access_key": "access-key-0001",
+                "client_id": "AcmeClient1",
+                "sandbox_url": sandbox.url,
+            }))
+            .send()
+    };
+    let first = expect_json(provision().await.unwrap(), 201).await;
+    let again = provision().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(expect_json(again, 201).await["id"], first["id"]);
+    let requests = sandbox.requests().await;
+    let creates = of(&requests, "POST", "/v1/webhooks");
+    assert_eq!(creates.len(), 6, "Siigo was called once for both");
+    let listed = expect_json(app.get(&t, "/v1/connectors/siigo/subscriptions").await, 200).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 4);
     // Through a source, over HTTP: answered as soon as both read models
     // have it, not marked pending after the whole consistency timeout.
     let started = std::time::Instant::now();

@@ -122,3 +122,89 @@ async fn legacy_schemes_sign_with_the_newest_secret() {
     );
     assert_eq!(got[0].header("x-signature"), Some(expected.as_str()));
 }
+
+/// A `/v1` POST repeated with its `Idempotency-Key` is not run again: a
+/// rotation whose answer was lost, retried, hands out the same secret and
+/// rotates once; a create retried makes one subscription. The same key
+/// with another body is refused; publishing keeps its own keys.
+#[tokio::test]
+async fn a_post_repeated_with_its_idempotency_key_runs_once() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, key: &str, body: serde_json::Value| {
+        client
+            .post(app.url(path))
+            .bearer_auth(&t.api_key)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let body = json!({"url": "https://example.com/once", "events": ["a.b"]});
+    let made = post("/v1/subscriptions", "make-1", body.clone())
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    assert!(made.headers().get("idempotent-replayed").is_none());
+    let made = made.json::<serde_json::Value>().await.unwrap();
+    let again = post("/v1/subscriptions", "make-1", body).await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again = again.json::<serde_json::Value>().await.unwrap();
+    assert_eq!(again["id"], made["id"]);
+    assert_eq!(again["secret"], made["secret"]);
+
+    let path = format!(
+        "/v1/subscriptions/{}/rotate-secret",
+        made["id"].as_str().unwrap()
+    );
+    let first = expect_json(post(&path, "rot-1", json!({})).await.unwrap(), 200).await;
+    let retried = expect_json(post(&path, "rot-1", json!({})).await.unwrap(), 200).await;
+    assert_eq!(first["secret"], retried["secret"], "one rotation");
+    let history = expect_json(
+        app.get(
+            &t,
+            &format!("{}/history", path.trim_end_matches("/rotate-secret")),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let rotations = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "SecretRotated")
+        .count();
+    assert_eq!(rotations, 1, "{history}");
+    // The same key for another request, or a key that is no key: refused.
+    let reused = expect_json(
+        post(
+            &path,
+            "rot-1",
+            json!({"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+        )
+        .await
+        .unwrap(),
+        409,
+    )
+    .await;
+    assert_eq!(reused["code"], "idempotency_key_reused");
+    let bad = expect_json(post(&path, "a key", json!({})).await.unwrap(), 400).await;
+    assert!(
+        bad["detail"].as_str().unwrap().contains("idempotency_key"),
+        "{bad}"
+    );
+    // A failed request keeps nothing: with the cause fixed, the key runs.
+    let other = format!("/v1/subscriptions/{}/rotate-secret", uuid::Uuid::now_v7());
+    expect_json(post(&other, "rot-2", json!({})).await.unwrap(), 404).await;
+    // Publishing answers repeats from its own keys, in the log.
+    let event = json!({"event_type": "a.b", "data": {"n": 1}});
+    let published = expect_json(
+        post("/v1/events", "pub-1", event.clone()).await.unwrap(),
+        202,
+    )
+    .await;
+    let republished = expect_json(post("/v1/events", "pub-1", event).await.unwrap(), 202).await;
+    assert_eq!(published["event_id"], republished["event_id"]);
+}

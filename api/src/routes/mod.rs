@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod docs_ui;
 pub mod event_types;
 pub mod health;
+pub mod idempotent;
 pub mod inbound;
 pub mod inflow;
 pub mod metrics;
@@ -95,6 +96,10 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
     let (router, mut api) = routes(
         |v1| {
             v1.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                idempotent::remember_v1,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 authenticate,
             ))

@@ -414,6 +414,12 @@ pub fn finish(api: &mut OpenApi) {
                 }
                 add_codes(op, 503, &unavailable);
             }
+            if method == "post"
+                && path.starts_with("/v1/")
+                && !crate::routes::idempotent::PUBLISHING.contains(&path.as_str())
+            {
+                idempotent(op);
+            }
             op.parameters.get_or_insert_with(Vec::new).push(
                 ParameterBuilder::new()
                     .name(REQUEST_ID)
@@ -458,6 +464,44 @@ pub fn finish(api: &mut OpenApi) {
             }
         }
     }
+}
+
+/// What `idempotent::remember_v1` adds to a `/v1` POST: the header and
+/// its refusals.
+fn idempotent(op: &mut Operation) {
+    op.parameters.get_or_insert_with(Vec::new).push(
+        ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Makes a retry safe: a repeat with the same key and the same body within 12 hours is not run again                  and gets the first successful answer again (with `Idempotent-Replayed: true`). An answer that was                  not a success is not kept. 1–255 visible ASCII characters; keys are per tenant and per path.",
+            ))
+            .schema(Some(string_schema(Some("^[!-~]{1,255}$"))))
+            .build(),
+    );
+    add_codes(
+        op,
+        400,
+        &[(
+            "validation_error",
+            "`idempotency_key`: the Idempotency-Key header is not 1–255 visible ASCII characters",
+        )],
+    );
+    add_codes(
+        op,
+        409,
+        &[
+            (
+                "idempotency_key_reused",
+                "the Idempotency-Key was used for a different request (another body) within 12 hours",
+            ),
+            (
+                "request_in_progress",
+                "a request with this Idempotency-Key is still being answered; repeat it in a moment",
+            ),
+        ],
+    );
 }
 
 /// Takes `null` out of a schema (`type: [T, null]` or `oneOf: [null, …]`).

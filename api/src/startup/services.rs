@@ -82,9 +82,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::OpenDatabase;
 
-/// How long the Svix-compatible API remembers answers to idempotent
-/// requests (as Svix does).
-pub const SVIX_IDEMPOTENCY_TTL: Duration = Duration::from_secs(12 * 3600);
+/// How long answers to requests with an `Idempotency-Key` are remembered
+/// (`/v1` and the Svix-compatible API, as Svix does; publishing keeps its
+/// own keys in the log for HOOKLINE_IDEMPOTENCY_TTL_SECONDS).
+pub const REQUEST_IDEMPOTENCY_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// Which projections a process runs: a server runs them all; a one-shot
 /// command only the tenants one (so a key it issues works at once).
@@ -472,7 +473,7 @@ impl Services {
             idempotency: Arc::new(IdempotencyService::new(
                 Arc::new(PgIdempotentRequests::new(pool.clone())),
                 IdempotencySettings {
-                    ttl: SVIX_IDEMPOTENCY_TTL,
+                    ttl: REQUEST_IDEMPOTENCY_TTL,
                     // A request is answered within the request timeout
                     // (twice that while it commits): a claim older than
                     // that was abandoned.
