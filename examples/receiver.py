@@ -24,6 +24,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOLERANCE_SECONDS = 300
+# The fields of Hookline's envelope (docs/receiving.md).
+ENVELOPE = {"id", "timestamp", "event", "data"}
 
 
 def standard_key(secret: str) -> bytes:
@@ -45,20 +47,25 @@ def verify_standard(secret: str, headers, body: bytes) -> bool:
     expected = base64.b64encode(mac.digest()).decode()
     for signature in signatures.split(" "):
         version, _, value = signature.partition(",")
-        if version == "v1" and hmac.compare_digest(value, expected):
+        # Bytes: compare_digest refuses str with non-ASCII characters.
+        if version == "v1" and hmac.compare_digest(value.encode(), expected.encode()):
             return True
     return False
 
 
 def verify_hex(secret: str, headers, body: bytes) -> bool:
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, s) for s in headers.get("x-signature", "").split(" "))
+    return any(
+        hmac.compare_digest(expected.encode(), s.encode())
+        for s in headers.get("x-signature", "").split(" ")
+    )
 
 
 def verify_base64(secret: str, headers, body: bytes) -> bool:
     expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
     return any(
-        hmac.compare_digest(expected, s) for s in headers.get("x-inflow-hmac-sha256", "").split(" ")
+        hmac.compare_digest(expected.encode(), s.encode())
+        for s in headers.get("x-inflow-hmac-sha256", "").split(" ")
     )
 
 
@@ -106,9 +113,10 @@ def main() -> None:
                 seen.add(delivery)
                 if not line["duplicate"]:
                     # The envelope's data; a `raw` subscription's body is
-                    # the data itself (any JSON).
+                    # the data itself (any JSON, perhaps with a `data` key
+                    # of its own: only Hookline's whole envelope counts).
                     payload = json.loads(body)
-                    is_envelope = isinstance(payload, dict) and "data" in payload
+                    is_envelope = isinstance(payload, dict) and ENVELOPE <= payload.keys()
                     line["data"] = payload["data"] if is_envelope else payload
                 self.send_response(204)
             self.end_headers()
