@@ -175,6 +175,9 @@ pub const PUBLISHING: [&str; 2] = ["/v1/events", "/v1/deliveries"];
 
 /// `/v1`'s layer (inside its authentication): keys are per tenant.
 pub async fn remember_v1(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
+        return next.run(req).await;
+    }
     let path = req
         .extensions()
         .get::<OriginalUri>()
