@@ -25,8 +25,9 @@ pub async fn run(s: Services, projection: String, check: bool) -> anyhow::Result
             );
         } else if report.differences.is_empty() {
             out!(
-                "{}: replayed {speed}; the live read model matches the log",
-                report.projection
+                "{}: replayed {speed}; the live read model matches the log up to its checkpoint (position {}; a projection that lags shows in GET /readyz)",
+                report.projection,
+                report.checkpoint.position
             );
         } else {
             differ = true;

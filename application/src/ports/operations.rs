@@ -80,6 +80,9 @@ pub struct RebuildReport {
     pub elapsed: Duration,
     /// With `check`: how the rebuilt tables differ from the live ones.
     pub differences: Vec<String>,
+    /// The live projection's checkpoint the rebuild caught up to (what a
+    /// check compared): a stuck projection matches only up to there.
+    pub checkpoint: LogPosition,
 }
 
 impl RebuildReport {

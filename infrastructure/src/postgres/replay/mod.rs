@@ -548,5 +548,6 @@ async fn rebuild_with(
         events,
         elapsed: started.elapsed(),
         differences,
+        checkpoint: live_at,
     })
 }
