@@ -572,7 +572,8 @@ async fn a_message_and_an_application_read_the_same_times_everywhere() {
     assert_eq!(sent["timestamp"], listed["timestamp"], "{sent} {listed}");
 }
 
-/// What Hookline does not keep is refused, not dropped: message tags (and
+/// What Hookline does not keep is refused, not dropped: event types'
+/// feature flags, message tags (and
 /// the `tag` filter, which would otherwise answer every message), schemas
 /// under keys that are not versions; and a recovery window that ends
 /// before it starts. The newest schema version is kept.
@@ -637,6 +638,35 @@ async fn what_hookline_does_not_keep_is_refused_not_dropped() {
     .await;
     located(&err, "query", "event_types");
 
+    // Feature flags (Hookline shows every type to every application).
+    for (body, field) in [
+        (
+            json!({"name": "flag.one", "description": "d", "featureFlag": "beta"}),
+            "featureFlag",
+        ),
+        (
+            json!({"name": "flag.two", "description": "d", "featureFlags": ["beta"]}),
+            "featureFlags",
+        ),
+    ] {
+        let err = expect_json(
+            svix(&app, Method::POST, "/api/v1/event-type", Some(body)).await,
+            422,
+        )
+        .await;
+        located(&err, "body", field);
+    }
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "flag.none", "description": "d", "featureFlag": null, "featureFlags": []})),
+        )
+        .await,
+        201,
+    )
+    .await;
     for schemas in [
         json!({"abc": {"type": "object"}}),
         json!({"0": {}}),

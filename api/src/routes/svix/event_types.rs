@@ -58,6 +58,34 @@ pub struct EventTypeIn {
     pub schemas: Option<Option<Value>>,
     #[serde(default)]
     pub group_name: Option<String>,
+    /// Refused when not empty: Hookline does not gate event types by
+    /// feature flags.
+    #[serde(default)]
+    #[schema(max_length = 0)]
+    pub feature_flag: Option<String>,
+    /// Refused when not empty, as `featureFlag`.
+    #[serde(default)]
+    #[schema(max_items = 0)]
+    pub feature_flags: Option<Vec<String>>,
+}
+
+impl EventTypeIn {
+    /// What Hookline would not keep is refused, not dropped.
+    fn refuse_unkept(&self) -> SvixResult<()> {
+        let flag = |field: &str| {
+            SvixError::invalid(Invalid::body(
+                field,
+                "Hookline does not gate event types by feature flags (every application sees every type); leave it out",
+            ))
+        };
+        if self.feature_flag.as_deref().is_some_and(|f| !f.is_empty()) {
+            return Err(flag("featureFlag"));
+        }
+        if self.feature_flags.as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(flag("featureFlags"));
+        }
+        Ok(())
+    }
 }
 
 /// `schemas` as the document says it: JSON Schema objects under versions
@@ -257,6 +285,7 @@ async fn create(
     CurrentRequestId(request_id): CurrentRequestId,
     SvixJson(input): SvixJson<EventTypeIn>,
 ) -> SvixResult<Response> {
+    input.refuse_unkept()?;
     let name = match input.name.as_deref() {
         Some(n) => name(n, "name")?,
         None => return Err(SvixError::invalid(Invalid::body("name", "field required"))),
@@ -443,6 +472,7 @@ async fn upsert(
     Path(event_type_name): Path<String>,
     SvixJson(input): SvixJson<EventTypeIn>,
 ) -> SvixResult<Response> {
+    input.refuse_unkept()?;
     // The path names the event type; a `name` in the body must still be one.
     if let Some(n) = input.name.as_deref() {
         name(n, "name")?;
@@ -503,6 +533,7 @@ async fn patch(
     Path(event_type_name): Path<String>,
     SvixJson(input): SvixJson<EventTypeIn>,
 ) -> SvixResult<Json<EventTypeOut>> {
+    input.refuse_unkept()?;
     // The path names the event type; a `name` in the body must still be one.
     if let Some(n) = input.name.as_deref() {
         name(n, "name")?;
