@@ -72,14 +72,22 @@ pub fn is_permitted(ip: IpAddr, allow: &AllowList) -> bool {
     is_global(ip) || allow.allows(ip)
 }
 
-/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) are judged as the IPv4
-/// address they carry.
+/// IPv4-mapped (`::ffff:10.0.0.1`) and SIIT-translated
+/// (`::ffff:0:10.0.0.1`) IPv6 addresses are judged, and allow-listed, as
+/// the IPv4 address they carry.
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let seg = v6.segments();
+            if seg[..6] == [0, 0, 0, 0, 0xffff, 0] {
+                let [.., a, b, c, d] = v6.octets();
+                return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+            }
+            IpAddr::V6(v6)
+        }
         v4 @ IpAddr::V4(_) => v4,
     }
 }
@@ -123,8 +131,9 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
     if seg[..6] == [0, 0, 0, 0, 0, 0] {
         return false;
     }
-    // SIIT (::ffff:0:a.b.c.d, RFC 6052/7915) embeds one too.
-    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || seg[..6] == [0, 0, 0, 0, 0xffff, 0] {
+    // NAT64 (RFC 6052) embeds one too (SIIT, ::ffff:0:a.b.c.d, is made
+    // IPv4 by `canonical_ip`).
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         let v4 = Ipv4Addr::new(
             (seg[6] >> 8) as u8,
             seg[6] as u8,
@@ -367,6 +376,8 @@ mod tests {
         let allow = AllowList::parse("127.0.0.0/8, ::1/128 10.1.2.3").unwrap();
         assert!(allow.allows(ip("127.0.0.1")));
         assert!(allow.allows(ip("::ffff:127.0.0.2")));
+        assert!(allow.allows(ip("::ffff:0:7f00:1")), "SIIT");
+        assert!(!allow.allows(ip("::ffff:0:a01:204")));
         assert!(allow.allows(ip("::1")));
         assert!(allow.allows(ip("10.1.2.3")));
         assert!(!allow.allows(ip("10.1.2.4")));
