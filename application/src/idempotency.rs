@@ -3,9 +3,12 @@
 //! repeat (the same request under the same key); the same key with a
 //! different request is refused. A repeat that arrives while the first is
 //! still being answered waits for that answer (a few seconds at most).
+//! Answers are kept sealed with the server's key: some carry a secret
+//! (a new signing secret, API key or portal link) that is shown once.
 
 use crate::error::AppError;
-use crate::ports::{IdempotentRequests, KeyClaim, RememberedAnswer};
+use crate::ports::{IdempotentRequests, KeyClaim, RememberedAnswer, SecretCipher};
+use hookline_domain::sealed::Sealed;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,8 +36,13 @@ pub enum Begun {
     Replay(RememberedAnswer),
 }
 
+/// What a kept answer's body starts with once sealed (answers kept by
+/// earlier versions are plain).
+const SEALED_PREFIX: &[u8] = b"sealed:";
+
 pub struct IdempotencyService {
     store: Arc<dyn IdempotentRequests>,
+    cipher: Arc<dyn SecretCipher>,
     settings: IdempotencySettings,
     last_sweep: Mutex<Option<Instant>>,
 }
@@ -48,9 +56,14 @@ impl fmt::Debug for IdempotencyService {
 }
 
 impl IdempotencyService {
-    pub fn new(store: Arc<dyn IdempotentRequests>, settings: IdempotencySettings) -> Self {
+    pub fn new(
+        store: Arc<dyn IdempotentRequests>,
+        cipher: Arc<dyn SecretCipher>,
+        settings: IdempotencySettings,
+    ) -> Self {
         Self {
             store,
+            cipher,
             settings,
             last_sweep: Mutex::new(None),
         }
@@ -93,7 +106,7 @@ impl IdempotencyService {
                 KeyClaim::Taken {
                     answer: Some(answer),
                     ..
-                } => return Ok(Begun::Replay(answer)),
+                } => return Ok(Begun::Replay(self.open(scope, key, answer)?)),
                 KeyClaim::Taken { answer: None, .. } => {
                     if Instant::now() >= deadline {
                         return Err(AppError::conflict(
@@ -119,10 +132,53 @@ impl IdempotencyService {
         key: &str,
         answer: Option<RememberedAnswer>,
     ) -> Result<(), AppError> {
-        match answer {
-            Some(a) => self.store.answer(scope, key, &a).await,
-            None => self.store.release(scope, key).await,
+        let Some(answer) = answer else {
+            return self.store.release(scope, key).await;
+        };
+        match self.seal(scope, key, answer) {
+            Ok(sealed) => self.store.answer(scope, key, &sealed).await,
+            Err(e) => {
+                self.store.release(scope, key).await?;
+                Err(e)
+            }
         }
+    }
+
+    /// What seals an answer binds it to: its scope and key.
+    fn context(scope: &str, key: &str) -> String {
+        format!("idempotent-answer\n{scope}\n{key}")
+    }
+
+    fn seal(
+        &self,
+        scope: &str,
+        key: &str,
+        answer: RememberedAnswer,
+    ) -> Result<RememberedAnswer, AppError> {
+        let sealed = self.cipher.seal(&answer.body, &Self::context(scope, key))?;
+        let mut body = SEALED_PREFIX.to_vec();
+        body.extend(serde_json::to_vec(&sealed).map_err(|e| AppError::Internal(e.to_string()))?);
+        Ok(RememberedAnswer {
+            status: answer.status,
+            body,
+        })
+    }
+
+    fn open(
+        &self,
+        scope: &str,
+        key: &str,
+        kept: RememberedAnswer,
+    ) -> Result<RememberedAnswer, AppError> {
+        let Some(sealed) = kept.body.strip_prefix(SEALED_PREFIX) else {
+            return Ok(kept);
+        };
+        let sealed: Sealed =
+            serde_json::from_slice(sealed).map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok(RememberedAnswer {
+            status: kept.status,
+            body: self.cipher.open(&sealed, &Self::context(scope, key))?,
+        })
     }
 
     /// Forgets expired records now and then (best effort).
@@ -209,6 +265,7 @@ mod tests {
     fn service() -> IdempotencyService {
         IdempotencyService::new(
             Arc::new(Memory::default()),
+            Arc::new(crate::testing::PlainCipher),
             IdempotencySettings {
                 ttl: Duration::from_secs(12 * 3600),
                 stale: Duration::from_secs(60),

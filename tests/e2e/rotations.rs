@@ -161,6 +161,21 @@ async fn a_post_repeated_with_its_idempotency_key_runs_once() {
     let first = expect_json(post(&path, "rot-1", json!({})).await.unwrap(), 200).await;
     let retried = expect_json(post(&path, "rot-1", json!({})).await.unwrap(), 200).await;
     assert_eq!(first["secret"], retried["secret"], "one rotation");
+    // Kept sealed: no secret an answer carried is in the table as itself.
+    let kept: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT body FROM idempotent_requests WHERE body IS NOT NULL")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(kept.len(), 2, "the create and the rotation");
+    for secret in [&made["secret"], &first["secret"]] {
+        let secret = secret.as_str().unwrap().as_bytes();
+        assert!(
+            kept.iter()
+                .all(|b| !b.windows(secret.len()).any(|w| w == secret)),
+            "a secret is stored in the clear"
+        );
+    }
     let history = expect_json(
         app.get(
             &t,

@@ -472,6 +472,7 @@ impl Services {
             operators: Arc::new(OperatorService::new(shared.clone(), a.operators)),
             idempotency: Arc::new(IdempotencyService::new(
                 Arc::new(PgIdempotentRequests::new(pool.clone())),
+                shared.cipher.clone(),
                 IdempotencySettings {
                     ttl: REQUEST_IDEMPOTENCY_TTL,
                     // A request is answered within the request timeout
