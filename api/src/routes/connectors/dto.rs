@@ -182,6 +182,12 @@ pub fn siigo_base(
         return Ok(default.to_string());
     };
     let bad = |why: &str| ValidationError::new("sandbox_url", why);
+    // The URL parser drops these silently; the URL is stored as parsed.
+    if raw.chars().any(char::is_control) || raw.trim() != raw {
+        return Err(bad(
+            "must not contain control characters or start or end with spaces",
+        ));
+    }
     let url =
         url::Url::parse(raw).map_err(|_| bad("must be a URL such as http://127.0.0.1:8089"))?;
     let ip = match url.host() {
@@ -210,7 +216,7 @@ pub fn siigo_base(
     if url.port() == Some(0) {
         return Err(bad("must not use port 0"));
     }
-    Ok(raw.trim_end_matches('/').to_string())
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 impl ProvisionRequest {
@@ -387,6 +393,31 @@ impl From<UpstreamView> for UpstreamResponse {
             created_at: v.created_at,
             updated_at: v.updated_at,
             source: v.source.map(SourceResponse::from),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::siigo_base;
+    use hookline_domain::AllowList;
+
+    #[test]
+    fn a_sandbox_url_is_stored_as_parsed_and_control_characters_are_refused() {
+        let allow = AllowList::parse("127.0.0.0/8").unwrap();
+        let base = |raw: &str| siigo_base(Some(raw), "https://api.siigo.com", &allow);
+        assert_eq!(
+            base("http://127.0.0.1:8089/").unwrap(),
+            "http://127.0.0.1:8089"
+        );
+        for hostile in [
+            "\u{0}http://127.0.0.1:8089",
+            "http://127.0.0.1:8089\u{1}",
+            " http://127.0.0.1:8089",
+            "http://127.0.0.1:80\t89",
+        ] {
+            let e = base(hostile).unwrap_err();
+            assert_eq!(e.field, "sandbox_url", "{hostile:?}");
         }
     }
 }
