@@ -61,9 +61,9 @@ macro_rules! uuid_id {
 pub(crate) fn truncate_for_message(s: &str) -> String {
     const MAX: usize = 64;
     if s.chars().count() <= MAX {
-        s.to_string()
+        crate::validation::printable(s)
     } else {
-        let mut out: String = s.chars().take(MAX).collect();
+        let mut out = crate::validation::printable(&s.chars().take(MAX).collect::<String>());
         out.push('…');
         out
     }

@@ -28,6 +28,21 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
+/// `s` with its control characters written as escapes (`\u{0}`, `\n`):
+/// for messages that quote what a client sent, which are shown, logged and
+/// stored (where a NUL cannot be).
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Free text a person writes (a description, a reason): at most `max`
 /// characters, no control characters but newlines and tabs.
 ///
@@ -48,4 +63,17 @@ pub fn check_free_text(field: &str, s: &str, max: usize) -> Result<(), Validatio
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_written_as_escapes() {
+        assert_eq!(printable("a\u{0}b\nc"), "a\\u{0}b\\nc");
+        assert_eq!(printable("señal \"x\""), "señal \"x\"");
+        let refused = crate::EventType::parse("a\u{0}b", "event").unwrap_err();
+        assert!(!refused.reason.contains('\u{0}'), "{}", refused.reason);
+    }
 }

@@ -582,6 +582,8 @@ async fn hostile_input_on_in_gets_a_clear_4xx_never_a_5xx() {
             r#"{"event":"SalesOrderUpdatedV1","data":{}}"#,
         ),
         ("data not an object", r#"{"event":"a.b","data":[1]}"#),
+        // A NUL quoted in the refusal's detail must not stop it being kept.
+        ("NUL in event name", r#"{"event":"a\u0000b","data":{}}"#),
         (
             "duplicate keys",
             r#"{"event":"a.b","event":"c.d","data":{}}"#,
@@ -710,6 +712,7 @@ async fn hostile_input_on_in_gets_a_clear_4xx_never_a_5xx() {
         ("no event", 422, "event_type_unresolved"),
         ("bad event name", 422, "event_type_unresolved"),
         ("data not an object", 422, "data_unresolved"),
+        ("NUL in event name", 422, "event_type_unresolved"),
         ("duplicate keys", 400, "invalid_body"),
         ("replayed timestamp", 401, "timestamp_outside_tolerance"),
         ("timestamp not a number", 401, "signature_malformed"),
@@ -746,7 +749,13 @@ async fn hostile_input_on_in_gets_a_clear_4xx_never_a_5xx() {
     )
     .await;
     let listed = rejections["data"].as_array().unwrap();
-    assert_eq!(listed.len(), 13, "{rejections}");
+    assert_eq!(listed.len(), 14, "{rejections}");
+    assert!(
+        listed
+            .iter()
+            .any(|r| r["detail"].as_str().is_some_and(|d| d.contains("a\\u{0}b"))),
+        "{rejections}"
+    );
     // Bodies over the limit, refused unread, are listed too.
     assert_eq!(
         listed

@@ -280,7 +280,9 @@ impl InboundService {
             tenant_id: state.tenant_id,
             source_id: state.id,
             reason: code,
-            detail: detail.clone(),
+            // Stored and shown: no control character (a NUL cannot be
+            // stored) from what the sender wrote.
+            detail: hookline_domain::validation::printable(&detail),
             remote_addr: req.remote_addr.clone(),
             request_id: req.request_id.to_string(),
             body_sha256: body_sha256(&req.body),
