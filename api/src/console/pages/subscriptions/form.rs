@@ -443,6 +443,27 @@ async fn form_failed(
     Ok(r)
 }
 
+/// What both forms read from a post: the events chosen, the form to show
+/// again, and the rate limit (`None`, with the error on the form, when it
+/// is not a whole number).
+async fn read_posted(
+    state: &AppState,
+    viewer: &Viewer,
+    form: &FormData,
+) -> Result<(Vec<String>, SubForm, Option<Option<i64>>), Failure> {
+    let catalogue = catalogue(state, viewer).await?;
+    let (events, custom) = selected_events(form, &catalogue);
+    let mut shown = SubForm::posted(form, events.clone(), custom);
+    let rate_limit = rate_limit_of(&shown.rate_limit).ok();
+    if rate_limit.is_none() {
+        shown.errors.insert(
+            "rate_limit".into(),
+            viewer.t(M::RateLimitInvalid).to_string(),
+        );
+    }
+    Ok((events, shown, rate_limit))
+}
+
 /// `POST /console/subscriptions`.
 pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> PageResult {
     let Posted { viewer, form } = post;
@@ -450,18 +471,9 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
         return Err(viewer.refuse_create());
     }
     let ctx = viewer.ctx()?;
-    let catalogue = catalogue(&state, &viewer).await?;
-    let (events, custom) = selected_events(&form, &catalogue);
-    let mut shown = SubForm::posted(&form, events.clone(), custom);
-    let rate_limit = match rate_limit_of(&shown.rate_limit) {
-        Ok(n) => n,
-        Err(()) => {
-            shown.errors.insert(
-                "rate_limit".into(),
-                viewer.t(M::RateLimitInvalid).to_string(),
-            );
-            return field_refused(&state, &viewer, &uri, shown, None).await;
-        }
+    let (events, mut shown, rate_limit) = read_posted(&state, &viewer, &form).await?;
+    let Some(rate_limit) = rate_limit else {
+        return field_refused(&state, &viewer, &uri, shown, None).await;
     };
     let headers = match parse_headers(viewer.locale, &shown.headers) {
         Ok(h) => h,
@@ -544,18 +556,9 @@ pub async fn update(
         return Err(Failure::new(StatusCode::CONFLICT, "changed_meanwhile"));
     }
     let ctx = viewer.ctx()?;
-    let catalogue = catalogue(&state, &viewer).await?;
-    let (events, custom) = selected_events(&form, &catalogue);
-    let mut shown = SubForm::posted(&form, events.clone(), custom);
-    let rate_limit = match rate_limit_of(&shown.rate_limit) {
-        Ok(n) => n,
-        Err(()) => {
-            shown.errors.insert(
-                "rate_limit".into(),
-                viewer.t(M::RateLimitInvalid).to_string(),
-            );
-            return field_refused(&state, &viewer, &uri, shown, Some(&current)).await;
-        }
+    let (events, mut shown, rate_limit) = read_posted(&state, &viewer, &form).await?;
+    let Some(rate_limit) = rate_limit else {
+        return field_refused(&state, &viewer, &uri, shown, Some(&current)).await;
     };
     let headers = if form.checked("clear_headers") {
         Some(None)
