@@ -4,7 +4,7 @@
 //! pages.
 
 use hookline_tests::receiver::TestReceiver;
-use hookline_tests::{eventually, expect_json, read_models_caught_up, TestApp};
+use hookline_tests::{events_of, eventually, expect_json, read_models_caught_up, TestApp};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -47,12 +47,7 @@ async fn audit_pages_leave_bodies_out_unless_asked_and_stop_at_the_byte_cap() {
 
     // Without asking: no bodies, their sizes instead, all in one page.
     let page = expect_json(app.get(&t, "/v1/audit/events?limit=1000").await, 200).await;
-    let published: Vec<&Value> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event_type"] == "MessagePublished")
-        .collect();
+    let published = events_of(&page, "MessagePublished");
     assert_eq!(published.len(), 25);
     for e in &published {
         assert!(e["payload"].get("body").is_none(), "{e}");

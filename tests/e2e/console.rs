@@ -4,7 +4,7 @@
 //! tests/browser.)
 
 use hookline_tests::receiver::TestReceiver;
-use hookline_tests::{expect_json, TestApp};
+use hookline_tests::{events_of, expect_json, TestApp};
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::json;
@@ -1006,12 +1006,7 @@ async fn a_new_secret_is_shown_once_after_a_redirect_and_a_reload_rotates_nothin
         200,
     )
     .await;
-    let rotations = history["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event_type"] == "SecretRotated")
-        .count();
+    let rotations = events_of(&history, "SecretRotated").len();
     assert_eq!(rotations, 1, "{history}");
     // Two rotations of two subscriptions before either page is opened:
     // each page shows its own secret.

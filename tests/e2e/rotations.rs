@@ -5,7 +5,7 @@
 
 use hookline_tests::receiver::TestReceiver;
 use hookline_tests::webhooks::{hmac_sha256, official_verify, publish};
-use hookline_tests::{expect_json, TestApp};
+use hookline_tests::{events_of, expect_json, TestApp};
 use serde_json::json;
 use std::time::Duration;
 
@@ -185,12 +185,7 @@ async fn a_post_repeated_with_its_idempotency_key_runs_once() {
         200,
     )
     .await;
-    let rotations = history["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event_type"] == "SecretRotated")
-        .count();
+    let rotations = events_of(&history, "SecretRotated").len();
     assert_eq!(rotations, 1, "{history}");
     // The same key for another request, or a key that is no key: refused.
     let reused = expect_json(

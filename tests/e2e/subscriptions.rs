@@ -1,6 +1,6 @@
 //! The subscriptions API, endpoint by endpoint.
 
-use hookline_tests::{expect_json, TestApp};
+use hookline_tests::{events_of, expect_json, TestApp};
 use serde_json::{json, Value};
 
 fn ids(page: &Value) -> Vec<String> {
@@ -432,12 +432,7 @@ async fn rotate_secret_returns_the_new_secret_once_and_keeps_the_old_for_the_ove
     assert!(!text.contains(&old[6..]), "history leaks a secret");
     assert!(!text.contains(&new[6..]), "history leaks a secret");
     assert!(!text.contains("chosen-secret-123"));
-    let rotations: Vec<&Value> = history["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event_type"] == "SecretRotated")
-        .collect();
+    let rotations = events_of(&history, "SecretRotated");
     assert_eq!(rotations.len(), 3);
     assert_eq!(rotations[0]["payload"]["secret"], "[sealed]");
 }

@@ -15,7 +15,7 @@ pub mod server;
 pub mod webhooks;
 
 pub use cluster::{cluster, fresh_database, TestDatabase};
-pub use server::{expect_json, Tenant, TestApp};
+pub use server::{events_of, expect_json, Tenant, TestApp};
 
 /// Polls `check` until it returns `Some`, or panics after `timeout`.
 /// Use instead of sleeps: it returns as soon as the condition holds.

@@ -193,6 +193,19 @@ impl TestApp {
     }
 }
 
+/// The events of a history answer (`{data: [event…]}`) of one type.
+pub fn events_of<'a>(history: &'a Value, event_type: &str) -> Vec<&'a Value> {
+    history["data"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter(|e| e["event_type"] == event_type)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads a JSON body, asserting the status first (with the body in the
 /// message when it differs).
 pub async fn expect_json(res: Response, status: u16) -> Value {
