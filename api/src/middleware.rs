@@ -182,8 +182,8 @@ async fn answer_within(timeout: Duration, handler: impl Future<Output = Response
             format!(
                 "the request was received and its changes were being committed when it took over {} s; \
                  whether they were stored is not known yet. Look it up with GET /v1/requests/{} \
-                 before repeating it (POST /v1/events and the Svix-compatible API's POSTs, repeated \
-                 with the same Idempotency-Key, are not done twice; other requests are not)",
+                 before repeating it (a POST repeated with the same Idempotency-Key is not done \
+                 twice; other requests may be)",
                 2 * timeout.as_secs(),
                 crate::error::current_request_id()
             ),

@@ -20,6 +20,17 @@ pub async fn watch<F: Future>(flag: Arc<AtomicBool>, work: F) -> F::Output {
     COMMITTING.scope(flag, work).await
 }
 
+/// The current request's flag, to carry into work it hands to another
+/// task (`None` outside a watched request).
+pub fn current() -> Option<Arc<AtomicBool>> {
+    COMMITTING.try_with(Arc::clone).ok()
+}
+
+/// Whether the current request's writes reached the point of no return.
+pub fn passed(flag: &AtomicBool) -> bool {
+    flag.load(Ordering::SeqCst)
+}
+
 /// Marks the current request's writes as committing (nothing outside a
 /// watched request).
 pub fn point_of_no_return() {

@@ -218,3 +218,60 @@ async fn a_post_repeated_with_its_idempotency_key_runs_once() {
     let republished = expect_json(post("/v1/events", "pub-1", event).await.unwrap(), 202).await;
     assert_eq!(published["event_id"], republished["event_id"]);
 }
+
+/// A request cut off after its changes were handed to the database (here
+/// the client gives up while the rotation waits for the read models) keeps
+/// its answer: the repeat with its key gets the secret the first made, and
+/// the secret was rotated once.
+#[tokio::test]
+async fn a_rotation_whose_client_went_away_is_answered_to_its_repeat() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let sub = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/gone", "events": ["a.b"]}),
+        )
+        .await;
+    let id = sub["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/subscriptions/{id}/rotate-secret");
+    // Hold the subscription's read model row: the rotation commits, then
+    // waits for the read model to show it.
+    let mut hold = app.db.pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM subscriptions_view WHERE id::text = $1 FOR UPDATE")
+        .bind(&id)
+        .fetch_all(&mut *hold)
+        .await
+        .unwrap();
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let cut = impatient
+        .post(app.url(&path))
+        .bearer_auth(&t.api_key)
+        .header("Idempotency-Key", "gone-1")
+        .json(&json!({}))
+        .send()
+        .await;
+    assert!(cut.is_err(), "the client gave up before the answer");
+    hold.rollback().await.unwrap();
+    let repeat = reqwest::Client::new()
+        .post(app.url(&path))
+        .bearer_auth(&t.api_key)
+        .header("Idempotency-Key", "gone-1")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeat.headers()["idempotent-replayed"], "true");
+    let answer = expect_json(repeat, 200).await;
+    let history = expect_json(
+        app.get(&t, &format!("/v1/subscriptions/{id}/history"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(events_of(&history, "SecretRotated").len(), 1, "{history}");
+    assert!(answer["secret"].as_str().unwrap().starts_with("whsec_"));
+}

@@ -95,12 +95,96 @@ pub async fn run<R: Refusals>(
     {
         Ok(Begun::Replay(answer)) => replayed(answer),
         Ok(Begun::Proceed) => {
-            let response = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
-            keep::<R>(state, &scope, &key, response).await
+            let req = Request::from_parts(parts, Body::from(bytes));
+            run_to_the_end::<R>(state.clone(), scope, key, req, next).await
         }
         Err(e) => R::failed(e),
+    }
+}
+
+/// Runs a claimed request in a task of its own, so that its answer is kept
+/// even when this request is cut off (the client went away, or the request
+/// timeout answered for it) after its changes were handed to the database:
+/// a repeat then gets that answer instead of running it again. Cut off
+/// before that point, the work is stopped, as any request's would be, and
+/// the key let go (nothing was stored).
+async fn run_to_the_end<R: Refusals>(
+    state: AppState,
+    scope: String,
+    key: IdempotencyKey,
+    req: Request,
+    next: Next,
+) -> Response {
+    use hookline_application::commitment;
+    use tracing::Instrument as _;
+    let committing = commitment::current()
+        .unwrap_or_else(|| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let request_id = crate::error::current_request_id();
+    let work = {
+        let (state, scope, key, committing) = (
+            state.clone(),
+            scope.clone(),
+            key.clone(),
+            committing.clone(),
+        );
+        async move {
+            let response = commitment::watch(committing, next.run(req)).await;
+            keep::<R>(&state, &scope, &key, response).await
+        }
+    };
+    let task = tokio::spawn(
+        crate::error::REQUEST_ID
+            .scope(request_id, work)
+            .instrument(tracing::Span::current()),
+    );
+    let mut cut_off = CutOff {
+        task: Some(task.abort_handle()),
+        committing,
+        state,
+        scope,
+        key,
+    };
+    let answer = task.await;
+    cut_off.task = None;
+    match answer {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "an idempotent request's task failed");
+            cut_off.release();
+            R::unreadable()
+        }
+    }
+}
+
+/// What happens to a claimed request's task when the request is dropped
+/// before its answer: stopped and its key let go while nothing was handed
+/// to the database; left to finish (and keep its answer) after.
+struct CutOff {
+    task: Option<tokio::task::AbortHandle>,
+    committing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    state: AppState,
+    scope: String,
+    key: IdempotencyKey,
+}
+
+impl CutOff {
+    fn release(&self) {
+        let (state, scope, key) = (self.state.clone(), self.scope.clone(), self.key.clone());
+        tokio::spawn(async move {
+            drop(state.idempotency.finish(&scope, key.as_str(), None).await);
+        });
+    }
+}
+
+impl Drop for CutOff {
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        if !hookline_application::commitment::passed(&self.committing) {
+            task.abort();
+            self.release();
+        }
     }
 }
 
