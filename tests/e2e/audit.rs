@@ -459,7 +459,52 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
     .await;
     assert_eq!(forced.code, Some(0), "{}", forced.stderr);
 
-    let dbs = copies(app, 5).await;
+    // A heads file that lost lines, or its digest line, is refused as a
+    // whole (exit 1), before any check: it is not the evidence anchored.
+    let text = std::fs::read_to_string(&heads).unwrap();
+    let all: Vec<&str> = text.lines().collect();
+    let damaged = dir.path().join("damaged.jsonl");
+    for (version, expected) in [
+        (all[1..].join("\n"), "does not match its own digest"),
+        (all[..all.len() - 1].join("\n"), "has no digest line"),
+        (String::new(), "has no digest line"),
+    ] {
+        std::fs::write(&damaged, version).unwrap();
+        let out = run_cli(
+            &[
+                "audit",
+                "verify",
+                "--heads",
+                damaged.to_str().unwrap(),
+                "--database-url",
+                &url,
+            ],
+            &no_env(),
+        )
+        .await;
+        assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(expected), "{}", out.stderr);
+    }
+    // Heads of every tenant are not checked against one tenant's chains.
+    let scoped = run_cli(
+        &[
+            "audit",
+            "verify",
+            "--tenant",
+            &t.id,
+            "--heads",
+            heads.to_str().unwrap(),
+            "--database-url",
+            &url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(scoped.code, Some(1), "{}{}", scoped.stdout, scoped.stderr);
+    assert!(scoped.stderr.contains("no --tenant"), "{}", scoped.stderr);
+
+    let tenant = t.id.clone();
+    let dbs = copies(app, 7).await;
     let url_of = |db: &str| cluster().url(db);
     let cases = [
         (&dbs[0], format!("UPDATE events SET payload = json_build_object('type', 'SubscriptionUpdated', 'description', 'forged', 'updated_at', payload->>'updated_at') WHERE aggregate_id = '{sub_id}' AND sequence = 2"), 2),
@@ -488,6 +533,55 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
         assert!(broken["position"].as_i64().unwrap() > 0);
         assert!(broken["aggregate_id"].is_string());
     }
+    // An event moved to another tenant's id still breaks its chain in the
+    // first tenant's check: a tenant's chains are whole aggregates.
+    tamper(
+        &dbs[5],
+        &format!(
+            "UPDATE events SET metadata = replace(metadata::text, '{tenant}', '{}')::json WHERE aggregate_id = '{d}' AND sequence = 1",
+            uuid::Uuid::now_v7()
+        ),
+    )
+    .await;
+    let moved = run_cli(
+        &[
+            "audit",
+            "verify",
+            "--tenant",
+            &tenant,
+            "--database-url",
+            &url_of(&dbs[5]),
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(moved.code, Some(2), "{}{}", moved.stdout, moved.stderr);
+    assert!(moved.stdout.contains(d.as_str()), "{}", moved.stdout);
+    // An event whose transaction id is moved past every transaction is
+    // skipped by every reader in commit order; its chain still holds, but
+    // verify names it.
+    tamper(
+        &dbs[6],
+        &format!(
+            "UPDATE events SET tx_id = '5000000'::xid8 WHERE aggregate_id = '{d}' AND sequence = 1"
+        ),
+    )
+    .await;
+    let hidden = run_cli(
+        &["audit", "verify", "--database-url", &url_of(&dbs[6])],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(hidden.code, Some(2), "{}{}", hidden.stdout, hidden.stderr);
+    let report: Value = serde_json::from_str(hidden.stdout.trim()).unwrap();
+    assert_eq!(report["aggregate_id"], d.as_str(), "{report}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("transaction id"),
+        "{report}"
+    );
     // Removing an aggregate's newest event leaves a shorter, valid chain:
     // only heads anchored earlier reveal it.
     tamper(

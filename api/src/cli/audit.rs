@@ -131,10 +131,17 @@ pub async fn export(
     }
 }
 
-fn read_anchors(path: &Path) -> anyhow::Result<AnchoredHeads> {
+/// Reads a heads file of `audit heads`, checking it is whole: the digest
+/// and count of its last line match the heads above it, and it was made
+/// for the same tenants as this check (a file of every tenant's heads
+/// would name other tenants' heads as missing).
+fn read_anchors(path: &Path, tenant: Option<TenantId>) -> anyhow::Result<AnchoredHeads> {
     let mut expected = AnchoredHeads::new();
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut digest = Sha256::new();
+    let mut lines = 0u64;
+    let mut footer: Option<serde_json::Value> = None;
     for (n, line) in text
         .lines()
         .enumerate()
@@ -142,15 +149,56 @@ fn read_anchors(path: &Path) -> anyhow::Result<AnchoredHeads> {
     {
         let value: serde_json::Value = serde_json::from_str(line)
             .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
+        if footer.is_some() {
+            anyhow::bail!(
+                "{}:{}: a line after the digest line: not a heads file as `audit heads` writes it",
+                path.display(),
+                n + 1
+            );
+        }
         if value.get("digest").is_some() {
+            footer = Some(value);
             continue;
         }
+        digest.update(line.as_bytes());
+        digest.update(b"\n");
+        lines += 1;
         let head: ChainHead = serde_json::from_value(value)
             .with_context(|| format!("{}:{}: not a chain head", path.display(), n + 1))?;
         expected.insert(
             (head.aggregate_type, head.aggregate_id, head.sequence),
             head.link,
         );
+    }
+    let Some(footer) = footer else {
+        anyhow::bail!(
+            "{} has no digest line: it is not a whole heads file (truncated, or not made by `audit heads`)",
+            path.display()
+        );
+    };
+    if footer["digest"].as_str() != Some(hex::encode(digest.finalize()).as_str())
+        || footer["aggregates"].as_u64() != Some(lines)
+    {
+        anyhow::bail!(
+            "{} does not match its own digest line: heads were changed, added or removed since `audit heads` wrote it",
+            path.display()
+        );
+    }
+    // Files made before the scope was recorded have no `tenant`.
+    if let Some(made_for) = footer.get("tenant") {
+        let checked = tenant.map(|t| t.to_string());
+        if made_for.as_str() != checked.as_deref() {
+            anyhow::bail!(
+                "{} holds the heads of {}; check it with {}",
+                path.display(),
+                made_for
+                    .as_str()
+                    .map_or_else(|| "every tenant".to_string(), |t| format!("tenant {t}")),
+                made_for
+                    .as_str()
+                    .map_or_else(|| "no --tenant".to_string(), |t| format!("--tenant {t}")),
+            );
+        }
     }
     Ok(expected)
 }
@@ -166,7 +214,7 @@ pub async fn verify(
     heads_out: Option<(Option<&Path>, bool)>,
 ) -> anyhow::Result<ExitCode> {
     let expected = match anchored {
-        Some(path) => read_anchors(path)?,
+        Some(path) => read_anchors(path, tenant)?,
         None => AnchoredHeads::new(),
     };
     let force = heads_out.is_some_and(|(_, force)| force);
@@ -222,6 +270,7 @@ pub async fn verify(
                 "digest": hex::encode(digest.finalize()),
                 "aggregates": aggregates,
                 "events": events,
+                "tenant": tenant.map(|t| t.to_string()),
                 "generated_at": chrono::Utc::now(),
             });
             writeln!(o.writer, "{footer}")?;

@@ -70,6 +70,18 @@ pub trait LogArchive: Send + Sync {
         &self,
         tenant: Option<TenantId>,
     ) -> BoxStream<'static, Result<StoredEvent, AppError>>;
+
+    /// Stored events (or one tenant's) that no reader in commit order can
+    /// see: their transaction id is beyond every transaction that has run,
+    /// which only a changed `tx_id` makes. The first 100, as (aggregate
+    /// type, aggregate id, sequence, position).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn unseen(
+        &self,
+        tenant: Option<TenantId>,
+    ) -> Result<Vec<(String, String, i64, i64)>, AppError>;
 }
 
 /// What rebuilding one read model found.

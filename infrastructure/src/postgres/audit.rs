@@ -54,22 +54,33 @@ pub async fn commit_order_page(
 }
 
 /// Every event (or one tenant's) ordered by aggregate and sequence, as a
-/// stream, for chain verification.
+/// stream, for chain verification. A tenant's are the whole streams of the
+/// aggregates it has events in (an aggregate belongs to one tenant): an
+/// event whose recorded tenant was changed stays in its chain, which it
+/// breaks, instead of leaving the tenant's check unseen.
 pub fn by_aggregate<'c>(
     conn: &'c mut PgConnection,
     tenant: Option<TenantId>,
 ) -> BoxStream<'c, Result<StoredEvent, sqlx::Error>> {
-    sqlx::query(
-        "SELECT global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence,
-                event_type, event_version, payload, metadata, recorded_at
+    const ALL: &str = "SELECT global_position, tx_id::text AS tx, aggregate_type, aggregate_id,
+                sequence, event_type, event_version, payload, metadata, recorded_at
            FROM events
-          WHERE ($1::text IS NULL OR metadata->>'tenant_id' = $1)
-          ORDER BY aggregate_type, aggregate_id, sequence",
-    )
-    .bind(tenant.map(|t| t.to_string()))
-    .fetch(conn)
-    .map(|row| row.and_then(|r| decode(&r)))
-    .boxed()
+          ORDER BY aggregate_type, aggregate_id, sequence";
+    const TENANTS: &str = "SELECT global_position, tx_id::text AS tx, aggregate_type, aggregate_id,
+                sequence, event_type, event_version, payload, metadata, recorded_at
+           FROM events
+          WHERE (aggregate_type, aggregate_id) IN
+                (SELECT aggregate_type, aggregate_id FROM events
+                  WHERE metadata->>'tenant_id' = $1)
+          ORDER BY aggregate_type, aggregate_id, sequence";
+    let query = match tenant {
+        None => sqlx::query(ALL),
+        Some(t) => sqlx::query(TENANTS).bind(t.to_string()),
+    };
+    query
+        .fetch(conn)
+        .map(|row| row.and_then(|r| decode(&r)))
+        .boxed()
 }
 
 /// Where the event at `position` stands in commit order.
@@ -286,6 +297,40 @@ impl LogSnapshot for PgSnapshot {
 
 #[async_trait]
 impl LogArchive for PgLogArchive {
+    async fn unseen(
+        &self,
+        tenant: Option<TenantId>,
+    ) -> Result<Vec<(String, String, i64, i64)>, AppError> {
+        // A committed transaction's id is below the horizon of every
+        // snapshot taken after it: one at or beyond it was written there.
+        let mut conn = self.connect("hookline-audit-verify").await?;
+        let rows = sqlx::query(
+            "SELECT aggregate_type, aggregate_id, sequence, global_position FROM events
+              WHERE tx_id >= pg_snapshot_xmax(pg_current_snapshot())
+                AND ($1::text IS NULL OR (aggregate_type, aggregate_id) IN
+                     (SELECT aggregate_type, aggregate_id FROM events
+                       WHERE metadata->>'tenant_id' = $1))
+              ORDER BY tx_id, global_position
+              LIMIT 100",
+        )
+        .bind(tenant.map(|t| t.to_string()))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(unavailable)?;
+        drop(sqlx::Connection::close(conn).await);
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("aggregate_type")?,
+                    r.try_get("aggregate_id")?,
+                    r.try_get("sequence")?,
+                    r.try_get("global_position")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
     async fn snapshot(&self) -> Result<Box<dyn LogSnapshot>, AppError> {
         let mut conn = self.connect("hookline-audit-export").await?;
         sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
