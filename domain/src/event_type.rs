@@ -32,6 +32,16 @@ impl EventType {
             .is_some_and(|rest| rest.starts_with('.'))
     }
 
+    /// Whether the name is in the operational namespace in any case
+    /// (`Hookline.circuit.opened`): names a tenant may not publish or
+    /// describe, so that none passes for one of Hookline's own.
+    pub fn is_reserved(&self) -> bool {
+        self.0
+            .split('.')
+            .next()
+            .is_some_and(|first| first.eq_ignore_ascii_case(OPERATIONAL_NAMESPACE))
+    }
+
     /// # Errors
     /// When `s` is not a valid event name; the error names `field`.
     pub fn parse(s: &str, field: &str) -> Result<Self, ValidationError> {
@@ -275,6 +285,22 @@ mod tests {
 
     fn et(s: &str) -> EventType {
         EventType::parse(s, "event").unwrap()
+    }
+
+    #[test]
+    fn the_operational_namespace_is_reserved_in_any_case() {
+        assert!(et("hookline.circuit.opened").is_operational());
+        assert!(!et("Hookline.circuit.opened").is_operational());
+        for reserved in [
+            "hookline.x",
+            "Hookline.circuit.opened",
+            "HOOKLINE.delivery.failed",
+        ] {
+            assert!(et(reserved).is_reserved(), "{reserved}");
+        }
+        for free in ["hooklines.x", "my.hookline", "hook.line"] {
+            assert!(!et(free).is_reserved(), "{free}");
+        }
     }
 
     #[test]

@@ -108,6 +108,12 @@ async fn every_tenant_starts_with_the_builtins_grouped_and_paginated() {
         app.delete(&t, opened).await,
         app.post(&t, "/v1/event-types", json!({"name": "hookline.mine.made"}))
             .await,
+        app.post(
+            &t,
+            "/v1/event-types",
+            json!({"name": "Hookline.circuit.opened"}),
+        )
+        .await,
     ] {
         let body = expect_json(refused, 409).await;
         assert_eq!(body["code"], "event_type_reserved", "{body}");
@@ -134,6 +140,9 @@ async fn every_tenant_starts_with_the_builtins_grouped_and_paginated() {
         "{refused}"
     );
     expect_json(app.get(&t, "/v1/event-types").await, 200).await;
+    // Nor may a tenant publish a name that passes for one in another case.
+    let (status, body) = publish_status(&app, &t, "HOOKLINE.circuit.opened", json!({})).await;
+    assert_eq!(status, 400, "{body}");
     let kept = expect_json(app.get(&t, opened).await, 200).await;
     assert_eq!(kept["archived"], false);
     assert_ne!(kept["description"], "mine");

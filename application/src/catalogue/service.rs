@@ -170,7 +170,7 @@ fn violations(field: &str, found: Vec<SchemaViolation>) -> Vec<ValidationError> 
 /// Hookline's operational events (`hookline.…`) are described by Hookline:
 /// a tenant cannot define, change or archive them (nor publish them).
 fn refuse_operational(name: &EventType) -> Result<(), AppError> {
-    if name.is_operational() {
+    if name.is_reserved() {
         return Err(AppError::conflict(
             "event_type_reserved",
             format!(
@@ -516,6 +516,7 @@ impl CatalogueService {
             ));
         }
         changes.check()?;
+        refuse_operational(name)?;
         let current = self.state(ctx.tenant_id, name).await?;
         let schema = changes
             .schema
@@ -557,6 +558,7 @@ impl CatalogueService {
         ctx: &CommandContext,
         name: &EventType,
     ) -> Result<Written<EventTypeView>, AppError> {
+        refuse_operational(name)?;
         let at = self.now();
         let base = self.cache.builtin(name).cloned();
         self.run(ctx, name, || {

@@ -634,7 +634,7 @@ struct Recorded<'a> {
 
 /// Only Hookline publishes operational events (`hookline.…`).
 fn refuse_operational(event_type: &EventType) -> Result<(), AppError> {
-    if event_type.is_operational() {
+    if event_type.is_reserved() {
         return Err(ValidationError::new(
             "event_type",
             format!(
