@@ -20,6 +20,10 @@ use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// Work that must run to its end after its request is gone: a keyed
+    /// request past its point of no return, a Siigo provisioning. Shutdown
+    /// waits for it (up to twice the request timeout).
+    pub finishing: tokio_util::task::TaskTracker,
     pub subscriptions: Arc<SubscriptionService>,
     pub publish: Arc<PublishService>,
     pub catalogue: Arc<CatalogueService>,

@@ -132,7 +132,7 @@ async fn run_to_the_end<R: Refusals>(
             keep::<R>(&state, &scope, &key, response).await
         }
     };
-    let task = tokio::spawn(
+    let task = state.finishing.spawn(
         crate::error::REQUEST_ID
             .scope(request_id, work)
             .instrument(tracing::Span::current()),

@@ -109,6 +109,9 @@ pub struct Application {
     /// How long shutdown waits for background tasks (attempts in flight).
     drain: Duration,
     connections: ConnectionLimits,
+    /// Request work that runs to its end after its request is gone, and
+    /// how long shutdown waits for it.
+    finishing: (tokio_util::task::TaskTracker, Duration),
 }
 
 impl std::fmt::Debug for Application {
@@ -158,7 +161,7 @@ impl Application {
         let database = OpenDatabase::open(&settings).await?;
         let shutdown = CancellationToken::new();
         let wired = Self::wire(&settings, &database, &shutdown);
-        let (tasks, router, metrics_router) = match wired {
+        let (tasks, router, metrics_router, finishing) = match wired {
             Ok(wired) => wired,
             Err(e) => {
                 // Whatever started stops, and so does a cluster this
@@ -179,6 +182,7 @@ impl Application {
             tasks,
             database,
             drain: settings.webhook_timeout + Duration::from_secs(5),
+            finishing: (finishing, settings.request_timeout * 2),
             connections: ConnectionLimits {
                 header_read_timeout: settings.request_timeout,
                 max_connections: settings.max_connections,
@@ -192,7 +196,12 @@ impl Application {
         settings: &Settings,
         database: &OpenDatabase,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<(Vec<JoinHandle<()>>, axum::Router, axum::Router)> {
+    ) -> anyhow::Result<(
+        Vec<JoinHandle<()>>,
+        axum::Router,
+        axum::Router,
+        tokio_util::task::TaskTracker,
+    )> {
         let mut services = Services::build(settings, database, Runs::Everything, shutdown)?;
         let mut tasks = services.start(Some(settings), shutdown)?;
         if let Some(local) = &database.local {
@@ -206,7 +215,7 @@ impl Application {
         let router = routes::router(services.state(settings), limits)
             .context("serialising the OpenAPI document")?;
         let metrics = routes::metrics_router(services.state(settings), limits);
-        Ok((tasks, router, metrics))
+        Ok((tasks, router, metrics, services.finishing.clone()))
     }
 
     /// The bound address (`None` for a worker-only process).
@@ -238,6 +247,7 @@ impl Application {
             database,
             drain,
             connections,
+            finishing: (finishing, finish_within),
         } = self;
         let stop = shutdown.clone();
         let metrics_server = metrics.map(|(listener, router)| {
@@ -268,6 +278,17 @@ impl Application {
                 signal.await;
                 stop.cancel();
             }
+        }
+        // Requests gone past their point of no return finish (and keep
+        // their answers) while the services still run.
+        finishing.close();
+        if tokio::time::timeout(finish_within, finishing.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "work of requests already answered did not finish within twice the request timeout"
+            );
         }
         shutdown.cancel();
         tracing::info!("shutting down");

@@ -100,6 +100,9 @@ pub enum Runs {
 
 /// The application services over Postgres, and what a worker needs.
 pub struct Services {
+    /// Request work that finishes after its request is gone (see
+    /// `AppState::finishing`); shutdown waits for it.
+    pub finishing: tokio_util::task::TaskTracker,
     pub subscriptions: Arc<SubscriptionService>,
     pub publish: Arc<PublishService>,
     pub catalogue: Arc<CatalogueService>,
@@ -434,6 +437,7 @@ impl Services {
             connectors(settings, &shared, &a, publish.clone(), database, runs)?;
         let metrics = Arc::new(metrics.with_inbound(inbound.clone()));
         Ok(Self {
+            finishing: tokio_util::task::TaskTracker::new(),
             portal,
             dashboard: Arc::new(DashboardService::new(Arc::new(PgDeliveryStats::new(
                 pool.clone(),
@@ -613,6 +617,7 @@ impl Services {
     /// The state the HTTP handlers share.
     pub fn state(&self, settings: &Settings) -> AppState {
         AppState {
+            finishing: self.finishing.clone(),
             subscriptions: self.subscriptions.clone(),
             publish: self.publish.clone(),
             catalogue: self.catalogue.clone(),

@@ -71,7 +71,9 @@ async fn provision(
     // Hookline had no record of.
     hookline_application::commitment::point_of_no_return();
     let siigo = state.siigo.clone();
-    let created = tokio::spawn(async move { siigo.provision(&ctx, input).await })
+    let created = state
+        .finishing
+        .spawn(async move { siigo.provision(&ctx, input).await })
         .await
         .map_err(|e| {
             hookline_application::AppError::Internal(format!(
