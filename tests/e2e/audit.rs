@@ -502,6 +502,26 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
     .await;
     assert_eq!(scoped.code, Some(1), "{}{}", scoped.stdout, scoped.stderr);
     assert!(scoped.stderr.contains("no --tenant"), "{}", scoped.stderr);
+    // A tenant with no event (a mistyped id) is not a clean pass.
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let nobody = run_cli(
+        &[
+            "audit",
+            "verify",
+            "--tenant",
+            &unknown,
+            "--database-url",
+            &url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(nobody.code, Some(1), "{}{}", nobody.stdout, nobody.stderr);
+    assert!(
+        nobody.stderr.contains("holds no event"),
+        "{}",
+        nobody.stderr
+    );
 
     let tenant = t.id.clone();
     let dbs = copies(app, 7).await;

@@ -313,20 +313,16 @@ async fn svix_errors_and_limits() {
         );
     }
     // Hookline's operational event types are its own to describe.
-    for (method, body) in [
-        (Method::PUT, Some(json!({"description": "mine"}))),
-        (Method::PATCH, Some(json!({"description": "mine"}))),
-        (Method::DELETE, None),
-    ] {
-        let res = svix(
-            &app,
-            method,
-            "/api/v1/event-type/hookline.circuit.opened",
-            body,
-        )
-        .await;
-        let err = expect_json(res, 409).await;
-        assert_eq!(err["code"], "event_type_reserved", "{err}");
+    for name in ["hookline.circuit.opened", "hookline.nothing.here"] {
+        for (method, body) in [
+            (Method::PUT, Some(json!({"description": "mine"}))),
+            (Method::PATCH, Some(json!({"description": "mine"}))),
+            (Method::DELETE, None),
+        ] {
+            let res = svix(&app, method, &format!("/api/v1/event-type/{name}"), body).await;
+            let err = expect_json(res, 409).await;
+            assert_eq!(err["code"], "event_type_reserved", "{name}: {err}");
+        }
     }
     // A list's iterator must be an id of what it lists, its order one of
     // two words: 422 located at the query parameter.

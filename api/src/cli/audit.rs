@@ -260,6 +260,14 @@ pub async fn verify(
             return Ok(ExitCode::from(EXIT_TAMPERED));
         }
     };
+    if let (Some(t), 0) = (tenant, events) {
+        if let Some(o) = out.take() {
+            o.abandon();
+        }
+        anyhow::bail!(
+            "the log holds no event of tenant {t}: check the id (`hookline tenants list`)"
+        );
+    }
     let summary = format!(
         "verified {events} events in {aggregates} aggregates in {:.1} s: every chain is intact",
         started.elapsed().as_secs_f64()

@@ -9,8 +9,8 @@ mod service;
 mod view;
 
 pub use service::{
-    Admission, CatalogueService, EventTypeChanges, ListEventTypes, NewEventType,
-    MAX_CUSTOM_EVENT_TYPES, MAX_SCHEMA_BYTES,
+    refuse_operational, Admission, CatalogueService, EventTypeChanges, ListEventTypes,
+    NewEventType, MAX_CUSTOM_EVENT_TYPES, MAX_SCHEMA_BYTES,
 };
 pub use view::{CataloguePage, EventTypeView, GroupView};
 

@@ -167,9 +167,13 @@ fn violations(field: &str, found: Vec<SchemaViolation>) -> Vec<ValidationError> 
         .collect()
 }
 
-/// Hookline's operational events (`hookline.…`) are described by Hookline:
-/// a tenant cannot define, change or archive them (nor publish them).
-fn refuse_operational(name: &EventType) -> Result<(), AppError> {
+/// Hookline's operational events (`hookline.…`, in any case) are described
+/// by Hookline: a tenant cannot define, change or archive them (nor publish
+/// them).
+///
+/// # Errors
+/// 409 `event_type_reserved`.
+pub fn refuse_operational(name: &EventType) -> Result<(), AppError> {
     if name.is_reserved() {
         return Err(AppError::conflict(
             "event_type_reserved",

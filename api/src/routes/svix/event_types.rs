@@ -540,6 +540,7 @@ async fn patch(
     }
     let missing = || SvixError::not_found("Event type not found");
     let name = EventType::parse(&event_type_name, "event_type_name").map_err(|_| missing())?;
+    hookline_application::catalogue::refuse_operational(&name)?;
     let current = find(&state, &name).await?.ok_or_else(missing)?;
     let ctx = org_ctx(&org, request_id);
     let view = change(&state, &ctx, current, name, input).await?;
@@ -568,6 +569,7 @@ async fn remove(
 ) -> SvixResult<StatusCode> {
     let missing = || SvixError::not_found("Event type not found");
     let name = EventType::parse(&event_type_name, "event_type_name").map_err(|_| missing())?;
+    hookline_application::catalogue::refuse_operational(&name)?;
     let current = find(&state, &name).await?.ok_or_else(missing)?;
     if !current.archived {
         state
