@@ -781,3 +781,68 @@ async fn hostile_input_on_in_gets_a_clear_4xx_never_a_5xx() {
     assert_eq!(expect_json(res, 200).await["status"], "accepted");
     receiver.wait_for(1, WAIT).await;
 }
+
+#[tokio::test]
+async fn no_recorded_header_can_carry_a_source_secret() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let refused = |body: Value, field: &'static str| {
+        let (app, t) = (&app, &t);
+        async move {
+            let res = expect_json(app.post(t, "/v1/sources", body).await, 400).await;
+            assert_eq!(res["code"], "validation_error", "{res}");
+            let detail = res["detail"].as_str().unwrap().to_string();
+            assert!(detail.starts_with(field), "{field}: {detail}");
+        }
+    };
+    // The request id is recorded with every event and sent to subscribers.
+    refused(
+        json!({"name": "a", "kind": "header-secret", "header_name": "X-Request-Id", "secret": "SuperSecretValue123"}),
+        "header_name:",
+    )
+    .await;
+    // The delivery id is recorded with each webhook.
+    refused(
+        json!({"name": "b", "kind": "header-secret", "header_name": "X-Tok", "idempotency": {"header": "x-tok"}}),
+        "idempotency.header:",
+    )
+    .await;
+    refused(
+        json!({"name": "c", "kind": "inflow", "idempotency": {"header": "Authorization"}}),
+        "idempotency.header:",
+    )
+    .await;
+    // Hookline's own names are not an inbound event.
+    refused(
+        json!({"name": "d", "kind": "inflow", "event_type": "HookLine.circuit.opened"}),
+        "event_type:",
+    )
+    .await;
+    // A change is checked against what it keeps.
+    let source = create_source(
+        &app,
+        &t,
+        json!({"name": "e", "kind": "header-secret", "header_name": "x-tok", "idempotency": {"header": "x-delivery"}}),
+    )
+    .await;
+    let id = source["id"].as_str().unwrap();
+    let res = expect_json(
+        app.patch(
+            &t,
+            &format!("/v1/sources/{id}"),
+            json!({"header_name": "X-Delivery"}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert!(
+        res["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("idempotency.header:"),
+        "{res}"
+    );
+    let list = expect_json(app.get(&t, "/v1/sources").await, 200).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+}

@@ -39,7 +39,11 @@ pub(crate) fn map_error(id: &str, e: AggregateError<SourceError>) -> AppError {
             AppError::conflict("too_many_secrets", e.to_string())
         }
         AggregateError::UserError(
-            e @ (SourceError::HeaderNameRequired | SourceError::HeaderNameNotUsed(_)),
+            e @ (SourceError::HeaderNameRequired
+            | SourceError::HeaderNameNotUsed(_)
+            | SourceError::SecretInRequestId
+            | SourceError::DeliveryIdIsSecret(_)
+            | SourceError::DeliveryIdIsCredential(_)),
         ) => {
             let text = e.to_string();
             let (field, reason) = text.split_once(": ").unwrap_or(("header_name", &text));

@@ -3,7 +3,8 @@
 use super::commands::{CreateSource, RotateSourceSecret, SourceCommand, UpdateSource};
 use super::events::SourceEvent;
 use super::values::{
-    EventTypeRule, HeaderName, Idempotency, SourceKind, SourceName, DEFAULT_SECRET_HEADER,
+    DeliveryKey, EventTypeRule, HeaderName, Idempotency, SourceKind, SourceName,
+    DEFAULT_SECRET_HEADER,
 };
 use super::SourceError;
 use crate::pointer::JsonPointer;
@@ -107,6 +108,7 @@ impl Source {
             }
             (_, given) => given,
         };
+        check_headers(header_name.as_ref(), &cmd.idempotency)?;
         Ok(SourceEvent::SourceCreated {
             source_id: cmd.source_id,
             tenant_id: cmd.tenant_id,
@@ -160,6 +162,12 @@ impl Source {
             && idempotency.is_none()
         {
             return Ok(vec![]);
+        }
+        if header_name.is_some() || idempotency.is_some() {
+            check_headers(
+                header_name.as_ref().or(state.header_name.as_ref()),
+                idempotency.as_ref().unwrap_or(&state.idempotency),
+            )?;
         }
         Ok(vec![SourceEvent::SourceUpdated {
             name,
@@ -295,4 +303,28 @@ impl Aggregate for Source {
     fn apply(&mut self, event: Self::Event) {
         self.apply_event(event);
     }
+}
+
+/// Headers whose values are recorded or passed on must not carry secrets:
+/// the secret header is not `x-request-id` (the request id, recorded and
+/// sent to subscribers), and the delivery id (recorded with each webhook)
+/// is read neither from the secret header nor from a credentials header.
+fn check_headers(
+    secret_header: Option<&HeaderName>,
+    idempotency: &Idempotency,
+) -> Result<(), SourceError> {
+    if secret_header.is_some_and(HeaderName::is_request_id) {
+        return Err(SourceError::SecretInRequestId);
+    }
+    if let DeliveryKey::Header(id_header) = &idempotency.key {
+        if Some(id_header) == secret_header {
+            return Err(SourceError::DeliveryIdIsSecret(id_header.as_str().into()));
+        }
+        if id_header.carries_credentials() {
+            return Err(SourceError::DeliveryIdIsCredential(
+                id_header.as_str().into(),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -39,6 +39,12 @@ pub enum SourceError {
         "header_name: a {0} source does not read its secret from a header; leave header_name out"
     )]
     HeaderNameNotUsed(values::SourceKind),
+    #[error("header_name: x-request-id is read as the request id, which is recorded with every event a webhook causes and sent on to subscribers; name another header for the secret")]
+    SecretInRequestId,
+    #[error("idempotency.header: '{0}' carries the source's secret, and the delivery id is recorded with each webhook; name another header or use a pointer")]
+    DeliveryIdIsSecret(String),
+    #[error("idempotency.header: '{0}' carries credentials, and the delivery id is recorded with each webhook; name another header or use a pointer")]
+    DeliveryIdIsCredential(String),
     #[error("the previous secret's overlap must end at or after the rotation")]
     OverlapInThePast,
     #[error("{0} secrets are already accepted for this source (the current one and rotated-out ones whose overlap has not ended); rotate again once an overlap ends")]

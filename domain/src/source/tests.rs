@@ -58,6 +58,75 @@ fn header_names_fit_the_kind() {
 }
 
 #[test]
+fn recorded_headers_never_carry_a_secret() {
+    let by_header = |h: &str| {
+        Idempotency::new(
+            DeliveryKey::Header(HeaderName::parse(h, "idempotency.header").unwrap()),
+            None,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        Source::create_new(create(SourceKind::HeaderSecret, Some("X-Request-Id"))).unwrap_err(),
+        SourceError::SecretInRequestId
+    );
+    let same_as_secret = CreateSource {
+        idempotency: by_header("X-Tok"),
+        ..create(SourceKind::HeaderSecret, Some("x-tok"))
+    };
+    assert_eq!(
+        Source::create_new(same_as_secret).unwrap_err(),
+        SourceError::DeliveryIdIsSecret("x-tok".into())
+    );
+    for credential in [
+        "Authorization",
+        "cookie",
+        "Proxy-Authorization",
+        "X-Api-Key",
+    ] {
+        let cmd = CreateSource {
+            idempotency: by_header(credential),
+            ..create(SourceKind::Inflow, None)
+        };
+        assert!(
+            matches!(
+                Source::create_new(cmd),
+                Err(SourceError::DeliveryIdIsCredential(_))
+            ),
+            "{credential}"
+        );
+    }
+    // The request id may be the delivery id; a Siigo source's default
+    // secret header is not the delivery id header.
+    let request_id_as_delivery_id = CreateSource {
+        idempotency: by_header("x-request-id"),
+        ..create(SourceKind::Siigo, None)
+    };
+    assert!(Source::create_new(request_id_as_delivery_id).is_ok());
+
+    // An update is checked against what it keeps: moving the secret to
+    // the delivery id header is refused.
+    let created = Source::create_new(CreateSource {
+        idempotency: by_header("x-delivery"),
+        ..create(SourceKind::HeaderSecret, Some("x-tok"))
+    })
+    .unwrap();
+    let update = UpdateSource {
+        tenant_id: tenant(),
+        name: None,
+        header_name: Some(HeaderName::parse("X-Delivery", "header_name").unwrap()),
+        event_type: None,
+        data: None,
+        idempotency: None,
+        at: t0(),
+    };
+    TestFramework::<Source>::with(())
+        .given(vec![created])
+        .when(SourceCommand::Update(update))
+        .then_expect_error(SourceError::DeliveryIdIsSecret("x-delivery".into()));
+}
+
+#[test]
 fn updates_record_only_changes_and_deleted_sources_refuse() {
     let created = Source::create_new(create(SourceKind::Inflow, None)).unwrap();
     let same = UpdateSource {

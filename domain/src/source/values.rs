@@ -169,7 +169,31 @@ const UNUSABLE_HEADERS: [&str; 10] = [
     "keep-alive",
 ];
 
+/// The header Hookline reads a request id from: it is recorded with every
+/// event the request causes and sent on to subscribers, so it can carry
+/// neither a source's secret nor be read as one.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Headers that carry credentials: a delivery id is recorded with each
+/// webhook, so it is never read from one of these.
+const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
+
 impl HeaderName {
+    /// Whether the header carries credentials (`Authorization`, `Cookie`, …).
+    pub fn carries_credentials(&self) -> bool {
+        CREDENTIAL_HEADERS.contains(&self.0.as_str())
+    }
+
+    /// Whether Hookline reads its request id from this header.
+    pub fn is_request_id(&self) -> bool {
+        self.0 == REQUEST_ID_HEADER
+    }
+
     /// # Errors
     /// A [`ValidationError`] on `field`.
     pub fn parse(s: &str, field: &str) -> Result<Self, ValidationError> {
@@ -228,7 +252,17 @@ impl EventTypeRule {
                 "must be a JSON pointer into the body (such as /event) or an event name (such as invoice.created)",
             ))
         } else {
-            EventType::parse(s, "event_type").map(Self::Fixed)
+            let name = EventType::parse(s, "event_type")?;
+            if name.is_reserved() {
+                return Err(ValidationError::new(
+                    "event_type",
+                    format!(
+                        "'{}' is in Hookline's own namespace (hookline.…, in any case), which only Hookline publishes",
+                        truncate_for_message(s)
+                    ),
+                ));
+            }
+            Ok(Self::Fixed(name))
         }
     }
 
@@ -307,6 +341,10 @@ mod tests {
             EventTypeRule::Fixed(_)
         ));
         assert!(EventTypeRule::parse("").is_err());
+        for reserved in ["hookline.circuit.opened", "HookLine.x"] {
+            let err = EventTypeRule::parse(reserved).unwrap_err();
+            assert!(err.reason.contains("namespace"), "{}", err.reason);
+        }
         assert!(EventTypeRule::parse("event").is_err());
         let json = serde_json::to_value(EventTypeRule::parse("/event").unwrap()).unwrap();
         assert_eq!(json, serde_json::json!({"pointer": "/event"}));
