@@ -7,7 +7,7 @@
 //! (a new signing secret, API key or portal link) that is shown once.
 
 use crate::error::AppError;
-use crate::ports::{IdempotentRequests, KeyClaim, RememberedAnswer, SecretCipher};
+use crate::ports::{HeldKey, IdempotentRequests, KeyClaim, RememberedAnswer, SecretCipher};
 use hookline_domain::sealed::Sealed;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -20,8 +20,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(600);
 pub struct IdempotencySettings {
     /// How long an answer is remembered.
     pub ttl: Duration,
-    /// A claim not answered within this is taken to be abandoned (its
-    /// process died): the key may be used again.
+    /// A claim not renewed within this is taken to be abandoned (its
+    /// process stopped): the key may be used again. The request holding a
+    /// key renews its claim every quarter of this while it runs.
     pub stale: Duration,
     /// How long a repeat waits for the first request's answer.
     pub wait: Duration,
@@ -69,25 +70,30 @@ impl IdempotencyService {
         }
     }
 
-    /// Claims `key` in `scope` for a request with this `fingerprint` (a
-    /// digest of what it asks for).
+    /// The key as a new request would hold it (claimed by
+    /// [`IdempotencyService::begin`]).
+    pub fn key_for(&self, scope: &str, key: &str) -> HeldKey {
+        HeldKey {
+            scope: scope.to_string(),
+            key: key.to_string(),
+            claim: uuid::Uuid::new_v4(),
+        }
+    }
+
+    /// Claims the key for a request with this `fingerprint` (a digest of
+    /// what it asks for).
     ///
     /// # Errors
     /// 409 `idempotency_key_reused` for a key used with a different
     /// request, `request_in_progress` when the first request is still
     /// unanswered after the wait; storage errors.
-    pub async fn begin(
-        &self,
-        scope: &str,
-        key: &str,
-        fingerprint: &str,
-    ) -> Result<Begun, AppError> {
+    pub async fn begin(&self, held: &HeldKey, fingerprint: &str) -> Result<Begun, AppError> {
         let deadline = Instant::now() + self.settings.wait;
         let mut pause = Duration::from_millis(10);
         loop {
             match self
                 .store
-                .claim(scope, key, fingerprint, self.settings.ttl, self.settings.stale)
+                .claim(held, fingerprint, self.settings.ttl, self.settings.stale)
                 .await?
             {
                 KeyClaim::Claimed => {
@@ -98,7 +104,8 @@ impl IdempotencyService {
                     return Err(AppError::conflict(
                         "idempotency_key_reused",
                         format!(
-                            "the idempotency key '{key}' was used for a different request within the last {} hours; use a new key for a new request",
+                            "the idempotency key '{}' was used for a different request within the last {} hours; use a new key for a new request",
+                            held.key,
                             self.settings.ttl.as_secs() / 3600
                         ),
                     ))
@@ -106,17 +113,30 @@ impl IdempotencyService {
                 KeyClaim::Taken {
                     answer: Some(answer),
                     ..
-                } => return Ok(Begun::Replay(self.open(scope, key, answer)?)),
+                } => return Ok(Begun::Replay(self.open(held, answer)?)),
                 KeyClaim::Taken { answer: None, .. } => {
                     if Instant::now() >= deadline {
                         return Err(AppError::conflict(
                             "request_in_progress",
-                            format!("a request with the idempotency key '{key}' is still being answered; try again in a moment"),
+                            format!("a request with the idempotency key '{}' is still being answered; try again in a moment", held.key),
                         ));
                     }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(200));
                 }
+            }
+        }
+    }
+
+    /// Renews the claim for as long as it is polled: run it beside the
+    /// request, so that a request that runs long (a commit held up) is not
+    /// taken for a stopped one and run a second time. Never ends.
+    pub async fn hold(&self, held: &HeldKey) {
+        let every = (self.settings.stale / 4).max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = self.store.renew(held).await {
+                tracing::warn!(error = %e, "renewing the claim on an idempotency key failed");
             }
         }
     }
@@ -128,34 +148,35 @@ impl IdempotencyService {
     /// Storage errors.
     pub async fn finish(
         &self,
-        scope: &str,
-        key: &str,
+        held: &HeldKey,
         answer: Option<RememberedAnswer>,
     ) -> Result<(), AppError> {
         let Some(answer) = answer else {
-            return self.store.release(scope, key).await;
+            return self.store.release(held).await;
         };
-        match self.seal(scope, key, answer) {
-            Ok(sealed) => self.store.answer(scope, key, &sealed).await,
+        match self.seal(held, answer) {
+            Ok(sealed) => {
+                if !self.store.answer(held, &sealed).await? {
+                    tracing::warn!(
+                        "an idempotency key's claim was taken over while its request still ran; a repeat may have run it again"
+                    );
+                }
+                Ok(())
+            }
             Err(e) => {
-                self.store.release(scope, key).await?;
+                self.store.release(held).await?;
                 Err(e)
             }
         }
     }
 
     /// What seals an answer binds it to: its scope and key.
-    fn context(scope: &str, key: &str) -> String {
-        format!("idempotent-answer\n{scope}\n{key}")
+    fn context(held: &HeldKey) -> String {
+        format!("idempotent-answer\n{}\n{}", held.scope, held.key)
     }
 
-    fn seal(
-        &self,
-        scope: &str,
-        key: &str,
-        answer: RememberedAnswer,
-    ) -> Result<RememberedAnswer, AppError> {
-        let sealed = self.cipher.seal(&answer.body, &Self::context(scope, key))?;
+    fn seal(&self, held: &HeldKey, answer: RememberedAnswer) -> Result<RememberedAnswer, AppError> {
+        let sealed = self.cipher.seal(&answer.body, &Self::context(held))?;
         let mut body = SEALED_PREFIX.to_vec();
         body.extend(serde_json::to_vec(&sealed).map_err(|e| AppError::Internal(e.to_string()))?);
         Ok(RememberedAnswer {
@@ -164,12 +185,7 @@ impl IdempotencyService {
         })
     }
 
-    fn open(
-        &self,
-        scope: &str,
-        key: &str,
-        kept: RememberedAnswer,
-    ) -> Result<RememberedAnswer, AppError> {
+    fn open(&self, held: &HeldKey, kept: RememberedAnswer) -> Result<RememberedAnswer, AppError> {
         let Some(sealed) = kept.body.strip_prefix(SEALED_PREFIX) else {
             return Ok(kept);
         };
@@ -177,7 +193,7 @@ impl IdempotencyService {
             serde_json::from_slice(sealed).map_err(|e| AppError::Internal(e.to_string()))?;
         Ok(RememberedAnswer {
             status: kept.status,
-            body: self.cipher.open(&sealed, &Self::context(scope, key))?,
+            body: self.cipher.open(&sealed, &Self::context(held))?,
         })
     }
 
@@ -213,48 +229,59 @@ mod tests {
     use async_trait::async_trait;
     use std::collections::HashMap;
 
-    type Claims = HashMap<(String, String), (String, Option<RememberedAnswer>)>;
+    /// (fingerprint, claim, answer) per (scope, key).
+    type Claims = HashMap<(String, String), (String, uuid::Uuid, Option<RememberedAnswer>)>;
 
     /// Claims in memory, with no time passing.
     #[derive(Default)]
     struct Memory(Mutex<Claims>);
 
+    fn at(held: &HeldKey) -> (String, String) {
+        (held.scope.clone(), held.key.clone())
+    }
+
     #[async_trait]
     impl IdempotentRequests for Memory {
         async fn claim(
             &self,
-            scope: &str,
-            key: &str,
+            held: &HeldKey,
             fingerprint: &str,
             _ttl: Duration,
             _stale: Duration,
         ) -> Result<KeyClaim, AppError> {
             let mut map = self.0.lock().unwrap();
-            let k = (scope.to_string(), key.to_string());
-            Ok(match map.get(&k) {
-                Some((f, answer)) => KeyClaim::Taken {
+            Ok(match map.get(&at(held)) {
+                Some((f, _, answer)) => KeyClaim::Taken {
                     fingerprint: f.clone(),
                     answer: answer.clone(),
                 },
                 None => {
-                    map.insert(k, (fingerprint.to_string(), None));
+                    map.insert(at(held), (fingerprint.to_string(), held.claim, None));
                     KeyClaim::Claimed
                 }
             })
         }
-        async fn answer(
-            &self,
-            scope: &str,
-            key: &str,
-            a: &RememberedAnswer,
-        ) -> Result<(), AppError> {
-            if let Some(e) = self.0.lock().unwrap().get_mut(&(scope.into(), key.into())) {
-                e.1 = Some(a.clone());
-            }
+        async fn renew(&self, _held: &HeldKey) -> Result<(), AppError> {
             Ok(())
         }
-        async fn release(&self, scope: &str, key: &str) -> Result<(), AppError> {
-            self.0.lock().unwrap().remove(&(scope.into(), key.into()));
+        async fn answer(&self, held: &HeldKey, a: &RememberedAnswer) -> Result<bool, AppError> {
+            let mut map = self.0.lock().unwrap();
+            Ok(match map.get_mut(&at(held)) {
+                Some(e) if e.1 == held.claim => {
+                    e.2 = Some(a.clone());
+                    true
+                }
+                _ => false,
+            })
+        }
+        async fn release(&self, held: &HeldKey) -> Result<(), AppError> {
+            let mut map = self.0.lock().unwrap();
+            if map
+                .get(&at(held))
+                .is_some_and(|e| e.1 == held.claim && e.2.is_none())
+            {
+                map.remove(&at(held));
+            }
             Ok(())
         }
         async fn forget_expired(&self, _ttl: Duration) -> Result<u64, AppError> {
@@ -277,17 +304,18 @@ mod tests {
     #[tokio::test]
     async fn the_first_answer_is_given_again_and_a_different_request_refused() {
         let s = service();
-        assert_eq!(s.begin("a", "k", "f1").await.unwrap(), Begun::Proceed);
+        let first = s.key_for("a", "k");
+        assert_eq!(s.begin(&first, "f1").await.unwrap(), Begun::Proceed);
         let answer = RememberedAnswer {
             status: 201,
             body: b"{}".to_vec(),
         };
-        s.finish("a", "k", Some(answer.clone())).await.unwrap();
+        s.finish(&first, Some(answer.clone())).await.unwrap();
         assert_eq!(
-            s.begin("a", "k", "f1").await.unwrap(),
+            s.begin(&s.key_for("a", "k"), "f1").await.unwrap(),
             Begun::Replay(answer)
         );
-        let e = s.begin("a", "k", "f2").await.unwrap_err();
+        let e = s.begin(&s.key_for("a", "k"), "f2").await.unwrap_err();
         assert!(
             matches!(
                 e,
@@ -299,14 +327,19 @@ mod tests {
             "{e:?}"
         );
         // Another scope (caller or route) is another key.
-        assert_eq!(s.begin("b", "k", "f2").await.unwrap(), Begun::Proceed);
+        assert_eq!(
+            s.begin(&s.key_for("b", "k"), "f2").await.unwrap(),
+            Begun::Proceed
+        );
     }
 
     #[tokio::test]
     async fn an_error_lets_the_key_go_and_a_repeat_in_flight_waits_then_gives_up() {
         let s = service();
-        assert_eq!(s.begin("a", "k", "f").await.unwrap(), Begun::Proceed);
-        let e = s.begin("a", "k", "f").await.unwrap_err();
+        let first = s.key_for("a", "k");
+        assert_eq!(s.begin(&first, "f").await.unwrap(), Begun::Proceed);
+        let repeat = s.key_for("a", "k");
+        let e = s.begin(&repeat, "f").await.unwrap_err();
         assert!(
             matches!(
                 e,
@@ -317,7 +350,13 @@ mod tests {
             ),
             "{e:?}"
         );
-        s.finish("a", "k", None).await.unwrap();
-        assert_eq!(s.begin("a", "k", "f").await.unwrap(), Begun::Proceed);
+        // The repeat that gave up does not let go of the first's claim.
+        s.finish(&repeat, None).await.unwrap();
+        assert!(s.begin(&s.key_for("a", "k"), "f").await.is_err());
+        s.finish(&first, None).await.unwrap();
+        assert_eq!(
+            s.begin(&s.key_for("a", "k"), "f").await.unwrap(),
+            Begun::Proceed
+        );
     }
 }

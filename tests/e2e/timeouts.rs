@@ -151,3 +151,105 @@ async fn a_commit_held_longer_answers_outcome_unknown_and_the_trace_shows_what_w
             .unwrap();
     assert_eq!(n, 2);
 }
+
+/// How many of the tenant's sources are named `name`.
+async fn sources_named(app: &TestApp, t: &hookline_tests::Tenant, name: &str) -> usize {
+    let list = expect_json(app.get(t, "/v1/sources?limit=100").await, 200).await;
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == name)
+        .count()
+}
+
+#[tokio::test]
+async fn a_keyed_request_whose_commit_is_held_long_is_not_run_again_by_its_repeat() {
+    // Claims not renewed for 3 × the 1 s timeout count as abandoned; the
+    // request holding one renews it while its commit waits.
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_REQUEST_TIMEOUT_SECONDS".into(), "1".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let create = || {
+        app.client
+            .post(app.url("/v1/sources"))
+            .bearer_auth(&t.api_key)
+            .header("Idempotency-Key", "held-long")
+            .json(&json!({"name": "held", "kind": "standard-webhooks"}))
+            .send()
+    };
+    let mut lock = block_the_log(&app).await;
+    let first = create().await.unwrap();
+    assert_eq!(first.status(), 503, "{:?}", first.text().await);
+    // Past the 3 s after which an unrenewed claim is taken over.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let repeat = create().await.unwrap();
+    assert!(
+        repeat.status().is_client_error(),
+        "the repeat must not run while the first still commits: {}",
+        repeat.status()
+    );
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    let replayed = eventually("the first answer is kept", WAIT, || async {
+        let res = create().await.ok()?;
+        (res.status() == 201).then_some(res)
+    })
+    .await;
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    assert_eq!(sources_named(&app, &t, "held").await, 1);
+}
+
+#[tokio::test]
+async fn a_keyed_request_dropped_while_claiming_its_key_lets_it_go() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let create = {
+        let (client, url, key) = (
+            app.client.clone(),
+            app.url("/v1/sources"),
+            t.api_key.clone(),
+        );
+        move || {
+            client
+                .post(url.clone())
+                .bearer_auth(key.clone())
+                .header("Idempotency-Key", "dropped-early")
+                .json(&json!({"name": "dropped", "kind": "standard-webhooks"}))
+                .send()
+        }
+    };
+    // The claim waits on its table; the client goes away meanwhile.
+    let mut lock = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("LOCK TABLE idempotent_requests IN SHARE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let gone = tokio::spawn(create());
+    eventually("the claim waits", WAIT, || async {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO idempotent_requests%'
+                AND datname = current_database())",
+        )
+        .fetch_one(&app.db.pool)
+        .await
+        .ok()?;
+        waiting.then_some(())
+    })
+    .await;
+    gone.abort();
+    assert!(gone.await.is_err());
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    // Nothing was stored; the key is free again well before a stopped
+    // request's claim would be taken over (3 × the 30 s timeout).
+    let created = eventually("the repeat runs", Duration::from_secs(15), || async {
+        let res = create().await.ok()?;
+        (res.status() == 201).then_some(res)
+    })
+    .await;
+    assert!(created.headers().get("idempotent-replayed").is_none());
+    assert_eq!(sources_named(&app, &t, "dropped").await, 1);
+}

@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hookline_application::deliveries::IdempotencyKey;
 use hookline_application::idempotency::Begun;
-use hookline_application::ports::RememberedAnswer;
+use hookline_application::ports::{HeldKey, RememberedAnswer};
 use hookline_application::tenants::Principal;
 use hookline_application::AppError;
 use hookline_domain::ValidationError;
@@ -75,30 +75,55 @@ pub async fn run<R: Refusals>(
         Ok(k) => k,
         Err(reason) => return R::bad_key(reason),
     };
-    // The path as the client sent it (a nested router sees its own part).
+    // The path as the client sent it (a nested router sees its own part),
+    // without the trailing slash the router ignores.
     let uri = req
         .extensions()
         .get::<OriginalUri>()
         .map_or_else(|| req.uri().clone(), |o| o.0.clone());
-    let target = uri
-        .path_and_query()
-        .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
+    let path = match uri.path().trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    let target = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
     let scope = hex::encode(Sha256::digest(format!("{caller}\n{target}").as_bytes()));
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, max_body).await else {
         return R::too_large();
     };
+    let held = state.idempotency.key_for(&scope, key.as_str());
+    // From here a request cut off (the client gone, or the request
+    // timeout) before its changes were handed to the database lets its
+    // claim go, even one made by a claim it did not see answered.
+    let mut cut_off = CutOff {
+        task: None,
+        committing: None,
+        state: state.clone(),
+        held,
+    };
     match state
         .idempotency
-        .begin(&scope, key.as_str(), &fingerprint(&bytes))
+        .begin(&cut_off.held, &fingerprint(&bytes))
         .await
     {
-        Ok(Begun::Replay(answer)) => replayed(answer),
+        Ok(Begun::Replay(answer)) => {
+            cut_off.disarm();
+            replayed(answer)
+        }
         Ok(Begun::Proceed) => {
             let req = Request::from_parts(parts, Body::from(bytes));
-            run_to_the_end::<R>(state.clone(), scope, key, req, next).await
+            run_to_the_end::<R>(cut_off, req, next).await
         }
-        Err(e) => R::failed(e),
+        Err(e) => {
+            if matches!(e, AppError::Conflict { .. }) {
+                // Another request holds the key.
+                cut_off.disarm();
+            }
+            R::failed(e)
+        }
     }
 }
 
@@ -107,29 +132,26 @@ pub async fn run<R: Refusals>(
 /// timeout answered for it) after its changes were handed to the database:
 /// a repeat then gets that answer instead of running it again. Cut off
 /// before that point, the work is stopped, as any request's would be, and
-/// the key let go (nothing was stored).
-async fn run_to_the_end<R: Refusals>(
-    state: AppState,
-    scope: String,
-    key: IdempotencyKey,
-    req: Request,
-    next: Next,
-) -> Response {
+/// the key let go (nothing was stored). While it runs, its claim is renewed.
+async fn run_to_the_end<R: Refusals>(mut cut_off: CutOff, req: Request, next: Next) -> Response {
     use hookline_application::commitment;
     use tracing::Instrument as _;
     let committing = commitment::current()
         .unwrap_or_else(|| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
     let request_id = crate::error::current_request_id();
+    let state = cut_off.state.clone();
     let work = {
-        let (state, scope, key, committing) = (
-            state.clone(),
-            scope.clone(),
-            key.clone(),
-            committing.clone(),
-        );
+        let (state, held, committing) = (state.clone(), cut_off.held.clone(), committing.clone());
         async move {
-            let response = commitment::watch(committing, next.run(req)).await;
-            keep::<R>(&state, &scope, &key, response).await
+            let answering = commitment::watch(committing, next.run(req));
+            let response = tokio::select! {
+                response = answering => response,
+                () = state.idempotency.hold(&held) => {
+                    // `hold` never ends.
+                    return R::unreadable();
+                }
+            };
+            keep::<R>(&state, &held, response).await
         }
     };
     let task = state.finishing.spawn(
@@ -137,15 +159,10 @@ async fn run_to_the_end<R: Refusals>(
             .scope(request_id, work)
             .instrument(tracing::Span::current()),
     );
-    let mut cut_off = CutOff {
-        task: Some(task.abort_handle()),
-        committing,
-        state,
-        scope,
-        key,
-    };
+    cut_off.task = Some(task.abort_handle());
+    cut_off.committing = Some(committing);
     let answer = task.await;
-    cut_off.task = None;
+    cut_off.disarm();
     match answer {
         Ok(response) => response,
         Err(e) => {
@@ -156,51 +173,63 @@ async fn run_to_the_end<R: Refusals>(
     }
 }
 
-/// What happens to a claimed request's task when the request is dropped
-/// before its answer: stopped and its key let go while nothing was handed
-/// to the database; left to finish (and keep its answer) after.
+/// What happens to a claimed request when it is dropped before its answer:
+/// its task (if it started) is stopped and its key let go while nothing
+/// was handed to the database; left to finish (and keep its answer) after.
 struct CutOff {
     task: Option<tokio::task::AbortHandle>,
-    committing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    committing: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     state: AppState,
-    scope: String,
-    key: IdempotencyKey,
+    held: HeldKey,
 }
 
 impl CutOff {
+    /// The request has its answer: nothing to do when it is dropped.
+    fn disarm(&mut self) {
+        self.task = None;
+        self.committing = None;
+        self.held.claim = uuid::Uuid::nil();
+    }
+
     fn release(&self) {
-        let (state, scope, key) = (self.state.clone(), self.scope.clone(), self.key.clone());
+        let (state, held) = (self.state.clone(), self.held.clone());
         tokio::spawn(async move {
-            drop(state.idempotency.finish(&scope, key.as_str(), None).await);
+            drop(state.idempotency.finish(&held, None).await);
+            // A claim dropped while its INSERT was on the wire may commit
+            // after the first try: look once more.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            drop(state.idempotency.finish(&held, None).await);
         });
     }
 }
 
 impl Drop for CutOff {
     fn drop(&mut self) {
-        let Some(task) = self.task.take() else {
+        if self.held.claim.is_nil() {
             return;
-        };
-        if !hookline_application::commitment::passed(&self.committing) {
-            task.abort();
-            self.release();
         }
+        let passed = self
+            .committing
+            .as_ref()
+            .is_some_and(|c| hookline_application::commitment::passed(c));
+        if passed {
+            return;
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.release();
     }
 }
 
 /// Keeps a successful answer (lets the key go otherwise) and returns it.
-async fn keep<R: Refusals>(
-    state: &AppState,
-    scope: &str,
-    key: &IdempotencyKey,
-    response: Response,
-) -> Response {
+async fn keep<R: Refusals>(state: &AppState, held: &HeldKey, response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let body = match to_bytes(body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "reading an answer to keep it failed");
-            drop(state.idempotency.finish(scope, key.as_str(), None).await);
+            drop(state.idempotency.finish(held, None).await);
             return R::unreadable();
         }
     };
@@ -208,7 +237,7 @@ async fn keep<R: Refusals>(
         status: parts.status.as_u16(),
         body: body.to_vec(),
     });
-    if let Err(e) = state.idempotency.finish(scope, key.as_str(), answer).await {
+    if let Err(e) = state.idempotency.finish(held, answer).await {
         // The request succeeded; a repeat would run it again.
         tracing::warn!(error = %e, "keeping the answer to an idempotent request failed");
     }

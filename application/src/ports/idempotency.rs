@@ -25,40 +25,53 @@ pub enum KeyClaim {
     },
 }
 
+/// A key as one request holds it: its scope, the key, and the request's
+/// own claim id, so that only the request that claimed a key answers or
+/// lets go of it (a claim taken over from a request thought stopped is no
+/// longer that request's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldKey {
+    pub scope: String,
+    pub key: String,
+    pub claim: uuid::Uuid,
+}
+
 #[async_trait]
 pub trait IdempotentRequests: Send + Sync {
-    /// Claims `key` in `scope` for a request with this fingerprint. A
-    /// record older than `ttl`, or a claim not answered within `stale`,
-    /// counts as free.
+    /// Claims the key for a request with this fingerprint. A record older
+    /// than `ttl`, or a claim not renewed within `stale` (its process
+    /// stopped), counts as free.
     ///
     /// # Errors
     /// Storage errors.
     async fn claim(
         &self,
-        scope: &str,
-        key: &str,
+        held: &HeldKey,
         fingerprint: &str,
         ttl: Duration,
         stale: Duration,
     ) -> Result<KeyClaim, AppError>;
 
-    /// Keeps the answer to the request that claimed `key`.
+    /// Shows that the request holding the key still runs.
     ///
     /// # Errors
     /// Storage errors.
-    async fn answer(
-        &self,
-        scope: &str,
-        key: &str,
-        answer: &RememberedAnswer,
-    ) -> Result<(), AppError>;
+    async fn renew(&self, held: &HeldKey) -> Result<(), AppError>;
+
+    /// Keeps the answer to the request that claimed the key; `false` when
+    /// the claim is no longer this request's.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn answer(&self, held: &HeldKey, answer: &RememberedAnswer) -> Result<bool, AppError>;
 
     /// Lets go of a claim whose request got no answer worth keeping (an
-    /// error), so that the request may be tried again.
+    /// error), so that the request may be tried again. Nothing when the
+    /// claim is not (or no longer) this request's.
     ///
     /// # Errors
     /// Storage errors.
-    async fn release(&self, scope: &str, key: &str) -> Result<(), AppError>;
+    async fn release(&self, held: &HeldKey) -> Result<(), AppError>;
 
     /// Forgets records older than `ttl`.
     ///

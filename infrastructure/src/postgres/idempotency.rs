@@ -4,7 +4,7 @@
 
 use super::log_reader::unavailable;
 use async_trait::async_trait;
-use hookline_application::ports::{IdempotentRequests, KeyClaim, RememberedAnswer};
+use hookline_application::ports::{HeldKey, IdempotentRequests, KeyClaim, RememberedAnswer};
 use hookline_application::AppError;
 use sqlx::{PgPool, Row};
 use std::time::Duration;
@@ -24,29 +24,29 @@ impl PgIdempotentRequests {
 impl IdempotentRequests for PgIdempotentRequests {
     async fn claim(
         &self,
-        scope: &str,
-        key: &str,
+        held: &HeldKey,
         fingerprint: &str,
         ttl: Duration,
         stale: Duration,
     ) -> Result<KeyClaim, AppError> {
-        // A record past its lifetime, or a claim left unanswered for too
-        // long (its process stopped), is taken over.
+        // A record past its lifetime, or a claim left unanswered and not
+        // renewed for too long (its process stopped), is taken over.
         let claimed = sqlx::query(
-            "INSERT INTO idempotent_requests AS r (scope, key, fingerprint, claimed_at)
-             VALUES ($1, $2, $3, now())
+            "INSERT INTO idempotent_requests AS r (scope, key, fingerprint, claimed_at, claimed_by)
+             VALUES ($1, $2, $3, now(), $6)
              ON CONFLICT (scope, key) DO UPDATE
                 SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL,
-                    claimed_at = now(), answered_at = NULL
+                    claimed_at = now(), answered_at = NULL, claimed_by = EXCLUDED.claimed_by
               WHERE r.claimed_at < now() - make_interval(secs => $4)
                  OR (r.answered_at IS NULL AND r.claimed_at < now() - make_interval(secs => $5))
              RETURNING 1",
         )
-        .bind(scope)
-        .bind(key)
+        .bind(&held.scope)
+        .bind(&held.key)
         .bind(fingerprint)
         .bind(ttl.as_secs_f64())
         .bind(stale.as_secs_f64())
+        .bind(held.claim)
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
@@ -56,14 +56,14 @@ impl IdempotentRequests for PgIdempotentRequests {
         let row = sqlx::query(
             "SELECT fingerprint, status, body FROM idempotent_requests WHERE scope = $1 AND key = $2",
         )
-        .bind(scope)
-        .bind(key)
+        .bind(&held.scope)
+        .bind(&held.key)
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
         let Some(row) = row else {
             // Released between the two statements: free again.
-            return Box::pin(self.claim(scope, key, fingerprint, ttl, stale)).await;
+            return Box::pin(self.claim(held, fingerprint, ttl, stale)).await;
         };
         let status: Option<i32> = row.try_get("status").map_err(unavailable)?;
         let body: Option<Vec<u8>> = row.try_get("body").map_err(unavailable)?;
@@ -76,32 +76,44 @@ impl IdempotentRequests for PgIdempotentRequests {
         })
     }
 
-    async fn answer(
-        &self,
-        scope: &str,
-        key: &str,
-        answer: &RememberedAnswer,
-    ) -> Result<(), AppError> {
+    async fn renew(&self, held: &HeldKey) -> Result<(), AppError> {
         sqlx::query(
-            "UPDATE idempotent_requests SET status = $3, body = $4, answered_at = now()
-              WHERE scope = $1 AND key = $2",
+            "UPDATE idempotent_requests SET claimed_at = now()
+              WHERE scope = $1 AND key = $2 AND claimed_by = $3 AND answered_at IS NULL",
         )
-        .bind(scope)
-        .bind(key)
-        .bind(i32::from(answer.status))
-        .bind(&answer.body)
+        .bind(&held.scope)
+        .bind(&held.key)
+        .bind(held.claim)
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
         Ok(())
     }
 
-    async fn release(&self, scope: &str, key: &str) -> Result<(), AppError> {
-        sqlx::query(
-            "DELETE FROM idempotent_requests WHERE scope = $1 AND key = $2 AND answered_at IS NULL",
+    async fn answer(&self, held: &HeldKey, answer: &RememberedAnswer) -> Result<bool, AppError> {
+        let done = sqlx::query(
+            "UPDATE idempotent_requests SET status = $4, body = $5, answered_at = now()
+              WHERE scope = $1 AND key = $2 AND claimed_by = $3 AND answered_at IS NULL",
         )
-        .bind(scope)
-        .bind(key)
+        .bind(&held.scope)
+        .bind(&held.key)
+        .bind(held.claim)
+        .bind(i32::from(answer.status))
+        .bind(&answer.body)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release(&self, held: &HeldKey) -> Result<(), AppError> {
+        sqlx::query(
+            "DELETE FROM idempotent_requests
+              WHERE scope = $1 AND key = $2 AND claimed_by = $3 AND answered_at IS NULL",
+        )
+        .bind(&held.scope)
+        .bind(&held.key)
+        .bind(held.claim)
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
