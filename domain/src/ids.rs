@@ -3,9 +3,21 @@
 //! passed where a subscription id is expected.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
+
+/// A name-based id: a UUIDv8 of the first 16 bytes of the SHA-256 of
+/// `name`, the same every time (so a retried request finds what its first
+/// try made). Callers prefix `name` with what it identifies
+/// (`hookline-message:…`).
+pub fn digest_uuid(name: &str) -> Uuid {
+    let digest = Sha256::digest(name.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {

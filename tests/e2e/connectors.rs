@@ -754,3 +754,74 @@ async fn a_siigo_provisioning_cut_off_by_the_request_timeout_still_ends_recorded
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn an_inflow_put_without_an_id_repeated_answers_the_same_subscription() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    let t = app.tenant("inflow-retry").await;
+    let rx = TestReceiver::start().await;
+    let put = json!({
+        "webHookSubscriptionRequestId": uuid::Uuid::now_v7().to_string(),
+        "url": rx.url("/no-id"),
+        "events": ["salesOrder.created"],
+    });
+    let first = expect_json(
+        inflow(&app, &t, Method::PUT, "/webhooks", Some(put.clone())).await,
+        200,
+    )
+    .await;
+    assert!(first["secret"].is_string(), "{first}");
+    // The answer was lost; the tool sends the same request again.
+    let again = expect_json(
+        inflow(&app, &t, Method::PUT, "/webhooks", Some(put.clone())).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        again["webHookSubscriptionId"],
+        first["webHookSubscriptionId"]
+    );
+    assert!(again.get("secret").is_none(), "{again}");
+    let all = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 1, "{all}");
+    // The same request id with another body is refused.
+    let mut other = put.clone();
+    other["url"] = json!(rx.url("/elsewhere"));
+    let res = expect_json(
+        inflow(&app, &t, Method::PUT, "/webhooks", Some(other)).await,
+        409,
+    )
+    .await;
+    assert_eq!(res["code"], "request_id_reused");
+    // Another tenant's request with the same id makes its own.
+    let t2 = app.tenant("inflow-other").await;
+    let theirs = expect_json(
+        inflow(&app, &t2, Method::PUT, "/webhooks", Some(put)).await,
+        200,
+    )
+    .await;
+    assert_ne!(
+        theirs["webHookSubscriptionId"],
+        first["webHookSubscriptionId"]
+    );
+
+    // DELETEs sent at once: one unsubscribes, the others find it gone.
+    let path = format!(
+        "/webhooks/{}",
+        first["webHookSubscriptionId"].as_str().unwrap()
+    );
+    let deletes = (0..5).map(|_| {
+        let (app, t, path) = (&app, &t, path.clone());
+        async move {
+            inflow(app, t, Method::DELETE, &path, None)
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let mut statuses = futures::future::join_all(deletes).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!(statuses[1..].iter().all(|s| *s == 404), "{statuses:?}");
+}

@@ -26,7 +26,6 @@ use hookline_domain::delivery::{DeliveryEvent, DeliveryStatus};
 use hookline_domain::subscription::{SubscriptionEvent, SubscriptionState};
 use hookline_domain::{EventId, EventType, SubscriptionId, TenantId};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,16 +60,10 @@ pub struct Notice {
 
 /// The notice's id: a digest of the log event that caused it.
 fn notice_id(source: &StoredEvent, kind: &str) -> EventId {
-    let digest = Sha256::digest(
-        format!(
-            "hookline-notice:{kind}:{}:{}:{}",
-            source.aggregate_type, source.aggregate_id, source.sequence
-        )
-        .as_bytes(),
-    );
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    EventId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    EventId::from_uuid(hookline_domain::ids::digest_uuid(&format!(
+        "hookline-notice:{kind}:{}:{}:{}",
+        source.aggregate_type, source.aggregate_id, source.sequence
+    )))
 }
 
 fn millis(at: DateTime<Utc>) -> String {

@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub const MESSAGE_PUBLISHED: &str = "MessagePublished";
 
@@ -58,10 +57,10 @@ pub fn envelope_data(body: &str) -> Option<&str> {
 /// The id of the message a tenant publishes under its own `uid`: a
 /// UUIDv8 of the SHA-256 of both, the same on every try.
 pub fn message_id_for_uid(tenant: TenantId, uid: &Uid) -> EventId {
-    let digest = Sha256::digest(format!("hookline-message:{tenant}:{}", uid.as_str()).as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    EventId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    EventId::from_uuid(crate::ids::digest_uuid(&format!(
+        "hookline-message:{tenant}:{}",
+        uid.as_str()
+    )))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

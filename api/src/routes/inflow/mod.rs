@@ -97,6 +97,15 @@ async fn inflow_subscription(
     Ok(view)
 }
 
+/// The id of the subscription a PUT without `webHookSubscriptionId`
+/// creates under its `webHookSubscriptionRequestId`: the same on every
+/// try of that request, distinct per tenant.
+fn subscription_for_request(tenant: TenantId, request_id: Uuid) -> Uuid {
+    hookline_domain::ids::digest_uuid(&format!(
+        "hookline-inflow-subscription:{tenant}:{request_id}"
+    ))
+}
+
 fn same_events(a: &[String], b: &[String]) -> bool {
     let (mut a, mut b) = (a.to_vec(), b.to_vec());
     a.sort();
@@ -216,6 +225,10 @@ async fn subscribe(
         return Err(AppError::Internal("validation passed without values".into()).into());
     };
     let listed: Vec<String> = input.events.unwrap_or_default();
+    // Without an id, a request id names the subscription it creates, so a
+    // retry of that request (its answer lost) finds it instead of making
+    // a second one.
+    let id = id.or_else(|| request_id.map(|r| subscription_for_request(ctx.tenant_id, r)));
     // A PUT that loses the race to create a new id (several sent at once)
     // looks the winner's subscription up again and updates it, as a PUT
     // sent after it would.
@@ -386,7 +399,14 @@ async fn unsubscribe(
 ) -> ApiResult<Response> {
     company(ctx.tenant_id, &company_id)?;
     let view = inflow_subscription(&state, ctx.tenant_id, &hook, false).await?;
-    let deleted = state.subscriptions.delete(&ctx, view.id).await?;
+    let deleted = match state.subscriptions.delete(&ctx, view.id).await {
+        // Another DELETE got there first: gone, as a later DELETE finds it.
+        Err(AppError::Conflict {
+            code: "subscription_deleted",
+            ..
+        }) => return Err(AppError::not_found("webhook subscription", &hook).into()),
+        other => other?,
+    };
     let mut answer = WebHookSubscriptionResponse::from_view(view, false);
     answer.is_disabled = true;
     super::written(StatusCode::OK, deleted.map(|()| answer))
