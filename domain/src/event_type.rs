@@ -180,6 +180,36 @@ impl EventPattern {
         EventType::parse(s, field).map(Self::Exact)
     }
 
+    /// A pattern naming the operational namespace in another case
+    /// (`HOOKLINE.*`, `Hookline.circuit.opened`) can never match: those
+    /// names are refused on publishing. Checked when a filter is given,
+    /// not when a stored one is read.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on `field` for such a pattern.
+    pub fn check_namespace_case(&self, field: &str) -> Result<(), ValidationError> {
+        let first = match self {
+            Self::All => return Ok(()),
+            Self::Prefix(p) => p.split('.').next(),
+            Self::Exact(e) => e.as_str().split('.').next(),
+        };
+        match first {
+            Some(first)
+                if first.eq_ignore_ascii_case(OPERATIONAL_NAMESPACE)
+                    && first != OPERATIONAL_NAMESPACE =>
+            {
+                Err(ValidationError::new(
+                    field,
+                    format!(
+                        "'{}' never matches: Hookline's operational events are named in lowercase ({OPERATIONAL_NAMESPACE}.…), and other cases of that namespace cannot be published",
+                        truncate_for_message(&self.to_string())
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether `event` is one this pattern asks for. `*` asks for every
     /// business event, not for Hookline's own operational events
     /// (`hookline.*`): a subscription receives those only when a pattern
@@ -244,7 +274,10 @@ impl EventFilter {
         }
         let mut set = BTreeSet::new();
         for (i, item) in items.iter().enumerate() {
-            set.insert(EventPattern::parse(item.as_ref(), &format!("events[{i}]"))?);
+            let field = format!("events[{i}]");
+            let pattern = EventPattern::parse(item.as_ref(), &field)?;
+            pattern.check_namespace_case(&field)?;
+            set.insert(pattern);
         }
         Ok(Self(set))
     }
@@ -285,6 +318,25 @@ mod tests {
 
     fn et(s: &str) -> EventType {
         EventType::parse(s, "event").unwrap()
+    }
+
+    #[test]
+    fn filters_name_the_operational_namespace_in_lowercase() {
+        for bad in [
+            "HOOKLINE.*",
+            "Hookline.circuit.*",
+            "hookLine.circuit.opened",
+        ] {
+            let err = EventFilter::parse(&["invoice.*", bad]).unwrap_err();
+            assert_eq!(err.field, "events[1]", "{bad}");
+            assert!(err.reason.contains("lowercase"), "{}", err.reason);
+        }
+        for good in ["hookline.*", "hookline.circuit.opened", "*", "hooklines.x"] {
+            assert!(EventFilter::parse(&[good]).is_ok(), "{good}");
+        }
+        // A stored filter is read as it was written.
+        let stored: EventFilter = serde_json::from_str(r#"["HOOKLINE.*"]"#).unwrap();
+        assert_eq!(stored.to_strings(), vec!["HOOKLINE.*"]);
     }
 
     #[test]

@@ -274,3 +274,36 @@ async fn failing_operational_subscriptions_cause_no_feedback_loop() {
     // Only the order's abandonment was announced (to both).
     assert_eq!(abandoned_ops, 2);
 }
+
+#[tokio::test]
+async fn a_filter_naming_the_operational_namespace_in_another_case_is_refused() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    for events in [
+        json!(["HOOKLINE.*"]),
+        json!(["invoice.*", "Hookline.circuit.opened"]),
+    ] {
+        let res = expect_json(
+            app.post(
+                &t,
+                "/v1/subscriptions",
+                json!({"url": "https://example.com/ops", "events": events}),
+            )
+            .await,
+            400,
+        )
+        .await;
+        let detail = res["detail"].as_str().unwrap();
+        assert!(detail.contains("lowercase"), "{detail}");
+    }
+    expect_json(
+        app.post(
+            &t,
+            "/v1/subscriptions",
+            json!({"url": "https://example.com/ops", "events": ["hookline.*"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+}

@@ -312,6 +312,24 @@ async fn svix_errors_and_limits() {
             "{err}"
         );
     }
+    // An endpoint filter naming Hookline's namespace in another case
+    // never matches: refused, located at the entry.
+    let res = svix(
+        &app,
+        Method::POST,
+        "/api/v1/app/limits/endpoint",
+        Some(json!({"url": "https://example.com/ops", "filterTypes": ["invoice.paid", "HOOKLINE.circuit.opened"]})),
+    )
+    .await;
+    let err = expect_json(res, 422).await;
+    assert_eq!(err["detail"][0]["loc"][1], "eventTypes", "{err}");
+    assert!(
+        err["detail"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("lowercase"),
+        "{err}"
+    );
     // Hookline's operational event types are its own to describe.
     for name in ["hookline.circuit.opened", "hookline.nothing.here"] {
         for (method, body) in [

@@ -265,8 +265,10 @@ fn event_filter(types: Option<&[String]>) -> SvixResult<EventFilter> {
     let mut errors = Vec::new();
     let mut patterns = Vec::new();
     for (i, t) in types.iter().enumerate() {
-        match EventType::parse(t, &format!("eventTypes.{i}")) {
-            Ok(name) => patterns.push(EventPattern::Exact(name)),
+        let field = format!("eventTypes.{i}");
+        let pattern = EventType::parse(t, &field).map(EventPattern::Exact);
+        match pattern.and_then(|p| p.check_namespace_case(&field).map(|()| p)) {
+            Ok(pattern) => patterns.push(pattern),
             Err(e) => errors.push(Invalid::body(&e.field, e.reason)),
         }
     }
