@@ -249,7 +249,6 @@ impl Application {
             connections,
             finishing: (finishing, finish_within),
         } = self;
-        let stop = shutdown.clone();
         let metrics_server = metrics.map(|(listener, router)| {
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(%address, "serving /metrics");
@@ -265,18 +264,15 @@ impl Application {
         match listener {
             Some(listener) => {
                 tracing::info!(address = %listener.local_addr()?, "Hookline is listening");
-                crate::serve::serve(listener, router, connections, async move {
-                    signal.await;
-                    stop.cancel();
-                })
-                .await;
+                // The services keep running until the requests and their
+                // finishing work are done (below).
+                crate::serve::serve(listener, router, connections, signal).await;
             }
             None => {
                 // Nothing will serve the routes; let go of what they hold.
                 drop(router);
                 tracing::info!("Hookline worker running (no HTTP listener)");
                 signal.await;
-                stop.cancel();
             }
         }
         // Requests gone past their point of no return finish (and keep
