@@ -30,7 +30,10 @@ ENVELOPE = {"id", "timestamp", "event", "data"}
 
 def standard_key(secret: str) -> bytes:
     if secret.startswith("whsec_"):
-        return base64.b64decode(secret[len("whsec_"):])
+        key = base64.b64decode(secret[len("whsec_"):], validate=True)
+        if not key:
+            raise ValueError("empty key")
+        return key
     return secret.encode()
 
 
@@ -38,10 +41,11 @@ def verify_standard(secret: str, headers, body: bytes) -> bool:
     msg_id = headers.get("webhook-id", "")
     ts = headers.get("webhook-timestamp", "")
     signatures = headers.get("webhook-signature", "")
-    try:
-        if abs(time.time() - int(ts)) > TOLERANCE_SECONDS:
-            return False
-    except ValueError:
+    # Digits only, and few of them: int() takes signs and spaces, and a
+    # number of hundreds of digits overflows the float subtraction.
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
+        return False
+    if abs(time.time() - int(ts)) > TOLERANCE_SECONDS:
         return False
     mac = hmac.new(standard_key(secret), f"{msg_id}.{ts}.".encode() + body, hashlib.sha256)
     expected = base64.b64encode(mac.digest()).decode()
@@ -86,6 +90,10 @@ def main() -> None:
     parser.add_argument("--secret", required=True, help="the subscription's secret")
     parser.add_argument("--scheme", choices=sorted(VERIFIERS), default="standard-webhooks")
     args = parser.parse_args()
+    try:
+        standard_key(args.secret)
+    except ValueError:
+        parser.error("--secret starts with whsec_ but does not continue in base64: copy it whole from the create response")
     if not args.secret.strip():
         # An empty secret verifies nothing and answers every delivery 401,
         # which Hookline does not retry.

@@ -193,7 +193,7 @@ async fn delete(
 /// Rotate a source's secret
 ///
 /// The new secret (given, or generated) is answered in full; the previous
-/// one keeps being accepted during the overlap (HOOKLINE_SECRET_ROTATION_OVERLAP),
+/// one keeps being accepted during the overlap (HOOKLINE_SECRET_ROTATION_OVERLAP_SECONDS),
 /// as for subscriptions.
 #[utoipa::path(
     post,
