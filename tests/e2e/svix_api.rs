@@ -416,6 +416,20 @@ async fn svix_errors_and_limits() {
             .unwrap();
         assert_eq!(res.status(), status, "body {n}");
     }
+    // A trailing slash is the same path, for the key as for the router.
+    let endpoint = |path: &'static str| {
+        app.client
+            .post(app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("idempotency-key", "k-2")
+            .json(&json!({"url": "https://example.com/slash"}))
+            .send()
+    };
+    let made = expect_json(endpoint("/api/v1/app/limits/endpoint").await.unwrap(), 201).await;
+    let again = endpoint("/api/v1/app/limits/endpoint/").await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again = expect_json(again, 201).await;
+    assert_eq!(again["id"], made["id"]);
 }
 
 /// Found by the contract run (scripts/contract): every rate and filter an
