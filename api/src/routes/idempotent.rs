@@ -162,15 +162,13 @@ async fn run_to_the_end<R: Refusals>(mut cut_off: CutOff, req: Request, next: Ne
     cut_off.task = Some(task.abort_handle());
     cut_off.committing = Some(committing);
     let answer = task.await;
-    cut_off.disarm();
-    match answer {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::error!(error = %e, "an idempotent request's task failed");
-            cut_off.release();
-            R::unreadable()
-        }
+    if let Err(e) = &answer {
+        // It ended without keeping or letting go of its claim.
+        tracing::error!(error = %e, "an idempotent request's task failed");
+        cut_off.release();
     }
+    cut_off.disarm();
+    answer.unwrap_or_else(|_| R::unreadable())
 }
 
 /// What happens to a claimed request when it is dropped before its answer:
