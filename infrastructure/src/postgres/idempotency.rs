@@ -18,6 +18,19 @@ impl PgIdempotentRequests {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// Runs `sql` on the claim `held` (`$1` scope, `$2` key, `$3` its
+    /// claim id).
+    async fn on_own_claim(&self, sql: &'static str, held: &HeldKey) -> Result<(), AppError> {
+        sqlx::query(sql)
+            .bind(&held.scope)
+            .bind(&held.key)
+            .bind(held.claim)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -77,17 +90,12 @@ impl IdempotentRequests for PgIdempotentRequests {
     }
 
     async fn renew(&self, held: &HeldKey) -> Result<(), AppError> {
-        sqlx::query(
+        self.on_own_claim(
             "UPDATE idempotent_requests SET claimed_at = now()
               WHERE scope = $1 AND key = $2 AND claimed_by = $3 AND answered_at IS NULL",
+            held,
         )
-        .bind(&held.scope)
-        .bind(&held.key)
-        .bind(held.claim)
-        .execute(&self.pool)
         .await
-        .map_err(unavailable)?;
-        Ok(())
     }
 
     async fn answer(&self, held: &HeldKey, answer: &RememberedAnswer) -> Result<bool, AppError> {
@@ -107,17 +115,12 @@ impl IdempotentRequests for PgIdempotentRequests {
     }
 
     async fn release(&self, held: &HeldKey) -> Result<(), AppError> {
-        sqlx::query(
+        self.on_own_claim(
             "DELETE FROM idempotent_requests
               WHERE scope = $1 AND key = $2 AND claimed_by = $3 AND answered_at IS NULL",
+            held,
         )
-        .bind(&held.scope)
-        .bind(&held.key)
-        .bind(held.claim)
-        .execute(&self.pool)
         .await
-        .map_err(unavailable)?;
-        Ok(())
     }
 
     async fn forget_expired(&self, ttl: Duration) -> Result<u64, AppError> {
