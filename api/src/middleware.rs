@@ -46,6 +46,9 @@ impl RequestLimits {
 pub struct RequestScope {
     pub limits: RequestLimits,
     pub metrics: Arc<MetricsService>,
+    /// Work of requests already answered that shutdown waits for
+    /// (`AppState::finishing`).
+    pub finishing: tokio_util::task::TaskTracker,
 }
 
 /// The route template a request matched (`/v1/subscriptions/{id}`); the
@@ -105,7 +108,7 @@ pub async fn request_context(
                     )
                     .into_response()
                 } else {
-                    answer_within(limits.timeout, next.run(req)).await
+                    answer_within(limits.timeout, &scope.finishing, next.run(req)).await
                 };
                 let status = response.status();
                 if (status.is_client_error() || status.is_server_error())
@@ -155,11 +158,19 @@ pub async fn request_context(
 /// reached the point of no return when the timeout strikes is not answered
 /// "timed out" (the work is done or being done): it gets its real answer,
 /// or, if that takes another `timeout` too, a 503 saying plainly that the
-/// outcome is unknown and where to look it up.
-async fn answer_within(timeout: Duration, handler: impl Future<Output = Response>) -> Response {
+/// outcome is unknown and where to look it up. Its work then goes on in
+/// `finishing`, which shutdown waits for, so that a stopping process does
+/// not cut off a commit under way.
+async fn answer_within(
+    timeout: Duration,
+    finishing: &tokio_util::task::TaskTracker,
+    handler: impl Future<Output = Response> + Send + 'static,
+) -> Response {
     let committing = Arc::new(AtomicBool::new(false));
-    let work = hookline_application::commitment::watch(committing.clone(), handler);
-    tokio::pin!(work);
+    let mut work = Box::pin(hookline_application::commitment::watch(
+        committing.clone(),
+        handler,
+    ));
     if let Ok(response) = tokio::time::timeout(timeout, &mut work).await {
         return response;
     }
@@ -176,7 +187,22 @@ async fn answer_within(timeout: Duration, handler: impl Future<Output = Response
     }
     match tokio::time::timeout(timeout, &mut work).await {
         Ok(response) => response,
-        Err(_) => ApiError::new(
+        Err(_) => {
+            let request_id = crate::error::current_request_id();
+            finishing.spawn(
+                crate::error::REQUEST_ID
+                    .scope(request_id, async move { drop(work.await) })
+                    .instrument(tracing::Span::current()),
+            );
+            outcome_unknown(timeout)
+        }
+    }
+}
+
+/// `503 outcome_unknown`: the request's changes were being committed for
+/// longer than twice the timeout.
+fn outcome_unknown(timeout: Duration) -> Response {
+    ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "outcome_unknown",
             format!(
@@ -188,8 +214,7 @@ async fn answer_within(timeout: Duration, handler: impl Future<Output = Response
                 crate::error::current_request_id()
             ),
         )
-        .into_response(),
-    }
+        .into_response()
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme in

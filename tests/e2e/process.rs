@@ -509,3 +509,104 @@ async fn settings_that_are_not_utf8_are_refused() {
         "nothing made"
     );
 }
+
+/// A SIGTERM while a keyed publish commits: the publish answers `503
+/// outcome_unknown` (its commit outlasts twice the request timeout), and
+/// the process waits for that commit instead of stopping the embedded
+/// cluster under it, so the trace shows what the answer said to look up.
+/// (The process stopped Postgres under the commit, which was lost.)
+#[tokio::test]
+async fn a_sigterm_lets_a_commit_under_way_finish_before_stopping_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_str = data.to_str().unwrap().to_string();
+    let mut env = env();
+    env.insert("HOOKLINE_REQUEST_TIMEOUT_SECONDS".into(), "1".into());
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, &data).await;
+    let client = reqwest::Client::new();
+    hookline_tests::server::wait_ready(&client, &server.url("/readyz")).await;
+    let out = run_cli(
+        &[
+            "tenants",
+            "create",
+            "Acme",
+            "--json",
+            "--data-dir",
+            &data_str,
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let key = serde_json::from_str::<Value>(out.stdout.trim()).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Commits of a marked message take 10 s (a deferred trigger): past the
+    // 6 s answer, within the 6 s shutdown then waits.
+    let url = format!(
+        "postgres://hookline@localhost:5432/hookline?host={}",
+        data.join("pg/run").display()
+    );
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    for sql in [
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.payload::text LIKE '%slow-commit%' THEN PERFORM pg_sleep(10); END IF; RETURN NULL; END $$",
+        "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON events
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()",
+    ] {
+        sqlx::query(sql).execute(&db).await.unwrap();
+    }
+    let sub = client
+        .post(server.url("/v1/subscriptions"))
+        .bearer_auth(&key)
+        .json(&json!({"url": "https://example.com/hook", "events": ["a.b"]}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(sub, 201).await;
+    let publish = tokio::spawn(
+        client
+            .post(server.url("/v1/events"))
+            .bearer_auth(&key)
+            .header("x-request-id", "slow-commit-1")
+            .header("idempotency-key", "slow-commit-1")
+            .json(&json!({"event_type": "a.b", "data": {"mark": "slow-commit"}}))
+            .send(),
+    );
+    // The SIGTERM comes while the commit is under way.
+    hookline_tests::eventually("the commit is under way", Duration::from_secs(10), || {
+        let db = db.clone();
+        async move {
+            let sleeping: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep')",
+            )
+            .fetch_one(&db)
+            .await
+            .ok()?;
+            sleeping.then_some(())
+        }
+    })
+    .await;
+    db.close().await;
+    server.signal("TERM");
+    let body = expect_json(publish.await.unwrap().unwrap(), 503).await;
+    assert_eq!(body["code"], "outcome_unknown");
+    assert_eq!(server.wait(Duration::from_secs(30)).await, Some(0));
+
+    let mut again = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, &data).await;
+    let trace = client
+        .get(again.url("/v1/requests/slow-commit-1"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let trace = expect_json(trace, 200).await;
+    assert_eq!(
+        trace["summary"]["events"].as_u64().map(|n| n > 0),
+        Some(true),
+        "{trace}"
+    );
+    again.signal("TERM");
+    assert_eq!(again.wait(Duration::from_secs(30)).await, Some(0));
+}

@@ -322,7 +322,7 @@ async fn svix_errors_and_limits() {
     )
     .await;
     let err = expect_json(res, 422).await;
-    assert_eq!(err["detail"][0]["loc"][1], "eventTypes", "{err}");
+    assert_eq!(err["detail"][0]["loc"][1], "filterTypes", "{err}");
     assert!(
         err["detail"][0]["msg"]
             .as_str()

@@ -86,8 +86,8 @@ pub async fn run<R: Refusals>(
         trimmed => trimmed,
     };
     let target = match uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_string(),
+        Some(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_string(),
     };
     let scope = hex::encode(Sha256::digest(format!("{caller}\n{target}").as_bytes()));
     let (parts, body) = req.into_parts();

@@ -117,6 +117,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
     let scope = RequestScope {
         limits,
         metrics: state.metrics.clone(),
+        finishing: state.finishing.clone(),
     };
     let app = router
         .merge(svix)
@@ -147,6 +148,7 @@ pub fn metrics_router(state: AppState, limits: RequestLimits) -> Router {
     let scope = RequestScope {
         limits,
         metrics: state.metrics.clone(),
+        finishing: state.finishing.clone(),
     };
     router
         .layer(Extension(metrics::MetricsListener))

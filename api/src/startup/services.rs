@@ -483,7 +483,9 @@ impl Services {
                     // (twice that while it commits): a claim older than
                     // that was abandoned.
                     stale: settings.request_timeout * 3,
-                    wait: Duration::from_secs(5),
+                    // Within the repeat's own timeout, so that it answers
+                    // `409 request_in_progress`, not `408`.
+                    wait: Duration::from_secs(5).min(settings.request_timeout / 2),
                 },
             )),
             auth: Arc::new(Authenticator::new(

@@ -251,23 +251,24 @@ fn description(d: Option<&str>) -> SvixResult<Option<Description>> {
     }
 }
 
-/// Svix's `eventTypes`: exact names (no wildcards); none means every type.
-fn event_filter(types: Option<&[String]>) -> SvixResult<EventFilter> {
+/// Svix's `eventTypes` (or SDK 1.x's `filterTypes`, the `field` named in
+/// refusals): exact names (no wildcards); none means every type.
+fn event_filter(types: Option<&[String]>, field: &str) -> SvixResult<EventFilter> {
     let Some(types) = types else {
         return Ok(EventFilter::try_from(vec![EventPattern::All])?);
     };
     if types.is_empty() {
         return Err(SvixError::invalid(Invalid::body(
-            "eventTypes",
-            "eventTypes can't be empty, it must have at least one item.",
+            field,
+            format!("{field} can't be empty, it must have at least one item."),
         )));
     }
     let mut errors = Vec::new();
     let mut patterns = Vec::new();
     for (i, t) in types.iter().enumerate() {
-        let field = format!("eventTypes.{i}");
-        let pattern = EventType::parse(t, &field).map(EventPattern::Exact);
-        match pattern.and_then(|p| p.check_namespace_case(&field).map(|()| p)) {
+        let at = format!("{field}.{i}");
+        let pattern = EventType::parse(t, &at).map(EventPattern::Exact);
+        match pattern.and_then(|p| p.check_namespace_case(&at).map(|()| p)) {
             Ok(pattern) => patterns.push(pattern),
             Err(e) => errors.push(Invalid::body(&e.field, e.reason)),
         }
@@ -313,7 +314,7 @@ impl EndpointIn {
     fn into_command(self, allow: &AllowList) -> SvixResult<CreateSubscription> {
         rate(self.rate_limit)?;
         let rate_limit = throttle(self.throttle_rate.or(self.rate_limit))?;
-        event_filter(self.filter_types.as_deref())?;
+        event_filter(self.filter_types.as_deref(), "filterTypes")?;
         let types = self.event_types.or(self.filter_types);
         Ok(CreateSubscription {
             secret: self
@@ -334,7 +335,7 @@ impl EndpointIn {
             allow_duplicates: true,
             ..CreateSubscription::new(
                 url(self.url.as_deref(), allow)?,
-                event_filter(types.as_deref())?,
+                event_filter(types.as_deref(), "eventTypes")?,
             )
         })
     }
@@ -519,7 +520,7 @@ async fn upsert(
             Ok(current) => {
                 rate(input.rate_limit)?;
                 let rate_limit = throttle(input.throttle_rate.or(input.rate_limit))?;
-                event_filter(input.filter_types.as_deref())?;
+                event_filter(input.filter_types.as_deref(), "filterTypes")?;
                 let types = input.event_types.clone().or(input.filter_types.clone());
                 let uid = match input.uid.as_deref() {
                     Some(u) => Some(endpoint_uid(u)?),
@@ -527,7 +528,7 @@ async fn upsert(
                 };
                 let changes = SubscriptionChanges {
                     url: Some(url(input.url.as_deref(), state.subscriptions.allow_list())?),
-                    events: Some(event_filter(types.as_deref())?),
+                    events: Some(event_filter(types.as_deref(), "eventTypes")?),
                     description: Some(description(input.description.as_deref())?),
                     channels: Some(channels(input.channels.as_deref())?),
                     uid: Some(uid),
@@ -612,14 +613,19 @@ async fn patch(
         None => None,
         Some(r) => Some(throttle(r)?),
     };
-    let types = input.event_types.or(input.filter_types);
+    let (types, field) = match input.event_types {
+        Some(types) => (Some(types), "eventTypes"),
+        None => (input.filter_types, "filterTypes"),
+    };
     let changes = SubscriptionChanges {
         url: input
             .url
             .as_deref()
             .map(|u| url(Some(u), state.subscriptions.allow_list()))
             .transpose()?,
-        events: types.map(|t| event_filter(t.as_deref())).transpose()?,
+        events: types
+            .map(|t| event_filter(t.as_deref(), field))
+            .transpose()?,
         description: input
             .description
             .as_deref()
