@@ -1133,6 +1133,11 @@ async fn a_portal_link_asks_before_it_replaces_a_session() {
     assert_eq!(forged.status(), 403);
     let (status, _) = page(&app, &cookie, "/console/subscriptions").await;
     assert_eq!(status, 200);
+    // A bad link, confirmed, opens nothing and signs nobody out.
+    let bad = post_form(&app, &cookie, "/console/portal", &[("token", "hlp_forged")]).await;
+    assert_eq!(bad.status(), 404);
+    let (status, _) = page(&app, &cookie, "/console/subscriptions").await;
+    assert_eq!(status, 200, "a bad link ended the session");
 
     let confirmed = post_form(
         &app,
@@ -1148,4 +1153,58 @@ async fn a_portal_link_asks_before_it_replaces_a_session() {
     assert_eq!(status, 200);
     let (status, _) = page(&app, &cookie, "/console/subscriptions").await;
     assert_eq!(status, 303, "the earlier session ended");
+}
+
+/// A query that does not fit a page (a repeated parameter) gets the
+/// console's translated error page, not a plain-text 400; the language
+/// switch never leads out of the console.
+#[tokio::test]
+async fn odd_queries_get_the_console_error_page() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let cookie = sign_in(&app, &t.api_key).await;
+    for path in [
+        "/console/subscriptions?event=a.b&event=c.d",
+        "/console/dashboard?verify=1&verify=2",
+        "/console/lang?set=es&set=en",
+    ] {
+        let res = app
+            .client
+            .get(app.url(path))
+            .header(COOKIE, &cookie)
+            .header("accept-language", "es")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let body = res.text().await.unwrap();
+        assert!(body.contains("lang=\"es\""), "{path}: {body}");
+    }
+    for back in [
+        "/console/../../v1/subscriptions",
+        "/console/..//localhost:1/x",
+    ] {
+        let res = no_redirects()
+            .get(app.url(&format!("/console/lang?set=en&back={}", urlencoding(back))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        assert_eq!(res.headers()[LOCATION], "/console", "{back}");
+    }
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -124,6 +124,31 @@ impl IntoResponse for Failure {
 
 pub type PageResult = Result<Response, Failure>;
 
+/// A page's query parameters; a query that does not fit (a repeated or
+/// malformed parameter) is refused with the console's own translated
+/// error page, not axum's plain-text one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| Self(q))
+            .map_err(|rejection| Failure {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_query".to_string(),
+                detail: rejection.body_text(),
+            })
+    }
+}
+
 /// The signed-in viewer of a console request.
 #[derive(Debug, Clone)]
 pub struct Viewer {

@@ -4,13 +4,14 @@
 use crate::console::i18n::{Locale, M};
 use crate::console::layout::{bare_page, urlencode};
 use crate::console::session::{Role, Session};
+use crate::console::web::Query;
 use crate::console::web::{
     admin_fingerprint, cookie, html, html_status, locale, see_other, session_cookie, AnonymousPost,
     Failure, PageResult, PostedAny, LANG_COOKIE, SESSION_COOKIE,
 };
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use hookline_application::AppError;
@@ -175,11 +176,7 @@ pub struct LangQuery {
 pub async fn language(State(state): State<AppState>, Query(q): Query<LangQuery>) -> Response {
     let back = q
         .back
-        .filter(|b| {
-            b.starts_with("/console")
-                && !b.contains('\\')
-                && b.bytes().all(|c| c.is_ascii_graphic())
-        })
+        .filter(|b| stays_in_the_console(b))
         .unwrap_or_else(|| "/console".to_string());
     let mut r = see_other(&back);
     if let Some(l) = q.set.as_deref().and_then(Locale::from_code) {
@@ -195,6 +192,21 @@ pub async fn language(State(state): State<AppState>, Query(q): Query<LangQuery>)
         }
     }
     r
+}
+
+/// Whether `back` is a console page as the browser will resolve it: under
+/// `/console`, with no dot segments (`..`, also as `%2e`), empty segments or
+/// backslashes that would take it elsewhere.
+fn stays_in_the_console(back: &str) -> bool {
+    let path = back.split(['?', '#']).next().unwrap_or_default();
+    let lower = path.to_ascii_lowercase();
+    (path == "/console" || path.starts_with("/console/"))
+        && back.bytes().all(|c| c.is_ascii_graphic() && c != b'\\')
+        && !lower.contains("//")
+        && !lower.contains("%2e")
+        && !path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,7 +249,7 @@ pub async fn open_portal(
             content,
         )));
     }
-    open_link(&state, request_id, &token).await
+    open_link(&state, request_id, &token, None).await
 }
 
 /// `POST /console/portal` (the confirmation's form, from this origin
@@ -248,17 +260,17 @@ pub async fn confirm_portal(
     headers: HeaderMap,
     post: AnonymousPost,
 ) -> PageResult {
-    if let Some(current) = cookie(&headers, SESSION_COOKIE) {
-        state.console.sessions.end(current);
-    }
     let token = post.form.get("token").unwrap_or_default().to_string();
-    open_link(&state, request_id, &token).await
+    open_link(&state, request_id, &token, cookie(&headers, SESSION_COOKIE)).await
 }
 
+/// Opens a portal link; a session the browser had (`replacing`) ends only
+/// once the link is found good, so a bad link signs nobody out.
 async fn open_link(
     state: &AppState,
     request_id: hookline_application::RequestId,
     token: &str,
+    replacing: Option<&str>,
 ) -> PageResult {
     let grant = match state.portal.open(token.trim(), request_id).await {
         Ok(grant) => grant,
@@ -271,6 +283,9 @@ async fn open_link(
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(current) = replacing {
+        state.console.sessions.end(current);
+    }
     let session = Session::new(Role::Portal(grant), csrf_token(), None);
     Ok(start(state, session, "/console/subscriptions"))
 }
@@ -300,4 +315,33 @@ pub async fn docs(headers: HeaderMap) -> Response {
         p { a href="/console" { (t(M::BackToConsole)) } }
     };
     html(bare_page(locale, t(M::HelpTitle), "/console/docs", content))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stays_in_the_console;
+
+    #[test]
+    fn the_language_switch_goes_back_to_console_pages_only() {
+        for good in [
+            "/console",
+            "/console/subscriptions?event=a.b&cursor=x",
+            "/console/portal?token=hlp_abc",
+        ] {
+            assert!(stays_in_the_console(good), "{good}");
+        }
+        for bad in [
+            "/console/../../v1/subscriptions",
+            "/console/..//localhost:18911/x",
+            "/console/%2E%2e/v1",
+            "/console/./x",
+            "/consolex",
+            "//evil.example/console",
+            "/console\\..\\v1",
+            "https://evil.example/console",
+            "/console/a b",
+        ] {
+            assert!(!stays_in_the_console(bad), "{bad}");
+        }
+    }
 }

@@ -5,9 +5,10 @@
 use super::shell;
 use crate::console::i18n::{fill, M};
 use crate::console::layout::{time, Nav};
+use crate::console::web::Query;
 use crate::console::web::{see_other, PageResult, Viewer};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::Uri;
 use hookline_application::audit::{AnchoredHeads, Verification};
 use hookline_application::dashboard::{Dashboard, BUCKET_MINUTES};

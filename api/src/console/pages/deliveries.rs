@@ -8,9 +8,10 @@ use crate::console::i18n::{field_error, Locale, M};
 use crate::console::layout::{
     csrf, delivery_status, done_notice, pretty_json, time, urlencode, Nav,
 };
+use crate::console::web::Query;
 use crate::console::web::{html, see_other, Failure, PageResult, Posted, Viewer};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hookline_application::deliveries::ListDeliveries;

@@ -4,9 +4,10 @@
 use super::shell;
 use crate::console::i18n::M;
 use crate::console::layout::{time, urlencode, Nav};
+use crate::console::web::Query;
 use crate::console::web::{Failure, PageResult, Viewer};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use hookline_application::catalogue::ListEventTypes;
 use hookline_domain::EventType;

@@ -4,9 +4,10 @@
 use super::shell;
 use crate::console::i18n::{field_error, M};
 use crate::console::layout::{csrf, done_notice, time, Nav};
+use crate::console::web::Query;
 use crate::console::web::{see_other, Failure, PageResult, Posted, Viewer};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use hookline_application::pagination::PageRequest;
 use hookline_application::portal::IssueLink;

@@ -18,9 +18,10 @@ use crate::console::i18n::{field_error, Locale, M};
 use crate::console::layout::{
     csrf, done_notice, subscription_status, time, urlencode, Nav, DOCS_URL,
 };
+use crate::console::web::Query;
 use crate::console::web::{Failure, PageResult, Viewer};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
