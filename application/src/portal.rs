@@ -295,12 +295,17 @@ impl PortalService {
                 expires_at = expires_at.min(retires);
             }
         }
+        let issued_with_key = match &ctx.actor {
+            Actor::ApiKey(key_id) => Some(*key_id),
+            _ => None,
+        };
         let command = IssuePortalLink {
             link_id: id,
             tenant_id: ctx.tenant_id,
             read_only: input.read_only,
             subscription_filter: input.subscription_filter.clone(),
             expires_at,
+            issued_with_key,
             at,
         };
         execute_with_retry(
@@ -333,9 +338,9 @@ impl PortalService {
     pub async fn open(&self, token: &str, request_id: RequestId) -> Result<PortalGrant, AppError> {
         let id = self.verify_token(token).ok_or_else(invalid_link)?;
         let state = self.load(id).await?.ok_or_else(invalid_link)?;
-        self.tenant_active(state.tenant_id).await?;
-        let grant = PortalGrant::from(&state);
         let at = self.shared.clock.now();
+        self.still_backed(id, &state, at).await?;
+        let grant = PortalGrant::from(&state);
         execute_with_retry(
             self.store.as_ref(),
             &id.to_string(),
@@ -348,9 +353,29 @@ impl PortalService {
         Ok(grant)
     }
 
-    async fn tenant_active(&self, tenant: TenantId) -> Result<(), AppError> {
-        match self.tenants.get(tenant).await? {
-            Some(t) if t.status == TenantStatus::Active => Ok(()),
+    /// Whether the link's tenant is still active and the API key it was
+    /// made with still works: a link made with a key revoked since (one
+    /// that leaked, say) opens nothing, and its sessions end.
+    async fn still_backed(
+        &self,
+        id: Uuid,
+        state: &PortalLinkState,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        match self.tenants.get(state.tenant_id).await? {
+            Some(t) if t.status == TenantStatus::Active => {
+                let key_works = state
+                    .issued_with_key
+                    .is_none_or(|k| t.key(k).is_some_and(|key| key.works_at(now)));
+                if key_works {
+                    Ok(())
+                } else {
+                    Err(map_error(
+                        id,
+                        AggregateError::UserError(PortalLinkError::Revoked),
+                    ))
+                }
+            }
             _ => Err(invalid_link()),
         }
     }
@@ -362,10 +387,11 @@ impl PortalService {
     /// As [`PortalService::open`].
     pub async fn check(&self, id: Uuid) -> Result<PortalGrant, AppError> {
         let state = self.load(id).await?.ok_or_else(invalid_link)?;
+        let now = self.shared.clock.now();
         state
-            .usable_at(self.shared.clock.now())
+            .usable_at(now)
             .map_err(|e| map_error(id, AggregateError::UserError(e)))?;
-        self.tenant_active(state.tenant_id).await?;
+        self.still_backed(id, &state, now).await?;
         Ok(PortalGrant::from(&state))
     }
 

@@ -212,7 +212,10 @@ async fn portal_sessions_are_issued_read_and_revoked_and_the_log_keeps_no_token(
         types,
         vec!["PortalLinkIssued", "PortalLinkOpened", "PortalLinkRevoked"]
     );
-    assert!(events.iter().all(|e| e.1 == "1.0"));
+    // Issued with an API key: 1.1 names the key (its id).
+    let versions: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(versions, vec!["1.1", "1.0", "1.0"]);
+    assert!(events[0].2.contains("\"issued_with_key\""), "{}", events[0].2);
     assert!(events[1].3.contains(&format!("portal:{id}")) && events[1].3.contains("portal-open-1"));
     for e in &events {
         assert!(
@@ -1207,4 +1210,85 @@ fn urlencoding(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A portal link is as good as the API key it was made with: revoking the
+/// key (one that leaked, say) ends the links it made and their sessions.
+#[tokio::test]
+async fn a_portal_link_ends_with_the_key_that_made_it() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let admin =
+        |req: reqwest::RequestBuilder| req.bearer_auth(hookline_tests::server::ADMIN_TOKEN).send();
+    let made = expect_json(
+        admin(
+            app.client
+                .post(app.url(&format!("/admin/tenants/{}/keys", t.id))),
+        )
+        .await
+        .unwrap(),
+        201,
+    )
+    .await;
+    let key = made["api_key"].as_str().unwrap();
+    let key_id = made["id"].as_str().unwrap();
+    let issue = || async {
+        let res = app
+            .client
+            .post(app.url("/v1/portal-sessions"))
+            .bearer_auth(key)
+            .json(&json!({"expires_in": 604800}))
+            .send()
+            .await
+            .unwrap();
+        let link = expect_json(res, 201).await;
+        link["url"]
+            .as_str()
+            .unwrap()
+            .split("token=")
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let (opened, unopened) = (issue().await, issue().await);
+    let res = no_redirects()
+        .get(app.url(&format!("/console/portal?token={opened}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let portal = session_cookie(res.headers());
+    let (status, _) = page(&app, &portal, "/console/subscriptions").await;
+    assert_eq!(status, 200);
+    // A link made with the tenant's other key is not affected.
+    let other = expect_json(app.post(&t, "/v1/portal-sessions", json!({})).await, 201).await;
+    let other = other["url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+
+    let res = admin(
+        app.client
+            .delete(app.url(&format!("/admin/tenants/{}/keys/{key_id}", t.id))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 204);
+    let (status, _) = page(&app, &portal, "/console/subscriptions").await;
+    assert_eq!(status, 303, "the session opened with the link ended");
+    let res = no_redirects()
+        .get(app.url(&format!("/console/portal?token={unopened}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 410);
+    let res = no_redirects()
+        .get(app.url(&format!("/console/portal?token={other}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
 }

@@ -45,6 +45,9 @@ pub struct IssuePortalLink {
     /// `None`: the whole tenant.
     pub subscription_filter: Option<Vec<SubscriptionId>>,
     pub expires_at: DateTime<Utc>,
+    /// The API key the link was made with: it opens nothing once that key
+    /// no longer works (`None`: made by an operator).
+    pub issued_with_key: Option<Uuid>,
     pub at: DateTime<Utc>,
 }
 
@@ -59,6 +62,10 @@ pub enum PortalLinkEvent {
         subscription_filter: Option<Vec<SubscriptionId>>,
         expires_at: DateTime<Utc>,
         issued_at: DateTime<Utc>,
+        /// Since 1.1: the API key the link was made with (its id, not the
+        /// key); absent for links made by an operator and before 1.1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issued_with_key: Option<Uuid>,
     },
     /// Someone opened the link (a console session began with it).
     PortalLinkOpened {
@@ -80,7 +87,14 @@ impl DomainEvent for PortalLinkEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        match self {
+            Self::PortalLinkIssued {
+                issued_with_key: Some(_),
+                ..
+            } => "1.1",
+            _ => "1.0",
+        }
+        .to_string()
     }
 }
 
@@ -104,6 +118,8 @@ pub struct PortalLinkState {
     pub subscription_filter: Option<Vec<SubscriptionId>>,
     pub expires_at: DateTime<Utc>,
     pub issued_at: DateTime<Utc>,
+    #[serde(default)]
+    pub issued_with_key: Option<Uuid>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub opened: u64,
     pub last_opened_at: Option<DateTime<Utc>>,
@@ -156,6 +172,7 @@ impl PortalLink {
                     subscription_filter: cmd.subscription_filter,
                     expires_at: cmd.expires_at,
                     issued_at: cmd.at,
+                    issued_with_key: cmd.issued_with_key,
                 }])
             }
             PortalLinkCommand::Open { at } => {
@@ -186,6 +203,7 @@ impl PortalLink {
                 subscription_filter,
                 expires_at,
                 issued_at,
+                issued_with_key,
             } => {
                 self.state = Some(PortalLinkState {
                     link_id,
@@ -194,6 +212,7 @@ impl PortalLink {
                     subscription_filter,
                     expires_at,
                     issued_at,
+                    issued_with_key,
                     revoked_at: None,
                     opened: 0,
                     last_opened_at: None,
@@ -258,6 +277,7 @@ mod tests {
                 read_only,
                 subscription_filter: None,
                 expires_at: t(3600),
+                issued_with_key: None,
                 at: t(0),
             }))
             .unwrap()
