@@ -215,7 +215,11 @@ async fn portal_sessions_are_issued_read_and_revoked_and_the_log_keeps_no_token(
     // Issued with an API key: 1.1 names the key (its id).
     let versions: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
     assert_eq!(versions, vec!["1.1", "1.0", "1.0"]);
-    assert!(events[0].2.contains("\"issued_with_key\""), "{}", events[0].2);
+    assert!(
+        events[0].2.contains("\"issued_with_key\""),
+        "{}",
+        events[0].2
+    );
     assert!(events[1].3.contains(&format!("portal:{id}")) && events[1].3.contains("portal-open-1"));
     for e in &events {
         assert!(

@@ -557,6 +557,7 @@ impl Services {
             pool_per_host: settings.worker_concurrency,
         })
         .context("building the HTTP client")?;
+        let queue: Arc<PgDueQueue> = Arc::new(PgDueQueue::new(self.background_log.pool().clone()));
         let recorder = Arc::new(
             OutcomeRecorder::new(
                 self.shared.clone(),
@@ -568,12 +569,13 @@ impl Services {
                 settings.retry_policy.clone(),
                 worker_id.clone(),
             )
-            .with_metrics(self.registry.clone()),
+            .with_metrics(self.registry.clone())
+            .with_queue(queue.clone()),
         );
         let worker = Arc::new(Worker::new(
             self.shared.clone(),
             WorkerPorts {
-                queue: Arc::new(PgDueQueue::new(self.background_log.pool().clone())),
+                queue,
                 feed: Arc::new(PgDeliveryFeed::new(self.background_log.pool().clone())),
                 bodies: Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
                 sender: Arc::new(sender),

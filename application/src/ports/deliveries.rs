@@ -245,6 +245,15 @@ pub trait DueQueue: Send + Sync {
     /// # Errors
     /// Storage errors.
     async fn next_due_in(&self) -> Result<Option<Duration>, AppError>;
+
+    /// Removes queue rows for these attempts (or earlier ones) of these
+    /// deliveries: attempts whose outcome the delivery refused (it was
+    /// delivered, or has moved on), which no outcome event will clear. A
+    /// later round's row (a manual retry) is kept.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn forget(&self, attempts: &[(DeliveryId, u32)]) -> Result<(), AppError>;
 }
 
 /// The bodies of published events (messages), stored once each.

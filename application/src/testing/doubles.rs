@@ -192,6 +192,17 @@ impl DueQueue for MemoryQueue {
     async fn next_due_in(&self) -> Result<Option<std::time::Duration>, AppError> {
         Ok(None)
     }
+
+    async fn forget(&self, attempts: &[(DeliveryId, u32)]) -> Result<(), AppError> {
+        let stale = |d: &DueDelivery| {
+            attempts
+                .iter()
+                .any(|(id, attempt)| d.delivery_id == *id && d.attempt <= *attempt)
+        };
+        self.due.lock().unwrap().retain(|d| !stale(d));
+        self.leased.lock().unwrap().retain(|_, d| !stale(d));
+        Ok(())
+    }
 }
 
 /// A JSON Schema compiler for unit tests that knows `type` (at the root

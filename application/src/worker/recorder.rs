@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::metadata::EventMetadata;
 use crate::ports::{
     AggregateStore, AppendError, AttemptMeasure, AttemptOutcome, Batch, Change, DueDelivery,
-    Metrics, NoMetrics, NotAttempted, SendOutcome, SendResult,
+    DueQueue, Metrics, NoMetrics, NotAttempted, SendOutcome, SendResult,
 };
 use crate::shared::Shared;
 use chrono::{DateTime, Utc};
@@ -71,6 +71,8 @@ pub struct OutcomeRecorder {
     policy: RetryPolicy,
     worker_id: String,
     metrics: Arc<dyn Metrics>,
+    /// Where refused attempts' queue rows are removed (none in some tests).
+    queue: Option<Arc<dyn DueQueue>>,
 }
 
 impl fmt::Debug for OutcomeRecorder {
@@ -84,6 +86,8 @@ impl fmt::Debug for OutcomeRecorder {
 /// A decided command with what it needs to be written.
 struct Decided {
     id: DeliveryId,
+    /// The attempt the outcome is of.
+    attempt: u32,
     command: DeliveryCommand,
     metadata: EventMetadata,
     /// The subscription to disable (its endpoint answered 410 Gone).
@@ -204,7 +208,17 @@ impl OutcomeRecorder {
             policy,
             worker_id,
             metrics: Arc::new(NoMetrics),
+            queue: None,
         }
+    }
+
+    /// Removes from `queue` the rows of attempts whose outcome the delivery
+    /// refuses (it was delivered, or moved on to a later round): no outcome
+    /// event clears them, and their leases would bring them back forever.
+    #[must_use]
+    pub fn with_queue(mut self, queue: Arc<dyn DueQueue>) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     /// Counts what it records in `metrics`.
@@ -384,6 +398,7 @@ impl OutcomeRecorder {
         let mut loaded = self.deliveries.load(&ids).await?;
         let mut decided = Vec::new();
         let mut changes: Vec<Change<Delivery>> = Vec::new();
+        let mut superseded: Vec<(DeliveryId, u32)> = Vec::new();
         for outcome in outcomes {
             let due = outcome.due();
             let key = due.delivery_id.to_string();
@@ -419,6 +434,7 @@ impl OutcomeRecorder {
                     });
                     decided.push(Decided {
                         id: due.delivery_id,
+                        attempt: due.attempt,
                         command,
                         metadata,
                         gone: gone.then(|| {
@@ -434,7 +450,16 @@ impl OutcomeRecorder {
                         measure,
                     });
                 }
-                Err(refusal) => log_refusal(due, &refusal),
+                Err(refusal) => {
+                    if log_refusal(due, &refusal) {
+                        superseded.push((due.delivery_id, due.attempt));
+                    }
+                }
+            }
+        }
+        if let (Some(queue), false) = (&self.queue, superseded.is_empty()) {
+            if let Err(e) = queue.forget(&superseded).await {
+                tracing::warn!(error = %e, "could not remove the queue rows of superseded attempts; they come back when their leases end");
             }
         }
         if changes.is_empty() {
@@ -471,6 +496,11 @@ impl OutcomeRecorder {
                 Ok(_) => self.count(d.metadata.tenant_id, d.measure),
                 Err(AggregateError::UserError(refusal)) => {
                     tracing::info!(delivery_id = %d.id, %refusal, "outcome refused by the delivery");
+                    if let (Some(queue), true) = (&self.queue, superseded(&refusal)) {
+                        if let Err(e) = queue.forget(&[(d.id, d.attempt)]).await {
+                            tracing::warn!(error = %e, "could not remove the queue row of a superseded attempt");
+                        }
+                    }
                 }
                 Err(e) => return Err(crate::commands::map_store_error(e)),
             }
@@ -507,13 +537,26 @@ impl OutcomeRecorder {
     }
 }
 
-fn log_refusal(due: &DueDelivery, refusal: &DeliveryError) {
-    match refusal {
-        DeliveryError::StaleAttempt { .. }
-        | DeliveryError::AlreadyDelivered
-        | DeliveryError::NotPending(_) => {
-            tracing::info!(delivery_id = %due.delivery_id, attempt = due.attempt, %refusal, "outcome already superseded; dropped");
-        }
-        other => tracing::warn!(delivery_id = %due.delivery_id, %other, "outcome refused"),
+/// Logs a refused outcome; `true` when the attempt was superseded (the
+/// delivery was delivered, or moved on), so that its queue row, if any,
+/// is stale.
+fn log_refusal(due: &DueDelivery, refusal: &DeliveryError) -> bool {
+    if superseded(refusal) {
+        tracing::info!(delivery_id = %due.delivery_id, attempt = due.attempt, %refusal, "outcome already superseded; dropped");
+        true
+    } else {
+        tracing::warn!(delivery_id = %due.delivery_id, %refusal, "outcome refused");
+        false
     }
+}
+
+/// Whether a refusal says the attempt was overtaken: the delivery was
+/// delivered, or moved on (another round, a final state).
+fn superseded(refusal: &DeliveryError) -> bool {
+    matches!(
+        refusal,
+        DeliveryError::StaleAttempt { .. }
+            | DeliveryError::AlreadyDelivered
+            | DeliveryError::NotPending(_)
+    )
 }

@@ -489,6 +489,45 @@ async fn recorded_outcomes_are_counted_once_each_and_refused_ones_not_at_all() {
     assert_eq!(*counted.latencies.lock().unwrap(), vec![ms]);
 }
 
+/// An attempt whose outcome the delivery refuses (delivered already) has
+/// its queue row removed: no outcome event clears it, and its lease would
+/// bring it back (and send it again) forever. A later round's row stays.
+#[tokio::test]
+async fn a_refused_outcome_takes_its_queue_row_with_it() {
+    let s = setup().await;
+    let queue = Arc::new(MemoryQueue::default());
+    let recorder = OutcomeRecorder::new(
+        s.world.shared.clone(),
+        s.deliveries.clone(),
+        s.subscriptions.clone(),
+        policy(),
+        "w1".into(),
+    )
+    .with_queue(queue.clone());
+    let sent = s.enqueue(1).await;
+    let later = s.enqueue(2).await;
+    recorder.record(vec![s.attempted(&sent, status(204))]).await;
+    // The same attempt sat on the queue as well (handed over as it went).
+    let later_round = DueDelivery {
+        attempt: 2,
+        ..later.clone()
+    };
+    queue
+        .due
+        .lock()
+        .unwrap()
+        .extend([sent.clone(), later_round.clone()]);
+    recorder.record(vec![s.attempted(&sent, status(204))]).await;
+    let left: Vec<(DeliveryId, u32)> = queue
+        .due
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| (d.delivery_id, d.attempt))
+        .collect();
+    assert_eq!(left, vec![(later.delivery_id, 2)]);
+}
+
 /// Runs a worker over `queue` until `done` holds for the log.
 async fn run_worker_until(
     s: &Setup,

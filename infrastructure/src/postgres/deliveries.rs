@@ -511,6 +511,28 @@ impl DueQueue for PgDueQueue {
         Ok(())
     }
 
+    async fn forget(&self, attempts: &[(DeliveryId, u32)]) -> Result<(), AppError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<uuid::Uuid> = attempts.iter().map(|(id, _)| *id.as_uuid()).collect();
+        let numbers: Vec<i32> = attempts
+            .iter()
+            .map(|(_, a)| i32::try_from(*a).unwrap_or(i32::MAX))
+            .collect();
+        sqlx::query(
+            "DELETE FROM delivery_queue q
+              USING UNNEST($1::uuid[], $2::int[]) AS f(id, attempt)
+              WHERE q.delivery_id = f.id AND q.attempt <= f.attempt",
+        )
+        .bind(ids)
+        .bind(numbers)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn next_due_in(&self) -> Result<Option<Duration>, AppError> {
         let secs: Option<f64> = sqlx::query_scalar(
             "SELECT EXTRACT(EPOCH FROM (
