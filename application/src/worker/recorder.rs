@@ -88,6 +88,11 @@ struct Decided {
     id: DeliveryId,
     /// The attempt the outcome is of.
     attempt: u32,
+    /// Claimed from the due queue, and finished by this outcome (no retry
+    /// follows): its row is removed with it. (The queue projection skips
+    /// deliveries enqueued and finished within one of its batches, which a
+    /// first attempt handed to the queue, a paced one, can be.)
+    leaves_a_row: bool,
     command: DeliveryCommand,
     metadata: EventMetadata,
     /// The subscription to disable (its endpoint answered 410 Gone).
@@ -426,6 +431,10 @@ impl OutcomeRecorder {
                         current.aggregate.apply_event(event.clone());
                         current.version += 1;
                     }
+                    let finished = current
+                        .aggregate
+                        .state()
+                        .is_some_and(|st| st.status != DeliveryStatus::Pending);
                     changes.push(Change {
                         aggregate_id: key,
                         version,
@@ -435,6 +444,7 @@ impl OutcomeRecorder {
                     decided.push(Decided {
                         id: due.delivery_id,
                         attempt: due.attempt,
+                        leaves_a_row: due.span.is_none() && finished,
                         command,
                         metadata,
                         gone: gone.then(|| {
@@ -457,11 +467,7 @@ impl OutcomeRecorder {
                 }
             }
         }
-        if let (Some(queue), false) = (&self.queue, superseded.is_empty()) {
-            if let Err(e) = queue.forget(&superseded).await {
-                tracing::warn!(error = %e, "could not remove the queue rows of superseded attempts; they come back when their leases end");
-            }
-        }
+        self.forget(&superseded).await;
         if changes.is_empty() {
             return Ok(());
         }
@@ -470,6 +476,12 @@ impl OutcomeRecorder {
                 for d in &decided {
                     self.count(d.metadata.tenant_id, d.measure);
                 }
+                let rows: Vec<(DeliveryId, u32)> = decided
+                    .iter()
+                    .filter(|d| d.leaves_a_row)
+                    .map(|d| (d.id, d.attempt))
+                    .collect();
+                self.forget(&rows).await;
             }
             Err(AppendError::Conflict) => self.one_by_one(&decided).await?,
             Err(AppendError::Other(e)) => return Err(e),
@@ -480,6 +492,19 @@ impl OutcomeRecorder {
             }
         }
         Ok(())
+    }
+
+    /// Removes the queue rows of these attempts (and earlier ones): rows
+    /// no outcome event clears. Best effort: a row left behind comes back
+    /// when its lease ends, and its outcome is refused then.
+    async fn forget(&self, attempts: &[(DeliveryId, u32)]) {
+        let Some(queue) = &self.queue else { return };
+        if attempts.is_empty() {
+            return;
+        }
+        if let Err(e) = queue.forget(attempts).await {
+            tracing::warn!(error = %e, "could not remove the queue rows of finished attempts; they come back when their leases end");
+        }
     }
 
     /// The conflict fallback: each command on its own, through cqrs-es.
@@ -493,13 +518,16 @@ impl OutcomeRecorder {
             )
             .await;
             match result {
-                Ok(_) => self.count(d.metadata.tenant_id, d.measure),
+                Ok(_) => {
+                    self.count(d.metadata.tenant_id, d.measure);
+                    if d.leaves_a_row {
+                        self.forget(&[(d.id, d.attempt)]).await;
+                    }
+                }
                 Err(AggregateError::UserError(refusal)) => {
                     tracing::info!(delivery_id = %d.id, %refusal, "outcome refused by the delivery");
-                    if let (Some(queue), true) = (&self.queue, superseded(&refusal)) {
-                        if let Err(e) = queue.forget(&[(d.id, d.attempt)]).await {
-                            tracing::warn!(error = %e, "could not remove the queue row of a superseded attempt");
-                        }
+                    if superseded(&refusal) {
+                        self.forget(&[(d.id, d.attempt)]).await;
                     }
                 }
                 Err(e) => return Err(crate::commands::map_store_error(e)),

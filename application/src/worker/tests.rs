@@ -526,6 +526,31 @@ async fn a_refused_outcome_takes_its_queue_row_with_it() {
         .map(|d| (d.delivery_id, d.attempt))
         .collect();
     assert_eq!(left, vec![(later.delivery_id, 2)]);
+
+    // A delivery claimed from the queue (a paced first attempt) and
+    // finished: its row goes with it, so it is not sent again. One that
+    // is retried keeps its row (the projection moves it on).
+    let paced = s.enqueue(3).await;
+    let retried = s.enqueue(4).await;
+    queue
+        .due
+        .lock()
+        .unwrap()
+        .extend([paced.clone(), retried.clone()]);
+    recorder
+        .record(vec![
+            s.attempted(&paced, status(204)),
+            s.attempted(&retried, status(503)),
+        ])
+        .await;
+    let left: Vec<DeliveryId> = queue
+        .due
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| d.delivery_id)
+        .collect();
+    assert_eq!(left, vec![later.delivery_id, retried.delivery_id]);
 }
 
 /// Runs a worker over `queue` until `done` holds for the log.
