@@ -7,6 +7,21 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// `hookline tenants create <name> --json` against a data directory.
+async fn create_tenant(
+    name: &str,
+    data_dir: &str,
+    env: &HashMap<String, String>,
+) -> hookline_tests::process::Output {
+    let out = run_cli(
+        &["tenants", "create", name, "--json", "--data-dir", data_dir],
+        env,
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out
+}
+
 fn env() -> HashMap<String, String> {
     HashMap::from([("HOOKLINE_ADMIN_TOKEN".to_string(), "proc-admin".to_string())])
 }
@@ -27,19 +42,7 @@ async fn serve_with_the_embedded_postgres_survives_restarts_and_stops_cleanly() 
     );
 
     // The CLI works against the same data directory while the server runs.
-    let out = run_cli(
-        &[
-            "tenants",
-            "create",
-            "Acme",
-            "--json",
-            "--data-dir",
-            &data_str,
-        ],
-        &env,
-    )
-    .await;
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = create_tenant("Acme", &data_str, &env).await;
     let line = out.stdout.trim_end();
     let parsed: Value = serde_json::from_str(line).unwrap();
     let tenant_id = parsed["tenant_id"].as_str().unwrap();
@@ -525,25 +528,13 @@ async fn a_sigterm_lets_a_commit_under_way_finish_before_stopping_postgres() {
     let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, &data).await;
     let client = reqwest::Client::new();
     hookline_tests::server::wait_ready(&client, &server.url("/readyz")).await;
-    let out = run_cli(
-        &[
-            "tenants",
-            "create",
-            "Acme",
-            "--json",
-            "--data-dir",
-            &data_str,
-        ],
-        &env,
-    )
-    .await;
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = create_tenant("Acme", &data_str, &env).await;
     let key = serde_json::from_str::<Value>(out.stdout.trim()).unwrap()["api_key"]
         .as_str()
         .unwrap()
         .to_string();
-    // Commits of a marked message take 10 s (a deferred trigger): past the
-    // 6 s answer, within the 6 s shutdown then waits.
+    // Commits of a marked message take 10 s (a deferred trigger), far past
+    // the 2 s answer.
     let url = format!(
         "postgres://hookline@localhost:5432/hookline?host={}",
         data.join("pg/run").display()

@@ -427,14 +427,7 @@ async fn recorded_outcomes_are_counted_once_each_and_refused_ones_not_at_all() {
     use crate::ports::{AttemptMeasure, AttemptOutcome};
     let s = setup().await;
     let counted = Arc::new(Counted::default());
-    let recorder = OutcomeRecorder::new(
-        s.world.shared.clone(),
-        s.deliveries.clone(),
-        s.subscriptions.clone(),
-        policy(),
-        "w1".into(),
-    )
-    .with_metrics(counted.clone());
+    let recorder = recorder_for(&s).with_metrics(counted.clone());
     let ok = s.enqueue(1).await;
     let mut bad = s.enqueue(2).await;
     recorder
@@ -496,14 +489,7 @@ async fn recorded_outcomes_are_counted_once_each_and_refused_ones_not_at_all() {
 async fn a_refused_outcome_takes_its_queue_row_with_it() {
     let s = setup().await;
     let queue = Arc::new(MemoryQueue::default());
-    let recorder = OutcomeRecorder::new(
-        s.world.shared.clone(),
-        s.deliveries.clone(),
-        s.subscriptions.clone(),
-        policy(),
-        "w1".into(),
-    )
-    .with_queue(queue.clone());
+    let recorder = recorder_for(&s).with_queue(queue.clone());
     let sent = s.enqueue(1).await;
     let later = s.enqueue(2).await;
     recorder.record(vec![s.attempted(&sent, status(204))]).await;
@@ -551,6 +537,17 @@ async fn a_refused_outcome_takes_its_queue_row_with_it() {
         .map(|d| d.delivery_id)
         .collect();
     assert_eq!(left, vec![later.delivery_id, retried.delivery_id]);
+}
+
+/// A recorder over the setup's stores, as worker `w1`.
+fn recorder_for(s: &Setup) -> OutcomeRecorder {
+    OutcomeRecorder::new(
+        s.world.shared.clone(),
+        s.deliveries.clone(),
+        s.subscriptions.clone(),
+        policy(),
+        "w1".into(),
+    )
 }
 
 /// Runs a worker over `queue` until `done` holds for the log.
