@@ -714,3 +714,37 @@ async fn open_circuits_parked_backlogs_and_skipped_deliveries_show() {
     );
     assert_eq!(quiet.count(), 0);
 }
+
+#[tokio::test]
+async fn deliveries_held_back_by_a_rate_limit_show_as_waiting_not_in_flight() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    app.subscribe(
+        &t,
+        json!({"url": rx.url("/limited"), "events": ["load.*"], "rate_limit": 2}),
+    )
+    .await;
+    let n = 20;
+    for i in 0..n {
+        publish(&app, &t, "load.tick", json!({"i": i})).await;
+    }
+    // At 2 a second the worker holds most of them back for their slot:
+    // they show as waiting (they used to count as leased, as if being sent)
+    // and the oldest has been due a while.
+    eventually("the held-back deliveries show as waiting", WAIT, || async {
+        let s = scrape(&app).await;
+        let waiting = sum(&s, "hookline_queue_deliveries", &[("state", "waiting")]);
+        (waiting >= 5.0 && sum(&s, "hookline_queue_oldest_waiting_age_seconds", &[]) > 1.0)
+            .then_some(())
+    })
+    .await;
+    rx.wait_for(n, Duration::from_secs(60)).await;
+    eventually("nothing waits once all are sent", WAIT, || async {
+        let s = scrape(&app).await;
+        (sum(&s, "hookline_queue_deliveries", &[("state", "waiting")]) == 0.0
+            && sum(&s, "hookline_queue_oldest_waiting_age_seconds", &[]) == 0.0)
+            .then_some(())
+    })
+    .await;
+}

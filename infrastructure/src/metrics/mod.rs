@@ -75,12 +75,13 @@ impl Exposition {
         t.family(
             "hookline_queue_deliveries",
             "gauge",
-            "Deliveries awaiting an attempt, by state: due (claimable now), scheduled (due later), leased (held by a worker), parked (behind an open circuit). The same from every process.",
+            "Deliveries awaiting an attempt, by state: due (claimable now), scheduled (due later), leased (held by a worker for an attempt), waiting (held back by a worker for their turn: a slow receiver's share, a rate limit), parked (behind an open circuit). The same from every process.",
         );
         for (state, n) in [
             ("due", q.due),
             ("scheduled", q.scheduled),
             ("leased", q.leased),
+            ("waiting", q.waiting),
             ("parked", q.parked),
         ] {
             t.sample("hookline_queue_deliveries", &[("state", state)], n as f64);
@@ -94,6 +95,16 @@ impl Exposition {
             "hookline_queue_oldest_due_age_seconds",
             &[],
             q.oldest_due_age_seconds,
+        );
+        t.family(
+            "hookline_queue_oldest_waiting_age_seconds",
+            "gauge",
+            "How long the oldest delivery a worker holds back for its turn (a slow receiver's share, a rate limit) has been due (0 when none waits).",
+        );
+        t.sample(
+            "hookline_queue_oldest_waiting_age_seconds",
+            &[],
+            q.oldest_waiting_age_seconds,
         );
         t.family(
             "hookline_projection_lag_positions",

@@ -389,7 +389,7 @@ impl DueQueue for PgDueQueue {
     ) -> Result<Vec<DueDelivery>, AppError> {
         let rows = sqlx::query(
             "UPDATE delivery_queue q
-                SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+                SET lease_owner = $1, lease_until = now() + make_interval(secs => $2), waiting = false
               WHERE q.delivery_id IN (
                     SELECT delivery_id FROM delivery_queue
                      WHERE COALESCE(lease_until, due_at) <= now()
@@ -434,7 +434,7 @@ impl DueQueue for PgDueQueue {
         let ids: Vec<Uuid> = deliveries.iter().map(|(id, _)| *id.as_uuid()).collect();
         let waits: Vec<f64> = deliveries.iter().map(|(_, d)| d.as_secs_f64()).collect();
         sqlx::query(
-            "UPDATE delivery_queue q SET lease_until = now() + make_interval(secs => d.wait)
+            "UPDATE delivery_queue q SET lease_until = now() + make_interval(secs => d.wait), waiting = true
                FROM UNNEST($2::uuid[], $3::float8[]) AS d(id, wait)
               WHERE q.delivery_id = d.id AND q.lease_owner = $1",
         )
@@ -483,12 +483,12 @@ impl DueQueue for PgDueQueue {
         // it inline (1.0, no message) keeps it here.
         sqlx::query(
             "INSERT INTO delivery_queue (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt,
-                    due_at, body, request_id, triggered_by, lease_owner, lease_until)
+                    due_at, body, request_id, triggered_by, lease_owner, lease_until, waiting)
              SELECT d.id, d.tenant, d.sub, d.event, d.type, d.attempt, now(),
                     CASE WHEN EXISTS (SELECT 1 FROM events e WHERE e.aggregate_type = 'Message'
                                          AND e.aggregate_id = d.event::text AND e.sequence = 1)
                          THEN NULL ELSE d.body END,
-                    d.request, d.trigger, $1, now() + make_interval(secs => d.wait)
+                    d.request, d.trigger, $1, now() + make_interval(secs => d.wait), true
                FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::int[], $8::text[],
                            $9::text[], $10::text[], $11::float8[])
                  AS d(id, tenant, sub, event, type, attempt, body, request, trigger, wait)

@@ -21,13 +21,19 @@ pub struct QueueGauges {
     pub due: i64,
     /// Due later (a retry's back-off, a rate-limit wait).
     pub scheduled: i64,
-    /// Leased by a worker (in flight, or waiting for its turn).
+    /// Leased by a worker for an attempt (in flight).
     pub leased: i64,
+    /// Held back by a worker for their turn: a subscription's share of the
+    /// worker (a slow receiver), a rate limit.
+    pub waiting: i64,
     /// Held behind an open circuit until its next probe.
     pub parked: i64,
     /// How long the oldest claimable delivery has been waiting (0 when
     /// none is).
     pub oldest_due_age_seconds: f64,
+    /// How long the oldest of the `waiting` ones has been due (0 when none
+    /// waits).
+    pub oldest_waiting_age_seconds: f64,
 }
 
 /// Most new deliveries behind the first-attempt cursor a scrape counts
@@ -95,7 +101,13 @@ impl PgGauges {
         let row = sqlx::query(
             "SELECT count(*) FILTER (WHERE COALESCE(lease_until, due_at) <= now()) AS due,
                     count(*) FILTER (WHERE lease_until IS NULL AND due_at > now()) AS scheduled,
-                    count(*) FILTER (WHERE lease_until > now() AND lease_owner IS DISTINCT FROM $1) AS leased,
+                    count(*) FILTER (WHERE lease_until > now() AND lease_owner IS DISTINCT FROM $1
+                                       AND NOT waiting) AS leased,
+                    count(*) FILTER (WHERE lease_until > now() AND lease_owner IS DISTINCT FROM $1
+                                       AND waiting) AS waiting,
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(due_at) FILTER (
+                        WHERE lease_until > now() AND lease_owner IS DISTINCT FROM $1 AND waiting))::float8,
+                        0) AS oldest_waiting,
                     count(*) FILTER (WHERE lease_until > now() AND lease_owner = $1) AS parked,
                     COALESCE(EXTRACT(EPOCH FROM now() - (
                         SELECT COALESCE(lease_until, due_at) FROM delivery_queue
@@ -139,8 +151,10 @@ impl PgGauges {
             due: due + new.try_get::<i64, _>("n")?,
             scheduled: row.try_get("scheduled")?,
             leased: row.try_get("leased")?,
+            waiting: row.try_get("waiting")?,
             parked: row.try_get("parked")?,
             oldest_due_age_seconds: oldest.max(new.try_get::<f64, _>("oldest")?).max(0.0),
+            oldest_waiting_age_seconds: row.try_get::<f64, _>("oldest_waiting")?.max(0.0),
         })
     }
 

@@ -411,7 +411,8 @@ async fn swap(
     if table == QUEUE_TABLE {
         // Leases are the workers' state, not the log's: keep them.
         sqlx::query(&format!(
-            "UPDATE {rebuilt} r SET lease_owner = l.lease_owner, lease_until = l.lease_until
+            "UPDATE {rebuilt} r SET lease_owner = l.lease_owner, lease_until = l.lease_until,
+                   waiting = l.waiting
                FROM {table} l WHERE l.delivery_id = r.delivery_id"
         ))
         .execute(&mut *conn)
