@@ -92,6 +92,9 @@ async fn a_rate_limit_holds_across_two_worker_processes() {
     }
     let span = at[n - 1].duration_since(at[0]);
     assert!(span >= Duration::from_millis(5300), "{span:?}");
+    // And the limit is reached, not undercut: pacing never holds a
+    // subscription back by more than its reservations.
+    assert!(span < Duration::from_secs(8), "{span:?}");
     // None was dropped or counted as a failure; both workers took part.
     assert_eq!(
         count(
@@ -540,4 +543,74 @@ async fn no_duplicate_subscription_across_two_api_processes() {
     assert_eq!(sorted, vec![200, 409], "{statuses:?}");
     other.signal("TERM");
     assert_eq!(other.wait(Duration::from_secs(30)).await, Some(0));
+}
+
+#[tokio::test]
+async fn a_rate_limited_backlog_does_not_pace_other_tenants() {
+    // A paced attempt holds one of the worker's slots while it waits for
+    // its own; slots used to be reserved however far ahead, so a backlog of
+    // one subscription at 1/s came to hold every worker slot, and every
+    // other tenant's deliveries went out at 1/s too.
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_WORKER_CONCURRENCY".into(), "8".into());
+    })
+    .await;
+    let slow = app.tenant("slow").await;
+    let other = app.tenant("other").await;
+    let rx = TestReceiver::start().await;
+    app.subscribe(
+        &slow,
+        json!({"url": rx.url("/limited"), "events": ["load.*"], "rate_limit": 1}),
+    )
+    .await;
+    app.subscribe(
+        &other,
+        json!({"url": rx.url("/free"), "events": ["load.*"]}),
+    )
+    .await;
+    for i in 0..60 {
+        publish(&app, &slow, "load.tick", json!({"i": i})).await;
+    }
+    // Let the worker take the backlog in.
+    eventually("the limited backlog is on the queue", WAIT, || async {
+        (count(&app, "SELECT count(*) FROM delivery_queue").await >= 50).then_some(())
+    })
+    .await;
+    eventually("the limited subscription is under way", WAIT, || async {
+        (rx.received()
+            .iter()
+            .filter(|r| r.path == "/limited")
+            .count()
+            >= 3)
+            .then_some(())
+    })
+    .await;
+    let started = Instant::now();
+    for i in 0..10 {
+        publish(&app, &other, "load.tick", json!({"i": i})).await;
+    }
+    eventually("the other tenant's deliveries arrive", WAIT, || async {
+        (rx.received().iter().filter(|r| r.path == "/free").count() == 10).then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "10 deliveries of another tenant took {took:?}"
+    );
+    // The limited subscription still goes at 1/s.
+    let mut at: Vec<Instant> = rx
+        .received()
+        .iter()
+        .filter(|r| r.path == "/limited")
+        .map(|r| r.at)
+        .collect();
+    at.sort();
+    for (i, start) in at.iter().enumerate() {
+        let within = at[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*start) < Duration::from_secs(1))
+            .count();
+        assert!(within <= 2, "{within} limited attempts within one second");
+    }
 }

@@ -41,18 +41,31 @@ pub struct Recovered {
     pub delivery_id: Option<DeliveryId>,
 }
 
+/// What [`FlowControl::reserve`] gave a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The slots, the first at this time.
+    From(DateTime<Utc>),
+    /// None: the slots reserved before reach this time, past the horizon.
+    Busy(DateTime<Utc>),
+}
+
 #[async_trait]
 pub trait FlowControl: Send + Sync {
     /// Reserves attempt slots: for each `(subscription, n, spacing)`, `n`
     /// slots `spacing` apart, after every slot reserved before (by any
-    /// worker). Returns when each subscription's first reserved slot is.
+    /// worker), unless those already reach `horizon` past now: a worker
+    /// holds an attempt slot while it waits for a reserved one, so slots far
+    /// ahead would tie up the worker (a backlog of one rate-limited
+    /// subscription would hold every slot, and pace every tenant).
     ///
     /// # Errors
     /// Storage errors.
     async fn reserve(
         &self,
         wants: &[(SubscriptionId, u32, Duration)],
-    ) -> Result<HashMap<SubscriptionId, DateTime<Utc>>, AppError>;
+        horizon: Duration,
+    ) -> Result<HashMap<SubscriptionId, Reservation>, AppError>;
 
     /// Holds the subscription's queued deliveries (those no worker holds)
     /// until `until`. Returns how many.

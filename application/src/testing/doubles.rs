@@ -321,15 +321,20 @@ impl crate::ports::FlowControl for MemoryFlow {
     async fn reserve(
         &self,
         wants: &[(hookline_domain::SubscriptionId, u32, std::time::Duration)],
-    ) -> Result<HashMap<hookline_domain::SubscriptionId, DateTime<Utc>>, AppError> {
-        use crate::ports::Clock;
+        horizon: std::time::Duration,
+    ) -> Result<HashMap<hookline_domain::SubscriptionId, crate::ports::Reservation>, AppError> {
+        use crate::ports::{Clock, Reservation};
         let now = self.clock.now();
         let mut next = self.next.lock().unwrap();
         let mut out = HashMap::new();
         for (sub, n, spacing) in wants {
             let start = next.get(sub).copied().unwrap_or(now).max(now);
+            if start >= now + Duration::from_std(horizon).unwrap() {
+                out.insert(*sub, Reservation::Busy(start));
+                continue;
+            }
             next.insert(*sub, start + Duration::from_std(*spacing * *n).unwrap());
-            out.insert(*sub, start);
+            out.insert(*sub, Reservation::From(start));
         }
         Ok(out)
     }

@@ -15,7 +15,7 @@ pub use prepare::{request_for, unseal_secret, Prepared};
 pub use recorder::{Outcome, OutcomeRecorder};
 
 use crate::ports::{
-    DeliveryFeed, DueDelivery, DueQueue, FlowControl, MessageBodies, SpanTicket,
+    DeliveryFeed, DueDelivery, DueQueue, FlowControl, MessageBodies, Reservation, SpanTicket,
     SubscriptionDirectory, WebhookSender,
 };
 use crate::shared::Shared;
@@ -84,9 +84,14 @@ pub struct Worker {
 }
 
 /// A rate-limited subscription's attempts are paced at most this far ahead
-/// per claim round; the rest of its claimed deliveries go back to the
-/// queue until their turn.
+/// per claim round, and no slot is reserved while its reserved slots reach
+/// this far already (a paced attempt holds a worker slot while it waits for
+/// its own); the rest of its claimed deliveries go back to the queue until
+/// their turn.
 const PACING_HORIZON: Duration = Duration::from_secs(1);
+/// The shortest wait of a delivery held back because its subscription's
+/// slots are all reserved (it is claimed again after it).
+const PACING_RECHECK: Duration = Duration::from_millis(50);
 /// Deliveries of an open circuit claimed just before their parking took
 /// effect wait at least this long.
 const CIRCUIT_HOLD_MIN: Duration = Duration::from_secs(1);
@@ -458,7 +463,7 @@ impl Worker {
                 (*sub, u32::try_from(n).unwrap_or(u32::MAX), limit.spacing())
             })
             .collect();
-        let starts = match self.flow.reserve(&wants).await {
+        let starts = match self.flow.reserve(&wants, PACING_HORIZON).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "could not reserve rate-limit slots; the deliveries wait");
@@ -469,17 +474,27 @@ impl Worker {
             let Some((_, dues)) = limited.remove(&sub) else {
                 continue;
             };
-            let start = starts.get(&sub).copied();
+            let reservation = starts.get(&sub).copied();
             for (i, due) in dues.into_iter().enumerate() {
                 let i = u32::try_from(i).unwrap_or(u32::MAX);
-                match start {
-                    Some(start) if i < n => {
+                match reservation {
+                    Some(Reservation::From(start)) if i < n => {
                         let offset = chrono::Duration::from_std(spacing * i).unwrap_or_default();
                         sorted.ready.push((due, Some(start + offset)));
                     }
                     // Its turn comes after the slots just reserved.
-                    Some(start) => {
+                    Some(Reservation::From(start)) => {
                         let ahead = (start - now).to_std().unwrap_or_default();
+                        sorted.held.push((due.delivery_id, ahead + spacing * i));
+                    }
+                    // The slots reserved before reach past the horizon: it
+                    // waits until they come within it, in its turn.
+                    Some(Reservation::Busy(until)) => {
+                        let ahead = (until - now)
+                            .to_std()
+                            .unwrap_or_default()
+                            .saturating_sub(PACING_HORIZON)
+                            .max(PACING_RECHECK);
                         sorted.held.push((due.delivery_id, ahead + spacing * i));
                     }
                     None => sorted.held.push((due.delivery_id, CIRCUIT_HOLD_MIN)),

@@ -6,7 +6,7 @@
 use super::log_reader::unavailable;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hookline_application::ports::{Failing, FlowControl, ProbeDue, Recovered};
+use hookline_application::ports::{Failing, FlowControl, ProbeDue, Recovered, Reservation};
 use hookline_application::AppError;
 use hookline_domain::subscription::FailureCause;
 use hookline_domain::{DeliveryId, SubscriptionId, TenantId};
@@ -54,7 +54,8 @@ impl FlowControl for PgFlowControl {
     async fn reserve(
         &self,
         wants: &[(SubscriptionId, u32, Duration)],
-    ) -> Result<HashMap<SubscriptionId, DateTime<Utc>>, AppError> {
+        horizon: Duration,
+    ) -> Result<HashMap<SubscriptionId, Reservation>, AppError> {
         if wants.is_empty() {
             return Ok(HashMap::new());
         }
@@ -64,29 +65,50 @@ impl FlowControl for PgFlowControl {
             .map(|w| w.2.as_secs_f64() * f64::from(w.1))
             .collect();
         // Each subscription's slots start where the last reservation (by
-        // any worker) ended, or now; the row is locked for the statement,
-        // so concurrent reservations queue up behind each other.
+        // any worker) ended, or now, unless that end is `horizon` or more
+        // ahead: then nothing is reserved and its end is answered. The row
+        // is locked for the statement, so concurrent reservations queue up
+        // behind each other. (`taken` reads the rows as they were before
+        // this statement: the end of the slots already reserved.)
         let rows = sqlx::query(
-            "INSERT INTO subscription_pacing AS p (subscription_id, next_at)
-             SELECT w.id, now() + make_interval(secs => w.span)
-               FROM UNNEST($1::uuid[], $2::float8[]) AS w(id, span)
-             ON CONFLICT (subscription_id) DO UPDATE
-               SET next_at = GREATEST(p.next_at, now()) + (EXCLUDED.next_at - now())
-             RETURNING p.subscription_id, p.next_at",
+            "WITH reserved AS (
+                  INSERT INTO subscription_pacing AS p (subscription_id, next_at)
+                  SELECT w.id, now() + make_interval(secs => w.span)
+                    FROM UNNEST($1::uuid[], $2::float8[]) AS w(id, span)
+                  ON CONFLICT (subscription_id) DO UPDATE
+                    SET next_at = GREATEST(p.next_at, now()) + (EXCLUDED.next_at - now())
+                    WHERE p.next_at < now() + make_interval(secs => $3)
+                  RETURNING p.subscription_id, p.next_at)
+             SELECT w.id, r.next_at AS reserved_until, taken.next_at AS taken_until
+               FROM UNNEST($1::uuid[]) AS w(id)
+               LEFT JOIN reserved r ON r.subscription_id = w.id
+               LEFT JOIN subscription_pacing taken ON taken.subscription_id = w.id",
         )
         .bind(&ids)
         .bind(&spans)
+        .bind(horizon.as_secs_f64())
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
         let span_of: HashMap<Uuid, f64> = ids.into_iter().zip(spans).collect();
         let mut out = HashMap::new();
         for row in rows {
-            let id: Uuid = row.try_get("subscription_id").map_err(unavailable)?;
-            let end: DateTime<Utc> = row.try_get("next_at").map_err(unavailable)?;
-            let span = span_of.get(&id).copied().unwrap_or_default();
-            let span = chrono::Duration::microseconds((span * 1e6) as i64);
-            out.insert(SubscriptionId::from_uuid(id), end - span);
+            let id: Uuid = row.try_get("id").map_err(unavailable)?;
+            let reserved: Option<DateTime<Utc>> =
+                row.try_get("reserved_until").map_err(unavailable)?;
+            let taken: Option<DateTime<Utc>> = row.try_get("taken_until").map_err(unavailable)?;
+            let answer = match (reserved, taken) {
+                (Some(end), _) => {
+                    let span = span_of.get(&id).copied().unwrap_or_default();
+                    let span = chrono::Duration::microseconds((span * 1e6) as i64);
+                    Reservation::From(end - span)
+                }
+                (None, Some(until)) => Reservation::Busy(until),
+                // Neither reserved nor there: cannot happen (an insert
+                // always reserves); answered as busy now, to try again.
+                (None, None) => Reservation::Busy(Utc::now()),
+            };
+            out.insert(SubscriptionId::from_uuid(id), answer);
         }
         Ok(out)
     }
