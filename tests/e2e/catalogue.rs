@@ -393,6 +393,33 @@ async fn publishing_checks_data_against_the_schema_naming_json_pointers() {
             .contains("/schema/properties/a/type"),
         "{bad}"
     );
+    // A schema of 1.6 KB whose references double at each of 23 levels
+    // (2²³ evaluations per value: a publish used to hold a core for
+    // minutes) is refused, naming why.
+    let mut defs = serde_json::Map::new();
+    for i in 0..22 {
+        let next = json!({"$ref": format!("#/$defs/d{}", i + 1)});
+        defs.insert(format!("d{i}"), json!({"anyOf": [next.clone(), next]}));
+    }
+    defs.insert("d22".into(), json!({"type": "number"}));
+    let costly = expect_json(
+        app.post(
+            &t,
+            "/v1/event-types",
+            json!({"name": "x.y", "schema": {"$defs": defs, "$ref": "#/$defs/d0"}}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(costly["code"], "validation_error", "{costly}");
+    assert!(
+        costly["detail"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1000 subschemas"),
+        "{costly}"
+    );
     let wrong_example = expect_json(
         app.post(
             &t,

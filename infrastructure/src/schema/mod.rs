@@ -1,7 +1,11 @@
 //! JSON Schema (draft 2020-12) with the `jsonschema` crate. Remote and file
 //! references are never fetched (the crate's resolvers are compiled out),
 //! and `pattern` uses the linear-time `regex` engine with a size limit, so
-//! a tenant's schema cannot make Hookline call out or spin.
+//! a tenant's schema cannot make Hookline call out or spin; a schema whose
+//! references could make one value cost too many evaluations is refused
+//! (`cost`).
+
+pub mod cost;
 
 use hookline_application::ports::{DataSchema, SchemaCompiler, SchemaViolation};
 use jsonschema::{PatternOptions, Validator};
@@ -16,19 +20,57 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonSchemaCompiler;
 
-struct Compiled(Validator);
+/// Most subschema evaluations spent listing a document's violations; past
+/// it only the first is reported (listing them all evaluates every branch
+/// of every `anyOf` for every value, where a check stops at the first
+/// failure).
+const LISTING_BUDGET: u64 = 200_000;
+
+struct Compiled {
+    validator: Validator,
+    /// Most subschemas one value can be checked by (`cost::check`).
+    per_value: u64,
+}
 
 impl DataSchema for Compiled {
     fn violations(&self, data: &Value) -> Vec<SchemaViolation> {
-        self.0
-            .iter_errors(data)
-            .take(MAX_VIOLATIONS)
-            .map(|e| SchemaViolation {
-                pointer: e.instance_path().to_string(),
-                message: e.to_string(),
-            })
+        let violation = |e: jsonschema::ValidationError<'_>| SchemaViolation {
+            pointer: e.instance_path().to_string(),
+            message: e.to_string(),
+        };
+        if self.validator.is_valid(data) {
+            return Vec::new();
+        }
+        if values_in(data).saturating_mul(self.per_value) <= LISTING_BUDGET {
+            return self
+                .validator
+                .iter_errors(data)
+                .take(MAX_VIOLATIONS)
+                .map(violation)
+                .collect();
+        }
+        self.validator
+            .validate(data)
+            .err()
+            .map(violation)
+            .into_iter()
             .collect()
     }
+}
+
+/// How many values `data` is made of (itself, and everything in it).
+fn values_in(data: &Value) -> u64 {
+    let mut n = 0u64;
+    let mut stack = vec![data];
+    while let Some(v) = stack.pop() {
+        n += 1;
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    n
 }
 
 impl SchemaCompiler for JsonSchemaCompiler {
@@ -45,10 +87,21 @@ impl SchemaCompiler for JsonSchemaCompiler {
         if !found.is_empty() {
             return Err(found);
         }
+        let per_value = cost::check(schema).map_err(|e| {
+            vec![SchemaViolation {
+                pointer: e.pointer().to_string(),
+                message: e.to_string(),
+            }]
+        })?;
         jsonschema::draft202012::options()
             .with_pattern_options(PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT))
             .build(schema)
-            .map(|v| Arc::new(Compiled(v)) as Arc<dyn DataSchema>)
+            .map(|validator| {
+                Arc::new(Compiled {
+                    validator,
+                    per_value,
+                }) as Arc<dyn DataSchema>
+            })
             .map_err(|e| {
                 vec![SchemaViolation {
                     pointer: e.instance_path().to_string(),
@@ -98,6 +151,39 @@ mod tests {
         assert!(remote.is_err());
         let file = JsonSchemaCompiler.compile(&json!({"$ref": "file:///etc/passwd"}));
         assert!(file.is_err());
+    }
+
+    #[test]
+    fn a_schema_whose_references_multiply_is_refused_with_the_reason() {
+        let mut defs = serde_json::Map::new();
+        for i in 0..22 {
+            let next = json!({"$ref": format!("#/$defs/d{}", i + 1)});
+            defs.insert(format!("d{i}"), json!({"anyOf": [next.clone(), next]}));
+        }
+        defs.insert("d22".into(), json!({"type": "number"}));
+        let err = JsonSchemaCompiler
+            .compile(&json!({"$defs": defs, "$ref": "#/$defs/d0"}))
+            .err()
+            .unwrap();
+        assert!(err[0].message.contains("more than 1000"), "{err:?}");
+    }
+
+    #[test]
+    fn a_large_document_failing_a_wide_schema_gets_its_first_violation_at_once() {
+        // 900 branches for every item of 50,000: listing every violation
+        // evaluates them all (tens of seconds); the first one is found at
+        // the first item.
+        let branches: Vec<Value> = (0..900).map(|i| json!({"const": i})).collect();
+        let schema = JsonSchemaCompiler
+            .compile(&json!({"items": {"anyOf": branches}}))
+            .unwrap();
+        let data = Value::Array((0..50_000).map(|_| json!("x")).collect());
+        let found = schema.violations(&data);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].pointer, "/0");
+        // A small one still gets all of them.
+        let found = schema.violations(&json!(["x", 1, "y"]));
+        assert_eq!(found.len(), 2, "{found:?}");
     }
 
     #[test]
