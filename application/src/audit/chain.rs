@@ -60,6 +60,25 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
+/// `value` with every negative zero (`-0`, `-0.0`, or a number too small
+/// for a double, such as `-1e-400`) made a positive one, in place: `jsonb`
+/// has no negative zero, so an event stored through it reads back with
+/// `0.0`, and a link computed over `-0.0` would no longer match.
+pub fn without_negative_zeros(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) {
+                if let Some(zero) = serde_json::Number::from_f64(0.0) {
+                    *n = zero;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_negative_zeros),
+        Value::Object(map) => map.values_mut().for_each(without_negative_zeros),
+        _ => {}
+    }
+}
+
 /// The metadata without its link.
 pub fn without_link(metadata: &Value) -> Value {
     match metadata {
@@ -195,6 +214,19 @@ pub fn stored_link(metadata: &Value) -> Option<&str> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn negative_zeros_become_zeros_at_every_depth() {
+        let mut v: Value = serde_json::from_str(
+            r#"{"a":-0,"b":-0.0,"c":-1e-400,"d":[-0.0,{"e":-0}],"f":-1,"g":0}"#,
+        )
+        .unwrap();
+        without_negative_zeros(&mut v);
+        assert_eq!(
+            canonical(&v),
+            r#"{"a":0.0,"b":0.0,"c":0.0,"d":[0.0,{"e":0.0}],"f":-1,"g":0}"#
+        );
+    }
 
     #[test]
     fn canonical_sorts_keys_at_every_depth_and_keeps_arrays() {

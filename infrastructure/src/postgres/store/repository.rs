@@ -7,7 +7,7 @@ use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
 use cqrs_es::Aggregate;
-use hookline_application::audit::chain::Unlinked;
+use hookline_application::audit::chain::{without_negative_zeros, Unlinked};
 use hookline_application::ports::AppendError;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
@@ -72,6 +72,12 @@ impl PersistedEventRepository for PgRepository {
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
         let mut rows: Vec<Unlinked> = events.iter().map(Unlinked::from_serialized).collect();
+        // postgres-es writes through `jsonb`, which has no negative zero:
+        // link what will be stored.
+        for row in &mut rows {
+            without_negative_zeros(&mut row.payload);
+            without_negative_zeros(&mut row.metadata);
+        }
         let mut conn = self
             .log
             .pool()
