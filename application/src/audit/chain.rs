@@ -66,11 +66,9 @@ fn write_canonical(value: &Value, out: &mut String) {
 /// `0.0`, and a link computed over `-0.0` would no longer match.
 pub fn without_negative_zeros(value: &mut Value) {
     match value {
-        Value::Number(n) => {
-            if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) {
-                if let Some(zero) = serde_json::Number::from_f64(0.0) {
-                    *n = zero;
-                }
+        Value::Number(n) if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) => {
+            if let Some(zero) = serde_json::Number::from_f64(0.0) {
+                *n = zero;
             }
         }
         Value::Array(items) => items.iter_mut().for_each(without_negative_zeros),
