@@ -27,6 +27,7 @@ pub mod pagination;
 pub mod portal;
 pub mod ports;
 pub mod replay;
+pub mod serial;
 pub mod shared;
 pub mod sources;
 pub mod subscriptions;

@@ -688,3 +688,39 @@ async fn the_example_is_what_a_receiver_gets() {
     let none = expect_json(app.get(&t, "/v1/event-types/bare.type/example").await, 404).await;
     assert_eq!(none["code"], "no_example");
 }
+
+#[tokio::test]
+async fn concurrent_defines_stop_at_the_limit_of_own_types() {
+    // Each define used to count the tenant's types on its own: 32 at once
+    // each found room, and a tenant held 1,021 of the 1,000 allowed.
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    for i in 0..990 {
+        let res = app
+            .post(
+                &t,
+                "/v1/event-types",
+                json!({"name": format!("lim.t{i:04}")}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let attempts = (0..30).map(|i| {
+        let app = &app;
+        let t = &t;
+        async move {
+            app.post(
+                t,
+                "/v1/event-types",
+                json!({"name": format!("lim.c{i:04}")}),
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 409).count();
+    assert_eq!((created, refused), (10, 20), "{statuses:?}");
+}

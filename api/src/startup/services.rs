@@ -292,20 +292,23 @@ fn connectors(
 ) -> anyhow::Result<(Arc<SourceService>, Arc<InboundService>, Arc<SiigoService>)> {
     let pool = &database.db.pool;
     let rejections = Arc::new(PgRejectionLog::new(pool.clone()));
-    let sources = Arc::new(SourceService::new(
-        shared.clone(),
-        a.sources.clone(),
-        Arc::new(PgSourceReadModel::new(pool.clone(), SOURCES_TABLE)),
-        rejections.clone(),
-        SourceSettings {
-            public_url: settings
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", settings.listen)),
-            rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
-                .unwrap_or_else(|_| chrono::Duration::days(1)),
-        },
-    ));
+    let sources = Arc::new(
+        SourceService::new(
+            shared.clone(),
+            a.sources.clone(),
+            Arc::new(PgSourceReadModel::new(pool.clone(), SOURCES_TABLE)),
+            rejections.clone(),
+            SourceSettings {
+                public_url: settings
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", settings.listen)),
+                rotation_overlap: chrono::Duration::from_std(settings.secret_rotation_overlap)
+                    .unwrap_or_else(|_| chrono::Duration::days(1)),
+            },
+        )
+        .with_locks(Arc::new(PgWriteLocks::new(pool.clone()))),
+    );
     let inbound = Arc::new(InboundService::new(
         shared.clone(),
         a.sources.clone(),
@@ -401,13 +404,16 @@ impl Services {
             .with_flow(Arc::new(PgFlowControl::new(database.db.pool.clone())))
             .with_locks(Arc::new(PgWriteLocks::new(database.db.pool.clone()))),
         );
-        let catalogue = Arc::new(CatalogueService::new(
-            shared.clone(),
-            a.catalogue.clone(),
-            a.catalogue_read.clone(),
-            a.tenant_read.clone(),
-            Arc::new(JsonSchemaCompiler),
-        ));
+        let catalogue = Arc::new(
+            CatalogueService::new(
+                shared.clone(),
+                a.catalogue.clone(),
+                a.catalogue_read.clone(),
+                a.tenant_read.clone(),
+                Arc::new(JsonSchemaCompiler),
+            )
+            .with_locks(Arc::new(PgWriteLocks::new(database.db.pool.clone()))),
+        );
         let pool = database.db.pool.clone();
         let portal = Arc::new(PortalService::new(
             shared.clone(),

@@ -151,6 +151,8 @@ pub struct CatalogueService {
     tenants: Arc<dyn TenantReadModel>,
     compiler: Arc<dyn SchemaCompiler>,
     cache: CatalogueCache,
+    /// Serialises "count the tenant's types, then define one".
+    serial: crate::serial::SerialWrites,
 }
 
 impl fmt::Debug for CatalogueService {
@@ -205,7 +207,16 @@ impl CatalogueService {
             tenants,
             compiler,
             cache,
+            serial: crate::serial::SerialWrites::default(),
         }
+    }
+
+    /// The limit of types holds across processes too, with `locks` (per
+    /// tenant).
+    #[must_use]
+    pub fn with_locks(mut self, locks: Arc<dyn crate::ports::WriteLocks>) -> Self {
+        self.serial.set_locks(locks);
+        self
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -474,6 +485,13 @@ impl CatalogueService {
     ) -> Result<Written<EventTypeView>, AppError> {
         input.spec.check()?;
         self.check_spec(input.spec.schema.as_ref(), input.spec.example.as_ref())?;
+        // Held until the type is written and read back (`run` settles the
+        // read model the next count reads): concurrent defines each found
+        // room for one more and the limit was passed.
+        let _serial = self
+            .serial
+            .hold(&format!("event_types:{}", ctx.tenant_id))
+            .await?;
         let catalogue = self.catalogue(ctx.tenant_id).await?;
         let custom = catalogue
             .types

@@ -44,7 +44,8 @@ pub struct SourceService {
     read: Arc<dyn SourceReadModel>,
     rejections: Arc<dyn RejectionLog>,
     settings: SourceSettings,
-    write_lock: tokio::sync::Mutex<()>,
+    /// Serialises "check the limit, then write".
+    serial: crate::serial::SerialWrites,
 }
 
 impl fmt::Debug for SourceService {
@@ -89,8 +90,15 @@ impl SourceService {
             read,
             rejections,
             settings,
-            write_lock: tokio::sync::Mutex::new(()),
+            serial: crate::serial::SerialWrites::default(),
         }
+    }
+
+    /// The limit holds across processes too, with `locks` (per tenant).
+    #[must_use]
+    pub fn with_locks(mut self, locks: Arc<dyn crate::ports::WriteLocks>) -> Self {
+        self.serial.set_locks(locks);
+        self
     }
 
     pub fn public_url(&self) -> &str {
@@ -231,7 +239,10 @@ impl SourceService {
     ) -> Result<Written<SourceView>, AppError> {
         let (command, secret) = self.creation(ctx, input)?;
         let id = command.source_id;
-        let guard = self.write_lock.lock().await;
+        let guard = self
+            .serial
+            .hold(&format!("sources:{}", ctx.tenant_id))
+            .await?;
         self.check_limit(ctx.tenant_id).await?;
         let consistent = self
             .run(ctx, id, || SourceCommand::Create(command.clone()))

@@ -50,10 +50,8 @@ pub struct SubscriptionService {
     pub(super) uids: UidClaims,
     /// The due queue's backlog per subscription, for reads.
     pub(super) flow: Option<Arc<dyn FlowControl>>,
-    /// Serialises "check for a duplicate, then write" within this process.
-    write_lock: tokio::sync::Mutex<()>,
-    /// And across processes (per tenant), when set.
-    locks: Option<Arc<dyn crate::ports::WriteLocks>>,
+    /// Serialises "check for a duplicate or the limit, then write".
+    serial: crate::serial::SerialWrites,
 }
 
 impl fmt::Debug for SubscriptionService {
@@ -79,8 +77,7 @@ impl SubscriptionService {
             settings,
             uids,
             flow: None,
-            write_lock: tokio::sync::Mutex::new(()),
-            locks: None,
+            serial: crate::serial::SerialWrites::default(),
         }
     }
 
@@ -88,28 +85,17 @@ impl SubscriptionService {
     /// too (per tenant): two processes each found no duplicate and both
     /// created one.
     pub fn with_locks(mut self, locks: Arc<dyn crate::ports::WriteLocks>) -> Self {
-        self.locks = Some(locks);
+        self.serial.set_locks(locks);
         self
     }
 
-    /// Holds the in-process mutex and, when set, the tenant's lock across
-    /// processes, for a check that must still hold when its write lands.
+    /// Holds the tenant's subscription writes, for a check that must still
+    /// hold when its write lands.
     async fn hold_writes(
         &self,
         tenant: TenantId,
-    ) -> Result<
-        (
-            tokio::sync::MutexGuard<'_, ()>,
-            Option<crate::ports::WriteLockGuard>,
-        ),
-        AppError,
-    > {
-        let local = self.write_lock.lock().await;
-        let shared = match &self.locks {
-            Some(locks) => Some(locks.hold(&format!("subscriptions:{tenant}")).await?),
-            None => None,
-        };
-        Ok((local, shared))
+    ) -> Result<crate::serial::SerialGuard<'_>, AppError> {
+        self.serial.hold(&format!("subscriptions:{tenant}")).await
     }
 
     /// Reads show each subscription's backlog from `flow`.
