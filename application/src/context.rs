@@ -8,6 +8,8 @@ use std::fmt;
 use uuid::Uuid;
 
 pub const MAX_REQUEST_ID_LEN: usize = 128;
+/// Request ids of Hookline's own components (`system:<component>:<id>`).
+const SYSTEM_PREFIX: &str = "system:";
 
 /// The id that follows one API request through its commands, events,
 /// deliveries and attempts.
@@ -16,8 +18,16 @@ pub struct RequestId(String);
 
 impl RequestId {
     /// A client's `X-Request-Id` when it is a sane token: 1–128 characters
-    /// from letters, digits and `-_.:/+=@`.
+    /// from letters, digits and `-_.:/+=@`, and not in Hookline's own
+    /// `system:` namespace (ids of its components' decisions: a client's
+    /// id there would pass for one in traces).
     pub fn from_client(value: &str) -> Option<Self> {
+        Self::recorded(value).filter(|id| !id.is_system())
+    }
+
+    /// An id Hookline could have recorded, its own `system:…` ones
+    /// included: a sane token as [`RequestId::from_client`] says.
+    pub fn recorded(value: &str) -> Option<Self> {
         let ok = !value.is_empty()
             && value.len() <= MAX_REQUEST_ID_LEN
             && value
@@ -26,15 +36,22 @@ impl RequestId {
         ok.then(|| Self(value.to_string()))
     }
 
+    /// Whether it is in Hookline's `system:` namespace (any case).
+    pub fn is_system(&self) -> bool {
+        self.0
+            .get(..SYSTEM_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(SYSTEM_PREFIX))
+    }
+
     /// A request id a client looks up (`/v1/requests/{id}`, `?request_id=`):
     /// anything Hookline could have recorded, that is a sane token (as
-    /// [`RequestId::from_client`]); otherwise a validation error naming
+    /// [`RequestId::recorded`]); otherwise a validation error naming
     /// `field`.
     ///
     /// # Errors
     /// When `value` could not be a request id.
     pub fn lookup(field: &str, value: &str) -> Result<Self, ValidationError> {
-        Self::from_client(value).ok_or_else(|| {
+        Self::recorded(value).ok_or_else(|| {
             ValidationError::new(
                 field,
                 "must be 1–128 characters from letters, digits and -_.:/+=@",
@@ -50,7 +67,7 @@ impl RequestId {
 
     /// An id for work no API request caused (`system:<component>:<id>`).
     pub fn system(component: &str, id: impl fmt::Display) -> Self {
-        Self(format!("system:{component}:{id}"))
+        Self(format!("{SYSTEM_PREFIX}{component}:{id}"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -136,6 +153,14 @@ mod tests {
         assert!(RequestId::from_client("has space").is_none());
         assert!(RequestId::from_client("new\nline").is_none());
         assert!(RequestId::from_client("<script>").is_none());
+        // Hookline's own namespace is not a client's, in any case; it is
+        // still looked up.
+        for own in ["system:flow:01a2", "SYSTEM:flow:x", "System:x"] {
+            assert!(RequestId::from_client(own).is_none(), "{own}");
+            assert!(RequestId::lookup("id", own).is_ok(), "{own}");
+        }
+        assert!(RequestId::from_client("systems:x").is_some());
+        assert!(RequestId::system("flow", 7).is_system());
     }
 
     #[test]

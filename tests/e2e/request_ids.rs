@@ -62,6 +62,9 @@ async fn ids_are_generated_when_absent_or_not_sane_and_appear_in_errors() {
         "has space".to_string(),
         "a".repeat(129),
         "<script>".to_string(),
+        // Hookline's own components' namespace.
+        "system:flow:01a240e7-74cc-7182-b1f1-30aa48b72c93".to_string(),
+        "SYSTEM:operational:1".to_string(),
     ] {
         let res = app
             .client

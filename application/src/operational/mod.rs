@@ -338,7 +338,7 @@ impl Notifier {
             let request_id = notice
                 .request_id
                 .as_deref()
-                .and_then(RequestId::from_client)
+                .and_then(RequestId::recorded)
                 .unwrap_or_else(|| RequestId::system("operational", notice.id));
             let ctx = CommandContext {
                 request_id,
