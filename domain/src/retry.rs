@@ -51,10 +51,6 @@ impl RetryPolicy {
         if failures == 0 || failures > self.max_retries {
             return None;
         }
-        if let Some(hint) = retry_after_secs {
-            let secs = hint.clamp(1, self.retry_after_cap_secs.max(1));
-            return Some(Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)));
-        }
         let index = (failures as usize - 1).min(self.schedule_secs.len().saturating_sub(1));
         let base_ms = self
             .schedule_secs
@@ -70,7 +66,18 @@ impl RetryPolicy {
         let ms = (base_ms * (1.0 + self.jitter.clamp(0.0, 1.0) * draw))
             .round()
             .max(0.0);
-        Some(Duration::milliseconds(ms as i64))
+        let scheduled = Duration::milliseconds(ms as i64);
+        // A receiver's hint makes the wait longer, never shorter: a
+        // `Retry-After: 0` (or a date already past, a clock behind) used to
+        // spend every retry a second apart and abandon the delivery in
+        // seconds instead of hours.
+        Some(match retry_after_secs {
+            Some(hint) => {
+                let secs = hint.clamp(1, self.retry_after_cap_secs.max(1));
+                scheduled.max(Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)))
+            }
+            None => scheduled,
+        })
     }
 }
 
@@ -119,7 +126,13 @@ mod tests {
             p.next_delay(1, 0.0, Some(999_999)).unwrap().num_seconds(),
             3600
         );
-        assert_eq!(p.next_delay(1, 0.0, Some(0)).unwrap().num_seconds(), 1);
+        // A hint shorter than the schedule does not bring a retry forward.
+        let scheduled = p.next_delay(1, 0.0, None).unwrap();
+        assert_eq!(p.next_delay(1, 0.0, Some(0)).unwrap(), scheduled);
+        assert_eq!(p.next_delay(1, 0.0, Some(1)).unwrap(), scheduled);
+        let later = p.next_delay(8, 0.0, None).unwrap();
+        assert!(later.num_seconds() > 3600);
+        assert_eq!(p.next_delay(8, 0.0, Some(999_999)).unwrap(), later);
         assert_eq!(p.next_delay(9, 0.0, Some(1)), None);
     }
 }

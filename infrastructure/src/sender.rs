@@ -4,7 +4,7 @@
 //! unless allow-listed, and the connection goes only to a checked address.
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hookline_application::ports::{OutgoingRequest, SendOutcome, SendResult, WebhookSender};
 use hookline_domain::outcome::{ErrorKind, MAX_RESPONSE_EXCERPT_BYTES};
 use hookline_domain::target_url::is_permitted;
@@ -93,6 +93,13 @@ pub struct ReqwestSender {
     allow: AllowList,
 }
 
+/// How long an idle connection to a receiver is kept for the next attempt.
+/// Shorter than the keep-alive of common receivers (gunicorn 2 s, Node 5 s):
+/// one that closes an idle connection just as it is reused fails an attempt
+/// the receiver never saw ("connection closed before message completed"),
+/// which costs a retry interval and counts towards its circuit.
+const POOL_IDLE: Duration = Duration::from_secs(1);
+
 impl ReqwestSender {
     /// # Errors
     /// When the TLS backend cannot be initialised.
@@ -102,7 +109,7 @@ impl ReqwestSender {
             .no_proxy()
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .timeout(settings.timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(settings.pool_per_host)
             .tcp_nodelay(true)
             .dns_resolver(Arc::new(GuardedResolver {
@@ -198,7 +205,8 @@ async fn read_excerpt(mut response: reqwest::Response) -> Result<Option<String>,
     )))
 }
 
-/// `Retry-After`: delay-seconds or an HTTP date.
+/// `Retry-After`: delay-seconds or an HTTP date, in any of the three forms
+/// RFC 9110 has recipients accept (IMF-fixdate, RFC 850, asctime).
 pub fn parse_retry_after(value: &str) -> Option<u64> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
@@ -206,8 +214,14 @@ pub fn parse_retry_after(value: &str) -> Option<u64> {
         // policy caps it), not "no Retry-After".
         return Some(value.parse::<u64>().unwrap_or(u64::MAX));
     }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let delta = at.with_timezone(&Utc) - Utc::now();
+    let at = match httpdate::parse_http_date(value) {
+        Ok(at) => DateTime::<Utc>::from(at),
+        // Other RFC 2822 dates (a numeric zone, no weekday), as before.
+        Err(_) => chrono::DateTime::parse_from_rfc2822(value)
+            .ok()?
+            .with_timezone(&Utc),
+    };
+    let delta = at - Utc::now();
     Some(u64::try_from(delta.num_seconds()).unwrap_or(0))
 }
 
@@ -308,5 +322,15 @@ mod tests {
         let secs = parse_retry_after(&future).unwrap();
         assert!((85..=90).contains(&secs), "{secs}");
         assert_eq!(parse_retry_after("soon"), None);
+        // RFC 850 and asctime forms, which RFC 9110 has recipients accept.
+        let at = Utc::now() + chrono::Duration::seconds(90);
+        for form in [
+            at.format("%A, %d-%b-%y %H:%M:%S GMT").to_string(),
+            at.format("%a %b %e %H:%M:%S %Y").to_string(),
+            at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        ] {
+            let secs = parse_retry_after(&form).unwrap_or_default();
+            assert!((85..=90).contains(&secs), "{form}: {secs}");
+        }
     }
 }

@@ -118,6 +118,30 @@ async fn retry_after_is_honoured() {
 }
 
 #[tokio::test]
+async fn a_retry_after_of_zero_or_in_the_past_does_not_bring_retries_forward() {
+    // It used to replace the schedule with a second: every retry spent
+    // within seconds, and the delivery abandoned.
+    let app = fast_app(&[("HOOKLINE_RETRY_SCHEDULE", "3")]).await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.script(vec![
+        Reply::status(429).header("retry-after", "0"),
+        Reply::status(503).header("retry-after", "Thu, 01 Jan 1970 00:00:00 GMT"),
+    ]);
+    app.subscribe(&t, json!({"url": rx.url("/r"), "events": ["a.b"]}))
+        .await;
+    let id = first_delivery(&publish(&app, &t, "a.b", json!({})).await);
+    wait_status(&app, &t, &id, "delivered", WAIT).await;
+    let got = rx.received();
+    assert_eq!(got.len(), 3);
+    for pair in got.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        // The schedule's 3 s, less its 10 % jitter.
+        assert!(gap >= Duration::from_millis(2650), "{gap:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_4xx_or_a_redirect_fails_without_retry() {
     let app = fast_app(&[]).await;
     let t = app.tenant("acme").await;
