@@ -724,3 +724,15 @@ async fn concurrent_defines_stop_at_the_limit_of_own_types() {
     let refused = statuses.iter().filter(|s| **s == 409).count();
     assert_eq!((created, refused), (10, 20), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn a_bad_name_is_the_only_fault_named_when_no_group_is_given() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    for body in [json!({"name": "a..b"}), json!({})] {
+        let err = expect_json(app.post(&t, "/v1/event-types", body).await, 400).await;
+        let detail = err["detail"].as_str().unwrap();
+        assert!(detail.starts_with("name"), "{detail}");
+        assert!(!detail.contains("group"), "{detail}");
+    }
+}

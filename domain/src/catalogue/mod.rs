@@ -51,6 +51,15 @@ impl EventTypeSpec {
     /// A validation error naming `group` or `description`.
     pub fn check(&self) -> Result<(), ValidationError> {
         check_group(&self.group)?;
+        self.check_but_group()
+    }
+
+    /// Checks all but the group (when there is none to check: a type whose
+    /// name, which would give it, is refused).
+    ///
+    /// # Errors
+    /// A validation error naming `description`, `schema` or `example`.
+    pub fn check_but_group(&self) -> Result<(), ValidationError> {
         check_free_text("description", &self.description, MAX_DESCRIPTION_CHARS)?;
         check_storable_json("schema", self.schema.as_ref())?;
         check_example(self.example.as_ref())

@@ -71,13 +71,20 @@ impl CreateEventTypeRequest {
                 .and_then(|n| n.as_str().split('.').next())
                 .map(str::to_string)
         });
+        let grouped = group.is_some();
         let spec = EventTypeSpec {
             group: group.unwrap_or_default(),
             description: self.description.unwrap_or_default(),
             schema: self.schema,
             example: self.example,
         };
-        v.check(spec.check());
+        // Without a group and without a name to take it from, the name is
+        // what is wrong (said above), not an empty group.
+        v.check(if grouped {
+            spec.check()
+        } else {
+            spec.check_but_group()
+        });
         v.finish()?;
         let name =
             name.ok_or_else(|| AppError::Internal("validation passed without a name".into()))?;
