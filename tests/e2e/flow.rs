@@ -614,3 +614,53 @@ async fn a_rate_limited_backlog_does_not_pace_other_tenants() {
         assert!(within <= 2, "{within} limited attempts within one second");
     }
 }
+
+#[tokio::test]
+async fn whole_numbers_written_with_a_fraction_of_zero_are_whole_numbers() {
+    // JSON Schema's `integer` (and clients generated from the document)
+    // allow 10.0; rate_limit refused it while expires_in took it.
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    let s = app
+        .subscribe(
+            &t,
+            json!({"url": rx.url("/a"), "events": ["a.*"], "rate_limit": 10.0}),
+        )
+        .await;
+    assert_eq!(s["rate_limit"], 10);
+    let id = s["id"].as_str().unwrap();
+    let changed = expect_json(
+        app.patch(
+            &t,
+            &format!("/v1/subscriptions/{id}"),
+            json!({"rate_limit": 5e0}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(changed["rate_limit"], 5);
+    let err = expect_json(
+        app.patch(
+            &t,
+            &format!("/v1/subscriptions/{id}"),
+            json!({"rate_limit": 2.5}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(err["code"], "invalid_body", "{err}");
+    let cleared = expect_json(
+        app.patch(
+            &t,
+            &format!("/v1/subscriptions/{id}"),
+            json!({"rate_limit": null}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(cleared["rate_limit"].is_null(), "{cleared}");
+}

@@ -133,3 +133,16 @@ where
             ))
         })
 }
+
+/// A field of a PATCH that may be absent (unchanged), `null` (removed) or a
+/// whole number ([`whole_number`]): `10` and `10.0` alike.
+///
+/// # Errors
+/// A value that is not a whole number in `T`'s range.
+pub fn present_whole_number<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    whole_number(d).map(Some)
+}

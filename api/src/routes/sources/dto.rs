@@ -34,7 +34,7 @@ pub struct IdempotencyBody {
     #[schema(max_length = 200, pattern = r"^/[^\x00-\x1F\x7F-\x9F]*$")]
     pub pointer: Option<String>,
     /// How long a repeat is recognised (60 s – 30 days; default 1 day).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
     #[schema(minimum = 60, maximum = 2592000)]
     pub window_seconds: Option<u32>,
 }

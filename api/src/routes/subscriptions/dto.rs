@@ -87,7 +87,7 @@ pub struct CreateSubscriptionRequest {
     pub payload_format: Option<String>,
     /// Attempts per second at most, across every worker (1–10000);
     /// absent or null: no limit. Deliveries over it wait in the queue.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
     #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit: Option<i64>,
 }
@@ -246,7 +246,10 @@ pub struct UpdateSubscriptionRequest {
     #[schema(value_type = Option<SignatureSchemeSchema>)]
     pub signature_scheme: Option<String>,
     /// Attempts per second at most (1–10000); `null` removes the limit.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "crate::routes::common::present_whole_number"
+    )]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000)]
     pub rate_limit: Option<Option<i64>>,
     /// Accepted only to explain that secrets change through rotation.

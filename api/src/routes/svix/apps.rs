@@ -55,11 +55,11 @@ pub struct ApplicationIn {
     pub metadata: Option<BTreeMap<String, String>>,
     /// Accepted (1–65535) and not kept: Hookline has no per-application
     /// rate.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
     #[schema(minimum = 1, maximum = 65535)]
     pub throttle_rate: Option<i64>,
     /// SDK 1.x's name for `throttleRate`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
     #[schema(deprecated, minimum = 1, maximum = 65535)]
     pub rate_limit: Option<i64>,
 }
@@ -83,7 +83,10 @@ pub struct ApplicationPatch {
     /// Absent or `null`: unchanged.
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "crate::routes::common::present_whole_number"
+    )]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 65535)]
     pub throttle_rate: Option<Option<i64>>,
 }

@@ -102,11 +102,11 @@ pub struct EndpointIn {
     pub headers: Option<BTreeMap<String, String>>,
     /// Deliveries per second at most (1–65535); Hookline keeps it as the
     /// subscription's rate limit, capped at 10000.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
     #[schema(minimum = 1, maximum = 65535)]
     pub throttle_rate: Option<i64>,
     /// SDK 1.x's name for `throttleRate`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
     #[schema(deprecated, minimum = 1, maximum = 65535)]
     pub rate_limit: Option<i64>,
 }
@@ -139,7 +139,10 @@ pub struct EndpointPatch {
     pub channels: Option<Option<Vec<String>>>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "crate::routes::common::present_whole_number"
+    )]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 65535)]
     pub throttle_rate: Option<Option<i64>>,
 }
