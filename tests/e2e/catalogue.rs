@@ -736,3 +736,32 @@ async fn a_bad_name_is_the_only_fault_named_when_no_group_is_given() {
         assert!(!detail.contains("group"), "{detail}");
     }
 }
+
+#[tokio::test]
+async fn patch_nulls_clear_what_can_be_cleared_and_leave_the_rest() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    expect_json(
+        app.post(
+            &t,
+            "/v1/event-types",
+            json!({"name": "order.packed", "group": "Orders", "description": "Packed."}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let path = "/v1/event-types/order.packed";
+    let cleared = expect_json(app.patch(&t, path, json!({"description": null})).await, 200).await;
+    assert_eq!(cleared["description"], "");
+    let nothing = expect_json(app.patch(&t, path, json!({"group": null})).await, 400).await;
+    assert_eq!(nothing["code"], "bad_request", "{nothing}");
+    let kept = expect_json(
+        app.patch(&t, path, json!({"group": null, "deprecated": true}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(kept["group"], "Orders");
+    assert_eq!(kept["deprecated"], true);
+}

@@ -134,6 +134,20 @@ where
         })
 }
 
+/// A field of a PATCH that may be absent (`None`: unchanged) or present,
+/// `null` included (`Some(None)`). With `#[serde(default)]`.
+///
+/// # Errors
+/// A value that is not a `T`.
+pub fn present<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize as _;
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// A field of a PATCH that may be absent (unchanged), `null` (removed) or a
 /// whole number ([`whole_number`]): `10` and `10.0` alike.
 ///

@@ -11,15 +11,9 @@ use hookline_application::AppError;
 use hookline_domain::catalogue::EventTypeSpec;
 use hookline_domain::tenant::{SettingsChanges, TenantSettings};
 use hookline_domain::{EventType, ValidationError};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// `POST /v1/event-types`: a type of the tenant's own, or a built-in one
 /// defined again after it was archived.
@@ -93,7 +87,8 @@ impl CreateEventTypeRequest {
 }
 
 /// `PATCH /v1/event-types/{name}`: absent fields stay as they are; `null`
-/// clears `schema` and `example`. At least one change is required.
+/// clears `description`, `schema` and `example`, and leaves `group` and
+/// `deprecated` as they are. At least one change is required.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEventTypeRequest {
@@ -104,14 +99,15 @@ pub struct UpdateEventTypeRequest {
         pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
     )]
     pub group: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
-    pub description: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    /// `null` or `""` removes it.
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
+    #[schema(value_type = Option<String>, max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
     #[schema(value_type = Option<JsonSchemaSchema>)]
     pub schema: Option<Option<Value>>,
     /// A JSON object; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
     #[schema(value_type = Option<Object>)]
     pub example: Option<Option<Value>>,
     /// Deprecate (publishing it then answers with a `Deprecation` header)
@@ -124,7 +120,7 @@ impl From<UpdateEventTypeRequest> for EventTypeChanges {
     fn from(r: UpdateEventTypeRequest) -> Self {
         Self {
             group: r.group,
-            description: r.description,
+            description: r.description.map(Option::unwrap_or_default),
             schema: r.schema,
             example: r.example,
             deprecated: r.deprecated,

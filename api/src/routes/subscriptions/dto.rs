@@ -21,7 +21,7 @@ use hookline_domain::{
     AllowList, EventFilter, EventPattern, SignatureScheme, SigningSecret, SubscriptionId,
     TargetUrl, TenantId, ValidationError,
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use utoipa::{IntoParams, ToSchema};
@@ -235,11 +235,11 @@ pub struct UpdateSubscriptionRequest {
     #[schema(value_type = Option<Vec<EventPatternSchema>>, min_items = 1, max_items = 100)]
     pub events: Option<Vec<String>>,
     /// Replaces every custom header; `null` or `{}` removes them all.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub headers: Option<Option<BTreeMap<String, String>>>,
     /// `null` or `""` removes it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
     #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub description: Option<Option<String>>,
     #[serde(default)]
@@ -274,12 +274,6 @@ impl fmt::Debug for UpdateSubscriptionRequest {
             .field("signature_scheme", &self.signature_scheme)
             .finish_non_exhaustive()
     }
-}
-
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 impl UpdateSubscriptionRequest {

@@ -19,7 +19,7 @@ use hookline_domain::metadata::Metadata;
 use hookline_domain::tenant::TenantName;
 use hookline_domain::uid::Uid;
 use hookline_domain::TenantId;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,13 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, upsert, patch, remove))
-}
-
-/// A present JSON field, `null` included (`Some(None)`).
-pub(super) fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `ApplicationIn`.
@@ -77,7 +70,7 @@ pub struct ApplicationPatch {
     )]
     pub name: Option<String>,
     /// `null` removes the uid.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<Option<String>>,
     /// Absent or `null`: unchanged.

@@ -4,7 +4,7 @@
 //! secret can be read back: each read is recorded in the log
 //! (`SecretRevealed`, ADR 0015).
 
-use super::apps::{metadata, present, rate};
+use super::apps::{metadata, rate};
 use super::error::{Invalid, SvixError, SvixResult};
 use super::extract::{parse_time, svix_time, ListResponse, Params, SvixBody, SvixJson};
 use super::ids::{self, Ref};
@@ -123,18 +123,18 @@ pub struct EndpointPatch {
     pub url: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<Option<String>>,
     #[serde(default)]
     pub disabled: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
     #[schema(value_type = Option<Vec<String>>, min_items = 1)]
     pub event_types: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
     #[schema(value_type = Option<Vec<String>>, deprecated)]
     pub filter_types: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
     #[schema(value_type = Option<Vec<String>>, min_items = 1, max_items = 10)]
     pub channels: Option<Option<Vec<String>>>,
     #[serde(default)]

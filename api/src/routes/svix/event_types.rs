@@ -53,7 +53,7 @@ pub struct EventTypeIn {
     /// JSON Schemas by version (`{"1": {…}}`); Hookline keeps the newest
     /// and checks published payloads against it.
     /// `null` (on update and patch) removes the schema.
-    #[serde(default, deserialize_with = "super::apps::present")]
+    #[serde(default, deserialize_with = "crate::routes::common::present")]
     #[schema(schema_with = schemas_by_version)]
     pub schemas: Option<Option<Value>>,
     #[serde(default)]
