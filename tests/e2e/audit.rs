@@ -15,6 +15,12 @@ fn no_env() -> HashMap<String, String> {
     HashMap::new()
 }
 
+/// Runs the CLI and expects it to succeed.
+async fn run_ok(args: &[&str]) {
+    let out = run_cli(args, &no_env()).await;
+    assert_eq!(out.code, Some(0), "{args:?}: {}{}", out.stdout, out.stderr);
+}
+
 async fn all_audit_pages(app: &TestApp, t: &hookline_tests::Tenant, limit: u32) -> Vec<Value> {
     let mut after = 0;
     let mut out = Vec::new();
@@ -998,23 +1004,11 @@ async fn negative_zeros_sent_by_a_client_keep_the_chain_intact() {
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let url = app.db.url.clone();
-    let out = run_cli(&["audit", "verify", "--database-url", &url], &no_env()).await;
-    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    run_ok(&["audit", "verify", "--database-url", &url]).await;
     let dir = tempfile::tempdir().unwrap();
     let heads = dir.path().join("heads.jsonl");
-    let out = run_cli(
-        &[
-            "audit",
-            "heads",
-            "--database-url",
-            &url,
-            "--output",
-            heads.to_str().unwrap(),
-        ],
-        &no_env(),
-    )
-    .await;
-    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let heads = heads.to_str().unwrap();
+    run_ok(&["audit", "heads", "--database-url", &url, "--output", heads]).await;
 }
 
 #[tokio::test]
@@ -1037,19 +1031,15 @@ async fn replay_check_agrees_with_a_busy_queue() {
     let url = app.db.url.clone();
     let mut checks = 0;
     while rx.count() < 700 && checks < 12 {
-        let check = run_cli(
-            &[
-                "replay",
-                "--projection",
-                "deliveries",
-                "--check",
-                "--database-url",
-                &url,
-            ],
-            &no_env(),
-        )
-        .await;
-        assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+        let check = [
+            "replay",
+            "--projection",
+            "deliveries",
+            "--check",
+            "--database-url",
+            &url,
+        ];
+        run_ok(&check).await;
         checks += 1;
     }
     assert!(checks >= 2, "the queue drained before it could be checked");

@@ -388,6 +388,7 @@ impl Services {
             )),
         );
         let (batched, batchers) = GroupCommit::start(a.deliveries.clone(), 3);
+        let locks = Arc::new(PgWriteLocks::new(database.db.pool.clone()));
         let subscriptions = Arc::new(
             SubscriptionService::new(
                 shared.clone(),
@@ -402,7 +403,7 @@ impl Services {
                 },
             )
             .with_flow(Arc::new(PgFlowControl::new(database.db.pool.clone())))
-            .with_locks(Arc::new(PgWriteLocks::new(database.db.pool.clone()))),
+            .with_locks(locks.clone()),
         );
         let catalogue = Arc::new(
             CatalogueService::new(
@@ -412,7 +413,7 @@ impl Services {
                 a.tenant_read.clone(),
                 Arc::new(JsonSchemaCompiler),
             )
-            .with_locks(Arc::new(PgWriteLocks::new(database.db.pool.clone()))),
+            .with_locks(locks),
         );
         let pool = database.db.pool.clone();
         let portal = Arc::new(PortalService::new(
