@@ -1045,3 +1045,61 @@ async fn replay_check_agrees_with_a_busy_queue() {
     assert!(checks >= 2, "the queue drained before it could be checked");
     rx.wait_for(800, Duration::from_secs(120)).await;
 }
+
+#[tokio::test]
+async fn replay_check_finds_a_held_back_queue_row_changed_by_hand() {
+    // Rows a worker wrote for first attempts that wait for their turn were
+    // copied whole into the rebuilt table, so a hand-made change to one
+    // compared equal.
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    app.subscribe(
+        &t,
+        json!({"url": rx.url("/a"), "events": ["rl.*"], "rate_limit": 1}),
+    )
+    .await;
+    for i in 0..20 {
+        publish(&app, &t, "rl.x", json!({"i": i})).await;
+    }
+    let pool = app.db.pool.clone();
+    eventually("rows wait for their turn", WAIT, || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_queue WHERE waiting")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (n >= 10).then_some(())
+    })
+    .await;
+    let url = app.db.url.clone();
+    run_ok(&[
+        "replay",
+        "--projection",
+        "deliveries",
+        "--check",
+        "--database-url",
+        &url,
+    ])
+    .await;
+    sqlx::query(
+        "UPDATE delivery_queue SET event_type = 'rl.evil'
+          WHERE delivery_id = (SELECT delivery_id FROM delivery_queue ORDER BY lease_until DESC LIMIT 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let check = run_cli(
+        &[
+            "replay",
+            "--projection",
+            "deliveries",
+            "--check",
+            "--database-url",
+            &url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(check.code, Some(3), "{}{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains("rl.evil") || check.stderr.contains("rl.evil"));
+}

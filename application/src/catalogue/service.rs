@@ -496,7 +496,9 @@ impl CatalogueService {
         let custom = catalogue
             .types
             .values()
-            .filter(|k| !k.state.builtin && !k.state.archived)
+            // Its own: not the organisation's (which every tenant sees),
+            // nor built-ins, nor archived ones.
+            .filter(|k| k.state.tenant_id == ctx.tenant_id && !k.state.builtin && !k.state.archived)
             .count();
         if custom >= MAX_CUSTOM_EVENT_TYPES {
             return Err(AppError::conflict(

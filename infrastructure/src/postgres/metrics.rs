@@ -24,7 +24,8 @@ pub struct QueueGauges {
     /// Leased by a worker for an attempt (in flight).
     pub leased: i64,
     /// Held back by a worker for their turn: a subscription's share of the
-    /// worker (a slow receiver), a rate limit.
+    /// worker (a slow receiver), a rate limit; until a worker claims them
+    /// again (also once their hold has run out).
     pub waiting: i64,
     /// Held behind an open circuit until its next probe.
     pub parked: i64,
@@ -98,22 +99,23 @@ impl PgGauges {
     }
 
     async fn queue(&self) -> Result<QueueGauges, sqlx::Error> {
+        // `held`: a row a worker held back for its turn, whether or not its
+        // hold has run out (it stays held back until a worker claims it).
         let row = sqlx::query(
-            "SELECT count(*) FILTER (WHERE COALESCE(lease_until, due_at) <= now()) AS due,
+            "WITH q AS (SELECT *, (waiting AND lease_until IS NOT NULL
+                                   AND lease_owner IS DISTINCT FROM $1) AS held
+                          FROM delivery_queue)
+             SELECT count(*) FILTER (WHERE COALESCE(lease_until, due_at) <= now() AND NOT held) AS due,
                     count(*) FILTER (WHERE lease_until IS NULL AND due_at > now()) AS scheduled,
                     count(*) FILTER (WHERE lease_until > now() AND lease_owner IS DISTINCT FROM $1
-                                       AND NOT waiting) AS leased,
-                    count(*) FILTER (WHERE lease_until > now() AND lease_owner IS DISTINCT FROM $1
-                                       AND waiting) AS waiting,
-                    COALESCE(EXTRACT(EPOCH FROM now() - min(due_at) FILTER (
-                        WHERE lease_until > now() AND lease_owner IS DISTINCT FROM $1 AND waiting))::float8,
+                                       AND NOT held) AS leased,
+                    count(*) FILTER (WHERE held) AS waiting,
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(due_at) FILTER (WHERE held))::float8,
                         0) AS oldest_waiting,
                     count(*) FILTER (WHERE lease_until > now() AND lease_owner = $1) AS parked,
-                    COALESCE(EXTRACT(EPOCH FROM now() - (
-                        SELECT COALESCE(lease_until, due_at) FROM delivery_queue
-                         WHERE COALESCE(lease_until, due_at) <= now()
-                         ORDER BY COALESCE(lease_until, due_at) LIMIT 1))::float8, 0) AS oldest
-               FROM delivery_queue",
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(COALESCE(lease_until, due_at)) FILTER (
+                        WHERE COALESCE(lease_until, due_at) <= now() AND NOT held))::float8, 0) AS oldest
+               FROM q",
         )
         .bind(PARKED)
         .fetch_one(&self.pool)

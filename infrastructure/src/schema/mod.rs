@@ -165,15 +165,15 @@ mod tests {
             .compile(&json!({"$defs": defs, "$ref": "#/$defs/d0"}))
             .err()
             .unwrap();
-        assert!(err[0].message.contains("more than 1000"), "{err:?}");
+        assert!(err[0].message.contains("more than 256"), "{err:?}");
     }
 
     #[test]
     fn a_large_document_failing_a_wide_schema_gets_its_first_violation_at_once() {
-        // 900 branches for every item of 50,000: listing every violation
-        // evaluates them all (tens of seconds); the first one is found at
-        // the first item.
-        let branches: Vec<Value> = (0..900).map(|i| json!({"const": i})).collect();
+        // 250 branches for every item of 50,000: listing every violation
+        // evaluates them all (seconds); the first one is found at the
+        // first item.
+        let branches: Vec<Value> = (0..250).map(|i| json!({"const": i})).collect();
         let schema = JsonSchemaCompiler
             .compile(&json!({"items": {"anyOf": branches}}))
             .unwrap();

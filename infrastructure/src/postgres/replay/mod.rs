@@ -383,18 +383,30 @@ async fn compare(
 /// Queue rows workers wrote for first attempts taken from the log that
 /// had to wait (deferred or parked) are workers' state, like leases: the
 /// log implies no row for them (their first attempt is not made yet), so a
-/// rebuild keeps them from the live table.
+/// rebuild keeps them from the live table — their due time and lease; what
+/// they say of the delivery (identity, type, body, request) is taken from
+/// its `DeliveryEnqueued` event, as a worker taking it from the log would,
+/// so a check still finds a row changed by hand, and a row of no delivery
+/// is not kept.
 async fn keep_handed_over(
     conn: &mut PgConnection,
     table: &str,
     rebuilt: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO {rebuilt} SELECT l.* FROM {table} l
+        "INSERT INTO {rebuilt} (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt, due_at,
+                                body, request_id, triggered_by, lease_owner, lease_until, waiting)
+         SELECT l.delivery_id, (e.payload->>'tenant_id')::uuid, (e.payload->>'subscription_id')::uuid,
+                (e.payload->>'event_id')::uuid, e.payload->>'event_type', 1, l.due_at,
+                e.payload->>'body', e.metadata->>'request_id', e.metadata->>'triggered_by',
+                l.lease_owner, l.lease_until, l.waiting
+           FROM {table} l
+           JOIN events e ON e.aggregate_type = 'Delivery' AND e.aggregate_id = l.delivery_id::text
+                        AND e.sequence = 1 AND e.event_type = 'DeliveryEnqueued'
           WHERE NOT EXISTS (SELECT 1 FROM {rebuilt} r WHERE r.delivery_id = l.delivery_id)
-            AND NOT EXISTS (SELECT 1 FROM events e
-                             WHERE e.aggregate_type = 'Delivery' AND e.aggregate_id = l.delivery_id::text
-                               AND e.sequence > 1)"
+            AND NOT EXISTS (SELECT 1 FROM events o
+                             WHERE o.aggregate_type = 'Delivery' AND o.aggregate_id = l.delivery_id::text
+                               AND o.sequence > 1)"
     ))
     .execute(&mut *conn)
     .await?;
