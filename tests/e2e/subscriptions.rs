@@ -598,3 +598,40 @@ async fn a_tenant_holds_at_most_its_subscription_limit() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn operations_refuse_a_query_or_a_body_they_do_not_take() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let s = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/h", "events": ["a.*"]}),
+        )
+        .await;
+    let id = s["id"].as_str().unwrap();
+    // No query parameters: a query string is refused, as an unknown
+    // parameter is where there are some.
+    for path in [
+        "/v1/settings?bogus=1".to_string(),
+        format!("/v1/subscriptions/{id}/history?bogus=1"),
+    ] {
+        let err = expect_json(app.get(&t, &path).await, 400).await;
+        assert_eq!(err["code"], "invalid_query", "{path}: {err}");
+    }
+    // No body: none or {} is fine, anything else is refused.
+    let enable = format!("/v1/subscriptions/{id}/enable");
+    for body in [json!({"zzz_unknown": 1}), json!([])] {
+        let err = expect_json(app.post(&t, &enable, body).await, 400).await;
+        assert_eq!(err["code"], "invalid_body", "{err}");
+    }
+    expect_json(app.post(&t, &enable, json!({})).await, 200).await;
+    let res = app
+        .client
+        .post(app.url(&enable))
+        .bearer_auth(&t.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod operators;
 pub mod portal_sessions;
+pub mod shapes;
 pub mod sources;
 pub mod subscriptions;
 pub mod svix;
@@ -111,6 +112,10 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
             ))
         },
     );
+    let router = router.route_layer(axum::middleware::from_fn_with_state(
+        shapes::Shapes::of(&api),
+        shapes::refuse_unexpected,
+    ));
     openapi::finish(&mut api);
     let document = openapi::Document(openapi::to_json(&api)?);
     let svix = svix::router(&state)?;

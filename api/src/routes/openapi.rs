@@ -350,10 +350,17 @@ pub fn finish(api: &mut OpenApi) {
                     "the path does not decode to UTF-8 text (check its %-escapes)",
                 ));
             }
+            // `shapes::refuse_unexpected`.
+            let refusing = super::shapes::refuses(path);
             if has_query {
                 bad.push((
                     "invalid_query",
                     "an unknown query parameter, or one of the wrong type (`limit=ten`)",
+                ));
+            } else if refusing {
+                bad.push((
+                    "invalid_query",
+                    "a query string: this operation takes no query parameters",
                 ));
             }
             if has_body && !raw_body {
@@ -361,6 +368,11 @@ pub fn finish(api: &mut OpenApi) {
                 bad.push((
                     "invalid_body",
                     "the body is not a JSON object of the expected fields (an unknown field, or one of the wrong type)",
+                ));
+            } else if !has_body && refusing && write {
+                bad.push((
+                    "invalid_body",
+                    "a body other than none or `{}`: this operation takes no body",
                 ));
             }
             if !bad.is_empty() {
