@@ -63,6 +63,30 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// The body's `Content-Encoding` when it is not `identity`: bodies are read
+/// as sent, never decompressed.
+pub fn content_encoding(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_ENCODING)?;
+    let value = String::from_utf8_lossy(value.as_bytes()).trim().to_string();
+    (!value.is_empty() && !value.eq_ignore_ascii_case("identity")).then_some(value)
+}
+
+/// Why a body in `encoding` is refused.
+pub fn encoded_detail(encoding: &str) -> String {
+    format!(
+        "Content-Encoding `{}` is not supported: send the body uncompressed",
+        hookline_domain::validation::printable(&encoding.chars().take(40).collect::<String>())
+    )
+}
+
+fn encoded(encoding: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        encoded_detail(encoding),
+    )
+}
+
 fn unsupported() -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -78,6 +102,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
             return Err(unsupported());
         }
+        if let Some(encoding) = content_encoding(req.headers()) {
+            return Err(encoded(&encoding));
+        }
         let bytes = body_bytes(req, state).await?;
         parse(&bytes).map(ApiJson)
     }
@@ -88,12 +115,16 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json = is_json(req.headers().get(header::CONTENT_TYPE));
+        let encoding = content_encoding(req.headers());
         let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
         if !json {
             return Err(unsupported());
+        }
+        if let Some(encoding) = encoding {
+            return Err(encoded(&encoding));
         }
         parse(&bytes).map(OptionalJson)
     }

@@ -221,13 +221,20 @@ fn outcome_unknown(timeout: Duration) -> Response {
 /// any case), or a 401 that says what is wrong; `what` names the token.
 ///
 /// # Errors
-/// Missing, non-ASCII, or another scheme.
+/// Missing, sent more than once, non-ASCII, or another scheme.
 pub fn bearer_token<'h>(headers: &'h HeaderMap, what: &str) -> Result<&'h str, ApiError> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+    let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Err(ApiError::unauthorized(format!(
             "missing Authorization header; send `Authorization: Bearer <{what}>`"
         )));
     };
+    if values.next().is_some() {
+        // Which one a proxy or a server reads differs: refuse rather than pick.
+        return Err(ApiError::unauthorized(format!(
+            "more than one Authorization header; send one, `Authorization: Bearer <{what}>`"
+        )));
+    }
     let shape = || {
         ApiError::unauthorized(format!(
             "the Authorization header must be `Bearer <{what}>` in visible ASCII"

@@ -66,6 +66,39 @@ async fn malformed_requests_get_clear_4xx() {
     assert_shape(&b);
     let b = expect_json(post("{}", None).await.unwrap(), 415).await;
     assert_eq!(b["code"], "unsupported_media_type");
+    // A compressed body is refused as such (it was read as malformed JSON).
+    let res = app
+        .client
+        .post(app.url("/v1/subscriptions"))
+        .bearer_auth(&t.api_key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f_u8, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])
+        .send()
+        .await
+        .unwrap();
+    let b = expect_json(res, 415).await;
+    assert_shape(&b);
+    assert!(b["detail"].as_str().unwrap().contains("`gzip`"), "{b}");
+    // Two Authorization headers: refused, whichever one is right.
+    for (first, second) in [
+        (t.api_key.as_str(), "hlk_wrong"),
+        ("hlk_wrong", t.api_key.as_str()),
+    ] {
+        let res = app
+            .client
+            .get(app.url("/v1/subscriptions"))
+            .header("authorization", format!("Bearer {first}"))
+            .header("authorization", format!("Bearer {second}"))
+            .send()
+            .await
+            .unwrap();
+        let b = expect_json(res, 401).await;
+        assert!(
+            b["detail"].as_str().unwrap().contains("more than one"),
+            "{b}"
+        );
+    }
 
     let big =
         json!({"url": "https://example.com/x", "events": ["a.b"], "description": "d".repeat(5000)});

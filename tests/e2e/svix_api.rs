@@ -312,6 +312,32 @@ async fn svix_errors_and_limits() {
             "{err}"
         );
     }
+    // A compressed body: 415, not a JSON error; two tokens: 401.
+    let res = app
+        .client
+        .post(app.url("/api/v1/app/limits/msg"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .header("content-encoding", "br")
+        .body("{\"eventType\": \"a.b\", \"payload\": {}}")
+        .send()
+        .await
+        .unwrap();
+    let err = expect_json(res, 415).await;
+    assert_eq!(err["code"], "unsupported_media_type", "{err}");
+    let res = app
+        .client
+        .get(app.url("/api/v1/app"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("authorization", "Bearer hlo_other")
+        .send()
+        .await
+        .unwrap();
+    let err = expect_json(res, 401).await;
+    assert!(
+        err["detail"].as_str().unwrap().contains("more than one"),
+        "{err}"
+    );
     // An endpoint filter naming Hookline's namespace in another case
     // never matches: refused, located at the entry.
     let res = svix(

@@ -24,9 +24,24 @@ struct Shape {
     body: bool,
 }
 
-/// What each operation takes, by method and route template.
+/// The methods operations are routed on, in the order of [`slot`].
+const METHODS: [Method; 5] = [
+    Method::GET,
+    Method::PUT,
+    Method::POST,
+    Method::DELETE,
+    Method::PATCH,
+];
+
+/// Where `method`'s shape is kept in a route template's entry.
+fn slot(method: &Method) -> Option<usize> {
+    METHODS.iter().position(|m| m == method)
+}
+
+/// What each operation takes, by route template and then method (looked up
+/// by `&str` on every request: no allocation).
 #[derive(Debug, Default)]
-pub struct Shapes(HashMap<(Method, String), Shape>);
+pub struct Shapes(HashMap<String, [Option<Shape>; 5]>);
 
 /// Whether the template is one of the refusing ones.
 pub fn refuses(path: &str) -> bool {
@@ -40,13 +55,9 @@ impl Shapes {
             if !refuses(path) {
                 continue;
             }
-            for (method, op) in [
-                (Method::GET, &item.get),
-                (Method::PUT, &item.put),
-                (Method::POST, &item.post),
-                (Method::DELETE, &item.delete),
-                (Method::PATCH, &item.patch),
-            ] {
+            let mut shapes = [None; 5];
+            let operations = [&item.get, &item.put, &item.post, &item.delete, &item.patch];
+            for (shape, op) in shapes.iter_mut().zip(operations) {
                 let Some(op) = op else { continue };
                 let query = op
                     .parameters
@@ -54,8 +65,9 @@ impl Shapes {
                     .flatten()
                     .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query);
                 let body = op.request_body.is_some();
-                map.insert((method, path.clone()), Shape { query, body });
+                *shape = Some(Shape { query, body });
             }
+            map.insert(path.clone(), shapes);
         }
         Arc::new(Self(map))
     }
@@ -69,12 +81,9 @@ pub async fn refuse_unexpected(
     let shape = req
         .extensions()
         .get::<MatchedPath>()
-        .and_then(|p| {
-            shapes
-                .0
-                .get(&(req.method().clone(), p.as_str().to_string()))
-        })
-        .copied();
+        .and_then(|p| shapes.0.get(p.as_str()))
+        .zip(slot(req.method()))
+        .and_then(|(entry, slot)| entry[slot]);
     let Some(shape) = shape else {
         return next.run(req).await;
     };

@@ -36,7 +36,7 @@ impl DataSchema for Compiled {
     fn violations(&self, data: &Value) -> Vec<SchemaViolation> {
         let violation = |e: jsonschema::ValidationError<'_>| SchemaViolation {
             pointer: e.instance_path().to_string(),
-            message: e.to_string(),
+            message: message(&e),
         };
         if self.validator.is_valid(data) {
             return Vec::new();
@@ -56,6 +56,20 @@ impl DataSchema for Compiled {
             .into_iter()
             .collect()
     }
+}
+
+/// Longest message that quotes the value it is about; past it the value is
+/// named by its pointer instead (a message per violation quoting a large
+/// value made answers many times larger than the request).
+const MAX_QUOTING_MESSAGE: usize = 240;
+
+/// The violation's message, quoting the value only when that keeps it short.
+fn message(e: &jsonschema::ValidationError<'_>) -> String {
+    let quoting = e.to_string();
+    if quoting.len() <= MAX_QUOTING_MESSAGE {
+        return quoting;
+    }
+    e.masked_with("the value").to_string()
 }
 
 /// How many values `data` is made of (itself, and everything in it).
@@ -81,7 +95,7 @@ impl SchemaCompiler for JsonSchemaCompiler {
             .take(MAX_VIOLATIONS)
             .map(|e| SchemaViolation {
                 pointer: e.instance_path().to_string(),
-                message: e.to_string(),
+                message: message(&e),
             })
             .collect();
         if !found.is_empty() {
@@ -105,7 +119,7 @@ impl SchemaCompiler for JsonSchemaCompiler {
             .map_err(|e| {
                 vec![SchemaViolation {
                     pointer: e.instance_path().to_string(),
-                    message: e.to_string(),
+                    message: message(&e),
                 }]
             })
     }
@@ -116,6 +130,25 @@ mod tests {
     use super::*;
     use hookline_domain::catalogue::{EventTypeSpec, BUILTINS};
     use serde_json::json;
+
+    #[test]
+    fn violations_quote_large_values_by_pointer_only() {
+        let schema = JsonSchemaCompiler
+            .compile(&json!({"properties": {"a": {"type": "string"}, "b": {"type": "string"}}}))
+            .unwrap();
+        let big: Vec<u32> = (0..1000).collect();
+        let found = schema.violations(&json!({"a": big, "b": 7}));
+        assert_eq!(found.len(), 2);
+        let a = found.iter().find(|v| v.pointer == "/a").unwrap();
+        assert!(a.message.len() < 100, "{}", a.message);
+        assert!(a.message.contains("is not of type"), "{}", a.message);
+        let b = found.iter().find(|v| v.pointer == "/b").unwrap();
+        assert!(
+            b.message.starts_with('7'),
+            "small values are still quoted: {}",
+            b.message
+        );
+    }
 
     #[test]
     fn violations_name_json_pointers() {

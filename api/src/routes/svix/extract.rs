@@ -23,7 +23,8 @@ pub struct SvixJson<T>(pub T);
 pub struct SvixBody<T>(pub T);
 
 async fn bytes<S: Send + Sync>(req: Request, state: &S) -> SvixResult<Bytes> {
-    Bytes::from_request(req, state).await.map_err(|rejection| {
+    let encoding = crate::extract::content_encoding(req.headers());
+    let body = Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             SvixError::payload_too_large("Request payload is too large.")
         } else {
@@ -32,7 +33,15 @@ async fn bytes<S: Send + Sync>(req: Request, state: &S) -> SvixResult<Bytes> {
                 format!("the request body could not be read: {rejection}"),
             )
         }
-    })
+    })?;
+    match encoding {
+        Some(encoding) if !body.iter().all(u8::is_ascii_whitespace) => Err(SvixError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            crate::extract::encoded_detail(&encoding),
+        )),
+        _ => Ok(body),
+    }
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> SvixResult<T> {
