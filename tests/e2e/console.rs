@@ -1190,6 +1190,8 @@ async fn odd_queries_get_the_console_error_page() {
             .starts_with("text/html"));
         let body = res.text().await.unwrap();
         assert!(body.contains("lang=\"es\""), "{path}: {body}");
+        assert!(body.contains("twice"), "{path}: {body}");
+        assert!(!body.contains("deserialize"), "no raw parser text: {body}");
     }
     for back in [
         "/console/../../v1/subscriptions",

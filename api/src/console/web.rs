@@ -144,8 +144,41 @@ where
             .map_err(|rejection| Failure {
                 status: StatusCode::BAD_REQUEST,
                 code: "invalid_query".to_string(),
-                detail: rejection.body_text(),
+                detail: query_detail(&rejection.body_text()),
             })
+    }
+}
+
+/// axum's rejection text as a sentence of the console's own ("Failed to
+/// deserialize query string: duplicate field `status`" → "the link's
+/// query names `status` twice").
+fn query_detail(rejection: &str) -> String {
+    let reason = rejection
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(rejection);
+    match reason
+        .strip_prefix("duplicate field `")
+        .and_then(|r| r.split_once('`'))
+    {
+        Some((field, _)) => format!("the link's query names `{field}` twice"),
+        None => format!("the link's query could not be read ({reason})"),
+    }
+}
+
+#[cfg(test)]
+mod query_tests {
+    #[test]
+    fn axum_rejections_read_as_sentences() {
+        assert_eq!(
+            super::query_detail("Failed to deserialize query string: duplicate field `status`"),
+            "the link's query names `status` twice"
+        );
+        assert_eq!(
+            super::query_detail(
+                "Failed to deserialize query string: invalid digit found in string"
+            ),
+            "the link's query could not be read (invalid digit found in string)"
+        );
     }
 }
 
