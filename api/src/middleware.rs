@@ -81,7 +81,7 @@ pub async fn request_context(
         "request",
         request_id = %request_id,
         method = %req.method(),
-        path = %req.uri().path(),
+        path = %logged_path(req.uri().path()),
         tenant_id = tracing::field::Empty,
     );
     let started = Instant::now();
@@ -197,6 +197,22 @@ async fn answer_within(
             outcome_unknown(timeout)
         }
     }
+}
+
+/// Longest request path written into log lines; a longer one is cut
+/// (with `…`) so a request cannot make each of its log lines as long as
+/// the URI it sent.
+const MAX_LOGGED_PATH: usize = 256;
+
+fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.len() <= MAX_LOGGED_PATH {
+        return path.into();
+    }
+    let mut end = MAX_LOGGED_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end]).into()
 }
 
 /// `503 outcome_unknown`: the request's changes were being committed for
@@ -339,7 +355,20 @@ fn decodes_to_utf8(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::decodes_to_utf8;
+    use super::{decodes_to_utf8, logged_path, MAX_LOGGED_PATH};
+
+    #[test]
+    fn long_paths_are_cut_in_logs() {
+        assert_eq!(logged_path("/v1/subscriptions"), "/v1/subscriptions");
+        let long = format!("/v1/{}", "é".repeat(5000));
+        let cut = logged_path(&long);
+        assert!(
+            cut.len() <= MAX_LOGGED_PATH + '…'.len_utf8(),
+            "{}",
+            cut.len()
+        );
+        assert!(cut.ends_with('…'));
+    }
 
     #[test]
     fn paths_decode_to_utf8_or_not() {

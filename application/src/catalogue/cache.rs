@@ -1,17 +1,23 @@
 //! Each tenant's catalogue in memory, for the publish path: the types (the
 //! built-ins it never touched, the organisation's, and its own stored ones,
 //! each overriding the one before) with their compiled schemas, and its
-//! strict setting. An entry is used while the catalogue
-//! and tenants read models stand where they stood when it was loaded, and
-//! reloaded on first use after either moved.
+//! strict setting. An entry is used while the catalogue and tenants read
+//! models stand where they stood when it was loaded. When either moved, the
+//! tenant's own part is checked (a count and version sum of its and the
+//! organisation's stored types, and its tenant row): another tenant's change
+//! costs this one two small queries, never a recompile, and a change of its
+//! own recompiles only the schemas that changed. One reload per tenant runs
+//! at a time; compiling runs as [`SchemaWork`].
 
+use super::work::SchemaWork;
 use crate::error::AppError;
 use crate::ports::{CatalogueReadModel, DataSchema, SchemaCompiler, TenantReadModel};
 use chrono::{DateTime, Utc};
 use hookline_domain::catalogue::{EventTypeSpec, EventTypeState, BUILTINS};
 use hookline_domain::{EventType, TenantId};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Tenants whose catalogues are kept at once; past it the cache starts
 /// over (a reload is two small queries).
@@ -27,6 +33,9 @@ pub(crate) struct Known {
 
 pub(crate) struct TenantCatalogue {
     stamp: (u64, u64),
+    /// What the stored types of the tenant and the organisation looked
+    /// like when loaded.
+    fingerprint: (i64, i64),
     pub strict: bool,
     /// When the tenant was created (the built-ins' time).
     pub since: DateTime<Utc>,
@@ -42,6 +51,8 @@ struct CompiledBuiltin {
 pub(crate) struct CatalogueCache {
     builtins: Vec<CompiledBuiltin>,
     tenants: RwLock<HashMap<TenantId, Arc<TenantCatalogue>>>,
+    reloads: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    pub work: SchemaWork,
 }
 
 impl CatalogueCache {
@@ -65,6 +76,8 @@ impl CatalogueCache {
         Self {
             builtins,
             tenants: RwLock::new(HashMap::new()),
+            reloads: Mutex::new(HashMap::new()),
+            work: SchemaWork::default(),
         }
     }
 
@@ -76,7 +89,23 @@ impl CatalogueCache {
             .map(|b| &b.spec)
     }
 
-    /// The tenant's catalogue, loaded again when the read models moved.
+    fn cached(&self, tenant: TenantId) -> Option<Arc<TenantCatalogue>> {
+        self.tenants.read().ok()?.get(&tenant).cloned()
+    }
+
+    fn reload_lock(&self, tenant: TenantId) -> Arc<tokio::sync::Mutex<()>> {
+        match self.reloads.lock() {
+            Ok(mut map) => {
+                if map.len() >= MAX_CACHED_TENANTS {
+                    map.retain(|_, l| Arc::strong_count(l) > 1);
+                }
+                map.entry(tenant).or_default().clone()
+            }
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// The tenant's catalogue, checked again when the read models moved.
     ///
     /// # Errors
     /// Storage errors.
@@ -85,19 +114,66 @@ impl CatalogueCache {
         tenant: TenantId,
         read: &dyn CatalogueReadModel,
         tenants: &dyn TenantReadModel,
-        compiler: &dyn SchemaCompiler,
+        compiler: &Arc<dyn SchemaCompiler>,
     ) -> Result<Arc<TenantCatalogue>, AppError> {
-        let stamp = (read.version(), tenants.version());
-        if let Ok(map) = self.tenants.read() {
-            if let Some(c) = map.get(&tenant).filter(|c| c.stamp == stamp) {
-                return Ok(c.clone());
-            }
+        let current = || (read.version(), tenants.version());
+        if let Some(c) = self.cached(tenant).filter(|c| c.stamp == current()) {
+            return Ok(c);
         }
-        let entries = read.entries(tenant).await?;
+        // Requests that find it out of date wait for one reload.
+        let lock = self.reload_lock(tenant);
+        let _reloading = lock.lock().await;
+        let stamp = current();
+        let cached = self.cached(tenant);
+        if let Some(c) = cached.as_ref().filter(|c| c.stamp == stamp) {
+            return Ok(c.clone());
+        }
+        let scope: &[TenantId] = if tenant.is_organisation() {
+            &[TenantId::ORGANISATION]
+        } else {
+            &[tenant, TenantId::ORGANISATION]
+        };
+        let fingerprint = read.fingerprint(scope).await?;
         let owner = tenants.get(tenant).await?;
         let (strict, since) = owner.map_or((false, DateTime::<Utc>::UNIX_EPOCH), |t| {
             (t.settings.strict_event_types, t.created_at)
         });
+        let types = match cached {
+            Some(prev) if prev.fingerprint == fingerprint && prev.since == since => {
+                prev.types.clone()
+            }
+            prev => {
+                self.load(tenant, read, since, compiler, prev.as_deref())
+                    .await?
+            }
+        };
+        let catalogue = Arc::new(TenantCatalogue {
+            stamp,
+            fingerprint,
+            strict,
+            since,
+            types,
+        });
+        if let Ok(mut map) = self.tenants.write() {
+            if map.len() >= MAX_CACHED_TENANTS {
+                map.clear();
+            }
+            map.insert(tenant, catalogue.clone());
+        }
+        Ok(catalogue)
+    }
+
+    /// The tenant's types, with the compiled schemas of `prev` kept where
+    /// the schema did not change.
+    async fn load(
+        &self,
+        tenant: TenantId,
+        read: &dyn CatalogueReadModel,
+        since: DateTime<Utc>,
+        compiler: &Arc<dyn SchemaCompiler>,
+        prev: Option<&TenantCatalogue>,
+    ) -> Result<BTreeMap<EventType, Arc<Known>>, AppError> {
+        let entries = read.entries(tenant).await?;
         let mut types = BTreeMap::new();
         for b in &self.builtins {
             let mut state = EventTypeState::builtin(tenant, b.name.clone(), b.spec.clone());
@@ -122,58 +198,90 @@ impl CatalogueCache {
         // Operational types (`hookline.…`) are Hookline's: changes a
         // tenant stored before they were refused are not shown (their
         // events stay in the log and its history).
+        let mut stored: BTreeMap<EventType, EventTypeState> = BTreeMap::new();
         for state in inherited
             .into_iter()
             .chain(entries)
             .filter(|s| !s.name.is_operational())
         {
-            let schema = self.compiled(&state, compiler);
-            types.insert(
-                state.name.clone(),
+            stored.insert(state.name.clone(), state);
+        }
+        let mut to_compile = Vec::new();
+        for (name, state) in stored {
+            let known = |schema| {
                 Arc::new(Known {
-                    state,
+                    state: state.clone(),
                     schema,
                     stored: true,
-                }),
-            );
-        }
-        let catalogue = Arc::new(TenantCatalogue {
-            stamp,
-            strict,
-            since,
-            types,
-        });
-        if let Ok(mut map) = self.tenants.write() {
-            if map.len() >= MAX_CACHED_TENANTS {
-                map.clear();
+                })
+            };
+            let Some(schema) = &state.spec.schema else {
+                types.insert(name, known(None));
+                continue;
+            };
+            let unchanged = prev
+                .and_then(|p| p.types.get(&name))
+                .filter(|k| k.stored && k.state.spec.schema.as_ref() == Some(schema))
+                .map(|k| k.schema.clone())
+                .or_else(|| {
+                    self.builtins
+                        .iter()
+                        .find(|b| b.name == name && b.spec.schema.as_ref() == Some(schema))
+                        .map(|b| b.schema.clone())
+                });
+            match unchanged {
+                Some(compiled) => {
+                    types.insert(name, known(compiled));
+                }
+                None => to_compile.push(state),
             }
-            map.insert(tenant, catalogue.clone());
         }
-        Ok(catalogue)
+        if !to_compile.is_empty() {
+            let compiler = compiler.clone();
+            let compiled = self
+                .work
+                .run(tenant, move || {
+                    to_compile
+                        .into_iter()
+                        .map(|state| {
+                            let schema = state
+                                .spec
+                                .schema
+                                .as_ref()
+                                .and_then(|s| compile(&compiler, &state.name, s));
+                            (state, schema)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await?;
+            for (state, schema) in compiled {
+                types.insert(
+                    state.name.clone(),
+                    Arc::new(Known {
+                        state,
+                        schema,
+                        stored: true,
+                    }),
+                );
+            }
+        }
+        Ok(types)
     }
+}
 
-    /// A stored type's compiled schema (the built-in's when unchanged).
-    fn compiled(
-        &self,
-        state: &EventTypeState,
-        compiler: &dyn SchemaCompiler,
-    ) -> Option<Arc<dyn DataSchema>> {
-        let schema = state.spec.schema.as_ref()?;
-        if let Some(b) = self
-            .builtins
-            .iter()
-            .find(|b| b.name == state.name && b.spec.schema.as_ref() == Some(schema))
-        {
-            return b.schema.clone();
-        }
-        match compiler.compile(schema) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                // Schemas are checked when defined; one that no longer
-                // compiles (a newer compiler) is not enforced.
-                tracing::error!(event_type = %state.name, errors = ?e, "stored schema does not compile");
-                None
-            }
+/// A stored type's schema compiled, or none (logged) when it no longer
+/// compiles: schemas are checked when defined; one a newer compiler or a
+/// newer limit refuses is not enforced.
+fn compile(
+    compiler: &Arc<dyn SchemaCompiler>,
+    name: &EventType,
+    schema: &Value,
+) -> Option<Arc<dyn DataSchema>> {
+    match compiler.compile(schema) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(event_type = %name, errors = ?e, "stored schema does not compile");
+            None
         }
     }
 }

@@ -7,6 +7,7 @@
 mod cache;
 mod service;
 mod view;
+mod work;
 
 pub use service::{
     refuse_operational, Admission, CatalogueService, EventTypeChanges, ListEventTypes,

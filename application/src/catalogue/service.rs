@@ -229,14 +229,20 @@ impl CatalogueService {
                 tenant,
                 self.read.as_ref(),
                 self.tenants.as_ref(),
-                self.compiler.as_ref(),
+                &self.compiler,
             )
             .await
     }
 
     /// Checks a schema and an example: the schema compiles, each fits the
-    /// size limit, and the example satisfies the schema.
-    fn check_spec(&self, schema: Option<&Value>, example: Option<&Value>) -> Result<(), AppError> {
+    /// size limit, and the example satisfies the schema (as the tenant's
+    /// schema work).
+    async fn check_spec(
+        &self,
+        tenant: TenantId,
+        schema: Option<&Value>,
+        example: Option<&Value>,
+    ) -> Result<(), AppError> {
         let mut errors = Vec::new();
         for (field, value) in [("schema", schema), ("example", example)] {
             if value.is_some_and(|v| json_size(v) > MAX_SCHEMA_BYTES) {
@@ -249,30 +255,36 @@ impl CatalogueService {
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
         }
-        let compiled = match schema {
-            Some(s) if !s.is_object() && !s.is_boolean() => {
-                return Err(ValidationError::new(
-                    "schema",
-                    "must be a JSON Schema (draft 2020-12): an object or a boolean",
-                )
-                .into())
-            }
-            Some(s) => Some(self.compiler.compile(s).map_err(|found| {
-                let mut errors = violations("/schema", found);
-                for e in &mut errors {
-                    e.reason = format!("is not a valid JSON Schema: {}", e.reason);
-                }
-                AppError::Validation(errors)
-            })?),
-            None => None,
+        let Some(schema) = schema else {
+            return Ok(());
         };
-        if let (Some(compiled), Some(example)) = (compiled, example) {
-            let found = compiled.violations(example);
-            if !found.is_empty() {
-                return Err(AppError::Validation(violations("/example", found)));
-            }
+        if !schema.is_object() && !schema.is_boolean() {
+            return Err(ValidationError::new(
+                "schema",
+                "must be a JSON Schema (draft 2020-12): an object or a boolean",
+            )
+            .into());
         }
-        Ok(())
+        let compiler = self.compiler.clone();
+        let (schema, example) = (schema.clone(), example.cloned());
+        self.cache
+            .work
+            .run(tenant, move || {
+                let compiled = compiler.compile(&schema).map_err(|found| {
+                    let mut errors = violations("/schema", found);
+                    for e in &mut errors {
+                        e.reason = format!("is not a valid JSON Schema: {}", e.reason);
+                    }
+                    AppError::Validation(errors)
+                })?;
+                let found = example.map(|e| compiled.violations(&e)).unwrap_or_default();
+                if found.is_empty() {
+                    Ok(())
+                } else {
+                    Err(AppError::Validation(violations("/example", found)))
+                }
+            })
+            .await?
     }
 
     /// The catalogue, a page at a time: the built-ins the tenant did not
@@ -484,7 +496,12 @@ impl CatalogueService {
         input: NewEventType,
     ) -> Result<Written<EventTypeView>, AppError> {
         input.spec.check()?;
-        self.check_spec(input.spec.schema.as_ref(), input.spec.example.as_ref())?;
+        self.check_spec(
+            ctx.tenant_id,
+            input.spec.schema.as_ref(),
+            input.spec.example.as_ref(),
+        )
+        .await?;
         // Held until the type is written and read back (`run` settles the
         // read model the next count reads): concurrent defines each found
         // room for one more and the limit was passed.
@@ -551,7 +568,8 @@ impl CatalogueService {
             .clone()
             .unwrap_or_else(|| current.spec.example.clone());
         if changes.schema.is_some() || changes.example.is_some() {
-            self.check_spec(schema.as_ref(), example.as_ref())?;
+            self.check_spec(ctx.tenant_id, schema.as_ref(), example.as_ref())
+                .await?;
         }
         let at = self.now();
         let base = self.cache.builtin(name).cloned();
@@ -665,11 +683,25 @@ impl CatalogueService {
             return Ok(Admission::default());
         };
         if let Some(schema) = &known.schema {
-            let value: Value = serde_json::from_str(data.get())
-                .map_err(|e| ValidationError::new("data", format!("is not JSON: {e}")))?;
-            let found = schema.violations(&value);
-            if !found.is_empty() {
-                return Err(AppError::Validation(violations("/data", found)));
+            let check = |schema: &dyn crate::ports::DataSchema, data: &str| {
+                let value: Value = serde_json::from_str(data)
+                    .map_err(|e| ValidationError::new("data", format!("is not JSON: {e}")))?;
+                let found = schema.violations(&value);
+                if found.is_empty() {
+                    Ok(())
+                } else {
+                    Err(AppError::Validation(violations("/data", found)))
+                }
+            };
+            if known.stored {
+                // A tenant's own schema may be slow on a large document.
+                let (schema, data) = (schema.clone(), data.get().to_string());
+                self.cache
+                    .work
+                    .run(tenant, move || check(schema.as_ref(), &data))
+                    .await??;
+            } else {
+                check(schema.as_ref(), data.get())?;
             }
         }
         Ok(Admission {

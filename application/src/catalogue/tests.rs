@@ -306,3 +306,72 @@ async fn operational_types_are_hooklines_to_describe() {
     let got = cat.get(t, &opened, None).await.unwrap();
     assert!(got.builtin && !got.archived);
 }
+
+/// Counts compilations, compiling as the in-memory double does.
+#[derive(Default)]
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl crate::ports::SchemaCompiler for Counting {
+    fn compile(
+        &self,
+        schema: &serde_json::Value,
+    ) -> Result<std::sync::Arc<dyn crate::ports::DataSchema>, Vec<crate::ports::SchemaViolation>>
+    {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        crate::testing::TinySchemas.compile(schema)
+    }
+}
+
+#[tokio::test]
+async fn a_reload_compiles_only_the_schemas_that_changed() {
+    use std::sync::atomic::Ordering;
+    let world = World::default();
+    let counting = std::sync::Arc::new(Counting::default());
+    let cat = CatalogueService::new(
+        world.shared.clone(),
+        world.store(()),
+        std::sync::Arc::new(crate::testing::LogCatalogue(world.log.clone())),
+        world.tenants(),
+        counting.clone(),
+    );
+    let compiles = || counting.0.load(Ordering::SeqCst);
+    let (a, b) = (tenant(1), tenant(2));
+    let object = Some(json!({"type": "object", "required": ["order_id"]}));
+    cat.define(&world.ctx(a), shipped(object.clone()))
+        .await
+        .unwrap();
+    let first = compiles();
+    let admit = |t| {
+        let cat = &cat;
+        async move {
+            cat.admit(t, &name("order.shipped"), &raw(json!({"order_id": "o-1"})))
+                .await
+        }
+    };
+    admit(a).await.unwrap();
+    assert_eq!(compiles(), first + 1, "the first load compiles the type");
+    assert!(
+        admit(a).await.is_ok() && compiles() == first + 1,
+        "then it is cached"
+    );
+    // Another tenant's change moves every read model: the schema that did
+    // not change is not compiled again.
+    cat.define(&world.ctx(b), shipped(object.clone()))
+        .await
+        .unwrap();
+    let after_b = compiles();
+    assert!(admit(a).await.is_ok());
+    assert_eq!(compiles(), after_b, "nothing recompiled for tenant 1");
+    // Its own new type: only that one is compiled.
+    let mut other = shipped(object);
+    other.name = name("order.packed");
+    cat.define(&world.ctx(a), other).await.unwrap();
+    let after_own = compiles();
+    assert!(admit(a).await.is_ok());
+    assert_eq!(compiles(), after_own + 1, "only the new type compiled");
+    // And the check still holds.
+    assert!(cat
+        .admit(a, &name("order.shipped"), &raw(json!({"x": 1})))
+        .await
+        .is_err());
+}

@@ -21,6 +21,14 @@ pub trait CatalogueReadModel: Send + Sync {
     /// A number that changes whenever the read model does (the projection's
     /// position), so cached catalogues can be checked again.
     fn version(&self) -> u64;
+
+    /// A value that changes whenever a stored type of one of `tenants`
+    /// does (how many there are, and the sum of their versions), so a
+    /// cached catalogue can tell its own changes from others'.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn fingerprint(&self, tenants: &[TenantId]) -> Result<(i64, i64), AppError>;
 }
 
 /// One way a JSON value breaks a schema.

@@ -546,4 +546,12 @@ impl crate::ports::CatalogueReadModel for LogCatalogue {
     fn version(&self) -> u64 {
         self.0.all().len() as u64
     }
+
+    /// Every change of any tenant's types counts (coarser than Postgres's,
+    /// which is per tenant; enough for the application's tests).
+    async fn fingerprint(&self, _tenants: &[TenantId]) -> Result<(i64, i64), AppError> {
+        use hookline_domain::catalogue::CatalogueEntry;
+        let n = self.0.of(CatalogueEntry::TYPE).len();
+        Ok((i64::try_from(n).unwrap_or(i64::MAX), 0))
+    }
 }

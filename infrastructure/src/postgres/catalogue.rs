@@ -173,4 +173,20 @@ impl CatalogueReadModel for PgCatalogueReadModel {
     fn version(&self) -> u64 {
         u64::try_from(self.progress.borrow().position).unwrap_or_default()
     }
+
+    async fn fingerprint(&self, tenants: &[TenantId]) -> Result<(i64, i64), AppError> {
+        let ids: Vec<uuid::Uuid> = tenants.iter().map(|t| *t.as_uuid()).collect();
+        let row = sqlx::query(
+            "SELECT count(*) AS n, COALESCE(sum(version), 0)::bigint AS v
+               FROM event_types WHERE tenant_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok((
+            row.try_get("n").map_err(unavailable)?,
+            row.try_get("v").map_err(unavailable)?,
+        ))
+    }
 }
