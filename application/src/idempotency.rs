@@ -72,11 +72,12 @@ impl IdempotencyService {
 
     /// The key as a new request would hold it (claimed by
     /// [`IdempotencyService::begin`]).
-    pub fn key_for(&self, scope: &str, key: &str) -> HeldKey {
+    pub fn key_for(&self, scope: &str, key: &str, request_id: &str) -> HeldKey {
         HeldKey {
             scope: scope.to_string(),
             key: key.to_string(),
             claim: uuid::Uuid::new_v4(),
+            request_id: request_id.to_string(),
         }
     }
 
@@ -100,7 +101,9 @@ impl IdempotencyService {
                     self.sweep().await;
                     return Ok(Begun::Proceed);
                 }
-                KeyClaim::Taken { fingerprint: f, .. } if f != fingerprint => {
+                KeyClaim::Taken { fingerprint: f, .. } | KeyClaim::Lost { fingerprint: f, .. }
+                    if f != fingerprint =>
+                {
                     return Err(AppError::conflict(
                         "idempotency_key_reused",
                         format!(
@@ -114,6 +117,15 @@ impl IdempotencyService {
                     answer: Some(answer),
                     ..
                 } => return Ok(Begun::Replay(self.open(held, answer)?)),
+                KeyClaim::Lost { request_id, .. } => {
+                    return Err(AppError::conflict(
+                        "idempotency_answer_lost",
+                        format!(
+                            "a request with the idempotency key '{}' (request id {request_id}) was stored, but the process answering it stopped before its answer was kept; it is not run again. See what it did with GET /v1/requests/{request_id}",
+                            held.key
+                        ),
+                    ))
+                }
                 KeyClaim::Taken { answer: None, .. } => {
                     if Instant::now() >= deadline {
                         return Err(AppError::conflict(
@@ -304,7 +316,7 @@ mod tests {
     #[tokio::test]
     async fn the_first_answer_is_given_again_and_a_different_request_refused() {
         let s = service();
-        let first = s.key_for("a", "k");
+        let first = s.key_for("a", "k", "req-1");
         assert_eq!(s.begin(&first, "f1").await.unwrap(), Begun::Proceed);
         let answer = RememberedAnswer {
             status: 201,
@@ -312,10 +324,13 @@ mod tests {
         };
         s.finish(&first, Some(answer.clone())).await.unwrap();
         assert_eq!(
-            s.begin(&s.key_for("a", "k"), "f1").await.unwrap(),
+            s.begin(&s.key_for("a", "k", "req-1"), "f1").await.unwrap(),
             Begun::Replay(answer)
         );
-        let e = s.begin(&s.key_for("a", "k"), "f2").await.unwrap_err();
+        let e = s
+            .begin(&s.key_for("a", "k", "req-1"), "f2")
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -328,7 +343,7 @@ mod tests {
         );
         // Another scope (caller or route) is another key.
         assert_eq!(
-            s.begin(&s.key_for("b", "k"), "f2").await.unwrap(),
+            s.begin(&s.key_for("b", "k", "req-1"), "f2").await.unwrap(),
             Begun::Proceed
         );
     }
@@ -336,9 +351,9 @@ mod tests {
     #[tokio::test]
     async fn an_error_lets_the_key_go_and_a_repeat_in_flight_waits_then_gives_up() {
         let s = service();
-        let first = s.key_for("a", "k");
+        let first = s.key_for("a", "k", "req-1");
         assert_eq!(s.begin(&first, "f").await.unwrap(), Begun::Proceed);
-        let repeat = s.key_for("a", "k");
+        let repeat = s.key_for("a", "k", "req-1");
         let e = s.begin(&repeat, "f").await.unwrap_err();
         assert!(
             matches!(
@@ -352,10 +367,10 @@ mod tests {
         );
         // The repeat that gave up does not let go of the first's claim.
         s.finish(&repeat, None).await.unwrap();
-        assert!(s.begin(&s.key_for("a", "k"), "f").await.is_err());
+        assert!(s.begin(&s.key_for("a", "k", "req-1"), "f").await.is_err());
         s.finish(&first, None).await.unwrap();
         assert_eq!(
-            s.begin(&s.key_for("a", "k"), "f").await.unwrap(),
+            s.begin(&s.key_for("a", "k", "req-1"), "f").await.unwrap(),
             Begun::Proceed
         );
     }

@@ -275,3 +275,96 @@ async fn a_rotation_whose_client_went_away_is_answered_to_its_repeat() {
     assert_eq!(events_of(&history, "SecretRotated").len(), 1, "{history}");
     assert!(answer["secret"].as_str().unwrap().starts_with("whsec_"));
 }
+
+/// A process stopped after a keyed request's changes were stored and
+/// before its answer was kept leaves the key claimed and unanswered (made
+/// here by hand: the stored answer removed, the claim made stale). A repeat
+/// past the claim's time does not run the request again: it is told the
+/// answer was lost and where to look. A claim whose request stored nothing
+/// is still taken over and run.
+#[tokio::test]
+async fn a_keyed_request_stored_before_a_crash_is_not_run_again() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, key: &str, request_id: &str, body: serde_json::Value| {
+        client
+            .post(app.url(path))
+            .bearer_auth(&t.api_key)
+            .header("Idempotency-Key", key)
+            .header("X-Request-Id", request_id)
+            .json(&body)
+            .send()
+    };
+    let body = json!({"url": "https://example.com/crash", "events": ["a.b"]});
+    let made = expect_json(
+        post("/v1/subscriptions", "crash-1", "crash-req-1", body.clone())
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    // What a kill between the commit and the kept answer leaves.
+    let forget = |key: &'static str| {
+        sqlx::query(
+            "UPDATE idempotent_requests
+                SET status = NULL, body = NULL, answered_at = NULL,
+                    claimed_at = now() - interval '1 hour'
+              WHERE key = $1",
+        )
+        .bind(key)
+        .execute(&app.db.pool)
+    };
+    forget("crash-1").await.unwrap();
+    let lost = expect_json(
+        post("/v1/subscriptions", "crash-1", "crash-req-2", body.clone())
+            .await
+            .unwrap(),
+        409,
+    )
+    .await;
+    assert_eq!(lost["code"], "idempotency_answer_lost", "{lost}");
+    assert!(
+        lost["detail"].as_str().unwrap().contains("crash-req-1"),
+        "{lost}"
+    );
+    let list = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["data"][0]["id"], made["id"]);
+
+    // A test send (which a repeat would simply do again) likewise.
+    let path = format!("/v1/subscriptions/{}/test", made["id"].as_str().unwrap());
+    expect_json(
+        post(&path, "crash-2", "crash-req-3", json!({}))
+            .await
+            .unwrap(),
+        202,
+    )
+    .await;
+    forget("crash-2").await.unwrap();
+    let lost = expect_json(
+        post(&path, "crash-2", "crash-req-4", json!({}))
+            .await
+            .unwrap(),
+        409,
+    )
+    .await;
+    assert_eq!(lost["code"], "idempotency_answer_lost", "{lost}");
+
+    // A claim whose request stored nothing is taken over and run.
+    sqlx::query(
+        "INSERT INTO idempotent_requests (scope, key, fingerprint, claimed_at, request_id)
+         SELECT scope, 'crash-3', fingerprint, now() - interval '1 hour', 'never-stored'
+           FROM idempotent_requests WHERE key = 'crash-2'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    expect_json(
+        post(&path, "crash-3", "crash-req-5", json!({}))
+            .await
+            .unwrap(),
+        202,
+    )
+    .await;
+}

@@ -94,7 +94,9 @@ pub async fn run<R: Refusals>(
     let Ok(bytes) = to_bytes(body, max_body).await else {
         return R::too_large();
     };
-    let held = state.idempotency.key_for(&scope, key.as_str());
+    let held = state
+        .idempotency
+        .key_for(&scope, key.as_str(), &crate::error::current_request_id());
     // From here a request cut off (the client gone, or the request
     // timeout) before its changes were handed to the database lets its
     // claim go, even one made by a claim it did not see answered.

@@ -512,6 +512,10 @@ fn idempotent(op: &mut Operation) {
                 "request_in_progress",
                 "a request with this Idempotency-Key is still being answered; repeat it in a moment",
             ),
+            (
+                "idempotency_answer_lost",
+                "the first request with this Idempotency-Key was stored, but its process stopped before its answer was kept; it is not run again (the detail names its request id)",
+            ),
         ],
     );
 }

@@ -23,6 +23,13 @@ pub enum KeyClaim {
         fingerprint: String,
         answer: Option<RememberedAnswer>,
     },
+    /// A request with this key came first, its changes were stored, and
+    /// its process stopped before the answer was kept: it is not run again,
+    /// and its answer is lost (`request_id` tells where to look).
+    Lost {
+        fingerprint: String,
+        request_id: String,
+    },
 }
 
 /// A key as one request holds it: its scope, the key, and the request's
@@ -34,13 +41,16 @@ pub struct HeldKey {
     pub scope: String,
     pub key: String,
     pub claim: uuid::Uuid,
+    /// The id of the request holding it (its events carry it).
+    pub request_id: String,
 }
 
 #[async_trait]
 pub trait IdempotentRequests: Send + Sync {
     /// Claims the key for a request with this fingerprint. A record older
     /// than `ttl`, or a claim not renewed within `stale` (its process
-    /// stopped), counts as free.
+    /// stopped) whose request stored nothing, counts as free; one whose
+    /// request stored something is [`KeyClaim::Lost`].
     ///
     /// # Errors
     /// Storage errors.

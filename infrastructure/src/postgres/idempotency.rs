@@ -43,15 +43,19 @@ impl IdempotentRequests for PgIdempotentRequests {
         stale: Duration,
     ) -> Result<KeyClaim, AppError> {
         // A record past its lifetime, or a claim left unanswered and not
-        // renewed for too long (its process stopped), is taken over.
+        // renewed for too long (its process stopped) whose request stored
+        // nothing (no event carries its request id), is taken over.
         let claimed = sqlx::query(
-            "INSERT INTO idempotent_requests AS r (scope, key, fingerprint, claimed_at, claimed_by)
-             VALUES ($1, $2, $3, now(), $6)
+            "INSERT INTO idempotent_requests AS r (scope, key, fingerprint, claimed_at, claimed_by, request_id)
+             VALUES ($1, $2, $3, now(), $6, $7)
              ON CONFLICT (scope, key) DO UPDATE
                 SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL,
-                    claimed_at = now(), answered_at = NULL, claimed_by = EXCLUDED.claimed_by
+                    claimed_at = now(), answered_at = NULL, claimed_by = EXCLUDED.claimed_by,
+                    request_id = EXCLUDED.request_id
               WHERE r.claimed_at < now() - make_interval(secs => $4)
-                 OR (r.answered_at IS NULL AND r.claimed_at < now() - make_interval(secs => $5))
+                 OR (r.answered_at IS NULL AND r.claimed_at < now() - make_interval(secs => $5)
+                     AND NOT EXISTS (SELECT 1 FROM events e
+                                      WHERE e.metadata ->> 'request_id' = r.request_id))
              RETURNING 1",
         )
         .bind(&held.scope)
@@ -60,6 +64,7 @@ impl IdempotentRequests for PgIdempotentRequests {
         .bind(ttl.as_secs_f64())
         .bind(stale.as_secs_f64())
         .bind(held.claim)
+        .bind(&held.request_id)
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
@@ -67,10 +72,16 @@ impl IdempotentRequests for PgIdempotentRequests {
             return Ok(KeyClaim::Claimed);
         }
         let row = sqlx::query(
-            "SELECT fingerprint, status, body FROM idempotent_requests WHERE scope = $1 AND key = $2",
+            "SELECT fingerprint, status, body, request_id,
+                    CASE WHEN answered_at IS NULL AND claimed_at < now() - make_interval(secs => $3)
+                         THEN EXISTS (SELECT 1 FROM events e
+                                       WHERE e.metadata ->> 'request_id' = r.request_id)
+                         ELSE false END AS lost
+               FROM idempotent_requests r WHERE scope = $1 AND key = $2",
         )
         .bind(&held.scope)
         .bind(&held.key)
+        .bind(stale.as_secs_f64())
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
@@ -78,10 +89,20 @@ impl IdempotentRequests for PgIdempotentRequests {
             // Released between the two statements: free again.
             return Box::pin(self.claim(held, fingerprint, ttl, stale)).await;
         };
+        let fingerprint: String = row.try_get("fingerprint").map_err(unavailable)?;
+        let lost: bool = row.try_get("lost").map_err(unavailable)?;
+        let request_id: Option<String> = row.try_get("request_id").map_err(unavailable)?;
+        if let (true, Some(request_id)) = (lost, request_id) {
+            // Left by a stopped process after its request stored something.
+            return Ok(KeyClaim::Lost {
+                fingerprint,
+                request_id,
+            });
+        }
         let status: Option<i32> = row.try_get("status").map_err(unavailable)?;
         let body: Option<Vec<u8>> = row.try_get("body").map_err(unavailable)?;
         Ok(KeyClaim::Taken {
-            fingerprint: row.try_get("fingerprint").map_err(unavailable)?,
+            fingerprint,
             answer: status.map(|status| RememberedAnswer {
                 status: u16::try_from(status).unwrap_or(200),
                 body: body.unwrap_or_default(),
