@@ -601,3 +601,93 @@ async fn a_sigterm_lets_a_commit_under_way_finish_before_stopping_postgres() {
     again.signal("TERM");
     assert_eq!(again.wait(Duration::from_secs(30)).await, Some(0));
 }
+
+/// The embedded cluster's processes, postmaster first (from its pid file
+/// and `/proc`).
+fn postgres_processes(data: &std::path::Path) -> Vec<i32> {
+    let pid_file = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
+    let postmaster: i32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …: the comm may hold spaces, not ')'.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ppid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn signal_all(pids: &[i32], signal: &str) {
+    for pid in pids {
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
+/// A SIGTERM while the database does not answer (every Postgres process
+/// stopped): the server does not wait for it forever; it stops its
+/// background work after the drain time and goes on to stop the cluster.
+/// (It waited for its connections to be given back, for good.)
+#[tokio::test]
+async fn a_sigterm_is_not_held_up_by_a_database_that_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut env = env();
+    env.insert("HOOKLINE_WEBHOOK_TIMEOUT_SECONDS".into(), "1".into());
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, &data).await;
+    let client = reqwest::Client::new();
+    hookline_tests::server::wait_ready(&client, &server.url("/readyz")).await;
+    let pids = postgres_processes(&data);
+    assert!(pids.len() > 1, "the postmaster and its backends: {pids:?}");
+    signal_all(&pids, "STOP");
+    // Resumed however the test ends, so no stopped cluster is left behind.
+    struct Resume(std::path::PathBuf);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            signal_all(&postgres_processes(&self.0), "CONT");
+        }
+    }
+    let resume = Resume(data.clone());
+    // Background work runs into the stopped database.
+    hookline_tests::eventually("readiness fails", Duration::from_secs(20), || {
+        let client = client.clone();
+        let url = server.url("/readyz");
+        async move {
+            let res = client.get(url).timeout(Duration::from_secs(2)).send().await;
+            (!res.is_ok_and(|r| r.status() == 200)).then_some(())
+        }
+    })
+    .await;
+    server.signal("TERM");
+    let reached = hookline_tests::eventually(
+        "the server goes on to stop the cluster",
+        Duration::from_secs(45),
+        || {
+            let logs = server.logs();
+            async move {
+                logs.contains("stopping the embedded Postgres cluster")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    drop(resume);
+    let () = reached;
+    assert!(
+        server.wait(Duration::from_secs(60)).await.is_some(),
+        "the server exits"
+    );
+}

@@ -86,8 +86,22 @@ impl OpenDatabase {
     /// When the embedded cluster could not be stopped (it is logged too):
     /// the process should not report a clean exit.
     pub async fn close(self, server: bool) -> anyhow::Result<()> {
-        self.db.pool.close().await;
-        self.db.background.close().await;
+        // A database that does not answer (its processes hung) keeps
+        // connections busy forever: stop waiting for them, and stop the
+        // embedded cluster under them (fast, then immediate).
+        let closing = async {
+            self.db.pool.close().await;
+            self.db.background.close().await;
+        };
+        if tokio::time::timeout(POOL_CLOSE_WAIT, closing)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                seconds = POOL_CLOSE_WAIT.as_secs(),
+                "database connections were still busy; closing without them"
+            );
+        }
         if let Some(local) = self.local {
             if let Err(e) = local.release(server).await {
                 tracing::error!(error = %e, "stopping the embedded Postgres failed");
@@ -291,16 +305,32 @@ impl Application {
         if let Some(server) = metrics_server {
             drop(server.await);
         }
+        // One drain time for all of them; those still running after it
+        // (held up by a database that does not answer) are stopped, so
+        // that the connections they hold are let go.
+        let deadline = tokio::time::Instant::now() + drain;
+        let mut stopped = 0;
         for task in tasks {
-            if tokio::time::timeout(drain, task).await.is_err() {
-                tracing::warn!("a background task did not stop within the drain time");
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+                stopped += 1;
             }
+        }
+        if stopped > 0 {
+            tracing::warn!(
+                tasks = stopped,
+                "background tasks did not stop within the drain time; stopped them"
+            );
         }
         database.close(true).await?;
         tracing::info!("stopped");
         Ok(())
     }
 }
+
+/// How long closing waits for the database connections to be given back.
+const POOL_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// Below this, an admin token is warned about at start.
 const MIN_ADMIN_TOKEN: usize = 16;
