@@ -49,7 +49,7 @@ struct CompiledBuiltin {
 }
 
 pub(crate) struct CatalogueCache {
-    builtins: Vec<CompiledBuiltin>,
+    builtins: Arc<Vec<CompiledBuiltin>>,
     tenants: RwLock<HashMap<TenantId, Arc<TenantCatalogue>>>,
     reloads: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
     pub work: SchemaWork,
@@ -74,7 +74,7 @@ impl CatalogueCache {
             })
             .collect();
         Self {
-            builtins,
+            builtins: Arc::new(builtins),
             tenants: RwLock::new(HashMap::new()),
             reloads: Mutex::new(HashMap::new()),
             work: SchemaWork::default(),
@@ -142,10 +142,7 @@ impl CatalogueCache {
             Some(prev) if prev.fingerprint == fingerprint && prev.since == since => {
                 prev.types.clone()
             }
-            prev => {
-                self.load(tenant, read, since, compiler, prev.as_deref())
-                    .await?
-            }
+            prev => self.load(tenant, read, since, compiler, prev).await?,
         };
         let catalogue = Arc::new(TenantCatalogue {
             stamp,
@@ -171,11 +168,11 @@ impl CatalogueCache {
         read: &dyn CatalogueReadModel,
         since: DateTime<Utc>,
         compiler: &Arc<dyn SchemaCompiler>,
-        prev: Option<&TenantCatalogue>,
+        prev: Option<Arc<TenantCatalogue>>,
     ) -> Result<BTreeMap<EventType, Arc<Known>>, AppError> {
         let entries = read.entries(tenant).await?;
         let mut types = BTreeMap::new();
-        for b in &self.builtins {
+        for b in self.builtins.iter() {
             let mut state = EventTypeState::builtin(tenant, b.name.clone(), b.spec.clone());
             state.created_at = since;
             state.updated_at = since;
@@ -206,64 +203,47 @@ impl CatalogueCache {
         {
             stored.insert(state.name.clone(), state);
         }
-        let mut to_compile = Vec::new();
-        for (name, state) in stored {
-            let known = |schema| {
-                Arc::new(Known {
-                    state: state.clone(),
-                    schema,
-                    stored: true,
-                })
-            };
-            let Some(schema) = &state.spec.schema else {
-                types.insert(name, known(None));
-                continue;
-            };
-            let unchanged = prev
-                .and_then(|p| p.types.get(&name))
-                .filter(|k| k.stored && k.state.spec.schema.as_ref() == Some(schema))
-                .map(|k| k.schema.clone())
-                .or_else(|| {
-                    self.builtins
-                        .iter()
-                        .find(|b| b.name == name && b.spec.schema.as_ref() == Some(schema))
-                        .map(|b| b.schema.clone())
-                });
-            match unchanged {
-                Some(compiled) => {
-                    types.insert(name, known(compiled));
-                }
-                None => to_compile.push(state),
-            }
+        if stored.is_empty() {
+            return Ok(types);
         }
-        if !to_compile.is_empty() {
-            let compiler = compiler.clone();
-            let compiled = self
-                .work
-                .run(tenant, move || {
-                    to_compile
-                        .into_iter()
-                        .map(|state| {
-                            let schema = state
-                                .spec
-                                .schema
+        // Comparing and compiling large schemas is slow work too.
+        let (compiler, builtins) = (compiler.clone(), self.builtins.clone());
+        let known = self
+            .work
+            .run(tenant, move || {
+                stored
+                    .into_values()
+                    .map(|state| {
+                        let schema = state.spec.schema.as_ref().and_then(|schema| {
+                            let unchanged = prev
                                 .as_ref()
-                                .and_then(|s| compile(&compiler, &state.name, s));
-                            (state, schema)
+                                .and_then(|p| p.types.get(&state.name))
+                                .filter(|k| {
+                                    k.stored && k.state.spec.schema.as_ref() == Some(schema)
+                                })
+                                .map(|k| k.schema.clone())
+                                .or_else(|| {
+                                    builtins
+                                        .iter()
+                                        .find(|b| {
+                                            b.name == state.name
+                                                && b.spec.schema.as_ref() == Some(schema)
+                                        })
+                                        .map(|b| b.schema.clone())
+                                });
+                            unchanged.unwrap_or_else(|| compile(&compiler, &state.name, schema))
+                        });
+                        Arc::new(Known {
+                            state,
+                            schema,
+                            stored: true,
                         })
-                        .collect::<Vec<_>>()
-                })
-                .await?;
-            for (state, schema) in compiled {
-                types.insert(
-                    state.name.clone(),
-                    Arc::new(Known {
-                        state,
-                        schema,
-                        stored: true,
-                    }),
-                );
-            }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        for k in known {
+            types.insert(k.state.name.clone(), k);
         }
         Ok(types)
     }

@@ -35,7 +35,7 @@ struct Compiled {
 impl DataSchema for Compiled {
     fn violations(&self, data: &Value) -> Vec<SchemaViolation> {
         let violation = |e: jsonschema::ValidationError<'_>| SchemaViolation {
-            pointer: e.instance_path().to_string(),
+            pointer: pointer(&e),
             message: message(&e),
         };
         if self.validator.is_valid(data) {
@@ -63,13 +63,34 @@ impl DataSchema for Compiled {
 /// value made answers many times larger than the request).
 const MAX_QUOTING_MESSAGE: usize = 240;
 
-/// The violation's message, quoting the value only when that keeps it short.
+/// The violation's message, quoting the value only when that keeps it
+/// short; cut at that length even so (a property name is quoted as the
+/// value of `propertyNames`, and schemas can quote long lists).
 fn message(e: &jsonschema::ValidationError<'_>) -> String {
     let quoting = e.to_string();
     if quoting.len() <= MAX_QUOTING_MESSAGE {
         return quoting;
     }
-    e.masked_with("the value").to_string()
+    cut(e.masked_with("the value").to_string(), MAX_QUOTING_MESSAGE)
+}
+
+/// Where the violation is: its JSON pointer, cut when a long property
+/// name makes it long.
+fn pointer(e: &jsonschema::ValidationError<'_>) -> String {
+    cut(e.instance_path().to_string(), MAX_QUOTING_MESSAGE)
+}
+
+/// `s` cut to at most `max` bytes (and `…`) at a character boundary.
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 /// How many values `data` is made of (itself, and everything in it).
@@ -94,7 +115,7 @@ impl SchemaCompiler for JsonSchemaCompiler {
             .iter_errors(schema)
             .take(MAX_VIOLATIONS)
             .map(|e| SchemaViolation {
-                pointer: e.instance_path().to_string(),
+                pointer: pointer(&e),
                 message: message(&e),
             })
             .collect();
@@ -118,7 +139,7 @@ impl SchemaCompiler for JsonSchemaCompiler {
             })
             .map_err(|e| {
                 vec![SchemaViolation {
-                    pointer: e.instance_path().to_string(),
+                    pointer: pointer(&e),
                     message: message(&e),
                 }]
             })
@@ -148,6 +169,20 @@ mod tests {
             "small values are still quoted: {}",
             b.message
         );
+    }
+
+    #[test]
+    fn long_property_names_are_cut_in_pointers_and_messages() {
+        let schema = JsonSchemaCompiler
+            .compile(&json!({"additionalProperties": {"type": "string"},
+                             "propertyNames": {"maxLength": 3}}))
+            .unwrap();
+        let long = "k".repeat(100_000);
+        let found = schema.violations(&json!({ long.clone(): 1 }));
+        assert!(!found.is_empty());
+        for v in &found {
+            assert!(v.pointer.len() < 300 && v.message.len() < 300, "{v:?}");
+        }
     }
 
     #[test]
