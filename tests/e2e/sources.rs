@@ -7,6 +7,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use futures::StreamExt as _;
 use hookline_tests::receiver::TestReceiver;
 use hookline_tests::webhooks::{hmac_sha256, official_verify, standard_signature};
 use hookline_tests::{eventually, expect_json, Tenant, TestApp};
@@ -845,4 +846,43 @@ async fn no_recorded_header_can_carry_a_source_secret() {
     );
     let list = expect_json(app.get(&t, "/v1/sources").await, 200).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+}
+
+/// Refusals of two sources taking turns are each kept to the newest 1000
+/// (pruning looked at one shared id sequence: one of the two sources was
+/// never pruned, so anyone with its ingest URL could grow it without end).
+#[tokio::test]
+async fn each_sources_refusals_stay_bounded_when_sources_take_turns() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let a = create_source(&app, &t, json!({"name": "A", "kind": "inflow"})).await;
+    let b = create_source(&app, &t, json!({"name": "B", "kind": "inflow"})).await;
+    let urls = [a, b].map(|s| s["ingest_url"].as_str().unwrap().to_string());
+    let client = reqwest::Client::new();
+    let sends = (0..2100).map(|i| {
+        let (client, url) = (client.clone(), urls[i % 2].clone());
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-inflow-hmac-sha256", "bm90IGEgc2lnbmF0dXJl")
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses: Vec<u16> = futures::stream::iter(sends)
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let kept: Vec<i64> =
+        sqlx::query_scalar("SELECT count(*) FROM inbound_rejections GROUP BY source_id ORDER BY 1")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, vec![1000, 1000]);
 }

@@ -372,10 +372,17 @@ impl PgRejectionLog {
 impl RejectionLog for PgRejectionLog {
     async fn record(&self, r: &NewRejection) -> Result<(), AppError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let id: i64 = sqlx::query_scalar(&format!(
+        // One refusal of a source at a time, so that pruning sees the rows
+        // of the others (two-key advisory locks: a space of their own).
+        sqlx::query("SELECT pg_advisory_xact_lock(7301, hashtext($1::text))")
+            .bind(r.source_id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query(&format!(
             "INSERT INTO {REJECTIONS_TABLE}
                (tenant_id, source_id, reason, detail, remote_addr, request_id, body_sha256, body_bytes, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(r.tenant_id.as_uuid())
         .bind(r.source_id.as_uuid())
@@ -386,24 +393,23 @@ impl RejectionLog for PgRejectionLog {
         .bind(&r.body_sha256)
         .bind(i64::try_from(r.body_bytes).unwrap_or(i64::MAX))
         .bind(r.received_at)
-        .fetch_one(&mut *tx)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        // A flood of bad requests keeps the newest ones only; pruning every
-        // hundredth insert keeps it cheap.
-        if id % 100 == 0 {
-            sqlx::query(&format!(
-                "DELETE FROM {REJECTIONS_TABLE}
-                  WHERE source_id = $1 AND id <= (
-                    SELECT id FROM {REJECTIONS_TABLE} WHERE source_id = $1
-                     ORDER BY id DESC OFFSET $2 LIMIT 1)"
-            ))
-            .bind(r.source_id.as_uuid())
-            .bind(MAX_REJECTIONS_PER_SOURCE)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        }
+        // A flood of bad requests keeps the newest ones only. Every insert
+        // looks (one step down the source's index); ids are shared by all
+        // sources, so counting them would skip a source.
+        sqlx::query(&format!(
+            "DELETE FROM {REJECTIONS_TABLE}
+              WHERE source_id = $1 AND id <= (
+                SELECT id FROM {REJECTIONS_TABLE} WHERE source_id = $1
+                 ORDER BY id DESC OFFSET $2 LIMIT 1)"
+        ))
+        .bind(r.source_id.as_uuid())
+        .bind(MAX_REJECTIONS_PER_SOURCE)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(())
     }
