@@ -14,6 +14,12 @@ use hookline_domain::{EventId, TenantId};
 use std::fmt;
 use std::sync::Arc;
 
+/// Most payload bytes in one page of messages with their content; the page
+/// ends early past it (at least one message is always given).
+pub const PAGE_BYTES: usize = 4 << 20;
+/// Messages whose bodies are read in one query while a page is filled.
+const BODIES_AT_ONCE: usize = 8;
+
 /// A published event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageView {
@@ -161,14 +167,34 @@ impl MessageService {
                 },
             )
             .await?;
-        let more = rows.len() > query.limit as usize;
+        let mut more = rows.len() > query.limit as usize;
         rows.truncate(query.limit as usize);
-        let bodies = if query.with_content {
-            let ids: Vec<EventId> = rows.iter().map(|r| r.id).collect();
-            self.bodies.bodies(&ids).await?
-        } else {
-            Default::default()
-        };
+        let mut bodies = std::collections::HashMap::new();
+        if query.with_content {
+            // Bodies are read a few at a time, and the page ends (with an
+            // iterator to the rest) once it holds PAGE_BYTES of them: a
+            // page of large messages stays bounded in memory.
+            let mut used = 0usize;
+            let mut kept = rows.len();
+            'reading: for (n, chunk) in rows.chunks(BODIES_AT_ONCE).enumerate() {
+                let ids: Vec<EventId> = chunk.iter().map(|r| r.id).collect();
+                let read = self.bodies.bodies(&ids).await?;
+                for (i, r) in chunk.iter().enumerate() {
+                    let size = read.get(&r.id).map_or(0, |b| b.len());
+                    if used > 0 && used + size > PAGE_BYTES {
+                        kept = n * BODIES_AT_ONCE + i;
+                        bodies.extend(read);
+                        break 'reading;
+                    }
+                    used += size;
+                }
+                bodies.extend(read);
+            }
+            if kept < rows.len() {
+                rows.truncate(kept);
+                more = true;
+            }
+        }
         let views = rows
             .into_iter()
             .map(|r| MessageView {
