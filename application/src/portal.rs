@@ -184,6 +184,13 @@ fn map_error(id: Uuid, e: AggregateError<PortalLinkError>) -> AppError {
             "portal_link_revoked",
             "this portal link has been revoked; ask for a new one",
         ),
+        AggregateError::UserError(PortalLinkError::UsedUp) => AppError::conflict(
+            "portal_link_used_up",
+            format!(
+                "this portal link has been opened {} times, its limit; ask for a new one",
+                hookline_domain::portal::MAX_OPENS
+            ),
+        ),
         AggregateError::UserError(other) => {
             AppError::conflict("portal_link_conflict", other.to_string())
         }

@@ -333,6 +333,7 @@ messages! {
     PortalSwitchKeep => "Keep my session", "Mantener mi sesión";
     ErrPortalExpired => "This portal link has expired. Ask for a new one.", "Este enlace al portal caducó. Pida uno nuevo.";
     ErrPortalRevoked => "This portal link has been revoked. Ask for a new one.", "Este enlace al portal fue revocado. Pida uno nuevo.";
+    ErrPortalUsedUp => "This portal link has been opened as many times as it may be. Ask for a new one.", "Este enlace al portal ya se abrió todas las veces permitidas. Pida uno nuevo.";
     ErrPortalInvalid => "This portal link is not valid. Check that it was copied whole.", "Este enlace al portal no es válido. Compruebe que se copió completo.";
     ErrOperatorOnly => "Only operators may open this page.", "Solo los operadores pueden abrir esta página.";
     ErrNoTenant => "Choose a tenant first.", "Elija primero una cuenta.";
@@ -413,6 +414,7 @@ pub fn error_message(locale: Locale, code: &str) -> &'static str {
         "internal_error" => M::ErrInternal,
         "portal_link_expired" => M::ErrPortalExpired,
         "portal_link_revoked" => M::ErrPortalRevoked,
+        "portal_link_used_up" => M::ErrPortalUsedUp,
         "portal_link_invalid" => M::ErrPortalInvalid,
         "operator_only" => M::ErrOperatorOnly,
         "no_tenant_selected" => M::ErrNoTenant,

@@ -17,6 +17,22 @@ use uuid::Uuid;
 
 /// Most sessions kept at once; past it the least recently used go first.
 const MAX_SESSIONS: usize = 10_000;
+/// Most sessions of one tenant (its own, its portal links') or of the
+/// operators; past it that owner's least recently used goes first, so
+/// that signing in again and again evicts only one's own sessions.
+const MAX_SESSIONS_PER_OWNER: usize = 100;
+
+impl Role {
+    /// Whose sessions count together against [`MAX_SESSIONS_PER_OWNER`]
+    /// (`None`: the operators').
+    fn owner(&self) -> Option<TenantId> {
+        match self {
+            Self::Tenant { tenant_id, .. } => Some(*tenant_id),
+            Self::Portal(grant) => Some(grant.tenant_id),
+            Self::Operator { .. } => None,
+        }
+    }
+}
 
 /// Who a session acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,16 +144,38 @@ impl Sessions {
         let token = new_token();
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, s| self.live(s, now));
+        let owner = session.role.owner();
+        let owned = |s: &Session| s.role.owner() == owner;
+        if map.values().filter(|s| owned(s)).count() >= MAX_SESSIONS_PER_OWNER {
+            map.retain(|_, s| !owned(s) || self.live(s, now));
+            Self::evict_oldest(&mut map, MAX_SESSIONS_PER_OWNER, owned);
         }
         if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k) {
-                map.remove(&oldest);
-            }
+            map.retain(|_, s| self.live(s, now));
+            Self::evict_oldest(&mut map, MAX_SESSIONS, |_| true);
         }
         map.insert(digest(&token), session);
         token
+    }
+
+    /// Removes the least recently used of the sessions `among` picks while
+    /// `max` or more of them are kept.
+    fn evict_oldest(
+        map: &mut HashMap<[u8; 32], Session>,
+        max: usize,
+        among: impl Fn(&Session) -> bool,
+    ) {
+        while map.values().filter(|s| among(s)).count() >= max {
+            let Some(oldest) = map
+                .iter()
+                .filter(|(_, s)| among(s))
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(k, _)| *k)
+            else {
+                return;
+            };
+            map.remove(&oldest);
+        }
     }
 
     /// The live session of a cookie value (its idle clock restarted).
@@ -224,6 +262,30 @@ impl SignInLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_tenant_signing_in_again_and_again_evicts_only_its_own_sessions() {
+        let sessions = Sessions::new(Duration::from_secs(60), Duration::from_secs(60));
+        let tenant = |n: u128| Role::Tenant {
+            tenant_id: TenantId::from_uuid(Uuid::from_u128(n)),
+            key_id: Uuid::from_u128(n),
+        };
+        let operator = sessions.start(Session::new(
+            Role::Operator { viewing: None },
+            "c".into(),
+            None,
+        ));
+        let other = sessions.start(Session::new(tenant(2), "c".into(), None));
+        let mut last = String::new();
+        for _ in 0..(MAX_SESSIONS_PER_OWNER * 3) {
+            last = sessions.start(Session::new(tenant(1), "c".into(), None));
+        }
+        assert!(sessions.get(&operator).is_some(), "the operator stays");
+        assert!(sessions.get(&other).is_some(), "the other tenant stays");
+        assert!(sessions.get(&last).is_some());
+        let map = sessions.map.lock().unwrap();
+        assert_eq!(map.len(), MAX_SESSIONS_PER_OWNER + 2);
+    }
 
     #[test]
     fn sessions_end_when_idle_and_on_sign_out() {

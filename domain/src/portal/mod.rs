@@ -108,7 +108,14 @@ pub enum PortalLinkError {
     Expired,
     #[error("the portal link has been revoked")]
     Revoked,
+    #[error("the portal link has been opened {MAX_OPENS} times, its limit")]
+    UsedUp,
 }
+
+/// Most times one portal link opens. A link is for one customer to open a
+/// few times; each opening is an event of the link, and every request of
+/// its sessions reads them all.
+pub const MAX_OPENS: u64 = 1000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortalLinkState {
@@ -178,6 +185,9 @@ impl PortalLink {
             PortalLinkCommand::Open { at } => {
                 let state = self.state.as_ref().ok_or(PortalLinkError::NotFound)?;
                 state.usable_at(at)?;
+                if state.opened >= MAX_OPENS {
+                    return Err(PortalLinkError::UsedUp);
+                }
                 Ok(vec![PortalLinkEvent::PortalLinkOpened { opened_at: at }])
             }
             PortalLinkCommand::Revoke { tenant_id, at } => {
@@ -285,6 +295,24 @@ mod tests {
             link.apply_event(e);
         }
         link
+    }
+
+    #[test]
+    fn a_link_opens_at_most_max_opens_times() {
+        let mut link = issued(false);
+        for _ in 0..MAX_OPENS {
+            for e in link.decide(PortalLinkCommand::Open { at: t(1) }).unwrap() {
+                link.apply_event(e);
+            }
+        }
+        assert_eq!(
+            link.decide(PortalLinkCommand::Open { at: t(1) }),
+            Err(PortalLinkError::UsedUp)
+        );
+        assert!(
+            link.state().unwrap().usable_at(t(1)).is_ok(),
+            "its sessions go on"
+        );
     }
 
     #[test]
