@@ -72,12 +72,13 @@ impl IdempotencyService {
 
     /// The key as a new request would hold it (claimed by
     /// [`IdempotencyService::begin`]).
-    pub fn key_for(&self, scope: &str, key: &str, request_id: &str) -> HeldKey {
+    pub fn key_for(&self, scope: &str, key: &str, request_id: &str, rerun_safe: bool) -> HeldKey {
         HeldKey {
             scope: scope.to_string(),
             key: key.to_string(),
             claim: uuid::Uuid::new_v4(),
             request_id: request_id.to_string(),
+            rerun_safe,
         }
     }
 
@@ -316,7 +317,7 @@ mod tests {
     #[tokio::test]
     async fn the_first_answer_is_given_again_and_a_different_request_refused() {
         let s = service();
-        let first = s.key_for("a", "k", "req-1");
+        let first = s.key_for("a", "k", "req-1", false);
         assert_eq!(s.begin(&first, "f1").await.unwrap(), Begun::Proceed);
         let answer = RememberedAnswer {
             status: 201,
@@ -324,11 +325,13 @@ mod tests {
         };
         s.finish(&first, Some(answer.clone())).await.unwrap();
         assert_eq!(
-            s.begin(&s.key_for("a", "k", "req-1"), "f1").await.unwrap(),
+            s.begin(&s.key_for("a", "k", "req-1", false), "f1")
+                .await
+                .unwrap(),
             Begun::Replay(answer)
         );
         let e = s
-            .begin(&s.key_for("a", "k", "req-1"), "f2")
+            .begin(&s.key_for("a", "k", "req-1", false), "f2")
             .await
             .unwrap_err();
         assert!(
@@ -343,7 +346,9 @@ mod tests {
         );
         // Another scope (caller or route) is another key.
         assert_eq!(
-            s.begin(&s.key_for("b", "k", "req-1"), "f2").await.unwrap(),
+            s.begin(&s.key_for("b", "k", "req-1", false), "f2")
+                .await
+                .unwrap(),
             Begun::Proceed
         );
     }
@@ -351,9 +356,9 @@ mod tests {
     #[tokio::test]
     async fn an_error_lets_the_key_go_and_a_repeat_in_flight_waits_then_gives_up() {
         let s = service();
-        let first = s.key_for("a", "k", "req-1");
+        let first = s.key_for("a", "k", "req-1", false);
         assert_eq!(s.begin(&first, "f").await.unwrap(), Begun::Proceed);
-        let repeat = s.key_for("a", "k", "req-1");
+        let repeat = s.key_for("a", "k", "req-1", false);
         let e = s.begin(&repeat, "f").await.unwrap_err();
         assert!(
             matches!(
@@ -367,10 +372,15 @@ mod tests {
         );
         // The repeat that gave up does not let go of the first's claim.
         s.finish(&repeat, None).await.unwrap();
-        assert!(s.begin(&s.key_for("a", "k", "req-1"), "f").await.is_err());
+        assert!(s
+            .begin(&s.key_for("a", "k", "req-1", false), "f")
+            .await
+            .is_err());
         s.finish(&first, None).await.unwrap();
         assert_eq!(
-            s.begin(&s.key_for("a", "k", "req-1"), "f").await.unwrap(),
+            s.begin(&s.key_for("a", "k", "req-1", false), "f")
+                .await
+                .unwrap(),
             Begun::Proceed
         );
     }

@@ -1120,3 +1120,50 @@ async fn message_pages_with_content_stay_bounded_in_bytes() {
     .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 7);
 }
+
+/// A message created with an idempotency key whose answer a stopped
+/// process never kept: the repeat runs again, and since publishing keeps
+/// its key in the log, it answers the message first made (no second one,
+/// no `idempotency_answer_lost`).
+#[tokio::test]
+async fn a_message_whose_answer_was_lost_is_answered_again_by_its_repeat() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Lost", "uid": "lost"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let send = || {
+        app.client
+            .post(app.url("/api/v1/app/lost/msg"))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("idempotency-key", "lost-1")
+            .json(&json!({"eventType": "a.b", "payload": {"n": 1}}))
+            .send()
+    };
+    let first = expect_json(send().await.unwrap(), 202).await;
+    sqlx::query(
+        "UPDATE idempotent_requests
+            SET status = NULL, body = NULL, answered_at = NULL,
+                claimed_at = now() - interval '1 hour'
+          WHERE key = 'lost-1'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let again = expect_json(send().await.unwrap(), 202).await;
+    assert_eq!(again["id"], first["id"], "{again}");
+    let list = expect_json(
+        svix(&app, Method::GET, "/api/v1/app/lost/msg", None).await,
+        200,
+    )
+    .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+}

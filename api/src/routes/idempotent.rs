@@ -38,6 +38,12 @@ pub trait Refusals {
     fn unreadable() -> Response;
     /// The key is taken by another request, or the store failed.
     fn failed(e: AppError) -> Response;
+
+    /// Whether the route at `path` keeps the key in the log as well (a
+    /// publish), so that running a repeat again finds its first answer.
+    fn keeps_keys_in_the_log(_path: &str) -> bool {
+        false
+    }
 }
 
 /// A digest of the body: of its JSON (so formatting and key order do not
@@ -94,9 +100,12 @@ pub async fn run<R: Refusals>(
     let Ok(bytes) = to_bytes(body, max_body).await else {
         return R::too_large();
     };
-    let held = state
-        .idempotency
-        .key_for(&scope, key.as_str(), &crate::error::current_request_id());
+    let held = state.idempotency.key_for(
+        &scope,
+        key.as_str(),
+        &crate::error::current_request_id(),
+        R::keeps_keys_in_the_log(path),
+    );
     // From here a request cut off (the client gone, or the request
     // timeout) before its changes were handed to the database lets its
     // claim go, even one made by a claim it did not see answered.

@@ -43,6 +43,11 @@ pub struct HeldKey {
     pub claim: uuid::Uuid,
     /// The id of the request holding it (its events carry it).
     pub request_id: String,
+    /// Whether running the request again is how a lost answer is found
+    /// again (a publish keeps its key in the log and answers a repeat with
+    /// what it first published): its claim is taken over even when its
+    /// request stored something.
+    pub rerun_safe: bool,
 }
 
 #[async_trait]

@@ -54,8 +54,8 @@ impl IdempotentRequests for PgIdempotentRequests {
                     request_id = EXCLUDED.request_id
               WHERE r.claimed_at < now() - make_interval(secs => $4)
                  OR (r.answered_at IS NULL AND r.claimed_at < now() - make_interval(secs => $5)
-                     AND NOT EXISTS (SELECT 1 FROM events e
-                                      WHERE e.metadata ->> 'request_id' = r.request_id))
+                     AND ($8 OR NOT EXISTS (SELECT 1 FROM events e
+                                             WHERE e.metadata ->> 'request_id' = r.request_id)))
              RETURNING 1",
         )
         .bind(&held.scope)
@@ -65,6 +65,7 @@ impl IdempotentRequests for PgIdempotentRequests {
         .bind(stale.as_secs_f64())
         .bind(held.claim)
         .bind(&held.request_id)
+        .bind(held.rerun_safe)
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
@@ -73,7 +74,8 @@ impl IdempotentRequests for PgIdempotentRequests {
         }
         let row = sqlx::query(
             "SELECT fingerprint, status, body, request_id,
-                    CASE WHEN answered_at IS NULL AND claimed_at < now() - make_interval(secs => $3)
+                    CASE WHEN NOT $4 AND answered_at IS NULL
+                              AND claimed_at < now() - make_interval(secs => $3)
                          THEN EXISTS (SELECT 1 FROM events e
                                        WHERE e.metadata ->> 'request_id' = r.request_id)
                          ELSE false END AS lost
@@ -82,6 +84,7 @@ impl IdempotentRequests for PgIdempotentRequests {
         .bind(&held.scope)
         .bind(&held.key)
         .bind(stale.as_secs_f64())
+        .bind(held.rerun_safe)
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;

@@ -17,6 +17,13 @@ use hookline_domain::ValidationError;
 struct Svix;
 
 impl Refusals for Svix {
+    /// Creating a message (`POST /api/v1/app/{app_id}/msg`) publishes with
+    /// the key, which the log keeps.
+    fn keeps_keys_in_the_log(path: &str) -> bool {
+        let parts: Vec<&str> = path.split('/').collect();
+        matches!(parts.as_slice(), ["", "api", "v1", "app", _, "msg"])
+    }
+
     fn bad_key(_: ValidationError) -> Response {
         SvixError::bad_request(
             "invalid_idempotency_key",
