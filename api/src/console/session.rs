@@ -17,19 +17,37 @@ use uuid::Uuid;
 
 /// Most sessions kept at once; past it the least recently used go first.
 const MAX_SESSIONS: usize = 10_000;
-/// Most sessions of one tenant (its own, its portal links') or of the
-/// operators; past it that owner's least recently used goes first, so
-/// that signing in again and again evicts only one's own sessions.
+/// Most sessions of one owner — a tenant signed in with its keys, one
+/// portal link, or the operators; past it that owner's least recently used
+/// goes first, so that signing in (or opening a link) again and again ends
+/// only one's own sessions.
 const MAX_SESSIONS_PER_OWNER: usize = 100;
+/// Most sessions opened with all the portal links of one tenant (a tenant
+/// issuing many links could otherwise fill the whole store).
+const MAX_PORTAL_SESSIONS_PER_TENANT: usize = 1000;
+
+/// Whose sessions count together against [`MAX_SESSIONS_PER_OWNER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Tenant(TenantId),
+    PortalLink(Uuid),
+    Operators,
+}
 
 impl Role {
-    /// Whose sessions count together against [`MAX_SESSIONS_PER_OWNER`]
-    /// (`None`: the operators').
-    fn owner(&self) -> Option<TenantId> {
+    fn owner(&self) -> Owner {
         match self {
-            Self::Tenant { tenant_id, .. } => Some(*tenant_id),
+            Self::Tenant { tenant_id, .. } => Owner::Tenant(*tenant_id),
+            Self::Portal(grant) => Owner::PortalLink(grant.link_id),
+            Self::Operator { .. } => Owner::Operators,
+        }
+    }
+
+    /// The tenant whose portal links opened this session, if any.
+    fn portal_tenant(&self) -> Option<TenantId> {
+        match self {
             Self::Portal(grant) => Some(grant.tenant_id),
-            Self::Operator { .. } => None,
+            _ => None,
         }
     }
 }
@@ -149,6 +167,10 @@ impl Sessions {
         if map.values().filter(|s| owned(s)).count() >= MAX_SESSIONS_PER_OWNER {
             map.retain(|_, s| !owned(s) || self.live(s, now));
             Self::evict_oldest(&mut map, MAX_SESSIONS_PER_OWNER, owned);
+        }
+        if let Some(tenant) = session.role.portal_tenant() {
+            let its_links = |s: &Session| s.role.portal_tenant() == Some(tenant);
+            Self::evict_oldest(&mut map, MAX_PORTAL_SESSIONS_PER_TENANT, its_links);
         }
         if map.len() >= MAX_SESSIONS {
             map.retain(|_, s| self.live(s, now));
@@ -280,11 +302,23 @@ mod tests {
         for _ in 0..(MAX_SESSIONS_PER_OWNER * 3) {
             last = sessions.start(Session::new(tenant(1), "c".into(), None));
         }
+        // A portal link's holder opening it again and again ends only that
+        // link's sessions, not the tenant's own.
+        let grant = hookline_application::portal::PortalGrant {
+            link_id: Uuid::from_u128(9),
+            tenant_id: TenantId::from_uuid(Uuid::from_u128(2)),
+            read_only: true,
+            subscription_filter: None,
+            expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        };
+        for _ in 0..(MAX_SESSIONS_PER_OWNER * 2) {
+            sessions.start(Session::new(Role::Portal(grant.clone()), "c".into(), None));
+        }
         assert!(sessions.get(&operator).is_some(), "the operator stays");
         assert!(sessions.get(&other).is_some(), "the other tenant stays");
         assert!(sessions.get(&last).is_some());
         let map = sessions.map.lock().unwrap();
-        assert_eq!(map.len(), MAX_SESSIONS_PER_OWNER + 2);
+        assert_eq!(map.len(), 2 * MAX_SESSIONS_PER_OWNER + 2);
     }
 
     #[test]
