@@ -9,6 +9,7 @@
 //! own recompiles only the schemas that changed. One reload per tenant runs
 //! at a time; compiling runs as [`SchemaWork`].
 
+use super::per_tenant::PerTenant;
 use super::work::SchemaWork;
 use crate::error::AppError;
 use crate::ports::{CatalogueReadModel, DataSchema, SchemaCompiler, TenantReadModel};
@@ -17,7 +18,7 @@ use hookline_domain::catalogue::{EventTypeSpec, EventTypeState, BUILTINS};
 use hookline_domain::{EventType, TenantId};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 /// Tenants whose catalogues are kept at once; past it the cache starts
 /// over (a reload is two small queries).
@@ -51,7 +52,7 @@ struct CompiledBuiltin {
 pub(crate) struct CatalogueCache {
     builtins: Arc<Vec<CompiledBuiltin>>,
     tenants: RwLock<HashMap<TenantId, Arc<TenantCatalogue>>>,
-    reloads: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    reloads: PerTenant<tokio::sync::Mutex<()>>,
     pub work: SchemaWork,
 }
 
@@ -76,7 +77,7 @@ impl CatalogueCache {
         Self {
             builtins: Arc::new(builtins),
             tenants: RwLock::new(HashMap::new()),
-            reloads: Mutex::new(HashMap::new()),
+            reloads: PerTenant::default(),
             work: SchemaWork::default(),
         }
     }
@@ -91,18 +92,6 @@ impl CatalogueCache {
 
     fn cached(&self, tenant: TenantId) -> Option<Arc<TenantCatalogue>> {
         self.tenants.read().ok()?.get(&tenant).cloned()
-    }
-
-    fn reload_lock(&self, tenant: TenantId) -> Arc<tokio::sync::Mutex<()>> {
-        match self.reloads.lock() {
-            Ok(mut map) => {
-                if map.len() >= MAX_CACHED_TENANTS {
-                    map.retain(|_, l| Arc::strong_count(l) > 1);
-                }
-                map.entry(tenant).or_default().clone()
-            }
-            Err(_) => Arc::default(),
-        }
     }
 
     /// The tenant's catalogue, checked again when the read models moved.
@@ -121,9 +110,25 @@ impl CatalogueCache {
             return Ok(c);
         }
         // Requests that find it out of date wait for one reload.
-        let lock = self.reload_lock(tenant);
-        let _reloading = lock.lock().await;
-        let stamp = current();
+        let lock = self.reloads.of(tenant, Default::default);
+        let reloaded = {
+            let _reloading = lock.lock().await;
+            self.reload(tenant, read, tenants, compiler).await
+        };
+        self.reloads.release(tenant, lock);
+        reloaded
+    }
+
+    /// [`CatalogueCache::get`] past its quick look, holding the tenant's
+    /// reload lock.
+    async fn reload(
+        &self,
+        tenant: TenantId,
+        read: &dyn CatalogueReadModel,
+        tenants: &dyn TenantReadModel,
+        compiler: &Arc<dyn SchemaCompiler>,
+    ) -> Result<Arc<TenantCatalogue>, AppError> {
+        let stamp = (read.version(), tenants.version());
         let cached = self.cached(tenant);
         if let Some(c) = cached.as_ref().filter(|c| c.stamp == stamp) {
             return Ok(c.clone());

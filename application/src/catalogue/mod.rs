@@ -5,6 +5,7 @@
 //! tenant's strict mode.
 
 mod cache;
+mod per_tenant;
 mod service;
 mod view;
 mod work;

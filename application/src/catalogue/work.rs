@@ -8,6 +8,7 @@
 //! places, one per core: however many tenants are slow, they hold at most
 //! those cores, and tenants whose schemas are quick never wait for them.
 
+use super::per_tenant::PerTenant;
 use crate::error::AppError;
 use hookline_domain::TenantId;
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ type Marks = Arc<Mutex<HashMap<TenantId, Instant>>>;
 
 pub(crate) struct SchemaWork {
     slow_lane: Arc<Semaphore>,
-    tenants: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+    tenants: PerTenant<Semaphore>,
     /// When each slow tenant's last slow piece ended.
     slow: Marks,
 }
@@ -43,7 +44,7 @@ impl SchemaWork {
     fn with_lane(places: usize) -> Self {
         Self {
             slow_lane: Arc::new(Semaphore::new(places.max(1))),
-            tenants: Mutex::new(HashMap::new()),
+            tenants: PerTenant::default(),
             slow: Arc::default(),
         }
     }
@@ -54,17 +55,6 @@ impl SchemaWork {
         };
         marks.retain(|_, at| at.elapsed() < SLOW_FOR);
         marks.contains_key(&tenant)
-    }
-
-    fn of(&self, tenant: TenantId) -> Arc<Semaphore> {
-        match self.tenants.lock() {
-            Ok(mut map) => map
-                .entry(tenant)
-                .or_insert_with(|| Arc::new(Semaphore::new(PER_TENANT)))
-                .clone(),
-            // A poisoned map: no per-tenant bound, the global one holds.
-            Err(_) => Arc::new(Semaphore::new(PER_TENANT)),
-        }
     }
 
     /// Runs `work` for `tenant` on a blocking thread when its turn comes
@@ -79,7 +69,7 @@ impl SchemaWork {
         tenant: TenantId,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AppError> {
-        let own = self.of(tenant);
+        let own = self.tenants.of(tenant, || Semaphore::new(PER_TENANT));
         let closed = |_| AppError::Internal("schema work: semaphore closed".into());
         let own_turn = own.clone().acquire_owned().await.map_err(closed)?;
         let lane = if self.is_slow(tenant) {
@@ -107,13 +97,7 @@ impl SchemaWork {
         })
         .await
         .map_err(|e| AppError::Internal(format!("schema work: {e}")));
-        // Forget the tenant's semaphore once nobody holds or waits for it
-        // (the map and `own` are the only references left).
-        if let Ok(mut map) = self.tenants.lock() {
-            if Arc::strong_count(&own) == 2 {
-                map.remove(&tenant);
-            }
-        }
+        self.tenants.release(tenant, own);
         done
     }
 }
@@ -148,10 +132,7 @@ mod tests {
             t.await.unwrap().unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), 1);
-        assert!(
-            work.tenants.lock().unwrap().is_empty(),
-            "forgotten once done"
-        );
+        assert!(work.tenants.is_empty(), "forgotten once done");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
