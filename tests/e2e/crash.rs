@@ -582,6 +582,75 @@ async fn a_span_taken_over_by_a_worker_with_few_slots_is_not_sent_twice() {
 }
 
 #[tokio::test]
+async fn a_tenant_that_fills_the_backlog_is_pushed_back_and_the_others_are_not() {
+    let db = fresh_database().await;
+    let rx = TestReceiver::start().await;
+    let mut env = env(&db.url);
+    // A tenant's share is a tenth of the bound: 20 of its own events.
+    env.insert("HOOKLINE_DELIVERY_BACKLOG_BOUND".into(), "200".into());
+    let client = reqwest::Client::new();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // No worker yet: nothing moves the first-attempt cursor.
+    let mut api = api_process(&client, &env, dirs[0].path()).await;
+    let publish = |key: &str, i: usize| {
+        client
+            .post(api.url("/v1/events"))
+            .bearer_auth(key)
+            .json(&json!({"event_type": "load.tested", "data": {"i": i}}))
+            .send()
+    };
+    // The noisy tenant fills the backlog until it is refused.
+    let noisy = tenant_and_subscription(&client, &api, &rx).await;
+    let mut accepted = 0;
+    loop {
+        assert!(
+            accepted < 1000,
+            "1000 publishes accepted over a bound of 200"
+        );
+        let res = publish(&noisy, accepted).await.unwrap();
+        if res.status() == 503 {
+            assert_eq!(expect_json(res, 503).await["code"], "backlog_full");
+            break;
+        }
+        expect_json(res, 202).await;
+        accepted += 1;
+    }
+    // Another tenant is admitted at once while its own share is small,
+    // and pushed back in turn once it holds its share.
+    let quiet = tenant_and_subscription(&client, &api, &rx).await;
+    let mut quiet_accepted = 0;
+    let refused = loop {
+        assert!(
+            quiet_accepted < 15,
+            "a tenant passed its share of 20 events"
+        );
+        let res = publish(&quiet, quiet_accepted).await.unwrap();
+        if res.status() == 503 {
+            break expect_json(res, 503).await;
+        }
+        expect_json(res, 202).await;
+        quiet_accepted += 1;
+    };
+    eprintln!("noisy tenant: {accepted} accepted; quiet tenant: {quiet_accepted}");
+    assert!(
+        quiet_accepted >= 5,
+        "the quiet tenant was admitted {quiet_accepted} times"
+    );
+    assert_eq!(refused["code"], "backlog_full", "{refused}");
+    // The noisy tenant is still pushed back.
+    let res = publish(&noisy, accepted).await.unwrap();
+    assert_eq!(expect_json(res, 503).await["code"], "backlog_full");
+    // Everything accepted is delivered once a worker runs.
+    let mut worker = ServerProcess::start(&["--role", "worker"], &env, dirs[1].path()).await;
+    rx.wait_for(accepted + quiet_accepted, Duration::from_secs(30))
+        .await;
+    for p in [&mut api, &mut worker] {
+        p.signal("TERM");
+        assert_eq!(p.wait(Duration::from_secs(30)).await, Some(0));
+    }
+}
+
+#[tokio::test]
 async fn publishing_pushes_back_while_first_attempts_are_behind_and_resumes_when_they_catch_up() {
     let db = fresh_database().await;
     let rx = TestReceiver::start().await;

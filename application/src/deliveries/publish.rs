@@ -296,12 +296,13 @@ impl PublishService {
             });
         }
         // Push back while the workers are behind: the backlog stays
-        // bounded and the answer says so rather than accepting more.
-        if !self.backlog.admit(BACKLOG_WAIT).await {
+        // bounded and the answer says so rather than accepting more. A
+        // tenant that fills it is pushed back first (its share).
+        if !self.backlog.admit(ctx.tenant_id, BACKLOG_WAIT).await {
             return Err(AppError::Busy {
                 code: "backlog_full",
                 detail: format!(
-                    "the delivery backlog is at its bound and did not shrink within {} s; nothing was published, retry shortly",
+                    "the delivery backlog is at its bound (this tenant's deliveries hold a large share of it, or it is at twice its bound) and did not shrink within {} s; nothing was published, retry shortly",
                     BACKLOG_WAIT.as_secs()
                 ),
             });

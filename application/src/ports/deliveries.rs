@@ -147,9 +147,11 @@ pub trait DeliveryFeed: Send + Sync {
 /// to shrink, and is refused (nothing written) if it does not in time.
 #[async_trait]
 pub trait DeliveryBacklog: Send + Sync {
-    /// True at once while the backlog is under its bound; otherwise waits
-    /// up to `wait` for it to get there.
-    async fn admit(&self, wait: Duration) -> bool;
+    /// True at once while the backlog is under its bound, or while it is
+    /// under twice the bound and `tenant`'s own share of it is small (one
+    /// tenant filling the backlog does not refuse the others); otherwise
+    /// waits up to `wait` for one of those.
+    async fn admit(&self, tenant: TenantId, wait: Duration) -> bool;
 
     /// How far behind first attempts are, when there is a bound.
     ///
@@ -173,7 +175,7 @@ pub struct Unbounded;
 
 #[async_trait]
 impl DeliveryBacklog for Unbounded {
-    async fn admit(&self, _wait: Duration) -> bool {
+    async fn admit(&self, _tenant: TenantId, _wait: Duration) -> bool {
         true
     }
 

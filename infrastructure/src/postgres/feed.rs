@@ -19,6 +19,7 @@ use hookline_application::ports::{
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryEvent;
 use hookline_domain::message::MESSAGE_PUBLISHED;
+use hookline_domain::TenantId;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -482,15 +483,23 @@ impl DeliveryFeed for PgDeliveryFeed {
 pub const BACKLOG_BOUND: i64 = 10_000;
 /// How old a reading of the backlog may be.
 const BACKLOG_FRESH: Duration = Duration::from_millis(50);
+/// Over the bound, a tenant with fewer than this part of the bound of its
+/// own events behind the cursor is still admitted (up to twice the bound):
+/// a tenant that fills the backlog is the one pushed back.
+const TENANT_SHARE_DIVISOR: i64 = 10;
+/// Tenants' readings kept at most (older ones are forgotten past this).
+const TENANT_READINGS: usize = 1_024;
 
 /// The distance between the log's head and the first-attempt cursor, read
 /// at most every 50 ms and shared by every publish of the process
-/// (`DeliveryBacklog`: publishing waits while it is over its bound).
+/// (`DeliveryBacklog`: publishing waits while it is over its bound), and,
+/// once over it, each publishing tenant's own events behind the cursor.
 #[derive(Debug)]
 pub struct PgBacklog {
     pool: PgPool,
     bound: i64,
     reading: tokio::sync::Mutex<(Option<Instant>, i64)>,
+    tenants: Mutex<HashMap<TenantId, (Instant, i64)>>,
 }
 
 impl PgBacklog {
@@ -499,7 +508,14 @@ impl PgBacklog {
             pool,
             bound,
             reading: tokio::sync::Mutex::new((None, 0)),
+            tenants: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A tenant's share: under this many of its own events behind the
+    /// cursor it is admitted over the bound.
+    fn share(&self) -> i64 {
+        (self.bound / TENANT_SHARE_DIVISOR).max(1)
     }
 
     /// Log positions after the cursor (a fresh enough reading).
@@ -523,16 +539,79 @@ impl PgBacklog {
         *reading = (Some(Instant::now()), behind);
         Ok(behind)
     }
+
+    /// `tenant`'s own events after the cursor, counted up to its share (a
+    /// fresh enough reading).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn tenant_behind(&self, tenant: TenantId) -> Result<i64, sqlx::Error> {
+        if let Some(behind) = self.tenant_reading(tenant) {
+            return Ok(behind);
+        }
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (
+                SELECT 1 FROM events
+                 WHERE metadata ->> 'tenant_id' = $2
+                   AND (tx_id, global_position) > (
+                       COALESCE((SELECT last_tx_id FROM projection_checkpoints WHERE name = $1), '0'::xid8),
+                       COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0))
+                 LIMIT $3) behind",
+        )
+        .bind(CURSOR)
+        .bind(tenant.to_string())
+        .bind(self.share())
+        .fetch_one(&self.pool)
+        .await?;
+        if let Ok(mut readings) = self.tenants.lock() {
+            if readings.len() >= TENANT_READINGS {
+                readings.retain(|_, (at, _)| at.elapsed() < BACKLOG_FRESH);
+            }
+            if readings.len() < TENANT_READINGS {
+                readings.insert(tenant, (Instant::now(), behind));
+            }
+        }
+        Ok(behind)
+    }
+
+    fn tenant_reading(&self, tenant: TenantId) -> Option<i64> {
+        let readings = self.tenants.lock().ok()?;
+        let (at, behind) = readings.get(&tenant)?;
+        (at.elapsed() < BACKLOG_FRESH).then_some(*behind)
+    }
+
+    /// Whether a publish of `tenant` may go now.
+    async fn admits(&self, tenant: TenantId) -> Result<bool, sqlx::Error> {
+        let behind = self.behind().await?;
+        if behind <= self.bound {
+            return Ok(true);
+        }
+        if behind > self.bound.saturating_mul(2) {
+            return Ok(false);
+        }
+        if self.tenant_behind(tenant).await? >= self.share() {
+            return Ok(false);
+        }
+        // Until the next reading, count what this publish appends (its
+        // message and at least one delivery) against the tenant, so a burst
+        // within one reading does not pass its share by much.
+        if let Ok(mut readings) = self.tenants.lock() {
+            if let Some((_, behind)) = readings.get_mut(&tenant) {
+                *behind += 2;
+            }
+        }
+        Ok(true)
+    }
 }
 
 #[async_trait]
 impl hookline_application::ports::DeliveryBacklog for PgBacklog {
-    async fn admit(&self, wait: Duration) -> bool {
+    async fn admit(&self, tenant: TenantId, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
         loop {
-            match self.behind().await {
-                Ok(behind) if behind <= self.bound => return true,
-                Ok(_) => {}
+            match self.admits(tenant).await {
+                Ok(true) => return true,
+                Ok(false) => {}
                 // The append that follows reports the database's state.
                 Err(_) => return true,
             }
