@@ -1103,3 +1103,77 @@ async fn replay_check_finds_a_held_back_queue_row_changed_by_hand() {
     assert_eq!(check.code, Some(3), "{}{}", check.stdout, check.stderr);
     assert!(check.stdout.contains("rl.evil") || check.stderr.contains("rl.evil"));
 }
+
+#[tokio::test]
+async fn histories_are_read_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("pages").await;
+    let s = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/a", "events": ["a.b"]}),
+        )
+        .await;
+    let path = format!("/v1/subscriptions/{}", s["id"].as_str().unwrap());
+    for i in 0..4 {
+        expect_json(
+            app.patch(&t, &path, json!({"description": format!("change {i}")}))
+                .await,
+            200,
+        )
+        .await;
+    }
+    // Five events, two at a time, oldest first, each page continuing after
+    // the last one.
+    let mut sequences = Vec::new();
+    let mut url = format!("{path}/history?limit=2");
+    loop {
+        let page = expect_json(app.get(&t, &url).await, 200).await;
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= 2, "{page}");
+        sequences.extend(data.iter().map(|e| e["sequence"].as_i64().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => url = format!("{path}/history?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(sequences, vec![1, 2, 3, 4, 5]);
+    // Without a limit: all five (up to 100), no cursor.
+    let all = expect_json(app.get(&t, &format!("{path}/history")).await, 200).await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 5);
+    assert!(all.get("next_cursor").is_none(), "{all}");
+    // Bad pages are refused, naming the parameter.
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("cursor=bm90LWEtY3Vyc29y", "cursor"),
+    ] {
+        let refused = expect_json(app.get(&t, &format!("{path}/history?{query}")).await, 400).await;
+        assert!(
+            refused["detail"].as_str().unwrap().contains(field),
+            "{query}: {refused}"
+        );
+        assert!(refused["request_id"].is_string(), "{refused}");
+    }
+    let unknown = expect_json(app.get(&t, &format!("{path}/history?page=2")).await, 400).await;
+    assert_eq!(unknown["code"], "invalid_query", "{unknown}");
+    // Another tenant's history stays 404 on any page.
+    let other = app.tenant("other").await;
+    expect_json(
+        app.get(
+            &other,
+            &format!("{path}/history?limit=1&cursor={}", "c2VxOjE"),
+        )
+        .await,
+        404,
+    )
+    .await;
+    // The other histories take the same parameters.
+    let d = expect_json(
+        app.get(&t, "/v1/event-types/invoice.created/history?limit=1")
+            .await,
+        200,
+    )
+    .await;
+    assert!(d["data"].is_array(), "{d}");
+}

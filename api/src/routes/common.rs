@@ -4,12 +4,12 @@
 
 use crate::error::{ApiError, ApiResult};
 use chrono::{DateTime, Utc};
-use hookline_application::history::HistoryEntry;
+use hookline_application::history::{HistoryEntry, HistoryRequest};
 use hookline_application::pagination::{Page, PageRequest};
 use hookline_application::AppError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// One page of a list, newest first.
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,8 +58,30 @@ pub struct HistoryEntryResponse {
     pub metadata: Value,
 }
 
-/// An aggregate's history, oldest first.
-pub type HistoryResponse = DataResponse<HistoryEntryResponse>;
+/// A page of an aggregate's history, oldest first.
+pub type HistoryResponse = PageResponse<HistoryEntryResponse>;
+
+/// Query parameters of the `…/history` reads: a page of the events.
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size, 1–100 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+}
+
+impl HistoryQuery {
+    /// # Errors
+    /// A validation error naming `cursor` or `limit`.
+    pub fn into_request(self) -> Result<HistoryRequest, AppError> {
+        HistoryRequest::parse(self.limit, self.cursor.as_deref())
+    }
+}
 
 impl From<HistoryEntry> for HistoryEntryResponse {
     fn from(e: HistoryEntry) -> Self {
@@ -75,11 +97,9 @@ impl From<HistoryEntry> for HistoryEntryResponse {
     }
 }
 
-/// A history as `{"data": [...]}`.
-pub fn history(entries: Vec<HistoryEntry>) -> HistoryResponse {
-    DataResponse {
-        data: entries.into_iter().map(Into::into).collect(),
-    }
+/// A page of a history as `{"data": [...], "next_cursor"?}`.
+pub fn history(entries: Page<HistoryEntry>) -> HistoryResponse {
+    PageResponse::from_page(entries, Into::into)
 }
 
 /// `limit` and `cursor` as a page request.

@@ -8,8 +8,8 @@ use crate::context::CommandContext;
 use crate::deliveries::Envelope;
 use crate::error::{AppError, Validator};
 use crate::fold;
-use crate::history::HistoryEntry;
-use crate::pagination::parse_limit;
+use crate::history::{self, HistoryEntry, HistoryRequest};
+use crate::pagination::{parse_limit, Page};
 use crate::ports::{
     AggregateStore, CatalogueReadModel, SchemaCompiler, SchemaViolation, TenantReadModel,
 };
@@ -426,16 +426,19 @@ impl CatalogueService {
         &self,
         tenant: TenantId,
         name: &EventType,
-    ) -> Result<Vec<HistoryEntry>, AppError> {
-        let events = self
-            .shared
-            .log
-            .aggregate_history(CatalogueEntry::TYPE, &aggregate_id(tenant, name))
-            .await?;
-        if events.is_empty() && self.cache.builtin(name).is_none() {
+        request: HistoryRequest,
+    ) -> Result<Page<HistoryEntry>, AppError> {
+        let history = history::read_page(
+            self.shared.log.as_ref(),
+            CatalogueEntry::TYPE,
+            &aggregate_id(tenant, name),
+            request,
+        )
+        .await?;
+        if history.owner.is_none() && self.cache.builtin(name).is_none() {
             return Err(AppError::not_found("event type", name));
         }
-        Ok(events.into_iter().map(HistoryEntry::from_stored).collect())
+        Ok(history.page)
     }
 
     async fn run(

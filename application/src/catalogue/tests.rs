@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::history::HistoryRequest;
 use crate::ports::Clock;
 use crate::testing::{tenant, World};
 use hookline_domain::catalogue::{EventTypeSpec, BUILTINS};
@@ -256,15 +257,34 @@ async fn as_of_reads_and_histories_follow_the_log() {
     assert_eq!(then.description, "A payment failed.");
     let now = cat.get(t, &name("payment.failed"), None).await.unwrap();
     assert_eq!(now.description, "A card payment failed.");
-    let history = cat.history(t, &name("payment.failed")).await.unwrap();
-    let kinds: Vec<&str> = history.iter().map(|h| h.event_type.as_str()).collect();
+    let all = HistoryRequest::default();
+    let history = cat.history(t, &name("payment.failed"), all).await.unwrap();
+    let kinds: Vec<&str> = history.data.iter().map(|h| h.event_type.as_str()).collect();
     assert_eq!(kinds, vec!["EventTypeDefined", "EventTypeUpdated"]);
+    assert_eq!(history.next_cursor, None);
+    // A page at a time: the cursor continues after the page's last event.
+    let first = cat
+        .history(
+            t,
+            &name("payment.failed"),
+            HistoryRequest::parse(Some(1), None).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.data.len(), 1);
+    assert_eq!(first.data[0].event_type, "EventTypeDefined");
+    let next = HistoryRequest::parse(Some(1), first.next_cursor.as_deref()).unwrap();
+    let second = cat.history(t, &name("payment.failed"), next).await.unwrap();
+    assert_eq!(second.data.len(), 1);
+    assert_eq!(second.data[0].event_type, "EventTypeUpdated");
+    assert_eq!(second.next_cursor, None);
     assert!(cat
-        .history(t, &name("payment.received"))
+        .history(t, &name("payment.received"), all)
         .await
         .unwrap()
+        .data
         .is_empty());
-    assert!(cat.history(t, &name("no.such")).await.is_err());
+    assert!(cat.history(t, &name("no.such"), all).await.is_err());
     assert!(cat.get(t, &name("no.such"), Some(before)).await.is_err());
     let example = cat.example(t, &name("payment.failed")).await.unwrap();
     assert_eq!(example["event"], "payment.failed");

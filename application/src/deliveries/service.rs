@@ -5,7 +5,7 @@ use super::view::DeliveryDetail;
 use crate::commands::{execute_with_retry, Written};
 use crate::context::{CommandContext, RequestId};
 use crate::error::AppError;
-use crate::history::HistoryEntry;
+use crate::history::{self, HistoryEntry, HistoryRequest};
 use crate::metadata::EventMetadata;
 use crate::pagination::{paginate, Page, PageRequest};
 use crate::ports::{
@@ -232,17 +232,19 @@ impl DeliveryService {
         &self,
         tenant: TenantId,
         id: DeliveryId,
-    ) -> Result<Vec<HistoryEntry>, AppError> {
-        let events = self
-            .shared
-            .log
-            .aggregate_history(Delivery::TYPE, &id.to_string())
-            .await?;
-        let owner = events.first().and_then(|e| e.meta()).map(|m| m.tenant_id);
-        if owner != Some(tenant) {
+        request: HistoryRequest,
+    ) -> Result<Page<HistoryEntry>, AppError> {
+        let history = history::read_page(
+            self.shared.log.as_ref(),
+            Delivery::TYPE,
+            &id.to_string(),
+            request,
+        )
+        .await?;
+        if history.owner != Some(tenant) {
             return Err(AppError::not_found("delivery", id));
         }
-        Ok(events.into_iter().map(HistoryEntry::from_stored).collect())
+        Ok(history.page)
     }
 
     /// Who owns a delivery (operators' tools read any tenant's).

@@ -189,6 +189,24 @@ pub trait EventLog: Send + Sync {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<StoredEvent>, AppError>;
+
+    /// At most `limit` events of one aggregate after sequence `after`, in
+    /// sequence order (a page of its history).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn aggregate_history_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, AppError> {
+        let mut events = self.aggregate_history(aggregate_type, aggregate_id).await?;
+        events.retain(|e| e.sequence > after);
+        events.truncate(limit as usize);
+        Ok(events)
+    }
 }
 
 /// Lets a command's response wait until the read models include its events.

@@ -7,7 +7,7 @@ use super::view::{source_sealing_context, RejectionView, SourceView};
 use crate::commands::{execute_with_retry, Written};
 use crate::context::CommandContext;
 use crate::error::AppError;
-use crate::history::HistoryEntry;
+use crate::history::{self, HistoryEntry, HistoryRequest};
 use crate::pagination::{paginate, Page};
 use crate::ports::{AggregateStore, Change, RejectionLog, SourceListQuery, SourceReadModel};
 use crate::shared::Shared;
@@ -433,17 +433,19 @@ impl SourceService {
         &self,
         tenant: TenantId,
         id: SourceId,
-    ) -> Result<Vec<HistoryEntry>, AppError> {
-        let events = self
-            .shared
-            .log
-            .aggregate_history(Source::TYPE, &id.to_string())
-            .await?;
-        let owner = events.first().and_then(|e| e.meta()).map(|m| m.tenant_id);
-        if owner != Some(tenant) {
+        request: HistoryRequest,
+    ) -> Result<Page<HistoryEntry>, AppError> {
+        let history = history::read_page(
+            self.shared.log.as_ref(),
+            Source::TYPE,
+            &id.to_string(),
+            request,
+        )
+        .await?;
+        if history.owner != Some(tenant) {
             return Err(AppError::not_found("source", id));
         }
-        Ok(events.into_iter().map(HistoryEntry::from_stored).collect())
+        Ok(history.page)
     }
 
     /// The requests the source refused, newest first (`cursor` is the

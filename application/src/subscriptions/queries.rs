@@ -5,7 +5,7 @@ use super::service::SubscriptionService;
 use super::view::SubscriptionView;
 use crate::error::AppError;
 use crate::fold;
-use crate::history::HistoryEntry;
+use crate::history::{self, HistoryEntry, HistoryRequest};
 use crate::pagination::{paginate, Page};
 use crate::ports::SubscriptionListQuery;
 use chrono::{DateTime, Utc};
@@ -204,7 +204,7 @@ impl SubscriptionService {
         Ok(ids)
     }
 
-    /// The subscription's events in order, secrets masked.
+    /// A page of the subscription's events in order, secrets masked.
     ///
     /// # Errors
     /// 404 when the tenant has no such subscription.
@@ -212,17 +212,19 @@ impl SubscriptionService {
         &self,
         tenant: TenantId,
         id: SubscriptionId,
-    ) -> Result<Vec<HistoryEntry>, AppError> {
-        let events = self
-            .shared
-            .log
-            .aggregate_history(Subscription::TYPE, &id.to_string())
-            .await?;
-        let owner = events.first().and_then(|e| e.meta()).map(|m| m.tenant_id);
-        if owner != Some(tenant) {
+        request: HistoryRequest,
+    ) -> Result<Page<HistoryEntry>, AppError> {
+        let history = history::read_page(
+            self.shared.log.as_ref(),
+            Subscription::TYPE,
+            &id.to_string(),
+            request,
+        )
+        .await?;
+        if history.owner != Some(tenant) {
             return Err(AppError::not_found("subscription", id));
         }
-        Ok(events.into_iter().map(HistoryEntry::from_stored).collect())
+        Ok(history.page)
     }
 }
 /// Filter patterns at least as broad as `pattern`: a subscription listing

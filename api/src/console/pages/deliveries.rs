@@ -15,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hookline_application::deliveries::ListDeliveries;
+use hookline_application::history::HistoryRequest;
 use hookline_application::pagination::{within_api_range, PageRequest};
 use hookline_application::ports::{AttemptRecord, DeliveryRecord};
 use hookline_application::subscriptions::SubscriptionView;
@@ -424,26 +425,39 @@ fn meta_str<'a>(m: &'a serde_json::Value, key: &str) -> &'a str {
     m.get(key).and_then(|v| v.as_str()).unwrap_or("")
 }
 
-/// `GET /console/subscriptions/{id}/history`: its timeline from the log.
+#[derive(Debug, Deserialize, Default)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// `GET /console/subscriptions/{id}/history`: its timeline from the log, a
+/// page of 100 events at a time.
 pub async fn history(
     State(state): State<AppState>,
     viewer: Viewer,
     uri: Uri,
     Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
 ) -> PageResult {
     let id = sub_id(&id)?;
     viewer.check_covers(id)?;
-    let entries = state
+    let page = state
         .subscriptions
-        .history(viewer.require_tenant()?, id)
+        .history(
+            viewer.require_tenant()?,
+            id,
+            HistoryRequest::parse(None, q.cursor.as_deref())?,
+        )
         .await?;
+    let entries = &page.data;
     let t = |m: M| viewer.t(m);
     let content = markup! {
         p { a href={ "/console/subscriptions/" (id) } { "← " (t(M::BackToSubscription)) } }
         h1 { (t(M::History)) }
         p.lead { (t(M::HistoryLead)) }
-        ol.timeline {
-            @for e in &entries {
+        ol.timeline start=[entries.first().map(|e| e.sequence)] {
+            @for e in entries {
                 li {
                     h2.h3 { code { (e.event_type) } " " span.muted { "v" (e.event_version) } }
                     dl.props {
@@ -460,6 +474,9 @@ pub async fn history(
                     }
                 }
             }
+        }
+        @if let Some(next) = &page.next_cursor {
+            p { a href={ "/console/subscriptions/" (id) "/history?cursor=" (urlencode(next)) } { (t(M::NextPage)) } }
         }
     };
     Ok(shell(

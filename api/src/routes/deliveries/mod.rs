@@ -3,7 +3,7 @@
 
 pub mod dto;
 
-use super::common::{history, DataResponse, HistoryEntryResponse, PageResponse};
+use super::common::{history, DataResponse, HistoryEntryResponse, HistoryQuery, PageResponse};
 use super::openapi::examples as ex;
 use super::subscriptions::sub_id;
 use super::{written, Ctx};
@@ -261,9 +261,9 @@ async fn attempts(
     path = "/deliveries/{id}/history",
     operation_id = "get_delivery_history",
     tag = "deliveries",
-    params(("id" = Uuid, Path, description = "The delivery's id.")),
+    params(("id" = Uuid, Path, description = "The delivery's id."), HistoryQuery),
     responses(
-        (status = 200, description = "The delivery's events.", body = DataResponse<HistoryEntryResponse>,
+        (status = 200, description = "The delivery's events, a page at a time.", body = PageResponse<HistoryEntryResponse>,
             example = json!(ex::history("DeliveryEnqueued", json!({"DeliveryEnqueued": {
                 "tenant_id": ex::TENANT_ID,
                 "subscription_id": ex::SUBSCRIPTION_ID,
@@ -271,7 +271,7 @@ async fn attempts(
                 "event_type": "invoice.created",
                 "url": ex::URL
             }})))),
-        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID\n- `validation_error`: `limit` or `cursor` is not valid\n- `invalid_query`: an unknown query parameter"),
         (status = 404, description = "- `not_found`: no such delivery for this tenant"),
     )
 )]
@@ -279,10 +279,12 @@ async fn read_history(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Response> {
+    let id = delivery_id(&id)?;
     let events = state
         .deliveries
-        .history(caller.tenant_id, delivery_id(&id)?)
+        .history(caller.tenant_id, id, query.into_request()?)
         .await?;
     Ok(Json(history(events)).into_response())
 }

@@ -2,7 +2,7 @@
 
 pub mod dto;
 
-use super::common::{history, DataResponse, HistoryEntryResponse};
+use super::common::{history, HistoryEntryResponse, HistoryQuery, PageResponse};
 use super::openapi::examples as ex;
 use super::openapi::schemas::EventNameSchema;
 use super::{no_content, written, Ctx};
@@ -230,15 +230,15 @@ async fn example(
     path = "/event-types/{name}/history",
     operation_id = "get_event_type_history",
     tag = "event-types",
-    params(("name" = EventNameSchema, Path, description = "The event type's name.")),
+    params(("name" = EventNameSchema, Path, description = "The event type's name."), HistoryQuery),
     responses(
-        (status = 200, description = "The type's events, oldest first.", body = DataResponse<HistoryEntryResponse>,
+        (status = 200, description = "The type's events, oldest first, a page at a time.", body = PageResponse<HistoryEntryResponse>,
             example = json!(ex::history("EventTypeDefined", json!({"EventTypeDefined": {
                 "tenant_id": ex::TENANT_ID,
                 "name": "credit_note.issued",
                 "group": "Credit notes"
             }})))),
-        (status = 400, description = "- `validation_error`: `name` is not a valid event name"),
+        (status = 400, description = "- `validation_error`: `name` is not a valid event name, or `limit` or `cursor` is not valid\n- `invalid_query`: an unknown query parameter"),
         (status = 404, description = "- `not_found`: the catalogue has no such type"),
     )
 )]
@@ -246,10 +246,12 @@ async fn read_history(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(raw): Path<String>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Response> {
+    let name = name(&raw)?;
     let events = state
         .catalogue
-        .history(caller.tenant_id, &name(&raw)?)
+        .history(caller.tenant_id, &name, query.into_request()?)
         .await?;
     Ok(Json(history(events)).into_response())
 }

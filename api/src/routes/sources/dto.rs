@@ -342,6 +342,23 @@ pub struct GetSourceQuery {
     pub include_deleted: Option<bool>,
 }
 
+/// Query of `GET /v1/sources/{id}/history`.
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SourceHistoryQuery {
+    /// Show a deleted source's history too (otherwise 404).
+    #[serde(default)]
+    pub include_deleted: Option<bool>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size, 1–100 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+}
+
 /// Query of `GET /v1/sources/{id}/rejections`.
 #[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]

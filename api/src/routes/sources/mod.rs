@@ -3,7 +3,7 @@
 
 pub mod dto;
 
-use super::common::{history, DataResponse, HistoryEntryResponse, PageResponse};
+use super::common::{history, HistoryEntryResponse, PageResponse};
 use super::openapi::examples as ex;
 use super::{no_content, written, Ctx};
 use crate::error::ApiResult;
@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dto::{
     CreateSourceRequest, GetSourceQuery, ListSourcesQuery, RejectionResponse, RejectionsQuery,
-    RotateSourceSecretRequest, SourceResponse, UpdateSourceRequest,
+    RotateSourceSecretRequest, SourceHistoryQuery, SourceResponse, UpdateSourceRequest,
 };
+use hookline_application::history::HistoryRequest;
 use hookline_application::pagination::DEFAULT_LIMIT;
 use hookline_domain::SourceId;
 use serde_json::json;
@@ -232,9 +233,9 @@ async fn rotate_secret(
     path = "/sources/{id}/history",
     operation_id = "get_source_history",
     tag = "sources",
-    params(("id" = Uuid, Path, description = "The source's id."), GetSourceQuery),
+    params(("id" = Uuid, Path, description = "The source's id."), SourceHistoryQuery),
     responses(
-        (status = 200, description = "The source's events.", body = DataResponse<HistoryEntryResponse>,
+        (status = 200, description = "The source's events, a page at a time.", body = PageResponse<HistoryEntryResponse>,
             example = json!(ex::history("SourceCreated", json!({"SourceCreated": {
                 "source_id": ex::SOURCE_ID,
                 "tenant_id": ex::TENANT_ID,
@@ -242,7 +243,7 @@ async fn rotate_secret(
                 "kind": "inflow",
                 "secret": "[sealed]"
             }})))),
-        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID\n- `validation_error`: `limit` or `cursor` is not valid\n- `invalid_query`: an unknown query parameter"),
         (status = 404, description = "- `not_found`: no such source for this tenant (or deleted, without `include_deleted`)"),
     )
 )]
@@ -250,15 +251,16 @@ async fn read_history(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<GetSourceQuery>,
+    ApiQuery(query): ApiQuery<SourceHistoryQuery>,
 ) -> ApiResult<Response> {
     let id = source_id(&id)?;
+    let request = HistoryRequest::parse(query.limit, query.cursor.as_deref())?;
     // A deleted source is 404 unless asked for, as `GET /v1/sources/{id}`.
     state
         .sources
         .get(caller.tenant_id, id, query.include_deleted == Some(true))
         .await?;
-    let events = state.sources.history(caller.tenant_id, id).await?;
+    let events = state.sources.history(caller.tenant_id, id, request).await?;
     Ok(Json(history(events)).into_response())
 }
 

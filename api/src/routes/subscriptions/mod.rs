@@ -3,7 +3,7 @@
 
 pub mod dto;
 
-use super::common::{history, DataResponse, HistoryEntryResponse, PageResponse};
+use super::common::{history, HistoryEntryResponse, HistoryQuery, PageResponse};
 use super::openapi::examples as ex;
 use super::{no_content, written, Ctx};
 use crate::error::ApiResult;
@@ -319,9 +319,9 @@ async fn enable(
     path = "/subscriptions/{id}/history",
     operation_id = "get_subscription_history",
     tag = "subscriptions",
-    params(("id" = Uuid, Path, description = "The subscription's id.")),
+    params(("id" = Uuid, Path, description = "The subscription's id."), HistoryQuery),
     responses(
-        (status = 200, description = "The subscription's events.", body = DataResponse<HistoryEntryResponse>,
+        (status = 200, description = "The subscription's events, a page at a time.", body = PageResponse<HistoryEntryResponse>,
             example = json!(ex::history("Subscribed", json!({"Subscribed": {
                 "subscription_id": ex::SUBSCRIPTION_ID,
                 "tenant_id": ex::TENANT_ID,
@@ -330,7 +330,7 @@ async fn enable(
                 "secret": "[sealed]",
                 "signature_scheme": "standard-webhooks"
             }})))),
-        (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
+        (status = 400, description = "- `invalid_id`: `id` is not a UUID\n- `validation_error`: `limit` or `cursor` is not valid\n- `invalid_query`: an unknown query parameter"),
         (status = 404, description = "- `not_found`: no such subscription for this tenant"),
     )
 )]
@@ -338,10 +338,12 @@ async fn read_history(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Response> {
+    let id = sub_id(&id)?;
     let events = state
         .subscriptions
-        .history(caller.tenant_id, sub_id(&id)?)
+        .history(caller.tenant_id, id, query.into_request()?)
         .await?;
     Ok(Json(history(events)).into_response())
 }
