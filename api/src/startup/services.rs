@@ -42,13 +42,14 @@ use hookline_infrastructure::clock::{SystemClock, SystemEntropy};
 use hookline_infrastructure::config::Settings;
 use hookline_infrastructure::metrics::{Exposition, Registry};
 use hookline_infrastructure::postgres::audit::{PgAuditLog, PgLogArchive};
+use hookline_infrastructure::postgres::backlog::PgBacklog;
 use hookline_infrastructure::postgres::catalogue::{EventTypesProjection, PgCatalogueReadModel};
 use hookline_infrastructure::postgres::dashboard::PgDeliveryStats;
 use hookline_infrastructure::postgres::deliveries::{
     PgDeliveryReadModel, PgDueQueue, PgMessageBodies,
 };
 use hookline_infrastructure::postgres::directory::CachedSubscriptions;
-use hookline_infrastructure::postgres::feed::{PgBacklog, PgDeliveryFeed};
+use hookline_infrastructure::postgres::feed::PgDeliveryFeed;
 use hookline_infrastructure::postgres::flow::PgFlowControl;
 use hookline_infrastructure::postgres::health::PgReadiness;
 use hookline_infrastructure::postgres::idempotency::PgIdempotentRequests;

@@ -61,7 +61,7 @@ pub(super) const DELIVERY_BACKLOG_BOUND: Number<i64> = Number {
     name: "HOOKLINE_DELIVERY_BACKLOG_BOUND",
     min: 1,
     max: 100_000_000,
-    default: crate::postgres::feed::BACKLOG_BOUND,
+    default: crate::postgres::backlog::BACKLOG_BOUND,
 };
 pub(super) const REQUEST_TIMEOUT_SECONDS: Number<u64> = Number {
     name: "HOOKLINE_REQUEST_TIMEOUT_SECONDS",

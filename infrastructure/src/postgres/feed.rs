@@ -13,13 +13,10 @@
 use super::checkpoints;
 use super::log_reader::{decode, unavailable, COLUMNS};
 use async_trait::async_trait;
-use hookline_application::ports::{
-    BacklogLevel, DeliveryFeed, DueDelivery, LogPosition, StoredEvent, Taken,
-};
+use hookline_application::ports::{DeliveryFeed, DueDelivery, LogPosition, StoredEvent, Taken};
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryEvent;
 use hookline_domain::message::MESSAGE_PUBLISHED;
-use hookline_domain::TenantId;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -474,160 +471,6 @@ impl DeliveryFeed for PgDeliveryFeed {
     async fn release(&self, finished: &[i64]) -> Result<(), AppError> {
         let mut conn = self.pool.acquire().await.map_err(unavailable)?;
         release(&mut conn, finished).await.map_err(unavailable)
-    }
-}
-
-/// Most log positions new deliveries may be behind the first-attempt
-/// cursor before publishing waits (about 4,500 deliveries of a 1:1 publish,
-/// a second or two of delivery on a small machine).
-pub const BACKLOG_BOUND: i64 = 10_000;
-/// How old a reading of the backlog may be.
-const BACKLOG_FRESH: Duration = Duration::from_millis(50);
-/// Over the bound, a tenant with fewer than this part of the bound of its
-/// own events behind the cursor is still admitted (up to twice the bound):
-/// a tenant that fills the backlog is the one pushed back.
-const TENANT_SHARE_DIVISOR: i64 = 10;
-/// Tenants' readings kept at most (older ones are forgotten past this).
-const TENANT_READINGS: usize = 1_024;
-
-/// The distance between the log's head and the first-attempt cursor, read
-/// at most every 50 ms and shared by every publish of the process
-/// (`DeliveryBacklog`: publishing waits while it is over its bound), and,
-/// once over it, each publishing tenant's own events behind the cursor.
-#[derive(Debug)]
-pub struct PgBacklog {
-    pool: PgPool,
-    bound: i64,
-    reading: tokio::sync::Mutex<(Option<Instant>, i64)>,
-    tenants: Mutex<HashMap<TenantId, (Instant, i64)>>,
-}
-
-impl PgBacklog {
-    pub fn new(pool: PgPool, bound: i64) -> Self {
-        Self {
-            pool,
-            bound,
-            reading: tokio::sync::Mutex::new((None, 0)),
-            tenants: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// A tenant's share: under this many of its own events behind the
-    /// cursor it is admitted over the bound.
-    fn share(&self) -> i64 {
-        (self.bound / TENANT_SHARE_DIVISOR).max(1)
-    }
-
-    /// Log positions after the cursor (a fresh enough reading).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn behind(&self) -> Result<i64, sqlx::Error> {
-        let mut reading = self.reading.lock().await;
-        if let (Some(at), behind) = *reading {
-            if at.elapsed() < BACKLOG_FRESH {
-                return Ok(behind);
-            }
-        }
-        let behind: i64 = sqlx::query_scalar(
-            "SELECT GREATEST(COALESCE((SELECT max(global_position) FROM events), 0)
-                   - COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0), 0)",
-        )
-        .bind(CURSOR)
-        .fetch_one(&self.pool)
-        .await?;
-        *reading = (Some(Instant::now()), behind);
-        Ok(behind)
-    }
-
-    /// `tenant`'s own events after the cursor, counted up to its share (a
-    /// fresh enough reading).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn tenant_behind(&self, tenant: TenantId) -> Result<i64, sqlx::Error> {
-        if let Some(behind) = self.tenant_reading(tenant) {
-            return Ok(behind);
-        }
-        let behind: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (
-                SELECT 1 FROM events
-                 WHERE metadata ->> 'tenant_id' = $2
-                   AND (tx_id, global_position) > (
-                       COALESCE((SELECT last_tx_id FROM projection_checkpoints WHERE name = $1), '0'::xid8),
-                       COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0))
-                 LIMIT $3) behind",
-        )
-        .bind(CURSOR)
-        .bind(tenant.to_string())
-        .bind(self.share())
-        .fetch_one(&self.pool)
-        .await?;
-        if let Ok(mut readings) = self.tenants.lock() {
-            if readings.len() >= TENANT_READINGS {
-                readings.retain(|_, (at, _)| at.elapsed() < BACKLOG_FRESH);
-            }
-            if readings.len() < TENANT_READINGS {
-                readings.insert(tenant, (Instant::now(), behind));
-            }
-        }
-        Ok(behind)
-    }
-
-    fn tenant_reading(&self, tenant: TenantId) -> Option<i64> {
-        let readings = self.tenants.lock().ok()?;
-        let (at, behind) = readings.get(&tenant)?;
-        (at.elapsed() < BACKLOG_FRESH).then_some(*behind)
-    }
-
-    /// Whether a publish of `tenant` may go now.
-    async fn admits(&self, tenant: TenantId) -> Result<bool, sqlx::Error> {
-        let behind = self.behind().await?;
-        if behind <= self.bound {
-            return Ok(true);
-        }
-        if behind > self.bound.saturating_mul(2) {
-            return Ok(false);
-        }
-        if self.tenant_behind(tenant).await? >= self.share() {
-            return Ok(false);
-        }
-        // Until the next reading, count what this publish appends (its
-        // message and at least one delivery) against the tenant, so a burst
-        // within one reading does not pass its share by much.
-        if let Ok(mut readings) = self.tenants.lock() {
-            if let Some((_, behind)) = readings.get_mut(&tenant) {
-                *behind += 2;
-            }
-        }
-        Ok(true)
-    }
-}
-
-#[async_trait]
-impl hookline_application::ports::DeliveryBacklog for PgBacklog {
-    async fn admit(&self, tenant: TenantId, wait: Duration) -> bool {
-        let deadline = Instant::now() + wait;
-        loop {
-            match self.admits(tenant).await {
-                Ok(true) => return true,
-                Ok(false) => {}
-                // The append that follows reports the database's state.
-                Err(_) => return true,
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(BACKLOG_FRESH).await;
-        }
-    }
-
-    async fn level(&self) -> Result<Option<BacklogLevel>, AppError> {
-        let behind = self.behind().await.map_err(unavailable)?;
-        Ok(Some(BacklogLevel {
-            behind,
-            bound: self.bound,
-        }))
     }
 }
 

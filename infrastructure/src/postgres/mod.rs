@@ -3,6 +3,7 @@
 //! with their checkpoints, and the read-model and tenant adapters.
 
 pub mod audit;
+pub mod backlog;
 pub mod catalogue;
 pub mod checkpoints;
 pub mod copy;
