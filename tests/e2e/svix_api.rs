@@ -1167,3 +1167,58 @@ async fn a_message_whose_answer_was_lost_is_answered_again_by_its_repeat() {
     .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
 }
+
+/// Whole numbers written with a zero fraction are taken as JSON Schema's
+/// `integer` allows (as `/v1` takes them); fractions are refused.
+#[tokio::test]
+async fn whole_numbers_with_a_zero_fraction_are_taken_and_fractions_refused() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    let rx = TestReceiver::start().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Numbers", "uid": "nums", "throttleRate": 3.0})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let endpoint = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/nums/endpoint",
+            Some(json!({"url": rx.url("/n"), "uid": "n", "throttleRate": 2.0})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(endpoint["throttleRate"], 2, "{endpoint}");
+    let rotated = svix(
+        &app,
+        Method::POST,
+        "/api/v1/app/nums/endpoint/n/secret/rotate",
+        Some(json!({"gracePeriodSeconds": 60.0})),
+    )
+    .await;
+    assert!(rotated.status().is_success(), "{}", rotated.status());
+    for (path, body) in [
+        ("/api/v1/app/nums/endpoint/n", json!({"throttleRate": 2.5})),
+        (
+            "/api/v1/app/nums/endpoint/n/secret/rotate",
+            json!({"gracePeriodSeconds": 60.5}),
+        ),
+    ] {
+        let method = if path.ends_with("rotate") {
+            Method::POST
+        } else {
+            Method::PATCH
+        };
+        let refused = expect_json(svix(&app, method, path, Some(body)).await, 422).await;
+        assert!(refused.to_string().contains("whole number"), "{refused}");
+    }
+}

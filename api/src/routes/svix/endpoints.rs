@@ -208,7 +208,7 @@ pub struct RotateIn {
     #[schema(pattern = r"^(whsec_)?[a-zA-Z0-9+/=]{32,100}$")]
     pub key: Option<String>,
     /// How long the previous secret keeps signing (default 86400).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
     #[schema(minimum = 0, maximum = 604800)]
     pub grace_period_seconds: Option<i64>,
 }

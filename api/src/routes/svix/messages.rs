@@ -78,9 +78,9 @@ pub struct MessageIn {
     #[schema(format = DateTime)]
     pub deliver_at: Option<String>,
     /// Accepted; Hookline keeps every message.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
     pub payload_retention_period: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::routes::common::whole_number")]
     pub payload_retention_hours: Option<i64>,
     /// Refused when not empty: Hookline does not keep message tags.
     #[serde(default)]
