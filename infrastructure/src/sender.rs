@@ -285,7 +285,9 @@ fn classify(e: &reqwest::Error) -> SendOutcome {
 #[async_trait]
 impl WebhookSender for ReqwestSender {
     async fn send(&self, request: OutgoingRequest) -> SendResult {
-        let started_at = Utc::now();
+        // At the log's and the read models' precision (microseconds), so
+        // an attempt reads the same from either.
+        let started_at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
         let clock = Instant::now();
         let outcome = self.attempt(request).await;
         SendResult {

@@ -96,6 +96,21 @@ async fn manual_retry_makes_a_new_attempt_and_keeps_the_history() {
     )
     .await;
     assert_eq!(trace["data"].as_array().unwrap().len(), 1);
+    // The same attempt reads the same from the log as from the trace's
+    // table, to the microsecond.
+    let from_log = expect_json(
+        app.get(&t, &format!("/v1/deliveries/{id}/attempts")).await,
+        200,
+    )
+    .await;
+    let traced = &trace["data"][0];
+    let same = from_log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == traced["id"])
+        .unwrap();
+    assert_eq!(same["started_at"], traced["started_at"], "{same} {traced}");
     let history = expect_json(
         app.get(&t, &format!("/v1/deliveries/{id}/history")).await,
         200,

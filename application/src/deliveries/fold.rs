@@ -11,6 +11,14 @@ fn ended(started_at: DateTime<Utc>, duration_ms: u64) -> DateTime<Utc> {
     started_at + Duration::milliseconds(i64::try_from(duration_ms).unwrap_or(0))
 }
 
+/// A time at the read models' precision (Postgres keeps microseconds):
+/// attempts stored before the sender truncated its clock carry
+/// nanoseconds, which a record read from the log would otherwise show and
+/// the same record read from a table would not.
+fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(at, 6)
+}
+
 fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
@@ -132,7 +140,7 @@ pub fn apply(
                 attempt: *attempt,
                 attempt_id: *attempt_id,
                 url,
-                started_at: *started_at,
+                started_at: micros(*started_at),
                 duration_ms: *duration_ms,
                 status_code: *status_code,
             };
@@ -160,7 +168,7 @@ pub fn apply(
                 attempt: *attempt,
                 attempt_id: *attempt_id,
                 url,
-                started_at: *started_at,
+                started_at: micros(*started_at),
                 duration_ms: *duration_ms,
                 status_code: Some(*status_code),
             };
