@@ -678,6 +678,27 @@ async fn the_example_is_what_a_receiver_gets() {
     };
     assert_eq!(keys(&body), keys(&example));
     assert_eq!(body["data"], example["data"]);
+    // In the order a delivery sends them.
+    let text = app
+        .get(&t, "/v1/event-types/payment.received/example")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let order = |text: &str| {
+        [
+            "\"id\"",
+            "\"timestamp\"",
+            "\"event\"",
+            "\"data\"",
+            "\"tenant_id\"",
+        ]
+        .map(|k| text.find(k).unwrap())
+    };
+    let sent = String::from_utf8(got[0].body.to_vec()).unwrap();
+    for positions in [order(&text), order(&sent)] {
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text} / {sent}");
+    }
     // A type without an example.
     expect_json(
         app.post(&t, "/v1/event-types", json!({"name": "bare.type"}))

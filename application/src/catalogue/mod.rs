@@ -14,7 +14,7 @@ pub use service::{
     refuse_operational, Admission, CatalogueService, EventTypeChanges, ListEventTypes,
     NewEventType, MAX_CUSTOM_EVENT_TYPES, MAX_SCHEMA_BYTES,
 };
-pub use view::{CataloguePage, EventTypeView, GroupView};
+pub use view::{CataloguePage, EventTypeView, Example, GroupView};
 
 use crate::error::AppError;
 use cqrs_es::AggregateError;

@@ -2,10 +2,9 @@
 
 use super::cache::{CatalogueCache, Known, TenantCatalogue};
 use super::map_error;
-use super::view::{CataloguePage, EventTypeView};
+use super::view::{CataloguePage, EventTypeView, Example};
 use crate::commands::{execute_with_retry, Written};
 use crate::context::CommandContext;
-use crate::deliveries::Envelope;
 use crate::error::{AppError, Validator};
 use crate::fold;
 use crate::history::{self, HistoryEntry, HistoryRequest};
@@ -623,7 +622,7 @@ impl CatalogueService {
     /// # Errors
     /// 404 for a type the catalogue does not have, or one without an
     /// example.
-    pub async fn example(&self, tenant: TenantId, name: &EventType) -> Result<Value, AppError> {
+    pub async fn example(&self, tenant: TenantId, name: &EventType) -> Result<Example, AppError> {
         let catalogue = self.catalogue(tenant).await?;
         let known = catalogue
             .types
@@ -640,18 +639,13 @@ impl CatalogueService {
                     "event type '{name}' has no example; add one with PATCH /v1/event-types/{name}"
                 ),
             })?;
-        let data: Box<RawValue> = serde_json::value::to_raw_value(example)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        let envelope = Envelope {
+        Ok(Example {
             id: EventId::from_uuid(self.shared.entropy.new_id()),
             timestamp: self.now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            event: name.as_str(),
-            data: &data,
+            event: name.clone(),
+            data: example.clone(),
             tenant_id: tenant,
-            resource_type: None,
-            resource_id: None,
-        };
-        serde_json::to_value(&envelope).map_err(|e| AppError::Internal(e.to_string()))
+        })
     }
 
     /// Whether `data` may be published as `event_type`: it satisfies the

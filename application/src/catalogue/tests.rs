@@ -286,7 +286,8 @@ async fn as_of_reads_and_histories_follow_the_log() {
         .is_empty());
     assert!(cat.history(t, &name("no.such"), all).await.is_err());
     assert!(cat.get(t, &name("no.such"), Some(before)).await.is_err());
-    let example = cat.example(t, &name("payment.failed")).await.unwrap();
+    let example =
+        serde_json::to_value(cat.example(t, &name("payment.failed")).await.unwrap()).unwrap();
     assert_eq!(example["event"], "payment.failed");
     assert_eq!(example["data"]["payment_id"], "pay-457");
     assert_eq!(example["tenant_id"], t.to_string());

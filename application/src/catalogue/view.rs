@@ -73,3 +73,51 @@ impl CataloguePage {
         }
     }
 }
+
+/// An event type's example in the envelope receivers get: the fields in
+/// the order a delivery sends them (`id, timestamp, event, data,
+/// tenant_id`), the example as `data`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Example {
+    pub id: hookline_domain::EventId,
+    pub timestamp: String,
+    pub event: hookline_domain::EventType,
+    pub data: Value,
+    pub tenant_id: hookline_domain::TenantId,
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::Example;
+    use crate::deliveries::Envelope;
+    use hookline_domain::{EventId, EventType, TenantId};
+    use serde_json::json;
+
+    #[test]
+    fn an_example_is_written_as_a_delivery_sends_its_envelope() {
+        let id = EventId::from_uuid(uuid::Uuid::from_u128(7));
+        let tenant = TenantId::from_uuid(uuid::Uuid::from_u128(9));
+        let data = json!({"b": 1, "a": [true, null]});
+        let raw = serde_json::value::to_raw_value(&data).unwrap();
+        let sent = Envelope {
+            id,
+            timestamp: "2026-12-04T10:00:00.000Z".into(),
+            event: "order.shipped",
+            data: &raw,
+            tenant_id: tenant,
+            resource_type: None,
+            resource_id: None,
+        };
+        let example = Example {
+            id,
+            timestamp: "2026-12-04T10:00:00.000Z".into(),
+            event: EventType::parse("order.shipped", "event").unwrap(),
+            data,
+            tenant_id: tenant,
+        };
+        assert_eq!(
+            serde_json::to_string(&example).unwrap(),
+            serde_json::to_string(&sent).unwrap()
+        );
+    }
+}

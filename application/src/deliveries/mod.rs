@@ -6,6 +6,7 @@ mod publish;
 mod service;
 mod view;
 
+#[cfg(test)]
 pub(crate) use publish::Envelope;
 pub use publish::{
     IdempotencyKey, Planned, PublishEvent, PublishService, PublishSettings, Published,

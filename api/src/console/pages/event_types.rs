@@ -105,7 +105,7 @@ pub async fn detail(
         h2 { (t(M::Schema)) }
         @if let Some(s) = &view.schema { pre tabindex="0" { (pretty(s)) } } @else { p.muted { (t(M::NoSchema)) } }
         h2 { (t(M::ExamplePayload)) }
-        @if let Some(e) = &example { pre #example tabindex="0" { (pretty(e)) } } @else { p.muted { (t(M::NoExample)) } }
+        @if let Some(e) = &example { pre #example tabindex="0" { (serde_json::to_string_pretty(e).unwrap_or_default()) } } @else { p.muted { (t(M::NoExample)) } }
     };
     Ok(shell(&state, &viewer, &view.name, Nav::EventTypes, &uri, content).await)
 }
