@@ -471,7 +471,7 @@ pub fn finish(api: &mut OpenApi) {
                     );
                 }
                 if status.starts_with('4') || status.starts_with('5') {
-                    shape_error(status, response);
+                    shape_error(status, response, !path.starts_with("/in/"));
                 }
             }
         }
@@ -608,8 +608,10 @@ fn exactly_one_of(api: &mut OpenApi, component: &str, alternatives: &[(&str, Typ
 }
 
 /// An error response: its title and codes, the `Error` body, and an
-/// example with its first code.
-fn shape_error(status: &str, response: &mut Answer) {
+/// example with its first code; a 401 of a bearer-guarded operation says
+/// so in `WWW-Authenticate` (the inbound sources' 401s, about signatures,
+/// do not).
+fn shape_error(status: &str, response: &mut Answer, bearer: bool) {
     let codes = codes_of(&response.description);
     response.description = format!(
         "{}. `code` is one of:\n\n{}",
@@ -620,7 +622,7 @@ fn shape_error(status: &str, response: &mut Answer) {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    if status == "401" {
+    if status == "401" && bearer {
         response.headers.insert(
             "WWW-Authenticate".to_string(),
             HeaderBuilder::new()
