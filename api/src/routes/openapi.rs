@@ -230,7 +230,8 @@ fn title(status: &str) -> &'static str {
         "409" => "The request conflicts with the current state",
         "410" => "Gone",
         "413" => "The body is too large",
-        "415" => "The body is not JSON",
+        "415" => "The body is not JSON, or is encoded",
+        "429" => "Too many requests from this client",
         "422" => "The request was understood but cannot be carried out",
         "500" => "An internal error",
         "502" => "A provider Hookline called failed",
@@ -400,7 +401,8 @@ pub fn finish(api: &mut OpenApi) {
                     415,
                     &[(
                         "unsupported_media_type",
-                        "a body was sent without `Content-Type: application/json` (or another `application/*+json`)",
+                        "a body was sent without `Content-Type: application/json` (or another `application/*+json`), \
+                         or with a `Content-Encoding` other than `identity` (bodies are never decompressed)",
                     )],
                 );
             }
@@ -412,6 +414,17 @@ pub fn finish(api: &mut OpenApi) {
                     "a bug or an unexpected state; quote the request id when reporting it",
                 )],
             );
+            if guarded && path.starts_with("/admin") {
+                add_codes(
+                    op,
+                    429,
+                    &[(
+                        "too_many_requests",
+                        "over 100 wrong tokens came from this client's address in ten minutes (with those sent to `/api/v1`); \
+                         every request with a token waits until `Retry-After` has passed, the right token included",
+                    )],
+                );
+            }
             if guarded {
                 let mut unavailable = vec![(
                     "unavailable",
@@ -628,6 +641,15 @@ fn shape_error(status: &str, response: &mut Answer, bearer: bool) {
             HeaderBuilder::new()
                 .schema(string_schema(Some("^Bearer$")))
                 .description(Some("`Bearer`"))
+                .build(),
+        );
+    }
+    if status == "429" {
+        response.headers.insert(
+            "Retry-After".to_string(),
+            HeaderBuilder::new()
+                .schema(string_schema(Some("^[0-9]+$")))
+                .description(Some("Seconds to wait before trying again."))
                 .build(),
         );
     }

@@ -185,6 +185,12 @@ pub fn guard(api: &mut OpenApi) {
             401,
             "- `authentication_failed`: the bearer token is missing, or neither the admin token nor a working operator key",
         );
+        answer(
+            op,
+            429,
+            "- `rate_limit`: over 100 wrong tokens came from this client's address in ten minutes (with those \
+             sent to `/admin`); every request with a token waits until `Retry-After` has passed",
+        );
     });
 }
 
@@ -229,6 +235,12 @@ pub fn finish(api: &mut OpenApi) {
             );
         }
         if op.request_body.is_some() {
+            answer(
+                op,
+                415,
+                "- `unsupported_media_type`: the body has a `Content-Encoding` other than `identity` \
+                 (bodies are read as sent, never decompressed)",
+            );
             answer(
                 op,
                 413,
