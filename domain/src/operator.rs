@@ -38,6 +38,7 @@ impl KeyName {
         if name.contains('\n') || name.contains('\t') {
             return Err(ValidationError::new("name", "must be one line"));
         }
+        crate::validation::check_name("name", name)?;
         Ok(Self(name.to_string()))
     }
 

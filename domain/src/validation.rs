@@ -65,9 +65,76 @@ pub fn check_free_text(field: &str, s: &str, max: usize) -> Result<(), Validatio
     Ok(())
 }
 
+/// A one-line name people pick out in lists (a tenant's, a key's): no
+/// control characters, no line or paragraph separators, no bidirectional
+/// embeddings, overrides or isolates (which make a name read as another:
+/// U+202E before "live" shows "evil"), and at least one character that shows (not only spaces or
+/// invisible format characters such as U+200B).
+///
+/// # Errors
+/// A [`ValidationError`] on `field`.
+pub fn check_name(field: &str, name: &str) -> Result<(), ValidationError> {
+    if name.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    if name.chars().any(|c| matches!(c, '\u{2028}' | '\u{2029}')) {
+        return Err(ValidationError::new(field, "must be one line"));
+    }
+    if name
+        .chars()
+        .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+    {
+        return Err(ValidationError::new(
+            field,
+            "must not contain bidirectional override, embedding or isolate characters (U+202A–202E, U+2066–2069)",
+        ));
+    }
+    if !name.chars().any(|c| !c.is_whitespace() && !invisible(c)) {
+        return Err(ValidationError::new(
+            field,
+            "must have a visible character (not only spaces or invisible characters)",
+        ));
+    }
+    Ok(())
+}
+
+/// Characters that show nothing by themselves: format characters (zero
+/// widths, joiners, the BOM, the soft hyphen…), variation selectors and
+/// the Hangul fillers.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::printable;
+
+    #[test]
+    fn names_show_what_they_are() {
+        for good in ["Acme", "Café Niño", "شركة", "ZW\u{200D}J inside", "東京"] {
+            assert!(super::check_name("name", good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "\u{200B}",
+            "\u{200B}\u{200B}",
+            "\u{FEFF}",
+            "\u{00AD}",
+            "\u{2060}",
+            "\u{202E}evil\u{202C}",
+            "a\u{2028}b",
+            "a\u{2066}b",
+            "a\nb",
+        ] {
+            assert!(super::check_name("name", bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn control_characters_are_written_as_escapes() {

@@ -45,12 +45,7 @@ impl TenantName {
                 format!("must be 1–{MAX_TENANT_NAME_CHARS} characters"),
             ));
         }
-        if name.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "name",
-                "must not contain control characters",
-            ));
-        }
+        crate::validation::check_name("name", name)?;
         Ok(Self(name.to_string()))
     }
 
