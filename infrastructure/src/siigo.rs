@@ -34,6 +34,11 @@ use std::time::Duration;
 
 /// The `application_id` Hookline registers its subscriptions under.
 pub const APPLICATION_ID: &str = "Hookline";
+/// Most bytes of an answer read from Siigo (a list of a few thousand
+/// subscriptions fits); a longer one is not read into memory.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// Most characters of Siigo's error text put into a message.
+const MAX_DETAIL_CHARS: usize = 300;
 
 #[derive(Debug, Clone)]
 pub struct SiigoSettings {
@@ -251,18 +256,21 @@ impl SiigoClient {
             })
         })?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        // An answer cut off or too long is a lost answer: a create is
+        // checked against Siigo's list before it is tried again.
+        let text = read_bounded(response)
+            .await
+            .map_err(|why| CallError::Transient(format!("{path} answered {status}, but {why}")))?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Siigo's text goes into messages: never with a credential in it.
+        let text = redacted(text, account, bearer);
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(CallError::Transient(format!(
                 "{path} answered {status}: {}",
                 error_detail(&text)
             )));
         }
-        Ok(Answer {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        })
+        Ok(Answer { status, body, text })
     }
 
     /// Tries `call` until it succeeds, fails for good or the tries are
@@ -473,8 +481,13 @@ fn cache_key(account: &SiigoAccount) -> String {
 }
 
 /// Siigo's error body (`{"Errors": [{"Code", "Message"}]}`) in a line, or
-/// the start of whatever it sent.
+/// the start of whatever it sent: printable, and cut to
+/// [`MAX_DETAIL_CHARS`] characters.
 fn error_detail(text: &str) -> String {
+    printable(&raw_error_detail(text))
+}
+
+fn raw_error_detail(text: &str) -> String {
     if let Ok(value) = serde_json::from_str::<Value>(text) {
         let errors = value
             .get("Errors")
@@ -511,12 +524,70 @@ fn error_detail(text: &str) -> String {
             return m.to_string();
         }
     }
-    let trimmed: String = text.chars().take(300).collect();
-    if trimmed.is_empty() {
+    if text.is_empty() {
         "(no body)".to_string()
     } else {
-        trimmed
+        text.to_string()
     }
+}
+
+/// The answer's body as text, at most [`MAX_ANSWER_BYTES`] of it.
+///
+/// # Errors
+/// Why it could not be read whole: cut off, or too long.
+async fn read_bounded(mut response: reqwest::Response) -> Result<String, String> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(format!("its body is over {MAX_ANSWER_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(format!("its body is over {MAX_ANSWER_BYTES} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(String::from_utf8_lossy(&body).into_owned()),
+            Err(e) => return Err(format!("its body was cut off ({})", without_url(&e))),
+        }
+    }
+}
+
+/// `text` with the account's secrets and the token, if it quotes them,
+/// replaced by `[redacted]`.
+fn redacted(mut text: String, account: &SiigoAccount, bearer: Option<&str>) -> String {
+    for secret in [
+        Some(account.access_key.as_str()),
+        Some(account.client_secret.as_str()),
+        bearer,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        // A very short value would redact ordinary words.
+        if secret.len() >= 6 && text.contains(secret) {
+            text = text.replace(secret, "[redacted]");
+        }
+    }
+    text
+}
+
+/// Text from Siigo for a message: control characters (terminal escapes,
+/// line breaks) as spaces, at most [`MAX_DETAIL_CHARS`] characters.
+fn printable(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_DETAIL_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(MAX_DETAIL_CHARS).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// A reqwest error without the URL (which names the base URL already
@@ -563,11 +634,16 @@ impl SiigoApi for SiigoClient {
                 .await
             {
                 Ok(answer) if answer.status.is_success() => {
-                    return webhook(&answer.body, &request.topic).ok_or_else(|| {
+                    if let Some(made) = webhook(&answer.body, &request.topic) {
+                        return Ok(made);
+                    }
+                    // Made, but the answer does not say as what: Siigo's
+                    // list may.
+                    return self.existing(account, request).await.ok_or_else(|| {
                         UpstreamFailure::Protocol(
-                            "/v1/webhooks answered without an id Hookline can record for the subscription (1–256 characters, no control characters)".into(),
+                            "/v1/webhooks answered without an id Hookline can record for the subscription (1–256 characters, no control characters), and Siigo's list has none for this URL and topic".into(),
                         )
-                    })
+                    });
                 }
                 Ok(answer) => return Err(refused(&answer)),
                 Err(CallError::Final(f)) => return Err(f),
@@ -627,6 +703,30 @@ mod tests {
         assert!(made(serde_json::json!({"id": ""})).is_none());
         assert!(made(serde_json::json!({"id": "x".repeat(257)})).is_none());
         assert_eq!(made(serde_json::json!({"id": 42})).unwrap().id, "42");
+    }
+
+    #[test]
+    fn error_text_is_printable_short_and_without_credentials() {
+        let message = format!("\u{1b}[31mred\nline {}", "x".repeat(1000));
+        let detail =
+            error_detail(&json!({"Errors": [{"Code": "bad", "Message": message}]}).to_string());
+        assert!(!detail.chars().any(char::is_control), "{detail}");
+        assert!(detail.starts_with("bad:  [31mred line x"), "{detail}");
+        assert_eq!(detail.chars().count(), MAX_DETAIL_CHARS + 1);
+        let account = SiigoAccount {
+            base_url: "http://127.0.0.1:1".into(),
+            username: "u".into(),
+            access_key: "ACCESSKEY-SECRET".into(),
+            client_id: "c".into(),
+            client_secret: "client-secret".into(),
+            partner_id: "p".into(),
+        };
+        let text = redacted(
+            "bad key ACCESSKEY-SECRET, client-secret, token tok-123456".into(),
+            &account,
+            Some("tok-123456"),
+        );
+        assert_eq!(text, "bad key [redacted], [redacted], token [redacted]");
     }
 
     #[test]

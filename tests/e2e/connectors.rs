@@ -825,3 +825,141 @@ async fn an_inflow_put_without_an_id_repeated_answers_the_same_subscription() {
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!(statuses[1..].iter().all(|s| *s == 404), "{statuses:?}");
 }
+
+/// Siigo's answers are read up to a bound: an endless (or 5 MiB) answer
+/// to a create is a lost answer, checked against Siigo's list before
+/// anything is made again; its error texts come without credentials,
+/// control characters or their whole length.
+#[tokio::test]
+async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
+    use hookline_tests::receiver::Reply;
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let siigo = TestReceiver::start().await;
+    let json_reply = |body: Value| {
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(&body.to_string())
+    };
+    let token = json!({"access_token": "tok-abcdef-123", "expires_in": 86400});
+    let huge = format!("{{\"id\": \"up-1\", \"pad\": \"{}\"}}", "x".repeat(5 << 20));
+    siigo.script(vec![
+        json_reply(token.clone()),
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(&huge),
+        // The check before trying again: Siigo's list has it.
+        json_reply(json!([{"id": "up-1", "url": "https://erp.example/hook",
+                           "topic": "public.siigoapi.products.create"}])),
+    ]);
+    let created = expect_json(
+        app.post(
+            &t,
+            "/v1/connectors/siigo/subscriptions",
+            json!({
+                "url": "https://erp.example/hook",
+                "events": ["products.create"],
+                "username": "api@acme.example",
+                "access_key": "access-key-0001",
+                "sandbox_url": siigo.url(""),
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["upstream_ids"], json!(["up-1"]), "{created}");
+    let creates = siigo
+        .received()
+        .iter()
+        .filter(|r| r.path == "/v1/webhooks")
+        .count();
+    assert_eq!(creates, 2, "one create and one list, not a second create");
+
+    // A refusal quoting the credentials, with a terminal escape and a
+    // line break in 100,000 characters.
+    let siigo = TestReceiver::start().await;
+    let message = format!(
+        "bad key access-key-0002 \u{1b}[31mred\nline {}",
+        "y".repeat(100_000)
+    );
+    siigo.script(vec![
+        json_reply(token),
+        Reply::status(400)
+            .header("content-type", "application/json")
+            .body(&json!({"Errors": [{"Code": "invalid", "Message": message}]}).to_string()),
+    ]);
+    let refused = expect_json(
+        app.post(
+            &t,
+            "/v1/connectors/siigo/subscriptions",
+            json!({
+                "url": "https://erp.example/hook",
+                "events": ["products.update"],
+                "username": "api@acme.example",
+                "access_key": "access-key-0002",
+                "sandbox_url": siigo.url(""),
+            }),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(!detail.contains("access-key-0002"), "{detail}");
+    assert!(detail.contains("[redacted]"), "{detail}");
+    assert!(!detail.chars().any(char::is_control), "{detail}");
+    assert!(detail.len() < 1_000, "{} bytes", detail.len());
+}
+
+/// The CLI refuses what it cannot do right: a deleted tenant, and
+/// `--via-source` without the address Siigo must be given.
+#[tokio::test]
+async fn siigo_cli_refuses_a_deleted_tenant_and_a_source_without_a_public_url() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("gone").await;
+    let sandbox = Sandbox::start().await;
+    let args = |tenant: &str| -> Vec<String> {
+        [
+            "connectors",
+            "siigo",
+            "subscribe",
+            "--via-source",
+            "products.create",
+            "api@acme.example",
+            "k",
+            "AcmeClient1",
+            "s",
+            "--database-url",
+            &app.db.url,
+            "--tenant",
+            tenant,
+            "--sandbox-url",
+            &sandbox.url,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+    };
+    // No HOOKLINE_PUBLIC_URL.
+    let mut env = app.env.clone();
+    env.remove("HOOKLINE_PUBLIC_URL");
+    let a = args(&t.id);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run_cli(&refs, &env).await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("HOOKLINE_PUBLIC_URL"), "{}", out.stderr);
+    // A deleted tenant.
+    let res = app
+        .client
+        .delete(app.url(&format!("/admin/tenants/{}", t.id)))
+        .bearer_auth(hookline_tests::server::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let out = run_cli(&refs, &cli_env(&app)).await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("deleted"), "{}", out.stderr);
+    assert!(sandbox.requests().await.is_empty(), "nothing reached Siigo");
+}

@@ -8,6 +8,7 @@ use crate::startup::Services;
 use clap::{Args, Subcommand};
 use hookline_application::pagination::{PageRequest, MAX_LIMIT};
 use hookline_application::{Actor, CommandContext, RequestId};
+use hookline_domain::tenant::TenantStatus;
 use hookline_domain::{AllowList, TenantId, UpstreamId};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -34,7 +35,7 @@ pub(super) struct SubscribeArgs {
     /// Create a header-secret source and have Siigo deliver to it (instead
     /// of URL), with the source's secret in a custom header.
     #[arg(long)]
-    via_source: bool,
+    pub(super) via_source: bool,
     /// A description (sent as the subscription's name).
     #[arg(long, value_name = "D")]
     description: Option<String>,
@@ -159,10 +160,14 @@ fn local_allow(configured: &AllowList) -> AllowList {
 pub(super) async fn subscribe(s: Services, a: &SubscribeArgs) -> anyhow::Result<ExitCode> {
     let tenant_id = tenant(&a.tenant)?;
     let request = provision_request(a)?;
-    s.tenants
+    let owner = s
+        .tenants
         .get(tenant_id)
         .await
         .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    if owner.status == TenantStatus::Deleted {
+        anyhow::bail!("--tenant: tenant '{tenant_id}' has been deleted and cannot be changed");
+    }
     let input = request
         .into_provision(&s.siigo_url, &local_allow(&s.allow_list))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
