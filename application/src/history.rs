@@ -44,10 +44,13 @@ pub struct HistoryRequest {
     pub limit: u32,
 }
 
+/// `after` for a history from its first event (sequences start at 0 or 1).
+pub const FROM_START: i64 = -1;
+
 impl Default for HistoryRequest {
     fn default() -> Self {
         Self {
-            after: 0,
+            after: FROM_START,
             limit: crate::pagination::DEFAULT_LIMIT,
         }
     }
@@ -61,7 +64,7 @@ impl HistoryRequest {
     /// A validation error naming `limit` or `cursor`.
     pub fn parse(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, AppError> {
         Ok(Self {
-            after: cursor.map(decode_cursor).transpose()?.unwrap_or(0),
+            after: cursor.map(decode_cursor).transpose()?.unwrap_or(FROM_START),
             limit: parse_limit(limit)?,
         })
     }
@@ -84,7 +87,7 @@ fn decode_cursor(cursor: &str) -> Result<i64, AppError> {
         .strip_prefix("seq:")
         .and_then(|n| n.parse().ok())
         .ok_or_else(bad)?;
-    if sequence < 1 {
+    if sequence < 0 {
         return Err(bad());
     }
     Ok(sequence)
@@ -96,6 +99,22 @@ fn decode_cursor(cursor: &str) -> Result<i64, AppError> {
 pub struct HistoryPage {
     pub owner: Option<TenantId>,
     pub page: Page<HistoryEntry>,
+}
+
+/// One page of the history of an aggregate `tenant` owns; `None` when it
+/// has no events or another tenant's are (the caller answers 404).
+///
+/// # Errors
+/// Storage errors.
+pub async fn read_owned_page(
+    log: &dyn EventLog,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    request: HistoryRequest,
+    tenant: TenantId,
+) -> Result<Option<Page<HistoryEntry>>, AppError> {
+    let history = read_page(log, aggregate_type, aggregate_id, request).await?;
+    Ok((history.owner == Some(tenant)).then_some(history.page))
 }
 
 /// Reads one page of an aggregate's history from the log.
@@ -116,10 +135,10 @@ pub async fn read_page(
             request.limit.saturating_add(1),
         )
         .await?;
-    let owner = if request.after == 0 {
+    let owner = if request.after == FROM_START {
         events.first().and_then(StoredEvent::meta)
     } else {
-        log.aggregate_history_after(aggregate_type, aggregate_id, 0, 1)
+        log.aggregate_history_after(aggregate_type, aggregate_id, FROM_START, 1)
             .await?
             .first()
             .and_then(StoredEvent::meta)
@@ -176,7 +195,6 @@ mod tests {
         for bad in [
             "",
             "not base64!",
-            &URL_SAFE_NO_PAD.encode("seq:0"),
             &URL_SAFE_NO_PAD.encode("seq:-3"),
             &URL_SAFE_NO_PAD.encode("7"),
             &URL_SAFE_NO_PAD.encode("seq:99999999999999999999"),

@@ -337,6 +337,40 @@ async fn export_writes_json_lines_and_fails_loudly_when_the_connection_drops() {
         !big.exists() && partials().is_empty(),
         "no truncated file is left"
     );
+
+    // Interrupted (SIGTERM): the same, the partial file goes.
+    let mut child = tokio::process::Command::new(hookline_tests::process::binary())
+        .args([
+            "audit",
+            "export",
+            "--output",
+            big.to_str().unwrap(),
+            "--database-url",
+            &app.db.url,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the second export is under way", WAIT, || async {
+        (!partials().is_empty()).then_some(())
+    })
+    .await;
+    let pid = child.id().unwrap().to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success(), "{status}");
+    assert!(
+        !big.exists() && partials().is_empty(),
+        "an interrupted export leaves no file"
+    );
 }
 
 /// A stopped server's database, copied once per tampering.
@@ -1176,4 +1210,108 @@ async fn histories_are_read_a_page_at_a_time() {
     )
     .await;
     assert!(d["data"].is_array(), "{d}");
+}
+
+/// Output files of the CLI are the owner's only and never left half
+/// written (a failed rename; interruptions are in the export test above);
+/// inputs that are not what they
+/// should be (an endless config file, a database that is not Hookline's)
+/// are refused without reading them whole or changing them.
+#[tokio::test]
+async fn cli_files_are_private_whole_or_gone_and_wrong_inputs_are_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let leftovers = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".partial"))
+            .collect::<Vec<_>>()
+    };
+    // A finished export is readable by its owner only.
+    let file = dir.path().join("log.jsonl");
+    let out = run_cli(
+        &[
+            "audit",
+            "export",
+            "--output",
+            file.to_str().unwrap(),
+            "--database-url",
+            &app.db.url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    // An output that cannot take the file's place: refused, nothing left.
+    let taken = dir.path().join("a-directory");
+    std::fs::create_dir(&taken).unwrap();
+    let out = run_cli(
+        &[
+            "audit",
+            "export",
+            "--output",
+            taken.to_str().unwrap(),
+            "--force",
+            "--database-url",
+            &app.db.url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+    // A config file that never ends.
+    let started = std::time::Instant::now();
+    let out = run_cli(
+        &[
+            "--config",
+            "/dev/zero",
+            "audit",
+            "verify",
+            "--database-url",
+            &app.db.url,
+        ],
+        &no_env(),
+    )
+    .await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("/dev/zero"), "{}", out.stderr);
+    assert!(
+        started.elapsed() < WAIT,
+        "it read the device for {:?}",
+        started.elapsed()
+    );
+    // A database that is not Hookline's (a mistyped name): refused,
+    // and no schema set up in it.
+    let admin = sqlx::PgPool::connect_with(cluster().options("postgres"))
+        .await
+        .unwrap();
+    let name = format!("not_hookline_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let wrong = cluster().url(&name);
+    for args in [
+        vec!["audit", "verify", "--database-url", wrong.as_str()],
+        vec!["tenants", "list", "--database-url", wrong.as_str()],
+    ] {
+        let out = run_cli(&args, &no_env()).await;
+        assert_ne!(out.code, Some(0), "{args:?}: {}", out.stdout);
+        assert!(out.stderr.contains("no Hookline data"), "{}", out.stderr);
+    }
+    let other = sqlx::PgPool::connect_with(cluster().options(&name))
+        .await
+        .unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&other)
+            .await
+            .unwrap();
+    assert_eq!(tables, 0);
 }

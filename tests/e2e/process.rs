@@ -114,6 +114,18 @@ async fn serve_with_the_embedded_postgres_survives_restarts_and_stops_cleanly() 
     .await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!data.join("pg/data/postmaster.pid").exists());
+
+    // Several at once: one starts it, the others use it, and the last to
+    // finish stops it, whichever that is.
+    let args = ["audit", "verify", "--data-dir", data_str.as_str()];
+    let runs = (0..3).map(|_| run_cli(&args, &env));
+    for out in futures::future::join_all(runs).await {
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+    }
+    assert!(
+        !data.join("pg/data/postmaster.pid").exists(),
+        "concurrent commands left the cluster running"
+    );
 }
 
 /// A crash of the whole machine's processes: Hookline and its Postgres both

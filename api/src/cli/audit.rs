@@ -10,7 +10,8 @@ use hookline_application::audit::{AnchoredHeads, Verification};
 use hookline_application::AppError;
 use hookline_domain::TenantId;
 use sha2::{Digest, Sha256};
-use std::io::Write;
+use std::io::{BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -19,6 +20,9 @@ use std::time::{Duration, Instant};
 /// complete) or stdout.
 struct Output {
     writer: Box<dyn Write + Send>,
+    /// The partial file and where it goes once written; a partial file
+    /// still named here when the output is dropped (a failure, an
+    /// interruption) is removed.
     paths: Option<(PathBuf, PathBuf)>,
 }
 
@@ -41,9 +45,11 @@ impl Output {
             path.display(),
             uuid::Uuid::new_v4().simple()
         ));
+        // The whole log (or a tenant's) goes in: readable by its owner only.
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&partial)
             .with_context(|| format!("creating {}", partial.display()))?;
         Ok(Self {
@@ -54,28 +60,36 @@ impl Output {
 
     fn finish(mut self, force: bool) -> anyhow::Result<()> {
         self.writer.flush().context("writing the output")?;
-        drop(self.writer);
-        if let Some((partial, path)) = self.paths {
+        // Closes the file before it is renamed.
+        self.writer = Box::new(std::io::sink());
+        if let Some((partial, path)) = &self.paths {
             if !force && path.exists() {
-                drop(std::fs::remove_file(&partial));
                 anyhow::bail!(
                     "{} appeared while writing; pass --force to replace it",
                     path.display()
                 );
             }
-            std::fs::rename(&partial, &path)
+            std::fs::rename(partial, path)
                 .with_context(|| format!("renaming to {}", path.display()))?;
+            self.paths = None;
         }
         Ok(())
     }
 
-    fn abandon(self) {
-        drop(self.writer);
-        if let Some((partial, _)) = self.paths {
+    fn abandon(self) {}
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.writer = Box::new(std::io::sink());
+        if let Some((partial, _)) = self.paths.take() {
             drop(std::fs::remove_file(partial));
         }
     }
 }
+
+/// The longest line of a heads file read (a head is a few hundred bytes).
+const MAX_HEADS_LINE: usize = 64 * 1024;
 
 fn rate(n: u64, since: Instant) -> f64 {
     n as f64 / since.elapsed().as_secs_f64().max(1e-3)
@@ -137,23 +151,43 @@ pub async fn export(
 /// would name other tenants' heads as missing).
 fn read_anchors(path: &Path, tenant: Option<TenantId>) -> anyhow::Result<AnchoredHeads> {
     let mut expected = AnchoredHeads::new();
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader = std::io::BufReader::new(file);
     let mut digest = Sha256::new();
     let mut lines = 0u64;
     let mut footer: Option<serde_json::Value> = None;
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
+    let mut n = 0usize;
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        n += 1;
+        // A line at a time, each bounded: a file that is not a heads file
+        // (a device, one endless line) is refused, not read into memory.
+        let read = std::io::Read::take(&mut reader, MAX_HEADS_LINE as u64 + 1)
+            .read_until(b'\n', &mut raw)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        if raw.len() > MAX_HEADS_LINE {
+            anyhow::bail!(
+                "{}:{n}: a line of over {MAX_HEADS_LINE} bytes: not a heads file as `audit heads` writes it",
+                path.display()
+            );
+        }
+        let line = std::str::from_utf8(&raw)
+            .with_context(|| format!("{}:{n}: not UTF-8 text", path.display()))?;
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
         let value: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
+            .with_context(|| format!("{}:{n}: not JSON", path.display()))?;
         if footer.is_some() {
             anyhow::bail!(
-                "{}:{}: a line after the digest line: not a heads file as `audit heads` writes it",
-                path.display(),
-                n + 1
+                "{}:{n}: a line after the digest line: not a heads file as `audit heads` writes it",
+                path.display()
             );
         }
         if value.get("digest").is_some() {
@@ -164,7 +198,7 @@ fn read_anchors(path: &Path, tenant: Option<TenantId>) -> anyhow::Result<Anchore
         digest.update(b"\n");
         lines += 1;
         let head: ChainHead = serde_json::from_value(value)
-            .with_context(|| format!("{}:{}: not a chain head", path.display(), n + 1))?;
+            .with_context(|| format!("{}:{n}: not a chain head", path.display()))?;
         expected.insert(
             (head.aggregate_type, head.aggregate_id, head.sequence),
             head.link,

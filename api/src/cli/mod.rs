@@ -296,7 +296,14 @@ where
     let result = async {
         let mut services = Services::build(&settings, &database, runs, &shutdown)?;
         let tasks = services.start(None, &shutdown)?;
-        let result = work(services).await;
+        // Ctrl-C or SIGTERM ends the command's work (what it wrote so far
+        // stays consistent: each write is a transaction; a partial output
+        // file is removed) and still closes the database, stopping an
+        // embedded cluster this command started.
+        let result = tokio::select! {
+            result = work(services) => result,
+            () = shutdown_signal() => Err(anyhow::anyhow!("interrupted; the command stopped")),
+        };
         shutdown.cancel();
         for task in tasks {
             drop(task.await);
@@ -417,6 +424,17 @@ async fn run_connectors(
     match command {
         SiigoCommand::Sandbox { listen } => connectors::sandbox(&listen).await,
         SiigoCommand::Subscribe(args) => {
+            // The source's URL is what Siigo is given: this command cannot
+            // know where the server listens, so it must be told.
+            if args.via_source
+                && Settings::from_env(&overrides(config.clone(), &db))?
+                    .public_url
+                    .is_none()
+            {
+                anyhow::bail!(
+                    "--via-source needs HOOKLINE_PUBLIC_URL (the address Siigo reaches the server at, as the server has it); nothing was provisioned"
+                );
+            }
             with_services_running(config, &db, Runs::TenantsOnlySealing, |s| async move {
                 connectors::subscribe(s, &args).await
             })

@@ -15,7 +15,7 @@ use anyhow::Context;
 use hookline_infrastructure::config::Settings;
 use hookline_infrastructure::postgres::local::LocalPostgres;
 use hookline_infrastructure::postgres::pool::parse_url;
-use hookline_infrastructure::postgres::{connect, migrate, Database};
+use hookline_infrastructure::postgres::{connect, holds_hookline, migrate, Database};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -74,6 +74,17 @@ impl OpenDatabase {
                 return Err(anyhow::Error::new(e).context("connecting to the database"));
             }
         };
+        if !may_initialise
+            && local.is_none()
+            && !holds_hookline(&db.pool)
+                .await
+                .context("reading the database's tables")?
+        {
+            db.pool.close().await;
+            anyhow::bail!(
+                "the database DATABASE_URL names holds no Hookline data (no `events` table): check the URL's database name, or set it up with `hookline migrate` (or `serve`)"
+            );
+        }
         migrate(&db.pool)
             .await
             .context("applying database migrations")?;

@@ -234,17 +234,15 @@ impl DeliveryService {
         id: DeliveryId,
         request: HistoryRequest,
     ) -> Result<Page<HistoryEntry>, AppError> {
-        let history = history::read_page(
+        history::read_owned_page(
             self.shared.log.as_ref(),
             Delivery::TYPE,
             &id.to_string(),
             request,
+            tenant,
         )
-        .await?;
-        if history.owner != Some(tenant) {
-            return Err(AppError::not_found("delivery", id));
-        }
-        Ok(history.page)
+        .await?
+        .ok_or_else(|| AppError::not_found("delivery", id))
     }
 
     /// Who owns a delivery (operators' tools read any tenant's).

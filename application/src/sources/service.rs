@@ -435,17 +435,15 @@ impl SourceService {
         id: SourceId,
         request: HistoryRequest,
     ) -> Result<Page<HistoryEntry>, AppError> {
-        let history = history::read_page(
+        history::read_owned_page(
             self.shared.log.as_ref(),
             Source::TYPE,
             &id.to_string(),
             request,
+            tenant,
         )
-        .await?;
-        if history.owner != Some(tenant) {
-            return Err(AppError::not_found("source", id));
-        }
-        Ok(history.page)
+        .await?
+        .ok_or_else(|| AppError::not_found("source", id))
     }
 
     /// The requests the source refused, newest first (`cursor` is the

@@ -214,17 +214,15 @@ impl SubscriptionService {
         id: SubscriptionId,
         request: HistoryRequest,
     ) -> Result<Page<HistoryEntry>, AppError> {
-        let history = history::read_page(
+        history::read_owned_page(
             self.shared.log.as_ref(),
             Subscription::TYPE,
             &id.to_string(),
             request,
+            tenant,
         )
-        .await?;
-        if history.owner != Some(tenant) {
-            return Err(AppError::not_found("subscription", id));
-        }
-        Ok(history.page)
+        .await?
+        .ok_or_else(|| AppError::not_found("subscription", id))
     }
 }
 /// Filter patterns at least as broad as `pattern`: a subscription listing

@@ -264,9 +264,7 @@ impl Settings {
             .or_else(|| env("HOOKLINE_CONFIG").map(PathBuf::from));
         let mut raw = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
-                })?;
+                let text = read_config_file(&path)?;
                 let table: toml::Table = text
                     .parse()
                     .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
@@ -450,3 +448,27 @@ fn secret_key(raw: Option<String>) -> Result<Option<Secret>, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The longest config file read (a full one is a few KiB).
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// A config file's text: a file over [`MAX_CONFIG_BYTES`] (or a device
+/// that never ends) is refused, not read into memory.
+fn read_config_file(path: &std::path::Path) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let unreadable =
+        |e: std::io::Error| ConfigError(format!("cannot read config file {}: {e}", path.display()));
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(unreadable)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError(format!(
+            "config file {} is over {MAX_CONFIG_BYTES} bytes: not a Hookline config file",
+            path.display()
+        )));
+    }
+    Ok(text)
+}

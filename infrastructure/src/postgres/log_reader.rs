@@ -8,6 +8,7 @@
 
 use super::checkpoints::parse_xid8;
 use async_trait::async_trait;
+use hookline_application::history::FROM_START;
 use hookline_application::ports::{EventLog, LogPosition, Payload, StoredEvent};
 use hookline_application::AppError;
 use sqlx::postgres::PgRow;
@@ -123,19 +124,8 @@ impl EventLog for PgEventLog {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<StoredEvent>, AppError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .fetch_all(&self.pool)
+        self.aggregate_history_after(aggregate_type, aggregate_id, FROM_START, u32::MAX)
             .await
-            .map_err(unavailable)?;
-        rows.iter()
-            .map(decode)
-            .collect::<Result<_, _>>()
-            .map_err(unavailable)
     }
 
     async fn aggregate_history_after(

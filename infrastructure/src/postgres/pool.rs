@@ -86,6 +86,18 @@ pub enum MigrationError {
     Tenants(hookline_application::AppError),
 }
 
+/// Whether the database has Hookline's log (an `events` table): a command
+/// that only reads must not set the schema up in a database named by
+/// mistake.
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn holds_hookline(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT to_regclass('events') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+}
+
 /// Applies pending migrations (concurrent callers are serialised by an
 /// advisory lock inside sqlx), then turns tenants stored as plain rows by
 /// earlier versions into events of the log.

@@ -127,6 +127,11 @@ impl Default for ClusterTuning {
     }
 }
 
+/// Left in the cluster's directory by a one-shot command that started the
+/// cluster and ended while other commands used it: the last of them stops
+/// it (a server that starts meanwhile takes it over).
+const STOP_WHEN_UNUSED: &str = "stop-when-unused";
+
 pub struct LocalPostgres {
     root: PathBuf,
     data: PathBuf,
@@ -318,7 +323,9 @@ impl LocalPostgres {
     }
 
     /// Stops using the cluster. It is stopped when no other process uses it
-    /// and either `owner` (the server) asks, or this process started it.
+    /// and either `owner` (the server) asks, or a one-shot command started
+    /// it: this process, or one that ended while others still used it and
+    /// left the stop to the last of them (concurrent commands).
     ///
     /// # Errors
     /// When stopping fails.
@@ -327,12 +334,20 @@ impl LocalPostgres {
             return Ok(());
         };
         let last_user = users.try_lock().is_ok();
-        if last_user && (owner || self.started_here) {
+        let handed_over = self.root.join(STOP_WHEN_UNUSED);
+        if last_user && (owner || self.started_here || handed_over.exists()) {
             let result = self.stop().await;
+            drop(std::fs::remove_file(&handed_over));
             drop(users);
             return result;
         }
         if !last_user {
+            if self.started_here && !owner {
+                // Another command still uses it: the last one stops it.
+                if let Err(e) = std::fs::write(&handed_over, b"") {
+                    tracing::warn!(error = %e, "could not leave the stop of the embedded cluster to its last user");
+                }
+            }
             tracing::info!(
                 "other Hookline processes still use the embedded cluster; leaving it running"
             );
