@@ -640,10 +640,38 @@ async fn a_tenant_that_fills_the_backlog_is_pushed_back_and_the_others_are_not()
     // The noisy tenant is still pushed back.
     let res = publish(&noisy, accepted).await.unwrap();
     assert_eq!(expect_json(res, 503).await["code"], "backlog_full");
+    // A tenant fanning out to 8 subscriptions (about 10 events of its own
+    // behind), 10 publishes at once: each is weighed with its 9 events, one
+    // after another, so two pass before its share of 20 is used up, not
+    // all ten against one reading.
+    let fanning = tenant_and_subscription(&client, &api, &rx).await;
+    for i in 1..8 {
+        let s = client
+            .post(api.url("/v1/subscriptions"))
+            .bearer_auth(&fanning)
+            .json(&json!({"url": rx.url(&format!("/fan{i}")), "events": ["load.*"]}))
+            .send()
+            .await
+            .unwrap();
+        expect_json(s, 201).await;
+    }
+    let burst = futures::future::join_all((0..10).map(|i| publish(&fanning, i))).await;
+    let fanned = burst
+        .iter()
+        .filter(|r| r.as_ref().unwrap().status() == 202)
+        .count();
+    eprintln!("fanning tenant: {fanned} of 10 accepted");
+    assert!(
+        (1..=2).contains(&fanned),
+        "{fanned} fan-out publishes of 9 events passed a share of 20"
+    );
     // Everything accepted is delivered once a worker runs.
     let mut worker = ServerProcess::start(&["--role", "worker"], &env, dirs[1].path()).await;
-    rx.wait_for(accepted + quiet_accepted, Duration::from_secs(30))
-        .await;
+    rx.wait_for(
+        accepted + quiet_accepted + 8 * fanned,
+        Duration::from_secs(30),
+    )
+    .await;
     for p in [&mut api, &mut worker] {
         p.signal("TERM");
         assert_eq!(p.wait(Duration::from_secs(30)).await, Some(0));

@@ -298,7 +298,11 @@ impl PublishService {
         // Push back while the workers are behind: the backlog stays
         // bounded and the answer says so rather than accepting more. A
         // tenant that fills it is pushed back first (its share).
-        if !self.backlog.admit(ctx.tenant_id, BACKLOG_WAIT).await {
+        if !self
+            .backlog
+            .admit(ctx.tenant_id, 1 + matching.len(), BACKLOG_WAIT)
+            .await
+        {
             return Err(AppError::Busy {
                 code: "backlog_full",
                 detail: format!(

@@ -150,8 +150,9 @@ pub trait DeliveryBacklog: Send + Sync {
     /// True at once while the backlog is under its bound, or while it is
     /// under twice the bound and `tenant`'s own share of it is small (one
     /// tenant filling the backlog does not refuse the others); otherwise
-    /// waits up to `wait` for one of those.
-    async fn admit(&self, tenant: TenantId, wait: Duration) -> bool;
+    /// waits up to `wait` for one of those. `weight` is how many events
+    /// the publish appends (its message and its deliveries).
+    async fn admit(&self, tenant: TenantId, weight: usize, wait: Duration) -> bool;
 
     /// How far behind first attempts are, when there is a bound.
     ///
@@ -175,7 +176,7 @@ pub struct Unbounded;
 
 #[async_trait]
 impl DeliveryBacklog for Unbounded {
-    async fn admit(&self, _tenant: TenantId, _wait: Duration) -> bool {
+    async fn admit(&self, _tenant: TenantId, _weight: usize, _wait: Duration) -> bool {
         true
     }
 

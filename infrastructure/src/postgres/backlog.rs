@@ -62,6 +62,11 @@ impl PgBacklog {
     /// Database errors.
     pub async fn behind(&self) -> Result<i64, sqlx::Error> {
         let mut reading = self.reading.lock().await;
+        self.read(&mut reading).await
+    }
+
+    /// The reading under its lock, read again when it is too old.
+    async fn read(&self, reading: &mut (Option<Instant>, i64)) -> Result<i64, sqlx::Error> {
         if let (Some(at), behind) = *reading {
             if at.elapsed() < BACKLOG_FRESH {
                 return Ok(behind);
@@ -118,36 +123,38 @@ impl PgBacklog {
         (at.elapsed() < BACKLOG_FRESH).then_some(*behind)
     }
 
-    /// Whether a publish of `tenant` may go now.
-    async fn admits(&self, tenant: TenantId) -> Result<bool, sqlx::Error> {
-        let behind = self.behind().await?;
-        if behind <= self.bound {
-            return Ok(true);
-        }
-        if behind > self.bound.saturating_mul(2) {
-            return Ok(false);
-        }
-        if self.tenant_behind(tenant).await? >= self.share() {
-            return Ok(false);
-        }
-        // Until the next reading, count what this publish appends (its
-        // message and at least one delivery) against the tenant, so a burst
-        // within one reading does not pass its share by much.
-        if let Ok(mut readings) = self.tenants.lock() {
-            if let Some((_, behind)) = readings.get_mut(&tenant) {
-                *behind += 2;
+    /// Whether a publish of `tenant` that appends `weight` events may go
+    /// now. Decided under the reading's lock, and an admitted publish is
+    /// counted in the readings until they are read again: concurrent
+    /// publishes (a tenant fanning out to many subscriptions at once) are
+    /// weighed one after another, not all against one reading.
+    async fn admits(&self, tenant: TenantId, weight: i64) -> Result<bool, sqlx::Error> {
+        let mut reading = self.reading.lock().await;
+        let behind = self.read(&mut reading).await?;
+        if behind > self.bound {
+            if behind > self.bound.saturating_mul(2)
+                || self.tenant_behind(tenant).await? >= self.share()
+            {
+                return Ok(false);
+            }
+            if let Ok(mut readings) = self.tenants.lock() {
+                if let Some((_, mine)) = readings.get_mut(&tenant) {
+                    *mine = mine.saturating_add(weight);
+                }
             }
         }
+        reading.1 = reading.1.saturating_add(weight);
         Ok(true)
     }
 }
 
 #[async_trait]
 impl hookline_application::ports::DeliveryBacklog for PgBacklog {
-    async fn admit(&self, tenant: TenantId, wait: Duration) -> bool {
+    async fn admit(&self, tenant: TenantId, weight: usize, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
+        let weight = i64::try_from(weight).unwrap_or(i64::MAX);
         loop {
-            match self.admits(tenant).await {
+            match self.admits(tenant, weight).await {
                 Ok(true) => return true,
                 Ok(false) => {}
                 // The append that follows reports the database's state.
