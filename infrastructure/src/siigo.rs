@@ -160,7 +160,8 @@ enum CallError {
 struct Answer {
     status: StatusCode,
     body: Value,
-    text: String,
+    /// Siigo's error text as Hookline may show it ([`detail_of`]).
+    detail: String,
 }
 
 impl SiigoClient {
@@ -262,15 +263,17 @@ impl SiigoClient {
             .await
             .map_err(|why| CallError::Transient(format!("{path} answered {status}, but {why}")))?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        // Siigo's text goes into messages: never with a credential in it.
-        let text = redacted(text, account, bearer);
+        let detail = detail_of(&text, account, bearer);
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(CallError::Transient(format!(
-                "{path} answered {status}: {}",
-                error_detail(&text)
+                "{path} answered {status}: {detail}"
             )));
         }
-        Ok(Answer { status, body, text })
+        Ok(Answer {
+            status,
+            body,
+            detail,
+        })
     }
 
     /// Tries `call` until it succeeds, fails for good or the tries are
@@ -309,7 +312,7 @@ impl SiigoClient {
             return Err(UpstreamFailure::Unauthorized(format!(
                 "/auth answered {}: {}",
                 answer.status,
-                error_detail(&answer.text)
+                answer.detail.clone()
             )));
         }
         let value = answer
@@ -392,7 +395,7 @@ impl SiigoClient {
         if answer.status == StatusCode::UNAUTHORIZED {
             return Err(CallError::Final(UpstreamFailure::Unauthorized(format!(
                 "{path} answered 401 with a fresh token: {}",
-                error_detail(&answer.text)
+                answer.detail.clone()
             ))));
         }
         Ok(answer)
@@ -435,7 +438,7 @@ impl SiigoClient {
 fn refused(answer: &Answer) -> UpstreamFailure {
     UpstreamFailure::Refused {
         status: answer.status.as_u16(),
-        detail: error_detail(&answer.text),
+        detail: answer.detail.clone(),
     }
 }
 
@@ -480,13 +483,16 @@ fn cache_key(account: &SiigoAccount) -> String {
     hex::encode(digest.finalize())
 }
 
-/// Siigo's error body (`{"Errors": [{"Code", "Message"}]}`) in a line, or
-/// the start of whatever it sent: printable, and cut to
-/// [`MAX_DETAIL_CHARS`] characters.
-fn error_detail(text: &str) -> String {
-    printable(&raw_error_detail(text))
+/// Siigo's error text for a message: its error body decoded
+/// ([`raw_error_detail`]), then the credentials it may quote redacted
+/// (after decoding: JSON may escape them, `\u002B` for `+`), then made
+/// printable and cut to [`MAX_DETAIL_CHARS`] characters.
+fn detail_of(text: &str, account: &SiigoAccount, bearer: Option<&str>) -> String {
+    printable(&redacted(raw_error_detail(text), account, bearer))
 }
 
+/// Siigo's error body (`{"Errors": [{"Code", "Message"}]}`) in a line, or
+/// whatever it sent.
 fn raw_error_detail(text: &str) -> String {
     if let Ok(value) = serde_json::from_str::<Value>(text) {
         let errors = value
@@ -577,12 +583,19 @@ fn redacted(mut text: String, account: &SiigoAccount, bearer: Option<&str>) -> S
 }
 
 /// Text from Siigo for a message: control characters (terminal escapes,
-/// line breaks) as spaces, at most [`MAX_DETAIL_CHARS`] characters.
+/// line breaks), line separators and bidirectional controls as spaces, at most [`MAX_DETAIL_CHARS`] characters.
 fn printable(text: &str) -> String {
     let mut out: String = text
         .chars()
         .take(MAX_DETAIL_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            let reorders = matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || reorders {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     if text.chars().nth(MAX_DETAIL_CHARS).is_some() {
         out.push('…');
@@ -653,6 +666,10 @@ impl SiigoApi for SiigoClient {
                 }
             }
         }
+        // The last try's answer may have been lost too.
+        if let Some(found) = self.existing(account, request).await {
+            return Ok(found);
+        }
         Err(UpstreamFailure::Unavailable(last))
     }
 
@@ -705,21 +722,36 @@ mod tests {
         assert_eq!(made(serde_json::json!({"id": 42})).unwrap().id, "42");
     }
 
-    #[test]
-    fn error_text_is_printable_short_and_without_credentials() {
-        let message = format!("\u{1b}[31mred\nline {}", "x".repeat(1000));
-        let detail =
-            error_detail(&json!({"Errors": [{"Code": "bad", "Message": message}]}).to_string());
-        assert!(!detail.chars().any(char::is_control), "{detail}");
-        assert!(detail.starts_with("bad:  [31mred line x"), "{detail}");
-        assert_eq!(detail.chars().count(), MAX_DETAIL_CHARS + 1);
-        let account = SiigoAccount {
+    fn account() -> SiigoAccount {
+        SiigoAccount {
             base_url: "http://127.0.0.1:1".into(),
             username: "u".into(),
-            access_key: "ACCESSKEY-SECRET".into(),
+            access_key: "AKEY-secret+/=value".into(),
             client_id: "c".into(),
             client_secret: "client-secret".into(),
             partner_id: "p".into(),
+        }
+    }
+
+    fn error_detail(text: &str) -> String {
+        detail_of(text, &account(), None)
+    }
+
+    #[test]
+    fn error_text_is_printable_short_and_without_credentials() {
+        let message = format!("\u{1b}[31mred\nline \u{202E}x\u{2028}{}", "x".repeat(1000));
+        let detail =
+            error_detail(&json!({"Errors": [{"Code": "bad", "Message": message}]}).to_string());
+        assert!(!detail.chars().any(char::is_control), "{detail}");
+        assert!(detail.starts_with("bad:  [31mred line  x x"), "{detail}");
+        assert_eq!(detail.chars().count(), MAX_DETAIL_CHARS + 1);
+        // Quoted as JSON escapes them: redacted once decoded.
+        let escaped =
+            r#"{"Errors": [{"Code": "k", "Message": "bad key AKEY-secret\u002B\/=value"}]}"#;
+        assert_eq!(error_detail(escaped), "k: bad key [redacted]");
+        let account = SiigoAccount {
+            access_key: "ACCESSKEY-SECRET".into(),
+            ..account()
         };
         let text = redacted(
             "bad key ACCESSKEY-SECRET, client-secret, token tok-123456".into(),

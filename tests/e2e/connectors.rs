@@ -842,6 +842,7 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
             .body(&body.to_string())
     };
     let token = json!({"access_token": "tok-abcdef-123", "expires_in": 86400});
+    // (The first scenario's answer is over 4 MiB; so are the lost ones.)
     let huge = format!("{{\"id\": \"up-1\", \"pad\": \"{}\"}}", "x".repeat(5 << 20));
     siigo.script(vec![
         json_reply(token.clone()),
@@ -876,8 +877,39 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
         .count();
     assert_eq!(creates, 2, "one create and one list, not a second create");
 
-    // A refusal quoting the credentials, with a terminal escape and a
-    // line break in 100,000 characters.
+    // Every try's answer lost, the last one's too: the check after the
+    // last try finds what it made (nothing is left at Siigo unrecorded).
+    let siigo = TestReceiver::start().await;
+    siigo.script(vec![
+        json_reply(token.clone()),
+        Reply::status(200).body(&huge),
+        json_reply(json!([])),
+        Reply::status(200).body(&huge),
+        json_reply(json!([])),
+        Reply::status(200).body(&huge),
+        json_reply(json!([{"id": "up-9", "url": "https://erp.example/last",
+                           "topic": "public.siigoapi.products.create"}])),
+    ]);
+    let created = expect_json(
+        app.post(
+            &t,
+            "/v1/connectors/siigo/subscriptions",
+            json!({
+                "url": "https://erp.example/last",
+                "events": ["products.create"],
+                "username": "api@acme.example",
+                "access_key": "access-key-0003",
+                "sandbox_url": siigo.url(""),
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["upstream_ids"], json!(["up-9"]), "{created}");
+
+    // A refusal quoting the credentials (once as JSON escapes them), with
+    // a terminal escape and a line break in 100,000 characters.
     let siigo = TestReceiver::start().await;
     let message = format!(
         "bad key access-key-0002 \u{1b}[31mred\nline {}",
@@ -887,7 +919,11 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
         json_reply(token),
         Reply::status(400)
             .header("content-type", "application/json")
-            .body(&json!({"Errors": [{"Code": "invalid", "Message": message}]}).to_string()),
+            .body(
+                &json!({"Errors": [{"Code": "invalid", "Message": message}]})
+                    .to_string()
+                    .replace("key access-key-0002", "key access\\u002Dkey-0002"),
+            ),
     ]);
     let refused = expect_json(
         app.post(
