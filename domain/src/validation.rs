@@ -68,8 +68,8 @@ pub fn check_free_text(field: &str, s: &str, max: usize) -> Result<(), Validatio
 /// A one-line name people pick out in lists (a tenant's, a key's): no
 /// control characters, no line or paragraph separators, no bidirectional
 /// embeddings, overrides or isolates (which make a name read as another:
-/// U+202E before "live" shows "evil"), and at least one character that shows (not only spaces or
-/// invisible format characters such as U+200B).
+/// U+202E before "live" shows "evil"), and at least one letter or digit
+/// (not only spaces, blank symbols or invisible characters such as U+200B).
 ///
 /// # Errors
 /// A [`ValidationError`] on `field`.
@@ -92,24 +92,15 @@ pub fn check_name(field: &str, name: &str) -> Result<(), ValidationError> {
             "must not contain bidirectional override, embedding or isolate characters (U+202A–202E, U+2066–2069)",
         ));
     }
-    if !name.chars().any(|c| !c.is_whitespace() && !invisible(c)) {
+    // A letter or a digit of any script shows; blanks that are symbols
+    // (U+2800), lone combining marks and format characters do not.
+    if !name.chars().any(char::is_alphanumeric) {
         return Err(ValidationError::new(
             field,
-            "must have a visible character (not only spaces or invisible characters)",
+            "must have a letter or a digit (not only spaces, symbols or invisible characters)",
         ));
     }
     Ok(())
-}
-
-/// Characters that show nothing by themselves: format characters (zero
-/// widths, joiners, the BOM, the soft hyphen…), variation selectors and
-/// the Hangul fillers.
-fn invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{206F}'
-        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
-        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 #[cfg(test)]
@@ -122,6 +113,11 @@ mod tests {
             assert!(super::check_name("name", good).is_ok(), "{good:?}");
         }
         for bad in [
+            "\u{2800}",
+            "\u{0301}",
+            "\u{FFF9}",
+            "\u{1D159}",
+            " \u{2800}\u{2800} ",
             "\u{200B}",
             "\u{200B}\u{200B}",
             "\u{FEFF}",

@@ -34,7 +34,8 @@ pub fn admin_router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     /// What the key is for (`svix-migration`): 1–100 characters once
-    /// trimmed, one line, no control characters.
+    /// trimmed, one line, no control characters or bidirectional controls,
+    /// with a letter or digit of any script.
     #[serde(default)]
     #[schema(
         value_type = String,

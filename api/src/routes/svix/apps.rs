@@ -35,7 +35,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
-    /// The tenant's name: 1–200 characters, no control characters.
+    /// The tenant's name: 1–200 characters, one line, no control
+    /// characters or bidirectional controls, with a letter or digit of any
+    /// script.
     #[serde(default)]
     #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub name: Option<String>,

@@ -17,8 +17,9 @@ use uuid::Uuid;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantRequest {
-    /// The display name: 1–200 characters once trimmed, no control
-    /// characters.
+    /// The display name: 1–200 characters once trimmed, one line, no
+    /// control characters or bidirectional controls (U+202A–202E,
+    /// U+2066–2069), with a letter or digit of any script.
     #[serde(default)]
     #[schema(
         value_type = String,
