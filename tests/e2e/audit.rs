@@ -1314,4 +1314,23 @@ async fn cli_files_are_private_whole_or_gone_and_wrong_inputs_are_refused() {
             .await
             .unwrap();
     assert_eq!(tables, 0);
+    // Another application's database that has an `events` table of its
+    // own: not taken for Hookline's log, and left as it was.
+    sqlx::query("CREATE TABLE events (id int, name text)")
+        .execute(&other)
+        .await
+        .unwrap();
+    let out = run_cli(
+        &["audit", "verify", "--database-url", wrong.as_str()],
+        &no_env(),
+    )
+    .await;
+    assert_ne!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stderr.contains("no Hookline data"), "{}", out.stderr);
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_all(&other)
+            .await
+            .unwrap();
+    assert_eq!(tables, vec!["events".to_string()]);
 }

@@ -126,6 +126,37 @@ async fn serve_with_the_embedded_postgres_survives_restarts_and_stops_cleanly() 
         !data.join("pg/data/postmaster.pid").exists(),
         "concurrent commands left the cluster running"
     );
+
+    // SIGTERM while the command starts the cluster: it ends the command
+    // (not the default kill) and the cluster is stopped again.
+    let child = tokio::process::Command::new(hookline_tests::process::binary())
+        .args(["tenants", "list", "--data-dir", &data_str])
+        .envs(&env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.code().is_some(),
+        "killed by the signal: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !data.join("pg/data/postmaster.pid").exists(),
+        "an interrupted command left the cluster running"
+    );
 }
 
 /// A crash of the whole machine's processes: Hookline and its Postgres both

@@ -289,6 +289,10 @@ where
     F: FnOnce(Services) -> Fut,
     Fut: Future<Output = anyhow::Result<ExitCode>>,
 {
+    // Listened for before anything starts: a signal while the database
+    // opens (an embedded cluster starting) is kept and ends the command
+    // once it is open, instead of killing it and leaving the cluster up.
+    let interrupted = interruption()?;
     let settings = Settings::from_env(&overrides(config, db))?;
     quiet_logs(settings.log_format);
     let database = OpenDatabase::open_for(&settings, db.initialise).await?;
@@ -302,7 +306,7 @@ where
         // embedded cluster this command started.
         let result = tokio::select! {
             result = work(services) => result,
-            () = shutdown_signal() => Err(anyhow::anyhow!("interrupted; the command stopped")),
+            () = interrupted => Err(anyhow::anyhow!("interrupted; the command stopped")),
         };
         shutdown.cancel();
         for task in tasks {
@@ -469,6 +473,21 @@ fn quiet_logs(format: LogFormat) {
 }
 
 /// Completes on SIGINT or SIGTERM.
+/// SIGINT or SIGTERM, listened for from now on (a signal that comes
+/// before the future is awaited is kept).
+fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
+    use anyhow::Context as _;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {

@@ -82,7 +82,7 @@ impl OpenDatabase {
         {
             db.pool.close().await;
             anyhow::bail!(
-                "the database DATABASE_URL names holds no Hookline data (no `events` table): check the URL's database name, or set it up with `hookline migrate` (or `serve`)"
+                "the database DATABASE_URL names holds no Hookline data (no Hookline migrations and log): check the URL's database name, or set it up with `hookline migrate` (or `serve`)"
             );
         }
         migrate(&db.pool)

@@ -86,16 +86,29 @@ pub enum MigrationError {
     Tenants(hookline_application::AppError),
 }
 
-/// Whether the database has Hookline's log (an `events` table): a command
-/// that only reads must not set the schema up in a database named by
-/// mistake.
+/// Whether the database has Hookline's schema: its migrations table with
+/// Hookline's first migration applied, and the log. A command that only
+/// reads must not set the schema up in a database named by mistake (nor
+/// take another application's `events` table for the log).
 ///
 /// # Errors
 /// When the database cannot be read.
 pub async fn holds_hookline(pool: &PgPool) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT to_regclass('events') IS NOT NULL")
-        .fetch_one(pool)
-        .await
+    let tables: bool = sqlx::query_scalar(
+        "SELECT to_regclass('_sqlx_migrations') IS NOT NULL AND to_regclass('events') IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !tables {
+        return Ok(false);
+    }
+    let first = MIGRATOR.iter().next().map_or(0, |m| m.version);
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND success)",
+    )
+    .bind(first)
+    .fetch_one(pool)
+    .await
 }
 
 /// Applies pending migrations (concurrent callers are serialised by an
