@@ -294,19 +294,22 @@ async fn export_writes_json_lines_and_fails_loudly_when_the_connection_drops() {
             })
             .collect::<Vec<_>>()
     };
-    let child = tokio::process::Command::new(hookline_tests::process::binary())
-        .args([
-            "audit",
-            "export",
-            "--output",
-            big.to_str().unwrap(),
-            "--database-url",
-            &app.db.url,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let export = || {
+        tokio::process::Command::new(hookline_tests::process::binary())
+            .args([
+                "audit",
+                "export",
+                "--output",
+                big.to_str().unwrap(),
+                "--database-url",
+                &app.db.url,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let child = export();
     eventually("the export is under way", WAIT, || async {
         let size = partials()
             .first()
@@ -339,19 +342,7 @@ async fn export_writes_json_lines_and_fails_loudly_when_the_connection_drops() {
     );
 
     // Interrupted (SIGTERM): the same, the partial file goes.
-    let mut child = tokio::process::Command::new(hookline_tests::process::binary())
-        .args([
-            "audit",
-            "export",
-            "--output",
-            big.to_str().unwrap(),
-            "--database-url",
-            &app.db.url,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = export();
     eventually("the second export is under way", WAIT, || async {
         (!partials().is_empty()).then_some(())
     })

@@ -841,6 +841,30 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
             .header("content-type", "application/json")
             .body(&body.to_string())
     };
+    // Provisions one subscription for `url` with this access key at a
+    // Siigo `siigo`, answering with the status and body.
+    let provision = |url: &'static str, access_key: &'static str, siigo: String, status: u16| {
+        let app = &app;
+        let t = &t;
+        async move {
+            expect_json(
+                app.post(
+                    t,
+                    "/v1/connectors/siigo/subscriptions",
+                    json!({
+                        "url": url,
+                        "events": ["products.create"],
+                        "username": "api@acme.example",
+                        "access_key": access_key,
+                        "sandbox_url": siigo,
+                    }),
+                )
+                .await,
+                status,
+            )
+            .await
+        }
+    };
     let token = json!({"access_token": "tok-abcdef-123", "expires_in": 86400});
     // (The first scenario's answer is over 4 MiB; so are the lost ones.)
     let huge = format!("{{\"id\": \"up-1\", \"pad\": \"{}\"}}", "x".repeat(5 << 20));
@@ -853,19 +877,10 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
         json_reply(json!([{"id": "up-1", "url": "https://erp.example/hook",
                            "topic": "public.siigoapi.products.create"}])),
     ]);
-    let created = expect_json(
-        app.post(
-            &t,
-            "/v1/connectors/siigo/subscriptions",
-            json!({
-                "url": "https://erp.example/hook",
-                "events": ["products.create"],
-                "username": "api@acme.example",
-                "access_key": "access-key-0001",
-                "sandbox_url": siigo.url(""),
-            }),
-        )
-        .await,
+    let created = provision(
+        "https://erp.example/hook",
+        "access-key-0001",
+        siigo.url(""),
         201,
     )
     .await;
@@ -890,19 +905,10 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
         json_reply(json!([{"id": "up-9", "url": "https://erp.example/last",
                            "topic": "public.siigoapi.products.create"}])),
     ]);
-    let created = expect_json(
-        app.post(
-            &t,
-            "/v1/connectors/siigo/subscriptions",
-            json!({
-                "url": "https://erp.example/last",
-                "events": ["products.create"],
-                "username": "api@acme.example",
-                "access_key": "access-key-0003",
-                "sandbox_url": siigo.url(""),
-            }),
-        )
-        .await,
+    let created = provision(
+        "https://erp.example/last",
+        "access-key-0003",
+        siigo.url(""),
         201,
     )
     .await;
@@ -925,19 +931,10 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
                     .replace("key access-key-0002", "key access\\u002Dkey-0002"),
             ),
     ]);
-    let refused = expect_json(
-        app.post(
-            &t,
-            "/v1/connectors/siigo/subscriptions",
-            json!({
-                "url": "https://erp.example/hook",
-                "events": ["products.update"],
-                "username": "api@acme.example",
-                "access_key": "access-key-0002",
-                "sandbox_url": siigo.url(""),
-            }),
-        )
-        .await,
+    let refused = provision(
+        "https://erp.example/hook",
+        "access-key-0002",
+        siigo.url(""),
         422,
     )
     .await;
