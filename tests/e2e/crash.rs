@@ -637,9 +637,29 @@ async fn a_tenant_that_fills_the_backlog_is_pushed_back_and_the_others_are_not()
         "the quiet tenant was admitted {quiet_accepted} times"
     );
     assert_eq!(refused["code"], "backlog_full", "{refused}");
-    // The noisy tenant is still pushed back.
+    // The noisy tenant is still pushed back, its inbound webhooks too (a
+    // provider retries the 503).
     let res = publish(&noisy, accepted).await.unwrap();
     assert_eq!(expect_json(res, 503).await["code"], "backlog_full");
+    let source = client
+        .post(api.url("/v1/sources"))
+        .bearer_auth(&noisy)
+        .json(
+            &json!({"name": "in", "kind": "header-secret", "header_name": "X-Tok",
+                      "secret": "SuperSecretValue123", "event_type": "load.tested", "data": ""}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let source = expect_json(source, 201).await;
+    let inbound = client
+        .post(api.url(&format!("/in/{}", source["id"].as_str().unwrap())))
+        .header("X-Tok", "SuperSecretValue123")
+        .json(&json!({"n": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_json(inbound, 503).await["code"], "backlog_full");
     // A tenant fanning out to 8 subscriptions (about 10 events of its own
     // behind), 10 publishes at once: each is weighed with its 9 events, one
     // after another, so two pass before its share of 20 is used up, not

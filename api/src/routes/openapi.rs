@@ -425,6 +425,22 @@ pub fn finish(api: &mut OpenApi) {
                     )],
                 );
             }
+            // `application::deliveries::PublishService::admit`.
+            let pushes_back = (method == "post"
+                && (crate::routes::idempotent::PUBLISHING.contains(&path.as_str())
+                    || path.ends_with("/test")))
+                || path.starts_with("/in/");
+            if pushes_back {
+                add_codes(
+                    op,
+                    503,
+                    &[(
+                        "backlog_full",
+                        "the delivery backlog stayed at its bound for 2 s (and this tenant holds a large share of it, \
+                         or it is at twice its bound); nothing was stored, retry shortly",
+                    )],
+                );
+            }
             if guarded {
                 let mut unavailable = vec![(
                     "unavailable",

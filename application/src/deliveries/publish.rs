@@ -9,7 +9,7 @@ use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::operational::Notice;
 use crate::ports::{
-    AggregateStore, AppendError, Appended, BacklogLevel, Batch, Change, DeliveryBacklog,
+    Admitted, AggregateStore, AppendError, Appended, BacklogLevel, Batch, Change, DeliveryBacklog,
     FirstAnswer, IdempotencyClaim, IdempotencyKeys, Metrics, NoMetrics, SubscriptionDirectory,
     Unbounded,
 };
@@ -156,11 +156,14 @@ pub struct Published {
     pub deprecated_since: Option<DateTime<Utc>>,
 }
 
-/// A publish decided but not appended: the changes and the answer.
-#[derive(Debug, Clone)]
+/// A publish decided but not appended: the changes, the answer, and its
+/// admission by the delivery backlog (hold it until the batch is
+/// appended).
+#[derive(Debug)]
 pub struct Planned {
     pub batch: Batch,
     pub published: Published,
+    pub admitted: Admitted,
 }
 
 /// The request body receivers get, serialised once per published event.
@@ -245,6 +248,21 @@ impl PublishService {
         self
     }
 
+    /// Waits for the backlog to admit a publish to `deliveries`
+    /// subscriptions; the answer is held until the publish is appended.
+    async fn admit(&self, tenant: TenantId, deliveries: usize) -> Result<Admitted, AppError> {
+        self.backlog
+            .admit(tenant, 1 + deliveries, BACKLOG_WAIT)
+            .await
+            .ok_or_else(|| AppError::Busy {
+                code: "backlog_full",
+                detail: format!(
+                    "the delivery backlog is at its bound (this tenant's deliveries hold a large share of it, or it is at twice its bound) and did not shrink within {} s; nothing was published, retry shortly",
+                    BACKLOG_WAIT.as_secs()
+                ),
+            })
+    }
+
     fn envelope_time(&self) -> (DateTime<Utc>, String) {
         let now = self.shared.clock.now();
         (now, now.to_rfc3339_opts(SecondsFormat::Millis, true))
@@ -298,19 +316,7 @@ impl PublishService {
         // Push back while the workers are behind: the backlog stays
         // bounded and the answer says so rather than accepting more. A
         // tenant that fills it is pushed back first (its share).
-        if !self
-            .backlog
-            .admit(ctx.tenant_id, 1 + matching.len(), BACKLOG_WAIT)
-            .await
-        {
-            return Err(AppError::Busy {
-                code: "backlog_full",
-                detail: format!(
-                    "the delivery backlog is at its bound (this tenant's deliveries hold a large share of it, or it is at twice its bound) and did not shrink within {} s; nothing was published, retry shortly",
-                    BACKLOG_WAIT.as_secs()
-                ),
-            });
-        }
+        let _admitted = self.admit(ctx.tenant_id, matching.len()).await?;
         let (at, timestamp) = self.envelope_time();
         let id = match &event.uid {
             Some(uid) => message_id_for_uid(ctx.tenant_id, uid),
@@ -374,6 +380,7 @@ impl PublishService {
                 ))
             }
         }
+        let _admitted = self.admit(ctx.tenant_id, 1).await?;
         let event_type = EventType::parse(TEST_EVENT, "event_type")?;
         let data = serde_json::to_string(&serde_json::json!({
             "message": "This is a test event sent by Hookline.",
@@ -458,7 +465,7 @@ impl PublishService {
         envelope: &Envelope<'_>,
         at: DateTime<Utc>,
         subscriptions: &[&SubscriptionState],
-    ) -> Result<Planned, AppError> {
+    ) -> Result<(Batch, Published), AppError> {
         let body = serde_json::to_string(envelope)
             .map_err(|e| AppError::Internal(format!("event body did not serialise: {e}")))?;
         let metadata = ctx.metadata(at);
@@ -511,16 +518,16 @@ impl PublishService {
                 skipped,
             });
         }
-        Ok(Planned {
+        Ok((
             batch,
-            published: Published {
+            Published {
                 event_id: envelope.id,
                 deliveries,
                 published_at: Some(at),
                 replayed: false,
                 deprecated_since: None,
             },
-        })
+        ))
     }
 
     /// What publishing `data` as `event_type` would append, for a caller
@@ -565,7 +572,15 @@ impl PublishService {
             channels: None,
             uid: None,
         };
-        self.build(ctx, message, &envelope, at, &matching).map(Some)
+        // Pushed back as a publish is: an inbound webhook's provider
+        // retries a 503.
+        let admitted = self.admit(ctx.tenant_id, matching.len()).await?;
+        let (batch, published) = self.build(ctx, message, &envelope, at, &matching)?;
+        Ok(Some(Planned {
+            batch,
+            published,
+            admitted,
+        }))
     }
 
     async fn fan_out(
@@ -577,7 +592,7 @@ impl PublishService {
         subscriptions: &[&SubscriptionState],
         key: Option<(&IdempotencyKey, &str)>,
     ) -> Result<Option<Written<Published>>, AppError> {
-        let Planned { batch, published } = self.build(ctx, message, envelope, at, subscriptions)?;
+        let (batch, published) = self.build(ctx, message, envelope, at, subscriptions)?;
         let response =
             serde_json::to_value(&published).map_err(|e| AppError::Internal(e.to_string()))?;
         let claim = key.map(|(key, fingerprint)| IdempotencyClaim {

@@ -147,18 +147,36 @@ pub trait DeliveryFeed: Send + Sync {
 /// to shrink, and is refused (nothing written) if it does not in time.
 #[async_trait]
 pub trait DeliveryBacklog: Send + Sync {
-    /// True at once while the backlog is under its bound, or while it is
-    /// under twice the bound and `tenant`'s own share of it is small (one
-    /// tenant filling the backlog does not refuse the others); otherwise
-    /// waits up to `wait` for one of those. `weight` is how many events
-    /// the publish appends (its message and its deliveries).
-    async fn admit(&self, tenant: TenantId, weight: usize, wait: Duration) -> bool;
+    /// Admitted at once while the backlog is under its bound, or while it
+    /// is under twice the bound and `tenant`'s own share of it is small
+    /// (one tenant filling the backlog does not refuse the others);
+    /// otherwise after waiting up to `wait` for one of those, or `None`.
+    /// `weight` is how many events the publish appends (its message and
+    /// its deliveries); the publish counts as in flight until the
+    /// [`Admitted`] is dropped (once it is appended, or failed).
+    async fn admit(&self, tenant: TenantId, weight: usize, wait: Duration) -> Option<Admitted>;
 
     /// How far behind first attempts are, when there is a bound.
     ///
     /// # Errors
     /// Storage errors.
     async fn level(&self) -> Result<Option<BacklogLevel>, AppError>;
+}
+
+/// An admitted publish, counted in the backlog as in flight while held.
+pub struct Admitted(pub Option<Box<dyn Send + Sync>>);
+
+impl Admitted {
+    /// Nothing to count (no bound).
+    pub fn free() -> Self {
+        Self(None)
+    }
+}
+
+impl std::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admitted")
+    }
 }
 
 /// The delivery backlog against its bound (`/readyz` shows it).
@@ -176,8 +194,8 @@ pub struct Unbounded;
 
 #[async_trait]
 impl DeliveryBacklog for Unbounded {
-    async fn admit(&self, _tenant: TenantId, _weight: usize, _wait: Duration) -> bool {
-        true
+    async fn admit(&self, _tenant: TenantId, _weight: usize, _wait: Duration) -> Option<Admitted> {
+        Some(Admitted::free())
     }
 
     async fn level(&self) -> Result<Option<BacklogLevel>, AppError> {

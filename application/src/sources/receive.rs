@@ -445,7 +445,9 @@ impl InboundService {
             .await
         {
             Ok(p) => p,
-            Err(e @ (AppError::Unavailable(_) | AppError::Internal(_))) => return Err(e.into()),
+            Err(e @ (AppError::Unavailable(_) | AppError::Internal(_) | AppError::Busy { .. })) => {
+                return Err(e.into())
+            }
             Err(e) => {
                 return Err(self
                     .refuse(
@@ -460,11 +462,19 @@ impl InboundService {
             }
         };
         let inbound_id = InboundId::from_uuid(self.shared.entropy.new_id());
-        let (event_id, deliveries, published) = match planned {
-            Some(Planned { batch, published }) => {
-                (Some(published.event_id), published.deliveries.len(), batch)
-            }
-            None => (None, 0, Batch::default()),
+        // The backlog's admission is held until the batch is appended.
+        let (event_id, deliveries, published, _admitted) = match planned {
+            Some(Planned {
+                batch,
+                published,
+                admitted,
+            }) => (
+                Some(published.event_id),
+                published.deliveries.len(),
+                batch,
+                Some(admitted),
+            ),
+            None => (None, 0, Batch::default(), None),
         };
         let mut batch = Batch::default();
         batch.add(Change::<Inbound> {

@@ -7,12 +7,12 @@
 use super::feed::CURSOR;
 use super::log_reader::unavailable;
 use async_trait::async_trait;
-use hookline_application::ports::BacklogLevel;
+use hookline_application::ports::{Admitted, BacklogLevel};
 use hookline_application::AppError;
 use hookline_domain::TenantId;
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most log positions new deliveries may be behind the first-attempt
@@ -28,16 +28,77 @@ const TENANT_SHARE_DIVISOR: i64 = 10;
 /// Tenants' readings kept at most (older ones are forgotten past this).
 const TENANT_READINGS: usize = 1_024;
 
+/// Publishes this process admitted and has not appended yet, and what it
+/// appended since the last reading: the readings do not show them yet.
+#[derive(Debug, Default)]
+struct Unread {
+    /// Weight of admitted publishes not appended yet, in all and by tenant.
+    in_flight: i64,
+    by_tenant: HashMap<TenantId, i64>,
+    /// Weight appended since the reading began that is not counted in it.
+    since_reading: i64,
+    /// By tenant, weight appended lately (while commits keep coming, and
+    /// for [`BACKLOG_FRESH`] after the last): a tenant's reading may be
+    /// that old.
+    lately: HashMap<TenantId, (Instant, i64)>,
+}
+
+impl Unread {
+    fn lately(&self, tenant: TenantId) -> i64 {
+        self.lately
+            .get(&tenant)
+            .filter(|(at, _)| at.elapsed() < BACKLOG_FRESH)
+            .map_or(0, |(_, weight)| *weight)
+    }
+}
+
+/// An admitted publish: in flight until dropped (appended or failed),
+/// then counted as appended until the next reading.
+struct Ticket {
+    unread: Arc<Mutex<Unread>>,
+    tenant: TenantId,
+    weight: i64,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Ok(mut unread) = self.unread.lock() {
+            unread.in_flight -= self.weight;
+            unread.since_reading += self.weight;
+            if let Some(mine) = unread.by_tenant.get_mut(&self.tenant) {
+                *mine -= self.weight;
+                if *mine <= 0 {
+                    unread.by_tenant.remove(&self.tenant);
+                }
+            }
+            let lately = unread.lately(self.tenant);
+            if unread.lately.len() >= TENANT_READINGS {
+                unread
+                    .lately
+                    .retain(|_, (at, _)| at.elapsed() < BACKLOG_FRESH);
+            }
+            if unread.lately.len() < TENANT_READINGS {
+                unread
+                    .lately
+                    .insert(self.tenant, (Instant::now(), lately + self.weight));
+            }
+        }
+    }
+}
+
 /// The distance between the log's head and the first-attempt cursor, read
 /// at most every 50 ms and shared by every publish of the process
 /// (`DeliveryBacklog`: publishing waits while it is over its bound), and,
 /// once over it, each publishing tenant's own events behind the cursor.
+/// Between readings, what the process admitted (in flight, then appended)
+/// is added to them.
 #[derive(Debug)]
 pub struct PgBacklog {
     pool: PgPool,
     bound: i64,
     reading: tokio::sync::Mutex<(Option<Instant>, i64)>,
     tenants: Mutex<HashMap<TenantId, (Instant, i64)>>,
+    unread: Arc<Mutex<Unread>>,
 }
 
 impl PgBacklog {
@@ -47,6 +108,7 @@ impl PgBacklog {
             bound,
             reading: tokio::sync::Mutex::new((None, 0)),
             tenants: Mutex::new(HashMap::new()),
+            unread: Arc::new(Mutex::new(Unread::default())),
         }
     }
 
@@ -72,6 +134,8 @@ impl PgBacklog {
                 return Ok(behind);
             }
         }
+        // What was appended before the query began is in its answer.
+        let appended = self.unread.lock().map_or(0, |u| u.since_reading);
         let behind: i64 = sqlx::query_scalar(
             "SELECT GREATEST(COALESCE((SELECT max(global_position) FROM events), 0)
                    - COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0), 0)",
@@ -79,6 +143,9 @@ impl PgBacklog {
         .bind(CURSOR)
         .fetch_one(&self.pool)
         .await?;
+        if let Ok(mut unread) = self.unread.lock() {
+            unread.since_reading -= appended;
+        }
         *reading = (Some(Instant::now()), behind);
         Ok(behind)
     }
@@ -124,44 +191,56 @@ impl PgBacklog {
     }
 
     /// Whether a publish of `tenant` that appends `weight` events may go
-    /// now. Decided under the reading's lock, and an admitted publish is
-    /// counted in the readings until they are read again: concurrent
-    /// publishes (a tenant fanning out to many subscriptions at once) are
-    /// weighed one after another, not all against one reading.
-    async fn admits(&self, tenant: TenantId, weight: i64) -> Result<bool, sqlx::Error> {
+    /// now: decided under the reading's lock, one publish at a time, over
+    /// the reading plus what this process admitted that the reading does
+    /// not show yet; an admitted publish is in flight until its ticket is
+    /// dropped.
+    async fn admits(&self, tenant: TenantId, weight: i64) -> Result<Option<Ticket>, sqlx::Error> {
         let mut reading = self.reading.lock().await;
-        let behind = self.read(&mut reading).await?;
-        if behind > self.bound {
-            if behind > self.bound.saturating_mul(2)
-                || self.tenant_behind(tenant).await? >= self.share()
-            {
-                return Ok(false);
-            }
-            if let Ok(mut readings) = self.tenants.lock() {
-                if let Some((_, mine)) = readings.get_mut(&tenant) {
-                    *mine = mine.saturating_add(weight);
-                }
-            }
+        let read = self.read(&mut reading).await?;
+        let (unread, mine_unread) = self.unread.lock().map_or((0, 0), |u| {
+            (
+                u.in_flight + u.since_reading,
+                u.by_tenant.get(&tenant).copied().unwrap_or(0) + u.lately(tenant),
+            )
+        });
+        let behind = read.saturating_add(unread);
+        if behind > self.bound
+            && (behind > self.bound.saturating_mul(2)
+                || self
+                    .tenant_behind(tenant)
+                    .await?
+                    .saturating_add(mine_unread)
+                    >= self.share())
+        {
+            return Ok(None);
         }
-        reading.1 = reading.1.saturating_add(weight);
-        Ok(true)
+        if let Ok(mut unread) = self.unread.lock() {
+            unread.in_flight += weight;
+            *unread.by_tenant.entry(tenant).or_insert(0) += weight;
+        }
+        Ok(Some(Ticket {
+            unread: self.unread.clone(),
+            tenant,
+            weight,
+        }))
     }
 }
 
 #[async_trait]
 impl hookline_application::ports::DeliveryBacklog for PgBacklog {
-    async fn admit(&self, tenant: TenantId, weight: usize, wait: Duration) -> bool {
+    async fn admit(&self, tenant: TenantId, weight: usize, wait: Duration) -> Option<Admitted> {
         let deadline = Instant::now() + wait;
         let weight = i64::try_from(weight).unwrap_or(i64::MAX);
         loop {
             match self.admits(tenant, weight).await {
-                Ok(true) => return true,
-                Ok(false) => {}
+                Ok(Some(ticket)) => return Some(Admitted(Some(Box::new(ticket)))),
+                Ok(None) => {}
                 // The append that follows reports the database's state.
-                Err(_) => return true,
+                Err(_) => return Some(Admitted::free()),
             }
             if Instant::now() >= deadline {
-                return false;
+                return None;
             }
             tokio::time::sleep(BACKLOG_FRESH).await;
         }
