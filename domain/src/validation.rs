@@ -93,8 +93,12 @@ pub fn check_name(field: &str, name: &str) -> Result<(), ValidationError> {
         ));
     }
     // A letter or a digit of any script shows; blanks that are symbols
-    // (U+2800), lone combining marks and format characters do not.
-    if !name.chars().any(char::is_alphanumeric) {
+    // (U+2800), lone combining marks and format characters do not, nor the
+    // Hangul fillers (letters that draw nothing).
+    let shows = |c: char| {
+        c.is_alphanumeric() && !matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
+    };
+    if !name.chars().any(shows) {
         return Err(ValidationError::new(
             field,
             "must have a letter or a digit (not only spaces, symbols or invisible characters)",
@@ -114,6 +118,9 @@ mod tests {
         }
         for bad in [
             "\u{2800}",
+            "\u{3164}",
+            "\u{FFA0} \u{FFA0}",
+            "\u{2800}\u{3164}",
             "\u{0301}",
             "\u{FFF9}",
             "\u{1D159}",

@@ -529,6 +529,9 @@ fn raw_error_detail(text: &str) -> String {
         {
             return m.to_string();
         }
+        // Another shape: as JSON again, with its strings' escapes undone
+        // (`\u002B`, `\/`), so what it quotes can be recognised.
+        return value.to_string();
     }
     if text.is_empty() {
         "(no body)".to_string()
@@ -575,8 +578,15 @@ fn redacted(mut text: String, account: &SiigoAccount, bearer: Option<&str>) -> S
     .flatten()
     {
         // A very short value would redact ordinary words.
-        if secret.len() >= 6 && text.contains(secret) {
-            text = text.replace(secret, "[redacted]");
+        if secret.len() < 6 {
+            continue;
+        }
+        // As given, and percent-encoded (upper or lower case hex).
+        let encoded = url_segment(secret);
+        for form in [secret.to_string(), encoded.clone(), encoded.to_lowercase()] {
+            if text.contains(&form) {
+                text = text.replace(&form, "[redacted]");
+            }
         }
     }
     text
@@ -749,6 +759,15 @@ mod tests {
         let escaped =
             r#"{"Errors": [{"Code": "k", "Message": "bad key AKEY-secret\u002B\/=value"}]}"#;
         assert_eq!(error_detail(escaped), "k: bad key [redacted]");
+        let other_shape = r#"{"Detail": "bad key AKEY-secret\u002B\/=value"}"#;
+        assert_eq!(
+            error_detail(other_shape),
+            r#"{"Detail":"bad key [redacted]"}"#
+        );
+        assert_eq!(
+            error_detail("key=AKEY-secret%2B%2F%3Dvalue"),
+            "key=[redacted]"
+        );
         let account = SiigoAccount {
             access_key: "ACCESSKEY-SECRET".into(),
             ..account()

@@ -1324,4 +1324,53 @@ async fn cli_files_are_private_whole_or_gone_and_wrong_inputs_are_refused() {
             .await
             .unwrap();
     assert_eq!(tables, vec!["events".to_string()]);
+    // A Hookline database at an older schema (its last migration not
+    // applied): refused, not upgraded by a command that only reads.
+    let older = format!("older_hookline_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {older}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let older_url = cluster().url(&older);
+    let out = run_cli(
+        &["migrate", "--database-url", older_url.as_str()],
+        &no_env(),
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let older_pool = sqlx::PgPool::connect_with(cluster().options(&older))
+        .await
+        .unwrap();
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .execute(&older_pool)
+    .await
+    .unwrap();
+    let out = run_cli(
+        &["audit", "verify", "--database-url", older_url.as_str()],
+        &no_env(),
+    )
+    .await;
+    assert_ne!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("older Hookline schema"),
+        "{}",
+        out.stderr
+    );
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&older_pool)
+        .await
+        .unwrap();
+    let out = run_cli(
+        &["tenants", "list", "--database-url", older_url.as_str()],
+        &no_env(),
+    )
+    .await;
+    assert_ne!(out.code, Some(0), "{}", out.stdout);
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&older_pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, after, "a read-only command applied migrations");
 }

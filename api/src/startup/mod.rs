@@ -15,7 +15,9 @@ use anyhow::Context;
 use hookline_infrastructure::config::Settings;
 use hookline_infrastructure::postgres::local::LocalPostgres;
 use hookline_infrastructure::postgres::pool::parse_url;
-use hookline_infrastructure::postgres::{connect, holds_hookline, migrate, Database};
+use hookline_infrastructure::postgres::{
+    connect, holds_hookline, migrate, pending_migrations, Database,
+};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +33,30 @@ pub struct OpenDatabase {
 }
 
 impl OpenDatabase {
+    /// A command that may not set a database up (it only reads, or writes
+    /// to an existing one) refuses one that is not Hookline's, or one at an
+    /// older schema, rather than migrating it.
+    async fn check_schema(db: &Database) -> anyhow::Result<()> {
+        let pool = &db.pool;
+        if !holds_hookline(pool)
+            .await
+            .context("reading the database's tables")?
+        {
+            anyhow::bail!(
+                "the database DATABASE_URL names holds no Hookline data (no Hookline migrations and log): check the URL's database name, or set it up with `hookline migrate` (or `serve`)"
+            );
+        }
+        let pending = pending_migrations(pool)
+            .await
+            .context("reading the database's migrations")?;
+        if pending > 0 {
+            anyhow::bail!(
+                "the database DATABASE_URL names is at an older Hookline schema ({pending} migrations to apply): run `hookline migrate` (or start `serve`) first; this command does not change it"
+            );
+        }
+        Ok(())
+    }
+
     /// Connects to `DATABASE_URL`, or starts/reuses the embedded cluster,
     /// and applies migrations.
     ///
@@ -74,16 +100,11 @@ impl OpenDatabase {
                 return Err(anyhow::Error::new(e).context("connecting to the database"));
             }
         };
-        if !may_initialise
-            && local.is_none()
-            && !holds_hookline(&db.pool)
-                .await
-                .context("reading the database's tables")?
-        {
-            db.pool.close().await;
-            anyhow::bail!(
-                "the database DATABASE_URL names holds no Hookline data (no Hookline migrations and log): check the URL's database name, or set it up with `hookline migrate` (or `serve`)"
-            );
+        if !may_initialise && local.is_none() {
+            if let Err(e) = Self::check_schema(&db).await {
+                db.pool.close().await;
+                return Err(e);
+            }
         }
         migrate(&db.pool)
             .await

@@ -29,4 +29,4 @@ pub mod time_page;
 pub mod wakeup;
 pub mod write_locks;
 
-pub use pool::{connect, holds_hookline, migrate, Database};
+pub use pool::{connect, holds_hookline, migrate, pending_migrations, Database};

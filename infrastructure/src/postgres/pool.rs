@@ -111,6 +111,22 @@ pub async fn holds_hookline(pool: &PgPool) -> Result<bool, sqlx::Error> {
     .await
 }
 
+/// How many of Hookline's migrations the database has not applied (of a
+/// database that [`holds_hookline`]).
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn pending_migrations(pool: &PgPool) -> Result<usize, sqlx::Error> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .count())
+}
+
 /// Applies pending migrations (concurrent callers are serialised by an
 /// advisory lock inside sqlx), then turns tenants stored as plain rows by
 /// earlier versions into events of the log.

@@ -127,9 +127,10 @@ impl Default for ClusterTuning {
     }
 }
 
-/// Left in the cluster's directory by a one-shot command that started the
-/// cluster and ended while other commands used it: the last of them stops
-/// it (a server that starts meanwhile takes it over).
+/// Left in the cluster's directory by the process that started the
+/// cluster: its last user stops it, whether or not that process is still
+/// there (a one-shot command killed, or ended while others used it). A
+/// server stops it at its end anyway.
 const STOP_WHEN_UNUSED: &str = "stop-when-unused";
 
 pub struct LocalPostgres {
@@ -270,6 +271,11 @@ impl LocalPostgres {
         if !this.running_and_ready().await? {
             this.start().await?;
             this.started_here = true;
+            // Whoever uses it last stops it, should this process die
+            // first (a server, the owner, stops it at its end anyway).
+            if let Err(e) = std::fs::write(this.root.join(STOP_WHEN_UNUSED), b"") {
+                tracing::warn!(error = %e, "could not leave the stop of the embedded cluster to its last user");
+            }
         } else {
             tracing::info!(data = %this.data.display(), "using the running embedded Postgres cluster");
         }
@@ -323,9 +329,8 @@ impl LocalPostgres {
     }
 
     /// Stops using the cluster. It is stopped when no other process uses it
-    /// and either `owner` (the server) asks, or a one-shot command started
-    /// it: this process, or one that ended while others still used it and
-    /// left the stop to the last of them (concurrent commands).
+    /// and either `owner` (the server) asks, or a process started it that
+    /// left its stop to the last user ([`STOP_WHEN_UNUSED`]).
     ///
     /// # Errors
     /// When stopping fails.
@@ -342,12 +347,6 @@ impl LocalPostgres {
             return result;
         }
         if !last_user {
-            if self.started_here && !owner {
-                // Another command still uses it: the last one stops it.
-                if let Err(e) = std::fs::write(&handed_over, b"") {
-                    tracing::warn!(error = %e, "could not leave the stop of the embedded cluster to its last user");
-                }
-            }
             tracing::info!(
                 "other Hookline processes still use the embedded cluster; leaving it running"
             );
