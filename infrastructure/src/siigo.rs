@@ -568,7 +568,24 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<String, String>
 
 /// `text` with the account's secrets and the token, if it quotes them,
 /// replaced by `[redacted]`.
-fn redacted(mut text: String, account: &SiigoAccount, bearer: Option<&str>) -> String {
+fn redacted(text: String, account: &SiigoAccount, bearer: Option<&str>) -> String {
+    let secrets: Vec<&str> = [
+        Some(account.access_key.as_str()),
+        Some(account.client_secret.as_str()),
+        bearer,
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|s| s.len() >= 6)
+    .collect();
+    // Percent-encoded in any case or only in part (`%2b`, `%2B/=`): the
+    // text with its escapes undone is the one shown when it quotes one.
+    let decoded = percent_decoded(&text);
+    let mut text = if decoded != text && secrets.iter().any(|s| decoded.contains(s)) {
+        decoded
+    } else {
+        text
+    };
     for secret in [
         Some(account.access_key.as_str()),
         Some(account.client_secret.as_str()),
@@ -590,6 +607,32 @@ fn redacted(mut text: String, account: &SiigoAccount, bearer: Option<&str>) -> S
         }
     }
     text
+}
+
+/// `text` with its `%XX` escapes (either case) undone where they make
+/// UTF-8; the rest as it is.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'%'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
 }
 
 /// Text from Siigo for a message: control characters (terminal escapes,
@@ -764,10 +807,15 @@ mod tests {
             error_detail(other_shape),
             r#"{"Detail":"bad key [redacted]"}"#
         );
-        assert_eq!(
-            error_detail("key=AKEY-secret%2B%2F%3Dvalue"),
-            "key=[redacted]"
-        );
+        for encoded in [
+            "key=AKEY-secret%2B%2F%3Dvalue",
+            "key=AKEY-secret%2b%2f%3dvalue",
+            "key=AKEY-secret%2b%2F=value",
+            "key=AKEY-secret%2B/=value",
+        ] {
+            assert_eq!(error_detail(encoded), "key=[redacted]", "{encoded}");
+        }
+        assert_eq!(percent_decoded("100% sure %zz %41"), "100% sure %zz A");
         let account = SiigoAccount {
             access_key: "ACCESSKEY-SECRET".into(),
             ..account()
