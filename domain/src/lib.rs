@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod operator;
 pub mod outcome;
 pub mod payload;
+pub mod percent;
 pub mod pointer;
 pub mod portal;
 pub mod retry;

@@ -612,27 +612,7 @@ fn redacted(text: String, account: &SiigoAccount, bearer: Option<&str>) -> Strin
 /// `text` with its `%XX` escapes (either case) undone where they make
 /// UTF-8; the rest as it is.
 fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'%'));
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+    String::from_utf8(hookline_domain::percent::decode(text)).unwrap_or_else(|_| text.to_string())
 }
 
 /// Text from Siigo for a message: control characters (terminal escapes,
