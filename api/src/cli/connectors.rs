@@ -2,7 +2,8 @@
 //! with the seed tool's own arguments, list and remove them, and run the
 //! local Siigo sandbox.
 
-use super::{shutdown_signal, DbArgs};
+use super::signals::shutdown_signal;
+use super::DbArgs;
 use crate::routes::connectors::dto::{EventsBody, ProvisionRequest, UpstreamResponse};
 use crate::startup::Services;
 use clap::{Args, Subcommand};

@@ -38,6 +38,7 @@ mod audit;
 mod connectors;
 mod deliveries;
 mod replay;
+mod signals;
 mod siigo_sandbox;
 mod tenants;
 
@@ -47,6 +48,7 @@ use hookline_application::{Actor, CommandContext, RequestId};
 use hookline_domain::{DeliveryId, TenantId};
 use hookline_infrastructure::config::{CliOverrides, LogFormat, Settings};
 use hookline_infrastructure::telemetry;
+use signals::{interruption, shutdown_signal};
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -470,42 +472,6 @@ fn quiet_logs(format: LogFormat) {
     // Reading the whole log (audit, replay) takes statements of seconds by
     // design: sqlx's slow-statement warnings would only be noise here.
     telemetry::init_with_default(format, "warn,sqlx::query=error");
-}
-
-/// Completes on SIGINT or SIGTERM.
-/// SIGINT or SIGTERM, listened for from now on (a signal that comes
-/// before the future is awaited is kept).
-fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
-    use anyhow::Context as _;
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = term => tracing::info!("SIGTERM received"),
-    }
 }
 
 #[cfg(test)]

@@ -73,7 +73,9 @@ impl Console {
 
 /// The console's routes, under `/console`.
 pub fn router() -> Router<AppState> {
-    use pages::{auth, dashboard, deliveries, event_types, operator, portal_links, subscriptions};
+    use pages::{
+        auth, dashboard, deliveries, event_types, history, operator, portal_links, subscriptions,
+    };
     let routes = Router::new()
         .route("/", get(auth::home))
         .route("/sign-in", get(auth::sign_in_page).post(auth::sign_in))
@@ -108,11 +110,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/subscriptions/{id}/recover", post(deliveries::recover))
         .route("/subscriptions/{id}/deliveries", get(deliveries::log_rows))
-        .route("/subscriptions/{id}/history", get(deliveries::history))
+        .route("/subscriptions/{id}/history", get(history::history))
         .route("/deliveries/{id}", get(deliveries::detail))
         .route("/deliveries/{id}/attempts", get(deliveries::attempts_part))
         .route("/deliveries/{id}/retry", post(deliveries::retry))
-        .route("/requests/{request_id}", get(deliveries::trace))
+        .route("/requests/{request_id}", get(history::trace))
         .route("/event-types", get(event_types::list))
         .route("/event-types/{name}", get(event_types::detail))
         .route(

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod deliveries;
 pub mod event_types;
+pub mod history;
 pub mod operator;
 pub mod portal_links;
 pub mod subscriptions;

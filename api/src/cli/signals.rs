@@ -1,0 +1,35 @@
+//! SIGINT and SIGTERM: what ends `serve` and interrupts a one-shot
+//! command.
+
+use anyhow::Context as _;
+use std::future::Future;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// SIGINT or SIGTERM, listened for from now on (a signal that comes
+/// before the future is awaited is kept, and the process is not killed
+/// by it meanwhile).
+///
+/// # Errors
+/// When the signals cannot be listened for.
+pub(super) fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    })
+}
+
+/// Completes on SIGINT or SIGTERM (never, when they cannot be listened
+/// for: the process then stops as their default action has it).
+pub(super) async fn shutdown_signal() {
+    match interruption() {
+        Ok(signalled) => signalled.await,
+        Err(e) => {
+            tracing::warn!(error = %e, "signals cannot be listened for");
+            std::future::pending::<()>().await;
+        }
+    }
+}
