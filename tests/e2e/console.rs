@@ -1080,6 +1080,12 @@ async fn a_new_secret_is_shown_once_after_a_redirect_and_a_reload_rotates_nothin
         "{trace}"
     );
     assert!(!trace.contains("the delivery is queued"));
+    // …and shows no empty deliveries table.
+    assert!(
+        trace.contains("This request caused no delivery."),
+        "{trace}"
+    );
+    assert!(!trace.contains("<th scope=\"col\">URL</th>"), "{trace}");
 }
 
 /// A portal link opened by a browser already signed in asks first: a link

@@ -207,6 +207,7 @@ messages! {
     NoAttemptsYet => "No attempt yet: the delivery is queued.", "Aún no hay intentos: la entrega está en cola.";
     NoAttemptsInTrace => "No delivery was attempted for this request.", "No se intentó ninguna entrega para esta solicitud.";
     NoDeliveries => "No deliveries match.", "Ninguna entrega coincide.";
+    NoDeliveriesInTrace => "This request caused no delivery.", "Esta solicitud no causó ninguna entrega.";
     NoDeliveriesYet => "None yet", "Ninguna aún";
     NoErrors => "none", "ninguno";
     NoExample => "No example for this type.", "No hay ejemplo para este tipo.";

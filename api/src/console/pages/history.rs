@@ -173,6 +173,9 @@ pub async fn trace(
             }
         } }
         h2 { (t(M::Deliveries)) }
+        @if deliveries.is_empty() {
+            p.muted { (t(M::NoDeliveriesInTrace)) }
+        } @else {
         div.table-wrap { table {
             thead { tr { th scope="col" { (t(M::Status)) } th scope="col" { (t(M::Event)) } th scope="col" { (t(M::Url)) } th scope="col" { span.visually-hidden { (t(M::Details)) } } } }
             tbody {
@@ -182,6 +185,7 @@ pub async fn trace(
                 }
             }
         } }
+        }
         h2 { (t(M::Attempts)) }
         // "No attempt yet: queued" is about one delivery; a request may
         // have caused none (or none this session sees).
