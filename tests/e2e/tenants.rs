@@ -404,6 +404,52 @@ async fn a_tenant_rotates_its_own_key_with_or_without_an_overlap() {
     assert_eq!(unknown_field["code"], "invalid_body");
 }
 
+/// A key's rotation answer (the new key) goes back only to the key that
+/// rotated: another key of the tenant repeating the request with its
+/// `Idempotency-Key` is a request of its own, so a retiring key cannot
+/// collect a key that outlives it.
+#[tokio::test]
+async fn a_rotation_answer_is_replayed_only_to_the_key_that_rotated() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let second = expect_json(
+        app.client
+            .post(app.url(&format!("/admin/tenants/{}/keys", t.id)))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let second = second["api_key"].as_str().unwrap().to_string();
+    let rotate = |key: &str, idempotency: Option<&str>| {
+        let mut req = app
+            .client
+            .post(app.url("/v1/api-keys/rotate"))
+            .bearer_auth(key)
+            .json(&json!({"overlap_seconds": 3600}));
+        if let Some(k) = idempotency {
+            req = req.header("Idempotency-Key", k);
+        }
+        req.send()
+    };
+    // The second key is being retired.
+    expect_json(rotate(&second, None).await.unwrap(), 201).await;
+    let first = rotate(&t.api_key, Some("rotate-prod-key")).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let minted = first.json::<Value>().await.unwrap()["api_key"].clone();
+    // The rotating key gets its answer again (it may have lost it)…
+    let again = rotate(&t.api_key, Some("rotate-prod-key")).await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap()["api_key"], minted);
+    // …the retiring one does not: its own request, refused.
+    let other = rotate(&second, Some("rotate-prod-key")).await.unwrap();
+    assert!(other.headers().get("idempotent-replayed").is_none());
+    let other = expect_json(other, 409).await;
+    assert_eq!(other["code"], "key_retiring", "{other}");
+}
+
 #[tokio::test]
 async fn tenant_events_are_verified_replayed_and_managed_from_the_command_line() {
     let app = TestApp::spawn().await;

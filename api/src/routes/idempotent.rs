@@ -295,6 +295,10 @@ impl Refusals for V1 {
 /// the events they publish (`POST /v1/events`, `POST /v1/deliveries`).
 pub const PUBLISHING: [&str; 2] = ["/v1/events", "/v1/deliveries"];
 
+/// Routes whose answers carry a credential (a new API key, a portal
+/// link): their answers are kept per calling key, not per tenant.
+const CREDENTIALS: [&str; 2] = ["/v1/api-keys/rotate", "/v1/portal-sessions"];
+
 /// `/v1`'s layer (inside its authentication): keys are per tenant.
 pub async fn remember_v1(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
@@ -310,8 +314,15 @@ pub async fn remember_v1(State(state): State<AppState>, req: Request, next: Next
     let Some(caller) = req.extensions().get::<Principal>().copied() else {
         return ApiError::unauthorized("the API key is not valid").into_response();
     };
-    let tenant = format!("tenant:{}", caller.tenant_id);
-    run::<V1>(&state, &tenant, state.max_body_bytes, req, next).await
+    // An answer that hands out a credential goes back only to the key that
+    // asked: another key of the tenant (a retiring one, say) repeating the
+    // request with a guessed key would otherwise get a new key or link.
+    let scope = if CREDENTIALS.contains(&path.trim_end_matches('/')) {
+        format!("tenant:{}:key:{}", caller.tenant_id, caller.key_id)
+    } else {
+        format!("tenant:{}", caller.tenant_id)
+    };
+    run::<V1>(&state, &scope, state.max_body_bytes, req, next).await
 }
 
 #[cfg(test)]
