@@ -11,7 +11,12 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-async fn svix(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
+pub(crate) async fn svix(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
     let mut req = app
         .client
         .request(method, app.url(path))
@@ -48,6 +53,7 @@ fn concrete(path: &str) -> String {
         .replace("{endpoint_id}", "ep-x")
         .replace("{msg_id}", "msg-x")
         .replace("{event_type_name}", "invoice.paid")
+        .replace("{attempt_id}", "atmpt-x")
 }
 
 #[tokio::test]
@@ -106,7 +112,7 @@ async fn its_document_is_the_committed_one_and_every_operation_is_guarded_as_doc
             checked += 1;
         }
     }
-    assert_eq!(checked, 30);
+    assert_eq!(checked, 36);
 }
 
 #[tokio::test]

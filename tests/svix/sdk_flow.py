@@ -26,6 +26,8 @@ from svix.api import (
     ApplicationIn,
     ApplicationListOptions,
     ApplicationPatch,
+    EndpointHeadersIn,
+    EndpointHeadersPatchIn,
     EndpointIn,
     EndpointPatch,
     EndpointSecretRotateIn,
@@ -331,6 +333,24 @@ def run(server: str, token: str) -> None:
     check(resent[0].status.value == 0, "the manual attempt succeeded")
     expect_error("resend to an unknown endpoint", 404, "not_found",
                  lambda: svix.message_attempt.resend(uid, msg.id, "ep_unknown"))
+
+    step("7b. endpoint headers, one attempt, destinations, stats")
+    svix.endpoint.set_headers(uid, ep_eu.id, EndpointHeadersIn(headers={"X-Team": "eu", "Authorization": "Bearer t0ken-for-eu"}))
+    heads = svix.endpoint.get_headers(uid, ep_eu.id)
+    check(heads.headers == {"X-Team": "eu"} and list(heads.sensitive) == ["Authorization"], f"headers {heads}")
+    svix.endpoint.patch_headers(uid, ep_eu.id, EndpointHeadersPatchIn(headers={"X-Region": "eu-west"}, delete_headers=["X-Team"]))
+    heads = svix.endpoint.get_headers(uid, ep_eu.id)
+    check(heads.headers == {"X-Region": "eu-west"} and list(heads.sensitive) == ["Authorization"], f"patched headers {heads}")
+    one = svix.message_attempt.get(uid, msg.id, by_msg.data[0].id)
+    check(one.id == by_msg.data[0].id and one.msg_id == msg.id, f"one attempt {one}")
+    expect_error("an attempt of another message", 404, "not_found",
+                 lambda: svix.message_attempt.get(uid, eu.id, by_msg.data[0].id))
+    dests = svix.message_attempt.list_attempted_destinations(uid, msg.id)
+    status_of = {d.id: d.status.value for d in dests.data}
+    check(set(status_of) == {ep_all.id, ep_paid.id, ep_fail.id}, f"destinations {status_of}")
+    check(status_of[ep_all.id] == 0 and status_of[ep_fail.id] in (1, 2), f"destination statuses {status_of}")
+    stats = svix.endpoint.get_stats(uid, ep_all.id)
+    check(stats.success >= 2 and stats.fail == 0 and stats.sending == 0, f"stats {stats}")
 
     step("8. paginate with iterators")
     sent = [svix.message.create(uid, MessageIn(event_type="page.test", payload={"i": i})).id for i in range(7)]

@@ -11,7 +11,7 @@ use crate::pagination::{paginate, Page, PageRequest};
 use crate::ports::{
     AggregateStore, AppendError, Appended, AttemptListQuery, AttemptListRow, AttemptRecord,
     AttemptResult, Batch, Change, DeliveryListQuery, DeliveryReadModel, DeliveryRecord,
-    LogPosition, SubscriptionReadModel, SubscriptionRecord,
+    LogPosition, SubscriptionReadModel, SubscriptionRecord, SubscriptionStats,
 };
 use crate::shared::Shared;
 use chrono::{DateTime, Utc};
@@ -44,6 +44,8 @@ pub struct ListDeliveries {
 pub struct ListAttempts {
     pub event_id: Option<EventId>,
     pub subscription_id: Option<SubscriptionId>,
+    /// Only this attempt.
+    pub attempt_id: Option<uuid::Uuid>,
     pub result: Option<AttemptResult>,
     /// Response status codes in this range (inclusive); `(0, 99)` also
     /// matches attempts that got no response.
@@ -437,6 +439,7 @@ impl DeliveryService {
                 &AttemptListQuery {
                     event_id: query.event_id,
                     subscription_id: query.subscription_id,
+                    attempt_id: query.attempt_id,
                     result: query.result,
                     status_codes: query.status_codes,
                     event_types: query.event_types,
@@ -452,6 +455,51 @@ impl DeliveryService {
         let more = rows.len() > query.limit as usize;
         rows.truncate(query.limit as usize);
         Ok((rows, more))
+    }
+
+    /// The subscriptions a message went to, each with its latest delivery
+    /// of it, by subscription id past `after` (descending when
+    /// `backwards`), and whether more follow.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn destinations(
+        &self,
+        tenant: TenantId,
+        event: EventId,
+        after: Option<SubscriptionId>,
+        backwards: bool,
+        limit: u32,
+    ) -> Result<(Vec<DeliveryRecord>, bool), AppError> {
+        let mut rows = self
+            .read
+            .destinations(tenant, event, after, backwards, limit)
+            .await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Ok((rows, more))
+    }
+
+    /// A subscription's attempts in `[since, until)` by result, and its
+    /// deliveries created then that wait for an attempt or were skipped.
+    ///
+    /// # Errors
+    /// 400 when `since` is not before `until`; storage errors.
+    pub async fn subscription_stats(
+        &self,
+        tenant: TenantId,
+        subscription: SubscriptionId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<SubscriptionStats, AppError> {
+        if since >= until {
+            return Err(AppError::BadRequest(
+                "the window's start must be before its end".into(),
+            ));
+        }
+        self.read
+            .subscription_stats(tenant, subscription, since, until)
+            .await
     }
 
     /// Sends a published event to one subscription again, whatever its

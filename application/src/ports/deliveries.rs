@@ -469,6 +469,43 @@ pub trait DeliveryReadModel: Send + Sync {
         tenant: TenantId,
         attempt: Uuid,
     ) -> Result<Option<DateTime<Utc>>, AppError>;
+
+    /// The subscriptions a message went to, each with its latest delivery
+    /// of it, by subscription id past `after` (ascending, or descending
+    /// when `backwards`), `limit + 1` at most.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn destinations(
+        &self,
+        tenant: TenantId,
+        event: EventId,
+        after: Option<SubscriptionId>,
+        backwards: bool,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, AppError>;
+
+    /// What became of a subscription's deliveries in `[since, until)`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn subscription_stats(
+        &self,
+        tenant: TenantId,
+        subscription: SubscriptionId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<SubscriptionStats, AppError>;
+}
+
+/// A subscription's attempts in a window by result, and its deliveries
+/// created in it that wait for an attempt or were skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscriptionStats {
+    pub succeeded: i64,
+    pub failed: i64,
+    pub pending: i64,
+    pub skipped: i64,
 }
 
 /// Whether an attempt got a 2xx.
@@ -484,6 +521,8 @@ pub struct AttemptListQuery {
     /// Attempts of deliveries of this message.
     pub event_id: Option<EventId>,
     pub subscription_id: Option<SubscriptionId>,
+    /// Only this attempt.
+    pub attempt_id: Option<Uuid>,
     pub result: Option<AttemptResult>,
     /// Response status codes in this range (inclusive); `(0, 99)` also
     /// matches attempts that got no response.

@@ -3,7 +3,8 @@
 use super::commands::{CreateSubscription, StatusChange, SubscriptionChanges};
 use super::map_error;
 use super::view::{
-    sealing_context, SubscriptionView, SEALING_CONTEXT_HEADERS, SEALING_CONTEXT_SECRET,
+    open_headers, sealing_context, SubscriptionView, SEALING_CONTEXT_HEADERS,
+    SEALING_CONTEXT_SECRET,
 };
 use crate::commands::{append_decided, execute_with_retry, Written};
 use crate::context::CommandContext;
@@ -25,6 +26,7 @@ use hookline_domain::uid_claim::UidScope;
 use hookline_domain::{
     AllowList, EventFilter, Sealed, SigningSecret, SubscriptionId, TargetUrl, TenantId,
 };
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -192,6 +194,24 @@ impl SubscriptionService {
         id: SubscriptionId,
     ) -> Result<SubscriptionView, AppError> {
         self.render_current(tenant, id).await
+    }
+
+    /// The subscription's custom headers in full, as its events leave them,
+    /// and the `updated_at` they are as of (for a change made from them:
+    /// [`SubscriptionChanges::unchanged_since`]). For the Svix-compatible
+    /// API's headers, which returns values of headers it does not count as
+    /// sensitive.
+    ///
+    /// # Errors
+    /// 404 for a subscription the tenant does not have.
+    pub async fn headers(
+        &self,
+        tenant: TenantId,
+        id: SubscriptionId,
+    ) -> Result<(BTreeMap<String, String>, DateTime<Utc>), AppError> {
+        let state = self.load_state(tenant, id).await?;
+        let headers = open_headers(&state, self.shared.cipher.as_ref())?;
+        Ok((headers, state.updated_at))
     }
 
     /// The answer to a request that set the headers: them in full.

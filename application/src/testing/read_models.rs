@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hookline_domain::delivery::Delivery;
 use hookline_domain::subscription::{Subscription, SubscriptionState, SubscriptionStatus};
-use hookline_domain::{DeliveryId, SubscriptionId, TenantId};
+use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
 use std::sync::Arc;
 
 /// The subscriptions read model and directory, folded from the log.
@@ -330,6 +330,7 @@ impl DeliveryReadModel for LogDeliveries {
                     event_type: r.event_type.clone(),
                 })
             })
+            .filter(|row| q.attempt_id.is_none_or(|id| row.attempt.id == id))
             .filter(|row| match q.result {
                 None => true,
                 Some(AttemptResult::Succeeded) => row.attempt.outcome == DeliveryStatus::Delivered,
@@ -374,6 +375,79 @@ impl DeliveryReadModel for LogDeliveries {
             .flat_map(|(_, a)| a)
             .find(|a| a.id == attempt)
             .map(|a| a.started_at))
+    }
+
+    async fn destinations(
+        &self,
+        tenant: TenantId,
+        event: EventId,
+        after: Option<SubscriptionId>,
+        backwards: bool,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, AppError> {
+        let mut latest: std::collections::BTreeMap<uuid::Uuid, DeliveryRecord> =
+            std::collections::BTreeMap::new();
+        for (r, _) in self.all() {
+            if r.tenant_id != tenant
+                || r.event_id != event
+                || after.is_some_and(|a| {
+                    let past = if backwards {
+                        r.subscription_id.as_uuid() < a.as_uuid()
+                    } else {
+                        r.subscription_id.as_uuid() > a.as_uuid()
+                    };
+                    !past
+                })
+            {
+                continue;
+            }
+            let key = *r.subscription_id.as_uuid();
+            if latest.get(&key).is_none_or(|have| {
+                (have.created_at, have.id.as_uuid()) < (r.created_at, r.id.as_uuid())
+            }) {
+                latest.insert(key, r);
+            }
+        }
+        let mut rows: Vec<DeliveryRecord> = latest.into_values().collect();
+        if backwards {
+            rows.reverse();
+        }
+        rows.truncate(limit as usize + 1);
+        Ok(rows)
+    }
+
+    async fn subscription_stats(
+        &self,
+        tenant: TenantId,
+        subscription: SubscriptionId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<crate::ports::SubscriptionStats, AppError> {
+        use hookline_domain::delivery::DeliveryStatus;
+        let mut stats = crate::ports::SubscriptionStats::default();
+        for (r, attempts) in self.all() {
+            if r.tenant_id != tenant || r.subscription_id != subscription {
+                continue;
+            }
+            if (since..until).contains(&r.created_at) {
+                match r.status {
+                    DeliveryStatus::Pending => stats.pending += 1,
+                    DeliveryStatus::Skipped => stats.skipped += 1,
+                    _ => {}
+                }
+            }
+            for a in attempts
+                .iter()
+                .filter(|a| (since..until).contains(&a.started_at))
+            {
+                if a.outcome == DeliveryStatus::Delivered {
+                    stats.succeeded += 1;
+                } else {
+                    stats.failed += 1;
+                }
+            }
+        }
+        Ok(stats)
     }
 }
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookline_application::ports::{
     AttemptListQuery, AttemptListRow, AttemptRecord, AttemptResult, DeliveryListQuery,
-    DeliveryReadModel, DeliveryRecord, DueDelivery, DueQueue, MessageBodies,
+    DeliveryReadModel, DeliveryRecord, DueDelivery, DueQueue, MessageBodies, SubscriptionStats,
 };
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryStatus;
@@ -300,6 +300,9 @@ impl DeliveryReadModel for PgDeliveryReadModel {
             sql.push(" AND a.subscription_id = ")
                 .push_bind(*sub.as_uuid());
         }
+        if let Some(id) = q.attempt_id {
+            sql.push(" AND a.id = ").push_bind(id);
+        }
         match q.result {
             Some(AttemptResult::Succeeded) => {
                 sql.push(" AND a.outcome = 'delivered'");
@@ -363,6 +366,72 @@ impl DeliveryReadModel for PgDeliveryReadModel {
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)
+    }
+
+    async fn destinations(
+        &self,
+        tenant: TenantId,
+        event: EventId,
+        after: Option<SubscriptionId>,
+        backwards: bool,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, AppError> {
+        let (past, order) = if backwards {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT DISTINCT ON (subscription_id) {DELIVERY_COLUMNS} FROM deliveries_view
+              WHERE event_id = $1 AND tenant_id = $2
+                AND ($3::uuid IS NULL OR subscription_id {past} $3)
+              ORDER BY subscription_id {order}, created_at DESC, id DESC
+              LIMIT $4"
+        ))
+        .bind(event.as_uuid())
+        .bind(tenant.as_uuid())
+        .bind(after.map(|s| *s.as_uuid()))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        all(&rows, delivery)
+    }
+
+    async fn subscription_stats(
+        &self,
+        tenant: TenantId,
+        subscription: SubscriptionId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<SubscriptionStats, AppError> {
+        let row = sqlx::query(
+            "SELECT a.succeeded, a.failed, d.pending, d.skipped
+               FROM (SELECT count(*) FILTER (WHERE outcome = 'delivered') AS succeeded,
+                            count(*) FILTER (WHERE outcome <> 'delivered') AS failed
+                       FROM delivery_attempts
+                      WHERE subscription_id = $1 AND tenant_id = $2
+                        AND started_at >= $3 AND started_at < $4) a,
+                    (SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+                            count(*) FILTER (WHERE status = 'skipped') AS skipped
+                       FROM deliveries_view
+                      WHERE subscription_id = $1 AND tenant_id = $2
+                        AND created_at >= $3 AND created_at < $4) d",
+        )
+        .bind(subscription.as_uuid())
+        .bind(tenant.as_uuid())
+        .bind(since)
+        .bind(until)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let count = |c: &str| row.try_get::<i64, _>(c).map_err(unavailable);
+        Ok(SubscriptionStats {
+            succeeded: count("succeeded")?,
+            failed: count("failed")?,
+            pending: count("pending")?,
+            skipped: count("skipped")?,
+        })
     }
 }
 

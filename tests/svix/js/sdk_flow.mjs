@@ -217,6 +217,23 @@ async function run(server, token) {
   check(resent !== null && typeof resent === "object", "resend answers {}");
   await receiver.waitFor("the resent message", before + 1, { name: "paid", svixId: msg.id });
 
+  step("7b. endpoint headers, one attempt, destinations, stats");
+  await svix.endpoint.setHeaders(uid, epEu.id, { headers: { "X-Team": "eu", Authorization: "Bearer t0ken-for-eu" } });
+  let heads = await svix.endpoint.getHeaders(uid, epEu.id);
+  check(JSON.stringify(heads.headers) === JSON.stringify({ "X-Team": "eu" }), `headers ${JSON.stringify(heads)}`);
+  check(JSON.stringify([...heads.sensitive]) === JSON.stringify(["Authorization"]), "sensitive headers named");
+  await svix.endpoint.patchHeaders(uid, epEu.id, { headers: { "X-Region": "eu-west" }, deleteHeaders: ["X-Team"] });
+  heads = await svix.endpoint.getHeaders(uid, epEu.id);
+  check(JSON.stringify(heads.headers) === JSON.stringify({ "X-Region": "eu-west" }), `patched headers ${JSON.stringify(heads)}`);
+  const one = await svix.messageAttempt.get(uid, msg.id, byMsg.data[0].id);
+  check(one.id === byMsg.data[0].id && one.msgId === msg.id, "one attempt by id");
+  const dests = await svix.messageAttempt.listAttemptedDestinations(uid, msg.id);
+  const destIds = dests.data.map((d) => d.id).sort();
+  check(JSON.stringify(destIds) === JSON.stringify([epAll.id, epPaid.id].sort()), `destinations ${destIds}`);
+  check(dests.data.every((d) => d.createdAt instanceof Date), "destination times parsed");
+  const stats = await svix.endpoint.getStats(uid, epAll.id);
+  check(stats.success >= 2 && stats.fail === 0 && stats.sending === 0, `stats ${JSON.stringify(stats)}`);
+
   step("8. paginate with iterators");
   const sent = [];
   for (let i = 0; i < 5; i++) sent.push((await svix.message.create(uid, { eventType: "page.js", payload: { i } })).id);

@@ -2,8 +2,9 @@
 //! an endpoint. An attempt's `status` is `0` (success) or `2` (fail): a
 //! failed attempt stays failed when a retry follows it, as in Svix.
 
+use super::endpoints::EndpointOut;
 use super::error::{Invalid, SvixError, SvixResult};
-use super::extract::{svix_time, ListResponse, Params};
+use super::extract::{svix_time, svix_time_opt, ListResponse, Params};
 use super::ids;
 use super::messages::message;
 use super::{app, context, endpoint, Organisation};
@@ -16,9 +17,11 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_application::deliveries::ListAttempts;
 use hookline_application::ports::{AttemptListRow, AttemptResult};
+use hookline_application::subscriptions::ReadSubscription;
 use hookline_application::AppError;
 use hookline_domain::channel::Channel;
 use hookline_domain::delivery::DeliveryStatus;
+use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::{EventId, SubscriptionId, TenantId};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -29,6 +32,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(by_endpoint))
         .routes(routes!(by_message))
+        .routes(routes!(one))
+        .routes(routes!(destinations))
         .routes(routes!(resend))
 }
 
@@ -257,6 +262,155 @@ async fn by_message(
         None => None,
     };
     page(&state, tenant.id, &params, (Some(m.id), target)).await
+}
+
+/// Get Message Attempt
+///
+/// One attempt of the message, with the response's body (an excerpt) or
+/// the error.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
+    operation_id = "v1.message-attempt.get",
+    tag = "Message Attempt",
+    params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("msg_id" = String, Path, description = "The message's id (`msg_…`) or `eventId`."), ("attempt_id" = String, Path, description = "The attempt's id (`atmpt_…`).")),
+    responses(
+        (status = 200, description = "The attempt.", body = MessageAttemptOut),
+        (status = 404, description = "- `not_found`: no such application, message, or attempt of that message"),
+    )
+)]
+async fn one(
+    State(state): State<AppState>,
+    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> SvixResult<Json<MessageAttemptOut>> {
+    let tenant = app(&state, &app_id).await?;
+    let m = message(&state, tenant.id, &msg_id).await?;
+    let missing = || SvixError::not_found("Message attempt not found");
+    let id = ids::attempt_id(&attempt_id).map_err(|_| missing())?;
+    let (rows, _) = state
+        .deliveries
+        .list_attempts(
+            tenant.id,
+            ListAttempts {
+                event_id: Some(m.id),
+                attempt_id: Some(id),
+                limit: 1,
+                ..ListAttempts::default()
+            },
+        )
+        .await?;
+    rows.first()
+        .map(|row| Json(MessageAttemptOut::of(row, true)))
+        .ok_or_else(missing)
+}
+
+/// A message's delivery status as Svix numbers and names it: `0`
+/// success, `1` pending, `2` fail (failed or abandoned), `4` canceled (not
+/// attempted: the endpoint was disabled).
+fn message_status(status: DeliveryStatus) -> (u8, &'static str) {
+    match status {
+        DeliveryStatus::Delivered => (0, "success"),
+        DeliveryStatus::Pending => (1, "pending"),
+        DeliveryStatus::Failed | DeliveryStatus::Abandoned => (2, "fail"),
+        DeliveryStatus::Skipped => (4, "canceled"),
+    }
+}
+
+/// `MessageEndpointOut`: an endpoint a message went to, and how that went.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEndpointOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub throttle_rate: Option<u32>,
+    /// Disabled, or deleted since.
+    pub disabled: bool,
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    #[serde(serialize_with = "svix_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "svix_time")]
+    pub updated_at: DateTime<Utc>,
+    /// `0` success, `1` pending, `2` fail, `4` canceled.
+    pub status: u8,
+    /// `success`, `pending`, `fail` or `canceled`.
+    #[schema(value_type = String)]
+    pub status_text: &'static str,
+    /// When the next attempt is due, while pending.
+    #[serde(serialize_with = "svix_time_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt: Option<DateTime<Utc>>,
+}
+
+/// List Attempted Destinations
+///
+/// The endpoints the message went to, each with the status of its latest
+/// delivery there (a resend is a later delivery), by endpoint id. Endpoints
+/// deleted since are listed too, as disabled.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint",
+    operation_id = "v1.message-attempt.list-attempted-destinations",
+    tag = "Message Attempt",
+    params(
+        ("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("msg_id" = String, Path, description = "The message's id (`msg_…`) or `eventId`."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 250, description = "Page size (default 50)."),
+        ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page.", body = ListResponse<MessageEndpointOut>),
+        (status = 404, description = "- `not_found`: no such application or message"),
+    )
+)]
+async fn destinations(
+    State(state): State<AppState>,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    params: Params,
+) -> SvixResult<Json<ListResponse<MessageEndpointOut>>> {
+    let tenant = app(&state, &app_id).await?;
+    let m = message(&state, tenant.id, &msg_id).await?;
+    let (after, backwards) =
+        params.page_start("an endpoint", |c| ids::endpoint_ref(c).ok()?.id())?;
+    let (rows, more) = state
+        .deliveries
+        .destinations(tenant.id, m.id, after, backwards, params.limit()?)
+        .await?;
+    let mut data = Vec::with_capacity(rows.len());
+    for row in rows {
+        let how = ReadSubscription {
+            include_inactive: true,
+            as_of: None,
+        };
+        let view = state
+            .subscriptions
+            .get(tenant.id, row.subscription_id, how)
+            .await?;
+        let deleted = view.status == SubscriptionStatus::Deleted;
+        let endpoint = EndpointOut::from(view);
+        let (status, status_text) = message_status(row.status);
+        data.push(MessageEndpointOut {
+            disabled: endpoint.disabled || deleted,
+            id: endpoint.id,
+            uid: endpoint.uid,
+            url: endpoint.url,
+            description: endpoint.description,
+            throttle_rate: endpoint.throttle_rate,
+            event_types: endpoint.event_types,
+            channels: endpoint.channels,
+            created_at: endpoint.created_at,
+            updated_at: endpoint.updated_at,
+            status,
+            status_text,
+            next_attempt: row
+                .next_attempt_at
+                .filter(|_| row.status == DeliveryStatus::Pending),
+        });
+    }
+    Ok(Json(ListResponse::page(data, more, backwards, |e| {
+        e.id.clone()
+    })))
 }
 
 /// `202 {}`: a new delivery of the message to the endpoint, whatever its

@@ -87,16 +87,22 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for SvixBody<
 #[derive(Debug, Default)]
 pub struct Params(Vec<(String, String)>);
 
+impl Params {
+    /// The parameters of a query string (without `?`).
+    pub fn from_query(query: &str) -> Self {
+        Self(
+            url::form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = SvixError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or("");
-        Ok(Self(
-            url::form_urlencoded::parse(query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
+        Ok(Self::from_query(parts.uri.query().unwrap_or("")))
     }
 }
 
@@ -309,6 +315,17 @@ pub fn svix_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok,
     s.serialize_str(&time(*t))
 }
 
+/// Serialises an optional timestamp as [`time`] does, or `null`.
+pub fn svix_time_opt<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&time(*t)),
+        None => s.serialize_none(),
+    }
+}
+
 /// One page: `iterator` (always present) continues after the last item,
 /// `prevIterator` goes back from the first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -350,11 +367,7 @@ mod tests {
     use super::*;
 
     fn params(q: &str) -> Params {
-        Params(
-            url::form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
+        Params::from_query(q)
     }
 
     #[test]

@@ -13,11 +13,13 @@ pub mod endpoints;
 pub mod error;
 pub mod event_types;
 pub mod extract;
+pub mod headers;
 pub mod health;
 pub mod idempotency;
 pub mod ids;
 pub mod messages;
 pub mod openapi;
+pub mod stats;
 
 use crate::middleware::bearer_token;
 use crate::state::AppState;
@@ -51,6 +53,8 @@ fn parts(
     let mut authenticated = OpenApiRouter::new()
         .merge(apps::router())
         .merge(endpoints::router())
+        .merge(headers::router())
+        .merge(stats::router())
         .merge(messages::router())
         .merge(attempts::router())
         .merge(event_types::router());

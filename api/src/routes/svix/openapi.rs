@@ -18,7 +18,9 @@ use axum::Extension;
 use bytes::Bytes;
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayItems, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response as Answer};
 use utoipa::{Modify, PartialSchema, ToSchema};
@@ -307,6 +309,8 @@ fn constrain_inputs(api: &mut OpenApi) {
         if !name.ends_with("In") && !name.ends_with("Patch") {
             continue;
         }
+        // A headers patch removes a header given as `null`.
+        let nullable_values = name == "EndpointHeadersPatchIn";
         let RefOr::T(Schema::Object(object)) = schema else {
             continue;
         };
@@ -359,9 +363,16 @@ fn constrain_inputs(api: &mut OpenApi) {
                             .build()
                             .into(),
                     ));
-                    map.additional_properties = Some(Box::new(AdditionalProperties::RefOr(
-                        string(None, 4096, "^([!-~]([ -~]*[!-~])?)?$"),
-                    )));
+                    let value = ObjectBuilder::new()
+                        .schema_type(if nullable_values {
+                            SchemaType::from_iter([Type::String, Type::Null])
+                        } else {
+                            SchemaType::Type(Type::String)
+                        })
+                        .max_length(Some(4096))
+                        .pattern(Some("^([!-~]([ -~]*[!-~])?)?$"))
+                        .into();
+                    map.additional_properties = Some(Box::new(AdditionalProperties::RefOr(value)));
                 }
                 ("secret" | "key", RefOr::T(Schema::Object(text))) => {
                     text.pattern = Some(SECRET.to_string());
@@ -487,6 +498,36 @@ mod tests {
                 "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
                 "v1.message-attempt.resend",
             ),
+            (
+                "GET",
+                "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
+                "v1.message-attempt.get",
+            ),
+            (
+                "GET",
+                "/api/v1/app/{app_id}/msg/{msg_id}/endpoint",
+                "v1.message-attempt.list-attempted-destinations",
+            ),
+            (
+                "GET",
+                "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+                "v1.endpoint.get-headers",
+            ),
+            (
+                "PUT",
+                "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+                "v1.endpoint.update-headers",
+            ),
+            (
+                "PATCH",
+                "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+                "v1.endpoint.patch-headers",
+            ),
+            (
+                "GET",
+                "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats",
+                "v1.endpoint.get-stats",
+            ),
             ("GET", "/api/v1/event-type", "v1.event-type.list"),
             ("POST", "/api/v1/event-type", "v1.event-type.create"),
             ("GET", "/api/v1/health", "v1.health.get"),
@@ -499,7 +540,7 @@ mod tests {
         }
         assert_eq!(
             ops.len(),
-            30,
+            36,
             "{:?}",
             ops.iter().map(|o| &o.2).collect::<Vec<_>>()
         );

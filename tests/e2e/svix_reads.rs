@@ -1,0 +1,418 @@
+//! The Svix-compatible API's endpoint headers, one attempt, a message's
+//! destinations and an endpoint's statistics, against real receivers.
+
+use crate::svix_api::svix;
+use hookline_tests::receiver::{Reply, TestReceiver};
+use hookline_tests::{eventually, expect_json, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn get(app: &TestApp, path: &str) -> Value {
+    expect_json(svix(app, Method::GET, path, None).await, 200).await
+}
+
+async fn no_content(app: &TestApp, method: Method, path: &str, body: Value) {
+    let res = svix(app, method, path, Some(body)).await;
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn endpoint_headers_are_read_replaced_and_merged_and_sent() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    let receiver = TestReceiver::start().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Heads", "uid": "heads"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/heads/endpoint",
+            Some(json!({"url": receiver.url("/h"), "uid": "main", "headers": {"X-Made": "at-create"}})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let path = "/api/v1/app/heads/endpoint/main/headers";
+    assert_eq!(
+        get(&app, path).await,
+        json!({"headers": {"X-Made": "at-create"}, "sensitive": []})
+    );
+    // PUT replaces them all; the sensitive ones are named, not shown.
+    no_content(
+        &app,
+        Method::PUT,
+        path,
+        json!({"headers": {"X-Team": "billing", "Authorization": "Bearer very-secret-token"}}),
+    )
+    .await;
+    assert_eq!(
+        get(&app, path).await,
+        json!({"headers": {"X-Team": "billing"}, "sensitive": ["Authorization"]})
+    );
+    // PATCH merges: a value sets (whatever the case), null removes.
+    no_content(
+        &app,
+        Method::PATCH,
+        path,
+        json!({"headers": {"x-team": null, "X-Region": "eu"}}),
+    )
+    .await;
+    assert_eq!(
+        get(&app, path).await,
+        json!({"headers": {"X-Region": "eu"}, "sensitive": ["Authorization"]})
+    );
+    // The message goes out with them, the sensitive one in full.
+    let msg = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/heads/msg",
+            Some(json!({"eventType": "a.b", "payload": {"n": 1}})),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("x-region"), Some("eu"));
+    assert_eq!(
+        got[0].header("authorization"),
+        Some("Bearer very-secret-token")
+    );
+    assert_eq!(got[0].header("x-team"), None);
+    assert_eq!(got[0].header("svix-id"), msg["id"].as_str());
+    // Svix's current API removes with `deleteHeaders`.
+    no_content(
+        &app,
+        Method::PATCH,
+        path,
+        json!({"headers": {}, "deleteHeaders": ["AUTHORIZATION"]}),
+    )
+    .await;
+    assert_eq!(
+        get(&app, path).await,
+        json!({"headers": {"X-Region": "eu"}, "sensitive": []})
+    );
+    // Hookline's header rules hold here too, in Svix's error shape.
+    let err = expect_json(
+        svix(
+            &app,
+            Method::PUT,
+            path,
+            Some(json!({"headers": {"Content-Type": "text/plain"}})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(
+        err["detail"][0]["loc"],
+        json!(["body", "headers", "Content-Type"]),
+        "{err}"
+    );
+    let err = expect_json(
+        svix(
+            &app,
+            Method::PATCH,
+            path,
+            Some(json!({"deleteHeaders": []})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(err["detail"][0]["loc"], json!(["body"]), "{err}");
+    // Unchanged headers write nothing: the subscription's history holds
+    // the create and the three changes only.
+    no_content(
+        &app,
+        Method::PUT,
+        path,
+        json!({"headers": {"X-Region": "eu"}}),
+    )
+    .await;
+    let ep = get(&app, "/api/v1/app/heads/endpoint/main").await;
+    let sub = ep["id"].as_str().unwrap().strip_prefix("ep_").unwrap();
+    let sub = uuid::Uuid::parse_str(sub).unwrap();
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'Subscription' AND aggregate_id = $1 AND event_type = 'SubscriptionUpdated'",
+    )
+    .bind(sub.to_string())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(count, 3);
+    // Someone else's endpoint, or none: 404.
+    let err = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            "/api/v1/app/heads/endpoint/nobody/headers",
+            None,
+        )
+        .await,
+        404,
+    )
+    .await;
+    assert_eq!(err["code"], "not_found");
+}
+
+#[tokio::test]
+async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    let ok = TestReceiver::start().await;
+    let refusing = TestReceiver::start().await;
+    refusing.default_reply(Reply::status(400).body("no thanks"));
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Reads", "uid": "reads"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let mut endpoints = vec![];
+    for (uid, url) in [
+        ("good", ok.url("/ok")),
+        ("bad", refusing.url("/no")),
+        ("off", ok.url("/off")),
+    ] {
+        let ep = expect_json(
+            svix(
+                &app,
+                Method::POST,
+                "/api/v1/app/reads/endpoint",
+                Some(json!({"url": url, "uid": uid, "disabled": uid == "off"})),
+            )
+            .await,
+            201,
+        )
+        .await;
+        endpoints.push(ep["id"].as_str().unwrap().to_string());
+    }
+    let msg = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/reads/msg",
+            Some(json!({"eventType": "a.b", "eventId": "evt-1", "payload": {"n": 1}})),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let msg_id = msg["id"].as_str().unwrap();
+    ok.wait_for(1, WAIT).await;
+    refusing.wait_for(1, WAIT).await;
+
+    // One attempt, by its id, with the answer's body.
+    let attempts = eventually("both attempts listed", WAIT, || async {
+        let page = get(&app, &format!("/api/v1/app/reads/attempt/msg/{msg_id}")).await;
+        (page["data"].as_array().unwrap().len() == 2).then_some(page)
+    })
+    .await;
+    let failed = attempts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["status"] == 2)
+        .unwrap();
+    let one = get(
+        &app,
+        &format!(
+            "/api/v1/app/reads/msg/evt-1/attempt/{}",
+            failed["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(one["id"], failed["id"]);
+    assert_eq!(one["response"], "no thanks");
+    assert_eq!(one["responseStatusCode"], 400);
+    assert_eq!(one["endpointId"], endpoints[1].as_str());
+    // Not an attempt of that message, or not an attempt id: 404.
+    let other = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/reads/msg",
+            Some(json!({"eventType": "c.d", "payload": {}})),
+        )
+        .await,
+        202,
+    )
+    .await;
+    for path in [
+        format!(
+            "/api/v1/app/reads/msg/{}/attempt/{}",
+            other["id"].as_str().unwrap(),
+            failed["id"].as_str().unwrap()
+        ),
+        format!("/api/v1/app/reads/msg/{msg_id}/attempt/atmpt_nope"),
+        format!(
+            "/api/v1/app/reads/msg/{msg_id}/attempt/{}",
+            uuid::Uuid::now_v7()
+        ),
+    ] {
+        let err = expect_json(svix(&app, Method::GET, &path, None).await, 404).await;
+        assert_eq!(err["code"], "not_found", "{path}");
+    }
+
+    // Where the message went: each endpoint once, by id, with its status.
+    let mut sorted = endpoints.clone();
+    sorted.sort();
+    let status_of = |id: &str| match id {
+        x if x == endpoints[0] => (0, "success"),
+        x if x == endpoints[1] => (2, "fail"),
+        _ => (4, "canceled"),
+    };
+    let all = get(&app, &format!("/api/v1/app/reads/msg/{msg_id}/endpoint")).await;
+    assert_eq!(all["done"], true);
+    let listed: Vec<&str> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, sorted);
+    for d in all["data"].as_array().unwrap() {
+        let (status, text) = status_of(d["id"].as_str().unwrap());
+        assert_eq!(d["status"], status, "{d}");
+        assert_eq!(d["statusText"], text, "{d}");
+        assert_eq!(d["nextAttempt"], Value::Null, "{d}");
+    }
+    assert_eq!(
+        all["data"][sorted.iter().position(|e| *e == endpoints[2]).unwrap()]["disabled"],
+        true
+    );
+    // A page at a time, forwards and back.
+    let first = get(
+        &app,
+        &format!("/api/v1/app/reads/msg/{msg_id}/endpoint?limit=2"),
+    )
+    .await;
+    assert_eq!(first["done"], false);
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let rest = get(
+        &app,
+        &format!(
+            "/api/v1/app/reads/msg/{msg_id}/endpoint?limit=2&iterator={}",
+            first["iterator"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(rest["done"], true);
+    assert_eq!(rest["data"][0]["id"], sorted[2].as_str());
+    let back = get(
+        &app,
+        &format!(
+            "/api/v1/app/reads/msg/{msg_id}/endpoint?limit=2&iterator={}",
+            rest["prevIterator"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(back["data"], first["data"]);
+    let err = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            &format!("/api/v1/app/reads/msg/{msg_id}/endpoint?iterator=msg_x"),
+            None,
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(err["detail"][0]["loc"], json!(["query", "iterator"]));
+
+    // Statistics over the last 28 days, and refused windows.
+    let stats = |uid: &'static str| {
+        let app = &app;
+        async move { get(app, &format!("/api/v1/app/reads/endpoint/{uid}/stats")).await }
+    };
+    // Both messages went to each endpoint (no filters): wait for the
+    // second one's outcomes.
+    for (uid, want) in [
+        (
+            "good",
+            json!({"success": 2, "pending": 0, "sending": 0, "fail": 0, "canceled": 0}),
+        ),
+        (
+            "bad",
+            json!({"success": 0, "pending": 0, "sending": 0, "fail": 2, "canceled": 0}),
+        ),
+        (
+            "off",
+            json!({"success": 0, "pending": 0, "sending": 0, "fail": 0, "canceled": 2}),
+        ),
+    ] {
+        let want = &want;
+        eventually(&format!("the stats of {uid}"), WAIT, || async move {
+            (stats(uid).await == *want).then_some(())
+        })
+        .await;
+    }
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(1);
+    let err = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            &format!(
+                "/api/v1/app/reads/endpoint/good/stats?until={}",
+                urlencoding(&(chrono::Utc::now() + chrono::Duration::hours(1)))
+            ),
+            None,
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(err["code"], "invalid_range");
+    let err = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            "/api/v1/app/reads/endpoint/good/stats?since=2020-01-01T00:00:00Z",
+            None,
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(err["code"], "invalid_range");
+    let yesterday = get(
+        &app,
+        &format!(
+            "/api/v1/app/reads/endpoint/good/stats?since={}&until={}",
+            urlencoding(&(chrono::Utc::now() - chrono::Duration::days(2))),
+            urlencoding(&long_ago)
+        ),
+    )
+    .await;
+    assert_eq!(
+        yesterday,
+        json!({"success": 0, "pending": 0, "sending": 0, "fail": 0, "canceled": 0})
+    );
+}
+
+/// A time as the query takes it unencoded (`Z`, no `+`).
+fn urlencoding(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
