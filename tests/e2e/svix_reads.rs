@@ -416,3 +416,211 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
 fn urlencoding(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+
+/// What a Svix SDK sends is applied or refused, never dropped: `tag` on
+/// attempt lists and `exclude_apps_with_no_endpoints` are refused,
+/// `with_msg` and the event types' `order` are applied, a raw payload's
+/// content type other than JSON is refused; a PUT of an endpoint is the
+/// whole endpoint (its uid too); un-archiving an event type keeps its
+/// creation time; schema errors are located in `schemas`.
+#[tokio::test]
+async fn what_the_sdks_send_is_applied_or_refused() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    let receiver = TestReceiver::start().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Sdk", "uid": "sdk"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let ep = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/sdk/endpoint",
+            Some(json!({"url": receiver.url("/x"), "uid": "named"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let msg = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/sdk/msg",
+            Some(json!({"eventType": "a.b", "payload": {"k": "v"}})),
+        )
+        .await,
+        202,
+    )
+    .await;
+    receiver.wait_for(1, WAIT).await;
+    let by_ep = format!("/api/v1/app/sdk/attempt/endpoint/{ep_id}");
+    let page = eventually("the attempt listed", WAIT, || async {
+        let page = get(&app, &format!("{by_ep}?with_msg=true&with_content=true")).await;
+        (page["data"].as_array().unwrap().len() == 1).then_some(page)
+    })
+    .await;
+    assert_eq!(page["data"][0]["msg"]["id"], msg["id"]);
+    assert_eq!(page["data"][0]["msg"]["payload"], json!({"k": "v"}));
+    let plain = get(&app, &by_ep).await;
+    assert!(plain["data"][0].get("msg").is_none(), "{plain}");
+    for path in [
+        format!("{by_ep}?tag=x"),
+        format!(
+            "/api/v1/app/sdk/attempt/msg/{}?tag=x",
+            msg["id"].as_str().unwrap()
+        ),
+        "/api/v1/app?exclude_apps_with_no_endpoints=true".to_string(),
+    ] {
+        let err = expect_json(svix(&app, Method::GET, &path, None).await, 422).await;
+        assert_eq!(err["detail"][0]["loc"][0], "query", "{path}: {err}");
+    }
+    // A raw payload's content type: JSON only.
+    let raw = |content_type: &str| {
+        json!({"eventType": "a.b", "payload": {}, "transformationsParams": {
+            "rawPayload": "{\"raw\": true}", "headers": {"content-type": content_type}}})
+    };
+    let err = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/sdk/msg",
+            Some(raw("application/vnd.custom+json")),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(
+        err["detail"][0]["loc"],
+        json!(["body", "transformationsParams", "headers"])
+    );
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/sdk/msg",
+            Some(raw("application/json")),
+        )
+        .await,
+        202,
+    )
+    .await;
+    // PUT is the whole endpoint: addressed by id, without a uid it has
+    // none; addressed by its uid, it keeps it.
+    let put = expect_json(
+        svix(
+            &app,
+            Method::PUT,
+            "/api/v1/app/sdk/endpoint/named",
+            Some(json!({"url": receiver.url("/y")})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(put["uid"], "named");
+    let put = expect_json(
+        svix(
+            &app,
+            Method::PUT,
+            &format!("/api/v1/app/sdk/endpoint/{ep_id}"),
+            Some(json!({"url": receiver.url("/y")})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(put["uid"], Value::Null, "{put}");
+    // Event types: descending order, un-archiving keeps createdAt, schema
+    // errors located in `schemas`.
+    for name in ["zz.one", "zz.two"] {
+        expect_json(
+            svix(
+                &app,
+                Method::POST,
+                "/api/v1/event-type",
+                Some(json!({"name": name, "description": "d"})),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    let names = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let desc = get(&app, "/api/v1/event-type?order=descending&limit=1").await;
+    assert_eq!(names(&desc), ["zz.two"]);
+    let next = get(
+        &app,
+        &format!(
+            "/api/v1/event-type?order=descending&limit=1&iterator={}",
+            desc["iterator"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(names(&next), ["zz.one"]);
+    let asc = get(&app, "/api/v1/event-type?limit=250").await;
+    let all = names(&asc);
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted);
+    let created = get(&app, "/api/v1/event-type/zz.one").await["createdAt"].clone();
+    let res = svix(&app, Method::DELETE, "/api/v1/event-type/zz.one", None).await;
+    assert_eq!(res.status(), 204);
+    let back = expect_json(
+        svix(
+            &app,
+            Method::PATCH,
+            "/api/v1/event-type/zz.one",
+            Some(json!({"archived": false})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(back["archived"], false);
+    assert_eq!(back["createdAt"], created);
+    assert_ne!(back["updatedAt"], created);
+    let err = expect_json(
+        svix(
+            &app,
+            Method::PATCH,
+            "/api/v1/event-type/zz.two",
+            Some(json!({"schemas": {"1": {"type": 12}}})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(err["detail"][0]["loc"][1], "schemas", "{err}");
+    assert_eq!(err["detail"][0]["loc"][2], "1", "{err}");
+    // An unknown route here points at this API's document.
+    let err = expect_json(
+        svix(&app, Method::GET, "/api/v1/nothing/here", None).await,
+        404,
+    )
+    .await;
+    assert!(
+        err["detail"]
+            .as_str()
+            .unwrap()
+            .contains("svix-compatibility.md"),
+        "{err}"
+    );
+}

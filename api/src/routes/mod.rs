@@ -128,7 +128,15 @@ pub fn router(state: AppState, limits: RequestLimits) -> Result<Router, serde_js
         .merge(svix)
         .layer(Extension(document))
         .merge(crate::console::router())
-        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with(svix::BASE) {
+                ApiError::not_found(
+                    "no such route; see docs/svix-compatibility.md for the Svix-compatible API's routes",
+                )
+            } else {
+                ApiError::from_status(StatusCode::NOT_FOUND)
+            }
+        })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");

@@ -419,6 +419,9 @@ impl CatalogueEntry {
                 builtin,
                 defined_at,
             } => {
+                // Defined again after archiving: the same type, created
+                // when it first was.
+                let created_at = self.state.as_ref().map_or(defined_at, |s| s.created_at);
                 self.state = Some(EventTypeState {
                     tenant_id,
                     name,
@@ -432,7 +435,7 @@ impl CatalogueEntry {
                     deprecated_at: None,
                     archived: false,
                     builtin,
-                    created_at: defined_at,
+                    created_at,
                     updated_at: defined_at,
                 });
             }

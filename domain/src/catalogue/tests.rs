@@ -186,3 +186,27 @@ fn numbers_read_back_from_their_exact_decimal_digits() {
     .unwrap();
     assert_eq!(spec.example.unwrap()["n"].as_f64(), Some(f64::MIN));
 }
+
+#[test]
+fn a_type_defined_again_keeps_when_it_was_first_created() {
+    let later = t0() + chrono::Duration::days(3);
+    let mut entry = CatalogueEntry::default();
+    for event in [
+        defined_custom(),
+        CatalogueEvent::EventTypeArchived { archived_at: t0() },
+        defined(
+            tenant(),
+            name("order.shipped"),
+            spec("Shipping"),
+            false,
+            later,
+        ),
+    ] {
+        cqrs_es::Aggregate::apply(&mut entry, event);
+    }
+    let state = entry.state().unwrap();
+    assert_eq!(state.created_at, t0());
+    assert_eq!(state.updated_at, later);
+    assert!(!state.archived);
+    assert_eq!(state.spec.group, "Shipping");
+}

@@ -234,6 +234,14 @@ async fn list(
     State(state): State<AppState>,
     params: Params,
 ) -> SvixResult<Json<ListResponse<ApplicationOut>>> {
+    if params.flag("exclude_apps_with_no_endpoints", false)? {
+        // Not ignored: the list would answer the applications it asks to
+        // leave out.
+        return Err(SvixError::invalid(Invalid::query(
+            "exclude_apps_with_no_endpoints",
+            "Hookline lists every application; list an application's endpoints to see whether it has any",
+        )));
+    }
     let limit = params.limit()?;
     let ascending = params.ascending(true)?;
     let (after, backwards) = params.page_start("an application", |c| ids::app_ref(c).ok()?.id())?;

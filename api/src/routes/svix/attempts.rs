@@ -6,7 +6,7 @@ use super::endpoints::EndpointOut;
 use super::error::{Invalid, SvixError, SvixResult};
 use super::extract::{svix_time, svix_time_opt, ListResponse, Params};
 use super::ids;
-use super::messages::message;
+use super::messages::{message, MessageOut};
 use super::{app, context, endpoint, Organisation};
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
@@ -24,6 +24,7 @@ use hookline_domain::delivery::DeliveryStatus;
 use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::{EventId, SubscriptionId, TenantId};
 use serde::Serialize;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -60,6 +61,10 @@ pub struct MessageAttemptOut {
     pub trigger_type: u8,
     #[serde(serialize_with = "svix_time")]
     pub timestamp: DateTime<Utc>,
+    /// The message, when asked `with_msg=true` (its payload as
+    /// `with_content` says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg: Option<MessageOut>,
 }
 
 impl MessageAttemptOut {
@@ -86,6 +91,7 @@ impl MessageAttemptOut {
             status_text: if succeeded { "success" } else { "fail" },
             trigger_type: u8::from(a.triggered_by.is_some()),
             timestamp: a.started_at,
+            msg: None,
         }
     }
 }
@@ -93,6 +99,13 @@ impl MessageAttemptOut {
 /// The filters both lists share, from the query. `None`: the filters ask
 /// for something no attempt can be (a pending or sending attempt).
 fn filters(params: &Params) -> SvixResult<Option<ListAttempts>> {
+    if params.get("tag").is_some() {
+        // Not ignored: a list that ignored it would answer every attempt.
+        return Err(SvixError::invalid(Invalid::query(
+            "tag",
+            "Hookline does not keep message tags; filter by channel or event_types",
+        )));
+    }
     // Pending, sending, canceled: Hookline records attempts once made, so
     // such a status lists nothing; the other parameters are still checked.
     let mut none = false;
@@ -158,6 +171,7 @@ async fn page(
     scope: (Option<EventId>, Option<SubscriptionId>),
 ) -> SvixResult<Json<ListResponse<MessageAttemptOut>>> {
     let with_content = params.flag("with_content", true)?;
+    let with_msg = params.flag("with_msg", false)?;
     let backwards = params.iterator().is_some_and(|c| c.backwards);
     let Some(query) = filters(params)? else {
         return Ok(Json(ListResponse::page(vec![], false, false, |_| {
@@ -179,14 +193,25 @@ async fn page(
             }
             other => other.into(),
         })?;
-    Ok(Json(ListResponse::page(
-        rows.iter()
-            .map(|r| MessageAttemptOut::of(r, with_content))
-            .collect(),
-        more,
-        backwards,
-        |a| a.id.clone(),
-    )))
+    let mut data: Vec<MessageAttemptOut> = rows
+        .iter()
+        .map(|r| MessageAttemptOut::of(r, with_content))
+        .collect();
+    if with_msg {
+        // Each message read once however many of its attempts the page
+        // holds.
+        let mut messages: HashMap<EventId, MessageOut> = HashMap::new();
+        for (row, out) in rows.iter().zip(&mut data) {
+            if !messages.contains_key(&row.event_id) {
+                let view = state.messages.get(tenant, row.event_id).await?;
+                messages.insert(row.event_id, MessageOut::of(&view, with_content));
+            }
+            out.msg = messages.get(&row.event_id).cloned();
+        }
+    }
+    Ok(Json(ListResponse::page(data, more, backwards, |a| {
+        a.id.clone()
+    })))
 }
 
 /// List Attempts By Endpoint
@@ -208,6 +233,7 @@ async fn page(
         ("before" = Option<String>, Query, format = DateTime, description = "Only attempts made before."),
         ("after" = Option<String>, Query, format = DateTime, description = "Only attempts made after."),
         ("with_content" = Option<bool>, Query, description = "Include the response body (default true; the SDKs send false)."),
+        ("with_msg" = Option<bool>, Query, description = "Include each attempt's message as `msg` (default false)."),
     ),
     responses(
         (status = 200, description = "A page.", body = ListResponse<MessageAttemptOut>),
@@ -243,6 +269,7 @@ async fn by_endpoint(
         ("before" = Option<String>, Query, format = DateTime, description = "Only attempts made before."),
         ("after" = Option<String>, Query, format = DateTime, description = "Only attempts made after."),
         ("with_content" = Option<bool>, Query, description = "Include the response body (default true; the SDKs send false)."),
+        ("with_msg" = Option<bool>, Query, description = "Include each attempt's message as `msg` (default false)."),
         ("endpoint_id" = Option<String>, Query, description = "Only attempts to this endpoint (id or uid)."),
     ),
     responses(

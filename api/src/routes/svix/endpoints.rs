@@ -525,9 +525,12 @@ async fn upsert(
                 let rate_limit = throttle(input.throttle_rate.or(input.rate_limit))?;
                 event_filter(input.filter_types.as_deref(), "filterTypes")?;
                 let types = input.event_types.clone().or(input.filter_types.clone());
+                // `EndpointUpdate` is the whole endpoint: without `uid` it
+                // has none, unless the path named it by that uid (as for
+                // applications).
                 let uid = match input.uid.as_deref() {
                     Some(u) => Some(endpoint_uid(u)?),
-                    None => path_uid.clone().or(current.uid.clone()),
+                    None => path_uid.clone().filter(|u| current.uid.as_ref() == Some(u)),
                 };
                 let changes = SubscriptionChanges {
                     url: Some(url(input.url.as_deref(), state.subscriptions.allow_list())?),

@@ -344,6 +344,7 @@ fn group_of(name: &EventType) -> String {
         ("iterator" = Option<String>, Query, description = "`iterator` (or `prevIterator`) of a previous page."),
         ("include_archived" = Option<bool>, Query, description = "Archived ones too (default false)."),
         ("with_content" = Option<bool>, Query, description = "Include `schemas` (default false)."),
+        ("order" = Option<super::openapi::Ordering>, Query, description = "By name: `ascending` (default) or `descending`."),
     ),
     responses((status = 200, description = "A page.", body = ListResponse<EventTypeOut>))
 )]
@@ -358,16 +359,25 @@ async fn list(
         .catalogue
         .scope_types(TenantId::ORGANISATION, include_archived)
         .await?;
+    let ascending = params.ascending(true)?;
     all.sort_by(|a, b| a.name.cmp(&b.name));
+    if !ascending {
+        all.reverse();
+    }
+    // Whether name `a` comes after `b` in the list's order.
+    let past = |a: &str, b: &str| if ascending { a > b } else { a < b };
     let cursor = params.iterator();
     let backwards = cursor.is_some_and(|c| c.backwards);
     let mut page: Vec<EventTypeView> = match cursor {
         Some(c) if c.backwards => all
             .into_iter()
             .rev()
-            .filter(|t| t.name.as_str() < c.id)
+            .filter(|t| past(c.id, t.name.as_str()))
             .collect(),
-        Some(c) => all.into_iter().filter(|t| t.name.as_str() > c.id).collect(),
+        Some(c) => all
+            .into_iter()
+            .filter(|t| past(t.name.as_str(), c.id))
+            .collect(),
         None => all,
     };
     let more = page.len() > limit;

@@ -24,6 +24,7 @@ use hookline_domain::tenant::TenantName;
 use hookline_domain::{EventType, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -43,6 +44,11 @@ pub struct TransformationsParams {
     /// Sent instead of `payload`: it must be a JSON object's text.
     #[serde(default)]
     pub raw_payload: Option<String>,
+    /// Headers of the message's requests (the SDK's raw-payload helper sets
+    /// `content-type`): only `content-type: application/json`, which
+    /// Hookline sends anyway, is accepted.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 /// `MessageIn`.
@@ -88,7 +94,7 @@ pub struct MessageIn {
 }
 
 /// `MessageOut`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     pub id: String,
@@ -111,7 +117,7 @@ fn raw(data: &str) -> Box<RawValue> {
 }
 
 impl MessageOut {
-    fn of(m: &MessageView, with_content: bool) -> Self {
+    pub(super) fn of(m: &MessageView, with_content: bool) -> Self {
         let payload = match m.data() {
             Some(data) if with_content => raw(data),
             _ => empty_object(),
@@ -156,6 +162,23 @@ impl MessageIn {
                 None
             }
         };
+        let headers = self
+            .transformations_params
+            .as_ref()
+            .and_then(|t| t.headers.as_ref());
+        if headers.is_some_and(|h| {
+            h.iter().any(|(name, value)| {
+                !name.eq_ignore_ascii_case("content-type")
+                    || !value.trim().eq_ignore_ascii_case("application/json")
+            })
+        }) {
+            // Not dropped: the receiver would get another content type
+            // than the client set.
+            errors.push(Invalid::body(
+                "transformationsParams.headers",
+                "Hookline sends every message as Content-Type: application/json and sets no other headers per message; leave headers out (endpoint headers are set per endpoint)",
+            ));
+        }
         let raw_payload = self
             .transformations_params
             .as_mut()
