@@ -24,7 +24,7 @@ use hookline_domain::delivery::DeliveryStatus;
 use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::{EventId, SubscriptionId, TenantId};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -202,11 +202,14 @@ async fn page(
         // holds.
         let mut messages: HashMap<EventId, MessageOut> = HashMap::new();
         for (row, out) in rows.iter().zip(&mut data) {
-            if !messages.contains_key(&row.event_id) {
-                let view = state.messages.get(tenant, row.event_id).await?;
-                messages.insert(row.event_id, MessageOut::of(&view, with_content));
-            }
-            out.msg = messages.get(&row.event_id).cloned();
+            let msg = match messages.entry(row.event_id) {
+                Entry::Occupied(known) => known.get().clone(),
+                Entry::Vacant(slot) => {
+                    let view = state.messages.get(tenant, row.event_id).await?;
+                    slot.insert(MessageOut::of(&view, with_content)).clone()
+                }
+            };
+            out.msg = Some(msg);
         }
     }
     Ok(Json(ListResponse::page(data, more, backwards, |a| {
