@@ -72,6 +72,14 @@ impl SignatureScheme {
         }
     }
 
+    /// Whether a request carries a signature by every secret that signs
+    /// (Standard Webhooks, `svix`), so a rotated-out secret keeps
+    /// verifying through the rotation's overlap; the legacy schemes carry
+    /// one, by the current secret only.
+    pub fn signs_with_every_secret(self) -> bool {
+        matches!(self, Self::StandardWebhooks | Self::Svix)
+    }
+
     /// The id a delivery's signature and `webhook-id` carry: the delivery
     /// id, or for `svix` the message id (the same for every subscription).
     pub fn webhook_id(self, delivery: &crate::DeliveryId, event: &crate::EventId) -> String {
@@ -206,6 +214,7 @@ pub fn signature_headers(
             .join(" ")
     };
     match first.scheme() {
+        // Keep in step with `SignatureScheme::signs_with_every_secret`.
         SignatureScheme::StandardWebhooks => vec![
             (HEADER_WEBHOOK_ID, message_id.to_string()),
             (HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string()),

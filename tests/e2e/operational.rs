@@ -307,3 +307,66 @@ async fn a_filter_naming_the_operational_namespace_in_another_case_is_refused() 
     )
     .await;
 }
+
+/// The legacy schemes sign with the current secret only: a rotation of
+/// such a subscription keeps no previous secret signing, so it shows no
+/// overlap and no `hookline.secret.rotation_ending` announces one, while
+/// a Standard Webhooks subscription's rotation is announced.
+#[tokio::test]
+async fn a_rotation_under_a_single_signature_scheme_announces_no_overlap() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "HOOKLINE_SECRET_ROTATION_OVERLAP_SECONDS".into(),
+            "3602".into(),
+        );
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let ops = TestReceiver::start().await;
+    app.subscribe(
+        &t,
+        json!({"url": ops.url("/ops"), "events": ["hookline.*"]}),
+    )
+    .await;
+    let rx = TestReceiver::start().await;
+    let mut ids = vec![];
+    for scheme in ["hmac-sha256-hex", "hmac-sha256-base64", "standard-webhooks"] {
+        let s = app
+            .subscribe(
+                &t,
+                json!({"url": rx.url(&format!("/{scheme}")), "events": ["order.*"], "signature_scheme": scheme}),
+            )
+            .await;
+        ids.push(s["id"].as_str().unwrap().to_string());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let rotated = action(&app, &t, id, "rotate-secret").await;
+        let read = expect_json(app.get(&t, &format!("/v1/subscriptions/{id}")).await, 200).await;
+        if i < 2 {
+            assert_eq!(
+                rotated["previous_secret_expires_at"],
+                Value::Null,
+                "{rotated}"
+            );
+            assert_eq!(read["previous_secret_expires_at"], Value::Null, "{read}");
+        } else {
+            assert!(
+                rotated["previous_secret_expires_at"].is_string(),
+                "{rotated}"
+            );
+            assert!(read["previous_secret_expires_at"].is_string(), "{read}");
+        }
+    }
+    let ending = arrival(&ops, "hookline.secret.rotation_ending").await;
+    assert_eq!(ending.json()["data"]["subscription_id"], ids[2].as_str());
+    eventually("every notice is handled", WAIT, || async {
+        (count(&app, "SELECT count(*) FROM operational_notices").await == 0).then_some(())
+    })
+    .await;
+    let endings = ops
+        .received()
+        .iter()
+        .filter(|r| r.json()["event"] == "hookline.secret.rotation_ending")
+        .count();
+    assert_eq!(endings, 1);
+}

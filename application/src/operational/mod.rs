@@ -379,8 +379,11 @@ impl Notifier {
         };
         let hint = notice.data["previous_secret_hint"].as_str();
         let ends = notice.data["previous_secret_expires_at"].as_str();
+        // A previous secret signs only under a scheme that carries every
+        // secret's signature (the scheme may have changed since).
         Ok(
             state.status != hookline_domain::subscription::SubscriptionStatus::Deleted
+                && state.signature_scheme.signs_with_every_secret()
                 && state.previous_secrets.iter().any(|p| {
                     Some(p.hint.as_str()) == hint && Some(millis(p.expires_at).as_str()) == ends
                 }),

@@ -122,7 +122,13 @@ impl SubscriptionView {
             status: state.status,
             disabled_reason: state.disabled_reason.clone(),
             secret: state.secret_hint.to_string(),
-            previous_secret_expires_at: state.previous_secrets_at(now).map(|p| p.expires_at).max(),
+            // The legacy schemes sign with the current secret only: no
+            // previous secret signs, whatever the overlap.
+            previous_secret_expires_at: state
+                .previous_secrets_at(now)
+                .map(|p| p.expires_at)
+                .max()
+                .filter(|_| state.signature_scheme.signs_with_every_secret()),
             rate_limit: state.rate_limit.map(|r| r.per_second()),
             // A disabled subscription sends nothing and has no probes due
             // (enabling it clears the circuit): not shown as open.
