@@ -6,6 +6,10 @@ Standard library only. Run it, point a subscription at it, publish an event:
     python3 examples/receiver.py --port 9000 --secret whsec_...
     python3 examples/receiver.py --port 9000 --secret my-secret --scheme hmac-sha256-hex
 
+`--secret` may be given more than once: a request verified by any of them
+is accepted (while you switch to a rotated secret under a scheme that
+carries one signature).
+
 It answers 204 to every request whose signature verifies and 401 otherwise,
 skips repeats of a delivery it already processed (deduplicating on
 `X-Hookline-Delivery`, else `webhook-id`: with the `svix` scheme
@@ -87,18 +91,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--secret", required=True, help="the subscription's secret")
+    parser.add_argument("--secret", required=True, action="append",
+                        help="the subscription's secret (repeat it to accept several, during a rotation)")
     parser.add_argument("--scheme", choices=sorted(VERIFIERS), default="standard-webhooks")
     args = parser.parse_args()
-    try:
-        standard_key(args.secret)
-    except ValueError:
-        parser.error("--secret starts with whsec_ but does not continue in base64: copy it whole from the create response")
-    if not args.secret.strip():
-        # An empty secret verifies nothing and answers every delivery 401,
-        # which Hookline does not retry.
-        parser.error("--secret is empty: pass the subscription's secret (whsec_… for standard-webhooks)")
-    verify = VERIFIERS[args.scheme]
+    for secret in args.secret:
+        try:
+            standard_key(secret)
+        except ValueError:
+            parser.error("--secret starts with whsec_ but does not continue in base64: copy it whole from the create response")
+        if not secret.strip():
+            # An empty secret verifies nothing and answers every delivery
+            # 401, which Hookline does not retry.
+            parser.error("--secret is empty: pass the subscription's secret (whsec_… for standard-webhooks)")
+    verify_one = VERIFIERS[args.scheme]
+
+    def verify(secrets, headers, body):
+        return any(verify_one(secret, headers, body) for secret in secrets)
     seen = set()
 
     class Handler(BaseHTTPRequestHandler):

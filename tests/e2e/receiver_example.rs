@@ -21,10 +21,16 @@ struct PyReceiver {
 
 impl PyReceiver {
     async fn start(secret: &str, scheme: &str) -> Self {
+        Self::start_accepting(&[secret], scheme).await
+    }
+
+    /// A receiver accepting requests signed by any of `secrets`.
+    async fn start_accepting(secrets: &[&str], scheme: &str) -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/receiver.py");
         let mut child = Command::new("python3")
             .arg(script)
-            .args(["--port", "0", "--secret", secret, "--scheme", scheme])
+            .args(["--port", "0", "--scheme", scheme])
+            .args(secrets.iter().flat_map(|s| ["--secret", s]))
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -87,8 +93,12 @@ async fn the_example_receiver_verifies_every_scheme_and_rejects_a_wrong_secret()
         .await;
     expect_json(res, 200).await;
 
-    let mut hex = PyReceiver::start("gestiq-secret-1", "hmac-sha256-hex").await;
-    subscribe(
+    // It accepts the secret a rotation will bring too (one signature, by
+    // the current secret: no overlap to rely on).
+    let mut hex =
+        PyReceiver::start_accepting(&["gestiq-secret-1", "gestiq-secret-2"], "hmac-sha256-hex")
+            .await;
+    let hex_sub = subscribe(
         &app,
         &t,
         &hex.url,
@@ -168,4 +178,29 @@ async fn the_example_receiver_verifies_every_scheme_and_rejects_a_wrong_secret()
     assert_eq!(refused["delivery"], id.as_str());
     let failed = wait_status(&app, &t, &id, "failed", WAIT).await;
     assert_eq!(failed["last_status_code"], 401, "{failed}");
+
+    // The hex subscription rotates: the next delivery is signed by the new
+    // secret only, and the receiver holding both accepts it.
+    let rotated = expect_json(
+        app.post(
+            &t,
+            &format!(
+                "/v1/subscriptions/{}/rotate-secret",
+                hex_sub["id"].as_str().unwrap()
+            ),
+            json!({"secret": "gestiq-secret-2"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        rotated["previous_secret_expires_at"],
+        Value::Null,
+        "{rotated}"
+    );
+    publish(&app, &t, "invoice.paid", json!({"invoice_id": "inv-1"})).await;
+    let after = hex.next().await;
+    assert_eq!(after["verified"], true, "{after}");
+    assert_eq!(after["event"], "invoice.paid");
 }
