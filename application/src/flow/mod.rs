@@ -243,7 +243,10 @@ impl FlowController {
         }
         for p in self.control.probes_due(now).await? {
             let id = p.subscription_id.to_string();
-            let next_probe_at = now + self.interval(p.probes.saturating_add(1));
+            // The next probe waits from when this one can go out: a probe
+            // the receiver's `Retry-After` holds back is not released again
+            // (and counted) before it was even sent.
+            let next_probe_at = p.due_at.max(now) + self.interval(p.probes.saturating_add(1));
             let release = SubscriptionCommand::ReleaseProbe(ReleaseProbe {
                 tenant_id: p.tenant_id,
                 delivery_id: p.delivery_id,

@@ -125,6 +125,7 @@ async fn a_failing_subscription_opens_probes_and_closes() {
         tenant_id: tenant(1),
         probes: 0,
         delivery_id: delivery(2),
+        due_at: t0(),
     });
     assert_eq!(controller.tick().await.unwrap().probed, 1);
     let circuit = state(&world).circuit.unwrap();
@@ -208,4 +209,28 @@ async fn a_disabled_subscription_shows_no_open_circuit() {
         crate::subscriptions::SubscriptionView::render(&s, world.shared.cipher.as_ref(), t0())
             .unwrap();
     assert!(view.circuit.is_none(), "no probe is due: not shown as open");
+}
+
+#[tokio::test]
+async fn a_probe_held_back_by_retry_after_schedules_the_next_from_when_it_goes_out() {
+    let (world, flow, controller) = setup().await;
+    flow.failing.lock().unwrap().push(failing(10));
+    assert_eq!(controller.tick().await.unwrap().opened, 1);
+    world.clock.advance(chrono::Duration::seconds(30));
+    // The oldest waiting delivery's receiver asked it to wait 20 s more.
+    let held_until = t0() + chrono::Duration::seconds(50);
+    flow.probes.lock().unwrap().push(ProbeDue {
+        subscription_id: sub(),
+        tenant_id: tenant(1),
+        probes: 0,
+        delivery_id: delivery(2),
+        due_at: held_until,
+    });
+    assert_eq!(controller.tick().await.unwrap().probed, 1);
+    let next = held_until + chrono::Duration::seconds(60);
+    assert_eq!(state(&world).circuit.unwrap().next_probe_at, next);
+    assert_eq!(
+        *flow.released.lock().unwrap(),
+        vec![(sub(), delivery(2), next)]
+    );
 }

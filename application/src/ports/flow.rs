@@ -31,6 +31,9 @@ pub struct ProbeDue {
     pub tenant_id: TenantId,
     pub probes: u32,
     pub delivery_id: DeliveryId,
+    /// When that delivery may be attempted (later than now while the
+    /// receiver's `Retry-After` holds it back).
+    pub due_at: DateTime<Utc>,
 }
 
 /// An open circuit whose subscription has had a successful attempt since.

@@ -251,9 +251,10 @@ impl FlowControl for PgFlowControl {
 
     async fn probes_due(&self, now: DateTime<Utc>) -> Result<Vec<ProbeDue>, AppError> {
         let rows = sqlx::query(&format!(
-            "SELECT s.id, s.tenant_id, (s.state -> 'circuit' ->> 'probes')::int AS probes, next.delivery_id
+            "SELECT s.id, s.tenant_id, (s.state -> 'circuit' ->> 'probes')::int AS probes,
+                    next.delivery_id, next.due_at
                FROM subscriptions_view s
-               CROSS JOIN LATERAL (SELECT q.delivery_id FROM delivery_queue q
+               CROSS JOIN LATERAL (SELECT q.delivery_id, q.due_at FROM delivery_queue q
                                     WHERE q.subscription_id = s.id
                                     ORDER BY q.due_at, q.delivery_id LIMIT 1) next
               WHERE {CIRCUIT_OPEN} AND s.status = 'active'
@@ -275,6 +276,7 @@ impl FlowControl for PgFlowControl {
                     delivery_id: DeliveryId::from_uuid(
                         r.try_get("delivery_id").map_err(unavailable)?,
                     ),
+                    due_at: r.try_get("due_at").map_err(unavailable)?,
                 })
             })
             .collect()
