@@ -342,6 +342,59 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
     .await;
     assert_eq!(err["detail"][0]["loc"], json!(["query", "iterator"]));
 
+    // A resend is a later delivery of the message: found by the message
+    // too (flagged, not by its creation time), its attempt listed, and
+    // the endpoint's status is its latest delivery's.
+    let res = svix(
+        &app,
+        Method::POST,
+        &format!("/api/v1/app/reads/msg/{msg_id}/endpoint/good/resend"),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    ok.wait_for(3, WAIT).await;
+    eventually("the resend's attempt listed", WAIT, || async {
+        let page = get(&app, &format!("/api/v1/app/reads/attempt/msg/{msg_id}")).await;
+        let data = page["data"].as_array().unwrap().clone();
+        (data.len() == 3 && data.iter().any(|a| a["triggerType"] == 1)).then_some(())
+    })
+    .await;
+    let again = get(&app, &format!("/api/v1/app/reads/msg/{msg_id}/endpoint")).await;
+    assert_eq!(again["data"].as_array().unwrap().len(), 3, "{again}");
+    let resent: Vec<(uuid::Uuid, bool)> = sqlx::query_as(
+        "SELECT id, resent FROM deliveries_view WHERE event_id = $1 ORDER BY created_at",
+    )
+    .bind(uuid::Uuid::parse_str(msg_id.strip_prefix("msg_").unwrap()).unwrap())
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        resent.iter().map(|r| r.1).collect::<Vec<_>>(),
+        [false, false, false, true]
+    );
+    // The migration flags resends made before it (from the log).
+    sqlx::query("UPDATE deliveries_view SET resent = false")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let migration = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../infrastructure/migrations/20261220000020_deliveries_by_message.sql"),
+    )
+    .unwrap();
+    let backfill = migration
+        .split(';')
+        .find(|s| s.contains("UPDATE deliveries_view"))
+        .unwrap();
+    sqlx::query(backfill).execute(&app.db.pool).await.unwrap();
+    let flagged: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM deliveries_view WHERE resent")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(flagged, [resent[3].0]);
+
     // Statistics over the last 28 days, and refused windows.
     let stats = |uid: &'static str| {
         let app = &app;
@@ -352,7 +405,7 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
     for (uid, want) in [
         (
             "good",
-            json!({"success": 2, "pending": 0, "sending": 0, "fail": 0, "canceled": 0}),
+            json!({"success": 3, "pending": 0, "sending": 0, "fail": 0, "canceled": 0}),
         ),
         (
             "bad",
@@ -364,10 +417,20 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
         ),
     ] {
         let want = &want;
-        eventually(&format!("the stats of {uid}"), WAIT, || async move {
-            (stats(uid).await == *want).then_some(())
+        let last = std::sync::Mutex::new(Value::Null);
+        let last = &last;
+        let got = tokio::time::timeout(WAIT, async {
+            loop {
+                let now = stats(uid).await;
+                if now == *want {
+                    return;
+                }
+                *last.lock().unwrap() = now;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         })
         .await;
+        assert!(got.is_ok(), "the stats of {uid}: {}", last.lock().unwrap());
     }
     let long_ago = chrono::Utc::now() - chrono::Duration::days(1);
     let err = expect_json(

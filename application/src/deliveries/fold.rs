@@ -104,6 +104,7 @@ fn enqueued(stored: &StoredEvent, event: &DeliveryEvent) -> Option<DeliveryRecor
         created_at: *enqueued_at,
         updated_at: *enqueued_at,
         delivered_at: None,
+        resent: stored.meta().is_some_and(|m| m.triggered_by.is_some()),
     })
 }
 

@@ -46,6 +46,7 @@ fn record(event_type: &str) -> DeliveryRecord {
         created_at: t0(),
         updated_at: t0(),
         delivered_at: None,
+        resent: false,
     }
 }
 

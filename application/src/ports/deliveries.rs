@@ -338,6 +338,9 @@ pub struct DeliveryRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// Made by hand (a resend) after its message was published, rather
+    /// than by publishing it.
+    pub resent: bool,
 }
 
 /// A row of the attempts read model. `outcome` is the delivery's status

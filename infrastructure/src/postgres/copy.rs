@@ -93,6 +93,10 @@ impl BinaryRows {
         }
     }
 
+    pub fn bool(&mut self, value: bool) -> &mut Self {
+        self.field(&[u8::from(value)])
+    }
+
     pub fn int8(&mut self, value: i64) -> &mut Self {
         self.field(&value.to_be_bytes())
     }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 /// The `deliveries_view` columns a [`DeliveryRecord`] is read from.
 pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, url, \
-     request_id, last_status_code, last_error_kind, last_error, created_at, updated_at, delivered_at";
+     request_id, last_status_code, last_error_kind, last_error, created_at, updated_at, delivered_at, resent";
 const ATTEMPT_COLUMNS: &str = "id, delivery_id, attempt, subscription_id, request_id, triggered_by, url, started_at, \
      duration_ms, status_code, outcome, error_kind, error_message, response_excerpt, next_attempt_at";
 
@@ -59,6 +59,7 @@ pub(crate) fn delivery(r: &PgRow) -> Result<DeliveryRecord, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         delivered_at: r.try_get("delivered_at")?,
+        resent: r.try_get("resent")?,
     })
 }
 
@@ -87,6 +88,28 @@ fn all<T>(rows: &[PgRow], f: fn(&PgRow) -> Result<T, sqlx::Error>) -> Result<Vec
         .map(f)
         .collect::<Result<_, _>>()
         .map_err(unavailable)
+}
+
+/// The ids of a message's deliveries, found without an index by message
+/// (one would cost an entry per delivery): those made by publishing it
+/// were created when it was published (the tenant + creation-time index,
+/// a millisecond either side against rounding), those resent later are
+/// flagged and indexed apart (`deliveries_view_resent`).
+fn push_message_deliveries(sql: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, event: EventId) {
+    sql.push(
+        "SELECT p.id FROM messages_view m
+           JOIN deliveries_view p ON p.tenant_id = m.tenant_id AND p.event_id = m.id
+            AND p.created_at BETWEEN m.published_at - interval '1 millisecond'
+                                 AND m.published_at + interval '1 millisecond'
+          WHERE m.id = ",
+    )
+    .push_bind(*event.as_uuid())
+    .push(" AND m.tenant_id = ")
+    .push_bind(*tenant.as_uuid())
+    .push(" UNION SELECT r.id FROM deliveries_view r WHERE r.resent AND r.event_id = ")
+    .push_bind(*event.as_uuid())
+    .push(" AND r.tenant_id = ")
+    .push_bind(*tenant.as_uuid());
 }
 
 /// `LIKE` pattern for names starting with `prefix.` (escaping `_` and `%`).
@@ -295,6 +318,9 @@ impl DeliveryReadModel for PgDeliveryReadModel {
         sql.push_bind(*tenant.as_uuid());
         if let Some(event) = q.event_id {
             sql.push(" AND d.event_id = ").push_bind(*event.as_uuid());
+            sql.push(" AND a.delivery_id IN (");
+            push_message_deliveries(&mut sql, tenant, event);
+            sql.push(")");
         }
         if let Some(sub) = q.subscription_id {
             sql.push(" AND a.subscription_id = ")
@@ -381,20 +407,25 @@ impl DeliveryReadModel for PgDeliveryReadModel {
         } else {
             (">", "ASC")
         };
-        let rows = sqlx::query(&format!(
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
             "SELECT DISTINCT ON (subscription_id) {DELIVERY_COLUMNS} FROM deliveries_view
-              WHERE event_id = $1 AND tenant_id = $2
-                AND ($3::uuid IS NULL OR subscription_id {past} $3)
-              ORDER BY subscription_id {order}, created_at DESC, id DESC
-              LIMIT $4"
+              WHERE id IN ("
+        ));
+        push_message_deliveries(&mut sql, tenant, event);
+        sql.push(")");
+        if let Some(after) = after {
+            sql.push(format!(" AND subscription_id {past} "))
+                .push_bind(*after.as_uuid());
+        }
+        sql.push(format!(
+            " ORDER BY subscription_id {order}, created_at DESC, id DESC LIMIT "
         ))
-        .bind(event.as_uuid())
-        .bind(tenant.as_uuid())
-        .bind(after.map(|s| *s.as_uuid()))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        .push_bind(i64::from(limit) + 1);
+        let rows = sql
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         all(&rows, delivery)
     }
 

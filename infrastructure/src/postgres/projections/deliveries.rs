@@ -236,6 +236,7 @@ impl DeliveriesProjection {
         let mut updated = Vec::with_capacity(n);
         let mut delivered: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
         let mut versions = Vec::with_capacity(n);
+        let mut resent = Vec::with_capacity(n);
         for (r, version) in rows {
             ids.push(*r.id.as_uuid());
             tenants.push(*r.tenant_id.as_uuid());
@@ -253,15 +254,16 @@ impl DeliveriesProjection {
             created.push(r.created_at);
             updated.push(r.updated_at);
             delivered.push(r.delivered_at);
+            resent.push(r.resent);
             versions.push(version);
         }
         sqlx::query(&format!(
             "INSERT INTO {view} AS d (id, tenant_id, subscription_id, event_id, event_type, status, attempts,
                     next_attempt_at, url, request_id, last_status_code, last_error_kind, last_error,
-                    created_at, updated_at, delivered_at, version)
+                    created_at, updated_at, delivered_at, version, resent)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
                     $7::int[], $8::timestamptz[], $9::text[], $10::text[], $11::int[], $12::text[], $13::text[],
-                    $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::bigint[])
+                    $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::bigint[], $18::bool[])
              ON CONFLICT (id) DO UPDATE SET
                 status = EXCLUDED.status, attempts = EXCLUDED.attempts, next_attempt_at = EXCLUDED.next_attempt_at,
                 last_status_code = EXCLUDED.last_status_code, last_error_kind = EXCLUDED.last_error_kind,
@@ -287,6 +289,7 @@ impl DeliveriesProjection {
         .bind(updated)
         .bind(delivered)
         .bind(versions)
+        .bind(resent)
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -341,7 +344,7 @@ impl DeliveriesProjection {
         conn: &mut PgConnection,
         rows: &[(DeliveryRecord, i64)],
     ) -> Result<(), sqlx::Error> {
-        let mut copy = BinaryRows::new(17);
+        let mut copy = BinaryRows::new(18);
         for (r, version) in rows {
             copy.row()
                 .uuid(r.id.as_uuid())
@@ -360,14 +363,15 @@ impl DeliveriesProjection {
                 .timestamptz(&r.created_at)
                 .timestamptz(&r.updated_at)
                 .opt_timestamptz(r.delivered_at.as_ref())
-                .int8(*version);
+                .int8(*version)
+                .bool(r.resent);
         }
         copy.copy_into(
             conn,
             &self.view,
             "id, tenant_id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, url,
              request_id, last_status_code, last_error_kind, last_error, created_at, updated_at, delivered_at,
-             version",
+             version, resent",
         )
         .await?;
         Ok(())
