@@ -1304,3 +1304,68 @@ async fn a_portal_link_ends_with_the_key_that_made_it() {
         .unwrap();
     assert_eq!(res.status(), 303);
 }
+
+/// A portal link limited to some subscriptions says what it sees on a
+/// request's trace: "no delivery to the subscriptions this link shows",
+/// not that the request caused none.
+#[tokio::test]
+async fn a_scoped_trace_says_what_the_link_shows() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    let a = app
+        .subscribe(
+            &t,
+            json!({"url": rx.url("/a"), "events": ["order.created"]}),
+        )
+        .await;
+    app.subscribe(&t, json!({"url": rx.url("/b"), "events": ["order.paid"]}))
+        .await;
+    let res = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&t.api_key)
+        .header("x-request-id", "paid-to-b")
+        .json(&json!({"event_type": "order.paid", "data": {"n": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    rx.wait_for(1, std::time::Duration::from_secs(30)).await;
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
+    let link = expect_json(
+        app.post(
+            &t,
+            "/v1/portal-sessions",
+            json!({"subscription_filter": [a["id"]], "read_only": true}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let url = link["url"].as_str().unwrap();
+    let opened = no_redirects()
+        .get(app.url(&format!(
+            "/console/portal?{}",
+            url.split('?').nth(1).unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 303);
+    let cookie = session_cookie(opened.headers());
+    let (status, trace) = page(&app, &cookie, "/console/requests/paid-to-b").await;
+    assert_eq!(status, 200);
+    assert!(
+        trace.contains("This request caused no delivery to the subscriptions this link shows."),
+        "{trace}"
+    );
+    assert!(
+        !trace.contains("This request caused no delivery."),
+        "{trace}"
+    );
+    // The tenant's own session sees the delivery.
+    let own = sign_in(&app, &t.api_key).await;
+    let (_, full) = page(&app, &own, "/console/requests/paid-to-b").await;
+    assert!(full.contains(&rx.url("/b")), "{full}");
+}

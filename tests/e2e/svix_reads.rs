@@ -95,6 +95,55 @@ async fn endpoint_headers_are_read_replaced_and_merged_and_sent() {
     );
     assert_eq!(got[0].header("x-team"), None);
     assert_eq!(got[0].header("svix-id"), msg["id"].as_str());
+    // Concurrent patches apply one after the other: none is lost.
+    let patches = (0..12).map(|i| {
+        let app = &app;
+        async move {
+            svix(
+                app,
+                Method::PATCH,
+                path,
+                Some(json!({"headers": {format!("X-Par-{i}"): format!("v{i}")}})),
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(patches).await;
+    assert!(statuses.iter().all(|s| *s == 204), "{statuses:?}");
+    let all = get(&app, path).await;
+    for i in 0..12 {
+        assert_eq!(
+            all["headers"][format!("X-Par-{i}")],
+            format!("v{i}"),
+            "{all}"
+        );
+    }
+    // A name twice (in two cases) is refused, as in PUT.
+    let err = expect_json(
+        svix(
+            &app,
+            Method::PATCH,
+            path,
+            Some(json!({"headers": {"X-B": "upper", "x-b": "lower"}})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(
+        err["detail"][0]["msg"].as_str().unwrap().contains("twice"),
+        "{err}"
+    );
+    let names: Vec<String> = (0..12).map(|i| format!("X-Par-{i}")).collect();
+    no_content(
+        &app,
+        Method::PATCH,
+        path,
+        json!({"headers": {}, "deleteHeaders": names}),
+    )
+    .await;
     // Svix's current API removes with `deleteHeaders`.
     no_content(
         &app,
@@ -137,7 +186,8 @@ async fn endpoint_headers_are_read_replaced_and_merged_and_sent() {
     .await;
     assert_eq!(err["detail"][0]["loc"], json!(["body"]), "{err}");
     // Unchanged headers write nothing: the subscription's history holds
-    // the create and the three changes only.
+    // the create and the changes only (two before, 12 patches, their
+    // removal, the deletion below).
     no_content(
         &app,
         Method::PUT,
@@ -155,7 +205,7 @@ async fn endpoint_headers_are_read_replaced_and_merged_and_sent() {
     .fetch_one(&app.db.pool)
     .await
     .unwrap();
-    assert_eq!(count, 3);
+    assert_eq!(count, 16);
     // Someone else's endpoint, or none: 404.
     let err = expect_json(
         svix(

@@ -206,8 +206,10 @@ messages! {
     No => "No", "No";
     NoAttemptsYet => "No attempt yet: the delivery is queued.", "Aún no hay intentos: la entrega está en cola.";
     NoAttemptsInTrace => "No delivery was attempted for this request.", "No se intentó ninguna entrega para esta solicitud.";
+    NoAttemptsInTraceScoped => "No delivery to the subscriptions this link shows was attempted for this request.", "No se intentó ninguna entrega a las suscripciones que muestra este enlace para esta solicitud.";
     NoDeliveries => "No deliveries match.", "Ninguna entrega coincide.";
     NoDeliveriesInTrace => "This request caused no delivery.", "Esta solicitud no causó ninguna entrega.";
+    NoDeliveriesInTraceScoped => "This request caused no delivery to the subscriptions this link shows.", "Esta solicitud no causó ninguna entrega a las suscripciones que muestra este enlace.";
     NoDeliveriesYet => "None yet", "Ninguna aún";
     NoErrors => "none", "ninguno";
     NoExample => "No example for this type.", "No hay ejemplo para este tipo.";

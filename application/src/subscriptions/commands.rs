@@ -9,6 +9,7 @@ use hookline_domain::metadata::Metadata;
 use hookline_domain::subscription::{CustomHeaders, Description, PayloadFormat, RateLimit};
 use hookline_domain::uid::Uid;
 use hookline_domain::{EventFilter, EventPattern, SignatureScheme, SigningSecret, TargetUrl};
+use std::collections::BTreeMap;
 
 /// Creates a subscription; a secret is generated when none is given.
 #[derive(Debug, Clone)]
@@ -54,6 +55,19 @@ impl CreateSubscription {
             allow_duplicates: false,
         }
     }
+}
+
+/// A change to a subscription's custom headers alone.
+#[derive(Debug, Clone)]
+pub enum HeadersChange {
+    /// These and no others.
+    Replace(CustomHeaders),
+    /// Remove `delete`, then set (a value) or remove (`None`) those in
+    /// `set`; names compare without case.
+    Patch {
+        delete: Vec<String>,
+        set: BTreeMap<String, Option<String>>,
+    },
 }
 
 /// Disables (with a reason) or enables a subscription as part of a change.

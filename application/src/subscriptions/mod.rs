@@ -7,7 +7,8 @@ mod service;
 mod view;
 
 pub use commands::{
-    CreateSubscription, ListSubscriptions, ReadSubscription, StatusChange, SubscriptionChanges,
+    CreateSubscription, HeadersChange, ListSubscriptions, ReadSubscription, StatusChange,
+    SubscriptionChanges,
 };
 pub use service::{SubscriptionService, SubscriptionSettings};
 pub use view::{

@@ -1,6 +1,6 @@
 //! The subscription use cases.
 
-use super::commands::{CreateSubscription, StatusChange, SubscriptionChanges};
+use super::commands::{CreateSubscription, HeadersChange, StatusChange, SubscriptionChanges};
 use super::map_error;
 use super::view::{
     open_headers, sealing_context, SubscriptionView, SEALING_CONTEXT_HEADERS,
@@ -196,11 +196,9 @@ impl SubscriptionService {
         self.render_current(tenant, id).await
     }
 
-    /// The subscription's custom headers in full, as its events leave them,
-    /// and the `updated_at` they are as of (for a change made from them:
-    /// [`SubscriptionChanges::unchanged_since`]). For the Svix-compatible
-    /// API's headers, which returns values of headers it does not count as
-    /// sensitive.
+    /// The subscription's custom headers in full, as its events leave them
+    /// (for the Svix-compatible API's headers, which shows the values of
+    /// those it does not count as sensitive).
     ///
     /// # Errors
     /// 404 for a subscription the tenant does not have.
@@ -208,10 +206,54 @@ impl SubscriptionService {
         &self,
         tenant: TenantId,
         id: SubscriptionId,
-    ) -> Result<(BTreeMap<String, String>, DateTime<Utc>), AppError> {
+    ) -> Result<BTreeMap<String, String>, AppError> {
         let state = self.load_state(tenant, id).await?;
-        let headers = open_headers(&state, self.shared.cipher.as_ref())?;
-        Ok((headers, state.updated_at))
+        open_headers(&state, self.shared.cipher.as_ref())
+    }
+
+    /// Changes the custom headers alone: replaced, or merged with the
+    /// stored ones under the tenant's subscription lock (so concurrent
+    /// merges each see the one before). A change that leaves them as they
+    /// are records nothing. True when the read models caught up.
+    ///
+    /// # Errors
+    /// 400 for headers Hookline's rules refuse, 404, 409 for a deleted
+    /// subscription.
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id, subscription_id = %id))]
+    pub async fn change_headers(
+        &self,
+        ctx: &CommandContext,
+        id: SubscriptionId,
+        change: HeadersChange,
+    ) -> Result<bool, AppError> {
+        let guard = self.hold_writes(ctx.tenant_id).await?;
+        let state = self.load_state(ctx.tenant_id, id).await?;
+        let current =
+            CustomHeaders::from_trusted(open_headers(&state, self.shared.cipher.as_ref())?);
+        let wanted = match change {
+            HeadersChange::Replace(headers) => headers,
+            HeadersChange::Patch { delete, set } => current.patched(&delete, &set)?,
+        };
+        if wanted == current {
+            return Ok(true);
+        }
+        let headers = self.seal_headers(id, &wanted)?;
+        let at = self.now();
+        let consistent = self
+            .write(
+                ctx,
+                id,
+                || {
+                    vec![SubscriptionCommand::Update(UpdateSubscription {
+                        headers: Some(headers.clone()),
+                        ..UpdateSubscription::nothing(ctx.tenant_id, at)
+                    })]
+                },
+                None,
+            )
+            .await?;
+        drop(guard);
+        Ok(consistent)
     }
 
     /// The answer to a request that set the headers: them in full.

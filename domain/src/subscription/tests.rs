@@ -269,6 +269,63 @@ fn rotate_secret_keeps_the_old_one_for_the_overlap() {
     assert_eq!(state.previous_secrets[0].secret, sealed("s1"));
 }
 
+#[test]
+fn a_rotation_under_a_single_signature_scheme_has_no_overlap_nor_limit() {
+    let mut hex = subscribed();
+    if let SubscriptionEvent::Subscribed {
+        signature_scheme, ..
+    } = &mut hex
+    {
+        *signature_scheme = SignatureScheme::HmacSha256Hex;
+    }
+    let at = t0() + Duration::hours(1);
+    let rotate = |n: u32| {
+        SubscriptionCommand::RotateSecret(RotateSecret {
+            tenant_id: tenant(),
+            secret: sealed(&format!("s{n}")),
+            secret_hint: SecretHint::of("hex-secret-new"),
+            previous_secret_expires_at: at + Duration::hours(24),
+            at,
+        })
+    };
+    Fixture::with(())
+        .given(vec![hex.clone()])
+        .when(rotate(2))
+        .then_expect_events(vec![SubscriptionEvent::SecretRotated {
+            secret: sealed("s2"),
+            secret_hint: SecretHint::of("hex-secret-new"),
+            previous_secret_hint: SecretHint::of("whsec_aaaaaaaaaaaaaaaaaaaaaaaa"),
+            previous_secret_expires_at: at,
+            rotated_at: at,
+        }]);
+    // However often: nothing keeps signing, so no cap is reached.
+    let mut given = vec![hex];
+    for n in 2..8 {
+        given.push(SubscriptionEvent::SecretRotated {
+            secret: sealed(&format!("s{n}")),
+            secret_hint: SecretHint::of("x"),
+            previous_secret_hint: SecretHint::of("y"),
+            previous_secret_expires_at: at,
+            rotated_at: at,
+        });
+    }
+    let mut agg = Subscription::default();
+    for e in given.clone() {
+        agg.apply_event(e);
+    }
+    assert_eq!(agg.state().unwrap().previous_secrets_at(at).count(), 0);
+    Fixture::with(())
+        .given(given)
+        .when(rotate(9))
+        .then_expect_events(vec![SubscriptionEvent::SecretRotated {
+            secret: sealed("s9"),
+            secret_hint: SecretHint::of("hex-secret-new"),
+            previous_secret_hint: SecretHint::of("x"),
+            previous_secret_expires_at: at,
+            rotated_at: at,
+        }]);
+}
+
 fn rotated(n: i64, overlap: Duration) -> SubscriptionEvent {
     let at = t0() + Duration::minutes(n);
     SubscriptionEvent::SecretRotated {

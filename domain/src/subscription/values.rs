@@ -128,6 +128,39 @@ impl CustomHeaders {
     pub fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0
     }
+
+    /// These headers without those named in `delete`, then with `set`
+    /// applied: a value sets a header (replacing one of that name in any
+    /// case), `None` removes it. Names compare without case.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] for a name given twice in `set` (in any
+    /// case), or a result [`Self::parse`] refuses.
+    pub fn patched(
+        &self,
+        delete: &[String],
+        set: &BTreeMap<String, Option<String>>,
+    ) -> Result<Self, ValidationError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for name in set.keys() {
+            if !seen.insert(name.to_ascii_lowercase()) {
+                return Err(ValidationError::new(
+                    format!("headers.{}", crate::ids::truncate_for_message(name)),
+                    "is given twice (header names are case-insensitive)",
+                ));
+            }
+        }
+        let mut map = self.0.clone();
+        for name in delete.iter().chain(set.keys()) {
+            map.retain(|have, _| !have.eq_ignore_ascii_case(name));
+        }
+        for (name, value) in set {
+            if let Some(value) = value {
+                map.insert(name.clone(), value.clone());
+            }
+        }
+        Self::parse(map)
+    }
 }
 
 impl fmt::Debug for CustomHeaders {
@@ -226,6 +259,51 @@ mod tests {
         .unwrap();
         assert_eq!(h.names(), vec!["Authorization", "X-Custom-Secret"]);
         assert!(!format!("{h:?}").contains("shared-secret"));
+    }
+
+    #[test]
+    fn a_patch_deletes_then_sets_whatever_the_case_and_refuses_a_name_twice() {
+        let have = headers(&[
+            ("Authorization", "a"),
+            ("X-Team", "billing"),
+            ("X-Keep", "k"),
+            ("X-Gone", "g"),
+        ])
+        .unwrap();
+        let set: BTreeMap<String, Option<String>> = [
+            ("x-team".to_string(), Some("sales".to_string())),
+            ("AUTHORIZATION".to_string(), None),
+            ("X-New".to_string(), Some("1".to_string())),
+            ("X-Absent".to_string(), None),
+        ]
+        .into_iter()
+        .collect();
+        let got = have
+            .patched(&["x-gone".to_string(), "X-New".to_string()], &set)
+            .unwrap();
+        // Deletions first: a header both deleted and set is set.
+        assert_eq!(
+            got,
+            headers(&[("X-Keep", "k"), ("X-New", "1"), ("x-team", "sales")]).unwrap()
+        );
+        let twice: BTreeMap<String, Option<String>> = [
+            ("X-B".to_string(), Some("upper".to_string())),
+            ("x-b".to_string(), Some("lower".to_string())),
+        ]
+        .into_iter()
+        .collect();
+        let err = have.patched(&[], &twice).unwrap_err();
+        assert!(err.reason.contains("twice"), "{err:?}");
+        // The result holds Hookline's rules (a reserved name, too many).
+        let reserved: BTreeMap<String, Option<String>> =
+            [("Content-Type".to_string(), Some("text/plain".to_string()))]
+                .into_iter()
+                .collect();
+        assert!(have.patched(&[], &reserved).is_err());
+        let many: BTreeMap<String, Option<String>> = (0..17)
+            .map(|i| (format!("X-H{i}"), Some("v".to_string())))
+            .collect();
+        assert!(have.patched(&[], &many).is_err());
     }
 
     #[test]

@@ -174,7 +174,8 @@ pub async fn trace(
         } }
         h2 { (t(M::Deliveries)) }
         @if deliveries.is_empty() {
-            p.muted { (t(M::NoDeliveriesInTrace)) }
+            // A link limited to some subscriptions says what it sees.
+            p.muted { (t(if scoped { M::NoDeliveriesInTraceScoped } else { M::NoDeliveriesInTrace })) }
         } @else {
         div.table-wrap { table {
             thead { tr { th scope="col" { (t(M::Status)) } th scope="col" { (t(M::Event)) } th scope="col" { (t(M::Url)) } th scope="col" { span.visually-hidden { (t(M::Details)) } } } }
@@ -190,7 +191,7 @@ pub async fn trace(
         // "No attempt yet: queued" is about one delivery; a request may
         // have caused none (or none this session sees).
         @if attempts.is_empty() && deliveries.is_empty() {
-            p.muted { (t(M::NoAttemptsInTrace)) }
+            p.muted { (t(if scoped { M::NoAttemptsInTraceScoped } else { M::NoAttemptsInTrace })) }
         } @else {
             (attempts_table(locale, &attempts))
         }

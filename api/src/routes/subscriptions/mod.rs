@@ -216,9 +216,12 @@ async fn delete(
 
 /// Rotate a subscription's signing secret
 ///
-/// The new secret (given or generated) signs from now on; the previous one
-/// keeps signing too until `previous_secret_expires_at`, so receivers can
-/// switch over. The answer shows the new secret in full, the only time.
+/// The new secret (given or generated) signs from now on; under Standard
+/// Webhooks and `svix` the previous one keeps signing too until
+/// `previous_secret_expires_at`, so receivers can switch over (under
+/// `hmac-sha256-hex`/`-base64`, one signature, it stops at once and
+/// `previous_secret_expires_at` is absent). The answer shows the new secret
+/// in full, the only time.
 #[utoipa::path(
     post,
     path = "/subscriptions/{id}/rotate-secret",

@@ -6,7 +6,7 @@
 //! (`Authorization`, `X-Api-Key`, …) are never read back: their names are
 //! listed in `sensitive` instead.
 
-use super::error::{SvixError, SvixResult};
+use super::error::SvixResult;
 use super::extract::SvixJson;
 use super::{app, context, endpoint, Organisation};
 use crate::middleware::CurrentRequestId;
@@ -14,10 +14,8 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hookline_application::subscriptions::SubscriptionChanges;
-use hookline_application::AppError;
+use hookline_application::subscriptions::HeadersChange;
 use hookline_domain::subscription::CustomHeaders;
-use hookline_domain::SubscriptionId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -37,10 +35,6 @@ const SENSITIVE: [&str; 6] = [
     "x-api-key",
     "x-auth-token",
 ];
-
-/// How many times a merge is made again when the endpoint changed while it
-/// was being made.
-const MERGE_TRIES: usize = 3;
 
 fn sensitive(name: &str) -> bool {
     SENSITIVE.iter().any(|s| name.eq_ignore_ascii_case(s))
@@ -80,58 +74,12 @@ pub struct EndpointHeadersIn {
 #[serde(rename_all = "camelCase")]
 pub struct EndpointHeadersPatchIn {
     /// A value sets the header (whatever the case of its name before),
-    /// `null` removes it; headers not named stay.
+    /// `null` removes it; headers not named stay. A name may be given once
+    /// (in any case).
     pub headers: BTreeMap<String, Option<String>>,
     /// Headers to remove (before `headers` is applied).
     #[serde(default)]
     pub delete_headers: Option<Vec<String>>,
-}
-
-/// `headers` with `patch` applied: names compare without case.
-fn merged(
-    mut headers: BTreeMap<String, String>,
-    patch: &EndpointHeadersPatchIn,
-) -> BTreeMap<String, String> {
-    let deleted = patch.delete_headers.iter().flatten().map(|n| (n, None));
-    let set = patch.headers.iter().map(|(n, v)| (n, v.as_ref()));
-    for (name, value) in deleted.chain(set) {
-        headers.retain(|have, _| !have.eq_ignore_ascii_case(name));
-        if let Some(value) = value {
-            headers.insert(name.clone(), value.clone());
-        }
-    }
-    headers
-}
-
-/// Makes `wanted` (from the headers as they were `at`) the endpoint's
-/// headers, unless they are so already. `Ok(false)`: the endpoint changed
-/// since `at`.
-async fn set(
-    state: &AppState,
-    org: &Organisation,
-    request_id: &hookline_application::RequestId,
-    tenant: hookline_domain::TenantId,
-    id: SubscriptionId,
-    (current, at): (BTreeMap<String, String>, chrono::DateTime<chrono::Utc>),
-    wanted: BTreeMap<String, String>,
-) -> SvixResult<bool> {
-    if wanted == current {
-        return Ok(true);
-    }
-    let changes = SubscriptionChanges {
-        headers: Some(CustomHeaders::parse(wanted)?),
-        unchanged_since: Some(at),
-        ..SubscriptionChanges::default()
-    };
-    let ctx = context(org, request_id.clone(), tenant);
-    match state.subscriptions.update(&ctx, id, changes).await {
-        Ok(_) => Ok(true),
-        Err(AppError::Conflict {
-            code: "changed_meanwhile",
-            ..
-        }) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Get Endpoint Headers
@@ -156,7 +104,7 @@ async fn read(
 ) -> SvixResult<Json<EndpointHeadersOut>> {
     let tenant = app(&state, &app_id).await?;
     let target = endpoint(&state, tenant.id, &endpoint_id).await?;
-    let (headers, _) = state.subscriptions.headers(tenant.id, target.id).await?;
+    let headers = state.subscriptions.headers(tenant.id, target.id).await?;
     Ok(Json(headers.into()))
 }
 
@@ -174,7 +122,6 @@ async fn read(
     responses(
         (status = 204, description = "Replaced."),
         (status = 404, description = "- `not_found`: no such application, or it has no such endpoint"),
-        (status = 409, description = "- `changed_meanwhile`: the endpoint kept changing while the headers were set; send again"),
     )
 )]
 async fn replace(
@@ -184,16 +131,23 @@ async fn replace(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     SvixJson(input): SvixJson<EndpointHeadersIn>,
 ) -> SvixResult<StatusCode> {
-    merge(&state, &org, &request_id, &app_id, &endpoint_id, |_| {
-        input.headers.clone()
-    })
+    let headers = CustomHeaders::parse(input.headers)?;
+    let target = (app_id.as_str(), endpoint_id.as_str());
+    change(
+        &state,
+        &org,
+        request_id,
+        target,
+        HeadersChange::Replace(headers),
+    )
     .await
 }
 
 /// Patch Endpoint Headers
 ///
-/// Sets the headers given with a value and removes those given as `null`;
-/// the others stay.
+/// Removes the headers named in `deleteHeaders`, then sets those given
+/// with a value and removes those given as `null`; the others stay.
+/// Concurrent patches are applied one after the other.
 #[utoipa::path(
     patch,
     path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
@@ -204,7 +158,6 @@ async fn replace(
     responses(
         (status = 204, description = "Patched."),
         (status = 404, description = "- `not_found`: no such application, or it has no such endpoint"),
-        (status = 409, description = "- `changed_meanwhile`: the endpoint kept changing while the headers were merged; send again"),
     )
 )]
 async fn patch(
@@ -214,41 +167,30 @@ async fn patch(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     SvixJson(input): SvixJson<EndpointHeadersPatchIn>,
 ) -> SvixResult<StatusCode> {
-    merge(
-        &state,
-        &org,
-        &request_id,
-        &app_id,
-        &endpoint_id,
-        |current| merged(current.clone(), &input),
-    )
-    .await
+    let patch = HeadersChange::Patch {
+        delete: input.delete_headers.unwrap_or_default(),
+        set: input.headers,
+    };
+    let target = (app_id.as_str(), endpoint_id.as_str());
+    change(&state, &org, request_id, target, patch).await
 }
 
-/// Sets the headers `wanted` makes of the current ones, made again from
-/// the new current ones when the endpoint changed meanwhile.
-async fn merge(
+/// Applies `change` to the headers of the endpoint `(app, endpoint)` names.
+async fn change(
     state: &AppState,
     org: &Organisation,
-    request_id: &hookline_application::RequestId,
-    app_id: &str,
-    endpoint_id: &str,
-    wanted: impl Fn(&BTreeMap<String, String>) -> BTreeMap<String, String>,
+    request_id: hookline_application::RequestId,
+    (app_id, endpoint_id): (&str, &str),
+    change: HeadersChange,
 ) -> SvixResult<StatusCode> {
     let tenant = app(state, app_id).await?;
     let target = endpoint(state, tenant.id, endpoint_id).await?;
-    for _ in 0..MERGE_TRIES {
-        let current = state.subscriptions.headers(tenant.id, target.id).await?;
-        let new = wanted(&current.0);
-        if set(state, org, request_id, tenant.id, target.id, current, new).await? {
-            return Ok(StatusCode::NO_CONTENT);
-        }
-    }
-    Err(SvixError::new(
-        StatusCode::CONFLICT,
-        "changed_meanwhile",
-        "the endpoint kept changing while its headers were set; send the request again",
-    ))
+    let ctx = context(org, request_id, tenant.id);
+    state
+        .subscriptions
+        .change_headers(&ctx, target.id, change)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]
@@ -271,34 +213,5 @@ mod tests {
         ]));
         assert_eq!(out.headers, map(&[("X-Team", "billing")]));
         assert_eq!(out.sensitive, vec!["Authorization", "X-API-KEY"]);
-    }
-
-    #[test]
-    fn a_patch_sets_replaces_and_removes_whatever_the_case() {
-        let patch = EndpointHeadersPatchIn {
-            headers: [
-                ("x-team".to_string(), Some("sales".to_string())),
-                ("AUTHORIZATION".to_string(), None),
-                ("X-New".to_string(), Some("1".to_string())),
-                ("X-Absent".to_string(), None),
-            ]
-            .into_iter()
-            .collect(),
-            delete_headers: Some(vec!["x-gone".to_string(), "X-New".to_string()]),
-        };
-        let got = merged(
-            map(&[
-                ("Authorization", "a"),
-                ("X-Team", "billing"),
-                ("X-Keep", "k"),
-                ("X-Gone", "g"),
-            ]),
-            &patch,
-        );
-        // Deletions first: a header both deleted and set is set.
-        assert_eq!(
-            got,
-            map(&[("X-Keep", "k"), ("X-New", "1"), ("x-team", "sales")])
-        );
     }
 }
