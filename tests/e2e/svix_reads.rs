@@ -723,6 +723,23 @@ async fn what_the_sdks_send_is_applied_or_refused() {
     .await;
     assert_eq!(err["detail"][0]["loc"][1], "schemas", "{err}");
     assert_eq!(err["detail"][0]["loc"][2], "1", "{err}");
+    // Located at the version the request gave (the newest, which is kept).
+    let err = expect_json(
+        svix(
+            &app,
+            Method::PATCH,
+            "/api/v1/event-type/zz.two",
+            Some(json!({"schemas": {"2": {"type": "object"}, "7": {"type": "nope"}}})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(
+        err["detail"][0]["loc"],
+        json!(["body", "schemas", "7", "type"]),
+        "{err}"
+    );
     // An unknown route here points at this API's document.
     let err = expect_json(
         svix(&app, Method::GET, "/api/v1/nothing/here", None).await,

@@ -51,15 +51,6 @@ fn loc_of(field: &str) -> Vec<String> {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
         );
-    } else if field == "schema" || field.starts_with("schema.") || field.starts_with("/schema") {
-        // The catalogue's `schema` is Svix's `schemas`, version "1".
-        loc.extend(["schemas".to_string(), "1".to_string()]);
-        let rest = &field["schema".len() + usize::from(field.starts_with('/'))..];
-        loc.extend(
-            rest.split(['/', '.'])
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-        );
     } else if !field.is_empty() {
         loc.extend(field.split('.').map(str::to_string));
     }
@@ -238,13 +229,5 @@ mod tests {
             vec!["body", "application", "uid"]
         );
         assert_eq!(Invalid::query("limit", "x").loc, vec!["query", "limit"]);
-        assert_eq!(
-            Invalid::body("schema", "x").loc,
-            vec!["body", "schemas", "1"]
-        );
-        assert_eq!(
-            Invalid::body("/schema/properties/a/type", "x").loc,
-            vec!["body", "schemas", "1", "properties", "a", "type"]
-        );
     }
 }

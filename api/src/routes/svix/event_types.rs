@@ -178,6 +178,43 @@ fn schema(schemas: Option<Value>) -> SvixResult<Option<Value>> {
     }
 }
 
+/// The key of the version [`schema`] keeps (the newest), where its errors
+/// are located.
+fn kept_version(schemas: Option<&Value>) -> String {
+    schemas
+        .and_then(Value::as_object)
+        .and_then(|m| m.keys().filter_map(|k| k.parse::<u64>().ok()).max())
+        .unwrap_or(1)
+        .to_string()
+}
+
+/// The catalogue's errors about `schema` (`schema`, `/schema/…`), located
+/// in the request's `schemas.<version>`.
+fn located(e: AppError, version: &str) -> AppError {
+    let AppError::Validation(errors) = e else {
+        return e;
+    };
+    AppError::Validation(
+        errors
+            .into_iter()
+            .map(|mut err| {
+                let rest = if err.field == "schema" {
+                    Some(String::new())
+                } else {
+                    err.field
+                        .strip_prefix("/schema/")
+                        .or_else(|| err.field.strip_prefix("schema."))
+                        .map(|r| format!(".{}", r.replace('/', ".")))
+                };
+                if let Some(rest) = rest {
+                    err.field = format!("schemas.{version}{rest}");
+                }
+                err
+            })
+            .collect(),
+    )
+}
+
 fn name(n: &str, field: &str) -> SvixResult<EventType> {
     EventType::parse(n, field).map_err(SvixError::from)
 }
@@ -232,6 +269,7 @@ async fn define(
     input: EventTypeIn,
 ) -> SvixResult<EventTypeView> {
     let group = input.group_name.clone().unwrap_or_else(|| group_of(&name));
+    let version = kept_version(input.schemas.as_ref().and_then(Option::as_ref));
     let spec = EventTypeSpec {
         group,
         description: input.description.clone().unwrap_or_default(),
@@ -248,7 +286,7 @@ async fn define(
             },
         )
         .await
-        .map_err(map_catalogue)?
+        .map_err(|e| map_catalogue(located(e, &version)))?
         .value;
     if input.deprecated == Some(true) {
         let changes = EventTypeChanges {
@@ -442,6 +480,7 @@ async fn change(
     // type came with (a client could neither see nor change it, and a new
     // schema it does not satisfy was refused naming `/example`).
     let example = input.schemas.as_ref().map(|_| None);
+    let version = kept_version(input.schemas.as_ref().and_then(Option::as_ref));
     let changes = EventTypeChanges {
         group: input.group_name,
         description: input.description,
@@ -451,7 +490,12 @@ async fn change(
     };
     let mut view = current;
     if !changes.is_empty() && !view.archived {
-        view = state.catalogue.update(ctx, &name, changes).await?.value;
+        view = state
+            .catalogue
+            .update(ctx, &name, changes)
+            .await
+            .map_err(|e| located(e, &version))?
+            .value;
     }
     if input.archived == Some(true) && !view.archived {
         view = state.catalogue.archive(ctx, &name).await?.value;
