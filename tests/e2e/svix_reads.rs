@@ -617,17 +617,19 @@ async fn what_the_sdks_send_is_applied_or_refused() {
         err["detail"][0]["loc"],
         json!(["body", "transformationsParams", "headers"])
     );
-    expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/sdk/msg",
-            Some(raw("application/json")),
+    for json_type in ["application/json", "application/json; charset=utf-8"] {
+        expect_json(
+            svix(
+                &app,
+                Method::POST,
+                "/api/v1/app/sdk/msg",
+                Some(raw(json_type)),
+            )
+            .await,
+            202,
         )
-        .await,
-        202,
-    )
-    .await;
+        .await;
+    }
     // PUT is the whole endpoint: addressed by id, without a uid it has
     // none; addressed by its uid, it keeps it.
     let put = expect_json(

@@ -168,8 +168,10 @@ impl MessageIn {
             .and_then(|t| t.headers.as_ref());
         if headers.is_some_and(|h| {
             h.iter().any(|(name, value)| {
+                // The media type, parameters (`; charset=utf-8`) aside.
+                let media = value.split(';').next().unwrap_or_default().trim();
                 !name.eq_ignore_ascii_case("content-type")
-                    || !value.trim().eq_ignore_ascii_case("application/json")
+                    || !media.eq_ignore_ascii_case("application/json")
             })
         }) {
             // Not dropped: the receiver would get another content type

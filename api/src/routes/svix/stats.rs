@@ -51,7 +51,8 @@ fn window(params: &Params, now: DateTime<Utc>) -> SvixResult<(DateTime<Utc>, Dat
     let since = params.time("since")?.unwrap_or(until - WINDOW);
     if until - since > WINDOW + SLACK {
         return Err(invalid(format!(
-            "'since' cannot be more than 28 days before 'until' ({until})"
+            "'since' cannot be more than 28 days before 'until' ({})",
+            super::extract::time(until)
         )));
     }
     if since >= until {
