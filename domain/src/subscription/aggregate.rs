@@ -389,27 +389,23 @@ impl Subscription {
         }
         // A scheme that carries one signature, by the current secret, has
         // no overlap: the replaced secret stops at the rotation (and
-        // counts towards no limit).
-        if !state.signature_scheme.signs_with_every_secret() {
-            return Ok(vec![SubscriptionEvent::SecretRotated {
-                secret: cmd.secret,
-                secret_hint: cmd.secret_hint,
-                previous_secret_hint: state.secret_hint.clone(),
-                previous_secret_expires_at: cmd.at,
-                rotated_at: cmd.at,
-            }]);
-        }
-        // The current secret and every overlap still running must keep
-        // signing: refuse rather than drop one.
-        let signing = 1 + state.previous_secrets_at(cmd.at).count();
-        if signing >= MAX_SIGNING_SECRETS {
-            return Err(SubscriptionError::TooManySecrets(MAX_SIGNING_SECRETS));
-        }
+        // counts towards no limit). Otherwise the current secret and every
+        // overlap still running must keep signing: refuse rather than drop
+        // one.
+        let previous_secret_expires_at = if state.signature_scheme.signs_with_every_secret() {
+            let signing = 1 + state.previous_secrets_at(cmd.at).count();
+            if signing >= MAX_SIGNING_SECRETS {
+                return Err(SubscriptionError::TooManySecrets(MAX_SIGNING_SECRETS));
+            }
+            cmd.previous_secret_expires_at
+        } else {
+            cmd.at
+        };
         Ok(vec![SubscriptionEvent::SecretRotated {
             secret: cmd.secret,
             secret_hint: cmd.secret_hint,
             previous_secret_hint: state.secret_hint.clone(),
-            previous_secret_expires_at: cmd.previous_secret_expires_at,
+            previous_secret_expires_at,
             rotated_at: cmd.at,
         }])
     }
