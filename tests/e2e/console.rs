@@ -1364,6 +1364,15 @@ async fn a_scoped_trace_says_what_the_link_shows() {
         !trace.contains("This request caused no delivery."),
         "{trace}"
     );
+    // Nor an empty table of the log's events.
+    assert!(
+        trace.contains("No event of this request concerns the subscriptions this link shows."),
+        "{trace}"
+    );
+    assert!(
+        !trace.contains("<th scope=\"col\">Position</th>"),
+        "{trace}"
+    );
     // The tenant's own session sees the delivery.
     let own = sign_in(&app, &t.api_key).await;
     let (_, full) = page(&app, &own, "/console/requests/paid-to-b").await;

@@ -209,6 +209,7 @@ messages! {
     NoAttemptsInTraceScoped => "No delivery to the subscriptions this link shows was attempted for this request.", "No se intentó ninguna entrega a las suscripciones que muestra este enlace para esta solicitud.";
     NoDeliveries => "No deliveries match.", "Ninguna entrega coincide.";
     NoDeliveriesInTrace => "This request caused no delivery.", "Esta solicitud no causó ninguna entrega.";
+    NoEventsInTraceScoped => "No event of this request concerns the subscriptions this link shows.", "Ningún evento de esta solicitud se refiere a las suscripciones que muestra este enlace.";
     NoDeliveriesInTraceScoped => "This request caused no delivery to the subscriptions this link shows.", "Esta solicitud no causó ninguna entrega a las suscripciones que muestra este enlace.";
     NoDeliveriesYet => "None yet", "Ninguna aún";
     NoErrors => "none", "ninguno";

@@ -158,6 +158,10 @@ pub async fn trace(
             div.card { div.value { (attempt_count) } div.label { (t(M::Attempts)) } }
         }
         h2 { (t(M::EventsInLog)) }
+        @if events == 0 {
+            // Only a scoped link sees none (a trace has an event or is 404).
+            p.muted { (t(M::NoEventsInTraceScoped)) }
+        } @else {
         div.table-wrap { table {
             thead { tr { th scope="col" { (t(M::Position)) } th scope="col" { (t(M::Event)) } th scope="col" { (t(M::Aggregate)) } th scope="col" { (t(M::When)) } th scope="col" { (t(M::Who)) } } }
             tbody {
@@ -172,6 +176,7 @@ pub async fn trace(
                 }
             }
         } }
+        }
         h2 { (t(M::Deliveries)) }
         @if deliveries.is_empty() {
             // A link limited to some subscriptions says what it sees.
