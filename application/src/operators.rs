@@ -197,6 +197,19 @@ impl OperatorService {
         })
     }
 
+    /// Whether operator key `key_id` works (issued and not revoked).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn works(&self, key_id: Uuid) -> Result<bool, AppError> {
+        Ok(self
+            .current()
+            .await?
+            .keys()
+            .iter()
+            .any(|k| k.key_id == key_id && k.revoked_at.is_none()))
+    }
+
     /// The id of the working operator key `token` is, if it is one.
     ///
     /// # Errors

@@ -10,6 +10,7 @@
 use crate::commands::{execute_with_retry, Written};
 use crate::context::{Actor, CommandContext, RequestId};
 use crate::error::AppError;
+use crate::operators::OperatorService;
 use crate::ports::{AggregateStore, LinkSigner, SubscriptionReadModel, TenantReadModel};
 use crate::shared::Shared;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -163,6 +164,7 @@ pub struct PortalService {
     signer: Arc<dyn LinkSigner>,
     subscriptions: Arc<dyn SubscriptionReadModel>,
     tenants: Arc<dyn TenantReadModel>,
+    operators: Arc<OperatorService>,
 }
 
 impl fmt::Debug for PortalService {
@@ -212,6 +214,7 @@ impl PortalService {
         signer: Arc<dyn LinkSigner>,
         subscriptions: Arc<dyn SubscriptionReadModel>,
         tenants: Arc<dyn TenantReadModel>,
+        operators: Arc<OperatorService>,
     ) -> Self {
         Self {
             shared,
@@ -219,6 +222,7 @@ impl PortalService {
             signer,
             subscriptions,
             tenants,
+            operators,
         }
     }
 
@@ -306,6 +310,10 @@ impl PortalService {
             Actor::ApiKey(key_id) => Some(*key_id),
             _ => None,
         };
+        let issued_with_operator_key = match &ctx.actor {
+            Actor::OperatorKey(key_id) => Some(*key_id),
+            _ => None,
+        };
         let command = IssuePortalLink {
             link_id: id,
             tenant_id: ctx.tenant_id,
@@ -313,6 +321,7 @@ impl PortalService {
             subscription_filter: input.subscription_filter.clone(),
             expires_at,
             issued_with_key,
+            issued_with_operator_key,
             at,
         };
         execute_with_retry(
@@ -360,9 +369,10 @@ impl PortalService {
         Ok(grant)
     }
 
-    /// Whether the link's tenant is still active and the API key it was
-    /// made with still works: a link made with a key revoked since (one
-    /// that leaked, say) opens nothing, and its sessions end.
+    /// Whether the link's tenant is still active and the API key (or
+    /// operator key) it was made with still works: a link made with a key
+    /// revoked since (one that leaked, say) opens nothing, and its sessions
+    /// end.
     async fn still_backed(
         &self,
         id: Uuid,
@@ -374,7 +384,11 @@ impl PortalService {
                 let key_works = state
                     .issued_with_key
                     .is_none_or(|k| t.key(k).is_some_and(|key| key.works_at(now)));
-                if key_works {
+                let operator_key_works = match state.issued_with_operator_key {
+                    Some(k) => self.operators.works(k).await?,
+                    None => true,
+                };
+                if key_works && operator_key_works {
                     Ok(())
                 } else {
                     Err(map_error(
@@ -424,6 +438,22 @@ impl PortalService {
             value: (),
             consistent: true,
         })
+    }
+
+    /// Revokes the link `token` is, by its holder (the Svix-compatible
+    /// API's logout): the link opens nothing more and its sessions end.
+    /// Logging out a revoked or expired link changes nothing.
+    ///
+    /// # Errors
+    /// 404 `portal_link_invalid` for a forged or unknown token.
+    #[tracing::instrument(skip_all, fields(request_id = %request_id))]
+    pub async fn log_out(&self, token: &str, request_id: RequestId) -> Result<(), AppError> {
+        let id = self.verify_token(token).ok_or_else(invalid_link)?;
+        let state = self.load(id).await?.ok_or_else(invalid_link)?;
+        let grant = PortalGrant::from(&state);
+        self.revoke(&grant.context(request_id), id).await?;
+        tracing::info!(link_id = %id, tenant_id = %state.tenant_id, "portal link logged out");
+        Ok(())
     }
 
     /// A link of the tenant, with every use, from its events.

@@ -36,6 +36,7 @@ mod sources;
 mod subscriptions;
 mod support;
 mod svix_api;
+mod svix_portal;
 mod svix_reads;
 mod svix_sdk;
 mod tenants;

@@ -18,11 +18,16 @@ import sys
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 import uuid
+from http.cookiejar import CookieJar
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from svix.api import (
+    AppPortalAccessIn,
+    AppPortalCapability,
     ApplicationIn,
     ApplicationListOptions,
     ApplicationPatch,
@@ -32,8 +37,10 @@ from svix.api import (
     EndpointPatch,
     EndpointSecretRotateIn,
     EndpointUpsertIn,
+    EventExampleIn,
     EventTypeIn,
     EventTypeListOptions,
+    MessageAttemptListAttemptedMessagesOptions,
     MessageAttemptListByEndpointOptions,
     MessageAttemptListByMsgOptions,
     MessageCreateOptions,
@@ -351,6 +358,46 @@ def run(server: str, token: str) -> None:
     check(status_of[ep_all.id] == 0 and status_of[ep_fail.id] in (1, 2), f"destination statuses {status_of}")
     stats = svix.endpoint.get_stats(uid, ep_all.id)
     check(stats.success >= 2 and stats.fail == 0 and stats.sending == 0, f"stats {stats}")
+
+    step("7c. app portal access and logout, attempted messages, an example message")
+    access = svix.authentication.app_portal_access(
+        uid, AppPortalAccessIn(capabilities=[AppPortalCapability.VIEW_BASE, AppPortalCapability.VIEW_ENDPOINT_SECRET])
+    )
+    check(access.token.startswith("hlp_") and access.url.endswith(f"/console/portal?token={access.token}"), f"portal access {access}")
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with browser.open(access.url, timeout=30) as page:
+        html = page.read().decode()
+    check(page.url.endswith("/console/subscriptions") and receiver.url("/ok/all") in html, "the portal shows the app's endpoints")
+    check("read-only" in html, "ViewBase only: a read-only console")
+    Svix(access.token, SvixOptions(server_url=server)).authentication.logout()
+    try:
+        urllib.request.urlopen(access.url, timeout=30)
+        check(False, "a logged-out link opens nothing")
+    except urllib.error.HTTPError as e:
+        check(e.code == 410, f"a logged-out link answers 410: {e.code}")
+    expect_error("logout with an organisation token", 401, "authentication_failed", lambda: svix.authentication.logout())
+
+    sent_to_all = eventually("the endpoint's attempted messages", lambda: (
+        lambda page: page if {msg.id, eu.id} <= {m.id for m in page.data} else None)(
+            svix.message_attempt.list_attempted_messages(uid, ep_all.id)))
+    mine = {m.id: m for m in sent_to_all.data}
+    check(mine[msg.id].status.value == 0 and mine[msg.id].status_text.value == "success", f"attempted message {mine[msg.id]}")
+    one = svix.message_attempt.list_attempted_messages(uid, ep_all.id, MessageAttemptListAttemptedMessagesOptions(limit=1))
+    check(len(one.data) == 1 and not one.done and one.iterator, "a page of one")
+    rest = svix.message_attempt.list_attempted_messages(
+        uid, ep_all.id, MessageAttemptListAttemptedMessagesOptions(iterator=one.iterator, event_types=[et_name])
+    )
+    check(one.data[0].id not in {m.id for m in rest.data}, "the next page starts after the first")
+    failed_here = svix.message_attempt.list_attempted_messages(
+        uid, ep_fail.id, MessageAttemptListAttemptedMessagesOptions(status=MessageStatus.SUCCESS)
+    )
+    check(not failed_here.data, "no success on the failing endpoint")
+
+    ping = svix.endpoint.send_example(uid, ep_all.id, EventExampleIn(event_type="svix.ping"))
+    check(ping.event_type == "svix.ping" and ping.payload == {"success": True}, f"example {ping}")
+    got = receiver.wait_for("the example message", 1, name="all", svix_id=ping.id)[0]
+    check(json.loads(got["body"]) == {"success": True}, "the example's body")
+    check(not receiver.deliveries(name="paid", svix_id=ping.id), "no other endpoint got the example")
 
     step("8. paginate with iterators")
     sent = [svix.message.create(uid, MessageIn(event_type="page.test", payload={"i": i})).id for i in range(7)]

@@ -417,12 +417,14 @@ impl Services {
             .with_locks(locks),
         );
         let pool = database.db.pool.clone();
+        let operators = Arc::new(OperatorService::new(shared.clone(), a.operators.clone()));
         let portal = Arc::new(PortalService::new(
             shared.clone(),
             Arc::new(PgAggregateStore::<PortalLink>::new(a.log.clone(), ())),
             signer,
             a.subscription_read.clone(),
             a.tenant_read.clone(),
+            operators.clone(),
         ));
         let publish = Arc::new(
             PublishService::new(
@@ -481,7 +483,7 @@ impl Services {
                 a.message_read,
                 Arc::new(PgMessageBodies::new(pool.clone())),
             )),
-            operators: Arc::new(OperatorService::new(shared.clone(), a.operators)),
+            operators,
             idempotency: Arc::new(IdempotencyService::new(
                 Arc::new(PgIdempotentRequests::new(pool.clone())),
                 shared.cipher.clone(),

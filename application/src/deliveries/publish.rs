@@ -359,6 +359,40 @@ impl PublishService {
         ctx: &CommandContext,
         id: SubscriptionId,
     ) -> Result<Written<Published>, AppError> {
+        let event_type = EventType::parse(TEST_EVENT, "event_type")?;
+        let data = serde_json::to_string(&serde_json::json!({
+            "message": "This is a test event sent by Hookline.",
+            "subscription_id": id,
+        }))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+        let data = RawValue::from_string(data).map_err(|e| AppError::Internal(e.to_string()))?;
+        self.send_to_one(ctx, id, &event_type, &data).await
+    }
+
+    /// Publishes an example of `event_type` (`data`, chosen by the caller
+    /// from the catalogue) to one subscription only, whatever its filter:
+    /// a message like any other, which no other subscription receives.
+    ///
+    /// # Errors
+    /// As [`PublishService::test_send`].
+    #[tracing::instrument(skip_all, fields(request_id = %ctx.request_id, tenant_id = %ctx.tenant_id, subscription_id = %id))]
+    pub async fn send_example(
+        &self,
+        ctx: &CommandContext,
+        id: SubscriptionId,
+        event_type: &EventType,
+        data: &RawValue,
+    ) -> Result<Written<Published>, AppError> {
+        self.send_to_one(ctx, id, event_type, data).await
+    }
+
+    async fn send_to_one(
+        &self,
+        ctx: &CommandContext,
+        id: SubscriptionId,
+        event_type: &EventType,
+        data: &RawValue,
+    ) -> Result<Written<Published>, AppError> {
         let state = self
             .directory
             .get(id)
@@ -376,30 +410,23 @@ impl PublishService {
             SubscriptionStatus::Disabled => {
                 return Err(AppError::conflict(
                     "subscription_inactive",
-                    format!("subscription '{id}' is disabled; enable it before sending a test"),
+                    format!("subscription '{id}' is disabled; enable it before sending to it"),
                 ))
             }
         }
         let _admitted = self.admit(ctx.tenant_id, 1).await?;
-        let event_type = EventType::parse(TEST_EVENT, "event_type")?;
-        let data = serde_json::to_string(&serde_json::json!({
-            "message": "This is a test event sent by Hookline.",
-            "subscription_id": id,
-        }))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-        let data = RawValue::from_string(data).map_err(|e| AppError::Internal(e.to_string()))?;
         let (at, timestamp) = self.envelope_time();
         let envelope = Envelope {
             id: EventId::from_uuid(self.shared.entropy.new_id()),
             timestamp,
-            event: TEST_EVENT,
-            data: &data,
+            event: event_type.as_str(),
+            data,
             tenant_id: ctx.tenant_id,
             resource_type: None,
             resource_id: None,
         };
         let message = Recorded {
-            event_type: &event_type,
+            event_type,
             channels: None,
             uid: None,
         };

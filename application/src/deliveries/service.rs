@@ -10,8 +10,8 @@ use crate::metadata::EventMetadata;
 use crate::pagination::{paginate, Page, PageRequest};
 use crate::ports::{
     AggregateStore, AppendError, Appended, AttemptListQuery, AttemptListRow, AttemptRecord,
-    AttemptResult, Batch, Change, DeliveryListQuery, DeliveryReadModel, DeliveryRecord,
-    LogPosition, SubscriptionReadModel, SubscriptionRecord, SubscriptionStats,
+    AttemptResult, AttemptedMessagesQuery, Batch, Change, DeliveryListQuery, DeliveryReadModel,
+    DeliveryRecord, LogPosition, SubscriptionReadModel, SubscriptionRecord, SubscriptionStats,
 };
 use crate::shared::Shared;
 use chrono::{DateTime, Utc};
@@ -477,6 +477,27 @@ impl DeliveryService {
             .await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
+        Ok((rows, more))
+    }
+
+    /// The messages delivered to a subscription, each with its latest
+    /// delivery there, and whether there are more.
+    ///
+    /// # Errors
+    /// `NotFound` when `q.after` names a message the subscription never
+    /// got; storage errors.
+    pub async fn attempted_messages(
+        &self,
+        tenant: TenantId,
+        subscription: SubscriptionId,
+        q: &AttemptedMessagesQuery,
+    ) -> Result<(Vec<DeliveryRecord>, bool), AppError> {
+        let mut rows = self
+            .read
+            .attempted_messages(tenant, subscription, q)
+            .await?;
+        let more = rows.len() > q.limit as usize;
+        rows.truncate(q.limit as usize);
         Ok((rows, more))
     }
 

@@ -488,6 +488,21 @@ pub trait DeliveryReadModel: Send + Sync {
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, AppError>;
 
+    /// The messages delivered to a subscription, each once with its latest
+    /// delivery there (a resend is a later delivery), newest first (oldest
+    /// first with `q.oldest_first`) by that delivery's creation, `q.limit +
+    /// 1` at most.
+    ///
+    /// # Errors
+    /// `NotFound` when `q.after` names a message the subscription never
+    /// got; storage errors.
+    async fn attempted_messages(
+        &self,
+        tenant: TenantId,
+        subscription: SubscriptionId,
+        q: &AttemptedMessagesQuery,
+    ) -> Result<Vec<DeliveryRecord>, AppError>;
+
     /// What became of a subscription's deliveries in `[since, until)`.
     ///
     /// # Errors
@@ -499,6 +514,22 @@ pub trait DeliveryReadModel: Send + Sync {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<SubscriptionStats, AppError>;
+}
+
+/// Which of a subscription's messages to list (by their latest delivery).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptedMessagesQuery {
+    /// The latest delivery's status is one of these.
+    pub statuses: Option<Vec<DeliveryStatus>>,
+    pub event_types: Option<Vec<String>>,
+    pub channel: Option<String>,
+    /// The latest delivery was created strictly after / before.
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Messages past this one in the list's order.
+    pub after: Option<EventId>,
+    pub oldest_first: bool,
+    pub limit: u32,
 }
 
 /// A subscription's attempts in a window by result, and its deliveries

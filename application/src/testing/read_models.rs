@@ -416,6 +416,70 @@ impl DeliveryReadModel for LogDeliveries {
         Ok(rows)
     }
 
+    async fn attempted_messages(
+        &self,
+        tenant: TenantId,
+        subscription: SubscriptionId,
+        q: &crate::ports::AttemptedMessagesQuery,
+    ) -> Result<Vec<DeliveryRecord>, AppError> {
+        let messages = LogMessages(self.0.clone()).all();
+        let mut latest: std::collections::HashMap<EventId, DeliveryRecord> =
+            std::collections::HashMap::new();
+        for (r, _) in self.all() {
+            if r.tenant_id != tenant || r.subscription_id != subscription {
+                continue;
+            }
+            if latest.get(&r.event_id).is_none_or(|have| {
+                (have.created_at, have.id.as_uuid()) < (r.created_at, r.id.as_uuid())
+            }) {
+                latest.insert(r.event_id, r);
+            }
+        }
+        let position = |r: &DeliveryRecord| (r.created_at, *r.id.as_uuid());
+        let cursor = match q.after {
+            None => None,
+            Some(e) => Some(
+                latest
+                    .get(&e)
+                    .map(position)
+                    .ok_or_else(|| AppError::not_found("message", e))?,
+            ),
+        };
+        let mut rows: Vec<DeliveryRecord> = latest
+            .into_values()
+            .filter(|r| q.statuses.as_ref().is_none_or(|s| s.contains(&r.status)))
+            .filter(|r| {
+                q.event_types
+                    .as_ref()
+                    .is_none_or(|t| t.contains(&r.event_type))
+            })
+            .filter(|r| {
+                q.channel.as_ref().is_none_or(|c| {
+                    messages
+                        .iter()
+                        .any(|m| m.id == r.event_id && m.channels.contains(c))
+                })
+            })
+            .filter(|r| q.since.is_none_or(|t| r.created_at > t))
+            .filter(|r| q.until.is_none_or(|t| r.created_at < t))
+            .filter(|r| {
+                cursor.is_none_or(|c| {
+                    if q.oldest_first {
+                        position(r) > c
+                    } else {
+                        position(r) < c
+                    }
+                })
+            })
+            .collect();
+        rows.sort_by_key(position);
+        if !q.oldest_first {
+            rows.reverse();
+        }
+        rows.truncate(q.limit as usize + 1);
+        Ok(rows)
+    }
+
     async fn subscription_stats(
         &self,
         tenant: TenantId,

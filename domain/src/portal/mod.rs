@@ -48,6 +48,9 @@ pub struct IssuePortalLink {
     /// The API key the link was made with: it opens nothing once that key
     /// no longer works (`None`: made by an operator).
     pub issued_with_key: Option<Uuid>,
+    /// The operator key the link was made with (the Svix-compatible API's
+    /// app portal access): it opens nothing once that key is revoked.
+    pub issued_with_operator_key: Option<Uuid>,
     pub at: DateTime<Utc>,
 }
 
@@ -66,6 +69,10 @@ pub enum PortalLinkEvent {
         /// key); absent for links made by an operator and before 1.1.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         issued_with_key: Option<Uuid>,
+        /// Since 1.2: the operator key the link was made with (its id),
+        /// for links made through the Svix-compatible API with one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issued_with_operator_key: Option<Uuid>,
     },
     /// Someone opened the link (a console session began with it).
     PortalLinkOpened {
@@ -88,6 +95,10 @@ impl DomainEvent for PortalLinkEvent {
 
     fn event_version(&self) -> String {
         match self {
+            Self::PortalLinkIssued {
+                issued_with_operator_key: Some(_),
+                ..
+            } => "1.2",
             Self::PortalLinkIssued {
                 issued_with_key: Some(_),
                 ..
@@ -127,6 +138,8 @@ pub struct PortalLinkState {
     pub issued_at: DateTime<Utc>,
     #[serde(default)]
     pub issued_with_key: Option<Uuid>,
+    #[serde(default)]
+    pub issued_with_operator_key: Option<Uuid>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub opened: u64,
     pub last_opened_at: Option<DateTime<Utc>>,
@@ -180,6 +193,7 @@ impl PortalLink {
                     expires_at: cmd.expires_at,
                     issued_at: cmd.at,
                     issued_with_key: cmd.issued_with_key,
+                    issued_with_operator_key: cmd.issued_with_operator_key,
                 }])
             }
             PortalLinkCommand::Open { at } => {
@@ -214,6 +228,7 @@ impl PortalLink {
                 expires_at,
                 issued_at,
                 issued_with_key,
+                issued_with_operator_key,
             } => {
                 self.state = Some(PortalLinkState {
                     link_id,
@@ -223,6 +238,7 @@ impl PortalLink {
                     expires_at,
                     issued_at,
                     issued_with_key,
+                    issued_with_operator_key,
                     revoked_at: None,
                     opened: 0,
                     last_opened_at: None,
@@ -288,6 +304,7 @@ mod tests {
                 subscription_filter: None,
                 expires_at: t(3600),
                 issued_with_key: None,
+                issued_with_operator_key: None,
                 at: t(0),
             }))
             .unwrap()

@@ -5,8 +5,9 @@ use super::time_page::TimePage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookline_application::ports::{
-    AttemptListQuery, AttemptListRow, AttemptRecord, AttemptResult, DeliveryListQuery,
-    DeliveryReadModel, DeliveryRecord, DueDelivery, DueQueue, MessageBodies, SubscriptionStats,
+    AttemptListQuery, AttemptListRow, AttemptRecord, AttemptResult, AttemptedMessagesQuery,
+    DeliveryListQuery, DeliveryReadModel, DeliveryRecord, DueDelivery, DueQueue, MessageBodies,
+    SubscriptionStats,
 };
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryStatus;
@@ -421,6 +422,80 @@ impl DeliveryReadModel for PgDeliveryReadModel {
             " ORDER BY subscription_id {order}, created_at DESC, id DESC LIMIT "
         ))
         .push_bind(i64::from(limit) + 1);
+        let rows = sql
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        all(&rows, delivery)
+    }
+
+    async fn attempted_messages(
+        &self,
+        tenant: TenantId,
+        subscription: SubscriptionId,
+        q: &AttemptedMessagesQuery,
+    ) -> Result<Vec<DeliveryRecord>, AppError> {
+        // The page starts past the latest delivery of the cursor's message.
+        let cursor = match q.after {
+            None => None,
+            Some(event) => {
+                let mut sql: QueryBuilder<Postgres> =
+                    QueryBuilder::new("SELECT created_at, id FROM deliveries_view WHERE id IN (");
+                push_message_deliveries(&mut sql, tenant, event);
+                sql.push(") AND subscription_id = ")
+                    .push_bind(*subscription.as_uuid())
+                    .push(" ORDER BY created_at DESC, id DESC LIMIT 1");
+                let row = sql
+                    .build()
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| AppError::not_found("message", event))?;
+                Some((
+                    row.try_get("created_at").map_err(unavailable)?,
+                    row.try_get("id").map_err(unavailable)?,
+                ))
+            }
+        };
+        // A message's later deliveries to the same subscription are
+        // resends (flagged, with an index of their own): a delivery is
+        // its message's latest when no later resend exists.
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries_view d
+              WHERE d.subscription_id = "
+        ));
+        sql.push_bind(*subscription.as_uuid())
+            .push(" AND d.tenant_id = ")
+            .push_bind(*tenant.as_uuid())
+            .push(
+                " AND NOT EXISTS (SELECT 1 FROM deliveries_view r
+                     WHERE r.resent AND r.event_id = d.event_id
+                       AND r.subscription_id = d.subscription_id
+                       AND (r.created_at, r.id) > (d.created_at, d.id))",
+            );
+        if let Some(statuses) = &q.statuses {
+            let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+            sql.push(" AND d.status = ANY(").push_bind(names).push(")");
+        }
+        if let Some(types) = &q.event_types {
+            sql.push(" AND d.event_type = ANY(")
+                .push_bind(types.clone())
+                .push(")");
+        }
+        if let Some(channel) = &q.channel {
+            sql.push(" AND EXISTS (SELECT 1 FROM messages_view m WHERE m.id = d.event_id AND m.tenant_id = d.tenant_id AND ")
+                .push_bind(channel.clone())
+                .push(" = ANY(m.channels))");
+        }
+        TimePage {
+            since: q.since,
+            until: q.until,
+            cursor,
+            oldest_first: q.oldest_first,
+            limit: q.limit,
+        }
+        .push(&mut sql, "d.created_at", "d.id");
         let rows = sql
             .build()
             .fetch_all(&self.pool)

@@ -234,6 +234,32 @@ async function run(server, token) {
   const stats = await svix.endpoint.getStats(uid, epAll.id);
   check(stats.success >= 2 && stats.fail === 0 && stats.sending === 0, `stats ${JSON.stringify(stats)}`);
 
+  step("7c. app portal access and logout, attempted messages, an example message");
+  const access = await svix.authentication.appPortalAccess(uid);
+  check(access.token.startsWith("hlp_") && access.url.endsWith(`/console/portal?token=${access.token}`),
+    `portal access ${JSON.stringify(access)}`);
+  const opened = await fetch(access.url, { redirect: "manual" });
+  check(opened.status === 303 && opened.headers.get("location") === "/console/subscriptions", `the link opens: ${opened.status}`);
+  await new Svix(access.token, { serverUrl: server }).authentication.logout();
+  const closed = await fetch(access.url, { redirect: "manual" });
+  check(closed.status === 410, `a logged-out link answers 410: ${closed.status}`);
+  await expectError("logout with an organisation token", 401, "authentication_failed", () => svix.authentication.logout());
+  const sentToAll = await eventually("the endpoint's attempted messages", async () => {
+    const page = await svix.messageAttempt.listAttemptedMessages(uid, epAll.id);
+    const ids = new Map(page.data.map((m) => [m.id, m]));
+    return ids.has(msg.id) && ids.has(eu.id) ? ids : null;
+  });
+  check(sentToAll.get(msg.id).status === MessageStatus.Success && sentToAll.get(msg.id).statusText === "success",
+    `attempted message ${JSON.stringify(sentToAll.get(msg.id))}`);
+  check(sentToAll.get(msg.id).timestamp instanceof Date, "attempted message time parsed");
+  const firstPage = await svix.messageAttempt.listAttemptedMessages(uid, epAll.id, { limit: 1 });
+  check(firstPage.data.length === 1 && !firstPage.done && firstPage.iterator, "a page of one");
+  const ping = await svix.endpoint.sendExample(uid, epAll.id, { eventType: "svix.ping" });
+  check(ping.eventType === "svix.ping" && JSON.stringify(ping.payload) === JSON.stringify({ success: true }), `example ${JSON.stringify(ping)}`);
+  const example = (await receiver.waitFor("the example message", 1, { name: "all", svixId: ping.id }))[0];
+  check(JSON.stringify(JSON.parse(example.body)) === JSON.stringify({ success: true }), "the example's body");
+  check(receiver.deliveries({ name: "paid", svixId: ping.id }).length === 0, "no other endpoint got the example");
+
   step("8. paginate with iterators");
   const sent = [];
   for (let i = 0; i < 5; i++) sent.push((await svix.message.create(uid, { eventType: "page.js", payload: { i } })).id);

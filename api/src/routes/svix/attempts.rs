@@ -19,7 +19,6 @@ use hookline_application::deliveries::ListAttempts;
 use hookline_application::ports::{AttemptListRow, AttemptResult};
 use hookline_application::subscriptions::ReadSubscription;
 use hookline_application::AppError;
-use hookline_domain::channel::Channel;
 use hookline_domain::delivery::DeliveryStatus;
 use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::{EventId, SubscriptionId, TenantId};
@@ -99,13 +98,7 @@ impl MessageAttemptOut {
 /// The filters both lists share, from the query. `None`: the filters ask
 /// for something no attempt can be (a pending or sending attempt).
 fn filters(params: &Params) -> SvixResult<Option<ListAttempts>> {
-    if params.get("tag").is_some() {
-        // Not ignored: a list that ignored it would answer every attempt.
-        return Err(SvixError::invalid(Invalid::query(
-            "tag",
-            "Hookline does not keep message tags; filter by channel or event_types",
-        )));
-    }
+    params.refuse_tag()?;
     // Pending, sending, canceled: Hookline records attempts once made, so
     // such a status lists nothing; the other parameters are still checked.
     let mut none = false;
@@ -138,14 +131,7 @@ fn filters(params: &Params) -> SvixResult<Option<ListAttempts>> {
             )))
         }
     };
-    let channel = params
-        .get("channel")
-        .map(|c| {
-            Channel::parse(c, "channel")
-                .map(|c| c.as_str().to_string())
-                .map_err(|e| SvixError::invalid(Invalid::query("channel", e.reason)))
-        })
-        .transpose()?;
+    let channel = params.channel()?;
     let (after, backwards) = params.page_start("an attempt", |c| ids::attempt_id(c).ok())?;
     if none {
         return Ok(None);
@@ -232,7 +218,7 @@ async fn page(
         ("status" = Option<u8>, Query, maximum = 4, description = "`0` success, `2` fail (`1`, `3`, `4`: none; Hookline lists attempts once made)."),
         ("status_code_class" = Option<super::openapi::StatusCodeClass>, Query, description = "`0` (no response), `100`, `200`, `300`, `400` or `500`."),
         ("channel" = Option<String>, Query, max_length = 128, pattern = r"^[a-zA-Z0-9\-_.:+]+$", description = "Only attempts of messages on this channel."),
-        ("event_types" = Option<String>, Query, description = "Only attempts of messages of these types, comma-separated."),
+        ("event_types" = Option<String>, Query, pattern = r"^[A-Za-z0-9_]{1,32}(\.[A-Za-z0-9_]{1,32}){1,2}(,[A-Za-z0-9_]{1,32}(\.[A-Za-z0-9_]{1,32}){1,2})*$", description = "Only attempts of messages of these types, comma-separated."),
         ("before" = Option<String>, Query, format = DateTime, description = "Only attempts made before."),
         ("after" = Option<String>, Query, format = DateTime, description = "Only attempts made after."),
         ("with_content" = Option<bool>, Query, description = "Include the response body (default true; the SDKs send false)."),
@@ -268,7 +254,7 @@ async fn by_endpoint(
         ("status" = Option<u8>, Query, maximum = 4, description = "`0` success, `2` fail (`1`, `3`, `4`: none; Hookline lists attempts once made)."),
         ("status_code_class" = Option<super::openapi::StatusCodeClass>, Query, description = "`0` (no response), `100`, `200`, `300`, `400` or `500`."),
         ("channel" = Option<String>, Query, max_length = 128, pattern = r"^[a-zA-Z0-9\-_.:+]+$", description = "Only attempts of messages on this channel."),
-        ("event_types" = Option<String>, Query, description = "Only attempts of messages of these types, comma-separated."),
+        ("event_types" = Option<String>, Query, pattern = r"^[A-Za-z0-9_]{1,32}(\.[A-Za-z0-9_]{1,32}){1,2}(,[A-Za-z0-9_]{1,32}(\.[A-Za-z0-9_]{1,32}){1,2})*$", description = "Only attempts of messages of these types, comma-separated."),
         ("before" = Option<String>, Query, format = DateTime, description = "Only attempts made before."),
         ("after" = Option<String>, Query, format = DateTime, description = "Only attempts made after."),
         ("with_content" = Option<bool>, Query, description = "Include the response body (default true; the SDKs send false)."),
@@ -337,7 +323,7 @@ async fn one(
 /// A message's delivery status as Svix numbers and names it: `0`
 /// success, `1` pending, `2` fail (failed or abandoned), `4` canceled (not
 /// attempted: the endpoint was disabled).
-fn message_status(status: DeliveryStatus) -> (u8, &'static str) {
+pub(super) fn message_status(status: DeliveryStatus) -> (u8, &'static str) {
     match status {
         DeliveryStatus::Delivered => (0, "success"),
         DeliveryStatus::Pending => (1, "pending"),

@@ -137,6 +137,35 @@ impl Params {
         (!values.is_empty()).then_some(values)
     }
 
+    /// A `channel` filter.
+    ///
+    /// # Errors
+    /// 422 naming `channel` for a value that cannot be a channel.
+    pub fn channel(&self) -> SvixResult<Option<String>> {
+        self.get("channel")
+            .map(|c| {
+                hookline_domain::channel::Channel::parse(c, "channel")
+                    .map(|c| c.as_str().to_string())
+                    .map_err(|e| SvixError::invalid(Invalid::query("channel", e.reason)))
+            })
+            .transpose()
+    }
+
+    /// Refuses a `tag` filter: Hookline keeps no message tags, and a list
+    /// that ignored it would answer every `what`.
+    ///
+    /// # Errors
+    /// 422 naming `tag` when one is given.
+    pub fn refuse_tag(&self) -> SvixResult<()> {
+        if self.get("tag").is_some() {
+            return Err(SvixError::invalid(Invalid::query(
+                "tag",
+                "Hookline does not keep message tags; filter by channel or event_types",
+            )));
+        }
+        Ok(())
+    }
+
     /// The event type names of an `event_types` filter.
     ///
     /// # Errors

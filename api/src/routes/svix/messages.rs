@@ -19,9 +19,9 @@ use hookline_application::deliveries::{IdempotencyKey, PublishEvent};
 use hookline_application::messages::{ListMessages, MessageView};
 use hookline_application::tenants::{TenantDetails, TenantView};
 use hookline_application::AppError;
-use hookline_domain::channel::{Channel, Channels};
+use hookline_domain::channel::Channels;
 use hookline_domain::tenant::TenantName;
-use hookline_domain::{EventType, TenantId};
+use hookline_domain::{EventId, EventType, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -266,7 +266,7 @@ impl MessageIn {
 
 /// The application the path names, or the one the body describes (created
 /// when missing: its uid must be the path's).
-async fn app_or_create(
+pub(super) async fn app_or_create(
     state: &AppState,
     org: &Organisation,
     request_id: &hookline_application::RequestId,
@@ -359,13 +359,19 @@ async fn create(
         app_or_create(&state, &org, &request_id, &app_id, input.application.take()).await?;
     let ctx = context(&org, request_id, tenant.id);
     let published = state.publish.publish(&ctx, checked.event).await?;
-    let message = state
-        .messages
-        .get(tenant.id, published.value.event_id)
-        .await?;
-    // Unlike `/v1/events`, answer once the lists show the message (Svix
-    // clients list right after creating); the header says when they did
-    // not within the wait.
+    accepted(&state, tenant.id, published.value.event_id, with_content).await
+}
+
+/// `202` with a message just published. Unlike `/v1/events`, answered once
+/// the lists show the message (Svix clients list right after creating);
+/// the consistency header says when they did not within the wait.
+pub(super) async fn accepted(
+    state: &AppState,
+    tenant: TenantId,
+    event: EventId,
+    with_content: bool,
+) -> SvixResult<Response> {
+    let message = state.messages.get(tenant, event).await?;
     let listed = state.messages.settle().await;
     let mut response = (
         StatusCode::ACCEPTED,
@@ -397,7 +403,7 @@ async fn create(
         ("before" = Option<String>, Query, format = DateTime, description = "Only messages published before (RFC 3339; no offset: UTC)."),
         ("after" = Option<String>, Query, format = DateTime, description = "Only messages published after."),
         ("with_content" = Option<bool>, Query, description = "Include the payload (default true; the SDKs send false)."),
-        ("event_types" = Option<String>, Query, description = "Only these event types, comma-separated (`a.b,c.d`)."),
+        ("event_types" = Option<String>, Query, pattern = r"^[A-Za-z0-9_]{1,32}(\.[A-Za-z0-9_]{1,32}){1,2}(,[A-Za-z0-9_]{1,32}(\.[A-Za-z0-9_]{1,32}){1,2})*$", description = "Only these event types, comma-separated (`a.b,c.d`)."),
     ),
     responses(
         (status = 200, description = "A page.", body = ListResponse<MessageOut>),
@@ -410,24 +416,11 @@ async fn list(
     params: Params,
 ) -> SvixResult<Json<ListResponse<MessageOut>>> {
     let tenant = app(&state, &app_id).await?;
-    if params.get("tag").is_some() {
-        // Not ignored: a list that ignored it would answer every message.
-        return Err(SvixError::invalid(Invalid::query(
-            "tag",
-            "Hookline does not keep message tags; filter by channel or event_types",
-        )));
-    }
+    params.refuse_tag()?;
     let limit = params.limit()?;
     let with_content = params.flag("with_content", true)?;
     let (after, backwards) = params.page_start("a message", |c| ids::message_ref(c).ok()?.id())?;
-    let channel = params
-        .get("channel")
-        .map(|c| {
-            Channel::parse(c, "channel")
-                .map(|c| c.as_str().to_string())
-                .map_err(|e| SvixError::invalid(Invalid::query("channel", e.reason)))
-        })
-        .transpose()?;
+    let channel = params.channel()?;
     let (messages, more) = state
         .messages
         .list(

@@ -8,10 +8,13 @@
 //! docs/svix-compatibility.md.
 
 pub mod apps;
+pub mod attempted;
 pub mod attempts;
+pub mod auth;
 pub mod endpoints;
 pub mod error;
 pub mod event_types;
+pub mod examples;
 pub mod extract;
 pub mod headers;
 pub mod health;
@@ -54,14 +57,18 @@ fn parts(
         .merge(apps::router())
         .merge(endpoints::router())
         .merge(headers::router())
+        .merge(examples::router())
         .merge(stats::router())
         .merge(messages::router())
         .merge(attempts::router())
-        .merge(event_types::router());
+        .merge(attempted::router())
+        .merge(event_types::router())
+        .merge(auth::router());
     openapi::guard(authenticated.get_openapi_mut());
     OpenApiRouter::with_openapi(openapi::SvixDoc::openapi())
         .merge(guard(authenticated))
         .merge(health::router())
+        .merge(auth::holder_router())
         .routes(routes!(openapi::serve))
         .split_for_parts()
 }

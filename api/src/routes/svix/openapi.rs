@@ -25,8 +25,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response as Answer};
 use utoipa::{Modify, PartialSchema, ToSchema};
 
-/// The security scheme of every operation but health and this document.
+/// The security scheme of every operation but health, this document and
+/// logout.
 pub const SCHEME: &str = "organisation_token";
+/// Logout's: the token of an app portal access.
+pub const PORTAL_SCHEME: &str = "app_portal_token";
 
 const DESCRIPTION: &str = "\
 Svix's API, served by Hookline, so that the official Svix SDKs work against \
@@ -135,6 +138,7 @@ pub struct HttpValidationErrorSchema {
         (name = "Message Attempt", description = "Attempts to deliver messages, and resends."),
         (name = "Event Type", description = "The organisation's event types: Hookline's catalogue."),
         (name = "Health", description = "Health and this document (public)."),
+        (name = "Authentication", description = "Links to Hookline's console for an application (Svix's app portal), and their logout."),
     )
 )]
 pub struct SvixDoc;
@@ -153,6 +157,19 @@ impl Modify for Security {
                         .description(Some(
                             "The organisation's token: HOOKLINE_ADMIN_TOKEN or an operator key \
                              (`hlo_…`, from `POST /admin/operator-keys`).",
+                        ))
+                        .build(),
+                ),
+            );
+        api.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                PORTAL_SCHEME,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "The token (`hlp_…`) of an app portal access                              (`POST /api/v1/auth/app-portal-access/{app_id}`).",
                         ))
                         .build(),
                 ),
@@ -250,7 +267,11 @@ pub fn finish(api: &mut OpenApi) {
                  and 1 MiB for a message's payload)",
             );
         }
-        if method == "post" && op.security.is_some() {
+        let organisation = op.security.as_ref().is_some_and(|s| {
+            s.iter()
+                .any(|r| serde_json::to_value(r).is_ok_and(|v| v.get(SCHEME).is_some()))
+        });
+        if method == "post" && organisation {
             answer(
                 op,
                 409,
@@ -540,7 +561,7 @@ mod tests {
         }
         assert_eq!(
             ops.len(),
-            36,
+            40,
             "{:?}",
             ops.iter().map(|o| &o.2).collect::<Vec<_>>()
         );
