@@ -112,7 +112,7 @@ async fn its_document_is_the_committed_one_and_every_operation_is_guarded_as_doc
             checked += 1;
         }
     }
-    assert_eq!(checked, 36);
+    assert_eq!(checked, 40);
 }
 
 #[tokio::test]

@@ -391,22 +391,52 @@ async fn an_endpoints_attempted_messages_each_once_with_their_latest_status() {
     .await;
     assert_eq!(bare["data"][0]["payload"], json!({}));
 
-    // A resend is the message's latest delivery: it comes first, once.
+    // A resend is the message's latest delivery: the pending message, sent
+    // again and delivered, shows success; no message moves, so a walk of
+    // the pages that started before the resends sees each one once.
     rx.default_reply(Reply::status(200));
-    let res = svix(
-        &app,
-        Method::POST,
-        &format!("/api/v1/app/sent/msg/{}/endpoint/main/resend", ids[1]),
-        None,
-    )
-    .await;
-    assert_eq!(res.status(), 202);
-    let page = eventually("the resend listed first", WAIT, || async {
+    let first_page = expect_json(svix(&app, Method::GET, &q("limit=1"), None).await, 200).await;
+    for id in [&ids[0], &ids[2]] {
+        let res = svix(
+            &app,
+            Method::POST,
+            &format!("/api/v1/app/sent/msg/{id}/endpoint/main/resend"),
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), 202);
+    }
+    let page = eventually("the resend's success shown", WAIT, || async {
         let page = expect_json(svix(&app, Method::GET, path, None).await, 200).await;
-        (ids_of(&page).first() == Some(&ids[1])).then_some(page)
+        (page["data"][2]["status"] == 0).then_some(page)
     })
     .await;
-    assert_eq!(ids_of(&page).len(), 3, "{page}");
+    assert_eq!(
+        ids_of(&page),
+        vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
+    assert!(page["data"][2]["nextAttempt"].is_null(), "{page}");
+    let mut walked = ids_of(&first_page);
+    let mut iterator = first_page["iterator"].as_str().unwrap().to_string();
+    loop {
+        let next = expect_json(
+            svix(
+                &app,
+                Method::GET,
+                &q(&format!("limit=1&iterator={iterator}")),
+                None,
+            )
+            .await,
+            200,
+        )
+        .await;
+        walked.extend(ids_of(&next));
+        if next["done"] == true {
+            break;
+        }
+        iterator = next["iterator"].as_str().unwrap().to_string();
+    }
+    assert_eq!(walked, vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]);
 
     // Refused: tags, an unknown status, an iterator of another endpoint's
     // message; another app's endpoint is not found.
@@ -546,6 +576,26 @@ async fn an_example_message_goes_to_one_endpoint_only() {
     )
     .await;
     assert!(e.to_string().contains("exampleIndex"), "{e}");
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "odd.examples", "description": "not objects",
+                "schemas": {"1": {"examples": [42, [1, 2]]}}})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    for index in [0, 1] {
+        let e = expect_json(
+            send(json!({"eventType": "odd.examples", "exampleIndex": index})).await,
+            422,
+        )
+        .await;
+        assert!(e.to_string().contains("not a JSON object"), "{e}");
+    }
     let e = expect_json(send(json!({"eventType": "never.defined"})).await, 404).await;
     assert_eq!(e["code"], "not_found");
     expect_json(

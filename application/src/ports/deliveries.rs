@@ -490,8 +490,8 @@ pub trait DeliveryReadModel: Send + Sync {
 
     /// The messages delivered to a subscription, each once with its latest
     /// delivery there (a resend is a later delivery), newest first (oldest
-    /// first with `q.oldest_first`) by that delivery's creation, `q.limit +
-    /// 1` at most.
+    /// first with `q.oldest_first`) by the message's first delivery there
+    /// (which no resend moves), `q.limit + 1` at most.
     ///
     /// # Errors
     /// `NotFound` when `q.after` names a message the subscription never
@@ -523,7 +523,8 @@ pub struct AttemptedMessagesQuery {
     pub statuses: Option<Vec<DeliveryStatus>>,
     pub event_types: Option<Vec<String>>,
     pub channel: Option<String>,
-    /// The latest delivery was created strictly after / before.
+    /// The message's first delivery there was created strictly after /
+    /// before.
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     /// Messages past this one in the list's order.

@@ -423,61 +423,67 @@ impl DeliveryReadModel for LogDeliveries {
         q: &crate::ports::AttemptedMessagesQuery,
     ) -> Result<Vec<DeliveryRecord>, AppError> {
         let messages = LogMessages(self.0.clone()).all();
-        let mut latest: std::collections::HashMap<EventId, DeliveryRecord> =
+        let position = |r: &DeliveryRecord| (r.created_at, *r.id.as_uuid());
+        // Per message: its first delivery there (its place) and its latest
+        // (its status).
+        let mut by_event: std::collections::HashMap<EventId, (DeliveryRecord, DeliveryRecord)> =
             std::collections::HashMap::new();
         for (r, _) in self.all() {
             if r.tenant_id != tenant || r.subscription_id != subscription {
                 continue;
             }
-            if latest.get(&r.event_id).is_none_or(|have| {
-                (have.created_at, have.id.as_uuid()) < (r.created_at, r.id.as_uuid())
-            }) {
-                latest.insert(r.event_id, r);
+            let entry = by_event
+                .entry(r.event_id)
+                .or_insert_with(|| (r.clone(), r.clone()));
+            if position(&r) < position(&entry.0) {
+                entry.0 = r.clone();
+            }
+            if position(&r) > position(&entry.1) {
+                entry.1 = r;
             }
         }
-        let position = |r: &DeliveryRecord| (r.created_at, *r.id.as_uuid());
         let cursor = match q.after {
             None => None,
             Some(e) => Some(
-                latest
+                by_event
                     .get(&e)
-                    .map(position)
+                    .map(|(first, _)| position(first))
                     .ok_or_else(|| AppError::not_found("message", e))?,
             ),
         };
-        let mut rows: Vec<DeliveryRecord> = latest
+        let mut rows: Vec<(DeliveryRecord, DeliveryRecord)> = by_event
             .into_values()
-            .filter(|r| q.statuses.as_ref().is_none_or(|s| s.contains(&r.status)))
-            .filter(|r| {
+            .filter(|(_, l)| q.statuses.as_ref().is_none_or(|s| s.contains(&l.status)))
+            .filter(|(f, _)| {
                 q.event_types
                     .as_ref()
-                    .is_none_or(|t| t.contains(&r.event_type))
+                    .is_none_or(|t| t.contains(&f.event_type))
             })
-            .filter(|r| {
+            .filter(|(f, _)| {
                 q.channel.as_ref().is_none_or(|c| {
                     messages
                         .iter()
-                        .any(|m| m.id == r.event_id && m.channels.contains(c))
+                        .any(|m| m.id == f.event_id && m.channels.contains(c))
                 })
             })
-            .filter(|r| q.since.is_none_or(|t| r.created_at > t))
-            .filter(|r| q.until.is_none_or(|t| r.created_at < t))
-            .filter(|r| {
+            .filter(|(f, _)| q.since.is_none_or(|t| f.created_at > t))
+            .filter(|(f, _)| q.until.is_none_or(|t| f.created_at < t))
+            .filter(|(f, _)| {
                 cursor.is_none_or(|c| {
                     if q.oldest_first {
-                        position(r) > c
+                        position(f) > c
                     } else {
-                        position(r) < c
+                        position(f) < c
                     }
                 })
             })
             .collect();
-        rows.sort_by_key(position);
+        rows.sort_by_key(|(f, _)| position(f));
         if !q.oldest_first {
             rows.reverse();
         }
         rows.truncate(q.limit as usize + 1);
-        Ok(rows)
+        Ok(rows.into_iter().map(|(_, latest)| latest).collect())
     }
 
     async fn subscription_stats(

@@ -1,6 +1,7 @@
 //! The messages an endpoint was sent
 //! (`/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg`), each once with the
-//! status of its latest delivery there (a resend is a later delivery).
+//! status of its latest delivery there (a resend is a later delivery), in
+//! the order they were first sent there.
 
 use super::attempts::message_status;
 use super::error::{Invalid, SvixError, SvixResult};
@@ -80,8 +81,9 @@ fn status_filter(status: Option<i64>, expanded: bool) -> SvixResult<StatusFilter
 /// List Attempted Messages
 ///
 /// The messages sent (or due to be sent) to the endpoint, each once with
-/// the status of its latest delivery there, newest first by that
-/// delivery's creation: a resent message comes first again.
+/// the status of its latest delivery there (a resend is a later delivery),
+/// newest first by the message's first delivery to the endpoint, which a
+/// resend does not move.
 #[utoipa::path(
     get,
     path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg",
@@ -94,8 +96,8 @@ fn status_filter(status: Option<i64>, expanded: bool) -> SvixResult<StatusFilter
         ("status" = Option<u8>, Query, maximum = 4, description = "`0` success, `1` pending, `2` fail, `4` canceled (with `expanded_statuses`; otherwise canceled counts as `0`); `3` (sending) lists nothing: a delivery being sent is pending."),
         ("channel" = Option<String>, Query, max_length = 128, pattern = r"^[a-zA-Z0-9\-_.:+]+$", description = "Only messages on this channel."),
         ("event_types" = Option<String>, Query, pattern = r"^[A-Za-z0-9_]{1,32}(\.[A-Za-z0-9_]{1,32}){1,2}(,[A-Za-z0-9_]{1,32}(\.[A-Za-z0-9_]{1,32}){1,2})*$", description = "Only messages of these types, comma-separated."),
-        ("before" = Option<String>, Query, format = DateTime, description = "Only messages whose latest delivery here was created before."),
-        ("after" = Option<String>, Query, format = DateTime, description = "Only messages whose latest delivery here was created after."),
+        ("before" = Option<String>, Query, format = DateTime, description = "Only messages first sent here before."),
+        ("after" = Option<String>, Query, format = DateTime, description = "Only messages first sent here after."),
         ("with_content" = Option<bool>, Query, description = "Include the payload (default true; the SDKs send false)."),
         ("expanded_statuses" = Option<bool>, Query, description = "Show canceled deliveries as `4` (default false: as `0`, as Svix does)."),
     ),

@@ -136,6 +136,13 @@ async fn send_example(
             input.example_index,
         )?
     };
+    if !payload.is_object() {
+        // As a message's payload: the SDKs read payloads as objects.
+        return Err(SvixError::invalid(Invalid::body(
+            "eventType",
+            "the event type's example is not a JSON object; a message's payload must be one",
+        )));
+    }
     let data = RawValue::from_string(payload.to_string())
         .map_err(|e| SvixError::from(AppError::Internal(e.to_string())))?;
     let ctx = context(&org, request_id, tenant.id);
