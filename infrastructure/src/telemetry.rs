@@ -21,6 +21,40 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// The filter used when `RUST_LOG` is unset.
 pub const DEFAULT_FILTER: &str = "info,sqlx=warn,hyper=warn,tower_http=warn";
 
+/// Levels a bare `RUST_LOG` directive may be.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+/// Where this program's logs come from: a bare directive (a target without
+/// a level) must name one of them, or it would show nothing at all.
+const TARGETS: [&str; 10] = [
+    "hookline", "sqlx", "hyper", "tower", "axum", "reqwest", "tokio", "h2", "rustls", "cqrs",
+];
+
+/// Checks a `RUST_LOG` value: every directive must parse, and a bare word
+/// must be a level or one of this program's log targets (`degub` is a
+/// target that exists nowhere: it would silence every line).
+///
+/// # Errors
+/// What is wrong, naming `RUST_LOG`.
+pub fn check_filter(value: &str) -> Result<(), String> {
+    EnvFilter::builder()
+        .parse(value)
+        .map_err(|e| format!("RUST_LOG '{value}' is not a log filter: {e}"))?;
+    for directive in value.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if directive.contains(['=', '[', ':']) {
+            continue;
+        }
+        let level = LEVELS.iter().any(|l| directive.eq_ignore_ascii_case(l));
+        let target = TARGETS.iter().any(|t| directive.starts_with(t));
+        if !level && !target {
+            return Err(format!(
+                "RUST_LOG '{value}': '{directive}' is neither a level ({}) nor a target of this program's logs (hookline…, sqlx, hyper, …); it would hide every log line",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Installs the global subscriber. Calling it twice is harmless (the second
 /// call does nothing), which keeps tests that start several servers simple.
 pub fn init(format: LogFormat) {
@@ -131,5 +165,29 @@ where
         text.push('\n');
         // One write per line keeps lines whole when threads log at once.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_filter;
+
+    #[test]
+    fn a_log_filter_that_would_hide_everything_or_does_not_parse_is_refused() {
+        for good in [
+            "info",
+            "DEBUG",
+            "warn,hookline_api=debug",
+            "hookline_infrastructure",
+            "sqlx::query=error",
+            "info,[request{request_id=x}]=trace",
+            "",
+        ] {
+            assert!(check_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["degub", "hookline=bogus[", "info,inof", "hookline=loud"] {
+            let e = check_filter(bad).unwrap_err();
+            assert!(e.starts_with("RUST_LOG"), "{bad}: {e}");
+        }
     }
 }

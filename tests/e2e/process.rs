@@ -519,6 +519,46 @@ async fn a_connection_the_database_ends_is_unavailable_not_internal() {
 /// A data directory or setting that is not UTF-8 is refused, not read as
 /// another directory (bytes replaced) or as unset.
 #[tokio::test]
+async fn an_export_whose_reader_stops_says_so_and_a_log_filter_that_hides_everything_is_refused() {
+    // Enough events that the export writes while it reads (not only when
+    // it finishes).
+    let app = hookline_tests::TestApp::spawn().await;
+    app.ready().await;
+    for i in 0..150 {
+        app.tenant(&format!("export {i}")).await;
+    }
+    let mut child = tokio::process::Command::new(hookline_tests::process::binary())
+        .args(["audit", "export", "--database-url", &app.db.url])
+        .envs(env())
+        .env("RUST_BACKTRACE", "0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the export is incomplete: the lines written before this are whole")
+            && stderr.contains("writing the export")
+            && !stderr.contains("internal error")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data_str = dir.path().join("data").to_str().unwrap().to_string();
+    let data_str = data_str.as_str();
+    // A typo of a level would silence every line: refused at start.
+    let mut quiet = env();
+    quiet.insert("RUST_LOG".into(), "degub".into());
+    let out = run_cli(&["tenants", "list", "--data-dir", data_str], &quiet).await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("RUST_LOG 'degub'"), "{}", out.stderr);
+}
+
+#[tokio::test]
 async fn settings_that_are_not_utf8_are_refused() {
     use std::os::unix::ffi::OsStrExt;
     let dir = tempfile::tempdir().unwrap();

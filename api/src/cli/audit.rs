@@ -6,7 +6,7 @@ use crate::startup::Services;
 use anyhow::Context;
 use hookline_application::audit::chain::canonical;
 use hookline_application::audit::verify::ChainHead;
-use hookline_application::audit::{AnchoredHeads, Verification};
+use hookline_application::audit::{AnchoredHeads, Verification, EXPORT_WRITE_FAILED};
 use hookline_application::AppError;
 use hookline_domain::TenantId;
 use sha2::{Digest, Sha256};
@@ -133,14 +133,24 @@ pub async fn export(
         }
         Err(e) => {
             out.abandon();
+            // To a file, the partial file is removed; to stdout, lines
+            // went out unless the request was refused before any did.
+            let nothing_written = output.is_some() || matches!(e, AppError::Validation(_));
             let e = match e {
                 AppError::Validation(errors) => anyhow::anyhow!(
                     "--after {after}: {}",
                     errors.first().map(|e| e.reason.clone()).unwrap_or_default()
                 ),
+                // The output's fault (a reader that stopped, a full disk),
+                // not Hookline's.
+                AppError::Internal(m) if m.starts_with(EXPORT_WRITE_FAILED) => anyhow::anyhow!(m),
                 other => anyhow::Error::new(other),
             };
-            Err(e.context("the export is incomplete; nothing was written"))
+            Err(e.context(if nothing_written {
+                "the export is incomplete; nothing was written"
+            } else {
+                "the export is incomplete: the lines written before this are whole, the rest is missing"
+            }))
         }
     }
 }

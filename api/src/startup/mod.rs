@@ -43,7 +43,7 @@ impl OpenDatabase {
             .context("reading the database's tables")?
         {
             anyhow::bail!(
-                "the database DATABASE_URL names holds no Hookline data (no Hookline migrations and log): check the URL's database name, or set it up with `hookline migrate` (or `serve`)"
+                "the database the database URL (--database-url or DATABASE_URL) names holds no Hookline data (no Hookline migrations and log): check the URL's database name, or set it up with `hookline migrate` (or `serve`)"
             );
         }
         let pending = pending_migrations(pool)
@@ -51,7 +51,7 @@ impl OpenDatabase {
             .context("reading the database's migrations")?;
         if pending > 0 {
             anyhow::bail!(
-                "the database DATABASE_URL names is at an older Hookline schema ({pending} migrations to apply): run `hookline migrate` (or start `serve`) first; this command does not change it"
+                "the database the database URL (--database-url or DATABASE_URL) names is at an older Hookline schema ({pending} migrations to apply): run `hookline migrate` (or start `serve`) first; this command does not change it"
             );
         }
         Ok(())

@@ -8,5 +8,5 @@ pub mod verify;
 pub use service::{
     AnchoredHeads, AuditEvent, AuditPage, AuditPageRequest, AuditService, LogName, RequestTrace,
     TracePage, TraceSummary, Verification, DEFAULT_AUDIT_LIMIT, DEFAULT_TRACE_LIMIT,
-    MAX_AUDIT_LIMIT, MAX_PAGE_BYTES,
+    EXPORT_WRITE_FAILED, MAX_AUDIT_LIMIT, MAX_PAGE_BYTES,
 };

@@ -21,6 +21,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How an export's failure to write its output begins (the reader went
+/// away, the disk is full): not the log's fault.
+pub const EXPORT_WRITE_FAILED: &str = "writing the export";
+
 pub const DEFAULT_AUDIT_LIMIT: u32 = 100;
 pub const MAX_AUDIT_LIMIT: u32 = 1000;
 /// Most bytes of events one page carries: a page of large events (webhook
@@ -406,7 +410,7 @@ impl AuditService {
                 let line = serde_json::to_string(&AuditEvent::from(event))
                     .map_err(|e| AppError::Internal(e.to_string()))?;
                 writeln!(out, "{line}")
-                    .map_err(|e| AppError::Internal(format!("writing the export: {e}")))?;
+                    .map_err(|e| AppError::Internal(format!("{EXPORT_WRITE_FAILED}: {e}")))?;
                 exported += 1;
             }
             progress(exported);

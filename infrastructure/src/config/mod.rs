@@ -223,6 +223,27 @@ pub struct CliOverrides {
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
+impl ConfigError {
+    /// Names the config file when the setting refused (the first
+    /// `HOOKLINE_…` name in the message) came from it, as `from_file`'s
+    /// keys did.
+    fn located(self, from_file: &[String], path: &Path) -> Self {
+        let named = self.0.find("HOOKLINE_").map(|at| {
+            self.0[at + "HOOKLINE_".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect::<String>()
+                .to_ascii_lowercase()
+        });
+        match named {
+            Some(key) if from_file.contains(&key) => {
+                Self(format!("{} (set as `{key}` in {})", self.0, path.display()))
+            }
+            _ => self,
+        }
+    }
+}
+
 /// `HOOKLINE_ADMIN_TOKEN`: unset or empty leaves the admin API off; a
 /// value of blanks (which used to turn it off silently) or with spaces or
 /// control characters is refused.
@@ -262,16 +283,20 @@ impl Settings {
             .config_file
             .clone()
             .or_else(|| env("HOOKLINE_CONFIG").map(PathBuf::from));
-        let mut raw = match file {
+        // The settings the file gives, to name it when one is refused.
+        let mut from_file: Vec<String> = Vec::new();
+        let mut raw = match &file {
             Some(path) => {
-                let text = read_config_file(&path)?;
+                let text = read_config_file(path)?;
                 let table: toml::Table = text
                     .parse()
                     .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+                from_file = table.keys().cloned().collect();
                 toml_to_raw(table).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
             }
             None => Raw::default(),
         };
+        from_file.retain(|key| env(&format!("HOOKLINE_{}", key.to_ascii_uppercase())).is_none());
         macro_rules! env_layer {
             ($($field:ident),*) => {
                 $(
@@ -347,7 +372,10 @@ impl Settings {
         if let Some(v) = &cli.metrics_listen {
             raw.metrics_listen = Some(v.clone());
         }
-        Self::validate(raw)
+        Self::validate(raw).map_err(|e| match &file {
+            Some(path) => e.located(&from_file, path),
+            None => e,
+        })
     }
 
     fn validate(raw: Raw) -> Result<Self, ConfigError> {
@@ -424,6 +452,9 @@ impl Settings {
             {
                 return Err(ConfigError(format!("{name} is not valid UTF-8")));
             }
+        }
+        if let Ok(filter) = std::env::var("RUST_LOG") {
+            crate::telemetry::check_filter(&filter).map_err(ConfigError)?;
         }
         Self::load(cli, |k| std::env::var(k).ok())
     }

@@ -69,6 +69,28 @@ fn bad_values_name_the_setting() {
 }
 
 #[test]
+fn a_bad_value_from_the_file_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "log_format = \"xml\"\nmax_body_bytes = 4096\n").unwrap();
+    let cli = CliOverrides {
+        config_file: Some(file.clone()),
+        ..CliOverrides::default()
+    };
+    let e = load(&[], cli.clone()).unwrap_err().to_string();
+    assert!(
+        e.contains("HOOKLINE_LOG_FORMAT")
+            && e.contains(&format!("`log_format` in {}", file.display())),
+        "{e}"
+    );
+    // The same setting given in the environment (which wins) is named so.
+    let e = load(&[("HOOKLINE_LOG_FORMAT", "yaml")], cli)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'yaml'") && !e.contains("c.toml"), "{e}");
+}
+
+#[test]
 fn secrets_do_not_print() {
     let s = load(
         &[
