@@ -25,8 +25,9 @@ pub const DEFAULT_FILTER: &str = "info,sqlx=warn,hyper=warn,tower_http=warn";
 const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 /// Where this program's logs come from: a bare directive (a target without
 /// a level) must name one of them, or it would show nothing at all.
-const TARGETS: [&str; 10] = [
+const TARGETS: [&str; 12] = [
     "hookline", "sqlx", "hyper", "tower", "axum", "reqwest", "tokio", "h2", "rustls", "cqrs",
+    "postgres", "tracing",
 ];
 
 /// Checks a `RUST_LOG` value: every directive must parse, and a bare word
@@ -181,11 +182,18 @@ mod tests {
             "hookline_infrastructure",
             "sqlx::query=error",
             "info,[request{request_id=x}]=trace",
+            "warn,reqwest,postgres_es",
             "",
         ] {
             assert!(check_filter(good).is_ok(), "{good}");
         }
-        for bad in ["degub", "hookline=bogus[", "info,inof", "hookline=loud"] {
+        for bad in [
+            "degub",
+            "hookline=bogus[",
+            "info,inof",
+            "hookline=loud",
+            "info, hookline_api=debug",
+        ] {
             let e = check_filter(bad).unwrap_err();
             assert!(e.starts_with("RUST_LOG"), "{bad}: {e}");
         }
