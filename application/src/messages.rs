@@ -3,7 +3,7 @@
 //! without their content.
 
 use crate::error::AppError;
-use crate::ports::{MessageBodies, MessageListQuery, MessageReadModel};
+use crate::ports::{MessageBodies, MessageListQuery, MessageReadModel, MessageRecord};
 use crate::shared::Shared;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -169,11 +169,57 @@ impl MessageService {
             .await?;
         let mut more = rows.len() > query.limit as usize;
         rows.truncate(query.limit as usize);
+        let listed = rows.len();
+        let views = self.with_bodies(rows, query.with_content).await?;
+        more |= views.len() < listed;
+        Ok((views, more))
+    }
+
+    /// The tenant's messages `ids`, in one read, with their bodies when
+    /// `with_content`. With bodies, the list stops early at the message
+    /// whose body would take it past a page's worth of them, as lists do:
+    /// the answer's second part says how many of `ids` were considered
+    /// (every one of those the tenant published and the lists hold is in
+    /// the answer; one not listed yet is left out).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn many(
+        &self,
+        tenant: TenantId,
+        ids: &[EventId],
+        with_content: bool,
+    ) -> Result<(Vec<MessageView>, usize), AppError> {
+        let mut found: std::collections::HashMap<EventId, MessageRecord> = self
+            .read
+            .by_ids(tenant, ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let rows: Vec<MessageRecord> = ids.iter().filter_map(|id| found.remove(id)).collect();
+        let views = self.with_bodies(rows, with_content).await?;
+        let considered = match views.last() {
+            Some(last) if views.len() < ids.len() => ids
+                .iter()
+                .position(|id| *id == last.id)
+                .map_or(ids.len(), |at| at + 1),
+            _ => ids.len(),
+        };
+        Ok((views, considered))
+    }
+
+    /// Views of `rows` with their bodies when `with_content`, read a few
+    /// at a time; the list ends (at least one kept) once it holds
+    /// PAGE_BYTES of bodies, so a page of large messages stays bounded in
+    /// memory.
+    async fn with_bodies(
+        &self,
+        mut rows: Vec<MessageRecord>,
+        with_content: bool,
+    ) -> Result<Vec<MessageView>, AppError> {
         let mut bodies = std::collections::HashMap::new();
-        if query.with_content {
-            // Bodies are read a few at a time, and the page ends (with an
-            // iterator to the rest) once it holds PAGE_BYTES of them: a
-            // page of large messages stays bounded in memory.
+        if with_content {
             let mut used = 0usize;
             let mut kept = rows.len();
             'reading: for (n, chunk) in rows.chunks(BODIES_AT_ONCE).enumerate() {
@@ -190,12 +236,9 @@ impl MessageService {
                 }
                 bodies.extend(read);
             }
-            if kept < rows.len() {
-                rows.truncate(kept);
-                more = true;
-            }
+            rows.truncate(kept);
         }
-        let views = rows
+        Ok(rows
             .into_iter()
             .map(|r| MessageView {
                 body: bodies.get(&r.id).cloned(),
@@ -206,7 +249,6 @@ impl MessageService {
                 uid: r.uid,
                 published_at: r.published_at,
             })
-            .collect();
-        Ok((views, more))
+            .collect())
     }
 }

@@ -442,7 +442,8 @@ impl PortalService {
 
     /// Revokes the link `token` is, by its holder (the Svix-compatible
     /// API's logout): the link opens nothing more and its sessions end.
-    /// Logging out a revoked or expired link changes nothing.
+    /// Logging out a revoked link records nothing more; an expired one is
+    /// recorded as revoked too.
     ///
     /// # Errors
     /// 404 `portal_link_invalid` for a forged or unknown token.

@@ -44,7 +44,10 @@ pub fn check_filter(value: &str) -> Result<(), String> {
         if directive.contains(['=', '[', ':']) {
             continue;
         }
-        let level = LEVELS.iter().any(|l| directive.eq_ignore_ascii_case(l));
+        let level = LEVELS.iter().any(|l| directive.eq_ignore_ascii_case(l))
+            || directive
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_ok();
         let target = TARGETS.iter().any(|t| directive.starts_with(t));
         if !level && !target {
             return Err(format!(
@@ -183,6 +186,7 @@ mod tests {
             "sqlx::query=error",
             "info,[request{request_id=x}]=trace",
             "warn,reqwest,postgres_es",
+            "3",
             "",
         ] {
             assert!(check_filter(good).is_ok(), "{good}");

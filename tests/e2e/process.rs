@@ -516,8 +516,8 @@ async fn a_connection_the_database_ends_is_unavailable_not_internal() {
     assert!(matches!(unavailable(wrong), AppError::Internal(_)));
 }
 
-/// A data directory or setting that is not UTF-8 is refused, not read as
-/// another directory (bytes replaced) or as unset.
+/// An export whose reader goes away says it stopped part-way (the output's
+/// fault, not an internal error); a `RUST_LOG` typo is refused at start.
 #[tokio::test]
 async fn an_export_whose_reader_stops_says_so_and_a_log_filter_that_hides_everything_is_refused() {
     // Enough events that the export writes while it reads (not only when
@@ -541,7 +541,7 @@ async fn an_export_whose_reader_stops_says_so_and_a_log_filter_that_hides_everyt
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("the export is incomplete: the lines written before this are whole")
+        stderr.contains("the export is incomplete: it stopped part-way")
             && stderr.contains("writing the export")
             && !stderr.contains("internal error")
             && !stderr.contains("panicked"),
@@ -558,6 +558,8 @@ async fn an_export_whose_reader_stops_says_so_and_a_log_filter_that_hides_everyt
     assert!(out.stderr.contains("RUST_LOG 'degub'"), "{}", out.stderr);
 }
 
+/// A data directory or setting that is not UTF-8 is refused, not read as
+/// another directory (bytes replaced) or as unset.
 #[tokio::test]
 async fn settings_that_are_not_utf8_are_refused() {
     use std::os::unix::ffi::OsStrExt;

@@ -149,7 +149,7 @@ pub async fn export(
             Err(e.context(if nothing_written {
                 "the export is incomplete; nothing was written"
             } else {
-                "the export is incomplete: the lines written before this are whole, the rest is missing"
+                "the export is incomplete: it stopped part-way (its last line may be cut short)"
             }))
         }
     }

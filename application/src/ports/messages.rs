@@ -1,5 +1,5 @@
 //! The messages read model: published events listed by type, channel and
-//! time (single messages are read from the log).
+//! time, or by id (single messages are read from the log).
 
 use crate::error::AppError;
 use async_trait::async_trait;
@@ -43,5 +43,16 @@ pub trait MessageReadModel: Send + Sync {
         &self,
         tenant: TenantId,
         query: &MessageListQuery,
+    ) -> Result<Vec<MessageRecord>, AppError>;
+
+    /// The tenant's messages among `ids` (in no order; unknown ids and
+    /// other tenants' messages left out).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn by_ids(
+        &self,
+        tenant: TenantId,
+        ids: &[EventId],
     ) -> Result<Vec<MessageRecord>, AppError>;
 }

@@ -584,6 +584,18 @@ impl crate::ports::MessageReadModel for LogMessages {
         rows.truncate(q.limit as usize + 1);
         Ok(rows)
     }
+
+    async fn by_ids(
+        &self,
+        tenant: TenantId,
+        ids: &[EventId],
+    ) -> Result<Vec<crate::ports::MessageRecord>, AppError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .filter(|m| m.tenant_id == tenant && ids.contains(&m.id))
+            .collect())
+    }
 }
 
 /// The tenants read model, folded from the log; its version is the log's

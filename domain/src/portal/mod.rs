@@ -386,5 +386,42 @@ mod tests {
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "PortalLinkOpened");
         assert_eq!(e.event_version(), "1.0");
+        // Issued: 1.0 by the admin token, 1.1 with a tenant's key, 1.2
+        // with an operator key; earlier versions read back without the
+        // later fields.
+        let issued =
+            |key: Option<Uuid>, operator: Option<Uuid>| PortalLinkEvent::PortalLinkIssued {
+                link_id: Uuid::nil(),
+                tenant_id: TenantId::from_uuid(Uuid::nil()),
+                read_only: false,
+                subscription_filter: None,
+                expires_at: t(60),
+                issued_at: t(0),
+                issued_with_key: key,
+                issued_with_operator_key: operator,
+            };
+        let key = Uuid::from_u128(7);
+        let k = Some(key);
+        assert_eq!(issued(None, None).event_version(), "1.0");
+        assert_eq!(issued(k, None).event_version(), "1.1");
+        assert_eq!(issued(None, k).event_version(), "1.2");
+        let v = serde_json::to_value(issued(None, k)).unwrap();
+        assert_eq!(v["issued_with_operator_key"], key.to_string());
+        assert!(v.get("issued_with_key").is_none());
+        let old: PortalLinkEvent = serde_json::from_value(serde_json::json!({
+            "type": "PortalLinkIssued", "link_id": Uuid::nil(), "tenant_id": Uuid::nil(),
+            "read_only": true, "expires_at": t(60), "issued_at": t(0)
+        }))
+        .unwrap();
+        let PortalLinkEvent::PortalLinkIssued {
+            read_only,
+            issued_with_key,
+            issued_with_operator_key,
+            ..
+        } = old
+        else {
+            panic!("{old:?}")
+        };
+        assert!(read_only && issued_with_key.is_none() && issued_with_operator_key.is_none());
     }
 }

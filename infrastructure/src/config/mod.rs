@@ -296,7 +296,18 @@ impl Settings {
             }
             None => Raw::default(),
         };
-        from_file.retain(|key| env(&format!("HOOKLINE_{}", key.to_ascii_uppercase())).is_none());
+        // Not those the environment or the command line set instead.
+        let on_command_line = [
+            ("listen", cli.listen.is_some()),
+            ("data_dir", cli.data_dir.is_some()),
+            ("database_url", cli.database_url.is_some()),
+            ("role", cli.role.is_some()),
+            ("metrics_listen", cli.metrics_listen.is_some()),
+        ];
+        from_file.retain(|key| {
+            env(&format!("HOOKLINE_{}", key.to_ascii_uppercase())).is_none()
+                && !on_command_line.contains(&(key.as_str(), true))
+        });
         macro_rules! env_layer {
             ($($field:ident),*) => {
                 $(

@@ -113,6 +113,15 @@ fn push_message_deliveries(sql: &mut QueryBuilder<'_, Postgres>, tenant: TenantI
     .push_bind(*tenant.as_uuid());
 }
 
+/// `columns` (a `, `-separated list) qualified by the table alias `alias`.
+fn prefixed(columns: &str, alias: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `LIKE` pattern for names starting with `prefix.` (escaping `_` and `%`).
 fn like_prefix(prefix: &str) -> String {
     let escaped = prefix
@@ -306,11 +315,7 @@ impl DeliveryReadModel for PgDeliveryReadModel {
         tenant: TenantId,
         q: &AttemptListQuery,
     ) -> Result<Vec<AttemptListRow>, AppError> {
-        let columns = ATTEMPT_COLUMNS
-            .split(", ")
-            .map(|c| format!("a.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = prefixed(ATTEMPT_COLUMNS, "a");
         let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
             "SELECT {columns}, d.event_id AS message_id, d.event_type AS message_type
                FROM delivery_attempts a JOIN deliveries_view d ON d.id = a.delivery_id
@@ -466,11 +471,7 @@ impl DeliveryReadModel for PgDeliveryReadModel {
         // the message neither at publish time nor by an earlier resend.
         // `l`: its latest delivery there (a later resend, or `f` itself),
         // whose status is shown. Resends have an index of their own.
-        let latest_columns = DELIVERY_COLUMNS
-            .split(", ")
-            .map(|c| format!("l.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let latest_columns = prefixed(DELIVERY_COLUMNS, "l");
         let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
             "SELECT {latest_columns} FROM deliveries_view f
               CROSS JOIN LATERAL (

@@ -169,18 +169,40 @@ impl MessageReadModel for PgMessageReadModel {
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok(MessageRecord {
-                    id: EventId::from_uuid(r.try_get("id")?),
-                    tenant_id: TenantId::from_uuid(r.try_get("tenant_id")?),
-                    event_type: r.try_get("event_type")?,
-                    channels: r.try_get("channels")?,
-                    uid: r.try_get("uid")?,
-                    published_at: r.try_get("published_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(unavailable)
+        records(&rows)
     }
+
+    async fn by_ids(
+        &self,
+        tenant: TenantId,
+        ids: &[EventId],
+    ) -> Result<Vec<MessageRecord>, AppError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|i| *i.as_uuid()).collect();
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, event_type, channels, uid, published_at FROM messages_view
+              WHERE tenant_id = $1 AND id = ANY($2)",
+        )
+        .bind(tenant.as_uuid())
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        records(&rows)
+    }
+}
+
+fn records(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<MessageRecord>, AppError> {
+    rows.iter()
+        .map(|r| {
+            Ok(MessageRecord {
+                id: EventId::from_uuid(r.try_get("id")?),
+                tenant_id: TenantId::from_uuid(r.try_get("tenant_id")?),
+                event_type: r.try_get("event_type")?,
+                channels: r.try_get("channels")?,
+                uid: r.try_get("uid")?,
+                published_at: r.try_get("published_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(unavailable)
 }

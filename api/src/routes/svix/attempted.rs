@@ -13,10 +13,13 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use hookline_application::messages::MessageView;
 use hookline_application::ports::AttemptedMessagesQuery;
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryStatus;
+use hookline_domain::EventId;
 use serde::Serialize;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -152,9 +155,20 @@ async fn list(
             )),
             other => other.into(),
         })?;
-    let mut data = Vec::with_capacity(rows.len());
-    for row in rows {
-        let view = state.messages.get(tenant.id, row.event_id).await?;
+    // The page's messages in one read; with content, the page ends once
+    // it holds a page's worth of payloads (the rest on the next page).
+    let ids: Vec<EventId> = rows.iter().map(|r| r.event_id).collect();
+    let (views, considered) = state.messages.many(tenant.id, &ids, with_content).await?;
+    let more = more || considered < rows.len();
+    let mut views: HashMap<EventId, MessageView> = views.into_iter().map(|v| (v.id, v)).collect();
+    let mut data = Vec::with_capacity(considered);
+    for row in rows.into_iter().take(considered) {
+        let view = match views.remove(&row.event_id) {
+            Some(v) => v,
+            // Not in the messages list yet (it trails the log by
+            // milliseconds): from the log.
+            None => state.messages.get(tenant.id, row.event_id).await?,
+        };
         let shown = match row.status {
             DeliveryStatus::Skipped if !expanded => DeliveryStatus::Delivered,
             other => other,

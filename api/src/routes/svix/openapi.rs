@@ -169,7 +169,8 @@ impl Modify for Security {
                     HttpBuilder::new()
                         .scheme(HttpAuthScheme::Bearer)
                         .description(Some(
-                            "The token (`hlp_…`) of an app portal access                              (`POST /api/v1/auth/app-portal-access/{app_id}`).",
+                            "The token (`hlp_…`) of an app portal access \
+                             (`POST /api/v1/auth/app-portal-access/{app_id}`).",
                         ))
                         .build(),
                 ),
