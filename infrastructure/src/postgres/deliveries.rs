@@ -113,6 +113,28 @@ fn push_message_deliveries(sql: &mut QueryBuilder<'_, Postgres>, tenant: TenantI
     .push_bind(*tenant.as_uuid());
 }
 
+/// Only deliveries (the `deliveries_view` rows aliased `alias`) of
+/// messages of these types, or published on this channel.
+fn push_message_filters(
+    sql: &mut QueryBuilder<'_, Postgres>,
+    alias: &str,
+    event_types: Option<&Vec<String>>,
+    channel: Option<&String>,
+) {
+    if let Some(types) = event_types {
+        sql.push(format!(" AND {alias}.event_type = ANY("))
+            .push_bind(types.clone())
+            .push(")");
+    }
+    if let Some(channel) = channel {
+        sql.push(format!(
+            " AND EXISTS (SELECT 1 FROM messages_view mf WHERE mf.id = {alias}.event_id AND mf.tenant_id = {alias}.tenant_id AND "
+        ))
+        .push_bind(channel.clone())
+        .push(" = ANY(mf.channels))");
+    }
+}
+
 /// `columns` (a `, `-separated list) qualified by the table alias `alias`.
 fn prefixed(columns: &str, alias: &str) -> String {
     columns
@@ -350,16 +372,7 @@ impl DeliveryReadModel for PgDeliveryReadModel {
                 .push(" AND ")
                 .push_bind(hi);
         }
-        if let Some(types) = &q.event_types {
-            sql.push(" AND d.event_type = ANY(")
-                .push_bind(types.clone())
-                .push(")");
-        }
-        if let Some(channel) = &q.channel {
-            sql.push(" AND EXISTS (SELECT 1 FROM messages_view m WHERE m.id = d.event_id AND ")
-                .push_bind(channel.clone())
-                .push(" = ANY(m.channels))");
-        }
+        push_message_filters(&mut sql, "d", q.event_types.as_ref(), q.channel.as_ref());
         TimePage {
             since: q.since,
             until: q.until,
@@ -508,16 +521,7 @@ impl DeliveryReadModel for PgDeliveryReadModel {
             let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
             sql.push(" AND l.status = ANY(").push_bind(names).push(")");
         }
-        if let Some(types) = &q.event_types {
-            sql.push(" AND f.event_type = ANY(")
-                .push_bind(types.clone())
-                .push(")");
-        }
-        if let Some(channel) = &q.channel {
-            sql.push(" AND EXISTS (SELECT 1 FROM messages_view c WHERE c.id = f.event_id AND c.tenant_id = f.tenant_id AND ")
-                .push_bind(channel.clone())
-                .push(" = ANY(c.channels))");
-        }
+        push_message_filters(&mut sql, "f", q.event_types.as_ref(), q.channel.as_ref());
         TimePage {
             since: q.since,
             until: q.until,
