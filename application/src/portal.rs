@@ -24,12 +24,16 @@ use hookline_domain::portal::{
 use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::tenant::TenantStatus;
 use hookline_domain::{SubscriptionId, TenantId, ValidationError};
+use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::sync::Arc;
 use uuid::Uuid;
 
 pub const PORTAL_TOKEN_PREFIX: &str = "hlp_";
 const SIGNING_CONTEXT: &[u8] = b"hookline:portal-link:v1:";
+/// What a link made with the admin token records of it: a tag of the
+/// token's SHA-256 under the server key, never the token nor its plain hash.
+const ADMIN_SEAL_CONTEXT: &[u8] = b"hookline:portal-link:admin-token:v1:";
 
 /// What a tenant asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,6 +169,8 @@ pub struct PortalService {
     subscriptions: Arc<dyn SubscriptionReadModel>,
     tenants: Arc<dyn TenantReadModel>,
     operators: Arc<OperatorService>,
+    /// The SHA-256 of this process's admin token, if it has one.
+    admin_token: Option<[u8; 32]>,
 }
 
 impl fmt::Debug for PortalService {
@@ -215,6 +221,7 @@ impl PortalService {
         subscriptions: Arc<dyn SubscriptionReadModel>,
         tenants: Arc<dyn TenantReadModel>,
         operators: Arc<OperatorService>,
+        admin_token: Option<&str>,
     ) -> Self {
         Self {
             shared,
@@ -223,6 +230,29 @@ impl PortalService {
             subscriptions,
             tenants,
             operators,
+            admin_token: admin_token.map(|t| Sha256::digest(t.as_bytes()).into()),
+        }
+    }
+
+    fn admin_seal_message(digest: &[u8; 32]) -> Vec<u8> {
+        let mut m = ADMIN_SEAL_CONTEXT.to_vec();
+        m.extend_from_slice(digest);
+        m
+    }
+
+    /// The seal a link made now with the admin token records.
+    fn admin_seal(&self) -> Result<Option<String>, AppError> {
+        self.admin_token
+            .as_ref()
+            .map(|d| Ok(hex::encode(self.signer.sign(&Self::admin_seal_message(d))?)))
+            .transpose()
+    }
+
+    /// Whether `seal` was made with this process's admin token.
+    fn admin_seal_holds(&self, seal: &str) -> bool {
+        match (&self.admin_token, hex::decode(seal)) {
+            (Some(d), Ok(tag)) => self.signer.verify(&Self::admin_seal_message(d), &tag),
+            _ => false,
         }
     }
 
@@ -314,6 +344,13 @@ impl PortalService {
             Actor::OperatorKey(key_id) => Some(*key_id),
             _ => None,
         };
+        // A link made with the admin token ends when the server's admin
+        // token changes (its sessions as well), as a console session
+        // signed in with it does.
+        let issued_with_admin_token = match &ctx.actor {
+            Actor::Admin => self.admin_seal()?,
+            _ => None,
+        };
         let command = IssuePortalLink {
             link_id: id,
             tenant_id: ctx.tenant_id,
@@ -322,6 +359,7 @@ impl PortalService {
             expires_at,
             issued_with_key,
             issued_with_operator_key,
+            issued_with_admin_token,
             at,
         };
         execute_with_retry(
@@ -370,9 +408,9 @@ impl PortalService {
     }
 
     /// Whether the link's tenant is still active and the API key (or
-    /// operator key) it was made with still works: a link made with a key
-    /// revoked since (one that leaked, say) opens nothing, and its sessions
-    /// end.
+    /// operator key, or admin token) it was made with still works: a link
+    /// made with a key revoked since (one that leaked, say), or with an
+    /// admin token changed since, opens nothing, and its sessions end.
     async fn still_backed(
         &self,
         id: Uuid,
@@ -388,7 +426,11 @@ impl PortalService {
                     Some(k) => self.operators.works(k).await?,
                     None => true,
                 };
-                if key_works && operator_key_works {
+                let admin_token_same = state
+                    .issued_with_admin_token
+                    .as_deref()
+                    .is_none_or(|seal| self.admin_seal_holds(seal));
+                if key_works && operator_key_works && admin_token_same {
                     Ok(())
                 } else {
                     Err(map_error(

@@ -241,6 +241,72 @@ async fn app_portal_access_opens_the_console_until_logout_or_the_key_is_revoked(
     }
 }
 
+/// A link made with the admin token ends when the server's admin token
+/// changes (a restart with another), as the console sessions signed in
+/// with it do; a restart with the same token keeps it.
+#[tokio::test]
+async fn a_link_made_with_the_admin_token_ends_when_that_token_changes() {
+    let app = TestApp::spawn().await;
+    app.ready().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Sealed", "uid": "sealed"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let access = expect_json(
+        as_key(
+            &app,
+            ADMIN_TOKEN,
+            "/api/v1/auth/app-portal-access/sealed",
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let url = access["url"].as_str().unwrap().to_string();
+    let token = access["token"].as_str().unwrap().to_string();
+    assert!(open(&app, &url).await.is_ok());
+
+    // The log holds a seal of the token: neither the token nor its hash.
+    let (version, payload): (String, String) = sqlx::query_as(
+        "SELECT event_version, payload::text FROM events
+          WHERE aggregate_type = 'PortalLink' AND event_type = 'PortalLinkIssued'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(version, "1.3");
+    let seal = serde_json::from_str::<Value>(&payload).unwrap()["issued_with_admin_token"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{payload}"));
+    let plain_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ADMIN_TOKEN));
+    assert_eq!(seal.len(), 64, "{payload}");
+    assert!(
+        seal != plain_hash && !payload.contains(ADMIN_TOKEN),
+        "{payload}"
+    );
+    assert!(!payload.contains(&token[4..20]));
+
+    let app = app.restart().await;
+    app.ready().await;
+    assert!(open(&app, &url).await.is_ok(), "same token: the link holds");
+
+    let mut app = app;
+    app.env
+        .insert("HOOKLINE_ADMIN_TOKEN".into(), "another-admin-token".into());
+    let app = app.restart().await;
+    app.ready().await;
+    assert_eq!(open(&app, &url).await, Err(410), "another token: ended");
+}
+
 #[tokio::test]
 async fn an_endpoints_attempted_messages_each_once_with_their_latest_status() {
     let app = TestApp::spawn().await;

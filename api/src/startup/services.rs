@@ -425,6 +425,7 @@ impl Services {
             a.subscription_read.clone(),
             a.tenant_read.clone(),
             operators.clone(),
+            settings.admin_token.as_ref().map(|t| t.expose()),
         ));
         let publish = Arc::new(
             PublishService::new(

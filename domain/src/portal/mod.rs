@@ -51,6 +51,10 @@ pub struct IssuePortalLink {
     /// The operator key the link was made with (the Svix-compatible API's
     /// app portal access): it opens nothing once that key is revoked.
     pub issued_with_operator_key: Option<Uuid>,
+    /// For a link made with the admin token: a seal of that token (a tag
+    /// under the server key, never the token), so the link opens nothing
+    /// once the server's admin token is another.
+    pub issued_with_admin_token: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -73,6 +77,11 @@ pub enum PortalLinkEvent {
         /// for links made through the Svix-compatible API with one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         issued_with_operator_key: Option<Uuid>,
+        /// Since 1.3: for a link made with the admin token, a seal of that
+        /// token (hex of a tag under the server key; neither the token nor
+        /// a plain hash of it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issued_with_admin_token: Option<String>,
     },
     /// Someone opened the link (a console session began with it).
     PortalLinkOpened {
@@ -95,6 +104,10 @@ impl DomainEvent for PortalLinkEvent {
 
     fn event_version(&self) -> String {
         match self {
+            Self::PortalLinkIssued {
+                issued_with_admin_token: Some(_),
+                ..
+            } => "1.3",
             Self::PortalLinkIssued {
                 issued_with_operator_key: Some(_),
                 ..
@@ -140,6 +153,8 @@ pub struct PortalLinkState {
     pub issued_with_key: Option<Uuid>,
     #[serde(default)]
     pub issued_with_operator_key: Option<Uuid>,
+    #[serde(default)]
+    pub issued_with_admin_token: Option<String>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub opened: u64,
     pub last_opened_at: Option<DateTime<Utc>>,
@@ -194,6 +209,7 @@ impl PortalLink {
                     issued_at: cmd.at,
                     issued_with_key: cmd.issued_with_key,
                     issued_with_operator_key: cmd.issued_with_operator_key,
+                    issued_with_admin_token: cmd.issued_with_admin_token,
                 }])
             }
             PortalLinkCommand::Open { at } => {
@@ -229,6 +245,7 @@ impl PortalLink {
                 issued_at,
                 issued_with_key,
                 issued_with_operator_key,
+                issued_with_admin_token,
             } => {
                 self.state = Some(PortalLinkState {
                     link_id,
@@ -239,6 +256,7 @@ impl PortalLink {
                     issued_at,
                     issued_with_key,
                     issued_with_operator_key,
+                    issued_with_admin_token,
                     revoked_at: None,
                     opened: 0,
                     last_opened_at: None,
@@ -305,6 +323,7 @@ mod tests {
                 expires_at: t(3600),
                 issued_with_key: None,
                 issued_with_operator_key: None,
+                issued_with_admin_token: None,
                 at: t(0),
             }))
             .unwrap()
@@ -386,11 +405,11 @@ mod tests {
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "PortalLinkOpened");
         assert_eq!(e.event_version(), "1.0");
-        // Issued: 1.0 by the admin token, 1.1 with a tenant's key, 1.2
-        // with an operator key; earlier versions read back without the
-        // later fields.
-        let issued =
-            |key: Option<Uuid>, operator: Option<Uuid>| PortalLinkEvent::PortalLinkIssued {
+        // Issued: 1.0 by the admin token before 1.3, 1.1 with a tenant's
+        // key, 1.2 with an operator key, 1.3 with the admin token (its
+        // seal); earlier versions read back without the later fields.
+        let sealed = |key: Option<Uuid>, operator: Option<Uuid>, seal: Option<&str>| {
+            PortalLinkEvent::PortalLinkIssued {
                 link_id: Uuid::nil(),
                 tenant_id: TenantId::from_uuid(Uuid::nil()),
                 read_only: false,
@@ -399,7 +418,17 @@ mod tests {
                 issued_at: t(0),
                 issued_with_key: key,
                 issued_with_operator_key: operator,
-            };
+                issued_with_admin_token: seal.map(str::to_string),
+            }
+        };
+        let issued = |key, operator| sealed(key, operator, None);
+        assert_eq!(sealed(None, None, Some("ab12")).event_version(), "1.3");
+        let v = serde_json::to_value(sealed(None, None, Some("ab12"))).unwrap();
+        assert_eq!(v["issued_with_admin_token"], "ab12");
+        assert!(serde_json::to_value(issued(None, None))
+            .unwrap()
+            .get("issued_with_admin_token")
+            .is_none());
         let key = Uuid::from_u128(7);
         let k = Some(key);
         assert_eq!(issued(None, None).event_version(), "1.0");
@@ -417,11 +446,13 @@ mod tests {
             read_only,
             issued_with_key,
             issued_with_operator_key,
+            issued_with_admin_token,
             ..
         } = old
         else {
             panic!("{old:?}")
         };
         assert!(read_only && issued_with_key.is_none() && issued_with_operator_key.is_none());
+        assert!(issued_with_admin_token.is_none());
     }
 }
