@@ -9,14 +9,14 @@ use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::json;
 
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
         .unwrap()
 }
 
-fn session_cookie(headers: &HeaderMap) -> String {
+pub(crate) fn session_cookie(headers: &HeaderMap) -> String {
     let raw = headers
         .get_all(SET_COOKIE)
         .iter()
@@ -27,7 +27,7 @@ fn session_cookie(headers: &HeaderMap) -> String {
 }
 
 /// Signs in with the form (as a browser would) and returns the cookie.
-async fn sign_in(app: &TestApp, key: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, key: &str) -> String {
     let res = no_redirects()
         .post(app.url("/console/sign-in"))
         .form(&[("kind", "tenant"), ("credential", key)])
@@ -190,7 +190,7 @@ async fn portal_sessions_are_issued_read_and_revoked_and_the_log_keeps_no_token(
         .await
         .unwrap();
     assert_eq!(after.status(), 303);
-    assert_eq!(after.headers()[LOCATION], "/console/sign-in");
+    assert_eq!(after.headers()[LOCATION], "/console/sign-in?ended=portal");
     let again = no_redirects()
         .get(app.url(&format!("/console/portal?token={token}")))
         .send()
@@ -299,7 +299,10 @@ async fn console_pages_carry_a_strict_csp_and_assets_are_cached() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()[LOCATION], "/console/sign-in");
+    assert_eq!(
+        res.headers()[LOCATION],
+        "/console/sign-in?next=%2Fconsole%2Fsubscriptions"
+    );
 }
 
 #[tokio::test]
@@ -363,7 +366,10 @@ async fn a_post_without_the_sessions_csrf_token_or_from_another_origin_changes_n
         .send()
         .await
         .unwrap();
-    assert_eq!(after.headers()[LOCATION], "/console/sign-in");
+    assert_eq!(
+        after.headers()[LOCATION],
+        "/console/sign-in?ended=session&next=%2Fconsole%2Fdashboard"
+    );
 }
 
 #[tokio::test]
@@ -410,6 +416,12 @@ async fn sign_ins_are_rate_limited_and_sessions_end_with_their_key() {
         429,
         "even a right key waits once the limit is reached"
     );
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&wait), "{wait}");
     assert!(res
         .text()
         .await
@@ -481,7 +493,10 @@ async fn sign_ins_are_rate_limited_and_sessions_end_with_their_key() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 303);
-    assert_eq!(gone.headers()[LOCATION], "/console/sign-in");
+    assert_eq!(
+        gone.headers()[LOCATION],
+        "/console/sign-in?ended=session&next=%2Fconsole%2Fdashboard"
+    );
     // A portal link on that server points at the public URL.
     let t2 = app.tenant("globex").await;
     let link = expect_json(app.post(&t2, "/v1/portal-sessions", json!({})).await, 201).await;
@@ -493,7 +508,7 @@ async fn sign_ins_are_rate_limited_and_sessions_end_with_their_key() {
 
 /// The CSRF token of a console page.
 /// A console form posted from the console's own origin with `cookie`.
-async fn post_form(
+pub(crate) async fn post_form(
     app: &TestApp,
     cookie: &str,
     path: &str,
@@ -509,7 +524,7 @@ async fn post_form(
         .unwrap()
 }
 
-async fn csrf_of(app: &TestApp, cookie: &str, path: &str) -> String {
+pub(crate) async fn csrf_of(app: &TestApp, cookie: &str, path: &str) -> String {
     let page = no_redirects()
         .get(app.url(path))
         .header(COOKIE, cookie)
@@ -526,7 +541,7 @@ async fn csrf_of(app: &TestApp, cookie: &str, path: &str) -> String {
         .to_string()
 }
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
+pub(crate) async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
     let res = no_redirects()
         .get(app.url(path))
         .header(COOKIE, cookie)
@@ -996,7 +1011,7 @@ async fn a_new_secret_is_shown_once_after_a_redirect_and_a_reload_rotates_nothin
     let (status, shown) = page(&app, &cookie, &to).await;
     assert_eq!(status, 200);
     let secret = shown
-        .split("id=\"secret-value\">")
+        .split("id=\"secret-value\" data-shown-once>")
         .nth(1)
         .and_then(|r| r.split('<').next())
         .unwrap()
@@ -1048,7 +1063,7 @@ async fn a_new_secret_is_shown_once_after_a_redirect_and_a_reload_rotates_nothin
             "{shown}"
         );
         let secret = shown
-            .split("id=\"secret-value\">")
+            .split("id=\"secret-value\" data-shown-once>")
             .nth(1)
             .and_then(|r| r.split('<').next())
             .unwrap()
@@ -1178,7 +1193,7 @@ async fn odd_queries_get_the_console_error_page() {
     let cookie = sign_in(&app, &t.api_key).await;
     for path in [
         "/console/subscriptions?event=a.b&event=c.d",
-        "/console/dashboard?verify=1&verify=2",
+        "/console/portal-links?done=a&done=b",
         "/console/lang?set=es&set=en",
     ] {
         let res = app

@@ -14,6 +14,7 @@ mod bounded;
 mod catalogue;
 mod connectors;
 mod console;
+mod console_forms;
 mod crash;
 mod delivery;
 mod docs_ui;

@@ -196,6 +196,12 @@ messages! {
     LastError => "Last response or error", "Última respuesta o error";
     LimitHint => "Leave all unchecked for every subscription. A limited link cannot create subscriptions.", "Deje todo sin marcar para todas las suscripciones. Un enlace limitado no puede crear suscripciones.";
     LimitToSubscriptions => "Limit to these subscriptions", "Limitar a estas suscripciones";
+    AttemptFailedRetrying => "failed, to be retried", "falló, se reintentará";
+    PortalSessionEnded => "The portal link this page was opened with has ended: it expired or was revoked. Ask whoever gave you the link for a new one.", "El enlace de portal con el que se abrió esta página terminó: caducó o fue revocado. Pida uno nuevo a quien le dio el enlace.";
+    SessionEnded => "Your session has ended: it was signed out, unused for a while or too old, the server restarted, or what it was signed in with no longer works. Sign in again to go on where you were.", "Su sesión terminó: se cerró, estuvo sin uso un tiempo o era demasiado antigua, el servidor se reinició, o aquello con lo que se inició ya no sirve. Inicie sesión de nuevo para seguir donde estaba.";
+    ConfirmRevokeKey => "Revoke this API key? Whatever uses it stops working at once, and portal links made with it end.", "¿Revocar esta clave de API? Lo que la use deja de funcionar enseguida, y los enlaces de portal creados con ella terminan.";
+    ConfirmRevokeLink => "Revoke this portal link? It stops opening, and whoever uses it now is signed out.", "¿Revocar este enlace de portal? Deja de abrirse, y quien lo esté usando sale de la sesión.";
+    LiveOffline => "The server cannot be reached: what is shown here may be out of date. The page keeps trying.", "No se puede contactar con el servidor: lo que se muestra aquí puede estar desactualizado. La página sigue intentándolo.";
     LiveHint => "This log refreshes by itself every few seconds.", "Este registro se actualiza solo cada pocos segundos.";
     MainNavigation => "Main", "Principal";
     Minutes15 => "15 minutes", "15 minutos";
@@ -203,6 +209,7 @@ messages! {
     NewSubscription => "New subscription", "Nueva suscripción";
     NextAttempt => "Next attempt", "Próximo intento";
     NextPage => "Next page", "Página siguiente";
+    FirstPage => "First page", "Primera página";
     No => "No", "No";
     NoAttemptsYet => "No attempt yet: the delivery is queued.", "Aún no hay intentos: la entrega está en cola.";
     NoAttemptsInTrace => "No delivery was attempted for this request.", "No se intentó ninguna entrega para esta solicitud.";
@@ -320,6 +327,7 @@ messages! {
     ErrTenantChanged => "This page was shown for another tenant than the one this session works in now (it was changed in another tab or window): nothing was changed. Open the page again and retry.", "Esta página se mostró para otro cliente distinto del que esta sesión usa ahora (se cambió en otra pestaña o ventana): no se cambió nada. Abra la página de nuevo y vuelva a intentarlo.";
     ErrStaleForm => "This form is incomplete or out of date: nothing was saved. Open it again from the subscription's page.", "Este formulario está incompleto o desactualizado: no se guardó nada. Ábralo de nuevo desde la página de la suscripción.";
     ErrChangedMeanwhile => "This subscription was changed after you opened the form (in another tab, or through the API): nothing was saved, so that change is kept. Open the form again to see it, then make yours.", "Esta suscripción cambió después de abrir el formulario (en otra pestaña o por la API): no se guardó nada, así que ese cambio se conserva. Abra el formulario de nuevo para verlo y haga el suyo.";
+    ErrChangedMeanwhileKept => "This subscription was changed after you opened the form (in another tab, or through the API): nothing was saved. What you entered is below; its current settings are on its page. Save again to replace them with yours.", "Esta suscripción cambió después de abrir el formulario (en otra pestaña o por la API): no se guardó nada. Lo que usted escribió está abajo; su configuración actual está en su página. Guarde de nuevo para reemplazarla por la suya.";
     ErrCreateNotAllowed => "A portal link cannot do this: it issues no portal links, and creates no subscriptions when it covers only some of them.", "Un enlace de portal no puede hacer esto: no emite enlaces de portal, ni crea suscripciones cuando solo cubre algunas.";
     ErrActionOnly => "This address is an action, taken with its button; it has no page of its own. Go back to the page the button was on.", "Esta dirección es una acción que se realiza con su botón; no tiene página propia. Vuelva a la página donde estaba el botón.";
     ErrDuplicate => "Another active subscription already sends these events to this URL.", "Otra suscripción activa ya envía estos eventos a esta URL.";
@@ -462,10 +470,12 @@ fn numbers(s: &str) -> Vec<&str> {
 /// A validation error as a sentence in `locale`: in English the API's own
 /// message; in Spanish the rule it broke, translated.
 pub fn field_error(locale: Locale, e: &ValidationError) -> String {
-    if locale == Locale::En {
+    let r = e.reason.as_str();
+    // English reasons are shown as the API words them, except those that
+    // name a server setting: tenants and their customers cannot change it.
+    if locale == Locale::En && !r.contains("HOOKLINE_") {
         return e.to_string();
     }
-    let r = e.reason.as_str();
     let field = e.field.split(['[', '.']).next().unwrap_or(&e.field);
     let n = numbers(r);
     let rule = if r.starts_with("must be between") || r.starts_with("must be at most") {

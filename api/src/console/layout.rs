@@ -180,6 +180,18 @@ pub fn bare_page(locale: Locale, title: &str, path: &str, content: Markup) -> Ma
     }
 }
 
+/// Whether two sentences say the same words (case and punctuation aside):
+/// the English detail is not repeated under its own translation.
+fn same_words(a: &str, b: &str) -> bool {
+    let words = |s: &str| {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+    };
+    words(a) == words(b)
+}
+
 /// A failure as a page: the translated message, and the application's
 /// own detail.
 pub fn error_page(locale: Locale, failure: &Failure, path: &str) -> Response {
@@ -188,7 +200,7 @@ pub fn error_page(locale: Locale, failure: &Failure, path: &str) -> Response {
         h1 { (M::ErrorTitle.text(locale)) }
         div.notice.error role="alert" {
             p { (message) }
-            @if !failure.detail.is_empty() && failure.detail != message {
+            @if !failure.detail.is_empty() && !same_words(&failure.detail, message) {
                 p.detail lang="en" { (failure.detail) }
             }
         }

@@ -85,7 +85,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{file}", get(assets::serve))
         .route("/docs", get(auth::docs))
         .route("/validate", get(subscriptions::validate))
-        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard", get(dashboard::page).post(dashboard::verify))
         .route(
             "/subscriptions",
             get(subscriptions::list).post(subscriptions::create),
@@ -122,6 +122,7 @@ pub fn router() -> Router<AppState> {
             get(portal_links::page).post(portal_links::create),
         )
         .route("/portal-links/{id}", get(portal_links::detail))
+        .route("/portal-links/{id}/created", get(portal_links::created))
         .route("/portal-links/{id}/revoke", post(portal_links::revoke))
         .route(
             "/tenants",
@@ -130,6 +131,7 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/leave", post(operator::leave))
         .route("/tenants/{id}", get(operator::tenant))
         .route("/tenants/{id}/keys", post(operator::issue_key))
+        .route("/tenants/{id}/keys/{key_id}", get(operator::shown_key))
         .route(
             "/tenants/{id}/keys/{key_id}/revoke",
             post(operator::revoke_key),

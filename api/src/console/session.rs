@@ -72,23 +72,49 @@ pub struct Session {
     /// Fingerprint of the admin token an operator signed in with: sessions
     /// end when the token changes.
     pub admin_fingerprint: Option<[u8; 32]>,
-    /// Secrets just created or rotated, one per subscription, each shown
-    /// once by the page the POST redirects to (a reload then does not
-    /// rotate again). At most [`SHOWN_ONCE_HELD`], the oldest dropped.
+    /// Secrets, keys and portal links just made, each shown once by the
+    /// page the POST redirects to (a reload then does not make another).
+    /// At most [`SHOWN_ONCE_HELD`], the oldest dropped.
     pub shown_once: Vec<ShownOnce>,
     created: Instant,
     last_seen: Instant,
 }
 
-/// What the secret page shows once: the subscription with its secret in
-/// full, and whether it was just created (else rotated).
+/// What a page shows once, after the POST that made it redirected there
+/// (a reload or Back then shows the object's ordinary page and does not
+/// make another).
 #[derive(Debug, Clone)]
-pub struct ShownOnce {
-    pub view: hookline_application::subscriptions::SubscriptionView,
-    pub created: bool,
+pub enum ShownOnce {
+    /// A subscription with its secret in full, just created (else rotated).
+    Secret {
+        view: Box<hookline_application::subscriptions::SubscriptionView>,
+        created: bool,
+    },
+    /// An API key just issued; with the tenant when it was just created.
+    Key {
+        tenant_id: hookline_domain::TenantId,
+        key: hookline_application::tenants::IssuedKey,
+        new_tenant: Option<String>,
+    },
+    /// A portal link just issued, with its URL.
+    PortalLink {
+        link: hookline_application::portal::IssuedLink,
+        url: String,
+    },
 }
 
-/// How many secrets a session holds until their pages are opened.
+impl ShownOnce {
+    /// The id of what it shows (a subscription, key or link).
+    pub fn id(&self) -> uuid::Uuid {
+        match self {
+            Self::Secret { view, .. } => *view.id.as_uuid(),
+            Self::Key { key, .. } => key.id,
+            Self::PortalLink { link, .. } => link.id,
+        }
+    }
+}
+
+/// How many shown-once values a session holds until their pages are opened.
 pub const SHOWN_ONCE_HELD: usize = 16;
 
 impl Session {
@@ -105,18 +131,18 @@ impl Session {
     }
 
     /// Holds `once` for its page, replacing what was held for the same
-    /// subscription (its secret has been replaced since).
+    /// object (a subscription's secret replaced since).
     pub fn hold_shown_once(&mut self, once: ShownOnce) {
-        self.shown_once.retain(|o| o.view.id != once.view.id);
+        self.shown_once.retain(|o| o.id() != once.id());
         if self.shown_once.len() >= SHOWN_ONCE_HELD {
             self.shown_once.remove(0);
         }
         self.shown_once.push(once);
     }
 
-    /// What is held for subscription `id`, handed out once.
-    pub fn take_shown_once(&mut self, id: hookline_domain::SubscriptionId) -> Option<ShownOnce> {
-        let at = self.shown_once.iter().position(|o| o.view.id == id)?;
+    /// What is held for the object `id`, handed out once.
+    pub fn take_shown_once(&mut self, id: uuid::Uuid) -> Option<ShownOnce> {
+        let at = self.shown_once.iter().position(|o| o.id() == id)?;
         Some(self.shown_once.remove(at))
     }
 }

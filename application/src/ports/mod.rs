@@ -247,6 +247,8 @@ pub struct SubscriptionListQuery {
     /// Only those whose URL or description contains this text, compared
     /// in lower case.
     pub search: Option<String>,
+    /// Only these (a portal link scoped to some subscriptions).
+    pub only_ids: Option<Vec<Uuid>>,
     /// Keyset cursor: list items strictly past this in the list's order
     /// (older than it newest first, newer than it oldest first).
     pub before: Option<(DateTime<Utc>, Uuid)>,

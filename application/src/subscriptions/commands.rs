@@ -8,7 +8,9 @@ use hookline_domain::channel::Channels;
 use hookline_domain::metadata::Metadata;
 use hookline_domain::subscription::{CustomHeaders, Description, PayloadFormat, RateLimit};
 use hookline_domain::uid::Uid;
-use hookline_domain::{EventFilter, EventPattern, SignatureScheme, SigningSecret, TargetUrl};
+use hookline_domain::{
+    EventFilter, EventPattern, SignatureScheme, SigningSecret, SubscriptionId, TargetUrl,
+};
 use std::collections::BTreeMap;
 
 /// Creates a subscription; a secret is generated when none is given.
@@ -129,6 +131,8 @@ pub struct ListSubscriptions {
     pub status: Option<crate::ports::ListedStatus>,
     /// Only those whose URL or description contains this text (any case).
     pub search: Option<String>,
+    /// Only these (a portal link scoped to some subscriptions).
+    pub only: Option<Vec<SubscriptionId>>,
     pub page: PageRequest,
 }
 

@@ -94,6 +94,10 @@ impl SubscriptionService {
                         .map(str::trim)
                         .filter(|s| !s.is_empty())
                         .map(str::to_lowercase),
+                    only_ids: query
+                        .only
+                        .as_ref()
+                        .map(|ids| ids.iter().map(|id| *id.as_uuid()).collect()),
                     before: query.page.before,
                     limit,
                     ..SubscriptionListQuery::default()

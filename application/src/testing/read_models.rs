@@ -75,6 +75,11 @@ impl SubscriptionReadModel for LogSubscriptions {
                 })
             })
             .filter(|(s, _)| {
+                q.only_ids
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(s.id.as_uuid()))
+            })
+            .filter(|(s, _)| {
                 q.any_of_patterns
                     .as_ref()
                     .is_none_or(|p| s.events.to_strings().iter().any(|e| p.contains(e)))

@@ -1,7 +1,9 @@
 // Hookline console: small progressive enhancements. Every page works
 // without this file; with it, secrets copy with one click, a group's events
-// are selected at once, fields are checked as you type, and delivery logs
-// update while deliveries happen. Loaded from our own origin only (CSP).
+// are selected at once, fields are checked as you type, delivery logs
+// update while deliveries happen (and say when the server is out of
+// reach), irreversible actions ask first, and Back shows current pages.
+// Loaded from our own origin only (CSP).
 (function () {
   "use strict";
 
@@ -106,7 +108,10 @@
         // clock is not restarted by it).
         fetch(url, { headers: { "x-console-fetch": "live" }, credentials: "same-origin" })
           .then(function (r) {
-            if (r.status === 401) { stopped = true; return null; }
+            // The session ended (sign-out elsewhere, a revoked or expired
+            // portal link, a restart): reloading shows why.
+            if (r.status === 401) { stopped = true; window.location.reload(); return null; }
+            offline(el, r.status >= 500);
             return r.ok ? r.text() : null;
           })
           .then(function (html) {
@@ -115,12 +120,50 @@
               el.setAttribute("data-refreshed", String(Date.now()));
             }
           })
-          .catch(function () {})
-          .then(function () { setTimeout(tick, 2000); });
+          .catch(function () { offline(el, true); })
+          .then(function () { if (!stopped) setTimeout(tick, 2000); });
       };
       setTimeout(tick, 2000);
     });
   }
+
+  // While the server cannot be reached, say so above the live part (its
+  // data-offline text), instead of leaving it silently stale.
+  function offline(el, down) {
+    var id = "offline-" + (el.id || "live");
+    var note = document.getElementById(id);
+    if (!down) { if (note) note.remove(); return; }
+    if (note || !el.getAttribute("data-offline")) return;
+    note = document.createElement("p");
+    note.id = id;
+    note.className = "notice warn";
+    note.setAttribute("role", "status");
+    note.textContent = el.getAttribute("data-offline");
+    var anchor = el.closest(".table-wrap") || el;
+    anchor.parentNode.insertBefore(note, anchor);
+  }
+
+  // Back and Forward show the console as it is now, not as it was: a page
+  // the browser restores whole from its back/forward cache is loaded again
+  // (a deleted subscription is not shown active, and what a page showed
+  // once, a secret, a key or a link, is not shown again: the server then
+  // shows the object's ordinary page). What is shown once is also removed
+  // when its page is left.
+  window.addEventListener("pagehide", function () {
+    document.querySelectorAll("[data-shown-once]").forEach(function (el) {
+      el.textContent = "";
+    });
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) window.location.reload();
+  });
+
+  // Forms whose action cannot be undone ask first (data-confirm="…").
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form && form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
 
   onReady(function () {
     setupCopy();

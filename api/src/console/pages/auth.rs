@@ -24,17 +24,32 @@ pub async fn home() -> Response {
     see_other("/console/dashboard")
 }
 
-fn sign_in_form(locale: Locale, admin: bool, error: Option<M>, status: StatusCode) -> Response {
+/// What the sign-in page says besides its forms, and where it goes after.
+#[derive(Debug, Clone, Copy, Default)]
+struct SignInPage<'a> {
+    error: Option<M>,
+    /// Why the viewer is here again: their session or portal link ended.
+    ended: Option<M>,
+    /// The console page to open after signing in.
+    next: Option<&'a str>,
+}
+
+fn sign_in_form(locale: Locale, admin: bool, page: SignInPage<'_>, status: StatusCode) -> Response {
     let t = |m: M| m.text(locale);
+    let next = page.next.filter(|n| stays_in_the_console(n));
     let content = markup! {
         div.signin {
             h1 { (t(M::SignInTitle)) }
+            @if let Some(why) = page.ended {
+                div.notice.warn role="status" { (t(why)) }
+            }
             p.lead { (t(M::SignInLead)) }
-            @if let Some(e) = error {
+            @if let Some(e) = page.error {
                 div.notice.error role="alert" { (t(e)) }
             }
             form method="post" action="/console/sign-in" {
                 input type="hidden" name="kind" value="tenant";
+                @if let Some(n) = next { input type="hidden" name="next" value=(n); }
                 div.field {
                     label for="api_key" { (t(M::ApiKey)) }
                     input #api_key type="password" name="credential" autocomplete="off" required
@@ -47,6 +62,7 @@ fn sign_in_form(locale: Locale, admin: bool, error: Option<M>, status: StatusCod
                 h2 { (t(M::OperatorSignIn)) }
                 form method="post" action="/console/sign-in" {
                     input type="hidden" name="kind" value="operator";
+                    @if let Some(n) = next { input type="hidden" name="next" value=(n); }
                     div.field {
                         label for="admin_token" { (t(M::AdminToken)) }
                         input #admin_token type="password" name="credential" autocomplete="off" required
@@ -65,11 +81,33 @@ fn sign_in_form(locale: Locale, admin: bool, error: Option<M>, status: StatusCod
 }
 
 /// `GET /console/sign-in`.
-pub async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+#[derive(Debug, Deserialize)]
+pub struct SignInQuery {
+    /// `portal` or `session`: what ended (set by the redirect here).
+    #[serde(default)]
+    ended: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub async fn sign_in_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SignInQuery>,
+) -> Response {
+    let ended = match q.ended.as_deref() {
+        Some("portal") => Some(M::PortalSessionEnded),
+        Some("session") => Some(M::SessionEnded),
+        _ => None,
+    };
     sign_in_form(
         locale(&headers),
         state.admin_token.is_some(),
-        None,
+        SignInPage {
+            ended,
+            next: q.next.as_deref(),
+            ..SignInPage::default()
+        },
         StatusCode::OK,
     )
 }
@@ -95,13 +133,23 @@ pub async fn sign_in(State(state): State<AppState>, post: AnonymousPost) -> Page
         client,
     } = post;
     let admin = state.admin_token.is_some();
-    if state.console.sign_ins.blocked(client).is_some() {
-        return Ok(sign_in_form(
+    let refused = |error: M| SignInPage {
+        error: Some(error),
+        next: form.get("next"),
+        ..SignInPage::default()
+    };
+    if let Some(wait) = state.console.sign_ins.blocked(client) {
+        let mut r = sign_in_form(
             locale,
             admin,
-            Some(M::TooManySignIns),
+            refused(M::TooManySignIns),
             StatusCode::TOO_MANY_REQUESTS,
-        ));
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return Ok(r);
     }
     let credential = form.get("credential").unwrap_or("").trim();
     let session = match form.get("kind") {
@@ -140,17 +188,19 @@ pub async fn sign_in(State(state): State<AppState>, post: AnonymousPost) -> Page
         return Ok(sign_in_form(
             locale,
             admin,
-            Some(M::SignInFailed),
+            refused(M::SignInFailed),
             StatusCode::UNAUTHORIZED,
         ));
     };
     // A success does not clear the client's failures: one valid key
     // would otherwise let it guess the admin token without limit.
-    let to = match session.role {
-        Role::Operator { .. } => "/console/tenants",
+    let to = match (form.get("next"), &session.role) {
+        (Some(next), _) if stays_in_the_console(next) => next,
+        (_, Role::Operator { .. }) => "/console/tenants",
         _ => "/console/dashboard",
     };
-    Ok(start(&state, session, to))
+    let to = to.to_string();
+    Ok(start(&state, session, &to))
 }
 
 /// `POST /console/sign-out`.

@@ -4,16 +4,14 @@
 
 use super::shell;
 use crate::console::i18n::{fill, M};
-use crate::console::layout::{time, Nav};
-use crate::console::web::Query;
-use crate::console::web::{see_other, PageResult, Viewer};
+use crate::console::layout::{csrf, time, Nav};
+use crate::console::web::{see_other, PageResult, Posted, Viewer};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::Uri;
 use hookline_application::audit::{AnchoredHeads, Verification};
 use hookline_application::dashboard::{Dashboard, BUCKET_MINUTES};
 use maud::{html, Markup, PreEscaped};
-use serde::Deserialize;
 use std::fmt::Write as _;
 
 const W: f64 = 720.0;
@@ -93,19 +91,19 @@ fn success_chart(d: &Dashboard, title: &str, desc: &str) -> Markup {
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
-pub struct DashQuery {
-    #[serde(default)]
-    verify: Option<String>,
+/// `GET /console/dashboard`.
+pub async fn page(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> PageResult {
+    render(&state, &viewer, &uri, false).await
 }
 
-/// `GET /console/dashboard` (`?verify=1` checks the audit chain).
-pub async fn page(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    uri: Uri,
-    Query(q): Query<DashQuery>,
-) -> PageResult {
+/// `POST /console/dashboard`: the dashboard with the audit chain checked
+/// (a POST with the session's CSRF token: another site cannot make a
+/// signed-in browser run the check).
+pub async fn verify(State(state): State<AppState>, uri: Uri, post: Posted) -> PageResult {
+    render(&state, &post.viewer, &uri, true).await
+}
+
+async fn render(state: &AppState, viewer: &Viewer, uri: &Uri, verify: bool) -> PageResult {
     let Some(tenant) = viewer.tenant() else {
         return Ok(see_other("/console/tenants"));
     };
@@ -122,7 +120,7 @@ pub async fn page(
     let scoped = viewer
         .portal()
         .is_some_and(|g| g.subscription_filter.is_some());
-    let verification = if q.verify.is_some() && !scoped {
+    let verification = if verify && !scoped {
         Some(
             state
                 .audit
@@ -197,19 +195,11 @@ pub async fn page(
                 (t(M::AuditBroken)) " " code { (format!("{other:?}")) }
             },
         }
-        form method="get" action="/console/dashboard" {
-            input type="hidden" name="verify" value="1";
-            button.secondary type="submit" { (t(M::VerifyNow)) }
+        form method="post" action="/console/dashboard" {
+            (csrf(viewer))
+            button.secondary #verify-audit type="submit" { (t(M::VerifyNow)) }
         }
         }
     };
-    Ok(shell(
-        &state,
-        &viewer,
-        t(M::Dashboard),
-        Nav::Dashboard,
-        &uri,
-        content,
-    )
-    .await)
+    Ok(shell(state, viewer, t(M::Dashboard), Nav::Dashboard, uri, content).await)
 }

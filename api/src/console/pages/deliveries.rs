@@ -205,7 +205,7 @@ pub async fn log_section(
                     th scope="col" { (t(M::LastError)) }
                     th scope="col" { span.visually-hidden { (t(M::Details)) } }
                 } }
-                tbody data-live=(live) aria-live="polite" {
+                tbody #log-rows data-live=(live) data-offline=(t(M::LiveOffline)) aria-live="polite" {
                     (rows(locale, &list, non_empty(&filters.delivery)))
                 }
             }
@@ -258,6 +258,18 @@ fn delivery_id(raw: &str) -> Result<DeliveryId, Failure> {
     DeliveryId::parse(raw).map_err(|_| Failure::new(StatusCode::NOT_FOUND, "page_not_found"))
 }
 
+/// An attempt's outcome: the delivery's status after it, except that an
+/// attempt after which the delivery is still pending failed and is retried
+/// ("pending" read as "not tried yet").
+fn attempt_outcome(locale: Locale, outcome: DeliveryStatus) -> Markup {
+    match outcome {
+        DeliveryStatus::Pending => markup! {
+            span.badge.pending data-status="pending" { (M::AttemptFailedRetrying.text(locale)) }
+        },
+        other => delivery_status(locale, other),
+    }
+}
+
 pub(super) fn attempts_table(locale: Locale, attempts: &[AttemptRecord]) -> Markup {
     let t = |m: M| m.text(locale);
     markup! {
@@ -266,7 +278,7 @@ pub(super) fn attempts_table(locale: Locale, attempts: &[AttemptRecord]) -> Mark
         } @else {
             @for a in attempts {
                 article.card.attempt data-attempt=(a.attempt) {
-                    h3 { (t(M::Attempt)) " " (a.attempt) " · " (delivery_status(locale, a.outcome)) }
+                    h3 { (t(M::Attempt)) " " (a.attempt) " · " (attempt_outcome(locale, a.outcome)) }
                     dl.props {
                         dt { (t(M::Started)) } dd { (time(a.started_at)) }
                         dt { (t(M::Duration)) } dd { (a.duration_ms) " ms" }
@@ -353,7 +365,7 @@ pub async fn detail(
         h2 { (t(M::PayloadSent)) }
         pre #payload tabindex="0" { (pretty_json(detail.payload.get())) }
         h2 { (t(M::Attempts)) }
-        div #attempts data-live={ "/console/deliveries/" (d.id) "/attempts" } aria-live="polite" {
+        div #attempts data-live={ "/console/deliveries/" (d.id) "/attempts" } data-offline=(t(M::LiveOffline)) aria-live="polite" {
             (attempts_table(locale, &detail.attempt_log))
         }
     };

@@ -11,7 +11,8 @@ pub mod portal_links;
 pub mod subscriptions;
 
 use super::layout::{self, Nav};
-use super::web::{html, Viewer};
+use super::session::ShownOnce;
+use super::web::{html, see_other, Viewer};
 use crate::state::AppState;
 use axum::http::Uri;
 use axum::response::Response;
@@ -52,4 +53,25 @@ pub async fn shell(
         &path,
         content,
     ))
+}
+
+/// After a POST that made something shown only once (a secret, an API key,
+/// a portal link's URL): it is held in the session and the browser sent to
+/// `page`, which shows it once (post/redirect/get: a reload or Back neither
+/// posts again, making another, nor shows it again).
+pub fn show_once(state: &AppState, viewer: &Viewer, once: ShownOnce, page: &str) -> Response {
+    state.console.sessions.update(&viewer.token, |s| {
+        s.hold_shown_once(once);
+    });
+    see_other(page)
+}
+
+/// What the session holds to show once for the object `id`, handed out
+/// (and forgotten) now.
+pub fn take_once(state: &AppState, viewer: &Viewer, id: uuid::Uuid) -> Option<ShownOnce> {
+    let mut once = None;
+    state.console.sessions.update(&viewer.token, |s| {
+        once = s.take_shown_once(id);
+    });
+    once
 }

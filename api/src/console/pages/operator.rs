@@ -3,10 +3,10 @@
 //! tenant's console (what the operator then does is recorded with actor
 //! `admin`).
 
-use super::shell;
+use super::{shell, show_once, take_once};
 use crate::console::i18n::M;
 use crate::console::layout::{csrf, time, urlencode, Nav};
-use crate::console::session::Role;
+use crate::console::session::{Role, ShownOnce};
 use crate::console::web::Query;
 use crate::console::web::{see_other, Failure, PageResult, Posted, PostedAny, Viewer};
 use crate::state::AppState;
@@ -118,7 +118,7 @@ fn key_once(viewer: &Viewer, key: &IssuedKey) -> Markup {
         div.notice.warn role="status" {
             p { strong { (t(M::KeyOnce)) } }
             div.secret {
-                code #key-value { (key.api_key) }
+                code #key-value data-shown-once { (key.api_key) }
                 button.secondary type="button" data-copy="#key-value" data-copied=(t(M::Copied)) aria-describedby="copy-status" hidden { (t(M::Copy)) }
                 span #copy-status role="status" aria-live="polite" {}
             }
@@ -151,13 +151,51 @@ pub async fn create_tenant(State(state): State<AppState>, uri: Uri, post: Posted
         }
     };
     let created = state.tenants.create(&admin_ctx(&viewer), name).await?.value;
+    let page = format!(
+        "/console/tenants/{}/keys/{}",
+        created.tenant.id, created.key.id
+    );
+    let once = ShownOnce::Key {
+        tenant_id: created.tenant.id,
+        key: created.key,
+        new_tenant: Some(created.tenant.name),
+    };
+    Ok(show_once(&state, &viewer, once, &page))
+}
+
+/// `GET /console/tenants/{id}/keys/{key_id}`: the key just issued (with
+/// the tenant just created), once; afterwards the tenant's page.
+pub async fn shown_key(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path((id, key_id)): Path<(String, String)>,
+) -> PageResult {
+    require_operator(&viewer)?;
+    let id = tenant_id(&id)?;
+    let once = Uuid::parse_str(&key_id)
+        .ok()
+        .and_then(|key_id| take_once(&state, &viewer, key_id));
+    let (key, new_tenant) = match once {
+        Some(ShownOnce::Key {
+            tenant_id,
+            key,
+            new_tenant,
+        }) if tenant_id == id => (key, new_tenant),
+        _ => return Ok(see_other(&format!("/console/tenants/{id}"))),
+    };
+    let Some(name) = new_tenant else {
+        let view = state.tenants.get(id).await?;
+        let keys = state.tenants.keys(id).await?;
+        return Ok(tenant_page(&state, &viewer, &uri, &view, &keys, Some(&key), None).await);
+    };
     let t = |m: M| viewer.t(m);
     let content = html! {
-        h1 { (t(M::TenantCreated)) ": " (created.tenant.name) }
-        (key_once(&viewer, &created.key))
-        p { a.button href={ "/console/tenants/" (created.tenant.id) } { (t(M::Continue)) } }
+        h1 { (t(M::TenantCreated)) ": " (name) }
+        (key_once(&viewer, &key))
+        p { a.button href={ "/console/tenants/" (id) } { (t(M::Continue)) } }
     };
-    let mut r = shell(
+    Ok(shell(
         &state,
         &viewer,
         t(M::TenantCreated),
@@ -165,9 +203,7 @@ pub async fn create_tenant(State(state): State<AppState>, uri: Uri, post: Posted
         &uri,
         content,
     )
-    .await;
-    *r.status_mut() = StatusCode::CREATED;
-    Ok(r)
+    .await)
 }
 
 /// `GET /console/tenants/{id}`.
@@ -223,7 +259,8 @@ async fn tenant_page(
                         td { (time(k.created_at)) }
                         td { @if k.active { span.badge.ok { (t(M::StatusActive)) } } @else { span.badge.muted { (t(M::Revoked)) } } }
                         td { @if k.active {
-                            form.inline method="post" action={ "/console/tenants/" (view.id) "/keys/" (k.id) "/revoke" } {
+                            form.inline method="post" action={ "/console/tenants/" (view.id) "/keys/" (k.id) "/revoke" }
+                                data-confirm=(t(M::ConfirmRevokeKey)) {
                                 (csrf(viewer)) button.danger type="submit" { (t(M::Revoke)) span.visually-hidden { " " (k.hint) } }
                             }
                         } }
@@ -235,34 +272,27 @@ async fn tenant_page(
     shell(state, viewer, &view.name, Nav::Tenants, uri, content).await
 }
 
-/// `POST /console/tenants/{id}/keys`: shows the new key once.
+/// `POST /console/tenants/{id}/keys`: issues a key, shown once by
+/// [`shown_key`].
 pub async fn issue_key(
     State(state): State<AppState>,
-    uri: Uri,
     Path(id): Path<String>,
     post: Posted,
 ) -> PageResult {
     require_operator(&post.viewer)?;
     let id = tenant_id(&id)?;
-    let issued = state
+    let key = state
         .tenants
         .issue_key(&admin_ctx(&post.viewer), id)
         .await?
         .value;
-    let view = state.tenants.get(id).await?;
-    let keys = state.tenants.keys(id).await?;
-    let mut r = tenant_page(
-        &state,
-        &post.viewer,
-        &uri,
-        &view,
-        &keys,
-        Some(&issued),
-        None,
-    )
-    .await;
-    *r.status_mut() = StatusCode::CREATED;
-    Ok(r)
+    let page = format!("/console/tenants/{id}/keys/{}", key.id);
+    let once = ShownOnce::Key {
+        tenant_id: id,
+        key,
+        new_tenant: None,
+    };
+    Ok(show_once(&state, &post.viewer, once, &page))
 }
 
 /// `POST /console/tenants/{id}/keys/{key_id}/revoke`.

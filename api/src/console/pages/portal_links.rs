@@ -1,9 +1,10 @@
 //! Portal links, for a tenant (not for portal sessions themselves): issue
 //! one for a customer (its URL shown once), see its uses, revoke it.
 
-use super::shell;
+use super::{shell, show_once, take_once};
 use crate::console::i18n::{field_error, M};
 use crate::console::layout::{csrf, done_notice, time, Nav};
+use crate::console::session::ShownOnce;
 use crate::console::web::Query;
 use crate::console::web::{see_other, Failure, PageResult, Posted, Viewer};
 use crate::state::AppState;
@@ -195,24 +196,42 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     };
     let url = crate::console::portal_url(&state.console, &headers, &issued.token);
+    let page = format!("/console/portal-links/{}/created", issued.id);
+    let once = ShownOnce::PortalLink { link: issued, url };
+    Ok(show_once(&state, &viewer, once, &page))
+}
+
+/// `GET /console/portal-links/{id}/created`: the link just issued, its URL
+/// shown once; afterwards the link's page.
+pub async fn created(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> PageResult {
+    tenant_only(&viewer)?;
+    let id = link_id(&id)?;
+    let Some(ShownOnce::PortalLink { link, url }) = take_once(&state, &viewer, id) else {
+        return Ok(see_other(&format!("/console/portal-links/{id}")));
+    };
     let t = |m: M| viewer.t(m);
     let content = html! {
         h1 { (t(M::PortalLinkCreated)) }
         div.notice.warn role="status" {
             p { strong { (t(M::PortalLinkOnce)) } }
             div.secret {
-                code #portal-url { (url) }
+                code #portal-url data-shown-once { (url) }
                 button.secondary type="button" data-copy="#portal-url" data-copied=(t(M::Copied)) aria-describedby="copy-status" hidden { (t(M::Copy)) }
                 span #copy-status role="status" aria-live="polite" {}
             }
         }
         dl.props {
-            dt { (t(M::Expires)) } dd { (time(issued.expires_at)) }
-            dt { (t(M::ReadOnly)) } dd { @if issued.read_only { (t(M::Yes)) } @else { (t(M::No)) } }
+            dt { (t(M::Expires)) } dd { (time(link.expires_at)) }
+            dt { (t(M::ReadOnly)) } dd { @if link.read_only { (t(M::Yes)) } @else { (t(M::No)) } }
         }
-        p { a.button.secondary href={ "/console/portal-links/" (issued.id) } { (t(M::ViewLink)) } }
+        p { a.button.secondary href={ "/console/portal-links/" (link.id) } { (t(M::ViewLink)) } }
     };
-    let mut r = shell(
+    Ok(shell(
         &state,
         &viewer,
         t(M::PortalLinkCreated),
@@ -220,9 +239,7 @@ pub async fn create(
         &uri,
         content,
     )
-    .await;
-    *r.status_mut() = StatusCode::CREATED;
-    Ok(r)
+    .await)
 }
 
 fn link_id(raw: &str) -> Result<Uuid, Failure> {
@@ -261,7 +278,8 @@ pub async fn detail(
             ul { @for u in &link.uses { li { (time(u.opened_at)) @if let Some(r) = &u.request_id { " · " code { (r) } } } } }
         }
         @if link.revoked_at.is_none() {
-            form method="post" action={ "/console/portal-links/" (link.id) "/revoke" } {
+            form method="post" action={ "/console/portal-links/" (link.id) "/revoke" }
+                data-confirm=(t(M::ConfirmRevokeLink)) {
                 (csrf(&viewer)) button.danger type="submit" { (t(M::RevokeLink)) }
             }
         }

@@ -111,12 +111,47 @@ impl Viewer {
     }
 }
 
-fn to_sign_in(parts: &Parts) -> Response {
+/// Why a request with a session cookie has no session.
+#[derive(Debug, Clone, Copy)]
+enum Ended {
+    /// The portal link it was opened with was revoked or expired, or what
+    /// made the link no longer stands.
+    Portal,
+    /// Sign-out, idle time, its lifetime, a restart, or what it signed in
+    /// with no longer works.
+    Session,
+}
+
+fn to_sign_in(parts: &Parts, ended: Option<Ended>) -> Response {
     let fetch = parts.headers.get("x-console-fetch").is_some();
     if fetch {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let mut response = Redirect::to("/console/sign-in").into_response();
+    // The sign-in page says why, and comes back to the page asked for (a
+    // page, not an action: a POST is not replayed).
+    let mut to = String::from("/console/sign-in");
+    let mut params = Vec::new();
+    match ended {
+        Some(Ended::Portal) => params.push("ended=portal".to_string()),
+        Some(Ended::Session) => params.push("ended=session".to_string()),
+        None => {}
+    }
+    if parts.method == axum::http::Method::GET && !matches!(ended, Some(Ended::Portal)) {
+        if let Some(pq) = parts.uri.path_and_query() {
+            let path = pq.as_str();
+            let path = if path.starts_with("/console") {
+                path.to_string()
+            } else {
+                format!("/console{path}")
+            };
+            params.push(format!("next={}", crate::console::layout::urlencode(&path)));
+        }
+    }
+    if !params.is_empty() {
+        to.push('?');
+        to.push_str(&params.join("&"));
+    }
+    let mut response = Redirect::to(&to).into_response();
     if cookie(&parts.headers, SESSION_COOKIE).is_some() {
         if let Ok(v) = HeaderValue::from_str(&session_cookie("", false, Some(0))) {
             response.headers_mut().append(header::SET_COOKIE, v);
@@ -177,7 +212,7 @@ impl FromRequestParts<AppState> for Viewer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let locale = locale(&parts.headers);
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
-            return Err(to_sign_in(parts));
+            return Err(to_sign_in(parts, None));
         };
         let refresh = parts
             .headers
@@ -189,13 +224,17 @@ impl FromRequestParts<AppState> for Viewer {
             state.console.sessions.get(&token)
         };
         let Some(mut session) = found else {
-            return Err(to_sign_in(parts));
+            return Err(to_sign_in(parts, Some(Ended::Session)));
         };
         match still_valid(state, &mut session).await {
             Ok(true) => {}
             Ok(false) => {
                 state.console.sessions.end(&token);
-                return Err(to_sign_in(parts));
+                let ended = match session.role {
+                    Role::Portal(_) => Ended::Portal,
+                    _ => Ended::Session,
+                };
+                return Err(to_sign_in(parts, Some(ended)));
             }
             Err(f) => return Err(f.into_response()),
         }

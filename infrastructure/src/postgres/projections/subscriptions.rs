@@ -241,6 +241,7 @@ impl SubscriptionReadModel for PgSubscriptionReadModel {
                AND ($9::text IS NULL
                     OR strpos(lower(url), $9) > 0
                     OR strpos(lower(COALESCE(state ->> 'description', '')), $9) > 0)
+               AND ($10::uuid[] IS NULL OR id = ANY($10))
              ORDER BY created_at {order}, id {order}
              LIMIT $6"
         ))
@@ -253,6 +254,7 @@ impl SubscriptionReadModel for PgSubscriptionReadModel {
         .bind(query.exclude_deleted)
         .bind(query.status.map(ListedStatus::as_str))
         .bind(query.search.as_deref())
+        .bind(query.only_ids.as_ref())
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;

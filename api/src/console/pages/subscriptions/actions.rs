@@ -13,20 +13,23 @@ use axum::response::Response;
 use hookline_application::subscriptions::SubscriptionView;
 use maud::html;
 
-/// After a POST that made a secret: the secret goes into the session and
-/// the browser to the page that shows it once (post/redirect/get: a reload
-/// of that page does not post again, which rotated the secret again).
+/// After a POST that made a secret: shown once by the secret page.
 pub(super) fn show_once(
     state: &AppState,
     viewer: &Viewer,
     view: SubscriptionView,
     created: bool,
 ) -> Response {
-    let id = view.id;
-    state.console.sessions.update(&viewer.token, |s| {
-        s.hold_shown_once(crate::console::session::ShownOnce { view, created });
-    });
-    see_other(&format!("/console/subscriptions/{id}/secret"))
+    let page = format!("/console/subscriptions/{}/secret", view.id);
+    crate::console::pages::show_once(
+        state,
+        viewer,
+        crate::console::session::ShownOnce::Secret {
+            view: Box::new(view),
+            created,
+        },
+        &page,
+    )
 }
 
 /// `GET /console/subscriptions/{id}/secret`: the secret just made, once;
@@ -38,20 +41,16 @@ pub async fn shown_secret(
     Path(id): Path<String>,
 ) -> PageResult {
     let id = sub_id(&id)?;
-    let mut once = None;
-    state.console.sessions.update(&viewer.token, |s| {
-        once = s.take_shown_once(id);
-    });
-    match once {
-        Some(o) => {
-            let heading = if o.created {
+    match crate::console::pages::take_once(&state, &viewer, *id.as_uuid()) {
+        Some(crate::console::session::ShownOnce::Secret { view, created }) => {
+            let heading = if created {
                 M::SubscriptionCreated
             } else {
                 M::SecretRotated
             };
-            Ok(secret_page(&state, &viewer, &uri, &o.view, heading).await)
+            Ok(secret_page(&state, &viewer, &uri, &view, heading).await)
         }
-        None => Ok(see_other(&format!("/console/subscriptions/{id}"))),
+        _ => Ok(see_other(&format!("/console/subscriptions/{id}"))),
     }
 }
 
@@ -69,7 +68,7 @@ async fn secret_page(
         div.notice.warn role="status" {
             p { strong { (t(M::SecretOnce)) } }
             div.secret {
-                code #secret-value { (view.secret) }
+                code #secret-value data-shown-once { (view.secret) }
                 button.secondary type="button" data-copy="#secret-value" data-copied=(t(M::Copied)) aria-describedby="copy-status" hidden { (t(M::Copy)) }
                 span #copy-status role="status" aria-live="polite" {}
             }

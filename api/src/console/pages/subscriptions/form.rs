@@ -178,10 +178,21 @@ fn render_form(
             None => groups.push((ty.group.clone(), vec![ty])),
         }
     }
+    // A wildcard is offered once, in the first group with a type it
+    // matches: two checkboxes of one value would let the hidden one keep
+    // it ticked when the other is unticked (and share an id).
+    let mut wildcards: Vec<Vec<String>> = Vec::with_capacity(groups.len());
+    for (_, types) in &groups {
+        let offered: Vec<String> = group_wildcards(types)
+            .into_iter()
+            .filter(|w| !wildcards.iter().flatten().any(|seen| seen == w))
+            .collect();
+        wildcards.push(offered);
+    }
     let known: Vec<String> = catalogue
         .iter()
         .map(|t| t.name.clone())
-        .chain(groups.iter().flat_map(|(_, ts)| group_wildcards(ts)))
+        .chain(wildcards.iter().flatten().cloned())
         .collect();
     let custom: Vec<&str> = if form.custom_events.is_empty() {
         form.events
@@ -237,9 +248,9 @@ fn render_form(
                                     input type="checkbox" id={ "all-" (gi) } name="select_all" value=(group) data-select-all=(group);
                                     label for={ "all-" (gi) } { (t(M::SelectAll)) " (" (group) ")" }
                                 }
-                                @for w in group_wildcards(types) {
+                                @for w in wildcards.get(gi).map(Vec::as_slice).unwrap_or_default() {
                                     div.check.wild {
-                                        input type="checkbox" id={ "wild-" (w) } name="events" value=(w) checked[form.events.contains(&w)];
+                                        input type="checkbox" id={ "wild-" (w) } name="events" value=(w) checked[form.events.contains(w)];
                                         label for={ "wild-" (w) } { code { (w) } " " span.muted { (t(M::WildcardHint)) } }
                                     }
                                 }
@@ -472,16 +483,16 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
     }
     let ctx = viewer.ctx()?;
     let (events, mut shown, rate_limit) = read_posted(&state, &viewer, &form).await?;
-    let Some(rate_limit) = rate_limit else {
-        return field_refused(&state, &viewer, &uri, shown, None).await;
-    };
+    // The console's own checks (rate limit, header lines) do not hide the
+    // others: a field they refuse is left out and the rest is checked too.
     let headers = match parse_headers(viewer.locale, &shown.headers) {
-        Ok(h) => h,
+        Ok(h) => Some(h),
         Err(message) => {
             shown.errors.insert("headers".into(), message);
-            return field_refused(&state, &viewer, &uri, shown, None).await;
+            None
         }
     };
+    let own_checks_passed = shown.errors.is_empty();
     let request = CreateSubscriptionRequest {
         url: Some(shown.url.clone()),
         events: Some(events),
@@ -490,13 +501,16 @@ pub async fn create(State(state): State<AppState>, uri: Uri, post: Posted) -> Pa
             .get("secret")
             .filter(|s| !s.is_empty())
             .map(str::to_string),
-        headers: Some(headers),
+        headers: Some(headers.unwrap_or_default()),
         description: Some(shown.description.clone()),
         signature_scheme: form.text("signature_scheme"),
         payload_format: None,
-        rate_limit,
+        rate_limit: rate_limit.flatten(),
     };
     let result = match request.into_command(state.subscriptions.allow_list()) {
+        Ok(_) if !own_checks_passed => {
+            return field_refused(&state, &viewer, &uri, shown, None).await
+        }
         Ok(command) => state.subscriptions.create(&ctx, command).await,
         Err(e) => Err(e),
     };
@@ -552,14 +566,27 @@ pub async fn update(
         .and_then(|seen| seen.parse::<i64>().ok())
         .and_then(chrono::DateTime::from_timestamp_micros)
         .ok_or_else(|| Failure::new(StatusCode::BAD_REQUEST, "stale_form"))?;
-    if seen.timestamp_micros() != current.updated_at.timestamp_micros() {
-        return Err(Failure::new(StatusCode::CONFLICT, "changed_meanwhile"));
-    }
     let ctx = viewer.ctx()?;
     let (events, mut shown, rate_limit) = read_posted(&state, &viewer, &form).await?;
-    let Some(rate_limit) = rate_limit else {
-        return field_refused(&state, &viewer, &uri, shown, Some(&current)).await;
-    };
+    if seen.timestamp_micros() != current.updated_at.timestamp_micros() {
+        // Nothing is saved; what was typed is shown again, on a form of
+        // the current version, so the user decides with both in view.
+        shown.errors.clear();
+        shown.general = Some(viewer.t(M::ErrChangedMeanwhileKept).to_string());
+        return form_failed(
+            &state,
+            &viewer,
+            &uri,
+            shown,
+            AppError::Validation(vec![]),
+            Some(&current),
+        )
+        .await
+        .map(|mut r| {
+            *r.status_mut() = StatusCode::CONFLICT;
+            r
+        });
+    }
     let headers = if form.checked("clear_headers") {
         Some(None)
     } else if shown.headers.trim().is_empty() {
@@ -569,18 +596,11 @@ pub async fn update(
             Ok(h) => Some(Some(h)),
             Err(message) => {
                 shown.errors.insert("headers".into(), message);
-                return form_failed(
-                    &state,
-                    &viewer,
-                    &uri,
-                    shown,
-                    AppError::Validation(vec![]),
-                    Some(&current),
-                )
-                .await;
+                None
             }
         }
     };
+    let own_checks_passed = shown.errors.is_empty();
     // As typed, as on create (trimming changed an unchanged description
     // and recorded an update); a blank field removes it.
     let description = shown.description.clone();
@@ -592,9 +612,12 @@ pub async fn update(
         signature_scheme: form.text("signature_scheme"),
         secret: None,
         // An empty field removes the limit.
-        rate_limit: Some(rate_limit),
+        rate_limit: rate_limit.map(Some).unwrap_or_default(),
     };
     let result = match request.into_changes(id, state.subscriptions.allow_list()) {
+        Ok(_) if !own_checks_passed => {
+            return field_refused(&state, &viewer, &uri, shown, Some(&current)).await
+        }
         Ok(changes) => {
             let changes = SubscriptionChanges {
                 unchanged_since: Some(seen),

@@ -146,6 +146,9 @@ pub async fn list(
                 exclude_deleted: true,
                 status: listed.flatten(),
                 search: search.map(str::to_string),
+                // A link scoped to some subscriptions lists those only (a
+                // page of the tenant's, filtered after, could be empty).
+                only: viewer.portal().and_then(|g| g.subscription_filter.clone()),
                 page: PageRequest::parse(Some(100), q.cursor.as_deref())?,
             },
         )
@@ -159,19 +162,32 @@ pub async fn list(
         .iter()
         .filter(|s| !unknown_status && viewer.covers(s.id))
         .collect();
-    let next_link = page.next_cursor.as_ref().map(|next| {
-        let mut link = format!("/console/subscriptions?cursor={}", urlencode(next));
+    // The pages' links keep the filters.
+    let with_filters = |cursor: Option<&str>| {
+        let mut params: Vec<String> = cursor
+            .map(|c| format!("cursor={}", urlencode(c)))
+            .into_iter()
+            .collect();
         for (name, value) in [
             ("q", search),
             ("status", status),
             ("event", q.event.as_deref()),
         ] {
             if let Some(v) = value.filter(|v| !v.is_empty()) {
-                link.push_str(&format!("&{name}={}", urlencode(v)));
+                params.push(format!("{name}={}", urlencode(v)));
             }
         }
-        link
-    });
+        if params.is_empty() {
+            "/console/subscriptions".to_string()
+        } else {
+            format!("/console/subscriptions?{}", params.join("&"))
+        }
+    };
+    let next_link = page
+        .next_cursor
+        .as_deref()
+        .map(|next| with_filters(Some(next)));
+    let first_link = q.cursor.is_some().then(|| with_filters(None));
     let ids: Vec<SubscriptionId> = rows.iter().map(|s| s.id).collect();
     let outcomes: HashMap<SubscriptionId, _> = state
         .dashboard
@@ -256,6 +272,9 @@ pub async fn list(
                     }
                 }
             }
+            @if let Some(first) = &first_link {
+                p { a href=(first) { (t(M::FirstPage)) } }
+            }
             @if let Some(next) = &next_link {
                 p { a href=(next) { (t(M::NextPage)) } }
             }
@@ -303,11 +322,14 @@ pub async fn detail(
     let locale = viewer.locale;
     let t = |m: M| m.text(locale);
     let log = log_section(&state, &viewer, &view, &q.filters).await?;
+    // A very long URL is cut in the heading and the title (whole below).
+    let heading = shortened(&view.url, 120);
     let content = html! {
         p { a href="/console/subscriptions" { "← " (t(M::Subscriptions)) } }
-        h1.url { (view.url) }
+        h1.url { (heading) }
         (done_notice(locale, q.done.as_deref()))
         dl.props {
+            @if heading != view.url { dt { (t(M::Url)) } dd.url { code { (view.url) } } }
             dt { (t(M::Status)) } dd { (status_badge(locale, &view))
                 @if let Some(r) = &view.disabled_reason { " " span.muted { (r) } } }
             dt { (t(M::Description)) } dd { (view.description.as_deref().unwrap_or("—")) }
@@ -353,13 +375,13 @@ pub async fn detail(
         p { a href={ "/console/subscriptions/" (view.id) "/history" } { (t(M::ViewHistory)) } }
         (log)
     };
-    Ok(shell(
-        &state,
-        &viewer,
-        &view.url,
-        Nav::Subscriptions,
-        &uri,
-        content,
-    )
-    .await)
+    Ok(shell(&state, &viewer, &heading, Nav::Subscriptions, &uri, content).await)
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn shortened(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }

@@ -1,0 +1,427 @@
+//! The console's forms and what they make, over plain HTTP: what is shown
+//! once is shown once (a reload makes nothing more), every field's error
+//! at once, a stale edit keeps what was typed, a scoped portal link lists
+//! its subscriptions whatever their place, an ended session says why.
+
+use crate::console::{csrf_of, no_redirects, page, post_form, session_cookie, sign_in};
+use hookline_tests::server::ADMIN_TOKEN;
+use hookline_tests::{expect_json, TestApp};
+use reqwest::header::{COOKIE, LOCATION};
+use serde_json::{json, Value};
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()[LOCATION].to_str().unwrap().to_string()
+}
+
+async fn operator(app: &TestApp) -> String {
+    let res = no_redirects()
+        .post(app.url("/console/sign-in"))
+        .form(&[("kind", "operator"), ("credential", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    session_cookie(res.headers())
+}
+
+async fn tenant_count(app: &TestApp) -> usize {
+    let list = expect_json(
+        app.client
+            .get(app.url("/admin/tenants?limit=100"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    list["data"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn a_tenant_a_key_or_a_portal_link_is_made_once_and_shown_once() {
+    let app = TestApp::spawn().await;
+    let cookie = operator(&app).await;
+    let csrf = csrf_of(&app, &cookie, "/console/tenants").await;
+    let before = tenant_count(&app).await;
+
+    // A tenant: the POST redirects to the page that shows its key once.
+    let res = post_form(
+        &app,
+        &cookie,
+        "/console/tenants",
+        &[("_csrf", csrf.as_str()), ("name", "Gamma")],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let shown = location(&res);
+    assert!(shown.starts_with("/console/tenants/"), "{shown}");
+    let tenant_page = shown.split("/keys/").next().unwrap().to_string();
+    let (status, body) = page(&app, &cookie, &shown).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Gamma") && body.contains("hlk_"), "{body}");
+    assert!(body.contains("data-shown-once"), "cleared when left");
+    // Reloaded: the tenant's page, no key, and no second tenant.
+    let res = no_redirects()
+        .get(app.url(&shown))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), tenant_page);
+    assert_eq!(tenant_count(&app).await, before + 1);
+
+    // A key: the same.
+    let res = post_form(
+        &app,
+        &cookie,
+        &format!("{tenant_page}/keys"),
+        &[("_csrf", csrf.as_str())],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let shown = location(&res);
+    let (status, body) = page(&app, &cookie, &shown).await;
+    assert_eq!(status, 200);
+    let key = body
+        .split("id=\"key-value\" data-shown-once>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+    assert!(key.starts_with("hlk_"));
+    let (status, _) = page(&app, &cookie, &shown).await;
+    assert_eq!(status, 303, "shown once");
+    let (_, body) = page(&app, &cookie, &tenant_page).await;
+    assert_eq!(
+        body.matches("data-confirm=").count(),
+        2,
+        "two keys to revoke"
+    );
+    // Another operator session cannot read it either.
+    let other = operator(&app).await;
+    let res = post_form(
+        &app,
+        &cookie,
+        &format!("{tenant_page}/keys"),
+        &[("_csrf", csrf.as_str())],
+    )
+    .await;
+    let (status, _) = page(&app, &other, &location(&res)).await;
+    assert_eq!(status, 303, "held by the session that made it");
+
+    // A portal link, made in the new tenant's console with its key.
+    let cookie = sign_in(&app, &key).await;
+    let csrf = csrf_of(&app, &cookie, "/console/portal-links").await;
+    let res = post_form(
+        &app,
+        &cookie,
+        "/console/portal-links",
+        &[("_csrf", csrf.as_str()), ("expires_in", "3600")],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let shown = location(&res);
+    assert!(shown.ends_with("/created"), "{shown}");
+    let (status, body) = page(&app, &cookie, &shown).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("/console/portal?token=hlp_"), "{body}");
+    let res = no_redirects()
+        .get(app.url(&shown))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), shown.trim_end_matches("/created"));
+}
+
+#[tokio::test]
+async fn a_wildcard_is_offered_once_whatever_groups_share_it() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    expect_json(
+        app.post(
+            &t,
+            "/v1/event-types",
+            json!({"name": "invoice.custom_thing", "group": "Other group"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let cookie = sign_in(&app, &t.api_key).await;
+    let (status, body) = page(&app, &cookie, "/console/subscriptions/new").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body.matches("id=\"wild-invoice.*\"").count(),
+        1,
+        "one checkbox for invoice.*"
+    );
+    assert_eq!(body.matches("value=\"invoice.*\"").count(), 1);
+}
+
+#[tokio::test]
+async fn every_field_error_is_shown_at_once() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let cookie = sign_in(&app, &t.api_key).await;
+    let csrf = csrf_of(&app, &cookie, "/console/subscriptions/new").await;
+    let long = "d".repeat(600);
+    let res = post_form(
+        &app,
+        &cookie,
+        "/console/subscriptions",
+        &[
+            ("_csrf", csrf.as_str()),
+            ("url", "https://10.0.0.1/hook"),
+            ("description", long.as_str()),
+            ("events", "invoice.created"),
+            ("headers", "nocolon"),
+            ("rate_limit", "abc"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let body = res.text().await.unwrap();
+    for field in ["url", "description", "headers", "rate_limit"] {
+        let marker = format!("id=\"{field}-error\" role=\"alert\">");
+        let after = body
+            .split(&marker)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{field}: {body}"));
+        assert!(!after.starts_with('<'), "{field} has its message: {body}");
+    }
+    assert!(
+        !body.contains("HOOKLINE_"),
+        "no server setting named to a tenant"
+    );
+    let list = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+    assert!(list["data"].as_array().unwrap().is_empty(), "nothing made");
+}
+
+#[tokio::test]
+async fn an_edit_saved_after_another_change_keeps_what_was_typed() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let sub = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/hook", "events": ["invoice.created"]}),
+        )
+        .await;
+    let id = sub["id"].as_str().unwrap();
+    let cookie = sign_in(&app, &t.api_key).await;
+    let edit = format!("/console/subscriptions/{id}/edit");
+    let (_, form) = page(&app, &cookie, &edit).await;
+    let seen = |form: &str| {
+        form.split("name=\"_seen\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_string()
+    };
+    let first_seen = seen(&form);
+    let csrf = csrf_of(&app, &cookie, &edit).await;
+    expect_json(
+        app.patch(
+            &t,
+            &format!("/v1/subscriptions/{id}"),
+            json!({"rate_limit": 5}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let fields = |seen: &str| {
+        vec![
+            ("_csrf".to_string(), csrf.clone()),
+            ("_seen".to_string(), seen.to_string()),
+            ("url".to_string(), "https://example.com/hook".to_string()),
+            ("description".to_string(), "typed by me".to_string()),
+            ("events".to_string(), "invoice.created".to_string()),
+            ("rate_limit".to_string(), "7".to_string()),
+        ]
+    };
+    let post = |fields: Vec<(String, String)>| {
+        let cookie = cookie.clone();
+        let url = app.url(&format!("/console/subscriptions/{id}"));
+        let base = app.base.clone();
+        async move {
+            no_redirects()
+                .post(url)
+                .header(COOKIE, cookie)
+                .header("origin", base)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = post(fields(&first_seen)).await;
+    assert_eq!(res.status(), 409);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("nothing was saved"), "{body}");
+    assert!(body.contains("value=\"typed by me\""), "kept: {body}");
+    let now = expect_json(app.get(&t, &format!("/v1/subscriptions/{id}")).await, 200).await;
+    assert_eq!(now["rate_limit"], 5, "the other change stands");
+    assert!(now.get("description").is_none_or(Value::is_null));
+    // Saved again from that form (it shows the current version): saved.
+    let res = post(fields(&seen(&body))).await;
+    assert_eq!(res.status(), 303);
+    let now = expect_json(app.get(&t, &format!("/v1/subscriptions/{id}")).await, 200).await;
+    assert_eq!(now["description"], "typed by me");
+    assert_eq!(now["rate_limit"], 7);
+}
+
+#[tokio::test]
+async fn a_scoped_portal_link_lists_its_subscriptions_wherever_they_are() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("big").await;
+    let oldest = app
+        .subscribe(
+            &t,
+            json!({"url": "https://example.com/the-one", "events": ["invoice.created"]}),
+        )
+        .await;
+    for i in 0..100 {
+        app.subscribe(
+            &t,
+            json!({"url": format!("https://example.com/other-{i}"), "events": ["invoice.created"]}),
+        )
+        .await;
+    }
+    let link = expect_json(
+        app.post(
+            &t,
+            "/v1/portal-sessions",
+            json!({"subscription_filter": [oldest["id"]], "read_only": true}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let token = link["url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap();
+    let res = no_redirects()
+        .get(app.url(&format!("/console/portal?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = session_cookie(res.headers());
+    let (status, body) = page(&app, &cookie, "/console/subscriptions").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("https://example.com/the-one"), "{body}");
+    assert!(!body.contains("other-"), "only the link's");
+    assert!(!body.contains("Next page"), "no page of others");
+
+    // The link revoked: the next page says the link ended (not a bare
+    // sign-in page), and a live refresh is told to reload.
+    let res = app
+        .delete(
+            &t,
+            &format!("/v1/portal-sessions/{}", link["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let res = no_redirects()
+        .get(app.url("/console/subscriptions"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let to = location(&res);
+    assert_eq!(to, "/console/sign-in?ended=portal");
+    let body = reqwest::get(app.url(&to))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("The portal link this page was opened with has ended"));
+}
+
+#[tokio::test]
+async fn an_ended_session_says_so_and_signing_in_comes_back_to_the_page() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let res = no_redirects()
+        .get(app.url("/console/subscriptions?status=active"))
+        .header(COOKIE, "hookline_console=gone")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let to = location(&res);
+    assert_eq!(
+        to,
+        "/console/sign-in?ended=session&next=%2Fconsole%2Fsubscriptions%3Fstatus%3Dactive"
+    );
+    let body = reqwest::get(app.url(&to))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("Your session has ended"), "{body}");
+    assert!(
+        body.contains("name=\"next\" value=\"/console/subscriptions?status=active\""),
+        "{body}"
+    );
+    let res = no_redirects()
+        .post(app.url("/console/sign-in"))
+        .form(&[
+            ("kind", "tenant"),
+            ("credential", t.api_key.as_str()),
+            ("next", "/console/subscriptions?status=active"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/console/subscriptions?status=active");
+    // A next page outside the console is not followed.
+    for next in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/console/../v1",
+    ] {
+        let res = no_redirects()
+            .post(app.url("/console/sign-in"))
+            .form(&[
+                ("kind", "tenant"),
+                ("credential", t.api_key.as_str()),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&res), "/console/dashboard", "{next}");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_chain_is_checked_by_a_post_of_the_console_only() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let cookie = sign_in(&app, &t.api_key).await;
+    let (status, body) = page(&app, &cookie, "/console/dashboard?verify=1").await;
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("id=\"audit-result\""),
+        "a GET checks nothing"
+    );
+    let res = post_form(&app, &cookie, "/console/dashboard", &[]).await;
+    assert_eq!(res.status(), 403, "no CSRF token");
+    let csrf = csrf_of(&app, &cookie, "/console/dashboard").await;
+    let res = post_form(&app, &cookie, "/console/dashboard", &[("_csrf", &csrf)]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("id=\"audit-result\""));
+}
