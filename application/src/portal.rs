@@ -11,6 +11,7 @@ use crate::commands::{execute_with_retry, Written};
 use crate::context::{Actor, CommandContext, RequestId};
 use crate::error::AppError;
 use crate::operators::OperatorService;
+use crate::pagination::{encode_cursor, Page, PageRequest};
 use crate::ports::{AggregateStore, LinkSigner, SubscriptionReadModel, TenantReadModel};
 use crate::shared::Shared;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -499,6 +500,45 @@ impl PortalService {
         Ok(())
     }
 
+    /// The tenant's links that may still open, newest first: those issued
+    /// within the longest life a link may have (7 days), revoked and
+    /// expired ones among them too. Link ids are UUIDv7, so these are the
+    /// links whose ids are past the id of that moment.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<PortalLinkView>, AppError> {
+        let since = self.shared.clock.now() - chrono::Duration::seconds(MAX_LINK_SECONDS);
+        let firsts = self
+            .shared
+            .log
+            .first_events_in_id_range(
+                PortalLink::TYPE,
+                tenant,
+                lowest_v7_id_at(since),
+                page.before.map(|(_, id)| id),
+                page.limit.saturating_add(1),
+            )
+            .await?;
+        let more = firsts.len() > page.limit as usize;
+        let mut data = Vec::with_capacity(firsts.len());
+        for first in firsts.iter().take(page.limit as usize) {
+            let id = Uuid::parse_str(&first.aggregate_id)
+                .map_err(|e| AppError::Internal(format!("a portal link's id: {e}")))?;
+            data.push(self.get(tenant, id).await?);
+        }
+        let next_cursor = if more {
+            data.last().map(|v| encode_cursor(v.issued_at, v.id))
+        } else {
+            None
+        };
+        Ok(Page { data, next_cursor })
+    }
+
     /// A link of the tenant, with every use, from its events.
     ///
     /// # Errors
@@ -534,5 +574,48 @@ impl PortalService {
             revoked_at: state.revoked_at,
             uses,
         })
+    }
+}
+
+/// The lowest UUIDv7 of the millisecond `at`: every v7 id made at or after
+/// `at` is greater.
+fn lowest_v7_id_at(at: DateTime<Utc>) -> Uuid {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    Uuid::from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod id_range_tests {
+    use super::lowest_v7_id_at;
+    use chrono::{Duration, TimeZone, Utc};
+    use uuid::{NoContext, Timestamp, Uuid};
+
+    fn v7_at(at: chrono::DateTime<Utc>) -> Uuid {
+        let secs = u64::try_from(at.timestamp()).unwrap();
+        Uuid::new_v7(Timestamp::from_unix(
+            NoContext,
+            secs,
+            at.timestamp_subsec_nanos(),
+        ))
+    }
+
+    #[test]
+    fn ids_made_at_or_after_a_moment_sort_after_its_lowest_id_as_text_too() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 5, 1, 2, 3).unwrap() + Duration::milliseconds(456);
+        let floor = lowest_v7_id_at(at);
+        assert_eq!(floor.get_version_num(), 7);
+        for later in [at, at + Duration::milliseconds(1), at + Duration::days(3)] {
+            let id = v7_at(later);
+            assert!(
+                id >= floor && id.to_string() >= floor.to_string(),
+                "{id} {floor}"
+            );
+        }
+        let earlier = v7_at(at - Duration::milliseconds(1));
+        assert!(earlier < floor && earlier.to_string() < floor.to_string());
     }
 }

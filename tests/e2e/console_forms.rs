@@ -425,3 +425,94 @@ async fn the_audit_chain_is_checked_by_a_post_of_the_console_only() {
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("id=\"audit-result\""));
 }
+
+#[tokio::test]
+async fn a_tenants_recent_portal_links_are_listed_with_their_status() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let other = app.tenant("other").await;
+    let mut made = Vec::new();
+    for body in [
+        json!({"expires_in": 1}),
+        json!({"read_only": true}),
+        json!({}),
+    ] {
+        let link = expect_json(app.post(&t, "/v1/portal-sessions", body).await, 201).await;
+        made.push(link["id"].as_str().unwrap().to_string());
+    }
+    expect_json(
+        app.post(&other, "/v1/portal-sessions", json!({})).await,
+        201,
+    )
+    .await;
+    let res = app
+        .delete(&t, &format!("/v1/portal-sessions/{}", made[2]))
+        .await;
+    assert_eq!(res.status(), 204);
+    // The first expires a second after it was made.
+    hookline_tests::eventually(
+        "the first link has expired",
+        std::time::Duration::from_secs(10),
+        || async {
+            let list = expect_json(app.get(&t, "/v1/portal-sessions").await, 200).await;
+            (list["data"][2]["status"] == "expired").then_some(list)
+        },
+    )
+    .await;
+    let list = expect_json(app.get(&t, "/v1/portal-sessions").await, 200).await;
+    let data = list["data"].as_array().unwrap();
+    let ids: Vec<&str> = data.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        vec![&made[2], &made[1], &made[0]],
+        "newest first, mine only"
+    );
+    assert_eq!(data[0]["status"], "revoked");
+    assert!(data[0]["revoked_at"].is_string());
+    assert_eq!(data[1]["status"], "active");
+    assert_eq!(data[1]["read_only"], true);
+    assert_eq!(data[1]["uses"], 0);
+    assert!(list.get("next_cursor").is_none());
+
+    // Pages: one at a time, through the cursor.
+    let first = expect_json(app.get(&t, "/v1/portal-sessions?limit=2").await, 200).await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = expect_json(
+        app.get(&t, &format!("/v1/portal-sessions?limit=2&cursor={cursor}"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(second["data"][0]["id"], made[0].as_str());
+    assert!(second.get("next_cursor").is_none());
+    for bad in ["limit=0", "limit=101", "cursor=nonsense", "unknown=1"] {
+        let res = app.get(&t, &format!("/v1/portal-sessions?{bad}")).await;
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+
+    // The console's page lists them, each with a way to its page.
+    let cookie = sign_in(&app, &t.api_key).await;
+    let (status, body) = page(&app, &cookie, "/console/portal-links").await;
+    assert_eq!(status, 200);
+    for id in &made {
+        assert!(
+            body.contains(&format!("href=\"/console/portal-links/{id}\"")),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        body.matches("<tr data-link=").count(),
+        3,
+        "not the other tenant's"
+    );
+    assert!(
+        body.contains(">expired<") && body.contains(">revoked<"),
+        "{body}"
+    );
+    let (_, detail) = page(&app, &cookie, &format!("/console/portal-links/{}", made[0])).await;
+    assert!(
+        detail.contains(">expired<"),
+        "an expired link is not shown active"
+    );
+}

@@ -131,5 +131,5 @@ async fn every_documented_operation_is_routed_and_guarded_as_documented() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 71);
+    assert_eq!(checked, 72);
 }

@@ -226,6 +226,9 @@ messages! {
     NoSchema => "No schema: any JSON object is accepted.", "Sin esquema: se acepta cualquier objeto JSON.";
     NoTenants => "No tenants yet. Create the first one below.", "Aún no hay cuentas. Cree la primera abajo.";
     NotUsedYet => "Not used yet.", "Aún no se ha usado.";
+    RecentLinks => "Links of the last 7 days", "Enlaces de los últimos 7 días";
+    NoRecentLinks => "No portal link was made in the last 7 days (older ones have all expired).", "No se creó ningún enlace al portal en los últimos 7 días (los anteriores ya caducaron todos).";
+    Expired => "expired", "caducado";
     OldestDue => "oldest due since", "la más antigua pendiente desde";
     OpenConsole => "Open console", "Abrir consola";
     OperatorSignIn => "Operators", "Operadores";

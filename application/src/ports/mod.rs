@@ -207,6 +207,23 @@ pub trait EventLog: Send + Sync {
         events.truncate(limit as usize);
         Ok(events)
     }
+
+    /// The first events of tenant `tenant`'s aggregates of `aggregate_type`
+    /// whose ids lie in `[from, before)`, greatest id first, at most
+    /// `limit`. For aggregates with UUIDv7 ids (time-ordered, as
+    /// `Entropy::new_id` makes them) that is "made since `from`'s time,
+    /// newest first", read from the primary key's range.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn first_events_in_id_range(
+        &self,
+        aggregate_type: &str,
+        tenant: TenantId,
+        from: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, AppError>;
 }
 
 /// Lets a command's response wait until the read models include its events.

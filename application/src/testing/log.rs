@@ -120,6 +120,27 @@ impl EventLog for MemoryLog {
     ) -> Result<Vec<StoredEvent>, AppError> {
         Ok(self.history(aggregate_type, aggregate_id))
     }
+
+    async fn first_events_in_id_range(
+        &self,
+        aggregate_type: &str,
+        tenant: TenantId,
+        from: uuid::Uuid,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, AppError> {
+        let (from, before) = (from.to_string(), before.map(|b| b.to_string()));
+        let mut found: Vec<StoredEvent> = self
+            .of(aggregate_type)
+            .into_iter()
+            .filter(|e| e.sequence == 1 && e.aggregate_id >= from)
+            .filter(|e| before.as_ref().is_none_or(|b| e.aggregate_id < *b))
+            .filter(|e| e.meta().is_some_and(|m| m.tenant_id == tenant))
+            .collect();
+        found.sort_by(|a, b| b.aggregate_id.cmp(&a.aggregate_id));
+        found.truncate(limit as usize);
+        Ok(found)
+    }
 }
 
 #[async_trait]

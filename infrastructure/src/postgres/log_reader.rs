@@ -11,8 +11,10 @@ use async_trait::async_trait;
 use hookline_application::history::FROM_START;
 use hookline_application::ports::{EventLog, LogPosition, Payload, StoredEvent};
 use hookline_application::AppError;
+use hookline_domain::TenantId;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
 
 pub(crate) const COLUMNS: &str =
     "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
@@ -144,6 +146,38 @@ impl EventLog for PgEventLog {
             .bind(aggregate_type)
             .bind(aggregate_id)
             .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(decode)
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)
+    }
+
+    async fn first_events_in_id_range(
+        &self,
+        aggregate_type: &str,
+        tenant: TenantId,
+        from: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, AppError> {
+        // A range of the primary key (aggregate_type, aggregate_id,
+        // sequence): hyphenated lower-case hex compares in id order.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events
+              WHERE aggregate_type = $1 AND aggregate_id >= $2
+                AND ($3::text IS NULL OR aggregate_id < $3)
+                AND sequence = 1 AND metadata ->> 'tenant_id' = $4
+              ORDER BY aggregate_id DESC LIMIT $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(aggregate_type)
+            .bind(from.to_string())
+            .bind(before.map(|b| b.to_string()))
+            .bind(tenant.to_string())
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await

@@ -3,15 +3,16 @@
 
 use super::{shell, show_once, take_once};
 use crate::console::i18n::{field_error, M};
-use crate::console::layout::{csrf, done_notice, time, Nav};
+use crate::console::layout::{csrf, done_notice, time, urlencode, Nav};
 use crate::console::session::ShownOnce;
 use crate::console::web::Query;
 use crate::console::web::{see_other, Failure, PageResult, Posted, Viewer};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
+use chrono::{DateTime, Utc};
 use hookline_application::pagination::PageRequest;
-use hookline_application::portal::IssueLink;
+use hookline_application::portal::{IssueLink, PortalLinkView};
 use hookline_application::subscriptions::{ListSubscriptions, SubscriptionView};
 use hookline_application::AppError;
 use hookline_domain::SubscriptionId;
@@ -103,21 +104,85 @@ pub struct DoneQuery {
     done: Option<String>,
 }
 
-/// `GET /console/portal-links`.
+#[derive(Debug, Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    done: Option<String>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// A link's status: revoked (since when), expired, or active.
+fn link_status(viewer: &Viewer, link: &PortalLinkView, now: DateTime<Utc>) -> Markup {
+    let t = |m: M| viewer.t(m);
+    html! {
+        @if let Some(r) = link.revoked_at { span.badge.muted { (t(M::Revoked)) } " " (time(r)) }
+        @else if now >= link.expires_at { span.badge.muted { (t(M::Expired)) } }
+        @else { span.badge.ok { (t(M::StatusActive)) } }
+    }
+}
+
+/// The links that may still open (made in the last 7 days), newest first,
+/// each with its status and a way to its page (and its "Revoke").
+fn links_table(viewer: &Viewer, links: &[PortalLinkView], now: DateTime<Utc>) -> Markup {
+    let t = |m: M| viewer.t(m);
+    html! {
+        h2 { (t(M::RecentLinks)) }
+        @if links.is_empty() {
+            p.muted { (t(M::NoRecentLinks)) }
+        } @else {
+            div.table-wrap { table #portal-links {
+                thead { tr {
+                    th scope="col" { (t(M::Created)) }
+                    th scope="col" { (t(M::Expires)) }
+                    th scope="col" { (t(M::Status)) }
+                    th scope="col" { (t(M::ReadOnly)) }
+                    th scope="col" { (t(M::Uses)) }
+                    th scope="col" { span.visually-hidden { (t(M::Details)) } }
+                } }
+                tbody {
+                    @for l in links {
+                        tr data-link=(l.id) {
+                            td { (time(l.issued_at)) }
+                            td { (time(l.expires_at)) }
+                            td { (link_status(viewer, l, now)) }
+                            td { @if l.read_only { (t(M::Yes)) } @else { (t(M::No)) } }
+                            td { (l.uses.len()) }
+                            td { a href={ "/console/portal-links/" (l.id) } { (t(M::ViewLink)) } }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+/// `GET /console/portal-links`: a new link's form and the recent links.
 pub async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
     uri: Uri,
-    Query(q): Query<DoneQuery>,
+    Query(q): Query<ListQuery>,
 ) -> PageResult {
     tenant_only(&viewer)?;
     let subs = subscriptions(&state, &viewer).await?;
+    let links = state
+        .portal
+        .list(
+            viewer.require_tenant()?,
+            PageRequest::parse(Some(50), q.cursor.as_deref())?,
+        )
+        .await?;
     let t = |m: M| viewer.t(m);
     let content = html! {
         h1 { (t(M::PortalLinks)) }
         (done_notice(viewer.locale, q.done.as_deref()))
         p.lead { (t(M::PortalLead)) }
         (form(&viewer, &subs, None))
+        (links_table(&viewer, &links.data, state.clock.now()))
+        @if let Some(next) = &links.next_cursor {
+            p { a href={ "/console/portal-links?cursor=" (urlencode(next)) } { (t(M::NextPage)) } }
+        }
     };
     Ok(shell(
         &state,
@@ -268,7 +333,7 @@ pub async fn detail(
             dt { (t(M::Created)) } dd { (time(link.issued_at)) }
             dt { (t(M::Expires)) } dd { (time(link.expires_at)) }
             dt { (t(M::ReadOnly)) } dd { @if link.read_only { (t(M::Yes)) } @else { (t(M::No)) } }
-            dt { (t(M::Status)) } dd { @if let Some(r) = link.revoked_at { span.badge.muted { (t(M::Revoked)) } " " (time(r)) } @else { span.badge.ok { (t(M::StatusActive)) } } }
+            dt { (t(M::Status)) } dd { (link_status(&viewer, &link, state.clock.now())) }
             @if let Some(ids) = &link.subscription_filter {
                 dt { (t(M::LimitToSubscriptions)) } dd { @for id in ids { code { (id) } br; } }
             }

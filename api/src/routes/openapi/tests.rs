@@ -137,13 +137,14 @@ fn routes_are_registered_only_with_their_documentation() {
         ("PUT", "/inflow/{companyId}/webhooks"),
         ("DELETE", "/inflow/{companyId}/webhooks/{webHookId}"),
         ("POST", "/v1/connectors/siigo/subscriptions"),
+        ("GET", "/v1/portal-sessions"),
     ] {
         assert!(
             ops.iter().any(|(m, p, _)| m == method && p == path),
             "{method} {path}"
         );
     }
-    assert_eq!(ops.len(), 71, "operations: {ids:?}");
+    assert_eq!(ops.len(), 72, "operations: {ids:?}");
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! Request and response bodies of `/v1/portal-sessions`.
 
 use chrono::{DateTime, Utc};
+use hookline_application::pagination::PageRequest;
 use hookline_application::portal::{IssueLink, PortalLinkView};
 use hookline_application::AppError;
 use hookline_domain::SubscriptionId;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// `POST /v1/portal-sessions` (every field optional).
@@ -110,6 +111,81 @@ impl From<PortalLinkView> for PortalSessionResponse {
                     request_id: u.request_id,
                 })
                 .collect(),
+        }
+    }
+}
+
+/// Query parameters of `GET /v1/portal-sessions`.
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListPortalSessionsQuery {
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size, 1–100 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+}
+
+impl ListPortalSessionsQuery {
+    /// # Errors
+    /// Validation errors for `limit` or `cursor`.
+    pub fn into_page(self) -> Result<PageRequest, AppError> {
+        PageRequest::parse(self.limit, self.cursor.as_deref())
+    }
+}
+
+/// Where a link stands now.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PortalSessionStatus {
+    /// It opens the console (until `expires_at`).
+    Active,
+    /// Its time is over.
+    Expired,
+    /// Revoked (by the tenant, by its holder's logout) or ended with what
+    /// made it.
+    Revoked,
+}
+
+/// A portal session (link) in a list: its uses counted, not listed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PortalSessionSummary {
+    pub id: Uuid,
+    pub status: PortalSessionStatus,
+    pub read_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, nullable = false)]
+    pub subscription_filter: Option<Vec<SubscriptionId>>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// How many times it was opened.
+    pub uses: usize,
+}
+
+impl PortalSessionSummary {
+    pub fn of(v: PortalLinkView, now: DateTime<Utc>) -> Self {
+        let status = if v.revoked_at.is_some() {
+            PortalSessionStatus::Revoked
+        } else if now >= v.expires_at {
+            PortalSessionStatus::Expired
+        } else {
+            PortalSessionStatus::Active
+        };
+        Self {
+            id: v.id,
+            status,
+            read_only: v.read_only,
+            subscription_filter: v.subscription_filter,
+            created_at: v.issued_at,
+            expires_at: v.expires_at,
+            revoked_at: v.revoked_at,
+            uses: v.uses.len(),
         }
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod dto;
 
+use super::common::PageResponse;
 use super::{no_content, written, Ctx};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiQuery;
 use crate::extract::OptionalJson;
 use crate::middleware::Caller;
 use crate::state::AppState;
@@ -12,14 +14,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dto::{CreatePortalSessionRequest, PortalSessionCreatedResponse, PortalSessionResponse};
+use dto::{
+    CreatePortalSessionRequest, ListPortalSessionsQuery, PortalSessionCreatedResponse,
+    PortalSessionResponse, PortalSessionSummary,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create))
+        .routes(routes!(create, list))
         .routes(routes!(read, revoke))
 }
 
@@ -71,6 +76,41 @@ async fn create(
             subscription_filter: i.subscription_filter,
         }),
     )
+}
+
+/// List portal sessions
+///
+/// The tenant's links that may still open, newest first: every link made
+/// in the last 7 days (the longest a link lives), with its status. Older
+/// links have all expired; each stays readable by its id.
+#[utoipa::path(
+    get,
+    path = "/portal-sessions",
+    operation_id = "list_portal_sessions",
+    tag = "portal-sessions",
+    params(ListPortalSessionsQuery),
+    responses(
+        (status = 200, description = "A page of links, newest first.", body = PageResponse<PortalSessionSummary>,
+            example = json!({"data": [{"id": "01938f6e-5c1a-7b2e-9f00-3a1b2c3d4e5f", "status": "active",
+                "read_only": true, "created_at": "2026-12-03T10:00:00Z",
+                "expires_at": "2026-12-03T10:15:00Z", "uses": 1}]})),
+        (status = 400, description = "- `validation_error`: `limit` or `cursor` is malformed\n- `invalid_query`: an unknown or malformed query parameter"),
+    )
+)]
+async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiQuery(query): ApiQuery<ListPortalSessionsQuery>,
+) -> ApiResult<Response> {
+    let page = state
+        .portal
+        .list(caller.tenant_id, query.into_page()?)
+        .await?;
+    let now = state.clock.now();
+    Ok(Json(PageResponse::from_page(page, |v| {
+        PortalSessionSummary::of(v, now)
+    }))
+    .into_response())
 }
 
 /// Read a portal session
