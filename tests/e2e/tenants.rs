@@ -544,8 +544,16 @@ async fn tenant_events_are_verified_replayed_and_managed_from_the_command_line()
     .await;
     assert_eq!(bad.code, Some(1));
     assert!(bad.stderr.contains("tenant id"), "{}", bad.stderr);
-    let deleted = cli(vec!["tenants".into(), "delete".into(), beta_id]).await;
+    let deleted = cli(vec!["tenants".into(), "delete".into(), beta_id.clone()]).await;
     assert_eq!(deleted.code, Some(0), "{}", deleted.stderr);
+    assert!(deleted.stdout.contains("deleted: its keys no longer work"));
+    let again = cli(vec!["tenants".into(), "delete".into(), beta_id]).await;
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(
+        again.stdout.contains("was already deleted"),
+        "{}",
+        again.stdout
+    );
     eventually(
         "the server refuses the deleted tenant's key",
         WAIT,

@@ -182,8 +182,11 @@ pub(super) async fn run(s: Services, command: TenantsCommand) -> anyhow::Result<
             out!("{}", line(&t.value));
         }
         TenantsCommand::Delete { id, .. } => {
-            s.tenants.delete(&ctx, tenant(&id)?).await?;
-            out!("tenant {id} deleted: its keys no longer work");
+            if s.tenants.delete(&ctx, tenant(&id)?).await?.value {
+                out!("tenant {id} deleted: its keys no longer work");
+            } else {
+                out!("tenant {id} was already deleted (its subscriptions are deleted too)");
+            }
         }
         TenantsCommand::Keys { command } => keys(&s, command).await?,
     }

@@ -496,7 +496,8 @@ impl TenantService {
     /// Soft delete: the tenant's keys stop working and each of its
     /// subscriptions is deleted (so nothing more is delivered). Deleting a
     /// deleted tenant again finishes a cascade an earlier call left
-    /// unfinished.
+    /// unfinished. The value says whether this call deleted it (`false`:
+    /// it was deleted before).
     ///
     /// # Errors
     /// 404 for an unknown tenant.
@@ -505,18 +506,18 @@ impl TenantService {
         &self,
         ctx: &CommandContext,
         id: TenantId,
-    ) -> Result<Written<()>, AppError> {
-        let consistent = match self
+    ) -> Result<Written<bool>, AppError> {
+        let (consistent, deleted_now) = match self
             .run(ctx, id, || {
                 TenantCommand::Delete(DeleteTenant { at: self.now() })
             })
             .await
         {
-            Ok(c) => c,
+            Ok(c) => (c, true),
             Err(AppError::Conflict {
                 code: "tenant_deleted",
                 ..
-            }) => true,
+            }) => (true, false),
             Err(e) => return Err(e),
         };
         let ctx = ctx.for_tenant(id);
@@ -530,7 +531,7 @@ impl TenantService {
         }
         tracing::info!("tenant deleted");
         Ok(Written {
-            value: (),
+            value: deleted_now,
             consistent: all_settled,
         })
     }

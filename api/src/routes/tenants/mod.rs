@@ -251,7 +251,9 @@ async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = tenant_id(&id)?;
-    Ok(no_content(state.tenants.delete(&ctx, id).await?))
+    Ok(no_content(
+        state.tenants.delete(&ctx, id).await?.map(|_| ()),
+    ))
 }
 
 /// Issue an API key
