@@ -776,3 +776,90 @@ async fn a_sigterm_is_not_held_up_by_a_database_that_does_not_answer() {
         "the server exits"
     );
 }
+
+/// The pid (outside any PID namespace) of the process whose pid inside its
+/// namespace is `inner` and whose command line mentions `needle`.
+fn outer_pid(inner: &str, needle: &str) -> Option<String> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (nspid.split_whitespace().last() == Some(inner)
+                && String::from_utf8_lossy(&cmdline).contains(needle))
+            .then(|| pid.to_string())
+        })
+}
+
+/// In a container started without an init, Hookline is PID 1, and the
+/// postmaster `pg_ctl` starts is its child: killed, it stays a zombie
+/// until Hookline reaps it, and until then the cluster looked alive and
+/// was never started again (a hostile sweep: `/readyz` 503 for good). Run
+/// in a PID namespace of its own, the server reaps it and starts it again.
+#[tokio::test]
+async fn as_pid_1_of_a_container_a_server_still_starts_a_killed_postgres_again() {
+    if running_as_root().is_none() {
+        eprintln!("skipped: a PID namespace of its own needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_text = data.display().to_string();
+    let mut server = ServerProcess::start_under(
+        &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
+        &["--listen", "127.0.0.1:0"],
+        &env(),
+        &data,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let inner = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
+    let inner = inner.lines().next().unwrap().trim().to_string();
+    let postmaster = outer_pid(&inner, &data_text).expect("the postmaster");
+    let hookline = outer_pid("1", "serve").expect("Hookline as PID 1");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &postmaster])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    hookline_tests::eventually(
+        "the server reaped its Postgres, started it again and is ready",
+        Duration::from_secs(60),
+        || async {
+            let pid = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).ok()?;
+            if pid.lines().next()?.trim() == inner {
+                return None;
+            }
+            let ready = client.get(server.url("/readyz")).send().await.ok()?;
+            (ready.status() == 200).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        server.logs().contains("starting it again"),
+        "{}",
+        server.logs()
+    );
+    let zombies = std::fs::read_to_string(format!("/proc/{postmaster}/stat"));
+    assert!(
+        zombies.is_err(),
+        "the old postmaster was reaped: {zombies:?}"
+    );
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &hookline])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert_eq!(server.wait(Duration::from_secs(30)).await, Some(0));
+    assert!(!data.join("pg/data/postmaster.pid").exists());
+}
+
+/// Whether this test runs as root (`Some`), from `/proc/self/status`.
+fn running_as_root() -> Option<()> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    (uid.split_whitespace().next() == Some("0")).then_some(())
+}

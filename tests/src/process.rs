@@ -63,7 +63,26 @@ impl ServerProcess {
     /// Starts `hookline serve <args>` and waits until it listens (or, for a
     /// worker, until it says it runs).
     pub async fn start(args: &[&str], env: &HashMap<String, String>, data_dir: &Path) -> Self {
-        let mut child = Command::new(binary())
+        Self::start_under(&[], args, env, data_dir).await
+    }
+
+    /// As [`ServerProcess::start`], run by `wrapper` (a command and its
+    /// arguments, before the binary: `unshare --pid --fork …`).
+    pub async fn start_under(
+        wrapper: &[&str],
+        args: &[&str],
+        env: &HashMap<String, String>,
+        data_dir: &Path,
+    ) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)

@@ -520,6 +520,7 @@ rm -rf "$3" "$4""#;
     }
 
     async fn is_running(&self) -> Result<bool, LocalPgError> {
+        reap_dead_postgres(&self.data);
         match self
             .run(
                 "pg_ctl",
@@ -722,5 +723,59 @@ impl Keeper {
         };
         drop(lock);
         Ok(started)
+    }
+}
+
+/// `(state, parent pid, command name)` of process `pid`, from `/proc`.
+fn proc_stat(pid: i32) -> Option<(String, i32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ppid …": the name may hold spaces and parentheses.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_string();
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.to_string();
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid, comm))
+}
+
+/// Reaps Postgres processes that died as this process's children. That
+/// happens when Hookline is PID 1 (a container started without an init):
+/// the postmaster `pg_ctl` starts is then reparented to Hookline, and when
+/// it is killed it stays a zombie until reaped. While it is one its pid
+/// "exists", so `pg_ctl status` calls the cluster running and a new
+/// postmaster refuses the pid file: the cluster would never be started
+/// again. Only `postgres` processes are reaped; the `pg_ctl` and `initdb`
+/// this process runs are waited for by their own code.
+fn reap_dead_postgres(data: &Path) {
+    let me = rustix::process::getpid();
+    let mut candidates: Vec<i32> = std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()
+        .and_then(|text| text.lines().next().and_then(|l| l.trim().parse().ok()))
+        .into_iter()
+        .collect();
+    if me.is_init() {
+        // Its backends, killed with it, are reparented here too.
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            candidates.extend(
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())),
+            );
+        }
+    }
+    for pid in candidates {
+        let Some((state, ppid, comm)) = proc_stat(pid) else {
+            continue;
+        };
+        if state != "Z" || ppid != me.as_raw_nonzero().get() || comm != "postgres" {
+            continue;
+        }
+        let Some(child) = rustix::process::Pid::from_raw(pid) else {
+            continue;
+        };
+        match rustix::process::waitpid(Some(child), rustix::process::WaitOptions::NOHANG) {
+            Ok(_) => tracing::debug!(pid, "reaped a Postgres process that had exited"),
+            Err(e) => tracing::debug!(pid, error = %e, "could not reap a Postgres process"),
+        }
     }
 }
