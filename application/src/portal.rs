@@ -160,7 +160,21 @@ pub struct PortalLinkView {
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What made it no longer stands (the API key or operator key is
+    /// revoked, the admin token is another, the tenant is deleted): it
+    /// opens nothing, whatever its expiry.
+    pub ended: bool,
     pub uses: Vec<LinkUse>,
+}
+
+/// Whether what a link stands on is still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backing {
+    Backed,
+    /// The tenant is deleted (or unknown).
+    TenantGone,
+    /// The key, operator key or admin token it was made with no longer works.
+    MakerGone,
 }
 
 pub struct PortalService {
@@ -418,30 +432,45 @@ impl PortalService {
         state: &PortalLinkState,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        match self.tenants.get(state.tenant_id).await? {
-            Some(t) if t.status == TenantStatus::Active => {
-                let key_works = state
-                    .issued_with_key
-                    .is_none_or(|k| t.key(k).is_some_and(|key| key.works_at(now)));
-                let operator_key_works = match state.issued_with_operator_key {
-                    Some(k) => self.operators.works(k).await?,
-                    None => true,
-                };
-                let admin_token_same = state
-                    .issued_with_admin_token
-                    .as_deref()
-                    .is_none_or(|seal| self.admin_seal_holds(seal));
-                if key_works && operator_key_works && admin_token_same {
-                    Ok(())
-                } else {
-                    Err(map_error(
-                        id,
-                        AggregateError::UserError(PortalLinkError::Revoked),
-                    ))
-                }
-            }
-            _ => Err(invalid_link()),
+        match self.backing(state, now).await? {
+            Backing::Backed => Ok(()),
+            Backing::MakerGone => Err(map_error(
+                id,
+                AggregateError::UserError(PortalLinkError::Revoked),
+            )),
+            Backing::TenantGone => Err(invalid_link()),
         }
+    }
+
+    async fn backing(
+        &self,
+        state: &PortalLinkState,
+        now: DateTime<Utc>,
+    ) -> Result<Backing, AppError> {
+        let Some(t) = self
+            .tenants
+            .get(state.tenant_id)
+            .await?
+            .filter(|t| t.status == TenantStatus::Active)
+        else {
+            return Ok(Backing::TenantGone);
+        };
+        let key_works = state
+            .issued_with_key
+            .is_none_or(|k| t.key(k).is_some_and(|key| key.works_at(now)));
+        let operator_key_works = match state.issued_with_operator_key {
+            Some(k) => self.operators.works(k).await?,
+            None => true,
+        };
+        let admin_token_same = state
+            .issued_with_admin_token
+            .as_deref()
+            .is_none_or(|seal| self.admin_seal_holds(seal));
+        Ok(if key_works && operator_key_works && admin_token_same {
+            Backing::Backed
+        } else {
+            Backing::MakerGone
+        })
     }
 
     /// Whether a session opened with link `id` may still act: the link is
@@ -565,6 +594,7 @@ impl PortalService {
             .state()
             .filter(|s| s.tenant_id == tenant)
             .ok_or_else(|| AppError::not_found("portal session", id))?;
+        let ended = self.backing(state, self.shared.clock.now()).await? != Backing::Backed;
         Ok(PortalLinkView {
             id,
             read_only: state.read_only,
@@ -572,6 +602,7 @@ impl PortalService {
             issued_at: state.issued_at,
             expires_at: state.expires_at,
             revoked_at: state.revoked_at,
+            ended,
             uses,
         })
     }

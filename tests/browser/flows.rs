@@ -161,6 +161,19 @@ fn a_bad_url_and_a_short_secret_are_refused_inline_with_the_apis_messages() {
             0,
             "nothing was created"
         );
+        // Fixed, and the button clicked twice at once: one subscription,
+        // and the page with its secret (not "already exists").
+        find(&c, "#url").await.clear().await.unwrap();
+        type_into(&c, "#url", "https://example.com/hooks").await;
+        js(
+            &c,
+            "(() => { const b = document.querySelector(\"form[action='/console/subscriptions'] button[type=submit]\"); b.click(); setTimeout(() => b.click(), 30); return true; })()",
+        )
+        .await;
+        let secret = find(&c, "#secret-value").await.text().await.unwrap();
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        let list = expect_json(app.get(&t, "/v1/subscriptions").await, 200).await;
+        assert_eq!(list["data"].as_array().unwrap().len(), 1, "made once");
     });
 }
 

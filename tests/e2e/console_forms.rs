@@ -57,8 +57,15 @@ async fn a_tenant_a_key_or_a_portal_link_is_made_once_and_shown_once() {
     let shown = location(&res);
     assert!(shown.starts_with("/console/tenants/"), "{shown}");
     let tenant_page = shown.split("/keys/").next().unwrap().to_string();
+    // Asked for under another tenant's address first, it stays held.
+    let elsewhere = shown.replace(
+        tenant_page.trim_start_matches("/console/tenants/"),
+        "00000000-0000-0000-0000-000000000000",
+    );
+    let (status, _) = page(&app, &cookie, &elsewhere).await;
+    assert_eq!(status, 303);
     let (status, body) = page(&app, &cookie, &shown).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "still held for its own page");
     assert!(body.contains("Gamma") && body.contains("hlk_"), "{body}");
     assert!(body.contains("data-shown-once"), "cleared when left");
     // Reloaded: the tenant's page, no key, and no second tenant.
@@ -330,15 +337,27 @@ async fn a_scoped_portal_link_lists_its_subscriptions_wherever_they_are() {
         )
         .await;
     assert_eq!(res.status(), 204);
+    // The first to notice is a page's own refresh (401: the page reloads),
+    // and every request after it is still told that the link ended.
     let res = no_redirects()
         .get(app.url("/console/subscriptions"))
         .header(COOKIE, &cookie)
+        .header("x-console-fetch", "live")
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 303);
-    let to = location(&res);
-    assert_eq!(to, "/console/sign-in?ended=portal");
+    assert_eq!(res.status(), 401);
+    for _ in 0..2 {
+        let res = no_redirects()
+            .get(app.url("/console/subscriptions"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        assert_eq!(location(&res), "/console/sign-in?ended=portal");
+    }
+    let to = "/console/sign-in?ended=portal".to_string();
     let body = reqwest::get(app.url(&to))
         .await
         .unwrap()
@@ -449,43 +468,89 @@ async fn a_tenants_recent_portal_links_are_listed_with_their_status() {
         .delete(&t, &format!("/v1/portal-sessions/{}", made[2]))
         .await;
     assert_eq!(res.status(), 204);
+    // A link made with a key revoked since: it opens nothing, and says so.
+    let second = expect_json(
+        app.client
+            .post(app.url(&format!("/admin/tenants/{}/keys", t.id)))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let second_key = hookline_tests::server::Tenant {
+        id: t.id.clone(),
+        api_key: second["api_key"].as_str().unwrap().to_string(),
+    };
+    let doomed = expect_json(
+        app.post(&second_key, "/v1/portal-sessions", json!({}))
+            .await,
+        201,
+    )
+    .await;
+    let revoked = app
+        .client
+        .delete(app.url(&format!(
+            "/admin/tenants/{}/keys/{}",
+            t.id,
+            second["key_id"].as_str().or(second["id"].as_str()).unwrap()
+        )))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    let read = expect_json(
+        app.get(
+            &t,
+            &format!("/v1/portal-sessions/{}", doomed["id"].as_str().unwrap()),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(read["status"], "ended", "{read}");
     // The first expires a second after it was made.
     hookline_tests::eventually(
         "the first link has expired",
         std::time::Duration::from_secs(10),
         || async {
             let list = expect_json(app.get(&t, "/v1/portal-sessions").await, 200).await;
-            (list["data"][2]["status"] == "expired").then_some(list)
+            (list["data"][3]["status"] == "expired").then_some(list)
         },
     )
     .await;
     let list = expect_json(app.get(&t, "/v1/portal-sessions").await, 200).await;
     let data = list["data"].as_array().unwrap();
     let ids: Vec<&str> = data.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    let doomed_id = doomed["id"].as_str().unwrap();
     assert_eq!(
         ids,
-        vec![&made[2], &made[1], &made[0]],
+        vec![doomed_id, &made[2], &made[1], &made[0]],
         "newest first, mine only"
     );
-    assert_eq!(data[0]["status"], "revoked");
-    assert!(data[0]["revoked_at"].is_string());
-    assert_eq!(data[1]["status"], "active");
-    assert_eq!(data[1]["read_only"], true);
-    assert_eq!(data[1]["uses"], 0);
+    assert_eq!(data[0]["status"], "ended");
+    assert_eq!(data[1]["status"], "revoked");
+    assert!(data[1]["revoked_at"].is_string());
+    assert_eq!(data[2]["status"], "active");
+    assert_eq!(data[2]["read_only"], true);
+    assert_eq!(data[2]["uses"], 0);
     assert!(list.get("next_cursor").is_none());
+    made.push(doomed_id.to_string());
 
     // Pages: one at a time, through the cursor.
-    let first = expect_json(app.get(&t, "/v1/portal-sessions?limit=2").await, 200).await;
-    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let first = expect_json(app.get(&t, "/v1/portal-sessions?limit=3").await, 200).await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 3);
     let cursor = first["next_cursor"].as_str().unwrap();
-    let second = expect_json(
-        app.get(&t, &format!("/v1/portal-sessions?limit=2&cursor={cursor}"))
+    let rest = expect_json(
+        app.get(&t, &format!("/v1/portal-sessions?limit=3&cursor={cursor}"))
             .await,
         200,
     )
     .await;
-    assert_eq!(second["data"][0]["id"], made[0].as_str());
-    assert!(second.get("next_cursor").is_none());
+    assert_eq!(rest["data"][0]["id"], made[0].as_str());
+    assert!(rest.get("next_cursor").is_none());
     for bad in ["limit=0", "limit=101", "cursor=nonsense", "unknown=1"] {
         let res = app.get(&t, &format!("/v1/portal-sessions?{bad}")).await;
         assert_eq!(res.status(), 400, "{bad}");
@@ -503,9 +568,10 @@ async fn a_tenants_recent_portal_links_are_listed_with_their_status() {
     }
     assert_eq!(
         body.matches("<tr data-link=").count(),
-        3,
+        4,
         "not the other tenant's"
     );
+    assert!(body.contains(">ended<"), "{body}");
     assert!(
         body.contains(">expired<") && body.contains(">revoked<"),
         "{body}"

@@ -229,6 +229,8 @@ messages! {
     RecentLinks => "Links of the last 7 days", "Enlaces de los últimos 7 días";
     NoRecentLinks => "No portal link was made in the last 7 days (older ones have all expired).", "No se creó ningún enlace al portal en los últimos 7 días (los anteriores ya caducaron todos).";
     Expired => "expired", "caducado";
+    LinkEnded => "ended", "terminado";
+    LinkEndedHint => "What made it no longer works (its API key or operator key was revoked, or the admin token changed): it opens nothing.", "Aquello con lo que se creó ya no sirve (su clave de API o de operador fue revocada, o el token de administración cambió): no abre nada.";
     OldestDue => "oldest due since", "la más antigua pendiente desde";
     OpenConsole => "Open console", "Abrir consola";
     OperatorSignIn => "Operators", "Operadores";

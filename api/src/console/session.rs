@@ -140,9 +140,17 @@ impl Session {
         self.shown_once.push(once);
     }
 
-    /// What is held for the object `id`, handed out once.
-    pub fn take_shown_once(&mut self, id: uuid::Uuid) -> Option<ShownOnce> {
-        let at = self.shown_once.iter().position(|o| o.id() == id)?;
+    /// What is held for the object `id`, handed out once, when `fits` it
+    /// (the page asking is that object's: otherwise it stays held).
+    pub fn take_shown_once(
+        &mut self,
+        id: uuid::Uuid,
+        fits: impl Fn(&ShownOnce) -> bool,
+    ) -> Option<ShownOnce> {
+        let at = self
+            .shown_once
+            .iter()
+            .position(|o| o.id() == id && fits(o))?;
         Some(self.shown_once.remove(at))
     }
 }
@@ -168,7 +176,16 @@ pub struct Sessions {
     idle: Duration,
     lifetime: Duration,
     map: Mutex<HashMap<[u8; 32], Session>>,
+    /// Sessions of portal links that ended (revoked, expired, what made
+    /// them gone), remembered a while so that every later request with
+    /// the cookie, not only the first, is told the link ended.
+    links_ended: Mutex<HashMap<[u8; 32], Instant>>,
 }
+
+/// How long, and for how many sessions, the end of a portal link is
+/// remembered.
+const LINK_ENDED_KEPT: Duration = Duration::from_secs(3600);
+const LINK_ENDED_HELD: usize = 10_000;
 
 impl Sessions {
     pub fn new(idle: Duration, lifetime: Duration) -> Self {
@@ -176,7 +193,30 @@ impl Sessions {
             idle,
             lifetime,
             map: Mutex::new(HashMap::new()),
+            links_ended: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Ends a session whose portal link ended, remembering why.
+    pub fn end_because_link_ended(&self, token: &str) {
+        self.end(token);
+        let now = Instant::now();
+        let mut ended = self.links_ended.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.len() >= LINK_ENDED_HELD {
+            ended.retain(|_, at| now.duration_since(*at) < LINK_ENDED_KEPT);
+            if ended.len() >= LINK_ENDED_HELD {
+                ended.clear();
+            }
+        }
+        ended.insert(digest(token), now);
+    }
+
+    /// Whether the session of this cookie ended with its portal link.
+    pub fn link_ended(&self, token: &str) -> bool {
+        let ended = self.links_ended.lock().unwrap_or_else(|e| e.into_inner());
+        ended
+            .get(&digest(token))
+            .is_some_and(|at| at.elapsed() < LINK_ENDED_KEPT)
     }
 
     fn live(&self, s: &Session, now: Instant) -> bool {

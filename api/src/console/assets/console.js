@@ -158,11 +158,18 @@
     if (event.persisted) window.location.reload();
   });
 
-  // Forms whose action cannot be undone ask first (data-confirm="…").
+  // Forms whose action cannot be undone ask first (data-confirm="…"), and
+  // a form that changes something is sent once: a double click would make
+  // a second subscription (refused as a duplicate), or lose the page that
+  // shows the first one's secret.
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    var question = form && form.getAttribute && form.getAttribute("data-confirm");
-    if (question && !window.confirm(question)) event.preventDefault();
+    if (event.defaultPrevented || !form || !form.getAttribute) return;
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { event.preventDefault(); return; }
+    if ((form.getAttribute("method") || "get").toLowerCase() !== "post") return;
+    if (form.getAttribute("data-sent")) { event.preventDefault(); return; }
+    form.setAttribute("data-sent", "1");
   });
 
   onReady(function () {

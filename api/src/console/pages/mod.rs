@@ -67,11 +67,17 @@ pub fn show_once(state: &AppState, viewer: &Viewer, once: ShownOnce, page: &str)
 }
 
 /// What the session holds to show once for the object `id`, handed out
-/// (and forgotten) now.
-pub fn take_once(state: &AppState, viewer: &Viewer, id: uuid::Uuid) -> Option<ShownOnce> {
+/// (and forgotten) now if `fits` it; a page of another kind or another
+/// tenant leaves it held.
+pub fn take_once(
+    state: &AppState,
+    viewer: &Viewer,
+    id: uuid::Uuid,
+    fits: impl Fn(&ShownOnce) -> bool,
+) -> Option<ShownOnce> {
     let mut once = None;
     state.console.sessions.update(&viewer.token, |s| {
-        once = s.take_shown_once(id);
+        once = s.take_shown_once(id, fits);
     });
     once
 }

@@ -173,16 +173,16 @@ pub async fn shown_key(
 ) -> PageResult {
     require_operator(&viewer)?;
     let id = tenant_id(&id)?;
+    let of_this_tenant =
+        |o: &ShownOnce| matches!(o, ShownOnce::Key { tenant_id, .. } if *tenant_id == id);
     let once = Uuid::parse_str(&key_id)
         .ok()
-        .and_then(|key_id| take_once(&state, &viewer, key_id));
-    let (key, new_tenant) = match once {
-        Some(ShownOnce::Key {
-            tenant_id,
-            key,
-            new_tenant,
-        }) if tenant_id == id => (key, new_tenant),
-        _ => return Ok(see_other(&format!("/console/tenants/{id}"))),
+        .and_then(|key_id| take_once(&state, &viewer, key_id, of_this_tenant));
+    let Some(ShownOnce::Key {
+        key, new_tenant, ..
+    }) = once
+    else {
+        return Ok(see_other(&format!("/console/tenants/{id}")));
     };
     let Some(name) = new_tenant else {
         let view = state.tenants.get(id).await?;

@@ -118,6 +118,7 @@ fn link_status(viewer: &Viewer, link: &PortalLinkView, now: DateTime<Utc>) -> Ma
     html! {
         @if let Some(r) = link.revoked_at { span.badge.muted { (t(M::Revoked)) } " " (time(r)) }
         @else if now >= link.expires_at { span.badge.muted { (t(M::Expired)) } }
+        @else if link.ended { span.badge.muted title=(t(M::LinkEndedHint)) { (t(M::LinkEnded)) } }
         @else { span.badge.ok { (t(M::StatusActive)) } }
     }
 }
@@ -276,7 +277,8 @@ pub async fn created(
 ) -> PageResult {
     tenant_only(&viewer)?;
     let id = link_id(&id)?;
-    let Some(ShownOnce::PortalLink { link, url }) = take_once(&state, &viewer, id) else {
+    let a_link = |o: &ShownOnce| matches!(o, ShownOnce::PortalLink { .. });
+    let Some(ShownOnce::PortalLink { link, url }) = take_once(&state, &viewer, id, a_link) else {
         return Ok(see_other(&format!("/console/portal-links/{id}")));
     };
     let t = |m: M| viewer.t(m);

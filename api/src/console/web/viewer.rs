@@ -224,15 +224,22 @@ impl FromRequestParts<AppState> for Viewer {
             state.console.sessions.get(&token)
         };
         let Some(mut session) = found else {
-            return Err(to_sign_in(parts, Some(Ended::Session)));
+            let ended = if state.console.sessions.link_ended(&token) {
+                Ended::Portal
+            } else {
+                Ended::Session
+            };
+            return Err(to_sign_in(parts, Some(ended)));
         };
         match still_valid(state, &mut session).await {
             Ok(true) => {}
             Ok(false) => {
-                state.console.sessions.end(&token);
-                let ended = match session.role {
-                    Role::Portal(_) => Ended::Portal,
-                    _ => Ended::Session,
+                let ended = if let Role::Portal(_) = session.role {
+                    state.console.sessions.end_because_link_ended(&token);
+                    Ended::Portal
+                } else {
+                    state.console.sessions.end(&token);
+                    Ended::Session
                 };
                 return Err(to_sign_in(parts, Some(ended)));
             }

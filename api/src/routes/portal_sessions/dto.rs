@@ -82,6 +82,7 @@ pub struct PortalUseResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PortalSessionResponse {
     pub id: Uuid,
+    pub status: PortalSessionStatus,
     pub read_only: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<uuid::Uuid>>, nullable = false)]
@@ -94,10 +95,11 @@ pub struct PortalSessionResponse {
     pub uses: Vec<PortalUseResponse>,
 }
 
-impl From<PortalLinkView> for PortalSessionResponse {
-    fn from(v: PortalLinkView) -> Self {
+impl PortalSessionResponse {
+    pub fn of(v: PortalLinkView, now: DateTime<Utc>) -> Self {
         Self {
             id: v.id,
+            status: PortalSessionStatus::of(&v, now),
             read_only: v.read_only,
             subscription_filter: v.subscription_filter,
             created_at: v.issued_at,
@@ -145,9 +147,25 @@ pub enum PortalSessionStatus {
     Active,
     /// Its time is over.
     Expired,
-    /// Revoked (by the tenant, by its holder's logout) or ended with what
-    /// made it.
+    /// Revoked (by the tenant, or by its holder's logout).
     Revoked,
+    /// What made it no longer stands: the API key or operator key that
+    /// made it is revoked, or the admin token that made it is another.
+    Ended,
+}
+
+impl PortalSessionStatus {
+    pub fn of(v: &PortalLinkView, now: DateTime<Utc>) -> Self {
+        if v.revoked_at.is_some() {
+            Self::Revoked
+        } else if now >= v.expires_at {
+            Self::Expired
+        } else if v.ended {
+            Self::Ended
+        } else {
+            Self::Active
+        }
+    }
 }
 
 /// A portal session (link) in a list: its uses counted, not listed.
@@ -170,16 +188,9 @@ pub struct PortalSessionSummary {
 
 impl PortalSessionSummary {
     pub fn of(v: PortalLinkView, now: DateTime<Utc>) -> Self {
-        let status = if v.revoked_at.is_some() {
-            PortalSessionStatus::Revoked
-        } else if now >= v.expires_at {
-            PortalSessionStatus::Expired
-        } else {
-            PortalSessionStatus::Active
-        };
         Self {
             id: v.id,
-            status,
+            status: PortalSessionStatus::of(&v, now),
             read_only: v.read_only,
             subscription_filter: v.subscription_filter,
             created_at: v.issued_at,

@@ -124,7 +124,7 @@ async fn list(
     params(("id" = Uuid, Path, description = "The link's id.")),
     responses(
         (status = 200, description = "The link and its uses.", body = PortalSessionResponse,
-            example = json!({"id": "01938f6e-5c1a-7b2e-9f00-3a1b2c3d4e5f", "read_only": true,
+            example = json!({"id": "01938f6e-5c1a-7b2e-9f00-3a1b2c3d4e5f", "status": "active", "read_only": true,
                 "created_at": "2026-12-03T10:00:00Z", "expires_at": "2026-12-03T10:15:00Z",
                 "uses": [{"opened_at": "2026-12-03T10:02:11Z", "request_id": "01938f70-1d2e-7c3f-8a4b-5c6d7e8f9a0b"}]})),
         (status = 400, description = "- `invalid_id`: `id` is not a UUID"),
@@ -137,7 +137,7 @@ async fn read(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let view = state.portal.get(caller.tenant_id, link_id(&id)?).await?;
-    Ok(Json(PortalSessionResponse::from(view)).into_response())
+    Ok(Json(PortalSessionResponse::of(view, state.clock.now())).into_response())
 }
 
 /// Revoke a portal session

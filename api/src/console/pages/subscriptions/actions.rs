@@ -5,6 +5,7 @@ use super::{load, sub_id, visible};
 use crate::console::i18n::M;
 use crate::console::layout::{csrf, Nav};
 use crate::console::pages::shell;
+use crate::console::session::ShownOnce;
 use crate::console::web::{see_other, Failure, PageResult, Posted, Viewer};
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -24,7 +25,7 @@ pub(super) fn show_once(
     crate::console::pages::show_once(
         state,
         viewer,
-        crate::console::session::ShownOnce::Secret {
+        ShownOnce::Secret {
             view: Box::new(view),
             created,
         },
@@ -41,8 +42,9 @@ pub async fn shown_secret(
     Path(id): Path<String>,
 ) -> PageResult {
     let id = sub_id(&id)?;
-    match crate::console::pages::take_once(&state, &viewer, *id.as_uuid()) {
-        Some(crate::console::session::ShownOnce::Secret { view, created }) => {
+    let secret = |o: &ShownOnce| matches!(o, ShownOnce::Secret { .. });
+    match crate::console::pages::take_once(&state, &viewer, *id.as_uuid(), secret) {
+        Some(ShownOnce::Secret { view, created }) => {
             let heading = if created {
                 M::SubscriptionCreated
             } else {
