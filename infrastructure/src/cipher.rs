@@ -46,6 +46,14 @@ pub enum KeyError {
         path: String,
         source: std::io::Error,
     },
+    #[error("the key file {0} does not hold base64 of exactly 32 bytes (a damaged file: restore it from its backup, or give the key as HOOKLINE_SECRET_KEY)")]
+    MalformedFile(String),
+}
+
+/// The key a key file holds.
+fn key_of_file(path: &Path, text: &str) -> Result<XChaChaCipher, KeyError> {
+    XChaChaCipher::from_base64(text)
+        .map_err(|_| KeyError::MalformedFile(path.display().to_string()))
 }
 
 impl XChaChaCipher {
@@ -91,18 +99,34 @@ impl XChaChaCipher {
             source,
         };
         std::fs::create_dir_all(data_dir).map_err(io)?;
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return key_of_file(&path, &text);
+        }
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                file.write_all(STANDARD.encode(key).as_bytes())
-                    .map_err(io)?;
-                file.sync_all().map_err(io)?;
+        // Written whole under another name, then linked into place: a kill
+        // at any moment leaves either no key file or a whole one (never an
+        // empty file), and of two processes starting at once one links its
+        // key and the other reads it.
+        let mut nonce = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let staging = data_dir.join(format!(".{KEY_FILE}.{}", hex::encode(nonce)));
+        let written = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&staging)?;
+            file.write_all(STANDARD.encode(key).as_bytes())?;
+            file.sync_all()?;
+            std::fs::hard_link(&staging, &path)
+        })();
+        let _ = std::fs::remove_file(&staging);
+        match written {
+            Ok(()) => {
+                if let Ok(dir) = std::fs::File::open(data_dir) {
+                    let _ = dir.sync_all();
+                }
                 tracing::warn!(
                     path = %path.display(),
                     "no HOOKLINE_SECRET_KEY given: generated a secret key file; back it up, \
@@ -112,7 +136,7 @@ impl XChaChaCipher {
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(&path).map_err(io)?;
-                Self::from_base64(&text)
+                key_of_file(&path, &text)
             }
             Err(e) => Err(io(e)),
         }
@@ -132,7 +156,7 @@ impl XChaChaCipher {
         }
         let path = data_dir.join(KEY_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_base64(&text).map(Some),
+            Ok(text) => key_of_file(&path, &text).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(KeyError::Io {
                 path: path.display().to_string(),
@@ -294,6 +318,52 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(XChaChaCipher::from_base64("short").is_err());
+        // Nothing but the key file is left in the directory.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(KEY_FILE)]);
+    }
+
+    #[test]
+    fn processes_starting_at_once_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let ids: Vec<String> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    XChaChaCipher::load_or_create(None, &path)
+                        .unwrap()
+                        .key_id()
+                        .to_string()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_named_not_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(KEY_FILE), "").unwrap();
+        let e = XChaChaCipher::load_or_create(None, dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(KEY_FILE) && !e.starts_with("HOOKLINE_SECRET_KEY"),
+            "{e}"
+        );
+        let e = XChaChaCipher::load_existing(None, dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(KEY_FILE), "{e}");
     }
 
     #[test]

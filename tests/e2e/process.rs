@@ -863,3 +863,27 @@ fn running_as_root() -> Option<()> {
     let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
     (uid.split_whitespace().next() == Some("0")).then_some(())
 }
+
+/// SIGTERM just after the postmaster died (killed, out of memory): there is
+/// nothing to stop, and the server says so and exits 0 (it exited 1 with
+/// "could not send stop signal … No such process").
+#[tokio::test]
+async fn a_server_stopped_just_after_its_postgres_died_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env(), &data).await;
+    let pid_file = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
+    let postmaster = pid_file.lines().next().unwrap().trim().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &postmaster])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    server.signal("TERM");
+    assert_eq!(
+        server.wait(Duration::from_secs(60)).await,
+        Some(0),
+        "{}",
+        server.logs()
+    );
+}

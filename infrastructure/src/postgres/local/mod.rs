@@ -650,6 +650,12 @@ rm -rf "$3" "$4""#;
         tracing::info!(data = %self.data.display(), "stopping the embedded Postgres cluster");
         let fast = self.pg_ctl_stop("fast", "30").await;
         let Err(e) = fast else { return Ok(()) };
+        // A postmaster that died before (killed a moment ago): nothing to
+        // stop, and the next start recovers from its write-ahead log.
+        if !self.is_running().await? {
+            tracing::info!(error = %e, "the embedded Postgres was not running any more");
+            return Ok(());
+        }
         tracing::warn!(error = %e, "a fast shutdown of the embedded Postgres did not finish; trying an immediate one");
         self.pg_ctl_stop("immediate", "10").await
     }
