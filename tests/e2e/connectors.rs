@@ -996,3 +996,102 @@ async fn siigo_cli_refuses_a_deleted_tenant_and_a_source_without_a_public_url() 
     assert!(out.stderr.contains("deleted"), "{}", out.stderr);
     assert!(sandbox.requests().await.is_empty(), "nothing reached Siigo");
 }
+
+/// Ctrl-C or SIGTERM while `connectors siigo subscribe` is making webhooks
+/// at Siigo: the command finishes (records them) instead of stopping
+/// half-way, which left webhooks at Siigo that Hookline neither recorded
+/// nor removed.
+#[tokio::test]
+async fn an_interrupted_siigo_subscribe_finishes_and_records_what_it_made() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("siigo").await;
+    let sandbox = Sandbox::start().await;
+    sandbox.post("/sandbox/slow", json!({"ms": 700})).await;
+    let mut cli = Command::new(binary())
+        .args([
+            "connectors",
+            "siigo",
+            "subscribe",
+            "https://erp.example.com/siigo",
+            "products.create,products.update,products.stock.update",
+            "api@acme.example",
+            "access-key-0001",
+            "AcmeClient1",
+            "client-secret-0001",
+            "--tenant",
+            &t.id,
+            "--sandbox-url",
+            &sandbox.url,
+            "--json",
+            "--database-url",
+            &app.db.url,
+        ])
+        .envs(cli_env(&app))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Once the first creation has reached Siigo, interrupt.
+    hookline_tests::eventually("the first webhook is being made", WAIT, || async {
+        let requests = sandbox.requests().await;
+        (!of(&requests, "POST", "/v1/webhooks").is_empty()).then_some(())
+    })
+    .await;
+    let pid = cli.id().unwrap().to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let out = tokio::time::timeout(Duration::from_secs(60), async {
+        let status = cli.wait().await.unwrap();
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        use tokio::io::AsyncReadExt;
+        cli.stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .await
+            .unwrap();
+        cli.stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await
+            .unwrap();
+        (status, stdout, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(out.2.contains("interrupted: finishing first"), "{}", out.2);
+    assert_eq!(out.0.code(), Some(0), "{}", out.2);
+    let made: Value = serde_json::from_str(&out.1).expect("the subscription");
+    assert_eq!(made["upstream_ids"].as_array().unwrap().len(), 3, "{made}");
+    sandbox.post("/sandbox/slow", json!({"ms": 0})).await;
+    let requests = sandbox.requests().await;
+    assert_eq!(of(&requests, "POST", "/v1/webhooks").len(), 3);
+    assert!(of(&requests, "DELETE", "/v1/webhooks").is_empty());
+    let listed = run_cli(
+        &[
+            "connectors",
+            "siigo",
+            "list",
+            "--tenant",
+            &t.id,
+            "--json",
+            "--database-url",
+            &app.db.url,
+        ],
+        &cli_env(&app),
+    )
+    .await;
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    assert!(
+        listed.stdout.contains(made["id"].as_str().unwrap()),
+        "{}",
+        listed.stdout
+    );
+}

@@ -277,7 +277,19 @@ where
     F: FnOnce(Services) -> Fut,
     Fut: Future<Output = anyhow::Result<ExitCode>>,
 {
-    with_services_running(config, db, Runs::TenantsOnly, work).await
+    with_services_running(config, db, Runs::TenantsOnly, OnSignal::Stop, work).await
+}
+
+/// What Ctrl-C or SIGTERM does to a command's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnSignal {
+    /// Ends it: what it wrote so far stays consistent (each write is a
+    /// transaction).
+    Stop,
+    /// Lets it finish: work that changes another system (Siigo) records
+    /// what it made there or undoes it, and ended half-way it would leave
+    /// things there that nothing records.
+    Finish,
 }
 
 /// As [`with_services`], with the services `runs` names.
@@ -285,6 +297,7 @@ async fn with_services_running<F, Fut>(
     config: Option<PathBuf>,
     db: &DbArgs,
     runs: Runs,
+    on_signal: OnSignal,
     work: F,
 ) -> anyhow::Result<ExitCode>
 where
@@ -306,9 +319,24 @@ where
         // stays consistent: each write is a transaction; a partial output
         // file is removed) and still closes the database, stopping an
         // embedded cluster this command started.
-        let result = tokio::select! {
-            result = work(services) => result,
-            () = interrupted => Err(anyhow::anyhow!("interrupted; the command stopped")),
+        let result = match on_signal {
+            OnSignal::Stop => tokio::select! {
+                result = work(services) => result,
+                () = interrupted => Err(anyhow::anyhow!("interrupted; the command stopped")),
+            },
+            OnSignal::Finish => {
+                let work = work(services);
+                tokio::pin!(work);
+                tokio::select! {
+                    result = &mut work => result,
+                    () = interrupted => {
+                        eprintln!(
+                            "interrupted: finishing first, so that what was made at Siigo is recorded or removed again (kill -9 would leave it there)"
+                        );
+                        work.await
+                    }
+                }
+            }
         };
         shutdown.cancel();
         for task in tasks {
@@ -441,9 +469,13 @@ async fn run_connectors(
                     "--via-source needs HOOKLINE_PUBLIC_URL (the address Siigo reaches the server at, as the server has it); nothing was provisioned"
                 );
             }
-            with_services_running(config, &db, Runs::TenantsOnlySealing, |s| async move {
-                connectors::subscribe(s, &args).await
-            })
+            with_services_running(
+                config,
+                &db,
+                Runs::TenantsOnlySealing,
+                OnSignal::Finish,
+                |s| async move { connectors::subscribe(s, &args).await },
+            )
             .await
         }
         SiigoCommand::List {
@@ -458,9 +490,13 @@ async fn run_connectors(
             .await
         }
         SiigoCommand::Remove { id, tenant, .. } => {
-            with_services_running(config, &db, Runs::TenantsOnlySealing, |s| async move {
-                connectors::remove(s, &id, &tenant).await
-            })
+            with_services_running(
+                config,
+                &db,
+                Runs::TenantsOnlySealing,
+                OnSignal::Finish,
+                |s| async move { connectors::remove(s, &id, &tenant).await },
+            )
             .await
         }
     }

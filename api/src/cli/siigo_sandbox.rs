@@ -7,7 +7,8 @@
 //! Control routes (not Siigo's): `GET /sandbox/requests` (what arrived),
 //! `POST /sandbox/revoke-tokens` (every token is refused from now on),
 //! `POST /sandbox/fail-next {"status": 503, "times": 1}` (the next calls
-//! to `/v1/...` fail so), `POST /sandbox/fire {"topic"?, "body"?}`
+//! to `/v1/...` fail so), `POST /sandbox/slow {"ms": 500}` (every webhook
+//! creation answers that late; 0 ends it), `POST /sandbox/fire {"topic"?, "body"?}`
 //! (deliver a webhook to matching subscriptions).
 
 use axum::body::Bytes;
@@ -57,6 +58,8 @@ struct Sandbox {
     webhooks: Vec<Webhook>,
     requests: Vec<Value>,
     fail_next: VecDeque<u16>,
+    /// How late a webhook creation answers.
+    slow_ms: u64,
 }
 
 type Shared = Arc<Mutex<Sandbox>>;
@@ -190,6 +193,10 @@ async fn create(
     body: Bytes,
 ) -> Response {
     record(&sandbox, &method, &uri, &headers, &body);
+    let slow_ms = sandbox.lock().map(|s| s.slow_ms).unwrap_or_default();
+    if slow_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(slow_ms)).await;
+    }
     if let Some(refused) = check(&sandbox, &headers) {
         return refused;
     }
@@ -295,6 +302,18 @@ async fn revoke(State(sandbox): State<Shared>) -> Response {
     Json(json!({"revoked": true})).into_response()
 }
 
+async fn slow(State(sandbox): State<Shared>, Json(body): Json<Value>) -> Response {
+    let ms = body
+        .get("ms")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(60_000);
+    if let Ok(mut s) = sandbox.lock() {
+        s.slow_ms = ms;
+    }
+    Json(json!({"ms": ms})).into_response()
+}
+
 async fn fail_next(State(sandbox): State<Shared>, Json(body): Json<Value>) -> Response {
     let status = body.get("status").and_then(Value::as_u64).unwrap_or(503);
     let times = body
@@ -374,6 +393,7 @@ pub fn router() -> Router {
         .route("/sandbox/requests", get(requests))
         .route("/sandbox/revoke-tokens", post(revoke))
         .route("/sandbox/fail-next", post(fail_next))
+        .route("/sandbox/slow", post(slow))
         .route("/sandbox/fire", post(fire))
         .with_state(state)
 }
