@@ -4,7 +4,7 @@
 use super::auth::{hash_key, Principal, API_KEY_PREFIX};
 use super::map_error;
 use crate::commands::{append_decided, execute_with_retry, Written};
-use crate::context::CommandContext;
+use crate::context::{Actor, CommandContext, RequestId};
 use crate::error::AppError;
 use crate::pagination::{paginate, Page, PageRequest};
 use crate::ports::{AggregateStore, Batch, TenantListQuery, TenantReadModel};
@@ -493,6 +493,79 @@ impl TenantService {
         })
     }
 
+    /// Deletes each subscription the tenant still has; whether the read
+    /// models showed every deletion in time.
+    async fn delete_subscriptions_of(
+        &self,
+        ctx: &CommandContext,
+        id: TenantId,
+    ) -> Result<bool, AppError> {
+        let mut all_settled = true;
+        for subscription in self.subscriptions.ids_of(id).await? {
+            match self.subscriptions.delete(ctx, subscription).await {
+                Ok(w) => all_settled &= w.consistent,
+                Err(AppError::Conflict { .. } | AppError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(all_settled)
+    }
+
+    /// Finishes the deletions a process left unfinished (killed while it
+    /// deleted a tenant's subscriptions): every deleted tenant that still
+    /// has subscriptions has them deleted, as `system:tenant-deletion`.
+    /// How many subscriptions it deleted. Run by `serve` at its start.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn finish_deletions(&self) -> Result<usize, AppError> {
+        // What the log holds, not what the read models had at the start.
+        let wait = std::time::Duration::from_secs(60);
+        for aggregate in [
+            Tenant::TYPE,
+            hookline_domain::subscription::Subscription::TYPE,
+        ] {
+            self.shared.waiter.wait_caught_up(aggregate, wait).await;
+        }
+        let mut finished = 0;
+        let mut before = None;
+        loop {
+            let rows = self
+                .read
+                .list(&TenantListQuery {
+                    include_deleted: true,
+                    before,
+                    limit: crate::pagination::MAX_LIMIT,
+                    oldest_first: false,
+                })
+                .await?;
+            let Some(last) = rows.last() else { break };
+            before = Some((last.created_at, *last.id.as_uuid()));
+            for tenant in rows.iter().filter(|t| t.status == TenantStatus::Deleted) {
+                let left = self.subscriptions.ids_of(tenant.id).await?;
+                if left.is_empty() {
+                    continue;
+                }
+                tracing::warn!(
+                    tenant_id = %tenant.id,
+                    subscriptions = left.len(),
+                    "a deleted tenant still had subscriptions (its deletion was interrupted); deleting them"
+                );
+                let ctx = CommandContext {
+                    request_id: RequestId::system("tenant-deletion", self.shared.entropy.new_id()),
+                    tenant_id: tenant.id,
+                    actor: Actor::System("tenant-deletion"),
+                };
+                self.delete_subscriptions_of(&ctx, tenant.id).await?;
+                finished += left.len();
+            }
+            if rows.len() < crate::pagination::MAX_LIMIT as usize {
+                break;
+            }
+        }
+        Ok(finished)
+    }
+
     /// Soft delete: the tenant's keys stop working and each of its
     /// subscriptions is deleted (so nothing more is delivered). Deleting a
     /// deleted tenant again finishes a cascade an earlier call left
@@ -520,15 +593,10 @@ impl TenantService {
             }) => (true, false),
             Err(e) => return Err(e),
         };
-        let ctx = ctx.for_tenant(id);
-        let mut all_settled = consistent;
-        for subscription in self.subscriptions.ids_of(id).await? {
-            match self.subscriptions.delete(&ctx, subscription).await {
-                Ok(w) => all_settled &= w.consistent,
-                Err(AppError::Conflict { .. } | AppError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let settled = self
+            .delete_subscriptions_of(&ctx.for_tenant(id), id)
+            .await?;
+        let all_settled = consistent && settled;
         tracing::info!("tenant deleted");
         Ok(Written {
             value: deleted_now,

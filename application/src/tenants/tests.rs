@@ -248,3 +248,73 @@ async fn a_key_the_read_model_applies_while_the_wait_times_out_is_known() {
     let caller = auth.authenticate(&key).await.unwrap();
     assert_eq!(caller.map(|p| p.tenant_id), Some(tenant));
 }
+
+/// A process killed between a tenant's `TenantDeleted` and the deletion of
+/// its subscriptions left them active; `serve` finishes it at its start.
+#[tokio::test]
+async fn a_deletion_left_half_done_is_finished() {
+    use crate::ports::Clock as _;
+    use hookline_domain::tenant::{DeleteTenant, Tenant, TenantCommand};
+    let s = setup();
+    let (id, _) = s.tenant().await;
+    let (other, _) = s.tenant().await;
+    let create = |tenant: TenantId| {
+        let s = &s;
+        async move {
+            s.subscriptions
+                .create(
+                    &s.world.ctx(tenant),
+                    CreateSubscription::new(
+                        TargetUrl::parse("https://a.example/h", &AllowList::default()).unwrap(),
+                        EventFilter::parse(&["*"]).unwrap(),
+                    ),
+                )
+                .await
+                .unwrap()
+                .value
+        }
+    };
+    let sub = create(id).await;
+    let kept = create(other).await;
+    // The tenant's deletion is recorded; its cascade never ran.
+    let store = s.world.store::<Tenant>(());
+    let at = s.world.clock.now();
+    crate::commands::execute_with_retry(
+        store.as_ref(),
+        &id.to_string(),
+        || TenantCommand::Delete(DeleteTenant { at }),
+        &s.world.ctx(id).metadata(at),
+    )
+    .await
+    .unwrap();
+    let status = |tenant: TenantId, sub: hookline_domain::SubscriptionId| {
+        let s = &s;
+        async move {
+            s.subscriptions
+                .get(
+                    tenant,
+                    sub,
+                    crate::subscriptions::ReadSubscription {
+                        include_inactive: true,
+                        as_of: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(status(id, sub.id).await, SubscriptionStatus::Active);
+    assert_eq!(s.tenants.finish_deletions().await.unwrap(), 1);
+    assert_eq!(status(id, sub.id).await, SubscriptionStatus::Deleted);
+    assert_eq!(
+        status(other, kept.id).await,
+        SubscriptionStatus::Active,
+        "another tenant's stays"
+    );
+    assert_eq!(
+        s.tenants.finish_deletions().await.unwrap(),
+        0,
+        "nothing left"
+    );
+}
