@@ -887,3 +887,52 @@ async fn a_server_stopped_just_after_its_postgres_died_exits_cleanly() {
         server.logs()
     );
 }
+
+/// After a crash of Hookline and its Postgres, the pid in the cluster's pid
+/// file can belong to another process by the next start (a reboot, a
+/// container's restart). The server used to take it for a running cluster,
+/// wait 60 s for it and give up; it now sees that process is no postmaster
+/// and starts the cluster.
+#[tokio::test]
+async fn a_pid_file_naming_a_reused_pid_does_not_stop_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env(), &data).await;
+    let pid_path = data.join("pg/data/postmaster.pid");
+    let pid_file = std::fs::read_to_string(&pid_path).unwrap();
+    let postmaster = pid_file.lines().next().unwrap().trim().to_string();
+    server.signal("KILL");
+    server.wait(Duration::from_secs(10)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &postmaster])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    hookline_tests::eventually(
+        "the postmaster is gone",
+        Duration::from_secs(10),
+        || async { (!std::path::Path::new(&format!("/proc/{postmaster}")).exists()).then_some(()) },
+    )
+    .await;
+    // Its pid now names a live process that is not a postmaster.
+    let mut squatter = tokio::process::Command::new("sleep")
+        .arg("120")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let reused = squatter.id().unwrap().to_string();
+    let rest: Vec<&str> = pid_file.lines().skip(1).collect();
+    std::fs::write(&pid_path, format!("{reused}\n{}\n", rest.join("\n"))).unwrap();
+
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env(), &data).await;
+    assert!(
+        server.logs().contains("not a postmaster"),
+        "{}",
+        server.logs()
+    );
+    let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    server.signal("TERM");
+    assert_eq!(server.wait(Duration::from_secs(30)).await, Some(0));
+    let _ = squatter.kill().await;
+}

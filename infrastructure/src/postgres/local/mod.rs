@@ -521,6 +521,17 @@ rm -rf "$3" "$4""#;
 
     async fn is_running(&self) -> Result<bool, LocalPgError> {
         reap_dead_postgres(&self.data);
+        if pid_file_is_stale(&self.data) {
+            let pid_file = self.data.join("postmaster.pid");
+            tracing::warn!(
+                path = %pid_file.display(),
+                "the cluster's pid file names a process that is not a postmaster (its pid was reused after a crash); removing the file"
+            );
+            if let Err(e) = std::fs::remove_file(&pid_file) {
+                tracing::warn!(error = %e, "could not remove the stale pid file");
+            }
+            return Ok(false);
+        }
         match self
             .run(
                 "pg_ctl",
@@ -784,4 +795,32 @@ fn reap_dead_postgres(data: &Path) {
             Err(e) => tracing::debug!(pid, error = %e, "could not reap a Postgres process"),
         }
     }
+}
+
+/// Whether the cluster's pid file names a live process that is not a
+/// postmaster: after a crash (or a reboot, or a container's restart) its
+/// pid can belong to anything, a shell or another cluster's backend. Then
+/// `pg_ctl status` calls the cluster running and Postgres refuses to start
+/// ("lock file already exists") for as long as that process lives. A
+/// postmaster keeps its command line; every other Postgres process shows
+/// `postgres: …` instead. Unknown (no `/proc`, a dead or zombie process):
+/// not stale, as Postgres handles a dead pid itself.
+fn pid_file_is_stale(data: &Path) -> bool {
+    let Some(pid) = std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .next()
+                .and_then(|l| l.trim().parse::<i32>().ok())
+        })
+    else {
+        return false;
+    };
+    let Some((state, _, comm)) = proc_stat(pid) else {
+        return false;
+    };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    state != "Z" && (comm != "postgres" || cmdline.starts_with(b"postgres: "))
 }
