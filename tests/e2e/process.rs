@@ -778,7 +778,9 @@ async fn a_sigterm_is_not_held_up_by_a_database_that_does_not_answer() {
 }
 
 /// The pid (outside any PID namespace) of the process whose pid inside its
-/// namespace is `inner` and whose command line mentions `needle`.
+/// namespace is `inner` and whose command line mentions `needle` (this
+/// test's own data directory: other processes on the machine may be PID 1
+/// of namespaces of their own).
 fn outer_pid(inner: &str, needle: &str) -> Option<String> {
     std::fs::read_dir("/proc")
         .ok()?
@@ -819,7 +821,7 @@ async fn as_pid_1_of_a_container_a_server_still_starts_a_killed_postgres_again()
     let inner = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
     let inner = inner.lines().next().unwrap().trim().to_string();
     let postmaster = outer_pid(&inner, &data_text).expect("the postmaster");
-    let hookline = outer_pid("1", "serve").expect("Hookline as PID 1");
+    let hookline = outer_pid("1", &data_text).expect("Hookline as PID 1");
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &postmaster])
         .status()
