@@ -26,6 +26,22 @@ fn env() -> HashMap<String, String> {
     HashMap::from([("HOOKLINE_ADMIN_TOKEN".to_string(), "proc-admin".to_string())])
 }
 
+/// The postmaster's pid as its cluster's pid file has it (inside the
+/// server's PID namespace when it has its own).
+fn postmaster_pid(data: &std::path::Path) -> String {
+    let pid_file = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
+    pid_file.lines().next().unwrap().trim().to_string()
+}
+
+/// Sends `signal` (`KILL`, `TERM`) to process `pid`.
+fn send(signal: &str, pid: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}").as_str(), pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
 #[tokio::test]
 async fn serve_with_the_embedded_postgres_survives_restarts_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,15 +207,10 @@ async fn the_embedded_postgres_recovers_after_hookline_and_postgres_are_both_kil
         .unwrap()
         .to_string();
 
-    let pid_file = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
-    let postmaster = pid_file.lines().next().unwrap().trim().to_string();
+    let postmaster = postmaster_pid(&data);
     server.signal("KILL");
     server.wait(Duration::from_secs(10)).await;
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &postmaster])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    send("KILL", &postmaster);
     assert!(
         data.join("pg/data/postmaster.pid").exists(),
         "a stale pid file stays behind"
@@ -241,13 +252,8 @@ async fn a_server_starts_its_embedded_postgres_again_when_the_postmaster_dies() 
     let tenant = expect_json(tenant, 201).await;
     let key = tenant["api_key"].as_str().unwrap();
 
-    let pid_file = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
-    let postmaster = pid_file.lines().next().unwrap().trim().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &postmaster])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let postmaster = postmaster_pid(&data);
+    send("KILL", &postmaster);
 
     // Until the old postmaster is gone, its pid file and a connection or
     // a cached readiness may still look alive: wait for a new postmaster,
@@ -818,15 +824,10 @@ async fn as_pid_1_of_a_container_a_server_still_starts_a_killed_postgres_again()
     )
     .await;
     let client = reqwest::Client::new();
-    let inner = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
-    let inner = inner.lines().next().unwrap().trim().to_string();
+    let inner = postmaster_pid(&data);
     let postmaster = outer_pid(&inner, &data_text).expect("the postmaster");
     let hookline = outer_pid("1", &data_text).expect("Hookline as PID 1");
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &postmaster])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    send("KILL", &postmaster);
     hookline_tests::eventually(
         "the server reaped its Postgres, started it again and is ready",
         Duration::from_secs(60),
@@ -850,11 +851,7 @@ async fn as_pid_1_of_a_container_a_server_still_starts_a_killed_postgres_again()
         zombies.is_err(),
         "the old postmaster was reaped: {zombies:?}"
     );
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &hookline])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+    send("TERM", &hookline);
     assert_eq!(server.wait(Duration::from_secs(30)).await, Some(0));
     assert!(!data.join("pg/data/postmaster.pid").exists());
 }
@@ -874,13 +871,8 @@ async fn a_server_stopped_just_after_its_postgres_died_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env(), &data).await;
-    let pid_file = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
-    let postmaster = pid_file.lines().next().unwrap().trim().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &postmaster])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let postmaster = postmaster_pid(&data);
+    send("KILL", &postmaster);
     server.signal("TERM");
     assert_eq!(
         server.wait(Duration::from_secs(60)).await,
@@ -905,11 +897,7 @@ async fn a_pid_file_naming_a_reused_pid_does_not_stop_the_next_start() {
     let postmaster = pid_file.lines().next().unwrap().trim().to_string();
     server.signal("KILL");
     server.wait(Duration::from_secs(10)).await;
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &postmaster])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    send("KILL", &postmaster);
     hookline_tests::eventually(
         "the postmaster is gone",
         Duration::from_secs(10),
