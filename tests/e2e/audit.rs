@@ -362,6 +362,38 @@ async fn export_writes_json_lines_and_fails_loudly_when_the_connection_drops() {
         !big.exists() && partials().is_empty(),
         "an interrupted export leaves no file"
     );
+
+    // Killed (SIGKILL): its partial file stays, and the next export to the
+    // same path removes it (its process is gone).
+    let mut child = export();
+    eventually("the third export is under way", WAIT, || async {
+        (!partials().is_empty()).then_some(())
+    })
+    .await;
+    child.kill().await.unwrap();
+    child.wait().await.unwrap();
+    let left = partials();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let output = tokio::process::Command::new(hookline_tests::process::binary())
+        .args([
+            "audit",
+            "export",
+            "--tenant",
+            "00000000-0000-0000-0000-000000000001",
+            "--output",
+            big.to_str().unwrap(),
+            "--database-url",
+            &app.db.url,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("left by an export that was killed"),
+        "{stderr}"
+    );
+    assert!(!left[0].exists() && partials().is_empty(), "{stderr}");
 }
 
 /// A stopped server's database, copied once per tampering.

@@ -40,9 +40,13 @@ impl Output {
                 path.display()
             );
         }
+        remove_abandoned_partials(path);
+        // The writer's pid is in the name: a later export to the same path
+        // removes what a killed one left (its process is gone).
         let partial = PathBuf::from(format!(
-            "{}.{}.partial",
+            "{}.{}-{}.partial",
             path.display(),
+            std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
         // The whole log (or a tenant's) goes in: readable by its owner only.
@@ -84,6 +88,49 @@ impl Drop for Output {
         self.writer = Box::new(std::io::sink());
         if let Some((partial, _)) = self.paths.take() {
             drop(std::fs::remove_file(partial));
+        }
+    }
+}
+
+/// Removes the partial files of exports to `path` whose process is gone
+/// (killed while it wrote: a `kill -9` leaves its partial file, a whole
+/// copy of the log so far). A running export's file is left alone.
+fn remove_abandoned_partials(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|f| f.strip_suffix(".partial"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let abandoned = entry.path();
+            if std::fs::remove_file(&abandoned).is_ok() {
+                eprintln!(
+                    "removed {}, left by an export that was killed",
+                    abandoned.display()
+                );
+            }
         }
     }
 }
