@@ -817,7 +817,14 @@ async fn as_pid_1_of_a_container_a_server_still_starts_a_killed_postgres_again()
     let data = dir.path().join("data");
     let data_text = data.display().to_string();
     let mut server = ServerProcess::start_under(
-        &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
+        &[
+            "unshare",
+            "--pid",
+            "--ipc",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+        ],
         &["--listen", "127.0.0.1:0"],
         &env(),
         &data,
@@ -846,6 +853,31 @@ async fn as_pid_1_of_a_container_a_server_still_starts_a_killed_postgres_again()
         "{}",
         server.logs()
     );
+    // A command run from outside the namespace on the same data directory
+    // (the pid file's pid means another process there) uses the running
+    // cluster: it neither removes its pid file nor starts a second
+    // postmaster on it.
+    let pid_file_before = std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap();
+    let listed = run_cli(&["tenants", "list", "--data-dir", &data_text], &env()).await;
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    assert_eq!(
+        std::fs::read_to_string(data.join("pg/data/postmaster.pid")).unwrap(),
+        pid_file_before
+    );
+    let postmasters = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            !cmdline.starts_with("postgres: ")
+                && cmdline.contains("bin/postgres")
+                && cmdline.contains(&data_text)
+        })
+        .count();
+    assert_eq!(postmasters, 1, "one postmaster on the data directory");
+    let ready = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
     let zombies = std::fs::read_to_string(format!("/proc/{postmaster}/stat"));
     assert!(
         zombies.is_err(),

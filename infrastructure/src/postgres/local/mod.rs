@@ -519,9 +519,29 @@ rm -rf "$3" "$4""#;
         }
     }
 
+    /// Whether a postmaster accepts connections on this cluster's socket,
+    /// whatever PID namespace it runs in. The socket is found under the
+    /// cluster's own directory (shared by every namespace and mount that
+    /// sees the data directory); when it lives elsewhere (a path too long
+    /// for a socket), this cannot tell (`None`).
+    fn socket_answers(&self) -> Option<bool> {
+        if !self.socket_dir.starts_with(&self.root) {
+            return None;
+        }
+        let socket = self.socket_dir.join(format!(".s.PGSQL.{PORT}"));
+        Some(std::os::unix::net::UnixStream::connect(socket).is_ok())
+    }
+
     async fn is_running(&self) -> Result<bool, LocalPgError> {
         reap_dead_postgres(&self.data);
-        if pid_file_is_stale(&self.data) {
+        // A postmaster answering on the cluster's socket runs, even when
+        // its pid file names a pid of another PID namespace (a server in a
+        // container, a command on the host): starting a second one on the
+        // same data directory would destroy it.
+        if self.socket_answers() == Some(true) {
+            return Ok(true);
+        }
+        if pid_file_is_stale(&self.data) && self.socket_answers() == Some(false) {
             let pid_file = self.data.join("postmaster.pid");
             tracing::warn!(
                 path = %pid_file.display(),
@@ -658,6 +678,13 @@ rm -rf "$3" "$4""#;
     /// # Errors
     /// When neither stopped it (a hung postmaster).
     pub async fn stop(&self) -> Result<(), LocalPgError> {
+        // A postmaster that died a moment ago (killed; reaped here when this
+        // process is its parent, as PID 1): nothing to stop, and `pg_ctl
+        // stop` would wait its whole timeout for a pid file nobody removes.
+        if !self.is_running().await? {
+            tracing::info!(data = %self.data.display(), "the embedded Postgres was not running any more");
+            return Ok(());
+        }
         tracing::info!(data = %self.data.display(), "stopping the embedded Postgres cluster");
         let fast = self.pg_ctl_stop("fast", "30").await;
         let Err(e) = fast else { return Ok(()) };
@@ -805,14 +832,21 @@ fn reap_dead_postgres(data: &Path) {
 /// postmaster keeps its command line; every other Postgres process shows
 /// `postgres: …` instead. Unknown (no `/proc`, a dead or zombie process):
 /// not stale, as Postgres handles a dead pid itself.
+///
+/// A pid is only meaningful in the PID namespace of the process that wrote
+/// it: a postmaster in a container names its own pid, which on the host is
+/// another process. So the caller also asks the cluster's socket
+/// ([`LocalPostgres::socket_answers`]) before it removes the file:
+/// removing a live postmaster's file would let a second one start on the
+/// same data directory.
 fn pid_file_is_stale(data: &Path) -> bool {
-    let Some(pid) = std::fs::read_to_string(data.join("postmaster.pid"))
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .next()
-                .and_then(|l| l.trim().parse::<i32>().ok())
-        })
+    let Ok(text) = std::fs::read_to_string(data.join("postmaster.pid")) else {
+        return false;
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
     else {
         return false;
     };
