@@ -111,16 +111,29 @@ impl XChaChaCipher {
         let mut nonce = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let staging = data_dir.join(format!(".{KEY_FILE}.{}", hex::encode(nonce)));
-        let written = (|| {
+        let encoded = STANDARD.encode(key);
+        let write_new = |at: &Path| -> std::io::Result<()> {
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(&staging)?;
-            file.write_all(STANDARD.encode(key).as_bytes())?;
-            file.sync_all()?;
-            std::fs::hard_link(&staging, &path)
-        })();
+                .open(at)?;
+            file.write_all(encoded.as_bytes())?;
+            file.sync_all()
+        };
+        let written = write_new(&staging).and_then(|()| {
+            match std::fs::hard_link(&staging, &path) {
+                // A file system without hard links (some network shares):
+                // written in place, as whole as the file system allows.
+                Err(e)
+                    if e.kind() != std::io::ErrorKind::AlreadyExists
+                        && e.kind() != std::io::ErrorKind::NotFound =>
+                {
+                    write_new(&path)
+                }
+                other => other,
+            }
+        });
         let _ = std::fs::remove_file(&staging);
         match written {
             Ok(()) => {

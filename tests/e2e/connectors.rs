@@ -997,16 +997,29 @@ async fn siigo_cli_refuses_a_deleted_tenant_and_a_source_without_a_public_url() 
     assert!(sandbox.requests().await.is_empty(), "nothing reached Siigo");
 }
 
-/// Ctrl-C or SIGTERM while `connectors siigo subscribe` is making webhooks
-/// at Siigo: the command finishes (records them) instead of stopping
-/// half-way, which left webhooks at Siigo that Hookline neither recorded
-/// nor removed.
+/// Ctrl-C, SIGTERM or SIGHUP (a closed terminal) while `connectors siigo
+/// subscribe` is making webhooks at Siigo: the command finishes (records
+/// them) instead of stopping half-way, which left webhooks at Siigo that
+/// Hookline neither recorded nor removed.
 #[tokio::test]
 async fn an_interrupted_siigo_subscribe_finishes_and_records_what_it_made() {
     let app = TestApp::spawn().await;
     let t = app.tenant("siigo").await;
     let sandbox = Sandbox::start().await;
+    for (round, signal) in ["TERM", "HUP"].into_iter().enumerate() {
+        interrupted_subscribe(&app, &t, &sandbox, signal, round + 1).await;
+    }
+}
+
+async fn interrupted_subscribe(
+    app: &TestApp,
+    t: &Tenant,
+    sandbox: &Sandbox,
+    signal: &str,
+    round: usize,
+) {
     sandbox.post("/sandbox/slow", json!({"ms": 700})).await;
+    let made_before = of(&sandbox.requests().await, "POST", "/v1/webhooks").len();
     let mut cli = Command::new(binary())
         .args([
             "connectors",
@@ -1026,7 +1039,7 @@ async fn an_interrupted_siigo_subscribe_finishes_and_records_what_it_made() {
             "--database-url",
             &app.db.url,
         ])
-        .envs(cli_env(&app))
+        .envs(cli_env(app))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1036,12 +1049,12 @@ async fn an_interrupted_siigo_subscribe_finishes_and_records_what_it_made() {
     // Once the first creation has reached Siigo, interrupt.
     hookline_tests::eventually("the first webhook is being made", WAIT, || async {
         let requests = sandbox.requests().await;
-        (!of(&requests, "POST", "/v1/webhooks").is_empty()).then_some(())
+        (of(&requests, "POST", "/v1/webhooks").len() > made_before).then_some(())
     })
     .await;
     let pid = cli.id().unwrap().to_string();
     let signalled = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([format!("-{signal}").as_str(), &pid])
         .status()
         .unwrap();
     assert!(signalled.success());
@@ -1066,13 +1079,17 @@ async fn an_interrupted_siigo_subscribe_finishes_and_records_what_it_made() {
     })
     .await
     .unwrap();
-    assert!(out.2.contains("interrupted: finishing first"), "{}", out.2);
-    assert_eq!(out.0.code(), Some(0), "{}", out.2);
+    assert!(
+        out.2.contains("interrupted: finishing first"),
+        "{signal}: {}",
+        out.2
+    );
+    assert_eq!(out.0.code(), Some(0), "{signal}: {}", out.2);
     let made: Value = serde_json::from_str(&out.1).expect("the subscription");
     assert_eq!(made["upstream_ids"].as_array().unwrap().len(), 3, "{made}");
     sandbox.post("/sandbox/slow", json!({"ms": 0})).await;
     let requests = sandbox.requests().await;
-    assert_eq!(of(&requests, "POST", "/v1/webhooks").len(), 3);
+    assert_eq!(of(&requests, "POST", "/v1/webhooks").len(), 3 * round);
     assert!(of(&requests, "DELETE", "/v1/webhooks").is_empty());
     let listed = run_cli(
         &[
@@ -1085,7 +1102,7 @@ async fn an_interrupted_siigo_subscribe_finishes_and_records_what_it_made() {
             "--database-url",
             &app.db.url,
         ],
-        &cli_env(&app),
+        &cli_env(app),
     )
     .await;
     assert_eq!(listed.code, Some(0), "{}", listed.stderr);

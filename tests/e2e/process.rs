@@ -954,7 +954,37 @@ async fn a_pid_file_naming_a_reused_pid_does_not_stop_the_next_start() {
     );
     let ready = reqwest::get(server.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
-    server.signal("TERM");
-    assert_eq!(server.wait(Duration::from_secs(30)).await, Some(0));
     let _ = squatter.kill().await;
+
+    // Crashed again; now the pid belongs to another cluster's postmaster
+    // (another server's, on its own data directory).
+    let pid_file = std::fs::read_to_string(&pid_path).unwrap();
+    let postmaster = postmaster_pid(&data);
+    server.signal("KILL");
+    server.wait(Duration::from_secs(10)).await;
+    send("KILL", &postmaster);
+    hookline_tests::eventually(
+        "the second postmaster is gone",
+        Duration::from_secs(10),
+        || async { (!std::path::Path::new(&format!("/proc/{postmaster}")).exists()).then_some(()) },
+    )
+    .await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_data = other_dir.path().join("data");
+    let mut other = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env(), &other_data).await;
+    let rest: Vec<&str> = pid_file.lines().skip(1).collect();
+    std::fs::write(
+        &pid_path,
+        format!("{}\n{}\n", postmaster_pid(&other_data), rest.join("\n")),
+    )
+    .unwrap();
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env(), &data).await;
+    let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let other_ready = reqwest::get(other.url("/readyz")).await.unwrap();
+    assert_eq!(other_ready.status(), 200, "the other cluster is left alone");
+    server.signal("TERM");
+    other.signal("TERM");
+    assert_eq!(server.wait(Duration::from_secs(30)).await, Some(0));
+    assert_eq!(other.wait(Duration::from_secs(30)).await, Some(0));
 }

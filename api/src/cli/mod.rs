@@ -48,7 +48,7 @@ use hookline_application::{Actor, CommandContext, RequestId};
 use hookline_domain::{DeliveryId, TenantId};
 use hookline_infrastructure::config::{CliOverrides, LogFormat, Settings};
 use hookline_infrastructure::telemetry;
-use signals::{interruption, shutdown_signal};
+use signals::{command_interruption, shutdown_signal};
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -307,7 +307,7 @@ where
     // Listened for before anything starts: a signal while the database
     // opens (an embedded cluster starting) is kept and ends the command
     // once it is open, instead of killing it and leaving the cluster up.
-    let interrupted = interruption()?;
+    let interrupted = command_interruption()?;
     let settings = Settings::from_env(&overrides(config, db))?;
     quiet_logs(settings.log_format);
     let database = OpenDatabase::open_for(&settings, db.initialise).await?;

@@ -1,5 +1,5 @@
 //! SIGINT and SIGTERM: what ends `serve` and interrupts a one-shot
-//! command.
+//! command (SIGHUP too, for a command: its terminal went away).
 
 use anyhow::Context as _;
 use std::future::Future;
@@ -32,4 +32,21 @@ pub(super) async fn shutdown_signal() {
             std::future::pending::<()>().await;
         }
     }
+}
+
+/// As [`interruption`], and SIGHUP (the terminal or the SSH session of a
+/// one-shot command closed): the command stops or finishes as for Ctrl-C,
+/// instead of dying where it stands.
+///
+/// # Errors
+/// When the signals cannot be listened for.
+pub(super) fn command_interruption() -> anyhow::Result<impl Future<Output = ()>> {
+    let interrupted = interruption()?;
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    Ok(async move {
+        tokio::select! {
+            () = interrupted => {}
+            _ = hangup.recv() => tracing::info!("SIGHUP received"),
+        }
+    })
 }

@@ -294,6 +294,18 @@ impl LocalPostgres {
     }
 
     async fn start(&self) -> Result<(), LocalPgError> {
+        // A pid file left by a postmaster that is gone (and nothing answers
+        // on the socket): `pg_ctl start -w` would take it for the new
+        // postmaster's when that one gets the same pid (a container's
+        // restart gives out the same small pids) and answer before it is
+        // ready.
+        if pid_file_pid_is_gone(&self.data) && self.socket_answers() == Some(false) {
+            let pid_file = self.data.join("postmaster.pid");
+            tracing::info!(path = %pid_file.display(), "removing the pid file of a postmaster that is gone");
+            if let Err(e) = std::fs::remove_file(&pid_file) {
+                tracing::warn!(error = %e, "could not remove the pid file of a postmaster that is gone");
+            }
+        }
         tracing::info!(data = %self.data.display(), "starting the embedded Postgres cluster");
         let log = self.root.join("postgres.log");
         self.run(
@@ -856,5 +868,32 @@ fn pid_file_is_stale(data: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
-    state != "Z" && (comm != "postgres" || cmdline.starts_with(b"postgres: "))
+    if state == "Z" {
+        return false;
+    }
+    if comm != "postgres" || cmdline.starts_with(b"postgres: ") {
+        return true;
+    }
+    // A postmaster: of another cluster when it works in another directory
+    // (a postmaster's working directory is its data directory). Unknown
+    // (not ours to inspect): not stale.
+    match (
+        std::fs::read_link(format!("/proc/{pid}/cwd")),
+        std::fs::canonicalize(data),
+    ) {
+        (Ok(cwd), Ok(ours)) => cwd != ours,
+        _ => false,
+    }
+}
+
+/// Whether the pid file names a process that does not exist here.
+fn pid_file_pid_is_gone(data: &Path) -> bool {
+    std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .next()
+                .and_then(|l| l.trim().parse::<i32>().ok())
+        })
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
