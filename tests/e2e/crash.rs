@@ -771,3 +771,108 @@ async fn publishing_pushes_back_while_first_attempts_are_behind_and_resumes_when
         assert_eq!(p.wait(Duration::from_secs(30)).await, Some(0));
     }
 }
+
+/// A server killed while it deleted a tenant (the tenant deleted, its
+/// subscription not yet) sends none of that subscription's retries after
+/// its restart: the deletion is finished before the first attempt.
+#[tokio::test]
+async fn retries_of_a_tenant_whose_deletion_a_kill_interrupted_do_not_go_out() {
+    let db = fresh_database().await;
+    let rx = TestReceiver::start().await;
+    rx.default_reply(Reply::status(500));
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env(&db.url);
+    // Retries every 2 s that never run out, with the circuit kept closed:
+    // some are due whenever the server restarts.
+    env.insert("HOOKLINE_RETRY_SCHEDULE".into(), vec!["2"; 100].join(","));
+    env.insert("HOOKLINE_CIRCUIT_FAILURE_THRESHOLD".into(), "100000".into());
+    let client = reqwest::Client::new();
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, dir.path()).await;
+    wait_ready(&client, &server.url("/readyz")).await;
+    let key = tenant_and_subscription(&client, &server, &rx).await;
+    publish_many(&client, &server.url("/v1/events"), &key, 20).await;
+    rx.wait_for(20, Duration::from_secs(30)).await;
+    let (tenant, subscription): (String, String) = sqlx::query_as(
+        "SELECT tenant_id::text, id::text FROM subscriptions_view WHERE status <> 'deleted'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+
+    // The subscription's next event is held by a row this transaction
+    // inserted and has not committed: the cascade waits there, after the
+    // tenant's deletion committed.
+    let mut hold = db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'Subscription', $1, max(sequence) + 1, 'Held', '1.0', '{}', '{}'
+           FROM events WHERE aggregate_type = 'Subscription' AND aggregate_id = $1",
+    )
+    .bind(&subscription)
+    .execute(&mut *hold)
+    .await
+    .unwrap();
+    let delete = tokio::spawn({
+        let request = client
+            .delete(server.url(&format!("/admin/tenants/{tenant}")))
+            .bearer_auth("crash-admin");
+        async move { request.send().await }
+    });
+    eventually(
+        "the tenant's deletion committed and its cascade waits",
+        Duration::from_secs(30),
+        || async {
+            let deleted: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'Tenant'
+                                   AND aggregate_id = $1 AND event_type = 'TenantDeleted')",
+            )
+            .bind(&tenant)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            let waiting: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                                 WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%')",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            (deleted && waiting).then_some(())
+        },
+    )
+    .await;
+    server.signal("KILL");
+    server.wait(Duration::from_secs(10)).await;
+    hold.rollback().await.unwrap();
+    drop(delete);
+    let before = rx.count();
+
+    let mut restarted = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, dir.path()).await;
+    wait_ready(&client, &restarted.url("/readyz")).await;
+    eventually(
+        "every delivery of the deleted tenant's subscription is abandoned",
+        Duration::from_secs(60),
+        || async {
+            let open: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM deliveries_view WHERE status <> 'abandoned'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            (open == 0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        rx.count(),
+        before,
+        "retries of the deleted tenant went out after the restart"
+    );
+    let logs = restarted.logs();
+    assert!(
+        logs.contains("its deletion was interrupted"),
+        "the restart did not finish the deletion: {logs}"
+    );
+    restarted.signal("TERM");
+    assert_eq!(restarted.wait(Duration::from_secs(30)).await, Some(0));
+}

@@ -253,14 +253,6 @@ impl Application {
         if let Some(local) = &database.local {
             tasks.push(tokio::spawn(keep_running(local.keeper(), shutdown.clone())));
         }
-        // A tenant deletion a killed process left half-done is finished
-        // (its subscriptions would otherwise still deliver their retries).
-        let tenants = services.tenants.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = tenants.finish_deletions().await {
-                tracing::warn!(error = %e, "could not finish interrupted tenant deletions");
-            }
-        }));
         let limits = RequestLimits {
             max_body_bytes: settings.max_body_bytes,
             svix_max_body_bytes: settings.svix_max_body_bytes,

@@ -535,7 +535,12 @@ impl Services {
         for runner in self.runners.drain(..) {
             tasks.push(tokio::spawn(runner.run(shutdown.clone())));
         }
-        if let Some(settings) = settings.filter(|s| s.role.runs_workers()) {
+        // `serve` finishes the tenant deletions a killed process left
+        // half-done; a worker does so before its first attempt.
+        let Some(settings) = settings else {
+            return Ok(tasks);
+        };
+        if settings.role.runs_workers() {
             tasks.push(self.start_worker(settings, shutdown)?);
             let controller = Arc::new(FlowController::new(
                 self.shared.clone(),
@@ -552,6 +557,11 @@ impl Services {
                 settings.flow.tick,
             ));
             tasks.push(tokio::spawn(notifier.run(shutdown.clone())));
+        } else {
+            let tenants = self.tenants.clone();
+            tasks.push(tokio::spawn(
+                async move { finish_deletions(&tenants).await },
+            ));
         }
         Ok(tasks)
     }
@@ -624,9 +634,19 @@ impl Services {
                 }
             }
         });
-        Ok(tokio::spawn(
-            worker.run(shutdown.clone(), self.due.subscribe()),
-        ))
+        // A tenant deletion a killed process left half-done is finished
+        // before the first attempt: its subscriptions would otherwise
+        // still deliver their retries until the cascade ends.
+        let tenants = self.tenants.clone();
+        let due = self.due.subscribe();
+        let stop = shutdown.clone();
+        Ok(tokio::spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = finish_deletions(&tenants) => {}
+            }
+            worker.run(stop, due).await;
+        }))
     }
 
     /// The state the HTTP handlers share.
@@ -665,5 +685,13 @@ impl Services {
             metrics: self.metrics.clone(),
             metrics_token: settings.metrics_token.clone(),
         }
+    }
+}
+
+/// Finishes the tenant deletions a killed process left half-done; a
+/// failure is logged (the next start tries again).
+async fn finish_deletions(tenants: &TenantService) {
+    if let Err(e) = tenants.finish_deletions().await {
+        tracing::warn!(error = %e, "could not finish interrupted tenant deletions");
     }
 }
