@@ -18,6 +18,7 @@ pub mod fold;
 pub mod health;
 pub mod history;
 pub mod idempotency;
+pub mod listing;
 pub mod messages;
 pub mod metadata;
 pub mod metrics;

@@ -129,3 +129,95 @@ uuid_id!(
     UpstreamId,
     "upstream_subscription_id"
 );
+
+/// The 32 bits at the end of an id that a message's listed deliveries
+/// number (ADR 0019).
+const LISTING_TAIL: u128 = 0xffff_ffff;
+
+impl EventId {
+    /// A message id that can list its deliveries: `id` with its last 32
+    /// bits cleared (a UUIDv7 keeps its time and counter bits, so ids stay
+    /// ordered and unique within a process).
+    pub const fn listing(id: Uuid) -> Self {
+        Self(Uuid::from_u128(id.as_u128() & !LISTING_TAIL))
+    }
+
+    /// Whether deliveries of this message may be listed in its event: a
+    /// UUIDv7 with its last 32 bits clear.
+    pub fn can_list(&self) -> bool {
+        self.0.get_version_num() == 7 && self.0.as_u128() & LISTING_TAIL == 0
+    }
+
+    /// The id of the `index`-th delivery (from 0) a listing message lists:
+    /// the message id as a UUIDv8 with `index + 1` in its last 32 bits.
+    /// `None` when the message cannot list (see [`Self::can_list`]) or the
+    /// index does not fit.
+    pub fn listed_delivery(&self, index: usize) -> Option<DeliveryId> {
+        if !self.can_list() {
+            return None;
+        }
+        let n = u32::try_from(index).ok()?.checked_add(1)?;
+        let mut bytes = (self.0.as_u128() | u128::from(n)).to_be_bytes();
+        bytes[6] = (bytes[6] & 0x0f) | 0x80;
+        Some(DeliveryId(Uuid::from_bytes(bytes)))
+    }
+}
+
+impl DeliveryId {
+    /// The message whose event may list this delivery (ADR 0019): for a
+    /// UUIDv8 with a number in its last 32 bits, that message's id (the
+    /// version nibble is 7 for every listing message). `None` for any
+    /// other id. A candidate only: the message's event says whether it
+    /// lists this exact id.
+    pub fn listing_message(&self) -> Option<EventId> {
+        if self.0.get_version_num() != 8 || self.0.as_u128() & LISTING_TAIL == 0 {
+            return None;
+        }
+        let mut bytes = (self.0.as_u128() & !LISTING_TAIL).to_be_bytes();
+        bytes[6] = (bytes[6] & 0x0f) | 0x70;
+        Some(EventId(Uuid::from_bytes(bytes)))
+    }
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_delivery_names_its_message_and_keeps_its_time() {
+        let message = EventId::listing(Uuid::now_v7());
+        assert!(message.can_list());
+        assert_eq!(message.as_uuid().get_version_num(), 7);
+        let first = message.listed_delivery(0).unwrap();
+        let second = message.listed_delivery(1).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(first.as_uuid().get_version_num(), 8);
+        assert_eq!(first.listing_message(), Some(message));
+        assert_eq!(second.listing_message(), Some(message));
+        // The time bits are the message's: ordering by id follows it.
+        assert_eq!(
+            first.as_uuid().as_bytes()[..6],
+            message.as_uuid().as_bytes()[..6]
+        );
+        assert_eq!(
+            first.as_uuid().to_string()[..14],
+            message.as_uuid().to_string()[..14]
+        );
+    }
+
+    #[test]
+    fn only_ids_with_a_clear_tail_list_and_only_listed_ids_name_a_message() {
+        let random = EventId::from_uuid(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001));
+        assert!(!random.can_list());
+        assert_eq!(random.listed_delivery(0), None);
+        let v7 = DeliveryId::from_uuid(Uuid::now_v7());
+        assert_eq!(v7.listing_message(), None);
+        let message = EventId::listing(Uuid::now_v7());
+        assert_eq!(
+            DeliveryId::from_uuid(*message.as_uuid()).listing_message(),
+            None
+        );
+        assert!(message.listed_delivery(u32::MAX as usize).is_none());
+        assert!(message.listed_delivery(u32::MAX as usize - 1).is_some());
+    }
+}

@@ -89,11 +89,12 @@ async fn the_audit_log_pages_in_commit_order_within_the_tenant() {
 
     let events = eventually("all of the tenant's events are visible", WAIT, || async {
         let e = all_audit_pages(&app, &t, 2).await;
-        (e.len() == 13).then_some(e)
+        (e.len() == 10).then_some(e)
     })
     .await;
-    // TenantCreated, ApiKeyIssued, Subscribed, 3 × (MessagePublished,
-    // DeliveryEnqueued, DeliverySucceeded), SubscriptionUpdated.
+    // TenantCreated, ApiKeyIssued, Subscribed, 3 × (MessagePublished
+    // listing its delivery, DeliverySucceeded), SubscriptionUpdated: the
+    // audit log shows the stored rows.
     let mut positions: Vec<i64> = events
         .iter()
         .map(|e| e["position"].as_i64().unwrap())
@@ -206,9 +207,9 @@ async fn export_writes_json_lines_and_fails_loudly_when_the_connection_drops() {
     rx.wait_for(3, WAIT).await;
     let expected = eventually("events visible", WAIT, || async {
         let e = all_audit_pages(&app, &t, 100).await;
-        // TenantCreated, ApiKeyIssued, Subscribed, 3 × (MessagePublished,
-        // DeliveryEnqueued, DeliverySucceeded).
-        (e.len() == 12).then_some(e)
+        // TenantCreated, ApiKeyIssued, Subscribed, 3 × (MessagePublished
+        // listing its delivery, DeliverySucceeded).
+        (e.len() == 9).then_some(e)
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +229,7 @@ async fn export_writes_json_lines_and_fails_loudly_when_the_connection_drops() {
     )
     .await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains("exported 12 events"), "{}", out.stderr);
+    assert!(out.stderr.contains("exported 9 events"), "{}", out.stderr);
     let lines: Vec<Value> = std::fs::read_to_string(&file)
         .unwrap()
         .lines()
@@ -469,6 +470,16 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
         .unwrap()
         .to_string();
     let _ = wait_status(&app, &t, &d, "pending", WAIT).await;
+    // Its first stored event (its outcome, sequence 2) is in the log.
+    eventually("the delivery's outcome is recorded", WAIT, || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+            .bind(&d)
+            .fetch_one(&app.db.pool)
+            .await
+            .ok()?;
+        (n > 0).then_some(())
+    })
+    .await;
     let url = app.db.url.clone();
     let ok = run_cli(&["audit", "verify", "--database-url", &url], &no_env()).await;
     assert_eq!(ok.code, Some(0), "{}{}", ok.stdout, ok.stderr);
@@ -587,14 +598,21 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
     );
 
     let tenant = t.id.clone();
-    let dbs = copies(app, 7).await;
+    // The delivery was listed in its message's event (ADR 0019): its
+    // first stored event is its sequence 2.
+    let m = format!("{}7{}00000000", &d[..14], &d[15..28]);
+    let dbs = copies(app, 9).await;
     let url_of = |db: &str| cluster().url(db);
     let cases = [
         (&dbs[0], format!("UPDATE events SET payload = json_build_object('type', 'SubscriptionUpdated', 'description', 'forged', 'updated_at', payload->>'updated_at') WHERE aggregate_id = '{sub_id}' AND sequence = 2"), 2),
         (&dbs[1], format!("DELETE FROM events WHERE aggregate_id = '{sub_id}' AND sequence = 2"), 3),
         (&dbs[2], format!("UPDATE events SET sequence = sequence + 1000 WHERE aggregate_id = '{sub_id}' AND sequence IN (2, 3);
                  UPDATE events SET sequence = CASE sequence WHEN 1002 THEN 3 ELSE 2 END WHERE aggregate_id = '{sub_id}' AND sequence IN (1002, 1003)"), 2),
-        (&dbs[3], format!("UPDATE events SET metadata = json_build_object('request_id', 'forged', 'tenant_id', metadata->>'tenant_id', 'actor', metadata->>'actor', 'occurred_at', metadata->>'occurred_at', 'chain', metadata->>'chain') WHERE aggregate_id = '{d}' AND sequence = 1"), 1),
+        (&dbs[3], format!("UPDATE events SET metadata = json_build_object('request_id', 'forged', 'tenant_id', metadata->>'tenant_id', 'actor', metadata->>'actor', 'occurred_at', metadata->>'occurred_at', 'chain', metadata->>'chain') WHERE aggregate_id = '{d}' AND sequence = 2"), 2),
+        // The list in the message's event changed: the message's link.
+        (&dbs[7], format!("UPDATE events SET payload = replace(payload::text, '\"url\":\"', '\"url\":\"x')::json WHERE aggregate_type = 'Message' AND aggregate_id = '{m}'"), 1),
+        // The message's event removed: the delivery lost its beginning.
+        (&dbs[8], format!("DELETE FROM events WHERE aggregate_type = 'Message' AND aggregate_id = '{m}'"), 2),
     ];
     for (db, sql, sequence) in &cases {
         tamper(db, sql).await;
@@ -621,7 +639,7 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
     tamper(
         &dbs[5],
         &format!(
-            "UPDATE events SET metadata = replace(metadata::text, '{tenant}', '{}')::json WHERE aggregate_id = '{d}' AND sequence = 1",
+            "UPDATE events SET metadata = replace(metadata::text, '{tenant}', '{}')::json WHERE aggregate_id = '{d}' AND sequence = 2",
             uuid::Uuid::now_v7()
         ),
     )
@@ -646,7 +664,7 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
     tamper(
         &dbs[6],
         &format!(
-            "UPDATE events SET tx_id = '5000000'::xid8 WHERE aggregate_id = '{d}' AND sequence = 1"
+            "UPDATE events SET tx_id = '5000000'::xid8 WHERE aggregate_id = '{d}' AND sequence = 2"
         ),
     )
     .await;
@@ -731,7 +749,7 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
         .collect();
     assert_eq!(lines.len(), 2, "{}", both.stdout);
     assert_eq!(lines[0]["aggregate_id"], d.as_str(), "{}", both.stdout);
-    assert_eq!(lines[0]["sequence"], 1);
+    assert_eq!(lines[0]["sequence"], 2);
     assert_eq!(lines[1]["reason"], "anchored_heads_missing");
     assert_eq!(lines[1]["missing"][0]["aggregate_id"], sub_id.as_str());
 }

@@ -188,9 +188,44 @@ async fn a_request_trace_is_a_summary_then_pages() {
         200,
     )
     .await;
-    assert_eq!(events["data"].as_array().unwrap().len(), 4);
-    assert_eq!(events["data"][0]["event_type"], "MessagePublished");
+    // The message's event lists its 5 deliveries (ADR 0019): each begins
+    // with it, at its position, and a page never ends among them.
+    let first: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "MessagePublished",
+            "DeliveryEnqueued",
+            "DeliveryEnqueued",
+            "DeliveryEnqueued",
+            "DeliveryEnqueued",
+            "DeliveryEnqueued"
+        ]
+    );
     assert!(events["data"][0]["payload"]["body"].is_string());
+    let rest = expect_json(
+        app.get(
+            &t,
+            &format!(
+                "/v1/requests/traced-1/events?limit=4&after={}",
+                events["next_after"]
+            ),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 4);
+    assert!(rest["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["event_type"] == "DeliverySucceeded"));
     // The same attempts, through /v1/attempts, page too.
     let listed = expect_json(
         app.get(&t, "/v1/attempts?request_id=traced-1&limit=4")

@@ -265,19 +265,15 @@ async fn publishers_that_disconnect_mid_request_lose_nothing_the_server_committe
         "in-flight requests have finished",
         Duration::from_secs(30),
         || async {
-            let n1: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM events WHERE event_type = 'DeliveryEnqueued'",
-            )
-            .fetch_one(&app.db.pool)
-            .await
-            .ok()?;
+            let n1: i64 = sqlx::query_scalar(hookline_tests::ENQUEUED_COUNT)
+                .fetch_one(&app.db.pool)
+                .await
+                .ok()?;
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let ids: Vec<String> = sqlx::query_scalar(
-                "SELECT aggregate_id FROM events WHERE event_type = 'DeliveryEnqueued'",
-            )
-            .fetch_all(&app.db.pool)
-            .await
-            .ok()?;
+            let ids: Vec<String> = sqlx::query_scalar(hookline_tests::ENQUEUED_IDS)
+                .fetch_all(&app.db.pool)
+                .await
+                .ok()?;
             (ids.len() as i64 == n1).then_some(ids.into_iter().collect::<HashSet<String>>())
         },
     )

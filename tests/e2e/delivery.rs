@@ -401,11 +401,10 @@ async fn an_idempotency_key_returns_the_first_answer_and_creates_nothing_new() {
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
 
     rx.wait_for(2, WAIT).await;
-    let deliveries: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DeliveryEnqueued'")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    let deliveries: i64 = sqlx::query_scalar(hookline_tests::ENQUEUED_COUNT)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
     assert_eq!(deliveries, 2, "one per distinct key");
     let conflicting = app
         .client

@@ -73,11 +73,10 @@ async fn a_publish_committing_when_the_timeout_strikes_gets_its_real_answer() {
     assert_eq!(body["deliveries"].as_array().unwrap().len(), 1);
     rx.wait_for(1, WAIT).await;
     // Nothing to retry, nothing duplicated.
-    let n: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DeliveryEnqueued'")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    let n: i64 = sqlx::query_scalar(hookline_tests::ENQUEUED_COUNT)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
     assert_eq!(n, 1);
 }
 
@@ -144,11 +143,10 @@ async fn a_commit_held_longer_answers_outcome_unknown_and_the_trace_shows_what_w
     assert_eq!(stored, 0);
     expect_json(publish(3).await.unwrap(), 202).await;
     rx.wait_for(2, WAIT).await;
-    let n: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DeliveryEnqueued'")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    let n: i64 = sqlx::query_scalar(hookline_tests::ENQUEUED_COUNT)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
     assert_eq!(n, 2);
 }
 

@@ -48,8 +48,8 @@ pub async fn read_models_caught_up(pool: &sqlx::PgPool) {
             "SELECT EXISTS (
                 SELECT 1 FROM events e
                   JOIN projection_checkpoints c
-                    ON c.name = CASE e.aggregate_type WHEN 'Delivery' THEN 'deliveries' ELSE 'subscriptions' END
-                 WHERE e.aggregate_type IN ('Delivery', 'Subscription')
+                    ON c.name = CASE e.aggregate_type WHEN 'Subscription' THEN 'subscriptions' ELSE 'deliveries' END
+                 WHERE e.aggregate_type IN ('Delivery', 'Message', 'Subscription')
                    AND (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position))",
         )
         .fetch_one(pool)
@@ -59,3 +59,18 @@ pub async fn read_models_caught_up(pool: &sqlx::PgPool) {
     })
     .await;
 }
+
+/// The ids of every delivery the log begins: a `DeliveryEnqueued` of its
+/// own, or listed in its message's event (ADR 0019).
+pub const ENQUEUED_IDS: &str =
+    "SELECT aggregate_id FROM events WHERE event_type = 'DeliveryEnqueued'
+     UNION ALL
+     SELECT x->>'id' FROM events m, json_array_elements(m.payload->'deliveries') x
+      WHERE m.aggregate_type = 'Message' AND m.event_version = '1.2'";
+
+/// How many deliveries the log begins (see [`ENQUEUED_IDS`]).
+pub const ENQUEUED_COUNT: &str = "SELECT count(*) FROM (
+     SELECT aggregate_id FROM events WHERE event_type = 'DeliveryEnqueued'
+     UNION ALL
+     SELECT x->>'id' FROM events m, json_array_elements(m.payload->'deliveries') x
+      WHERE m.aggregate_type = 'Message' AND m.event_version = '1.2') d";

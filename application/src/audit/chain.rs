@@ -187,6 +187,13 @@ pub fn link_all(
             None if event.sequence <= 1 => GENESIS.to_string(),
             None => previous
                 .get(&key)
+                .or_else(|| {
+                    // A delivery its message's event began (ADR 0019)
+                    // follows that event's link.
+                    crate::listing::listing_message(&key)
+                        .filter(|_| event.sequence == 2)
+                        .and_then(|message| last.get(&message).or_else(|| previous.get(&message)))
+                })
                 .cloned()
                 .unwrap_or_else(|| GENESIS.to_string()),
         };

@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::pagination::{decode_cursor, paginate_after, Page};
 use crate::ports::{
     AttemptRecord, AuditLog, AuditQuery, DeliveryReadModel, DeliveryRecord, LogArchive,
-    ProjectionWaiter, StoredEvent,
+    ProjectionWaiter, StoredEvent, Verifiable,
 };
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -442,8 +442,8 @@ impl AuditService {
         let mut findings: Vec<Verification> = Vec::new();
         let mut skipping: Option<(String, String)> = None;
         let mut stream = self.archive.by_aggregate(tenant);
-        while let Some(event) = stream.next().await {
-            let event = event?;
+        while let Some(item) = stream.next().await {
+            let Verifiable { event, begun_by } = item?;
             let key = (
                 event.aggregate_type.clone(),
                 event.aggregate_id.clone(),
@@ -460,7 +460,7 @@ impl AuditService {
                 continue;
             }
             skipping = None;
-            match verifier.push(&event) {
+            match verifier.push_after(&event, begun_by.as_deref()) {
                 Ok(Some(head)) => heads(head)?,
                 Ok(None) => {}
                 Err(broken) => {

@@ -52,6 +52,20 @@ impl ChainVerifier {
     /// The first broken link: a gap or a repeat in the sequences, a missing
     /// link, or a link that does not match.
     pub fn push(&mut self, e: &StoredEvent) -> Result<Option<ChainHead>, BrokenLink> {
+        self.push_after(e, None)
+    }
+
+    /// Checks the next event; `begun_by`, for a delivery's first stored
+    /// event, is the link of the message event that lists it (ADR 0019):
+    /// the delivery begins at sequence 2, after that link.
+    ///
+    /// # Errors
+    /// As [`Self::push`].
+    pub fn push_after(
+        &mut self,
+        e: &StoredEvent,
+        begun_by: Option<&str>,
+    ) -> Result<Option<ChainHead>, BrokenLink> {
         let broken = |reason: String| BrokenLink {
             aggregate_type: e.aggregate_type.clone(),
             aggregate_id: e.aggregate_id.clone(),
@@ -69,7 +83,10 @@ impl ChainVerifier {
         };
         let (previous, expected) = match &self.current {
             Some(head) => (head.link.clone(), head.sequence + 1),
-            None => (GENESIS.to_string(), 1),
+            None => match begun_by {
+                Some(link) if e.aggregate_type == "Delivery" => (link.to_string(), 2),
+                _ => (GENESIS.to_string(), 1),
+            },
         };
         if e.sequence != expected {
             return Err(broken(if e.sequence > expected {
@@ -107,7 +124,7 @@ impl ChainVerifier {
             }
             Some(_) => {}
         }
-        if expected == 1 {
+        if self.current.is_none() {
             self.aggregates += 1;
         }
         self.events += 1;

@@ -18,7 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_domain::channel::Channels;
 use hookline_domain::delivery::{Delivery, EnqueueDelivery, SkipDelivery};
 use hookline_domain::event_type::OPERATIONAL_NAMESPACE;
-use hookline_domain::message::{message_id_for_uid, Message, PublishMessage};
+use hookline_domain::message::{list_deliveries, message_id_for_uid, Message, PublishMessage};
 use hookline_domain::subscription::{SubscriptionState, SubscriptionStatus};
 use hookline_domain::uid::Uid;
 use hookline_domain::{DeliveryId, EventId, EventType, SubscriptionId, TenantId, ValidationError};
@@ -320,7 +320,7 @@ impl PublishService {
         let (at, timestamp) = self.envelope_time();
         let id = match &event.uid {
             Some(uid) => message_id_for_uid(ctx.tenant_id, uid),
-            None => EventId::from_uuid(self.shared.entropy.new_id()),
+            None => EventId::listing(self.shared.entropy.new_id()),
         };
         let envelope = Envelope {
             id,
@@ -417,7 +417,7 @@ impl PublishService {
         let _admitted = self.admit(ctx.tenant_id, 1).await?;
         let (at, timestamp) = self.envelope_time();
         let envelope = Envelope {
-            id: EventId::from_uuid(self.shared.entropy.new_id()),
+            id: EventId::listing(self.shared.entropy.new_id()),
             timestamp,
             event: event_type.as_str(),
             data,
@@ -496,6 +496,12 @@ impl PublishService {
         let body = serde_json::to_string(envelope)
             .map_err(|e| AppError::Internal(format!("event body did not serialise: {e}")))?;
         let metadata = ctx.metadata(at);
+        // A message whose id can list its deliveries records them in its
+        // own event (ADR 0019); otherwise each gets a `DeliveryEnqueued`.
+        let listed = list_deliveries(
+            envelope.id,
+            subscriptions.iter().map(|s| (s.id, s.url.to_string())),
+        );
         // The body once, in the message; each delivery refers to it.
         let mut batch = Batch::of(vec![Change::<Message> {
             aggregate_id: envelope.id.to_string(),
@@ -507,22 +513,36 @@ impl PublishService {
                 body,
                 channels: message.channels.cloned(),
                 uid: message.uid.cloned(),
+                deliveries: listed.clone(),
                 at,
             })],
             metadata: metadata.clone(),
         }])?;
         let mut deliveries = Vec::with_capacity(subscriptions.len());
-        for sub in subscriptions {
-            let delivery_id = DeliveryId::from_uuid(self.shared.entropy.new_id());
-            let mut events = vec![Delivery::enqueue_new(EnqueueDelivery {
-                delivery_id,
-                tenant_id: ctx.tenant_id,
-                subscription_id: sub.id,
-                event_id: envelope.id,
-                event_type: message.event_type.clone(),
-                url: sub.url.to_string(),
-                at,
-            })];
+        for (i, sub) in subscriptions.iter().enumerate() {
+            let (delivery_id, version, mut events) = match &listed {
+                // Begun by the message's event: its first stored event is
+                // its second.
+                Some(listed) => {
+                    let id = listed.get(i).map(|d| d.id).ok_or_else(|| {
+                        AppError::Internal("a subscription without its listed delivery".into())
+                    })?;
+                    (id, 1, Vec::new())
+                }
+                None => {
+                    let delivery_id = DeliveryId::from_uuid(self.shared.entropy.new_id());
+                    let enqueued = Delivery::enqueue_new(EnqueueDelivery {
+                        delivery_id,
+                        tenant_id: ctx.tenant_id,
+                        subscription_id: sub.id,
+                        event_id: envelope.id,
+                        event_type: message.event_type.clone(),
+                        url: sub.url.to_string(),
+                        at,
+                    });
+                    (delivery_id, 0, vec![enqueued])
+                }
+            };
             // Nothing is lost while a subscription is disabled: the
             // delivery is recorded, skipped, and sent by a later recovery.
             let skipped = sub.status == SubscriptionStatus::Disabled;
@@ -533,12 +553,14 @@ impl PublishService {
                     at,
                 }));
             }
-            batch.add(Change::<Delivery> {
-                aggregate_id: delivery_id.to_string(),
-                version: 0,
-                events,
-                metadata: metadata.clone(),
-            })?;
+            if !events.is_empty() {
+                batch.add(Change::<Delivery> {
+                    aggregate_id: delivery_id.to_string(),
+                    version,
+                    events,
+                    metadata: metadata.clone(),
+                })?;
+            }
             deliveries.push(PublishedDelivery {
                 id: delivery_id,
                 subscription_id: sub.id,
@@ -586,7 +608,7 @@ impl PublishService {
             return Ok(None);
         }
         let envelope = Envelope {
-            id: EventId::from_uuid(self.shared.entropy.new_id()),
+            id: EventId::listing(self.shared.entropy.new_id()),
             timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
             event: event_type.as_str(),
             data,

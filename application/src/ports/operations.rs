@@ -69,7 +69,7 @@ pub trait LogArchive: Send + Sync {
     fn by_aggregate(
         &self,
         tenant: Option<TenantId>,
-    ) -> BoxStream<'static, Result<StoredEvent, AppError>>;
+    ) -> BoxStream<'static, Result<Verifiable, AppError>>;
 
     /// Stored events (or one tenant's) that no reader in commit order can
     /// see: their transaction id is beyond every transaction that has run,
@@ -82,6 +82,16 @@ pub trait LogArchive: Send + Sync {
         &self,
         tenant: Option<TenantId>,
     ) -> Result<Vec<(String, String, i64, i64)>, AppError>;
+}
+
+/// An event as the chain verifier reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verifiable {
+    pub event: StoredEvent,
+    /// For the first stored event of a delivery its message's event began
+    /// (ADR 0019; its sequence 2): the link of that message's event, which
+    /// lists it. The delivery's chain continues from it.
+    pub begun_by: Option<String>,
 }
 
 /// What rebuilding one read model found.

@@ -45,7 +45,9 @@ pub struct SeqEntropy(AtomicU64);
 impl Entropy for SeqEntropy {
     fn new_id(&self) -> Uuid {
         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
-        Uuid::from_u128((0x0190_0000_0000_7000_8000_0000_0000_0000_u128) | u128::from(n))
+        // The number above the last 32 bits, which a message id that lists
+        // its deliveries clears (ADR 0019).
+        Uuid::from_u128((0x0190_0000_0000_7000_8000_0000_0000_0000_u128) | (u128::from(n) << 32))
     }
     fn fill(&self, buf: &mut [u8]) {
         let n = self.0.fetch_add(1, Ordering::SeqCst);

@@ -42,8 +42,10 @@ impl MemoryLog {
         })
     }
 
+    /// The log as readers see it: a message's listed deliveries begin
+    /// after it (ADR 0019).
     pub fn all(&self) -> Vec<StoredEvent> {
-        self.events.lock().unwrap().clone()
+        crate::listing::expand(self.events.lock().unwrap().clone()).unwrap()
     }
 
     pub fn of(&self, aggregate_type: &str) -> Vec<StoredEvent> {
@@ -55,9 +57,10 @@ impl MemoryLog {
 
     /// Appends rows if every aggregate is where they expect it.
     fn write(&self, mut rows: Vec<Unlinked>) -> Result<Option<LogPosition>, AppendError> {
+        let seen = self.all();
         let mut events = self.events.lock().unwrap();
         let mut versions: HashMap<(String, String), i64> = HashMap::new();
-        for e in events.iter() {
+        for e in seen.iter() {
             versions.insert(
                 (e.aggregate_type.clone(), e.aggregate_id.clone()),
                 e.sequence,
@@ -70,8 +73,16 @@ impl MemoryLog {
                 return Err(AppendError::Conflict);
             }
             versions.insert(key, row.sequence);
+            // The deliveries a message's event lists begin with it.
+            if let Some(listed) = row.payload.get("deliveries").and_then(|d| d.as_array()) {
+                for d in listed {
+                    if let Some(id) = d.get("id").and_then(|i| i.as_str()) {
+                        versions.insert(("Delivery".to_string(), id.to_string()), 1);
+                    }
+                }
+            }
         }
-        let previous = events
+        let previous = seen
             .iter()
             .map(|e| {
                 (

@@ -9,7 +9,7 @@
 
 use crate::channel::Channels;
 use crate::uid::Uid;
-use crate::{EventId, EventType, TenantId};
+use crate::{DeliveryId, EventId, EventType, SubscriptionId, TenantId};
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -32,6 +32,8 @@ pub struct PublishMessage {
     pub body: String,
     pub channels: Option<Channels>,
     pub uid: Option<Uid>,
+    /// The deliveries it lists (1.2), when its id can list them.
+    pub deliveries: Option<Vec<ListedDelivery>>,
     pub at: DateTime<Utc>,
 }
 
@@ -78,7 +80,23 @@ pub enum MessageEvent {
         /// 1.1: the client's id of the event.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         uid: Option<Uid>,
+        /// 1.2: the deliveries publishing made (ADR 0019), each one's
+        /// creation recorded here instead of in a `DeliveryEnqueued` of its
+        /// own. Readers of the log see each as a `DeliveryEnqueued` 2.0 at
+        /// sequence 1 of its delivery.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deliveries: Option<Vec<ListedDelivery>>,
     },
+}
+
+/// A delivery a message's event lists: its id is the message's
+/// ([`EventId::listed_delivery`] of its place in the list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedDelivery {
+    pub id: DeliveryId,
+    pub subscription_id: SubscriptionId,
+    /// The subscription's URL when the message was published.
+    pub url: String,
 }
 
 impl DomainEvent for MessageEvent {
@@ -87,13 +105,84 @@ impl DomainEvent for MessageEvent {
     }
 
     fn event_version(&self) -> String {
-        let Self::MessagePublished { channels, uid, .. } = self;
-        if channels.is_some() || uid.is_some() {
+        let Self::MessagePublished {
+            channels,
+            uid,
+            deliveries,
+            ..
+        } = self;
+        if deliveries.is_some() {
+            "1.2"
+        } else if channels.is_some() || uid.is_some() {
             "1.1"
         } else {
             "1.0"
         }
         .to_string()
+    }
+}
+
+/// The deliveries a message with id `message` lists for `targets`
+/// (subscription and URL, in order): `None` when its id cannot list them
+/// (then each gets a `DeliveryEnqueued` of its own).
+pub fn list_deliveries(
+    message: EventId,
+    targets: impl IntoIterator<Item = (SubscriptionId, String)>,
+) -> Option<Vec<ListedDelivery>> {
+    targets
+        .into_iter()
+        .enumerate()
+        .map(|(i, (subscription_id, url))| {
+            Some(ListedDelivery {
+                id: message.listed_delivery(i)?,
+                subscription_id,
+                url,
+            })
+        })
+        .collect()
+}
+
+/// What readers of the log need of a `MessagePublished` to see the
+/// deliveries it lists, read without its body.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MessageListing {
+    pub event_id: EventId,
+    pub tenant_id: TenantId,
+    pub event_type: EventType,
+    pub published_at: DateTime<Utc>,
+    #[serde(default)]
+    pub deliveries: Option<Vec<ListedDelivery>>,
+}
+
+impl MessageListing {
+    /// The `DeliveryEnqueued` 2.0 that begins each delivery a 1.2 message
+    /// lists (enqueued and due when the message was published); empty for
+    /// earlier versions. A listed id other than the one its place gives is
+    /// left out: Hookline never writes one, and a delivery is only ever
+    /// found through the id its message names.
+    pub fn enqueued(&self) -> Vec<(DeliveryId, crate::delivery::DeliveryEvent)> {
+        let Some(listed) = &self.deliveries else {
+            return Vec::new();
+        };
+        listed
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| self.event_id.listed_delivery(*i) == Some(d.id))
+            .map(|(_, d)| {
+                let event = crate::delivery::DeliveryEvent::DeliveryEnqueued {
+                    delivery_id: d.id,
+                    tenant_id: self.tenant_id,
+                    subscription_id: d.subscription_id,
+                    event_id: self.event_id,
+                    event_type: self.event_type.clone(),
+                    url: d.url.clone(),
+                    body: None,
+                    enqueued_at: self.published_at,
+                    next_attempt_at: self.published_at,
+                };
+                (d.id, event)
+            })
+            .collect()
     }
 }
 
@@ -137,6 +226,7 @@ impl Message {
             published_at: cmd.at,
             channels: cmd.channels,
             uid: cmd.uid,
+            deliveries: cmd.deliveries,
         }
     }
 
@@ -162,6 +252,7 @@ impl Message {
             published_at,
             channels,
             uid,
+            deliveries: _,
         } = event;
         self.state = Some(MessageState {
             event_id,
@@ -214,6 +305,7 @@ mod tests {
             body: "{}".into(),
             channels: None,
             uid: None,
+            deliveries: None,
             at: DateTime::UNIX_EPOCH,
         };
         let published = Message::publish_new(cmd.clone());
@@ -253,11 +345,83 @@ mod tests {
             body: "{}".into(),
             channels: Some(Channels::parse(&["eu"], "channels").unwrap()),
             uid: Some(uid),
+            deliveries: None,
             at: DateTime::UNIX_EPOCH,
         });
         assert_eq!(event.event_version(), "1.1");
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["channels"], serde_json::json!(["eu"]));
         assert_eq!(json["uid"], "evt-1");
+    }
+
+    #[test]
+    fn a_listing_message_is_1_2_and_begins_each_delivery_it_lists() {
+        let id = EventId::listing(Uuid::now_v7());
+        let sub = |n| SubscriptionId::from_uuid(Uuid::from_u128(n));
+        let deliveries = list_deliveries(
+            id,
+            [(sub(1), "https://a/".into()), (sub(2), "https://b/".into())],
+        );
+        let event = Message::publish_new(PublishMessage {
+            event_id: id,
+            tenant_id: TenantId::from_uuid(Uuid::from_u128(9)),
+            event_type: EventType::parse("a.b", "event_type").unwrap(),
+            body: "{}".into(),
+            channels: None,
+            uid: None,
+            deliveries,
+            at: DateTime::UNIX_EPOCH,
+        });
+        assert_eq!(event.event_version(), "1.2");
+        let json = serde_json::to_string(&event).unwrap();
+        let listing: MessageListing = serde_json::from_str(&json).unwrap();
+        let enqueued = listing.enqueued();
+        assert_eq!(enqueued.len(), 2);
+        let crate::delivery::DeliveryEvent::DeliveryEnqueued {
+            delivery_id,
+            subscription_id,
+            url,
+            event_id,
+            body,
+            ..
+        } = &enqueued[1].1
+        else {
+            panic!("not an enqueue: {enqueued:?}");
+        };
+        assert_eq!(*delivery_id, id.listed_delivery(1).unwrap());
+        assert_eq!(delivery_id.listing_message(), Some(id));
+        assert_eq!((*subscription_id, url.as_str()), (sub(2), "https://b/"));
+        assert_eq!((*event_id, body), (id, &None));
+        // The shape round-trips, and an empty list is still a listing.
+        assert_eq!(serde_json::from_str::<MessageEvent>(&json).unwrap(), event);
+        assert_eq!(list_deliveries(id, []), Some(vec![]));
+        // An id that cannot list gives no list.
+        let random = EventId::from_uuid(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001));
+        assert_eq!(
+            list_deliveries(random, [(sub(1), "https://a/".into())]),
+            None
+        );
+    }
+
+    #[test]
+    fn a_listed_id_out_of_its_place_begins_no_delivery() {
+        let id = EventId::listing(Uuid::now_v7());
+        let event = MessageEvent::MessagePublished {
+            event_id: id,
+            tenant_id: TenantId::from_uuid(Uuid::from_u128(9)),
+            event_type: EventType::parse("a.b", "event_type").unwrap(),
+            body: "{}".into(),
+            published_at: DateTime::UNIX_EPOCH,
+            channels: None,
+            uid: None,
+            deliveries: Some(vec![ListedDelivery {
+                id: id.listed_delivery(3).unwrap(),
+                subscription_id: SubscriptionId::from_uuid(Uuid::from_u128(1)),
+                url: "https://a/".into(),
+            }]),
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        let listing: MessageListing = serde_json::from_str(&json).unwrap();
+        assert!(listing.enqueued().is_empty());
     }
 }

@@ -2,17 +2,20 @@
 //! streams behind `hookline audit export|verify|heads`.
 
 use super::checkpoints::parse_xid8;
+use super::listing::listing_message_sql;
 use super::log_reader::{decode, unavailable};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use hookline_application::listing::expand_page;
 use hookline_application::ports::RequestCounts;
 use hookline_application::ports::{
-    AuditLog, AuditQuery, LogArchive, LogPosition, LogSnapshot, StoredEvent,
+    AuditLog, AuditQuery, LogArchive, LogPosition, LogSnapshot, StoredEvent, Verifiable,
 };
 use hookline_application::AppError;
 use hookline_domain::{DeliveryId, TenantId, ValidationError};
 use sqlx::{PgConnection, PgPool, Row};
+use std::sync::LazyLock;
 
 const COLUMNS: &str =
     "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
@@ -61,26 +64,65 @@ pub async fn commit_order_page(
 pub fn by_aggregate<'c>(
     conn: &'c mut PgConnection,
     tenant: Option<TenantId>,
-) -> BoxStream<'c, Result<StoredEvent, sqlx::Error>> {
-    const ALL: &str = "SELECT global_position, tx_id::text AS tx, aggregate_type, aggregate_id,
-                sequence, event_type, event_version, payload, metadata, recorded_at
-           FROM events
-          ORDER BY aggregate_type, aggregate_id, sequence";
-    const TENANTS: &str = "SELECT global_position, tx_id::text AS tx, aggregate_type, aggregate_id,
-                sequence, event_type, event_version, payload, metadata, recorded_at
-           FROM events
-          WHERE (aggregate_type, aggregate_id) IN
-                (SELECT aggregate_type, aggregate_id FROM events
-                  WHERE metadata->>'tenant_id' = $1)
-          ORDER BY aggregate_type, aggregate_id, sequence";
+) -> BoxStream<'c, Result<Verifiable, sqlx::Error>> {
+    static ALL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {VERIFIED_COLUMNS}, {} FROM events e
+              ORDER BY e.aggregate_type, e.aggregate_id, e.sequence",
+            begun_by()
+        )
+    });
+    static TENANTS: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {VERIFIED_COLUMNS}, {} FROM events e
+              WHERE (e.aggregate_type, e.aggregate_id) IN
+                    (SELECT aggregate_type, aggregate_id FROM events
+                      WHERE metadata->>'tenant_id' = $1
+                     UNION
+                     -- The deliveries its messages' events list (ADR 0019).
+                     SELECT 'Delivery', x->>'id'
+                       FROM events m, json_array_elements(m.payload->'deliveries') x
+                      WHERE m.aggregate_type = 'Message' AND m.event_version = '1.2'
+                        AND m.metadata->>'tenant_id' = $1)
+              ORDER BY e.aggregate_type, e.aggregate_id, e.sequence",
+            begun_by()
+        )
+    });
     let query = match tenant {
-        None => sqlx::query(ALL),
-        Some(t) => sqlx::query(TENANTS).bind(t.to_string()),
+        None => sqlx::query(ALL.as_str()),
+        Some(t) => sqlx::query(TENANTS.as_str()).bind(t.to_string()),
     };
     query
         .fetch(conn)
-        .map(|row| row.and_then(|r| decode(&r)))
+        .map(|row| {
+            row.and_then(|r| {
+                Ok(Verifiable {
+                    event: decode(&r)?,
+                    begun_by: r.try_get("begun_by")?,
+                })
+            })
+        })
         .boxed()
+}
+
+const VERIFIED_COLUMNS: &str = "e.global_position, e.tx_id::text AS tx, e.aggregate_type, \
+     e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata, e.recorded_at";
+
+/// A delivery its message's event began (ADR 0019) has no stored first
+/// event: its second comes with the link of that message's event, when
+/// the event lists it.
+fn begun_by() -> String {
+    format!(
+        "CASE WHEN e.aggregate_type = 'Delivery' AND e.sequence = 2
+                   AND substr(e.aggregate_id, 15, 1) = '8'
+              THEN (SELECT m.metadata->>'chain' FROM events m
+                     WHERE m.aggregate_type = 'Message' AND m.aggregate_id = {}
+                       AND m.sequence = 1 AND m.event_type = 'MessagePublished'
+                       AND m.event_version = '1.2'
+                       AND EXISTS (SELECT 1 FROM json_array_elements(m.payload->'deliveries') x
+                                    WHERE x->>'id' = e.aggregate_id)) END AS begun_by",
+        listing_message_sql("e.aggregate_id")
+    )
 }
 
 /// Where the event at `position` stands in commit order.
@@ -180,10 +222,14 @@ impl AuditLog for PgAuditLog {
         .fetch_all(&mut *conn)
         .await
         .map_err(unavailable)?;
-        rows.iter()
+        let events = rows
+            .iter()
             .map(decode)
-            .collect::<Result<_, _>>()
-            .map_err(unavailable)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        // The deliveries a message's event lists begin there (ADR 0019).
+        expand_page(events, limit as usize)
+            .map_err(|e| AppError::Internal(format!("a listing message: {e}")))
     }
 
     async fn request_counts(
@@ -191,11 +237,19 @@ impl AuditLog for PgAuditLog {
         tenant: TenantId,
         request_id: &str,
     ) -> Result<RequestCounts, AppError> {
+        // With the deliveries a message's event lists (ADR 0019): each
+        // counts as an event (its `DeliveryEnqueued`) and a delivery.
         let (events, deliveries): (i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(DISTINCT aggregate_id) FILTER (WHERE aggregate_type = 'Delivery')
-               FROM events
-              WHERE (metadata->>'request_id' = $2 OR metadata->>'triggered_by' = $2)
-                AND metadata->>'tenant_id' = $1",
+            "WITH traced AS (
+                  SELECT aggregate_type, aggregate_id, event_version, payload FROM events
+                   WHERE (metadata->>'request_id' = $2 OR metadata->>'triggered_by' = $2)
+                     AND metadata->>'tenant_id' = $1),
+                  listed AS (
+                  SELECT x->>'id' AS id FROM traced t, json_array_elements(t.payload->'deliveries') x
+                   WHERE t.aggregate_type = 'Message' AND t.event_version = '1.2')
+             SELECT (SELECT count(*) FROM traced) + (SELECT count(*) FROM listed),
+                    (SELECT count(*) FROM (SELECT aggregate_id FROM traced WHERE aggregate_type = 'Delivery'
+                                           UNION SELECT id FROM listed) d)",
         )
         .bind(tenant.to_string())
         .bind(request_id)
@@ -216,12 +270,19 @@ impl AuditLog for PgAuditLog {
         limit: u32,
     ) -> Result<Vec<DeliveryId>, AppError> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT aggregate_id FROM events
-              WHERE aggregate_type = 'Delivery'
-                AND (metadata->>'request_id' = $2 OR metadata->>'triggered_by' = $2)
-                AND metadata->>'tenant_id' = $1
-                AND aggregate_id > $3
-              ORDER BY aggregate_id LIMIT $4",
+            "SELECT id FROM (
+                  SELECT aggregate_id AS id FROM events
+                   WHERE aggregate_type = 'Delivery'
+                     AND (metadata->>'request_id' = $2 OR metadata->>'triggered_by' = $2)
+                     AND metadata->>'tenant_id' = $1
+                  UNION
+                  -- The deliveries a message's event lists (ADR 0019).
+                  SELECT x->>'id' FROM events m, json_array_elements(m.payload->'deliveries') x
+                   WHERE m.aggregate_type = 'Message' AND m.event_version = '1.2'
+                     AND (m.metadata->>'request_id' = $2 OR m.metadata->>'triggered_by' = $2)
+                     AND m.metadata->>'tenant_id' = $1) d
+              WHERE id > $3
+              ORDER BY id LIMIT $4",
         )
         .bind(tenant.to_string())
         .bind(request_id)
@@ -343,8 +404,8 @@ impl LogArchive for PgLogArchive {
     fn by_aggregate(
         &self,
         tenant: Option<TenantId>,
-    ) -> BoxStream<'static, Result<StoredEvent, AppError>> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<StoredEvent, AppError>>(1000);
+    ) -> BoxStream<'static, Result<Verifiable, AppError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Verifiable, AppError>>(1000);
         let archive = self.clone();
         tokio::spawn(async move {
             let mut conn = match archive.connect("hookline-audit-verify").await {

@@ -15,9 +15,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Most log positions new deliveries may be behind the first-attempt
-/// cursor before publishing waits (about 4,500 deliveries of a 1:1 publish,
-/// a second or two of delivery on a small machine).
+/// Most work (a message and each of its deliveries count one) first
+/// attempts may be behind the log before publishing waits (5,000
+/// deliveries of a 1:1 publish, a second or two of delivery on a small
+/// machine).
 pub const BACKLOG_BOUND: i64 = 10_000;
 /// How old a reading of the backlog may be.
 const BACKLOG_FRESH: Duration = Duration::from_millis(50);
@@ -99,6 +100,32 @@ pub struct PgBacklog {
     reading: tokio::sync::Mutex<(Option<Instant>, i64)>,
     tenants: Mutex<HashMap<TenantId, (Instant, i64)>>,
     unread: Arc<Mutex<Unread>>,
+    work_per_message: Mutex<WorkPerMessage>,
+}
+
+/// What this process's recent publishes weighed on average (their message
+/// and their deliveries): the weight of a message behind the cursor.
+#[derive(Debug, Clone, Copy)]
+struct WorkPerMessage {
+    work: f64,
+    messages: f64,
+}
+
+impl WorkPerMessage {
+    /// Each publish weighs this much less in the sums than the next (about
+    /// the last hundred count).
+    const DECAY: f64 = 0.99;
+
+    fn add(&mut self, work: i64) {
+        self.work = self.work * Self::DECAY + work as f64;
+        self.messages = self.messages * Self::DECAY + 1.0;
+    }
+
+    /// `messages` as work (each at least 2: a message and a delivery).
+    fn weigh(&self, messages: i64) -> i64 {
+        let each = (self.work / self.messages.max(f64::MIN_POSITIVE)).max(2.0);
+        (messages as f64 * each).round() as i64
+    }
 }
 
 impl PgBacklog {
@@ -109,6 +136,10 @@ impl PgBacklog {
             reading: tokio::sync::Mutex::new((None, 0)),
             tenants: Mutex::new(HashMap::new()),
             unread: Arc::new(Mutex::new(Unread::default())),
+            work_per_message: Mutex::new(WorkPerMessage {
+                work: 2.0,
+                messages: 1.0,
+            }),
         }
     }
 
@@ -118,7 +149,7 @@ impl PgBacklog {
         (self.bound / TENANT_SHARE_DIVISOR).max(1)
     }
 
-    /// Log positions after the cursor (a fresh enough reading).
+    /// The work after the cursor (a fresh enough reading).
     ///
     /// # Errors
     /// Database errors.
@@ -136,13 +167,28 @@ impl PgBacklog {
         }
         // What was appended before the query began is in its answer.
         let appended = self.unread.lock().map_or(0, |u| u.since_reading);
-        let behind: i64 = sqlx::query_scalar(
-            "SELECT GREATEST(COALESCE((SELECT max(global_position) FROM events), 0)
-                   - COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0), 0)",
+        // Messages after the cursor, each weighing what this process's
+        // recent publishes weighed on average: a message's event may list
+        // all its deliveries in one row (ADR 0019), so rows behind say
+        // little of the work behind. Counted up to what can matter.
+        let messages: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (
+                SELECT 1 FROM events
+                 WHERE (aggregate_type, tx_id, global_position) > ('Message',
+                       COALESCE((SELECT last_tx_id FROM projection_checkpoints WHERE name = $1), '0'::xid8),
+                       COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0))
+                   AND (aggregate_type, tx_id, global_position)
+                       <= ('Message', '18446744073709551615'::xid8, 9223372036854775807)
+                 LIMIT $2) behind",
         )
         .bind(CURSOR)
+        .bind(self.bound.saturating_mul(2).saturating_add(1))
         .fetch_one(&self.pool)
         .await?;
+        let behind = self
+            .work_per_message
+            .lock()
+            .map_or(messages, |w| w.weigh(messages));
         if let Ok(mut unread) = self.unread.lock() {
             unread.since_reading -= appended;
         }
@@ -159,9 +205,14 @@ impl PgBacklog {
         if let Some(behind) = self.tenant_reading(tenant) {
             return Ok(behind);
         }
+        // Each row counts one, and a message's event that lists its
+        // deliveries (ADR 0019) one more for each (read only over the
+        // bound, for the tenants publishing then).
         let behind: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (
-                SELECT 1 FROM events
+            "SELECT COALESCE(sum(1 + CASE WHEN event_version = '1.2' AND aggregate_type = 'Message'
+                                         THEN json_array_length(payload->'deliveries') ELSE 0 END), 0)::bigint
+               FROM (
+                SELECT aggregate_type, event_version, payload FROM events
                  WHERE metadata ->> 'tenant_id' = $2
                    AND (tx_id, global_position) > (
                        COALESCE((SELECT last_tx_id FROM projection_checkpoints WHERE name = $1), '0'::xid8),
@@ -232,6 +283,9 @@ impl hookline_application::ports::DeliveryBacklog for PgBacklog {
     async fn admit(&self, tenant: TenantId, weight: usize, wait: Duration) -> Option<Admitted> {
         let deadline = Instant::now() + wait;
         let weight = i64::try_from(weight).unwrap_or(i64::MAX);
+        if let Ok(mut w) = self.work_per_message.lock() {
+            w.add(weight);
+        }
         loop {
             match self.admits(tenant, weight).await {
                 Ok(Some(ticket)) => return Some(Admitted(Some(Box::new(ticket)))),

@@ -690,7 +690,14 @@ impl DueQueue for PgDueQueue {
             c.4.push(d.event_type.as_str());
             c.5.push(d.triggered_by.as_deref());
             attempts.push(i32::try_from(d.attempt).unwrap_or(i32::MAX));
-            bodies.push(d.body.as_deref());
+            // A delivery its message's event lists (ADR 0019) sends that
+            // message's body: none is stored with it (many of one message
+            // may be handed over at once).
+            bodies.push(if d.delivery_id.listing_message().is_some() {
+                None
+            } else {
+                d.body.as_deref()
+            });
             requests.push(d.request_id.as_deref());
             waits.push(wait.as_secs_f64());
         }

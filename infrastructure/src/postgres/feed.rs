@@ -13,6 +13,7 @@
 use super::checkpoints;
 use super::log_reader::{decode, unavailable, COLUMNS};
 use async_trait::async_trait;
+use hookline_application::listing::expand;
 use hookline_application::ports::{DeliveryFeed, DueDelivery, LogPosition, StoredEvent, Taken};
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryEvent;
@@ -120,7 +121,7 @@ impl PgDeliveryFeed {
         .bind(until.position)
         .fetch_all(&mut *conn)
         .await?;
-        let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let events = read_rows(&rows)?;
         let mut window = Window::read(&events, usize::MAX, false);
         let ids: Vec<String> = window
             .deliveries
@@ -171,6 +172,16 @@ impl PgDeliveryFeed {
             .bind(until.tx_id.to_string())
             .bind(until.position)
             .bind(worker)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if window.deliveries.len() > limit as usize {
+            sqlx::query(
+                "UPDATE delivery_feed_spans SET lease_until = now() + make_interval(secs => $2)
+                  WHERE id = $1",
+            )
+            .bind(id)
+            .bind(lease_for(lease, window.deliveries.len(), limit).as_secs_f64())
             .execute(&mut *conn)
             .await?;
         }
@@ -235,8 +246,8 @@ impl PgDeliveryFeed {
         .bind(fetch)
         .fetch_all(&mut *conn)
         .await?;
-        let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-        let full = i64::try_from(events.len()).unwrap_or(i64::MAX) >= fetch;
+        let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= fetch;
+        let events = read_rows(&rows)?;
         let window = Window::read(&events, limit as usize, full);
         // Only a window that read every delivery after the cursor may move
         // it to the head: a cut one left deliveries behind `until` (its
@@ -254,6 +265,7 @@ impl PgDeliveryFeed {
             return Ok(Taken::default());
         };
         let took = !window.deliveries.is_empty();
+        let lease = lease_for(lease, window.deliveries.len(), limit);
         let span: Option<i64> = sqlx::query_scalar(
             "WITH released AS (DELETE FROM delivery_feed_spans WHERE id = ANY($1)),
                   moved AS (UPDATE projection_checkpoints
@@ -291,15 +303,42 @@ struct Split {
 }
 
 fn split_after(events: &[StoredEvent], waiting: &[DueDelivery], limit: u32) -> Option<Split> {
-    let taken = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
-    let last = waiting.get(taken.checked_sub(1)?)?;
-    waiting.get(taken)?;
-    let last = last.delivery_id.to_string();
-    let at = events
+    let positions: HashMap<&str, LogPosition> = events
         .iter()
-        .find(|e| e.event_type == DELIVERY_ENQUEUED && e.aggregate_id == last)?
-        .log_position();
+        .filter(|e| e.event_type == DELIVERY_ENQUEUED)
+        .map(|e| (e.aggregate_id.as_str(), e.log_position()))
+        .collect();
+    let position = |d: &DueDelivery| positions.get(d.delivery_id.to_string().as_str()).copied();
+    let mut taken = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    let at = position(waiting.get(taken.checked_sub(1)?)?)?;
+    // The deliveries one message's event lists share its position: a span
+    // never ends among them (ADR 0019).
+    while waiting
+        .get(taken)
+        .is_some_and(|next| position(next) == Some(at))
+    {
+        taken += 1;
+    }
+    waiting.get(taken)?;
     Some(Split { taken, at })
+}
+
+/// The lease of a span of `taken` deliveries for a worker with `limit`
+/// free slots. The deliveries one message's event lists are taken
+/// together (ADR 0019), so a span may hold more than `limit`: the worker
+/// attempts them a round of `limit` after another, and the lease covers
+/// every round, so that no other worker takes them over meanwhile and
+/// sends them twice.
+fn lease_for(lease: Duration, taken: usize, limit: u32) -> Duration {
+    let rounds = taken.div_ceil(usize::try_from(limit.max(1)).unwrap_or(usize::MAX));
+    lease.saturating_mul(u32::try_from(rounds.max(1)).unwrap_or(u32::MAX))
+}
+
+/// Rows of the log as the feed reads them: each message that lists its
+/// deliveries followed by their `DeliveryEnqueued` (ADR 0019).
+fn read_rows(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    expand(events).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 async fn release(conn: &mut PgConnection, finished: &[i64]) -> Result<(), sqlx::Error> {
@@ -336,8 +375,10 @@ impl Window {
         let mut skipped: HashSet<&str> = HashSet::new();
         let mut until: Option<LogPosition> = None;
         let mut last_not_message: Option<LogPosition> = None;
+        let mut last_taken: Option<LogPosition> = None;
+        let last_read = events.last().map(StoredEvent::log_position);
         let mut cut = false;
-        for (i, event) in events.iter().enumerate() {
+        for event in events {
             let position = event.log_position();
             match event.event_type.as_str() {
                 MESSAGE_PUBLISHED => {
@@ -346,10 +387,16 @@ impl Window {
                     }
                 }
                 DELIVERY_ENQUEUED => {
-                    if deliveries.len() >= limit || (full && i + 1 == events.len()) {
+                    // The deliveries one message's event lists share its
+                    // position (ADR 0019): a window never ends among them.
+                    let among_taken = last_taken == Some(position);
+                    if (deliveries.len() >= limit && !among_taken)
+                        || (full && Some(position) == last_read)
+                    {
                         cut = true;
                         break;
                     }
+                    last_taken = Some(position);
                     match due_from(event, &bodies) {
                         Some(due) => deliveries.push(due),
                         None => tracing::error!(

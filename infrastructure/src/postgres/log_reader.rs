@@ -8,13 +8,29 @@
 
 use super::checkpoints::parse_xid8;
 use async_trait::async_trait;
+use cqrs_es::Aggregate;
 use hookline_application::history::FROM_START;
+use hookline_application::listing::enqueued_of;
 use hookline_application::ports::{EventLog, LogPosition, Payload, StoredEvent};
 use hookline_application::AppError;
+use hookline_domain::delivery::Delivery;
+use hookline_domain::message::Message;
 use hookline_domain::TenantId;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
+
+/// [`COLUMNS`] of `Message` events for readers of the deliveries they list
+/// (ADR 0019): the payload without the message's body (the body of every
+/// message of a batch would otherwise be read, and held, for nothing).
+pub(crate) const LISTING_COLUMNS: &str =
+    "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, \
+     CASE WHEN event_version = '1.2' THEN json_build_object('type', payload->'type', \
+          'event_id', payload->'event_id', 'tenant_id', payload->'tenant_id', \
+          'event_type', payload->'event_type', 'published_at', payload->'published_at', \
+          'deliveries', payload->'deliveries') ELSE '{}'::json END AS payload, \
+     metadata, recorded_at";
 
 pub(crate) const COLUMNS: &str =
     "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
@@ -84,6 +100,95 @@ pub async fn read_after(
     query.fetch_all(conn).await?.iter().map(decode).collect()
 }
 
+/// The events of the deliveries projection after `after` in commit order:
+/// `Delivery` events, and in the place of each `Message` event the
+/// `DeliveryEnqueued` of the deliveries it lists (ADR 0019; none before
+/// 1.2). Both types are read below one horizon, as far as both reads
+/// reach. Also the position of the last stored row read (a message's),
+/// to move the checkpoint to.
+///
+/// # Errors
+/// Database errors, or a listing message that cannot be read.
+pub async fn read_deliveries_after(
+    conn: &mut PgConnection,
+    after: LogPosition,
+    limit: i64,
+) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
+    let horizon: String =
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+            .fetch_one(&mut *conn)
+            .await?;
+    let mut reads = Vec::with_capacity(2);
+    for aggregate_type in [Delivery::TYPE, Message::TYPE] {
+        let columns = if aggregate_type == Message::TYPE {
+            LISTING_COLUMNS
+        } else {
+            COLUMNS
+        };
+        let sql = format!(
+            "SELECT {columns} FROM events
+             WHERE (aggregate_type, tx_id, global_position) > ($4, $1::text::xid8, $2)
+               AND (aggregate_type, tx_id) < ($4, $5::text::xid8)
+             ORDER BY aggregate_type, tx_id, global_position
+             LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.tx_id.to_string())
+            .bind(after.position)
+            .bind(limit)
+            .bind(aggregate_type)
+            .bind(&horizon)
+            .fetch_all(&mut *conn)
+            .await?;
+        let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        reads.push(events);
+    }
+    merge_deliveries(reads, limit)
+}
+
+/// Reads of `Delivery` and `Message` events in one range, each cut at
+/// `limit`, as the deliveries projection sees them (see
+/// [`read_deliveries_after`]), with the position of the last row taken.
+///
+/// # Errors
+/// A listing message that cannot be read.
+pub fn merge_deliveries(
+    reads: Vec<Vec<StoredEvent>>,
+    limit: i64,
+) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
+    // A full read may stop short of what the other reached: nothing past
+    // the nearer end is taken.
+    let end = reads
+        .iter()
+        .filter(|r| r.len() as i64 >= limit)
+        .filter_map(|r| r.last().map(StoredEvent::log_position))
+        .min();
+    let mut rows: Vec<StoredEvent> = reads
+        .into_iter()
+        .flatten()
+        .filter(|e| end.is_none_or(|end| e.log_position() <= end))
+        .collect();
+    rows.sort_by_key(StoredEvent::log_position);
+    let last = rows.last().map(StoredEvent::log_position);
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        if row.aggregate_type == Message::TYPE {
+            events.extend(enqueued_of(&row).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
+        } else {
+            events.push(row);
+        }
+    }
+    Ok((events, last))
+}
+
+/// Parameters: the two aggregate types, transaction id (text), position.
+pub const ANYTHING_AFTER_EITHER: &str = "SELECT EXISTS (SELECT 1 FROM events
+      WHERE (aggregate_type, tx_id, global_position) > ($1, $3::text::xid8, $4)
+        AND (aggregate_type, tx_id) < ($1, pg_snapshot_xmin(pg_current_snapshot())))
+   OR EXISTS (SELECT 1 FROM events
+      WHERE (aggregate_type, tx_id, global_position) > ($2, $3::text::xid8, $4)
+        AND (aggregate_type, tx_id) < ($2, pg_snapshot_xmin(pg_current_snapshot())))";
+
 /// The log read directly, for histories.
 #[derive(Debug, Clone)]
 pub struct PgEventLog {
@@ -150,10 +255,21 @@ impl EventLog for PgEventLog {
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
-        rows.iter()
+        let events: Vec<StoredEvent> = rows
+            .iter()
             .map(decode)
             .collect::<Result<_, _>>()
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        if aggregate_type != Delivery::TYPE || after >= 1 || limit == 0 {
+            return Ok(events);
+        }
+        // A delivery its message's event began (ADR 0019).
+        let mut events =
+            super::listing::with_listed_beginnings(&self.pool, &[aggregate_id.to_string()], events)
+                .await
+                .map_err(unavailable)?;
+        events.truncate(limit as usize);
+        Ok(events)
     }
 
     async fn first_events_in_id_range(
@@ -222,6 +338,16 @@ pub async fn anything_after(
     after: LogPosition,
     aggregate_type: &str,
 ) -> Result<bool, sqlx::Error> {
+    if aggregate_type == Delivery::TYPE {
+        // Messages' events list deliveries too (ADR 0019).
+        return sqlx::query_scalar(ANYTHING_AFTER_EITHER)
+            .bind(aggregate_type)
+            .bind(Message::TYPE)
+            .bind(after.tx_id.to_string())
+            .bind(after.position)
+            .fetch_one(pool)
+            .await;
+    }
     let first: Option<i32> = sqlx::query_scalar(ANYTHING_AFTER)
         .bind(aggregate_type)
         .bind(after.tx_id.to_string())
@@ -240,6 +366,15 @@ pub async fn committed_head(
     pool: &PgPool,
     aggregate_type: &str,
 ) -> Result<Option<LogPosition>, sqlx::Error> {
+    let head = head_of(pool, aggregate_type).await?;
+    if aggregate_type != Delivery::TYPE {
+        return Ok(head);
+    }
+    // Messages' events list deliveries too (ADR 0019).
+    Ok(head.max(head_of(pool, Message::TYPE).await?))
+}
+
+async fn head_of(pool: &PgPool, aggregate_type: &str) -> Result<Option<LogPosition>, sqlx::Error> {
     let row = sqlx::query(COMMITTED_HEAD)
         .bind(aggregate_type)
         .fetch_optional(pool)

@@ -131,13 +131,18 @@ impl PgGauges {
         let new = sqlx::query(
             "SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(recorded_at))::float8, 0) AS oldest
                FROM (SELECT e.recorded_at FROM events e
+                       -- The deliveries a message's event lists (ADR 0019).
+                       LEFT JOIN LATERAL json_array_elements(
+                            CASE WHEN e.event_type = 'MessagePublished' AND e.event_version = '1.2'
+                                 THEN e.payload->'deliveries' END) x ON true
                       WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2)
-                        AND e.event_type = 'DeliveryEnqueued'
+                        AND (e.event_type = 'DeliveryEnqueued'
+                             OR (e.event_type = 'MessagePublished' AND x.value IS NOT NULL))
                         AND NOT EXISTS (
                             SELECT 1 FROM events s
-                             WHERE s.aggregate_type = e.aggregate_type
-                               AND s.aggregate_id = e.aggregate_id
-                               AND s.sequence = e.sequence + 1
+                             WHERE s.aggregate_type = 'Delivery'
+                               AND s.aggregate_id = COALESCE(x.value->>'id', e.aggregate_id)
+                               AND s.sequence = CASE WHEN x.value IS NULL THEN e.sequence + 1 ELSE 2 END
                                AND s.event_type = 'DeliverySkipped')
                       ORDER BY e.tx_id, e.global_position
                       LIMIT $3) new",

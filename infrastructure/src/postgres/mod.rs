@@ -14,6 +14,7 @@ pub mod feed;
 pub mod flow;
 pub mod health;
 pub mod idempotency;
+pub mod listing;
 pub mod local;
 pub mod log_reader;
 pub mod messages;

@@ -10,10 +10,12 @@ pub mod queue;
 pub mod subscriptions;
 
 use super::checkpoints;
-use super::log_reader::read_after;
+use super::log_reader::{read_after, read_deliveries_after};
 use super::wakeup::{LogWakeups, Wakeup};
 use async_trait::async_trait;
+use cqrs_es::Aggregate;
 use hookline_application::ports::{LogPosition, ProjectionWaiter, StoredEvent};
+use hookline_domain::delivery::Delivery;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
@@ -140,19 +142,27 @@ impl ProjectionRunner {
             self.publish(checkpoint);
             return Ok(0);
         }
-        let events = read_after(
-            &mut tx,
-            checkpoint,
-            Some(self.projection.aggregate_type()),
-            self.projection.pace().1,
-        )
-        .await?;
-        let Some(last) = events.last().map(StoredEvent::log_position) else {
+        let (events, last) = if self.projection.aggregate_type() == Delivery::TYPE {
+            read_deliveries_after(&mut tx, checkpoint, self.projection.pace().1).await?
+        } else {
+            let events = read_after(
+                &mut tx,
+                checkpoint,
+                Some(self.projection.aggregate_type()),
+                self.projection.pace().1,
+            )
+            .await?;
+            let last = events.last().map(StoredEvent::log_position);
+            (events, last)
+        };
+        let Some(last) = last else {
             tx.rollback().await?;
             self.publish(checkpoint);
             return Ok(0);
         };
-        self.projection.apply(&mut tx, &events).await?;
+        if !events.is_empty() {
+            self.projection.apply(&mut tx, &events).await?;
+        }
         checkpoints::write(&mut tx, &self.name, last).await?;
         tx.commit().await?;
         self.publish(last);

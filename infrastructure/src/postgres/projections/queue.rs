@@ -119,6 +119,18 @@ impl QueueProjection {
             let request_id: Option<String> = r.try_get("request_id")?;
             by_id.insert(id, (payload, request_id));
         }
+        // Deliveries their message's event began (ADR 0019).
+        let listed = crate::postgres::listing::listed_beginnings(
+            &mut *conn,
+            ids.iter()
+                .filter(|id| !by_id.contains_key(*id))
+                .map(String::as_str),
+        )
+        .await?;
+        for (id, event) in listed {
+            let request_id = event.meta().map(|m| m.request_id);
+            by_id.insert(id, (event.payload.to_value(), request_id));
+        }
         for row in rows.iter_mut() {
             if let Some((payload, request_id)) = by_id.get(&row.delivery_id.to_string()) {
                 row.unfilled = false;

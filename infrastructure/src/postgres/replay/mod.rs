@@ -6,8 +6,9 @@
 
 use super::catalogue::{EventTypesProjection, TABLE as EVENT_TYPES};
 use super::checkpoints;
-use super::log_reader::decode;
+use super::listing::listing_message_sql;
 use super::log_reader::unavailable;
+use super::log_reader::{decode, merge_deliveries, COLUMNS, LISTING_COLUMNS};
 use super::messages::{MessagesProjection, TABLE as MESSAGES_TABLE};
 use super::projections::deliveries::{ATTEMPTS_TABLE, HEALTH_TABLE, VIEW_TABLE};
 use super::projections::deliveries_projection;
@@ -17,10 +18,14 @@ use super::projections::{lock_key, Projection, ProjectionError};
 use super::sources::{sources_projection, upstream_projection, SOURCES_TABLE, UPSTREAM_TABLE};
 use super::tenants::{TenantsProjection, KEYS_TABLE as TENANT_KEYS, VIEW_TABLE as TENANTS_VIEW};
 use super::wakeup::Wakeup;
+use cqrs_es::Aggregate;
 use hookline_application::ports::{LogPosition, ReadModelRebuilder, RebuildReport, StoredEvent};
 use hookline_application::AppError;
+use hookline_domain::delivery::Delivery;
+use hookline_domain::message::Message;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 mod layout;
@@ -159,30 +164,61 @@ fn compared(table: &str) -> bool {
     table != HEALTH_TABLE
 }
 
-/// Events of one aggregate type in `(after, until]`, in commit order.
+/// Events of one aggregate type in `(after, until]`, in commit order, with
+/// the position of the last row read (for `Delivery`, the deliveries
+/// messages' events list are read too: see `read_deliveries_after`).
 async fn read_between(
     conn: &mut PgConnection,
     after: LogPosition,
     until: LogPosition,
     aggregate_type: &str,
+) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
+    if aggregate_type == Delivery::TYPE {
+        let mut reads = Vec::with_capacity(2);
+        for t in [Delivery::TYPE, Message::TYPE] {
+            reads.push(read_type_between(conn, after, until, t, t == Message::TYPE).await?);
+        }
+        return merge_deliveries(reads, REPLAY_BATCH);
+    }
+    let events = read_type_between(conn, after, until, aggregate_type, false).await?;
+    let last = events.last().map(StoredEvent::log_position);
+    Ok((events, last))
+}
+
+async fn read_type_between(
+    conn: &mut PgConnection,
+    after: LogPosition,
+    until: LogPosition,
+    aggregate_type: &str,
+    listing_only: bool,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence,
-                event_type, event_version, payload, metadata, recorded_at
-           FROM events
-          WHERE (aggregate_type, tx_id, global_position) > ($1, $2::text::xid8, $3)
-            AND (aggregate_type, tx_id, global_position) <= ($1, $4::text::xid8, $5)
-          ORDER BY aggregate_type, tx_id, global_position
-          LIMIT $6",
-    )
-    .bind(aggregate_type)
-    .bind(after.tx_id.to_string())
-    .bind(after.position)
-    .bind(until.tx_id.to_string())
-    .bind(until.position)
-    .bind(REPLAY_BATCH)
-    .fetch_all(conn)
-    .await?;
+    static MESSAGES: LazyLock<String> = LazyLock::new(|| between(LISTING_COLUMNS));
+    static OTHERS: LazyLock<String> = LazyLock::new(|| between(COLUMNS));
+    fn between(columns: &str) -> String {
+        format!(
+            "SELECT {columns} FROM events
+              WHERE (aggregate_type, tx_id, global_position) > ($1, $2::text::xid8, $3)
+                AND (aggregate_type, tx_id, global_position) <= ($1, $4::text::xid8, $5)
+              ORDER BY aggregate_type, tx_id, global_position
+              LIMIT $6"
+        )
+    }
+    // A rebuild of the deliveries needs the deliveries messages list, not
+    // their bodies.
+    let sql = if listing_only {
+        MESSAGES.as_str()
+    } else {
+        OTHERS.as_str()
+    };
+    let rows = sqlx::query(sql)
+        .bind(aggregate_type)
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(until.tx_id.to_string())
+        .bind(until.position)
+        .bind(REPLAY_BATCH)
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(decode).collect()
 }
 
@@ -220,15 +256,15 @@ async fn catch_up_pipelined(
     let mut applied = 0;
     let mut read_error = None;
     loop {
-        let batch = match read_between(&mut rconn, cursor, until, aggregate_type).await {
-            Ok(batch) => batch,
+        let (batch, last) = match read_between(&mut rconn, cursor, until, aggregate_type).await {
+            Ok(read) => read,
             Err(e) => {
                 read_error = Some(e);
                 break;
             }
         };
-        let Some(last) = batch.last() else { break };
-        cursor = last.log_position();
+        let Some(last) = last else { break };
+        cursor = last;
         applied += batch.len() as u64;
         let mut shares: Vec<Vec<StoredEvent>> = (0..LANES)
             .map(|_| Vec::with_capacity(batch.len() / LANES + 1))
@@ -296,9 +332,9 @@ async fn catch_up(
     let mut cursor = from;
     let mut applied = 0;
     loop {
-        let batch = read_between(conn, cursor, until, projection.aggregate_type()).await?;
-        let Some(last) = batch.last() else { break };
-        cursor = last.log_position();
+        let (batch, last) = read_between(conn, cursor, until, projection.aggregate_type()).await?;
+        let Some(last) = last else { break };
+        cursor = last;
         if own_transactions {
             sqlx::query("BEGIN").execute(&mut *conn).await?;
         }
@@ -393,6 +429,7 @@ async fn keep_handed_over(
     table: &str,
     rebuilt: &str,
 ) -> Result<(), sqlx::Error> {
+    let listed = listing_message_sql("l.delivery_id::text");
     sqlx::query(&format!(
         "INSERT INTO {rebuilt} (delivery_id, tenant_id, subscription_id, event_id, event_type, attempt, due_at,
                                 body, request_id, triggered_by, lease_owner, lease_until, waiting)
@@ -401,8 +438,19 @@ async fn keep_handed_over(
                 e.payload->>'body', e.metadata->>'request_id', e.metadata->>'triggered_by',
                 l.lease_owner, l.lease_until, l.waiting
            FROM {table} l
-           JOIN events e ON e.aggregate_type = 'Delivery' AND e.aggregate_id = l.delivery_id::text
-                        AND e.sequence = 1 AND e.event_type = 'DeliveryEnqueued'
+           JOIN LATERAL (
+                SELECT d.payload::jsonb AS payload, d.metadata FROM events d
+                 WHERE d.aggregate_type = 'Delivery' AND d.aggregate_id = l.delivery_id::text
+                   AND d.sequence = 1 AND d.event_type = 'DeliveryEnqueued'
+                UNION ALL
+                -- A delivery its message's event lists (ADR 0019).
+                SELECT (m.payload::jsonb - 'body') || jsonb_build_object('subscription_id', x->'subscription_id'),
+                       m.metadata
+                  FROM events m, json_array_elements(m.payload->'deliveries') x
+                 WHERE m.aggregate_type = 'Message' AND m.sequence = 1
+                   AND m.aggregate_id = {listed}
+                   AND x->>'id' = l.delivery_id::text
+                 LIMIT 1) e ON true
           WHERE NOT EXISTS (SELECT 1 FROM {rebuilt} r WHERE r.delivery_id = l.delivery_id)
             AND NOT EXISTS (SELECT 1 FROM events o
                              WHERE o.aggregate_type = 'Delivery' AND o.aggregate_id = l.delivery_id::text

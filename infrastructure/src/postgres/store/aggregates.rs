@@ -4,6 +4,7 @@
 
 use super::log::PgLog;
 use super::repository::PgRepository;
+use crate::postgres::listing::with_listed_beginnings;
 use crate::postgres::log_reader::{decode, unavailable, COLUMNS};
 use async_trait::async_trait;
 use cqrs_es::persist::PersistedEventStore;
@@ -14,6 +15,7 @@ use hookline_application::ports::{
     AggregateStore, AppendError, Appended, Batch, IdempotencyClaim, Loaded, LogPosition,
 };
 use hookline_application::{AppError, EventMetadata};
+use hookline_domain::delivery::Delivery;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -81,11 +83,16 @@ where
         .fetch_all(self.log.pool())
         .await
         .map_err(unavailable)?;
-        let events = rows
+        let mut events = rows
             .iter()
             .map(decode)
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
+        if A::TYPE == Delivery::TYPE {
+            events = with_listed_beginnings(self.log.pool(), aggregate_ids, events)
+                .await
+                .map_err(unavailable)?;
+        }
         let loaded = fold::rebuild_each::<A>(&events)?;
         // The newest link of each (the last of its run: rows come ordered
         // by aggregate and sequence), for an append that follows.

@@ -6,6 +6,7 @@ use crate::postgres::checkpoints::parse_xid8;
 use crate::postgres::log_reader::unavailable;
 use crate::postgres::wakeup::LogWakeups;
 use hookline_application::audit::chain::{link_all, predecessors, AggregateKey, Unlinked};
+use hookline_application::listing::listing_message;
 use hookline_application::ports::{
     AppendError, Appended, FirstAnswer, IdempotencyClaim, IdempotencyKeys, LogPosition,
 };
@@ -93,6 +94,23 @@ impl PgLog {
         if ids.is_empty() {
             return Ok(links);
         }
+        // A delivery its message's event began (ADR 0019) has no first
+        // event of its own: its second follows the message's link.
+        let listed: HashMap<AggregateKey, AggregateKey> = types
+            .iter()
+            .zip(&ids)
+            .zip(&seqs)
+            .filter(|(_, seq)| **seq == 1)
+            .filter_map(|((t, i), _)| {
+                let key = (t.clone(), i.clone());
+                listing_message(&key).map(|message| (key, message))
+            })
+            .collect();
+        for message in listed.values() {
+            types.push(message.0.clone());
+            ids.push(message.1.clone());
+            seqs.push(1);
+        }
         let found = sqlx::query(
             "SELECT e.aggregate_type, e.aggregate_id, e.metadata->>'chain' AS chain
                FROM events e
@@ -118,6 +136,14 @@ impl PgLog {
                 )))
             })?;
             links.insert(key, chain);
+        }
+        for (delivery, message) in listed {
+            if links.contains_key(&delivery) {
+                continue;
+            }
+            if let Some(link) = links.get(&message).cloned() {
+                links.insert(delivery, link);
+            }
         }
         Ok(links)
     }
@@ -263,6 +289,10 @@ impl PgLog {
     /// Wakes the consumers of the rows' aggregate types in this process.
     pub fn wake(&self, rows: &[Unlinked]) {
         let mut types: Vec<&str> = rows.iter().map(|e| e.aggregate_type.as_str()).collect();
+        // A message's event may list deliveries (ADR 0019).
+        if types.contains(&"Message") {
+            types.push("Delivery");
+        }
         types.sort_unstable();
         types.dedup();
         for t in types {

@@ -3,12 +3,14 @@
 //! postgres-es unchanged.
 
 use super::log::PgLog;
+use crate::postgres::listing::listed_beginnings;
 use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
 use cqrs_es::Aggregate;
 use hookline_application::audit::chain::{without_negative_zeros, Unlinked};
 use hookline_application::ports::AppendError;
+use hookline_domain::delivery::Delivery;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use std::sync::Arc;
@@ -34,6 +36,36 @@ impl PgRepository {
     }
 }
 
+impl PgRepository {
+    /// A delivery's events with the `DeliveryEnqueued` its message's event
+    /// began it with (ADR 0019), when it has no stored first event.
+    async fn with_listed_beginning<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        mut events: Vec<SerializedEvent>,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        if A::TYPE != Delivery::TYPE || events.first().is_some_and(|e| e.sequence == 1) {
+            return Ok(events);
+        }
+        let found = listed_beginnings(self.log.pool(), [aggregate_id])
+            .await
+            .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
+        if let Some(first) = found.into_values().next() {
+            let beginning = SerializedEvent {
+                aggregate_id: first.aggregate_id,
+                sequence: 1,
+                aggregate_type: first.aggregate_type,
+                event_type: first.event_type,
+                event_version: first.event_version,
+                payload: first.payload.to_value(),
+                metadata: first.metadata,
+            };
+            events.insert(0, beginning);
+        }
+        Ok(events)
+    }
+}
+
 fn persistence_error(e: AppendError) -> PersistenceError {
     match e {
         AppendError::Conflict => PersistenceError::OptimisticLockError,
@@ -46,7 +78,8 @@ impl PersistedEventRepository for PgRepository {
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.inner.get_events::<A>(aggregate_id).await
+        let events = self.inner.get_events::<A>(aggregate_id).await?;
+        self.with_listed_beginning::<A>(aggregate_id, events).await
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -54,9 +87,14 @@ impl PersistedEventRepository for PgRepository {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.inner
+        let events = self
+            .inner
             .get_last_events::<A>(aggregate_id, last_sequence)
-            .await
+            .await?;
+        if last_sequence >= 1 {
+            return Ok(events);
+        }
+        self.with_listed_beginning::<A>(aggregate_id, events).await
     }
 
     async fn get_snapshot<A: Aggregate>(

@@ -1,0 +1,94 @@
+//! Loading deliveries their message's event began (ADR 0019): such a
+//! delivery has no stored first event, so its `DeliveryEnqueued` is read
+//! from the message its id names.
+
+use super::log_reader::{decode, COLUMNS};
+use hookline_application::listing::enqueued_of;
+use hookline_application::ports::StoredEvent;
+use hookline_domain::DeliveryId;
+use sqlx::PgExecutor;
+use std::collections::{HashMap, HashSet};
+
+/// The `DeliveryEnqueued` that begins each of `ids` (delivery ids) whose
+/// message lists it, by delivery id. Ids no message lists are left out;
+/// no query is made when none can be listed.
+///
+/// # Errors
+/// Database errors, or a listing message that cannot be read.
+pub async fn listed_beginnings<'e>(
+    executor: impl PgExecutor<'e>,
+    ids: impl IntoIterator<Item = &str>,
+) -> Result<HashMap<String, StoredEvent>, sqlx::Error> {
+    let wanted: HashSet<&str> = ids.into_iter().collect();
+    let mut messages: Vec<String> = wanted
+        .iter()
+        .filter_map(|id| DeliveryId::parse(id).ok()?.listing_message())
+        .map(|m| m.to_string())
+        .collect();
+    if messages.is_empty() {
+        return Ok(HashMap::new());
+    }
+    messages.sort_unstable();
+    messages.dedup();
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events
+          WHERE aggregate_type = 'Message' AND aggregate_id = ANY($1) AND sequence = 1"
+    ))
+    .bind(&messages)
+    .fetch_all(executor)
+    .await?;
+    let mut found = HashMap::new();
+    for row in &rows {
+        let message = decode(row)?;
+        let enqueued = enqueued_of(&message).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        for event in enqueued {
+            if wanted.contains(event.aggregate_id.as_str()) {
+                found.insert(event.aggregate_id.clone(), event);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// `events` of one or more deliveries (ordered by delivery and sequence)
+/// with the `DeliveryEnqueued` of each of `ids` that has no stored first
+/// event and whose message lists it, in its place.
+///
+/// # Errors
+/// As [`listed_beginnings`].
+pub async fn with_listed_beginnings<'e>(
+    executor: impl PgExecutor<'e>,
+    ids: &[String],
+    events: Vec<StoredEvent>,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let begun: HashSet<&str> = events
+        .iter()
+        .filter(|e| e.sequence == 1)
+        .map(|e| e.aggregate_id.as_str())
+        .collect();
+    let missing: Vec<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !begun.contains(id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(events);
+    }
+    let found = listed_beginnings(executor, missing).await?;
+    if found.is_empty() {
+        return Ok(events);
+    }
+    let mut all: Vec<StoredEvent> = events;
+    all.extend(found.into_values());
+    all.sort_by(|a, b| {
+        (a.aggregate_id.as_str(), a.sequence).cmp(&(b.aggregate_id.as_str(), b.sequence))
+    });
+    Ok(all)
+}
+
+/// SQL for the id of the message that may list the delivery whose id
+/// (text) `id` is: its version nibble 7 and its last 32 bits clear (see
+/// `DeliveryId::listing_message`; for another id it names no message).
+pub fn listing_message_sql(id: &str) -> String {
+    format!("overlay(overlay({id} placing '7' from 15 for 1) placing '00000000' from 29 for 8)")
+}

@@ -1,0 +1,202 @@
+//! The fan-out recorded in the message's event (ADR 0019): one row per
+//! published message lists its deliveries, which every reader sees begin
+//! with it; messages whose id is derived from a client's uid keep a
+//! `DeliveryEnqueued` per delivery, and a log holding both verifies,
+//! rebuilds and delivers as one.
+
+use crate::svix_api::svix;
+use hookline_tests::process::run_cli;
+use hookline_tests::receiver::TestReceiver;
+use hookline_tests::webhooks::{publish, wait_status};
+use hookline_tests::{expect_json, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn a_message_lists_its_deliveries_and_a_mixed_log_verifies_and_rebuilds() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    let mut subs = Vec::new();
+    for path in ["/a", "/b", "/off"] {
+        let s = app
+            .subscribe(&t, json!({"url": rx.url(path), "events": ["a.*"]}))
+            .await;
+        subs.push(s["id"].as_str().unwrap().to_string());
+    }
+    expect_json(
+        app.post(
+            &t,
+            &format!("/v1/subscriptions/{}/disable", subs[2]),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let published = publish(&app, &t, "a.b", json!({"n": 1})).await;
+    let message = published["event_id"].as_str().unwrap().to_string();
+    let ids: Vec<String> = published["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    rx.wait_for(2, WAIT).await;
+    for id in &ids[..2] {
+        wait_status(&app, &t, id, "delivered", WAIT).await;
+    }
+    wait_status(&app, &t, &ids[2], "skipped", WAIT).await;
+
+    // One row for the message and its three deliveries.
+    let (version, listed): (String, Value) = sqlx::query_as(
+        "SELECT event_version, (payload->'deliveries')::jsonb FROM events
+          WHERE aggregate_type = 'Message' AND aggregate_id = $1",
+    )
+    .bind(&message)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(version, "1.2");
+    let listed_ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed_ids,
+        ids.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let stored: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, event_type FROM events
+          WHERE aggregate_type = 'Delivery' AND aggregate_id = ANY($1)
+          ORDER BY aggregate_id, sequence",
+    )
+    .bind(&ids)
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|(_, seq, kind)| *seq >= 2 && kind != "DeliveryEnqueued"),
+        "{stored:?}"
+    );
+    assert!(stored.contains(&(ids[2].clone(), 2, "DeliverySkipped".to_string())));
+
+    // Readers see each begin with its `DeliveryEnqueued`, at the message's
+    // position.
+    let history = expect_json(
+        app.get(&t, &format!("/v1/deliveries/{}/history", ids[0]))
+            .await,
+        200,
+    )
+    .await;
+    let first = &history["data"][0];
+    assert_eq!(first["sequence"], 1);
+    assert_eq!(first["event_type"], "DeliveryEnqueued");
+    assert_eq!(first["event_version"], "2.0");
+    assert_eq!(first["payload"]["subscription_id"], subs[0].as_str());
+    assert_eq!(history["data"][1]["event_type"], "DeliverySucceeded");
+    // A command on a listed delivery (a manual retry of the skipped one,
+    // its subscription enabled again) appends after its stored events.
+    expect_json(
+        app.post(
+            &t,
+            &format!("/v1/subscriptions/{}/enable", subs[2]),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let res = app
+        .post(&t, &format!("/v1/deliveries/{}/retry", ids[2]), json!({}))
+        .await;
+    expect_json(res, 202).await;
+    wait_status(&app, &t, &ids[2], "delivered", WAIT).await;
+    let sent: HashMap<String, usize> = rx.received().iter().fold(HashMap::new(), |mut seen, r| {
+        *seen.entry(r.path.clone()).or_default() += 1;
+        seen
+    });
+    assert_eq!(sent.get("/off"), Some(&1), "{sent:?}");
+
+    // A message published with the client's id keeps the earlier shape,
+    // in the same log.
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Old", "uid": "old"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/old/endpoint",
+            Some(json!({"url": rx.url("/old")})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/old/msg",
+            Some(json!({"eventType": "a.b", "eventId": "evt-old", "payload": {"n": 2}})),
+        )
+        .await,
+        202,
+    )
+    .await;
+    rx.wait_for(4, WAIT).await;
+    let old: Vec<String> = sqlx::query_scalar(
+        "SELECT m.event_version FROM events m
+          WHERE m.aggregate_type = 'Message' AND m.payload->>'uid' = 'evt-old'
+         UNION ALL
+         SELECT e.event_version FROM events e
+          WHERE e.event_type = 'DeliveryEnqueued'",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(old, ["1.1", "2.0"]);
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
+
+    // The whole log verifies, and its read models rebuild to what they are.
+    let url = app.db.url.clone();
+    let env = HashMap::new();
+    let verify = run_cli(&["audit", "verify", "--database-url", &url], &env).await;
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+    let verify = run_cli(
+        &["audit", "verify", "--tenant", &t.id, "--database-url", &url],
+        &env,
+    )
+    .await;
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+    let check = run_cli(&["replay", "--check", "--database-url", &url], &env).await;
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains("matches the log"), "{}", check.stdout);
+    // A trace of the publish shows the message and each beginning.
+    let request: String =
+        sqlx::query_scalar("SELECT metadata->>'request_id' FROM events WHERE aggregate_id = $1")
+            .bind(&message)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let trace = expect_json(app.get(&t, &format!("/v1/requests/{request}")).await, 200).await;
+    assert_eq!(trace["summary"]["deliveries"], 3, "{trace}");
+}
