@@ -231,8 +231,11 @@ impl PgDeliveryFeed {
         } else {
             None
         };
-        // A delivery row per message row at worst; enough to fill `limit`.
-        let fetch = i64::from(limit) * 2 + 8;
+        // A message's event lists its deliveries (ADR 0019): a row holds
+        // one delivery at least, but for a message whose id lists none (a
+        // delivery row per message row then). Enough to fill `limit`
+        // without reading many bodies no delivery of this take sends.
+        let fetch = i64::from(limit) + 8;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM events
               WHERE (tx_id, global_position) > ($1::text::xid8, $2)
@@ -370,7 +373,10 @@ impl Window {
     /// by its limit), a delivery on the last row is left for the next read:
     /// the row after it may be its `DeliverySkipped`.
     fn read(events: &[StoredEvent], limit: usize, full: bool) -> Self {
-        let mut bodies: HashMap<&str, Arc<str>> = HashMap::new();
+        // Messages read, and the bodies of those a delivery taken sends
+        // (parsed once, when first needed).
+        let mut messages: HashMap<&str, &StoredEvent> = HashMap::new();
+        let mut bodies: HashMap<String, Arc<str>> = HashMap::new();
         let mut deliveries: Vec<DueDelivery> = Vec::new();
         let mut skipped: HashSet<&str> = HashSet::new();
         let mut until: Option<LogPosition> = None;
@@ -382,9 +388,7 @@ impl Window {
             let position = event.log_position();
             match event.event_type.as_str() {
                 MESSAGE_PUBLISHED => {
-                    if let Ok(m) = event.payload.parse::<MessageBody>() {
-                        bodies.insert(event.aggregate_id.as_str(), Arc::from(m.body));
-                    }
+                    messages.insert(event.aggregate_id.as_str(), event);
                 }
                 DELIVERY_ENQUEUED => {
                     // The deliveries one message's event lists share its
@@ -397,7 +401,7 @@ impl Window {
                         break;
                     }
                     last_taken = Some(position);
-                    match due_from(event, &bodies) {
+                    match due_from(event, &messages, &mut bodies) {
                         Some(due) => deliveries.push(due),
                         None => tracing::error!(
                             delivery_id = %event.aggregate_id,
@@ -427,7 +431,11 @@ impl Window {
     }
 }
 
-fn due_from(event: &StoredEvent, bodies: &HashMap<&str, Arc<str>>) -> Option<DueDelivery> {
+fn due_from(
+    event: &StoredEvent,
+    messages: &HashMap<&str, &StoredEvent>,
+    bodies: &mut HashMap<String, Arc<str>>,
+) -> Option<DueDelivery> {
     let DeliveryEvent::DeliveryEnqueued {
         delivery_id,
         tenant_id,
@@ -440,9 +448,25 @@ fn due_from(event: &StoredEvent, bodies: &HashMap<&str, Arc<str>>) -> Option<Due
     else {
         return None;
     };
-    let body = body
-        .map(Arc::from)
-        .or_else(|| bodies.get(event_id.to_string().as_str()).cloned());
+    let body = match body {
+        Some(inline) => Some(Arc::from(inline)),
+        None => {
+            let id = event_id.to_string();
+            match bodies.get(&id) {
+                Some(b) => Some(b.clone()),
+                None => {
+                    let parsed: Option<Arc<str>> = messages
+                        .get(id.as_str())
+                        .and_then(|m| m.payload.parse::<MessageBody>().ok())
+                        .map(|m| Arc::from(m.body));
+                    if let Some(b) = &parsed {
+                        bodies.insert(id, b.clone());
+                    }
+                    parsed
+                }
+            }
+        }
+    };
     let (request_id, triggered_by) = event
         .meta()
         .map_or((None, None), |m| (Some(m.request_id), m.triggered_by));
