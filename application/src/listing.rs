@@ -11,7 +11,7 @@
 use crate::ports::{Payload, StoredEvent};
 use cqrs_es::{Aggregate, DomainEvent};
 use hookline_domain::delivery::Delivery;
-use hookline_domain::message::{Message, MessageListing, MESSAGE_PUBLISHED};
+use hookline_domain::message::{ListedDelivery, Message, MessageListing, MESSAGE_PUBLISHED};
 
 /// The version of `MessagePublished` that lists deliveries.
 pub const LISTING_VERSION: &str = "1.2";
@@ -23,18 +23,56 @@ pub fn lists_deliveries(event: &StoredEvent) -> bool {
         && event.event_version == LISTING_VERSION
 }
 
+/// The listing of a message event that lists deliveries (`None` for any
+/// other event), read without its body.
+///
+/// # Errors
+/// A 1.2 message event that does not have its shape.
+pub fn listing_of(message: &StoredEvent) -> Result<Option<MessageListing>, serde_json::Error> {
+    if !lists_deliveries(message) {
+        return Ok(None);
+    }
+    message.payload.parse().map(Some)
+}
+
 /// The `DeliveryEnqueued` each delivery a listing message lists begins
 /// with, as stored events (empty for any other event).
 ///
 /// # Errors
 /// A 1.2 message event that does not have its shape.
 pub fn enqueued_of(message: &StoredEvent) -> Result<Vec<StoredEvent>, serde_json::Error> {
-    if !lists_deliveries(message) {
-        return Ok(Vec::new());
+    match listing_of(message)? {
+        Some(listing) => beginnings(message, &listing, |_| true),
+        None => Ok(Vec::new()),
     }
-    let listing: MessageListing = message.payload.parse()?;
+}
+
+/// [`enqueued_of`] of the deliveries `wanted` accepts only.
+///
+/// # Errors
+/// A 1.2 message event that does not have its shape.
+pub fn enqueued_of_some(
+    message: &StoredEvent,
+    wanted: impl Fn(&ListedDelivery) -> bool,
+) -> Result<Vec<StoredEvent>, serde_json::Error> {
+    match listing_of(message)? {
+        Some(listing) => beginnings(message, &listing, wanted),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The beginnings of `listing`'s deliveries `wanted` accepts, as events
+/// of the log at `message`'s place.
+///
+/// # Errors
+/// None in practice (serialising an event).
+pub fn beginnings(
+    message: &StoredEvent,
+    listing: &MessageListing,
+    wanted: impl Fn(&ListedDelivery) -> bool,
+) -> Result<Vec<StoredEvent>, serde_json::Error> {
     listing
-        .enqueued()
+        .enqueued_where(wanted)
         .into_iter()
         .map(|(delivery_id, event)| {
             let payload = serde_json::value::to_raw_value(&event)?;

@@ -601,7 +601,7 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
     // The delivery was listed in its message's event (ADR 0019): its
     // first stored event is its sequence 2.
     let m = format!("{}7{}00000000", &d[..14], &d[15..28]);
-    let dbs = copies(app, 9).await;
+    let dbs = copies(app, 10).await;
     let url_of = |db: &str| cluster().url(db);
     let cases = [
         (&dbs[0], format!("UPDATE events SET payload = json_build_object('type', 'SubscriptionUpdated', 'description', 'forged', 'updated_at', payload->>'updated_at') WHERE aggregate_id = '{sub_id}' AND sequence = 2"), 2),
@@ -613,6 +613,9 @@ async fn verify_detects_altered_deleted_and_reordered_events() {
         (&dbs[7], format!("UPDATE events SET payload = replace(payload::text, '\"url\":\"', '\"url\":\"x')::json WHERE aggregate_type = 'Message' AND aggregate_id = '{m}'"), 1),
         // The message's event removed: the delivery lost its beginning.
         (&dbs[8], format!("DELETE FROM events WHERE aggregate_type = 'Message' AND aggregate_id = '{m}'"), 2),
+        // A beginning of its own forged for a listed delivery.
+        (&dbs[9], format!("INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                           VALUES ('Delivery', '{d}', 1, 'DeliveryEnqueued', '2.0', '{{}}', '{{\"chain\": \"{}\"}}')", "0".repeat(64)), 1),
     ];
     for (db, sql, sequence) in &cases {
         tamper(db, sql).await;

@@ -190,6 +190,44 @@ async fn a_message_lists_its_deliveries_and_a_mixed_log_verifies_and_rebuilds() 
     let check = run_cli(&["replay", "--check", "--database-url", &url], &env).await;
     assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
     assert!(check.stdout.contains("matches the log"), "{}", check.stdout);
+    // The verifier auditing.md gives auditors agrees, from an export.
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("log.jsonl");
+    let out = run_cli(
+        &[
+            "audit",
+            "export",
+            "--output",
+            export.to_str().unwrap(),
+            "--database-url",
+            &url,
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/auditing.md"),
+    )
+    .unwrap();
+    let script = guide
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("auditing.md has a Python verifier");
+    let verifier = dir.path().join("verify.py");
+    std::fs::write(&verifier, script).unwrap();
+    let run = std::process::Command::new("python3")
+        .arg(&verifier)
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success() && String::from_utf8_lossy(&run.stdout).trim() == "ok",
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
     // A trace of the publish shows the message and each beginning.
     let request: String =
         sqlx::query_scalar("SELECT metadata->>'request_id' FROM events WHERE aggregate_id = $1")

@@ -84,6 +84,12 @@ impl ChainVerifier {
         let (previous, expected) = match &self.current {
             Some(head) => (head.link.clone(), head.sequence + 1),
             None => match begun_by {
+                Some(_) if e.sequence == 1 => {
+                    return Err(broken(
+                        "a delivery its message's event lists has a stored first event (its message's event begins it)"
+                            .into(),
+                    ))
+                }
                 Some(link) if e.aggregate_type == "Delivery" => (link.to_string(), 2),
                 _ => (GENESIS.to_string(), 1),
             },

@@ -500,7 +500,10 @@ impl PublishService {
         // own event (ADR 0019); otherwise each gets a `DeliveryEnqueued`.
         let listed = list_deliveries(
             envelope.id,
-            subscriptions.iter().map(|s| (s.id, s.url.to_string())),
+            subscriptions.iter().map(|s| {
+                let skipped = s.status == SubscriptionStatus::Disabled;
+                (s.id, s.url.to_string(), skipped)
+            }),
         );
         // The body once, in the message; each delivery refers to it.
         let mut batch = Batch::of(vec![Change::<Message> {

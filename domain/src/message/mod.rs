@@ -97,6 +97,10 @@ pub struct ListedDelivery {
     pub subscription_id: SubscriptionId,
     /// The subscription's URL when the message was published.
     pub url: String,
+    /// Its subscription was disabled: the delivery is skipped (its
+    /// `DeliverySkipped` follows in the same append), not attempted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 impl DomainEvent for MessageEvent {
@@ -123,20 +127,22 @@ impl DomainEvent for MessageEvent {
 }
 
 /// The deliveries a message with id `message` lists for `targets`
-/// (subscription and URL, in order): `None` when its id cannot list them
-/// (then each gets a `DeliveryEnqueued` of its own).
+/// (subscription, URL and whether it is skipped, in order): `None` when
+/// its id cannot list them (then each gets a `DeliveryEnqueued` of its
+/// own).
 pub fn list_deliveries(
     message: EventId,
-    targets: impl IntoIterator<Item = (SubscriptionId, String)>,
+    targets: impl IntoIterator<Item = (SubscriptionId, String, bool)>,
 ) -> Option<Vec<ListedDelivery>> {
     targets
         .into_iter()
         .enumerate()
-        .map(|(i, (subscription_id, url))| {
+        .map(|(i, (subscription_id, url, skipped))| {
             Some(ListedDelivery {
                 id: message.listed_delivery(i)?,
                 subscription_id,
                 url,
+                skipped,
             })
         })
         .collect()
@@ -161,14 +167,17 @@ impl MessageListing {
     /// left out: Hookline never writes one, and a delivery is only ever
     /// found through the id its message names.
     pub fn enqueued(&self) -> Vec<(DeliveryId, crate::delivery::DeliveryEvent)> {
-        let Some(listed) = &self.deliveries else {
-            return Vec::new();
-        };
-        listed
-            .iter()
-            .enumerate()
-            .filter(|(i, d)| self.event_id.listed_delivery(*i) == Some(d.id))
-            .map(|(_, d)| {
+        self.enqueued_where(|_| true)
+    }
+
+    /// [`Self::enqueued`] of the listed deliveries `wanted` accepts only.
+    pub fn enqueued_where(
+        &self,
+        wanted: impl Fn(&ListedDelivery) -> bool,
+    ) -> Vec<(DeliveryId, crate::delivery::DeliveryEvent)> {
+        self.listed()
+            .filter(|d| wanted(d))
+            .map(|d| {
                 let event = crate::delivery::DeliveryEvent::DeliveryEnqueued {
                     delivery_id: d.id,
                     tenant_id: self.tenant_id,
@@ -183,6 +192,16 @@ impl MessageListing {
                 (d.id, event)
             })
             .collect()
+    }
+
+    /// The listed deliveries each at the place its id gives.
+    pub fn listed(&self) -> impl Iterator<Item = &ListedDelivery> {
+        self.deliveries
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter(|(i, d)| self.event_id.listed_delivery(*i) == Some(d.id))
+            .map(|(_, d)| d)
     }
 }
 
@@ -360,7 +379,10 @@ mod tests {
         let sub = |n| SubscriptionId::from_uuid(Uuid::from_u128(n));
         let deliveries = list_deliveries(
             id,
-            [(sub(1), "https://a/".into()), (sub(2), "https://b/".into())],
+            [
+                (sub(1), "https://a/".into(), false),
+                (sub(2), "https://b/".into(), false),
+            ],
         );
         let event = Message::publish_new(PublishMessage {
             event_id: id,
@@ -398,7 +420,7 @@ mod tests {
         // An id that cannot list gives no list.
         let random = EventId::from_uuid(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001));
         assert_eq!(
-            list_deliveries(random, [(sub(1), "https://a/".into())]),
+            list_deliveries(random, [(sub(1), "https://a/".into(), false)]),
             None
         );
     }
@@ -418,6 +440,7 @@ mod tests {
                 id: id.listed_delivery(3).unwrap(),
                 subscription_id: SubscriptionId::from_uuid(Uuid::from_u128(1)),
                 url: "https://a/".into(),
+                skipped: false,
             }]),
         };
         let json = serde_json::to_string(&event).unwrap();

@@ -109,18 +109,21 @@ const VERIFIED_COLUMNS: &str = "e.global_position, e.tx_id::text AS tx, e.aggreg
      e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata, e.recorded_at";
 
 /// A delivery its message's event began (ADR 0019) has no stored first
-/// event: its second comes with the link of that message's event, when
-/// the event lists it.
+/// event: its first stored one (and a stored sequence 1, which it must not
+/// have) comes with the link of that message's event, when the event lists
+/// it at the place its id gives.
 fn begun_by() -> String {
     format!(
-        "CASE WHEN e.aggregate_type = 'Delivery' AND e.sequence = 2
-                   AND substr(e.aggregate_id, 15, 1) = '8'
-              THEN (SELECT m.metadata->>'chain' FROM events m
-                     WHERE m.aggregate_type = 'Message' AND m.aggregate_id = {}
-                       AND m.sequence = 1 AND m.event_type = 'MessagePublished'
-                       AND m.event_version = '1.2'
-                       AND EXISTS (SELECT 1 FROM json_array_elements(m.payload->'deliveries') x
-                                    WHERE x->>'id' = e.aggregate_id)) END AS begun_by",
+        "CASE WHEN e.aggregate_type = 'Delivery' AND e.sequence IN (1, 2)
+                   AND e.aggregate_id ~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-8[0-9a-f]{{3}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
+              THEN CASE WHEN ('x' || right(e.aggregate_id, 8))::bit(32)::int > 0
+                   THEN (SELECT m.metadata->>'chain' FROM events m
+                          WHERE m.aggregate_type = 'Message' AND m.aggregate_id = {}
+                            AND m.sequence = 1 AND m.event_type = 'MessagePublished'
+                            AND m.event_version = '1.2'
+                            AND m.payload->'deliveries'
+                                  ->(('x' || right(e.aggregate_id, 8))::bit(32)::int - 1)
+                                  ->>'id' = e.aggregate_id) END END AS begun_by",
         listing_message_sql("e.aggregate_id")
     )
 }

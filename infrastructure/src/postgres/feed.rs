@@ -13,7 +13,7 @@
 use super::checkpoints;
 use super::log_reader::{decode, unavailable, COLUMNS};
 use async_trait::async_trait;
-use hookline_application::listing::expand;
+use hookline_application::listing::{beginnings, listing_of};
 use hookline_application::ports::{DeliveryFeed, DueDelivery, LogPosition, StoredEvent, Taken};
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryEvent;
@@ -121,8 +121,8 @@ impl PgDeliveryFeed {
         .bind(until.position)
         .fetch_all(&mut *conn)
         .await?;
-        let events = read_rows(&rows)?;
-        let mut window = Window::read(&events, usize::MAX, false);
+        let (events, skipped) = read_rows(&rows)?;
+        let mut window = Window::read(&events, &skipped, usize::MAX, false);
         let ids: Vec<String> = window
             .deliveries
             .iter()
@@ -250,8 +250,8 @@ impl PgDeliveryFeed {
         .fetch_all(&mut *conn)
         .await?;
         let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= fetch;
-        let events = read_rows(&rows)?;
-        let window = Window::read(&events, limit as usize, full);
+        let (events, skipped) = read_rows(&rows)?;
+        let window = Window::read(&events, &skipped, limit as usize, full);
         // Only a window that read every delivery after the cursor may move
         // it to the head: a cut one left deliveries behind `until` (its
         // count of deliveries may still be under `limit` once the skipped
@@ -331,17 +331,52 @@ fn split_after(events: &[StoredEvent], waiting: &[DueDelivery], limit: u32) -> O
 /// together (ADR 0019), so a span may hold more than `limit`: the worker
 /// attempts them a round of `limit` after another, and the lease covers
 /// every round, so that no other worker takes them over meanwhile and
-/// sends them twice.
+/// sends them twice — up to [`MAX_LEASE_ROUNDS`] leases: past that a
+/// killed worker's deliveries would wait too long for another to take
+/// them over, and sending some twice is the lesser harm (at least once).
 fn lease_for(lease: Duration, taken: usize, limit: u32) -> Duration {
-    let rounds = taken.div_ceil(usize::try_from(limit.max(1)).unwrap_or(usize::MAX));
-    lease.saturating_mul(u32::try_from(rounds.max(1)).unwrap_or(u32::MAX))
+    let rounds = taken
+        .div_ceil(usize::try_from(limit.max(1)).unwrap_or(usize::MAX))
+        .clamp(1, MAX_LEASE_ROUNDS);
+    lease.saturating_mul(u32::try_from(rounds).unwrap_or(1))
 }
 
+/// The most leases one span of first attempts is given at once.
+const MAX_LEASE_ROUNDS: usize = 8;
+
 /// Rows of the log as the feed reads them: each message that lists its
-/// deliveries followed by their `DeliveryEnqueued` (ADR 0019).
-fn read_rows(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-    expand(events).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+/// deliveries followed by their `DeliveryEnqueued` (ADR 0019), and the
+/// listed deliveries the message says are skipped (their
+/// `DeliverySkipped` rows may lie past the end of the read).
+fn read_rows(
+    rows: &[sqlx::postgres::PgRow],
+) -> Result<(Vec<StoredEvent>, HashSet<String>), sqlx::Error> {
+    let stored = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    as_read(stored).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// See [`read_rows`].
+fn as_read(
+    stored: Vec<StoredEvent>,
+) -> Result<(Vec<StoredEvent>, HashSet<String>), serde_json::Error> {
+    let mut events = Vec::with_capacity(stored.len());
+    let mut skipped = HashSet::new();
+    for event in stored {
+        let Some(listing) = listing_of(&event)? else {
+            events.push(event);
+            continue;
+        };
+        skipped.extend(
+            listing
+                .listed()
+                .filter(|d| d.skipped)
+                .map(|d| d.id.to_string()),
+        );
+        let begun = beginnings(&event, &listing, |_| true)?;
+        events.push(event);
+        events.extend(begun);
+    }
+    Ok((events, skipped))
 }
 
 async fn release(conn: &mut PgConnection, finished: &[i64]) -> Result<(), sqlx::Error> {
@@ -372,7 +407,12 @@ impl Window {
     /// skipped deliveries in commit order). With `full` (the read was cut
     /// by its limit), a delivery on the last row is left for the next read:
     /// the row after it may be its `DeliverySkipped`.
-    fn read(events: &[StoredEvent], limit: usize, full: bool) -> Self {
+    fn read(
+        events: &[StoredEvent],
+        listed_skipped: &HashSet<String>,
+        limit: usize,
+        full: bool,
+    ) -> Self {
         // Messages read, and the bodies of those a delivery taken sends
         // (parsed once, when first needed).
         let mut messages: HashMap<&str, &StoredEvent> = HashMap::new();
@@ -383,9 +423,18 @@ impl Window {
         let mut last_not_message: Option<LogPosition> = None;
         let mut last_taken: Option<LogPosition> = None;
         let last_read = events.last().map(StoredEvent::log_position);
+        // The position being read, and the last one before it: a cut at a
+        // position leaves all of it (a message and the deliveries it
+        // lists share one) for the next read.
+        let mut current: Option<LogPosition> = None;
+        let mut before_current: Option<LogPosition> = None;
         let mut cut = false;
         for event in events {
             let position = event.log_position();
+            if current != Some(position) {
+                before_current = current;
+                current = Some(position);
+            }
             match event.event_type.as_str() {
                 MESSAGE_PUBLISHED => {
                     messages.insert(event.aggregate_id.as_str(), event);
@@ -417,12 +466,19 @@ impl Window {
             }
             until = Some(position);
         }
-        // Cut short: messages read after the last delivery taken are read
-        // again with their deliveries next time.
-        if cut && last_not_message.is_some() {
-            until = last_not_message;
+        // Cut short: nothing at the position cut is consumed, and messages
+        // read after the last delivery taken are read again with their
+        // deliveries next time.
+        if cut {
+            until = match (last_not_message, before_current) {
+                (Some(delivery), Some(before)) => Some(delivery.min(before)),
+                (delivery, before) => delivery.or(before),
+            };
         }
-        deliveries.retain(|d| !skipped.contains(d.delivery_id.to_string().as_str()));
+        deliveries.retain(|d| {
+            let id = d.delivery_id.to_string();
+            !skipped.contains(id.as_str()) && !listed_skipped.contains(&id)
+        });
         Self {
             deliveries,
             until,
@@ -629,7 +685,7 @@ mod tests {
     #[test]
     fn a_window_cut_at_its_limit_says_so_even_when_skipped_deliveries_left_it_short() {
         let (events, [_, d2, d3]) = burst();
-        let window = Window::read(&events, 2, false);
+        let window = Window::read(&events, &HashSet::new(), 2, false);
         // d1 counted towards the limit and was then left out (skipped): the
         // window holds fewer deliveries than the limit, yet d3 is after
         // `until` and must not be jumped over.
@@ -645,7 +701,7 @@ mod tests {
         assert_eq!(window.until.map(|u| u.position), Some(4));
         assert!(!window.deliveries.iter().any(|d| d.delivery_id == d3));
         // Read with room for all: nothing is left behind.
-        let all = Window::read(&events, 10, false);
+        let all = Window::read(&events, &HashSet::new(), 10, false);
         assert!(!all.cut);
         assert_eq!(all.deliveries.len(), 2);
         assert_eq!(all.until.map(|u| u.position), Some(5));
@@ -658,7 +714,7 @@ mod tests {
     #[test]
     fn a_span_taken_over_is_cut_after_the_last_delivery_the_worker_has_room_for() {
         let (events, [_, d2, d3]) = burst();
-        let waiting = Window::read(&events, usize::MAX, false).deliveries;
+        let waiting = Window::read(&events, &HashSet::new(), usize::MAX, false).deliveries;
         assert_eq!(waiting.len(), 2);
         // Room for one: the span ends at d2's enqueue (position 4), d3 is
         // left for another take.
@@ -671,5 +727,101 @@ mod tests {
         assert_eq!(split_after(&events, &waiting, 0).map(|s| s.taken), Some(1));
         assert!(split_after(&events, &waiting, 2).is_none());
         assert!(split_after(&events, &waiting, 200).is_none());
+    }
+
+    /// A message of the tenant that lists `n` deliveries (ADR 0019), the
+    /// ones in `skipped` skipped, at `position`.
+    fn listing(position: i64, n: usize, skipped: &[usize]) -> (StoredEvent, Vec<DeliveryId>) {
+        let message = EventId::listing(Uuid::now_v7());
+        let ids: Vec<DeliveryId> = (0..n)
+            .map(|i| message.listed_delivery(i).unwrap())
+            .collect();
+        let deliveries: Vec<serde_json::Value> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                serde_json::json!({"id": id, "subscription_id": Uuid::now_v7(),
+                                   "url": "https://example.com/h", "skipped": skipped.contains(&i)})
+            })
+            .collect();
+        let payload = serde_json::json!({
+            "type": "MessagePublished", "event_id": message, "tenant_id": Uuid::nil(),
+            "event_type": "a.b", "body": "{}", "published_at": Utc::now(), "deliveries": deliveries,
+        });
+        let mut event = stored(
+            position,
+            message.to_string(),
+            MESSAGE_PUBLISHED,
+            payload.to_string(),
+        );
+        event.event_version = "1.2".into();
+        (event, ids)
+    }
+
+    #[test]
+    fn a_full_read_ending_on_a_listing_message_leaves_all_of_it_for_the_next_take() {
+        // Messages that listed nothing, then one listing two deliveries as
+        // the read's last row: nothing is taken, and the cursor stops
+        // before that message, not on it.
+        let (empty1, _) = listing(1, 0, &[]);
+        let (empty2, _) = listing(2, 0, &[]);
+        let (last, _) = listing(3, 2, &[]);
+        let (events, skipped) = as_read(vec![empty1, empty2, last]).unwrap();
+        let window = Window::read(&events, &skipped, 1, true);
+        assert!(window.deliveries.is_empty());
+        assert!(window.cut);
+        assert_eq!(window.until.map(|u| u.position), Some(2));
+        // Read again from there (not full): both are taken together, with
+        // their body, past the limit of one.
+        let (again, _) = listing(3, 2, &[]);
+        let (events, skipped) = as_read(vec![again]).unwrap();
+        let window = Window::read(&events, &skipped, 1, false);
+        assert_eq!(window.deliveries.len(), 2);
+        assert!(window
+            .deliveries
+            .iter()
+            .all(|d| d.body.as_deref() == Some("{}")));
+        assert_eq!(window.until.map(|u| u.position), Some(3));
+    }
+
+    #[test]
+    fn a_listed_delivery_the_message_skipped_is_not_taken_without_its_skip_row() {
+        let (message, ids) = listing(1, 3, &[1]);
+        let (events, skipped) = as_read(vec![message]).unwrap();
+        let window = Window::read(&events, &skipped, 10, false);
+        let taken: Vec<DeliveryId> = window.deliveries.iter().map(|d| d.delivery_id).collect();
+        assert_eq!(taken, [ids[0], ids[2]]);
+    }
+
+    #[test]
+    fn a_span_is_never_split_among_one_messages_deliveries() {
+        let (first, a) = listing(1, 3, &[]);
+        let (second, b) = listing(2, 2, &[]);
+        let (events, skipped) = as_read(vec![first, second]).unwrap();
+        let waiting = Window::read(&events, &skipped, usize::MAX, false).deliveries;
+        assert_eq!(waiting.len(), 5);
+        // Room for one: the first message's three go together.
+        let split = split_after(&events, &waiting, 1).unwrap();
+        assert_eq!(split.taken, 3);
+        assert_eq!(split.at.position, 1);
+        assert_eq!(waiting[3].delivery_id, b[0]);
+        assert_eq!(waiting[2].delivery_id, a[2]);
+        // A window with room for two takes the first message whole.
+        let window = Window::read(&events, &skipped, 2, false);
+        assert_eq!(window.deliveries.len(), 3);
+        assert_eq!(window.until.map(|u| u.position), Some(1));
+        // The lease covers the rounds, within its bound.
+        assert_eq!(
+            lease_for(Duration::from_secs(10), 3, 1),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            lease_for(Duration::from_secs(10), 10_000, 1),
+            Duration::from_secs(80)
+        );
+        assert_eq!(
+            lease_for(Duration::from_secs(10), 1, 64),
+            Duration::from_secs(10)
+        );
     }
 }

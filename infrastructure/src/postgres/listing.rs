@@ -3,7 +3,7 @@
 //! from the message its id names.
 
 use super::log_reader::{decode, COLUMNS};
-use hookline_application::listing::enqueued_of;
+use hookline_application::listing::enqueued_of_some;
 use hookline_application::ports::StoredEvent;
 use hookline_domain::DeliveryId;
 use sqlx::PgExecutor;
@@ -37,14 +37,18 @@ pub async fn listed_beginnings<'e>(
     .bind(&messages)
     .fetch_all(executor)
     .await?;
+    let wanted: HashSet<DeliveryId> = wanted
+        .iter()
+        .filter_map(|id| DeliveryId::parse(id).ok())
+        .collect();
     let mut found = HashMap::new();
     for row in &rows {
         let message = decode(row)?;
-        let enqueued = enqueued_of(&message).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        // Only the deliveries asked for: a message may list thousands.
+        let enqueued = enqueued_of_some(&message, |d| wanted.contains(&d.id))
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         for event in enqueued {
-            if wanted.contains(event.aggregate_id.as_str()) {
-                found.insert(event.aggregate_id.clone(), event);
-            }
+            found.insert(event.aggregate_id.clone(), event);
         }
     }
     Ok(found)

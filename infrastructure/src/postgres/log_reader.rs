@@ -21,15 +21,15 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 /// [`COLUMNS`] of `Message` events for readers of the deliveries they list
-/// (ADR 0019): the payload without the message's body (the body of every
-/// message of a batch would otherwise be read, and held, for nothing).
+/// (ADR 0019): no payload for a message that lists none, and a large
+/// message's without its body (a batch would otherwise read, and hold,
+/// thousands of bodies for nothing; a small one is cheaper sent whole).
 pub(crate) const LISTING_COLUMNS: &str =
     "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
      event_type, event_version, \
-     CASE WHEN event_version = '1.2' THEN json_build_object('type', payload->'type', \
-          'event_id', payload->'event_id', 'tenant_id', payload->'tenant_id', \
-          'event_type', payload->'event_type', 'published_at', payload->'published_at', \
-          'deliveries', payload->'deliveries') ELSE '{}'::json END AS payload, \
+     CASE WHEN event_version <> '1.2' THEN '{}'::json \
+          WHEN octet_length(payload::text) > 8192 THEN (payload::jsonb - 'body')::json \
+          ELSE payload END AS payload, \
      metadata, recorded_at";
 
 pub(crate) const COLUMNS: &str =
@@ -113,7 +113,7 @@ pub async fn read_deliveries_after(
     conn: &mut PgConnection,
     after: LogPosition,
     limit: i64,
-) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
+) -> Result<DeliveriesRead, sqlx::Error> {
     let horizon: String =
         sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
             .fetch_one(&mut *conn)
@@ -146,6 +146,11 @@ pub async fn read_deliveries_after(
     merge_deliveries(reads, limit)
 }
 
+/// What [`read_deliveries_after`] read: the events as the deliveries
+/// projection sees them, the position of the last stored row, and how
+/// many stored rows (a full batch is one of `limit` rows).
+pub type DeliveriesRead = (Vec<StoredEvent>, Option<LogPosition>, usize);
+
 /// Reads of `Delivery` and `Message` events in one range, each cut at
 /// `limit`, as the deliveries projection sees them (see
 /// [`read_deliveries_after`]), with the position of the last row taken.
@@ -155,7 +160,7 @@ pub async fn read_deliveries_after(
 pub fn merge_deliveries(
     reads: Vec<Vec<StoredEvent>>,
     limit: i64,
-) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
+) -> Result<DeliveriesRead, sqlx::Error> {
     // A full read may stop short of what the other reached: nothing past
     // the nearer end is taken.
     let end = reads
@@ -170,6 +175,7 @@ pub fn merge_deliveries(
         .collect();
     rows.sort_by_key(StoredEvent::log_position);
     let last = rows.last().map(StoredEvent::log_position);
+    let read = rows.len();
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
         if row.aggregate_type == Message::TYPE {
@@ -178,7 +184,7 @@ pub fn merge_deliveries(
             events.push(row);
         }
     }
-    Ok((events, last))
+    Ok((events, last, read))
 }
 
 /// Parameters: the two aggregate types, transaction id (text), position.

@@ -166,14 +166,23 @@ impl PgGauges {
     }
 
     async fn lags(&self) -> Result<Vec<ProjectionLag>, sqlx::Error> {
-        let names: Vec<String> = self.projections.iter().map(|p| p.0.clone()).collect();
-        let types: Vec<String> = self.projections.iter().map(|p| p.1.to_string()).collect();
+        // The deliveries projections follow messages' events too (the
+        // deliveries they list, ADR 0019): the further behind of the two.
+        let (mut names, mut types): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+        for (name, aggregate_type) in &self.projections {
+            names.push(name.clone());
+            types.push(aggregate_type.to_string());
+            if *aggregate_type == "Delivery" {
+                names.push(name.clone());
+                types.push("Message".to_string());
+            }
+        }
         // Both lateral lookups are short range scans of
         // `events_type_commit_order` (see `log_reader`).
         let rows = sqlx::query(
             "SELECT p.name,
-                    GREATEST(COALESCE(head.global_position - COALESCE(c.last_position, 0), 0), 0) AS positions,
-                    COALESCE(GREATEST(EXTRACT(EPOCH FROM now() - next.recorded_at)::float8, 0), 0) AS seconds
+                    max(GREATEST(COALESCE(head.global_position - COALESCE(c.last_position, 0), 0), 0)) AS positions,
+                    max(COALESCE(GREATEST(EXTRACT(EPOCH FROM now() - next.recorded_at)::float8, 0), 0)) AS seconds
                FROM UNNEST($1::text[], $2::text[]) AS p(name, type)
                LEFT JOIN projection_checkpoints c ON c.name = p.name
                LEFT JOIN LATERAL (
@@ -190,6 +199,7 @@ impl PgGauges {
                        AND (e.aggregate_type, e.tx_id, e.global_position)
                            <= (p.type, '18446744073709551615'::xid8, 9223372036854775807)
                      ORDER BY e.aggregate_type, e.tx_id, e.global_position LIMIT 1) next ON true
+              GROUP BY p.name
               ORDER BY p.name",
         )
         .bind(&names)

@@ -142,7 +142,7 @@ impl ProjectionRunner {
             self.publish(checkpoint);
             return Ok(0);
         }
-        let (events, last) = if self.projection.aggregate_type() == Delivery::TYPE {
+        let (events, last, read) = if self.projection.aggregate_type() == Delivery::TYPE {
             read_deliveries_after(&mut tx, checkpoint, self.projection.pace().1).await?
         } else {
             let events = read_after(
@@ -153,7 +153,8 @@ impl ProjectionRunner {
             )
             .await?;
             let last = events.last().map(StoredEvent::log_position);
-            (events, last)
+            let read = events.len();
+            (events, last, read)
         };
         let Some(last) = last else {
             tx.rollback().await?;
@@ -167,7 +168,9 @@ impl ProjectionRunner {
         tx.commit().await?;
         self.publish(last);
         self.projection.after_commit(&events);
-        Ok(events.len())
+        // Stored rows, which the batch size counts (a message's listed
+        // deliveries are more events than rows).
+        Ok(read)
     }
 
     fn publish(&self, at: LogPosition) {

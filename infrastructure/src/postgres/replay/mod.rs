@@ -178,7 +178,8 @@ async fn read_between(
         for t in [Delivery::TYPE, Message::TYPE] {
             reads.push(read_type_between(conn, after, until, t, t == Message::TYPE).await?);
         }
-        return merge_deliveries(reads, REPLAY_BATCH);
+        let (events, last, _) = merge_deliveries(reads, REPLAY_BATCH)?;
+        return Ok((events, last));
     }
     let events = read_type_between(conn, after, until, aggregate_type, false).await?;
     let last = events.last().map(StoredEvent::log_position);
