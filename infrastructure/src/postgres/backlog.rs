@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use hookline_application::ports::{Admitted, BacklogLevel};
 use hookline_application::AppError;
 use hookline_domain::TenantId;
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -167,28 +167,35 @@ impl PgBacklog {
         }
         // What was appended before the query began is in its answer.
         let appended = self.unread.lock().map_or(0, |u| u.since_reading);
-        // Messages after the cursor, each weighing what this process's
-        // recent publishes weighed on average: a message's event may list
-        // all its deliveries in one row (ADR 0019), so rows behind say
-        // little of the work behind. Counted up to what can matter.
-        let messages: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (
-                SELECT 1 FROM events
-                 WHERE (aggregate_type, tx_id, global_position) > ('Message',
-                       COALESCE((SELECT last_tx_id FROM projection_checkpoints WHERE name = $1), '0'::xid8),
-                       COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0))
-                   AND (aggregate_type, tx_id, global_position)
-                       <= ('Message', '18446744073709551615'::xid8, 9223372036854775807)
-                 LIMIT $2) behind",
+        // Log positions after the cursor, and for each message among them
+        // what its deliveries weighed beyond its own row, as this process's
+        // recent publishes did on average: a message's event lists all its
+        // deliveries in one row (ADR 0019). Messages counted up to what can
+        // matter.
+        let row = sqlx::query(
+            "SELECT GREATEST(COALESCE((SELECT max(global_position) FROM events), 0)
+                   - COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0), 0)
+                        AS positions,
+                    (SELECT count(*) FROM (
+                        SELECT 1 FROM events
+                         WHERE (aggregate_type, tx_id, global_position) > ('Message',
+                               COALESCE((SELECT last_tx_id FROM projection_checkpoints WHERE name = $1), '0'::xid8),
+                               COALESCE((SELECT last_position FROM projection_checkpoints WHERE name = $1), 0))
+                           AND (aggregate_type, tx_id, global_position)
+                               <= ('Message', '18446744073709551615'::xid8, 9223372036854775807)
+                         LIMIT $2) m) AS messages",
         )
         .bind(CURSOR)
         .bind(self.bound.saturating_mul(2).saturating_add(1))
         .fetch_one(&self.pool)
         .await?;
-        let behind = self
+        let positions: i64 = row.try_get("positions")?;
+        let messages: i64 = row.try_get("messages")?;
+        let listed = self
             .work_per_message
             .lock()
-            .map_or(messages, |w| w.weigh(messages));
+            .map_or(0, |w| w.weigh(messages) - messages);
+        let behind = positions.saturating_add(listed.max(0));
         if let Ok(mut unread) = self.unread.lock() {
             unread.since_reading -= appended;
         }

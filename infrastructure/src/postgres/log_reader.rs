@@ -187,14 +187,6 @@ pub fn merge_deliveries(
     Ok((events, last, read))
 }
 
-/// Parameters: the two aggregate types, transaction id (text), position.
-pub const ANYTHING_AFTER_EITHER: &str = "SELECT EXISTS (SELECT 1 FROM events
-      WHERE (aggregate_type, tx_id, global_position) > ($1, $3::text::xid8, $4)
-        AND (aggregate_type, tx_id) < ($1, pg_snapshot_xmin(pg_current_snapshot())))
-   OR EXISTS (SELECT 1 FROM events
-      WHERE (aggregate_type, tx_id, global_position) > ($2, $3::text::xid8, $4)
-        AND (aggregate_type, tx_id) < ($2, pg_snapshot_xmin(pg_current_snapshot())))";
-
 /// The log read directly, for histories.
 #[derive(Debug, Clone)]
 pub struct PgEventLog {
@@ -344,15 +336,12 @@ pub async fn anything_after(
     after: LogPosition,
     aggregate_type: &str,
 ) -> Result<bool, sqlx::Error> {
-    if aggregate_type == Delivery::TYPE {
-        // Messages' events list deliveries too (ADR 0019).
-        return sqlx::query_scalar(ANYTHING_AFTER_EITHER)
-            .bind(aggregate_type)
-            .bind(Message::TYPE)
-            .bind(after.tx_id.to_string())
-            .bind(after.position)
-            .fetch_one(pool)
-            .await;
+    // Messages' events list deliveries too (ADR 0019): each type is its
+    // own short range scan (one statement over both was not: 20 ms).
+    if aggregate_type == Delivery::TYPE
+        && Box::pin(anything_after(pool, after, Message::TYPE)).await?
+    {
+        return Ok(true);
     }
     let first: Option<i32> = sqlx::query_scalar(ANYTHING_AFTER)
         .bind(aggregate_type)
