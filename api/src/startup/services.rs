@@ -597,7 +597,10 @@ impl Services {
             self.shared.clone(),
             WorkerPorts {
                 queue,
-                feed: Arc::new(PgDeliveryFeed::new(self.background_log.pool().clone())),
+                feed: Arc::new(
+                    PgDeliveryFeed::new(self.background_log.pool().clone())
+                        .sharing_beginnings_with(self.background_log.clone()),
+                ),
                 bodies: Arc::new(PgMessageBodies::new(self.background_log.pool().clone())),
                 sender: Arc::new(sender),
                 directory: self.directory.clone(),

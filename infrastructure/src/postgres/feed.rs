@@ -40,6 +40,9 @@ const EXPIRY_CHECK: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct PgDeliveryFeed {
     pool: PgPool,
+    /// Where the beginnings of the listed deliveries taken are left for
+    /// the loads that record their outcomes (ADR 0019).
+    log: Option<crate::postgres::store::PgLog>,
     next_expiry_check: Mutex<Instant>,
     /// When a take found no delivery, a later one (at most every
     /// [`SKIP_OTHERS`]) also moves the cursor past events that are not
@@ -52,11 +55,19 @@ pub struct PgDeliveryFeed {
 impl PgDeliveryFeed {
     pub fn new(pool: PgPool) -> Self {
         Self {
+            log: None,
             pool,
             next_expiry_check: Mutex::new(Instant::now()),
             idle: std::sync::atomic::AtomicBool::new(true),
             next_skip: Mutex::new(Instant::now()),
         }
+    }
+
+    /// Leaves the beginnings of the listed deliveries it takes with `log`.
+    #[must_use]
+    pub fn sharing_beginnings_with(mut self, log: crate::postgres::store::PgLog) -> Self {
+        self.log = Some(log);
+        self
     }
 
     fn expiry_check_due(&self) -> bool {
@@ -83,6 +94,7 @@ impl PgDeliveryFeed {
         worker: &str,
         limit: u32,
         lease: Duration,
+        begun: &mut Vec<StoredEvent>,
     ) -> Result<Option<Taken>, sqlx::Error> {
         let Some(span) = sqlx::query(
             "UPDATE delivery_feed_spans
@@ -190,6 +202,7 @@ impl PgDeliveryFeed {
             deliveries = window.deliveries.len(),
             "taking over an expired span of first attempts"
         );
+        begun.extend(beginnings_taken(&events, &window.deliveries));
         Ok(Some(Taken {
             span: Some(id),
             deliveries: window.deliveries,
@@ -204,6 +217,7 @@ impl PgDeliveryFeed {
         lease: Duration,
         finished: &[i64],
         skip_others: bool,
+        begun: &mut Vec<StoredEvent>,
     ) -> Result<Taken, sqlx::Error> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(LOCK)
@@ -268,6 +282,7 @@ impl PgDeliveryFeed {
             return Ok(Taken::default());
         };
         let took = !window.deliveries.is_empty();
+        begun.extend(beginnings_taken(&events, &window.deliveries));
         let lease = lease_for(lease, window.deliveries.len(), limit);
         let span: Option<i64> = sqlx::query_scalar(
             "WITH released AS (DELETE FROM delivery_feed_spans WHERE id = ANY($1)),
@@ -343,6 +358,24 @@ fn lease_for(lease: Duration, taken: usize, limit: u32) -> Duration {
 
 /// The most leases one span of first attempts is given at once.
 const MAX_LEASE_ROUNDS: usize = 8;
+
+/// The beginnings (`DeliveryEnqueued`) of the listed deliveries among
+/// `taken` (ADR 0019), read in `events`.
+fn beginnings_taken(events: &[StoredEvent], taken: &[DueDelivery]) -> Vec<StoredEvent> {
+    let ids: HashSet<String> = taken
+        .iter()
+        .filter(|d| d.delivery_id.listing_message().is_some())
+        .map(|d| d.delivery_id.to_string())
+        .collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    events
+        .iter()
+        .filter(|e| e.event_type == DELIVERY_ENQUEUED && ids.contains(&e.aggregate_id))
+        .cloned()
+        .collect()
+}
 
 /// Rows of the log as the feed reads them: each message that lists its
 /// deliveries followed by their `DeliveryEnqueued` (ADR 0019), and the
@@ -552,8 +585,9 @@ impl DeliveryFeed for PgDeliveryFeed {
         finished: &[i64],
     ) -> Result<Taken, AppError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut begun = Vec::new();
         let taken = if self.expiry_check_due() {
-            Self::retake(&mut tx, worker, limit, lease)
+            Self::retake(&mut tx, worker, limit, lease, &mut begun)
                 .await
                 .map_err(unavailable)?
         } else {
@@ -581,7 +615,8 @@ impl DeliveryFeed for PgDeliveryFeed {
                         }
                         due
                     });
-                let taken = Self::next(&mut tx, worker, limit, lease, finished, idle)
+                begun.clear();
+                let taken = Self::next(&mut tx, worker, limit, lease, finished, idle, &mut begun)
                     .await
                     .map_err(unavailable)?;
                 self.idle.store(
@@ -592,6 +627,9 @@ impl DeliveryFeed for PgDeliveryFeed {
             }
         };
         tx.commit().await.map_err(unavailable)?;
+        if let Some(log) = &self.log {
+            log.remember_beginnings(begun);
+        }
         Ok(taken)
     }
 

@@ -114,35 +114,39 @@ pub async fn read_deliveries_after(
     after: LogPosition,
     limit: i64,
 ) -> Result<DeliveriesRead, sqlx::Error> {
-    let horizon: String =
-        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
-            .fetch_one(&mut *conn)
-            .await?;
-    let mut reads = Vec::with_capacity(2);
-    for aggregate_type in [Delivery::TYPE, Message::TYPE] {
-        let columns = if aggregate_type == Message::TYPE {
-            LISTING_COLUMNS
-        } else {
-            COLUMNS
+    // One statement: both ranges below the one horizon of its snapshot.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let range = |columns: &str, aggregate_type: &str| {
+            format!(
+                "(SELECT {columns} FROM events
+                   WHERE (aggregate_type, tx_id, global_position) > ('{aggregate_type}', $1::text::xid8, $2)
+                     AND (aggregate_type, tx_id) < ('{aggregate_type}', pg_snapshot_xmin(pg_current_snapshot()))
+                   ORDER BY aggregate_type, tx_id, global_position
+                   LIMIT $3)"
+            )
         };
-        let sql = format!(
-            "SELECT {columns} FROM events
-             WHERE (aggregate_type, tx_id, global_position) > ($4, $1::text::xid8, $2)
-               AND (aggregate_type, tx_id) < ($4, $5::text::xid8)
-             ORDER BY aggregate_type, tx_id, global_position
-             LIMIT $3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(after.tx_id.to_string())
-            .bind(after.position)
-            .bind(limit)
-            .bind(aggregate_type)
-            .bind(&horizon)
-            .fetch_all(&mut *conn)
-            .await?;
-        let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-        reads.push(events);
+        format!(
+            "{} UNION ALL {}",
+            range(COLUMNS, Delivery::TYPE),
+            range(LISTING_COLUMNS, Message::TYPE)
+        )
+    });
+    let rows = sqlx::query(SQL.as_str())
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    let (mut deliveries, mut messages) = (Vec::new(), Vec::new());
+    for row in &rows {
+        let event = decode(row)?;
+        if event.aggregate_type == Message::TYPE {
+            messages.push(event);
+        } else {
+            deliveries.push(event);
+        }
     }
+    let reads = vec![deliveries, messages];
     merge_deliveries(reads, limit)
 }
 

@@ -8,7 +8,7 @@ use crate::postgres::wakeup::LogWakeups;
 use hookline_application::audit::chain::{link_all, predecessors, AggregateKey, Unlinked};
 use hookline_application::listing::listing_message;
 use hookline_application::ports::{
-    AppendError, Appended, FirstAnswer, IdempotencyClaim, IdempotencyKeys, LogPosition,
+    AppendError, Appended, FirstAnswer, IdempotencyClaim, IdempotencyKeys, LogPosition, StoredEvent,
 };
 use hookline_application::AppError;
 use hookline_domain::TenantId;
@@ -26,6 +26,9 @@ pub struct PgLog {
     pool: PgPool,
     wakeups: LogWakeups,
     known: Arc<Mutex<HashMap<(AggregateKey, i64), String>>>,
+    /// Beginnings of listed deliveries the feed of this process read
+    /// (ADR 0019), by delivery id, until a load takes them.
+    beginnings: Arc<Mutex<HashMap<String, StoredEvent>>>,
 }
 
 pub(crate) fn append_error(e: sqlx::Error) -> AppendError {
@@ -45,6 +48,7 @@ impl PgLog {
             pool,
             wakeups,
             known: Arc::default(),
+            beginnings: Arc::default(),
         }
     }
 
@@ -54,6 +58,34 @@ impl PgLog {
 
     pub fn wakeups(&self) -> &LogWakeups {
         &self.wakeups
+    }
+
+    /// Remembers the beginnings of listed deliveries the feed read (their
+    /// `DeliveryEnqueued`, ADR 0019): the load that records their outcome
+    /// takes them from here instead of reading their message again.
+    pub fn remember_beginnings(&self, events: impl IntoIterator<Item = StoredEvent>) {
+        if let Ok(mut kept) = self.beginnings.lock() {
+            for event in events {
+                if kept.len() >= MAX_KNOWN_LINKS {
+                    kept.clear();
+                }
+                kept.insert(event.aggregate_id.clone(), event);
+            }
+        }
+    }
+
+    /// The remembered beginnings of `ids`, forgotten once taken.
+    pub fn take_beginnings<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<StoredEvent> {
+        let Ok(mut kept) = self.beginnings.lock() else {
+            return Vec::new();
+        };
+        if kept.is_empty() {
+            return Vec::new();
+        }
+        ids.into_iter().filter_map(|id| kept.remove(id)).collect()
     }
 
     /// Remembers an aggregate's newest link (read with its events).
