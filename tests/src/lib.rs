@@ -60,17 +60,23 @@ pub async fn read_models_caught_up(pool: &sqlx::PgPool) {
     .await;
 }
 
+/// The query of [`ENQUEUED_IDS`] between `$before` and `$after`.
+macro_rules! enqueued {
+    ($before:literal, $after:literal) => {
+        concat!(
+            $before,
+            "SELECT aggregate_id FROM events WHERE event_type = 'DeliveryEnqueued'
+             UNION ALL
+             SELECT x->>'id' FROM events m, json_array_elements(m.payload->'deliveries') x
+              WHERE m.aggregate_type = 'Message' AND m.event_version = '1.2'",
+            $after
+        )
+    };
+}
+
 /// The ids of every delivery the log begins: a `DeliveryEnqueued` of its
 /// own, or listed in its message's event (ADR 0019).
-pub const ENQUEUED_IDS: &str =
-    "SELECT aggregate_id FROM events WHERE event_type = 'DeliveryEnqueued'
-     UNION ALL
-     SELECT x->>'id' FROM events m, json_array_elements(m.payload->'deliveries') x
-      WHERE m.aggregate_type = 'Message' AND m.event_version = '1.2'";
+pub const ENQUEUED_IDS: &str = enqueued!("", "");
 
 /// How many deliveries the log begins (see [`ENQUEUED_IDS`]).
-pub const ENQUEUED_COUNT: &str = "SELECT count(*) FROM (
-     SELECT aggregate_id FROM events WHERE event_type = 'DeliveryEnqueued'
-     UNION ALL
-     SELECT x->>'id' FROM events m, json_array_elements(m.payload->'deliveries') x
-      WHERE m.aggregate_type = 'Message' AND m.event_version = '1.2') d";
+pub const ENQUEUED_COUNT: &str = enqueued!("SELECT count(*) FROM (", ") d");

@@ -56,7 +56,8 @@ pub async fn listed_beginnings<'e>(
 
 /// `events` of one or more deliveries (ordered by delivery and sequence)
 /// with the `DeliveryEnqueued` of each of `ids` that has no stored first
-/// event and whose message lists it, in its place.
+/// event and whose message lists it, in its place: from `known` (the
+/// beginnings the feed read in this process), else from the message.
 ///
 /// # Errors
 /// As [`listed_beginnings`].
@@ -64,9 +65,11 @@ pub async fn with_listed_beginnings<'e>(
     executor: impl PgExecutor<'e>,
     ids: &[String],
     events: Vec<StoredEvent>,
+    known: Vec<StoredEvent>,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let begun: HashSet<&str> = events
         .iter()
+        .chain(&known)
         .filter(|e| e.sequence == 1)
         .map(|e| e.aggregate_id.as_str())
         .collect();
@@ -75,14 +78,16 @@ pub async fn with_listed_beginnings<'e>(
         .map(String::as_str)
         .filter(|id| !begun.contains(id))
         .collect();
-    if missing.is_empty() {
-        return Ok(events);
-    }
-    let found = listed_beginnings(executor, missing).await?;
-    if found.is_empty() {
+    let found = if missing.is_empty() {
+        HashMap::new()
+    } else {
+        listed_beginnings(executor, missing).await?
+    };
+    if found.is_empty() && known.is_empty() {
         return Ok(events);
     }
     let mut all: Vec<StoredEvent> = events;
+    all.extend(known);
     all.extend(found.into_values());
     all.sort_by(|a, b| {
         (a.aggregate_id.as_str(), a.sequence).cmp(&(b.aggregate_id.as_str(), b.sequence))

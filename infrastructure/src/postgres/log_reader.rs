@@ -266,10 +266,14 @@ impl EventLog for PgEventLog {
             return Ok(events);
         }
         // A delivery its message's event began (ADR 0019).
-        let mut events =
-            super::listing::with_listed_beginnings(&self.pool, &[aggregate_id.to_string()], events)
-                .await
-                .map_err(unavailable)?;
+        let mut events = super::listing::with_listed_beginnings(
+            &self.pool,
+            &[aggregate_id.to_string()],
+            events,
+            Vec::new(),
+        )
+        .await
+        .map_err(unavailable)?;
         events.truncate(limit as usize);
         Ok(events)
     }

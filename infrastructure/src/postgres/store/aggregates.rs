@@ -91,14 +91,7 @@ where
         if A::TYPE == Delivery::TYPE {
             // The beginnings the feed read (ADR 0019), then the others.
             let remembered = self.log.take_beginnings(aggregate_ids);
-            if !remembered.is_empty() {
-                events.extend(remembered);
-                events.sort_by(|a, b| {
-                    (a.aggregate_id.as_str(), a.sequence)
-                        .cmp(&(b.aggregate_id.as_str(), b.sequence))
-                });
-            }
-            events = with_listed_beginnings(self.log.pool(), aggregate_ids, events)
+            events = with_listed_beginnings(self.log.pool(), aggregate_ids, events, remembered)
                 .await
                 .map_err(unavailable)?;
         }
