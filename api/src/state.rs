@@ -18,8 +18,27 @@ use hookline_application::tenants::{Authenticator, TenantService};
 use hookline_infrastructure::config::Secret;
 use std::sync::Arc;
 
+/// Cloned for every extractor and middleware of every request: one
+/// reference count, however many services it holds.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppServices>);
+
+impl AppState {
+    pub fn new(services: AppServices) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppServices;
+
+    fn deref(&self) -> &AppServices {
+        &self.0
+    }
+}
+
+/// The services and settings behind [`AppState`].
+pub struct AppServices {
     /// Work that must run to its end after its request is gone: a keyed
     /// request past its point of no return, a Siigo provisioning. Shutdown
     /// waits for it (up to twice the request timeout).
@@ -61,5 +80,11 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AppServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppServices").finish_non_exhaustive()
     }
 }

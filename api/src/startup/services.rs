@@ -2,7 +2,7 @@
 //! projections and wake-ups, the adapters (stores and read models), and the
 //! services over them.
 
-use crate::state::AppState;
+use crate::state::{AppServices, AppState};
 use anyhow::Context;
 use cqrs_es::Aggregate;
 use hookline_application::audit::AuditService;
@@ -654,7 +654,7 @@ impl Services {
 
     /// The state the HTTP handlers share.
     pub fn state(&self, settings: &Settings) -> AppState {
-        AppState {
+        AppState::new(AppServices {
             finishing: self.finishing.clone(),
             subscriptions: self.subscriptions.clone(),
             publish: self.publish.clone(),
@@ -687,7 +687,7 @@ impl Services {
             )),
             metrics: self.metrics.clone(),
             metrics_token: settings.metrics_token.clone(),
-        }
+        })
     }
 }
 

@@ -20,10 +20,10 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// Events per projection transaction.
@@ -86,6 +86,29 @@ pub trait Projection: Send + Sync + 'static {
 struct Health {
     caught_up: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Requests of this process waiting for the projection to pass a
+    /// position: while there are any, it does not gather.
+    waiters: AtomicUsize,
+    /// Cuts a gathering short when a request starts waiting.
+    hurry: Notify,
+}
+
+/// Counts a waiting request for as long as it waits (also when its future
+/// is dropped).
+struct Waiting<'a>(&'a Health);
+
+impl<'a> Waiting<'a> {
+    fn start(health: &'a Health) -> Self {
+        health.waiters.fetch_add(1, Ordering::SeqCst);
+        health.hurry.notify_one();
+        Self(health)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Runs one projection until shutdown.
@@ -249,9 +272,15 @@ impl ProjectionRunner {
                 () = tokio::time::sleep(wait) => {}
             }
             // While events keep coming, let a few milliseconds' worth gather
-            // so each transaction carries more of them.
+            // so each transaction carries more of them; not while a request
+            // of this process waits for the read model.
             if busy {
-                tokio::time::sleep_until(started + gather).await;
+                if self.health.waiters.load(Ordering::SeqCst) == 0 {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(started + gather) => {}
+                        () = self.health.hurry.notified() => {}
+                    }
+                }
             } else if empty_looks > 0 {
                 let spacing = Duration::from_millis(1 << (empty_looks - 1).min(4));
                 tokio::time::sleep_until(started + spacing).await;
@@ -404,7 +433,13 @@ impl ProjectionWaiter for Projections {
             .filter(|e| e.aggregate_type == aggregate_type)
             .map(|e| {
                 let mut rx = e.progress.clone();
-                async move { rx.wait_for(|p| *p >= position).await.is_ok() }
+                async move {
+                    if *rx.borrow() >= position {
+                        return true;
+                    }
+                    let _waiting = Waiting::start(&e.health);
+                    rx.wait_for(|p| *p >= position).await.is_ok()
+                }
             });
         let all = futures::future::join_all(waits);
         matches!(tokio::time::timeout(timeout, all).await, Ok(results) if results.iter().all(|ok| *ok))
@@ -433,4 +468,23 @@ pub fn deliveries_projection(suffix: &str, due: Wakeup) -> deliveries::Deliverie
     let queue = format!("{}{suffix}", queue::TABLE);
     deliveries::DeliveriesProjection::new(suffix)
         .with_queue(queue::QueueProjection::new(queue, due))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_waiting_request_is_counted_while_it_waits_and_hurries_the_gathering() {
+        let health = Health::default();
+        {
+            let _first = Waiting::start(&health);
+            let _second = Waiting::start(&health);
+            assert_eq!(health.waiters.load(Ordering::SeqCst), 2);
+        }
+        assert_eq!(health.waiters.load(Ordering::SeqCst), 0);
+        // The permit a waiter left cuts the next gathering short.
+        let hurried = tokio::time::timeout(Duration::from_secs(5), health.hurry.notified());
+        assert!(hurried.await.is_ok());
+    }
 }
