@@ -1,8 +1,11 @@
 //! Projections resume from their checkpoints across restarts, and catch up
 //! on events written while the server was down.
 
+use hookline_tests::process::run_cli;
+use hookline_tests::webhooks::publish;
 use hookline_tests::{eventually, expect_json, TestApp};
 use serde_json::json;
+use std::collections::HashMap;
 use std::time::Duration;
 
 #[tokio::test]
@@ -249,4 +252,80 @@ async fn hot_log_queries_stay_short_index_scans_under_generic_plans() {
             .unwrap_or(0);
         assert!(pages < 30, "{run} read {pages} pages: {plan:#?}");
     }
+}
+
+#[tokio::test]
+async fn replay_of_all_rebuilds_the_others_when_one_cannot_be_rebuilt() {
+    let mut app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    app.subscribe(
+        &t,
+        json!({"url": "https://example.com/hook", "events": ["a.b"]}),
+    )
+    .await;
+    publish(&app, &t, "a.b", json!({"n": 1})).await;
+    app.stop().await;
+    let pool = app.db.pool.clone();
+    // A message event the messages read model cannot read (appending is
+    // all the log allows); the deliveries read model never reads it.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('Message', '00000000-0000-7000-8000-0000000000ff', 1, 'MessagePublished', '1.0',
+                 '{\"type\": \"MessagePublished\"}', '{}')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // As if the live projection had got past it (a rebuild goes as far as
+    // the live checkpoint).
+    sqlx::query(
+        "UPDATE projection_checkpoints
+            SET (last_tx_id, last_position) = (SELECT tx_id, global_position FROM events
+                                                ORDER BY global_position DESC LIMIT 1)
+          WHERE name = 'messages'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM deliveries_view")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let env = HashMap::from([(
+        "HOOKLINE_SECRET_KEY".to_string(),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
+    )]);
+    let url = app.db.url.clone();
+    let out = run_cli(
+        &["replay", "--projection", "all", "--database-url", &url],
+        &env,
+    )
+    .await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("cannot be read"), "{out:?}");
+    // Every other read model was rebuilt and swapped in, in order, the
+    // ones after the failed one included.
+    let rebuilt: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("rebuilt from position 0"))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert_eq!(
+        rebuilt,
+        vec![
+            "tenants",
+            "event_types",
+            "subscriptions",
+            "deliveries",
+            "sources",
+            "upstream_subscriptions"
+        ],
+        "{out:?}"
+    );
+    let views: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries_view")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(views, 1);
 }

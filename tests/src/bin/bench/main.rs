@@ -39,9 +39,17 @@ struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Events generated for the replay scenario.
+    /// Events generated for the replay scenario: half as many deliveries
+    /// (in the `enqueued` shape the log holds a third more rows).
     #[arg(long, default_value_t = 1_000_000)]
     replay_events: u64,
+    /// The shape of the replay scenario's log: `listed` (what Hookline
+    /// writes: a `MessagePublished` 1.2 listing its delivery, then the
+    /// outcome), `enqueued` (written before ADR 0019: the message, a
+    /// `DeliveryEnqueued` 2.0, the outcome) or `inline` (no message: a
+    /// `DeliveryEnqueued` 1.0 with the body, then the outcome).
+    #[arg(long, default_value = "listed", value_parser = ["listed", "enqueued", "inline"])]
+    replay_shape: String,
 }
 
 /// The allocator the `hookline` binary uses (the bench binary contains the
@@ -142,7 +150,7 @@ async fn run(args: Args) -> ExitCode {
             "fanout" => load::run(&cluster, load::Scenario::fanout(duration)).await,
             "latency" => load::run(&cluster, load::Scenario::latency(duration)).await,
             "retry-storm" => load::run(&cluster, load::Scenario::retry_storm(duration)).await,
-            _ => replay::run(&cluster, args.replay_events).await,
+            _ => replay::run(&cluster, args.replay_events, &args.replay_shape).await,
         };
         reports.push(report);
         cluster

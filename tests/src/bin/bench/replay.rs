@@ -5,7 +5,7 @@ use crate::report::{Report, Target};
 use crate::Cluster;
 use std::time::Instant;
 
-pub async fn run(cluster: &Cluster, events: u64) -> Report {
+pub async fn run(cluster: &Cluster, events: u64, shape: &str) -> Report {
     let mut report = Report::new("replay");
     report.verdicts = (
         "rebuilt read models match the log",
@@ -26,42 +26,17 @@ pub async fn run(cluster: &Cluster, events: u64) -> Report {
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
     let deliveries = events / 2;
     eprintln!(
-        "  generating {} events ({deliveries} deliveries, enqueued then delivered)…",
-        deliveries * 2
+        "  generating {deliveries} deliveries, enqueued then delivered, in the {shape} shape…"
     );
     let generated = Instant::now();
     let chunk = 50_000u64;
     let mut from = 0u64;
     while from < deliveries {
         let to = (from + chunk).min(deliveries);
-        // Realistic order: each delivery's outcome follows its enqueue
-        // closely in the log.
-        sqlx::raw_sql(&format!(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-             SELECT 'Delivery', id::text, seq, event_type, '1.0', payload, metadata FROM (
-               SELECT g, 1 AS seq, id, 'DeliveryEnqueued' AS event_type,
-                      json_build_object('type', 'DeliveryEnqueued', 'delivery_id', id, 'tenant_id', '00000000-0000-7000-8000-000000000001',
-                          'subscription_id', '00000000-0000-7000-8000-000000000002', 'event_id', id, 'event_type', 'bench.tick',
-                          'url', 'https://example.com/hook',
-                          'body', json_build_object('id', id, 'event', 'bench.tick', 'data', json_build_object('seq', g))::text,
-                          'enqueued_at', now(), 'next_attempt_at', now()) AS payload,
-                      json_build_object('request_id', 'bench-' || g, 'tenant_id', '00000000-0000-7000-8000-000000000001',
-                          'actor', 'system:bench', 'occurred_at', now()) AS metadata
-                 FROM (SELECT g, {id} AS id FROM generate_series({from}, {to} - 1) g) s
-               UNION ALL
-               SELECT g, 2, id, 'DeliverySucceeded',
-                      json_build_object('type', 'DeliverySucceeded', 'attempt', 1, 'attempt_id', {attempt_id},
-                          'url', 'https://example.com/hook', 'started_at', now(), 'duration_ms', 12, 'status_code', 204),
-                      json_build_object('request_id', 'bench-' || g, 'tenant_id', '00000000-0000-7000-8000-000000000001',
-                          'actor', 'system:worker', 'worker_id', 'bench', 'occurred_at', now())
-                 FROM (SELECT g, {id} AS id FROM generate_series({from}, {to} - 1) g) s
-             ) x ORDER BY g, seq",
-            id = uuid_v7("g / 3", "'d' || g"),
-            attempt_id = uuid_v7("g / 3 + 15", "'a' || g"),
-        ))
-        .execute(&pool)
-        .await
-        .expect("generate events");
+        sqlx::raw_sql(&seed_sql(shape, from, to))
+            .execute(&pool)
+            .await
+            .expect("generate events");
         from = to;
     }
     // The live projections are where a running server would have left them:
@@ -69,7 +44,7 @@ pub async fn run(cluster: &Cluster, events: u64) -> Report {
     sqlx::raw_sql(
         "INSERT INTO projection_checkpoints (name, last_tx_id, last_position)
          SELECT n, (SELECT max(tx_id) FROM events), (SELECT max(global_position) FROM events)
-           FROM unnest(ARRAY['subscriptions', 'deliveries', 'delivery_queue']) n
+           FROM unnest(ARRAY['subscriptions', 'deliveries', 'delivery_queue', 'messages', 'first_attempts']) n
          ON CONFLICT (name) DO UPDATE SET last_tx_id = EXCLUDED.last_tx_id, last_position = EXCLUDED.last_position",
     )
     .execute(&pool)
@@ -114,13 +89,14 @@ pub async fn run(cluster: &Cluster, events: u64) -> Report {
         ));
     }
     if out.status.success() {
-        let problems = check_rebuilt(&url, deliveries).await;
+        let problems = check_rebuilt(&url, deliveries, shape != "inline").await;
         if !problems.is_empty() {
             report.outcome = crate::report::Outcome::Failed;
             report.notes.extend(problems);
         }
     }
     report.metric("log events", total as f64, "", None);
+    report.metric("deliveries", deliveries as f64, "", None);
     report.metric("replay --projection all", secs, "s", None);
     report.metric(
         "replay speed (log events / wall time)",
@@ -128,10 +104,111 @@ pub async fn run(cluster: &Cluster, events: u64) -> Report {
         "/s",
         Some(Target::AtLeast(100_000.0)),
     );
+    report.metric(
+        "replay speed (deliveries / wall time)",
+        deliveries as f64 / secs,
+        "/s",
+        None,
+    );
     for line in stdout.lines() {
         report.notes.push(line.trim().to_string());
     }
     report
+}
+
+const TENANT: &str = "'00000000-0000-7000-8000-000000000001'";
+const SUBSCRIPTION: &str = "'00000000-0000-7000-8000-000000000002'";
+
+/// SQL inserting deliveries `from..to` (and their messages) into the log in
+/// `shape` (see the bench's `--replay-shape`), each delivery's events close
+/// together as a live log has them.
+fn seed_sql(shape: &str, from: u64, to: u64) -> String {
+    let series = format!("generate_series({from}, {to} - 1) g");
+    let metadata = |actor: &str, worker: &str| {
+        format!(
+            "json_build_object('request_id', 'bench-' || g, 'tenant_id', {TENANT}, 'actor', '{actor}'{worker}, 'occurred_at', now())"
+        )
+    };
+    let body = "json_build_object('id', m, 'event', 'bench.tick', 'data', json_build_object('seq', g))::text";
+    let succeeded = format!(
+        "json_build_object('type', 'DeliverySucceeded', 'attempt', 1, 'attempt_id', {attempt},
+             'url', 'https://example.com/hook', 'started_at', now(), 'duration_ms', 12, 'status_code', 204)",
+        attempt = uuid_v7("g / 3 + 15", "'a' || g"),
+    );
+    let worker_meta = metadata("system:worker", ", 'worker_id', 'bench'");
+    let publish_meta = metadata("system:bench", "");
+    // (g, order in its delivery, aggregate type, id, sequence, event type, version, payload, metadata)
+    let rows = match shape {
+        "listed" => format!(
+            "SELECT g, 1 AS k, 'Message' AS t, m::text AS i, 1 AS s, 'MessagePublished' AS et, '1.2' AS v,
+                    json_build_object('type', 'MessagePublished', 'event_id', m, 'tenant_id', {TENANT},
+                        'event_type', 'bench.tick', 'body', {body}, 'published_at', now(),
+                        'deliveries', json_build_array(json_build_object('id', d, 'subscription_id', {SUBSCRIPTION},
+                            'url', 'https://example.com/hook'))) AS p,
+                    {publish_meta} AS md
+               FROM ids
+             UNION ALL
+             SELECT g, 2, 'Delivery', d::text, 2, 'DeliverySucceeded', '1.0', {succeeded}, {worker_meta} FROM ids",
+        ),
+        "enqueued" => format!(
+            "SELECT g, 1 AS k, 'Message' AS t, m::text AS i, 1 AS s, 'MessagePublished' AS et, '1.0' AS v,
+                    json_build_object('type', 'MessagePublished', 'event_id', m, 'tenant_id', {TENANT},
+                        'event_type', 'bench.tick', 'body', {body}, 'published_at', now()) AS p,
+                    {publish_meta} AS md
+               FROM ids
+             UNION ALL
+             SELECT g, 2, 'Delivery', d::text, 1, 'DeliveryEnqueued', '2.0',
+                    json_build_object('type', 'DeliveryEnqueued', 'delivery_id', d, 'tenant_id', {TENANT},
+                        'subscription_id', {SUBSCRIPTION}, 'event_id', m, 'event_type', 'bench.tick',
+                        'url', 'https://example.com/hook', 'enqueued_at', now(), 'next_attempt_at', now()),
+                    {publish_meta}
+               FROM ids
+             UNION ALL
+             SELECT g, 3, 'Delivery', d::text, 2, 'DeliverySucceeded', '1.0', {succeeded}, {worker_meta} FROM ids",
+        ),
+        _ => format!(
+            "SELECT g, 1 AS k, 'Delivery' AS t, d::text AS i, 1 AS s, 'DeliveryEnqueued' AS et, '1.0' AS v,
+                    json_build_object('type', 'DeliveryEnqueued', 'delivery_id', d, 'tenant_id', {TENANT},
+                        'subscription_id', {SUBSCRIPTION}, 'event_id', d, 'event_type', 'bench.tick',
+                        'url', 'https://example.com/hook',
+                        'body', json_build_object('id', d, 'event', 'bench.tick', 'data', json_build_object('seq', g))::text,
+                        'enqueued_at', now(), 'next_attempt_at', now()) AS p,
+                    {publish_meta} AS md
+               FROM ids
+             UNION ALL
+             SELECT g, 2, 'Delivery', d::text, 2, 'DeliverySucceeded', '1.0', {succeeded}, {worker_meta} FROM ids",
+        ),
+    };
+    // A listing message's id ends in 32 zero bits; its first delivery's id
+    // is the same with version 8 and 1 in them (ADR 0019).
+    let ids = if shape == "listed" {
+        format!(
+            "SELECT g, {m} AS m, {d} AS d FROM {series}",
+            m = listing_uuid("g / 3", "'m' || g", '7', "00000000"),
+            d = listing_uuid("g / 3", "'m' || g", '8', "00000001"),
+        )
+    } else {
+        format!(
+            "SELECT g, {m} AS m, {d} AS d FROM {series}",
+            m = uuid_v7("g / 3", "'m' || g"),
+            d = uuid_v7("g / 3", "'d' || g"),
+        )
+    };
+    format!(
+        "WITH ids AS MATERIALIZED ({ids})
+         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT t, i, s, et, v, p, md FROM ({rows}) x ORDER BY g, k"
+    )
+}
+
+/// SQL for a listing message's id (`version` 7) or one of its deliveries'
+/// (`version` 8, `tail` its number), `ms_offset` milliseconds after a
+/// fixed instant, with its random part from `seed`.
+fn listing_uuid(ms_offset: &str, seed: &str, version: char, tail: &str) -> String {
+    format!(
+        "(lpad(to_hex(1795000000000 + {ms_offset}), 12, '0') || '{version}' || substr(md5({seed}), 1, 3)
+          || '8' || substr(md5({seed}), 4, 7) || '{tail}')::uuid"
+    )
 }
 
 /// SQL for a UUIDv7 like the ones Hookline generates (time-ordered: 48 bits
@@ -145,14 +222,16 @@ fn uuid_v7(ms_offset: &str, seed: &str) -> String {
 }
 
 /// What the rebuilt read models must hold: every generated delivery,
-/// delivered, with its one attempt, and nothing left on the queue.
-async fn check_rebuilt(url: &str, deliveries: u64) -> Vec<String> {
+/// delivered, with its one attempt, nothing left on the queue, and (with
+/// `messages`) every message.
+async fn check_rebuilt(url: &str, deliveries: u64, messages: bool) -> Vec<String> {
     let pool = sqlx::PgPool::connect(url).await.expect("connect");
-    let (views, delivered, attempts, queued): (i64, i64, i64, i64) = sqlx::query_as(
+    let (views, delivered, attempts, queued, listed): (i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM deliveries_view),
                 (SELECT count(*) FROM deliveries_view WHERE status = 'delivered' AND attempts = 1),
                 (SELECT count(*) FROM delivery_attempts WHERE outcome = 'delivered'),
-                (SELECT count(*) FROM delivery_queue)",
+                (SELECT count(*) FROM delivery_queue),
+                (SELECT count(*) FROM messages_view)",
     )
     .fetch_one(&pool)
     .await
@@ -172,6 +251,12 @@ async fn check_rebuilt(url: &str, deliveries: u64) -> Vec<String> {
     }
     if queued != 0 {
         problems.push(format!("delivery_queue: {queued} rows; expected none"));
+    }
+    let expected_messages = if messages { expected } else { 0 };
+    if listed != expected_messages {
+        problems.push(format!(
+            "messages_view: {listed} rows; expected {expected_messages}"
+        ));
     }
     problems
 }
