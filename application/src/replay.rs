@@ -43,11 +43,71 @@ impl ReplayService {
             })
     }
 
+    /// `targets` (in order) in stages that may each be rebuilt at once:
+    /// a read model another target reads is in an earlier stage than
+    /// that target. The order within and across stages is kept.
+    pub fn stages(&self, targets: &[&'static str]) -> Vec<Vec<&'static str>> {
+        let mut stages: Vec<Vec<&'static str>> = Vec::new();
+        let mut current: Vec<&'static str> = Vec::new();
+        for target in targets {
+            let reads = self.rebuilder.reads(target);
+            if current.iter().any(|t| reads.contains(t)) {
+                stages.push(std::mem::take(&mut current));
+            }
+            current.push(target);
+        }
+        if !current.is_empty() {
+            stages.push(current);
+        }
+        stages
+    }
+
     /// Rebuilds (or, with `check`, compares) one read model.
     ///
     /// # Errors
     /// Storage errors.
     pub async fn run(&self, name: &str, check: bool) -> Result<RebuildReport, AppError> {
         self.rebuilder.rebuild(name, check).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+
+    struct Rebuilder;
+
+    #[async_trait]
+    impl ReadModelRebuilder for Rebuilder {
+        fn names(&self) -> Vec<&'static str> {
+            vec!["a", "b", "c", "d", "e"]
+        }
+
+        fn reads(&self, name: &str) -> &'static [&'static str] {
+            match name {
+                "d" => &["b"],
+                "e" => &["z"],
+                _ => &[],
+            }
+        }
+
+        async fn rebuild(&self, _: &str, _: bool) -> Result<RebuildReport, AppError> {
+            Err(AppError::Internal("not in this test".into()))
+        }
+    }
+
+    #[test]
+    fn a_read_model_another_one_reads_is_rebuilt_in_an_earlier_stage() {
+        let replay = ReplayService::new(Arc::new(Rebuilder));
+        let all = replay.targets("all").unwrap();
+        assert_eq!(
+            replay.stages(&all),
+            vec![vec!["a", "b", "c"], vec!["d", "e"]]
+        );
+        // Alone, or without what it reads, one stage.
+        assert_eq!(replay.stages(&["d"]), vec![vec!["d"]]);
+        assert_eq!(replay.stages(&["a", "d", "e"]), vec![vec!["a", "d", "e"]]);
+        assert!(replay.stages(&[]).is_empty());
     }
 }

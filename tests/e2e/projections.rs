@@ -264,8 +264,21 @@ async fn replay_of_all_rebuilds_the_others_when_one_cannot_be_rebuilt() {
     )
     .await;
     publish(&app, &t, "a.b", json!({"n": 1})).await;
-    app.stop().await;
+    // The rebuild goes as far as the live checkpoints: let the live read
+    // models take the delivery first.
     let pool = app.db.pool.clone();
+    eventually("the delivery listed", Duration::from_secs(15), || {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries_view")
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    app.stop().await;
     // A message event the messages read model cannot read (appending is
     // all the log allows); the deliveries read model never reads it.
     sqlx::query(

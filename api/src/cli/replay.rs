@@ -5,9 +5,10 @@ use crate::startup::Services;
 use futures::StreamExt;
 use std::process::ExitCode;
 
-/// Read models rebuilt at once by `--projection all`: they share nothing
-/// but the log, and one rebuild leaves a core idle while it waits for its
-/// reads and commits (each rebuild applies in a few lanes of its own).
+/// Read models rebuilt at once by `--projection all`: one rebuild leaves a
+/// core idle while it waits for its reads and commits (each applies in a
+/// few lanes of its own). They share the log, and a read model another
+/// one reads when it finishes is rebuilt before it (`ReplayService::stages`).
 const AT_ONCE: usize = 2;
 
 pub async fn run(s: Services, projection: String, check: bool) -> anyhow::Result<ExitCode> {
@@ -16,48 +17,63 @@ pub async fn run(s: Services, projection: String, check: bool) -> anyhow::Result
         .targets(&projection)
         .map_err(|e| anyhow::anyhow!("--projection: {e}"))?;
     let mut differ = false;
-    let replay = &s.replay;
-    // Reported in order; a failed rebuild does not cut the others short
-    // (the first failure is the command's error once they are done).
-    let mut runs = futures::stream::iter(targets)
-        .map(|which| replay.run(which, check))
-        .buffered(AT_ONCE);
-    let mut failed = None;
-    while let Some(result) = runs.next().await {
-        let report = match result {
-            Ok(report) => report,
-            Err(e) => {
-                failed.get_or_insert(e);
-                continue;
-            }
-        };
-        let speed = format!(
-            "{} events in {:.2} s ({:.0} events/s)",
-            report.events,
-            report.elapsed.as_secs_f64(),
-            report.events_per_second()
-        );
-        if !check {
-            out!(
-                "{}: rebuilt from position 0, {speed}; swapped in",
-                report.projection
+    // Reported in order; a failed rebuild is reported when it fails and
+    // does not cut the others short (the command fails once they are done).
+    let mut failed: Vec<&'static str> = Vec::new();
+    for stage in s.replay.stages(&targets) {
+        let mut runs = futures::stream::iter(stage)
+            .map(|which| {
+                let replay = s.replay.clone();
+                // A task each, so that both readers use a core.
+                let run = tokio::spawn(async move { replay.run(which, check).await });
+                async move {
+                    match run.await {
+                        Ok(result) => result.map_err(|e| (which, anyhow::Error::from(e))),
+                        Err(e) => Err((which, anyhow::anyhow!("the rebuild stopped: {e}"))),
+                    }
+                }
+            })
+            .buffered(AT_ONCE);
+        while let Some(result) = runs.next().await {
+            let report = match result {
+                Ok(report) => report,
+                Err((which, e)) => {
+                    eprintln!("{which}: {e:#}");
+                    failed.push(which);
+                    continue;
+                }
+            };
+            let speed = format!(
+                "{} events in {:.2} s ({:.0} events/s)",
+                report.events,
+                report.elapsed.as_secs_f64(),
+                report.events_per_second()
             );
-        } else if report.differences.is_empty() {
-            out!(
+            if !check {
+                out!(
+                    "{}: rebuilt from position 0, {speed}; swapped in",
+                    report.projection
+                );
+            } else if report.differences.is_empty() {
+                out!(
                 "{}: replayed {speed}; the live read model matches the log up to its checkpoint (position {}; a projection that lags shows in GET /readyz)",
                 report.projection,
                 report.checkpoint.position
             );
-        } else {
-            differ = true;
-            out!("{}: replayed {speed}; DIFFERENCES:", report.projection);
-            for d in &report.differences {
-                out!("  {d}");
+            } else {
+                differ = true;
+                out!("{}: replayed {speed}; DIFFERENCES:", report.projection);
+                for d in &report.differences {
+                    out!("  {d}");
+                }
             }
         }
     }
-    if let Some(e) = failed {
-        return Err(e.into());
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "could not rebuild {} (see above); the others were rebuilt",
+            failed.join(", ")
+        );
     }
     Ok(if differ {
         ExitCode::from(EXIT_DIFFERENT)

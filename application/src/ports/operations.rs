@@ -119,6 +119,12 @@ pub trait ReadModelRebuilder: Send + Sync {
     /// The read models that can be rebuilt, by name.
     fn names(&self) -> Vec<&'static str>;
 
+    /// The other read models a rebuild of `name` reads from their live
+    /// tables (so that, rebuilt together, they are rebuilt before it).
+    fn reads(&self, _name: &str) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Rebuilds `name` from position 0 into fresh tables and swaps them in;
     /// with `check`, compares them with the live ones instead and changes
     /// nothing.

@@ -272,12 +272,18 @@ impl ProjectionRunner {
                 () = tokio::time::sleep(wait) => {}
             }
             // While events keep coming, let a few milliseconds' worth gather
-            // so each transaction carries more of them; not while a request
-            // of this process waits for the read model.
+            // so each transaction carries more of them: `gather`, or the
+            // usual 5 ms while a request of this process waits for the
+            // read model (one arriving meanwhile cuts a longer gathering
+            // short; a stale wake-up does not).
             if busy {
-                if self.health.waiters.load(Ordering::SeqCst) == 0 {
+                loop {
+                    if self.health.waiters.load(Ordering::SeqCst) > 0 {
+                        tokio::time::sleep_until(started + gather.min(GATHER)).await;
+                        break;
+                    }
                     tokio::select! {
-                        () = tokio::time::sleep_until(started + gather) => {}
+                        () = tokio::time::sleep_until(started + gather) => break,
                         () = self.health.hurry.notified() => {}
                     }
                 }

@@ -120,6 +120,15 @@ impl ReadModelRebuilder for PgRebuilder {
         Rebuildable::ALL.iter().map(|r| r.name()).collect()
     }
 
+    fn reads(&self, name: &str) -> &'static [&'static str] {
+        match Rebuildable::named(name) {
+            // Its `rebuilt` step derives `subscription_health` from the live
+            // `subscriptions_view`.
+            Some(Rebuildable::Deliveries) => &["subscriptions"],
+            _ => &[],
+        }
+    }
+
     async fn rebuild(&self, name: &str, check: bool) -> Result<RebuildReport, AppError> {
         let which =
             Rebuildable::named(name).ok_or_else(|| AppError::not_found("read model", name))?;

@@ -40,7 +40,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Events generated for the replay scenario: half as many deliveries
-    /// (in the `enqueued` shape the log holds a third more rows).
+    /// (in the `enqueued` shape the log holds half as many rows again).
     #[arg(long, default_value_t = 1_000_000)]
     replay_events: u64,
     /// The shape of the replay scenario's log: `listed` (what Hookline

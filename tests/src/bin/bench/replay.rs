@@ -1,7 +1,7 @@
 //! The replay scenario: a log of N events (deliveries enqueued and
 //! delivered), then `hookline replay --projection all`, timed.
 
-use crate::report::{Report, Target};
+use crate::report::Report;
 use crate::Cluster;
 use std::time::Instant;
 
@@ -98,11 +98,13 @@ pub async fn run(cluster: &Cluster, events: u64, shape: &str) -> Report {
     report.metric("log events", total as f64, "", None);
     report.metric("deliveries", deliveries as f64, "", None);
     report.metric("replay --projection all", secs, "s", None);
+    // No target: the shapes differ in rows per delivery (compare
+    // deliveries/s across shapes, and either within one).
     report.metric(
         "replay speed (log events / wall time)",
         total as f64 / secs,
         "/s",
-        Some(Target::AtLeast(100_000.0)),
+        None,
     );
     report.metric(
         "replay speed (deliveries / wall time)",
