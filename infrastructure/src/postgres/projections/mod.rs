@@ -87,9 +87,10 @@ struct Health {
     caught_up: AtomicBool,
     last_error: Mutex<Option<String>>,
     /// Requests of this process waiting for the projection to pass a
-    /// position: while there are any, it does not gather.
+    /// position: while there are any, it gathers [`GATHER`] at most.
     waiters: AtomicUsize,
-    /// Cuts a gathering short when a request starts waiting.
+    /// Wakes a gathering runner when a request starts waiting (it then
+    /// looks at `waiters` again).
     hurry: Notify,
 }
 
@@ -489,7 +490,8 @@ mod tests {
             assert_eq!(health.waiters.load(Ordering::SeqCst), 2);
         }
         assert_eq!(health.waiters.load(Ordering::SeqCst), 0);
-        // The permit a waiter left cuts the next gathering short.
+        // A waiter's arrival wakes the runner's gathering (which then looks
+        // at `waiters` again).
         let hurried = tokio::time::timeout(Duration::from_secs(5), health.hurry.notified());
         assert!(hurried.await.is_ok());
     }
