@@ -914,6 +914,57 @@ async fn a_server_stopped_just_after_its_postgres_died_exits_cleanly() {
     );
 }
 
+/// SIGTERM while the server starts (here while it initialises its
+/// embedded cluster): the server finishes starting, then stops cleanly
+/// with exit 0 and stops the cluster it started. The signals used to be
+/// listened for only once serving had begun, so a SIGTERM during the
+/// start, or just after "Hookline is listening", killed the process where
+/// it stood (no exit code) and left its Postgres running.
+#[tokio::test]
+async fn a_sigterm_while_the_server_starts_stops_it_cleanly() {
+    use tokio::io::AsyncBufReadExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = tokio::process::Command::new(hookline_tests::process::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .envs(env())
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut logs = String::new();
+    let read_all = async {
+        let mut signalled = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if !signalled && line.contains("initialising a new Postgres cluster") {
+                send("TERM", &pid);
+                signalled = true;
+            }
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+        signalled
+    };
+    let signalled = tokio::time::timeout(Duration::from_secs(120), read_all)
+        .await
+        .expect("the server's output ends");
+    assert!(signalled, "{logs}");
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the server exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{logs}");
+    assert!(logs.contains("SIGTERM received"), "{logs}");
+    assert!(!data.join("pg/data/postmaster.pid").exists(), "{logs}");
+}
+
 /// After a crash of Hookline and its Postgres, the pid in the cluster's pid
 /// file can belong to another process by the next start (a reboot, a
 /// container's restart). The server used to take it for a running cluster,

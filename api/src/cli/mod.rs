@@ -381,8 +381,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             o.metrics_listen = metrics_listen;
             let settings = Settings::from_env(&o)?;
             telemetry::init(settings.log_format);
+            let signal = shutdown_signal();
             let app = Application::build(settings).await?;
-            app.run(shutdown_signal()).await?;
+            app.run(signal).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { db } => {

@@ -22,14 +22,20 @@ pub(super) fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
     })
 }
 
-/// Completes on SIGINT or SIGTERM (never, when they cannot be listened
-/// for: the process then stops as their default action has it).
-pub(super) async fn shutdown_signal() {
-    match interruption() {
-        Ok(signalled) => signalled.await,
-        Err(e) => {
-            tracing::warn!(error = %e, "signals cannot be listened for");
-            std::future::pending::<()>().await;
+/// Completes on SIGINT or SIGTERM, listened for from the call on (never,
+/// when they cannot be listened for: the process then stops as their
+/// default action has it). Called before the server is built, so that a
+/// SIGTERM that comes while it starts, or just after it says it listens,
+/// stops it cleanly instead of killing it where it stands.
+pub(super) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    let listened = interruption();
+    async move {
+        match listened {
+            Ok(signalled) => signalled.await,
+            Err(e) => {
+                tracing::warn!(error = %e, "signals cannot be listened for");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
