@@ -126,3 +126,88 @@ async fn the_log_refuses_updates_and_deletes() {
     let truncate = sqlx::query("TRUNCATE events").execute(&db.pool).await;
     assert!(truncate.is_err());
 }
+
+/// Appends are announced on `hookline_events` after they commit, naming
+/// their aggregate types and the announcing process (ADR 0020): a server's
+/// tenant and publish, and a one-shot command's tenant from another
+/// process, which announces what it appended before it exits. No trigger
+/// notifies inside the appending transaction any more (its lock made
+/// appends commit one at a time).
+#[tokio::test]
+async fn appends_are_announced_after_commit_with_their_types_and_origin() {
+    use hookline_tests::TestApp;
+    use std::collections::HashMap;
+    use std::time::Duration;
+    let app = TestApp::spawn().await;
+    let triggers: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_trigger
+          WHERE tgrelid = 'events'::regclass AND NOT tgisinternal
+            AND tgfoid::regproc::text LIKE '%notify%'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(triggers, 0, "a trigger still notifies inside appends");
+    let mut listener = sqlx::postgres::PgListener::connect_with(&app.db.pool)
+        .await
+        .unwrap();
+    listener.listen("hookline_events").await.unwrap();
+    // The payloads heard until one names `wanted` (type, origin).
+    let mut heard_until = async |wanted: &str| -> Vec<(String, String)> {
+        let mut heard = Vec::new();
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(20), listener.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no announcement of {wanted}: heard {heard:?}"))
+                .unwrap();
+            let (t, origin) = n.payload().split_once(' ').expect("type and origin");
+            heard.push((t.to_string(), origin.to_string()));
+            if t == wanted {
+                return heard;
+            }
+        }
+    };
+    let tenant = app.tenant("Announced").await;
+    let heard = heard_until("Tenant").await;
+    // (The subscription is announced too, heard below with the rest.)
+    let server = heard.last().unwrap().1.clone();
+    assert_eq!(server.len(), 32, "{heard:?}");
+    let receiver = hookline_tests::receiver::TestReceiver::start().await;
+    app.subscribe(
+        &tenant,
+        serde_json::json!({"url": receiver.url("/in"), "events": ["announced.test"]}),
+    )
+    .await;
+    let res = app
+        .post(
+            &tenant,
+            "/v1/events",
+            serde_json::json!({"event_type": "announced.test", "data": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(res.status(), 202, "{:?}", res.text().await);
+    let mut heard = heard_until("Message").await;
+    if !heard.iter().any(|(t, _)| t == "Delivery") {
+        heard.extend(heard_until("Delivery").await);
+    }
+    assert!(heard.iter().any(|(t, _)| t == "Subscription"), "{heard:?}");
+    for (_, origin) in &heard {
+        assert_eq!(origin, &server, "{heard:?}");
+    }
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let out = hookline_tests::process::run_cli(
+        &[
+            "tenants",
+            "create",
+            "From the CLI",
+            "--database-url",
+            &app.db.url,
+        ],
+        &HashMap::new(),
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let heard = heard_until("Tenant").await;
+    let cli = &heard.last().unwrap().1;
+    assert_ne!(cli, &server, "{heard:?}");
+}

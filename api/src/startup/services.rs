@@ -192,7 +192,10 @@ impl Consumers {
             UpstreamSubscription::TYPE,
         ]);
         let due = Wakeup::new();
-        let mut listeners = vec![wakeups.spawn_listener(&database.db, shutdown.clone())];
+        let mut listeners = vec![
+            wakeups.spawn_listener(&database.db, shutdown.clone()),
+            wakeups.spawn_announcer(&database.db, shutdown.clone()),
+        ];
         let mut list: Vec<Arc<dyn Projection>> = vec![Arc::new(TenantsProjection::default())];
         if runs == Runs::Everything {
             listeners.push(due.spawn_listener(&database.db, DUE_CHANNEL, shutdown.clone()));

@@ -1,15 +1,29 @@
 //! Waking catch-up consumers: an in-process counter bumped after local
 //! commits, and a LISTEN on `hookline_events` for commits made by other
 //! processes. Consumers poll as well, because notifications are not durable.
+//!
+//! Appends are announced on the channel after they commit, by one task per
+//! process ([`LogWakeups::spawn_announcer`]), never by a `NOTIFY` inside the
+//! appending transaction: Postgres holds a database-wide lock from a
+//! notifying transaction's pre-commit until its commit is on disk, so
+//! appends that notified committed one at a time, with no group commit
+//! (ADR 0020).
 
 use super::pool::Database;
 use sqlx::postgres::PgListener;
-use std::sync::Arc;
+use sqlx::PgPool;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 pub const CHANNEL: &str = "hookline_events";
+
+/// At most one announcement per this long while appends keep coming: other
+/// processes hear of a busy log this much later at worst, and an
+/// announcement (a transaction of its own) is not paid per append.
+const ANNOUNCE_PACE: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone)]
 pub struct Wakeup {
@@ -79,17 +93,100 @@ impl Wakeup {
 }
 
 /// One wake-up per aggregate type, so a consumer of one type's events is not
-/// woken by another's. Notifications carry the type as their payload.
+/// woken by another's. Notifications carry the type as their payload, then
+/// a space and the announcing process's origin (its own are not heard
+/// again: its consumers were woken when it committed).
 #[derive(Debug, Clone)]
 pub struct LogWakeups {
     by_type: Arc<std::collections::HashMap<&'static str, Wakeup>>,
+    announcer: Arc<Announcer>,
+}
+
+/// Types appended to and not yet announced, while the announcer runs.
+#[derive(Debug, Default)]
+struct Announcer {
+    origin: String,
+    state: Mutex<Announcing>,
+    more: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Announcing {
+    running: bool,
+    pending: BTreeSet<String>,
 }
 
 impl LogWakeups {
     pub fn new(types: &[&'static str]) -> Self {
         Self {
             by_type: Arc::new(types.iter().map(|t| (*t, Wakeup::new())).collect()),
+            announcer: Arc::new(Announcer {
+                origin: uuid::Uuid::new_v4().simple().to_string(),
+                ..Announcer::default()
+            }),
         }
+    }
+
+    /// Tells other processes that `types` were appended to (after the
+    /// commit): handed to the announcer task when it runs, otherwise sent
+    /// now on `pool` (a one-shot command, migrations). A failure is only
+    /// logged: the append is committed, and listeners poll as well.
+    pub async fn announce(&self, pool: &PgPool, types: &[&str]) {
+        if types.is_empty() {
+            return;
+        }
+        {
+            let Ok(mut state) = self.announcer.state.lock() else {
+                return;
+            };
+            if state.running {
+                state.pending.extend(types.iter().map(|t| (*t).to_string()));
+                self.announcer.more.notify_one();
+                return;
+            }
+        }
+        let types: Vec<String> = types.iter().map(|t| (*t).to_string()).collect();
+        send_announcement(pool, &types, &self.announcer.origin).await;
+    }
+
+    /// Runs the announcer until `shutdown`: one transaction announces
+    /// every type appended to since the last, at most one per
+    /// [`ANNOUNCE_PACE`]. What is pending when it stops is still sent, and
+    /// appends after that announce themselves.
+    pub fn spawn_announcer(
+        &self,
+        db: &Database,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let announcer = self.announcer.clone();
+        if let Ok(mut state) = announcer.state.lock() {
+            state.running = true;
+        }
+        let pool = db.background.clone();
+        tokio::spawn(async move {
+            loop {
+                let stopping = tokio::select! {
+                    () = shutdown.cancelled() => true,
+                    () = announcer.more.notified() => false,
+                };
+                let types: Vec<String> = match announcer.state.lock() {
+                    Ok(mut state) => {
+                        if stopping {
+                            state.running = false;
+                        }
+                        std::mem::take(&mut state.pending).into_iter().collect()
+                    }
+                    Err(_) => return,
+                };
+                if !types.is_empty() {
+                    send_announcement(&pool, &types, &announcer.origin).await;
+                }
+                if stopping {
+                    return;
+                }
+                tokio::time::sleep(ANNOUNCE_PACE).await;
+            }
+        })
     }
 
     /// The wake-up for `aggregate_type` (a detached one for unknown types).
@@ -130,7 +227,11 @@ impl LogWakeups {
                     wakeups.bump_all();
                     loop {
                         let n = listener.recv().await?;
-                        wakeups.bump(n.payload());
+                        let (types, origin) =
+                            n.payload().split_once(' ').unwrap_or((n.payload(), ""));
+                        if origin != wakeups.announcer.origin {
+                            wakeups.bump(types);
+                        }
                     }
                     #[allow(unreachable_code)]
                     Ok::<(), sqlx::Error>(())
@@ -149,5 +250,24 @@ impl LogWakeups {
                 }
             }
         })
+    }
+}
+
+/// One `NOTIFY` per type, in a transaction of its own that does not wait
+/// for its commit to reach the disk (a notification is not durable
+/// anyway): the lock `NOTIFY` takes until the end of the commit is held
+/// for moments.
+async fn send_announcement(pool: &PgPool, types: &[String], origin: &str) {
+    let sent = sqlx::query(
+        "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, t || ' ' || $2)
+           FROM unnest($3::text[]) AS t",
+    )
+    .bind(CHANNEL)
+    .bind(origin)
+    .bind(types)
+    .execute(pool)
+    .await;
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, "could not announce appends to other processes (they poll)");
     }
 }

@@ -314,12 +314,13 @@ impl PgLog {
         let position = Self::insert(&mut tx, &rows).await?;
         hookline_application::commitment::point_of_no_return();
         tx.commit().await.map_err(append_error)?;
-        self.wake(&rows);
+        self.wake(&rows).await;
         Ok(Appended::Written(position))
     }
 
-    /// Wakes the consumers of the rows' aggregate types in this process.
-    pub fn wake(&self, rows: &[Unlinked]) {
+    /// After a commit: wakes the consumers of the rows' aggregate types in
+    /// this process, and announces the append to the others (ADR 0020).
+    pub async fn wake(&self, rows: &[Unlinked]) {
         let mut types: Vec<&str> = rows.iter().map(|e| e.aggregate_type.as_str()).collect();
         // A message's event may list deliveries (ADR 0019).
         if types.contains(&"Message") {
@@ -327,9 +328,10 @@ impl PgLog {
         }
         types.sort_unstable();
         types.dedup();
-        for t in types {
+        for t in &types {
             self.wakeups.bump(t);
         }
+        self.wakeups.announce(&self.pool, &types).await;
     }
 
     /// The newest event of an aggregate, as a log position.

@@ -130,7 +130,7 @@ impl PersistedEventRepository for PgRepository {
         let linked: Vec<SerializedEvent> = rows.iter().map(Unlinked::to_serialized).collect();
         hookline_application::commitment::point_of_no_return();
         self.inner.persist::<A>(&linked, snapshot_update).await?;
-        self.log.wake(&rows);
+        self.log.wake(&rows).await;
         Ok(())
     }
 
