@@ -4,7 +4,7 @@
 //!
 //! Appends are announced on the channel after they commit, by one task per
 //! process ([`LogWakeups::spawn_announcer`]), never by a `NOTIFY` inside the
-//! appending transaction: Postgres holds a database-wide lock from a
+//! appending transaction: Postgres holds a cluster-wide lock from a
 //! notifying transaction's pre-commit until its commit is on disk, so
 //! appends that notified committed one at a time, with no group commit
 //! (ADR 0020).
@@ -13,7 +13,7 @@ use super::pool::Database;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -113,8 +113,32 @@ struct Announcer {
 #[derive(Debug, Default)]
 struct Announcing {
     running: bool,
-    pending: BTreeSet<String>,
+    /// Known types by their key in `by_type`; `""` for any other (heard as
+    /// "wake every consumer").
+    pending: BTreeSet<&'static str>,
 }
+
+impl Announcer {
+    /// The state, even after a panic elsewhere left its lock poisoned (it
+    /// is a set of names and a flag: always consistent).
+    fn state(&self) -> std::sync::MutexGuard<'_, Announcing> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Clears `running` when the announcer's task ends in any way (stopped,
+/// or aborted at the end of the drain time): appends then announce
+/// themselves instead of waiting for a task that is gone.
+struct Stopped(Arc<Announcer>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.state().running = false;
+    }
+}
+
+/// After a failed announcement, the announcer tries again this much later.
+const ANNOUNCE_RETRY: Duration = Duration::from_millis(500);
 
 impl LogWakeups {
     pub fn new(types: &[&'static str]) -> Self {
@@ -136,55 +160,78 @@ impl LogWakeups {
             return;
         }
         {
-            let Ok(mut state) = self.announcer.state.lock() else {
-                return;
-            };
+            let mut state = self.announcer.state();
             if state.running {
-                state.pending.extend(types.iter().map(|t| (*t).to_string()));
-                self.announcer.more.notify_one();
+                let was_empty = state.pending.is_empty();
+                for t in types {
+                    let key = self.by_type.get_key_value(*t).map_or("", |(k, _)| *k);
+                    state.pending.insert(key);
+                }
+                // A wake-up is on its way already when something was
+                // pending.
+                if was_empty {
+                    self.announcer.more.notify_one();
+                }
                 return;
             }
         }
-        let types: Vec<String> = types.iter().map(|t| (*t).to_string()).collect();
-        send_announcement(pool, &types, &self.announcer.origin).await;
+        if let Err(e) = send_announcement(pool, types, &self.announcer.origin).await {
+            tracing::debug!(error = %e, "could not announce appends to other processes (they poll)");
+        }
     }
 
     /// Runs the announcer until `shutdown`: one transaction announces
     /// every type appended to since the last, at most one per
     /// [`ANNOUNCE_PACE`]. What is pending when it stops is still sent, and
-    /// appends after that announce themselves.
+    /// appends after that announce themselves. A failed announcement is
+    /// kept and sent again.
     pub fn spawn_announcer(
         &self,
         db: &Database,
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let announcer = self.announcer.clone();
-        if let Ok(mut state) = announcer.state.lock() {
-            state.running = true;
-        }
+        announcer.state().running = true;
         let pool = db.background.clone();
         tokio::spawn(async move {
+            let _stopped = Stopped(announcer.clone());
+            let mut failing = false;
             loop {
                 let stopping = tokio::select! {
                     () = shutdown.cancelled() => true,
                     () = announcer.more.notified() => false,
                 };
-                let types: Vec<String> = match announcer.state.lock() {
-                    Ok(mut state) => {
-                        if stopping {
-                            state.running = false;
-                        }
-                        std::mem::take(&mut state.pending).into_iter().collect()
+                let types: Vec<&'static str> = {
+                    let mut state = announcer.state();
+                    if stopping {
+                        state.running = false;
                     }
-                    Err(_) => return,
+                    std::mem::take(&mut state.pending).into_iter().collect()
                 };
+                let mut pause = ANNOUNCE_PACE;
                 if !types.is_empty() {
-                    send_announcement(&pool, &types, &announcer.origin).await;
+                    match send_announcement(&pool, &types, &announcer.origin).await {
+                        Ok(()) => failing = false,
+                        Err(e) => {
+                            if !failing {
+                                tracing::warn!(error = %e, "could not announce appends to other processes; they poll meanwhile, and this process tries again");
+                            }
+                            failing = true;
+                            if !stopping {
+                                announcer.state().pending.extend(types);
+                                announcer.more.notify_one();
+                                pause = ANNOUNCE_RETRY;
+                            }
+                        }
+                    }
                 }
                 if stopping {
                     return;
                 }
-                tokio::time::sleep(ANNOUNCE_PACE).await;
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(pause) => {}
+                }
             }
         })
     }
@@ -228,7 +275,7 @@ impl LogWakeups {
                     loop {
                         let n = listener.recv().await?;
                         let (types, origin) =
-                            n.payload().split_once(' ').unwrap_or((n.payload(), ""));
+                            n.payload().rsplit_once(' ').unwrap_or((n.payload(), ""));
                         if origin != wakeups.announcer.origin {
                             wakeups.bump(types);
                         }
@@ -257,8 +304,8 @@ impl LogWakeups {
 /// for its commit to reach the disk (a notification is not durable
 /// anyway): the lock `NOTIFY` takes until the end of the commit is held
 /// for moments.
-async fn send_announcement(pool: &PgPool, types: &[String], origin: &str) {
-    let sent = sqlx::query(
+async fn send_announcement(pool: &PgPool, types: &[&str], origin: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
         "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, t || ' ' || $2)
            FROM unnest($3::text[]) AS t",
     )
@@ -266,8 +313,6 @@ async fn send_announcement(pool: &PgPool, types: &[String], origin: &str) {
     .bind(origin)
     .bind(types)
     .execute(pool)
-    .await;
-    if let Err(e) = sent {
-        tracing::debug!(error = %e, "could not announce appends to other processes (they poll)");
-    }
+    .await
+    .map(|_| ())
 }

@@ -221,10 +221,11 @@ impl ProjectionRunner {
         // After a wake-up that found nothing, the new events may still be
         // behind a running transaction: look again soon, backing off.
         let mut quick_retry: Option<Duration> = None;
-        // Wake-ups are not typed (every commit to the log wakes every
-        // projection), so a projection whose type is not being written
-        // would look after every commit; successive empty looks back off
-        // instead (1, 2, 4, 8 then 16 ms apart at most).
+        // A wake-up that names no type (an announcement of an older
+        // version, or of a type this process does not know) wakes every
+        // projection, and one of a busy type may find nothing past the
+        // horizon yet: successive empty looks back off (1, 2, 4, 8 then
+        // 16 ms apart at most).
         let mut empty_looks: u32 = 0;
         let (gather, batch_size) = self.projection.pace();
         loop {

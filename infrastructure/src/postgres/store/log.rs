@@ -313,7 +313,12 @@ impl PgLog {
         self.link(&mut tx, &mut rows).await?;
         let position = Self::insert(&mut tx, &rows).await?;
         hookline_application::commitment::point_of_no_return();
-        tx.commit().await.map_err(append_error)?;
+        if let Err(e) = tx.commit().await {
+            // The commit may have happened (the connection broke after
+            // it): a wake-up too many costs a look.
+            self.wake(&rows).await;
+            return Err(append_error(e));
+        }
         self.wake(&rows).await;
         Ok(Appended::Written(position))
     }
