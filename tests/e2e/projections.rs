@@ -173,6 +173,95 @@ async fn readyz_reports_an_unreachable_database() {
 /// runs. Those plans must still be short index range scans on a big log,
 /// entered at the cursor: a scan of the log (or of one type) per probe once
 /// cost a full CPU core under load.
+/// The backlog's reading of one tenant's work behind the first-attempt
+/// cursor (taken every 50 ms for each tenant publishing over the bound)
+/// starts at the cursor through a commit-order index, custom plan or
+/// generic, for a tenant that wrote most of the log: it scanned the log
+/// from its start.
+#[tokio::test]
+async fn a_tenants_backlog_is_read_from_the_cursor_not_from_the_start_of_the_log() {
+    use hookline_infrastructure::postgres::backlog::TENANT_BEHIND;
+    let db = hookline_tests::cluster::fresh_database().await;
+    sqlx::raw_sql(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT CASE WHEN g % 2 = 0 THEN 'Message' ELSE 'Delivery' END, g::text, 1, 'X', '1.2',
+                '{\"deliveries\": [{\"id\": \"a\"}, {\"id\": \"b\"}]}',
+                json_build_object('tenant_id', CASE WHEN g % 50 = 0 THEN 'other' ELSE 'busy' END)
+           FROM generate_series(1, 200000) g;
+         ANALYZE events;",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // The cursor 2,000 events before the head.
+    sqlx::query(
+        "UPDATE projection_checkpoints c SET last_tx_id = e.tx_id, last_position = e.global_position
+           FROM (SELECT tx_id, global_position FROM events
+                  ORDER BY global_position DESC LIMIT 1 OFFSET 2000) e
+          WHERE c.name = 'first_attempts'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    sqlx::raw_sql(&format!(
+        "PREPARE tenant_behind (text, text, bigint) AS {TENANT_BEHIND}"
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::raw_sql(&format!("SET plan_cache_mode = {mode}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN (ANALYZE, BUFFERS) EXECUTE tenant_behind('first_attempts', 'busy', 100)",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let scan = plan
+            .iter()
+            .position(|l| l.contains("on events"))
+            .unwrap_or_else(|| panic!("{mode}: no scan of the log in {plan:#?}"));
+        assert!(plan[scan].contains("commit_order"), "{mode}: {plan:#?}");
+        let pages: u64 = plan[scan..]
+            .iter()
+            .find(|l| l.contains("Buffers:"))
+            .map(|l| {
+                l.split([' ', '='])
+                    .filter_map(|w| w.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        assert!(pages < 200, "{mode}: read {pages} pages: {plan:#?}");
+        let behind: i64 = sqlx::query_scalar(TENANT_BEHIND)
+            .bind("first_attempts")
+            .bind("busy")
+            .bind(100_i64)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        // The tenant's first 100 events after the cursor (one
+        // transaction: commit order is position order), each message
+        // listing two deliveries.
+        let expected: i64 = sqlx::query_scalar(
+            "SELECT (count(*) + 2 * count(*) FILTER (WHERE aggregate_type = 'Message'))::bigint
+               FROM (SELECT aggregate_type FROM events
+                      WHERE metadata ->> 'tenant_id' = 'busy'
+                        AND global_position > (SELECT last_position FROM projection_checkpoints
+                                                WHERE name = 'first_attempts')
+                      ORDER BY global_position LIMIT 100) e",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(behind, expected, "{mode}");
+        assert!((150..=300).contains(&behind), "{mode}: {behind}");
+    }
+}
+
 #[tokio::test]
 async fn hot_log_queries_stay_short_index_scans_under_generic_plans() {
     use hookline_infrastructure::postgres::log_reader::{
