@@ -173,6 +173,25 @@ async fn readyz_reports_an_unreachable_database() {
 /// runs. Those plans must still be short index range scans on a big log,
 /// entered at the cursor: a scan of the log (or of one type) per probe once
 /// cost a full CPU core under load.
+/// The first line of an `EXPLAIN (ANALYZE, BUFFERS)` plan that contains
+/// `marker`, and the pages its node read (its first `Buffers:` line).
+fn scan_of<'a>(plan: &'a [String], marker: &str, what: &str) -> (&'a str, u64) {
+    let scan = plan
+        .iter()
+        .position(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("{what}: no {marker} in {plan:#?}"));
+    let pages = plan[scan..]
+        .iter()
+        .find(|l| l.contains("Buffers:"))
+        .map(|l| {
+            l.split([' ', '='])
+                .filter_map(|w| w.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    (plan[scan].as_str(), pages)
+}
+
 /// The backlog's reading of one tenant's work behind the first-attempt
 /// cursor (taken every 50 ms for each tenant publishing over the bound)
 /// starts at the cursor through a commit-order index, custom plan or
@@ -221,20 +240,8 @@ async fn a_tenants_backlog_is_read_from_the_cursor_not_from_the_start_of_the_log
         .fetch_all(&mut *conn)
         .await
         .unwrap();
-        let scan = plan
-            .iter()
-            .position(|l| l.contains("on events"))
-            .unwrap_or_else(|| panic!("{mode}: no scan of the log in {plan:#?}"));
-        assert!(plan[scan].contains("commit_order"), "{mode}: {plan:#?}");
-        let pages: u64 = plan[scan..]
-            .iter()
-            .find(|l| l.contains("Buffers:"))
-            .map(|l| {
-                l.split([' ', '='])
-                    .filter_map(|w| w.parse::<u64>().ok())
-                    .sum()
-            })
-            .unwrap_or(0);
+        let (scan, pages) = scan_of(&plan, "on events", mode);
+        assert!(scan.contains("commit_order"), "{mode}: {plan:#?}");
         assert!(pages < 200, "{mode}: read {pages} pages: {plan:#?}");
         let behind: i64 = sqlx::query_scalar(TENANT_BEHIND)
             .bind("first_attempts")
@@ -322,23 +329,11 @@ async fn hot_log_queries_stay_short_index_scans_under_generic_plans() {
                 .fetch_all(&mut *conn)
                 .await
                 .unwrap();
-        let scan = plan
-            .iter()
-            .position(|l| l.contains("Scan"))
-            .unwrap_or_else(|| panic!("{run}: no scan in {plan:#?}"));
+        let (scan, pages) = scan_of(&plan, "Scan", &run);
         assert!(
-            plan[scan].contains("events_type_commit_order"),
+            scan.contains("events_type_commit_order"),
             "{run}: {plan:#?}"
         );
-        let pages: u64 = plan[scan..]
-            .iter()
-            .find(|l| l.contains("Buffers:"))
-            .map(|l| {
-                l.split([' ', '='])
-                    .filter_map(|w| w.parse::<u64>().ok())
-                    .sum()
-            })
-            .unwrap_or(0);
         assert!(pages < 30, "{run} read {pages} pages: {plan:#?}");
     }
 }
