@@ -24,6 +24,8 @@ pub const CHANNEL: &str = "hookline_events";
 /// processes hear of a busy log this much later at worst, and an
 /// announcement (a transaction of its own) is not paid per append.
 const ANNOUNCE_PACE: Duration = Duration::from_millis(2);
+/// After a failed announcement, the announcer tries again this much later.
+const ANNOUNCE_RETRY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct Wakeup {
@@ -136,9 +138,6 @@ impl Drop for Stopped {
         self.0.state().running = false;
     }
 }
-
-/// After a failed announcement, the announcer tries again this much later.
-const ANNOUNCE_RETRY: Duration = Duration::from_millis(500);
 
 impl LogWakeups {
     pub fn new(types: &[&'static str]) -> Self {

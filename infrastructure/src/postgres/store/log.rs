@@ -313,13 +313,12 @@ impl PgLog {
         self.link(&mut tx, &mut rows).await?;
         let position = Self::insert(&mut tx, &rows).await?;
         hookline_application::commitment::point_of_no_return();
-        if let Err(e) = tx.commit().await {
-            // The commit may have happened (the connection broke after
-            // it): a wake-up too many costs a look.
-            self.wake(&rows).await;
-            return Err(append_error(e));
-        }
+        let committed = tx.commit().await;
+        // Woken even when the commit reports an error: it may have
+        // happened (the connection broke after it), and a wake-up too
+        // many costs a look.
         self.wake(&rows).await;
+        committed.map_err(append_error)?;
         Ok(Appended::Written(position))
     }
 
