@@ -1,6 +1,6 @@
 //! Writing rows to the log: look up the links the rows follow, link them,
-//! insert them in one statement, with an idempotency claim in the same
-//! transaction when asked.
+//! insert them in one statement: a transaction of its own, or with an
+//! idempotency claim in the same transaction when asked.
 
 use crate::postgres::checkpoints::parse_xid8;
 use crate::postgres::log_reader::unavailable;
@@ -300,15 +300,43 @@ impl PgLog {
     /// [`AppendError::Conflict`] when a sequence is taken (nothing written).
     pub async fn append(
         &self,
-        mut rows: Vec<Unlinked>,
+        rows: Vec<Unlinked>,
         claim: Option<&IdempotencyClaim<'_>>,
     ) -> Result<Appended, AppendError> {
+        match claim {
+            Some(claim) => self.append_claimed(rows, claim).await,
+            None => self.append_alone(rows).await,
+        }
+    }
+
+    /// Appends `rows` without a key: the insert is its own transaction
+    /// (no `BEGIN` and `COMMIT` round trips). The links it follows are read
+    /// before it, outside any transaction: a stored event never changes,
+    /// and a predecessor taken meanwhile makes the insert conflict.
+    async fn append_alone(&self, mut rows: Vec<Unlinked>) -> Result<Appended, AppendError> {
+        let mut conn = self.pool.acquire().await.map_err(append_error)?;
+        self.link(&mut conn, &mut rows).await?;
+        hookline_application::commitment::point_of_no_return();
+        let written = Self::insert(&mut conn, &rows).await;
+        // Woken unless nothing was written for sure: an error other than a
+        // conflict may come after the commit (the connection broke), and
+        // a wake-up too many costs a look.
+        if !matches!(written, Err(AppendError::Conflict)) {
+            self.wake(&rows).await;
+        }
+        Ok(Appended::Written(written?))
+    }
+
+    /// Appends `rows` and claims `claim`'s key in one transaction.
+    async fn append_claimed(
+        &self,
+        mut rows: Vec<Unlinked>,
+        claim: &IdempotencyClaim<'_>,
+    ) -> Result<Appended, AppendError> {
         let mut tx = self.pool.begin().await.map_err(append_error)?;
-        if let Some(claim) = claim {
-            if let Some(first) = Self::claim(&mut tx, claim).await? {
-                tx.rollback().await.map_err(append_error)?;
-                return Ok(Appended::Replayed(first));
-            }
+        if let Some(first) = Self::claim(&mut tx, claim).await? {
+            tx.rollback().await.map_err(append_error)?;
+            return Ok(Appended::Replayed(first));
         }
         self.link(&mut tx, &mut rows).await?;
         let position = Self::insert(&mut tx, &rows).await?;
