@@ -97,7 +97,7 @@ pub(super) const WORKER_CONCURRENCY: Number<usize> = Number {
     name: "HOOKLINE_WORKER_CONCURRENCY",
     min: 1,
     max: 10_000,
-    default: 64,
+    default: 256,
 };
 pub(super) const IDEMPOTENCY_TTL_SECONDS: Number<u64> = Number {
     name: "HOOKLINE_IDEMPOTENCY_TTL_SECONDS",
