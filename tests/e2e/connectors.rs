@@ -1112,3 +1112,89 @@ async fn interrupted_subscribe(
         listed.stdout
     );
 }
+
+#[tokio::test]
+async fn the_cli_lists_what_the_cli_provisioned_with_no_server_running() {
+    // Only a server ran the upstream subscriptions' projection: with none
+    // running, `list` showed nothing of what `subscribe` had just made.
+    let mut app = TestApp::spawn().await;
+    let t = app.tenant("siigo-offline").await;
+    app.stop().await;
+    let sandbox = Sandbox::start().await;
+    let env = cli_env(&app);
+    let made = run_cli(
+        &[
+            "connectors",
+            "siigo",
+            "subscribe",
+            "https://erp.example.com/siigo",
+            "products.create",
+            "api@acme.example",
+            "access-key-0001",
+            "AcmeClient1",
+            "client-secret-0001",
+            "--tenant",
+            &t.id,
+            "--sandbox-url",
+            &sandbox.url,
+            "--json",
+            "--database-url",
+            &app.db.url,
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let made: Value = serde_json::from_str(&made.stdout).expect("the subscription");
+    let id = made["id"].as_str().unwrap();
+    let list = |json: bool| {
+        let mut args = vec![
+            "connectors",
+            "siigo",
+            "list",
+            "--tenant",
+            &t.id,
+            "--database-url",
+            &app.db.url,
+        ];
+        if json {
+            args.push("--json");
+        }
+        let env = env.clone();
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_cli(&refs, &env).await
+        }
+    };
+    let listed = list(true).await;
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    let rows: Vec<Value> = listed
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", listed.stdout);
+    assert_eq!(rows[0]["id"], id);
+    assert_eq!(rows[0]["upstream_ids"], made["upstream_ids"]);
+    assert!(!listed.stderr.contains("warning"), "{}", listed.stderr);
+    // Removed from the command line too, it is listed as removed.
+    let removed = run_cli(
+        &[
+            "connectors",
+            "siigo",
+            "remove",
+            id,
+            "--tenant",
+            &t.id,
+            "--database-url",
+            &app.db.url,
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(removed.code, Some(0), "{}", removed.stderr);
+    let listed = list(false).await;
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    assert!(!listed.stdout.contains(id), "{}", listed.stdout);
+}

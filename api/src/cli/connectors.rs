@@ -204,6 +204,13 @@ pub(super) async fn list(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let tenant_id = tenant(tenant_raw)?;
+    // This command runs the upstream read model's projection itself (no
+    // server may be running): it lists once that has caught up.
+    if !s.siigo.settle().await {
+        eprintln!(
+            "warning: the list may miss upstream subscriptions recorded in the last moments (the read model did not catch up in time)"
+        );
+    }
     let mut page = PageRequest {
         limit: MAX_LIMIT,
         before: None,

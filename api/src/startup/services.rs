@@ -89,7 +89,8 @@ use super::OpenDatabase;
 pub const REQUEST_IDEMPOTENCY_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// Which projections a process runs: a server runs them all; a one-shot
-/// command only the tenants one (so a key it issues works at once).
+/// command only the tenants one (so a key it issues works at once) and the
+/// upstream subscriptions' (which `connectors siigo list` reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runs {
     Everything,
@@ -196,7 +197,13 @@ impl Consumers {
             wakeups.spawn_listener(&database.db, shutdown.clone()),
             wakeups.spawn_announcer(&database.db, shutdown.clone()),
         ];
-        let mut list: Vec<Arc<dyn Projection>> = vec![Arc::new(TenantsProjection::default())];
+        // One-shot commands run the tenants projection (a key they issue
+        // works at once) and the upstream subscriptions' (`connectors siigo
+        // list` reads it, and no server may be running).
+        let mut list: Vec<Arc<dyn Projection>> = vec![
+            Arc::new(TenantsProjection::default()),
+            Arc::new(upstream_projection("")),
+        ];
         if runs == Runs::Everything {
             listeners.push(due.spawn_listener(&database.db, DUE_CHANNEL, shutdown.clone()));
             list.push(Arc::new(EventTypesProjection::default()));
@@ -204,7 +211,6 @@ impl Consumers {
             list.push(Arc::new(deliveries_projection("", due.clone())));
             list.push(Arc::new(MessagesProjection::default()));
             list.push(Arc::new(sources_projection("")));
-            list.push(Arc::new(upstream_projection("")));
         }
         let (projections, runners) = Projections::new(list, &database.db.background, &wakeups);
         Self {

@@ -556,6 +556,17 @@ impl SiigoService {
         Ok(UpstreamView::render(&record.state))
     }
 
+    /// Waits (bounded by the consistency timeout) until the read model
+    /// holds every upstream subscription recorded before the call: what a
+    /// one-shot command does before it lists, since no server may be
+    /// running to keep the read model current. True when it does.
+    pub async fn settle(&self) -> bool {
+        self.shared
+            .waiter
+            .wait_caught_up(UpstreamSubscription::TYPE, self.shared.consistency_timeout)
+            .await
+    }
+
     /// Newest first.
     ///
     /// # Errors
