@@ -2,9 +2,13 @@
 //!
 //! A request may be cut off by the request timeout while it waits. Before
 //! its events are handed to the database for good (sent to the group
-//! commit, or a transaction's `COMMIT` issued), the store marks the request
-//! as committing; the HTTP layer then waits for the real result instead of
-//! answering "timed out" for work that was in fact done.
+//! commit, a transaction's `COMMIT` issued, or an append that is its own
+//! transaction sent), the store marks the request as committing; the HTTP
+//! layer then waits for the real result instead of answering "timed out"
+//! for work that was in fact done. A request whose append was sent and then
+//! conflicted, and is tried again, stays marked: if the timeout cuts off
+//! the retry, it answers that the outcome is unknown rather than that
+//! nothing was stored.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

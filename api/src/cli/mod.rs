@@ -277,7 +277,7 @@ where
     F: FnOnce(Services) -> Fut,
     Fut: Future<Output = anyhow::Result<ExitCode>>,
 {
-    with_services_running(config, db, Runs::TenantsOnly, OnSignal::Stop, work).await
+    with_services_running(config, db, Runs::OneShot, OnSignal::Stop, work).await
 }
 
 /// What Ctrl-C or SIGTERM does to a command's work.
@@ -473,7 +473,7 @@ async fn run_connectors(
             with_services_running(
                 config,
                 &db,
-                Runs::TenantsOnlySealing,
+                Runs::OneShotSealing,
                 OnSignal::Finish,
                 |s| async move { connectors::subscribe(s, &args).await },
             )
@@ -494,7 +494,7 @@ async fn run_connectors(
             with_services_running(
                 config,
                 &db,
-                Runs::TenantsOnlySealing,
+                Runs::OneShotSealing,
                 OnSignal::Finish,
                 |s| async move { connectors::remove(s, &id, &tenant).await },
             )

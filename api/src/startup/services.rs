@@ -94,10 +94,10 @@ pub const REQUEST_IDEMPOTENCY_TTL: Duration = Duration::from_secs(12 * 3600);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runs {
     Everything,
-    TenantsOnly,
-    /// As `TenantsOnly`, for a command that seals secrets (it uses the
+    OneShot,
+    /// As `OneShot`, for a command that seals secrets (it uses the
     /// server's key file, creating it if the server never ran).
-    TenantsOnlySealing,
+    OneShotSealing,
 }
 
 /// The application services over Postgres, and what a worker needs.
@@ -155,11 +155,11 @@ fn cipher(
 ) -> anyhow::Result<(Arc<dyn SecretCipher>, Arc<dyn LinkSigner>)> {
     let configured = settings.secret_key.as_ref().map(|k| k.expose());
     let cipher = match runs {
-        Runs::Everything | Runs::TenantsOnlySealing => Some(
+        Runs::Everything | Runs::OneShotSealing => Some(
             XChaChaCipher::load_or_create(configured, settings.data_dir())
                 .context("loading the secret key")?,
         ),
-        Runs::TenantsOnly => XChaChaCipher::load_existing(configured, settings.data_dir())
+        Runs::OneShot => XChaChaCipher::load_existing(configured, settings.data_dir())
             .context("loading the secret key")?,
     };
     Ok(match cipher {
