@@ -1011,6 +1011,32 @@ async fn an_interrupted_siigo_subscribe_finishes_and_records_what_it_made() {
     }
 }
 
+/// `connectors siigo subscribe` of `events` for `t` through the sandbox,
+/// answering in JSON.
+fn subscribe_args(events: &str, t: &Tenant, sandbox: &Sandbox, app: &TestApp) -> Vec<String> {
+    [
+        "connectors",
+        "siigo",
+        "subscribe",
+        "https://erp.example.com/siigo",
+        events,
+        "api@acme.example",
+        "access-key-0001",
+        "AcmeClient1",
+        "client-secret-0001",
+        "--tenant",
+        &t.id,
+        "--sandbox-url",
+        &sandbox.url,
+        "--json",
+        "--database-url",
+        &app.db.url,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect()
+}
+
 async fn interrupted_subscribe(
     app: &TestApp,
     t: &Tenant,
@@ -1021,24 +1047,12 @@ async fn interrupted_subscribe(
     sandbox.post("/sandbox/slow", json!({"ms": 700})).await;
     let made_before = of(&sandbox.requests().await, "POST", "/v1/webhooks").len();
     let mut cli = Command::new(binary())
-        .args([
-            "connectors",
-            "siigo",
-            "subscribe",
-            "https://erp.example.com/siigo",
+        .args(subscribe_args(
             "products.create,products.update,products.stock.update",
-            "api@acme.example",
-            "access-key-0001",
-            "AcmeClient1",
-            "client-secret-0001",
-            "--tenant",
-            &t.id,
-            "--sandbox-url",
-            &sandbox.url,
-            "--json",
-            "--database-url",
-            &app.db.url,
-        ])
+            t,
+            sandbox,
+            app,
+        ))
         .envs(cli_env(app))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1122,28 +1136,8 @@ async fn the_cli_lists_what_the_cli_provisioned_with_no_server_running() {
     app.stop().await;
     let sandbox = Sandbox::start().await;
     let env = cli_env(&app);
-    let made = run_cli(
-        &[
-            "connectors",
-            "siigo",
-            "subscribe",
-            "https://erp.example.com/siigo",
-            "products.create",
-            "api@acme.example",
-            "access-key-0001",
-            "AcmeClient1",
-            "client-secret-0001",
-            "--tenant",
-            &t.id,
-            "--sandbox-url",
-            &sandbox.url,
-            "--json",
-            "--database-url",
-            &app.db.url,
-        ],
-        &env,
-    )
-    .await;
+    let args = subscribe_args("products.create", &t, &sandbox, &app);
+    let made = run_cli(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env).await;
     assert_eq!(made.code, Some(0), "{}", made.stderr);
     let made: Value = serde_json::from_str(&made.stdout).expect("the subscription");
     let id = made["id"].as_str().unwrap();
