@@ -284,15 +284,16 @@ impl PublishService {
         event: PublishEvent,
     ) -> Result<Written<Published>, AppError> {
         refuse_operational(&event.event_type)?;
-        let fingerprint = fingerprint(&event);
-        if let Some(key) = &event.idempotency_key {
+        // Only a request under an idempotency key is compared with another.
+        let fingerprint = event.idempotency_key.as_ref().map(|_| fingerprint(&event));
+        if let (Some(key), Some(fingerprint)) = (&event.idempotency_key, &fingerprint) {
             if let Some(first) = self
                 .keys
                 .first_answer(ctx.tenant_id, key.as_str(), self.settings.idempotency_ttl)
                 .await?
             {
                 // The first answer stands, whatever the catalogue says now.
-                return replay(key, &fingerprint, first);
+                return replay(key, fingerprint, first);
             }
         }
         let admission = self
@@ -331,10 +332,7 @@ impl PublishService {
             resource_type: event.resource_type.as_ref().map(ResourceField::as_str),
             resource_id: event.resource_id.as_ref().map(ResourceField::as_str),
         };
-        let key = event
-            .idempotency_key
-            .as_ref()
-            .map(|k| (k, fingerprint.as_str()));
+        let key = event.idempotency_key.as_ref().zip(fingerprint.as_deref());
         let message = Recorded {
             event_type: &event.event_type,
             channels: event.channels.as_ref(),
@@ -645,15 +643,20 @@ impl PublishService {
         key: Option<(&IdempotencyKey, &str)>,
     ) -> Result<Option<Written<Published>>, AppError> {
         let (batch, published) = self.build(ctx, message, envelope, at, subscriptions)?;
-        let response =
-            serde_json::to_value(&published).map_err(|e| AppError::Internal(e.to_string()))?;
-        let claim = key.map(|(key, fingerprint)| IdempotencyClaim {
-            tenant: ctx.tenant_id,
-            key: key.as_str(),
-            fingerprint,
-            ttl: self.settings.idempotency_ttl,
-            response: &response,
-        });
+        // The answer is stored with the key, for a repeat of the request.
+        let response = key
+            .map(|_| serde_json::to_value(&published))
+            .transpose()
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let claim = key
+            .zip(response.as_ref())
+            .map(|((key, fingerprint), response)| IdempotencyClaim {
+                tenant: ctx.tenant_id,
+                key: key.as_str(),
+                fingerprint,
+                ttl: self.settings.idempotency_ttl,
+                response,
+            });
         // Publishing does not wait for the read models: single deliveries
         // are read from the log (always exact), lists catch up within
         // milliseconds. Waiting would double publish latency under load.
