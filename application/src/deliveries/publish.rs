@@ -285,8 +285,11 @@ impl PublishService {
     ) -> Result<Written<Published>, AppError> {
         refuse_operational(&event.event_type)?;
         // Only a request under an idempotency key is compared with another.
-        let fingerprint = event.idempotency_key.as_ref().map(|_| fingerprint(&event));
-        if let (Some(key), Some(fingerprint)) = (&event.idempotency_key, &fingerprint) {
+        let keyed = event
+            .idempotency_key
+            .as_ref()
+            .map(|key| (key, fingerprint(&event)));
+        if let Some((key, fingerprint)) = &keyed {
             if let Some(first) = self
                 .keys
                 .first_answer(ctx.tenant_id, key.as_str(), self.settings.idempotency_ttl)
@@ -332,7 +335,9 @@ impl PublishService {
             resource_type: event.resource_type.as_ref().map(ResourceField::as_str),
             resource_id: event.resource_id.as_ref().map(ResourceField::as_str),
         };
-        let key = event.idempotency_key.as_ref().zip(fingerprint.as_deref());
+        let key = keyed
+            .as_ref()
+            .map(|(key, fingerprint)| (*key, fingerprint.as_str()));
         let message = Recorded {
             event_type: &event.event_type,
             channels: event.channels.as_ref(),
