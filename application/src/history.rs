@@ -31,7 +31,7 @@ impl HistoryEntry {
             event_version: event.event_version,
             recorded_at: event.recorded_at,
             payload: mask_sealed(event.payload.to_value()),
-            metadata: event.metadata,
+            metadata: event.metadata.to_value(),
         }
     }
 }

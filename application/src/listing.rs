@@ -8,7 +8,7 @@
 //! metadata and chain link. A delivery's first stored event is its
 //! sequence 2, chained from that link.
 
-use crate::ports::{Payload, StoredEvent};
+use crate::ports::{StoredEvent, StoredJson};
 use cqrs_es::{Aggregate, DomainEvent};
 use hookline_domain::delivery::Delivery;
 use hookline_domain::message::{ListedDelivery, Message, MessageListing, MESSAGE_PUBLISHED};
@@ -84,7 +84,7 @@ pub fn beginnings(
                 sequence: 1,
                 event_type: event.event_type(),
                 event_version: event.event_version(),
-                payload: Payload::new(payload),
+                payload: StoredJson::new(payload),
                 metadata: message.metadata.clone(),
                 recorded_at: message.recorded_at,
             })

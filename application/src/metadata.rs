@@ -28,6 +28,18 @@ pub struct EventMetadata {
     pub chain: Option<String>,
 }
 
+/// The request an event's metadata names, read without the rest: readers
+/// that fold thousands of events need only these, not the time, tenant
+/// and actor [`EventMetadata`] also parses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct RequestMeta {
+    pub request_id: String,
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    #[serde(default)]
+    pub triggered_by: Option<String>,
+}
+
 /// `occurred_at` as RFC 3339 with microseconds and `Z`, as it has always
 /// been stored (the hash chain covers the stored text).
 mod micros {

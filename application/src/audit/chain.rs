@@ -215,6 +215,11 @@ pub fn stored_link(metadata: &Value) -> Option<&str> {
     metadata.get(CHAIN_KEY).and_then(Value::as_str)
 }
 
+/// The link stored in a stored event's metadata, read without a tree.
+pub fn stored_link_of(metadata: &crate::ports::StoredJson) -> Option<String> {
+    metadata.str_field(CHAIN_KEY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

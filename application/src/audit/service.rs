@@ -96,7 +96,7 @@ impl From<StoredEvent> for AuditEvent {
             event_type: e.event_type,
             event_version: e.event_version,
             payload: e.payload.to_value(),
-            metadata: e.metadata,
+            metadata: e.metadata.to_value(),
             recorded_at: e.recorded_at,
         }
     }
@@ -473,8 +473,8 @@ impl AuditService {
                 }
             }
             if let Some(link) = anchor {
-                let stored = super::chain::stored_link(&event.metadata).unwrap_or_default();
-                if stored == link {
+                let stored = super::chain::stored_link_of(&event.metadata).unwrap_or_default();
+                if stored == *link {
                     matched += 1;
                 } else if findings.len() < MAX_FINDINGS {
                     findings.push(Verification::AnchorDiffers {

@@ -108,6 +108,7 @@ impl ChainVerifier {
             }));
         }
         let payload = e.payload.to_value();
+        let metadata = e.metadata.to_value();
         let computed = link(
             &previous,
             Linked {
@@ -117,10 +118,10 @@ impl ChainVerifier {
                 event_type: &e.event_type,
                 event_version: &e.event_version,
                 payload: &payload,
-                metadata: &e.metadata,
+                metadata: &metadata,
             },
         );
-        match stored_link(&e.metadata) {
+        match stored_link(&metadata) {
             None => return Err(broken("the event has no chain link".into())),
             Some(stored) if stored != computed => {
                 return Err(broken(
@@ -190,8 +191,8 @@ mod tests {
                     sequence: seq,
                     event_type: "T".into(),
                     event_version: "1.0".into(),
-                    payload: crate::ports::Payload::from_value(&payload).unwrap(),
-                    metadata,
+                    payload: crate::ports::StoredJson::from_value(&payload).unwrap(),
+                    metadata: crate::ports::StoredJson::from_value(&metadata).unwrap(),
                     recorded_at: chrono::DateTime::UNIX_EPOCH,
                 }
             })
@@ -216,7 +217,7 @@ mod tests {
     fn alteration_deletion_and_reordering_are_found() {
         let mut altered = chained(3);
         altered[1].payload =
-            crate::ports::Payload::from_value(&json!({"type": "T", "n": 99})).unwrap();
+            crate::ports::StoredJson::from_value(&json!({"type": "T", "n": 99})).unwrap();
         assert_eq!(run(&altered).unwrap_err().sequence, 2);
 
         let mut deleted = chained(3);
@@ -232,7 +233,9 @@ mod tests {
         assert_eq!(run(&reordered).unwrap_err().sequence, 2);
 
         let mut meta = chained(2);
-        meta[0].metadata["request_id"] = json!("forged");
+        let mut forged = meta[0].metadata.to_value();
+        forged["request_id"] = json!("forged");
+        meta[0].metadata = crate::ports::StoredJson::from_value(&forged).unwrap();
         assert_eq!(run(&meta).unwrap_err().sequence, 1);
 
         let mut first_gone = chained(2);

@@ -42,7 +42,7 @@ impl Attempt<'_> {
         stored: &StoredEvent,
         outcome: DeliveryStatus,
     ) -> AttemptRecord {
-        let meta = stored.meta();
+        let meta = stored.request();
         AttemptRecord {
             id: self.attempt_id,
             delivery_id: row.id,
@@ -87,6 +87,7 @@ fn enqueued(stored: &StoredEvent, event: &DeliveryEvent) -> Option<DeliveryRecor
     else {
         return None;
     };
+    let request = stored.request();
     Some(DeliveryRecord {
         id: *delivery_id,
         tenant_id: *tenant_id,
@@ -97,14 +98,14 @@ fn enqueued(stored: &StoredEvent, event: &DeliveryEvent) -> Option<DeliveryRecor
         attempts: 0,
         next_attempt_at: Some(*next_attempt_at),
         url: url.clone(),
-        request_id: stored.meta().map(|m| m.request_id),
+        resent: request.as_ref().is_some_and(|m| m.triggered_by.is_some()),
+        request_id: request.map(|m| m.request_id),
         last_status_code: None,
         last_error_kind: None,
         last_error: None,
         created_at: *enqueued_at,
         updated_at: *enqueued_at,
         delivered_at: None,
-        resent: stored.meta().is_some_and(|m| m.triggered_by.is_some()),
     })
 }
 

@@ -1,7 +1,7 @@
 //! Which log events make which notices, and the notifier's decisions.
 
 use super::*;
-use crate::ports::Payload;
+use crate::ports::StoredJson;
 use chrono::TimeZone;
 use hookline_domain::delivery::DeliveryStatus;
 use hookline_domain::outcome::ErrorKind;
@@ -21,9 +21,12 @@ fn source(aggregate_type: &str, sequence: i64) -> StoredEvent {
         sequence,
         event_type: "X".into(),
         event_version: "1.0".into(),
-        payload: Payload::new(serde_json::value::RawValue::from_string("{}".into()).unwrap()),
-        metadata: json!({"request_id": "req-1", "tenant_id": Uuid::from_u128(1), "actor": "admin",
-                         "occurred_at": "2026-01-02T03:04:05.000000Z"}),
+        payload: StoredJson::new(serde_json::value::RawValue::from_string("{}".into()).unwrap()),
+        metadata: StoredJson::from_value(
+            &json!({"request_id": "req-1", "tenant_id": Uuid::from_u128(1),
+                         "actor": "admin", "occurred_at": "2026-01-02T03:04:05.000000Z"}),
+        )
+        .unwrap(),
         recorded_at: t0(),
     }
 }

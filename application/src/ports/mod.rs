@@ -3,7 +3,7 @@
 //! system clock, tests may implement them in memory.
 
 use crate::error::AppError;
-use crate::metadata::EventMetadata;
+use crate::metadata::{EventMetadata, RequestMeta};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookline_domain::subscription::SubscriptionState;
@@ -90,39 +90,48 @@ pub struct StoredEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    pub payload: Payload,
-    pub metadata: Value,
+    pub payload: StoredJson,
+    /// Read with [`StoredEvent::meta`] (typed) or [`StoredJson::str_field`].
+    pub metadata: StoredJson,
     pub recorded_at: DateTime<Utc>,
 }
 
-/// An event's payload as the log stores it (JSON text), parsed only by
-/// whoever needs it and straight into the type they need: readers that
-/// fold thousands of events per batch (projections, rebuilds) would
+/// An event's payload or metadata as the log stores it (JSON text), parsed
+/// only by whoever needs it and straight into the type they need: readers
+/// that fold thousands of events per batch (projections, rebuilds) would
 /// otherwise spend most of their time building and dropping
 /// `serde_json::Value` trees.
 #[derive(Clone)]
-pub struct Payload(Box<serde_json::value::RawValue>);
+pub struct StoredJson(Box<str>);
 
-impl Payload {
+impl StoredJson {
     pub fn new(raw: Box<serde_json::value::RawValue>) -> Self {
-        Self(raw)
+        Self(raw.into())
+    }
+
+    /// Text read from one of the log's `json` columns, which Postgres
+    /// checked when it was stored: not checked again here (a rebuild
+    /// reading a million events spent a tenth of its time on it). Text that
+    /// is not JSON fails whoever parses it, with an error.
+    pub fn from_log_text(text: String) -> Self {
+        Self(text.into_boxed_str())
     }
 
     /// # Errors
     /// Never for a JSON value (serialization of a `Value` cannot fail).
     pub fn from_value(value: &Value) -> Result<Self, serde_json::Error> {
-        serde_json::value::to_raw_value(value).map(Self)
+        serde_json::value::to_raw_value(value).map(Self::new)
     }
 
     /// The JSON text.
     pub fn as_str(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// # Errors
     /// The payload is not a `T`.
     pub fn parse<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.0.get())
+        serde_json::from_str(&self.0)
     }
 
     /// The payload as a JSON tree (`null` if the stored text is not JSON,
@@ -144,28 +153,37 @@ impl Payload {
     }
 }
 
-impl PartialEq for Payload {
+impl PartialEq for StoredJson {
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
     }
 }
 
-impl std::fmt::Debug for Payload {
+impl std::fmt::Debug for StoredJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl serde::Serialize for Payload {
+impl serde::Serialize for StoredJson {
+    /// As the JSON it holds, verbatim.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        serde_json::from_str::<&serde_json::value::RawValue>(&self.0)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
     }
 }
 
 impl StoredEvent {
     /// The metadata, typed (`None` for metadata without the usual keys).
     pub fn meta(&self) -> Option<EventMetadata> {
-        EventMetadata::from_value(&self.metadata)
+        self.metadata.parse().ok()
+    }
+
+    /// The request the metadata names (`None` without a `request_id`),
+    /// read without the rest of the metadata.
+    pub fn request(&self) -> Option<RequestMeta> {
+        self.metadata.parse().ok()
     }
 
     /// Where this event stands in commit order.
@@ -442,11 +460,11 @@ pub struct RequestCounts {
 
 #[cfg(test)]
 mod tests {
-    use super::Payload;
+    use super::StoredJson;
     use serde_json::json;
 
-    fn payload(text: &str) -> Payload {
-        Payload::new(serde_json::value::RawValue::from_string(text.to_string()).unwrap())
+    fn payload(text: &str) -> StoredJson {
+        StoredJson::new(serde_json::value::RawValue::from_string(text.to_string()).unwrap())
     }
 
     #[test]
@@ -468,8 +486,71 @@ mod tests {
         }
         assert_eq!(p.parse::<T>().unwrap().n, 3);
         assert_eq!(
-            Payload::from_value(&json!({"n": 3})).unwrap(),
+            StoredJson::from_value(&json!({"n": 3})).unwrap(),
             payload(r#"{"n":3}"#)
         );
+    }
+
+    #[test]
+    fn text_from_the_log_is_kept_verbatim_and_bad_text_fails_its_readers() {
+        let text = r#"{"b": [1, 2.50], "a": "\u00e9"}"#;
+        let p = StoredJson::from_log_text(text.to_string());
+        assert_eq!(p.as_str(), text);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            text,
+            "serialised as stored"
+        );
+        assert_eq!(
+            serde_json::to_string(&json!({"payload": p})).unwrap(),
+            r#"{"payload":{"a":"é","b":[1,2.5]}}"#,
+            "inside a tree it is parsed like any JSON"
+        );
+        let bad = StoredJson::from_log_text("{not json".to_string());
+        assert!(bad.parse::<serde_json::Value>().is_err());
+        assert!(
+            serde_json::to_string(&bad).is_err(),
+            "an error, not a panic"
+        );
+        assert_eq!(bad.str_field("a"), None);
+        assert_eq!(bad.to_value(), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn the_request_is_read_from_metadata_without_the_rest() {
+        let event = |metadata: &str| super::StoredEvent {
+            position: 1,
+            tx_id: 1,
+            aggregate_type: "Delivery".into(),
+            aggregate_id: "d".into(),
+            sequence: 1,
+            event_type: "T".into(),
+            event_version: "1.0".into(),
+            payload: payload("{}"),
+            metadata: payload(metadata),
+            recorded_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let full = event(
+            r#"{"actor": "admin", "chain": "ab", "occurred_at": "2026-12-05T14:00:00.123456Z",
+                "request_id": "req-1", "tenant_id": "00000000-0000-0000-0000-000000000001",
+                "triggered_by": "req-0", "worker_id": "w1"}"#,
+        );
+        let r = full.request().unwrap();
+        assert_eq!(
+            (
+                r.request_id.as_str(),
+                r.triggered_by.as_deref(),
+                r.worker_id.as_deref()
+            ),
+            ("req-1", Some("req-0"), Some("w1"))
+        );
+        assert_eq!(full.meta().unwrap().request_id, "req-1");
+        let bare = event(r#"{"request_id": "req-2"}"#);
+        assert_eq!(bare.request().unwrap().worker_id, None);
+        assert!(
+            bare.meta().is_none(),
+            "the full metadata needs its other keys"
+        );
+        assert!(event("{}").request().is_none());
     }
 }

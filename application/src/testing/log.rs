@@ -9,7 +9,7 @@ use crate::fold;
 use crate::metadata::EventMetadata;
 use crate::ports::{
     AggregateStore, AppendError, Appended, Batch, Clock, EventLog, FirstAnswer, IdempotencyClaim,
-    IdempotencyKeys, Loaded, LogPosition, Payload, StoredEvent,
+    IdempotencyKeys, Loaded, LogPosition, StoredEvent, StoredJson,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -87,9 +87,7 @@ impl MemoryLog {
             .map(|e| {
                 (
                     (e.aggregate_type.clone(), e.aggregate_id.clone()),
-                    crate::audit::chain::stored_link(&e.metadata)
-                        .unwrap_or_default()
-                        .to_string(),
+                    crate::audit::chain::stored_link_of(&e.metadata).unwrap_or_default(),
                 )
             })
             .collect();
@@ -106,8 +104,8 @@ impl MemoryLog {
                 sequence: row.sequence,
                 event_type: row.event_type,
                 event_version: row.event_version,
-                payload: Payload::from_value(&row.payload).unwrap(),
-                metadata: row.metadata,
+                payload: StoredJson::from_value(&row.payload).unwrap(),
+                metadata: StoredJson::from_value(&row.metadata).unwrap(),
                 recorded_at: self.clock.now(),
             });
         }
@@ -194,7 +192,7 @@ impl PersistedEventRepository for MemoryRepository {
                     e.event_type,
                     e.event_version,
                     e.payload.to_value(),
-                    e.metadata,
+                    e.metadata.to_value(),
                 )
             })
             .collect())

@@ -643,7 +643,7 @@ impl DeliveryFeed for PgDeliveryFeed {
 mod tests {
     use super::*;
     use chrono::Utc;
-    use hookline_application::ports::Payload;
+    use hookline_application::ports::StoredJson;
     use hookline_domain::{DeliveryId, EventId, EventType, SubscriptionId, TenantId};
 
     fn stored(
@@ -664,8 +664,10 @@ mod tests {
             sequence: 1,
             event_type: event_type.into(),
             event_version: "1.0".into(),
-            payload: Payload::new(serde_json::value::RawValue::from_string(payload).unwrap()),
-            metadata: serde_json::json!({}),
+            payload: StoredJson::new(serde_json::value::RawValue::from_string(payload).unwrap()),
+            metadata: StoredJson::new(
+                serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+            ),
             recorded_at: Utc::now(),
         }
     }

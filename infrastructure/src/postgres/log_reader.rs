@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use hookline_application::history::FROM_START;
 use hookline_application::listing::enqueued_of;
-use hookline_application::ports::{EventLog, LogPosition, Payload, StoredEvent};
+use hookline_application::ports::{EventLog, LogPosition, StoredEvent, StoredJson};
 use hookline_application::AppError;
 use hookline_domain::delivery::Delivery;
 use hookline_domain::message::Message;
@@ -36,6 +36,27 @@ pub(crate) const COLUMNS: &str =
     "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
                        event_type, event_version, payload, metadata, recorded_at";
 
+/// A `json` (or `jsonb`) column kept as its text, which Postgres checked
+/// when it was stored.
+fn stored_json(row: &PgRow, column: &str) -> Result<StoredJson, sqlx::Error> {
+    use sqlx::postgres::PgValueFormat;
+    use sqlx::{TypeInfo, ValueRef};
+    let undecodable = |source: sqlx::error::BoxDynError| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source,
+    };
+    let value = row.try_get_raw(column)?;
+    let binary_jsonb =
+        value.format() == PgValueFormat::Binary && value.type_info().name() == "JSONB";
+    let mut bytes = value.as_bytes().map_err(undecodable)?;
+    if binary_jsonb {
+        // jsonb's binary form is a version byte, then the text.
+        bytes = bytes.get(1..).unwrap_or_default();
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| undecodable(Box::new(e)))?;
+    Ok(StoredJson::from_log_text(text.to_owned()))
+}
+
 /// # Errors
 /// Decode errors for rows that do not have the log's shape.
 pub fn decode(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
@@ -47,11 +68,8 @@ pub fn decode(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
         sequence: row.try_get("sequence")?,
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
-        payload: Payload::new(
-            row.try_get::<sqlx::types::Json<Box<serde_json::value::RawValue>>, _>("payload")?
-                .0,
-        ),
-        metadata: row.try_get("metadata")?,
+        payload: stored_json(row, "payload")?,
+        metadata: stored_json(row, "metadata")?,
         recorded_at: row.try_get("recorded_at")?,
     })
 }

@@ -447,7 +447,7 @@ impl Projection for DeliveriesProjection {
                         .as_ref()
                         .map(|r| *r.tenant_id.as_uuid())
                         .unwrap_or_default(),
-                    worker: stored.meta().and_then(|m| m.worker_id),
+                    worker: stored.request().and_then(|m| m.worker_id),
                     position: stored.position,
                     record: attempt,
                 });

@@ -128,7 +128,7 @@ impl QueueProjection {
         )
         .await?;
         for (id, event) in listed {
-            let request_id = event.meta().map(|m| m.request_id);
+            let request_id = event.request().map(|m| m.request_id);
             by_id.insert(id, (event.payload.to_value(), request_id));
         }
         for row in rows.iter_mut() {
@@ -375,20 +375,23 @@ fn next_op(stored: &StoredEvent, id: Uuid, event: DeliveryEvent, previous: Optio
             body,
             next_attempt_at,
             ..
-        } => Op::Fresh(QueueRow {
-            delivery_id: id,
-            tenant_id: *tenant_id.as_uuid(),
-            subscription_id: *subscription_id.as_uuid(),
-            event_id: *event_id.as_uuid(),
-            event_type: event_type.to_string(),
-            attempt: 1,
-            due_at: next_attempt_at,
-            body,
-            request_id: stored.meta().map(|m| m.request_id),
-            // A delivery a request asked for by hand (a resend).
-            triggered_by: stored.meta().and_then(|m| m.triggered_by),
-            unfilled: false,
-        }),
+        } => {
+            let request = stored.request();
+            Op::Fresh(QueueRow {
+                delivery_id: id,
+                tenant_id: *tenant_id.as_uuid(),
+                subscription_id: *subscription_id.as_uuid(),
+                event_id: *event_id.as_uuid(),
+                event_type: event_type.to_string(),
+                attempt: 1,
+                due_at: next_attempt_at,
+                body,
+                // A delivery a request asked for by hand (a resend).
+                triggered_by: request.as_ref().and_then(|m| m.triggered_by.clone()),
+                request_id: request.map(|m| m.request_id),
+                unfilled: false,
+            })
+        }
         DeliveryEvent::AttemptFailed {
             attempt,
             status: DeliveryStatus::Pending,
@@ -417,7 +420,7 @@ fn next_op(stored: &StoredEvent, id: Uuid, event: DeliveryEvent, previous: Optio
             };
             row.attempt = to_i32(attempt);
             row.due_at = next_attempt_at;
-            row.triggered_by = stored.meta().map(|m| m.request_id);
+            row.triggered_by = stored.request().map(|m| m.request_id);
             Op::Put(row)
         }
         // Delivered, failed for good, or abandoned: off the queue.

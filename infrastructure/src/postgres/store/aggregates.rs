@@ -9,7 +9,7 @@ use crate::postgres::log_reader::{decode, unavailable, COLUMNS};
 use async_trait::async_trait;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
-use hookline_application::audit::chain::stored_link;
+use hookline_application::audit::chain::stored_link_of;
 use hookline_application::fold;
 use hookline_application::ports::{
     AggregateStore, AppendError, Appended, Batch, IdempotencyClaim, Loaded, LogPosition,
@@ -102,11 +102,11 @@ where
             let ends_run = events
                 .get(i + 1)
                 .is_none_or(|next| next.aggregate_id != last.aggregate_id);
-            if let (true, Some(link)) = (ends_run, stored_link(&last.metadata)) {
+            if let (true, Some(link)) = (ends_run, stored_link_of(&last.metadata)) {
                 self.log.remember(
                     (A::TYPE.to_string(), last.aggregate_id.clone()),
                     last.sequence,
-                    link.to_string(),
+                    link,
                 );
             }
         }

@@ -58,7 +58,7 @@ impl PgRepository {
                 event_type: first.event_type,
                 event_version: first.event_version,
                 payload: first.payload.to_value(),
-                metadata: first.metadata,
+                metadata: first.metadata.to_value(),
             };
             events.insert(0, beginning);
         }
