@@ -6,6 +6,7 @@
 
 use super::catalogue::{EventTypesProjection, TABLE as EVENT_TYPES};
 use super::checkpoints;
+use super::checkpoints::parse_xid8;
 use super::listing::listing_message_sql;
 use super::log_reader::unavailable;
 use super::log_reader::{decode, merge_deliveries, COLUMNS, LISTING_COLUMNS};
@@ -23,7 +24,8 @@ use hookline_application::ports::{LogPosition, ReadModelRebuilder, RebuildReport
 use hookline_application::AppError;
 use hookline_domain::delivery::Delivery;
 use hookline_domain::message::Message;
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
 use std::sync::Arc;
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -180,19 +182,80 @@ async fn read_between(
     conn: &mut PgConnection,
     after: LogPosition,
     until: LogPosition,
-    aggregate_type: &str,
+    aggregate_type: &'static str,
 ) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
-    if aggregate_type == Delivery::TYPE {
-        let mut reads = Vec::with_capacity(2);
-        for t in [Delivery::TYPE, Message::TYPE] {
-            reads.push(read_type_between(conn, after, until, t, t == Message::TYPE).await?);
+    decode_batch(fetch_between(conn, after, until, aggregate_type).await?)
+}
+
+/// The rows of one read of [`read_between`], not decoded yet, and where
+/// the read ends.
+struct RawBatch {
+    aggregate_type: &'static str,
+    /// One read per aggregate type read (`Delivery`: then `Message`).
+    reads: Vec<Vec<PgRow>>,
+    end: Option<LogPosition>,
+}
+
+/// [`read_between`]'s reads, undecoded: the reader of a pipelined rebuild
+/// fetches the next while another task decodes these.
+async fn fetch_between(
+    conn: &mut PgConnection,
+    after: LogPosition,
+    until: LogPosition,
+    aggregate_type: &'static str,
+) -> Result<RawBatch, sqlx::Error> {
+    let types: &[&str] = if aggregate_type == Delivery::TYPE {
+        &[Delivery::TYPE, Message::TYPE]
+    } else {
+        &[aggregate_type]
+    };
+    let mut reads = Vec::with_capacity(types.len());
+    for t in types {
+        // The deliveries' rebuild needs the deliveries messages list, not
+        // their bodies.
+        let listing_only = aggregate_type == Delivery::TYPE && *t == Message::TYPE;
+        reads.push(read_type_between(conn, after, until, t, listing_only).await?);
+    }
+    // Where `merge_deliveries` cuts the batch: at the nearest end of the
+    // full reads, else after everything read.
+    let mut full_end: Option<LogPosition> = None;
+    let mut last: Option<LogPosition> = None;
+    for read in &reads {
+        let Some(row) = read.last() else { continue };
+        let at = row_position(row)?;
+        last = last.max(Some(at));
+        if read.len() as i64 >= REPLAY_BATCH {
+            full_end = Some(full_end.map_or(at, |end| end.min(at)));
         }
+    }
+    Ok(RawBatch {
+        aggregate_type,
+        reads,
+        end: full_end.or(last),
+    })
+}
+
+/// Decodes a [`RawBatch`]: the events in commit order (the deliveries
+/// listed by messages as their `DeliveryEnqueued`), and where it ends.
+fn decode_batch(batch: RawBatch) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
+    let mut reads = Vec::with_capacity(batch.reads.len());
+    for read in &batch.reads {
+        reads.push(read.iter().map(decode).collect::<Result<Vec<_>, _>>()?);
+    }
+    if batch.aggregate_type == Delivery::TYPE {
         let (events, last, _) = merge_deliveries(reads, REPLAY_BATCH)?;
         return Ok((events, last));
     }
-    let events = read_type_between(conn, after, until, aggregate_type, false).await?;
+    let events = reads.into_iter().flatten().collect::<Vec<_>>();
     let last = events.last().map(StoredEvent::log_position);
     Ok((events, last))
+}
+
+fn row_position(row: &PgRow) -> Result<LogPosition, sqlx::Error> {
+    Ok(LogPosition {
+        tx_id: parse_xid8(&row.try_get::<String, _>("tx")?)?,
+        position: row.try_get("global_position")?,
+    })
 }
 
 async fn read_type_between(
@@ -201,7 +264,7 @@ async fn read_type_between(
     until: LogPosition,
     aggregate_type: &str,
     listing_only: bool,
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
+) -> Result<Vec<PgRow>, sqlx::Error> {
     static MESSAGES: LazyLock<String> = LazyLock::new(|| between(LISTING_COLUMNS));
     static OTHERS: LazyLock<String> = LazyLock::new(|| between(COLUMNS));
     fn between(columns: &str) -> String {
@@ -213,14 +276,12 @@ async fn read_type_between(
               LIMIT $6"
         )
     }
-    // A rebuild of the deliveries needs the deliveries messages list, not
-    // their bodies.
     let sql = if listing_only {
         MESSAGES.as_str()
     } else {
         OTHERS.as_str()
     };
-    let rows = sqlx::query(sql)
+    sqlx::query(sql)
         .bind(aggregate_type)
         .bind(after.tx_id.to_string())
         .bind(after.position)
@@ -228,8 +289,7 @@ async fn read_type_between(
         .bind(until.position)
         .bind(REPLAY_BATCH)
         .fetch_all(conn)
-        .await?;
-    rows.iter().map(decode).collect()
+        .await
 }
 
 /// Apply lanes: aggregates are independent of each other, so each lane
@@ -260,39 +320,55 @@ async fn catch_up_pipelined(
             Ok::<(), ReplayError>(())
         }));
     }
+    // The dealer decodes what the reader fetched and deals it out to the
+    // lanes, while the reader fetches the next batch.
+    let (fetched, mut to_deal) = tokio::sync::mpsc::channel::<RawBatch>(1);
+    let dealer = tokio::spawn(async move {
+        let mut applied = 0u64;
+        while let Some(raw) = to_deal.recv().await {
+            let (batch, _) = decode_batch(raw)?;
+            applied += batch.len() as u64;
+            let mut shares: Vec<Vec<StoredEvent>> = (0..LANES)
+                .map(|_| Vec::with_capacity(batch.len() / LANES + 1))
+                .collect();
+            for event in batch {
+                shares[lane_of(&event.aggregate_id)].push(event);
+            }
+            for (share, sender) in shares.into_iter().zip(&senders) {
+                if !share.is_empty() && sender.send(share).await.is_err() {
+                    return Ok(applied); // the lane's error is reported below
+                }
+            }
+        }
+        Ok::<u64, sqlx::Error>(applied)
+    });
     let mut rconn = pool.acquire().await?;
     let aggregate_type = projection.aggregate_type();
     let mut cursor = from;
-    let mut applied = 0;
     let mut read_error = None;
     loop {
-        let (batch, last) = match read_between(&mut rconn, cursor, until, aggregate_type).await {
-            Ok(read) => read,
+        let raw = match fetch_between(&mut rconn, cursor, until, aggregate_type).await {
+            Ok(raw) => raw,
             Err(e) => {
                 read_error = Some(e);
                 break;
             }
         };
-        let Some(last) = last else { break };
-        cursor = last;
-        applied += batch.len() as u64;
-        let mut shares: Vec<Vec<StoredEvent>> = (0..LANES)
-            .map(|_| Vec::with_capacity(batch.len() / LANES + 1))
-            .collect();
-        for event in batch {
-            shares[lane_of(&event.aggregate_id)].push(event);
-        }
-        let mut lane_gone = false;
-        for (share, sender) in shares.into_iter().zip(&senders) {
-            if !share.is_empty() && sender.send(share).await.is_err() {
-                lane_gone = true; // its error is reported below
-            }
-        }
-        if lane_gone {
-            break;
+        let Some(end) = raw.end else { break };
+        cursor = end;
+        if fetched.send(raw).await.is_err() {
+            break; // the dealer stopped: its error is reported below
         }
     }
-    drop(senders);
+    drop(fetched);
+    let applied = match dealer.await {
+        Ok(dealt) => dealt?,
+        Err(e) => {
+            return Err(ReplayError::Database(sqlx::Error::Protocol(format!(
+                "replay dealer failed: {e}"
+            ))))
+        }
+    };
     for lane in lanes {
         match lane.await {
             Ok(result) => result?,
