@@ -557,7 +557,7 @@ fn due_from(
         }
     };
     let (request_id, triggered_by) = event
-        .meta()
+        .request()
         .map_or((None, None), |m| (Some(m.request_id), m.triggered_by));
     Some(DueDelivery {
         delivery_id,
