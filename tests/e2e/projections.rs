@@ -168,6 +168,50 @@ async fn readyz_reports_an_unreachable_database() {
     .await;
 }
 
+/// The pools check a connection before a use only when it sat idle for a
+/// while (checking it at every use cost a round trip each time):
+/// connections the database closed while they were idle are replaced
+/// before a request gets one.
+#[tokio::test]
+async fn connections_the_database_closed_while_idle_are_replaced_before_use() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    app.subscribe(
+        &t,
+        json!({"url": "https://example.com/hook", "events": ["a.b"]}),
+    )
+    .await;
+    // Requests in parallel, so the pool holds several connections.
+    let lists = (0..8).map(|_| app.get(&t, "/v1/subscriptions"));
+    for res in futures::future::join_all(lists).await {
+        assert_eq!(res.status(), 200);
+    }
+    let admin = sqlx::PgPool::connect_with(hookline_tests::cluster().options("postgres"))
+        .await
+        .unwrap();
+    let closed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = $1",
+    )
+    .bind(&app.db.name)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(closed.len() >= 2, "the server's connections: {closed:?}");
+    // Past the idle time after which a connection is checked before use
+    // (one second): that is the condition under test.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    for round in 0..3 {
+        let lists = (0..8).map(|_| app.get(&t, "/v1/subscriptions"));
+        for res in futures::future::join_all(lists).await {
+            let status = res.status();
+            let body = res.text().await.unwrap_or_default();
+            assert_eq!(status, 200, "round {round}: {body}");
+        }
+    }
+    publish(&app, &t, "a.b", json!({"n": 1})).await;
+}
+
 /// The statements projections run many times a second are prepared, and
 /// Postgres switches prepared statements to a generic plan after a few
 /// runs. Those plans must still be short index range scans on a big log,
