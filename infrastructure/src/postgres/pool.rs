@@ -43,29 +43,6 @@ pub fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
     })
 }
 
-/// How long a pooled connection may sit idle before it is checked again
-/// when taken.
-const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
-
-/// The pool checks each connection when it is returned (sqlx always does);
-/// by default it checks it again when it is taken, a second round trip
-/// for every use: under load, thousands a second, moments after the first.
-/// Only a connection idle for longer than [`IDLE_CHECK_AFTER`] (one the
-/// server may have closed meanwhile: a restart, an idle timeout) is
-/// checked again; a broken one is dropped and another taken.
-fn checked_when_idle(options: PgPoolOptions) -> PgPoolOptions {
-    options
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for > IDLE_CHECK_AFTER {
-                    sqlx::Connection::ping(conn).await?;
-                }
-                Ok(true)
-            })
-        })
-}
-
 /// # Errors
 /// When the server cannot be reached within the acquire timeout.
 pub async fn connect(
@@ -82,13 +59,13 @@ pub async fn connect(
     {
         drop(first?.close().await);
     }
-    let pool = checked_when_idle(PgPoolOptions::new())
+    let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.clone())
         .await?;
-    let background = checked_when_idle(PgPoolOptions::new())
+    let background = PgPoolOptions::new()
         .max_connections((max_connections / 2).clamp(4, 16))
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
