@@ -76,11 +76,6 @@ impl EventMetadata {
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
-
-    /// Reads stored metadata; `None` when it lacks the required keys.
-    pub fn from_value(value: &serde_json::Value) -> Option<Self> {
-        Self::deserialize(value).ok()
-    }
 }
 
 #[cfg(test)]
@@ -104,6 +99,9 @@ mod tests {
         assert_eq!(map["occurred_at"], "1970-01-01T00:00:00.000000Z");
         assert_eq!(map["worker_id"], "w1");
         assert!(!map.contains_key("triggered_by"));
-        assert_eq!(EventMetadata::from_value(&m.to_value()), Some(m));
+        assert_eq!(
+            serde_json::from_value::<EventMetadata>(m.to_value()).ok(),
+            Some(m)
+        );
     }
 }

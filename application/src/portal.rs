@@ -585,7 +585,7 @@ impl PortalService {
             if let PortalLinkEvent::PortalLinkOpened { opened_at } = &event {
                 uses.push(LinkUse {
                     opened_at: *opened_at,
-                    request_id: stored.meta().map(|m| m.request_id),
+                    request_id: stored.request().map(|m| m.request_id),
                 });
             }
             link.apply_event(event);

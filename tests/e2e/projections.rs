@@ -383,6 +383,88 @@ async fn hot_log_queries_stay_short_index_scans_under_generic_plans() {
     }
 }
 
+/// A message event whose list of deliveries cannot be read stops the
+/// deliveries' rebuild where the batches are decoded (not in an apply
+/// lane): the command fails and says which event, the live read model is
+/// left as it was, and a rebuild can run again at once.
+#[tokio::test]
+async fn a_rebuild_stops_at_a_listing_it_cannot_read_and_leaves_the_live_model() {
+    let mut app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    app.subscribe(
+        &t,
+        json!({"url": "https://example.com/hook", "events": ["a.b"]}),
+    )
+    .await;
+    publish(&app, &t, "a.b", json!({"n": 1})).await;
+    let pool = app.db.pool.clone();
+    eventually("the delivery listed", Duration::from_secs(15), || {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries_view")
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    app.stop().await;
+    // A message event that says it lists deliveries (version 1.2) without
+    // a list (appending is all the log allows).
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('Message', '00000000-0000-7000-8000-0000000000fe', 1, 'MessagePublished', '1.2',
+                 '{\"type\": \"MessagePublished\"}', '{}')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE projection_checkpoints
+            SET (last_tx_id, last_position) = (SELECT tx_id, global_position FROM events
+                                                ORDER BY global_position DESC LIMIT 1)
+          WHERE name = 'deliveries'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let env = HashMap::from([(
+        "HOOKLINE_SECRET_KEY".to_string(),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
+    )]);
+    let url = app.db.url.clone();
+    for attempt in 0..2 {
+        let out = run_cli(
+            &[
+                "replay",
+                "--projection",
+                "deliveries",
+                "--database-url",
+                &url,
+            ],
+            &env,
+        )
+        .await;
+        assert_ne!(out.code, Some(0), "{attempt}: {out:?}");
+        assert!(
+            out.stderr.contains("deliveries")
+                && out.stderr.contains("(MessagePublished) cannot be read")
+                && !out.stderr.contains("panicked"),
+            "{attempt}: {out:?}"
+        );
+        assert!(
+            !out.stderr.contains("another replay"),
+            "the first run's lanes had ended: {out:?}"
+        );
+    }
+    let listed: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries_view")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(listed, 1, "the live read model is left as it was");
+}
+
 #[tokio::test]
 async fn replay_of_all_rebuilds_the_others_when_one_cannot_be_rebuilt() {
     let mut app = TestApp::spawn().await;

@@ -162,7 +162,7 @@ pub fn subscription_notice(
                 data: Value::Object(data),
                 about: None,
                 due_at: due,
-                request_id: source.meta().map(|m| m.request_id),
+                request_id: source.request().map(|m| m.request_id),
             });
         }
         _ => return None,
@@ -174,7 +174,7 @@ pub fn subscription_notice(
         data: Value::Object(data),
         about: Some(state.id),
         due_at,
-        request_id: source.meta().map(|m| m.request_id),
+        request_id: source.request().map(|m| m.request_id),
     })
 }
 

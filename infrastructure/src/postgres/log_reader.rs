@@ -46,12 +46,18 @@ fn stored_json(row: &PgRow, column: &str) -> Result<StoredJson, sqlx::Error> {
         source,
     };
     let value = row.try_get_raw(column)?;
-    let binary_jsonb =
-        value.format() == PgValueFormat::Binary && value.type_info().name() == "JSONB";
+    let jsonb = match value.type_info().name() {
+        "JSON" => false,
+        "JSONB" => true,
+        other => return Err(undecodable(format!("{other} is not json").into())),
+    };
     let mut bytes = value.as_bytes().map_err(undecodable)?;
-    if binary_jsonb {
-        // jsonb's binary form is a version byte, then the text.
-        bytes = bytes.get(1..).unwrap_or_default();
+    if jsonb && value.format() == PgValueFormat::Binary {
+        // jsonb's binary form is a version byte (1), then the text.
+        match bytes.split_first() {
+            Some((1, text)) => bytes = text,
+            _ => return Err(undecodable("unknown jsonb version".into())),
+        }
     }
     let text = std::str::from_utf8(bytes).map_err(|e| undecodable(Box::new(e)))?;
     Ok(StoredJson::from_log_text(text.to_owned()))
@@ -201,7 +207,15 @@ pub fn merge_deliveries(
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
         if row.aggregate_type == Message::TYPE {
-            events.extend(enqueued_of(&row).map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
+            events.extend(enqueued_of(&row).map_err(|e| {
+                sqlx::Error::Decode(
+                    format!(
+                        "event at position {} ({}) cannot be read: {e}",
+                        row.position, row.event_type
+                    )
+                    .into(),
+                )
+            })?);
         } else {
             events.push(row);
         }

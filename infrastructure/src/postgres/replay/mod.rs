@@ -298,8 +298,8 @@ async fn read_type_between(
 /// its commit to reach the disk.
 const LANES: usize = 3;
 
-/// Like [`catch_up`] in separate transactions: one task reads (and
-/// decodes) the log ahead and deals each batch out to the apply lanes.
+/// Like [`catch_up`] in separate transactions: one task reads the log
+/// ahead, another decodes each batch and deals it out to the apply lanes.
 async fn catch_up_pipelined(
     pool: &PgPool,
     projection: Arc<dyn Projection>,
@@ -361,23 +361,37 @@ async fn catch_up_pipelined(
         }
     }
     drop(fetched);
-    let applied = match dealer.await {
-        Ok(dealt) => dealt?,
+    // Every task ends before this returns, whatever failed: a lane left
+    // running would write into the copies after the replay's lock is
+    // released. The first error wins: a lane's, the dealer's, the read's.
+    let dealt = dealer.await;
+    let mut first_error: Option<ReplayError> = None;
+    for lane in lanes {
+        let failed = match lane.await {
+            Ok(result) => result.err(),
+            Err(e) => Some(ReplayError::Database(sqlx::Error::Protocol(format!(
+                "replay lane failed: {e}"
+            )))),
+        };
+        if first_error.is_none() {
+            first_error = failed;
+        }
+    }
+    let applied = match dealt {
+        Ok(Ok(applied)) => applied,
+        Ok(Err(e)) => {
+            return Err(first_error.unwrap_or(ReplayError::Database(e)));
+        }
         Err(e) => {
-            return Err(ReplayError::Database(sqlx::Error::Protocol(format!(
-                "replay dealer failed: {e}"
-            ))))
+            return Err(
+                first_error.unwrap_or(ReplayError::Database(sqlx::Error::Protocol(format!(
+                    "replay dealer failed: {e}"
+                )))),
+            )
         }
     };
-    for lane in lanes {
-        match lane.await {
-            Ok(result) => result?,
-            Err(e) => {
-                return Err(ReplayError::Database(sqlx::Error::Protocol(format!(
-                    "replay lane failed: {e}"
-                ))))
-            }
-        }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     if let Some(e) = read_error {
         return Err(e.into());
