@@ -23,41 +23,51 @@ const DOMAIN: &str = "hookline-chain-v1";
 
 /// Compact JSON with sorted keys, whatever order the map keeps.
 pub fn canonical(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
+    let mut out = Vec::new();
+    write_canonical(value, None, &mut out);
+    // serde_json writes UTF-8, and so does everything else here.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// Writes `value` canonically into `out`, without the top-level key
+/// `skip` when given (the metadata's link).
+fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map
+                .iter()
+                .filter(|(k, _)| skip != Some(k.as_str()))
+                .collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(key) {
-                    write_canonical(v, out);
-                }
+                write_json(key.as_str(), out);
+                out.push(b':');
+                write_canonical(v, None, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_canonical(item, out);
+                write_canonical(item, None, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_json(scalar, out),
     }
+}
+
+/// A string or scalar as compact JSON (what its `to_string` gives).
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Writing a string or a JSON scalar into memory cannot fail.
+    drop(serde_json::to_writer(&mut *out, value));
 }
 
 /// `value` with every negative zero (`-0`, `-0.0`, or a number too small
@@ -74,19 +84,6 @@ pub fn without_negative_zeros(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(without_negative_zeros),
         Value::Object(map) => map.values_mut().for_each(without_negative_zeros),
         _ => {}
-    }
-}
-
-/// The metadata without its link.
-pub fn without_link(metadata: &Value) -> Value {
-    match metadata {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| k.as_str() != CHAIN_KEY)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
     }
 }
 
@@ -114,12 +111,16 @@ pub fn link(previous: &str, event: Linked<'_>) -> String {
         &event.sequence.to_string(),
         event.event_type,
         event.event_version,
-        &canonical(event.payload),
     ] {
         hasher.update(part.as_bytes());
         hasher.update(b"\n");
     }
-    hasher.update(canonical(&without_link(event.metadata)).as_bytes());
+    let mut text = Vec::with_capacity(512);
+    write_canonical(event.payload, None, &mut text);
+    text.push(b'\n');
+    // The metadata without its link.
+    write_canonical(event.metadata, Some(CHAIN_KEY), &mut text);
+    hasher.update(&text);
     hex::encode(hasher.finalize())
 }
 
@@ -286,6 +287,29 @@ mod tests {
         let mut e = event(&payload, &meta);
         e.sequence = 2;
         assert_ne!(link(GENESIS, e), base);
+    }
+
+    /// A link computed before the canonical writer was rewritten: links
+    /// are stored forever, so the text they hash never changes.
+    #[test]
+    fn a_link_is_what_it_always_was() {
+        let payload = json!({"type": "MessagePublished", "n": -1.5e300, "big": 18446744073709551615u64,
+                             "s": "é\u{1}\"\\/\n", "a": [null, true, {"z": 0, "y": -0.0}], "": {}});
+        let meta = json!({"request_id": "r1", "tenant_id": "t", "chain": "x",
+                          "occurred_at": "2026-12-05T14:00:00.123456Z"});
+        assert_eq!(
+            link(GENESIS, event(&payload, &meta)),
+            "a3aea8a6f5d5bf4e29558a6c6065b9818cbc59039ca3abc206c508435b6bac8c"
+        );
+        assert_eq!(
+            canonical(&payload),
+            r#"{"":{},"a":[null,true,{"y":-0.0,"z":0}],"big":18446744073709551615,"n":-1.5e+300,"s":"é\u0001\"\\/\n","type":"MessagePublished"}"#
+        );
+        // A nested `chain` key is data, not the link: kept.
+        assert_eq!(
+            canonical(&json!({"chain": 1, "x": {"chain": 2}})),
+            r#"{"chain":1,"x":{"chain":2}}"#
+        );
     }
 
     #[test]
