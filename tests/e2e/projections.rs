@@ -383,12 +383,15 @@ async fn hot_log_queries_stay_short_index_scans_under_generic_plans() {
     }
 }
 
-/// A message event whose list of deliveries cannot be read stops the
-/// deliveries' rebuild where the batches are decoded (not in an apply
-/// lane): the command fails and says which event, the live read model is
-/// left as it was, and a rebuild can run again at once.
-#[tokio::test]
-async fn a_rebuild_stops_at_a_listing_it_cannot_read_and_leaves_the_live_model() {
+/// A stopped server's database with one delivery its read models list,
+/// then a message event of `version` with no fields but its type
+/// (appending is all the log allows), with the live `projection` moved
+/// past it (a rebuild goes as far as the live checkpoint); the
+/// environment the CLI needs.
+async fn stopped_with_an_unreadable_message(
+    version: &str,
+    projection: &str,
+) -> (TestApp, sqlx::PgPool, HashMap<String, String>) {
     let mut app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     app.subscribe(
@@ -410,13 +413,12 @@ async fn a_rebuild_stops_at_a_listing_it_cannot_read_and_leaves_the_live_model()
     })
     .await;
     app.stop().await;
-    // A message event that says it lists deliveries (version 1.2) without
-    // a list (appending is all the log allows).
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('Message', '00000000-0000-7000-8000-0000000000fe', 1, 'MessagePublished', '1.2',
+         VALUES ('Message', '00000000-0000-7000-8000-0000000000fe', 1, 'MessagePublished', $1,
                  '{\"type\": \"MessagePublished\"}', '{}')",
     )
+    .bind(version)
     .execute(&pool)
     .await
     .unwrap();
@@ -424,8 +426,9 @@ async fn a_rebuild_stops_at_a_listing_it_cannot_read_and_leaves_the_live_model()
         "UPDATE projection_checkpoints
             SET (last_tx_id, last_position) = (SELECT tx_id, global_position FROM events
                                                 ORDER BY global_position DESC LIMIT 1)
-          WHERE name = 'deliveries'",
+          WHERE name = $1",
     )
+    .bind(projection)
     .execute(&pool)
     .await
     .unwrap();
@@ -433,6 +436,18 @@ async fn a_rebuild_stops_at_a_listing_it_cannot_read_and_leaves_the_live_model()
         "HOOKLINE_SECRET_KEY".to_string(),
         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
     )]);
+    (app, pool, env)
+}
+
+/// A message event whose list of deliveries cannot be read stops the
+/// deliveries' rebuild where the batches are decoded (not in an apply
+/// lane): the command fails and says which event, the live read model is
+/// left as it was, and a rebuild can run again at once.
+#[tokio::test]
+async fn a_rebuild_stops_at_a_listing_it_cannot_read_and_leaves_the_live_model() {
+    // A message event that says it lists deliveries (version 1.2) without
+    // a list.
+    let (app, pool, env) = stopped_with_an_unreadable_message("1.2", "deliveries").await;
     let url = app.db.url.clone();
     for attempt in 0..2 {
         let out = run_cli(
@@ -467,58 +482,13 @@ async fn a_rebuild_stops_at_a_listing_it_cannot_read_and_leaves_the_live_model()
 
 #[tokio::test]
 async fn replay_of_all_rebuilds_the_others_when_one_cannot_be_rebuilt() {
-    let mut app = TestApp::spawn().await;
-    let t = app.tenant("acme").await;
-    app.subscribe(
-        &t,
-        json!({"url": "https://example.com/hook", "events": ["a.b"]}),
-    )
-    .await;
-    publish(&app, &t, "a.b", json!({"n": 1})).await;
-    // The rebuild goes as far as the live checkpoints: let the live read
-    // models take the delivery first.
-    let pool = app.db.pool.clone();
-    eventually("the delivery listed", Duration::from_secs(15), || {
-        let pool = pool.clone();
-        async move {
-            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries_view")
-                .fetch_one(&pool)
-                .await
-                .ok()?;
-            (n == 1).then_some(())
-        }
-    })
-    .await;
-    app.stop().await;
-    // A message event the messages read model cannot read (appending is
-    // all the log allows); the deliveries read model never reads it.
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('Message', '00000000-0000-7000-8000-0000000000ff', 1, 'MessagePublished', '1.0',
-                 '{\"type\": \"MessagePublished\"}', '{}')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    // As if the live projection had got past it (a rebuild goes as far as
-    // the live checkpoint).
-    sqlx::query(
-        "UPDATE projection_checkpoints
-            SET (last_tx_id, last_position) = (SELECT tx_id, global_position FROM events
-                                                ORDER BY global_position DESC LIMIT 1)
-          WHERE name = 'messages'",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    // A message event the messages read model cannot read; the deliveries
+    // read model never reads it.
+    let (app, pool, env) = stopped_with_an_unreadable_message("1.0", "messages").await;
     sqlx::query("DELETE FROM deliveries_view")
         .execute(&pool)
         .await
         .unwrap();
-    let env = HashMap::from([(
-        "HOOKLINE_SECRET_KEY".to_string(),
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
-    )]);
     let url = app.db.url.clone();
     let out = run_cli(
         &["replay", "--projection", "all", "--database-url", &url],
