@@ -184,7 +184,9 @@ async fn read_between(
     until: LogPosition,
     aggregate_type: &'static str,
 ) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
-    decode_batch(fetch_between(conn, after, until, aggregate_type).await?)
+    let raw = fetch_between(conn, after, until, aggregate_type).await?;
+    let end = raw.end;
+    Ok((decode_batch(raw)?, end))
 }
 
 /// The rows of one read of [`read_between`], not decoded yet, and where
@@ -236,19 +238,17 @@ async fn fetch_between(
 }
 
 /// Decodes a [`RawBatch`]: the events in commit order (the deliveries
-/// listed by messages as their `DeliveryEnqueued`), and where it ends.
-fn decode_batch(batch: RawBatch) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
+/// listed by messages as their `DeliveryEnqueued`), up to its end.
+fn decode_batch(batch: RawBatch) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let mut reads = Vec::with_capacity(batch.reads.len());
     for read in &batch.reads {
         reads.push(read.iter().map(decode).collect::<Result<Vec<_>, _>>()?);
     }
     if batch.aggregate_type == Delivery::TYPE {
-        let (events, last, _) = merge_deliveries(reads, REPLAY_BATCH)?;
-        return Ok((events, last));
+        let (events, _, _) = merge_deliveries(reads, REPLAY_BATCH)?;
+        return Ok(events);
     }
-    let events = reads.into_iter().flatten().collect::<Vec<_>>();
-    let last = events.last().map(StoredEvent::log_position);
-    Ok((events, last))
+    Ok(reads.into_iter().flatten().collect())
 }
 
 fn row_position(row: &PgRow) -> Result<LogPosition, sqlx::Error> {
@@ -326,7 +326,7 @@ async fn catch_up_pipelined(
     let dealer = tokio::spawn(async move {
         let mut applied = 0u64;
         while let Some(raw) = to_deal.recv().await {
-            let (batch, _) = decode_batch(raw)?;
+            let batch = decode_batch(raw)?;
             applied += batch.len() as u64;
             let mut shares: Vec<Vec<StoredEvent>> = (0..LANES)
                 .map(|_| Vec::with_capacity(batch.len() / LANES + 1))
