@@ -93,6 +93,29 @@ impl BinaryRows {
         }
     }
 
+    /// A one-dimensional `text[]` without nulls (`{}` when empty).
+    pub fn text_array<S: AsRef<str>>(&mut self, items: &[S]) -> &mut Self {
+        const TEXT_OID: u32 = 25;
+        let mut field =
+            Vec::with_capacity(20 + items.iter().map(|i| 4 + i.as_ref().len()).sum::<usize>());
+        let dimensions: i32 = if items.is_empty() { 0 } else { 1 };
+        field.extend_from_slice(&dimensions.to_be_bytes());
+        field.extend_from_slice(&0i32.to_be_bytes()); // no nulls
+        field.extend_from_slice(&TEXT_OID.to_be_bytes());
+        if !items.is_empty() {
+            let len = i32::try_from(items.len()).unwrap_or(i32::MAX);
+            field.extend_from_slice(&len.to_be_bytes());
+            field.extend_from_slice(&1i32.to_be_bytes()); // lower bound
+            for item in items {
+                let bytes = item.as_ref().as_bytes();
+                let len = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
+                field.extend_from_slice(&len.to_be_bytes());
+                field.extend_from_slice(bytes);
+            }
+        }
+        self.field(&field)
+    }
+
     pub fn bool(&mut self, value: bool) -> &mut Self {
         self.field(&[u8::from(value)])
     }
@@ -140,5 +163,42 @@ impl BinaryRows {
             .await?;
         copy.send(self.buf).await?;
         copy.finish().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The field after the row's column count: its length, then its bytes.
+    fn only_field(rows: &BinaryRows) -> &[u8] {
+        let header = 11 + 4 + 4 + 2; // signature, flags, extension, count
+        &rows.buf[header + 4..]
+    }
+
+    #[test]
+    fn text_arrays_are_one_dimensional_text_without_nulls() {
+        let mut rows = BinaryRows::new(1);
+        rows.row().text_array(&["a", "bc"]);
+        let mut want = Vec::new();
+        for word in [1i32, 0, 25, 2, 1, 1] {
+            want.extend_from_slice(&word.to_be_bytes());
+        }
+        want.extend_from_slice(b"a");
+        want.extend_from_slice(&2i32.to_be_bytes());
+        want.extend_from_slice(b"bc");
+        assert_eq!(only_field(&rows), want.as_slice());
+        assert_eq!(&rows.buf[21..25], &(want.len() as i32).to_be_bytes());
+    }
+
+    #[test]
+    fn an_empty_text_array_has_no_dimension() {
+        let mut rows = BinaryRows::new(1);
+        rows.row().text_array::<&str>(&[]);
+        let mut want = Vec::new();
+        for word in [0i32, 0, 25] {
+            want.extend_from_slice(&word.to_be_bytes());
+        }
+        assert_eq!(only_field(&rows), want.as_slice());
     }
 }

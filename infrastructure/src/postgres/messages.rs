@@ -2,6 +2,7 @@
 //! (`messages_view`, one row per MessagePublished, without the body) and
 //! the read model over it.
 
+use super::copy::BinaryRows;
 use super::log_reader::unavailable;
 use super::projections::{Projection, ProjectionError};
 use super::time_page::TimePage;
@@ -79,59 +80,34 @@ impl Projection for MessagesProjection {
         )
     }
 
+    /// Each `MessagePublished` is applied once (under the projection's
+    /// lock, with its checkpoint), and a message has no other event, so
+    /// its row is new: loaded with `COPY`, which fails loudly on a
+    /// duplicate rather than skipping it.
     async fn apply(
         &self,
         conn: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let n = events.len();
-        let (mut ids, mut tenants, mut types) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let (mut channels, mut uids, mut times) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
+        let mut copy = BinaryRows::new(6);
         for event in events {
             let p: Published = event
                 .payload
                 .parse()
                 .map_err(|e| ProjectionError::bad_event(event, e))?;
-            ids.push(p.event_id);
-            tenants.push(p.tenant_id);
-            types.push(p.event_type);
-            // One text per row: arrays of arrays must be rectangular.
-            channels.push(
-                serde_json::to_string(&p.channels.unwrap_or_default())
-                    .unwrap_or_else(|_| "[]".into()),
-            );
-            uids.push(p.uid);
-            times.push(p.published_at);
+            copy.row()
+                .uuid(&p.event_id)
+                .uuid(&p.tenant_id)
+                .text(&p.event_type)
+                .text_array(p.channels.as_deref().unwrap_or_default())
+                .opt_text(p.uid.as_deref())
+                .timestamptz(&p.published_at);
         }
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(&format!(
-            "INSERT INTO {} (id, tenant_id, event_type, channels, uid, published_at)
-             SELECT m.id, m.tenant_id, m.event_type,
-                    CASE WHEN m.channels = '[]' THEN '{{}}'::text[]
-                         ELSE ARRAY(SELECT jsonb_array_elements_text(m.channels::jsonb)) END,
-                    m.uid, m.published_at
-               FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-                    AS m(id, tenant_id, event_type, channels, uid, published_at)
-             ON CONFLICT (id) DO NOTHING",
-            self.table
-        ))
-        .bind(ids)
-        .bind(tenants)
-        .bind(types)
-        .bind(channels)
-        .bind(uids)
-        .bind(times)
-        .execute(&mut *conn)
+        copy.copy_into(
+            conn,
+            &self.table,
+            "id, tenant_id, event_type, channels, uid, published_at",
+        )
         .await?;
         Ok(())
     }
