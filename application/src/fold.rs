@@ -11,8 +11,8 @@ use cqrs_es::Aggregate;
 ///
 /// # Errors
 /// When the payload is not an `A::Event` (a bug or a tampered log).
-pub fn parse<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, AppError> {
-    stored.payload.parse().map_err(|e| {
+pub fn parse<A: Aggregate + 'static>(stored: &StoredEvent) -> Result<A::Event, AppError> {
+    stored.payload.parse_owned().map_err(|e| {
         AppError::Internal(format!(
             "{} {} event {} ({}) is unreadable: {e}",
             stored.aggregate_type, stored.aggregate_id, stored.sequence, stored.event_type
@@ -24,7 +24,7 @@ pub fn parse<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, AppError> {
 ///
 /// # Errors
 /// As [`parse`].
-pub fn rebuild<'a, A: Aggregate>(
+pub fn rebuild<'a, A: Aggregate + 'static>(
     events: impl IntoIterator<Item = &'a StoredEvent>,
 ) -> Result<Loaded<A>, AppError> {
     let mut loaded = Loaded::<A>::default();
@@ -39,7 +39,7 @@ pub fn rebuild<'a, A: Aggregate>(
 ///
 /// # Errors
 /// As [`parse`].
-pub fn rebuild_as_of<A: Aggregate>(
+pub fn rebuild_as_of<A: Aggregate + 'static>(
     events: &[StoredEvent],
     at: DateTime<Utc>,
 ) -> Result<Loaded<A>, AppError> {
@@ -51,7 +51,7 @@ pub fn rebuild_as_of<A: Aggregate>(
 ///
 /// # Errors
 /// As [`parse`].
-pub fn rebuild_each<A: Aggregate>(
+pub fn rebuild_each<A: Aggregate + 'static>(
     events: &[StoredEvent],
 ) -> Result<std::collections::HashMap<String, Loaded<A>>, AppError> {
     let mut out: std::collections::HashMap<String, Loaded<A>> = std::collections::HashMap::new();

@@ -42,7 +42,7 @@ pub fn listing_of(message: &StoredEvent) -> Result<Option<MessageListing>, serde
 /// A 1.2 message event that does not have its shape.
 pub fn enqueued_of(message: &StoredEvent) -> Result<Vec<StoredEvent>, serde_json::Error> {
     match listing_of(message)? {
-        Some(listing) => beginnings(message, &listing, |_| true),
+        Some(listing) => Ok(beginnings(message, &listing, |_| true)),
         None => Ok(Vec::new()),
     }
 }
@@ -56,38 +56,34 @@ pub fn enqueued_of_some(
     wanted: impl Fn(&ListedDelivery) -> bool,
 ) -> Result<Vec<StoredEvent>, serde_json::Error> {
     match listing_of(message)? {
-        Some(listing) => beginnings(message, &listing, wanted),
+        Some(listing) => Ok(beginnings(message, &listing, wanted)),
         None => Ok(Vec::new()),
     }
 }
 
 /// The beginnings of `listing`'s deliveries `wanted` accepts, as events
-/// of the log at `message`'s place.
-///
-/// # Errors
-/// None in practice (serialising an event).
+/// of the log at `message`'s place. Their payloads are held typed: the
+/// readers that fold them (the feed, the projection, the recorder's
+/// loads) take the event without a text to write and parse again.
 pub fn beginnings(
     message: &StoredEvent,
     listing: &MessageListing,
     wanted: impl Fn(&ListedDelivery) -> bool,
-) -> Result<Vec<StoredEvent>, serde_json::Error> {
+) -> Vec<StoredEvent> {
     listing
         .enqueued_where(wanted)
         .into_iter()
-        .map(|(delivery_id, event)| {
-            let payload = serde_json::value::to_raw_value(&event)?;
-            Ok(StoredEvent {
-                position: message.position,
-                tx_id: message.tx_id,
-                aggregate_type: Delivery::TYPE.to_string(),
-                aggregate_id: delivery_id.to_string(),
-                sequence: 1,
-                event_type: event.event_type(),
-                event_version: event.event_version(),
-                payload: StoredJson::new(payload),
-                metadata: message.metadata.clone(),
-                recorded_at: message.recorded_at,
-            })
+        .map(|(delivery_id, event)| StoredEvent {
+            position: message.position,
+            tx_id: message.tx_id,
+            aggregate_type: Delivery::TYPE.to_string(),
+            aggregate_id: delivery_id.to_string(),
+            sequence: 1,
+            event_type: event.event_type(),
+            event_version: event.event_version(),
+            payload: StoredJson::typed(event),
+            metadata: message.metadata.clone(),
+            recorded_at: message.recorded_at,
         })
         .collect()
 }

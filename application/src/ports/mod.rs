@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use hookline_domain::subscription::SubscriptionState;
 use hookline_domain::{Sealed, SubscriptionId, TenantId};
 use serde_json::Value;
+use std::any::Any;
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -101,12 +103,46 @@ pub struct StoredEvent {
 /// that fold thousands of events per batch (projections, rebuilds) would
 /// otherwise spend most of their time building and dropping
 /// `serde_json::Value` trees.
+///
+/// An event that readers derive rather than read (a listed delivery's
+/// `DeliveryEnqueued`, ADR 0019) is held as its typed value instead: its
+/// text is written only if someone asks for it, and [`Self::parse_owned`]
+/// into that same type clones it instead of parsing.
 #[derive(Clone)]
-pub struct StoredJson(Box<str>);
+pub struct StoredJson(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Text(Box<str>),
+    Typed {
+        value: Arc<dyn TypedJson>,
+        text: Arc<OnceLock<Box<str>>>,
+    },
+}
+
+/// A value held by a [`StoredJson`] before (or instead of) its text.
+trait TypedJson: Any + Send + Sync {
+    fn to_text(&self) -> Box<str>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: serde::Serialize + Any + Send + Sync> TypedJson for T {
+    fn to_text(&self) -> Box<str> {
+        // Serialising an event (string keys, no maps of other keys)
+        // cannot fail; `null` would fail whoever parses it, loudly.
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| "null".to_string())
+            .into_boxed_str()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 impl StoredJson {
     pub fn new(raw: Box<serde_json::value::RawValue>) -> Self {
-        Self(raw.into())
+        Self(Repr::Text(raw.into()))
     }
 
     /// Text read from one of the log's `json` columns, which Postgres
@@ -114,7 +150,15 @@ impl StoredJson {
     /// reading a million events spent a tenth of its time on it). Text that
     /// is not JSON fails whoever parses it, with an error.
     pub fn from_log_text(text: String) -> Self {
-        Self(text.into_boxed_str())
+        Self(Repr::Text(text.into_boxed_str()))
+    }
+
+    /// A derived event, kept typed (see the type's documentation).
+    pub fn typed<T: serde::Serialize + Any + Send + Sync>(value: T) -> Self {
+        Self(Repr::Typed {
+            value: Arc::new(value),
+            text: Arc::default(),
+        })
     }
 
     /// # Errors
@@ -125,13 +169,31 @@ impl StoredJson {
 
     /// The JSON text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Text(text) => text,
+            Repr::Typed { value, text } => text.get_or_init(|| value.to_text()),
+        }
     }
 
     /// # Errors
     /// The payload is not a `T`.
     pub fn parse<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(&self.0)
+        serde_json::from_str(self.as_str())
+    }
+
+    /// Like [`Self::parse`]; a typed `T` is cloned, not parsed.
+    ///
+    /// # Errors
+    /// The payload is not a `T`.
+    pub fn parse_owned<T: serde::de::DeserializeOwned + Clone + Any>(
+        &self,
+    ) -> Result<T, serde_json::Error> {
+        if let Repr::Typed { value, .. } = &self.0 {
+            if let Some(typed) = value.as_ref().as_any().downcast_ref::<T>() {
+                return Ok(typed.clone());
+            }
+        }
+        self.parse()
     }
 
     /// The payload as a JSON tree (`null` if the stored text is not JSON,
@@ -143,10 +205,10 @@ impl StoredJson {
     /// One top-level string field.
     pub fn str_field(&self, key: &str) -> Option<String> {
         #[derive(serde::Deserialize)]
-        struct Any<'a>(
+        struct Fields<'a>(
             #[serde(borrow)] HashMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>,
         );
-        let Any(fields) = self.parse().ok()?;
+        let Fields(fields) = self.parse().ok()?;
         fields
             .get(key)
             .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
@@ -168,7 +230,7 @@ impl std::fmt::Debug for StoredJson {
 impl serde::Serialize for StoredJson {
     /// As the JSON it holds, verbatim.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serde_json::from_str::<&serde_json::value::RawValue>(&self.0)
+        serde_json::from_str::<&serde_json::value::RawValue>(self.as_str())
             .map_err(serde::ser::Error::custom)?
             .serialize(serializer)
     }
@@ -514,6 +576,43 @@ mod tests {
         );
         assert_eq!(bad.str_field("a"), None);
         assert_eq!(bad.to_value(), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_typed_payload_reads_as_its_text_and_is_taken_without_parsing() {
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Event {
+            b: Vec<u32>,
+            a: String,
+        }
+        let event = Event {
+            b: vec![1, 2],
+            a: "é\"".into(),
+        };
+        let typed = StoredJson::typed(event.clone());
+        let text = serde_json::to_string(&event).unwrap();
+        assert_eq!(typed.as_str(), text, "the text serde writes");
+        assert_eq!(typed, StoredJson::from_log_text(text.clone()));
+        assert_eq!(serde_json::to_string(&typed).unwrap(), text);
+        assert_eq!(typed.parse_owned::<Event>().unwrap(), event);
+        assert_eq!(
+            StoredJson::from_log_text(text)
+                .parse_owned::<Event>()
+                .unwrap(),
+            event,
+            "text is parsed"
+        );
+        // Another type is parsed from the text.
+        assert_eq!(typed.str_field("a").as_deref(), Some("é\""));
+        assert_eq!(typed.to_value()["b"], json!([1, 2]));
+        #[derive(Debug, Clone, serde::Deserialize)]
+        struct Other {
+            a: String,
+        }
+        assert_eq!(typed.parse_owned::<Other>().unwrap().a, "é\"");
+        // A clone shares the value and the text written once.
+        let copy = typed.clone();
+        assert_eq!(copy.as_str(), typed.as_str());
     }
 
     #[test]

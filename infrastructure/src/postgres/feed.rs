@@ -405,7 +405,7 @@ fn as_read(
                 .filter(|d| d.skipped)
                 .map(|d| d.id.to_string()),
         );
-        let begun = beginnings(&event, &listing, |_| true)?;
+        let begun = beginnings(&event, &listing, |_| true);
         events.push(event);
         events.extend(begun);
     }
@@ -533,7 +533,7 @@ fn due_from(
         event_type,
         body,
         ..
-    } = event.payload.parse::<DeliveryEvent>().ok()?
+    } = event.payload.parse_owned::<DeliveryEvent>().ok()?
     else {
         return None;
     };

@@ -32,7 +32,7 @@ pub fn parse_all(events: &[StoredEvent]) -> Result<Vec<Parsed<'_>>, ProjectionEr
                 .map_err(|e| ProjectionError::bad_event(stored, e))?;
             let event: DeliveryEvent = stored
                 .payload
-                .parse()
+                .parse_owned()
                 .map_err(|e| ProjectionError::bad_event(stored, e))?;
             Ok((stored, id, event))
         })
