@@ -66,8 +66,12 @@ pub fn parse_xid8(text: &str) -> Result<u64, sqlx::Error> {
         .map_err(|e| sqlx::Error::Decode(format!("xid8 '{text}': {e}").into()))
 }
 
-/// Tries the projection's advisory lock and reads its checkpoint in one
-/// round trip.
+/// Tries the projection's advisory lock and reads its checkpoint: in one
+/// round trip when another process holds the lock (to follow it), in a
+/// second statement once it is taken. A statement's snapshot is taken
+/// before it runs, so a checkpoint read by the statement that takes the
+/// lock may predate the commit of the holder that just released it, and
+/// that holder's batch would be applied twice.
 ///
 /// # Errors
 /// Database errors.
@@ -83,7 +87,7 @@ pub async fn try_lock_and_read(
     )
     .bind(lock_key)
     .bind(name)
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await?;
     let tx: Option<String> = row.try_get("tx")?;
     let position: Option<i64> = row.try_get("last_position")?;
@@ -94,5 +98,9 @@ pub async fn try_lock_and_read(
         },
         _ => LogPosition::default(),
     };
-    Ok((row.try_get("locked")?, at))
+    let locked: bool = row.try_get("locked")?;
+    if locked {
+        return Ok((true, read(conn, name).await?));
+    }
+    Ok((false, at))
 }
