@@ -114,29 +114,37 @@ pub struct StoredJson(Repr);
 #[derive(Clone)]
 enum Repr {
     Text(Box<str>),
-    Typed {
-        value: Arc<dyn TypedJson>,
-        text: Arc<OnceLock<Box<str>>>,
-    },
+    Typed(Arc<dyn TypedJson>),
 }
 
 /// A value held by a [`StoredJson`] before (or instead of) its text.
 trait TypedJson: Any + Send + Sync {
-    fn to_text(&self) -> Box<str>;
+    /// Its JSON text, written once, when first asked for.
+    fn text(&self) -> &str;
     fn as_any(&self) -> &dyn Any;
 }
 
-impl<T: serde::Serialize + Any + Send + Sync> TypedJson for T {
-    fn to_text(&self) -> Box<str> {
-        // Serialising an event (string keys, no maps of other keys)
-        // cannot fail; `null` would fail whoever parses it, loudly.
-        serde_json::to_string(self)
-            .unwrap_or_else(|_| "null".to_string())
-            .into_boxed_str()
+struct Typed<T> {
+    value: T,
+    text: OnceLock<Box<str>>,
+}
+
+impl<T: serde::Serialize + Any + Send + Sync> TypedJson for Typed<T> {
+    fn text(&self) -> &str {
+        self.text
+            .get_or_init(|| match serde_json::to_string(&self.value) {
+                Ok(text) => text.into_boxed_str(),
+                Err(e) => {
+                    // Not for Hookline's events (string keys, no failing
+                    // serialisers); `null` then fails whoever parses it.
+                    tracing::error!(error = %e, "a derived event did not serialise");
+                    "null".into()
+                }
+            })
     }
 
     fn as_any(&self) -> &dyn Any {
-        self
+        &self.value
     }
 }
 
@@ -155,10 +163,10 @@ impl StoredJson {
 
     /// A derived event, kept typed (see the type's documentation).
     pub fn typed<T: serde::Serialize + Any + Send + Sync>(value: T) -> Self {
-        Self(Repr::Typed {
-            value: Arc::new(value),
-            text: Arc::default(),
-        })
+        Self(Repr::Typed(Arc::new(Typed {
+            value,
+            text: OnceLock::new(),
+        })))
     }
 
     /// # Errors
@@ -171,7 +179,7 @@ impl StoredJson {
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Text(text) => text,
-            Repr::Typed { value, text } => text.get_or_init(|| value.to_text()),
+            Repr::Typed(typed) => typed.text(),
         }
     }
 
@@ -188,9 +196,9 @@ impl StoredJson {
     pub fn parse_owned<T: serde::de::DeserializeOwned + Clone + Any>(
         &self,
     ) -> Result<T, serde_json::Error> {
-        if let Repr::Typed { value, .. } = &self.0 {
-            if let Some(typed) = value.as_ref().as_any().downcast_ref::<T>() {
-                return Ok(typed.clone());
+        if let Repr::Typed(typed) = &self.0 {
+            if let Some(value) = typed.as_any().downcast_ref::<T>() {
+                return Ok(value.clone());
             }
         }
         self.parse()
@@ -612,7 +620,28 @@ mod tests {
         assert_eq!(typed.parse_owned::<Other>().unwrap().a, "é\"");
         // A clone shares the value and the text written once.
         let copy = typed.clone();
-        assert_eq!(copy.as_str(), typed.as_str());
+        assert_eq!(copy.as_str().as_ptr(), typed.as_str().as_ptr());
+    }
+
+    /// Taking a typed value neither writes its text nor parses one: with
+    /// a type that can do neither, it still succeeds.
+    #[test]
+    fn a_typed_value_is_taken_without_its_text() {
+        #[derive(Debug, Clone, PartialEq)]
+        struct Opaque(u8);
+        impl serde::Serialize for Opaque {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                panic!("serialised")
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for Opaque {
+            fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+                Err(serde::de::Error::custom("parsed"))
+            }
+        }
+        let typed = StoredJson::typed(Opaque(7));
+        assert_eq!(typed.parse_owned::<Opaque>().unwrap(), Opaque(7));
+        assert_eq!(typed.clone().parse_owned::<Opaque>().unwrap(), Opaque(7));
     }
 
     #[test]
