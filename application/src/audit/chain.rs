@@ -102,6 +102,25 @@ pub struct Linked<'a> {
 
 /// The link of `event` after `previous`.
 pub fn link(previous: &str, event: Linked<'_>) -> String {
+    link_into(previous, event, &mut Vec::with_capacity(512))
+}
+
+/// [`link`], and the canonical text of the payload it hashed.
+pub fn link_keeping_payload(previous: &str, event: Linked<'_>) -> (String, String) {
+    let mut text = Vec::with_capacity(512);
+    let link = link_into(previous, event, &mut text);
+    // The payload ends at the first newline (JSON text escapes its own).
+    let end = text.iter().position(|b| *b == b'\n').unwrap_or(text.len());
+    text.truncate(end);
+    // serde_json writes UTF-8.
+    let payload = String::from_utf8(text)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    (link, payload)
+}
+
+/// [`link`], leaving in `text` what it hashed after the header: the
+/// canonical payload, a newline, the canonical metadata.
+fn link_into(previous: &str, event: Linked<'_>, text: &mut Vec<u8>) -> String {
     let mut hasher = Sha256::new();
     for part in [
         DOMAIN,
@@ -115,12 +134,12 @@ pub fn link(previous: &str, event: Linked<'_>) -> String {
         hasher.update(part.as_bytes());
         hasher.update(b"\n");
     }
-    let mut text = Vec::with_capacity(512);
-    write_canonical(event.payload, None, &mut text);
+    text.clear();
+    write_canonical(event.payload, None, text);
     text.push(b'\n');
     // The metadata without its link.
-    write_canonical(event.metadata, Some(CHAIN_KEY), &mut text);
-    hasher.update(&text);
+    write_canonical(event.metadata, Some(CHAIN_KEY), text);
+    hasher.update(&*text);
     hex::encode(hasher.finalize())
 }
 
@@ -134,6 +153,10 @@ pub struct Unlinked {
     pub event_version: String,
     pub payload: Value,
     pub metadata: Value,
+    /// The payload's canonical text, which [`link_all`] hashes and keeps
+    /// for the row's insert (the same text `payload.to_string()` gives
+    /// with sorted maps). `None` until the row is linked.
+    pub payload_text: Option<String>,
 }
 
 impl Unlinked {
@@ -198,7 +221,8 @@ pub fn link_all(
                 .cloned()
                 .unwrap_or_else(|| GENESIS.to_string()),
         };
-        let l = link(&prev, event.linked());
+        let (l, payload_text) = link_keeping_payload(&prev, event.linked());
+        event.payload_text = Some(payload_text);
         set_link(&mut event.metadata, l.clone());
         last.insert(key, l);
     }
@@ -309,6 +333,35 @@ mod tests {
         assert_eq!(
             canonical(&json!({"chain": 1, "x": {"chain": 2}})),
             r#"{"chain":1,"x":{"chain":2}}"#
+        );
+    }
+
+    /// Linking keeps the text it hashed for the insert: the text the log
+    /// stored before it did (`to_string`), with the same link.
+    #[test]
+    fn a_linked_row_keeps_the_payload_text_it_hashed() {
+        let payload = json!({"type": "MessagePublished", "n": -1.5e300, "z": -0.0,
+                             "s": "é\u{1}\"\\/\n", "a": [null, true, {"z": 0, "y": 2}], "": {}});
+        let meta = json!({"request_id": "r1", "chain": "x"});
+        let (l, text) = link_keeping_payload(GENESIS, event(&payload, &meta));
+        assert_eq!(l, link(GENESIS, event(&payload, &meta)));
+        assert_eq!(text, canonical(&payload));
+        assert_eq!(text, payload.to_string());
+        let mut rows = vec![Unlinked {
+            aggregate_type: "Subscription".into(),
+            aggregate_id: "s1".into(),
+            sequence: 1,
+            event_type: "Subscribed".into(),
+            event_version: "1.0".into(),
+            payload: payload.clone(),
+            metadata: json!({"request_id": "r1"}),
+            payload_text: None,
+        }];
+        link_all(&mut rows, &std::collections::HashMap::new());
+        assert_eq!(rows[0].payload_text.as_deref(), Some(text.as_str()));
+        assert_eq!(
+            stored_link(&rows[0].metadata),
+            Some(link(GENESIS, event(&payload, &json!({"request_id": "r1"}))).as_str())
         );
     }
 

@@ -54,6 +54,7 @@ impl<A: Aggregate> Change<A> {
                         AppError::Internal(format!("{} event did not serialise: {e}", A::TYPE))
                     })?,
                     metadata: metadata.clone(),
+                    payload_text: None,
                 })
             })
             .collect()
@@ -118,6 +119,7 @@ impl Unlinked {
             event_version: event.event_version.clone(),
             payload: event.payload.clone(),
             metadata: event.metadata.clone(),
+            payload_text: None,
         }
     }
 

@@ -220,7 +220,11 @@ impl PgLog {
             seqs.push(r.sequence);
             event_types.push(r.event_type.as_str());
             versions.push(r.event_version.as_str());
-            payloads.push(r.payload.to_string());
+            // The text the link hashed (linking keeps it).
+            payloads.push(match &r.payload_text {
+                Some(text) => std::borrow::Cow::Borrowed(text.as_str()),
+                None => std::borrow::Cow::Owned(r.payload.to_string()),
+            });
             metadata.push(r.metadata.to_string());
         }
         let written = sqlx::query(
