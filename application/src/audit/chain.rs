@@ -155,11 +155,17 @@ pub struct Unlinked {
     pub metadata: Value,
     /// The payload's canonical text, which [`link_all`] hashes and keeps
     /// for the row's insert (the same text `payload.to_string()` gives
-    /// with sorted maps). `None` until the row is linked.
-    pub payload_text: Option<String>,
+    /// with sorted maps). `None` until the row is linked; set by
+    /// [`link_all`] only, each time it links the row.
+    pub(crate) payload_text: Option<String>,
 }
 
 impl Unlinked {
+    /// The payload's text as the link hashed it (`None` before linking).
+    pub fn payload_text(&self) -> Option<&str> {
+        self.payload_text.as_deref()
+    }
+
     fn linked(&self) -> Linked<'_> {
         Linked {
             aggregate_type: &self.aggregate_type,
@@ -358,7 +364,7 @@ mod tests {
             payload_text: None,
         }];
         link_all(&mut rows, &std::collections::HashMap::new());
-        assert_eq!(rows[0].payload_text.as_deref(), Some(text.as_str()));
+        assert_eq!(rows[0].payload_text(), Some(text.as_str()));
         assert_eq!(
             stored_link(&rows[0].metadata),
             Some(link(GENESIS, event(&payload, &json!({"request_id": "r1"}))).as_str())

@@ -156,6 +156,8 @@ impl ProjectionRunner {
         {
             return Ok(0);
         }
+        // READ COMMITTED (the default): the checkpoint read once the lock
+        // is held sees the last holder's commit (`try_lock_and_read`).
         let mut tx = self.pool.begin().await?;
         let (locked, checkpoint) =
             checkpoints::try_lock_and_read(&mut tx, self.lock_key, &self.name).await?;

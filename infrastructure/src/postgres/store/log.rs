@@ -5,7 +5,9 @@
 use crate::postgres::checkpoints::parse_xid8;
 use crate::postgres::log_reader::unavailable;
 use crate::postgres::wakeup::LogWakeups;
-use hookline_application::audit::chain::{link_all, predecessors, AggregateKey, Unlinked};
+use hookline_application::audit::chain::{
+    canonical, link_all, predecessors, AggregateKey, Unlinked,
+};
 use hookline_application::listing::listing_message;
 use hookline_application::ports::{
     AppendError, Appended, FirstAnswer, IdempotencyClaim, IdempotencyKeys, LogPosition, StoredEvent,
@@ -221,9 +223,9 @@ impl PgLog {
             event_types.push(r.event_type.as_str());
             versions.push(r.event_version.as_str());
             // The text the link hashed (linking keeps it).
-            payloads.push(match &r.payload_text {
-                Some(text) => std::borrow::Cow::Borrowed(text.as_str()),
-                None => std::borrow::Cow::Owned(r.payload.to_string()),
+            payloads.push(match r.payload_text() {
+                Some(text) => std::borrow::Cow::Borrowed(text),
+                None => std::borrow::Cow::Owned(canonical(&r.payload)),
             });
             metadata.push(r.metadata.to_string());
         }
