@@ -60,6 +60,18 @@ async fn raw_event(conn: &mut sqlx::PgConnection, tenant: &str, id: &str) {
     .unwrap();
 }
 
+/// `replay --projection deliveries --check` against `url`.
+fn deliveries_check(url: &str) -> [&str; 6] {
+    [
+        "replay",
+        "--projection",
+        "deliveries",
+        "--check",
+        "--database-url",
+        url,
+    ]
+}
+
 #[tokio::test]
 async fn the_audit_log_pages_in_commit_order_within_the_tenant() {
     let app = TestApp::spawn().await;
@@ -861,18 +873,7 @@ async fn replay_rebuilds_read_models_while_serving_and_check_reports_differences
         .execute(&app.db.pool)
         .await
         .unwrap();
-    let check = run_cli(
-        &[
-            "replay",
-            "--projection",
-            "deliveries",
-            "--check",
-            "--database-url",
-            &url,
-        ],
-        &no_env(),
-    )
-    .await;
+    let check = run_cli(&deliveries_check(&url), &no_env()).await;
     assert_eq!(check.code, Some(3));
     assert!(check.stdout.contains(&ids[0]), "{}", check.stdout);
     let bad = run_cli(
@@ -1115,15 +1116,7 @@ async fn replay_check_agrees_with_a_busy_queue() {
     let checking = async {
         let mut checks = 0;
         while rx.count() < 700 && checks < 12 {
-            let check = [
-                "replay",
-                "--projection",
-                "deliveries",
-                "--check",
-                "--database-url",
-                &url,
-            ];
-            run_ok(&check).await;
+            run_ok(&deliveries_check(&url)).await;
             checks += 1;
         }
         checks
@@ -1159,15 +1152,7 @@ async fn replay_check_finds_a_held_back_queue_row_changed_by_hand() {
     })
     .await;
     let url = app.db.url.clone();
-    run_ok(&[
-        "replay",
-        "--projection",
-        "deliveries",
-        "--check",
-        "--database-url",
-        &url,
-    ])
-    .await;
+    run_ok(&deliveries_check(&url)).await;
     sqlx::query(
         "UPDATE delivery_queue SET event_type = 'rl.evil'
           WHERE delivery_id = (SELECT delivery_id FROM delivery_queue ORDER BY lease_until DESC LIMIT 1)",
@@ -1175,18 +1160,7 @@ async fn replay_check_finds_a_held_back_queue_row_changed_by_hand() {
     .execute(&pool)
     .await
     .unwrap();
-    let check = run_cli(
-        &[
-            "replay",
-            "--projection",
-            "deliveries",
-            "--check",
-            "--database-url",
-            &url,
-        ],
-        &no_env(),
-    )
-    .await;
+    let check = run_cli(&deliveries_check(&url), &no_env()).await;
     assert_eq!(check.code, Some(3), "{}{}", check.stdout, check.stderr);
     assert!(check.stdout.contains("rl.evil") || check.stderr.contains("rl.evil"));
 }
