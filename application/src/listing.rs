@@ -41,10 +41,7 @@ pub fn listing_of(message: &StoredEvent) -> Result<Option<MessageListing>, serde
 /// # Errors
 /// A 1.2 message event that does not have its shape.
 pub fn enqueued_of(message: &StoredEvent) -> Result<Vec<StoredEvent>, serde_json::Error> {
-    match listing_of(message)? {
-        Some(listing) => Ok(beginnings(message, &listing, |_| true)),
-        None => Ok(Vec::new()),
-    }
+    enqueued_of_some(message, |_| true)
 }
 
 /// [`enqueued_of`] of the deliveries `wanted` accepts only.

@@ -25,8 +25,13 @@ const DOMAIN: &str = "hookline-chain-v1";
 pub fn canonical(value: &Value) -> String {
     let mut out = Vec::new();
     write_canonical(value, None, &mut out);
-    // serde_json writes UTF-8, and so does everything else here.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    into_text(out)
+}
+
+/// Written JSON as a `String` (serde_json writes UTF-8, and so does
+/// everything else here).
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Writes `value` canonically into `out`, without the top-level key
@@ -102,25 +107,21 @@ pub struct Linked<'a> {
 
 /// The link of `event` after `previous`.
 pub fn link(previous: &str, event: Linked<'_>) -> String {
-    link_into(previous, event, &mut Vec::with_capacity(512))
+    link_into(previous, event, &mut Vec::with_capacity(512)).0
 }
 
 /// [`link`], and the canonical text of the payload it hashed.
 pub fn link_keeping_payload(previous: &str, event: Linked<'_>) -> (String, String) {
     let mut text = Vec::with_capacity(512);
-    let link = link_into(previous, event, &mut text);
-    // The payload ends at the first newline (JSON text escapes its own).
-    let end = text.iter().position(|b| *b == b'\n').unwrap_or(text.len());
-    text.truncate(end);
-    // serde_json writes UTF-8.
-    let payload = String::from_utf8(text)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    (link, payload)
+    let (link, payload_len) = link_into(previous, event, &mut text);
+    text.truncate(payload_len);
+    (link, into_text(text))
 }
 
-/// [`link`], leaving in `text` what it hashed after the header: the
-/// canonical payload, a newline, the canonical metadata.
-fn link_into(previous: &str, event: Linked<'_>, text: &mut Vec<u8>) -> String {
+/// [`link`], leaving in `text` what it hashed after the header (the
+/// canonical payload, a newline, the canonical metadata), with the
+/// payload's length.
+fn link_into(previous: &str, event: Linked<'_>, text: &mut Vec<u8>) -> (String, usize) {
     let mut hasher = Sha256::new();
     for part in [
         DOMAIN,
@@ -136,11 +137,12 @@ fn link_into(previous: &str, event: Linked<'_>, text: &mut Vec<u8>) -> String {
     }
     text.clear();
     write_canonical(event.payload, None, text);
+    let payload_len = text.len();
     text.push(b'\n');
     // The metadata without its link.
     write_canonical(event.metadata, Some(CHAIN_KEY), text);
     hasher.update(&*text);
-    hex::encode(hasher.finalize())
+    (hex::encode(hasher.finalize()), payload_len)
 }
 
 /// An event about to be appended, not yet linked.

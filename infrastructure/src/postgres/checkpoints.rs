@@ -89,6 +89,9 @@ pub async fn try_lock_and_read(
     .bind(name)
     .fetch_one(&mut *conn)
     .await?;
+    if row.try_get::<bool, _>("locked")? {
+        return Ok((true, read(conn, name).await?));
+    }
     let tx: Option<String> = row.try_get("tx")?;
     let position: Option<i64> = row.try_get("last_position")?;
     let at = match (tx, position) {
@@ -98,9 +101,5 @@ pub async fn try_lock_and_read(
         },
         _ => LogPosition::default(),
     };
-    let locked: bool = row.try_get("locked")?;
-    if locked {
-        return Ok((true, read(conn, name).await?));
-    }
     Ok((false, at))
 }
