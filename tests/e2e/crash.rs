@@ -872,3 +872,54 @@ async fn retries_of_a_tenant_whose_deletion_a_kill_interrupted_do_not_go_out() {
     restarted.signal("TERM");
     assert_eq!(restarted.wait(Duration::from_secs(30)).await, Some(0));
 }
+
+/// The deliveries read model holds a new delivery's row back for its first
+/// outcome (ADR 0021). A server killed meanwhile wrote neither; the next
+/// one writes the rows from the log, and the outcomes update them.
+#[tokio::test]
+async fn rows_held_back_by_a_killed_server_are_written_by_the_next() {
+    let db = fresh_database().await;
+    let rx = TestReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env(&db.url);
+    // Held for a minute unless an outcome comes, and none comes before
+    // the kill: attempts wait for the paused receiver.
+    env.insert("HOOKLINE_DELIVERY_ROW_HOLD_MS".into(), "60000".into());
+    env.insert("HOOKLINE_WEBHOOK_TIMEOUT_SECONDS".into(), "20".into());
+    env.insert("HOOKLINE_WORKER_LEASE_SECONDS".into(), "21".into());
+    let client = reqwest::Client::new();
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, dir.path()).await;
+    wait_ready(&client, &server.url("/readyz")).await;
+    let key = tenant_and_subscription(&client, &server, &rx).await;
+    rx.pause();
+    let accepted = publish_many(&client, &server.url("/v1/events"), &key, 20).await;
+    crate::held::holding(&db.pool).await;
+    assert_eq!(
+        crate::held::rows_of(&db.pool, &accepted, None).await,
+        0,
+        "held, not written"
+    );
+
+    server.signal("KILL");
+    server.wait(Duration::from_secs(10)).await;
+    let mut restarted = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, dir.path()).await;
+    eventually(
+        "the next server wrote the rows held back",
+        Duration::from_secs(30),
+        || async {
+            let pending = crate::held::rows_of(&db.pool, &accepted, Some("pending")).await;
+            (pending == 20).then_some(())
+        },
+    )
+    .await;
+
+    rx.resume();
+    eventually(
+        "every delivery ends delivered",
+        Duration::from_secs(90),
+        || async { (delivered_count(&db.pool).await == 20).then_some(()) },
+    )
+    .await;
+    restarted.signal("TERM");
+    assert_eq!(restarted.wait(Duration::from_secs(30)).await, Some(0));
+}

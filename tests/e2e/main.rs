@@ -21,6 +21,7 @@ mod docs_ui;
 mod errors;
 mod event_log;
 mod flow;
+mod held;
 mod listing;
 mod manual_retry;
 mod memory;

@@ -181,7 +181,12 @@ struct Consumers {
 }
 
 impl Consumers {
-    fn new(database: &OpenDatabase, runs: Runs, shutdown: &CancellationToken) -> Self {
+    fn new(
+        database: &OpenDatabase,
+        runs: Runs,
+        row_hold: std::time::Duration,
+        shutdown: &CancellationToken,
+    ) -> Self {
         let wakeups = LogWakeups::new(&[
             Tenant::TYPE,
             CatalogueEntry::TYPE,
@@ -208,7 +213,9 @@ impl Consumers {
             listeners.push(due.spawn_listener(&database.db, DUE_CHANNEL, shutdown.clone()));
             list.push(Arc::new(EventTypesProjection::default()));
             list.push(Arc::new(SubscriptionsProjection::default()));
-            list.push(Arc::new(deliveries_projection("", due.clone())));
+            list.push(Arc::new(
+                deliveries_projection("", due.clone()).holding(row_hold),
+            ));
             list.push(Arc::new(MessagesProjection::default()));
             list.push(Arc::new(sources_projection("")));
         }
@@ -374,7 +381,7 @@ impl Services {
         runs: Runs,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Self> {
-        let consumers = Consumers::new(database, runs, shutdown);
+        let consumers = Consumers::new(database, runs, settings.delivery_row_hold, shutdown);
         let (cipher, signer) = cipher(settings, runs)?;
         let shared = Shared {
             clock: Arc::new(SystemClock),

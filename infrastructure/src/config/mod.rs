@@ -104,6 +104,10 @@ pub struct Settings {
     pub max_connections: usize,
     pub secret_rotation_overlap: Duration,
     pub consistency_timeout: Duration,
+    /// How long the deliveries read model holds a new delivery's row for
+    /// its first outcome, so that one write makes it (ADR 0021); zero
+    /// writes every row at once.
+    pub delivery_row_hold: Duration,
     pub log_format: LogFormat,
     pub role: Role,
     pub webhook_timeout: Duration,
@@ -159,6 +163,7 @@ struct Raw {
     max_connections: Option<String>,
     secret_rotation_overlap_seconds: Option<String>,
     consistency_timeout_ms: Option<String>,
+    delivery_row_hold_ms: Option<String>,
     log_format: Option<String>,
     role: Option<String>,
     webhook_timeout_seconds: Option<String>,
@@ -332,6 +337,7 @@ impl Settings {
             max_connections,
             secret_rotation_overlap_seconds,
             consistency_timeout_ms,
+            delivery_row_hold_ms,
             log_format,
             role,
             webhook_timeout_seconds,
@@ -418,6 +424,9 @@ impl Settings {
             ),
             consistency_timeout: Duration::from_millis(
                 CONSISTENCY_TIMEOUT_MS.read(raw.consistency_timeout_ms)?,
+            ),
+            delivery_row_hold: Duration::from_millis(
+                DELIVERY_ROW_HOLD_MS.read(raw.delivery_row_hold_ms)?,
             ),
             log_format: log_format(raw.log_format.as_deref())?,
             role: Role::parse(raw.role.as_deref().unwrap_or("all"))

@@ -87,6 +87,12 @@ pub(super) const CONSISTENCY_TIMEOUT_MS: Number<u64> = Number {
     max: 60_000,
     default: 2000,
 };
+pub(super) const DELIVERY_ROW_HOLD_MS: Number<u64> = Number {
+    name: "HOOKLINE_DELIVERY_ROW_HOLD_MS",
+    min: 0,
+    max: 60_000,
+    default: 1000,
+};
 pub(super) const WEBHOOK_TIMEOUT_SECONDS: Number<u64> = Number {
     name: "HOOKLINE_WEBHOOK_TIMEOUT_SECONDS",
     min: 1,

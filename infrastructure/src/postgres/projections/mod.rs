@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -80,6 +80,29 @@ pub trait Projection: Send + Sync + 'static {
     async fn rebuilt(&self, _conn: &mut PgConnection) -> Result<(), ProjectionError> {
         Ok(())
     }
+    /// Rows applied but held back in memory (ADR 0021): the position of
+    /// the oldest event whose rows are held, and when the first hold ends.
+    /// The runner writes the position with the checkpoint, so that another
+    /// process (or a rebuild) can write them, and steps when a hold ends.
+    fn held(&self) -> Option<(LogPosition, Instant)> {
+        None
+    }
+    /// The next `apply` writes every held row (a request waits for the
+    /// read model).
+    fn release_held(&self) {}
+    /// Drops what is held: the tables changed under it (another process
+    /// applied the projection, a rebuild, a failed transaction).
+    fn forget_held(&self) {}
+    /// Writes the rows another holder held back: those of events in
+    /// `[from, until]` that the tables lack.
+    async fn write_held(
+        &self,
+        _conn: &mut PgConnection,
+        _from: LogPosition,
+        _until: LogPosition,
+    ) -> Result<(), ProjectionError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -121,6 +144,9 @@ pub struct ProjectionRunner {
     wakeup: Wakeup,
     progress: watch::Sender<LogPosition>,
     health: Arc<Health>,
+    /// The checkpoint this process last wrote, while what the projection
+    /// holds in memory goes with it (ADR 0021).
+    written: Mutex<Option<checkpoints::Stored>>,
 }
 
 impl fmt::Debug for ProjectionRunner {
@@ -156,17 +182,49 @@ impl ProjectionRunner {
         {
             return Ok(0);
         }
+        let stepped = self.apply_batch().await;
+        if stepped.is_err() {
+            // What the projection holds may not match the tables any more
+            // (its batch rolled back): the next step recovers from the
+            // checkpoint.
+            self.projection.forget_held();
+            if let Ok(mut written) = self.written.lock() {
+                *written = None;
+            }
+        }
+        stepped
+    }
+
+    async fn apply_batch(&self) -> Result<usize, ProjectionError> {
         // READ COMMITTED (the default): the checkpoint read once the lock
         // is held sees the last holder's commit (`try_lock_and_read`).
         let mut tx = self.pool.begin().await?;
-        let (locked, checkpoint) =
+        let (locked, stored) =
             checkpoints::try_lock_and_read(&mut tx, self.lock_key, &self.name).await?;
 
         if !locked {
             // Another process is applying this projection; follow it.
             tx.rollback().await?;
-            self.publish(checkpoint);
+            self.publish(stored.shown());
             return Ok(0);
+        }
+        let checkpoint = stored.at;
+        let ours = self.written.lock().is_ok_and(|w| *w == Some(stored));
+        let mut recovered = false;
+        if !ours {
+            // Someone else wrote the tables since (or this process just
+            // started): what this process holds is stale, and what the
+            // last holder held is not written yet.
+            self.projection.forget_held();
+            if let Some(held) = stored.held {
+                self.projection
+                    .write_held(&mut tx, held, checkpoint)
+                    .await?;
+                recovered = true;
+            }
+        }
+        if self.health.waiters.load(Ordering::SeqCst) > 0 {
+            self.projection.release_held();
         }
         let (events, last, read) = if self.projection.aggregate_type() == Delivery::TYPE {
             read_deliveries_after(&mut tx, checkpoint, self.projection.pace().1).await?
@@ -182,17 +240,28 @@ impl ProjectionRunner {
             let read = events.len();
             (events, last, read)
         };
-        let Some(last) = last else {
+        let due = self.projection.held().is_some_and(|(_, until)| {
+            until <= Instant::now() || self.health.waiters.load(Ordering::SeqCst) > 0
+        });
+        if last.is_none() && !due && !recovered {
             tx.rollback().await?;
-            self.publish(checkpoint);
+            self.publish(stored.shown());
             return Ok(0);
-        };
-        if !events.is_empty() {
+        }
+        let last = last.unwrap_or(checkpoint);
+        if !events.is_empty() || due {
             self.projection.apply(&mut tx, &events).await?;
         }
-        checkpoints::write(&mut tx, &self.name, last).await?;
+        let written = checkpoints::Stored {
+            at: last,
+            held: self.projection.held().map(|(at, _)| at),
+        };
+        checkpoints::write_holding(&mut tx, &self.name, written.at, written.held).await?;
         tx.commit().await?;
-        self.publish(last);
+        if let Ok(mut w) = self.written.lock() {
+            *w = Some(written);
+        }
+        self.publish(written.shown());
         self.projection.after_commit(&events);
         // Stored rows, which the batch size counts (a message's listed
         // deliveries are more events than rows).
@@ -264,7 +333,10 @@ impl ProjectionRunner {
                     continue;
                 }
             }
-            let wait = quick_retry.unwrap_or(POLL_INTERVAL);
+            let mut wait = quick_retry.unwrap_or(POLL_INTERVAL);
+            if let Some((_, until)) = self.projection.held() {
+                wait = wait.min(until.saturating_duration_since(Instant::now()));
+            }
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 changed = wake.changed() => {
@@ -274,6 +346,11 @@ impl ProjectionRunner {
                     quick_retry = Some(Duration::from_millis(1));
                 }
                 () = tokio::time::sleep(wait) => {}
+                // A request waits for this read model: rows held back
+                // (ADR 0021) are written for it at once.
+                () = self.health.hurry.notified(), if self.projection.held().is_some() => {
+                    quick_retry = Some(Duration::from_millis(1));
+                }
             }
             // While events keep coming, let a few milliseconds' worth gather
             // so each transaction carries more of them: `gather`, or the
@@ -372,6 +449,7 @@ impl Projections {
                 wakeup: wakeups.of(aggregate_type),
                 progress: tx,
                 health,
+                written: Mutex::new(None),
             });
         }
         (

@@ -674,7 +674,19 @@ async fn rebuild_with(
         .bind(lock_key(live))
         .execute(&mut *conn)
         .await?;
-    let live_at = checkpoints::read(&mut conn, live).await?;
+    let stored = checkpoints::read_stored(&mut conn, live).await?;
+    let live_at = stored.at;
+    if let Some(held) = stored.held {
+        // Rows the live projection holds back (ADR 0021): written first,
+        // as by a process taking the projection over, so that the live
+        // tables say what the log says up to the checkpoint. The live
+        // process sees that its checkpoint changed and forgets them.
+        which
+            .projection("")
+            .write_held(&mut conn, held, live_at)
+            .await?;
+        checkpoints::write_holding(&mut conn, live, live_at, None).await?;
+    }
     let (_, more) = catch_up(&mut conn, projection.as_ref(), cursor, live_at, false).await?;
     events += more;
     projection.rebuilt(&mut conn).await?;
