@@ -98,6 +98,20 @@ async fn delivered_count(pool: &sqlx::PgPool) -> i64 {
         .unwrap()
 }
 
+/// A server (every role) on `env`, once it is ready, with a tenant
+/// subscribed to `rx`: the client, the server and the tenant's key.
+async fn subscribed_server(
+    env: &HashMap<String, String>,
+    dir: &std::path::Path,
+    rx: &TestReceiver,
+) -> (reqwest::Client, ServerProcess, String) {
+    let client = reqwest::Client::new();
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0"], env, dir).await;
+    wait_ready(&client, &server.url("/readyz")).await;
+    let key = tenant_and_subscription(&client, &server, rx).await;
+    (client, server, key)
+}
+
 /// A process serving the API only (`--role api`), once it is ready.
 async fn api_process(
     client: &reqwest::Client,
@@ -121,10 +135,7 @@ async fn a_server_killed_with_sigkill_mid_flight_loses_nothing() {
     // whose first probe waits 30 s): this test is about the kill.
     env.insert("HOOKLINE_WEBHOOK_TIMEOUT_SECONDS".into(), "20".into());
     env.insert("HOOKLINE_WORKER_LEASE_SECONDS".into(), "21".into());
-    let client = reqwest::Client::new();
-    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, dir.path()).await;
-    wait_ready(&client, &server.url("/readyz")).await;
-    let key = tenant_and_subscription(&client, &server, &rx).await;
+    let (client, mut server, key) = subscribed_server(&env, dir.path(), &rx).await;
 
     // Hold deliveries while publishing, so that the kill finds most of them
     // queued or in flight however slow the machine is.
@@ -887,18 +898,10 @@ async fn rows_held_back_by_a_killed_server_are_written_by_the_next() {
     env.insert("HOOKLINE_DELIVERY_ROW_HOLD_MS".into(), "60000".into());
     env.insert("HOOKLINE_WEBHOOK_TIMEOUT_SECONDS".into(), "20".into());
     env.insert("HOOKLINE_WORKER_LEASE_SECONDS".into(), "21".into());
-    let client = reqwest::Client::new();
-    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], &env, dir.path()).await;
-    wait_ready(&client, &server.url("/readyz")).await;
-    let key = tenant_and_subscription(&client, &server, &rx).await;
+    let (client, mut server, key) = subscribed_server(&env, dir.path(), &rx).await;
     rx.pause();
     let accepted = publish_many(&client, &server.url("/v1/events"), &key, 20).await;
-    crate::held::holding(&db.pool).await;
-    assert_eq!(
-        crate::held::rows_of(&db.pool, &accepted, None).await,
-        0,
-        "held, not written"
-    );
+    crate::held::held_back(&db.pool, &accepted).await;
 
     server.signal("KILL");
     server.wait(Duration::from_secs(10)).await;

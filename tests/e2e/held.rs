@@ -32,9 +32,20 @@ pub async fn rows_of(pool: &sqlx::PgPool, ids: &[String], status: Option<&str>) 
     .unwrap()
 }
 
+/// Waits until the rows of `ids` say delivered.
+async fn all_delivered(pool: &sqlx::PgPool, ids: &[String]) {
+    let n = i64::try_from(ids.len()).unwrap();
+    eventually(
+        "the rows say delivered",
+        Duration::from_secs(30),
+        || async { (rows_of(pool, ids, Some("delivered")).await == n).then_some(()) },
+    )
+    .await;
+}
+
 /// Waits until the deliveries projection has passed every message and
-/// holds rows back.
-pub async fn holding(pool: &sqlx::PgPool) {
+/// holds rows back, and checks that those of `ids` are not written.
+pub async fn held_back(pool: &sqlx::PgPool, ids: &[String]) {
     eventually(
         "the deliveries projection holds new rows",
         Duration::from_secs(30),
@@ -54,9 +65,12 @@ pub async fn holding(pool: &sqlx::PgPool) {
         },
     )
     .await;
+    assert_eq!(rows_of(pool, ids, None).await, 0, "held, not written");
 }
 
-async fn publish_paused(
+/// Publishes `n` messages to a subscription of the paused `rx`, whose rows
+/// are then held back; returns their delivery ids.
+async fn publish_held(
     app: &TestApp,
     rx: &TestReceiver,
     n: usize,
@@ -79,6 +93,7 @@ async fn publish_paused(
         let body = expect_json(res, 202).await;
         ids.push(body["deliveries"][0]["id"].as_str().unwrap().to_string());
     }
+    held_back(&app.db.pool, &ids).await;
     (t, ids)
 }
 
@@ -86,13 +101,7 @@ async fn publish_paused(
 async fn a_trace_waits_for_the_rows_held_back_and_lists_them() {
     let app = holding_app().await;
     let rx = TestReceiver::start().await;
-    let (t, ids) = publish_paused(&app, &rx, 3).await;
-    holding(&app.db.pool).await;
-    assert_eq!(
-        rows_of(&app.db.pool, &ids, None).await,
-        0,
-        "held, not written"
-    );
+    let (t, ids) = publish_held(&app, &rx, 3).await;
 
     // The trace waits for the read model, which writes what it holds for
     // it (well before the minute, or the trace would time out without
@@ -110,25 +119,14 @@ async fn a_trace_waits_for_the_rows_held_back_and_lists_them() {
 
     // The outcomes then update the written rows.
     rx.resume();
-    eventually(
-        "the rows say delivered",
-        Duration::from_secs(30),
-        || async { (rows_of(&app.db.pool, &ids, Some("delivered")).await == 3).then_some(()) },
-    )
-    .await;
+    all_delivered(&app.db.pool, &ids).await;
 }
 
 #[tokio::test]
 async fn a_replay_check_writes_the_rows_held_back_and_finds_no_difference() {
     let app = holding_app().await;
     let rx = TestReceiver::start().await;
-    let (_, ids) = publish_paused(&app, &rx, 5).await;
-    holding(&app.db.pool).await;
-    assert_eq!(
-        rows_of(&app.db.pool, &ids, None).await,
-        0,
-        "held, not written"
-    );
+    let (_, ids) = publish_held(&app, &rx, 5).await;
 
     let check = run_cli(
         &[
@@ -157,12 +155,7 @@ async fn a_replay_check_writes_the_rows_held_back_and_finds_no_difference() {
     // The live projection forgot what it held and updates the written
     // rows with the outcomes (a second insert would fail the batch).
     rx.resume();
-    eventually(
-        "the rows say delivered",
-        Duration::from_secs(30),
-        || async { (rows_of(&app.db.pool, &ids, Some("delivered")).await == 5).then_some(()) },
-    )
-    .await;
+    all_delivered(&app.db.pool, &ids).await;
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 }
