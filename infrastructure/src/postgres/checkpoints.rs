@@ -81,9 +81,17 @@ pub async fn write_holding(
 pub struct Stored {
     pub at: LogPosition,
     pub held: Option<LogPosition>,
+    /// How long ago it was written (when read; zero when written).
+    pub age: std::time::Duration,
 }
 
 impl Stored {
+    /// The same checkpoint and held position (whenever written).
+    #[must_use]
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.at == other.at && self.held == other.held
+    }
+
     /// How far the read models show the log: up to the checkpoint, and
     /// short of the oldest event whose rows are held.
     #[must_use]
@@ -117,14 +125,18 @@ fn stored_of(row: &sqlx::postgres::PgRow) -> Result<Stored, sqlx::Error> {
             _ => None,
         })
     };
+    let age: Option<f64> = row.try_get("age")?;
     Ok(Stored {
         at: position("tx", "last_position")?.unwrap_or_default(),
         held: position("held_tx", "held_position")?,
+        age: std::time::Duration::try_from_secs_f64(age.unwrap_or_default().max(0.0))
+            .unwrap_or_default(),
     })
 }
 
 const STORED_COLUMNS: &str = "c.last_tx_id::text AS tx, c.last_position, \
-     c.held_tx_id::text AS held_tx, c.held_position";
+     c.held_tx_id::text AS held_tx, c.held_position, \
+     EXTRACT(EPOCH FROM clock_timestamp() - c.updated_at)::float8 AS age";
 
 /// The checkpoint with its held position.
 ///
@@ -191,6 +203,7 @@ mod tests {
         let nothing_held = Stored {
             at: at(9, 90),
             held: None,
+            age: std::time::Duration::ZERO,
         };
         assert_eq!(nothing_held.shown(), at(9, 90));
         // Held rows of an event at (7, 70): shown up to just before it,
@@ -198,7 +211,13 @@ mod tests {
         let held = Stored {
             at: at(9, 90),
             held: Some(at(7, 70)),
+            age: std::time::Duration::from_secs(3),
         };
+        assert!(held.same_as(&Stored {
+            age: std::time::Duration::ZERO,
+            ..held
+        }));
+        assert!(!held.same_as(&nothing_held));
         assert_eq!(held.shown(), at(7, 69));
         assert!(held.shown() < at(7, 70));
         assert!(held.shown() >= at(7, 69));

@@ -64,7 +64,8 @@ struct Held {
 }
 
 /// A row held only while it says nothing but that the delivery waits for
-/// its first attempt.
+/// its first attempt (and only its first event is applied: a held row is
+/// written again from that event alone by a process taking over).
 fn holdable(record: &DeliveryRecord) -> bool {
     record.status == DeliveryStatus::Pending && record.attempts == 0
 }
@@ -184,7 +185,12 @@ impl DeliveriesProjection {
                 .map(|h| h.began)
                 .or_else(|| began.get(&id).copied());
             match began {
-                Some(began) if !release && holdable(&record) && holds.rows.len() < HOLD_CAP => {
+                Some(began)
+                    if !release
+                        && version == 1
+                        && holdable(&record)
+                        && holds.rows.len() < HOLD_CAP =>
+                {
                     let until = earlier.map_or(now + holds.hold, |h| h.until);
                     holds.rows.insert(
                         id,
@@ -644,8 +650,15 @@ impl Projection for DeliveriesProjection {
 
     fn release_held(&self) {
         if let Some(Ok(mut holds)) = self.holds.as_ref().map(|h| h.lock()) {
-            holds.release = true;
+            holds.release = !holds.rows.is_empty();
         }
+    }
+
+    fn hold_for(&self) -> Duration {
+        self.holds
+            .as_ref()
+            .and_then(|h| h.lock().ok().map(|h| h.hold))
+            .unwrap_or_default()
     }
 
     fn forget_held(&self) {

@@ -31,6 +31,9 @@ pub const BATCH_SIZE: i64 = 500;
 /// Under load, the least time between two batches (events arriving
 /// meanwhile share one transaction).
 pub const GATHER: Duration = Duration::from_millis(5);
+/// How long after a checkpoint that records held rows (ADR 0021) another
+/// process may take the projection over, beyond the time rows are held.
+pub const TAKEOVER_GRACE: Duration = Duration::from_secs(2);
 /// Fallback poll when no wake-up arrives.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -90,6 +93,10 @@ pub trait Projection: Send + Sync + 'static {
     /// The next `apply` writes every held row (a request waits for the
     /// read model).
     fn release_held(&self) {}
+    /// For how long this projection holds rows (zero: it holds none).
+    fn hold_for(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Drops what is held: the tables changed under it (another process
     /// applied the projection, a rebuild, a failed transaction).
     fn forget_held(&self) {}
@@ -147,6 +154,11 @@ pub struct ProjectionRunner {
     /// The checkpoint this process last wrote, while what the projection
     /// holds in memory goes with it (ADR 0021).
     written: Mutex<Option<checkpoints::Stored>>,
+    /// The last checkpoint read or written: the cheap look for new events
+    /// starts there (the published position stops short of held rows).
+    seen: Mutex<LogPosition>,
+    /// Shutting down: what is held is written now.
+    stopping: AtomicBool,
 }
 
 impl fmt::Debug for ProjectionRunner {
@@ -171,8 +183,9 @@ impl ProjectionRunner {
     pub async fn step(&self) -> Result<usize, ProjectionError> {
         // A cheap look first: most wake-ups under light load find nothing
         // new yet, and need no transaction or lock to say so.
-        let known = *self.progress.borrow();
-        if known != LogPosition::default()
+        let known = self.seen.lock().map_or(LogPosition::default(), |s| *s);
+        if !self.holds_due()
+            && known != LogPosition::default()
             && !super::log_reader::anything_after(
                 &self.pool,
                 known,
@@ -209,8 +222,27 @@ impl ProjectionRunner {
             return Ok(0);
         }
         let checkpoint = stored.at;
-        let ours = self.written.lock().is_ok_and(|w| *w == Some(stored));
+        let ours = self
+            .written
+            .lock()
+            .is_ok_and(|w| w.is_some_and(|w| w.same_as(&stored)));
         let mut recovered = false;
+        if !ours
+            && stored.held.is_some()
+            && stored.age < self.projection.hold_for() + TAKEOVER_GRACE
+        {
+            // Another process holds rows and keeps its checkpoint fresh:
+            // leave the projection to it (taking over would write its rows
+            // unfolded). One that stopped is taken over once its checkpoint
+            // is older than its holds can be: until then this process
+            // looks again at every wake-up or poll (`seen` stays behind).
+            tx.rollback().await?;
+            self.publish(stored.shown());
+            return Ok(0);
+        }
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = checkpoint;
+        }
         if !ours {
             // Someone else wrote the tables since (or this process just
             // started): what this process holds is stale, and what the
@@ -240,9 +272,7 @@ impl ProjectionRunner {
             let read = events.len();
             (events, last, read)
         };
-        let due = self.projection.held().is_some_and(|(_, until)| {
-            until <= Instant::now() || self.health.waiters.load(Ordering::SeqCst) > 0
-        });
+        let due = self.holds_due();
         if last.is_none() && !due && !recovered {
             tx.rollback().await?;
             self.publish(stored.shown());
@@ -255,17 +285,42 @@ impl ProjectionRunner {
         let written = checkpoints::Stored {
             at: last,
             held: self.projection.held().map(|(at, _)| at),
+            age: Duration::ZERO,
         };
         checkpoints::write_holding(&mut tx, &self.name, written.at, written.held).await?;
         tx.commit().await?;
         if let Ok(mut w) = self.written.lock() {
             *w = Some(written);
         }
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = written.at;
+        }
         self.publish(written.shown());
         self.projection.after_commit(&events);
         // Stored rows, which the batch size counts (a message's listed
         // deliveries are more events than rows).
         Ok(read)
+    }
+
+    /// Whether held rows are to be written now: their time is up, or a
+    /// request waits for the read model.
+    fn holds_due(&self) -> bool {
+        self.projection.held().is_some_and(|(_, until)| {
+            until <= Instant::now()
+                || self.health.waiters.load(Ordering::SeqCst) > 0
+                || self.stopping.load(Ordering::SeqCst)
+        })
+    }
+
+    /// At shutdown: writes what is held (the next holder would, later).
+    async fn write_held_rows(&self) {
+        if self.projection.held().is_some() {
+            self.stopping.store(true, Ordering::SeqCst);
+            self.projection.release_held();
+            if let Err(e) = self.step().await {
+                tracing::warn!(projection = %self.name, error = %e, "writing held rows at shutdown failed");
+            }
+        }
     }
 
     fn publish(&self, at: LogPosition) {
@@ -335,10 +390,16 @@ impl ProjectionRunner {
             }
             let mut wait = quick_retry.unwrap_or(POLL_INTERVAL);
             if let Some((_, until)) = self.projection.held() {
-                wait = wait.min(until.saturating_duration_since(Instant::now()));
+                // Not sooner than every 50 ms while held rows are due and
+                // another session has the lock (a rebuild).
+                let left = until.saturating_duration_since(Instant::now());
+                wait = wait.min(left.max(Duration::from_millis(50)));
             }
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => {
+                    self.write_held_rows().await;
+                    return;
+                }
                 changed = wake.changed() => {
                     if changed.is_err() {
                         return;
@@ -450,6 +511,8 @@ impl Projections {
                 progress: tx,
                 health,
                 written: Mutex::new(None),
+                seen: Mutex::new(LogPosition::default()),
+                stopping: AtomicBool::new(false),
             });
         }
         (
