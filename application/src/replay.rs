@@ -62,12 +62,51 @@ impl ReplayService {
         stages
     }
 
+    /// A stage's targets in units rebuilt by one run each: the read models
+    /// that share their reads of the log, when the stage has all of them,
+    /// are one unit (where the first of them was); every other target is
+    /// a unit of its own.
+    pub fn units(&self, stage: &[&'static str]) -> Vec<Vec<&'static str>> {
+        let together = self.rebuilder.read_together();
+        let joint = together.len() > 1 && together.iter().all(|t| stage.contains(t));
+        let mut units: Vec<Vec<&'static str>> = Vec::with_capacity(stage.len());
+        let mut placed = false;
+        for target in stage {
+            if !joint || !together.contains(target) {
+                units.push(vec![target]);
+            } else if !placed {
+                units.push(
+                    stage
+                        .iter()
+                        .copied()
+                        .filter(|t| together.contains(t))
+                        .collect(),
+                );
+                placed = true;
+            }
+        }
+        units
+    }
+
     /// Rebuilds (or, with `check`, compares) one read model.
     ///
     /// # Errors
     /// Storage errors.
     pub async fn run(&self, name: &str, check: bool) -> Result<RebuildReport, AppError> {
         self.rebuilder.rebuild(name, check).await
+    }
+
+    /// Runs one of [`Self::units`]: a result for each of its read models,
+    /// in order.
+    pub async fn run_unit(
+        &self,
+        unit: &[&'static str],
+        check: bool,
+    ) -> Vec<Result<RebuildReport, AppError>> {
+        match unit {
+            [one] => vec![self.run(one, check).await],
+            several => self.rebuilder.rebuild_together(several, check).await,
+        }
     }
 }
 
@@ -95,6 +134,24 @@ mod tests {
         async fn rebuild(&self, _: &str, _: bool) -> Result<RebuildReport, AppError> {
             Err(AppError::Internal("not in this test".into()))
         }
+
+        fn read_together(&self) -> &'static [&'static str] {
+            &["c", "e"]
+        }
+    }
+
+    #[test]
+    fn read_models_that_share_their_reads_are_one_unit_where_the_first_was() {
+        let replay = ReplayService::new(Arc::new(Rebuilder));
+        assert_eq!(
+            replay.units(&["a", "c", "d", "e"]),
+            vec![vec!["a"], vec!["c", "e"], vec!["d"]]
+        );
+        assert_eq!(replay.units(&["e", "c"]), vec![vec!["e", "c"]]);
+        // Without all of them, each is a unit of its own.
+        assert_eq!(replay.units(&["c", "d"]), vec![vec!["c"], vec!["d"]]);
+        assert_eq!(replay.units(&["c"]), vec![vec!["c"]]);
+        assert!(replay.units(&[]).is_empty());
     }
 
     #[test]

@@ -480,6 +480,131 @@ async fn a_rebuild_stops_at_a_listing_it_cannot_read_and_leaves_the_live_model()
     assert_eq!(listed, 1, "the live read model is left as it was");
 }
 
+/// Rebuilt together, the deliveries and messages read models read the log
+/// once, up to the nearer of their live checkpoints; the one whose
+/// checkpoint is further goes on alone. Each comes out as its own
+/// checkpoint says, and the server then catches up from there.
+#[tokio::test]
+async fn read_models_rebuilt_together_each_reach_their_own_checkpoint() {
+    let mut app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    app.subscribe(
+        &t,
+        json!({"url": "https://example.com/hook", "events": ["a.b"]}),
+    )
+    .await;
+    for n in 0..6 {
+        publish(&app, &t, "a.b", json!({"n": n})).await;
+    }
+    let pool = app.db.pool.clone();
+    hookline_tests::read_models_caught_up(&pool).await;
+    app.stop().await;
+    // The deliveries' checkpoint back to the third message's event.
+    let (tx, position): (String, i64) = sqlx::query_as(
+        "SELECT tx_id::text, global_position FROM events WHERE aggregate_type = 'Message'
+          ORDER BY tx_id, global_position OFFSET 2 LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE projection_checkpoints SET last_tx_id = $1::text::xid8, last_position = $2
+          WHERE name = 'deliveries'",
+    )
+    .bind(&tx)
+    .bind(position)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let env = HashMap::from([(
+        "HOOKLINE_SECRET_KEY".to_string(),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
+    )]);
+    let url = app.db.url.clone();
+    let out = run_cli(
+        &["replay", "--projection", "all", "--database-url", &url],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("deliveries_view").await, 3, "{out:?}");
+    assert_eq!(count("messages_view").await, 6, "{out:?}");
+    let mut app = app.restart().await;
+    hookline_tests::read_models_caught_up(&app.db.pool).await;
+    assert_eq!(count("deliveries_view").await, 6);
+    app.stop().await;
+    // And what it caught up to is what the log says.
+    let check = run_cli(
+        &[
+            "replay",
+            "--projection",
+            "all",
+            "--check",
+            "--database-url",
+            &url,
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(check.code, Some(0), "{check:?}");
+}
+
+/// The deliveries and messages read models are rebuilt together, from one
+/// read of the log; an event the messages' rebuild cannot read, below both
+/// live checkpoints, fails that read: each is then rebuilt alone, and the
+/// deliveries' still is.
+#[tokio::test]
+async fn read_models_rebuilt_together_are_rebuilt_alone_when_one_cannot_read_the_log() {
+    let (app, pool, env) = stopped_with_an_unreadable_message("1.0", "messages").await;
+    sqlx::query(
+        "UPDATE projection_checkpoints
+            SET (last_tx_id, last_position) = (SELECT last_tx_id, last_position
+                                                 FROM projection_checkpoints WHERE name = 'messages')
+          WHERE name = 'deliveries'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM deliveries_view")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let url = app.db.url.clone();
+    let out = run_cli(
+        &["replay", "--projection", "all", "--database-url", &url],
+        &env,
+    )
+    .await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("messages:")
+            && out.stderr.contains("cannot be read")
+            && !out.stderr.contains("deliveries:")
+            && !out.stderr.contains("panicked"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("deliveries: rebuilt from position 0, 2 events")),
+        "the delivery's beginning and its outcome: {out:?}"
+    );
+    let views: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries_view")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(views, 1);
+}
+
 #[tokio::test]
 async fn replay_of_all_rebuilds_the_others_when_one_cannot_be_rebuilt() {
     // A message event the messages read model cannot read; the deliveries

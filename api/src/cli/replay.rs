@@ -9,6 +9,8 @@ use std::process::ExitCode;
 /// core idle while it waits for its reads and commits (each applies in a
 /// few lanes of its own). They share the log, and a read model another
 /// one reads when it finishes is rebuilt before it (`ReplayService::stages`).
+/// Read models that share their reads of the log are one run
+/// (`ReplayService::units`).
 const AT_ONCE: usize = 2;
 
 pub async fn run(s: Services, projection: String, check: bool) -> anyhow::Result<ExitCode> {
@@ -21,19 +23,30 @@ pub async fn run(s: Services, projection: String, check: bool) -> anyhow::Result
     // does not cut the others short (the command fails once they are done).
     let mut failed: Vec<&'static str> = Vec::new();
     for stage in s.replay.stages(&targets) {
-        let mut runs = futures::stream::iter(stage)
-            .map(|which| {
+        let mut runs = futures::stream::iter(s.replay.units(&stage))
+            .map(|unit| {
                 let replay = s.replay.clone();
                 // A task each, so that both readers use a core.
-                let run = tokio::spawn(async move { replay.run(which, check).await });
+                let names = unit.clone();
+                let run = tokio::spawn(async move { replay.run_unit(&names, check).await });
                 async move {
                     match run.await {
-                        Ok(result) => result.map_err(|e| (which, anyhow::Error::from(e))),
-                        Err(e) => Err((which, anyhow::anyhow!("the rebuild stopped: {e}"))),
+                        Ok(results) => unit
+                            .into_iter()
+                            .zip(results)
+                            .map(|(which, result)| {
+                                result.map_err(|e| (which, anyhow::Error::from(e)))
+                            })
+                            .collect::<Vec<_>>(),
+                        Err(e) => unit
+                            .into_iter()
+                            .map(|which| Err((which, anyhow::anyhow!("the rebuild stopped: {e}"))))
+                            .collect(),
                     }
                 }
             })
-            .buffered(AT_ONCE);
+            .buffered(AT_ONCE)
+            .flat_map(futures::stream::iter);
         while let Some(result) = runs.next().await {
             let report = match result {
                 Ok(report) => report,

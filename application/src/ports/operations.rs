@@ -132,4 +132,25 @@ pub trait ReadModelRebuilder: Send + Sync {
     /// # Errors
     /// An unknown name; storage errors.
     async fn rebuild(&self, name: &str, check: bool) -> Result<RebuildReport, AppError>;
+
+    /// Read models whose rebuilds, run together, share their reads of the
+    /// log (see [`Self::rebuild_together`]); none by default.
+    fn read_together(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Rebuilds (or checks) `names`, which are [`Self::read_together`],
+    /// reading the log once for all of them; a result each, in order. By
+    /// default one after another.
+    async fn rebuild_together(
+        &self,
+        names: &[&'static str],
+        check: bool,
+    ) -> Vec<Result<RebuildReport, AppError>> {
+        let mut results = Vec::with_capacity(names.len());
+        for name in names {
+            results.push(self.rebuild(name, check).await);
+        }
+        results
+    }
 }

@@ -28,7 +28,7 @@ pub(crate) const LISTING_COLUMNS: &str =
     "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
      event_type, event_version, \
      CASE WHEN event_version <> '1.2' THEN '{}'::json \
-          WHEN octet_length(payload::text) > 8192 THEN (payload::jsonb - 'body')::json \
+          WHEN pg_column_size(payload) > 8192 THEN (payload::jsonb - 'body')::json \
           ELSE payload END AS payload, \
      metadata, recorded_at";
 

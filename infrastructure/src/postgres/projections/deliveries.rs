@@ -719,10 +719,17 @@ impl Projection for DeliveriesProjection {
     /// enabled or its circuit closed.
     async fn rebuilt(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::query(&format!(
-            "WITH ok AS (
-                 SELECT DISTINCT ON (subscription_id) subscription_id, started_at, delivery_id
-                   FROM {a} WHERE outcome = 'delivered'
-                  ORDER BY subscription_id, started_at DESC, position DESC),
+            "WITH subs AS (SELECT DISTINCT subscription_id, tenant_id FROM {a}),
+             -- Each subscription's last success, found by its attempts'
+             -- index (a sort of every attempt otherwise).
+             ok AS (
+                 SELECT s.subscription_id, o.started_at, o.delivery_id
+                   FROM (SELECT DISTINCT subscription_id FROM subs) s
+                  CROSS JOIN LATERAL (
+                        SELECT x.started_at, x.delivery_id FROM {a} x
+                         WHERE x.subscription_id = s.subscription_id AND x.outcome = 'delivered'
+                         ORDER BY x.started_at DESC, x.position DESC
+                         LIMIT 1) o),
              since AS (
                  SELECT s.id AS subscription_id,
                         GREATEST(ok.started_at, (s.state ->> 'flow_reset_at')::timestamptz) AS after
@@ -740,8 +747,7 @@ impl Projection for DeliveriesProjection {
                                            'message', COALESCE(error_message, ''),
                                            'failed_at', started_at) AS j
                    FROM {a} WHERE outcome <> 'delivered'
-                  ORDER BY subscription_id, started_at DESC, position DESC),
-             subs AS (SELECT DISTINCT subscription_id, tenant_id FROM {a})
+                  ORDER BY subscription_id, started_at DESC, position DESC)
              INSERT INTO {h} (subscription_id, tenant_id, consecutive_failures, failing_since,
                               last_success_at, last_success_delivery, last_failure)
              SELECT subs.subscription_id, subs.tenant_id, COALESCE(runs.n, 0), runs.first,

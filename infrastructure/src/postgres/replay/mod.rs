@@ -134,15 +134,50 @@ impl ReadModelRebuilder for PgRebuilder {
     async fn rebuild(&self, name: &str, check: bool) -> Result<RebuildReport, AppError> {
         let which =
             Rebuildable::named(name).ok_or_else(|| AppError::not_found("read model", name))?;
-        rebuild(&self.pool, which, check)
+        rebuild(&self.pool, which, check).await.map_err(app_error)
+    }
+
+    fn read_together(&self) -> &'static [&'static str] {
+        // The deliveries' rebuild reads every message for the deliveries
+        // it lists; the messages' reads them all too.
+        &["deliveries", "messages"]
+    }
+
+    async fn rebuild_together(
+        &self,
+        names: &[&'static str],
+        check: bool,
+    ) -> Vec<Result<RebuildReport, AppError>> {
+        let Some(whiches) = names
+            .iter()
+            .map(|name| Rebuildable::named(name))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return names
+                .iter()
+                .map(|name| match Rebuildable::named(name) {
+                    Some(_) => Err(AppError::conflict(
+                        "replay_not_run",
+                        "not rebuilt: it was to be rebuilt with a read model that does not exist",
+                    )),
+                    None => Err(AppError::not_found("read model", name)),
+                })
+                .collect();
+        };
+        rebuild_together(&self.pool, &whiches, check)
             .await
-            .map_err(|e| match e {
-                ReplayError::Database(e) => unavailable(e),
-                ReplayError::Projection(e) => AppError::Internal(e.to_string()),
-                busy @ ReplayError::Busy(_) => {
-                    AppError::conflict("replay_running", busy.to_string())
-                }
-            })
+            .into_iter()
+            .map(|result| result.map_err(app_error))
+            .collect()
+    }
+}
+
+fn app_error(e: ReplayError) -> AppError {
+    match e {
+        ReplayError::Database(e) => unavailable(e),
+        ReplayError::Projection(e) => AppError::Internal(e.to_string()),
+        alongside @ ReplayError::Alongside(_) => AppError::Internal(alongside.to_string()),
+        busy @ ReplayError::Busy(_) => AppError::conflict("replay_running", busy.to_string()),
     }
 }
 
@@ -154,6 +189,9 @@ pub enum ReplayError {
     Projection(#[from] ProjectionError),
     #[error("another replay of {0} is running (or its check); wait for it to finish")]
     Busy(String),
+    /// The rebuild it read the log with failed (that one reports why).
+    #[error("failed with the read model rebuilt with it: {0}")]
+    Alongside(String),
 }
 
 /// Columns that are not derived from the log (worker leases).
@@ -184,42 +222,62 @@ async fn read_between(
     until: LogPosition,
     aggregate_type: &'static str,
 ) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
-    let raw = fetch_between(conn, after, until, aggregate_type).await?;
+    let types = types_read(&[aggregate_type]);
+    let mut reads = Vec::with_capacity(types.len());
+    for &(t, listing_only) in &types {
+        reads.push(read_type_between(conn, after, until, t, listing_only).await?);
+    }
+    let raw = raw_batch(types, reads)?;
     let end = raw.end;
-    Ok((decode_batch(raw)?, end))
+    let mut decoded = decode_reads(&raw)?;
+    Ok((events_for(aggregate_type, &raw, &mut decoded, true)?, end))
 }
 
-/// The rows of one read of [`read_between`], not decoded yet, and where
-/// the read ends.
+/// The rows of one read of the log, not decoded yet, and where the read
+/// ends.
 struct RawBatch {
-    aggregate_type: &'static str,
-    /// One read per aggregate type read (`Delivery`: then `Message`).
+    /// The aggregate types read, each with whether its rows are
+    /// [`LISTING_COLUMNS`] (see [`types_read`]).
+    types: Vec<(&'static str, bool)>,
+    /// One read per aggregate type, in the order of `types`.
     reads: Vec<Vec<PgRow>>,
     end: Option<LogPosition>,
 }
 
-/// [`read_between`]'s reads, undecoded: the reader of a pipelined rebuild
-/// fetches the next while another task decodes these.
-async fn fetch_between(
-    conn: &mut PgConnection,
-    after: LogPosition,
-    until: LogPosition,
-    aggregate_type: &'static str,
-) -> Result<RawBatch, sqlx::Error> {
-    let types: &[&str] = if aggregate_type == Delivery::TYPE {
-        &[Delivery::TYPE, Message::TYPE]
-    } else {
-        &[aggregate_type]
-    };
-    let mut reads = Vec::with_capacity(types.len());
-    for t in types {
-        // The deliveries' rebuild needs the deliveries messages list, not
-        // their bodies.
-        let listing_only = aggregate_type == Delivery::TYPE && *t == Message::TYPE;
-        reads.push(read_type_between(conn, after, until, t, listing_only).await?);
+/// The aggregate types rebuilds of projections of `aggregate_types` read,
+/// each with whether only the deliveries it lists are needed: a
+/// deliveries' rebuild reads their messages too, for the deliveries they
+/// list, not their bodies (which a messages' rebuild, if it reads with it,
+/// reads whole).
+fn types_read(aggregate_types: &[&'static str]) -> Vec<(&'static str, bool)> {
+    let mut types: Vec<(&'static str, bool)> = Vec::with_capacity(2);
+    for &t in aggregate_types {
+        if t == Delivery::TYPE {
+            types.push((Delivery::TYPE, false));
+        }
     }
-    // Where `merge_deliveries` cuts the batch: at the nearest end of the
-    // full reads, else after everything read.
+    for &t in aggregate_types {
+        if t == Message::TYPE {
+            types.push((Message::TYPE, false));
+        } else if t != Delivery::TYPE {
+            types.push((t, false));
+        }
+    }
+    if types.iter().any(|(t, _)| *t == Delivery::TYPE)
+        && !types.iter().any(|(t, _)| *t == Message::TYPE)
+    {
+        types.push((Message::TYPE, true));
+    }
+    types
+}
+
+/// The reads of one batch, with where it ends: at the nearest end of the
+/// full reads (where `merge_deliveries` cuts it), else after everything
+/// read.
+fn raw_batch(
+    types: Vec<(&'static str, bool)>,
+    reads: Vec<Vec<PgRow>>,
+) -> Result<RawBatch, sqlx::Error> {
     let mut full_end: Option<LogPosition> = None;
     let mut last: Option<LogPosition> = None;
     for read in &reads {
@@ -231,24 +289,83 @@ async fn fetch_between(
         }
     }
     Ok(RawBatch {
-        aggregate_type,
+        types,
         reads,
         end: full_end.or(last),
     })
 }
 
-/// Decodes a [`RawBatch`]: the events in commit order (the deliveries
-/// listed by messages as their `DeliveryEnqueued`), up to its end.
-fn decode_batch(batch: RawBatch) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let mut reads = Vec::with_capacity(batch.reads.len());
-    for read in &batch.reads {
-        reads.push(read.iter().map(decode).collect::<Result<Vec<_>, _>>()?);
-    }
-    if batch.aggregate_type == Delivery::TYPE {
+/// A batch's reads of `types` in `(after, until]`: on one connection, or
+/// the first two at once on two (the reader of a pipelined rebuild, which
+/// fetches the next batch while other tasks decode and apply the last).
+async fn fetch_between(
+    conns: (&mut PgConnection, &mut PgConnection),
+    after: LogPosition,
+    until: LogPosition,
+    types: &[(&'static str, bool)],
+) -> Result<RawBatch, sqlx::Error> {
+    let (a, b) = conns;
+    let reads = match *types {
+        [(first, first_listing), (second, second_listing)] => {
+            let (x, y) = tokio::try_join!(
+                read_type_between(a, after, until, first, first_listing),
+                read_type_between(b, after, until, second, second_listing),
+            )?;
+            vec![x, y]
+        }
+        ref others => {
+            let mut reads = Vec::with_capacity(others.len());
+            for &(t, listing_only) in others {
+                reads.push(read_type_between(a, after, until, t, listing_only).await?);
+            }
+            reads
+        }
+    };
+    raw_batch(types.to_vec(), reads)
+}
+
+/// A batch's rows decoded, one list per read.
+fn decode_reads(batch: &RawBatch) -> Result<Vec<Vec<StoredEvent>>, sqlx::Error> {
+    batch
+        .reads
+        .iter()
+        .map(|read| read.iter().map(decode).collect::<Result<Vec<_>, _>>())
+        .collect()
+}
+
+/// The events of a decoded batch a projection of `aggregate_type` applies,
+/// in commit order, up to the batch's end: for the deliveries, their
+/// events and the deliveries their messages list (as `DeliveryEnqueued`).
+/// With `last`, the reads are taken rather than cloned (no other
+/// projection takes them after).
+fn events_for(
+    aggregate_type: &'static str,
+    batch: &RawBatch,
+    decoded: &mut [Vec<StoredEvent>],
+    last: bool,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let mut take = |i: usize| -> Vec<StoredEvent> {
+        if last {
+            std::mem::take(&mut decoded[i])
+        } else {
+            decoded[i].clone()
+        }
+    };
+    if aggregate_type == Delivery::TYPE {
+        let reads = (0..batch.types.len()).map(&mut take).collect();
         let (events, _, _) = merge_deliveries(reads, REPLAY_BATCH)?;
         return Ok(events);
     }
-    Ok(reads.into_iter().flatten().collect())
+    let Some(i) = batch.types.iter().position(|(t, _)| *t == aggregate_type) else {
+        return Ok(Vec::new());
+    };
+    let mut events = take(i);
+    // Read with another type, this one may reach past the batch's end;
+    // the next batch reads the rest again.
+    if let Some(end) = batch.end {
+        events.retain(|e| e.log_position() <= end);
+    }
+    Ok(events)
 }
 
 fn row_position(row: &PgRow) -> Result<LogPosition, sqlx::Error> {
@@ -298,56 +415,77 @@ async fn read_type_between(
 /// its commit to reach the disk.
 const LANES: usize = 3;
 
-/// Like [`catch_up`] in separate transactions: one task reads the log
-/// ahead, another decodes each batch and deals it out to the apply lanes.
+/// Like [`catch_up`] in separate transactions, for one projection or for
+/// several that read the same events (see [`types_read`]): one task reads
+/// the log ahead, another decodes each batch once and deals it out to each
+/// projection's apply lanes. Returns where it stopped and how many events
+/// each projection applied.
 async fn catch_up_pipelined(
     pool: &PgPool,
-    projection: Arc<dyn Projection>,
+    projections: &[Arc<dyn Projection>],
     from: LogPosition,
     until: LogPosition,
-) -> Result<(LogPosition, u64), ReplayError> {
-    let mut senders = Vec::with_capacity(LANES);
-    let mut lanes = Vec::with_capacity(LANES);
-    for _ in 0..LANES {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
-        senders.push(tx);
-        let mut conn = pool.acquire().await?;
-        let projection = projection.clone();
-        lanes.push(tokio::spawn(async move {
-            while let Some(events) = rx.recv().await {
-                apply_in_transaction(&mut conn, projection.as_ref(), &events).await?;
-            }
-            Ok::<(), ReplayError>(())
-        }));
+) -> Result<(LogPosition, Vec<u64>), ReplayError> {
+    let mut senders: Vec<Vec<tokio::sync::mpsc::Sender<Vec<StoredEvent>>>> = Vec::new();
+    let mut lanes = Vec::with_capacity(LANES * projections.len());
+    for projection in projections {
+        let mut theirs = Vec::with_capacity(LANES);
+        for _ in 0..LANES {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
+            theirs.push(tx);
+            let mut conn = pool.acquire().await?;
+            let projection = projection.clone();
+            lanes.push(tokio::spawn(async move {
+                while let Some(events) = rx.recv().await {
+                    apply_in_transaction(&mut conn, projection.as_ref(), &events).await?;
+                }
+                Ok::<(), ReplayError>(())
+            }));
+        }
+        senders.push(theirs);
     }
+    let aggregate_types: Vec<&'static str> =
+        projections.iter().map(|p| p.aggregate_type()).collect();
+    let types = types_read(&aggregate_types);
     // The dealer decodes what the reader fetched and deals it out to the
     // lanes, while the reader fetches the next batch.
     let (fetched, mut to_deal) = tokio::sync::mpsc::channel::<RawBatch>(1);
+    let dealt_types = aggregate_types.clone();
     let dealer = tokio::spawn(async move {
-        let mut applied = 0u64;
+        let mut applied = vec![0u64; dealt_types.len()];
+        // The deliveries' projection, which takes every read, is dealt to
+        // last: the others' reads are cloned for them, and its taken.
+        let mut order: Vec<usize> = (0..dealt_types.len()).collect();
+        order.sort_by_key(|&i| dealt_types[i] == Delivery::TYPE);
         while let Some(raw) = to_deal.recv().await {
-            let batch = decode_batch(raw)?;
-            applied += batch.len() as u64;
-            let mut shares: Vec<Vec<StoredEvent>> = (0..LANES)
-                .map(|_| Vec::with_capacity(batch.len() / LANES + 1))
-                .collect();
-            for event in batch {
-                shares[lane_of(&event.aggregate_id)].push(event);
-            }
-            for (share, sender) in shares.into_iter().zip(&senders) {
-                if !share.is_empty() && sender.send(share).await.is_err() {
-                    return Ok(applied); // the lane's error is reported below
+            let mut decoded = decode_reads(&raw)?;
+            for (n, &i) in order.iter().enumerate() {
+                let (aggregate_type, theirs) = (dealt_types[i], &senders[i]);
+                let last = n + 1 == order.len();
+                let batch = events_for(aggregate_type, &raw, &mut decoded, last)?;
+                applied[i] += batch.len() as u64;
+                let mut shares: Vec<Vec<StoredEvent>> = (0..LANES)
+                    .map(|_| Vec::with_capacity(batch.len() / LANES + 1))
+                    .collect();
+                for event in batch {
+                    shares[lane_of(&event.aggregate_id)].push(event);
+                }
+                for (share, sender) in shares.into_iter().zip(theirs) {
+                    if !share.is_empty() && sender.send(share).await.is_err() {
+                        return Ok(applied); // the lane's error is reported below
+                    }
                 }
             }
         }
-        Ok::<u64, sqlx::Error>(applied)
+        Ok::<Vec<u64>, sqlx::Error>(applied)
     });
     let mut rconn = pool.acquire().await?;
-    let aggregate_type = projection.aggregate_type();
+    let mut rconn2 = pool.acquire().await?;
     let mut cursor = from;
     let mut read_error = None;
     loop {
-        let raw = match fetch_between(&mut rconn, cursor, until, aggregate_type).await {
+        let conns = (&mut *rconn, &mut *rconn2);
+        let raw = match fetch_between(conns, cursor, until, &types).await {
             Ok(raw) => raw,
             Err(e) => {
                 read_error = Some(e);
@@ -413,8 +551,20 @@ async fn apply_in_transaction(
     if events.is_empty() {
         return Ok(());
     }
+    // The copies are read by nobody until the swap, whose commit waits
+    // for its flush, and the WAL is flushed in order: their batches need
+    // not wait for theirs (a crash before the swap leaves copies the next
+    // replay drops).
     sqlx::query("BEGIN").execute(&mut *conn).await?;
-    projection.apply(conn, events).await?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *conn)
+        .await?;
+    if let Err(e) = projection.apply(conn, events).await {
+        // Not left open on the pooled connection: its locks would hold up
+        // whatever rebuilds the copies next (see `rebuild_with`).
+        drop(sqlx::query("ROLLBACK").execute(&mut *conn).await);
+        return Err(e.into());
+    }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(())
 }
@@ -603,45 +753,126 @@ pub async fn rebuild(
     which: Rebuildable,
     check: bool,
 ) -> Result<RebuildReport, ReplayError> {
-    // Its own connections (the lanes, the reader, the index builders, the
-    // one holding the projection's lock and the one holding the replay's),
-    // whatever the size of the caller's pool.
-    let own = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(u32::try_from(LANES).unwrap_or(3) + 4)
+    match rebuild_together(pool, &[which], check).await.pop() {
+        Some(result) => result,
+        None => Err(ReplayError::Busy(which.name().to_string())),
+    }
+}
+
+/// [`rebuild`] of several projections at once, which read the log
+/// together (one read of what they have in common, decoded once): a result
+/// each, in order. One that another replay is rebuilding fails as busy;
+/// the others are rebuilt.
+pub async fn rebuild_together(
+    pool: &PgPool,
+    whiches: &[Rebuildable],
+    check: bool,
+) -> Vec<Result<RebuildReport, ReplayError>> {
+    // Their own connections (the lanes, the readers, the index builders,
+    // the ones holding the projections' locks and the one holding the
+    // replays'), whatever the size of the caller's pool.
+    let wanted = u32::try_from(LANES * whiches.len() + 6).unwrap_or(12);
+    let own = match sqlx::postgres::PgPoolOptions::new()
+        .max_connections(wanted)
         .connect_with(pool.connect_options().as_ref().clone())
-        .await?;
+        .await
+    {
+        Ok(own) => own,
+        Err(e) => return shared_failure(e.into(), whiches.len()),
+    };
+    let results = rebuild_locking(&own, whiches, check).await;
+    own.close().await;
+    results
+}
+
+/// [`rebuild_together`] on its own pool: takes the replays' locks, then
+/// rebuilds the projections it got.
+async fn rebuild_locking(
+    own: &PgPool,
+    whiches: &[Rebuildable],
+    check: bool,
+) -> Vec<Result<RebuildReport, ReplayError>> {
     // One rebuild of a projection at a time: two would build (and drop)
     // the same copies under each other. Held by its own session until the
     // end, whatever happens in between.
-    let mut guard = own.acquire().await?;
-    let key = lock_key(&format!("replay:{}", which.name()));
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(key)
-        .fetch_one(&mut *guard)
-        .await?;
-    if !locked {
-        drop(guard);
-        own.close().await;
-        return Err(ReplayError::Busy(which.name().to_string()));
-    }
-    let result = rebuild_with(&own, which, check).await;
-    drop(
-        sqlx::query("SELECT pg_advisory_unlock($1)")
+    let mut guard = match own.acquire().await {
+        Ok(guard) => guard,
+        Err(e) => return shared_failure(e.into(), whiches.len()),
+    };
+    let mut keys = Vec::with_capacity(whiches.len());
+    let mut free = Vec::with_capacity(whiches.len());
+    for which in whiches {
+        let key = lock_key(&format!("replay:{}", which.name()));
+        let locked = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
             .bind(key)
-            .execute(&mut *guard)
-            .await,
-    );
-    drop(guard);
-    own.close().await;
-    result
+            .fetch_one(&mut *guard)
+            .await;
+        match locked {
+            Ok(true) => {
+                keys.push(key);
+                free.push(*which);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                // The session ends with the pool: its locks with it.
+                return shared_failure(e.into(), whiches.len());
+            }
+        }
+    }
+    let mut rebuilt = rebuild_with(own, &free, check).await.into_iter();
+    for key in keys {
+        drop(
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(key)
+                .execute(&mut *guard)
+                .await,
+        );
+    }
+    whiches
+        .iter()
+        .map(|which| {
+            if free.contains(which) {
+                rebuilt
+                    .next()
+                    .unwrap_or_else(|| Err(ReplayError::Busy(which.name().to_string())))
+            } else {
+                Err(ReplayError::Busy(which.name().to_string()))
+            }
+        })
+        .collect()
 }
 
-async fn rebuild_with(
-    pool: &PgPool,
+/// One error for each of `n` projections rebuilt together: the first gets
+/// it, the others its text.
+fn shared_failure(e: ReplayError, n: usize) -> Vec<Result<RebuildReport, ReplayError>> {
+    let text = e.to_string();
+    let mut errors = vec![Err(e)];
+    errors.extend((1..n).map(|_| Err(ReplayError::Alongside(text.clone()))));
+    errors
+}
+
+/// A projection's rebuild, its copies created, up to where it reads the
+/// log.
+struct Prepared {
     which: Rebuildable,
-    check: bool,
-) -> Result<RebuildReport, ReplayError> {
-    let suffix = if check { "_check" } else { "_rebuild" };
+    layouts: Vec<Layout>,
+    projection: Arc<dyn Projection>,
+    /// Where the live projection was: phase 1 reads up to there.
+    target: LogPosition,
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    started: Instant,
+}
+
+fn suffix_of(check: bool) -> &'static str {
+    if check {
+        "_check"
+    } else {
+        "_rebuild"
+    }
+}
+
+async fn prepare(pool: &PgPool, which: Rebuildable, check: bool) -> Result<Prepared, ReplayError> {
+    let suffix = suffix_of(check);
     let live = which.name();
     let mut conn = pool.acquire().await?;
     let mut layouts = Vec::new();
@@ -653,11 +884,98 @@ async fn rebuild_with(
     let projection = which.projection(suffix);
     checkpoints::ensure(pool, live).await?;
     let started = Instant::now();
-    // Phase 1, without blocking anyone: up to where the live projection was.
     let target = checkpoints::read(&mut conn, live).await?;
-    let (cursor, mut events) =
-        catch_up_pipelined(pool, projection.clone(), LogPosition::default(), target).await?;
+    Ok(Prepared {
+        which,
+        layouts,
+        projection,
+        target,
+        conn,
+        started,
+    })
+}
 
+/// Rebuilds `whiches`, whose replays' locks are held: phase 1 reads the
+/// log once for all of them, up to the nearest of their live checkpoints;
+/// then each goes on alone.
+async fn rebuild_with(
+    pool: &PgPool,
+    whiches: &[Rebuildable],
+    check: bool,
+) -> Vec<Result<RebuildReport, ReplayError>> {
+    if whiches.is_empty() {
+        return Vec::new();
+    }
+    let mut prepared = Vec::with_capacity(whiches.len());
+    for which in whiches {
+        match prepare(pool, *which, check).await {
+            Ok(p) => prepared.push(p),
+            Err(e) => return shared_failure(e, whiches.len()),
+        }
+    }
+    // Phase 1, without blocking anyone: up to where the live projections
+    // were.
+    let until = prepared.iter().map(|p| p.target).min().unwrap_or_default();
+    let projections: Vec<Arc<dyn Projection>> =
+        prepared.iter().map(|p| p.projection.clone()).collect();
+    let (cursor, applied) = match catch_up_pipelined(
+        pool,
+        &projections,
+        LogPosition::default(),
+        until,
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(e) if whiches.len() > 1 => {
+            // An event one of them cannot read fails the read they
+            // share: each is rebuilt alone then, so that the others
+            // still are, and the one that cannot says why.
+            tracing::warn!(error = %e, "replay: the read models read together failed; rebuilding each alone");
+            drop((prepared, projections));
+            let mut results = Vec::with_capacity(whiches.len());
+            for which in whiches {
+                results.extend(Box::pin(rebuild_with(pool, &[*which], check)).await);
+            }
+            return results;
+        }
+        Err(e) => return shared_failure(e, whiches.len()),
+    };
+    let finishes = prepared
+        .into_iter()
+        .zip(applied)
+        .map(|(p, events)| finish(pool, p, cursor, events, check));
+    futures::future::join_all(finishes).await
+}
+
+/// The rest of a rebuild whose phase 1 read the log up to `cursor`: up to
+/// its own live checkpoint, its indexes, then the swap (or comparison)
+/// under the live projection's lock.
+async fn finish(
+    pool: &PgPool,
+    prepared: Prepared,
+    cursor: LogPosition,
+    events: u64,
+    check: bool,
+) -> Result<RebuildReport, ReplayError> {
+    let Prepared {
+        which,
+        layouts,
+        projection,
+        target,
+        mut conn,
+        started,
+    } = prepared;
+    let suffix = suffix_of(check);
+    let live = which.name();
+    let (cursor, mut events) = if cursor < target {
+        // Read with another projection whose checkpoint was nearer.
+        let (at, more) =
+            catch_up_pipelined(pool, std::slice::from_ref(&projection), cursor, target).await?;
+        (at, events + more.iter().sum::<u64>())
+    } else {
+        (cursor, events)
+    };
     tracing::debug!(projection = live, events, elapsed = ?started.elapsed(), "replay: log applied");
     // Loaded without secondary indexes so far: build each once now.
     let statements = layouts
