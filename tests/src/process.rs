@@ -35,15 +35,22 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// How long a CLI command may take before its test fails (and the
+/// command is killed) rather than hanging the suite.
+const CLI_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Runs `hookline <args>` to completion.
 pub async fn run_cli(args: &[&str], env: &HashMap<String, String>) -> Output {
-    let out = Command::new(binary())
+    let run = Command::new(binary())
         .args(args)
         .envs(env)
         .env_remove("DATABASE_URL")
         .stdin(Stdio::null())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(CLI_TIMEOUT, run)
         .await
+        .unwrap_or_else(|_| panic!("hookline {args:?} did not finish in {CLI_TIMEOUT:?}"))
         .expect("run hookline");
     Output {
         code: out.status.code(),
