@@ -238,3 +238,68 @@ async fn a_message_lists_its_deliveries_and_a_mixed_log_verifies_and_rebuilds() 
     let trace = expect_json(app.get(&t, &format!("/v1/requests/{request}")).await, 200).await;
     assert_eq!(trace["summary"]["deliveries"], 3, "{trace}");
 }
+
+/// Messages whose bodies are large, one stored compressed (far smaller
+/// than it is) and one over 8 KB as stored, list their deliveries to every
+/// reader: the live read model and the worker, a rebuild of the
+/// deliveries alone, and a check of every read model against the log.
+#[tokio::test]
+async fn messages_with_large_bodies_list_their_deliveries_to_every_reader() {
+    let mut app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    app.subscribe(&t, json!({"url": rx.url("/big"), "events": ["a.*"]}))
+        .await;
+    let repetitive = "y".repeat(100_000);
+    let varied: String = (0u64..700)
+        .map(|i| format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+        .collect();
+    let mut ids = Vec::new();
+    for data in [json!({"r": repetitive}), json!({"v": varied})] {
+        let published = publish(&app, &t, "a.b", data).await;
+        ids.push(
+            published["deliveries"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    for id in &ids {
+        wait_status(&app, &t, id, "delivered", WAIT).await;
+    }
+    let got = rx.wait_for(2, WAIT).await;
+    assert!(
+        got.iter().any(|r| r.body.len() > 100_000),
+        "the whole body was sent"
+    );
+    let stored: Vec<(i32, Option<String>)> = sqlx::query_as(
+        "SELECT pg_column_size(payload), pg_column_compression(payload) FROM events
+          WHERE aggregate_type = 'Message' ORDER BY global_position",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(stored[0].0 < 8192 && stored[0].1.is_some(), "{stored:?}");
+    assert!(stored[1].0 > 8192, "{stored:?}");
+    app.stop().await;
+    let env = HashMap::from([(
+        "HOOKLINE_SECRET_KEY".to_string(),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
+    )]);
+    let url = app.db.url.clone();
+    for args in [
+        vec!["replay", "--projection", "deliveries"],
+        vec!["replay", "--projection", "all", "--check"],
+    ] {
+        let out = run_cli(&[&args[..], &["--database-url", &url]].concat(), &env).await;
+        assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+    }
+    let listed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries_view WHERE id::text = ANY($1) AND status = 'delivered'",
+    )
+    .bind(&ids)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(listed, 2);
+}

@@ -24,11 +24,15 @@ use uuid::Uuid;
 /// (ADR 0019): no payload for a message that lists none, and a large
 /// message's without its body (a batch would otherwise read, and hold,
 /// thousands of bodies for nothing; a small one is cheaper sent whole).
+/// A payload stored small and uncompressed is known small without
+/// casting it to text (a compressed one may be large whatever its stored
+/// size).
 pub(crate) const LISTING_COLUMNS: &str =
     "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
      event_type, event_version, \
      CASE WHEN event_version <> '1.2' THEN '{}'::json \
-          WHEN pg_column_size(payload) > 8192 THEN (payload::jsonb - 'body')::json \
+          WHEN pg_column_size(payload) <= 8192 AND pg_column_compression(payload) IS NULL THEN payload \
+          WHEN octet_length(payload::text) > 8192 THEN (payload::jsonb - 'body')::json \
           ELSE payload END AS payload, \
      metadata, recorded_at";
 

@@ -556,14 +556,19 @@ async fn apply_in_transaction(
     // not wait for theirs (a crash before the swap leaves copies the next
     // replay drops).
     sqlx::query("BEGIN").execute(&mut *conn).await?;
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *conn)
-        .await?;
-    if let Err(e) = projection.apply(conn, events).await {
+    let applied = async {
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *conn)
+            .await?;
+        projection.apply(conn, events).await?;
+        Ok::<(), ReplayError>(())
+    }
+    .await;
+    if let Err(e) = applied {
         // Not left open on the pooled connection: its locks would hold up
         // whatever rebuilds the copies next (see `rebuild_with`).
         drop(sqlx::query("ROLLBACK").execute(&mut *conn).await);
-        return Err(e.into());
+        return Err(e);
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(())
@@ -768,10 +773,11 @@ pub async fn rebuild_together(
     whiches: &[Rebuildable],
     check: bool,
 ) -> Vec<Result<RebuildReport, ReplayError>> {
-    // Their own connections (the lanes, the readers, the index builders,
-    // the ones holding the projections' locks and the one holding the
-    // replays'), whatever the size of the caller's pool.
-    let wanted = u32::try_from(LANES * whiches.len() + 6).unwrap_or(12);
+    // Their own connections, whatever the size of the caller's pool: the
+    // one holding the replays' locks, one per projection for its own
+    // lock, and per projection its lanes and two readers (each may catch
+    // up alone at the same time) or two index builders, plus two spare.
+    let wanted = u32::try_from((LANES + 3) * whiches.len() + 3).unwrap_or(15);
     let own = match sqlx::postgres::PgPoolOptions::new()
         .max_connections(wanted)
         .connect_with(pool.connect_options().as_ref().clone())
@@ -906,11 +912,29 @@ async fn rebuild_with(
     if whiches.is_empty() {
         return Vec::new();
     }
+    // An error before each goes on alone (in one's preparation, or an
+    // event one of them cannot read failing the read they share): each is
+    // rebuilt alone then, so that the others still are, and the one that
+    // cannot says why.
+    let alone = |e: ReplayError| async move {
+        if whiches.len() == 1 {
+            return vec![Err(e)];
+        }
+        tracing::warn!(error = %e, "replay: the read models read together failed; rebuilding each alone");
+        let mut results = Vec::with_capacity(whiches.len());
+        for which in whiches {
+            results.extend(Box::pin(rebuild_with(pool, &[*which], check)).await);
+        }
+        results
+    };
     let mut prepared = Vec::with_capacity(whiches.len());
     for which in whiches {
         match prepare(pool, *which, check).await {
             Ok(p) => prepared.push(p),
-            Err(e) => return shared_failure(e, whiches.len()),
+            Err(e) => {
+                drop(prepared);
+                return alone(e).await;
+            }
         }
     }
     // Phase 1, without blocking anyone: up to where the live projections
@@ -918,29 +942,14 @@ async fn rebuild_with(
     let until = prepared.iter().map(|p| p.target).min().unwrap_or_default();
     let projections: Vec<Arc<dyn Projection>> =
         prepared.iter().map(|p| p.projection.clone()).collect();
-    let (cursor, applied) = match catch_up_pipelined(
-        pool,
-        &projections,
-        LogPosition::default(),
-        until,
-    )
-    .await
-    {
-        Ok(done) => done,
-        Err(e) if whiches.len() > 1 => {
-            // An event one of them cannot read fails the read they
-            // share: each is rebuilt alone then, so that the others
-            // still are, and the one that cannot says why.
-            tracing::warn!(error = %e, "replay: the read models read together failed; rebuilding each alone");
-            drop((prepared, projections));
-            let mut results = Vec::with_capacity(whiches.len());
-            for which in whiches {
-                results.extend(Box::pin(rebuild_with(pool, &[*which], check)).await);
+    let (cursor, applied) =
+        match catch_up_pipelined(pool, &projections, LogPosition::default(), until).await {
+            Ok(done) => done,
+            Err(e) => {
+                drop((prepared, projections));
+                return alone(e).await;
             }
-            return results;
-        }
-        Err(e) => return shared_failure(e, whiches.len()),
-    };
+        };
     let finishes = prepared
         .into_iter()
         .zip(applied)
@@ -986,13 +995,55 @@ async fn finish(
     tracing::debug!(projection = live, elapsed = ?started.elapsed(), "replay: indexes built");
 
     // Phase 2, holding the live projection's lock: the rest, then swap or
-    // compare at exactly the live checkpoint.
+    // compare at exactly the live checkpoint. A failure rolls it back: the
+    // connection goes back to a pool the other rebuilds still use, and an
+    // open transaction would keep the lock (and its writes) with it.
     sqlx::query("BEGIN").execute(&mut *conn).await?;
+    let (live_at, more, differences) = match under_lock(
+        &mut conn,
+        which,
+        projection.as_ref(),
+        cursor,
+        &layouts,
+        check,
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => {
+            drop(sqlx::query("ROLLBACK").execute(&mut *conn).await);
+            return Err(e);
+        }
+    };
+    events += more;
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(RebuildReport {
+        projection: live.to_string(),
+        events,
+        elapsed: started.elapsed(),
+        differences,
+        checkpoint: live_at,
+    })
+}
+
+/// [`finish`]'s phase 2, in its transaction: the events up to the live
+/// checkpoint, then the swap (or comparison). Returns the checkpoint, how
+/// many events it applied, and with `check` the differences.
+async fn under_lock(
+    conn: &mut PgConnection,
+    which: Rebuildable,
+    projection: &dyn Projection,
+    cursor: LogPosition,
+    layouts: &[Layout],
+    check: bool,
+) -> Result<(LogPosition, u64, Vec<String>), ReplayError> {
+    let suffix = suffix_of(check);
+    let live = which.name();
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(lock_key(live))
         .execute(&mut *conn)
         .await?;
-    let stored = checkpoints::read_stored(&mut conn, live).await?;
+    let stored = checkpoints::read_stored(&mut *conn, live).await?;
     let live_at = stored.at;
     if let Some(held) = stored.held {
         // Rows the live projection holds back (ADR 0021): written first,
@@ -1001,13 +1052,12 @@ async fn finish(
         // process sees that its checkpoint changed and forgets them.
         which
             .projection("")
-            .write_held(&mut conn, held, live_at)
+            .write_held(&mut *conn, held, live_at)
             .await?;
-        checkpoints::write_holding(&mut conn, live, live_at, None).await?;
+        checkpoints::write_holding(&mut *conn, live, live_at, None).await?;
     }
-    let (_, more) = catch_up(&mut conn, projection.as_ref(), cursor, live_at, false).await?;
-    events += more;
-    projection.rebuilt(&mut conn).await?;
+    let (_, more) = catch_up(&mut *conn, projection, cursor, live_at, false).await?;
+    projection.rebuilt(&mut *conn).await?;
     let mut differences = Vec::new();
     for table in which.tables() {
         let rebuilt = format!("{table}{suffix}");
@@ -1022,7 +1072,7 @@ async fn finish(
                 .await?;
         }
         if *table == QUEUE_TABLE {
-            keep_handed_over(&mut conn, table, &rebuilt).await?;
+            keep_handed_over(&mut *conn, table, &rebuilt).await?;
         }
         if check && !compared(table) {
             sqlx::query(&format!("DROP TABLE {rebuilt}"))
@@ -1042,21 +1092,14 @@ async fn finish(
             } else {
                 "true".to_string()
             };
-            differences.extend(compare(&mut conn, table, &rebuilt, &moved_on).await?);
+            differences.extend(compare(&mut *conn, table, &rebuilt, &moved_on).await?);
             sqlx::query(&format!("DROP TABLE {rebuilt}"))
                 .execute(&mut *conn)
                 .await?;
         } else {
             let layout = layouts.iter().find(|l| l.table == *table);
-            swap(&mut conn, table, &rebuilt, layout, suffix).await?;
+            swap(&mut *conn, table, &rebuilt, layout, suffix).await?;
         }
     }
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
-    Ok(RebuildReport {
-        projection: live.to_string(),
-        events,
-        elapsed: started.elapsed(),
-        differences,
-        checkpoint: live_at,
-    })
+    Ok((live_at, more, differences))
 }
