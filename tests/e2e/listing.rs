@@ -5,7 +5,7 @@
 //! rebuilds and delivers as one.
 
 use crate::svix_api::svix;
-use hookline_tests::process::run_cli;
+use hookline_tests::process::{replay, run_cli};
 use hookline_tests::receiver::TestReceiver;
 use hookline_tests::webhooks::{publish, wait_status};
 use hookline_tests::{expect_json, TestApp};
@@ -282,16 +282,12 @@ async fn messages_with_large_bodies_list_their_deliveries_to_every_reader() {
     assert!(stored[0].0 < 8192 && stored[0].1.is_some(), "{stored:?}");
     assert!(stored[1].0 > 8192, "{stored:?}");
     app.stop().await;
-    let env = HashMap::from([(
-        "HOOKLINE_SECRET_KEY".to_string(),
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
-    )]);
     let url = app.db.url.clone();
     for args in [
-        vec!["replay", "--projection", "deliveries"],
-        vec!["replay", "--projection", "all", "--check"],
+        &["--projection", "deliveries"][..],
+        &["--projection", "all", "--check"][..],
     ] {
-        let out = run_cli(&[&args[..], &["--database-url", &url]].concat(), &env).await;
+        let out = replay(&url, args).await;
         assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
     }
     let listed: i64 = sqlx::query_scalar(

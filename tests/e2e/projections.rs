@@ -1,11 +1,10 @@
 //! Projections resume from their checkpoints across restarts, and catch up
 //! on events written while the server was down.
 
-use hookline_tests::process::run_cli;
+use hookline_tests::process::replay;
 use hookline_tests::webhooks::publish;
 use hookline_tests::{eventually, expect_json, TestApp};
 use serde_json::json;
-use std::collections::HashMap;
 use std::time::Duration;
 
 #[tokio::test]
@@ -386,12 +385,11 @@ async fn hot_log_queries_stay_short_index_scans_under_generic_plans() {
 /// A stopped server's database with one delivery its read models list,
 /// then a message event of `version` with no fields but its type
 /// (appending is all the log allows), with the live `projection` moved
-/// past it (a rebuild goes as far as the live checkpoint); the
-/// environment the CLI needs.
+/// past it (a rebuild goes as far as the live checkpoint).
 async fn stopped_with_an_unreadable_message(
     version: &str,
     projection: &str,
-) -> (TestApp, sqlx::PgPool, HashMap<String, String>) {
+) -> (TestApp, sqlx::PgPool) {
     let mut app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     app.subscribe(
@@ -432,11 +430,7 @@ async fn stopped_with_an_unreadable_message(
     .execute(&pool)
     .await
     .unwrap();
-    let env = HashMap::from([(
-        "HOOKLINE_SECRET_KEY".to_string(),
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
-    )]);
-    (app, pool, env)
+    (app, pool)
 }
 
 /// A message event whose list of deliveries cannot be read stops the
@@ -447,20 +441,10 @@ async fn stopped_with_an_unreadable_message(
 async fn a_rebuild_stops_at_a_listing_it_cannot_read_and_leaves_the_live_model() {
     // A message event that says it lists deliveries (version 1.2) without
     // a list.
-    let (app, pool, env) = stopped_with_an_unreadable_message("1.2", "deliveries").await;
+    let (app, pool) = stopped_with_an_unreadable_message("1.2", "deliveries").await;
     let url = app.db.url.clone();
     for attempt in 0..2 {
-        let out = run_cli(
-            &[
-                "replay",
-                "--projection",
-                "deliveries",
-                "--database-url",
-                &url,
-            ],
-            &env,
-        )
-        .await;
+        let out = replay(&url, &["--projection", "deliveries"]).await;
         assert_ne!(out.code, Some(0), "{attempt}: {out:?}");
         assert!(
             out.stderr.contains("deliveries")
@@ -516,16 +500,8 @@ async fn read_models_rebuilt_together_each_reach_their_own_checkpoint() {
     .execute(&pool)
     .await
     .unwrap();
-    let env = HashMap::from([(
-        "HOOKLINE_SECRET_KEY".to_string(),
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
-    )]);
     let url = app.db.url.clone();
-    let out = run_cli(
-        &["replay", "--projection", "all", "--database-url", &url],
-        &env,
-    )
-    .await;
+    let out = replay(&url, &["--projection", "all"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let count = |table: &'static str| {
         let pool = pool.clone();
@@ -543,18 +519,7 @@ async fn read_models_rebuilt_together_each_reach_their_own_checkpoint() {
     assert_eq!(count("deliveries_view").await, 6);
     app.stop().await;
     // And what it caught up to is what the log says.
-    let check = run_cli(
-        &[
-            "replay",
-            "--projection",
-            "all",
-            "--check",
-            "--database-url",
-            &url,
-        ],
-        &env,
-    )
-    .await;
+    let check = replay(&url, &["--projection", "all", "--check"]).await;
     assert_eq!(check.code, Some(0), "{check:?}");
 }
 
@@ -567,7 +532,7 @@ async fn replay_of_all_rebuilds_the_others_when_one_cannot_be_rebuilt() {
     for deliveries_past_it in [false, true] {
         // A message event the messages read model cannot read; the
         // deliveries read model never reads it.
-        let (app, pool, env) = stopped_with_an_unreadable_message("1.0", "messages").await;
+        let (app, pool) = stopped_with_an_unreadable_message("1.0", "messages").await;
         if deliveries_past_it {
             sqlx::query(
                 "UPDATE projection_checkpoints
@@ -584,11 +549,7 @@ async fn replay_of_all_rebuilds_the_others_when_one_cannot_be_rebuilt() {
             .await
             .unwrap();
         let url = app.db.url.clone();
-        let out = run_cli(
-            &["replay", "--projection", "all", "--database-url", &url],
-            &env,
-        )
-        .await;
+        let out = replay(&url, &["--projection", "all"]).await;
         assert_ne!(out.code, Some(0), "{deliveries_past_it}: {out:?}");
         assert!(
             out.stderr.contains("messages:")

@@ -35,6 +35,21 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// The environment a CLI command needs to open a test server's database:
+/// the servers' secret key (see `server.rs`).
+pub fn cli_env() -> HashMap<String, String> {
+    HashMap::from([(
+        "HOOKLINE_SECRET_KEY".to_string(),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
+    )])
+}
+
+/// Runs `hookline replay <args> --database-url <url>` with [`cli_env`].
+pub async fn replay(url: &str, args: &[&str]) -> Output {
+    let args = [&["replay"], args, &["--database-url", url]].concat();
+    run_cli(&args, &cli_env()).await
+}
+
 /// How long a CLI command may take before its test fails (and the
 /// command is killed) rather than hanging the suite.
 const CLI_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
