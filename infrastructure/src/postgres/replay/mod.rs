@@ -223,10 +223,7 @@ async fn read_between(
     aggregate_type: &'static str,
 ) -> Result<(Vec<StoredEvent>, Option<LogPosition>), sqlx::Error> {
     let types = types_read(&[aggregate_type]);
-    let mut reads = Vec::with_capacity(types.len());
-    for &(t, listing_only) in &types {
-        reads.push(read_type_between(conn, after, until, t, listing_only).await?);
-    }
+    let reads = read_each_between(conn, after, until, &types).await?;
     let raw = raw_batch(types, reads)?;
     let end = raw.end;
     let mut decoded = decode_reads(&raw)?;
@@ -313,15 +310,24 @@ async fn fetch_between(
             )?;
             vec![x, y]
         }
-        ref others => {
-            let mut reads = Vec::with_capacity(others.len());
-            for &(t, listing_only) in others {
-                reads.push(read_type_between(a, after, until, t, listing_only).await?);
-            }
-            reads
-        }
+        ref others => read_each_between(a, after, until, others).await?,
     };
     raw_batch(types.to_vec(), reads)
+}
+
+/// The reads of `types` in `(after, until]`, one after the other on one
+/// connection.
+async fn read_each_between(
+    conn: &mut PgConnection,
+    after: LogPosition,
+    until: LogPosition,
+    types: &[(&'static str, bool)],
+) -> Result<Vec<Vec<PgRow>>, sqlx::Error> {
+    let mut reads = Vec::with_capacity(types.len());
+    for &(t, listing_only) in types {
+        reads.push(read_type_between(&mut *conn, after, until, t, listing_only).await?);
+    }
+    Ok(reads)
 }
 
 /// A batch's rows decoded, one list per read.
