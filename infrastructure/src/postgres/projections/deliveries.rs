@@ -49,8 +49,21 @@ pub struct DeliveriesProjection {
 struct Holds {
     hold: Duration,
     rows: HashMap<Uuid, Held>,
+    /// The oldest beginning and the nearest deadline among `rows`, kept
+    /// with them (see [`Holds::settle`]): the runner asks for them at every
+    /// turn of its loop, far more often than the rows change.
+    oldest: Option<(LogPosition, Instant)>,
     /// Write every held row at the next apply (a request waits).
     release: bool,
+}
+
+impl Holds {
+    /// Recomputes [`Holds::oldest`]; called after every change of `rows`.
+    fn settle(&mut self) {
+        let began = self.rows.values().map(|h| h.began).min();
+        let until = self.rows.values().map(|h| h.until).min();
+        self.oldest = began.zip(until);
+    }
 }
 
 #[derive(Debug)]
@@ -158,9 +171,14 @@ impl DeliveriesProjection {
         let Some(Ok(mut holds)) = self.holds.as_ref().map(|h| h.lock()) else {
             return HashMap::new();
         };
-        ids.iter()
+        let taken = ids
+            .iter()
             .filter_map(|id| holds.rows.remove(id).map(|held| (*id, held)))
-            .collect()
+            .collect::<HashMap<_, _>>();
+        if !taken.is_empty() {
+            holds.settle();
+        }
+        taken
     }
 
     /// Splits the batch's new rows into those to write now and those to
@@ -221,6 +239,7 @@ impl DeliveriesProjection {
                 write.push((h.record, h.version));
             }
         }
+        holds.settle();
         write
     }
 
@@ -642,10 +661,7 @@ impl Projection for DeliveriesProjection {
     }
 
     fn held(&self) -> Option<(LogPosition, Instant)> {
-        let holds = self.holds.as_ref()?.lock().ok()?;
-        let began = holds.rows.values().map(|h| h.began).min()?;
-        let until = holds.rows.values().map(|h| h.until).min()?;
-        Some((began, until))
+        self.holds.as_ref()?.lock().ok()?.oldest
     }
 
     fn release_held(&self) {
@@ -664,6 +680,7 @@ impl Projection for DeliveriesProjection {
     fn forget_held(&self) {
         if let Some(Ok(mut holds)) = self.holds.as_ref().map(|h| h.lock()) {
             holds.rows.clear();
+            holds.settle();
         }
     }
 
@@ -762,5 +779,69 @@ impl Projection for DeliveriesProjection {
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookline_domain::{DeliveryId, EventId, SubscriptionId, TenantId};
+
+    fn pending(n: u128) -> DeliveryRecord {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        DeliveryRecord {
+            id: DeliveryId::from_uuid(Uuid::from_u128(n)),
+            tenant_id: TenantId::from_uuid(Uuid::from_u128(1)),
+            subscription_id: SubscriptionId::from_uuid(Uuid::from_u128(2)),
+            event_id: EventId::from_uuid(Uuid::from_u128(3)),
+            event_type: "invoice.paid".into(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: None,
+            url: "https://example.com/h".into(),
+            request_id: None,
+            last_status_code: None,
+            last_error_kind: None,
+            last_error: None,
+            created_at: at,
+            updated_at: at,
+            delivered_at: None,
+            resent: false,
+        }
+    }
+
+    fn at(position: i64) -> LogPosition {
+        LogPosition { tx_id: 7, position }
+    }
+
+    #[test]
+    fn held_rows_report_the_oldest_beginning_as_they_are_held_taken_and_forgotten() {
+        let projection = DeliveriesProjection::new("").holding(Duration::from_secs(60));
+        assert_eq!(projection.held(), None);
+        let began: HashMap<Uuid, LogPosition> = [(5, 50), (6, 20), (7, 90)]
+            .into_iter()
+            .map(|(n, p)| (Uuid::from_u128(n), at(p)))
+            .collect();
+        let new = [5, 6, 7].into_iter().map(|n| (pending(n), 1)).collect();
+        let written = projection.hold_new(new, HashMap::new(), &began);
+        assert!(written.is_empty(), "fresh pending rows are held");
+        let (oldest, until) = projection.held().expect("rows are held");
+        assert_eq!(oldest, at(20));
+        assert!(until > Instant::now());
+
+        let taken = projection.take_held(&[Uuid::from_u128(6)]);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(projection.held().map(|(b, _)| b), Some(at(50)));
+
+        let taken = projection.take_held(&[Uuid::from_u128(5), Uuid::from_u128(7)]);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(projection.held(), None, "nothing is held any more");
+
+        let new = [8].into_iter().map(|n| (pending(n), 1)).collect();
+        let began = HashMap::from([(Uuid::from_u128(8), at(99))]);
+        assert!(projection.hold_new(new, HashMap::new(), &began).is_empty());
+        assert_eq!(projection.held().map(|(b, _)| b), Some(at(99)));
+        projection.forget_held();
+        assert_eq!(projection.held(), None);
     }
 }
