@@ -313,6 +313,54 @@ async fn a_tenants_backlog_is_read_from_the_cursor_not_from_the_start_of_the_log
     }
 }
 
+/// A tenant's backlog is read as few rows as should reach its share, as
+/// rows weighed lately (a fan-out's message weighs its deliveries too);
+/// when those rows were not enough, as many as there can be, so the
+/// answer is the same as reading them all from the start.
+#[tokio::test]
+async fn a_tenants_backlog_reads_more_rows_when_the_first_read_falls_short() {
+    use hookline_domain::TenantId;
+    use hookline_infrastructure::postgres::backlog::PgBacklog;
+    let db = hookline_tests::cluster::fresh_database().await;
+    let fan_out: Vec<TenantId> = (0..30)
+        .map(|_| TenantId::from_uuid(uuid::Uuid::now_v7()))
+        .collect();
+    let plain = TenantId::from_uuid(uuid::Uuid::now_v7());
+    // Thirty tenants of 200 messages listing five deliveries each, then
+    // one of 300 rows that count one each.
+    for tenant in &fan_out {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT 'Message', $1 || g, 1, 'MessagePublished', '1.2',
+                    '{\"deliveries\": [{}, {}, {}, {}, {}]}', json_build_object('tenant_id', $1)
+               FROM generate_series(1, 200) g",
+        )
+        .bind(tenant.to_string())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'Delivery', $1 || g, 2, 'DeliverySucceeded', '1.0', '{}', json_build_object('tenant_id', $1)
+           FROM generate_series(1, 300) g",
+    )
+    .bind(plain.to_string())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // A bound of 1,000: a tenant's share is 100.
+    let backlog = PgBacklog::new(db.pool.clone(), 1_000);
+    for tenant in &fan_out {
+        // 100 at least: the first 17 messages weigh 102.
+        let behind = backlog.tenant_behind(*tenant).await.unwrap();
+        assert!(behind >= 100, "{behind}");
+    }
+    // Learned from the fan-out, the first read of the plain tenant asks
+    // for about 30 rows: 30 < 100, so it reads on.
+    assert_eq!(backlog.tenant_behind(plain).await.unwrap(), 100);
+}
+
 #[tokio::test]
 async fn hot_log_queries_stay_short_index_scans_under_generic_plans() {
     use hookline_infrastructure::postgres::log_reader::{

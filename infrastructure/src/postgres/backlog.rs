@@ -6,6 +6,7 @@
 
 use super::feed::CURSOR;
 use super::log_reader::unavailable;
+use super::row_yield::RowYield;
 use async_trait::async_trait;
 use hookline_application::ports::{Admitted, BacklogLevel};
 use hookline_application::AppError;
@@ -31,14 +32,16 @@ const TENANT_READINGS: usize = 1_024;
 
 /// A tenant's work after the cursor named `$1` (`$2` the tenant, `$3` how
 /// many rows at most): each row counts one, and a message's event that
-/// lists its deliveries (ADR 0019) one more for each. Read in commit order
+/// lists its deliveries (ADR 0019) one more for each; then the rows read.
+/// Read in commit order
 /// from the cursor, through the tenant's commit-order index: without the
 /// order, Postgres chose to scan the log from its start for a tenant that
 /// wrote most of it (a time that grows with the log, every 50 ms for each
 /// tenant publishing over the bound).
 pub const TENANT_BEHIND: &str =
     "SELECT COALESCE(sum(1 + CASE WHEN event_version = '1.2' AND aggregate_type = 'Message'
-                             THEN json_array_length(payload->'deliveries') ELSE 0 END), 0)::bigint
+                             THEN json_array_length(payload->'deliveries') ELSE 0 END), 0)::bigint,
+            count(*)
        FROM (
         SELECT aggregate_type, event_version, payload FROM events
          WHERE metadata ->> 'tenant_id' = $2
@@ -120,6 +123,8 @@ pub struct PgBacklog {
     tenants: Mutex<HashMap<TenantId, (Instant, i64)>>,
     unread: Arc<Mutex<Unread>>,
     work_per_message: Mutex<WorkPerMessage>,
+    /// Work a row of a tenant's backlog held lately.
+    tenant_rows: RowYield,
 }
 
 /// What this process's recent publishes weighed on average (their message
@@ -159,6 +164,7 @@ impl PgBacklog {
                 work: 2.0,
                 messages: 1.0,
             }),
+            tenant_rows: RowYield::new(),
         }
     }
 
@@ -233,13 +239,25 @@ impl PgBacklog {
         }
         // Each row counts one, and a message's event that lists its
         // deliveries (ADR 0019) one more for each (read only over the
-        // bound, for the tenants publishing then).
-        let behind: i64 = sqlx::query_scalar(TENANT_BEHIND)
-            .bind(CURSOR)
-            .bind(tenant.to_string())
-            .bind(self.share())
-            .fetch_one(&self.pool)
-            .await?;
+        // bound, for the tenants publishing then). Only whether it reaches
+        // the share matters: first as many rows as should reach it, as
+        // rows weighed lately, then, when those rows were not enough, as
+        // many as there can be (each row weighs one at least).
+        let share = self.share();
+        let mut limit = self.tenant_rows.rows_for(share).min(share);
+        let behind = loop {
+            let (behind, rows): (i64, i64) = sqlx::query_as(TENANT_BEHIND)
+                .bind(CURSOR)
+                .bind(tenant.to_string())
+                .bind(limit)
+                .fetch_one(&self.pool)
+                .await?;
+            self.tenant_rows.observe(rows, behind);
+            if behind >= share || rows < limit || limit >= share {
+                break behind;
+            }
+            limit = share;
+        };
         if let Ok(mut readings) = self.tenants.lock() {
             if readings.len() >= TENANT_READINGS {
                 readings.retain(|_, (at, _)| at.elapsed() < BACKLOG_FRESH);

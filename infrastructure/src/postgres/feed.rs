@@ -12,6 +12,7 @@
 
 use super::checkpoints;
 use super::log_reader::{decode, unavailable, COLUMNS};
+use super::row_yield::RowYield;
 use async_trait::async_trait;
 use hookline_application::listing::{beginnings, listing_of};
 use hookline_application::ports::{DeliveryFeed, DueDelivery, LogPosition, StoredEvent, Taken};
@@ -50,56 +51,8 @@ pub struct PgDeliveryFeed {
     /// measures deliveries' backlog.
     idle: std::sync::atomic::AtomicBool,
     next_skip: Mutex<Instant>,
-    /// Deliveries per row in recent reads after the cursor.
+    /// Deliveries a row held in recent reads after the cursor.
     per_row: RowYield,
-}
-
-/// How many deliveries a row read after the cursor held lately (a decaying
-/// average): a message's row lists all its deliveries (ADR 0019), so a take
-/// of `limit` deliveries of five-subscription messages needs about a fifth
-/// as many rows. Reading `limit` rows regardless read and decoded each
-/// message of a fan-out about five times before its deliveries were taken.
-#[derive(Debug)]
-struct RowYield(Mutex<f64>);
-
-impl RowYield {
-    /// Weight of the past in the average (each read counts a tenth).
-    const DECAY: f64 = 0.9;
-    /// Rows read beyond the estimate: a take that reads too few rows for
-    /// its `limit` is short, and its worker waits for the next wake-up.
-    const MARGIN: f64 = 1.25;
-
-    fn new() -> Self {
-        Self(Mutex::new(1.0))
-    }
-
-    /// Rows to read for `limit` deliveries: never more than one a delivery
-    /// (and eight more), as before the estimate.
-    fn rows_for(&self, limit: u32) -> i64 {
-        let per_row = self.0.lock().map_or(1.0, |v| *v).max(1.0);
-        let rows = (f64::from(limit) * Self::MARGIN / per_row).ceil();
-        // `rows` is at most `limit` here, so the cast is exact.
-        (rows.min(f64::from(limit)) as i64) + 8
-    }
-
-    /// A read of `rows` rows that held `deliveries`.
-    fn observe(&self, shape: Shape) {
-        if shape.rows == 0 {
-            return;
-        }
-        let seen = shape.deliveries as f64 / shape.rows as f64;
-        if let Ok(mut average) = self.0.lock() {
-            *average = *average * Self::DECAY + seen * (1.0 - Self::DECAY);
-        }
-    }
-}
-
-/// How many rows a read after the cursor gave, and how many deliveries
-/// they held.
-#[derive(Debug, Clone, Copy, Default)]
-struct Shape {
-    rows: usize,
-    deliveries: usize,
 }
 
 impl PgDeliveryFeed {
@@ -270,7 +223,7 @@ impl PgDeliveryFeed {
         finished: &[i64],
         skip_others: bool,
         begun: &mut Vec<StoredEvent>,
-    ) -> Result<(Taken, Shape), sqlx::Error> {
+    ) -> Result<(Taken, Read), sqlx::Error> {
         let Want { limit, rows: fetch } = want;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(LOCK)
@@ -317,7 +270,7 @@ impl PgDeliveryFeed {
         .await?;
         let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= fetch;
         let (events, skipped) = read_rows(&rows)?;
-        let shape = Shape {
+        let read = Read {
             rows: rows.len(),
             deliveries: events
                 .iter()
@@ -338,7 +291,7 @@ impl PgDeliveryFeed {
             if !finished.is_empty() {
                 release(&mut *conn, finished).await?;
             }
-            return Ok((Taken::default(), shape));
+            return Ok((Taken::default(), read));
         };
         let took = !window.deliveries.is_empty();
         begun.extend(beginnings_taken(&events, &window.deliveries));
@@ -370,9 +323,17 @@ impl PgDeliveryFeed {
                 span,
                 deliveries: window.deliveries,
             },
-            shape,
+            read,
         ))
     }
+}
+
+/// How many rows a read after the cursor gave, and how many deliveries
+/// they held.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    rows: usize,
+    deliveries: usize,
 }
 
 /// What a take after the cursor asks of its read.
@@ -689,13 +650,16 @@ impl DeliveryFeed for PgDeliveryFeed {
                 begun.clear();
                 let want = Want {
                     limit,
-                    rows: self.per_row.rows_for(limit),
+                    rows: self.per_row.rows_for(i64::from(limit)),
                 };
-                let (taken, shape) =
+                let (taken, read) =
                     Self::next(&mut tx, worker, want, lease, finished, idle, &mut begun)
                         .await
                         .map_err(unavailable)?;
-                self.per_row.observe(shape);
+                self.per_row.observe(
+                    i64::try_from(read.rows).unwrap_or(i64::MAX),
+                    i64::try_from(read.deliveries).unwrap_or(i64::MAX),
+                );
                 self.idle.store(
                     taken.deliveries.is_empty(),
                     std::sync::atomic::Ordering::Relaxed,
@@ -940,37 +904,5 @@ mod tests {
             lease_for(Duration::from_secs(10), 1, 64),
             Duration::from_secs(10)
         );
-    }
-
-    #[test]
-    fn a_take_reads_about_as_many_rows_as_its_deliveries_need() {
-        let per_row = RowYield::new();
-        // Nothing read yet: a row a delivery, as before the estimate.
-        assert_eq!(per_row.rows_for(100), 108);
-        // Five deliveries a row (a five-subscription fan-out): a quarter
-        // more rows than a fifth of the limit, once the average has learned.
-        for _ in 0..100 {
-            per_row.observe(Shape {
-                rows: 40,
-                deliveries: 200,
-            });
-        }
-        // (The average only nears 5: one row more for rounding up.)
-        let learned = per_row.rows_for(100);
-        assert!((25 + 8..=26 + 8).contains(&learned), "{learned}");
-        assert_eq!(per_row.rows_for(1), 1 + 8);
-        // An empty read teaches nothing.
-        per_row.observe(Shape::default());
-        assert_eq!(per_row.rows_for(100), learned);
-        // Rows without deliveries (messages no subscription matched,
-        // skipped deliveries): back to a row a delivery, never more.
-        for _ in 0..100 {
-            per_row.observe(Shape {
-                rows: 40,
-                deliveries: 0,
-            });
-        }
-        assert_eq!(per_row.rows_for(100), 108);
-        assert_eq!(per_row.rows_for(0), 8);
     }
 }

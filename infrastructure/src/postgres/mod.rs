@@ -23,6 +23,7 @@ pub mod notices;
 pub mod pool;
 pub mod projections;
 pub mod replay;
+mod row_yield;
 pub mod sources;
 pub mod store;
 pub mod tenants;
