@@ -5,10 +5,11 @@
 # $D (default /tmp/outcome-rows) with the embedded cluster's settings and
 # the events table of the migrations.
 #
-#   scripts/perf/outcome-rows/run.sh [rounds]
+#   scripts/perf/outcome-rows/run.sh [rounds]    (SECONDS_EACH=12 a measurement)
 #
-# Each script writes ten outcomes a transaction; the gen-* scripts only
-# build the same rows, so their cost is subtracted from the insert's.
+# Each script writes ten outcomes a transaction (`batched` five or ten to
+# a row); the gen-* scripts only build the same rows (`rows.sql`), so their
+# cost is subtracted from the insert's.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
@@ -24,6 +25,7 @@ trap 'runuser -u postgres -- "$B/pg_ctl" -D "$D/data" stop -m fast >/dev/null' E
 psql -h "$D" -U postgres -d postgres -q -f "$ROOT/infrastructure/migrations/20261123000001_event_log.sql"
 psql -h "$D" -U postgres -d postgres -q -c "CREATE INDEX events_tenant_commit_order ON events ((metadata ->> 'tenant_id'), tx_id, global_position);
   CREATE INDEX events_triggered_by ON events ((metadata ->> 'triggered_by')) WHERE metadata ->> 'triggered_by' IS NOT NULL;"
+psql -h "$D" -U postgres -d postgres -q -f "$HERE/rows.sql"
 
 # CPU of the cluster (the postmaster, its children, and the children it reaped).
 pgcpu() {
@@ -36,15 +38,21 @@ pgcpu() {
     done
     echo "$t"
 }
+# measure SCRIPT [OUTCOMES-PER-ROW]
 measure() {
     local c0 c1 tx
     c0=$(pgcpu)
-    tx=$(pgbench -M prepared -h "$D" -U postgres -n -c 16 -j 2 -T 12 -f "$HERE/$1.sql" postgres 2>&1 |
+    tx=$(pgbench -M prepared -h "$D" -U postgres -n -c 16 -j 2 -T "${SECONDS_EACH:-12}" -D per="${2:-1}" -f "$HERE/$1.sql" postgres 2>&1 |
         awk '/number of transactions actually processed/ {split($NF, n, "/"); print n[1]}')
     sleep 1
     c1=$(pgcpu)
-    python3 -c "print(f'$1: {($c1 - $c0) / 100 / ($tx * 10) * 1e6:.1f} µs of Postgres per outcome')"
+    python3 -c "print(f'$1 ${2:-1} a row: {($c1 - $c0) / 100 / ($tx * 10) * 1e6:.1f} µs of Postgres per outcome')"
 }
 for _ in $(seq "$ROUNDS"); do
-    for s in one five ten gen-one gen-five gen-ten; do measure "$s"; done
+    measure one
+    measure batched 5
+    measure batched 10
+    measure gen-one
+    measure gen-batched 5
+    measure gen-batched 10
 done
