@@ -29,8 +29,7 @@ pub fn rebuild<'a, A: Aggregate + 'static>(
 ) -> Result<Loaded<A>, AppError> {
     let mut loaded = Loaded::<A>::default();
     for stored in events {
-        loaded.aggregate.apply(parse::<A>(stored)?);
-        loaded.version = stored.sequence;
+        apply(&mut loaded, stored)?;
     }
     Ok(loaded)
 }
@@ -56,9 +55,21 @@ pub fn rebuild_each<A: Aggregate + 'static>(
 ) -> Result<std::collections::HashMap<String, Loaded<A>>, AppError> {
     let mut out: std::collections::HashMap<String, Loaded<A>> = std::collections::HashMap::new();
     for stored in events {
-        let loaded = out.entry(stored.aggregate_id.clone()).or_default();
-        loaded.aggregate.apply(parse::<A>(stored)?);
-        loaded.version = stored.sequence;
+        apply(out.entry(stored.aggregate_id.clone()).or_default(), stored)?;
     }
     Ok(out)
+}
+
+/// One stored event applied. A message's `DeliveriesAttempted` holds its
+/// deliveries' events (ADR 0023), none of the message's own: it only
+/// moves the message's version.
+fn apply<A: Aggregate + 'static>(
+    loaded: &mut Loaded<A>,
+    stored: &StoredEvent,
+) -> Result<(), AppError> {
+    if !crate::listing::holds_outcomes(stored) {
+        loaded.aggregate.apply(parse::<A>(stored)?);
+    }
+    loaded.version = stored.sequence;
+    Ok(())
 }

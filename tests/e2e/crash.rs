@@ -196,19 +196,20 @@ async fn two_worker_processes_share_one_queue() {
         (delivered_count(&db.pool).await == 300).then_some(())
     })
     .await;
-    let workers: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT metadata->>'worker_id' FROM events WHERE event_type = 'DeliverySucceeded'",
-    )
+    let workers: Vec<String> = sqlx::query_scalar(concat!(
+        "SELECT DISTINCT metadata->>'worker_id' FROM ",
+        hookline_tests::delivery_events!(),
+        " WHERE event_type = 'DeliverySucceeded'"
+    ))
     .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(workers.len(), 2, "both workers made attempts: {workers:?}");
     // The API process itself runs no worker.
-    let succeeded: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DeliverySucceeded'")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let succeeded: i64 = sqlx::query_scalar(hookline_tests::SUCCEEDED_COUNT)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(succeeded, 300);
     let ids: HashSet<String> = rx
         .received()
@@ -369,12 +370,10 @@ async fn a_worker_killed_during_first_attempts_from_the_log_loses_nothing() {
         "some outcomes are recorded",
         Duration::from_secs(30),
         || async {
-            let done: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM events WHERE event_type = 'DeliverySucceeded'",
-            )
-            .fetch_one(&db.pool)
-            .await
-            .ok()?;
+            let done: i64 = sqlx::query_scalar(hookline_tests::SUCCEEDED_COUNT)
+                .fetch_one(&db.pool)
+                .await
+                .ok()?;
             (done >= 10).then_some(())
         },
     )
@@ -382,9 +381,11 @@ async fn a_worker_killed_during_first_attempts_from_the_log_loses_nothing() {
 
     w1.signal("KILL");
     w1.wait(Duration::from_secs(10)).await;
-    let recorded: HashSet<String> = sqlx::query_scalar(
-        "SELECT aggregate_id FROM events WHERE aggregate_type = 'Delivery' AND sequence > 1",
-    )
+    let recorded: HashSet<String> = sqlx::query_scalar(concat!(
+        "SELECT aggregate_id FROM ",
+        hookline_tests::delivery_events!(),
+        " WHERE sequence > 1"
+    ))
     .fetch_all(&db.pool)
     .await
     .unwrap()
@@ -447,18 +448,15 @@ async fn a_worker_killed_during_first_attempts_from_the_log_loses_nothing() {
             );
         }
     }
-    let succeeded: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DeliverySucceeded'")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let succeeded: i64 = sqlx::query_scalar(hookline_tests::SUCCEEDED_COUNT)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(succeeded, n as i64, "one outcome per delivery");
-    let workers: i64 = sqlx::query_scalar(
-        "SELECT count(DISTINCT metadata->>'worker_id') FROM events WHERE event_type = 'DeliverySucceeded'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let workers: i64 = sqlx::query_scalar(hookline_tests::SUCCEEDING_WORKERS)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(workers, 2, "the second worker took over the spans");
     let twice = seen.values().filter(|t| **t == 2).count();
     eprintln!(

@@ -96,19 +96,8 @@ async fn a_rate_limit_holds_across_two_worker_processes() {
     // subscription back by more than its reservations.
     assert!(span < Duration::from_secs(8), "{span:?}");
     // None was dropped or counted as a failure; both workers took part.
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM events WHERE event_type = 'AttemptFailed'"
-        )
-        .await,
-        0
-    );
-    let workers = count(
-        &app,
-        "SELECT count(DISTINCT metadata->>'worker_id') FROM events WHERE event_type = 'DeliverySucceeded'",
-    )
-    .await;
+    assert_eq!(count(&app, hookline_tests::FAILED_COUNT).await, 0);
+    let workers = count(&app, hookline_tests::SUCCEEDING_WORKERS).await;
     assert_eq!(workers, 2);
     eventually("the backlog drains", WAIT, || async {
         (subscription(&app, &t, id).await["backlog"] == 0).then_some(())
@@ -170,11 +159,7 @@ async fn a_dead_receiver_opens_the_circuit_which_probes_and_closes() {
     })
     .await;
     let before = dead.count();
-    let failed_before = count(
-        &app,
-        "SELECT count(*) FROM events WHERE event_type = 'AttemptFailed'",
-    )
-    .await;
+    let failed_before = count(&app, hookline_tests::FAILED_COUNT).await;
     // The released probe, once it failed, cannot be sent again at once by
     // a manual retry (each went straight to the dead receiver).
     eventually("a probe is sent", WAIT, || async {
@@ -207,11 +192,7 @@ async fn a_dead_receiver_opens_the_circuit_which_probes_and_closes() {
         (1..=4).contains(&probes),
         "only probes reach a dead receiver while its circuit is open: {probes} requests in 5 s"
     );
-    let failed_after = count(
-        &app,
-        "SELECT count(*) FROM events WHERE event_type = 'AttemptFailed'",
-    )
-    .await;
+    let failed_after = count(&app, hookline_tests::FAILED_COUNT).await;
     assert!(
         failed_after - failed_before <= 4,
         "{failed_before} → {failed_after}"

@@ -6,9 +6,9 @@
 
 use crate::svix_api::svix;
 use hookline_tests::process::{replay, run_cli};
-use hookline_tests::receiver::TestReceiver;
+use hookline_tests::receiver::{Reply, TestReceiver};
 use hookline_tests::webhooks::{publish, wait_status};
-use hookline_tests::{expect_json, TestApp};
+use hookline_tests::{eventually, expect_json, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -21,10 +21,14 @@ async fn a_message_lists_its_deliveries_and_a_mixed_log_verifies_and_rebuilds() 
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let rx = TestReceiver::start().await;
+    // The second subscription's receiver fails at first: its delivery's
+    // first outcome is a failure, its success a stored later event.
+    let failing = TestReceiver::start().await;
+    failing.default_reply(Reply::status(500));
     let mut subs = Vec::new();
-    for path in ["/a", "/b", "/off"] {
+    for url in [rx.url("/a"), failing.url("/b"), rx.url("/off")] {
         let s = app
-            .subscribe(&t, json!({"url": rx.url(path), "events": ["a.*"]}))
+            .subscribe(&t, json!({"url": url, "events": ["a.*"]}))
             .await;
         subs.push(s["id"].as_str().unwrap().to_string());
     }
@@ -40,23 +44,85 @@ async fn a_message_lists_its_deliveries_and_a_mixed_log_verifies_and_rebuilds() 
     .await;
     let published = publish(&app, &t, "a.b", json!({"n": 1})).await;
     let message = published["event_id"].as_str().unwrap().to_string();
-    let ids: Vec<String> = published["deliveries"]
+    let ids = delivery_ids(&published);
+    assert_eq!(ids.len(), 3);
+    rx.wait_for(1, WAIT).await;
+    failing.wait_for(1, WAIT).await;
+    wait_status(&app, &t, &ids[0], "delivered", WAIT).await;
+    wait_status(&app, &t, &ids[2], "skipped", WAIT).await;
+    // The first outcomes are in the message's `DeliveriesAttempted` rows
+    // (ADR 0023), not in rows of the deliveries'.
+    let attempted = eventually("both first outcomes are recorded", WAIT, || async {
+        let held: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT m.sequence, o->>'delivery_id', o->>'event_type'
+               FROM events m, json_array_elements(m.payload->'outcomes') o
+              WHERE m.aggregate_type = 'Message' AND m.aggregate_id = $1
+                AND m.event_type = 'DeliveriesAttempted'
+              ORDER BY 2",
+        )
+        .bind(&message)
+        .fetch_all(&app.db.pool)
+        .await
+        .ok()?;
+        (held.len() >= 2).then_some(held)
+    })
+    .await;
+    assert!(
+        attempted.iter().all(|(seq, _, _)| *seq >= 2),
+        "{attempted:?}"
+    );
+    assert!(
+        attempted
+            .iter()
+            .any(|(_, id, kind)| id == &ids[0] && kind == "DeliverySucceeded"),
+        "{attempted:?}"
+    );
+    assert!(
+        attempted
+            .iter()
+            .any(|(_, id, kind)| id == &ids[1] && kind == "AttemptFailed"),
+        "{attempted:?}"
+    );
+    // The failed one, retried, succeeds: its later events are stored rows
+    // that follow the link of the row holding its first outcome.
+    failing.default_reply(Reply::status(200));
+    let res = app
+        .post(&t, &format!("/v1/deliveries/{}/retry", ids[1]), json!({}))
+        .await;
+    expect_json(res, 202).await;
+    wait_status(&app, &t, &ids[1], "delivered", WAIT).await;
+    let history = expect_json(
+        app.get(&t, &format!("/v1/deliveries/{}/history", ids[1]))
+            .await,
+        200,
+    )
+    .await;
+    let kinds: Vec<(i64, &str)> = history["data"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| d["id"].as_str().unwrap().to_string())
+        .map(|e| {
+            (
+                e["sequence"].as_i64().unwrap(),
+                e["event_type"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(ids.len(), 3);
-    rx.wait_for(2, WAIT).await;
-    for id in &ids[..2] {
-        wait_status(&app, &t, id, "delivered", WAIT).await;
-    }
-    wait_status(&app, &t, &ids[2], "skipped", WAIT).await;
+    assert_eq!(
+        kinds[..2],
+        [(1, "DeliveryEnqueued"), (2, "AttemptFailed")],
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.last().map(|k| k.1),
+        Some("DeliverySucceeded"),
+        "{kinds:?}"
+    );
 
     // One row for the message and its three deliveries.
     let (version, listed): (String, Value) = sqlx::query_as(
         "SELECT event_version, (payload->'deliveries')::jsonb FROM events
-          WHERE aggregate_type = 'Message' AND aggregate_id = $1",
+          WHERE aggregate_type = 'Message' AND aggregate_id = $1 AND sequence = 1",
     )
     .bind(&message)
     .fetch_one(&app.db.pool)
@@ -162,7 +228,7 @@ async fn a_message_lists_its_deliveries_and_a_mixed_log_verifies_and_rebuilds() 
         202,
     )
     .await;
-    rx.wait_for(4, WAIT).await;
+    rx.wait_for(3, WAIT).await;
     let old: Vec<String> = sqlx::query_scalar(
         "SELECT m.event_version FROM events m
           WHERE m.aggregate_type = 'Message' AND m.payload->>'uid' = 'evt-old'
@@ -298,4 +364,220 @@ async fn messages_with_large_bodies_list_their_deliveries_to_every_reader() {
     .await
     .unwrap();
     assert_eq!(listed, 2);
+}
+
+/// ADR 0023: a listed delivery's first outcome is written once, whether
+/// the recorder's batch or a command writes it, one after the other or
+/// racing: the message's row of first outcomes is guarded by the message's
+/// primary key and by a look for the delivery in the message's rows.
+#[tokio::test]
+async fn a_listed_deliverys_first_outcome_is_written_once_by_racing_writers() {
+    use hookline_application::ports::{AggregateStore, AppendError, Batch, Change};
+    use hookline_application::EventMetadata;
+    use hookline_domain::delivery::{AttemptSuccess, Delivery, DeliveryCommand, SkipDelivery};
+    use hookline_domain::retry::RetryPolicy;
+    use hookline_infrastructure::postgres::store::{PgAggregateStore, PgLog};
+    use hookline_infrastructure::postgres::wakeup::LogWakeups;
+
+    // No worker: nothing records an outcome but this test.
+    let mut app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_ROLE".into(), "api".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    for path in ["/a", "/b", "/c", "/d", "/e"] {
+        app.subscribe(&t, json!({"url": rx.url(path), "events": ["a.*"]}))
+            .await;
+    }
+    let published = publish(&app, &t, "a.b", json!({"n": 1})).await;
+    let ids = delivery_ids(&published);
+    assert_eq!(ids.len(), 5);
+    let tenant_id = t.id.parse().unwrap();
+    let url = app.db.url.clone();
+    let pool = app.db.pool.clone();
+    app.stop().await;
+    let store = || {
+        PgAggregateStore::<Delivery>::new(
+            PgLog::new(pool.clone(), LogWakeups::new(&["Delivery", "Message"])),
+            RetryPolicy::default(),
+        )
+    };
+    let (recorder, commands) = (store(), store());
+    let metadata = EventMetadata {
+        request_id: "raced".into(),
+        tenant_id,
+        actor: "system:worker".into(),
+        occurred_at: chrono::Utc::now(),
+        worker_id: Some("w".into()),
+        triggered_by: None,
+        chain: None,
+    };
+    let skip = || {
+        DeliveryCommand::Skip(SkipDelivery {
+            tenant_id,
+            reason: "raced".into(),
+            at: chrono::Utc::now(),
+        })
+    };
+    let delivered = || {
+        DeliveryCommand::Delivered(AttemptSuccess {
+            tenant_id,
+            attempt_id: uuid::Uuid::now_v7(),
+            attempt: 1,
+            url: rx.url("/a"),
+            started_at: chrono::Utc::now(),
+            duration_ms: 3,
+            status_code: 200,
+            response_excerpt: None,
+        })
+    };
+    // The recorder's decisions on what it loaded, as one batch.
+    let batch_for = |loaded: &std::collections::HashMap<
+        String,
+        hookline_application::ports::Loaded<Delivery>,
+    >,
+                     ids: &[String]| {
+        let changes: Vec<Change<Delivery>> = ids
+            .iter()
+            .map(|id| Change {
+                aggregate_id: id.clone(),
+                version: loaded[id].version,
+                events: loaded[id]
+                    .aggregate
+                    .decide(delivered(), &RetryPolicy::default())
+                    .unwrap(),
+                metadata: metadata.clone(),
+            })
+            .collect();
+        Batch::of(changes).unwrap()
+    };
+
+    // One after the other: a command writes the first delivery's outcome
+    // after the recorder loaded it; the recorder's batch then conflicts.
+    let loaded = recorder.load(&ids[..1]).await.unwrap();
+    assert_eq!(loaded[&ids[0]].version, 1);
+    commands.execute(&ids[0], skip(), &metadata).await.unwrap();
+    assert!(matches!(
+        recorder.append(batch_for(&loaded, &ids[..1]), None).await,
+        Err(AppendError::Conflict)
+    ));
+    // Loaded again, it stands at its outcome, read from its message's row.
+    let again = recorder.load(&ids[..1]).await.unwrap();
+    assert_eq!(again[&ids[0]].version, 2);
+
+    // Racing: the batch of the other four against a command on one of
+    // them; whichever comes second is refused.
+    let loaded = recorder.load(&ids[1..]).await.unwrap();
+    let (batch, command) = tokio::join!(
+        recorder.append(batch_for(&loaded, &ids[1..]), None),
+        commands.execute(&ids[2], skip(), &metadata)
+    );
+    assert!(
+        batch.is_ok() != command.is_ok(),
+        "one writer only: batch {batch:?}, command {:?}",
+        command.map(|_| ())
+    );
+    // The batch again, on what it loaded: every one of its deliveries is
+    // written now, by the batch or the command.
+    assert!(matches!(
+        recorder.append(batch_for(&loaded, &ids[1..]), None).await,
+        Err(AppendError::Conflict)
+    ));
+
+    // Each delivery has exactly one sequence 2, and the log verifies.
+    let seconds: Vec<(String, i64)> = sqlx::query_as(concat!(
+        "SELECT aggregate_id, count(*) FROM ",
+        hookline_tests::delivery_events!(),
+        " WHERE sequence = 2 GROUP BY aggregate_id ORDER BY aggregate_id"
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let expected: Vec<(String, i64)> = if batch.is_ok() {
+        ids.iter().map(|id| (id.clone(), 1)).collect()
+    } else {
+        // The command won: the batch wrote nothing.
+        ids.iter()
+            .filter(|id| *id == &ids[0] || *id == &ids[2])
+            .map(|id| (id.clone(), 1))
+            .collect()
+    };
+    assert_eq!(seconds, expected);
+    let verify = run_cli(
+        &["audit", "verify", "--database-url", &url],
+        &HashMap::new(),
+    )
+    .await;
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+
+    // Tampering with a row of first outcomes, or forging a delivery's own
+    // sequence 2 beside it, is found (each undone before the next).
+    let message = format!("{}7{}00000000", &ids[3][..14], &ids[3][15..28]);
+    let tampered = [
+        (
+            format!(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 VALUES ('Delivery', '{}', 2, 'DeliverySucceeded', '1.0', '{{}}', '{{\"chain\": \"{}\"}}')",
+                ids[3],
+                "0".repeat(64)
+            ),
+            format!("DELETE FROM events WHERE aggregate_type = 'Delivery' AND aggregate_id = '{}'", ids[3]),
+            ids[3].clone(),
+        ),
+        (
+            format!(
+                "UPDATE events SET payload = replace(payload::text, '\"status_code\":200', '\"status_code\":201')::json
+                  WHERE aggregate_type = 'Message' AND aggregate_id = '{message}' AND sequence > 1"
+            ),
+            format!(
+                "UPDATE events SET payload = replace(payload::text, '\"status_code\":201', '\"status_code\":200')::json
+                  WHERE aggregate_type = 'Message' AND aggregate_id = '{message}' AND sequence > 1"
+            ),
+            message.clone(),
+        ),
+    ];
+    // Someone with the database's rights switches the append-only guard
+    // off.
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_immutable")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (tamper, undo, broken) in &tampered {
+        sqlx::query(tamper).execute(&pool).await.unwrap();
+        let out = run_cli(
+            &["audit", "verify", "--database-url", &url],
+            &HashMap::new(),
+        )
+        .await;
+        assert_eq!(
+            out.code,
+            Some(2),
+            "not detected: {tamper}\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(
+            out.stdout.contains(broken.as_str()),
+            "{tamper}: {}",
+            out.stdout
+        );
+        sqlx::query(undo).execute(&pool).await.unwrap();
+    }
+    let verify = run_cli(
+        &["audit", "verify", "--database-url", &url],
+        &HashMap::new(),
+    )
+    .await;
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+}
+
+/// The ids of the deliveries a publish answered with.
+fn delivery_ids(published: &Value) -> Vec<String> {
+    published["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect()
 }

@@ -62,6 +62,43 @@ pub async fn read_models_caught_up(pool: &sqlx::PgPool) {
     .await;
 }
 
+/// Delivery events as readers of the log see them, as a table named
+/// `events` with the columns `aggregate_id`, `sequence`, `event_type` and
+/// `metadata`: the rows stored for deliveries, and the first outcomes
+/// their messages' `DeliveriesAttempted` rows hold (ADR 0023).
+#[macro_export]
+macro_rules! delivery_events {
+    () => {
+        "(SELECT aggregate_id, sequence, event_type, metadata FROM events
+           WHERE aggregate_type = 'Delivery'
+          UNION ALL
+          SELECT o->>'delivery_id', 2, o->>'event_type', m.metadata
+            FROM events m, json_array_elements(m.payload->'outcomes') o
+           WHERE m.aggregate_type = 'Message' AND m.event_type = 'DeliveriesAttempted') AS events"
+    };
+}
+
+/// How many `DeliverySucceeded` the log holds (see [`delivery_events`]).
+pub const SUCCEEDED_COUNT: &str = concat!(
+    "SELECT count(*) FROM ",
+    delivery_events!(),
+    " WHERE event_type = 'DeliverySucceeded'"
+);
+
+/// How many `AttemptFailed` the log holds (see [`delivery_events`]).
+pub const FAILED_COUNT: &str = concat!(
+    "SELECT count(*) FROM ",
+    delivery_events!(),
+    " WHERE event_type = 'AttemptFailed'"
+);
+
+/// How many worker processes recorded a `DeliverySucceeded`.
+pub const SUCCEEDING_WORKERS: &str = concat!(
+    "SELECT count(DISTINCT metadata->>'worker_id') FROM ",
+    delivery_events!(),
+    " WHERE event_type = 'DeliverySucceeded'"
+);
+
 /// The query of [`ENQUEUED_IDS`] between `$before` and `$after`.
 macro_rules! enqueued {
     ($before:literal, $after:literal) => {

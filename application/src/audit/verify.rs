@@ -57,7 +57,9 @@ impl ChainVerifier {
 
     /// Checks the next event; `begun_by`, for a delivery's first stored
     /// event, is the link of the message event that lists it (ADR 0019):
-    /// the delivery begins at sequence 2, after that link.
+    /// the delivery begins at sequence 2, after that link; or of its
+    /// message's `DeliveriesAttempted` that holds its sequence 2
+    /// (ADR 0023): it begins at sequence 3.
     ///
     /// # Errors
     /// As [`Self::push`].
@@ -89,6 +91,11 @@ impl ChainVerifier {
                         "a delivery its message's event lists has a stored first event (its message's event begins it)"
                             .into(),
                     ))
+                }
+                // Its first outcome in its message's `DeliveriesAttempted`
+                // (ADR 0023): its first stored event is its sequence 3.
+                Some(link) if e.aggregate_type == "Delivery" && e.sequence >= 3 => {
+                    (link.to_string(), 3)
                 }
                 Some(link) if e.aggregate_type == "Delivery" => (link.to_string(), 2),
                 _ => (GENESIS.to_string(), 1),

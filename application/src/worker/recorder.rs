@@ -263,7 +263,9 @@ impl OutcomeRecorder {
         }
     }
 
-    fn metadata(&self, due: &DueDelivery) -> EventMetadata {
+    /// `at`: the batch's time (outcomes recorded together share it, so a
+    /// message's first outcomes share their metadata, ADR 0023).
+    fn metadata(&self, due: &DueDelivery, at: chrono::DateTime<chrono::Utc>) -> EventMetadata {
         EventMetadata {
             request_id: due
                 .request_id
@@ -271,7 +273,7 @@ impl OutcomeRecorder {
                 .unwrap_or_else(|| format!("system:worker:{}", due.delivery_id)),
             tenant_id: due.tenant_id,
             actor: Actor::System("worker").to_string(),
-            occurred_at: self.shared.clock.now(),
+            occurred_at: at,
             worker_id: Some(self.worker_id.clone()),
             triggered_by: due.triggered_by.clone(),
             chain: None,
@@ -401,6 +403,7 @@ impl OutcomeRecorder {
         ids.sort();
         ids.dedup();
         let mut loaded = self.deliveries.load(&ids).await?;
+        let at = self.shared.clock.now();
         let mut decided = Vec::new();
         let mut changes: Vec<Change<Delivery>> = Vec::new();
         let mut superseded: Vec<(DeliveryId, u32)> = Vec::new();
@@ -414,7 +417,7 @@ impl OutcomeRecorder {
             let command = self.command_for(outcome);
             match current.aggregate.decide(command.clone(), &self.policy) {
                 Ok(events) => {
-                    let metadata = self.metadata(due);
+                    let metadata = self.metadata(due, at);
                     let measure =
                         Measure::of(&events, current.aggregate.state().map(|s| s.created_at));
                     let gone = events.iter().any(|e| {

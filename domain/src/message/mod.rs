@@ -194,6 +194,13 @@ impl MessageListing {
             .collect()
     }
 
+    /// How many deliveries the message lists: its list's length (an entry
+    /// whose id is not the one its place gives counts too; the count
+    /// Postgres gives for the stored list).
+    pub fn listed_count(&self) -> usize {
+        self.deliveries.as_ref().map_or(0, Vec::len)
+    }
+
     /// The listed deliveries each at the place its id gives.
     pub fn listed(&self) -> impl Iterator<Item = &ListedDelivery> {
         self.deliveries

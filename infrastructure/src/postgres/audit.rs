@@ -111,20 +111,29 @@ const VERIFIED_COLUMNS: &str = "e.global_position, e.tx_id::text AS tx, e.aggreg
 /// A delivery its message's event began (ADR 0019) has no stored first
 /// event: its first stored one (and a stored sequence 1, which it must not
 /// have) comes with the link of that message's event, when the event lists
-/// it at the place its id gives.
+/// it at the place its id gives. A delivery whose first outcome its
+/// message's `DeliveriesAttempted` holds (ADR 0023) has no stored sequence
+/// 2 either: its first stored event (sequence 3) comes with that row's
+/// link, and so does a stored sequence 2, which then does not match.
 fn begun_by() -> String {
+    let message = listing_message_sql("e.aggregate_id");
     format!(
-        "CASE WHEN e.aggregate_type = 'Delivery' AND e.sequence IN (1, 2)
+        "CASE WHEN e.aggregate_type = 'Delivery' AND e.sequence IN (1, 2, 3)
                    AND e.aggregate_id ~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-8[0-9a-f]{{3}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
               THEN CASE WHEN ('x' || right(e.aggregate_id, 8))::bit(32)::int > 0
-                   THEN (SELECT m.metadata->>'chain' FROM events m
-                          WHERE m.aggregate_type = 'Message' AND m.aggregate_id = {}
+                   THEN COALESCE(
+                     (SELECT a.metadata->>'chain' FROM events a, json_array_elements(a.payload->'outcomes') o
+                       WHERE a.aggregate_type = 'Message' AND a.aggregate_id = {message}
+                         AND a.sequence > 1 AND a.event_type = 'DeliveriesAttempted'
+                         AND o->>'delivery_id' = e.aggregate_id LIMIT 1),
+                     CASE WHEN e.sequence IN (1, 2) THEN
+                     (SELECT m.metadata->>'chain' FROM events m
+                          WHERE m.aggregate_type = 'Message' AND m.aggregate_id = {message}
                             AND m.sequence = 1 AND m.event_type = 'MessagePublished'
                             AND m.event_version = '1.2'
                             AND m.payload->'deliveries'
                                   ->(('x' || right(e.aggregate_id, 8))::bit(32)::int - 1)
-                                  ->>'id' = e.aggregate_id) END END AS begun_by",
-        listing_message_sql("e.aggregate_id")
+                                  ->>'id' = e.aggregate_id) END) END END AS begun_by"
     )
 }
 
@@ -244,13 +253,18 @@ impl AuditLog for PgAuditLog {
         // counts as an event (its `DeliveryEnqueued`) and a delivery.
         let (events, deliveries): (i64, i64) = sqlx::query_as(
             "WITH traced AS (
-                  SELECT aggregate_type, aggregate_id, event_version, payload FROM events
+                  SELECT aggregate_type, aggregate_id, event_type, event_version, payload FROM events
                    WHERE (metadata->>'request_id' = $2 OR metadata->>'triggered_by' = $2)
                      AND metadata->>'tenant_id' = $1),
                   listed AS (
                   SELECT x->>'id' AS id FROM traced t, json_array_elements(t.payload->'deliveries') x
-                   WHERE t.aggregate_type = 'Message' AND t.event_version = '1.2')
-             SELECT (SELECT count(*) FROM traced) + (SELECT count(*) FROM listed),
+                   WHERE t.aggregate_type = 'Message' AND t.event_version = '1.2'),
+                  -- A message's row of first outcomes counts as those (ADR 0023).
+                  attempted AS (
+                  SELECT json_array_length(t.payload->'outcomes') - 1 AS more FROM traced t
+                   WHERE t.aggregate_type = 'Message' AND t.event_type = 'DeliveriesAttempted')
+             SELECT (SELECT count(*) FROM traced) + (SELECT count(*) FROM listed)
+                    + (SELECT COALESCE(sum(more), 0) FROM attempted),
                     (SELECT count(*) FROM (SELECT aggregate_id FROM traced WHERE aggregate_type = 'Delivery'
                                            UNION SELECT id FROM listed) d)",
         )

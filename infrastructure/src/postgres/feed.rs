@@ -98,7 +98,7 @@ impl PgDeliveryFeed {
         worker: &str,
         limit: u32,
         lease: Duration,
-        begun: &mut Vec<StoredEvent>,
+        begun: &mut Begun,
     ) -> Result<Option<Taken>, sqlx::Error> {
         let Some(span) = sqlx::query(
             "UPDATE delivery_feed_spans
@@ -137,7 +137,7 @@ impl PgDeliveryFeed {
         .bind(until.position)
         .fetch_all(&mut *conn)
         .await?;
-        let (events, skipped) = read_rows(&rows)?;
+        let (events, skipped) = read_rows(&rows, &mut begun.listed)?;
         let mut window = Window::read(&events, &skipped, usize::MAX, false);
         let ids: Vec<String> = window
             .deliveries
@@ -148,7 +148,12 @@ impl PgDeliveryFeed {
             "SELECT aggregate_id FROM events
               WHERE aggregate_type = 'Delivery' AND aggregate_id = ANY($1) AND sequence > 1
              UNION ALL
-             SELECT delivery_id::text FROM delivery_queue WHERE delivery_id = ANY($2)",
+             SELECT delivery_id::text FROM delivery_queue WHERE delivery_id = ANY($2)
+             UNION ALL
+             -- First outcomes kept in their message's stream (ADR 0023).
+             SELECT x->>'delivery_id' FROM events m, json_array_elements(m.payload->'outcomes') x
+              WHERE m.aggregate_type = 'Message' AND m.aggregate_id = ANY($3) AND m.sequence > 1
+                AND m.event_type = 'DeliveriesAttempted'",
         )
         .bind(&ids)
         .bind(
@@ -158,6 +163,17 @@ impl PgDeliveryFeed {
                 .map(|d| *d.delivery_id.as_uuid())
                 .collect::<Vec<Uuid>>(),
         )
+        .bind({
+            let mut messages: Vec<String> = window
+                .deliveries
+                .iter()
+                .filter_map(|d| d.delivery_id.listing_message())
+                .map(|m| m.to_string())
+                .collect();
+            messages.sort_unstable();
+            messages.dedup();
+            messages
+        })
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
@@ -206,7 +222,9 @@ impl PgDeliveryFeed {
             deliveries = window.deliveries.len(),
             "taking over an expired span of first attempts"
         );
-        begun.extend(beginnings_taken(&events, &window.deliveries));
+        begun
+            .events
+            .extend(beginnings_taken(&events, &window.deliveries));
         Ok(Some(Taken {
             span: Some(id),
             deliveries: window.deliveries,
@@ -222,7 +240,7 @@ impl PgDeliveryFeed {
         lease: Duration,
         finished: &[i64],
         skip_others: bool,
-        begun: &mut Vec<StoredEvent>,
+        begun: &mut Begun,
     ) -> Result<(Taken, Read), sqlx::Error> {
         let Want { limit, rows: fetch } = want;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -269,7 +287,7 @@ impl PgDeliveryFeed {
         .fetch_all(&mut *conn)
         .await?;
         let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= fetch;
-        let (events, skipped) = read_rows(&rows)?;
+        let (events, skipped) = read_rows(&rows, &mut begun.listed)?;
         let read = Read {
             rows: rows.len(),
             deliveries: events
@@ -294,7 +312,9 @@ impl PgDeliveryFeed {
             return Ok((Taken::default(), read));
         };
         let took = !window.deliveries.is_empty();
-        begun.extend(beginnings_taken(&events, &window.deliveries));
+        begun
+            .events
+            .extend(beginnings_taken(&events, &window.deliveries));
         let lease = lease_for(lease, window.deliveries.len(), limit);
         let span: Option<i64> = sqlx::query_scalar(
             "WITH released AS (DELETE FROM delivery_feed_spans WHERE id = ANY($1)),
@@ -413,19 +433,42 @@ fn beginnings_taken(events: &[StoredEvent], taken: &[DueDelivery]) -> Vec<Stored
 /// deliveries followed by their `DeliveryEnqueued` (ADR 0019), and the
 /// listed deliveries the message says are skipped (their
 /// `DeliverySkipped` rows may lie past the end of the read).
+/// How many deliveries each listing message read lists is added to
+/// `listed`.
 fn read_rows(
     rows: &[sqlx::postgres::PgRow],
+    listed: &mut Vec<(String, usize)>,
 ) -> Result<(Vec<StoredEvent>, HashSet<String>), sqlx::Error> {
     let stored = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-    as_read(stored).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    let read = rows_of(stored).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    listed.extend(read.listed);
+    Ok((read.events, read.skipped))
+}
+
+/// What a take read for the log's appends that record its outcomes: the
+/// beginnings of the deliveries it took, and how many deliveries each
+/// listing message it read lists.
+#[derive(Debug, Default)]
+struct Begun {
+    events: Vec<StoredEvent>,
+    listed: Vec<(String, usize)>,
+}
+
+/// What [`read_rows`] gives.
+struct Rows {
+    events: Vec<StoredEvent>,
+    skipped: HashSet<String>,
+    /// How many deliveries each listing message read lists (its id): the
+    /// log's appends gather the first outcomes of those that list several
+    /// (ADR 0023).
+    listed: Vec<(String, usize)>,
 }
 
 /// See [`read_rows`].
-fn as_read(
-    stored: Vec<StoredEvent>,
-) -> Result<(Vec<StoredEvent>, HashSet<String>), serde_json::Error> {
+fn rows_of(stored: Vec<StoredEvent>) -> Result<Rows, serde_json::Error> {
     let mut events = Vec::with_capacity(stored.len());
     let mut skipped = HashSet::new();
+    let mut listed = Vec::new();
     for event in stored {
         let Some(listing) = listing_of(&event)? else {
             events.push(event);
@@ -437,11 +480,24 @@ fn as_read(
                 .filter(|d| d.skipped)
                 .map(|d| d.id.to_string()),
         );
+        listed.push((event.aggregate_id.clone(), listing.listed_count()));
         let begun = beginnings(&event, &listing, |_| true);
         events.push(event);
         events.extend(begun);
     }
-    Ok((events, skipped))
+    Ok(Rows {
+        events,
+        skipped,
+        listed,
+    })
+}
+
+/// [`rows_of`] without the counts.
+#[cfg(test)]
+fn as_read(
+    stored: Vec<StoredEvent>,
+) -> Result<(Vec<StoredEvent>, HashSet<String>), serde_json::Error> {
+    rows_of(stored).map(|r| (r.events, r.skipped))
 }
 
 async fn release(conn: &mut PgConnection, finished: &[i64]) -> Result<(), sqlx::Error> {
@@ -617,7 +673,7 @@ impl DeliveryFeed for PgDeliveryFeed {
         finished: &[i64],
     ) -> Result<Taken, AppError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let mut begun = Vec::new();
+        let mut begun = Begun::default();
         let taken = if self.expiry_check_due() {
             Self::retake(&mut tx, worker, limit, lease, &mut begun)
                 .await
@@ -647,7 +703,7 @@ impl DeliveryFeed for PgDeliveryFeed {
                         }
                         due
                     });
-                begun.clear();
+                begun = Begun::default();
                 let want = Want {
                     limit,
                     rows: self.per_row.rows_for(i64::from(limit)),
@@ -669,7 +725,8 @@ impl DeliveryFeed for PgDeliveryFeed {
         };
         tx.commit().await.map_err(unavailable)?;
         if let Some(log) = &self.log {
-            log.remember_beginnings(begun);
+            log.remember_beginnings(begun.events);
+            log.remember_listed(begun.listed);
         }
         Ok(taken)
     }

@@ -10,7 +10,7 @@ use super::checkpoints::parse_xid8;
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use hookline_application::history::FROM_START;
-use hookline_application::listing::enqueued_of;
+use hookline_application::listing::delivery_events_of;
 use hookline_application::ports::{EventLog, LogPosition, StoredEvent, StoredJson};
 use hookline_application::AppError;
 use hookline_domain::delivery::Delivery;
@@ -30,7 +30,8 @@ use uuid::Uuid;
 pub(crate) const LISTING_COLUMNS: &str =
     "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
      event_type, event_version, \
-     CASE WHEN event_version <> '1.2' THEN '{}'::json \
+     CASE WHEN event_type = 'DeliveriesAttempted' THEN payload \
+          WHEN event_version <> '1.2' THEN '{}'::json \
           WHEN pg_column_size(payload) <= 8192 AND pg_column_compression(payload) IS NULL THEN payload \
           WHEN octet_length(payload::text) > 8192 THEN (payload::jsonb - 'body')::json \
           ELSE payload END AS payload, \
@@ -84,12 +85,21 @@ pub fn decode(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
     })
 }
 
+/// [`COLUMNS`] for the projections of one aggregate type: a message's
+/// `DeliveriesAttempted` holds its deliveries' events, none of the
+/// message's own (ADR 0023), so its payload is left unread.
+const TYPED_COLUMNS: &str =
+    "global_position, tx_id::text AS tx, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, \
+     CASE WHEN event_type = 'DeliveriesAttempted' THEN '{}'::json ELSE payload END AS payload, \
+     metadata, recorded_at";
+
 /// Parameters: transaction id (text), position, limit, and with `typed`
 /// the aggregate type.
 pub fn read_after_sql(typed: bool) -> String {
     if typed {
         format!(
-            "SELECT {COLUMNS} FROM events
+            "SELECT {TYPED_COLUMNS} FROM events
              WHERE (aggregate_type, tx_id, global_position) > ($4, $1::text::xid8, $2)
                AND (aggregate_type, tx_id) < ($4, pg_snapshot_xmin(pg_current_snapshot()))
              ORDER BY aggregate_type, tx_id, global_position
@@ -211,7 +221,7 @@ pub fn merge_deliveries(
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
         if row.aggregate_type == Message::TYPE {
-            events.extend(enqueued_of(&row).map_err(|e| {
+            events.extend(delivery_events_of(&row).map_err(|e| {
                 sqlx::Error::Decode(
                     format!(
                         "event at position {} ({}) cannot be read: {e}",
@@ -298,18 +308,24 @@ impl EventLog for PgEventLog {
             .map(decode)
             .collect::<Result<_, _>>()
             .map_err(unavailable)?;
-        if aggregate_type != Delivery::TYPE || after >= 1 || limit == 0 {
+        if aggregate_type != Delivery::TYPE || after >= 2 || limit == 0 {
             return Ok(events);
         }
-        // A delivery its message's event began (ADR 0019).
-        let mut events = super::listing::with_listed_beginnings(
-            &self.pool,
-            &[aggregate_id.to_string()],
-            events,
-            Vec::new(),
-        )
-        .await
-        .map_err(unavailable)?;
+        let ids = [aggregate_id.to_string()];
+        let mut events = if after < 1 {
+            // A delivery its message's event began (ADR 0019).
+            super::listing::with_listed_beginnings(&self.pool, &ids, events, Vec::new())
+                .await
+                .map_err(unavailable)?
+        } else {
+            events
+        };
+        // Its first outcome kept in its message's stream (ADR 0023).
+        if events.first().is_some_and(|e| e.sequence <= 1) || after == 1 {
+            events = super::listing::with_listed_outcomes(&self.pool, &ids, events)
+                .await
+                .map_err(unavailable)?;
+        }
         events.truncate(limit as usize);
         Ok(events)
     }

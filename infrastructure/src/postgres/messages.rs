@@ -91,6 +91,10 @@ impl Projection for MessagesProjection {
     ) -> Result<(), ProjectionError> {
         let mut copy = BinaryRows::new(6);
         for event in events {
+            // First outcomes kept in the message's stream (ADR 0023).
+            if hookline_application::listing::holds_outcomes(event) {
+                continue;
+            }
             let p: Published = event
                 .payload
                 .parse()

@@ -234,7 +234,12 @@ async fn keep_handed_over(
           WHERE NOT EXISTS (SELECT 1 FROM {rebuilt} r WHERE r.delivery_id = l.delivery_id)
             AND NOT EXISTS (SELECT 1 FROM events o
                              WHERE o.aggregate_type = 'Delivery' AND o.aggregate_id = l.delivery_id::text
-                               AND o.sequence > 1)"
+                               AND o.sequence > 1)
+            -- Nor one whose first outcome its message's row holds (ADR 0023).
+            AND NOT EXISTS (SELECT 1 FROM events a, json_array_elements(a.payload->'outcomes') x
+                             WHERE a.aggregate_type = 'Message' AND a.aggregate_id = {listed}
+                               AND a.sequence > 1 AND a.event_type = 'DeliveriesAttempted'
+                               AND x->>'delivery_id' = l.delivery_id::text)"
     ))
     .execute(&mut *conn)
     .await?;
@@ -607,12 +612,20 @@ async fn under_lock(
             let moved_on = if *table == QUEUE_TABLE {
                 // Deliveries with events past the checkpoint: workers
                 // finished or moved their rows by those events, which the
-                // rebuilt table has not applied yet.
+                // rebuilt table has not applied yet (first outcomes in their
+                // messages' rows too, ADR 0023).
                 format!(
                     "delivery_id NOT IN (SELECT aggregate_id::uuid FROM events
                                           WHERE aggregate_type = 'Delivery'
-                                            AND (tx_id, global_position) > ('{}'::xid8, {}))",
-                    live_at.tx_id, live_at.position
+                                            AND (tx_id, global_position) > ('{tx}'::xid8, {position})
+                                         UNION ALL
+                                         SELECT (x->>'delivery_id')::uuid
+                                           FROM events a, json_array_elements(a.payload->'outcomes') x
+                                          WHERE a.aggregate_type = 'Message'
+                                            AND a.event_type = 'DeliveriesAttempted'
+                                            AND (a.tx_id, a.global_position) > ('{tx}'::xid8, {position}))",
+                    tx = live_at.tx_id,
+                    position = live_at.position
                 )
             } else {
                 "true".to_string()

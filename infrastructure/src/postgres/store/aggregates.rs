@@ -4,7 +4,7 @@
 
 use super::log::PgLog;
 use super::repository::PgRepository;
-use crate::postgres::listing::with_listed_beginnings;
+use crate::postgres::listing::{listing_messages, with_listed_beginnings, with_outcomes_from};
 use crate::postgres::log_reader::{decode, unavailable, COLUMNS};
 use async_trait::async_trait;
 use cqrs_es::persist::PersistedEventStore;
@@ -13,6 +13,7 @@ use hookline_application::audit::chain::stored_link_of;
 use hookline_application::fold;
 use hookline_application::ports::{
     AggregateStore, AppendError, Appended, Batch, IdempotencyClaim, Loaded, LogPosition,
+    StoredEvent,
 };
 use hookline_application::{AppError, EventMetadata};
 use hookline_domain::delivery::Delivery;
@@ -33,6 +34,48 @@ impl<A: Aggregate> fmt::Debug for PgAggregateStore<A> {
 }
 
 impl<A: Aggregate> PgAggregateStore<A> {
+    /// Deliveries' events, ordered by delivery and sequence: their stored
+    /// rows, the beginnings their messages list (ADR 0019), and the first
+    /// outcomes their messages' later rows hold (ADR 0023), read in the
+    /// same statement as their rows.
+    async fn load_deliveries(&self, ids: &[String]) -> Result<Vec<StoredEvent>, AppError> {
+        // Messages of one delivery keep its outcomes in its own rows.
+        let messages: Vec<String> = listing_messages(ids.iter().map(String::as_str))
+            .into_iter()
+            .filter(|m| self.log.gathers(m) != Some(false))
+            .collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events WHERE aggregate_type = 'Delivery' AND aggregate_id = ANY($1)
+             UNION ALL
+             SELECT {COLUMNS} FROM events
+              WHERE aggregate_type = 'Message' AND aggregate_id = ANY($2) AND sequence > 1"
+        ))
+        .bind(ids)
+        .bind(&messages)
+        .fetch_all(self.log.pool())
+        .await
+        .map_err(unavailable)?;
+        let (mut events, mut message_rows) = (Vec::with_capacity(rows.len()), Vec::new());
+        for row in &rows {
+            let event = decode(row).map_err(unavailable)?;
+            if event.aggregate_type == Delivery::TYPE {
+                events.push(event);
+            } else {
+                message_rows.push(event);
+            }
+        }
+        events.sort_by(|a, b| {
+            (a.aggregate_id.as_str(), a.sequence).cmp(&(b.aggregate_id.as_str(), b.sequence))
+        });
+        // The beginnings the feed read (ADR 0019), then the others.
+        let remembered = self.log.take_beginnings(ids);
+        let events = with_listed_beginnings(self.log.pool(), ids, events, remembered)
+            .await
+            .map_err(unavailable)?;
+        let events = with_outcomes_from(ids, events, &message_rows).map_err(unavailable)?;
+        Ok(events)
+    }
+
     pub fn new(log: PgLog, services: A::Services) -> Self {
         Self {
             cqrs: CqrsFramework::new(
@@ -74,27 +117,23 @@ where
         if aggregate_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
-             ORDER BY aggregate_id, sequence"
-        ))
-        .bind(A::TYPE)
-        .bind(aggregate_ids)
-        .fetch_all(self.log.pool())
-        .await
-        .map_err(unavailable)?;
-        let mut events = rows
-            .iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()
+        let events = if A::TYPE == Delivery::TYPE {
+            self.load_deliveries(aggregate_ids).await?
+        } else {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
+                 ORDER BY aggregate_id, sequence"
+            ))
+            .bind(A::TYPE)
+            .bind(aggregate_ids)
+            .fetch_all(self.log.pool())
+            .await
             .map_err(unavailable)?;
-        if A::TYPE == Delivery::TYPE {
-            // The beginnings the feed read (ADR 0019), then the others.
-            let remembered = self.log.take_beginnings(aggregate_ids);
-            events = with_listed_beginnings(self.log.pool(), aggregate_ids, events, remembered)
-                .await
-                .map_err(unavailable)?;
-        }
+            rows.iter()
+                .map(decode)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?
+        };
         let loaded = fold::rebuild_each::<A>(&events)?;
         // The newest link of each (the last of its run: rows come ordered
         // by aggregate and sequence), for an append that follows.

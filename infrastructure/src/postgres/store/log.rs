@@ -8,7 +8,10 @@ use crate::postgres::wakeup::LogWakeups;
 use hookline_application::audit::chain::{
     canonical, link_all, predecessors, AggregateKey, Unlinked,
 };
-use hookline_application::listing::listing_message;
+use hookline_application::listing::{
+    attempted_ids, attempted_in, first_outcome_messages, gather_first_outcomes, gathers_outcomes,
+    holds_outcomes_row, listing_message,
+};
 use hookline_application::ports::{
     AppendError, Appended, FirstAnswer, IdempotencyClaim, IdempotencyKeys, LogPosition, StoredEvent,
 };
@@ -31,6 +34,9 @@ pub struct PgLog {
     /// Beginnings of listed deliveries the feed of this process read
     /// (ADR 0019), by delivery id, until a load takes them.
     beginnings: Arc<Mutex<HashMap<String, StoredEvent>>>,
+    /// Whether listing messages list several deliveries, by message id, as
+    /// the feed read them (a message's list never changes).
+    several: Arc<Mutex<HashMap<String, bool>>>,
 }
 
 pub(crate) fn append_error(e: sqlx::Error) -> AppendError {
@@ -51,6 +57,7 @@ impl PgLog {
             wakeups,
             known: Arc::default(),
             beginnings: Arc::default(),
+            several: Arc::default(),
         }
     }
 
@@ -74,6 +81,27 @@ impl PgLog {
                 kept.insert(event.aggregate_id.clone(), event);
             }
         }
+    }
+
+    /// Remembers how many deliveries listing messages list (message id,
+    /// count): the first outcomes of those that list several are gathered
+    /// into their message's rows (ADR 0023), the others' are rows of their
+    /// own, and an append need not read the message to know which.
+    pub fn remember_listed(&self, listed: impl IntoIterator<Item = (String, usize)>) {
+        if let Ok(mut several) = self.several.lock() {
+            for (message, count) in listed {
+                if several.len() >= MAX_KNOWN_LINKS {
+                    several.clear();
+                }
+                several.insert(message, gathers_outcomes(count));
+            }
+        }
+    }
+
+    /// Whether the first outcomes of `message`'s deliveries are gathered
+    /// into its rows, when known (see [`Self::remember_listed`]).
+    pub fn gathers(&self, message: &str) -> Option<bool> {
+        self.several.lock().ok()?.get(message).copied()
     }
 
     /// The remembered beginnings of `ids`, forgotten once taken.
@@ -179,7 +207,133 @@ impl PgLog {
                 links.insert(delivery, link);
             }
         }
+        // A delivery whose sequence 2 its message's `DeliveriesAttempted`
+        // holds (ADR 0023): its next event follows that row's link.
+        let attempted: Vec<String> = types
+            .iter()
+            .zip(&ids)
+            .zip(&seqs)
+            .filter(|((t, i), s)| {
+                **s == 2 && *t == "Delivery" && !links.contains_key(&(t.to_string(), i.to_string()))
+            })
+            .map(|((_, i), _)| i.clone())
+            .collect();
+        if !attempted.is_empty() {
+            let messages =
+                crate::postgres::listing::listing_messages(attempted.iter().map(String::as_str));
+            let found = sqlx::query(
+                "SELECT o->>'delivery_id' AS id, a.metadata->>'chain' AS chain
+                   FROM events a, json_array_elements(a.payload->'outcomes') o
+                  WHERE a.aggregate_type = 'Message' AND a.aggregate_id = ANY($1)
+                    AND a.sequence > 1 AND a.event_type = 'DeliveriesAttempted'
+                    AND o->>'delivery_id' = ANY($2)",
+            )
+            .bind(&messages)
+            .bind(&attempted)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(append_error)?;
+            for row in found {
+                let id: String = row.try_get("id").map_err(decode_error)?;
+                let chain: Option<String> = row.try_get("chain").map_err(decode_error)?;
+                if let Some(chain) = chain {
+                    links.insert(("Delivery".to_string(), id), chain);
+                }
+            }
+        }
         Ok(links)
+    }
+
+    /// `rows` with the first outcomes of listed deliveries gathered into
+    /// one `DeliveriesAttempted` per message (ADR 0023), at the message's
+    /// next sequence: the message's primary key guards it as a delivery's
+    /// own row would. The message's newest link is remembered for linking.
+    async fn gather(
+        &self,
+        conn: &mut PgConnection,
+        rows: Vec<Unlinked>,
+    ) -> Result<Vec<Unlinked>, AppendError> {
+        let messages: Vec<String> = first_outcome_messages(&rows)
+            .into_iter()
+            .filter(|m| self.gathers(m) != Some(false))
+            .collect();
+        if messages.is_empty() {
+            return Ok(rows);
+        }
+        let mut next = HashMap::new();
+        self.read_heads(conn, &rows, &messages, &mut next).await?;
+        Ok(gather_first_outcomes(rows, &next))
+    }
+
+    /// The next sequence of `messages`, read now, and their newest links
+    /// remembered for linking. A delivery of `rows` whose first outcome a
+    /// message's row already holds is a conflict: its state was read
+    /// before that row was written. A writer that comes between this read
+    /// and the insert takes the same sequence: one of the two conflicts.
+    async fn read_heads(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[Unlinked],
+        messages: &[String],
+        next: &mut HashMap<String, i64>,
+    ) -> Result<(), AppendError> {
+        let found = sqlx::query(
+            "SELECT aggregate_id, sequence, metadata->>'chain' AS chain,
+                    CASE WHEN event_type = 'DeliveriesAttempted' THEN payload::text END AS outcomes,
+                    CASE WHEN sequence = 1 AND event_version = '1.2' AND aggregate_id = ANY($2)
+                         THEN json_array_length(payload->'deliveries') END AS listed
+               FROM events WHERE aggregate_type = 'Message' AND aggregate_id = ANY($1)",
+        )
+        .bind(messages)
+        // Only the lists not known yet are counted (the text is parsed).
+        .bind(
+            messages
+                .iter()
+                .filter(|m| self.gathers(m).is_none())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(append_error)?;
+        let mut links: HashMap<String, (i64, String)> = HashMap::new();
+        let mut listed: Vec<(String, usize)> = Vec::new();
+        let mut held: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for row in found {
+            let id: String = row.try_get("aggregate_id").map_err(decode_error)?;
+            let sequence: i64 = row.try_get("sequence").map_err(decode_error)?;
+            let chain: Option<String> = row.try_get("chain").map_err(decode_error)?;
+            let outcomes: Option<String> = row.try_get("outcomes").map_err(decode_error)?;
+            let count: Option<i32> = row.try_get("listed").map_err(decode_error)?;
+            if let Some(count) = count {
+                listed.push((id.clone(), usize::try_from(count).unwrap_or_default()));
+            }
+            if let Some(text) = outcomes {
+                held.extend(
+                    attempted_in(&text)
+                        .map_err(|e| decode_error(sqlx::Error::Decode(Box::new(e))))?,
+                );
+            }
+            let head = links.entry(id).or_insert((0, String::new()));
+            if sequence > head.0 {
+                *head = (sequence, chain.unwrap_or_default());
+            }
+        }
+        let taken = rows
+            .iter()
+            .filter(|r| r.aggregate_type == "Delivery" && r.sequence == 2)
+            .any(|r| held.contains(&r.aggregate_id));
+        if taken {
+            return Err(AppendError::Conflict);
+        }
+        self.remember_listed(listed);
+        for (id, (sequence, link)) in links {
+            // Only a message that lists several gathers them (ADR 0023).
+            if self.gathers(&id) == Some(true) {
+                self.remember(("Message".to_string(), id.clone()), sequence, link);
+                next.insert(id, sequence + 1);
+            }
+        }
+        Ok(())
     }
 
     /// Links `rows` after the events stored before them.
@@ -191,8 +345,21 @@ impl PgLog {
         conn: &mut PgConnection,
         rows: &mut [Unlinked],
     ) -> Result<(), AppendError> {
-        let previous = self.previous_links(conn, rows).await?;
-        link_all(rows, &previous);
+        let mut previous = self.previous_links(conn, rows).await?;
+        // Gathered first outcomes come first (ADR 0023): a delivery's later
+        // events in the batch follow the link of the row that holds its
+        // sequence 2.
+        let gathered = rows.iter().take_while(|r| holds_outcomes_row(r)).count();
+        let (outcomes, rest) = rows.split_at_mut(gathered);
+        link_all(outcomes, &previous);
+        for row in outcomes.iter() {
+            if let Some(link) = hookline_application::audit::chain::stored_link(&row.metadata) {
+                for id in attempted_ids(row) {
+                    previous.insert(("Delivery".to_string(), id), link.to_string());
+                }
+            }
+        }
+        link_all(rest, &previous);
         Ok(())
     }
 
@@ -319,8 +486,9 @@ impl PgLog {
     /// (no `BEGIN` and `COMMIT` round trips). The links it follows are read
     /// before it, outside any transaction: a stored event never changes,
     /// and a predecessor taken meanwhile makes the insert conflict.
-    async fn append_alone(&self, mut rows: Vec<Unlinked>) -> Result<Appended, AppendError> {
+    async fn append_alone(&self, rows: Vec<Unlinked>) -> Result<Appended, AppendError> {
         let mut conn = self.pool.acquire().await.map_err(append_error)?;
+        let mut rows = self.gather(&mut conn, rows).await?;
         self.link(&mut conn, &mut rows).await?;
         hookline_application::commitment::point_of_no_return();
         let written = Self::insert(&mut conn, &rows).await;
@@ -336,7 +504,7 @@ impl PgLog {
     /// Appends `rows` and claims `claim`'s key in one transaction.
     async fn append_claimed(
         &self,
-        mut rows: Vec<Unlinked>,
+        rows: Vec<Unlinked>,
         claim: &IdempotencyClaim<'_>,
     ) -> Result<Appended, AppendError> {
         let mut tx = self.pool.begin().await.map_err(append_error)?;
@@ -344,6 +512,7 @@ impl PgLog {
             tx.rollback().await.map_err(append_error)?;
             return Ok(Appended::Replayed(first));
         }
+        let mut rows = self.gather(&mut tx, rows).await?;
         self.link(&mut tx, &mut rows).await?;
         let position = Self::insert(&mut tx, &rows).await?;
         hookline_application::commitment::point_of_no_return();

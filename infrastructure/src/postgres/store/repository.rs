@@ -3,12 +3,13 @@
 //! postgres-es unchanged.
 
 use super::log::PgLog;
-use crate::postgres::listing::listed_beginnings;
+use crate::postgres::listing::{listed_beginnings, listed_outcomes};
 use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
 use cqrs_es::Aggregate;
 use hookline_application::audit::chain::{without_negative_zeros, Unlinked};
+use hookline_application::listing::first_outcome_messages;
 use hookline_application::ports::AppendError;
 use hookline_domain::delivery::Delivery;
 use postgres_es::PostgresEventRepository;
@@ -61,6 +62,25 @@ impl PgRepository {
                 metadata: first.metadata.to_value(),
             };
             events.insert(0, beginning);
+            if !events.iter().any(|e| e.sequence == 2) {
+                let found = listed_outcomes(self.log.pool(), [aggregate_id])
+                    .await
+                    .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
+                if let Some(second) = found.into_values().next() {
+                    events.insert(
+                        1,
+                        SerializedEvent {
+                            aggregate_id: second.aggregate_id,
+                            sequence: 2,
+                            aggregate_type: second.aggregate_type,
+                            event_type: second.event_type,
+                            event_version: second.event_version,
+                            payload: second.payload.to_value(),
+                            metadata: second.metadata.to_value(),
+                        },
+                    );
+                }
+            }
         }
         Ok(events)
     }
@@ -115,6 +135,15 @@ impl PersistedEventRepository for PgRepository {
         for row in &mut rows {
             without_negative_zeros(&mut row.payload);
             without_negative_zeros(&mut row.metadata);
+        }
+        // A listed delivery's first outcome goes into its message's row
+        // (ADR 0023), through the log's own append, which guards it.
+        if !first_outcome_messages(&rows).is_empty() && snapshot_update.is_none() {
+            self.log
+                .append(rows, None)
+                .await
+                .map_err(persistence_error)?;
+            return Ok(());
         }
         let mut conn = self
             .log
