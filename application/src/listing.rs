@@ -221,13 +221,20 @@ pub fn delivery_events_of(row: &StoredEvent) -> Result<Vec<StoredEvent>, serde_j
     }
 }
 
+/// The most deliveries a message may list for their first outcomes to be
+/// gathered into its rows.
+pub const MAX_GATHERED: usize = 16;
+
 /// Whether the first outcomes of the deliveries a message lists are
 /// gathered into its `DeliveriesAttempted` rows: when it lists several
-/// (`count`, its list's length). A message's list never changes, so every
-/// writer decides the same for each delivery; a message of one delivery
-/// gains nothing from it, and its deliveries keep rows of their own.
+/// and at most [`MAX_GATHERED`] (`count`, its list's length). A message's
+/// list never changes, so every writer decides the same for each
+/// delivery. A message of one delivery gains nothing from it; one of
+/// many would have each append and each load of its deliveries read all
+/// its outcomes so far (a fan-out of 500 fell behind its backlog bound).
+/// Their deliveries keep rows of their own.
 pub fn gathers_outcomes(count: usize) -> bool {
-    count >= 2
+    (2..=MAX_GATHERED).contains(&count)
 }
 
 /// The messages whose `DeliveriesAttempted` may take rows of `rows`:
@@ -476,6 +483,13 @@ mod tests {
         assert_eq!(expand_page(vec![row.clone()], 1).unwrap().len(), 2);
         // Another event stands for none.
         assert!(outcomes_of(&stored(&gathered[2], 8)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn messages_of_two_to_sixteen_deliveries_gather_their_first_outcomes() {
+        assert!(!gathers_outcomes(0) && !gathers_outcomes(1));
+        assert!(gathers_outcomes(2) && gathers_outcomes(MAX_GATHERED));
+        assert!(!gathers_outcomes(MAX_GATHERED + 1) && !gathers_outcomes(500));
     }
 
     #[test]

@@ -512,15 +512,35 @@ async fn a_listed_deliverys_first_outcome_is_written_once_by_racing_writers() {
     assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
 
     // Tampering with a row of first outcomes, or forging a delivery's own
-    // sequence 2 beside it, is found (each undone before the next).
+    // sequence 2 beside it (linked as a forger would: after that row's
+    // link), is found (each undone before the next).
     let message = format!("{}7{}00000000", &ids[3][..14], &ids[3][15..28]);
+    let row_link: String = sqlx::query_scalar(
+        "SELECT metadata->>'chain' FROM events
+          WHERE aggregate_type = 'Message' AND aggregate_id = $1 AND sequence = 2",
+    )
+    .bind(&message)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let forged_link = hookline_application::audit::chain::link(
+        &row_link,
+        hookline_application::audit::chain::Linked {
+            aggregate_type: "Delivery",
+            aggregate_id: &ids[3],
+            sequence: 2,
+            event_type: "DeliverySucceeded",
+            event_version: "1.0",
+            payload: &json!({}),
+            metadata: &json!({}),
+        },
+    );
     let tampered = [
         (
             format!(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                 VALUES ('Delivery', '{}', 2, 'DeliverySucceeded', '1.0', '{{}}', '{{\"chain\": \"{}\"}}')",
-                ids[3],
-                "0".repeat(64)
+                 VALUES ('Delivery', '{}', 2, 'DeliverySucceeded', '1.0', '{{}}', '{{\"chain\": \"{forged_link}\"}}')",
+                ids[3]
             ),
             format!("DELETE FROM events WHERE aggregate_type = 'Delivery' AND aggregate_id = '{}'", ids[3]),
             ids[3].clone(),

@@ -460,7 +460,7 @@ impl AuditService {
                 continue;
             }
             skipping = None;
-            match verifier.push_after(&event, begun_by.as_deref()) {
+            match verifier.push_after(&event, begun_by.as_ref()) {
                 Ok(Some(head)) => heads(head)?,
                 Ok(None) => {}
                 Err(broken) => {

@@ -66,7 +66,7 @@ impl ChainVerifier {
     pub fn push_after(
         &mut self,
         e: &StoredEvent,
-        begun_by: Option<&str>,
+        begun_by: Option<&crate::ports::Begun>,
     ) -> Result<Option<ChainHead>, BrokenLink> {
         let broken = |reason: String| BrokenLink {
             aggregate_type: e.aggregate_type.clone(),
@@ -86,18 +86,21 @@ impl ChainVerifier {
         let (previous, expected) = match &self.current {
             Some(head) => (head.link.clone(), head.sequence + 1),
             None => match begun_by {
-                Some(_) if e.sequence == 1 => {
-                    return Err(broken(
+                Some(begun) if e.aggregate_type == "Delivery" && e.sequence <= begun.held => {
+                    return Err(broken(if begun.held == 1 {
                         "a delivery its message's event lists has a stored first event (its message's event begins it)"
-                            .into(),
-                    ))
+                            .into()
+                    } else {
+                        format!(
+                            "a delivery whose first outcome its message's DeliveriesAttempted holds has a stored sequence {}",
+                            e.sequence
+                        )
+                    }))
                 }
-                // Its first outcome in its message's `DeliveriesAttempted`
-                // (ADR 0023): its first stored event is its sequence 3.
-                Some(link) if e.aggregate_type == "Delivery" && e.sequence >= 3 => {
-                    (link.to_string(), 3)
+                // Its first events in its message's (ADR 0019, ADR 0023).
+                Some(begun) if e.aggregate_type == "Delivery" => {
+                    (begun.link.clone(), begun.held + 1)
                 }
-                Some(link) if e.aggregate_type == "Delivery" => (link.to_string(), 2),
                 _ => (GENESIS.to_string(), 1),
             },
         };

@@ -88,10 +88,22 @@ pub trait LogArchive: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verifiable {
     pub event: StoredEvent,
-    /// For the first stored event of a delivery its message's event began
-    /// (ADR 0019; its sequence 2): the link of that message's event, which
-    /// lists it. The delivery's chain continues from it.
-    pub begun_by: Option<String>,
+    /// For a delivery whose message's events hold its first events: the
+    /// link its first stored event follows. The delivery's chain continues
+    /// from it.
+    pub begun_by: Option<Begun>,
+}
+
+/// The link a delivery's first stored event follows when its message's
+/// events hold its first ones, and how many they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Begun {
+    pub link: String,
+    /// 1: the message's event lists it (ADR 0019), its first stored event
+    /// is its sequence 2; 2: the message's `DeliveriesAttempted` holds its
+    /// first outcome too (ADR 0023), its first stored event is its
+    /// sequence 3.
+    pub held: i64,
 }
 
 /// What rebuilding one read model found.

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use hookline_application::listing::expand_page;
 use hookline_application::ports::RequestCounts;
 use hookline_application::ports::{
-    AuditLog, AuditQuery, LogArchive, LogPosition, LogSnapshot, StoredEvent, Verifiable,
+    AuditLog, AuditQuery, Begun, LogArchive, LogPosition, LogSnapshot, StoredEvent, Verifiable,
 };
 use hookline_application::AppError;
 use hookline_domain::{DeliveryId, TenantId, ValidationError};
@@ -96,9 +96,15 @@ pub fn by_aggregate<'c>(
         .fetch(conn)
         .map(|row| {
             row.and_then(|r| {
+                let attempted: Option<String> = r.try_get("attempted_by")?;
+                let listed: Option<String> = r.try_get("begun_by")?;
                 Ok(Verifiable {
                     event: decode(&r)?,
-                    begun_by: r.try_get("begun_by")?,
+                    begun_by: match (attempted, listed) {
+                        (Some(link), _) => Some(Begun { link, held: 2 }),
+                        (None, Some(link)) => Some(Begun { link, held: 1 }),
+                        (None, None) => None,
+                    },
                 })
             })
         })
@@ -110,30 +116,32 @@ const VERIFIED_COLUMNS: &str = "e.global_position, e.tx_id::text AS tx, e.aggreg
 
 /// A delivery its message's event began (ADR 0019) has no stored first
 /// event: its first stored one (and a stored sequence 1, which it must not
-/// have) comes with the link of that message's event, when the event lists
-/// it at the place its id gives. A delivery whose first outcome its
-/// message's `DeliveriesAttempted` holds (ADR 0023) has no stored sequence
-/// 2 either: its first stored event (sequence 3) comes with that row's
-/// link, and so does a stored sequence 2, which then does not match.
+/// have) comes with the link of that message's event (`begun_by`), when the
+/// event lists it at the place its id gives. A delivery whose first
+/// outcome its message's `DeliveriesAttempted` holds (ADR 0023) has no
+/// stored sequence 2 either: its first stored one (sequence 3, or a stored
+/// 2 or 1, which it must not have) comes with that row's link
+/// (`attempted_by`).
 fn begun_by() -> String {
     let message = listing_message_sql("e.aggregate_id");
+    let listed = "e.aggregate_type = 'Delivery'
+                   AND e.aggregate_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                   AND ('x' || right(e.aggregate_id, 8))::bit(32)::int > 0";
     format!(
-        "CASE WHEN e.aggregate_type = 'Delivery' AND e.sequence IN (1, 2, 3)
-                   AND e.aggregate_id ~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-8[0-9a-f]{{3}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
-              THEN CASE WHEN ('x' || right(e.aggregate_id, 8))::bit(32)::int > 0
-                   THEN COALESCE(
-                     (SELECT a.metadata->>'chain' FROM events a, json_array_elements(a.payload->'outcomes') o
-                       WHERE a.aggregate_type = 'Message' AND a.aggregate_id = {message}
-                         AND a.sequence > 1 AND a.event_type = 'DeliveriesAttempted'
-                         AND o->>'delivery_id' = e.aggregate_id LIMIT 1),
-                     CASE WHEN e.sequence IN (1, 2) THEN
-                     (SELECT m.metadata->>'chain' FROM events m
-                          WHERE m.aggregate_type = 'Message' AND m.aggregate_id = {message}
-                            AND m.sequence = 1 AND m.event_type = 'MessagePublished'
-                            AND m.event_version = '1.2'
-                            AND m.payload->'deliveries'
-                                  ->(('x' || right(e.aggregate_id, 8))::bit(32)::int - 1)
-                                  ->>'id' = e.aggregate_id) END) END END AS begun_by"
+        "CASE WHEN e.sequence IN (1, 2) AND {listed}
+              THEN (SELECT m.metadata->>'chain' FROM events m
+                     WHERE m.aggregate_type = 'Message' AND m.aggregate_id = {message}
+                       AND m.sequence = 1 AND m.event_type = 'MessagePublished'
+                       AND m.event_version = '1.2'
+                       AND m.payload->'deliveries'
+                             ->(('x' || right(e.aggregate_id, 8))::bit(32)::int - 1)
+                             ->>'id' = e.aggregate_id) END AS begun_by,
+         CASE WHEN e.sequence IN (1, 2, 3) AND {listed}
+              THEN (SELECT a.metadata->>'chain' FROM events a, json_array_elements(a.payload->'outcomes') o
+                     WHERE a.aggregate_type = 'Message' AND a.aggregate_id = {message}
+                       AND a.sequence > 1 AND a.event_type = 'DeliveriesAttempted'
+                       AND o->>'delivery_id' = e.aggregate_id
+                     ORDER BY a.sequence LIMIT 1) END AS attempted_by"
     )
 }
 

@@ -40,12 +40,10 @@ const TENANT_READINGS: usize = 1_024;
 /// tenant publishing over the bound).
 pub const TENANT_BEHIND: &str =
     "SELECT COALESCE(sum(1 + CASE WHEN event_version = '1.2' AND aggregate_type = 'Message'
-                             THEN json_array_length(payload->'deliveries')
-                             WHEN event_type = 'DeliveriesAttempted' AND aggregate_type = 'Message'
-                             THEN json_array_length(payload->'outcomes') - 1 ELSE 0 END), 0)::bigint,
+                             THEN json_array_length(payload->'deliveries') ELSE 0 END), 0)::bigint,
             count(*)
        FROM (
-        SELECT aggregate_type, event_type, event_version, payload FROM events
+        SELECT aggregate_type, event_version, payload FROM events
          WHERE metadata ->> 'tenant_id' = $2
            AND (tx_id, global_position) > (
                COALESCE((SELECT last_tx_id FROM projection_checkpoints WHERE name = $1), '0'::xid8),

@@ -107,10 +107,30 @@ where
         self.cqrs
             .execute_with_metadata(aggregate_id, command, metadata.to_map())
             .await?;
-        self.log
+        let unavailable = |e| AggregateError::DatabaseConnectionError(Box::new(e));
+        let own = self
+            .log
             .last_position(A::TYPE, aggregate_id)
             .await
-            .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))
+            .map_err(unavailable)?;
+        // A listed delivery's first outcome may be in its message's row
+        // (ADR 0023): the position to wait for is the later of the two.
+        let message = (A::TYPE == Delivery::TYPE)
+            .then(|| {
+                hookline_domain::DeliveryId::parse(aggregate_id)
+                    .ok()?
+                    .listing_message()
+            })
+            .flatten();
+        let Some(message) = message else {
+            return Ok(own);
+        };
+        let held = self
+            .log
+            .last_position("Message", &message.to_string())
+            .await
+            .map_err(unavailable)?;
+        Ok(own.max(held))
     }
 
     async fn load(&self, aggregate_ids: &[String]) -> Result<HashMap<String, Loaded<A>>, AppError> {

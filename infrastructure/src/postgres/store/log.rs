@@ -8,10 +8,7 @@ use crate::postgres::wakeup::LogWakeups;
 use hookline_application::audit::chain::{
     canonical, link_all, predecessors, AggregateKey, Unlinked,
 };
-use hookline_application::listing::{
-    attempted_ids, attempted_in, first_outcome_messages, gather_first_outcomes, gathers_outcomes,
-    holds_outcomes_row, listing_message,
-};
+use hookline_application::listing::{attempted_ids, holds_outcomes_row, listing_message};
 use hookline_application::ports::{
     AppendError, Appended, FirstAnswer, IdempotencyClaim, IdempotencyKeys, LogPosition, StoredEvent,
 };
@@ -21,6 +18,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod gathering;
 
 /// Links remembered from loads, so an append right after a load (recording
 /// outcomes) need not look them up again.
@@ -81,27 +80,6 @@ impl PgLog {
                 kept.insert(event.aggregate_id.clone(), event);
             }
         }
-    }
-
-    /// Remembers how many deliveries listing messages list (message id,
-    /// count): the first outcomes of those that list several are gathered
-    /// into their message's rows (ADR 0023), the others' are rows of their
-    /// own, and an append need not read the message to know which.
-    pub fn remember_listed(&self, listed: impl IntoIterator<Item = (String, usize)>) {
-        if let Ok(mut several) = self.several.lock() {
-            for (message, count) in listed {
-                if several.len() >= MAX_KNOWN_LINKS {
-                    several.clear();
-                }
-                several.insert(message, gathers_outcomes(count));
-            }
-        }
-    }
-
-    /// Whether the first outcomes of `message`'s deliveries are gathered
-    /// into its rows, when known (see [`Self::remember_listed`]).
-    pub fn gathers(&self, message: &str) -> Option<bool> {
-        self.several.lock().ok()?.get(message).copied()
     }
 
     /// The remembered beginnings of `ids`, forgotten once taken.
@@ -207,133 +185,9 @@ impl PgLog {
                 links.insert(delivery, link);
             }
         }
-        // A delivery whose sequence 2 its message's `DeliveriesAttempted`
-        // holds (ADR 0023): its next event follows that row's link.
-        let attempted: Vec<String> = types
-            .iter()
-            .zip(&ids)
-            .zip(&seqs)
-            .filter(|((t, i), s)| {
-                **s == 2 && *t == "Delivery" && !links.contains_key(&(t.to_string(), i.to_string()))
-            })
-            .map(|((_, i), _)| i.clone())
-            .collect();
-        if !attempted.is_empty() {
-            let messages =
-                crate::postgres::listing::listing_messages(attempted.iter().map(String::as_str));
-            let found = sqlx::query(
-                "SELECT o->>'delivery_id' AS id, a.metadata->>'chain' AS chain
-                   FROM events a, json_array_elements(a.payload->'outcomes') o
-                  WHERE a.aggregate_type = 'Message' AND a.aggregate_id = ANY($1)
-                    AND a.sequence > 1 AND a.event_type = 'DeliveriesAttempted'
-                    AND o->>'delivery_id' = ANY($2)",
-            )
-            .bind(&messages)
-            .bind(&attempted)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(append_error)?;
-            for row in found {
-                let id: String = row.try_get("id").map_err(decode_error)?;
-                let chain: Option<String> = row.try_get("chain").map_err(decode_error)?;
-                if let Some(chain) = chain {
-                    links.insert(("Delivery".to_string(), id), chain);
-                }
-            }
-        }
+        self.attempted_links(conn, &types, &ids, &seqs, &mut links)
+            .await?;
         Ok(links)
-    }
-
-    /// `rows` with the first outcomes of listed deliveries gathered into
-    /// one `DeliveriesAttempted` per message (ADR 0023), at the message's
-    /// next sequence: the message's primary key guards it as a delivery's
-    /// own row would. The message's newest link is remembered for linking.
-    async fn gather(
-        &self,
-        conn: &mut PgConnection,
-        rows: Vec<Unlinked>,
-    ) -> Result<Vec<Unlinked>, AppendError> {
-        let messages: Vec<String> = first_outcome_messages(&rows)
-            .into_iter()
-            .filter(|m| self.gathers(m) != Some(false))
-            .collect();
-        if messages.is_empty() {
-            return Ok(rows);
-        }
-        let mut next = HashMap::new();
-        self.read_heads(conn, &rows, &messages, &mut next).await?;
-        Ok(gather_first_outcomes(rows, &next))
-    }
-
-    /// The next sequence of `messages`, read now, and their newest links
-    /// remembered for linking. A delivery of `rows` whose first outcome a
-    /// message's row already holds is a conflict: its state was read
-    /// before that row was written. A writer that comes between this read
-    /// and the insert takes the same sequence: one of the two conflicts.
-    async fn read_heads(
-        &self,
-        conn: &mut PgConnection,
-        rows: &[Unlinked],
-        messages: &[String],
-        next: &mut HashMap<String, i64>,
-    ) -> Result<(), AppendError> {
-        let found = sqlx::query(
-            "SELECT aggregate_id, sequence, metadata->>'chain' AS chain,
-                    CASE WHEN event_type = 'DeliveriesAttempted' THEN payload::text END AS outcomes,
-                    CASE WHEN sequence = 1 AND event_version = '1.2' AND aggregate_id = ANY($2)
-                         THEN json_array_length(payload->'deliveries') END AS listed
-               FROM events WHERE aggregate_type = 'Message' AND aggregate_id = ANY($1)",
-        )
-        .bind(messages)
-        // Only the lists not known yet are counted (the text is parsed).
-        .bind(
-            messages
-                .iter()
-                .filter(|m| self.gathers(m).is_none())
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(append_error)?;
-        let mut links: HashMap<String, (i64, String)> = HashMap::new();
-        let mut listed: Vec<(String, usize)> = Vec::new();
-        let mut held: std::collections::HashSet<String> = std::collections::HashSet::new();
-        for row in found {
-            let id: String = row.try_get("aggregate_id").map_err(decode_error)?;
-            let sequence: i64 = row.try_get("sequence").map_err(decode_error)?;
-            let chain: Option<String> = row.try_get("chain").map_err(decode_error)?;
-            let outcomes: Option<String> = row.try_get("outcomes").map_err(decode_error)?;
-            let count: Option<i32> = row.try_get("listed").map_err(decode_error)?;
-            if let Some(count) = count {
-                listed.push((id.clone(), usize::try_from(count).unwrap_or_default()));
-            }
-            if let Some(text) = outcomes {
-                held.extend(
-                    attempted_in(&text)
-                        .map_err(|e| decode_error(sqlx::Error::Decode(Box::new(e))))?,
-                );
-            }
-            let head = links.entry(id).or_insert((0, String::new()));
-            if sequence > head.0 {
-                *head = (sequence, chain.unwrap_or_default());
-            }
-        }
-        let taken = rows
-            .iter()
-            .filter(|r| r.aggregate_type == "Delivery" && r.sequence == 2)
-            .any(|r| held.contains(&r.aggregate_id));
-        if taken {
-            return Err(AppendError::Conflict);
-        }
-        self.remember_listed(listed);
-        for (id, (sequence, link)) in links {
-            // Only a message that lists several gathers them (ADR 0023).
-            if self.gathers(&id) == Some(true) {
-                self.remember(("Message".to_string(), id.clone()), sequence, link);
-                next.insert(id, sequence + 1);
-            }
-        }
-        Ok(())
     }
 
     /// Links `rows` after the events stored before them.
