@@ -50,6 +50,19 @@ struct Args {
     /// `DeliveryEnqueued` 1.0 with the body, then the outcome).
     #[arg(long, default_value = "listed", value_parser = ["listed", "enqueued", "inline"])]
     replay_shape: String,
+    /// Deliveries per message in the replay scenario's log (1 to 64): each
+    /// published event fans out to this many subscriptions. In the
+    /// `listed` shape, a message of 2 to 16 deliveries holds their
+    /// outcomes in one `DeliveriesAttempted` row, as Hookline writes it
+    /// (ADR 0023).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    replay_fanout: u64,
+    /// The executable whose `hookline migrate` and `hookline replay` the
+    /// replay scenario runs (another build's `bench`, to time its replay
+    /// of the same history in the shape that build wrote); default: this
+    /// one.
+    #[arg(long)]
+    replay_with: Option<PathBuf>,
 }
 
 /// The allocator the `hookline` binary uses (the bench binary contains the
@@ -150,7 +163,14 @@ async fn run(args: Args) -> ExitCode {
             "fanout" => load::run(&cluster, load::Scenario::fanout(duration)).await,
             "latency" => load::run(&cluster, load::Scenario::latency(duration)).await,
             "retry-storm" => load::run(&cluster, load::Scenario::retry_storm(duration)).await,
-            _ => replay::run(&cluster, args.replay_events, &args.replay_shape).await,
+            _ => {
+                let log = replay::Log {
+                    events: args.replay_events,
+                    shape: &args.replay_shape,
+                    fanout: args.replay_fanout,
+                };
+                replay::run(&cluster, &log, args.replay_with.as_deref()).await
+            }
         };
         reports.push(report);
         cluster

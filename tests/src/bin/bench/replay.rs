@@ -3,16 +3,47 @@
 
 use crate::report::Report;
 use crate::Cluster;
+use std::path::Path;
 use std::time::Instant;
 
-pub async fn run(cluster: &Cluster, events: u64, shape: &str) -> Report {
+/// The history the replay scenario writes: `events / 2` deliveries,
+/// `fanout` to a message, in `shape` (see the bench's `--replay-shape`).
+pub struct Log<'a> {
+    pub events: u64,
+    pub shape: &'a str,
+    pub fanout: u64,
+}
+
+impl Log<'_> {
+    fn messages(&self) -> u64 {
+        self.events / 2 / self.fanout
+    }
+
+    fn deliveries(&self) -> u64 {
+        self.messages() * self.fanout
+    }
+
+    /// Whether a message's first outcomes are one `DeliveriesAttempted`
+    /// row (as `hookline_application::listing::gathers_outcomes` decides).
+    fn gathered(&self) -> bool {
+        self.shape == "listed"
+            && hookline_application::listing::gathers_outcomes(
+                usize::try_from(self.fanout).unwrap_or(usize::MAX),
+            )
+    }
+}
+
+pub async fn run(cluster: &Cluster, log: &Log<'_>, with: Option<&Path>) -> Report {
     let mut report = Report::new("replay");
     report.verdicts = (
         "rebuilt read models match the log",
         "**FAILED: replay failed or the rebuilt read models are wrong**",
     );
     let url = cluster.database("bench_replay").await;
-    let exe = std::env::current_exe().expect("bench executable");
+    let exe = match with {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe().expect("bench executable"),
+    };
     let migrate = tokio::process::Command::new(&exe)
         .args(["hookline", "migrate", "--database-url", &url])
         .output()
@@ -24,16 +55,17 @@ pub async fn run(cluster: &Cluster, events: u64, shape: &str) -> Report {
         String::from_utf8_lossy(&migrate.stderr)
     );
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
-    let deliveries = events / 2;
+    let (deliveries, messages) = (log.deliveries(), log.messages());
     eprintln!(
-        "  generating {deliveries} deliveries, enqueued then delivered, in the {shape} shape…"
+        "  generating {deliveries} deliveries ({} to a message), enqueued then delivered, in the {} shape…",
+        log.fanout, log.shape
     );
     let generated = Instant::now();
-    let chunk = 50_000u64;
+    let chunk = (50_000 / log.fanout).max(1);
     let mut from = 0u64;
-    while from < deliveries {
-        let to = (from + chunk).min(deliveries);
-        sqlx::raw_sql(&seed_sql(shape, from, to))
+    while from < messages {
+        let to = (from + chunk).min(messages);
+        sqlx::raw_sql(&seed_sql(log, from, to))
             .execute(&pool)
             .await
             .expect("generate events");
@@ -96,7 +128,8 @@ pub async fn run(cluster: &Cluster, events: u64, shape: &str) -> Report {
         ));
     }
     if out.status.success() {
-        let problems = check_rebuilt(&url, deliveries, shape != "inline").await;
+        let listed = (log.shape != "inline").then_some(messages);
+        let problems = check_rebuilt(&url, deliveries, listed).await;
         if !problems.is_empty() {
             report.outcome = crate::report::Outcome::Failed;
             report.notes.extend(problems);
@@ -104,6 +137,7 @@ pub async fn run(cluster: &Cluster, events: u64, shape: &str) -> Report {
     }
     report.metric("log events", total as f64, "", None);
     report.metric("deliveries", deliveries as f64, "", None);
+    report.metric("deliveries per message", log.fanout as f64, "", None);
     report.metric("replay --projection all", secs, "s", None);
     // No target: the shapes differ in rows per delivery (compare
     // deliveries/s across shapes, and either within one).
@@ -126,97 +160,115 @@ pub async fn run(cluster: &Cluster, events: u64, shape: &str) -> Report {
 }
 
 const TENANT: &str = "'00000000-0000-7000-8000-000000000001'";
-const SUBSCRIPTION: &str = "'00000000-0000-7000-8000-000000000002'";
 
-/// SQL inserting deliveries `from..to` (and their messages) into the log in
-/// `shape` (see the bench's `--replay-shape`), each delivery's events close
-/// together as a live log has them.
-fn seed_sql(shape: &str, from: u64, to: u64) -> String {
+/// SQL inserting messages `from..to` and their deliveries into the log in
+/// `log`'s shape, each message's and delivery's events close together as a
+/// live log has them.
+fn seed_sql(log: &Log<'_>, from: u64, to: u64) -> String {
+    let fanout = log.fanout;
     let series = format!("generate_series({from}, {to} - 1) g");
     let metadata = |actor: &str, worker: &str| {
         format!(
             "json_build_object('request_id', 'bench-' || g, 'tenant_id', {TENANT}, 'actor', '{actor}'{worker}, 'occurred_at', now())"
         )
     };
+    // Delivery `k` (1..=fanout) of message `g`, numbered `n` across the log.
+    let n = format!("(g * {fanout} + k - 1)");
+    let subscription = "('00000000-0000-7000-8000-' || lpad(to_hex(1 + k), 12, '0'))::uuid";
+    let delivery = if log.shape == "listed" {
+        // A listing message's deliveries' ids are its own with version 8
+        // and their number in the last 32 bits (ADR 0019).
+        listing_uuid("g / 3", "'m' || g", '8', "lpad(to_hex(k), 8, '0')")
+    } else {
+        uuid_v7("g / 3", &format!("'d' || {n}"))
+    };
+    let message = if log.shape == "listed" {
+        listing_uuid("g / 3", "'m' || g", '7', "'00000000'")
+    } else {
+        uuid_v7("g / 3", "'m' || g")
+    };
     let body = "json_build_object('id', m, 'event', 'bench.tick', 'data', json_build_object('seq', g))::text";
     let succeeded = format!(
         "json_build_object('type', 'DeliverySucceeded', 'attempt', 1, 'attempt_id', {attempt},
              'url', 'https://example.com/hook', 'started_at', now(), 'duration_ms', 12, 'status_code', 204)",
-        attempt = uuid_v7("g / 3 + 15", "'a' || g"),
+        attempt = uuid_v7("g / 3 + 15", &format!("'a' || {n}")),
     );
     let worker_meta = metadata("system:worker", ", 'worker_id', 'bench'");
     let publish_meta = metadata("system:bench", "");
-    // (g, order in its delivery, aggregate type, id, sequence, event type, version, payload, metadata)
-    let rows = match shape {
-        "listed" => format!(
-            "SELECT g, 1 AS k, 'Message' AS t, m::text AS i, 1 AS s, 'MessagePublished' AS et, '1.2' AS v,
-                    json_build_object('type', 'MessagePublished', 'event_id', m, 'tenant_id', {TENANT},
-                        'event_type', 'bench.tick', 'body', {body}, 'published_at', now(),
-                        'deliveries', json_build_array(json_build_object('id', d, 'subscription_id', {SUBSCRIPTION},
-                            'url', 'https://example.com/hook'))) AS p,
-                    {publish_meta} AS md
-               FROM ids
-             UNION ALL
-             SELECT g, 2, 'Delivery', d::text, 2, 'DeliverySucceeded', '1.0', {succeeded}, {worker_meta} FROM ids",
-        ),
-        "enqueued" => format!(
-            "SELECT g, 1 AS k, 'Message' AS t, m::text AS i, 1 AS s, 'MessagePublished' AS et, '1.0' AS v,
-                    json_build_object('type', 'MessagePublished', 'event_id', m, 'tenant_id', {TENANT},
-                        'event_type', 'bench.tick', 'body', {body}, 'published_at', now()) AS p,
-                    {publish_meta} AS md
-               FROM ids
-             UNION ALL
-             SELECT g, 2, 'Delivery', d::text, 1, 'DeliveryEnqueued', '2.0',
-                    json_build_object('type', 'DeliveryEnqueued', 'delivery_id', d, 'tenant_id', {TENANT},
-                        'subscription_id', {SUBSCRIPTION}, 'event_id', m, 'event_type', 'bench.tick',
-                        'url', 'https://example.com/hook', 'enqueued_at', now(), 'next_attempt_at', now()),
-                    {publish_meta}
-               FROM ids
-             UNION ALL
-             SELECT g, 3, 'Delivery', d::text, 2, 'DeliverySucceeded', '1.0', {succeeded}, {worker_meta} FROM ids",
-        ),
-        _ => format!(
-            "SELECT g, 1 AS k, 'Delivery' AS t, d::text AS i, 1 AS s, 'DeliveryEnqueued' AS et, '1.0' AS v,
-                    json_build_object('type', 'DeliveryEnqueued', 'delivery_id', d, 'tenant_id', {TENANT},
-                        'subscription_id', {SUBSCRIPTION}, 'event_id', d, 'event_type', 'bench.tick',
-                        'url', 'https://example.com/hook',
-                        'body', json_build_object('id', d, 'event', 'bench.tick', 'data', json_build_object('seq', g))::text,
-                        'enqueued_at', now(), 'next_attempt_at', now()) AS p,
-                    {publish_meta} AS md
-               FROM ids
-             UNION ALL
-             SELECT g, 2, 'Delivery', d::text, 2, 'DeliverySucceeded', '1.0', {succeeded}, {worker_meta} FROM ids",
-        ),
-    };
-    // A listing message's id ends in 32 zero bits; its first delivery's id
-    // is the same with version 8 and 1 in them (ADR 0019).
-    let ids = if shape == "listed" {
+    let outcomes = if log.gathered() {
         format!(
-            "SELECT g, {m} AS m, {d} AS d FROM {series}",
-            m = listing_uuid("g / 3", "'m' || g", '7', "00000000"),
-            d = listing_uuid("g / 3", "'m' || g", '8', "00000001"),
+            "SELECT g, {last} AS k, 'Message' AS t, m::text AS i, 2 AS s, 'DeliveriesAttempted' AS et, '1.0' AS v,
+                    json_build_object('outcomes', outcomes) AS p, {worker_meta} AS md
+               FROM messages JOIN lists USING (g)",
+            last = fanout + 1,
         )
     } else {
         format!(
-            "SELECT g, {m} AS m, {d} AS d FROM {series}",
-            m = uuid_v7("g / 3", "'m' || g"),
-            d = uuid_v7("g / 3", "'d' || g"),
+            "SELECT g, {fanout} + k, 'Delivery', d::text, 2, 'DeliverySucceeded', '1.0', {succeeded}, {worker_meta}
+               FROM deliveries"
         )
     };
+    // (g, order in its message, aggregate type, id, sequence, event type, version, payload, metadata)
+    let rows = match log.shape {
+        "listed" => format!(
+            "SELECT g, 0 AS k, 'Message' AS t, m::text AS i, 1 AS s, 'MessagePublished' AS et, '1.2' AS v,
+                    json_build_object('type', 'MessagePublished', 'event_id', m, 'tenant_id', {TENANT},
+                        'event_type', 'bench.tick', 'body', {body}, 'published_at', now(),
+                        'deliveries', listed) AS p,
+                    {publish_meta} AS md
+               FROM messages JOIN lists USING (g)
+             UNION ALL {outcomes}",
+        ),
+        "enqueued" => format!(
+            "SELECT g, 0 AS k, 'Message' AS t, m::text AS i, 1 AS s, 'MessagePublished' AS et, '1.0' AS v,
+                    json_build_object('type', 'MessagePublished', 'event_id', m, 'tenant_id', {TENANT},
+                        'event_type', 'bench.tick', 'body', {body}, 'published_at', now()) AS p,
+                    {publish_meta} AS md
+               FROM messages
+             UNION ALL
+             SELECT g, k, 'Delivery', d::text, 1, 'DeliveryEnqueued', '2.0',
+                    json_build_object('type', 'DeliveryEnqueued', 'delivery_id', d, 'tenant_id', {TENANT},
+                        'subscription_id', subscription_id, 'event_id', m, 'event_type', 'bench.tick',
+                        'url', 'https://example.com/hook', 'enqueued_at', now(), 'next_attempt_at', now()),
+                    {publish_meta}
+               FROM deliveries
+             UNION ALL {outcomes}",
+        ),
+        _ => format!(
+            "SELECT g, k, 'Delivery' AS t, d::text AS i, 1 AS s, 'DeliveryEnqueued' AS et, '1.0' AS v,
+                    json_build_object('type', 'DeliveryEnqueued', 'delivery_id', d, 'tenant_id', {TENANT},
+                        'subscription_id', subscription_id, 'event_id', m, 'event_type', 'bench.tick',
+                        'url', 'https://example.com/hook', 'body', {body},
+                        'enqueued_at', now(), 'next_attempt_at', now()) AS p,
+                    {publish_meta} AS md
+               FROM deliveries
+             UNION ALL {outcomes}",
+        ),
+    };
     format!(
-        "WITH ids AS MATERIALIZED ({ids})
+        "WITH messages AS MATERIALIZED (SELECT g, {message} AS m FROM {series}),
+              deliveries AS MATERIALIZED (
+                SELECT g, m, k, {delivery} AS d, {subscription} AS subscription_id
+                  FROM messages, generate_series(1, {fanout}) k),
+              lists AS MATERIALIZED (
+                SELECT g,
+                       json_agg(json_build_object('id', d, 'subscription_id', subscription_id,
+                           'url', 'https://example.com/hook') ORDER BY k) AS listed,
+                       json_agg(json_build_object('delivery_id', d, 'event_type', 'DeliverySucceeded',
+                           'event_version', '1.0', 'payload', {succeeded}) ORDER BY k) AS outcomes
+                  FROM deliveries GROUP BY g)
          INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          SELECT t, i, s, et, v, p, md FROM ({rows}) x ORDER BY g, k"
     )
 }
 
 /// SQL for a listing message's id (`version` 7) or one of its deliveries'
-/// (`version` 8, `tail` its number), `ms_offset` milliseconds after a
+/// (`version` 8, `tail` SQL for its number as 8 hex digits), `ms_offset` milliseconds after a
 /// fixed instant, with its random part from `seed`.
 fn listing_uuid(ms_offset: &str, seed: &str, version: char, tail: &str) -> String {
     format!(
         "(lpad(to_hex(1795000000000 + {ms_offset}), 12, '0') || '{version}' || substr(md5({seed}), 1, 3)
-          || '8' || substr(md5({seed}), 4, 7) || '{tail}')::uuid"
+          || '8' || substr(md5({seed}), 4, 7) || {tail})::uuid"
     )
 }
 
@@ -233,18 +285,25 @@ fn uuid_v7(ms_offset: &str, seed: &str) -> String {
 /// What the rebuilt read models must hold: every generated delivery,
 /// delivered, with its one attempt, nothing left on the queue, and (with
 /// `messages`) every message.
-async fn check_rebuilt(url: &str, deliveries: u64, messages: bool) -> Vec<String> {
+async fn check_rebuilt(url: &str, deliveries: u64, messages: Option<u64>) -> Vec<String> {
     let pool = sqlx::PgPool::connect(url).await.expect("connect");
-    let (views, delivered, attempts, queued, listed): (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM deliveries_view),
+    // Builds from before the messages read model have no `messages_view`.
+    let listed_sql = if messages.is_some() {
+        "(SELECT count(*) FROM messages_view)"
+    } else {
+        "0::bigint"
+    };
+    let (views, delivered, attempts, queued, listed): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(&format!(
+            "SELECT (SELECT count(*) FROM deliveries_view),
                 (SELECT count(*) FROM deliveries_view WHERE status = 'delivered' AND attempts = 1),
                 (SELECT count(*) FROM delivery_attempts WHERE outcome = 'delivered'),
                 (SELECT count(*) FROM delivery_queue),
-                (SELECT count(*) FROM messages_view)",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("count the rebuilt read models");
+                {listed_sql}"
+        ))
+        .fetch_one(&pool)
+        .await
+        .expect("count the rebuilt read models");
     pool.close().await;
     let expected = i64::try_from(deliveries).unwrap_or(i64::MAX);
     let mut problems = Vec::new();
@@ -261,7 +320,7 @@ async fn check_rebuilt(url: &str, deliveries: u64, messages: bool) -> Vec<String
     if queued != 0 {
         problems.push(format!("delivery_queue: {queued} rows; expected none"));
     }
-    let expected_messages = if messages { expected } else { 0 };
+    let expected_messages = i64::try_from(messages.unwrap_or(0)).unwrap_or(i64::MAX);
     if listed != expected_messages {
         problems.push(format!(
             "messages_view: {listed} rows; expected {expected_messages}"
