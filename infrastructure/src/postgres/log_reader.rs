@@ -320,8 +320,12 @@ impl EventLog for PgEventLog {
         } else {
             events
         };
-        // Its first outcome kept in its message's stream (ADR 0023).
-        if events.first().is_some_and(|e| e.sequence <= 1) || after == 1 {
+        // Its first outcome kept in its message's stream (ADR 0023), unless
+        // it is stored as the delivery's own (then no message row holds it:
+        // a delivery of a one-delivery message, or of a message of more
+        // than sixteen).
+        let own_outcome = events.iter().any(|e| e.sequence == 2);
+        if !own_outcome && (events.first().is_some_and(|e| e.sequence <= 1) || after == 1) {
             events = super::listing::with_listed_outcomes(&self.pool, &ids, events)
                 .await
                 .map_err(unavailable)?;

@@ -107,12 +107,6 @@ where
         self.cqrs
             .execute_with_metadata(aggregate_id, command, metadata.to_map())
             .await?;
-        let unavailable = |e| AggregateError::DatabaseConnectionError(Box::new(e));
-        let own = self
-            .log
-            .last_position(A::TYPE, aggregate_id)
-            .await
-            .map_err(unavailable)?;
         // A listed delivery's first outcome may be in its message's row
         // (ADR 0023): the position to wait for is the later of the two.
         let message = (A::TYPE == Delivery::TYPE)
@@ -121,16 +115,16 @@ where
                     .ok()?
                     .listing_message()
             })
-            .flatten();
-        let Some(message) = message else {
-            return Ok(own);
-        };
-        let held = self
-            .log
-            .last_position("Message", &message.to_string())
+            .flatten()
+            .map(|m| m.to_string());
+        let mut aggregates = vec![(A::TYPE, aggregate_id)];
+        if let Some(message) = &message {
+            aggregates.push((hookline_domain::message::Message::TYPE, message.as_str()));
+        }
+        self.log
+            .last_position(&aggregates)
             .await
-            .map_err(unavailable)?;
-        Ok(own.max(held))
+            .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))
     }
 
     async fn load(&self, aggregate_ids: &[String]) -> Result<HashMap<String, Loaded<A>>, AppError> {

@@ -395,22 +395,27 @@ impl PgLog {
         self.wakeups.announce(&self.pool, &types).await;
     }
 
-    /// The newest event of an aggregate, as a log position.
+    /// The newest event of any of `aggregates` (type and id), as a log
+    /// position: one statement however many.
     ///
     /// # Errors
     /// Storage errors.
     pub async fn last_position(
         &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
+        aggregates: &[(&str, &str)],
     ) -> Result<Option<LogPosition>, sqlx::Error> {
+        let (types, ids): (Vec<&str>, Vec<&str>) = aggregates.iter().copied().unzip();
         let row = sqlx::query(
-            "SELECT tx_id::text AS tx, global_position FROM events
-             WHERE aggregate_type = $1 AND aggregate_id = $2
-             ORDER BY sequence DESC LIMIT 1",
+            "SELECT l.tx_id::text AS tx, l.global_position
+               FROM unnest($1::text[], $2::text[]) AS a (aggregate_type, aggregate_id)
+               CROSS JOIN LATERAL (
+                 SELECT tx_id, global_position FROM events e
+                  WHERE e.aggregate_type = a.aggregate_type AND e.aggregate_id = a.aggregate_id
+                  ORDER BY e.sequence DESC LIMIT 1) l
+              ORDER BY l.tx_id DESC, l.global_position DESC LIMIT 1",
         )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
+        .bind(&types)
+        .bind(&ids)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
