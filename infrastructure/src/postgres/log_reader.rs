@@ -321,9 +321,10 @@ impl EventLog for PgEventLog {
             events
         };
         // Its first outcome kept in its message's stream (ADR 0023), unless
-        // it is stored as the delivery's own (then no message row holds it:
-        // a delivery of a one-delivery message, or of a message of more
-        // than sixteen).
+        // it is stored as the delivery's own: then no message row holds it
+        // (a delivery of a message of one or of more than sixteen, a
+        // `DeliverySkipped` written with its message, a log written before
+        // ADR 0023).
         let own_outcome = events.iter().any(|e| e.sequence == 2);
         if !own_outcome && (events.first().is_some_and(|e| e.sequence <= 1) || after == 1) {
             events = super::listing::with_listed_outcomes(&self.pool, &ids, events)

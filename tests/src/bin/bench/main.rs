@@ -39,15 +39,16 @@ struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Events generated for the replay scenario: half as many deliveries
-    /// (in the `enqueued` shape the log holds half as many rows again).
+    /// Events generated for the replay scenario: half as many deliveries,
+    /// rounded down to whole messages of `--replay-fanout` (at least one).
     #[arg(long, default_value_t = 1_000_000)]
     replay_events: u64,
     /// The shape of the replay scenario's log: `listed` (what Hookline
-    /// writes: a `MessagePublished` 1.2 listing its delivery, then the
-    /// outcome), `enqueued` (written before ADR 0019: the message, a
-    /// `DeliveryEnqueued` 2.0, the outcome) or `inline` (no message: a
-    /// `DeliveryEnqueued` 1.0 with the body, then the outcome).
+    /// writes: a `MessagePublished` 1.2 listing its deliveries, then their
+    /// outcomes), `enqueued` (written before ADR 0019: the message, a
+    /// `DeliveryEnqueued` 2.0 per delivery, the outcomes) or `inline` (no
+    /// message: a `DeliveryEnqueued` 1.0 with the body per delivery, then
+    /// the outcomes).
     #[arg(long, default_value = "listed", value_parser = ["listed", "enqueued", "inline"])]
     replay_shape: String,
     /// Deliveries per message in the replay scenario's log (1 to 64): each
@@ -138,6 +139,13 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if scenarios.contains(&"replay") && args.replay_events / 2 < args.replay_fanout {
+        eprintln!(
+            "error: --replay-events ({}) must be at least twice --replay-fanout ({}): the log would be empty",
+            args.replay_events, args.replay_fanout
+        );
+        return ExitCode::from(2);
+    }
     let dir = tempfile::Builder::new()
         .prefix("hookline-bench-")
         .tempdir()
