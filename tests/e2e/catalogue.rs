@@ -15,12 +15,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(15);
 
 fn names(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
+    hookline_tests::strings(&page["data"], "name")
 }
 
 async fn publish_status(app: &TestApp, t: &Tenant, event_type: &str, data: Value) -> (u16, Value) {

@@ -604,10 +604,5 @@ async fn a_listed_deliverys_first_outcome_is_written_once_by_racing_writers() {
 
 /// The ids of the deliveries a publish answered with.
 fn delivery_ids(published: &Value) -> Vec<String> {
-    published["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_string())
-        .collect()
+    hookline_tests::strings(&published["deliveries"], "id")
 }

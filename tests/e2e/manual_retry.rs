@@ -10,12 +10,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn ids(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_string())
-        .collect()
+    hookline_tests::strings(&page["data"], "id")
 }
 
 #[tokio::test]

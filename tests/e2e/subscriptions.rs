@@ -4,12 +4,7 @@ use hookline_tests::{events_of, expect_json, TestApp};
 use serde_json::{json, Value};
 
 fn ids(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
+    hookline_tests::strings(&page["data"], "id")
 }
 
 #[tokio::test]

@@ -38,12 +38,7 @@ async fn a_request_id_traces_everything_it_caused() {
         .await
         .unwrap();
     let accepted = expect_json(res, 202).await;
-    let ids: Vec<String> = accepted["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = hookline_tests::strings(&accepted["deliveries"], "id");
     let settled = eventually("both deliveries settle", WAIT, || async {
         let mut statuses = Vec::new();
         for id in &ids {
@@ -85,12 +80,7 @@ async fn a_request_id_traces_everything_it_caused() {
         .unwrap()
         .iter()
         .all(|e| e["position"].as_i64().unwrap() > 0));
-    let mut traced: Vec<String> = trace["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_string())
-        .collect();
+    let mut traced = hookline_tests::strings(&trace["deliveries"], "id");
     traced.sort();
     let mut expected = ids.clone();
     expected.sort();

@@ -39,6 +39,21 @@ where
     }
 }
 
+/// The string `field` of each object in the JSON array `list` (a test
+/// fails if `list` is not an array of objects holding it).
+pub fn strings(list: &serde_json::Value, field: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .map(|item| {
+            item[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no string {field} in {item}"))
+                .to_string()
+        })
+        .collect()
+}
+
 /// Waits until every projection has applied every event in the log (lists
 /// and traces are read models; single reads are folded from the log and can
 /// be ahead of them by a few milliseconds).
