@@ -173,10 +173,49 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert("www-authenticate", HeaderValue::from_static("Bearer"));
         }
+        set_retry_after(&mut response, &self.code);
         response.extensions_mut().insert(ErrorShaped);
         response.extensions_mut().insert(ErrorCode(self.code));
         response
     }
 }
 
+/// Every `503` says when to try again: a second for push-back (the
+/// backlog at its bound, a request still being done, not ready yet), five
+/// when the database cannot be reached. Clients and the Svix SDKs honour it.
+pub fn set_retry_after(response: &mut Response, code: &str) {
+    if response.status() != StatusCode::SERVICE_UNAVAILABLE
+        || response
+            .headers()
+            .contains_key(axum::http::header::RETRY_AFTER)
+    {
+        return;
+    }
+    let seconds = if code == "unavailable" { "5" } else { "1" };
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from_static(seconds),
+    );
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_503_says_when_to_retry() {
+        let busy = ApiError::from(AppError::Busy {
+            code: "backlog_full",
+            detail: "full".into(),
+        })
+        .into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()["retry-after"], "1");
+        let down = ApiError::from(AppError::Unavailable("down".into())).into_response();
+        assert_eq!(down.headers()["retry-after"], "5");
+        let missing = ApiError::not_found("x").into_response();
+        assert!(!missing.headers().contains_key("retry-after"));
+    }
+}

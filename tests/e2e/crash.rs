@@ -614,6 +614,11 @@ async fn a_tenant_that_fills_the_backlog_is_pushed_back_and_the_others_are_not()
         );
         let res = publish(&noisy, accepted).await.unwrap();
         if res.status() == 503 {
+            // Push-back says when to try again.
+            assert_eq!(
+                res.headers().get("retry-after").map(|v| v.as_bytes()),
+                Some(&b"1"[..])
+            );
             assert_eq!(expect_json(res, 503).await["code"], "backlog_full");
             break;
         }
@@ -664,6 +669,7 @@ async fn a_tenant_that_fills_the_backlog_is_pushed_back_and_the_others_are_not()
         .send()
         .await
         .unwrap();
+    assert!(inbound.headers().contains_key("retry-after"));
     assert_eq!(expect_json(inbound, 503).await["code"], "backlog_full");
     // A tenant fanning out to 8 subscriptions (about 10 events of its own
     // behind), 10 publishes at once: each is weighed with its 9 events, one

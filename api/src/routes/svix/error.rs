@@ -192,7 +192,7 @@ impl IntoResponse for SvixError {
                 detail,
             } => {
                 let request_id = current_request_id();
-                (
+                let mut response = (
                     *status,
                     axum::Json(HttpErrorOut {
                         code,
@@ -200,7 +200,9 @@ impl IntoResponse for SvixError {
                         request_id: &request_id,
                     }),
                 )
-                    .into_response()
+                    .into_response();
+                crate::error::set_retry_after(&mut response, code);
+                response
             }
             Self::Validation(detail) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -216,6 +218,21 @@ impl IntoResponse for SvixError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_back_says_when_to_retry() {
+        let busy = SvixError::from(AppError::Busy {
+            code: "backlog_full",
+            detail: "full".into(),
+        })
+        .into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()["retry-after"], "1");
+        let down = SvixError::from(AppError::Unavailable("down".into())).into_response();
+        assert_eq!(down.headers()["retry-after"], "5");
+        let missing = SvixError::not_found("x").into_response();
+        assert!(!missing.headers().contains_key("retry-after"));
+    }
 
     #[test]
     fn fields_are_located_as_svix_does() {
