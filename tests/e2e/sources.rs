@@ -607,6 +607,26 @@ async fn hostile_input_on_in_gets_a_clear_4xx_never_a_5xx() {
             .await,
         );
     }
+    // A body labelled compressed, signed as sent: refused for what it is
+    // (bodies are verified and stored as sent, never decompressed).
+    let labelled = r#"{"event":"a.b","data":{}}"#;
+    answers.push(
+        check(
+            "compressed",
+            app.client
+                .post(&inflow_url)
+                .header(
+                    "x-inflow-hmac-sha256",
+                    inflow_signature(&secret, labelled.as_bytes()),
+                )
+                .header("content-encoding", "gzip")
+                .body(labelled)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
     // Standard Webhooks: replayed outside the tolerance, malformed parts.
     let old = (chrono::Utc::now().timestamp() - 600).to_string();
     let sw_body = r#"{"type":"a.b","data":{}}"#;
@@ -715,6 +735,7 @@ async fn hostile_input_on_in_gets_a_clear_4xx_never_a_5xx() {
         ("data not an object", 422, "data_unresolved"),
         ("NUL in event name", 422, "event_type_unresolved"),
         ("duplicate keys", 400, "invalid_body"),
+        ("compressed", 415, "unsupported_media_type"),
         ("replayed timestamp", 401, "timestamp_outside_tolerance"),
         ("timestamp not a number", 401, "signature_malformed"),
         ("missing webhook-id", 401, "signature_missing"),
@@ -750,7 +771,7 @@ async fn hostile_input_on_in_gets_a_clear_4xx_never_a_5xx() {
     )
     .await;
     let listed = rejections["data"].as_array().unwrap();
-    assert_eq!(listed.len(), 14, "{rejections}");
+    assert_eq!(listed.len(), 15, "{rejections}");
     assert!(
         listed
             .iter()

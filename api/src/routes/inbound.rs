@@ -104,6 +104,7 @@ fn headers(map: &HeaderMap) -> BTreeMap<String, String> {
         (status = 404, description = "- `source_not_found`: no source has this id"),
         (status = 410, description = "- `source_deleted`: the source was deleted"),
         (status = 413, description = "- `payload_too_large`: the body is larger than HOOKLINE_MAX_BODY_BYTES allows"),
+        (status = 415, description = "- `unsupported_media_type`: the body has a `Content-Encoding` other than `identity` (bodies are verified and stored as sent, never decompressed)"),
         (status = 422, description = "- `event_type_unresolved`: the event name is not where the source says, or not a valid event name\n- `data_unresolved`: the data is not where the source says\n- `event_refused`: the tenant's catalogue refuses the event (its schema, or strict mode)"),
         (status = 503, description = "- `unavailable`: the database is unreachable right now; the provider should retry"),
     )
@@ -187,6 +188,7 @@ fn refusal_response(e: InboundError) -> Response {
                 RefusalStatus::Gone => StatusCode::GONE,
                 RefusalStatus::Unauthorized => StatusCode::UNAUTHORIZED,
                 RefusalStatus::BadRequest => StatusCode::BAD_REQUEST,
+                RefusalStatus::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 RefusalStatus::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             };
             let mut response = ApiError::new(status, r.code, r.detail).into_response();

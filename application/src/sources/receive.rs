@@ -86,6 +86,9 @@ pub enum RefusalStatus {
     Unauthorized,
     /// 400: the verified body is not a JSON object.
     BadRequest,
+    /// 415: the body is compressed (`Content-Encoding` other than
+    /// `identity`); bodies are read as sent, never decompressed.
+    UnsupportedMediaType,
     /// 422: the body does not give an event by the source's rules, or the
     /// tenant's catalogue refuses it.
     Unprocessable,
@@ -349,6 +352,21 @@ impl InboundService {
             ));
         }
         let now = self.shared.clock.now();
+        if let Some(encoding) = compressed(&req.headers) {
+            return Err(self
+                .refuse(
+                    state,
+                    &req,
+                    now,
+                    RefusalStatus::UnsupportedMediaType,
+                    "unsupported_media_type",
+                    format!(
+                        "Content-Encoding `{encoding}` is not supported: send the body uncompressed \
+                         (it is verified and stored exactly as sent)"
+                    ),
+                )
+                .await);
+        }
         if let Err(r) = prepared
             .verifier(now)
             .verify(&req.headers, &req.body, now.timestamp())
@@ -637,4 +655,13 @@ fn kept_headers(
             )
         })
         .collect()
+}
+
+/// The request's `Content-Encoding`, printable and short, when it is not
+/// `identity`.
+fn compressed(headers: &BTreeMap<String, String>) -> Option<String> {
+    let value = headers.get("content-encoding")?.trim();
+    (!value.is_empty() && !value.eq_ignore_ascii_case("identity")).then(|| {
+        hookline_domain::validation::printable(&value.chars().take(40).collect::<String>())
+    })
 }

@@ -279,6 +279,25 @@ async fn refusals_are_recorded_and_never_events() {
         (RefusalStatus::BadRequest, "invalid_body")
     );
 
+    // A compressed body is refused for what it is, even when signed.
+    let sig = inflow_sign(&source.secret, BODY);
+    let gzip = refused(
+        s.send(
+            &id,
+            &[("x-inflow-hmac-sha256", &sig), ("content-encoding", "gzip")],
+            BODY,
+        )
+        .await,
+    );
+    assert_eq!(
+        (gzip.status, gzip.code),
+        (
+            RefusalStatus::UnsupportedMediaType,
+            "unsupported_media_type"
+        )
+    );
+    assert!(gzip.detail.contains("gzip"), "{}", gzip.detail);
+
     let flat = r#"{"eventType":"SalesOrderUpdatedV1","salesOrderId":"1"}"#;
     let sig = inflow_sign(&source.secret, flat);
     let r = refused(s.send(&id, &[("x-inflow-hmac-sha256", &sig)], flat).await);
@@ -309,6 +328,7 @@ async fn refusals_are_recorded_and_never_events() {
             "signature_missing",
             "signature_malformed",
             "invalid_body",
+            "unsupported_media_type",
             "event_type_unresolved"
         ]
     );
