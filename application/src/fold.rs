@@ -45,6 +45,35 @@ pub fn rebuild_as_of<A: Aggregate + 'static>(
     rebuild(events.iter().filter(|e| e.recorded_at <= at))
 }
 
+/// The 404 of a point-in-time read at `at` that found nothing, for a
+/// resource the caller may see (`owned`): when its first event was
+/// recorded after `at` the answer says when, since the `created_at` a
+/// resource shows comes from the command and its event is recorded moments
+/// later. For anything else, the plain 404 (nothing about another
+/// tenant's resources).
+pub fn absent_at(
+    events: &[StoredEvent],
+    at: DateTime<Utc>,
+    owned: bool,
+    resource: &'static str,
+    id: impl std::fmt::Display,
+) -> AppError {
+    match events.first() {
+        Some(first) if owned && first.recorded_at > at => AppError::NothingFound {
+            code: "not_found",
+            detail: format!(
+                "{resource} '{id}' did not exist at {}: its first event was recorded at {} \
+                 (as_of follows when events were recorded, moments after the created_at they carry)",
+                at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                first
+                    .recorded_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+        },
+        _ => AppError::not_found(resource, id),
+    }
+}
+
 /// Several aggregates' events, ordered by aggregate and sequence, rebuilt
 /// one by one.
 ///

@@ -957,7 +957,17 @@ async fn point_in_time_reads_rebuild_past_states() {
         format!("{path}?as_of={}", at.to_rfc3339().replace('+', "%2B"))
     };
     let us = chrono::Duration::microseconds(1);
-    expect_json(app.get(&t, &q(times[0] - us)).await, 404).await;
+    // Before its first event was recorded: a 404 that says when that was
+    // (`created_at`, from the command, is moments earlier).
+    let before = expect_json(app.get(&t, &q(times[0] - us)).await, 404).await;
+    let first = times[0].to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    assert!(
+        before["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("its first event was recorded at {first}")),
+        "{before}"
+    );
     let v1 = expect_json(app.get(&t, &q(times[0])).await, 200).await;
     assert_eq!(v1["url"], rx.url("/one"));
     assert_eq!(v1["status"], "active");
@@ -990,7 +1000,14 @@ async fn point_in_time_reads_rebuild_past_states() {
             at.to_rfc3339().replace('+', "%2B")
         )
     };
-    expect_json(app.get(&t, &dq(dtimes[0] - us)).await, 404).await;
+    let before = expect_json(app.get(&t, &dq(dtimes[0] - us)).await, 404).await;
+    assert!(
+        before["detail"]
+            .as_str()
+            .unwrap()
+            .contains("its first event was recorded at"),
+        "{before}"
+    );
     let p0 = expect_json(app.get(&t, &dq(dtimes[0])).await, 200).await;
     assert_eq!(
         (p0["status"].as_str(), p0["attempts"].as_i64()),
@@ -1010,6 +1027,14 @@ async fn point_in_time_reads_rebuild_past_states() {
     let other = app.tenant("other").await;
     expect_json(app.get(&other, &q(times[0])).await, 404).await;
     expect_json(app.get(&other, &dq(dtimes[2])).await, 404).await;
+    // Nothing about another tenant's resources, not even when they began.
+    for path in [q(times[0] - us), dq(dtimes[0] - us)] {
+        let hidden = expect_json(app.get(&other, &path).await, 404).await;
+        assert!(
+            !hidden["detail"].as_str().unwrap().contains("recorded"),
+            "{hidden}"
+        );
+    }
 }
 
 /// One replay of a projection at a time: a second one says so and exits

@@ -413,6 +413,9 @@ impl CatalogueService {
                 state.updated_at = catalogue.since;
                 Ok(EventTypeView::from(&state))
             }
+            // The tenant's own type (its aggregate is the tenant's), made
+            // after `at`.
+            _ if !events.is_empty() => Err(fold::absent_at(&events, at, true, "event type", name)),
             _ => Err(missing()),
         }
     }

@@ -168,9 +168,16 @@ impl DeliveryService {
         };
         let (record, attempts) =
             fold::records_until(&events, as_of.unwrap_or(DateTime::<Utc>::MAX_UTC))?;
-        let record = record
-            .filter(|r| r.tenant_id == tenant)
-            .ok_or_else(|| AppError::not_found("delivery", id))?;
+        let Some(record) = record.filter(|r| r.tenant_id == tenant) else {
+            return Err(match as_of {
+                Some(at) => {
+                    let (now, _) = fold::records_until(&events, DateTime::<Utc>::MAX_UTC)?;
+                    let owned = now.is_some_and(|r| r.tenant_id == tenant);
+                    crate::fold::absent_at(&events, at, owned, "delivery", id)
+                }
+                None => AppError::not_found("delivery", id),
+            });
+        };
         // What the receiver gets: a `raw` subscription only the published
         // `data` (as the worker sends it), the others the whole envelope.
         let raw = self

@@ -60,11 +60,13 @@ impl SubscriptionService {
             .aggregate_history(Subscription::TYPE, &id.to_string())
             .await?;
         let loaded = fold::rebuild_as_of::<Subscription>(&events, at)?;
-        let state = loaded
-            .aggregate
-            .state()
-            .filter(|s| s.tenant_id == tenant)
-            .ok_or_else(|| AppError::not_found("subscription", id))?;
+        let Some(state) = loaded.aggregate.state().filter(|s| s.tenant_id == tenant) else {
+            let owned = fold::rebuild::<Subscription>(&events)?
+                .aggregate
+                .state()
+                .is_some_and(|s| s.tenant_id == tenant);
+            return Err(fold::absent_at(&events, at, owned, "subscription", id));
+        };
         SubscriptionView::render(state, self.shared.cipher.as_ref(), at)
     }
 
