@@ -456,7 +456,10 @@ fn recordable(text: &str) -> Option<&str> {
 fn webhook(item: &Value, topic: &str) -> Option<SiigoWebhook> {
     let id = match item.get("id")? {
         Value::String(s) => recordable(s)?.to_string(),
-        Value::Number(n) => n.to_string(),
+        // A whole number Hookline holds exactly; a larger one (or a
+        // fraction) arrives rounded, and removing it at Siigo would
+        // name another webhook.
+        Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
         _ => return None,
     };
     let text = |field: &str| item.get(field).and_then(Value::as_str).and_then(recordable);
@@ -687,7 +690,7 @@ impl SiigoApi for SiigoClient {
                     // list may.
                     return self.existing(account, request).await.ok_or_else(|| {
                         UpstreamFailure::Protocol(
-                            "/v1/webhooks answered without an id Hookline can record for the subscription (1–256 characters, no control characters), and Siigo's list has none for this URL and topic".into(),
+                            "/v1/webhooks answered without an id Hookline can record for the subscription (1–256 characters, no control characters, or a whole number within 64 bits), and Siigo's list has none for this URL and topic".into(),
                         )
                     });
                 }
@@ -753,6 +756,15 @@ mod tests {
         assert!(made(serde_json::json!({"id": ""})).is_none());
         assert!(made(serde_json::json!({"id": "x".repeat(257)})).is_none());
         assert_eq!(made(serde_json::json!({"id": 42})).unwrap().id, "42");
+        assert_eq!(
+            made(serde_json::json!({"id": 9_007_199_254_740_993_u64}))
+                .unwrap()
+                .id,
+            "9007199254740993"
+        );
+        let huge: Value = serde_json::from_str(r#"{"id": 12345678901234567890123}"#).unwrap();
+        assert!(made(huge).is_none(), "a rounded id is not recorded");
+        assert!(made(serde_json::json!({"id": 4.5})).is_none());
     }
 
     fn account() -> SiigoAccount {
