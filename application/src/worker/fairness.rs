@@ -33,8 +33,10 @@ pub const SLOW_ATTEMPT: Duration = Duration::from_secs(2);
 /// How long a level stays slow after its last slow attempt.
 pub const SLOW_MEMORY: Duration = Duration::from_secs(60);
 /// How long a delivery over a cap waits before it is claimed again:
-/// briefly when the level is merely busy, longer when it is slow (its
-/// attempts in flight take seconds to finish).
+/// briefly when the level is merely busy; when it is slow, about as long
+/// as its attempts take (a slot frees within that), between the two.
+/// Waiting longer left a slow receiver's capped slots idle: at 2 s an
+/// attempt and 5 s a wait, two fifths of them were used.
 const DEFER_BUSY: Duration = Duration::from_millis(100);
 const DEFER_SLOW: Duration = Duration::from_secs(5);
 
@@ -115,7 +117,13 @@ pub struct Fairness {
 /// The cap at one level, and the wait for a delivery over it.
 fn limit(load: Option<&Load>, cap: usize, slow_cap: usize, now: Instant) -> (usize, Duration) {
     match load {
-        Some(l) if l.slow(now) => (slow_cap, DEFER_SLOW),
+        Some(l) if l.slow(now) => {
+            let wait = l
+                .average
+                .map_or(DEFER_SLOW, Duration::from_secs_f64)
+                .clamp(DEFER_BUSY, DEFER_SLOW);
+            (slow_cap, wait)
+        }
         _ => (cap, DEFER_BUSY),
     }
 }
@@ -250,6 +258,29 @@ mod tests {
             assert!(started(f.admit(&s, later)));
         }
         assert_eq!(f.admit(&s, later), Admission::Defer(DEFER_BUSY));
+    }
+
+    #[test]
+    fn over_a_slow_cap_a_delivery_waits_about_as_long_as_an_attempt_takes() {
+        let f = Fairness::new(16);
+        let now = Instant::now();
+        let s = share(1, "a:1", 1);
+        assert!(started(f.admit(&s, now)));
+        f.release(&s, true, Duration::from_secs(2), now);
+        // Slow, one slot: the next delivery over it comes back when the
+        // attempt in flight should be done, not after a fixed 5 s.
+        assert!(started(f.admit(&s, now)));
+        assert_eq!(f.admit(&s, now), Admission::Defer(Duration::from_secs(2)));
+        f.release(&s, true, Duration::from_secs(1), now);
+        assert!(started(f.admit(&s, now)));
+        assert_eq!(
+            f.admit(&s, now),
+            Admission::Defer(Duration::from_secs_f64(0.8 * 2.0 + 0.2 * 1.0))
+        );
+        // Never longer than 5 s, however long its attempts take.
+        f.release(&s, true, Duration::from_secs(30), now);
+        assert!(started(f.admit(&s, now)));
+        assert_eq!(f.admit(&s, now), Admission::Defer(DEFER_SLOW));
     }
 
     #[test]
