@@ -391,6 +391,26 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
     )
     .await;
     assert_eq!(err["detail"][0]["loc"], json!(["query", "iterator"]));
+    // An endpoint id the message did not go to is no iterator of this
+    // list either.
+    let err = expect_json(
+        svix(
+            &app,
+            Method::GET,
+            &format!(
+                "/api/v1/app/reads/msg/{msg_id}/endpoint?iterator=ep_0190b2a400007000800000000000000a"
+            ),
+            None,
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(
+        err["detail"][0]["loc"],
+        json!(["query", "iterator"]),
+        "{err}"
+    );
 
     // A resend is a later delivery of the message: found by the message
     // too (flagged, not by its creation time), its attempt listed, and
@@ -596,6 +616,72 @@ async fn what_the_sdks_send_is_applied_or_refused() {
     ] {
         let err = expect_json(svix(&app, Method::GET, &path, None).await, 422).await;
         assert_eq!(err["detail"][0]["loc"][0], "query", "{path}: {err}");
+    }
+    // An attempt is an iterator only of the lists that hold it: not of
+    // another endpoint's attempts, nor of another message's.
+    let other = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/sdk/endpoint",
+            Some(json!({"url": receiver.url("/y")})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let second = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/sdk/msg",
+            Some(json!({"eventType": "a.b", "payload": {"n": 2}})),
+        )
+        .await,
+        202,
+    )
+    .await;
+    receiver.wait_for(3, WAIT).await;
+    let by_other = format!(
+        "/api/v1/app/sdk/attempt/endpoint/{}",
+        other["id"].as_str().unwrap()
+    );
+    let theirs = eventually("the other endpoint's attempt listed", WAIT, || async {
+        let page = get(&app, &by_other).await;
+        page["data"][0]["id"].as_str().map(str::to_string)
+    })
+    .await;
+    for path in [
+        format!("{by_ep}?iterator={theirs}"),
+        format!(
+            "/api/v1/app/sdk/attempt/msg/{}?iterator={theirs}",
+            msg["id"].as_str().unwrap()
+        ),
+    ] {
+        let err = expect_json(svix(&app, Method::GET, &path, None).await, 422).await;
+        assert_eq!(
+            err["detail"][0]["loc"],
+            json!(["query", "iterator"]),
+            "{path}: {err}"
+        );
+    }
+    // In its own lists it pages on.
+    for path in [
+        format!("{by_other}?iterator={theirs}"),
+        format!(
+            "/api/v1/app/sdk/attempt/msg/{}?iterator={theirs}",
+            second["id"].as_str().unwrap()
+        ),
+    ] {
+        let page = get(&app, &path).await;
+        assert!(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["id"].as_str() != Some(theirs.as_str())),
+            "{path}: {page}"
+        );
     }
     // A raw payload's content type: JSON only.
     let raw = |content_type: &str| {

@@ -430,12 +430,18 @@ impl DeliveryService {
     ) -> Result<(Vec<AttemptListRow>, bool), AppError> {
         let cursor = match query.after {
             Some(id) => {
-                let started = self
+                // Only an attempt the list could have handed out: one of
+                // its subscription's, or of its message's.
+                let at = self
                     .read
-                    .attempt_started(tenant, id)
+                    .attempt_cursor(tenant, id)
                     .await?
+                    .filter(|c| {
+                        query.subscription_id.is_none_or(|s| s == c.subscription_id)
+                            && query.event_id.is_none_or(|e| e == c.event_id)
+                    })
                     .ok_or_else(|| AppError::not_found("attempt", id))?;
-                Some((started, id))
+                Some((at.started_at, id))
             }
             None => None,
         };
@@ -469,7 +475,8 @@ impl DeliveryService {
     /// `backwards`), and whether more follow.
     ///
     /// # Errors
-    /// Storage errors.
+    /// `NotFound` when `after` names a subscription the message did not go
+    /// to; storage errors.
     pub async fn destinations(
         &self,
         tenant: TenantId,
@@ -478,6 +485,12 @@ impl DeliveryService {
         backwards: bool,
         limit: u32,
     ) -> Result<(Vec<DeliveryRecord>, bool), AppError> {
+        // Only a subscription the list could have handed out.
+        if let Some(sub) = after {
+            if !self.read.went_to(tenant, event, sub).await? {
+                return Err(AppError::not_found("subscription", sub));
+            }
+        }
         let mut rows = self
             .read
             .destinations(tenant, event, after, backwards, limit)

@@ -463,15 +463,28 @@ pub trait DeliveryReadModel: Send + Sync {
         query: &AttemptListQuery,
     ) -> Result<Vec<AttemptListRow>, AppError>;
 
-    /// When an attempt of `tenant` started (a list cursor's position).
+    /// Where an attempt of `tenant` stands (a list cursor's position, and
+    /// the lists it can come from).
     ///
     /// # Errors
     /// Storage errors.
-    async fn attempt_started(
+    async fn attempt_cursor(
         &self,
         tenant: TenantId,
         attempt: Uuid,
-    ) -> Result<Option<DateTime<Utc>>, AppError>;
+    ) -> Result<Option<AttemptCursor>, AppError>;
+
+    /// Whether a message went to a subscription (a destinations list's
+    /// cursor).
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn went_to(
+        &self,
+        tenant: TenantId,
+        event: EventId,
+        subscription: SubscriptionId,
+    ) -> Result<bool, AppError>;
 
     /// The subscriptions a message went to, each with its latest delivery
     /// of it, by subscription id past `after` (ascending, or descending
@@ -548,6 +561,15 @@ pub struct SubscriptionStats {
 pub enum AttemptResult {
     Succeeded,
     Failed,
+}
+
+/// An attempt as a list's cursor: when it started, and the subscription
+/// and message it was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptCursor {
+    pub started_at: DateTime<Utc>,
+    pub subscription_id: SubscriptionId,
+    pub event_id: EventId,
 }
 
 /// Which attempts to list.

@@ -368,18 +368,36 @@ impl DeliveryReadModel for LogDeliveries {
         Ok(rows)
     }
 
-    async fn attempt_started(
+    async fn attempt_cursor(
         &self,
         tenant: TenantId,
         attempt: uuid::Uuid,
-    ) -> Result<Option<DateTime<Utc>>, AppError> {
+    ) -> Result<Option<crate::ports::AttemptCursor>, AppError> {
         Ok(self
             .all()
             .into_iter()
             .filter(|(r, _)| r.tenant_id == tenant)
-            .flat_map(|(_, a)| a)
-            .find(|a| a.id == attempt)
-            .map(|a| a.started_at))
+            .find_map(|(r, attempts)| {
+                attempts
+                    .iter()
+                    .find(|a| a.id == attempt)
+                    .map(|a| crate::ports::AttemptCursor {
+                        started_at: a.started_at,
+                        subscription_id: r.subscription_id,
+                        event_id: r.event_id,
+                    })
+            }))
+    }
+
+    async fn went_to(
+        &self,
+        tenant: TenantId,
+        event: EventId,
+        subscription: SubscriptionId,
+    ) -> Result<bool, AppError> {
+        Ok(self.all().into_iter().any(|(r, _)| {
+            r.tenant_id == tenant && r.event_id == event && r.subscription_id == subscription
+        }))
     }
 
     async fn destinations(

@@ -5,9 +5,9 @@ use super::time_page::TimePage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookline_application::ports::{
-    AttemptListQuery, AttemptListRow, AttemptRecord, AttemptResult, AttemptedMessagesQuery,
-    DeliveryListQuery, DeliveryReadModel, DeliveryRecord, DueDelivery, DueQueue, MessageBodies,
-    SubscriptionStats,
+    AttemptCursor, AttemptListQuery, AttemptListRow, AttemptRecord, AttemptResult,
+    AttemptedMessagesQuery, DeliveryListQuery, DeliveryReadModel, DeliveryRecord, DueDelivery,
+    DueQueue, MessageBodies, SubscriptionStats,
 };
 use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryStatus;
@@ -398,19 +398,44 @@ impl DeliveryReadModel for PgDeliveryReadModel {
             .map_err(unavailable)
     }
 
-    async fn attempt_started(
+    async fn attempt_cursor(
         &self,
         tenant: TenantId,
         attempt: Uuid,
-    ) -> Result<Option<DateTime<Utc>>, AppError> {
-        sqlx::query_scalar(
-            "SELECT started_at FROM delivery_attempts WHERE id = $1 AND tenant_id = $2",
+    ) -> Result<Option<AttemptCursor>, AppError> {
+        let row: Option<(DateTime<Utc>, Uuid, Uuid)> = sqlx::query_as(
+            "SELECT a.started_at, a.subscription_id, d.event_id
+               FROM delivery_attempts a JOIN deliveries_view d ON d.id = a.delivery_id
+              WHERE a.id = $1 AND a.tenant_id = $2",
         )
         .bind(attempt)
         .bind(tenant.as_uuid())
         .fetch_optional(&self.pool)
         .await
-        .map_err(unavailable)
+        .map_err(unavailable)?;
+        Ok(row.map(|(started_at, subscription, event)| AttemptCursor {
+            started_at,
+            subscription_id: SubscriptionId::from_uuid(subscription),
+            event_id: EventId::from_uuid(event),
+        }))
+    }
+
+    async fn went_to(
+        &self,
+        tenant: TenantId,
+        event: EventId,
+        subscription: SubscriptionId,
+    ) -> Result<bool, AppError> {
+        let mut sql: QueryBuilder<Postgres> =
+            QueryBuilder::new("SELECT EXISTS (SELECT 1 FROM deliveries_view WHERE id IN (");
+        push_message_deliveries(&mut sql, tenant, event);
+        sql.push(") AND subscription_id = ")
+            .push_bind(*subscription.as_uuid())
+            .push(")");
+        sql.build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)
     }
 
     async fn destinations(

@@ -392,7 +392,14 @@ async fn destinations(
     let (rows, more) = state
         .deliveries
         .destinations(tenant.id, m.id, after, backwards, params.limit()?)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound { .. } => SvixError::invalid(Invalid::query(
+                "iterator",
+                "names no endpoint this message went to",
+            )),
+            other => other.into(),
+        })?;
     let mut data = Vec::with_capacity(rows.len());
     for row in rows {
         let how = ReadSubscription {
