@@ -463,7 +463,12 @@ async fn no_duplicate_subscription_across_two_api_processes() {
     let mut env = app.env.clone();
     env.insert("HOOKLINE_DATABASE_URL".into(), app.db.url.clone());
     let dir = tempfile::tempdir().unwrap();
-    let mut other = ServerProcess::start(&["--role", "api"], &env, dir.path()).await;
+    let mut other = ServerProcess::start(
+        &["--listen", "127.0.0.1:0", "--role", "api"],
+        &env,
+        dir.path(),
+    )
+    .await;
     let t = app.tenant("acme").await;
     let rx = TestReceiver::start().await;
     let body = json!({"url": rx.url("/same"), "events": ["order.*"]});
