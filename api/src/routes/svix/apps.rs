@@ -2,7 +2,7 @@
 //! by their uid. Applications created here get no API key of their own
 //! (the organisation's tokens act for them); `/admin` can issue one.
 
-use super::error::{Invalid, SvixError, SvixResult};
+use super::error::{iterator_names, Invalid, SvixError, SvixResult};
 use super::extract::{svix_time, ListResponse, Params, SvixJson};
 use super::ids::{self, Ref};
 use super::{app, context, Organisation};
@@ -254,12 +254,7 @@ async fn list(
         .tenants
         .list_in_order(order, after, limit)
         .await
-        .map_err(|e| match e {
-            AppError::NotFound { .. } => {
-                SvixError::invalid(Invalid::query("iterator", "names no application"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(iterator_names("names no application"))?;
     Ok(Json(ListResponse::page(
         apps.into_iter().map(ApplicationOut::from).collect(),
         more,

@@ -4,7 +4,7 @@
 //! the order they were first sent there.
 
 use super::attempts::message_status;
-use super::error::{Invalid, SvixError, SvixResult};
+use super::error::{iterator_names, Invalid, SvixError, SvixResult};
 use super::extract::{svix_time_opt, ListResponse, Params};
 use super::ids;
 use super::messages::MessageOut;
@@ -15,7 +15,6 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_application::messages::MessageView;
 use hookline_application::ports::AttemptedMessagesQuery;
-use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryStatus;
 use hookline_domain::EventId;
 use serde::Serialize;
@@ -148,13 +147,7 @@ async fn list(
         .deliveries
         .attempted_messages(tenant.id, target.id, &query)
         .await
-        .map_err(|e| match e {
-            AppError::NotFound { .. } => SvixError::invalid(Invalid::query(
-                "iterator",
-                "names no message sent to this endpoint",
-            )),
-            other => other.into(),
-        })?;
+        .map_err(iterator_names("names no message sent to this endpoint"))?;
     // The page's messages in one read; with content, the page ends once
     // it holds a page's worth of payloads (the rest on the next page).
     let ids: Vec<EventId> = rows.iter().map(|r| r.event_id).collect();

@@ -3,7 +3,7 @@
 //! failed attempt stays failed when a retry follows it, as in Svix.
 
 use super::endpoints::EndpointOut;
-use super::error::{Invalid, SvixError, SvixResult};
+use super::error::{iterator_names, Invalid, SvixError, SvixResult};
 use super::extract::{svix_time, svix_time_opt, ListResponse, Params};
 use super::ids;
 use super::messages::{message, MessageOut};
@@ -18,7 +18,6 @@ use chrono::{DateTime, Utc};
 use hookline_application::deliveries::ListAttempts;
 use hookline_application::ports::{AttemptListRow, AttemptResult};
 use hookline_application::subscriptions::ReadSubscription;
-use hookline_application::AppError;
 use hookline_domain::delivery::DeliveryStatus;
 use hookline_domain::subscription::SubscriptionStatus;
 use hookline_domain::{EventId, SubscriptionId, TenantId};
@@ -173,12 +172,7 @@ async fn page(
         .deliveries
         .list_attempts(tenant, query)
         .await
-        .map_err(|e| match e {
-            AppError::NotFound { .. } => {
-                SvixError::invalid(Invalid::query("iterator", "names no attempt"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(iterator_names("names no attempt"))?;
     let mut data: Vec<MessageAttemptOut> = rows
         .iter()
         .map(|r| MessageAttemptOut::of(r, with_content))
@@ -393,13 +387,7 @@ async fn destinations(
         .deliveries
         .destinations(tenant.id, m.id, after, backwards, params.limit()?)
         .await
-        .map_err(|e| match e {
-            AppError::NotFound { .. } => SvixError::invalid(Invalid::query(
-                "iterator",
-                "names no endpoint this message went to",
-            )),
-            other => other.into(),
-        })?;
+        .map_err(iterator_names("names no endpoint this message went to"))?;
     let mut data = Vec::with_capacity(rows.len());
     for row in rows {
         let how = ReadSubscription {

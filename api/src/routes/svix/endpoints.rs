@@ -5,7 +5,7 @@
 //! (`SecretRevealed`, ADR 0015).
 
 use super::apps::{metadata, rate};
-use super::error::{Invalid, SvixError, SvixResult};
+use super::error::{iterator_names, Invalid, SvixError, SvixResult};
 use super::extract::{parse_time, svix_time, ListResponse, Params, SvixBody, SvixJson};
 use super::ids::{self, Ref};
 use super::{app, context, endpoint, Organisation};
@@ -441,12 +441,7 @@ async fn list(
         .subscriptions
         .list_in_order(tenant.id, ascending != backwards, after, limit)
         .await
-        .map_err(|e| match e {
-            AppError::NotFound { .. } => {
-                SvixError::invalid(Invalid::query("iterator", "names no endpoint"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(iterator_names("names no endpoint"))?;
     Ok(Json(ListResponse::page(
         views.into_iter().map(EndpointOut::from).collect(),
         more,

@@ -103,6 +103,16 @@ impl SvixError {
     }
 }
 
+/// A list's answer with a cursor that names nothing the list holds
+/// (`AppError::NotFound`) as Svix's 422 naming `iterator`, saying `what`;
+/// any other error as it is.
+pub fn iterator_names(what: &'static str) -> impl FnOnce(AppError) -> SvixError {
+    move |e| match e {
+        AppError::NotFound { .. } => SvixError::invalid(Invalid::query("iterator", what)),
+        other => other.into(),
+    }
+}
+
 impl From<Vec<ValidationError>> for SvixError {
     fn from(errors: Vec<ValidationError>) -> Self {
         Self::Validation(

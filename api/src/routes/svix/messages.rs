@@ -4,7 +4,7 @@
 //! payload exactly as sent.
 
 use super::apps::ApplicationIn;
-use super::error::{Invalid, SvixError, SvixResult};
+use super::error::{iterator_names, Invalid, SvixError, SvixResult};
 use super::extract::{svix_time, ListResponse, Params, SvixJson};
 use super::ids::{self, Ref};
 use super::{app, context, Organisation};
@@ -437,12 +437,7 @@ async fn list(
             },
         )
         .await
-        .map_err(|e| match e {
-            AppError::NotFound { .. } => {
-                SvixError::invalid(Invalid::query("iterator", "names no message"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(iterator_names("names no message"))?;
     Ok(Json(ListResponse::page(
         messages
             .iter()
