@@ -842,3 +842,86 @@ async fn what_the_sdks_send_is_applied_or_refused() {
         "{err}"
     );
 }
+
+/// As Svix's server does, `after` alone pages forwards in time from it: the
+/// oldest messages after it first (each page newest first), the newer
+/// ones through `prevIterator`, so a client syncing from where it stopped
+/// misses none. With `before` as well, or alone, pages run newest first.
+#[tokio::test]
+async fn after_alone_pages_forwards_in_time() {
+    let app = TestApp::spawn().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Sync", "uid": "sync"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let t0 = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let mut sent = Vec::new();
+    for i in 0..7 {
+        let m = expect_json(
+            svix(
+                &app,
+                Method::POST,
+                "/api/v1/app/sync/msg",
+                Some(json!({"eventType": "a.b", "payload": {"i": i}})),
+            )
+            .await,
+            202,
+        )
+        .await;
+        sent.push(m["id"].as_str().unwrap().to_string());
+    }
+    let after = t0
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .replace('+', "%2B");
+    let ids = |page: &Value| -> Vec<String> { hookline_tests::strings(&page["data"], "id") };
+    let mut page = get(&app, &format!("/api/v1/app/sync/msg?after={after}&limit=3")).await;
+    let mut seen: Vec<String> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let mut got = ids(&page);
+        // Each page newest first.
+        got.reverse();
+        seen.extend(got);
+        pages += 1;
+        assert!(pages <= 3, "{page}");
+        if page["done"] == true {
+            break;
+        }
+        page = get(
+            &app,
+            &format!(
+                "/api/v1/app/sync/msg?limit=3&iterator={}",
+                page["prevIterator"].as_str().unwrap()
+            ),
+        )
+        .await;
+    }
+    assert_eq!(seen, sent, "oldest first across pages, none missed");
+    // The first page held the oldest three.
+    let first = get(&app, &format!("/api/v1/app/sync/msg?after={after}&limit=3")).await;
+    assert_eq!(
+        ids(&first),
+        [sent[2].clone(), sent[1].clone(), sent[0].clone()]
+    );
+    assert_eq!(first["done"], false);
+    // `before` too: newest first, as without either.
+    let before = (chrono::Utc::now() + chrono::Duration::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .replace('+', "%2B");
+    let both = get(
+        &app,
+        &format!("/api/v1/app/sync/msg?after={after}&before={before}&limit=3"),
+    )
+    .await;
+    assert_eq!(
+        ids(&both),
+        [sent[6].clone(), sent[5].clone(), sent[4].clone()]
+    );
+}

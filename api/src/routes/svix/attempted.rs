@@ -123,7 +123,8 @@ async fn list(
     let channel = params.channel()?;
     let (since, until) = (params.time("after")?, params.time("before")?);
     let limit = params.limit()?;
-    let (after, backwards) = params.page_start("a message", |c| ids::message_ref(c).ok()?.id())?;
+    let (after, backwards) =
+        params.time_page_start("a message", |c| ids::message_ref(c).ok()?.id())?;
     let statuses = match filter {
         StatusFilter::Any => None,
         StatusFilter::Only(s) => Some(s),

@@ -131,7 +131,7 @@ fn filters(params: &Params) -> SvixResult<Option<ListAttempts>> {
         }
     };
     let channel = params.channel()?;
-    let (after, backwards) = params.page_start("an attempt", |c| ids::attempt_id(c).ok())?;
+    let (after, backwards) = params.time_page_start("an attempt", |c| ids::attempt_id(c).ok())?;
     if none {
         return Ok(None);
     }
@@ -157,12 +157,12 @@ async fn page(
 ) -> SvixResult<Json<ListResponse<MessageAttemptOut>>> {
     let with_content = params.flag("with_content", true)?;
     let with_msg = params.flag("with_msg", false)?;
-    let backwards = params.iterator().is_some_and(|c| c.backwards);
     let Some(query) = filters(params)? else {
         return Ok(Json(ListResponse::page(vec![], false, false, |_| {
             String::new()
         })));
     };
+    let backwards = query.oldest_first;
     let query = ListAttempts {
         event_id: scope.0,
         subscription_id: scope.1,

@@ -274,6 +274,28 @@ impl Params {
         Ok((Some(id), cursor.backwards))
     }
 
+    /// [`Self::page_start`] for the lists bounded by time (`before`,
+    /// `after`): as Svix's server does, `after` alone (no iterator, no
+    /// `before`) starts the page at the oldest item after that time and
+    /// reads forwards in time (newer items through `prevIterator`), so a
+    /// client syncing from where it stopped misses nothing.
+    ///
+    /// # Errors
+    /// As [`Self::page_start`].
+    pub fn time_page_start<T>(
+        &self,
+        what: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> SvixResult<(Option<T>, bool)> {
+        let (start, backwards) = self.page_start(what, parse)?;
+        Ok((start, backwards || self.forwards_from_after()))
+    }
+
+    /// No iterator, `after` and no `before` (see [`Self::time_page_start`]).
+    fn forwards_from_after(&self) -> bool {
+        self.iterator().is_none() && self.get("after").is_some() && self.get("before").is_none()
+    }
+
     /// `order`: `ascending` or `descending`; `ascending_by_default` when
     /// absent.
     ///
@@ -397,6 +419,35 @@ mod tests {
 
     fn params(q: &str) -> Params {
         Params::from_query(q)
+    }
+
+    #[test]
+    fn after_alone_reads_forwards_in_time_from_it() {
+        let id = |c: &str| Some(c.to_string());
+        let start = |q: &str| params(q).time_page_start("x", id).unwrap();
+        assert_eq!(start(""), (None, false));
+        assert_eq!(start("after=2026-01-01T00:00:00Z"), (None, true));
+        assert_eq!(
+            start("after=2026-01-01T00:00:00Z&before=2026-02-01T00:00:00Z"),
+            (None, false)
+        );
+        assert_eq!(start("before=2026-02-01T00:00:00Z"), (None, false));
+        // An iterator says which way the page runs.
+        assert_eq!(
+            start("after=2026-01-01T00:00:00Z&iterator=m1"),
+            (Some("m1".to_string()), false)
+        );
+        assert_eq!(
+            start("after=2026-01-01T00:00:00Z&iterator=-m1"),
+            (Some("m1".to_string()), true)
+        );
+        // Lists not bounded by time keep their order.
+        assert_eq!(
+            params("after=2026-01-01T00:00:00Z")
+                .page_start("x", id)
+                .unwrap(),
+            (None, false)
+        );
     }
 
     #[test]

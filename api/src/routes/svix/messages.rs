@@ -419,7 +419,8 @@ async fn list(
     params.refuse_tag()?;
     let limit = params.limit()?;
     let with_content = params.flag("with_content", true)?;
-    let (after, backwards) = params.page_start("a message", |c| ids::message_ref(c).ok()?.id())?;
+    let (after, backwards) =
+        params.time_page_start("a message", |c| ids::message_ref(c).ok()?.id())?;
     let channel = params.channel()?;
     let (messages, more) = state
         .messages
