@@ -925,3 +925,97 @@ async fn after_alone_pages_forwards_in_time() {
         [sent[6].clone(), sent[5].clone(), sent[4].clone()]
     );
 }
+
+/// A PUT replaces an event type, as Svix's server does: a schema or group
+/// it leaves out is gone (a create's defaults), not kept and still checked.
+#[tokio::test]
+async fn putting_an_event_type_replaces_what_it_leaves_out() {
+    let app = TestApp::spawn().await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/event-type",
+            Some(
+                json!({"name": "order.placed", "description": "d", "groupName": "Sales",
+                        "deprecated": true,
+                        "schemas": {"1": {"type": "object", "required": ["a"]}}}),
+            ),
+        )
+        .await,
+        201,
+    )
+    .await;
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "Shop", "uid": "shop"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let refused = svix(
+        &app,
+        Method::POST,
+        "/api/v1/app/shop/msg",
+        Some(json!({"eventType": "order.placed", "payload": {"b": 1}})),
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+    let put = expect_json(
+        svix(
+            &app,
+            Method::PUT,
+            "/api/v1/event-type/order.placed",
+            Some(json!({"description": "replaced"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(put["description"], "replaced");
+    assert_eq!(put["deprecated"], false);
+    assert_eq!(put["schemas"], Value::Null, "{put}");
+    assert_eq!(put["groupName"], "order", "{put}");
+    // Payloads are no longer checked against the schema that was left out.
+    expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/shop/msg",
+            Some(json!({"eventType": "order.placed", "payload": {"b": 1}})),
+        )
+        .await,
+        202,
+    )
+    .await;
+    // The same PUT again changes nothing, and writes nothing.
+    let events = |app: &TestApp| {
+        let pool = app.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM events WHERE aggregate_type = 'EventType'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let before = events(&app).await;
+    let again = expect_json(
+        svix(
+            &app,
+            Method::PUT,
+            "/api/v1/event-type/order.placed",
+            Some(json!({"description": "replaced"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(again["schemas"], Value::Null);
+    assert_eq!(events(&app).await, before);
+}

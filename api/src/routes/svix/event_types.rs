@@ -505,7 +505,8 @@ async fn change(
 
 /// Update Event Type
 ///
-/// Creates it (201) or replaces its fields (200).
+/// Creates it (201) or replaces it (200): a field left out is set as a
+/// create would set it (no schema, the name's group).
 #[utoipa::path(
     put,
     path = "/api/v1/event-type/{event_type_name}",
@@ -533,9 +534,14 @@ async fn upsert(
     }
     let name = name(&event_type_name, "event_type_name")?;
     let ctx = org_ctx(&org, request_id);
+    // A PUT replaces the type: what it leaves out is what a create would
+    // make (no schema, the name's group, neither archived nor deprecated),
+    // as Svix's server does.
     let input = EventTypeIn {
         archived: Some(input.archived.unwrap_or(false)),
         deprecated: Some(input.deprecated.unwrap_or(false)),
+        schemas: Some(input.schemas.flatten()),
+        group_name: Some(input.group_name.clone().unwrap_or_else(|| group_of(&name))),
         ..input
     };
     // Two requests putting a new name at once: the one whose create finds
