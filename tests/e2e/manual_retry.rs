@@ -433,3 +433,63 @@ async fn retries_never_send_an_attempt_twice_nor_revive_an_inactive_subscription
     assert_eq!(refused["code"], "subscription_deleted", "{refused}");
     assert_eq!(rx.count(), 2);
 }
+
+/// A delivery waiting out a backoff after a failure is sent at once by a
+/// recover (the receiver is back), not after its backoff: what Svix's
+/// recover does for a message with a failed attempt and no success.
+#[tokio::test]
+async fn recover_sends_now_a_delivery_waiting_out_a_backoff() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_RETRY_SCHEDULE".into(), "600".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    let sub = app
+        .subscribe(&t, json!({"url": rx.url("/r"), "events": ["a.b"]}))
+        .await;
+    let sub_id = sub["id"].as_str().unwrap();
+    rx.script(vec![Reply::status(503)]);
+    let since = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let id = publish(&app, &t, "a.b", json!({"n": 1})).await["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rx.wait_for(1, WAIT).await;
+    // Its first attempt failed; the next is ten minutes away.
+    hookline_tests::eventually("the failure recorded, and listed", WAIT, || async {
+        let d = expect_json(app.get(&t, &format!("/v1/deliveries/{id}")).await, 200).await;
+        let listed = expect_json(
+            app.get(&t, &format!("/v1/deliveries?subscription_id={sub_id}"))
+                .await,
+            200,
+        )
+        .await;
+        (d["status"] == "pending" && d["attempts"] == 1 && listed["data"][0]["attempts"] == 1)
+            .then_some(())
+    })
+    .await;
+    let res = app
+        .post(
+            &t,
+            &format!("/v1/subscriptions/{sub_id}/recover"),
+            json!({"since": since.to_rfc3339()}),
+        )
+        .await;
+    let recovered = expect_json(res, 202).await;
+    assert_eq!(recovered["delivery_ids"], json!([id]), "{recovered}");
+    wait_status(&app, &t, &id, "delivered", WAIT).await;
+    assert_eq!(rx.count(), 2);
+    // Nothing left to recover.
+    let again = expect_json(
+        app.post(
+            &t,
+            &format!("/v1/subscriptions/{sub_id}/recover"),
+            json!({"since": since.to_rfc3339()}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    assert_eq!(again["recovered"], 0);
+}

@@ -604,8 +604,11 @@ impl DeliveryService {
         })
     }
 
-    /// Queues again every failed or abandoned delivery of a subscription
-    /// created since `since` (and before `until`, when given).
+    /// Queues again every failed, abandoned or skipped delivery of a
+    /// subscription created since `since` (and before `until`, when
+    /// given), and sends now those waiting out a backoff after a failure
+    /// (the receiver is back: no reason to wait; one whose next attempt is
+    /// due anyway is left to it).
     ///
     /// # Errors
     /// 404 for another tenant's subscription, 409 for an inactive one.

@@ -439,8 +439,10 @@ pub trait DeliveryReadModel: Send + Sync {
         tenant: TenantId,
         ids: &[DeliveryId],
     ) -> Result<Vec<DeliveryRecord>, AppError>;
-    /// Failed and abandoned deliveries of a subscription created since
-    /// `since` (and before `until`, when given).
+    /// Failed, abandoned and skipped deliveries of a subscription created
+    /// since `since` (and before `until`, when given), and pending ones
+    /// that have failed (waiting out a backoff, which a recover brings
+    /// forward).
     ///
     /// # Errors
     /// Storage errors.

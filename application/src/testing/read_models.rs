@@ -291,12 +291,12 @@ impl DeliveryReadModel for LogDeliveries {
                     && r.subscription_id == subscription
                     && r.created_at >= since
                     && until.is_none_or(|u| r.created_at < u)
-                    && matches!(
+                    && (matches!(
                         r.status,
                         DeliveryStatus::Failed
                             | DeliveryStatus::Abandoned
                             | DeliveryStatus::Skipped
-                    )
+                    ) || (r.status == DeliveryStatus::Pending && r.attempts > 0))
             })
             .map(|r| r.id)
             .collect())

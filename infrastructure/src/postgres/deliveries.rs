@@ -318,7 +318,8 @@ impl DeliveryReadModel for PgDeliveryReadModel {
     ) -> Result<Vec<DeliveryId>, AppError> {
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT id FROM deliveries_view
-             WHERE tenant_id = $1 AND subscription_id = $2 AND status IN ('failed', 'abandoned', 'skipped') AND created_at >= $3
+             WHERE tenant_id = $1 AND subscription_id = $2 AND created_at >= $3
+               AND (status IN ('failed', 'abandoned', 'skipped') OR (status = 'pending' AND attempts > 0))
                AND ($4::timestamptz IS NULL OR created_at < $4)
              ORDER BY created_at, id",
         )
