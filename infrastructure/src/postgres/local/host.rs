@@ -15,6 +15,8 @@ pub struct Owner {
 /// The directory holding `initdb`, `pg_ctl` and `postgres`.
 ///
 /// # Errors
+/// [`LocalPgError::NotInPgBin`] when `HOOKLINE_PG_BIN` names a directory
+/// without them (no fallback: the setting is meant), else
 /// [`LocalPgError::BinariesMissing`].
 pub fn find_binaries() -> Result<PathBuf, LocalPgError> {
     let has_all = |dir: &Path| {
@@ -26,7 +28,7 @@ pub fn find_binaries() -> Result<PathBuf, LocalPgError> {
         return if has_all(&dir) {
             Ok(dir)
         } else {
-            Err(LocalPgError::BinariesMissing)
+            Err(LocalPgError::NotInPgBin(dir.display().to_string()))
         };
     }
     if let Some(path) = std::env::var_os("PATH") {

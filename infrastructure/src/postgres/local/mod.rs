@@ -45,6 +45,12 @@ pub enum LocalPgError {
          HOOKLINE_PG_BIN at their directory, or set DATABASE_URL to use an existing server"
     )]
     BinariesMissing,
+    #[error(
+        "HOOKLINE_PG_BIN is {0}, which does not hold initdb, pg_ctl and postgres; point it at \
+         the directory that does (Debian/Ubuntu: /usr/lib/postgresql/<version>/bin), or unset \
+         it to look on PATH and under /usr/lib/postgresql/*/bin"
+    )]
+    NotInPgBin(String),
     #[error("running as root needs a `postgres` system user to own the cluster (Postgres refuses to run as root); create one (`useradd --system postgres`) or run Hookline as another user")]
     NoPostgresUser,
     #[error("{what}: {source}")]
