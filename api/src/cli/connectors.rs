@@ -28,7 +28,11 @@ pub(super) struct SubscribeArgs {
     /// URL EVENTS USERNAME ACCESS_KEY CLIENT_ID CLIENT_SECRET (without URL
     /// when --via-source). EVENTS is comma-separated, e.g.
     /// products.create,products.update.
-    #[arg(num_args = 5..=6, value_name = "ARGS", required = true)]
+    #[arg(
+        num_args = 5..=6,
+        value_names = ["URL", "EVENTS", "USERNAME", "ACCESS_KEY", "CLIENT_ID", "CLIENT_SECRET"],
+        required = true
+    )]
     args: Vec<String>,
     /// The tenant the subscriptions are for.
     #[arg(long, value_name = "TENANT_ID")]
@@ -65,11 +69,13 @@ pub(super) enum SiigoCommand {
     Subscribe(Box<SubscribeArgs>),
     /// List the tenant's Siigo subscriptions.
     List {
+        /// The tenant whose subscriptions to list.
         #[arg(long, value_name = "TENANT_ID")]
         tenant: String,
         /// Removed ones too.
         #[arg(long)]
         include_removed: bool,
+        /// One JSON object per line.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -79,6 +85,7 @@ pub(super) enum SiigoCommand {
     Remove {
         /// The id Hookline recorded it under.
         id: String,
+        /// The tenant it belongs to.
         #[arg(long, value_name = "TENANT_ID")]
         tenant: String,
         #[command(flatten)]

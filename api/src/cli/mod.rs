@@ -90,7 +90,7 @@ enum Command {
         /// Address to listen on. Default: 127.0.0.1:8080
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
-        /// Which parts to run: api, worker or all.
+        /// Which parts to run: api, worker or all. Default: all
         #[arg(long, value_name = "ROLE")]
         role: Option<String>,
         /// Also serve GET /metrics (and nothing else) on this address.
@@ -164,6 +164,7 @@ enum AuditCommand {
     },
     /// Recompute every hash chain and check sequences (exit code 2 on tampering).
     Verify {
+        /// Only this tenant's chains.
         #[arg(long, value_name = "ID")]
         tenant: Option<String>,
         /// Also check chain heads recorded earlier by `audit heads`.
@@ -174,6 +175,7 @@ enum AuditCommand {
     },
     /// Print every aggregate's chain head and a digest, to anchor elsewhere.
     Heads {
+        /// Only this tenant's chains.
         #[arg(long, value_name = "ID")]
         tenant: Option<String>,
         /// Write here instead of standard output (refused if it exists,

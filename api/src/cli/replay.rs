@@ -83,10 +83,15 @@ pub async fn run(s: Services, projection: String, check: bool) -> anyhow::Result
         }
     }
     if !failed.is_empty() {
-        anyhow::bail!(
-            "could not rebuild {} (see above); the others were rebuilt",
-            failed.join(", ")
-        );
+        let verb = if check { "check" } else { "rebuild" };
+        let others = if failed.len() == targets.len() {
+            String::new()
+        } else if check {
+            "; the others were checked".to_string()
+        } else {
+            "; the others were rebuilt".to_string()
+        };
+        anyhow::bail!("could not {verb} {} (see above){others}", failed.join(", "));
     }
     Ok(if differ {
         ExitCode::from(EXIT_DIFFERENT)

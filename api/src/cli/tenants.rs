@@ -36,13 +36,16 @@ pub(super) enum TenantsCommand {
     },
     /// Show one tenant.
     Show {
+        /// The tenant's id.
         id: String,
         #[command(flatten)]
         db: DbArgs,
     },
     /// Rename a tenant.
     Rename {
+        /// The tenant's id.
         id: String,
+        /// The new display name.
         name: String,
         #[command(flatten)]
         db: DbArgs,
@@ -50,6 +53,7 @@ pub(super) enum TenantsCommand {
     /// Delete a tenant (soft): its keys stop working and its subscriptions
     /// are deleted.
     Delete {
+        /// The tenant's id.
         id: String,
         #[command(flatten)]
         db: DbArgs,
@@ -65,19 +69,23 @@ pub(super) enum TenantsCommand {
 pub(super) enum KeysCommand {
     /// Issue another key (printed once).
     Create {
+        /// The tenant's id.
         tenant: String,
         #[command(flatten)]
         db: DbArgs,
     },
     /// List a tenant's keys (masked).
     List {
+        /// The tenant's id.
         tenant: String,
         #[command(flatten)]
         db: DbArgs,
     },
     /// Revoke a key: it is refused from now on, by every process.
     Revoke {
+        /// The tenant's id.
         tenant: String,
+        /// The key's id (from `keys list`).
         key_id: String,
         #[command(flatten)]
         db: DbArgs,

@@ -228,7 +228,7 @@ pub(super) fn flag(name: &str, raw: Option<String>) -> Result<bool, ConfigError>
         None | Some("") | Some("false" | "0" | "no" | "off") => Ok(false),
         Some("true" | "1" | "yes" | "on") => Ok(true),
         Some(other) => Err(ConfigError(format!(
-            "{name} must be true or false (got '{other}')"
+            "{name} must be true or false (also 1/0, yes/no, on/off; got '{other}')"
         ))),
     }
 }
