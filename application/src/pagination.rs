@@ -114,9 +114,15 @@ pub fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Ut
             DateTime::parse_from_rfc3339(v)
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|_| {
+                    // A `+` written into a URL's query arrives as a space.
+                    let hint = if v.contains(' ') {
+                        " (a `+` in a URL's query is read as a space: write it %2B)"
+                    } else {
+                        ""
+                    };
                     AppError::invalid(hookline_domain::ValidationError::new(
                         field,
-                        "must be an RFC 3339 time such as 2026-01-31T12:00:00Z",
+                        format!("must be an RFC 3339 time such as 2026-01-31T12:00:00Z{hint}"),
                     ))
                 })
         })
@@ -169,6 +175,21 @@ pub fn paginate<R, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_whose_plus_became_a_space_is_refused_with_the_fix() {
+        let err = parse_time("as_of", Some("2026-12-06T13:17:50 01:00"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("%2B"), "{err}");
+        let plain = parse_time("as_of", Some("yesterday"))
+            .unwrap_err()
+            .to_string();
+        assert!(!plain.contains("%2B"), "{plain}");
+        assert!(parse_time("as_of", Some("2026-12-06T13:17:50+01:00"))
+            .unwrap()
+            .is_some());
+    }
 
     #[test]
     fn cursors_round_trip_and_garbage_is_rejected() {

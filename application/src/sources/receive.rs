@@ -393,7 +393,7 @@ impl InboundService {
                             now,
                             RefusalStatus::BadRequest,
                             "invalid_body",
-                            format!("the body must be a JSON object: {}", e.reason),
+                            format!("the body {}", e.reason),
                         )
                         .await)
                 }
