@@ -924,6 +924,24 @@ async fn after_alone_pages_forwards_in_time() {
         ids(&both),
         [sent[6].clone(), sent[5].clone(), sent[4].clone()]
     );
+    // A message lists at most 5 channels, as Svix allows.
+    let six: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    let err = expect_json(
+        svix(
+            &app,
+            Method::POST,
+            "/api/v1/app/sync/msg",
+            Some(json!({"eventType": "a.b", "payload": {}, "channels": six})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(
+        err["detail"][0]["loc"],
+        json!(["body", "channels"]),
+        "{err}"
+    );
 }
 
 /// A PUT replaces an event type, as Svix's server does: a schema or group

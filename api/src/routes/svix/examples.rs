@@ -11,6 +11,7 @@ use super::{app, context, endpoint, Organisation};
 use crate::middleware::CurrentRequestId;
 use crate::state::AppState;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use hookline_application::AppError;
 use hookline_domain::EventType;
@@ -100,7 +101,7 @@ fn example(
     params(("app_id" = String, Path, description = "The application's id (`app_…`) or uid."), ("endpoint_id" = String, Path, description = "The endpoint's id (`ep_…`) or uid.")),
     request_body = EventExampleIn,
     responses(
-        (status = 202, description = "Sent.", body = MessageOut),
+        (status = 200, description = "Sent.", body = MessageOut),
         (status = 400, description = "- `invalid_scheme`: the event type has no example"),
         (status = 404, description = "- `not_found`: no such application, endpoint or event type"),
         (status = 409, description = "- `subscription_inactive`: the endpoint is disabled"),
@@ -150,7 +151,8 @@ async fn send_example(
         .publish
         .send_example(&ctx, target.id, &name, &data)
         .await?;
-    accepted(&state, tenant.id, sent.value.event_id, true).await
+    // 200, as Svix answers it (a message create is 202).
+    accepted(&state, tenant.id, sent.value.event_id, true, StatusCode::OK).await
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Svix's payload limit.
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
+/// Channels a message may list (Svix's `MessageIn.channels`).
+const MESSAGE_CHANNELS: usize = 5;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransformationsParams {
@@ -70,9 +72,10 @@ pub struct MessageIn {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub event_id: Option<String>,
-    /// Endpoints with channels receive it only on one of theirs.
+    /// Endpoints with channels receive it only on one of theirs (at most
+    /// 5, as Svix allows a message).
     #[serde(default)]
-    #[schema(min_items = 1, max_items = 10)]
+    #[schema(min_items = 1, max_items = 5)]
     pub channels: Option<Vec<String>>,
     /// The application to create when the path names none.
     #[serde(default)]
@@ -237,6 +240,13 @@ impl MessageIn {
             .ok()
             .flatten();
         let channels = match self.channels.as_deref() {
+            Some(c) if c.len() > MESSAGE_CHANNELS => {
+                errors.push(Invalid::body(
+                    "channels",
+                    format!("a message lists at most {MESSAGE_CHANNELS} channels"),
+                ));
+                None
+            }
             Some(c) => Channels::parse(c, "channels")
                 .map(Some)
                 .map_err(|e| errors.push(Invalid::body(&e.field, e.reason)))
@@ -359,7 +369,14 @@ async fn create(
         app_or_create(&state, &org, &request_id, &app_id, input.application.take()).await?;
     let ctx = context(&org, request_id, tenant.id);
     let published = state.publish.publish(&ctx, checked.event).await?;
-    accepted(&state, tenant.id, published.value.event_id, with_content).await
+    accepted(
+        &state,
+        tenant.id,
+        published.value.event_id,
+        with_content,
+        StatusCode::ACCEPTED,
+    )
+    .await
 }
 
 /// `202` with a message just published. Unlike `/v1/events`, answered once
@@ -370,14 +387,11 @@ pub(super) async fn accepted(
     tenant: TenantId,
     event: EventId,
     with_content: bool,
+    status: StatusCode,
 ) -> SvixResult<Response> {
     let message = state.messages.get(tenant, event).await?;
     let listed = state.messages.settle().await;
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(MessageOut::of(&message, with_content)),
-    )
-        .into_response();
+    let mut response = (status, Json(MessageOut::of(&message, with_content))).into_response();
     if !listed {
         response.headers_mut().insert(
             crate::routes::CONSISTENCY_HEADER,
