@@ -401,22 +401,45 @@ impl SiigoClient {
         Ok(answer)
     }
 
-    /// The subscriptions Siigo has (a bare array or `{results: […]}`).
+    /// The subscriptions Siigo has: a bare array, or `{results: […]}`
+    /// pages (Siigo's list shape, with `pagination.total_results`), read
+    /// page after page (`?page=N`) until they hold that many, a page comes
+    /// back empty, or [`MAX_LIST_PAGES`] were read.
     async fn list(&self, account: &SiigoAccount) -> Result<Vec<Value>, UpstreamFailure> {
-        let answer = self
-            .retrying(|| self.authorised(account, Method::GET, "/v1/webhooks", None))
-            .await?;
-        if !answer.status.is_success() {
-            return Err(refused(&answer));
-        }
-        Ok(match answer.body {
-            Value::Array(items) => items,
-            Value::Object(mut map) => match map.remove("results") {
-                Some(Value::Array(items)) => items,
+        let mut items = Vec::new();
+        for page in 1..=MAX_LIST_PAGES {
+            let path = if page == 1 {
+                "/v1/webhooks".to_string()
+            } else {
+                format!("/v1/webhooks?page={page}")
+            };
+            let answer = self
+                .retrying(|| self.authorised(account, Method::GET, &path, None))
+                .await?;
+            if !answer.status.is_success() {
+                return Err(refused(&answer));
+            }
+            let Value::Object(mut map) = answer.body else {
+                if let Value::Array(all) = answer.body {
+                    items.extend(all);
+                }
+                return Ok(items);
+            };
+            let got = match map.remove("results") {
+                Some(Value::Array(got)) => got,
                 _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        })
+            };
+            let read = got.len();
+            items.extend(got);
+            let total = map
+                .get("pagination")
+                .and_then(|p| p.get("total_results"))
+                .and_then(Value::as_u64);
+            if read == 0 || total.is_none_or(|t| items.len() as u64 >= t) {
+                return Ok(items);
+            }
+        }
+        Ok(items)
     }
 
     /// A subscription Siigo already has for this URL and topic (a create
@@ -441,6 +464,10 @@ fn refused(answer: &Answer) -> UpstreamFailure {
         detail: answer.detail.clone(),
     }
 }
+
+/// Pages of Siigo's list read at most (a lost create is looked for in
+/// them): thousands of subscriptions at Siigo's page sizes.
+const MAX_LIST_PAGES: u32 = 100;
 
 /// Text from Siigo's answer that Hookline records: 1–256 characters, none
 /// of them a control character (a NUL cannot be stored in the read

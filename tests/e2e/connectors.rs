@@ -892,6 +892,46 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
         .count();
     assert_eq!(creates, 2, "one create and one list, not a second create");
 
+    // Siigo's list in pages: the lost create is on the second one, which
+    // the check reads (it was made twice when only the first was read).
+    let siigo = TestReceiver::start().await;
+    let other = |n: u32| {
+        json!({"id": format!("up-other-{n}"), "url": format!("https://erp.example/other-{n}"),
+               "topic": "public.siigoapi.products.create"})
+    };
+    siigo.script(vec![
+        json_reply(token.clone()),
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(&huge),
+        json_reply(
+            json!({"pagination": {"page": 1, "page_size": 2, "total_results": 3},
+                          "results": [other(1), other(2)],
+                          "_links": {"next": {"href": "/v1/webhooks?page=2"}}}),
+        ),
+        json_reply(
+            json!({"pagination": {"page": 2, "page_size": 2, "total_results": 3},
+                          "results": [{"id": "up-5", "url": "https://erp.example/paged",
+                                       "topic": "public.siigoapi.products.create"}]}),
+        ),
+    ]);
+    let created = provision(
+        "https://erp.example/paged",
+        "access-key-0005",
+        siigo.url(""),
+        201,
+    )
+    .await;
+    assert_eq!(created["upstream_ids"], json!(["up-5"]), "{created}");
+    let queries: Vec<String> = siigo
+        .received()
+        .iter()
+        .filter(|r| r.path == "/v1/webhooks")
+        .map(|r| r.query.clone())
+        .collect();
+    // One create, then the list's two pages; no second create.
+    assert_eq!(queries, ["", "", "page=2"], "{queries:?}");
+
     // Every try's answer lost, the last one's too: the check after the
     // last try finds what it made (nothing is left at Siigo unrecorded).
     let siigo = TestReceiver::start().await;

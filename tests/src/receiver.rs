@@ -52,6 +52,8 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub path: String,
+    /// The query string (empty without one).
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
@@ -113,6 +115,7 @@ async fn handle(
         };
         inner.received.push(Received {
             path: uri.path().to_string(),
+            query: uri.query().unwrap_or_default().to_string(),
             headers,
             body,
             at: Instant::now(),
