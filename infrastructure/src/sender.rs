@@ -221,8 +221,10 @@ pub fn parse_retry_after(value: &str) -> Option<u64> {
             .ok()?
             .with_timezone(&Utc),
     };
-    let delta = at - Utc::now();
-    Some(u64::try_from(delta.num_seconds()).unwrap_or(0))
+    // Whole seconds, rounded up: never before the time asked for (a date
+    // 11.2 s ahead is 12 s, not 11).
+    let millis = (at - Utc::now()).num_milliseconds();
+    Some(u64::try_from(millis).map_or(0, |ms| ms.div_ceil(1000)))
 }
 
 fn chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
@@ -324,6 +326,18 @@ mod tests {
         let secs = parse_retry_after(&future).unwrap();
         assert!((85..=90).contains(&secs), "{secs}");
         assert_eq!(parse_retry_after("soon"), None);
+        // Never before the date: rounded up to the next whole second.
+        let at = Utc::now() + chrono::Duration::milliseconds(11_200);
+        let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let secs = parse_retry_after(&date).unwrap();
+        let after = Utc::now();
+        let asked = chrono::DateTime::parse_from_rfc2822(&date.replace("GMT", "+0000"))
+            .unwrap()
+            .with_timezone(&Utc);
+        assert!(
+            after + chrono::Duration::seconds(i64::try_from(secs).unwrap()) >= asked,
+            "{secs} s from {after} is before {asked}"
+        );
         // RFC 850 and asctime forms, which RFC 9110 has recipients accept.
         let at = Utc::now() + chrono::Duration::seconds(90);
         for form in [
