@@ -27,6 +27,17 @@ pub(crate) async fn svix(
     req.send().await.unwrap()
 }
 
+/// [`svix`]'s answer, which must have `status`, as JSON.
+pub(crate) async fn svix_json(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+) -> Value {
+    expect_json(svix(app, method, path, body).await, status).await
+}
+
 /// Racing PUTs of one new object: one creates it (201), the others
 /// update it (200).
 async fn one_created_the_rest_updated(

@@ -1,7 +1,7 @@
 //! The Svix-compatible API's endpoint headers, one attempt, a message's
 //! destinations and an endpoint's statistics, against real receivers.
 
-use crate::svix_api::svix;
+use crate::svix_api::{svix, svix_json};
 use hookline_tests::receiver::{Reply, TestReceiver};
 use hookline_tests::{eventually, expect_json, TestApp};
 use reqwest::Method;
@@ -24,25 +24,19 @@ async fn endpoint_headers_are_read_replaced_and_merged_and_sent() {
     let app = TestApp::spawn().await;
     app.ready().await;
     let receiver = TestReceiver::start().await;
-    expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app",
-            Some(json!({"name": "Heads", "uid": "heads"})),
-        )
-        .await,
+    svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app",
+        Some(json!({"name": "Heads", "uid": "heads"})),
         201,
     )
     .await;
-    expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/heads/endpoint",
-            Some(json!({"url": receiver.url("/h"), "uid": "main", "headers": {"X-Made": "at-create"}})),
-        )
-        .await,
+    svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/heads/endpoint",
+        Some(json!({"url": receiver.url("/h"), "uid": "main", "headers": {"X-Made": "at-create"}})),
         201,
     )
     .await;
@@ -76,14 +70,11 @@ async fn endpoint_headers_are_read_replaced_and_merged_and_sent() {
         json!({"headers": {"X-Region": "eu"}, "sensitive": ["Authorization"]})
     );
     // The message goes out with them, the sensitive one in full.
-    let msg = expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/heads/msg",
-            Some(json!({"eventType": "a.b", "payload": {"n": 1}})),
-        )
-        .await,
+    let msg = svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/heads/msg",
+        Some(json!({"eventType": "a.b", "payload": {"n": 1}})),
         202,
     )
     .await;
@@ -121,14 +112,11 @@ async fn endpoint_headers_are_read_replaced_and_merged_and_sent() {
         );
     }
     // A name twice (in two cases) is refused, as in PUT.
-    let err = expect_json(
-        svix(
-            &app,
-            Method::PATCH,
-            path,
-            Some(json!({"headers": {"X-B": "upper", "x-b": "lower"}})),
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::PATCH,
+        path,
+        Some(json!({"headers": {"X-B": "upper", "x-b": "lower"}})),
         422,
     )
     .await;
@@ -157,14 +145,11 @@ async fn endpoint_headers_are_read_replaced_and_merged_and_sent() {
         json!({"headers": {"X-Region": "eu"}, "sensitive": []})
     );
     // Hookline's header rules hold here too, in Svix's error shape.
-    let err = expect_json(
-        svix(
-            &app,
-            Method::PUT,
-            path,
-            Some(json!({"headers": {"Content-Type": "text/plain"}})),
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::PUT,
+        path,
+        Some(json!({"headers": {"Content-Type": "text/plain"}})),
         422,
     )
     .await;
@@ -173,14 +158,11 @@ async fn endpoint_headers_are_read_replaced_and_merged_and_sent() {
         json!(["body", "headers", "Content-Type"]),
         "{err}"
     );
-    let err = expect_json(
-        svix(
-            &app,
-            Method::PATCH,
-            path,
-            Some(json!({"deleteHeaders": []})),
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::PATCH,
+        path,
+        Some(json!({"deleteHeaders": []})),
         422,
     )
     .await;
@@ -207,14 +189,11 @@ async fn endpoint_headers_are_read_replaced_and_merged_and_sent() {
     .unwrap();
     assert_eq!(count, 16);
     // Someone else's endpoint, or none: 404.
-    let err = expect_json(
-        svix(
-            &app,
-            Method::GET,
-            "/api/v1/app/heads/endpoint/nobody/headers",
-            None,
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::GET,
+        "/api/v1/app/heads/endpoint/nobody/headers",
+        None,
         404,
     )
     .await;
@@ -228,14 +207,11 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
     let ok = TestReceiver::start().await;
     let refusing = TestReceiver::start().await;
     refusing.default_reply(Reply::status(400).body("no thanks"));
-    expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app",
-            Some(json!({"name": "Reads", "uid": "reads"})),
-        )
-        .await,
+    svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app",
+        Some(json!({"name": "Reads", "uid": "reads"})),
         201,
     )
     .await;
@@ -245,27 +221,21 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
         ("bad", refusing.url("/no")),
         ("off", ok.url("/off")),
     ] {
-        let ep = expect_json(
-            svix(
-                &app,
-                Method::POST,
-                "/api/v1/app/reads/endpoint",
-                Some(json!({"url": url, "uid": uid, "disabled": uid == "off"})),
-            )
-            .await,
+        let ep = svix_json(
+            &app,
+            Method::POST,
+            "/api/v1/app/reads/endpoint",
+            Some(json!({"url": url, "uid": uid, "disabled": uid == "off"})),
             201,
         )
         .await;
         endpoints.push(ep["id"].as_str().unwrap().to_string());
     }
-    let msg = expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/reads/msg",
-            Some(json!({"eventType": "a.b", "eventId": "evt-1", "payload": {"n": 1}})),
-        )
-        .await,
+    let msg = svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/reads/msg",
+        Some(json!({"eventType": "a.b", "eventId": "evt-1", "payload": {"n": 1}})),
         202,
     )
     .await;
@@ -298,14 +268,11 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
     assert_eq!(one["responseStatusCode"], 400);
     assert_eq!(one["endpointId"], endpoints[1].as_str());
     // Not an attempt of that message, or not an attempt id: 404.
-    let other = expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/reads/msg",
-            Some(json!({"eventType": "c.d", "payload": {}})),
-        )
-        .await,
+    let other = svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/reads/msg",
+        Some(json!({"eventType": "c.d", "payload": {}})),
         202,
     )
     .await;
@@ -321,7 +288,7 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
             uuid::Uuid::now_v7()
         ),
     ] {
-        let err = expect_json(svix(&app, Method::GET, &path, None).await, 404).await;
+        let err = svix_json(&app, Method::GET, &path, None, 404).await;
         assert_eq!(err["code"], "not_found", "{path}");
     }
 
@@ -379,30 +346,24 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
     )
     .await;
     assert_eq!(back["data"], first["data"]);
-    let err = expect_json(
-        svix(
-            &app,
-            Method::GET,
-            &format!("/api/v1/app/reads/msg/{msg_id}/endpoint?iterator=msg_x"),
-            None,
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::GET,
+        &format!("/api/v1/app/reads/msg/{msg_id}/endpoint?iterator=msg_x"),
+        None,
         422,
     )
     .await;
     assert_eq!(err["detail"][0]["loc"], json!(["query", "iterator"]));
     // An endpoint id the message did not go to is no iterator of this
     // list either.
-    let err = expect_json(
-        svix(
-            &app,
-            Method::GET,
-            &format!(
-                "/api/v1/app/reads/msg/{msg_id}/endpoint?iterator=ep_0190b2a400007000800000000000000a"
-            ),
-            None,
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::GET,
+        &format!(
+            "/api/v1/app/reads/msg/{msg_id}/endpoint?iterator=ep_0190b2a400007000800000000000000a"
+        ),
+        None,
         422,
     )
     .await;
@@ -503,29 +464,23 @@ async fn a_messages_attempt_destinations_and_an_endpoints_stats() {
         assert!(got.is_ok(), "the stats of {uid}: {}", last.lock().unwrap());
     }
     let long_ago = chrono::Utc::now() - chrono::Duration::days(1);
-    let err = expect_json(
-        svix(
-            &app,
-            Method::GET,
-            &format!(
-                "/api/v1/app/reads/endpoint/good/stats?until={}",
-                urlencoding(&(chrono::Utc::now() + chrono::Duration::hours(1)))
-            ),
-            None,
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::GET,
+        &format!(
+            "/api/v1/app/reads/endpoint/good/stats?until={}",
+            urlencoding(&(chrono::Utc::now() + chrono::Duration::hours(1)))
+        ),
+        None,
         400,
     )
     .await;
     assert_eq!(err["code"], "invalid_range");
-    let err = expect_json(
-        svix(
-            &app,
-            Method::GET,
-            "/api/v1/app/reads/endpoint/good/stats?since=2020-01-01T00:00:00Z",
-            None,
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::GET,
+        "/api/v1/app/reads/endpoint/good/stats?since=2020-01-01T00:00:00Z",
+        None,
         400,
     )
     .await;
@@ -561,37 +516,28 @@ async fn what_the_sdks_send_is_applied_or_refused() {
     let app = TestApp::spawn().await;
     app.ready().await;
     let receiver = TestReceiver::start().await;
-    expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app",
-            Some(json!({"name": "Sdk", "uid": "sdk"})),
-        )
-        .await,
+    svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app",
+        Some(json!({"name": "Sdk", "uid": "sdk"})),
         201,
     )
     .await;
-    let ep = expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/sdk/endpoint",
-            Some(json!({"url": receiver.url("/x"), "uid": "named"})),
-        )
-        .await,
+    let ep = svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/sdk/endpoint",
+        Some(json!({"url": receiver.url("/x"), "uid": "named"})),
         201,
     )
     .await;
     let ep_id = ep["id"].as_str().unwrap();
-    let msg = expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/sdk/msg",
-            Some(json!({"eventType": "a.b", "payload": {"k": "v"}})),
-        )
-        .await,
+    let msg = svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/sdk/msg",
+        Some(json!({"eventType": "a.b", "payload": {"k": "v"}})),
         202,
     )
     .await;
@@ -614,30 +560,24 @@ async fn what_the_sdks_send_is_applied_or_refused() {
         ),
         "/api/v1/app?exclude_apps_with_no_endpoints=true".to_string(),
     ] {
-        let err = expect_json(svix(&app, Method::GET, &path, None).await, 422).await;
+        let err = svix_json(&app, Method::GET, &path, None, 422).await;
         assert_eq!(err["detail"][0]["loc"][0], "query", "{path}: {err}");
     }
     // An attempt is an iterator only of the lists that hold it: not of
     // another endpoint's attempts, nor of another message's.
-    let other = expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/sdk/endpoint",
-            Some(json!({"url": receiver.url("/y")})),
-        )
-        .await,
+    let other = svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/sdk/endpoint",
+        Some(json!({"url": receiver.url("/y")})),
         201,
     )
     .await;
-    let second = expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/sdk/msg",
-            Some(json!({"eventType": "a.b", "payload": {"n": 2}})),
-        )
-        .await,
+    let second = svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/sdk/msg",
+        Some(json!({"eventType": "a.b", "payload": {"n": 2}})),
         202,
     )
     .await;
@@ -658,7 +598,7 @@ async fn what_the_sdks_send_is_applied_or_refused() {
             msg["id"].as_str().unwrap()
         ),
     ] {
-        let err = expect_json(svix(&app, Method::GET, &path, None).await, 422).await;
+        let err = svix_json(&app, Method::GET, &path, None, 422).await;
         assert_eq!(
             err["detail"][0]["loc"],
             json!(["query", "iterator"]),
@@ -688,14 +628,11 @@ async fn what_the_sdks_send_is_applied_or_refused() {
         json!({"eventType": "a.b", "payload": {}, "transformationsParams": {
             "rawPayload": "{\"raw\": true}", "headers": {"content-type": content_type}}})
     };
-    let err = expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/sdk/msg",
-            Some(raw("application/vnd.custom+json")),
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/sdk/msg",
+        Some(raw("application/vnd.custom+json")),
         422,
     )
     .await;
@@ -704,40 +641,31 @@ async fn what_the_sdks_send_is_applied_or_refused() {
         json!(["body", "transformationsParams", "headers"])
     );
     for json_type in ["application/json", "application/json; charset=utf-8"] {
-        expect_json(
-            svix(
-                &app,
-                Method::POST,
-                "/api/v1/app/sdk/msg",
-                Some(raw(json_type)),
-            )
-            .await,
+        svix_json(
+            &app,
+            Method::POST,
+            "/api/v1/app/sdk/msg",
+            Some(raw(json_type)),
             202,
         )
         .await;
     }
     // PUT is the whole endpoint: addressed by id, without a uid it has
     // none; addressed by its uid, it keeps it.
-    let put = expect_json(
-        svix(
-            &app,
-            Method::PUT,
-            "/api/v1/app/sdk/endpoint/named",
-            Some(json!({"url": receiver.url("/y")})),
-        )
-        .await,
+    let put = svix_json(
+        &app,
+        Method::PUT,
+        "/api/v1/app/sdk/endpoint/named",
+        Some(json!({"url": receiver.url("/y")})),
         200,
     )
     .await;
     assert_eq!(put["uid"], "named");
-    let put = expect_json(
-        svix(
-            &app,
-            Method::PUT,
-            &format!("/api/v1/app/sdk/endpoint/{ep_id}"),
-            Some(json!({"url": receiver.url("/y")})),
-        )
-        .await,
+    let put = svix_json(
+        &app,
+        Method::PUT,
+        &format!("/api/v1/app/sdk/endpoint/{ep_id}"),
+        Some(json!({"url": receiver.url("/y")})),
         200,
     )
     .await;
@@ -745,14 +673,11 @@ async fn what_the_sdks_send_is_applied_or_refused() {
     // Event types: descending order, un-archiving keeps createdAt, schema
     // errors located in `schemas`.
     for name in ["zz.one", "zz.two"] {
-        expect_json(
-            svix(
-                &app,
-                Method::POST,
-                "/api/v1/event-type",
-                Some(json!({"name": name, "description": "d"})),
-            )
-            .await,
+        svix_json(
+            &app,
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": name, "description": "d"})),
             201,
         )
         .await;
@@ -784,42 +709,33 @@ async fn what_the_sdks_send_is_applied_or_refused() {
     let created = get(&app, "/api/v1/event-type/zz.one").await["createdAt"].clone();
     let res = svix(&app, Method::DELETE, "/api/v1/event-type/zz.one", None).await;
     assert_eq!(res.status(), 204);
-    let back = expect_json(
-        svix(
-            &app,
-            Method::PATCH,
-            "/api/v1/event-type/zz.one",
-            Some(json!({"archived": false})),
-        )
-        .await,
+    let back = svix_json(
+        &app,
+        Method::PATCH,
+        "/api/v1/event-type/zz.one",
+        Some(json!({"archived": false})),
         200,
     )
     .await;
     assert_eq!(back["archived"], false);
     assert_eq!(back["createdAt"], created);
     assert_ne!(back["updatedAt"], created);
-    let err = expect_json(
-        svix(
-            &app,
-            Method::PATCH,
-            "/api/v1/event-type/zz.two",
-            Some(json!({"schemas": {"1": {"type": 12}}})),
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::PATCH,
+        "/api/v1/event-type/zz.two",
+        Some(json!({"schemas": {"1": {"type": 12}}})),
         422,
     )
     .await;
     assert_eq!(err["detail"][0]["loc"][1], "schemas", "{err}");
     assert_eq!(err["detail"][0]["loc"][2], "1", "{err}");
     // Located at the version the request gave (the newest, which is kept).
-    let err = expect_json(
-        svix(
-            &app,
-            Method::PATCH,
-            "/api/v1/event-type/zz.two",
-            Some(json!({"schemas": {"2": {"type": "object"}, "7": {"type": "nope"}}})),
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::PATCH,
+        "/api/v1/event-type/zz.two",
+        Some(json!({"schemas": {"2": {"type": "object"}, "7": {"type": "nope"}}})),
         422,
     )
     .await;
@@ -829,11 +745,7 @@ async fn what_the_sdks_send_is_applied_or_refused() {
         "{err}"
     );
     // An unknown route here points at this API's document.
-    let err = expect_json(
-        svix(&app, Method::GET, "/api/v1/nothing/here", None).await,
-        404,
-    )
-    .await;
+    let err = svix_json(&app, Method::GET, "/api/v1/nothing/here", None, 404).await;
     assert!(
         err["detail"]
             .as_str()
@@ -850,28 +762,22 @@ async fn what_the_sdks_send_is_applied_or_refused() {
 #[tokio::test]
 async fn after_alone_pages_forwards_in_time() {
     let app = TestApp::spawn().await;
-    expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app",
-            Some(json!({"name": "Sync", "uid": "sync"})),
-        )
-        .await,
+    svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app",
+        Some(json!({"name": "Sync", "uid": "sync"})),
         201,
     )
     .await;
     let t0 = chrono::Utc::now() - chrono::Duration::seconds(1);
     let mut sent = Vec::new();
     for i in 0..7 {
-        let m = expect_json(
-            svix(
-                &app,
-                Method::POST,
-                "/api/v1/app/sync/msg",
-                Some(json!({"eventType": "a.b", "payload": {"i": i}})),
-            )
-            .await,
+        let m = svix_json(
+            &app,
+            Method::POST,
+            "/api/v1/app/sync/msg",
+            Some(json!({"eventType": "a.b", "payload": {"i": i}})),
             202,
         )
         .await;
@@ -926,14 +832,11 @@ async fn after_alone_pages_forwards_in_time() {
     );
     // A message lists at most 5 channels, as Svix allows.
     let six: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
-    let err = expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/sync/msg",
-            Some(json!({"eventType": "a.b", "payload": {}, "channels": six})),
-        )
-        .await,
+    let err = svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/sync/msg",
+        Some(json!({"eventType": "a.b", "payload": {}, "channels": six})),
         422,
     )
     .await;
@@ -949,29 +852,23 @@ async fn after_alone_pages_forwards_in_time() {
 #[tokio::test]
 async fn putting_an_event_type_replaces_what_it_leaves_out() {
     let app = TestApp::spawn().await;
-    expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/event-type",
-            Some(
-                json!({"name": "order.placed", "description": "d", "groupName": "Sales",
+    svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/event-type",
+        Some(
+            json!({"name": "order.placed", "description": "d", "groupName": "Sales",
                         "deprecated": true,
                         "schemas": {"1": {"type": "object", "required": ["a"]}}}),
-            ),
-        )
-        .await,
+        ),
         201,
     )
     .await;
-    expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app",
-            Some(json!({"name": "Shop", "uid": "shop"})),
-        )
-        .await,
+    svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app",
+        Some(json!({"name": "Shop", "uid": "shop"})),
         201,
     )
     .await;
@@ -983,14 +880,11 @@ async fn putting_an_event_type_replaces_what_it_leaves_out() {
     )
     .await;
     assert_eq!(refused.status(), 422);
-    let put = expect_json(
-        svix(
-            &app,
-            Method::PUT,
-            "/api/v1/event-type/order.placed",
-            Some(json!({"description": "replaced"})),
-        )
-        .await,
+    let put = svix_json(
+        &app,
+        Method::PUT,
+        "/api/v1/event-type/order.placed",
+        Some(json!({"description": "replaced"})),
         200,
     )
     .await;
@@ -999,14 +893,11 @@ async fn putting_an_event_type_replaces_what_it_leaves_out() {
     assert_eq!(put["schemas"], Value::Null, "{put}");
     assert_eq!(put["groupName"], "order", "{put}");
     // Payloads are no longer checked against the schema that was left out.
-    expect_json(
-        svix(
-            &app,
-            Method::POST,
-            "/api/v1/app/shop/msg",
-            Some(json!({"eventType": "order.placed", "payload": {"b": 1}})),
-        )
-        .await,
+    svix_json(
+        &app,
+        Method::POST,
+        "/api/v1/app/shop/msg",
+        Some(json!({"eventType": "order.placed", "payload": {"b": 1}})),
         202,
     )
     .await;
@@ -1023,14 +914,11 @@ async fn putting_an_event_type_replaces_what_it_leaves_out() {
         }
     };
     let before = events(&app).await;
-    let again = expect_json(
-        svix(
-            &app,
-            Method::PUT,
-            "/api/v1/event-type/order.placed",
-            Some(json!({"description": "replaced"})),
-        )
-        .await,
+    let again = svix_json(
+        &app,
+        Method::PUT,
+        "/api/v1/event-type/order.placed",
+        Some(json!({"description": "replaced"})),
         200,
     )
     .await;
