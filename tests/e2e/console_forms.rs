@@ -78,6 +78,20 @@ async fn a_tenant_a_key_or_a_portal_link_is_made_once_and_shown_once() {
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), tenant_page);
     assert_eq!(tenant_count(&app).await, before + 1);
+    // A refused name keeps the page whole: the list, and what was typed.
+    let res = post_form(
+        &app,
+        &cookie,
+        "/console/tenants",
+        &[("_csrf", csrf.as_str()), ("name", "   ")],
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("id=\"tenants\""), "the list stays: {body}");
+    assert!(body.contains("Gamma"), "{body}");
+    assert!(body.contains("aria-invalid=\"true\""), "{body}");
+    assert_eq!(tenant_count(&app).await, before + 1);
 
     // A key: the same.
     let res = post_form(

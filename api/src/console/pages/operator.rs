@@ -74,12 +74,33 @@ pub async fn tenants(
     Query(q): Query<ListQuery>,
 ) -> PageResult {
     require_operator(&viewer)?;
+    let content = tenants_content(&state, &viewer, &q, "", None).await?;
+    Ok(shell(
+        &state,
+        &viewer,
+        viewer.t(M::Tenants),
+        Nav::Tenants,
+        &uri,
+        content,
+    )
+    .await)
+}
+
+/// The tenants page: the list, and the create form with what was typed
+/// and its error (a refused create keeps the list in view).
+async fn tenants_content(
+    state: &AppState,
+    viewer: &Viewer,
+    q: &ListQuery,
+    name: &str,
+    error: Option<&str>,
+) -> Result<Markup, Failure> {
     let page = state
         .tenants
         .list(false, PageRequest::parse(Some(100), q.cursor.as_deref())?)
         .await?;
     let t = |m: M| viewer.t(m);
-    let content = html! {
+    Ok(html! {
         h1 { (t(M::Tenants)) }
         (crate::console::layout::done_notice(viewer.locale, q.done.as_deref()))
         @if page.data.is_empty() {
@@ -95,7 +116,7 @@ pub async fn tenants(
                             td { (time(tenant.created_at)) }
                             td {
                                 form.inline method="post" action={ "/console/tenants/" (tenant.id) "/open" } {
-                                    (csrf(&viewer))
+                                    (csrf(viewer))
                                     button.secondary type="submit" { (t(M::OpenConsole)) span.visually-hidden { " " (tenant.name) } }
                                 }
                             }
@@ -107,9 +128,8 @@ pub async fn tenants(
         @if let Some(next) = &page.next_cursor {
             p { a href={ "/console/tenants?cursor=" (urlencode(next)) } { (t(M::NextPage)) } }
         }
-        (create_form(&viewer, "", None))
-    };
-    Ok(shell(&state, &viewer, t(M::Tenants), Nav::Tenants, &uri, content).await)
+        (create_form(viewer, name, error))
+    })
 }
 
 fn key_once(viewer: &Viewer, key: &IssuedKey) -> Markup {
@@ -136,7 +156,7 @@ pub async fn create_tenant(State(state): State<AppState>, uri: Uri, post: Posted
         Err(e) => {
             let msg = crate::console::i18n::field_error(viewer.locale, &e);
             let content =
-                html! { h1 { (viewer.t(M::Tenants)) } (create_form(&viewer, &raw, Some(&msg))) };
+                tenants_content(&state, &viewer, &ListQuery::default(), &raw, Some(&msg)).await?;
             let mut r = shell(
                 &state,
                 &viewer,
