@@ -715,6 +715,11 @@ async fn console_forms_and_addresses_answer_with_their_errors() {
         body.contains("id=\"events-error\" role=\"alert\">events"),
         "{body}"
     );
+    // The text field it came from points at the message, marked invalid.
+    assert!(
+        body.contains("aria-describedby=\"custom_events-hint events-error\" aria-invalid=\"true\""),
+        "{body}"
+    );
 
     // A GET of an action's address is a page, not an empty 405.
     let (status, body) = page(
@@ -762,6 +767,23 @@ async fn console_forms_and_addresses_answer_with_their_errors() {
     .await;
     assert_eq!(status, 200);
     assert!(body.contains("since: must be a date and time"), "{body}");
+    // Every wrong filter is named at once, and an empty range says why.
+    let (_, body) = page(
+        &app,
+        &cookie,
+        &format!("/console/subscriptions/{id}?since=notatime&until=2020-13-45&status=bogus"),
+    )
+    .await;
+    for field in ["status:", "since:", "until:"] {
+        assert!(body.contains(field), "{field} in {body}");
+    }
+    let (_, body) = page(
+        &app,
+        &cookie,
+        &format!("/console/subscriptions/{id}?since=2026-12-06T10:00&until=2026-12-05T10:00"),
+    )
+    .await;
+    assert!(body.contains("until: must be after the start"), "{body}");
     // The log's live fragment shows no rows for a filter it cannot read.
     let (status, _) = page(
         &app,

@@ -114,7 +114,7 @@ messages! {
     CreateTenant => "Create tenant", "Crear cuenta";
     Created => "Created", "Creado";
     CustomEvents => "Other event names", "Otros nombres de evento";
-    CustomEventsHint => "Separated by commas: exact names (order.shipped) or wildcards (order.*).", "Separados por comas: nombres exactos (order.shipped) o comodines (order.*).";
+    CustomEventsHint => "Separated by commas or spaces: exact names (order.shipped) or wildcards (order.*).", "Separados por comas o espacios: nombres exactos (order.shipped) o comodines (order.*).";
     CustomHeaders => "Custom headers", "Cabeceras personalizadas";
     Dashboard => "Dashboard", "Panel";
     DashboardLead => "Deliveries created since", "Entregas creadas desde";

@@ -60,25 +60,60 @@ fn parse_local(field: &str, v: &str) -> Result<DateTime<Utc>, ValidationError> {
 }
 
 impl LogFilters {
-    fn query(&self, id: SubscriptionId) -> Result<ListDeliveries, ValidationError> {
-        Ok(ListDeliveries {
-            status: non_empty(&self.status)
+    /// The filters as a query, or every one that is wrong.
+    fn query(&self, id: SubscriptionId) -> Result<ListDeliveries, Vec<ValidationError>> {
+        fn keep<T>(
+            errors: &mut Vec<ValidationError>,
+            r: Result<Option<T>, ValidationError>,
+        ) -> Option<T> {
+            r.map_err(|e| errors.push(e)).ok().flatten()
+        }
+        let mut errors = Vec::new();
+        let status = keep(
+            &mut errors,
+            non_empty(&self.status)
                 .map(|s| {
                     DeliveryStatus::parse(s)
                         .ok_or_else(|| ValidationError::new("status", "is not a delivery status"))
                 })
-                .transpose()?,
-            event: non_empty(&self.event)
+                .transpose(),
+        );
+        let event = keep(
+            &mut errors,
+            non_empty(&self.event)
                 .map(|e| EventPattern::parse(e, "event"))
-                .transpose()?,
+                .transpose(),
+        );
+        let since = keep(
+            &mut errors,
+            non_empty(&self.since)
+                .map(|v| parse_local("since", v))
+                .transpose(),
+        );
+        let until = keep(
+            &mut errors,
+            non_empty(&self.until)
+                .map(|v| parse_local("until", v))
+                .transpose(),
+        );
+        if let (Some(from), Some(to)) = (since, until) {
+            if from >= to {
+                errors.push(ValidationError::new(
+                    "until",
+                    "must be after the start (From)",
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ListDeliveries {
+            status,
+            event,
             subscription_id: Some(id),
             request_id: None,
-            since: non_empty(&self.since)
-                .map(|v| parse_local("since", v))
-                .transpose()?,
-            until: non_empty(&self.until)
-                .map(|v| parse_local("until", v))
-                .transpose()?,
+            since,
+            until,
             page: PageRequest {
                 limit: 50,
                 before: None,
@@ -137,7 +172,7 @@ async fn list_for(
     viewer: &Viewer,
     id: SubscriptionId,
     filters: &LogFilters,
-) -> Result<Result<Vec<DeliveryRecord>, ValidationError>, Failure> {
+) -> Result<Result<Vec<DeliveryRecord>, Vec<ValidationError>>, Failure> {
     let query = match filters.query(id) {
         Ok(q) => q,
         Err(e) => return Ok(Err(e)),
@@ -161,7 +196,16 @@ pub async fn log_section(
     let listed = list_for(state, viewer, view.id, filters).await?;
     let (list, filter_error) = match listed {
         Ok(l) => (l, None),
-        Err(e) => (vec![], Some(field_error(locale, &e))),
+        Err(errors) => (
+            vec![],
+            Some(
+                errors
+                    .iter()
+                    .map(|e| field_error(locale, e))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        ),
     };
     let qs = filters.query_string();
     let live = format!("/console/subscriptions/{}/deliveries?{qs}", view.id);

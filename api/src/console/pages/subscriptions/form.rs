@@ -268,7 +268,8 @@ fn render_form(
                 div.field {
                     label for="custom_events" { (t(M::CustomEvents)) }
                     input #custom_events type="text" name="custom_events" value=(custom.join(", "))
-                        placeholder="order.shipped, order.*" aria-describedby="custom_events-hint";
+                        placeholder="order.shipped, order.*" aria-describedby="custom_events-hint events-error"
+                        aria-invalid=[invalid("events")];
                     p.hint #custom_events-hint { (t(M::CustomEventsHint)) }
                 }
                 (field_msg("events", form.error("events")))
