@@ -1415,3 +1415,59 @@ async fn a_scoped_trace_says_what_the_link_shows() {
     let (_, full) = page(&app, &own, "/console/requests/paid-to-b").await;
     assert!(full.contains(&rx.url("/b")), "{full}");
 }
+
+/// The dashboard's failing subscriptions include one whose receiver fails
+/// while its deliveries still wait for retries: a receiver down for hours
+/// shows before its retries run out.
+#[tokio::test]
+async fn the_dashboard_shows_a_subscription_failing_before_its_retries_run_out() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HOOKLINE_RETRY_SCHEDULE".into(), "600".into());
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let rx = TestReceiver::start().await;
+    rx.default_reply(hookline_tests::receiver::Reply::status(500));
+    let cookie = sign_in(&app, &t.api_key).await;
+    let (_, body) = page(&app, &cookie, "/console/dashboard").await;
+    assert!(
+        body.contains("No delivery failed in the last 24 hours"),
+        "{body}"
+    );
+    let sub = app
+        .subscribe(&t, json!({"url": rx.url("/down"), "events": ["a.b"]}))
+        .await;
+    let id = sub["id"].as_str().unwrap().to_string();
+    let published = expect_json(
+        app.post(&t, "/v1/events", json!({"event_type": "a.b", "data": {}}))
+            .await,
+        202,
+    )
+    .await;
+    let delivery = published["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rx.wait_for(1, std::time::Duration::from_secs(30)).await;
+    hookline_tests::eventually(
+        "the failed attempt listed",
+        std::time::Duration::from_secs(30),
+        || async {
+            let d = expect_json(
+                app.get(&t, &format!("/v1/deliveries?subscription_id={id}"))
+                    .await,
+                200,
+            )
+            .await;
+            (d["data"][0]["id"] == delivery.as_str() && d["data"][0]["last_status_code"] == 500)
+                .then_some(())
+        },
+    )
+    .await;
+    let (_, body) = page(&app, &cookie, "/console/dashboard").await;
+    assert!(
+        body.contains(&format!("/console/subscriptions/{id}")),
+        "the retrying subscription is listed: {body}"
+    );
+    assert!(!body.contains("No delivery failed"), "{body}");
+}

@@ -221,7 +221,7 @@ messages! {
     NoDeliveriesYet => "None yet", "Ninguna aún";
     NoErrors => "none", "ninguno";
     NoExample => "No example for this type.", "No hay ejemplo para este tipo.";
-    NoFailing => "No subscription failed in the last 24 hours.", "Ninguna suscripción falló en las últimas 24 horas.";
+    NoFailing => "No delivery failed in the last 24 hours, for good or awaiting a retry.", "Ninguna entrega falló en las últimas 24 horas, del todo o a la espera de un reintento.";
     NoMatches => "No subscription matches these filters.", "Ninguna suscripción coincide con estos filtros.";
     NoSchema => "No schema: any JSON object is accepted.", "Sin esquema: se acepta cualquier objeto JSON.";
     NoTenants => "No tenants yet. Create the first one below.", "Aún no hay cuentas. Cree la primera abajo.";

@@ -22,6 +22,9 @@ pub struct DeliveryBucket {
 pub struct FailingSubscription {
     pub subscription_id: SubscriptionId,
     pub url: String,
+    /// Its deliveries that failed for good, and those whose last attempt
+    /// failed and that wait for a retry (a receiver failing for hours shows
+    /// before its retries run out).
     pub failed: u64,
     pub total: u64,
     pub last_error: Option<String>,
