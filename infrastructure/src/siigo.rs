@@ -401,12 +401,26 @@ impl SiigoClient {
         Ok(answer)
     }
 
-    /// The subscriptions Siigo has: a bare array, or `{results: […]}`
-    /// pages (Siigo's list shape, with `pagination.total_results`), read
-    /// page after page (`?page=N`) until they hold that many, a page comes
-    /// back empty, or [`MAX_LIST_PAGES`] were read.
-    async fn list(&self, account: &SiigoAccount) -> Result<Vec<Value>, UpstreamFailure> {
-        let mut items = Vec::new();
+    /// A subscription Siigo already has for this URL and topic (a create
+    /// whose answer was lost). Siigo's list is a bare array, or
+    /// `{results: […]}` pages (with `pagination.total_results`), read one
+    /// `?page=N` after the other until one holds it, they hold that many,
+    /// a page comes back empty, or [`MAX_LIST_PAGES`] were read. A page
+    /// that cannot be read ends the search with what was found before it
+    /// (nothing).
+    async fn existing(
+        &self,
+        account: &SiigoAccount,
+        request: &SiigoWebhookRequest,
+    ) -> Option<SiigoWebhook> {
+        let found = |items: &[Value]| {
+            items.iter().find_map(|item| {
+                let same = item.get("url").and_then(Value::as_str) == Some(request.url.as_str())
+                    && item.get("topic").and_then(Value::as_str) == Some(request.topic.as_str());
+                same.then(|| webhook(item, &request.topic)).flatten()
+            })
+        };
+        let mut seen: u64 = 0;
         for page in 1..=MAX_LIST_PAGES {
             let path = if page == 1 {
                 "/v1/webhooks".to_string()
@@ -415,46 +429,34 @@ impl SiigoClient {
             };
             let answer = self
                 .retrying(|| self.authorised(account, Method::GET, &path, None))
-                .await?;
+                .await
+                .ok()?;
             if !answer.status.is_success() {
-                return Err(refused(&answer));
+                return None;
             }
             let Value::Object(mut map) = answer.body else {
-                if let Value::Array(all) = answer.body {
-                    items.extend(all);
-                }
-                return Ok(items);
+                return match answer.body {
+                    Value::Array(all) => found(&all),
+                    _ => None,
+                };
             };
-            let got = match map.remove("results") {
-                Some(Value::Array(got)) => got,
+            let items = match map.remove("results") {
+                Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             };
-            let read = got.len();
-            items.extend(got);
+            if let Some(hit) = found(&items) {
+                return Some(hit);
+            }
+            seen += items.len() as u64;
             let total = map
                 .get("pagination")
                 .and_then(|p| p.get("total_results"))
                 .and_then(Value::as_u64);
-            if read == 0 || total.is_none_or(|t| items.len() as u64 >= t) {
-                return Ok(items);
+            if items.is_empty() || total.is_none_or(|t| seen >= t) {
+                return None;
             }
         }
-        Ok(items)
-    }
-
-    /// A subscription Siigo already has for this URL and topic (a create
-    /// whose answer was lost).
-    async fn existing(
-        &self,
-        account: &SiigoAccount,
-        request: &SiigoWebhookRequest,
-    ) -> Option<SiigoWebhook> {
-        let items = self.list(account).await.ok()?;
-        items.iter().find_map(|item| {
-            let same = item.get("url").and_then(Value::as_str) == Some(request.url.as_str())
-                && item.get("topic").and_then(Value::as_str) == Some(request.topic.as_str());
-            same.then(|| webhook(item, &request.topic)).flatten()
-        })
+        None
     }
 }
 

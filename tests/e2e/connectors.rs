@@ -931,6 +931,36 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
         .collect();
     // One create, then the list's two pages; no second create.
     assert_eq!(queries, ["", "", "page=2"], "{queries:?}");
+    // Found on the first page: the next ones are not read (one that
+    // cannot be read must not hide a subscription already found).
+    let siigo = TestReceiver::start().await;
+    siigo.script(vec![
+        json_reply(token.clone()),
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(&huge),
+        json_reply(
+            json!({"pagination": {"page": 1, "page_size": 2, "total_results": 4},
+                          "results": [other(1), {"id": "up-6", "url": "https://erp.example/first",
+                                                 "topic": "public.siigoapi.products.create"}]}),
+        ),
+        Reply::status(500),
+    ]);
+    let created = provision(
+        "https://erp.example/first",
+        "access-key-0006",
+        siigo.url(""),
+        201,
+    )
+    .await;
+    assert_eq!(created["upstream_ids"], json!(["up-6"]), "{created}");
+    let queries: Vec<String> = siigo
+        .received()
+        .iter()
+        .filter(|r| r.path == "/v1/webhooks")
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(queries, ["", ""], "{queries:?}");
 
     // Every try's answer lost, the last one's too: the check after the
     // last try finds what it made (nothing is left at Siigo unrecorded).
