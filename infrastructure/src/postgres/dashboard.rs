@@ -73,7 +73,7 @@ impl DeliveryStats for PgDeliveryStats {
         let rows = sqlx::query(
             "SELECT subscription_id, max(url) AS url,
                     count(*) FILTER (WHERE status IN ('failed', 'abandoned')
-                                        OR (status = 'pending' AND last_error IS NOT NULL)) AS failed,
+                                        OR (status = 'pending' AND attempts > 0 AND last_error IS NOT NULL)) AS failed,
                     count(*) AS total,
                     (array_agg(last_error ORDER BY updated_at DESC)
                         FILTER (WHERE last_error IS NOT NULL))[1] AS last_error
@@ -81,7 +81,7 @@ impl DeliveryStats for PgDeliveryStats {
               WHERE tenant_id = $1 AND created_at >= $2
               GROUP BY subscription_id
              HAVING count(*) FILTER (WHERE status IN ('failed', 'abandoned')
-                                        OR (status = 'pending' AND last_error IS NOT NULL)) > 0
+                                        OR (status = 'pending' AND attempts > 0 AND last_error IS NOT NULL)) > 0
               ORDER BY 3 DESC, 1 LIMIT $3",
         )
         .bind(tenant.as_uuid())
