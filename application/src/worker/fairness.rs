@@ -34,10 +34,13 @@ pub const SLOW_ATTEMPT: Duration = Duration::from_secs(2);
 pub const SLOW_MEMORY: Duration = Duration::from_secs(60);
 /// How long a delivery over a cap waits before it is claimed again:
 /// briefly when the level is merely busy; when it is slow, about as long
-/// as its attempts take (a slot frees within that), between the two.
+/// as its attempts take (a slot frees within that), from 1 to 5 s.
 /// Waiting longer left a slow receiver's capped slots idle: at 2 s an
-/// attempt and 5 s a wait, two fifths of them were used.
+/// attempt and 5 s a wait, two fifths of them were used. Not under a
+/// second: a tenant's or a host's average mixes in its fast attempts, and
+/// every wait is a write of each deferred row.
 const DEFER_BUSY: Duration = Duration::from_millis(100);
+const DEFER_SLOW_AT_LEAST: Duration = Duration::from_secs(1);
 const DEFER_SLOW: Duration = Duration::from_secs(5);
 
 /// Who an attempt's slot counts against.
@@ -121,7 +124,7 @@ fn limit(load: Option<&Load>, cap: usize, slow_cap: usize, now: Instant) -> (usi
             let wait = l
                 .average
                 .map_or(DEFER_SLOW, Duration::from_secs_f64)
-                .clamp(DEFER_BUSY, DEFER_SLOW);
+                .clamp(DEFER_SLOW_AT_LEAST, DEFER_SLOW);
             (slow_cap, wait)
         }
         _ => (cap, DEFER_BUSY),
@@ -277,6 +280,14 @@ mod tests {
             f.admit(&s, now),
             Admission::Defer(Duration::from_secs_f64(0.8 * 2.0 + 0.2 * 1.0))
         );
+        // Never shorter than a second, however fast its other attempts.
+        for _ in 0..20 {
+            f.release(&s, true, Duration::from_millis(10), now);
+            assert!(started(f.admit(&s, now)));
+        }
+        f.release(&s, true, Duration::from_millis(10), now);
+        assert!(started(f.admit(&s, now)));
+        assert_eq!(f.admit(&s, now), Admission::Defer(Duration::from_secs(1)));
         // Never longer than 5 s, however long its attempts take.
         f.release(&s, true, Duration::from_secs(30), now);
         assert!(started(f.admit(&s, now)));
