@@ -901,6 +901,24 @@ async fn putting_an_event_type_replaces_what_it_leaves_out() {
         202,
     )
     .await;
+    // A description left out is gone too.
+    let bare = svix_json(
+        &app,
+        Method::PUT,
+        "/api/v1/event-type/order.placed",
+        Some(json!({})),
+        200,
+    )
+    .await;
+    assert_eq!(bare["description"], "", "{bare}");
+    svix_json(
+        &app,
+        Method::PUT,
+        "/api/v1/event-type/order.placed",
+        Some(json!({"description": "replaced"})),
+        200,
+    )
+    .await;
     // The same PUT again changes nothing, and writes nothing.
     let events = |app: &TestApp| {
         let pool = app.db.pool.clone();

@@ -541,6 +541,7 @@ async fn upsert(
         archived: Some(input.archived.unwrap_or(false)),
         deprecated: Some(input.deprecated.unwrap_or(false)),
         schemas: Some(input.schemas.flatten()),
+        description: Some(input.description.clone().unwrap_or_default()),
         group_name: Some(input.group_name.clone().unwrap_or_else(|| group_of(&name))),
         ..input
     };
