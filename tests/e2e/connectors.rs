@@ -868,11 +868,15 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
     let token = json!({"access_token": "tok-abcdef-123", "expires_in": 86400});
     // (The first scenario's answer is over 4 MiB; so are the lost ones.)
     let huge = format!("{{\"id\": \"up-1\", \"pad\": \"{}\"}}", "x".repeat(5 << 20));
-    siigo.script(vec![
-        json_reply(token.clone()),
+    // A create whose answer is lost (read up to the bound, then dropped).
+    let lost = || {
         Reply::status(200)
             .header("content-type", "application/json")
-            .body(&huge),
+            .body(&huge)
+    };
+    siigo.script(vec![
+        json_reply(token.clone()),
+        lost(),
         // The check before trying again: Siigo's list has it.
         json_reply(json!([{"id": "up-1", "url": "https://erp.example/hook",
                            "topic": "public.siigoapi.products.create"}])),
@@ -901,9 +905,7 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
     };
     siigo.script(vec![
         json_reply(token.clone()),
-        Reply::status(200)
-            .header("content-type", "application/json")
-            .body(&huge),
+        lost(),
         json_reply(
             json!({"pagination": {"page": 1, "page_size": 2, "total_results": 3},
                           "results": [other(1), other(2)],
@@ -923,12 +925,7 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
     )
     .await;
     assert_eq!(created["upstream_ids"], json!(["up-5"]), "{created}");
-    let queries: Vec<String> = siigo
-        .received()
-        .iter()
-        .filter(|r| r.path == "/v1/webhooks")
-        .map(|r| r.query.clone())
-        .collect();
+    let queries = webhook_calls(&siigo);
     // One create, then the list's two pages; no second create.
     assert_eq!(queries, ["", "", "page=2"], "{queries:?}");
     // Found on the first page: the next ones are not read (one that
@@ -936,9 +933,7 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
     let siigo = TestReceiver::start().await;
     siigo.script(vec![
         json_reply(token.clone()),
-        Reply::status(200)
-            .header("content-type", "application/json")
-            .body(&huge),
+        lost(),
         json_reply(
             json!({"pagination": {"page": 1, "page_size": 2, "total_results": 4},
                           "results": [other(1), {"id": "up-6", "url": "https://erp.example/first",
@@ -954,12 +949,7 @@ async fn siigos_answers_are_bounded_and_its_error_texts_tamed() {
     )
     .await;
     assert_eq!(created["upstream_ids"], json!(["up-6"]), "{created}");
-    let queries: Vec<String> = siigo
-        .received()
-        .iter()
-        .filter(|r| r.path == "/v1/webhooks")
-        .map(|r| r.query.clone())
-        .collect();
+    let queries = webhook_calls(&siigo);
     assert_eq!(queries, ["", ""], "{queries:?}");
 
     // Every try's answer lost, the last one's too: the check after the
@@ -1261,4 +1251,15 @@ async fn the_cli_lists_what_the_cli_provisioned_with_no_server_running() {
     let listed = list(false).await;
     assert_eq!(listed.code, Some(0), "{}", listed.stderr);
     assert!(!listed.stdout.contains(id), "{}", listed.stdout);
+}
+
+/// The query strings of a Siigo stand-in's calls to `/v1/webhooks`, in
+/// order (a create has none).
+fn webhook_calls(siigo: &TestReceiver) -> Vec<String> {
+    siigo
+        .received()
+        .iter()
+        .filter(|r| r.path == "/v1/webhooks")
+        .map(|r| r.query.clone())
+        .collect()
 }
